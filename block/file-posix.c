@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The "file" protocol: a regular file (or block device) on the host. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qemu/cutils.h"
+
+typedef struct BDRVRawState {
+    int fd;
+} BDRVRawState;
+
+static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    const char *filename = qdict_get_try_str(options, "filename");
+    struct stat st;
+
+    if (!filename || !*filename) {
+        error_setg(errp, "The 'file' block driver requires a file name");
+        return -EINVAL;
+    }
+    /* A "file:" prefix names the protocol explicitly. */
+    if (!strncmp(filename, "file:", 5)) {
+        filename += 5;
+    }
+    g_strlcpy(bs->filename, filename, sizeof(bs->filename));
+    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (s->fd < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not open '%s'", filename);
+        return -err;
+    }
+    if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(s->fd);
+        s->fd = -1;
+        error_setg(errp, "Could not open '%s': Is a directory", filename);
+        return -EISDIR;
+    }
+    qdict_del(options, "filename");
+    return 0;
+}
+
+static void file_close(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      void *buf, int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    uint8_t *p = buf;
+
+    while (bytes > 0) {
+        ssize_t n = pread(s->fd, p, bytes, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_setg_errno(errp, errno, "Could not read '%s'", bs->filename);
+            return -errno;
+        }
+        if (n == 0) {
+            /* Beyond the end of the file reads as zeroes. */
+            memset(p, 0, bytes);
+            break;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    const uint8_t *p = buf;
+
+    while (bytes > 0) {
+        ssize_t n = pwrite(s->fd, p, bytes, offset);
+        if (n < 0) {
+            int err = errno;
+            if (err == EINTR) {
+                continue;
+            }
+            error_setg_errno(errp, err, "Could not write to '%s'", bs->filename);
+            return -err;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int file_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    struct stat st;
+
+    if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (offset >= st.st_size) {
+            /* Past the end: extending the file gives zeroes for free. */
+            if (ftruncate(s->fd, offset + bytes) == 0) {
+                return 0;
+            }
+        }
+        if ((flags & BDRV_REQ_MAY_UNMAP) &&
+            fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes) == 0) {
+            if (offset + bytes > st.st_size && ftruncate(s->fd, offset + bytes) < 0) {
+                return -errno;
+            }
+            return 0;
+        }
+        if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE, offset, bytes) == 0) {
+            return 0;
+        }
+    }
+    return -ENOTSUP;
+}
+
+static int file_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+
+    /* Discard is advisory; a file system that cannot punch holes is fine. */
+    fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes);
+    return 0;
+}
+
+static int file_flush(BlockDriverState *bs, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+
+    if (fdatasync(s->fd) < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not flush '%s'", bs->filename);
+        return -err;
+    }
+    return 0;
+}
+
+static int64_t file_getlength(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+    off_t end = lseek(s->fd, 0, SEEK_END);
+
+    return end < 0 ? -errno : end;
+}
+
+static int64_t file_get_allocated_file_size(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+    struct stat st;
+
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+static int file_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVRawState *s = bs->opaque;
+    off_t data, hole;
+
+    *map = offset;
+    *file = bs;
+    data = lseek(s->fd, offset, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO) {
+            /* No data after offset: a hole up to the end. */
+            *pnum = bytes;
+            return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+        }
+        *pnum = bytes;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    if (data > offset) {
+        *pnum = MIN(bytes, data - offset);
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+    }
+    hole = lseek(s->fd, offset, SEEK_HOLE);
+    if (hole < 0 || hole <= offset) {
+        *pnum = bytes;
+    } else {
+        *pnum = MIN(bytes, hole - offset);
+    }
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int64_t cur = file_getlength(bs);
+
+    if (!exact && cur >= offset) {
+        return 0;
+    }
+    if (ftruncate(s->fd, offset) < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Failed to resize '%s'", bs->filename);
+        return -err;
+    }
+    if (offset > cur && prealloc == PREALLOC_MODE_FALLOC) {
+        if (posix_fallocate(s->fd, cur, offset - cur) != 0) {
+            error_setg(errp, "Could not preallocate '%s'", bs->filename);
+            return -EIO;
+        }
+    } else if (offset > cur && prealloc == PREALLOC_MODE_FULL) {
+        g_autofree uint8_t *zero = g_malloc0(MiB);
+        for (int64_t pos = cur; pos < offset;) {
+            int64_t n = MIN((int64_t)MiB, offset - pos);
+            int ret = file_pwrite(bs, pos, n, zero, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            pos += n;
+        }
+    }
+    return 0;
+}
+
+static int file_create(const char *filename, QDict *opts, Error **errp)
+{
+    int64_t size = qemu_opt_get_size(opts, "size", 0);
+    const char *pa = qemu_opt_get(opts, "preallocation");
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    int fd, ret = 0;
+
+    if (pa && !prealloc_mode_parse(pa, &prealloc, errp)) {
+        return -EINVAL;
+    }
+    if (prealloc == PREALLOC_MODE_METADATA) {
+        error_setg(errp, "Unsupported preallocation mode 'metadata' for the file protocol");
+        return -EINVAL;
+    }
+    if (!strncmp(filename, "file:", 5)) {
+        filename += 5;
+    }
+    fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not create '%s'", filename);
+        return -err;
+    }
+    if (ftruncate(fd, size) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file '%s'", filename);
+    } else if (prealloc == PREALLOC_MODE_FALLOC && size > 0) {
+        if (posix_fallocate(fd, 0, size) != 0) {
+            ret = -EIO;
+            error_setg(errp, "Could not preallocate data for '%s'", filename);
+        }
+    } else if (prealloc == PREALLOC_MODE_FULL && size > 0) {
+        g_autofree uint8_t *zero = g_malloc0(MiB);
+        for (int64_t pos = 0; pos < size && ret == 0;) {
+            int64_t n = MIN((int64_t)MiB, size - pos);
+            if (pwrite(fd, zero, n, pos) != n) {
+                ret = -EIO;
+                error_setg(errp, "Could not preallocate data for '%s'", filename);
+            }
+            pos += n;
+        }
+    }
+    if (close(fd) < 0 && ret == 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not close '%s'", filename);
+    }
+    return ret;
+}
+
+static const QemuOptDesc file_create_desc[] = {
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "preallocation", QEMU_OPT_STRING,
+      "Preallocation mode (allowed values: off, falloc, full)" },
+    { "nocow", QEMU_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)" },
+    { NULL }
+};
+static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };
+
+static BlockDriver bdrv_file_driver = {
+    .format_name = "file",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .bdrv_open = file_open,
+    .bdrv_close = file_close,
+    .bdrv_pread = file_pread,
+    .bdrv_pwrite = file_pwrite,
+    .bdrv_pwrite_zeroes = file_pwrite_zeroes,
+    .bdrv_pdiscard = file_pdiscard,
+    .bdrv_flush = file_flush,
+    .bdrv_getlength = file_getlength,
+    .bdrv_get_allocated_file_size = file_get_allocated_file_size,
+    .bdrv_block_status = file_block_status,
+    .bdrv_truncate = file_truncate,
+    .bdrv_create = file_create,
+    .create_opts = &file_create_opts,
+};
+
+void bdrv_file_init(void)
+{
+    bdrv_register(&bdrv_file_driver);
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The block layer's public interface: opening images into a graph of nodes
+ * and doing I/O on them.  Every data read, write, zero-write, discard and
+ * flush goes through one function in block.c (bdrv_do_request), which is
+ * where invariants that must hold for every consumer are enforced: the node
+ * is open, the request is in range, writes only on writable nodes, and no
+ * data I/O on a node or chain whose encryption key is missing.
+ */
+#ifndef BLOCK_BLOCK_H
+#define BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <glib.h>
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qemu/option.h"
+
+typedef struct BlockDriver BlockDriver;
+typedef struct BlockDriverState BlockDriverState;
+
+/* Open flags */
+#define BDRV_O_RDWR        0x0002
+#define BDRV_O_NO_BACKING  0x0100  /* don't open the backing file */
+#define BDRV_O_NO_IO       0x0200  /* metadata only: no key needed, no prompt */
+#define BDRV_O_UNSAFE      0x0400  /* a missing backing file is no error (rebase -u, create) */
+#define BDRV_O_CHECK       0x1000  /* opened for qemu-img check: tolerate some damage */
+#define BDRV_O_NO_PROMPT   0x2000  /* never ask for a password */
+#define BDRV_O_PROBE_QUIET 0x4000  /* no "probing guessed raw" warning */
+
+/* Request flags */
+#define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */
+#define BDRV_REQ_WRITE_COMPRESSED 0x0020
+#define BDRV_REQ_NO_FALLBACK      0x0100  /* fail instead of writing zeroes as data */
+
+/* bdrv_block_status() result bits */
+#define BDRV_BLOCK_DATA         0x01  /* reads return data from this layer's file */
+#define BDRV_BLOCK_ZERO         0x02  /* reads return zeroes */
+#define BDRV_BLOCK_OFFSET_VALID 0x04  /* *map is the offset in *file */
+#define BDRV_BLOCK_ALLOCATED    0x10  /* the content is defined by this layer */
+#define BDRV_BLOCK_EOF          0x20  /* the range reaches the end of the image */
+#define BDRV_BLOCK_COMPRESSED   0x40
+
+#define BDRV_SECTOR_BITS 9
+#define BDRV_SECTOR_SIZE (1ULL << BDRV_SECTOR_BITS)
+
+/* Largest single request; larger ones are split by callers. */
+#define BDRV_REQUEST_MAX_BYTES (1LL << 30)
+
+typedef enum BdrvCheckMode {
+    BDRV_FIX_LEAKS = 1,
+    BDRV_FIX_ERRORS = 2,
+} BdrvCheckMode;
+
+typedef struct BlockFragInfo {
+    uint64_t allocated_clusters;
+    uint64_t total_clusters;
+    uint64_t fragmented_clusters;
+    uint64_t compressed_clusters;
+} BlockFragInfo;
+
+typedef struct BdrvCheckResult {
+    int corruptions;
+    int leaks;
+    int check_errors;
+    int corruptions_fixed;
+    int leaks_fixed;
+    int64_t image_end_offset;
+    BlockFragInfo bfi;
+} BdrvCheckResult;
+
+typedef struct BlockDriverInfo {
+    int cluster_size;   /* 0 when the format has none */
+    bool is_dirty;
+} BlockDriverInfo;
+
+typedef struct QEMUSnapshotInfo {
+    char id_str[128];
+    char name[256];
+    uint64_t vm_state_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;
+} QEMUSnapshotInfo;
+
+typedef enum PreallocMode {
+    PREALLOC_MODE_OFF = 0,
+    PREALLOC_MODE_METADATA,
+    PREALLOC_MODE_FALLOC,
+    PREALLOC_MODE_FULL,
+} PreallocMode;
+bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
+
+void bdrv_init(void);  /* registers every built-in driver; idempotent */
+BlockDriver *bdrv_find_format(const char *format_name);
+const char *bdrv_get_format_name(BlockDriverState *bs);
+/* Calls @fn for each format driver name, in registration order. */
+void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
+
+/*
+ * Opens @filename (may be NULL when @options say it all).  @options is
+ * consumed (may be NULL): "driver", "node-name", "read-only", "file.*",
+ * "backing.*", "backing" ("" or null: no backing), "encrypt.key-secret" and
+ * any driver option.  Without "driver" the format is probed.
+ */
+BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
+                            Error **errp);
+void bdrv_ref(BlockDriverState *bs);
+void bdrv_unref(BlockDriverState *bs);
+/* Re-opens with different flags (e.g. read-only -> read-write for commit). */
+int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp);
+
+/*
+ * Creates an image.  @opts: validated flat options; "size" in bytes.
+ */
+int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts, Error **errp);
+/*
+ * qemu-img create's work, also used by drive-backup and drive-mirror:
+ * validates @opts against the driver's options, takes the size from the
+ * backing file when @img_size is -1, prints the "Formatting ..." line
+ * unless @quiet, and creates the image.
+ */
+int bdrv_img_create(const char *filename, const char *fmt,
+                    const char *base_filename, const char *base_fmt,
+                    QDict *opts, int64_t img_size, bool quiet, Error **errp);
+
+/* Data I/O: all of these go through the one request path in block.c. */
+int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+               int flags, Error **errp);
+int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                const void *buf, int flags, Error **errp);
+int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       int flags, Error **errp);
+int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
+int bdrv_flush(BlockDriverState *bs, Error **errp);
+/* The largest alignment-free chunk the caller should use; 0 if none. */
+
+int64_t bdrv_getlength(BlockDriverState *bs);
+int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
+int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                  PreallocMode prealloc, Error **errp);
+
+/*
+ * Allocation status of [offset, offset+bytes) in @bs alone; *pnum gets the
+ * length of the run with the same status.  Returns BDRV_BLOCK_* or -errno.
+ */
+int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum, int64_t *map, BlockDriverState **file);
+/* The same for the chain from @bs down to (not including) @base. */
+int bdrv_block_status_above(BlockDriverState *bs, BlockDriverState *base,
+                            int64_t offset, int64_t bytes, int64_t *pnum,
+                            int64_t *map, BlockDriverState **file);
+/* 1 if allocated in @bs itself, 0 if not; *pnum as above. */
+int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum);
+/* 1 if allocated in any of top .. base (base included if @include_base). */
+int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
+                            bool include_base, int64_t offset, int64_t bytes,
+                            int64_t *pnum);
+
+int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+/* qemu-img info's ImageInfo object (also query-block's "image"). */
+QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp);
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+               Error **errp);
+int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt, Error **errp);
+int bdrv_make_empty(BlockDriverState *bs, Error **errp);
+int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+/* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
+void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
+
+bool bdrv_is_read_only(BlockDriverState *bs);
+bool bdrv_is_encrypted(BlockDriverState *bs);
+/*
+ * The first node in @bs's subtree (itself, its file and backing chain) that
+ * is encrypted and has no key, or NULL.  Data I/O on @bs is refused while
+ * this is non-NULL.
+ */
+BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs);
+/* Fills @errp with the "key missing" error for @bs (class DeviceEncrypted). */
+void bdrv_error_key_missing(BlockDriverState *bs, const char *device, Error **errp);
+/* Gives a node its key; the driver checks it. */
+int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp);
+
+const char *bdrv_get_node_name(const BlockDriverState *bs);
+const char *bdrv_get_filename(const BlockDriverState *bs);
+BlockDriverState *bdrv_find_node(const char *node_name);
+BlockDriverState *bdrv_backing(BlockDriverState *bs);
+BlockDriverState *bdrv_file(BlockDriverState *bs);
+/* The bottom of @bs's backing chain. */
+BlockDriverState *bdrv_chain_base(BlockDriverState *bs);
+/* Every node that exists, in creation order. */
+GList *bdrv_all_nodes(void);
+
+/*
+ * Write notifiers: called before (and after) every write, zero-write and
+ * discard to @bs passes the key and range checks.  A before-notifier may
+ * fail the write.  Used by block jobs (copy-before-write, dirty tracking).
+ */
+typedef int (*BdrvWriteNotifyFn)(void *opaque, BlockDriverState *bs,
+                                 int64_t offset, int64_t bytes, Error **errp);
+void bdrv_add_before_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
+void bdrv_add_after_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
+void bdrv_remove_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
+
+#endif

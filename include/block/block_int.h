@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The driver interface.  Every format (raw, qcow, qcow2, luks, ...) and
+ * protocol (file, blkdebug) fills one BlockDriver and registers it with
+ * bdrv_register().  Drivers never call each other's callbacks directly: they
+ * do I/O on their children (bs->file, bs->backing) through the public
+ * bdrv_pread()/bdrv_pwrite() family, so every request of every node passes
+ * the core's checks.
+ */
+#ifndef BLOCK_BLOCK_INT_H
+#define BLOCK_BLOCK_INT_H
+
+#include <limits.h>
+#include "block/block.h"
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+typedef struct BdrvWriteNotifier {
+    BdrvWriteNotifyFn fn;
+    void *opaque;
+    bool after;
+} BdrvWriteNotifier;
+
+struct BlockDriverState {
+    BlockDriver *drv;
+    void *opaque;               /* driver state, drv->instance_size bytes */
+    int open_flags;
+    bool read_only;
+    int refcnt;
+
+    /* For protocol nodes the path; for format nodes the path of their file. */
+    char filename[PATH_MAX];
+    /* The backing file name as stored in the image (may be relative). */
+    char backing_file[PATH_MAX];
+    /* The backing file name resolved against this image's directory. */
+    char full_backing_filename[PATH_MAX];
+    char backing_format[16];
+    char node_name[32];
+    bool node_name_auto;        /* generated, not given by the user */
+    /* The drive (BlockBackend) name when this node is a drive's root. */
+    char device_name[32];
+
+    BlockDriverState *file;     /* protocol child of a format node */
+    BlockDriverState *backing;  /* backing node, or NULL */
+
+    /* Options this node was opened with, for re-opening and query output. */
+    QDict *options;
+
+    /*
+     * Encryption state.  The format driver sets @encrypted when the image
+     * says its data is encrypted and @has_key once it holds a verified key.
+     * The core refuses data I/O while encrypted && !has_key.
+     */
+    bool encrypted;
+    bool has_key;
+    /* The deprecation warning for legacy AES is printed once per node. */
+    bool deprecation_warned;
+
+    /* Block jobs and devices that use this node (see blockdev.c). */
+    void *job;
+    int in_flight;
+
+    GSList *write_notifiers;    /* BdrvWriteNotifier */
+
+    /* Image was probed as raw: writes to sector 0 are restricted. */
+    bool probed_raw;
+};
+
+typedef struct BlockDriver {
+    const char *format_name;
+    size_t instance_size;
+    /* A protocol driver opens a filename; a format driver sits on a file node. */
+    bool is_protocol;
+    /* raw and luks sit on any protocol node, with no backing files. */
+    bool supports_backing;
+
+    /* Score 0..100 of how surely @buf (the first bytes) is this format. */
+    int (*bdrv_probe)(const uint8_t *buf, int buf_size, const char *filename);
+
+    /*
+     * Protocol drivers: open @filename.  Format drivers: read the header from
+     * bs->file (already open).  Consumed options are deleted from @options;
+     * the core rejects leftovers as unknown.  A format driver with a backing
+     * file fills bs->backing_file (and bs->backing_format); the core opens it.
+     */
+    int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags, Error **errp);
+    void (*bdrv_close)(BlockDriverState *bs);
+
+    int (*bdrv_pread)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      void *buf, int flags, Error **errp);
+    int (*bdrv_pwrite)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp);
+    /* Optional: without it the core writes a zeroed buffer. */
+    int (*bdrv_pwrite_zeroes)(BlockDriverState *bs, int64_t offset,
+                              int64_t bytes, int flags, Error **errp);
+    int (*bdrv_pdiscard)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         Error **errp);
+    /* Flushes this node's own state; the core then flushes its children. */
+    int (*bdrv_flush)(BlockDriverState *bs, Error **errp);
+    /* Flags this driver honours in pwrite (BDRV_REQ_*). */
+    int supported_write_flags;
+
+    /*
+     * Status of [offset, offset+bytes) in this node alone.  Return
+     * BDRV_BLOCK_* (0 = not allocated here: read from backing, or zeroes
+     * without one), set *pnum > 0; *map and *file when OFFSET_VALID.
+     * Optional: without it everything is DATA|ALLOCATED.
+     */
+    int (*bdrv_block_status)(BlockDriverState *bs, int64_t offset,
+                             int64_t bytes, int64_t *pnum, int64_t *map,
+                             BlockDriverState **file);
+
+    int64_t (*bdrv_getlength)(BlockDriverState *bs);
+    int64_t (*bdrv_get_allocated_file_size)(BlockDriverState *bs);
+    int (*bdrv_truncate)(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp);
+
+    /* Creates the image; opts are validated against create_opts. */
+    int (*bdrv_create)(const char *filename, QDict *opts, Error **errp);
+    const QemuOptsList *create_opts;
+    /*
+     * Order and form of the "Formatting ..." line; when NULL the line lists
+     * create_opts in order, each option that was given or has a default.
+     */
+    char *(*bdrv_format_create_line)(const char *filename, const QDict *opts);
+
+    int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    /* The "format-specific" member of ImageInfo, or NULL. */
+    QDict *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
+    int (*bdrv_check)(BlockDriverState *bs, BdrvCheckResult *result,
+                      BdrvCheckMode fix, Error **errp);
+    int (*bdrv_amend_options)(BlockDriverState *bs, QDict *opts, bool force,
+                              Error **errp);
+    const QemuOptsList *amend_opts;
+    int (*bdrv_change_backing_file)(BlockDriverState *bs, const char *backing_file,
+                                    const char *backing_fmt, Error **errp);
+    int (*bdrv_make_empty)(BlockDriverState *bs, Error **errp);
+    int (*bdrv_snapshot_list)(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+
+    /* Checks @password and, when right, keeps the key: sets bs->has_key. */
+    int (*bdrv_set_key)(BlockDriverState *bs, const char *password, Error **errp);
+    /* Wipes key material; called on close and when a key is replaced. */
+    void (*bdrv_wipe_key)(BlockDriverState *bs);
+} BlockDriver;
+
+void bdrv_register(BlockDriver *drv);
+BlockDriver *bdrv_find_protocol(const char *name);
+
+/*
+ * For drivers: opens the protocol node for @filename with @options (the
+ * "file." sub-options), read-write when @flags has BDRV_O_RDWR.
+ */
+BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
+                                 Error **errp);
+/* For create callbacks: creates the protocol-level file (size 0). */
+int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
+
+/* Registration hooks of the built-in drivers, called by bdrv_init(). */
+void bdrv_file_init(void);
+void bdrv_raw_init(void);
+void bdrv_qcow2_init(void);
+void bdrv_qcow_init(void);
+void bdrv_luks_init(void);
+void bdrv_blkdebug_init(void);
+
+#endif

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The whole test suite, from a fresh Debian 12 machine: installs the
+# packages, builds the tree twice (plain, and with AddressSanitizer +
+# UndefinedBehaviorSanitizer), and runs the unit tests and every iotest for
+# every format in both builds.  Any failure or sanitizer report fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/install-deps.sh || { echo "dependency installation failed" >&2; exit 1; }
+
+build_tree()
+{
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
+}
+
+build_tree build || { echo "build failed" >&2; exit 1; }
+build_tree build-san -Db_sanitize=address,undefined -Db_lundef=false || {
+    echo "sanitizer build failed" >&2; exit 1; }
+
+# Sanitizer reports abort the program, so they fail the test that ran it.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=67
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
+
+total_pass=0; total_fail=0; total_skip=0
+tally()
+{
+    # Reads a runner's "N passed, N failed[, N skipped]" line from $1.
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    if [ -z "$line" ]; then
+        total_fail=$((total_fail+1)); return
+    fi
+    set -- $line
+    total_pass=$((total_pass+$1)); total_fail=$((total_fail+$3))
+    [ $# -ge 6 ] && total_skip=$((total_skip+$5))
+}
+
+log=$(mktemp -d)
+for b in build build-san; do
+    echo "=== unit tests ($b)"
+    if meson test -C "$b" --suite unit --print-errorlogs > "$log/unit-$b" 2>&1; then
+        ok=$(grep -cE '^ *[0-9]+/[0-9]+ .* OK ' "$log/unit-$b")
+        echo "$ok passed, 0 failed" | tee -a "$log/unit-$b.sum"
+    else
+        cat "$log/unit-$b"
+        ok=$(grep -cE '^ *[0-9]+/[0-9]+ .* OK ' "$log/unit-$b")
+        bad=$(grep -cE '^ *[0-9]+/[0-9]+ .* (FAIL|ERROR|TIMEOUT) ' "$log/unit-$b")
+        echo "$ok passed, $((bad > 0 ? bad : 1)) failed" | tee -a "$log/unit-$b.sum"
+    fi
+    tally "$log/unit-$b.sum"
+    for fmt in raw qcow2 qcow luks; do
+        echo "=== iotests -$fmt ($b)"
+        IOTESTS_SCRATCH=$root/tests/qemu-iotests/scratch/$b \
+            tests/qemu-iotests/check -b "$b" -d "-$fmt" 2>&1 | tee "$log/io-$b-$fmt"
+        tally "$log/io-$b-$fmt"
+    done
+done
+if grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/qemu-iotests/scratch 2>/dev/null | head -5 | grep -q .; then
+    echo "sanitizer reports found in test output" >&2
+    total_fail=$((total_fail+1))
+fi
+rm -rf "$log"
+echo
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+[ $total_fail -eq 0 ]
