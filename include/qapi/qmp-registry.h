@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * QMP command handlers.  The schema (qapi/*.json) declares each command's
+ * arguments and return type; the dispatcher checks arguments against it
+ * before calling the handler, so handlers can trust argument presence and
+ * JSON types.  HMP commands call the same handlers.
+ */
+#ifndef QAPI_QMP_REGISTRY_H
+#define QAPI_QMP_REGISTRY_H
+
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+
+/* Returns the command's "return" value (a new reference; {} for none), or NULL with errp set. */
+typedef QObject *(*QmpCommandFunc)(QDict *args, Error **errp);
+
+void qmp_register_command(const char *name, QmpCommandFunc fn);
+/* Runs a command as QMP would (schema check included); used by HMP. */
+QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp);
+/* Emits an event to every QMP monitor; @data is stolen (may be NULL). */
+void qapi_event_emit(const char *event, QDict *data);
+
+#endif

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * User-creatable objects (--object / object-add / object_add).  Only the
+ * "secret" type exists so far; see crypto/secret.c.
+ */
+#ifndef QOM_OBJECT_H
+#define QOM_OBJECT_H
+
+#include <stdbool.h>
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+
+/* @props: "qom-type", "id" and the type's properties (flat, strings or JSON). */
+bool user_creatable_add(const QDict *props, Error **errp);
+/* Parses a command-line "--object TYPE,id=ID,..." argument and adds it. */
+bool user_creatable_add_cmdline(const char *optarg, Error **errp);
+bool user_creatable_del(const char *id, Error **errp);
+bool user_creatable_exists(const char *id);
+/* Removes every object (program exit); secrets are wiped. */
+void user_creatable_cleanup(void);
+
+#endif
