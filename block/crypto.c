@@ -486,7 +486,31 @@ static const QemuOptDesc luks_amend_desc[] = {
 };
 static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };
 
+/* QEMU prints the options that were given, unquoted, in this order. */
+static char *luks_format_create_line(const char *filename, const QDict *opts)
+{
+    GString *line = g_string_new(NULL);
+
+    g_string_append_printf(line, "Formatting '%s', fmt=luks size=%llu", filename,
+                           (unsigned long long)qemu_opt_get_size(opts, "size", 0));
+    for (const QemuOptDesc *d = luks_create_desc + 1; d->name; d++) {
+        json_t *v = json_object_get(opts, d->name);
+
+        if (!v) {
+            continue;
+        }
+        if (json_is_string(v)) {
+            g_string_append_printf(line, " %s=%s", d->name, json_string_value(v));
+        } else if (json_is_integer(v)) {
+            g_string_append_printf(line, " %s=%" JSON_INTEGER_FORMAT, d->name,
+                                   json_integer_value(v));
+        }
+    }
+    return g_string_free(line, FALSE);
+}
+
 static BlockDriver bdrv_luks = {
+    .bdrv_format_create_line = luks_format_create_line,
     .format_name = "luks",
     .instance_size = sizeof(BlockCrypto),
     .bdrv_probe = luks_probe,

@@ -357,23 +357,21 @@ typedef struct CryptJob {
     uint8_t *buf;
     size_t len;
     bool encrypt;
+    bool ok;
 } CryptJob;
+
+static void ivgen_unit(const void *opaque, uint64_t sector, uint8_t *iv)
+{
+    qcrypto_ivgen_calculate(opaque, sector, iv);
+}
 
 static void *crypt_sectors(void *opaque)
 {
     CryptJob *j = opaque;
-    uint8_t iv[QCRYPTO_CIPHER_BLOCK_LEN];
 
-    for (size_t off = 0; off < j->len; off += SECTOR) {
-        qcrypto_ivgen_calculate(j->ivgen, j->sector + off / SECTOR, iv);
-        if (j->encrypt) {
-            qcrypto_cipher_encrypt(j->cipher, iv, j->buf + off, j->buf + off,
-                                   SECTOR, NULL);
-        } else {
-            qcrypto_cipher_decrypt(j->cipher, iv, j->buf + off, j->buf + off,
-                                   SECTOR, NULL);
-        }
-    }
+    j->ok = qcrypto_cipher_crypt_units(j->cipher, j->encrypt, SECTOR, j->sector,
+                                       ivgen_unit, j->ivgen, j->buf, j->len,
+                                       NULL);
     return NULL;
 }
 
@@ -433,6 +431,14 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
     for (int i = 0; i < n; i++) {
         if (started[i]) {
             pthread_join(tids[i], NULL);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!jobs[i].ok) {
+            error_setg(errp, "Could not %s %zu bytes at offset %llu",
+                       encrypt ? "encrypt" : "decrypt", len,
+                       (unsigned long long)offset);
+            return false;
         }
     }
     return true;

@@ -57,4 +57,16 @@ bool qcrypto_cipher_encrypt(const QCryptoCipher *cipher, uint8_t *iv,
 bool qcrypto_cipher_decrypt(const QCryptoCipher *cipher, uint8_t *iv,
                             const void *in, void *out, size_t len, Error **errp);
 
+/*
+ * Disk-style bulk operation: @len bytes in units of @unit bytes, unit i
+ * (counting from @first) with the IV that @ivfn writes for it.  Cheaper than
+ * one call per unit; still safe to run concurrently on one cipher.
+ */
+typedef void (*QCryptoCipherIVFunc)(const void *opaque, uint64_t index,
+                                    uint8_t *iv);
+bool qcrypto_cipher_crypt_units(const QCryptoCipher *cipher, bool encrypt,
+                                size_t unit, uint64_t first,
+                                QCryptoCipherIVFunc ivfn, const void *opaque,
+                                uint8_t *buf, size_t len, Error **errp);
+
 #endif
