@@ -83,7 +83,7 @@ static void G_GNUC_NORETURN bad_option(int c, char **argv)
 {
     g_autofree char *name = NULL;
 
-    if (optopt) {
+    if (optopt > 0 && optopt < 128 && g_ascii_isgraph(optopt)) {
         name = g_strdup_printf("-%c", optopt);
     } else {
         /* A long option: getopt does not say which, argv does. */
@@ -866,6 +866,12 @@ static int img_create(int argc, char **argv)
     if (!base_fmt) {
         base_fmt = qdict_get_try_str(opts, "backing_fmt");
     }
+    if (base && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol &&
+        !bdrv_find_format(fmt)->supports_backing) {
+        error_report("%s: Backing file not supported for file format '%s'", filename, fmt);
+        qobject_unref(opts);
+        return 1;
+    }
     if (base && *base && !unsafe && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol) {
         /* The backing file must open (QEMU 7.2 refuses a missing one). */
         g_autofree char *full = path_combine(filename, base);
@@ -1501,10 +1507,6 @@ static int img_convert(int argc, char **argv)
         error_report("--target-is-zero requires use of -n flag");
         return 1;
     }
-    if (out_base_fmt && !out_base) {
-        error_report("-F requires -B (a backing file for the target)");
-        return 1;
-    }
     out_filename = argv[argc - 1];
     s.src_num = argc - optind - 1;
     s.min_sparse = min_sparse;
@@ -1528,6 +1530,26 @@ static int img_convert(int argc, char **argv)
         }
         if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
             error_report("Compression not supported for this file format");
+            goto out;
+        }
+        if (opts) {
+            /* Bad -o options fail before anything is opened or created. */
+            const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
+            BlockDriver *proto = bdrv_find_protocol("file");
+            if (proto && proto->create_opts && proto != drv) {
+                lists[1] = proto->create_opts;
+            }
+            if (lists[0] && !qemu_opts_validate(opts, lists, &err)) {
+                error_report_err(err);
+                goto out;
+            }
+        }
+        if (out_base_fmt && !drv->supports_backing) {
+            error_report("Backing file format not supported for file format '%s'", out_fmt);
+            goto out;
+        }
+        if (out_base_fmt && !out_base) {
+            error_report("Backing format cannot be used without backing file");
             goto out;
         }
         if (out_base && !drv->supports_backing) {
@@ -1982,7 +2004,7 @@ static int img_rebase(int argc, char **argv)
             error_report("Could not change the backing file to '%s': %s", out_base,
                          error_get_pretty(err));
         } else {
-            error_report("Could not remove the backing file: %s", error_get_pretty(err));
+            error_report("Could not change the backing file to '': %s", error_get_pretty(err));
         }
         error_free(err);
         ret = 1;
@@ -2090,6 +2112,9 @@ static int img_resize(int argc, char **argv)
     if (n < cur) {
         if (!shrink) {
             error_report("Use the --shrink option to perform a shrink operation.");
+            warn_report("Shrinking an image will delete all data beyond the shrunken "
+                        "image's end. Before performing such an operation, make sure "
+                        "there is no important data there.");
             bdrv_unref(bs);
             return 1;
         }
@@ -2098,11 +2123,8 @@ static int img_resize(int argc, char **argv)
             bdrv_unref(bs);
             return 1;
         }
-        warn_report("Shrinking an image will delete all data beyond the shrunken "
-                    "image's end. Before performing such an operation, make sure "
-                    "there is no important data there.");
     }
-    ret = bdrv_truncate(bs, n, false, prealloc, &err);
+    ret = bdrv_truncate(bs, n, true, prealloc, &err);
     bdrv_unref(bs);
     if (ret < 0) {
         error_report_err(err);
