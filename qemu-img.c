@@ -2534,11 +2534,16 @@ static int img_map(int argc, char **argv)
         }
         offset += next.length;
     }
-    if (ret == 0 && have && map_dump(&cur, output, first) < 0) {
+    if (ret == 0 && !have) {
+        /* An empty range still prints one (empty) entry, as QEMU does. */
+        cur = (MapEntry) { .start = start };
+        have = true;
+    }
+    if (ret == 0 && map_dump(&cur, output, first) < 0) {
         ret = 1;
     }
     if (output == OFORMAT_JSON) {
-        printf(have ? "]\n" : "[]\n");
+        printf("]\n");
     }
     bdrv_unref(bs);
     return ret;
