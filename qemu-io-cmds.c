@@ -107,7 +107,7 @@ static int64_t cvtnum(const char *s)
         }
         switch (*end) {
         case '\0': break;
-        case 'b': case 'B': shift = 0; end++; break;
+        case 'b': case 'B': end++; break;
         case 'k': case 'K': shift = 10; end++; break;
         case 'm': case 'M': shift = 20; end++; break;
         case 'g': case 'G': shift = 30; end++; break;
@@ -121,6 +121,10 @@ static int64_t cvtnum(const char *s)
         }
         if (v > ((uint64_t)INT64_MAX >> shift)) {
             return -ERANGE;
+        }
+        if (shift) {
+            /* QEMU warns about these too; scripts should not rely on them. */
+            warn_report("Using a multiplier suffix on hex numbers is deprecated: %s", s);
         }
         return (int64_t)(v << shift);
     }
@@ -218,7 +222,8 @@ static void print_report(const char *op, struct timespec t, int64_t offset,
                          int64_t count, int64_t total, int ops, bool terse)
 {
     char sbuf[64], tbuf[64], rbuf[64];
-    double secs = t.tv_sec + t.tv_nsec / 1e9;
+    /* A clock that did not advance would make the rates 0/0. */
+    double secs = MAX(t.tv_sec + t.tv_nsec / 1e9, 1e-9);
     double rate = total / secs, opsrate = ops / secs;
 
     if (!terse) {
@@ -1440,7 +1445,7 @@ static int help_f(BlockDriverState *bs, int argc, char **argv)
     }
     const QemuIOCommand *ct = find_command(argv[1]);
     if (!ct) {
-        qemuio_printf("command %s not found\n", argv[1]);
+        qemuio_printf("Command %s not found\n", argv[1]);
         return -EINVAL;
     }
     qemuio_command_usage(ct);
