@@ -610,8 +610,8 @@ static int64_t sum_lengths(int argc, char **argv)
             return len;
         }
         if (len > QEMUIO_MAX_REQUEST - total) {
-            qemuio_printf("Argument '%s' exceeds maximum size %" PRId64 "\n",
-                          argv[i], QEMUIO_MAX_REQUEST);
+            qemuio_printf("The total number of bytes exceed the maximum size %" PRId64 "\n",
+                          QEMUIO_MAX_REQUEST);
             return -EINVAL;
         }
         total += len;
@@ -733,20 +733,32 @@ static const QemuIOCommand write_cmd = {
 /* Fills @buf with @file's bytes, repeated; prints the error on failure. */
 static bool fill_from_file(uint8_t *buf, int64_t len, const char *file)
 {
-    g_autofree char *data = NULL;
-    g_autoptr(GError) gerr = NULL;
-    gsize size;
+    FILE *f = fopen(file, "r");
+    int64_t have = 0;
 
-    if (!g_file_get_contents(file, &data, &size, &gerr)) {
-        qemuio_eprintf("%s: %s\n", file, gerr->message);
+    if (!f) {
+        qemuio_eprintf("%s: %s\n", file, strerror(errno));
         return false;
     }
-    if (size == 0) {
+    while (have < len) {
+        size_t n = fread(buf + have, 1, len - have, f);
+        if (n == 0) {
+            break;
+        }
+        have += n;
+    }
+    if (ferror(f)) {
+        qemuio_eprintf("%s: %s\n", file, strerror(errno));
+        fclose(f);
+        return false;
+    }
+    fclose(f);
+    if (have == 0) {
         qemuio_eprintf("%s: file is empty\n", file);
         return false;
     }
-    for (int64_t i = 0; i < len; i += size) {
-        memcpy(buf + i, data, MIN((int64_t)size, len - i));
+    for (int64_t i = have; i < len; i += have) {
+        memcpy(buf + i, buf, MIN(have, len - i));
     }
     return true;
 }
@@ -802,10 +814,6 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
         qemuio_printf("-n requires -z to be specified\n");
         return -EINVAL;
     }
-    if (zflag && cflag) {
-        qemuio_printf("-c and -z cannot be specified at the same time\n");
-        return -EINVAL;
-    }
     offset = cvtnum(argv[optind]);
     if (offset < 0) {
         print_cvtnum_err(offset, argv[optind]);
@@ -817,8 +825,11 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
         print_cvtnum_err(count, argv[optind]);
         return count;
     }
-    /* Zero writes need no buffer, so only data writes have the limit. */
-    if (!zflag && !check_length(count, argv[optind], " without -z")) {
+    /*
+     * Only a zero write that may not fall back to writing a buffer of
+     * zeroes (-n) can be longer than the limit.
+     */
+    if (!nflag && !check_length(count, argv[optind], " without -n")) {
         return -EINVAL;
     }
 
@@ -833,7 +844,8 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
             memset(buf, pattern, count);
         }
     }
-    if (cflag) {
+    if (cflag && !zflag) {
+        /* Zeroes take no room; there is nothing to compress. */
         flags |= BDRV_REQ_WRITE_COMPRESSED;
     }
     if (uflag) {
@@ -1062,7 +1074,6 @@ static const QemuIOCommand flush_cmd = {
     .func = flush_f,
     .argmin = 0,
     .argmax = 0,
-    .args = "",
     .oneline = "flush all in-core file state to disk",
 };
 
@@ -1081,7 +1092,6 @@ static const QemuIOCommand aio_flush_cmd = {
     .func = aio_flush_f,
     .argmin = 0,
     .argmax = 0,
-    .args = "",
     .oneline = "completes all outstanding aio requests",
 };
 
@@ -1159,7 +1169,6 @@ static const QemuIOCommand length_cmd = {
     .func = length_f,
     .argmin = 0,
     .argmax = 0,
-    .args = "",
     .oneline = "gets the length of the current file",
 };
 
@@ -1250,7 +1259,6 @@ static const QemuIOCommand info_cmd = {
     .func = info_f,
     .argmin = 0,
     .argmax = 0,
-    .args = "",
     .oneline = "prints information about the current file",
 };
 
@@ -1407,7 +1415,12 @@ void qemuio_add_command(const QemuIOCommand *cmd)
 
 void qemuio_command_usage(const QemuIOCommand *cmd)
 {
-    qemuio_printf("%s %s -- %s\n", cmd->name, cmd->args, cmd->oneline);
+    /* NULL args print no blank for them; "" prints an empty word. */
+    if (cmd->args) {
+        qemuio_printf("%s %s -- %s\n", cmd->name, cmd->args, cmd->oneline);
+    } else {
+        qemuio_printf("%s -- %s\n", cmd->name, cmd->oneline);
+    }
 }
 
 static int help_f(BlockDriverState *bs, int argc, char **argv);
@@ -1445,7 +1458,7 @@ static int help_f(BlockDriverState *bs, int argc, char **argv)
     }
     const QemuIOCommand *ct = find_command(argv[1]);
     if (!ct) {
-        qemuio_printf("Command %s not found\n", argv[1]);
+        qemuio_printf("command %s not found\n", argv[1]);
         return -EINVAL;
     }
     qemuio_command_usage(ct);

@@ -222,7 +222,6 @@ static const QemuIOCommand close_cmd = {
     .func = close_f,
     .argmin = 0,
     .argmax = 0,
-    .args = "",
     .oneline = "close the current open file",
 };
 
@@ -239,7 +238,6 @@ static const QemuIOCommand quit_cmd = {
     .argmin = 0,
     .argmax = 0,
     .flags = QEMUIO_CMD_NOFILE_OK,
-    .args = "",
     .oneline = "exit the program",
 };
 

@@ -54,7 +54,7 @@ typedef struct QemuIOCommand {
     int argmin;                 /* arguments after the name */
     int argmax;                 /* -1: no maximum */
     int flags;
-    const char *args;           /* synopsis of the arguments */
+    const char *args;           /* synopsis of the arguments; NULL: none */
     const char *oneline;        /* what the command does, in a line */
     void (*help)(void);         /* the long help, or NULL */
 } QemuIOCommand;
