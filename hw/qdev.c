@@ -222,35 +222,10 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         error_setg(errp, "'%s' is not a valid device model name", driver);
         return NULL;
     }
-    json_object_foreach((json_t *)props, key, value) {
-        bool known = !strcmp(key, "driver") || !strcmp(key, "id") || !strcmp(key, "bus") ||
-                     !strcmp(key, "drive");
-        for (const char *const *p = model->props; !known && *p; p++) {
-            known = !strcmp(*p, key);
-        }
-        if (!known) {
-            error_setg(errp, "Property '%s.%s' not found", driver, key);
-            return NULL;
-        }
-        if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value)) {
-            error_setg(errp, "Property '%s.%s' expects a scalar value", driver, key);
-            return NULL;
-        }
-    }
-    if (id) {
-        if (!id_wellformed(id)) {
-            error_setg(errp, "Parameter 'id' expects an identifier");
-            return NULL;
-        }
-        if (qdev_find(id)) {
-            error_setg(errp, "Duplicate ID '%s' for device", id);
-            return NULL;
-        }
-    }
     if (busname) {
         bus = qbus_find(busname);
         if (!bus) {
-            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Bus '%s' not found", busname);
+            error_setg(errp, "Bus '%s' not found", busname);
             return NULL;
         }
         if (bus->type != model->bus_type) {
@@ -264,7 +239,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
     } else {
         bool found_type = false;
-        for (GList *l = all_buses; l && !bus; l = l->next) {
+        /* The newest bus first, as QEMU's bus walk finds them. */
+        for (GList *l = g_list_last(all_buses); l && !bus; l = l->prev) {
             BusState *b = l->data;
             if (b->type == model->bus_type) {
                 found_type = true;
@@ -287,6 +263,31 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     if (hotplug && !bus->hotpluggable) {
         error_setg(errp, "Bus '%s' does not support hotplugging", bus->name);
         return NULL;
+    }
+    if (id) {
+        if (!id_wellformed(id)) {
+            error_setg(errp, "Parameter 'id' expects an identifier");
+            return NULL;
+        }
+        if (qdev_find(id)) {
+            error_setg(errp, "Duplicate ID '%s' for device", id);
+            return NULL;
+        }
+    }
+    json_object_foreach((json_t *)props, key, value) {
+        bool known = !strcmp(key, "driver") || !strcmp(key, "id") || !strcmp(key, "bus") ||
+                     !strcmp(key, "drive");
+        for (const char *const *p = model->props; !known && *p; p++) {
+            known = !strcmp(*p, key);
+        }
+        if (!known) {
+            error_setg(errp, "Property '%s.%s' not found", driver, key);
+            return NULL;
+        }
+        if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value)) {
+            error_setg(errp, "Property '%s.%s' expects a scalar value", driver, key);
+            return NULL;
+        }
     }
     unit = bus_free_unit(bus);
     if (model->bus_type == BUS_TYPE_IDE && qdict_get_try_str(props, "unit")) {

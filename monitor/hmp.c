@@ -627,6 +627,10 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
         ask_keys(mon, names, passwd_finish, NULL, NULL, NULL);
         return;
     }
+    if (!drive_find(device) && !bdrv_find_node(device)) {
+        monitor_printf(mon, "Device '%s' not found\n", device);
+        return;
+    }
     a = qdict_new();
     qdict_put_str(a, drive_find(device) ? "device" : "node-name", device);
     qdict_put_str(a, "password", password);
