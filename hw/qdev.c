@@ -270,7 +270,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             return NULL;
         }
         if (qdev_find(id)) {
-            error_setg(errp, "Duplicate ID '%s' for device", id);
+            error_setg(errp, "Duplicate device ID '%s'", id);
             return NULL;
         }
     }
