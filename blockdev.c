@@ -279,6 +279,12 @@ DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
     if (!bs) {
         return NULL;
     }
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->anonymous && d->bs == bs) {
+            return d;   /* a node serves one device at a time */
+        }
+    }
     /* A device on a node name gets a drive of its own with no name, as in QEMU. */
     dinfo = g_new0(DriveInfo, 1);
     dinfo->id = g_strdup("");
