@@ -257,6 +257,9 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     BlockJob *job;
     const char *id = job_id ? job_id : device;
 
+    if (!block_job_check_nodes_free(&bs, 1, device, errp)) {
+        return NULL;
+    }
     if (speed < 0) {
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return NULL;
@@ -270,9 +273,6 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
             error_setg(errp, "Job ID '%s' already in use", id);
             return NULL;
         }
-    }
-    if (!block_job_check_nodes_free(&bs, 1, device, errp)) {
-        return NULL;
     }
     g_assert(driver->instance_size >= sizeof(BlockJob));
     job = g_malloc0(driver->instance_size);
@@ -645,7 +645,13 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     job->pause_count = 0;
     job->user_paused = false;
     if (!(job->ready && !force)) {
-        set_status(job, BLOCK_JOB_STATUS_ABORTING);
+        /*
+         * Jobs work in whole steps between main loop iterations, so there
+         * is never a step half done: the job can end right here, and the
+         * event comes before the command's reply, as in QEMU.
+         */
+        job_finish(job, -ECANCELED, NULL);
+        return true;
     }
     schedule_in(job, 0);
     return true;
@@ -692,7 +698,7 @@ char *block_job_info_text(void)
         if (!strcmp(job->driver->type, "stream")) {
             g_string_append(s, "Streaming");
         } else {
-            g_string_append_printf(s, "Type %s", job->driver->type);
+            g_string_append_printf(s, "Type %s,", job->driver->type);
         }
         g_string_append_printf(s, " device %s: Completed %" PRId64 " of %" PRId64
                                " bytes, speed limit %" PRId64 " bytes/s\n",

@@ -184,6 +184,13 @@ char *block_job_info_text(void);
  */
 int block_job_run_sync(BlockJob *job, Error **errp);
 
+/*
+ * Registers the QMP commands (schema: qapi/block-job.json), the HMP
+ * commands and the drive pivot with the monitors; the machine calls it once
+ * at start-up.  Only in programs with monitors (block/blockjob-cmds.c).
+ */
+void block_job_monitor_init(void);
+
 /* ---- Synchronous commits (HMP "commit", qemu-img commit) ---- */
 
 /*

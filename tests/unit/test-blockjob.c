@@ -324,8 +324,22 @@ static void test_bad_input(void)
         error_free(err), err = NULL;
         o2.job_id = NULL;
         g_assert_null(block_job_drive_backup(&o2, &err));
-        g_assert_cmpstr(error_get_pretty(err), ==, "Job ID 'drive0' already in use");
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "Node 'drive0' is busy: block device is in use by block job: backup");
         error_free(err), err = NULL;
+        /* Another drive, but the job id is taken. */
+        {
+            BlockDriverState *bs1;
+            make_raw("one.img", IMG_SIZE, 0x41);
+            bs1 = open_drive("one.img", "drive1", "raw");
+            o2.device = "drive1";
+            o2.job_id = "drive0";
+            g_assert_null(block_job_drive_backup(&o2, &err));
+            g_assert_cmpstr(error_get_pretty(err), ==, "Job ID 'drive0' already in use");
+            error_free(err), err = NULL;
+            g_assert_null(bs1->job);
+            bdrv_unref(bs1);
+        }
         g_assert_false(file_exists("out2.img"));
     }
     g_assert_false(block_job_set_speed(job, -5, &err));
@@ -339,7 +353,7 @@ static void test_bad_input(void)
     run_jobs();
     g_assert_null(bs->job);
     bdrv_unref(bs);
-    teardown_unlink((const char *[]){ "src.img", "out.img", "small.img", NULL });
+    teardown_unlink((const char *[]){ "src.img", "out.img", "small.img", "one.img", NULL });
 }
 
 /* A drive whose key is missing: refused, nothing created. */
