@@ -1607,6 +1607,11 @@ static int img_convert(int argc, char **argv)
             qdict_put_str(target_opts, "encrypt.key-secret",
                           qdict_get_try_str(opts, "encrypt.key-secret"));
         }
+        /* raw LUKS names its create and open option "key-secret" */
+        if (opts && qdict_get_try_str(opts, "key-secret")) {
+            qdict_put_str(target_opts, "key-secret",
+                          qdict_get_try_str(opts, "key-secret"));
+        }
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
                          BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_UNSAFE, &err);
