@@ -30,8 +30,7 @@ static int prompt_node(BlockDriverState *bs, Error **errp)
         return -EINVAL;
     }
     ret = bdrv_set_key(bs, password, errp);
-    qemu_secure_zero(password, strlen(password));
-    g_free(password);
+    qcrypto_secret_free(password);
     return ret < 0 ? ret : 0;
 }
 

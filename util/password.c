@@ -106,7 +106,6 @@ char *qemu_read_password(FILE *in, FILE *out, const char *prompt, bool star_echo
     } else {
         return buf;
     }
-    qemu_secure_zero(buf, PASSWORD_MAX + 1);
-    g_free(buf);
+    qcrypto_secret_free(buf);
     return NULL;
 }
