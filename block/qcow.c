@@ -423,6 +423,37 @@ static int64_t alloc_bytes(BlockDriverState *bs, int64_t bytes)
     return off;
 }
 
+/* Allocates the L2 table covering guest @offset unless it exists. */
+static int ensure_l2(BlockDriverState *bs, uint64_t offset, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t l1_index = offset >> (s->cluster_bits + s->l2_bits);
+    size_t bytes = (size_t)s->l2_size * sizeof(uint64_t);
+    g_autofree uint8_t *zero = NULL;
+    int64_t l2_offset;
+    uint64_t be;
+    int ret;
+
+    g_assert(l1_index < s->l1_size);
+    if (s->l1_table[l1_index]) {
+        return 0;
+    }
+    zero = g_malloc0(bytes);
+    l2_offset = alloc_bytes(bs, bytes);
+    ret = bdrv_pwrite(bs->file, l2_offset, bytes, zero, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    be = htobe64(l2_offset);
+    ret = bdrv_pwrite(bs->file, s->l1_table_offset + l1_index * sizeof(uint64_t),
+                      sizeof(be), &be, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->l1_table[l1_index] = l2_offset;
+    return 0;
+}
+
 /* Sets the L2 entry of guest @offset, allocating its L2 table when needed. */
 static int set_entry(BlockDriverState *bs, uint64_t offset, uint64_t entry, Error **errp)
 {
@@ -433,23 +464,9 @@ static int set_entry(BlockDriverState *bs, uint64_t offset, uint64_t entry, Erro
     uint64_t be;
     int ret;
 
-    g_assert(l1_index < s->l1_size);
-    if (!s->l1_table[l1_index]) {
-        size_t bytes = (size_t)s->l2_size * sizeof(uint64_t);
-        g_autofree uint8_t *zero = g_malloc0(bytes);
-        int64_t l2_offset = alloc_bytes(bs, bytes);
-
-        ret = bdrv_pwrite(bs->file, l2_offset, bytes, zero, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        be = htobe64(l2_offset);
-        ret = bdrv_pwrite(bs->file, s->l1_table_offset + l1_index * sizeof(uint64_t),
-                          sizeof(be), &be, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->l1_table[l1_index] = l2_offset;
+    ret = ensure_l2(bs, offset, errp);
+    if (ret < 0) {
+        return ret;
     }
     l2 = l2_load(bs, s->l1_table[l1_index], errp);
     if (!l2) {
@@ -690,6 +707,11 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
             if (bs->encrypted) {
                 legacy_aes_crypt(s->aes, (int64_t)(cluster_start >> BDRV_SECTOR_BITS), cbuf,
                                  s->cluster_size >> BDRV_SECTOR_BITS, true);
+            }
+            /* L2 table first, so that consecutive data clusters stay contiguous */
+            ret = ensure_l2(bs, cluster_start, errp);
+            if (ret < 0) {
+                break;
             }
             host = alloc_bytes(bs, s->cluster_size);
             ret = bdrv_pwrite(bs->file, host, s->cluster_size, cbuf, 0, errp);
