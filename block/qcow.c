@@ -1031,7 +1031,8 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
         return -EFBIG;
     }
     l1_offset = QEMU_ALIGN_UP(QCOW_HEADER_SIZE + backing_len, 8);
-    l1_bytes = DIV_ROUND_UP(size, shift) * sizeof(uint64_t);
+    /* The L1 table's area is written in whole sectors, as QEMU does. */
+    l1_bytes = QEMU_ALIGN_UP(DIV_ROUND_UP(size, shift) * sizeof(uint64_t), BDRV_SECTOR_SIZE);
 
     memset(h, 0, sizeof(h));
     stl_be_p(h, QCOW_MAGIC);
