@@ -128,6 +128,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     size_t blen = strlen(bs->backing_file);
     g_autofree uint8_t *buf = NULL;
     size_t pos, cap = s->cluster_size;
+    bool with_ftable = s->version >= 3;
     int ret;
 
     /* Upper bound of everything we are about to write. */
@@ -138,6 +139,8 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     }
     buf = g_malloc0(MAX(need, cap));
 
+again:
+    memset(buf, 0, MAX(need, cap));
     stl_be_p(buf, QCOW2_MAGIC);
     stl_be_p(buf + 4, s->version);
     stl_be_p(buf + 20, s->cluster_bits);
@@ -167,7 +170,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
         put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
                 strlen(bs->backing_format));
     }
-    if (s->version >= 3) {
+    if (with_ftable) {
         uint8_t table[ARRAY_SIZE(feature_names) * 48];
         memset(table, 0, sizeof(table));
         for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
@@ -192,6 +195,11 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
         stl_be_p(buf + 16, blen);
         memcpy(buf + pos, bs->backing_file, blen);
         pos += blen;
+    }
+    if (pos > cap && with_ftable) {
+        /* The feature name table is optional: small clusters go without it. */
+        with_ftable = false;
+        goto again;
     }
     if (pos > cap) {
         error_setg(errp, "The header extensions and backing file name of '%s' do not fit "
