@@ -1205,3 +1205,43 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
     }
     return 0;
 }
+
+/* Makes guest clusters [start, end) unallocated (shrinking the image). */
+int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int64_t off = start; off < end; off += s->cluster_size) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t l2_off;
+        uint64_t e, zero = 0;
+        int ret;
+
+        if (l1_idx >= s->l1_size) {
+            break;
+        }
+        if (!(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
+            off = MIN(end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) -
+                  s->cluster_size;
+            continue;
+        }
+        ret = qcow2_get_l2_entry(bs, off, &e, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!e) {
+            continue;
+        }
+        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = set_l2_entries(bs, l2_off, l2_idx, 1, &zero, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        free_old_entry(bs, e);
+    }
+    return 0;
+}

@@ -951,6 +951,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
+    int64_t old_size;
     uint8_t be[8];
     int ret = check_writable(bs, errp);
 
@@ -961,11 +962,6 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;
     }
-    if (offset < s->size) {
-        error_setg(errp, "qcow2 images cannot be shrunk: '%s' is %" PRId64 " bytes, "
-                   "%" PRId64 " requested", bs->filename, s->size, offset);
-        return -ENOTSUP;
-    }
     if (s->nb_snapshots) {
         error_setg(errp, "Can't resize an image which has snapshots");
         return -ENOTSUP;
@@ -974,18 +970,45 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
         return -ENOTSUP;
     }
-    l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
-    ret = qcow2_grow_l1(bs, l1_needed, errp);
-    if (ret < 0) {
-        return ret;
+    if (offset < s->size) {
+        /* Drop every cluster wholly beyond the new end; the L1 table may stay larger. */
+        ret = qcow2_unmap_range(bs, QEMU_ALIGN_UP(offset, s->cluster_size), s->size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
+        ret = qcow2_grow_l1(bs, l1_needed, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     stq_be_p(be, offset);
     ret = bdrv_pwrite(bs->file, 24, 8, be, 0, errp);
     if (ret < 0) {
         return ret;
     }
+    old_size = s->size;
     s->size = offset;
-    return 0;
+    if (offset > old_size) {
+        /*
+         * The new area must read as zeroes: not as what a partial last
+         * cluster held before an earlier shrink, nor as the backing file.
+         */
+        int64_t zero_end = QEMU_ALIGN_UP(old_size, s->cluster_size);
+        if (bs->backing) {
+            int64_t blen = bdrv_getlength(bs->backing);
+            zero_end = MAX(zero_end, blen);
+        }
+        zero_end = MIN(zero_end, offset);
+        if (zero_end > old_size) {
+            ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return qcow2_flush_caches(bs, errp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1086,6 +1109,9 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     BDRVQcow2State *s = bs->opaque;
 
     bdi->cluster_size = s->cluster_size;
+    bdi->vm_state_offset = (int64_t)DIV_ROUND_UP((uint64_t)s->size,
+                                                 (uint64_t)s->cluster_size << s->l2_bits)
+                           << (s->cluster_bits + s->l2_bits);
     bdi->is_dirty = (s->incompat & QCOW2_INCOMPAT_DIRTY) != 0;
     return 0;
 }
