@@ -843,7 +843,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         ret = deflate(&z, Z_FINISH);
         clen = cs - z.avail_out;
         deflateEnd(&z);
-        if (ret != Z_STREAM_END || clen >= cs - 512) {
+        if (ret != Z_STREAM_END || clen >= cs) {
             /* Incompressible: store it as a normal cluster. */
             ret = qcow2_co_pwrite(bs, offset, len, buf, errp);
             if (ret < 0) {
