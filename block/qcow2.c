@@ -313,24 +313,24 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         return ret;
     }
     if (n < 4 || ldl_be_p(hdr) != QCOW2_MAGIC) {
-        error_setg(errp, "Could not open '%s': Image is not in qcow2 format", fn);
+        error_setg(errp, "Image is not in qcow2 format");
         return -EINVAL;
     }
     if (n < QCOW2_V2_HEADER_LEN) {
-        error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
-                   " bytes, the qcow2 header needs %d", fn, file_len, QCOW2_V2_HEADER_LEN);
+        error_setg(errp, "Image is truncated: the file has %" PRId64
+                   " bytes, the qcow2 header needs %d", file_len, QCOW2_V2_HEADER_LEN);
         return -EINVAL;
     }
     s->version = ldl_be_p(hdr + 4);
     if (s->version != 2 && s->version != 3) {
-        error_setg(errp, "Could not open '%s': Unsupported qcow2 version %d", fn, s->version);
+        error_setg(errp, "Unsupported qcow2 version %d", s->version);
         return -ENOTSUP;
     }
     s->cluster_bits = ldl_be_p(hdr + 20);
     if ((uint32_t)s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        error_setg(errp, "Could not open '%s': Unsupported cluster size: 2^%u "
-                   "(cluster_bits must be between %d and %d)", fn, (uint32_t)s->cluster_bits,
+        (uint32_t)s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        error_setg(errp, "Unsupported cluster size: 2^%u "
+                   "(cluster_bits must be between %d and %d)", (uint32_t)s->cluster_bits,
                    QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS);
         return -EINVAL;
     }
@@ -339,8 +339,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->l2_size = 1 << s->l2_bits;
     if (s->version >= 3) {
         if (file_len < QCOW2_V3_HEADER_LEN) {
-            error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
-                       " bytes, the qcow2 v3 header needs %d", fn, file_len,
+            error_setg(errp, "Image is truncated: the file has %" PRId64
+                       " bytes, the qcow2 v3 header needs %d", file_len,
                        QCOW2_V3_HEADER_LEN);
             return -EINVAL;
         }
@@ -351,18 +351,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->header_length = ldl_be_p(hdr + 100);
         if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length % 8 ||
             s->header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "Could not open '%s': Invalid header length %u", fn,
+            error_setg(errp, "Invalid header length %u",
                        s->header_length);
             return -EINVAL;
         }
         if (s->header_length > file_len) {
-            error_setg(errp, "Could not open '%s': Image is truncated within its header", fn);
+            error_setg(errp, "Image is truncated within its header");
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
         if (s->refcount_order > 6) {
-            error_setg(errp, "Could not open '%s': Invalid refcount order %u (at most 6)",
-                       fn, (uint32_t)s->refcount_order);
+            error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
             return -EINVAL;
         }
     } else {
@@ -408,16 +407,16 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 break;
             }
             if (elen > len - off - 8) {
-                error_setg(errp, "Could not open '%s': Header extension 0x%08x (%u bytes) "
-                           "extends beyond the end of the header area", fn, magic, elen);
+                error_setg(errp, "Header extension 0x%08x (%u bytes) "
+                           "extends beyond the end of the header area", magic, elen);
                 ret = -EINVAL;
                 goto fail;
             }
             switch (magic) {
             case QCOW2_EXT_BACKING_FORMAT:
                 if (elen >= sizeof(bs->backing_format)) {
-                    error_setg(errp, "Could not open '%s': Backing file format name is too "
-                               "long (%u bytes)", fn, elen);
+                    error_setg(errp, "Backing file format name is too "
+                               "long (%u bytes)", elen);
                     ret = -EINVAL;
                     goto fail;
                 }
@@ -450,29 +449,29 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (s->incompat & ~QCOW2_INCOMPAT_KNOWN) {
         g_autofree char *names = unsupported_features(s->incompat & ~QCOW2_INCOMPAT_KNOWN,
                                                       ftable, ftable_len);
-        error_setg(errp, "Could not open '%s': Unsupported qcow2 feature(s): %s", fn, names);
+        error_setg(errp, "Unsupported qcow2 feature(s): %s", names);
         ret = -ENOTSUP;
         goto fail;
     }
     if (s->compression_type != 0) {
-        error_setg(errp, "Could not open '%s': Unsupported compression type %u", fn,
+        error_setg(errp, "Unsupported compression type %u",
                    s->compression_type);
         ret = -ENOTSUP;
         goto fail;
     }
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "Could not open '%s': LUKS encryption in qcow2 images is not "
-                   "supported yet", fn);
+        error_setg(errp, "LUKS encryption in qcow2 images is not "
+                   "supported yet");
         ret = -ENOTSUP;
         goto fail;
     } else if (s->crypt_method > QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "Could not open '%s': Unsupported encryption method %u", fn,
+        error_setg(errp, "Unsupported encryption method %u",
                    s->crypt_method);
         ret = -EINVAL;
         goto fail;
     }
     if (s->size < 0 || (uint64_t)s->size > (1ULL << 61)) {
-        error_setg(errp, "Could not open '%s': Image size %" PRIu64 " is too large", fn,
+        error_setg(errp, "Image size %" PRIu64 " is too large",
                    (uint64_t)s->size);
         ret = -EFBIG;
         goto fail;
@@ -480,29 +479,29 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
 
     /* Active L1 table */
     if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        error_setg(errp, "Could not open '%s': Active L1 table too large (%u entries)", fn,
+        error_setg(errp, "Active L1 table too large (%u entries)",
                    s->l1_size);
         ret = -EFBIG;
         goto fail;
     }
     l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
     if (s->l1_size < l1_needed) {
-        error_setg(errp, "Could not open '%s': L1 table is too small (%u entries for a "
-                   "virtual size needing %" PRIu64 ")", fn, s->l1_size, l1_needed);
+        error_setg(errp, "L1 table is too small (%u entries for a "
+                   "virtual size needing %" PRIu64 ")", s->l1_size, l1_needed);
         ret = -EINVAL;
         goto fail;
     }
     if (s->l1_size) {
         if (s->l1_table_offset & (s->cluster_size - 1)) {
-            error_setg(errp, "Could not open '%s': L1 table offset %#" PRIx64
-                       " is not cluster aligned", fn, (uint64_t)s->l1_table_offset);
+            error_setg(errp, "L1 table offset %#" PRIx64
+                       " is not cluster aligned", (uint64_t)s->l1_table_offset);
             ret = -EINVAL;
             goto fail;
         }
         if ((uint64_t)s->l1_table_offset > (uint64_t)file_len ||
             (uint64_t)s->l1_size * 8 > (uint64_t)file_len - s->l1_table_offset) {
-            error_setg(errp, "Could not open '%s': Active L1 table (offset %#" PRIx64
-                       ", %u entries) lies beyond the end of the file", fn,
+            error_setg(errp, "Active L1 table (offset %#" PRIx64
+                       ", %u entries) lies beyond the end of the file",
                        (uint64_t)s->l1_table_offset, s->l1_size);
             ret = -EINVAL;
             goto fail;
@@ -510,42 +509,40 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     /* Refcount table */
     if (!s->refcount_table_clusters) {
-        error_setg(errp, "Could not open '%s': Image does not contain a reference count "
-                   "table", fn);
+        error_setg(errp, "Image does not contain a reference count "
+                   "table");
         ret = -EINVAL;
         goto fail;
     }
     if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
-        error_setg(errp, "Could not open '%s': Reference count table too large (%u clusters)",
-                   fn, s->refcount_table_clusters);
+        error_setg(errp, "Reference count table too large (%u clusters)", s->refcount_table_clusters);
         ret = -EFBIG;
         goto fail;
     }
     if (s->refcount_table_offset & (s->cluster_size - 1)) {
-        error_setg(errp, "Could not open '%s': Reference count table offset %#" PRIx64
-                   " is not cluster aligned", fn, (uint64_t)s->refcount_table_offset);
+        error_setg(errp, "Reference count table offset %#" PRIx64
+                   " is not cluster aligned", (uint64_t)s->refcount_table_offset);
         ret = -EINVAL;
         goto fail;
     }
     if ((uint64_t)s->refcount_table_offset > (uint64_t)file_len ||
         (uint64_t)s->refcount_table_clusters * s->cluster_size >
         (uint64_t)file_len - s->refcount_table_offset) {
-        error_setg(errp, "Could not open '%s': Reference count table (offset %#" PRIx64
-                   ", %u clusters) lies beyond the end of the file", fn,
+        error_setg(errp, "Reference count table (offset %#" PRIx64
+                   ", %u clusters) lies beyond the end of the file",
                    (uint64_t)s->refcount_table_offset, s->refcount_table_clusters);
         ret = -EINVAL;
         goto fail;
     }
     /* Snapshot table */
     if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Could not open '%s': Too many snapshots (%u)", fn, s->nb_snapshots);
+        error_setg(errp, "Too many snapshots (%u)", s->nb_snapshots);
         ret = -EFBIG;
         goto fail;
     }
     if (s->nb_snapshots && ((s->snapshots_offset & (s->cluster_size - 1)) ||
                             (uint64_t)s->snapshots_offset >= (uint64_t)file_len)) {
-        error_setg(errp, "Could not open '%s': Invalid snapshot table offset %#" PRIx64,
-                   fn, (uint64_t)s->snapshots_offset);
+        error_setg(errp, "Invalid snapshot table offset %#" PRIx64, (uint64_t)s->snapshots_offset);
         ret = -EINVAL;
         goto fail;
     }
@@ -568,7 +565,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             what = "the snapshot table overlaps other metadata";
         }
         if (what) {
-            error_setg(errp, "Could not open '%s': Metadata overlap: %s", fn, what);
+            error_setg(errp, "Metadata overlap: %s", what);
             ret = -EINVAL;
             goto fail;
         }
@@ -576,14 +573,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Backing file name */
     if (backing_off) {
         if (backing_len > QCOW2_MAX_BACKING_NAME) {
-            error_setg(errp, "Could not open '%s': Backing file name too long (%u bytes, "
-                       "at most %d)", fn, backing_len, QCOW2_MAX_BACKING_NAME);
+            error_setg(errp, "Backing file name too long (%u bytes, "
+                       "at most %d)", backing_len, QCOW2_MAX_BACKING_NAME);
             ret = -EINVAL;
             goto fail;
         }
         if (backing_off > (uint64_t)file_len || backing_len > (uint64_t)file_len - backing_off) {
-            error_setg(errp, "Could not open '%s': Backing file name lies beyond the end "
-                       "of the file", fn);
+            error_setg(errp, "Backing file name lies beyond the end "
+                       "of the file");
             ret = -EINVAL;
             goto fail;
         }
@@ -593,7 +590,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         }
         bs->backing_file[backing_len] = '\0';
         if (strlen(bs->backing_file) != backing_len) {
-            error_setg(errp, "Could not open '%s': Backing file name contains a NUL byte", fn);
+            error_setg(errp, "Backing file name contains a NUL byte");
             ret = -EINVAL;
             goto fail;
         }
@@ -645,14 +642,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
         s->crypt_method != QCOW2_CRYPT_AES) {
-        error_setg(errp, "Could not open '%s': encrypt.* options were given, but the image "
-                   "is not encrypted", fn);
+        error_setg(errp, "encrypt.* options were given, but the image "
+                   "is not encrypted");
         ret = -EINVAL;
         goto fail;
     }
     if (efmt && strcmp(efmt, "aes")) {
-        error_setg(errp, "Could not open '%s': encrypt.format='%s' does not match the "
-                   "image's encryption format 'aes'", fn, efmt);
+        error_setg(errp, "encrypt.format='%s' does not match the "
+                   "image's encryption format 'aes'", efmt);
         ret = -EINVAL;
         goto fail;
     }
@@ -663,8 +660,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
-            error_setg(errp, "Could not open '%s': qcow2 image is corrupt and cannot be "
-                       "opened read/write; repair it with 'qemu-img check -r all'", fn);
+            error_setg(errp, "qcow2 image is corrupt and cannot be "
+                       "opened read/write; repair it with 'qemu-img check -r all'");
             ret = -EACCES;
             goto fail;
         }
@@ -694,8 +691,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
         if (!legacy_aes_new) {
-            error_setg(errp, "Could not open '%s': AES encryption support is not available "
-                       "in this program", fn);
+            error_setg(errp, "AES encryption support is not available "
+                       "in this program");
             ret = -ENOTSUP;
             goto fail;
         }
