@@ -129,7 +129,6 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     g_autofree uint8_t *buf = NULL;
     size_t pos, cap = s->cluster_size;
     bool with_ftable = s->version >= 3;
-    int ret;
 
     /* Upper bound of everything we are about to write. */
     need += 16 + strlen(bs->backing_format) + 8 + sizeof(feature_names) * 48 / sizeof(feature_names[0]) +
@@ -206,11 +205,7 @@ again:
                    "into its first cluster (%zu > %zu bytes)", bs->filename, pos, cap);
         return -ENOSPC;
     }
-    ret = bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    return bdrv_flush(bs->file, errp);
+    return bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
 }
 
 static void free_unknown_ext(gpointer p)
@@ -1558,9 +1553,6 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         qcow2_set_refcount_ro(buf + 2 * cluster_size, refcount_order, i, 1);
     }
     ret = bdrv_pwrite(file, 0, 3 * cluster_size, buf, 0, errp);
-    if (ret >= 0) {
-        ret = bdrv_flush(file, errp);
-    }
     bdrv_unref(file);
     if (ret < 0) {
         return ret;
@@ -1596,7 +1588,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
     if (ret >= 0) {
-        ret = bdrv_flush(bs, errp);
+        ret = qcow2_flush_caches(bs, errp);
     }
     bdrv_unref(bs);
     return ret < 0 ? ret : 0;
