@@ -1659,7 +1659,12 @@ static int img_convert(int argc, char **argv)
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
-    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
+    /*
+     * The output's cache mode defaults to "unsafe" as in QEMU: a half
+     * written output is useless anyway, so no flush to stable storage.
+     */
+    if (ret == 0 && strcmp(cache ? cache : "unsafe", "unsafe") &&
+        bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
