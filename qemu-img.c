@@ -23,11 +23,9 @@
 #include "qom/object.h"
 
 /*
- * The owners of --object and of the key prompt land their code in parallel;
- * until then these references may stay unresolved and the tool says so.
+ * The key prompt lands in parallel; until then this reference may stay
+ * unresolved and the tool says so.
  */
-#pragma weak user_creatable_add_cmdline
-#pragma weak user_creatable_cleanup
 #pragma weak bdrv_tools_prompt_keys
 
 enum {
@@ -185,10 +183,6 @@ static void add_object(const char *arg)
 {
     Error *err = NULL;
 
-    if (!user_creatable_add_cmdline) {
-        error_report("--object is not supported by this build");
-        exit(EXIT_FAILURE);
-    }
     if (!user_creatable_add_cmdline(arg, &err)) {
         error_report_err(err);
         exit(EXIT_FAILURE);
@@ -197,9 +191,7 @@ static void add_object(const char *arg)
 
 static void cleanup_objects(void)
 {
-    if (user_creatable_cleanup) {
-        user_creatable_cleanup();
-    }
+    user_creatable_cleanup();
 }
 
 /* ------------------------------------------------------------------ */
