@@ -864,6 +864,12 @@ static int img_create(int argc, char **argv)
         qobject_unref(opts);
         return 1;
     }
+    if (base && !strcmp(base, filename)) {
+        error_report("%s: Error: Trying to create an image with the same filename as the "
+                     "backing file", filename);
+        qobject_unref(opts);
+        return 1;
+    }
     if (base && *base && !unsafe && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol) {
         /* The backing file must open (QEMU 7.2 refuses a missing one). */
         g_autofree char *full = path_combine(filename, base);
