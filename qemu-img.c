@@ -2664,6 +2664,16 @@ static int img_amend(int argc, char **argv)
                 return 1;
             }
         }
+        {
+            /* Values must have the option's type ("lazy_refcounts=maybe" fails). */
+            const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+            if (!qemu_opts_validate(opts, lists, &err)) {
+                error_report_err(err);
+                qobject_unref(opts);
+                bdrv_unref(bs);
+                return 1;
+            }
+        }
     }
     progress_init(progress);
     ret = bdrv_amend_options(bs, opts, force, &err);
