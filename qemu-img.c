@@ -1187,8 +1187,14 @@ static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
     if (s->has_zero_init) {
         return 0;
     }
+    /*
+     * The target is open without its backing file, so a driver could take
+     * an unmapped range for zeroes when it would really show the backing
+     * file's data: with a backing file, zeroes must be written as zeroes.
+     */
     ret = bdrv_pwrite_zeroes(s->target, offset, bytes,
-                             s->min_sparse ? BDRV_REQ_MAY_UNMAP : 0, &err);
+                             s->min_sparse && !s->target_has_backing ?
+                             BDRV_REQ_MAY_UNMAP : 0, &err);
     if (ret < 0) {
         error_report("error while writing at byte %" PRId64 ": %s", offset,
                      error_get_pretty(err));
@@ -1591,7 +1597,10 @@ static int img_convert(int argc, char **argv)
         qobject_unref(create_opts);
     }
 
-    /* The target's backing file is never read: unallocated stays unallocated. */
+    /*
+     * The target's backing file is never read, but it is opened: a driver
+     * must know that there is one, or it may skip zero writes over it.
+     */
     if (target_image_opts) {
         target_opts = keyval_parse(out_filename, NULL, &err);
         if (!target_opts) {
@@ -1607,7 +1616,7 @@ static int img_convert(int argc, char **argv)
         }
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
-                         BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_UNSAFE, &err);
+                         BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
     if (!s.target) {
         report_open_error(out_filename, err);
         goto out;
