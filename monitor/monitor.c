@@ -460,8 +460,6 @@ static void hmp_run_line(Monitor *mon, const char *line)
     error_set_sink(sfn, sop);
 }
 
-char *hmp_mask_secrets(const char *line);
-
 static void hmp_line_complete(Monitor *mon)
 {
     g_autofree char *line = g_strndup(mon->buf->str, mon->buf->len);
