@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The backup job: a point-in-time copy of a drive.  The copy is taken as the
+ * drive was when the job started: a before-write notifier on the source
+ * copies each cluster's old contents to the target before the guest first
+ * overwrites it (copy-before-write), and the job skips clusters so copied.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qemu/cutils.h"
+
+typedef struct BackupJob {
+    BlockJob common;
+    BlockDriverState *target;
+    MirrorSyncMode sync;
+    /* Clusters whose point-in-time contents are not yet on the target. */
+    DirtyMap *todo;
+    int64_t cursor;
+    /* A fresh target without backing reads as zeroes: zero runs need no write. */
+    bool target_is_zero;
+    bool notifier_added;
+    uint8_t *buf;
+} BackupJob;
+
+static void backup_update_progress(BackupJob *s)
+{
+    s->common.offset = s->common.len - dirty_map_bytes(s->todo);
+}
+
+/*
+ * Copies [offset, offset+bytes) (cluster aligned, clipped to the end) from
+ * the source to the target and marks it done.  Sets err_is_read on failure.
+ */
+static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, Error **errp)
+{
+    BlockDriverState *src = s->common.bs;
+    int64_t end = MIN(offset + bytes, s->common.len);
+
+    while (offset < end) {
+        int64_t n = MIN(end - offset, BLOCK_JOB_CHUNK);
+        int64_t pnum;
+        int status = bdrv_block_status_above(src, NULL, offset, n, &pnum, NULL, NULL);
+        int ret;
+
+        if (status < 0) {
+            s->common.err_is_read = true;
+            error_setg_errno(errp, -status, "Could not read the allocation status of '%s'",
+                             src->filename);
+            return status;
+        }
+        if (pnum > 0 && pnum < n) {
+            n = pnum;
+        }
+        if (status & BDRV_BLOCK_ZERO) {
+            if (!s->target_is_zero) {
+                ret = bdrv_pwrite_zeroes(s->target, offset, n, 0, errp);
+                if (ret < 0) {
+                    s->common.err_is_read = false;
+                    return ret;
+                }
+            }
+        } else {
+            ret = bdrv_pread(src, offset, n, s->buf, 0, errp);
+            if (ret < 0) {
+                s->common.err_is_read = true;
+                return ret;
+            }
+            if (s->target_is_zero && buffer_is_zero(s->buf, n)) {
+                ret = 0;
+            } else {
+                ret = bdrv_pwrite(s->target, offset, n, s->buf, 0, errp);
+            }
+            if (ret < 0) {
+                s->common.err_is_read = false;
+                return ret;
+            }
+        }
+        dirty_map_reset(s->todo, offset, n);
+        offset += n;
+    }
+    return 0;
+}
+
+/* Runs before every guest write to the source: save what it overwrites. */
+static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offset,
+                               int64_t bytes, Error **errp)
+{
+    BackupJob *s = opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
+    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->common.len);
+    int64_t c = start;
+
+    while (c < end) {
+        int64_t next = dirty_map_next(s->todo, c);
+        int64_t run_end;
+        int ret;
+
+        if (next < 0 || next >= end) {
+            break;
+        }
+        run_end = next;
+        while (run_end < end && dirty_map_get(s->todo, run_end)) {
+            run_end += BLOCK_JOB_CLUSTER;
+        }
+        ret = backup_copy_range(s, next, run_end - next, errp);
+        if (ret < 0) {
+            /* The guest write fails rather than silently breaking the backup. */
+            error_prepend(errp, "Backup job '%s' could not save the old data: ",
+                          s->common.id);
+            return ret;
+        }
+        c = run_end;
+    }
+    backup_update_progress(s);
+    return 0;
+}
+
+static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+{
+    BackupJob *s = (BackupJob *)job;
+    int64_t start, end;
+    int ret;
+
+    if (s->sync == MIRROR_SYNC_MODE_NONE) {
+        /* Only guest writes copy anything; the job runs until cancelled. */
+        *done = false;
+        return 0;
+    }
+    start = dirty_map_next(s->todo, s->cursor);
+    if (start < 0) {
+        start = dirty_map_next(s->todo, 0);
+    }
+    if (start < 0) {
+        *done = true;
+        backup_update_progress(s);
+        return 0;
+    }
+    end = start;
+    while (end < job->len && end - start < max_bytes && end - start < BLOCK_JOB_CHUNK &&
+           dirty_map_get(s->todo, end)) {
+        end += BLOCK_JOB_CLUSTER;
+    }
+    ret = backup_copy_range(s, start, end - start, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->cursor = end;
+    backup_update_progress(s);
+    *done = s->todo->count == 0;
+    return MIN(end, job->len) - start;
+}
+
+static int backup_prepare(BlockJob *job, Error **errp)
+{
+    BackupJob *s = (BackupJob *)job;
+    return bdrv_flush(s->target, errp);
+}
+
+static void backup_abort(BlockJob *job)
+{
+    BackupJob *s = (BackupJob *)job;
+    /* What was copied stays: the target is a consistent, partial image. */
+    bdrv_flush(s->target, NULL);
+}
+
+static void backup_clean(BlockJob *job)
+{
+    BackupJob *s = (BackupJob *)job;
+
+    if (s->notifier_added) {
+        bdrv_remove_write_notifier(job->bs, backup_before_write, s);
+        s->notifier_added = false;
+    }
+    dirty_map_free(s->todo);
+    s->todo = NULL;
+    g_free(s->buf);
+    s->buf = NULL;
+    if (s->target) {
+        bdrv_unref(s->target);
+        s->target = NULL;
+    }
+}
+
+static const BlockJobDriver backup_driver = {
+    .type = "backup",
+    .instance_size = sizeof(BackupJob),
+    .step = backup_step,
+    .prepare = backup_prepare,
+    .abort = backup_abort,
+    .clean = backup_clean,
+};
+
+/* Common to drive-backup and blockdev-backup once the target node is open. */
+static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh,
+                              const BackupOptions *opts, Error **errp)
+{
+    BlockJob *job = &s->common;
+    BlockDriverState *src = job->bs;
+    BlockDriverState *nodes[] = { target };
+
+    if (!block_job_check_keys(target, NULL, errp) ||
+        !block_job_check_nodes_free(nodes, 1, NULL, errp)) {
+        bdrv_unref(target);
+        block_job_free_unstarted(job);
+        return NULL;
+    }
+    if (target == src) {
+        error_setg(errp, "Source and target cannot be the same");
+        bdrv_unref(target);
+        block_job_free_unstarted(job);
+        return NULL;
+    }
+    if (bdrv_getlength(target) != job->len) {
+        error_setg(errp, "Source and target image have different sizes");
+        bdrv_unref(target);
+        block_job_free_unstarted(job);
+        return NULL;
+    }
+    s->target = target;
+    block_job_add_node(job, target);
+    s->sync = opts->sync;
+    s->todo = dirty_map_new(job->len);
+    s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    s->target_is_zero = fresh && !target->backing;
+    job->on_source_error = opts->on_source_error;
+    job->on_target_error = opts->on_target_error;
+
+    if (s->sync == MIRROR_SYNC_MODE_TOP && src->backing) {
+        /* Only what the top layer holds: the rest comes from the shared backing. */
+        for (int64_t off = 0; off < job->len;) {
+            int64_t n;
+            int ret = bdrv_is_allocated(src, off, job->len - off, &n);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
+                                 src->filename);
+                block_job_free_unstarted(job);
+                return NULL;
+            }
+            if (ret) {
+                dirty_map_set(s->todo, off, n);
+            }
+            off += n;
+        }
+    } else {
+        dirty_map_set(s->todo, 0, job->len);
+    }
+    backup_update_progress(s);
+    bdrv_add_before_write_notifier(src, backup_before_write, s);
+    s->notifier_added = true;
+    block_job_start(job);
+    return job;
+}
+
+BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *target, *backing = NULL;
+    BackupJob *s;
+
+    bs = block_job_find_device(opts->device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    /* No key, no job: nothing may be created before this check. */
+    if (!block_job_check_keys(bs, opts->device, errp)) {
+        return NULL;
+    }
+    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->common.len = bdrv_getlength(bs);
+    if (s->common.len < 0) {
+        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
+                         bs->filename);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    if (opts->sync == MIRROR_SYNC_MODE_TOP) {
+        backing = bs->backing;
+    } else if (opts->sync == MIRROR_SYNC_MODE_NONE) {
+        backing = bs;
+    }
+    target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
+                                   opts->quiet, errp);
+    if (!target) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    return backup_start(s, target, opts->mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS, opts, errp);
+}
+
+BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *target;
+    BackupJob *s;
+
+    bs = block_job_find_device(opts->device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (!block_job_check_keys(bs, opts->device, errp)) {
+        return NULL;
+    }
+    target = block_job_find_device(opts->target, true, errp);
+    if (!target) {
+        return NULL;
+    }
+    if (target->read_only) {
+        error_setg(errp, "Node '%s' is read-only", opts->target);
+        return NULL;
+    }
+    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->common.len = bdrv_getlength(bs);
+    if (s->common.len < 0) {
+        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
+                         bs->filename);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    bdrv_ref(target);
+    return backup_start(s, target, false, opts, errp);
+}

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The monitor commands of the block jobs: QMP (schema in
+ * qapi/block-job.json) and HMP.  HMP commands build QMP arguments and run
+ * them through the QMP dispatcher, so both check the same things.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "system/blockdev.h"
+
+/* ------------------------------------------------------------------ */
+/* Argument helpers (the dispatcher has checked presence and types) */
+
+static int64_t arg_int(QDict *args, const char *key, int64_t def)
+{
+    json_t *v = json_object_get(args, key);
+    return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static BlockdevOnError arg_on_error(QDict *args, const char *key)
+{
+    BlockdevOnError e = BLOCKDEV_ON_ERROR_REPORT;
+    const char *s = qdict_get_try_str(args, key);
+
+    if (s) {
+        block_job_parse_on_error(s, &e, NULL);
+    }
+    return e;
+}
+
+static MirrorSyncMode arg_sync(QDict *args)
+{
+    MirrorSyncMode m = MIRROR_SYNC_MODE_FULL;
+    block_job_parse_sync(qdict_get_try_str(args, "sync"), &m, NULL);
+    return m;
+}
+
+static NewImageMode arg_mode(QDict *args)
+{
+    NewImageMode m = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    const char *s = qdict_get_try_str(args, "mode");
+
+    if (s) {
+        block_job_parse_mode(s, &m, NULL);
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------ */
+/* QMP */
+
+static QObject *qmp_drive_backup(QDict *args, Error **errp)
+{
+    BackupOptions o = {
+        .job_id = qdict_get_try_str(args, "job-id"),
+        .device = qdict_get_try_str(args, "device"),
+        .target = qdict_get_try_str(args, "target"),
+        .format = qdict_get_try_str(args, "format"),
+        .sync = arg_sync(args),
+        .mode = arg_mode(args),
+        .speed = arg_int(args, "speed", 0),
+        .on_source_error = arg_on_error(args, "on-source-error"),
+        .on_target_error = arg_on_error(args, "on-target-error"),
+    };
+
+    return block_job_drive_backup(&o, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
+{
+    BackupOptions o = {
+        .job_id = qdict_get_try_str(args, "job-id"),
+        .device = qdict_get_try_str(args, "device"),
+        .target = qdict_get_try_str(args, "target"),
+        .sync = arg_sync(args),
+        .mode = NEW_IMAGE_MODE_EXISTING,
+        .speed = arg_int(args, "speed", 0),
+        .on_source_error = arg_on_error(args, "on-source-error"),
+        .on_target_error = arg_on_error(args, "on-target-error"),
+    };
+
+    return block_job_blockdev_backup(&o, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_drive_mirror(QDict *args, Error **errp)
+{
+    MirrorOptions o = {
+        .job_id = qdict_get_try_str(args, "job-id"),
+        .device = qdict_get_try_str(args, "device"),
+        .target = qdict_get_try_str(args, "target"),
+        .format = qdict_get_try_str(args, "format"),
+        .sync = arg_sync(args),
+        .mode = arg_mode(args),
+        .speed = arg_int(args, "speed", 0),
+        .on_source_error = arg_on_error(args, "on-source-error"),
+        .on_target_error = arg_on_error(args, "on-target-error"),
+    };
+
+    if (o.sync == MIRROR_SYNC_MODE_NONE) {
+        error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
+        return NULL;
+    }
+    return block_job_drive_mirror(&o, errp) ? qdict_new() : NULL;
+}
+
+/* "base" and "base-node" (or "top" and "top-node") name one image. */
+static bool one_of(QDict *args, const char *file_key, const char *node_key,
+                   const char **out, Error **errp)
+{
+    const char *f = qdict_get_try_str(args, file_key);
+    const char *n = qdict_get_try_str(args, node_key);
+
+    if (f && n) {
+        error_setg(errp, "'%s' and '%s' are mutually exclusive", file_key, node_key);
+        return false;
+    }
+    *out = f ? f : n;
+    return true;
+}
+
+static QObject *qmp_block_commit(QDict *args, Error **errp)
+{
+    CommitOptions o = {
+        .job_id = qdict_get_try_str(args, "job-id"),
+        .device = qdict_get_try_str(args, "device"),
+        .backing_file = qdict_get_try_str(args, "backing-file"),
+        .speed = arg_int(args, "speed", 0),
+        .on_error = arg_on_error(args, "on-error"),
+    };
+
+    if (!one_of(args, "top", "top-node", &o.top, errp) ||
+        !one_of(args, "base", "base-node", &o.base, errp)) {
+        return NULL;
+    }
+    return block_job_commit(&o, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_stream(QDict *args, Error **errp)
+{
+    StreamOptions o = {
+        .job_id = qdict_get_try_str(args, "job-id"),
+        .device = qdict_get_try_str(args, "device"),
+        .backing_file = qdict_get_try_str(args, "backing-file"),
+        .speed = arg_int(args, "speed", 0),
+        .on_error = arg_on_error(args, "on-error"),
+    };
+
+    if (!one_of(args, "base", "base-node", &o.base, errp)) {
+        return NULL;
+    }
+    return block_job_stream(&o, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_query_block_jobs(QDict *args, Error **errp)
+{
+    return block_job_query_all();
+}
+
+static BlockJob *arg_job(QDict *args, Error **errp)
+{
+    return block_job_find(qdict_get_try_str(args, "device"), errp);
+}
+
+static QObject *qmp_block_job_set_speed(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_job(args, errp);
+    return job && block_job_set_speed(job, arg_int(args, "speed", 0), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_cancel(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_job(args, errp);
+    bool force = qdict_get_try_bool(args, "force", false);
+    return job && block_job_cancel(job, force, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_pause(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_job(args, errp);
+    return job && block_job_pause(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_resume(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_job(args, errp);
+    return job && block_job_resume(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_complete(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_job(args, errp);
+    return job && block_job_complete(job, errp) ? qdict_new() : NULL;
+}
+
+/* The drive whose root was @old_root uses @new_root from now on. */
+static bool replace_drive_root(BlockDriverState *old_root, BlockDriverState *new_root,
+                               Error **errp)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->bs == old_root) {
+            bdrv_ref(new_root);
+            d->bs = new_root;
+            bdrv_unref(old_root);
+            return true;
+        }
+    }
+    error_setg(errp, "The drive of node '%s' is gone", bdrv_get_node_name(old_root));
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* HMP */
+
+/* Runs a QMP command for HMP; output (Formatting lines) goes to @mon. */
+typedef struct HmpCall {
+    const char *name;
+    QDict *args;
+    Error *err;
+} HmpCall;
+
+static int hmp_call_fn(void *opaque)
+{
+    HmpCall *c = opaque;
+    QObject *ret = qmp_dispatch_command(c->name, c->args, &c->err);
+
+    qobject_unref(ret);
+    return 0;
+}
+
+static void hmp_run(Monitor *mon, const char *name, QDict *args)
+{
+    HmpCall c = { .name = name, .args = args };
+
+    monitor_with_stdout(mon, hmp_call_fn, &c);
+    qobject_unref(args);
+    hmp_handle_error(mon, c.err);
+}
+
+/* Splits "[-x] [-y] word word ..." into flags and words. */
+static char **hmp_split(const QDict *args, const char *key, const char *flags,
+                        bool *seen, Error **errp)
+{
+    const char *line = qdict_get_try_str(args, key);
+    g_auto(GStrv) parts = NULL;
+    GPtrArray *words = g_ptr_array_new();
+    int n;
+
+    if (!g_shell_parse_argv(line && *line ? line : "\"\"", &n, &parts, NULL)) {
+        parts = g_new0(char *, 1);
+    }
+    for (char **p = parts; *p; p++) {
+        if ((*p)[0] == '-' && (*p)[1] && !(*p)[2] && words->len == 0) {
+            const char *f = strchr(flags, (*p)[1]);
+            if (!f) {
+                error_setg(errp, "invalid option '%s'", *p);
+                g_ptr_array_free(words, TRUE);
+                return NULL;
+            }
+            seen[f - flags] = true;
+            continue;
+        }
+        if (**p) {
+            g_ptr_array_add(words, g_strdup(*p));
+        }
+    }
+    g_ptr_array_add(words, NULL);
+    return (char **)g_ptr_array_free(words, FALSE);
+}
+
+static void hmp_copy_job(Monitor *mon, const QDict *qargs, const char *command,
+                         const char *usage)
+{
+    bool seen[2] = { false, false };    /* -n, -f */
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_split(qargs, "args", "nf", seen, &err);
+    QDict *args;
+    guint n;
+
+    if (!w) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    n = g_strv_length(w);
+    if (n < 2 || n > 3) {
+        monitor_printf(mon, "usage: %s %s\n", command, usage);
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", w[0]);
+    qdict_put_str(args, "target", w[1]);
+    if (n == 3) {
+        qdict_put_str(args, "format", w[2]);
+    }
+    qdict_put_str(args, "sync", seen[1] ? "full" : "top");
+    qdict_put_str(args, "mode", seen[0] ? "existing" : "absolute-paths");
+    hmp_run(mon, !strcmp(command, "drive_backup") ? "drive-backup" : "drive-mirror", args);
+}
+
+static void hmp_drive_backup(Monitor *mon, const QDict *qargs)
+{
+    hmp_copy_job(mon, qargs, "drive_backup", "[-n] [-f] device target [format]");
+}
+
+static void hmp_drive_mirror(Monitor *mon, const QDict *qargs)
+{
+    hmp_copy_job(mon, qargs, "drive_mirror", "[-n] [-f] device target [format]");
+}
+
+static void hmp_commit(Monitor *mon, const QDict *qargs)
+{
+    const char *device = qdict_get_try_str(qargs, "device");
+    Error *err = NULL;
+
+    if (!strcmp(device, "all")) {
+        bdrv_commit_all(&err);
+    } else if (!block_job_find_device(device, false, NULL)) {
+        monitor_printf(mon, "Device '%s' not found\n", device);
+        return;
+    } else {
+        bdrv_commit_device(device, &err);
+    }
+    hmp_handle_error(mon, err);
+}
+
+static bool hmp_speed(Monitor *mon, const char *s, int64_t *speed)
+{
+    uint64_t v;
+
+    if (qemu_strtosz(s, NULL, &v) < 0 || v > INT64_MAX) {
+        monitor_printf(mon, "invalid speed '%s'\n", s);
+        return false;
+    }
+    *speed = (int64_t)v;
+    return true;
+}
+
+static void hmp_block_stream(Monitor *mon, const QDict *qargs)
+{
+    const char *speed = qdict_get_try_str(qargs, "speed");
+    const char *base = qdict_get_try_str(qargs, "base");
+    QDict *args = qdict_new();
+    int64_t v;
+
+    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
+    if (speed) {
+        if (!hmp_speed(mon, speed, &v)) {
+            qobject_unref(args);
+            return;
+        }
+        qdict_put_int(args, "speed", v);
+    }
+    if (base) {
+        qdict_put_str(args, "base", base);
+    }
+    hmp_run(mon, "block-stream", args);
+}
+
+static void hmp_block_job_set_speed(Monitor *mon, const QDict *qargs)
+{
+    const char *speed = qdict_get_try_str(qargs, "speed");
+    QDict *args;
+    int64_t v;
+
+    /* A leading '-' is what the user typed; say what QMP would say. */
+    if (speed[0] == '-') {
+        args = qdict_new();
+        qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
+        qdict_put_int(args, "speed", -1);
+        hmp_run(mon, "block-job-set-speed", args);
+        return;
+    }
+    if (!hmp_speed(mon, speed, &v)) {
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
+    qdict_put_int(args, "speed", v);
+    hmp_run(mon, "block-job-set-speed", args);
+}
+
+static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
+{
+    bool seen[1] = { false };
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_split(qargs, "args", "f", seen, &err);
+    QDict *args;
+
+    if (!w) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (g_strv_length(w) != 1) {
+        monitor_printf(mon, "usage: block_job_cancel [-f] device\n");
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", w[0]);
+    if (seen[0]) {
+        qdict_put_bool(args, "force", true);
+    }
+    hmp_run(mon, "block-job-cancel", args);
+}
+
+static void hmp_job_verb(Monitor *mon, const QDict *qargs, const char *command)
+{
+    QDict *args = qdict_new();
+
+    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
+    hmp_run(mon, command, args);
+}
+
+static void hmp_block_job_pause(Monitor *mon, const QDict *qargs)
+{
+    hmp_job_verb(mon, qargs, "block-job-pause");
+}
+
+static void hmp_block_job_resume(Monitor *mon, const QDict *qargs)
+{
+    hmp_job_verb(mon, qargs, "block-job-resume");
+}
+
+static void hmp_block_job_complete(Monitor *mon, const QDict *qargs)
+{
+    hmp_job_verb(mon, qargs, "block-job-complete");
+}
+
+static void hmp_info_block_jobs(Monitor *mon, const QDict *qargs)
+{
+    g_autofree char *text = block_job_info_text();
+
+    monitor_puts(mon, *text ? text : "No active jobs\n");
+}
+
+static const HMPCommand hmp_cmds[] = {
+    { "drive_backup", "args:S?", "[-n] [-f] device target [format]",
+      "initiates a point-in-time copy of a device into target (-n: target exists, "
+      "-f: the full chain, not only the top layer; format defaults to the device's)",
+      hmp_drive_backup },
+    { "drive_mirror", "args:S?", "[-n] [-f] device target [format]",
+      "mirrors a device into target (-n: target exists, -f: the full chain)",
+      hmp_drive_mirror },
+    { "commit", "device:s", "device|all",
+      "commits the active layer of a device (or of all devices) into its backing file",
+      hmp_commit },
+    { "block_stream", "device:s,speed:s?,base:s?", "device [speed [base]]",
+      "copies data from a backing file into a block device", hmp_block_stream },
+    { "block_job_set_speed", "device:s,speed:s", "device speed",
+      "sets the speed limit of a block job (bytes per second, K/M/G suffixes)",
+      hmp_block_job_set_speed },
+    { "block_job_cancel", "args:S?", "[-f] device",
+      "stops a block job (-f: a ready mirror too, without syncing)", hmp_block_job_cancel },
+    { "block_job_complete", "device:s", "device", "completes a ready block job",
+      hmp_block_job_complete },
+    { "block_job_pause", "device:s", "device", "pauses a block job", hmp_block_job_pause },
+    { "block_job_resume", "device:s", "device", "resumes a paused block job",
+      hmp_block_job_resume },
+};
+
+static const HMPCommand hmp_info_cmd = {
+    "block-jobs", "", "", "show progress of ongoing block device operations",
+    hmp_info_block_jobs,
+};
+
+void block_job_monitor_init(void)
+{
+    static bool done;
+
+    if (done) {
+        return;
+    }
+    done = true;
+    qmp_register_command("drive-backup", qmp_drive_backup);
+    qmp_register_command("blockdev-backup", qmp_blockdev_backup);
+    qmp_register_command("drive-mirror", qmp_drive_mirror);
+    qmp_register_command("block-commit", qmp_block_commit);
+    qmp_register_command("block-stream", qmp_block_stream);
+    qmp_register_command("query-block-jobs", qmp_query_block_jobs);
+    qmp_register_command("block-job-set-speed", qmp_block_job_set_speed);
+    qmp_register_command("block-job-cancel", qmp_block_job_cancel);
+    qmp_register_command("block-job-pause", qmp_block_job_pause);
+    qmp_register_command("block-job-resume", qmp_block_job_resume);
+    qmp_register_command("block-job-complete", qmp_block_job_complete);
+    for (size_t i = 0; i < ARRAY_SIZE(hmp_cmds); i++) {
+        hmp_register_command(&hmp_cmds[i]);
+    }
+    hmp_register_info(&hmp_info_cmd);
+    block_job_set_replace_root_fn(replace_drive_root);
+}

@@ -1,0 +1,1043 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The block job framework: scheduling on the GLib main loop, the speed
+ * limit, the job life cycle (QEMU's JobStatus) and the events.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+/* A program without a monitor has no QMP events to send. */
+#pragma weak qapi_event_emit
+
+static GList *jobs;             /* BlockJob*, creation order */
+static BlockJobEventFn event_hook;
+static void *event_hook_opaque;
+static BlockJobReplaceRootFn replace_root_fn;
+
+/* Without a speed limit a job works this long per main loop iteration. */
+#define BLOCK_JOB_SLICE_NS (20 * 1000 * 1000LL)
+/* A ready job with nothing to copy looks again after this long. */
+#define BLOCK_JOB_POLL_MS 50
+
+static const char *const status_names[] = {
+    [BLOCK_JOB_STATUS_UNDEFINED] = "undefined",
+    [BLOCK_JOB_STATUS_CREATED] = "created",
+    [BLOCK_JOB_STATUS_RUNNING] = "running",
+    [BLOCK_JOB_STATUS_PAUSED] = "paused",
+    [BLOCK_JOB_STATUS_READY] = "ready",
+    [BLOCK_JOB_STATUS_STANDBY] = "standby",
+    [BLOCK_JOB_STATUS_WAITING] = "waiting",
+    [BLOCK_JOB_STATUS_PENDING] = "pending",
+    [BLOCK_JOB_STATUS_ABORTING] = "aborting",
+    [BLOCK_JOB_STATUS_CONCLUDED] = "concluded",
+    [BLOCK_JOB_STATUS_NULL] = "null",
+};
+
+const char *block_job_status_str(BlockJobStatus s)
+{
+    return status_names[s];
+}
+
+static bool parse_enum(const char *what, const char *s, const char *const *names,
+                       int n, int *out, Error **errp)
+{
+    for (int i = 0; i < n; i++) {
+        if (names[i] && !strcmp(s, names[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    error_setg(errp, "Parameter '%s' does not accept value '%s'", what, s);
+    return false;
+}
+
+bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp)
+{
+    static const char *const names[] = { "report", "ignore", "enospc", "stop", "auto" };
+    int v;
+
+    if (!parse_enum("on-error", s, names, ARRAY_SIZE(names), &v, errp)) {
+        return false;
+    }
+    *out = (BlockdevOnError)v;
+    return true;
+}
+
+bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp)
+{
+    static const char *const names[] = { "top", "full", "none" };
+    int v;
+
+    if (!parse_enum("sync", s, names, ARRAY_SIZE(names), &v, errp)) {
+        return false;
+    }
+    *out = (MirrorSyncMode)v;
+    return true;
+}
+
+bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp)
+{
+    static const char *const names[] = { "existing", "absolute-paths" };
+    int v;
+
+    if (!parse_enum("mode", s, names, ARRAY_SIZE(names), &v, errp)) {
+        return false;
+    }
+    *out = (NewImageMode)v;
+    return true;
+}
+
+void block_job_set_event_hook(BlockJobEventFn fn, void *opaque)
+{
+    event_hook = fn;
+    event_hook_opaque = opaque;
+}
+
+void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn)
+{
+    replace_root_fn = fn;
+}
+
+static void emit(const char *event, QDict *data)
+{
+    if (event_hook) {
+        event_hook(event_hook_opaque, event, data);
+    }
+    if (qapi_event_emit) {
+        qapi_event_emit(event, data);
+    } else {
+        qobject_unref(data);
+    }
+}
+
+static void set_status(BlockJob *job, BlockJobStatus s)
+{
+    QDict *data;
+
+    if (job->status == s) {
+        return;
+    }
+    job->status = s;
+    data = qdict_new();
+    qdict_put_str(data, "status", status_names[s]);
+    qdict_put_str(data, "id", job->id);
+    emit("JOB_STATUS_CHANGE", data);
+}
+
+/* The members BLOCK_JOB_COMPLETED/CANCELLED/READY share. */
+static QDict *job_event_data(BlockJob *job)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_str(data, "device", job->id);
+    qdict_put_int(data, "len", job->len);
+    qdict_put_int(data, "offset", job->offset);
+    qdict_put_int(data, "speed", job->speed);
+    qdict_put_str(data, "type", job->driver->type);
+    return data;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookup */
+
+BlockDriverState *block_job_find_device(const char *device, bool allow_node,
+                                        Error **errp)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (bs->drv && !strcmp(bs->device_name, device)) {
+            return bs;
+        }
+    }
+    if (allow_node) {
+        BlockDriverState *bs = bdrv_find_node(device);
+        if (bs && bs->drv) {
+            return bs;
+        }
+    }
+    error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
+    return NULL;
+}
+
+BlockJob *block_job_find(const char *id, Error **errp)
+{
+    for (GList *l = jobs; l; l = l->next) {
+        BlockJob *job = l->data;
+        if (!strcmp(job->id, id)) {
+            return job;
+        }
+    }
+    error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", id);
+    return NULL;
+}
+
+GList *block_job_list(void)
+{
+    return jobs;
+}
+
+const char *block_job_id(BlockJob *job) { return job->id; }
+const char *block_job_type(BlockJob *job) { return job->driver->type; }
+BlockJobStatus block_job_status(BlockJob *job) { return job->status; }
+int64_t block_job_offset(BlockJob *job) { return job->offset; }
+int64_t block_job_len(BlockJob *job) { return job->len; }
+
+BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *name)
+{
+    for (BlockDriverState *p = top; p; p = p->backing) {
+        if (!strcmp(p->node_name, name) || !strcmp(p->filename, name)) {
+            return p;
+        }
+    }
+    /* "base.img" names the same file as "./base.img" or an absolute path. */
+    {
+        g_autofree char *want = realpath(name, NULL);
+        if (!want) {
+            return NULL;
+        }
+        for (BlockDriverState *p = top; p; p = p->backing) {
+            g_autofree char *have = realpath(p->filename, NULL);
+            if (have && !strcmp(have, want)) {
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
+bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp)
+{
+    BlockDriverState *keyless = bdrv_key_missing_node(bs);
+
+    if (keyless) {
+        /*
+         * The report names the image whose key is missing; a keyless
+         * format node is reported rather than the protocol node under it.
+         */
+        bdrv_error_key_missing(keyless, device, errp);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation and claims */
+
+static const char *node_display_name(BlockDriverState *bs)
+{
+    return bs->device_name[0] ? bs->device_name : bs->node_name;
+}
+
+bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
+                                const char *device, Error **errp)
+{
+    for (int i = 0; i < n; i++) {
+        BlockJob *other = nodes[i] ? nodes[i]->job : NULL;
+        if (other) {
+            error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
+                       node_display_name(nodes[i]), other->driver->type);
+            return false;
+        }
+    }
+    return true;
+}
+
+void *block_job_create(const BlockJobDriver *driver, const char *job_id,
+                       const char *device, BlockDriverState *bs, int64_t speed,
+                       Error **errp)
+{
+    BlockJob *job;
+    const char *id = job_id ? job_id : device;
+
+    if (!block_job_check_nodes_free(&bs, 1, device, errp)) {
+        return NULL;
+    }
+    if (speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return NULL;
+    }
+    if (!id || !*id) {
+        error_setg(errp, "An explicit job ID is required for this node");
+        return NULL;
+    }
+    for (GList *l = jobs; l; l = l->next) {
+        if (!strcmp(((BlockJob *)l->data)->id, id)) {
+            error_setg(errp, "Job ID '%s' already in use", id);
+            return NULL;
+        }
+    }
+    g_assert(driver->instance_size >= sizeof(BlockJob));
+    job = g_malloc0(driver->instance_size);
+    job->driver = driver;
+    job->id = g_strdup(id);
+    job->device = g_strdup(device);
+    job->bs = bs;
+    job->speed = speed;
+    job->io_status = "ok";
+    job->status = BLOCK_JOB_STATUS_UNDEFINED;
+    block_job_add_node(job, bs);
+    return job;
+}
+
+void block_job_add_node(BlockJob *job, BlockDriverState *node)
+{
+    if (g_slist_find(job->nodes, node)) {
+        return;
+    }
+    g_assert(!node->job || node->job == job);
+    node->job = job;
+    bdrv_ref(node);
+    job->nodes = g_slist_append(job->nodes, node);
+}
+
+static void release_nodes(BlockJob *job)
+{
+    for (GSList *l = job->nodes; l; l = l->next) {
+        BlockDriverState *node = l->data;
+        if (node->job == job) {
+            node->job = NULL;
+        }
+        bdrv_unref(node);
+    }
+    g_slist_free(job->nodes);
+    job->nodes = NULL;
+}
+
+static void job_free(BlockJob *job)
+{
+    release_nodes(job);
+    g_free(job->id);
+    g_free(job->device);
+    g_free(job);
+}
+
+void block_job_free_unstarted(BlockJob *job)
+{
+    if (job->driver->clean) {
+        job->driver->clean(job);
+    }
+    job_free(job);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scheduling */
+
+static gboolean job_iterate(gpointer opaque);
+
+static void unschedule(BlockJob *job)
+{
+    if (job->source_id) {
+        g_source_remove(job->source_id);
+        job->source_id = 0;
+    }
+}
+
+static void schedule_in(BlockJob *job, int64_t delay_ms)
+{
+    unschedule(job);
+    if (job->finished) {
+        return;
+    }
+    if (delay_ms <= 0) {
+        job->source_id = g_idle_add(job_iterate, job);
+    } else {
+        /* Long waits are re-checked hourly; set-speed reschedules anyway. */
+        job->source_id = g_timeout_add((guint)MIN(delay_ms, 3600 * 1000LL), job_iterate, job);
+    }
+}
+
+static void schedule_next(BlockJob *job)
+{
+    int64_t now = g_get_monotonic_time() * 1000;
+
+    if (job->speed > 0 && job->next_ns > now) {
+        schedule_in(job, (job->next_ns - now + 999999) / 1000000);
+    } else {
+        schedule_in(job, 0);
+    }
+}
+
+void block_job_kick(BlockJob *job)
+{
+    /* Only a job idling on its poll timer needs waking early. */
+    if (job->pause_count == 0 && !job->finished && job->ready) {
+        schedule_next(job);
+    }
+}
+
+void block_job_start(BlockJob *job)
+{
+    jobs = g_list_append(jobs, job);
+    set_status(job, BLOCK_JOB_STATUS_CREATED);
+    set_status(job, BLOCK_JOB_STATUS_RUNNING);
+    job->next_ns = g_get_monotonic_time() * 1000;
+    schedule_in(job, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The end */
+
+/*
+ * @io_error: @ret came from the job's I/O, reported as QEMU does by its
+ * strerror() text; otherwise @err's message is the event's "error".
+ */
+static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
+{
+    bool cancelled = ret == -ECANCELED;
+    QDict *data;
+
+    unschedule(job);
+    job->finished = true;
+    if (ret == 0) {
+        set_status(job, BLOCK_JOB_STATUS_WAITING);
+        set_status(job, BLOCK_JOB_STATUS_PENDING);
+        if (job->driver->prepare) {
+            ret = job->driver->prepare(job, &err);
+        }
+    }
+    if (ret < 0) {
+        set_status(job, BLOCK_JOB_STATUS_ABORTING);
+        if (job->driver->abort) {
+            job->driver->abort(job);
+        }
+    }
+    if (job->driver->clean) {
+        job->driver->clean(job);
+    }
+    release_nodes(job);
+
+    data = job_event_data(job);
+    if (cancelled) {
+        emit("BLOCK_JOB_CANCELLED", data);
+    } else {
+        if (ret < 0) {
+            qdict_put_str(data, "error", err && !io_error ? error_get_pretty(err)
+                                                           : g_strerror(-ret));
+        }
+        emit("BLOCK_JOB_COMPLETED", data);
+    }
+    set_status(job, BLOCK_JOB_STATUS_CONCLUDED);
+    set_status(job, BLOCK_JOB_STATUS_NULL);
+    jobs = g_list_remove(jobs, job);
+
+    if (job->sync_ret) {
+        *job->sync_ret = ret;
+        if (ret < 0 && job->sync_err) {
+            if (cancelled && !err) {
+                error_setg(job->sync_err, "Block job '%s' was cancelled", job->id);
+            } else if (err) {
+                error_propagate(job->sync_err, err);
+                err = NULL;
+            } else {
+                error_setg_errno(job->sync_err, -ret, "Block job '%s' failed", job->id);
+            }
+        }
+    }
+    error_free(err);
+    job_free(job);
+}
+
+static void job_finish(BlockJob *job, int ret, Error *err)
+{
+    job_finish_full(job, ret, err, false);
+}
+
+/* Applies the error policy; returns true when the job must end. */
+static bool handle_step_error(BlockJob *job, int ret, Error *err)
+{
+    BlockdevOnError policy = job->err_is_read ? job->on_source_error : job->on_target_error;
+    const char *action;
+    QDict *data;
+    bool nospace = ret == -ENOSPC;
+
+    switch (policy) {
+    case BLOCKDEV_ON_ERROR_IGNORE:
+        action = "ignore";
+        break;
+    case BLOCKDEV_ON_ERROR_STOP:
+        action = "stop";
+        break;
+    case BLOCKDEV_ON_ERROR_ENOSPC:
+        action = nospace ? "stop" : "report";
+        break;
+    default:
+        action = "report";
+    }
+    data = qdict_new();
+    qdict_put_str(data, "device", job->id);
+    qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
+    qdict_put_str(data, "action", action);
+    emit("BLOCK_JOB_ERROR", data);
+
+    if (!strcmp(action, "stop")) {
+        /* The guest keeps running; the user fixes the cause and resumes. */
+        job->io_status = nospace ? "nospace" : "failed";
+        job->user_paused = true;
+        job->pause_count++;
+        set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+        error_free(err);
+        return false;
+    }
+    if (!strcmp(action, "ignore")) {
+        error_free(err);
+        return false;
+    }
+    job_finish_full(job, ret, err, true);
+    return true;
+}
+
+static gboolean job_iterate(gpointer opaque)
+{
+    BlockJob *job = opaque;
+    int64_t start = g_get_monotonic_time() * 1000;
+    bool done = false;
+
+    job->source_id = 0;
+    if (job->cancelled && !(job->ready && !job->force_cancel)) {
+        job_finish(job, -ECANCELED, NULL);
+        return G_SOURCE_REMOVE;
+    }
+    if (job->pause_count > 0) {
+        return G_SOURCE_REMOVE;
+    }
+
+    do {
+        Error *err = NULL;
+        /*
+         * A ready job being completed copies what is left in one go: the
+         * guest cannot write in between, so the copy converges.
+         */
+        bool finishing = job->ready && (job->complete_requested || job->cancelled);
+        int64_t budget = finishing ? INT64_MAX : BLOCK_JOB_CHUNK;
+        int64_t n = job->driver->step(job, budget, &done, &err);
+
+        if (n < 0) {
+            if (handle_step_error(job, (int)n, err)) {
+                return G_SOURCE_REMOVE;
+            }
+            if (job->pause_count > 0) {
+                return G_SOURCE_REMOVE;
+            }
+            n = 0;
+        }
+        if (job->speed > 0 && n > 0) {
+            int64_t now = g_get_monotonic_time() * 1000;
+            job->next_ns = MAX(job->next_ns, now - BLOCK_JOB_SLICE_NS) +
+                           (int64_t)((double)n * 1e9 / job->speed);
+        }
+        if (done) {
+            if (finishing || !job->driver->needs_complete) {
+                job_finish(job, 0, NULL);
+                return G_SOURCE_REMOVE;
+            }
+            if (!job->ready) {
+                job->ready = true;
+                set_status(job, BLOCK_JOB_STATUS_READY);
+                emit("BLOCK_JOB_READY", job_event_data(job));
+            }
+            if (job->complete_requested) {
+                continue;   /* finish on the next round */
+            }
+            schedule_in(job, BLOCK_JOB_POLL_MS);
+            return G_SOURCE_REMOVE;
+        }
+        if (n == 0) {
+            /* Nothing to do until something happens (sync=none backup). */
+            schedule_in(job, BLOCK_JOB_POLL_MS);
+            return G_SOURCE_REMOVE;
+        }
+    } while (job->speed == 0 &&
+             g_get_monotonic_time() * 1000 - start < BLOCK_JOB_SLICE_NS);
+
+    schedule_next(job);
+    return G_SOURCE_REMOVE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Control */
+
+static bool job_verb_ok(BlockJob *job, const char *verb, bool ok, Error **errp)
+{
+    if (!ok) {
+        error_setg(errp, "Job '%s' in state '%s' cannot accept command verb '%s'",
+                   job->id, status_names[job->status], verb);
+    }
+    return ok;
+}
+
+bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
+{
+    if (speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return false;
+    }
+    job->speed = speed;
+    job->next_ns = g_get_monotonic_time() * 1000;
+    if (job->pause_count == 0 && !job->finished) {
+        schedule_in(job, 0);
+    }
+    return true;
+}
+
+bool block_job_pause(BlockJob *job, Error **errp)
+{
+    if (!job_verb_ok(job, "pause", job->status == BLOCK_JOB_STATUS_RUNNING ||
+                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
+        return false;
+    }
+    job->user_paused = true;
+    job->pause_count++;
+    unschedule(job);
+    set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+    return true;
+}
+
+bool block_job_resume(BlockJob *job, Error **errp)
+{
+    if (!job_verb_ok(job, "resume", job->status == BLOCK_JOB_STATUS_PAUSED ||
+                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+        return false;
+    }
+    if (!job->user_paused) {
+        error_setg(errp, "Can't resume a job that was not paused");
+        return false;
+    }
+    job->user_paused = false;
+    job->pause_count = 0;
+    job->io_status = "ok";
+    set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
+    job->next_ns = g_get_monotonic_time() * 1000;
+    schedule_in(job, 0);
+    return true;
+}
+
+bool block_job_complete(BlockJob *job, Error **errp)
+{
+    if (!job_verb_ok(job, "complete", job->status == BLOCK_JOB_STATUS_READY, errp)) {
+        return false;
+    }
+    if (job->cancelled) {
+        error_setg(errp, "The active block job '%s' cannot be completed", job->id);
+        return false;
+    }
+    job->complete_requested = true;
+    schedule_in(job, 0);
+    return true;
+}
+
+bool block_job_cancel(BlockJob *job, bool force, Error **errp)
+{
+    if (job->finished) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
+        return false;
+    }
+    job->cancelled = true;
+    job->force_cancel = force;
+    /* A paused job is cancelled too: it does not need to run again first. */
+    job->pause_count = 0;
+    job->user_paused = false;
+    if (!(job->ready && !force)) {
+        /*
+         * Jobs work in whole steps between main loop iterations, so there
+         * is never a step half done: the job can end right here, and the
+         * event comes before the command's reply, as in QEMU.
+         */
+        job_finish(job, -ECANCELED, NULL);
+        return true;
+    }
+    schedule_in(job, 0);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queries */
+
+QList *block_job_query_all(void)
+{
+    QList *list = json_array();
+
+    for (GList *l = jobs; l; l = l->next) {
+        BlockJob *job = l->data;
+        QDict *info = qdict_new();
+        bool paused = job->pause_count > 0;
+
+        qdict_put_bool(info, "auto-finalize", true);
+        qdict_put_str(info, "io-status", job->io_status);
+        qdict_put_str(info, "device", job->id);
+        qdict_put_bool(info, "auto-dismiss", true);
+        qdict_put_bool(info, "busy", false);
+        qdict_put_int(info, "len", job->len);
+        qdict_put_int(info, "offset", job->offset);
+        qdict_put_str(info, "status", status_names[job->status]);
+        qdict_put_bool(info, "paused", paused);
+        qdict_put_int(info, "speed", job->speed);
+        qdict_put_bool(info, "ready", job->ready);
+        qdict_put_str(info, "type", job->driver->type);
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+char *block_job_info_text(void)
+{
+    GString *s = g_string_new(NULL);
+
+    if (!jobs) {
+        return g_string_free(s, FALSE);
+    }
+    for (GList *l = jobs; l; l = l->next) {
+        BlockJob *job = l->data;
+        if (!strcmp(job->driver->type, "stream")) {
+            g_string_append(s, "Streaming");
+        } else {
+            g_string_append_printf(s, "Type %s,", job->driver->type);
+        }
+        g_string_append_printf(s, " device %s: Completed %" PRId64 " of %" PRId64
+                               " bytes, speed limit %" PRId64 " bytes/s\n",
+                               job->id, job->offset, job->len, job->speed);
+    }
+    return g_string_free(s, FALSE);
+}
+
+int block_job_run_sync(BlockJob *job, Error **errp)
+{
+    int ret = -EINPROGRESS;
+
+    job->sync_ret = &ret;
+    job->sync_err = errp;
+    while (ret == -EINPROGRESS) {
+        if (job->ready && !job->complete_requested && !job->cancelled) {
+            job->complete_requested = true;
+        }
+        if (job->pause_count > 0 && !job->cancelled) {
+            /* Stopped on an error with nobody to resume it: give up. */
+            job->cancelled = true;
+            job->force_cancel = true;
+            job->pause_count = 0;
+        }
+        /* Drive the job directly: the caller may not run a main loop. */
+        unschedule(job);
+        job_iterate(job);
+        if (ret == -EINPROGRESS && !job->finished) {
+            /* Honour the speed limit even when synchronous. */
+            int64_t now = g_get_monotonic_time() * 1000;
+            unschedule(job);
+            if (job->speed > 0 && job->next_ns > now) {
+                g_usleep((job->next_ns - now) / 1000);
+            }
+        }
+    }
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dirty maps */
+
+DirtyMap *dirty_map_new(int64_t len)
+{
+    DirtyMap *m = g_new0(DirtyMap, 1);
+
+    m->len = len;
+    m->nclusters = DIV_ROUND_UP(len, BLOCK_JOB_CLUSTER);
+    m->bits = g_new0(uint64_t, DIV_ROUND_UP(m->nclusters, 64) + 1);
+    return m;
+}
+
+void dirty_map_free(DirtyMap *m)
+{
+    if (m) {
+        g_free(m->bits);
+        g_free(m);
+    }
+}
+
+static void dirty_map_update(DirtyMap *m, int64_t offset, int64_t bytes, bool set)
+{
+    int64_t first, last;
+
+    if (bytes <= 0 || offset >= m->len) {
+        return;
+    }
+    bytes = MIN(bytes, m->len - offset);
+    first = offset / BLOCK_JOB_CLUSTER;
+    last = (offset + bytes - 1) / BLOCK_JOB_CLUSTER;
+    for (int64_t c = first; c <= last; c++) {
+        uint64_t bit = 1ULL << (c % 64);
+        bool was = m->bits[c / 64] & bit;
+        if (set && !was) {
+            m->bits[c / 64] |= bit;
+            m->count++;
+        } else if (!set && was) {
+            m->bits[c / 64] &= ~bit;
+            m->count--;
+        }
+    }
+}
+
+void dirty_map_set(DirtyMap *m, int64_t offset, int64_t bytes)
+{
+    dirty_map_update(m, offset, bytes, true);
+}
+
+void dirty_map_reset(DirtyMap *m, int64_t offset, int64_t bytes)
+{
+    /* Only whole clusters can be clean; callers pass cluster-aligned ranges. */
+    dirty_map_update(m, offset, bytes, false);
+}
+
+bool dirty_map_get(const DirtyMap *m, int64_t offset)
+{
+    int64_t c = offset / BLOCK_JOB_CLUSTER;
+
+    if (offset < 0 || c >= m->nclusters) {
+        return false;
+    }
+    return m->bits[c / 64] & (1ULL << (c % 64));
+}
+
+int64_t dirty_map_next(const DirtyMap *m, int64_t offset)
+{
+    int64_t c = MAX(offset, 0) / BLOCK_JOB_CLUSTER;
+
+    if (m->count == 0) {
+        return -1;
+    }
+    while (c < m->nclusters) {
+        uint64_t word = m->bits[c / 64] >> (c % 64);
+        if (word) {
+            c += __builtin_ctzll(word);
+            return c < m->nclusters ? c * BLOCK_JOB_CLUSTER : -1;
+        }
+        c = (c / 64 + 1) * 64;
+    }
+    return -1;
+}
+
+int64_t dirty_map_bytes(const DirtyMap *m)
+{
+    int64_t bytes = m->count * BLOCK_JOB_CLUSTER;
+
+    if (m->nclusters && dirty_map_get(m, (m->nclusters - 1) * BLOCK_JOB_CLUSTER)) {
+        bytes -= m->nclusters * BLOCK_JOB_CLUSTER - m->len;
+    }
+    return bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Targets */
+
+BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
+                                        const char *format, NewImageMode mode,
+                                        BlockDriverState *backing, bool quiet,
+                                        Error **errp)
+{
+    int64_t size = bdrv_getlength(src);
+    QDict *opts;
+    BlockDriverState *bs;
+
+    if (size < 0) {
+        error_setg_errno(errp, -size, "Could not get the size of '%s'", src->filename);
+        return NULL;
+    }
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
+        const char *backing_name = NULL, *backing_fmt = NULL;
+        QDict *copts = NULL;
+        int ret;
+
+        if (!format) {
+            format = bdrv_get_format_name(src);
+        }
+        if (backing) {
+            BlockDriver *drv = bdrv_find_format(format);
+            if (!drv || !drv->supports_backing) {
+                /* A format without backing files gets a full copy instead. */
+                backing = NULL;
+            } else {
+                backing_name = backing->filename;
+                backing_fmt = bdrv_get_format_name(backing);
+                copts = qdict_new();
+                qdict_put_int(copts, "size", size);
+            }
+        }
+        ret = bdrv_img_create(target, format, backing_name, backing_fmt, copts,
+                              size, quiet, errp);
+        qobject_unref(copts);
+        if (ret < 0) {
+            return NULL;
+        }
+    }
+    opts = qdict_new();
+    if (format) {
+        qdict_put_str(opts, "driver", format);
+    }
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
+        /* The new image's backing file is read through the source's nodes. */
+        if (backing) {
+            qdict_put_str(opts, "backing", backing->node_name);
+        } else {
+            qdict_put_obj(opts, "backing", json_null());
+        }
+    }
+    bs = bdrv_open(target, opts, BDRV_O_RDWR | BDRV_O_NO_PROMPT | BDRV_O_PROBE_QUIET,
+                   errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (bdrv_getlength(bs) != size) {
+        error_setg(errp, "Source and target image have different sizes");
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+/* ------------------------------------------------------------------ */
+/* Synchronous commits */
+
+int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp)
+{
+    bool was_ro = base->read_only;
+    int64_t len = bdrv_getlength(top);
+    int64_t base_len = bdrv_getlength(base);
+    g_autofree uint8_t *buf = NULL;
+    BlockDriverState *keyless;
+    bool in_chain = false;
+    int ret = 0;
+
+    for (BlockDriverState *p = top->backing; p; p = p->backing) {
+        in_chain |= p == base;
+    }
+    if (!in_chain) {
+        error_setg(errp, "'%s' is not in the backing chain of '%s'", base->filename,
+                   top->filename);
+        return -EINVAL;
+    }
+    keyless = bdrv_key_missing_node(top);
+    if (keyless) {
+        bdrv_error_key_missing(keyless, top->device_name[0] ? top->device_name : NULL,
+                               errp);
+        return -ENOKEY;
+    }
+    if (len < 0 || base_len < 0) {
+        ret = len < 0 ? (int)len : (int)base_len;
+        error_setg_errno(errp, -ret, "Could not get the image size");
+        return ret;
+    }
+    if (was_ro && bdrv_reopen_set_read_only(base, false, errp) < 0) {
+        return -EACCES;
+    }
+    if (base_len < len) {
+        /* The base must hold everything the top shows. */
+        ret = bdrv_truncate(base, len, false, PREALLOC_MODE_OFF, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    buf = g_malloc(BLOCK_JOB_CHUNK);
+    for (int64_t off = 0; off < len;) {
+        int64_t n;
+        ret = bdrv_is_allocated_above(top, base, false, off, MIN(len - off, BLOCK_JOB_CHUNK), &n);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not get the allocation status of '%s'",
+                             top->filename);
+            goto out;
+        }
+        n = MIN(n, BLOCK_JOB_CHUNK);
+        if (ret) {
+            ret = bdrv_pread(top, off, n, buf, 0, errp);
+            if (ret < 0) {
+                goto out;
+            }
+            ret = bdrv_pwrite(base, off, n, buf, 0, errp);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+        ret = 0;
+        off += n;
+    }
+    ret = bdrv_flush(base, errp);
+out:
+    if (was_ro) {
+        bdrv_reopen_set_read_only(base, true, NULL);
+    }
+    return ret;
+}
+
+int bdrv_commit_device(const char *device, Error **errp)
+{
+    BlockDriverState *bs = block_job_find_device(device, false, errp);
+    int ret;
+
+    if (!bs) {
+        return -ENODEV;
+    }
+    if (bs->job) {
+        BlockDriverState *nodes[] = { bs };
+        block_job_check_nodes_free(nodes, 1, device, errp);
+        return -EBUSY;
+    }
+    if (!block_job_check_keys(bs, device, errp)) {
+        return -ENOKEY;
+    }
+    if (!bs->backing) {
+        /* Nothing to commit into; QEMU treats this as success too. */
+        return 0;
+    }
+    if (bs->backing->job) {
+        BlockDriverState *nodes[] = { bs->backing };
+        block_job_check_nodes_free(nodes, 1, device, errp);
+        return -EBUSY;
+    }
+    ret = bdrv_commit_sync(bs, bs->backing, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (bs->drv->bdrv_make_empty) {
+        ret = bdrv_make_empty(bs, errp);
+    }
+    return ret;
+}
+
+int bdrv_commit_all(Error **errp)
+{
+    GList *devices = NULL;
+    int ret = 0;
+
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (bs->drv && bs->device_name[0] && bs->backing) {
+            devices = g_list_append(devices, g_strdup(bs->device_name));
+        }
+    }
+    for (GList *l = devices; l && ret == 0; l = l->next) {
+        ret = bdrv_commit_device(l->data, errp);
+    }
+    g_list_free_full(devices, g_free);
+    return ret;
+}
+
+bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
+                            Error **errp)
+{
+    if (replace_root_fn) {
+        if (!replace_root_fn(old_root, new_root, errp)) {
+            return false;
+        }
+    } else {
+        /* Whoever owns the old root now owns a reference to the new one too. */
+        bdrv_ref(new_root);
+    }
+    /* The drive's name lives on its root node. */
+    g_strlcpy(new_root->device_name, old_root->device_name, sizeof(new_root->device_name));
+    old_root->device_name[0] = '\0';
+    return true;
+}

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * block-commit and block-stream.
+ *
+ * Commit of an intermediate layer copies what top..base (base excluded)
+ * hold into base and then makes the layer above top use base as its backing
+ * file, dropping top and everything between it and base from the chain.
+ * Commit of the active layer is a mirror into base (see mirror.c).
+ *
+ * Stream copies what the backing chain above base holds into the active
+ * layer and then makes base (or nothing) its backing file.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qemu/cutils.h"
+
+BlockJob *block_job_active_commit(const char *job_id, const char *device,
+                                  BlockDriverState *bs, BlockDriverState *base,
+                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+
+typedef struct CopyJob {
+    BlockJob common;
+    BlockDriverState *top;      /* commit: the top layer; stream: the active layer */
+    BlockDriverState *base;     /* may be NULL for stream */
+    BlockDriverState *overlay;  /* commit: the layer whose backing becomes base */
+    char *backing_file;         /* the name to store, NULL: base's file name */
+    bool is_stream;
+    bool base_was_ro;
+    bool overlay_was_ro;
+    int64_t cursor;
+    uint8_t *buf;
+} CopyJob;
+
+static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+{
+    CopyJob *s = (CopyJob *)job;
+    BlockDriverState *dst = s->is_stream ? s->top : s->base;
+    int64_t off = s->cursor;
+    int64_t n, chunk;
+    int ret;
+
+    if (off >= job->len) {
+        *done = true;
+        return 0;
+    }
+    chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
+    if (s->is_stream) {
+        /* Only what the active layer lacks and the chain above base holds. */
+        ret = bdrv_is_allocated(s->top, off, chunk, &n);
+        if (ret == 0) {
+            ret = bdrv_is_allocated_above(s->top->backing, s->base, false, off, n, &n);
+        } else if (ret > 0) {
+            ret = 0;    /* already in the active layer */
+        }
+    } else {
+        ret = bdrv_is_allocated_above(s->top, s->base, false, off, chunk, &n);
+    }
+    if (ret < 0) {
+        job->err_is_read = true;
+        error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
+                         s->top->filename);
+        return ret;
+    }
+    n = MAX(MIN(n, chunk), 1);
+    if (ret) {
+        ret = bdrv_pread(s->top, off, n, s->buf, 0, errp);
+        if (ret < 0) {
+            job->err_is_read = true;
+            return ret;
+        }
+        ret = bdrv_pwrite(dst, off, n, s->buf, 0, errp);
+        if (ret < 0) {
+            job->err_is_read = false;
+            return ret;
+        }
+    }
+    s->cursor = off + n;
+    job->offset = s->cursor;
+    *done = s->cursor >= job->len;
+    return ret ? n : MIN(n, BLOCK_JOB_CLUSTER);
+}
+
+static int copy_prepare(BlockJob *job, Error **errp)
+{
+    CopyJob *s = (CopyJob *)job;
+    BlockDriverState *changed = s->is_stream ? s->top : s->overlay;
+    const char *name = NULL, *fmt = NULL;
+    int ret;
+
+    ret = bdrv_flush(s->is_stream ? s->top : s->base, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (changed->backing == s->base) {
+        return 0;   /* nothing was dropped from the chain */
+    }
+    if (s->base) {
+        name = s->backing_file ? s->backing_file : s->base->filename;
+        fmt = bdrv_get_format_name(s->base);
+    }
+    if (changed->read_only) {
+        if (bdrv_reopen_set_read_only(changed, false, errp) < 0) {
+            return -EACCES;
+        }
+        s->overlay_was_ro = true;
+    }
+    ret = bdrv_change_backing_file(changed, name, fmt, errp);
+    if (s->overlay_was_ro) {
+        bdrv_reopen_set_read_only(changed, true, NULL);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    /* The layers between drop out of the chain (and close once unused). */
+    bdrv_set_backing_hd(changed, s->base);
+    return 0;
+}
+
+static void copy_clean(BlockJob *job)
+{
+    CopyJob *s = (CopyJob *)job;
+
+    if (!s->is_stream && s->base && s->base_was_ro) {
+        bdrv_reopen_set_read_only(s->base, true, NULL);
+    }
+    g_free(s->backing_file);
+    g_free(s->buf);
+}
+
+static const BlockJobDriver commit_driver = {
+    .type = "commit",
+    .instance_size = sizeof(CopyJob),
+    .step = copy_step,
+    .prepare = copy_prepare,
+    .clean = copy_clean,
+};
+
+static const BlockJobDriver stream_driver = {
+    .type = "stream",
+    .instance_size = sizeof(CopyJob),
+    .step = copy_step,
+    .prepare = copy_prepare,
+    .clean = copy_clean,
+};
+
+/* The nodes the job uses: top down to base (included). */
+static bool claim_chain(BlockDriverState *top, BlockDriverState *base,
+                        const char *device, Error **errp)
+{
+    for (BlockDriverState *p = top; p; p = p->backing) {
+        BlockDriverState *nodes[] = { p };
+        if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
+            return false;
+        }
+        if (p == base) {
+            break;
+        }
+    }
+    return true;
+}
+
+BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *top, *base, *overlay = NULL;
+    CopyJob *s;
+
+    bs = block_job_find_device(opts->device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (opts->top) {
+        top = block_job_find_in_chain(bs, opts->top);
+        if (!top) {
+            error_setg(errp, "Top image file %s not found", opts->top);
+            return NULL;
+        }
+    } else {
+        top = bs;
+    }
+    if (opts->base) {
+        base = block_job_find_in_chain(top->backing, opts->base);
+        if (!base) {
+            if (block_job_find_in_chain(top, opts->base) == top) {
+                error_setg(errp, "cannot commit an image into itself");
+            } else {
+                error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
+            }
+            return NULL;
+        }
+    } else {
+        base = bdrv_chain_base(top);
+    }
+    if (base == top) {
+        error_setg(errp, "cannot commit an image into itself");
+        return NULL;
+    }
+    if (!claim_chain(bs, base, opts->device, errp)) {
+        return NULL;
+    }
+    /* Commit reads top..base and writes base: all of them need their keys. */
+    if (!block_job_check_keys(bs, opts->device, errp)) {
+        return NULL;
+    }
+    if (opts->speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return NULL;
+    }
+    if (top == bs) {
+        return block_job_active_commit(opts->job_id, opts->device, bs, base, opts->speed,
+                                       opts->on_error, errp);
+    }
+    for (overlay = bs; overlay->backing != top; overlay = overlay->backing) {
+    }
+    s = block_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->top = top;
+    s->base = base;
+    s->overlay = overlay;
+    s->backing_file = g_strdup(opts->backing_file);
+    s->common.on_source_error = opts->on_error;
+    s->common.on_target_error = opts->on_error;
+    for (BlockDriverState *p = bs->backing; p; p = p->backing) {
+        block_job_add_node(&s->common, p);
+        if (p == base) {
+            break;
+        }
+    }
+    s->common.len = bdrv_getlength(top);
+    if (s->common.len < 0) {
+        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
+                         top->filename);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    if (bdrv_getlength(base) < s->common.len) {
+        error_setg(errp, "Top image %s is larger than base image %s", top->filename,
+                   base->filename);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    s->base_was_ro = base->read_only;
+    if (s->base_was_ro && bdrv_reopen_set_read_only(base, false, errp) < 0) {
+        s->base_was_ro = false;
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    block_job_start(&s->common);
+    return &s->common;
+}
+
+BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *base = NULL;
+    CopyJob *s;
+
+    bs = block_job_find_device(opts->device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (opts->base) {
+        base = block_job_find_in_chain(bs->backing, opts->base);
+        if (!base) {
+            error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
+            return NULL;
+        }
+    }
+    if (!claim_chain(bs, base, opts->device, errp)) {
+        return NULL;
+    }
+    if (!block_job_check_keys(bs, opts->device, errp)) {
+        return NULL;
+    }
+    s = block_job_create(&stream_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->is_stream = true;
+    s->top = bs;
+    s->base = base;
+    s->backing_file = g_strdup(opts->backing_file);
+    s->common.on_source_error = opts->on_error;
+    s->common.on_target_error = opts->on_error;
+    for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
+        block_job_add_node(&s->common, p);
+    }
+    if (bs->backing) {
+        s->common.len = bdrv_getlength(bs);
+        if (s->common.len < 0) {
+            error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
+                             bs->filename);
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+    }
+    /* Without a backing file there is nothing to stream: the job ends at once. */
+    s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    block_job_start(&s->common);
+    return &s->common;
+}

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The mirror job, and active commit which is a mirror into the backing
+ * chain.  The job copies every dirty cluster of the source to the target;
+ * an after-write notifier marks what the guest writes meanwhile dirty again.
+ * When nothing is dirty the job is READY and keeps the target in sync until
+ * block-job-complete, which copies the rest and makes the drive use the
+ * target, or cancel, which leaves the target as a point-in-time copy.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qemu/cutils.h"
+
+typedef struct MirrorJob {
+    BlockJob common;
+    BlockDriverState *target;
+    BlockDriverState *base;     /* active commit: copy only what is above it */
+    bool is_commit;
+    bool base_was_ro;
+    DirtyMap *dirty;
+    int64_t cursor;
+    int64_t copied;             /* bytes copied so far, for "offset" */
+    bool target_is_zero;
+    bool notifier_added;
+    uint8_t *buf;
+} MirrorJob;
+
+static void mirror_update_progress(MirrorJob *s)
+{
+    s->common.offset = s->copied;
+    s->common.len = s->copied + dirty_map_bytes(s->dirty);
+}
+
+static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset,
+                              int64_t bytes, Error **errp)
+{
+    MirrorJob *s = opaque;
+
+    dirty_map_set(s->dirty, offset, bytes);
+    mirror_update_progress(s);
+    block_job_kick(&s->common);
+    return 0;
+}
+
+static int mirror_copy(MirrorJob *s, int64_t offset, int64_t bytes, Error **errp)
+{
+    BlockDriverState *src = s->common.bs;
+    int64_t end = offset + bytes;
+
+    while (offset < end) {
+        int64_t n = end - offset, pnum;
+        int status = bdrv_block_status_above(src, s->is_commit ? s->base : NULL,
+                                             offset, n, &pnum, NULL, NULL);
+        int ret;
+
+        if (status < 0) {
+            s->common.err_is_read = true;
+            error_setg_errno(errp, -status, "Could not read the allocation status of '%s'",
+                             src->filename);
+            return status;
+        }
+        if (pnum > 0 && pnum < n) {
+            n = pnum;
+        }
+        if (s->is_commit && !(status & BDRV_BLOCK_ALLOCATED)) {
+            /* Not above the base: the base already has it. */
+            offset += n;
+            continue;
+        }
+        if (status & BDRV_BLOCK_ZERO) {
+            ret = bdrv_pwrite_zeroes(s->target, offset, n, 0, errp);
+            if (ret < 0) {
+                s->common.err_is_read = false;
+                return ret;
+            }
+        } else {
+            ret = bdrv_pread(src, offset, n, s->buf, 0, errp);
+            if (ret < 0) {
+                s->common.err_is_read = true;
+                return ret;
+            }
+            ret = bdrv_pwrite(s->target, offset, n, s->buf, 0, errp);
+            if (ret < 0) {
+                s->common.err_is_read = false;
+                return ret;
+            }
+        }
+        offset += n;
+    }
+    return 0;
+}
+
+static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    int64_t total = 0;
+
+    while (total < max_bytes) {
+        int64_t start = dirty_map_next(s->dirty, s->cursor);
+        int64_t end, len;
+        int ret;
+
+        if (start < 0) {
+            start = dirty_map_next(s->dirty, 0);
+        }
+        if (start < 0) {
+            break;
+        }
+        end = start;
+        while (end < s->dirty->len && end - start < BLOCK_JOB_CHUNK &&
+               dirty_map_get(s->dirty, end)) {
+            end += BLOCK_JOB_CLUSTER;
+        }
+        end = MIN(end, s->dirty->len);
+        len = end - start;
+        ret = mirror_copy(s, start, len, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        dirty_map_reset(s->dirty, start, len);
+        s->copied += len;
+        s->cursor = end;
+        total += len;
+        if (max_bytes != INT64_MAX) {
+            break;
+        }
+    }
+    mirror_update_progress(s);
+    *done = s->dirty->count == 0;
+    if (*done && !s->common.ready) {
+        int ret = bdrv_flush(s->target, errp);
+        if (ret < 0) {
+            s->common.err_is_read = false;
+            return ret;
+        }
+    }
+    return total;
+}
+
+static int mirror_prepare(BlockJob *job, Error **errp)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    int ret = bdrv_flush(s->target, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (job->cancelled) {
+        /* Cancelled while ready: the target is a copy, the drive stays. */
+        return 0;
+    }
+    if (s->notifier_added) {
+        bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
+        s->notifier_added = false;
+    }
+    if (!block_job_replace_root(job->bs, s->target, errp)) {
+        return -EIO;
+    }
+    if (s->is_commit) {
+        /* The base is the drive's active layer now and stays writable. */
+        s->base_was_ro = false;
+    }
+    return 0;
+}
+
+static void mirror_abort(BlockJob *job)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    bdrv_flush(s->target, NULL);
+}
+
+static void mirror_clean(BlockJob *job)
+{
+    MirrorJob *s = (MirrorJob *)job;
+
+    if (s->notifier_added) {
+        bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
+        s->notifier_added = false;
+    }
+    if (s->is_commit && s->base_was_ro && s->target) {
+        bdrv_reopen_set_read_only(s->target, true, NULL);
+    }
+    dirty_map_free(s->dirty);
+    s->dirty = NULL;
+    g_free(s->buf);
+    s->buf = NULL;
+    if (s->target) {
+        bdrv_unref(s->target);
+        s->target = NULL;
+    }
+}
+
+static const BlockJobDriver mirror_driver = {
+    .type = "mirror",
+    .instance_size = sizeof(MirrorJob),
+    .needs_complete = true,
+    .step = mirror_step,
+    .prepare = mirror_prepare,
+    .abort = mirror_abort,
+    .clean = mirror_clean,
+};
+
+static const BlockJobDriver active_commit_driver = {
+    .type = "commit",
+    .instance_size = sizeof(MirrorJob),
+    .needs_complete = true,
+    .step = mirror_step,
+    .prepare = mirror_prepare,
+    .abort = mirror_abort,
+    .clean = mirror_clean,
+};
+
+/* Marks what the job must copy at first. */
+static int mirror_init_dirty(MirrorJob *s, bool top_only, Error **errp)
+{
+    BlockDriverState *src = s->common.bs;
+    int64_t len = s->dirty->len;
+
+    for (int64_t off = 0; off < len;) {
+        int64_t n;
+        int ret;
+
+        if (s->is_commit) {
+            ret = bdrv_is_allocated_above(src, s->base, false, off, len - off, &n);
+        } else if (top_only) {
+            ret = bdrv_is_allocated(src, off, len - off, &n);
+        } else if (s->target_is_zero) {
+            /* A fresh target already reads zeroes where the source does. */
+            ret = bdrv_block_status_above(src, NULL, off, len - off, &n, NULL, NULL);
+            if (ret >= 0) {
+                ret = !(ret & BDRV_BLOCK_ZERO);
+            }
+        } else {
+            ret = 1;
+            n = len - off;
+        }
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
+                             src->filename);
+            return ret;
+        }
+        if (n <= 0) {
+            n = len - off;
+        }
+        if (ret) {
+            dirty_map_set(s->dirty, off, n);
+        }
+        off += n;
+    }
+    return 0;
+}
+
+static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, bool top_only,
+                              Error **errp)
+{
+    BlockJob *job = &s->common;
+    int64_t len = bdrv_getlength(job->bs);
+
+    s->target = target;
+    block_job_add_node(job, target);
+    if (len < 0) {
+        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'", job->bs->filename);
+        block_job_free_unstarted(job);
+        return NULL;
+    }
+    s->dirty = dirty_map_new(len);
+    s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    if (mirror_init_dirty(s, top_only, errp) < 0) {
+        block_job_free_unstarted(job);
+        return NULL;
+    }
+    mirror_update_progress(s);
+    bdrv_add_after_write_notifier(job->bs, mirror_after_write, s);
+    s->notifier_added = true;
+    block_job_start(job);
+    return job;
+}
+
+BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *target, *backing = NULL;
+    BlockDriverState *nodes[1];
+    MirrorJob *s;
+
+    bs = block_job_find_device(opts->device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (!block_job_check_keys(bs, opts->device, errp)) {
+        return NULL;
+    }
+    if (opts->sync == MIRROR_SYNC_MODE_NONE) {
+        /* sync=none mirrors only new writes onto a target with the source below. */
+        backing = bs;
+    } else if (opts->sync == MIRROR_SYNC_MODE_TOP) {
+        backing = bs->backing;
+    }
+    s = block_job_create(&mirror_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->common.on_source_error = opts->on_source_error;
+    s->common.on_target_error = opts->on_target_error;
+    target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
+                                   opts->quiet, errp);
+    if (!target) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    nodes[0] = target;
+    if (!block_job_check_keys(target, NULL, errp) ||
+        !block_job_check_nodes_free(nodes, 1, NULL, errp)) {
+        bdrv_unref(target);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    s->target_is_zero = opts->mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS && !target->backing;
+    if (opts->sync == MIRROR_SYNC_MODE_NONE) {
+        BlockJob *job;
+        /* Nothing to copy at first; start with an empty map. */
+        s->target = target;
+        block_job_add_node(&s->common, target);
+        s->dirty = dirty_map_new(bdrv_getlength(bs));
+        s->buf = g_malloc(BLOCK_JOB_CHUNK);
+        bdrv_add_after_write_notifier(bs, mirror_after_write, s);
+        s->notifier_added = true;
+        job = &s->common;
+        block_job_start(job);
+        return job;
+    }
+    return mirror_start(s, target, opts->sync == MIRROR_SYNC_MODE_TOP && bs->backing, errp);
+}
+
+/* block-commit with top = the active layer. */
+BlockJob *block_job_active_commit(const char *job_id, const char *device,
+                                  BlockDriverState *bs, BlockDriverState *base,
+                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+
+BlockJob *block_job_active_commit(const char *job_id, const char *device,
+                                  BlockDriverState *bs, BlockDriverState *base,
+                                  int64_t speed, BlockdevOnError on_error, Error **errp)
+{
+    MirrorJob *s = block_job_create(&active_commit_driver, job_id, device, bs, speed, errp);
+
+    if (!s) {
+        return NULL;
+    }
+    s->is_commit = true;
+    s->base = base;
+    s->common.on_source_error = on_error;
+    s->common.on_target_error = on_error;
+    for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
+        block_job_add_node(&s->common, p);
+    }
+    s->base_was_ro = base->read_only;
+    if (s->base_was_ro && bdrv_reopen_set_read_only(base, false, errp) < 0) {
+        s->base_was_ro = false;
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    bdrv_ref(base);
+    return mirror_start(s, base, false, errp);
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Block jobs: long-running copies between nodes (backup, commit, stream,
+ * mirror) that run in the background on the GLib default main context, one
+ * bounded chunk per iteration, so that whoever owns the main loop (the
+ * machine's monitors, or a test) keeps running while a job makes progress.
+ *
+ * A job is named by its id, which defaults to the device (drive) name, and
+ * claims every node it reads or writes: while it runs, no other job may use
+ * those nodes ("Node 'X' is busy: ...").  Before a job touches anything it
+ * checks that every node it will read or write holds its encryption key; a
+ * job on a keyless chain is refused with DeviceEncrypted and nothing is
+ * created or written.
+ */
+#ifndef BLOCK_BLOCKJOB_H
+#define BLOCK_BLOCKJOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "block/block.h"
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+
+typedef struct BlockJob BlockJob;
+
+/* QEMU's JobStatus, in its order. */
+typedef enum BlockJobStatus {
+    BLOCK_JOB_STATUS_UNDEFINED,
+    BLOCK_JOB_STATUS_CREATED,
+    BLOCK_JOB_STATUS_RUNNING,
+    BLOCK_JOB_STATUS_PAUSED,
+    BLOCK_JOB_STATUS_READY,
+    BLOCK_JOB_STATUS_STANDBY,
+    BLOCK_JOB_STATUS_WAITING,
+    BLOCK_JOB_STATUS_PENDING,
+    BLOCK_JOB_STATUS_ABORTING,
+    BLOCK_JOB_STATUS_CONCLUDED,
+    BLOCK_JOB_STATUS_NULL,
+} BlockJobStatus;
+
+/* QEMU's BlockdevOnError. */
+typedef enum BlockdevOnError {
+    BLOCKDEV_ON_ERROR_REPORT,
+    BLOCKDEV_ON_ERROR_IGNORE,
+    BLOCKDEV_ON_ERROR_ENOSPC,
+    BLOCKDEV_ON_ERROR_STOP,
+    BLOCKDEV_ON_ERROR_AUTO,
+} BlockdevOnError;
+
+typedef enum MirrorSyncMode {
+    MIRROR_SYNC_MODE_TOP,
+    MIRROR_SYNC_MODE_FULL,
+    MIRROR_SYNC_MODE_NONE,
+} MirrorSyncMode;
+
+/* How drive-backup / drive-mirror get their target. */
+typedef enum NewImageMode {
+    NEW_IMAGE_MODE_EXISTING,
+    NEW_IMAGE_MODE_ABSOLUTE_PATHS,
+} NewImageMode;
+
+const char *block_job_status_str(BlockJobStatus s);
+bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp);
+bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp);
+bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
+
+/*
+ * Finds the root node of the drive called @device: a node whose
+ * device_name is @device.  NULL with "Cannot find device=..." otherwise.
+ * With @allow_node, a node name is accepted too (QEMU's lookup for job
+ * commands that take "device").
+ */
+BlockDriverState *block_job_find_device(const char *device, bool allow_node,
+                                        Error **errp);
+
+/*
+ * The machine installs this so that a job that replaces a drive's root node
+ * (mirror's pivot, active commit) can make the drive use @new_root (and
+ * take a reference to it, dropping the one on @old_root).  The framework
+ * then moves the device name (bs->device_name) from @old_root to @new_root.
+ */
+typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
+                                      BlockDriverState *new_root, Error **errp);
+void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
+
+/*
+ * Every job event goes to qapi_event_emit() when the program has a QMP
+ * monitor (a weak reference), and to a hook if one is set (tests).
+ * @data is borrowed by the hook.
+ */
+typedef void (*BlockJobEventFn)(void *opaque, const char *event, QDict *data);
+void block_job_set_event_hook(BlockJobEventFn fn, void *opaque);
+
+/* ---- Starting jobs (each returns the job, or NULL with errp set) ---- */
+
+typedef struct BackupOptions {
+    const char *job_id;         /* NULL: the device name */
+    const char *device;         /* drive (or node name for blockdev-backup) */
+    const char *target;         /* file name, or node name for blockdev-backup */
+    const char *format;         /* target format; NULL: source's (or raw) */
+    MirrorSyncMode sync;
+    NewImageMode mode;
+    int64_t speed;
+    BlockdevOnError on_source_error;
+    BlockdevOnError on_target_error;
+    bool quiet;                 /* no "Formatting ..." line */
+} BackupOptions;
+
+BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
+BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp);
+
+typedef struct CommitOptions {
+    const char *job_id;
+    const char *device;
+    const char *top;            /* file name or node name; NULL: the active layer */
+    const char *base;           /* file name or node name; NULL: the bottom */
+    int64_t speed;
+    BlockdevOnError on_error;
+    const char *backing_file;   /* name to store in the overlay, NULL: base's */
+} CommitOptions;
+
+BlockJob *block_job_commit(const CommitOptions *opts, Error **errp);
+
+typedef struct StreamOptions {
+    const char *job_id;
+    const char *device;
+    const char *base;           /* file name or node name; NULL: copy everything */
+    const char *backing_file;
+    int64_t speed;
+    BlockdevOnError on_error;
+} StreamOptions;
+
+BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
+
+typedef struct MirrorOptions {
+    const char *job_id;
+    const char *device;
+    const char *target;
+    const char *format;
+    MirrorSyncMode sync;
+    NewImageMode mode;
+    int64_t speed;
+    BlockdevOnError on_source_error;
+    BlockdevOnError on_target_error;
+    bool quiet;
+} MirrorOptions;
+
+BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
+
+/* ---- Controlling jobs ---- */
+
+/* By id; NULL with DeviceNotActive "Block job 'X' not found" otherwise. */
+BlockJob *block_job_find(const char *id, Error **errp);
+/* Every job, in creation order. */
+GList *block_job_list(void);
+const char *block_job_id(BlockJob *job);
+const char *block_job_type(BlockJob *job);
+BlockJobStatus block_job_status(BlockJob *job);
+int64_t block_job_offset(BlockJob *job);
+int64_t block_job_len(BlockJob *job);
+
+bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp);
+bool block_job_pause(BlockJob *job, Error **errp);
+bool block_job_resume(BlockJob *job, Error **errp);
+/* A ready job (mirror, active commit) only ends after complete or cancel. */
+bool block_job_complete(BlockJob *job, Error **errp);
+/*
+ * Cancelling a ready job without @force finishes it as "completed"
+ * without pivoting (the target is a point-in-time copy); otherwise the job
+ * stops at once and emits BLOCK_JOB_CANCELLED.
+ */
+bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+
+/* query-block-jobs' list (BlockJobInfo objects). */
+QList *block_job_query_all(void);
+/* "info block-jobs" text. */
+char *block_job_info_text(void);
+
+/*
+ * Runs @job to its end on the current thread (iterating the default main
+ * context), for synchronous callers.  Returns 0 on success, -errno with
+ * errp set on failure or cancellation.  A job that becomes ready is
+ * completed automatically.
+ */
+int block_job_run_sync(BlockJob *job, Error **errp);
+
+/*
+ * Registers the QMP commands (schema: qapi/block-job.json), the HMP
+ * commands and the drive pivot with the monitors; the machine calls it once
+ * at start-up.  Only in programs with monitors (block/blockjob-cmds.c).
+ */
+void block_job_monitor_init(void);
+
+/* ---- Synchronous commits (HMP "commit", qemu-img commit) ---- */
+
+/*
+ * Copies every range allocated above @base in @top's chain (top included,
+ * base excluded) into @base, re-opening @base read-write for the copy and
+ * read-only again afterwards when it was.  The chain itself is left alone.
+ * Refused with DeviceEncrypted when a node involved has no key.
+ */
+int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp);
+
+/*
+ * HMP "commit DEVICE": commits the drive's active layer into its backing
+ * file, then empties the active layer when its format can.
+ */
+int bdrv_commit_device(const char *device, Error **errp);
+/* HMP "commit all": every drive with a backing file. */
+int bdrv_commit_all(Error **errp);
+
+#endif

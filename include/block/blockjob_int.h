@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The interface between the job framework (block/blockjob.c) and the job
+ * drivers (backup, commit, stream, mirror).  A driver does its work in
+ * bounded steps; the framework schedules the steps on the main loop, applies
+ * the speed limit, handles pause/cancel/complete and emits the events.
+ */
+#ifndef BLOCK_BLOCKJOB_INT_H
+#define BLOCK_BLOCKJOB_INT_H
+
+#include "block/blockjob.h"
+#include "block/block_int.h"
+
+/* Bytes a step copies at most; also QEMU's progress granularity for backup. */
+#define BLOCK_JOB_CHUNK (1 * (int64_t)MiB)
+/* Granularity of copy-before-write and dirty tracking. */
+#define BLOCK_JOB_CLUSTER (64 * (int64_t)KiB)
+
+typedef struct BlockJobDriver {
+    const char *type;           /* QEMU's job type: backup, commit, stream, mirror */
+    size_t instance_size;       /* the driver's struct, which starts with BlockJob */
+    /*
+     * Becomes READY (and emits BLOCK_JOB_READY) when step reports done,
+     * and only ends on block-job-complete or cancel.
+     */
+    bool needs_complete;
+    /*
+     * Does at most @max_bytes of copying.  Returns the number of bytes of
+     * I/O done (for the speed limit), sets *done when nothing is left right
+     * now.  On failure returns -errno with errp set and job->err_is_read
+     * telling whether reading the source (true) or writing the target
+     * failed; the step must not have advanced its progress then, so that
+     * a retry after "stop" redoes the same chunk.
+     */
+    int64_t (*step)(BlockJob *job, int64_t max_bytes, bool *done, Error **errp);
+    /* Success: make the result visible (shorten chains, pivot).  May fail. */
+    int (*prepare)(BlockJob *job, Error **errp);
+    /* Failure or cancellation: undo what prepare would have done. */
+    void (*abort)(BlockJob *job);
+    /* Always, last: drop notifiers and nodes. */
+    void (*clean)(BlockJob *job);
+} BlockJobDriver;
+
+struct BlockJob {
+    const BlockJobDriver *driver;
+    char *id;
+    char *device;               /* reported as "device" */
+    BlockDriverState *bs;       /* the device's root node when the job began */
+    GSList *nodes;              /* nodes claimed (bs->job) and referenced */
+
+    BlockJobStatus status;
+    int64_t len;
+    int64_t offset;
+    int64_t speed;
+    BlockdevOnError on_source_error;
+    BlockdevOnError on_target_error;
+
+    int pause_count;            /* user pauses and error stops */
+    bool user_paused;
+    bool cancelled;
+    bool force_cancel;
+    bool ready;
+    bool complete_requested;
+    bool err_is_read;           /* set by step on failure */
+    const char *io_status;      /* "ok", "failed", "nospace" */
+
+    guint source_id;
+    int64_t next_ns;            /* the speed limit allows the next step at */
+
+    bool finished;
+    int *sync_ret;              /* for block_job_run_sync */
+    Error **sync_err;
+};
+
+/*
+ * Creates a job on @bs named @job_id (NULL: @device).  Fails when the id is
+ * taken or @speed < 0.  The job does not run until block_job_start().
+ */
+void *block_job_create(const BlockJobDriver *driver, const char *job_id,
+                       const char *device, BlockDriverState *bs, int64_t speed,
+                       Error **errp);
+/* Checks that none of @nodes is used by a job (for before anything is created). */
+bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
+                                const char *device, Error **errp);
+/* Claims @node for @job (and references it until the job ends). */
+void block_job_add_node(BlockJob *job, BlockDriverState *node);
+void block_job_start(BlockJob *job);
+/* For failures between create and start. */
+void block_job_free_unstarted(BlockJob *job);
+/* A step may call this to be woken up again soon (e.g. after a guest write). */
+void block_job_kick(BlockJob *job);
+
+/*
+ * Checks that @bs and every node under it has its key; otherwise sets the
+ * DeviceEncrypted error naming @device and the keyless image.
+ */
+bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp);
+
+/* ---- A simple dirty/copied map at BLOCK_JOB_CLUSTER granularity ---- */
+typedef struct DirtyMap {
+    int64_t len;                /* bytes covered */
+    int64_t nclusters;
+    uint64_t *bits;
+    int64_t count;              /* clusters set */
+} DirtyMap;
+
+DirtyMap *dirty_map_new(int64_t len);
+void dirty_map_free(DirtyMap *m);
+/* Marks every cluster touched by [offset, offset+bytes). */
+void dirty_map_set(DirtyMap *m, int64_t offset, int64_t bytes);
+void dirty_map_reset(DirtyMap *m, int64_t offset, int64_t bytes);
+bool dirty_map_get(const DirtyMap *m, int64_t offset);
+/* First set cluster at or after @offset as a byte offset, or -1. */
+int64_t dirty_map_next(const DirtyMap *m, int64_t offset);
+/* Bytes marked (clusters times cluster size, the last one clipped). */
+int64_t dirty_map_bytes(const DirtyMap *m);
+
+/* Helpers shared by the drivers. */
+/* Makes the drive whose root is @old_root use @new_root (see block_job_set_replace_root_fn). */
+bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
+                            Error **errp);
+BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *name);
+/*
+ * Opens or creates a drive-backup / drive-mirror target as @mode and
+ * @format say.  @backing: the backing file for the new image (NULL: none).
+ */
+BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
+                                        const char *format, NewImageMode mode,
+                                        BlockDriverState *backing, bool quiet,
+                                        Error **errp);
+
+#endif

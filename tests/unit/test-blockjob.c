@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Block jobs driven by the GLib main loop directly, on raw images (and on
+ * qcow2 chains when the qcow2 driver is built in): backup, mirror, commit,
+ * stream, the life cycle, the events, bad input and injected I/O errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "block/blockjob_int.h"
+#include "qemu/cutils.h"
+
+#define IMG_SIZE (4 * (int64_t)MiB)
+
+static char *tmpdir;
+static GPtrArray *events;       /* "EVENT {json}" strings */
+
+static void record_event(void *opaque, const char *event, QDict *data)
+{
+    g_autofree char *json = qobject_to_json(data);
+
+    if (!strcmp(event, "JOB_STATUS_CHANGE")) {
+        return;
+    }
+    g_ptr_array_add(events, g_strdup_printf("%s %s", event, json));
+}
+
+static const char *last_event(void)
+{
+    return events->len ? g_ptr_array_index(events, events->len - 1) : "";
+}
+
+static char *path(const char *name)
+{
+    return g_build_filename(tmpdir, name, NULL);
+}
+
+/* A raw file of IMG_SIZE where each MiB holds its own byte pattern. */
+static void make_raw(const char *name, int64_t size, int pattern_base)
+{
+    g_autofree char *p = path(name);
+    g_autofree uint8_t *buf = g_malloc(size);
+    int fd;
+
+    for (int64_t i = 0; i < size; i++) {
+        buf[i] = pattern_base ? (uint8_t)(pattern_base + i / MiB) : 0;
+    }
+    fd = open(p, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, buf, size), ==, size);
+    close(fd);
+}
+
+static BlockDriverState *open_drive(const char *name, const char *device, const char *fmt)
+{
+    g_autofree char *p = path(name);
+    QDict *opts = qdict_new();
+    BlockDriverState *bs;
+
+    qdict_put_str(opts, "driver", fmt);
+    bs = bdrv_open(p, opts, BDRV_O_RDWR, &error_abort);
+    if (device) {
+        g_strlcpy(bs->device_name, device, sizeof(bs->device_name));
+    }
+    return bs;
+}
+
+static BlockDriverState *open_blkdebug(const char *name, const char *device,
+                                       const char *key, const char *value)
+{
+    g_autofree char *p = path(name);
+    QDict *opts = qdict_new();
+    BlockDriverState *bs;
+
+    qdict_put_str(opts, "driver", "blkdebug");
+    qdict_put_str(opts, "image.filename", p);
+    qdict_put_str(opts, key, value);
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &error_abort);
+    g_strlcpy(bs->device_name, device, sizeof(bs->device_name));
+    return bs;
+}
+
+static gchar *file_contents(const char *name, gsize *len)
+{
+    g_autofree char *p = path(name);
+    gchar *data = NULL;
+
+    if (!g_file_get_contents(p, &data, len, NULL)) {
+        return NULL;
+    }
+    return data;
+}
+
+static void assert_same_files(const char *a, const char *b)
+{
+    gsize la, lb;
+    g_autofree gchar *da = file_contents(a, &la);
+    g_autofree gchar *db = file_contents(b, &lb);
+
+    g_assert_nonnull(da);
+    g_assert_nonnull(db);
+    g_assert_cmpuint(la, ==, lb);
+    g_assert_true(memcmp(da, db, la) == 0);
+}
+
+static bool file_exists(const char *name)
+{
+    g_autofree char *p = path(name);
+    return g_file_test(p, G_FILE_TEST_EXISTS);
+}
+
+/* Runs the main loop until no job is left (or a few seconds pass). */
+static void run_jobs(void)
+{
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+    while (block_job_list() && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_assert_null(block_job_list());
+}
+
+/* Iterates until @cond holds for the only job. */
+static void run_until_status(BlockJobStatus want)
+{
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+    while (block_job_list() &&
+           block_job_status(block_job_list()->data) != want &&
+           g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_assert_nonnull(block_job_list());
+    g_assert_cmpint(block_job_status(block_job_list()->data), ==, want);
+}
+
+static void setup(void)
+{
+    g_ptr_array_set_size(events, 0);
+}
+
+static void teardown_unlink(const char *const *names)
+{
+    for (; *names; names++) {
+        g_autofree char *p = path(*names);
+        g_unlink(p);
+    }
+}
+
+static BackupOptions backup_opts(const char *device, const char *target)
+{
+    BackupOptions o = {
+        .device = device, .target = target, .format = "raw",
+        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS, .quiet = true,
+    };
+    return o;
+}
+
+static void test_backup_full(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x10);
+    bs = open_drive("src.img", "drive0", "raw");
+    job = block_job_drive_backup(&o, &error_abort);
+    g_assert_nonnull(job);
+    g_assert_cmpstr(block_job_type(job), ==, "backup");
+    run_jobs();
+    g_assert_cmpstr(last_event(), ==,
+                    "BLOCK_JOB_COMPLETED {\"device\":\"drive0\",\"len\":4194304,"
+                    "\"offset\":4194304,\"speed\":0,\"type\":\"backup\"}");
+    assert_same_files("src.img", "out.img");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "out.img", NULL });
+}
+
+/* Guest writes during the job do not reach the backup. */
+static void test_backup_point_in_time(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    uint8_t buf[4096];
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x20);
+    make_raw("ref.img", IMG_SIZE, 0x20);
+    bs = open_drive("src.img", "drive0", "raw");
+    o.speed = 1;    /* one chunk, then a very long wait */
+    job = block_job_drive_backup(&o, &error_abort);
+    g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpint(block_job_offset(job), ==, MiB);
+
+    memset(buf, 0xee, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 3 * MiB + 512, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs, 100, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_pwrite_zeroes(bs, 2 * MiB, MiB, 0, &error_abort), ==, 0);
+    /* Copied ahead of the job: the progress shows it. */
+    g_assert_cmpint(block_job_offset(job), ==, 2 * MiB + 64 * KiB);
+
+    g_assert_true(block_job_set_speed(job, 0, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    g_assert_null(strstr(last_event(), "error"));
+    assert_same_files("ref.img", "out.img");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "ref.img", "out.img", NULL });
+}
+
+static void test_backup_cancel(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    BlockJob *job;
+    gsize len;
+    g_autofree gchar *data = NULL;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x30);
+    make_raw("ref.img", IMG_SIZE, 0x30);
+    bs = open_drive("src.img", "drive0", "raw");
+    o.speed = 1;
+    job = block_job_drive_backup(&o, &error_abort);
+    g_main_context_iteration(NULL, FALSE);
+    g_assert_true(block_job_pause(job, &error_abort));
+    g_assert_cmpint(block_job_status(job), ==, BLOCK_JOB_STATUS_PAUSED);
+    {
+        Error *err = NULL;
+        g_assert_false(block_job_complete(job, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "Job 'drive0' in state 'paused' cannot accept command verb 'complete'");
+        error_free(err);
+    }
+    g_assert_true(block_job_cancel(job, false, &error_abort));
+    run_jobs();
+    g_assert_cmpstr(last_event(), ==,
+                    "BLOCK_JOB_CANCELLED {\"device\":\"drive0\",\"len\":4194304,"
+                    "\"offset\":1048576,\"speed\":1,\"type\":\"backup\"}");
+    /* The first MiB is there, the rest untouched; the source is unchanged. */
+    data = file_contents("out.img", &len);
+    g_assert_cmpuint(len, ==, IMG_SIZE);
+    g_assert_cmpint(data[0], ==, 0x30);
+    g_assert_cmpint(data[MiB], ==, 0);
+    assert_same_files("src.img", "ref.img");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "ref.img", "out.img", NULL });
+}
+
+static void test_bad_input(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    g_autofree char *bad = path("nodir/out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    Error *err = NULL;
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x40);
+    bs = open_drive("src.img", "drive0", "raw");
+
+    o.device = "nosuch";
+    g_assert_null(block_job_drive_backup(&o, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "Cannot find device='nosuch' nor node-name='nosuch'");
+    error_free(err), err = NULL;
+    o.device = "drive0";
+
+    o.speed = -1;
+    g_assert_null(block_job_drive_backup(&o, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 'speed' expects a non-negative value");
+    error_free(err), err = NULL;
+    g_assert_false(file_exists("out.img"));
+    o.speed = 0;
+
+    o.target = bad;
+    g_assert_null(block_job_drive_backup(&o, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "nodir/out.img"));
+    error_free(err), err = NULL;
+    g_assert_null(block_job_list());
+    g_assert_null(bs->job);
+
+    /* An existing target of the wrong size. */
+    make_raw("small.img", MiB, 0);
+    {
+        g_autofree char *small = path("small.img");
+        o.target = small;
+        o.mode = NEW_IMAGE_MODE_EXISTING;
+        g_assert_null(block_job_drive_backup(&o, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==, "Source and target image have different sizes");
+        error_free(err), err = NULL;
+        o.mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    }
+
+    /* A second job on a busy device. */
+    o.target = out;
+    o.speed = 1;
+    job = block_job_drive_backup(&o, &error_abort);
+    {
+        g_autofree char *out2 = path("out2.img");
+        BackupOptions o2 = backup_opts("drive0", out2);
+        MirrorOptions m = { .device = "drive0", .target = out2, .format = "raw",
+                            .sync = MIRROR_SYNC_MODE_FULL,
+                            .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS, .quiet = true };
+        o2.job_id = "other";
+        m.job_id = "other";
+        g_assert_null(block_job_drive_backup(&o2, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "Node 'drive0' is busy: block device is in use by block job: backup");
+        error_free(err), err = NULL;
+        g_assert_null(block_job_drive_mirror(&m, &err));
+        g_assert_nonnull(strstr(error_get_pretty(err), "is busy"));
+        error_free(err), err = NULL;
+        o2.job_id = NULL;
+        g_assert_null(block_job_drive_backup(&o2, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "Node 'drive0' is busy: block device is in use by block job: backup");
+        error_free(err), err = NULL;
+        /* Another drive, but the job id is taken. */
+        {
+            BlockDriverState *bs1;
+            make_raw("one.img", IMG_SIZE, 0x41);
+            bs1 = open_drive("one.img", "drive1", "raw");
+            o2.device = "drive1";
+            o2.job_id = "drive0";
+            g_assert_null(block_job_drive_backup(&o2, &err));
+            g_assert_cmpstr(error_get_pretty(err), ==, "Job ID 'drive0' already in use");
+            error_free(err), err = NULL;
+            g_assert_null(bs1->job);
+            bdrv_unref(bs1);
+        }
+        g_assert_false(file_exists("out2.img"));
+    }
+    g_assert_false(block_job_set_speed(job, -5, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 'speed' expects a non-negative value");
+    error_free(err), err = NULL;
+    g_assert_null(block_job_find("nosuch", &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "Block job 'nosuch' not found");
+    g_assert_cmpint(error_get_class(err), ==, ERROR_CLASS_DEVICE_NOT_ACTIVE);
+    error_free(err), err = NULL;
+    block_job_cancel(job, false, &error_abort);
+    run_jobs();
+    g_assert_null(bs->job);
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "out.img", "small.img", "one.img", NULL });
+}
+
+/* A drive whose key is missing: refused, nothing created. */
+static void test_keyless(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("ide0-hd0", out);
+    MirrorOptions m = { .device = "ide0-hd0", .target = out, .format = "raw",
+                        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS };
+    CommitOptions c = { .device = "ide0-hd0" };
+    StreamOptions st = { .device = "ide0-hd0" };
+    Error *err = NULL;
+    g_autofree char *expect = NULL;
+
+    setup();
+    make_raw("geheim.img", IMG_SIZE, 0x50);
+    bs = open_drive("geheim.img", "ide0-hd0", "raw");
+    /* Stands in for an encrypted format node whose key was not given. */
+    bs->encrypted = true;
+    bs->has_key = false;
+    expect = g_strdup_printf("'ide0-hd0' (%s) is encrypted", bs->filename);
+
+    g_assert_null(block_job_drive_backup(&o, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, expect);
+    g_assert_cmpint(error_get_class(err), ==, ERROR_CLASS_DEVICE_ENCRYPTED);
+    error_free(err), err = NULL;
+    g_assert_null(block_job_drive_mirror(&m, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, expect);
+    error_free(err), err = NULL;
+    g_assert_null(block_job_stream(&st, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, expect);
+    error_free(err), err = NULL;
+    g_assert_cmpint(bdrv_commit_device("ide0-hd0", &err), <, 0);
+    g_assert_cmpstr(error_get_pretty(err), ==, expect);
+    error_free(err), err = NULL;
+    (void)c;
+    g_assert_false(file_exists("out.img"));
+    g_assert_null(block_job_list());
+    g_assert_cmpuint(events->len, ==, 0);
+    bs->encrypted = false;
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "geheim.img", NULL });
+}
+
+static void test_mirror(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("mirror.img");
+    MirrorOptions m = { .device = "drive0", .target = out, .format = "raw",
+                        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS,
+                        .quiet = true };
+    uint8_t buf[8192];
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x60);
+    bs = open_drive("src.img", "drive0", "raw");
+    job = block_job_drive_mirror(&m, &error_abort);
+    run_until_status(BLOCK_JOB_STATUS_READY);
+    g_assert_cmpstr(last_event(), ==,
+                    "BLOCK_JOB_READY {\"device\":\"drive0\",\"len\":4194304,"
+                    "\"offset\":4194304,\"speed\":0,\"type\":\"mirror\"}");
+    /* Guest writes after READY still reach the target. */
+    memset(buf, 0x99, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, MiB - 4096, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_pwrite_zeroes(bs, 3 * MiB, 65536, 0, &error_abort), ==, 0);
+    g_assert_true(block_job_complete(job, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    g_assert_null(strstr(last_event(), "error"));
+    assert_same_files("src.img", "mirror.img");
+    /* The drive now uses the mirror. */
+    g_assert_cmpstr(bs->device_name, ==, "");
+    {
+        BlockDriverState *now = block_job_find_device("drive0", false, &error_abort);
+        g_assert_true(now != bs);
+        g_assert_true(g_str_has_suffix(now->filename, "mirror.img"));
+        bdrv_unref(bs);
+        /* The root reference moved with the name; drop the pivot's node too. */
+        bdrv_unref(now);
+    }
+    teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
+}
+
+/* Cancel after READY: completed without pivot, the target is a copy. */
+static void test_mirror_cancel_ready(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("mirror.img");
+    MirrorOptions m = { .device = "drive0", .target = out, .format = "raw",
+                        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS,
+                        .quiet = true };
+    uint8_t buf[512];
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x70);
+    bs = open_drive("src.img", "drive0", "raw");
+    job = block_job_drive_mirror(&m, &error_abort);
+    run_until_status(BLOCK_JOB_STATUS_READY);
+    memset(buf, 0x42, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 2 * MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    g_assert_true(block_job_cancel(job, false, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    assert_same_files("src.img", "mirror.img");
+    g_assert_cmpstr(bs->device_name, ==, "drive0");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
+}
+
+/* I/O errors: on the source (read) and on the target (write, ENOSPC). */
+static void test_io_errors(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x11);
+    make_raw("ref.img", IMG_SIZE, 0x11);
+    bs = open_blkdebug("src.img", "drive0", "read-offset", "2M");
+    job = block_job_drive_backup(&o, &error_abort);
+    g_assert_nonnull(job);
+    run_jobs();
+    g_assert_cmpuint(events->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(events, 0), ==,
+                    "BLOCK_JOB_ERROR {\"device\":\"drive0\",\"operation\":\"read\","
+                    "\"action\":\"report\"}");
+    g_assert_cmpstr(last_event(), ==,
+                    "BLOCK_JOB_COMPLETED {\"device\":\"drive0\",\"len\":4194304,"
+                    "\"offset\":2097152,\"speed\":0,\"type\":\"backup\","
+                    "\"error\":\"Input/output error\"}");
+    assert_same_files("src.img", "ref.img");
+    bdrv_unref(bs);
+
+    /* ENOSPC on the target, with on-target-error=enospc: the job stops. */
+    setup();
+    {
+        BlockDriverState *dst;
+        BackupOptions b = backup_opts("drive0", "target0");
+        make_raw("dst.img", IMG_SIZE, 0);
+        bs = open_drive("src.img", "drive0", "raw");
+        dst = open_blkdebug("dst.img", "target0", "enospc-after", "1536K");
+        b.on_target_error = BLOCKDEV_ON_ERROR_ENOSPC;
+        job = block_job_blockdev_backup(&b, &error_abort);
+        run_until_status(BLOCK_JOB_STATUS_PAUSED);
+        g_assert_cmpstr(last_event(), ==,
+                        "BLOCK_JOB_ERROR {\"device\":\"drive0\",\"operation\":\"write\","
+                        "\"action\":\"stop\"}");
+        {
+            QList *l = block_job_query_all();
+            g_autofree char *j = qobject_to_json(l);
+            g_assert_nonnull(strstr(j, "\"io-status\":\"nospace\""));
+            g_assert_nonnull(strstr(j, "\"offset\":1048576"));
+            qobject_unref(l);
+        }
+        /* Resuming without fixing the cause stops again; cancel ends it. */
+        g_assert_true(block_job_resume(job, &error_abort));
+        run_until_status(BLOCK_JOB_STATUS_PAUSED);
+        g_assert_true(block_job_cancel(job, true, &error_abort));
+        run_jobs();
+        g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_CANCELLED"));
+        assert_same_files("src.img", "ref.img");
+        bdrv_unref(dst);
+        bdrv_unref(bs);
+    }
+    teardown_unlink((const char *[]){ "src.img", "ref.img", "out.img", "dst.img", NULL });
+}
+
+static void test_blkdebug_options(void)
+{
+    g_autofree char *p = NULL;
+    QDict *opts;
+    Error *err = NULL;
+    BlockDriverState *bs;
+    uint8_t buf[512];
+
+    make_raw("b.img", MiB, 0x01);
+    p = path("b.img");
+
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "blkdebug");
+    qdict_put_str(opts, "image.filename", p);
+    qdict_put_str(opts, "read-errno", "banana");
+    g_assert_null(bdrv_open(NULL, opts, BDRV_O_RDWR, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==,
+                    "blkdebug: parameter 'read-errno' expects a non-negative number");
+    error_free(err), err = NULL;
+
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "blkdebug");
+    qdict_put_str(opts, "image.filename", p);
+    qdict_put_str(opts, "bogus", "1");
+    g_assert_null(bdrv_open(NULL, opts, BDRV_O_RDWR, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==,
+                    "Block protocol 'blkdebug' doesn't support the option 'bogus'");
+    error_free(err), err = NULL;
+
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "blkdebug");
+    g_assert_null(bdrv_open(NULL, opts, BDRV_O_RDWR, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "needs an image"));
+    error_free(err), err = NULL;
+
+    /* The file-name form, a write rule that fires once. */
+    {
+        g_autofree char *fn = g_strdup_printf("blkdebug:write-errno=28/write-offset=4K/"
+                                              "write-bytes=4K/write-once=on:%s", p);
+        opts = qdict_new();
+        qdict_put_str(opts, "driver", "blkdebug");
+        bs = bdrv_open(fn, opts, BDRV_O_RDWR, &error_abort);
+        memset(buf, 0x77, sizeof(buf));
+        g_assert_cmpint(bdrv_pwrite(bs, 0, 512, buf, 0, &error_abort), ==, 0);
+        g_assert_cmpint(bdrv_pwrite(bs, 4096 + 512, 512, buf, 0, &err), ==, -ENOSPC);
+        error_free(err), err = NULL;
+        g_assert_cmpint(bdrv_pwrite(bs, 4096 + 512, 512, buf, 0, &error_abort), ==, 0);
+        g_assert_cmpint(bdrv_pread(bs, 8192, 512, buf, 0, &error_abort), ==, 0);
+        bdrv_unref(bs);
+    }
+    /* fail-after: everything from 512K on fails, reads and writes. */
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "blkdebug");
+    qdict_put_str(opts, "image", p);
+    qdict_put_str(opts, "fail-after", "512K");
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &error_abort);
+    g_assert_cmpint(bdrv_pread(bs, 0, 512, buf, 0, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 512 * KiB - 256, 512, buf, 0, &err), ==, -EIO);
+    error_free(err), err = NULL;
+    g_assert_cmpint(bdrv_pwrite(bs, 600 * KiB, 512, buf, 0, &err), ==, -EIO);
+    error_free(err), err = NULL;
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "b.img", NULL });
+}
+
+/* Synchronous run (what HMP and qemu-img use), and the speed limit. */
+static void test_run_sync_speed(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    BlockJob *job;
+    gint64 start;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x12);
+    bs = open_drive("src.img", "drive0", "raw");
+    o.speed = 8 * MiB;      /* 4 MiB at 8 MiB/s: about half a second */
+    job = block_job_drive_backup(&o, &error_abort);
+    start = g_get_monotonic_time();
+    g_assert_cmpint(block_job_run_sync(job, &error_abort), ==, 0);
+    g_assert_cmpint(g_get_monotonic_time() - start, >=, 300 * 1000);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    assert_same_files("src.img", "out.img");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "out.img", NULL });
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    bdrv_init();
+    tmpdir = g_dir_make_tmp("test-blockjob-XXXXXX", NULL);
+    events = g_ptr_array_new_with_free_func(g_free);
+    block_job_set_event_hook(record_event, NULL);
+
+    g_test_add_func("/blockjob/backup/full", test_backup_full);
+    g_test_add_func("/blockjob/backup/point-in-time", test_backup_point_in_time);
+    g_test_add_func("/blockjob/backup/cancel", test_backup_cancel);
+    g_test_add_func("/blockjob/bad-input", test_bad_input);
+    g_test_add_func("/blockjob/keyless", test_keyless);
+    g_test_add_func("/blockjob/mirror/complete", test_mirror);
+    g_test_add_func("/blockjob/mirror/cancel-ready", test_mirror_cancel_ready);
+    g_test_add_func("/blockjob/io-errors", test_io_errors);
+    g_test_add_func("/blockjob/run-sync-speed", test_run_sync_speed);
+    g_test_add_func("/blkdebug/options", test_blkdebug_options);
+    ret = g_test_run();
+    g_rmdir(tmpdir);
+    g_ptr_array_free(events, TRUE);
+    g_free(tmpdir);
+    return ret;
+}
