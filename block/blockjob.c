@@ -379,7 +379,11 @@ void block_job_start(BlockJob *job)
     set_status(job, BLOCK_JOB_STATUS_CREATED);
     set_status(job, BLOCK_JOB_STATUS_RUNNING);
     job->next_ns = g_get_monotonic_time() * 1000;
-    schedule_in(job, 0);
+    /*
+     * The first step comes before the monitor reads its next command (as a
+     * QEMU job starts at once); later ones only when the monitors are idle.
+     */
+    job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -590,7 +594,13 @@ bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 bool block_job_pause(BlockJob *job, Error **errp)
 {
     if (!job_verb_ok(job, "pause", job->status == BLOCK_JOB_STATUS_RUNNING ||
-                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
+                     job->status == BLOCK_JOB_STATUS_READY ||
+                     job->status == BLOCK_JOB_STATUS_PAUSED ||
+                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+        return false;
+    }
+    if (job->user_paused) {
+        error_setg(errp, "Job is already paused");
         return false;
     }
     job->user_paused = true;
@@ -603,7 +613,9 @@ bool block_job_pause(BlockJob *job, Error **errp)
 bool block_job_resume(BlockJob *job, Error **errp)
 {
     if (!job_verb_ok(job, "resume", job->status == BLOCK_JOB_STATUS_PAUSED ||
-                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+                     job->status == BLOCK_JOB_STATUS_STANDBY ||
+                     job->status == BLOCK_JOB_STATUS_RUNNING ||
+                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
         return false;
     }
     if (!job->user_paused) {
@@ -614,8 +626,8 @@ bool block_job_resume(BlockJob *job, Error **errp)
     job->pause_count = 0;
     job->io_status = "ok";
     set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
-    job->next_ns = g_get_monotonic_time() * 1000;
-    schedule_in(job, 0);
+    /* A pause is no way around the speed limit. */
+    schedule_next(job);
     return true;
 }
 
@@ -637,6 +649,11 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
 {
     if (job->finished) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
+        return false;
+    }
+    if (job->user_paused && !force) {
+        /* The user paused it to look at something: say so rather than end it. */
+        error_setg(errp, "The block job for device '%s' is currently paused", job->id);
         return false;
     }
     job->cancelled = true;
