@@ -1,119 +1,2910 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* qemu-img: create, inspect, check and convert disk images. */
+/*
+ * qemu-img: create, inspect, check, convert and otherwise manage disk
+ * images.  Command lines, messages, exit codes and JSON shapes follow
+ * QEMU's qemu-img so that scripts written for it keep working; all data
+ * I/O goes through the public block layer API.
+ */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/keys.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qom/object.h"
 
-static int img_create(int argc, char **argv)
+/*
+ * The owners of --object and of the key prompt land their code in parallel;
+ * until then these references may stay unresolved and the tool says so.
+ */
+#pragma weak user_creatable_add_cmdline
+#pragma weak user_creatable_cleanup
+#pragma weak bdrv_tools_prompt_keys
+
+enum {
+    OPTION_OUTPUT = 256,
+    OPTION_BACKING_CHAIN,
+    OPTION_OBJECT,
+    OPTION_IMAGE_OPTS,
+    OPTION_TARGET_IMAGE_OPTS,
+    OPTION_SHRINK,
+    OPTION_PREALLOCATION,
+    OPTION_FORCE,
+    OPTION_START_OFFSET,
+    OPTION_MAX_LENGTH,
+    OPTION_SIZE,
+    OPTION_TARGET_IS_ZERO,
+    OPTION_SALVAGE,
+};
+
+typedef enum OutputFormat {
+    OFORMAT_HUMAN,
+    OFORMAT_JSON,
+} OutputFormat;
+
+/* Default chunk for copying commands: big requests, few syscalls. */
+#define IO_BUF_SIZE (2 * MiB)
+
+/* ------------------------------------------------------------------ */
+/* Messages and usage errors */
+
+static void G_GNUC_NORETURN G_GNUC_PRINTF(1, 2) error_exit(const char *fmt, ...)
 {
-    const char *fmt = "raw", *base = NULL, *base_fmt = NULL, *filename;
-    QDict *opts = NULL;
-    int64_t size = -1;
-    bool quiet = false;
-    Error *err = NULL;
-    int c;
+    va_list ap;
 
-    while ((c = getopt(argc, argv, "+hf:F:b:o:qu")) != -1) {
-        switch (c) {
-        case 'f': fmt = optarg; break;
-        case 'F': base_fmt = optarg; break;
-        case 'b': base = optarg; break;
-        case 'q': quiet = true; break;
-        case 'o':
-            if (!keyval_parse_into(&opts, optarg, NULL, true, &err)) {
-                error_report_err(err);
-                return 1;
-            }
-            break;
-        default:
-            return 1;
+    va_start(ap, fmt);
+    error_vreport(fmt, ap);
+    va_end(ap);
+    error_printf("Try 'qemu-img --help' for more information\n");
+    exit(EXIT_FAILURE);
+}
+
+static void G_GNUC_NORETURN missing_argument(const char *option)
+{
+    error_exit("missing argument for option '%s'", option);
+}
+
+static void G_GNUC_NORETURN unrecognized_option(const char *option)
+{
+    error_exit("unrecognized option '%s'", option);
+}
+
+/* Reports a getopt failure ('?' or ':') the way QEMU's tools do. */
+static void G_GNUC_NORETURN bad_option(int c, char **argv)
+{
+    g_autofree char *name = NULL;
+
+    if (optopt > 0 && optopt < 128 && g_ascii_isgraph(optopt)) {
+        name = g_strdup_printf("-%c", optopt);
+    } else {
+        /* A long option: getopt does not say which, argv does. */
+        const char *arg = argv[optind - 1];
+        const char *eq = strchr(arg, '=');
+        name = eq ? g_strndup(arg, eq - arg) : g_strdup(arg);
+    }
+    if (c == ':') {
+        missing_argument(name);
+    }
+    unrecognized_option(name);
+}
+
+static bool quiet_mode;
+
+static void G_GNUC_PRINTF(1, 2) qprintf(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (quiet_mode) {
+        return;
+    }
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Parses a size given to an option.  @what names it in the two messages
+ * QEMU uses ("Invalid image size specified. ...").  Returns -1 on error,
+ * after reporting it.
+ */
+static int64_t cvtnum_full(const char *what, const char *s, int64_t min, int64_t max)
+{
+    uint64_t v;
+    int ret = qemu_strtosz(s, NULL, &v);
+
+    if (ret == -ERANGE || (ret == 0 && (v > (uint64_t)max || (int64_t)v < min))) {
+        error_report("Invalid %s specified. Must be between %" PRId64 " and %" PRId64 ".",
+                     what, min, max);
+        return -1;
+    }
+    if (ret < 0) {
+        error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", what);
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        return -1;
+    }
+    return (int64_t)v;
+}
+
+static int64_t cvtnum(const char *what, const char *s)
+{
+    return cvtnum_full(what, s, 0, INT64_MAX);
+}
+
+static void report_size_param_error(void)
+{
+    error_report("Parameter 'size' expects a non-negative number below 2^64");
+    error_printf("Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+                 "and exabytes, respectively.\n");
+}
+
+static OutputFormat parse_output_format(const char *arg)
+{
+    if (!strcmp(arg, "json")) {
+        return OFORMAT_JSON;
+    }
+    if (!strcmp(arg, "human")) {
+        return OFORMAT_HUMAN;
+    }
+    error_report("--output must be used with human or json as argument.");
+    exit(EXIT_FAILURE);
+}
+
+static bool cache_mode_valid(const char *mode)
+{
+    static const char *const modes[] = {
+        "none", "off", "writeback", "writethrough", "directsync", "unsafe",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        if (!strcmp(mode, modes[i])) {
+            return true;
         }
     }
-    if (optind >= argc) {
-        error_report("Expecting image file name");
-        return 1;
+    return false;
+}
+
+static void check_cache_mode(const char *mode)
+{
+    if (mode && !cache_mode_valid(mode)) {
+        error_report("Invalid cache option: %s", mode);
+        exit(EXIT_FAILURE);
     }
-    filename = argv[optind++];
-    if (optind < argc) {
-        uint64_t sz;
-        if (qemu_strtosz_suffix(argv[optind], NULL, 'B', &sz) < 0) {
-            error_report("Invalid image size specified. You may use k, M, G, T, P or E suffixes for");
-            error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
-            return 1;
-        }
-        size = sz;
+}
+
+/* --object TYPE,id=ID,...: secrets for encrypted images. */
+static void add_object(const char *arg)
+{
+    Error *err = NULL;
+
+    if (!user_creatable_add_cmdline) {
+        error_report("--object is not supported by this build");
+        exit(EXIT_FAILURE);
     }
-    if (bdrv_img_create(filename, fmt, base, base_fmt, opts, size, quiet, &err) < 0) {
-        error_prepend(&err, "%s: ", filename);
+    if (!user_creatable_add_cmdline(arg, &err)) {
         error_report_err(err);
-        qobject_unref(opts);
+        exit(EXIT_FAILURE);
+    }
+}
+
+static void cleanup_objects(void)
+{
+    if (user_creatable_cleanup) {
+        user_creatable_cleanup();
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Option strings (-o) */
+
+/*
+ * Is "help" or "?" one of the comma-separated elements of @s?  Commas in
+ * values are doubled, so ",," does not end an element.
+ */
+static bool has_help_option(const char *s)
+{
+    const char *p = s;
+
+    while (*p) {
+        const char *start = p;
+        GString *elem = g_string_new(NULL);
+        bool found;
+
+        while (*p) {
+            if (*p == ',') {
+                if (p[1] == ',') {
+                    g_string_append_c(elem, ',');
+                    p += 2;
+                    continue;
+                }
+                break;
+            }
+            g_string_append_c(elem, *p++);
+        }
+        found = !strcmp(elem->str, "help") || !strcmp(elem->str, "?");
+        g_string_free(elem, TRUE);
+        if (found) {
+            return true;
+        }
+        if (*p == ',') {
+            p++;
+        }
+        (void)start;
+    }
+    return false;
+}
+
+/* Several -o options add up, as if joined with commas. */
+static void append_options(char **acc, const char *arg)
+{
+    if (!*acc) {
+        *acc = g_strdup(arg);
+    } else {
+        char *joined = g_strdup_printf("%s,%s", *acc, arg);
+        g_free(*acc);
+        *acc = joined;
+    }
+}
+
+static QDict *parse_options_or_exit(const char *s)
+{
+    QDict *opts = NULL;
+    Error *err = NULL;
+
+    if (s && !keyval_parse_into(&opts, s, NULL, true, &err)) {
+        error_report_err(err);
+        exit(EXIT_FAILURE);
+    }
+    return opts ? opts : qdict_new();
+}
+
+static int compare_desc_names(const void *a, const void *b)
+{
+    const QemuOptDesc *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/* One line per option, sorted by name, in QEMU's column layout. */
+static void print_opts_list(const QemuOptsList *const *lists)
+{
+    static const char *const type_names[] = { "str", "bool (on/off)", "num", "size" };
+    GPtrArray *descs = g_ptr_array_new();
+
+    for (const QemuOptsList *const *l = lists; *l; l++) {
+        for (const QemuOptDesc *d = (*l)->desc; d && d->name; d++) {
+            bool dup = false;
+            for (guint i = 0; i < descs->len; i++) {
+                if (!strcmp(((QemuOptDesc *)descs->pdata[i])->name, d->name)) {
+                    dup = true;
+                }
+            }
+            if (!dup) {
+                g_ptr_array_add(descs, (gpointer)d);
+            }
+        }
+    }
+    qsort(descs->pdata, descs->len, sizeof(gpointer), compare_desc_names);
+    for (guint i = 0; i < descs->len; i++) {
+        const QemuOptDesc *d = descs->pdata[i];
+        g_autofree char *left = g_strdup_printf("%s=<%s>", d->name, type_names[d->type]);
+        printf("  %-22s", left);
+        if (d->help) {
+            printf(" - %s", d->help);
+        }
+        printf("\n");
+    }
+    g_ptr_array_free(descs, TRUE);
+}
+
+/*
+ * "-o help": the format's creation options; with a file name the
+ * protocol's as well, since those are accepted too.
+ */
+static int print_create_options_help(const char *fmt, const char *filename)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+    BlockDriver *proto = bdrv_find_protocol("file");
+    const QemuOptsList *lists[3] = { NULL, NULL, NULL };
+
+    if (!drv || drv->is_protocol) {
+        error_report("Unknown file format '%s'", fmt);
         return 1;
     }
-    qobject_unref(opts);
+    if (!drv->create_opts) {
+        error_report("Format driver '%s' does not support image creation", fmt);
+        return 1;
+    }
+    lists[0] = drv->create_opts;
+    if (filename) {
+        if (proto && proto->create_opts && proto != drv) {
+            lists[1] = proto->create_opts;
+        }
+        printf("Supported options:\n");
+        print_opts_list(lists);
+    } else {
+        printf("Supported %s options:\n", fmt);
+        print_opts_list(lists);
+        printf("\nThe protocol level may support further options.\n"
+               "Specify the target filename to include those options.\n");
+    }
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening images */
+
+static void report_open_error(const char *name, Error *err)
+{
+    error_report("Could not open '%s': %s", name, error_get_pretty(err));
+    if (error_get_hint(err)) {
+        error_printf("%s", error_get_hint(err));
+    }
+    error_free(err);
+}
+
+static BlockDriverState *open_image_full(const char *name, bool image_opts,
+                                         const char *fmt, int flags,
+                                         bool need_keys, bool quiet)
+{
+    BlockDriverState *bs;
+    QDict *opts;
+    Error *err = NULL;
+    const char *filename = name;
+
+    if (image_opts) {
+        opts = keyval_parse(name, NULL, &err);
+        if (!opts) {
+            error_report_err(err);
+            return NULL;
+        }
+        if (fmt) {
+            error_report("--image-opts and --format are mutually exclusive");
+            qobject_unref(opts);
+            return NULL;
+        }
+        filename = NULL;
+    } else {
+        opts = qdict_new();
+        if (fmt) {
+            qdict_put_str(opts, "driver", fmt);
+        }
+    }
+    if (quiet) {
+        flags |= BDRV_O_PROBE_QUIET;
+    }
+    bs = bdrv_open(filename, opts, flags, &err);
+    if (!bs) {
+        report_open_error(name, err);
+        return NULL;
+    }
+    if (need_keys && bdrv_key_missing_node(bs)) {
+        if (!bdrv_tools_prompt_keys) {
+            BlockDriverState *k = bdrv_key_missing_node(bs);
+            error_report("Disk image '%s' is encrypted and this build cannot ask for its password",
+                         k->filename);
+            bdrv_unref(bs);
+            return NULL;
+        }
+        if (bdrv_tools_prompt_keys(bs, &err) < 0) {
+            error_report_err(err);
+            bdrv_unref(bs);
+            return NULL;
+        }
+    }
+    return bs;
+}
+
+static BlockDriverState *open_image(const char *name, bool image_opts,
+                                    const char *fmt, int flags, bool need_keys)
+{
+    return open_image_full(name, image_opts, fmt, flags, need_keys, false);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON in QEMU's member order */
+
+/*
+ * QEMU prints a dictionary in the order of its hash buckets (512 buckets,
+ * the tdb string hash), not in insertion order; tools compare outputs as
+ * text, so members are put into that order here.
+ */
+static unsigned qdict_bucket(const char *key)
+{
+    uint32_t value = 0x238F13AFu * (uint32_t)strlen(key);
+
+    for (unsigned i = 0; key[i]; i++) {
+        value += (uint32_t)(unsigned char)key[i] << (i * 5 % 24);
+    }
+    return (1103515243u * value + 12345u) % 512;
+}
+
+typedef struct KeyRank {
+    const char *key;
+    unsigned bucket;
+    int pos;
+} KeyRank;
+
+static int compare_key_rank(const void *a, const void *b)
+{
+    const KeyRank *x = a, *y = b;
+
+    if (x->bucket != y->bucket) {
+        return x->bucket < y->bucket ? -1 : 1;
+    }
+    /* Within a bucket the newest member comes first. */
+    return y->pos - x->pos;
+}
+
+static json_t *json_qemu_order(json_t *v)
+{
+    if (json_is_object(v)) {
+        size_t n = json_object_size(v), i = 0;
+        g_autofree KeyRank *ranks = g_new0(KeyRank, n ? n : 1);
+        json_t *out = json_object();
+        const char *key;
+        json_t *member;
+
+        json_object_foreach(v, key, member) {
+            ranks[i].key = key;
+            ranks[i].bucket = qdict_bucket(key);
+            ranks[i].pos = (int)i;
+            i++;
+        }
+        qsort(ranks, n, sizeof(*ranks), compare_key_rank);
+        for (i = 0; i < n; i++) {
+            json_object_set_new(out, ranks[i].key,
+                                json_qemu_order(json_object_get(v, ranks[i].key)));
+        }
+        return out;
+    }
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *elem;
+
+        json_array_foreach(v, i, elem) {
+            json_array_append_new(out, json_qemu_order(elem));
+        }
+        return out;
+    }
+    return json_incref(v);
+}
+
+static void print_json(json_t *v)
+{
+    json_t *ordered = json_qemu_order(v);
+    g_autofree char *text = qobject_to_json_pretty(ordered);
+
+    printf("%s\n", text);
+    json_decref(ordered);
+}
+
+/* ------------------------------------------------------------------ */
+/* info */
+
+static QList *snapshot_list_json(QEMUSnapshotInfo *sn, int nb)
+{
+    QList *list = json_array();
+
+    for (int i = 0; i < nb; i++) {
+        QDict *d = qdict_new();
+        qdict_put_str(d, "id", sn[i].id_str);
+        qdict_put_str(d, "name", sn[i].name);
+        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
+        qdict_put_int(d, "date-sec", sn[i].date_sec);
+        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
+        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
+        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
+        if (sn[i].icount != UINT64_MAX) {
+            qdict_put_int(d, "icount", sn[i].icount);
+        }
+        json_array_append_new(list, d);
+    }
+    return list;
+}
+
+static void print_snapshot_header(void)
+{
+    printf("%-9s %-16s %8s %19s %12s %10s\n",
+           "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+}
+
+static void print_snapshot_row(int64_t id_dummy, const char *id, const char *name,
+                               uint64_t vm_state_size, int64_t date_sec,
+                               uint64_t vm_clock_nsec, int64_t icount)
+{
+    g_autofree char *size = size_to_str(vm_state_size);
+    char date[32] = "";
+    char clock[48];
+    char icount_buf[24] = "";
+    time_t t = (time_t)date_sec;
+    struct tm tm;
+    uint64_t secs = vm_clock_nsec / 1000000000ULL;
+
+    (void)id_dummy;
+    if (localtime_r(&t, &tm)) {
+        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02u:%02u.%03u",
+             secs / 3600, (unsigned)(secs / 60 % 60), (unsigned)(secs % 60),
+             (unsigned)(vm_clock_nsec / 1000000 % 1000));
+    if (icount >= 0) {
+        snprintf(icount_buf, sizeof(icount_buf), "%" PRId64, icount);
+    }
+    printf("%-9s %-16s %8s %19s %12s %10s\n", id, name, size, date, clock, icount_buf);
+}
+
+static void print_snapshots_json_list(QList *snaps)
+{
+    size_t i;
+    json_t *sn;
+
+    printf("Snapshot list:\n");
+    print_snapshot_header();
+    json_array_foreach(snaps, i, sn) {
+        print_snapshot_row(0, qdict_get_try_str(sn, "id"), qdict_get_try_str(sn, "name"),
+                           qdict_get_try_int(sn, "vm-state-size", 0),
+                           qdict_get_try_int(sn, "date-sec", 0),
+                           qdict_get_try_int(sn, "vm-clock-sec", 0) * 1000000000ULL +
+                           qdict_get_try_int(sn, "vm-clock-nsec", 0),
+                           qdict_haskey(sn, "icount") ? qdict_get_try_int(sn, "icount", 0) : -1);
+    }
+}
+
+static void dump_human_value(json_t *v, int indent, const char *label);
+
+/* Names print with spaces where JSON has dashes ("lazy-refcounts"). */
+static char *human_key(const char *key)
+{
+    char *k = g_strdup(key);
+    for (char *p = k; *p; p++) {
+        if (*p == '-') {
+            *p = ' ';
+        }
+    }
+    return k;
+}
+
+static void dump_human_dict(json_t *d, int indent)
+{
+    const char *key;
+    json_t *member;
+
+    json_object_foreach(d, key, member) {
+        g_autofree char *label = human_key(key);
+        dump_human_value(member, indent, label);
+    }
+}
+
+static void dump_human_value(json_t *v, int indent, const char *label)
+{
+    int pad = indent * 4;
+
+    if (json_is_object(v)) {
+        printf("%*s%s:\n", pad, "", label);
+        dump_human_dict(v, indent + 1);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *elem;
+
+        printf("%*s%s:\n", pad, "", label);
+        json_array_foreach(v, i, elem) {
+            g_autofree char *idx = g_strdup_printf("[%zu]", i);
+            dump_human_value(elem, indent + 1, idx);
+        }
+    } else if (json_is_string(v)) {
+        printf("%*s%s: %s\n", pad, "", label, json_string_value(v));
+    } else if (json_is_integer(v)) {
+        printf("%*s%s: %" JSON_INTEGER_FORMAT "\n", pad, "", label, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        printf("%*s%s: %g\n", pad, "", label, json_real_value(v));
+    } else if (json_is_boolean(v)) {
+        printf("%*s%s: %s\n", pad, "", label, json_is_true(v) ? "true" : "false");
+    } else {
+        printf("%*s%s: null\n", pad, "", label);
+    }
+}
+
+/* qemu-img info's human form of one ImageInfo (already in QEMU order). */
+static void dump_image_info_human(json_t *info)
+{
+    int64_t vsize = qdict_get_try_int(info, "virtual-size", 0);
+    g_autofree char *vsize_str = size_to_str(vsize);
+    const char *backing = qdict_get_try_str(info, "backing-filename");
+    json_t *spec = json_object_get(info, "format-specific");
+    json_t *snaps = json_object_get(info, "snapshots");
+
+    printf("image: %s\n"
+           "file format: %s\n"
+           "virtual size: %s (%" PRId64 " bytes)\n",
+           qdict_get_try_str(info, "filename"), qdict_get_try_str(info, "format"),
+           vsize_str, vsize);
+    if (qdict_haskey(info, "actual-size")) {
+        g_autofree char *asize = size_to_str(qdict_get_try_int(info, "actual-size", 0));
+        printf("disk size: %s\n", asize);
+    } else {
+        printf("disk size: unavailable\n");
+    }
+    if (qdict_get_try_bool(info, "encrypted", false)) {
+        printf("encrypted: yes\n");
+    }
+    if (qdict_haskey(info, "cluster-size")) {
+        printf("cluster_size: %" PRId64 "\n", qdict_get_try_int(info, "cluster-size", 0));
+    }
+    if (qdict_get_try_bool(info, "dirty-flag", false)) {
+        printf("cleanly shut down: no\n");
+    }
+    if (backing) {
+        const char *full = qdict_get_try_str(info, "full-backing-filename");
+        printf("backing file: %s", backing);
+        if (!full) {
+            printf(" (cannot determine actual path)");
+        } else if (strcmp(backing, full)) {
+            printf(" (actual path: %s)", full);
+        }
+        printf("\n");
+        if (qdict_get_try_str(info, "backing-filename-format")) {
+            printf("backing file format: %s\n",
+                   qdict_get_try_str(info, "backing-filename-format"));
+        }
+    }
+    if (snaps && json_array_size(snaps) > 0) {
+        print_snapshots_json_list(snaps);
+    }
+    if (spec) {
+        json_t *data = json_object_get(spec, "data");
+        printf("Format specific information:\n");
+        if (json_is_object(data)) {
+            dump_human_dict(data, 1);
+        }
+    }
+}
+
+static QDict *collect_image_info(BlockDriverState *bs)
+{
+    Error *err = NULL;
+    QDict *info = bdrv_query_image_info(bs, false, &err);
+    QEMUSnapshotInfo *sn = NULL;
+    int nb;
+
+    if (!info) {
+        error_report_err(err);
+        return NULL;
+    }
+    nb = bdrv_snapshot_list(bs, &sn);
+    if (nb > 0) {
+        qdict_put_obj(info, "snapshots", snapshot_list_json(sn, nb));
+    }
+    g_free(sn);
+    return info;
 }
 
 static int img_info(int argc, char **argv)
 {
-    const char *fmt = NULL;
-    BlockDriverState *bs;
-    QDict *opts = qdict_new(), *info;
-    Error *err = NULL;
-    int c;
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "backing-chain", no_argument, NULL, OPTION_BACKING_CHAIN },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *filename;
+    OutputFormat output = OFORMAT_HUMAN;
+    bool chain = false, image_opts = false;
+    GHashTable *seen;
+    json_t *list;
+    g_autofree char *next_name = NULL, *next_fmt = NULL;
+    int c, ret = 0;
 
-    while ((c = getopt(argc, argv, "+hf:")) != -1) {
-        if (c == 'f') {
-            fmt = optarg;
+    while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'U': break;
+        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
+        case OPTION_BACKING_CHAIN: chain = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    filename = argv[optind];
+
+    /*
+     * Each image of the chain is opened on its own, without its backing
+     * file, so a broken link still shows everything above it.
+     */
+    seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    list = json_array();
+    next_name = g_strdup(filename);
+    next_fmt = fmt ? g_strdup(fmt) : NULL;
+    while (next_name) {
+        BlockDriverState *bs;
+        QDict *info;
+        const char *b;
+
+        if (chain) {
+            g_autofree char *key = g_canonicalize_filename(next_name, NULL);
+            if (g_hash_table_contains(seen, key)) {
+                error_report("Backing file '%s' creates an infinite loop.", next_name);
+                ret = 1;
+                break;
+            }
+            g_hash_table_add(seen, g_steal_pointer(&key));
+        }
+        bs = open_image(next_name, image_opts, next_fmt,
+                        BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, false);
+        image_opts = false;
+        if (!bs) {
+            ret = 1;
+            break;
+        }
+        info = collect_image_info(bs);
+        if (!info) {
+            bdrv_unref(bs);
+            ret = 1;
+            break;
+        }
+        json_array_append_new(list, info);
+        g_free(next_name);
+        g_free(next_fmt);
+        next_name = NULL;
+        next_fmt = NULL;
+        b = qdict_get_try_str(info, "full-backing-filename");
+        if (chain && b) {
+            next_name = g_strdup(b);
+            if (qdict_get_try_str(info, "backing-filename-format")) {
+                next_fmt = g_strdup(qdict_get_try_str(info, "backing-filename-format"));
+            }
+        }
+        bdrv_unref(bs);
+    }
+    g_hash_table_destroy(seen);
+
+    if (ret == 0) {
+        if (output == OFORMAT_JSON) {
+            print_json(chain ? list : json_array_get(list, 0));
+        } else {
+            size_t i;
+            json_t *info;
+
+            json_array_foreach(list, i, info) {
+                json_t *ordered = json_qemu_order(info);
+                if (i > 0) {
+                    printf("\n");
+                }
+                dump_image_info_human(ordered);
+                json_decref(ordered);
+            }
+        }
+    }
+    json_decref(list);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* create */
+
+/* Swallows messages while the core re-verifies a backing file for -u. */
+static void discard_sink(void *opaque, const char *text)
+{
+}
+
+static int img_create(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = "raw", *base = NULL, *base_fmt = NULL, *filename;
+    g_autofree char *options = NULL;
+    QDict *opts;
+    int64_t size = -1;
+    bool unsafe = false;
+    Error *err = NULL;
+    int c, ret;
+
+    while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'F': base_fmt = optarg; break;
+        case 'b': base = optarg; break;
+        case 'f': fmt = optarg; break;
+        case 'o':
+            if (has_help_option(optarg)) {
+                /* -o help with the file name known also lists the protocol's */
+                return print_create_options_help(fmt, optind < argc ? argv[optind] : NULL);
+            }
+            append_options(&options, optarg);
+            break;
+        case 'q': quiet_mode = true; break;
+        case 'u': unsafe = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        default: bad_option(c, argv);
         }
     }
     if (optind >= argc) {
-        error_report("Expecting one image file name");
-        return 1;
+        error_exit("Expecting image file name");
     }
-    if (fmt) {
-        qdict_put_str(opts, "driver", fmt);
+    filename = argv[optind++];
+    if (optind < argc) {
+        size = cvtnum("image size", argv[optind++]);
+        if (size < 0) {
+            return 1;
+        }
     }
-    bs = bdrv_open(argv[optind], opts, BDRV_O_NO_IO | BDRV_O_NO_BACKING, &err);
-    if (!bs) {
+    if (optind != argc) {
+        error_exit("Unexpected argument: %s", argv[optind]);
+    }
+
+    opts = NULL;
+    if (options && !keyval_parse_into(&opts, options, NULL, true, &err)) {
         error_report_err(err);
         return 1;
     }
-    info = bdrv_query_image_info(bs, false, &err);
-    if (!info) {
+    if (!opts) {
+        opts = qdict_new();
+    }
+    if (!base) {
+        base = qdict_get_try_str(opts, "backing_file");
+    }
+    if (!base_fmt) {
+        base_fmt = qdict_get_try_str(opts, "backing_fmt");
+    }
+    if (base && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol &&
+        !bdrv_find_format(fmt)->supports_backing) {
+        error_report("%s: Backing file not supported for file format '%s'", filename, fmt);
+        qobject_unref(opts);
+        return 1;
+    }
+    if (base && *base && !unsafe && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol) {
+        /* The backing file must open (QEMU 7.2 refuses a missing one). */
+        g_autofree char *full = path_combine(filename, base);
+        QDict *bo = qdict_new();
+        BlockDriverState *bbs;
+
+        if (base_fmt && bdrv_find_format(base_fmt)) {
+            qdict_put_str(bo, "driver", base_fmt);
+        }
+        bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, &err);
+        if (!bbs) {
+            error_report("%s: %s", filename, error_get_pretty(err));
+            error_printf("Could not open backing image.\n");
+            error_free(err);
+            qobject_unref(opts);
+            return 1;
+        }
+        bdrv_unref(bbs);
+    }
+    if (unsafe && base && *base && size < 0 && !qdict_haskey(opts, "size")) {
+        error_report("%s: Image creation needs a size parameter", filename);
+        qobject_unref(opts);
+        return 1;
+    }
+
+    if (unsafe) {
+        ErrorSinkFn old_fn;
+        void *old_opaque;
+
+        /*
+         * -u: the backing file may not exist yet; the core would warn that
+         * it could not verify it, which is exactly what -u asks not to do.
+         * Its other errors are still reported below through @err.
+         */
+        error_get_sink(&old_fn, &old_opaque);
+        error_set_sink(discard_sink, NULL);
+        ret = bdrv_img_create(filename, fmt, base, base_fmt, opts, size, quiet_mode, &err);
+        error_set_sink(old_fn, old_opaque);
+    } else {
+        ret = bdrv_img_create(filename, fmt, base, base_fmt, opts, size, quiet_mode, &err);
+    }
+    qobject_unref(opts);
+    if (ret < 0) {
+        error_report("%s: %s", filename, error_get_pretty(err));
+        if (error_get_hint(err)) {
+            error_printf("%s", error_get_hint(err));
+        }
+        error_free(err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* check */
+
+static QDict *check_result_json(const char *filename, const char *format,
+                                const BdrvCheckResult *r)
+{
+    QDict *d = qdict_new();
+
+    qdict_put_str(d, "filename", filename);
+    qdict_put_str(d, "format", format);
+    qdict_put_int(d, "check-errors", r->check_errors);
+    /* Counters that are zero are left out, as QEMU does. */
+    if (r->corruptions) {
+        qdict_put_int(d, "corruptions", r->corruptions);
+    }
+    if (r->leaks) {
+        qdict_put_int(d, "leaks", r->leaks);
+    }
+    if (r->corruptions_fixed) {
+        qdict_put_int(d, "corruptions-fixed", r->corruptions_fixed);
+    }
+    if (r->leaks_fixed) {
+        qdict_put_int(d, "leaks-fixed", r->leaks_fixed);
+    }
+    if (r->image_end_offset) {
+        qdict_put_int(d, "image-end-offset", r->image_end_offset);
+    }
+    if (r->bfi.total_clusters) {
+        qdict_put_int(d, "total-clusters", r->bfi.total_clusters);
+    }
+    if (r->bfi.allocated_clusters) {
+        qdict_put_int(d, "allocated-clusters", r->bfi.allocated_clusters);
+    }
+    if (r->bfi.fragmented_clusters) {
+        qdict_put_int(d, "fragmented-clusters", r->bfi.fragmented_clusters);
+    }
+    if (r->bfi.compressed_clusters) {
+        qdict_put_int(d, "compressed-clusters", r->bfi.compressed_clusters);
+    }
+    return d;
+}
+
+static void check_result_human(const BdrvCheckResult *r)
+{
+    if (!(r->corruptions || r->leaks || r->check_errors)) {
+        qprintf("No errors were found on the image.\n");
+    } else {
+        if (r->corruptions) {
+            qprintf("\n%d errors were found on the image.\n"
+                    "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                    r->corruptions);
+        }
+        if (r->leaks) {
+            qprintf("\n%d leaked clusters were found on the image.\n"
+                    "This means waste of disk space, but no harm to data.\n",
+                    r->leaks);
+        }
+        if (r->check_errors) {
+            qprintf("\n%d internal errors have occurred during the check.\n",
+                    r->check_errors);
+        }
+    }
+    if (r->bfi.total_clusters != 0 && r->bfi.allocated_clusters != 0) {
+        double total = (double)r->bfi.total_clusters;
+        double alloc = (double)r->bfi.allocated_clusters;
+        qprintf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, "
+                "%0.2f%% compressed clusters\n",
+                r->bfi.allocated_clusters, r->bfi.total_clusters,
+                alloc * 100.0 / total,
+                r->bfi.fragmented_clusters * 100.0 / alloc,
+                r->bfi.compressed_clusters * 100.0 / alloc);
+    }
+    if (r->image_end_offset) {
+        qprintf("Image end offset: %" PRId64 "\n", r->image_end_offset);
+    }
+}
+
+static int img_check(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { "repair", required_argument, NULL, 'r' },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *filename, *cache = NULL;
+    OutputFormat output = OFORMAT_HUMAN;
+    BdrvCheckMode fix = 0;
+    bool image_opts = false;
+    BlockDriverState *bs;
+    BdrvCheckResult result;
+    Error *err = NULL;
+    int c, ret;
+    int corruptions_fixed = 0, leaks_fixed = 0;
+
+    while ((c = getopt_long(argc, argv, ":hf:r:T:qU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'r':
+            if (!strcmp(optarg, "leaks")) {
+                fix = BDRV_FIX_LEAKS;
+            } else if (!strcmp(optarg, "all")) {
+                fix = BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
+            } else {
+                error_exit("Unknown option value for -r "
+                           "(expecting 'leaks' or 'all'): %s", optarg);
+            }
+            break;
+        case 'T': cache = optarg; break;
+        case 'q': quiet_mode = true; break;
+        case 'U': break;
+        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    filename = argv[optind];
+    check_cache_mode(cache);
+
+    /* Metadata only: checking needs no key. */
+    bs = open_image(filename, image_opts, fmt,
+                    BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                    (fix ? BDRV_O_RDWR : 0), false);
+    if (!bs) {
+        return 1;
+    }
+
+    ret = bdrv_check(bs, &result, fix, &err);
+    if (ret == -ENOTSUP) {
+        error_report("This image format does not support checks");
+        error_free(err);
+        bdrv_unref(bs);
+        return 63;
+    }
+    if (ret == 0 && (result.corruptions_fixed || result.leaks_fixed)) {
+        corruptions_fixed = result.corruptions_fixed;
+        leaks_fixed = result.leaks_fixed;
+        if (output == OFORMAT_HUMAN) {
+            qprintf("The following inconsistencies were found and repaired:\n\n"
+                    "    %d leaked clusters\n"
+                    "    %d corruptions\n\n"
+                    "Double checking the fixed image now...\n",
+                    result.leaks_fixed, result.corruptions_fixed);
+        }
+        /* Report the state the image is in now, plus what was repaired. */
+        ret = bdrv_check(bs, &result, 0, &err);
+        result.corruptions_fixed = corruptions_fixed;
+        result.leaks_fixed = leaks_fixed;
+    }
+    if (ret < 0) {
+        error_report("Check failed: %s", err ? error_get_pretty(err) : strerror(-ret));
+        error_free(err);
+        bdrv_unref(bs);
+        return 1;
+    }
+
+    if (output == OFORMAT_JSON) {
+        QDict *d = check_result_json(filename, bdrv_get_format_name(bs), &result);
+        print_json(d);
+        qobject_unref(d);
+    } else {
+        check_result_human(&result);
+    }
+    bdrv_unref(bs);
+
+    if (result.check_errors) {
+        return 1;
+    }
+    if (result.corruptions) {
+        return 2;
+    }
+    if (result.leaks) {
+        return 3;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Progress: "    (xx.xx/100%)" on stdout, redrawn in place */
+
+static bool progress_enabled;
+static double progress_last;
+
+static void progress_print_now(double pct)
+{
+    printf("    (%3.2f/100%%)\r", pct);
+    fflush(stdout);
+    progress_last = pct;
+}
+
+static void progress_init(bool enabled)
+{
+    progress_enabled = enabled && !quiet_mode;
+    progress_last = 0;
+    if (progress_enabled) {
+        progress_print_now(0.0);
+    }
+}
+
+/* Redraws only every whole percent, so a big copy does not flood the tty. */
+static void progress_update(int64_t done, int64_t total)
+{
+    double pct;
+
+    if (!progress_enabled) {
+        return;
+    }
+    pct = total > 0 ? (double)done * 100.0 / (double)total : 100.0;
+    if (pct > 100.0) {
+        pct = 100.0;
+    }
+    if (pct - progress_last >= 1.0 || (pct == 100.0 && progress_last < 100.0)) {
+        progress_print_now(pct);
+    }
+}
+
+static void progress_end(void)
+{
+    if (progress_enabled) {
+        progress_print_now(progress_last);
+        printf("\n");
+        fflush(stdout);
+        progress_enabled = false;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* convert */
+
+typedef struct ConvertState {
+    BlockDriverState **src;
+    int64_t *src_len;
+    int src_num;
+    int64_t total;
+
+    BlockDriverState *target;
+    bool target_has_backing;   /* unallocated source ranges stay unallocated */
+    bool has_zero_init;        /* the target reads zeroes where not written */
+    bool compressed;
+    bool salvage;
+    int64_t min_sparse;        /* 0: copy everything as data */
+    int64_t cluster_size;      /* of the target; 0 if it has none */
+    int64_t buf_size;
+    uint8_t *buf;
+    int64_t done;
+} ConvertState;
+
+static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
+{
+    Error *err = NULL;
+    int ret;
+
+    if (s->has_zero_init) {
+        return 0;
+    }
+    ret = bdrv_pwrite_zeroes(s->target, offset, bytes,
+                             s->min_sparse ? BDRV_REQ_MAY_UNMAP : 0, &err);
+    if (ret < 0) {
+        error_report("error while writing at byte %" PRId64 ": %s", offset,
+                     error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+static int convert_write(ConvertState *s, int64_t offset, int64_t bytes,
+                         const uint8_t *buf, int flags)
+{
+    Error *err = NULL;
+    int ret = bdrv_pwrite(s->target, offset, bytes, buf, flags, &err);
+
+    if (ret < 0) {
+        error_report("error while writing at byte %" PRId64 ": %s", offset,
+                     error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+/*
+ * Writes @buf (data read from the source) at target @offset, leaving runs
+ * of at least min_sparse zero bytes (aligned to min_sparse in the target)
+ * unwritten, so that the output stays sparse.
+ */
+static int convert_write_sparse(ConvertState *s, int64_t offset, int64_t bytes,
+                                const uint8_t *buf)
+{
+    int64_t pos = 0;
+
+    if (!s->min_sparse) {
+        return convert_write(s, offset, bytes, buf, 0);
+    }
+    while (pos < bytes) {
+        int64_t end = MIN(bytes, QEMU_ALIGN_UP(offset + pos + 1, s->min_sparse) - offset);
+        bool zero = buffer_is_zero(buf + pos, end - pos);
+        int ret;
+
+        while (end < bytes) {
+            int64_t next = MIN(bytes, end + s->min_sparse);
+            if (buffer_is_zero(buf + end, next - end) != zero) {
+                break;
+            }
+            end = next;
+        }
+        ret = zero ? convert_zero(s, offset + pos, end - pos)
+                   : convert_write(s, offset + pos, end - pos, buf + pos, 0);
+        if (ret < 0) {
+            return ret;
+        }
+        pos = end;
+    }
+    return 0;
+}
+
+/* Compressed output: whole clusters, each compressed on its own. */
+static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t bytes,
+                                    const uint8_t *buf)
+{
+    int64_t cs = s->cluster_size ? s->cluster_size : 64 * KiB;
+    int64_t pos = 0;
+
+    while (pos < bytes) {
+        int64_t n = MIN(bytes - pos, cs - (offset + pos) % cs);
+        bool whole = n == cs || offset + pos + n == bdrv_getlength(s->target);
+        int ret;
+
+        if (buffer_is_zero(buf + pos, n)) {
+            ret = convert_zero(s, offset + pos, n);
+        } else {
+            ret = convert_write(s, offset + pos, n, buf + pos,
+                                whole ? BDRV_REQ_WRITE_COMPRESSED : 0);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        pos += n;
+    }
+    return 0;
+}
+
+static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
+                        int64_t bytes, uint8_t *buf)
+{
+    Error *err = NULL;
+    int ret = bdrv_pread(src, offset, bytes, buf, 0, &err);
+
+    if (ret < 0) {
+        if (s->salvage) {
+            warn_report("error while reading offset %" PRId64 ": %s", offset,
+                        error_get_pretty(err));
+            error_free(err);
+            memset(buf, 0, bytes);
+            return 0;
+        }
+        error_report("error while reading at byte %" PRId64 ": %s", offset,
+                     error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+typedef enum ChunkKind { CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING } ChunkKind;
+
+/* What the next run of @src at @offset is, and how long it is (*pnum). */
+static int convert_status(ConvertState *s, BlockDriverState *src, int64_t offset,
+                          int64_t bytes, int64_t *pnum, ChunkKind *kind)
+{
+    int ret;
+
+    if (!s->min_sparse) {
+        /* -S 0: no hole detection at all, the output is fully allocated. */
+        *pnum = bytes;
+        *kind = CHUNK_DATA;
+        return 0;
+    }
+    if (s->target_has_backing) {
+        ret = bdrv_block_status(src, offset, bytes, pnum, NULL, NULL);
+    } else {
+        ret = bdrv_block_status_above(src, NULL, offset, bytes, pnum, NULL, NULL);
+    }
+    if (ret < 0) {
+        error_report("error while reading block status at offset %" PRId64 ": %s",
+                     offset, strerror(-ret));
+        return ret;
+    }
+    if (*pnum <= 0) {
+        *pnum = bytes;
+    }
+    if (ret & BDRV_BLOCK_ZERO) {
+        *kind = CHUNK_ZERO;
+    } else if (ret & BDRV_BLOCK_DATA) {
+        *kind = CHUNK_DATA;
+    } else if (!s->target_has_backing) {
+        *kind = CHUNK_ZERO;
+    } else if (ret & BDRV_BLOCK_ALLOCATED) {
+        *kind = CHUNK_DATA;
+    } else {
+        *kind = CHUNK_BACKING;
+    }
+    return 0;
+}
+
+static int convert_do_copy(ConvertState *s)
+{
+    int64_t base = 0;
+
+    for (int i = 0; i < s->src_num; i++) {
+        BlockDriverState *src = s->src[i];
+        int64_t len = s->src_len[i];
+        int64_t offset = 0;
+
+        while (offset < len) {
+            int64_t t = base + offset;
+            /* Chunks end on buf_size boundaries of the target. */
+            int64_t n = MIN(len - offset, s->buf_size - t % s->buf_size);
+            int64_t pnum;
+            ChunkKind kind;
+            int ret;
+
+            ret = convert_status(s, src, offset, n, &pnum, &kind);
+            if (ret < 0) {
+                return ret;
+            }
+            if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
+                /* Compression works on whole clusters: read the chunk whole. */
+                kind = CHUNK_DATA;
+                pnum = n;
+            }
+            n = MIN(n, pnum);
+            switch (kind) {
+            case CHUNK_BACKING:
+                ret = 0;
+                break;
+            case CHUNK_ZERO:
+                ret = convert_zero(s, t, n);
+                break;
+            case CHUNK_DATA:
+                ret = convert_read(s, src, offset, n, s->buf);
+                if (ret < 0) {
+                    return ret;
+                }
+                ret = s->compressed ? convert_write_compressed(s, t, n, s->buf)
+                                    : convert_write_sparse(s, t, n, s->buf);
+                break;
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            offset += n;
+            s->done += n;
+            progress_update(s->done, s->total);
+        }
+        base += len;
+    }
+    return 0;
+}
+
+static int img_convert(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
+        { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
+        { "salvage", no_argument, NULL, OPTION_SALVAGE },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
+    const char *cache = NULL, *src_cache = NULL, *out_filename;
+    g_autofree char *options = NULL;
+    bool image_opts = false, target_image_opts = false, skip_create = false;
+    bool progress = false, target_is_zero = false;
+    int64_t min_sparse = 4 * KiB;
+    ConvertState s = { 0 };
+    BlockDriver *drv = NULL;
+    QDict *opts = NULL, *target_opts;
+    BlockDriverInfo bdi;
+    Error *err = NULL;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":hf:O:B:F:co:l:S:pt:T:qnm:Wr:U",
+                            long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'B': out_base = optarg; break;
+        case 'F': out_base_fmt = optarg; break;
+        case 'c': s.compressed = true; break;
+        case 'o':
+            if (has_help_option(optarg)) {
+                options = g_strdup("help");
+            } else {
+                append_options(&options, optarg);
+            }
+            break;
+        case 'l':
+            error_report("Snapshots are not supported by this build: '%s'", optarg);
+            return 1;
+        case 'S':
+            min_sparse = cvtnum("buffer size for sparse output", optarg);
+            if (min_sparse < 0) {
+                return 1;
+            }
+            if (min_sparse % BDRV_SECTOR_SIZE || min_sparse > 16 * (int64_t)MiB) {
+                error_report("Invalid buffer size for sparse output specified. "
+                             "Valid sizes are multiples of %llu up to %llu. Select "
+                             "0 to disable sparse detection (fully allocates output).",
+                             BDRV_SECTOR_SIZE, 16 * MiB);
+                return 1;
+            }
+            break;
+        case 'p': progress = true; break;
+        case 't': cache = optarg; break;
+        case 'T': src_cache = optarg; break;
+        case 'q': quiet_mode = true; break;
+        case 'n': skip_create = true; break;
+        case 'm': {
+            int64_t m;
+            if (qemu_strtoi64(optarg, NULL, 0, &m) < 0 || m < 1 || m > 16) {
+                error_report("Invalid number of coroutines. Allowed number of"
+                             " coroutines is between 1 and 16");
+                return 1;
+            }
+            /* Requests run one at a time here; the option is accepted. */
+            break;
+        }
+        case 'W': break;
+        case 'r':
+            if (cvtnum("rate limit", optarg) < 0) {
+                return 1;
+            }
+            break;
+        case 'U': break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
+        case OPTION_TARGET_IS_ZERO: target_is_zero = true; break;
+        case OPTION_SALVAGE: s.salvage = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+
+    if (!out_fmt && !target_image_opts) {
+        out_fmt = "raw";
+    }
+    if (options && !strcmp(options, "help")) {
+        if (!out_fmt) {
+            error_report("Option help requires a format be specified");
+            return 1;
+        }
+        return print_create_options_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
+    }
+    if (argc - optind < 2) {
+        error_report("Must specify image file name");
+        return 1;
+    }
+    check_cache_mode(cache);
+    check_cache_mode(src_cache);
+    if (skip_create && options) {
+        error_report("-o has no effect when skipping image creation");
+        return 1;
+    }
+    if (target_image_opts && !skip_create) {
+        error_report("--target-image-opts requires use of -n flag");
+        return 1;
+    }
+    if (target_is_zero && !skip_create) {
+        error_report("--target-is-zero requires use of -n flag");
+        return 1;
+    }
+    out_filename = argv[argc - 1];
+    s.src_num = argc - optind - 1;
+    s.min_sparse = min_sparse;
+
+    if (options) {
+        opts = parse_options_or_exit(options);
+        if (!out_base && qdict_get_try_str(opts, "backing_file")) {
+            out_base = qdict_get_try_str(opts, "backing_file");
+        }
+        if (!out_base_fmt && qdict_get_try_str(opts, "backing_fmt")) {
+            out_base_fmt = qdict_get_try_str(opts, "backing_fmt");
+        }
+    }
+    s.target_has_backing = out_base != NULL;
+
+    if (!target_image_opts) {
+        drv = bdrv_find_format(out_fmt);
+        if (!drv || drv->is_protocol) {
+            error_report("Unknown file format '%s'", out_fmt);
+            goto out;
+        }
+        if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+            error_report("Compression not supported for this file format");
+            goto out;
+        }
+        if (opts) {
+            /* Bad -o options fail before anything is opened or created. */
+            const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
+            BlockDriver *proto = bdrv_find_protocol("file");
+            if (proto && proto->create_opts && proto != drv) {
+                lists[1] = proto->create_opts;
+            }
+            if (lists[0] && !qemu_opts_validate(opts, lists, &err)) {
+                error_report_err(err);
+                goto out;
+            }
+        }
+        if (out_base_fmt && !drv->supports_backing) {
+            error_report("Backing file format not supported for file format '%s'", out_fmt);
+            goto out;
+        }
+        if (out_base_fmt && !out_base) {
+            error_report("Backing format cannot be used without backing file");
+            goto out;
+        }
+        if (out_base && !drv->supports_backing) {
+            error_report("Backing file not supported for file format '%s'", out_fmt);
+            goto out;
+        }
+    }
+    if (out_base && !out_base_fmt && !skip_create) {
+        error_report("Use of backing file requires explicit backing format");
+        goto out;
+    }
+
+    s.src = g_new0(BlockDriverState *, s.src_num);
+    s.src_len = g_new0(int64_t, s.src_num);
+    for (int i = 0; i < s.src_num; i++) {
+        const char *name = argv[optind + i];
+        s.src[i] = open_image(name, image_opts, fmt, 0, true);
+        if (!s.src[i]) {
+            goto out;
+        }
+        s.src_len[i] = bdrv_getlength(s.src[i]);
+        if (s.src_len[i] < 0) {
+            error_report("Could not get size of '%s': %s", name, strerror(-s.src_len[i]));
+            goto out;
+        }
+        s.total += s.src_len[i];
+    }
+
+    if (!skip_create) {
+        QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
+        qdict_del(create_opts, "backing_file");
+        qdict_del(create_opts, "backing_fmt");
+        if (bdrv_img_create(out_filename, out_fmt, out_base, out_base_fmt, create_opts,
+                            s.total, true, &err) < 0) {
+            error_report("%s: error while converting %s: %s", out_filename, out_fmt,
+                         error_get_pretty(err));
+            error_free(err);
+            qobject_unref(create_opts);
+            goto out;
+        }
+        qobject_unref(create_opts);
+    }
+
+    /* The target's backing file is never read: unallocated stays unallocated. */
+    if (target_image_opts) {
+        target_opts = keyval_parse(out_filename, NULL, &err);
+        if (!target_opts) {
+            error_report_err(err);
+            goto out;
+        }
+    } else {
+        target_opts = qdict_new();
+        qdict_put_str(target_opts, "driver", out_fmt);
+        if (opts && qdict_get_try_str(opts, "encrypt.key-secret")) {
+            qdict_put_str(target_opts, "encrypt.key-secret",
+                          qdict_get_try_str(opts, "encrypt.key-secret"));
+        }
+    }
+    s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
+                         BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_UNSAFE, &err);
+    if (!s.target) {
+        report_open_error(out_filename, err);
+        goto out;
+    }
+    if (bdrv_key_missing_node(s.target)) {
+        if (!bdrv_tools_prompt_keys || bdrv_tools_prompt_keys(s.target, &err) < 0) {
+            if (err) {
+                error_report_err(err);
+            } else {
+                error_report("Target image '%s' is encrypted", out_filename);
+            }
+            goto out;
+        }
+    }
+    if (target_image_opts) {
+        BlockDriver *tdrv = s.target->drv;
+        if (s.compressed && !(tdrv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+            error_report("Compression not supported for this file format");
+            goto out;
+        }
+    }
+    if (skip_create) {
+        int64_t tlen = bdrv_getlength(s.target);
+        if (tlen < 0) {
+            error_report("Could not get size of '%s': %s", out_filename, strerror(-tlen));
+            goto out;
+        }
+        if (tlen < s.total) {
+            error_report("output file is smaller than input file");
+            goto out;
+        }
+        if (bdrv_backing(s.target) || s.target->backing_file[0]) {
+            s.target_has_backing = true;
+        }
+    }
+    s.has_zero_init = s.min_sparse && !s.target_has_backing && (!skip_create || target_is_zero);
+
+    s.cluster_size = 0;
+    if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
+        s.cluster_size = bdi.cluster_size;
+    }
+    s.buf_size = IO_BUF_SIZE;
+    if (s.cluster_size > 0) {
+        s.buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s.cluster_size), s.cluster_size);
+    }
+    s.buf = g_malloc(s.buf_size);
+
+    progress_init(progress);
+    ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
+        error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
+        error_free(err);
+        ret = 1;
+    }
+    progress_end();
+
+out:
+    g_free(s.buf);
+    bdrv_unref(s.target);
+    for (int i = 0; s.src && i < s.src_num; i++) {
+        bdrv_unref(s.src[i]);
+    }
+    g_free(s.src);
+    g_free(s.src_len);
+    qobject_unref(opts);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* commit */
+
+/*
+ * Copies everything that @top .. (not including) @base define into @base,
+ * through the block layer: zero ranges as zero writes, data as data.
+ */
+static int commit_copy(BlockDriverState *top, BlockDriverState *base, Error **errp)
+{
+    int64_t len = bdrv_getlength(top);
+    g_autofree uint8_t *buf = g_malloc(IO_BUF_SIZE);
+    int64_t offset = 0;
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the size of '%s'", bdrv_get_filename(top));
+        return len;
+    }
+    while (offset < len) {
+        int64_t n = MIN(len - offset, IO_BUF_SIZE - offset % IO_BUF_SIZE);
+        int64_t pnum;
+        int ret = bdrv_block_status_above(top, base, offset, n, &pnum, NULL, NULL);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not get the allocation status at offset %"
+                             PRId64, offset);
+            return ret;
+        }
+        if (pnum <= 0) {
+            pnum = n;
+        }
+        n = MIN(n, pnum);
+        if (ret & BDRV_BLOCK_ALLOCATED) {
+            if (ret & BDRV_BLOCK_ZERO) {
+                ret = bdrv_pwrite_zeroes(base, offset, n, BDRV_REQ_MAY_UNMAP, errp);
+            } else {
+                ret = bdrv_pread(top, offset, n, buf, 0, errp);
+                if (ret >= 0) {
+                    ret = bdrv_pwrite(base, offset, n, buf, 0, errp);
+                }
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        offset += n;
+        progress_update(offset, len);
+    }
+    return bdrv_flush(base, errp);
+}
+
+static int img_commit(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *cache = NULL, *base_name = NULL, *filename;
+    bool image_opts = false, drop = false, progress = false;
+    BlockDriverState *bs, *base = NULL;
+    Error *err = NULL;
+    int c, ret;
+
+    while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 't': cache = optarg; break;
+        case 'b':
+            base_name = optarg;
+            /* Intermediate images may still be needed: never empty the top. */
+            drop = true;
+            break;
+        case 'd': drop = true; break;
+        case 'p': progress = true; break;
+        case 'q': quiet_mode = true; break;
+        case 'r':
+            if (cvtnum("rate limit", optarg) < 0) {
+                return 1;
+            }
+            break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    filename = argv[optind];
+    check_cache_mode(cache);
+
+    bs = open_image(filename, image_opts, fmt, BDRV_O_RDWR, true);
+    if (!bs) {
+        return 1;
+    }
+    if (!bdrv_backing(bs)) {
+        error_report("Image does not have a backing file");
+        bdrv_unref(bs);
+        return 1;
+    }
+    if (base_name) {
+        g_autofree char *want = g_canonicalize_filename(base_name, NULL);
+        for (BlockDriverState *p = bdrv_backing(bs); p; p = bdrv_backing(p)) {
+            g_autofree char *have = g_canonicalize_filename(bdrv_get_filename(p), NULL);
+            if (!strcmp(want, have)) {
+                base = p;
+                break;
+            }
+        }
+        if (!base) {
+            error_report("Did not find '%s' in the backing chain of '%s'", base_name, filename);
+            bdrv_unref(bs);
+            return 1;
+        }
+    } else {
+        base = bdrv_backing(bs);
+    }
+
+    ret = bdrv_reopen_set_read_only(base, false, &err);
+    if (ret == 0 && bdrv_getlength(base) < bdrv_getlength(bs)) {
+        /* A base smaller than the top grows to hold all of the top. */
+        ret = bdrv_truncate(base, bdrv_getlength(bs), false, PREALLOC_MODE_OFF, &err);
+    }
+    if (ret == 0) {
+        progress_init(progress);
+        ret = commit_copy(bs, base, &err);
+        if (ret >= 0 && !drop) {
+            Error *local_err = NULL;
+            if (bdrv_make_empty(bs, &local_err) < 0) {
+                /* The data is safe in the base; only emptying failed. */
+                error_report("Image committed, but emptying '%s' failed: %s", filename,
+                             error_get_pretty(local_err));
+                error_free(local_err);
+                ret = -EIO;
+            } else {
+                ret = bdrv_flush(bs, &err);
+            }
+        }
+        progress_end();
+    }
+    bdrv_unref(bs);
+    if (ret < 0) {
+        if (err) {
+            error_report("%s", error_get_pretty(err));
+            error_free(err);
+        }
+        return 1;
+    }
+    qprintf("Image committed.\n");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* rebase */
+
+/* The granularity at which differing data is copied into the overlay. */
+#define REBASE_UNIT (64 * KiB)
+
+static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error **errp)
+{
+    int64_t len = bdrv_getlength(bs);
+    int64_t new_len = new_base ? bdrv_getlength(new_base) : 0;
+    g_autofree uint8_t *old_buf = g_malloc(IO_BUF_SIZE);
+    g_autofree uint8_t *new_buf = g_malloc(IO_BUF_SIZE);
+    int64_t offset = 0;
+
+    if (len < 0 || new_len < 0) {
+        error_setg(errp, "Could not get the image size");
+        return -EIO;
+    }
+    while (offset < len) {
+        int64_t n = MIN(len - offset, IO_BUF_SIZE - offset % IO_BUF_SIZE);
+        int64_t pnum;
+        int ret = bdrv_is_allocated(bs, offset, n, &pnum);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "error while reading image metadata");
+            return ret;
+        }
+        if (pnum <= 0) {
+            pnum = n;
+        }
+        n = MIN(n, pnum);
+        if (!ret) {
+            /* Not the overlay's own data: what shows through may change. */
+            int64_t in_new = MAX(0, MIN(n, new_len - offset));
+            int64_t pos;
+
+            ret = bdrv_pread(bs, offset, n, old_buf, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            memset(new_buf, 0, n);
+            if (in_new > 0) {
+                ret = bdrv_pread(new_base, offset, in_new, new_buf, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+            for (pos = 0; pos < n;) {
+                int64_t u = MIN(n - pos, REBASE_UNIT - (offset + pos) % REBASE_UNIT);
+                if (memcmp(old_buf + pos, new_buf + pos, u)) {
+                    ret = bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                }
+                pos += u;
+            }
+        }
+        offset += n;
+        progress_update(offset, len);
+    }
+    return 0;
+}
+
+static int img_rebase(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *cache = NULL, *src_cache = NULL, *filename;
+    const char *out_base = NULL, *out_basefmt = NULL;
+    bool image_opts = false, unsafe = false, progress = false;
+    BlockDriverState *bs, *new_base = NULL;
+    Error *err = NULL;
+    int c, ret = 0;
+
+    while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'F': out_basefmt = optarg; break;
+        case 'b': out_base = optarg; break;
+        case 'u': unsafe = true; break;
+        case 'p': progress = true; break;
+        case 't': cache = optarg; break;
+        case 'T': src_cache = optarg; break;
+        case 'q': quiet_mode = true; break;
+        case 'U': break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    if (!unsafe && !out_base) {
+        error_exit("Must specify backing file (-b) or use unsafe mode (-u)");
+    }
+    filename = argv[optind];
+    check_cache_mode(cache);
+    check_cache_mode(src_cache);
+    if (out_basefmt && !bdrv_find_format(out_basefmt)) {
+        error_report("Invalid format name: '%s'", out_basefmt);
+        return 1;
+    }
+    if (out_base && !*out_base) {
+        out_base = NULL;    /* -b "": no backing file any more */
+    }
+
+    /* Unsafe mode only rewrites the header: the old chain may be gone. */
+    bs = open_image(filename, image_opts, fmt,
+                    BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0), !unsafe);
+    if (!bs) {
+        return 1;
+    }
+    if (!unsafe && !bdrv_backing(bs) && bs->backing_file[0]) {
+        error_report("Could not open old backing file '%s'", bs->backing_file);
+        ret = 1;
+        goto out;
+    }
+    if (out_base && !out_basefmt) {
+        error_report("Could not change the backing file to '%s': backing format must be specified",
+                     out_base);
+        ret = 1;
+        goto out;
+    }
+
+    if (!unsafe) {
+        if (out_base) {
+            /* A relative name is relative to the overlay, as when it is opened. */
+            g_autofree char *full = path_combine(bdrv_get_filename(bs), out_base);
+            QDict *o = qdict_new();
+
+            qdict_put_str(o, "driver", out_basefmt);
+            new_base = bdrv_open(full, o, BDRV_O_PROBE_QUIET, &err);
+            if (!new_base) {
+                error_report("Could not open new backing file '%s': %s", out_base,
+                             error_get_pretty(err));
+                error_free(err);
+                ret = 1;
+                goto out;
+            }
+            if (bdrv_key_missing_node(new_base) && bdrv_tools_prompt_keys &&
+                bdrv_tools_prompt_keys(new_base, &err) < 0) {
+                error_report_err(err);
+                ret = 1;
+                goto out;
+            }
+        }
+        progress_init(progress);
+        if (rebase_copy(bs, new_base, &err) < 0) {
+            progress_end();
+            error_report("%s", error_get_pretty(err));
+            error_free(err);
+            ret = 1;
+            goto out;
+        }
+    } else {
+        progress_init(progress);
+    }
+
+    if (bdrv_change_backing_file(bs, out_base, out_base ? out_basefmt : NULL, &err) < 0) {
+        progress_end();
+        if (out_base) {
+            error_report("Could not change the backing file to '%s': %s", out_base,
+                         error_get_pretty(err));
+        } else {
+            error_report("Could not change the backing file to '': %s", error_get_pretty(err));
+        }
+        error_free(err);
+        ret = 1;
+        goto out;
+    }
+    progress_update(1, 1);
+    progress_end();
+
+out:
+    bdrv_unref(new_base);
+    bdrv_unref(bs);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* resize */
+
+static int img_resize(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "preallocation", required_argument, NULL, OPTION_PREALLOCATION },
+        { "shrink", no_argument, NULL, OPTION_SHRINK },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *size_arg, *filename, *p;
+    bool image_opts = false, shrink = false;
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    BlockDriverState *bs;
+    Error *err = NULL;
+    int64_t cur, n;
+    uint64_t v;
+    int relative = 0, c, ret;
+
+    if (argc < 3) {
+        error_exit("Not enough arguments");
+    }
+    /*
+     * The size goes last and may be negative ("-1G"): take it out before
+     * getopt can mistake it for an option.
+     */
+    size_arg = argv[--argc];
+    while ((c = getopt_long(argc, argv, ":f:hq", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'q': quiet_mode = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_SHRINK: shrink = true; break;
+        case OPTION_PREALLOCATION:
+            if (!prealloc_mode_parse(optarg, &prealloc, &err)) {
+                error_report_err(err);
+                return 1;
+            }
+            break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting image file name and size");
+    }
+    filename = argv[optind];
+
+    p = size_arg;
+    if (*p == '+' || *p == '-') {
+        relative = *p == '+' ? 1 : -1;
+        p++;
+    }
+    if (qemu_strtosz(p, NULL, &v) < 0 || v > INT64_MAX) {
+        report_size_param_error();
+        return 1;
+    }
+
+    bs = open_image(filename, image_opts, fmt,
+                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
+    if (!bs) {
+        return 1;
+    }
+    cur = bdrv_getlength(bs);
+    if (cur < 0) {
+        error_report("Could not get the size of '%s': %s", filename, strerror(-cur));
+        bdrv_unref(bs);
+        return 1;
+    }
+    if (relative > 0) {
+        n = v > (uint64_t)(INT64_MAX - cur) ? -1 : cur + (int64_t)v;
+        if (n < 0) {
+            error_report("Image size would exceed the maximum");
+            bdrv_unref(bs);
+            return 1;
+        }
+    } else if (relative < 0) {
+        n = cur - (int64_t)v;
+    } else {
+        n = (int64_t)v;
+    }
+    if (n <= 0) {
+        error_report("New image size must be positive");
+        bdrv_unref(bs);
+        return 1;
+    }
+    if (n < cur) {
+        if (!shrink) {
+            error_report("Use the --shrink option to perform a shrink operation.");
+            warn_report("Shrinking an image will delete all data beyond the shrunken "
+                        "image's end. Before performing such an operation, make sure "
+                        "there is no important data there.");
+            bdrv_unref(bs);
+            return 1;
+        }
+        if (prealloc != PREALLOC_MODE_OFF) {
+            error_report("Preallocation can only be used for growing images");
+            bdrv_unref(bs);
+            return 1;
+        }
+    }
+    ret = bdrv_truncate(bs, n, true, prealloc, &err);
+    bdrv_unref(bs);
+    if (ret < 0) {
+        error_report_err(err);
+        return 1;
+    }
+    qprintf("Image resized.\n");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* compare */
+
+/* Exit codes of compare. */
+enum {
+    CMP_IDENTICAL = 0,
+    CMP_DIFFERENT = 1,
+    CMP_ERR_OPEN = 2,
+    CMP_ERR_STATUS = 3,
+    CMP_ERR_READ = 4,
+};
+
+/* Offset (sector-aligned, as QEMU reports it) of the first difference, or -1. */
+static int64_t first_difference(const uint8_t *a, const uint8_t *b, int64_t n)
+{
+    for (int64_t pos = 0; pos < n; pos += BDRV_SECTOR_SIZE) {
+        int64_t u = MIN((int64_t)BDRV_SECTOR_SIZE, n - pos);
+        if (b ? memcmp(a + pos, b + pos, u) : !buffer_is_zero(a + pos, u)) {
+            return pos;
+        }
+    }
+    return -1;
+}
+
+/* Checks that @bs reads as zeroes from @offset to @end. */
+static int compare_rest_zero(BlockDriverState *bs, const char *name, int64_t offset,
+                             int64_t end, uint8_t *buf, int64_t total, int64_t *done)
+{
+    Error *err = NULL;
+
+    while (offset < end) {
+        int64_t n = MIN(end - offset, IO_BUF_SIZE), pnum, diff;
+        int ret = bdrv_block_status_above(bs, NULL, offset, n, &pnum, NULL, NULL);
+
+        if (ret < 0) {
+            error_report("Sector allocation test failed for %s", name);
+            return CMP_ERR_STATUS;
+        }
+        n = MIN(n, pnum > 0 ? pnum : n);
+        if (!(ret & BDRV_BLOCK_ZERO) && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED))) {
+            if (bdrv_pread(bs, offset, n, buf, 0, &err) < 0) {
+                error_report("Error while reading offset %" PRId64 " of %s: %s",
+                             offset, name, error_get_pretty(err));
+                error_free(err);
+                return CMP_ERR_READ;
+            }
+            diff = first_difference(buf, NULL, n);
+            if (diff >= 0) {
+                qprintf("Content mismatch at offset %" PRId64 "!\n", offset + diff);
+                return CMP_DIFFERENT;
+            }
+        }
+        offset += n;
+        *done += n;
+        progress_update(*done, total);
+    }
+    return CMP_IDENTICAL;
+}
+
+static int img_compare(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt1 = NULL, *fmt2 = NULL, *cache = NULL, *name1, *name2;
+    bool image_opts = false, strict = false, progress = false;
+    BlockDriverState *bs1 = NULL, *bs2 = NULL;
+    g_autofree uint8_t *buf1 = NULL, *buf2 = NULL;
+    int64_t len1, len2, common, offset = 0, done = 0, total;
+    Error *err = NULL;
+    int c, ret;
+
+    while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt1 = optarg; break;
+        case 'F': fmt2 = optarg; break;
+        case 'T': cache = optarg; break;
+        case 'p': progress = true; break;
+        case 'q': quiet_mode = true; break;
+        case 's': strict = true; break;
+        case 'U': break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 2) {
+        error_exit("Expecting two image file names");
+    }
+    name1 = argv[optind];
+    name2 = argv[optind + 1];
+    check_cache_mode(cache);
+    /* -q wins over -p */
+    progress_init(progress);
+
+    bs1 = open_image(name1, image_opts, fmt1, 0, true);
+    if (!bs1) {
+        ret = CMP_ERR_OPEN;
+        goto out;
+    }
+    bs2 = open_image(name2, image_opts, fmt2, 0, true);
+    if (!bs2) {
+        ret = CMP_ERR_OPEN;
+        goto out;
+    }
+    len1 = bdrv_getlength(bs1);
+    len2 = bdrv_getlength(bs2);
+    if (len1 < 0 || len2 < 0) {
+        error_report("Can't get size of %s: %s", len1 < 0 ? name1 : name2,
+                     strerror(-(len1 < 0 ? len1 : len2)));
+        ret = CMP_ERR_OPEN;
+        goto out;
+    }
+    if (len1 != len2) {
+        if (strict) {
+            qprintf("Strict mode: Image size mismatch!\n");
+            ret = CMP_DIFFERENT;
+            goto out;
+        }
+        qprintf("Warning: Image size mismatch!\n");
+    }
+    common = MIN(len1, len2);
+    total = MAX(len1, len2);
+    buf1 = g_malloc(IO_BUF_SIZE);
+    buf2 = g_malloc(IO_BUF_SIZE);
+
+    while (offset < common) {
+        int64_t n = MIN(common - offset, IO_BUF_SIZE), p1, p2, diff;
+        int r1 = bdrv_block_status_above(bs1, NULL, offset, n, &p1, NULL, NULL);
+        int r2;
+
+        if (r1 < 0) {
+            error_report("Sector allocation test failed for %s", name1);
+            ret = CMP_ERR_STATUS;
+            goto out;
+        }
+        r2 = bdrv_block_status_above(bs2, NULL, offset, n, &p2, NULL, NULL);
+        if (r2 < 0) {
+            error_report("Sector allocation test failed for %s", name2);
+            ret = CMP_ERR_STATUS;
+            goto out;
+        }
+        n = MIN(n, MIN(p1 > 0 ? p1 : n, p2 > 0 ? p2 : n));
+        if (strict && !!(r1 & BDRV_BLOCK_ALLOCATED) != !!(r2 & BDRV_BLOCK_ALLOCATED)) {
+            qprintf("Strict mode: Offset %" PRId64 " block status mismatch!\n", offset);
+            ret = CMP_DIFFERENT;
+            goto out;
+        }
+        if (!((r1 & BDRV_BLOCK_ZERO) && (r2 & BDRV_BLOCK_ZERO))) {
+            if (bdrv_pread(bs1, offset, n, buf1, 0, &err) < 0) {
+                error_report("Error while reading offset %" PRId64 " of %s: %s",
+                             offset, name1, error_get_pretty(err));
+                error_free(err);
+                ret = CMP_ERR_READ;
+                goto out;
+            }
+            if (bdrv_pread(bs2, offset, n, buf2, 0, &err) < 0) {
+                error_report("Error while reading offset %" PRId64 " of %s: %s",
+                             offset, name2, error_get_pretty(err));
+                error_free(err);
+                ret = CMP_ERR_READ;
+                goto out;
+            }
+            diff = first_difference(buf1, buf2, n);
+            if (diff >= 0) {
+                qprintf("Content mismatch at offset %" PRId64 "!\n", offset + diff);
+                ret = CMP_DIFFERENT;
+                goto out;
+            }
+        }
+        offset += n;
+        done += n;
+        progress_update(done, total);
+    }
+    if (len1 != len2) {
+        ret = len1 > len2
+            ? compare_rest_zero(bs1, name1, common, len1, buf1, total, &done)
+            : compare_rest_zero(bs2, name2, common, len2, buf1, total, &done);
+        if (ret != CMP_IDENTICAL) {
+            goto out;
+        }
+    }
+    progress_end();
+    qprintf("Images are identical.\n");
+    ret = CMP_IDENTICAL;
+
+out:
+    progress_end();
+    bdrv_unref(bs2);
+    bdrv_unref(bs1);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* map */
+
+typedef struct MapEntry {
+    int64_t start;
+    int64_t length;
+    int depth;
+    bool present;
+    bool zero;
+    bool data;
+    bool has_offset;
+    int64_t offset;
+    const char *filename;
+} MapEntry;
+
+/*
+ * The status of the run at @offset: the first layer (depth) that defines
+ * it, or the bottom of the chain when none does.
+ */
+static int map_get_status(BlockDriverState *bs, int64_t offset, int64_t bytes, MapEntry *e)
+{
+    int depth = 0;
+    int64_t map = 0, pnum = 0;
+    BlockDriverState *file = NULL;
+    int ret;
+
+    for (;;) {
+        BlockDriverState *backing;
+
+        ret = bdrv_block_status(bs, offset, bytes, &pnum, &map, &file);
+        if (ret < 0) {
+            return ret;
+        }
+        if (pnum <= 0) {
+            pnum = bytes;
+        }
+        bytes = pnum;
+        if (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) {
+            break;
+        }
+        backing = bdrv_backing(bs);
+        if (!backing) {
+            /* Nothing below: unallocated reads as zeroes. */
+            ret |= BDRV_BLOCK_ZERO;
+            break;
+        }
+        if (offset >= bdrv_getlength(backing)) {
+            /* Past the end of a shorter backing file: zeroes too. */
+            ret |= BDRV_BLOCK_ZERO;
+            break;
+        }
+        bytes = MIN(bytes, bdrv_getlength(backing) - offset);
+        bs = backing;
+        depth++;
+    }
+    e->start = offset;
+    e->length = bytes;
+    e->depth = depth;
+    e->present = !!(ret & BDRV_BLOCK_ALLOCATED);
+    e->zero = !!(ret & BDRV_BLOCK_ZERO);
+    e->data = !!(ret & BDRV_BLOCK_DATA);
+    e->has_offset = !!(ret & BDRV_BLOCK_OFFSET_VALID);
+    e->offset = e->has_offset ? map : 0;
+    e->filename = e->has_offset && file ? bdrv_get_filename(file) : NULL;
+    return 0;
+}
+
+static bool map_entry_mergeable(const MapEntry *a, const MapEntry *b)
+{
+    if (a->start + a->length != b->start || a->depth != b->depth ||
+        a->present != b->present || a->zero != b->zero || a->data != b->data ||
+        a->has_offset != b->has_offset) {
+        return false;
+    }
+    if (a->has_offset && a->offset + a->length != b->offset) {
+        return false;
+    }
+    if (!!a->filename != !!b->filename ||
+        (a->filename && strcmp(a->filename, b->filename))) {
+        return false;
+    }
+    return true;
+}
+
+static int map_dump(const MapEntry *e, OutputFormat output, bool first)
+{
+    if (output == OFORMAT_HUMAN) {
+        if (e->data && !e->has_offset) {
+            error_report("File contains external, encrypted or compressed clusters.");
+            return -1;
+        }
+        if (e->data && !e->zero) {
+            printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
+                   (uint64_t)e->start, (uint64_t)e->length,
+                   (uint64_t)(e->has_offset ? e->offset : 0),
+                   e->filename ? e->filename : "");
+        }
+        return 0;
+    }
+    printf("%s{ \"start\": %" PRId64 ", \"length\": %" PRId64 ", \"depth\": %d,"
+           " \"present\": %s, \"zero\": %s, \"data\": %s",
+           first ? "[" : ",\n", e->start, e->length, e->depth,
+           e->present ? "true" : "false", e->zero ? "true" : "false",
+           e->data ? "true" : "false");
+    if (e->has_offset) {
+        printf(", \"offset\": %" PRId64, e->offset);
+    }
+    printf("}");
+    return 0;
+}
+
+static int img_map(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { "start-offset", required_argument, NULL, OPTION_START_OFFSET },
+        { "max-length", required_argument, NULL, OPTION_MAX_LENGTH },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *filename;
+    OutputFormat output = OFORMAT_HUMAN;
+    bool image_opts = false, first = true, have = false;
+    int64_t start = 0, max_length = -1, length, offset;
+    BlockDriverState *bs;
+    MapEntry cur = { 0 };
+    int c, ret = 0;
+
+    while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'U': break;
+        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_START_OFFSET:
+            start = cvtnum("start offset", optarg);
+            if (start < 0) {
+                return 1;
+            }
+            break;
+        case OPTION_MAX_LENGTH:
+            max_length = cvtnum("max length", optarg);
+            if (max_length < 0) {
+                return 1;
+            }
+            break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    filename = argv[optind];
+
+    /* Allocation status only: no key needed. */
+    bs = open_image(filename, image_opts, fmt, BDRV_O_NO_IO, false);
+    if (!bs) {
+        return 1;
+    }
+    length = bdrv_getlength(bs);
+    if (length < 0) {
+        error_report("Failed to get size for '%s'", filename);
+        bdrv_unref(bs);
+        return 1;
+    }
+    if (max_length >= 0 && start <= INT64_MAX - max_length) {
+        length = MIN(start + max_length, length);
+    }
+
+    if (output == OFORMAT_HUMAN) {
+        printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+    }
+    for (offset = start; offset < length;) {
+        MapEntry next;
+        int64_t n = MIN(length - offset, 1LL << 30);
+
+        if (map_get_status(bs, offset, n, &next) < 0) {
+            error_report("Could not read file metadata: %s", strerror(EIO));
+            ret = 1;
+            break;
+        }
+        if (have && map_entry_mergeable(&cur, &next)) {
+            cur.length += next.length;
+        } else {
+            if (have) {
+                if (map_dump(&cur, output, first) < 0) {
+                    ret = 1;
+                    break;
+                }
+                first = false;
+            }
+            cur = next;
+            have = true;
+        }
+        offset += next.length;
+    }
+    if (ret == 0 && !have) {
+        /* An empty range still prints one (empty) entry, as QEMU does. */
+        cur = (MapEntry) { .start = start };
+        have = true;
+    }
+    if (ret == 0 && map_dump(&cur, output, first) < 0) {
+        ret = 1;
+    }
+    if (output == OFORMAT_JSON) {
+        printf("]\n");
+    }
+    bdrv_unref(bs);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* amend */
+
+static int print_amend_options_help(BlockDriver *drv)
+{
+    const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+
+    if (!drv->bdrv_amend_options || !drv->amend_opts) {
+        error_report("Format driver '%s' does not support option amendment",
+                     drv->format_name);
+        return 1;
+    }
+    printf("Amend options for '%s':\n", drv->format_name);
+    print_opts_list(lists);
+    return 0;
+}
+
+static int img_amend(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force", no_argument, NULL, OPTION_FORCE },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *cache = NULL, *filename = NULL;
+    g_autofree char *options = NULL;
+    bool image_opts = false, progress = false, force = false, help = false;
+    BlockDriverState *bs;
+    BlockDriver *drv;
+    QDict *opts;
+    const char *key;
+    json_t *value;
+    Error *err = NULL;
+    int c, ret;
+
+    while ((c = getopt_long(argc, argv, ":ho:f:t:pq", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'o':
+            if (has_help_option(optarg)) {
+                help = true;
+            } else {
+                append_options(&options, optarg);
+            }
+            break;
+        case 'f': fmt = optarg; break;
+        case 't': cache = optarg; break;
+        case 'p': progress = true; break;
+        case 'q': quiet_mode = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_FORCE: force = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (!options && !help) {
+        error_exit("Must specify options (-o)");
+    }
+    if (optind == argc - 1) {
+        filename = argv[optind];
+    } else if (!(help && fmt && optind == argc)) {
+        error_report("Expecting one image file name");
+        return 1;
+    }
+    check_cache_mode(cache);
+
+    if (help && !filename) {
+        drv = bdrv_find_format(fmt);
+        if (!drv || drv->is_protocol) {
+            error_report("Unknown file format '%s'", fmt);
+            return 1;
+        }
+        return print_amend_options_help(drv);
+    }
+
+    bs = open_image(filename, image_opts, fmt,
+                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
+    if (!bs) {
+        return 1;
+    }
+    drv = bs->drv;
+    if (help) {
+        ret = print_amend_options_help(drv);
+        bdrv_unref(bs);
+        return ret;
+    }
+    if (!drv->bdrv_amend_options) {
+        error_report("Format driver '%s' does not support option amendment",
+                     drv->format_name);
+        bdrv_unref(bs);
+        return 1;
+    }
+    opts = NULL;
+    if (!keyval_parse_into(&opts, options, NULL, true, &err)) {
         error_report_err(err);
         bdrv_unref(bs);
         return 1;
     }
-    printf("%s\n", qobject_to_json_pretty(info));
-    qobject_unref(info);
+    if (drv->amend_opts) {
+        json_object_foreach(opts, key, value) {
+            if (!qemu_opts_find_desc(drv->amend_opts, key)) {
+                error_report("Invalid parameter '%s'", key);
+                if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
+                    error_printf("This option is only supported for image creation\n");
+                }
+                qobject_unref(opts);
+                bdrv_unref(bs);
+                return 1;
+            }
+        }
+    }
+    progress_init(progress);
+    ret = bdrv_amend_options(bs, opts, force, &err);
+    progress_update(1, 1);
+    progress_end();
+    qobject_unref(opts);
+    bdrv_unref(bs);
+    if (ret < 0) {
+        error_report_err(err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* snapshot */
+
+static int img_snapshot(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    enum { SNAPSHOT_NONE, SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE,
+           SNAPSHOT_DELETE } action = SNAPSHOT_NONE;
+    const char *name = NULL, *filename;
+    bool image_opts = false;
+    BlockDriverState *bs;
+    QEMUSnapshotInfo *sn = NULL;
+    int c, nb;
+
+    while ((c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'l':
+        case 'a':
+        case 'c':
+        case 'd':
+            if (action != SNAPSHOT_NONE) {
+                error_exit("Cannot mix '-l', '-a', '-c', '-d'");
+            }
+            action = c == 'l' ? SNAPSHOT_LIST : c == 'a' ? SNAPSHOT_APPLY
+                   : c == 'c' ? SNAPSHOT_CREATE : SNAPSHOT_DELETE;
+            name = optarg;
+            break;
+        case 'q': quiet_mode = true; break;
+        case 'U': break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    filename = argv[optind];
+
+    bs = open_image(filename, image_opts, NULL,
+                    BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                    (action == SNAPSHOT_LIST || action == SNAPSHOT_NONE ? 0 : BDRV_O_RDWR),
+                    false);
+    if (!bs) {
+        return 1;
+    }
+    switch (action) {
+    case SNAPSHOT_NONE:
+        break;
+    case SNAPSHOT_LIST:
+        nb = bdrv_snapshot_list(bs, &sn);
+        if (nb > 0) {
+            QList *l = snapshot_list_json(sn, nb);
+            print_snapshots_json_list(l);
+            json_decref(l);
+        }
+        g_free(sn);
+        break;
+    case SNAPSHOT_APPLY:
+        error_report("Could not apply snapshot '%s': %s", name, strerror(ENOTSUP));
+        bdrv_unref(bs);
+        return 1;
+    case SNAPSHOT_CREATE:
+        error_report("Could not create snapshot '%s': %s", name, strerror(ENOTSUP));
+        bdrv_unref(bs);
+        return 1;
+    case SNAPSHOT_DELETE:
+        error_report("Could not delete snapshot '%s': %s", name, strerror(ENOTSUP));
+        bdrv_unref(bs);
+        return 1;
+    }
     bdrv_unref(bs);
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Help and dispatch */
+
+typedef struct ImgCmd {
+    const char *name;
+    int (*handler)(int argc, char **argv);
+} ImgCmd;
+
+static const ImgCmd img_cmds[] = {
+    { "amend", img_amend },
+    { "check", img_check },
+    { "commit", img_commit },
+    { "compare", img_compare },
+    { "convert", img_convert },
+    { "create", img_create },
+    { "info", img_info },
+    { "map", img_map },
+    { "rebase", img_rebase },
+    { "resize", img_resize },
+    { "snapshot", img_snapshot },
+    { NULL, NULL }
+};
+
+static void print_format(void *opaque, const char *name)
+{
+    printf(" %s", name);
+}
+
+static void print_version(void)
+{
+    printf("qemu-img version " QEMU_VERSION "\n"
+           "A from-scratch implementation of QEMU's image tool "
+           "(GPL-2.0-or-later)\n");
+}
+
+static void help(void)
+{
+    print_version();
+    printf("usage: qemu-img [standard options] command [command options]\n"
+           "Create, inspect, check, convert and modify disk images\n"
+           "\n"
+           "    '-h', '--help'       print this help and exit\n"
+           "    '-V', '--version'    print the version and exit\n"
+           "\n"
+           "Command syntax:\n"
+           "  amend [--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename\n"
+           "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename\n"
+           "  commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename\n"
+           "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"
+           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
+           "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
+           "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
+           "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename\n"
+           "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
+           "  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] filename\n"
+           "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n"
+           "\n"
+           "Parameters:\n"
+           "  'filename'         an image file; with --image-opts an option string such as\n"
+           "                     'driver=qcow2,file.filename=disk.qcow2'\n"
+           "  'objectdef'        an object such as 'secret,id=sec0,data=PASSWORD' or\n"
+           "                     'secret,id=sec0,file=FILE', for encrypted images\n"
+           "  'fmt'              the image format; probed from the file when not given\n"
+           "                     (never trust probing for raw images)\n"
+           "  'cache'            cache mode of the image written: none, writeback,\n"
+           "                     writethrough, directsync or unsafe\n"
+           "  'src_cache'        cache mode of images only read, same values\n"
+           "  'size'             a byte count, or a number with the suffix k or K (KiB),\n"
+           "                     M (MiB), G (GiB), T (TiB), P (PiB) or E (EiB)\n"
+           "  'output_filename'  the image that convert writes\n"
+           "  'output_fmt'       its format (default raw)\n"
+           "  'options'          format options as 'name=value,name=value'; a comma inside\n"
+           "                     a value is written twice; '-o help' lists them\n"
+           "  '-c'               write compressed clusters (formats that support it)\n"
+           "  '-u'               unsafe: do not open or compare backing files\n"
+           "  '-h'               this help, which also lists the supported formats\n"
+           "  '-p'               show progress (convert, commit, compare, rebase, amend)\n"
+           "  '-q'               quiet: print nothing but errors\n"
+           "  '-S'               zero bytes in a row that convert leaves unwritten so that\n"
+           "                     the output stays sparse (default 4k; 0: write everything)\n"
+           "  '-n'               convert into an existing target instead of creating it\n"
+           "  '--output'         human (default) or json\n"
+           "\n"
+           "check: '-r leaks' repairs leaked clusters only, '-r all' every error it can;\n"
+           "  exit status 0: clean, 1: check failed, 2: corruptions, 3: leaks,\n"
+           "  63: the format has no checks.\n"
+           "compare: '-s' is strict (sizes and allocation must match too);\n"
+           "  exit status 0: identical, 1: different, 2: could not open, 3: allocation\n"
+           "  status error, 4: read error.\n"
+           "commit: '-d' keeps the overlay's data; '-b base' commits down to that base.\n"
+           "snapshot: '-l' lists the internal snapshots.\n"
+           "\n"
+           "Supported formats:");
+    bdrv_iterate_format(print_format, NULL);
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "trace", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 }
+    };
     const char *cmd;
+    int c, ret;
 
-    error_set_progname(argv[0]);
+    error_set_progname("qemu-img");
     bdrv_init();
     if (argc < 2) {
-        error_report("Not enough arguments");
-        return 1;
+        error_exit("Not enough arguments");
     }
-    cmd = argv[1];
-    argc--;
-    argv++;
-    if (!strcmp(cmd, "create")) {
-        return img_create(argc, argv);
-    } else if (!strcmp(cmd, "info")) {
-        return img_info(argc, argv);
+    while ((c = getopt_long(argc, argv, "+:hVT:", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            help();
+            return 0;
+        case 'V':
+            print_version();
+            return 0;
+        case 'T':
+            /* Tracing is not built in; accepted so that scripts keep working. */
+            break;
+        default:
+            bad_option(c, argv);
+        }
     }
-    error_report("Command not found: %s", cmd);
-    return 1;
+    if (optind >= argc) {
+        error_exit("Not enough arguments");
+    }
+    cmd = argv[optind];
+    argc -= optind;
+    argv += optind;
+    optind = 0;     /* a full getopt re-initialisation for the command */
+
+    for (const ImgCmd *ic = img_cmds; ic->name; ic++) {
+        if (!strcmp(cmd, ic->name)) {
+            ret = ic->handler(argc, argv);
+            if (ret < 0) {
+                /* -h on a command */
+                help();
+                ret = 0;
+            }
+            fflush(stdout);
+            cleanup_objects();
+            return ret;
+        }
+    }
+    error_exit("Command not found: %s", cmd);
 }

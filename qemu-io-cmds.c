@@ -1,9 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* qemu-io commands (read, write, ...), shared with the monitors. */
+/*
+ * The qemu-io commands that work on an open image: read, write, readv,
+ * writev, discard, flush, alloc, map, info, length, truncate, aio_flush and
+ * help.  Shared by the qemu-io tool and the monitors (see qemu-io.h).
+ *
+ * The printed lines follow QEMU's qemu-io byte for byte where scripts and
+ * test filters look at them: the "read N/N bytes at offset N" lines, the
+ * timing line and its size units, the hex dump, the pattern verification
+ * message and the parse errors.
+ */
+#include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <glib.h>
 
 #include "block/block_int.h"
@@ -11,49 +24,1524 @@
 #include "qemu/error-report.h"
 #include "qemu-io.h"
 
-int qemuio_command(BlockDriverState *bs, const char *cmdline)
-{
-    g_auto(GStrv) argv = g_strsplit(cmdline, " ", -1);
-    Error *err = NULL;
-    uint64_t off, len;
-    int pattern = 0;
-    int i = 1;
+/* QEMU's qemu-io refuses single requests longer than this; so do we. */
+#define QEMUIO_MAX_REQUEST ((int64_t)(INT32_MAX & ~(int64_t)(BDRV_SECTOR_SIZE - 1)))
 
-    if (!bs) {
-        printf("no file open, try 'help open'\n");
-        return -1;
-    }
-    if (!argv[0]) {
-        return 0;
-    }
-    if (argv[1] && !strcmp(argv[1], "-P") && argv[2]) {
-        pattern = strtol(argv[2], NULL, 0);
-        i = 3;
-    }
-    if (!argv[i] || !argv[i + 1] || qemu_strtosz(argv[i], NULL, &off) < 0 ||
-        qemu_strtosz(argv[i + 1], NULL, &len) < 0) {
-        error_report("bad arguments");
-        return -1;
-    }
-    g_autofree uint8_t *buf = g_malloc(len);
-    if (!strcmp(argv[0], "write")) {
-        memset(buf, pattern, len);
-        if (bdrv_pwrite(bs, off, len, buf, 0, &err) < 0) {
-            error_prepend(&err, "write failed: ");
-            error_report_err(err);
-            return -1;
+bool qemuio_quit_requested;
+
+/* ------------------------------------------------------------------ */
+/* Output */
+
+static QemuIOOutputFn output_fn;
+static void *output_opaque;
+
+void qemuio_set_output(QemuIOOutputFn fn, void *opaque)
+{
+    output_fn = fn;
+    output_opaque = opaque;
+}
+
+void qemuio_get_output(QemuIOOutputFn *fn, void **opaque)
+{
+    *fn = output_fn;
+    *opaque = output_opaque;
+}
+
+static void qemuio_vprint(bool is_error, const char *fmt, va_list ap)
+{
+    if (!output_fn) {
+        FILE *f = is_error ? stderr : stdout;
+        if (is_error) {
+            /* Keep complaints in order with the results already printed. */
+            fflush(stdout);
         }
-        printf("wrote %" PRIu64 "/%" PRIu64 " bytes at offset %" PRIu64 "\n", len, len, off);
-    } else if (!strcmp(argv[0], "read")) {
-        if (bdrv_pread(bs, off, len, buf, 0, &err) < 0) {
-            error_prepend(&err, "read failed: ");
-            error_report_err(err);
-            return -1;
+        vfprintf(f, fmt, ap);
+        return;
+    }
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+    output_fn(output_opaque, is_error, text);
+}
+
+void qemuio_printf(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    qemuio_vprint(false, fmt, ap);
+    va_end(ap);
+}
+
+void qemuio_eprintf(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    qemuio_vprint(true, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Numbers, sizes and times in QEMU's qemu-io forms */
+
+/*
+ * A byte count or offset: decimal with an optional fraction, or 0x hex,
+ * each with an optional k/M/G/T/P/E (or b) suffix.  No sign.
+ */
+static int64_t cvtnum(const char *s)
+{
+    uint64_t v;
+    int ret;
+
+    if ((s[0] == '0') && (s[1] == 'x' || s[1] == 'X')) {
+        const char *p = s + 2;
+        char *end;
+        int shift = 0;
+
+        if (!g_ascii_isxdigit(*p)) {
+            return -EINVAL;
         }
-        printf("read %" PRIu64 "/%" PRIu64 " bytes at offset %" PRIu64 "\n", len, len, off);
+        errno = 0;
+        v = g_ascii_strtoull(p, &end, 16);
+        if (errno == ERANGE) {
+            return -ERANGE;
+        }
+        switch (*end) {
+        case '\0': break;
+        case 'b': case 'B': end++; break;
+        case 'k': case 'K': shift = 10; end++; break;
+        case 'm': case 'M': shift = 20; end++; break;
+        case 'g': case 'G': shift = 30; end++; break;
+        case 't': case 'T': shift = 40; end++; break;
+        case 'p': case 'P': shift = 50; end++; break;
+        case 'e': case 'E': shift = 60; end++; break;
+        default: return -EINVAL;
+        }
+        if (*end) {
+            return -EINVAL;
+        }
+        if (v > ((uint64_t)INT64_MAX >> shift)) {
+            return -ERANGE;
+        }
+        if (shift) {
+            /* QEMU warns about these too; scripts should not rely on them. */
+            warn_report("Using a multiplier suffix on hex numbers is deprecated: %s", s);
+        }
+        return (int64_t)(v << shift);
+    }
+    ret = qemu_strtosz(s, NULL, &v);
+    if (ret < 0) {
+        return ret;
+    }
+    return (int64_t)v;
+}
+
+static void print_cvtnum_err(int64_t rc, const char *arg)
+{
+    switch (rc) {
+    case -EINVAL:
+        qemuio_printf("Parsing error: non-numeric argument,"
+                      " or extraneous/unrecognized suffix -- %s\n", arg);
+        break;
+    case -ERANGE:
+        qemuio_printf("Parsing error: argument too large -- %s\n", arg);
+        break;
+    default:
+        qemuio_printf("Parsing error: %s\n", arg);
+        break;
+    }
+}
+
+/*
+ * "512 bytes", "1.500 KiB", "64 KiB": three decimals for binary units,
+ * six for plain bytes, and none at all when they would all be zero.
+ */
+static void cvtstr(double value, char *buf, size_t size)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    char *dot;
+
+    for (int i = ARRAY_SIZE(units) - 1; i >= 0; i--) {
+        double scale = (double)(1ULL << (10 * (i + 1)));
+        if (value >= scale) {
+            snprintf(buf, size, "%.3f", value / scale);
+            dot = strstr(buf, ".000");
+            if (dot && dot[4] == '\0') {
+                *dot = '\0';
+            }
+            g_strlcat(buf, " ", size);
+            g_strlcat(buf, units[i], size);
+            return;
+        }
+    }
+    snprintf(buf, size, "%f", value);
+    dot = strstr(buf, ".000000");
+    if (dot && dot[7] == '\0') {
+        *dot = '\0';
+    }
+    g_strlcat(buf, " bytes", size);
+}
+
+static struct timespec ts_now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+static struct timespec ts_sub(struct timespec a, struct timespec b)
+{
+    struct timespec d = { a.tv_sec - b.tv_sec, a.tv_nsec - b.tv_nsec };
+
+    if (d.tv_nsec < 0) {
+        d.tv_sec--;
+        d.tv_nsec += 1000000000L;
+    }
+    return d;
+}
+
+/* "00.12 sec" under a second, "H:MM:SS.ss" otherwise or when @verbose. */
+static void timestr(struct timespec t, char *buf, size_t size, bool verbose)
+{
+    double frac = t.tv_nsec / 1e9;
+
+    if (verbose || t.tv_sec) {
+        snprintf(buf, size, "%u:%02u:%05.2f", (unsigned)(t.tv_sec / 3600),
+                 (unsigned)((t.tv_sec % 3600) / 60),
+                 (double)(t.tv_sec % 60) + frac);
     } else {
-        error_report("command not found: %s", argv[0]);
+        snprintf(buf, size, "%05.2f sec", frac);
+    }
+}
+
+/*
+ * The two result lines of a data command, or with -C the one
+ * comma-separated line for scripts.
+ */
+static void print_report(const char *op, struct timespec t, int64_t offset,
+                         int64_t count, int64_t total, int ops, bool terse)
+{
+    char sbuf[64], tbuf[64], rbuf[64];
+    /* A clock that did not advance would make the rates 0/0. */
+    double secs = MAX(t.tv_sec + t.tv_nsec / 1e9, 1e-9);
+    double rate = total / secs, opsrate = ops / secs;
+
+    if (!terse) {
+        qemuio_printf("%s %" PRId64 "/%" PRId64 " bytes at offset %" PRId64 "\n",
+                      op, total, count, offset);
+        cvtstr((double)total, sbuf, sizeof(sbuf));
+        timestr(t, tbuf, sizeof(tbuf), false);
+        cvtstr(rate, rbuf, sizeof(rbuf));
+        qemuio_printf("%s, %d ops; %s (%s/sec and %.4f ops/sec)\n",
+                      sbuf, ops, tbuf, rbuf, opsrate);
+    } else {
+        timestr(t, tbuf, sizeof(tbuf), true);
+        qemuio_printf("%" PRId64 ",%d,%s,%.3f,%.3f\n", total, ops, tbuf, rate, opsrate);
+    }
+}
+
+/* Hex and characters, sixteen bytes a line, addressed by image offset. */
+static void dump_buffer(const uint8_t *buf, int64_t offset, int64_t len)
+{
+    GString *line = g_string_sized_new(96);
+
+    for (int64_t i = 0; i < len; i += 16) {
+        int64_t n = MIN(16, len - i);
+
+        g_string_printf(line, "%08" PRIx64 ":  ", (uint64_t)(offset + i));
+        for (int64_t j = 0; j < n; j++) {
+            g_string_append_printf(line, "%02x ", buf[i + j]);
+        }
+        g_string_append_c(line, ' ');
+        for (int64_t j = 0; j < n; j++) {
+            g_string_append_c(line, g_ascii_isalnum(buf[i + j]) ? buf[i + j] : '.');
+        }
+        g_string_append_c(line, '\n');
+        qemuio_printf("%s", line->str);
+    }
+    g_string_free(line, TRUE);
+}
+
+/* A pattern byte: 0..255 in C notation (decimal, 0x hex, 0 octal). */
+static int parse_pattern(const char *arg)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 0);
+    if (errno || end == arg || *end || v < 0 || v > 255) {
+        qemuio_printf("%s is not a valid pattern byte\n", arg);
         return -1;
+    }
+    return (int)v;
+}
+
+/*
+ * Command-local getopt: permutes like QEMU's (so "-1" is an option, not a
+ * negative number) and reports bad options through our output.
+ */
+static int qemuio_getopt(int argc, char **argv, const char *optstring)
+{
+    int c;
+
+    opterr = 0;
+    c = getopt(argc, argv, optstring);
+    if (c == '?') {
+        const char *p = optopt ? strchr(optstring, optopt) : NULL;
+        if (p && p[1] == ':') {
+            qemuio_eprintf("%s: option requires an argument -- '%c'\n", argv[0], optopt);
+        } else if (optopt) {
+            qemuio_eprintf("%s: invalid option -- '%c'\n", argv[0], optopt);
+        } else {
+            qemuio_eprintf("%s: unrecognized option '%s'\n", argv[0], argv[optind - 1]);
+        }
+    }
+    return c;
+}
+
+static void report_request_error(const char *what, Error *err)
+{
+    qemuio_printf("%s failed: %s\n", what, error_get_pretty(err));
+    error_free(err);
+}
+
+/*
+ * Requests longer than the core's limit are split; qemu-io's own limit
+ * (QEMUIO_MAX_REQUEST) is larger.
+ */
+static int do_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    uint8_t *buf, Error **errp)
+{
+    while (bytes > 0) {
+        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
+        int ret = bdrv_pread(bs, offset, n, buf, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
     }
     return 0;
+}
+
+static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                     const uint8_t *buf, int flags, Error **errp)
+{
+    if (bytes == 0) {
+        /* Still goes through the core so that its checks apply. */
+        return bdrv_pwrite(bs, offset, 0, buf, flags, errp);
+    }
+    while (bytes > 0) {
+        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
+        int ret = bdrv_pwrite(bs, offset, n, buf, flags, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int do_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int flags, Error **errp)
+{
+    if (bytes == 0) {
+        return bdrv_pwrite_zeroes(bs, offset, 0, flags, errp);
+    }
+    while (bytes > 0) {
+        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
+        int ret = bdrv_pwrite_zeroes(bs, offset, n, flags, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    if (bytes == 0) {
+        return bdrv_pdiscard(bs, offset, 0, errp);
+    }
+    while (bytes > 0) {
+        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
+        int ret = bdrv_pdiscard(bs, offset, n, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+/*
+ * I/O buffers.  Commands that run thousands of times in a script (the
+ * benchmark's 4 KiB writes) reuse one buffer instead of allocating, and
+ * a large buffer is given back at once so that peak memory stays at the
+ * size of the largest single request.
+ */
+static uint8_t *iobuf;
+static size_t iobuf_size;
+
+#define IOBUF_KEEP (1 * MiB)
+
+static uint8_t *qemuio_buf_get(int64_t len)
+{
+    size_t need = len ? (size_t)len : 1;
+
+    if (need > iobuf_size) {
+        g_free(iobuf);
+        iobuf = g_malloc(need);
+        iobuf_size = need;
+    }
+    return iobuf;
+}
+
+static void qemuio_buf_put(void)
+{
+    if (iobuf_size > IOBUF_KEEP) {
+        g_free(iobuf);
+        iobuf = NULL;
+        iobuf_size = 0;
+    }
+}
+
+static bool check_length(int64_t count, const char *arg, const char *suffix)
+{
+    if (count > QEMUIO_MAX_REQUEST) {
+        qemuio_printf("length cannot exceed %" PRId64 "%s, given %s\n",
+                      QEMUIO_MAX_REQUEST, suffix, arg);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* read */
+
+static void read_help(void)
+{
+    qemuio_printf(
+"\n"
+" Reads LEN bytes of the image at offset OFF.\n"
+"\n"
+" Example:\n"
+" 'read -v 512 1k' - reads 1 KiB at offset 512 and shows it in hex\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -l, -- how many bytes to verify (with -P; default: up to the end)\n"
+" -p, -- accepted and ignored (old scripts use it)\n"
+" -P, -- check that every byte read equals PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+" -s, -- where in the data verification starts (with -P; default 0)\n"
+" -v, -- show the data as a hex dump\n"
+"\n");
+}
+
+static int read_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand read_cmd = {
+    .name = "read",
+    .altname = "r",
+    .func = read_f,
+    .argmin = 2,
+    .argmax = -1,
+    .args = "[-Cqv] [-P pattern [-s off] [-l len]] off len",
+    .oneline = "reads a number of bytes at a specified offset",
+    .help = read_help,
+};
+
+static int read_f(BlockDriverState *bs, int argc, char **argv)
+{
+    bool Cflag = false, qflag = false, vflag = false;
+    bool Pflag = false, sflag = false, lflag = false;
+    int pattern = 0, c;
+    int64_t offset, count, pattern_offset = 0, pattern_count = 0;
+    struct timespec t1, t2;
+    Error *err = NULL;
+    uint8_t *buf;
+    int ret;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "CpP:qs:l:v")) != -1) {
+        switch (c) {
+        case 'C': Cflag = true; break;
+        case 'p': break;
+        case 'P':
+            Pflag = true;
+            pattern = parse_pattern(optarg);
+            if (pattern < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'q': qflag = true; break;
+        case 'l':
+            lflag = true;
+            pattern_count = cvtnum(optarg);
+            if (pattern_count < 0) {
+                print_cvtnum_err(pattern_count, optarg);
+                return pattern_count;
+            }
+            break;
+        case 's':
+            sflag = true;
+            pattern_offset = cvtnum(optarg);
+            if (pattern_offset < 0) {
+                print_cvtnum_err(pattern_offset, optarg);
+                return pattern_offset;
+            }
+            break;
+        case 'v': vflag = true; break;
+        default:
+            qemuio_command_usage(&read_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc - 2) {
+        qemuio_command_usage(&read_cmd);
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    optind++;
+    count = cvtnum(argv[optind]);
+    if (count < 0) {
+        print_cvtnum_err(count, argv[optind]);
+        return count;
+    }
+    if (!check_length(count, argv[optind], "")) {
+        return -EINVAL;
+    }
+    if (!Pflag && (lflag || sflag)) {
+        qemuio_command_usage(&read_cmd);
+        return -EINVAL;
+    }
+    if (!lflag) {
+        pattern_count = count - pattern_offset;
+    }
+    if (pattern_count < 0 || pattern_offset > count ||
+        pattern_offset + pattern_count > count) {
+        qemuio_printf("pattern verification range exceeds end of read data\n");
+        return -EINVAL;
+    }
+
+    buf = qemuio_buf_get(count);
+    t1 = ts_now();
+    ret = do_pread(bs, offset, count, buf, &err);
+    t2 = ts_now();
+    if (ret < 0) {
+        report_request_error("read", err);
+        qemuio_buf_put();
+        return ret;
+    }
+    ret = 0;
+    if (Pflag) {
+        for (int64_t i = 0; i < pattern_count; i++) {
+            if (buf[pattern_offset + i] != pattern) {
+                qemuio_printf("Pattern verification failed at offset %" PRId64
+                              ", %" PRId64 " bytes\n",
+                              offset + pattern_offset, pattern_count);
+                ret = -EINVAL;
+                break;
+            }
+        }
+    }
+    if (!qflag) {
+        if (vflag) {
+            dump_buffer(buf, offset, count);
+        }
+        print_report("read", ts_sub(t2, t1), offset, count, count, 1, Cflag);
+    }
+    qemuio_buf_put();
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* readv */
+
+static void readv_help(void)
+{
+    qemuio_printf(
+"\n"
+" Reads the image from offset OFF into several buffers, one per LEN given,\n"
+" one after the other.\n"
+"\n"
+" Example:\n"
+" 'readv -v 512 1k 1k' - reads 2 KiB at offset 512 and shows them in hex\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -P, -- check that every byte read equals PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+" -v, -- show the data as a hex dump\n"
+"\n");
+}
+
+static int readv_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand readv_cmd = {
+    .name = "readv",
+    .func = readv_f,
+    .argmin = 2,
+    .argmax = -1,
+    .args = "[-Cqv] [-P pattern] off len [len..]",
+    .oneline = "reads a number of bytes at a specified offset into several buffers",
+    .help = readv_help,
+};
+
+/* Sums the length arguments; prints the parse error and returns < 0. */
+static int64_t sum_lengths(int argc, char **argv)
+{
+    int64_t total = 0;
+
+    for (int i = 0; i < argc; i++) {
+        int64_t len = cvtnum(argv[i]);
+        if (len < 0) {
+            print_cvtnum_err(len, argv[i]);
+            return len;
+        }
+        if (len > QEMUIO_MAX_REQUEST - total) {
+            qemuio_printf("The total number of bytes exceed the maximum size %" PRId64 "\n",
+                          QEMUIO_MAX_REQUEST);
+            return -EINVAL;
+        }
+        total += len;
+    }
+    return total;
+}
+
+static int readv_f(BlockDriverState *bs, int argc, char **argv)
+{
+    bool Cflag = false, qflag = false, vflag = false, Pflag = false;
+    int pattern = 0, c, ret;
+    int64_t offset, count;
+    struct timespec t1, t2;
+    Error *err = NULL;
+    uint8_t *buf;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "CP:qv")) != -1) {
+        switch (c) {
+        case 'C': Cflag = true; break;
+        case 'P':
+            Pflag = true;
+            pattern = parse_pattern(optarg);
+            if (pattern < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'q': qflag = true; break;
+        case 'v': vflag = true; break;
+        default:
+            qemuio_command_usage(&readv_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind > argc - 2) {
+        qemuio_command_usage(&readv_cmd);
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    optind++;
+    count = sum_lengths(argc - optind, argv + optind);
+    if (count < 0) {
+        return count;
+    }
+
+    buf = qemuio_buf_get(count);
+    t1 = ts_now();
+    ret = do_pread(bs, offset, count, buf, &err);
+    t2 = ts_now();
+    if (ret < 0) {
+        report_request_error("readv", err);
+        qemuio_buf_put();
+        return ret;
+    }
+    if (Pflag) {
+        for (int64_t i = 0; i < count; i++) {
+            if (buf[i] != pattern) {
+                qemuio_printf("Pattern verification failed at offset %" PRId64
+                              ", %" PRId64 " bytes\n", offset, count);
+                ret = -EINVAL;
+                break;
+            }
+        }
+    }
+    if (!qflag) {
+        if (vflag) {
+            dump_buffer(buf, offset, count);
+        }
+        print_report("read", ts_sub(t2, t1), offset, count, count, 1, Cflag);
+    }
+    qemuio_buf_put();
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* write */
+
+static void write_help(void)
+{
+    qemuio_printf(
+"\n"
+" Writes LEN bytes at offset OFF of the image.  The data is the byte 0xcd\n"
+" repeated unless -P, -s or -z say otherwise.\n"
+"\n"
+" Example:\n"
+" 'write -P 0x5a 512 1k' - writes 1 KiB of 0x5a bytes at offset 512\n"
+"\n"
+" -c, -- write the data compressed (formats that support it)\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -f, -- make the data durable before reporting (a flush follows)\n"
+" -n, -- with -z: fail rather than write zero bytes as data\n"
+" -p, -- accepted and ignored (old scripts use it)\n"
+" -P, -- fill the data with PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+" -s, -- fill the data with the bytes of FILE, repeated as needed\n"
+" -u, -- with -z: the range may be deallocated\n"
+" -z, -- write zeroes (efficiently where the format can)\n"
+"\n");
+}
+
+static int write_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand write_cmd = {
+    .name = "write",
+    .altname = "w",
+    .func = write_f,
+    .argmin = 2,
+    .argmax = -1,
+    .flags = QEMUIO_CMD_WRITE,
+    .args = "[-cCfnquz] [-P pattern | -s source_file] off len",
+    .oneline = "writes a number of bytes at a specified offset",
+    .help = write_help,
+};
+
+/* Fills @buf with @file's bytes, repeated; prints the error on failure. */
+static bool fill_from_file(uint8_t *buf, int64_t len, const char *file)
+{
+    FILE *f = fopen(file, "r");
+    int64_t have = 0;
+
+    if (!f) {
+        qemuio_eprintf("%s: %s\n", file, strerror(errno));
+        return false;
+    }
+    while (have < len) {
+        size_t n = fread(buf + have, 1, len - have, f);
+        if (n == 0) {
+            break;
+        }
+        have += n;
+    }
+    if (ferror(f)) {
+        qemuio_eprintf("%s: %s\n", file, strerror(errno));
+        fclose(f);
+        return false;
+    }
+    fclose(f);
+    if (have == 0) {
+        qemuio_eprintf("%s: file is empty\n", file);
+        return false;
+    }
+    for (int64_t i = have; i < len; i += have) {
+        memcpy(buf + i, buf, MIN(have, len - i));
+    }
+    return true;
+}
+
+static int write_f(BlockDriverState *bs, int argc, char **argv)
+{
+    bool Cflag = false, qflag = false, cflag = false, fflag = false;
+    bool zflag = false, uflag = false, nflag = false, Pflag = false;
+    const char *source = NULL;
+    int pattern = 0xcd, c, ret, flags = 0;
+    int64_t offset, count;
+    struct timespec t1, t2;
+    Error *err = NULL;
+    uint8_t *buf = NULL;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "cCfnpP:qs:uz")) != -1) {
+        switch (c) {
+        case 'c': cflag = true; break;
+        case 'C': Cflag = true; break;
+        case 'f': fflag = true; break;
+        case 'n': nflag = true; break;
+        case 'p': break;
+        case 'P':
+            Pflag = true;
+            pattern = parse_pattern(optarg);
+            if (pattern < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'q': qflag = true; break;
+        case 's': source = optarg; break;
+        case 'u': uflag = true; break;
+        case 'z': zflag = true; break;
+        default:
+            qemuio_command_usage(&write_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc - 2) {
+        qemuio_command_usage(&write_cmd);
+        return -EINVAL;
+    }
+    if ((int)zflag + (int)Pflag + (int)!!source > 1) {
+        qemuio_printf("Only one of -z, -P, and -s can be specified at the same time\n");
+        return -EINVAL;
+    }
+    if (uflag && !zflag) {
+        qemuio_printf("-u requires -z to be specified\n");
+        return -EINVAL;
+    }
+    if (nflag && !zflag) {
+        qemuio_printf("-n requires -z to be specified\n");
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    optind++;
+    count = cvtnum(argv[optind]);
+    if (count < 0) {
+        print_cvtnum_err(count, argv[optind]);
+        return count;
+    }
+    /*
+     * Only a zero write that may not fall back to writing a buffer of
+     * zeroes (-n) can be longer than the limit.
+     */
+    if (!nflag && !check_length(count, argv[optind], " without -n")) {
+        return -EINVAL;
+    }
+
+    if (!zflag) {
+        buf = qemuio_buf_get(count);
+        if (source) {
+            if (count && !fill_from_file(buf, count, source)) {
+                qemuio_buf_put();
+                return -EINVAL;
+            }
+        } else {
+            memset(buf, pattern, count);
+        }
+    }
+    if (cflag && !zflag) {
+        /* Zeroes take no room; there is nothing to compress. */
+        flags |= BDRV_REQ_WRITE_COMPRESSED;
+    }
+    if (uflag) {
+        flags |= BDRV_REQ_MAY_UNMAP;
+    }
+    if (nflag) {
+        flags |= BDRV_REQ_NO_FALLBACK;
+    }
+
+    t1 = ts_now();
+    if (zflag) {
+        ret = do_pwrite_zeroes(bs, offset, count, flags, &err);
+    } else {
+        ret = do_pwrite(bs, offset, count, buf, flags, &err);
+    }
+    if (ret >= 0 && fflag) {
+        ret = bdrv_flush(bs, &err);
+    }
+    t2 = ts_now();
+    if (ret < 0) {
+        report_request_error("write", err);
+        qemuio_buf_put();
+        return ret;
+    }
+    if (!qflag) {
+        print_report("wrote", ts_sub(t2, t1), offset, count, count, 1, Cflag);
+    }
+    qemuio_buf_put();
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* writev */
+
+static void writev_help(void)
+{
+    qemuio_printf(
+"\n"
+" Writes at offset OFF from several buffers, one per LEN given, one after\n"
+" the other.  The data is the byte 0xcd repeated unless -P says otherwise.\n"
+"\n"
+" Example:\n"
+" 'writev 512 1k 1k' - writes 2 KiB at offset 512\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -f, -- make the data durable before reporting (a flush follows)\n"
+" -P, -- fill the data with PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+"\n");
+}
+
+static int writev_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand writev_cmd = {
+    .name = "writev",
+    .func = writev_f,
+    .argmin = 2,
+    .argmax = -1,
+    .flags = QEMUIO_CMD_WRITE,
+    .args = "[-Cfq] [-P pattern] off len [len..]",
+    .oneline = "writes a number of bytes at a specified offset from several buffers",
+    .help = writev_help,
+};
+
+static int writev_f(BlockDriverState *bs, int argc, char **argv)
+{
+    bool Cflag = false, qflag = false, fflag = false;
+    int pattern = 0xcd, c, ret;
+    int64_t offset, count;
+    struct timespec t1, t2;
+    Error *err = NULL;
+    uint8_t *buf;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "CfP:q")) != -1) {
+        switch (c) {
+        case 'C': Cflag = true; break;
+        case 'f': fflag = true; break;
+        case 'P':
+            pattern = parse_pattern(optarg);
+            if (pattern < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'q': qflag = true; break;
+        default:
+            qemuio_command_usage(&writev_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind > argc - 2) {
+        qemuio_command_usage(&writev_cmd);
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    optind++;
+    count = sum_lengths(argc - optind, argv + optind);
+    if (count < 0) {
+        return count;
+    }
+
+    buf = qemuio_buf_get(count);
+    memset(buf, pattern, count);
+    t1 = ts_now();
+    ret = do_pwrite(bs, offset, count, buf, 0, &err);
+    if (ret >= 0 && fflag) {
+        ret = bdrv_flush(bs, &err);
+    }
+    t2 = ts_now();
+    if (ret < 0) {
+        report_request_error("writev", err);
+        qemuio_buf_put();
+        return ret;
+    }
+    if (!qflag) {
+        print_report("wrote", ts_sub(t2, t1), offset, count, count, 1, Cflag);
+    }
+    qemuio_buf_put();
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* discard */
+
+static void discard_help(void)
+{
+    qemuio_printf(
+"\n"
+" Tells the image that LEN bytes at offset OFF are no longer needed; the\n"
+" format may deallocate them.  What they read as afterwards depends on the\n"
+" format.\n"
+"\n"
+" Example:\n"
+" 'discard 64k 64k' - discards the second 64 KiB of the image\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -q, -- quiet: print no statistics\n"
+"\n");
+}
+
+static int discard_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand discard_cmd = {
+    .name = "discard",
+    .altname = "d",
+    .func = discard_f,
+    .argmin = 2,
+    .argmax = -1,
+    .flags = QEMUIO_CMD_WRITE,
+    .args = "[-Cq] off len",
+    .oneline = "discards a number of bytes at a specified offset",
+    .help = discard_help,
+};
+
+static int discard_f(BlockDriverState *bs, int argc, char **argv)
+{
+    bool Cflag = false, qflag = false;
+    int64_t offset, count;
+    struct timespec t1, t2;
+    Error *err = NULL;
+    int c, ret;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "Cq")) != -1) {
+        switch (c) {
+        case 'C': Cflag = true; break;
+        case 'q': qflag = true; break;
+        default:
+            qemuio_command_usage(&discard_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc - 2) {
+        qemuio_command_usage(&discard_cmd);
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    optind++;
+    count = cvtnum(argv[optind]);
+    if (count < 0) {
+        print_cvtnum_err(count, argv[optind]);
+        return count;
+    }
+    if (!check_length(count, argv[optind], "")) {
+        return -EINVAL;
+    }
+
+    t1 = ts_now();
+    ret = do_pdiscard(bs, offset, count, &err);
+    t2 = ts_now();
+    if (ret < 0) {
+        report_request_error("discard", err);
+        return ret;
+    }
+    if (!qflag) {
+        print_report("discard", ts_sub(t2, t1), offset, count, count, 1, Cflag);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* flush, aio_flush */
+
+static int flush_f(BlockDriverState *bs, int argc, char **argv)
+{
+    Error *err = NULL;
+    int ret = bdrv_flush(bs, &err);
+
+    if (ret < 0) {
+        report_request_error("flush", err);
+    }
+    return ret;
+}
+
+static const QemuIOCommand flush_cmd = {
+    .name = "flush",
+    .altname = "f",
+    .func = flush_f,
+    .argmin = 0,
+    .argmax = 0,
+    .oneline = "flush all in-core file state to disk",
+};
+
+/*
+ * Every request here completes before its command returns, so there is
+ * never anything outstanding to wait for; kept for scripts written for
+ * QEMU's asynchronous commands.
+ */
+static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
+{
+    return 0;
+}
+
+static const QemuIOCommand aio_flush_cmd = {
+    .name = "aio_flush",
+    .func = aio_flush_f,
+    .argmin = 0,
+    .argmax = 0,
+    .oneline = "completes all outstanding aio requests",
+};
+
+/* ------------------------------------------------------------------ */
+/* truncate, length */
+
+static int truncate_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand truncate_cmd = {
+    .name = "truncate",
+    .altname = "t",
+    .func = truncate_f,
+    .argmin = 1,
+    .argmax = 3,
+    .flags = QEMUIO_CMD_WRITE,
+    .args = "[-m prealloc_mode] off",
+    .oneline = "truncates the current file at the given offset",
+};
+
+static int truncate_f(BlockDriverState *bs, int argc, char **argv)
+{
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    Error *err = NULL;
+    int64_t offset;
+    int c, ret;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "m:")) != -1) {
+        switch (c) {
+        case 'm':
+            if (!prealloc_mode_parse(optarg, &prealloc, NULL)) {
+                error_report("Invalid preallocation mode '%s'", optarg);
+                return -EINVAL;
+            }
+            break;
+        default:
+            qemuio_command_usage(&truncate_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc - 1) {
+        qemuio_command_usage(&truncate_cmd);
+        return -EINVAL;
+    }
+    offset = cvtnum(argv[optind]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[optind]);
+        return offset;
+    }
+    ret = bdrv_truncate(bs, offset, true, prealloc, &err);
+    if (ret < 0) {
+        error_report_err(err);
+        return ret;
+    }
+    return 0;
+}
+
+static int length_f(BlockDriverState *bs, int argc, char **argv)
+{
+    int64_t size = bdrv_getlength(bs);
+    char s[64];
+
+    if (size < 0) {
+        qemuio_printf("getlength: %s\n", strerror(-size));
+        return size;
+    }
+    cvtstr((double)size, s, sizeof(s));
+    qemuio_printf("%s\n", s);
+    return 0;
+}
+
+static const QemuIOCommand length_cmd = {
+    .name = "length",
+    .altname = "l",
+    .func = length_f,
+    .argmin = 0,
+    .argmax = 0,
+    .oneline = "gets the length of the current file",
+};
+
+/* ------------------------------------------------------------------ */
+/* info */
+
+/* A format's own facts, one "key: value" a line, nested blocks indented. */
+static void dump_specific(json_t *value, int indent);
+
+static void dump_member(const char *name, json_t *value, int indent)
+{
+    g_autofree char *label = g_strdup(name);
+
+    /* QEMU's human form spells key-names as "key names". */
+    g_strdelimit(label, "-", ' ');
+    if (json_is_object(value) || json_is_array(value)) {
+        qemuio_printf("%*s%s:\n", indent, "", label);
+        dump_specific(value, indent + 4);
+        return;
+    }
+    if (json_is_string(value)) {
+        qemuio_printf("%*s%s: %s\n", indent, "", label, json_string_value(value));
+    } else if (json_is_boolean(value)) {
+        qemuio_printf("%*s%s: %s\n", indent, "", label,
+                      json_is_true(value) ? "true" : "false");
+    } else if (json_is_integer(value)) {
+        qemuio_printf("%*s%s: %" JSON_INTEGER_FORMAT "\n", indent, "", label,
+                      json_integer_value(value));
+    } else if (json_is_real(value)) {
+        qemuio_printf("%*s%s: %g\n", indent, "", label, json_real_value(value));
+    } else {
+        qemuio_printf("%*s%s:\n", indent, "", label);
+    }
+}
+
+static void dump_specific(json_t *value, int indent)
+{
+    const char *key;
+    json_t *member;
+    size_t i;
+
+    if (json_is_object(value)) {
+        json_object_foreach(value, key, member) {
+            dump_member(key, member, indent);
+        }
+    } else if (json_is_array(value)) {
+        json_array_foreach(value, i, member) {
+            g_autofree char *label = g_strdup_printf("[%zu]", i);
+            dump_member(label, member, indent);
+        }
+    }
+}
+
+static int info_f(BlockDriverState *bs, int argc, char **argv)
+{
+    BlockDriverInfo bdi;
+    Error *err = NULL;
+    QDict *info;
+    json_t *spec;
+    char s1[64], s2[64];
+
+    if (bdrv_get_info(bs, &bdi) < 0) {
+        memset(&bdi, 0, sizeof(bdi));
+    }
+    qemuio_printf("format name: %s\n", bdrv_get_format_name(bs));
+    cvtstr(bdi.cluster_size, s1, sizeof(s1));
+    cvtstr(bdi.vm_state_offset, s2, sizeof(s2));
+    qemuio_printf("cluster size: %s\n", s1);
+    qemuio_printf("vm state offset: %s\n", s2);
+
+    info = bdrv_query_image_info(bs, false, &err);
+    if (!info) {
+        error_report_err(err);
+        return -EIO;
+    }
+    spec = json_object_get(info, "format-specific");
+    if (spec && json_is_object(json_object_get(spec, "data"))) {
+        qemuio_printf("Format specific information:\n");
+        dump_specific(json_object_get(spec, "data"), 4);
+    }
+    qobject_unref(info);
+    return 0;
+}
+
+static const QemuIOCommand info_cmd = {
+    .name = "info",
+    .altname = "i",
+    .func = info_f,
+    .argmin = 0,
+    .argmax = 0,
+    .oneline = "prints information about the current file",
+};
+
+/* ------------------------------------------------------------------ */
+/* alloc, map */
+
+static void alloc_help(void)
+{
+    qemuio_printf(
+"\n"
+" Counts how many of COUNT bytes (default 512) from OFFSET are allocated\n"
+" in the image itself, not in its backing file.\n"
+"\n"
+" Example:\n"
+" 'alloc 64k 1M' - how much of the 1 MiB at offset 64 KiB is allocated\n"
+"\n");
+}
+
+static int alloc_f(BlockDriverState *bs, int argc, char **argv)
+{
+    int64_t offset, start, count = BDRV_SECTOR_SIZE, remaining, sum_alloc = 0;
+    int64_t len = bdrv_getlength(bs);
+    char s[64];
+
+    offset = cvtnum(argv[1]);
+    if (offset < 0) {
+        print_cvtnum_err(offset, argv[1]);
+        return offset;
+    }
+    if (argc == 3) {
+        count = cvtnum(argv[2]);
+        if (count < 0) {
+            print_cvtnum_err(count, argv[2]);
+            return count;
+        }
+    }
+    if (len < 0) {
+        qemuio_printf("alloc failed: %s\n", strerror(-len));
+        return len;
+    }
+    /* Nothing lies beyond the end, so the count stops there. */
+    count = offset >= len ? 0 : MIN(count, len - offset);
+
+    start = offset;
+    remaining = count;
+    while (remaining > 0) {
+        int64_t num;
+        int ret = bdrv_is_allocated(bs, offset, remaining, &num);
+        if (ret < 0) {
+            qemuio_printf("is_allocated failed: %s\n", strerror(-ret));
+            return ret;
+        }
+        if (num <= 0) {
+            count -= remaining;
+            break;
+        }
+        if (ret) {
+            sum_alloc += num;
+        }
+        offset += num;
+        remaining -= num;
+    }
+    cvtstr((double)start, s, sizeof(s));
+    qemuio_printf("%" PRId64 "/%" PRId64 " bytes allocated at offset %s\n",
+                  sum_alloc, count, s);
+    return 0;
+}
+
+static const QemuIOCommand alloc_cmd = {
+    .name = "alloc",
+    .altname = "a",
+    .func = alloc_f,
+    .argmin = 1,
+    .argmax = 2,
+    .args = "offset [count]",
+    .oneline = "checks if offset is allocated in the file",
+    .help = alloc_help,
+};
+
+static int map_f(BlockDriverState *bs, int argc, char **argv)
+{
+    int64_t len = bdrv_getlength(bs);
+    int64_t offset = 0;
+
+    if (len < 0) {
+        error_report("could not get image length: %s", strerror(-len));
+        return len;
+    }
+    while (offset < len) {
+        int64_t run = 0, num;
+        int first = -1;
+        char s1[64], s2[64];
+
+        /* Adjacent extents with the same status print as one line. */
+        while (offset + run < len) {
+            int ret = bdrv_is_allocated(bs, offset + run, len - offset - run, &num);
+            if (ret < 0) {
+                error_report("Failed to get allocation status: %s", strerror(-ret));
+                return ret;
+            }
+            if (num <= 0) {
+                break;
+            }
+            if (first < 0) {
+                first = ret;
+            } else if (ret != first) {
+                break;
+            }
+            run += num;
+        }
+        if (run == 0) {
+            break;
+        }
+        cvtstr((double)run, s1, sizeof(s1));
+        cvtstr((double)offset, s2, sizeof(s2));
+        qemuio_printf("%s (0x%" PRIx64 ") bytes %s at offset %s (0x%" PRIx64 ")\n",
+                      s1, (uint64_t)run, first ? "    allocated" : "not allocated",
+                      s2, (uint64_t)offset);
+        offset += run;
+    }
+    return 0;
+}
+
+static const QemuIOCommand map_cmd = {
+    .name = "map",
+    .func = map_f,
+    .argmin = 0,
+    .argmax = 0,
+    .args = "",
+    .oneline = "prints the allocated areas of a file",
+};
+
+/* ------------------------------------------------------------------ */
+/* help, and the command table */
+
+static GPtrArray *commands;
+
+static gint compare_commands(gconstpointer a, gconstpointer b)
+{
+    const QemuIOCommand *ca = *(const QemuIOCommand *const *)a;
+    const QemuIOCommand *cb = *(const QemuIOCommand *const *)b;
+
+    return strcmp(ca->name, cb->name);
+}
+
+void qemuio_add_command(const QemuIOCommand *cmd)
+{
+    if (!commands) {
+        commands = g_ptr_array_new();
+    }
+    g_ptr_array_add(commands, (gpointer)cmd);
+    g_ptr_array_sort(commands, compare_commands);
+}
+
+void qemuio_command_usage(const QemuIOCommand *cmd)
+{
+    /* NULL args print no blank for them; "" prints an empty word. */
+    if (cmd->args) {
+        qemuio_printf("%s %s -- %s\n", cmd->name, cmd->args, cmd->oneline);
+    } else {
+        qemuio_printf("%s -- %s\n", cmd->name, cmd->oneline);
+    }
+}
+
+static int help_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand help_cmd = {
+    .name = "help",
+    .altname = "?",
+    .func = help_f,
+    .argmin = 0,
+    .argmax = 1,
+    .flags = QEMUIO_CMD_NOFILE_OK,
+    .args = "[command]",
+    .oneline = "help for one or all commands",
+};
+
+static const QemuIOCommand *find_command(const char *name)
+{
+    for (guint i = 0; commands && i < commands->len; i++) {
+        const QemuIOCommand *ct = g_ptr_array_index(commands, i);
+        if (!strcmp(ct->name, name) || (ct->altname && !strcmp(ct->altname, name))) {
+            return ct;
+        }
+    }
+    return NULL;
+}
+
+static int help_f(BlockDriverState *bs, int argc, char **argv)
+{
+    if (argc == 1) {
+        for (guint i = 0; i < commands->len; i++) {
+            qemuio_command_usage(g_ptr_array_index(commands, i));
+        }
+        qemuio_printf("\nUse 'help commandname' for extended help.\n");
+        return 0;
+    }
+    const QemuIOCommand *ct = find_command(argv[1]);
+    if (!ct) {
+        qemuio_printf("command %s not found\n", argv[1]);
+        return -EINVAL;
+    }
+    qemuio_command_usage(ct);
+    if (ct->help) {
+        ct->help();
+    }
+    return 0;
+}
+
+static void init_commands(void)
+{
+    static const QemuIOCommand *const builtin[] = {
+        &read_cmd, &readv_cmd, &write_cmd, &writev_cmd, &discard_cmd,
+        &flush_cmd, &aio_flush_cmd, &truncate_cmd, &length_cmd, &info_cmd,
+        &alloc_cmd, &map_cmd, &help_cmd,
+    };
+    static bool done;
+
+    if (done) {
+        return;
+    }
+    done = true;
+    for (size_t i = 0; i < ARRAY_SIZE(builtin); i++) {
+        qemuio_add_command(builtin[i]);
+    }
+}
+
+static bool check_argc(const QemuIOCommand *ct, int argc)
+{
+    int n = argc - 1;
+
+    if (n >= ct->argmin && (ct->argmax == -1 || n <= ct->argmax)) {
+        return true;
+    }
+    if (ct->argmax == -1) {
+        qemuio_eprintf("bad argument count %d to %s, expected at least %d arguments\n",
+                       n, ct->name, ct->argmin);
+    } else if (ct->argmin == ct->argmax) {
+        qemuio_eprintf("bad argument count %d to %s, expected %d arguments\n",
+                       n, ct->name, ct->argmin);
+    } else {
+        qemuio_eprintf("bad argument count %d to %s, expected between %d and %d arguments\n",
+                       n, ct->name, ct->argmin, ct->argmax);
+    }
+    return false;
+}
+
+int qemuio_command(BlockDriverState *bs, const char *cmdline)
+{
+    g_auto(GStrv) words = g_strsplit_set(cmdline, " \t\r\n", -1);
+    g_autofree char **argv = g_new0(char *, g_strv_length(words) + 1);
+    const QemuIOCommand *ct;
+    int argc = 0, ret;
+
+    init_commands();
+    /* Runs of blanks separate words; there is no quoting. */
+    for (int i = 0; words[i]; i++) {
+        if (*words[i]) {
+            argv[argc++] = words[i];
+        }
+    }
+    if (argc == 0) {
+        return 0;
+    }
+    ct = find_command(argv[0]);
+    if (!ct) {
+        qemuio_eprintf("command \"%s\" not found\n", argv[0]);
+        return -1;
+    }
+    if (!check_argc(ct, argc)) {
+        return -1;
+    }
+    if (!bs && !(ct->flags & QEMUIO_CMD_NOFILE_OK)) {
+        qemuio_eprintf("no file open, try 'help open'\n");
+        return -1;
+    }
+    if (bs && (ct->flags & QEMUIO_CMD_WRITE) && bdrv_is_read_only(bs)) {
+        error_report("Block node is read-only");
+        return -1;
+    }
+    ret = ct->func(bs, argc, argv);
+    /* getopt keeps pointers into argv; leave no stale state behind. */
+    optind = 0;
+    optarg = NULL;
+    return ret < 0 ? -1 : 0;
 }

@@ -53,4 +53,17 @@ int legacy_aes_key_plausible(LegacyAES *aes, BlockDriverState *bs, Error **errp)
 /* Prints, once per node, that AES-CBC encryption is deprecated and the way out. */
 void legacy_aes_warn_deprecated(BlockDriverState *bs);
 
+/*
+ * The warning of "qemu-img create" (and every other creation) of an AES
+ * image: deprecated, use encrypt.format=luks, how to convert.  Called by the
+ * qcow and qcow2 create callbacks.
+ */
+void legacy_aes_warn_create(void);
+
+/*
+ * Whether one decrypted 512-byte sector looks like plaintext: all zero, a
+ * partition table or file-system signature, or low byte entropy.
+ */
+bool legacy_aes_sector_plausible(const uint8_t *sector);
+
 #endif

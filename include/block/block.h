@@ -73,6 +73,8 @@ typedef struct BdrvCheckResult {
 
 typedef struct BlockDriverInfo {
     int cluster_size;   /* 0 when the format has none */
+    /* Where saved VM state would start (qcow2: after the last L1 entry's range). */
+    int64_t vm_state_offset;
     bool is_dirty;
 } BlockDriverInfo;
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * QMP command handlers.  The schema (qapi/*.json) declares each command's
+ * QMP command handlers.  The schema (the qapi/ JSON files) declares each command's
  * arguments and return type; the dispatcher checks arguments against it
  * before calling the handler, so handlers can trust argument presence and
  * JSON types.  HMP commands call the same handlers.

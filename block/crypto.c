@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "luks" format: a LUKS1 container on any protocol node.  The guest
+ * sees the payload; sector n of the payload is encrypted with the IV of
+ * sector n.  The container logic lives in crypto/block-luks.c.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "crypto/block.h"
+#include "crypto/secret.h"
+#include "qemu/cutils.h"
+
+typedef struct BlockCrypto {
+    QCryptoBlock *block;
+    uint64_t payload_offset;
+} BlockCrypto;
+
+#define SECTOR QCRYPTO_BLOCK_SECTOR_SIZE
+/* Bounce buffers are bounded; each chunk is still big enough for threads. */
+#define LUKS_CHUNK (4 * MiB)
+
+static int luks_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
+                          size_t len, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    int ret = bdrv_pread(bs->file, offset, len, buf, 0, errp);
+
+    if (ret < 0) {
+        error_prepend(errp, "Could not read LUKS header of '%s': ", bs->filename);
+        return ret;
+    }
+    return 0;
+}
+
+static int luks_write_func(QCryptoBlock *block, size_t offset,
+                           const uint8_t *buf, size_t len, void *opaque,
+                           Error **errp)
+{
+    BlockDriverState *file = opaque;
+    int ret = bdrv_pwrite(file, offset, len, buf, 0, errp);
+    return ret < 0 ? ret : 0;
+}
+
+static int luks_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    return qcrypto_block_has_format(buf, buf_size) ? 100 : 0;
+}
+
+/* The bytes of secret @id, or NULL with an error. */
+static uint8_t *luks_secret(const char *id, size_t *len, Error **errp)
+{
+    return qcrypto_secret_lookup(id, len, errp);
+}
+
+static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+    const char *secret_id = qdict_get_try_str(options, "key-secret");
+    uint8_t *pw = NULL;
+    size_t npw = 0;
+    int64_t file_len;
+
+    if (qdict_haskey(options, "key-secret") && !secret_id) {
+        error_setg(errp, "Parameter 'key-secret' expects a string");
+        return -EINVAL;
+    }
+    if (secret_id) {
+        pw = luks_secret(secret_id, &npw, errp);
+        if (!pw) {
+            return -EINVAL;
+        }
+    }
+    s->block = qcrypto_block_open(pw, npw, luks_read_func, bs, errp);
+    qcrypto_secret_free(pw);
+    qdict_del(options, "key-secret");
+    if (!s->block) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        return -EINVAL;
+    }
+    s->payload_offset = qcrypto_block_get_payload_offset(s->block);
+    file_len = bdrv_getlength(bs->file);
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
+                         bs->filename);
+        goto fail;
+    }
+    if ((uint64_t)file_len < s->payload_offset) {
+        error_setg(errp, "LUKS payload offset %llu of '%s' is beyond the end of "
+                   "the file (%lld bytes)", (unsigned long long)s->payload_offset,
+                   bs->filename, (long long)file_len);
+        goto fail;
+    }
+    bs->encrypted = true;
+    bs->has_key = qcrypto_block_has_key(s->block);
+    return 0;
+
+fail:
+    qcrypto_block_free(s->block);
+    s->block = NULL;
+    return -EINVAL;
+}
+
+static void luks_close(BlockDriverState *bs)
+{
+    BlockCrypto *s = bs->opaque;
+
+    qcrypto_block_free(s->block);
+    s->block = NULL;
+}
+
+static int luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+
+    if (!qcrypto_block_unlock(s->block, (const uint8_t *)password,
+                              strlen(password), errp)) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        return -EPERM;
+    }
+    bs->has_key = true;
+    return 0;
+}
+
+static void luks_wipe_key(BlockDriverState *bs)
+{
+    BlockCrypto *s = bs->opaque;
+
+    if (s->block) {
+        qcrypto_block_drop_key(s->block);
+    }
+    bs->has_key = false;
+}
+
+static int64_t luks_getlength(BlockDriverState *bs)
+{
+    BlockCrypto *s = bs->opaque;
+    int64_t len = bdrv_getlength(bs->file);
+
+    if (len < 0) {
+        return len;
+    }
+    if ((uint64_t)len < s->payload_offset) {
+        return 0;
+    }
+    /* A partial last sector cannot be decrypted; it is not guest data. */
+    return QEMU_ALIGN_DOWN(len - (int64_t)s->payload_offset, SECTOR);
+}
+
+static int luks_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      void *buf, int flags, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, SECTOR);
+    int64_t end = QEMU_ALIGN_UP(offset + bytes, SECTOR);
+    g_autofree uint8_t *bounce = NULL;
+    int ret;
+
+    if (start == offset && end == offset + bytes) {
+        /* The common case decrypts in the caller's buffer. */
+        ret = bdrv_pread(bs->file, s->payload_offset + offset, bytes, buf, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        return qcrypto_block_decrypt(s->block, offset, buf, bytes, errp) ? 0 : -EIO;
+    }
+    bounce = g_malloc(MIN(end - start, LUKS_CHUNK));
+    for (int64_t pos = start; pos < end; pos += LUKS_CHUNK) {
+        int64_t len = MIN(end - pos, LUKS_CHUNK);
+        int64_t from = MAX(pos, offset), to = MIN(pos + len, offset + bytes);
+
+        ret = bdrv_pread(bs->file, s->payload_offset + pos, len, bounce, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!qcrypto_block_decrypt(s->block, pos, bounce, len, errp)) {
+            return -EIO;
+        }
+        memcpy((uint8_t *)buf + (from - offset), bounce + (from - pos), to - from);
+    }
+    return 0;
+}
+
+static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, SECTOR);
+    int64_t end = QEMU_ALIGN_UP(offset + bytes, SECTOR);
+    g_autofree uint8_t *bounce = g_malloc(MIN(end - start, LUKS_CHUNK));
+    int ret;
+
+    for (int64_t pos = start; pos < end; pos += LUKS_CHUNK) {
+        int64_t len = MIN(end - pos, LUKS_CHUNK);
+        int64_t from = MAX(pos, offset), to = MIN(pos + len, offset + bytes);
+
+        /* Partial sectors at either edge keep their other bytes. */
+        if (from != pos || to != pos + len) {
+            if (from != pos) {
+                ret = luks_pread(bs, pos, SECTOR, bounce, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+            if (to != pos + len) {
+                ret = luks_pread(bs, pos + len - SECTOR, SECTOR,
+                                 bounce + len - SECTOR, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+        }
+        memcpy(bounce + (from - pos), (const uint8_t *)buf + (from - offset),
+               to - from);
+        if (!qcrypto_block_encrypt(s->block, pos, bounce, len, errp)) {
+            return -EIO;
+        }
+        ret = bdrv_pwrite(bs->file, s->payload_offset + pos, len, bounce, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+static int luks_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BlockCrypto *s = bs->opaque;
+
+    /* A hole in the file decrypts to noise, not zeroes: everything is data. */
+    *pnum = bytes;
+    *map = s->payload_offset + offset;
+    *file = bs->file;
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID | BDRV_BLOCK_ALLOCATED;
+}
+
+static int luks_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+
+    if (offset % SECTOR) {
+        error_setg(errp, "The new size of a LUKS image must be a multiple of %d",
+                   SECTOR);
+        return -EINVAL;
+    }
+    return bdrv_truncate(bs->file, s->payload_offset + offset, exact, prealloc,
+                         errp);
+}
+
+static int64_t luks_get_allocated_file_size(BlockDriverState *bs)
+{
+    return bdrv_get_allocated_file_size(bs->file);
+}
+
+static int luks_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return 0;
+}
+
+static QDict *luks_get_specific_info(BlockDriverState *bs, Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+    QDict *spec = qdict_new();
+
+    qdict_put_str(spec, "type", "luks");
+    qdict_put_obj(spec, "data", qcrypto_block_get_info(s->block));
+    return spec;
+}
+
+/* ---- create ---- */
+
+typedef struct LuksCreateState {
+    BlockDriverState *file;
+    uint64_t size;
+    PreallocMode prealloc;
+} LuksCreateState;
+
+static int luks_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
+                          Error **errp)
+{
+    LuksCreateState *c = opaque;
+
+    return bdrv_truncate(c->file, headerlen + c->size, true, c->prealloc, errp);
+}
+
+static int luks_create_write_func(QCryptoBlock *block, size_t offset,
+                                  const uint8_t *buf, size_t len, void *opaque,
+                                  Error **errp)
+{
+    LuksCreateState *c = opaque;
+    return luks_write_func(block, offset, buf, len, c->file, errp);
+}
+
+static int luks_create(const char *filename, QDict *opts, Error **errp)
+{
+    QCryptoBlockCreateOptions copts;
+    const char *secret_id = qemu_opt_get(opts, "key-secret");
+    const char *prealloc_str = qemu_opt_get(opts, "preallocation");
+    LuksCreateState c = { 0 };
+    QCryptoBlock *block;
+    uint8_t *pw;
+    size_t npw;
+    int ret;
+
+    c.size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), SECTOR);
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &c.prealloc, errp)) {
+        return -EINVAL;
+    }
+    /* Everything that can be wrong is checked before the file is touched. */
+    if (!qcrypto_block_create_options_parse(opts, NULL, &copts, errp)) {
+        return -EINVAL;
+    }
+    if (!secret_id) {
+        error_setg(errp, "Parameter 'key-secret' is required for cipher");
+        return -EINVAL;
+    }
+    pw = luks_secret(secret_id, &npw, errp);
+    if (!pw) {
+        return -EINVAL;
+    }
+
+    ret = bdrv_create_file(filename, NULL, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    c.file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
+    if (!c.file) {
+        ret = -EIO;
+        goto out;
+    }
+    block = qcrypto_block_create(&copts, pw, npw, luks_init_func,
+                                 luks_create_write_func, &c, errp);
+    if (!block) {
+        ret = -EIO;
+        goto out;
+    }
+    qcrypto_block_free(block);
+    ret = bdrv_flush(c.file, errp);
+out:
+    if (c.file) {
+        bdrv_unref(c.file);
+    }
+    qcrypto_secret_free(pw);
+    return ret;
+}
+
+/* ---- amend: key slots ---- */
+
+/* QEMU names these "state" etc. for luks and "encrypt.state" for qcow2. */
+static const char *amend_opt(const QDict *opts, const char *name)
+{
+    g_autofree char *prefixed = g_strconcat("encrypt.", name, NULL);
+    const char *v = qemu_opt_get(opts, name);
+    return v ? v : qemu_opt_get(opts, prefixed);
+}
+
+static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
+                              Error **errp)
+{
+    BlockCrypto *s = bs->opaque;
+    const char *state = amend_opt(opts, "state");
+    const char *keyslot_str = amend_opt(opts, "keyslot");
+    const char *old_id = amend_opt(opts, "old-secret");
+    const char *new_id = amend_opt(opts, "new-secret");
+    const char *iter_str = amend_opt(opts, "iter-time");
+    uint64_t iter_time = 2000;
+    int keyslot = -1;
+    uint8_t *old_pw = NULL, *new_pw = NULL;
+    size_t nold = 0, nnew = 0;
+    int ret = -EINVAL;
+
+    if (!state) {
+        error_setg(errp, "Parameter 'state' is required to change LUKS key slots "
+                   "(active or inactive)");
+        return -EINVAL;
+    }
+    if (keyslot_str) {
+        int64_t v;
+        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
+            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
+            error_setg(errp, "Parameter 'keyslot' must be a slot number from 0 "
+                       "to %d, not '%s'", QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
+                       keyslot_str);
+            return -EINVAL;
+        }
+        keyslot = v;
+    }
+    if (iter_str) {
+        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
+            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
+            error_setg(errp, "Parameter 'iter-time' must be between 1 and %d "
+                       "milliseconds, not '%s'", QCRYPTO_BLOCK_MAX_ITER_TIME_MS,
+                       iter_str);
+            return -EINVAL;
+        }
+    }
+    if (old_id) {
+        old_pw = luks_secret(old_id, &nold, errp);
+        if (!old_pw) {
+            goto out;
+        }
+    }
+
+    if (strcmp(state, "active") == 0) {
+        if (!new_id) {
+            error_setg(errp, "Parameter 'new-secret' is required to activate a "
+                       "key slot");
+            goto out;
+        }
+        new_pw = luks_secret(new_id, &nnew, errp);
+        if (!new_pw) {
+            goto out;
+        }
+        /* The master key comes from the open key or from old-secret. */
+        if (old_pw && !qcrypto_block_unlock(s->block, old_pw, nold, errp)) {
+            goto out;
+        }
+        if (!qcrypto_block_has_key(s->block)) {
+            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
+                       "with key-secret or give old-secret", bs->filename);
+            goto out;
+        }
+        bs->has_key = true;
+        if (!qcrypto_block_add_key(s->block, keyslot, new_pw, nnew, iter_time,
+                                   luks_write_func, bs->file, errp)) {
+            goto out;
+        }
+    } else if (strcmp(state, "inactive") == 0) {
+        if (new_id) {
+            error_setg(errp, "Parameter 'new-secret' makes no sense with "
+                       "state=inactive");
+            goto out;
+        }
+        if ((keyslot < 0) == !old_pw) {
+            error_setg(errp, "Erasing LUKS keys needs exactly one of 'keyslot' "
+                       "and 'old-secret'");
+            goto out;
+        }
+        if (!qcrypto_block_erase_keys(s->block, keyslot, old_pw, nold,
+                                      luks_write_func, bs->file, errp)) {
+            goto out;
+        }
+    } else {
+        error_setg(errp, "Parameter 'state' does not accept value '%s' (active, "
+                   "inactive)", state);
+        goto out;
+    }
+    ret = bdrv_flush(bs->file, errp);
+out:
+    qcrypto_secret_free(old_pw);
+    qcrypto_secret_free(new_pw);
+    return ret;
+}
+
+static const QemuOptDesc luks_create_desc[] = {
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "key-secret", QEMU_OPT_STRING, "ID of secret providing the LUKS key" },
+    { "cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
+    { "cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
+    { "ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
+    { "ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
+    { "hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
+    { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    { "preallocation", QEMU_OPT_STRING,
+      "Preallocation mode (allowed values: off, falloc, full)" },
+    { NULL }
+};
+static const QemuOptsList luks_create_opts = { "luks-create-opts", luks_create_desc };
+
+static const QemuOptDesc luks_amend_desc[] = {
+    { "state", QEMU_OPT_STRING, "Select new state of affected keyslots (active/inactive)" },
+    { "keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
+    { "old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
+    { "new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
+    { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    { "encrypt.state", QEMU_OPT_STRING, "Alias of state" },
+    { "encrypt.keyslot", QEMU_OPT_NUMBER, "Alias of keyslot" },
+    { "encrypt.old-secret", QEMU_OPT_STRING, "Alias of old-secret" },
+    { "encrypt.new-secret", QEMU_OPT_STRING, "Alias of new-secret" },
+    { "encrypt.iter-time", QEMU_OPT_NUMBER, "Alias of iter-time" },
+    { NULL }
+};
+static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };
+
+/* QEMU prints the options that were given, unquoted, in this order. */
+static char *luks_format_create_line(const char *filename, const QDict *opts)
+{
+    GString *line = g_string_new(NULL);
+
+    g_string_append_printf(line, "Formatting '%s', fmt=luks size=%llu", filename,
+                           (unsigned long long)qemu_opt_get_size(opts, "size", 0));
+    for (const QemuOptDesc *d = luks_create_desc + 1; d->name; d++) {
+        json_t *v = json_object_get(opts, d->name);
+
+        if (!v) {
+            continue;
+        }
+        if (json_is_string(v)) {
+            g_string_append_printf(line, " %s=%s", d->name, json_string_value(v));
+        } else if (json_is_integer(v)) {
+            g_string_append_printf(line, " %s=%" JSON_INTEGER_FORMAT, d->name,
+                                   json_integer_value(v));
+        }
+    }
+    return g_string_free(line, FALSE);
+}
+
+static BlockDriver bdrv_luks = {
+    .bdrv_format_create_line = luks_format_create_line,
+    .format_name = "luks",
+    .instance_size = sizeof(BlockCrypto),
+    .bdrv_probe = luks_probe,
+    .bdrv_open = luks_open,
+    .bdrv_close = luks_close,
+    .bdrv_pread = luks_pread,
+    .bdrv_pwrite = luks_pwrite,
+    .bdrv_block_status = luks_block_status,
+    .bdrv_getlength = luks_getlength,
+    .bdrv_get_allocated_file_size = luks_get_allocated_file_size,
+    .bdrv_truncate = luks_truncate,
+    .bdrv_create = luks_create,
+    .create_opts = &luks_create_opts,
+    .bdrv_get_info = luks_get_info,
+    .bdrv_get_specific_info = luks_get_specific_info,
+    .bdrv_amend_options = luks_amend_options,
+    .amend_opts = &luks_amend_opts,
+    .bdrv_set_key = luks_set_key,
+    .bdrv_wipe_key = luks_wipe_key,
+};
+
+void bdrv_luks_init(void)
+{
+    bdrv_register(&bdrv_luks);
+}

@@ -1,0 +1,1197 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qcow2 cluster mapping: the metadata cache, L1/L2 lookups, reads, writes
+ * with cluster allocation and copy-on-write, zero clusters, discard,
+ * compressed clusters and block status.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+#include <zlib.h>
+
+#include "qcow2.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+/* The AES implementation lives in another unit that not every program links. */
+#pragma weak legacy_aes_crypt
+
+/* ------------------------------------------------------------------ */
+/* Metadata cache */
+
+Qcow2Cache *qcow2_cache_new(int nb_tables, int table_size)
+{
+    Qcow2Cache *c = g_new0(Qcow2Cache, 1);
+
+    c->size = nb_tables;
+    c->entries = g_new0(Qcow2CacheEntry, nb_tables);
+    c->index = g_hash_table_new(g_int64_hash, g_int64_equal);
+    (void)table_size;
+    return c;
+}
+
+void qcow2_cache_free(Qcow2Cache *c)
+{
+    if (!c) {
+        return;
+    }
+    for (int i = 0; i < c->size; i++) {
+        g_free(c->entries[i].table);
+    }
+    g_hash_table_destroy(c->index);
+    g_free(c->entries);
+    g_free(c);
+}
+
+static int cache_find(Qcow2Cache *c, int64_t offset)
+{
+    gpointer v = g_hash_table_lookup(c->index, &offset);
+    return v ? GPOINTER_TO_INT(v) - 1 : -1;
+}
+
+static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2CacheEntry *e = &c->entries[i];
+    int ret;
+
+    if (!e->dirty) {
+        return 0;
+    }
+    if (c->depends) {
+        ret = qcow2_cache_flush(bs, c->depends, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = bdrv_pwrite(bs->file, e->offset, s->cluster_size, e->table, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    e->dirty = false;
+    return 0;
+}
+
+int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
+{
+    for (int i = 0; i < c->size; i++) {
+        if (c->entries[i].offset && c->entries[i].dirty) {
+            int ret = cache_write_entry(bs, c, i, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * The returned table stays valid until the next qcow2_cache_get() on the
+ * same cache: callers re-fetch after anything that may load another table.
+ */
+int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
+                    bool read, uint8_t **table, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int i = cache_find(c, offset);
+    int victim = -1;
+    int ret;
+
+    if (i >= 0) {
+        c->entries[i].lru = ++c->lru_counter;
+        *table = c->entries[i].table;
+        return 0;
+    }
+    for (i = 0; i < c->size; i++) {
+        if (!c->entries[i].offset) {
+            victim = i;
+            break;
+        }
+        if (victim < 0 || c->entries[i].lru < c->entries[victim].lru) {
+            victim = i;
+        }
+    }
+    i = victim;
+    if (c->entries[i].offset) {
+        ret = cache_write_entry(bs, c, i, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        g_hash_table_remove(c->index, &c->entries[i].offset);
+        c->entries[i].offset = 0;
+    }
+    if (!c->entries[i].table) {
+        c->entries[i].table = g_malloc(s->cluster_size);
+    }
+    if (read) {
+        ret = bdrv_pread(bs->file, offset, s->cluster_size, c->entries[i].table, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        memset(c->entries[i].table, 0, s->cluster_size);
+    }
+    c->entries[i].offset = offset;
+    c->entries[i].dirty = false;
+    c->entries[i].lru = ++c->lru_counter;
+    g_hash_table_insert(c->index, &c->entries[i].offset, GINT_TO_POINTER(i + 1));
+    *table = c->entries[i].table;
+    return 0;
+}
+
+void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset)
+{
+    int i = cache_find(c, offset);
+
+    g_assert(i >= 0);
+    c->entries[i].dirty = true;
+}
+
+void qcow2_cache_discard(Qcow2Cache *c, int64_t offset)
+{
+    int i = cache_find(c, offset);
+
+    if (i >= 0) {
+        g_hash_table_remove(c->index, &c->entries[i].offset);
+        c->entries[i].offset = 0;
+        c->entries[i].dirty = false;
+    }
+}
+
+void qcow2_cache_drop_all(Qcow2Cache *c)
+{
+    g_hash_table_remove_all(c->index);
+    for (int i = 0; i < c->size; i++) {
+        c->entries[i].offset = 0;
+        c->entries[i].dirty = false;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Entries */
+
+Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t e)
+{
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        return QCOW2_CLUSTER_COMPRESSED;
+    }
+    if ((e & QCOW_OFLAG_ZERO) && s->version >= 3) {
+        return (e & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC : QCOW2_CLUSTER_ZERO_PLAIN;
+    }
+    if (!(e & L2E_OFFSET_MASK)) {
+        return QCOW2_CLUSTER_UNALLOCATED;
+    }
+    return QCOW2_CLUSTER_NORMAL;
+}
+
+static int csize_shift(BDRVQcow2State *s)
+{
+    return 62 - (s->cluster_bits - 8);
+}
+
+void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len)
+{
+    int shift = csize_shift(s);
+    uint64_t nb = ((l2e >> shift) & ((1ULL << (s->cluster_bits - 8)) - 1)) + 1;
+
+    *off = l2e & ((1ULL << shift) - 1);
+    *len = nb * 512 - (*off & 511);
+}
+
+int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off, len;
+    g_autofree uint8_t *in = NULL;
+    z_stream z = { 0 };
+    int ret;
+
+    qcow2_compressed_span(s, l2e, &off, &len);
+    in = g_malloc(len);
+    ret = bdrv_pread(bs->file, off, len, in, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (inflateInit2(&z, -15) != Z_OK) {
+        error_setg(errp, "Could not initialise zlib");
+        return -ENOMEM;
+    }
+    z.next_in = in;
+    z.avail_in = len;
+    z.next_out = out;
+    z.avail_out = s->cluster_size;
+    ret = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR) || z.avail_out != 0) {
+        qcow2_signal_corruption(bs, errp, "compressed cluster at %#" PRIx64
+                                " does not decompress", (uint64_t)off);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* L1 */
+
+int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t be[8];
+
+    stq_be_p(be, s->l1_table[idx]);
+    return bdrv_pwrite(bs->file, s->l1_table_offset + (int64_t)idx * 8, 8, be, 0, errp);
+}
+
+int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t bytes, clusters, new_off;
+    g_autofree uint64_t *buf = NULL;
+    int64_t old_off = s->l1_table_offset;
+    int64_t old_bytes = (int64_t)s->l1_size * 8;
+    uint8_t hdr[12];
+    int ret;
+
+    if (min_size <= s->l1_size) {
+        return 0;
+    }
+    if (min_size * 8 > QCOW2_MAX_L1_BYTES) {
+        error_setg(errp, "The L1 table of '%s' would be too large", bs->filename);
+        return -EFBIG;
+    }
+    bytes = min_size * 8;
+    clusters = DIV_ROUND_UP(bytes, s->cluster_size);
+    new_off = qcow2_alloc_clusters(bs, clusters, errp);
+    if (new_off < 0) {
+        return new_off;
+    }
+    buf = g_malloc0(clusters * s->cluster_size);
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        buf[i] = htobe64(s->l1_table[i]);
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_pwrite(bs->file, new_off, clusters * s->cluster_size, buf, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    stl_be_p(hdr, min_size);
+    stq_be_p(hdr + 4, new_off);
+    ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->l1_table = g_renew(uint64_t, s->l1_table, min_size);
+    memset(s->l1_table + s->l1_size, 0, (min_size - s->l1_size) * 8);
+    s->l1_size = min_size;
+    s->l1_table_offset = new_off;
+    if (old_bytes) {
+        qcow2_free_clusters(bs, old_off, old_bytes);
+    }
+    return 0;
+}
+
+/* The L2 table for @l1_idx, made writable (allocated, or copied when shared). */
+static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_off,
+                            Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1e = s->l1_table[l1_idx];
+    int64_t old = l1e & L1E_OFFSET_MASK, new_off;
+    g_autofree uint8_t *copy = NULL;
+    uint8_t *t;
+    bool fresh;
+    int ret;
+
+    if (old && (l1e & QCOW_OFLAG_COPIED)) {
+        if (old & (s->cluster_size - 1)) {
+            qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
+                                    " is not cluster aligned", (uint64_t)old);
+            return -EIO;
+        }
+        *l2_off = old;
+        return 0;
+    }
+    if (old) {
+        ret = qcow2_cache_get(bs, s->l2_cache, old, true, &t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        copy = g_memdup2(t, s->cluster_size);
+    }
+    new_off = qcow2_alloc_clusters(bs, 1, errp);
+    if (new_off < 0) {
+        return new_off;
+    }
+    fresh = s->last_alloc_fresh;
+    ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (copy) {
+        memcpy(t, copy, s->cluster_size);
+    }
+    if (copy || !fresh) {
+        /* The table must be on disk before the L1 entry points at it. */
+        ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->l1_table[l1_idx] = new_off | QCOW_OFLAG_COPIED;
+    ret = qcow2_write_l1_entry(bs, l1_idx, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (old) {
+        qcow2_free_clusters(bs, old, s->cluster_size);
+    }
+    *l2_off = new_off;
+    return 0;
+}
+
+/*
+ * Looks up the run of clusters starting at guest @offset (at most @bytes)
+ * that share one type and, for data, contiguous host clusters.  Returns the
+ * run length in bytes; *l2e is the first cluster's entry.
+ */
+static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               uint64_t *l2e, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+    int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
+    int64_t in_cluster = offset & (s->cluster_size - 1);
+    int64_t max_clusters = s->l2_size - l2_idx;
+    int64_t want = DIV_ROUND_UP(in_cluster + bytes, s->cluster_size);
+    int64_t n = MIN(want, max_clusters);
+    int64_t l2_off, run;
+    Qcow2ClusterType type;
+    uint64_t *t;
+    int ret;
+
+    *l2e = 0;
+    if (l1_idx >= s->l1_size || !(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
+        run = n;
+        goto done;
+    }
+    l2_off = s->l1_table[l1_idx] & L1E_OFFSET_MASK;
+    if (l2_off & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
+                                " is not cluster aligned", (uint64_t)l2_off);
+        return -EIO;
+    }
+    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *l2e = be64toh(t[l2_idx]);
+    type = qcow2_entry_type(s, *l2e);
+    if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
+        (*l2e & L2E_OFFSET_MASK & (s->cluster_size - 1))) {
+        qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
+                                " is not cluster aligned", *l2e & L2E_OFFSET_MASK);
+        return -EIO;
+    }
+    if (type == QCOW2_CLUSTER_COMPRESSED) {
+        run = 1;
+        goto done;
+    }
+    for (run = 1; run < n; run++) {
+        uint64_t e = be64toh(t[l2_idx + run]);
+        Qcow2ClusterType ty = qcow2_entry_type(s, e);
+        if (ty != type) {
+            break;
+        }
+        if (type == QCOW2_CLUSTER_NORMAL &&
+            ((e & L2E_OFFSET_MASK) != (*l2e & L2E_OFFSET_MASK) + (run << s->cluster_bits) ||
+             (e & QCOW_OFLAG_COPIED) != (*l2e & QCOW_OFLAG_COPIED))) {
+            break;
+        }
+    }
+done:
+    return MIN(bytes, (run << s->cluster_bits) - in_cluster);
+}
+
+int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Error **errp)
+{
+    int64_t r = get_cluster_run(bs, offset, 1, l2e, errp);
+    return r < 0 ? (int)r : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading */
+
+static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                        Error **errp)
+{
+    int64_t blen, n;
+
+    if (!bs->backing) {
+        memset(buf, 0, bytes);
+        return 0;
+    }
+    blen = bdrv_getlength(bs->backing);
+    if (blen < 0) {
+        error_setg(errp, "Could not get the size of the backing file of '%s'", bs->filename);
+        return (int)blen;
+    }
+    n = offset < blen ? MIN(bytes, blen - offset) : 0;
+    if (n > 0) {
+        int ret = bdrv_pread(bs->backing, offset, n, buf, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    memset(buf + n, 0, bytes - n);
+    return 0;
+}
+
+static void decrypt(BDRVQcow2State *s, int64_t guest, uint8_t *buf, int64_t bytes, bool enc)
+{
+    g_assert(!(guest & 511) && !(bytes & 511));
+    legacy_aes_crypt(s->aes, guest >> 9, buf, bytes >> 9, enc);
+}
+
+int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                   Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *cbuf = NULL;
+
+    while (bytes > 0) {
+        uint64_t e;
+        int64_t n = get_cluster_run(bs, offset, bytes, &e, errp);
+        int ret = 0;
+
+        if (n < 0) {
+            return n;
+        }
+        switch (qcow2_entry_type(s, e)) {
+        case QCOW2_CLUSTER_UNALLOCATED:
+            ret = read_backing(bs, offset, n, buf, errp);
+            break;
+        case QCOW2_CLUSTER_ZERO_PLAIN:
+        case QCOW2_CLUSTER_ZERO_ALLOC:
+            memset(buf, 0, n);
+            break;
+        case QCOW2_CLUSTER_NORMAL:
+            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
+                             n, buf, 0, errp);
+            if (ret >= 0 && s->crypt_method) {
+                decrypt(s, offset, buf, n, false);
+            }
+            break;
+        case QCOW2_CLUSTER_COMPRESSED:
+            if (!cbuf) {
+                cbuf = g_malloc(s->cluster_size);
+            }
+            ret = qcow2_read_compressed(bs, e, cbuf, errp);
+            if (ret >= 0) {
+                memcpy(buf, cbuf + (offset & (s->cluster_size - 1)), n);
+            }
+            break;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+        buf += n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing */
+
+/*
+ * Fills @dst with what guest range [guest, guest+len) of a cluster whose old
+ * entry is @old holds.  Returns 1 when that is known to be zeroes.
+ */
+static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *dst,
+                    int64_t len, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t in_size = guest < s->size ? MIN(len, s->size - guest) : 0;
+    int ret;
+
+    memset(dst + in_size, 0, len - in_size);
+    if (!in_size) {
+        return 1;
+    }
+    switch (qcow2_entry_type(s, old)) {
+    case QCOW2_CLUSTER_UNALLOCATED:
+        if (!bs->backing) {
+            memset(dst, 0, in_size);
+            return 1;
+        }
+        ret = read_backing(bs, guest, in_size, dst, errp);
+        return ret < 0 ? ret : 0;
+    case QCOW2_CLUSTER_ZERO_PLAIN:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        memset(dst, 0, in_size);
+        return 1;
+    case QCOW2_CLUSTER_NORMAL:
+        ret = bdrv_pread(bs->file, (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
+                         in_size, dst, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (s->crypt_method) {
+            decrypt(s, guest, dst, QEMU_ALIGN_UP(in_size, 512), false);
+        }
+        return 0;
+    case QCOW2_CLUSTER_COMPRESSED: {
+        g_autofree uint8_t *c = g_malloc(s->cluster_size);
+        ret = qcow2_read_compressed(bs, old, c, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        memcpy(dst, c + (guest & (s->cluster_size - 1)), in_size);
+        return 0;
+    }
+    }
+    return 0;
+}
+
+static void free_old_entry(BlockDriverState *bs, uint64_t e)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    switch (qcow2_entry_type(s, e)) {
+    case QCOW2_CLUSTER_NORMAL:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        qcow2_free_clusters(bs, e & L2E_OFFSET_MASK, s->cluster_size);
+        break;
+    case QCOW2_CLUSTER_COMPRESSED: {
+        int64_t off, len;
+        qcow2_compressed_span(s, e, &off, &len);
+        qcow2_free_clusters(bs, off, len);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Writes @n new entries starting at @l2_idx of the table at @l2_off. */
+static int set_l2_entries(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_t n,
+                          const uint64_t *entries, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *t;
+    int ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        t[l2_idx + i] = htobe64(entries[i]);
+    }
+    qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+    return 0;
+}
+
+static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
+                      const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (!s->crypt_method) {
+        return bdrv_pwrite(bs->file, host, bytes, buf, 0, errp);
+    }
+    {
+        int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
+        g_autofree uint8_t *bounce = g_malloc(chunk);
+        for (int64_t done = 0; done < bytes; done += chunk) {
+            int64_t n = MIN(chunk, bytes - done);
+            int ret;
+            memcpy(bounce, buf + done, n);
+            decrypt(s, guest + done, bounce, n, true);
+            ret = bdrv_pwrite(bs->file, host + done, n, bounce, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Allocates @k clusters for guest range [offset, offset+bytes) and writes it with COW. */
+static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                       int64_t offset, int64_t bytes, const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t cstart = offset & ~(cs - 1);
+    int64_t head = offset - cstart;
+    int64_t tail_start = offset + bytes;
+    int64_t tail = cstart + k * cs - tail_start;
+    g_autofree uint64_t *old = g_new(uint64_t, k);
+    g_autofree uint64_t *newe = g_new(uint64_t, k);
+    int64_t l2_off, host;
+    uint64_t *t;
+    bool fresh;
+    int ret;
+
+    ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        old[i] = be64toh(t[l2_idx + i]);
+    }
+    host = qcow2_alloc_clusters(bs, k, errp);
+    if (host < 0) {
+        return host;
+    }
+    fresh = s->last_alloc_fresh;
+
+    if (s->crypt_method || ((head || tail) && k * cs <= 1 * (int64_t)MiB && !fresh)) {
+        /* One buffer holding COW data and new data: a single write. */
+        g_autofree uint8_t *b = g_malloc(k * cs);
+        if (head && (ret = cow_read(bs, old[0], cstart, b, head, errp)) < 0) {
+            return ret;
+        }
+        memcpy(b + head, buf, bytes);
+        if (tail && (ret = cow_read(bs, old[k - 1], tail_start, b + head + bytes, tail,
+                                    errp)) < 0) {
+            return ret;
+        }
+        if (s->crypt_method) {
+            decrypt(s, cstart, b, k * cs, true);
+        }
+        ret = bdrv_pwrite(bs->file, host, k * cs, b, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        if (head) {
+            g_autofree uint8_t *b = g_malloc(head);
+            ret = cow_read(bs, old[0], cstart, b, head, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!(ret == 1 && fresh)) {
+                ret = bdrv_pwrite(bs->file, host, head, b, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+        }
+        ret = bdrv_pwrite(bs->file, host + head, bytes, buf, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (tail) {
+            g_autofree uint8_t *b = g_malloc(tail);
+            ret = cow_read(bs, old[k - 1], tail_start, b, tail, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!(ret == 1 && fresh)) {
+                ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, b, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+        }
+    }
+    for (int64_t i = 0; i < k; i++) {
+        newe[i] = (host + i * cs) | QCOW_OFLAG_COPIED;
+    }
+    ret = set_l2_entries(bs, l2_off, l2_idx, k, newe, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        free_old_entry(bs, old[i]);
+    }
+    return 0;
+}
+
+int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    /* Bounded so that the AES bounce buffer stays small. */
+    int64_t max_alloc = s->crypt_method ? MAX(cs, 4 * (int64_t)MiB) : 256 * (int64_t)MiB;
+
+    while (bytes > 0) {
+        uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t in_cluster = offset & (cs - 1);
+        int64_t want = DIV_ROUND_UP(in_cluster + bytes, cs);
+        int64_t n = MIN(want, s->l2_size - l2_idx);
+        uint64_t e0, *t = NULL;
+        uint64_t l1e;
+        bool inplace;
+        int64_t run, len;
+        int ret;
+
+        if (l1_idx >= s->l1_size) {
+            qcow2_signal_corruption(bs, errp, "write beyond the L1 table");
+            return -EIO;
+        }
+        l1e = s->l1_table[l1_idx];
+        if ((l1e & L1E_OFFSET_MASK) && (l1e & QCOW_OFLAG_COPIED)) {
+            int64_t l2_off = l1e & L1E_OFFSET_MASK;
+            if (l2_off & (cs - 1)) {
+                qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
+                                        " is not cluster aligned", (uint64_t)l2_off);
+                return -EIO;
+            }
+            ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            e0 = be64toh(t[l2_idx]);
+        } else {
+            e0 = 0;
+        }
+        inplace = t && qcow2_entry_type(s, e0) == QCOW2_CLUSTER_NORMAL &&
+                  (e0 & QCOW_OFLAG_COPIED);
+        if (inplace && (e0 & L2E_OFFSET_MASK & (cs - 1))) {
+            qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
+                                    " is not cluster aligned", e0 & L2E_OFFSET_MASK);
+            return -EIO;
+        }
+        for (run = 1; run < n; run++) {
+            uint64_t e = t ? be64toh(t[l2_idx + run]) : 0;
+            bool ip = t && qcow2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL &&
+                      (e & QCOW_OFLAG_COPIED);
+            if (ip != inplace) {
+                break;
+            }
+            if (inplace && (e & L2E_OFFSET_MASK) !=
+                (e0 & L2E_OFFSET_MASK) + (run << s->cluster_bits)) {
+                break;
+            }
+            if (!inplace && (run + 1) * cs > max_alloc) {
+                break;
+            }
+        }
+        len = MIN(bytes, run * cs - in_cluster);
+        if (inplace) {
+            ret = write_data(bs, (e0 & L2E_OFFSET_MASK) + in_cluster, offset, len, buf, errp);
+        } else {
+            ret = alloc_write(bs, l1_idx, l2_idx, run, offset, len, buf, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += len;
+        bytes -= len;
+        buf += len;
+    }
+    return 0;
+}
+
+int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    g_autofree uint8_t *in = g_malloc(cs);
+    g_autofree uint8_t *out = g_malloc(cs);
+
+    if (s->crypt_method) {
+        error_setg(errp, "Compressed writes are not supported on encrypted image '%s'",
+                   bs->filename);
+        return -ENOTSUP;
+    }
+    if (offset & (cs - 1)) {
+        error_setg(errp, "Compressed writes to '%s' must be cluster aligned", bs->filename);
+        return -EINVAL;
+    }
+    while (bytes > 0) {
+        int64_t len = MIN(bytes, cs);
+        uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
+        z_stream z = { 0 };
+        int64_t clen, coff, l2_off, nb;
+        uint64_t old, ne, *t;
+        int ret;
+
+        if (len < cs && offset + len < s->size) {
+            error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
+                       bs->filename);
+            return -EINVAL;
+        }
+        memcpy(in, buf, len);
+        memset(in + len, 0, cs - len);
+        /* A 4 KiB window: QEMU inflates with that window size. */
+        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                         Z_DEFAULT_STRATEGY) != Z_OK) {
+            error_setg(errp, "Could not initialise zlib");
+            return -ENOMEM;
+        }
+        z.next_in = in;
+        z.avail_in = cs;
+        z.next_out = out;
+        z.avail_out = cs;
+        ret = deflate(&z, Z_FINISH);
+        clen = cs - z.avail_out;
+        deflateEnd(&z);
+        if (ret != Z_STREAM_END || clen >= cs - 512) {
+            /* Incompressible: store it as a normal cluster. */
+            ret = qcow2_co_pwrite(bs, offset, len, buf, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            goto next;
+        }
+        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        old = be64toh(t[l2_idx]);
+        coff = qcow2_alloc_bytes(bs, clen, errp);
+        if (coff < 0) {
+            return coff;
+        }
+        ret = bdrv_pwrite(bs->file, coff, clen, out, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
+        ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
+        ret = set_l2_entries(bs, l2_off, l2_idx, 1, &ne, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        free_old_entry(bs, old);
+next:
+        offset += len;
+        buf += len;
+        bytes -= len;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Zeroes and discard */
+
+static bool cluster_reads_zero(BlockDriverState *bs, uint64_t e)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2ClusterType t = qcow2_entry_type(s, e);
+
+    return t == QCOW2_CLUSTER_ZERO_PLAIN || t == QCOW2_CLUSTER_ZERO_ALLOC ||
+           (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing);
+}
+
+static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    uint64_t e;
+    int ret = qcow2_get_l2_entry(bs, offset, &e, errp);
+    g_autofree uint8_t *z = NULL;
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (cluster_reads_zero(bs, e)) {
+        return 0;
+    }
+    z = g_malloc0(bytes);
+    return qcow2_co_pwrite(bs, offset, bytes, z, errp);
+}
+
+int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          bool discard, bool may_unmap, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t end = offset + bytes;
+    int64_t a_start = QEMU_ALIGN_UP(offset, cs);
+    int64_t a_end = end == s->size ? QEMU_ALIGN_UP(end, cs) : QEMU_ALIGN_DOWN(end, cs);
+    int ret;
+
+    if (a_start >= a_end) {
+        return discard ? 0 : zero_partial(bs, offset, bytes, errp);
+    }
+    if (!discard) {
+        if (offset < a_start) {
+            ret = zero_partial(bs, offset, a_start - offset, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        if (a_end < end) {
+            ret = zero_partial(bs, a_end, end - a_end, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    for (int64_t off = a_start; off < a_end; off += cs) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        uint64_t l1e = s->l1_table[l1_idx];
+        uint64_t e, ne;
+        Qcow2ClusterType type;
+        int64_t l2_off;
+        uint64_t *t;
+
+        if (!(l1e & L1E_OFFSET_MASK) && (discard || !bs->backing)) {
+            /* Nothing allocated under this whole L2 table: already reads right. */
+            off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
+            continue;
+        }
+        if (l1e & L1E_OFFSET_MASK) {
+            ret = qcow2_get_l2_entry(bs, off, &e, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        } else {
+            e = 0;
+        }
+        type = qcow2_entry_type(s, e);
+        if (discard) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED) {
+                continue;
+            }
+            ne = (bs->backing && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
+        } else if (s->version >= 3) {
+            if (type == QCOW2_CLUSTER_ZERO_PLAIN ||
+                (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing)) {
+                continue;
+            }
+            if (!may_unmap && (type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
+                (e & QCOW_OFLAG_COPIED)) {
+                ne = (e & L2E_OFFSET_MASK) | QCOW_OFLAG_ZERO | QCOW_OFLAG_COPIED;
+            } else {
+                ne = QCOW_OFLAG_ZERO;
+            }
+        } else {
+            /* Version 2 has no zero flag. */
+            if (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {
+                continue;
+            }
+            if (!bs->backing && may_unmap) {
+                ne = 0;
+            } else {
+                g_autofree uint8_t *z = g_malloc0(cs);
+                ret = qcow2_co_pwrite(bs, off, MIN(cs, s->size - off), z, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                continue;
+            }
+        }
+        if (ne == e) {
+            continue;
+        }
+        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        e = be64toh(t[l2_idx]);
+        t[l2_idx] = htobe64(ne);
+        qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+        if ((ne & L2E_OFFSET_MASK) != (e & L2E_OFFSET_MASK) ||
+            qcow2_entry_type(s, e) == QCOW2_CLUSTER_COMPRESSED) {
+            free_old_entry(bs, e);
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Status, emptying */
+
+int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Error *err = NULL;
+    uint64_t e;
+    int64_t n = get_cluster_run(bs, offset, bytes, &e, &err);
+
+    if (n < 0) {
+        error_free(err);
+        return n;
+    }
+    *pnum = n;
+    switch (qcow2_entry_type(s, e)) {
+    case QCOW2_CLUSTER_UNALLOCATED:
+        return 0;
+    case QCOW2_CLUSTER_ZERO_PLAIN:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        return BDRV_BLOCK_ZERO;
+    case QCOW2_CLUSTER_COMPRESSED:
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
+    case QCOW2_CLUSTER_NORMAL:
+        *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
+        *file = bs->file;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return 0;
+}
+
+int qcow2_make_empty(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
+    int ret;
+
+    if (s->nb_snapshots) {
+        error_setg(errp, "Cannot empty '%s': it has internal snapshots", bs->filename);
+        return -ENOTSUP;
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
+        uint8_t *t;
+
+        if (!l2_off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, &t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        memcpy(l2, t, s->cluster_size);
+        s->l1_table[i] = 0;
+        ret = qcow2_write_l1_entry(bs, i, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        qcow2_cache_discard(s->l2_cache, l2_off);
+        for (int j = 0; j < s->l2_size; j++) {
+            free_old_entry(bs, be64toh(l2[j]));
+        }
+        qcow2_free_clusters(bs, l2_off, s->cluster_size);
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *err = 0;
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
+        uint64_t *t;
+        int ret;
+
+        if (!l2_off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            *err = ret;
+            return true;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            Qcow2ClusterType ty = qcow2_entry_type(s, be64toh(t[j]));
+            if (ty == QCOW2_CLUSTER_NORMAL || ty == QCOW2_CLUSTER_COMPRESSED) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Gives every guest cluster a host cluster (preallocation=metadata and up). */
+int qcow2_preallocate(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    for (int64_t off = 0; off < s->size;) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t n = MIN(s->l2_size - l2_idx, DIV_ROUND_UP(s->size - off, cs));
+        g_autofree uint64_t *e = g_new(uint64_t, n);
+        int64_t l2_off, host;
+        int ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        host = qcow2_alloc_clusters(bs, n, errp);
+        if (host < 0) {
+            return host;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            e[i] = (host + i * cs) | QCOW_OFLAG_COPIED;
+        }
+        ret = set_l2_entries(bs, l2_off, l2_idx, n, e, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        off += n * cs;
+    }
+    return 0;
+}
+
+/* Replaces zero clusters by what version 2 can express (for compat=0.10). */
+int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
+
+        if (!l2_off) {
+            continue;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            int64_t guest = (((int64_t)i << s->l2_bits) + j) << s->cluster_bits;
+            uint64_t *t, e, ne;
+            int ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+
+            if (ret < 0) {
+                return ret;
+            }
+            e = be64toh(t[j]);
+            switch (qcow2_entry_type(s, e)) {
+            case QCOW2_CLUSTER_ZERO_PLAIN:
+                if (bs->backing && guest < s->size) {
+                    g_autofree uint8_t *z = g_malloc0(cs);
+                    ret = qcow2_co_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    continue;
+                }
+                ne = 0;
+                break;
+            case QCOW2_CLUSTER_ZERO_ALLOC:
+                ret = bdrv_pwrite_zeroes(bs->file, e & L2E_OFFSET_MASK, cs, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                ne = e & ~QCOW_OFLAG_ZERO;
+                break;
+            default:
+                continue;
+            }
+            ret = set_l2_entries(bs, l2_off, j, 1, &ne, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,870 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qcow2 reference counts: the refcount table and its blocks, cluster
+ * allocation and freeing, and the consistency check with repair.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <glib.h>
+
+#include "qcow2.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+/* Entries narrower than a byte are packed least significant bits first. */
+uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx)
+{
+    switch (order) {
+    case 0: case 1: case 2: {
+        int bits = 1 << order;
+        int per_byte = 8 >> order;
+        int shift = (idx % per_byte) * bits;
+        return (rb[idx / per_byte] >> shift) & ((1u << bits) - 1);
+    }
+    case 3:
+        return rb[idx];
+    case 4:
+        return ldw_be_p(rb + idx * 2);
+    case 5:
+        return ldl_be_p(rb + idx * 4);
+    default:
+        return ldq_be_p(rb + idx * 8);
+    }
+}
+
+void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v)
+{
+    switch (order) {
+    case 0: case 1: case 2: {
+        int bits = 1 << order;
+        int per_byte = 8 >> order;
+        int shift = (idx % per_byte) * bits;
+        uint8_t mask = ((1u << bits) - 1) << shift;
+        rb[idx / per_byte] = (rb[idx / per_byte] & ~mask) | ((v << shift) & mask);
+        break;
+    }
+    case 3:
+        rb[idx] = v;
+        break;
+    case 4:
+        stw_be_p(rb + idx * 2, v);
+        break;
+    case 5:
+        stl_be_p(rb + idx * 4, v);
+        break;
+    default:
+        stq_be_p(rb + idx * 8, v);
+    }
+}
+
+int qcow2_refcount_init(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t n = (uint64_t)s->refcount_table_clusters * s->cluster_size / 8;
+    int ret;
+
+    s->refcount_table = g_try_new0(uint64_t, n ? n : 1);
+    if (!s->refcount_table) {
+        error_setg(errp, "Could not allocate the refcount table of '%s'", bs->filename);
+        return -ENOMEM;
+    }
+    s->refcount_table_size = n;
+    ret = bdrv_pread(bs->file, s->refcount_table_offset, n * 8, s->refcount_table, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        s->refcount_table[i] = be64toh(s->refcount_table[i]);
+    }
+    return 0;
+}
+
+int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t t = cluster >> s->rb_bits;
+    uint64_t off;
+    uint8_t *rb;
+    int ret;
+
+    *rc = 0;
+    if (t >= s->refcount_table_size) {
+        return 0;
+    }
+    off = s->refcount_table[t] & REFT_OFFSET_MASK;
+    if (!off) {
+        return 0;
+    }
+    if (off & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(bs, errp, "refcount block offset %#" PRIx64
+                                " is not cluster aligned", off);
+        return -EIO;
+    }
+    ret = qcow2_cache_get(bs, s->rb_cache, off, true, &rb, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *rc = qcow2_get_refcount_ro(rb, s->refcount_order, cluster & (s->rb_entries - 1));
+    return 0;
+}
+
+/* Finds @nb free clusters in a row at or after free_cluster_index; no refcounts change. */
+static int64_t alloc_clusters_noref(BlockDriverState *bs, int64_t nb, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start = s->free_cluster_index, i = start;
+
+    while (i - start < nb) {
+        uint64_t t = i >> s->rb_bits;
+        uint64_t rc;
+
+        if (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK)) {
+            /* A whole uncovered block is free. */
+            i = (int64_t)(t + 1) << s->rb_bits;
+            continue;
+        }
+        if (qcow2_get_refcount(bs, i, &rc, errp) < 0) {
+            return -EIO;
+        }
+        i++;
+        if (rc) {
+            start = i;
+        }
+    }
+    if (((start + nb) << s->cluster_bits) > (1LL << 56)) {
+        error_setg(errp, "qcow2 image '%s' is full", bs->filename);
+        return -ENOSPC;
+    }
+    s->free_cluster_index = start + nb;
+    return start;
+}
+
+static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Error **errp);
+
+/* Makes the refcount block for table index @t exist. */
+static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t n = alloc_clusters_noref(bs, 1, errp);
+    int64_t off;
+    uint8_t *rb;
+    int ret;
+
+    if (n < 0) {
+        return n;
+    }
+    off = n << s->cluster_bits;
+    if ((uint64_t)(n >> s->rb_bits) != t) {
+        /* The new block is counted by some other block. */
+        ret = qcow2_update_refcount(bs, off, s->cluster_size, 1, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = qcow2_cache_get(bs, s->rb_cache, off, false, &rb, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(rb, 0, s->cluster_size);
+    if ((uint64_t)(n >> s->rb_bits) == t) {
+        qcow2_set_refcount_ro(rb, s->refcount_order, n & (s->rb_entries - 1), 1);
+    }
+    qcow2_cache_mark_dirty(s->rb_cache, off);
+    s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
+    s->file_end = MAX(s->file_end, off + s->cluster_size);
+    return set_reftable_entry(bs, t, off, errp);
+}
+
+/*
+ * The on-disk table is full: write a bigger one elsewhere and switch the
+ * header to it.  While this runs, new table entries are kept in memory.
+ */
+static int relocate_reftable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_cluster = s->cluster_size / 8;
+    uint64_t disk_cap = (uint64_t)s->refcount_table_clusters * per_cluster;
+    uint64_t new_entries, n_clusters;
+    int64_t off, old_off = s->refcount_table_offset;
+    uint32_t old_clusters = s->refcount_table_clusters;
+    g_autofree uint64_t *buf = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    s->reftable_moving = true;
+    for (;;) {
+        new_entries = QEMU_ALIGN_UP(MAX(s->refcount_table_size, disk_cap * 2), per_cluster);
+        if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES) {
+            error_setg(errp, "The refcount table of '%s' would grow too large", bs->filename);
+            ret = -EFBIG;
+            goto out;
+        }
+        if (new_entries > s->refcount_table_size) {
+            s->refcount_table = g_renew(uint64_t, s->refcount_table, new_entries);
+            memset(s->refcount_table + s->refcount_table_size, 0,
+                   (new_entries - s->refcount_table_size) * 8);
+            s->refcount_table_size = new_entries;
+        }
+        n_clusters = new_entries / per_cluster;
+        off = qcow2_alloc_clusters(bs, n_clusters, errp);
+        if (off < 0) {
+            ret = off;
+            goto out;
+        }
+        if (s->refcount_table_size <= new_entries) {
+            break;
+        }
+        qcow2_free_clusters(bs, off, n_clusters << s->cluster_bits);
+    }
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    buf = g_new(uint64_t, new_entries);
+    for (uint64_t i = 0; i < new_entries; i++) {
+        buf[i] = htobe64(s->refcount_table[i]);
+    }
+    ret = bdrv_pwrite(bs->file, off, new_entries * 8, buf, 0, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    stq_be_p(hdr, off);
+    stl_be_p(hdr + 8, n_clusters);
+    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    s->refcount_table_offset = off;
+    s->refcount_table_clusters = n_clusters;
+    s->reftable_moving = false;
+    qcow2_free_clusters(bs, old_off, (int64_t)old_clusters << s->cluster_bits);
+    return 0;
+out:
+    s->reftable_moving = false;
+    return ret;
+}
+
+static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t disk_cap = (uint64_t)s->refcount_table_clusters * (s->cluster_size / 8);
+    uint8_t be[8];
+
+    if (t >= s->refcount_table_size) {
+        uint64_t n = QEMU_ALIGN_UP(t + 1, s->cluster_size / 8);
+        s->refcount_table = g_renew(uint64_t, s->refcount_table, n);
+        memset(s->refcount_table + s->refcount_table_size, 0,
+               (n - s->refcount_table_size) * 8);
+        s->refcount_table_size = n;
+    }
+    s->refcount_table[t] = off;
+    if (s->reftable_moving) {
+        return 0;
+    }
+    if (t >= disk_cap) {
+        return relocate_reftable(bs, errp);
+    }
+    stq_be_p(be, off);
+    return bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, be, 0, errp);
+}
+
+int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
+                          int64_t addend, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first, last;
+
+    if (length <= 0) {
+        return 0;
+    }
+    first = offset >> s->cluster_bits;
+    last = (offset + length - 1) >> s->cluster_bits;
+    for (int64_t c = first; c <= last;) {
+        uint64_t t = c >> s->rb_bits;
+        uint64_t boff = t < s->refcount_table_size ? s->refcount_table[t] & REFT_OFFSET_MASK : 0;
+        int64_t block_end = (int64_t)(t + 1) << s->rb_bits;
+        uint8_t *rb;
+        int ret;
+
+        if (!boff) {
+            if (addend < 0) {
+                qcow2_signal_corruption(bs, errp, "freeing cluster %" PRId64
+                                        " whose refcount is already 0", c);
+                return -EIO;
+            }
+            ret = alloc_refblock(bs, t, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;   /* the block may now also count clusters of this range */
+        }
+        ret = qcow2_cache_get(bs, s->rb_cache, boff, true, &rb, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (; c <= last && c < block_end; c++) {
+            uint64_t i = c & (s->rb_entries - 1);
+            uint64_t rc = qcow2_get_refcount_ro(rb, s->refcount_order, i);
+
+            if ((addend < 0 && rc < (uint64_t)-addend) ||
+                (addend > 0 && rc + addend > s->refcount_max)) {
+                qcow2_cache_mark_dirty(s->rb_cache, boff);
+                qcow2_signal_corruption(bs, errp, "refcount of cluster %" PRId64
+                                        " would %s", c, addend < 0 ? "drop below 0"
+                                        : "overflow");
+                return addend < 0 ? -EIO : -ERANGE;
+            }
+            rc += addend;
+            qcow2_set_refcount_ro(rb, s->refcount_order, i, rc);
+            if (rc == 0 && c < s->free_cluster_index) {
+                s->free_cluster_index = c;
+            }
+        }
+        qcow2_cache_mark_dirty(s->rb_cache, boff);
+    }
+    return 0;
+}
+
+int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t idx, off;
+    bool fresh;
+    int ret;
+
+    if (qcow2_mark_dirty(bs, errp) < 0) {
+        return -EIO;
+    }
+    idx = alloc_clusters_noref(bs, nb, errp);
+    if (idx < 0) {
+        return idx;
+    }
+    off = idx << s->cluster_bits;
+    /* Never-written space reads as zeroes: COW of zeroes can be skipped there. */
+    fresh = off >= s->file_end;
+    s->file_end = MAX(s->file_end, off + (nb << s->cluster_bits));
+    ret = qcow2_update_refcount(bs, off, nb << s->cluster_bits, 1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->alloc_end = MAX(s->alloc_end, off + (nb << s->cluster_bits));
+    s->last_alloc_fresh = fresh;
+    return off;
+}
+
+int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off = s->free_byte_offset;
+    int ret;
+
+    g_assert(size > 0 && size <= s->cluster_size);
+    if (off && (off & (s->cluster_size - 1)) &&
+        (off & (s->cluster_size - 1)) + size <= s->cluster_size) {
+        uint64_t rc;
+        /* Only share a cluster that is still ours alone with the earlier pieces. */
+        ret = qcow2_get_refcount(bs, off >> s->cluster_bits, &rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc > 0 && rc < s->refcount_max) {
+            ret = qcow2_update_refcount(bs, off, 1, 1, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            s->free_byte_offset = off + size;
+            if (!(s->free_byte_offset & (s->cluster_size - 1))) {
+                s->free_byte_offset = 0;
+            }
+            return off;
+        }
+    }
+    off = qcow2_alloc_clusters(bs, 1, errp);
+    if (off < 0) {
+        return off;
+    }
+    s->free_byte_offset = size < s->cluster_size ? off + size : 0;
+    return off;
+}
+
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Error *err = NULL;
+    int64_t first = offset >> s->cluster_bits;
+    int64_t last = (offset + length - 1) >> s->cluster_bits;
+
+    if (length <= 0) {
+        return;
+    }
+    if (qcow2_update_refcount(bs, offset, length, -1, &err) < 0) {
+        /* A failed free leaks space at worst; check -r leaks recovers it. */
+        warn_report_err(err);
+        return;
+    }
+    if (s->free_byte_offset >= (first << s->cluster_bits) &&
+        s->free_byte_offset < ((last + 1) << s->cluster_bits)) {
+        s->free_byte_offset = 0;
+    }
+    /* Give whole clusters that became free back to the host file system. */
+    for (int64_t c = first; c <= last; c++) {
+        uint64_t rc;
+        if (qcow2_get_refcount(bs, c, &rc, NULL) == 0 && rc == 0) {
+            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            qcow2_cache_discard(s->rb_cache, c << s->cluster_bits);
+            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+        }
+    }
+}
+
+int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (bs->read_only) {
+        return 0;
+    }
+    ret = qcow2_cache_flush(bs, s->l2_cache, errp);   /* flushes rb_cache first */
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->alloc_end > 0) {
+        int64_t len = bdrv_getlength(bs->file);
+        if (len >= 0 && len < s->alloc_end) {
+            ret = bdrv_truncate(bs->file, s->alloc_end, false, PREALLOC_MODE_OFF, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Check and repair */
+
+typedef struct CheckState {
+    BlockDriverState *bs;
+    BdrvCheckResult *res;
+    uint32_t *refs;         /* computed references per host cluster */
+    int64_t nb_clusters;
+    int64_t file_len;
+    bool quiet;
+    int64_t last_data_cluster;
+} CheckState;
+
+static void check_msg(CheckState *cs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check_msg(CheckState *cs, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cs->quiet) {
+        return;
+    }
+    va_start(ap, fmt);
+    error_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+static void count_ref(CheckState *cs, int64_t offset, int64_t length, const char *what)
+{
+    BDRVQcow2State *s = cs->bs->opaque;
+    int64_t first, last;
+
+    if (length <= 0) {
+        return;
+    }
+    first = offset >> s->cluster_bits;
+    last = (offset + length - 1) >> s->cluster_bits;
+    for (int64_t c = first; c <= last; c++) {
+        if (c >= cs->nb_clusters) {
+            check_msg(cs, "ERROR %s at offset %#" PRIx64 " is beyond the end of the image file\n",
+                      what, (uint64_t)(c << s->cluster_bits));
+            cs->res->corruptions++;
+            continue;
+        }
+        if (cs->refs[c] < UINT32_MAX) {
+            cs->refs[c]++;
+        }
+    }
+}
+
+/* Counts the references of one L2 table; @active: reachable from the active L1. */
+static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx,
+                    BdrvCheckMode fix, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
+    bool l2_changed = false;
+    int ret;
+
+    ret = bdrv_pread(bs->file, l2_off, s->cluster_size, l2, 0, errp);
+    if (ret < 0) {
+        cs->res->check_errors++;
+        return ret;
+    }
+    for (int i = 0; i < s->l2_size; i++) {
+        uint64_t e = be64toh(l2[i]);
+        Qcow2ClusterType type = qcow2_entry_type(s, e);
+        uint64_t guest = ((l1_idx << s->l2_bits) + i) << s->cluster_bits;
+
+        if (type == QCOW2_CLUSTER_COMPRESSED) {
+            int64_t coff, clen;
+            if (active) {
+                cs->res->bfi.allocated_clusters++;
+                cs->res->bfi.compressed_clusters++;
+            }
+            if (e & QCOW_OFLAG_COPIED) {
+                check_msg(cs, "ERROR: coffset=%#" PRIx64 ": copied flag must never be set "
+                          "for compressed clusters\n", e & ~QCOW_OFLAG_COPIED);
+                cs->res->corruptions++;
+                if (fix & BDRV_FIX_ERRORS) {
+                    l2[i] = htobe64(e & ~QCOW_OFLAG_COPIED);
+                    l2_changed = true;
+                    cs->res->corruptions_fixed++;
+                }
+            }
+            qcow2_compressed_span(s, e, &coff, &clen);
+            count_ref(cs, coff, clen, "compressed cluster");
+            continue;
+        }
+        if (type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) {
+            uint64_t host = e & L2E_OFFSET_MASK;
+            if (host & (s->cluster_size - 1)) {
+                check_msg(cs, "ERROR offset=%" PRIx64 ": Cluster is not properly aligned; "
+                          "L2 entry corrupted.\n", host);
+                cs->res->corruptions++;
+                if (fix & BDRV_FIX_ERRORS) {
+                    /* Nothing sensible can be read there: make it read as zeroes/backing. */
+                    l2[i] = htobe64(s->version >= 3 ? QCOW_OFLAG_ZERO : 0);
+                    l2_changed = true;
+                    cs->res->corruptions_fixed++;
+                }
+                continue;
+            }
+            if (active) {
+                int64_t c = host >> s->cluster_bits;
+                cs->res->bfi.allocated_clusters++;
+                if (cs->last_data_cluster >= 0 && c != cs->last_data_cluster + 1) {
+                    cs->res->bfi.fragmented_clusters++;
+                }
+                cs->last_data_cluster = c;
+            }
+            count_ref(cs, host, s->cluster_size, "data cluster");
+        }
+        (void)guest;
+    }
+    if (l2_changed) {
+        ret = bdrv_pwrite(bs->file, l2_off, s->cluster_size, l2, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        qcow2_cache_discard(s->l2_cache, l2_off);
+    }
+    return 0;
+}
+
+static int check_l1(CheckState *cs, int64_t l1_off, uint32_t l1_size, bool active,
+                    BdrvCheckMode fix, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *l1 = NULL;
+    int ret;
+
+    if (!l1_size) {
+        return 0;
+    }
+    count_ref(cs, l1_off, (int64_t)l1_size * 8, "L1 table");
+    if (active) {
+        l1 = g_memdup2(s->l1_table, (size_t)l1_size * 8);
+    } else {
+        if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES ||
+            l1_off + (int64_t)l1_size * 8 > cs->file_len) {
+            check_msg(cs, "ERROR snapshot L1 table at %#" PRIx64 " is invalid\n", l1_off);
+            cs->res->corruptions++;
+            return 0;
+        }
+        l1 = g_malloc((size_t)l1_size * 8);
+        ret = bdrv_pread(bs->file, l1_off, (int64_t)l1_size * 8, l1, 0, errp);
+        if (ret < 0) {
+            cs->res->check_errors++;
+            return ret;
+        }
+        for (uint32_t i = 0; i < l1_size; i++) {
+            l1[i] = be64toh(l1[i]);
+        }
+    }
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+        if (!l2_off) {
+            continue;
+        }
+        if (l2_off & (s->cluster_size - 1)) {
+            check_msg(cs, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; "
+                      "L1 entry corrupted\n", l2_off);
+            cs->res->corruptions++;
+            continue;
+        }
+        count_ref(cs, l2_off, s->cluster_size, "L2 table");
+        if (l2_off + s->cluster_size > QEMU_ALIGN_UP(cs->file_len, s->cluster_size)) {
+            continue;
+        }
+        ret = check_l2(cs, l2_off, active, i, fix, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Fixes OFLAG_COPIED in the active tables, once refcounts are right. */
+static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
+    int ret;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l1e = s->l1_table[i];
+        uint64_t l2_off = l1e & L1E_OFFSET_MASK;
+        uint64_t rc;
+        bool changed = false;
+
+        if (!l2_off || (l2_off & (s->cluster_size - 1)) ||
+            (int64_t)(l2_off >> s->cluster_bits) >= cs->nb_clusters) {
+            continue;
+        }
+        ret = qcow2_get_refcount(bs, l2_off >> s->cluster_bits, &rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if ((rc == 1) != !!(l1e & QCOW_OFLAG_COPIED)) {
+            check_msg(cs, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
+                      " refcount=%" PRIu64 "\n",
+                      fix & BDRV_FIX_ERRORS ? "Repairing" : "ERROR", i, l1e, rc);
+            cs->res->corruptions++;
+            if (fix & BDRV_FIX_ERRORS) {
+                s->l1_table[i] = rc == 1 ? l1e | QCOW_OFLAG_COPIED : l1e & ~QCOW_OFLAG_COPIED;
+                ret = qcow2_write_l1_entry(bs, i, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                cs->res->corruptions_fixed++;
+            }
+        }
+        ret = bdrv_pread(bs->file, l2_off, s->cluster_size, l2, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e = be64toh(l2[j]);
+            Qcow2ClusterType type = qcow2_entry_type(s, e);
+            uint64_t host = e & L2E_OFFSET_MASK;
+
+            if ((type != QCOW2_CLUSTER_NORMAL && type != QCOW2_CLUSTER_ZERO_ALLOC) ||
+                (host & (s->cluster_size - 1)) ||
+                (int64_t)(host >> s->cluster_bits) >= cs->nb_clusters) {
+                continue;
+            }
+            ret = qcow2_get_refcount(bs, host >> s->cluster_bits, &rc, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
+                check_msg(cs, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                          " refcount=%" PRIu64 "\n",
+                          fix & BDRV_FIX_ERRORS ? "Repairing" : "ERROR", e, rc);
+                cs->res->corruptions++;
+                if (fix & BDRV_FIX_ERRORS) {
+                    e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
+                    l2[j] = htobe64(e);
+                    changed = true;
+                    cs->res->corruptions_fixed++;
+                }
+            }
+        }
+        if (changed) {
+            ret = bdrv_pwrite(bs->file, l2_off, s->cluster_size, l2, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            qcow2_cache_discard(s->l2_cache, l2_off);
+        }
+    }
+    return 0;
+}
+
+int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    CheckState cs = { .bs = bs, .res = res, .last_data_cluster = -1 };
+    g_autofree SnapshotL1 *snaps = NULL;
+    int64_t snap_table_len = 0;
+    int64_t highest = 0;
+    int ret;
+
+    if (fix && bs->read_only) {
+        error_setg(errp, "Cannot repair '%s': it is opened read-only", bs->filename);
+        return -EACCES;
+    }
+    cs.quiet = (fix & 0x100) != 0;    /* the automatic repair of a dirty image */
+    fix &= BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
+    if (!bs->read_only) {
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    cs.file_len = bdrv_getlength(bs->file);
+    if (cs.file_len < 0) {
+        error_setg(errp, "Could not get the size of '%s'", bs->filename);
+        return cs.file_len;
+    }
+    cs.nb_clusters = DIV_ROUND_UP(cs.file_len, s->cluster_size);
+    /* Refcount blocks may legitimately count clusters beyond the file end. */
+    cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 1);
+    if (!cs.refs) {
+        error_setg(errp, "Not enough memory to check '%s'", bs->filename);
+        return -ENOMEM;
+    }
+    res->bfi.total_clusters = DIV_ROUND_UP(s->size, s->cluster_size);
+
+    count_ref(&cs, 0, s->cluster_size, "header");
+    ret = check_l1(&cs, s->l1_table_offset, s->l1_size, true, fix, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    if (s->nb_snapshots) {
+        if (qcow2_read_snapshots(bs, NULL, &snaps, &snap_table_len, errp) < 0) {
+            res->check_errors++;
+            ret = -EIO;
+            goto out;
+        }
+        count_ref(&cs, s->snapshots_offset, snap_table_len, "snapshot table");
+        for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+            ret = check_l1(&cs, snaps[i].l1_offset, snaps[i].l1_size, false, 0, errp);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+    }
+    count_ref(&cs, s->refcount_table_offset,
+              (int64_t)s->refcount_table_clusters << s->cluster_bits, "refcount table");
+    for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+        uint64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
+        if (!off) {
+            continue;
+        }
+        if (off & (s->cluster_size - 1)) {
+            check_msg(&cs, "ERROR refcount block %" PRIu64 " is not cluster aligned; "
+                      "refcount table entry corrupted\n", t);
+            res->corruptions++;
+            continue;
+        }
+        if ((int64_t)(off >> s->cluster_bits) >= cs.nb_clusters) {
+            check_msg(&cs, "ERROR refcount block %" PRIu64 " is outside image\n", t);
+            res->corruptions++;
+            if (fix & BDRV_FIX_ERRORS) {
+                /* Grow the file so the block exists; its counts are then rewritten. */
+                ret = bdrv_truncate(bs->file, off + s->cluster_size, false,
+                                    PREALLOC_MODE_OFF, errp);
+                if (ret < 0) {
+                    goto out;
+                }
+                g_free(cs.refs);
+                memset(res, 0, sizeof(*res));
+                return qcow2_check(bs, res, fix, errp);
+            }
+            continue;
+        }
+        count_ref(&cs, off, s->cluster_size, "refcount block");
+    }
+
+    /* Allocations made while repairing must not land on clusters in use. */
+    s->free_cluster_index = MAX(s->free_cluster_index, cs.nb_clusters);
+
+    {
+        int64_t limit = MAX(cs.nb_clusters, (int64_t)(s->refcount_table_size << s->rb_bits));
+        for (int64_t c = 0; c < limit; c++) {
+            uint64_t rc;
+            uint64_t want = c < cs.nb_clusters ? cs.refs[c] : 0;
+            uint64_t t = c >> s->rb_bits;
+
+            if (c >= cs.nb_clusters &&
+                (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK))) {
+                c = ((int64_t)(t + 1) << s->rb_bits) - 1;
+                continue;
+            }
+            ret = qcow2_get_refcount(bs, c, &rc, errp);
+            if (ret < 0) {
+                res->check_errors++;
+                goto out;
+            }
+            if (rc || want) {
+                highest = c;
+            }
+            if (rc == want) {
+                continue;
+            }
+            if (rc > want) {
+                bool repair = fix & BDRV_FIX_LEAKS;
+                check_msg(&cs, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                          repair ? "Repairing" : "Leaked", c, rc, want);
+                res->leaks++;
+                if (repair) {
+                    ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1,
+                                                (int64_t)want - (int64_t)rc, errp);
+                    if (ret < 0) {
+                        goto out;
+                    }
+                    res->leaks_fixed++;
+                }
+            } else {
+                bool repair = fix & BDRV_FIX_ERRORS;
+                check_msg(&cs, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                          repair ? "Repairing" : "ERROR", c, rc, want);
+                res->corruptions++;
+                if (repair) {
+                    if (want > s->refcount_max) {
+                        want = s->refcount_max;
+                    }
+                    ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1,
+                                                (int64_t)want - (int64_t)rc, errp);
+                    if (ret < 0) {
+                        goto out;
+                    }
+                    res->corruptions_fixed++;
+                }
+            }
+        }
+    }
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    ret = check_oflag_copied(&cs, fix, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    res->image_end_offset = (highest + 1) << s->cluster_bits;
+    if (!bs->read_only) {
+        ret = qcow2_flush_caches(bs, errp);
+    }
+out:
+    g_free(cs.refs);
+    /* Repairs leave the free-space hint pointing past the old end; rescan from 0. */
+    s->free_cluster_index = 0;
+    return ret;
+}

@@ -1,0 +1,1609 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The qcow2 format driver: header and extensions, open/create, options,
+ * legacy AES keys, info, amend, backing files and snapshots listing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <glib.h>
+
+#include "qcow2.h"
+#include "crypto/secret.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+/*
+ * Legacy AES and secrets are provided by other units; weak references keep
+ * this driver linkable into programs built without them (it then refuses
+ * encrypted images with a clear error instead of failing to link).
+ */
+void legacy_aes_warn_create(void);
+#pragma weak legacy_aes_new
+#pragma weak legacy_aes_free
+#pragma weak legacy_aes_keycheck_make
+#pragma weak legacy_aes_keycheck_verify
+#pragma weak legacy_aes_key_plausible
+#pragma weak legacy_aes_warn_deprecated
+#pragma weak legacy_aes_warn_create
+#pragma weak qcrypto_secret_lookup_as_utf8
+#pragma weak qcrypto_secret_free
+
+/* Flag for qcow2_check(): the silent repair of a dirty image on open. */
+#define QCOW2_CHECK_QUIET 0x100
+
+static const struct {
+    uint8_t type;
+    uint8_t bit;
+    const char *name;
+} feature_names[] = {
+    { 0, 0, "dirty bit" },
+    { 0, 1, "corrupt bit" },
+    { 0, 2, "external data file" },
+    { 0, 3, "compression type" },
+    { 0, 4, "extended L2 entries" },
+    { 1, 0, "lazy refcounts" },
+    { 2, 0, "bitmaps" },
+    { 2, 1, "raw external data" },
+};
+
+static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    if (buf_size >= 8 && ldl_be_p(buf) == QCOW2_MAGIC &&
+        (ldl_be_p(buf + 4) == 2 || ldl_be_p(buf + 4) == 3)) {
+        return 100;
+    }
+    return 0;
+}
+
+void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt, ...)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (!bs->read_only && s->version >= 3 && !(s->incompat & QCOW2_INCOMPAT_CORRUPT) &&
+        !(bs->open_flags & BDRV_O_CHECK)) {
+        /* Further writes could only make it worse: stop them until repaired. */
+        error_report("qcow2: Marking image '%s' as corrupt: %s; further corruption events "
+                     "will be suppressed", bs->filename, msg);
+        qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_CORRUPT, NULL);
+    }
+    error_setg(errp, "qcow2 image '%s' is corrupt: %s", bs->filename, msg);
+}
+
+int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t be[8];
+    int ret;
+
+    if (s->version < 3) {
+        return 0;
+    }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    stq_be_p(be, incompat);
+    ret = bdrv_pwrite(bs->file, 72, 8, be, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->incompat = incompat;
+    return bdrv_flush(bs->file, errp);
+}
+
+int qcow2_mark_dirty(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->version < 3 || !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) || s->dirty_marked ||
+        bs->read_only) {
+        return 0;
+    }
+    s->dirty_marked = true;
+    return qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_DIRTY, errp);
+}
+
+static void put_ext(uint8_t *buf, size_t *pos, uint32_t magic, const void *data, uint32_t len)
+{
+    stl_be_p(buf + *pos, magic);
+    stl_be_p(buf + *pos + 4, len);
+    memcpy(buf + *pos + 8, data, len);
+    memset(buf + *pos + 8 + len, 0, QEMU_ALIGN_UP(len, 8) - len);
+    *pos += 8 + QEMU_ALIGN_UP(len, 8);
+}
+
+/* Rewrites cluster 0: header, extensions (unknown ones as they were), backing name. */
+int qcow2_update_header(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    size_t need = s->version >= 3 ? s->header_length : QCOW2_V2_HEADER_LEN;
+    size_t blen = strlen(bs->backing_file);
+    g_autofree uint8_t *buf = NULL;
+    size_t pos, cap = s->cluster_size;
+    int ret;
+
+    /* Upper bound of everything we are about to write. */
+    need += 16 + strlen(bs->backing_format) + 8 + sizeof(feature_names) * 48 / sizeof(feature_names[0]) +
+            16 + s->keycheck_len + 16 + blen;
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        need += 16 + ((Qcow2UnknownExt *)g_ptr_array_index(s->unknown_exts, i))->len;
+    }
+    buf = g_malloc0(MAX(need, cap));
+
+    stl_be_p(buf, QCOW2_MAGIC);
+    stl_be_p(buf + 4, s->version);
+    stl_be_p(buf + 20, s->cluster_bits);
+    stq_be_p(buf + 24, s->size);
+    stl_be_p(buf + 32, s->crypt_method);
+    stl_be_p(buf + 36, s->l1_size);
+    stq_be_p(buf + 40, s->l1_table_offset);
+    stq_be_p(buf + 48, s->refcount_table_offset);
+    stl_be_p(buf + 56, s->refcount_table_clusters);
+    stl_be_p(buf + 60, s->nb_snapshots);
+    stq_be_p(buf + 64, s->snapshots_offset);
+    if (s->version >= 3) {
+        stq_be_p(buf + 72, s->incompat);
+        stq_be_p(buf + 80, s->compat);
+        stq_be_p(buf + 88, s->autoclear);
+        stl_be_p(buf + 96, s->refcount_order);
+        stl_be_p(buf + 100, s->header_length);
+        if (s->header_length > QCOW2_V3_HEADER_LEN) {
+            buf[104] = s->compression_type;
+        }
+        pos = s->header_length;
+    } else {
+        pos = QCOW2_V2_HEADER_LEN;
+    }
+
+    if (blen && bs->backing_format[0]) {
+        put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
+                strlen(bs->backing_format));
+    }
+    if (s->version >= 3) {
+        uint8_t table[ARRAY_SIZE(feature_names) * 48];
+        memset(table, 0, sizeof(table));
+        for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
+            table[i * 48] = feature_names[i].type;
+            table[i * 48 + 1] = feature_names[i].bit;
+            memcpy(table + i * 48 + 2, feature_names[i].name, strlen(feature_names[i].name));
+        }
+        put_ext(buf, &pos, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
+    }
+    if (s->keycheck) {
+        put_ext(buf, &pos, QCOW2_EXT_MAGIC_AES_KEYCHECK, s->keycheck, s->keycheck_len);
+    }
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+        put_ext(buf, &pos, e->magic, e->data, e->len);
+    }
+    stl_be_p(buf + pos, QCOW2_EXT_END);
+    stl_be_p(buf + pos + 4, 0);
+    pos += 8;
+    if (blen) {
+        stq_be_p(buf + 8, pos);
+        stl_be_p(buf + 16, blen);
+        memcpy(buf + pos, bs->backing_file, blen);
+        pos += blen;
+    }
+    if (pos > cap) {
+        error_setg(errp, "The header extensions and backing file name of '%s' do not fit "
+                   "into its first cluster (%zu > %zu bytes)", bs->filename, pos, cap);
+        return -ENOSPC;
+    }
+    ret = bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return bdrv_flush(bs->file, errp);
+}
+
+static void free_unknown_ext(gpointer p)
+{
+    Qcow2UnknownExt *e = p;
+    g_free(e->data);
+    g_free(e);
+}
+
+static void qcow2_free_state(BDRVQcow2State *s)
+{
+    qcow2_cache_free(s->l2_cache);
+    qcow2_cache_free(s->rb_cache);
+    s->l2_cache = s->rb_cache = NULL;
+    g_free(s->l1_table);
+    s->l1_table = NULL;
+    g_free(s->refcount_table);
+    s->refcount_table = NULL;
+    if (s->unknown_exts) {
+        g_ptr_array_free(s->unknown_exts, TRUE);
+        s->unknown_exts = NULL;
+    }
+    g_free(s->keycheck);
+    s->keycheck = NULL;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return alen && blen && a < b + blen && b < a + alen;
+}
+
+/* Names of set incompatible bits we cannot handle, from the image's own table. */
+static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t table_len)
+{
+    GString *s = g_string_new(NULL);
+
+    for (int b = 0; b < 64; b++) {
+        const char *name = NULL;
+        char buf[47];
+
+        if (!(bits & (1ULL << b))) {
+            continue;
+        }
+        for (size_t i = 0; i + 48 <= table_len; i += 48) {
+            if (table[i] == 0 && table[i + 1] == b) {
+                memcpy(buf, table + i + 2, 46);
+                buf[46] = '\0';
+                name = buf;
+                break;
+            }
+        }
+        for (size_t i = 0; !name && i < ARRAY_SIZE(feature_names); i++) {
+            if (feature_names[i].type == 0 && feature_names[i].bit == b) {
+                name = feature_names[i].name;
+            }
+        }
+        if (s->len) {
+            g_string_append(s, ", ");
+        }
+        if (name) {
+            g_string_append(s, name);
+        } else {
+            g_string_append_printf(s, "unknown incompatible feature bit %d", b);
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
+
+static const char *const ignored_runtime_opts[] = {
+    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
+    "overlap-check", "overlap-check.template", "cache-size", "l2-cache-size",
+    "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval",
+};
+
+static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    const char *fn = bs->filename;
+    uint8_t hdr[QCOW2_V3_HEADER_LEN_FULL];
+    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t n, ext_start, ext_end;
+    uint64_t backing_off, l1_needed;
+    uint32_t backing_len;
+    g_autofree uint8_t *ext = NULL;
+    g_autofree uint8_t *ftable = NULL;
+    size_t ftable_len = 0;
+    g_autofree char *key_secret = NULL;
+    const char *efmt;
+    int ret = -EINVAL;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'", fn);
+        return (int)file_len;
+    }
+    memset(hdr, 0, sizeof(hdr));
+    n = MIN(file_len, (int64_t)sizeof(hdr));
+    if (n > 0 && (ret = bdrv_pread(bs->file, 0, n, hdr, 0, errp)) < 0) {
+        return ret;
+    }
+    if (n < 4 || ldl_be_p(hdr) != QCOW2_MAGIC) {
+        error_setg(errp, "Could not open '%s': Image is not in qcow2 format", fn);
+        return -EINVAL;
+    }
+    if (n < QCOW2_V2_HEADER_LEN) {
+        error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
+                   " bytes, the qcow2 header needs %d", fn, file_len, QCOW2_V2_HEADER_LEN);
+        return -EINVAL;
+    }
+    s->version = ldl_be_p(hdr + 4);
+    if (s->version != 2 && s->version != 3) {
+        error_setg(errp, "Could not open '%s': Unsupported qcow2 version %d", fn, s->version);
+        return -ENOTSUP;
+    }
+    s->cluster_bits = ldl_be_p(hdr + 20);
+    if ((uint32_t)s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        error_setg(errp, "Could not open '%s': Unsupported cluster size: 2^%u "
+                   "(cluster_bits must be between %d and %d)", fn, (uint32_t)s->cluster_bits,
+                   QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS);
+        return -EINVAL;
+    }
+    s->cluster_size = 1 << s->cluster_bits;
+    s->l2_bits = s->cluster_bits - 3;
+    s->l2_size = 1 << s->l2_bits;
+    if (s->version >= 3) {
+        if (file_len < QCOW2_V3_HEADER_LEN) {
+            error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
+                       " bytes, the qcow2 v3 header needs %d", fn, file_len,
+                       QCOW2_V3_HEADER_LEN);
+            return -EINVAL;
+        }
+        s->incompat = ldq_be_p(hdr + 72);
+        s->compat = ldq_be_p(hdr + 80);
+        s->autoclear = ldq_be_p(hdr + 88);
+        s->refcount_order = ldl_be_p(hdr + 96);
+        s->header_length = ldl_be_p(hdr + 100);
+        if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length % 8 ||
+            s->header_length > (uint32_t)s->cluster_size) {
+            error_setg(errp, "Could not open '%s': Invalid header length %u", fn,
+                       s->header_length);
+            return -EINVAL;
+        }
+        if (s->header_length > file_len) {
+            error_setg(errp, "Could not open '%s': Image is truncated within its header", fn);
+            return -EINVAL;
+        }
+        s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
+        if (s->refcount_order > 6) {
+            error_setg(errp, "Could not open '%s': Invalid refcount order %u (at most 6)",
+                       fn, (uint32_t)s->refcount_order);
+            return -EINVAL;
+        }
+    } else {
+        s->refcount_order = 4;
+        s->header_length = QCOW2_V2_HEADER_LEN;
+    }
+    s->refcount_bits = 1 << s->refcount_order;
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
+    s->rb_bits = s->cluster_bits + 3 - s->refcount_order;
+    s->rb_entries = 1 << s->rb_bits;
+
+    backing_off = ldq_be_p(hdr + 8);
+    backing_len = ldl_be_p(hdr + 16);
+    s->size = ldq_be_p(hdr + 24);
+    s->crypt_method = ldl_be_p(hdr + 32);
+    s->l1_size = ldl_be_p(hdr + 36);
+    s->l1_table_offset = ldq_be_p(hdr + 40);
+    s->refcount_table_offset = ldq_be_p(hdr + 48);
+    s->refcount_table_clusters = ldl_be_p(hdr + 56);
+    s->nb_snapshots = ldl_be_p(hdr + 60);
+    s->snapshots_offset = ldq_be_p(hdr + 64);
+
+    /* Header extensions: between the header and the backing name or cluster end. */
+    ext_start = s->header_length;
+    ext_end = MIN(file_len, (int64_t)s->cluster_size);
+    if (backing_off && backing_off > (uint64_t)ext_start && backing_off < (uint64_t)ext_end) {
+        ext_end = backing_off;
+    }
+    s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
+    if (ext_end > ext_start) {
+        int64_t off = 0, len = ext_end - ext_start;
+        ext = g_malloc(len);
+        ret = bdrv_pread(bs->file, ext_start, len, ext, 0, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+        while (off + 8 <= len) {
+            uint32_t magic = ldl_be_p(ext + off);
+            uint32_t elen = ldl_be_p(ext + off + 4);
+            const uint8_t *data = ext + off + 8;
+
+            if (magic == QCOW2_EXT_END) {
+                break;
+            }
+            if (elen > len - off - 8) {
+                error_setg(errp, "Could not open '%s': Header extension 0x%08x (%u bytes) "
+                           "extends beyond the end of the header area", fn, magic, elen);
+                ret = -EINVAL;
+                goto fail;
+            }
+            switch (magic) {
+            case QCOW2_EXT_BACKING_FORMAT:
+                if (elen >= sizeof(bs->backing_format)) {
+                    error_setg(errp, "Could not open '%s': Backing file format name is too "
+                               "long (%u bytes)", fn, elen);
+                    ret = -EINVAL;
+                    goto fail;
+                }
+                memcpy(bs->backing_format, data, elen);
+                bs->backing_format[elen] = '\0';
+                break;
+            case QCOW2_EXT_FEATURE_TABLE:
+                g_free(ftable);
+                ftable = g_memdup2(data, elen);
+                ftable_len = elen;
+                s->had_feature_table = true;
+                break;
+            case QCOW2_EXT_MAGIC_AES_KEYCHECK:
+                g_free(s->keycheck);
+                s->keycheck = g_memdup2(data, elen);
+                s->keycheck_len = elen;
+                break;
+            default: {
+                Qcow2UnknownExt *u = g_new0(Qcow2UnknownExt, 1);
+                u->magic = magic;
+                u->len = elen;
+                u->data = g_memdup2(data, elen);
+                g_ptr_array_add(s->unknown_exts, u);
+            }
+            }
+            off += 8 + QEMU_ALIGN_UP((int64_t)elen, 8);
+        }
+    }
+
+    if (s->incompat & ~QCOW2_INCOMPAT_KNOWN) {
+        g_autofree char *names = unsupported_features(s->incompat & ~QCOW2_INCOMPAT_KNOWN,
+                                                      ftable, ftable_len);
+        error_setg(errp, "Could not open '%s': Unsupported qcow2 feature(s): %s", fn, names);
+        ret = -ENOTSUP;
+        goto fail;
+    }
+    if (s->compression_type != 0) {
+        error_setg(errp, "Could not open '%s': Unsupported compression type %u", fn,
+                   s->compression_type);
+        ret = -ENOTSUP;
+        goto fail;
+    }
+    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
+        error_setg(errp, "Could not open '%s': LUKS encryption in qcow2 images is not "
+                   "supported yet", fn);
+        ret = -ENOTSUP;
+        goto fail;
+    } else if (s->crypt_method > QCOW2_CRYPT_LUKS) {
+        error_setg(errp, "Could not open '%s': Unsupported encryption method %u", fn,
+                   s->crypt_method);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (s->size < 0 || (uint64_t)s->size > (1ULL << 61)) {
+        error_setg(errp, "Could not open '%s': Image size %" PRIu64 " is too large", fn,
+                   (uint64_t)s->size);
+        ret = -EFBIG;
+        goto fail;
+    }
+
+    /* Active L1 table */
+    if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
+        error_setg(errp, "Could not open '%s': Active L1 table too large (%u entries)", fn,
+                   s->l1_size);
+        ret = -EFBIG;
+        goto fail;
+    }
+    l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
+    if (s->l1_size < l1_needed) {
+        error_setg(errp, "Could not open '%s': L1 table is too small (%u entries for a "
+                   "virtual size needing %" PRIu64 ")", fn, s->l1_size, l1_needed);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (s->l1_size) {
+        if (s->l1_table_offset & (s->cluster_size - 1)) {
+            error_setg(errp, "Could not open '%s': L1 table offset %#" PRIx64
+                       " is not cluster aligned", fn, (uint64_t)s->l1_table_offset);
+            ret = -EINVAL;
+            goto fail;
+        }
+        if ((uint64_t)s->l1_table_offset > (uint64_t)file_len ||
+            (uint64_t)s->l1_size * 8 > (uint64_t)file_len - s->l1_table_offset) {
+            error_setg(errp, "Could not open '%s': Active L1 table (offset %#" PRIx64
+                       ", %u entries) lies beyond the end of the file", fn,
+                       (uint64_t)s->l1_table_offset, s->l1_size);
+            ret = -EINVAL;
+            goto fail;
+        }
+    }
+    /* Refcount table */
+    if (!s->refcount_table_clusters) {
+        error_setg(errp, "Could not open '%s': Image does not contain a reference count "
+                   "table", fn);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
+        error_setg(errp, "Could not open '%s': Reference count table too large (%u clusters)",
+                   fn, s->refcount_table_clusters);
+        ret = -EFBIG;
+        goto fail;
+    }
+    if (s->refcount_table_offset & (s->cluster_size - 1)) {
+        error_setg(errp, "Could not open '%s': Reference count table offset %#" PRIx64
+                   " is not cluster aligned", fn, (uint64_t)s->refcount_table_offset);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if ((uint64_t)s->refcount_table_offset > (uint64_t)file_len ||
+        (uint64_t)s->refcount_table_clusters * s->cluster_size >
+        (uint64_t)file_len - s->refcount_table_offset) {
+        error_setg(errp, "Could not open '%s': Reference count table (offset %#" PRIx64
+                   ", %u clusters) lies beyond the end of the file", fn,
+                   (uint64_t)s->refcount_table_offset, s->refcount_table_clusters);
+        ret = -EINVAL;
+        goto fail;
+    }
+    /* Snapshot table */
+    if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+        error_setg(errp, "Could not open '%s': Too many snapshots (%u)", fn, s->nb_snapshots);
+        ret = -EFBIG;
+        goto fail;
+    }
+    if (s->nb_snapshots && ((s->snapshots_offset & (s->cluster_size - 1)) ||
+                            (uint64_t)s->snapshots_offset >= (uint64_t)file_len)) {
+        error_setg(errp, "Could not open '%s': Invalid snapshot table offset %#" PRIx64,
+                   fn, (uint64_t)s->snapshots_offset);
+        ret = -EINVAL;
+        goto fail;
+    }
+    /* Overlapping metadata */
+    {
+        uint64_t l1len = (uint64_t)s->l1_size * 8;
+        uint64_t rtlen = (uint64_t)s->refcount_table_clusters * s->cluster_size;
+        const char *what = NULL;
+
+        if (ranges_overlap(0, s->cluster_size, s->l1_table_offset, l1len)) {
+            what = "the active L1 table overlaps the image header";
+        } else if (ranges_overlap(0, s->cluster_size, s->refcount_table_offset, rtlen)) {
+            what = "the refcount table overlaps the image header";
+        } else if (ranges_overlap(s->l1_table_offset, l1len, s->refcount_table_offset, rtlen)) {
+            what = "the active L1 table overlaps the refcount table";
+        } else if (s->nb_snapshots &&
+                   (ranges_overlap(s->snapshots_offset, 1, s->l1_table_offset, l1len) ||
+                    ranges_overlap(s->snapshots_offset, 1, s->refcount_table_offset, rtlen) ||
+                    s->snapshots_offset < s->cluster_size)) {
+            what = "the snapshot table overlaps other metadata";
+        }
+        if (what) {
+            error_setg(errp, "Could not open '%s': Metadata overlap: %s", fn, what);
+            ret = -EINVAL;
+            goto fail;
+        }
+    }
+    /* Backing file name */
+    if (backing_off) {
+        if (backing_len > QCOW2_MAX_BACKING_NAME) {
+            error_setg(errp, "Could not open '%s': Backing file name too long (%u bytes, "
+                       "at most %d)", fn, backing_len, QCOW2_MAX_BACKING_NAME);
+            ret = -EINVAL;
+            goto fail;
+        }
+        if (backing_off > (uint64_t)file_len || backing_len > (uint64_t)file_len - backing_off) {
+            error_setg(errp, "Could not open '%s': Backing file name lies beyond the end "
+                       "of the file", fn);
+            ret = -EINVAL;
+            goto fail;
+        }
+        ret = bdrv_pread(bs->file, backing_off, backing_len, bs->backing_file, 0, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+        bs->backing_file[backing_len] = '\0';
+        if (strlen(bs->backing_file) != backing_len) {
+            error_setg(errp, "Could not open '%s': Backing file name contains a NUL byte", fn);
+            ret = -EINVAL;
+            goto fail;
+        }
+    } else {
+        bs->backing_format[0] = '\0';
+    }
+
+    /* Tables */
+    s->l1_table = g_new0(uint64_t, MAX(s->l1_size, 1));
+    if (s->l1_size) {
+        ret = bdrv_pread(bs->file, s->l1_table_offset, (int64_t)s->l1_size * 8, s->l1_table,
+                         0, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+        for (uint32_t i = 0; i < s->l1_size; i++) {
+            s->l1_table[i] = be64toh(s->l1_table[i]);
+        }
+    }
+    ret = qcow2_refcount_init(bs, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    s->l2_cache = qcow2_cache_new(CLAMP((int64_t)s->l1_size, 4,
+                                        MAX(4, (int64_t)(8 * MiB) >> s->cluster_bits)),
+                                  s->cluster_size);
+    s->rb_cache = qcow2_cache_new(CLAMP((int64_t)s->refcount_table_size, 4,
+                                        MAX(4, (int64_t)(1 * MiB) >> s->cluster_bits)),
+                                  s->cluster_size);
+    s->l2_cache->depends = s->rb_cache;
+    s->file_end = file_len;
+
+    /* Options */
+    for (size_t i = 0; i < ARRAY_SIZE(ignored_runtime_opts); i++) {
+        qdict_del(options, ignored_runtime_opts[i]);
+    }
+    efmt = qdict_get_try_str(options, "encrypt.format");
+    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
+    if (qdict_haskey(options, "encrypt.skip-key-check")) {
+        const char *v = qdict_get_try_str(options, "encrypt.skip-key-check");
+        if (v) {
+            if (!qemu_parse_bool("encrypt.skip-key-check", v, &s->skip_key_check, errp)) {
+                ret = -EINVAL;
+                goto fail;
+            }
+        } else {
+            s->skip_key_check = qdict_get_try_bool(options, "encrypt.skip-key-check", false);
+        }
+    }
+    if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
+        s->crypt_method != QCOW2_CRYPT_AES) {
+        error_setg(errp, "Could not open '%s': encrypt.* options were given, but the image "
+                   "is not encrypted", fn);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (efmt && strcmp(efmt, "aes")) {
+        error_setg(errp, "Could not open '%s': encrypt.format='%s' does not match the "
+                   "image's encryption format 'aes'", fn, efmt);
+        ret = -EINVAL;
+        goto fail;
+    }
+    qdict_del(options, "encrypt.format");
+    qdict_del(options, "encrypt.key-secret");
+    qdict_del(options, "encrypt.skip-key-check");
+
+    /* Dirty and corrupt images, autoclear bits */
+    if (!bs->read_only) {
+        if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
+            error_setg(errp, "Could not open '%s': qcow2 image is corrupt and cannot be "
+                       "opened read/write; repair it with 'qemu-img check -r all'", fn);
+            ret = -EACCES;
+            goto fail;
+        }
+        if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !(flags & BDRV_O_CHECK)) {
+            BdrvCheckResult res;
+            memset(&res, 0, sizeof(res));
+            ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET,
+                              errp);
+            if (ret < 0) {
+                error_prepend(errp, "Could not repair dirty image '%s': ", fn);
+                goto fail;
+            }
+            ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+        if (s->autoclear) {
+            s->autoclear = 0;
+            ret = qcow2_update_header(bs, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+    }
+
+    if (s->crypt_method == QCOW2_CRYPT_AES) {
+        bs->encrypted = true;
+        if (!legacy_aes_new) {
+            error_setg(errp, "Could not open '%s': AES encryption support is not available "
+                       "in this program", fn);
+            ret = -ENOTSUP;
+            goto fail;
+        }
+        if (legacy_aes_warn_deprecated) {
+            legacy_aes_warn_deprecated(bs);
+        }
+        if (key_secret) {
+            char *pw;
+            if (!qcrypto_secret_lookup_as_utf8) {
+                error_setg(errp, "Secrets are not supported by this program");
+                ret = -ENOTSUP;
+                goto fail;
+            }
+            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
+            if (!pw) {
+                ret = -EINVAL;
+                goto fail;
+            }
+            ret = qcow2_set_key(bs, pw, errp);
+            qcrypto_secret_free(pw);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    qcow2_free_state(s);
+    return ret < 0 ? ret : -EINVAL;
+}
+
+static void qcow2_wipe_key(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->aes) {
+        legacy_aes_free(s->aes);
+        s->aes = NULL;
+    }
+    bs->has_key = false;
+}
+
+static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    LegacyAES *aes;
+    int ret;
+
+    if (s->crypt_method != QCOW2_CRYPT_AES || !legacy_aes_new) {
+        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
+        return -EINVAL;
+    }
+    aes = legacy_aes_new(password, errp);
+    if (!aes) {
+        return -EINVAL;
+    }
+    if (s->keycheck) {
+        ret = legacy_aes_keycheck_verify(password, s->keycheck, s->keycheck_len, errp);
+        if (ret < 0) {
+            error_prepend(errp, "Key check of '%s': ", bs->filename);
+            goto fail;
+        }
+        if (ret == 0) {
+            error_setg(errp, "Invalid password for encrypted image '%s'", bs->filename);
+            ret = -EPERM;
+            goto fail;
+        }
+    } else {
+        int err = 0;
+        bool has_data;
+
+        if (!s->skip_key_check) {
+            ret = legacy_aes_key_plausible(aes, bs, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+            if (ret == 0) {
+                error_setg(errp, "Invalid password for encrypted image '%s': no sampled "
+                           "sector decrypts to plausible data", bs->filename);
+                error_append_hint(errp, "If the disk really holds only random-looking data, "
+                                  "open it with encrypt.skip-key-check=on\n");
+                /* The hint is not always printed: keep the way out in the message too. */
+                error_prepend(errp, "%s", "");
+                ret = -EPERM;
+                goto fail;
+            }
+        }
+        if (!bs->read_only && !(s->incompat & QCOW2_INCOMPAT_CORRUPT)) {
+            has_data = qcow2_has_data(bs, errp, &err);
+            if (err < 0) {
+                ret = err;
+                goto fail;
+            }
+            if (!has_data) {
+                /* Nothing encrypted yet: this key becomes the image's key. */
+                size_t len = 0;
+                uint8_t *kc = legacy_aes_keycheck_make(password, &len, errp);
+                if (!kc) {
+                    ret = -EINVAL;
+                    goto fail;
+                }
+                s->keycheck = kc;
+                s->keycheck_len = len;
+                ret = qcow2_update_header(bs, errp);
+                if (ret < 0) {
+                    g_free(s->keycheck);
+                    s->keycheck = NULL;
+                    goto fail;
+                }
+            }
+        }
+    }
+    if (s->aes) {
+        legacy_aes_free(s->aes);
+    }
+    s->aes = aes;
+    bs->has_key = true;
+    return 0;
+fail:
+    legacy_aes_free(aes);
+    return ret;
+}
+
+static void qcow2_close(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Error *err = NULL;
+
+    if (!s->l2_cache) {
+        return;
+    }
+    if (!bs->read_only) {
+        if (qcow2_flush_caches(bs, &err) < 0) {
+            warn_report_err(err);
+            err = NULL;
+        } else if (s->dirty_marked &&
+                   qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, &err) < 0) {
+            warn_report_err(err);
+        }
+    }
+    qcow2_wipe_key(bs);
+    qcow2_free_state(s);
+}
+
+static int qcow2_flush(BlockDriverState *bs, Error **errp)
+{
+    return qcow2_flush_caches(bs, errp);
+}
+
+static int check_writable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
+        error_setg(errp, "qcow2 image '%s' is marked corrupt; repair it with "
+                   "'qemu-img check -r all' before writing", bs->filename);
+        return -EIO;
+    }
+    if (s->crypt_method && !s->aes) {
+        bdrv_error_key_missing(bs, NULL, errp);
+        return -ENOKEY;
+    }
+    return 0;
+}
+
+static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                       int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->crypt_method && !s->aes) {
+        bdrv_error_key_missing(bs, NULL, errp);
+        return -ENOKEY;
+    }
+    if (s->crypt_method && ((offset | bytes) & 511)) {
+        int64_t a = QEMU_ALIGN_DOWN(offset, 512);
+        int64_t e = QEMU_ALIGN_UP(offset + bytes, 512);
+        g_autofree uint8_t *b = g_malloc(e - a);
+        int ret = qcow2_co_pread(bs, a, e - a, b, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        memcpy(buf, b + (offset - a), bytes);
+        return 0;
+    }
+    return qcow2_co_pread(bs, offset, bytes, buf, errp);
+}
+
+static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        const void *buf, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = check_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
+        return qcow2_write_compressed(bs, offset, bytes, buf, errp);
+    }
+    if (s->crypt_method && ((offset | bytes) & 511)) {
+        int64_t a = QEMU_ALIGN_DOWN(offset, 512);
+        int64_t e = QEMU_ALIGN_UP(offset + bytes, 512);
+        g_autofree uint8_t *b = g_malloc(e - a);
+        ret = qcow2_co_pread(bs, a, e - a, b, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        memcpy(b + (offset - a), buf, bytes);
+        return qcow2_co_pwrite(bs, a, e - a, b, errp);
+    }
+    return qcow2_co_pwrite(bs, offset, bytes, buf, errp);
+}
+
+static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = check_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->crypt_method && ((offset | bytes) & 511)) {
+        return -ENOTSUP;    /* the core writes a zeroed buffer through pwrite */
+    }
+    return qcow2_zero_or_discard(bs, offset, bytes, false, flags & BDRV_REQ_MAY_UNMAP, errp);
+}
+
+static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    int ret = check_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    return qcow2_zero_or_discard(bs, offset, bytes, true, true, errp);
+}
+
+static int64_t qcow2_getlength(BlockDriverState *bs)
+{
+    return ((BDRVQcow2State *)bs->opaque)->size;
+}
+
+static int64_t qcow2_get_allocated_file_size(BlockDriverState *bs)
+{
+    return bdrv_get_allocated_file_size(bs->file);
+}
+
+static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                          PreallocMode prealloc, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_needed;
+    uint8_t be[8];
+    int ret = check_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (offset & 511) {
+        error_setg(errp, "The new size must be a multiple of 512");
+        return -EINVAL;
+    }
+    if (offset < s->size) {
+        error_setg(errp, "qcow2 images cannot be shrunk: '%s' is %" PRId64 " bytes, "
+                   "%" PRId64 " requested", bs->filename, s->size, offset);
+        return -ENOTSUP;
+    }
+    if (s->nb_snapshots) {
+        error_setg(errp, "Can't resize an image which has snapshots");
+        return -ENOTSUP;
+    }
+    if (prealloc != PREALLOC_MODE_OFF) {
+        error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
+        return -ENOTSUP;
+    }
+    l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
+    ret = qcow2_grow_l1(bs, l1_needed, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    stq_be_p(be, offset);
+    ret = bdrv_pwrite(bs->file, 24, 8, be, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->size = offset;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots (listing only) */
+
+int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
+                         int64_t *table_len, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t off = s->snapshots_offset;
+    g_autofree QEMUSnapshotInfo *inf = g_new0(QEMUSnapshotInfo, MAX(s->nb_snapshots, 1));
+    g_autofree SnapshotL1 *l1 = g_new0(SnapshotL1, MAX(s->nb_snapshots, 1));
+    int ret;
+
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        uint8_t h[40];
+        uint32_t extra, id_len, name_len;
+        g_autofree uint8_t *var = NULL;
+
+        if (off + 40 > file_len) {
+            goto beyond;
+        }
+        ret = bdrv_pread(bs->file, off, 40, h, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        l1[i].l1_offset = ldq_be_p(h);
+        l1[i].l1_size = ldl_be_p(h + 8);
+        id_len = ldw_be_p(h + 12);
+        name_len = ldw_be_p(h + 14);
+        inf[i].date_sec = ldl_be_p(h + 16);
+        inf[i].date_nsec = ldl_be_p(h + 20);
+        inf[i].vm_clock_nsec = ldq_be_p(h + 24);
+        inf[i].vm_state_size = ldl_be_p(h + 32);
+        extra = ldl_be_p(h + 36);
+        if (extra > 1024) {
+            error_setg(errp, "Snapshot %u of '%s' has too much extra data (%u bytes)",
+                       i, bs->filename, extra);
+            return -EFBIG;
+        }
+        off += 40;
+        if (off + extra + id_len + name_len > file_len) {
+            goto beyond;
+        }
+        var = g_malloc(extra + id_len + name_len + 1);
+        ret = bdrv_pread(bs->file, off, extra + id_len + name_len, var, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (extra >= 8) {
+            inf[i].vm_state_size = ldq_be_p(var);
+        }
+        inf[i].icount = extra >= 24 ? ldq_be_p(var + 16) : (uint64_t)-1;
+        memcpy(inf[i].id_str, var + extra, MIN(id_len, sizeof(inf[i].id_str) - 1));
+        memcpy(inf[i].name, var + extra + id_len, MIN(name_len, sizeof(inf[i].name) - 1));
+        off = QEMU_ALIGN_UP(off + extra + id_len + name_len, 8);
+    }
+    if (table_len) {
+        *table_len = off - s->snapshots_offset;
+    }
+    if (infos) {
+        *infos = g_steal_pointer(&inf);
+    }
+    if (l1s) {
+        *l1s = g_steal_pointer(&l1);
+    }
+    return 0;
+beyond:
+    error_setg(errp, "The snapshot table of '%s' lies beyond the end of the file",
+               bs->filename);
+    return -EINVAL;
+}
+
+static int qcow2_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Error *err = NULL;
+    int ret;
+
+    *psn_info = NULL;
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = qcow2_read_snapshots(bs, psn_info, NULL, NULL, &err);
+    if (ret < 0) {
+        error_report_err(err);
+        return ret;
+    }
+    return s->nb_snapshots;
+}
+
+/* ------------------------------------------------------------------ */
+/* Info */
+
+static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    bdi->cluster_size = s->cluster_size;
+    bdi->is_dirty = (s->incompat & QCOW2_INCOMPAT_DIRTY) != 0;
+    return 0;
+}
+
+static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    QDict *spec = qdict_new();
+    QDict *data = qdict_new();
+
+    qdict_put_str(spec, "type", "qcow2");
+    qdict_put_str(data, "compat", s->version >= 3 ? "1.1" : "0.10");
+    qdict_put_str(data, "compression-type", "zlib");
+    if (s->version >= 3) {
+        qdict_put_bool(data, "lazy-refcounts", (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
+    }
+    qdict_put_int(data, "refcount-bits", s->refcount_bits);
+    if (s->crypt_method == QCOW2_CRYPT_AES) {
+        QDict *enc = qdict_new();
+        qdict_put_str(enc, "format", "aes");
+        qdict_put_obj(data, "encrypt", enc);
+    }
+    if (s->version >= 3) {
+        qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
+        qdict_put_bool(data, "extended-l2", false);
+    }
+    qdict_put_obj(spec, "data", data);
+    return spec;
+}
+
+static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                           Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_check(bs, res, fix, errp);
+
+    if (ret < 0 || !fix) {
+        return ret;
+    }
+    if (res->corruptions == res->corruptions_fixed && (fix & BDRV_FIX_ERRORS)) {
+        if (s->incompat & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY)) {
+            ret = qcow2_write_incompat(bs, s->incompat & ~(QCOW2_INCOMPAT_CORRUPT |
+                                                         QCOW2_INCOMPAT_DIRTY), errp);
+        }
+    } else if (res->leaks == res->leaks_fixed && !res->corruptions &&
+               (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+        ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+    }
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backing file, amend */
+
+static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                                     const char *backing_fmt, Error **errp)
+{
+    g_autofree char *old_file = g_strdup(bs->backing_file);
+    g_autofree char *old_fmt = g_strdup(bs->backing_format);
+    int ret;
+
+    if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
+        error_setg(errp, "Backing file name too long (at most %d bytes)",
+                   QCOW2_MAX_BACKING_NAME);
+        return -EINVAL;
+    }
+    if (backing_fmt && strlen(backing_fmt) >= sizeof(bs->backing_format)) {
+        error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
+        return -EINVAL;
+    }
+    g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
+    g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
+    ret = qcow2_update_header(bs, errp);
+    if (ret < 0) {
+        g_strlcpy(bs->backing_file, old_file, sizeof(bs->backing_file));
+        g_strlcpy(bs->backing_format, old_fmt, sizeof(bs->backing_format));
+    }
+    return ret;
+}
+
+static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    const char *key;
+    json_t *value;
+    int new_version = s->version;
+    int lazy = -1;      /* -1: unchanged */
+    bool have_size = false, have_backing = false;
+    uint64_t new_size = 0;
+    int ret;
+
+    json_object_foreach(opts, key, value) {
+        if (!strcmp(key, "compat")) {
+            const char *v = qemu_opt_get(opts, key);
+            if (!v) {
+                continue;
+            }
+            if (!strcmp(v, "0.10") || !strcmp(v, "v2")) {
+                new_version = 2;
+            } else if (!strcmp(v, "1.1") || !strcmp(v, "v3")) {
+                new_version = 3;
+            } else {
+                error_setg(errp, "Unknown compatibility level %s", v);
+                return -EINVAL;
+            }
+        } else if (!strcmp(key, "lazy_refcounts")) {
+            lazy = qemu_opt_get_bool(opts, key, false);
+        } else if (!strcmp(key, "size")) {
+            have_size = true;
+            new_size = qemu_opt_get_size(opts, key, 0);
+        } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
+            have_backing = true;
+        } else if (!strcmp(key, "cluster_size")) {
+            if (qemu_opt_get_size(opts, key, 0) != (uint64_t)s->cluster_size) {
+                error_setg(errp, "Changing the cluster size is not supported");
+                return -ENOTSUP;
+            }
+        } else if (!strcmp(key, "refcount_bits")) {
+            if (qemu_opt_get_number(opts, key, 0) != (uint64_t)s->refcount_bits) {
+                error_setg(errp, "Changing the refcount width is not supported");
+                return -ENOTSUP;
+            }
+        } else if (!strcmp(key, "encryption") || g_str_has_prefix(key, "encrypt.")) {
+            bool on = !strcmp(key, "encryption") ? qemu_opt_get_bool(opts, key, false) : true;
+            if (on != (s->crypt_method != 0) || strcmp(key, "encryption")) {
+                error_setg(errp, "Changing the encryption of an image is not supported; "
+                           "use 'qemu-img convert' instead");
+                return -ENOTSUP;
+            }
+        } else if (!strcmp(key, "preallocation")) {
+            error_setg(errp, "Cannot change preallocation mode");
+            return -ENOTSUP;
+        } else {
+            error_setg(errp, "Invalid parameter '%s'", key);
+            return -EINVAL;
+        }
+    }
+    if (lazy == 1 && new_version < 3) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
+                   "above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (new_version < s->version && s->refcount_order != 4) {
+        error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (new_version < s->version && s->nb_snapshots) {
+        error_setg(errp, "Cannot downgrade an image with internal snapshots");
+        return -ENOTSUP;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (new_version > s->version) {
+        s->version = 3;
+        s->header_length = QCOW2_V3_HEADER_LEN_FULL;
+        s->compression_type = 0;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+        s->compat |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else if ((lazy == 0 || new_version < 3) && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+        s->compat &= ~QCOW2_COMPAT_LAZY_REFCOUNTS;
+        s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
+        s->dirty_marked = false;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (new_version < s->version) {
+        ret = qcow2_expand_zero_clusters(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        s->version = 2;
+        s->header_length = QCOW2_V2_HEADER_LEN;
+        s->incompat = s->compat = s->autoclear = 0;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (have_backing) {
+        const char *bf = qemu_opt_get(opts, "backing_file");
+        const char *bfmt = qemu_opt_get(opts, "backing_fmt");
+        ret = bdrv_change_backing_file(bs, bf ? bf : bs->backing_file,
+                                       bfmt ? bfmt : bs->backing_format, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (have_size && new_size != (uint64_t)s->size) {
+        ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Create */
+
+static const QemuOptDesc qcow2_create_desc[] = {
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "compat", QEMU_OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])" },
+    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
+    { "backing_fmt", QEMU_OPT_STRING, "Image format of the base image" },
+    { "encryption", QEMU_OPT_BOOL,
+      "Encrypt the image with legacy AES (deprecated: use encrypt.format=luks)", "off" },
+    { "cluster_size", QEMU_OPT_SIZE, "qcow2 cluster size", "65536" },
+    { "preallocation", QEMU_OPT_STRING,
+      "Preallocation mode (allowed values: off, metadata, falloc, full)" },
+    { "lazy_refcounts", QEMU_OPT_BOOL, "Postpone refcount updates", "off" },
+    { "refcount_bits", QEMU_OPT_NUMBER, "Width of a reference count entry in bits" },
+    { "encrypt.format", QEMU_OPT_STRING, "Encrypt the image, format choices: 'aes'" },
+    { "encrypt.key-secret", QEMU_OPT_STRING, "ID of secret providing the AES password" },
+    { NULL }
+};
+static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
+
+static char *opt_text(const QDict *opts, const QemuOptDesc *d)
+{
+    json_t *v = json_object_get(opts, d->name);
+
+    if (!v) {
+        return d->def_value_str ? g_strdup(d->def_value_str) : NULL;
+    }
+    if (json_is_string(v)) {
+        return g_strdup(json_string_value(v));
+    }
+    if (json_is_integer(v)) {
+        return g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    }
+    if (json_is_boolean(v)) {
+        return g_strdup(json_is_true(v) ? "on" : "off");
+    }
+    return NULL;
+}
+
+/* Like the core's line, except that encrypt.format=aes also means encryption=on. */
+static char *qcow2_format_create_line(const char *filename, const QDict *opts)
+{
+    GString *s = g_string_new(NULL);
+    const char *efmt = qemu_opt_get(opts, "encrypt.format");
+
+    g_string_append_printf(s, "Formatting '%s', fmt=qcow2", filename);
+    for (const QemuOptDesc *d = qcow2_create_desc; d->name; d++) {
+        g_autofree char *text = opt_text(opts, d);
+        bool b = false;
+
+        if (!text) {
+            continue;
+        }
+        switch (d->type) {
+        case QEMU_OPT_STRING:
+            g_string_append_printf(s, " %s='%s'", d->name, text);
+            break;
+        case QEMU_OPT_BOOL:
+            qemu_parse_bool(d->name, text, &b, NULL);
+            if (!strcmp(d->name, "encryption") && efmt && !strcmp(efmt, "aes")) {
+                b = true;
+            }
+            g_string_append_printf(s, " %s=%s", d->name, b ? "on" : "off");
+            break;
+        case QEMU_OPT_SIZE: {
+            uint64_t n = 0;
+            if (json_object_get(opts, d->name)) {
+                n = qemu_opt_get_size(opts, d->name, 0);
+            } else {
+                qemu_strtosz(text, NULL, &n);
+            }
+            g_string_append_printf(s, " %s=%" PRIu64, d->name, n);
+            break;
+        }
+        default:
+            g_string_append_printf(s, " %s=%s", d->name, text);
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+static int qcow2_create(const char *filename, QDict *opts, Error **errp)
+{
+    uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
+    const char *compat = qemu_opt_get(opts, "compat");
+    const char *backing_file = qemu_opt_get(opts, "backing_file");
+    const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
+    const char *efmt = qemu_opt_get(opts, "encrypt.format");
+    const char *key_secret = qemu_opt_get(opts, "encrypt.key-secret");
+    const char *prealloc_str = qemu_opt_get(opts, "preallocation");
+    bool encryption = qemu_opt_get_bool(opts, "encryption", false);
+    bool lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false);
+    uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
+    uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    int version = 3, cluster_bits, refcount_order, crypt = 0;
+    g_autofree uint8_t *keycheck = NULL;
+    size_t keycheck_len = 0;
+    g_autofree uint8_t *buf = NULL;
+    BlockDriverState *file, *bs;
+    BDRVQcow2State *s;
+    QDict *o;
+    int ret;
+
+    if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))) {
+        version = 2;
+    } else if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3")) {
+        error_setg(errp, "Invalid compatibility level: '%s' (use 0.10 or 1.1)", compat);
+        return -EINVAL;
+    }
+    if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
+        error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
+        return -EINVAL;
+    }
+    cluster_bits = __builtin_ctzll(cluster_size);
+    if (!refcount_bits || refcount_bits > 64 || (refcount_bits & (refcount_bits - 1))) {
+        error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+        return -EINVAL;
+    }
+    refcount_order = __builtin_ctzll(refcount_bits);
+    if (version < 3 && refcount_bits != 16) {
+        error_setg(errp, "Different refcount widths than 16 bits require compatibility "
+                   "level 1.1 or above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (version < 3 && lazy) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
+                   "above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (efmt) {
+        if (!strcmp(efmt, "aes")) {
+            crypt = QCOW2_CRYPT_AES;
+        } else if (!strcmp(efmt, "luks")) {
+            error_setg(errp, "LUKS encryption in qcow2 images is not supported yet");
+            return -ENOTSUP;
+        } else {
+            error_setg(errp, "Invalid encrypt.format '%s' (allowed: aes)", efmt);
+            return -EINVAL;
+        }
+    }
+    if (encryption) {
+        crypt = QCOW2_CRYPT_AES;
+    }
+    if (key_secret && !crypt) {
+        error_setg(errp, "encrypt.key-secret was given, but no encryption: add "
+                   "encrypt.format=aes");
+        return -EINVAL;
+    }
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, errp)) {
+        return -EINVAL;
+    }
+    if (backing_fmt && !backing_file) {
+        error_setg(errp, "Backing format cannot be used without backing file");
+        return -EINVAL;
+    }
+    if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
+        error_setg(errp, "Backing file name too long (at most %d bytes)",
+                   QCOW2_MAX_BACKING_NAME);
+        return -EINVAL;
+    }
+    if (backing_fmt && strlen(backing_fmt) >= 16) {
+        error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
+        return -EINVAL;
+    }
+    if (backing_file && prealloc != PREALLOC_MODE_OFF) {
+        error_setg(errp, "Backing file and preallocation cannot be used at the same time");
+        return -EINVAL;
+    }
+    if (size > (1ULL << 61) ||
+        DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)) * 8 > QCOW2_MAX_L1_BYTES) {
+        error_setg(errp, "Image size is too large for this cluster size");
+        return -EFBIG;
+    }
+    if (crypt) {
+        if (!legacy_aes_new) {
+            error_setg(errp, "AES encryption support is not available in this program");
+            return -ENOTSUP;
+        }
+        if (legacy_aes_warn_create) {
+            legacy_aes_warn_create();
+        }
+        if (key_secret) {
+            char *pw;
+            if (!qcrypto_secret_lookup_as_utf8) {
+                error_setg(errp, "Secrets are not supported by this program");
+                return -ENOTSUP;
+            }
+            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
+            if (!pw) {
+                return -EINVAL;
+            }
+            {
+                /* Validates the password (empty, too long) the way opening will. */
+                LegacyAES *aes = legacy_aes_new(pw, errp);
+                if (!aes) {
+                    qcrypto_secret_free(pw);
+                    return -EINVAL;
+                }
+                legacy_aes_free(aes);
+            }
+            keycheck = legacy_aes_keycheck_make(pw, &keycheck_len, errp);
+            qcrypto_secret_free(pw);
+            if (!keycheck) {
+                return -EINVAL;
+            }
+        }
+    }
+
+    ret = bdrv_create_file(filename, opts, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
+    if (!file) {
+        return -EIO;
+    }
+    /* Header, refcount table and one refcount block; the rest is allocated normally. */
+    buf = g_malloc0(3 * cluster_size);
+    stl_be_p(buf, QCOW2_MAGIC);
+    stl_be_p(buf + 4, version);
+    stl_be_p(buf + 20, cluster_bits);
+    /* Size 0 until the L1 table exists: the image is valid at every step. */
+    stq_be_p(buf + 48, cluster_size);
+    stl_be_p(buf + 56, 1);
+    if (version >= 3) {
+        stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
+        stl_be_p(buf + 96, refcount_order);
+        stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
+    }
+    stq_be_p(buf + cluster_size, 2 * cluster_size);
+    for (int i = 0; i < 3; i++) {
+        qcow2_set_refcount_ro(buf + 2 * cluster_size, refcount_order, i, 1);
+    }
+    ret = bdrv_pwrite(file, 0, 3 * cluster_size, buf, 0, errp);
+    if (ret >= 0) {
+        ret = bdrv_flush(file, errp);
+    }
+    bdrv_unref(file);
+    if (ret < 0) {
+        return ret;
+    }
+
+    o = qdict_new();
+    qdict_put_str(o, "driver", "qcow2");
+    bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                   BDRV_O_NO_PROMPT, errp);
+    if (!bs) {
+        return -EIO;
+    }
+    s = bs->opaque;
+    s->crypt_method = crypt;
+    if (keycheck) {
+        s->keycheck = g_steal_pointer(&keycheck);
+        s->keycheck_len = keycheck_len;
+    }
+    g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
+    g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)), errp);
+    if (ret >= 0) {
+        s->size = size;
+        ret = qcow2_update_header(bs, errp);
+    }
+    if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
+        ret = qcow2_preallocate(bs, errp);
+        if (ret >= 0) {
+            ret = qcow2_flush_caches(bs, errp);
+        }
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
+            ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
+        }
+    }
+    if (ret >= 0) {
+        ret = bdrv_flush(bs, errp);
+    }
+    bdrv_unref(bs);
+    return ret < 0 ? ret : 0;
+}
+
+static BlockDriver bdrv_qcow2 = {
+    .format_name = "qcow2",
+    .instance_size = sizeof(BDRVQcow2State),
+    .supports_backing = true,
+    .bdrv_probe = qcow2_probe,
+    .bdrv_open = qcow2_open,
+    .bdrv_close = qcow2_close,
+    .bdrv_pread = qcow2_pread,
+    .bdrv_pwrite = qcow2_pwrite,
+    .bdrv_pwrite_zeroes = qcow2_pwrite_zeroes,
+    .bdrv_pdiscard = qcow2_pdiscard,
+    .bdrv_flush = qcow2_flush,
+    .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
+    .bdrv_block_status = qcow2_block_status,
+    .bdrv_getlength = qcow2_getlength,
+    .bdrv_get_allocated_file_size = qcow2_get_allocated_file_size,
+    .bdrv_truncate = qcow2_truncate,
+    .bdrv_create = qcow2_create,
+    .create_opts = &qcow2_create_opts,
+    .bdrv_format_create_line = qcow2_format_create_line,
+    .bdrv_get_info = qcow2_get_info,
+    .bdrv_get_specific_info = qcow2_get_specific_info,
+    .bdrv_check = qcow2_check_drv,
+    .bdrv_amend_options = qcow2_amend,
+    .amend_opts = &qcow2_create_opts,
+    .bdrv_change_backing_file = qcow2_change_backing_file,
+    .bdrv_make_empty = qcow2_make_empty,
+    .bdrv_snapshot_list = qcow2_snapshot_list,
+    .bdrv_set_key = qcow2_set_key,
+    .bdrv_wipe_key = qcow2_wipe_key,
+};
+
+void bdrv_qcow2_init(void)
+{
+    bdrv_register(&bdrv_qcow2);
+}

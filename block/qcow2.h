@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The qcow2 format driver's shared state.  The on-disk layout follows
+ * QEMU's docs/interop/qcow2.txt; everything on disk is big-endian.
+ */
+#ifndef BLOCK_QCOW2_H
+#define BLOCK_QCOW2_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "block/aes-legacy.h"
+
+#define QCOW2_MAGIC 0x514649fbu  /* "QFI\xfb" */
+
+#define QCOW2_V2_HEADER_LEN 72
+#define QCOW2_V3_HEADER_LEN 104
+/* What we write for v3: the compression type byte plus padding. */
+#define QCOW2_V3_HEADER_LEN_FULL 112
+
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+
+/* Limits that keep a hostile header from making us allocate without bound. */
+#define QCOW2_MAX_L1_BYTES (32 * MiB)
+#define QCOW2_MAX_REFTABLE_BYTES (8 * MiB)
+#define QCOW2_MAX_SNAPSHOTS 65536
+#define QCOW2_MAX_BACKING_NAME 1023
+
+/* Incompatible feature bits */
+#define QCOW2_INCOMPAT_DIRTY      (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT    (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE  (1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2      (1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT)
+/* Compatible feature bits */
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
+
+/* Header extension magics */
+#define QCOW2_EXT_END             0x00000000u
+#define QCOW2_EXT_BACKING_FORMAT  0xe2792acau
+#define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
+
+#define QCOW2_CRYPT_NONE 0
+#define QCOW2_CRYPT_AES  1
+#define QCOW2_CRYPT_LUKS 2
+
+/* L1 / L2 entry bits */
+#define QCOW_OFLAG_COPIED     ((uint64_t)1 << 63)
+#define QCOW_OFLAG_COMPRESSED ((uint64_t)1 << 62)
+#define QCOW_OFLAG_ZERO       ((uint64_t)1)
+#define L1E_OFFSET_MASK ((uint64_t)0x00fffffffffffe00ULL)
+#define L2E_OFFSET_MASK ((uint64_t)0x00fffffffffffe00ULL)
+#define REFT_OFFSET_MASK ((uint64_t)0xfffffffffffffe00ULL)
+
+typedef enum Qcow2ClusterType {
+    QCOW2_CLUSTER_UNALLOCATED,
+    QCOW2_CLUSTER_ZERO_PLAIN,   /* zero flag, no host cluster */
+    QCOW2_CLUSTER_ZERO_ALLOC,   /* zero flag over a preallocated host cluster */
+    QCOW2_CLUSTER_NORMAL,
+    QCOW2_CLUSTER_COMPRESSED,
+} Qcow2ClusterType;
+
+/* A header extension we do not interpret, kept byte for byte. */
+typedef struct Qcow2UnknownExt {
+    uint32_t magic;
+    uint32_t len;
+    uint8_t *data;
+} Qcow2UnknownExt;
+
+typedef struct Qcow2CacheEntry {
+    int64_t offset;     /* 0: free slot */
+    uint8_t *table;
+    bool dirty;
+    uint64_t lru;
+} Qcow2CacheEntry;
+
+/* A write-back cache of cluster-sized metadata tables (L2 or refcount blocks). */
+typedef struct Qcow2Cache {
+    int size;
+    Qcow2CacheEntry *entries;
+    GHashTable *index;  /* host offset -> entry index + 1 */
+    uint64_t lru_counter;
+    /* Written before any dirty table of this cache reaches the disk. */
+    struct Qcow2Cache *depends;
+} Qcow2Cache;
+
+typedef struct BDRVQcow2State {
+    int version;
+    int cluster_bits;
+    int cluster_size;
+    int l2_bits;
+    int l2_size;            /* entries per L2 table */
+    int refcount_order;
+    int refcount_bits;
+    int rb_bits;            /* log2 of entries per refcount block */
+    int rb_entries;
+    uint64_t refcount_max;
+    uint32_t header_length;
+    uint64_t incompat;
+    uint64_t compat;
+    uint64_t autoclear;
+    uint8_t compression_type;
+    uint32_t crypt_method;
+    int64_t size;
+
+    uint64_t *l1_table;     /* host byte order */
+    uint32_t l1_size;
+    int64_t l1_table_offset;
+
+    uint64_t *refcount_table;   /* host byte order, refcount_table_size entries */
+    uint64_t refcount_table_size;
+    int64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    /* While the table is being moved its entries live only in memory. */
+    bool reftable_moving;
+
+    uint32_t nb_snapshots;
+    int64_t snapshots_offset;
+
+    Qcow2Cache *l2_cache;
+    Qcow2Cache *rb_cache;
+
+    int64_t free_cluster_index;
+    int64_t free_byte_offset;   /* tail of the last compressed cluster, 0 if none */
+    /* Host bytes below this were part of the file when opened or since written. */
+    int64_t file_end;
+    /* End of the highest cluster ever allocated; the file is grown to it on flush. */
+    int64_t alloc_end;
+    bool last_alloc_fresh;      /* the last qcow2_alloc_clusters() was above file_end */
+
+    GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
+    uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
+    uint32_t keycheck_len;
+    bool had_feature_table;
+
+    LegacyAES *aes;
+    bool skip_key_check;
+    bool dirty_marked;          /* we set the dirty bit in this session */
+    bool corrupt_error_shown;
+} BDRVQcow2State;
+
+typedef struct SnapshotL1 {
+    int64_t l1_offset;
+    uint32_t l1_size;
+} SnapshotL1;
+
+/* qcow2.c */
+/* Reads the snapshot table; any of @infos, @l1s may be NULL. */
+int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
+                         int64_t *table_len, Error **errp);
+int qcow2_update_header(BlockDriverState *bs, Error **errp);
+int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp);
+int qcow2_mark_dirty(BlockDriverState *bs, Error **errp);
+void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* qcow2-cache (in qcow2-cluster.c) */
+Qcow2Cache *qcow2_cache_new(int nb_tables, int table_size);
+void qcow2_cache_free(Qcow2Cache *c);
+int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
+                    bool read, uint8_t **table, Error **errp);
+void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset);
+int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp);
+/* Forgets a table (the cluster is being freed); dirty contents are dropped. */
+void qcow2_cache_discard(Qcow2Cache *c, int64_t offset);
+void qcow2_cache_drop_all(Qcow2Cache *c);
+
+/* qcow2-cluster.c */
+Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t l2e);
+int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Error **errp);
+int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
+int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp);
+void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len);
+int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Error **errp);
+int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                   Error **errp);
+int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    const uint8_t *buf, Error **errp);
+int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           const uint8_t *buf, Error **errp);
+int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          bool discard, bool may_unmap, Error **errp);
+int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       int64_t *pnum, int64_t *map, BlockDriverState **file);
+int qcow2_make_empty(BlockDriverState *bs, Error **errp);
+bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err);
+int qcow2_preallocate(BlockDriverState *bs, Error **errp);
+int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
+
+/* qcow2-refcount.c */
+int qcow2_refcount_init(BlockDriverState *bs, Error **errp);
+uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
+void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
+int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
+int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
+int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp);
+int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
+                          int64_t addend, Error **errp);
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
+int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
+int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                Error **errp);
+
+#endif

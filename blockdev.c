@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Drives (-drive, drive_add) and monitor-owned nodes (-blockdev,
+ * blockdev-add), and the query-block view of them.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "system/blockdev.h"
+
+static GList *drives;       /* DriveInfo */
+static GList *owned_nodes;  /* BlockDriverState from blockdev-add */
+
+GList *drive_list(void)
+{
+    return drives;
+}
+
+const char *drive_name(const DriveInfo *dinfo)
+{
+    return dinfo->id;
+}
+
+DriveInfo *drive_find(const char *id)
+{
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (!d->anonymous && !strcmp(d->id, id)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static bool id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static DriveInfo *drive_at(int bus, int unit)
+{
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->type == IF_IDE && d->bus == bus && d->unit == unit) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static bool take_int(QDict *opts, const char *key, int *out, Error **errp)
+{
+    const char *v = qdict_get_try_str(opts, key);
+    int64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (qemu_strtoi64(v, NULL, 10, &n) < 0 || n < 0 || n > 1000) {
+        error_setg(errp, "Parameter '%s' expects a non-negative number", key);
+        return false;
+    }
+    *out = n;
+    qdict_del(opts, key);
+    return true;
+}
+
+DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
+{
+    g_autoptr(GString) name = g_string_new(NULL);
+    QDict *opts = NULL, *bopts;
+    BlockInterfaceType type = default_if;
+    int index = -1, bus = -1, unit = -1;
+    const char *v;
+    g_autofree char *file = NULL;
+    BlockDriverState *bs = NULL;
+    DriveInfo *dinfo;
+    bool ro = false;
+
+    opts = keyval_parse(optstr, NULL, errp);
+    if (!opts) {
+        return NULL;
+    }
+    v = qdict_get_try_str(opts, "if");
+    if (v) {
+        if (!strcmp(v, "none")) {
+            type = IF_NONE;
+        } else if (!strcmp(v, "ide")) {
+            type = IF_IDE;
+        } else {
+            error_setg(errp, "unsupported bus type '%s'", v);
+            goto fail;
+        }
+        qdict_del(opts, "if");
+    }
+    if (!take_int(opts, "index", &index, errp) || !take_int(opts, "bus", &bus, errp) ||
+        !take_int(opts, "unit", &unit, errp)) {
+        goto fail;
+    }
+    v = qdict_get_try_str(opts, "media");
+    if (v) {
+        if (strcmp(v, "disk")) {
+            error_setg(errp, "'%s' invalid media", v);
+            goto fail;
+        }
+        qdict_del(opts, "media");
+    }
+    /* Host cache and AIO modes make no difference to this block layer. */
+    qdict_del(opts, "cache");
+    qdict_del(opts, "aio");
+    for (const char *const *k = (const char *const[]){ "readonly", "read-only", NULL }; *k; k++) {
+        v = qdict_get_try_str(opts, *k);
+        if (v) {
+            if (!qemu_parse_bool(*k, v, &ro, errp)) {
+                goto fail;
+            }
+            qdict_del(opts, *k);
+        }
+    }
+    if (qdict_haskey(opts, "snapshot")) {
+        error_setg(errp, "Parameter 'snapshot' is not supported");
+        goto fail;
+    }
+
+    v = qdict_get_try_str(opts, "id");
+    if (v) {
+        if (!id_wellformed(v)) {
+            error_setg(errp, "Parameter 'id' expects an identifier");
+            goto fail;
+        }
+        if (drive_find(v)) {
+            error_setg(errp, "Duplicate ID '%s' for drive", v);
+            goto fail;
+        }
+        if (bdrv_find_node(v)) {
+            error_setg(errp, "node-name '%s' is already in use", v);
+            goto fail;
+        }
+        g_string_assign(name, v);
+        qdict_del(opts, "id");
+    }
+
+    if (type == IF_IDE) {
+        if (!qbus_find("ide.0")) {
+            error_setg(errp, "machine type does not support if=ide");
+            goto fail;
+        }
+        if (index >= 0) {
+            bus = index / 2;
+            unit = index % 2;
+        }
+        if (bus < 0 && unit < 0) {
+            for (int i = 0; i < 4 && bus < 0; i++) {
+                if (!drive_at(i / 2, i % 2)) {
+                    bus = i / 2;
+                    unit = i % 2;
+                }
+            }
+        }
+        if (bus < 0) {
+            bus = 0;
+        }
+        if (unit < 0) {
+            unit = drive_at(bus, 0) ? 1 : 0;
+        }
+        if (bus > 1 || unit > 1) {
+            error_setg(errp, "bus=%d,unit=%d is out of range (IDE has buses 0-1, units 0-1)",
+                       bus, unit);
+            goto fail;
+        }
+        if (drive_at(bus, unit)) {
+            error_setg(errp, "drive with bus=%d, unit=%d (index=%d) exists", bus, unit,
+                       bus * 2 + unit);
+            goto fail;
+        }
+        if (!name->len) {
+            g_string_printf(name, "ide%d-hd%d", bus, unit);
+        }
+    } else if (!name->len) {
+        for (int i = 0; ; i++) {
+            g_string_printf(name, "none%d", i);
+            if (!drive_find(name->str) && !bdrv_find_node(name->str)) {
+                break;
+            }
+        }
+    }
+
+    file = g_strdup(qdict_get_try_str(opts, "file"));
+    qdict_del(opts, "file");
+    v = qdict_get_try_str(opts, "format");
+    if (v) {
+        qdict_put_str(opts, "driver", v);
+        qdict_del(opts, "format");
+    }
+    if (ro) {
+        qdict_put_str(opts, "read-only", "on");
+    }
+    if (file && *file) {
+        bopts = opts;
+        opts = NULL;
+        bs = bdrv_open(file, bopts, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+        if (!bs) {
+            goto fail;
+        }
+        g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
+    } else if (qdict_size(opts)) {
+        const char *key = json_object_iter_key(json_object_iter(opts));
+        error_setg(errp, "Must specify either driver or file");
+        (void)key;
+        goto fail;
+    }
+    qobject_unref(opts);
+
+    dinfo = g_new0(DriveInfo, 1);
+    dinfo->id = g_strdup(name->str);
+    dinfo->bs = bs;
+    dinfo->type = type;
+    dinfo->bus = bus;
+    dinfo->unit = unit;
+    drives = g_list_append(drives, dinfo);
+    if (type == IF_IDE) {
+        if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
+            drive_del(dinfo);
+            return NULL;
+        }
+    }
+    return dinfo;
+
+fail:
+    qobject_unref(opts);
+    return NULL;
+}
+
+void drive_del(DriveInfo *dinfo)
+{
+    drives = g_list_remove(drives, dinfo);
+    if (dinfo->dev) {
+        dinfo->dev->drive = NULL;
+    }
+    if (dinfo->bs) {
+        dinfo->bs->device_name[0] = '\0';
+        bdrv_unref(dinfo->bs);
+    }
+    g_free(dinfo->id);
+    g_free(dinfo);
+}
+
+void drive_cleanup_all(void)
+{
+    while (drives) {
+        drive_del(drives->data);
+    }
+    while (owned_nodes) {
+        bdrv_unref(owned_nodes->data);
+        owned_nodes = g_list_delete_link(owned_nodes, owned_nodes);
+    }
+}
+
+DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
+{
+    DriveInfo *dinfo = drive_find(name);
+    BlockDriverState *bs;
+
+    if (dinfo) {
+        return dinfo;
+    }
+    bs = g_list_find(owned_nodes, bdrv_find_node(name)) ? bdrv_find_node(name) : NULL;
+    if (!bs) {
+        return NULL;
+    }
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->anonymous && d->bs == bs) {
+            return d;   /* a node serves one device at a time */
+        }
+    }
+    /* A device on a node name gets a drive of its own with no name, as in QEMU. */
+    dinfo = g_new0(DriveInfo, 1);
+    dinfo->id = g_strdup("");
+    dinfo->bs = bs;
+    dinfo->anonymous = true;
+    dinfo->type = IF_NONE;
+    bdrv_ref(bs);
+    drives = g_list_append(drives, dinfo);
+    return dinfo;
+}
+
+BlockDriverState *drive_key_missing(const DriveInfo *dinfo)
+{
+    return dinfo->bs ? bdrv_key_missing_node(dinfo->bs) : NULL;
+}
+
+bool drive_check_key(const DriveInfo *dinfo, Error **errp)
+{
+    BlockDriverState *missing = drive_key_missing(dinfo);
+
+    if (missing) {
+        bdrv_error_key_missing(missing, dinfo->anonymous ? bdrv_get_node_name(dinfo->bs)
+                                                         : dinfo->id, errp);
+        return false;
+    }
+    return true;
+}
+
+BlockDriverState *blockdev_add(QDict *options, Error **errp)
+{
+    const char *node_name;
+    BlockDriverState *bs;
+
+    qdict_flatten(options);
+    node_name = qdict_get_try_str(options, "node-name");
+    if (!node_name) {
+        error_setg(errp, "'node-name' must be specified for the root node");
+        qobject_unref(options);
+        return NULL;
+    }
+    if (bdrv_find_node(node_name) || drive_find(node_name)) {
+        error_setg(errp, "Duplicate nodes with node-name='%s'", node_name);
+        qobject_unref(options);
+        return NULL;
+    }
+    bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+    if (bs) {
+        owned_nodes = g_list_append(owned_nodes, bs);
+    }
+    return bs;
+}
+
+json_t *block_device_info(BlockDriverState *bs)
+{
+    QDict *info = qdict_new();
+    QDict *image;
+    int depth = 0;
+
+    for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
+        depth++;
+    }
+    qdict_put_str(info, "file", bdrv_get_filename(bs));
+    qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
+    qdict_put_bool(info, "ro", bdrv_is_read_only(bs));
+    qdict_put_str(info, "drv", bdrv_get_format_name(bs));
+    if (bs->backing_file[0]) {
+        qdict_put_str(info, "backing_file", bs->backing_file);
+    }
+    qdict_put_int(info, "backing_file_depth", depth);
+    qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
+    qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
+    qdict_put_str(info, "detect_zeroes", "off");
+    image = bdrv_query_image_info(bs, false, NULL);
+    if (image) {
+        qdict_put_obj(info, "image", image);
+    }
+    return info;
+}
+
+json_t *qmp_query_block_list(void)
+{
+    json_t *list = json_array();
+
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        QDict *info = qdict_new();
+
+        qdict_put_str(info, "device", d->id);
+        if (d->dev) {
+            qdict_put_str(info, "qdev", d->dev->child_path ? d->dev->child_path : d->dev->path);
+            qdict_put_str(info, "io-status", "ok");
+        }
+        qdict_put_str(info, "type", "unknown");
+        qdict_put_bool(info, "removable", d->dev == NULL);
+        qdict_put_bool(info, "locked", false);
+        if (d->bs) {
+            qdict_put_obj(info, "inserted", block_device_info(d->bs));
+        }
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+json_t *qmp_query_named_block_nodes_list(void)
+{
+    json_t *list = json_array();
+    GList *nodes = bdrv_all_nodes();
+
+    for (GList *l = nodes; l; l = l->next) {
+        json_array_append_new(list, block_device_info(l->data));
+    }
+    return list;
+}

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Machines, buses and the block devices management can plug into them.
+ * Devices model what QMP and HMP see (ids, QOM paths, buses, drives,
+ * hotplug rules, events); they do no guest I/O since there is no CPU.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "qapi/qmp-registry.h"
+#include "qemu/option.h"
+#include "system/blockdev.h"
+#include "hw/qdev.h"
+
+typedef struct DeviceModel {
+    const char *name;
+    BusType bus_type;
+    const char *desc;
+    /* Model properties besides id, bus and drive. */
+    const char *const *props;
+} DeviceModel;
+
+static const char *const ide_props[] = { "unit", "serial", "bootindex", NULL };
+static const char *const pci_props[] = { "addr", "serial", "bootindex", NULL };
+static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
+
+static const DeviceModel models[] = {
+    { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
+    { "virtio-blk-pci", BUS_TYPE_PCI, "virtio block device on PCI", pci_props },
+    { "usb-storage", BUS_TYPE_USB, "USB mass storage device", usb_props },
+};
+
+static const char *const bus_type_names[] = {
+    [BUS_TYPE_SYSTEM] = "System",
+    [BUS_TYPE_PCI] = "PCI",
+    [BUS_TYPE_IDE] = "IDE",
+    [BUS_TYPE_USB] = "usb-bus",
+};
+
+static char *machine_name;
+static BusState *sysbus;
+static GList *all_buses;        /* BusState */
+static GList *user_devices;     /* DeviceState created by -device/device_add */
+static int anon_counter;
+static int unattached_counter;
+
+static BusState *bus_new(DeviceState *parent, const char *name, BusType type,
+                         bool hotpluggable, int max_devices)
+{
+    BusState *bus = g_new0(BusState, 1);
+
+    bus->name = g_strdup(name);
+    bus->type = type;
+    bus->hotpluggable = hotpluggable;
+    bus->max_devices = max_devices;
+    bus->parent = parent;
+    if (parent) {
+        parent->buses = g_list_append(parent->buses, bus);
+    }
+    all_buses = g_list_append(all_buses, bus);
+    return bus;
+}
+
+static DeviceState *device_new(BusState *bus, const char *type, const char *id,
+                               const char *path)
+{
+    DeviceState *dev = g_new0(DeviceState, 1);
+
+    dev->type = g_strdup(type);
+    dev->id = g_strdup(id);
+    dev->path = path ? g_strdup(path)
+                     : g_strdup_printf("/machine/unattached/device[%d]", unattached_counter++);
+    dev->bus = bus;
+    if (bus) {
+        bus->children = g_list_append(bus->children, dev);
+    }
+    return dev;
+}
+
+bool machine_init(const char *type, bool usb, Error **errp)
+{
+    DeviceState *host, *ide, *uhci;
+    BusState *pci;
+
+    if (strcmp(type, "pc") && strcmp(type, "none")) {
+        error_setg(errp, "unsupported machine type '%s'", type);
+        error_append_hint(errp, "Use -machine help to list supported machines\n");
+        return false;
+    }
+    machine_name = g_strdup(type);
+    sysbus = bus_new(NULL, "main-system-bus", BUS_TYPE_SYSTEM, false, 0);
+    if (!strcmp(type, "none")) {
+        if (usb) {
+            error_setg(errp, "machine type 'none' has no PCI bus for the USB controller");
+            return false;
+        }
+        return true;
+    }
+    host = device_new(sysbus, "i440FX-pcihost", NULL, "/machine/i440fx");
+    pci = bus_new(host, "pci.0", BUS_TYPE_PCI, true, 32);
+    device_new(pci, "i440FX", NULL, NULL)->unit = 0;
+    device_new(pci, "PIIX3", NULL, NULL)->unit = 1;
+    ide = device_new(pci, "piix3-ide", NULL, NULL);
+    ide->unit = 1;
+    ide->func = 1;
+    bus_new(ide, "ide.0", BUS_TYPE_IDE, false, 2);
+    bus_new(ide, "ide.1", BUS_TYPE_IDE, false, 2);
+    if (usb) {
+        uhci = device_new(pci, "piix3-usb-uhci", NULL, NULL);
+        uhci->unit = 1;
+        uhci->func = 2;
+        bus_new(uhci, "usb-bus.0", BUS_TYPE_USB, true, 0);
+    }
+    return true;
+}
+
+const char *machine_type(void)
+{
+    return machine_name;
+}
+
+BusState *qbus_find(const char *name)
+{
+    for (GList *l = all_buses; l; l = l->next) {
+        BusState *b = l->data;
+        if (!strcmp(b->name, name)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static const DeviceModel *find_model(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        if (!strcmp(models[i].name, name)) {
+            return &models[i];
+        }
+    }
+    return NULL;
+}
+
+DeviceState *qdev_find(const char *id_or_path)
+{
+    for (GList *l = user_devices; l; l = l->next) {
+        DeviceState *d = l->data;
+        if ((d->id && !strcmp(d->id, id_or_path)) || !strcmp(d->path, id_or_path)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static int bus_free_unit(BusState *bus)
+{
+    for (int unit = 0; !bus->max_devices || unit < bus->max_devices; unit++) {
+        bool used = false;
+        for (GList *l = bus->children; l; l = l->next) {
+            if (((DeviceState *)l->data)->unit == unit) {
+                used = true;
+                break;
+            }
+        }
+        if (!used) {
+            return unit;
+        }
+    }
+    return -1;
+}
+
+static bool id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static DeviceState *device_create(const DeviceModel *model, BusState *bus, const char *id,
+                                  DriveInfo *dinfo, int unit)
+{
+    g_autofree char *path = id ? g_strdup_printf("/machine/peripheral/%s", id)
+                               : g_strdup_printf("/machine/peripheral-anon/device[%d]",
+                                                 anon_counter++);
+    DeviceState *dev = device_new(bus, model->name, id, path);
+
+    dev->unit = unit;
+    dev->drive = dinfo;
+    dinfo->dev = dev;
+    if (model->bus_type == BUS_TYPE_USB) {
+        /* usb-storage carries a SCSI bus with one disk: a QOM path of its own. */
+        dev->child_path = g_strdup_printf("%s/%s.0/legacy[0]", path, id ? id : "scsi");
+    }
+    user_devices = g_list_append(user_devices, dev);
+    return dev;
+}
+
+DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
+{
+    const char *driver = qdict_get_try_str(props, "driver");
+    const char *id = qdict_get_try_str(props, "id");
+    const char *busname = qdict_get_try_str(props, "bus");
+    const char *drive = qdict_get_try_str(props, "drive");
+    const DeviceModel *model;
+    BusState *bus = NULL;
+    DriveInfo *dinfo;
+    const char *key;
+    json_t *value;
+    int unit;
+
+    if (!driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+        return NULL;
+    }
+    model = find_model(driver);
+    if (!model) {
+        error_setg(errp, "'%s' is not a valid device model name", driver);
+        return NULL;
+    }
+    if (busname) {
+        bus = qbus_find(busname);
+        if (!bus) {
+            error_setg(errp, "Bus '%s' not found", busname);
+            return NULL;
+        }
+        if (bus->type != model->bus_type) {
+            error_setg(errp, "Device '%s' can't go on %s bus", driver,
+                       bus_type_names[bus->type]);
+            return NULL;
+        }
+        if (bus_free_unit(bus) < 0) {
+            error_setg(errp, "Bus '%s' is full", busname);
+            return NULL;
+        }
+    } else {
+        bool found_type = false;
+        /* The newest bus first, as QEMU's bus walk finds them. */
+        for (GList *l = g_list_last(all_buses); l && !bus; l = l->prev) {
+            BusState *b = l->data;
+            if (b->type == model->bus_type) {
+                found_type = true;
+                if (bus_free_unit(b) >= 0) {
+                    bus = b;
+                }
+            }
+        }
+        if (!bus) {
+            if (found_type) {
+                error_setg(errp, "No free '%s' bus for device '%s'",
+                           bus_type_names[model->bus_type], driver);
+            } else {
+                error_setg(errp, "No '%s' bus found for device '%s'",
+                           bus_type_names[model->bus_type], driver);
+            }
+            return NULL;
+        }
+    }
+    if (hotplug && !bus->hotpluggable) {
+        error_setg(errp, "Bus '%s' does not support hotplugging", bus->name);
+        return NULL;
+    }
+    if (id) {
+        if (!id_wellformed(id)) {
+            error_setg(errp, "Parameter 'id' expects an identifier");
+            return NULL;
+        }
+        if (qdev_find(id)) {
+            error_setg(errp, "Duplicate device ID '%s'", id);
+            return NULL;
+        }
+    }
+    json_object_foreach((json_t *)props, key, value) {
+        bool known = !strcmp(key, "driver") || !strcmp(key, "id") || !strcmp(key, "bus") ||
+                     !strcmp(key, "drive");
+        for (const char *const *p = model->props; !known && *p; p++) {
+            known = !strcmp(*p, key);
+        }
+        if (!known) {
+            error_setg(errp, "Property '%s.%s' not found", driver, key);
+            return NULL;
+        }
+        if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value)) {
+            error_setg(errp, "Property '%s.%s' expects a scalar value", driver, key);
+            return NULL;
+        }
+    }
+    unit = bus_free_unit(bus);
+    if (model->bus_type == BUS_TYPE_IDE && qdict_get_try_str(props, "unit")) {
+        int64_t u = qdict_get_try_int(props, "unit", -1);
+        if (u < 0 || u > 1) {
+            error_setg(errp, "Property '%s.unit' expects 0 or 1", driver);
+            return NULL;
+        }
+        for (GList *l = bus->children; l; l = l->next) {
+            if (((DeviceState *)l->data)->unit == u) {
+                error_setg(errp, "IDE unit %d is in use", (int)u);
+                return NULL;
+            }
+        }
+        unit = u;
+    }
+
+    if (!drive) {
+        error_setg(errp, "drive property not set");
+        return NULL;
+    }
+    dinfo = drive_lookup_for_device(drive, errp);
+    if (!dinfo) {
+        error_setg(errp, "Property '%s.drive' can't find value '%s'", driver, drive);
+        return NULL;
+    }
+    if (dinfo->dev) {
+        error_setg(errp, "Drive '%s' is already in use by another device", drive);
+        return NULL;
+    }
+    if (!dinfo->bs) {
+        error_setg(errp, "Device needs media, but drive is empty");
+        goto fail_drive;
+    }
+    /*
+     * The fix for device_add on a keyless drive: refuse before anything
+     * exists, so that no half-made device can be seen or deleted later.
+     */
+    if (!drive_check_key(dinfo, errp)) {
+        goto fail_drive;
+    }
+    return device_create(model, bus, id, dinfo, unit);
+
+fail_drive:
+    if (dinfo->anonymous) {
+        drive_del(dinfo);
+    }
+    return NULL;
+}
+
+bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
+{
+    g_autofree char *busname = g_strdup_printf("ide.%d", busno);
+    BusState *bus = qbus_find(busname);
+    DeviceState *dev;
+
+    if (!bus) {
+        error_setg(errp, "machine type does not support if=ide,bus=%d,unit=%d", busno, unit);
+        return false;
+    }
+    /* Keyless drives are allowed here: start-up then stays in prelaunch. */
+    dev = device_new(bus, "ide-hd", NULL, NULL);
+    dev->unit = unit;
+    dev->drive = dinfo;
+    dinfo->dev = dev;
+    user_devices = g_list_append(user_devices, dev);
+    return true;
+}
+
+QDict *qdev_parse_cmdline(const char *optarg, Error **errp)
+{
+    return keyval_parse(optarg, "driver", errp);
+}
+
+static void device_free(DeviceState *dev)
+{
+    if (dev->bus) {
+        dev->bus->children = g_list_remove(dev->bus->children, dev);
+    }
+    user_devices = g_list_remove(user_devices, dev);
+    g_free(dev->id);
+    g_free(dev->type);
+    g_free(dev->path);
+    g_free(dev->child_path);
+    g_free(dev);
+}
+
+static gboolean finish_unplug(gpointer opaque)
+{
+    DeviceState *dev = opaque;
+    DriveInfo *dinfo = dev->drive;
+    QDict *data;
+
+    if (dinfo) {
+        dinfo->dev = NULL;
+        if (dinfo->anonymous) {
+            drive_del(dinfo);
+        }
+    }
+    if (dev->child_path) {
+        data = qdict_new();
+        qdict_put_str(data, "path", dev->child_path);
+        qapi_event_emit("DEVICE_DELETED", data);
+    }
+    data = qdict_new();
+    if (dev->id) {
+        qdict_put_str(data, "device", dev->id);
+    }
+    qdict_put_str(data, "path", dev->path);
+    qapi_event_emit("DEVICE_DELETED", data);
+    device_free(dev);
+    return G_SOURCE_REMOVE;
+}
+
+bool qdev_unplug(const char *id, Error **errp)
+{
+    DeviceState *dev = qdev_find(id);
+
+    if (!dev) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", id);
+        return false;
+    }
+    if (!dev->bus->hotpluggable) {
+        error_setg(errp, "Bus '%s' does not support hotplugging", dev->bus->name);
+        return false;
+    }
+    if (dev->pending_delete) {
+        error_setg(errp, "Device '%s' is already in the process of unplug", id);
+        return false;
+    }
+    /* As on real hardware the removal completes after the command returns. */
+    dev->pending_delete = true;
+    g_idle_add(finish_unplug, dev);
+    return true;
+}
+
+static void print_bus(GString *out, BusState *bus, int indent);
+
+static void print_dev(GString *out, DeviceState *dev, int indent)
+{
+    g_string_append_printf(out, "%*sdev: %s, id \"%s\"\n", indent, "", dev->type,
+                           dev->id ? dev->id : "");
+    if (dev->drive) {
+        g_string_append_printf(out, "%*sdrive = \"%s\"\n", indent + 2, "",
+                               dev->drive->id);
+    }
+    if (dev->bus && dev->bus->type == BUS_TYPE_IDE) {
+        g_string_append_printf(out, "%*sunit = %d\n", indent + 2, "", dev->unit);
+    } else if (dev->bus && dev->bus->type == BUS_TYPE_USB) {
+        g_string_append_printf(out, "%*sport = \"%d\"\n", indent + 2, "", dev->unit + 1);
+    } else if (dev->bus && dev->bus->type == BUS_TYPE_PCI) {
+        g_string_append_printf(out, "%*saddr = %02x.%d\n", indent + 2, "", dev->unit, dev->func);
+    }
+    for (GList *l = dev->buses; l; l = l->next) {
+        print_bus(out, l->data, indent + 2);
+    }
+}
+
+static void print_bus(GString *out, BusState *bus, int indent)
+{
+    g_string_append_printf(out, "%*sbus: %s\n", indent, "", bus->name);
+    g_string_append_printf(out, "%*stype %s\n", indent + 2, "", bus_type_names[bus->type]);
+    for (GList *l = bus->children; l; l = l->next) {
+        print_dev(out, l->data, indent + 2);
+    }
+}
+
+void qdev_print_tree(GString *out)
+{
+    if (sysbus) {
+        print_bus(out, sysbus, 0);
+    }
+}
+
+void qdev_print_usb(GString *out)
+{
+    BusState *usb = qbus_find("usb-bus.0");
+
+    if (!usb) {
+        g_string_append(out, "USB support not enabled\n");
+        return;
+    }
+    for (GList *l = usb->children; l; l = l->next) {
+        DeviceState *dev = l->data;
+        g_string_append_printf(out, "  Device 0.0, Port %d, Speed 12 Mb/s, Product QEMU USB MSD",
+                               dev->unit + 1);
+        if (dev->id) {
+            g_string_append_printf(out, ", ID: %s", dev->id);
+        }
+        g_string_append(out, "\n");
+    }
+}
+
+void qdev_print_models(GString *out)
+{
+    g_string_append(out, "Storage devices:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        g_string_append_printf(out, "name \"%s\", bus %s%s, desc \"%s\"\n", models[i].name,
+                               bus_type_names[models[i].bus_type],
+                               models[i].bus_type == BUS_TYPE_IDE ? ", not hot-pluggable" : "",
+                               models[i].desc);
+    }
+}
+
+static void bus_free(BusState *bus);
+
+static void dev_free_tree(DeviceState *dev)
+{
+    while (dev->buses) {
+        bus_free(dev->buses->data);
+        dev->buses = g_list_delete_link(dev->buses, dev->buses);
+    }
+    if (dev->drive) {
+        dev->drive->dev = NULL;
+    }
+    dev->bus = NULL;
+    device_free(dev);
+}
+
+static void bus_free(BusState *bus)
+{
+    while (bus->children) {
+        DeviceState *dev = bus->children->data;
+        bus->children = g_list_delete_link(bus->children, bus->children);
+        dev_free_tree(dev);
+    }
+    all_buses = g_list_remove(all_buses, bus);
+    g_free(bus->name);
+    g_free(bus);
+}
+
+void machine_cleanup(void)
+{
+    /* Unplugs still queued in the main loop die with the machine. */
+    for (GList *l = user_devices; l; l = l->next) {
+        DeviceState *dev = l->data;
+        if (dev->pending_delete) {
+            g_idle_remove_by_data(dev);
+        }
+    }
+    if (sysbus) {
+        bus_free(sysbus);
+        sysbus = NULL;
+    }
+    g_free(machine_name);
+    machine_name = NULL;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The device tree as management sees it: a machine with buses (pci.0,
+ * ide.0, ide.1, usb-bus.0) and devices on them, addressed by id and QOM
+ * path.  No device model does guest I/O: devices hold drives.
+ */
+#ifndef HW_QDEV_H
+#define HW_QDEV_H
+
+#include <stdbool.h>
+#include <glib.h>
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+
+typedef struct DriveInfo DriveInfo;
+typedef struct BusState BusState;
+typedef struct DeviceState DeviceState;
+
+typedef enum BusType {
+    BUS_TYPE_SYSTEM,
+    BUS_TYPE_PCI,
+    BUS_TYPE_IDE,
+    BUS_TYPE_USB,
+} BusType;
+
+struct BusState {
+    char *name;
+    BusType type;
+    bool hotpluggable;
+    int max_devices;    /* 0: unlimited */
+    DeviceState *parent;
+    GList *children;    /* DeviceState */
+};
+
+struct DeviceState {
+    char *id;           /* NULL for anonymous devices */
+    char *type;
+    char *path;         /* QOM path */
+    char *child_path;   /* path of an inner device (usb-storage's disk), or NULL */
+    BusState *bus;
+    DriveInfo *drive;
+    int unit;           /* IDE unit, USB port - 1, PCI slot */
+    int func;           /* PCI function */
+    bool pending_delete;
+    GList *buses;       /* BusState provided by this device */
+};
+
+/* Machine "pc" or "none"; @usb adds the USB controller. */
+bool machine_init(const char *type, bool usb, Error **errp);
+void machine_cleanup(void);
+const char *machine_type(void);
+BusState *qbus_find(const char *name);
+
+/* device_add: @props holds "driver", "id", "bus", "drive" and model properties. */
+DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp);
+/* Parses "-device" / HMP "device_add" text: "DRIVER,prop=value,...". */
+QDict *qdev_parse_cmdline(const char *optarg, Error **errp);
+/* device_del: starts the removal; DEVICE_DELETED follows from the main loop. */
+bool qdev_unplug(const char *id, Error **errp);
+DeviceState *qdev_find(const char *id_or_path);
+/* Creates the ide-hd device of an if=ide drive. */
+bool qdev_add_ide_disk(DriveInfo *dinfo, int bus, int unit, Error **errp);
+
+void qdev_print_tree(GString *out);
+void qdev_print_usb(GString *out);
+/* The user-facing list of device models (-device help). */
+void qdev_print_models(GString *out);
+
+#endif

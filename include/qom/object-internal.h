@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The type table behind user-creatable objects.  Only code that defines an
+ * object type (crypto/secret.c) needs this; users of objects go through
+ * qom/object.h and the type's own lookup functions.
+ */
+#ifndef QOM_OBJECT_INTERNAL_H
+#define QOM_OBJECT_INTERNAL_H
+
+#include "qom/object.h"
+
+typedef struct UserCreatableType {
+    const char *name;
+    /*
+     * Builds the object's state from @props, which holds only the type's
+     * own properties ("qom-type" and "id" are removed).  The type must
+     * reject properties it does not know.
+     */
+    void *(*create)(const char *id, const QDict *props, Error **errp);
+    /* Frees the state; secrets wipe their bytes first. */
+    void (*destroy)(void *state);
+} UserCreatableType;
+
+extern const UserCreatableType qcrypto_secret_type;
+
+/* The state of object @id when it has type @type, else NULL. */
+void *user_creatable_find(const char *id, const char *type);
+
+#endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Drives: the named front ends (QEMU's BlockBackends) that devices attach
+ * to.  Each holds a root node; the node's device_name is the drive's name.
+ */
+#ifndef SYSTEM_BLOCKDEV_H
+#define SYSTEM_BLOCKDEV_H
+
+#include <stdbool.h>
+#include <glib.h>
+#include "block/block.h"
+#include "hw/qdev.h"
+
+typedef enum BlockInterfaceType {
+    IF_NONE,
+    IF_IDE,
+} BlockInterfaceType;
+
+struct DriveInfo {
+    char *id;               /* "" for a drive made for a node name */
+    BlockDriverState *bs;
+    BlockInterfaceType type;
+    int bus, unit;
+    DeviceState *dev;       /* the device using the drive, or NULL */
+    bool anonymous;         /* created by device_add drive=NODE; dies with it */
+};
+
+/*
+ * -drive / drive_add: @optstr is "if=...,id=...,file=...,format=...,
+ * encrypt.key-secret=...,..."; @default_if applies when "if" is absent.
+ * An encrypted image without its key is opened keyless.
+ */
+DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp);
+void drive_del(DriveInfo *dinfo);
+DriveInfo *drive_find(const char *id);
+/* A drive by name, or an anonymous drive for a node name (device_add drive=NODE). */
+DriveInfo *drive_lookup_for_device(const char *name, Error **errp);
+GList *drive_list(void);   /* DriveInfo, in creation order; do not free */
+void drive_cleanup_all(void);
+/* The name shown to users: "none0", "ide0-hd0", "foo". */
+const char *drive_name(const DriveInfo *dinfo);
+/* The node of @dinfo's tree that still lacks its key, or NULL. */
+BlockDriverState *drive_key_missing(const DriveInfo *dinfo);
+/* Fills @errp with "'NAME' (FILE) is encrypted" (DeviceEncrypted) if a key is missing. */
+bool drive_check_key(const DriveInfo *dinfo, Error **errp);
+
+/* -blockdev / blockdev-add: @options is consumed. */
+BlockDriverState *blockdev_add(QDict *options, Error **errp);
+
+/* query-block / query-named-block-nodes */
+json_t *qmp_query_block_list(void);
+json_t *qmp_query_named_block_nodes_list(void);
+json_t *block_device_info(BlockDriverState *bs);
+
+#endif

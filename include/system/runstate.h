@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Run states as QMP names them.  The machine has no CPU: "running" means
+ * the guest would be executing, and devices and drives are live.
+ */
+#ifndef SYSTEM_RUNSTATE_H
+#define SYSTEM_RUNSTATE_H
+
+#include <stdbool.h>
+#include "qapi/error.h"
+
+typedef enum RunState {
+    RUN_STATE_PRELAUNCH,
+    RUN_STATE_RUNNING,
+    RUN_STATE_PAUSED,
+    RUN_STATE_SHUTDOWN,
+} RunState;
+
+RunState runstate_get(void);
+const char *runstate_name(RunState s);
+bool runstate_is_running(void);
+void runstate_init(RunState initial);
+
+/* Starts the guest (RESUME); fails with DeviceEncrypted while a drive lacks its key. */
+bool vm_start(Error **errp);
+/* Pauses the guest (STOP) when it runs. */
+void vm_stop(void);
+/* Asks the main loop to exit after the current command; emits SHUTDOWN. */
+void qemu_system_shutdown_request(const char *reason);
+bool qemu_shutdown_requested(void);
+void qemu_system_reset(void);
+
+#endif

@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * HMP: the command registry, the command-line parser, and the built-in
+ * commands.  Each command is a thin front of the QMP handler doing the
+ * work (qmp_dispatch_command), plus what only a human interface does:
+ * asking for passwords, printing tables.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/option.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "system/blockdev.h"
+#include "system/runstate.h"
+#include "hw/qdev.h"
+#include "qemu-io.h"
+
+static GPtrArray *commands;     /* const HMPCommand * */
+static GPtrArray *info_cmds;
+
+static void registry_add(GPtrArray **table, const HMPCommand *cmd)
+{
+    if (!*table) {
+        *table = g_ptr_array_new();
+    }
+    g_ptr_array_add(*table, (gpointer)cmd);
+}
+
+void hmp_register_command(const HMPCommand *cmd)
+{
+    registry_add(&commands, cmd);
+}
+
+void hmp_register_info(const HMPCommand *cmd)
+{
+    registry_add(&info_cmds, cmd);
+}
+
+/* "cont|c" matches "cont" and "c". */
+static bool name_matches(const char *names, const char *word)
+{
+    g_auto(GStrv) alts = g_strsplit(names, "|", -1);
+
+    for (int i = 0; alts[i]; i++) {
+        if (!strcmp(alts[i], word)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const HMPCommand *find_cmd(GPtrArray *table, const char *word)
+{
+    for (guint i = 0; table && i < table->len; i++) {
+        const HMPCommand *c = g_ptr_array_index(table, i);
+        if (name_matches(c->name, word)) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+bool hmp_handle_error(Monitor *mon, Error *err)
+{
+    if (!err) {
+        return false;
+    }
+    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    if (error_get_hint(err)) {
+        monitor_puts(mon, error_get_hint(err));
+    }
+    error_free(err);
+    return true;
+}
+
+/*
+ * Reads one argument word at *p: a run of non-blanks or a "quoted string"
+ * (with \" and \\ escapes).  Returns NULL at the end of the line; sets
+ * *bad on an unterminated string.
+ */
+static char *next_word(const char **p, bool *bad)
+{
+    const char *s = *p;
+    GString *w;
+
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    if (!*s) {
+        *p = s;
+        return NULL;
+    }
+    w = g_string_new(NULL);
+    if (*s == '"') {
+        s++;
+        while (*s && *s != '"') {
+            if (*s == '\\' && (s[1] == '"' || s[1] == '\\')) {
+                s++;
+            }
+            g_string_append_c(w, *s++);
+        }
+        if (*s != '"') {
+            *bad = true;
+            g_string_free(w, true);
+            return NULL;
+        }
+        s++;
+    } else {
+        while (*s && *s != ' ' && *s != '\t') {
+            g_string_append_c(w, *s++);
+        }
+    }
+    *p = s;
+    return g_string_free(w, false);
+}
+
+static void usage_hint(Monitor *mon, const char *name)
+{
+    g_autofree char *first = g_strndup(name, strcspn(name, "|"));
+    monitor_printf(mon, "Try \"help %s\" for more information\n", first);
+}
+
+/* Parses @rest per @cmd->args_type into @args; prints the problem on failure. */
+static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
+                       const char *rest, QDict *args)
+{
+    g_auto(GStrv) specs = cmd->args_type && *cmd->args_type
+                          ? g_strsplit(cmd->args_type, ",", -1) : g_new0(char *, 1);
+    const char *p = rest;
+
+    for (int i = 0; specs[i]; i++) {
+        g_auto(GStrv) nt = g_strsplit(specs[i], ":", 2);
+        const char *type = nt[1] ? nt[1] : "s";
+        bool optional = strchr(type, '?') != NULL;
+        bool bad = false;
+        char *word;
+
+        if (type[0] == 'S') {
+            g_autofree char *all = g_strstrip(g_strdup(p));
+            if (!*all && !optional) {
+                monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
+                usage_hint(mon, cmd->name);
+                return false;
+            }
+            if (*all) {
+                qdict_put_str(args, nt[0], all);
+            }
+            p += strlen(p);
+            continue;
+        }
+        word = next_word(&p, &bad);
+        if (bad) {
+            monitor_printf(mon, "%s: unterminated string\n", cmdname);
+            return false;
+        }
+        if (!word) {
+            if (optional) {
+                continue;
+            }
+            monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
+            usage_hint(mon, cmd->name);
+            return false;
+        }
+        qdict_put_str(args, nt[0], word);
+        qemu_secure_zero(word, strlen(word));
+        g_free(word);
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (*p) {
+        monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmdname);
+        usage_hint(mon, cmd->name);
+        return false;
+    }
+    return true;
+}
+
+static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char *prefix)
+{
+    const char *p = line;
+    bool bad = false;
+    g_autofree char *word = next_word(&p, &bad);
+    const HMPCommand *cmd;
+    QDict *args;
+
+    if (!word) {
+        return;
+    }
+    cmd = find_cmd(table, word);
+    if (!cmd) {
+        monitor_printf(mon, "unknown command: '%s%s'\n", prefix, word);
+        return;
+    }
+    args = qdict_new();
+    if (parse_args(mon, cmd, word, p, args)) {
+        cmd->handler(mon, args);
+    }
+    /* Arguments may hold a password: wipe string values before freeing. */
+    {
+        const char *key;
+        json_t *v;
+        json_object_foreach(args, key, v) {
+            if (json_is_string(v)) {
+                qemu_secure_zero((char *)json_string_value(v), json_string_length(v));
+            }
+        }
+    }
+    qobject_unref(args);
+}
+
+void hmp_handle_line(Monitor *mon, const char *line)
+{
+    run_cmd(mon, commands, line, "");
+}
+
+/*
+ * What the monitor echoes for a line it read from a non-terminal: the line,
+ * with passwords and secret data replaced by '*'.
+ */
+char *hmp_mask_secrets(const char *line);
+char *hmp_mask_secrets(const char *line)
+{
+    char *out = g_strdup(line);
+    const char *p = line;
+    bool bad = false;
+    g_autofree char *w1 = next_word(&p, &bad);
+
+    if (w1 && !strcmp(w1, "block_passwd")) {
+        g_autofree char *w2 = next_word(&p, &bad);
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        if (w2 && *p) {
+            memset(out + (p - line), '*', strlen(p));
+        }
+    }
+    for (char *d = strstr(out, "data="); d; d = strstr(d, "data=")) {
+        d += 5;
+        while (*d && *d != ',' && *d != ' ') {
+            *d++ = '*';
+        }
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys: asking for every missing key in turn */
+
+typedef void KeyDoneFn(Monitor *mon, void *opaque);
+
+typedef struct KeyRequest {
+    GPtrArray *drives;      /* drive names (char *) */
+    guint next;
+    KeyDoneFn *done;
+    void *opaque;
+    GDestroyNotify free_opaque;
+    const char *fail_hint;
+} KeyRequest;
+
+static void key_request_free(KeyRequest *req)
+{
+    g_ptr_array_free(req->drives, true);
+    if (req->free_opaque) {
+        req->free_opaque(req->opaque);
+    }
+    g_free(req);
+}
+
+static void key_request_next(Monitor *mon, KeyRequest *req);
+
+static BlockDriverState *key_request_current(KeyRequest *req, DriveInfo **pd)
+{
+    while (req->next < req->drives->len) {
+        DriveInfo *d = drive_find(g_ptr_array_index(req->drives, req->next));
+        BlockDriverState *missing = d ? drive_key_missing(d) : NULL;
+        if (missing) {
+            *pd = d;
+            return missing;
+        }
+        req->next++;
+    }
+    return NULL;
+}
+
+static void key_got_password(Monitor *mon, const char *password, void *opaque)
+{
+    KeyRequest *req = opaque;
+    DriveInfo *d;
+    BlockDriverState *missing;
+    Error *err = NULL;
+
+    if (!password) {
+        key_request_free(req);
+        return;
+    }
+    missing = key_request_current(req, &d);
+    if (missing && bdrv_set_key(missing, password, &err) < 0) {
+        /* Keys given so far stay; the rest are asked for next time. */
+        monitor_printf(mon, "%s\n", error_get_pretty(err));
+        error_free(err);
+        if (req->fail_hint) {
+            monitor_printf(mon, "%s\n", req->fail_hint);
+        }
+        key_request_free(req);
+        return;
+    }
+    key_request_next(mon, req);
+}
+
+static void key_request_next(Monitor *mon, KeyRequest *req)
+{
+    DriveInfo *d;
+    BlockDriverState *missing = key_request_current(req, &d);
+    Error *err = NULL;
+
+    if (!missing) {
+        req->done(mon, req->opaque);
+        key_request_free(req);
+        return;
+    }
+    monitor_printf(mon, "%s (%s) is encrypted.\n", drive_name(d), bdrv_get_filename(missing));
+    if (!monitor_read_password(mon, "Password: ", key_got_password, req, &err)) {
+        hmp_handle_error(mon, err);
+        key_request_free(req);
+    }
+}
+
+static void ask_keys(Monitor *mon, GPtrArray *drives, KeyDoneFn *done, void *opaque,
+                     GDestroyNotify free_opaque, const char *fail_hint)
+{
+    KeyRequest *req = g_new0(KeyRequest, 1);
+
+    req->drives = drives;
+    req->done = done;
+    req->opaque = opaque;
+    req->free_opaque = free_opaque;
+    req->fail_hint = fail_hint;
+    key_request_next(mon, req);
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands */
+
+static void run_qmp(Monitor *mon, const char *name, QDict *args)
+{
+    Error *err = NULL;
+    QObject *ret = qmp_dispatch_command(name, args, &err);
+
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_help(Monitor *mon, const QDict *args)
+{
+    const char *name = qdict_get_try_str(args, "name");
+    GPtrArray *table = commands;
+    const char *prefix = "";
+
+    if (name && !strcmp(name, "info")) {
+        table = info_cmds;
+        prefix = "info ";
+    }
+    for (guint i = 0; i < table->len; i++) {
+        const HMPCommand *c = g_ptr_array_index(table, i);
+        if (name && table == commands && !name_matches(c->name, name)) {
+            continue;
+        }
+        monitor_printf(mon, "%s%s%s%s -- %s\n", prefix, c->name, *c->params ? " " : "",
+                       c->params, c->help);
+    }
+    if (name && table == commands && !find_cmd(commands, name)) {
+        monitor_printf(mon, "unknown command: '%s'\n", name);
+    }
+}
+
+static void hmp_info(Monitor *mon, const QDict *args)
+{
+    const char *item = qdict_get_try_str(args, "item");
+
+    if (!item) {
+        QDict *h = qdict_new();
+        qdict_put_str(h, "name", "info");
+        hmp_help(mon, h);
+        qobject_unref(h);
+        return;
+    }
+    run_cmd(mon, info_cmds, item, "info ");
+}
+
+static void hmp_info_status(Monitor *mon, const QDict *args)
+{
+    RunState s = runstate_get();
+
+    if (s == RUN_STATE_RUNNING) {
+        monitor_puts(mon, "VM status: running\n");
+    } else if (s == RUN_STATE_PAUSED) {
+        monitor_puts(mon, "VM status: paused\n");
+    } else {
+        monitor_printf(mon, "VM status: paused (%s)\n", runstate_name(s));
+    }
+}
+
+static void hmp_info_version(Monitor *mon, const QDict *args)
+{
+    monitor_printf(mon, "%s\n", QEMU_VERSION);
+}
+
+static void hmp_info_block(Monitor *mon, const QDict *args)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+        BlockDriverState *bs = d->bs;
+        int depth = 0;
+
+        if (!bs) {
+            monitor_printf(mon, "%s: [not inserted]\n", d->id);
+        } else {
+            monitor_printf(mon, "%s (%s): %s (%s%s)\n", d->anonymous ? "" : d->id,
+                           bdrv_get_node_name(bs), bdrv_get_filename(bs),
+                           bdrv_get_format_name(bs), bdrv_is_read_only(bs) ? ", read-only" : "");
+        }
+        if (d->dev) {
+            monitor_printf(mon, "    Attached to:      %s\n",
+                           d->dev->child_path ? d->dev->child_path
+                           : d->dev->id ? d->dev->id : d->dev->path);
+        } else {
+            monitor_puts(mon, "    Removable device: not locked, tray closed\n");
+        }
+        if (!bs) {
+            continue;
+        }
+        monitor_puts(mon, "    Cache mode:       writeback\n");
+        for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
+            depth++;
+        }
+        if (bs->backing_file[0]) {
+            monitor_printf(mon, "    Backing file:     %s (chain depth: %d)\n",
+                           bs->backing_file, depth);
+        }
+        if (bdrv_is_encrypted(bs) || drive_key_missing(d)) {
+            monitor_printf(mon, "    Encrypted:        yes%s\n",
+                           drive_key_missing(d) ? " (key missing)" : "");
+        }
+    }
+}
+
+static void hmp_info_qtree(Monitor *mon, const QDict *args)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    qdev_print_tree(out);
+    monitor_puts(mon, out->str);
+}
+
+static void hmp_info_usb(Monitor *mon, const QDict *args)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    qdev_print_usb(out);
+    monitor_puts(mon, out->str);
+}
+
+static void cont_finish(Monitor *mon, void *opaque)
+{
+    run_qmp(mon, "cont", NULL);
+}
+
+static GPtrArray *keyless_drives(void)
+{
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (!d->anonymous && drive_key_missing(d)) {
+            g_ptr_array_add(names, g_strdup(d->id));
+        }
+    }
+    return names;
+}
+
+static void hmp_cont(Monitor *mon, const QDict *args)
+{
+    /* One cont asks for every missing key, then starts the guest. */
+    ask_keys(mon, keyless_drives(), cont_finish, NULL, NULL,
+             "The guest stays paused; 'cont' asks again for the keys still missing.");
+}
+
+static void hmp_stop(Monitor *mon, const QDict *args)
+{
+    run_qmp(mon, "stop", NULL);
+}
+
+static void hmp_quit(Monitor *mon, const QDict *args)
+{
+    run_qmp(mon, "quit", NULL);
+}
+
+static void hmp_system_reset(Monitor *mon, const QDict *args)
+{
+    run_qmp(mon, "system_reset", NULL);
+}
+
+static void hmp_drive_add(Monitor *mon, const QDict *args)
+{
+    const char *opts = qdict_get_try_str(args, "opts");
+    Error *err = NULL;
+    DriveInfo *dinfo;
+    BlockDriverState *missing;
+    g_autoptr(GString) optstr = g_string_new(opts);
+    QDict *parsed;
+
+    /* Only if=none drives can appear while the machine exists. */
+    parsed = keyval_parse(opts, NULL, &err);
+    if (!parsed) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (qdict_get_try_str(parsed, "if") && strcmp(qdict_get_try_str(parsed, "if"), "none")) {
+        monitor_printf(mon, "Can't hot-add drive with if=%s; use if=none and device_add\n",
+                       qdict_get_try_str(parsed, "if"));
+        qobject_unref(parsed);
+        return;
+    }
+    qobject_unref(parsed);
+    dinfo = drive_new(optstr->str, IF_NONE, &err);
+    if (!dinfo) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    monitor_puts(mon, "OK\n");
+    missing = drive_key_missing(dinfo);
+    if (missing) {
+        monitor_printf(mon, "%s (%s) is encrypted; give its key with "
+                       "'block_passwd %s' before using it.\n",
+                       dinfo->id, bdrv_get_filename(missing), dinfo->id);
+    }
+}
+
+static void hmp_drive_del(Monitor *mon, const QDict *args)
+{
+    const char *id = qdict_get_try_str(args, "id");
+    DriveInfo *dinfo = drive_find(id);
+
+    if (!dinfo) {
+        monitor_printf(mon, "Device '%s' not found\n", id);
+        return;
+    }
+    drive_del(dinfo);
+}
+
+static void device_add_finish(Monitor *mon, void *opaque)
+{
+    run_qmp(mon, "device_add", opaque);
+}
+
+static void hmp_device_add(Monitor *mon, const QDict *args)
+{
+    const char *opts = qdict_get_try_str(args, "device");
+    Error *err = NULL;
+    QDict *props;
+    const char *drive;
+    DriveInfo *dinfo;
+
+    if (!strcmp(opts, "help") || !strcmp(opts, "?")) {
+        g_autoptr(GString) out = g_string_new(NULL);
+        qdev_print_models(out);
+        monitor_puts(mon, out->str);
+        return;
+    }
+    props = qdev_parse_cmdline(opts, &err);
+    if (!props) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    drive = qdict_get_try_str(props, "drive");
+    dinfo = drive ? drive_find(drive) : NULL;
+    if (dinfo && drive_key_missing(dinfo) && !dinfo->dev) {
+        /* A human can give the key now: ask first, create the device after. */
+        GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(names, g_strdup(dinfo->id));
+        ask_keys(mon, names, device_add_finish, props, (GDestroyNotify)json_decref,
+                 "The device was not added.");
+        return;
+    }
+    run_qmp(mon, "device_add", props);
+    qobject_unref(props);
+}
+
+static void hmp_device_del(Monitor *mon, const QDict *args)
+{
+    QDict *a = qdict_new();
+
+    qdict_put_str(a, "id", qdict_get_try_str(args, "id"));
+    run_qmp(mon, "device_del", a);
+    qobject_unref(a);
+}
+
+static void passwd_finish(Monitor *mon, void *opaque)
+{
+}
+
+static void hmp_block_passwd(Monitor *mon, const QDict *args)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *password = qdict_get_try_str(args, "password");
+    QDict *a;
+
+    if (!password) {
+        DriveInfo *d = drive_find(device);
+        GPtrArray *names;
+        if (!d) {
+            monitor_printf(mon, "Device '%s' not found\n", device);
+            return;
+        }
+        if (!drive_key_missing(d)) {
+            monitor_printf(mon, "'%s' has all its keys\n", device);
+            return;
+        }
+        names = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(names, g_strdup(device));
+        ask_keys(mon, names, passwd_finish, NULL, NULL, NULL);
+        return;
+    }
+    if (!drive_find(device) && !bdrv_find_node(device)) {
+        monitor_printf(mon, "Device '%s' not found\n", device);
+        return;
+    }
+    a = qdict_new();
+    qdict_put_str(a, drive_find(device) ? "device" : "node-name", device);
+    qdict_put_str(a, "password", password);
+    run_qmp(mon, "block_passwd", a);
+    qemu_secure_zero((char *)qdict_get_try_str(a, "password"), strlen(password));
+    qobject_unref(a);
+}
+
+static void hmp_object_add(Monitor *mon, const QDict *args)
+{
+    Error *err = NULL;
+    QDict *props = keyval_parse(qdict_get_try_str(args, "object"), "qom-type", &err);
+
+    if (!props) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (!qdict_haskey(props, "id")) {
+        monitor_puts(mon, "Parameter 'id' is missing\n");
+        qobject_unref(props);
+        return;
+    }
+    run_qmp(mon, "object-add", props);
+    if (qdict_get_try_str(props, "data")) {
+        const char *d = qdict_get_try_str(props, "data");
+        qemu_secure_zero((char *)d, strlen(d));
+    }
+    qobject_unref(props);
+}
+
+static void hmp_object_del(Monitor *mon, const QDict *args)
+{
+    QDict *a = qdict_new();
+
+    qdict_put_str(a, "id", qdict_get_try_str(args, "id"));
+    run_qmp(mon, "object-del", a);
+    qobject_unref(a);
+}
+
+typedef struct QemuIoCall {
+    BlockDriverState *bs;
+    const char *cmd;
+} QemuIoCall;
+
+static int qemu_io_call(void *opaque)
+{
+    QemuIoCall *c = opaque;
+    return qemuio_command(c->bs, c->cmd);
+}
+
+static void hmp_qemu_io(Monitor *mon, const QDict *args)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    DriveInfo *d = drive_find(device);
+    QemuIoCall call = { .cmd = qdict_get_try_str(args, "command") };
+
+    call.bs = d ? d->bs : bdrv_find_node(device);
+    if (!call.bs) {
+        monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
+                       device);
+        return;
+    }
+    /* No key check here: the block layer refuses I/O on a keyless node itself. */
+    monitor_with_stdout(mon, qemu_io_call, &call);
+}
+
+static const HMPCommand builtin_cmds[] = {
+    { "help|?", "name:s?", "[cmd]", "show the help", hmp_help },
+    { "info", "item:S?", "[subcommand]", "show various information about the system state",
+      hmp_info },
+    { "cont|c", "", "", "resume emulation (asks for missing encryption keys first)", hmp_cont },
+    { "stop|s", "", "", "stop emulation", hmp_stop },
+    { "quit|q", "", "", "quit the emulator", hmp_quit },
+    { "system_reset", "", "", "reset the system", hmp_system_reset },
+    { "drive_add", "pci_addr:s,opts:s", "\"\" [if=none][,id=name][,file=file][,format=f][,encrypt.key-secret=id]",
+      "add drive to PCI storage controller (use \"\" and if=none)", hmp_drive_add },
+    { "drive_del", "id:s", "device", "remove host block device", hmp_drive_del },
+    { "device_add", "device:S", "driver[,prop=value][,...]",
+      "add device, like -device on the command line", hmp_device_add },
+    { "device_del", "id:s", "device", "remove device", hmp_device_del },
+    { "block_passwd", "device:s,password:s?", "block_passwd device [password]",
+      "set the password of an encrypted block device (asks for it when omitted)",
+      hmp_block_passwd },
+    { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
+      hmp_object_add },
+    { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },
+    { "qemu-io", "device:s,command:s", "device \"command\"",
+      "run a qemu-io command on a block device", hmp_qemu_io },
+};
+
+static const HMPCommand builtin_info[] = {
+    { "status", "", "", "show the current VM status (running|paused)", hmp_info_status },
+    { "block", "", "", "show the block devices", hmp_info_block },
+    { "version", "", "", "show the version of QEMU", hmp_info_version },
+    { "qtree", "", "", "show device tree", hmp_info_qtree },
+    { "usb", "", "", "show guest USB devices", hmp_info_usb },
+};
+
+void hmp_register_builtin_commands(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(builtin_cmds); i++) {
+        hmp_register_command(&builtin_cmds[i]);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(builtin_info); i++) {
+        hmp_register_info(&builtin_info[i]);
+    }
+}

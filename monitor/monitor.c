@@ -1,0 +1,945 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Monitor transport and protocol framing: stdio, Unix and TCP server
+ * sockets as GIOChannel watches on the default main context; HMP line
+ * input (with password entry) and the QMP JSON stream.
+ *
+ * Input is always bounded: an HMP line longer than HMP_MAX_LINE or a QMP
+ * message longer than QMP_MAX_INPUT is dropped with an error, and the
+ * monitor goes on with the next line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <glib.h>
+
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-internal.h"
+#include "system/blockdev.h"
+#include "system/runstate.h"
+
+#define HMP_MAX_LINE  (64 * 1024)
+#define QMP_MAX_INPUT (1024 * 1024)
+
+struct Monitor {
+    bool qmp;
+    bool is_stdio;
+    bool tty;
+    char *spec;
+    int listen_fd;
+    int in_fd, out_fd;          /* -1 while no client is connected */
+    guint listen_watch;
+    guint in_watch;
+    bool broken;                /* a write failed: the peer is gone */
+    GString *capture;           /* human-monitor-command's output */
+
+    GString *buf;               /* HMP line or QMP message being read */
+    GString *pending;           /* read but not yet processed */
+    guint process_idle;
+    bool discarding;            /* dropping the rest of an oversized input */
+
+    /* QMP framing */
+    int depth;
+    bool in_str, escape;
+    bool command_mode;
+
+    /* HMP password entry */
+    MonitorPasswordCB *pw_cb;
+    void *pw_opaque;
+};
+
+static GList *monitors;
+static Monitor *cur_hmp;
+static Monitor *cur_qmp;
+static bool stdio_tty_raw;
+static struct termios saved_termios;
+
+Monitor *monitor_cur(void)
+{
+    return cur_hmp;
+}
+
+static void monitor_write(Monitor *mon, const char *data, size_t len)
+{
+    if (mon->capture) {
+        g_string_append_len(mon->capture, data, len);
+        return;
+    }
+    if (mon->is_stdio) {
+        fwrite(data, 1, len, stdout);
+        fflush(stdout);
+        return;
+    }
+    while (len && mon->out_fd >= 0 && !mon->broken) {
+        ssize_t n = write(mon->out_fd, data, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            /* The peer went away; the read watch will notice and clean up. */
+            mon->broken = true;
+            return;
+        }
+        data += n;
+        len -= n;
+    }
+}
+
+void monitor_puts(Monitor *mon, const char *text)
+{
+    monitor_write(mon, text, strlen(text));
+}
+
+void monitor_printf(Monitor *mon, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    monitor_puts(mon, text);
+}
+
+static void error_sink(void *opaque, const char *text)
+{
+    monitor_puts(opaque, text);
+}
+
+/* ------------------------------------------------------------------ */
+/* QMP */
+
+static void qmp_send(Monitor *mon, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+
+    monitor_puts(mon, text);
+    monitor_puts(mon, "\n");
+    free(text);
+}
+
+static void qmp_send_error(Monitor *mon, ErrorClass cls, const char *desc, json_t *id)
+{
+    json_t *resp = json_object(), *err = json_object();
+
+    json_object_set_new(err, "class", json_string(error_class_name(cls)));
+    json_object_set_new(err, "desc", json_string(desc));
+    json_object_set_new(resp, "error", err);
+    if (id) {
+        json_object_set(resp, "id", id);
+    }
+    qmp_send(mon, resp);
+    json_decref(resp);
+}
+
+static void qmp_greet(Monitor *mon)
+{
+    unsigned major = 0, minor = 0, micro = 0;
+    json_t *greeting;
+
+    sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
+    greeting = json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[]}}", "QMP", "version", "qemu",
+                         "micro", micro, "minor", minor, "major", major, "package", "",
+                         "capabilities");
+    qmp_send(mon, greeting);
+    json_decref(greeting);
+}
+
+json_t *qmp_version_info(void);
+json_t *qmp_version_info(void)
+{
+    unsigned major = 0, minor = 0, micro = 0;
+
+    sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
+    return json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "micro", micro, "minor", minor,
+                     "major", major, "package", "");
+}
+
+/* qmp_capabilities acts on the monitor it arrives on. */
+static QObject *qmp_capabilities(QDict *args, Error **errp)
+{
+    json_t *enable = json_object_get(args, "enable");
+
+    if (enable && json_array_size(enable)) {
+        error_setg(errp, "Capability '%s' not available",
+                   json_string_value(json_array_get(enable, 0)));
+        return NULL;
+    }
+    if (cur_qmp) {
+        cur_qmp->command_mode = true;
+    }
+    return qdict_new();
+}
+
+void monitor_register_qmp_capabilities(void);
+void monitor_register_qmp_capabilities(void)
+{
+    qmp_register_command("qmp_capabilities", qmp_capabilities);
+}
+
+static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *req = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    json_t *id = NULL, *args = NULL, *value;
+    const char *cmd = NULL, *key;
+    Error *err = NULL;
+    QObject *ret;
+
+    if (!req) {
+        g_autofree char *desc = g_strdup_printf("JSON parse error, %s", jerr.text);
+        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
+        return;
+    }
+    if (!json_is_object(req)) {
+        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input must be a JSON object", NULL);
+        json_decref(req);
+        return;
+    }
+    id = json_object_get(req, "id");
+    json_object_foreach(req, key, value) {
+        g_autofree char *desc = NULL;
+        if (!strcmp(key, "execute")) {
+            if (!json_is_string(value)) {
+                desc = g_strdup("QMP input member 'execute' must be a string");
+            }
+            cmd = json_string_value(value);
+        } else if (!strcmp(key, "arguments")) {
+            if (!json_is_object(value)) {
+                desc = g_strdup("QMP input member 'arguments' must be an object");
+            }
+            args = value;
+        } else if (strcmp(key, "id")) {
+            desc = g_strdup_printf("QMP input member '%s' is unexpected", key);
+        }
+        if (desc) {
+            qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, id);
+            json_decref(req);
+            return;
+        }
+    }
+    if (!cmd) {
+        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input lacks member 'execute'", id);
+        json_decref(req);
+        return;
+    }
+    if (!mon->command_mode && strcmp(cmd, "qmp_capabilities")) {
+        qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
+                       "Expecting capabilities negotiation with 'qmp_capabilities'", id);
+        json_decref(req);
+        return;
+    }
+    if (mon->command_mode && !strcmp(cmd, "qmp_capabilities")) {
+        qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
+                       "Capabilities negotiation is already complete, command ignored", id);
+        json_decref(req);
+        return;
+    }
+    cur_qmp = mon;
+    ret = qmp_dispatch_command(cmd, args, &err);
+    cur_qmp = NULL;
+    if (err) {
+        qmp_send_error(mon, error_get_class(err), error_get_pretty(err), id);
+        error_free(err);
+    } else {
+        json_t *resp = json_object();
+        json_object_set_new(resp, "return", ret ? ret : json_object());
+        if (id) {
+            json_object_set(resp, "id", id);
+        }
+        qmp_send(mon, resp);
+        json_decref(resp);
+    }
+    json_decref(req);
+}
+
+static void qmp_reset_framing(Monitor *mon)
+{
+    g_string_truncate(mon->buf, 0);
+    mon->depth = 0;
+    mon->in_str = mon->escape = false;
+}
+
+/* Consumes input up to and including one complete message; returns the bytes used. */
+static size_t qmp_feed(Monitor *mon, const char *data, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && !qemu_shutdown_requested(); i++) {
+        char c = data[i];
+        bool complete = false;
+
+        if (mon->discarding) {
+            if (c == '\n') {
+                mon->discarding = false;
+                qmp_reset_framing(mon);
+            }
+            continue;
+        }
+        if (mon->buf->len >= QMP_MAX_INPUT) {
+            g_autofree char *desc = g_strdup_printf(
+                "JSON parse error, input exceeds the limit of %d bytes", QMP_MAX_INPUT);
+            qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
+            qmp_reset_framing(mon);
+            mon->discarding = c != '\n';
+            continue;
+        }
+        if (mon->in_str) {
+            g_string_append_c(mon->buf, c);
+            if (mon->escape) {
+                mon->escape = false;
+            } else if (c == '\\') {
+                mon->escape = true;
+            } else if (c == '"') {
+                mon->in_str = false;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            mon->in_str = true;
+            g_string_append_c(mon->buf, c);
+            break;
+        case '{':
+        case '[':
+            mon->depth++;
+            g_string_append_c(mon->buf, c);
+            break;
+        case '}':
+        case ']':
+            mon->depth--;
+            g_string_append_c(mon->buf, c);
+            complete = mon->depth <= 0;
+            break;
+        case ' ':
+        case '\t':
+        case '\r':
+        case '\n':
+            if (mon->depth == 0) {
+                /* A bare scalar ends at white space; it is an error below. */
+                complete = mon->buf->len > 0;
+            } else {
+                g_string_append_c(mon->buf, c);
+            }
+            break;
+        default:
+            g_string_append_c(mon->buf, c);
+            break;
+        }
+        if (complete) {
+            g_autofree char *msg = g_strndup(mon->buf->str, mon->buf->len);
+            size_t mlen = mon->buf->len;
+            qmp_reset_framing(mon);
+            qmp_handle_message(mon, msg, mlen);
+            return i + 1;
+        }
+    }
+    return i;
+}
+
+void monitor_qapi_event_emit(const char *event, json_t *data)
+{
+    gint64 now = g_get_real_time();
+    json_t *msg = json_object();
+
+    json_object_set_new(msg, "timestamp",
+                        json_pack("{s:I,s:I}", "seconds", (json_int_t)(now / G_USEC_PER_SEC),
+                                  "microseconds", (json_int_t)(now % G_USEC_PER_SEC)));
+    json_object_set_new(msg, "event", json_string(event));
+    if (data) {
+        json_object_set_new(msg, "data", data);
+    }
+    for (GList *l = monitors; l; l = l->next) {
+        Monitor *mon = l->data;
+        if (mon->qmp && mon->command_mode && mon->out_fd >= 0) {
+            qmp_send(mon, msg);
+        }
+    }
+    json_decref(msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* HMP */
+
+static void hmp_prompt(Monitor *mon)
+{
+    monitor_puts(mon, "(qemu) ");
+}
+
+static void hmp_key_notice(Monitor *mon)
+{
+    g_autoptr(GString) list = g_string_new(NULL);
+
+    if (runstate_get() != RUN_STATE_PRELAUNCH) {
+        return;
+    }
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+        BlockDriverState *missing = drive_key_missing(d);
+        if (missing) {
+            g_string_append_printf(list, "%s%s (%s)", list->len ? ", " : "",
+                                   d->anonymous ? bdrv_get_node_name(d->bs) : d->id,
+                                   bdrv_get_filename(missing));
+        }
+    }
+    if (list->len) {
+        monitor_printf(mon, "Encrypted drives without a key: %s\n", list->str);
+        monitor_puts(mon, "The guest stays paused; 'cont' asks for the keys and starts it.\n");
+    }
+}
+
+static void hmp_greet(Monitor *mon)
+{
+    monitor_printf(mon, "QEMU %s monitor - type 'help' for more information\n", QEMU_VERSION);
+    hmp_key_notice(mon);
+    hmp_prompt(mon);
+}
+
+bool monitor_read_password(Monitor *mon, const char *prompt, MonitorPasswordCB *cb,
+                           void *opaque, Error **errp)
+{
+    if (!mon || mon->qmp || mon->capture || mon->in_fd < 0) {
+        error_setg(errp, "This monitor cannot ask for a password; use block_passwd");
+        return false;
+    }
+    mon->pw_cb = cb;
+    mon->pw_opaque = opaque;
+    monitor_puts(mon, prompt);
+    return true;
+}
+
+void monitor_resume(Monitor *mon)
+{
+    if (!mon->pw_cb && !mon->capture) {
+        hmp_prompt(mon);
+    }
+}
+
+static void hmp_run_password(Monitor *mon, const char *password)
+{
+    MonitorPasswordCB *cb = mon->pw_cb;
+    void *opaque = mon->pw_opaque;
+    Monitor *saved = cur_hmp;
+    ErrorSinkFn sfn;
+    void *sop;
+
+    mon->pw_cb = NULL;
+    mon->pw_opaque = NULL;
+    error_get_sink(&sfn, &sop);
+    error_set_sink(error_sink, mon);
+    cur_hmp = mon;
+    cb(mon, password, opaque);
+    cur_hmp = saved;
+    error_set_sink(sfn, sop);
+}
+
+static void hmp_run_line(Monitor *mon, const char *line)
+{
+    Monitor *saved = cur_hmp;
+    ErrorSinkFn sfn;
+    void *sop;
+
+    error_get_sink(&sfn, &sop);
+    error_set_sink(error_sink, mon);
+    cur_hmp = mon;
+    hmp_handle_line(mon, line);
+    cur_hmp = saved;
+    error_set_sink(sfn, sop);
+}
+
+char *hmp_mask_secrets(const char *line);
+
+static void hmp_line_complete(Monitor *mon)
+{
+    g_autofree char *line = g_strndup(mon->buf->str, mon->buf->len);
+
+    qemu_secure_zero(mon->buf->str, mon->buf->len);
+    g_string_truncate(mon->buf, 0);
+    if (mon->pw_cb) {
+        if (!mon->tty) {
+            g_autofree char *stars = g_strnfill(strlen(line), '*');
+            monitor_printf(mon, "%s\n", stars);
+        }
+        hmp_run_password(mon, line);
+        qemu_secure_zero(line, strlen(line));
+    } else {
+        if (!mon->tty) {
+            g_autofree char *shown = hmp_mask_secrets(line);
+            monitor_printf(mon, "%s\n", shown);
+        }
+        hmp_run_line(mon, line);
+        qemu_secure_zero(line, strlen(line));
+    }
+    if (!qemu_shutdown_requested()) {
+        monitor_resume(mon);
+    }
+}
+
+/* Consumes input up to and including one line; returns the bytes used. */
+static size_t hmp_feed(Monitor *mon, const char *data, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && !qemu_shutdown_requested(); i++) {
+        char c = data[i];
+
+        if (c == '\n' || (mon->tty && c == '\r')) {
+            if (mon->tty) {
+                monitor_puts(mon, "\n");
+            }
+            if (mon->discarding) {
+                mon->discarding = false;
+                if (!mon->tty) {
+                    monitor_puts(mon, "\n");
+                }
+                monitor_printf(mon, "Input line too long (more than %d bytes), ignored\n",
+                               HMP_MAX_LINE);
+                if (mon->pw_cb) {
+                    hmp_run_password(mon, NULL);
+                }
+                monitor_resume(mon);
+                return i + 1;
+            }
+            hmp_line_complete(mon);
+            return i + 1;
+        }
+        if (mon->discarding || c == '\r') {
+            continue;
+        }
+        if (mon->tty && (c == 0x7f || c == 0x08)) {
+            if (mon->buf->len) {
+                g_string_truncate(mon->buf, mon->buf->len - 1);
+                monitor_puts(mon, "\b \b");
+            }
+            continue;
+        }
+        if ((unsigned char)c < 0x20 && c != '\t') {
+            continue;
+        }
+        if (mon->buf->len >= HMP_MAX_LINE) {
+            qemu_secure_zero(mon->buf->str, mon->buf->len);
+            g_string_truncate(mon->buf, 0);
+            mon->discarding = true;
+            continue;
+        }
+        g_string_append_c(mon->buf, c);
+        if (mon->tty) {
+            monitor_write(mon, mon->pw_cb ? "*" : &c, 1);
+        }
+    }
+    return i;
+}
+
+char *monitor_hmp_capture(const char *cmdline)
+{
+    Monitor mon = { .capture = g_string_new(NULL), .in_fd = -1, .out_fd = -1,
+                    .listen_fd = -1 };
+
+    hmp_run_line(&mon, cmdline);
+    return g_string_free(mon.capture, false);
+}
+
+int monitor_with_stdout(Monitor *mon, int (*fn)(void *opaque), void *opaque)
+{
+    FILE *tmp;
+    int saved, ret;
+    char chunk[4096];
+    size_t n;
+
+    if (mon->is_stdio) {
+        fflush(stdout);
+        ret = fn(opaque);
+        fflush(stdout);
+        return ret;
+    }
+    tmp = tmpfile();
+    if (!tmp) {
+        return fn(opaque);
+    }
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    dup2(fileno(tmp), STDOUT_FILENO);
+    ret = fn(opaque);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    rewind(tmp);
+    while ((n = fread(chunk, 1, sizeof(chunk), tmp)) > 0) {
+        monitor_write(mon, chunk, n);
+    }
+    fclose(tmp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transport */
+
+static gboolean monitor_accept(GIOChannel *chan, GIOCondition cond, gpointer opaque);
+
+static void monitor_listen_again(Monitor *mon)
+{
+    GIOChannel *chan = g_io_channel_unix_new(mon->listen_fd);
+
+    mon->listen_watch = g_io_add_watch(chan, G_IO_IN, monitor_accept, mon);
+    g_io_channel_unref(chan);
+}
+
+static void monitor_disconnect(Monitor *mon)
+{
+    if (mon->pw_cb) {
+        /* A password prompt that nobody will answer: let its owner clean up. */
+        hmp_run_password(mon, NULL);
+    }
+    if (mon->in_watch) {
+        g_source_remove(mon->in_watch);
+        mon->in_watch = 0;
+    }
+    if (mon->process_idle) {
+        g_source_remove(mon->process_idle);
+        mon->process_idle = 0;
+    }
+    qemu_secure_zero(mon->pending->str, mon->pending->len);
+    g_string_truncate(mon->pending, 0);
+    qemu_secure_zero(mon->buf->str, mon->buf->len);
+    g_string_truncate(mon->buf, 0);
+    mon->discarding = false;
+    mon->depth = 0;
+    mon->in_str = mon->escape = false;
+    mon->command_mode = false;
+    if (mon->is_stdio) {
+        /* QEMU keeps running when its stdio monitor reaches end of file. */
+        mon->in_fd = -1;
+        return;
+    }
+    if (mon->in_fd >= 0) {
+        close(mon->in_fd);
+    }
+    mon->in_fd = mon->out_fd = -1;
+    mon->broken = false;
+    monitor_listen_again(mon);
+}
+
+static void monitor_watch_input(Monitor *mon);
+
+/*
+ * Handles one command from the pending input, then yields to the main
+ * loop, as QEMU does: events a command caused (DEVICE_DELETED) and other
+ * sources (block jobs) run before the next command.  Input is not read
+ * while some is pending, which bounds the memory a client can make us use.
+ */
+static gboolean monitor_process(gpointer opaque)
+{
+    Monitor *mon = opaque;
+    size_t used;
+
+    mon->process_idle = 0;
+    if (qemu_shutdown_requested()) {
+        return G_SOURCE_REMOVE;
+    }
+    used = mon->qmp ? qmp_feed(mon, mon->pending->str, mon->pending->len)
+                    : hmp_feed(mon, mon->pending->str, mon->pending->len);
+    qemu_secure_zero(mon->pending->str, used);
+    g_string_erase(mon->pending, 0, used);
+    if (mon->broken) {
+        monitor_disconnect(mon);
+    } else if (mon->pending->len) {
+        mon->process_idle = g_idle_add(monitor_process, mon);
+    } else if (mon->in_fd >= 0 && !mon->in_watch) {
+        monitor_watch_input(mon);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean monitor_read(GIOChannel *chan, GIOCondition cond, gpointer opaque)
+{
+    Monitor *mon = opaque;
+    char data[4096];
+    ssize_t n;
+
+    n = read(mon->in_fd, data, sizeof(data));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return G_SOURCE_CONTINUE;
+    }
+    mon->in_watch = 0;
+    if (n <= 0 || mon->broken) {
+        monitor_disconnect(mon);
+        return G_SOURCE_REMOVE;
+    }
+    g_string_append_len(mon->pending, data, n);
+    qemu_secure_zero(data, n);
+    monitor_process(mon);
+    return G_SOURCE_REMOVE;
+}
+
+static void monitor_watch_input(Monitor *mon)
+{
+    GIOChannel *chan = g_io_channel_unix_new(mon->in_fd);
+
+    mon->in_watch = g_io_add_watch(chan, G_IO_IN | G_IO_HUP | G_IO_ERR, monitor_read, mon);
+    g_io_channel_unref(chan);
+}
+
+static void monitor_connected(Monitor *mon)
+{
+    if (mon->qmp) {
+        qmp_greet(mon);
+    } else {
+        hmp_greet(mon);
+    }
+    monitor_watch_input(mon);
+}
+
+static void monitor_take_client(Monitor *mon, int fd)
+{
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    mon->in_fd = mon->out_fd = fd;
+    mon->broken = false;
+}
+
+static gboolean monitor_accept(GIOChannel *chan, GIOCondition cond, gpointer opaque)
+{
+    Monitor *mon = opaque;
+    int fd = accept(mon->listen_fd, NULL, NULL);
+
+    if (fd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    /* One client at a time, as QEMU's socket character devices do. */
+    mon->listen_watch = 0;
+    monitor_take_client(mon, fd);
+    monitor_connected(mon);
+    return G_SOURCE_REMOVE;
+}
+
+static void restore_terminal(void)
+{
+    if (stdio_tty_raw) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+        stdio_tty_raw = false;
+    }
+}
+
+static int listen_unix(const char *path, Error **errp)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *hostport, Error **errp)
+{
+    g_autofree char *host = NULL;
+    const char *colon = strrchr(hostport, ':');
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    int fd = -1, one = 1, rc;
+
+    if (!colon || !colon[1]) {
+        error_setg(errp, "host and/or port not specified in '%s'", hostport);
+        return -1;
+    }
+    host = g_strndup(hostport, colon - hostport);
+    rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s: %s", hostport, gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
+            break;
+        }
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to listen on %s", hostport);
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+    bool server = false, wait = true;
+    Monitor *mon;
+    int fd = -1;
+
+    for (int i = 1; parts[i]; i++) {
+        if (!strcmp(parts[i], "server") || !strcmp(parts[i], "server=on")) {
+            server = true;
+        } else if (!strcmp(parts[i], "server=off")) {
+            server = false;
+        } else if (!strcmp(parts[i], "nowait") || !strcmp(parts[i], "wait=off")) {
+            wait = false;
+        } else if (!strcmp(parts[i], "wait=on")) {
+            wait = true;
+        } else {
+            error_setg(errp, "'%s': unknown option '%s'", spec, parts[i]);
+            return false;
+        }
+    }
+    mon = g_new0(Monitor, 1);
+    mon->qmp = qmp;
+    mon->spec = g_strdup(spec);
+    mon->buf = g_string_new(NULL);
+    mon->pending = g_string_new(NULL);
+    mon->listen_fd = mon->in_fd = mon->out_fd = -1;
+
+    if (!strcmp(parts[0], "stdio")) {
+        for (GList *l = monitors; l; l = l->next) {
+            if (((Monitor *)l->data)->is_stdio) {
+                error_setg(errp, "cannot use stdio by multiple character devices");
+                goto fail;
+            }
+        }
+        mon->is_stdio = true;
+        mon->in_fd = STDIN_FILENO;
+        mon->out_fd = STDOUT_FILENO;
+        mon->tty = isatty(STDIN_FILENO);
+        if (mon->tty && !qmp) {
+            struct termios t;
+            /* HMP does its own echo (and '*' for passwords): line editing is ours. */
+            tcgetattr(STDIN_FILENO, &saved_termios);
+            t = saved_termios;
+            t.c_lflag &= ~(ICANON | ECHO);
+            t.c_cc[VMIN] = 1;
+            t.c_cc[VTIME] = 0;
+            tcsetattr(STDIN_FILENO, TCSANOW, &t);
+            stdio_tty_raw = true;
+            atexit(restore_terminal);
+        }
+        monitors = g_list_append(monitors, mon);
+        return true;
+    }
+    if (!server) {
+        error_setg(errp, "'%s': only server sockets are supported (add ',server=on')", spec);
+        goto fail;
+    }
+    if (g_str_has_prefix(parts[0], "unix:")) {
+        fd = listen_unix(parts[0] + 5, errp);
+    } else if (g_str_has_prefix(parts[0], "tcp:")) {
+        fd = listen_tcp(parts[0] + 4, errp);
+    } else {
+        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
+                   spec);
+        goto fail;
+    }
+    if (fd < 0) {
+        goto fail;
+    }
+    mon->listen_fd = fd;
+    if (wait) {
+        int client;
+        fprintf(stderr, "QEMU waiting for connection on: disconnected:%s,server=on\n",
+                parts[0]);
+        do {
+            client = accept(fd, NULL, NULL);
+        } while (client < 0 && errno == EINTR);
+        if (client < 0) {
+            error_setg_errno(errp, errno, "Failed to accept a connection on %s", parts[0]);
+            goto fail;
+        }
+        monitor_take_client(mon, client);
+    }
+    monitors = g_list_append(monitors, mon);
+    return true;
+
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    g_string_free(mon->buf, true);
+    g_string_free(mon->pending, true);
+    g_free(mon->spec);
+    g_free(mon);
+    return false;
+}
+
+void monitor_start_all(void)
+{
+    for (GList *l = monitors; l; l = l->next) {
+        Monitor *mon = l->data;
+        if (mon->in_fd >= 0) {
+            monitor_connected(mon);
+        } else {
+            monitor_listen_again(mon);
+        }
+    }
+}
+
+void monitor_cleanup_all(void)
+{
+    while (monitors) {
+        Monitor *mon = monitors->data;
+        monitors = g_list_delete_link(monitors, monitors);
+        if (mon->pw_cb) {
+            hmp_run_password(mon, NULL);
+        }
+        if (mon->in_watch) {
+            g_source_remove(mon->in_watch);
+        }
+        if (mon->listen_watch) {
+            g_source_remove(mon->listen_watch);
+        }
+        if (mon->process_idle) {
+            g_source_remove(mon->process_idle);
+        }
+        qemu_secure_zero(mon->pending->str, mon->pending->len);
+        g_string_free(mon->pending, true);
+        if (!mon->is_stdio && mon->in_fd >= 0) {
+            close(mon->in_fd);
+        }
+        if (mon->listen_fd >= 0) {
+            close(mon->listen_fd);
+            if (g_str_has_prefix(mon->spec, "unix:")) {
+                g_autofree char *path = g_strndup(mon->spec + 5, strcspn(mon->spec + 5, ","));
+                unlink(path);
+            }
+        }
+        qemu_secure_zero(mon->buf->str, mon->buf->len);
+        g_string_free(mon->buf, true);
+        g_free(mon->spec);
+        g_free(mon);
+    }
+    restore_terminal();
+    qmp_registry_cleanup();
+}

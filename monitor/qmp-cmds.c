@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The QMP commands of the machine and its drives; HMP calls the same. */
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qom/object.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-internal.h"
+#include "system/blockdev.h"
+#include "system/runstate.h"
+#include "hw/qdev.h"
+
+/*
+ * Objects (secrets) come from the crypto subsystem.  The references are
+ * weak so that this binary links while that subsystem is absent; the
+ * executable links the utility library whole, so the definitions are
+ * used whenever they exist.
+ */
+#pragma weak user_creatable_add
+#pragma weak user_creatable_del
+
+json_t *qmp_version_info(void);
+void monitor_register_qmp_capabilities(void);
+
+static bool objects_available(Error **errp)
+{
+    if (!user_creatable_add || !user_creatable_del) {
+        error_setg(errp, "Objects are not supported by this build");
+        return false;
+    }
+    return true;
+}
+
+static QObject *qmp_query_version(QDict *args, Error **errp)
+{
+    return qmp_version_info();
+}
+
+static QObject *qmp_query_commands(QDict *args, Error **errp)
+{
+    return qmp_list_commands();
+}
+
+static QObject *qmp_query_status(QDict *args, Error **errp)
+{
+    QDict *info = qdict_new();
+
+    qdict_put_str(info, "status", runstate_name(runstate_get()));
+    qdict_put_bool(info, "singlestep", false);
+    qdict_put_bool(info, "running", runstate_is_running());
+    return info;
+}
+
+static QObject *qmp_stop(QDict *args, Error **errp)
+{
+    vm_stop();
+    return qdict_new();
+}
+
+static QObject *qmp_cont(QDict *args, Error **errp)
+{
+    return vm_start(errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_system_reset(QDict *args, Error **errp)
+{
+    qemu_system_reset();
+    return qdict_new();
+}
+
+static QObject *qmp_quit(QDict *args, Error **errp)
+{
+    qemu_system_shutdown_request("host-qmp-quit");
+    return qdict_new();
+}
+
+static QObject *qmp_query_block(QDict *args, Error **errp)
+{
+    return qmp_query_block_list();
+}
+
+static QObject *qmp_query_named_block_nodes(QDict *args, Error **errp)
+{
+    return qmp_query_named_block_nodes_list();
+}
+
+static QObject *qmp_blockdev_add(QDict *args, Error **errp)
+{
+    return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_passwd(QDict *args, Error **errp)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *node = qdict_get_try_str(args, "node-name");
+    const char *password = qdict_get_try_str(args, "password");
+    BlockDriverState *bs, *target;
+
+    if (!!device == !!node) {
+        error_setg(errp, "Need exactly one of 'device' and 'node-name'");
+        return NULL;
+    }
+    if (device) {
+        DriveInfo *d = drive_find(device);
+        if (!d) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", device);
+            return NULL;
+        }
+        bs = d->bs;
+        if (!bs) {
+            error_setg(errp, "Device '%s' has no medium", device);
+            return NULL;
+        }
+    } else {
+        bs = bdrv_find_node(node);
+        if (!bs) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Cannot find node-name '%s'", node);
+            return NULL;
+        }
+    }
+    /* The key belongs to the first node that lacks one (the image, or an encrypted backing file). */
+    target = bdrv_key_missing_node(bs);
+    if (!target) {
+        if (!bdrv_is_encrypted(bs)) {
+            error_setg(errp, "Device '%s' is not encrypted", device ? device : node);
+            return NULL;
+        }
+        target = bs;
+    }
+    if (bdrv_set_key(target, password, errp) < 0) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
+static QObject *qmp_device_add(QDict *args, Error **errp)
+{
+    return qdev_device_add(args, true, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_device_del(QDict *args, Error **errp)
+{
+    return qdev_unplug(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_object_add(QDict *args, Error **errp)
+{
+    if (!objects_available(errp)) {
+        return NULL;
+    }
+    return user_creatable_add(args, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_object_del(QDict *args, Error **errp)
+{
+    if (!objects_available(errp)) {
+        return NULL;
+    }
+    return user_creatable_del(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_human_monitor_command(QDict *args, Error **errp)
+{
+    g_autofree char *out = monitor_hmp_capture(qdict_get_try_str(args, "command-line"));
+
+    return json_string(out);
+}
+
+void qmp_register_builtin_commands(void)
+{
+    monitor_register_qmp_capabilities();
+    qmp_register_command("query-version", qmp_query_version);
+    qmp_register_command("query-commands", qmp_query_commands);
+    qmp_register_command("query-status", qmp_query_status);
+    qmp_register_command("stop", qmp_stop);
+    qmp_register_command("cont", qmp_cont);
+    qmp_register_command("system_reset", qmp_system_reset);
+    qmp_register_command("quit", qmp_quit);
+    qmp_register_command("query-block", qmp_query_block);
+    qmp_register_command("query-named-block-nodes", qmp_query_named_block_nodes);
+    qmp_register_command("blockdev-add", qmp_blockdev_add);
+    qmp_register_command("block_passwd", qmp_block_passwd);
+    qmp_register_command("device_add", qmp_device_add);
+    qmp_register_command("device_del", qmp_device_del);
+    qmp_register_command("object-add", qmp_object_add);
+    qmp_register_command("object-del", qmp_object_del);
+    qmp_register_command("human-monitor-command", qmp_human_monitor_command);
+}

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The QMP command registry and the schema-driven argument check.  The
+ * schema (the qapi/ JSON files, compiled into qapi_schema_json by qapi-gen.py) is
+ * loaded once; every command's arguments are checked against it before its
+ * handler runs, and query-commands lists what it declares.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "qapi/qmp-registry.h"
+#include "qemu/error-report.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-internal.h"
+
+extern const char qapi_schema_json[];
+
+static json_t *schema;           /* the array of definitions */
+static GHashTable *definitions;  /* name -> json_t definition (borrowed) */
+static GHashTable *handlers;     /* name -> QmpCommandFunc */
+
+static void schema_load(void)
+{
+    json_error_t jerr;
+    size_t i;
+    json_t *def;
+
+    if (schema) {
+        return;
+    }
+    schema = json_loads(qapi_schema_json, 0, &jerr);
+    if (!schema || !json_is_array(schema)) {
+        /* Built from a checked schema by the build: cannot happen at run time. */
+        fprintf(stderr, "qapi schema is corrupt: %s\n", jerr.text);
+        abort();
+    }
+    definitions = g_hash_table_new(g_str_hash, g_str_equal);
+    handlers = g_hash_table_new(g_str_hash, g_str_equal);
+    json_array_foreach(schema, i, def) {
+        g_hash_table_insert(definitions,
+                            (gpointer)json_string_value(json_object_get(def, "name")), def);
+    }
+}
+
+static json_t *schema_def(const char *name, const char *meta)
+{
+    json_t *def;
+
+    schema_load();
+    def = g_hash_table_lookup(definitions, name);
+    if (def && meta && strcmp(json_string_value(json_object_get(def, "meta")), meta)) {
+        return NULL;
+    }
+    return def;
+}
+
+void qmp_register_command(const char *name, QmpCommandFunc fn)
+{
+    if (!schema_def(name, "command")) {
+        /* The schema is the single source of truth: a handler needs a declaration. */
+        fprintf(stderr, "QMP command '%s' is not declared in the schema\n", name);
+        abort();
+    }
+    g_hash_table_insert(handlers, (gpointer)json_string_value(
+                            json_object_get(schema_def(name, NULL), "name")), fn);
+}
+
+bool qmp_command_exists(const char *name)
+{
+    schema_load();
+    return g_hash_table_lookup(handlers, name) != NULL;
+}
+
+json_t *qmp_list_commands(void)
+{
+    json_t *list = json_array();
+    json_t *def;
+    size_t i;
+
+    schema_load();
+    json_array_foreach(schema, i, def) {
+        const char *name = json_string_value(json_object_get(def, "name"));
+        if (!strcmp(json_string_value(json_object_get(def, "meta")), "command") &&
+            g_hash_table_lookup(handlers, name)) {
+            json_t *info = json_object();
+            json_object_set_new(info, "name", json_string(name));
+            json_array_append_new(list, info);
+        }
+    }
+    return list;
+}
+
+static const char *json_type_word(json_t *type)
+{
+    const char *t;
+
+    if (json_is_array(type)) {
+        return "array";
+    }
+    t = json_string_value(type);
+    if (!strcmp(t, "str")) {
+        return "string";
+    } else if (!strcmp(t, "int")) {
+        return "integer";
+    } else if (!strcmp(t, "bool")) {
+        return "boolean";
+    } else if (!strcmp(t, "number")) {
+        return "number";
+    } else if (!strcmp(t, "null")) {
+        return "null";
+    }
+    {
+        json_t *def = schema_def(t, NULL);
+        const char *meta = def ? json_string_value(json_object_get(def, "meta")) : "";
+        return !strcmp(meta, "enum") ? "string" : "object";
+    }
+}
+
+static bool check_members(json_t *data, json_t *value, const char *prefix,
+                          bool allow_extra, Error **errp);
+
+static bool check_value(json_t *type, json_t *value, const char *name, Error **errp)
+{
+    const char *t;
+    json_t *def;
+
+    if (json_is_array(type)) {
+        size_t i;
+        json_t *elem;
+        if (!json_is_array(value)) {
+            goto bad_type;
+        }
+        json_array_foreach(value, i, elem) {
+            g_autofree char *ename = g_strdup_printf("%s[%zu]", name, i);
+            if (!check_value(json_array_get(type, 0), elem, ename, errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    t = json_string_value(type);
+    if (!strcmp(t, "any")) {
+        return true;
+    } else if (!strcmp(t, "str")) {
+        if (!json_is_string(value)) {
+            goto bad_type;
+        }
+        return true;
+    } else if (!strcmp(t, "int")) {
+        if (!json_is_integer(value)) {
+            goto bad_type;
+        }
+        return true;
+    } else if (!strcmp(t, "number")) {
+        if (!json_is_number(value)) {
+            goto bad_type;
+        }
+        return true;
+    } else if (!strcmp(t, "bool")) {
+        if (!json_is_boolean(value)) {
+            goto bad_type;
+        }
+        return true;
+    } else if (!strcmp(t, "null")) {
+        if (!json_is_null(value)) {
+            goto bad_type;
+        }
+        return true;
+    }
+    def = schema_def(t, NULL);
+    if (!strcmp(json_string_value(json_object_get(def, "meta")), "enum")) {
+        size_t i;
+        json_t *v;
+        if (!json_is_string(value)) {
+            goto bad_type;
+        }
+        json_array_foreach(json_object_get(def, "data"), i, v) {
+            if (!strcmp(json_string_value(v), json_string_value(value))) {
+                return true;
+            }
+        }
+        error_setg(errp, "Parameter '%s' does not accept value '%s'", name,
+                   json_string_value(value));
+        return false;
+    }
+    if (!json_is_object(value)) {
+        goto bad_type;
+    }
+    return check_members(json_object_get(def, "data"), value, name, false, errp);
+
+bad_type:
+    error_setg(errp, "Invalid parameter type for '%s', expected: %s", name,
+               json_type_word(type));
+    return false;
+}
+
+static bool check_members(json_t *data, json_t *value, const char *prefix,
+                          bool allow_extra, Error **errp)
+{
+    const char *key;
+    json_t *type, *v;
+
+    json_object_foreach(data, key, type) {
+        bool optional = key[0] == '*';
+        const char *name = optional ? key + 1 : key;
+        g_autofree char *full = prefix ? g_strdup_printf("%s.%s", prefix, name)
+                                       : g_strdup(name);
+        v = json_object_get(value, name);
+        if (!v) {
+            if (optional) {
+                continue;
+            }
+            error_setg(errp, "Parameter '%s' is missing", full);
+            return false;
+        }
+        if (!check_value(type, v, full, errp)) {
+            return false;
+        }
+    }
+    if (allow_extra) {
+        return true;
+    }
+    json_object_foreach(value, key, v) {
+        g_autofree char *opt = g_strdup_printf("*%s", key);
+        if (!json_object_get(data, key) && !json_object_get(data, opt)) {
+            g_autofree char *full = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+            error_setg(errp, "Parameter '%s' is unexpected", full);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool check_no_members(json_t *args, Error **errp)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(args, key, v) {
+        error_setg(errp, "Parameter '%s' is unexpected", key);
+        return false;
+    }
+    return true;
+}
+
+QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
+{
+    json_t *def = schema_def(name, "command");
+    QmpCommandFunc fn = def ? g_hash_table_lookup(handlers, name) : NULL;
+    json_t *data, *gen;
+    QDict *empty = NULL;
+    QObject *ret;
+
+    if (!fn) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "The command %s has not been found", name);
+        return NULL;
+    }
+    if (!args) {
+        args = empty = qdict_new();
+    }
+    data = json_object_get(def, "data");
+    gen = json_object_get(def, "gen");
+    if (data ? !check_members(data, args, NULL, gen && json_is_false(gen), errp)
+             : !check_no_members(args, errp)) {
+        qobject_unref(empty);
+        return NULL;
+    }
+    ret = fn(args, errp);
+    qobject_unref(empty);
+    return ret;
+}
+
+void qapi_event_emit(const char *event, QDict *data)
+{
+    json_t *def = schema_def(event, "event");
+
+    if (!def) {
+        fprintf(stderr, "QMP event '%s' is not declared in the schema\n", event);
+        abort();
+    }
+    monitor_qapi_event_emit(event, data);
+}
+
+void qmp_registry_cleanup(void)
+{
+    if (schema) {
+        g_hash_table_destroy(definitions);
+        g_hash_table_destroy(handlers);
+        json_decref(schema);
+        schema = NULL;
+    }
+}

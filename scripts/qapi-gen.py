@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Reads the QMP schema (qapi/qapi-schema.json and the files it includes),
+# checks it, and writes either a C file holding the schema as strict JSON
+# (the dispatcher checks arguments against it at run time) or the QMP
+# reference in Markdown.
+#
+#   qapi-gen.py --c OUT.c SCHEMA
+#   qapi-gen.py --doc OUT.md SCHEMA
+
+import ast
+import json
+import os
+import re
+import sys
+
+BUILTIN = {'str', 'int', 'bool', 'number', 'any', 'null'}
+META = ('command', 'struct', 'enum', 'event', 'include')
+ALLOWED = {
+    'command': {'command', 'data', 'returns', 'gen'},
+    'struct': {'struct', 'data'},
+    'enum': {'enum', 'data'},
+    'event': {'event', 'data'},
+    'include': {'include'},
+}
+
+
+class SchemaError(Exception):
+    pass
+
+
+def split_expressions(text, fname):
+    """Yields (line, doc_lines, expression_text) for each top-level {...}."""
+    doc = None
+    pending_doc = None
+    depth = 0
+    start = None
+    buf = []
+    in_str = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if depth == 0:
+            if stripped == '##':
+                if doc is None:
+                    doc = []
+                else:
+                    if doc and doc[0].strip().startswith('= '):
+                        yield lineno, doc, None
+                    else:
+                        pending_doc = doc
+                    doc = None
+                continue
+            if doc is not None:
+                if not stripped.startswith('#'):
+                    raise SchemaError('%s:%d: unterminated doc comment' % (fname, lineno))
+                doc.append(stripped[2:] if stripped.startswith('# ') else stripped[1:])
+                continue
+            if not stripped or stripped.startswith('#'):
+                continue
+        out = []
+        for ch in line:
+            if in_str:
+                out.append(ch)
+                if ch == "'":
+                    in_str = False
+                continue
+            if ch == '#':
+                break
+            if ch == "'":
+                in_str = True
+            elif ch in '{[':
+                if depth == 0:
+                    start = lineno
+                depth += 1
+            elif ch in '}]':
+                depth -= 1
+                if depth < 0:
+                    raise SchemaError('%s:%d: unbalanced brackets' % (fname, lineno))
+            out.append(ch)
+        if in_str:
+            raise SchemaError('%s:%d: string runs past the end of the line' % (fname, lineno))
+        buf.append(''.join(out))
+        if depth == 0:
+            expr = '\n'.join(buf).strip()
+            buf = []
+            if expr:
+                yield start, pending_doc, expr
+            pending_doc = None
+    if depth:
+        raise SchemaError('%s: unbalanced brackets at end of file' % fname)
+
+
+def parse_doc(lines, name, fname, line):
+    """Splits a doc block into its title line, body and @member descriptions."""
+    if not lines:
+        raise SchemaError('%s:%d: %s has no documentation' % (fname, line, name))
+    first = lines[0].strip()
+    if first != '@%s:' % name:
+        raise SchemaError('%s:%d: doc comment should start with "@%s:"' % (fname, line, name))
+    body, members, cur = [], {}, None
+    for l in lines[1:]:
+        s = l.strip()
+        if s.startswith('@') and ':' in s:
+            key, _, rest = s[1:].partition(':')
+            cur = key
+            members[cur] = rest.strip()
+        elif cur is not None and s and l.startswith('    '):
+            members[cur] += ' ' + s
+        else:
+            cur = None
+            body.append(l.rstrip())
+    while body and not body[0]:
+        body.pop(0)
+    while body and not body[-1]:
+        body.pop()
+    return {'body': '\n'.join(body), 'members': members}
+
+
+def load(path, seen, exprs, sections):
+    path = os.path.normpath(path)
+    if path in seen:
+        return
+    seen.add(path)
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    for line, doc, src in split_expressions(text, path):
+        if src is None:
+            sections.append((len(exprs), doc[0].strip()[2:]))
+            continue
+        # JSON's true/false outside strings become Python literals.
+        parts = src.split("'")
+        for i in range(0, len(parts), 2):
+            parts[i] = re.sub(r'\btrue\b', 'True', re.sub(r'\bfalse\b', 'False', parts[i]))
+        src = "'".join(parts)
+        try:
+            e = ast.literal_eval(src)
+        except (ValueError, SyntaxError) as err:
+            raise SchemaError('%s:%d: not a schema expression: %s' % (path, line, err))
+        if not isinstance(e, dict):
+            raise SchemaError('%s:%d: expected an object' % (path, line))
+        metas = [m for m in META if m in e]
+        if len(metas) != 1:
+            raise SchemaError('%s:%d: expected exactly one of %s' % (path, line, ', '.join(META)))
+        meta = metas[0]
+        extra = set(e) - ALLOWED[meta]
+        if extra:
+            raise SchemaError('%s:%d: unknown key(s) %s' % (path, line, ', '.join(sorted(extra))))
+        if meta == 'include':
+            load(os.path.join(os.path.dirname(path), e['include']), seen, exprs, sections)
+            continue
+        e['doc'] = parse_doc(doc or [], e[meta], path, line)
+        e['meta'] = meta
+        e['name'] = e.pop(meta)
+        e['where'] = '%s:%d' % (os.path.basename(path), line)
+        exprs.append(e)
+
+
+
+def check(exprs):
+    names = {}
+    for e in exprs:
+        if e['name'] in names:
+            raise SchemaError('%s: %s already defined at %s' % (e['where'], e['name'],
+                                                               names[e['name']]['where']))
+        names[e['name']] = e
+    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'enum')}
+
+    def check_type(t, where):
+        if isinstance(t, list):
+            if len(t) != 1:
+                raise SchemaError('%s: a list type has exactly one element type' % where)
+            check_type(t[0], where)
+        elif not isinstance(t, str) or (t not in BUILTIN and t not in types):
+            raise SchemaError('%s: unknown type %r' % (where, t))
+
+    for e in exprs:
+        where = e['where']
+        if e['meta'] == 'enum':
+            if not isinstance(e.get('data'), list) or not all(isinstance(v, str) for v in e['data']):
+                raise SchemaError('%s: enum data must be a list of strings' % where)
+            members = e['data']
+        else:
+            data = e.get('data', {})
+            if not isinstance(data, dict):
+                raise SchemaError('%s: data must be an object' % where)
+            for k, t in data.items():
+                check_type(t, where)
+            members = [k.lstrip('*') for k in data]
+        if 'returns' in e:
+            check_type(e['returns'], where)
+        documented = set(e['doc']['members'])
+        for m in members:
+            if m not in documented:
+                raise SchemaError('%s: member %s of %s is not documented' % (where, m, e['name']))
+        for m in documented - set(members):
+            raise SchemaError('%s: documented member %s does not exist in %s' % (where, m, e['name']))
+
+
+def type_text(t):
+    if isinstance(t, list):
+        return '[%s]' % type_text(t[0])
+    return t
+
+
+def write_doc(exprs, sections, out):
+    lines = ['<!-- Generated by scripts/qapi-gen.py from the qapi/ JSON files; do not edit. -->',
+             '# QMP reference', '',
+             'Commands, events and types of the QMP monitor, generated from the schema.',
+             'Optional members are marked *optional*.', '']
+    starts = dict(sections)
+    for i, e in enumerate(exprs):
+        if i in starts:
+            lines += ['## %s' % starts[i], '']
+        lines += ['### %s `%s`' % (e['meta'], e['name']), '']
+        if e['doc']['body']:
+            body = e['doc']['body'].splitlines()
+            for i, l in enumerate(body):
+                if l.startswith('    '):
+                    if i and not body[i - 1].startswith('    '):
+                        lines.append('')
+                    lines.append('    ' + l.strip())
+                else:
+                    lines.append(l.strip())
+            lines.append('')
+        mem = e['doc']['members']
+        if e['meta'] == 'enum':
+            lines.append('Values:')
+            lines.append('')
+            for v in e['data']:
+                lines.append('- `%s`: %s' % (v, mem.get(v, '')))
+            lines.append('')
+        elif e.get('data'):
+            lines.append('Members:' if e['meta'] == 'struct' else
+                         'Arguments:' if e['meta'] == 'command' else 'Data:')
+            lines.append('')
+            for k, t in e['data'].items():
+                name = k.lstrip('*')
+                opt = ', *optional*' if k.startswith('*') else ''
+                lines.append('- `%s` (`%s`%s): %s' % (name, type_text(t), opt, mem.get(name, '')))
+            lines.append('')
+        if e['meta'] == 'command':
+            if e.get('gen') is False:
+                lines += ['Further arguments are accepted and passed on unchecked.', '']
+            if 'returns' in e:
+                lines += ['Returns: `%s`' % type_text(e['returns']), '']
+    squeezed = []
+    for l in lines:
+        if not (l == '' and squeezed and squeezed[-1] == ''):
+            squeezed.append(l)
+    out.write('\n'.join(squeezed).rstrip('\n') + '\n')
+
+
+def write_c(exprs, out):
+    slim = []
+    for e in exprs:
+        s = {'meta': e['meta'], 'name': e['name']}
+        for k in ('data', 'returns', 'gen'):
+            if k in e:
+                s[k] = e[k]
+        slim.append(s)
+    text = json.dumps(slim, separators=(',', ':'))
+    out.write('/* SPDX-License-Identifier: GPL-2.0-or-later */\n')
+    out.write('/* Generated by scripts/qapi-gen.py from the qapi/ JSON files; do not edit. */\n')
+    out.write('const char qapi_schema_json[] =\n')
+    for i in range(0, len(text), 72):
+        chunk = text[i:i + 72].replace('\\', '\\\\').replace('"', '\\"')
+        out.write('    "%s"\n' % chunk)
+    out.write(';\n')
+
+
+def main(argv):
+    if len(argv) != 4 or argv[1] not in ('--c', '--doc'):
+        sys.stderr.write('usage: qapi-gen.py --c|--doc OUTPUT SCHEMA\n')
+        return 2
+    exprs, sections = [], []
+    try:
+        load(argv[3], set(), exprs, sections)
+        check(exprs)
+    except (SchemaError, OSError) as err:
+        sys.stderr.write('qapi-gen.py: %s\n' % err)
+        return 1
+    with open(argv[2], 'w', encoding='utf-8') as out:
+        if argv[1] == '--c':
+            write_c(exprs, out)
+        else:
+            write_doc(exprs, sections, out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

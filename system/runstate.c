@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Run states and the transitions QMP and HMP drive. */
+#include <glib.h>
+
+#include "qapi/qmp-registry.h"
+#include "system/blockdev.h"
+#include "system/runstate.h"
+
+static RunState current = RUN_STATE_PRELAUNCH;
+static bool shutdown_requested;
+
+static const char *const names[] = {
+    [RUN_STATE_PRELAUNCH] = "prelaunch",
+    [RUN_STATE_RUNNING] = "running",
+    [RUN_STATE_PAUSED] = "paused",
+    [RUN_STATE_SHUTDOWN] = "shutdown",
+};
+
+RunState runstate_get(void)
+{
+    return current;
+}
+
+const char *runstate_name(RunState s)
+{
+    return names[s];
+}
+
+bool runstate_is_running(void)
+{
+    return current == RUN_STATE_RUNNING;
+}
+
+void runstate_init(RunState initial)
+{
+    current = initial;
+}
+
+bool vm_start(Error **errp)
+{
+    /*
+     * A guest must never see a drive in the "opened, but no key" state:
+     * refuse to start while any drive lacks its key.
+     */
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (!drive_check_key(l->data, errp)) {
+            return false;
+        }
+    }
+    if (current == RUN_STATE_RUNNING || current == RUN_STATE_SHUTDOWN) {
+        return true;
+    }
+    current = RUN_STATE_RUNNING;
+    qapi_event_emit("RESUME", NULL);
+    return true;
+}
+
+void vm_stop(void)
+{
+    if (current != RUN_STATE_RUNNING) {
+        return;
+    }
+    current = RUN_STATE_PAUSED;
+    qapi_event_emit("STOP", NULL);
+}
+
+void qemu_system_shutdown_request(const char *reason)
+{
+    QDict *data;
+
+    if (shutdown_requested) {
+        return;
+    }
+    shutdown_requested = true;
+    data = qdict_new();
+    qdict_put_bool(data, "guest", false);
+    qdict_put_str(data, "reason", reason);
+    current = RUN_STATE_SHUTDOWN;
+    qapi_event_emit("SHUTDOWN", data);
+}
+
+bool qemu_shutdown_requested(void)
+{
+    return shutdown_requested;
+}
+
+void qemu_system_reset(void)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_bool(data, "guest", false);
+    qdict_put_str(data, "reason", "host-qmp-system-reset");
+    qapi_event_emit("RESET", data);
+}

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qemu-system-x86_64: command line, machine set-up and the main loop.
+ *
+ * The machine emulates no CPU.  It models what management sees of a QEMU
+ * machine: run states, buses, devices, drives and monitors.  Guest I/O is
+ * issued through the monitor's qemu-io command.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+#include <glib-unix.h>
+
+#include "block/block.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/error-report.h"
+#include "qom/object.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-internal.h"
+#include "system/blockdev.h"
+#include "system/runstate.h"
+#include "hw/qdev.h"
+
+#pragma weak user_creatable_add_cmdline
+#pragma weak user_creatable_cleanup
+
+typedef struct CmdOpt {
+    const char *name;
+    const char *arg;
+} CmdOpt;
+
+static void usage(void)
+{
+    printf("usage: qemu-system-x86_64 [options] [disk_image]\n"
+           "\n"
+           "A machine model without CPU emulation: run states, buses, devices, drives\n"
+           "and the HMP and QMP monitors as management sees them.  Guest I/O is issued\n"
+           "through the monitor's qemu-io command.\n"
+           "\n"
+           "-machine|-M TYPE    machine type: pc (default) or none ('-machine help')\n"
+           "-nodefaults         create no default devices\n"
+           "-display none       no display (the only one)\n"
+           "-S                  do not start the guest at start-up\n"
+           "-name NAME          name of the guest\n"
+           "-monitor DEV        HMP monitor on DEV: stdio, unix:PATH,server=on[,wait=off],\n"
+           "                    tcp:HOST:PORT,server=on[,wait=off]\n"
+           "-qmp DEV            QMP monitor on DEV (as -monitor)\n"
+           "-drive OPTS         drive: if=none|ide,id=,file=,format=,encrypt.key-secret=,...\n"
+           "-hda..-hdd FILE     IDE drives with index 0..3\n"
+           "-blockdev OPTS      block node (driver=,node-name=,...)\n"
+           "-device DRIVER,...  device: ide-hd, virtio-blk-pci, usb-storage ('-device help')\n"
+           "-usb                add the USB controller (bus usb-bus.0)\n"
+           "-object TYPE,...    user-creatable object (secret,id=,data=|file=)\n"
+           "-accel, -m, -smp    accepted for compatibility; no effect\n"
+           "-version            print the version\n"
+           "-help               print this help\n");
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    int sig = GPOINTER_TO_INT(opaque);
+
+    error_report("terminating on signal %d", sig);
+    qemu_system_shutdown_request("host-signal");
+    return G_SOURCE_CONTINUE;
+}
+
+static bool takes_arg(const char *opt)
+{
+    static const char *const with_arg[] = {
+        "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
+        "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", NULL
+    };
+    for (int i = 0; with_arg[i]; i++) {
+        if (!strcmp(opt, with_arg[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool known_flag(const char *opt)
+{
+    static const char *const flags[] = {
+        "nodefaults", "S", "usb", "version", "help", "h", "enable-kvm", "no-reboot",
+        "no-shutdown", NULL
+    };
+    for (int i = 0; flags[i]; i++) {
+        if (!strcmp(opt, flags[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
+    const char *machine = "pc";
+    bool autostart = true, usb = false;
+    int exit_code = 0;
+    Error *err = NULL;
+    guint sigs[3];
+
+    error_set_progname(argv[0]);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        CmdOpt o = { NULL, NULL };
+
+        if (a[0] != '-') {
+            o.name = "hda-plain";
+            o.arg = a;
+            g_array_append_val(opts, o);
+            continue;
+        }
+        a += a[1] == '-' ? 2 : 1;
+        if (takes_arg(a)) {
+            if (i + 1 >= argc) {
+                error_report("%s: requires an argument", argv[i]);
+                return 1;
+            }
+            o.name = a;
+            o.arg = argv[++i];
+        } else if (known_flag(a)) {
+            o.name = a;
+        } else {
+            error_report("%s: invalid option", argv[i]);
+            return 1;
+        }
+        g_array_append_val(opts, o);
+    }
+
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "version")) {
+            printf("QEMU emulator version %s (block layer reimplementation, no CPU emulation)\n",
+                   QEMU_VERSION);
+            return 0;
+        } else if (!strcmp(o->name, "help") || !strcmp(o->name, "h")) {
+            usage();
+            return 0;
+        } else if (!strcmp(o->name, "machine") || !strcmp(o->name, "M")) {
+            g_autofree char *type = g_strndup(o->arg, strcspn(o->arg, ","));
+            if (!strcmp(type, "help") || !strcmp(type, "?")) {
+                printf("Supported machines are:\n"
+                       "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n"
+                       "none                 empty machine\n");
+                return 0;
+            }
+            machine = o->arg;
+        } else if (!strcmp(o->name, "device") &&
+                   (!strcmp(o->arg, "help") || !strcmp(o->arg, "?"))) {
+            g_autoptr(GString) out = g_string_new(NULL);
+            qdev_print_models(out);
+            fputs(out->str, stdout);
+            return 0;
+        } else if (!strcmp(o->name, "display") && strcmp(o->arg, "none")) {
+            error_report("-display %s: only 'none' is available (there is no guest display)",
+                         o->arg);
+            return 1;
+        } else if (!strcmp(o->name, "S")) {
+            autostart = false;
+        } else if (!strcmp(o->name, "usb")) {
+            usb = true;
+        } else if (!strcmp(o->name, "accel") && strcmp(o->arg, "tcg") &&
+                   !g_str_has_prefix(o->arg, "tcg,")) {
+            error_report("-accel %s: no such accelerator (only tcg is accepted; "
+                         "this machine runs no guest code)", o->arg);
+            return 1;
+        }
+    }
+
+    bdrv_init();
+    qmp_register_builtin_commands();
+    hmp_register_builtin_commands();
+
+    /* Objects first: drives name their secrets. */
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "object")) {
+            if (!user_creatable_add_cmdline) {
+                error_report("-object %s: objects are not supported by this build", o->arg);
+                exit_code = 1;
+                goto out;
+            }
+            if (!user_creatable_add_cmdline(o->arg, &err)) {
+                error_prepend(&err, "-object %s: ", o->arg);
+                goto fail;
+            }
+        }
+    }
+    {
+        g_autofree char *type = g_strndup(machine, strcspn(machine, ","));
+        if (g_str_has_prefix(type, "type=")) {
+            memmove(type, type + 5, strlen(type + 5) + 1);
+        }
+        if (!machine_init(type, usb, &err)) {
+            error_prepend(&err, "-machine %s: ", machine);
+            goto fail;
+        }
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "blockdev")) {
+            QDict *bopts = NULL;
+            json_error_t jerr;
+            if (o->arg[0] == '{') {
+                bopts = json_loads(o->arg, 0, &jerr);
+                if (!bopts || !json_is_object(bopts)) {
+                    qobject_unref(bopts);
+                    error_setg(&err, "JSON parse error, %s", jerr.text);
+                }
+            } else {
+                bopts = keyval_parse(o->arg, "driver", &err);
+            }
+            if (!bopts || !blockdev_add(bopts, &err)) {
+                error_prepend(&err, "-blockdev %s: ", o->arg);
+                goto fail;
+            }
+        } else if (!strcmp(o->name, "drive") || !strcmp(o->name, "hda-plain") ||
+                   g_str_has_prefix(o->name, "hd")) {
+            g_autofree char *optstr = NULL;
+            if (!strcmp(o->name, "drive")) {
+                optstr = g_strdup(o->arg);
+            } else {
+                /* A plain image argument is -hda: the first IDE disk. */
+                g_autoptr(GString) esc = g_string_new(NULL);
+                int index = !strcmp(o->name, "hda-plain") ? 0 : o->name[2] - 'a';
+                for (const char *p = o->arg; *p; p++) {
+                    g_string_append_c(esc, *p);
+                    if (*p == ',') {
+                        g_string_append_c(esc, ',');
+                    }
+                }
+                optstr = g_strdup_printf("if=ide,index=%d,file=%s", index, esc->str);
+            }
+            if (!drive_new(optstr, IF_IDE, &err)) {
+                if (!strcmp(o->name, "drive")) {
+                    error_prepend(&err, "-drive %s: ", o->arg);
+                } else {
+                    error_prepend(&err, "%s: ", o->arg);
+                }
+                goto fail;
+            }
+        }
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "device")) {
+            QDict *props = qdev_parse_cmdline(o->arg, &err);
+            /* At start-up a keyless drive cannot be unlocked before the device exists. */
+            if (!props || !qdev_device_add(props, false, &err)) {
+                qobject_unref(props);
+                error_prepend(&err, "-device %s: ", o->arg);
+                goto fail;
+            }
+            qobject_unref(props);
+        }
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) {
+            if (!monitor_new_from_spec(o->arg, !strcmp(o->name, "qmp"), &err)) {
+                error_prepend(&err, "-%s %s: ", o->name, o->arg);
+                goto fail;
+            }
+        }
+    }
+
+    /* A guest must not start on a drive it cannot read: wait for keys in prelaunch. */
+    runstate_init(RUN_STATE_PRELAUNCH);
+    if (autostart) {
+        bool keyless = false;
+        for (GList *l = drive_list(); l; l = l->next) {
+            keyless |= drive_key_missing(l->data) != NULL;
+        }
+        if (!keyless) {
+            runstate_init(RUN_STATE_RUNNING);
+        }
+    }
+
+    sigs[0] = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
+    sigs[1] = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
+    sigs[2] = g_unix_signal_add(SIGHUP, on_signal, GINT_TO_POINTER(SIGHUP));
+    monitor_start_all();
+    while (!qemu_shutdown_requested()) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    for (int i = 0; i < 3; i++) {
+        g_source_remove(sigs[i]);
+    }
+    goto out;
+
+fail:
+    error_report_err(err);
+    exit_code = 1;
+out:
+    monitor_cleanup_all();
+    machine_cleanup();
+    drive_cleanup_all();
+    if (user_creatable_cleanup) {
+        user_creatable_cleanup();
+    }
+    return exit_code;
+}
