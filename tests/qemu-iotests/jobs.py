@@ -141,7 +141,19 @@ def main():
             reply = q.command({'execute': 'human-monitor-command',
                                'arguments': {'command-line': text}})
             if 'return' in reply:
-                sys.stdout.write(reply['return'])
+                # Events sent while HMP output is captured may land in it.
+                for out in reply['return'].splitlines(True):
+                    try:
+                        obj = json.loads(out)
+                    except ValueError:
+                        sys.stdout.write(out)
+                        continue
+                    if isinstance(obj, dict) and 'event' in obj:
+                        if obj['event'] != 'JOB_STATUS_CHANGE':
+                            obj.pop('timestamp', None)
+                            q.events.append(obj)
+                    else:
+                        sys.stdout.write(out)
             else:
                 show(reply)
         elif line.startswith('wait-idle'):
