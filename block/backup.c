@@ -90,12 +90,17 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
 {
     BackupJob *s = opaque;
     int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
+
+    if (s->common.broken < 0) {
+        return 0;   /* the backup is lost already; the guest goes on */
+    }
     int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->common.len);
     int64_t c = start;
 
     while (c < end) {
         int64_t next = dirty_map_next(s->todo, c);
         int64_t run_end;
+        Error *local_err = NULL;
         int ret;
 
         if (next < 0 || next >= end) {
@@ -105,12 +110,16 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
         while (run_end < end && dirty_map_get(s->todo, run_end)) {
             run_end += BLOCK_JOB_CLUSTER;
         }
-        ret = backup_copy_range(s, next, run_end - next, errp);
+        ret = backup_copy_range(s, next, run_end - next, &local_err);
         if (ret < 0) {
-            /* The guest write fails rather than silently breaking the backup. */
-            error_prepend(errp, "Backup job '%s' could not save the old data: ",
-                          s->common.id);
-            return ret;
+            /*
+             * The guest's write matters more than the backup: it goes
+             * ahead, and the backup, which can no longer be a point-in-time
+             * copy, ends with the error.
+             */
+            error_free(local_err);
+            block_job_break(&s->common, ret);
+            return 0;
         }
         c = run_end;
     }

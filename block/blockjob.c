@@ -373,6 +373,17 @@ void block_job_kick(BlockJob *job)
     }
 }
 
+void block_job_break(BlockJob *job, int ret)
+{
+    if (job->finished || job->broken < 0) {
+        return;
+    }
+    job->broken = ret;
+    /* Not from here: the caller may be walking the node's notifier list. */
+    unschedule(job);
+    job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
+}
+
 void block_job_start(BlockJob *job)
 {
     jobs = g_list_append(jobs, job);
@@ -505,6 +516,16 @@ static gboolean job_iterate(gpointer opaque)
     bool done = false;
 
     job->source_id = 0;
+    if (job->broken < 0) {
+        /* A copy for a guest write failed: the job's result is lost. */
+        QDict *data = qdict_new();
+        qdict_put_str(data, "device", job->id);
+        qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
+        qdict_put_str(data, "action", "report");
+        emit("BLOCK_JOB_ERROR", data);
+        job_finish_full(job, job->broken, NULL, true);
+        return G_SOURCE_REMOVE;
+    }
     if (job->cancelled && !(job->ready && !job->force_cancel)) {
         job_finish(job, -ECANCELED, NULL);
         return G_SOURCE_REMOVE;
