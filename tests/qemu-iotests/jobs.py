@@ -142,7 +142,7 @@ def main():
                                'arguments': {'command-line': text}})
             if 'return' in reply:
                 # Events sent while HMP output is captured may land in it.
-                for out in reply['return'].splitlines(True):
+                for out in reply['return'].replace('\r\n', '\n').splitlines(True):
                     try:
                         obj = json.loads(out)
                     except ValueError:
