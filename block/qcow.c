@@ -77,10 +77,17 @@ static void qcow_free_state(BDRVQcowState *s)
     }
     g_free(s->l1_table);
     s->l1_table = NULL;
-    g_free(s->cluster_buf);
-    s->cluster_buf = NULL;
-    g_free(s->cdata);
-    s->cdata = NULL;
+    /* these may hold decrypted guest data */
+    if (s->cluster_buf) {
+        qemu_secure_zero(s->cluster_buf, s->cluster_size);
+        g_free(s->cluster_buf);
+        s->cluster_buf = NULL;
+    }
+    if (s->cdata) {
+        qemu_secure_zero(s->cdata, s->cluster_size);
+        g_free(s->cdata);
+        s->cdata = NULL;
+    }
     legacy_aes_free(s->aes);
     s->aes = NULL;
 }
