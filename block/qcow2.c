@@ -1527,7 +1527,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
 
-    ret = bdrv_create_file(filename, opts, errp);
+    /* The file starts empty: its preallocation comes once the metadata exists. */
+    ret = bdrv_create_file(filename, NULL, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1580,9 +1581,6 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
         ret = qcow2_preallocate(bs, errp);
-        if (ret >= 0) {
-            ret = qcow2_flush_caches(bs, errp);
-        }
         if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
