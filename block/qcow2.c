@@ -767,11 +767,9 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
             }
             if (ret == 0) {
                 error_setg(errp, "Invalid password for encrypted image '%s': no sampled "
-                           "sector decrypts to plausible data", bs->filename);
-                error_append_hint(errp, "If the disk really holds only random-looking data, "
-                                  "open it with encrypt.skip-key-check=on\n");
-                /* The hint is not always printed: keep the way out in the message too. */
-                error_prepend(errp, "%s", "");
+                           "sector decrypts to plausible data (if the disk holds only "
+                           "random-looking data, open it with encrypt.skip-key-check=on)",
+                           bs->filename);
                 ret = -EPERM;
                 goto fail;
             }
