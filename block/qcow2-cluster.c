@@ -407,7 +407,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
         if (ty != type) {
             break;
         }
-        if (type == QCOW2_CLUSTER_NORMAL &&
+        if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
             ((e & L2E_OFFSET_MASK) != (*l2e & L2E_OFFSET_MASK) + (run << s->cluster_bits) ||
              (e & QCOW_OFLAG_COPIED) != (*l2e & QCOW_OFLAG_COPIED))) {
             break;
@@ -1054,8 +1054,12 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     case QCOW2_CLUSTER_UNALLOCATED:
         return 0;
     case QCOW2_CLUSTER_ZERO_PLAIN:
-    case QCOW2_CLUSTER_ZERO_ALLOC:
         return BDRV_BLOCK_ZERO;
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        /* Preallocated: the host cluster is known, though it is not read. */
+        *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
+        *file = bs->file;
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
     case QCOW2_CLUSTER_NORMAL:
