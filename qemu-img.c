@@ -1299,6 +1299,16 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
     return ret;
 }
 
+/*
+ * Whether a freshly created image reads as zeroes where nothing was
+ * written.  Formats with allocation metadata and sparse raw files do; a
+ * LUKS payload does not (unwritten sectors decrypt to noise).
+ */
+static bool new_image_reads_zero(BlockDriverState *bs)
+{
+    return strcmp(bdrv_get_format_name(bs), "luks") != 0;
+}
+
 typedef enum ChunkKind { CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING } ChunkKind;
 
 /* What the next run of @src at @offset is, and how long it is (*pnum). */
@@ -1610,9 +1620,16 @@ static int img_convert(int argc, char **argv)
     } else {
         target_opts = qdict_new();
         qdict_put_str(target_opts, "driver", out_fmt);
-        if (opts && qdict_get_try_str(opts, "encrypt.key-secret")) {
-            qdict_put_str(target_opts, "encrypt.key-secret",
-                          qdict_get_try_str(opts, "encrypt.key-secret"));
+        if (opts) {
+            /* The secret that created an encrypted target also opens it. */
+            const char *key;
+            json_t *value;
+
+            json_object_foreach(opts, key, value) {
+                if (g_str_has_suffix(key, "key-secret") && json_is_string(value)) {
+                    qdict_put_str(target_opts, key, json_string_value(value));
+                }
+            }
         }
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
@@ -1652,7 +1669,8 @@ static int img_convert(int argc, char **argv)
             s.target_has_backing = true;
         }
     }
-    s.has_zero_init = s.min_sparse && !s.target_has_backing && (!skip_create || target_is_zero);
+    s.has_zero_init = s.min_sparse && !s.target_has_backing &&
+                      ((!skip_create && new_image_reads_zero(s.target)) || target_is_zero);
 
     s.cluster_size = 0;
     if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
