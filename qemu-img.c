@@ -51,6 +51,8 @@ typedef enum OutputFormat {
 
 /* Default chunk for copying commands: big requests, few syscalls. */
 #define IO_BUF_SIZE (2 * MiB)
+/* Chunks in flight between convert's reader and writer. */
+#define CONVERT_BUFFERS 4
 
 /* ------------------------------------------------------------------ */
 /* Messages and usage errors */
@@ -1175,8 +1177,13 @@ typedef struct ConvertState {
     int64_t min_sparse;        /* 0: copy everything as data */
     int64_t cluster_size;      /* of the target; 0 if it has none */
     int64_t buf_size;
-    uint8_t *buf;
     int64_t done;
+
+    /* The reader thread's hand-over (see convert_do_copy). */
+    GAsyncQueue *jobs;
+    GAsyncQueue *free_bufs;
+    uint8_t *bufs[CONVERT_BUFFERS];
+    gint stop;
 } ConvertState;
 
 static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
@@ -1286,10 +1293,18 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
 
     if (ret < 0) {
         if (s->salvage) {
-            warn_report("error while reading offset %" PRId64 ": %s", offset,
-                        error_get_pretty(err));
+            /* Retry sector by sector: only what really fails becomes zeroes. */
             error_free(err);
-            memset(buf, 0, bytes);
+            for (int64_t pos = 0; pos < bytes; pos += BDRV_SECTOR_SIZE) {
+                int64_t n = MIN((int64_t)BDRV_SECTOR_SIZE, bytes - pos);
+                err = NULL;
+                if (bdrv_pread(src, offset + pos, n, buf + pos, 0, &err) < 0) {
+                    warn_report("error while reading offset %" PRId64 ": %s",
+                                offset + pos, error_get_pretty(err));
+                    error_free(err);
+                    memset(buf + pos, 0, n);
+                }
+            }
             return 0;
         }
         error_report("error while reading at byte %" PRId64 ": %s", offset,
@@ -1350,8 +1365,33 @@ static int convert_status(ConvertState *s, BlockDriverState *src, int64_t offset
     return 0;
 }
 
-static int convert_do_copy(ConvertState *s)
+/*
+ * The copy is a pipeline: a reader thread walks the sources (allocation
+ * status and reads) while the main thread writes the target, so reading
+ * and writing overlap.  The two threads share no node: the sources belong
+ * to the reader, the target to the writer.
+ */
+typedef struct ConvertJob {
+    ChunkKind kind;
+    int64_t target_offset;
+    int64_t bytes;
+    uint8_t *buf;       /* CHUNK_DATA only */
+    bool end;           /* the last job; ret < 0 if the reader failed */
+    int ret;
+} ConvertJob;
+
+static void convert_push_end(ConvertState *s, int ret)
 {
+    ConvertJob *job = g_new0(ConvertJob, 1);
+
+    job->end = true;
+    job->ret = ret;
+    g_async_queue_push(s->jobs, job);
+}
+
+static gpointer convert_reader(gpointer opaque)
+{
+    ConvertState *s = opaque;
     int64_t base = 0;
 
     for (int i = 0; i < s->src_num; i++) {
@@ -1365,11 +1405,17 @@ static int convert_do_copy(ConvertState *s)
             int64_t n = MIN(len - offset, s->buf_size - t % s->buf_size);
             int64_t pnum;
             ChunkKind kind;
+            ConvertJob *job;
             int ret;
 
+            if (g_atomic_int_get(&s->stop)) {
+                convert_push_end(s, 0);
+                return NULL;
+            }
             ret = convert_status(s, src, offset, n, &pnum, &kind);
             if (ret < 0) {
-                return ret;
+                convert_push_end(s, ret);
+                return NULL;
             }
             if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
                 /* Compression works on whole clusters: read the chunk whole. */
@@ -1377,32 +1423,86 @@ static int convert_do_copy(ConvertState *s)
                 pnum = n;
             }
             n = MIN(n, pnum);
-            switch (kind) {
-            case CHUNK_BACKING:
-                ret = 0;
-                break;
-            case CHUNK_ZERO:
-                ret = convert_zero(s, t, n);
-                break;
-            case CHUNK_DATA:
-                ret = convert_read(s, src, offset, n, s->buf);
+            job = g_new0(ConvertJob, 1);
+            job->kind = kind;
+            job->target_offset = t;
+            job->bytes = n;
+            if (kind == CHUNK_DATA) {
+                job->buf = g_async_queue_pop(s->free_bufs);
+                ret = convert_read(s, src, offset, n, job->buf);
                 if (ret < 0) {
-                    return ret;
+                    g_async_queue_push(s->free_bufs, job->buf);
+                    g_free(job);
+                    convert_push_end(s, ret);
+                    return NULL;
                 }
-                ret = s->compressed ? convert_write_compressed(s, t, n, s->buf)
-                                    : convert_write_sparse(s, t, n, s->buf);
-                break;
             }
-            if (ret < 0) {
-                return ret;
-            }
+            g_async_queue_push(s->jobs, job);
             offset += n;
-            s->done += n;
-            progress_update(s->done, s->total);
         }
         base += len;
     }
-    return 0;
+    convert_push_end(s, 0);
+    return NULL;
+}
+
+static int convert_do_copy(ConvertState *s)
+{
+    GThread *reader;
+    int ret = 0;
+
+    s->jobs = g_async_queue_new();
+    s->free_bufs = g_async_queue_new();
+    for (int i = 0; i < CONVERT_BUFFERS; i++) {
+        s->bufs[i] = g_malloc(s->buf_size);
+        g_async_queue_push(s->free_bufs, s->bufs[i]);
+    }
+    reader = g_thread_new("convert-reader", convert_reader, s);
+
+    for (;;) {
+        ConvertJob *job = g_async_queue_pop(s->jobs);
+
+        if (job->end) {
+            if (ret == 0) {
+                ret = job->ret;
+            }
+            g_free(job);
+            break;
+        }
+        if (ret == 0) {
+            switch (job->kind) {
+            case CHUNK_BACKING:
+                break;
+            case CHUNK_ZERO:
+                ret = convert_zero(s, job->target_offset, job->bytes);
+                break;
+            case CHUNK_DATA:
+                ret = s->compressed
+                    ? convert_write_compressed(s, job->target_offset, job->bytes, job->buf)
+                    : convert_write_sparse(s, job->target_offset, job->bytes, job->buf);
+                break;
+            }
+            if (ret < 0) {
+                /* Let the reader finish; its jobs are drained unwritten. */
+                g_atomic_int_set(&s->stop, 1);
+            } else {
+                s->done += job->bytes;
+                progress_update(s->done, s->total);
+            }
+        }
+        if (job->buf) {
+            g_async_queue_push(s->free_bufs, job->buf);
+        }
+        g_free(job);
+    }
+    g_thread_join(reader);
+    for (int i = 0; i < CONVERT_BUFFERS; i++) {
+        g_free(s->bufs[i]);
+        s->bufs[i] = NULL;
+    }
+    g_async_queue_unref(s->jobs);
+    g_async_queue_unref(s->free_bufs);
+    return ret;
 }
 
 static int img_convert(int argc, char **argv)
@@ -1680,7 +1780,6 @@ static int img_convert(int argc, char **argv)
     if (s.cluster_size > 0) {
         s.buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s.cluster_size), s.cluster_size);
     }
-    s.buf = g_malloc(s.buf_size);
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
@@ -1697,7 +1796,6 @@ static int img_convert(int argc, char **argv)
     progress_end();
 
 out:
-    g_free(s.buf);
     bdrv_unref(s.target);
     for (int i = 0; s.src && i < s.src_num; i++) {
         bdrv_unref(s.src[i]);
