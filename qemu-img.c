@@ -2896,6 +2896,230 @@ static int img_snapshot(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* measure */
+
+/*
+ * Clusters of qcow2 metadata for a fully allocated image of @size bytes:
+ * header, L1 table, L2 tables, and refcount blocks and table that count
+ * every cluster including themselves (qcow2 specification).
+ */
+static int64_t qcow2_meta_clusters(int64_t size, int64_t cs, int refcount_bits)
+{
+    int64_t data = DIV_ROUND_UP(size, cs);
+    int64_t l2_entries = cs / 8;
+    int64_t l2 = DIV_ROUND_UP(data, l2_entries);
+    int64_t l1 = DIV_ROUND_UP(l2 * 8, cs);
+    int64_t per_block = cs * 8 / refcount_bits;
+    int64_t rb = 0, rt = 0, prev_rb = -1, prev_rt = -1;
+
+    while (rb != prev_rb || rt != prev_rt) {
+        int64_t total = 1 + l1 + l2 + data + rb + rt;
+        prev_rb = rb;
+        prev_rt = rt;
+        rb = DIV_ROUND_UP(total, per_block);
+        rt = DIV_ROUND_UP(rb * 8, cs);
+    }
+    return 1 + l1 + l2 + rb + rt;
+}
+
+/* Clusters of size @cs that hold data of @bs (zero and unallocated ranges do not). */
+static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t cs,
+                                   Error **errp)
+{
+    int64_t offset = 0, count = 0, last = -1;
+
+    while (offset < size) {
+        int64_t pnum;
+        int ret = bdrv_block_status_above(bs, NULL, offset, size - offset, &pnum, NULL, NULL);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Unable to get block status");
+            return ret;
+        }
+        if (pnum <= 0) {
+            pnum = size - offset;
+        }
+        if ((ret & BDRV_BLOCK_DATA) && !(ret & BDRV_BLOCK_ZERO)) {
+            int64_t first = offset / cs, end = (offset + pnum - 1) / cs;
+            if (first <= last) {
+                first = last + 1;
+            }
+            if (end >= first) {
+                count += end - first + 1;
+                last = end;
+            }
+        }
+        offset += pnum;
+    }
+    return count;
+}
+
+static int img_measure(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "size", required_argument, NULL, OPTION_SIZE },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *out_fmt = "raw", *filename = NULL;
+    g_autofree char *options = NULL;
+    OutputFormat output = OFORMAT_HUMAN;
+    bool image_opts = false, show_bitmaps = false;
+    int64_t size = -1, required, fully;
+    BlockDriver *drv;
+    QDict *opts = NULL;
+    Error *err = NULL;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'o':
+            if (has_help_option(optarg)) {
+                return print_create_options_help(out_fmt, NULL);
+            }
+            append_options(&options, optarg);
+            break;
+        case 'l':
+            error_report("Snapshots are not supported by this build: '%s'", optarg);
+            return 1;
+        case 'U': break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
+        case OPTION_SIZE:
+            size = cvtnum("image size", optarg);
+            if (size < 0) {
+                return 1;
+            }
+            break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind < argc) {
+        filename = argv[optind++];
+    }
+    if (optind < argc) {
+        error_report("Too many arguments");
+        return 1;
+    }
+    if (filename && size != -1) {
+        error_report("--size N cannot be used together with a filename.");
+        return 1;
+    }
+    if (!filename && size == -1) {
+        error_report("Either --size N or one filename must be specified.");
+        return 1;
+    }
+
+    drv = bdrv_find_format(out_fmt);
+    if (!drv || drv->is_protocol) {
+        error_report("Unknown file format '%s'", out_fmt);
+        return 1;
+    }
+    opts = parse_options_or_exit(options);
+    if (drv->create_opts) {
+        const QemuOptsList *lists[2] = { drv->create_opts, NULL };
+        if (!qemu_opts_validate(opts, lists, &err)) {
+            error_report_err(err);
+            error_report("Invalid options for file format '%s'", out_fmt);
+            goto out;
+        }
+    }
+    if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
+        error_report("Format driver '%s' does not support size measurement", out_fmt);
+        goto out;
+    }
+
+    if (filename) {
+        BlockDriverState *bs = open_image(filename, image_opts, fmt, BDRV_O_NO_IO, false);
+        if (!bs) {
+            goto out;
+        }
+        size = bdrv_getlength(bs);
+        if (size < 0) {
+            error_report("Unable to get image virtual_size: %s", strerror(-size));
+            bdrv_unref(bs);
+            goto out;
+        }
+        show_bitmaps = !strcmp(out_fmt, "qcow2") &&
+                       !strcmp(bdrv_get_format_name(bs), "qcow2");
+        if (!strcmp(out_fmt, "qcow2")) {
+            int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
+            int64_t n = count_data_clusters(bs, size, cs, &err);
+            if (n < 0) {
+                error_report_err(err);
+                bdrv_unref(bs);
+                goto out;
+            }
+            required = n * cs;
+        } else {
+            required = size;
+        }
+        bdrv_unref(bs);
+    } else {
+        required = !strcmp(out_fmt, "raw") ? size : 0;
+    }
+
+    if (!strcmp(out_fmt, "qcow2")) {
+        int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
+        int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
+        const char *prealloc = qemu_opt_get(opts, "preallocation");
+        int64_t meta;
+
+        if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
+            error_report("Cluster size must be a power of two between 512 and 2048k");
+            goto out;
+        }
+        if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
+            error_report("Refcount width must be a power of two and may not exceed 64 bits");
+            goto out;
+        }
+        /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
+        if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / 8) > 32 * (int64_t)MiB / 8) {
+            error_report("The image size is too large (try using a larger cluster size)");
+            goto out;
+        }
+        meta = qcow2_meta_clusters(size, cs, rbits) * cs;
+        fully = meta + QEMU_ALIGN_UP(size, cs);
+        required += meta;
+        if (prealloc && (!strcmp(prealloc, "full") || !strcmp(prealloc, "falloc"))) {
+            required = fully;
+        }
+    } else {
+        fully = size;
+        required = size;
+    }
+
+    if (output == OFORMAT_JSON) {
+        QDict *d = qdict_new();
+        qdict_put_int(d, "required", required);
+        qdict_put_int(d, "fully-allocated", fully);
+        if (show_bitmaps) {
+            qdict_put_int(d, "bitmaps", 0);
+        }
+        print_json(d);
+        qobject_unref(d);
+    } else {
+        printf("required size: %" PRId64 "\n", required);
+        printf("fully allocated size: %" PRId64 "\n", fully);
+        if (show_bitmaps) {
+            printf("bitmaps size: 0\n");
+        }
+    }
+    ret = 0;
+out:
+    qobject_unref(opts);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* Help and dispatch */
 
 typedef struct ImgCmd {
@@ -2912,6 +3136,7 @@ static const ImgCmd img_cmds[] = {
     { "create", img_create },
     { "info", img_info },
     { "map", img_map },
+    { "measure", img_measure },
     { "rebase", img_rebase },
     { "resize", img_resize },
     { "snapshot", img_snapshot },
@@ -2948,6 +3173,7 @@ static void help(void)
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
            "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename\n"
+           "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] filename]\n"
            "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
            "  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] filename\n"
            "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n"
