@@ -209,6 +209,14 @@ void bdrv_ref(BlockDriverState *bs)
 static void bdrv_close(BlockDriverState *bs)
 {
     if (bs->drv) {
+        /*
+         * What was written reaches the disk before the node goes away, as
+         * in QEMU (unless cache.no-flush).  A failure here has no one left
+         * to report to; a node without its key wrote nothing to flush.
+         */
+        if (bs->open_done && !bs->read_only && !bdrv_key_missing_node(bs)) {
+            bdrv_flush(bs, NULL);
+        }
         if (bs->drv->bdrv_wipe_key) {
             bs->drv->bdrv_wipe_key(bs);
         }
@@ -328,9 +336,11 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+        goto fail;
+    }
     /* Options every node takes and protocols may ignore. */
     qdict_del(opts, "cache.direct");
-    qdict_del(opts, "cache.no-flush");
     qdict_del(opts, "aio");
     qdict_del(opts, "discard");
     qdict_del(opts, "auto-read-only");
@@ -348,6 +358,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
                    drv->format_name, key);
         goto fail;
     }
+    bs->open_done = true;
     qobject_unref(opts);
     return bs;
 
@@ -542,8 +553,14 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+        goto fail;
+    }
+    /* "cache=unsafe" covers the whole node, its file included. */
+    if (bs->no_flush && file) {
+        file->no_flush = true;
+    }
     qdict_del(opts, "cache.direct");
-    qdict_del(opts, "cache.no-flush");
     qdict_del(opts, "discard");
     qdict_del(opts, "detect-zeroes");
     qdict_del(opts, "auto-read-only");
@@ -565,6 +582,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                    drv->format_name, key);
         goto fail;
     }
+    bs->open_done = true;
 
     if (bs->backing_file[0]) {
         char *full = path_combine(bs->filename, bs->backing_file);
@@ -928,6 +946,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         return -ENOKEY;
     }
     if (type == BDRV_REQ_FLUSH) {
+        if (bs->no_flush) {
+            return 0;   /* cache.no-flush=on (cache=unsafe) */
+        }
         ret = 0;
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);

@@ -29,6 +29,8 @@ struct BlockDriverState {
     int open_flags;
     bool read_only;
     int refcnt;
+    /* The driver's open succeeded: closing flushes what was written. */
+    bool open_done;
 
     /* For protocol nodes the path; for format nodes the path of their file. */
     char filename[PATH_MAX];
@@ -66,6 +68,13 @@ struct BlockDriverState {
 
     /* Image was probed as raw: writes to sector 0 are restricted. */
     bool probed_raw;
+
+    /*
+     * "cache.no-flush=on" (QEMU's cache=unsafe): flushes succeed without
+     * reaching the disk.  qemu-img convert's default for its target, as
+     * in QEMU.  Key checks still apply.
+     */
+    bool no_flush;
 };
 
 typedef struct BlockDriver {
