@@ -1731,11 +1731,6 @@ static int img_convert(int argc, char **argv)
                 }
             }
         }
-        /* raw LUKS names its create and open option "key-secret" */
-        if (opts && qdict_get_try_str(opts, "key-secret")) {
-            qdict_put_str(target_opts, "key-secret",
-                          qdict_get_try_str(opts, "key-secret"));
-        }
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
                          BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
