@@ -22,11 +22,6 @@
 #include "qemu/error-report.h"
 #include "qom/object.h"
 
-/*
- * The key prompt lands in parallel; until then this reference may stay
- * unresolved and the tool says so.
- */
-#pragma weak bdrv_tools_prompt_keys
 
 enum {
     OPTION_OUTPUT = 256,
@@ -380,13 +375,7 @@ static BlockDriverState *open_image_full(const char *name, bool image_opts,
         return NULL;
     }
     if (need_keys && bdrv_key_missing_node(bs)) {
-        if (!bdrv_tools_prompt_keys) {
-            BlockDriverState *k = bdrv_key_missing_node(bs);
-            error_report("Disk image '%s' is encrypted and this build cannot ask for its password",
-                         k->filename);
-            bdrv_unref(bs);
-            return NULL;
-        }
+        /* "Disk image 'NAME' is encrypted." and a password from stdin */
         if (bdrv_tools_prompt_keys(bs, &err) < 0) {
             error_report_err(err);
             bdrv_unref(bs);
@@ -1739,12 +1728,8 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
     if (bdrv_key_missing_node(s.target)) {
-        if (!bdrv_tools_prompt_keys || bdrv_tools_prompt_keys(s.target, &err) < 0) {
-            if (err) {
-                error_report_err(err);
-            } else {
-                error_report("Target image '%s' is encrypted", out_filename);
-            }
+        if (bdrv_tools_prompt_keys(s.target, &err) < 0) {
+            error_report_err(err);
             goto out;
         }
     }
@@ -2107,7 +2092,7 @@ static int img_rebase(int argc, char **argv)
                 ret = 1;
                 goto out;
             }
-            if (bdrv_key_missing_node(new_base) && bdrv_tools_prompt_keys &&
+            if (bdrv_key_missing_node(new_base) &&
                 bdrv_tools_prompt_keys(new_base, &err) < 0) {
                 error_report_err(err);
                 ret = 1;
