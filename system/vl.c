@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "block/block.h"
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
@@ -178,18 +179,21 @@ int main(int argc, char **argv)
     bdrv_init();
     qmp_register_builtin_commands();
     hmp_register_builtin_commands();
+    block_job_monitor_init();
 
     /* Objects first: drives name their secrets. */
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "object")) {
+            /* Never echo secret data in an error message. */
+            g_autofree char *shown = hmp_mask_secrets(o->arg);
             if (!user_creatable_add_cmdline) {
-                error_report("-object %s: objects are not supported by this build", o->arg);
+                error_report("-object %s: objects are not supported by this build", shown);
                 exit_code = 1;
                 goto out;
             }
             if (!user_creatable_add_cmdline(o->arg, &err)) {
-                error_prepend(&err, "-object %s: ", o->arg);
+                error_prepend(&err, "-object %s: ", shown);
                 goto fail;
             }
         }
