@@ -669,31 +669,30 @@ static void hmp_object_del(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
-typedef struct QemuIoCall {
-    BlockDriverState *bs;
-    const char *cmd;
-} QemuIoCall;
-
-static int qemu_io_call(void *opaque)
+static void qemu_io_output(void *opaque, bool is_error, const char *text)
 {
-    QemuIoCall *c = opaque;
-    return qemuio_command(c->bs, c->cmd);
+    monitor_puts(opaque, text);
 }
 
 static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
+    const char *cmd = qdict_get_try_str(args, "command");
     DriveInfo *d = drive_find(device);
-    QemuIoCall call = { .cmd = qdict_get_try_str(args, "command") };
+    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    QemuIOOutputFn old_fn;
+    void *old_opaque;
 
-    call.bs = d ? d->bs : bdrv_find_node(device);
-    if (!call.bs) {
+    if (!bs) {
         monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
                        device);
         return;
     }
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
-    monitor_with_stdout(mon, qemu_io_call, &call);
+    qemuio_get_output(&old_fn, &old_opaque);
+    qemuio_set_output(qemu_io_output, mon);
+    qemuio_command(bs, cmd);
+    qemuio_set_output(old_fn, old_opaque);
 }
 
 static const HMPCommand builtin_cmds[] = {
