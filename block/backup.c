@@ -16,6 +16,7 @@ typedef struct BackupJob {
     BlockJob common;
     BlockDriverState *target;
     MirrorSyncMode sync;
+    int64_t size;               /* the drive's size; common.len is the work */
     /* Clusters whose point-in-time contents are not yet on the target. */
     DirtyMap *todo;
     int64_t cursor;
@@ -37,7 +38,7 @@ static void backup_update_progress(BackupJob *s)
 static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, Error **errp)
 {
     BlockDriverState *src = s->common.bs;
-    int64_t end = MIN(offset + bytes, s->common.len);
+    int64_t end = MIN(offset + bytes, s->size);
 
     while (offset < end) {
         int64_t n = MIN(end - offset, BLOCK_JOB_CHUNK);
@@ -90,12 +91,17 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
 {
     BackupJob *s = opaque;
     int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
-    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->common.len);
+
+    if (s->common.broken < 0) {
+        return 0;   /* the backup is lost already; the guest goes on */
+    }
+    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->size);
     int64_t c = start;
 
     while (c < end) {
         int64_t next = dirty_map_next(s->todo, c);
         int64_t run_end;
+        Error *local_err = NULL;
         int ret;
 
         if (next < 0 || next >= end) {
@@ -105,12 +111,16 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
         while (run_end < end && dirty_map_get(s->todo, run_end)) {
             run_end += BLOCK_JOB_CLUSTER;
         }
-        ret = backup_copy_range(s, next, run_end - next, errp);
+        ret = backup_copy_range(s, next, run_end - next, &local_err);
         if (ret < 0) {
-            /* The guest write fails rather than silently breaking the backup. */
-            error_prepend(errp, "Backup job '%s' could not save the old data: ",
-                          s->common.id);
-            return ret;
+            /*
+             * The guest's write matters more than the backup: it goes
+             * ahead, and the backup, which can no longer be a point-in-time
+             * copy, ends with the error.
+             */
+            error_free(local_err);
+            block_job_break(&s->common, ret);
+            return 0;
         }
         c = run_end;
     }
@@ -139,7 +149,7 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         return 0;
     }
     end = start;
-    while (end < job->len && end - start < max_bytes && end - start < BLOCK_JOB_CHUNK &&
+    while (end < s->size && end - start < max_bytes && end - start < BLOCK_JOB_CHUNK &&
            dirty_map_get(s->todo, end)) {
         end += BLOCK_JOB_CLUSTER;
     }
@@ -150,7 +160,7 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     s->cursor = end;
     backup_update_progress(s);
     *done = s->todo->count == 0;
-    return MIN(end, job->len) - start;
+    return MIN(end, s->size) - start;
 }
 
 static int backup_prepare(BlockJob *job, Error **errp)
@@ -213,7 +223,8 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         block_job_free_unstarted(job);
         return NULL;
     }
-    if (bdrv_getlength(target) != job->len) {
+    s->size = job->len;
+    if (bdrv_getlength(target) != s->size) {
         error_setg(errp, "Source and target image have different sizes");
         bdrv_unref(target);
         block_job_free_unstarted(job);
@@ -222,7 +233,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     s->target = target;
     block_job_add_node(job, target);
     s->sync = opts->sync;
-    s->todo = dirty_map_new(job->len);
+    s->todo = dirty_map_new(s->size);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
     s->target_is_zero = fresh && !target->backing;
     job->on_source_error = opts->on_source_error;
@@ -230,9 +241,9 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
 
     if (s->sync == MIRROR_SYNC_MODE_TOP && src->backing) {
         /* Only what the top layer holds: the rest comes from the shared backing. */
-        for (int64_t off = 0; off < job->len;) {
+        for (int64_t off = 0; off < s->size;) {
             int64_t n;
-            int ret = bdrv_is_allocated(src, off, job->len - off, &n);
+            int ret = bdrv_is_allocated(src, off, s->size - off, &n);
             if (ret < 0) {
                 error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
                                  src->filename);
@@ -244,8 +255,10 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
             }
             off += n;
         }
+        /* As in QEMU, the work is what the top layer holds. */
+        job->len = dirty_map_bytes(s->todo);
     } else {
-        dirty_map_set(s->todo, 0, job->len);
+        dirty_map_set(s->todo, 0, s->size);
     }
     backup_update_progress(s);
     bdrv_add_before_write_notifier(src, backup_before_write, s);

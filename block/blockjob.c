@@ -373,13 +373,28 @@ void block_job_kick(BlockJob *job)
     }
 }
 
+void block_job_break(BlockJob *job, int ret)
+{
+    if (job->finished || job->broken < 0) {
+        return;
+    }
+    job->broken = ret;
+    /* Not from here: the caller may be walking the node's notifier list. */
+    unschedule(job);
+    job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
+}
+
 void block_job_start(BlockJob *job)
 {
     jobs = g_list_append(jobs, job);
     set_status(job, BLOCK_JOB_STATUS_CREATED);
     set_status(job, BLOCK_JOB_STATUS_RUNNING);
     job->next_ns = g_get_monotonic_time() * 1000;
-    schedule_in(job, 0);
+    /*
+     * The first step comes before the monitor reads its next command (as a
+     * QEMU job starts at once); later ones only when the monitors are idle.
+     */
+    job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -501,6 +516,16 @@ static gboolean job_iterate(gpointer opaque)
     bool done = false;
 
     job->source_id = 0;
+    if (job->broken < 0) {
+        /* A copy for a guest write failed: the job's result is lost. */
+        QDict *data = qdict_new();
+        qdict_put_str(data, "device", job->id);
+        qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
+        qdict_put_str(data, "action", "report");
+        emit("BLOCK_JOB_ERROR", data);
+        job_finish_full(job, job->broken, NULL, true);
+        return G_SOURCE_REMOVE;
+    }
     if (job->cancelled && !(job->ready && !job->force_cancel)) {
         job_finish(job, -ECANCELED, NULL);
         return G_SOURCE_REMOVE;
@@ -590,7 +615,13 @@ bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 bool block_job_pause(BlockJob *job, Error **errp)
 {
     if (!job_verb_ok(job, "pause", job->status == BLOCK_JOB_STATUS_RUNNING ||
-                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
+                     job->status == BLOCK_JOB_STATUS_READY ||
+                     job->status == BLOCK_JOB_STATUS_PAUSED ||
+                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+        return false;
+    }
+    if (job->user_paused) {
+        error_setg(errp, "Job is already paused");
         return false;
     }
     job->user_paused = true;
@@ -603,7 +634,9 @@ bool block_job_pause(BlockJob *job, Error **errp)
 bool block_job_resume(BlockJob *job, Error **errp)
 {
     if (!job_verb_ok(job, "resume", job->status == BLOCK_JOB_STATUS_PAUSED ||
-                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+                     job->status == BLOCK_JOB_STATUS_STANDBY ||
+                     job->status == BLOCK_JOB_STATUS_RUNNING ||
+                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
         return false;
     }
     if (!job->user_paused) {
@@ -614,8 +647,8 @@ bool block_job_resume(BlockJob *job, Error **errp)
     job->pause_count = 0;
     job->io_status = "ok";
     set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
-    job->next_ns = g_get_monotonic_time() * 1000;
-    schedule_in(job, 0);
+    /* A pause is no way around the speed limit. */
+    schedule_next(job);
     return true;
 }
 
@@ -637,6 +670,11 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
 {
     if (job->finished) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
+        return false;
+    }
+    if (job->user_paused && !force) {
+        /* The user paused it to look at something: say so rather than end it. */
+        error_setg(errp, "The block job for device '%s' is currently paused", job->id);
         return false;
     }
     job->cancelled = true;

@@ -183,11 +183,8 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     if (opts->base) {
         base = block_job_find_in_chain(top->backing, opts->base);
         if (!base) {
-            if (block_job_find_in_chain(top, opts->base) == top) {
-                error_setg(errp, "cannot commit an image into itself");
-            } else {
-                error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
-            }
+            /* The base is looked for below the top only (top itself excluded). */
+            error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
             return NULL;
         }
     } else {

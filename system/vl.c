@@ -14,6 +14,7 @@
 #include <glib-unix.h>
 
 #include "block/block.h"
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
@@ -175,6 +176,7 @@ int main(int argc, char **argv)
     bdrv_init();
     qmp_register_builtin_commands();
     hmp_register_builtin_commands();
+    block_job_monitor_init();
 
     /* Objects first: drives name their secrets. */
     for (guint i = 0; i < opts->len; i++) {

@@ -67,6 +67,7 @@ struct BlockJob {
     guint source_id;
     int64_t next_ns;            /* the speed limit allows the next step at */
 
+    int broken;                 /* block_job_break()'s error, or 0 */
     bool finished;
     int *sync_ret;              /* for block_job_run_sync */
     Error **sync_err;
@@ -87,6 +88,13 @@ void block_job_add_node(BlockJob *job, BlockDriverState *node);
 void block_job_start(BlockJob *job);
 /* For failures between create and start. */
 void block_job_free_unstarted(BlockJob *job);
+/*
+ * Ends the job with error @ret (-errno) from the main loop soon, whatever
+ * its state: for failures outside a step (a copy-before-write for a guest
+ * write), which must not fail the guest's write.  job->err_is_read says
+ * which side failed.
+ */
+void block_job_break(BlockJob *job, int ret);
 /* A step may call this to be woken up again soon (e.g. after a guest write). */
 void block_job_kick(BlockJob *job);
 

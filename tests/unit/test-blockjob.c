@@ -243,8 +243,14 @@ static void test_backup_cancel(void)
                         "Job 'drive0' in state 'paused' cannot accept command verb 'complete'");
         error_free(err);
     }
-    g_assert_true(block_job_cancel(job, false, &error_abort));
-    run_jobs();
+    {
+        Error *err = NULL;
+        g_assert_false(block_job_cancel(job, false, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "The block job for device 'drive0' is currently paused");
+        error_free(err);
+    }
+    g_assert_true(block_job_cancel(job, true, &error_abort));
     g_assert_cmpstr(last_event(), ==,
                     "BLOCK_JOB_CANCELLED {\"device\":\"drive0\",\"len\":4194304,"
                     "\"offset\":1048576,\"speed\":1,\"type\":\"backup\"}");

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Drives a qemu-system-x86_64 over QMP on stdio for the block job tests and
+# prints a transcript that does not depend on timing:
+#
+#   jobs.py QEMU_BINARY [QEMU ARGS...] < SCRIPT
+#
+# Script lines:
+#   {"execute": ...}     send a QMP command, print its reply
+#   hmp CMDLINE          run an HMP command (human-monitor-command) and print
+#                        "(qemu) CMDLINE" and its output
+#   wait EVENT           print the next EVENT (waiting for it; 20 s at most)
+#   wait-idle            wait until query-block-jobs is empty (prints nothing)
+#   events               print and forget the events received so far
+#   drop-events          forget them silently
+#   sh COMMAND           run a shell command, print its output
+#   echo TEXT            print TEXT
+#   # ...                a comment (ignored)
+#
+# Event timestamps and JOB_STATUS_CHANGE events (QEMU emits extra ones
+# around its internal drains) are left out.  Lines QEMU writes to stdout
+# that are not JSON ("Formatting ...") are printed as they arrive.
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+TIMEOUT = 20.0
+
+
+class Qemu:
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(
+            argv + ['-nodefaults', '-display', 'none', '-qmp', 'stdio'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.buf = b''
+        self.events = []
+        greeting = self.read_json(TIMEOUT)
+        if greeting is None or 'QMP' not in greeting:
+            raise SystemExit('no QMP greeting')
+        self.command({'execute': 'qmp_capabilities'})
+
+    def readline(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b'\n' not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                if self.buf:
+                    break
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line.decode('utf-8', 'replace')
+
+    def read_json(self, timeout):
+        """The next JSON object; other lines are printed on the way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.readline(max(0.0, deadline - time.monotonic()))
+            if line is None:
+                return None
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                print(line)
+                continue
+            if 'event' in obj:
+                if obj['event'] != 'JOB_STATUS_CHANGE':
+                    obj.pop('timestamp', None)
+                    self.events.append(obj)
+                continue
+            return obj
+
+    def command(self, cmd):
+        self.proc.stdin.write((json.dumps(cmd) + '\n').encode())
+        self.proc.stdin.flush()
+        reply = self.read_json(TIMEOUT)
+        if reply is None:
+            raise SystemExit('no reply to %s' % json.dumps(cmd))
+        return reply
+
+    def wait_event(self, name):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev['event'] == name:
+                    del self.events[i]
+                    return ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            line = self.readline(left)
+            if line is None:
+                return None
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                print(line)
+                continue
+            if 'event' in obj and obj['event'] != 'JOB_STATUS_CHANGE':
+                obj.pop('timestamp', None)
+                self.events.append(obj)
+
+    def quit(self):
+        try:
+            self.command({'execute': 'quit'})
+        except SystemExit:
+            pass
+        try:
+            self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def show(obj):
+    print(json.dumps(obj, sort_keys=True))
+
+
+def main():
+    q = Qemu(sys.argv[1:])
+    for raw in sys.stdin:
+        line = raw.rstrip('\n')
+        if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        if line.startswith('{'):
+            show(q.command(json.loads(line)))
+        elif line.startswith('hmp '):
+            text = line[4:]
+            print('(qemu) ' + text)
+            reply = q.command({'execute': 'human-monitor-command',
+                               'arguments': {'command-line': text}})
+            if 'return' in reply:
+                # Events sent while HMP output is captured may land in it.
+                for out in reply['return'].replace('\r\n', '\n').splitlines(True):
+                    try:
+                        obj = json.loads(out)
+                    except ValueError:
+                        sys.stdout.write(out)
+                        continue
+                    if isinstance(obj, dict) and 'event' in obj:
+                        if obj['event'] != 'JOB_STATUS_CHANGE':
+                            obj.pop('timestamp', None)
+                            q.events.append(obj)
+                    else:
+                        sys.stdout.write(out)
+            else:
+                show(reply)
+        elif line.startswith('wait-idle'):
+            deadline = time.monotonic() + TIMEOUT
+            while q.command({'execute': 'query-block-jobs'}).get('return'):
+                if time.monotonic() > deadline:
+                    print('timeout waiting for the jobs to end')
+                    break
+                time.sleep(0.05)
+        elif line.startswith('wait '):
+            name = line[5:].strip()
+            ev = q.wait_event(name)
+            if ev is None:
+                print('timeout waiting for %s' % name)
+            else:
+                show(ev)
+        elif line.strip() == 'events':
+            for ev in q.events:
+                show(ev)
+            q.events = []
+        elif line.strip() == 'drop-events':
+            q.events = []
+        elif line.startswith('sh '):
+            sys.stdout.flush()
+            subprocess.run(line[3:], shell=True, stderr=subprocess.STDOUT)
+        elif line.startswith('echo '):
+            print(line[5:])
+        else:
+            raise SystemExit('jobs.py: bad script line: %s' % line)
+        sys.stdout.flush()
+    q.quit()
+
+
+if __name__ == '__main__':
+    main()
