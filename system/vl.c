@@ -249,7 +249,6 @@ int main(int argc, char **argv)
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "device")) {
             QDict *props = qdev_parse_cmdline(o->arg, &err);
-            /* At start-up a keyless drive cannot be unlocked before the device exists. */
             if (!props || !qdev_device_add(props, false, &err)) {
                 qobject_unref(props);
                 error_prepend(&err, "-device %s: ", o->arg);
