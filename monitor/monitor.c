@@ -145,20 +145,6 @@ static void qmp_send_error(Monitor *mon, ErrorClass cls, const char *desc, json_
     json_decref(resp);
 }
 
-static void qmp_greet(Monitor *mon)
-{
-    unsigned major = 0, minor = 0, micro = 0;
-    json_t *greeting;
-
-    sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
-    greeting = json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[]}}", "QMP", "version", "qemu",
-                         "micro", micro, "minor", minor, "major", major, "package", "",
-                         "capabilities");
-    qmp_send(mon, greeting);
-    json_decref(greeting);
-}
-
-json_t *qmp_version_info(void);
 json_t *qmp_version_info(void)
 {
     unsigned major = 0, minor = 0, micro = 0;
@@ -166,6 +152,15 @@ json_t *qmp_version_info(void)
     sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
     return json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "micro", micro, "minor", minor,
                      "major", major, "package", "");
+}
+
+static void qmp_greet(Monitor *mon)
+{
+    json_t *greeting = json_pack("{s:{s:o,s:[]}}", "QMP", "version", qmp_version_info(),
+                                 "capabilities");
+
+    qmp_send(mon, greeting);
+    json_decref(greeting);
 }
 
 /* qmp_capabilities acts on the monitor it arrives on. */
@@ -184,7 +179,6 @@ static QObject *qmp_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
-void monitor_register_qmp_capabilities(void);
 void monitor_register_qmp_capabilities(void)
 {
     qmp_register_command("qmp_capabilities", qmp_capabilities);

@@ -13,9 +13,6 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-json_t *qmp_version_info(void);
-void monitor_register_qmp_capabilities(void);
-
 static QObject *qmp_query_version(QDict *args, Error **errp)
 {
     return qmp_version_info();
