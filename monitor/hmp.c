@@ -260,11 +260,13 @@ typedef struct KeyRequest {
     void *opaque;
     GDestroyNotify free_opaque;
     const char *fail_hint;
+    char *asked_node;       /* the node whose password the prompt asked for */
 } KeyRequest;
 
 static void key_request_free(KeyRequest *req)
 {
     g_ptr_array_free(req->drives, true);
+    g_free(req->asked_node);
     if (req->free_opaque) {
         req->free_opaque(req->opaque);
     }
@@ -299,6 +301,14 @@ static void key_got_password(Monitor *mon, const char *password, void *opaque)
         return;
     }
     missing = key_request_current(req, &d);
+    if (missing && strcmp(bdrv_get_node_name(missing), req->asked_node)) {
+        /*
+         * Someone else (block_passwd on another monitor) gave that key
+         * meanwhile: this password was meant for a node that needs none.
+         */
+        monitor_puts(mon, "That drive got its key meanwhile; the password was not used.\n");
+        missing = NULL;
+    }
     if (missing && bdrv_set_key(missing, password, &err) < 0) {
         /* Keys given so far stay; the rest are asked for next time. */
         monitor_printf(mon, "%s\n", error_get_pretty(err));
@@ -324,6 +334,8 @@ static void key_request_next(Monitor *mon, KeyRequest *req)
         return;
     }
     monitor_printf(mon, "%s (%s) is encrypted.\n", drive_name(d), bdrv_get_filename(missing));
+    g_free(req->asked_node);
+    req->asked_node = g_strdup(bdrv_get_node_name(missing));
     if (!monitor_read_password(mon, "Password: ", key_got_password, req, &err)) {
         hmp_handle_error(mon, err);
         key_request_free(req);
