@@ -1056,8 +1056,16 @@ int bdrv_commit_all(Error **errp)
             devices = g_list_append(devices, g_strdup(bs->device_name));
         }
     }
-    for (GList *l = devices; l && ret == 0; l = l->next) {
-        ret = bdrv_commit_device(l->data, errp);
+    /* A drive that cannot be committed does not hold up the others. */
+    for (GList *l = devices; l; l = l->next) {
+        Error *local_err = NULL;
+        int r = bdrv_commit_device(l->data, &local_err);
+        if (r < 0 && ret == 0) {
+            ret = r;
+            error_propagate(errp, local_err);
+        } else {
+            error_free(local_err);
+        }
     }
     g_list_free_full(devices, g_free);
     return ret;

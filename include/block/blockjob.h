@@ -206,7 +206,10 @@ int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp
  * file, then empties the active layer when its format can.
  */
 int bdrv_commit_device(const char *device, Error **errp);
-/* HMP "commit all": every drive with a backing file. */
+/*
+ * HMP "commit all": every drive with a backing file; the first failure is
+ * reported after the other drives were committed.
+ */
 int bdrv_commit_all(Error **errp);
 
 #endif
