@@ -209,6 +209,14 @@ void bdrv_ref(BlockDriverState *bs)
 static void bdrv_close(BlockDriverState *bs)
 {
     if (bs->drv) {
+        /*
+         * What was written reaches the disk before the node goes away, as
+         * in QEMU (unless cache.no-flush).  A failure here has no one left
+         * to report to; a node without its key wrote nothing to flush.
+         */
+        if (!bs->read_only && !bdrv_key_missing_node(bs)) {
+            bdrv_flush(bs, NULL);
+        }
         if (bs->drv->bdrv_wipe_key) {
             bs->drv->bdrv_wipe_key(bs);
         }
@@ -328,9 +336,11 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+        goto fail;
+    }
     /* Options every node takes and protocols may ignore. */
     qdict_del(opts, "cache.direct");
-    qdict_del(opts, "cache.no-flush");
     qdict_del(opts, "aio");
     qdict_del(opts, "discard");
     qdict_del(opts, "auto-read-only");
@@ -542,8 +552,14 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+        goto fail;
+    }
+    /* "cache=unsafe" covers the whole node, its file included. */
+    if (bs->no_flush && file) {
+        file->no_flush = true;
+    }
     qdict_del(opts, "cache.direct");
-    qdict_del(opts, "cache.no-flush");
     qdict_del(opts, "discard");
     qdict_del(opts, "detect-zeroes");
     qdict_del(opts, "auto-read-only");
@@ -928,6 +944,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         return -ENOKEY;
     }
     if (type == BDRV_REQ_FLUSH) {
+        if (bs->no_flush) {
+            return 0;   /* cache.no-flush=on (cache=unsafe) */
+        }
         ret = 0;
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);

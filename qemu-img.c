@@ -23,11 +23,9 @@
 #include "qom/object.h"
 
 /*
- * The owners of --object and of the key prompt land their code in parallel;
- * until then these references may stay unresolved and the tool says so.
+ * The key prompt lands in parallel; until then this reference may stay
+ * unresolved and the tool says so.
  */
-#pragma weak user_creatable_add_cmdline
-#pragma weak user_creatable_cleanup
 #pragma weak bdrv_tools_prompt_keys
 
 enum {
@@ -185,10 +183,6 @@ static void add_object(const char *arg)
 {
     Error *err = NULL;
 
-    if (!user_creatable_add_cmdline) {
-        error_report("--object is not supported by this build");
-        exit(EXIT_FAILURE);
-    }
     if (!user_creatable_add_cmdline(arg, &err)) {
         error_report_err(err);
         exit(EXIT_FAILURE);
@@ -197,9 +191,7 @@ static void add_object(const char *arg)
 
 static void cleanup_objects(void)
 {
-    if (user_creatable_cleanup) {
-        user_creatable_cleanup();
-    }
+    user_creatable_cleanup();
 }
 
 /* ------------------------------------------------------------------ */
@@ -872,6 +864,12 @@ static int img_create(int argc, char **argv)
         qobject_unref(opts);
         return 1;
     }
+    if (base && !strcmp(base, filename)) {
+        error_report("%s: Error: Trying to create an image with the same filename as the "
+                     "backing file", filename);
+        qobject_unref(opts);
+        return 1;
+    }
     if (base && *base && !unsafe && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol) {
         /* The backing file must open (QEMU 7.2 refuses a missing one). */
         g_autofree char *full = path_combine(filename, base);
@@ -1189,8 +1187,14 @@ static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
     if (s->has_zero_init) {
         return 0;
     }
+    /*
+     * The target is open without its backing file, so a driver could take
+     * an unmapped range for zeroes when it would really show the backing
+     * file's data: with a backing file, zeroes must be written as zeroes.
+     */
     ret = bdrv_pwrite_zeroes(s->target, offset, bytes,
-                             s->min_sparse ? BDRV_REQ_MAY_UNMAP : 0, &err);
+                             s->min_sparse && !s->target_has_backing ?
+                             BDRV_REQ_MAY_UNMAP : 0, &err);
     if (ret < 0) {
         error_report("error while writing at byte %" PRId64 ": %s", offset,
                      error_get_pretty(err));
@@ -1593,7 +1597,10 @@ static int img_convert(int argc, char **argv)
         qobject_unref(create_opts);
     }
 
-    /* The target's backing file is never read: unallocated stays unallocated. */
+    /*
+     * The target's backing file is never read, but it is opened: a driver
+     * must know that there is one, or it may skip zero writes over it.
+     */
     if (target_image_opts) {
         target_opts = keyval_parse(out_filename, NULL, &err);
         if (!target_opts) {
@@ -1607,9 +1614,14 @@ static int img_convert(int argc, char **argv)
             qdict_put_str(target_opts, "encrypt.key-secret",
                           qdict_get_try_str(opts, "encrypt.key-secret"));
         }
+        /* raw LUKS names its create and open option "key-secret" */
+        if (opts && qdict_get_try_str(opts, "key-secret")) {
+            qdict_put_str(target_opts, "key-secret",
+                          qdict_get_try_str(opts, "key-secret"));
+        }
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
-                         BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_UNSAFE, &err);
+                         BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
     if (!s.target) {
         report_open_error(out_filename, err);
         goto out;
@@ -1659,7 +1671,12 @@ static int img_convert(int argc, char **argv)
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
-    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
+    /*
+     * The output's cache mode defaults to "unsafe" as in QEMU: a half
+     * written output is useless anyway, so no flush to stable storage.
+     */
+    if (ret == 0 && strcmp(cache ? cache : "unsafe", "unsafe") &&
+        bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
@@ -2656,6 +2673,16 @@ static int img_amend(int argc, char **argv)
                 if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
                     error_printf("This option is only supported for image creation\n");
                 }
+                qobject_unref(opts);
+                bdrv_unref(bs);
+                return 1;
+            }
+        }
+        {
+            /* Values must have the option's type ("lazy_refcounts=maybe" fails). */
+            const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+            if (!qemu_opts_validate(opts, lists, &err)) {
+                error_report_err(err);
                 qobject_unref(opts);
                 bdrv_unref(bs);
                 return 1;

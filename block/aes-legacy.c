@@ -436,15 +436,17 @@ void legacy_aes_warn_deprecated(BlockDriverState *bs)
     bs->deprecation_warned = true;
     warn_report("Image '%s' uses AES-CBC encryption, which is deprecated and will be "
                 "removed in a future release", name);
-    error_printf("Convert it with 'qemu-img convert' to an unencrypted image "
-                 "(-O qcow2) or to a LUKS-encrypted one "
-                 "(-O qcow2 -o encrypt.format=luks,encrypt.key-secret=ID).\n");
+    error_printf("Convert it with 'qemu-img convert -O qcow2 %s NEW' (unencrypted) or "
+                 "'qemu-img convert --object secret,id=sec0,file=PASSWORD_FILE -O qcow2 "
+                 "-o encrypt.format=luks,encrypt.key-secret=sec0 %s NEW' (LUKS).\n",
+                 name, name);
 }
 
 void legacy_aes_warn_create(void)
 {
     warn_report("AES-CBC image encryption is deprecated and will be removed in a "
                 "future release; use encrypt.format=luks instead");
-    error_printf("Existing AES images can be converted with 'qemu-img convert -O qcow2 "
-                 "-o encrypt.format=luks,encrypt.key-secret=ID'.\n");
+    error_printf("Convert existing AES images with 'qemu-img convert --object "
+                 "secret,id=sec0,file=PASSWORD_FILE -O qcow2 -o "
+                 "encrypt.format=luks,encrypt.key-secret=sec0 OLD NEW'.\n");
 }

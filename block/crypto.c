@@ -26,10 +26,18 @@ static int luks_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
                           size_t len, void *opaque, Error **errp)
 {
     BlockDriverState *bs = opaque;
-    int ret = bdrv_pread(bs->file, offset, len, buf, 0, errp);
+    int64_t file_len = bdrv_getlength(bs->file);
+    int ret;
 
+    /* Reads past the end would see zeroes, and zeroes make odd headers. */
+    if (file_len >= 0 && offset + len > (uint64_t)file_len) {
+        error_setg(errp, "File is truncated: the LUKS header needs %zu bytes, "
+                   "the file has %lld", offset + len, (long long)file_len);
+        return -EINVAL;
+    }
+    ret = bdrv_pread(bs->file, offset, len, buf, 0, errp);
     if (ret < 0) {
-        error_prepend(errp, "Could not read LUKS header of '%s': ", bs->filename);
+        error_prepend(errp, "Could not read the LUKS header: ");
         return ret;
     }
     return 0;
@@ -73,11 +81,12 @@ static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **er
             return -EINVAL;
         }
     }
-    s->block = qcrypto_block_open(pw, npw, luks_read_func, bs, errp);
-    qcrypto_secret_free(pw);
+    /* The header is checked against the file before any key is tried. */
+    s->block = qcrypto_block_open(NULL, 0, luks_read_func, bs, errp);
     qdict_del(options, "key-secret");
     if (!s->block) {
         error_prepend(errp, "'%s': ", bs->filename);
+        qcrypto_secret_free(pw);
         return -EINVAL;
     }
     s->payload_offset = qcrypto_block_get_payload_offset(s->block);
@@ -93,11 +102,17 @@ static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **er
                    bs->filename, (long long)file_len);
         goto fail;
     }
+    if (pw && !qcrypto_block_unlock(s->block, pw, npw, errp)) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        goto fail;
+    }
+    qcrypto_secret_free(pw);
     bs->encrypted = true;
     bs->has_key = qcrypto_block_has_key(s->block);
     return 0;
 
 fail:
+    qcrypto_secret_free(pw);
     qcrypto_block_free(s->block);
     s->block = NULL;
     return -EINVAL;

@@ -843,7 +843,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         ret = deflate(&z, Z_FINISH);
         clen = cs - z.avail_out;
         deflateEnd(&z);
-        if (ret != Z_STREAM_END || clen >= cs - 512) {
+        if (ret != Z_STREAM_END || clen >= cs) {
             /* Incompressible: store it as a normal cluster. */
             ret = qcow2_co_pwrite(bs, offset, len, buf, errp);
             if (ret < 0) {
@@ -895,20 +895,30 @@ static bool cluster_reads_zero(BlockDriverState *bs, uint64_t e)
            (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing);
 }
 
+/* Zeroes a range inside at most a few clusters by writing zeroes where needed. */
 static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
-    uint64_t e;
-    int ret = qcow2_get_l2_entry(bs, offset, &e, errp);
-    g_autofree uint8_t *z = NULL;
+    BDRVQcow2State *s = bs->opaque;
 
-    if (ret < 0) {
-        return ret;
+    while (bytes > 0) {
+        int64_t n = MIN(bytes, s->cluster_size - (offset & (s->cluster_size - 1)));
+        uint64_t e;
+        int ret = qcow2_get_l2_entry(bs, offset, &e, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (!cluster_reads_zero(bs, e)) {
+            g_autofree uint8_t *z = g_malloc0(n);
+            ret = qcow2_co_pwrite(bs, offset, n, z, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        offset += n;
+        bytes -= n;
     }
-    if (cluster_reads_zero(bs, e)) {
-        return 0;
-    }
-    z = g_malloc0(bytes);
-    return qcow2_co_pwrite(bs, offset, bytes, z, errp);
+    return 0;
 }
 
 int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -947,7 +957,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t l2_off;
         uint64_t *t;
 
-        if (!(l1e & L1E_OFFSET_MASK) && (discard || !bs->backing)) {
+        if (!(l1e & L1E_OFFSET_MASK) && (!bs->backing || (discard && s->version < 3))) {
             /* Nothing allocated under this whole L2 table: already reads right. */
             off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
             continue;
@@ -962,7 +972,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         type = qcow2_entry_type(s, e);
         if (discard) {
-            if (type == QCOW2_CLUSTER_UNALLOCATED) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED && (!bs->backing || s->version < 3)) {
                 continue;
             }
             ne = (bs->backing && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
@@ -1192,6 +1202,46 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
                 return ret;
             }
         }
+    }
+    return 0;
+}
+
+/* Makes guest clusters [start, end) unallocated (shrinking the image). */
+int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int64_t off = start; off < end; off += s->cluster_size) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t l2_off;
+        uint64_t e, zero = 0;
+        int ret;
+
+        if (l1_idx >= s->l1_size) {
+            break;
+        }
+        if (!(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
+            off = MIN(end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) -
+                  s->cluster_size;
+            continue;
+        }
+        ret = qcow2_get_l2_entry(bs, off, &e, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!e) {
+            continue;
+        }
+        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = set_l2_entries(bs, l2_off, l2_idx, 1, &zero, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        free_old_entry(bs, e);
     }
     return 0;
 }

@@ -128,7 +128,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     size_t blen = strlen(bs->backing_file);
     g_autofree uint8_t *buf = NULL;
     size_t pos, cap = s->cluster_size;
-    int ret;
+    bool with_ftable = s->version >= 3;
 
     /* Upper bound of everything we are about to write. */
     need += 16 + strlen(bs->backing_format) + 8 + sizeof(feature_names) * 48 / sizeof(feature_names[0]) +
@@ -138,6 +138,8 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     }
     buf = g_malloc0(MAX(need, cap));
 
+again:
+    memset(buf, 0, MAX(need, cap));
     stl_be_p(buf, QCOW2_MAGIC);
     stl_be_p(buf + 4, s->version);
     stl_be_p(buf + 20, s->cluster_bits);
@@ -167,7 +169,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
         put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
                 strlen(bs->backing_format));
     }
-    if (s->version >= 3) {
+    if (with_ftable) {
         uint8_t table[ARRAY_SIZE(feature_names) * 48];
         memset(table, 0, sizeof(table));
         for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
@@ -193,16 +195,17 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
         memcpy(buf + pos, bs->backing_file, blen);
         pos += blen;
     }
+    if (pos > cap && with_ftable) {
+        /* The feature name table is optional: small clusters go without it. */
+        with_ftable = false;
+        goto again;
+    }
     if (pos > cap) {
         error_setg(errp, "The header extensions and backing file name of '%s' do not fit "
                    "into its first cluster (%zu > %zu bytes)", bs->filename, pos, cap);
         return -ENOSPC;
     }
-    ret = bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    return bdrv_flush(bs->file, errp);
+    return bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
 }
 
 static void free_unknown_ext(gpointer p)
@@ -305,24 +308,24 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         return ret;
     }
     if (n < 4 || ldl_be_p(hdr) != QCOW2_MAGIC) {
-        error_setg(errp, "Could not open '%s': Image is not in qcow2 format", fn);
+        error_setg(errp, "Image is not in qcow2 format");
         return -EINVAL;
     }
     if (n < QCOW2_V2_HEADER_LEN) {
-        error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
-                   " bytes, the qcow2 header needs %d", fn, file_len, QCOW2_V2_HEADER_LEN);
+        error_setg(errp, "Image is truncated: the file has %" PRId64
+                   " bytes, the qcow2 header needs %d", file_len, QCOW2_V2_HEADER_LEN);
         return -EINVAL;
     }
     s->version = ldl_be_p(hdr + 4);
     if (s->version != 2 && s->version != 3) {
-        error_setg(errp, "Could not open '%s': Unsupported qcow2 version %d", fn, s->version);
+        error_setg(errp, "Unsupported qcow2 version %d", s->version);
         return -ENOTSUP;
     }
     s->cluster_bits = ldl_be_p(hdr + 20);
     if ((uint32_t)s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        error_setg(errp, "Could not open '%s': Unsupported cluster size: 2^%u "
-                   "(cluster_bits must be between %d and %d)", fn, (uint32_t)s->cluster_bits,
+        (uint32_t)s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        error_setg(errp, "Unsupported cluster size: 2^%u "
+                   "(cluster_bits must be between %d and %d)", (uint32_t)s->cluster_bits,
                    QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS);
         return -EINVAL;
     }
@@ -331,8 +334,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->l2_size = 1 << s->l2_bits;
     if (s->version >= 3) {
         if (file_len < QCOW2_V3_HEADER_LEN) {
-            error_setg(errp, "Could not open '%s': Image is truncated: the file has %" PRId64
-                       " bytes, the qcow2 v3 header needs %d", fn, file_len,
+            error_setg(errp, "Image is truncated: the file has %" PRId64
+                       " bytes, the qcow2 v3 header needs %d", file_len,
                        QCOW2_V3_HEADER_LEN);
             return -EINVAL;
         }
@@ -343,18 +346,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->header_length = ldl_be_p(hdr + 100);
         if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length % 8 ||
             s->header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "Could not open '%s': Invalid header length %u", fn,
+            error_setg(errp, "Invalid header length %u",
                        s->header_length);
             return -EINVAL;
         }
         if (s->header_length > file_len) {
-            error_setg(errp, "Could not open '%s': Image is truncated within its header", fn);
+            error_setg(errp, "Image is truncated within its header");
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
         if (s->refcount_order > 6) {
-            error_setg(errp, "Could not open '%s': Invalid refcount order %u (at most 6)",
-                       fn, (uint32_t)s->refcount_order);
+            error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
             return -EINVAL;
         }
     } else {
@@ -400,16 +402,16 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 break;
             }
             if (elen > len - off - 8) {
-                error_setg(errp, "Could not open '%s': Header extension 0x%08x (%u bytes) "
-                           "extends beyond the end of the header area", fn, magic, elen);
+                error_setg(errp, "Header extension 0x%08x (%u bytes) "
+                           "extends beyond the end of the header area", magic, elen);
                 ret = -EINVAL;
                 goto fail;
             }
             switch (magic) {
             case QCOW2_EXT_BACKING_FORMAT:
                 if (elen >= sizeof(bs->backing_format)) {
-                    error_setg(errp, "Could not open '%s': Backing file format name is too "
-                               "long (%u bytes)", fn, elen);
+                    error_setg(errp, "Backing file format name is too "
+                               "long (%u bytes)", elen);
                     ret = -EINVAL;
                     goto fail;
                 }
@@ -442,29 +444,29 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (s->incompat & ~QCOW2_INCOMPAT_KNOWN) {
         g_autofree char *names = unsupported_features(s->incompat & ~QCOW2_INCOMPAT_KNOWN,
                                                       ftable, ftable_len);
-        error_setg(errp, "Could not open '%s': Unsupported qcow2 feature(s): %s", fn, names);
+        error_setg(errp, "Unsupported qcow2 feature(s): %s", names);
         ret = -ENOTSUP;
         goto fail;
     }
     if (s->compression_type != 0) {
-        error_setg(errp, "Could not open '%s': Unsupported compression type %u", fn,
+        error_setg(errp, "Unsupported compression type %u",
                    s->compression_type);
         ret = -ENOTSUP;
         goto fail;
     }
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "Could not open '%s': LUKS encryption in qcow2 images is not "
-                   "supported yet", fn);
+        error_setg(errp, "LUKS encryption in qcow2 images is not "
+                   "supported yet");
         ret = -ENOTSUP;
         goto fail;
     } else if (s->crypt_method > QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "Could not open '%s': Unsupported encryption method %u", fn,
+        error_setg(errp, "Unsupported encryption method %u",
                    s->crypt_method);
         ret = -EINVAL;
         goto fail;
     }
     if (s->size < 0 || (uint64_t)s->size > (1ULL << 61)) {
-        error_setg(errp, "Could not open '%s': Image size %" PRIu64 " is too large", fn,
+        error_setg(errp, "Image size %" PRIu64 " is too large",
                    (uint64_t)s->size);
         ret = -EFBIG;
         goto fail;
@@ -472,29 +474,29 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
 
     /* Active L1 table */
     if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        error_setg(errp, "Could not open '%s': Active L1 table too large (%u entries)", fn,
+        error_setg(errp, "Active L1 table too large (%u entries)",
                    s->l1_size);
         ret = -EFBIG;
         goto fail;
     }
     l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
     if (s->l1_size < l1_needed) {
-        error_setg(errp, "Could not open '%s': L1 table is too small (%u entries for a "
-                   "virtual size needing %" PRIu64 ")", fn, s->l1_size, l1_needed);
+        error_setg(errp, "L1 table is too small (%u entries for a "
+                   "virtual size needing %" PRIu64 ")", s->l1_size, l1_needed);
         ret = -EINVAL;
         goto fail;
     }
     if (s->l1_size) {
         if (s->l1_table_offset & (s->cluster_size - 1)) {
-            error_setg(errp, "Could not open '%s': L1 table offset %#" PRIx64
-                       " is not cluster aligned", fn, (uint64_t)s->l1_table_offset);
+            error_setg(errp, "L1 table offset %#" PRIx64
+                       " is not cluster aligned", (uint64_t)s->l1_table_offset);
             ret = -EINVAL;
             goto fail;
         }
         if ((uint64_t)s->l1_table_offset > (uint64_t)file_len ||
             (uint64_t)s->l1_size * 8 > (uint64_t)file_len - s->l1_table_offset) {
-            error_setg(errp, "Could not open '%s': Active L1 table (offset %#" PRIx64
-                       ", %u entries) lies beyond the end of the file", fn,
+            error_setg(errp, "Active L1 table (offset %#" PRIx64
+                       ", %u entries) lies beyond the end of the file",
                        (uint64_t)s->l1_table_offset, s->l1_size);
             ret = -EINVAL;
             goto fail;
@@ -502,42 +504,40 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     /* Refcount table */
     if (!s->refcount_table_clusters) {
-        error_setg(errp, "Could not open '%s': Image does not contain a reference count "
-                   "table", fn);
+        error_setg(errp, "Image does not contain a reference count "
+                   "table");
         ret = -EINVAL;
         goto fail;
     }
     if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
-        error_setg(errp, "Could not open '%s': Reference count table too large (%u clusters)",
-                   fn, s->refcount_table_clusters);
+        error_setg(errp, "Reference count table too large (%u clusters)", s->refcount_table_clusters);
         ret = -EFBIG;
         goto fail;
     }
     if (s->refcount_table_offset & (s->cluster_size - 1)) {
-        error_setg(errp, "Could not open '%s': Reference count table offset %#" PRIx64
-                   " is not cluster aligned", fn, (uint64_t)s->refcount_table_offset);
+        error_setg(errp, "Reference count table offset %#" PRIx64
+                   " is not cluster aligned", (uint64_t)s->refcount_table_offset);
         ret = -EINVAL;
         goto fail;
     }
     if ((uint64_t)s->refcount_table_offset > (uint64_t)file_len ||
         (uint64_t)s->refcount_table_clusters * s->cluster_size >
         (uint64_t)file_len - s->refcount_table_offset) {
-        error_setg(errp, "Could not open '%s': Reference count table (offset %#" PRIx64
-                   ", %u clusters) lies beyond the end of the file", fn,
+        error_setg(errp, "Reference count table (offset %#" PRIx64
+                   ", %u clusters) lies beyond the end of the file",
                    (uint64_t)s->refcount_table_offset, s->refcount_table_clusters);
         ret = -EINVAL;
         goto fail;
     }
     /* Snapshot table */
     if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Could not open '%s': Too many snapshots (%u)", fn, s->nb_snapshots);
+        error_setg(errp, "Too many snapshots (%u)", s->nb_snapshots);
         ret = -EFBIG;
         goto fail;
     }
     if (s->nb_snapshots && ((s->snapshots_offset & (s->cluster_size - 1)) ||
                             (uint64_t)s->snapshots_offset >= (uint64_t)file_len)) {
-        error_setg(errp, "Could not open '%s': Invalid snapshot table offset %#" PRIx64,
-                   fn, (uint64_t)s->snapshots_offset);
+        error_setg(errp, "Invalid snapshot table offset %#" PRIx64, (uint64_t)s->snapshots_offset);
         ret = -EINVAL;
         goto fail;
     }
@@ -560,7 +560,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             what = "the snapshot table overlaps other metadata";
         }
         if (what) {
-            error_setg(errp, "Could not open '%s': Metadata overlap: %s", fn, what);
+            error_setg(errp, "Metadata overlap: %s", what);
             ret = -EINVAL;
             goto fail;
         }
@@ -568,14 +568,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Backing file name */
     if (backing_off) {
         if (backing_len > QCOW2_MAX_BACKING_NAME) {
-            error_setg(errp, "Could not open '%s': Backing file name too long (%u bytes, "
-                       "at most %d)", fn, backing_len, QCOW2_MAX_BACKING_NAME);
+            error_setg(errp, "Backing file name too long (%u bytes, "
+                       "at most %d)", backing_len, QCOW2_MAX_BACKING_NAME);
             ret = -EINVAL;
             goto fail;
         }
         if (backing_off > (uint64_t)file_len || backing_len > (uint64_t)file_len - backing_off) {
-            error_setg(errp, "Could not open '%s': Backing file name lies beyond the end "
-                       "of the file", fn);
+            error_setg(errp, "Backing file name lies beyond the end "
+                       "of the file");
             ret = -EINVAL;
             goto fail;
         }
@@ -585,7 +585,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         }
         bs->backing_file[backing_len] = '\0';
         if (strlen(bs->backing_file) != backing_len) {
-            error_setg(errp, "Could not open '%s': Backing file name contains a NUL byte", fn);
+            error_setg(errp, "Backing file name contains a NUL byte");
             ret = -EINVAL;
             goto fail;
         }
@@ -637,14 +637,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
         s->crypt_method != QCOW2_CRYPT_AES) {
-        error_setg(errp, "Could not open '%s': encrypt.* options were given, but the image "
-                   "is not encrypted", fn);
+        error_setg(errp, "encrypt.* options were given, but the image "
+                   "is not encrypted");
         ret = -EINVAL;
         goto fail;
     }
     if (efmt && strcmp(efmt, "aes")) {
-        error_setg(errp, "Could not open '%s': encrypt.format='%s' does not match the "
-                   "image's encryption format 'aes'", fn, efmt);
+        error_setg(errp, "encrypt.format='%s' does not match the "
+                   "image's encryption format 'aes'", efmt);
         ret = -EINVAL;
         goto fail;
     }
@@ -655,8 +655,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
-            error_setg(errp, "Could not open '%s': qcow2 image is corrupt and cannot be "
-                       "opened read/write; repair it with 'qemu-img check -r all'", fn);
+            error_setg(errp, "qcow2 image is corrupt and cannot be "
+                       "opened read/write; repair it with 'qemu-img check -r all'");
             ret = -EACCES;
             goto fail;
         }
@@ -686,8 +686,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
         if (!legacy_aes_new) {
-            error_setg(errp, "Could not open '%s': AES encryption support is not available "
-                       "in this program", fn);
+            error_setg(errp, "AES encryption support is not available "
+                       "in this program");
             ret = -ENOTSUP;
             goto fail;
         }
@@ -943,6 +943,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
+    int64_t old_size;
     uint8_t be[8];
     int ret = check_writable(bs, errp);
 
@@ -953,11 +954,6 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;
     }
-    if (offset < s->size) {
-        error_setg(errp, "qcow2 images cannot be shrunk: '%s' is %" PRId64 " bytes, "
-                   "%" PRId64 " requested", bs->filename, s->size, offset);
-        return -ENOTSUP;
-    }
     if (s->nb_snapshots) {
         error_setg(errp, "Can't resize an image which has snapshots");
         return -ENOTSUP;
@@ -966,18 +962,45 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
         return -ENOTSUP;
     }
-    l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
-    ret = qcow2_grow_l1(bs, l1_needed, errp);
-    if (ret < 0) {
-        return ret;
+    if (offset < s->size) {
+        /* Drop every cluster wholly beyond the new end; the L1 table may stay larger. */
+        ret = qcow2_unmap_range(bs, QEMU_ALIGN_UP(offset, s->cluster_size), s->size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
+        ret = qcow2_grow_l1(bs, l1_needed, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     stq_be_p(be, offset);
     ret = bdrv_pwrite(bs->file, 24, 8, be, 0, errp);
     if (ret < 0) {
         return ret;
     }
+    old_size = s->size;
     s->size = offset;
-    return 0;
+    if (offset > old_size) {
+        /*
+         * The new area must read as zeroes: not as what a partial last
+         * cluster held before an earlier shrink, nor as the backing file.
+         */
+        int64_t zero_end = QEMU_ALIGN_UP(old_size, s->cluster_size);
+        if (bs->backing) {
+            int64_t blen = bdrv_getlength(bs->backing);
+            zero_end = MAX(zero_end, blen);
+        }
+        zero_end = MIN(zero_end, offset);
+        if (zero_end > old_size) {
+            ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return qcow2_flush_caches(bs, errp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1078,6 +1101,9 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     BDRVQcow2State *s = bs->opaque;
 
     bdi->cluster_size = s->cluster_size;
+    bdi->vm_state_offset = (int64_t)DIV_ROUND_UP((uint64_t)s->size,
+                                                 (uint64_t)s->cluster_size << s->l2_bits)
+                           << (s->cluster_bits + s->l2_bits);
     bdi->is_dirty = (s->incompat & QCOW2_INCOMPAT_DIRTY) != 0;
     return 0;
 }
@@ -1527,9 +1553,6 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         qcow2_set_refcount_ro(buf + 2 * cluster_size, refcount_order, i, 1);
     }
     ret = bdrv_pwrite(file, 0, 3 * cluster_size, buf, 0, errp);
-    if (ret >= 0) {
-        ret = bdrv_flush(file, errp);
-    }
     bdrv_unref(file);
     if (ret < 0) {
         return ret;
@@ -1565,7 +1588,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
     if (ret >= 0) {
-        ret = bdrv_flush(bs, errp);
+        ret = qcow2_flush_caches(bs, errp);
     }
     bdrv_unref(bs);
     return ret < 0 ? ret : 0;

@@ -223,7 +223,6 @@ void hmp_handle_line(Monitor *mon, const char *line)
  * What the monitor echoes for a line it read from a non-terminal: the line,
  * with passwords and secret data replaced by '*'.
  */
-char *hmp_mask_secrets(const char *line);
 char *hmp_mask_secrets(const char *line)
 {
     char *out = g_strdup(line);

@@ -460,8 +460,6 @@ static void hmp_run_line(Monitor *mon, const char *line)
     error_set_sink(sfn, sop);
 }
 
-char *hmp_mask_secrets(const char *line);
-
 static void hmp_line_complete(Monitor *mon)
 {
     g_autofree char *line = g_strndup(mon->buf->str, mon->buf->len);
@@ -813,7 +811,7 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
         } else if (!strcmp(parts[i], "wait=on")) {
             wait = true;
         } else {
-            error_setg(errp, "'%s': unknown option '%s'", spec, parts[i]);
+            error_setg(errp, "unknown option '%s'", parts[i]);
             return false;
         }
     }
@@ -850,18 +848,19 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
         monitors = g_list_append(monitors, mon);
         return true;
     }
+    if (!g_str_has_prefix(parts[0], "unix:") && !g_str_has_prefix(parts[0], "tcp:")) {
+        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
+                   parts[0]);
+        goto fail;
+    }
     if (!server) {
-        error_setg(errp, "'%s': only server sockets are supported (add ',server=on')", spec);
+        error_setg(errp, "only server sockets are supported (add ',server=on')");
         goto fail;
     }
     if (g_str_has_prefix(parts[0], "unix:")) {
         fd = listen_unix(parts[0] + 5, errp);
     } else if (g_str_has_prefix(parts[0], "tcp:")) {
         fd = listen_tcp(parts[0] + 4, errp);
-    } else {
-        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
-                   spec);
-        goto fail;
     }
     if (fd < 0) {
         goto fail;

@@ -147,7 +147,11 @@ def load(path, seen, exprs, sections):
         if extra:
             raise SchemaError('%s:%d: unknown key(s) %s' % (path, line, ', '.join(sorted(extra))))
         if meta == 'include':
-            load(os.path.join(os.path.dirname(path), e['include']), seen, exprs, sections)
+            inc = os.path.join(os.path.dirname(path), e['include'])
+            if not os.path.exists(inc):
+                raise SchemaError('%s:%d: included file %s does not exist'
+                                  % (path, line, e['include']))
+            load(inc, seen, exprs, sections)
             continue
         e['doc'] = parse_doc(doc or [], e[meta], path, line)
         e['meta'] = meta

@@ -185,13 +185,15 @@ int main(int argc, char **argv)
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "object")) {
+            /* Never echo secret data in an error message. */
+            g_autofree char *shown = hmp_mask_secrets(o->arg);
             if (!user_creatable_add_cmdline) {
-                error_report("-object %s: objects are not supported by this build", o->arg);
+                error_report("-object %s: objects are not supported by this build", shown);
                 exit_code = 1;
                 goto out;
             }
             if (!user_creatable_add_cmdline(o->arg, &err)) {
-                error_prepend(&err, "-object %s: ", o->arg);
+                error_prepend(&err, "-object %s: ", shown);
                 goto fail;
             }
         }

@@ -66,6 +66,13 @@ struct BlockDriverState {
 
     /* Image was probed as raw: writes to sector 0 are restricted. */
     bool probed_raw;
+
+    /*
+     * "cache.no-flush=on" (QEMU's cache=unsafe): flushes succeed without
+     * reaching the disk.  qemu-img convert's default for its target, as
+     * in QEMU.  Key checks still apply.
+     */
+    bool no_flush;
 };
 
 typedef struct BlockDriver {

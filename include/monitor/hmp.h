@@ -34,6 +34,9 @@ void hmp_register_info(const HMPCommand *cmd);
 void hmp_handle_line(Monitor *mon, const char *line);
 void hmp_register_builtin_commands(void);
 
+/* A copy of an HMP line or option string with passwords and secret data as '*'. */
+char *hmp_mask_secrets(const char *line);
+
 /* Prints @err on @mon ("msg" and hint) and frees it; returns true if there was one. */
 bool hmp_handle_error(Monitor *mon, Error *err);
 

@@ -2,6 +2,7 @@
 # Part of scripts/demo.sh: the example images of the report.
 section "The example images"
 note "A raw backing file and two qcow2 overlays, one encrypted and one not, with the report's commands."
+printf geheimnis > pw-right; printf falsch > pw-wrong
 run qemu-img create -f raw backing.img 4m
 run qemu-img create -f qcow2 -o encryption,backing_file=backing.img,backing_fmt=raw geheim.qcow2 4m
 run qemu-img create -f qcow2 -o backing_file=backing.img,backing_fmt=raw normal.qcow2 4m

@@ -29,6 +29,7 @@ def filter_text(text):
     text = re.sub(r'"seconds": \d+, "microseconds": \d+', '"seconds": SECS, "microseconds": USECS',
                   text)
     text = re.sub(r'#block\d+', '#blockNNN', text)
+    text = re.sub(r'QEMU \d+\.\d+\.\d+ monitor', 'QEMU X.Y.Z monitor', text)
     return text
 
 

@@ -339,6 +339,93 @@ static void test_luks(void)
     luks_roundtrip("aes-192", "cbc", "plain", NULL, "sha512");
 }
 
+/* Writes after the first @budget succeed nowhere: the process "died". */
+typedef struct Crashy {
+    GByteArray *a;
+    int budget;
+} Crashy;
+
+static int crashy_write(QCryptoBlock *b, size_t off, const uint8_t *buf,
+                        size_t len, void *opaque, Error **errp)
+{
+    Crashy *c = opaque;
+
+    if (c->budget-- <= 0) {
+        error_setg(errp, "killed");
+        return -1;
+    }
+    return mem_write(b, off, buf, len, c->a, errp);
+}
+
+static bool opens_with(GByteArray *a, const char *pw)
+{
+    Error *err = NULL;
+    QCryptoBlock *b = qcrypto_block_open((const uint8_t *)pw, strlen(pw),
+                                         mem_read, a, &err);
+
+    error_free(err);
+    qcrypto_block_free(b);
+    return b != NULL;
+}
+
+/*
+ * An amend killed after any number of its writes leaves an image that the
+ * passwords valid before it still open (for an add), or that some password
+ * still opens (for a removal).
+ */
+static void test_luks_crash_safety(void)
+{
+    GByteArray *a = g_byte_array_new();
+    QCryptoBlockCreateOptions opts;
+    QCryptoBlock *b;
+
+    qcrypto_block_create_options_init(&opts);
+    opts.iter_time_ms = 1;
+    b = qcrypto_block_create(&opts, (const uint8_t *)"old", 3, mem_init, mem_write,
+                             a, &error_abort);
+    g_assert_true(qcrypto_block_add_key(b, -1, (const uint8_t *)"two", 3, 1,
+                                        mem_write, a, &error_abort));
+    qcrypto_block_free(b);
+
+    for (int budget = 0; budget < 3; budget++) {
+        GByteArray *copy = g_byte_array_new();
+        Crashy c = { copy, budget };
+        Error *err = NULL;
+        bool done;
+
+        g_byte_array_append(copy, a->data, a->len);
+        b = qcrypto_block_open((const uint8_t *)"old", 3, mem_read, copy,
+                               &error_abort);
+        done = qcrypto_block_add_key(b, 4, (const uint8_t *)"new", 3, 1,
+                                     crashy_write, &c, &err);
+        error_free(err);
+        qcrypto_block_free(b);
+        g_assert_true(opens_with(copy, "old"));
+        g_assert_true(opens_with(copy, "two"));
+        g_assert_true(opens_with(copy, "new") == done);
+        g_byte_array_unref(copy);
+    }
+    for (int budget = 0; budget < 3; budget++) {
+        GByteArray *copy = g_byte_array_new();
+        Crashy c = { copy, budget };
+        Error *err = NULL;
+        bool done;
+
+        g_byte_array_append(copy, a->data, a->len);
+        b = qcrypto_block_open(NULL, 0, mem_read, copy, &error_abort);
+        done = qcrypto_block_erase_keys(b, -1, (const uint8_t *)"old", 3,
+                                        crashy_write, &c, &err);
+        error_free(err);
+        qcrypto_block_free(b);
+        g_assert_true(opens_with(copy, "two"));
+        /* once the header is written the slot is gone, scrubbed or not */
+        g_assert_true(opens_with(copy, "old") == (budget == 0));
+        g_assert_true(done == (budget >= 2));
+        g_byte_array_unref(copy);
+    }
+    g_byte_array_unref(a);
+}
+
 static void test_luks_bad_options(void)
 {
     static const struct {
@@ -390,5 +477,6 @@ int main(int argc, char **argv)
     g_test_add_func("/crypto/afsplit", test_afsplit);
     g_test_add_func("/crypto/luks/roundtrip", test_luks);
     g_test_add_func("/crypto/luks/bad-options", test_luks_bad_options);
+    g_test_add_func("/crypto/luks/crash-safety", test_luks_crash_safety);
     return g_test_run();
 }

@@ -1,0 +1,1105 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The qcow (version 1) format.  Layout, all integers big-endian:
+ *   header (48 bytes): magic "QFI\xfb", version 1, backing_file_offset u64,
+ *   backing_file_size u32, mtime u32, size u64, cluster_bits u8, l2_bits u8,
+ *   2 bytes padding, crypt_method u32 (0 none, 1 AES), l1_table_offset u64;
+ *   then the backing file name; then the L1 table (u64 offsets of L2 tables);
+ *   L2 tables of 2^l2_bits u64 entries, each the file offset of a data cluster
+ *   or, with bit 63 set, a compressed cluster (size in the bits below 63,
+ *   offset in the low 63 - cluster_bits bits).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+#include <zlib.h>
+
+#include "block/aes-legacy.h"
+#include "block/block_int.h"
+#include "crypto/secret.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+#define QCOW_MAGIC 0x514649fbU   /* "QFI\xfb" */
+#define QCOW_VERSION 1
+#define QCOW_HEADER_SIZE 48
+#define QCOW_CRYPT_NONE 0
+#define QCOW_CRYPT_AES 1
+#define QCOW_OFLAG_COMPRESSED (1ULL << 63)
+#define QCOW_BACKING_NAME_MAX 1023
+#define QCOW_L2_CACHE_SIZE 16
+
+typedef struct QcowL2Cache {
+    uint64_t offset;            /* 0: slot unused */
+    uint64_t *table;            /* host byte order */
+    uint64_t last_use;
+} QcowL2Cache;
+
+typedef struct BDRVQcowState {
+    int cluster_bits;
+    int cluster_size;
+    int l2_bits;
+    int l2_size;                /* entries */
+    uint64_t cluster_offset_mask;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    uint64_t *l1_table;         /* host byte order */
+    QcowL2Cache l2_cache[QCOW_L2_CACHE_SIZE];
+    uint64_t use_counter;
+    int64_t file_end;           /* where the next allocation may start */
+    uint8_t *cluster_buf;       /* one decompressed cluster, cached */
+    uint64_t cluster_buf_entry; /* the compressed L2 entry it holds, or 0 */
+    uint8_t *cdata;             /* compressed bytes of one cluster */
+    LegacyAES *aes;
+    bool skip_key_check;
+} BDRVQcowState;
+
+static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp);
+
+static int qcow_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    if (buf_size >= 8 && ldl_be_p(buf) == QCOW_MAGIC && ldl_be_p(buf + 4) == QCOW_VERSION) {
+        return 100;
+    }
+    return 0;
+}
+
+static void qcow_free_state(BDRVQcowState *s)
+{
+    for (int i = 0; i < QCOW_L2_CACHE_SIZE; i++) {
+        g_free(s->l2_cache[i].table);
+        s->l2_cache[i].table = NULL;
+        s->l2_cache[i].offset = 0;
+    }
+    g_free(s->l1_table);
+    s->l1_table = NULL;
+    g_free(s->cluster_buf);
+    s->cluster_buf = NULL;
+    g_free(s->cdata);
+    s->cdata = NULL;
+    legacy_aes_free(s->aes);
+    s->aes = NULL;
+}
+
+/* Takes a boolean open option that may be given as a string or a JSON bool. */
+static bool take_bool_option(QDict *options, const char *key, bool *out, Error **errp)
+{
+    const char *v;
+
+    if (!qdict_haskey(options, key)) {
+        return true;
+    }
+    v = qdict_get_try_str(options, key);
+    if (v) {
+        if (!qemu_parse_bool(key, v, out, errp)) {
+            return false;
+        }
+    } else {
+        *out = qdict_get_try_bool(options, key, false);
+    }
+    qdict_del(options, key);
+    return true;
+}
+
+static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    const char *fn = bs->filename;
+    uint8_t h[QCOW_HEADER_SIZE];
+    int64_t file_len = bdrv_getlength(bs->file);
+    uint64_t backing_offset, l1_bytes, shift_size;
+    uint32_t version, backing_len;
+    g_autofree char *key_secret = NULL;
+    g_autofree char *efmt = NULL;
+    bool have_skip;
+    int ret;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, (int)-file_len, "Could not get the size of '%s'", fn);
+        return (int)file_len;
+    }
+    if (file_len < QCOW_HEADER_SIZE) {
+        error_setg(errp, "Could not open '%s': the file is too short (%" PRId64
+                   " bytes) to hold a qcow header", fn, file_len);
+        return -EINVAL;
+    }
+    ret = bdrv_pread(bs->file, 0, QCOW_HEADER_SIZE, h, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ldl_be_p(h) != QCOW_MAGIC) {
+        error_setg(errp, "Could not open '%s': not a qcow image (bad magic)", fn);
+        return -EINVAL;
+    }
+    version = ldl_be_p(h + 4);
+    if (version != QCOW_VERSION) {
+        error_setg(errp, "Could not open '%s': unsupported qcow version %" PRIu32
+                   " (the qcow driver reads version 1; version 2 and 3 are qcow2)",
+                   fn, version);
+        return -ENOTSUP;
+    }
+    backing_offset = ldq_be_p(h + 8);
+    backing_len = ldl_be_p(h + 16);
+    s->size = ldq_be_p(h + 24);
+    s->cluster_bits = h[32];
+    s->l2_bits = h[33];
+    s->crypt_method = ldl_be_p(h + 36);
+    s->l1_table_offset = ldq_be_p(h + 40);
+
+    if (s->cluster_bits < 9 || s->cluster_bits > 16) {
+        error_setg(errp, "Could not open '%s': invalid cluster_bits %d in the qcow header "
+                   "(cluster size must be between 512 bytes and 64 KiB)", fn, s->cluster_bits);
+        return -EINVAL;
+    }
+    if (s->l2_bits < 9 - 3 || s->l2_bits > 16 - 3) {
+        error_setg(errp, "Could not open '%s': invalid l2_bits %d in the qcow header "
+                   "(L2 table size must be between 512 bytes and 64 KiB)", fn, s->l2_bits);
+        return -EINVAL;
+    }
+    if (s->crypt_method > QCOW_CRYPT_AES) {
+        error_setg(errp, "Could not open '%s': unknown encryption method %" PRIu32
+                   " in the qcow header", fn, s->crypt_method);
+        return -EINVAL;
+    }
+    s->cluster_size = 1 << s->cluster_bits;
+    s->l2_size = 1 << s->l2_bits;
+    s->cluster_offset_mask = (1ULL << (63 - s->cluster_bits)) - 1;
+    shift_size = 1ULL << (s->cluster_bits + s->l2_bits);
+    if (s->size > (uint64_t)INT64_MAX - shift_size) {
+        error_setg(errp, "Could not open '%s': virtual size %" PRIu64 " in the qcow header "
+                   "is too large", fn, s->size);
+        return -EFBIG;
+    }
+    l1_bytes = DIV_ROUND_UP(s->size, shift_size) * sizeof(uint64_t);
+    /* The L1 table must lie in the file; that also bounds what we allocate. */
+    if (s->l1_table_offset > (uint64_t)file_len ||
+        l1_bytes > (uint64_t)file_len - s->l1_table_offset) {
+        error_setg(errp, "Could not open '%s': the L1 table (offset %" PRIu64 ", %" PRIu64
+                   " bytes) extends beyond the end of the file (%" PRId64 " bytes); "
+                   "the image is truncated or its header is corrupt",
+                   fn, s->l1_table_offset, l1_bytes, file_len);
+        return -EINVAL;
+    }
+    s->l1_size = (uint32_t)(l1_bytes / sizeof(uint64_t));
+    s->l1_table = g_try_malloc0(MAX(l1_bytes, 1));
+    if (!s->l1_table) {
+        error_setg(errp, "Could not open '%s': cannot allocate the L1 table", fn);
+        return -ENOMEM;
+    }
+    if (l1_bytes) {
+        ret = bdrv_pread(bs->file, s->l1_table_offset, l1_bytes, s->l1_table, 0, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        s->l1_table[i] = be64toh(s->l1_table[i]);
+    }
+
+    if (backing_offset) {
+        if (backing_len > QCOW_BACKING_NAME_MAX) {
+            error_setg(errp, "Could not open '%s': backing file name too long (%" PRIu32
+                       " bytes, at most %d)", fn, backing_len, QCOW_BACKING_NAME_MAX);
+            ret = -EINVAL;
+            goto fail;
+        }
+        if (backing_offset > (uint64_t)file_len ||
+            backing_len > (uint64_t)file_len - backing_offset) {
+            error_setg(errp, "Could not open '%s': the backing file name lies beyond the end "
+                       "of the file", fn);
+            ret = -EINVAL;
+            goto fail;
+        }
+        if (backing_len) {
+            ret = bdrv_pread(bs->file, backing_offset, backing_len, bs->backing_file, 0, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+        bs->backing_file[backing_len] = 0;
+        if (memchr(bs->backing_file, 0, backing_len)) {
+            error_setg(errp, "Could not open '%s': the backing file name contains a NUL byte",
+                       fn);
+            ret = -EINVAL;
+            goto fail;
+        }
+    }
+
+    s->cluster_buf = g_malloc(s->cluster_size);
+    s->cdata = g_malloc(s->cluster_size);
+    s->file_end = file_len;
+
+    /* Options */
+    efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
+    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
+    have_skip = qdict_haskey(options, "encrypt.skip-key-check");
+    if (!take_bool_option(options, "encrypt.skip-key-check", &s->skip_key_check, errp)) {
+        ret = -EINVAL;
+        goto fail;
+    }
+    qdict_del(options, "encrypt.format");
+    qdict_del(options, "encrypt.key-secret");
+    if ((efmt || key_secret || have_skip) && s->crypt_method != QCOW_CRYPT_AES) {
+        error_setg(errp, "Could not open '%s': encrypt.* options were given, but the image "
+                   "is not encrypted", fn);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (efmt && strcmp(efmt, "aes")) {
+        error_setg(errp, "Could not open '%s': encrypt.format='%s' does not match the "
+                   "image's encryption format 'aes'", fn, efmt);
+        ret = -EINVAL;
+        goto fail;
+    }
+
+    if (s->crypt_method == QCOW_CRYPT_AES) {
+        bs->encrypted = true;
+        legacy_aes_warn_deprecated(bs);
+        if (key_secret) {
+            char *pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
+            if (!pw) {
+                ret = -EINVAL;
+                goto fail;
+            }
+            ret = qcow_set_key(bs, pw, errp);
+            qcrypto_secret_free(pw);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    qcow_free_state(s);
+    return ret < 0 ? ret : -EINVAL;
+}
+
+static void qcow_close(BlockDriverState *bs)
+{
+    qcow_free_state(bs->opaque);
+}
+
+static void qcow_wipe_key(BlockDriverState *bs)
+{
+    BDRVQcowState *s = bs->opaque;
+
+    legacy_aes_free(s->aes);
+    s->aes = NULL;
+    bs->has_key = false;
+}
+
+static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    LegacyAES *aes;
+    int ret;
+
+    if (s->crypt_method != QCOW_CRYPT_AES) {
+        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
+        return -EINVAL;
+    }
+    aes = legacy_aes_new(password, errp);
+    if (!aes) {
+        return -EINVAL;
+    }
+    /* qcow has no room for a key check: judge the key by what it decrypts. */
+    if (!s->skip_key_check) {
+        ret = legacy_aes_key_plausible(aes, bs, errp);
+        if (ret < 0) {
+            legacy_aes_free(aes);
+            return ret;
+        }
+        if (ret == 0) {
+            error_setg(errp, "Invalid password for encrypted image '%s': no sampled sector "
+                       "decrypts to plausible data (if the disk really holds only "
+                       "random-looking data, open it with encrypt.skip-key-check=on)",
+                       bs->filename);
+            legacy_aes_free(aes);
+            return -EPERM;
+        }
+    }
+    legacy_aes_free(s->aes);
+    s->aes = aes;
+    bs->has_key = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata */
+
+static int64_t qcow_getlength(BlockDriverState *bs)
+{
+    BDRVQcowState *s = bs->opaque;
+
+    /* Sizes are counted in whole sectors, as QEMU does for this format. */
+    return (int64_t)QEMU_ALIGN_DOWN(s->size, BDRV_SECTOR_SIZE);
+}
+
+static int check_l2_offset(BlockDriverState *bs, uint64_t l2_offset, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t bytes = (uint64_t)s->l2_size * sizeof(uint64_t);
+
+    if (l2_offset > (uint64_t)s->file_end || bytes > (uint64_t)s->file_end - l2_offset) {
+        error_setg(errp, "qcow image '%s' is corrupt: L2 table at offset %" PRIu64
+                   " lies beyond the end of the file", bs->filename, l2_offset);
+        return -EIO;
+    }
+    return 0;
+}
+
+static uint64_t *l2_load(BlockDriverState *bs, uint64_t l2_offset, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    QcowL2Cache *victim = &s->l2_cache[0];
+    size_t bytes = (size_t)s->l2_size * sizeof(uint64_t);
+
+    for (int i = 0; i < QCOW_L2_CACHE_SIZE; i++) {
+        QcowL2Cache *c = &s->l2_cache[i];
+        if (c->offset == l2_offset && c->table) {
+            c->last_use = ++s->use_counter;
+            return c->table;
+        }
+        if (c->last_use < victim->last_use) {
+            victim = c;
+        }
+    }
+    if (check_l2_offset(bs, l2_offset, errp) < 0) {
+        return NULL;
+    }
+    if (!victim->table) {
+        victim->table = g_malloc(bytes);
+    }
+    victim->offset = 0;
+    if (bdrv_pread(bs->file, l2_offset, bytes, victim->table, 0, errp) < 0) {
+        return NULL;
+    }
+    for (int i = 0; i < s->l2_size; i++) {
+        victim->table[i] = be64toh(victim->table[i]);
+    }
+    victim->offset = l2_offset;
+    victim->last_use = ++s->use_counter;
+    return victim->table;
+}
+
+/* The L2 entry of the cluster holding guest @offset: 0 when unallocated. */
+static int get_entry(BlockDriverState *bs, uint64_t offset, uint64_t *entry, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t l1_index = offset >> (s->cluster_bits + s->l2_bits);
+    uint64_t *l2;
+
+    *entry = 0;
+    if (l1_index >= s->l1_size || !s->l1_table[l1_index]) {
+        return 0;
+    }
+    l2 = l2_load(bs, s->l1_table[l1_index], errp);
+    if (!l2) {
+        return -EIO;
+    }
+    *entry = l2[(offset >> s->cluster_bits) & (s->l2_size - 1)];
+    if (*entry && !(*entry & QCOW_OFLAG_COMPRESSED)) {
+        if (*entry > (uint64_t)s->file_end ||
+            (uint64_t)s->cluster_size > (uint64_t)s->file_end - *entry) {
+            error_setg(errp, "qcow image '%s' is corrupt: data cluster at offset %" PRIu64
+                       " lies beyond the end of the file", bs->filename, *entry);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+static int64_t alloc_bytes(BlockDriverState *bs, int64_t bytes)
+{
+    BDRVQcowState *s = bs->opaque;
+    int64_t off = QEMU_ALIGN_UP(s->file_end, s->cluster_size);
+
+    s->file_end = off + bytes;
+    return off;
+}
+
+/* Allocates the L2 table covering guest @offset unless it exists. */
+static int ensure_l2(BlockDriverState *bs, uint64_t offset, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t l1_index = offset >> (s->cluster_bits + s->l2_bits);
+    size_t bytes = (size_t)s->l2_size * sizeof(uint64_t);
+    g_autofree uint8_t *zero = NULL;
+    int64_t l2_offset;
+    uint64_t be;
+    int ret;
+
+    g_assert(l1_index < s->l1_size);
+    if (s->l1_table[l1_index]) {
+        return 0;
+    }
+    zero = g_malloc0(bytes);
+    l2_offset = alloc_bytes(bs, bytes);
+    ret = bdrv_pwrite(bs->file, l2_offset, bytes, zero, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    be = htobe64(l2_offset);
+    ret = bdrv_pwrite(bs->file, s->l1_table_offset + l1_index * sizeof(uint64_t),
+                      sizeof(be), &be, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->l1_table[l1_index] = l2_offset;
+    return 0;
+}
+
+/* Sets the L2 entry of guest @offset, allocating its L2 table when needed. */
+static int set_entry(BlockDriverState *bs, uint64_t offset, uint64_t entry, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t l1_index = offset >> (s->cluster_bits + s->l2_bits);
+    uint64_t l2_index = (offset >> s->cluster_bits) & (s->l2_size - 1);
+    uint64_t *l2;
+    uint64_t be;
+    int ret;
+
+    ret = ensure_l2(bs, offset, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    l2 = l2_load(bs, s->l1_table[l1_index], errp);
+    if (!l2) {
+        return -EIO;
+    }
+    be = htobe64(entry);
+    ret = bdrv_pwrite(bs->file, s->l1_table[l1_index] + l2_index * sizeof(uint64_t),
+                      sizeof(be), &be, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    l2[l2_index] = entry;
+    return 0;
+}
+
+/* Inflates a compressed cluster into s->cluster_buf. */
+static int decompress_cluster(BlockDriverState *bs, uint64_t entry, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t coffset = entry & s->cluster_offset_mask;
+    uint64_t csize = (entry >> (63 - s->cluster_bits)) & (s->cluster_size - 1);
+    z_stream z;
+    int ret;
+
+    if (s->cluster_buf_entry == entry) {
+        return 0;
+    }
+    s->cluster_buf_entry = 0;
+    if (coffset > (uint64_t)s->file_end || csize > (uint64_t)s->file_end - coffset ||
+        csize == 0) {
+        error_setg(errp, "qcow image '%s' is corrupt: compressed cluster at offset %" PRIu64
+                   " (%" PRIu64 " bytes) lies beyond the end of the file",
+                   bs->filename, coffset, csize);
+        return -EIO;
+    }
+    ret = bdrv_pread(bs->file, coffset, csize, s->cdata, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(&z, 0, sizeof(z));
+    z.next_in = s->cdata;
+    z.avail_in = csize;
+    z.next_out = s->cluster_buf;
+    z.avail_out = s->cluster_size;
+    if (inflateInit2(&z, -12) != Z_OK) {
+        error_setg(errp, "Could not initialise zlib");
+        return -ENOMEM;
+    }
+    ret = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR) || z.avail_out != 0) {
+        error_setg(errp, "qcow image '%s' is corrupt: compressed cluster at offset %" PRIu64
+                   " does not decompress to a full cluster", bs->filename, coffset);
+        return -EIO;
+    }
+    s->cluster_buf_entry = entry;
+    return 0;
+}
+
+/* Guest data of [offset, offset+bytes) below this layer: backing file or zeroes. */
+static int read_below(BlockDriverState *bs, uint64_t offset, uint64_t bytes, uint8_t *buf,
+                      Error **errp)
+{
+    int64_t blen;
+    uint64_t n = 0;
+
+    if (bs->backing) {
+        blen = bdrv_getlength(bs->backing);
+        if (blen < 0) {
+            error_setg_errno(errp, (int)-blen, "Could not get the size of the backing file");
+            return (int)blen;
+        }
+        if (offset < (uint64_t)blen) {
+            int ret;
+            n = MIN(bytes, (uint64_t)blen - offset);
+            ret = bdrv_pread(bs->backing, offset, n, buf, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    memset(buf + n, 0, bytes - n);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Data */
+
+static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *vbuf,
+                      int flags, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint8_t *buf = vbuf;
+    int ret;
+
+    while (bytes > 0) {
+        uint64_t in = offset & (s->cluster_size - 1);
+        uint64_t n = MIN((uint64_t)bytes, s->cluster_size - in);
+        uint64_t entry;
+
+        ret = get_entry(bs, offset, &entry, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!entry) {
+            ret = read_below(bs, offset, n, buf, errp);
+        } else if (entry & QCOW_OFLAG_COMPRESSED) {
+            ret = decompress_cluster(bs, entry, errp);
+            if (ret == 0) {
+                memcpy(buf, s->cluster_buf + in, n);
+            }
+        } else if (!bs->encrypted) {
+            /* Coalesce a run of clusters that are contiguous in the file too. */
+            while (n < (uint64_t)bytes) {
+                uint64_t next;
+                ret = get_entry(bs, offset + n, &next, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                if (next != entry + in + n) {
+                    break;
+                }
+                n += MIN((uint64_t)bytes - n, (uint64_t)s->cluster_size);
+            }
+            ret = bdrv_pread(bs->file, entry + in, n, buf, 0, errp);
+        } else {
+            /* Whole sectors are decrypted; copy out the requested part. */
+            uint64_t s0 = QEMU_ALIGN_DOWN(in, BDRV_SECTOR_SIZE);
+            uint64_t e0 = QEMU_ALIGN_UP(in + n, BDRV_SECTOR_SIZE);
+            uint8_t *tmp = buf;
+            bool bounce = s0 != in || e0 != in + n;
+
+            if (bounce) {
+                tmp = s->cdata;     /* scratch; it holds no cached state */
+            }
+            ret = bdrv_pread(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
+            if (ret == 0) {
+                legacy_aes_crypt(s->aes, (int64_t)((offset - in + s0) >> BDRV_SECTOR_BITS), tmp,
+                                 (int64_t)((e0 - s0) >> BDRV_SECTOR_BITS), false);
+                if (bounce) {
+                    memcpy(buf, tmp + (in - s0), n);
+                }
+            }
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+/* Writes [in, in+n) of the allocated, uncompressed cluster at @entry. */
+static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_t entry,
+                           uint64_t in, uint64_t n, const uint8_t *buf, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t s0, e0;
+    g_autofree uint8_t *tmp = NULL;
+    int ret;
+
+    if (!bs->encrypted) {
+        return bdrv_pwrite(bs->file, entry + in, n, buf, 0, errp);
+    }
+    s0 = QEMU_ALIGN_DOWN(in, BDRV_SECTOR_SIZE);
+    e0 = QEMU_ALIGN_UP(in + n, BDRV_SECTOR_SIZE);
+    tmp = g_malloc(e0 - s0);
+    if (s0 != in) {
+        ret = bdrv_pread(bs->file, entry + s0, BDRV_SECTOR_SIZE, tmp, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        legacy_aes_crypt(s->aes, (int64_t)((cluster_start + s0) >> BDRV_SECTOR_BITS), tmp, 1,
+                         false);
+    }
+    if (e0 != in + n && (e0 - BDRV_SECTOR_SIZE != s0 || s0 == in)) {
+        uint8_t *last = tmp + (e0 - s0) - BDRV_SECTOR_SIZE;
+        ret = bdrv_pread(bs->file, entry + e0 - BDRV_SECTOR_SIZE, BDRV_SECTOR_SIZE, last, 0,
+                         errp);
+        if (ret < 0) {
+            return ret;
+        }
+        legacy_aes_crypt(s->aes,
+                         (int64_t)((cluster_start + e0 - BDRV_SECTOR_SIZE) >> BDRV_SECTOR_BITS),
+                         last, 1, false);
+    }
+    memcpy(tmp + (in - s0), buf, n);
+    legacy_aes_crypt(s->aes, (int64_t)((cluster_start + s0) >> BDRV_SECTOR_BITS), tmp,
+                     (int64_t)((e0 - s0) >> BDRV_SECTOR_BITS), true);
+    ret = bdrv_pwrite(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
+    qemu_secure_zero(tmp, e0 - s0);
+    return ret;
+}
+
+static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
+                       int flags, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    const uint8_t *buf = vbuf;
+    g_autofree uint8_t *cbuf = g_malloc(s->cluster_size);
+    int ret = 0;
+
+    while (bytes > 0) {
+        uint64_t in = offset & (s->cluster_size - 1);
+        uint64_t n = MIN((uint64_t)bytes, s->cluster_size - in);
+        uint64_t cluster_start = offset - in;
+        uint64_t entry;
+        int64_t host;
+
+        ret = get_entry(bs, offset, &entry, errp);
+        if (ret < 0) {
+            break;
+        }
+        if (entry && !(entry & QCOW_OFLAG_COMPRESSED)) {
+            ret = write_allocated(bs, cluster_start, entry, in, n, buf, errp);
+            if (ret < 0) {
+                break;
+            }
+        } else {
+            /* New cluster: what is not overwritten keeps its current content. */
+            if (n < (uint64_t)s->cluster_size) {
+                if (entry) {
+                    ret = decompress_cluster(bs, entry, errp);
+                    if (ret < 0) {
+                        break;
+                    }
+                    memcpy(cbuf, s->cluster_buf, s->cluster_size);
+                } else {
+                    ret = read_below(bs, cluster_start, s->cluster_size, cbuf, errp);
+                    if (ret < 0) {
+                        break;
+                    }
+                }
+            }
+            memcpy(cbuf + in, buf, n);
+            if (bs->encrypted) {
+                legacy_aes_crypt(s->aes, (int64_t)(cluster_start >> BDRV_SECTOR_BITS), cbuf,
+                                 s->cluster_size >> BDRV_SECTOR_BITS, true);
+            }
+            /* L2 table first, so that consecutive data clusters stay contiguous */
+            ret = ensure_l2(bs, cluster_start, errp);
+            if (ret < 0) {
+                break;
+            }
+            host = alloc_bytes(bs, s->cluster_size);
+            ret = bdrv_pwrite(bs->file, host, s->cluster_size, cbuf, 0, errp);
+            if (ret < 0) {
+                break;
+            }
+            ret = set_entry(bs, cluster_start, (uint64_t)host, errp);
+            if (ret < 0) {
+                break;
+            }
+            if (entry == s->cluster_buf_entry) {
+                s->cluster_buf_entry = 0;
+            }
+        }
+        offset += n;
+        buf += n;
+        bytes -= n;
+    }
+    qemu_secure_zero(cbuf, s->cluster_size);
+    return ret < 0 ? ret : 0;
+}
+
+static int qcow_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t in = offset & (s->cluster_size - 1);
+    uint64_t entry, next;
+    int64_t n = MIN(bytes, (int64_t)(s->cluster_size - in));
+    int ret;
+
+    ret = get_entry(bs, offset, &entry, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    /*
+     * Extend over following clusters of the same kind (and contiguous in the
+     * file); a bounded number per call keeps huge images responsive.
+     */
+    for (int i = 0; n < bytes && i < 65536; i++) {
+        uint64_t l1_index = (uint64_t)(offset + n) >> (s->cluster_bits + s->l2_bits);
+
+        if (!entry && (l1_index >= s->l1_size || !s->l1_table[l1_index])) {
+            /* a whole L2 table's range is unallocated */
+            uint64_t span = 1ULL << (s->cluster_bits + s->l2_bits);
+            n = MIN(bytes, (int64_t)QEMU_ALIGN_UP((uint64_t)(offset + n) + 1, span) - offset);
+            continue;
+        }
+        ret = get_entry(bs, offset + n, &next, NULL);
+        if (ret < 0) {
+            break;
+        }
+        if (!entry) {
+            if (next) {
+                break;
+            }
+        } else if (entry & QCOW_OFLAG_COMPRESSED) {
+            if (!(next & QCOW_OFLAG_COMPRESSED)) {
+                break;
+            }
+        } else if (next != entry + in + (uint64_t)n) {
+            break;
+        }
+        n = MIN(bytes, n + s->cluster_size);
+    }
+    *pnum = n;
+    if (!entry) {
+        return 0;
+    }
+    if (entry & QCOW_OFLAG_COMPRESSED) {
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
+    }
+    *map = (int64_t)(entry + in);
+    *file = bs->file;
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int qcow_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVQcowState *s = bs->opaque;
+
+    bdi->cluster_size = s->cluster_size;
+    return 0;
+}
+
+static int64_t qcow_get_allocated_file_size(BlockDriverState *bs)
+{
+    return bdrv_get_allocated_file_size(bs->file);
+}
+
+/* Empties the image (for commit): every cluster unallocated again. */
+static int qcow_make_empty(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    size_t l1_bytes = (size_t)s->l1_size * sizeof(uint64_t);
+    g_autofree uint8_t *zero = g_malloc0(MAX(l1_bytes, 1));
+    int64_t end = (int64_t)(s->l1_table_offset + l1_bytes);
+    int ret;
+
+    ret = bdrv_pwrite(bs->file, s->l1_table_offset, l1_bytes, zero, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(s->l1_table, 0, l1_bytes);
+    for (int i = 0; i < QCOW_L2_CACHE_SIZE; i++) {
+        s->l2_cache[i].offset = 0;
+    }
+    s->cluster_buf_entry = 0;
+    ret = bdrv_truncate(bs->file, end, false, PREALLOC_MODE_OFF, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->file_end = end;
+    return 0;
+}
+
+static gint cmp_u64(gconstpointer a, gconstpointer b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Consistency check: every L2 table and data cluster must lie inside the
+ * file and no two references may share a cluster.
+ */
+static int qcow_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                      Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    g_autoptr(GArray) data = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    uint64_t l2_bytes = (uint64_t)s->l2_size * sizeof(uint64_t);
+    int64_t end = s->l1_table_offset + (int64_t)s->l1_size * 8;
+
+    res->bfi.total_clusters = DIV_ROUND_UP(s->size, (uint64_t)s->cluster_size);
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2_offset = s->l1_table[i];
+        g_autofree uint64_t *l2 = NULL;
+        Error *local_err = NULL;
+
+        if (!l2_offset) {
+            continue;
+        }
+        if (check_l2_offset(bs, l2_offset, &local_err) < 0) {
+            fprintf(stderr, "ERROR L1 entry %" PRIu32 ": %s\n", i, error_get_pretty(local_err));
+            error_free(local_err);
+            res->corruptions++;
+            continue;
+        }
+        end = MAX(end, (int64_t)(l2_offset + l2_bytes));
+        g_array_append_val(data, l2_offset);
+        l2 = g_malloc(l2_bytes);
+        if (bdrv_pread(bs->file, l2_offset, l2_bytes, l2, 0, errp) < 0) {
+            res->check_errors++;
+            return -EIO;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e = be64toh(l2[j]);
+            uint64_t off, len;
+
+            if (!e) {
+                continue;
+            }
+            res->bfi.allocated_clusters++;
+            if (e & QCOW_OFLAG_COMPRESSED) {
+                res->bfi.compressed_clusters++;
+                off = e & s->cluster_offset_mask;
+                len = (e >> (63 - s->cluster_bits)) & (s->cluster_size - 1);
+            } else {
+                off = e;
+                len = s->cluster_size;
+                g_array_append_val(data, off);
+            }
+            if (off > (uint64_t)s->file_end || len > (uint64_t)s->file_end - off) {
+                fprintf(stderr, "ERROR cluster at offset %" PRIu64 " (guest offset %" PRIu64
+                        ") lies beyond the end of the file\n", off,
+                        (((uint64_t)i << s->l2_bits) + j) << s->cluster_bits);
+                res->corruptions++;
+            } else {
+                end = MAX(end, (int64_t)(off + len));
+            }
+        }
+    }
+    /* An L2 table or data cluster used twice: writes to one would change the other. */
+    g_array_sort(data, cmp_u64);
+    for (guint i = 1; i < data->len; i++) {
+        if (g_array_index(data, uint64_t, i) == g_array_index(data, uint64_t, i - 1)) {
+            fprintf(stderr, "ERROR cluster at offset %" PRIu64 " is referenced more than once\n",
+                    g_array_index(data, uint64_t, i));
+            res->corruptions++;
+        }
+    }
+    res->image_end_offset = end;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation */
+
+static const QemuOptDesc qcow_create_desc[] = {
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
+    { "backing_fmt", QEMU_OPT_STRING, "Format of the backing image" },
+    { "encryption", QEMU_OPT_BOOL,
+      "Encrypt the image with format 'aes' (deprecated: use encrypt.format=aes, or better "
+      "a qcow2 image with encrypt.format=luks)", "off" },
+    { "encrypt.format", QEMU_OPT_STRING, "Encrypt the image, format choices: 'aes'" },
+    { "encrypt.key-secret", QEMU_OPT_STRING,
+      "ID of the secret that provides the AES encryption key" },
+    { NULL }
+};
+static const QemuOptsList qcow_create_opts = { "qcow-create-opts", qcow_create_desc };
+
+static bool create_wants_encryption(const QDict *opts, Error **errp, bool *encrypt)
+{
+    const char *efmt = qemu_opt_get(opts, "encrypt.format");
+
+    *encrypt = qemu_opt_get_bool(opts, "encryption", false);
+    if (efmt) {
+        if (strcmp(efmt, "aes")) {
+            error_setg(errp, "Unsupported encryption format '%s' for qcow: only 'aes' "
+                       "(for LUKS use -f qcow2 -o encrypt.format=luks)", efmt);
+            return false;
+        }
+        if (qdict_haskey(opts, "encryption") && !*encrypt) {
+            error_setg(errp, "encryption=off contradicts encrypt.format=aes");
+            return false;
+        }
+        *encrypt = true;
+    }
+    if (!*encrypt && qemu_opt_get(opts, "encrypt.key-secret")) {
+        error_setg(errp, "encrypt.key-secret was given, but the image is not encrypted "
+                   "(add encrypt.format=aes)");
+        return false;
+    }
+    return true;
+}
+
+static char *qcow_format_create_line(const char *filename, const QDict *opts)
+{
+    GString *s = g_string_new(NULL);
+    const char *bf = qemu_opt_get(opts, "backing_file");
+    const char *bfmt = qemu_opt_get(opts, "backing_fmt");
+    const char *efmt = qemu_opt_get(opts, "encrypt.format");
+    const char *secret = qemu_opt_get(opts, "encrypt.key-secret");
+    bool enc = qemu_opt_get_bool(opts, "encryption", false) || (efmt && !strcmp(efmt, "aes"));
+
+    g_string_append_printf(s, "Formatting '%s', fmt=qcow size=%" PRIu64, filename,
+                           qemu_opt_get_size(opts, "size", 0));
+    if (bf) {
+        g_string_append_printf(s, " backing_file='%s'", bf);
+    }
+    if (bfmt) {
+        g_string_append_printf(s, " backing_fmt='%s'", bfmt);
+    }
+    g_string_append_printf(s, " encryption=%s", enc ? "on" : "off");
+    if (efmt) {
+        g_string_append_printf(s, " encrypt.format='%s'", efmt);
+    }
+    if (secret) {
+        g_string_append_printf(s, " encrypt.key-secret='%s'", secret);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static int qcow_create(const char *filename, QDict *opts, Error **errp)
+{
+    uint64_t size = qemu_opt_get_size(opts, "size", 0);
+    const char *backing = qemu_opt_get(opts, "backing_file");
+    const char *secret = qemu_opt_get(opts, "encrypt.key-secret");
+    bool encrypt;
+    int cluster_bits, l2_bits;
+    size_t backing_len = backing ? strlen(backing) : 0;
+    uint64_t l1_offset, l1_bytes, shift;
+    uint8_t h[QCOW_HEADER_SIZE];
+    g_autofree uint8_t *rest = NULL;
+    BlockDriverState *file;
+    int ret;
+
+    /* Everything is validated before the file is touched. */
+    if (!create_wants_encryption(opts, errp, &encrypt)) {
+        return -EINVAL;
+    }
+    if (backing_len > QCOW_BACKING_NAME_MAX) {
+        error_setg(errp, "Backing file name too long for qcow (%zu bytes, at most %d)",
+                   backing_len, QCOW_BACKING_NAME_MAX);
+        return -EINVAL;
+    }
+    if (secret) {
+        char *pw = qcrypto_secret_lookup_as_utf8(secret, errp);
+        LegacyAES *aes;
+
+        if (!pw) {
+            return -EINVAL;
+        }
+        /* qcow records nothing of the key; this only refuses unusable ones. */
+        aes = legacy_aes_new(pw, errp);
+        qcrypto_secret_free(pw);
+        if (!aes) {
+            return -EINVAL;
+        }
+        legacy_aes_free(aes);
+    }
+    if (backing) {
+        /* 512-byte clusters: a sector write never needs data from the backing file */
+        cluster_bits = 9;
+        l2_bits = 12;
+    } else {
+        cluster_bits = 12;
+        l2_bits = 9;
+    }
+    shift = 1ULL << (cluster_bits + l2_bits);
+    size = QEMU_ALIGN_UP(size, BDRV_SECTOR_SIZE);
+    if (size > (uint64_t)INT64_MAX - shift ||
+        DIV_ROUND_UP(size, shift) * sizeof(uint64_t) > (uint64_t)INT32_MAX) {
+        error_setg(errp, "Image size %" PRIu64 " is too large for qcow", size);
+        return -EFBIG;
+    }
+    l1_offset = QEMU_ALIGN_UP(QCOW_HEADER_SIZE + backing_len, 8);
+    /* The L1 table's area is written in whole sectors, as QEMU does. */
+    l1_bytes = QEMU_ALIGN_UP(DIV_ROUND_UP(size, shift) * sizeof(uint64_t), BDRV_SECTOR_SIZE);
+
+    memset(h, 0, sizeof(h));
+    stl_be_p(h, QCOW_MAGIC);
+    stl_be_p(h + 4, QCOW_VERSION);
+    if (backing) {
+        stq_be_p(h + 8, QCOW_HEADER_SIZE);
+        stl_be_p(h + 16, (uint32_t)backing_len);
+    }
+    stq_be_p(h + 24, size);
+    h[32] = (uint8_t)cluster_bits;
+    h[33] = (uint8_t)l2_bits;
+    stl_be_p(h + 36, encrypt ? QCOW_CRYPT_AES : QCOW_CRYPT_NONE);
+    stq_be_p(h + 40, l1_offset);
+    rest = g_malloc0(l1_offset - QCOW_HEADER_SIZE + l1_bytes);
+    if (backing_len) {
+        memcpy(rest, backing, backing_len);
+    }
+
+    ret = bdrv_create_file(filename, opts, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
+    if (!file) {
+        return -EIO;
+    }
+    ret = bdrv_truncate(file, 0, false, PREALLOC_MODE_OFF, errp);
+    if (ret == 0) {
+        ret = bdrv_pwrite(file, 0, sizeof(h), h, 0, errp);
+    }
+    if (ret == 0) {
+        ret = bdrv_pwrite(file, QCOW_HEADER_SIZE, l1_offset - QCOW_HEADER_SIZE + l1_bytes,
+                          rest, 0, errp);
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(file, errp);
+    }
+    bdrv_unref(file);
+    if (ret == 0 && encrypt) {
+        legacy_aes_warn_create();
+    }
+    return ret < 0 ? ret : 0;
+}
+
+static BlockDriver bdrv_qcow = {
+    .format_name = "qcow",
+    .instance_size = sizeof(BDRVQcowState),
+    .supports_backing = true,
+    .bdrv_probe = qcow_probe,
+    .bdrv_open = qcow_open,
+    .bdrv_close = qcow_close,
+    .bdrv_pread = qcow_pread,
+    .bdrv_pwrite = qcow_pwrite,
+    .bdrv_block_status = qcow_block_status,
+    .bdrv_getlength = qcow_getlength,
+    .bdrv_get_allocated_file_size = qcow_get_allocated_file_size,
+    .bdrv_create = qcow_create,
+    .create_opts = &qcow_create_opts,
+    .bdrv_format_create_line = qcow_format_create_line,
+    .bdrv_get_info = qcow_get_info,
+    .bdrv_check = qcow_check,
+    .bdrv_make_empty = qcow_make_empty,
+    .bdrv_set_key = qcow_set_key,
+    .bdrv_wipe_key = qcow_wipe_key,
+};
+
+void bdrv_qcow_init(void)
+{
+    bdrv_register(&bdrv_qcow);
+}

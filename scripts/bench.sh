@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The project benchmark (not part of the test suite): runs the same work
+# with this tree's qemu-img / qemu-io and with Debian's QEMU 7.2 tools in one
+# run and prints, per row, both wall-clock times, their ratio (ours / QEMU;
+# below 1.0 means this tree is faster) and both peak resident set sizes.
+#
+#   scripts/bench.sh [-b BUILD] [-d SCRATCH] [-s MiB] [-w WRITES] [-r REPEAT]
+#                    [-o ROW[,ROW...]] [-l]
+#
+#   -b BUILD    build directory with this tree's tools (default: build)
+#   -d SCRATCH  where the images go (default: a new directory in $TMPDIR or
+#               /tmp); it needs about 8 times the data size free
+#   -s MiB      size of the random data (default 1024)
+#   -w WRITES   number of 4 KiB random writes in the qemu-io rows (20000)
+#   -r REPEAT   runs per tool and row; the best time and the largest peak
+#               memory are reported (default 1)
+#   -o ROWS     only these rows (names as printed by -l)
+#   -l          list the rows and exit
+#
+# Every row checks that both tools produced the same data (cmp for raw
+# results, "qemu-img compare" otherwise).  Rows that need a feature this
+# tree does not have yet (a format, encryption) are shown as skipped.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$here/build
+scratch=""
+size_mib=1024
+nwrites=20000
+repeat=1
+only=""
+
+ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
+      io-randwrite-fresh-qcow2 io-randwrite-allocated-qcow2 io-randwrite-raw
+      aes-qcow2-raw raw-aes-qcow2 luks-qcow2-raw raw-luks-qcow2 aes-qcow2-luks-qcow2
+      luks-raw raw-luks)
+
+while getopts "b:d:s:w:r:o:lh" opt; do
+    case $opt in
+    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
+    d) scratch=$OPTARG ;;
+    s) size_mib=$OPTARG ;;
+    w) nwrites=$OPTARG ;;
+    r) repeat=$OPTARG ;;
+    o) only=",$OPTARG," ;;
+    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
+    *) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+done
+
+OURS_IMG=$build/qemu-img
+OURS_IO=$build/qemu-io
+REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
+REF_IO=${QEMU_IO_REF:-/usr/bin/qemu-io}
+TIME=/usr/bin/time
+for t in "$OURS_IMG" "$OURS_IO" "$REF_IMG" "$REF_IO" "$TIME"; do
+    [ -x "$t" ] || { echo "bench: $t not found (build the tree; scripts/install-deps.sh installs the rest)" >&2; exit 2; }
+done
+
+if [ -z "$scratch" ]; then
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/qemu-bench.XXXXXX") || exit 2
+else
+    mkdir -p "$scratch" || exit 2
+    scratch=$(mktemp -d "$scratch/qemu-bench.XXXXXX") || exit 2
+fi
+trap 'rm -rf "$scratch"' EXIT
+cd "$scratch" || exit 2
+
+# The password travels in a file: data= on a command line is readable by
+# other local users (and this tree warns about it).
+printf 'bench-password' > "$scratch/password"
+SECRET="--object secret,id=sec0,file=$scratch/password"
+
+log() { echo "bench: $*" >&2; }
+
+# ------------------------------------------------------------------
+# Inputs, made once with QEMU's tools so that both sides read the same files
+
+log "scratch $scratch; $size_mib MiB of random data"
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > src.raw
+"$REF_IMG" convert -f raw -O qcow2 src.raw src.qcow2 || exit 1
+
+# A fixed list of 4 KiB-aligned offsets (seeded), the same for every tool.
+img_bytes=$((size_mib * 1024 * 1024))
+python3 - "$nwrites" "$img_bytes" > writes.txt <<'EOF'
+import random, sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(20261129)
+for i in range(n):
+    print("write -P 0x%02x %d 4k" % (i % 255 + 1, rng.randrange(size // 4096) * 4096))
+EOF
+# One -c per write: the same argv for both tools (QEMU 7.2 reads a script on
+# standard input much more slowly than it runs -c commands).
+WRITE_ARGS=()
+while IFS= read -r line; do
+    WRITE_ARGS+=(-c "$line")
+done < writes.txt
+
+# LUKS key derivation is timed to take iter-time milliseconds; QEMU's default
+# (2 s per open and create) would drown the data rates the rows are about.
+# Both tools get the same value.
+ITER=100
+LUKS_Q="encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=$ITER"
+LUKS_R="key-secret=sec0,iter-time=$ITER"
+AES_Q="encrypt.format=aes,encrypt.key-secret=sec0"
+
+declare -A feature_cache
+have_feature()
+{
+    # $1: ours|ref, $2: qcow2|aes|luks|luksraw; cached per tool
+    local key=$1-$2 img=$OURS_IMG rc
+    if [ -n "${feature_cache[$key]:-}" ]; then
+        return "${feature_cache[$key]}"
+    fi
+    [ "$1" = ref ] && img=$REF_IMG
+    case $2 in
+    aes) $img create -f qcow2 $SECRET -o "$AES_Q" probe.img 1M ;;
+    luks) $img create -f qcow2 $SECRET -o "$LUKS_Q" probe.img 1M ;;
+    luksraw) $img create -f luks $SECRET -o "$LUKS_R" probe.img 1M ;;
+    qcow2) $img create -f qcow2 probe.img 1M ;;
+    esac > /dev/null 2>&1
+    rc=$?
+    rm -f probe.img
+    feature_cache[$key]=$rc
+    return $rc
+}
+
+prepare_encrypted_sources()
+{
+    # This tree refuses an AES password when no sector decrypts to
+    # plausible data unless the image records a key check, which only this
+    # tree writes; random data looks like a wrong key, so the AES source is
+    # made here when possible (QEMU ignores the key check extension).
+    if [ ! -f src-aes.qcow2 ] && have_feature ours aes; then
+        "$OURS_IMG" convert $SECRET -f raw -O qcow2 \
+            -o "$AES_Q" src.raw src-aes.qcow2 2>/dev/null
+    fi
+    if [ ! -f src-aes.qcow2 ] && have_feature ref aes; then
+        "$REF_IMG" convert $SECRET -f raw -O qcow2 \
+            -o "$AES_Q" src.raw src-aes.qcow2 2>/dev/null
+    fi
+    if [ ! -f src-luks.qcow2 ] && have_feature ref luks; then
+        "$REF_IMG" convert $SECRET -f raw -O qcow2 \
+            -o "$LUKS_Q" src.raw src-luks.qcow2 2>/dev/null
+    fi
+    if [ ! -f src.luks ] && have_feature ref luksraw; then
+        "$REF_IMG" convert $SECRET -f raw -O luks -o "$LUKS_R" src.raw src.luks 2>/dev/null
+    fi
+}
+
+# ------------------------------------------------------------------
+# One row: what each tool runs
+
+# row_cmd ROW IMG IO OUT: sets CMD (the argv) and INPUT (its standard input)
+# for ROW's work with the tools IMG / IO, writing OUT.
+row_cmd()
+{
+    local row=$1 img=$2 io=$3 out=$4
+    local aes="driver=qcow2,encrypt.key-secret=sec0,file.filename=src-aes.qcow2"
+    local luks="driver=qcow2,encrypt.key-secret=sec0,file.filename=src-luks.qcow2"
+    INPUT=/dev/null
+    case $row in
+    convert-qcow2-raw)  CMD=("$img" convert -f qcow2 -O raw src.qcow2 "$out") ;;
+    convert-raw-qcow2)  CMD=("$img" convert -f raw -O qcow2 src.raw "$out") ;;
+    convert-raw-raw)    CMD=("$img" convert -f raw -O raw src.raw "$out") ;;
+    io-randwrite-fresh-qcow2|io-randwrite-allocated-qcow2)
+        CMD=("$io" -f qcow2 "${WRITE_ARGS[@]}" "$out") ;;
+    io-randwrite-raw)   CMD=("$io" -f raw "${WRITE_ARGS[@]}" "$out") ;;
+    aes-qcow2-raw)      CMD=("$img" convert $SECRET --image-opts "$aes" -O raw "$out") ;;
+    raw-aes-qcow2)      CMD=("$img" convert $SECRET -f raw -O qcow2
+                             -o "$AES_Q" src.raw "$out") ;;
+    luks-qcow2-raw)     CMD=("$img" convert $SECRET --image-opts "$luks" -O raw "$out") ;;
+    raw-luks-qcow2)     CMD=("$img" convert $SECRET -f raw -O qcow2
+                             -o "$LUKS_Q" src.raw "$out") ;;
+    aes-qcow2-luks-qcow2) CMD=("$img" convert $SECRET --image-opts "$aes" -O qcow2
+                             -o "$LUKS_Q" "$out") ;;
+    luks-raw)           CMD=("$img" convert $SECRET --image-opts
+                             "driver=luks,key-secret=sec0,file.filename=src.luks" -O raw "$out") ;;
+    raw-luks)           CMD=("$img" convert $SECRET -f raw -O luks -o "$LUKS_R" src.raw "$out") ;;
+    esac
+}
+
+# What a row needs before it can run: prints a reason to skip, or nothing.
+row_needs()
+{
+    local row=$1 who=$2
+    case $row in
+    *qcow2*) have_feature "$who" qcow2 || { echo "no qcow2"; return; } ;;
+    esac
+    case $row in
+    aes-qcow2-luks-qcow2)
+        have_feature "$who" aes || { echo "no AES"; return; }
+        have_feature "$who" luks || { echo "no LUKS"; return; } ;;
+    *aes*) have_feature "$who" aes || { echo "no AES qcow2"; return; } ;;
+    luks-raw|raw-luks) have_feature "$who" luksraw || { echo "no LUKS"; return; } ;;
+    *luks*) have_feature "$who" luks || { echo "no LUKS qcow2"; return; } ;;
+    esac
+}
+
+# Per-row set-up of the output file before each timed run.
+prepare_out()
+{
+    local row=$1 out=$2
+    rm -f "$out"
+    case $row in
+    io-randwrite-fresh-qcow2) "$REF_IMG" create -f qcow2 "$out" ${size_mib}M > /dev/null ;;
+    io-randwrite-allocated-qcow2) cp src.qcow2 "$out" ;;
+    io-randwrite-raw) cp src.raw "$out" ;;
+    esac
+}
+
+# The data of a result, for comparing ours with QEMU's.
+same_result()
+{
+    local row=$1 a=$2 b=$3
+    case $row in
+    *-raw|io-randwrite-raw|convert-raw-raw) cmp -s "$a" "$b" ;;
+    raw-aes-qcow2|raw-luks-qcow2|aes-qcow2-luks-qcow2)
+        "$REF_IMG" compare $SECRET --image-opts "driver=qcow2,encrypt.key-secret=sec0,file.filename=$a" \
+            "driver=qcow2,encrypt.key-secret=sec0,file.filename=$b" > /dev/null 2>&1 ;;
+    raw-luks)
+        "$REF_IMG" compare $SECRET --image-opts "driver=luks,key-secret=sec0,file.filename=$a" \
+            "driver=luks,key-secret=sec0,file.filename=$b" > /dev/null 2>&1 ;;
+    *) "$REF_IMG" compare -f qcow2 -F qcow2 "$a" "$b" > /dev/null 2>&1 ;;
+    esac
+}
+
+# time_row ROW WHO: best seconds and peak KiB over $repeat runs -> $t_sec $t_kib
+time_row()
+{
+    local row=$1 who=$2 img io out i
+    if [ "$who" = ours ]; then img=$OURS_IMG; io=$OURS_IO; else img=$REF_IMG; io=$REF_IO; fi
+    out=out-$who.img
+    t_sec=""; t_kib=0
+    for ((i = 0; i < repeat; i++)); do
+        prepare_out "$row" "$out"
+        sync
+        # The sources stay in the page cache for both tools alike.
+        cat src.* > /dev/null 2>&1
+        row_cmd "$row" "$img" "$io" "$out"
+        if ! $TIME -f "%e %M" -o time.txt "${CMD[@]}" < "$INPUT" > /dev/null 2> run.log; then
+            log "$row: $who failed: $(grep -v '^Command exited' run.log | tail -2 | tr '\n' ' ')"
+            t_sec=FAIL
+            return 1
+        fi
+        read -r sec kib < <(tail -1 time.txt)
+        if [ -z "$t_sec" ] || awk "BEGIN{exit !($sec < $t_sec)}"; then
+            t_sec=$sec
+        fi
+        [ "$kib" -gt "$t_kib" ] && t_kib=$kib
+    done
+    return 0
+}
+
+printf '%-30s %9s %9s %7s %10s %10s  %s\n' row "ours s" "QEMU s" ratio "ours MiB" "QEMU MiB" "same data"
+printf '%-30s %9s %9s %7s %10s %10s  %s\n' ------------------------------ --------- --------- \
+    ------- ---------- ---------- ---------
+prepare_encrypted_sources
+for row in "${ROWS[@]}"; do
+    if [ -n "$only" ] && [[ $only != *",$row,"* ]]; then
+        continue
+    fi
+    why=$(row_needs "$row" ref)
+    [ -z "$why" ] && why=$(row_needs "$row" ours)
+    if [ -n "$why" ]; then
+        printf '%-30s %9s %9s %7s %10s %10s  %s\n' "$row" - - - - - "skipped: $why"
+        continue
+    fi
+    log "$row"
+    time_row "$row" ref; ref_sec=$t_sec; ref_kib=$t_kib
+    [ -f out-ref.img ] && mv out-ref.img result-ref.img
+    if time_row "$row" ours; then
+        ours_sec=$t_sec; ours_kib=$t_kib
+        if same_result "$row" out-ours.img result-ref.img; then same=yes; else same=NO; fi
+    else
+        ours_sec=FAIL; ours_kib=0; same=-
+    fi
+    if [ "$ours_sec" = FAIL ] || [ "$ref_sec" = FAIL ]; then
+        ratio=-
+    else
+        ratio=$(awk "BEGIN{ printf \"%.2f\", ($ref_sec > 0) ? $ours_sec / $ref_sec : 0 }")
+    fi
+    printf '%-30s %9s %9s %7s %10s %10s  %s\n' "$row" "$ours_sec" "$ref_sec" "$ratio" \
+        "$(awk "BEGIN{printf \"%.1f\", $ours_kib/1024}")" \
+        "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$same"
+    rm -f out-ours.img result-ref.img
+done
