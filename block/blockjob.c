@@ -250,6 +250,11 @@ bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
     return true;
 }
 
+bool block_job_check_node_free(BlockDriverState *bs, Error **errp)
+{
+    return block_job_check_nodes_free(&bs, 1, NULL, errp);
+}
+
 void *block_job_create(const BlockJobDriver *driver, const char *job_id,
                        const char *device, BlockDriverState *bs, int64_t speed,
                        Error **errp)
@@ -693,6 +698,13 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     }
     schedule_in(job, 0);
     return true;
+}
+
+void block_job_cancel_all(void)
+{
+    while (jobs) {
+        block_job_cancel(jobs->data, true, &error_abort);
+    }
 }
 
 /* ------------------------------------------------------------------ */
