@@ -214,7 +214,7 @@ static void bdrv_close(BlockDriverState *bs)
          * in QEMU (unless cache.no-flush).  A failure here has no one left
          * to report to; a node without its key wrote nothing to flush.
          */
-        if (!bs->read_only && !bdrv_key_missing_node(bs)) {
+        if (bs->open_done && !bs->read_only && !bdrv_key_missing_node(bs)) {
             bdrv_flush(bs, NULL);
         }
         if (bs->drv->bdrv_wipe_key) {
@@ -358,6 +358,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
                    drv->format_name, key);
         goto fail;
     }
+    bs->open_done = true;
     qobject_unref(opts);
     return bs;
 
@@ -581,6 +582,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                    drv->format_name, key);
         goto fail;
     }
+    bs->open_done = true;
 
     if (bs->backing_file[0]) {
         char *full = path_combine(bs->filename, bs->backing_file);

@@ -29,6 +29,8 @@ struct BlockDriverState {
     int open_flags;
     bool read_only;
     int refcnt;
+    /* The driver's open succeeded: closing flushes what was written. */
+    bool open_done;
 
     /* For protocol nodes the path; for format nodes the path of their file. */
     char filename[PATH_MAX];
