@@ -215,9 +215,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         }
         g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
     } else if (qdict_size(opts)) {
-        const char *key = json_object_iter_key(json_object_iter(opts));
+        /* Node options without an image to apply them to. */
         error_setg(errp, "Must specify either driver or file");
-        (void)key;
         goto fail;
     }
     qobject_unref(opts);

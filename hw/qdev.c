@@ -325,8 +325,10 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     /*
      * The fix for device_add on a keyless drive: refuse before anything
      * exists, so that no half-made device can be seen or deleted later.
+     * At start-up (-device) the guest cannot run before every drive has
+     * its key (it waits in prelaunch), so the device may exist already.
      */
-    if (!drive_check_key(dinfo, errp)) {
+    if (hotplug && !drive_check_key(dinfo, errp)) {
         goto fail_drive;
     }
     return device_create(model, bus, id, dinfo, unit);

@@ -260,11 +260,13 @@ typedef struct KeyRequest {
     void *opaque;
     GDestroyNotify free_opaque;
     const char *fail_hint;
+    char *asked_node;       /* the node whose password the prompt asked for */
 } KeyRequest;
 
 static void key_request_free(KeyRequest *req)
 {
     g_ptr_array_free(req->drives, true);
+    g_free(req->asked_node);
     if (req->free_opaque) {
         req->free_opaque(req->opaque);
     }
@@ -299,6 +301,14 @@ static void key_got_password(Monitor *mon, const char *password, void *opaque)
         return;
     }
     missing = key_request_current(req, &d);
+    if (missing && strcmp(bdrv_get_node_name(missing), req->asked_node)) {
+        /*
+         * Someone else (block_passwd on another monitor) gave that key
+         * meanwhile: this password was meant for a node that needs none.
+         */
+        monitor_puts(mon, "That drive got its key meanwhile; the password was not used.\n");
+        missing = NULL;
+    }
     if (missing && bdrv_set_key(missing, password, &err) < 0) {
         /* Keys given so far stay; the rest are asked for next time. */
         monitor_printf(mon, "%s\n", error_get_pretty(err));
@@ -324,6 +334,8 @@ static void key_request_next(Monitor *mon, KeyRequest *req)
         return;
     }
     monitor_printf(mon, "%s (%s) is encrypted.\n", drive_name(d), bdrv_get_filename(missing));
+    g_free(req->asked_node);
+    req->asked_node = g_strdup(bdrv_get_node_name(missing));
     if (!monitor_read_password(mon, "Password: ", key_got_password, req, &err)) {
         hmp_handle_error(mon, err);
         key_request_free(req);
@@ -669,31 +681,30 @@ static void hmp_object_del(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
-typedef struct QemuIoCall {
-    BlockDriverState *bs;
-    const char *cmd;
-} QemuIoCall;
-
-static int qemu_io_call(void *opaque)
+static void qemu_io_output(void *opaque, bool is_error, const char *text)
 {
-    QemuIoCall *c = opaque;
-    return qemuio_command(c->bs, c->cmd);
+    monitor_puts(opaque, text);
 }
 
 static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
+    const char *cmd = qdict_get_try_str(args, "command");
     DriveInfo *d = drive_find(device);
-    QemuIoCall call = { .cmd = qdict_get_try_str(args, "command") };
+    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    QemuIOOutputFn old_fn;
+    void *old_opaque;
 
-    call.bs = d ? d->bs : bdrv_find_node(device);
-    if (!call.bs) {
+    if (!bs) {
         monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
                        device);
         return;
     }
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
-    monitor_with_stdout(mon, qemu_io_call, &call);
+    qemuio_get_output(&old_fn, &old_opaque);
+    qemuio_set_output(qemu_io_output, mon);
+    qemuio_command(bs, cmd);
+    qemuio_set_output(old_fn, old_opaque);
 }
 
 static const HMPCommand builtin_cmds[] = {

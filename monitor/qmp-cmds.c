@@ -13,27 +13,6 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-/*
- * Objects (secrets) come from the crypto subsystem.  The references are
- * weak so that this binary links while that subsystem is absent; the
- * executable links the utility library whole, so the definitions are
- * used whenever they exist.
- */
-#pragma weak user_creatable_add
-#pragma weak user_creatable_del
-
-json_t *qmp_version_info(void);
-void monitor_register_qmp_capabilities(void);
-
-static bool objects_available(Error **errp)
-{
-    if (!user_creatable_add || !user_creatable_del) {
-        error_setg(errp, "Objects are not supported by this build");
-        return false;
-    }
-    return true;
-}
-
 static QObject *qmp_query_version(QDict *args, Error **errp)
 {
     return qmp_version_info();
@@ -148,17 +127,11 @@ static QObject *qmp_device_del(QDict *args, Error **errp)
 
 static QObject *qmp_object_add(QDict *args, Error **errp)
 {
-    if (!objects_available(errp)) {
-        return NULL;
-    }
     return user_creatable_add(args, errp) ? qdict_new() : NULL;
 }
 
 static QObject *qmp_object_del(QDict *args, Error **errp)
 {
-    if (!objects_available(errp)) {
-        return NULL;
-    }
     return user_creatable_del(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
 }
 
