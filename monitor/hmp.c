@@ -65,12 +65,22 @@ static const HMPCommand *find_cmd(GPtrArray *table, const char *word)
     return NULL;
 }
 
+/* Prints @err without QEMU's "Error: " prefix (for drive_add, as in QEMU). */
+static void hmp_report_plain(Monitor *mon, Error *err)
+{
+    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    if (error_get_hint(err)) {
+        monitor_puts(mon, error_get_hint(err));
+    }
+    error_free(err);
+}
+
 bool hmp_handle_error(Monitor *mon, Error *err)
 {
     if (!err) {
         return false;
     }
-    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    monitor_printf(mon, "Error: %s\n", error_get_pretty(err));
     if (error_get_hint(err)) {
         monitor_puts(mon, error_get_hint(err));
     }
@@ -529,7 +539,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     /* Only if=none drives can appear while the machine exists. */
     parsed = keyval_parse(opts, NULL, &err);
     if (!parsed) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     if (qdict_get_try_str(parsed, "if") && strcmp(qdict_get_try_str(parsed, "if"), "none")) {
@@ -541,7 +551,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     qobject_unref(parsed);
     dinfo = drive_new(optstr->str, IF_NONE, &err);
     if (!dinfo) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     monitor_puts(mon, "OK\n");
