@@ -439,6 +439,9 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         BlockDriverState *bs = d->bs;
         int depth = 0;
 
+        if (l != drive_list()) {
+            monitor_puts(mon, "\n");
+        }
         if (!bs) {
             monitor_printf(mon, "%s: [not inserted]\n", d->id);
         } else {
@@ -447,9 +450,7 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
                            bdrv_get_format_name(bs), bdrv_is_read_only(bs) ? ", read-only" : "");
         }
         if (d->dev) {
-            monitor_printf(mon, "    Attached to:      %s\n",
-                           d->dev->child_path ? d->dev->child_path
-                           : d->dev->id ? d->dev->id : d->dev->path);
+            monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
         } else {
             monitor_puts(mon, "    Removable device: not locked, tray closed\n");
         }
@@ -731,7 +732,7 @@ static const HMPCommand builtin_cmds[] = {
     { "device_add", "device:S", "driver[,prop=value][,...]",
       "add device, like -device on the command line", hmp_device_add },
     { "device_del", "id:s", "device", "remove device", hmp_device_del },
-    { "block_passwd", "device:s,password:s?", "block_passwd device [password]",
+    { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
