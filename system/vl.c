@@ -295,6 +295,7 @@ fail:
     error_report_err(err);
     exit_code = 1;
 out:
+    block_job_cancel_all();
     monitor_cleanup_all();
     machine_cleanup();
     drive_cleanup_all();
