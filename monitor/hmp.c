@@ -427,6 +427,13 @@ static void hmp_info_status(Monitor *mon, const QDict *args)
     }
 }
 
+static void hmp_info_name(Monitor *mon, const QDict *args)
+{
+    if (qemu_get_name() && *qemu_get_name()) {
+        monitor_printf(mon, "%s\n", qemu_get_name());
+    }
+}
+
 static void hmp_info_version(Monitor *mon, const QDict *args)
 {
     monitor_printf(mon, "%s\n", QEMU_VERSION);
@@ -748,6 +755,7 @@ static const HMPCommand builtin_info[] = {
     { "version", "", "", "show the version of QEMU", hmp_info_version },
     { "qtree", "", "", "show device tree", hmp_info_qtree },
     { "usb", "", "", "show guest USB devices", hmp_info_usb },
+    { "name", "", "", "show the current VM name", hmp_info_name },
 };
 
 void hmp_register_builtin_commands(void)
