@@ -175,6 +175,23 @@ static void check_cache_mode(const char *mode)
     }
 }
 
+/*
+ * Open options for a cache mode: "unsafe" never flushes (convert's default
+ * for its output: a half-written output is useless anyway), "none" and
+ * "directsync" bypass the host cache where the protocol can.
+ */
+static void apply_cache_mode(QDict *opts, const char *mode)
+{
+    if (!mode) {
+        return;
+    }
+    if (!strcmp(mode, "unsafe")) {
+        qdict_put_str(opts, "cache.no-flush", "on");
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "directsync")) {
+        qdict_put_str(opts, "cache.direct", "on");
+    }
+}
+
 /* --object TYPE,id=ID,...: secrets for encrypted images. */
 static void add_object(const char *arg)
 {
@@ -1387,6 +1404,9 @@ static gpointer convert_reader(gpointer opaque)
         BlockDriverState *src = s->src[i];
         int64_t len = s->src_len[i];
         int64_t offset = 0;
+        /* One status query covers many chunks: remember its answer. */
+        int64_t status_end = 0;
+        ChunkKind status_kind = CHUNK_DATA;
 
         while (offset < len) {
             int64_t t = base + offset;
@@ -1401,11 +1421,16 @@ static gpointer convert_reader(gpointer opaque)
                 convert_push_end(s, 0);
                 return NULL;
             }
-            ret = convert_status(s, src, offset, n, &pnum, &kind);
-            if (ret < 0) {
-                convert_push_end(s, ret);
-                return NULL;
+            if (offset >= status_end) {
+                ret = convert_status(s, src, offset, len - offset, &pnum, &status_kind);
+                if (ret < 0) {
+                    convert_push_end(s, ret);
+                    return NULL;
+                }
+                status_end = offset + pnum;
             }
+            kind = status_kind;
+            pnum = status_end - offset;
             if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
                 /* Compression works on whole clusters: read the chunk whole. */
                 kind = CHUNK_DATA;
@@ -1443,7 +1468,16 @@ static int convert_do_copy(ConvertState *s)
     s->jobs = g_async_queue_new();
     s->free_bufs = g_async_queue_new();
     for (int i = 0; i < CONVERT_BUFFERS; i++) {
-        s->bufs[i] = g_malloc(s->buf_size);
+        /*
+         * Page-aligned buffers: the kernel copies to and from whole pages,
+         * which is measurably faster than with malloc's 16-byte offset.
+         */
+        void *p = NULL;
+        if (posix_memalign(&p, 2 * MiB, s->buf_size) != 0) {
+            error_report("Could not allocate %" PRId64 " bytes", s->buf_size);
+            abort();
+        }
+        s->bufs[i] = p;
         g_async_queue_push(s->free_bufs, s->bufs[i]);
     }
     reader = g_thread_new("convert-reader", convert_reader, s);
@@ -1486,7 +1520,7 @@ static int convert_do_copy(ConvertState *s)
     }
     g_thread_join(reader);
     for (int i = 0; i < CONVERT_BUFFERS; i++) {
-        g_free(s->bufs[i]);
+        free(s->bufs[i]);
         s->bufs[i] = NULL;
     }
     g_async_queue_unref(s->jobs);
@@ -1721,6 +1755,10 @@ static int img_convert(int argc, char **argv)
             }
         }
     }
+    if (!qdict_haskey(target_opts, "cache.no-flush") &&
+        !qdict_haskey(target_opts, "cache.direct")) {
+        apply_cache_mode(target_opts, cache ? cache : "unsafe");
+    }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
                          BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
     if (!s.target) {
@@ -1768,12 +1806,8 @@ static int img_convert(int argc, char **argv)
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
-    /*
-     * The output's cache mode defaults to "unsafe" as in QEMU: a half
-     * written output is useless anyway, so no flush to stable storage.
-     */
-    if (ret == 0 && strcmp(cache ? cache : "unsafe", "unsafe") &&
-        bdrv_flush(s.target, &err) < 0) {
+    /* With the default cache mode "unsafe" the target ignores this. */
+    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
