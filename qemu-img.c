@@ -1190,6 +1190,9 @@ typedef struct ConvertState {
     GAsyncQueue *free_bufs;
     uint8_t *bufs[CONVERT_BUFFERS];
     gint stop;
+    /* Second reader for split reads of raw sources (see convert_pread). */
+    GThreadPool *read_pool;
+    GAsyncQueue *read_done;
 } ConvertState;
 
 static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
@@ -1291,11 +1294,73 @@ static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t byt
     return 0;
 }
 
+/* The second half of a split read, done by the helper thread. */
+typedef struct SplitRead {
+    BlockDriverState *src;
+    int64_t offset;
+    int64_t bytes;
+    uint8_t *buf;
+    int ret;
+    Error *err;
+    GAsyncQueue *done;
+} SplitRead;
+
+static void split_read_worker(gpointer data, gpointer user_data)
+{
+    SplitRead *r = data;
+
+    r->ret = bdrv_pread(r->src, r->offset, r->bytes, r->buf, 0, &r->err);
+    g_async_queue_push(r->done, r);
+}
+
+/*
+ * Reads [offset, offset + bytes) of @src.  A big read from a raw file is
+ * split in two halves read at the same time: copying out of the page cache
+ * is the most expensive part of a conversion, and this uses both CPUs for
+ * it.  Only raw-over-file sources qualify: their reads keep no state
+ * (formats with metadata caches are read from one thread only).
+ */
+static int convert_pread(ConvertState *s, BlockDriverState *src, bool split,
+                         int64_t offset, int64_t bytes, uint8_t *buf, Error **errp)
+{
+    SplitRead r;
+    int64_t half;
+    int ret;
+
+    if (!split || !s->read_pool || bytes < 1 * (int64_t)MiB) {
+        return bdrv_pread(src, offset, bytes, buf, 0, errp);
+    }
+    half = QEMU_ALIGN_DOWN(bytes / 2, 4096);
+    r = (SplitRead) {
+        .src = src, .offset = offset + half, .bytes = bytes - half,
+        .buf = buf + half, .done = s->read_done,
+    };
+    g_thread_pool_push(s->read_pool, &r, NULL);
+    ret = bdrv_pread(src, offset, half, buf, 0, errp);
+    g_async_queue_pop(s->read_done);
+    if (ret < 0) {
+        error_free(r.err);
+        return ret;
+    }
+    if (r.ret < 0) {
+        error_propagate(errp, r.err);
+        return r.ret;
+    }
+    return 0;
+}
+
+static bool source_reads_are_stateless(BlockDriverState *bs)
+{
+    return !strcmp(bdrv_get_format_name(bs), "raw") && !bdrv_backing(bs) &&
+           bdrv_file(bs) && !strcmp(bdrv_get_format_name(bdrv_file(bs)), "file");
+}
+
 static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
                         int64_t bytes, uint8_t *buf)
 {
     Error *err = NULL;
-    int ret = bdrv_pread(src, offset, bytes, buf, 0, &err);
+    int ret = convert_pread(s, src, source_reads_are_stateless(src), offset, bytes,
+                            buf, &err);
 
     if (ret < 0) {
         if (s->salvage) {
@@ -1480,6 +1545,8 @@ static int convert_do_copy(ConvertState *s)
         s->bufs[i] = p;
         g_async_queue_push(s->free_bufs, s->bufs[i]);
     }
+    s->read_done = g_async_queue_new();
+    s->read_pool = g_thread_pool_new(split_read_worker, NULL, 1, TRUE, NULL);
     reader = g_thread_new("convert-reader", convert_reader, s);
 
     for (;;) {
@@ -1519,6 +1586,11 @@ static int convert_do_copy(ConvertState *s)
         g_free(job);
     }
     g_thread_join(reader);
+    if (s->read_pool) {
+        g_thread_pool_free(s->read_pool, FALSE, TRUE);
+        s->read_pool = NULL;
+    }
+    g_async_queue_unref(s->read_done);
     for (int i = 0; i < CONVERT_BUFFERS; i++) {
         free(s->bufs[i]);
         s->bufs[i] = NULL;
