@@ -733,6 +733,12 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         return cs.file_len;
     }
     cs.nb_clusters = DIV_ROUND_UP(cs.file_len, s->cluster_size);
+    if (cs.nb_clusters > (1 << 28)) {
+        /* One counter per host cluster: refuse rather than allocate gigabytes. */
+        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
+                   bs->filename, cs.nb_clusters);
+        return -EFBIG;
+    }
     /* Refcount blocks may legitimately count clusters beyond the file end. */
     cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 1);
     if (!cs.refs) {
@@ -777,15 +783,17 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
             check_msg(&cs, "ERROR refcount block %" PRIu64 " is outside image\n", t);
             res->corruptions++;
             if (fix & BDRV_FIX_ERRORS) {
-                /* Grow the file so the block exists; its counts are then rewritten. */
-                ret = bdrv_truncate(bs->file, off + s->cluster_size, false,
-                                    PREALLOC_MODE_OFF, errp);
+                /*
+                 * Forget the block: every cluster it counted then shows a
+                 * refcount of 0 below, and the repair there writes a new block.
+                 */
+                uint8_t zero[8] = { 0 };
+                s->refcount_table[t] = 0;
+                ret = bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, zero, 0, errp);
                 if (ret < 0) {
                     goto out;
                 }
-                g_free(cs.refs);
-                memset(res, 0, sizeof(*res));
-                return qcow2_check(bs, res, fix, errp);
+                res->corruptions_fixed++;
             }
             continue;
         }
@@ -796,17 +804,15 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     s->free_cluster_index = MAX(s->free_cluster_index, cs.nb_clusters);
 
     {
-        int64_t limit = MAX(cs.nb_clusters, (int64_t)(s->refcount_table_size << s->rb_bits));
-        for (int64_t c = 0; c < limit; c++) {
+        /*
+         * Only clusters inside the file are compared (as QEMU does): counts
+         * beyond its end describe nothing, and scanning every block the
+         * table could name would be unbounded work on a damaged image.
+         */
+        for (int64_t c = 0; c < cs.nb_clusters; c++) {
             uint64_t rc;
-            uint64_t want = c < cs.nb_clusters ? cs.refs[c] : 0;
-            uint64_t t = c >> s->rb_bits;
+            uint64_t want = cs.refs[c];
 
-            if (c >= cs.nb_clusters &&
-                (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK))) {
-                c = ((int64_t)(t + 1) << s->rb_bits) - 1;
-                continue;
-            }
             ret = qcow2_get_refcount(bs, c, &rc, errp);
             if (ret < 0) {
                 res->check_errors++;
