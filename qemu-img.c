@@ -47,7 +47,7 @@ typedef enum OutputFormat {
 /* Default chunk for copying commands: big requests, few syscalls. */
 #define IO_BUF_SIZE (2 * MiB)
 /* Chunks in flight between convert's reader and writer. */
-#define CONVERT_BUFFERS 4
+#define CONVERT_BUFFERS 6
 
 /* ------------------------------------------------------------------ */
 /* Messages and usage errors */
