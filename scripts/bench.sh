@@ -4,7 +4,9 @@
 # The project benchmark (not part of the test suite): runs the same work
 # with this tree's qemu-img / qemu-io and with Debian's QEMU 7.2 tools in one
 # run and prints, per row, both wall-clock times, their ratio (ours / QEMU;
-# below 1.0 means this tree is faster) and both peak resident set sizes.
+# below 1.0 means this tree is faster), both peak resident set sizes and
+# both CPU times (user + system; QEMU spreads its work over threads, so on
+# a busy machine its wall-clock time depends on the other load more).
 #
 #   scripts/bench.sh [-b BUILD] [-d SCRATCH] [-s MiB] [-w WRITES] [-r REPEAT]
 #                    [-o ROW[,ROW...]] [-l]
@@ -227,36 +229,39 @@ same_result()
     esac
 }
 
-# time_row ROW WHO: best seconds and peak KiB over $repeat runs -> $t_sec $t_kib
+# time_row ROW WHO: best seconds, peak KiB and the CPU seconds of the best
+# run over $repeat runs -> $t_sec $t_kib $t_cpu
 time_row()
 {
     local row=$1 who=$2 img io out i
     if [ "$who" = ours ]; then img=$OURS_IMG; io=$OURS_IO; else img=$REF_IMG; io=$REF_IO; fi
     out=out-$who.img
-    t_sec=""; t_kib=0
+    t_sec=""; t_kib=0; t_cpu=0
     for ((i = 0; i < repeat; i++)); do
         prepare_out "$row" "$out"
         sync
         # The sources stay in the page cache for both tools alike.
         cat src.* > /dev/null 2>&1
         row_cmd "$row" "$img" "$io" "$out"
-        if ! $TIME -f "%e %M" -o time.txt "${CMD[@]}" < "$INPUT" > /dev/null 2> run.log; then
+        if ! $TIME -f "%e %M %U %S" -o time.txt "${CMD[@]}" < "$INPUT" > /dev/null 2> run.log; then
             log "$row: $who failed: $(grep -v '^Command exited' run.log | tail -2 | tr '\n' ' ')"
             t_sec=FAIL
             return 1
         fi
-        read -r sec kib < <(tail -1 time.txt)
+        read -r sec kib usr sys < <(tail -1 time.txt)
         if [ -z "$t_sec" ] || awk "BEGIN{exit !($sec < $t_sec)}"; then
             t_sec=$sec
+            t_cpu=$(awk "BEGIN{printf \"%.2f\", $usr + $sys}")
         fi
         [ "$kib" -gt "$t_kib" ] && t_kib=$kib
     done
     return 0
 }
 
-printf '%-30s %9s %9s %7s %10s %10s  %s\n' row "ours s" "QEMU s" ratio "ours MiB" "QEMU MiB" "same data"
-printf '%-30s %9s %9s %7s %10s %10s  %s\n' ------------------------------ --------- --------- \
-    ------- ---------- ---------- ---------
+FMT='%-29s %8s %8s %6s %9s %9s %8s %8s  %s\n'
+printf "$FMT" row "ours s" "QEMU s" ratio "ours MiB" "QEMU MiB" "ours cpu" "QEMU cpu" "same data"
+printf "$FMT" ----------------------------- -------- -------- ------ --------- --------- \
+    -------- -------- ---------
 prepare_encrypted_sources
 for row in "${ROWS[@]}"; do
     if [ -n "$only" ] && [[ $only != *",$row,"* ]]; then
@@ -265,25 +270,25 @@ for row in "${ROWS[@]}"; do
     why=$(row_needs "$row" ref)
     [ -z "$why" ] && why=$(row_needs "$row" ours)
     if [ -n "$why" ]; then
-        printf '%-30s %9s %9s %7s %10s %10s  %s\n' "$row" - - - - - "skipped: $why"
+        printf "$FMT" "$row" - - - - - - - "skipped: $why"
         continue
     fi
     log "$row"
-    time_row "$row" ref; ref_sec=$t_sec; ref_kib=$t_kib
+    time_row "$row" ref; ref_sec=$t_sec; ref_kib=$t_kib; ref_cpu=$t_cpu
     [ -f out-ref.img ] && mv out-ref.img result-ref.img
     if time_row "$row" ours; then
-        ours_sec=$t_sec; ours_kib=$t_kib
+        ours_sec=$t_sec; ours_kib=$t_kib; ours_cpu=$t_cpu
         if same_result "$row" out-ours.img result-ref.img; then same=yes; else same=NO; fi
     else
-        ours_sec=FAIL; ours_kib=0; same=-
+        ours_sec=FAIL; ours_kib=0; ours_cpu=-; same=-
     fi
     if [ "$ours_sec" = FAIL ] || [ "$ref_sec" = FAIL ]; then
         ratio=-
     else
         ratio=$(awk "BEGIN{ printf \"%.2f\", ($ref_sec > 0) ? $ours_sec / $ref_sec : 0 }")
     fi
-    printf '%-30s %9s %9s %7s %10s %10s  %s\n' "$row" "$ours_sec" "$ref_sec" "$ratio" \
+    printf "$FMT" "$row" "$ours_sec" "$ref_sec" "$ratio" \
         "$(awk "BEGIN{printf \"%.1f\", $ours_kib/1024}")" \
-        "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$same"
+        "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$ours_cpu" "$ref_cpu" "$same"
     rm -f out-ours.img result-ref.img
 done
