@@ -215,9 +215,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         }
         g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
     } else if (qdict_size(opts)) {
-        const char *key = json_object_iter_key(json_object_iter(opts));
+        /* Node options without an image to apply them to. */
         error_setg(errp, "Must specify either driver or file");
-        (void)key;
         goto fail;
     }
     qobject_unref(opts);
@@ -374,7 +373,7 @@ json_t *qmp_query_block_list(void)
 
         qdict_put_str(info, "device", d->id);
         if (d->dev) {
-            qdict_put_str(info, "qdev", d->dev->child_path ? d->dev->child_path : d->dev->path);
+            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
             qdict_put_str(info, "io-status", "ok");
         }
         qdict_put_str(info, "type", "unknown");

@@ -22,11 +22,6 @@
 #include "qemu/error-report.h"
 #include "qom/object.h"
 
-/*
- * The key prompt lands in parallel; until then this reference may stay
- * unresolved and the tool says so.
- */
-#pragma weak bdrv_tools_prompt_keys
 
 enum {
     OPTION_OUTPUT = 256,
@@ -51,6 +46,8 @@ typedef enum OutputFormat {
 
 /* Default chunk for copying commands: big requests, few syscalls. */
 #define IO_BUF_SIZE (2 * MiB)
+/* Chunks in flight between convert's reader and writer. */
+#define CONVERT_BUFFERS 4
 
 /* ------------------------------------------------------------------ */
 /* Messages and usage errors */
@@ -175,6 +172,23 @@ static void check_cache_mode(const char *mode)
     if (mode && !cache_mode_valid(mode)) {
         error_report("Invalid cache option: %s", mode);
         exit(EXIT_FAILURE);
+    }
+}
+
+/*
+ * Open options for a cache mode: "unsafe" never flushes (convert's default
+ * for its output: a half-written output is useless anyway), "none" and
+ * "directsync" bypass the host cache where the protocol can.
+ */
+static void apply_cache_mode(QDict *opts, const char *mode)
+{
+    if (!mode) {
+        return;
+    }
+    if (!strcmp(mode, "unsafe")) {
+        qdict_put_str(opts, "cache.no-flush", "on");
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "directsync")) {
+        qdict_put_str(opts, "cache.direct", "on");
     }
 }
 
@@ -378,13 +392,7 @@ static BlockDriverState *open_image_full(const char *name, bool image_opts,
         return NULL;
     }
     if (need_keys && bdrv_key_missing_node(bs)) {
-        if (!bdrv_tools_prompt_keys) {
-            BlockDriverState *k = bdrv_key_missing_node(bs);
-            error_report("Disk image '%s' is encrypted and this build cannot ask for its password",
-                         k->filename);
-            bdrv_unref(bs);
-            return NULL;
-        }
+        /* "Disk image 'NAME' is encrypted." and a password from stdin */
         if (bdrv_tools_prompt_keys(bs, &err) < 0) {
             error_report_err(err);
             bdrv_unref(bs);
@@ -1175,8 +1183,16 @@ typedef struct ConvertState {
     int64_t min_sparse;        /* 0: copy everything as data */
     int64_t cluster_size;      /* of the target; 0 if it has none */
     int64_t buf_size;
-    uint8_t *buf;
     int64_t done;
+
+    /* The reader thread's hand-over (see convert_do_copy). */
+    GAsyncQueue *jobs;
+    GAsyncQueue *free_bufs;
+    uint8_t *bufs[CONVERT_BUFFERS];
+    gint stop;
+    /* Second reader for split reads of raw sources (see convert_pread). */
+    GThreadPool *read_pool;
+    GAsyncQueue *read_done;
 } ConvertState;
 
 static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
@@ -1278,18 +1294,88 @@ static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t byt
     return 0;
 }
 
+/* The second half of a split read, done by the helper thread. */
+typedef struct SplitRead {
+    BlockDriverState *src;
+    int64_t offset;
+    int64_t bytes;
+    uint8_t *buf;
+    int ret;
+    Error *err;
+    GAsyncQueue *done;
+} SplitRead;
+
+static void split_read_worker(gpointer data, gpointer user_data)
+{
+    SplitRead *r = data;
+
+    r->ret = bdrv_pread(r->src, r->offset, r->bytes, r->buf, 0, &r->err);
+    g_async_queue_push(r->done, r);
+}
+
+/*
+ * Reads [offset, offset + bytes) of @src.  A big read from a raw file is
+ * split in two halves read at the same time: copying out of the page cache
+ * is the most expensive part of a conversion, and this uses both CPUs for
+ * it.  Only raw-over-file sources qualify: their reads keep no state
+ * (formats with metadata caches are read from one thread only).
+ */
+static int convert_pread(ConvertState *s, BlockDriverState *src, bool split,
+                         int64_t offset, int64_t bytes, uint8_t *buf, Error **errp)
+{
+    SplitRead r;
+    int64_t half;
+    int ret;
+
+    if (!split || !s->read_pool || bytes < 1 * (int64_t)MiB) {
+        return bdrv_pread(src, offset, bytes, buf, 0, errp);
+    }
+    half = QEMU_ALIGN_DOWN(bytes / 2, 4096);
+    r = (SplitRead) {
+        .src = src, .offset = offset + half, .bytes = bytes - half,
+        .buf = buf + half, .done = s->read_done,
+    };
+    g_thread_pool_push(s->read_pool, &r, NULL);
+    ret = bdrv_pread(src, offset, half, buf, 0, errp);
+    g_async_queue_pop(s->read_done);
+    if (ret < 0) {
+        error_free(r.err);
+        return ret;
+    }
+    if (r.ret < 0) {
+        error_propagate(errp, r.err);
+        return r.ret;
+    }
+    return 0;
+}
+
+static bool source_reads_are_stateless(BlockDriverState *bs)
+{
+    return !strcmp(bdrv_get_format_name(bs), "raw") && !bdrv_backing(bs) &&
+           bdrv_file(bs) && !strcmp(bdrv_get_format_name(bdrv_file(bs)), "file");
+}
+
 static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
                         int64_t bytes, uint8_t *buf)
 {
     Error *err = NULL;
-    int ret = bdrv_pread(src, offset, bytes, buf, 0, &err);
+    int ret = convert_pread(s, src, source_reads_are_stateless(src), offset, bytes,
+                            buf, &err);
 
     if (ret < 0) {
         if (s->salvage) {
-            warn_report("error while reading offset %" PRId64 ": %s", offset,
-                        error_get_pretty(err));
+            /* Retry sector by sector: only what really fails becomes zeroes. */
             error_free(err);
-            memset(buf, 0, bytes);
+            for (int64_t pos = 0; pos < bytes; pos += BDRV_SECTOR_SIZE) {
+                int64_t n = MIN((int64_t)BDRV_SECTOR_SIZE, bytes - pos);
+                err = NULL;
+                if (bdrv_pread(src, offset + pos, n, buf + pos, 0, &err) < 0) {
+                    warn_report("error while reading offset %" PRId64 ": %s",
+                                offset + pos, error_get_pretty(err));
+                    error_free(err);
+                    memset(buf + pos, 0, n);
+                }
+            }
             return 0;
         }
         error_report("error while reading at byte %" PRId64 ": %s", offset,
@@ -1297,6 +1383,16 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
         error_free(err);
     }
     return ret;
+}
+
+/*
+ * Whether a freshly created image reads as zeroes where nothing was
+ * written.  Formats with allocation metadata and sparse raw files do; a
+ * LUKS payload does not (unwritten sectors decrypt to noise).
+ */
+static bool new_image_reads_zero(BlockDriverState *bs)
+{
+    return strcmp(bdrv_get_format_name(bs), "luks") != 0;
 }
 
 typedef enum ChunkKind { CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING } ChunkKind;
@@ -1340,14 +1436,42 @@ static int convert_status(ConvertState *s, BlockDriverState *src, int64_t offset
     return 0;
 }
 
-static int convert_do_copy(ConvertState *s)
+/*
+ * The copy is a pipeline: a reader thread walks the sources (allocation
+ * status and reads) while the main thread writes the target, so reading
+ * and writing overlap.  The two threads share no node: the sources belong
+ * to the reader, the target to the writer.
+ */
+typedef struct ConvertJob {
+    ChunkKind kind;
+    int64_t target_offset;
+    int64_t bytes;
+    uint8_t *buf;       /* CHUNK_DATA only */
+    bool end;           /* the last job; ret < 0 if the reader failed */
+    int ret;
+} ConvertJob;
+
+static void convert_push_end(ConvertState *s, int ret)
 {
+    ConvertJob *job = g_new0(ConvertJob, 1);
+
+    job->end = true;
+    job->ret = ret;
+    g_async_queue_push(s->jobs, job);
+}
+
+static gpointer convert_reader(gpointer opaque)
+{
+    ConvertState *s = opaque;
     int64_t base = 0;
 
     for (int i = 0; i < s->src_num; i++) {
         BlockDriverState *src = s->src[i];
         int64_t len = s->src_len[i];
         int64_t offset = 0;
+        /* One status query covers many chunks: remember its answer. */
+        int64_t status_end = 0;
+        ChunkKind status_kind = CHUNK_DATA;
 
         while (offset < len) {
             int64_t t = base + offset;
@@ -1355,44 +1479,125 @@ static int convert_do_copy(ConvertState *s)
             int64_t n = MIN(len - offset, s->buf_size - t % s->buf_size);
             int64_t pnum;
             ChunkKind kind;
+            ConvertJob *job;
             int ret;
 
-            ret = convert_status(s, src, offset, n, &pnum, &kind);
-            if (ret < 0) {
-                return ret;
+            if (g_atomic_int_get(&s->stop)) {
+                convert_push_end(s, 0);
+                return NULL;
             }
+            if (offset >= status_end) {
+                ret = convert_status(s, src, offset, len - offset, &pnum, &status_kind);
+                if (ret < 0) {
+                    convert_push_end(s, ret);
+                    return NULL;
+                }
+                status_end = offset + pnum;
+            }
+            kind = status_kind;
+            pnum = status_end - offset;
             if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
                 /* Compression works on whole clusters: read the chunk whole. */
                 kind = CHUNK_DATA;
                 pnum = n;
             }
             n = MIN(n, pnum);
-            switch (kind) {
-            case CHUNK_BACKING:
-                ret = 0;
-                break;
-            case CHUNK_ZERO:
-                ret = convert_zero(s, t, n);
-                break;
-            case CHUNK_DATA:
-                ret = convert_read(s, src, offset, n, s->buf);
+            job = g_new0(ConvertJob, 1);
+            job->kind = kind;
+            job->target_offset = t;
+            job->bytes = n;
+            if (kind == CHUNK_DATA) {
+                job->buf = g_async_queue_pop(s->free_bufs);
+                ret = convert_read(s, src, offset, n, job->buf);
                 if (ret < 0) {
-                    return ret;
+                    g_async_queue_push(s->free_bufs, job->buf);
+                    g_free(job);
+                    convert_push_end(s, ret);
+                    return NULL;
                 }
-                ret = s->compressed ? convert_write_compressed(s, t, n, s->buf)
-                                    : convert_write_sparse(s, t, n, s->buf);
-                break;
             }
-            if (ret < 0) {
-                return ret;
-            }
+            g_async_queue_push(s->jobs, job);
             offset += n;
-            s->done += n;
-            progress_update(s->done, s->total);
         }
         base += len;
     }
-    return 0;
+    convert_push_end(s, 0);
+    return NULL;
+}
+
+static int convert_do_copy(ConvertState *s)
+{
+    GThread *reader;
+    int ret = 0;
+
+    s->jobs = g_async_queue_new();
+    s->free_bufs = g_async_queue_new();
+    for (int i = 0; i < CONVERT_BUFFERS; i++) {
+        /*
+         * Page-aligned buffers: the kernel copies to and from whole pages,
+         * which is measurably faster than with malloc's 16-byte offset.
+         */
+        void *p = NULL;
+        if (posix_memalign(&p, 2 * MiB, s->buf_size) != 0) {
+            error_report("Could not allocate %" PRId64 " bytes", s->buf_size);
+            abort();
+        }
+        s->bufs[i] = p;
+        g_async_queue_push(s->free_bufs, s->bufs[i]);
+    }
+    s->read_done = g_async_queue_new();
+    s->read_pool = g_thread_pool_new(split_read_worker, NULL, 1, TRUE, NULL);
+    reader = g_thread_new("convert-reader", convert_reader, s);
+
+    for (;;) {
+        ConvertJob *job = g_async_queue_pop(s->jobs);
+
+        if (job->end) {
+            if (ret == 0) {
+                ret = job->ret;
+            }
+            g_free(job);
+            break;
+        }
+        if (ret == 0) {
+            switch (job->kind) {
+            case CHUNK_BACKING:
+                break;
+            case CHUNK_ZERO:
+                ret = convert_zero(s, job->target_offset, job->bytes);
+                break;
+            case CHUNK_DATA:
+                ret = s->compressed
+                    ? convert_write_compressed(s, job->target_offset, job->bytes, job->buf)
+                    : convert_write_sparse(s, job->target_offset, job->bytes, job->buf);
+                break;
+            }
+            if (ret < 0) {
+                /* Let the reader finish; its jobs are drained unwritten. */
+                g_atomic_int_set(&s->stop, 1);
+            } else {
+                s->done += job->bytes;
+                progress_update(s->done, s->total);
+            }
+        }
+        if (job->buf) {
+            g_async_queue_push(s->free_bufs, job->buf);
+        }
+        g_free(job);
+    }
+    g_thread_join(reader);
+    if (s->read_pool) {
+        g_thread_pool_free(s->read_pool, FALSE, TRUE);
+        s->read_pool = NULL;
+    }
+    g_async_queue_unref(s->read_done);
+    for (int i = 0; i < CONVERT_BUFFERS; i++) {
+        free(s->bufs[i]);
+        s->bufs[i] = NULL;
+    }
+    g_async_queue_unref(s->jobs);
+    g_async_queue_unref(s->free_bufs);
+    return ret;
 }
 
 static int img_convert(int argc, char **argv)
@@ -1610,15 +1815,21 @@ static int img_convert(int argc, char **argv)
     } else {
         target_opts = qdict_new();
         qdict_put_str(target_opts, "driver", out_fmt);
-        if (opts && qdict_get_try_str(opts, "encrypt.key-secret")) {
-            qdict_put_str(target_opts, "encrypt.key-secret",
-                          qdict_get_try_str(opts, "encrypt.key-secret"));
+        if (opts) {
+            /* The secret that created an encrypted target also opens it. */
+            const char *key;
+            json_t *value;
+
+            json_object_foreach(opts, key, value) {
+                if (g_str_has_suffix(key, "key-secret") && json_is_string(value)) {
+                    qdict_put_str(target_opts, key, json_string_value(value));
+                }
+            }
         }
-        /* raw LUKS names its create and open option "key-secret" */
-        if (opts && qdict_get_try_str(opts, "key-secret")) {
-            qdict_put_str(target_opts, "key-secret",
-                          qdict_get_try_str(opts, "key-secret"));
-        }
+    }
+    if (!qdict_haskey(target_opts, "cache.no-flush") &&
+        !qdict_haskey(target_opts, "cache.direct")) {
+        apply_cache_mode(target_opts, cache ? cache : "unsafe");
     }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
                          BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
@@ -1627,12 +1838,8 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
     if (bdrv_key_missing_node(s.target)) {
-        if (!bdrv_tools_prompt_keys || bdrv_tools_prompt_keys(s.target, &err) < 0) {
-            if (err) {
-                error_report_err(err);
-            } else {
-                error_report("Target image '%s' is encrypted", out_filename);
-            }
+        if (bdrv_tools_prompt_keys(s.target, &err) < 0) {
+            error_report_err(err);
             goto out;
         }
     }
@@ -1657,7 +1864,8 @@ static int img_convert(int argc, char **argv)
             s.target_has_backing = true;
         }
     }
-    s.has_zero_init = s.min_sparse && !s.target_has_backing && (!skip_create || target_is_zero);
+    s.has_zero_init = s.min_sparse && !s.target_has_backing &&
+                      ((!skip_create && new_image_reads_zero(s.target)) || target_is_zero);
 
     s.cluster_size = 0;
     if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
@@ -1667,16 +1875,11 @@ static int img_convert(int argc, char **argv)
     if (s.cluster_size > 0) {
         s.buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s.cluster_size), s.cluster_size);
     }
-    s.buf = g_malloc(s.buf_size);
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
-    /*
-     * The output's cache mode defaults to "unsafe" as in QEMU: a half
-     * written output is useless anyway, so no flush to stable storage.
-     */
-    if (ret == 0 && strcmp(cache ? cache : "unsafe", "unsafe") &&
-        bdrv_flush(s.target, &err) < 0) {
+    /* With the default cache mode "unsafe" the target ignores this. */
+    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
@@ -1684,7 +1887,6 @@ static int img_convert(int argc, char **argv)
     progress_end();
 
 out:
-    g_free(s.buf);
     bdrv_unref(s.target);
     for (int i = 0; s.src && i < s.src_num; i++) {
         bdrv_unref(s.src[i]);
@@ -1996,7 +2198,7 @@ static int img_rebase(int argc, char **argv)
                 ret = 1;
                 goto out;
             }
-            if (bdrv_key_missing_node(new_base) && bdrv_tools_prompt_keys &&
+            if (bdrv_key_missing_node(new_base) &&
                 bdrv_tools_prompt_keys(new_base, &err) < 0) {
                 error_report_err(err);
                 ret = 1;
@@ -2785,6 +2987,230 @@ static int img_snapshot(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* measure */
+
+/*
+ * Clusters of qcow2 metadata for a fully allocated image of @size bytes:
+ * header, L1 table, L2 tables, and refcount blocks and table that count
+ * every cluster including themselves (qcow2 specification).
+ */
+static int64_t qcow2_meta_clusters(int64_t size, int64_t cs, int refcount_bits)
+{
+    int64_t data = DIV_ROUND_UP(size, cs);
+    int64_t l2_entries = cs / 8;
+    int64_t l2 = DIV_ROUND_UP(data, l2_entries);
+    int64_t l1 = DIV_ROUND_UP(l2 * 8, cs);
+    int64_t per_block = cs * 8 / refcount_bits;
+    int64_t rb = 0, rt = 0, prev_rb = -1, prev_rt = -1;
+
+    while (rb != prev_rb || rt != prev_rt) {
+        int64_t total = 1 + l1 + l2 + data + rb + rt;
+        prev_rb = rb;
+        prev_rt = rt;
+        rb = DIV_ROUND_UP(total, per_block);
+        rt = DIV_ROUND_UP(rb * 8, cs);
+    }
+    return 1 + l1 + l2 + rb + rt;
+}
+
+/* Clusters of size @cs that hold data of @bs (zero and unallocated ranges do not). */
+static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t cs,
+                                   Error **errp)
+{
+    int64_t offset = 0, count = 0, last = -1;
+
+    while (offset < size) {
+        int64_t pnum;
+        int ret = bdrv_block_status_above(bs, NULL, offset, size - offset, &pnum, NULL, NULL);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Unable to get block status");
+            return ret;
+        }
+        if (pnum <= 0) {
+            pnum = size - offset;
+        }
+        if ((ret & BDRV_BLOCK_DATA) && !(ret & BDRV_BLOCK_ZERO)) {
+            int64_t first = offset / cs, end = (offset + pnum - 1) / cs;
+            if (first <= last) {
+                first = last + 1;
+            }
+            if (end >= first) {
+                count += end - first + 1;
+                last = end;
+            }
+        }
+        offset += pnum;
+    }
+    return count;
+}
+
+static int img_measure(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "size", required_argument, NULL, OPTION_SIZE },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *out_fmt = "raw", *filename = NULL;
+    g_autofree char *options = NULL;
+    OutputFormat output = OFORMAT_HUMAN;
+    bool image_opts = false, show_bitmaps = false;
+    int64_t size = -1, required, fully;
+    BlockDriver *drv;
+    QDict *opts = NULL;
+    Error *err = NULL;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h': return -1;
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'o':
+            if (has_help_option(optarg)) {
+                return print_create_options_help(out_fmt, NULL);
+            }
+            append_options(&options, optarg);
+            break;
+        case 'l':
+            error_report("Snapshots are not supported by this build: '%s'", optarg);
+            return 1;
+        case 'U': break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_OBJECT: add_object(optarg); break;
+        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
+        case OPTION_SIZE:
+            size = cvtnum("image size", optarg);
+            if (size < 0) {
+                return 1;
+            }
+            break;
+        default: bad_option(c, argv);
+        }
+    }
+    if (optind < argc) {
+        filename = argv[optind++];
+    }
+    if (optind < argc) {
+        error_report("Too many arguments");
+        return 1;
+    }
+    if (filename && size != -1) {
+        error_report("--size N cannot be used together with a filename.");
+        return 1;
+    }
+    if (!filename && size == -1) {
+        error_report("Either --size N or one filename must be specified.");
+        return 1;
+    }
+
+    drv = bdrv_find_format(out_fmt);
+    if (!drv || drv->is_protocol) {
+        error_report("Unknown file format '%s'", out_fmt);
+        return 1;
+    }
+    opts = parse_options_or_exit(options);
+    if (drv->create_opts) {
+        const QemuOptsList *lists[2] = { drv->create_opts, NULL };
+        if (!qemu_opts_validate(opts, lists, &err)) {
+            error_report_err(err);
+            error_report("Invalid options for file format '%s'", out_fmt);
+            goto out;
+        }
+    }
+    if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
+        error_report("Format driver '%s' does not support size measurement", out_fmt);
+        goto out;
+    }
+
+    if (filename) {
+        BlockDriverState *bs = open_image(filename, image_opts, fmt, BDRV_O_NO_IO, false);
+        if (!bs) {
+            goto out;
+        }
+        size = bdrv_getlength(bs);
+        if (size < 0) {
+            error_report("Unable to get image virtual_size: %s", strerror(-size));
+            bdrv_unref(bs);
+            goto out;
+        }
+        show_bitmaps = !strcmp(out_fmt, "qcow2") &&
+                       !strcmp(bdrv_get_format_name(bs), "qcow2");
+        if (!strcmp(out_fmt, "qcow2")) {
+            int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
+            int64_t n = count_data_clusters(bs, size, cs, &err);
+            if (n < 0) {
+                error_report_err(err);
+                bdrv_unref(bs);
+                goto out;
+            }
+            required = n * cs;
+        } else {
+            required = size;
+        }
+        bdrv_unref(bs);
+    } else {
+        required = !strcmp(out_fmt, "raw") ? size : 0;
+    }
+
+    if (!strcmp(out_fmt, "qcow2")) {
+        int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
+        int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
+        const char *prealloc = qemu_opt_get(opts, "preallocation");
+        int64_t meta;
+
+        if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
+            error_report("Cluster size must be a power of two between 512 and 2048k");
+            goto out;
+        }
+        if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
+            error_report("Refcount width must be a power of two and may not exceed 64 bits");
+            goto out;
+        }
+        /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
+        if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / 8) > 32 * (int64_t)MiB / 8) {
+            error_report("The image size is too large (try using a larger cluster size)");
+            goto out;
+        }
+        meta = qcow2_meta_clusters(size, cs, rbits) * cs;
+        fully = meta + QEMU_ALIGN_UP(size, cs);
+        required += meta;
+        if (prealloc && (!strcmp(prealloc, "full") || !strcmp(prealloc, "falloc"))) {
+            required = fully;
+        }
+    } else {
+        fully = size;
+        required = size;
+    }
+
+    if (output == OFORMAT_JSON) {
+        QDict *d = qdict_new();
+        qdict_put_int(d, "required", required);
+        qdict_put_int(d, "fully-allocated", fully);
+        if (show_bitmaps) {
+            qdict_put_int(d, "bitmaps", 0);
+        }
+        print_json(d);
+        qobject_unref(d);
+    } else {
+        printf("required size: %" PRId64 "\n", required);
+        printf("fully allocated size: %" PRId64 "\n", fully);
+        if (show_bitmaps) {
+            printf("bitmaps size: 0\n");
+        }
+    }
+    ret = 0;
+out:
+    qobject_unref(opts);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* Help and dispatch */
 
 typedef struct ImgCmd {
@@ -2801,6 +3227,7 @@ static const ImgCmd img_cmds[] = {
     { "create", img_create },
     { "info", img_info },
     { "map", img_map },
+    { "measure", img_measure },
     { "rebase", img_rebase },
     { "resize", img_resize },
     { "snapshot", img_snapshot },
@@ -2837,6 +3264,7 @@ static void help(void)
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
            "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename\n"
+           "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] filename]\n"
            "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
            "  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] filename\n"
            "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n"

@@ -335,7 +335,8 @@ static bool hmp_speed(Monitor *mon, const char *s, int64_t *speed)
 {
     uint64_t v;
 
-    if (qemu_strtosz(s, NULL, &v) < 0 || v > INT64_MAX) {
+    /* As in QEMU's HMP, a number without a suffix is in MiB/s. */
+    if (qemu_strtosz_suffix(s, NULL, 'M', &v) < 0 || v > INT64_MAX) {
         monitor_printf(mon, "invalid speed '%s'\n", s);
         return false;
     }
@@ -452,9 +453,10 @@ static const HMPCommand hmp_cmds[] = {
       "commits the active layer of a device (or of all devices) into its backing file",
       hmp_commit },
     { "block_stream", "device:s,speed:s?,base:s?", "device [speed [base]]",
-      "copies data from a backing file into a block device", hmp_block_stream },
+      "copies data from a backing file into a block device (speed: as block_job_set_speed)",
+      hmp_block_stream },
     { "block_job_set_speed", "device:s,speed:s", "device speed",
-      "sets the speed limit of a block job (bytes per second, K/M/G suffixes)",
+      "sets the speed limit of a block job in bytes per second (no suffix: MiB/s; B/K/M/G suffixes)",
       hmp_block_job_set_speed },
     { "block_job_cancel", "args:S?", "[-f] device",
       "stops a block job (-f: a ready mirror too, without syncing)", hmp_block_job_cancel },

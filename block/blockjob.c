@@ -250,6 +250,11 @@ bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
     return true;
 }
 
+bool block_job_check_node_free(BlockDriverState *bs, Error **errp)
+{
+    return block_job_check_nodes_free(&bs, 1, NULL, errp);
+}
+
 void *block_job_create(const BlockJobDriver *driver, const char *job_id,
                        const char *device, BlockDriverState *bs, int64_t speed,
                        Error **errp)
@@ -695,6 +700,13 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     return true;
 }
 
+void block_job_cancel_all(void)
+{
+    while (jobs) {
+        block_job_cancel(jobs->data, true, &error_abort);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Queries */
 
@@ -1056,8 +1068,16 @@ int bdrv_commit_all(Error **errp)
             devices = g_list_append(devices, g_strdup(bs->device_name));
         }
     }
-    for (GList *l = devices; l && ret == 0; l = l->next) {
-        ret = bdrv_commit_device(l->data, errp);
+    /* A drive that cannot be committed does not hold up the others. */
+    for (GList *l = devices; l; l = l->next) {
+        Error *local_err = NULL;
+        int r = bdrv_commit_device(l->data, &local_err);
+        if (r < 0 && ret == 0) {
+            ret = r;
+            error_propagate(errp, local_err);
+        } else {
+            error_free(local_err);
+        }
     }
     g_list_free_full(devices, g_free);
     return ret;

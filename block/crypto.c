@@ -365,23 +365,16 @@ out:
 
 /* ---- amend: key slots ---- */
 
-/* QEMU names these "state" etc. for luks and "encrypt.state" for qcow2. */
-static const char *amend_opt(const QDict *opts, const char *name)
-{
-    g_autofree char *prefixed = g_strconcat("encrypt.", name, NULL);
-    const char *v = qemu_opt_get(opts, name);
-    return v ? v : qemu_opt_get(opts, prefixed);
-}
-
+/* QEMU's unprefixed names for raw LUKS (qcow2 spells them "encrypt.state"...) */
 static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
                               Error **errp)
 {
     BlockCrypto *s = bs->opaque;
-    const char *state = amend_opt(opts, "state");
-    const char *keyslot_str = amend_opt(opts, "keyslot");
-    const char *old_id = amend_opt(opts, "old-secret");
-    const char *new_id = amend_opt(opts, "new-secret");
-    const char *iter_str = amend_opt(opts, "iter-time");
+    const char *state = qemu_opt_get(opts, "state");
+    const char *keyslot_str = qemu_opt_get(opts, "keyslot");
+    const char *old_id = qemu_opt_get(opts, "old-secret");
+    const char *new_id = qemu_opt_get(opts, "new-secret");
+    const char *iter_str = qemu_opt_get(opts, "iter-time");
     uint64_t iter_time = 2000;
     int keyslot = -1;
     uint8_t *old_pw = NULL, *new_pw = NULL;
@@ -492,11 +485,6 @@ static const QemuOptDesc luks_amend_desc[] = {
     { "old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
     { "new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
     { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
-    { "encrypt.state", QEMU_OPT_STRING, "Alias of state" },
-    { "encrypt.keyslot", QEMU_OPT_NUMBER, "Alias of keyslot" },
-    { "encrypt.old-secret", QEMU_OPT_STRING, "Alias of old-secret" },
-    { "encrypt.new-secret", QEMU_OPT_STRING, "Alias of new-secret" },
-    { "encrypt.iter-time", QEMU_OPT_NUMBER, "Alias of iter-time" },
     { NULL }
 };
 static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };

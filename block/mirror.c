@@ -130,28 +130,24 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     }
     mirror_update_progress(s);
     *done = s->dirty->count == 0;
-    if (*done && !s->common.ready) {
-        int ret = bdrv_flush(s->target, errp);
-        if (ret < 0) {
-            s->common.err_is_read = false;
-            return ret;
-        }
-    }
     return total;
 }
 
 static int mirror_prepare(BlockJob *job, Error **errp)
 {
     MirrorJob *s = (MirrorJob *)job;
-    int ret = bdrv_flush(s->target, errp);
 
-    if (ret < 0) {
-        return ret;
-    }
     if (job->cancelled) {
-        /* Cancelled while ready: the target is a copy, the drive stays. */
-        return 0;
+        /*
+         * Cancelled while ready: the target is a copy and closes now; a
+         * failure to make it durable belongs in the job's result.
+         */
+        return bdrv_flush(s->target, errp);
     }
+    /*
+     * Otherwise the target becomes the drive's image and is flushed like
+     * the guest's own writes, by the drive's flushes and its close.
+     */
     if (s->notifier_added) {
         bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
         s->notifier_added = false;

@@ -77,10 +77,17 @@ static void qcow_free_state(BDRVQcowState *s)
     }
     g_free(s->l1_table);
     s->l1_table = NULL;
-    g_free(s->cluster_buf);
-    s->cluster_buf = NULL;
-    g_free(s->cdata);
-    s->cdata = NULL;
+    /* these may hold decrypted guest data */
+    if (s->cluster_buf) {
+        qemu_secure_zero(s->cluster_buf, s->cluster_size);
+        g_free(s->cluster_buf);
+        s->cluster_buf = NULL;
+    }
+    if (s->cdata) {
+        qemu_secure_zero(s->cdata, s->cluster_size);
+        g_free(s->cdata);
+        s->cdata = NULL;
+    }
     legacy_aes_free(s->aes);
     s->aes = NULL;
 }
@@ -562,6 +569,10 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
     uint8_t *buf = vbuf;
     int ret;
 
+    if (bs->encrypted && !s->aes) {
+        error_setg(errp, "Key missing for '%s'", bs->filename);
+        return -ENOKEY;
+    }
     while (bytes > 0) {
         uint64_t in = offset & (s->cluster_size - 1);
         uint64_t n = MIN((uint64_t)bytes, s->cluster_size - in);
@@ -663,13 +674,114 @@ static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_
     return ret;
 }
 
+static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *vbuf, int flags, Error **errp);
+
+/*
+ * Compressed writes (qemu-img convert -c): each whole cluster is deflated
+ * on its own (raw deflate, 4 KiB window, as QEMU inflates it) and appended
+ * to the file; one that does not shrink is written as a normal cluster.
+ */
+static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 const uint8_t *buf, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    g_autofree uint8_t *in = g_malloc(cs);
+    g_autofree uint8_t *out = g_malloc(cs);
+
+    if (bs->encrypted) {
+        error_setg(errp, "Compressed writes are not supported on encrypted image '%s'",
+                   bs->filename);
+        return -ENOTSUP;
+    }
+    if (offset & (cs - 1)) {
+        error_setg(errp, "Compressed writes to '%s' must be cluster aligned", bs->filename);
+        return -EINVAL;
+    }
+    while (bytes > 0) {
+        int64_t len = MIN(bytes, cs);
+        z_stream z;
+        int64_t clen, coff;
+        uint64_t old;
+        int ret, zret;
+
+        if (len < cs && offset + len < qcow_getlength(bs)) {
+            error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
+                       bs->filename);
+            return -EINVAL;
+        }
+        memcpy(in, buf, len);
+        memset(in + len, 0, cs - len);
+        memset(&z, 0, sizeof(z));
+        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                         Z_DEFAULT_STRATEGY) != Z_OK) {
+            error_setg(errp, "Could not initialise zlib");
+            return -ENOMEM;
+        }
+        z.next_in = in;
+        z.avail_in = cs;
+        z.next_out = out;
+        z.avail_out = cs;
+        zret = deflate(&z, Z_FINISH);
+        clen = cs - z.avail_out;
+        deflateEnd(&z);
+
+        ret = get_entry(bs, offset, &old, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (zret != Z_STREAM_END || clen >= cs) {
+            /* incompressible: an ordinary cluster */
+            ret = qcow_pwrite(bs, offset, len, buf, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        } else {
+            ret = ensure_l2(bs, offset, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            /* compressed clusters are packed, not cluster aligned */
+            coff = s->file_end;
+            s->file_end += clen;
+            ret = bdrv_pwrite(bs->file, coff, clen, out, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            ret = set_entry(bs, offset, QCOW_OFLAG_COMPRESSED |
+                            ((uint64_t)clen << (63 - s->cluster_bits)) | (uint64_t)coff, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (old == s->cluster_buf_entry) {
+                s->cluster_buf_entry = 0;
+            }
+        }
+        offset += len;
+        buf += len;
+        bytes -= len;
+    }
+    return 0;
+}
+
 static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
                        int flags, Error **errp)
 {
+
     BDRVQcowState *s = bs->opaque;
     const uint8_t *buf = vbuf;
-    g_autofree uint8_t *cbuf = g_malloc(s->cluster_size);
+    g_autofree uint8_t *cbuf = NULL;
     int ret = 0;
+
+    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
+        return qcow_write_compressed(bs, offset, bytes, buf, errp);
+    }
+    if (bs->encrypted && !s->aes) {
+        error_setg(errp, "Key missing for '%s'", bs->filename);
+        return -ENOKEY;
+    }
+    cbuf = g_malloc(s->cluster_size);
 
     while (bytes > 0) {
         uint64_t in = offset & (s->cluster_size - 1);
@@ -1086,6 +1198,7 @@ static BlockDriver bdrv_qcow = {
     .bdrv_close = qcow_close,
     .bdrv_pread = qcow_pread,
     .bdrv_pwrite = qcow_pwrite,
+    .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
     .bdrv_block_status = qcow_block_status,
     .bdrv_getlength = qcow_getlength,
     .bdrv_get_allocated_file_size = qcow_get_allocated_file_size,

@@ -407,7 +407,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
         if (ty != type) {
             break;
         }
-        if (type == QCOW2_CLUSTER_NORMAL &&
+        if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
             ((e & L2E_OFFSET_MASK) != (*l2e & L2E_OFFSET_MASK) + (run << s->cluster_bits) ||
              (e & QCOW_OFLAG_COPIED) != (*l2e & QCOW_OFLAG_COPIED))) {
             break;
@@ -886,13 +886,22 @@ next:
 /* ------------------------------------------------------------------ */
 /* Zeroes and discard */
 
+/*
+ * Whether unallocated clusters show a backing file: it matters even when
+ * the backing file is not open (amend, rebase -u), so the name counts.
+ */
+static bool has_backing(BlockDriverState *bs)
+{
+    return bs->backing || bs->backing_file[0];
+}
+
 static bool cluster_reads_zero(BlockDriverState *bs, uint64_t e)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2ClusterType t = qcow2_entry_type(s, e);
 
     return t == QCOW2_CLUSTER_ZERO_PLAIN || t == QCOW2_CLUSTER_ZERO_ALLOC ||
-           (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing);
+           (t == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs));
 }
 
 /* Zeroes a range inside at most a few clusters by writing zeroes where needed. */
@@ -957,7 +966,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t l2_off;
         uint64_t *t;
 
-        if (!(l1e & L1E_OFFSET_MASK) && (!bs->backing || (discard && s->version < 3))) {
+        if (!(l1e & L1E_OFFSET_MASK) && (!has_backing(bs) || (discard && s->version < 3))) {
             /* Nothing allocated under this whole L2 table: already reads right. */
             off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
             continue;
@@ -972,13 +981,13 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         type = qcow2_entry_type(s, e);
         if (discard) {
-            if (type == QCOW2_CLUSTER_UNALLOCATED && (!bs->backing || s->version < 3)) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED && (!has_backing(bs) || s->version < 3)) {
                 continue;
             }
-            ne = (bs->backing && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
+            ne = (has_backing(bs) && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
         } else if (s->version >= 3) {
             if (type == QCOW2_CLUSTER_ZERO_PLAIN ||
-                (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing)) {
+                (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs))) {
                 continue;
             }
             if (!may_unmap && (type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
@@ -989,10 +998,10 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
             }
         } else {
             /* Version 2 has no zero flag. */
-            if (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs)) {
                 continue;
             }
-            if (!bs->backing && may_unmap) {
+            if (!has_backing(bs) && may_unmap) {
                 ne = 0;
             } else {
                 g_autofree uint8_t *z = g_malloc0(cs);
@@ -1045,8 +1054,12 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     case QCOW2_CLUSTER_UNALLOCATED:
         return 0;
     case QCOW2_CLUSTER_ZERO_PLAIN:
-    case QCOW2_CLUSTER_ZERO_ALLOC:
         return BDRV_BLOCK_ZERO;
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        /* Preallocated: the host cluster is known, though it is not read. */
+        *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
+        *file = bs->file;
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
     case QCOW2_CLUSTER_NORMAL:
@@ -1177,7 +1190,7 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
             e = be64toh(t[j]);
             switch (qcow2_entry_type(s, e)) {
             case QCOW2_CLUSTER_ZERO_PLAIN:
-                if (bs->backing && guest < s->size) {
+                if (has_backing(bs) && guest < s->size) {
                     g_autofree uint8_t *z = g_malloc0(cs);
                     ret = qcow2_co_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
                     if (ret < 0) {

@@ -767,11 +767,9 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
             }
             if (ret == 0) {
                 error_setg(errp, "Invalid password for encrypted image '%s': no sampled "
-                           "sector decrypts to plausible data", bs->filename);
-                error_append_hint(errp, "If the disk really holds only random-looking data, "
-                                  "open it with encrypt.skip-key-check=on\n");
-                /* The hint is not always printed: keep the way out in the message too. */
-                error_prepend(errp, "%s", "");
+                           "sector decrypts to plausible data (if the disk holds only "
+                           "random-looking data, open it with encrypt.skip-key-check=on)",
+                           bs->filename);
                 ret = -EPERM;
                 goto fail;
             }
@@ -943,7 +941,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
-    int64_t old_size;
+    int64_t old_size, zero_end;
     uint8_t be[8];
     int ret = check_writable(bs, errp);
 
@@ -962,6 +960,24 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
         return -ENOTSUP;
     }
+    /*
+     * A grown area must read as zeroes: not as what a partial last cluster
+     * held before an earlier shrink, nor as a longer backing file.
+     */
+    zero_end = QEMU_ALIGN_UP(s->size, s->cluster_size);
+    if (offset > s->size && (bs->backing || bs->backing_file[0])) {
+        if (bs->backing) {
+            zero_end = MAX(zero_end, bdrv_getlength(bs->backing));
+        } else if (s->version >= 3) {
+            zero_end = offset;
+        } else {
+            error_setg(errp, "Cannot grow '%s': it is a compat=0.10 image with a backing "
+                       "file that is not open, so the new area cannot be zeroed",
+                       bs->filename);
+            return -ENOTSUP;
+        }
+    }
+    zero_end = MIN(zero_end, offset);
     if (offset < s->size) {
         /* Drop every cluster wholly beyond the new end; the L1 table may stay larger. */
         ret = qcow2_unmap_range(bs, QEMU_ALIGN_UP(offset, s->cluster_size), s->size, errp);
@@ -982,22 +998,10 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
     old_size = s->size;
     s->size = offset;
-    if (offset > old_size) {
-        /*
-         * The new area must read as zeroes: not as what a partial last
-         * cluster held before an earlier shrink, nor as the backing file.
-         */
-        int64_t zero_end = QEMU_ALIGN_UP(old_size, s->cluster_size);
-        if (bs->backing) {
-            int64_t blen = bdrv_getlength(bs->backing);
-            zero_end = MAX(zero_end, blen);
-        }
-        zero_end = MIN(zero_end, offset);
-        if (zero_end > old_size) {
-            ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
-            if (ret < 0) {
-                return ret;
-            }
+    if (zero_end > old_size) {
+        ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
     return qcow2_flush_caches(bs, errp);
@@ -1527,7 +1531,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
 
-    ret = bdrv_create_file(filename, opts, errp);
+    /* The file starts empty: its preallocation comes once the metadata exists. */
+    ret = bdrv_create_file(filename, NULL, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1580,9 +1585,6 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
         ret = qcow2_preallocate(bs, errp);
-        if (ret >= 0) {
-            ret = qcow2_flush_caches(bs, errp);
-        }
         if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }

@@ -65,12 +65,22 @@ static const HMPCommand *find_cmd(GPtrArray *table, const char *word)
     return NULL;
 }
 
+/* Prints @err without QEMU's "Error: " prefix (for drive_add, as in QEMU). */
+static void hmp_report_plain(Monitor *mon, Error *err)
+{
+    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    if (error_get_hint(err)) {
+        monitor_puts(mon, error_get_hint(err));
+    }
+    error_free(err);
+}
+
 bool hmp_handle_error(Monitor *mon, Error *err)
 {
     if (!err) {
         return false;
     }
-    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    monitor_printf(mon, "Error: %s\n", error_get_pretty(err));
     if (error_get_hint(err)) {
         monitor_puts(mon, error_get_hint(err));
     }
@@ -260,11 +270,13 @@ typedef struct KeyRequest {
     void *opaque;
     GDestroyNotify free_opaque;
     const char *fail_hint;
+    char *asked_node;       /* the node whose password the prompt asked for */
 } KeyRequest;
 
 static void key_request_free(KeyRequest *req)
 {
     g_ptr_array_free(req->drives, true);
+    g_free(req->asked_node);
     if (req->free_opaque) {
         req->free_opaque(req->opaque);
     }
@@ -299,6 +311,14 @@ static void key_got_password(Monitor *mon, const char *password, void *opaque)
         return;
     }
     missing = key_request_current(req, &d);
+    if (missing && strcmp(bdrv_get_node_name(missing), req->asked_node)) {
+        /*
+         * Someone else (block_passwd on another monitor) gave that key
+         * meanwhile: this password was meant for a node that needs none.
+         */
+        monitor_puts(mon, "That drive got its key meanwhile; the password was not used.\n");
+        missing = NULL;
+    }
     if (missing && bdrv_set_key(missing, password, &err) < 0) {
         /* Keys given so far stay; the rest are asked for next time. */
         monitor_printf(mon, "%s\n", error_get_pretty(err));
@@ -324,6 +344,8 @@ static void key_request_next(Monitor *mon, KeyRequest *req)
         return;
     }
     monitor_printf(mon, "%s (%s) is encrypted.\n", drive_name(d), bdrv_get_filename(missing));
+    g_free(req->asked_node);
+    req->asked_node = g_strdup(bdrv_get_node_name(missing));
     if (!monitor_read_password(mon, "Password: ", key_got_password, req, &err)) {
         hmp_handle_error(mon, err);
         key_request_free(req);
@@ -405,6 +427,13 @@ static void hmp_info_status(Monitor *mon, const QDict *args)
     }
 }
 
+static void hmp_info_name(Monitor *mon, const QDict *args)
+{
+    if (qemu_get_name() && *qemu_get_name()) {
+        monitor_printf(mon, "%s\n", qemu_get_name());
+    }
+}
+
 static void hmp_info_version(Monitor *mon, const QDict *args)
 {
     monitor_printf(mon, "%s\n", QEMU_VERSION);
@@ -417,6 +446,9 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         BlockDriverState *bs = d->bs;
         int depth = 0;
 
+        if (l != drive_list()) {
+            monitor_puts(mon, "\n");
+        }
         if (!bs) {
             monitor_printf(mon, "%s: [not inserted]\n", d->id);
         } else {
@@ -425,9 +457,7 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
                            bdrv_get_format_name(bs), bdrv_is_read_only(bs) ? ", read-only" : "");
         }
         if (d->dev) {
-            monitor_printf(mon, "    Attached to:      %s\n",
-                           d->dev->child_path ? d->dev->child_path
-                           : d->dev->id ? d->dev->id : d->dev->path);
+            monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
         } else {
             monitor_puts(mon, "    Removable device: not locked, tray closed\n");
         }
@@ -517,7 +547,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     /* Only if=none drives can appear while the machine exists. */
     parsed = keyval_parse(opts, NULL, &err);
     if (!parsed) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     if (qdict_get_try_str(parsed, "if") && strcmp(qdict_get_try_str(parsed, "if"), "none")) {
@@ -529,7 +559,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     qobject_unref(parsed);
     dinfo = drive_new(optstr->str, IF_NONE, &err);
     if (!dinfo) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     monitor_puts(mon, "OK\n");
@@ -669,31 +699,30 @@ static void hmp_object_del(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
-typedef struct QemuIoCall {
-    BlockDriverState *bs;
-    const char *cmd;
-} QemuIoCall;
-
-static int qemu_io_call(void *opaque)
+static void qemu_io_output(void *opaque, bool is_error, const char *text)
 {
-    QemuIoCall *c = opaque;
-    return qemuio_command(c->bs, c->cmd);
+    monitor_puts(opaque, text);
 }
 
 static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
+    const char *cmd = qdict_get_try_str(args, "command");
     DriveInfo *d = drive_find(device);
-    QemuIoCall call = { .cmd = qdict_get_try_str(args, "command") };
+    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    QemuIOOutputFn old_fn;
+    void *old_opaque;
 
-    call.bs = d ? d->bs : bdrv_find_node(device);
-    if (!call.bs) {
+    if (!bs) {
         monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
                        device);
         return;
     }
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
-    monitor_with_stdout(mon, qemu_io_call, &call);
+    qemuio_get_output(&old_fn, &old_opaque);
+    qemuio_set_output(qemu_io_output, mon);
+    qemuio_command(bs, cmd);
+    qemuio_set_output(old_fn, old_opaque);
 }
 
 static const HMPCommand builtin_cmds[] = {
@@ -710,7 +739,7 @@ static const HMPCommand builtin_cmds[] = {
     { "device_add", "device:S", "driver[,prop=value][,...]",
       "add device, like -device on the command line", hmp_device_add },
     { "device_del", "id:s", "device", "remove device", hmp_device_del },
-    { "block_passwd", "device:s,password:s?", "block_passwd device [password]",
+    { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
@@ -726,6 +755,7 @@ static const HMPCommand builtin_info[] = {
     { "version", "", "", "show the version of QEMU", hmp_info_version },
     { "qtree", "", "", "show device tree", hmp_info_qtree },
     { "usb", "", "", "show guest USB devices", hmp_info_usb },
+    { "name", "", "", "show the current VM name", hmp_info_name },
 };
 
 void hmp_register_builtin_commands(void)

@@ -145,20 +145,6 @@ static void qmp_send_error(Monitor *mon, ErrorClass cls, const char *desc, json_
     json_decref(resp);
 }
 
-static void qmp_greet(Monitor *mon)
-{
-    unsigned major = 0, minor = 0, micro = 0;
-    json_t *greeting;
-
-    sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
-    greeting = json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[]}}", "QMP", "version", "qemu",
-                         "micro", micro, "minor", minor, "major", major, "package", "",
-                         "capabilities");
-    qmp_send(mon, greeting);
-    json_decref(greeting);
-}
-
-json_t *qmp_version_info(void);
 json_t *qmp_version_info(void)
 {
     unsigned major = 0, minor = 0, micro = 0;
@@ -166,6 +152,15 @@ json_t *qmp_version_info(void)
     sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
     return json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "micro", micro, "minor", minor,
                      "major", major, "package", "");
+}
+
+static void qmp_greet(Monitor *mon)
+{
+    json_t *greeting = json_pack("{s:{s:o,s:[]}}", "QMP", "version", qmp_version_info(),
+                                 "capabilities");
+
+    qmp_send(mon, greeting);
+    json_decref(greeting);
 }
 
 /* qmp_capabilities acts on the monitor it arrives on. */
@@ -184,10 +179,37 @@ static QObject *qmp_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
-void monitor_register_qmp_capabilities(void);
 void monitor_register_qmp_capabilities(void)
 {
     qmp_register_command("qmp_capabilities", qmp_capabilities);
+}
+
+/* Zeroes the values of password-like members before a request is freed. */
+static void wipe_secrets(json_t *v)
+{
+    const char *key;
+    json_t *m;
+    size_t i;
+
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, m) {
+            if (json_is_string(m) && (!strcmp(key, "password") || !strcmp(key, "data"))) {
+                qemu_secure_zero((char *)json_string_value(m), json_string_length(m));
+            } else {
+                wipe_secrets(m);
+            }
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m) {
+            wipe_secrets(m);
+        }
+    }
+}
+
+static void free_request(json_t *req)
+{
+    wipe_secrets(req);
+    json_decref(req);
 }
 
 static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
@@ -206,7 +228,7 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
     }
     if (!json_is_object(req)) {
         qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input must be a JSON object", NULL);
-        json_decref(req);
+        free_request(req);
         return;
     }
     id = json_object_get(req, "id");
@@ -227,25 +249,25 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
         }
         if (desc) {
             qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, id);
-            json_decref(req);
+            free_request(req);
             return;
         }
     }
     if (!cmd) {
         qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input lacks member 'execute'", id);
-        json_decref(req);
+        free_request(req);
         return;
     }
     if (!mon->command_mode && strcmp(cmd, "qmp_capabilities")) {
         qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
                        "Expecting capabilities negotiation with 'qmp_capabilities'", id);
-        json_decref(req);
+        free_request(req);
         return;
     }
     if (mon->command_mode && !strcmp(cmd, "qmp_capabilities")) {
         qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
                        "Capabilities negotiation is already complete, command ignored", id);
-        json_decref(req);
+        free_request(req);
         return;
     }
     cur_qmp = mon;
@@ -263,11 +285,12 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
         qmp_send(mon, resp);
         json_decref(resp);
     }
-    json_decref(req);
+    free_request(req);
 }
 
 static void qmp_reset_framing(Monitor *mon)
 {
+    qemu_secure_zero(mon->buf->str, mon->buf->len);
     g_string_truncate(mon->buf, 0);
     mon->depth = 0;
     mon->in_str = mon->escape = false;
@@ -344,6 +367,7 @@ static size_t qmp_feed(Monitor *mon, const char *data, size_t len)
             size_t mlen = mon->buf->len;
             qmp_reset_framing(mon);
             qmp_handle_message(mon, msg, mlen);
+            qemu_secure_zero(msg, mlen);
             return i + 1;
         }
     }

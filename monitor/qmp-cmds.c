@@ -13,27 +13,6 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-/*
- * Objects (secrets) come from the crypto subsystem.  The references are
- * weak so that this binary links while that subsystem is absent; the
- * executable links the utility library whole, so the definitions are
- * used whenever they exist.
- */
-#pragma weak user_creatable_add
-#pragma weak user_creatable_del
-
-json_t *qmp_version_info(void);
-void monitor_register_qmp_capabilities(void);
-
-static bool objects_available(Error **errp)
-{
-    if (!user_creatable_add || !user_creatable_del) {
-        error_setg(errp, "Objects are not supported by this build");
-        return false;
-    }
-    return true;
-}
-
 static QObject *qmp_query_version(QDict *args, Error **errp)
 {
     return qmp_version_info();
@@ -51,6 +30,16 @@ static QObject *qmp_query_status(QDict *args, Error **errp)
     qdict_put_str(info, "status", runstate_name(runstate_get()));
     qdict_put_bool(info, "singlestep", false);
     qdict_put_bool(info, "running", runstate_is_running());
+    return info;
+}
+
+static QObject *qmp_query_name(QDict *args, Error **errp)
+{
+    QDict *info = qdict_new();
+
+    if (qemu_get_name() && *qemu_get_name()) {
+        qdict_put_str(info, "name", qemu_get_name());
+    }
     return info;
 }
 
@@ -148,17 +137,11 @@ static QObject *qmp_device_del(QDict *args, Error **errp)
 
 static QObject *qmp_object_add(QDict *args, Error **errp)
 {
-    if (!objects_available(errp)) {
-        return NULL;
-    }
     return user_creatable_add(args, errp) ? qdict_new() : NULL;
 }
 
 static QObject *qmp_object_del(QDict *args, Error **errp)
 {
-    if (!objects_available(errp)) {
-        return NULL;
-    }
     return user_creatable_del(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
 }
 
@@ -175,6 +158,7 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("query-version", qmp_query_version);
     qmp_register_command("query-commands", qmp_query_commands);
     qmp_register_command("query-status", qmp_query_status);
+    qmp_register_command("query-name", qmp_query_name);
     qmp_register_command("stop", qmp_stop);
     qmp_register_command("cont", qmp_cont);
     qmp_register_command("system_reset", qmp_system_reset);

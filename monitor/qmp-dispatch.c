@@ -92,7 +92,8 @@ json_t *qmp_list_commands(void)
 
 static const char *json_type_word(json_t *type)
 {
-    const char *t;
+    const char *t, *meta;
+    json_t *def;
 
     if (json_is_array(type)) {
         return "array";
@@ -109,11 +110,10 @@ static const char *json_type_word(json_t *type)
     } else if (!strcmp(t, "null")) {
         return "null";
     }
-    {
-        json_t *def = schema_def(t, NULL);
-        const char *meta = def ? json_string_value(json_object_get(def, "meta")) : "";
-        return !strcmp(meta, "enum") ? "string" : "object";
-    }
+    /* A type the schema defines: enums travel as strings, structs as objects. */
+    def = schema_def(t, NULL);
+    meta = def ? json_string_value(json_object_get(def, "meta")) : "";
+    return !strcmp(meta, "enum") ? "string" : "object";
 }
 
 static bool check_members(json_t *data, json_t *value, const char *prefix,

@@ -11,5 +11,9 @@ bool qmp_command_exists(const char *name);
 json_t *qmp_list_commands(void);
 void qmp_registry_cleanup(void);
 void qmp_register_builtin_commands(void);
+/* query-version's value, also in the greeting. */
+json_t *qmp_version_info(void);
+/* qmp_capabilities acts on the monitor a request arrived on: monitor.c owns it. */
+void monitor_register_qmp_capabilities(void);
 
 #endif

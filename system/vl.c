@@ -25,9 +25,6 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-#pragma weak user_creatable_add_cmdline
-#pragma weak user_creatable_cleanup
-
 typedef struct CmdOpt {
     const char *name;
     const char *arg;
@@ -164,6 +161,8 @@ int main(int argc, char **argv)
             error_report("-display %s: only 'none' is available (there is no guest display)",
                          o->arg);
             return 1;
+        } else if (!strcmp(o->name, "name")) {
+            qemu_set_name(o->arg);
         } else if (!strcmp(o->name, "S")) {
             autostart = false;
         } else if (!strcmp(o->name, "usb")) {
@@ -187,11 +186,6 @@ int main(int argc, char **argv)
         if (!strcmp(o->name, "object")) {
             /* Never echo secret data in an error message. */
             g_autofree char *shown = hmp_mask_secrets(o->arg);
-            if (!user_creatable_add_cmdline) {
-                error_report("-object %s: objects are not supported by this build", shown);
-                exit_code = 1;
-                goto out;
-            }
             if (!user_creatable_add_cmdline(o->arg, &err)) {
                 error_prepend(&err, "-object %s: ", shown);
                 goto fail;
@@ -257,7 +251,6 @@ int main(int argc, char **argv)
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "device")) {
             QDict *props = qdev_parse_cmdline(o->arg, &err);
-            /* At start-up a keyless drive cannot be unlocked before the device exists. */
             if (!props || !qdev_device_add(props, false, &err)) {
                 qobject_unref(props);
                 error_prepend(&err, "-device %s: ", o->arg);
@@ -304,11 +297,11 @@ fail:
     error_report_err(err);
     exit_code = 1;
 out:
+    block_job_cancel_all();
     monitor_cleanup_all();
     machine_cleanup();
     drive_cleanup_all();
-    if (user_creatable_cleanup) {
-        user_creatable_cleanup();
-    }
+    user_creatable_cleanup();
+    qemu_set_name("");
     return exit_code;
 }

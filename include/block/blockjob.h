@@ -147,6 +147,13 @@ typedef struct MirrorOptions {
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
 
+/*
+ * For commands that would pull a node from under a job (drive_del,
+ * eject, blockdev-del): false with QEMU's "Node 'NAME' is busy: block
+ * device is in use by block job: TYPE" when a job uses @bs.
+ */
+bool block_job_check_node_free(BlockDriverState *bs, Error **errp);
+
 /* ---- Controlling jobs ---- */
 
 /* By id; NULL with DeviceNotActive "Block job 'X' not found" otherwise. */
@@ -170,6 +177,12 @@ bool block_job_complete(BlockJob *job, Error **errp);
  * stops at once and emits BLOCK_JOB_CANCELLED.
  */
 bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+
+/*
+ * Cancels every job at once (force), for the machine's shutdown: targets
+ * are flushed and every node a job held is released before drives close.
+ */
+void block_job_cancel_all(void);
 
 /* query-block-jobs' list (BlockJobInfo objects). */
 QList *block_job_query_all(void);
@@ -206,7 +219,10 @@ int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp
  * file, then empties the active layer when its format can.
  */
 int bdrv_commit_device(const char *device, Error **errp);
-/* HMP "commit all": every drive with a backing file. */
+/*
+ * HMP "commit all": every drive with a backing file; the first failure is
+ * reported after the other drives were committed.
+ */
 int bdrv_commit_all(Error **errp);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Block ciphers over nettle: AES-128/192/256 in ECB, CBC or XTS mode.
- * A cipher object holds only the expanded keys; every call takes its own IV,
- * so one object may serve several threads at once.
+ * AES-128/192/256 in ECB, CBC or XTS mode, from gnutls (CBC, XTS: AES-NI
+ * code that takes a sector per call) and nettle (ECB, aes-192-xts).
+ * Every call takes its own IV, so one object may serve several threads at
+ * once.
  */
 #ifndef CRYPTO_CIPHER_H
 #define CRYPTO_CIPHER_H

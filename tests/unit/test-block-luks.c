@@ -116,17 +116,17 @@ static QDict *amend_opts(const char *state, const char *slot, const char *old,
 {
     QDict *o = qdict_new();
 
-    qdict_put_str(o, "encrypt.state", state);
+    qdict_put_str(o, "state", state);
     if (slot) {
-        qdict_put_str(o, "encrypt.keyslot", slot);
+        qdict_put_str(o, "keyslot", slot);
     }
     if (old) {
-        qdict_put_str(o, "encrypt.old-secret", old);
+        qdict_put_str(o, "old-secret", old);
     }
     if (new) {
-        qdict_put_str(o, "encrypt.new-secret", new);
+        qdict_put_str(o, "new-secret", new);
     }
-    qdict_put_str(o, "encrypt.iter-time", "10");
+    qdict_put_str(o, "iter-time", "10");
     return o;
 }
 

@@ -620,6 +620,150 @@ static void test_run_sync_speed(void)
     teardown_unlink((const char *[]){ "src.img", "out.img", NULL });
 }
 
+/* A qcow2 chain base.img <- mid.qcow2 <- top.qcow2 with data in each layer. */
+static BlockDriverState *make_chain(const char *device)
+{
+    g_autofree char *base = path("base.img");
+    g_autofree char *mid = path("mid.qcow2");
+    g_autofree char *top = path("top.qcow2");
+    uint8_t buf[65536];
+    BlockDriverState *bs;
+
+    make_raw("base.img", IMG_SIZE, 0x10);
+    g_assert_cmpint(bdrv_img_create(mid, "qcow2", base, "raw", NULL, -1, true, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_img_create(top, "qcow2", mid, "qcow2", NULL, -1, true, &error_abort), ==, 0);
+    bs = open_drive("top.qcow2", device, "qcow2");
+    /* mid: 0xa1 at 1M (written through a node of its own). */
+    {
+        QDict *o = qdict_new();
+        BlockDriverState *m;
+        qdict_put_str(o, "driver", "qcow2");
+        m = bdrv_open(mid, o, BDRV_O_RDWR, &error_abort);
+        memset(buf, 0xa1, sizeof(buf));
+        g_assert_cmpint(bdrv_pwrite(m, MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
+        bdrv_unref(m);
+    }
+    bdrv_unref(bs);
+    bs = open_drive("top.qcow2", device, "qcow2");
+    memset(buf, 0xb2, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 2 * MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    return bs;
+}
+
+static void assert_guest_view(BlockDriverState *bs)
+{
+    g_autofree uint8_t *buf = g_malloc(IMG_SIZE);
+
+    g_assert_cmpint(bdrv_pread(bs, 0, IMG_SIZE, buf, 0, &error_abort), ==, 0);
+    g_assert_cmpint(buf[0], ==, 0x10);
+    g_assert_cmpint(buf[MiB], ==, 0xa1);
+    g_assert_cmpint(buf[MiB + 65535], ==, 0xa1);
+    g_assert_cmpint(buf[MiB + 65536], ==, 0x11);
+    g_assert_cmpint(buf[2 * MiB], ==, 0xb2);
+    g_assert_cmpint(buf[3 * MiB], ==, 0x13);
+}
+
+static void test_commit_intermediate(void)
+{
+    BlockDriverState *bs;
+    CommitOptions c = { .device = "drive0", .top = "mid.qcow2" };
+    Error *err = NULL;
+
+    setup();
+    bs = make_chain("drive0");
+    c.top = bs->backing->filename;
+    c.base = "nosuch.img";
+    g_assert_null(block_job_commit(&c, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "Can't find 'nosuch.img' in the backing chain");
+    error_free(err), err = NULL;
+    c.base = c.top;
+    g_assert_null(block_job_commit(&c, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "in the backing chain"));
+    error_free(err), err = NULL;
+    c.base = NULL;
+    g_assert_nonnull(block_job_commit(&c, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    g_assert_null(strstr(last_event(), "error"));
+    /* mid dropped out: top's backing is the raw base, read-only again. */
+    g_assert_cmpstr(bdrv_get_format_name(bs->backing), ==, "raw");
+    g_assert_true(bdrv_is_read_only(bs->backing));
+    g_assert_true(g_str_has_suffix(bs->backing_file, "base.img"));
+    assert_guest_view(bs);
+    bdrv_unref(bs);
+    /* And on disk: reopening shows the same. */
+    bs = open_drive("top.qcow2", NULL, "qcow2");
+    g_assert_cmpstr(bdrv_get_format_name(bs->backing), ==, "raw");
+    assert_guest_view(bs);
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "base.img", "mid.qcow2", "top.qcow2", NULL });
+}
+
+static void test_stream(void)
+{
+    BlockDriverState *bs;
+    StreamOptions st = { .device = "drive0" };
+
+    setup();
+    bs = make_chain("drive0");
+    g_assert_nonnull(block_job_stream(&st, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    g_assert_null(bs->backing);
+    assert_guest_view(bs);
+    bdrv_unref(bs);
+    bs = open_drive("top.qcow2", NULL, "qcow2");
+    g_assert_null(bs->backing);
+    assert_guest_view(bs);
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "base.img", "mid.qcow2", "top.qcow2", NULL });
+}
+
+/* The synchronous commit qemu-img and HMP use: top into the raw base. */
+static void test_commit_sync(void)
+{
+    BlockDriverState *bs, *base;
+    g_autofree uint8_t *buf = g_malloc(IMG_SIZE);
+    gsize len;
+    g_autofree gchar *data = NULL;
+
+    setup();
+    bs = make_chain("drive0");
+    base = bs->backing->backing;
+    g_assert_true(bdrv_is_read_only(base));
+    g_assert_cmpint(bdrv_commit_sync(bs, base, &error_abort), ==, 0);
+    g_assert_true(bdrv_is_read_only(base));
+    bdrv_unref(bs);
+    data = file_contents("base.img", &len);
+    g_assert_cmpuint(len, ==, IMG_SIZE);
+    g_assert_cmpint(data[MiB], ==, (gchar)0xa1);
+    g_assert_cmpint(data[2 * MiB], ==, (gchar)0xb2);
+    g_assert_cmpint(data[3 * MiB], ==, 0x13);
+    g_assert_cmpuint(events->len, ==, 0);
+    teardown_unlink((const char *[]){ "base.img", "mid.qcow2", "top.qcow2", NULL });
+}
+
+static void test_dirty_map(void)
+{
+    DirtyMap *m = dirty_map_new(10 * BLOCK_JOB_CLUSTER + 100);
+
+    g_assert_cmpint(dirty_map_next(m, 0), ==, -1);
+    dirty_map_set(m, BLOCK_JOB_CLUSTER - 1, 2);
+    g_assert_cmpint(m->count, ==, 2);
+    g_assert_cmpint(dirty_map_next(m, 0), ==, 0);
+    g_assert_cmpint(dirty_map_next(m, 1), ==, 0);
+    g_assert_cmpint(dirty_map_next(m, BLOCK_JOB_CLUSTER + 1), ==, BLOCK_JOB_CLUSTER);
+    g_assert_cmpint(dirty_map_next(m, 2 * BLOCK_JOB_CLUSTER), ==, -1);
+    dirty_map_set(m, 10 * BLOCK_JOB_CLUSTER, 1);
+    g_assert_cmpint(dirty_map_bytes(m), ==, 2 * BLOCK_JOB_CLUSTER + 100);
+    dirty_map_reset(m, 0, 2 * BLOCK_JOB_CLUSTER);
+    g_assert_cmpint(dirty_map_next(m, 0), ==, 10 * BLOCK_JOB_CLUSTER);
+    /* Beyond the end nothing is marked. */
+    dirty_map_set(m, 20 * BLOCK_JOB_CLUSTER, 5);
+    g_assert_cmpint(m->count, ==, 1);
+    dirty_map_free(m);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -640,6 +784,12 @@ int main(int argc, char **argv)
     g_test_add_func("/blockjob/io-errors", test_io_errors);
     g_test_add_func("/blockjob/run-sync-speed", test_run_sync_speed);
     g_test_add_func("/blkdebug/options", test_blkdebug_options);
+    if (bdrv_find_format("qcow2")) {
+        g_test_add_func("/blockjob/commit/intermediate", test_commit_intermediate);
+        g_test_add_func("/blockjob/commit/sync", test_commit_sync);
+        g_test_add_func("/blockjob/stream", test_stream);
+    }
+    g_test_add_func("/blockjob/dirty-map", test_dirty_map);
     ret = g_test_run();
     g_rmdir(tmpdir);
     g_ptr_array_free(events, TRUE);

@@ -116,7 +116,7 @@ static void run_layout(gconstpointer data)
         } else {
             /* A compressed cluster. */
             int64_t c = QEMU_ALIGN_DOWN(off, cs);
-            int64_t n = MIN(cs, size - c);
+            size_t n = MIN(cs, size - c);
             g_autofree uint8_t *d = g_malloc(n);
             for (int64_t i = 0; i < n; i++) {
                 d[i] = (i / 100) & 0xff;

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The schema-driven QMP dispatcher: argument checks (missing, unexpected,
+ * wrongly typed, enum values, lists), commands passing extra arguments
+ * ('gen': false), query-commands, and the rule that only schema-declared
+ * commands and events exist.
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "qapi/qmp-registry.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-internal.h"
+
+/* The monitor layer is not linked: record what would be sent. */
+static GPtrArray *emitted;
+
+void monitor_qapi_event_emit(const char *event, json_t *data)
+{
+    g_ptr_array_add(emitted, g_strdup(event));
+    qobject_unref(data);
+}
+
+static int calls;
+static QObject *last_args;
+
+static QObject *record(QDict *args, Error **errp)
+{
+    calls++;
+    qobject_unref(last_args);
+    last_args = json_deep_copy(args);
+    return qdict_new();
+}
+
+static QObject *fail(QDict *args, Error **errp)
+{
+    error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found",
+              qdict_get_try_str(args, "id"));
+    return NULL;
+}
+
+static void register_once(void)
+{
+    static bool done;
+
+    if (!done) {
+        qmp_register_command("qmp_capabilities", record);
+        qmp_register_command("query-named-block-nodes", record);
+        qmp_register_command("device_add", record);
+        qmp_register_command("device_del", fail);
+        emitted = g_ptr_array_new_with_free_func(g_free);
+        done = true;
+    }
+}
+
+/* Runs @name with @json arguments; returns the error text or NULL. */
+static char *run(const char *name, const char *json, ErrorClass *cls)
+{
+    QDict *args = json ? json_loads(json, 0, NULL) : NULL;
+    Error *err = NULL;
+    QObject *ret;
+    char *msg = NULL;
+
+    register_once();
+    ret = qmp_dispatch_command(name, args, &err);
+    qobject_unref(args);
+    if (err) {
+        g_assert_null(ret);
+        msg = g_strdup(error_get_pretty(err));
+        if (cls) {
+            *cls = error_get_class(err);
+        }
+        error_free(err);
+    } else {
+        g_assert_nonnull(ret);
+        qobject_unref(ret);
+    }
+    return msg;
+}
+
+static void check(const char *name, const char *json, const char *want)
+{
+    g_autofree char *got = run(name, json, NULL);
+    g_assert_cmpstr(got, ==, want);
+}
+
+static void test_arguments(void)
+{
+    ErrorClass cls = ERROR_CLASS_GENERIC_ERROR;
+    g_autofree char *msg = run("nosuch", NULL, &cls);
+    int before;
+
+    g_assert_cmpstr(msg, ==, "The command nosuch has not been found");
+    g_assert_cmpint(cls, ==, ERROR_CLASS_COMMAND_NOT_FOUND);
+
+    /* Declared in the schema, but nobody registered a handler. */
+    g_free(run("quit", NULL, &cls));
+    g_assert_cmpint(cls, ==, ERROR_CLASS_COMMAND_NOT_FOUND);
+
+    before = calls;
+    check("device_del", "{}", "Parameter 'id' is missing");
+    check("device_del", "{\"id\": 1}", "Invalid parameter type for 'id', expected: string");
+    check("device_del", "{\"id\": \"a\", \"x\": 1}", "Parameter 'x' is unexpected");
+    check("query-named-block-nodes", "{\"flat\": \"yes\"}",
+          "Invalid parameter type for 'flat', expected: boolean");
+    check("query-named-block-nodes", "{\"flat\": 1}",
+          "Invalid parameter type for 'flat', expected: boolean");
+    check("qmp_capabilities", "{\"enable\": \"oob\"}",
+          "Invalid parameter type for 'enable', expected: array");
+    check("qmp_capabilities", "{\"enable\": [\"oob\", \"nosuch\"]}",
+          "Parameter 'enable[1]' does not accept value 'nosuch'");
+    check("qmp_capabilities", "{\"enable\": [5]}",
+          "Invalid parameter type for 'enable[0]', expected: string");
+    check("device_add", "{\"driver\": 5}", "Invalid parameter type for 'driver', expected: string");
+    check("device_add", "{\"id\": \"x\"}", "Parameter 'driver' is missing");
+    /* Rejected before the handler ran. */
+    g_assert_cmpint(calls, ==, before);
+
+    check("query-named-block-nodes", NULL, NULL);
+    check("query-named-block-nodes", "{\"flat\": true}", NULL);
+    check("qmp_capabilities", "{\"enable\": [\"oob\"]}", NULL);
+    g_assert_cmpint(calls, ==, before + 3);
+
+    /* 'gen': false passes undeclared members on unchecked. */
+    check("device_add", "{\"driver\": \"usb-storage\", \"drive\": \"d\", \"serial\": {\"a\": 1}}",
+          NULL);
+    g_assert_cmpstr(qdict_get_try_str(last_args, "drive"), ==, "d");
+
+    /* A handler's own error keeps its class. */
+    g_free(run("device_del", "{\"id\": \"gone\"}", &cls));
+    g_assert_cmpint(cls, ==, ERROR_CLASS_DEVICE_NOT_FOUND);
+}
+
+static void test_query_commands(void)
+{
+    json_t *list, *entry;
+    size_t i;
+    bool caps = false, quit = false;
+
+    register_once();
+    list = qmp_list_commands();
+    json_array_foreach(list, i, entry) {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        caps |= !strcmp(name, "qmp_capabilities");
+        quit |= !strcmp(name, "quit");
+    }
+    g_assert_true(caps);
+    g_assert_false(quit);   /* declared but not registered here */
+    g_assert_cmpint(json_array_size(list), ==, 4);
+    json_decref(list);
+}
+
+static void test_events(void)
+{
+    QDict *data = qdict_new();
+
+    register_once();
+    qdict_put_str(data, "path", "/machine/peripheral/x");
+    qapi_event_emit("DEVICE_DELETED", data);
+    qapi_event_emit("STOP", NULL);
+    g_assert_cmpuint(emitted->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(emitted, 0), ==, "DEVICE_DELETED");
+}
+
+static void test_undeclared(void)
+{
+    if (g_test_subprocess()) {
+        qmp_register_command("no-such-command", record);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*'no-such-command' is not declared in the schema*");
+}
+
+static void test_undeclared_event(void)
+{
+    if (g_test_subprocess()) {
+        qapi_event_emit("NO_SUCH_EVENT", NULL);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*'NO_SUCH_EVENT' is not declared in the schema*");
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/qmp-dispatch/arguments", test_arguments);
+    g_test_add_func("/qmp-dispatch/query-commands", test_query_commands);
+    g_test_add_func("/qmp-dispatch/events", test_events);
+    g_test_add_func("/qmp-dispatch/undeclared-command", test_undeclared);
+    g_test_add_func("/qmp-dispatch/undeclared-event", test_undeclared_event);
+    ret = g_test_run();
+    qobject_unref(last_args);
+    if (emitted) {
+        g_ptr_array_free(emitted, true);
+    }
+    qmp_registry_cleanup();
+    return ret;
+}
