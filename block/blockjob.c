@@ -508,6 +508,7 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
         return false;
     }
     if (!strcmp(action, "ignore")) {
+        job->skip_chunk = true;
         error_free(err);
         return false;
     }
