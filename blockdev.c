@@ -373,7 +373,7 @@ json_t *qmp_query_block_list(void)
 
         qdict_put_str(info, "device", d->id);
         if (d->dev) {
-            qdict_put_str(info, "qdev", d->dev->child_path ? d->dev->child_path : d->dev->path);
+            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
             qdict_put_str(info, "io-status", "ok");
         }
         qdict_put_str(info, "type", "unknown");

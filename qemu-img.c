@@ -175,6 +175,23 @@ static void check_cache_mode(const char *mode)
     }
 }
 
+/*
+ * Open options for a cache mode: "unsafe" never flushes (convert's default
+ * for its output: a half-written output is useless anyway), "none" and
+ * "directsync" bypass the host cache where the protocol can.
+ */
+static void apply_cache_mode(QDict *opts, const char *mode)
+{
+    if (!mode) {
+        return;
+    }
+    if (!strcmp(mode, "unsafe")) {
+        qdict_put_str(opts, "cache.no-flush", "on");
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "directsync")) {
+        qdict_put_str(opts, "cache.direct", "on");
+    }
+}
+
 /* --object TYPE,id=ID,...: secrets for encrypted images. */
 static void add_object(const char *arg)
 {
@@ -1173,6 +1190,9 @@ typedef struct ConvertState {
     GAsyncQueue *free_bufs;
     uint8_t *bufs[CONVERT_BUFFERS];
     gint stop;
+    /* Second reader for split reads of raw sources (see convert_pread). */
+    GThreadPool *read_pool;
+    GAsyncQueue *read_done;
 } ConvertState;
 
 static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
@@ -1274,11 +1294,73 @@ static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t byt
     return 0;
 }
 
+/* The second half of a split read, done by the helper thread. */
+typedef struct SplitRead {
+    BlockDriverState *src;
+    int64_t offset;
+    int64_t bytes;
+    uint8_t *buf;
+    int ret;
+    Error *err;
+    GAsyncQueue *done;
+} SplitRead;
+
+static void split_read_worker(gpointer data, gpointer user_data)
+{
+    SplitRead *r = data;
+
+    r->ret = bdrv_pread(r->src, r->offset, r->bytes, r->buf, 0, &r->err);
+    g_async_queue_push(r->done, r);
+}
+
+/*
+ * Reads [offset, offset + bytes) of @src.  A big read from a raw file is
+ * split in two halves read at the same time: copying out of the page cache
+ * is the most expensive part of a conversion, and this uses both CPUs for
+ * it.  Only raw-over-file sources qualify: their reads keep no state
+ * (formats with metadata caches are read from one thread only).
+ */
+static int convert_pread(ConvertState *s, BlockDriverState *src, bool split,
+                         int64_t offset, int64_t bytes, uint8_t *buf, Error **errp)
+{
+    SplitRead r;
+    int64_t half;
+    int ret;
+
+    if (!split || !s->read_pool || bytes < 1 * (int64_t)MiB) {
+        return bdrv_pread(src, offset, bytes, buf, 0, errp);
+    }
+    half = QEMU_ALIGN_DOWN(bytes / 2, 4096);
+    r = (SplitRead) {
+        .src = src, .offset = offset + half, .bytes = bytes - half,
+        .buf = buf + half, .done = s->read_done,
+    };
+    g_thread_pool_push(s->read_pool, &r, NULL);
+    ret = bdrv_pread(src, offset, half, buf, 0, errp);
+    g_async_queue_pop(s->read_done);
+    if (ret < 0) {
+        error_free(r.err);
+        return ret;
+    }
+    if (r.ret < 0) {
+        error_propagate(errp, r.err);
+        return r.ret;
+    }
+    return 0;
+}
+
+static bool source_reads_are_stateless(BlockDriverState *bs)
+{
+    return !strcmp(bdrv_get_format_name(bs), "raw") && !bdrv_backing(bs) &&
+           bdrv_file(bs) && !strcmp(bdrv_get_format_name(bdrv_file(bs)), "file");
+}
+
 static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
                         int64_t bytes, uint8_t *buf)
 {
     Error *err = NULL;
-    int ret = bdrv_pread(src, offset, bytes, buf, 0, &err);
+    int ret = convert_pread(s, src, source_reads_are_stateless(src), offset, bytes,
+                            buf, &err);
 
     if (ret < 0) {
         if (s->salvage) {
@@ -1387,6 +1469,9 @@ static gpointer convert_reader(gpointer opaque)
         BlockDriverState *src = s->src[i];
         int64_t len = s->src_len[i];
         int64_t offset = 0;
+        /* One status query covers many chunks: remember its answer. */
+        int64_t status_end = 0;
+        ChunkKind status_kind = CHUNK_DATA;
 
         while (offset < len) {
             int64_t t = base + offset;
@@ -1401,11 +1486,16 @@ static gpointer convert_reader(gpointer opaque)
                 convert_push_end(s, 0);
                 return NULL;
             }
-            ret = convert_status(s, src, offset, n, &pnum, &kind);
-            if (ret < 0) {
-                convert_push_end(s, ret);
-                return NULL;
+            if (offset >= status_end) {
+                ret = convert_status(s, src, offset, len - offset, &pnum, &status_kind);
+                if (ret < 0) {
+                    convert_push_end(s, ret);
+                    return NULL;
+                }
+                status_end = offset + pnum;
             }
+            kind = status_kind;
+            pnum = status_end - offset;
             if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
                 /* Compression works on whole clusters: read the chunk whole. */
                 kind = CHUNK_DATA;
@@ -1443,9 +1533,20 @@ static int convert_do_copy(ConvertState *s)
     s->jobs = g_async_queue_new();
     s->free_bufs = g_async_queue_new();
     for (int i = 0; i < CONVERT_BUFFERS; i++) {
-        s->bufs[i] = g_malloc(s->buf_size);
+        /*
+         * Page-aligned buffers: the kernel copies to and from whole pages,
+         * which is measurably faster than with malloc's 16-byte offset.
+         */
+        void *p = NULL;
+        if (posix_memalign(&p, 2 * MiB, s->buf_size) != 0) {
+            error_report("Could not allocate %" PRId64 " bytes", s->buf_size);
+            abort();
+        }
+        s->bufs[i] = p;
         g_async_queue_push(s->free_bufs, s->bufs[i]);
     }
+    s->read_done = g_async_queue_new();
+    s->read_pool = g_thread_pool_new(split_read_worker, NULL, 1, TRUE, NULL);
     reader = g_thread_new("convert-reader", convert_reader, s);
 
     for (;;) {
@@ -1485,8 +1586,13 @@ static int convert_do_copy(ConvertState *s)
         g_free(job);
     }
     g_thread_join(reader);
+    if (s->read_pool) {
+        g_thread_pool_free(s->read_pool, FALSE, TRUE);
+        s->read_pool = NULL;
+    }
+    g_async_queue_unref(s->read_done);
     for (int i = 0; i < CONVERT_BUFFERS; i++) {
-        g_free(s->bufs[i]);
+        free(s->bufs[i]);
         s->bufs[i] = NULL;
     }
     g_async_queue_unref(s->jobs);
@@ -1721,6 +1827,10 @@ static int img_convert(int argc, char **argv)
             }
         }
     }
+    if (!qdict_haskey(target_opts, "cache.no-flush") &&
+        !qdict_haskey(target_opts, "cache.direct")) {
+        apply_cache_mode(target_opts, cache ? cache : "unsafe");
+    }
     s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
                          BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
     if (!s.target) {
@@ -1768,12 +1878,8 @@ static int img_convert(int argc, char **argv)
 
     progress_init(progress);
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
-    /*
-     * The output's cache mode defaults to "unsafe" as in QEMU: a half
-     * written output is useless anyway, so no flush to stable storage.
-     */
-    if (ret == 0 && strcmp(cache ? cache : "unsafe", "unsafe") &&
-        bdrv_flush(s.target, &err) < 0) {
+    /* With the default cache mode "unsafe" the target ignores this. */
+    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;

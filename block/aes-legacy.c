@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <glib.h>
 #include <nettle/aes.h>
 #include <nettle/cbc.h>
@@ -447,10 +448,29 @@ void legacy_aes_warn_deprecated(BlockDriverState *bs)
 {
     const char *name = bs->filename[0] ? bs->filename : bs->node_name;
 
+    /*
+     * Once per image, not per open: a program that opens the same image
+     * twice (qemu-img create checking a backing file, a monitor re-opening
+     * a drive) would otherwise repeat itself.  Images are told apart by
+     * device and inode, so two names of one file count once.
+     */
+    static GHashTable *warned;
+    struct stat st;
+    g_autofree char *id = NULL;
+
     if (bs->deprecation_warned) {
         return;
     }
     bs->deprecation_warned = true;
+    id = stat(bs->filename, &st) == 0
+        ? g_strdup_printf("%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino)
+        : g_strdup(name);
+    if (!warned) {
+        warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    if (!g_hash_table_add(warned, g_steal_pointer(&id))) {
+        return;
+    }
     warn_report("Image '%s' uses AES-CBC encryption, which is deprecated and will be "
                 "removed in a future release", name);
     error_printf("Convert it with 'qemu-img convert -O qcow2 %s NEW' (unencrypted) or "

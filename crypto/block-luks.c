@@ -7,7 +7,6 @@
  * master key is verified by a PBKDF2 digest stored in the header.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <glib.h>
 #include "crypto/block.h"
@@ -350,6 +349,13 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
 
 /* ---- payload en/decryption ---- */
 
+/* One share of a buffer; the batch counts the shares still running. */
+typedef struct CryptBatch {
+    GMutex lock;
+    GCond done;
+    int pending;
+} CryptBatch;
+
 typedef struct CryptJob {
     const QCryptoCipher *cipher;
     const QCryptoIVGen *ivgen;
@@ -358,6 +364,7 @@ typedef struct CryptJob {
     size_t len;
     bool encrypt;
     bool ok;
+    CryptBatch *batch;
 } CryptJob;
 
 static void ivgen_unit(const void *opaque, uint64_t sector, uint8_t *iv)
@@ -365,14 +372,22 @@ static void ivgen_unit(const void *opaque, uint64_t sector, uint8_t *iv)
     qcrypto_ivgen_calculate(opaque, sector, iv);
 }
 
-static void *crypt_sectors(void *opaque)
+static void crypt_sectors(CryptJob *j)
 {
-    CryptJob *j = opaque;
-
     j->ok = qcrypto_cipher_crypt_units(j->cipher, j->encrypt, SECTOR, j->sector,
                                        ivgen_unit, j->ivgen, j->buf, j->len,
                                        NULL);
-    return NULL;
+}
+
+static void crypt_worker(gpointer data, gpointer unused)
+{
+    CryptJob *j = data;
+
+    crypt_sectors(j);
+    g_mutex_lock(&j->batch->lock);
+    j->batch->pending--;
+    g_cond_signal(&j->batch->done);
+    g_mutex_unlock(&j->batch->lock);
 }
 
 /* Below this a second thread costs more than it saves. */
@@ -381,12 +396,29 @@ static void *crypt_sectors(void *opaque)
 
 static int crypt_threads(void)
 {
-    static int n;
+    static gsize n;
 
-    if (!n) {
-        n = MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS);
+    if (g_once_init_enter(&n)) {
+        g_once_init_leave(&n, MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS));
     }
     return n;
+}
+
+/*
+ * Threads that outlive one request: a conversion decrypts thousands of
+ * buffers, and starting threads for each would cost more than it saves.
+ */
+static GThreadPool *crypt_pool(void)
+{
+    static GThreadPool *pool;
+
+    if (g_once_init_enter(&pool)) {
+        GThreadPool *p = g_thread_pool_new(crypt_worker, NULL,
+                                           MAX(crypt_threads() - 1, 1), FALSE,
+                                           NULL);
+        g_once_init_leave(&pool, p);
+    }
+    return pool;
 }
 
 static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
@@ -394,8 +426,7 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
                          Error **errp)
 {
     CryptJob jobs[CRYPT_MAX_THREADS];
-    pthread_t tids[CRYPT_MAX_THREADS];
-    bool started[CRYPT_MAX_THREADS] = { false };
+    CryptBatch batch;
     size_t nsectors, per;
     int n;
 
@@ -407,6 +438,9 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
     nsectors = len / SECTOR;
     n = MIN((size_t)crypt_threads(), MAX(len / CRYPT_THREAD_MIN, 1));
     per = DIV_ROUND_UP(nsectors, n);
+    g_mutex_init(&batch.lock);
+    g_cond_init(&batch.done);
+    batch.pending = 0;
     for (int i = 0; i < n; i++) {
         size_t first = MIN(per * i, nsectors);
         size_t count = MIN(per, nsectors - first);
@@ -415,24 +449,27 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
             .cipher = cipher, .ivgen = ivgen,
             .sector = offset / SECTOR + first,
             .buf = buf + first * SECTOR, .len = count * SECTOR,
-            .encrypt = encrypt,
+            .encrypt = encrypt, .batch = &batch,
         };
-        /* The last share runs here; a failed thread start also runs here. */
-        if (i < n - 1 && count) {
-            started[i] = pthread_create(&tids[i], NULL, crypt_sectors,
-                                        &jobs[i]) == 0;
+    }
+    /* Every share but the last goes to the pool; the last runs here. */
+    g_mutex_lock(&batch.lock);
+    batch.pending = n - 1;
+    g_mutex_unlock(&batch.lock);
+    for (int i = 0; i < n - 1; i++) {
+        if (!g_thread_pool_push(crypt_pool(), &jobs[i], NULL)) {
+            crypt_worker(&jobs[i], NULL);
         }
     }
-    for (int i = 0; i < n; i++) {
-        if (!started[i]) {
-            crypt_sectors(&jobs[i]);
-        }
+    crypt_sectors(&jobs[n - 1]);
+    g_mutex_lock(&batch.lock);
+    while (batch.pending > 0) {
+        g_cond_wait(&batch.done, &batch.lock);
     }
-    for (int i = 0; i < n; i++) {
-        if (started[i]) {
-            pthread_join(tids[i], NULL);
-        }
-    }
+    g_mutex_unlock(&batch.lock);
+    g_cond_clear(&batch.done);
+    g_mutex_clear(&batch.lock);
+
     for (int i = 0; i < n; i++) {
         if (!jobs[i].ok) {
             error_setg(errp, "Could not %s %zu bytes at offset %llu",

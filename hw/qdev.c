@@ -151,6 +151,14 @@ DeviceState *qdev_find(const char *id_or_path)
     return NULL;
 }
 
+const char *qdev_attached_name(const DeviceState *dev)
+{
+    if (dev->backend_path) {
+        return dev->backend_path;
+    }
+    return dev->id ? dev->id : dev->path;
+}
+
 static int bus_free_unit(BusState *bus)
 {
     for (int unit = 0; !bus->max_devices || unit < bus->max_devices; unit++) {
@@ -195,6 +203,10 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     if (model->bus_type == BUS_TYPE_USB) {
         /* usb-storage carries a SCSI bus with one disk: a QOM path of its own. */
         dev->child_path = g_strdup_printf("%s/%s.0/legacy[0]", path, id ? id : "scsi");
+        dev->backend_path = g_strdup(dev->child_path);
+    } else if (model->bus_type == BUS_TYPE_PCI) {
+        /* The PCI proxy holds a virtio device, which holds the drive. */
+        dev->backend_path = g_strdup_printf("%s/virtio-backend", path);
     }
     user_devices = g_list_append(user_devices, dev);
     return dev;
@@ -374,6 +386,7 @@ static void device_free(DeviceState *dev)
     g_free(dev->type);
     g_free(dev->path);
     g_free(dev->child_path);
+    g_free(dev->backend_path);
     g_free(dev);
 }
 

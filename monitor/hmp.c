@@ -65,12 +65,22 @@ static const HMPCommand *find_cmd(GPtrArray *table, const char *word)
     return NULL;
 }
 
+/* Prints @err without QEMU's "Error: " prefix (for drive_add, as in QEMU). */
+static void hmp_report_plain(Monitor *mon, Error *err)
+{
+    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    if (error_get_hint(err)) {
+        monitor_puts(mon, error_get_hint(err));
+    }
+    error_free(err);
+}
+
 bool hmp_handle_error(Monitor *mon, Error *err)
 {
     if (!err) {
         return false;
     }
-    monitor_printf(mon, "%s\n", error_get_pretty(err));
+    monitor_printf(mon, "Error: %s\n", error_get_pretty(err));
     if (error_get_hint(err)) {
         monitor_puts(mon, error_get_hint(err));
     }
@@ -417,6 +427,13 @@ static void hmp_info_status(Monitor *mon, const QDict *args)
     }
 }
 
+static void hmp_info_name(Monitor *mon, const QDict *args)
+{
+    if (qemu_get_name() && *qemu_get_name()) {
+        monitor_printf(mon, "%s\n", qemu_get_name());
+    }
+}
+
 static void hmp_info_version(Monitor *mon, const QDict *args)
 {
     monitor_printf(mon, "%s\n", QEMU_VERSION);
@@ -429,6 +446,9 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         BlockDriverState *bs = d->bs;
         int depth = 0;
 
+        if (l != drive_list()) {
+            monitor_puts(mon, "\n");
+        }
         if (!bs) {
             monitor_printf(mon, "%s: [not inserted]\n", d->id);
         } else {
@@ -437,9 +457,7 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
                            bdrv_get_format_name(bs), bdrv_is_read_only(bs) ? ", read-only" : "");
         }
         if (d->dev) {
-            monitor_printf(mon, "    Attached to:      %s\n",
-                           d->dev->child_path ? d->dev->child_path
-                           : d->dev->id ? d->dev->id : d->dev->path);
+            monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
         } else {
             monitor_puts(mon, "    Removable device: not locked, tray closed\n");
         }
@@ -529,7 +547,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     /* Only if=none drives can appear while the machine exists. */
     parsed = keyval_parse(opts, NULL, &err);
     if (!parsed) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     if (qdict_get_try_str(parsed, "if") && strcmp(qdict_get_try_str(parsed, "if"), "none")) {
@@ -541,7 +559,7 @@ static void hmp_drive_add(Monitor *mon, const QDict *args)
     qobject_unref(parsed);
     dinfo = drive_new(optstr->str, IF_NONE, &err);
     if (!dinfo) {
-        hmp_handle_error(mon, err);
+        hmp_report_plain(mon, err);
         return;
     }
     monitor_puts(mon, "OK\n");
@@ -721,7 +739,7 @@ static const HMPCommand builtin_cmds[] = {
     { "device_add", "device:S", "driver[,prop=value][,...]",
       "add device, like -device on the command line", hmp_device_add },
     { "device_del", "id:s", "device", "remove device", hmp_device_del },
-    { "block_passwd", "device:s,password:s?", "block_passwd device [password]",
+    { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
@@ -737,6 +755,7 @@ static const HMPCommand builtin_info[] = {
     { "version", "", "", "show the version of QEMU", hmp_info_version },
     { "qtree", "", "", "show device tree", hmp_info_qtree },
     { "usb", "", "", "show guest USB devices", hmp_info_usb },
+    { "name", "", "", "show the current VM name", hmp_info_name },
 };
 
 void hmp_register_builtin_commands(void)

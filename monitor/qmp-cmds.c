@@ -33,6 +33,16 @@ static QObject *qmp_query_status(QDict *args, Error **errp)
     return info;
 }
 
+static QObject *qmp_query_name(QDict *args, Error **errp)
+{
+    QDict *info = qdict_new();
+
+    if (qemu_get_name() && *qemu_get_name()) {
+        qdict_put_str(info, "name", qemu_get_name());
+    }
+    return info;
+}
+
 static QObject *qmp_stop(QDict *args, Error **errp)
 {
     vm_stop();
@@ -148,6 +158,7 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("query-version", qmp_query_version);
     qmp_register_command("query-commands", qmp_query_commands);
     qmp_register_command("query-status", qmp_query_status);
+    qmp_register_command("query-name", qmp_query_name);
     qmp_register_command("stop", qmp_stop);
     qmp_register_command("cont", qmp_cont);
     qmp_register_command("system_reset", qmp_system_reset);

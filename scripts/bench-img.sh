@@ -14,6 +14,7 @@ ref=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 size=${SIZE:-1G}
 runs=${RUNS:-3}
 dir=${BENCH_DIR:-$(mktemp -d)}
+mkdir -p "$dir"
 trap 'rm -rf "$dir"' EXIT
 [ -x "$ours" ] || { echo "no $ours: build first" >&2; exit 1; }
 [ -x "$ref" ] || { echo "no QEMU reference $ref" >&2; exit 1; }

@@ -7,6 +7,7 @@
 #include "system/runstate.h"
 
 static RunState current = RUN_STATE_PRELAUNCH;
+static char *guest_name;
 static bool shutdown_requested;
 
 static const char *const names[] = {
@@ -91,4 +92,17 @@ void qemu_system_reset(void)
     qdict_put_bool(data, "guest", false);
     qdict_put_str(data, "reason", "host-qmp-system-reset");
     qapi_event_emit("RESET", data);
+}
+
+void qemu_set_name(const char *name)
+{
+    const char *p = g_str_has_prefix(name, "guest=") ? name + 6 : name;
+
+    g_free(guest_name);
+    guest_name = g_strndup(p, strcspn(p, ","));
+}
+
+const char *qemu_get_name(void)
+{
+    return guest_name;
 }

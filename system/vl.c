@@ -161,6 +161,8 @@ int main(int argc, char **argv)
             error_report("-display %s: only 'none' is available (there is no guest display)",
                          o->arg);
             return 1;
+        } else if (!strcmp(o->name, "name")) {
+            qemu_set_name(o->arg);
         } else if (!strcmp(o->name, "S")) {
             autostart = false;
         } else if (!strcmp(o->name, "usb")) {
@@ -300,5 +302,6 @@ out:
     machine_cleanup();
     drive_cleanup_all();
     user_creatable_cleanup();
+    qemu_set_name("");
     return exit_code;
 }

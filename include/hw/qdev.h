@@ -37,6 +37,7 @@ struct DeviceState {
     char *type;
     char *path;         /* QOM path */
     char *child_path;   /* path of an inner device (usb-storage's disk), or NULL */
+    char *backend_path; /* the inner device holding the drive, when not the device itself */
     BusState *bus;
     DriveInfo *drive;
     int unit;           /* IDE unit, USB port - 1, PCI slot */
@@ -58,6 +59,12 @@ QDict *qdev_parse_cmdline(const char *optarg, Error **errp);
 /* device_del: starts the removal; DEVICE_DELETED follows from the main loop. */
 bool qdev_unplug(const char *id, Error **errp);
 DeviceState *qdev_find(const char *id_or_path);
+/*
+ * How query-block's "qdev" and info block's "Attached to" name the device
+ * holding a drive: its id, or the QOM path of the inner device that holds
+ * the drive (usb-storage's SCSI disk, virtio-blk-pci's virtio-backend).
+ */
+const char *qdev_attached_name(const DeviceState *dev);
 /* Creates the ide-hd device of an if=ide drive. */
 bool qdev_add_ide_disk(DriveInfo *dinfo, int bus, int unit, Error **errp);
 

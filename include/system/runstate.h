@@ -30,4 +30,8 @@ void qemu_system_shutdown_request(const char *reason);
 bool qemu_shutdown_requested(void);
 void qemu_system_reset(void);
 
+/* The guest's name from -name ("NAME" or "guest=NAME,..."), or NULL. */
+void qemu_set_name(const char *name);
+const char *qemu_get_name(void);
+
 #endif

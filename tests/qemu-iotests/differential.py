@@ -49,11 +49,22 @@ def run(binary, args, steps):
         elif kind == 'raw':
             q.send_raw(step[1])
             exact = True
-        elif kind == 'sleep':
+        elif kind == 'await_events':
             # QEMU completes a USB unplug from its main loop a little after
             # device_del returns; a command sent before that overtakes the
-            # events (and quit loses them).
-            time.sleep(step[1])
+            # events (and quit loses them).  Wait for them, within reason.
+            want, deadline = step[1], time.time() + step[2]
+            got = 0
+            while got < want and time.time() < deadline:
+                try:
+                    line = q.r.readline(timeout=max(0.01, deadline - time.time()))
+                except TimeoutError:
+                    break
+                if line is None:
+                    break
+                msg = json.loads(line)
+                stream.append(normalize(msg, True))
+                got += 'event' in msg
             continue
         while True:
             msg = q.recv()

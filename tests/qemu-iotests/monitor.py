@@ -32,6 +32,10 @@ def filter_text(text):
     text = re.sub(r'\d+ ops; (\d+:\d\d:\d\d\.\d+|\d+\.\d+ sec) \((inf|[\d.]+) \w+/sec and '
                   r'(inf|[\d.]+) ops/sec\)', 'X ops; XX:XX:XX.X (XXX YYY/sec and XXX ops/sec)', text)
     text = re.sub(r'QEMU \d+\.\d+\.\d+ monitor', 'QEMU X.Y.Z monitor', text)
+    # qemu-io's timing line, as _filter_qemu_io prints it
+    text = re.sub(r'\d+ ops; (\d+:\d{2}:\d{2}\.\d+|\d+\.\d+ sec) \((inf|[\d.]+) [A-Za-z]+/sec '
+                  r'and (inf|[\d.]+) ops/sec\)',
+                  'X ops; XX:XX:XX.X (XXX YYY/sec and XXX ops/sec)', text)
     return text
 
 
