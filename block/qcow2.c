@@ -1402,7 +1402,8 @@ static char *qcow2_format_create_line(const char *filename, const QDict *opts)
         g_autofree char *text = opt_text(opts, d);
         bool b = false;
 
-        if (!text) {
+        if (!text || (!strcmp(d->name, "encryption") && efmt && !strcmp(efmt, "luks"))) {
+            /* encryption=on|off means AES or nothing: not worth a word for LUKS */
             continue;
         }
         switch (d->type) {
