@@ -195,6 +195,14 @@ int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
         qcrypto_secret_free(pw);
         return -EINVAL;
     }
+    /* Key material past the area would be read from clusters of other owners. */
+    if (qcrypto_block_get_payload_offset(s->luks) > s->fde_length) {
+        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
+                   "header extension gives it only %" PRIu64, bs->filename,
+                   qcrypto_block_get_payload_offset(s->luks), s->fde_length);
+        qcrypto_secret_free(pw);
+        return -EINVAL;
+    }
     if (pw && !qcrypto_block_unlock(s->luks, pw, npw, errp)) {
         error_prepend(errp, "'%s': ", bs->filename);
         qcrypto_secret_free(pw);
