@@ -821,6 +821,9 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     res->bfi.total_clusters = DIV_ROUND_UP(s->size, s->cluster_size);
 
     count_ref(&cs, 0, s->cluster_size, "header");
+    if (s->fde_length) {
+        count_ref(&cs, s->fde_offset, s->fde_length, "LUKS header");
+    }
     ret = check_l1(&cs, s->l1_table_offset, s->l1_size, true, fix, errp);
     if (ret < 0) {
         goto out;
