@@ -157,6 +157,10 @@ again:
         stq_be_p(buf + 88, s->autoclear);
         stl_be_p(buf + 96, s->refcount_order);
         stl_be_p(buf + 100, s->header_length);
+        if (s->hdr_tail) {
+            memcpy(buf + QCOW2_V3_HEADER_LEN, s->hdr_tail,
+                   s->header_length - QCOW2_V3_HEADER_LEN);
+        }
         if (s->header_length > QCOW2_V3_HEADER_LEN) {
             buf[104] = s->compression_type;
         }
@@ -231,6 +235,8 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_free(s->keycheck);
     s->keycheck = NULL;
     qcow2_luks_free(s);
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -357,9 +363,19 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
+        if (s->header_length > QCOW2_V3_HEADER_LEN) {
+            /* Fields we do not know are kept as they are when the header is rewritten. */
+            s->hdr_tail = g_malloc(s->header_length - QCOW2_V3_HEADER_LEN);
+            ret = bdrv_pread(bs->file, QCOW2_V3_HEADER_LEN,
+                             s->header_length - QCOW2_V3_HEADER_LEN, s->hdr_tail, 0, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
         if (s->refcount_order > 6) {
             error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
-            return -EINVAL;
+            ret = -EINVAL;
+            goto fail;
         }
     } else {
         s->refcount_order = 4;
@@ -1314,6 +1330,8 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         s->version = 3;
         s->header_length = QCOW2_V3_HEADER_LEN_FULL;
         s->compression_type = 0;
+        g_free(s->hdr_tail);
+        s->hdr_tail = NULL;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
@@ -1345,6 +1363,8 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
         s->version = 2;
         s->header_length = QCOW2_V2_HEADER_LEN;
+        g_free(s->hdr_tail);
+        s->hdr_tail = NULL;
         s->incompat = s->compat = s->autoclear = 0;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
