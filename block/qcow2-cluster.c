@@ -451,9 +451,15 @@ static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uin
     return 0;
 }
 
-static void decrypt(BDRVQcow2State *s, int64_t guest, uint8_t *buf, int64_t bytes, bool enc)
+/* Legacy AES takes its IVs from the guest offset, LUKS from the host offset. */
+static void decrypt(BDRVQcow2State *s, int64_t guest, int64_t host, uint8_t *buf,
+                    int64_t bytes, bool enc)
 {
     g_assert(!(guest & 511) && !(bytes & 511));
+    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
+        qcow2_luks_crypt(s, host, buf, bytes, enc);
+        return;
+    }
     legacy_aes_crypt(s->aes, guest >> 9, buf, bytes >> 9, enc);
 }
 
@@ -483,7 +489,8 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
             if (ret >= 0 && s->crypt_method) {
-                decrypt(s, offset, buf, n, false);
+                decrypt(s, offset, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
+                        buf, n, false);
             }
             break;
         case QCOW2_CLUSTER_COMPRESSED:
@@ -543,7 +550,8 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
             return ret;
         }
         if (s->crypt_method) {
-            decrypt(s, guest, dst, QEMU_ALIGN_UP(in_size, 512), false);
+            decrypt(s, guest, (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
+                    dst, QEMU_ALIGN_UP(in_size, 512), false);
         }
         return 0;
     case QCOW2_CLUSTER_COMPRESSED: {
@@ -612,7 +620,7 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
             int64_t n = MIN(chunk, bytes - done);
             int ret;
             memcpy(bounce, buf + done, n);
-            decrypt(s, guest + done, bounce, n, true);
+            decrypt(s, guest + done, host + done, bounce, n, true);
             ret = bdrv_pwrite(bs->file, host + done, n, bounce, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -668,7 +676,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             return ret;
         }
         if (s->crypt_method) {
-            decrypt(s, cstart, b, k * cs, true);
+            decrypt(s, cstart, host, b, k * cs, true);
         }
         ret = bdrv_pwrite(bs->file, host, k * cs, b, 0, errp);
         if (ret < 0) {

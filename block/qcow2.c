@@ -230,6 +230,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     }
     g_free(s->keycheck);
     s->keycheck = NULL;
+    qcow2_luks_free(s);
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -275,6 +276,7 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
 }
 
 static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
+static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
     "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
@@ -454,12 +456,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         ret = -ENOTSUP;
         goto fail;
     }
-    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "LUKS encryption in qcow2 images is not "
-                   "supported yet");
-        ret = -ENOTSUP;
-        goto fail;
-    } else if (s->crypt_method > QCOW2_CRYPT_LUKS) {
+    if (s->crypt_method > QCOW2_CRYPT_LUKS) {
         error_setg(errp, "Unsupported encryption method %u",
                    s->crypt_method);
         ret = -EINVAL;
@@ -636,15 +633,16 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         }
     }
     if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
-        s->crypt_method != QCOW2_CRYPT_AES) {
+        !s->crypt_method) {
         error_setg(errp, "encrypt.* options were given, but the image "
                    "is not encrypted");
         ret = -EINVAL;
         goto fail;
     }
-    if (efmt && strcmp(efmt, "aes")) {
+    if (efmt && strcmp(efmt, s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes")) {
         error_setg(errp, "encrypt.format='%s' does not match the "
-                   "image's encryption format 'aes'", efmt);
+                   "image's encryption format '%s'", efmt,
+                   s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes");
         ret = -EINVAL;
         goto fail;
     }
@@ -660,29 +658,18 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             ret = -EACCES;
             goto fail;
         }
-        if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !(flags & BDRV_O_CHECK)) {
-            BdrvCheckResult res;
-            memset(&res, 0, sizeof(res));
-            ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET,
-                              errp);
-            if (ret < 0) {
-                error_prepend(errp, "Could not repair dirty image '%s': ", fn);
-                goto fail;
-            }
-            ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
-        if (s->autoclear) {
-            s->autoclear = 0;
-            ret = qcow2_update_header(bs, errp);
-            if (ret < 0) {
-                goto fail;
-            }
+        ret = prepare_write(bs, errp);
+        if (ret < 0) {
+            goto fail;
         }
     }
 
+    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
+        ret = qcow2_luks_open(bs, key_secret, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
         if (!legacy_aes_new) {
@@ -728,6 +715,7 @@ static void qcow2_wipe_key(BlockDriverState *bs)
         legacy_aes_free(s->aes);
         s->aes = NULL;
     }
+    qcow2_luks_drop_key(s);
     bs->has_key = false;
 }
 
@@ -737,6 +725,9 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
     LegacyAES *aes;
     int ret;
 
+    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
+        return qcow2_luks_set_key(bs, password, errp);
+    }
     if (s->crypt_method != QCOW2_CRYPT_AES || !legacy_aes_new) {
         error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
         return -EINVAL;
@@ -836,20 +827,61 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
     return qcow2_flush_caches(bs, errp);
 }
 
+/*
+ * Before the first change to an image: clear autoclear bits (the data they
+ * vouch for is about to go stale) and repair refcounts a crash left dirty.
+ * Done at a read-write open, or here when a read-only node was re-opened
+ * read-write (commit).
+ */
+static int prepare_write(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (s->write_prepared || bs->read_only) {
+        return 0;
+    }
+    if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !s->dirty_marked &&
+        !(bs->open_flags & BDRV_O_CHECK)) {
+        BdrvCheckResult res;
+        memset(&res, 0, sizeof(res));
+        ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET, errp);
+        if (ret < 0) {
+            error_prepend(errp, "Could not repair dirty image '%s': ", bs->filename);
+            return ret;
+        }
+        ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->autoclear) {
+        s->autoclear = 0;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->write_prepared = true;
+    return 0;
+}
+
 static int check_writable(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    int ret;
 
     if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
         error_setg(errp, "qcow2 image '%s' is marked corrupt; repair it with "
                    "'qemu-img check -r all' before writing", bs->filename);
         return -EIO;
     }
-    if (s->crypt_method && !s->aes) {
+    if (!qcow2_key_ready(s)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
-    return 0;
+    ret = prepare_write(bs, errp);
+    return ret < 0 ? ret : 0;
 }
 
 static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -857,7 +889,7 @@ static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (s->crypt_method && !s->aes) {
+    if (!qcow2_key_ready(s)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
@@ -1129,6 +1161,8 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
         QDict *enc = qdict_new();
         qdict_put_str(enc, "format", "aes");
         qdict_put_obj(data, "encrypt", enc);
+    } else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
+        qdict_put_obj(data, "encrypt", qcow2_luks_info(s));
     }
     if (s->version >= 3) {
         qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
@@ -1167,8 +1201,11 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
 {
     g_autofree char *old_file = g_strdup(bs->backing_file);
     g_autofree char *old_fmt = g_strdup(bs->backing_format);
-    int ret;
+    int ret = prepare_write(bs, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
         error_setg(errp, "Backing file name too long (at most %d bytes)",
                    QCOW2_MAX_BACKING_NAME);
@@ -1195,10 +1232,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     json_t *value;
     int new_version = s->version;
     int lazy = -1;      /* -1: unchanged */
-    bool have_size = false, have_backing = false;
+    bool have_size = false, have_backing = false, luks_amend = false;
     uint64_t new_size = 0;
-    int ret;
+    int ret = prepare_write(bs, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     json_object_foreach(opts, key, value) {
         if (!strcmp(key, "compat")) {
             const char *v = qemu_opt_get(opts, key);
@@ -1230,6 +1270,8 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
                 error_setg(errp, "Changing the refcount width is not supported");
                 return -ENOTSUP;
             }
+        } else if (qcow2_luks_amend_key(key)) {
+            luks_amend = true;
         } else if (!strcmp(key, "encryption") || g_str_has_prefix(key, "encrypt.")) {
             bool on = !strcmp(key, "encryption") ? qemu_opt_get_bool(opts, key, false) : true;
             if (on != (s->crypt_method != 0) || strcmp(key, "encryption")) {
@@ -1257,6 +1299,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     if (new_version < s->version && s->nb_snapshots) {
         error_setg(errp, "Cannot downgrade an image with internal snapshots");
         return -ENOTSUP;
+    }
+    if (luks_amend) {
+        ret = qcow2_luks_amend(bs, opts, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
@@ -1336,8 +1384,21 @@ static const QemuOptDesc qcow2_create_desc[] = {
       "Preallocation mode (allowed values: off, metadata, falloc, full)" },
     { "lazy_refcounts", QEMU_OPT_BOOL, "Postpone refcount updates", "off" },
     { "refcount_bits", QEMU_OPT_NUMBER, "Width of a reference count entry in bits" },
-    { "encrypt.format", QEMU_OPT_STRING, "Encrypt the image, format choices: 'aes'" },
-    { "encrypt.key-secret", QEMU_OPT_STRING, "ID of secret providing the AES password" },
+    { "encrypt.format", QEMU_OPT_STRING,
+      "Encrypt the image, format choices: 'aes', 'luks'" },
+    { "encrypt.key-secret", QEMU_OPT_STRING, "ID of secret providing the password" },
+    { "encrypt.cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
+    { "encrypt.cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
+    { "encrypt.ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
+    { "encrypt.ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
+    { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
+    { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    /* amend only (key slots of a LUKS image); create refuses them */
+    { "encrypt.keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
+    { "encrypt.state", QEMU_OPT_STRING,
+      "Select new state of affected keyslots (active/inactive)" },
+    { "encrypt.old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
+    { "encrypt.new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
     { NULL }
 };
 static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
@@ -1372,7 +1433,8 @@ static char *qcow2_format_create_line(const char *filename, const QDict *opts)
         g_autofree char *text = opt_text(opts, d);
         bool b = false;
 
-        if (!text) {
+        if (!text || (!strcmp(d->name, "encryption") && efmt && !strcmp(efmt, "luks"))) {
+            /* encryption=on|off means AES or nothing: not worth a word for LUKS */
             continue;
         }
         switch (d->type) {
@@ -1418,6 +1480,9 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     int version = 3, cluster_bits, refcount_order, crypt = 0;
+    QCryptoBlockCreateOptions luks_opts;
+    uint8_t *luks_pw = NULL;     /* wiped by qcrypto_secret_free() */
+    size_t luks_npw = 0;
     g_autofree uint8_t *keycheck = NULL;
     size_t keycheck_len = 0;
     g_autofree uint8_t *buf = NULL;
@@ -1456,21 +1521,42 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         if (!strcmp(efmt, "aes")) {
             crypt = QCOW2_CRYPT_AES;
         } else if (!strcmp(efmt, "luks")) {
-            error_setg(errp, "LUKS encryption in qcow2 images is not supported yet");
-            return -ENOTSUP;
+            crypt = QCOW2_CRYPT_LUKS;
         } else {
-            error_setg(errp, "Invalid encrypt.format '%s' (allowed: aes)", efmt);
+            error_setg(errp, "Invalid encrypt.format '%s' (allowed: aes, luks)", efmt);
             return -EINVAL;
         }
     }
     if (encryption) {
+        if (crypt == QCOW2_CRYPT_LUKS) {
+            error_setg(errp, "encryption=on means legacy AES and contradicts "
+                       "encrypt.format=luks: drop 'encryption'");
+            return -EINVAL;
+        }
         crypt = QCOW2_CRYPT_AES;
     }
     if (key_secret && !crypt) {
         error_setg(errp, "encrypt.key-secret was given, but no encryption: add "
-                   "encrypt.format=aes");
+                   "encrypt.format=luks");
         return -EINVAL;
     }
+    {
+        const char *key;
+        json_t *value;
+        json_object_foreach(opts, key, value) {
+            bool luks_create_key = !strcmp(key, "encrypt.iter-time") ||
+                                   !qcow2_luks_amend_key(key);
+            if (g_str_has_prefix(key, "encrypt.") && strcmp(key, "encrypt.format") &&
+                strcmp(key, "encrypt.key-secret") &&
+                (crypt != QCOW2_CRYPT_LUKS || !luks_create_key)) {
+                error_setg(errp, "Option '%s' %s", key,
+                           crypt == QCOW2_CRYPT_LUKS ? "is only for 'qemu-img amend'" :
+                           "needs encrypt.format=luks");
+                return -EINVAL;
+            }
+        }
+    }
+
     if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, errp)) {
         return -EINVAL;
     }
@@ -1496,7 +1582,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         error_setg(errp, "Image size is too large for this cluster size");
         return -EFBIG;
     }
-    if (crypt) {
+    if (crypt == QCOW2_CRYPT_AES) {
         if (!legacy_aes_new) {
             error_setg(errp, "AES encryption support is not available in this program");
             return -ENOTSUP;
@@ -1531,13 +1617,21 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
 
+    /* The last check before the file is touched: the secret must exist. */
+    if (crypt == QCOW2_CRYPT_LUKS &&
+        !qcow2_luks_parse_create(opts, &luks_opts, &luks_pw, &luks_npw, errp)) {
+        return -EINVAL;
+    }
+
     /* The file starts empty: its preallocation comes once the metadata exists. */
     ret = bdrv_create_file(filename, NULL, errp);
     if (ret < 0) {
+        qcrypto_secret_free(luks_pw);
         return ret;
     }
     file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
     if (!file) {
+        qcrypto_secret_free(luks_pw);
         return -EIO;
     }
     /* Header, refcount table and one refcount block; the rest is allocated normally. */
@@ -1560,6 +1654,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     ret = bdrv_pwrite(file, 0, 3 * cluster_size, buf, 0, errp);
     bdrv_unref(file);
     if (ret < 0) {
+        qcrypto_secret_free(luks_pw);
         return ret;
     }
 
@@ -1568,6 +1663,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                    BDRV_O_NO_PROMPT, errp);
     if (!bs) {
+        qcrypto_secret_free(luks_pw);
         return -EIO;
     }
     s = bs->opaque;
@@ -1579,6 +1675,10 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
     ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)), errp);
+    if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
+        ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);
+    }
+    qcrypto_secret_free(luks_pw);
     if (ret >= 0) {
         s->size = size;
         ret = qcow2_update_header(bs, errp);
@@ -1594,6 +1694,13 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     bdrv_unref(bs);
     return ret < 0 ? ret : 0;
+}
+
+static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
+{
+    int ret = check_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_make_empty(bs, errp);
 }
 
 static BlockDriver bdrv_qcow2 = {
@@ -1622,7 +1729,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_amend_options = qcow2_amend,
     .amend_opts = &qcow2_create_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
-    .bdrv_make_empty = qcow2_make_empty,
+    .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,

@@ -12,6 +12,7 @@
 
 #include "block/block_int.h"
 #include "block/aes-legacy.h"
+#include "crypto/block.h"
 
 #define QCOW2_MAGIC 0x514649fbu  /* "QFI\xfb" */
 
@@ -43,6 +44,7 @@
 #define QCOW2_EXT_END             0x00000000u
 #define QCOW2_EXT_BACKING_FORMAT  0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
+#define QCOW2_EXT_MAGIC_CRYPTO_HEADER 0x0537be77u  /* full disk encryption (LUKS) */
 
 #define QCOW2_CRYPT_NONE 0
 #define QCOW2_CRYPT_AES  1
@@ -140,8 +142,20 @@ typedef struct BDRVQcow2State {
     LegacyAES *aes;
     bool skip_key_check;
     bool dirty_marked;          /* we set the dirty bit in this session */
+    bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
+
+    /* crypt_method 2: the open LUKS container and where its header lives */
+    QCryptoBlock *luks;
+    uint64_t fde_offset;
+    uint64_t fde_length;
 } BDRVQcow2State;
+
+/* True when data can be en/decrypted (or the image is not encrypted). */
+static inline bool qcow2_key_ready(const BDRVQcow2State *s)
+{
+    return !s->crypt_method || s->aes || (s->luks && qcrypto_block_has_key(s->luks));
+}
 
 typedef struct SnapshotL1 {
     int64_t l1_offset;
@@ -205,5 +219,22 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp);
+
+/* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension keeps its place
+ * among s->unknown_exts, which the header writer preserves) */
+int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp);
+int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp);
+void qcow2_luks_drop_key(BDRVQcow2State *s);
+void qcow2_luks_free(BDRVQcow2State *s);
+/* In place, whole sectors; the IVs come from the host offset @host. */
+void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
+                      bool enc);
+bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
+                             uint8_t **pw, size_t *npw, Error **errp);
+int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,
+                      const uint8_t *pw, size_t npw, Error **errp);
+QDict *qcow2_luks_info(BDRVQcow2State *s);
+bool qcow2_luks_amend_key(const char *key);
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp);
 
 #endif

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * LUKS inside qcow2 (crypt_method 2).  The LUKS header and key material live
+ * in ordinary refcounted clusters that the full-disk-encryption header
+ * extension points at; the container's payload offset means nothing here.
+ * Data clusters are encrypted with the IV of their host sector (host offset
+ * / 512), which is what QEMU does, so a cluster that moves must be
+ * re-encrypted.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+
+#include "qcow2.h"
+#include "crypto/block.h"
+#include "crypto/secret.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+
+/*
+ * The biggest header the library writes (sha512-sized keys, eight slots of
+ * 4000 stripes) is about 2 MiB; anything far bigger is a corrupted extension,
+ * and refusing it bounds what we allocate and read.
+ */
+#define QCOW2_FDE_MAX_LENGTH (64 * MiB)
+
+static int fde_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
+                         size_t len, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (offset > s->fde_length || len > s->fde_length - offset) {
+        error_setg(errp, "The LUKS header of '%s' needs %zu bytes, but its "
+                   "header extension gives it only %" PRIu64, bs->filename,
+                   offset + len, s->fde_length);
+        return -EINVAL;
+    }
+    ret = bdrv_pread(bs->file, s->fde_offset + offset, len, buf, 0, errp);
+    if (ret < 0) {
+        error_prepend(errp, "Could not read the LUKS header: ");
+        return ret;
+    }
+    return 0;
+}
+
+static int fde_write_func(QCryptoBlock *block, size_t offset, const uint8_t *buf,
+                          size_t len, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (offset > s->fde_length || len > s->fde_length - offset) {
+        error_setg(errp, "LUKS header write beyond the area of '%s'", bs->filename);
+        return -EINVAL;
+    }
+    ret = bdrv_pwrite(bs->file, s->fde_offset + offset, len, buf, 0, errp);
+    return ret < 0 ? ret : 0;
+}
+
+/* The header clusters come from the ordinary allocator, so they are refcounted. */
+static int fde_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
+                         Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+    int64_t clusters = DIV_ROUND_UP(headerlen, s->cluster_size);
+    g_autofree uint8_t *zero = NULL;
+    int64_t off;
+    int ret;
+
+    off = qcow2_alloc_clusters(bs, clusters, errp);
+    if (off < 0) {
+        return off;
+    }
+    s->fde_offset = off;
+    s->fde_length = headerlen;
+    /* Unused key-slot areas must read back as something, not beyond EOF. */
+    zero = g_malloc0(clusters * s->cluster_size);
+    ret = bdrv_pwrite(bs->file, off, clusters * s->cluster_size, zero, 0, errp);
+    return ret < 0 ? ret : 0;
+}
+
+static Qcow2UnknownExt *find_fde_ext(BDRVQcow2State *s)
+{
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+        if (e->magic == QCOW2_EXT_MAGIC_CRYPTO_HEADER) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void set_fde_ext(BDRVQcow2State *s)
+{
+    Qcow2UnknownExt *e = find_fde_ext(s);
+
+    if (!e) {
+        e = g_new0(Qcow2UnknownExt, 1);
+        e->magic = QCOW2_EXT_MAGIC_CRYPTO_HEADER;
+        e->len = 16;
+        e->data = g_malloc0(16);
+        /* First, like QEMU: readers meet it before anything unknown. */
+        g_ptr_array_insert(s->unknown_exts, 0, e);
+    }
+    stq_be_p(e->data, s->fde_offset);
+    stq_be_p(e->data + 8, s->fde_length);
+}
+
+/* The extension must name clusters that exist and hold nothing else we know of. */
+static bool check_fde_area(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t file_len = bdrv_getlength(bs->file);
+    uint64_t cs = s->cluster_size;
+    uint64_t end;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'", bs->filename);
+        return false;
+    }
+    if (s->fde_offset & (cs - 1)) {
+        error_setg(errp, "LUKS header offset %" PRIu64 " of '%s' is not aligned to a "
+                   "cluster", s->fde_offset, bs->filename);
+        return false;
+    }
+    if (s->fde_length == 0 || s->fde_length > QCOW2_FDE_MAX_LENGTH) {
+        error_setg(errp, "LUKS header length %" PRIu64 " of '%s' is invalid (it must "
+                   "be between 1 and %d bytes)", s->fde_length, bs->filename,
+                   (int)QCOW2_FDE_MAX_LENGTH);
+        return false;
+    }
+    end = s->fde_offset + s->fde_length;
+    if (s->fde_offset > (uint64_t)file_len || end > (uint64_t)file_len) {
+        error_setg(errp, "LUKS header of '%s' (offset %" PRIu64 ", %" PRIu64 " bytes) "
+                   "lies beyond the end of the file (%" PRId64 " bytes)", bs->filename,
+                   s->fde_offset, s->fde_length, file_len);
+        return false;
+    }
+    if (s->fde_offset < cs) {
+        error_setg(errp, "LUKS header of '%s' overlaps the qcow2 header", bs->filename);
+        return false;
+    }
+    if (s->fde_offset < s->l1_table_offset + (uint64_t)s->l1_size * 8 &&
+        (uint64_t)s->l1_table_offset < end) {
+        error_setg(errp, "LUKS header of '%s' overlaps the L1 table", bs->filename);
+        return false;
+    }
+    if (s->fde_offset < s->refcount_table_offset +
+                        ((uint64_t)s->refcount_table_clusters << s->cluster_bits) &&
+        (uint64_t)s->refcount_table_offset < end) {
+        error_setg(errp, "LUKS header of '%s' overlaps the refcount table", bs->filename);
+        return false;
+    }
+    return true;
+}
+
+int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2UnknownExt *e = find_fde_ext(s);
+    uint8_t *pw = NULL;
+    size_t npw = 0;
+
+    bs->encrypted = true;
+    if (!e) {
+        error_setg(errp, "Image '%s' is LUKS-encrypted but has no full disk "
+                   "encryption header extension", bs->filename);
+        return -EINVAL;
+    }
+    if (e->len != 16) {
+        error_setg(errp, "Full disk encryption header extension of '%s' has "
+                   "%u bytes instead of 16", bs->filename, e->len);
+        return -EINVAL;
+    }
+    s->fde_offset = ldq_be_p(e->data);
+    s->fde_length = ldq_be_p(e->data + 8);
+    if (!check_fde_area(bs, errp)) {
+        return -EINVAL;
+    }
+    if (key_secret) {
+        pw = qcrypto_secret_lookup(key_secret, &npw, errp);
+        if (!pw) {
+            return -EINVAL;
+        }
+    }
+    /* The header is validated before any password is tried. */
+    s->luks = qcrypto_block_open(NULL, 0, fde_read_func, bs, errp);
+    if (!s->luks) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        qcrypto_secret_free(pw);
+        return -EINVAL;
+    }
+    /* Key material past the area would be read from clusters of other owners. */
+    if (qcrypto_block_get_payload_offset(s->luks) > s->fde_length) {
+        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
+                   "header extension gives it only %" PRIu64, bs->filename,
+                   qcrypto_block_get_payload_offset(s->luks), s->fde_length);
+        qcrypto_secret_free(pw);
+        return -EINVAL;
+    }
+    if (pw && !qcrypto_block_unlock(s->luks, pw, npw, errp)) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        qcrypto_secret_free(pw);
+        return -EPERM;
+    }
+    qcrypto_secret_free(pw);
+    bs->has_key = qcrypto_block_has_key(s->luks);
+    return 0;
+}
+
+int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (!s->luks) {
+        error_setg(errp, "Image '%s' is not LUKS-encrypted", bs->filename);
+        return -EINVAL;
+    }
+    if (!qcrypto_block_unlock(s->luks, (const uint8_t *)password, strlen(password),
+                              errp)) {
+        error_prepend(errp, "'%s': ", bs->filename);
+        return -EPERM;
+    }
+    bs->has_key = true;
+    return 0;
+}
+
+void qcow2_luks_drop_key(BDRVQcow2State *s)
+{
+    if (s->luks) {
+        qcrypto_block_drop_key(s->luks);
+    }
+}
+
+void qcow2_luks_free(BDRVQcow2State *s)
+{
+    qcrypto_block_free(s->luks);
+    s->luks = NULL;
+}
+
+void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
+                      bool enc)
+{
+    bool ok;
+
+    /* Callers check the key and sector alignment first, so this cannot fail. */
+    ok = enc ? qcrypto_block_encrypt(s->luks, host, buf, bytes, &error_abort)
+             : qcrypto_block_decrypt(s->luks, host, buf, bytes, &error_abort);
+    g_assert(ok);
+}
+
+bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
+                             uint8_t **pw, size_t *npw, Error **errp)
+{
+    const char *id = qemu_opt_get(opts, "encrypt.key-secret");
+
+    if (!qcrypto_block_create_options_parse(opts, "encrypt.", copts, errp)) {
+        return false;
+    }
+    if (!id) {
+        error_setg(errp, "Parameter 'encrypt.key-secret' is required for "
+                   "encrypt.format=luks");
+        return false;
+    }
+    *pw = qcrypto_secret_lookup(id, npw, errp);
+    return *pw != NULL;
+}
+
+int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,
+                      const uint8_t *pw, size_t npw, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    QCryptoBlock *block;
+
+    block = qcrypto_block_create(copts, pw, npw, fde_init_func, fde_write_func, bs,
+                                 errp);
+    if (!block) {
+        return -EIO;
+    }
+    qcrypto_block_free(block);
+    set_fde_ext(s);
+    return 0;
+}
+
+/* QEMU's layout: the container's fields with "format" among them. */
+QDict *qcow2_luks_info(BDRVQcow2State *s)
+{
+    QDict *out = qdict_new();
+    QDict *info;
+    const char *key;
+    json_t *value;
+
+    if (!s->luks) {
+        qdict_put_str(out, "format", "luks");
+        return out;
+    }
+    info = qcrypto_block_get_info(s->luks);
+    json_object_foreach(info, key, value) {
+        json_object_set(out, key, value);
+        if (!strcmp(key, "uuid")) {
+            qdict_put_str(out, "format", "luks");
+        }
+    }
+    if (!qdict_haskey(out, "format")) {
+        qdict_put_str(out, "format", "luks");
+    }
+    qobject_unref(info);
+    return out;
+}
+
+/* ---- amend: key slots, QEMU's encrypt.* names ---- */
+
+bool qcow2_luks_amend_key(const char *key)
+{
+    return !strcmp(key, "encrypt.keyslot") || !strcmp(key, "encrypt.state") ||
+           !strcmp(key, "encrypt.new-secret") || !strcmp(key, "encrypt.old-secret") ||
+           !strcmp(key, "encrypt.iter-time");
+}
+
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    const char *state = qemu_opt_get(opts, "encrypt.state");
+    const char *keyslot_str = qemu_opt_get(opts, "encrypt.keyslot");
+    const char *old_id = qemu_opt_get(opts, "encrypt.old-secret");
+    const char *new_id = qemu_opt_get(opts, "encrypt.new-secret");
+    const char *iter_str = qemu_opt_get(opts, "encrypt.iter-time");
+    uint64_t iter_time = 2000;
+    int keyslot = -1;
+    uint8_t *old_pw = NULL, *new_pw = NULL;
+    size_t nold = 0, nnew = 0;
+    int ret = -EINVAL;
+
+    if (!s->luks) {
+        error_setg(errp, "Key slots can only be changed on LUKS-encrypted images, "
+                   "and '%s' is not one", bs->filename);
+        return -ENOTSUP;
+    }
+    if (!state) {
+        error_setg(errp, "Parameter 'encrypt.state' is required to change LUKS key "
+                   "slots (active or inactive)");
+        return -EINVAL;
+    }
+    if (keyslot_str) {
+        int64_t v;
+        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
+            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
+            error_setg(errp, "Parameter 'encrypt.keyslot' must be a slot number from "
+                       "0 to %d, not '%s'", QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
+                       keyslot_str);
+            return -EINVAL;
+        }
+        keyslot = v;
+    }
+    if (iter_str) {
+        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
+            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
+            error_setg(errp, "Parameter 'encrypt.iter-time' must be between 1 and %d "
+                       "milliseconds, not '%s'", QCRYPTO_BLOCK_MAX_ITER_TIME_MS,
+                       iter_str);
+            return -EINVAL;
+        }
+    }
+    if (old_id) {
+        old_pw = qcrypto_secret_lookup(old_id, &nold, errp);
+        if (!old_pw) {
+            goto out;
+        }
+    }
+
+    if (!strcmp(state, "active")) {
+        if (!new_id) {
+            error_setg(errp, "Parameter 'encrypt.new-secret' is required to activate "
+                       "a key slot");
+            goto out;
+        }
+        new_pw = qcrypto_secret_lookup(new_id, &nnew, errp);
+        if (!new_pw) {
+            goto out;
+        }
+        if (old_pw && !qcrypto_block_unlock(s->luks, old_pw, nold, errp)) {
+            error_prepend(errp, "'%s': ", bs->filename);
+            goto out;
+        }
+        if (!qcrypto_block_has_key(s->luks)) {
+            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
+                       "with encrypt.key-secret or give encrypt.old-secret",
+                       bs->filename);
+            goto out;
+        }
+        bs->has_key = true;
+        if (!qcrypto_block_add_key(s->luks, keyslot, new_pw, nnew, iter_time,
+                                   fde_write_func, bs, errp)) {
+            goto out;
+        }
+    } else if (!strcmp(state, "inactive")) {
+        if (new_id) {
+            error_setg(errp, "Parameter 'encrypt.new-secret' makes no sense with "
+                       "encrypt.state=inactive");
+            goto out;
+        }
+        if ((keyslot < 0) == !old_pw) {
+            error_setg(errp, "Erasing LUKS keys needs exactly one of "
+                       "'encrypt.keyslot' and 'encrypt.old-secret'");
+            goto out;
+        }
+        if (!qcrypto_block_erase_keys(s->luks, keyslot, old_pw, nold,
+                                      fde_write_func, bs, errp)) {
+            goto out;
+        }
+    } else {
+        error_setg(errp, "Parameter 'encrypt.state' does not accept value '%s' "
+                   "(active, inactive)", state);
+        goto out;
+    }
+    ret = bdrv_flush(bs->file, errp);
+out:
+    qcrypto_secret_free(old_pw);
+    qcrypto_secret_free(new_pw);
+    return ret;
+}
