@@ -47,7 +47,7 @@ typedef enum OutputFormat {
 /* Default chunk for copying commands: big requests, few syscalls. */
 #define IO_BUF_SIZE (2 * MiB)
 /* Chunks in flight between convert's reader and writer. */
-#define CONVERT_BUFFERS 4
+#define CONVERT_BUFFERS 6
 
 /* ------------------------------------------------------------------ */
 /* Messages and usage errors */
@@ -2085,7 +2085,22 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
         if (!ret) {
             /* Not the overlay's own data: what shows through may change. */
             int64_t in_new = MAX(0, MIN(n, new_len - offset));
-            int64_t pos;
+            int64_t pos, p_old, p_new = n;
+            int s_old, s_new = BDRV_BLOCK_ZERO;
+
+            /* Zeroes over zeroes need not even be read. */
+            s_old = bdrv_block_status_above(bs, NULL, offset, n, &p_old, NULL, NULL);
+            if (s_old >= 0 && in_new > 0) {
+                s_new = in_new < n ? 0 :
+                    bdrv_block_status_above(new_base, NULL, offset, n, &p_new, NULL, NULL);
+            }
+            if (s_old >= 0 && s_new >= 0 && (s_old & BDRV_BLOCK_ZERO) &&
+                (s_new & BDRV_BLOCK_ZERO)) {
+                n = MIN(n, MIN(p_old > 0 ? p_old : n, p_new > 0 ? p_new : n));
+                offset += n;
+                progress_update(offset, len);
+                continue;
+            }
 
             ret = bdrv_pread(bs, offset, n, old_buf, 0, errp);
             if (ret < 0) {

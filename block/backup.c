@@ -153,6 +153,15 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
            dirty_map_get(s->todo, end)) {
         end += BLOCK_JOB_CLUSTER;
     }
+    if (job->skip_chunk) {
+        /* on-error=ignore: this chunk failed, the backup goes on without it. */
+        job->skip_chunk = false;
+        dirty_map_reset(s->todo, start, end - start);
+        s->cursor = end;
+        backup_update_progress(s);
+        *done = s->todo->count == 0;
+        return MIN(end, s->size) - start;
+    }
     ret = backup_copy_range(s, start, end - start, errp);
     if (ret < 0) {
         return ret;

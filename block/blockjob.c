@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <glib.h>
 
 #include "block/blockjob_int.h"
@@ -507,6 +508,7 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
         return false;
     }
     if (!strcmp(action, "ignore")) {
+        job->skip_chunk = true;
         error_free(err);
         return false;
     }
@@ -884,6 +886,37 @@ int64_t dirty_map_bytes(const DirtyMap *m)
 /* ------------------------------------------------------------------ */
 /* Targets */
 
+/*
+ * Creating a target over an image that is open (the drive's own image or
+ * its backing file, say) would destroy it, and writing one through a second
+ * node would corrupt it: a target must be a file no node has open.
+ */
+static bool target_not_open(const char *target, Error **errp)
+{
+    struct stat want, have;
+
+    if (stat(target, &want) < 0) {
+        return true;    /* does not exist yet */
+    }
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (bs->drv && bs->drv->is_protocol && !bs->file && stat(bs->filename, &have) == 0 &&
+            have.st_dev == want.st_dev && have.st_ino == want.st_ino) {
+            const char *user = bs->node_name;
+            /* Name what the user knows: the drive, or the format node. */
+            for (GList *m = bdrv_all_nodes(); m; m = m->next) {
+                BlockDriverState *f = m->data;
+                if (f->file == bs) {
+                    user = f->device_name[0] ? f->device_name : f->node_name;
+                }
+            }
+            error_setg(errp, "Target '%s' is in use by '%s'", target, user);
+            return false;
+        }
+    }
+    return true;
+}
+
 BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
                                         const char *format, NewImageMode mode,
                                         BlockDriverState *backing, bool quiet,
@@ -895,6 +928,9 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
 
     if (size < 0) {
         error_setg_errno(errp, -size, "Could not get the size of '%s'", src->filename);
+        return NULL;
+    }
+    if (!target_not_open(target, errp)) {
         return NULL;
     }
     if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {

@@ -47,6 +47,14 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         return 0;
     }
     chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
+    if (job->skip_chunk) {
+        /* on-error=ignore: this chunk failed, the job goes on without it. */
+        job->skip_chunk = false;
+        s->cursor = off + chunk;
+        job->offset = s->cursor;
+        *done = s->cursor >= job->len;
+        return chunk;
+    }
     if (s->is_stream) {
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);

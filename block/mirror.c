@@ -116,7 +116,13 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         }
         end = MIN(end, s->dirty->len);
         len = end - start;
-        ret = mirror_copy(s, start, len, errp);
+        if (job->skip_chunk) {
+            /* on-error=ignore: passed over until the guest writes it again. */
+            job->skip_chunk = false;
+            ret = 0;
+        } else {
+            ret = mirror_copy(s, start, len, errp);
+        }
         if (ret < 0) {
             return ret;
         }

@@ -705,6 +705,79 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
     return 0;
 }
 
+/*
+ * Clusters of consistent persistent bitmaps (autoclear bit 0 with the
+ * bitmaps extension): the directory, each bitmap table and its data.
+ */
+static int check_bitmaps(CheckState *cs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    const Qcow2UnknownExt *ext = NULL;
+    g_autofree uint8_t *dir = NULL;
+    uint64_t dir_size, dir_off;
+    uint32_t nb;
+    int ret;
+
+    if (!(s->autoclear & 1) || !s->unknown_exts) {
+        return 0;
+    }
+    for (guint i = 0; i < s->unknown_exts->len; i++) {
+        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+        if (e->magic == 0x23852875 && e->len >= 24) {
+            ext = e;
+        }
+    }
+    if (!ext) {
+        return 0;
+    }
+    nb = ldl_be_p(ext->data);
+    dir_size = ldq_be_p(ext->data + 8);
+    dir_off = ldq_be_p(ext->data + 16);
+    if (!nb || nb > 65535 || dir_size > 64 * MiB || dir_off >= (uint64_t)cs->file_len ||
+        dir_size > (uint64_t)cs->file_len - dir_off) {
+        check_msg(cs, "ERROR bitmap directory is invalid\n");
+        cs->res->corruptions++;
+        return 0;
+    }
+    count_ref(cs, dir_off, dir_size, "bitmap directory");
+    dir = g_malloc(dir_size);
+    ret = bdrv_pread(bs->file, dir_off, dir_size, dir, 0, errp);
+    if (ret < 0) {
+        cs->res->check_errors++;
+        return ret;
+    }
+    for (uint64_t pos = 0; nb > 0 && pos + 24 <= dir_size; nb--) {
+        uint64_t toff = ldq_be_p(dir + pos);
+        uint32_t tsize = ldl_be_p(dir + pos + 8);
+        uint16_t name_size = ldw_be_p(dir + pos + 18);
+        uint32_t extra = ldl_be_p(dir + pos + 20);
+        g_autofree uint64_t *table = NULL;
+
+        pos = QEMU_ALIGN_UP(pos + 24 + (uint64_t)extra + name_size, 8);
+        if ((uint64_t)tsize * 8 > 64 * MiB || toff >= (uint64_t)cs->file_len ||
+            (uint64_t)tsize * 8 > (uint64_t)cs->file_len - toff) {
+            check_msg(cs, "ERROR bitmap table at %#" PRIx64 " is invalid\n", toff);
+            cs->res->corruptions++;
+            continue;
+        }
+        count_ref(cs, toff, (int64_t)tsize * 8, "bitmap table");
+        table = g_malloc((size_t)tsize * 8 + 1);
+        ret = bdrv_pread(bs->file, toff, (int64_t)tsize * 8, table, 0, errp);
+        if (ret < 0) {
+            cs->res->check_errors++;
+            return ret;
+        }
+        for (uint32_t i = 0; i < tsize; i++) {
+            uint64_t off = be64toh(table[i]) & L2E_OFFSET_MASK;
+            if (off) {
+                count_ref(cs, off, s->cluster_size, "bitmap data");
+            }
+        }
+    }
+    return 0;
+}
+
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp)
 {
@@ -733,6 +806,12 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         return cs.file_len;
     }
     cs.nb_clusters = DIV_ROUND_UP(cs.file_len, s->cluster_size);
+    if (cs.nb_clusters > (1 << 28)) {
+        /* One counter per host cluster: refuse rather than allocate gigabytes. */
+        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
+                   bs->filename, cs.nb_clusters);
+        return -EFBIG;
+    }
     /* Refcount blocks may legitimately count clusters beyond the file end. */
     cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 1);
     if (!cs.refs) {
@@ -763,6 +842,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
             }
         }
     }
+    ret = check_bitmaps(&cs, errp);
+    if (ret < 0) {
+        goto out;
+    }
     count_ref(&cs, s->refcount_table_offset,
               (int64_t)s->refcount_table_clusters << s->cluster_bits, "refcount table");
     for (uint64_t t = 0; t < s->refcount_table_size; t++) {
@@ -780,15 +863,17 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
             check_msg(&cs, "ERROR refcount block %" PRIu64 " is outside image\n", t);
             res->corruptions++;
             if (fix & BDRV_FIX_ERRORS) {
-                /* Grow the file so the block exists; its counts are then rewritten. */
-                ret = bdrv_truncate(bs->file, off + s->cluster_size, false,
-                                    PREALLOC_MODE_OFF, errp);
+                /*
+                 * Forget the block: every cluster it counted then shows a
+                 * refcount of 0 below, and the repair there writes a new block.
+                 */
+                uint8_t zero[8] = { 0 };
+                s->refcount_table[t] = 0;
+                ret = bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, zero, 0, errp);
                 if (ret < 0) {
                     goto out;
                 }
-                g_free(cs.refs);
-                memset(res, 0, sizeof(*res));
-                return qcow2_check(bs, res, fix, errp);
+                res->corruptions_fixed++;
             }
             continue;
         }
@@ -799,17 +884,15 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     s->free_cluster_index = MAX(s->free_cluster_index, cs.nb_clusters);
 
     {
-        int64_t limit = MAX(cs.nb_clusters, (int64_t)(s->refcount_table_size << s->rb_bits));
-        for (int64_t c = 0; c < limit; c++) {
+        /*
+         * Only clusters inside the file are compared (as QEMU does): counts
+         * beyond its end describe nothing, and scanning every block the
+         * table could name would be unbounded work on a damaged image.
+         */
+        for (int64_t c = 0; c < cs.nb_clusters; c++) {
             uint64_t rc;
-            uint64_t want = c < cs.nb_clusters ? cs.refs[c] : 0;
-            uint64_t t = c >> s->rb_bits;
+            uint64_t want = cs.refs[c];
 
-            if (c >= cs.nb_clusters &&
-                (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK))) {
-                c = ((int64_t)(t + 1) << s->rb_bits) - 1;
-                continue;
-            }
             ret = qcow2_get_refcount(bs, c, &rc, errp);
             if (ret < 0) {
                 res->check_errors++;

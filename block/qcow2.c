@@ -276,6 +276,7 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
 }
 
 static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
+static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
     "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
@@ -657,26 +658,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             ret = -EACCES;
             goto fail;
         }
-        if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !(flags & BDRV_O_CHECK)) {
-            BdrvCheckResult res;
-            memset(&res, 0, sizeof(res));
-            ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET,
-                              errp);
-            if (ret < 0) {
-                error_prepend(errp, "Could not repair dirty image '%s': ", fn);
-                goto fail;
-            }
-            ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
-        if (s->autoclear) {
-            s->autoclear = 0;
-            ret = qcow2_update_header(bs, errp);
-            if (ret < 0) {
-                goto fail;
-            }
+        ret = prepare_write(bs, errp);
+        if (ret < 0) {
+            goto fail;
         }
     }
 
@@ -843,9 +827,49 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
     return qcow2_flush_caches(bs, errp);
 }
 
+/*
+ * Before the first change to an image: clear autoclear bits (the data they
+ * vouch for is about to go stale) and repair refcounts a crash left dirty.
+ * Done at a read-write open, or here when a read-only node was re-opened
+ * read-write (commit).
+ */
+static int prepare_write(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (s->write_prepared || bs->read_only) {
+        return 0;
+    }
+    if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !s->dirty_marked &&
+        !(bs->open_flags & BDRV_O_CHECK)) {
+        BdrvCheckResult res;
+        memset(&res, 0, sizeof(res));
+        ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET, errp);
+        if (ret < 0) {
+            error_prepend(errp, "Could not repair dirty image '%s': ", bs->filename);
+            return ret;
+        }
+        ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->autoclear) {
+        s->autoclear = 0;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->write_prepared = true;
+    return 0;
+}
+
 static int check_writable(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    int ret;
 
     if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
         error_setg(errp, "qcow2 image '%s' is marked corrupt; repair it with "
@@ -856,7 +880,8 @@ static int check_writable(BlockDriverState *bs, Error **errp)
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
-    return 0;
+    ret = prepare_write(bs, errp);
+    return ret < 0 ? ret : 0;
 }
 
 static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -1176,8 +1201,11 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
 {
     g_autofree char *old_file = g_strdup(bs->backing_file);
     g_autofree char *old_fmt = g_strdup(bs->backing_format);
-    int ret;
+    int ret = prepare_write(bs, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
         error_setg(errp, "Backing file name too long (at most %d bytes)",
                    QCOW2_MAX_BACKING_NAME);
@@ -1206,8 +1234,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     int lazy = -1;      /* -1: unchanged */
     bool have_size = false, have_backing = false, luks_amend = false;
     uint64_t new_size = 0;
-    int ret;
+    int ret = prepare_write(bs, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     json_object_foreach(opts, key, value) {
         if (!strcmp(key, "compat")) {
             const char *v = qemu_opt_get(opts, key);
@@ -1665,6 +1696,13 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
+{
+    int ret = check_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_make_empty(bs, errp);
+}
+
 static BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
     .instance_size = sizeof(BDRVQcow2State),
@@ -1691,7 +1729,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_amend_options = qcow2_amend,
     .amend_opts = &qcow2_create_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
-    .bdrv_make_empty = qcow2_make_empty,
+    .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,

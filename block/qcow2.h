@@ -142,6 +142,7 @@ typedef struct BDRVQcow2State {
     LegacyAES *aes;
     bool skip_key_check;
     bool dirty_marked;          /* we set the dirty bit in this session */
+    bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
 
     /* crypt_method 2: the open LUKS container and where its header lives */

@@ -23,29 +23,29 @@ bytes=$("$ours" create -f raw "$dir/sizer" "$size" | sed -E 's/.*size=//')
 head -c "$bytes" /dev/urandom > "$dir/src.raw"
 "$ref" convert -f raw -O qcow2 "$dir/src.raw" "$dir/src.qcow2"
 
-# best wall time (s) and peak RSS (KiB) of RUNS runs of "$@"
-measure()
+# one run of "$@": wall time (s) and peak RSS (KiB)
+run_once()
 {
-    local best="" mem=0 out
-    for _ in $(seq "$runs"); do
-        rm -f "$dir/out"
-        out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1)
-        local t=${out% *} m=${out#* }
-        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
-        [ "$m" -gt "$mem" ] && mem=$m
-    done
-    echo "$best $mem"
+    rm -f "$dir/out"
+    { /usr/bin/time -f "%e %M" "$@" >/dev/null; } 2>&1 | tail -1
 }
 
 printf '%-26s %10s %10s %7s %12s %12s\n' "row" "ours (s)" "QEMU (s)" "ratio" "ours (KiB)" "QEMU (KiB)"
 row()
 {
-    local name=$1 from=$2 fmt=$3 ofmt=$4 o r
-    o=$(measure "$ours" convert -f "$fmt" -O "$ofmt" "$from" "$dir/out")
-    r=$(measure "$ref" convert -f "$fmt" -O "$ofmt" "$from" "$dir/out")
-    set -- $o $r
-    printf '%-26s %10s %10s %7.2f %12s %12s\n' "$name" "$1" "$3" \
-        "$(awk "BEGIN{print ($3 > 0) ? $1 / $3 : 0}")" "$2" "$4"
+    local name=$1 from=$2 fmt=$3 ofmt=$4 t m
+    local best_o="" best_r="" mem_o=0 mem_r=0
+    # alternate the two tools so that both see the same machine load
+    for _ in $(seq "$runs"); do
+        read -r t m < <(run_once "$ours" convert -f "$fmt" -O "$ofmt" "$from" "$dir/out")
+        if [ -z "$best_o" ] || awk "BEGIN{exit !($t < $best_o)}"; then best_o=$t; fi
+        [ "$m" -gt "$mem_o" ] && mem_o=$m
+        read -r t m < <(run_once "$ref" convert -f "$fmt" -O "$ofmt" "$from" "$dir/out")
+        if [ -z "$best_r" ] || awk "BEGIN{exit !($t < $best_r)}"; then best_r=$t; fi
+        [ "$m" -gt "$mem_r" ] && mem_r=$m
+    done
+    printf '%-26s %10s %10s %7.2f %12s %12s\n' "$name" "$best_o" "$best_r" \
+        "$(awk "BEGIN{print ($best_r > 0) ? $best_o / $best_r : 0}")" "$mem_o" "$mem_r"
 }
 row "convert qcow2 -> raw" "$dir/src.qcow2" qcow2 raw
 row "convert raw -> qcow2" "$dir/src.raw" raw qcow2

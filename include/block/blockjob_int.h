@@ -62,6 +62,11 @@ struct BlockJob {
     bool ready;
     bool complete_requested;
     bool err_is_read;           /* set by step on failure */
+    /*
+     * The error policy said "ignore": the next step passes over the chunk
+     * it would copy (the one that failed) instead of retrying it.
+     */
+    bool skip_chunk;
     const char *io_status;      /* "ok", "failed", "nospace" */
 
     guint source_id;

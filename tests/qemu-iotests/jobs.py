@@ -16,6 +16,7 @@
 #   drop-events          forget them silently
 #   sh COMMAND           run a shell command, print its output
 #   echo TEXT            print TEXT
+#   mark / elapsed       start a stopwatch / print "elapsed SECONDS" (benchmarks)
 #   # ...                a comment (ignored)
 #
 # Event timestamps and JOB_STATUS_CHANGE events (QEMU emits extra ones
@@ -129,6 +130,7 @@ def show(obj):
 
 def main():
     q = Qemu(sys.argv[1:])
+    mark = time.monotonic()
     for raw in sys.stdin:
         line = raw.rstrip('\n')
         if not line.strip() or line.lstrip().startswith('#'):
@@ -181,6 +183,10 @@ def main():
             subprocess.run(line[3:], shell=True, stderr=subprocess.STDOUT)
         elif line.startswith('echo '):
             print(line[5:])
+        elif line.strip() == 'mark':
+            mark = time.monotonic()
+        elif line.strip() == 'elapsed':
+            print('elapsed %.3f' % (time.monotonic() - mark))
         else:
             raise SystemExit('jobs.py: bad script line: %s' % line)
         sys.stdout.flush()

@@ -532,6 +532,46 @@ static void test_io_errors(void)
     teardown_unlink((const char *[]){ "src.img", "ref.img", "out.img", "dst.img", NULL });
 }
 
+/* on-source-error=ignore: the failed chunk is passed over, the job ends well. */
+static void test_ignore_errors(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("out.img");
+    BackupOptions o = backup_opts("drive0", out);
+    QDict *opts = qdict_new();
+    g_autofree char *src = NULL;
+    gsize len;
+    g_autofree gchar *data = NULL;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x21);
+    src = path("src.img");
+    qdict_put_str(opts, "driver", "blkdebug");
+    qdict_put_str(opts, "image.filename", src);
+    qdict_put_str(opts, "read-offset", "2M");
+    qdict_put_str(opts, "read-bytes", "64K");
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &error_abort);
+    g_strlcpy(bs->device_name, "drive0", sizeof(bs->device_name));
+    o.on_source_error = BLOCKDEV_ON_ERROR_IGNORE;
+    g_assert_nonnull(block_job_drive_backup(&o, &error_abort));
+    run_jobs();
+    g_assert_cmpuint(events->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(events, 0), ==,
+                    "BLOCK_JOB_ERROR {\"device\":\"drive0\",\"operation\":\"read\","
+                    "\"action\":\"ignore\"}");
+    g_assert_cmpstr(last_event(), ==,
+                    "BLOCK_JOB_COMPLETED {\"device\":\"drive0\",\"len\":4194304,"
+                    "\"offset\":4194304,\"speed\":0,\"type\":\"backup\"}");
+    data = file_contents("out.img", &len);
+    g_assert_cmpuint(len, ==, IMG_SIZE);
+    g_assert_cmpint(data[2 * MiB - 1], ==, 0x22);
+    g_assert_cmpint(data[2 * MiB], ==, 0);          /* the chunk that failed */
+    g_assert_cmpint(data[3 * MiB - 1], ==, 0);
+    g_assert_cmpint(data[3 * MiB], ==, 0x24);
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "out.img", NULL });
+}
+
 static void test_blkdebug_options(void)
 {
     g_autofree char *p = NULL;
@@ -782,6 +822,7 @@ int main(int argc, char **argv)
     g_test_add_func("/blockjob/mirror/complete", test_mirror);
     g_test_add_func("/blockjob/mirror/cancel-ready", test_mirror_cancel_ready);
     g_test_add_func("/blockjob/io-errors", test_io_errors);
+    g_test_add_func("/blockjob/ignore-errors", test_ignore_errors);
     g_test_add_func("/blockjob/run-sync-speed", test_run_sync_speed);
     g_test_add_func("/blkdebug/options", test_blkdebug_options);
     if (bdrv_find_format("qcow2")) {
