@@ -1413,15 +1413,19 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "encrypt.ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
-    /* amend only (key slots of a LUKS image); create refuses them */
+    { NULL }
+};
+static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
+
+/* The create options (most can be amended) and the LUKS key-slot ones. */
+static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
     { "encrypt.keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
     { "encrypt.state", QEMU_OPT_STRING,
       "Select new state of affected keyslots (active/inactive)" },
     { "encrypt.old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
     { "encrypt.new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
-    { NULL }
 };
-static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
+static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
 static char *opt_text(const QDict *opts, const QemuOptDesc *d)
 {
@@ -1747,7 +1751,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
     .bdrv_amend_options = qcow2_amend,
-    .amend_opts = &qcow2_create_opts,
+    .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
@@ -1757,5 +1761,7 @@ static BlockDriver bdrv_qcow2 = {
 
 void bdrv_qcow2_init(void)
 {
+    /* After the key-slot options come the create options and the terminator. */
+    memcpy(qcow2_amend_desc + 4, qcow2_create_desc, sizeof(qcow2_create_desc));
     bdrv_register(&bdrv_qcow2);
 }
