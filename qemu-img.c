@@ -815,7 +815,7 @@ static int img_create(int argc, char **argv)
     g_autofree char *options = NULL;
     QDict *opts;
     int64_t size = -1;
-    bool unsafe = false;
+    bool unsafe = false, help = false;
     Error *err = NULL;
     int c, ret;
 
@@ -827,16 +827,20 @@ static int img_create(int argc, char **argv)
         case 'f': fmt = optarg; break;
         case 'o':
             if (has_help_option(optarg)) {
-                /* -o help with the file name known also lists the protocol's */
-                return print_create_options_help(fmt, optind < argc ? argv[optind] : NULL);
+                help = true;
+            } else {
+                append_options(&options, optarg);
             }
-            append_options(&options, optarg);
             break;
         case 'q': quiet_mode = true; break;
         case 'u': unsafe = true; break;
         case OPTION_OBJECT: add_object(optarg); break;
         default: bad_option(c, argv);
         }
+    }
+    if (help) {
+        /* -o help with the file name known also lists the protocol's */
+        return print_create_options_help(fmt, optind < argc ? argv[optind] : NULL);
     }
     if (optind >= argc) {
         error_exit("Expecting image file name");
@@ -3074,7 +3078,7 @@ static int img_measure(int argc, char **argv)
     const char *fmt = NULL, *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
     OutputFormat output = OFORMAT_HUMAN;
-    bool image_opts = false, show_bitmaps = false;
+    bool image_opts = false, show_bitmaps = false, help = false;
     int64_t size = -1, required, fully;
     BlockDriver *drv;
     QDict *opts = NULL;
@@ -3088,9 +3092,10 @@ static int img_measure(int argc, char **argv)
         case 'O': out_fmt = optarg; break;
         case 'o':
             if (has_help_option(optarg)) {
-                return print_create_options_help(out_fmt, NULL);
+                help = true;
+            } else {
+                append_options(&options, optarg);
             }
-            append_options(&options, optarg);
             break;
         case 'l':
             error_report("Snapshots are not supported by this build: '%s'", optarg);
@@ -3107,6 +3112,9 @@ static int img_measure(int argc, char **argv)
             break;
         default: bad_option(c, argv);
         }
+    }
+    if (help) {
+        return print_create_options_help(out_fmt, NULL);
     }
     if (optind < argc) {
         filename = argv[optind++];

@@ -20,15 +20,6 @@
 #include "qom/object.h"
 #include "qemu-io.h"
 
-/*
- * --object and the password prompt belong to other subsystems that land
- * in parallel; until they are linked in, qemu-io still builds and says
- * that this build lacks them.
- */
-#pragma weak user_creatable_add_cmdline
-#pragma weak user_creatable_cleanup
-#pragma weak bdrv_tools_prompt_keys
-
 #define PROMPT "qemu-io> "
 
 static BlockDriverState *qemuio_bs;
@@ -47,11 +38,6 @@ static int prompt_keys(BlockDriverState *bs)
 
     if (!bdrv_key_missing_node(bs)) {
         return 0;
-    }
-    if (!bdrv_tools_prompt_keys) {
-        error_report("Disk image '%s' is encrypted and this build cannot ask for its password",
-                     bdrv_key_missing_node(bs)->filename);
-        return -ENOTSUP;
     }
     if (bdrv_tools_prompt_keys(bs, &err) < 0) {
         error_report_err(err);
@@ -344,10 +330,6 @@ int main(int argc, char **argv)
             printf("%s version " QEMU_VERSION "\n", error_get_progname());
             return 0;
         case OPTION_OBJECT:
-            if (!user_creatable_add_cmdline) {
-                error_report("--object is not supported by this build");
-                return 1;
-            }
             if (!user_creatable_add_cmdline(optarg, &err)) {
                 error_report_err(err);
                 return 1;
@@ -395,8 +377,6 @@ int main(int argc, char **argv)
     if (qemuio_bs) {
         bdrv_unref(qemuio_bs);
     }
-    if (user_creatable_cleanup) {
-        user_creatable_cleanup();
-    }
+    user_creatable_cleanup();
     return failed ? 1 : 0;
 }

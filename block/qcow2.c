@@ -157,6 +157,10 @@ again:
         stq_be_p(buf + 88, s->autoclear);
         stl_be_p(buf + 96, s->refcount_order);
         stl_be_p(buf + 100, s->header_length);
+        if (s->hdr_tail) {
+            memcpy(buf + QCOW2_V3_HEADER_LEN, s->hdr_tail,
+                   s->header_length - QCOW2_V3_HEADER_LEN);
+        }
         if (s->header_length > QCOW2_V3_HEADER_LEN) {
             buf[104] = s->compression_type;
         }
@@ -231,6 +235,8 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_free(s->keycheck);
     s->keycheck = NULL;
     qcow2_luks_free(s);
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -357,9 +363,19 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
+        if (s->header_length > QCOW2_V3_HEADER_LEN) {
+            /* Fields we do not know are kept as they are when the header is rewritten. */
+            s->hdr_tail = g_malloc(s->header_length - QCOW2_V3_HEADER_LEN);
+            ret = bdrv_pread(bs->file, QCOW2_V3_HEADER_LEN,
+                             s->header_length - QCOW2_V3_HEADER_LEN, s->hdr_tail, 0, errp);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
         if (s->refcount_order > 6) {
             error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
-            return -EINVAL;
+            ret = -EINVAL;
+            goto fail;
         }
     } else {
         s->refcount_order = 4;
@@ -1314,6 +1330,8 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         s->version = 3;
         s->header_length = QCOW2_V3_HEADER_LEN_FULL;
         s->compression_type = 0;
+        g_free(s->hdr_tail);
+        s->hdr_tail = NULL;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
@@ -1345,6 +1363,8 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
         s->version = 2;
         s->header_length = QCOW2_V2_HEADER_LEN;
+        g_free(s->hdr_tail);
+        s->hdr_tail = NULL;
         s->incompat = s->compat = s->autoclear = 0;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
@@ -1393,15 +1413,19 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "encrypt.ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
-    /* amend only (key slots of a LUKS image); create refuses them */
+    { NULL }
+};
+static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
+
+/* The create options (most can be amended) and the LUKS key-slot ones. */
+static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
     { "encrypt.keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
     { "encrypt.state", QEMU_OPT_STRING,
       "Select new state of affected keyslots (active/inactive)" },
     { "encrypt.old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
     { "encrypt.new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
-    { NULL }
 };
-static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
+static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
 static char *opt_text(const QDict *opts, const QemuOptDesc *d)
 {
@@ -1727,7 +1751,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
     .bdrv_amend_options = qcow2_amend,
-    .amend_opts = &qcow2_create_opts,
+    .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
@@ -1737,5 +1761,7 @@ static BlockDriver bdrv_qcow2 = {
 
 void bdrv_qcow2_init(void)
 {
+    /* After the key-slot options come the create options and the terminator. */
+    memcpy(qcow2_amend_desc + 4, qcow2_create_desc, sizeof(qcow2_create_desc));
     bdrv_register(&bdrv_qcow2);
 }

@@ -106,6 +106,8 @@ typedef struct BDRVQcow2State {
     uint64_t compat;
     uint64_t autoclear;
     uint8_t compression_type;
+    /* v3 header bytes from offset 104 to header_length, kept on rewrite. */
+    uint8_t *hdr_tail;
     uint32_t crypt_method;
     int64_t size;
 
