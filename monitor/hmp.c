@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -575,9 +576,17 @@ static void hmp_drive_del(Monitor *mon, const QDict *args)
 {
     const char *id = qdict_get_try_str(args, "id");
     DriveInfo *dinfo = drive_find(id);
+    Error *err = NULL;
 
     if (!dinfo) {
         monitor_printf(mon, "Device '%s' not found\n", id);
+        return;
+    }
+    /* Pulling the drive from under a job would leave it on a dead node. */
+    if (dinfo->bs && !block_job_check_node_free(dinfo->bs, &err)) {
+        /* QEMU prints this one without the "Error: " prefix. */
+        monitor_printf(mon, "%s\n", error_get_pretty(err));
+        error_free(err);
         return;
     }
     drive_del(dinfo);

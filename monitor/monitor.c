@@ -79,9 +79,8 @@ static void monitor_write(Monitor *mon, const char *data, size_t len)
         return;
     }
     if (mon->is_stdio) {
-        fwrite(data, 1, len, stdout);
+        /* Whatever the command itself printed to stdout goes first. */
         fflush(stdout);
-        return;
     }
     while (len && mon->out_fd >= 0 && !mon->broken) {
         ssize_t n = write(mon->out_fd, data, len);
@@ -855,7 +854,16 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
         }
         mon->is_stdio = true;
         mon->in_fd = STDIN_FILENO;
-        mon->out_fd = STDOUT_FILENO;
+        /*
+         * A private copy of fd 1: monitor_with_stdout() points fd 1 at a
+         * capture file while a command runs, and events or replies sent
+         * meanwhile must still reach the real stdout, not the capture.
+         */
+        mon->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (mon->out_fd < 0) {
+            error_setg_errno(errp, errno, "cannot duplicate stdout");
+            goto fail;
+        }
         mon->tty = isatty(STDIN_FILENO);
         if (mon->tty && !qmp) {
             struct termios t;
@@ -950,6 +958,9 @@ void monitor_cleanup_all(void)
         g_string_free(mon->pending, true);
         if (!mon->is_stdio && mon->in_fd >= 0) {
             close(mon->in_fd);
+        }
+        if (mon->is_stdio && mon->out_fd >= 0) {
+            close(mon->out_fd);
         }
         if (mon->listen_fd >= 0) {
             close(mon->listen_fd);

@@ -143,19 +143,7 @@ def main():
             reply = q.command({'execute': 'human-monitor-command',
                                'arguments': {'command-line': text}})
             if 'return' in reply:
-                # Events sent while HMP output is captured may land in it.
-                for out in reply['return'].replace('\r\n', '\n').splitlines(True):
-                    try:
-                        obj = json.loads(out)
-                    except ValueError:
-                        sys.stdout.write(out)
-                        continue
-                    if isinstance(obj, dict) and 'event' in obj:
-                        if obj['event'] != 'JOB_STATUS_CHANGE':
-                            obj.pop('timestamp', None)
-                            q.events.append(obj)
-                    else:
-                        sys.stdout.write(out)
+                sys.stdout.write(reply['return'].replace('\r\n', '\n'))
             else:
                 show(reply)
         elif line.startswith('wait-idle'):
