@@ -291,13 +291,45 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
     return true;
 }
 
+/*
+ * What every new node does with the options every node takes: its name
+ * (given or generated), a copy of the options for query output, the
+ * cache mode, and the generic options that no driver needs to see.
+ */
+static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
+{
+    static const char *const ignored[] = {
+        "cache.direct", "aio", "discard", "detect-zeroes", "auto-read-only",
+        "force-share", "locking",
+    };
+    const char *node_name = qdict_get_try_str(opts, "node-name");
+
+    if (node_name) {
+        if (!node_name_valid(node_name, errp)) {
+            return false;
+        }
+        g_strlcpy(bs->node_name, node_name, sizeof(bs->node_name));
+    } else {
+        bdrv_set_auto_node_name(bs);
+    }
+    bs->options = qdict_clone_shallow(opts);
+    qdict_del(opts, "node-name");
+    qdict_del(opts, "driver");
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
+        qdict_del(opts, ignored[i]);
+    }
+    return true;
+}
+
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp)
 {
     BlockDriverState *bs;
     BlockDriver *drv;
     const char *drvname;
-    const char *node_name;
     QDict *opts = options ? options : qdict_new();
     bool ro = !(flags & BDRV_O_RDWR);
     const char *key;
@@ -324,28 +356,9 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     }
 
     bs = bdrv_new();
-    node_name = qdict_get_try_str(opts, "node-name");
-    if (node_name) {
-        if (!node_name_valid(node_name, errp)) {
-            goto fail;
-        }
-        g_strlcpy(bs->node_name, node_name, sizeof(bs->node_name));
-    } else {
-        bdrv_set_auto_node_name(bs);
-    }
-    bs->options = qdict_clone_shallow(opts);
-    qdict_del(opts, "node-name");
-    qdict_del(opts, "driver");
-    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+    if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
-    /* Options every node takes and protocols may ignore. */
-    qdict_del(opts, "cache.direct");
-    qdict_del(opts, "aio");
-    qdict_del(opts, "discard");
-    qdict_del(opts, "auto-read-only");
-    qdict_del(opts, "force-share");
-    qdict_del(opts, "locking");
     bs->drv = drv;
     bs->open_flags = flags;
     bs->read_only = !(flags & BDRV_O_RDWR);
@@ -448,7 +461,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     QDict *file_opts = NULL, *backing_opts = NULL;
     BlockDriverState *bs = NULL, *file = NULL;
     BlockDriver *drv = NULL;
-    const char *drvname, *node_name, *key;
+    const char *drvname, *key;
     json_t *value, *backing_ref;
     bool ro = !(flags & BDRV_O_RDWR);
     bool no_backing = (flags & BDRV_O_NO_BACKING) != 0;
@@ -541,30 +554,13 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
 
     bs = bdrv_new();
-    node_name = qdict_get_try_str(opts, "node-name");
-    if (node_name) {
-        if (!node_name_valid(node_name, errp)) {
-            goto fail;
-        }
-        g_strlcpy(bs->node_name, node_name, sizeof(bs->node_name));
-    } else {
-        bdrv_set_auto_node_name(bs);
-    }
-    bs->options = qdict_clone_shallow(opts);
-    qdict_del(opts, "node-name");
-    qdict_del(opts, "driver");
-    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+    if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
     /* "cache=unsafe" covers the whole node, its file included. */
     if (bs->no_flush && file) {
         file->no_flush = true;
     }
-    qdict_del(opts, "cache.direct");
-    qdict_del(opts, "discard");
-    qdict_del(opts, "detect-zeroes");
-    qdict_del(opts, "auto-read-only");
-    qdict_del(opts, "force-share");
     bs->drv = drv;
     bs->file = file;
     file = NULL;
