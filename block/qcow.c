@@ -13,10 +13,10 @@
 #include <inttypes.h>
 #include <string.h>
 #include <glib.h>
-#include <zlib.h>
 
 #include "block/aes-legacy.h"
 #include "block/block_int.h"
+#include "block/deflate.h"
 #include "crypto/secret.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -495,7 +495,6 @@ static int decompress_cluster(BlockDriverState *bs, uint64_t entry, Error **errp
     BDRVQcowState *s = bs->opaque;
     uint64_t coffset = entry & s->cluster_offset_mask;
     uint64_t csize = (entry >> (63 - s->cluster_bits)) & (s->cluster_size - 1);
-    z_stream z;
     int ret;
 
     if (s->cluster_buf_entry == entry) {
@@ -513,21 +512,13 @@ static int decompress_cluster(BlockDriverState *bs, uint64_t entry, Error **errp
     if (ret < 0) {
         return ret;
     }
-    memset(&z, 0, sizeof(z));
-    z.next_in = s->cdata;
-    z.avail_in = csize;
-    z.next_out = s->cluster_buf;
-    z.avail_out = s->cluster_size;
-    if (inflateInit2(&z, -12) != Z_OK) {
-        error_setg(errp, "Could not initialise zlib");
-        return -ENOMEM;
-    }
-    ret = inflate(&z, Z_FINISH);
-    inflateEnd(&z);
-    if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR) || z.avail_out != 0) {
+    ret = block_inflate_cluster(s->cdata, csize, s->cluster_buf, s->cluster_size, errp);
+    if (ret == -EIO) {
         error_setg(errp, "qcow image '%s' is corrupt: compressed cluster at offset %" PRIu64
                    " does not decompress to a full cluster", bs->filename, coffset);
-        return -EIO;
+    }
+    if (ret < 0) {
+        return ret;
     }
     s->cluster_buf_entry = entry;
     return 0;
@@ -679,15 +670,14 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
 /*
  * Compressed writes (qemu-img convert -c): each whole cluster is deflated
- * on its own (raw deflate, 4 KiB window, as QEMU inflates it) and appended
- * to the file; one that does not shrink is written as a normal cluster.
+ * on its own (block/deflate.c) and appended to the file; one that does not
+ * shrink is written as a normal cluster.
  */
 static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  const uint8_t *buf, Error **errp)
 {
     BDRVQcowState *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    g_autofree uint8_t *in = g_malloc(cs);
     g_autofree uint8_t *out = g_malloc(cs);
 
     if (bs->encrypted) {
@@ -701,37 +691,24 @@ static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t b
     }
     while (bytes > 0) {
         int64_t len = MIN(bytes, cs);
-        z_stream z;
         int64_t clen, coff;
         uint64_t old;
-        int ret, zret;
+        int ret;
 
         if (len < cs && offset + len < qcow_getlength(bs)) {
             error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
                        bs->filename);
             return -EINVAL;
         }
-        memcpy(in, buf, len);
-        memset(in + len, 0, cs - len);
-        memset(&z, 0, sizeof(z));
-        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                         Z_DEFAULT_STRATEGY) != Z_OK) {
-            error_setg(errp, "Could not initialise zlib");
-            return -ENOMEM;
+        clen = block_deflate_cluster(buf, len, cs, out, errp);
+        if (clen < 0) {
+            return clen;
         }
-        z.next_in = in;
-        z.avail_in = cs;
-        z.next_out = out;
-        z.avail_out = cs;
-        zret = deflate(&z, Z_FINISH);
-        clen = cs - z.avail_out;
-        deflateEnd(&z);
-
         ret = get_entry(bs, offset, &old, errp);
         if (ret < 0) {
             return ret;
         }
-        if (zret != Z_STREAM_END || clen >= cs) {
+        if (clen == 0) {
             /* incompressible: an ordinary cluster */
             ret = qcow_pwrite(bs, offset, len, buf, 0, errp);
             if (ret < 0) {

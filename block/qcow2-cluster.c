@@ -8,8 +8,8 @@
 #include <inttypes.h>
 #include <string.h>
 #include <glib.h>
-#include <zlib.h>
 
+#include "block/deflate.h"
 #include "qcow2.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -205,7 +205,6 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
     BDRVQcow2State *s = bs->opaque;
     int64_t off, len;
     g_autofree uint8_t *in = NULL;
-    z_stream z = { 0 };
     int ret;
 
     qcow2_compressed_span(s, l2e, &off, &len);
@@ -214,22 +213,12 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
     if (ret < 0) {
         return ret;
     }
-    if (inflateInit2(&z, -15) != Z_OK) {
-        error_setg(errp, "Could not initialise zlib");
-        return -ENOMEM;
-    }
-    z.next_in = in;
-    z.avail_in = len;
-    z.next_out = out;
-    z.avail_out = s->cluster_size;
-    ret = inflate(&z, Z_FINISH);
-    inflateEnd(&z);
-    if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR) || z.avail_out != 0) {
+    ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
+    if (ret == -EIO) {
         qcow2_signal_corruption(bs, errp, "compressed cluster at %#" PRIx64
                                 " does not decompress", (uint64_t)off);
-        return -EIO;
     }
-    return 0;
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -605,6 +594,27 @@ static int set_l2_entries(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
     return 0;
 }
 
+/*
+ * Points @n entries from @l2_idx at the contiguous host clusters starting
+ * at @host, each used by this image alone (QCOW_OFLAG_COPIED).
+ */
+static int map_host_run(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_t n,
+                        int64_t host, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *t;
+    int ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        t[l2_idx + i] = htobe64((host + i * s->cluster_size) | QCOW_OFLAG_COPIED);
+    }
+    qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+    return 0;
+}
+
 static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
                       const uint8_t *buf, Error **errp)
 {
@@ -641,7 +651,6 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     int64_t tail_start = offset + bytes;
     int64_t tail = cstart + k * cs - tail_start;
     g_autofree uint64_t *old = g_new(uint64_t, k);
-    g_autofree uint64_t *newe = g_new(uint64_t, k);
     int64_t l2_off, host;
     uint64_t *t;
     bool fresh;
@@ -714,10 +723,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             }
         }
     }
-    for (int64_t i = 0; i < k; i++) {
-        newe[i] = (host + i * cs) | QCOW_OFLAG_COPIED;
-    }
-    ret = set_l2_entries(bs, l2_off, l2_idx, k, newe, errp);
+    ret = map_host_run(bs, l2_off, l2_idx, k, host, errp);
     if (ret < 0) {
         return ret;
     }
@@ -810,7 +816,6 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    g_autofree uint8_t *in = g_malloc(cs);
     g_autofree uint8_t *out = g_malloc(cs);
 
     if (s->crypt_method) {
@@ -826,7 +831,6 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t len = MIN(bytes, cs);
         uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
         int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
-        z_stream z = { 0 };
         int64_t clen, coff, l2_off, nb;
         uint64_t old, ne, *t;
         int ret;
@@ -836,22 +840,11 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        bs->filename);
             return -EINVAL;
         }
-        memcpy(in, buf, len);
-        memset(in + len, 0, cs - len);
-        /* A 4 KiB window: QEMU inflates with that window size. */
-        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                         Z_DEFAULT_STRATEGY) != Z_OK) {
-            error_setg(errp, "Could not initialise zlib");
-            return -ENOMEM;
+        clen = block_deflate_cluster(buf, len, cs, out, errp);
+        if (clen < 0) {
+            return clen;
         }
-        z.next_in = in;
-        z.avail_in = cs;
-        z.next_out = out;
-        z.avail_out = cs;
-        ret = deflate(&z, Z_FINISH);
-        clen = cs - z.avail_out;
-        deflateEnd(&z);
-        if (ret != Z_STREAM_END || clen >= cs) {
+        if (clen == 0) {
             /* Incompressible: store it as a normal cluster. */
             ret = qcow2_co_pwrite(bs, offset, len, buf, errp);
             if (ret < 0) {
@@ -1152,7 +1145,6 @@ int qcow2_preallocate(BlockDriverState *bs, Error **errp)
         uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
         int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
         int64_t n = MIN(s->l2_size - l2_idx, DIV_ROUND_UP(s->size - off, cs));
-        g_autofree uint64_t *e = g_new(uint64_t, n);
         int64_t l2_off, host;
         int ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
 
@@ -1163,10 +1155,7 @@ int qcow2_preallocate(BlockDriverState *bs, Error **errp)
         if (host < 0) {
             return host;
         }
-        for (int64_t i = 0; i < n; i++) {
-            e[i] = (host + i * cs) | QCOW_OFLAG_COPIED;
-        }
-        ret = set_l2_entries(bs, l2_off, l2_idx, n, e, errp);
+        ret = map_host_run(bs, l2_off, l2_idx, n, host, errp);
         if (ret < 0) {
             return ret;
         }
