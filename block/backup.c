@@ -234,25 +234,31 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     return job;
 }
 
+/* Both backup commands' job, before its target is known; the work is the drive. */
+static BackupJob *backup_create(const BackupOptions *opts, BlockDriverState *bs,
+                                Error **errp)
+{
+    BackupJob *s = block_job_create(&backup_driver, opts->job_id, opts->device, bs,
+                                    opts->speed, errp);
+
+    if (s && !block_job_init_len(&s->common, bs, errp)) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    return s;
+}
+
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *target, *backing = NULL;
     BackupJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
         return NULL;
     }
-    /* No key, no job: nothing may be created before this check. */
-    if (!block_job_check_keys(bs, opts->device, errp)) {
-        return NULL;
-    }
-    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = backup_create(opts, bs, errp);
     if (!s) {
-        return NULL;
-    }
-    if (!block_job_init_len(&s->common, bs, errp)) {
-        block_job_free_unstarted(&s->common);
         return NULL;
     }
     if (opts->sync == MIRROR_SYNC_MODE_TOP) {
@@ -274,11 +280,8 @@ BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
     BlockDriverState *bs, *target;
     BackupJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
-        return NULL;
-    }
-    if (!block_job_check_keys(bs, opts->device, errp)) {
         return NULL;
     }
     target = block_job_find_device(opts->target, true, errp);
@@ -289,12 +292,8 @@ BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
         error_setg(errp, "Node '%s' is read-only", opts->target);
         return NULL;
     }
-    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = backup_create(opts, bs, errp);
     if (!s) {
-        return NULL;
-    }
-    if (!block_job_init_len(&s->common, bs, errp)) {
-        block_job_free_unstarted(&s->common);
         return NULL;
     }
     bdrv_ref(target);

@@ -229,6 +229,17 @@ bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp
     return true;
 }
 
+BlockDriverState *block_job_find_source(const char *device, Error **errp)
+{
+    BlockDriverState *bs = block_job_find_device(device, true, errp);
+
+    /* No key, no job: nothing may be created before this check. */
+    if (bs && !block_job_check_keys(bs, device, errp)) {
+        return NULL;
+    }
+    return bs;
+}
+
 /* ------------------------------------------------------------------ */
 /* Creation and claims */
 

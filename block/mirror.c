@@ -240,11 +240,8 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     BlockDriverState *nodes[1];
     MirrorJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
-        return NULL;
-    }
-    if (!block_job_check_keys(bs, opts->device, errp)) {
         return NULL;
     }
     if (opts->sync == MIRROR_SYNC_MODE_NONE) {

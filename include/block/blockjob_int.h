@@ -108,6 +108,11 @@ void block_job_kick(BlockJob *job);
  * DeviceEncrypted error naming @device and the keyless image.
  */
 bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp);
+/*
+ * The node a backup or mirror command names by @device (a drive or a node
+ * name), once block_job_check_keys() has found every key it needs.
+ */
+BlockDriverState *block_job_find_source(const char *device, Error **errp);
 
 /* ---- A simple dirty/copied map at BLOCK_JOB_CLUSTER granularity ---- */
 typedef struct DirtyMap {
