@@ -37,52 +37,11 @@ static void backup_update_progress(BackupJob *s)
  */
 static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, Error **errp)
 {
-    BlockDriverState *src = s->common.bs;
     int64_t end = MIN(offset + bytes, s->size);
 
-    while (offset < end) {
-        int64_t n = MIN(end - offset, BLOCK_JOB_CHUNK);
-        int64_t pnum;
-        int status = bdrv_block_status_above(src, NULL, offset, n, &pnum, NULL, NULL);
-        int ret;
-
-        if (status < 0) {
-            s->common.err_is_read = true;
-            error_setg_errno(errp, -status, "Could not read the allocation status of '%s'",
-                             src->filename);
-            return status;
-        }
-        if (pnum > 0 && pnum < n) {
-            n = pnum;
-        }
-        if (status & BDRV_BLOCK_ZERO) {
-            if (!s->target_is_zero) {
-                ret = bdrv_pwrite_zeroes(s->target, offset, n, 0, errp);
-                if (ret < 0) {
-                    s->common.err_is_read = false;
-                    return ret;
-                }
-            }
-        } else {
-            ret = bdrv_pread(src, offset, n, s->buf, 0, errp);
-            if (ret < 0) {
-                s->common.err_is_read = true;
-                return ret;
-            }
-            if (s->target_is_zero && buffer_is_zero(s->buf, n)) {
-                ret = 0;
-            } else {
-                ret = bdrv_pwrite(s->target, offset, n, s->buf, 0, errp);
-            }
-            if (ret < 0) {
-                s->common.err_is_read = false;
-                return ret;
-            }
-        }
-        dirty_map_reset(s->todo, offset, n);
-        offset += n;
-    }
-    return 0;
+    return block_job_copy_range(&s->common, NULL, s->target, offset, end - offset,
+                                s->target_is_zero ? BLOCK_JOB_COPY_DST_ZERO : 0,
+                                s->todo, s->buf, errp);
 }
 
 /* Runs before every guest write to the source: save what it overwrites. */
@@ -153,9 +112,8 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
            dirty_map_get(s->todo, end)) {
         end += BLOCK_JOB_CLUSTER;
     }
-    if (job->skip_chunk) {
+    if (block_job_take_skip(job)) {
         /* on-error=ignore: this chunk failed, the backup goes on without it. */
-        job->skip_chunk = false;
         dirty_map_reset(s->todo, start, end - start);
         s->cursor = end;
         backup_update_progress(s);
@@ -276,28 +234,31 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     return job;
 }
 
+/* Both backup commands' job, before its target is known; the work is the drive. */
+static BackupJob *backup_create(const BackupOptions *opts, BlockDriverState *bs,
+                                Error **errp)
+{
+    BackupJob *s = block_job_create(&backup_driver, opts->job_id, opts->device, bs,
+                                    opts->speed, errp);
+
+    if (s && !block_job_init_len(&s->common, bs, errp)) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    return s;
+}
+
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *target, *backing = NULL;
     BackupJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
         return NULL;
     }
-    /* No key, no job: nothing may be created before this check. */
-    if (!block_job_check_keys(bs, opts->device, errp)) {
-        return NULL;
-    }
-    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = backup_create(opts, bs, errp);
     if (!s) {
-        return NULL;
-    }
-    s->common.len = bdrv_getlength(bs);
-    if (s->common.len < 0) {
-        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
-                         bs->filename);
-        block_job_free_unstarted(&s->common);
         return NULL;
     }
     if (opts->sync == MIRROR_SYNC_MODE_TOP) {
@@ -319,11 +280,8 @@ BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
     BlockDriverState *bs, *target;
     BackupJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
-        return NULL;
-    }
-    if (!block_job_check_keys(bs, opts->device, errp)) {
         return NULL;
     }
     target = block_job_find_device(opts->target, true, errp);
@@ -334,15 +292,8 @@ BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
         error_setg(errp, "Node '%s' is read-only", opts->target);
         return NULL;
     }
-    s = block_job_create(&backup_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = backup_create(opts, bs, errp);
     if (!s) {
-        return NULL;
-    }
-    s->common.len = bdrv_getlength(bs);
-    if (s->common.len < 0) {
-        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
-                         bs->filename);
-        block_job_free_unstarted(&s->common);
         return NULL;
     }
     bdrv_ref(target);

@@ -57,7 +57,8 @@ static NewImageMode arg_mode(QDict *args)
 /* ------------------------------------------------------------------ */
 /* QMP */
 
-static QObject *qmp_drive_backup(QDict *args, Error **errp)
+/* drive-backup, blockdev-backup and drive-mirror take the same arguments. */
+static BackupOptions arg_copy_options(QDict *args)
 {
     BackupOptions o = {
         .job_id = qdict_get_try_str(args, "job-id"),
@@ -70,39 +71,30 @@ static QObject *qmp_drive_backup(QDict *args, Error **errp)
         .on_source_error = arg_on_error(args, "on-source-error"),
         .on_target_error = arg_on_error(args, "on-target-error"),
     };
+
+    return o;
+}
+
+static QObject *qmp_drive_backup(QDict *args, Error **errp)
+{
+    BackupOptions o = arg_copy_options(args);
 
     return block_job_drive_backup(&o, errp) ? qdict_new() : NULL;
 }
 
 static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
 {
-    BackupOptions o = {
-        .job_id = qdict_get_try_str(args, "job-id"),
-        .device = qdict_get_try_str(args, "device"),
-        .target = qdict_get_try_str(args, "target"),
-        .sync = arg_sync(args),
-        .mode = NEW_IMAGE_MODE_EXISTING,
-        .speed = arg_int(args, "speed", 0),
-        .on_source_error = arg_on_error(args, "on-source-error"),
-        .on_target_error = arg_on_error(args, "on-target-error"),
-    };
+    BackupOptions o = arg_copy_options(args);
 
+    /* The target node exists: it is neither created nor opened. */
+    o.format = NULL;
+    o.mode = NEW_IMAGE_MODE_EXISTING;
     return block_job_blockdev_backup(&o, errp) ? qdict_new() : NULL;
 }
 
 static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 {
-    MirrorOptions o = {
-        .job_id = qdict_get_try_str(args, "job-id"),
-        .device = qdict_get_try_str(args, "device"),
-        .target = qdict_get_try_str(args, "target"),
-        .format = qdict_get_try_str(args, "format"),
-        .sync = arg_sync(args),
-        .mode = arg_mode(args),
-        .speed = arg_int(args, "speed", 0),
-        .on_source_error = arg_on_error(args, "on-source-error"),
-        .on_target_error = arg_on_error(args, "on-target-error"),
-    };
+    MirrorOptions o = arg_copy_options(args);
 
     if (o.sync == MIRROR_SYNC_MODE_NONE) {
         error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");

@@ -229,6 +229,17 @@ bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp
     return true;
 }
 
+BlockDriverState *block_job_find_source(const char *device, Error **errp)
+{
+    BlockDriverState *bs = block_job_find_device(device, true, errp);
+
+    /* No key, no job: nothing may be created before this check. */
+    if (bs && !block_job_check_keys(bs, device, errp)) {
+        return NULL;
+    }
+    return bs;
+}
+
 /* ------------------------------------------------------------------ */
 /* Creation and claims */
 
@@ -881,6 +892,99 @@ int64_t dirty_map_bytes(const DirtyMap *m)
         bytes -= m->nclusters * BLOCK_JOB_CLUSTER - m->len;
     }
     return bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Copying */
+
+/*
+ * Every job's failures are told apart by side (job->err_is_read) because
+ * on-source-error and on-target-error may differ: one place decides which
+ * call counts as which side, for all the drivers.
+ */
+int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState *dst,
+                         int64_t offset, int64_t bytes, bool zero, bool dst_is_zero,
+                         uint8_t *buf, Error **errp)
+{
+    int ret;
+
+    if (zero) {
+        if (dst_is_zero) {
+            return 0;
+        }
+        ret = bdrv_pwrite_zeroes(dst, offset, bytes, 0, errp);
+    } else {
+        ret = bdrv_pread(src, offset, bytes, buf, 0, errp);
+        if (ret < 0) {
+            job->err_is_read = true;
+            return ret;
+        }
+        if (dst_is_zero && buffer_is_zero(buf, bytes)) {
+            return 0;
+        }
+        ret = bdrv_pwrite(dst, offset, bytes, buf, 0, errp);
+    }
+    if (ret < 0) {
+        job->err_is_read = false;
+    }
+    return ret;
+}
+
+int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
+                         int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
+                         DirtyMap *todo, uint8_t *buf, Error **errp)
+{
+    BlockDriverState *src = job->bs;
+    int64_t end = offset + bytes;
+
+    while (offset < end) {
+        /* @buf holds one chunk. */
+        int64_t n = MIN(end - offset, BLOCK_JOB_CHUNK);
+        int64_t pnum;
+        int status = bdrv_block_status_above(src, base, offset, n, &pnum, NULL, NULL);
+        int ret;
+
+        if (status < 0) {
+            job->err_is_read = true;
+            error_setg_errno(errp, -status, "Could not read the allocation status of '%s'",
+                             src->filename);
+            return status;
+        }
+        if (pnum > 0 && pnum < n) {
+            n = pnum;
+        }
+        if (!(flags & BLOCK_JOB_COPY_ALLOCATED_ONLY) || (status & BDRV_BLOCK_ALLOCATED)) {
+            ret = block_job_copy_chunk(job, src, dst, offset, n, status & BDRV_BLOCK_ZERO,
+                                       flags & BLOCK_JOB_COPY_DST_ZERO, buf, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        if (todo) {
+            dirty_map_reset(todo, offset, n);
+        }
+        offset += n;
+    }
+    return 0;
+}
+
+bool block_job_take_skip(BlockJob *job)
+{
+    bool skip = job->skip_chunk;
+
+    job->skip_chunk = false;
+    return skip;
+}
+
+bool block_job_init_len(BlockJob *job, BlockDriverState *bs, Error **errp)
+{
+    job->len = bdrv_getlength(bs);
+    if (job->len < 0) {
+        error_setg_errno(errp, (int)-job->len, "Could not get the size of '%s'",
+                         bs->filename);
+        return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -47,9 +47,8 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         return 0;
     }
     chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
-    if (job->skip_chunk) {
+    if (block_job_take_skip(job)) {
         /* on-error=ignore: this chunk failed, the job goes on without it. */
-        job->skip_chunk = false;
         s->cursor = off + chunk;
         job->offset = s->cursor;
         *done = s->cursor >= job->len;
@@ -74,14 +73,8 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     }
     n = MAX(MIN(n, chunk), 1);
     if (ret) {
-        ret = bdrv_pread(s->top, off, n, s->buf, 0, errp);
+        ret = block_job_copy_chunk(job, s->top, dst, off, n, false, false, s->buf, errp);
         if (ret < 0) {
-            job->err_is_read = true;
-            return ret;
-        }
-        ret = bdrv_pwrite(dst, off, n, s->buf, 0, errp);
-        if (ret < 0) {
-            job->err_is_read = false;
             return ret;
         }
     }
@@ -170,6 +163,26 @@ static bool claim_chain(BlockDriverState *top, BlockDriverState *base,
     return true;
 }
 
+/* Commit and stream take the same options; each then claims its part of the chain. */
+static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id,
+                                const char *device, BlockDriverState *bs, int64_t speed,
+                                BlockdevOnError on_error, const char *backing_file,
+                                BlockDriverState *top, BlockDriverState *base, Error **errp)
+{
+    CopyJob *s = block_job_create(driver, job_id, device, bs, speed, errp);
+
+    if (!s) {
+        return NULL;
+    }
+    s->is_stream = driver == &stream_driver;
+    s->top = top;
+    s->base = base;
+    s->backing_file = g_strdup(backing_file);
+    s->common.on_source_error = on_error;
+    s->common.on_target_error = on_error;
+    return s;
+}
+
 BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *top, *base, *overlay = NULL;
@@ -219,26 +232,19 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     }
     for (overlay = bs; overlay->backing != top; overlay = overlay->backing) {
     }
-    s = block_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = copy_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed,
+                        opts->on_error, opts->backing_file, top, base, errp);
     if (!s) {
         return NULL;
     }
-    s->top = top;
-    s->base = base;
     s->overlay = overlay;
-    s->backing_file = g_strdup(opts->backing_file);
-    s->common.on_source_error = opts->on_error;
-    s->common.on_target_error = opts->on_error;
     for (BlockDriverState *p = bs->backing; p; p = p->backing) {
         block_job_add_node(&s->common, p);
         if (p == base) {
             break;
         }
     }
-    s->common.len = bdrv_getlength(top);
-    if (s->common.len < 0) {
-        error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
-                         top->filename);
+    if (!block_job_init_len(&s->common, top, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;
     }
@@ -281,27 +287,17 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
     if (!block_job_check_keys(bs, opts->device, errp)) {
         return NULL;
     }
-    s = block_job_create(&stream_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = copy_job_create(&stream_driver, opts->job_id, opts->device, bs, opts->speed,
+                        opts->on_error, opts->backing_file, bs, base, errp);
     if (!s) {
         return NULL;
     }
-    s->is_stream = true;
-    s->top = bs;
-    s->base = base;
-    s->backing_file = g_strdup(opts->backing_file);
-    s->common.on_source_error = opts->on_error;
-    s->common.on_target_error = opts->on_error;
     for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
         block_job_add_node(&s->common, p);
     }
-    if (bs->backing) {
-        s->common.len = bdrv_getlength(bs);
-        if (s->common.len < 0) {
-            error_setg_errno(errp, (int)-s->common.len, "Could not get the size of '%s'",
-                             bs->filename);
-            block_job_free_unstarted(&s->common);
-            return NULL;
-        }
+    if (bs->backing && !block_job_init_len(&s->common, bs, errp)) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
     }
     /* Without a backing file there is nothing to stream: the job ends at once. */
     s->buf = g_malloc(BLOCK_JOB_CHUNK);

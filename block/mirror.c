@@ -45,54 +45,6 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
     return 0;
 }
 
-static int mirror_copy(MirrorJob *s, int64_t offset, int64_t bytes, Error **errp)
-{
-    BlockDriverState *src = s->common.bs;
-    int64_t end = offset + bytes;
-
-    while (offset < end) {
-        int64_t n = end - offset, pnum;
-        int status = bdrv_block_status_above(src, s->is_commit ? s->base : NULL,
-                                             offset, n, &pnum, NULL, NULL);
-        int ret;
-
-        if (status < 0) {
-            s->common.err_is_read = true;
-            error_setg_errno(errp, -status, "Could not read the allocation status of '%s'",
-                             src->filename);
-            return status;
-        }
-        if (pnum > 0 && pnum < n) {
-            n = pnum;
-        }
-        if (s->is_commit && !(status & BDRV_BLOCK_ALLOCATED)) {
-            /* Not above the base: the base already has it. */
-            offset += n;
-            continue;
-        }
-        if (status & BDRV_BLOCK_ZERO) {
-            ret = bdrv_pwrite_zeroes(s->target, offset, n, 0, errp);
-            if (ret < 0) {
-                s->common.err_is_read = false;
-                return ret;
-            }
-        } else {
-            ret = bdrv_pread(src, offset, n, s->buf, 0, errp);
-            if (ret < 0) {
-                s->common.err_is_read = true;
-                return ret;
-            }
-            ret = bdrv_pwrite(s->target, offset, n, s->buf, 0, errp);
-            if (ret < 0) {
-                s->common.err_is_read = false;
-                return ret;
-            }
-        }
-        offset += n;
-    }
-    return 0;
-}
-
 static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
 {
     MirrorJob *s = (MirrorJob *)job;
@@ -116,12 +68,15 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         }
         end = MIN(end, s->dirty->len);
         len = end - start;
-        if (job->skip_chunk) {
+        if (block_job_take_skip(job)) {
             /* on-error=ignore: passed over until the guest writes it again. */
-            job->skip_chunk = false;
             ret = 0;
         } else {
-            ret = mirror_copy(s, start, len, errp);
+            /* Active commit: what is not above the base, the base has already. */
+            ret = block_job_copy_range(job, s->is_commit ? s->base : NULL, s->target,
+                                       start, len,
+                                       s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
+                                       NULL, s->buf, errp);
         }
         if (ret < 0) {
             return ret;
@@ -259,16 +214,14 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, bool top_o
                               Error **errp)
 {
     BlockJob *job = &s->common;
-    int64_t len = bdrv_getlength(job->bs);
 
     s->target = target;
     block_job_add_node(job, target);
-    if (len < 0) {
-        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'", job->bs->filename);
+    if (!block_job_init_len(job, job->bs, errp)) {
         block_job_free_unstarted(job);
         return NULL;
     }
-    s->dirty = dirty_map_new(len);
+    s->dirty = dirty_map_new(job->len);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
     if (mirror_init_dirty(s, top_only, errp) < 0) {
         block_job_free_unstarted(job);
@@ -287,11 +240,8 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     BlockDriverState *nodes[1];
     MirrorJob *s;
 
-    bs = block_job_find_device(opts->device, true, errp);
+    bs = block_job_find_source(opts->device, errp);
     if (!bs) {
-        return NULL;
-    }
-    if (!block_job_check_keys(bs, opts->device, errp)) {
         return NULL;
     }
     if (opts->sync == MIRROR_SYNC_MODE_NONE) {

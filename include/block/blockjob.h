@@ -132,18 +132,8 @@ typedef struct StreamOptions {
 
 BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
 
-typedef struct MirrorOptions {
-    const char *job_id;
-    const char *device;
-    const char *target;
-    const char *format;
-    MirrorSyncMode sync;
-    NewImageMode mode;
-    int64_t speed;
-    BlockdevOnError on_source_error;
-    BlockdevOnError on_target_error;
-    bool quiet;
-} MirrorOptions;
+/* drive-mirror takes drive-backup's arguments. */
+typedef BackupOptions MirrorOptions;
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
 

@@ -108,6 +108,11 @@ void block_job_kick(BlockJob *job);
  * DeviceEncrypted error naming @device and the keyless image.
  */
 bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp);
+/*
+ * The node a backup or mirror command names by @device (a drive or a node
+ * name), once block_job_check_keys() has found every key it needs.
+ */
+BlockDriverState *block_job_find_source(const char *device, Error **errp);
 
 /* ---- A simple dirty/copied map at BLOCK_JOB_CLUSTER granularity ---- */
 typedef struct DirtyMap {
@@ -129,6 +134,43 @@ int64_t dirty_map_next(const DirtyMap *m, int64_t offset);
 int64_t dirty_map_bytes(const DirtyMap *m);
 
 /* Helpers shared by the drivers. */
+/*
+ * Sets job->len to the length of @bs; false with "Could not get the size"
+ * when that fails (the caller frees the unstarted job).
+ */
+bool block_job_init_len(BlockJob *job, BlockDriverState *bs, Error **errp);
+/*
+ * on-error=ignore: true when the step must pass over the chunk that failed
+ * instead of copying it again (once: the flag is cleared).
+ */
+bool block_job_take_skip(BlockJob *job);
+/*
+ * Copies [offset, offset+bytes) (at most BLOCK_JOB_CHUNK) from @src to @dst
+ * through @buf.  @zero: the source reads as zeroes there, so zeroes are
+ * written and nothing is read.  @dst_is_zero: @dst reads as zeroes there
+ * already, so zeroes are not written at all.  Returns 0 or -errno with
+ * errp set and job->err_is_read telling which side failed.
+ */
+int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState *dst,
+                         int64_t offset, int64_t bytes, bool zero, bool dst_is_zero,
+                         uint8_t *buf, Error **errp);
+
+typedef enum BlockJobCopyFlags {
+    BLOCK_JOB_COPY_DST_ZERO = 1 << 0,       /* @dst reads as zeroes where not written */
+    BLOCK_JOB_COPY_ALLOCATED_ONLY = 1 << 1, /* pass over what is not above @base */
+} BlockJobCopyFlags;
+
+/*
+ * Copies [offset, offset+bytes) of the job's node (job->bs) to @dst, piece
+ * by piece as its block status above @base (NULL: the whole chain) splits
+ * the range, with block_job_copy_chunk() (@buf: BLOCK_JOB_CHUNK bytes).
+ * @todo, when not NULL, has each piece cleared as soon as it is done, so
+ * that pieces done before a failure are not copied again.  Returns 0 or
+ * -errno as block_job_copy_chunk() does.
+ */
+int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
+                         int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
+                         DirtyMap *todo, uint8_t *buf, Error **errp);
 /* Makes the drive whose root is @old_root use @new_root (see block_job_set_replace_root_fn). */
 bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
                             Error **errp);

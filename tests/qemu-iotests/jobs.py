@@ -63,24 +63,34 @@ class Qemu:
         line, _, self.buf = self.buf.partition(b'\n')
         return line.decode('utf-8', 'replace')
 
+    def read_reply_line(self, timeout):
+        """Reads one line: False at timeout or end of output; None when the
+        line is no reply (other lines are printed, events kept in
+        self.events); otherwise the reply."""
+        line = self.readline(timeout)
+        if line is None:
+            return False
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            print(line)
+            return None
+        if 'event' in obj:
+            if obj['event'] != 'JOB_STATUS_CHANGE':
+                obj.pop('timestamp', None)
+                self.events.append(obj)
+            return None
+        return obj
+
     def read_json(self, timeout):
         """The next JSON object; other lines are printed on the way."""
         deadline = time.monotonic() + timeout
         while True:
-            line = self.readline(max(0.0, deadline - time.monotonic()))
-            if line is None:
+            obj = self.read_reply_line(max(0.0, deadline - time.monotonic()))
+            if obj is False:
                 return None
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                print(line)
-                continue
-            if 'event' in obj:
-                if obj['event'] != 'JOB_STATUS_CHANGE':
-                    obj.pop('timestamp', None)
-                    self.events.append(obj)
-                continue
-            return obj
+            if obj is not None:
+                return obj
 
     def command(self, cmd):
         self.proc.stdin.write((json.dumps(cmd) + '\n').encode())
@@ -100,17 +110,9 @@ class Qemu:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            line = self.readline(left)
-            if line is None:
+            # A reply that comes while waiting is dropped.
+            if self.read_reply_line(left) is False:
                 return None
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                print(line)
-                continue
-            if 'event' in obj and obj['event'] != 'JOB_STATUS_CHANGE':
-                obj.pop('timestamp', None)
-                self.events.append(obj)
 
     def quit(self):
         try:

@@ -153,6 +153,7 @@ static void teardown_unlink(const char *const *names)
     }
 }
 
+/* A full copy into a new raw image; drive-mirror takes the same options. */
 static BackupOptions backup_opts(const char *device, const char *target)
 {
     BackupOptions o = {
@@ -316,9 +317,7 @@ static void test_bad_input(void)
     {
         g_autofree char *out2 = path("out2.img");
         BackupOptions o2 = backup_opts("drive0", out2);
-        MirrorOptions m = { .device = "drive0", .target = out2, .format = "raw",
-                            .sync = MIRROR_SYNC_MODE_FULL,
-                            .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS, .quiet = true };
+        MirrorOptions m = backup_opts("drive0", out2);
         o2.job_id = "other";
         m.job_id = "other";
         g_assert_null(block_job_drive_backup(&o2, &err));
@@ -409,9 +408,7 @@ static void test_mirror(void)
 {
     BlockDriverState *bs;
     g_autofree char *out = path("mirror.img");
-    MirrorOptions m = { .device = "drive0", .target = out, .format = "raw",
-                        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS,
-                        .quiet = true };
+    MirrorOptions m = backup_opts("drive0", out);
     uint8_t buf[8192];
     BlockJob *job;
 
@@ -450,9 +447,7 @@ static void test_mirror_cancel_ready(void)
 {
     BlockDriverState *bs;
     g_autofree char *out = path("mirror.img");
-    MirrorOptions m = { .device = "drive0", .target = out, .format = "raw",
-                        .sync = MIRROR_SYNC_MODE_FULL, .mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS,
-                        .quiet = true };
+    MirrorOptions m = backup_opts("drive0", out);
     uint8_t buf[512];
     BlockJob *job;
 
