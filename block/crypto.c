@@ -370,98 +370,14 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
                               Error **errp)
 {
     BlockCrypto *s = bs->opaque;
-    const char *state = qemu_opt_get(opts, "state");
-    const char *keyslot_str = qemu_opt_get(opts, "keyslot");
-    const char *old_id = qemu_opt_get(opts, "old-secret");
-    const char *new_id = qemu_opt_get(opts, "new-secret");
-    const char *iter_str = qemu_opt_get(opts, "iter-time");
-    uint64_t iter_time = 2000;
-    int keyslot = -1;
-    uint8_t *old_pw = NULL, *new_pw = NULL;
-    size_t nold = 0, nnew = 0;
-    int ret = -EINVAL;
 
-    if (!state) {
-        error_setg(errp, "Parameter 'state' is required to change LUKS key slots "
-                   "(active or inactive)");
+    /* QEMU reports a wrong old-secret of a raw LUKS image without its name. */
+    if (!qcrypto_block_amend_keys(s->block, opts, NULL, bs->filename, false,
+                                  &bs->has_key, luks_write_func, bs->file,
+                                  errp)) {
         return -EINVAL;
     }
-    if (keyslot_str) {
-        int64_t v;
-        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
-            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Parameter 'keyslot' must be a slot number from 0 "
-                       "to %d, not '%s'", QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
-                       keyslot_str);
-            return -EINVAL;
-        }
-        keyslot = v;
-    }
-    if (iter_str) {
-        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
-            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
-            error_setg(errp, "Parameter 'iter-time' must be between 1 and %d "
-                       "milliseconds, not '%s'", QCRYPTO_BLOCK_MAX_ITER_TIME_MS,
-                       iter_str);
-            return -EINVAL;
-        }
-    }
-    if (old_id) {
-        old_pw = luks_secret(old_id, &nold, errp);
-        if (!old_pw) {
-            goto out;
-        }
-    }
-
-    if (strcmp(state, "active") == 0) {
-        if (!new_id) {
-            error_setg(errp, "Parameter 'new-secret' is required to activate a "
-                       "key slot");
-            goto out;
-        }
-        new_pw = luks_secret(new_id, &nnew, errp);
-        if (!new_pw) {
-            goto out;
-        }
-        /* The master key comes from the open key or from old-secret. */
-        if (old_pw && !qcrypto_block_unlock(s->block, old_pw, nold, errp)) {
-            goto out;
-        }
-        if (!qcrypto_block_has_key(s->block)) {
-            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
-                       "with key-secret or give old-secret", bs->filename);
-            goto out;
-        }
-        bs->has_key = true;
-        if (!qcrypto_block_add_key(s->block, keyslot, new_pw, nnew, iter_time,
-                                   luks_write_func, bs->file, errp)) {
-            goto out;
-        }
-    } else if (strcmp(state, "inactive") == 0) {
-        if (new_id) {
-            error_setg(errp, "Parameter 'new-secret' makes no sense with "
-                       "state=inactive");
-            goto out;
-        }
-        if ((keyslot < 0) == !old_pw) {
-            error_setg(errp, "Erasing LUKS keys needs exactly one of 'keyslot' "
-                       "and 'old-secret'");
-            goto out;
-        }
-        if (!qcrypto_block_erase_keys(s->block, keyslot, old_pw, nold,
-                                      luks_write_func, bs->file, errp)) {
-            goto out;
-        }
-    } else {
-        error_setg(errp, "Parameter 'state' does not accept value '%s' (active, "
-                   "inactive)", state);
-        goto out;
-    }
-    ret = bdrv_flush(bs->file, errp);
-out:
-    qcrypto_secret_free(old_pw);
-    qcrypto_secret_free(new_pw);
-    return ret;
+    return bdrv_flush(bs->file, errp);
 }
 
 static const QemuOptDesc luks_create_desc[] = {

@@ -116,6 +116,19 @@ bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
                               const uint8_t *password, size_t npassword,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
+/*
+ * qemu-img amend's key-slot options "state", "keyslot", "old-secret",
+ * "new-secret" and "iter-time", each under @prefix (e.g. "encrypt."), read
+ * from @opts and applied with qcrypto_block_add_key() or
+ * qcrypto_block_erase_keys().  @filename names the image in messages (and,
+ * with @name_unlock_error, in a wrong old-secret's); *@has_key is set once
+ * the block holds the master key.  Every secret read is wiped again.
+ */
+bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
+                              const char *prefix, const char *filename,
+                              bool name_unlock_error, bool *has_key,
+                              QCryptoBlockWriteFunc writefunc, void *opaque,
+                              Error **errp);
 bool qcrypto_block_slot_is_active(const QCryptoBlock *block, int slot);
 
 /* Wipes every key. */
