@@ -264,6 +264,35 @@ static const char *opt_str(const QDict *opts, const char *prefix,
     return *buf;
 }
 
+/* LUKS has no use for ECB, so the option refuses it like an unknown name. */
+static int luks_cipher_mode_lookup(const char *name)
+{
+    int v = qcrypto_cipher_mode_lookup(name);
+
+    return v == QCRYPTO_CIPHER_MODE_ECB ? -1 : v;
+}
+
+/*
+ * Option @name (under @p) of the enum that @lookup names: *@out is its
+ * value, or -1 when @value is absent; an unknown value lists @choices.
+ */
+static bool parse_choice(const char *p, const char *name, const char *value,
+                         int (*lookup)(const char *), const char *choices,
+                         int *out, Error **errp)
+{
+    *out = -1;
+    if (!value) {
+        return true;
+    }
+    *out = lookup(value);
+    if (*out < 0) {
+        error_setg(errp, "Parameter '%s%s' does not accept value '%s' (%s)", p,
+                   name, value, choices);
+        return false;
+    }
+    return true;
+}
+
 bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
                                         QCryptoBlockCreateOptions *out,
                                         Error **errp)
@@ -280,40 +309,32 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
     int v;
 
     qcrypto_block_create_options_init(out);
-    if (alg) {
-        v = qcrypto_cipher_alg_lookup(alg);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%scipher-alg' does not accept value '%s' "
-                       "(aes-128, aes-192, aes-256)", p, alg);
-            return false;
-        }
+    if (!parse_choice(p, "cipher-alg", alg, qcrypto_cipher_alg_lookup,
+                      "aes-128, aes-192, aes-256", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->cipher_alg = v;
     }
-    if (mode) {
-        v = qcrypto_cipher_mode_lookup(mode);
-        if (v < 0 || v == QCRYPTO_CIPHER_MODE_ECB) {
-            error_setg(errp, "Parameter '%scipher-mode' does not accept value '%s' "
-                       "(xts, cbc)", p, mode);
-            return false;
-        }
+    if (!parse_choice(p, "cipher-mode", mode, luks_cipher_mode_lookup,
+                      "xts, cbc", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->cipher_mode = v;
     }
-    if (ivgen) {
-        v = qcrypto_ivgen_alg_lookup(ivgen);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%sivgen-alg' does not accept value '%s' "
-                       "(plain, plain64, essiv)", p, ivgen);
-            return false;
-        }
+    if (!parse_choice(p, "ivgen-alg", ivgen, qcrypto_ivgen_alg_lookup,
+                      "plain, plain64, essiv", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->ivgen_alg = v;
     }
-    if (ivhash) {
-        v = qcrypto_hash_alg_lookup(ivhash);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%sivgen-hash-alg' does not accept value "
-                       "'%s' (sha1, sha256, sha512)", p, ivhash);
-            return false;
-        }
+    if (!parse_choice(p, "ivgen-hash-alg", ivhash, qcrypto_hash_alg_lookup,
+                      "sha1, sha256, sha512", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         if (out->ivgen_alg != QCRYPTO_IVGEN_ALG_ESSIV) {
             error_setg(errp, "Parameter '%sivgen-hash-alg' is only valid with "
                        "%sivgen-alg=essiv", p, p);
@@ -322,13 +343,11 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
         out->ivgen_hash_alg = v;
         out->has_ivgen_hash_alg = true;
     }
-    if (hash) {
-        v = qcrypto_hash_alg_lookup(hash);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%shash-alg' does not accept value '%s' "
-                       "(sha1, sha256, sha512)", p, hash);
-            return false;
-        }
+    if (!parse_choice(p, "hash-alg", hash, qcrypto_hash_alg_lookup,
+                      "sha1, sha256, sha512", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->hash_alg = v;
     }
     if (iter) {
