@@ -63,59 +63,48 @@ static uint8_t *luks_secret(const char *id, size_t *len, Error **errp)
     return qcrypto_secret_lookup(id, len, errp);
 }
 
+/* Key material past the end of the file would read as zeroes. */
+static bool luks_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    uint64_t payload_offset = qcrypto_block_get_payload_offset(block);
+    int64_t file_len = bdrv_getlength(bs->file);
+
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
+                         bs->filename);
+        return false;
+    }
+    if ((uint64_t)file_len < payload_offset) {
+        error_setg(errp, "LUKS payload offset %llu of '%s' is beyond the end of "
+                   "the file (%lld bytes)", (unsigned long long)payload_offset,
+                   bs->filename, (long long)file_len);
+        return false;
+    }
+    return true;
+}
+
 static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BlockCrypto *s = bs->opaque;
     const char *secret_id = qdict_get_try_str(options, "key-secret");
-    uint8_t *pw = NULL;
-    size_t npw = 0;
-    int64_t file_len;
+    bool wrong_key;
 
     if (qdict_haskey(options, "key-secret") && !secret_id) {
         error_setg(errp, "Parameter 'key-secret' expects a string");
         return -EINVAL;
     }
-    if (secret_id) {
-        pw = luks_secret(secret_id, &npw, errp);
-        if (!pw) {
-            return -EINVAL;
-        }
-    }
-    /* The header is checked against the file before any key is tried. */
-    s->block = qcrypto_block_open(NULL, 0, luks_read_func, bs, errp);
+    s->block = qcrypto_block_open_secret(secret_id, bs->filename, luks_read_func,
+                                         luks_check_payload, bs, &wrong_key,
+                                         errp);
     qdict_del(options, "key-secret");
     if (!s->block) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
         return -EINVAL;
     }
     s->payload_offset = qcrypto_block_get_payload_offset(s->block);
-    file_len = bdrv_getlength(bs->file);
-    if (file_len < 0) {
-        error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
-                         bs->filename);
-        goto fail;
-    }
-    if ((uint64_t)file_len < s->payload_offset) {
-        error_setg(errp, "LUKS payload offset %llu of '%s' is beyond the end of "
-                   "the file (%lld bytes)", (unsigned long long)s->payload_offset,
-                   bs->filename, (long long)file_len);
-        goto fail;
-    }
-    if (pw && !qcrypto_block_unlock(s->block, pw, npw, errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        goto fail;
-    }
-    qcrypto_secret_free(pw);
     bs->encrypted = true;
     bs->has_key = qcrypto_block_has_key(s->block);
     return 0;
-
-fail:
-    qcrypto_secret_free(pw);
-    qcrypto_block_free(s->block);
-    s->block = NULL;
-    return -EINVAL;
 }
 
 static void luks_close(BlockDriverState *bs)

@@ -159,12 +159,26 @@ static bool check_fde_area(BlockDriverState *bs, Error **errp)
     return true;
 }
 
+/* Key material past the area would be read from clusters of other owners. */
+static bool fde_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+
+    if (qcrypto_block_get_payload_offset(block) > s->fde_length) {
+        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
+                   "header extension gives it only %" PRIu64, bs->filename,
+                   qcrypto_block_get_payload_offset(block), s->fde_length);
+        return false;
+    }
+    return true;
+}
+
 int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2UnknownExt *e = find_fde_ext(s);
-    uint8_t *pw = NULL;
-    size_t npw = 0;
+    bool wrong_key;
 
     bs->encrypted = true;
     if (!e) {
@@ -182,33 +196,11 @@ int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
-    if (key_secret) {
-        pw = qcrypto_secret_lookup(key_secret, &npw, errp);
-        if (!pw) {
-            return -EINVAL;
-        }
-    }
-    /* The header is validated before any password is tried. */
-    s->luks = qcrypto_block_open(NULL, 0, fde_read_func, bs, errp);
+    s->luks = qcrypto_block_open_secret(key_secret, bs->filename, fde_read_func,
+                                        fde_check_payload, bs, &wrong_key, errp);
     if (!s->luks) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
-        return -EINVAL;
+        return wrong_key ? -EPERM : -EINVAL;
     }
-    /* Key material past the area would be read from clusters of other owners. */
-    if (qcrypto_block_get_payload_offset(s->luks) > s->fde_length) {
-        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
-                   "header extension gives it only %" PRIu64, bs->filename,
-                   qcrypto_block_get_payload_offset(s->luks), s->fde_length);
-        qcrypto_secret_free(pw);
-        return -EINVAL;
-    }
-    if (pw && !qcrypto_block_unlock(s->luks, pw, npw, errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
-        return -EPERM;
-    }
-    qcrypto_secret_free(pw);
     bs->has_key = qcrypto_block_has_key(s->luks);
     return 0;
 }

@@ -1093,6 +1093,47 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password
     return true;
 }
 
+QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
+                                        const char *filename,
+                                        QCryptoBlockReadFunc readfunc,
+                                        QCryptoBlockCheckFunc check,
+                                        void *opaque, bool *wrong_key,
+                                        Error **errp)
+{
+    QCryptoBlock *block;
+    uint8_t *pw = NULL;
+    size_t npw = 0;
+
+    *wrong_key = false;
+    if (secret_id) {
+        pw = qcrypto_secret_lookup(secret_id, &npw, errp);
+        if (!pw) {
+            return NULL;
+        }
+    }
+    /* The header is validated before any key is tried. */
+    block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
+    if (!block) {
+        error_prepend(errp, "'%s': ", filename);
+        goto fail;
+    }
+    if (!check(block, opaque, errp)) {
+        goto fail;
+    }
+    if (pw && !qcrypto_block_unlock(block, pw, npw, errp)) {
+        error_prepend(errp, "'%s': ", filename);
+        *wrong_key = true;
+        goto fail;
+    }
+    qcrypto_secret_free(pw);
+    return block;
+
+fail:
+    qcrypto_secret_free(pw);
+    qcrypto_block_free(block);
+    return NULL;
+}
+
 /*
  * Both drivers offer the same key-slot options; only their spelling differs
  * ("state" for raw luks, "encrypt.state" for qcow2), so the messages name

@@ -71,6 +71,22 @@ bool qcrypto_block_has_format(const uint8_t *buf, size_t len);
 QCryptoBlock *qcrypto_block_open(const uint8_t *password, size_t npassword,
                                  QCryptoBlockReadFunc readfunc, void *opaque,
                                  Error **errp);
+/* Whether the header fits where the driver keeps it; false with *errp set. */
+typedef bool (*QCryptoBlockCheckFunc)(QCryptoBlock *block, void *opaque,
+                                      Error **errp);
+/*
+ * How both drivers open a container: the secret @secret_id (if any) is read
+ * first, the header is validated and then checked by @check before the key
+ * is tried, and the secret is wiped on every path.  Errors about the header
+ * or the key name @filename.  On failure, *@wrong_key says whether it was
+ * the key that was refused.
+ */
+QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
+                                        const char *filename,
+                                        QCryptoBlockReadFunc readfunc,
+                                        QCryptoBlockCheckFunc check,
+                                        void *opaque, bool *wrong_key,
+                                        Error **errp);
 bool qcrypto_block_unlock(QCryptoBlock *block, const uint8_t *password,
                           size_t npassword, Error **errp);
 bool qcrypto_block_has_key(const QCryptoBlock *block);
