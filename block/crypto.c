@@ -63,59 +63,48 @@ static uint8_t *luks_secret(const char *id, size_t *len, Error **errp)
     return qcrypto_secret_lookup(id, len, errp);
 }
 
+/* Key material past the end of the file would read as zeroes. */
+static bool luks_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    uint64_t payload_offset = qcrypto_block_get_payload_offset(block);
+    int64_t file_len = bdrv_getlength(bs->file);
+
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
+                         bs->filename);
+        return false;
+    }
+    if ((uint64_t)file_len < payload_offset) {
+        error_setg(errp, "LUKS payload offset %llu of '%s' is beyond the end of "
+                   "the file (%lld bytes)", (unsigned long long)payload_offset,
+                   bs->filename, (long long)file_len);
+        return false;
+    }
+    return true;
+}
+
 static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BlockCrypto *s = bs->opaque;
     const char *secret_id = qdict_get_try_str(options, "key-secret");
-    uint8_t *pw = NULL;
-    size_t npw = 0;
-    int64_t file_len;
+    bool wrong_key;
 
     if (qdict_haskey(options, "key-secret") && !secret_id) {
         error_setg(errp, "Parameter 'key-secret' expects a string");
         return -EINVAL;
     }
-    if (secret_id) {
-        pw = luks_secret(secret_id, &npw, errp);
-        if (!pw) {
-            return -EINVAL;
-        }
-    }
-    /* The header is checked against the file before any key is tried. */
-    s->block = qcrypto_block_open(NULL, 0, luks_read_func, bs, errp);
+    s->block = qcrypto_block_open_secret(secret_id, bs->filename, luks_read_func,
+                                         luks_check_payload, bs, &wrong_key,
+                                         errp);
     qdict_del(options, "key-secret");
     if (!s->block) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
         return -EINVAL;
     }
     s->payload_offset = qcrypto_block_get_payload_offset(s->block);
-    file_len = bdrv_getlength(bs->file);
-    if (file_len < 0) {
-        error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
-                         bs->filename);
-        goto fail;
-    }
-    if ((uint64_t)file_len < s->payload_offset) {
-        error_setg(errp, "LUKS payload offset %llu of '%s' is beyond the end of "
-                   "the file (%lld bytes)", (unsigned long long)s->payload_offset,
-                   bs->filename, (long long)file_len);
-        goto fail;
-    }
-    if (pw && !qcrypto_block_unlock(s->block, pw, npw, errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        goto fail;
-    }
-    qcrypto_secret_free(pw);
     bs->encrypted = true;
     bs->has_key = qcrypto_block_has_key(s->block);
     return 0;
-
-fail:
-    qcrypto_secret_free(pw);
-    qcrypto_block_free(s->block);
-    s->block = NULL;
-    return -EINVAL;
 }
 
 static void luks_close(BlockDriverState *bs)
@@ -370,98 +359,14 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
                               Error **errp)
 {
     BlockCrypto *s = bs->opaque;
-    const char *state = qemu_opt_get(opts, "state");
-    const char *keyslot_str = qemu_opt_get(opts, "keyslot");
-    const char *old_id = qemu_opt_get(opts, "old-secret");
-    const char *new_id = qemu_opt_get(opts, "new-secret");
-    const char *iter_str = qemu_opt_get(opts, "iter-time");
-    uint64_t iter_time = 2000;
-    int keyslot = -1;
-    uint8_t *old_pw = NULL, *new_pw = NULL;
-    size_t nold = 0, nnew = 0;
-    int ret = -EINVAL;
 
-    if (!state) {
-        error_setg(errp, "Parameter 'state' is required to change LUKS key slots "
-                   "(active or inactive)");
+    /* QEMU reports a wrong old-secret of a raw LUKS image without its name. */
+    if (!qcrypto_block_amend_keys(s->block, opts, NULL, bs->filename, false,
+                                  &bs->has_key, luks_write_func, bs->file,
+                                  errp)) {
         return -EINVAL;
     }
-    if (keyslot_str) {
-        int64_t v;
-        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
-            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Parameter 'keyslot' must be a slot number from 0 "
-                       "to %d, not '%s'", QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
-                       keyslot_str);
-            return -EINVAL;
-        }
-        keyslot = v;
-    }
-    if (iter_str) {
-        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
-            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
-            error_setg(errp, "Parameter 'iter-time' must be between 1 and %d "
-                       "milliseconds, not '%s'", QCRYPTO_BLOCK_MAX_ITER_TIME_MS,
-                       iter_str);
-            return -EINVAL;
-        }
-    }
-    if (old_id) {
-        old_pw = luks_secret(old_id, &nold, errp);
-        if (!old_pw) {
-            goto out;
-        }
-    }
-
-    if (strcmp(state, "active") == 0) {
-        if (!new_id) {
-            error_setg(errp, "Parameter 'new-secret' is required to activate a "
-                       "key slot");
-            goto out;
-        }
-        new_pw = luks_secret(new_id, &nnew, errp);
-        if (!new_pw) {
-            goto out;
-        }
-        /* The master key comes from the open key or from old-secret. */
-        if (old_pw && !qcrypto_block_unlock(s->block, old_pw, nold, errp)) {
-            goto out;
-        }
-        if (!qcrypto_block_has_key(s->block)) {
-            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
-                       "with key-secret or give old-secret", bs->filename);
-            goto out;
-        }
-        bs->has_key = true;
-        if (!qcrypto_block_add_key(s->block, keyslot, new_pw, nnew, iter_time,
-                                   luks_write_func, bs->file, errp)) {
-            goto out;
-        }
-    } else if (strcmp(state, "inactive") == 0) {
-        if (new_id) {
-            error_setg(errp, "Parameter 'new-secret' makes no sense with "
-                       "state=inactive");
-            goto out;
-        }
-        if ((keyslot < 0) == !old_pw) {
-            error_setg(errp, "Erasing LUKS keys needs exactly one of 'keyslot' "
-                       "and 'old-secret'");
-            goto out;
-        }
-        if (!qcrypto_block_erase_keys(s->block, keyslot, old_pw, nold,
-                                      luks_write_func, bs->file, errp)) {
-            goto out;
-        }
-    } else {
-        error_setg(errp, "Parameter 'state' does not accept value '%s' (active, "
-                   "inactive)", state);
-        goto out;
-    }
-    ret = bdrv_flush(bs->file, errp);
-out:
-    qcrypto_secret_free(old_pw);
-    qcrypto_secret_free(new_pw);
-    return ret;
+    return bdrv_flush(bs->file, errp);
 }
 
 static const QemuOptDesc luks_create_desc[] = {

@@ -159,12 +159,26 @@ static bool check_fde_area(BlockDriverState *bs, Error **errp)
     return true;
 }
 
+/* Key material past the area would be read from clusters of other owners. */
+static bool fde_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+
+    if (qcrypto_block_get_payload_offset(block) > s->fde_length) {
+        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
+                   "header extension gives it only %" PRIu64, bs->filename,
+                   qcrypto_block_get_payload_offset(block), s->fde_length);
+        return false;
+    }
+    return true;
+}
+
 int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2UnknownExt *e = find_fde_ext(s);
-    uint8_t *pw = NULL;
-    size_t npw = 0;
+    bool wrong_key;
 
     bs->encrypted = true;
     if (!e) {
@@ -182,33 +196,11 @@ int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
-    if (key_secret) {
-        pw = qcrypto_secret_lookup(key_secret, &npw, errp);
-        if (!pw) {
-            return -EINVAL;
-        }
-    }
-    /* The header is validated before any password is tried. */
-    s->luks = qcrypto_block_open(NULL, 0, fde_read_func, bs, errp);
+    s->luks = qcrypto_block_open_secret(key_secret, bs->filename, fde_read_func,
+                                        fde_check_payload, bs, &wrong_key, errp);
     if (!s->luks) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
-        return -EINVAL;
+        return wrong_key ? -EPERM : -EINVAL;
     }
-    /* Key material past the area would be read from clusters of other owners. */
-    if (qcrypto_block_get_payload_offset(s->luks) > s->fde_length) {
-        error_setg(errp, "The LUKS header of '%s' needs %" PRIu64 " bytes, but its "
-                   "header extension gives it only %" PRIu64, bs->filename,
-                   qcrypto_block_get_payload_offset(s->luks), s->fde_length);
-        qcrypto_secret_free(pw);
-        return -EINVAL;
-    }
-    if (pw && !qcrypto_block_unlock(s->luks, pw, npw, errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
-        qcrypto_secret_free(pw);
-        return -EPERM;
-    }
-    qcrypto_secret_free(pw);
     bs->has_key = qcrypto_block_has_key(s->luks);
     return 0;
 }
@@ -325,102 +317,15 @@ bool qcow2_luks_amend_key(const char *key)
 int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    const char *state = qemu_opt_get(opts, "encrypt.state");
-    const char *keyslot_str = qemu_opt_get(opts, "encrypt.keyslot");
-    const char *old_id = qemu_opt_get(opts, "encrypt.old-secret");
-    const char *new_id = qemu_opt_get(opts, "encrypt.new-secret");
-    const char *iter_str = qemu_opt_get(opts, "encrypt.iter-time");
-    uint64_t iter_time = 2000;
-    int keyslot = -1;
-    uint8_t *old_pw = NULL, *new_pw = NULL;
-    size_t nold = 0, nnew = 0;
-    int ret = -EINVAL;
 
     if (!s->luks) {
         error_setg(errp, "Key slots can only be changed on LUKS-encrypted images, "
                    "and '%s' is not one", bs->filename);
         return -ENOTSUP;
     }
-    if (!state) {
-        error_setg(errp, "Parameter 'encrypt.state' is required to change LUKS key "
-                   "slots (active or inactive)");
+    if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,
+                                  &bs->has_key, fde_write_func, bs, errp)) {
         return -EINVAL;
     }
-    if (keyslot_str) {
-        int64_t v;
-        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
-            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Parameter 'encrypt.keyslot' must be a slot number from "
-                       "0 to %d, not '%s'", QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
-                       keyslot_str);
-            return -EINVAL;
-        }
-        keyslot = v;
-    }
-    if (iter_str) {
-        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
-            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
-            error_setg(errp, "Parameter 'encrypt.iter-time' must be between 1 and %d "
-                       "milliseconds, not '%s'", QCRYPTO_BLOCK_MAX_ITER_TIME_MS,
-                       iter_str);
-            return -EINVAL;
-        }
-    }
-    if (old_id) {
-        old_pw = qcrypto_secret_lookup(old_id, &nold, errp);
-        if (!old_pw) {
-            goto out;
-        }
-    }
-
-    if (!strcmp(state, "active")) {
-        if (!new_id) {
-            error_setg(errp, "Parameter 'encrypt.new-secret' is required to activate "
-                       "a key slot");
-            goto out;
-        }
-        new_pw = qcrypto_secret_lookup(new_id, &nnew, errp);
-        if (!new_pw) {
-            goto out;
-        }
-        if (old_pw && !qcrypto_block_unlock(s->luks, old_pw, nold, errp)) {
-            error_prepend(errp, "'%s': ", bs->filename);
-            goto out;
-        }
-        if (!qcrypto_block_has_key(s->luks)) {
-            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
-                       "with encrypt.key-secret or give encrypt.old-secret",
-                       bs->filename);
-            goto out;
-        }
-        bs->has_key = true;
-        if (!qcrypto_block_add_key(s->luks, keyslot, new_pw, nnew, iter_time,
-                                   fde_write_func, bs, errp)) {
-            goto out;
-        }
-    } else if (!strcmp(state, "inactive")) {
-        if (new_id) {
-            error_setg(errp, "Parameter 'encrypt.new-secret' makes no sense with "
-                       "encrypt.state=inactive");
-            goto out;
-        }
-        if ((keyslot < 0) == !old_pw) {
-            error_setg(errp, "Erasing LUKS keys needs exactly one of "
-                       "'encrypt.keyslot' and 'encrypt.old-secret'");
-            goto out;
-        }
-        if (!qcrypto_block_erase_keys(s->luks, keyslot, old_pw, nold,
-                                      fde_write_func, bs, errp)) {
-            goto out;
-        }
-    } else {
-        error_setg(errp, "Parameter 'encrypt.state' does not accept value '%s' "
-                   "(active, inactive)", state);
-        goto out;
-    }
-    ret = bdrv_flush(bs->file, errp);
-out:
-    qcrypto_secret_free(old_pw);
-    qcrypto_secret_free(new_pw);
-    return ret;
+    return bdrv_flush(bs->file, errp);
 }

@@ -13,6 +13,8 @@
 #include "crypto/afsplit.h"
 #include "crypto/pbkdf.h"
 #include "crypto/random.h"
+#include "crypto/secret.h"
+#include "qemu/option.h"
 #include "qemu/cutils.h"
 
 #define LUKS_MAGIC "LUKS\xba\xbe"
@@ -262,6 +264,35 @@ static const char *opt_str(const QDict *opts, const char *prefix,
     return *buf;
 }
 
+/* LUKS has no use for ECB, so the option refuses it like an unknown name. */
+static int luks_cipher_mode_lookup(const char *name)
+{
+    int v = qcrypto_cipher_mode_lookup(name);
+
+    return v == QCRYPTO_CIPHER_MODE_ECB ? -1 : v;
+}
+
+/*
+ * Option @name (under @p) of the enum that @lookup names: *@out is its
+ * value, or -1 when @value is absent; an unknown value lists @choices.
+ */
+static bool parse_choice(const char *p, const char *name, const char *value,
+                         int (*lookup)(const char *), const char *choices,
+                         int *out, Error **errp)
+{
+    *out = -1;
+    if (!value) {
+        return true;
+    }
+    *out = lookup(value);
+    if (*out < 0) {
+        error_setg(errp, "Parameter '%s%s' does not accept value '%s' (%s)", p,
+                   name, value, choices);
+        return false;
+    }
+    return true;
+}
+
 bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
                                         QCryptoBlockCreateOptions *out,
                                         Error **errp)
@@ -278,40 +309,32 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
     int v;
 
     qcrypto_block_create_options_init(out);
-    if (alg) {
-        v = qcrypto_cipher_alg_lookup(alg);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%scipher-alg' does not accept value '%s' "
-                       "(aes-128, aes-192, aes-256)", p, alg);
-            return false;
-        }
+    if (!parse_choice(p, "cipher-alg", alg, qcrypto_cipher_alg_lookup,
+                      "aes-128, aes-192, aes-256", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->cipher_alg = v;
     }
-    if (mode) {
-        v = qcrypto_cipher_mode_lookup(mode);
-        if (v < 0 || v == QCRYPTO_CIPHER_MODE_ECB) {
-            error_setg(errp, "Parameter '%scipher-mode' does not accept value '%s' "
-                       "(xts, cbc)", p, mode);
-            return false;
-        }
+    if (!parse_choice(p, "cipher-mode", mode, luks_cipher_mode_lookup,
+                      "xts, cbc", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->cipher_mode = v;
     }
-    if (ivgen) {
-        v = qcrypto_ivgen_alg_lookup(ivgen);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%sivgen-alg' does not accept value '%s' "
-                       "(plain, plain64, essiv)", p, ivgen);
-            return false;
-        }
+    if (!parse_choice(p, "ivgen-alg", ivgen, qcrypto_ivgen_alg_lookup,
+                      "plain, plain64, essiv", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->ivgen_alg = v;
     }
-    if (ivhash) {
-        v = qcrypto_hash_alg_lookup(ivhash);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%sivgen-hash-alg' does not accept value "
-                       "'%s' (sha1, sha256, sha512)", p, ivhash);
-            return false;
-        }
+    if (!parse_choice(p, "ivgen-hash-alg", ivhash, qcrypto_hash_alg_lookup,
+                      "sha1, sha256, sha512", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         if (out->ivgen_alg != QCRYPTO_IVGEN_ALG_ESSIV) {
             error_setg(errp, "Parameter '%sivgen-hash-alg' is only valid with "
                        "%sivgen-alg=essiv", p, p);
@@ -320,13 +343,11 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
         out->ivgen_hash_alg = v;
         out->has_ivgen_hash_alg = true;
     }
-    if (hash) {
-        v = qcrypto_hash_alg_lookup(hash);
-        if (v < 0) {
-            error_setg(errp, "Parameter '%shash-alg' does not accept value '%s' "
-                       "(sha1, sha256, sha512)", p, hash);
-            return false;
-        }
+    if (!parse_choice(p, "hash-alg", hash, qcrypto_hash_alg_lookup,
+                      "sha1, sha256, sha512", &v, errp)) {
+        return false;
+    }
+    if (v >= 0) {
         out->hash_alg = v;
     }
     if (iter) {
@@ -1070,6 +1091,158 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password
         }
     }
     return true;
+}
+
+QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
+                                        const char *filename,
+                                        QCryptoBlockReadFunc readfunc,
+                                        QCryptoBlockCheckFunc check,
+                                        void *opaque, bool *wrong_key,
+                                        Error **errp)
+{
+    QCryptoBlock *block;
+    uint8_t *pw = NULL;
+    size_t npw = 0;
+
+    *wrong_key = false;
+    if (secret_id) {
+        pw = qcrypto_secret_lookup(secret_id, &npw, errp);
+        if (!pw) {
+            return NULL;
+        }
+    }
+    /* The header is validated before any key is tried. */
+    block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
+    if (!block) {
+        error_prepend(errp, "'%s': ", filename);
+        goto fail;
+    }
+    if (!check(block, opaque, errp)) {
+        goto fail;
+    }
+    if (pw && !qcrypto_block_unlock(block, pw, npw, errp)) {
+        error_prepend(errp, "'%s': ", filename);
+        *wrong_key = true;
+        goto fail;
+    }
+    qcrypto_secret_free(pw);
+    return block;
+
+fail:
+    qcrypto_secret_free(pw);
+    qcrypto_block_free(block);
+    return NULL;
+}
+
+/*
+ * Both drivers offer the same key-slot options; only their spelling differs
+ * ("state" for raw luks, "encrypt.state" for qcow2), so the messages name
+ * them as the user typed them.
+ */
+static const char *amend_opt(const QDict *opts, const char *p, const char *name)
+{
+    g_autofree char *key = g_strconcat(p, name, NULL);
+
+    return qemu_opt_get(opts, key);
+}
+
+bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
+                              const char *prefix, const char *filename,
+                              bool name_unlock_error, bool *has_key,
+                              QCryptoBlockWriteFunc writefunc, void *opaque,
+                              Error **errp)
+{
+    const char *p = prefix ? prefix : "";
+    const char *state = amend_opt(opts, p, "state");
+    const char *keyslot_str = amend_opt(opts, p, "keyslot");
+    const char *old_id = amend_opt(opts, p, "old-secret");
+    const char *new_id = amend_opt(opts, p, "new-secret");
+    const char *iter_str = amend_opt(opts, p, "iter-time");
+    uint64_t iter_time = 2000;
+    int keyslot = -1;
+    uint8_t *old_pw = NULL, *new_pw = NULL;
+    size_t nold = 0, nnew = 0;
+    bool ok = false;
+
+    if (!state) {
+        error_setg(errp, "Parameter '%sstate' is required to change LUKS key "
+                   "slots (active or inactive)", p);
+        return false;
+    }
+    if (keyslot_str) {
+        int64_t v;
+        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
+            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
+            error_setg(errp, "Parameter '%skeyslot' must be a slot number from "
+                       "0 to %d, not '%s'", p, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
+                       keyslot_str);
+            return false;
+        }
+        keyslot = v;
+    }
+    if (iter_str) {
+        if (qemu_strtou64(iter_str, NULL, 10, &iter_time) < 0 || iter_time == 0 ||
+            iter_time > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
+            error_setg(errp, "Parameter '%siter-time' must be between 1 and %d "
+                       "milliseconds, not '%s'", p,
+                       QCRYPTO_BLOCK_MAX_ITER_TIME_MS, iter_str);
+            return false;
+        }
+    }
+    if (old_id) {
+        old_pw = qcrypto_secret_lookup(old_id, &nold, errp);
+        if (!old_pw) {
+            goto out;
+        }
+    }
+
+    if (!strcmp(state, "active")) {
+        if (!new_id) {
+            error_setg(errp, "Parameter '%snew-secret' is required to activate "
+                       "a key slot", p);
+            goto out;
+        }
+        new_pw = qcrypto_secret_lookup(new_id, &nnew, errp);
+        if (!new_pw) {
+            goto out;
+        }
+        /* The master key comes from the open key or from old-secret. */
+        if (old_pw && !qcrypto_block_unlock(block, old_pw, nold, errp)) {
+            if (name_unlock_error) {
+                error_prepend(errp, "'%s': ", filename);
+            }
+            goto out;
+        }
+        if (!qcrypto_block_has_key(block)) {
+            error_setg(errp, "Adding a key to '%s' needs its current key: open it "
+                       "with %skey-secret or give %sold-secret", filename, p, p);
+            goto out;
+        }
+        /* Even if writing the slot fails, the block now holds the key. */
+        *has_key = true;
+        ok = qcrypto_block_add_key(block, keyslot, new_pw, nnew, iter_time,
+                                   writefunc, opaque, errp);
+    } else if (!strcmp(state, "inactive")) {
+        if (new_id) {
+            error_setg(errp, "Parameter '%snew-secret' makes no sense with "
+                       "%sstate=inactive", p, p);
+            goto out;
+        }
+        if ((keyslot < 0) == !old_pw) {
+            error_setg(errp, "Erasing LUKS keys needs exactly one of "
+                       "'%skeyslot' and '%sold-secret'", p, p);
+            goto out;
+        }
+        ok = qcrypto_block_erase_keys(block, keyslot, old_pw, nold,
+                                      writefunc, opaque, errp);
+    } else {
+        error_setg(errp, "Parameter '%sstate' does not accept value '%s' "
+                   "(active, inactive)", p, state);
+    }
+out:
+    qcrypto_secret_free(old_pw);
+    qcrypto_secret_free(new_pw);
+    return ok;
 }
 
 /* ---- info and teardown ---- */

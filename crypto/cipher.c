@@ -14,6 +14,7 @@
 #include <nettle/cbc.h>
 #include <nettle/xts.h>
 #include "crypto/cipher.h"
+#include "crypto/names.h"
 #include "qemu/cutils.h"
 
 typedef union AESCtx {
@@ -99,32 +100,22 @@ static const char *const mode_names[QCRYPTO_CIPHER_MODE__MAX] = {
 
 const char *qcrypto_cipher_alg_name(QCryptoCipherAlg alg)
 {
-    return alg < QCRYPTO_CIPHER_ALG__MAX ? alg_names[alg] : "unknown";
+    return qcrypto_name_of(alg_names, QCRYPTO_CIPHER_ALG__MAX, alg);
 }
 
 int qcrypto_cipher_alg_lookup(const char *name)
 {
-    for (int i = 0; i < QCRYPTO_CIPHER_ALG__MAX; i++) {
-        if (strcmp(alg_names[i], name) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return qcrypto_name_lookup(alg_names, QCRYPTO_CIPHER_ALG__MAX, name);
 }
 
 const char *qcrypto_cipher_mode_name(QCryptoCipherMode mode)
 {
-    return mode < QCRYPTO_CIPHER_MODE__MAX ? mode_names[mode] : "unknown";
+    return qcrypto_name_of(mode_names, QCRYPTO_CIPHER_MODE__MAX, mode);
 }
 
 int qcrypto_cipher_mode_lookup(const char *name)
 {
-    for (int i = 0; i < QCRYPTO_CIPHER_MODE__MAX; i++) {
-        if (strcmp(mode_names[i], name) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return qcrypto_name_lookup(mode_names, QCRYPTO_CIPHER_MODE__MAX, name);
 }
 
 size_t qcrypto_cipher_get_key_len(QCryptoCipherAlg alg)
@@ -304,50 +295,53 @@ static bool gnutls_crypt(const QCryptoCipher *cc, uint8_t *iv, const void *in,
     return true;
 }
 
-bool qcrypto_cipher_encrypt(const QCryptoCipher *c, uint8_t *iv,
-                            const void *in, void *out, size_t len, Error **errp)
+/* One body for both directions: the checks and the gnutls fast path are shared. */
+static bool cipher_crypt(const QCryptoCipher *c, uint8_t *iv, const void *in,
+                         void *out, size_t len, bool encrypt, Error **errp)
 {
     if (!check_len(c, iv, len, errp)) {
         return false;
     }
-    if (len == 0 || gnutls_crypt(c, iv, in, out, len, true)) {
+    if (len == 0 || gnutls_crypt(c, iv, in, out, len, encrypt)) {
         return true;
     }
     switch (c->mode) {
     case QCRYPTO_CIPHER_MODE_ECB:
-        c->encf(&c->enc, len, out, in);
+        if (encrypt) {
+            c->encf(&c->enc, len, out, in);
+        } else {
+            c->decf(&c->dec, len, out, in);
+        }
         break;
     case QCRYPTO_CIPHER_MODE_CBC:
-        cbc_encrypt(&c->enc, c->encf, QCRYPTO_CIPHER_BLOCK_LEN, iv, len, out, in);
+        if (encrypt) {
+            cbc_encrypt(&c->enc, c->encf, QCRYPTO_CIPHER_BLOCK_LEN, iv, len, out, in);
+        } else {
+            cbc_decrypt(&c->dec, c->decf, QCRYPTO_CIPHER_BLOCK_LEN, iv, len, out, in);
+        }
         break;
     default:
-        xts_encrypt_message(&c->enc, &c->tweak, c->encf, iv, len, out, in);
+        if (encrypt) {
+            xts_encrypt_message(&c->enc, &c->tweak, c->encf, iv, len, out, in);
+        } else {
+            xts_decrypt_message(&c->dec, &c->tweak, c->decf, c->encf, iv, len,
+                                out, in);
+        }
         break;
     }
     return true;
 }
 
+bool qcrypto_cipher_encrypt(const QCryptoCipher *c, uint8_t *iv,
+                            const void *in, void *out, size_t len, Error **errp)
+{
+    return cipher_crypt(c, iv, in, out, len, true, errp);
+}
+
 bool qcrypto_cipher_decrypt(const QCryptoCipher *c, uint8_t *iv,
                             const void *in, void *out, size_t len, Error **errp)
 {
-    if (!check_len(c, iv, len, errp)) {
-        return false;
-    }
-    if (len == 0 || gnutls_crypt(c, iv, in, out, len, false)) {
-        return true;
-    }
-    switch (c->mode) {
-    case QCRYPTO_CIPHER_MODE_ECB:
-        c->decf(&c->dec, len, out, in);
-        break;
-    case QCRYPTO_CIPHER_MODE_CBC:
-        cbc_decrypt(&c->dec, c->decf, QCRYPTO_CIPHER_BLOCK_LEN, iv, len, out, in);
-        break;
-    default:
-        xts_decrypt_message(&c->dec, &c->tweak, c->decf, c->encf, iv, len, out, in);
-        break;
-    }
-    return true;
+    return cipher_crypt(c, iv, in, out, len, false, errp);
 }
 
 bool qcrypto_cipher_crypt_units(const QCryptoCipher *cc, bool encrypt,

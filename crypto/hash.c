@@ -5,6 +5,7 @@
 #include <nettle/sha1.h>
 #include <nettle/sha2.h>
 #include "crypto/hash.h"
+#include "crypto/names.h"
 #include "qemu/cutils.h"
 
 static const char *const hash_names[QCRYPTO_HASH_ALG__MAX] = {
@@ -27,17 +28,12 @@ static const struct nettle_hash *nettle_hash_for(QCryptoHashAlg alg)
 
 const char *qcrypto_hash_alg_name(QCryptoHashAlg alg)
 {
-    return alg < QCRYPTO_HASH_ALG__MAX ? hash_names[alg] : "unknown";
+    return qcrypto_name_of(hash_names, QCRYPTO_HASH_ALG__MAX, alg);
 }
 
 int qcrypto_hash_alg_lookup(const char *name)
 {
-    for (int i = 0; i < QCRYPTO_HASH_ALG__MAX; i++) {
-        if (strcmp(hash_names[i], name) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return qcrypto_name_lookup(hash_names, QCRYPTO_HASH_ALG__MAX, name);
 }
 
 size_t qcrypto_hash_digest_len(QCryptoHashAlg alg)

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <glib.h>
 #include "crypto/ivgen.h"
+#include "crypto/names.h"
 #include "qemu/cutils.h"
 
 struct QCryptoIVGen {
@@ -17,17 +18,12 @@ static const char *const ivgen_names[QCRYPTO_IVGEN_ALG__MAX] = {
 
 const char *qcrypto_ivgen_alg_name(QCryptoIVGenAlg alg)
 {
-    return alg < QCRYPTO_IVGEN_ALG__MAX ? ivgen_names[alg] : "unknown";
+    return qcrypto_name_of(ivgen_names, QCRYPTO_IVGEN_ALG__MAX, alg);
 }
 
 int qcrypto_ivgen_alg_lookup(const char *name)
 {
-    for (int i = 0; i < QCRYPTO_IVGEN_ALG__MAX; i++) {
-        if (strcmp(ivgen_names[i], name) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return qcrypto_name_lookup(ivgen_names, QCRYPTO_IVGEN_ALG__MAX, name);
 }
 
 QCryptoIVGen *qcrypto_ivgen_new(QCryptoIVGenAlg alg, QCryptoHashAlg hash,

@@ -71,6 +71,22 @@ bool qcrypto_block_has_format(const uint8_t *buf, size_t len);
 QCryptoBlock *qcrypto_block_open(const uint8_t *password, size_t npassword,
                                  QCryptoBlockReadFunc readfunc, void *opaque,
                                  Error **errp);
+/* Whether the header fits where the driver keeps it; false with *errp set. */
+typedef bool (*QCryptoBlockCheckFunc)(QCryptoBlock *block, void *opaque,
+                                      Error **errp);
+/*
+ * How both drivers open a container: the secret @secret_id (if any) is read
+ * first, the header is validated and then checked by @check before the key
+ * is tried, and the secret is wiped on every path.  Errors about the header
+ * or the key name @filename.  On failure, *@wrong_key says whether it was
+ * the key that was refused.
+ */
+QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
+                                        const char *filename,
+                                        QCryptoBlockReadFunc readfunc,
+                                        QCryptoBlockCheckFunc check,
+                                        void *opaque, bool *wrong_key,
+                                        Error **errp);
 bool qcrypto_block_unlock(QCryptoBlock *block, const uint8_t *password,
                           size_t npassword, Error **errp);
 bool qcrypto_block_has_key(const QCryptoBlock *block);
@@ -114,6 +130,19 @@ bool qcrypto_block_add_key(QCryptoBlock *block, int slot,
  */
 bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
                               const uint8_t *password, size_t npassword,
+                              QCryptoBlockWriteFunc writefunc, void *opaque,
+                              Error **errp);
+/*
+ * qemu-img amend's key-slot options "state", "keyslot", "old-secret",
+ * "new-secret" and "iter-time", each under @prefix (e.g. "encrypt."), read
+ * from @opts and applied with qcrypto_block_add_key() or
+ * qcrypto_block_erase_keys().  @filename names the image in messages (and,
+ * with @name_unlock_error, in a wrong old-secret's); *@has_key is set once
+ * the block holds the master key.  Every secret read is wiped again.
+ */
+bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
+                              const char *prefix, const char *filename,
+                              bool name_unlock_error, bool *has_key,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
 bool qcrypto_block_slot_is_active(const QCryptoBlock *block, int slot);
