@@ -40,6 +40,7 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     BlockDriverState *dst = s->is_stream ? s->top : s->base;
     int64_t off = s->cursor;
     int64_t n, chunk;
+    bool copied;
     int ret;
 
     if (off >= job->len) {
@@ -72,7 +73,8 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         return ret;
     }
     n = MAX(MIN(n, chunk), 1);
-    if (ret) {
+    copied = ret > 0;
+    if (copied) {
         ret = block_job_copy_chunk(job, s->top, dst, off, n, false, false, s->buf, errp);
         if (ret < 0) {
             return ret;
@@ -81,7 +83,11 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     s->cursor = off + n;
     job->offset = s->cursor;
     *done = s->cursor >= job->len;
-    return ret ? n : MIN(n, BLOCK_JOB_CLUSTER);
+    /*
+     * The rate limit charges what was copied; a run that needs no copy
+     * costs only its status query, charged as one cluster.
+     */
+    return copied ? n : MIN(n, BLOCK_JOB_CLUSTER);
 }
 
 static int copy_prepare(BlockJob *job, Error **errp)

@@ -754,6 +754,34 @@ static void test_stream(void)
     teardown_unlink((const char *[]){ "base.img", "mid.qcow2", "top.qcow2", NULL });
 }
 
+/*
+ * The speed limit charges a commit or stream step for the bytes it copied
+ * (here the first MiB, from the raw base), not for one cluster.
+ */
+static void test_stream_speed(void)
+{
+    BlockDriverState *bs;
+    StreamOptions st = { .device = "drive0", .speed = 1 };
+    BlockJob *job;
+    int64_t now_ns;
+
+    setup();
+    bs = make_chain("drive0");
+    job = block_job_stream(&st, &error_abort);
+    g_assert_nonnull(job);
+    g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpint(block_job_offset(job), ==, MiB);
+    now_ns = g_get_monotonic_time() * 1000;
+    /* At 1 byte/s, 1 MiB buys about 1048576 s; one cluster only 65536 s. */
+    g_assert_cmpint(job->next_ns - now_ns, >, (MiB - BLOCK_JOB_CLUSTER) * (int64_t)1000000000);
+    g_assert_true(block_job_set_speed(job, 0, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    assert_guest_view(bs);
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "base.img", "mid.qcow2", "top.qcow2", NULL });
+}
+
 /* The synchronous commit qemu-img and HMP use: top into the raw base. */
 static void test_commit_sync(void)
 {
@@ -824,6 +852,7 @@ int main(int argc, char **argv)
         g_test_add_func("/blockjob/commit/intermediate", test_commit_intermediate);
         g_test_add_func("/blockjob/commit/sync", test_commit_sync);
         g_test_add_func("/blockjob/stream", test_stream);
+        g_test_add_func("/blockjob/stream/speed", test_stream_speed);
     }
     g_test_add_func("/blockjob/dirty-map", test_dirty_map);
     ret = g_test_run();
