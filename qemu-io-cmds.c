@@ -306,78 +306,51 @@ static void report_request_error(const char *what, Error *err)
     error_free(err);
 }
 
+typedef enum QemuIORequest {
+    QEMUIO_REQ_READ,
+    QEMUIO_REQ_WRITE,
+    QEMUIO_REQ_ZEROES,
+    QEMUIO_REQ_DISCARD,
+} QemuIORequest;
+
 /*
- * Requests longer than the core's limit are split; qemu-io's own limit
- * (QEMUIO_MAX_REQUEST) is larger.
+ * Sends a request to the core in pieces no longer than the core takes at
+ * once: qemu-io's own limit (QEMUIO_MAX_REQUEST) is larger, and write -z
+ * -n has none.  @buf is NULL for zeroes and discard.  A zero-length
+ * write, zero write or discard still reaches the core, so that its checks
+ * apply; a zero-length read has nothing to ask.
  */
-static int do_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                    uint8_t *buf, Error **errp)
+static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
+                      int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pread(bs, offset, n, buf, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        buf += n;
-        bytes -= n;
-    }
-    return 0;
-}
+    int64_t done = 0;
 
-static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                     const uint8_t *buf, int flags, Error **errp)
-{
-    if (bytes == 0) {
-        /* Still goes through the core so that its checks apply. */
-        return bdrv_pwrite(bs, offset, 0, buf, flags, errp);
+    if (bytes == 0 && req == QEMUIO_REQ_READ) {
+        return 0;
     }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pwrite(bs, offset, n, buf, flags, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        buf += n;
-        bytes -= n;
-    }
-    return 0;
-}
+    do {
+        int64_t n = MIN(bytes - done, BDRV_REQUEST_MAX_BYTES);
+        int ret;
 
-static int do_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int flags, Error **errp)
-{
-    if (bytes == 0) {
-        return bdrv_pwrite_zeroes(bs, offset, 0, flags, errp);
-    }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pwrite_zeroes(bs, offset, n, flags, errp);
+        switch (req) {
+        case QEMUIO_REQ_READ:
+            ret = bdrv_pread(bs, offset + done, n, buf + done, 0, errp);
+            break;
+        case QEMUIO_REQ_WRITE:
+            ret = bdrv_pwrite(bs, offset + done, n, buf + done, flags, errp);
+            break;
+        case QEMUIO_REQ_ZEROES:
+            ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            break;
+        default:
+            ret = bdrv_pdiscard(bs, offset + done, n, errp);
+            break;
+        }
         if (ret < 0) {
             return ret;
         }
-        offset += n;
-        bytes -= n;
-    }
-    return 0;
-}
-
-static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
-{
-    if (bytes == 0) {
-        return bdrv_pdiscard(bs, offset, 0, errp);
-    }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pdiscard(bs, offset, n, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        bytes -= n;
-    }
+        done += n;
+    } while (done < bytes);
     return 0;
 }
 
@@ -599,7 +572,7 @@ static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
     Error *err = NULL;
     int ret;
 
-    ret = do_pread(bs, offset, count, buf, &err);
+    ret = do_request(bs, QEMUIO_REQ_READ, offset, count, buf, 0, &err);
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
         report_request_error(name, err);
@@ -620,16 +593,16 @@ static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
  * is NULL to write zeroes; -f's flush counts in the timing.
  */
 static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
-                     int64_t offset, int64_t count, const uint8_t *buf, int flags)
+                     int64_t offset, int64_t count, uint8_t *buf, int flags)
 {
     struct timespec t1 = ts_now(), elapsed;
     Error *err = NULL;
     int ret;
 
     if (buf) {
-        ret = do_pwrite(bs, offset, count, buf, flags, &err);
+        ret = do_request(bs, QEMUIO_REQ_WRITE, offset, count, buf, flags, &err);
     } else {
-        ret = do_pwrite_zeroes(bs, offset, count, flags, &err);
+        ret = do_request(bs, QEMUIO_REQ_ZEROES, offset, count, NULL, flags, &err);
     }
     if (ret >= 0 && f->fflag) {
         ret = bdrv_flush(bs, &err);
@@ -1048,7 +1021,7 @@ static int discard_f(BlockDriverState *bs, int argc, char **argv)
     }
 
     t1 = ts_now();
-    ret = do_pdiscard(bs, offset, count, &err);
+    ret = do_request(bs, QEMUIO_REQ_DISCARD, offset, count, NULL, 0, &err);
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
         report_request_error("discard", err);
