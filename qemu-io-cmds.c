@@ -306,78 +306,51 @@ static void report_request_error(const char *what, Error *err)
     error_free(err);
 }
 
+typedef enum QemuIORequest {
+    QEMUIO_REQ_READ,
+    QEMUIO_REQ_WRITE,
+    QEMUIO_REQ_ZEROES,
+    QEMUIO_REQ_DISCARD,
+} QemuIORequest;
+
 /*
- * Requests longer than the core's limit are split; qemu-io's own limit
- * (QEMUIO_MAX_REQUEST) is larger.
+ * Sends a request to the core in pieces no longer than the core takes at
+ * once: qemu-io's own limit (QEMUIO_MAX_REQUEST) is larger, and write -z
+ * -n has none.  @buf is NULL for zeroes and discard.  A zero-length
+ * write, zero write or discard still reaches the core, so that its checks
+ * apply; a zero-length read has nothing to ask.
  */
-static int do_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                    uint8_t *buf, Error **errp)
+static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
+                      int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pread(bs, offset, n, buf, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        buf += n;
-        bytes -= n;
-    }
-    return 0;
-}
+    int64_t done = 0;
 
-static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                     const uint8_t *buf, int flags, Error **errp)
-{
-    if (bytes == 0) {
-        /* Still goes through the core so that its checks apply. */
-        return bdrv_pwrite(bs, offset, 0, buf, flags, errp);
+    if (bytes == 0 && req == QEMUIO_REQ_READ) {
+        return 0;
     }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pwrite(bs, offset, n, buf, flags, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        buf += n;
-        bytes -= n;
-    }
-    return 0;
-}
+    do {
+        int64_t n = MIN(bytes - done, BDRV_REQUEST_MAX_BYTES);
+        int ret;
 
-static int do_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int flags, Error **errp)
-{
-    if (bytes == 0) {
-        return bdrv_pwrite_zeroes(bs, offset, 0, flags, errp);
-    }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pwrite_zeroes(bs, offset, n, flags, errp);
+        switch (req) {
+        case QEMUIO_REQ_READ:
+            ret = bdrv_pread(bs, offset + done, n, buf + done, 0, errp);
+            break;
+        case QEMUIO_REQ_WRITE:
+            ret = bdrv_pwrite(bs, offset + done, n, buf + done, flags, errp);
+            break;
+        case QEMUIO_REQ_ZEROES:
+            ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            break;
+        default:
+            ret = bdrv_pdiscard(bs, offset + done, n, errp);
+            break;
+        }
         if (ret < 0) {
             return ret;
         }
-        offset += n;
-        bytes -= n;
-    }
-    return 0;
-}
-
-static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
-{
-    if (bytes == 0) {
-        return bdrv_pdiscard(bs, offset, 0, errp);
-    }
-    while (bytes > 0) {
-        int64_t n = MIN(bytes, BDRV_REQUEST_MAX_BYTES);
-        int ret = bdrv_pdiscard(bs, offset, n, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        offset += n;
-        bytes -= n;
-    }
+        done += n;
+    } while (done < bytes);
     return 0;
 }
 
@@ -423,6 +396,225 @@ static bool check_length(int64_t count, const char *arg, const char *suffix)
     return true;
 }
 
+/*
+ * Every number argument of every command goes through here, so that a
+ * script gets the same complaint whichever command it gave a bad number.
+ * Returns 0, or the negative errno once the complaint is printed.
+ */
+static int parse_number(const char *arg, int64_t *value)
+{
+    int64_t v = cvtnum(arg);
+
+    if (v < 0) {
+        print_cvtnum_err(v, arg);
+        return v;
+    }
+    *value = v;
+    return 0;
+}
+
+/*
+ * The "off len" of read, write and discard.  @limit_suffix ends the
+ * too-long complaint; NULL lets the length pass the limit (write -z -n,
+ * which never needs a buffer that large).
+ */
+static int parse_offset_length(char **args, const char *limit_suffix,
+                               int64_t *offset, int64_t *count)
+{
+    int ret = parse_number(args[0], offset);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = parse_number(args[1], count);
+    if (ret < 0) {
+        return ret;
+    }
+    if (limit_suffix && !check_length(*count, args[1], limit_suffix)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * The "off len [len..]" of readv and writev: @argc arguments whose
+ * lengths add up to one request, which the limit applies to.
+ */
+static int parse_offset_lengths(int argc, char **args, int64_t *offset, int64_t *count)
+{
+    int ret = parse_number(args[0], offset);
+
+    if (ret < 0) {
+        return ret;
+    }
+    *count = 0;
+    for (int i = 1; i < argc; i++) {
+        int64_t len = 0;
+
+        ret = parse_number(args[i], &len);
+        if (ret < 0) {
+            return ret;
+        }
+        if (len > QEMUIO_MAX_REQUEST - *count) {
+            qemuio_printf("The total number of bytes exceed the maximum size %" PRId64 "\n",
+                          QEMUIO_MAX_REQUEST);
+            return -EINVAL;
+        }
+        *count += len;
+    }
+    return 0;
+}
+
+/*
+ * The options the data commands share.  Each means the same in every
+ * command that takes it; a command's optstring says which it takes.
+ */
+typedef struct IOCmdFlags {
+    bool Cflag;         /* -C: the statistics as one comma-separated line */
+    bool qflag;         /* -q: no statistics */
+    bool vflag;         /* -v: a hex dump of the data read */
+    bool fflag;         /* -f: flush after writing */
+    bool Pflag;         /* -P was given */
+    int pattern;        /* -P's byte; the command presets its default */
+} IOCmdFlags;
+
+/*
+ * getopt for the data commands: the shared options go into @f.  Returns
+ * the next option the command handles itself, -1 when there are no more,
+ * or 0 after a bad option (@cmd's usage printed) or a bad pattern byte.
+ */
+static int next_io_option(int argc, char **argv, const char *optstring,
+                          const QemuIOCommand *cmd, IOCmdFlags *f)
+{
+    int c;
+
+    while ((c = qemuio_getopt(argc, argv, optstring)) != -1) {
+        switch (c) {
+        case 'C': f->Cflag = true; break;
+        case 'q': f->qflag = true; break;
+        case 'v': f->vflag = true; break;
+        case 'f': f->fflag = true; break;
+        case 'p': break;    /* accepted and ignored (old scripts use it) */
+        case 'P':
+            f->Pflag = true;
+            f->pattern = parse_pattern(optarg);
+            if (f->pattern < 0) {
+                return 0;
+            }
+            break;
+        case '?':
+            qemuio_command_usage(cmd);
+            return 0;
+        default:
+            return c;
+        }
+    }
+    return -1;
+}
+
+/* For the commands that have only shared options: 0 or -EINVAL. */
+static int parse_io_options(int argc, char **argv, const char *optstring,
+                            const QemuIOCommand *cmd, IOCmdFlags *f)
+{
+    int c = next_io_option(argc, argv, optstring, cmd, f);
+
+    if (c > 0) {
+        /* A letter of @optstring that nothing handles. */
+        qemuio_command_usage(cmd);
+    }
+    return c == -1 ? 0 : -EINVAL;
+}
+
+/*
+ * -P on a read: the @len bytes at @buf, read from image offset @offset,
+ * must all be the pattern byte.
+ */
+static bool verify_pattern(const uint8_t *buf, int pattern, int64_t offset, int64_t len)
+{
+    for (int64_t i = 0; i < len; i++) {
+        if (buf[i] != pattern) {
+            qemuio_printf("Pattern verification failed at offset %" PRId64
+                          ", %" PRId64 " bytes\n", offset, len);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * What a data command prints after its request succeeded: nothing with
+ * -q; otherwise the data with -v (only reads pass @buf), then the
+ * statistics under the name @op.
+ */
+static void report_done(const IOCmdFlags *f, const char *op, struct timespec elapsed,
+                        int64_t offset, int64_t count, const uint8_t *buf)
+{
+    if (f->qflag) {
+        return;
+    }
+    if (f->vflag && buf) {
+        dump_buffer(buf, offset, count);
+    }
+    print_report(op, elapsed, offset, count, count, 1, f->Cflag);
+}
+
+/*
+ * The request and report of read and readv, which differ only in how
+ * they spell their arguments.  @name is the command for the failure
+ * message; -P checks @verify_len bytes from @verify_start of the data.
+ */
+static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
+                    int64_t offset, int64_t count,
+                    int64_t verify_start, int64_t verify_len)
+{
+    uint8_t *buf = qemuio_buf_get(count);
+    struct timespec t1 = ts_now(), elapsed;
+    Error *err = NULL;
+    int ret;
+
+    ret = do_request(bs, QEMUIO_REQ_READ, offset, count, buf, 0, &err);
+    elapsed = ts_sub(ts_now(), t1);
+    if (ret < 0) {
+        report_request_error(name, err);
+    } else {
+        ret = 0;
+        if (f->Pflag && !verify_pattern(buf + verify_start, f->pattern,
+                                        offset + verify_start, verify_len)) {
+            ret = -EINVAL;
+        }
+        report_done(f, "read", elapsed, offset, count, buf);
+    }
+    qemuio_buf_put();
+    return ret;
+}
+
+/*
+ * The request and report of write and writev.  @buf holds the data, or
+ * is NULL to write zeroes; -f's flush counts in the timing.
+ */
+static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
+                     int64_t offset, int64_t count, uint8_t *buf, int flags)
+{
+    struct timespec t1 = ts_now(), elapsed;
+    Error *err = NULL;
+    int ret;
+
+    if (buf) {
+        ret = do_request(bs, QEMUIO_REQ_WRITE, offset, count, buf, flags, &err);
+    } else {
+        ret = do_request(bs, QEMUIO_REQ_ZEROES, offset, count, NULL, flags, &err);
+    }
+    if (ret >= 0 && f->fflag) {
+        ret = bdrv_flush(bs, &err);
+    }
+    elapsed = ts_sub(ts_now(), t1);
+    if (ret < 0) {
+        report_request_error(name, err);
+        return ret;
+    }
+    report_done(f, "wrote", elapsed, offset, count, NULL);
+    return 0;
+}
 /* ------------------------------------------------------------------ */
 /* read */
 
@@ -460,69 +652,42 @@ static const QemuIOCommand read_cmd = {
 
 static int read_f(BlockDriverState *bs, int argc, char **argv)
 {
-    bool Cflag = false, qflag = false, vflag = false;
-    bool Pflag = false, sflag = false, lflag = false;
-    int pattern = 0, c;
+    IOCmdFlags f = { .pattern = 0 };
+    bool sflag = false, lflag = false;
     int64_t offset, count, pattern_offset = 0, pattern_count = 0;
-    struct timespec t1, t2;
-    Error *err = NULL;
-    uint8_t *buf;
-    int ret;
+    int c, ret;
 
     optind = 0;
-    while ((c = qemuio_getopt(argc, argv, "CpP:qs:l:v")) != -1) {
+    while ((c = next_io_option(argc, argv, "CpP:qs:l:v", &read_cmd, &f)) > 0) {
         switch (c) {
-        case 'C': Cflag = true; break;
-        case 'p': break;
-        case 'P':
-            Pflag = true;
-            pattern = parse_pattern(optarg);
-            if (pattern < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'q': qflag = true; break;
         case 'l':
             lflag = true;
-            pattern_count = cvtnum(optarg);
-            if (pattern_count < 0) {
-                print_cvtnum_err(pattern_count, optarg);
-                return pattern_count;
+            ret = parse_number(optarg, &pattern_count);
+            if (ret < 0) {
+                return ret;
             }
             break;
         case 's':
             sflag = true;
-            pattern_offset = cvtnum(optarg);
-            if (pattern_offset < 0) {
-                print_cvtnum_err(pattern_offset, optarg);
-                return pattern_offset;
+            ret = parse_number(optarg, &pattern_offset);
+            if (ret < 0) {
+                return ret;
             }
             break;
-        case 'v': vflag = true; break;
-        default:
-            qemuio_command_usage(&read_cmd);
-            return -EINVAL;
         }
+    }
+    if (c == 0) {
+        return -EINVAL;
     }
     if (optind != argc - 2) {
         qemuio_command_usage(&read_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
+    ret = parse_offset_length(argv + optind, "", &offset, &count);
+    if (ret < 0) {
+        return ret;
     }
-    optind++;
-    count = cvtnum(argv[optind]);
-    if (count < 0) {
-        print_cvtnum_err(count, argv[optind]);
-        return count;
-    }
-    if (!check_length(count, argv[optind], "")) {
-        return -EINVAL;
-    }
-    if (!Pflag && (lflag || sflag)) {
+    if (!f.Pflag && (lflag || sflag)) {
         qemuio_command_usage(&read_cmd);
         return -EINVAL;
     }
@@ -534,36 +699,7 @@ static int read_f(BlockDriverState *bs, int argc, char **argv)
         qemuio_printf("pattern verification range exceeds end of read data\n");
         return -EINVAL;
     }
-
-    buf = qemuio_buf_get(count);
-    t1 = ts_now();
-    ret = do_pread(bs, offset, count, buf, &err);
-    t2 = ts_now();
-    if (ret < 0) {
-        report_request_error("read", err);
-        qemuio_buf_put();
-        return ret;
-    }
-    ret = 0;
-    if (Pflag) {
-        for (int64_t i = 0; i < pattern_count; i++) {
-            if (buf[pattern_offset + i] != pattern) {
-                qemuio_printf("Pattern verification failed at offset %" PRId64
-                              ", %" PRId64 " bytes\n",
-                              offset + pattern_offset, pattern_count);
-                ret = -EINVAL;
-                break;
-            }
-        }
-    }
-    if (!qflag) {
-        if (vflag) {
-            dump_buffer(buf, offset, count);
-        }
-        print_report("read", ts_sub(t2, t1), offset, count, count, 1, Cflag);
-    }
-    qemuio_buf_put();
-    return ret;
+    return run_read(bs, &f, "read", offset, count, pattern_offset, pattern_count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -598,96 +734,26 @@ static const QemuIOCommand readv_cmd = {
     .help = readv_help,
 };
 
-/* Sums the length arguments; prints the parse error and returns < 0. */
-static int64_t sum_lengths(int argc, char **argv)
-{
-    int64_t total = 0;
-
-    for (int i = 0; i < argc; i++) {
-        int64_t len = cvtnum(argv[i]);
-        if (len < 0) {
-            print_cvtnum_err(len, argv[i]);
-            return len;
-        }
-        if (len > QEMUIO_MAX_REQUEST - total) {
-            qemuio_printf("The total number of bytes exceed the maximum size %" PRId64 "\n",
-                          QEMUIO_MAX_REQUEST);
-            return -EINVAL;
-        }
-        total += len;
-    }
-    return total;
-}
-
 static int readv_f(BlockDriverState *bs, int argc, char **argv)
 {
-    bool Cflag = false, qflag = false, vflag = false, Pflag = false;
-    int pattern = 0, c, ret;
+    IOCmdFlags f = { .pattern = 0 };
     int64_t offset, count;
-    struct timespec t1, t2;
-    Error *err = NULL;
-    uint8_t *buf;
+    int ret;
 
     optind = 0;
-    while ((c = qemuio_getopt(argc, argv, "CP:qv")) != -1) {
-        switch (c) {
-        case 'C': Cflag = true; break;
-        case 'P':
-            Pflag = true;
-            pattern = parse_pattern(optarg);
-            if (pattern < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'q': qflag = true; break;
-        case 'v': vflag = true; break;
-        default:
-            qemuio_command_usage(&readv_cmd);
-            return -EINVAL;
-        }
+    ret = parse_io_options(argc, argv, "CP:qv", &readv_cmd, &f);
+    if (ret < 0) {
+        return ret;
     }
     if (optind > argc - 2) {
         qemuio_command_usage(&readv_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
-    }
-    optind++;
-    count = sum_lengths(argc - optind, argv + optind);
-    if (count < 0) {
-        return count;
-    }
-
-    buf = qemuio_buf_get(count);
-    t1 = ts_now();
-    ret = do_pread(bs, offset, count, buf, &err);
-    t2 = ts_now();
+    ret = parse_offset_lengths(argc - optind, argv + optind, &offset, &count);
     if (ret < 0) {
-        report_request_error("readv", err);
-        qemuio_buf_put();
         return ret;
     }
-    if (Pflag) {
-        for (int64_t i = 0; i < count; i++) {
-            if (buf[i] != pattern) {
-                qemuio_printf("Pattern verification failed at offset %" PRId64
-                              ", %" PRId64 " bytes\n", offset, count);
-                ret = -EINVAL;
-                break;
-            }
-        }
-    }
-    if (!qflag) {
-        if (vflag) {
-            dump_buffer(buf, offset, count);
-        }
-        print_report("read", ts_sub(t2, t1), offset, count, count, 1, Cflag);
-    }
-    qemuio_buf_put();
-    return ret;
+    return run_read(bs, &f, "readv", offset, count, 0, count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -765,44 +831,31 @@ static bool fill_from_file(uint8_t *buf, int64_t len, const char *file)
 
 static int write_f(BlockDriverState *bs, int argc, char **argv)
 {
-    bool Cflag = false, qflag = false, cflag = false, fflag = false;
-    bool zflag = false, uflag = false, nflag = false, Pflag = false;
+    IOCmdFlags f = { .pattern = 0xcd };
+    bool cflag = false, zflag = false, uflag = false, nflag = false;
     const char *source = NULL;
-    int pattern = 0xcd, c, ret, flags = 0;
     int64_t offset, count;
-    struct timespec t1, t2;
-    Error *err = NULL;
     uint8_t *buf = NULL;
+    int c, ret, flags = 0;
 
     optind = 0;
-    while ((c = qemuio_getopt(argc, argv, "cCfnpP:qs:uz")) != -1) {
+    while ((c = next_io_option(argc, argv, "cCfnpP:qs:uz", &write_cmd, &f)) > 0) {
         switch (c) {
         case 'c': cflag = true; break;
-        case 'C': Cflag = true; break;
-        case 'f': fflag = true; break;
         case 'n': nflag = true; break;
-        case 'p': break;
-        case 'P':
-            Pflag = true;
-            pattern = parse_pattern(optarg);
-            if (pattern < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'q': qflag = true; break;
         case 's': source = optarg; break;
         case 'u': uflag = true; break;
         case 'z': zflag = true; break;
-        default:
-            qemuio_command_usage(&write_cmd);
-            return -EINVAL;
         }
+    }
+    if (c == 0) {
+        return -EINVAL;
     }
     if (optind != argc - 2) {
         qemuio_command_usage(&write_cmd);
         return -EINVAL;
     }
-    if ((int)zflag + (int)Pflag + (int)!!source > 1) {
+    if ((int)zflag + (int)f.Pflag + (int)!!source > 1) {
         qemuio_printf("Only one of -z, -P, and -s can be specified at the same time\n");
         return -EINVAL;
     }
@@ -814,23 +867,14 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
         qemuio_printf("-n requires -z to be specified\n");
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
-    }
-    optind++;
-    count = cvtnum(argv[optind]);
-    if (count < 0) {
-        print_cvtnum_err(count, argv[optind]);
-        return count;
-    }
     /*
      * Only a zero write that may not fall back to writing a buffer of
      * zeroes (-n) can be longer than the limit.
      */
-    if (!nflag && !check_length(count, argv[optind], " without -n")) {
-        return -EINVAL;
+    ret = parse_offset_length(argv + optind, nflag ? NULL : " without -n",
+                              &offset, &count);
+    if (ret < 0) {
+        return ret;
     }
 
     if (!zflag) {
@@ -841,7 +885,7 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
                 return -EINVAL;
             }
         } else {
-            memset(buf, pattern, count);
+            memset(buf, f.pattern, count);
         }
     }
     if (cflag && !zflag) {
@@ -855,26 +899,9 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
         flags |= BDRV_REQ_NO_FALLBACK;
     }
 
-    t1 = ts_now();
-    if (zflag) {
-        ret = do_pwrite_zeroes(bs, offset, count, flags, &err);
-    } else {
-        ret = do_pwrite(bs, offset, count, buf, flags, &err);
-    }
-    if (ret >= 0 && fflag) {
-        ret = bdrv_flush(bs, &err);
-    }
-    t2 = ts_now();
-    if (ret < 0) {
-        report_request_error("write", err);
-        qemuio_buf_put();
-        return ret;
-    }
-    if (!qflag) {
-        print_report("wrote", ts_sub(t2, t1), offset, count, count, 1, Cflag);
-    }
+    ret = run_write(bs, &f, "write", offset, count, buf, flags);
     qemuio_buf_put();
-    return 0;
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -912,63 +939,30 @@ static const QemuIOCommand writev_cmd = {
 
 static int writev_f(BlockDriverState *bs, int argc, char **argv)
 {
-    bool Cflag = false, qflag = false, fflag = false;
-    int pattern = 0xcd, c, ret;
+    IOCmdFlags f = { .pattern = 0xcd };
     int64_t offset, count;
-    struct timespec t1, t2;
-    Error *err = NULL;
     uint8_t *buf;
+    int ret;
 
     optind = 0;
-    while ((c = qemuio_getopt(argc, argv, "CfP:q")) != -1) {
-        switch (c) {
-        case 'C': Cflag = true; break;
-        case 'f': fflag = true; break;
-        case 'P':
-            pattern = parse_pattern(optarg);
-            if (pattern < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'q': qflag = true; break;
-        default:
-            qemuio_command_usage(&writev_cmd);
-            return -EINVAL;
-        }
+    ret = parse_io_options(argc, argv, "CfP:q", &writev_cmd, &f);
+    if (ret < 0) {
+        return ret;
     }
     if (optind > argc - 2) {
         qemuio_command_usage(&writev_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
-    }
-    optind++;
-    count = sum_lengths(argc - optind, argv + optind);
-    if (count < 0) {
-        return count;
+    ret = parse_offset_lengths(argc - optind, argv + optind, &offset, &count);
+    if (ret < 0) {
+        return ret;
     }
 
     buf = qemuio_buf_get(count);
-    memset(buf, pattern, count);
-    t1 = ts_now();
-    ret = do_pwrite(bs, offset, count, buf, 0, &err);
-    if (ret >= 0 && fflag) {
-        ret = bdrv_flush(bs, &err);
-    }
-    t2 = ts_now();
-    if (ret < 0) {
-        report_request_error("writev", err);
-        qemuio_buf_put();
-        return ret;
-    }
-    if (!qflag) {
-        print_report("wrote", ts_sub(t2, t1), offset, count, count, 1, Cflag);
-    }
+    memset(buf, f.pattern, count);
+    ret = run_write(bs, &f, "writev", offset, count, buf, 0);
     qemuio_buf_put();
-    return 0;
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1006,51 +1000,34 @@ static const QemuIOCommand discard_cmd = {
 
 static int discard_f(BlockDriverState *bs, int argc, char **argv)
 {
-    bool Cflag = false, qflag = false;
+    IOCmdFlags f = { .pattern = 0 };
     int64_t offset, count;
-    struct timespec t1, t2;
+    struct timespec t1, elapsed;
     Error *err = NULL;
-    int c, ret;
+    int ret;
 
     optind = 0;
-    while ((c = qemuio_getopt(argc, argv, "Cq")) != -1) {
-        switch (c) {
-        case 'C': Cflag = true; break;
-        case 'q': qflag = true; break;
-        default:
-            qemuio_command_usage(&discard_cmd);
-            return -EINVAL;
-        }
+    ret = parse_io_options(argc, argv, "Cq", &discard_cmd, &f);
+    if (ret < 0) {
+        return ret;
     }
     if (optind != argc - 2) {
         qemuio_command_usage(&discard_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
-    }
-    optind++;
-    count = cvtnum(argv[optind]);
-    if (count < 0) {
-        print_cvtnum_err(count, argv[optind]);
-        return count;
-    }
-    if (!check_length(count, argv[optind], "")) {
-        return -EINVAL;
+    ret = parse_offset_length(argv + optind, "", &offset, &count);
+    if (ret < 0) {
+        return ret;
     }
 
     t1 = ts_now();
-    ret = do_pdiscard(bs, offset, count, &err);
-    t2 = ts_now();
+    ret = do_request(bs, QEMUIO_REQ_DISCARD, offset, count, NULL, 0, &err);
+    elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
         report_request_error("discard", err);
         return ret;
     }
-    if (!qflag) {
-        print_report("discard", ts_sub(t2, t1), offset, count, count, 1, Cflag);
-    }
+    report_done(&f, "discard", elapsed, offset, count, NULL);
     return 0;
 }
 
@@ -1136,10 +1113,9 @@ static int truncate_f(BlockDriverState *bs, int argc, char **argv)
         qemuio_command_usage(&truncate_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
-        return offset;
+    ret = parse_number(argv[optind], &offset);
+    if (ret < 0) {
+        return ret;
     }
     ret = bdrv_truncate(bs, offset, true, prealloc, &err);
     if (ret < 0) {
@@ -1282,17 +1258,16 @@ static int alloc_f(BlockDriverState *bs, int argc, char **argv)
     int64_t offset, start, count = BDRV_SECTOR_SIZE, remaining, sum_alloc = 0;
     int64_t len = bdrv_getlength(bs);
     char s[64];
+    int ret;
 
-    offset = cvtnum(argv[1]);
-    if (offset < 0) {
-        print_cvtnum_err(offset, argv[1]);
-        return offset;
+    ret = parse_number(argv[1], &offset);
+    if (ret < 0) {
+        return ret;
     }
     if (argc == 3) {
-        count = cvtnum(argv[2]);
-        if (count < 0) {
-            print_cvtnum_err(count, argv[2]);
-            return count;
+        ret = parse_number(argv[2], &count);
+        if (ret < 0) {
+            return ret;
         }
     }
     if (len < 0) {
@@ -1306,7 +1281,8 @@ static int alloc_f(BlockDriverState *bs, int argc, char **argv)
     remaining = count;
     while (remaining > 0) {
         int64_t num;
-        int ret = bdrv_is_allocated(bs, offset, remaining, &num);
+
+        ret = bdrv_is_allocated(bs, offset, remaining, &num);
         if (ret < 0) {
             qemuio_printf("is_allocated failed: %s\n", strerror(-ret));
             return ret;

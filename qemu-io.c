@@ -48,8 +48,8 @@ static int prompt_keys(BlockDriverState *bs)
 
 /*
  * Opens @name (an option string with @image_opts) as the current image.
- * @opts (consumed, may be NULL) adds options.  Returns 0, or -1 after
- * reporting the problem.
+ * @opts (consumed, may be NULL) adds options; with a NULL @name they
+ * alone say what to open.  Returns 0, or -1 after reporting the problem.
  */
 static int openfile(const char *name, const char *fmt, int flags, bool image_opts,
                     QDict *opts)
@@ -82,7 +82,11 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
     }
     qemuio_bs = bdrv_open(filename, opts, flags, &err);
     if (!qemuio_bs) {
-        error_prepend(&err, "can't open device %s: ", name ? name : "");
+        if (name) {
+            error_prepend(&err, "can't open device %s: ", name);
+        } else {
+            error_prepend(&err, "can't open device: ");
+        }
         error_report_err(err);
         return -1;
     }
@@ -174,21 +178,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
     }
     if (optind == argc && qdict_size(opts) > 0) {
         /* Everything is in the options, as with --image-opts. */
-        if (fmt) {
-            qdict_put_str(opts, "driver", fmt);
-        }
-        if (qemuio_bs) {
-            error_report("file open already, try 'help close'");
-            qobject_unref(opts);
-            return -EINVAL;
-        }
-        qemuio_bs = bdrv_open(NULL, opts, flags, &err);
-        if (!qemuio_bs) {
-            error_prepend(&err, "can't open device: ");
-            error_report_err(err);
-            return -EINVAL;
-        }
-        return prompt_keys(qemuio_bs) < 0 ? -EINVAL : 0;
+        return openfile(NULL, fmt, flags, false, opts) < 0 ? -EINVAL : 0;
     }
     qobject_unref(opts);
     qemuio_command_usage(&open_cmd);
