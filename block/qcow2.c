@@ -1551,6 +1551,11 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
             return -EINVAL;
         }
     }
+    if (crypt == QCOW2_CRYPT_AES && qdict_haskey(opts, "encryption") && !encryption) {
+        /* QEMU 7.2 quietly encrypts here; an explicit "off" deserves better. */
+        error_setg(errp, "encryption=off contradicts encrypt.format=aes");
+        return -EINVAL;
+    }
     if (encryption) {
         if (crypt == QCOW2_CRYPT_LUKS) {
             error_setg(errp, "encryption=on means legacy AES and contradicts "
