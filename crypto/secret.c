@@ -44,37 +44,46 @@ static bool base64_char(char c)
 
 /*
  * g_base64_decode() skips characters it does not know, which would turn a
- * typo into a different key; check the text strictly first.
+ * typo into a different key; check the text strictly first.  Line breaks
+ * are the one exception: the base64 tool ends its output with one (and
+ * wraps long input), and QEMU accepts them too.
  */
 static uint8_t *secret_decode_base64(const char *text, size_t text_len,
                                      size_t *out_len, Error **errp)
 {
-    size_t pad = 0;
-    g_autofree char *copy = NULL;
+    size_t pad = 0, len = 0;
+    char *copy = g_malloc(text_len + 1);
+    uint8_t *decoded = NULL;
     gsize decoded_len;
-    guchar *decoded;
 
     for (size_t i = 0; i < text_len; i++) {
         char c = text[i];
+        if (c == '\n') {
+            continue;
+        }
         if (c == '=') {
             pad++;
         } else if (!base64_char(c) || pad) {
             error_setg(errp, "Base64 data contains invalid characters");
-            return NULL;
+            goto out;
         }
+        copy[len++] = c;
     }
-    if (pad > 2 || text_len % 4 != 0) {
+    copy[len] = '\0';
+    if (pad > 2 || len % 4 != 0) {
         error_setg(errp, "Base64 data length is invalid");
-        return NULL;
+        goto out;
     }
-    if (text_len == 0) {
+    if (len == 0) {
         *out_len = 0;
-        return g_malloc0(1);
+        decoded = g_malloc0(1);
+        goto out;
     }
-    copy = g_strndup(text, text_len);
     decoded = g_base64_decode(copy, &decoded_len);
-    qemu_secure_zero(copy, text_len);
     *out_len = decoded_len;
+out:
+    qemu_secure_zero(copy, text_len + 1);
+    g_free(copy);
     return decoded;
 }
 

@@ -110,6 +110,19 @@ static void test_file(void)
     g_assert_cmpstr(pw, ==, "from-64");
     qcrypto_secret_free(pw);
     g_free(arg);
+    /* As the base64 tool writes it: wrapped lines and a final newline. */
+    g_assert_true(g_file_set_contents(b64, "ZnJv\nbS02NA==\n", -1, NULL));
+    arg = g_strdup_printf("secret,id=g2,file=%s,format=base64", b64);
+    g_assert_null(add_err(arg));
+    pw = qcrypto_secret_lookup_as_utf8("g2", &error_abort);
+    g_assert_cmpstr(pw, ==, "from-64");
+    qcrypto_secret_free(pw);
+    g_free(arg);
+    /* Other white space is still a typo. */
+    g_assert_true(g_file_set_contents(b64, "ZnJv bS02NA==\n", -1, NULL));
+    arg = g_strdup_printf("secret,id=g3,file=%s,format=base64", b64);
+    expect_err(arg, "invalid characters");
+    g_free(arg);
     arg = g_strdup_printf("secret,id=h,file=%s", missing);
     {
         g_autofree char *msg = add_err(arg);
