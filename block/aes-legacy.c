@@ -55,10 +55,27 @@ LegacyAES *legacy_aes_new(const char *password, Error **errp)
     return aes;
 }
 
+void legacy_aes_wipe(LegacyAES *aes)
+{
+    qemu_secure_zero(aes, sizeof(*aes));
+}
+
+bool legacy_aes_is_wiped(const LegacyAES *aes)
+{
+    const uint8_t *p = (const uint8_t *)aes;
+
+    for (size_t i = 0; i < sizeof(*aes); i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void legacy_aes_free(LegacyAES *aes)
 {
     if (aes) {
-        qemu_secure_zero(aes, sizeof(*aes));
+        legacy_aes_wipe(aes);
         g_free(aes);
     }
 }

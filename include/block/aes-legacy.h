@@ -22,6 +22,10 @@ typedef struct LegacyAES LegacyAES;
 LegacyAES *legacy_aes_new(const char *password, Error **errp);
 /* Wipes the key schedule and frees. */
 void legacy_aes_free(LegacyAES *aes);
+/* Zeroes the key schedule in place; @aes encrypts nothing usefully after. */
+void legacy_aes_wipe(LegacyAES *aes);
+/* Whether @aes holds no key material any more (every byte zero). */
+bool legacy_aes_is_wiped(const LegacyAES *aes);
 /* En- or decrypts @nb_sectors 512-byte sectors in place; @sector_num is the guest sector. */
 void legacy_aes_crypt(LegacyAES *aes, int64_t sector_num, uint8_t *buf,
                       int64_t nb_sectors, bool encrypt);

@@ -272,6 +272,54 @@ static void test_key_plausible_image(void)
     legacy_aes_free(wrong);
 }
 
+/* Key material is zeroed, not just freed. */
+static void test_wipe(void)
+{
+    LegacyAES *aes = legacy_aes_new("geheim", &error_abort);
+
+    g_assert_false(legacy_aes_is_wiped(aes));
+    legacy_aes_wipe(aes);
+    g_assert_true(legacy_aes_is_wiped(aes));
+    legacy_aes_free(aes);
+}
+
+/*
+ * A node's wipe callback (what closing a node runs) drops the key that its
+ * I/O used: afterwards the node is keyless and refuses data I/O.
+ */
+static void test_node_wipe(gconstpointer fmt)
+{
+    g_autofree char *dir = g_dir_make_tmp("test-aes-legacy-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "enc.img", NULL);
+    QDict *create = qdict_new();
+    QDict *opts = qdict_new();
+    BlockDriverState *bs;
+    uint8_t buf[512];
+    Error *err = NULL;
+
+    qdict_put_str(create, "encryption", "on");
+    g_assert_cmpint(bdrv_img_create(path, fmt, NULL, NULL, create, MiB, true,
+                                    &error_abort), ==, 0);
+    qdict_put_str(opts, "driver", fmt);
+    bs = bdrv_open(path, opts, BDRV_O_RDWR, &error_abort);
+    g_assert_nonnull(bdrv_key_missing_node(bs));
+    g_assert_cmpint(bdrv_set_key(bs, "geheim", &error_abort), ==, 0);
+    memset(buf, 0x5a, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    g_assert_null(bdrv_key_missing_node(bs));
+
+    g_assert_nonnull(bs->drv->bdrv_wipe_key);
+    bs->drv->bdrv_wipe_key(bs);
+    g_assert_false(bs->has_key);
+    g_assert_true(bdrv_key_missing_node(bs) == bs);
+    g_assert_cmpint(bdrv_pread(bs, 0, sizeof(buf), buf, 0, &err), <, 0);
+    g_assert_nonnull(strstr(error_get_pretty(err), "Key missing"));
+    error_free(err);
+    bdrv_unref(bs);
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -282,5 +330,12 @@ int main(int argc, char **argv)
     g_test_add_func("/aes-legacy/keycheck", test_keycheck);
     g_test_add_func("/aes-legacy/plausible-sectors", test_plausible_sectors);
     g_test_add_func("/aes-legacy/key-plausible-image", test_key_plausible_image);
+    g_test_add_func("/aes-legacy/wipe", test_wipe);
+    if (bdrv_find_format("qcow2")) {
+        g_test_add_data_func("/aes-legacy/node-wipe/qcow2", "qcow2", test_node_wipe);
+    }
+    if (bdrv_find_format("qcow")) {
+        g_test_add_data_func("/aes-legacy/node-wipe/qcow", "qcow", test_node_wipe);
+    }
     return g_test_run();
 }
