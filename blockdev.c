@@ -35,19 +35,6 @@ DriveInfo *drive_find(const char *id)
     return NULL;
 }
 
-static bool id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static DriveInfo *drive_at(int bus, int unit)
 {
     for (GList *l = drives; l; l = l->next) {
@@ -135,7 +122,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
 
     v = qdict_get_try_str(opts, "id");
     if (v) {
-        if (!id_wellformed(v)) {
+        if (!qemu_id_wellformed(v)) {
             error_setg(errp, "Parameter 'id' expects an identifier");
             goto fail;
         }

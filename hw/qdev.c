@@ -8,6 +8,7 @@
 #include <glib.h>
 
 #include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
 #include "qemu/option.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
@@ -176,19 +177,6 @@ static int bus_free_unit(BusState *bus)
     return -1;
 }
 
-static bool id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static DeviceState *device_create(const DeviceModel *model, BusState *bus, const char *id,
                                   DriveInfo *dinfo, int unit)
 {
@@ -277,7 +265,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         return NULL;
     }
     if (id) {
-        if (!id_wellformed(id)) {
+        if (!qemu_id_wellformed(id)) {
             error_setg(errp, "Parameter 'id' expects an identifier");
             return NULL;
         }

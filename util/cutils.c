@@ -88,6 +88,19 @@ int qemu_strtosz(const char *nptr, const char **end, uint64_t *result)
     return qemu_strtosz_suffix(nptr, end, 'B', result);
 }
 
+bool qemu_id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int qemu_strtoi64(const char *nptr, const char **end, int base, int64_t *result)
 {
     char *ep;

@@ -17,6 +17,11 @@
 int qemu_strtosz(const char *nptr, const char **end, uint64_t *result);
 int qemu_strtosz_suffix(const char *nptr, const char **end, char default_suffix,
                         uint64_t *result);
+/*
+ * Whether @id may name a drive, device or object: a letter, then letters,
+ * digits, '-', '.' and '_' (the rule QEMU applies to user-given ids).
+ */
+bool qemu_id_wellformed(const char *id);
 int qemu_strtoi64(const char *nptr, const char **end, int base, int64_t *result);
 int qemu_strtou64(const char *nptr, const char **end, int base, uint64_t *result);
 int qemu_strtoi(const char *nptr, const char **end, int base, int *result);

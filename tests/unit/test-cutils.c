@@ -42,11 +42,24 @@ static void test_path_combine(void)
     g_assert_cmpstr(c, ==, "/abs/base.img");
 }
 
+static void test_id_wellformed(void)
+{
+    g_assert_true(qemu_id_wellformed("drive0"));
+    g_assert_true(qemu_id_wellformed("a-b.c_d"));
+    g_assert_false(qemu_id_wellformed(""));
+    g_assert_false(qemu_id_wellformed("0drive"));
+    g_assert_false(qemu_id_wellformed("-x"));
+    g_assert_false(qemu_id_wellformed("a b"));
+    g_assert_false(qemu_id_wellformed("a,b"));
+    g_assert_false(qemu_id_wellformed("#block1"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/cutils/strtosz", test_strtosz);
     g_test_add_func("/cutils/size_to_str", test_size_to_str);
     g_test_add_func("/cutils/path_combine", test_path_combine);
+    g_test_add_func("/cutils/id_wellformed", test_id_wellformed);
     return g_test_run();
 }
