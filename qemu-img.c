@@ -2363,15 +2363,13 @@ static int img_resize(int argc, char **argv)
     cur = bdrv_getlength(bs);
     if (cur < 0) {
         error_report("Could not get the size of '%s': %s", filename, strerror(-cur));
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     if (relative > 0) {
         n = v > (uint64_t)(INT64_MAX - cur) ? -1 : cur + (int64_t)v;
         if (n < 0) {
             error_report("Image size would exceed the maximum");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
     } else if (relative < 0) {
         n = cur - (int64_t)v;
@@ -2380,8 +2378,7 @@ static int img_resize(int argc, char **argv)
     }
     if (n <= 0) {
         error_report("New image size must be positive");
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     if (n < cur) {
         if (!shrink) {
@@ -2389,13 +2386,11 @@ static int img_resize(int argc, char **argv)
             warn_report("Shrinking an image will delete all data beyond the shrunken "
                         "image's end. Before performing such an operation, make sure "
                         "there is no important data there.");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
         if (prealloc != PREALLOC_MODE_OFF) {
             error_report("Preallocation can only be used for growing images");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
     }
     ret = bdrv_truncate(bs, n, true, prealloc, &err);
@@ -2406,6 +2401,10 @@ static int img_resize(int argc, char **argv)
     }
     qprintf("Image resized.\n");
     return 0;
+
+fail:
+    bdrv_unref(bs);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2851,7 +2850,7 @@ static int img_amend(int argc, char **argv)
     bool progress = false, force = false, help = false;
     BlockDriverState *bs;
     BlockDriver *drv;
-    QDict *opts;
+    QDict *opts = NULL;
     const char *key;
     json_t *value;
     Error *err = NULL;
@@ -2900,13 +2899,11 @@ static int img_amend(int argc, char **argv)
     if (!drv->bdrv_amend_options) {
         error_report("Format driver '%s' does not support option amendment",
                      drv->format_name);
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     opts = parse_options(options);
     if (!opts) {
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     if (drv->amend_opts) {
         json_object_foreach(opts, key, value) {
@@ -2915,9 +2912,7 @@ static int img_amend(int argc, char **argv)
                 if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
                     error_printf("This option is only supported for image creation\n");
                 }
-                qobject_unref(opts);
-                bdrv_unref(bs);
-                return 1;
+                goto fail;
             }
         }
         {
@@ -2925,9 +2920,7 @@ static int img_amend(int argc, char **argv)
             const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
             if (!qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
-                qobject_unref(opts);
-                bdrv_unref(bs);
-                return 1;
+                goto fail;
             }
         }
     }
@@ -2942,6 +2935,11 @@ static int img_amend(int argc, char **argv)
         return 1;
     }
     return 0;
+
+fail:
+    qobject_unref(opts);
+    bdrv_unref(bs);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
