@@ -208,6 +208,49 @@ static void cleanup_objects(void)
     user_creatable_cleanup();
 }
 
+/*
+ * Options that mean the same in every subcommand that takes them.  Each
+ * subcommand still lists the ones it accepts in its own getopt strings, so
+ * one it does not take never gets here: getopt rejects it first.
+ */
+typedef struct ImgCommonOpts {
+    const char *fmt;
+    bool image_opts;
+    OutputFormat output;
+} ImgCommonOpts;
+
+/* Their long spellings (and --help), for the subcommands' long option tables. */
+#define LONGOPT_HELP        { "help", no_argument, NULL, 'h' }
+#define LONGOPT_FORMAT      { "format", required_argument, NULL, 'f' }
+#define LONGOPT_OUTPUT      { "output", required_argument, NULL, OPTION_OUTPUT }
+#define LONGOPT_OBJECT      { "object", required_argument, NULL, OPTION_OBJECT }
+#define LONGOPT_IMAGE_OPTS  { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS }
+#define LONGOPT_FORCE_SHARE { "force-share", no_argument, NULL, 'U' }
+#define LONGOPT_END         { NULL, 0, NULL, 0 }
+
+/* The tail of every subcommand's getopt switch; exits on a bad option. */
+static void common_option(int c, char **argv, ImgCommonOpts *o)
+{
+    switch (c) {
+    case 'f': o->fmt = optarg; break;
+    case 'q': quiet_mode = true; break;
+    case 'U': break;    /* images are never locked here: always shared */
+    case OPTION_OBJECT: add_object(optarg); break;
+    case OPTION_IMAGE_OPTS: o->image_opts = true; break;
+    case OPTION_OUTPUT: o->output = parse_output_format(optarg); break;
+    default: bad_option(c, argv);
+    }
+}
+
+/* The one image name most subcommands take after their options. */
+static const char *one_image_arg(int argc, char **argv)
+{
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    return argv[optind];
+}
+
 /* ------------------------------------------------------------------ */
 /* Option strings (-o) */
 
@@ -248,9 +291,15 @@ static bool has_help_option(const char *s)
     return false;
 }
 
-/* Several -o options add up, as if joined with commas. */
-static void append_options(char **acc, const char *arg)
+/*
+ * One -o: several of them add up, as if joined with commas, unless one
+ * asks for "help"; that one is not added, and true says so.
+ */
+static bool collect_option_arg(char **acc, const char *arg)
 {
+    if (has_help_option(arg)) {
+        return true;
+    }
     if (!*acc) {
         *acc = g_strdup(arg);
     } else {
@@ -258,18 +307,43 @@ static void append_options(char **acc, const char *arg)
         g_free(*acc);
         *acc = joined;
     }
+    return false;
 }
 
-static QDict *parse_options_or_exit(const char *s)
+/* The collected -o as a dictionary, empty without any; NULL after an error. */
+static QDict *parse_options(const char *s)
 {
     QDict *opts = NULL;
     Error *err = NULL;
 
     if (s && !keyval_parse_into(&opts, s, NULL, true, &err)) {
         error_report_err(err);
-        exit(EXIT_FAILURE);
+        qobject_unref(opts);
+        return NULL;
     }
     return opts ? opts : qdict_new();
+}
+
+static QDict *parse_options_or_exit(const char *s)
+{
+    QDict *opts = parse_options(s);
+
+    if (!opts) {
+        exit(EXIT_FAILURE);
+    }
+    return opts;
+}
+
+/* The image format @name (a protocol is not one); NULL after reporting. */
+static BlockDriver *find_image_format(const char *name)
+{
+    BlockDriver *drv = bdrv_find_format(name);
+
+    if (!drv || drv->is_protocol) {
+        error_report("Unknown file format '%s'", name);
+        return NULL;
+    }
+    return drv;
 }
 
 static int compare_desc_names(const void *a, const void *b)
@@ -316,12 +390,11 @@ static void print_opts_list(const QemuOptsList *const *lists)
  */
 static int print_create_options_help(const char *fmt, const char *filename)
 {
-    BlockDriver *drv = bdrv_find_format(fmt);
+    BlockDriver *drv = find_image_format(fmt);
     BlockDriver *proto = bdrv_find_protocol("file");
     const QemuOptsList *lists[3] = { NULL, NULL, NULL };
 
-    if (!drv || drv->is_protocol) {
-        error_report("Unknown file format '%s'", fmt);
+    if (!drv) {
         return 1;
     }
     if (!drv->create_opts) {
@@ -347,23 +420,71 @@ static int print_create_options_help(const char *fmt, const char *filename)
 /* ------------------------------------------------------------------ */
 /* Opening images */
 
-static void report_open_error(const char *name, Error *err)
+/* "PREFIX: MESSAGE" and the hint that may come with it; frees @err. */
+static void report_error_with_hint(const char *prefix, Error *err)
 {
-    error_report("Could not open '%s': %s", name, error_get_pretty(err));
+    error_report("%s: %s", prefix, error_get_pretty(err));
     if (error_get_hint(err)) {
         error_printf("%s", error_get_hint(err));
     }
     error_free(err);
 }
 
-static BlockDriverState *open_image_full(const char *name, bool image_opts,
-                                         const char *fmt, int flags,
-                                         bool need_keys, bool quiet)
+static void report_open_error(const char *name, Error *err)
+{
+    g_autofree char *prefix = g_strdup_printf("Could not open '%s'", name);
+
+    report_error_with_hint(prefix, err);
+}
+
+/*
+ * An encrypted image whose secret was not given with --object asks for a
+ * password on stdin ("Disk image 'NAME' is encrypted."), as QEMU's tools
+ * do.  False after reporting a failure.
+ */
+static bool prompt_missing_keys(BlockDriverState *bs)
+{
+    Error *err = NULL;
+
+    if (bdrv_key_missing_node(bs) && bdrv_tools_prompt_keys(bs, &err) < 0) {
+        error_report_err(err);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Opens @filename (NULL when @opts name the image) with @opts, which it
+ * takes over; @name is what messages call the image.  @need_keys: the
+ * image's data will be read or written, so its keys must be there.
+ */
+static BlockDriverState *open_image_dict(const char *name, const char *filename,
+                                         QDict *opts, int flags, bool need_keys)
 {
     BlockDriverState *bs;
+    Error *err = NULL;
+
+    bs = bdrv_open(filename, opts, flags, &err);
+    if (!bs) {
+        report_open_error(name, err);
+        return NULL;
+    }
+    if (need_keys && !prompt_missing_keys(bs)) {
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+/*
+ * An image named on the command line: a file name, with -f its format,
+ * or with --image-opts an option string that says everything itself.
+ */
+static BlockDriverState *open_image(const char *name, bool image_opts,
+                                    const char *fmt, int flags, bool need_keys)
+{
     QDict *opts;
     Error *err = NULL;
-    const char *filename = name;
 
     if (image_opts) {
         opts = keyval_parse(name, NULL, &err);
@@ -376,36 +497,13 @@ static BlockDriverState *open_image_full(const char *name, bool image_opts,
             qobject_unref(opts);
             return NULL;
         }
-        filename = NULL;
-    } else {
-        opts = qdict_new();
-        if (fmt) {
-            qdict_put_str(opts, "driver", fmt);
-        }
+        return open_image_dict(name, NULL, opts, flags, need_keys);
     }
-    if (quiet) {
-        flags |= BDRV_O_PROBE_QUIET;
+    opts = qdict_new();
+    if (fmt) {
+        qdict_put_str(opts, "driver", fmt);
     }
-    bs = bdrv_open(filename, opts, flags, &err);
-    if (!bs) {
-        report_open_error(name, err);
-        return NULL;
-    }
-    if (need_keys && bdrv_key_missing_node(bs)) {
-        /* "Disk image 'NAME' is encrypted." and a password from stdin */
-        if (bdrv_tools_prompt_keys(bs, &err) < 0) {
-            error_report_err(err);
-            bdrv_unref(bs);
-            return NULL;
-        }
-    }
-    return bs;
-}
-
-static BlockDriverState *open_image(const char *name, bool image_opts,
-                                    const char *fmt, int flags, bool need_keys)
-{
-    return open_image_full(name, image_opts, fmt, flags, need_keys, false);
+    return open_image_dict(name, name, opts, flags, need_keys);
 }
 
 /* ------------------------------------------------------------------ */
@@ -690,18 +788,18 @@ static QDict *collect_image_info(BlockDriverState *bs)
 static int img_info(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, OPTION_OUTPUT },
+        LONGOPT_HELP,
+        LONGOPT_FORMAT,
+        LONGOPT_OUTPUT,
         { "backing-chain", no_argument, NULL, OPTION_BACKING_CHAIN },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *filename;
-    OutputFormat output = OFORMAT_HUMAN;
-    bool chain = false, image_opts = false;
+    ImgCommonOpts o = { 0 };
+    const char *filename;
+    bool chain = false;
     GHashTable *seen;
     json_t *list;
     g_autofree char *next_name = NULL, *next_fmt = NULL;
@@ -710,19 +808,11 @@ static int img_info(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
-        case 'U': break;
-        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
         case OPTION_BACKING_CHAIN: chain = true; break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = one_image_arg(argc, argv);
 
     /*
      * Each image of the chain is opened on its own, without its backing
@@ -731,7 +821,7 @@ static int img_info(int argc, char **argv)
     seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     list = json_array();
     next_name = g_strdup(filename);
-    next_fmt = fmt ? g_strdup(fmt) : NULL;
+    next_fmt = g_strdup(o.fmt);
     while (next_name) {
         BlockDriverState *bs;
         QDict *info;
@@ -746,9 +836,9 @@ static int img_info(int argc, char **argv)
             }
             g_hash_table_add(seen, g_steal_pointer(&key));
         }
-        bs = open_image(next_name, image_opts, next_fmt,
+        bs = open_image(next_name, o.image_opts, next_fmt,
                         BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, false);
-        image_opts = false;
+        o.image_opts = false;
         if (!bs) {
             ret = 1;
             break;
@@ -776,7 +866,7 @@ static int img_info(int argc, char **argv)
     g_hash_table_destroy(seen);
 
     if (ret == 0) {
-        if (output == OFORMAT_JSON) {
+        if (o.output == OFORMAT_JSON) {
             print_json(chain ? list : json_array_get(list, 0));
         } else {
             size_t i;
@@ -807,11 +897,12 @@ static void discard_sink(void *opaque, const char *text)
 static int img_create(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_END
     };
-    const char *fmt = "raw", *base = NULL, *base_fmt = NULL, *filename;
+    ImgCommonOpts o = { .fmt = "raw" };
+    const char *fmt, *base = NULL, *base_fmt = NULL, *filename;
     g_autofree char *options = NULL;
     QDict *opts;
     int64_t size = -1;
@@ -824,20 +915,12 @@ static int img_create(int argc, char **argv)
         case 'h': return -1;
         case 'F': base_fmt = optarg; break;
         case 'b': base = optarg; break;
-        case 'f': fmt = optarg; break;
-        case 'o':
-            if (has_help_option(optarg)) {
-                help = true;
-            } else {
-                append_options(&options, optarg);
-            }
-            break;
-        case 'q': quiet_mode = true; break;
+        case 'o': help |= collect_option_arg(&options, optarg); break;
         case 'u': unsafe = true; break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
+    fmt = o.fmt;
     if (help) {
         /* -o help with the file name known also lists the protocol's */
         return print_create_options_help(fmt, optind < argc ? argv[optind] : NULL);
@@ -856,13 +939,9 @@ static int img_create(int argc, char **argv)
         error_exit("Unexpected argument: %s", argv[optind]);
     }
 
-    opts = NULL;
-    if (options && !keyval_parse_into(&opts, options, NULL, true, &err)) {
-        error_report_err(err);
-        return 1;
-    }
+    opts = parse_options(options);
     if (!opts) {
-        opts = qdict_new();
+        return 1;
     }
     if (!base) {
         base = qdict_get_try_str(opts, "backing_file");
@@ -925,11 +1004,7 @@ static int img_create(int argc, char **argv)
     }
     qobject_unref(opts);
     if (ret < 0) {
-        error_report("%s: %s", filename, error_get_pretty(err));
-        if (error_get_hint(err)) {
-            error_printf("%s", error_get_hint(err));
-        }
-        error_free(err);
+        report_error_with_hint(filename, err);
         return 1;
     }
     return 0;
@@ -1015,19 +1090,18 @@ static void check_result_human(const BdrvCheckResult *r)
 static int img_check(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
+        LONGOPT_HELP,
+        LONGOPT_FORMAT,
         { "repair", required_argument, NULL, 'r' },
-        { "output", required_argument, NULL, OPTION_OUTPUT },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_OUTPUT,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *filename, *cache = NULL;
-    OutputFormat output = OFORMAT_HUMAN;
+    ImgCommonOpts o = { 0 };
+    const char *filename, *cache = NULL;
     BdrvCheckMode fix = 0;
-    bool image_opts = false;
     BlockDriverState *bs;
     BdrvCheckResult result;
     Error *err = NULL;
@@ -1037,7 +1111,6 @@ static int img_check(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:r:T:qU", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
         case 'r':
             if (!strcmp(optarg, "leaks")) {
                 fix = BDRV_FIX_LEAKS;
@@ -1049,22 +1122,14 @@ static int img_check(int argc, char **argv)
             }
             break;
         case 'T': cache = optarg; break;
-        case 'q': quiet_mode = true; break;
-        case 'U': break;
-        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = one_image_arg(argc, argv);
     check_cache_mode(cache);
 
     /* Metadata only: checking needs no key. */
-    bs = open_image(filename, image_opts, fmt,
+    bs = open_image(filename, o.image_opts, o.fmt,
                     BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                     (fix ? BDRV_O_RDWR : 0), false);
     if (!bs) {
@@ -1081,7 +1146,7 @@ static int img_check(int argc, char **argv)
     if (ret == 0 && (result.corruptions_fixed || result.leaks_fixed)) {
         corruptions_fixed = result.corruptions_fixed;
         leaks_fixed = result.leaks_fixed;
-        if (output == OFORMAT_HUMAN) {
+        if (o.output == OFORMAT_HUMAN) {
             qprintf("The following inconsistencies were found and repaired:\n\n"
                     "    %d leaked clusters\n"
                     "    %d corruptions\n\n"
@@ -1100,7 +1165,7 @@ static int img_check(int argc, char **argv)
         return 1;
     }
 
-    if (output == OFORMAT_JSON) {
+    if (o.output == OFORMAT_JSON) {
         QDict *d = check_result_json(filename, bdrv_get_format_name(bs), &result);
         print_json(d);
         qobject_unref(d);
@@ -1607,19 +1672,20 @@ static int convert_do_copy(ConvertState *s)
 static int img_convert(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
         { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
         { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
         { "salvage", no_argument, NULL, OPTION_SALVAGE },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
+    ImgCommonOpts o = { 0 };
+    const char *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
     const char *cache = NULL, *src_cache = NULL, *out_filename;
     g_autofree char *options = NULL;
-    bool image_opts = false, target_image_opts = false, skip_create = false;
+    bool target_image_opts = false, skip_create = false;
     bool progress = false, target_is_zero = false;
     int64_t min_sparse = 4 * KiB;
     ConvertState s = { 0 };
@@ -1633,16 +1699,15 @@ static int img_convert(int argc, char **argv)
                             long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
         case 'B': out_base = optarg; break;
         case 'F': out_base_fmt = optarg; break;
         case 'c': s.compressed = true; break;
         case 'o':
-            if (has_help_option(optarg)) {
+            if (collect_option_arg(&options, optarg)) {
+                /* What came before is dropped; an -o after it is not. */
+                g_free(options);
                 options = g_strdup("help");
-            } else {
-                append_options(&options, optarg);
             }
             break;
         case 'l':
@@ -1664,7 +1729,6 @@ static int img_convert(int argc, char **argv)
         case 'p': progress = true; break;
         case 't': cache = optarg; break;
         case 'T': src_cache = optarg; break;
-        case 'q': quiet_mode = true; break;
         case 'n': skip_create = true; break;
         case 'm': {
             int64_t m;
@@ -1682,13 +1746,10 @@ static int img_convert(int argc, char **argv)
                 return 1;
             }
             break;
-        case 'U': break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: target_is_zero = true; break;
         case OPTION_SALVAGE: s.salvage = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
 
@@ -1736,9 +1797,8 @@ static int img_convert(int argc, char **argv)
     s.target_has_backing = out_base != NULL;
 
     if (!target_image_opts) {
-        drv = bdrv_find_format(out_fmt);
-        if (!drv || drv->is_protocol) {
-            error_report("Unknown file format '%s'", out_fmt);
+        drv = find_image_format(out_fmt);
+        if (!drv) {
             goto out;
         }
         if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
@@ -1779,7 +1839,7 @@ static int img_convert(int argc, char **argv)
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
         const char *name = argv[optind + i];
-        s.src[i] = open_image(name, image_opts, fmt, 0, true);
+        s.src[i] = open_image(name, o.image_opts, o.fmt, 0, true);
         if (!s.src[i]) {
             goto out;
         }
@@ -1835,17 +1895,11 @@ static int img_convert(int argc, char **argv)
         !qdict_haskey(target_opts, "cache.direct")) {
         apply_cache_mode(target_opts, cache ? cache : "unsafe");
     }
-    s.target = bdrv_open(target_image_opts ? NULL : out_filename, target_opts,
-                         BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, &err);
+    s.target = open_image_dict(out_filename, target_image_opts ? NULL : out_filename,
+                               target_opts, BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET,
+                               true);
     if (!s.target) {
-        report_open_error(out_filename, err);
         goto out;
-    }
-    if (bdrv_key_missing_node(s.target)) {
-        if (bdrv_tools_prompt_keys(s.target, &err) < 0) {
-            error_report_err(err);
-            goto out;
-        }
     }
     if (target_image_opts) {
         BlockDriver *tdrv = s.target->drv;
@@ -1954,13 +2008,14 @@ static int commit_copy(BlockDriverState *top, BlockDriverState *base, Error **er
 static int img_commit(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *cache = NULL, *base_name = NULL, *filename;
-    bool image_opts = false, drop = false, progress = false;
+    ImgCommonOpts o = { 0 };
+    const char *cache = NULL, *base_name = NULL, *filename;
+    bool drop = false, progress = false;
     BlockDriverState *bs, *base = NULL;
     Error *err = NULL;
     int c, ret;
@@ -1968,7 +2023,6 @@ static int img_commit(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
         case 't': cache = optarg; break;
         case 'b':
             base_name = optarg;
@@ -1977,24 +2031,18 @@ static int img_commit(int argc, char **argv)
             break;
         case 'd': drop = true; break;
         case 'p': progress = true; break;
-        case 'q': quiet_mode = true; break;
         case 'r':
             if (cvtnum("rate limit", optarg) < 0) {
                 return 1;
             }
             break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = one_image_arg(argc, argv);
     check_cache_mode(cache);
 
-    bs = open_image(filename, image_opts, fmt, BDRV_O_RDWR, true);
+    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR, true);
     if (!bs) {
         return 1;
     }
@@ -2137,15 +2185,16 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
 static int img_rebase(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *cache = NULL, *src_cache = NULL, *filename;
+    ImgCommonOpts o = { 0 };
+    const char *cache = NULL, *src_cache = NULL, *filename;
     const char *out_base = NULL, *out_basefmt = NULL;
-    bool image_opts = false, unsafe = false, progress = false;
+    bool unsafe = false, progress = false;
     BlockDriverState *bs, *new_base = NULL;
     Error *err = NULL;
     int c, ret = 0;
@@ -2153,27 +2202,19 @@ static int img_rebase(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
         case 'F': out_basefmt = optarg; break;
         case 'b': out_base = optarg; break;
         case 'u': unsafe = true; break;
         case 'p': progress = true; break;
         case 't': cache = optarg; break;
         case 'T': src_cache = optarg; break;
-        case 'q': quiet_mode = true; break;
-        case 'U': break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
+    filename = one_image_arg(argc, argv);
     if (!unsafe && !out_base) {
         error_exit("Must specify backing file (-b) or use unsafe mode (-u)");
     }
-    filename = argv[optind];
     check_cache_mode(cache);
     check_cache_mode(src_cache);
     if (out_basefmt && !bdrv_find_format(out_basefmt)) {
@@ -2185,7 +2226,7 @@ static int img_rebase(int argc, char **argv)
     }
 
     /* Unsafe mode only rewrites the header: the old chain may be gone. */
-    bs = open_image(filename, image_opts, fmt,
+    bs = open_image(filename, o.image_opts, o.fmt,
                     BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0), !unsafe);
     if (!bs) {
         return 1;
@@ -2217,9 +2258,7 @@ static int img_rebase(int argc, char **argv)
                 ret = 1;
                 goto out;
             }
-            if (bdrv_key_missing_node(new_base) &&
-                bdrv_tools_prompt_keys(new_base, &err) < 0) {
-                error_report_err(err);
+            if (!prompt_missing_keys(new_base)) {
                 ret = 1;
                 goto out;
             }
@@ -2263,15 +2302,16 @@ out:
 static int img_resize(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
         { "preallocation", required_argument, NULL, OPTION_PREALLOCATION },
         { "shrink", no_argument, NULL, OPTION_SHRINK },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_END
     };
-    const char *fmt = NULL, *size_arg, *filename, *p;
-    bool image_opts = false, shrink = false;
+    ImgCommonOpts o = { 0 };
+    const char *size_arg, *filename, *p;
+    bool shrink = false;
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     BlockDriverState *bs;
     Error *err = NULL;
@@ -2290,10 +2330,6 @@ static int img_resize(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:hq", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
-        case 'q': quiet_mode = true; break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_SHRINK: shrink = true; break;
         case OPTION_PREALLOCATION:
             if (!prealloc_mode_parse(optarg, &prealloc, &err)) {
@@ -2301,7 +2337,7 @@ static int img_resize(int argc, char **argv)
                 return 1;
             }
             break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
     if (optind != argc - 1) {
@@ -2319,7 +2355,7 @@ static int img_resize(int argc, char **argv)
         return 1;
     }
 
-    bs = open_image(filename, image_opts, fmt,
+    bs = open_image(filename, o.image_opts, o.fmt,
                     BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
     if (!bs) {
         return 1;
@@ -2327,15 +2363,13 @@ static int img_resize(int argc, char **argv)
     cur = bdrv_getlength(bs);
     if (cur < 0) {
         error_report("Could not get the size of '%s': %s", filename, strerror(-cur));
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     if (relative > 0) {
         n = v > (uint64_t)(INT64_MAX - cur) ? -1 : cur + (int64_t)v;
         if (n < 0) {
             error_report("Image size would exceed the maximum");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
     } else if (relative < 0) {
         n = cur - (int64_t)v;
@@ -2344,8 +2378,7 @@ static int img_resize(int argc, char **argv)
     }
     if (n <= 0) {
         error_report("New image size must be positive");
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
     if (n < cur) {
         if (!shrink) {
@@ -2353,13 +2386,11 @@ static int img_resize(int argc, char **argv)
             warn_report("Shrinking an image will delete all data beyond the shrunken "
                         "image's end. Before performing such an operation, make sure "
                         "there is no important data there.");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
         if (prealloc != PREALLOC_MODE_OFF) {
             error_report("Preallocation can only be used for growing images");
-            bdrv_unref(bs);
-            return 1;
+            goto fail;
         }
     }
     ret = bdrv_truncate(bs, n, true, prealloc, &err);
@@ -2370,6 +2401,10 @@ static int img_resize(int argc, char **argv)
     }
     qprintf("Image resized.\n");
     return 0;
+
+fail:
+    bdrv_unref(bs);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2396,26 +2431,50 @@ static int64_t first_difference(const uint8_t *a, const uint8_t *b, int64_t n)
     return -1;
 }
 
+/*
+ * Block status of image @name for compare: negative after reporting the
+ * failure, which compare's exit code CMP_ERR_STATUS stands for.
+ */
+static int compare_block_status(BlockDriverState *bs, const char *name, int64_t offset,
+                                int64_t bytes, int64_t *pnum)
+{
+    int ret = bdrv_block_status_above(bs, NULL, offset, bytes, pnum, NULL, NULL);
+
+    if (ret < 0) {
+        error_report("Sector allocation test failed for %s", name);
+    }
+    return ret;
+}
+
+/* A read for compare: false after reporting it (exit code CMP_ERR_READ). */
+static bool compare_read(BlockDriverState *bs, const char *name, int64_t offset,
+                         int64_t bytes, uint8_t *buf)
+{
+    Error *err = NULL;
+
+    if (bdrv_pread(bs, offset, bytes, buf, 0, &err) < 0) {
+        error_report("Error while reading offset %" PRId64 " of %s: %s",
+                     offset, name, error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    return true;
+}
+
 /* Checks that @bs reads as zeroes from @offset to @end. */
 static int compare_rest_zero(BlockDriverState *bs, const char *name, int64_t offset,
                              int64_t end, uint8_t *buf, int64_t total, int64_t *done)
 {
-    Error *err = NULL;
-
     while (offset < end) {
         int64_t n = MIN(end - offset, IO_BUF_SIZE), pnum, diff;
-        int ret = bdrv_block_status_above(bs, NULL, offset, n, &pnum, NULL, NULL);
+        int ret = compare_block_status(bs, name, offset, n, &pnum);
 
         if (ret < 0) {
-            error_report("Sector allocation test failed for %s", name);
             return CMP_ERR_STATUS;
         }
         n = MIN(n, pnum > 0 ? pnum : n);
         if (!(ret & BDRV_BLOCK_ZERO) && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED))) {
-            if (bdrv_pread(bs, offset, n, buf, 0, &err) < 0) {
-                error_report("Error while reading offset %" PRId64 " of %s: %s",
-                             offset, name, error_get_pretty(err));
-                error_free(err);
+            if (!compare_read(bs, name, offset, n, buf)) {
                 return CMP_ERR_READ;
             }
             diff = first_difference(buf, NULL, n);
@@ -2434,33 +2493,28 @@ static int compare_rest_zero(BlockDriverState *bs, const char *name, int64_t off
 static int img_compare(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt1 = NULL, *fmt2 = NULL, *cache = NULL, *name1, *name2;
-    bool image_opts = false, strict = false, progress = false;
+    ImgCommonOpts o = { 0 };
+    const char *fmt2 = NULL, *cache = NULL, *name1, *name2;
+    bool strict = false, progress = false;
     BlockDriverState *bs1 = NULL, *bs2 = NULL;
     g_autofree uint8_t *buf1 = NULL, *buf2 = NULL;
     int64_t len1, len2, common, offset = 0, done = 0, total;
-    Error *err = NULL;
     int c, ret;
 
     while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt1 = optarg; break;
         case 'F': fmt2 = optarg; break;
         case 'T': cache = optarg; break;
         case 'p': progress = true; break;
-        case 'q': quiet_mode = true; break;
         case 's': strict = true; break;
-        case 'U': break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);     /* -f: the first image's format */
         }
     }
     if (optind != argc - 2) {
@@ -2472,12 +2526,12 @@ static int img_compare(int argc, char **argv)
     /* -q wins over -p */
     progress_init(progress);
 
-    bs1 = open_image(name1, image_opts, fmt1, 0, true);
+    bs1 = open_image(name1, o.image_opts, o.fmt, 0, true);
     if (!bs1) {
         ret = CMP_ERR_OPEN;
         goto out;
     }
-    bs2 = open_image(name2, image_opts, fmt2, 0, true);
+    bs2 = open_image(name2, o.image_opts, fmt2, 0, true);
     if (!bs2) {
         ret = CMP_ERR_OPEN;
         goto out;
@@ -2505,17 +2559,11 @@ static int img_compare(int argc, char **argv)
 
     while (offset < common) {
         int64_t n = MIN(common - offset, IO_BUF_SIZE), p1, p2, diff;
-        int r1 = bdrv_block_status_above(bs1, NULL, offset, n, &p1, NULL, NULL);
-        int r2;
+        int r1, r2;
 
-        if (r1 < 0) {
-            error_report("Sector allocation test failed for %s", name1);
-            ret = CMP_ERR_STATUS;
-            goto out;
-        }
-        r2 = bdrv_block_status_above(bs2, NULL, offset, n, &p2, NULL, NULL);
-        if (r2 < 0) {
-            error_report("Sector allocation test failed for %s", name2);
+        r1 = compare_block_status(bs1, name1, offset, n, &p1);
+        r2 = r1 < 0 ? r1 : compare_block_status(bs2, name2, offset, n, &p2);
+        if (r2 < 0) {   /* either image's status failed */
             ret = CMP_ERR_STATUS;
             goto out;
         }
@@ -2526,17 +2574,8 @@ static int img_compare(int argc, char **argv)
             goto out;
         }
         if (!((r1 & BDRV_BLOCK_ZERO) && (r2 & BDRV_BLOCK_ZERO))) {
-            if (bdrv_pread(bs1, offset, n, buf1, 0, &err) < 0) {
-                error_report("Error while reading offset %" PRId64 " of %s: %s",
-                             offset, name1, error_get_pretty(err));
-                error_free(err);
-                ret = CMP_ERR_READ;
-                goto out;
-            }
-            if (bdrv_pread(bs2, offset, n, buf2, 0, &err) < 0) {
-                error_report("Error while reading offset %" PRId64 " of %s: %s",
-                             offset, name2, error_get_pretty(err));
-                error_free(err);
+            if (!compare_read(bs1, name1, offset, n, buf1) ||
+                !compare_read(bs2, name2, offset, n, buf2)) {
                 ret = CMP_ERR_READ;
                 goto out;
             }
@@ -2684,19 +2723,19 @@ static int map_dump(const MapEntry *e, OutputFormat output, bool first)
 static int img_map(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, OPTION_OUTPUT },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
+        LONGOPT_HELP,
+        LONGOPT_FORMAT,
+        LONGOPT_OUTPUT,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
         { "start-offset", required_argument, NULL, OPTION_START_OFFSET },
         { "max-length", required_argument, NULL, OPTION_MAX_LENGTH },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_END
     };
-    const char *fmt = NULL, *filename;
-    OutputFormat output = OFORMAT_HUMAN;
-    bool image_opts = false, first = true, have = false;
+    ImgCommonOpts o = { 0 };
+    const char *filename;
+    bool first = true, have = false;
     int64_t start = 0, max_length = -1, length, offset;
     BlockDriverState *bs;
     MapEntry cur = { 0 };
@@ -2705,11 +2744,6 @@ static int img_map(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
-        case 'U': break;
-        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_START_OFFSET:
             start = cvtnum("start offset", optarg);
             if (start < 0) {
@@ -2722,16 +2756,13 @@ static int img_map(int argc, char **argv)
                 return 1;
             }
             break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = one_image_arg(argc, argv);
 
     /* Allocation status only: no key needed. */
-    bs = open_image(filename, image_opts, fmt, BDRV_O_NO_IO, false);
+    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
     if (!bs) {
         return 1;
     }
@@ -2745,7 +2776,7 @@ static int img_map(int argc, char **argv)
         length = MIN(start + max_length, length);
     }
 
-    if (output == OFORMAT_HUMAN) {
+    if (o.output == OFORMAT_HUMAN) {
         printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
     }
     for (offset = start; offset < length;) {
@@ -2761,7 +2792,7 @@ static int img_map(int argc, char **argv)
             cur.length += next.length;
         } else {
             if (have) {
-                if (map_dump(&cur, output, first) < 0) {
+                if (map_dump(&cur, o.output, first) < 0) {
                     ret = 1;
                     break;
                 }
@@ -2777,10 +2808,10 @@ static int img_map(int argc, char **argv)
         cur = (MapEntry) { .start = start };
         have = true;
     }
-    if (ret == 0 && map_dump(&cur, output, first) < 0) {
+    if (ret == 0 && map_dump(&cur, o.output, first) < 0) {
         ret = 1;
     }
-    if (output == OFORMAT_JSON) {
+    if (o.output == OFORMAT_JSON) {
         printf("]\n");
     }
     bdrv_unref(bs);
@@ -2807,18 +2838,19 @@ static int print_amend_options_help(BlockDriver *drv)
 static int img_amend(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
         { "force", no_argument, NULL, OPTION_FORCE },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_END
     };
-    const char *fmt = NULL, *cache = NULL, *filename = NULL;
+    ImgCommonOpts o = { 0 };
+    const char *cache = NULL, *filename = NULL;
     g_autofree char *options = NULL;
-    bool image_opts = false, progress = false, force = false, help = false;
+    bool progress = false, force = false, help = false;
     BlockDriverState *bs;
     BlockDriver *drv;
-    QDict *opts;
+    QDict *opts = NULL;
     const char *key;
     json_t *value;
     Error *err = NULL;
@@ -2827,21 +2859,11 @@ static int img_amend(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":ho:f:t:pq", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'o':
-            if (has_help_option(optarg)) {
-                help = true;
-            } else {
-                append_options(&options, optarg);
-            }
-            break;
-        case 'f': fmt = optarg; break;
+        case 'o': help |= collect_option_arg(&options, optarg); break;
         case 't': cache = optarg; break;
         case 'p': progress = true; break;
-        case 'q': quiet_mode = true; break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_FORCE: force = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
     if (!options && !help) {
@@ -2849,22 +2871,21 @@ static int img_amend(int argc, char **argv)
     }
     if (optind == argc - 1) {
         filename = argv[optind];
-    } else if (!(help && fmt && optind == argc)) {
+    } else if (!(help && o.fmt && optind == argc)) {
         error_report("Expecting one image file name");
         return 1;
     }
     check_cache_mode(cache);
 
     if (help && !filename) {
-        drv = bdrv_find_format(fmt);
-        if (!drv || drv->is_protocol) {
-            error_report("Unknown file format '%s'", fmt);
+        drv = find_image_format(o.fmt);
+        if (!drv) {
             return 1;
         }
         return print_amend_options_help(drv);
     }
 
-    bs = open_image(filename, image_opts, fmt,
+    bs = open_image(filename, o.image_opts, o.fmt,
                     BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
     if (!bs) {
         return 1;
@@ -2878,14 +2899,11 @@ static int img_amend(int argc, char **argv)
     if (!drv->bdrv_amend_options) {
         error_report("Format driver '%s' does not support option amendment",
                      drv->format_name);
-        bdrv_unref(bs);
-        return 1;
+        goto fail;
     }
-    opts = NULL;
-    if (!keyval_parse_into(&opts, options, NULL, true, &err)) {
-        error_report_err(err);
-        bdrv_unref(bs);
-        return 1;
+    opts = parse_options(options);
+    if (!opts) {
+        goto fail;
     }
     if (drv->amend_opts) {
         json_object_foreach(opts, key, value) {
@@ -2894,9 +2912,7 @@ static int img_amend(int argc, char **argv)
                 if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
                     error_printf("This option is only supported for image creation\n");
                 }
-                qobject_unref(opts);
-                bdrv_unref(bs);
-                return 1;
+                goto fail;
             }
         }
         {
@@ -2904,9 +2920,7 @@ static int img_amend(int argc, char **argv)
             const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
             if (!qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
-                qobject_unref(opts);
-                bdrv_unref(bs);
-                return 1;
+                goto fail;
             }
         }
     }
@@ -2921,6 +2935,11 @@ static int img_amend(int argc, char **argv)
         return 1;
     }
     return 0;
+
+fail:
+    qobject_unref(opts);
+    bdrv_unref(bs);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2929,16 +2948,16 @@ static int img_amend(int argc, char **argv)
 static int img_snapshot(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
     enum { SNAPSHOT_NONE, SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE,
            SNAPSHOT_DELETE } action = SNAPSHOT_NONE;
+    ImgCommonOpts o = { 0 };
     const char *name = NULL, *filename;
-    bool image_opts = false;
     BlockDriverState *bs;
     QEMUSnapshotInfo *sn = NULL;
     int c, nb;
@@ -2957,19 +2976,12 @@ static int img_snapshot(int argc, char **argv)
                    : c == 'c' ? SNAPSHOT_CREATE : SNAPSHOT_DELETE;
             name = optarg;
             break;
-        case 'q': quiet_mode = true; break;
-        case 'U': break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = one_image_arg(argc, argv);
 
-    bs = open_image(filename, image_opts, NULL,
+    bs = open_image(filename, o.image_opts, NULL,
                     BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                     (action == SNAPSHOT_LIST || action == SNAPSHOT_NONE ? 0 : BDRV_O_RDWR),
                     false);
@@ -2989,15 +3001,13 @@ static int img_snapshot(int argc, char **argv)
         g_free(sn);
         break;
     case SNAPSHOT_APPLY:
-        error_report("Could not apply snapshot '%s': %s", name, strerror(ENOTSUP));
-        bdrv_unref(bs);
-        return 1;
     case SNAPSHOT_CREATE:
-        error_report("Could not create snapshot '%s': %s", name, strerror(ENOTSUP));
-        bdrv_unref(bs);
-        return 1;
     case SNAPSHOT_DELETE:
-        error_report("Could not delete snapshot '%s': %s", name, strerror(ENOTSUP));
+        /* No format here has internal snapshots to change. */
+        error_report("Could not %s snapshot '%s': %s",
+                     action == SNAPSHOT_APPLY ? "apply" :
+                     action == SNAPSHOT_CREATE ? "create" : "delete",
+                     name, strerror(ENOTSUP));
         bdrv_unref(bs);
         return 1;
     }
@@ -3067,18 +3077,18 @@ static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t c
 static int img_measure(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "output", required_argument, NULL, OPTION_OUTPUT },
+        LONGOPT_HELP,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_OBJECT,
+        LONGOPT_OUTPUT,
         { "size", required_argument, NULL, OPTION_SIZE },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 }
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
     };
-    const char *fmt = NULL, *out_fmt = "raw", *filename = NULL;
+    ImgCommonOpts o = { 0 };
+    const char *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
-    OutputFormat output = OFORMAT_HUMAN;
-    bool image_opts = false, show_bitmaps = false, help = false;
+    bool show_bitmaps = false, help = false;
     int64_t size = -1, required, fully;
     BlockDriver *drv;
     QDict *opts = NULL;
@@ -3088,29 +3098,18 @@ static int img_measure(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
-        case 'f': fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
-        case 'o':
-            if (has_help_option(optarg)) {
-                help = true;
-            } else {
-                append_options(&options, optarg);
-            }
-            break;
+        case 'o': help |= collect_option_arg(&options, optarg); break;
         case 'l':
             error_report("Snapshots are not supported by this build: '%s'", optarg);
             return 1;
-        case 'U': break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
-        case OPTION_OBJECT: add_object(optarg); break;
-        case OPTION_OUTPUT: output = parse_output_format(optarg); break;
         case OPTION_SIZE:
             size = cvtnum("image size", optarg);
             if (size < 0) {
                 return 1;
             }
             break;
-        default: bad_option(c, argv);
+        default: common_option(c, argv, &o);
         }
     }
     if (help) {
@@ -3132,9 +3131,8 @@ static int img_measure(int argc, char **argv)
         return 1;
     }
 
-    drv = bdrv_find_format(out_fmt);
-    if (!drv || drv->is_protocol) {
-        error_report("Unknown file format '%s'", out_fmt);
+    drv = find_image_format(out_fmt);
+    if (!drv) {
         return 1;
     }
     opts = parse_options_or_exit(options);
@@ -3152,7 +3150,7 @@ static int img_measure(int argc, char **argv)
     }
 
     if (filename) {
-        BlockDriverState *bs = open_image(filename, image_opts, fmt, BDRV_O_NO_IO, false);
+        BlockDriverState *bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
         if (!bs) {
             goto out;
         }
@@ -3211,7 +3209,7 @@ static int img_measure(int argc, char **argv)
         required = size;
     }
 
-    if (output == OFORMAT_JSON) {
+    if (o.output == OFORMAT_JSON) {
         QDict *d = qdict_new();
         qdict_put_int(d, "required", required);
         qdict_put_int(d, "fully-allocated", fully);
