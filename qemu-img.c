@@ -1816,6 +1816,15 @@ static int img_convert(int argc, char **argv)
                 error_report_err(err);
                 goto out;
             }
+            /*
+             * The drivers refuse compressed writes to encrypted images; say
+             * so before the target exists rather than at its first write.
+             */
+            if (s.compressed && (qemu_opt_get_bool(opts, "encryption", false) ||
+                                 qemu_opt_get(opts, "encrypt.format"))) {
+                error_report("Compression and encryption not supported at the same time");
+                goto out;
+            }
         }
         if (out_base_fmt && !drv->supports_backing) {
             error_report("Backing file format not supported for file format '%s'", out_fmt);
@@ -1907,6 +1916,10 @@ static int img_convert(int argc, char **argv)
             error_report("Compression not supported for this file format");
             goto out;
         }
+    }
+    if (s.compressed && s.target->encrypted) {
+        error_report("Compression and encryption not supported at the same time");
+        goto out;
     }
     if (skip_create) {
         int64_t tlen = bdrv_getlength(s.target);
