@@ -15,12 +15,14 @@
  *   fail-errno=N    ... with this errno (default 5, EIO)
  *   enospc-after=B  writes fail with ENOSPC once B bytes have been written
  *                   (a write that would exceed B writes nothing)
+ *   flush-errno=N   every flush fails with this errno
  *
  * As a file name: "blkdebug:RULES:PATH" with RULES being the options above
  * joined by '/', e.g. "blkdebug:write-errno=28/write-offset=1M:t.img";
  * RULES may be empty ("blkdebug::t.img").
  *
- * Flushes, sizes and allocation status pass through unchanged.
+ * Sizes and allocation status pass through unchanged, and so do flushes
+ * unless flush-errno is given.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +47,7 @@ typedef struct BDRVBlkdebugState {
     int fail_errno;
     int64_t enospc_after;       /* -1: none */
     int64_t written;
+    int flush_errno;            /* 0: flushes succeed */
 } BDRVBlkdebugState;
 
 /* Takes an unsigned number (size suffixes allowed) out of @opts. */
@@ -201,7 +204,8 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
         !take_rule(options, "write", &s->write, errp) ||
         !take_size(options, "fail-after", true, &s->fail_after, errp) ||
         !take_errno(options, "fail-errno", &s->fail_errno, errp) ||
-        !take_size(options, "enospc-after", true, &s->enospc_after, errp)) {
+        !take_size(options, "enospc-after", true, &s->enospc_after, errp) ||
+        !take_errno(options, "flush-errno", &s->flush_errno, errp)) {
         goto fail;
     }
     file = bdrv_open_file(path, image_opts, flags, errp);
@@ -305,6 +309,18 @@ static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t b
     return ret;
 }
 
+static int blkdebug_flush(BlockDriverState *bs, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    if (s->flush_errno) {
+        error_setg_errno(errp, s->flush_errno, "Could not flush '%s' (injected error)",
+                         bs->filename);
+        return -s->flush_errno;
+    }
+    return bdrv_flush(bs->file, errp);
+}
+
 static int64_t blkdebug_getlength(BlockDriverState *bs)
 {
     return bdrv_getlength(bs->file);
@@ -330,6 +346,7 @@ static BlockDriver bdrv_blkdebug = {
     .bdrv_pwrite = blkdebug_pwrite,
     .bdrv_pwrite_zeroes = blkdebug_pwrite_zeroes,
     .bdrv_pdiscard = blkdebug_pdiscard,
+    .bdrv_flush = blkdebug_flush,
     .bdrv_block_status = blkdebug_block_status,
     .bdrv_getlength = blkdebug_getlength,
     .bdrv_get_allocated_file_size = blkdebug_get_allocated_file_size,

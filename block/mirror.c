@@ -98,17 +98,20 @@ static int mirror_prepare(BlockJob *job, Error **errp)
 {
     MirrorJob *s = (MirrorJob *)job;
 
-    if (job->cancelled) {
-        /*
-         * Cancelled while ready: the target is a copy and closes now; a
-         * failure to make it durable belongs in the job's result.
-         */
-        return bdrv_flush(s->target, errp);
-    }
+    int ret;
+
     /*
-     * Otherwise the target becomes the drive's image and is flushed like
-     * the guest's own writes, by the drive's flushes and its close.
+     * Cancelled while ready, the target is a copy that closes now.
+     * Completed, it becomes the drive's image: what the guest had flushed
+     * to the source must be as durable in the target before the switch, or
+     * a host crash right after it would lose data the guest was told was
+     * safe.  Either way a failed flush is the job's result, and a
+     * completing job then leaves the drive on its source.
      */
+    ret = bdrv_flush(s->target, errp);
+    if (ret < 0 || job->cancelled) {
+        return ret;
+    }
     if (s->notifier_added) {
         bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
         s->notifier_added = false;

@@ -442,6 +442,36 @@ static void test_mirror(void)
     teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
 }
 
+/*
+ * The target is flushed before the drive switches to it; when that flush
+ * fails the job reports it and the drive stays on its source.
+ */
+static void test_mirror_flush_fails(void)
+{
+    BlockDriverState *bs;
+    g_autofree char *out = path("mirror.img");
+    g_autofree char *target = g_strdup_printf("blkdebug:flush-errno=5:%s", out);
+    MirrorOptions m = backup_opts("drive0", target);
+    BlockJob *job;
+
+    setup();
+    make_raw("src.img", IMG_SIZE, 0x60);
+    make_raw("mirror.img", IMG_SIZE, 0);
+    bs = open_drive("src.img", "drive0", "raw");
+    m.format = "blkdebug";
+    m.mode = NEW_IMAGE_MODE_EXISTING;
+    job = block_job_drive_mirror(&m, &error_abort);
+    run_until_status(BLOCK_JOB_STATUS_READY);
+    g_assert_true(block_job_complete(job, &error_abort));
+    run_jobs();
+    g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
+    g_assert_nonnull(strstr(last_event(), "\"error\":\"Could not flush"));
+    g_assert_true(block_job_find_device("drive0", false, &error_abort) == bs);
+    g_assert_cmpstr(bs->device_name, ==, "drive0");
+    bdrv_unref(bs);
+    teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
+}
+
 /* Cancel after READY: completed without pivot, the target is a copy. */
 static void test_mirror_cancel_ready(void)
 {
@@ -844,6 +874,7 @@ int main(int argc, char **argv)
     g_test_add_func("/blockjob/keyless", test_keyless);
     g_test_add_func("/blockjob/mirror/complete", test_mirror);
     g_test_add_func("/blockjob/mirror/cancel-ready", test_mirror_cancel_ready);
+    g_test_add_func("/blockjob/mirror/flush-fails", test_mirror_flush_fails);
     g_test_add_func("/blockjob/io-errors", test_io_errors);
     g_test_add_func("/blockjob/ignore-errors", test_ignore_errors);
     g_test_add_func("/blockjob/run-sync-speed", test_run_sync_speed);
