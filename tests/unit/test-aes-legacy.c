@@ -300,6 +300,7 @@ static void test_node_wipe(gconstpointer fmt)
     qdict_put_str(create, "encryption", "on");
     g_assert_cmpint(bdrv_img_create(path, fmt, NULL, NULL, create, MiB, true,
                                     &error_abort), ==, 0);
+    qobject_unref(create);
     qdict_put_str(opts, "driver", fmt);
     bs = bdrv_open(path, opts, BDRV_O_RDWR, &error_abort);
     g_assert_nonnull(bdrv_key_missing_node(bs));
