@@ -1063,6 +1063,17 @@ int bdrv_flush(BlockDriverState *bs, Error **errp)
     return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, 0, errp);
 }
 
+void bdrv_start_writeback(BlockDriverState *bs)
+{
+    /* Down the file children to the protocol node: that is where it lives. */
+    for (; bs && !bs->read_only; bs = bs->file) {
+        if (bs->drv && bs->drv->bdrv_start_writeback) {
+            bs->drv->bdrv_start_writeback(bs);
+            return;
+        }
+    }
+}
+
 void bdrv_add_before_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque)
 {
     BdrvWriteNotifier *n = g_new0(BdrvWriteNotifier, 1);

@@ -926,8 +926,19 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
     }
     if (ret < 0) {
         job->err_is_read = false;
+        return ret;
     }
-    return ret;
+    /*
+     * Every job flushes its target at the end.  Left alone, the host would
+     * start writing a target smaller than a tenth of its RAM only then;
+     * started as the job goes, the disk works while the copy does.
+     */
+    job->unflushed += bytes;
+    if (job->unflushed >= BLOCK_JOB_WRITEBACK_BYTES) {
+        bdrv_start_writeback(dst);
+        job->unflushed = 0;
+    }
+    return 0;
 }
 
 int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,

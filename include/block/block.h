@@ -138,6 +138,13 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        int flags, Error **errp);
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
 int bdrv_flush(BlockDriverState *bs, Error **errp);
+/*
+ * A hint for writers that flush at the end (block jobs): lets the host
+ * start writing what @bs's protocol node holds in its page cache now, so
+ * that the disk works while the copy goes on and the final flush finds
+ * little left.  Returns without waiting; there is no error to report.
+ */
+void bdrv_start_writeback(BlockDriverState *bs);
 /* The largest alignment-free chunk the caller should use; 0 if none. */
 
 int64_t bdrv_getlength(BlockDriverState *bs);

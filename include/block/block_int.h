@@ -152,6 +152,11 @@ typedef struct BlockDriver {
     int (*bdrv_set_key)(BlockDriverState *bs, const char *password, Error **errp);
     /* Wipes key material; called on close and when a key is replaced. */
     void (*bdrv_wipe_key)(BlockDriverState *bs);
+    /*
+     * Protocol drivers: starts writing cached data to the disk without
+     * waiting for it (see bdrv_start_writeback()).
+     */
+    void (*bdrv_start_writeback)(BlockDriverState *bs);
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);

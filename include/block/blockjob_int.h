@@ -15,6 +15,8 @@
 #define BLOCK_JOB_CHUNK (1 * (int64_t)MiB)
 /* Granularity of copy-before-write and dirty tracking. */
 #define BLOCK_JOB_CLUSTER (64 * (int64_t)KiB)
+/* How much a job writes between two hints to start write-back. */
+#define BLOCK_JOB_WRITEBACK_BYTES (16 * (int64_t)MiB)
 
 typedef struct BlockJobDriver {
     const char *type;           /* QEMU's job type: backup, commit, stream, mirror */
@@ -71,6 +73,7 @@ struct BlockJob {
 
     guint source_id;
     int64_t next_ns;            /* the speed limit allows the next step at */
+    int64_t unflushed;          /* bytes written since the last write-back hint */
 
     int broken;                 /* block_job_break()'s error, or 0 */
     bool finished;
