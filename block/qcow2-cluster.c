@@ -576,9 +576,12 @@ static void free_old_entry(BlockDriverState *bs, uint64_t e)
     }
 }
 
-/* Writes @n new entries starting at @l2_idx of the table at @l2_off. */
+/*
+ * Writes @n entries from @l2_idx of the table at @l2_off: @entry, then
+ * @entry + @step, and so on (a step of a cluster maps a contiguous host run).
+ */
 static int set_l2_entries(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_t n,
-                          const uint64_t *entries, Error **errp)
+                          uint64_t entry, uint64_t step, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t *t;
@@ -588,7 +591,7 @@ static int set_l2_entries(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
         return ret;
     }
     for (int64_t i = 0; i < n; i++) {
-        t[l2_idx + i] = htobe64(entries[i]);
+        t[l2_idx + i] = htobe64(entry + i * step);
     }
     qcow2_cache_mark_dirty(s->l2_cache, l2_off);
     return 0;
@@ -602,17 +605,9 @@ static int map_host_run(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_
                         int64_t host, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t *t;
-    int ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
 
-    if (ret < 0) {
-        return ret;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        t[l2_idx + i] = htobe64((host + i * s->cluster_size) | QCOW_OFLAG_COPIED);
-    }
-    qcow2_cache_mark_dirty(s->l2_cache, l2_off);
-    return 0;
+    return set_l2_entries(bs, l2_off, l2_idx, n, host | QCOW_OFLAG_COPIED,
+                          s->cluster_size, errp);
 }
 
 static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
@@ -871,7 +866,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
         ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
-        ret = set_l2_entries(bs, l2_off, l2_idx, 1, &ne, errp);
+        ret = set_l2_entries(bs, l2_off, l2_idx, 1, ne, 0, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1207,7 +1202,7 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
             default:
                 continue;
             }
-            ret = set_l2_entries(bs, l2_off, j, 1, &ne, errp);
+            ret = set_l2_entries(bs, l2_off, j, 1, ne, 0, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1247,7 +1242,7 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
         if (ret < 0) {
             return ret;
         }
-        ret = set_l2_entries(bs, l2_off, l2_idx, 1, &zero, errp);
+        ret = set_l2_entries(bs, l2_off, l2_idx, 1, zero, 0, errp);
         if (ret < 0) {
             return ret;
         }
