@@ -20,6 +20,30 @@
  */
 #define INFLATE_WINDOW_BITS (-15)
 
+int block_compressed_write_check(BlockDriverState *bs, bool encrypted, int64_t offset,
+                                 int64_t bytes, int64_t cluster_size, int64_t image_len,
+                                 Error **errp)
+{
+    int64_t end = offset + bytes;
+
+    if (encrypted) {
+        error_setg(errp, "Compressed writes are not supported on encrypted image '%s'",
+                   bdrv_get_filename(bs));
+        return -ENOTSUP;
+    }
+    if (offset & (cluster_size - 1)) {
+        error_setg(errp, "Compressed writes to '%s' must be cluster aligned",
+                   bdrv_get_filename(bs));
+        return -EINVAL;
+    }
+    if ((end & (cluster_size - 1)) && end < image_len) {
+        error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
+                   bdrv_get_filename(bs));
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int64_t block_deflate_cluster(const uint8_t *buf, int64_t len, int64_t cluster_size,
                               uint8_t *out, Error **errp)
 {

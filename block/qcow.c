@@ -678,28 +678,20 @@ static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t b
 {
     BDRVQcowState *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    g_autofree uint8_t *out = g_malloc(cs);
+    g_autofree uint8_t *out = NULL;
+    int err = block_compressed_write_check(bs, bs->encrypted, offset, bytes, cs,
+                                           qcow_getlength(bs), errp);
 
-    if (bs->encrypted) {
-        error_setg(errp, "Compressed writes are not supported on encrypted image '%s'",
-                   bs->filename);
-        return -ENOTSUP;
+    if (err < 0) {
+        return err;
     }
-    if (offset & (cs - 1)) {
-        error_setg(errp, "Compressed writes to '%s' must be cluster aligned", bs->filename);
-        return -EINVAL;
-    }
+    out = g_malloc(cs);
     while (bytes > 0) {
         int64_t len = MIN(bytes, cs);
         int64_t clen, coff;
         uint64_t old;
         int ret;
 
-        if (len < cs && offset + len < qcow_getlength(bs)) {
-            error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
-                       bs->filename);
-            return -EINVAL;
-        }
         clen = block_deflate_cluster(buf, len, cs, out, errp);
         if (clen < 0) {
             return clen;

@@ -811,17 +811,14 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    g_autofree uint8_t *out = g_malloc(cs);
+    g_autofree uint8_t *out = NULL;
+    int err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs,
+                                           s->size, errp);
 
-    if (s->crypt_method) {
-        error_setg(errp, "Compressed writes are not supported on encrypted image '%s'",
-                   bs->filename);
-        return -ENOTSUP;
+    if (err < 0) {
+        return err;
     }
-    if (offset & (cs - 1)) {
-        error_setg(errp, "Compressed writes to '%s' must be cluster aligned", bs->filename);
-        return -EINVAL;
-    }
+    out = g_malloc(cs);
     while (bytes > 0) {
         int64_t len = MIN(bytes, cs);
         uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
@@ -830,11 +827,6 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         uint64_t old, ne, *t;
         int ret;
 
-        if (len < cs && offset + len < s->size) {
-            error_setg(errp, "Compressed writes to '%s' must cover whole clusters",
-                       bs->filename);
-            return -EINVAL;
-        }
         clen = block_deflate_cluster(buf, len, cs, out, errp);
         if (clen < 0) {
             return clen;

@@ -10,6 +10,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "qapi/error.h"
+#include "block/block.h"
+
+/*
+ * Whether a compressed write of [@offset, @offset + @bytes) may go ahead on
+ * @bs (an image of @image_len bytes with clusters of @cluster_size): not on
+ * an encrypted image, and whole clusters only (the last one may end at the
+ * end of the image).  Checked before anything is written, so a refused
+ * request changes nothing.  Returns 0 or -errno with @errp set.
+ */
+int block_compressed_write_check(BlockDriverState *bs, bool encrypted, int64_t offset,
+                                 int64_t bytes, int64_t cluster_size, int64_t image_len,
+                                 Error **errp);
 
 /*
  * Compresses one cluster of @cluster_size bytes, of which the first @len
