@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Runs QEMU 7.2's own iotests against this tree and holds them to a list.
+
+QEMU's `check` is run unchanged, from the suite fetch-qemu-src.sh unpacks,
+with QEMU_IMG_PROG, QEMU_IO_PROG and QEMU_PROG pointing at this tree's
+programs.  Its verdict per test is then held against expectations.txt:
+
+  pass          must pass; a failure fails the run
+  intended      fails on purpose: this tree differs from QEMU 7.2 by design
+                (the reason is on the line); a failure is expected
+  waiting N     needs what issue N builds; a failure is expected
+  missing N     a piece issue N must still build; a failure is expected
+
+A listed test that is not `pass` and passes is reported as newly passing,
+so that the list grows.  Tests that QEMU 7.2 itself does not pass on this
+machine are not listed (`--oracle` runs QEMU 7.2's programs through the
+same harness to find them).
+
+Before a failing test counts as failed, the lines of filters.txt (each an
+intended difference with its reason, such as the legacy AES deprecation
+warning) are taken out of its output; if what is left equals QEMU's
+reference output, the test passes.
+
+  run.py [--oracle] [-j N] [-b BUILD] [--formats raw,qcow2] [--all]
+         [--group G] [--keep] [TEST...]
+
+--all runs every test of the formats (not only the listed ones) and prints
+a proposed expectation line for each, for widening the list.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC_ROOT = HERE.parent.parent
+FORMATS = ['raw', 'qcow2', 'qcow', 'luks']
+STATUSES = ('pass', 'intended', 'waiting', 'missing')
+RESULT_RE = re.compile(r'^(\S+)\s+(pass|fail|not run)\s+\[')
+
+
+class Expectation:
+    def __init__(self, fmt, test, status, issue, reason, lineno):
+        self.fmt, self.test, self.status = fmt, test, status
+        self.issue, self.reason, self.lineno = issue, reason, lineno
+
+
+def load_expectations(path):
+    """Parses expectations.txt: FORMAT TEST STATUS [ISSUE] [-- REASON]."""
+    exp = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith('#'):
+            continue
+        head, _, reason = line.partition('--')
+        words = head.split()
+        where = f'{path.name}:{lineno}'
+        if len(words) < 3:
+            sys.exit(f'{where}: expected "FORMAT TEST STATUS", got: {raw}')
+        fmt, test, status = words[:3]
+        if fmt not in FORMATS:
+            sys.exit(f'{where}: unknown format {fmt!r}')
+        if status not in STATUSES:
+            sys.exit(f'{where}: unknown status {status!r}')
+        issue = None
+        if status in ('waiting', 'missing'):
+            if len(words) != 4 or not words[3].isdigit():
+                sys.exit(f'{where}: "{status}" needs the issue number')
+            issue = int(words[3])
+        elif len(words) != 3:
+            sys.exit(f'{where}: unexpected words after {status!r}')
+        if status != 'pass' and not reason.strip():
+            sys.exit(f'{where}: "{status}" needs a reason after "--"')
+        if (fmt, test) in exp:
+            sys.exit(f'{where}: {fmt} {test} is listed twice')
+        exp[(fmt, test)] = Expectation(fmt, test, status, issue,
+                                       reason.strip(), lineno)
+    return exp
+
+
+def load_filters(path):
+    """filters.txt: one regular expression a line, after its reason."""
+    filters = []
+    reason = None
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        if raw.startswith('# '):
+            reason = raw[2:]
+            continue
+        if not raw.strip() or raw.startswith('#'):
+            continue
+        if not reason:
+            sys.exit(f'{path.name}:{lineno}: a filter needs a "# reason" line above it')
+        filters.append(re.compile(raw))
+    return filters
+
+
+def normalised(lines):
+    # QEMU's check compares lines with trailing white space removed.
+    return [l.rstrip() for l in lines]
+
+
+def passes_after_filters(bad, ref, filters):
+    if not filters or not bad.exists() or not ref.exists():
+        return False
+    out = [l for l in bad.read_text(errors='replace').splitlines()
+           if not any(f.search(l) for f in filters)]
+    return normalised(out) == normalised(ref.read_text().splitlines())
+
+
+def find_reference(iotests, test, fmt, cachemode='writeback'):
+    # The same search order as QEMU 7.2's testrunner.find_reference.
+    base = iotests / test
+    for cand in ([Path(f'{base}.out.nocache')] if cachemode == 'none' else []) + \
+            [Path(f'{base}.out.{fmt}'), Path(f'{base}.pc.out')]:
+        if cand.is_file():
+            return cand
+    return Path(f'{base}.out')
+
+
+def run_check(args, iotests, fmt, tests, env, workdir):
+    """Runs QEMU's check for one format; returns {test: (status, text)}."""
+    test_dir = workdir / f'scratch-{fmt}'
+    sock_dir = Path(tempfile.mkdtemp(prefix=f'qb-sock-{fmt}-'))
+    env = dict(env, TEST_DIR=str(test_dir), SOCK_DIR=str(sock_dir))
+    cmd = [sys.executable, 'check', '--color', 'off', f'-{fmt}']
+    if args.jobs > 1:
+        cmd += ['-j', str(args.jobs)]
+    if args.group:
+        cmd += ['-g', args.group]
+    cmd += tests
+    log = workdir / f'check-{fmt}.log'
+    with log.open('w') as f:
+        subprocess.run(cmd, cwd=iotests, env=env, stdout=f,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    shutil.rmtree(sock_dir, ignore_errors=True)
+    results = {}
+    for line in log.read_text(errors='replace').splitlines():
+        m = RESULT_RE.match(line)
+        if m:
+            results[m.group(1)] = (m.group(2), line)
+    return results, test_dir, log
+
+
+def bad_output(test_dir, test, jobs):
+    name = Path(test).name
+    if jobs > 1:
+        return test_dir / name / f'{name}.out.bad'
+    return test_dir / f'{name}.out.bad'
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--oracle', action='store_true',
+                   help="run QEMU 7.2's own programs instead of this tree's")
+    p.add_argument('-j', '--jobs', type=int, default=2)
+    p.add_argument('-b', '--build', default=str(SRC_ROOT / 'build'))
+    p.add_argument('--formats', default=','.join(FORMATS))
+    p.add_argument('--all', action='store_true',
+                   help='run every test, not only the listed ones')
+    p.add_argument('--group', help="run a group of QEMU's tests (with --all)")
+    p.add_argument('--keep', action='store_true', help='keep the work directory')
+    p.add_argument('--workdir', help='where to put scratch files and logs')
+    p.add_argument('tests', nargs='*')
+    args = p.parse_args()
+
+    formats = args.formats.split(',')
+    for f in formats:
+        if f not in FORMATS:
+            sys.exit(f'run.py: unknown format {f!r}')
+    expectations = load_expectations(HERE / 'expectations.txt')
+    filters = [] if args.oracle else load_filters(HERE / 'filters.txt')
+
+    src = subprocess.run(['bash', str(HERE / 'fetch-qemu-src.sh')],
+                         stdout=subprocess.PIPE, text=True)
+    if src.returncode != 0:
+        print('conformance: cannot fetch QEMU 7.2\'s iotests', file=sys.stderr)
+        print('0 passed, 1 failed')
+        return 1
+    iotests = Path(src.stdout.strip()) / 'tests' / 'qemu-iotests'
+
+    build = Path(args.build).resolve()
+    env = dict(os.environ)
+    for var in ('QEMU_OPTIONS', 'IMGOPTS', 'CACHEMODE', 'AIOMODE'):
+        env.pop(var, None)
+    if args.oracle:
+        env.update(QEMU_PROG=str(HERE / 'qemu-system-oracle'),
+                   QEMU_IMG_PROG=shutil.which('qemu-img') or '/usr/bin/qemu-img',
+                   QEMU_IO_PROG=shutil.which('qemu-io') or '/usr/bin/qemu-io',
+                   QEMU_NBD_PROG=str(HERE / 'qemu-nbd'),
+                   QSD_PROG=str(HERE / 'qemu-storage-daemon'))
+    else:
+        progs = {'QEMU_PROG': build / 'qemu-system-x86_64',
+                 'QEMU_IMG_PROG': build / 'qemu-img',
+                 'QEMU_IO_PROG': build / 'qemu-io'}
+        for var, prog in progs.items():
+            if not os.access(prog, os.X_OK):
+                print(f'conformance: {prog} is not built', file=sys.stderr)
+                print('0 passed, 1 failed')
+                return 1
+            env[var] = str(prog)
+        env.update(QEMU_NBD_PROG=str(HERE / 'qemu-nbd'),
+                   QSD_PROG=str(HERE / 'qemu-storage-daemon'))
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix='qb-conformance-'))
+    workdir.mkdir(parents=True, exist_ok=True)
+    passed = failed = 0
+    newly = []
+    regressions = []
+    proposals = []
+    for fmt in formats:
+        if args.tests:
+            tests = args.tests
+        elif args.all:
+            tests = []
+        else:
+            tests = sorted(t for (f, t) in expectations if f == fmt)
+        if not tests and not args.all:
+            continue
+        tests = [t if t[0].isdigit() or t.startswith('tests/') else f'tests/{t}'
+                 for t in tests]
+        results, test_dir, log = run_check(args, iotests, fmt, tests, env, workdir)
+        for test in tests or sorted(results):
+            name = test
+            st, line = results.get(test, ('fail', f'{test}: no result from check'))
+            if st == 'fail' and not args.oracle:
+                ref = find_reference(iotests, test, fmt)
+                if passes_after_filters(bad_output(test_dir, test, args.jobs), ref, filters):
+                    st = 'pass'
+                    line += ' [pass after the intended-difference filters]'
+            exp = expectations.get((fmt, name))
+            if args.all or args.oracle:
+                if st != 'not run':
+                    proposals.append(f'{fmt:5} {name} {st}')
+                if exp is None:
+                    continue
+            if exp is None:
+                print(f'{fmt} {name}: not in expectations.txt ({st})')
+                continue
+            if exp.status == 'pass':
+                if st == 'pass':
+                    passed += 1
+                else:
+                    failed += 1
+                    regressions.append(f'{fmt} {name}: {line.strip()}')
+            else:
+                if st == 'pass':
+                    passed += 1
+                    newly.append(f'{fmt} {name} ({exp.status}'
+                                 f'{" " + str(exp.issue) if exp.issue else ""})')
+        print(f'conformance -{fmt}: log in {log}')
+
+    if proposals:
+        print('\n'.join(proposals))
+    for r in regressions:
+        print(f'FAIL {r}')
+    for n in newly:
+        print(f'NEWLY PASSING (list it as pass): {n}')
+    counts = {}
+    for e in expectations.values():
+        if e.fmt in formats:
+            counts[e.status] = counts.get(e.status, 0) + 1
+    print('listed: ' + ', '.join(f'{counts.get(s, 0)} {s}' for s in STATUSES))
+    if not failed and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f'conformance: {passed} passed, {failed} failed')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
