@@ -270,6 +270,8 @@ static void usage(const char *name)
 "  -f, --format FMT     the image format (default: probed from the content)\n"
 "  -r, --read-only      open the image read-only\n"
 "  -U, --force-share    accepted for compatibility (no image locks here)\n"
+"  -t, --cache MODE     the cache mode; only 'writeback' for now\n"
+"  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
 "\n"
@@ -289,6 +291,8 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { "object", required_argument, NULL, OPTION_OBJECT },
         { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "cache", required_argument, NULL, 't' },
+        { "aio", required_argument, NULL, 'i' },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
@@ -300,7 +304,7 @@ int main(int argc, char **argv)
 
     error_set_progname(argv[0]);
     bdrv_init();
-    while ((c = getopt_long(argc, argv, "c:f:rUhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:rUhVt:i:", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
             g_ptr_array_add(cmds, optarg);
@@ -312,6 +316,27 @@ int main(int argc, char **argv)
             flags &= ~BDRV_O_RDWR;
             break;
         case 'U':
+            break;
+        case 't':
+            /*
+             * The file driver writes through the page cache and flushes
+             * only when asked: QEMU's "writeback".  The other modes
+             * (O_DIRECT, write-through, no flush) are issue 11's; until
+             * they exist they are refused rather than silently dropped.
+             */
+            if (strcmp(optarg, "writeback") != 0) {
+                error_report("Cache mode '%s' is not supported yet (only 'writeback')",
+                             optarg);
+                return 1;
+            }
+            break;
+        case 'i':
+            /* Requests run on worker threads; other engines come later. */
+            if (strcmp(optarg, "threads") != 0) {
+                error_report("AIO mode '%s' is not supported yet (only 'threads')",
+                             optarg);
+                return 1;
+            }
             break;
         case 'h':
             usage(argv[0]);

@@ -36,6 +36,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -123,6 +125,67 @@ def find_reference(iotests, test, fmt, cachemode='writeback'):
     return Path(f'{base}.out')
 
 
+def children_of():
+    kids = {}
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(')') + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def descendants(pid, kids):
+    out = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def watchdog(check_pid, iotests, limit, done, killed):
+    """Kills a test that runs longer than @limit seconds.
+
+    QEMU 7.2's check has no time limit, and a test that loops on a program
+    of this tree that misbehaves would hang the suite.  A test is a script
+    of the iotests directory that check (or one of its pool workers)
+    started; killing it and everything it started makes check report it as
+    failed and go on.
+    """
+    first_seen = {}
+    prefix = str(iotests) + '/'
+    while not done.wait(2):
+        kids = children_of()
+        now = time.monotonic()
+        for pid in descendants(check_pid, kids):
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                    argv = f.read().split(b'\0')
+            except OSError:
+                continue
+            if not any(a.decode(errors='replace').startswith(prefix) and
+                       '/python' not in a.decode(errors='replace') and
+                       not a.endswith(b'.py') for a in argv[:2]):
+                continue
+            start = first_seen.setdefault(pid, now)
+            if now - start > limit:
+                for victim in [pid] + descendants(pid, kids):
+                    try:
+                        os.kill(victim, 9)
+                    except OSError:
+                        pass
+                killed.append(' '.join(a.decode(errors='replace') for a in argv[:2]))
+                first_seen.pop(pid)
+
+
 def run_check(args, iotests, fmt, tests, env, workdir):
     """Runs QEMU's check for one format; returns {test: (status, text)}."""
     test_dir = workdir / f'scratch-{fmt}'
@@ -135,12 +198,24 @@ def run_check(args, iotests, fmt, tests, env, workdir):
         cmd += ['-g', args.group]
     cmd += tests
     log = workdir / f'check-{fmt}.log'
+    done = threading.Event()
+    killed = []
     with log.open('w') as f:
-        subprocess.run(cmd, cwd=iotests, env=env, stdout=f,
-                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=iotests, env=env, stdout=f,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        dog = threading.Thread(target=watchdog, daemon=True,
+                               args=(proc.pid, iotests, args.timeout, done, killed))
+        dog.start()
+        proc.wait()
+        done.set()
+        dog.join()
+    for k in killed:
+        print(f'conformance -{fmt}: killed after {args.timeout}s: {k}')
     shutil.rmtree(sock_dir, ignore_errors=True)
     results = {}
-    for line in log.read_text(errors='replace').splitlines():
+    # Without -j, check rewrites its progress line with a carriage return.
+    for line in re.split(r'[\r\n]', log.read_text(errors='replace')):
         m = RESULT_RE.match(line)
         if m:
             results[m.group(1)] = (m.group(2), line)
@@ -164,6 +239,8 @@ def main():
     p.add_argument('--all', action='store_true',
                    help='run every test, not only the listed ones')
     p.add_argument('--group', help="run a group of QEMU's tests (with --all)")
+    p.add_argument('--timeout', type=int, default=300,
+                   help='seconds one test may run before it is killed')
     p.add_argument('--keep', action='store_true', help='keep the work directory')
     p.add_argument('--workdir', help='where to put scratch files and logs')
     p.add_argument('tests', nargs='*')
