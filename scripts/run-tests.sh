@@ -62,6 +62,12 @@ for b in build build-san; do
         tally "$log/io-$b-$fmt"
     done
 done
+# QEMU 7.2's own iotests against the plain build, held to the list in
+# tests/conformance/expectations.txt (issue 10's conformance harness).
+echo "=== QEMU 7.2 iotests (conformance)"
+python3 tests/conformance/run.py -b build 2>&1 | tee "$log/conformance"
+tally "$log/conformance"
+
 if grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/qemu-iotests/scratch 2>/dev/null | head -5 | grep -q .; then
     echo "sanitizer reports found in test output" >&2
     total_fail=$((total_fail+1))

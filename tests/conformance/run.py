@@ -222,6 +222,25 @@ def run_check(args, iotests, fmt, tests, env, workdir):
     return results, test_dir, log
 
 
+def show_failure(log, test):
+    """Prints what check said about @test: its result line and its diff."""
+    name = Path(test).name
+    text = re.split(r'[\r\n]', log.read_text(errors='replace'))
+    out = []
+    for i, line in enumerate(text):
+        m = RESULT_RE.match(line)
+        if m and Path(m.group(1)).name == name and m.group(2) == 'fail':
+            out.append(line)
+            for more in text[i + 1:]:
+                if RESULT_RE.match(more) or re.match(r'^\S+\s+(started|\.\.\.)\s', more):
+                    break
+                out.append(more)
+    print(f'--- {name}: what QEMU\'s check reported')
+    print('\n'.join(out[:80]))
+    if len(out) > 80:
+        print(f'... ({len(out) - 80} more lines in {log})')
+
+
 def bad_output(test_dir, test, jobs):
     name = Path(test).name
     if jobs > 1:
@@ -325,6 +344,7 @@ def main():
                 else:
                     failed += 1
                     regressions.append(f'{fmt} {name}: {line.strip()}')
+                    show_failure(log, name)
             else:
                 if st == 'pass':
                     passed += 1
@@ -346,6 +366,7 @@ def main():
     if not failed and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f'conformance: {passed} passed, {failed} failed')
+    print(f'{passed} passed, {failed} failed')
     return 1 if failed else 0
 
 
