@@ -837,7 +837,8 @@ static int img_info(int argc, char **argv)
             g_hash_table_add(seen, g_steal_pointer(&key));
         }
         bs = open_image(next_name, o.image_opts, next_fmt,
-                        BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, false);
+                        BDRV_O_NO_IO | BDRV_O_NO_UNLOCK | BDRV_O_NO_BACKING |
+                        BDRV_O_PROBE_QUIET, false);
         o.image_opts = false;
         if (!bs) {
             ret = 1;
