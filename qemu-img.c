@@ -2564,7 +2564,6 @@ static int img_compare(int argc, char **argv)
             ret = CMP_DIFFERENT;
             goto out;
         }
-        qprintf("Warning: Image size mismatch!\n");
     }
     common = MIN(len1, len2);
     total = MAX(len1, len2);
@@ -2605,6 +2604,11 @@ static int img_compare(int argc, char **argv)
         progress_update(done, total);
     }
     if (len1 != len2) {
+        /*
+         * Like QEMU 7.2, the warning comes only once the common part matched:
+         * a content mismatch there is reported alone.
+         */
+        qprintf("Warning: Image size mismatch!\n");
         ret = len1 > len2
             ? compare_rest_zero(bs1, name1, common, len1, buf1, total, &done)
             : compare_rest_zero(bs2, name2, common, len2, buf1, total, &done);
