@@ -1253,7 +1253,9 @@ typedef struct ConvertState {
     int64_t min_sparse;        /* 0: copy everything as data */
     int64_t cluster_size;      /* of the target; 0 if it has none */
     int64_t buf_size;
+    /* -p: bytes copied as data of the data_total that will be (like QEMU) */
     int64_t done;
+    int64_t data_total;
 
     /* The reader thread's hand-over (see convert_do_copy). */
     GAsyncQueue *jobs;
@@ -1595,6 +1597,50 @@ static gpointer convert_reader(gpointer opaque)
     return NULL;
 }
 
+/*
+ * How many bytes the copy will write as data, walking the sources as the
+ * reader does: QEMU's -p counts only those, so an image with 4 MiB of data
+ * shows 25% steps for 1 MiB chunks whatever its virtual size.
+ */
+static int convert_count_data(ConvertState *s)
+{
+    int64_t base = 0;
+
+    s->data_total = 0;
+    for (int i = 0; i < s->src_num; i++) {
+        int64_t len = s->src_len[i], offset = 0, status_end = 0;
+        ChunkKind status_kind = CHUNK_DATA;
+
+        while (offset < len) {
+            int64_t t = base + offset;
+            int64_t n = MIN(len - offset, s->buf_size - t % s->buf_size);
+            int64_t pnum;
+            ChunkKind kind;
+
+            if (offset >= status_end) {
+                if (convert_status(s, s->src[i], offset, len - offset, &pnum,
+                                   &status_kind) < 0) {
+                    return -1;
+                }
+                status_end = offset + pnum;
+            }
+            kind = status_kind;
+            pnum = status_end - offset;
+            if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
+                kind = CHUNK_DATA;
+                pnum = n;
+            }
+            n = MIN(n, pnum);
+            if (kind == CHUNK_DATA) {
+                s->data_total += n;
+            }
+            offset += n;
+        }
+        base += len;
+    }
+    return 0;
+}
+
 static int convert_do_copy(ConvertState *s)
 {
     GThread *reader;
@@ -1645,9 +1691,9 @@ static int convert_do_copy(ConvertState *s)
             if (ret < 0) {
                 /* Let the reader finish; its jobs are drained unwritten. */
                 g_atomic_int_set(&s->stop, 1);
-            } else {
+            } else if (job->kind == CHUNK_DATA) {
                 s->done += job->bytes;
-                progress_update(s->done, s->total);
+                progress_update(s->done, s->data_total);
             }
         }
         if (job->buf) {
@@ -1949,7 +1995,11 @@ static int img_convert(int argc, char **argv)
     }
 
     progress_init(progress);
-    ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    if (progress_enabled && convert_count_data(&s) < 0) {
+        ret = 1;
+    } else {
+        ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    }
     /* With the default cache mode "unsafe" the target ignores this. */
     if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
