@@ -264,6 +264,16 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     if (!strncmp(filename, "file:", 5)) {
         filename += 5;
     }
+    /*
+     * Like QEMU, a new file is a whole number of 512-byte sectors: "create
+     * -f raw img 1234" makes 1536 bytes, the size QEMU's info then shows.
+     */
+    if (size > INT64_MAX - 511) {
+        error_setg(errp, "Could not resize file '%s': image size %lld is "
+                   "too large", filename, (long long)size);
+        return -EFBIG;
+    }
+    size = QEMU_ALIGN_UP(size, 512);
     fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;
