@@ -26,11 +26,27 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         error_setg(errp, "The 'file' block driver requires a file name");
         return -EINVAL;
     }
-    /* A "file:" prefix names the protocol explicitly. */
+    /*
+     * A "file:" prefix names the protocol explicitly.  Without it, a rest
+     * such as "image:top.qcow2" would read as protocol "image" when the
+     * name is shown or used again (as a base for backing file names), so
+     * the node is named "./image:top.qcow2", like QEMU does.
+     */
     if (!strncmp(filename, "file:", 5)) {
+        const char *colon, *slash;
+
         filename += 5;
+        colon = strchr(filename, ':');
+        slash = strchr(filename, '/');
+        if (colon && (!slash || colon < slash)) {
+            g_autofree char *dotted = g_strconcat("./", filename, NULL);
+            g_strlcpy(bs->filename, dotted, sizeof(bs->filename));
+        } else {
+            g_strlcpy(bs->filename, filename, sizeof(bs->filename));
+        }
+    } else {
+        g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
-    g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
