@@ -525,7 +525,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
     }
-    if (!filename) {
+    if (!filename || g_str_has_prefix(filename, "file:")) {
+        /* The protocol node's name, without the prefix (QEMU's "image:"). */
         filename = file->filename;
     }
 

@@ -837,7 +837,8 @@ static int img_info(int argc, char **argv)
             g_hash_table_add(seen, g_steal_pointer(&key));
         }
         bs = open_image(next_name, o.image_opts, next_fmt,
-                        BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, false);
+                        BDRV_O_NO_IO | BDRV_O_NO_UNLOCK | BDRV_O_NO_BACKING |
+                        BDRV_O_PROBE_QUIET, false);
         o.image_opts = false;
         if (!bs) {
             ret = 1;
@@ -1252,7 +1253,9 @@ typedef struct ConvertState {
     int64_t min_sparse;        /* 0: copy everything as data */
     int64_t cluster_size;      /* of the target; 0 if it has none */
     int64_t buf_size;
+    /* -p: bytes copied as data of the data_total that will be (like QEMU) */
     int64_t done;
+    int64_t data_total;
 
     /* The reader thread's hand-over (see convert_do_copy). */
     GAsyncQueue *jobs;
@@ -1594,6 +1597,50 @@ static gpointer convert_reader(gpointer opaque)
     return NULL;
 }
 
+/*
+ * How many bytes the copy will write as data, walking the sources as the
+ * reader does: QEMU's -p counts only those, so an image with 4 MiB of data
+ * shows 25% steps for 1 MiB chunks whatever its virtual size.
+ */
+static int convert_count_data(ConvertState *s)
+{
+    int64_t base = 0;
+
+    s->data_total = 0;
+    for (int i = 0; i < s->src_num; i++) {
+        int64_t len = s->src_len[i], offset = 0, status_end = 0;
+        ChunkKind status_kind = CHUNK_DATA;
+
+        while (offset < len) {
+            int64_t t = base + offset;
+            int64_t n = MIN(len - offset, s->buf_size - t % s->buf_size);
+            int64_t pnum;
+            ChunkKind kind;
+
+            if (offset >= status_end) {
+                if (convert_status(s, s->src[i], offset, len - offset, &pnum,
+                                   &status_kind) < 0) {
+                    return -1;
+                }
+                status_end = offset + pnum;
+            }
+            kind = status_kind;
+            pnum = status_end - offset;
+            if (s->compressed && !(kind == CHUNK_ZERO && pnum >= n)) {
+                kind = CHUNK_DATA;
+                pnum = n;
+            }
+            n = MIN(n, pnum);
+            if (kind == CHUNK_DATA) {
+                s->data_total += n;
+            }
+            offset += n;
+        }
+        base += len;
+    }
+    return 0;
+}
+
 static int convert_do_copy(ConvertState *s)
 {
     GThread *reader;
@@ -1644,9 +1691,9 @@ static int convert_do_copy(ConvertState *s)
             if (ret < 0) {
                 /* Let the reader finish; its jobs are drained unwritten. */
                 g_atomic_int_set(&s->stop, 1);
-            } else {
+            } else if (job->kind == CHUNK_DATA) {
                 s->done += job->bytes;
-                progress_update(s->done, s->total);
+                progress_update(s->done, s->data_total);
             }
         }
         if (job->buf) {
@@ -1948,7 +1995,11 @@ static int img_convert(int argc, char **argv)
     }
 
     progress_init(progress);
-    ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    if (progress_enabled && convert_count_data(&s) < 0) {
+        ret = 1;
+    } else {
+        ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    }
     /* With the default cache mode "unsafe" the target ignores this. */
     if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
@@ -2563,7 +2614,6 @@ static int img_compare(int argc, char **argv)
             ret = CMP_DIFFERENT;
             goto out;
         }
-        qprintf("Warning: Image size mismatch!\n");
     }
     common = MIN(len1, len2);
     total = MAX(len1, len2);
@@ -2604,6 +2654,11 @@ static int img_compare(int argc, char **argv)
         progress_update(done, total);
     }
     if (len1 != len2) {
+        /*
+         * Like QEMU 7.2, the warning comes only once the common part matched:
+         * a content mismatch there is reported alone.
+         */
+        qprintf("Warning: Image size mismatch!\n");
         ret = len1 > len2
             ? compare_rest_zero(bs1, name1, common, len1, buf1, total, &done)
             : compare_rest_zero(bs2, name2, common, len2, buf1, total, &done);
@@ -3245,6 +3300,159 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* dd */
+
+/*
+ * One "bs=", "count=" or "skip=" value: a number with an optional size
+ * suffix, like QEMU (so "skip=30K" skips 30720 blocks).
+ */
+static bool dd_number(const char *name, const char *text, uint64_t *out)
+{
+    if (qemu_strtosz(text, NULL, out) < 0) {
+        error_report("Invalid %s specified. You may use k, M, G, T, P or E "
+                     "suffixes for", name);
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
+                     "and exabytes.");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * qemu-img dd: copies bytes [skip * bs, MIN(count * bs, size)) of the input
+ * image into a new output image, bs bytes at a time.  Like QEMU 7.2, count
+ * limits the input offset, not the number of blocks after the skip, and a
+ * skip past that end only warns (as dd does) and leaves an empty output.
+ */
+static int img_dd(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        LONGOPT_FORCE_SHARE,
+        LONGOPT_END
+    };
+    ImgCommonOpts o = { 0 };
+    const char *out_fmt = "raw", *in_name = NULL, *out_name = NULL;
+    uint64_t bs = 512, count = 0, skip = 0;
+    bool has_count = false;
+    BlockDriverState *in = NULL, *out = NULL;
+    g_autofree uint8_t *buf = NULL;
+    int64_t in_len, end, start;
+    Error *err = NULL;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":hf:O:U", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'O': out_fmt = optarg; break;
+        default: common_option(c, argv, &o);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        g_autofree char *key = g_strndup(argv[i], eq ? eq - argv[i] : strlen(argv[i]));
+        const char *val = eq ? eq + 1 : NULL;
+
+        if (!val) {
+            error_report("unrecognized operand %s", key);
+            return 1;
+        }
+        if (!strcmp(key, "if")) {
+            in_name = val;
+        } else if (!strcmp(key, "of")) {
+            out_name = val;
+        } else if (!strcmp(key, "bs")) {
+            if (!dd_number("bs", val, &bs)) {
+                return 1;
+            }
+            if (bs == 0 || bs > INT_MAX) {
+                error_report("Invalid bs specified. Must be between 1 and %d.",
+                             INT_MAX);
+                return 1;
+            }
+        } else if (!strcmp(key, "count")) {
+            if (!dd_number("count", val, &count)) {
+                return 1;
+            }
+            has_count = true;
+        } else if (!strcmp(key, "skip")) {
+            if (!dd_number("skip", val, &skip)) {
+                return 1;
+            }
+        } else {
+            error_report("unrecognized operand %s", key);
+            return 1;
+        }
+    }
+    if (!in_name || !out_name) {
+        error_report("Must specify both input and output files");
+        return 1;
+    }
+
+    in = open_image(in_name, o.image_opts, o.fmt, 0, true);
+    if (!in) {
+        goto out;
+    }
+    if (!find_image_format(out_fmt)) {
+        goto out;
+    }
+    in_len = bdrv_getlength(in);
+    if (in_len < 0) {
+        error_report("Failed to get size for '%s': %s", in_name, strerror(-in_len));
+        goto out;
+    }
+    /* Products past the image are clamped: no overflow below. */
+    end = in_len;
+    if (has_count && count < (uint64_t)in_len / bs + 1) {
+        end = MIN(in_len, (int64_t)(count * bs));
+    }
+    if (skip > (uint64_t)end / bs) {
+        error_report("%s: cannot skip to specified offset", in_name);
+        start = end;
+    } else {
+        start = skip * bs;
+    }
+
+    if (bdrv_img_create(out_name, out_fmt, NULL, NULL, NULL, end - start, true,
+                        &err) < 0) {
+        error_report("%s: error while creating output image: %s", out_name,
+                     error_get_pretty(err));
+        error_free(err);
+        goto out;
+    }
+    out = open_image(out_name, false, out_fmt, BDRV_O_RDWR, true);
+    if (!out) {
+        goto out;
+    }
+    buf = g_malloc(MIN(bs, IO_BUF_SIZE));
+    for (int64_t off = start; off < end; ) {
+        /* A block larger than the buffer is copied in buffer-sized pieces. */
+        int64_t n = MIN(MIN((int64_t)bs, IO_BUF_SIZE), end - off);
+
+        if (bdrv_pread(in, off, n, buf, 0, &err) < 0) {
+            error_report("error while reading from input image file: %s",
+                         error_get_pretty(err));
+            error_free(err);
+            goto out;
+        }
+        if (bdrv_pwrite(out, off - start, n, buf, 0, &err) < 0) {
+            error_report("error while writing to output image file: %s",
+                         error_get_pretty(err));
+            error_free(err);
+            goto out;
+        }
+        off += n;
+    }
+    ret = 0;
+
+out:
+    bdrv_unref(out);
+    bdrv_unref(in);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* Help and dispatch */
 
 typedef struct ImgCmd {
@@ -3259,6 +3467,7 @@ static const ImgCmd img_cmds[] = {
     { "compare", img_compare },
     { "convert", img_convert },
     { "create", img_create },
+    { "dd", img_dd },
     { "info", img_info },
     { "map", img_map },
     { "measure", img_measure },
@@ -3296,6 +3505,7 @@ static void help(void)
            "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"
            "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
+           "  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
            "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename\n"
            "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] filename]\n"

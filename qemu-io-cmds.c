@@ -324,7 +324,17 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
                       int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
     int64_t done = 0;
+    int64_t len = bdrv_getlength(bs);
 
+    /*
+     * QEMU's qemu-io talks to a BlockBackend, which fails a request that
+     * does not fit in the device with EIO before any node sees it; its
+     * message is just that errno ("write failed: Input/output error").
+     */
+    if (len >= 0 && (offset < 0 || bytes < 0 || offset > len || bytes > len - offset)) {
+        error_setg(errp, "%s", strerror(EIO));
+        return -EIO;
+    }
     if (bytes == 0 && req == QEMUIO_REQ_READ) {
         return 0;
     }

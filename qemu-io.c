@@ -82,10 +82,11 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
     }
     qemuio_bs = bdrv_open(filename, opts, flags, &err);
     if (!qemuio_bs) {
-        if (name) {
+        /* QEMU names the device only when it was given as a file name. */
+        if (name && !image_opts) {
             error_prepend(&err, "can't open device %s: ", name);
         } else {
-            error_prepend(&err, "can't open device: ");
+            error_prepend(&err, "can't open: ");
         }
         error_report_err(err);
         return -1;

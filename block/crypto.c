@@ -94,6 +94,13 @@ static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         error_setg(errp, "Parameter 'key-secret' expects a string");
         return -EINVAL;
     }
+    if (flags & BDRV_O_NO_UNLOCK) {
+        /*
+         * Unlocking costs the PBKDF2 work the header asks for; a caller that
+         * reads only the header must not pay it (nor need the right key).
+         */
+        secret_id = NULL;
+    }
     s->block = qcrypto_block_open_secret(secret_id, bs->filename, luks_read_func,
                                          luks_check_payload, bs, &wrong_key,
                                          errp);

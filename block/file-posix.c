@@ -26,11 +26,27 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         error_setg(errp, "The 'file' block driver requires a file name");
         return -EINVAL;
     }
-    /* A "file:" prefix names the protocol explicitly. */
+    /*
+     * A "file:" prefix names the protocol explicitly.  Without it, a rest
+     * such as "image:top.qcow2" would read as protocol "image" when the
+     * name is shown or used again (as a base for backing file names), so
+     * the node is named "./image:top.qcow2", like QEMU does.
+     */
     if (!strncmp(filename, "file:", 5)) {
+        const char *colon, *slash;
+
         filename += 5;
+        colon = strchr(filename, ':');
+        slash = strchr(filename, '/');
+        if (colon && (!slash || colon < slash)) {
+            g_autofree char *dotted = g_strconcat("./", filename, NULL);
+            g_strlcpy(bs->filename, dotted, sizeof(bs->filename));
+        } else {
+            g_strlcpy(bs->filename, filename, sizeof(bs->filename));
+        }
+    } else {
+        g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
-    g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
@@ -264,6 +280,16 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     if (!strncmp(filename, "file:", 5)) {
         filename += 5;
     }
+    /*
+     * Like QEMU, a new file is a whole number of 512-byte sectors: "create
+     * -f raw img 1234" makes 1536 bytes, the size QEMU's info then shows.
+     */
+    if (size > INT64_MAX - 511) {
+        error_setg(errp, "Could not resize file '%s': image size %lld is "
+                   "too large", filename, (long long)size);
+        return -EFBIG;
+    }
+    size = QEMU_ALIGN_UP(size, 512);
     fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;

@@ -681,7 +681,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
 
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        ret = qcow2_luks_open(bs, key_secret, errp);
+        /* Header-only callers (info) do not pay for unlocking a key slot. */
+        ret = qcow2_luks_open(bs, (flags & BDRV_O_NO_UNLOCK) ? NULL : key_secret,
+                              errp);
         if (ret < 0) {
             goto fail;
         }

@@ -29,6 +29,11 @@
 #define LUKS_NAME_LEN 32
 #define LUKS_UUID_LEN 40
 #define LUKS_MIN_ITERS 1000
+/*
+ * Iteration counts up to this run in a few seconds on any machine, so
+ * unlocking does not pay the ~40 ms calibration for them.
+ */
+#define LUKS_CHEAP_ITERS (1u << 24)
 /* Key material and payload are aligned like QEMU's and cryptsetup's. */
 #define LUKS_ALIGN 4096
 #define SECTOR QCRYPTO_BLOCK_SECTOR_SIZE
@@ -69,6 +74,8 @@ struct QCryptoBlock {
 
     QCryptoBlockReadFunc readfunc;
     void *opaque;
+
+    uint64_t max_unlock_iters;  /* 0 until measured by check_unlock_work() */
 };
 
 /* ---- header encoding ---- */
@@ -570,6 +577,40 @@ static bool master_key_matches(const QCryptoBlock *b, const uint8_t *mk,
 }
 
 /*
+ * The header chooses how much PBKDF2 work unlocking costs, up to 2^32
+ * iterations per key slot, which is hours on a slow machine.  A header may
+ * ask for no more than what creating a key slot with the largest iter-time
+ * (QCRYPTO_BLOCK_MAX_ITER_TIME_MS) writes on this machine: more is refused
+ * before any work is done.
+ */
+static bool check_unlock_work(QCryptoBlock *b, int slot, uint32_t iters,
+                              const char *what, Error **errp)
+{
+    if (iters <= LUKS_CHEAP_ITERS) {
+        return true;
+    }
+    if (!b->max_unlock_iters) {
+        /* Iterations per second here, for the key size of this header. */
+        uint64_t per_s = qcrypto_pbkdf2_count_iters(b->hash_alg, b->hdr.key_bytes,
+                                                    1000, errp);
+        if (!per_s) {
+            return false;
+        }
+        b->max_unlock_iters = MIN(per_s * (QCRYPTO_BLOCK_MAX_ITER_TIME_MS / 1000),
+                                  (uint64_t)UINT32_MAX);
+    }
+    if (iters > b->max_unlock_iters) {
+        error_setg(errp, "LUKS key slot %d: the %s asks for %u PBKDF2 "
+                   "iterations, more than the %llu that an iter-time of %d ms "
+                   "gives on this machine; refusing to unlock it",
+                   slot, what, iters, (unsigned long long)b->max_unlock_iters,
+                   QCRYPTO_BLOCK_MAX_ITER_TIME_MS);
+        return false;
+    }
+    return true;
+}
+
+/*
  * Tries @password on slot @i; on success *mk holds the master key.
  * Returns -1 on I/O error, 0 for a wrong password, 1 on success.
  */
@@ -585,6 +626,11 @@ static int try_slot(QCryptoBlock *b, int i, const uint8_t *password,
     bool match = false;
     int ret = -1;
 
+    if (!check_unlock_work(b, i, slot->iterations, "key slot", errp) ||
+        !check_unlock_work(b, i, b->hdr.mk_digest_iter, "master key digest",
+                           errp)) {
+        goto out;
+    }
     if (b->readfunc(b, (size_t)slot->key_offset * SECTOR, split, slen, b->opaque,
                     errp) < 0) {
         goto out;

@@ -29,6 +29,7 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_CHECK       0x1000  /* opened for qemu-img check: tolerate some damage */
 #define BDRV_O_NO_PROMPT   0x2000  /* never ask for a password */
 #define BDRV_O_PROBE_QUIET 0x4000  /* no "probing guessed raw" warning */
+#define BDRV_O_NO_UNLOCK   0x8000  /* metadata only: a given key-secret is not tried (info) */
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */
