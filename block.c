@@ -681,10 +681,15 @@ int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 
     /*
      * The file starts empty (the format driver writes and grows it), so of
-     * the protocol's options only those about the file itself apply.
+     * the protocol's options only those about the file itself apply
+     * (nocow, extent_size_hint).
      */
     if (opts && qdict_haskey(opts, "nocow") && qemu_opts_find_desc(drv->create_opts, "nocow")) {
         qdict_put_bool(o, "nocow", qemu_opt_get_bool(opts, "nocow", false));
+    }
+    if (opts && qdict_haskey(opts, "extent_size_hint") &&
+        qemu_opts_find_desc(drv->create_opts, "extent_size_hint")) {
+        qdict_put_int(o, "extent_size_hint", qemu_opt_get_size(opts, "extent_size_hint", 0));
     }
     qdict_put_int(o, "size", 0);
     ret = drv->bdrv_create(filename, o, errp);

@@ -292,11 +292,35 @@ static bool has_help_option(const char *s)
 }
 
 /*
+ * Whether one -o argument can be joined to others with a comma without
+ * changing its meaning: not empty, no leading separator, and no trailing
+ * one (a final run of commas of odd length ends in a separator; an even
+ * one is escaped commas in a value).
+ */
+static bool is_valid_option_list(const char *arg)
+{
+    size_t len = strlen(arg), commas = 0;
+
+    if (!len || arg[0] == ',') {
+        return false;
+    }
+    while (commas < len && arg[len - 1 - commas] == ',') {
+        commas++;
+    }
+    return commas % 2 == 0;
+}
+
+/*
  * One -o: several of them add up, as if joined with commas, unless one
- * asks for "help"; that one is not added, and true says so.
+ * asks for "help"; that one is not added, and true says so.  A list that
+ * would not join cleanly ends qemu-img, as in QEMU.
  */
 static bool collect_option_arg(char **acc, const char *arg)
 {
+    if (!is_valid_option_list(arg)) {
+        error_report("Invalid option list: %s", arg);
+        exit(1);
+    }
     if (has_help_option(arg)) {
         return true;
     }

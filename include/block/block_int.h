@@ -169,7 +169,8 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
                                  Error **errp);
 /*
  * For create callbacks: creates the protocol-level file, empty; of @opts
- * (may be NULL) it takes the protocol's options about the file itself (nocow).
+ * (may be NULL) it takes the protocol's options about the file itself (nocow,
+ * extent_size_hint).
  */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
 
