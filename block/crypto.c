@@ -373,7 +373,8 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
 
 static const QemuOptDesc luks_create_desc[] = {
     { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "key-secret", QEMU_OPT_STRING, "ID of secret providing the LUKS key" },
+    { "key-secret", QEMU_OPT_STRING,
+      "ID of the secret that provides the keyslot passphrase" },
     { "cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
     { "cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
     { "ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
