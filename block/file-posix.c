@@ -216,6 +216,20 @@ static int file_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
     return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
 }
 
+/*
+ * Writes zeroes over the start of a file that was empty and now has
+ * @size bytes, as QEMU does: its first block is then allocated, which
+ * lets O_DIRECT alignment probing read real data, and the file takes
+ * the same space on the host as one QEMU creates.
+ */
+static int allocate_first_block(int fd, int64_t size)
+{
+    static const uint8_t zero[4096];
+    size_t n = MIN((int64_t)sizeof(zero), size);
+
+    return pwrite(fd, zero, n, 0) == (ssize_t)n ? 0 : -errno;
+}
+
 static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                          PreallocMode prealloc, Error **errp)
 {
@@ -229,6 +243,13 @@ static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         int err = errno;
         error_setg_errno(errp, err, "Failed to resize '%s'", bs->filename);
         return -err;
+    }
+    if (cur == 0 && offset > 0 && prealloc == PREALLOC_MODE_OFF) {
+        int ret = allocate_first_block(s->fd, offset);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
+            return ret;
+        }
     }
     if (offset > cur && prealloc == PREALLOC_MODE_FALLOC) {
         if (posix_fallocate(s->fd, cur, offset - cur) != 0) {
@@ -308,6 +329,11 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     if (ftruncate(fd, size) < 0) {
         ret = -errno;
         error_setg_errno(errp, -ret, "Could not resize file '%s'", filename);
+    } else if (prealloc == PREALLOC_MODE_OFF && size > 0) {
+        ret = allocate_first_block(fd, size);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to '%s'", filename);
+        }
     } else if (prealloc == PREALLOC_MODE_FALLOC && size > 0) {
         if (posix_fallocate(fd, 0, size) != 0) {
             ret = -EIO;
