@@ -125,9 +125,9 @@ enum {
     BDRV_IMG_CREATE_UNSAFE = 2, /* qemu-img create -u: the backing file is not opened */
 };
 /*
- * qemu-img create's work, also used by drive-backup, drive-mirror and
- * blockdev-snapshot-sync: validates @opts against the driver's and the
- * protocol's options, takes the size from the backing file when
+ * qemu-img create's work, also used by qemu-img convert, drive-backup and
+ * drive-mirror: validates @opts against the driver's and the protocol's
+ * options, takes the size from the backing file when
  * @img_size is -1 (-1 with "size" in @opts: that one; both: an error),
  * prints the "Formatting ..." line in QEMU 7.2's form unless QUIET, and
  * creates the image.  Errors are QEMU 7.2's, in its order.
