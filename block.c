@@ -680,9 +680,17 @@ int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
     QDict *o = qdict_new();
     int ret;
 
-    if (opts && qdict_get_try_str(opts, "preallocation") && drv->create_opts &&
-        qemu_opts_find_desc(drv->create_opts, "preallocation")) {
-        qdict_put_str(o, "preallocation", qdict_get_try_str(opts, "preallocation"));
+    /*
+     * The file starts empty (the format driver writes and grows it), so of
+     * the protocol's options only those about the file itself apply
+     * (nocow, extent_size_hint).
+     */
+    if (opts && qdict_haskey(opts, "nocow") && qemu_opts_find_desc(drv->create_opts, "nocow")) {
+        qdict_put_bool(o, "nocow", qemu_opt_get_bool(opts, "nocow", false));
+    }
+    if (opts && qdict_haskey(opts, "extent_size_hint") &&
+        qemu_opts_find_desc(drv->create_opts, "extent_size_hint")) {
+        qdict_put_int(o, "extent_size_hint", qemu_opt_get_size(opts, "extent_size_hint", 0));
     }
     qdict_put_int(o, "size", 0);
     ret = drv->bdrv_create(filename, o, errp);
@@ -699,50 +707,57 @@ int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts, Error **err
     return drv->bdrv_create(filename, opts, errp);
 }
 
-static char *default_create_line(BlockDriver *drv, const char *filename, const QDict *opts)
+/* Appends @text with every comma doubled, as option strings quote them. */
+static void append_escaped(GString *s, const char *text)
+{
+    for (; *text; text++) {
+        if (*text == ',') {
+            g_string_append_c(s, ',');
+        }
+        g_string_append_c(s, *text);
+    }
+}
+
+/*
+ * The "Formatting '...', fmt=..." line, in QEMU 7.2's form: the options of
+ * @lists in order (a name in a later list that an earlier one already has is
+ * skipped), each one that was given or has a default, as "name=value" with
+ * nothing quoted.  Given sizes and numbers print parsed, strings with their
+ * commas doubled, booleans as given; defaults print as written in the list.
+ */
+static char *create_line(const char *filename, const char *fmt,
+                         const QemuOptsList *const *lists, const QDict *opts)
 {
     GString *s = g_string_new(NULL);
 
-    g_string_append_printf(s, "Formatting '%s', fmt=%s", filename, drv->format_name);
-    for (const QemuOptDesc *d = drv->create_opts ? drv->create_opts->desc : NULL;
-         d && d->name; d++) {
-        json_t *v = json_object_get(opts, d->name);
-        g_autofree char *text = NULL;
+    g_string_append_printf(s, "Formatting '%s', fmt=%s", filename, fmt);
+    for (const QemuOptsList *const *l = lists; *l; l++) {
+        for (const QemuOptDesc *d = (*l)->desc; d && d->name; d++) {
+            json_t *v = json_object_get(opts, d->name);
+            bool dup = false;
 
-        if (v) {
-            if (json_is_string(v)) {
-                text = g_strdup(json_string_value(v));
-            } else if (json_is_integer(v)) {
-                text = g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-            } else if (json_is_boolean(v)) {
-                text = g_strdup(json_is_true(v) ? "on" : "off");
+            for (const QemuOptsList *const *e = lists; e != l && !dup; e++) {
+                dup = qemu_opts_find_desc(*e, d->name) != NULL;
             }
-        } else if (d->def_value_str) {
-            text = g_strdup(d->def_value_str);
-        }
-        if (!text) {
-            continue;
-        }
-        switch (d->type) {
-        case QEMU_OPT_STRING:
-            g_string_append_printf(s, " %s='%s'", d->name, text);
-            break;
-        case QEMU_OPT_BOOL: {
-            bool b = false;
-            qemu_parse_bool(d->name, text, &b, NULL);
-            g_string_append_printf(s, " %s=%s", d->name, b ? "on" : "off");
-            break;
-        }
-        case QEMU_OPT_SIZE: {
-            uint64_t n = qemu_opt_get_size(opts, d->name, 0);
+            if (dup || (!v && !d->def_value_str)) {
+                continue;
+            }
+            g_string_append_printf(s, " %s=", d->name);
             if (!v) {
-                qemu_strtosz(text, NULL, &n);
+                g_string_append(s, d->def_value_str);
+            } else if (d->type == QEMU_OPT_SIZE) {
+                g_string_append_printf(s, "%" PRId64,
+                                       (int64_t)qemu_opt_get_size(opts, d->name, 0));
+            } else if (d->type == QEMU_OPT_NUMBER) {
+                g_string_append_printf(s, "%" PRId64,
+                                       (int64_t)qemu_opt_get_number(opts, d->name, 0));
+            } else if (json_is_string(v)) {
+                append_escaped(s, json_string_value(v));
+            } else if (json_is_boolean(v)) {
+                g_string_append(s, json_is_true(v) ? "on" : "off");
+            } else if (json_is_integer(v)) {
+                g_string_append_printf(s, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
             }
-            g_string_append_printf(s, " %s=%" PRIu64, d->name, n);
-            break;
-        }
-        default:
-            g_string_append_printf(s, " %s=%s", d->name, text);
         }
     }
     return g_string_free(s, FALSE);
@@ -750,13 +765,13 @@ static char *default_create_line(BlockDriver *drv, const char *filename, const Q
 
 int bdrv_img_create(const char *filename, const char *fmt,
                     const char *base_filename, const char *base_fmt,
-                    QDict *opts, int64_t img_size, bool quiet, Error **errp)
+                    QDict *opts, int64_t img_size, int flags, Error **errp)
 {
     BlockDriver *drv = bdrv_find_format(fmt);
-    const QemuOptsList *lists[2];
-    g_autoptr(GString) unused = NULL;
+    BlockDriver *proto = bdrv_find_protocol("file");
+    const QemuOptsList *lists[3] = { NULL, NULL, NULL };
     QDict *o;
-    int ret;
+    int ret = -EINVAL;
 
     if (!drv || drv->is_protocol) {
         error_setg(errp, "Unknown file format '%s'", fmt);
@@ -766,85 +781,93 @@ int bdrv_img_create(const char *filename, const char *fmt,
         error_setg(errp, "Format driver '%s' does not support image creation", fmt);
         return -ENOTSUP;
     }
+    /* As in QEMU, the protocol's options (nocow, ...) are accepted too. */
+    lists[0] = drv->create_opts;
+    if (proto && proto != drv && proto->create_opts) {
+        lists[1] = proto->create_opts;
+    }
     o = opts ? qdict_clone_shallow(opts) : qdict_new();
+
+    /* The checks run in QEMU's order, so that the first error is QEMU's. */
+    if (!qemu_opts_validate(o, lists, errp)) {
+        goto out;
+    }
+    if (img_size != -1 && qdict_haskey(o, "size")) {
+        error_setg(errp, "The image size must be specified only once");
+        goto out;
+    }
     if (base_filename) {
+        if (!qemu_opts_find_desc(drv->create_opts, "backing_file")) {
+            error_setg(errp, "Backing file not supported for file format '%s'", fmt);
+            goto out;
+        }
         qdict_put_str(o, "backing_file", base_filename);
     }
     if (base_fmt) {
+        if (!qemu_opts_find_desc(drv->create_opts, "backing_fmt")) {
+            error_setg(errp, "Backing file format not supported for file format '%s'", fmt);
+            goto out;
+        }
         qdict_put_str(o, "backing_fmt", base_fmt);
     }
-    lists[0] = drv->create_opts;
-    lists[1] = NULL;
-    if (!qemu_opts_validate(o, lists, errp)) {
-        ret = -EINVAL;
-        goto out;
-    }
-
     base_filename = qdict_get_try_str(o, "backing_file");
     base_fmt = qdict_get_try_str(o, "backing_fmt");
-    if (base_fmt && !bdrv_find_format(base_fmt)) {
-        error_setg(errp, "Unknown backing file format '%s'", base_fmt);
-        ret = -EINVAL;
+    if (base_filename && !*base_filename) {
+        error_setg(errp, "Expected backing file name, got empty string");
         goto out;
     }
     if (base_filename && !strcmp(base_filename, filename)) {
         error_setg(errp, "Error: Trying to create an image with the same filename as the backing file");
-        ret = -EINVAL;
         goto out;
     }
     if (img_size == -1 && qdict_haskey(o, "size")) {
         img_size = qemu_opt_get_size(o, "size", 0);
     }
-    if (base_filename) {
+    if (base_filename && !base_fmt && (flags & BDRV_IMG_CREATE_UNSAFE)) {
+        error_setg(errp, "Backing file specified without backing format");
+        goto out;
+    }
+    if (base_filename && !(flags & BDRV_IMG_CREATE_UNSAFE)) {
         /* The backing file must open, and gives the size when none is set. */
         g_autofree char *full = path_combine(filename, base_filename);
         QDict *bo = qdict_new();
         BlockDriverState *bbs;
-        Error *local_err = NULL;
 
         if (base_fmt) {
             qdict_put_str(bo, "driver", base_fmt);
         }
-        bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET,
-                        &local_err);
+        bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, errp);
         if (!bbs) {
-            if (img_size == -1) {
-                error_propagate(errp, local_err);
-                error_prepend(errp, "Could not open backing image to determine size: ");
-                ret = -EINVAL;
-                goto out;
-            }
-            /* With an explicit size a missing backing file is only a warning. */
-            warn_report("Could not verify backing image. This may become an error in future versions.");
-            error_printf("%s\n", error_get_pretty(local_err));
-            error_free(local_err);
-        } else {
-            if (!base_fmt) {
-                error_setg(errp, "Backing file specified without backing format");
-                error_append_hint(errp, "Detected format of %s.\n", bdrv_get_format_name(bbs));
-                bdrv_unref(bbs);
-                ret = -EINVAL;
-                goto out;
-            }
-            if (img_size == -1) {
-                img_size = bdrv_getlength(bbs);
-            }
-            bdrv_unref(bbs);
+            error_append_hint(errp, "Could not open backing image.\n");
+            goto out;
         }
+        if (!base_fmt) {
+            /* QEMU's hint has no final newline. */
+            error_setg(errp, "Backing file specified without backing format");
+            error_append_hint(errp, "Detected format of %s.", bdrv_get_format_name(bbs));
+            bdrv_unref(bbs);
+            goto out;
+        }
+        if (img_size == -1) {
+            img_size = bdrv_getlength(bbs);
+        }
+        bdrv_unref(bbs);
     }
     if (img_size < 0) {
         error_setg(errp, "Image creation needs a size parameter");
-        ret = -EINVAL;
         goto out;
     }
     qdict_put_int(o, "size", img_size);
 
-    if (!quiet) {
-        g_autofree char *line = drv->bdrv_format_create_line
-            ? drv->bdrv_format_create_line(filename, o)
-            : default_create_line(drv, filename, o);
+    if (!(flags & BDRV_IMG_CREATE_QUIET)) {
+        g_autofree char *line = create_line(filename, drv->format_name, lists, o);
         printf("%s\n", line);
         fflush(stdout);
+    }
+    if (base_fmt && !bdrv_find_format(base_fmt)) {
+        /* Only reachable with BDRV_IMG_CREATE_UNSAFE: the open failed otherwise. */
+        error_setg(errp, "Parameter 'backing-fmt' does not accept value '%s'", base_fmt);
+        goto out;
     }
     ret = drv->bdrv_create(filename, o, errp);
 out:

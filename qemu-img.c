@@ -292,11 +292,35 @@ static bool has_help_option(const char *s)
 }
 
 /*
+ * Whether one -o argument can be joined to others with a comma without
+ * changing its meaning: not empty, no leading separator, and no trailing
+ * one (a final run of commas of odd length ends in a separator; an even
+ * one is escaped commas in a value).
+ */
+static bool is_valid_option_list(const char *arg)
+{
+    size_t len = strlen(arg), commas = 0;
+
+    if (!len || arg[0] == ',') {
+        return false;
+    }
+    while (commas < len && arg[len - 1 - commas] == ',') {
+        commas++;
+    }
+    return commas % 2 == 0;
+}
+
+/*
  * One -o: several of them add up, as if joined with commas, unless one
- * asks for "help"; that one is not added, and true says so.
+ * asks for "help"; that one is not added, and true says so.  A list that
+ * would not join cleanly ends qemu-img, as in QEMU.
  */
 static bool collect_option_arg(char **acc, const char *arg)
 {
+    if (!is_valid_option_list(arg)) {
+        error_report("Invalid option list: %s", arg);
+        exit(1);
+    }
     if (has_help_option(arg)) {
         return true;
     }
@@ -891,10 +915,6 @@ static int img_info(int argc, char **argv)
 /* create */
 
 /* Swallows messages while the core re-verifies a backing file for -u. */
-static void discard_sink(void *opaque, const char *text)
-{
-}
-
 static int img_create(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -944,65 +964,10 @@ static int img_create(int argc, char **argv)
     if (!opts) {
         return 1;
     }
-    if (!base) {
-        base = qdict_get_try_str(opts, "backing_file");
-    }
-    if (!base_fmt) {
-        base_fmt = qdict_get_try_str(opts, "backing_fmt");
-    }
-    if (base && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol &&
-        !bdrv_find_format(fmt)->supports_backing) {
-        error_report("%s: Backing file not supported for file format '%s'", filename, fmt);
-        qobject_unref(opts);
-        return 1;
-    }
-    if (base && !strcmp(base, filename)) {
-        error_report("%s: Error: Trying to create an image with the same filename as the "
-                     "backing file", filename);
-        qobject_unref(opts);
-        return 1;
-    }
-    if (base && *base && !unsafe && bdrv_find_format(fmt) && !bdrv_find_format(fmt)->is_protocol) {
-        /* The backing file must open (QEMU 7.2 refuses a missing one). */
-        g_autofree char *full = path_combine(filename, base);
-        QDict *bo = qdict_new();
-        BlockDriverState *bbs;
-
-        if (base_fmt && bdrv_find_format(base_fmt)) {
-            qdict_put_str(bo, "driver", base_fmt);
-        }
-        bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, &err);
-        if (!bbs) {
-            error_report("%s: %s", filename, error_get_pretty(err));
-            error_printf("Could not open backing image.\n");
-            error_free(err);
-            qobject_unref(opts);
-            return 1;
-        }
-        bdrv_unref(bbs);
-    }
-    if (unsafe && base && *base && size < 0 && !qdict_haskey(opts, "size")) {
-        error_report("%s: Image creation needs a size parameter", filename);
-        qobject_unref(opts);
-        return 1;
-    }
-
-    if (unsafe) {
-        ErrorSinkFn old_fn;
-        void *old_opaque;
-
-        /*
-         * -u: the backing file may not exist yet; the core would warn that
-         * it could not verify it, which is exactly what -u asks not to do.
-         * Its other errors are still reported below through @err.
-         */
-        error_get_sink(&old_fn, &old_opaque);
-        error_set_sink(discard_sink, NULL);
-        ret = bdrv_img_create(filename, fmt, base, base_fmt, opts, size, quiet_mode, &err);
-        error_set_sink(old_fn, old_opaque);
-    } else {
-        ret = bdrv_img_create(filename, fmt, base, base_fmt, opts, size, quiet_mode, &err);
-    }
+    /* bdrv_img_create() checks everything, in QEMU's order. */
+    ret = bdrv_img_create(filename, fmt, base, base_fmt, opts, size,
+                          (quiet_mode ? BDRV_IMG_CREATE_QUIET : 0) |
+                          (unsafe ? BDRV_IMG_CREATE_UNSAFE : 0), &err);
     qobject_unref(opts);
     if (ret < 0) {
         report_error_with_hint(filename, err);
@@ -1911,8 +1876,10 @@ static int img_convert(int argc, char **argv)
         QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
         qdict_del(create_opts, "backing_file");
         qdict_del(create_opts, "backing_fmt");
+        /* As in QEMU, the sources' total size replaces a "size" option. */
+        qdict_del(create_opts, "size");
         if (bdrv_img_create(out_filename, out_fmt, out_base, out_base_fmt, create_opts,
-                            s.total, true, &err) < 0) {
+                            s.total, BDRV_IMG_CREATE_QUIET, &err) < 0) {
             error_report("%s: error while converting %s: %s", out_filename, out_fmt,
                          error_get_pretty(err));
             error_free(err);

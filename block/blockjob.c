@@ -1050,7 +1050,6 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
     }
     if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
         const char *backing_name = NULL, *backing_fmt = NULL;
-        QDict *copts = NULL;
         int ret;
 
         if (!format) {
@@ -1064,13 +1063,10 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
             } else {
                 backing_name = backing->filename;
                 backing_fmt = bdrv_get_format_name(backing);
-                copts = qdict_new();
-                qdict_put_int(copts, "size", size);
             }
         }
-        ret = bdrv_img_create(target, format, backing_name, backing_fmt, copts,
-                              size, quiet, errp);
-        qobject_unref(copts);
+        ret = bdrv_img_create(target, format, backing_name, backing_fmt, NULL, size,
+                              quiet ? BDRV_IMG_CREATE_QUIET : 0, errp);
         if (ret < 0) {
             return NULL;
         }

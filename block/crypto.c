@@ -318,7 +318,9 @@ static int luks_create(const char *filename, QDict *opts, Error **errp)
     int ret;
 
     c.size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), SECTOR);
-    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &c.prealloc, errp)) {
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &c.prealloc, NULL)) {
+        /* QEMU's wording for the file layer's option */
+        error_setg(errp, "invalid parameter value: %s", prealloc_str);
         return -EINVAL;
     }
     /* Everything that can be wrong is checked before the file is touched. */
@@ -334,7 +336,7 @@ static int luks_create(const char *filename, QDict *opts, Error **errp)
         return -EINVAL;
     }
 
-    ret = bdrv_create_file(filename, NULL, errp);
+    ret = bdrv_create_file(filename, opts, errp);
     if (ret < 0) {
         goto out;
     }
@@ -378,15 +380,15 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
 
 static const QemuOptDesc luks_create_desc[] = {
     { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "key-secret", QEMU_OPT_STRING, "ID of secret providing the LUKS key" },
+    { "key-secret", QEMU_OPT_STRING,
+      "ID of the secret that provides the keyslot passphrase" },
     { "cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
     { "cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
     { "ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
     { "ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
     { "hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
-    { "preallocation", QEMU_OPT_STRING,
-      "Preallocation mode (allowed values: off, falloc, full)" },
+    /* preallocation and nocow come from the file protocol's list, as in QEMU */
     { NULL }
 };
 static const QemuOptsList luks_create_opts = { "luks-create-opts", luks_create_desc };
@@ -401,31 +403,7 @@ static const QemuOptDesc luks_amend_desc[] = {
 };
 static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };
 
-/* QEMU prints the options that were given, unquoted, in this order. */
-static char *luks_format_create_line(const char *filename, const QDict *opts)
-{
-    GString *line = g_string_new(NULL);
-
-    g_string_append_printf(line, "Formatting '%s', fmt=luks size=%llu", filename,
-                           (unsigned long long)qemu_opt_get_size(opts, "size", 0));
-    for (const QemuOptDesc *d = luks_create_desc + 1; d->name; d++) {
-        json_t *v = json_object_get(opts, d->name);
-
-        if (!v) {
-            continue;
-        }
-        if (json_is_string(v)) {
-            g_string_append_printf(line, " %s=%s", d->name, json_string_value(v));
-        } else if (json_is_integer(v)) {
-            g_string_append_printf(line, " %s=%" JSON_INTEGER_FORMAT, d->name,
-                                   json_integer_value(v));
-        }
-    }
-    return g_string_free(line, FALSE);
-}
-
 static BlockDriver bdrv_luks = {
-    .bdrv_format_create_line = luks_format_create_line,
     .format_name = "luks",
     .instance_size = sizeof(BlockCrypto),
     .bdrv_probe = luks_probe,

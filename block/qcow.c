@@ -997,8 +997,7 @@ static const QemuOptDesc qcow_create_desc[] = {
     { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
     { "backing_fmt", QEMU_OPT_STRING, "Format of the backing image" },
     { "encryption", QEMU_OPT_BOOL,
-      "Encrypt the image with format 'aes' (deprecated: use encrypt.format=aes, or better "
-      "a qcow2 image with encrypt.format=luks)", "off" },
+      "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
     { "encrypt.format", QEMU_OPT_STRING, "Encrypt the image, format choices: 'aes'" },
     { "encrypt.key-secret", QEMU_OPT_STRING,
       "ID of the secret that provides the AES encryption key" },
@@ -1031,38 +1030,12 @@ static bool create_wants_encryption(const QDict *opts, Error **errp, bool *encry
     return true;
 }
 
-static char *qcow_format_create_line(const char *filename, const QDict *opts)
-{
-    GString *s = g_string_new(NULL);
-    const char *bf = qemu_opt_get(opts, "backing_file");
-    const char *bfmt = qemu_opt_get(opts, "backing_fmt");
-    const char *efmt = qemu_opt_get(opts, "encrypt.format");
-    const char *secret = qemu_opt_get(opts, "encrypt.key-secret");
-    bool enc = qemu_opt_get_bool(opts, "encryption", false) || (efmt && !strcmp(efmt, "aes"));
-
-    g_string_append_printf(s, "Formatting '%s', fmt=qcow size=%" PRIu64, filename,
-                           qemu_opt_get_size(opts, "size", 0));
-    if (bf) {
-        g_string_append_printf(s, " backing_file='%s'", bf);
-    }
-    if (bfmt) {
-        g_string_append_printf(s, " backing_fmt='%s'", bfmt);
-    }
-    g_string_append_printf(s, " encryption=%s", enc ? "on" : "off");
-    if (efmt) {
-        g_string_append_printf(s, " encrypt.format='%s'", efmt);
-    }
-    if (secret) {
-        g_string_append_printf(s, " encrypt.key-secret='%s'", secret);
-    }
-    return g_string_free(s, FALSE);
-}
-
 static int qcow_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = qemu_opt_get_size(opts, "size", 0);
     const char *backing = qemu_opt_get(opts, "backing_file");
     const char *secret = qemu_opt_get(opts, "encrypt.key-secret");
+    const char *prealloc = qemu_opt_get(opts, "preallocation");
     bool encrypt;
     int cluster_bits, l2_bits;
     size_t backing_len = backing ? strlen(backing) : 0;
@@ -1075,6 +1048,12 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
     /* Everything is validated before the file is touched. */
     if (!create_wants_encryption(opts, errp, &encrypt)) {
         return -EINVAL;
+    }
+    if (prealloc && strcmp(prealloc, "off")) {
+        /* QEMU 7.2 takes the file protocol's option and then drops it */
+        error_setg(errp, "qcow images cannot be preallocated (preallocation=%s): "
+                   "use qcow2", prealloc);
+        return -ENOTSUP;
     }
     if (backing_len > QCOW_BACKING_NAME_MAX) {
         error_setg(errp, "Backing file name too long for qcow (%zu bytes, at most %d)",
@@ -1173,7 +1152,6 @@ static BlockDriver bdrv_qcow = {
     .bdrv_get_allocated_file_size = qcow_get_allocated_file_size,
     .bdrv_create = qcow_create,
     .create_opts = &qcow_create_opts,
-    .bdrv_format_create_line = qcow_format_create_line,
     .bdrv_get_info = qcow_get_info,
     .bdrv_check = qcow_check,
     .bdrv_make_empty = qcow_make_empty,

@@ -1394,27 +1394,33 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
 /* ------------------------------------------------------------------ */
 /* Create */
 
+/* In QEMU 7.2's order, which the "Formatting ..." line follows. */
 static const QemuOptDesc qcow2_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "compat", QEMU_OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])" },
-    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
-    { "backing_fmt", QEMU_OPT_STRING, "Image format of the base image" },
     { "encryption", QEMU_OPT_BOOL,
-      "Encrypt the image with legacy AES (deprecated: use encrypt.format=luks)", "off" },
-    { "cluster_size", QEMU_OPT_SIZE, "qcow2 cluster size", "65536" },
-    { "preallocation", QEMU_OPT_STRING,
-      "Preallocation mode (allowed values: off, metadata, falloc, full)" },
-    { "lazy_refcounts", QEMU_OPT_BOOL, "Postpone refcount updates", "off" },
-    { "refcount_bits", QEMU_OPT_NUMBER, "Width of a reference count entry in bits" },
+      "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
     { "encrypt.format", QEMU_OPT_STRING,
       "Encrypt the image, format choices: 'aes', 'luks'" },
-    { "encrypt.key-secret", QEMU_OPT_STRING, "ID of secret providing the password" },
+    { "encrypt.key-secret", QEMU_OPT_STRING,
+      "ID of secret providing qcow AES key or LUKS passphrase" },
     { "encrypt.cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
     { "encrypt.cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
     { "encrypt.ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
     { "encrypt.ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    { "cluster_size", QEMU_OPT_SIZE, "qcow2 cluster size", "65536" },
+    /* Only the values this tree writes: "off" and "zlib" (others are refused). */
+    { "extended_l2", QEMU_OPT_BOOL, "Extended L2 tables", "off" },
+    { "preallocation", QEMU_OPT_STRING,
+      "Preallocation mode (allowed values: off, metadata, falloc, full)" },
+    { "compression_type", QEMU_OPT_STRING,
+      "Compression method used for image cluster compression", "zlib" },
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
+    { "backing_fmt", QEMU_OPT_STRING, "Image format of the base image" },
+    { "compat", QEMU_OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])" },
+    { "lazy_refcounts", QEMU_OPT_BOOL, "Postpone refcount updates", "off" },
+    { "refcount_bits", QEMU_OPT_NUMBER, "Width of a reference count entry in bits", "16" },
     { NULL }
 };
 static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
@@ -1429,72 +1435,12 @@ static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
 };
 static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
-static char *opt_text(const QDict *opts, const QemuOptDesc *d)
-{
-    json_t *v = json_object_get(opts, d->name);
-
-    if (!v) {
-        return d->def_value_str ? g_strdup(d->def_value_str) : NULL;
-    }
-    if (json_is_string(v)) {
-        return g_strdup(json_string_value(v));
-    }
-    if (json_is_integer(v)) {
-        return g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    }
-    if (json_is_boolean(v)) {
-        return g_strdup(json_is_true(v) ? "on" : "off");
-    }
-    return NULL;
-}
-
-/* Like the core's line, except that encrypt.format=aes also means encryption=on. */
-static char *qcow2_format_create_line(const char *filename, const QDict *opts)
-{
-    GString *s = g_string_new(NULL);
-    const char *efmt = qemu_opt_get(opts, "encrypt.format");
-
-    g_string_append_printf(s, "Formatting '%s', fmt=qcow2", filename);
-    for (const QemuOptDesc *d = qcow2_create_desc; d->name; d++) {
-        g_autofree char *text = opt_text(opts, d);
-        bool b = false;
-
-        if (!text || (!strcmp(d->name, "encryption") && efmt && !strcmp(efmt, "luks"))) {
-            /* encryption=on|off means AES or nothing: not worth a word for LUKS */
-            continue;
-        }
-        switch (d->type) {
-        case QEMU_OPT_STRING:
-            g_string_append_printf(s, " %s='%s'", d->name, text);
-            break;
-        case QEMU_OPT_BOOL:
-            qemu_parse_bool(d->name, text, &b, NULL);
-            if (!strcmp(d->name, "encryption") && efmt && !strcmp(efmt, "aes")) {
-                b = true;
-            }
-            g_string_append_printf(s, " %s=%s", d->name, b ? "on" : "off");
-            break;
-        case QEMU_OPT_SIZE: {
-            uint64_t n = 0;
-            if (json_object_get(opts, d->name)) {
-                n = qemu_opt_get_size(opts, d->name, 0);
-            } else {
-                qemu_strtosz(text, NULL, &n);
-            }
-            g_string_append_printf(s, " %s=%" PRIu64, d->name, n);
-            break;
-        }
-        default:
-            g_string_append_printf(s, " %s=%s", d->name, text);
-        }
-    }
-    return g_string_free(s, FALSE);
-}
-
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
     const char *compat = qemu_opt_get(opts, "compat");
+    const char *compression_type = qemu_opt_get(opts, "compression_type");
+    bool extended_l2 = qemu_opt_get_bool(opts, "extended_l2", false);
     const char *backing_file = qemu_opt_get(opts, "backing_file");
     const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
     const char *efmt = qemu_opt_get(opts, "encrypt.format");
@@ -1520,8 +1466,23 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))) {
         version = 2;
     } else if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3")) {
-        error_setg(errp, "Invalid compatibility level: '%s' (use 0.10 or 1.1)", compat);
+        error_setg(errp, "Parameter 'version' does not accept value '%s'", compat);
         return -EINVAL;
+    }
+    if (compression_type && strcmp(compression_type, "zlib")) {
+        if (strcmp(compression_type, "zstd")) {
+            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
+                       compression_type);
+        } else {
+            error_setg(errp, "compression_type=zstd is not supported: this build "
+                       "compresses clusters with zlib only");
+        }
+        return -ENOTSUP;
+    }
+    if (extended_l2) {
+        error_setg(errp, "extended_l2=on is not supported: this build writes "
+                   "standard L2 tables only");
+        return -ENOTSUP;
     }
     if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
         error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
@@ -1535,12 +1496,12 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     refcount_order = __builtin_ctzll(refcount_bits);
     if (version < 3 && refcount_bits != 16) {
         error_setg(errp, "Different refcount widths than 16 bits require compatibility "
-                   "level 1.1 or above (use compat=1.1 or greater)");
+                   "level 1.1 or above (use version=v3 or greater)");
         return -EINVAL;
     }
     if (version < 3 && lazy) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
-                   "above (use compat=1.1 or greater)");
+                   "above (use version=v3 or greater)");
         return -EINVAL;
     }
     if (efmt) {
@@ -1549,7 +1510,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         } else if (!strcmp(efmt, "luks")) {
             crypt = QCOW2_CRYPT_LUKS;
         } else {
-            error_setg(errp, "Invalid encrypt.format '%s' (allowed: aes, luks)", efmt);
+            error_setg(errp, "Parameter 'format' does not accept value '%s'", efmt);
             return -EINVAL;
         }
     }
@@ -1560,8 +1521,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (encryption) {
         if (crypt == QCOW2_CRYPT_LUKS) {
-            error_setg(errp, "encryption=on means legacy AES and contradicts "
-                       "encrypt.format=luks: drop 'encryption'");
+            error_setg(errp, "'encrypt.format' and its alias 'encryption' can't be used "
+                       "at the same time");
             return -EINVAL;
         }
         crypt = QCOW2_CRYPT_AES;
@@ -1588,7 +1549,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         }
     }
 
-    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, errp)) {
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
+        error_setg(errp, "Parameter 'preallocation' does not accept value '%s'", prealloc_str);
         return -EINVAL;
     }
     if (backing_fmt && !backing_file) {
@@ -1655,7 +1617,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
 
     /* The file starts empty: its preallocation comes once the metadata exists. */
-    ret = bdrv_create_file(filename, NULL, errp);
+    ret = bdrv_create_file(filename, opts, errp);
     if (ret < 0) {
         qcrypto_secret_free(luks_pw);
         return ret;
@@ -1753,7 +1715,6 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_truncate = qcow2_truncate,
     .bdrv_create = qcow2_create,
     .create_opts = &qcow2_create_opts,
-    .bdrv_format_create_line = qcow2_format_create_line,
     .bdrv_get_info = qcow2_get_info,
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
@@ -1768,7 +1729,17 @@ static BlockDriver bdrv_qcow2 = {
 
 void bdrv_qcow2_init(void)
 {
-    /* After the key-slot options come the create options and the terminator. */
-    memcpy(qcow2_amend_desc + 4, qcow2_create_desc, sizeof(qcow2_create_desc));
+    /*
+     * After the key-slot options come the create options and the terminator,
+     * without those QEMU only takes at creation.
+     */
+    QemuOptDesc *d = qcow2_amend_desc + 4;
+
+    for (size_t i = 0; i < ARRAY_SIZE(qcow2_create_desc); i++) {
+        const char *name = qcow2_create_desc[i].name;
+        if (!name || (strcmp(name, "extended_l2") && strcmp(name, "compression_type"))) {
+            *d++ = qcow2_create_desc[i];
+        }
+    }
     bdrv_register(&bdrv_qcow2);
 }

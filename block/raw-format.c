@@ -108,11 +108,9 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+/* The file protocol's options (preallocation, nocow) are accepted too. */
 static const QemuOptDesc raw_create_desc[] = {
     { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "preallocation", QEMU_OPT_STRING,
-      "Preallocation mode (allowed values: off, falloc, full)" },
-    { "nocow", QEMU_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)" },
     { NULL }
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };

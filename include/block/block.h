@@ -120,15 +120,22 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
  * Creates an image.  @opts: validated flat options; "size" in bytes.
  */
 int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts, Error **errp);
+/* bdrv_img_create() flags; QUIET is 1 so that "true" still means quiet. */
+enum {
+    BDRV_IMG_CREATE_QUIET = 1,  /* no "Formatting ..." line */
+    BDRV_IMG_CREATE_UNSAFE = 2, /* qemu-img create -u: the backing file is not opened */
+};
 /*
- * qemu-img create's work, also used by drive-backup and drive-mirror:
- * validates @opts against the driver's options, takes the size from the
- * backing file when @img_size is -1, prints the "Formatting ..." line
- * unless @quiet, and creates the image.
+ * qemu-img create's work, also used by qemu-img convert, drive-backup and
+ * drive-mirror: validates @opts against the driver's and the protocol's
+ * options, takes the size from the backing file when
+ * @img_size is -1 (-1 with "size" in @opts: that one; both: an error),
+ * prints the "Formatting ..." line in QEMU 7.2's form unless QUIET, and
+ * creates the image.  Errors are QEMU 7.2's, in its order.
  */
 int bdrv_img_create(const char *filename, const char *fmt,
                     const char *base_filename, const char *base_fmt,
-                    QDict *opts, int64_t img_size, bool quiet, Error **errp);
+                    QDict *opts, int64_t img_size, int flags, Error **errp);
 
 /* Data I/O: all of these go through the one request path in block.c. */
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,

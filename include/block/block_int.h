@@ -128,12 +128,11 @@ typedef struct BlockDriver {
 
     /* Creates the image; opts are validated against create_opts. */
     int (*bdrv_create)(const char *filename, QDict *opts, Error **errp);
-    const QemuOptsList *create_opts;
     /*
-     * Order and form of the "Formatting ..." line; when NULL the line lists
-     * create_opts in order, each option that was given or has a default.
+     * In QEMU's order: the "Formatting ..." line lists them in this order
+     * (then the protocol's), each that was given or has a def_value_str.
      */
-    char *(*bdrv_format_create_line)(const char *filename, const QDict *opts);
+    const QemuOptsList *create_opts;
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
@@ -168,7 +167,11 @@ BlockDriver *bdrv_find_protocol(const char *name);
  */
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp);
-/* For create callbacks: creates the protocol-level file (size 0). */
+/*
+ * For create callbacks: creates the protocol-level file, empty; of @opts
+ * (may be NULL) it takes the protocol's options about the file itself (nocow,
+ * extent_size_hint).
+ */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
 
 /* Registration hooks of the built-in drivers, called by bdrv_init(). */
