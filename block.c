@@ -1063,6 +1063,65 @@ int bdrv_flush(BlockDriverState *bs, Error **errp)
     return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, 0, errp);
 }
 
+/*
+ * VM state does not take the request path: it lies outside the guest's
+ * disk, so neither the range check nor the write notifiers (which track
+ * guest data for block jobs) apply.  The key and read-only rules do.
+ */
+static int bdrv_rw_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                           int64_t bytes, bool write, Error **errp)
+{
+    BlockDriverState *keyless;
+
+    if (!bs->drv) {
+        error_setg(errp, "Node '%s' is not open", bs->node_name);
+        return -ENOMEDIUM;
+    }
+    keyless = bdrv_key_missing_node(bs);
+    if (keyless) {
+        bdrv_error_key_missing(keyless, NULL, errp);
+        error_prepend(errp, "Key missing: ");
+        return -ENOKEY;
+    }
+    if (pos < 0 || bytes < 0 || bytes > BDRV_REQUEST_MAX_BYTES || pos > INT64_MAX - bytes) {
+        error_setg(errp, "Invalid VM state request: position %" PRId64 ", %" PRId64
+                   " bytes", pos, bytes);
+        return -EINVAL;
+    }
+    if (write && bs->read_only) {
+        error_setg(errp, "Node '%s' is read-only", bs->node_name);
+        return -EACCES;
+    }
+    /* A node that keeps none passes the request to its file (a filter's image). */
+    for (; bs; bs = bs->file) {
+        if (bs->drv && bs->drv->bdrv_rw_vmstate) {
+            int ret;
+
+            if (bytes == 0) {
+                return 0;
+            }
+            bs->in_flight++;
+            ret = bs->drv->bdrv_rw_vmstate(bs, pos, bytes, buf, write, errp);
+            bs->in_flight--;
+            return ret < 0 ? ret : 0;
+        }
+    }
+    error_setg(errp, "The image format cannot hold VM state");
+    return -ENOTSUP;
+}
+
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                      int64_t bytes, Error **errp)
+{
+    return bdrv_rw_vmstate(bs, (void *)buf, pos, bytes, true, errp);
+}
+
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                      int64_t bytes, Error **errp)
+{
+    return bdrv_rw_vmstate(bs, buf, pos, bytes, false, errp);
+}
+
 void bdrv_start_writeback(BlockDriverState *bs)
 {
     /* Down the file children to the protocol node: that is where it lives. */

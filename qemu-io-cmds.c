@@ -311,7 +311,33 @@ typedef enum QemuIORequest {
     QEMUIO_REQ_WRITE,
     QEMUIO_REQ_ZEROES,
     QEMUIO_REQ_DISCARD,
+    QEMUIO_REQ_VMSTATE_LOAD,    /* read -b */
+    QEMUIO_REQ_VMSTATE_SAVE,    /* write -b */
 } QemuIORequest;
+
+/*
+ * read -b and write -b.  A format that keeps no VM state fails with
+ * QEMU's wording, which is all QEMU's qemu-io prints for it.
+ */
+static int vmstate_request(BlockDriverState *bs, QemuIORequest req, int64_t pos,
+                           int64_t bytes, uint8_t *buf, Error **errp)
+{
+    Error *err = NULL;
+    int ret;
+
+    if (req == QEMUIO_REQ_VMSTATE_SAVE) {
+        ret = bdrv_save_vmstate(bs, buf, pos, bytes, &err);
+    } else {
+        ret = bdrv_load_vmstate(bs, buf, pos, bytes, &err);
+    }
+    if (ret == -ENOTSUP) {
+        error_free(err);
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
+    } else if (ret < 0) {
+        error_propagate(errp, err);
+    }
+    return ret;
+}
 
 /*
  * Sends a request to the core in pieces no longer than the core takes at
@@ -323,8 +349,9 @@ typedef enum QemuIORequest {
 static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
                       int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
+    bool vmstate = req == QEMUIO_REQ_VMSTATE_LOAD || req == QEMUIO_REQ_VMSTATE_SAVE;
     int64_t done = 0;
-    int64_t len = bdrv_getlength(bs);
+    int64_t len = vmstate ? 0 : bdrv_getlength(bs);
 
     /*
      * qemu-io acts as the image's device, which keeps its requests inside
@@ -337,12 +364,17 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
         error_setg_errno(errp, -len, "Could not get the image size");
         return len;
     }
-    if (offset > len || bytes > len - offset) {
+    if (!vmstate && (offset > len || bytes > len - offset)) {
         error_setg(errp, "%s", g_strerror(EIO));
         return -EIO;
     }
     if (bytes == 0 && req == QEMUIO_REQ_READ) {
         return 0;
+    }
+    if (vmstate && bytes == 0) {
+        /* Nothing to move, but a format without VM state still says so. */
+        uint8_t dummy;
+        return vmstate_request(bs, req, offset, 0, &dummy, errp);
     }
     do {
         int64_t n = MIN(bytes - done, BDRV_REQUEST_MAX_BYTES);
@@ -357,6 +389,10 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
             break;
         case QEMUIO_REQ_ZEROES:
             ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            break;
+        case QEMUIO_REQ_VMSTATE_LOAD:
+        case QEMUIO_REQ_VMSTATE_SAVE:
+            ret = vmstate_request(bs, req, offset + done, n, buf + done, errp);
             break;
         default:
             ret = bdrv_pdiscard(bs, offset + done, n, errp);
@@ -491,6 +527,7 @@ typedef struct IOCmdFlags {
     bool vflag;         /* -v: a hex dump of the data read */
     bool fflag;         /* -f: flush after writing */
     bool Pflag;         /* -P was given */
+    bool bflag;         /* -b: the VM state rather than the disk (read, write) */
     int pattern;        /* -P's byte; the command presets its default */
 } IOCmdFlags;
 
@@ -511,6 +548,7 @@ static int next_io_option(int argc, char **argv, const char *optstring,
         case 'v': f->vflag = true; break;
         case 'f': f->fflag = true; break;
         case 'p': break;    /* accepted and ignored (old scripts use it) */
+        case 'b': f->bflag = true; break;
         case 'P':
             f->Pflag = true;
             f->pattern = parse_pattern(optarg);
@@ -588,7 +626,8 @@ static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
     Error *err = NULL;
     int ret;
 
-    ret = do_request(bs, QEMUIO_REQ_READ, offset, count, buf, 0, &err);
+    ret = do_request(bs, f->bflag ? QEMUIO_REQ_VMSTATE_LOAD : QEMUIO_REQ_READ,
+                     offset, count, buf, 0, &err);
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
         report_request_error(name, err);
@@ -616,7 +655,8 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     int ret;
 
     if (buf) {
-        ret = do_request(bs, QEMUIO_REQ_WRITE, offset, count, buf, flags, &err);
+        ret = do_request(bs, f->bflag ? QEMUIO_REQ_VMSTATE_SAVE : QEMUIO_REQ_WRITE,
+                         offset, count, buf, flags, &err);
     } else {
         ret = do_request(bs, QEMUIO_REQ_ZEROES, offset, count, NULL, flags, &err);
     }
@@ -631,6 +671,23 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     report_done(f, "wrote", elapsed, offset, count, NULL);
     return 0;
 }
+/*
+ * VM state moves in whole sectors, as QEMU's qemu-io insists for -b
+ * (what a migration stream would write).
+ */
+static bool check_vmstate_alignment(int64_t offset, int64_t count)
+{
+    if (offset & (BDRV_SECTOR_SIZE - 1)) {
+        qemuio_printf("%" PRId64 " is not a sector-aligned value for 'offset'\n", offset);
+        return false;
+    }
+    if (count & (BDRV_SECTOR_SIZE - 1)) {
+        qemuio_printf("%" PRId64 " is not a sector-aligned value for 'count'\n", count);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* read */
 
@@ -643,6 +700,7 @@ static void read_help(void)
 " Example:\n"
 " 'read -v 512 1k' - reads 1 KiB at offset 512 and shows it in hex\n"
 "\n"
+" -b, -- read the saved VM state instead of the disk (whole sectors)\n"
 " -C, -- print the statistics as one comma-separated line\n"
 " -l, -- how many bytes to verify (with -P; default: up to the end)\n"
 " -p, -- accepted and ignored (old scripts use it)\n"
@@ -661,7 +719,7 @@ static const QemuIOCommand read_cmd = {
     .func = read_f,
     .argmin = 2,
     .argmax = -1,
-    .args = "[-Cqv] [-P pattern [-s off] [-l len]] off len",
+    .args = "[-bCqv] [-P pattern [-s off] [-l len]] off len",
     .oneline = "reads a number of bytes at a specified offset",
     .help = read_help,
 };
@@ -674,7 +732,7 @@ static int read_f(BlockDriverState *bs, int argc, char **argv)
     int c, ret;
 
     optind = 0;
-    while ((c = next_io_option(argc, argv, "CpP:qs:l:v", &read_cmd, &f)) > 0) {
+    while ((c = next_io_option(argc, argv, "bCpP:qs:l:v", &read_cmd, &f)) > 0) {
         switch (c) {
         case 'l':
             lflag = true;
@@ -713,6 +771,9 @@ static int read_f(BlockDriverState *bs, int argc, char **argv)
     if (pattern_count < 0 || pattern_offset > count ||
         pattern_offset + pattern_count > count) {
         qemuio_printf("pattern verification range exceeds end of read data\n");
+        return -EINVAL;
+    }
+    if (f.bflag && !check_vmstate_alignment(offset, count)) {
         return -EINVAL;
     }
     return run_read(bs, &f, "read", offset, count, pattern_offset, pattern_count);
@@ -785,6 +846,7 @@ static void write_help(void)
 " Example:\n"
 " 'write -P 0x5a 512 1k' - writes 1 KiB of 0x5a bytes at offset 512\n"
 "\n"
+" -b, -- write the saved VM state instead of the disk (whole sectors)\n"
 " -c, -- write the data compressed (formats that support it)\n"
 " -C, -- print the statistics as one comma-separated line\n"
 " -f, -- make the data durable before reporting (a flush follows)\n"
@@ -807,7 +869,7 @@ static const QemuIOCommand write_cmd = {
     .argmin = 2,
     .argmax = -1,
     .flags = QEMUIO_CMD_WRITE,
-    .args = "[-cCfnquz] [-P pattern | -s source_file] off len",
+    .args = "[-bcCfnquz] [-P pattern | -s source_file] off len",
     .oneline = "writes a number of bytes at a specified offset",
     .help = write_help,
 };
@@ -855,7 +917,7 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
     int c, ret, flags = 0;
 
     optind = 0;
-    while ((c = next_io_option(argc, argv, "cCfnpP:qs:uz", &write_cmd, &f)) > 0) {
+    while ((c = next_io_option(argc, argv, "bcCfnpP:qs:uz", &write_cmd, &f)) > 0) {
         switch (c) {
         case 'c': cflag = true; break;
         case 'n': nflag = true; break;
@@ -869,6 +931,20 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
     }
     if (optind != argc - 2) {
         qemuio_command_usage(&write_cmd);
+        return -EINVAL;
+    }
+    if (f.bflag && zflag) {
+        qemuio_printf("-b and -z cannot be specified at the same time\n");
+        return -EINVAL;
+    }
+    /* A flush after VM state or a compressed write: QEMU refuses both. */
+    if (f.fflag && (f.bflag || cflag)) {
+        qemuio_printf("-f and -b or -c cannot be specified at the same time\n");
+        return -EINVAL;
+    }
+    if (f.bflag && cflag) {
+        /* VM state has no compressed form; QEMU would write it plain. */
+        qemuio_printf("-b and -c cannot be specified at the same time\n");
         return -EINVAL;
     }
     if ((int)zflag + (int)f.Pflag + (int)!!source > 1) {
@@ -891,6 +967,9 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
                               &offset, &count);
     if (ret < 0) {
         return ret;
+    }
+    if (f.bflag && !check_vmstate_alignment(offset, count)) {
+        return -EINVAL;
     }
 
     if (!zflag) {

@@ -147,6 +147,16 @@ int bdrv_flush(BlockDriverState *bs, Error **errp);
 void bdrv_start_writeback(BlockDriverState *bs);
 /* The largest alignment-free chunk the caller should use; 0 if none. */
 
+/*
+ * VM state saved in the image (as a snapshot keeps it), @pos bytes into
+ * it; not part of the guest's disk.  -ENOTSUP when the format cannot
+ * hold any (the format's node, or a filter above it, must have it).
+ */
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                      int64_t bytes, Error **errp);
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                      int64_t bytes, Error **errp);
+
 int64_t bdrv_getlength(BlockDriverState *bs);
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,

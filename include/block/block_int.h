@@ -135,6 +135,15 @@ typedef struct BlockDriver {
      */
     char *(*bdrv_format_create_line)(const char *filename, const QDict *opts);
 
+    /*
+     * Optional: reads or writes saved VM state, @pos bytes into it.  The
+     * format keeps it apart from the guest's disk (qcow2: in the guest
+     * address space after the disk's end).  The core has done the key,
+     * read-only and argument checks.
+     */
+    int (*bdrv_rw_vmstate)(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                           void *buf, bool write, Error **errp);
+
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
     QDict *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
