@@ -299,7 +299,7 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "discard", "detect-zeroes", "auto-read-only",
+        "cache.direct", "aio", "detect-zeroes", "auto-read-only",
         "force-share", "locking",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
@@ -317,6 +317,17 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     qdict_del(opts, "driver");
     if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
         return false;
+    }
+    if (qdict_haskey(opts, "discard")) {
+        const char *mode = qdict_get_try_str(opts, "discard");
+
+        if (mode && (!strcmp(mode, "ignore") || !strcmp(mode, "off"))) {
+            bs->discard_ignore = true;
+        } else if (!mode || (strcmp(mode, "unmap") && strcmp(mode, "on"))) {
+            error_setg(errp, "Invalid discard option: %s", mode ? mode : "(not a string)");
+            return false;
+        }
+        qdict_del(opts, "discard");
     }
     for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
         qdict_del(opts, ignored[i]);
@@ -560,6 +571,10 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     /* "cache=unsafe" covers the whole node, its file included. */
     if (bs->no_flush && file) {
         file->no_flush = true;
+    }
+    /* So does "discard=ignore": the format's own discards stop there too. */
+    if (bs->discard_ignore && file) {
+        file->discard_ignore = true;
     }
     bs->drv = drv;
     bs->file = file;
@@ -979,6 +994,13 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         }
     }
     if (bytes == 0) {
+        return 0;
+    }
+    if (bs->discard_ignore && type == BDRV_REQ_DISCARD) {
+        /*
+         * discard=ignore drops discard requests only; a zero write that
+         * may unmap still may, as in QEMU.
+         */
         return 0;
     }
 

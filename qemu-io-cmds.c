@@ -417,22 +417,33 @@ static size_t iobuf_size;
 
 #define IOBUF_KEEP (1 * MiB)
 
+bool qemuio_misalign;
+/* -m: the buffer starts this far past an aligned address. */
+#define MISALIGN_OFFSET 16
+#define IOBUF_ALIGN 4096
+
 static uint8_t *qemuio_buf_get(int64_t len)
 {
-    size_t need = len ? (size_t)len : 1;
+    size_t need = (len ? (size_t)len : 1) + MISALIGN_OFFSET;
 
     if (need > iobuf_size) {
-        g_free(iobuf);
-        iobuf = g_malloc(need);
+        void *p;
+
+        free(iobuf);
+        /* Page-aligned, as a device's buffer would be, unless -m says not. */
+        if (posix_memalign(&p, IOBUF_ALIGN, need)) {
+            g_error("qemu-io: out of memory for a %zu byte buffer", need);
+        }
+        iobuf = p;
         iobuf_size = need;
     }
-    return iobuf;
+    return qemuio_misalign ? iobuf + MISALIGN_OFFSET : iobuf;
 }
 
 static void qemuio_buf_put(void)
 {
     if (iobuf_size > IOBUF_KEEP) {
-        g_free(iobuf);
+        free(iobuf);
         iobuf = NULL;
         iobuf_size = 0;
     }

@@ -76,6 +76,12 @@ void qemuio_command_usage(const QemuIOCommand *cmd);
  */
 int qemuio_command(BlockDriverState *bs, const char *cmdline);
 
+/*
+ * qemu-io -m: data buffers start at a deliberately misaligned address, to
+ * exercise a request path's bounce buffering (O_DIRECT needs alignment).
+ */
+extern bool qemuio_misalign;
+
 /* Set by the tool's "quit" command; qemuio_command() does not look at it. */
 extern bool qemuio_quit_requested;
 

@@ -75,6 +75,13 @@ struct BlockDriverState {
      * in QEMU.  Key checks still apply.
      */
     bool no_flush;
+
+    /*
+     * "discard=ignore" (or "off"): discard requests succeed without doing
+     * anything, here and in the file below.  The default, "unmap" ("on"),
+     * passes them on.
+     */
+    bool discard_ignore;
 };
 
 typedef struct BlockDriver {
