@@ -437,6 +437,15 @@ static char *file_identity(const char *path)
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp);
 
+/* The "file." options name a format driver rather than a protocol. */
+static bool file_is_format(QDict *file_opts)
+{
+    const char *name = qdict_get_try_str(file_opts, "driver");
+    BlockDriver *drv = name ? find_driver(name, false) : NULL;
+
+    return drv != NULL;
+}
+
 static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
                         GSList *chain, Error **errp)
 {
@@ -525,6 +534,17 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         }
         bdrv_ref(file);
         qdict_del(opts, "file");
+    } else if (file_is_format(file_opts)) {
+        /*
+         * "file.driver=FORMAT": the file is itself an image (a qcow2 image
+         * stored inside another), opened like any other.
+         */
+        file = bdrv_open_inherit(filename, file_opts, flags | BDRV_O_PROBE_QUIET, chain,
+                                 errp);
+        file_opts = NULL;
+        if (!file) {
+            goto fail;
+        }
     } else {
         if (!filename && !qdict_haskey(file_opts, "filename")) {
             error_setg(errp, "A block device must be specified for \"file\"");
