@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <glib.h>
 
@@ -1360,6 +1361,188 @@ static const QemuIOCommand aio_flush_cmd = {
 };
 
 /* ------------------------------------------------------------------ */
+/* reopen, sigraise */
+
+static void reopen_help(void)
+{
+    qemuio_printf(
+"\n"
+" Changes options of the open image without closing it.  Options not\n"
+" given keep their values; all change or none does.\n"
+"\n"
+" Example:\n"
+" 'reopen -r' - makes the image read-only\n"
+"\n"
+" -c, -- the cache mode: writeback or unsafe (none, directsync and\n"
+"        writethrough are not supported yet)\n"
+" -o, -- options to change: read-only, cache.no-flush, discard, and those\n"
+"        of the file and backing nodes (file.*, backing.*); the others\n"
+"        (node-name, driver, ...) can only be restated\n"
+" -r, -- make the image read-only\n"
+" -w, -- make the image read-write\n"
+"\n");
+}
+
+static int reopen_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand reopen_cmd = {
+    .name = "reopen",
+    .func = reopen_f,
+    .argmin = 0,
+    .argmax = -1,
+    .args = "[(-r|-w)] [-c cache] [-o options]",
+    .oneline = "reopens an image with new options",
+    .help = reopen_help,
+};
+
+/* -c MODE as the two cache options; false after the complaint. */
+static bool reopen_cache_mode(const char *mode, QDict *opts)
+{
+    bool direct, no_flush;
+
+    if (!strcmp(mode, "writeback")) {
+        direct = false, no_flush = false;
+    } else if (!strcmp(mode, "unsafe")) {
+        direct = false, no_flush = true;
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "off")) {
+        direct = true, no_flush = false;
+    } else if (!strcmp(mode, "directsync")) {
+        direct = true, no_flush = false;
+    } else if (!strcmp(mode, "writethrough")) {
+        /* A flush after every write, which nothing here does yet. */
+        error_report("Cache mode 'writethrough' is not supported yet");
+        return false;
+    } else {
+        error_report("Invalid cache option: %s", mode);
+        return false;
+    }
+    qdict_put_str(opts, "cache.direct", direct ? "on" : "off");
+    qdict_put_str(opts, "cache.no-flush", no_flush ? "on" : "off");
+    return true;
+}
+
+static int reopen_f(BlockDriverState *bs, int argc, char **argv)
+{
+    const char *cache = NULL;
+    bool rflag = false, wflag = false;
+    QDict *opts = qdict_new();
+    Error *err = NULL;
+    int c, ret = -EINVAL;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "c:o:rw")) != -1) {
+        switch (c) {
+        case 'c':
+            cache = optarg;
+            break;
+        case 'o':
+            if (!keyval_parse_into(&opts, optarg, NULL, false, &err)) {
+                error_report_err(err);
+                goto out;
+            }
+            break;
+        case 'r':
+        case 'w':
+            if (rflag || wflag) {
+                error_report("Only one -r/-w option may be given");
+                goto out;
+            }
+            rflag = c == 'r';
+            wflag = c == 'w';
+            break;
+        default:
+            qemuio_command_usage(&reopen_cmd);
+            goto out;
+        }
+    }
+    if (optind != argc) {
+        qemuio_command_usage(&reopen_cmd);
+        goto out;
+    }
+    if ((rflag || wflag) && qdict_haskey(opts, "read-only")) {
+        error_report("Cannot set both -r/-w and 'read-only'");
+        goto out;
+    }
+    if (cache && (qdict_haskey(opts, "cache.direct") ||
+                  qdict_haskey(opts, "cache.no-flush"))) {
+        error_report("Cannot set both -c and the cache options");
+        goto out;
+    }
+    if (cache && !reopen_cache_mode(cache, opts)) {
+        goto out;
+    }
+    if (rflag || wflag) {
+        qdict_put_str(opts, "read-only", rflag ? "on" : "off");
+    } else if (!bdrv_is_read_only(bs) && qdict_haskey(opts, "read-only")) {
+        /*
+         * -o read-only=on under a user that writes: as in QEMU, only -r
+         * gives up qemu-io's (or the device's) right to write.
+         */
+        bool ro = false;
+        json_t *v = json_object_get(opts, "read-only");
+
+        if ((json_is_boolean(v) && json_is_true(v)) ||
+            (json_is_string(v) && qemu_parse_bool("read-only", json_string_value(v), &ro,
+                                                  NULL) && ro)) {
+            error_report("Read-only block node '%s' cannot support read-write users",
+                         bdrv_get_node_name(bs));
+            goto out;
+        }
+    }
+    ret = bdrv_reopen(bs, opts, &err);
+    if (ret < 0) {
+        error_report_err(err);
+    }
+out:
+    qobject_unref(opts);
+    return ret;
+}
+
+static void sigraise_help(void)
+{
+    qemuio_printf(
+"\n"
+" Raises signal SIGNAL (a number) in this process, e.g. to end it the way\n"
+" a crash or a kill would, with output printed so far flushed first.\n"
+"\n"
+" Example:\n"
+" 'sigraise 9' - ends qemu-io with SIGKILL\n"
+"\n");
+}
+
+static int sigraise_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand sigraise_cmd = {
+    .name = "sigraise",
+    .func = sigraise_f,
+    .argmin = 1,
+    .argmax = 1,
+    .flags = QEMUIO_CMD_NOFILE_OK,
+    .args = "signal",
+    .oneline = "raises a signal",
+    .help = sigraise_help,
+};
+
+static int sigraise_f(BlockDriverState *bs, int argc, char **argv)
+{
+    int64_t sig;
+    int ret = parse_number(argv[1], &sig);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (sig > NSIG) {
+        qemuio_printf("signal argument '%s' is too large to be a valid signal\n", argv[1]);
+        return -EINVAL;
+    }
+    /* What was printed must not die with the process. */
+    fflush(stdout);
+    fflush(stderr);
+    raise((int)sig);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* truncate, length */
 
 static int truncate_f(BlockDriverState *bs, int argc, char **argv);
@@ -1736,7 +1919,8 @@ static void init_commands(void)
     static const QemuIOCommand *const builtin[] = {
         &read_cmd, &readv_cmd, &write_cmd, &writev_cmd, &aio_read_cmd,
         &aio_write_cmd, &discard_cmd,
-        &flush_cmd, &aio_flush_cmd, &truncate_cmd, &length_cmd, &info_cmd,
+        &flush_cmd, &aio_flush_cmd, &reopen_cmd, &sigraise_cmd, &truncate_cmd,
+        &length_cmd, &info_cmd,
         &alloc_cmd, &map_cmd, &help_cmd,
     };
     static bool done;

@@ -112,6 +112,14 @@ BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp);
 void bdrv_ref(BlockDriverState *bs);
 void bdrv_unref(BlockDriverState *bs);
+/*
+ * Changes options of an open node, all or none: "read-only",
+ * "cache.no-flush", "discard", and through "file." and "backing." those
+ * of its file and backing nodes.  Any other option (node-name, driver, the
+ * file name, a driver's own options) may only restate what the node has;
+ * else "Cannot change the option '...'".  @opts is not consumed.
+ */
+int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp);
 /* Re-opens with different flags (e.g. read-only -> read-write for commit). */
 int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp);
 
