@@ -142,7 +142,7 @@ static BlockDriverState *open_temp_overlay(BlockDriverState *base, int flags, Er
     qdict_put_str(opts, "driver", "qcow2");
     qdict_put_str(opts, "file.filename", path);
     qdict_put_str(opts, "backing", bdrv_get_node_name(base));
-    top = bdrv_open(NULL, opts, flags | BDRV_O_RDWR, errp);
+    top = bdrv_open(NULL, opts, flags, errp);
     unlink(path);
     return top;
 }
