@@ -29,6 +29,7 @@
 #define QEMUIO_MAX_REQUEST ((int64_t)(INT32_MAX & ~(int64_t)(BDRV_SECTOR_SIZE - 1)))
 
 bool qemuio_quit_requested;
+bool qemuio_writethrough;
 
 /* ------------------------------------------------------------------ */
 /* Output */
@@ -672,7 +673,8 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     } else {
         ret = do_request(bs, QEMUIO_REQ_ZEROES, offset, count, NULL, flags, &err);
     }
-    if (ret >= 0 && f->fflag) {
+    /* VM state is not the disk's data: no device write cache covers it. */
+    if (ret >= 0 && (f->fflag || (qemuio_writethrough && !f->bflag))) {
         ret = bdrv_flush(bs, &err);
     }
     elapsed = ts_sub(ts_now(), t1);
@@ -1373,8 +1375,8 @@ static void reopen_help(void)
 " Example:\n"
 " 'reopen -r' - makes the image read-only\n"
 "\n"
-" -c, -- the cache mode: writeback or unsafe (none, directsync and\n"
-"        writethrough are not supported yet)\n"
+" -c, -- the cache mode: writeback, writethrough or unsafe (none and\n"
+"        directsync are not supported yet)\n"
 " -o, -- options to change: read-only, cache.no-flush, discard, and those\n"
 "        of the file and backing nodes (file.*, backing.*); the others\n"
 "        (node-name, driver, ...) can only be restated\n"
@@ -1409,9 +1411,7 @@ static bool reopen_cache_mode(const char *mode, QDict *opts)
     } else if (!strcmp(mode, "directsync")) {
         direct = true, no_flush = false;
     } else if (!strcmp(mode, "writethrough")) {
-        /* A flush after every write, which nothing here does yet. */
-        error_report("Cache mode 'writethrough' is not supported yet");
-        return false;
+        direct = false, no_flush = false;
     } else {
         error_report("Invalid cache option: %s", mode);
         return false;
@@ -1492,6 +1492,8 @@ static int reopen_f(BlockDriverState *bs, int argc, char **argv)
     ret = bdrv_reopen(bs, opts, &err);
     if (ret < 0) {
         error_report_err(err);
+    } else if (cache) {
+        qemuio_writethrough = !strcmp(cache, "writethrough");
     }
 out:
     qobject_unref(opts);

@@ -54,19 +54,21 @@ typedef struct OpenParams {
     const char *fmt;
     int flags;
     bool snapshot;          /* -s: a temporary overlay takes the writes */
+    bool writethrough;      /* -t writethrough */
 } OpenParams;
 
 /*
  * -t MODE.  "writeback" is what the file driver does (the page cache,
- * flushes when asked); "unsafe" adds cache.no-flush.  The modes that need
- * O_DIRECT or a flush after every write are issue 11's; until they exist
- * they are refused rather than silently dropped.
+ * flushes when asked); "unsafe" adds cache.no-flush; "writethrough" has
+ * qemu-io flush after every write.  The modes that need O_DIRECT are
+ * issue 11's; until they exist they are refused rather than dropped.
  */
-static bool parse_cache_mode(const char *mode, QDict *opts)
+static bool parse_cache_mode(const char *mode, QDict *opts, OpenParams *p)
 {
-    static const char *const later[] = { "none", "off", "writethrough", "directsync" };
+    static const char *const later[] = { "none", "off", "directsync" };
 
-    if (!strcmp(mode, "writeback")) {
+    p->writethrough = !strcmp(mode, "writethrough");
+    if (!strcmp(mode, "writeback") || p->writethrough) {
         return true;
     }
     if (!strcmp(mode, "unsafe")) {
@@ -75,8 +77,8 @@ static bool parse_cache_mode(const char *mode, QDict *opts)
     }
     for (size_t i = 0; i < ARRAY_SIZE(later); i++) {
         if (!strcmp(mode, later[i])) {
-            error_report("Cache mode '%s' is not supported yet (only 'writeback' "
-                         "and 'unsafe')", mode);
+            error_report("Cache mode '%s' is not supported yet (only 'writeback', "
+                         "'writethrough' and 'unsafe')", mode);
             return false;
         }
     }
@@ -202,6 +204,7 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
         return -1;
     }
     qemuio_bs = bs;
+    qemuio_writethrough = p->writethrough;
     if (!(flags & BDRV_O_NO_PROMPT) && prompt_keys(qemuio_bs) < 0) {
         return -1;
     }
@@ -232,7 +235,7 @@ static void open_help(void)
 "        options must name the file (file.filename=...)\n"
 " -r, -- open read-only\n"
 " -s, -- writes go to a temporary overlay, dropped on close\n"
-" -t, -- cache mode: writeback (the default) or unsafe (no flushes)\n"
+" -t, -- cache mode: writeback (the default), writethrough or unsafe\n"
 " -U, -- accepted for compatibility (this tree takes no image locks)\n"
 "\n"
 " With qemu-io's --image-opts, PATH is an option string as well.\n"
@@ -285,7 +288,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             qobject_unref(opts);
             return -ENOTSUP;
         case 'n':
-            if (!parse_cache_mode("none", opts)) {
+            if (!parse_cache_mode("none", opts, &p)) {
                 qobject_unref(opts);
                 return -ENOTSUP;
             }
@@ -295,7 +298,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             qobject_unref(opts);
             return -ENOTSUP;
         case 't':
-            if (!parse_cache_mode(optarg, opts)) {
+            if (!parse_cache_mode(optarg, opts, &p)) {
                 qobject_unref(opts);
                 return -EINVAL;
             }
@@ -426,7 +429,8 @@ static void usage(const char *name)
 "  -m, --misalign       misalign the data buffers (by 16 bytes from a page)\n"
 "  -k, --native-aio     native AIO (not supported yet)\n"
 "  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
-"  -t, --cache MODE     the cache mode: 'writeback' (the default) or 'unsafe'\n"
+"  -t, --cache MODE     the cache mode: 'writeback' (the default),\n"
+"                       'writethrough' (a flush after each write) or 'unsafe'\n"
 "  -d, --discard MODE   'unmap' (the default) or 'ignore' discard requests\n"
 "  -T, --trace ...      tracing (not supported: this build has no trace events)\n"
 "  -U, --force-share    accepted for compatibility (no image locks here)\n"
@@ -484,7 +488,7 @@ int main(int argc, char **argv)
             p.snapshot = true;
             break;
         case 'n':
-            if (!parse_cache_mode("none", opts)) {
+            if (!parse_cache_mode("none", opts, &p)) {
                 goto fail;
             }
             break;
@@ -509,7 +513,7 @@ int main(int argc, char **argv)
         case 'U':
             break;
         case 't':
-            if (!parse_cache_mode(optarg, opts)) {
+            if (!parse_cache_mode(optarg, opts, &p)) {
                 goto fail;
             }
             break;
