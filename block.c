@@ -546,7 +546,14 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
     } else {
-        if (!filename && !qdict_haskey(file_opts, "filename")) {
+        const char *proto = qdict_get_try_str(file_opts, "driver");
+
+        /*
+         * The file protocol needs a file name; others (blkdebug over an
+         * "image") say themselves what they need.
+         */
+        if (!filename && !qdict_haskey(file_opts, "filename") &&
+            (!proto || !strcmp(proto, "file"))) {
             error_setg(errp, "A block device must be specified for \"file\"");
             goto fail;
         }
@@ -654,9 +661,111 @@ fail:
     return NULL;
 }
 
+/*
+ * JSON text as QEMU's parser takes it: strings may also be in single
+ * quotes ('driver': 'qcow2'), which jansson does not know.  Rewrites them
+ * in double quotes; everything else is copied.
+ */
+static char *json_single_to_double_quotes(const char *in)
+{
+    GString *out = g_string_sized_new(strlen(in));
+    char quote = 0;
+
+    for (const char *p = in; *p; p++) {
+        if (!quote) {
+            if (*p == '\'' || *p == '"') {
+                quote = *p;
+                g_string_append_c(out, '"');
+            } else {
+                g_string_append_c(out, *p);
+            }
+            continue;
+        }
+        if (*p == '\\' && p[1]) {
+            if (quote == '\'' && p[1] == '\'') {
+                g_string_append_c(out, '\'');     /* \' needs no escape in "" */
+            } else {
+                g_string_append_c(out, '\\');
+                g_string_append_c(out, p[1]);
+            }
+            p++;
+        } else if (*p == quote) {
+            quote = 0;
+            g_string_append_c(out, '"');
+        } else if (*p == '"') {
+            g_string_append(out, "\\\"");       /* a " inside '...' */
+        } else {
+            g_string_append_c(out, *p);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* {"a": {"b": 1}, "l": [{"c": 2}]} becomes {"a.b": 1, "l.0.c": 2}. */
+static void flatten_json_options(QDict *dst, const char *prefix, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+
+        json_object_foreach(v, key, member) {
+            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+            flatten_json_options(dst, name, member);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *member;
+
+        json_array_foreach(v, i, member) {
+            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
+            flatten_json_options(dst, name, member);
+        }
+    } else {
+        json_object_set(dst, prefix, v);
+    }
+}
+
+/*
+ * "json:{...}" as a file name: the options of the image, in JSON, as QEMU
+ * takes them.  Options given beside it win over the same ones inside.
+ */
+static QDict *parse_json_filename(const char *filename, QDict *options, Error **errp)
+{
+    g_autofree char *text = json_single_to_double_quotes(filename + strlen("json:"));
+    json_error_t jerr;
+    json_t *parsed = json_loads(text, JSON_DECODE_ANY, &jerr);
+    QDict *flat;
+
+    if (!parsed) {
+        error_setg(errp, "Could not parse the JSON options: JSON parse error, %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(parsed)) {
+        json_decref(parsed);
+        error_setg(errp, "Invalid JSON object given");
+        return NULL;
+    }
+    flat = qdict_new();
+    flatten_json_options(flat, NULL, parsed);
+    json_decref(parsed);
+    if (options) {
+        qdict_join(flat, options, true);
+        qobject_unref(options);
+    }
+    return flat;
+}
+
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
+    if (filename && g_str_has_prefix(filename, "json:")) {
+        options = parse_json_filename(filename, options, errp);
+        if (!options) {
+            return NULL;
+        }
+        filename = NULL;
+    }
     return bdrv_open_inherit(filename, options, flags, NULL, errp);
 }
 
