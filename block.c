@@ -350,6 +350,25 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         qdict_put_str(opts, "filename", filename);
     }
     drvname = qdict_get_try_str(opts, "driver");
+    if (!drvname && filename) {
+        /*
+         * "PROTOCOL:..." names its protocol driver, as in QEMU
+         * ("blkdebug::disk.img"); a prefix that is no protocol is part of
+         * the file name.  The driver takes the whole name apart itself.
+         */
+        const char *colon = strchr(filename, ':');
+        const char *slash = strchr(filename, '/');
+
+        if (colon && (!slash || colon < slash)) {
+            g_autofree char *prefix = g_strndup(filename, colon - filename);
+            BlockDriver *p = bdrv_find_protocol(prefix);
+
+            if (p && strcmp(prefix, "file")) {
+                drvname = p->format_name;
+                qdict_put_str(opts, "driver", drvname);
+            }
+        }
+    }
     drv = bdrv_find_protocol(drvname ? drvname : "file");
     if (!drv) {
         error_setg(errp, "Unknown protocol '%s'", drvname);
