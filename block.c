@@ -748,6 +748,7 @@ static void flatten_json_options(QDict *dst, const char *prefix, json_t *v)
 /*
  * "json:{...}" as a file name: the options of the image, in JSON, as QEMU
  * takes them.  Options given beside it win over the same ones inside.
+ * Consumes @options, also on failure.
  */
 static QDict *parse_json_filename(const char *filename, QDict *options, Error **errp)
 {
@@ -758,11 +759,13 @@ static QDict *parse_json_filename(const char *filename, QDict *options, Error **
 
     if (!parsed) {
         error_setg(errp, "Could not parse the JSON options: JSON parse error, %s", jerr.text);
+        qobject_unref(options);
         return NULL;
     }
     if (!json_is_object(parsed)) {
         json_decref(parsed);
         error_setg(errp, "Invalid JSON object given");
+        qobject_unref(options);
         return NULL;
     }
     flat = qdict_new();
