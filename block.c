@@ -299,7 +299,7 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "discard", "detect-zeroes", "auto-read-only",
+        "cache.direct", "aio", "detect-zeroes", "auto-read-only",
         "force-share", "locking",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
@@ -317,6 +317,17 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     qdict_del(opts, "driver");
     if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
         return false;
+    }
+    if (qdict_haskey(opts, "discard")) {
+        const char *mode = qdict_get_try_str(opts, "discard");
+
+        if (mode && (!strcmp(mode, "ignore") || !strcmp(mode, "off"))) {
+            bs->discard_ignore = true;
+        } else if (!mode || (strcmp(mode, "unmap") && strcmp(mode, "on"))) {
+            error_setg(errp, "Invalid discard option: %s", mode ? mode : "(not a string)");
+            return false;
+        }
+        qdict_del(opts, "discard");
     }
     for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
         qdict_del(opts, ignored[i]);
@@ -339,6 +350,25 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         qdict_put_str(opts, "filename", filename);
     }
     drvname = qdict_get_try_str(opts, "driver");
+    if (!drvname && filename) {
+        /*
+         * "PROTOCOL:..." names its protocol driver, as in QEMU
+         * ("blkdebug::disk.img"); a prefix that is no protocol is part of
+         * the file name.  The driver takes the whole name apart itself.
+         */
+        const char *colon = strchr(filename, ':');
+        const char *slash = strchr(filename, '/');
+
+        if (colon && (!slash || colon < slash)) {
+            g_autofree char *prefix = g_strndup(filename, colon - filename);
+            BlockDriver *p = bdrv_find_protocol(prefix);
+
+            if (p && strcmp(prefix, "file")) {
+                drvname = p->format_name;
+                qdict_put_str(opts, "driver", drvname);
+            }
+        }
+    }
     drv = bdrv_find_protocol(drvname ? drvname : "file");
     if (!drv) {
         error_setg(errp, "Unknown protocol '%s'", drvname);
@@ -425,6 +455,15 @@ static char *file_identity(const char *path)
 
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp);
+
+/* The "file." options name a format driver rather than a protocol. */
+static bool file_is_format(QDict *file_opts)
+{
+    const char *name = qdict_get_try_str(file_opts, "driver");
+    BlockDriver *drv = name ? find_driver(name, false) : NULL;
+
+    return drv != NULL;
+}
 
 static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
                         GSList *chain, Error **errp)
@@ -514,8 +553,26 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         }
         bdrv_ref(file);
         qdict_del(opts, "file");
+    } else if (file_is_format(file_opts)) {
+        /*
+         * "file.driver=FORMAT": the file is itself an image (a qcow2 image
+         * stored inside another), opened like any other.
+         */
+        file = bdrv_open_inherit(filename, file_opts, flags | BDRV_O_PROBE_QUIET, chain,
+                                 errp);
+        file_opts = NULL;
+        if (!file) {
+            goto fail;
+        }
     } else {
-        if (!filename && !qdict_haskey(file_opts, "filename")) {
+        const char *proto = qdict_get_try_str(file_opts, "driver");
+
+        /*
+         * The file protocol needs a file name; others (blkdebug over an
+         * "image") say themselves what they need.
+         */
+        if (!filename && !qdict_haskey(file_opts, "filename") &&
+            (!proto || !strcmp(proto, "file"))) {
             error_setg(errp, "A block device must be specified for \"file\"");
             goto fail;
         }
@@ -561,6 +618,10 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     /* "cache=unsafe" covers the whole node, its file included. */
     if (bs->no_flush && file) {
         file->no_flush = true;
+    }
+    /* So does "discard=ignore": the format's own discards stop there too. */
+    if (bs->discard_ignore && file) {
+        file->discard_ignore = true;
     }
     bs->drv = drv;
     bs->file = file;
@@ -620,9 +681,114 @@ fail:
     return NULL;
 }
 
+/*
+ * JSON text as QEMU's parser takes it: strings may also be in single
+ * quotes ('driver': 'qcow2'), which jansson does not know.  Rewrites them
+ * in double quotes; everything else is copied.
+ */
+static char *json_single_to_double_quotes(const char *in)
+{
+    GString *out = g_string_sized_new(strlen(in));
+    char quote = 0;
+
+    for (const char *p = in; *p; p++) {
+        if (!quote) {
+            if (*p == '\'' || *p == '"') {
+                quote = *p;
+                g_string_append_c(out, '"');
+            } else {
+                g_string_append_c(out, *p);
+            }
+            continue;
+        }
+        if (*p == '\\' && p[1]) {
+            if (quote == '\'' && p[1] == '\'') {
+                g_string_append_c(out, '\'');     /* \' needs no escape in "" */
+            } else {
+                g_string_append_c(out, '\\');
+                g_string_append_c(out, p[1]);
+            }
+            p++;
+        } else if (*p == quote) {
+            quote = 0;
+            g_string_append_c(out, '"');
+        } else if (*p == '"') {
+            g_string_append(out, "\\\"");       /* a " inside '...' */
+        } else {
+            g_string_append_c(out, *p);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* {"a": {"b": 1}, "l": [{"c": 2}]} becomes {"a.b": 1, "l.0.c": 2}. */
+static void flatten_json_options(QDict *dst, const char *prefix, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+
+        json_object_foreach(v, key, member) {
+            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+            flatten_json_options(dst, name, member);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *member;
+
+        json_array_foreach(v, i, member) {
+            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
+            flatten_json_options(dst, name, member);
+        }
+    } else {
+        json_object_set(dst, prefix, v);
+    }
+}
+
+/*
+ * "json:{...}" as a file name: the options of the image, in JSON, as QEMU
+ * takes them.  Options given beside it win over the same ones inside.
+ * Consumes @options, also on failure.
+ */
+static QDict *parse_json_filename(const char *filename, QDict *options, Error **errp)
+{
+    g_autofree char *text = json_single_to_double_quotes(filename + strlen("json:"));
+    json_error_t jerr;
+    json_t *parsed = json_loads(text, JSON_DECODE_ANY, &jerr);
+    QDict *flat;
+
+    if (!parsed) {
+        error_setg(errp, "Could not parse the JSON options: JSON parse error, %s", jerr.text);
+        qobject_unref(options);
+        return NULL;
+    }
+    if (!json_is_object(parsed)) {
+        json_decref(parsed);
+        error_setg(errp, "Invalid JSON object given");
+        qobject_unref(options);
+        return NULL;
+    }
+    flat = qdict_new();
+    flatten_json_options(flat, NULL, parsed);
+    json_decref(parsed);
+    if (options) {
+        qdict_join(flat, options, true);
+        qobject_unref(options);
+    }
+    return flat;
+}
+
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
+    if (filename && g_str_has_prefix(filename, "json:")) {
+        options = parse_json_filename(filename, options, errp);
+        if (!options) {
+            return NULL;
+        }
+        filename = NULL;
+    }
     return bdrv_open_inherit(filename, options, flags, NULL, errp);
 }
 
@@ -667,6 +833,200 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
         bs->open_flags &= ~BDRV_O_RDWR;
     } else {
         bs->open_flags |= BDRV_O_RDWR;
+    }
+    return 0;
+}
+
+/*
+ * A scalar option value as text, for comparing a reopen's value with the
+ * one the node was opened with ("on" and true are the same).  NULL for
+ * objects and arrays.
+ */
+static char *option_text(json_t *v)
+{
+    if (json_is_string(v)) {
+        return g_strdup(json_string_value(v));
+    }
+    if (json_is_boolean(v)) {
+        return g_strdup(json_is_true(v) ? "on" : "off");
+    }
+    if (json_is_integer(v)) {
+        return g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    }
+    if (json_is_null(v)) {
+        return g_strdup("");
+    }
+    return NULL;
+}
+
+/* What a reopen changes on one node; filled by the check, used by the commit. */
+typedef struct ReopenState {
+    BlockDriverState *bs;
+    bool has_read_only;         /* "read-only" was given */
+    bool read_only, no_flush, discard_ignore;
+    bool switched;              /* the commit switched read_only */
+} ReopenState;
+
+/* A boolean option of a reopen, when given: false with @errp set if malformed. */
+static bool reopen_bool(QDict *opts, const char *key, bool *out, Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (!json_is_string(v)) {
+        error_setg(errp, "Invalid parameter type for '%s', expected: boolean", key);
+        return false;
+    }
+    return qemu_parse_bool(key, json_string_value(v), out, errp);
+}
+
+/*
+ * Checks the reopen of @bs (and of its file and backing nodes, through
+ * "file." and "backing." options) with @opts, and records what is to
+ * change in @states.  Changes nothing.
+ */
+static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
+                              Error **errp)
+{
+    ReopenState st = {
+        .bs = bs, .read_only = bs->read_only, .no_flush = bs->no_flush,
+        .discard_ignore = bs->discard_ignore,
+    };
+    QDict *own = qdict_clone_shallow(opts);
+    QDict *file_opts = qdict_extract_subqdict(own, "file.");
+    QDict *backing_opts = NULL;
+    bool direct = false, auto_ro = false, ok = false;
+    const char *key;
+    json_t *value;
+
+    if (bs->backing) {
+        backing_opts = qdict_extract_subqdict(own, "backing.");
+    }
+    if (qdict_size(file_opts) && !bs->file) {
+        json_object_foreach(file_opts, key, value) {
+            error_setg(errp, "Cannot change the option 'file.%s'", key);
+            goto out;
+        }
+    }
+
+    if (!reopen_bool(own, "read-only", &st.read_only, errp) ||
+        !reopen_bool(own, "cache.no-flush", &st.no_flush, errp) ||
+        !reopen_bool(own, "cache.direct", &direct, errp) ||
+        !reopen_bool(own, "auto-read-only", &auto_ro, errp)) {
+        goto out;
+    }
+    if (direct) {
+        /* O_DIRECT is issue 11's; until then it is refused, not dropped. */
+        error_setg(errp, "cache.direct=on is not supported yet");
+        goto out;
+    }
+    if (auto_ro) {
+        error_setg(errp, "auto-read-only=on is not supported");
+        goto out;
+    }
+    st.has_read_only = qdict_haskey(own, "read-only");
+    qdict_del(own, "read-only");
+    qdict_del(own, "cache.no-flush");
+    qdict_del(own, "cache.direct");
+    qdict_del(own, "auto-read-only");
+    if (qdict_haskey(own, "discard")) {
+        const char *mode = qdict_get_try_str(own, "discard");
+
+        if (mode && (!strcmp(mode, "ignore") || !strcmp(mode, "off"))) {
+            st.discard_ignore = true;
+        } else if (mode && (!strcmp(mode, "unmap") || !strcmp(mode, "on"))) {
+            st.discard_ignore = false;
+        } else {
+            error_setg(errp, "Invalid discard option");
+            goto out;
+        }
+        qdict_del(own, "discard");
+    }
+
+    /*
+     * Everything else may only be restated: the node's name and driver,
+     * the file name and the driver's own options keep what the node was
+     * opened with (or, for name and driver, what it has).
+     */
+    json_object_foreach(own, key, value) {
+        g_autofree char *want = option_text(value);
+        g_autofree char *have = NULL;
+
+        if (!strcmp(key, "node-name")) {
+            have = g_strdup(bs->node_name);
+        } else if (!strcmp(key, "driver")) {
+            have = g_strdup(bs->drv->format_name);
+        } else if (!strcmp(key, "filename") && bs->drv->is_protocol) {
+            have = g_strdup(bs->filename);
+        } else if (bs->options && json_object_get(bs->options, key)) {
+            have = option_text(json_object_get(bs->options, key));
+        }
+        if (!want || !have || strcmp(want, have)) {
+            error_setg(errp, "Cannot change the option '%s'", key);
+            goto out;
+        }
+    }
+
+    g_array_append_val(states, st);
+    if (qdict_size(file_opts) && !bdrv_reopen_check(bs->file, file_opts, states, errp)) {
+        goto out;
+    }
+    if (backing_opts && qdict_size(backing_opts) &&
+        !bdrv_reopen_check(bs->backing, backing_opts, states, errp)) {
+        goto out;
+    }
+    ok = true;
+out:
+    qobject_unref(backing_opts);
+    qobject_unref(file_opts);
+    qobject_unref(own);
+    return ok;
+}
+
+int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
+{
+    g_autoptr(GArray) states = g_array_new(false, false, sizeof(ReopenState));
+    guint i;
+
+    if (!bs->drv) {
+        error_setg(errp, "Node '%s' is not open", bs->node_name);
+        return -ENOMEDIUM;
+    }
+    if (!bdrv_reopen_check(bs, opts, states, errp)) {
+        return -EINVAL;
+    }
+    /*
+     * Only the read-only switch can fail; it goes first, and a failure
+     * undoes the switches made before it.  (A format node's switch takes
+     * its file along.)
+     */
+    for (i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+
+        if (st->has_read_only && st->read_only != st->bs->read_only) {
+            int ret = bdrv_reopen_set_read_only(st->bs, st->read_only, errp);
+            if (ret < 0) {
+                while (i-- > 0) {
+                    ReopenState *u = &g_array_index(states, ReopenState, i);
+                    if (u->switched) {
+                        bdrv_reopen_set_read_only(u->bs, !u->read_only, NULL);
+                    }
+                }
+                return ret;
+            }
+            st->switched = true;
+        }
+    }
+    for (i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+        st->bs->no_flush = st->no_flush;
+        st->bs->discard_ignore = st->discard_ignore;
     }
     return 0;
 }
@@ -1005,6 +1365,13 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     if (bytes == 0) {
         return 0;
     }
+    if (bs->discard_ignore && type == BDRV_REQ_DISCARD) {
+        /*
+         * discard=ignore drops discard requests only; a zero write that
+         * may unmap still may, as in QEMU.
+         */
+        return 0;
+    }
 
     switch (type) {
     case BDRV_REQ_READ:
@@ -1085,6 +1452,65 @@ int bdrv_flush(BlockDriverState *bs, Error **errp)
         return 0;   /* nothing of ours can be dirty */
     }
     return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, 0, errp);
+}
+
+/*
+ * VM state does not take the request path: it lies outside the guest's
+ * disk, so neither the range check nor the write notifiers (which track
+ * guest data for block jobs) apply.  The key and read-only rules do.
+ */
+static int bdrv_rw_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                           int64_t bytes, bool write, Error **errp)
+{
+    BlockDriverState *keyless;
+
+    if (!bs->drv) {
+        error_setg(errp, "Node '%s' is not open", bs->node_name);
+        return -ENOMEDIUM;
+    }
+    keyless = bdrv_key_missing_node(bs);
+    if (keyless) {
+        bdrv_error_key_missing(keyless, NULL, errp);
+        error_prepend(errp, "Key missing: ");
+        return -ENOKEY;
+    }
+    if (pos < 0 || bytes < 0 || bytes > BDRV_REQUEST_MAX_BYTES || pos > INT64_MAX - bytes) {
+        error_setg(errp, "Invalid VM state request: position %" PRId64 ", %" PRId64
+                   " bytes", pos, bytes);
+        return -EINVAL;
+    }
+    if (write && bs->read_only) {
+        error_setg(errp, "Node '%s' is read-only", bs->node_name);
+        return -EACCES;
+    }
+    /* A node that keeps none passes the request to its file (a filter's image). */
+    for (; bs; bs = bs->file) {
+        if (bs->drv && bs->drv->bdrv_rw_vmstate) {
+            int ret;
+
+            if (bytes == 0) {
+                return 0;
+            }
+            bs->in_flight++;
+            ret = bs->drv->bdrv_rw_vmstate(bs, pos, bytes, buf, write, errp);
+            bs->in_flight--;
+            return ret < 0 ? ret : 0;
+        }
+    }
+    error_setg(errp, "The image format cannot hold VM state");
+    return -ENOTSUP;
+}
+
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                      int64_t bytes, Error **errp)
+{
+    return bdrv_rw_vmstate(bs, (void *)buf, pos, bytes, true, errp);
+}
+
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                      int64_t bytes, Error **errp)
+{
+    return bdrv_rw_vmstate(bs, buf, pos, bytes, false, errp);
 }
 
 void bdrv_start_writeback(BlockDriverState *bs)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <glib.h>
 
@@ -28,6 +29,7 @@
 #define QEMUIO_MAX_REQUEST ((int64_t)(INT32_MAX & ~(int64_t)(BDRV_SECTOR_SIZE - 1)))
 
 bool qemuio_quit_requested;
+bool qemuio_writethrough;
 
 /* ------------------------------------------------------------------ */
 /* Output */
@@ -311,7 +313,33 @@ typedef enum QemuIORequest {
     QEMUIO_REQ_WRITE,
     QEMUIO_REQ_ZEROES,
     QEMUIO_REQ_DISCARD,
+    QEMUIO_REQ_VMSTATE_LOAD,    /* read -b */
+    QEMUIO_REQ_VMSTATE_SAVE,    /* write -b */
 } QemuIORequest;
+
+/*
+ * read -b and write -b.  A format that keeps no VM state fails with
+ * QEMU's wording, which is all QEMU's qemu-io prints for it.
+ */
+static int vmstate_request(BlockDriverState *bs, QemuIORequest req, int64_t pos,
+                           int64_t bytes, uint8_t *buf, Error **errp)
+{
+    Error *err = NULL;
+    int ret;
+
+    if (req == QEMUIO_REQ_VMSTATE_SAVE) {
+        ret = bdrv_save_vmstate(bs, buf, pos, bytes, &err);
+    } else {
+        ret = bdrv_load_vmstate(bs, buf, pos, bytes, &err);
+    }
+    if (ret == -ENOTSUP) {
+        error_free(err);
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
+    } else if (ret < 0) {
+        error_propagate(errp, err);
+    }
+    return ret;
+}
 
 /*
  * Sends a request to the core in pieces no longer than the core takes at
@@ -323,20 +351,32 @@ typedef enum QemuIORequest {
 static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
                       int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
+    bool vmstate = req == QEMUIO_REQ_VMSTATE_LOAD || req == QEMUIO_REQ_VMSTATE_SAVE;
     int64_t done = 0;
-    int64_t len = bdrv_getlength(bs);
+    int64_t len = vmstate ? 0 : bdrv_getlength(bs);
 
     /*
-     * QEMU's qemu-io talks to a BlockBackend, which fails a request that
-     * does not fit in the device with EIO before any node sees it; its
-     * message is just that errno ("write failed: Input/output error").
+     * qemu-io acts as the image's device, which keeps its requests inside
+     * the disk: a request beyond the end fails as an I/O error before it
+     * reaches the node, in QEMU's wording (scripts and test filters
+     * compare it).  That holds for a protocol node too, which would
+     * otherwise grow on a write past its end.
      */
-    if (len >= 0 && (offset < 0 || bytes < 0 || offset > len || bytes > len - offset)) {
-        error_setg(errp, "%s", strerror(EIO));
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the image size");
+        return len;
+    }
+    if (!vmstate && (offset < 0 || bytes < 0 || offset > len || bytes > len - offset)) {
+        error_setg(errp, "%s", g_strerror(EIO));
         return -EIO;
     }
     if (bytes == 0 && req == QEMUIO_REQ_READ) {
         return 0;
+    }
+    if (vmstate && bytes == 0) {
+        /* Nothing to move, but a format without VM state still says so. */
+        uint8_t dummy;
+        return vmstate_request(bs, req, offset, 0, &dummy, errp);
     }
     do {
         int64_t n = MIN(bytes - done, BDRV_REQUEST_MAX_BYTES);
@@ -351,6 +391,10 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
             break;
         case QEMUIO_REQ_ZEROES:
             ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            break;
+        case QEMUIO_REQ_VMSTATE_LOAD:
+        case QEMUIO_REQ_VMSTATE_SAVE:
+            ret = vmstate_request(bs, req, offset + done, n, buf + done, errp);
             break;
         default:
             ret = bdrv_pdiscard(bs, offset + done, n, errp);
@@ -375,22 +419,33 @@ static size_t iobuf_size;
 
 #define IOBUF_KEEP (1 * MiB)
 
+bool qemuio_misalign;
+/* -m: the buffer starts this far past an aligned address. */
+#define MISALIGN_OFFSET 16
+#define IOBUF_ALIGN 4096
+
 static uint8_t *qemuio_buf_get(int64_t len)
 {
-    size_t need = len ? (size_t)len : 1;
+    size_t need = (len ? (size_t)len : 1) + MISALIGN_OFFSET;
 
     if (need > iobuf_size) {
-        g_free(iobuf);
-        iobuf = g_malloc(need);
+        void *p;
+
+        free(iobuf);
+        /* Page-aligned, as a device's buffer would be, unless -m says not. */
+        if (posix_memalign(&p, IOBUF_ALIGN, need)) {
+            g_error("qemu-io: out of memory for a %zu byte buffer", need);
+        }
+        iobuf = p;
         iobuf_size = need;
     }
-    return iobuf;
+    return qemuio_misalign ? iobuf + MISALIGN_OFFSET : iobuf;
 }
 
 static void qemuio_buf_put(void)
 {
     if (iobuf_size > IOBUF_KEEP) {
-        g_free(iobuf);
+        free(iobuf);
         iobuf = NULL;
         iobuf_size = 0;
     }
@@ -485,6 +540,7 @@ typedef struct IOCmdFlags {
     bool vflag;         /* -v: a hex dump of the data read */
     bool fflag;         /* -f: flush after writing */
     bool Pflag;         /* -P was given */
+    bool bflag;         /* -b: the VM state rather than the disk (read, write) */
     int pattern;        /* -P's byte; the command presets its default */
 } IOCmdFlags;
 
@@ -505,6 +561,7 @@ static int next_io_option(int argc, char **argv, const char *optstring,
         case 'v': f->vflag = true; break;
         case 'f': f->fflag = true; break;
         case 'p': break;    /* accepted and ignored (old scripts use it) */
+        case 'b': f->bflag = true; break;
         case 'P':
             f->Pflag = true;
             f->pattern = parse_pattern(optarg);
@@ -582,7 +639,8 @@ static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
     Error *err = NULL;
     int ret;
 
-    ret = do_request(bs, QEMUIO_REQ_READ, offset, count, buf, 0, &err);
+    ret = do_request(bs, f->bflag ? QEMUIO_REQ_VMSTATE_LOAD : QEMUIO_REQ_READ,
+                     offset, count, buf, 0, &err);
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
         report_request_error(name, err);
@@ -610,11 +668,13 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     int ret;
 
     if (buf) {
-        ret = do_request(bs, QEMUIO_REQ_WRITE, offset, count, buf, flags, &err);
+        ret = do_request(bs, f->bflag ? QEMUIO_REQ_VMSTATE_SAVE : QEMUIO_REQ_WRITE,
+                         offset, count, buf, flags, &err);
     } else {
         ret = do_request(bs, QEMUIO_REQ_ZEROES, offset, count, NULL, flags, &err);
     }
-    if (ret >= 0 && f->fflag) {
+    /* VM state is not the disk's data: no device write cache covers it. */
+    if (ret >= 0 && (f->fflag || (qemuio_writethrough && !f->bflag))) {
         ret = bdrv_flush(bs, &err);
     }
     elapsed = ts_sub(ts_now(), t1);
@@ -625,6 +685,23 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     report_done(f, "wrote", elapsed, offset, count, NULL);
     return 0;
 }
+/*
+ * VM state moves in whole sectors, as QEMU's qemu-io insists for -b
+ * (what a migration stream would write).
+ */
+static bool check_vmstate_alignment(int64_t offset, int64_t count)
+{
+    if (offset & (BDRV_SECTOR_SIZE - 1)) {
+        qemuio_printf("%" PRId64 " is not a sector-aligned value for 'offset'\n", offset);
+        return false;
+    }
+    if (count & (BDRV_SECTOR_SIZE - 1)) {
+        qemuio_printf("%" PRId64 " is not a sector-aligned value for 'count'\n", count);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* read */
 
@@ -637,6 +714,7 @@ static void read_help(void)
 " Example:\n"
 " 'read -v 512 1k' - reads 1 KiB at offset 512 and shows it in hex\n"
 "\n"
+" -b, -- read the saved VM state instead of the disk (whole sectors)\n"
 " -C, -- print the statistics as one comma-separated line\n"
 " -l, -- how many bytes to verify (with -P; default: up to the end)\n"
 " -p, -- accepted and ignored (old scripts use it)\n"
@@ -655,7 +733,7 @@ static const QemuIOCommand read_cmd = {
     .func = read_f,
     .argmin = 2,
     .argmax = -1,
-    .args = "[-Cqv] [-P pattern [-s off] [-l len]] off len",
+    .args = "[-bCqv] [-P pattern [-s off] [-l len]] off len",
     .oneline = "reads a number of bytes at a specified offset",
     .help = read_help,
 };
@@ -668,7 +746,7 @@ static int read_f(BlockDriverState *bs, int argc, char **argv)
     int c, ret;
 
     optind = 0;
-    while ((c = next_io_option(argc, argv, "CpP:qs:l:v", &read_cmd, &f)) > 0) {
+    while ((c = next_io_option(argc, argv, "bCpP:qs:l:v", &read_cmd, &f)) > 0) {
         switch (c) {
         case 'l':
             lflag = true;
@@ -707,6 +785,9 @@ static int read_f(BlockDriverState *bs, int argc, char **argv)
     if (pattern_count < 0 || pattern_offset > count ||
         pattern_offset + pattern_count > count) {
         qemuio_printf("pattern verification range exceeds end of read data\n");
+        return -EINVAL;
+    }
+    if (f.bflag && !check_vmstate_alignment(offset, count)) {
         return -EINVAL;
     }
     return run_read(bs, &f, "read", offset, count, pattern_offset, pattern_count);
@@ -779,6 +860,7 @@ static void write_help(void)
 " Example:\n"
 " 'write -P 0x5a 512 1k' - writes 1 KiB of 0x5a bytes at offset 512\n"
 "\n"
+" -b, -- write the saved VM state instead of the disk (whole sectors)\n"
 " -c, -- write the data compressed (formats that support it)\n"
 " -C, -- print the statistics as one comma-separated line\n"
 " -f, -- make the data durable before reporting (a flush follows)\n"
@@ -801,7 +883,7 @@ static const QemuIOCommand write_cmd = {
     .argmin = 2,
     .argmax = -1,
     .flags = QEMUIO_CMD_WRITE,
-    .args = "[-cCfnquz] [-P pattern | -s source_file] off len",
+    .args = "[-bcCfnquz] [-P pattern | -s source_file] off len",
     .oneline = "writes a number of bytes at a specified offset",
     .help = write_help,
 };
@@ -849,7 +931,7 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
     int c, ret, flags = 0;
 
     optind = 0;
-    while ((c = next_io_option(argc, argv, "cCfnpP:qs:uz", &write_cmd, &f)) > 0) {
+    while ((c = next_io_option(argc, argv, "bcCfnpP:qs:uz", &write_cmd, &f)) > 0) {
         switch (c) {
         case 'c': cflag = true; break;
         case 'n': nflag = true; break;
@@ -863,6 +945,20 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
     }
     if (optind != argc - 2) {
         qemuio_command_usage(&write_cmd);
+        return -EINVAL;
+    }
+    if (f.bflag && zflag) {
+        qemuio_printf("-b and -z cannot be specified at the same time\n");
+        return -EINVAL;
+    }
+    /* A flush after VM state or a compressed write: QEMU refuses both. */
+    if (f.fflag && (f.bflag || cflag)) {
+        qemuio_printf("-f and -b or -c cannot be specified at the same time\n");
+        return -EINVAL;
+    }
+    if (f.bflag && cflag) {
+        /* VM state has no compressed form; QEMU would write it plain. */
+        qemuio_printf("-b and -c cannot be specified at the same time\n");
         return -EINVAL;
     }
     if ((int)zflag + (int)f.Pflag + (int)!!source > 1) {
@@ -885,6 +981,9 @@ static int write_f(BlockDriverState *bs, int argc, char **argv)
                               &offset, &count);
     if (ret < 0) {
         return ret;
+    }
+    if (f.bflag && !check_vmstate_alignment(offset, count)) {
+        return -EINVAL;
     }
 
     if (!zflag) {
@@ -973,6 +1072,187 @@ static int writev_f(BlockDriverState *bs, int argc, char **argv)
     ret = run_write(bs, &f, "writev", offset, count, buf, 0);
     qemuio_buf_put();
     return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* aio_read, aio_write */
+
+/*
+ * There is no path for requests in flight together yet: an aio request
+ * runs to completion when it is issued and its completion report (or
+ * failure) is printed then, in the form QEMU prints it when the request
+ * completes.  As in QEMU, the command itself succeeds once the request is
+ * issued; a failed request or pattern check shows only in the output.
+ * aio_flush then finds nothing outstanding.
+ */
+
+static void aio_read_help(void)
+{
+    qemuio_printf(
+"\n"
+" Reads the image from offset OFF into several buffers, one per LEN given,\n"
+" as one asynchronous request.  The request completes before the command\n"
+" returns (requests do not overlap yet); its result is printed then.  The\n"
+" command succeeds once the request is issued, whatever its result.\n"
+"\n"
+" Example:\n"
+" 'aio_read -P 0x5a 512 1k 1k' - reads 2 KiB at offset 512, checks the data\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -i, -- not supported (an invalid request for the I/O statistics)\n"
+" -P, -- check that every byte read equals PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+" -v, -- show the data as a hex dump\n"
+"\n");
+}
+
+static int aio_read_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand aio_read_cmd = {
+    .name = "aio_read",
+    .func = aio_read_f,
+    .argmin = 2,
+    .argmax = -1,
+    .args = "[-Ciqv] [-P pattern] off len [len..]",
+    .oneline = "asynchronously reads a number of bytes",
+    .help = aio_read_help,
+};
+
+/*
+ * -i asks for a request that the block layer's statistics count as
+ * invalid.  This tree keeps no I/O statistics, so there is nothing for
+ * such a request to exercise.
+ */
+static int refuse_invalid_request(const char *cmd)
+{
+    qemuio_printf("%s: -i is not supported (this build keeps no I/O statistics)\n",
+                  cmd);
+    return -ENOTSUP;
+}
+
+static int aio_read_f(BlockDriverState *bs, int argc, char **argv)
+{
+    IOCmdFlags f = { .pattern = 0 };
+    bool iflag = false;
+    int64_t offset, count;
+    int c;
+    int ret;
+
+    optind = 0;
+    while ((c = next_io_option(argc, argv, "CiP:qv", &aio_read_cmd, &f)) > 0) {
+        if (c == 'i') {
+            iflag = true;
+        }
+    }
+    if (c == 0) {
+        return -EINVAL;
+    }
+    if (optind > argc - 2) {
+        qemuio_command_usage(&aio_read_cmd);
+        return -EINVAL;
+    }
+    ret = parse_offset_lengths(argc - optind, argv + optind, &offset, &count);
+    if (ret < 0) {
+        return ret;
+    }
+    if (iflag) {
+        return refuse_invalid_request("aio_read");
+    }
+    /* QEMU names the failed request "readv", which is what it issues. */
+    run_read(bs, &f, "readv", offset, count, 0, count);
+    return 0;
+}
+
+static void aio_write_help(void)
+{
+    qemuio_printf(
+"\n"
+" Writes at offset OFF from several buffers, one per LEN given, as one\n"
+" asynchronous request.  The data is the byte 0xcd repeated unless -P or -z\n"
+" say otherwise.  The request completes before the command returns\n"
+" (requests do not overlap yet); its result is printed then.  The command\n"
+" succeeds once the request is issued, whatever its result.\n"
+"\n"
+" Example:\n"
+" 'aio_write -P 0x5a 512 1k 1k' - writes 2 KiB of 0x5a bytes at offset 512\n"
+"\n"
+" -C, -- print the statistics as one comma-separated line\n"
+" -f, -- make the data durable before reporting (a flush follows)\n"
+" -i, -- not supported (an invalid request for the I/O statistics)\n"
+" -P, -- fill the data with PATTERN\n"
+" -q, -- quiet: print no statistics\n"
+" -u, -- with -z: the range may be deallocated\n"
+" -z, -- write zeroes (one LEN only)\n"
+"\n");
+}
+
+static int aio_write_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand aio_write_cmd = {
+    .name = "aio_write",
+    .func = aio_write_f,
+    .argmin = 2,
+    .argmax = -1,
+    .flags = QEMUIO_CMD_WRITE,
+    .args = "[-Cfiquz] [-P pattern] off len [len..]",
+    .oneline = "asynchronously writes a number of bytes",
+    .help = aio_write_help,
+};
+
+static int aio_write_f(BlockDriverState *bs, int argc, char **argv)
+{
+    IOCmdFlags f = { .pattern = 0xcd };
+    bool iflag = false, zflag = false, uflag = false;
+    int64_t offset, count;
+    uint8_t *buf = NULL;
+    int c, ret, flags = 0;
+
+    optind = 0;
+    while ((c = next_io_option(argc, argv, "CfiP:quz", &aio_write_cmd, &f)) > 0) {
+        switch (c) {
+        case 'i': iflag = true; break;
+        case 'u': uflag = true; break;
+        case 'z': zflag = true; break;
+        }
+    }
+    if (c == 0) {
+        return -EINVAL;
+    }
+    if (optind > argc - 2) {
+        qemuio_command_usage(&aio_write_cmd);
+        return -EINVAL;
+    }
+    if (uflag && !zflag) {
+        qemuio_printf("-u requires -z to be specified\n");
+        return -EINVAL;
+    }
+    if (zflag && optind != argc - 2) {
+        qemuio_printf("-z supports only a single length parameter\n");
+        return -EINVAL;
+    }
+    if (zflag && f.Pflag) {
+        /* QEMU takes both and writes zeroes; a pattern nobody writes is refused. */
+        qemuio_printf("-P and -z cannot be specified at the same time\n");
+        return -EINVAL;
+    }
+    ret = parse_offset_lengths(argc - optind, argv + optind, &offset, &count);
+    if (ret < 0) {
+        return ret;
+    }
+    if (iflag) {
+        return refuse_invalid_request("aio_write");
+    }
+
+    if (!zflag) {
+        buf = qemuio_buf_get(count);
+        memset(buf, f.pattern, count);
+    }
+    if (uflag) {
+        flags |= BDRV_REQ_MAY_UNMAP;
+    }
+    run_write(bs, &f, "aio_write", offset, count, buf, flags);
+    qemuio_buf_put();
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1065,9 +1345,9 @@ static const QemuIOCommand flush_cmd = {
 };
 
 /*
- * Every request here completes before its command returns, so there is
- * never anything outstanding to wait for; kept for scripts written for
- * QEMU's asynchronous commands.
+ * Every request here, aio_read's and aio_write's included, completes
+ * before its command returns, so there is never anything outstanding to
+ * wait for.
  */
 static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
 {
@@ -1081,6 +1361,188 @@ static const QemuIOCommand aio_flush_cmd = {
     .argmax = 0,
     .oneline = "completes all outstanding aio requests",
 };
+
+/* ------------------------------------------------------------------ */
+/* reopen, sigraise */
+
+static void reopen_help(void)
+{
+    qemuio_printf(
+"\n"
+" Changes options of the open image without closing it.  Options not\n"
+" given keep their values; all change or none does.\n"
+"\n"
+" Example:\n"
+" 'reopen -r' - makes the image read-only\n"
+"\n"
+" -c, -- the cache mode: writeback, writethrough or unsafe (none and\n"
+"        directsync are not supported yet)\n"
+" -o, -- options to change: read-only, cache.no-flush, discard, and those\n"
+"        of the file and backing nodes (file.*, backing.*); the others\n"
+"        (node-name, driver, ...) can only be restated\n"
+" -r, -- make the image read-only\n"
+" -w, -- make the image read-write\n"
+"\n");
+}
+
+static int reopen_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand reopen_cmd = {
+    .name = "reopen",
+    .func = reopen_f,
+    .argmin = 0,
+    .argmax = -1,
+    .args = "[(-r|-w)] [-c cache] [-o options]",
+    .oneline = "reopens an image with new options",
+    .help = reopen_help,
+};
+
+/* -c MODE as the two cache options; false after the complaint. */
+static bool reopen_cache_mode(const char *mode, QDict *opts)
+{
+    bool direct, no_flush;
+
+    if (!strcmp(mode, "writeback")) {
+        direct = false, no_flush = false;
+    } else if (!strcmp(mode, "unsafe")) {
+        direct = false, no_flush = true;
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "off")) {
+        direct = true, no_flush = false;
+    } else if (!strcmp(mode, "directsync")) {
+        direct = true, no_flush = false;
+    } else if (!strcmp(mode, "writethrough")) {
+        direct = false, no_flush = false;
+    } else {
+        error_report("Invalid cache option: %s", mode);
+        return false;
+    }
+    qdict_put_str(opts, "cache.direct", direct ? "on" : "off");
+    qdict_put_str(opts, "cache.no-flush", no_flush ? "on" : "off");
+    return true;
+}
+
+static int reopen_f(BlockDriverState *bs, int argc, char **argv)
+{
+    const char *cache = NULL;
+    bool rflag = false, wflag = false;
+    QDict *opts = qdict_new();
+    Error *err = NULL;
+    int c, ret = -EINVAL;
+
+    optind = 0;
+    while ((c = qemuio_getopt(argc, argv, "c:o:rw")) != -1) {
+        switch (c) {
+        case 'c':
+            cache = optarg;
+            break;
+        case 'o':
+            if (!keyval_parse_into(&opts, optarg, NULL, false, &err)) {
+                error_report_err(err);
+                goto out;
+            }
+            break;
+        case 'r':
+        case 'w':
+            if (rflag || wflag) {
+                error_report("Only one -r/-w option may be given");
+                goto out;
+            }
+            rflag = c == 'r';
+            wflag = c == 'w';
+            break;
+        default:
+            qemuio_command_usage(&reopen_cmd);
+            goto out;
+        }
+    }
+    if (optind != argc) {
+        qemuio_command_usage(&reopen_cmd);
+        goto out;
+    }
+    if ((rflag || wflag) && qdict_haskey(opts, "read-only")) {
+        error_report("Cannot set both -r/-w and 'read-only'");
+        goto out;
+    }
+    if (cache && (qdict_haskey(opts, "cache.direct") ||
+                  qdict_haskey(opts, "cache.no-flush"))) {
+        error_report("Cannot set both -c and the cache options");
+        goto out;
+    }
+    if (cache && !reopen_cache_mode(cache, opts)) {
+        goto out;
+    }
+    if (rflag || wflag) {
+        qdict_put_str(opts, "read-only", rflag ? "on" : "off");
+    } else if (!bdrv_is_read_only(bs) && qdict_haskey(opts, "read-only")) {
+        /*
+         * -o read-only=on under a user that writes: as in QEMU, only -r
+         * gives up qemu-io's (or the device's) right to write.
+         */
+        bool ro = false;
+        json_t *v = json_object_get(opts, "read-only");
+
+        if ((json_is_boolean(v) && json_is_true(v)) ||
+            (json_is_string(v) && qemu_parse_bool("read-only", json_string_value(v), &ro,
+                                                  NULL) && ro)) {
+            error_report("Read-only block node '%s' cannot support read-write users",
+                         bdrv_get_node_name(bs));
+            goto out;
+        }
+    }
+    ret = bdrv_reopen(bs, opts, &err);
+    if (ret < 0) {
+        error_report_err(err);
+    } else if (cache) {
+        qemuio_writethrough = !strcmp(cache, "writethrough");
+    }
+out:
+    qobject_unref(opts);
+    return ret;
+}
+
+static void sigraise_help(void)
+{
+    qemuio_printf(
+"\n"
+" Raises signal SIGNAL (a number) in this process, e.g. to end it the way\n"
+" a crash or a kill would, with output printed so far flushed first.\n"
+"\n"
+" Example:\n"
+" 'sigraise 9' - ends qemu-io with SIGKILL\n"
+"\n");
+}
+
+static int sigraise_f(BlockDriverState *bs, int argc, char **argv);
+
+static const QemuIOCommand sigraise_cmd = {
+    .name = "sigraise",
+    .func = sigraise_f,
+    .argmin = 1,
+    .argmax = 1,
+    .flags = QEMUIO_CMD_NOFILE_OK,
+    .args = "signal",
+    .oneline = "raises a signal",
+    .help = sigraise_help,
+};
+
+static int sigraise_f(BlockDriverState *bs, int argc, char **argv)
+{
+    int64_t sig;
+    int ret = parse_number(argv[1], &sig);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (sig > NSIG) {
+        qemuio_printf("signal argument '%s' is too large to be a valid signal\n", argv[1]);
+        return -EINVAL;
+    }
+    /* What was printed must not die with the process. */
+    fflush(stdout);
+    fflush(stderr);
+    raise((int)sig);
+    return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* truncate, length */
@@ -1457,8 +1919,10 @@ static int help_f(BlockDriverState *bs, int argc, char **argv)
 static void init_commands(void)
 {
     static const QemuIOCommand *const builtin[] = {
-        &read_cmd, &readv_cmd, &write_cmd, &writev_cmd, &discard_cmd,
-        &flush_cmd, &aio_flush_cmd, &truncate_cmd, &length_cmd, &info_cmd,
+        &read_cmd, &readv_cmd, &write_cmd, &writev_cmd, &aio_read_cmd,
+        &aio_write_cmd, &discard_cmd,
+        &flush_cmd, &aio_flush_cmd, &reopen_cmd, &sigraise_cmd, &truncate_cmd,
+        &length_cmd, &info_cmd,
         &alloc_cmd, &map_cmd, &help_cmd,
     };
     static bool done;

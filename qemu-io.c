@@ -47,15 +47,119 @@ static int prompt_keys(BlockDriverState *bs)
 }
 
 /*
+ * How to open an image: what the tool's options and the open command's
+ * options (the same letters) ask for.
+ */
+typedef struct OpenParams {
+    const char *fmt;
+    int flags;
+    bool snapshot;          /* -s: a temporary overlay takes the writes */
+    bool writethrough;      /* -t writethrough */
+} OpenParams;
+
+/*
+ * -t MODE.  "writeback" is what the file driver does (the page cache,
+ * flushes when asked); "unsafe" adds cache.no-flush; "writethrough" has
+ * qemu-io flush after every write.  The modes that need O_DIRECT are
+ * issue 11's; until they exist they are refused rather than dropped.
+ */
+static bool parse_cache_mode(const char *mode, QDict *opts, OpenParams *p)
+{
+    static const char *const later[] = { "none", "off", "directsync" };
+
+    p->writethrough = !strcmp(mode, "writethrough");
+    if (!strcmp(mode, "writeback") || p->writethrough) {
+        return true;
+    }
+    if (!strcmp(mode, "unsafe")) {
+        qdict_put_str(opts, "cache.no-flush", "on");
+        return true;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(later); i++) {
+        if (!strcmp(mode, later[i])) {
+            error_report("Cache mode '%s' is not supported yet (only 'writeback', "
+                         "'writethrough' and 'unsafe')", mode);
+            return false;
+        }
+    }
+    error_report("Invalid cache option: %s", mode);
+    return false;
+}
+
+/* -d MODE: checked here for QEMU's message; the block layer applies it. */
+static bool parse_discard_mode(const char *mode, QDict *opts)
+{
+    if (strcmp(mode, "ignore") && strcmp(mode, "off") &&
+        strcmp(mode, "unmap") && strcmp(mode, "on")) {
+        error_report("Invalid discard option: %s", mode);
+        return false;
+    }
+    qdict_put_str(opts, "discard", mode);
+    return true;
+}
+
+/* -k: the Linux AIO engine needs O_DIRECT, which is issue 11's. */
+static void refuse_native_aio(void)
+{
+    error_report("Native AIO (-k, --aio native) is not supported yet (only 'threads')");
+}
+
+/* -C: reads that copy what they find in the backing chain into the image. */
+static void refuse_copy_on_read(void)
+{
+    error_report("Copy-on-read (-C) is not supported yet");
+}
+
+/*
+ * -s: the image opens read-only under a temporary qcow2 overlay that takes
+ * every write.  The overlay's file is deleted as soon as it is open, so
+ * nothing of it is left after qemu-io exits, however it exits.
+ */
+static BlockDriverState *open_temp_overlay(BlockDriverState *base, int flags, Error **errp)
+{
+    const char *dir = g_getenv("TMPDIR");
+    g_autofree char *path = g_build_filename(dir && *dir ? dir : "/var/tmp",
+                                             "qemu-io-snapshot-XXXXXX", NULL);
+    int64_t size = bdrv_getlength(base);
+    BlockDriverState *top;
+    QDict *opts;
+    int fd;
+
+    if (size < 0) {
+        error_setg_errno(errp, -size, "Could not get the size of '%s'",
+                         bdrv_get_filename(base));
+        return NULL;
+    }
+    fd = g_mkstemp(path);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not create the temporary overlay '%s'", path);
+        return NULL;
+    }
+    close(fd);
+    if (bdrv_img_create(path, "qcow2", NULL, NULL, NULL, size, true, errp) < 0) {
+        unlink(path);
+        return NULL;
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "qcow2");
+    qdict_put_str(opts, "file.filename", path);
+    qdict_put_str(opts, "backing", bdrv_get_node_name(base));
+    top = bdrv_open(NULL, opts, flags, errp);
+    unlink(path);
+    return top;
+}
+
+/*
  * Opens @name (an option string with @image_opts) as the current image.
  * @opts (consumed, may be NULL) adds options; with a NULL @name they
  * alone say what to open.  Returns 0, or -1 after reporting the problem.
  */
-static int openfile(const char *name, const char *fmt, int flags, bool image_opts,
-                    QDict *opts)
+static int openfile(const char *name, const OpenParams *p, bool image_opts, QDict *opts)
 {
     Error *err = NULL;
     const char *filename = name;
+    int flags = p->flags;
+    BlockDriverState *bs;
 
     if (qemuio_bs) {
         error_report("file open already, try 'help close'");
@@ -66,7 +170,7 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
         opts = qdict_new();
     }
     if (image_opts) {
-        if (fmt) {
+        if (p->fmt) {
             error_report("--image-opts and -f are mutually exclusive");
             qobject_unref(opts);
             return -1;
@@ -77,11 +181,20 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
             return -1;
         }
         filename = NULL;
-    } else if (fmt) {
-        qdict_put_str(opts, "driver", fmt);
+    } else if (p->fmt) {
+        qdict_put_str(opts, "driver", p->fmt);
     }
-    qemuio_bs = bdrv_open(filename, opts, flags, &err);
-    if (!qemuio_bs) {
+    if (p->snapshot) {
+        /* Nothing writes the image itself: the overlay takes it all. */
+        flags &= ~BDRV_O_RDWR;
+    }
+    bs = bdrv_open(filename, opts, flags, &err);
+    if (bs && p->snapshot) {
+        BlockDriverState *top = open_temp_overlay(bs, p->flags, &err);
+        bdrv_unref(bs);
+        bs = top;
+    }
+    if (!bs) {
         /* QEMU names the device only when it was given as a file name. */
         if (name && !image_opts) {
             error_prepend(&err, "can't open device %s: ", name);
@@ -91,6 +204,8 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
         error_report_err(err);
         return -1;
     }
+    qemuio_bs = bs;
+    qemuio_writethrough = p->writethrough;
     if (!(flags & BDRV_O_NO_PROMPT) && prompt_keys(qemuio_bs) < 0) {
         return -1;
     }
@@ -99,6 +214,9 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
 
 /* ------------------------------------------------------------------ */
 /* open, close, quit: commands of the tool only */
+
+/* Set by --image-opts: open's path is then an option string too. */
+static bool image_opts_mode;
 
 static void open_help(void)
 {
@@ -109,11 +227,19 @@ static void open_help(void)
 " Example:\n"
 " 'open -f qcow2 -o lazy-refcounts=on disk.qcow2' - opens a qcow2 image\n"
 "\n"
+" -C, -- copy-on-read (not supported yet)\n"
+" -d, -- discard mode: unmap (or on, the default) or ignore (or off)\n"
 " -f, -- the image format (default: probed from the content)\n"
+" -k, -- native AIO (not supported yet)\n"
+" -n, -- short for -t none (not supported yet)\n"
 " -o, -- block layer options, key=value[,key=value...]; with no path the\n"
 "        options must name the file (file.filename=...)\n"
 " -r, -- open read-only\n"
+" -s, -- writes go to a temporary overlay, dropped on close\n"
+" -t, -- cache mode: writeback (the default), writethrough or unsafe\n"
 " -U, -- accepted for compatibility (this tree takes no image locks)\n"
+"\n"
+" With qemu-io's --image-opts, PATH is an option string as well.\n"
 "\n");
 }
 
@@ -126,25 +252,24 @@ static const QemuIOCommand open_cmd = {
     .argmin = 1,
     .argmax = -1,
     .flags = QEMUIO_CMD_NOFILE_OK,
-    .args = "[-rU] [-f fmt] [-o options] [path]",
+    .args = "[-rsCnkU] [-f fmt] [-t cache] [-d discard] [-o options] [path]",
     .oneline = "open the file specified by path",
     .help = open_help,
 };
 
 static int open_f(BlockDriverState *bs, int argc, char **argv)
 {
-    const char *fmt = NULL;
-    int flags = BDRV_O_RDWR;
+    OpenParams p = { .flags = BDRV_O_RDWR };
     QDict *opts = qdict_new();
     Error *err = NULL;
     int c;
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt(argc, argv, "f:o:rU")) != -1) {
+    while ((c = getopt(argc, argv, "f:o:rsCnkt:d:U")) != -1) {
         switch (c) {
         case 'f':
-            fmt = optarg;
+            p.fmt = optarg;
             break;
         case 'o':
             if (!keyval_parse_into(&opts, optarg, NULL, false, &err)) {
@@ -154,12 +279,41 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             }
             break;
         case 'r':
-            flags &= ~BDRV_O_RDWR;
+            p.flags &= ~BDRV_O_RDWR;
+            break;
+        case 's':
+            p.snapshot = true;
+            break;
+        case 'C':
+            refuse_copy_on_read();
+            qobject_unref(opts);
+            return -ENOTSUP;
+        case 'n':
+            if (!parse_cache_mode("none", opts, &p)) {
+                qobject_unref(opts);
+                return -ENOTSUP;
+            }
+            break;
+        case 'k':
+            refuse_native_aio();
+            qobject_unref(opts);
+            return -ENOTSUP;
+        case 't':
+            if (!parse_cache_mode(optarg, opts, &p)) {
+                qobject_unref(opts);
+                return -EINVAL;
+            }
+            break;
+        case 'd':
+            if (!parse_discard_mode(optarg, opts)) {
+                qobject_unref(opts);
+                return -EINVAL;
+            }
             break;
         case 'U':
             break;
         default:
-            if (strchr("fo", optopt)) {
+            if (strchr("fotd", optopt)) {
                 qemuio_eprintf("open: option requires an argument -- '%c'\n", optopt);
             } else {
                 qemuio_eprintf("open: invalid option -- '%c'\n", optopt);
@@ -169,17 +323,17 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             return -EINVAL;
         }
     }
-    if (fmt && qdict_haskey(opts, "driver")) {
+    if (p.fmt && qdict_haskey(opts, "driver")) {
         error_report("-f and -o driver=... are mutually exclusive");
         qobject_unref(opts);
         return -EINVAL;
     }
     if (optind == argc - 1) {
-        return openfile(argv[optind], fmt, flags, false, opts) < 0 ? -EINVAL : 0;
+        return openfile(argv[optind], &p, image_opts_mode, opts) < 0 ? -EINVAL : 0;
     }
     if (optind == argc && qdict_size(opts) > 0) {
         /* Everything is in the options, as with --image-opts. */
-        return openfile(NULL, fmt, flags, false, opts) < 0 ? -EINVAL : 0;
+        return openfile(NULL, &p, false, opts) < 0 ? -EINVAL : 0;
     }
     qobject_unref(opts);
     qemuio_command_usage(&open_cmd);
@@ -264,15 +418,23 @@ static void usage(const char *name)
 "  --object OBJECTDEF   define an object, e.g. a secret holding the password\n"
 "                       of an encrypted image: secret,id=ID,data=PASSWORD\n"
 "                       (or file=PATH)\n"
-"  --image-opts         the file argument is an option string\n"
-"                       (driver=qcow2,file.filename=disk.qcow2,...)\n"
+"  --image-opts         the file argument (and the open command's) is an\n"
+"                       option string (driver=qcow2,file.filename=disk.qcow2)\n"
 "  -c, --cmd STRING     run the command STRING (may be given several times;\n"
 "                       the commands run in order, then qemu-io exits)\n"
 "  -f, --format FMT     the image format (default: probed from the content)\n"
 "  -r, --read-only      open the image read-only\n"
-"  -U, --force-share    accepted for compatibility (no image locks here)\n"
-"  -t, --cache MODE     the cache mode; only 'writeback' for now\n"
+"  -s, --snapshot       send writes to a temporary overlay, dropped at exit\n"
+"  -n, --nocache        short for -t none (not supported yet)\n"
+"  -C, --copy-on-read   copy-on-read (not supported yet)\n"
+"  -m, --misalign       misalign the data buffers (by 16 bytes from a page)\n"
+"  -k, --native-aio     native AIO (not supported yet)\n"
 "  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
+"  -t, --cache MODE     the cache mode: 'writeback' (the default),\n"
+"                       'writethrough' (a flush after each write) or 'unsafe'\n"
+"  -d, --discard MODE   'unmap' (the default) or 'ignore' discard requests\n"
+"  -T, --trace ...      tracing (not supported: this build has no trace events)\n"
+"  -U, --force-share    accepted for compatibility (no image locks here)\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
 "\n"
@@ -287,6 +449,13 @@ int main(int argc, char **argv)
         { "cmd", required_argument, NULL, 'c' },
         { "format", required_argument, NULL, 'f' },
         { "read-only", no_argument, NULL, 'r' },
+        { "snapshot", no_argument, NULL, 's' },
+        { "nocache", no_argument, NULL, 'n' },
+        { "copy-on-read", no_argument, NULL, 'C' },
+        { "misalign", no_argument, NULL, 'm' },
+        { "native-aio", no_argument, NULL, 'k' },
+        { "discard", required_argument, NULL, 'd' },
+        { "trace", required_argument, NULL, 'T' },
         { "force-share", no_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -296,72 +465,99 @@ int main(int argc, char **argv)
         { "aio", required_argument, NULL, 'i' },
         { NULL, 0, NULL, 0 },
     };
-    const char *fmt = NULL;
+    OpenParams p = { .flags = BDRV_O_RDWR };
     g_autoptr(GPtrArray) cmds = g_ptr_array_new();
-    bool image_opts = false;
-    int flags = BDRV_O_RDWR;
+    QDict *opts = qdict_new();
     Error *err = NULL;
     int c;
 
     error_set_progname(argv[0]);
     bdrv_init();
-    while ((c = getopt_long(argc, argv, "c:f:rUhVt:i:", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:rsnCmkd:T:UhVt:i:", long_options,
+                            NULL)) != -1) {
         switch (c) {
         case 'c':
             g_ptr_array_add(cmds, optarg);
             break;
         case 'f':
-            fmt = optarg;
+            p.fmt = optarg;
             break;
         case 'r':
-            flags &= ~BDRV_O_RDWR;
+            p.flags &= ~BDRV_O_RDWR;
             break;
+        case 's':
+            p.snapshot = true;
+            break;
+        case 'n':
+            if (!parse_cache_mode("none", opts, &p)) {
+                goto fail;
+            }
+            break;
+        case 'C':
+            refuse_copy_on_read();
+            goto fail;
+        case 'm':
+            qemuio_misalign = true;
+            break;
+        case 'k':
+            refuse_native_aio();
+            goto fail;
+        case 'd':
+            if (!parse_discard_mode(optarg, opts)) {
+                goto fail;
+            }
+            break;
+        case 'T':
+            error_report("Tracing (-T %s) is not supported: this build has no trace events",
+                         optarg);
+            goto fail;
         case 'U':
             break;
         case 't':
-            /*
-             * The file driver writes through the page cache and flushes
-             * only when asked: QEMU's "writeback".  The other modes
-             * (O_DIRECT, write-through, no flush) are issue 11's; until
-             * they exist they are refused rather than silently dropped.
-             */
-            if (strcmp(optarg, "writeback") != 0) {
-                error_report("Cache mode '%s' is not supported yet (only 'writeback')",
-                             optarg);
-                return 1;
+            if (!parse_cache_mode(optarg, opts, &p)) {
+                goto fail;
             }
             break;
         case 'i':
             /* Requests run on worker threads; other engines come later. */
+            if (!strcmp(optarg, "native") || !strcmp(optarg, "io_uring")) {
+                error_report("AIO mode '%s' is not supported yet (only 'threads')", optarg);
+                goto fail;
+            }
             if (strcmp(optarg, "threads") != 0) {
-                error_report("AIO mode '%s' is not supported yet (only 'threads')",
-                             optarg);
-                return 1;
+                error_report("Invalid aio option: %s", optarg);
+                goto fail;
             }
             break;
         case 'h':
             usage(argv[0]);
+            qobject_unref(opts);
             return 0;
         case 'V':
             printf("%s version " QEMU_VERSION "\n", error_get_progname());
+            qobject_unref(opts);
             return 0;
         case OPTION_OBJECT:
             if (!user_creatable_add_cmdline(optarg, &err)) {
                 error_report_err(err);
-                return 1;
+                goto fail;
             }
             break;
         case OPTION_IMAGE_OPTS:
-            image_opts = true;
+            image_opts_mode = true;
             break;
         default:
             usage(argv[0]);
-            return 1;
+            goto fail;
         }
     }
     if (argc - optind > 1) {
         usage(argv[0]);
-        return 1;
+        goto fail;
+    }
+    if (image_opts_mode && p.fmt) {
+        error_report("--image-opts and -f are mutually exclusive");
+        goto fail;
     }
 
     qemuio_add_command(&open_cmd);
@@ -369,17 +565,17 @@ int main(int argc, char **argv)
     qemuio_add_command(&quit_cmd);
 
     if (optind < argc) {
-        int ret = openfile(argv[optind], fmt, flags, image_opts, NULL);
+        int ret = openfile(argv[optind], &p, image_opts_mode, opts);
+        opts = NULL;
         if (ret < 0 && !qemuio_bs) {
             return 1;
         }
         if (ret < 0) {
             failed = true;
         }
-    } else if (image_opts) {
-        error_report("--image-opts needs an option string");
-        return 1;
     }
+    /* Without a file, the options are the open command's business. */
+    qobject_unref(opts);
 
     if (cmds->len) {
         for (guint i = 0; i < cmds->len && !qemuio_quit_requested; i++) {
@@ -395,4 +591,8 @@ int main(int argc, char **argv)
     }
     user_creatable_cleanup();
     return failed ? 1 : 0;
+
+fail:
+    qobject_unref(opts);
+    return 1;
 }

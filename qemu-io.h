@@ -76,6 +76,19 @@ void qemuio_command_usage(const QemuIOCommand *cmd);
  */
 int qemuio_command(BlockDriverState *bs, const char *cmdline);
 
+/*
+ * qemu-io -m: data buffers start at a deliberately misaligned address, to
+ * exercise a request path's bounce buffering (O_DIRECT needs alignment).
+ */
+extern bool qemuio_misalign;
+
+/*
+ * Cache mode "writethrough" (qemu-io -t, open -t, reopen -c): the image's
+ * user has no write cache, so every write is made durable (a flush) before
+ * it reports, as QEMU does for such a device.
+ */
+extern bool qemuio_writethrough;
+
 /* Set by the tool's "quit" command; qemuio_command() does not look at it. */
 extern bool qemuio_quit_requested;
 

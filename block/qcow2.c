@@ -282,6 +282,7 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
 }
 
 static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
+static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
@@ -974,6 +975,41 @@ static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, E
         return ret;
     }
     return qcow2_zero_or_discard(bs, offset, bytes, true, true, errp);
+}
+
+/*
+ * VM state lives in the guest address space right after the disk, from
+ * the first L1 entry that the disk does not use (the "vm state offset"
+ * of qemu-io's info), as in QEMU: it goes through the same clusters,
+ * caches and encryption as guest data.
+ */
+static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                            void *buf, bool write, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    BlockDriverInfo bdi;
+    int64_t offset;
+    int ret;
+
+    qcow2_get_info(bs, &bdi);
+    if (pos > INT64_MAX - bdi.vm_state_offset - bytes) {
+        error_setg(errp, "VM state position %" PRId64 " is too large", pos);
+        return -EINVAL;
+    }
+    offset = bdi.vm_state_offset + pos;
+    if (!write) {
+        return qcow2_pread(bs, offset, bytes, buf, 0, errp);
+    }
+    ret = check_writable(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP((uint64_t)(offset + bytes),
+                                         (uint64_t)s->cluster_size << s->l2_bits), errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return qcow2_pwrite(bs, offset, bytes, buf, 0, errp);
 }
 
 static int64_t qcow2_getlength(BlockDriverState *bs)
@@ -1716,6 +1752,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_create = qcow2_create,
     .create_opts = &qcow2_create_opts,
     .bdrv_get_info = qcow2_get_info,
+    .bdrv_rw_vmstate = qcow2_rw_vmstate,
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
     .bdrv_amend_options = qcow2_amend,

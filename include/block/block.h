@@ -113,6 +113,14 @@ BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp);
 void bdrv_ref(BlockDriverState *bs);
 void bdrv_unref(BlockDriverState *bs);
+/*
+ * Changes options of an open node, all or none: "read-only",
+ * "cache.no-flush", "discard", and through "file." and "backing." those
+ * of its file and backing nodes.  Any other option (node-name, driver, the
+ * file name, a driver's own options) may only restate what the node has;
+ * else "Cannot change the option '...'".  @opts is not consumed.
+ */
+int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp);
 /* Re-opens with different flags (e.g. read-only -> read-write for commit). */
 int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp);
 
@@ -154,6 +162,16 @@ int bdrv_flush(BlockDriverState *bs, Error **errp);
  */
 void bdrv_start_writeback(BlockDriverState *bs);
 /* The largest alignment-free chunk the caller should use; 0 if none. */
+
+/*
+ * VM state saved in the image (as a snapshot keeps it), @pos bytes into
+ * it; not part of the guest's disk.  -ENOTSUP when the format cannot
+ * hold any (the format's node, or a filter above it, must have it).
+ */
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                      int64_t bytes, Error **errp);
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                      int64_t bytes, Error **errp);
 
 int64_t bdrv_getlength(BlockDriverState *bs);
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);

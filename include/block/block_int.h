@@ -75,6 +75,13 @@ struct BlockDriverState {
      * in QEMU.  Key checks still apply.
      */
     bool no_flush;
+
+    /*
+     * "discard=ignore" (or "off"): discard requests succeed without doing
+     * anything, here and in the file below.  The default, "unmap" ("on"),
+     * passes them on.
+     */
+    bool discard_ignore;
 };
 
 typedef struct BlockDriver {
@@ -133,6 +140,15 @@ typedef struct BlockDriver {
      * (then the protocol's), each that was given or has a def_value_str.
      */
     const QemuOptsList *create_opts;
+
+    /*
+     * Optional: reads or writes saved VM state, @pos bytes into it.  The
+     * format keeps it apart from the guest's disk (qcow2: in the guest
+     * address space after the disk's end).  The core has done the key,
+     * read-only and argument checks.
+     */
+    int (*bdrv_rw_vmstate)(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                           void *buf, bool write, Error **errp);
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
