@@ -268,6 +268,151 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 }
 
 /* ------------------------------------------------------------------ */
+/* The "json:" pseudo-protocol */
+
+/*
+ * QEMU's JSON parser also takes strings in single quotes, which iotests use
+ * inside shell double quotes.  Rewrites them as standard JSON strings so that
+ * jansson can parse the text; everything else is left alone.
+ */
+static char *json_requote(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 16);
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') {
+            /* A standard string: copy it as is, escapes included. */
+            g_string_append_c(out, *p++);
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1]) {
+                    g_string_append_c(out, *p++);
+                }
+                g_string_append_c(out, *p++);
+            }
+            if (!*p) {
+                break;
+            }
+            g_string_append_c(out, '"');
+        } else if (*p == '\'') {
+            g_string_append_c(out, '"');
+            for (p++; *p && *p != '\''; p++) {
+                if (*p == '\\' && p[1] == '\'') {
+                    g_string_append_c(out, '\'');
+                    p++;
+                } else if (*p == '\\' && p[1]) {
+                    g_string_append_c(out, *p++);
+                    g_string_append_c(out, *p);
+                } else if (*p == '"') {
+                    g_string_append(out, "\\\"");
+                } else {
+                    g_string_append_c(out, *p);
+                }
+            }
+            if (!*p) {
+                break;      /* unterminated: jansson reports the premature end */
+            }
+            g_string_append_c(out, '"');
+        } else {
+            g_string_append_c(out, *p);
+        }
+    }
+    return g_string_free(out, false);
+}
+
+/* Nested objects and arrays become dotted keys: {"a": [{"b": 1}]} -> "a.0.b". */
+static void json_flatten_into(QDict *dst, const char *prefix, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *sub;
+
+        json_object_foreach(v, key, sub) {
+            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+            json_flatten_into(dst, name, sub);
+        }
+    } else if (json_is_array(v) && prefix) {
+        size_t i;
+        json_t *sub;
+
+        json_array_foreach(v, i, sub) {
+            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
+            json_flatten_into(dst, name, sub);
+        }
+    } else if (prefix) {
+        json_object_set(dst, prefix, v);
+    }
+}
+
+QDict *bdrv_parse_json_filename(const char *filename, Error **errp)
+{
+    g_autofree char *text = NULL;
+    json_error_t jerr;
+    json_t *root;
+    QDict *flat;
+
+    g_assert(g_str_has_prefix(filename, "json:"));
+    text = json_requote(filename + strlen("json:"));
+    if (!*g_strstrip(text)) {
+        error_setg(errp, "Could not parse the JSON options: Expecting a JSON value");
+        return NULL;
+    }
+    root = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        /* jansson's own wording of what is wrong, in QEMU's frame. */
+        error_setg(errp, "Could not parse the JSON options: JSON parse error, %s",
+                   jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        error_setg(errp, "Invalid JSON object given");
+        return NULL;
+    }
+    flat = qdict_new();
+    json_flatten_into(flat, NULL, root);
+    json_decref(root);
+    return flat;
+}
+
+/*
+ * Merges the options of a "json:" @filename into *@opts (keys given in *@opts
+ * win) and clears *@filename.  False with @errp set on malformed JSON.
+ */
+static bool take_json_filename(const char **filename, QDict *opts, Error **errp)
+{
+    QDict *parsed;
+
+    if (!*filename || !g_str_has_prefix(*filename, "json:")) {
+        return true;
+    }
+    parsed = bdrv_parse_json_filename(*filename, errp);
+    if (!parsed) {
+        return false;
+    }
+    qdict_join(opts, parsed, false);
+    qobject_unref(parsed);
+    *filename = NULL;
+    return true;
+}
+
+/*
+ * "proto:rest" names a protocol driver when proto is a registered protocol
+ * and contains no '/' (so "./a:b" and "/x/a:b" stay plain file names).
+ */
+static BlockDriver *protocol_from_filename(const char *filename)
+{
+    const char *colon = filename ? strchr(filename, ':') : NULL;
+    g_autofree char *proto = NULL;
+
+    if (!colon || colon == filename || memchr(filename, '/', colon - filename)) {
+        return NULL;
+    }
+    proto = g_strndup(filename, colon - filename);
+    return find_driver(proto, true);
+}
+
+/* ------------------------------------------------------------------ */
 /* Opening */
 
 /* Takes a boolean option out of @options; false with errp set when malformed. */
@@ -335,11 +480,20 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     const char *key;
     json_t *value;
 
+    if (!take_json_filename(&filename, opts, errp)) {
+        qobject_unref(opts);
+        return NULL;
+    }
     if (filename && !qdict_haskey(opts, "filename")) {
         qdict_put_str(opts, "filename", filename);
     }
     drvname = qdict_get_try_str(opts, "driver");
-    drv = bdrv_find_protocol(drvname ? drvname : "file");
+    if (drvname) {
+        drv = bdrv_find_protocol(drvname);
+    } else {
+        drv = protocol_from_filename(qdict_get_try_str(opts, "filename"));
+        drv = drv ? drv : bdrv_find_protocol("file");
+    }
     if (!drv) {
         error_setg(errp, "Unknown protocol '%s'", drvname);
         qobject_unref(opts);
@@ -470,6 +624,9 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     GSList *my_chain = NULL;
 
     bdrv_init();
+    if (!take_json_filename(&filename, opts, errp)) {
+        goto fail;
+    }
     if (!take_bool_opt(opts, "read-only", &ro, errp)) {
         goto fail;
     }

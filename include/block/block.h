@@ -103,6 +103,14 @@ const char *bdrv_get_format_name(BlockDriverState *bs);
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
 
 /*
+ * The options of a "json:{...}" file name, QEMU's pseudo-protocol: a JSON
+ * object (single-quoted strings allowed, as in QEMU) whose nested objects
+ * and arrays become dotted keys ("file.driver", "inject-error.0.event").
+ * bdrv_open() accepts such names wherever a file name goes.
+ */
+QDict *bdrv_parse_json_filename(const char *filename, Error **errp);
+
+/*
  * Opens @filename (may be NULL when @options say it all).  @options is
  * consumed (may be NULL): "driver", "node-name", "read-only", "file.*",
  * "backing.*", "backing" ("" or null: no backing), "encrypt.key-secret" and
