@@ -40,13 +40,14 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_qcow_init
 #pragma weak bdrv_luks_init
 #pragma weak bdrv_blkdebug_init
+#pragma weak bdrv_null_init
 
 void bdrv_init(void)
 {
     static bool done;
     void (*const hooks[])(void) = {
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
-        bdrv_qcow_init, bdrv_luks_init,
+        bdrv_qcow_init, bdrv_luks_init, bdrv_null_init,
     };
 
     if (done) {
@@ -83,12 +84,23 @@ BlockDriver *bdrv_find_protocol(const char *name)
     return find_driver(name, true);
 }
 
+static gint compare_driver_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(((const BlockDriver *)a)->format_name,
+                  ((const BlockDriver *)b)->format_name);
+}
+
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
 {
+    GList *sorted;
+
     bdrv_init();
-    for (GList *l = drivers; l; l = l->next) {
+    /* Sorted, as QEMU lists them: scripts look names up in this list. */
+    sorted = g_list_sort(g_list_copy(drivers), compare_driver_names);
+    for (GList *l = sorted; l; l = l->next) {
         fn(opaque, ((BlockDriver *)l->data)->format_name);
     }
+    g_list_free(sorted);
 }
 
 const char *bdrv_get_format_name(BlockDriverState *bs)

@@ -99,7 +99,7 @@ bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 void bdrv_init(void);  /* registers every built-in driver; idempotent */
 BlockDriver *bdrv_find_format(const char *format_name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
-/* Calls @fn for each format driver name, in registration order. */
+/* Calls @fn for each driver name (formats and protocols), sorted by name. */
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
 
 /*

@@ -178,5 +178,6 @@ void bdrv_qcow2_init(void);
 void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
+void bdrv_null_init(void);
 
 #endif
