@@ -1115,6 +1115,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             return 0;   /* cache.no-flush=on (cache=unsafe) */
         }
         ret = 0;
+        /* Where QEMU announces them: the data goes to the OS, then to the disk. */
+        bdrv_debug_event(drv->is_protocol ? bs : bs->file,
+                         drv->is_protocol ? BLKDBG_FLUSH_TO_DISK : BLKDBG_FLUSH_TO_OS);
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);
         }
@@ -1168,6 +1171,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             return ret;
         }
         bs->in_flight++;
+        if (type != BDRV_REQ_DISCARD) {
+            bdrv_debug_event(bs, type == BDRV_REQ_WRITE ? BLKDBG_PWRITEV : BLKDBG_PWRITEV_ZERO);
+        }
         if (type == BDRV_REQ_WRITE) {
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
         } else if (type == BDRV_REQ_DISCARD) {
@@ -1192,6 +1198,9 @@ write_zero_buffer:
             }
         }
         bs->in_flight--;
+        if (type != BDRV_REQ_DISCARD) {
+            bdrv_debug_event(bs, BLKDBG_PWRITEV_DONE);
+        }
         if (ret >= 0) {
             ret = notify_writes(bs, true, offset, bytes, errp);
         }
@@ -1574,4 +1583,122 @@ int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
         return 0;
     }
     return bs->drv->bdrv_snapshot_list(bs, psn_info);
+}
+
+/* ------------------------------------------------------------------ */
+/* Debug events and breakpoints (acted on by blkdebug) */
+
+static const char *const debug_event_names[BLKDBG__MAX] = {
+    [BLKDBG_L1_UPDATE] = "l1_update",
+    [BLKDBG_L1_GROW_ALLOC_TABLE] = "l1_grow_alloc_table",
+    [BLKDBG_L1_GROW_WRITE_TABLE] = "l1_grow_write_table",
+    [BLKDBG_L1_GROW_ACTIVATE_TABLE] = "l1_grow_activate_table",
+    [BLKDBG_L2_LOAD] = "l2_load",
+    [BLKDBG_L2_UPDATE] = "l2_update",
+    [BLKDBG_L2_UPDATE_COMPRESSED] = "l2_update_compressed",
+    [BLKDBG_L2_ALLOC_COW_READ] = "l2_alloc_cow_read",
+    [BLKDBG_L2_ALLOC_WRITE] = "l2_alloc_write",
+    [BLKDBG_READ_AIO] = "read_aio",
+    [BLKDBG_READ_BACKING_AIO] = "read_backing_aio",
+    [BLKDBG_READ_COMPRESSED] = "read_compressed",
+    [BLKDBG_WRITE_AIO] = "write_aio",
+    [BLKDBG_WRITE_COMPRESSED] = "write_compressed",
+    [BLKDBG_VMSTATE_LOAD] = "vmstate_load",
+    [BLKDBG_VMSTATE_SAVE] = "vmstate_save",
+    [BLKDBG_COW_READ] = "cow_read",
+    [BLKDBG_COW_WRITE] = "cow_write",
+    [BLKDBG_REFTABLE_LOAD] = "reftable_load",
+    [BLKDBG_REFTABLE_GROW] = "reftable_grow",
+    [BLKDBG_REFTABLE_UPDATE] = "reftable_update",
+    [BLKDBG_REFBLOCK_LOAD] = "refblock_load",
+    [BLKDBG_REFBLOCK_UPDATE] = "refblock_update",
+    [BLKDBG_REFBLOCK_UPDATE_PART] = "refblock_update_part",
+    [BLKDBG_REFBLOCK_ALLOC] = "refblock_alloc",
+    [BLKDBG_REFBLOCK_ALLOC_HOOKUP] = "refblock_alloc_hookup",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE] = "refblock_alloc_write",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS] = "refblock_alloc_write_blocks",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE] = "refblock_alloc_write_table",
+    [BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE] = "refblock_alloc_switch_table",
+    [BLKDBG_CLUSTER_ALLOC] = "cluster_alloc",
+    [BLKDBG_CLUSTER_ALLOC_BYTES] = "cluster_alloc_bytes",
+    [BLKDBG_CLUSTER_FREE] = "cluster_free",
+    [BLKDBG_FLUSH_TO_OS] = "flush_to_os",
+    [BLKDBG_FLUSH_TO_DISK] = "flush_to_disk",
+    [BLKDBG_PWRITEV_RMW_HEAD] = "pwritev_rmw_head",
+    [BLKDBG_PWRITEV_RMW_AFTER_HEAD] = "pwritev_rmw_after_head",
+    [BLKDBG_PWRITEV_RMW_TAIL] = "pwritev_rmw_tail",
+    [BLKDBG_PWRITEV_RMW_AFTER_TAIL] = "pwritev_rmw_after_tail",
+    [BLKDBG_PWRITEV] = "pwritev",
+    [BLKDBG_PWRITEV_ZERO] = "pwritev_zero",
+    [BLKDBG_PWRITEV_DONE] = "pwritev_done",
+    [BLKDBG_EMPTY_IMAGE_PREPARE] = "empty_image_prepare",
+    [BLKDBG_L1_SHRINK_WRITE_TABLE] = "l1_shrink_write_table",
+    [BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS] = "l1_shrink_free_l2_clusters",
+    [BLKDBG_COR_WRITE] = "cor_write",
+    [BLKDBG_CLUSTER_ALLOC_SPACE] = "cluster_alloc_space",
+    [BLKDBG_NONE] = "none",
+};
+
+const char *bdrv_debug_event_name(BlkdebugEvent event)
+{
+    return event < BLKDBG__MAX ? debug_event_names[event] : NULL;
+}
+
+int bdrv_debug_event_lookup(const char *name)
+{
+    for (int i = 0; i < BLKDBG__MAX; i++) {
+        if (!strcmp(debug_event_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    if (bs && bs->drv && bs->drv->bdrv_debug_event) {
+        bs->drv->bdrv_debug_event(bs, event);
+    }
+}
+
+/* The node that takes breakpoints: @bs or the first below it that does. */
+static BlockDriverState *debug_node(BlockDriverState *bs, Error **errp)
+{
+    for (BlockDriverState *b = bs; b; b = b->file) {
+        if (b->drv && b->drv->bdrv_debug_breakpoint) {
+            return b;
+        }
+    }
+    error_setg(errp, "No blkdebug node below '%s' to take breakpoints",
+               bs ? bs->filename : "");
+    return NULL;
+}
+
+int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
+                          Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_breakpoint(d, event, tag, errp) : -ENOTSUP;
+}
+
+int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_remove_breakpoint(d, tag, errp) : -ENOTSUP;
+}
+
+int bdrv_debug_resume(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_resume(d, tag, errp) : -ENOTSUP;
+}
+
+bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag)
+{
+    BlockDriverState *d = debug_node(bs, NULL);
+
+    return d && d->drv->bdrv_debug_is_suspended(d, tag);
 }

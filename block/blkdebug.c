@@ -23,9 +23,27 @@
  *
  * Sizes and allocation status pass through unchanged, and so do flushes
  * unless flush-errno is given.
+ *
+ * QEMU's rules, driven by the debug events that format drivers and the core
+ * announce (see BlkdebugEvent in block/block.h):
+ *   inject-error.N.{event,state,errno,sector,once,immediately}
+ *       when EVENT happens in STATE (0: any), the rule becomes active: the
+ *       following requests that touch byte SECTOR*512 (-1: any request)
+ *       fail with ERRNO (default 5) -- once=on: only the first one.  A later
+ *       event with matching rules replaces the set of active rules.
+ *       immediately=on/off: requests here complete synchronously either way.
+ *   set-state.N.{event,state,new_state}
+ *       when EVENT happens in STATE (0: any), the state becomes NEW_STATE.
+ *       The state starts at 1.
+ *   config=FILE   the same rules as an INI file: [inject-error] and
+ *                 [set-state] sections of key = "value" lines, # comments.
+ * As a file name: "blkdebug:CONFIG:IMAGE" (CONFIG may be empty).  If the
+ * part between the colons is not a file and holds '=', it is the RULES
+ * form above.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 #include <glib.h>
 
@@ -40,7 +58,27 @@ typedef struct BlkdebugRule {
     bool fired;
 } BlkdebugRule;
 
+typedef enum {
+    RULE_INJECT_ERROR,
+    RULE_SET_STATE,
+} RuleAction;
+
+/* One inject-error or set-state rule of QEMU's kind. */
+typedef struct EventRule {
+    RuleAction action;
+    int event;
+    int state;                  /* 0: any */
+    int err;                    /* inject-error */
+    int64_t offset;             /* inject-error: -1 any, else sector * 512 */
+    bool once;
+    bool immediately;
+    int new_state;              /* set-state */
+} EventRule;
+
 typedef struct BDRVBlkdebugState {
+    int state;
+    GPtrArray *rules;           /* EventRule*, owned */
+    GPtrArray *active;          /* EventRule* of rules, active inject-errors */
     BlkdebugRule read;
     BlkdebugRule write;
     int64_t fail_after;         /* -1: none */
@@ -135,7 +173,311 @@ static bool take_rule(QDict *opts, const char *prefix, BlkdebugRule *r, Error **
     return true;
 }
 
-/* Splits "blkdebug:RULES:PATH" into @opts and returns PATH. */
+/* ---- QEMU's event rules ---- */
+
+/* An integer rule key (JSON number or text); false with @errp on bad input. */
+static bool take_int(QDict *opts, const char *key, int64_t min, int64_t max,
+                     int64_t *out, Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+    int64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else {
+        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+        char *end = NULL;
+
+        errno = 0;
+        n = t ? g_ascii_strtoll(t, &end, 0) : 0;
+        if (!t || !*t || *end || errno) {
+            error_setg(errp, "Parameter '%s' expects a number", key);
+            return false;
+        }
+    }
+    if (n < min || n > max) {
+        error_setg(errp, "Parameter '%s' is out of range (%" PRId64 "..%" PRId64 ")",
+                   key, min, max);
+        return false;
+    }
+    *out = n;
+    qdict_del(opts, key);
+    return true;
+}
+
+/* Builds one rule from its keys (all consumed); false with @errp on bad input. */
+static bool add_rule(BDRVBlkdebugState *s, RuleAction action, QDict *keys, Error **errp)
+{
+    g_autofree EventRule *r = g_new0(EventRule, 1);
+    const char *ev = qdict_get_try_str(keys, "event");
+    int64_t state = 0, err = EIO, sector = -1, new_state = 0;
+    const char *key;
+    json_t *value;
+
+    if (!ev) {
+        error_setg(errp, "Missing event name for rule");
+        return false;
+    }
+    r->event = bdrv_debug_event_lookup(ev);
+    if (r->event < 0) {
+        error_setg(errp, "invalid parameter value: %s", ev);
+        return false;
+    }
+    qdict_del(keys, "event");
+    r->action = action;
+    if (!take_int(keys, "state", 0, INT_MAX, &state, errp)) {
+        return false;
+    }
+    r->state = (int)state;
+    if (action == RULE_INJECT_ERROR) {
+        if (!take_int(keys, "errno", 1, 4095, &err, errp) ||
+            !take_int(keys, "sector", -1, INT64_MAX / BDRV_SECTOR_SIZE, &sector, errp) ||
+            !take_bool(keys, "once", &r->once, errp) ||
+            !take_bool(keys, "immediately", &r->immediately, errp)) {
+            return false;
+        }
+        r->err = (int)err;
+        r->offset = sector < 0 ? -1 : sector * (int64_t)BDRV_SECTOR_SIZE;
+    } else {
+        if (!qdict_haskey(keys, "new_state")) {
+            error_setg(errp, "Missing new_state for set-state rule");
+            return false;
+        }
+        if (!take_int(keys, "new_state", 1, INT_MAX, &new_state, errp)) {
+            return false;
+        }
+        r->new_state = (int)new_state;
+    }
+    json_object_foreach(keys, key, value) {
+        error_setg(errp, "Invalid parameter '%s'", key);
+        return false;
+    }
+    g_ptr_array_add(s->rules, g_steal_pointer(&r));
+    return true;
+}
+
+/*
+ * Takes "inject-error.N.KEY" / "set-state.N.KEY" (or, for a single rule,
+ * "inject-error.KEY") out of @options and adds the rules.
+ */
+static bool take_rule_options(BDRVBlkdebugState *s, QDict *options, const char *group,
+                              RuleAction action, Error **errp)
+{
+    g_autofree char *prefix = g_strdup_printf("%s.", group);
+    QDict *all = qdict_extract_subqdict(options, prefix);
+    QDict *single = qdict_new();
+    bool ok = true;
+    const char *key;
+    json_t *value;
+    void *tmp;
+
+    /* Numbered rules first, in index order; bare keys form one rule. */
+    for (unsigned i = 0; ok; i++) {
+        g_autofree char *p = g_strdup_printf("%u.", i);
+        QDict *one = qdict_extract_subqdict(all, p);
+
+        if (!qdict_size(one)) {
+            qobject_unref(one);
+            break;
+        }
+        ok = add_rule(s, action, one, errp);
+        qobject_unref(one);
+    }
+    json_object_foreach_safe(all, tmp, key, value) {
+        if (g_ascii_isdigit(key[0])) {
+            if (ok) {
+                error_setg(errp, "Invalid parameter '%s%s'", prefix, key);
+            }
+            ok = false;
+            break;
+        }
+        json_object_set(single, key, value);
+    }
+    if (ok && qdict_size(single)) {
+        ok = add_rule(s, action, single, errp);
+    }
+    qobject_unref(single);
+    qobject_unref(all);
+    return ok;
+}
+
+/* Reads QEMU's blkdebug config file format into rules. */
+static bool read_config(BDRVBlkdebugState *s, const char *path, Error **errp)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    GError *gerr = NULL;
+    QDict *keys = NULL;
+    RuleAction action = RULE_INJECT_ERROR;
+    bool ok = true;
+
+    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
+        error_setg_errno(errp, gerr->code == G_FILE_ERROR_NOENT ? ENOENT :
+                         gerr->code == G_FILE_ERROR_ACCES ? EACCES : EIO,
+                         "Could not read blkdebug config file");
+        g_error_free(gerr);
+        return false;
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (int n = 0; ok && lines[n]; n++) {
+        char *line = g_strstrip(lines[n]);
+        char *eq, *val;
+        size_t vlen;
+
+        if (!*line || *line == '#') {
+            continue;
+        }
+        if (*line == '[') {
+            char *end = strchr(line, ']');
+            if (!end || end[1]) {
+                error_setg(errp, "%s:%d: syntax error", path, n + 1);
+                ok = false;
+                break;
+            }
+            *end = '\0';
+            if (keys) {
+                ok = add_rule(s, action, keys, errp);
+                qobject_unref(keys);
+                keys = NULL;
+                if (!ok) {
+                    break;
+                }
+            }
+            if (!strcmp(line + 1, "inject-error")) {
+                action = RULE_INJECT_ERROR;
+            } else if (!strcmp(line + 1, "set-state")) {
+                action = RULE_SET_STATE;
+            } else {
+                error_setg(errp, "There is no option group '%s'", line + 1);
+                ok = false;
+                break;
+            }
+            keys = qdict_new();
+            continue;
+        }
+        if (!keys) {
+            error_setg(errp, "no group defined");
+            ok = false;
+            break;
+        }
+        /* key = "value" */
+        eq = strchr(line, '=');
+        val = eq ? g_strstrip(eq + 1) : NULL;
+        vlen = val ? strlen(val) : 0;
+        if (!eq || eq == line || vlen < 2 || val[0] != '"' || val[vlen - 1] != '"') {
+            error_setg(errp, "%s:%d: syntax error (expected key = \"value\")", path, n + 1);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        val[vlen - 1] = '\0';
+        g_strstrip(line);
+        if (qdict_haskey(keys, line)) {
+            error_setg(errp, "%s:%d: '%s' given twice in one group", path, n + 1, line);
+            ok = false;
+            break;
+        }
+        qdict_put_str(keys, line, val + 1);
+    }
+    if (ok && keys) {
+        ok = add_rule(s, action, keys, errp);
+    }
+    qobject_unref(keys);
+    return ok;
+}
+
+static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    bool injected = false;
+    int new_state = s->state;
+
+    for (guint i = 0; i < s->rules->len; i++) {
+        EventRule *r = g_ptr_array_index(s->rules, i);
+
+        if (r->event != (int)event || (r->state && r->state != s->state)) {
+            continue;
+        }
+        if (r->action == RULE_SET_STATE) {
+            new_state = r->new_state;
+            continue;
+        }
+        if (!injected) {
+            /* This event's rules replace whatever was active. */
+            g_ptr_array_set_size(s->active, 0);
+            injected = true;
+        }
+        /* Newest first, as QEMU checks them. */
+        g_ptr_array_insert(s->active, 0, r);
+    }
+    s->state = new_state;
+}
+
+/* The active rule that fails a request at [offset, offset+bytes), or 0. */
+static int event_rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    EventRule *hit = NULL;
+    int err;
+
+    for (guint i = 0; i < s->active->len; i++) {
+        EventRule *r = g_ptr_array_index(s->active, i);
+
+        if (r->offset < 0 || (bytes && r->offset >= offset && r->offset < offset + bytes)) {
+            hit = r;
+            break;
+        }
+    }
+    if (!hit) {
+        return 0;
+    }
+    err = hit->err;
+    if (hit->once) {
+        g_ptr_array_remove(s->active, hit);
+        g_ptr_array_remove(s->rules, hit);
+    }
+    /* Callers see the plain errno text, as with a real failing disk. */
+    error_setg(errp, "%s", g_strerror(err));
+    return -err;
+}
+
+static int blkdebug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
+                               Error **errp)
+{
+    if (bdrv_debug_event_lookup(event) < 0) {
+        error_setg(errp, "Invalid event name '%s'", event);
+        return -EINVAL;
+    }
+    error_setg(errp, "blkdebug: cannot suspend requests at '%s': requests here run to "
+               "completion one at a time, none can wait at a breakpoint", event);
+    return -ENOTSUP;
+}
+
+static int blkdebug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    error_setg(errp, "Breakpoint '%s' not found", tag);
+    return -ENOENT;
+}
+
+static int blkdebug_resume(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    error_setg(errp, "No suspended request with tag '%s'", tag);
+    return -ENOENT;
+}
+
+static bool blkdebug_is_suspended(BlockDriverState *bs, const char *tag)
+{
+    return false;
+}
+
+/*
+ * Splits "blkdebug:CONFIG:PATH" (or the legacy "blkdebug:RULES:PATH") into
+ * @opts and returns PATH.
+ */
 static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
 {
     const char *rules = filename + strlen("blkdebug:");
@@ -144,10 +486,22 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
     g_auto(GStrv) parts = NULL;
 
     if (!colon || !colon[1]) {
-        error_setg(errp, "blkdebug: file name must be 'blkdebug:RULES:IMAGE'");
+        error_setg(errp, "blkdebug requires both config file and image path");
         return NULL;
     }
     rule_text = g_strndup(rules, colon - rules);
+    if (!*rule_text) {
+        return g_strdup(colon + 1);
+    }
+    if (!strchr(rule_text, '=') || g_file_test(rule_text, G_FILE_TEST_EXISTS)) {
+        /* QEMU's form: the middle part names a config file. */
+        if (qdict_haskey(opts, "config")) {
+            error_setg(errp, "blkdebug: config file given twice");
+            return NULL;
+        }
+        qdict_put_str(opts, "config", rule_text);
+        return g_strdup(colon + 1);
+    }
     parts = g_strsplit(rule_text, "/", -1);
     for (char **p = parts; *p; p++) {
         char *eq;
@@ -169,28 +523,53 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
     return g_strdup(colon + 1);
 }
 
+/* Options of QEMU's blkdebug that this tree does not implement. */
+static bool refuse_unsupported(QDict *options, Error **errp)
+{
+    static const char *const unsupported[] = {
+        "align", "max-transfer", "opt-write-zero", "max-write-zero",
+        "opt-discard", "max-discard", "take-child-perms", "unshare-child-perms",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++) {
+        if (qdict_haskey(options, unsupported[i])) {
+            error_setg(errp, "blkdebug: option '%s' is not supported: this block layer "
+                       "has no per-node request alignment or size limits",
+                       unsupported[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
-    QDict *image_opts = qdict_extract_subqdict(options, "image.");
+    QDict *image_opts = NULL;
     const char *filename = qdict_get_try_str(options, "filename");
     const char *image = qdict_get_try_str(options, "image");
     g_autofree char *path = NULL;
+    g_autofree char *config = NULL;
     BlockDriverState *file;
 
     s->fail_after = -1;
     s->enospc_after = -1;
     s->fail_errno = EIO;
+    s->state = 1;
+    s->rules = g_ptr_array_new_with_free_func(g_free);
+    s->active = g_ptr_array_new();
     if (filename && g_str_has_prefix(filename, "blkdebug:")) {
         path = parse_prefix(filename, options, errp);
         if (!path) {
             goto fail;
         }
-    } else if (filename) {
+    }
+    image_opts = qdict_extract_subqdict(options, "image.");
+    if (!path && filename) {
         path = g_strdup(filename);
-    } else if (image) {
+    } else if (!path && image) {
         path = g_strdup(image);
-    } else if (qdict_get_try_str(image_opts, "filename")) {
+    } else if (!path && qdict_get_try_str(image_opts, "filename")) {
         path = g_strdup(qdict_get_try_str(image_opts, "filename"));
     }
     qdict_del(options, "filename");
@@ -198,6 +577,14 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     qdict_del(image_opts, "filename");
     if (!path || !*path) {
         error_setg(errp, "blkdebug: needs an image ('image.filename' or 'filename')");
+        goto fail;
+    }
+    config = g_strdup(qdict_get_try_str(options, "config"));
+    qdict_del(options, "config");
+    if (!refuse_unsupported(options, errp) ||
+        (config && *config && !read_config(s, config, errp)) ||
+        !take_rule_options(s, options, "inject-error", RULE_INJECT_ERROR, errp) ||
+        !take_rule_options(s, options, "set-state", RULE_SET_STATE, errp)) {
         goto fail;
     }
     if (!take_rule(options, "read", &s->read, errp) ||
@@ -222,6 +609,20 @@ fail:
     return -EINVAL;
 }
 
+static void blkdebug_close(BlockDriverState *bs)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    if (s->active) {
+        g_ptr_array_free(s->active, true);
+        s->active = NULL;
+    }
+    if (s->rules) {
+        g_ptr_array_free(s->rules, true);
+        s->rules = NULL;
+    }
+}
+
 static bool range_hits(const BlkdebugRule *r, int64_t offset, int64_t bytes)
 {
     int64_t end = r->bytes < 0 ? INT64_MAX : r->offset + r->bytes;
@@ -236,7 +637,11 @@ static int blkdebug_check(BlockDriverState *bs, bool write, int64_t offset,
     BDRVBlkdebugState *s = bs->opaque;
     BlkdebugRule *r = write ? &s->write : &s->read;
     const char *op = write ? "write" : "read";
+    int ret = event_rule_check(bs, offset, bytes, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (s->fail_after >= 0 && offset + bytes > s->fail_after) {
         error_setg_errno(errp, s->fail_errno, "Could not %s '%s' (injected error)", op,
                          bs->filename);
@@ -285,6 +690,11 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 {
     BDRVBlkdebugState *s = bs->opaque;
 
+    int ret = event_rule_check(bs, offset, bytes, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
     /* Discards free space: they never count against enospc-after. */
     if ((s->fail_after >= 0 && offset + bytes > s->fail_after) ||
         range_hits(&s->write, offset, bytes)) {
@@ -296,8 +706,12 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+    int ret = event_rule_check(bs, offset, bytes, NULL);
 
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
     if (ret >= 0 && *pnum == 0) {
         *pnum = bytes;
     }
@@ -312,7 +726,11 @@ static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t b
 static int blkdebug_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
+    int ret = event_rule_check(bs, 0, 0, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (s->flush_errno) {
         error_setg_errno(errp, s->flush_errno, "Could not flush '%s' (injected error)",
                          bs->filename);
@@ -342,6 +760,12 @@ static BlockDriver bdrv_blkdebug = {
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .bdrv_open = blkdebug_open,
+    .bdrv_close = blkdebug_close,
+    .bdrv_debug_event = blkdebug_debug_event,
+    .bdrv_debug_breakpoint = blkdebug_breakpoint,
+    .bdrv_debug_remove_breakpoint = blkdebug_remove_breakpoint,
+    .bdrv_debug_resume = blkdebug_resume,
+    .bdrv_debug_is_suspended = blkdebug_is_suspended,
     .bdrv_pread = blkdebug_pread,
     .bdrv_pwrite = blkdebug_pwrite,
     .bdrv_pwrite_zeroes = blkdebug_pwrite_zeroes,

@@ -157,6 +157,16 @@ typedef struct BlockDriver {
      * waiting for it (see bdrv_start_writeback()).
      */
     void (*bdrv_start_writeback)(BlockDriverState *bs);
+
+    /* blkdebug: reacts to a debug event announced on this node. */
+    void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
+    /* blkdebug: breakpoints (see bdrv_debug_breakpoint()); all four or none. */
+    int (*bdrv_debug_breakpoint)(BlockDriverState *bs, const char *event,
+                                 const char *tag, Error **errp);
+    int (*bdrv_debug_remove_breakpoint)(BlockDriverState *bs, const char *tag,
+                                        Error **errp);
+    int (*bdrv_debug_resume)(BlockDriverState *bs, const char *tag, Error **errp);
+    bool (*bdrv_debug_is_suspended)(BlockDriverState *bs, const char *tag);
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);
