@@ -148,6 +148,22 @@ int main(int argc, char **argv)
         g_array_append_val(opts, o);
     }
 
+    /*
+     * "-drive format=help" answers before anything else is looked at, as in
+     * QEMU (iotests' _require_drivers reads this list, whatever else the
+     * command line holds).
+     */
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "drive") && drive_asks_format_help(o->arg)) {
+            printf("Supported formats:");
+            bdrv_iterate_format(print_format_name, NULL);
+            printf("\nSupported formats (read-only):");
+            bdrv_iterate_format(print_format_name, NULL);
+            printf("\n");
+            return 0;
+        }
+    }
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "version")) {
@@ -171,14 +187,6 @@ int main(int argc, char **argv)
             g_autoptr(GString) out = g_string_new(NULL);
             qdev_print_models(out);
             fputs(out->str, stdout);
-            return 0;
-        } else if (!strcmp(o->name, "drive") && drive_asks_format_help(o->arg)) {
-            /* iotests' _require_drivers reads this list. */
-            printf("Supported formats:");
-            bdrv_iterate_format(print_format_name, NULL);
-            printf("\nSupported formats (read-only):");
-            bdrv_iterate_format(print_format_name, NULL);
-            printf("\n");
             return 0;
         } else if (!strcmp(o->name, "display") && strcmp(o->arg, "none")) {
             error_report("-display %s: only 'none' is available (there is no guest display)",
