@@ -684,11 +684,22 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         bdrv_ref(file);
         qdict_del(opts, "file");
     } else {
-        if (!filename && !qdict_haskey(file_opts, "filename")) {
+        const char *file_drv = qdict_get_try_str(file_opts, "driver");
+        BlockDriver *fd = file_drv ? bdrv_find_format(file_drv) : NULL;
+
+        /* Drivers like null-co need no file name; they say what they need. */
+        if (!filename && !qdict_haskey(file_opts, "filename") && !file_drv) {
             error_setg(errp, "A block device must be specified for \"file\"");
             goto fail;
         }
-        file = bdrv_open_file(filename, file_opts, flags, errp);
+
+        if (fd && !fd->is_protocol) {
+            /* A format node as "file" (raw over qcow2, say), as QEMU allows. */
+            file = bdrv_open_inherit(filename, file_opts, flags | BDRV_O_PROBE_QUIET,
+                                     chain, errp);
+        } else {
+            file = bdrv_open_file(filename, file_opts, flags, errp);
+        }
         file_opts = NULL;
         if (!file) {
             goto fail;
