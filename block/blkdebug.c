@@ -86,6 +86,17 @@ typedef struct BDRVBlkdebugState {
     int64_t enospc_after;       /* -1: none */
     int64_t written;
     int flush_errno;            /* 0: flushes succeed */
+
+    /*
+     * Request limits, as a device with such constraints would have them:
+     * unaligned reads and writes are widened to @align (read-modify-write),
+     * larger ones split at @max_transfer; zero-writes and discards are
+     * split at the opt-* boundaries and the max-* sizes, and the unaligned
+     * ends of a discard are dropped (a discard is only advice).
+     */
+    int64_t align;              /* 1: none */
+    int64_t max_transfer;       /* 0: none */
+    int64_t opt_write_zero, max_write_zero, opt_discard, max_discard;
 } BDRVBlkdebugState;
 
 /* Takes an unsigned number (size suffixes allowed) out of @opts. */
@@ -526,20 +537,149 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
 /* Options of QEMU's blkdebug that this tree does not implement. */
 static bool refuse_unsupported(QDict *options, Error **errp)
 {
+    /* There are no node permissions here to take or share. */
     static const char *const unsupported[] = {
-        "align", "max-transfer", "opt-write-zero", "max-write-zero",
-        "opt-discard", "max-discard", "take-child-perms", "unshare-child-perms",
+        "take-child-perms", "unshare-child-perms",
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++) {
         if (qdict_haskey(options, unsupported[i])) {
             error_setg(errp, "blkdebug: option '%s' is not supported: this block layer "
-                       "has no per-node request alignment or size limits",
-                       unsupported[i]);
+                       "has no node permissions", unsupported[i]);
             return false;
         }
     }
     return true;
+}
+
+/* A limit that must be a multiple of @of (0 allowed: no limit). */
+static bool take_limit(QDict *opts, const char *key, int64_t of, int64_t *out,
+                       Error **errp)
+{
+    if (!take_size(opts, key, true, out, errp)) {
+        return false;
+    }
+    if (*out > INT32_MAX || (of > 1 && *out % of)) {
+        error_setg(errp, "Cannot meet constraints with %s %" PRId64, key, *out);
+        return false;
+    }
+    return true;
+}
+
+static bool take_limits(BDRVBlkdebugState *s, QDict *opts, Error **errp)
+{
+    s->align = 0;
+    if (!take_size(opts, "align", true, &s->align, errp)) {
+        return false;
+    }
+    if (s->align > INT32_MAX || (s->align & (s->align - 1))) {
+        error_setg(errp, "Cannot meet constraints with align %" PRId64, s->align);
+        return false;
+    }
+    s->align = MAX(s->align, 1);
+    return take_limit(opts, "max-transfer", s->align, &s->max_transfer, errp) &&
+           take_limit(opts, "opt-write-zero", s->align, &s->opt_write_zero, errp) &&
+           take_limit(opts, "max-write-zero", MAX(s->align, s->opt_write_zero),
+                      &s->max_write_zero, errp) &&
+           take_limit(opts, "opt-discard", s->align, &s->opt_discard, errp) &&
+           take_limit(opts, "max-discard", MAX(s->align, s->opt_discard),
+                      &s->max_discard, errp);
+}
+
+/* The next piece of [offset, end): up to an @opt boundary, at most @max bytes. */
+static int64_t piece(int64_t offset, int64_t end, int64_t opt, int64_t max)
+{
+    int64_t n = end - offset;
+
+    if (opt > 1 && offset % opt) {
+        n = MIN(n, opt - offset % opt);
+    } else if (opt > 1 && n > opt) {
+        n -= n % opt;   /* whole opt units, the rest as a tail piece */
+    }
+    if (max > 0) {
+        n = MIN(n, max);
+    }
+    return n;
+}
+
+/* Reads or writes an aligned range of the image in max-transfer pieces. */
+static int xfer(BlockDriverState *bs, bool write, int64_t offset, int64_t bytes,
+                uint8_t *buf, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    for (int64_t done = 0; done < bytes;) {
+        int64_t n = piece(offset + done, offset + bytes, 0, s->max_transfer);
+        int ret = write ? bdrv_pwrite(bs->file, offset + done, n, buf + done, 0, errp)
+                        : bdrv_pread(bs->file, offset + done, n, buf + done, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+/* Reads [offset, offset+bytes) of the image, zeroes past its end. */
+static int read_padded(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                       Error **errp)
+{
+    int64_t len = bdrv_getlength(bs->file);
+    int64_t n;
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
+        return (int)len;
+    }
+    n = offset < len ? MIN(bytes, len - offset) : 0;
+    memset(buf + n, 0, bytes - n);
+    return n ? xfer(bs, false, offset, n, buf, errp) : 0;
+}
+
+/*
+ * Does a read or write with the alignment limit: unaligned requests become
+ * aligned ones, writes by reading the partial blocks at either end first
+ * (QEMU's pwritev_rmw_* events are announced around these reads).
+ */
+static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t bytes,
+                      uint8_t *buf, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    int64_t start = offset - offset % s->align;
+    int64_t end = DIV_ROUND_UP(offset + bytes, s->align) * s->align;
+    g_autofree uint8_t *bounce = NULL;
+    int ret;
+
+    if (start == offset && end == offset + bytes) {
+        return xfer(bs, write, offset, bytes, buf, errp);
+    }
+    bounce = g_malloc(end - start);
+    if (!write) {
+        ret = read_padded(bs, start, end - start, bounce, errp);
+        if (ret >= 0) {
+            memcpy(buf, bounce + (offset - start), bytes);
+        }
+        return ret;
+    }
+    if (start != offset) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_HEAD);
+        ret = read_padded(bs, start, s->align, bounce, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_AFTER_HEAD);
+    }
+    if (end != offset + bytes && !(start != offset && end - s->align == start)) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_TAIL);
+        ret = read_padded(bs, end - s->align, s->align, bounce + (end - s->align - start),
+                          errp);
+        if (ret < 0) {
+            return ret;
+        }
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_AFTER_TAIL);
+    }
+    memcpy(bounce + (offset - start), buf, bytes);
+    return xfer(bs, true, start, end - start, bounce, errp);
 }
 
 static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -581,7 +721,7 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     }
     config = g_strdup(qdict_get_try_str(options, "config"));
     qdict_del(options, "config");
-    if (!refuse_unsupported(options, errp) ||
+    if (!refuse_unsupported(options, errp) || !take_limits(s, options, errp) ||
         (config && *config && !read_config(s, config, errp)) ||
         !take_rule_options(s, options, "inject-error", RULE_INJECT_ERROR, errp) ||
         !take_rule_options(s, options, "set-state", RULE_SET_STATE, errp)) {
@@ -595,7 +735,17 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
         !take_errno(options, "flush-errno", &s->flush_errno, errp)) {
         goto fail;
     }
-    file = bdrv_open_file(path, image_opts, flags, errp);
+    {
+        const char *drvname = qdict_get_try_str(image_opts, "driver");
+        BlockDriver *drv = drvname ? bdrv_find_format(drvname) : NULL;
+
+        /* The image may be a format node too (blkdebug over qcow2). */
+        if (drv && !drv->is_protocol) {
+            file = bdrv_open(path, image_opts, flags, errp);
+        } else {
+            file = bdrv_open_file(path, image_opts, flags, errp);
+        }
+    }
     image_opts = NULL;
     if (!file) {
         return -EINVAL;
@@ -668,21 +818,42 @@ static int blkdebug_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           void *buf, int flags, Error **errp)
 {
     int ret = blkdebug_check(bs, false, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+    return ret < 0 ? ret : aligned_rw(bs, false, offset, bytes, buf, errp);
 }
 
 static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
     int ret = blkdebug_check(bs, true, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+    return ret < 0 ? ret : aligned_rw(bs, true, offset, bytes, (uint8_t *)buf, errp);
 }
 
 static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int flags, Error **errp)
 {
+    BDRVBlkdebugState *s = bs->opaque;
+    int64_t end = offset + bytes;
     int ret = blkdebug_check(bs, true, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    while (offset < end) {
+        int64_t n = piece(offset, end, MAX(s->align, s->opt_write_zero), s->max_write_zero);
+
+        if (offset % s->align || n % s->align) {
+            /* Unaligned ends are written as zeroed data, with read-modify-write. */
+            g_autofree uint8_t *zero = g_malloc0(n);
+            ret = aligned_rw(bs, true, offset, n, zero, errp);
+        } else {
+            ret = bdrv_pwrite_zeroes(bs->file, offset, n, flags, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+    }
+    return 0;
 }
 
 static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -700,7 +871,20 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
         range_hits(&s->write, offset, bytes)) {
         return blkdebug_check(bs, true, offset, bytes, errp);
     }
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+    {
+        int64_t start = DIV_ROUND_UP(offset, s->align) * s->align;
+        int64_t end = (offset + bytes) - (offset + bytes) % s->align;
+
+        while (start < end) {
+            int64_t n = piece(start, end, MAX(s->align, s->opt_discard), s->max_discard);
+            ret = bdrv_pdiscard(bs->file, start, n, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            start += n;
+        }
+    }
+    return 0;
 }
 
 static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
