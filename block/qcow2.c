@@ -1413,6 +1413,13 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "encrypt.ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    /* Only zlib and the plain L2 layout exist here; the rest is refused by name. */
+    { "compression_type", QEMU_OPT_STRING,
+      "Compression method used for image cluster compression" },
+    { "extended_l2", QEMU_OPT_BOOL, "Extended L2 tables" },
+    { "data_file", QEMU_OPT_STRING, "File name of an external data file" },
+    { "data_file_raw", QEMU_OPT_BOOL,
+      "The external data file must stay valid as a raw image" },
     { NULL }
 };
 static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
@@ -1489,6 +1496,47 @@ static char *qcow2_format_create_line(const char *filename, const QDict *opts)
     return g_string_free(s, FALSE);
 }
 
+/*
+ * The create options of QEMU's qcow2 that name features this driver does
+ * not have: zlib is the only compression type (the header's compression
+ * type field stays 0), and there are no extended L2 entries and no external
+ * data files.  Asking for them fails by name instead of being ignored.
+ */
+static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
+{
+    const char *ctype = qemu_opt_get(opts, "compression_type");
+
+    if (ctype && strcmp(ctype, "zlib")) {
+        if (strcmp(ctype, "zstd")) {
+            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
+                       ctype);
+        } else if (version < 3) {
+            error_setg(errp, "Non-zlib compression type is only supported with "
+                       "compatibility level 1.1 and above (use version=v3 or greater)");
+        } else {
+            error_setg(errp, "compression_type=zstd is not supported: this qcow2 driver "
+                       "compresses with zlib only");
+        }
+        return false;
+    }
+    if (qemu_opt_get_bool(opts, "extended_l2", false)) {
+        error_setg(errp, "extended_l2=on is not supported: this qcow2 driver has no "
+                   "subcluster allocation");
+        return false;
+    }
+    if (qemu_opt_get(opts, "data_file")) {
+        error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
+                   "data in the image file only");
+        return false;
+    }
+    if (qemu_opt_get_bool(opts, "data_file_raw", false)) {
+        error_setg(errp, "data_file_raw=on is not supported: this qcow2 driver has no "
+                   "external data files");
+        return false;
+    }
+    return true;
+}
+
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
@@ -1520,6 +1568,9 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     } else if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3")) {
         error_setg(errp, "Invalid compatibility level: '%s' (use 0.10 or 1.1)", compat);
         return -EINVAL;
+    }
+    if (!qcow2_create_check_unsupported(opts, version, errp)) {
+        return -ENOTSUP;
     }
     if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
         error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
@@ -1766,7 +1817,17 @@ static BlockDriver bdrv_qcow2 = {
 
 void bdrv_qcow2_init(void)
 {
-    /* After the key-slot options come the create options and the terminator. */
-    memcpy(qcow2_amend_desc + 4, qcow2_create_desc, sizeof(qcow2_create_desc));
+    /*
+     * After the key-slot options come the create options and the terminator,
+     * without those that only creation takes.
+     */
+    size_t n = 4;
+
+    for (const QemuOptDesc *d = qcow2_create_desc; d->name; d++) {
+        if (strcmp(d->name, "compression_type") && strcmp(d->name, "extended_l2") &&
+            strcmp(d->name, "data_file") && strcmp(d->name, "data_file_raw")) {
+            qcow2_amend_desc[n++] = *d;
+        }
+    }
     bdrv_register(&bdrv_qcow2);
 }
