@@ -41,6 +41,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_luks_init
 #pragma weak bdrv_blkdebug_init
 #pragma weak bdrv_null_init
+#pragma weak file_is_host_device
 
 void bdrv_init(void)
 {
@@ -503,7 +504,12 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     if (drvname) {
         drv = bdrv_find_protocol(drvname);
     } else {
-        drv = protocol_from_filename(qdict_get_try_str(opts, "filename"));
+        const char *fn = qdict_get_try_str(opts, "filename");
+
+        drv = protocol_from_filename(fn);
+        if (!drv && fn && file_is_host_device && file_is_host_device(fn) && bdrv_find_protocol("host_device")) {
+            drv = bdrv_find_protocol("host_device");
+        }
         drv = drv ? drv : bdrv_find_protocol("file");
     }
     if (!drv) {

@@ -85,7 +85,7 @@ static int openfile(const char *name, const char *fmt, int flags, bool image_opt
         if (name) {
             error_prepend(&err, "can't open device %s: ", name);
         } else {
-            error_prepend(&err, "can't open device: ");
+            error_prepend(&err, "can't open: ");
         }
         error_report_err(err);
         return -1;

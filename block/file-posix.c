@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The "file" protocol: a regular file (or block device) on the host. */
+/*
+ * The "file" protocol: a regular file on the host; and "host_device": a
+ * block or character device.  As in QEMU, each refuses the other's kind of
+ * file, and a file name without a driver that names a device opens as
+ * host_device.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,14 +42,36 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         error_setg_errno(errp, err, "Could not open '%s'", filename);
         return -err;
     }
-    if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(s->fd, &st) < 0) {
+        int err = errno;
         close(s->fd);
         s->fd = -1;
-        error_setg(errp, "Could not open '%s': Is a directory", filename);
-        return -EISDIR;
+        error_setg_errno(errp, err, "Could not stat '%s'", filename);
+        return -err;
+    }
+    if (!strcmp(bs->drv->format_name, "file") && !S_ISREG(st.st_mode)) {
+        close(s->fd);
+        s->fd = -1;
+        error_setg(errp, "'file' driver requires '%s' to be a regular file", filename);
+        return -EINVAL;
+    }
+    if (strcmp(bs->drv->format_name, "file") && !S_ISBLK(st.st_mode) &&
+        !S_ISCHR(st.st_mode)) {
+        close(s->fd);
+        s->fd = -1;
+        error_setg(errp, "'%s' driver requires '%s' to be either a character or "
+                   "block device", bs->drv->format_name, filename);
+        return -EINVAL;
     }
     qdict_del(options, "filename");
     return 0;
+}
+
+bool file_is_host_device(const char *filename)
+{
+    struct stat st;
+
+    return stat(filename, &st) == 0 && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode));
 }
 
 static void file_close(BlockDriverState *bs)
@@ -325,7 +352,29 @@ static BlockDriver bdrv_file_driver = {
     .create_opts = &file_create_opts,
 };
 
+/*
+ * A device: the same I/O as a file; creating one only checks it is there
+ * (there is nothing to create), as for any protocol without a create.
+ */
+static BlockDriver bdrv_host_device = {
+    .format_name = "host_device",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .bdrv_open = file_open,
+    .bdrv_close = file_close,
+    .bdrv_pread = file_pread,
+    .bdrv_pwrite = file_pwrite,
+    .bdrv_pwrite_zeroes = file_pwrite_zeroes,
+    .bdrv_pdiscard = file_pdiscard,
+    .bdrv_flush = file_flush,
+    .bdrv_start_writeback = file_start_writeback,
+    .bdrv_getlength = file_getlength,
+    .bdrv_get_allocated_file_size = file_get_allocated_file_size,
+    .bdrv_block_status = file_block_status,
+};
+
 void bdrv_file_init(void)
 {
     bdrv_register(&bdrv_file_driver);
+    bdrv_register(&bdrv_host_device);
 }

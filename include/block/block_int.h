@@ -181,6 +181,9 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
 /* For create callbacks: creates the protocol-level file (size 0). */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
 
+/* True when @filename is a block or character device (host_device's files). */
+bool file_is_host_device(const char *filename);
+
 /* Registration hooks of the built-in drivers, called by bdrv_init(). */
 void bdrv_file_init(void);
 void bdrv_raw_init(void);
