@@ -373,8 +373,27 @@ static BlockDriver bdrv_host_device = {
     .bdrv_block_status = file_block_status,
 };
 
+/*
+ * A CD-ROM drive: I/O as for any device.  Media changes are not watched
+ * (the size is read on each request, so a new disc is seen), and the tray
+ * belongs to the machine's device model, not to this driver.
+ */
+static BlockDriver bdrv_host_cdrom = {
+    .format_name = "host_cdrom",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .bdrv_open = file_open,
+    .bdrv_close = file_close,
+    .bdrv_pread = file_pread,
+    .bdrv_pwrite = file_pwrite,
+    .bdrv_flush = file_flush,
+    .bdrv_getlength = file_getlength,
+    .bdrv_get_allocated_file_size = file_get_allocated_file_size,
+};
+
 void bdrv_file_init(void)
 {
     bdrv_register(&bdrv_file_driver);
     bdrv_register(&bdrv_host_device);
+    bdrv_register(&bdrv_host_cdrom);
 }
