@@ -1499,7 +1499,10 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp)
         return NULL;
     }
     qdict_put_int(info, "virtual-size", size);
-    qdict_put_str(info, "filename", bs->filename);
+    {
+        g_autofree char *name = bdrv_display_filename(bs);
+        qdict_put_str(info, "filename", name);
+    }
     if (bdrv_get_info(bs, &bdi) >= 0 && bdi.cluster_size) {
         qdict_put_int(info, "cluster-size", bdi.cluster_size);
     }
@@ -1600,6 +1603,77 @@ int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
         return 0;
     }
     return bs->drv->bdrv_snapshot_list(bs, psn_info);
+}
+
+/* ------------------------------------------------------------------ */
+/* Display names: plain file names or json:{...} */
+
+static bool is_strong_opt(const BlockDriver *drv, const char *key)
+{
+    for (const char *const *o = drv->strong_opts; o && *o; o++) {
+        size_t n = strlen(*o);
+        if ((*o)[n - 1] == '.' ? !strncmp(key, *o, n) : !strcmp(key, *o)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The options that describe @bs fully, as a JSON object; *@plain tells
+ * whether a plain file name would do as well.
+ */
+static json_t *node_description(BlockDriverState *bs, bool *plain)
+{
+    json_t *obj = json_object();
+    const char *key;
+    json_t *value;
+    bool own_plain = true;
+
+    json_object_set_new(obj, "driver", json_string(bs->drv->format_name));
+    if (bs->drv->is_protocol && !bs->file && bs->filename[0] &&
+        !g_str_has_suffix(bs->filename, "://")) {
+        json_object_set_new(obj, "filename", json_string(bs->filename));
+    }
+    json_object_foreach(bs->options, key, value) {
+        if (is_strong_opt(bs->drv, key)) {
+            /* Flat keys ("set-state.0.event"), as QEMU shows them too. */
+            json_object_set(obj, key, value);
+            own_plain = false;
+        }
+    }
+    if (bs->file) {
+        bool child_plain;
+        json_t *child = node_description(bs->file, &child_plain);
+
+        json_object_set_new(obj, bs->drv->file_child_name ? bs->drv->file_child_name
+                                                          : "file", child);
+        own_plain = own_plain && child_plain;
+    }
+    *plain = own_plain;
+    return obj;
+}
+
+char *bdrv_display_filename(BlockDriverState *bs)
+{
+    bool plain;
+    json_t *d;
+    char *text, *out;
+
+    if (!bs->drv) {
+        return g_strdup(bs->filename);
+    }
+    d = node_description(bs, &plain);
+    if (plain) {
+        json_decref(d);
+        return g_strdup(bs->filename);
+    }
+    /* QEMU's spacing: {"a": 1, "b": 2} */
+    text = json_dumps(d, JSON_PRESERVE_ORDER);
+    json_decref(d);
+    out = g_strdup_printf("json:%s", text);
+    free(text);
+    return out;
 }
 
 /* ------------------------------------------------------------------ */

@@ -939,12 +939,22 @@ static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
 }
 
+static const char *const blkdebug_strong_opts[] = {
+    "config", "inject-error.", "set-state.", "align", "max-transfer",
+    "opt-write-zero", "max-write-zero", "opt-discard", "max-discard",
+    "read-errno", "read-offset", "read-bytes", "read-once", "write-errno",
+    "write-offset", "write-bytes", "write-once", "fail-after", "fail-errno",
+    "enospc-after", "flush-errno", NULL
+};
+
 static BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .bdrv_open = blkdebug_open,
     .bdrv_close = blkdebug_close,
+    .strong_opts = blkdebug_strong_opts,
+    .file_child_name = "image",
     .bdrv_debug_event = blkdebug_debug_event,
     .bdrv_debug_breakpoint = blkdebug_breakpoint,
     .bdrv_debug_remove_breakpoint = blkdebug_remove_breakpoint,

@@ -161,6 +161,9 @@ static int64_t null_get_allocated_file_size(BlockDriverState *bs)
     return 0;
 }
 
+/* latency-ns changes timing only, not what is read. */
+static const char *const null_strong_opts[] = { "size", "read-zeroes", NULL };
+
 static BlockDriver bdrv_null_co = {
     .format_name = "null-co",
     .instance_size = sizeof(BDRVNullState),
@@ -174,6 +177,7 @@ static BlockDriver bdrv_null_co = {
     .bdrv_block_status = null_block_status,
     .bdrv_getlength = null_getlength,
     .bdrv_get_allocated_file_size = null_get_allocated_file_size,
+    .strong_opts = null_strong_opts,
 };
 
 static BlockDriver bdrv_null_aio = {
@@ -189,6 +193,7 @@ static BlockDriver bdrv_null_aio = {
     .bdrv_block_status = null_block_status,
     .bdrv_getlength = null_getlength,
     .bdrv_get_allocated_file_size = null_get_allocated_file_size,
+    .strong_opts = null_strong_opts,
 };
 
 void bdrv_null_init(void)

@@ -198,6 +198,8 @@ static const QemuOptDesc raw_create_desc[] = {
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };
 
+static const char *const raw_strong_opts[] = { "offset", "size", NULL };
+
 static BlockDriver bdrv_raw = {
     .format_name = "raw",
     .instance_size = sizeof(BDRVRawState),
@@ -213,6 +215,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_create = raw_create,
     .bdrv_get_info = raw_get_info,
     .create_opts = &raw_create_opts,
+    .strong_opts = raw_strong_opts,
 };
 
 void bdrv_raw_init(void)

@@ -204,6 +204,14 @@ void bdrv_error_key_missing(BlockDriverState *bs, const char *device, Error **er
 /* Gives a node its key; the driver checks it. */
 int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp);
 
+/*
+ * The name users see for @bs (qemu-img info's "image:"): a plain file name
+ * when the node is just a format over a file opened with default options,
+ * otherwise "json:{...}" with the options that make it what it is, as
+ * QEMU reports such nodes.  Caller frees.
+ */
+char *bdrv_display_filename(BlockDriverState *bs);
+
 const char *bdrv_get_node_name(const BlockDriverState *bs);
 const char *bdrv_get_filename(const BlockDriverState *bs);
 BlockDriverState *bdrv_find_node(const char *node_name);

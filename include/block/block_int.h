@@ -158,6 +158,16 @@ typedef struct BlockDriver {
      */
     void (*bdrv_start_writeback)(BlockDriverState *bs);
 
+    /*
+     * Options that change what the node's data is (raw's offset, null-co's
+     * read-zeroes, blkdebug's rules, ...; dotted prefixes end in '.').  A
+     * node opened with any of them, or over a child that was, cannot be
+     * named by a plain file name: it is reported as "json:{...}".
+     */
+    const char *const *strong_opts;
+    /* The name of the bs->file child in options ("file", blkdebug: "image"). */
+    const char *file_child_name;
+
     /* blkdebug: reacts to a debug event announced on this node. */
     void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
     /* blkdebug: breakpoints (see bdrv_debug_breakpoint()); all four or none. */
