@@ -513,7 +513,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         drv = drv ? drv : bdrv_find_protocol("file");
     }
     if (!drv) {
-        error_setg(errp, "Unknown protocol '%s'", drvname);
+        error_setg(errp, "Unknown driver '%s'", drvname);
         qobject_unref(opts);
         return NULL;
     }

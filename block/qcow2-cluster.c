@@ -301,7 +301,6 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     int64_t old = l1e & L1E_OFFSET_MASK, new_off;
     g_autofree uint8_t *copy = NULL;
     uint8_t *t;
-    bool fresh;
     int ret;
 
     if (old && (l1e & QCOW_OFLAG_COPIED)) {
@@ -325,7 +324,6 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (new_off < 0) {
         return new_off;
     }
-    fresh = s->last_alloc_fresh;
     ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
     if (ret < 0) {
         return ret;
@@ -333,14 +331,19 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (copy) {
         memcpy(t, copy, s->cluster_size);
     }
-    /* A fresh zeroed cluster needs no write here, but the point is the same. */
+    /*
+     * The table's refcount and the table itself must be on disk before the
+     * L1 entry points at it, fresh clusters too: otherwise a failure before
+     * the next flush leaves L1 pointing past the end of the file.
+     */
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
-    if (copy || !fresh) {
-        /* The table must be on disk before the L1 entry points at it. */
-        ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
+    ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
+    if (ret < 0) {
+        return ret;
     }
     s->l1_table[l1_idx] = new_off | QCOW_OFLAG_COPIED;
     ret = qcow2_write_l1_entry(bs, l1_idx, errp);

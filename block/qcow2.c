@@ -826,7 +826,28 @@ static void qcow2_close(BlockDriverState *bs)
         return;
     }
     if (!bs->read_only) {
-        if (qcow2_flush_caches(bs, &err) < 0) {
+        /*
+         * Each cache on its own, reported as QEMU reports it; a failure of
+         * the first does not keep the second from trying.
+         */
+        int l2_ret = qcow2_cache_flush(bs, s->l2_cache, &err);
+        int rb_ret;
+
+        if (l2_ret < 0) {
+            error_report("Failed to flush the L2 table cache: %s", g_strerror(-l2_ret));
+            error_free(err);
+            err = NULL;
+        }
+        rb_ret = qcow2_cache_flush(bs, s->rb_cache, &err);
+        if (rb_ret < 0) {
+            error_report("Failed to flush the refcount block cache: %s",
+                         g_strerror(-rb_ret));
+            error_free(err);
+            err = NULL;
+        }
+        if (l2_ret < 0 || rb_ret < 0) {
+            /* The image stays marked dirty: check repairs it. */
+        } else if (qcow2_flush_caches(bs, &err) < 0) {
             warn_report_err(err);
             err = NULL;
         } else if (s->dirty_marked &&
