@@ -711,7 +711,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
     }
-    if (!filename) {
+    if (!filename || g_str_has_prefix(filename, "file:")) {
+        /* The protocol node knows the plain name ("file:a:b" is "./a:b"). */
         filename = file->filename;
     }
 

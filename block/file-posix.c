@@ -33,9 +33,22 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     /* A "file:" prefix names the protocol explicitly. */
     if (!strncmp(filename, "file:", 5)) {
-        filename += 5;
+        const char *path = filename + 5;
+        const char *colon = strchr(path, ':');
+
+        filename = path;
+        if (colon && !memchr(path, '/', colon - path)) {
+            /*
+             * Without the prefix, "a:b" would read as protocol "a": the
+             * node's name is "./a:b", as QEMU names it.
+             */
+            snprintf(bs->filename, sizeof(bs->filename), "./%s", path);
+        } else {
+            g_strlcpy(bs->filename, path, sizeof(bs->filename));
+        }
+    } else {
+        g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
-    g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (s->fd < 0) {
         int err = errno;
