@@ -202,5 +202,6 @@ void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
+void bdrv_blkverify_init(void);
 
 #endif
