@@ -72,8 +72,24 @@ typedef struct EventRule {
     int64_t offset;             /* inject-error: -1 any, else sector * 512 */
     bool once;
     bool immediately;
+    unsigned iotypes;           /* inject-error: IO_* mask of the requests it fails */
     int new_state;              /* set-state */
 } EventRule;
+
+/* The kinds of request an inject-error rule may fail (QEMU's iotype names). */
+enum {
+    IO_READ = 1 << 0,
+    IO_WRITE = 1 << 1,
+    IO_WRITE_ZEROES = 1 << 2,
+    IO_DISCARD = 1 << 3,
+    IO_FLUSH = 1 << 4,
+    IO_BLOCK_STATUS = 1 << 5,
+    IO_ALL = (1 << 6) - 1,
+};
+
+static const char *const iotype_names[] = {
+    "read", "write", "write-zeroes", "discard", "flush", "block-status",
+};
 
 typedef struct BDRVBlkdebugState {
     int state;
@@ -252,6 +268,21 @@ static bool add_rule(BDRVBlkdebugState *s, RuleAction action, QDict *keys, Error
         }
         r->err = (int)err;
         r->offset = sector < 0 ? -1 : sector * (int64_t)BDRV_SECTOR_SIZE;
+        r->iotypes = IO_ALL;
+        if (qdict_get_try_str(keys, "iotype")) {
+            const char *t = qdict_get_try_str(keys, "iotype");
+            size_t i;
+
+            for (i = 0; i < G_N_ELEMENTS(iotype_names) && strcmp(t, iotype_names[i]); i++) {
+                /* look it up */
+            }
+            if (i == G_N_ELEMENTS(iotype_names)) {
+                error_setg(errp, "Parameter 'iotype' does not accept value '%s'", t);
+                return false;
+            }
+            r->iotypes = 1u << i;
+            qdict_del(keys, "iotype");
+        }
     } else {
         if (!qdict_haskey(keys, "new_state")) {
             error_setg(errp, "Missing new_state for set-state rule");
@@ -428,8 +459,8 @@ static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
 }
 
 /* The active rule that fails a request at [offset, offset+bytes), or 0. */
-static int event_rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            Error **errp)
+static int event_rule_check(BlockDriverState *bs, unsigned iotype, int64_t offset,
+                            int64_t bytes, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
     EventRule *hit = NULL;
@@ -438,6 +469,9 @@ static int event_rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes,
     for (guint i = 0; i < s->active->len; i++) {
         EventRule *r = g_ptr_array_index(s->active, i);
 
+        if (!(r->iotypes & iotype)) {
+            continue;
+        }
         if (r->offset < 0 || (bytes && r->offset >= offset && r->offset < offset + bytes)) {
             hit = r;
             break;
@@ -715,7 +749,7 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     qdict_del(options, "filename");
     qdict_del(options, "image");
     qdict_del(image_opts, "filename");
-    if (!path || !*path) {
+    if ((!path || !*path) && !qdict_haskey(image_opts, "driver")) {
         error_setg(errp, "blkdebug: needs an image ('image.filename' or 'filename')");
         goto fail;
     }
@@ -752,6 +786,8 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     }
     bs->file = file;
     g_strlcpy(bs->filename, file->filename, sizeof(bs->filename));
+    /* Rules for the event "none" are active from the start. */
+    blkdebug_debug_event(bs, BLKDBG_NONE);
     return 0;
 
 fail:
@@ -781,13 +817,13 @@ static bool range_hits(const BlkdebugRule *r, int64_t offset, int64_t bytes)
 }
 
 /* Returns -errno when the request must fail. */
-static int blkdebug_check(BlockDriverState *bs, bool write, int64_t offset,
-                          int64_t bytes, Error **errp)
+static int blkdebug_check(BlockDriverState *bs, bool write, unsigned iotype,
+                          int64_t offset, int64_t bytes, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
     BlkdebugRule *r = write ? &s->write : &s->read;
     const char *op = write ? "write" : "read";
-    int ret = event_rule_check(bs, offset, bytes, errp);
+    int ret = event_rule_check(bs, iotype, offset, bytes, errp);
 
     if (ret < 0) {
         return ret;
@@ -817,14 +853,14 @@ static int blkdebug_check(BlockDriverState *bs, bool write, int64_t offset,
 static int blkdebug_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           void *buf, int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, false, offset, bytes, errp);
+    int ret = blkdebug_check(bs, false, IO_READ, offset, bytes, errp);
     return ret < 0 ? ret : aligned_rw(bs, false, offset, bytes, buf, errp);
 }
 
 static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, true, offset, bytes, errp);
+    int ret = blkdebug_check(bs, true, IO_WRITE, offset, bytes, errp);
     return ret < 0 ? ret : aligned_rw(bs, true, offset, bytes, (uint8_t *)buf, errp);
 }
 
@@ -833,7 +869,7 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
 {
     BDRVBlkdebugState *s = bs->opaque;
     int64_t end = offset + bytes;
-    int ret = blkdebug_check(bs, true, offset, bytes, errp);
+    int ret = blkdebug_check(bs, true, IO_WRITE_ZEROES, offset, bytes, errp);
 
     if (ret < 0) {
         return ret;
@@ -861,7 +897,7 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 {
     BDRVBlkdebugState *s = bs->opaque;
 
-    int ret = event_rule_check(bs, offset, bytes, errp);
+    int ret = event_rule_check(bs, IO_DISCARD, offset, bytes, errp);
 
     if (ret < 0) {
         return ret;
@@ -869,7 +905,7 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
     /* Discards free space: they never count against enospc-after. */
     if ((s->fail_after >= 0 && offset + bytes > s->fail_after) ||
         range_hits(&s->write, offset, bytes)) {
-        return blkdebug_check(bs, true, offset, bytes, errp);
+        return blkdebug_check(bs, true, IO_DISCARD, offset, bytes, errp);
     }
     {
         int64_t start = DIV_ROUND_UP(offset, s->align) * s->align;
@@ -890,7 +926,7 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
-    int ret = event_rule_check(bs, offset, bytes, NULL);
+    int ret = event_rule_check(bs, IO_BLOCK_STATUS, offset, bytes, NULL);
 
     if (ret < 0) {
         return ret;
@@ -910,7 +946,7 @@ static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t b
 static int blkdebug_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
-    int ret = event_rule_check(bs, 0, 0, errp);
+    int ret = event_rule_check(bs, IO_FLUSH, 0, 0, errp);
 
     if (ret < 0) {
         return ret;
