@@ -40,13 +40,16 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_qcow_init
 #pragma weak bdrv_luks_init
 #pragma weak bdrv_blkdebug_init
+#pragma weak bdrv_null_init
+#pragma weak bdrv_blkverify_init
+#pragma weak file_is_host_device
 
 void bdrv_init(void)
 {
     static bool done;
     void (*const hooks[])(void) = {
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
-        bdrv_qcow_init, bdrv_luks_init,
+        bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
     };
 
     if (done) {
@@ -83,12 +86,23 @@ BlockDriver *bdrv_find_protocol(const char *name)
     return find_driver(name, true);
 }
 
+static gint compare_driver_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(((const BlockDriver *)a)->format_name,
+                  ((const BlockDriver *)b)->format_name);
+}
+
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
 {
+    GList *sorted;
+
     bdrv_init();
-    for (GList *l = drivers; l; l = l->next) {
+    /* Sorted, as QEMU lists them: scripts look names up in this list. */
+    sorted = g_list_sort(g_list_copy(drivers), compare_driver_names);
+    for (GList *l = sorted; l; l = l->next) {
         fn(opaque, ((BlockDriver *)l->data)->format_name);
     }
+    g_list_free(sorted);
 }
 
 const char *bdrv_get_format_name(BlockDriverState *bs)
@@ -268,6 +282,151 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 }
 
 /* ------------------------------------------------------------------ */
+/* The "json:" pseudo-protocol */
+
+/*
+ * QEMU's JSON parser also takes strings in single quotes, which iotests use
+ * inside shell double quotes.  Rewrites them as standard JSON strings so that
+ * jansson can parse the text; everything else is left alone.
+ */
+static char *json_requote(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 16);
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') {
+            /* A standard string: copy it as is, escapes included. */
+            g_string_append_c(out, *p++);
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1]) {
+                    g_string_append_c(out, *p++);
+                }
+                g_string_append_c(out, *p++);
+            }
+            if (!*p) {
+                break;
+            }
+            g_string_append_c(out, '"');
+        } else if (*p == '\'') {
+            g_string_append_c(out, '"');
+            for (p++; *p && *p != '\''; p++) {
+                if (*p == '\\' && p[1] == '\'') {
+                    g_string_append_c(out, '\'');
+                    p++;
+                } else if (*p == '\\' && p[1]) {
+                    g_string_append_c(out, *p++);
+                    g_string_append_c(out, *p);
+                } else if (*p == '"') {
+                    g_string_append(out, "\\\"");
+                } else {
+                    g_string_append_c(out, *p);
+                }
+            }
+            if (!*p) {
+                break;      /* unterminated: jansson reports the premature end */
+            }
+            g_string_append_c(out, '"');
+        } else {
+            g_string_append_c(out, *p);
+        }
+    }
+    return g_string_free(out, false);
+}
+
+/* Nested objects and arrays become dotted keys: {"a": [{"b": 1}]} -> "a.0.b". */
+static void json_flatten_into(QDict *dst, const char *prefix, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *sub;
+
+        json_object_foreach(v, key, sub) {
+            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+            json_flatten_into(dst, name, sub);
+        }
+    } else if (json_is_array(v) && prefix) {
+        size_t i;
+        json_t *sub;
+
+        json_array_foreach(v, i, sub) {
+            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
+            json_flatten_into(dst, name, sub);
+        }
+    } else if (prefix) {
+        json_object_set(dst, prefix, v);
+    }
+}
+
+QDict *bdrv_parse_json_filename(const char *filename, Error **errp)
+{
+    g_autofree char *text = NULL;
+    json_error_t jerr;
+    json_t *root;
+    QDict *flat;
+
+    g_assert(g_str_has_prefix(filename, "json:"));
+    text = json_requote(filename + strlen("json:"));
+    if (!*g_strstrip(text)) {
+        error_setg(errp, "Could not parse the JSON options: Expecting a JSON value");
+        return NULL;
+    }
+    root = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        /* jansson's own wording of what is wrong, in QEMU's frame. */
+        error_setg(errp, "Could not parse the JSON options: JSON parse error, %s",
+                   jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        error_setg(errp, "Invalid JSON object given");
+        return NULL;
+    }
+    flat = qdict_new();
+    json_flatten_into(flat, NULL, root);
+    json_decref(root);
+    return flat;
+}
+
+/*
+ * Merges the options of a "json:" @filename into *@opts (keys given in *@opts
+ * win) and clears *@filename.  False with @errp set on malformed JSON.
+ */
+static bool take_json_filename(const char **filename, QDict *opts, Error **errp)
+{
+    QDict *parsed;
+
+    if (!*filename || !g_str_has_prefix(*filename, "json:")) {
+        return true;
+    }
+    parsed = bdrv_parse_json_filename(*filename, errp);
+    if (!parsed) {
+        return false;
+    }
+    qdict_join(opts, parsed, false);
+    qobject_unref(parsed);
+    *filename = NULL;
+    return true;
+}
+
+/*
+ * "proto:rest" names a protocol driver when proto is a registered protocol
+ * and contains no '/' (so "./a:b" and "/x/a:b" stay plain file names).
+ */
+static BlockDriver *protocol_from_filename(const char *filename)
+{
+    const char *colon = filename ? strchr(filename, ':') : NULL;
+    g_autofree char *proto = NULL;
+
+    if (!colon || colon == filename || memchr(filename, '/', colon - filename)) {
+        return NULL;
+    }
+    proto = g_strndup(filename, colon - filename);
+    return find_driver(proto, true);
+}
+
+/* ------------------------------------------------------------------ */
 /* Opening */
 
 /* Takes a boolean option out of @options; false with errp set when malformed. */
@@ -346,32 +505,27 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     const char *key;
     json_t *value;
 
+    if (!take_json_filename(&filename, opts, errp)) {
+        qobject_unref(opts);
+        return NULL;
+    }
     if (filename && !qdict_haskey(opts, "filename")) {
         qdict_put_str(opts, "filename", filename);
     }
     drvname = qdict_get_try_str(opts, "driver");
-    if (!drvname && filename) {
-        /*
-         * "PROTOCOL:..." names its protocol driver, as in QEMU
-         * ("blkdebug::disk.img"); a prefix that is no protocol is part of
-         * the file name.  The driver takes the whole name apart itself.
-         */
-        const char *colon = strchr(filename, ':');
-        const char *slash = strchr(filename, '/');
+    if (drvname) {
+        drv = bdrv_find_protocol(drvname);
+    } else {
+        const char *fn = qdict_get_try_str(opts, "filename");
 
-        if (colon && (!slash || colon < slash)) {
-            g_autofree char *prefix = g_strndup(filename, colon - filename);
-            BlockDriver *p = bdrv_find_protocol(prefix);
-
-            if (p && strcmp(prefix, "file")) {
-                drvname = p->format_name;
-                qdict_put_str(opts, "driver", drvname);
-            }
+        drv = protocol_from_filename(fn);
+        if (!drv && fn && file_is_host_device && file_is_host_device(fn) && bdrv_find_protocol("host_device")) {
+            drv = bdrv_find_protocol("host_device");
         }
+        drv = drv ? drv : bdrv_find_protocol("file");
     }
-    drv = bdrv_find_protocol(drvname ? drvname : "file");
     if (!drv) {
-        error_setg(errp, "Unknown protocol '%s'", drvname);
+        error_setg(errp, "Unknown driver '%s'", drvname);
         qobject_unref(opts);
         return NULL;
     }
@@ -456,15 +610,6 @@ static char *file_identity(const char *path)
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp);
 
-/* The "file." options name a format driver rather than a protocol. */
-static bool file_is_format(QDict *file_opts)
-{
-    const char *name = qdict_get_try_str(file_opts, "driver");
-    BlockDriver *drv = name ? find_driver(name, false) : NULL;
-
-    return drv != NULL;
-}
-
 static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
                         GSList *chain, Error **errp)
 {
@@ -509,6 +654,9 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     GSList *my_chain = NULL;
 
     bdrv_init();
+    if (!take_json_filename(&filename, opts, errp)) {
+        goto fail;
+    }
     if (!take_bool_opt(opts, "read-only", &ro, errp)) {
         goto fail;
     }
@@ -553,37 +701,30 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         }
         bdrv_ref(file);
         qdict_del(opts, "file");
-    } else if (file_is_format(file_opts)) {
-        /*
-         * "file.driver=FORMAT": the file is itself an image (a qcow2 image
-         * stored inside another), opened like any other.
-         */
-        file = bdrv_open_inherit(filename, file_opts, flags | BDRV_O_PROBE_QUIET, chain,
-                                 errp);
-        file_opts = NULL;
-        if (!file) {
-            goto fail;
-        }
     } else {
-        const char *proto = qdict_get_try_str(file_opts, "driver");
+        const char *file_drv = qdict_get_try_str(file_opts, "driver");
+        BlockDriver *fd = file_drv ? bdrv_find_format(file_drv) : NULL;
 
-        /*
-         * The file protocol needs a file name; others (blkdebug over an
-         * "image") say themselves what they need.
-         */
-        if (!filename && !qdict_haskey(file_opts, "filename") &&
-            (!proto || !strcmp(proto, "file"))) {
+        /* Drivers like null-co need no file name; they say what they need. */
+        if (!filename && !qdict_haskey(file_opts, "filename") && !file_drv) {
             error_setg(errp, "A block device must be specified for \"file\"");
             goto fail;
         }
-        file = bdrv_open_file(filename, file_opts, flags, errp);
+
+        if (fd && !fd->is_protocol) {
+            /* A format node as "file" (raw over qcow2, say), as QEMU allows. */
+            file = bdrv_open_inherit(filename, file_opts, flags | BDRV_O_PROBE_QUIET,
+                                     chain, errp);
+        } else {
+            file = bdrv_open_file(filename, file_opts, flags, errp);
+        }
         file_opts = NULL;
         if (!file) {
             goto fail;
         }
     }
     if (!filename || g_str_has_prefix(filename, "file:")) {
-        /* The protocol node's name, without the prefix (QEMU's "image:"). */
+        /* The protocol node knows the plain name ("file:a:b" is "./a:b"). */
         filename = file->filename;
     }
 
@@ -681,114 +822,9 @@ fail:
     return NULL;
 }
 
-/*
- * JSON text as QEMU's parser takes it: strings may also be in single
- * quotes ('driver': 'qcow2'), which jansson does not know.  Rewrites them
- * in double quotes; everything else is copied.
- */
-static char *json_single_to_double_quotes(const char *in)
-{
-    GString *out = g_string_sized_new(strlen(in));
-    char quote = 0;
-
-    for (const char *p = in; *p; p++) {
-        if (!quote) {
-            if (*p == '\'' || *p == '"') {
-                quote = *p;
-                g_string_append_c(out, '"');
-            } else {
-                g_string_append_c(out, *p);
-            }
-            continue;
-        }
-        if (*p == '\\' && p[1]) {
-            if (quote == '\'' && p[1] == '\'') {
-                g_string_append_c(out, '\'');     /* \' needs no escape in "" */
-            } else {
-                g_string_append_c(out, '\\');
-                g_string_append_c(out, p[1]);
-            }
-            p++;
-        } else if (*p == quote) {
-            quote = 0;
-            g_string_append_c(out, '"');
-        } else if (*p == '"') {
-            g_string_append(out, "\\\"");       /* a " inside '...' */
-        } else {
-            g_string_append_c(out, *p);
-        }
-    }
-    return g_string_free(out, FALSE);
-}
-
-/* {"a": {"b": 1}, "l": [{"c": 2}]} becomes {"a.b": 1, "l.0.c": 2}. */
-static void flatten_json_options(QDict *dst, const char *prefix, json_t *v)
-{
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *member;
-
-        json_object_foreach(v, key, member) {
-            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
-                                           : g_strdup(key);
-            flatten_json_options(dst, name, member);
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *member;
-
-        json_array_foreach(v, i, member) {
-            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
-            flatten_json_options(dst, name, member);
-        }
-    } else {
-        json_object_set(dst, prefix, v);
-    }
-}
-
-/*
- * "json:{...}" as a file name: the options of the image, in JSON, as QEMU
- * takes them.  Options given beside it win over the same ones inside.
- * Consumes @options, also on failure.
- */
-static QDict *parse_json_filename(const char *filename, QDict *options, Error **errp)
-{
-    g_autofree char *text = json_single_to_double_quotes(filename + strlen("json:"));
-    json_error_t jerr;
-    json_t *parsed = json_loads(text, JSON_DECODE_ANY, &jerr);
-    QDict *flat;
-
-    if (!parsed) {
-        error_setg(errp, "Could not parse the JSON options: JSON parse error, %s", jerr.text);
-        qobject_unref(options);
-        return NULL;
-    }
-    if (!json_is_object(parsed)) {
-        json_decref(parsed);
-        error_setg(errp, "Invalid JSON object given");
-        qobject_unref(options);
-        return NULL;
-    }
-    flat = qdict_new();
-    flatten_json_options(flat, NULL, parsed);
-    json_decref(parsed);
-    if (options) {
-        qdict_join(flat, options, true);
-        qobject_unref(options);
-    }
-    return flat;
-}
-
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
-    if (filename && g_str_has_prefix(filename, "json:")) {
-        options = parse_json_filename(filename, options, errp);
-        if (!options) {
-            return NULL;
-        }
-        filename = NULL;
-    }
     return bdrv_open_inherit(filename, options, flags, NULL, errp);
 }
 
@@ -1330,6 +1366,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             return 0;   /* cache.no-flush=on (cache=unsafe) */
         }
         ret = 0;
+        /* Where QEMU announces them: the data goes to the OS, then to the disk. */
+        bdrv_debug_event(drv->is_protocol ? bs : bs->file,
+                         drv->is_protocol ? BLKDBG_FLUSH_TO_DISK : BLKDBG_FLUSH_TO_OS);
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);
         }
@@ -1390,6 +1429,9 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             return ret;
         }
         bs->in_flight++;
+        if (type != BDRV_REQ_DISCARD) {
+            bdrv_debug_event(bs, type == BDRV_REQ_WRITE ? BLKDBG_PWRITEV : BLKDBG_PWRITEV_ZERO);
+        }
         if (type == BDRV_REQ_WRITE) {
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
         } else if (type == BDRV_REQ_DISCARD) {
@@ -1414,6 +1456,9 @@ write_zero_buffer:
             }
         }
         bs->in_flight--;
+        if (type != BDRV_REQ_DISCARD) {
+            bdrv_debug_event(bs, BLKDBG_PWRITEV_DONE);
+        }
         if (ret >= 0) {
             ret = notify_writes(bs, true, offset, bytes, errp);
         }
@@ -1754,7 +1799,10 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp)
         return NULL;
     }
     qdict_put_int(info, "virtual-size", size);
-    qdict_put_str(info, "filename", bs->filename);
+    {
+        g_autofree char *name = bdrv_display_filename(bs);
+        qdict_put_str(info, "filename", name);
+    }
     if (bdrv_get_info(bs, &bdi) >= 0 && bdi.cluster_size) {
         qdict_put_int(info, "cluster-size", bdi.cluster_size);
     }
@@ -1855,4 +1903,193 @@ int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
         return 0;
     }
     return bs->drv->bdrv_snapshot_list(bs, psn_info);
+}
+
+/* ------------------------------------------------------------------ */
+/* Display names: plain file names or json:{...} */
+
+static bool is_strong_opt(const BlockDriver *drv, const char *key)
+{
+    for (const char *const *o = drv->strong_opts; o && *o; o++) {
+        size_t n = strlen(*o);
+        if ((*o)[n - 1] == '.' ? !strncmp(key, *o, n) : !strcmp(key, *o)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The options that describe @bs fully, as a JSON object; *@plain tells
+ * whether a plain file name would do as well.
+ */
+static json_t *node_description(BlockDriverState *bs, bool *plain)
+{
+    json_t *obj = json_object();
+    const char *key;
+    json_t *value;
+    bool own_plain = true;
+
+    json_object_set_new(obj, "driver", json_string(bs->drv->format_name));
+    if (bs->drv->is_protocol && !bs->file && bs->filename[0] &&
+        !g_str_has_suffix(bs->filename, "://")) {
+        json_object_set_new(obj, "filename", json_string(bs->filename));
+    }
+    json_object_foreach(bs->options, key, value) {
+        if (is_strong_opt(bs->drv, key)) {
+            /* Flat keys ("set-state.0.event"), as QEMU shows them too. */
+            json_object_set(obj, key, value);
+            own_plain = false;
+        }
+    }
+    if (bs->file) {
+        bool child_plain;
+        json_t *child = node_description(bs->file, &child_plain);
+
+        json_object_set_new(obj, bs->drv->file_child_name ? bs->drv->file_child_name
+                                                          : "file", child);
+        own_plain = own_plain && child_plain;
+    }
+    *plain = own_plain;
+    return obj;
+}
+
+char *bdrv_display_filename(BlockDriverState *bs)
+{
+    bool plain;
+    json_t *d;
+    char *text, *out;
+
+    if (!bs->drv) {
+        return g_strdup(bs->filename);
+    }
+    d = node_description(bs, &plain);
+    if (plain) {
+        json_decref(d);
+        return g_strdup(bs->filename);
+    }
+    /* QEMU's spacing: {"a": 1, "b": 2} */
+    text = json_dumps(d, JSON_PRESERVE_ORDER);
+    json_decref(d);
+    out = g_strdup_printf("json:%s", text);
+    free(text);
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Debug events and breakpoints (acted on by blkdebug) */
+
+static const char *const debug_event_names[BLKDBG__MAX] = {
+    [BLKDBG_L1_UPDATE] = "l1_update",
+    [BLKDBG_L1_GROW_ALLOC_TABLE] = "l1_grow_alloc_table",
+    [BLKDBG_L1_GROW_WRITE_TABLE] = "l1_grow_write_table",
+    [BLKDBG_L1_GROW_ACTIVATE_TABLE] = "l1_grow_activate_table",
+    [BLKDBG_L2_LOAD] = "l2_load",
+    [BLKDBG_L2_UPDATE] = "l2_update",
+    [BLKDBG_L2_UPDATE_COMPRESSED] = "l2_update_compressed",
+    [BLKDBG_L2_ALLOC_COW_READ] = "l2_alloc_cow_read",
+    [BLKDBG_L2_ALLOC_WRITE] = "l2_alloc_write",
+    [BLKDBG_READ_AIO] = "read_aio",
+    [BLKDBG_READ_BACKING_AIO] = "read_backing_aio",
+    [BLKDBG_READ_COMPRESSED] = "read_compressed",
+    [BLKDBG_WRITE_AIO] = "write_aio",
+    [BLKDBG_WRITE_COMPRESSED] = "write_compressed",
+    [BLKDBG_VMSTATE_LOAD] = "vmstate_load",
+    [BLKDBG_VMSTATE_SAVE] = "vmstate_save",
+    [BLKDBG_COW_READ] = "cow_read",
+    [BLKDBG_COW_WRITE] = "cow_write",
+    [BLKDBG_REFTABLE_LOAD] = "reftable_load",
+    [BLKDBG_REFTABLE_GROW] = "reftable_grow",
+    [BLKDBG_REFTABLE_UPDATE] = "reftable_update",
+    [BLKDBG_REFBLOCK_LOAD] = "refblock_load",
+    [BLKDBG_REFBLOCK_UPDATE] = "refblock_update",
+    [BLKDBG_REFBLOCK_UPDATE_PART] = "refblock_update_part",
+    [BLKDBG_REFBLOCK_ALLOC] = "refblock_alloc",
+    [BLKDBG_REFBLOCK_ALLOC_HOOKUP] = "refblock_alloc_hookup",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE] = "refblock_alloc_write",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS] = "refblock_alloc_write_blocks",
+    [BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE] = "refblock_alloc_write_table",
+    [BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE] = "refblock_alloc_switch_table",
+    [BLKDBG_CLUSTER_ALLOC] = "cluster_alloc",
+    [BLKDBG_CLUSTER_ALLOC_BYTES] = "cluster_alloc_bytes",
+    [BLKDBG_CLUSTER_FREE] = "cluster_free",
+    [BLKDBG_FLUSH_TO_OS] = "flush_to_os",
+    [BLKDBG_FLUSH_TO_DISK] = "flush_to_disk",
+    [BLKDBG_PWRITEV_RMW_HEAD] = "pwritev_rmw_head",
+    [BLKDBG_PWRITEV_RMW_AFTER_HEAD] = "pwritev_rmw_after_head",
+    [BLKDBG_PWRITEV_RMW_TAIL] = "pwritev_rmw_tail",
+    [BLKDBG_PWRITEV_RMW_AFTER_TAIL] = "pwritev_rmw_after_tail",
+    [BLKDBG_PWRITEV] = "pwritev",
+    [BLKDBG_PWRITEV_ZERO] = "pwritev_zero",
+    [BLKDBG_PWRITEV_DONE] = "pwritev_done",
+    [BLKDBG_EMPTY_IMAGE_PREPARE] = "empty_image_prepare",
+    [BLKDBG_L1_SHRINK_WRITE_TABLE] = "l1_shrink_write_table",
+    [BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS] = "l1_shrink_free_l2_clusters",
+    [BLKDBG_COR_WRITE] = "cor_write",
+    [BLKDBG_CLUSTER_ALLOC_SPACE] = "cluster_alloc_space",
+    [BLKDBG_NONE] = "none",
+};
+
+const char *bdrv_debug_event_name(BlkdebugEvent event)
+{
+    return event < BLKDBG__MAX ? debug_event_names[event] : NULL;
+}
+
+int bdrv_debug_event_lookup(const char *name)
+{
+    for (int i = 0; i < BLKDBG__MAX; i++) {
+        if (!strcmp(debug_event_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    if (bs && bs->drv && bs->drv->bdrv_debug_event) {
+        bs->drv->bdrv_debug_event(bs, event);
+    }
+}
+
+/* The node that takes breakpoints: @bs or the first below it that does. */
+static BlockDriverState *debug_node(BlockDriverState *bs, Error **errp)
+{
+    for (BlockDriverState *b = bs; b; b = b->file) {
+        if (b->drv && b->drv->bdrv_debug_breakpoint) {
+            return b;
+        }
+    }
+    error_setg(errp, "No blkdebug node below '%s' to take breakpoints",
+               bs ? bs->filename : "");
+    return NULL;
+}
+
+int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
+                          Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_breakpoint(d, event, tag, errp) : -ENOTSUP;
+}
+
+int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_remove_breakpoint(d, tag, errp) : -ENOTSUP;
+}
+
+int bdrv_debug_resume(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    BlockDriverState *d = debug_node(bs, errp);
+
+    return d ? d->drv->bdrv_debug_resume(d, tag, errp) : -ENOTSUP;
+}
+
+bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag)
+{
+    BlockDriverState *d = debug_node(bs, NULL);
+
+    return d && d->drv->bdrv_debug_is_suspended(d, tag);
 }

@@ -1916,6 +1916,78 @@ static int help_f(BlockDriverState *bs, int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* blkdebug breakpoints: break, remove_break, resume, wait_break */
+
+/*
+ * The block layer's debug breakpoint API (bdrv_debug_breakpoint() ...)
+ * answers these; it refuses to suspend requests, which here cannot wait
+ * while others run, so wait_break fails rather than waiting forever.
+ */
+static int break_f(BlockDriverState *bs, int argc, char **argv)
+{
+    Error *err = NULL;
+    int ret = bdrv_debug_breakpoint(bs, argv[1], argv[2], &err);
+
+    if (ret < 0) {
+        printf("Could not set breakpoint: %s\n", error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+static int remove_break_f(BlockDriverState *bs, int argc, char **argv)
+{
+    Error *err = NULL;
+    int ret = bdrv_debug_remove_breakpoint(bs, argv[1], &err);
+
+    if (ret < 0) {
+        printf("Could not remove breakpoint %s: %s\n", argv[1], error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+static int resume_f(BlockDriverState *bs, int argc, char **argv)
+{
+    Error *err = NULL;
+    int ret = bdrv_debug_resume(bs, argv[1], &err);
+
+    if (ret < 0) {
+        printf("Could not resume request: %s\n", error_get_pretty(err));
+        error_free(err);
+    }
+    return ret;
+}
+
+static int wait_break_f(BlockDriverState *bs, int argc, char **argv)
+{
+    if (!bdrv_debug_is_suspended(bs, argv[1])) {
+        printf("Could not wait for request '%s': no request is suspended "
+               "(requests here cannot wait at a breakpoint)\n", argv[1]);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static const QemuIOCommand break_cmd = {
+    .name = "break", .func = break_f, .argmin = 2, .argmax = 2,
+    .args = "event tag",
+    .oneline = "sets a breakpoint on event and tags the stopped request as tag",
+};
+static const QemuIOCommand remove_break_cmd = {
+    .name = "remove_break", .func = remove_break_f, .argmin = 1, .argmax = 1,
+    .args = "tag", .oneline = "remove a breakpoint by tag",
+};
+static const QemuIOCommand resume_cmd = {
+    .name = "resume", .func = resume_f, .argmin = 1, .argmax = 1,
+    .args = "tag", .oneline = "resumes the request tagged as tag",
+};
+static const QemuIOCommand wait_break_cmd = {
+    .name = "wait_break", .func = wait_break_f, .argmin = 1, .argmax = 1,
+    .args = "tag", .oneline = "waits for the suspension of a request",
+};
+
 static void init_commands(void)
 {
     static const QemuIOCommand *const builtin[] = {
@@ -1924,6 +1996,7 @@ static void init_commands(void)
         &flush_cmd, &aio_flush_cmd, &reopen_cmd, &sigraise_cmd, &truncate_cmd,
         &length_cmd, &info_cmd,
         &alloc_cmd, &map_cmd, &help_cmd,
+        &break_cmd, &remove_break_cmd, &resume_cmd, &wait_break_cmd,
     };
     static bool done;
 

@@ -23,9 +23,27 @@
  *
  * Sizes and allocation status pass through unchanged, and so do flushes
  * unless flush-errno is given.
+ *
+ * QEMU's rules, driven by the debug events that format drivers and the core
+ * announce (see BlkdebugEvent in block/block.h):
+ *   inject-error.N.{event,state,errno,sector,once,immediately}
+ *       when EVENT happens in STATE (0: any), the rule becomes active: the
+ *       following requests that touch byte SECTOR*512 (-1: any request)
+ *       fail with ERRNO (default 5) -- once=on: only the first one.  A later
+ *       event with matching rules replaces the set of active rules.
+ *       immediately=on/off: requests here complete synchronously either way.
+ *   set-state.N.{event,state,new_state}
+ *       when EVENT happens in STATE (0: any), the state becomes NEW_STATE.
+ *       The state starts at 1.
+ *   config=FILE   the same rules as an INI file: [inject-error] and
+ *                 [set-state] sections of key = "value" lines, # comments.
+ * As a file name: "blkdebug:CONFIG:IMAGE" (CONFIG may be empty).  If the
+ * part between the colons is not a file and holds '=', it is the RULES
+ * form above.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 #include <glib.h>
 
@@ -40,7 +58,43 @@ typedef struct BlkdebugRule {
     bool fired;
 } BlkdebugRule;
 
+typedef enum {
+    RULE_INJECT_ERROR,
+    RULE_SET_STATE,
+} RuleAction;
+
+/* One inject-error or set-state rule of QEMU's kind. */
+typedef struct EventRule {
+    RuleAction action;
+    int event;
+    int state;                  /* 0: any */
+    int err;                    /* inject-error */
+    int64_t offset;             /* inject-error: -1 any, else sector * 512 */
+    bool once;
+    bool immediately;
+    unsigned iotypes;           /* inject-error: IO_* mask of the requests it fails */
+    int new_state;              /* set-state */
+} EventRule;
+
+/* The kinds of request an inject-error rule may fail (QEMU's iotype names). */
+enum {
+    IO_READ = 1 << 0,
+    IO_WRITE = 1 << 1,
+    IO_WRITE_ZEROES = 1 << 2,
+    IO_DISCARD = 1 << 3,
+    IO_FLUSH = 1 << 4,
+    IO_BLOCK_STATUS = 1 << 5,
+    IO_ALL = (1 << 6) - 1,
+};
+
+static const char *const iotype_names[] = {
+    "read", "write", "write-zeroes", "discard", "flush", "block-status",
+};
+
 typedef struct BDRVBlkdebugState {
+    int state;
+    GPtrArray *rules;           /* EventRule*, owned */
+    GPtrArray *active;          /* EventRule* of rules, active inject-errors */
     BlkdebugRule read;
     BlkdebugRule write;
     int64_t fail_after;         /* -1: none */
@@ -48,6 +102,17 @@ typedef struct BDRVBlkdebugState {
     int64_t enospc_after;       /* -1: none */
     int64_t written;
     int flush_errno;            /* 0: flushes succeed */
+
+    /*
+     * Request limits, as a device with such constraints would have them:
+     * unaligned reads and writes are widened to @align (read-modify-write),
+     * larger ones split at @max_transfer; zero-writes and discards are
+     * split at the opt-* boundaries and the max-* sizes, and the unaligned
+     * ends of a discard are dropped (a discard is only advice).
+     */
+    int64_t align;              /* 1: none */
+    int64_t max_transfer;       /* 0: none */
+    int64_t opt_write_zero, max_write_zero, opt_discard, max_discard;
 } BDRVBlkdebugState;
 
 /* Takes an unsigned number (size suffixes allowed) out of @opts. */
@@ -135,7 +200,329 @@ static bool take_rule(QDict *opts, const char *prefix, BlkdebugRule *r, Error **
     return true;
 }
 
-/* Splits "blkdebug:RULES:PATH" into @opts and returns PATH. */
+/* ---- QEMU's event rules ---- */
+
+/* An integer rule key (JSON number or text); false with @errp on bad input. */
+static bool take_int(QDict *opts, const char *key, int64_t min, int64_t max,
+                     int64_t *out, Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+    int64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else {
+        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+        char *end = NULL;
+
+        errno = 0;
+        n = t ? g_ascii_strtoll(t, &end, 0) : 0;
+        if (!t || !*t || *end || errno) {
+            error_setg(errp, "Parameter '%s' expects a number", key);
+            return false;
+        }
+    }
+    if (n < min || n > max) {
+        error_setg(errp, "Parameter '%s' is out of range (%" PRId64 "..%" PRId64 ")",
+                   key, min, max);
+        return false;
+    }
+    *out = n;
+    qdict_del(opts, key);
+    return true;
+}
+
+/* Builds one rule from its keys (all consumed); false with @errp on bad input. */
+static bool add_rule(BDRVBlkdebugState *s, RuleAction action, QDict *keys, Error **errp)
+{
+    g_autofree EventRule *r = g_new0(EventRule, 1);
+    const char *ev = qdict_get_try_str(keys, "event");
+    int64_t state = 0, err = EIO, sector = -1, new_state = 0;
+    const char *key;
+    json_t *value;
+
+    if (!ev) {
+        error_setg(errp, "Missing event name for rule");
+        return false;
+    }
+    r->event = bdrv_debug_event_lookup(ev);
+    if (r->event < 0) {
+        error_setg(errp, "invalid parameter value: %s", ev);
+        return false;
+    }
+    qdict_del(keys, "event");
+    r->action = action;
+    if (!take_int(keys, "state", 0, INT_MAX, &state, errp)) {
+        return false;
+    }
+    r->state = (int)state;
+    if (action == RULE_INJECT_ERROR) {
+        if (!take_int(keys, "errno", 1, 4095, &err, errp) ||
+            !take_int(keys, "sector", -1, INT64_MAX / BDRV_SECTOR_SIZE, &sector, errp) ||
+            !take_bool(keys, "once", &r->once, errp) ||
+            !take_bool(keys, "immediately", &r->immediately, errp)) {
+            return false;
+        }
+        r->err = (int)err;
+        r->offset = sector < 0 ? -1 : sector * (int64_t)BDRV_SECTOR_SIZE;
+        r->iotypes = IO_ALL;
+        if (qdict_get_try_str(keys, "iotype")) {
+            const char *t = qdict_get_try_str(keys, "iotype");
+            size_t i;
+
+            for (i = 0; i < G_N_ELEMENTS(iotype_names) && strcmp(t, iotype_names[i]); i++) {
+                /* look it up */
+            }
+            if (i == G_N_ELEMENTS(iotype_names)) {
+                error_setg(errp, "Parameter 'iotype' does not accept value '%s'", t);
+                return false;
+            }
+            r->iotypes = 1u << i;
+            qdict_del(keys, "iotype");
+        }
+    } else {
+        if (!qdict_haskey(keys, "new_state")) {
+            error_setg(errp, "Missing new_state for set-state rule");
+            return false;
+        }
+        if (!take_int(keys, "new_state", 1, INT_MAX, &new_state, errp)) {
+            return false;
+        }
+        r->new_state = (int)new_state;
+    }
+    json_object_foreach(keys, key, value) {
+        error_setg(errp, "Invalid parameter '%s'", key);
+        return false;
+    }
+    g_ptr_array_add(s->rules, g_steal_pointer(&r));
+    return true;
+}
+
+/*
+ * Takes "inject-error.N.KEY" / "set-state.N.KEY" (or, for a single rule,
+ * "inject-error.KEY") out of @options and adds the rules.
+ */
+static bool take_rule_options(BDRVBlkdebugState *s, QDict *options, const char *group,
+                              RuleAction action, Error **errp)
+{
+    g_autofree char *prefix = g_strdup_printf("%s.", group);
+    QDict *all = qdict_extract_subqdict(options, prefix);
+    QDict *single = qdict_new();
+    bool ok = true;
+    const char *key;
+    json_t *value;
+    void *tmp;
+
+    /* Numbered rules first, in index order; bare keys form one rule. */
+    for (unsigned i = 0; ok; i++) {
+        g_autofree char *p = g_strdup_printf("%u.", i);
+        QDict *one = qdict_extract_subqdict(all, p);
+
+        if (!qdict_size(one)) {
+            qobject_unref(one);
+            break;
+        }
+        ok = add_rule(s, action, one, errp);
+        qobject_unref(one);
+    }
+    json_object_foreach_safe(all, tmp, key, value) {
+        if (g_ascii_isdigit(key[0])) {
+            if (ok) {
+                error_setg(errp, "Invalid parameter '%s%s'", prefix, key);
+            }
+            ok = false;
+            break;
+        }
+        json_object_set(single, key, value);
+    }
+    if (ok && qdict_size(single)) {
+        ok = add_rule(s, action, single, errp);
+    }
+    qobject_unref(single);
+    qobject_unref(all);
+    return ok;
+}
+
+/* Reads QEMU's blkdebug config file format into rules. */
+static bool read_config(BDRVBlkdebugState *s, const char *path, Error **errp)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    GError *gerr = NULL;
+    QDict *keys = NULL;
+    RuleAction action = RULE_INJECT_ERROR;
+    bool ok = true;
+
+    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
+        error_setg_errno(errp, gerr->code == G_FILE_ERROR_NOENT ? ENOENT :
+                         gerr->code == G_FILE_ERROR_ACCES ? EACCES : EIO,
+                         "Could not read blkdebug config file");
+        g_error_free(gerr);
+        return false;
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (int n = 0; ok && lines[n]; n++) {
+        char *line = g_strstrip(lines[n]);
+        char *eq, *val;
+        size_t vlen;
+
+        if (!*line || *line == '#') {
+            continue;
+        }
+        if (*line == '[') {
+            char *end = strchr(line, ']');
+            if (!end || end[1]) {
+                error_setg(errp, "%s:%d: syntax error", path, n + 1);
+                ok = false;
+                break;
+            }
+            *end = '\0';
+            if (keys) {
+                ok = add_rule(s, action, keys, errp);
+                qobject_unref(keys);
+                keys = NULL;
+                if (!ok) {
+                    break;
+                }
+            }
+            if (!strcmp(line + 1, "inject-error")) {
+                action = RULE_INJECT_ERROR;
+            } else if (!strcmp(line + 1, "set-state")) {
+                action = RULE_SET_STATE;
+            } else {
+                error_setg(errp, "There is no option group '%s'", line + 1);
+                ok = false;
+                break;
+            }
+            keys = qdict_new();
+            continue;
+        }
+        if (!keys) {
+            error_setg(errp, "no group defined");
+            ok = false;
+            break;
+        }
+        /* key = "value" */
+        eq = strchr(line, '=');
+        val = eq ? g_strstrip(eq + 1) : NULL;
+        vlen = val ? strlen(val) : 0;
+        if (!eq || eq == line || vlen < 2 || val[0] != '"' || val[vlen - 1] != '"') {
+            error_setg(errp, "%s:%d: syntax error (expected key = \"value\")", path, n + 1);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        val[vlen - 1] = '\0';
+        g_strstrip(line);
+        if (qdict_haskey(keys, line)) {
+            error_setg(errp, "%s:%d: '%s' given twice in one group", path, n + 1, line);
+            ok = false;
+            break;
+        }
+        qdict_put_str(keys, line, val + 1);
+    }
+    if (ok && keys) {
+        ok = add_rule(s, action, keys, errp);
+    }
+    qobject_unref(keys);
+    return ok;
+}
+
+static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    bool injected = false;
+    int new_state = s->state;
+
+    for (guint i = 0; i < s->rules->len; i++) {
+        EventRule *r = g_ptr_array_index(s->rules, i);
+
+        if (r->event != (int)event || (r->state && r->state != s->state)) {
+            continue;
+        }
+        if (r->action == RULE_SET_STATE) {
+            new_state = r->new_state;
+            continue;
+        }
+        if (!injected) {
+            /* This event's rules replace whatever was active. */
+            g_ptr_array_set_size(s->active, 0);
+            injected = true;
+        }
+        /* Newest first, as QEMU checks them. */
+        g_ptr_array_insert(s->active, 0, r);
+    }
+    s->state = new_state;
+}
+
+/* The active rule that fails a request at [offset, offset+bytes), or 0. */
+static int event_rule_check(BlockDriverState *bs, unsigned iotype, int64_t offset,
+                            int64_t bytes, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    EventRule *hit = NULL;
+    int err;
+
+    for (guint i = 0; i < s->active->len; i++) {
+        EventRule *r = g_ptr_array_index(s->active, i);
+
+        if (!(r->iotypes & iotype)) {
+            continue;
+        }
+        if (r->offset < 0 || (bytes && r->offset >= offset && r->offset < offset + bytes)) {
+            hit = r;
+            break;
+        }
+    }
+    if (!hit) {
+        return 0;
+    }
+    err = hit->err;
+    if (hit->once) {
+        g_ptr_array_remove(s->active, hit);
+        g_ptr_array_remove(s->rules, hit);
+    }
+    /* Callers see the plain errno text, as with a real failing disk. */
+    error_setg(errp, "%s", g_strerror(err));
+    return -err;
+}
+
+static int blkdebug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
+                               Error **errp)
+{
+    if (bdrv_debug_event_lookup(event) < 0) {
+        error_setg(errp, "Invalid event name '%s'", event);
+        return -EINVAL;
+    }
+    error_setg(errp, "blkdebug: cannot suspend requests at '%s': requests here run to "
+               "completion one at a time, none can wait at a breakpoint", event);
+    return -ENOTSUP;
+}
+
+static int blkdebug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    error_setg(errp, "Breakpoint '%s' not found", tag);
+    return -ENOENT;
+}
+
+static int blkdebug_resume(BlockDriverState *bs, const char *tag, Error **errp)
+{
+    error_setg(errp, "No suspended request with tag '%s'", tag);
+    return -ENOENT;
+}
+
+static bool blkdebug_is_suspended(BlockDriverState *bs, const char *tag)
+{
+    return false;
+}
+
+/*
+ * Splits "blkdebug:CONFIG:PATH" (or the legacy "blkdebug:RULES:PATH") into
+ * @opts and returns PATH.
+ */
 static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
 {
     const char *rules = filename + strlen("blkdebug:");
@@ -144,10 +531,22 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
     g_auto(GStrv) parts = NULL;
 
     if (!colon || !colon[1]) {
-        error_setg(errp, "blkdebug: file name must be 'blkdebug:RULES:IMAGE'");
+        error_setg(errp, "blkdebug requires both config file and image path");
         return NULL;
     }
     rule_text = g_strndup(rules, colon - rules);
+    if (!*rule_text) {
+        return g_strdup(colon + 1);
+    }
+    if (!strchr(rule_text, '=') || g_file_test(rule_text, G_FILE_TEST_EXISTS)) {
+        /* QEMU's form: the middle part names a config file. */
+        if (qdict_haskey(opts, "config")) {
+            error_setg(errp, "blkdebug: config file given twice");
+            return NULL;
+        }
+        qdict_put_str(opts, "config", rule_text);
+        return g_strdup(colon + 1);
+    }
     parts = g_strsplit(rule_text, "/", -1);
     for (char **p = parts; *p; p++) {
         char *eq;
@@ -169,35 +568,197 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
     return g_strdup(colon + 1);
 }
 
+/* Options of QEMU's blkdebug that this tree does not implement. */
+static bool refuse_unsupported(QDict *options, Error **errp)
+{
+    /* There are no node permissions here to take or share. */
+    static const char *const unsupported[] = {
+        "take-child-perms", "unshare-child-perms",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++) {
+        if (qdict_haskey(options, unsupported[i])) {
+            error_setg(errp, "blkdebug: option '%s' is not supported: this block layer "
+                       "has no node permissions", unsupported[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A limit that must be a multiple of @of (0 allowed: no limit). */
+static bool take_limit(QDict *opts, const char *key, int64_t of, int64_t *out,
+                       Error **errp)
+{
+    if (!take_size(opts, key, true, out, errp)) {
+        return false;
+    }
+    if (*out > INT32_MAX || (of > 1 && *out % of)) {
+        error_setg(errp, "Cannot meet constraints with %s %" PRId64, key, *out);
+        return false;
+    }
+    return true;
+}
+
+static bool take_limits(BDRVBlkdebugState *s, QDict *opts, Error **errp)
+{
+    s->align = 0;
+    if (!take_size(opts, "align", true, &s->align, errp)) {
+        return false;
+    }
+    if (s->align > INT32_MAX || (s->align & (s->align - 1))) {
+        error_setg(errp, "Cannot meet constraints with align %" PRId64, s->align);
+        return false;
+    }
+    s->align = MAX(s->align, 1);
+    return take_limit(opts, "max-transfer", s->align, &s->max_transfer, errp) &&
+           take_limit(opts, "opt-write-zero", s->align, &s->opt_write_zero, errp) &&
+           take_limit(opts, "max-write-zero", MAX(s->align, s->opt_write_zero),
+                      &s->max_write_zero, errp) &&
+           take_limit(opts, "opt-discard", s->align, &s->opt_discard, errp) &&
+           take_limit(opts, "max-discard", MAX(s->align, s->opt_discard),
+                      &s->max_discard, errp);
+}
+
+/* The next piece of [offset, end): up to an @opt boundary, at most @max bytes. */
+static int64_t piece(int64_t offset, int64_t end, int64_t opt, int64_t max)
+{
+    int64_t n = end - offset;
+
+    if (opt > 1 && offset % opt) {
+        n = MIN(n, opt - offset % opt);
+    } else if (opt > 1 && n > opt) {
+        n -= n % opt;   /* whole opt units, the rest as a tail piece */
+    }
+    if (max > 0) {
+        n = MIN(n, max);
+    }
+    return n;
+}
+
+/* Reads or writes an aligned range of the image in max-transfer pieces. */
+static int xfer(BlockDriverState *bs, bool write, int64_t offset, int64_t bytes,
+                uint8_t *buf, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    for (int64_t done = 0; done < bytes;) {
+        int64_t n = piece(offset + done, offset + bytes, 0, s->max_transfer);
+        int ret = write ? bdrv_pwrite(bs->file, offset + done, n, buf + done, 0, errp)
+                        : bdrv_pread(bs->file, offset + done, n, buf + done, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+/* Reads [offset, offset+bytes) of the image, zeroes past its end. */
+static int read_padded(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                       Error **errp)
+{
+    int64_t len = bdrv_getlength(bs->file);
+    int64_t n;
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
+        return (int)len;
+    }
+    n = offset < len ? MIN(bytes, len - offset) : 0;
+    memset(buf + n, 0, bytes - n);
+    return n ? xfer(bs, false, offset, n, buf, errp) : 0;
+}
+
+/*
+ * Does a read or write with the alignment limit: unaligned requests become
+ * aligned ones, writes by reading the partial blocks at either end first
+ * (QEMU's pwritev_rmw_* events are announced around these reads).
+ */
+static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t bytes,
+                      uint8_t *buf, Error **errp)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    int64_t start = offset - offset % s->align;
+    int64_t end = DIV_ROUND_UP(offset + bytes, s->align) * s->align;
+    g_autofree uint8_t *bounce = NULL;
+    int ret;
+
+    if (start == offset && end == offset + bytes) {
+        return xfer(bs, write, offset, bytes, buf, errp);
+    }
+    bounce = g_malloc(end - start);
+    if (!write) {
+        ret = read_padded(bs, start, end - start, bounce, errp);
+        if (ret >= 0) {
+            memcpy(buf, bounce + (offset - start), bytes);
+        }
+        return ret;
+    }
+    if (start != offset) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_HEAD);
+        ret = read_padded(bs, start, s->align, bounce, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_AFTER_HEAD);
+    }
+    if (end != offset + bytes && !(start != offset && end - s->align == start)) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_TAIL);
+        ret = read_padded(bs, end - s->align, s->align, bounce + (end - s->align - start),
+                          errp);
+        if (ret < 0) {
+            return ret;
+        }
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_AFTER_TAIL);
+    }
+    memcpy(bounce + (offset - start), buf, bytes);
+    return xfer(bs, true, start, end - start, bounce, errp);
+}
+
 static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
-    QDict *image_opts = qdict_extract_subqdict(options, "image.");
+    QDict *image_opts = NULL;
     const char *filename = qdict_get_try_str(options, "filename");
     const char *image = qdict_get_try_str(options, "image");
     g_autofree char *path = NULL;
+    g_autofree char *config = NULL;
     BlockDriverState *file;
 
     s->fail_after = -1;
     s->enospc_after = -1;
     s->fail_errno = EIO;
+    s->state = 1;
+    s->rules = g_ptr_array_new_with_free_func(g_free);
+    s->active = g_ptr_array_new();
     if (filename && g_str_has_prefix(filename, "blkdebug:")) {
         path = parse_prefix(filename, options, errp);
         if (!path) {
             goto fail;
         }
-    } else if (filename) {
+    }
+    image_opts = qdict_extract_subqdict(options, "image.");
+    if (!path && filename) {
         path = g_strdup(filename);
-    } else if (image) {
+    } else if (!path && image) {
         path = g_strdup(image);
-    } else if (qdict_get_try_str(image_opts, "filename")) {
+    } else if (!path && qdict_get_try_str(image_opts, "filename")) {
         path = g_strdup(qdict_get_try_str(image_opts, "filename"));
     }
     qdict_del(options, "filename");
     qdict_del(options, "image");
     qdict_del(image_opts, "filename");
-    if (!path || !*path) {
+    if ((!path || !*path) && !qdict_haskey(image_opts, "driver")) {
         error_setg(errp, "blkdebug: needs an image ('image.filename' or 'filename')");
+        goto fail;
+    }
+    config = g_strdup(qdict_get_try_str(options, "config"));
+    qdict_del(options, "config");
+    if (!refuse_unsupported(options, errp) || !take_limits(s, options, errp) ||
+        (config && *config && !read_config(s, config, errp)) ||
+        !take_rule_options(s, options, "inject-error", RULE_INJECT_ERROR, errp) ||
+        !take_rule_options(s, options, "set-state", RULE_SET_STATE, errp)) {
         goto fail;
     }
     if (!take_rule(options, "read", &s->read, errp) ||
@@ -208,18 +769,44 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
         !take_errno(options, "flush-errno", &s->flush_errno, errp)) {
         goto fail;
     }
-    file = bdrv_open_file(path, image_opts, flags, errp);
+    {
+        const char *drvname = qdict_get_try_str(image_opts, "driver");
+        BlockDriver *drv = drvname ? bdrv_find_format(drvname) : NULL;
+
+        /* The image may be a format node too (blkdebug over qcow2). */
+        if (drv && !drv->is_protocol) {
+            file = bdrv_open(path, image_opts, flags, errp);
+        } else {
+            file = bdrv_open_file(path, image_opts, flags, errp);
+        }
+    }
     image_opts = NULL;
     if (!file) {
         return -EINVAL;
     }
     bs->file = file;
     g_strlcpy(bs->filename, file->filename, sizeof(bs->filename));
+    /* Rules for the event "none" are active from the start. */
+    blkdebug_debug_event(bs, BLKDBG_NONE);
     return 0;
 
 fail:
     qobject_unref(image_opts);
     return -EINVAL;
+}
+
+static void blkdebug_close(BlockDriverState *bs)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    if (s->active) {
+        g_ptr_array_free(s->active, true);
+        s->active = NULL;
+    }
+    if (s->rules) {
+        g_ptr_array_free(s->rules, true);
+        s->rules = NULL;
+    }
 }
 
 static bool range_hits(const BlkdebugRule *r, int64_t offset, int64_t bytes)
@@ -230,13 +817,17 @@ static bool range_hits(const BlkdebugRule *r, int64_t offset, int64_t bytes)
 }
 
 /* Returns -errno when the request must fail. */
-static int blkdebug_check(BlockDriverState *bs, bool write, int64_t offset,
-                          int64_t bytes, Error **errp)
+static int blkdebug_check(BlockDriverState *bs, bool write, unsigned iotype,
+                          int64_t offset, int64_t bytes, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
     BlkdebugRule *r = write ? &s->write : &s->read;
     const char *op = write ? "write" : "read";
+    int ret = event_rule_check(bs, iotype, offset, bytes, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (s->fail_after >= 0 && offset + bytes > s->fail_after) {
         error_setg_errno(errp, s->fail_errno, "Could not %s '%s' (injected error)", op,
                          bs->filename);
@@ -262,22 +853,43 @@ static int blkdebug_check(BlockDriverState *bs, bool write, int64_t offset,
 static int blkdebug_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           void *buf, int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, false, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+    int ret = blkdebug_check(bs, false, IO_READ, offset, bytes, errp);
+    return ret < 0 ? ret : aligned_rw(bs, false, offset, bytes, buf, errp);
 }
 
 static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, true, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+    int ret = blkdebug_check(bs, true, IO_WRITE, offset, bytes, errp);
+    return ret < 0 ? ret : aligned_rw(bs, true, offset, bytes, (uint8_t *)buf, errp);
 }
 
 static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, true, offset, bytes, errp);
-    return ret < 0 ? ret : bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+    BDRVBlkdebugState *s = bs->opaque;
+    int64_t end = offset + bytes;
+    int ret = blkdebug_check(bs, true, IO_WRITE_ZEROES, offset, bytes, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    while (offset < end) {
+        int64_t n = piece(offset, end, MAX(s->align, s->opt_write_zero), s->max_write_zero);
+
+        if (offset % s->align || n % s->align) {
+            /* Unaligned ends are written as zeroed data, with read-modify-write. */
+            g_autofree uint8_t *zero = g_malloc0(n);
+            ret = aligned_rw(bs, true, offset, n, zero, errp);
+        } else {
+            ret = bdrv_pwrite_zeroes(bs->file, offset, n, flags, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+    }
+    return 0;
 }
 
 static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -285,19 +897,41 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 {
     BDRVBlkdebugState *s = bs->opaque;
 
+    int ret = event_rule_check(bs, IO_DISCARD, offset, bytes, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
     /* Discards free space: they never count against enospc-after. */
     if ((s->fail_after >= 0 && offset + bytes > s->fail_after) ||
         range_hits(&s->write, offset, bytes)) {
-        return blkdebug_check(bs, true, offset, bytes, errp);
+        return blkdebug_check(bs, true, IO_DISCARD, offset, bytes, errp);
     }
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+    {
+        int64_t start = DIV_ROUND_UP(offset, s->align) * s->align;
+        int64_t end = (offset + bytes) - (offset + bytes) % s->align;
+
+        while (start < end) {
+            int64_t n = piece(start, end, MAX(s->align, s->opt_discard), s->max_discard);
+            ret = bdrv_pdiscard(bs->file, start, n, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            start += n;
+        }
+    }
+    return 0;
 }
 
 static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+    int ret = event_rule_check(bs, IO_BLOCK_STATUS, offset, bytes, NULL);
 
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
     if (ret >= 0 && *pnum == 0) {
         *pnum = bytes;
     }
@@ -312,7 +946,11 @@ static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t b
 static int blkdebug_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
+    int ret = event_rule_check(bs, IO_FLUSH, 0, 0, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     if (s->flush_errno) {
         error_setg_errno(errp, s->flush_errno, "Could not flush '%s' (injected error)",
                          bs->filename);
@@ -337,11 +975,27 @@ static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
 }
 
+static const char *const blkdebug_strong_opts[] = {
+    "config", "inject-error.", "set-state.", "align", "max-transfer",
+    "opt-write-zero", "max-write-zero", "opt-discard", "max-discard",
+    "read-errno", "read-offset", "read-bytes", "read-once", "write-errno",
+    "write-offset", "write-bytes", "write-once", "fail-after", "fail-errno",
+    "enospc-after", "flush-errno", NULL
+};
+
 static BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .bdrv_open = blkdebug_open,
+    .bdrv_close = blkdebug_close,
+    .strong_opts = blkdebug_strong_opts,
+    .file_child_name = "image",
+    .bdrv_debug_event = blkdebug_debug_event,
+    .bdrv_debug_breakpoint = blkdebug_breakpoint,
+    .bdrv_debug_remove_breakpoint = blkdebug_remove_breakpoint,
+    .bdrv_debug_resume = blkdebug_resume,
+    .bdrv_debug_is_suspended = blkdebug_is_suspended,
     .bdrv_pread = blkdebug_pread,
     .bdrv_pwrite = blkdebug_pwrite,
     .bdrv_pwrite_zeroes = blkdebug_pwrite_zeroes,

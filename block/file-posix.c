@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The "file" protocol: a regular file (or block device) on the host. */
+/*
+ * The "file" protocol: a regular file on the host; and "host_device": a
+ * block or character device.  As in QEMU, each refuses the other's kind of
+ * file, and a file name without a driver that names a device opens as
+ * host_device.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,16 +40,14 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
      * the node is named "./image:top.qcow2", like QEMU does.
      */
     if (!strncmp(filename, "file:", 5)) {
-        const char *colon, *slash;
+        const char *path = filename + 5;
+        const char *colon = strchr(path, ':');
 
-        filename += 5;
-        colon = strchr(filename, ':');
-        slash = strchr(filename, '/');
-        if (colon && (!slash || colon < slash)) {
-            g_autofree char *dotted = g_strconcat("./", filename, NULL);
-            g_strlcpy(bs->filename, dotted, sizeof(bs->filename));
+        filename = path;
+        if (colon && !memchr(path, '/', colon - path)) {
+            snprintf(bs->filename, sizeof(bs->filename), "./%s", path);
         } else {
-            g_strlcpy(bs->filename, filename, sizeof(bs->filename));
+            g_strlcpy(bs->filename, path, sizeof(bs->filename));
         }
     } else {
         g_strlcpy(bs->filename, filename, sizeof(bs->filename));
@@ -55,14 +58,36 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         error_setg_errno(errp, err, "Could not open '%s'", filename);
         return -err;
     }
-    if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(s->fd, &st) < 0) {
+        int err = errno;
         close(s->fd);
         s->fd = -1;
-        error_setg(errp, "Could not open '%s': Is a directory", filename);
-        return -EISDIR;
+        error_setg_errno(errp, err, "Could not stat '%s'", filename);
+        return -err;
+    }
+    if (!strcmp(bs->drv->format_name, "file") && !S_ISREG(st.st_mode)) {
+        close(s->fd);
+        s->fd = -1;
+        error_setg(errp, "'file' driver requires '%s' to be a regular file", filename);
+        return -EINVAL;
+    }
+    if (strcmp(bs->drv->format_name, "file") && !S_ISBLK(st.st_mode) &&
+        !S_ISCHR(st.st_mode)) {
+        close(s->fd);
+        s->fd = -1;
+        error_setg(errp, "'%s' driver requires '%s' to be either a character or "
+                   "block device", bs->drv->format_name, filename);
+        return -EINVAL;
     }
     qdict_del(options, "filename");
     return 0;
+}
+
+bool file_is_host_device(const char *filename)
+{
+    struct stat st;
+
+    return stat(filename, &st) == 0 && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode));
 }
 
 static void file_close(BlockDriverState *bs)
@@ -414,7 +439,48 @@ static BlockDriver bdrv_file_driver = {
     .create_opts = &file_create_opts,
 };
 
+/*
+ * A device: the same I/O as a file; creating one only checks it is there
+ * (there is nothing to create), as for any protocol without a create.
+ */
+static BlockDriver bdrv_host_device = {
+    .format_name = "host_device",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .bdrv_open = file_open,
+    .bdrv_close = file_close,
+    .bdrv_pread = file_pread,
+    .bdrv_pwrite = file_pwrite,
+    .bdrv_pwrite_zeroes = file_pwrite_zeroes,
+    .bdrv_pdiscard = file_pdiscard,
+    .bdrv_flush = file_flush,
+    .bdrv_start_writeback = file_start_writeback,
+    .bdrv_getlength = file_getlength,
+    .bdrv_get_allocated_file_size = file_get_allocated_file_size,
+    .bdrv_block_status = file_block_status,
+};
+
+/*
+ * A CD-ROM drive: I/O as for any device.  Media changes are not watched
+ * (the size is read on each request, so a new disc is seen), and the tray
+ * belongs to the machine's device model, not to this driver.
+ */
+static BlockDriver bdrv_host_cdrom = {
+    .format_name = "host_cdrom",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .bdrv_open = file_open,
+    .bdrv_close = file_close,
+    .bdrv_pread = file_pread,
+    .bdrv_pwrite = file_pwrite,
+    .bdrv_flush = file_flush,
+    .bdrv_getlength = file_getlength,
+    .bdrv_get_allocated_file_size = file_get_allocated_file_size,
+};
+
 void bdrv_file_init(void)
 {
     bdrv_register(&bdrv_file_driver);
+    bdrv_register(&bdrv_host_device);
+    bdrv_register(&bdrv_host_cdrom);
 }

@@ -66,6 +66,8 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
             return ret;
         }
     }
+    bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_UPDATE_PART
+                                                 : BLKDBG_L2_UPDATE);
     ret = bdrv_pwrite(bs->file, e->offset, s->cluster_size, e->table, 0, errp);
     if (ret < 0) {
         return ret;
@@ -126,6 +128,7 @@ int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         c->entries[i].table = g_malloc(s->cluster_size);
     }
     if (read) {
+        bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_LOAD : BLKDBG_L2_LOAD);
         ret = bdrv_pread(bs->file, offset, s->cluster_size, c->entries[i].table, 0, errp);
         if (ret < 0) {
             return ret;
@@ -209,6 +212,7 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
 
     qcow2_compressed_span(s, l2e, &off, &len);
     in = g_malloc(len);
+    bdrv_debug_event(bs->file, BLKDBG_READ_COMPRESSED);
     ret = bdrv_pread(bs->file, off, len, in, 0, errp);
     if (ret < 0) {
         return ret;
@@ -230,6 +234,7 @@ int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp)
     uint8_t be[8];
 
     stq_be_p(be, s->l1_table[idx]);
+    bdrv_debug_event(bs->file, BLKDBG_L1_UPDATE);
     return bdrv_pwrite(bs->file, s->l1_table_offset + (int64_t)idx * 8, 8, be, 0, errp);
 }
 
@@ -252,6 +257,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     }
     bytes = min_size * 8;
     clusters = DIV_ROUND_UP(bytes, s->cluster_size);
+    bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ALLOC_TABLE);
     new_off = qcow2_alloc_clusters(bs, clusters, errp);
     if (new_off < 0) {
         return new_off;
@@ -264,12 +270,14 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    bdrv_debug_event(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, new_off, clusters * s->cluster_size, buf, 0, errp);
     if (ret < 0) {
         return ret;
     }
     stl_be_p(hdr, min_size);
     stq_be_p(hdr + 4, new_off);
+    bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
     ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
     if (ret < 0) {
         return ret;
@@ -293,7 +301,6 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     int64_t old = l1e & L1E_OFFSET_MASK, new_off;
     g_autofree uint8_t *copy = NULL;
     uint8_t *t;
-    bool fresh;
     int ret;
 
     if (old && (l1e & QCOW_OFLAG_COPIED)) {
@@ -306,6 +313,7 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
         return 0;
     }
     if (old) {
+        bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_COW_READ);
         ret = qcow2_cache_get(bs, s->l2_cache, old, true, &t, errp);
         if (ret < 0) {
             return ret;
@@ -316,7 +324,6 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (new_off < 0) {
         return new_off;
     }
-    fresh = s->last_alloc_fresh;
     ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
     if (ret < 0) {
         return ret;
@@ -324,12 +331,19 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (copy) {
         memcpy(t, copy, s->cluster_size);
     }
-    if (copy || !fresh) {
-        /* The table must be on disk before the L1 entry points at it. */
-        ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
+    /*
+     * The table's refcount and the table itself must be on disk before the
+     * L1 entry points at it, fresh clusters too: otherwise a failure before
+     * the next flush leaves L1 pointing past the end of the file.
+     */
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
+    ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
+    if (ret < 0) {
+        return ret;
     }
     s->l1_table[l1_idx] = new_off | QCOW_OFLAG_COPIED;
     ret = qcow2_write_l1_entry(bs, l1_idx, errp);
@@ -431,7 +445,10 @@ static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uin
     }
     n = offset < blen ? MIN(bytes, blen - offset) : 0;
     if (n > 0) {
-        int ret = bdrv_pread(bs->backing, offset, n, buf, 0, errp);
+        int ret;
+
+        bdrv_debug_event(bs->file, BLKDBG_READ_BACKING_AIO);
+        ret = bdrv_pread(bs->backing, offset, n, buf, 0, errp);
         if (ret < 0) {
             return ret;
         }
@@ -475,6 +492,7 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             memset(buf, 0, n);
             break;
         case QCOW2_CLUSTER_NORMAL:
+            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
             if (ret >= 0 && s->crypt_method) {
@@ -520,6 +538,7 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
     if (!in_size) {
         return 1;
     }
+    bdrv_debug_event(bs->file, BLKDBG_COW_READ);
     switch (qcow2_entry_type(s, old)) {
     case QCOW2_CLUSTER_UNALLOCATED:
         if (!bs->backing) {
@@ -615,6 +634,7 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
 {
     BDRVQcow2State *s = bs->opaque;
 
+    bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
     if (!s->crypt_method) {
         return bdrv_pwrite(bs->file, host, bytes, buf, 0, errp);
     }
@@ -682,6 +702,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         if (s->crypt_method) {
             decrypt(s, cstart, host, b, k * cs, true);
         }
+        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
         ret = bdrv_pwrite(bs->file, host, k * cs, b, 0, errp);
         if (ret < 0) {
             return ret;
@@ -694,12 +715,14 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
                 return ret;
             }
             if (!(ret == 1 && fresh)) {
+                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
                 ret = bdrv_pwrite(bs->file, host, head, b, 0, errp);
                 if (ret < 0) {
                     return ret;
                 }
             }
         }
+        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
         ret = bdrv_pwrite(bs->file, host + head, bytes, buf, 0, errp);
         if (ret < 0) {
             return ret;
@@ -711,6 +734,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
                 return ret;
             }
             if (!(ret == 1 && fresh)) {
+                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
                 ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, b, 0, errp);
                 if (ret < 0) {
                     return ret;
@@ -852,6 +876,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (coff < 0) {
             return coff;
         }
+        bdrv_debug_event(bs->file, BLKDBG_WRITE_COMPRESSED);
         ret = bdrv_pwrite(bs->file, coff, clen, out, 0, errp);
         if (ret < 0) {
             return ret;
@@ -1068,6 +1093,7 @@ int qcow2_make_empty(BlockDriverState *bs, Error **errp)
         error_setg(errp, "Cannot empty '%s': it has internal snapshots", bs->filename);
         return -ENOTSUP;
     }
+    bdrv_debug_event(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
     for (uint32_t i = 0; i < s->l1_size; i++) {
         int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
         uint8_t *t;

@@ -72,6 +72,7 @@ int qcow2_refcount_init(BlockDriverState *bs, Error **errp)
         return -ENOMEM;
     }
     s->refcount_table_size = n;
+    bdrv_debug_event(bs->file, BLKDBG_REFTABLE_LOAD);
     ret = bdrv_pread(bs->file, s->refcount_table_offset, n * 8, s->refcount_table, 0, errp);
     if (ret < 0) {
         return ret;
@@ -148,11 +149,13 @@ static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Er
 static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t n = alloc_clusters_noref(bs, 1, errp);
+    int64_t n;
     int64_t off;
     uint8_t *rb;
     int ret;
 
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC);
+    n = alloc_clusters_noref(bs, 1, errp);
     if (n < 0) {
         return n;
     }
@@ -175,6 +178,7 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     qcow2_cache_mark_dirty(s->rb_cache, off);
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
     s->file_end = MAX(s->file_end, off + s->cluster_size);
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
     return set_reftable_entry(bs, t, off, errp);
 }
 
@@ -195,6 +199,7 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     int ret;
 
     s->reftable_moving = true;
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
     for (;;) {
         new_entries = QEMU_ALIGN_UP(MAX(s->refcount_table_size, disk_cap * 2), per_cluster);
         if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES) {
@@ -227,11 +232,13 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     for (uint64_t i = 0; i < new_entries; i++) {
         buf[i] = htobe64(s->refcount_table[i]);
     }
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, off, new_entries * 8, buf, 0, errp);
     if (ret < 0) {
         goto out;
     }
     stq_be_p(hdr, off);
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
     stl_be_p(hdr + 8, n_clusters);
     ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
     if (ret < 0) {
@@ -268,6 +275,7 @@ static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Er
         return relocate_reftable(bs, errp);
     }
     stq_be_p(be, off);
+    bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
     return bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, be, 0, errp);
 }
 
@@ -338,6 +346,7 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
     if (qcow2_mark_dirty(bs, errp) < 0) {
         return -EIO;
     }
+    bdrv_debug_event(bs->file, BLKDBG_CLUSTER_ALLOC);
     idx = alloc_clusters_noref(bs, nb, errp);
     if (idx < 0) {
         return idx;
@@ -362,6 +371,7 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
     int ret;
 
     g_assert(size > 0 && size <= s->cluster_size);
+    bdrv_debug_event(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     if (off && (off & (s->cluster_size - 1)) &&
         (off & (s->cluster_size - 1)) + size <= s->cluster_size) {
         uint64_t rc;
@@ -400,6 +410,7 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
     if (length <= 0) {
         return;
     }
+    bdrv_debug_event(bs->file, BLKDBG_CLUSTER_FREE);
     if (qcow2_update_refcount(bs, offset, length, -1, &err) < 0) {
         /* A failed free leaks space at worst; check -r leaks recovers it. */
         warn_report_err(err);

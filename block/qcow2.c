@@ -829,7 +829,28 @@ static void qcow2_close(BlockDriverState *bs)
         return;
     }
     if (!bs->read_only) {
-        if (qcow2_flush_caches(bs, &err) < 0) {
+        /*
+         * Each cache on its own, reported as QEMU reports it; a failure of
+         * the first does not keep the second from trying.
+         */
+        int l2_ret = qcow2_cache_flush(bs, s->l2_cache, &err);
+        int rb_ret;
+
+        if (l2_ret < 0) {
+            error_report("Failed to flush the L2 table cache: %s", g_strerror(-l2_ret));
+            error_free(err);
+            err = NULL;
+        }
+        rb_ret = qcow2_cache_flush(bs, s->rb_cache, &err);
+        if (rb_ret < 0) {
+            error_report("Failed to flush the refcount block cache: %s",
+                         g_strerror(-rb_ret));
+            error_free(err);
+            err = NULL;
+        }
+        if (l2_ret < 0 || rb_ret < 0) {
+            /* The image stays marked dirty: check repairs it. */
+        } else if (qcow2_flush_caches(bs, &err) < 0) {
             warn_report_err(err);
             err = NULL;
         } else if (s->dirty_marked &&
@@ -1454,6 +1475,10 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "size", QEMU_OPT_SIZE, "Virtual disk size" },
     { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
     { "backing_fmt", QEMU_OPT_STRING, "Image format of the base image" },
+    /* Refused by name at create (no external data files here). */
+    { "data_file", QEMU_OPT_STRING, "File name of an external data file" },
+    { "data_file_raw", QEMU_OPT_BOOL,
+      "The external data file must stay valid as a raw image" },
     { "compat", QEMU_OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])" },
     { "lazy_refcounts", QEMU_OPT_BOOL, "Postpone refcount updates", "off" },
     { "refcount_bits", QEMU_OPT_NUMBER, "Width of a reference count entry in bits", "16" },
@@ -1471,12 +1496,51 @@ static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
 };
 static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
+/*
+ * The create options of QEMU's qcow2 that name features this driver does
+ * not have: zlib is the only compression type (the header's compression
+ * type field stays 0), and there are no extended L2 entries and no external
+ * data files.  Asking for them fails by name instead of being ignored.
+ */
+static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
+{
+    const char *ctype = qemu_opt_get(opts, "compression_type");
+
+    if (ctype && strcmp(ctype, "zlib")) {
+        if (strcmp(ctype, "zstd")) {
+            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
+                       ctype);
+        } else if (version < 3) {
+            error_setg(errp, "Non-zlib compression type is only supported with "
+                       "compatibility level 1.1 and above (use version=v3 or greater)");
+        } else {
+            error_setg(errp, "compression_type=zstd is not supported: this qcow2 driver "
+                       "compresses with zlib only");
+        }
+        return false;
+    }
+    if (qemu_opt_get_bool(opts, "extended_l2", false)) {
+        error_setg(errp, "extended_l2=on is not supported: this qcow2 driver has no "
+                   "subcluster allocation");
+        return false;
+    }
+    if (qemu_opt_get(opts, "data_file")) {
+        error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
+                   "data in the image file only");
+        return false;
+    }
+    if (qemu_opt_get_bool(opts, "data_file_raw", false)) {
+        error_setg(errp, "data_file_raw=on is not supported: this qcow2 driver has no "
+                   "external data files");
+        return false;
+    }
+    return true;
+}
+
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
     const char *compat = qemu_opt_get(opts, "compat");
-    const char *compression_type = qemu_opt_get(opts, "compression_type");
-    bool extended_l2 = qemu_opt_get_bool(opts, "extended_l2", false);
     const char *backing_file = qemu_opt_get(opts, "backing_file");
     const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
     const char *efmt = qemu_opt_get(opts, "encrypt.format");
@@ -1505,19 +1569,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         error_setg(errp, "Parameter 'version' does not accept value '%s'", compat);
         return -EINVAL;
     }
-    if (compression_type && strcmp(compression_type, "zlib")) {
-        if (strcmp(compression_type, "zstd")) {
-            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
-                       compression_type);
-        } else {
-            error_setg(errp, "compression_type=zstd is not supported: this build "
-                       "compresses clusters with zlib only");
-        }
-        return -ENOTSUP;
-    }
-    if (extended_l2) {
-        error_setg(errp, "extended_l2=on is not supported: this build writes "
-                   "standard L2 tables only");
+    if (!qcow2_create_check_unsupported(opts, version, errp)) {
         return -ENOTSUP;
     }
     if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
@@ -1768,14 +1820,14 @@ void bdrv_qcow2_init(void)
 {
     /*
      * After the key-slot options come the create options and the terminator,
-     * without those QEMU only takes at creation.
+     * without those that only creation takes.
      */
-    QemuOptDesc *d = qcow2_amend_desc + 4;
+    size_t n = 4;
 
-    for (size_t i = 0; i < ARRAY_SIZE(qcow2_create_desc); i++) {
-        const char *name = qcow2_create_desc[i].name;
-        if (!name || (strcmp(name, "extended_l2") && strcmp(name, "compression_type"))) {
-            *d++ = qcow2_create_desc[i];
+    for (const QemuOptDesc *d = qcow2_create_desc; d->name; d++) {
+        if (strcmp(d->name, "compression_type") && strcmp(d->name, "extended_l2") &&
+            strcmp(d->name, "data_file") && strcmp(d->name, "data_file_raw")) {
+            qcow2_amend_desc[n++] = *d;
         }
     }
     bdrv_register(&bdrv_qcow2);

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The "raw" format: guest data is the file's bytes, one to one. */
+/*
+ * The "raw" format: guest data is the file's bytes, one to one; with the
+ * options offset=O and size=S, a window of S bytes of the file starting at
+ * byte O (size a multiple of 512, the window inside the file).
+ */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <glib.h>
 
@@ -30,15 +35,74 @@ static bool raw_write_is_dangerous(BlockDriverState *bs, int64_t offset,
     return false;
 }
 
+typedef struct BDRVRawState {
+    int64_t offset;
+    int64_t size;               /* -1: up to the end of the file */
+} BDRVRawState;
+
+static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+    uint64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        n = json_integer_value(v);
+    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0 ||
+               n > INT64_MAX) {
+        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^63", key);
+        return false;
+    }
+    *out = (int64_t)n;
+    qdict_del(opts, key);
+    return true;
+}
+
 static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
+    BDRVRawState *s = bs->opaque;
+    int64_t file_size;
+
+    s->size = -1;
+    if (!raw_take_size(options, "offset", &s->offset, errp) ||
+        !raw_take_size(options, "size", &s->size, errp)) {
+        return -EINVAL;
+    }
+    if (s->size >= 0 && s->size % BDRV_SECTOR_SIZE) {
+        error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
+        return -EINVAL;
+    }
+    if (!s->offset && s->size < 0) {
+        return 0;
+    }
+    file_size = bdrv_getlength(bs->file);
+    if (file_size < 0) {
+        error_setg_errno(errp, -file_size, "Could not get the size of '%s'", bs->filename);
+        return (int)file_size;
+    }
+    if (s->offset > file_size) {
+        error_setg(errp, "Offset (%" PRId64 ") cannot be greater than size of the "
+                   "containing file (%" PRId64 ")", s->offset, file_size);
+        return -EINVAL;
+    }
+    if (s->size >= 0 && file_size - s->offset < s->size) {
+        error_setg(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
+                   "be smaller or equal to the  actual size of the containing file "
+                   "(%" PRId64 ")", s->offset, s->size, file_size);
+        return -EINVAL;
+    }
+    /* A window is a partition: probing protection is about sector 0 only. */
     return 0;
 }
 
 static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                      void *buf, int flags, Error **errp)
 {
-    return bdrv_pread(bs->file, offset, bytes, buf, 0, errp);
+    BDRVRawState *s = bs->opaque;
+
+    return bdrv_pread(bs->file, s->offset + offset, bytes, buf, 0, errp);
 }
 
 static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -49,24 +113,28 @@ static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                    "'%s', whose format was probed; specify format=raw", bs->filename);
         return -EPERM;
     }
-    return bdrv_pwrite(bs->file, offset, bytes, buf, 0, errp);
+    return bdrv_pwrite(bs->file, ((BDRVRawState *)bs->opaque)->offset + offset, bytes,
+                       buf, 0, errp);
 }
 
 static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                              int flags, Error **errp)
 {
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+    return bdrv_pwrite_zeroes(bs->file, ((BDRVRawState *)bs->opaque)->offset + offset,
+                              bytes, flags, errp);
 }
 
 static int raw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+    return bdrv_pdiscard(bs->file, ((BDRVRawState *)bs->opaque)->offset + offset, bytes,
+                         errp);
 }
 
 static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+    BDRVRawState *s = bs->opaque;
+    int ret = bdrv_block_status(bs->file, s->offset + offset, bytes, pnum, map, file);
 
     if (ret < 0) {
         return ret;
@@ -75,7 +143,7 @@ static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         *pnum = bytes;
     }
     /* Everything of a raw image is defined by the image itself. */
-    *map = offset;
+    *map = s->offset + offset;
     *file = bs->file;
     return (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID |
            BDRV_BLOCK_ALLOCATED;
@@ -83,13 +151,26 @@ static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
 static int64_t raw_getlength(BlockDriverState *bs)
 {
-    return bdrv_getlength(bs->file);
+    BDRVRawState *s = bs->opaque;
+    int64_t len;
+
+    if (s->size >= 0) {
+        return s->size;
+    }
+    len = bdrv_getlength(bs->file);
+    return len < 0 ? len : MAX(0, len - s->offset);
 }
 
 static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                         PreallocMode prealloc, Error **errp)
 {
-    return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
+    BDRVRawState *s = bs->opaque;
+
+    if (s->size >= 0) {
+        error_setg(errp, "Cannot resize fixed-size raw disks");
+        return -ENOTSUP;
+    }
+    return bdrv_truncate(bs->file, s->offset + offset, exact, prealloc, errp);
 }
 
 static int raw_probe(const uint8_t *buf, int buf_size, const char *filename)
@@ -115,9 +196,11 @@ static const QemuOptDesc raw_create_desc[] = {
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };
 
+static const char *const raw_strong_opts[] = { "offset", "size", NULL };
+
 static BlockDriver bdrv_raw = {
     .format_name = "raw",
-    .instance_size = 1,
+    .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
     .bdrv_open = raw_open,
     .bdrv_pread = raw_pread,
@@ -130,6 +213,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_create = raw_create,
     .bdrv_get_info = raw_get_info,
     .create_opts = &raw_create_opts,
+    .strong_opts = raw_strong_opts,
 };
 
 void bdrv_raw_init(void)

@@ -94,6 +94,21 @@ static bool known_flag(const char *opt)
     return false;
 }
 
+static void print_format_name(void *opaque, const char *name)
+{
+    printf(" %s", name);
+}
+
+/* "-drive format=help" (with or without other options) lists the drivers. */
+static bool drive_asks_format_help(const char *arg)
+{
+    QDict *d = keyval_parse(arg, NULL, NULL);
+    bool help = d && !g_strcmp0(qdict_get_try_str(d, "format"), "help");
+
+    qobject_unref(d);
+    return help;
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
@@ -133,6 +148,22 @@ int main(int argc, char **argv)
         g_array_append_val(opts, o);
     }
 
+    /*
+     * "-drive format=help" answers before anything else is looked at, as in
+     * QEMU (iotests' _require_drivers reads this list, whatever else the
+     * command line holds).
+     */
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "drive") && drive_asks_format_help(o->arg)) {
+            printf("Supported formats:");
+            bdrv_iterate_format(print_format_name, NULL);
+            printf("\nSupported formats (read-only):");
+            bdrv_iterate_format(print_format_name, NULL);
+            printf("\n");
+            return 0;
+        }
+    }
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "version")) {

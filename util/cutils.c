@@ -192,7 +192,15 @@ char *path_combine(const char *base, const char *rel)
 {
     const char *slash;
 
-    if (path_is_absolute(rel) || !base) {
+    const char *colon = strchr(rel, ':');
+
+    /*
+     * "json:{...}" and "proto:..." names are complete in themselves, as in
+     * QEMU: a ':' before any '/' makes a name a protocol name ("./a:b" is
+     * how a relative file name with a colon is written).
+     */
+    if (path_is_absolute(rel) || !base ||
+        (colon && colon > rel && !memchr(rel, '/', colon - rel))) {
         return g_strdup(rel);
     }
     slash = strrchr(base, '/');

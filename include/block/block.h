@@ -100,8 +100,16 @@ bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 void bdrv_init(void);  /* registers every built-in driver; idempotent */
 BlockDriver *bdrv_find_format(const char *format_name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
-/* Calls @fn for each format driver name, in registration order. */
+/* Calls @fn for each driver name (formats and protocols), sorted by name. */
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
+
+/*
+ * The options of a "json:{...}" file name, QEMU's pseudo-protocol: a JSON
+ * object (single-quoted strings allowed, as in QEMU) whose nested objects
+ * and arrays become dotted keys ("file.driver", "inject-error.0.event").
+ * bdrv_open() accepts such names wherever a file name goes.
+ */
+QDict *bdrv_parse_json_filename(const char *filename, Error **errp);
 
 /*
  * Opens @filename (may be NULL when @options say it all).  @options is
@@ -222,6 +230,14 @@ void bdrv_error_key_missing(BlockDriverState *bs, const char *device, Error **er
 /* Gives a node its key; the driver checks it. */
 int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp);
 
+/*
+ * The name users see for @bs (qemu-img info's "image:"): a plain file name
+ * when the node is just a format over a file opened with default options,
+ * otherwise "json:{...}" with the options that make it what it is, as
+ * QEMU reports such nodes.  Caller frees.
+ */
+char *bdrv_display_filename(BlockDriverState *bs);
+
 const char *bdrv_get_node_name(const BlockDriverState *bs);
 const char *bdrv_get_filename(const BlockDriverState *bs);
 BlockDriverState *bdrv_find_node(const char *node_name);
@@ -242,5 +258,85 @@ typedef int (*BdrvWriteNotifyFn)(void *opaque, BlockDriverState *bs,
 void bdrv_add_before_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
 void bdrv_add_after_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
 void bdrv_remove_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void *opaque);
+
+/*
+ * Debug events (QEMU's BlkdebugEvent names): format drivers and the core
+ * announce points of interest in a request ("l2_load", "write_aio", ...)
+ * on the node they are about to do I/O on.  A blkdebug node acts on them
+ * (error injection, state changes); every other node ignores them.
+ */
+typedef enum BlkdebugEvent {
+    BLKDBG_L1_UPDATE,
+    BLKDBG_L1_GROW_ALLOC_TABLE,
+    BLKDBG_L1_GROW_WRITE_TABLE,
+    BLKDBG_L1_GROW_ACTIVATE_TABLE,
+    BLKDBG_L2_LOAD,
+    BLKDBG_L2_UPDATE,
+    BLKDBG_L2_UPDATE_COMPRESSED,
+    BLKDBG_L2_ALLOC_COW_READ,
+    BLKDBG_L2_ALLOC_WRITE,
+    BLKDBG_READ_AIO,
+    BLKDBG_READ_BACKING_AIO,
+    BLKDBG_READ_COMPRESSED,
+    BLKDBG_WRITE_AIO,
+    BLKDBG_WRITE_COMPRESSED,
+    BLKDBG_VMSTATE_LOAD,
+    BLKDBG_VMSTATE_SAVE,
+    BLKDBG_COW_READ,
+    BLKDBG_COW_WRITE,
+    BLKDBG_REFTABLE_LOAD,
+    BLKDBG_REFTABLE_GROW,
+    BLKDBG_REFTABLE_UPDATE,
+    BLKDBG_REFBLOCK_LOAD,
+    BLKDBG_REFBLOCK_UPDATE,
+    BLKDBG_REFBLOCK_UPDATE_PART,
+    BLKDBG_REFBLOCK_ALLOC,
+    BLKDBG_REFBLOCK_ALLOC_HOOKUP,
+    BLKDBG_REFBLOCK_ALLOC_WRITE,
+    BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS,
+    BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE,
+    BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE,
+    BLKDBG_CLUSTER_ALLOC,
+    BLKDBG_CLUSTER_ALLOC_BYTES,
+    BLKDBG_CLUSTER_FREE,
+    BLKDBG_FLUSH_TO_OS,
+    BLKDBG_FLUSH_TO_DISK,
+    BLKDBG_PWRITEV_RMW_HEAD,
+    BLKDBG_PWRITEV_RMW_AFTER_HEAD,
+    BLKDBG_PWRITEV_RMW_TAIL,
+    BLKDBG_PWRITEV_RMW_AFTER_TAIL,
+    BLKDBG_PWRITEV,
+    BLKDBG_PWRITEV_ZERO,
+    BLKDBG_PWRITEV_DONE,
+    BLKDBG_EMPTY_IMAGE_PREPARE,
+    BLKDBG_L1_SHRINK_WRITE_TABLE,
+    BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS,
+    BLKDBG_COR_WRITE,
+    BLKDBG_CLUSTER_ALLOC_SPACE,
+    BLKDBG_NONE,
+    BLKDBG__MAX,
+} BlkdebugEvent;
+
+/* The event's name, as blkdebug config files and qemu-io spell it. */
+const char *bdrv_debug_event_name(BlkdebugEvent event);
+/* The event called @name, or -1. */
+int bdrv_debug_event_lookup(const char *name);
+/* Announces @event on @bs (NULL allowed: nothing happens). */
+void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event);
+
+/*
+ * Breakpoints (qemu-io's break, remove_break, resume, wait_break): the
+ * first blkdebug node at or below @bs is asked.  Suspending a request at a
+ * breakpoint needs requests that can wait while others run; this tree's
+ * requests run to completion one at a time, so setting a breakpoint fails
+ * with -ENOTSUP and a message saying so (the others then have nothing to
+ * find).  All return 0 or -errno with @errp set.
+ */
+int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
+                          Error **errp);
+int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp);
+int bdrv_debug_resume(BlockDriverState *bs, const char *tag, Error **errp);
+/* True when a request with @tag is suspended (never, see above). */
+bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag);
 
 #endif

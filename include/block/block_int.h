@@ -172,6 +172,26 @@ typedef struct BlockDriver {
      * waiting for it (see bdrv_start_writeback()).
      */
     void (*bdrv_start_writeback)(BlockDriverState *bs);
+
+    /*
+     * Options that change what the node's data is (raw's offset, null-co's
+     * read-zeroes, blkdebug's rules, ...; dotted prefixes end in '.').  A
+     * node opened with any of them, or over a child that was, cannot be
+     * named by a plain file name: it is reported as "json:{...}".
+     */
+    const char *const *strong_opts;
+    /* The name of the bs->file child in options ("file", blkdebug: "image"). */
+    const char *file_child_name;
+
+    /* blkdebug: reacts to a debug event announced on this node. */
+    void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
+    /* blkdebug: breakpoints (see bdrv_debug_breakpoint()); all four or none. */
+    int (*bdrv_debug_breakpoint)(BlockDriverState *bs, const char *event,
+                                 const char *tag, Error **errp);
+    int (*bdrv_debug_remove_breakpoint)(BlockDriverState *bs, const char *tag,
+                                        Error **errp);
+    int (*bdrv_debug_resume)(BlockDriverState *bs, const char *tag, Error **errp);
+    bool (*bdrv_debug_is_suspended)(BlockDriverState *bs, const char *tag);
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);
@@ -190,6 +210,9 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
  */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
 
+/* True when @filename is a block or character device (host_device's files). */
+bool file_is_host_device(const char *filename);
+
 /* Registration hooks of the built-in drivers, called by bdrv_init(). */
 void bdrv_file_init(void);
 void bdrv_raw_init(void);
@@ -197,5 +220,7 @@ void bdrv_qcow2_init(void);
 void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
+void bdrv_null_init(void);
+void bdrv_blkverify_init(void);
 
 #endif

@@ -29,7 +29,8 @@ int qemu_strtoi(const char *nptr, const char **end, int base, int *result);
 /* "64 KiB", "4 MiB", "1.5 GiB" as QEMU prints sizes; caller frees. */
 char *size_to_str(uint64_t val);
 
-/* Joins @base's directory and @rel unless @rel is absolute; caller frees. */
+/* Joins @base's directory and @rel unless @rel is absolute or a protocol
+ * name (a ':' before any '/', e.g. "json:{...}"); caller frees. */
 char *path_combine(const char *base, const char *rel);
 bool path_is_absolute(const char *path);
 
