@@ -928,6 +928,13 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t a_end = end == s->size ? QEMU_ALIGN_UP(end, cs) : QEMU_ALIGN_DOWN(end, cs);
     int ret;
 
+    if (discard && s->version < 3 && has_backing(bs)) {
+        /*
+         * Version 2 has no zero flag: dropping a cluster would expose the
+         * backing file's data, so a discard (a hint) keeps it as it is.
+         */
+        return 0;
+    }
     if (a_start >= a_end) {
         return discard ? 0 : zero_partial(bs, offset, bytes, errp);
     }
@@ -954,7 +961,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t l2_off;
         uint64_t *t;
 
-        if (!(l1e & L1E_OFFSET_MASK) && (!has_backing(bs) || (discard && s->version < 3))) {
+        if (!(l1e & L1E_OFFSET_MASK) && !has_backing(bs)) {
             /* Nothing allocated under this whole L2 table: already reads right. */
             off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
             continue;
@@ -969,10 +976,10 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         type = qcow2_entry_type(s, e);
         if (discard) {
-            if (type == QCOW2_CLUSTER_UNALLOCATED && (!has_backing(bs) || s->version < 3)) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs)) {
                 continue;
             }
-            ne = (has_backing(bs) && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
+            ne = has_backing(bs) ? QCOW_OFLAG_ZERO : 0;
         } else if (s->version >= 3) {
             if (type == QCOW2_CLUSTER_ZERO_PLAIN ||
                 (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs))) {

@@ -245,38 +245,39 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 }
 
 /* Names of set incompatible bits we cannot handle, from the image's own table. */
+/*
+ * Names the incompatible feature bits @bits we cannot handle: first those the
+ * image's own feature name table names (in table order), then those the spec
+ * names, then the rest as one hexadecimal mask.
+ */
 static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t table_len)
 {
     GString *s = g_string_new(NULL);
 
-    for (int b = 0; b < 64; b++) {
-        const char *name = NULL;
-        char buf[47];
+    /* A name is up to 46 bytes; an entry cut short by the extension end still counts. */
+    for (size_t i = 0; i < table_len; i += 48) {
+        char name[47] = "";
+        uint8_t type = table[i];
+        uint8_t bit = i + 1 < table_len ? table[i + 1] : 0;
 
-        if (!(bits & (1ULL << b))) {
+        if (i + 2 < table_len) {
+            memcpy(name, table + i + 2, MIN(46, table_len - i - 2));
+        }
+        if (type != 0 || bit >= 64 || !(bits & (1ULL << bit)) || !name[0]) {
             continue;
         }
-        for (size_t i = 0; i + 48 <= table_len; i += 48) {
-            if (table[i] == 0 && table[i + 1] == b) {
-                memcpy(buf, table + i + 2, 46);
-                buf[46] = '\0';
-                name = buf;
-                break;
-            }
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "", name);
+        bits &= ~(1ULL << bit);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
+        if (feature_names[i].type == 0 && (bits & (1ULL << feature_names[i].bit))) {
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", feature_names[i].name);
+            bits &= ~(1ULL << feature_names[i].bit);
         }
-        for (size_t i = 0; !name && i < ARRAY_SIZE(feature_names); i++) {
-            if (feature_names[i].type == 0 && feature_names[i].bit == b) {
-                name = feature_names[i].name;
-            }
-        }
-        if (s->len) {
-            g_string_append(s, ", ");
-        }
-        if (name) {
-            g_string_append(s, name);
-        } else {
-            g_string_append_printf(s, "unknown incompatible feature bit %d", b);
-        }
+    }
+    if (bits) {
+        g_string_append_printf(s, "%sUnknown incompatible feature: %" PRIx64,
+                               s->len ? ", " : "", bits);
     }
     return g_string_free(s, FALSE);
 }
@@ -352,10 +353,12 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->autoclear = ldq_be_p(hdr + 88);
         s->refcount_order = ldl_be_p(hdr + 96);
         s->header_length = ldl_be_p(hdr + 100);
-        if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length % 8 ||
-            s->header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "Invalid header length %u",
-                       s->header_length);
+        if (s->header_length < QCOW2_V3_HEADER_LEN) {
+            error_setg(errp, "qcow2 header too short");
+            return -EINVAL;
+        }
+        if (s->header_length > (uint32_t)s->cluster_size) {
+            error_setg(errp, "qcow2 header exceeds cluster size");
             return -EINVAL;
         }
         if (s->header_length > file_len) {
@@ -372,8 +375,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 goto fail;
             }
         }
-        if (s->refcount_order > 6) {
-            error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
+        /* Unsigned: a huge order must not turn negative and slip through. */
+        if ((uint32_t)s->refcount_order > 6) {
+            error_setg(errp, "Reference count entry width too large; may not exceed 64 bits");
             ret = -EINVAL;
             goto fail;
         }
@@ -397,33 +401,45 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->nb_snapshots = ldl_be_p(hdr + 60);
     s->snapshots_offset = ldq_be_p(hdr + 64);
 
-    /* Header extensions: between the header and the backing name or cluster end. */
-    ext_start = s->header_length;
-    ext_end = MIN(file_len, (int64_t)s->cluster_size);
-    if (backing_off && backing_off > (uint64_t)ext_start && backing_off < (uint64_t)ext_end) {
-        ext_end = backing_off;
+    /*
+     * The backing file name lives in the first cluster, after the header
+     * extensions; so the extensions end where it starts, or at the cluster end.
+     */
+    if (backing_off > (uint64_t)s->cluster_size) {
+        error_setg(errp, "Invalid backing file offset");
+        ret = -EINVAL;
+        goto fail;
     }
+    ext_start = s->header_length;
+    ext_end = backing_off ? (int64_t)backing_off : s->cluster_size;
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
     if (ext_end > ext_start) {
         int64_t off = 0, len = ext_end - ext_start;
-        ext = g_malloc(len);
-        ret = bdrv_pread(bs->file, ext_start, len, ext, 0, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-        while (off + 8 <= len) {
-            uint32_t magic = ldl_be_p(ext + off);
-            uint32_t elen = ldl_be_p(ext + off + 4);
-            const uint8_t *data = ext + off + 8;
+        int64_t avail = MAX(0, MIN(file_len, ext_end) - ext_start);
 
-            if (magic == QCOW2_EXT_END) {
-                break;
+        /* Bytes past the end of the file read as zeros (an end marker). */
+        ext = g_malloc0(len);
+        if (avail > 0) {
+            ret = bdrv_pread(bs->file, ext_start, avail, ext, 0, errp);
+            if (ret < 0) {
+                goto fail;
             }
-            if (elen > len - off - 8) {
-                error_setg(errp, "Header extension 0x%08x (%u bytes) "
-                           "extends beyond the end of the header area", magic, elen);
+        }
+        while (off < len) {
+            uint32_t magic, elen;
+            const uint8_t *data;
+
+            /* Neither the extension header nor its data may cross ext_end. */
+            if (len - off < 8 || ldl_be_p(ext + off + 4) > len - off - 8) {
+                error_setg(errp, "Header extension too large");
                 ret = -EINVAL;
                 goto fail;
+            }
+            magic = ldl_be_p(ext + off);
+            elen = ldl_be_p(ext + off + 4);
+            data = ext + off + 8;
+            if (magic == QCOW2_EXT_END) {
+                break;
             }
             switch (magic) {
             case QCOW2_EXT_BACKING_FORMAT:
@@ -487,22 +503,20 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
 
     /* Active L1 table */
     if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        error_setg(errp, "Active L1 table too large (%u entries)",
-                   s->l1_size);
+        error_setg(errp, "Active L1 table too large");
         ret = -EFBIG;
         goto fail;
     }
     l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
     if (s->l1_size < l1_needed) {
-        error_setg(errp, "L1 table is too small (%u entries for a "
-                   "virtual size needing %" PRIu64 ")", s->l1_size, l1_needed);
+        error_setg(errp, "L1 table is too small");
         ret = -EINVAL;
         goto fail;
     }
     if (s->l1_size) {
-        if (s->l1_table_offset & (s->cluster_size - 1)) {
-            error_setg(errp, "L1 table offset %#" PRIx64
-                       " is not cluster aligned", (uint64_t)s->l1_table_offset);
+        if ((s->l1_table_offset & (s->cluster_size - 1)) ||
+            (uint64_t)s->l1_table_offset > INT64_MAX - (uint64_t)s->l1_size * 8) {
+            error_setg(errp, "Active L1 table offset invalid");
             ret = -EINVAL;
             goto fail;
         }
@@ -523,13 +537,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
-        error_setg(errp, "Reference count table too large (%u clusters)", s->refcount_table_clusters);
+        error_setg(errp, "Reference count table too large");
         ret = -EFBIG;
         goto fail;
     }
-    if (s->refcount_table_offset & (s->cluster_size - 1)) {
-        error_setg(errp, "Reference count table offset %#" PRIx64
-                   " is not cluster aligned", (uint64_t)s->refcount_table_offset);
+    if ((s->refcount_table_offset & (s->cluster_size - 1)) ||
+        (uint64_t)s->refcount_table_offset >
+        INT64_MAX - (uint64_t)s->refcount_table_clusters * s->cluster_size) {
+        error_setg(errp, "Reference count table offset invalid");
         ret = -EINVAL;
         goto fail;
     }
@@ -544,16 +559,18 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     /* Snapshot table */
     if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Too many snapshots (%u)", s->nb_snapshots);
+        error_setg(errp, "Snapshot table too large");
         ret = -EFBIG;
         goto fail;
     }
-    if (s->nb_snapshots && ((s->snapshots_offset & (s->cluster_size - 1)) ||
-                            (uint64_t)s->snapshots_offset >= (uint64_t)file_len)) {
-        error_setg(errp, "Invalid snapshot table offset %#" PRIx64, (uint64_t)s->snapshots_offset);
+    if ((s->snapshots_offset & (s->cluster_size - 1)) ||
+        (uint64_t)s->snapshots_offset >
+        INT64_MAX - (uint64_t)s->nb_snapshots * QCOW2_SNAPSHOT_MIN_ENTRY) {
+        error_setg(errp, "Snapshot table offset invalid");
         ret = -EINVAL;
         goto fail;
     }
+    /* A table beyond the end of the file is reported when the table is read. */
     /* Overlapping metadata */
     {
         uint64_t l1len = (uint64_t)s->l1_size * 8;
@@ -581,8 +598,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Backing file name */
     if (backing_off) {
         if (backing_len > QCOW2_MAX_BACKING_NAME) {
-            error_setg(errp, "Backing file name too long (%u bytes, "
-                       "at most %d)", backing_len, QCOW2_MAX_BACKING_NAME);
+            error_setg(errp, "Backing file name too long");
             ret = -EINVAL;
             goto fail;
         }
@@ -669,8 +685,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
-            error_setg(errp, "qcow2 image is corrupt and cannot be "
-                       "opened read/write; repair it with 'qemu-img check -r all'");
+            /* 'qemu-img check -r all' repairs it (it opens with BDRV_O_CHECK). */
+            error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
             ret = -EACCES;
             goto fail;
         }

@@ -28,6 +28,8 @@
 #define QCOW2_MAX_L1_BYTES (32 * MiB)
 #define QCOW2_MAX_REFTABLE_BYTES (8 * MiB)
 #define QCOW2_MAX_SNAPSHOTS 65536
+/* The fixed part of a snapshot table entry, before its extra data, ID and name. */
+#define QCOW2_SNAPSHOT_MIN_ENTRY 40
 #define QCOW2_MAX_BACKING_NAME 1023
 
 /* Incompatible feature bits */
