@@ -2126,11 +2126,12 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
 {
     int64_t len = bdrv_getlength(bs);
     int64_t new_len = new_base ? bdrv_getlength(new_base) : 0;
+    int64_t old_len = bdrv_backing(bs) ? bdrv_getlength(bdrv_backing(bs)) : 0;
     g_autofree uint8_t *old_buf = g_malloc(IO_BUF_SIZE);
     g_autofree uint8_t *new_buf = g_malloc(IO_BUF_SIZE);
     int64_t offset = 0;
 
-    if (len < 0 || new_len < 0) {
+    if (len < 0 || new_len < 0 || old_len < 0) {
         error_setg(errp, "Could not get the image size");
         return -EIO;
     }
@@ -2180,8 +2181,15 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
             }
             for (pos = 0; pos < n;) {
                 int64_t u = MIN(n - pos, REBASE_UNIT - (offset + pos) % REBASE_UNIT);
+                /* Past the old backing file's end the overlay read zeroes. */
+                if (offset + pos < old_len) {
+                    u = MIN(u, old_len - offset - pos);
+                }
                 if (memcmp(old_buf + pos, new_buf + pos, u)) {
-                    ret = bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
+                    /* Those zeroes are kept as zeroes (zero clusters), as by QEMU. */
+                    ret = offset + pos >= old_len ?
+                        bdrv_pwrite_zeroes(bs, offset + pos, u, 0, errp) :
+                        bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
                     if (ret < 0) {
                         return ret;
                     }

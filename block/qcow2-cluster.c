@@ -728,6 +728,35 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     return 0;
 }
 
+/* A preallocated zero cluster used by this image alone, at an aligned offset. */
+static bool zero_alloc_own(BDRVQcow2State *s, uint64_t e)
+{
+    return qcow2_entry_type(s, e) == QCOW2_CLUSTER_ZERO_ALLOC && (e & QCOW_OFLAG_COPIED) &&
+           !(e & L2E_OFFSET_MASK & (s->cluster_size - 1));
+}
+
+/*
+ * Writes [guest, guest+len), inside one cluster, over the preallocated zero
+ * cluster @e: its host cluster is reused (as QEMU does), the rest of it
+ * zeroed, and only then the zero flag dropped.
+ */
+static int write_zero_alloc(BlockDriverState *bs, int64_t l2_off, int l2_idx, uint64_t e,
+                            int64_t guest, int64_t len, const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t host = e & L2E_OFFSET_MASK;
+    int64_t in_cluster = guest & (s->cluster_size - 1);
+    g_autofree uint8_t *c = g_malloc0(s->cluster_size);
+    int ret;
+
+    memcpy(c + in_cluster, buf, len);
+    ret = write_data(bs, host, guest - in_cluster, s->cluster_size, c, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return set_l2_entries(bs, l2_off, l2_idx, 1, host | QCOW_OFLAG_COPIED, 0, errp);
+}
+
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const uint8_t *buf, Error **errp)
 {
@@ -768,6 +797,18 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         } else {
             e0 = 0;
         }
+        if (t && zero_alloc_own(s, e0)) {
+            len = MIN(bytes, cs - in_cluster);
+            ret = write_zero_alloc(bs, l1e & L1E_OFFSET_MASK, l2_idx, e0, offset, len, buf,
+                                   errp);
+            if (ret < 0) {
+                return ret;
+            }
+            offset += len;
+            bytes -= len;
+            buf += len;
+            continue;
+        }
         inplace = t && qcow2_entry_type(s, e0) == QCOW2_CLUSTER_NORMAL &&
                   (e0 & QCOW_OFLAG_COPIED);
         if (inplace && (e0 & L2E_OFFSET_MASK & (cs - 1))) {
@@ -779,7 +820,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             uint64_t e = t ? be64toh(t[l2_idx + run]) : 0;
             bool ip = t && qcow2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL &&
                       (e & QCOW_OFLAG_COPIED);
-            if (ip != inplace) {
+            if (ip != inplace || zero_alloc_own(s, e)) {
                 break;
             }
             if (inplace && (e & L2E_OFFSET_MASK) !=
@@ -892,20 +933,55 @@ static bool cluster_reads_zero(BlockDriverState *bs, uint64_t e)
            (t == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs));
 }
 
+/* Whether [offset, offset + bytes) of the image reads as zeroes, cheaply known. */
+static bool range_known_zero(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    if (!bs->backing && bs->backing_file[0]) {
+        return false;   /* the backing file is not open: its content is unknown */
+    }
+    while (bytes > 0) {
+        int64_t pnum = 0;
+        int ret = bdrv_block_status_above(bs, NULL, offset, bytes, &pnum, NULL, NULL);
+
+        if (ret < 0 || !(ret & BDRV_BLOCK_ZERO) || pnum <= 0) {
+            return false;
+        }
+        offset += pnum;
+        bytes -= pnum;
+    }
+    return true;
+}
+
+int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          bool discard, bool may_unmap, Error **errp);
+
 /* Zeroes a range inside at most a few clusters by writing zeroes where needed. */
 static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
     while (bytes > 0) {
-        int64_t n = MIN(bytes, s->cluster_size - (offset & (s->cluster_size - 1)));
+        int64_t cstart = offset & ~(int64_t)(s->cluster_size - 1);
+        int64_t cend = MIN(cstart + s->cluster_size, s->size);
+        int64_t n = MIN(bytes, cend - offset);
         uint64_t e;
         int ret = qcow2_get_l2_entry(bs, offset, &e, errp);
 
         if (ret < 0) {
             return ret;
         }
-        if (!cluster_reads_zero(bs, e)) {
+        /*
+         * An unallocated cluster whose other bytes read as zeroes anyway
+         * becomes a zero cluster rather than allocating data (as in QEMU).
+         */
+        if (s->version >= 3 && qcow2_entry_type(s, e) == QCOW2_CLUSTER_UNALLOCATED &&
+            range_known_zero(bs, cstart, offset - cstart) &&
+            range_known_zero(bs, offset + n, cend - offset - n)) {
+            ret = qcow2_zero_or_discard(bs, cstart, cend - cstart, false, false, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        } else if (!cluster_reads_zero(bs, e)) {
             g_autofree uint8_t *z = g_malloc0(n);
             ret = qcow2_co_pwrite(bs, offset, n, z, errp);
             if (ret < 0) {
@@ -961,7 +1037,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t l2_off;
         uint64_t *t;
 
-        if (!(l1e & L1E_OFFSET_MASK) && !has_backing(bs)) {
+        if (!(l1e & L1E_OFFSET_MASK) && !has_backing(bs) && (discard || s->version < 3)) {
             /* Nothing allocated under this whole L2 table: already reads right. */
             off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
             continue;
@@ -981,8 +1057,11 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
             }
             ne = has_backing(bs) ? QCOW_OFLAG_ZERO : 0;
         } else if (s->version >= 3) {
-            if (type == QCOW2_CLUSTER_ZERO_PLAIN ||
-                (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs))) {
+            /*
+             * Unallocated clusters get the zero flag too, with or without a
+             * backing file, so that the zeroes show in the map as in QEMU.
+             */
+            if (type == QCOW2_CLUSTER_ZERO_PLAIN) {
                 continue;
             }
             if (!may_unmap && (type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
