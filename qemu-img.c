@@ -3023,14 +3023,28 @@ static int img_snapshot(int argc, char **argv)
         break;
     case SNAPSHOT_APPLY:
     case SNAPSHOT_CREATE:
-    case SNAPSHOT_DELETE:
-        /* No format here has internal snapshots to change. */
-        error_report("Could not %s snapshot '%s': %s",
-                     action == SNAPSHOT_APPLY ? "apply" :
-                     action == SNAPSHOT_CREATE ? "create" : "delete",
-                     name, strerror(ENOTSUP));
-        bdrv_unref(bs);
-        return 1;
+    case SNAPSHOT_DELETE: {
+        Error *err = NULL;
+        int ret = action == SNAPSHOT_APPLY ? bdrv_snapshot_goto(bs, name, &err) :
+                  action == SNAPSHOT_CREATE ? bdrv_snapshot_create(bs, name, &err) :
+                  bdrv_snapshot_delete(bs, name, &err);
+
+        if (ret < 0) {
+            /* QEMU 7.2 words a failed create by its errno alone. */
+            if (action == SNAPSHOT_CREATE) {
+                error_report("Could not create snapshot '%s': %d (%s)", name, ret,
+                             strerror(-ret));
+            } else {
+                error_report("Could not %s snapshot '%s': %s",
+                             action == SNAPSHOT_APPLY ? "apply" : "delete", name,
+                             error_get_pretty(err));
+            }
+            error_free(err);
+            bdrv_unref(bs);
+            return 1;
+        }
+        break;
+    }
     }
     bdrv_unref(bs);
     return 0;

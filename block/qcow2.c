@@ -990,6 +990,42 @@ static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, E
     return qcow2_zero_or_discard(bs, offset, bytes, true, true, errp);
 }
 
+/* Snapshots move metadata only: no key is needed, but the image must be sound. */
+static int snapshot_writable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
+        error_setg(errp, "qcow2 image '%s' is marked corrupt; repair it with "
+                   "'qemu-img check -r all' before writing", bs->filename);
+        return -EIO;
+    }
+    ret = prepare_write(bs, errp);
+    return ret < 0 ? ret : 0;
+}
+
+static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, errp);
+}
+
+static int qcow2_snapshot_goto_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_goto(bs, name, errp);
+}
+
+static int qcow2_snapshot_delete_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_delete(bs, name, errp);
+}
+
 static int64_t qcow2_getlength(BlockDriverState *bs)
 {
     return ((BDRVQcow2State *)bs->opaque)->size;
@@ -1776,6 +1812,9 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
+    .bdrv_snapshot_create = qcow2_snapshot_create_drv,
+    .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,
+    .bdrv_snapshot_delete = qcow2_snapshot_delete_drv,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,
 };

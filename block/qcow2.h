@@ -210,6 +210,11 @@ int qcow2_preallocate(BlockDriverState *bs, Error **errp);
 int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
 
+/* qcow2-snapshot.c: internal snapshots ("name" matches an ID, else a name) */
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
+int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
+int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
+
 /* qcow2-refcount.c */
 int qcow2_refcount_init(BlockDriverState *bs, Error **errp);
 uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
