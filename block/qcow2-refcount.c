@@ -784,6 +784,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     BDRVQcow2State *s = bs->opaque;
     CheckState cs = { .bs = bs, .res = res, .last_data_cluster = -1 };
     g_autofree SnapshotL1 *snaps = NULL;
+    g_autofree QEMUSnapshotInfo *sn_info = NULL;
     int64_t snap_table_len = 0;
     int64_t highest = 0;
     int ret;
@@ -829,13 +830,28 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         goto out;
     }
     if (s->nb_snapshots) {
-        if (qcow2_read_snapshots(bs, NULL, &snaps, &snap_table_len, errp) < 0) {
+        if (qcow2_read_snapshots(bs, &sn_info, &snaps, &snap_table_len, errp) < 0) {
             res->check_errors++;
             ret = -EIO;
             goto out;
         }
         count_ref(&cs, s->snapshots_offset, snap_table_len, "snapshot table");
         for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+            /* A bad table entry is reported once; its L1 table is not followed. */
+            if (snaps[i].l1_offset & (s->cluster_size - 1)) {
+                check_msg(&cs, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64 ": L1 table is not "
+                          "cluster aligned; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, (uint64_t)snaps[i].l1_offset);
+                res->corruptions++;
+                continue;
+            }
+            if ((uint64_t)snaps[i].l1_size > QCOW2_MAX_L1_BYTES / 8) {
+                check_msg(&cs, "ERROR snapshot %s (%s) l1_size=%#" PRIx32 ": L1 table is too "
+                          "large; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, snaps[i].l1_size);
+                res->corruptions++;
+                continue;
+            }
             ret = check_l1(&cs, snaps[i].l1_offset, snaps[i].l1_size, false, 0, errp);
             if (ret < 0) {
                 goto out;
