@@ -287,9 +287,92 @@ static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
     "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
-    "overlap-check", "overlap-check.template", "cache-size", "l2-cache-size",
-    "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval",
+    "overlap-check", "overlap-check.template", "cache-clean-interval",
 };
+
+/* A size option: a JSON number or a string with an optional suffix. */
+static int size_option(QDict *options, const char *key, int64_t *val, bool *set, Error **errp)
+{
+    const char *str = qdict_get_try_str(options, key);
+    uint64_t v;
+
+    *set = qdict_haskey(options, key);
+    if (!*set) {
+        return 0;
+    }
+    if (str) {
+        if (qemu_strtosz(str, NULL, &v) < 0 || v > INT64_MAX) {
+            error_setg(errp, "Parameter '%s' expects a size", key);
+            return -EINVAL;
+        }
+        *val = v;
+    } else {
+        *val = qdict_get_try_int(options, key, -1);
+        if (*val < 0) {
+            error_setg(errp, "Parameter '%s' expects a size", key);
+            return -EINVAL;
+        }
+    }
+    qdict_del(options, key);
+    return 0;
+}
+
+/*
+ * cache-size, l2-cache-size, refcount-cache-size (bytes of metadata cache,
+ * QEMU's options and rules) into the two caches' sizes; l2-cache-entry-size
+ * is checked as QEMU checks it (the cache keeps whole tables either way).
+ */
+static int cache_size_options(BlockDriverState *bs, QDict *options, int64_t *l2_bytes,
+                              int64_t *rb_bytes, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t total = 0, l2 = 0, rb = 0, entry = 0;
+    bool total_set, l2_set, rb_set, entry_set;
+
+    if (size_option(options, "cache-size", &total, &total_set, errp) < 0 ||
+        size_option(options, "l2-cache-size", &l2, &l2_set, errp) < 0 ||
+        size_option(options, "refcount-cache-size", &rb, &rb_set, errp) < 0 ||
+        size_option(options, "l2-cache-entry-size", &entry, &entry_set, errp) < 0) {
+        return -EINVAL;
+    }
+    if (entry_set && (entry < 512 || entry > s->cluster_size || (entry & (entry - 1)))) {
+        error_setg(errp, "L2 cache entry size must be a power of two between 512 and the "
+                   "cluster size (%d)", s->cluster_size);
+        return -EINVAL;
+    }
+    if (total_set) {
+        if (l2_set && rb_set) {
+            error_setg(errp, "cache-size, l2-cache-size and refcount-cache-size may not be "
+                       "set at the same time");
+            return -EINVAL;
+        }
+        if (l2_set && l2 > total) {
+            error_setg(errp, "l2-cache-size may not exceed cache-size");
+            return -EINVAL;
+        }
+        if (rb_set && rb > total) {
+            error_setg(errp, "refcount-cache-size may not exceed cache-size");
+            return -EINVAL;
+        }
+        if (l2_set) {
+            rb = total - l2;
+        } else if (rb_set) {
+            l2 = total - rb;
+        } else {
+            /* The L2 cache first, as much of it as is useful; the rest counts refcounts. */
+            l2 = MIN(total, *l2_bytes);
+            rb = total - l2;
+        }
+        l2_set = rb_set = true;
+    }
+    if (l2_set) {
+        *l2_bytes = l2;
+    }
+    if (rb_set) {
+        *rb_bytes = rb;
+    }
+    return 0;
+}
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -638,12 +721,19 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (ret < 0) {
         goto fail;
     }
-    s->l2_cache = qcow2_cache_new(CLAMP((int64_t)s->l1_size, 4,
-                                        MAX(4, (int64_t)(8 * MiB) >> s->cluster_bits)),
-                                  s->cluster_size);
-    s->rb_cache = qcow2_cache_new(CLAMP((int64_t)s->refcount_table_size, 4,
-                                        MAX(4, (int64_t)(1 * MiB) >> s->cluster_bits)),
-                                  s->cluster_size);
+    {
+        /* Default: enough L2 tables to map the whole image, up to 8 MiB. */
+        int64_t l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB);
+        int64_t rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB);
+
+        ret = cache_size_options(bs, options, &l2_bytes, &rb_bytes, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+        /* At least a few tables each: a write may need several at once. */
+        s->l2_cache = qcow2_cache_new(MAX(4, l2_bytes >> s->cluster_bits), s->cluster_size);
+        s->rb_cache = qcow2_cache_new(MAX(4, rb_bytes >> s->cluster_bits), s->cluster_size);
+    }
     s->l2_cache->depends = s->rb_cache;
     s->file_end = file_len;
 
