@@ -576,3 +576,146 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     }
     return qcow2_flush_caches(bs, errp);
 }
+
+/*
+ * For compat=0.10, which has no zero flag: zero clusters in the snapshots'
+ * L2 tables become unallocated (no backing file), or clusters of zeroes.
+ */
+int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree SnapshotL1 *l1s = NULL;
+    bool backing = bs->backing || bs->backing_file[0];
+    int ret;
+
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = qcow2_read_snapshots(bs, NULL, &l1s, NULL, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t n = 0; n < s->nb_snapshots; n++) {
+        g_autofree uint64_t *l1 = NULL;
+
+        ret = read_snapshot_l1(bs, &l1s[n], &l1, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < l1s[n].l1_size; i++) {
+            int64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+            uint64_t l2_rc = 1;
+
+            if (!l2_off) {
+                continue;
+            }
+            ret = qcow2_get_refcount(bs, l2_off >> s->cluster_bits, &l2_rc, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            for (int j = 0; j < s->l2_size; j++) {
+                uint64_t *t, e, ne;
+                int64_t host;
+
+                ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                e = be64toh(t[j]);
+                switch (qcow2_entry_type(s, e)) {
+                case QCOW2_CLUSTER_ZERO_PLAIN:
+                    if (!backing) {
+                        ne = 0;
+                        break;
+                    }
+                    /* Every L1 table reaching this L2 table counts the new cluster. */
+                    host = qcow2_alloc_clusters(bs, 1, errp);
+                    if (host < 0) {
+                        return host;
+                    }
+                    if (l2_rc > 1) {
+                        ret = qcow2_update_refcount(bs, host, 1, l2_rc - 1, errp);
+                        if (ret < 0) {
+                            return ret;
+                        }
+                    }
+                    ret = bdrv_pwrite_zeroes(bs->file, host, s->cluster_size, 0, errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    ne = host;
+                    break;
+                case QCOW2_CLUSTER_ZERO_ALLOC:
+                    ret = bdrv_pwrite_zeroes(bs->file, e & L2E_OFFSET_MASK, s->cluster_size, 0,
+                                             errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    ne = e & ~QCOW_OFLAG_ZERO;
+                    break;
+                default:
+                    continue;
+                }
+                ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                t[j] = htobe64(ne);
+                qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+            }
+        }
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+/*
+ * Rewrites the snapshot table for version @version: version 3 entries need
+ * at least 16 bytes of extra data (VM state size, disk size); a version 2
+ * image cannot record a snapshot's disk size, so downgrading needs every
+ * snapshot to have the size @new_size the image will have.
+ */
+int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t new_size,
+                                     bool dry_run, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) entries = NULL;
+    bool changed = false;
+    int ret;
+
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        gsize n;
+        const uint8_t *d = g_bytes_get_data(entries->pdata[i], &n);
+        uint32_t extra = ldl_be_p(d + 36);
+
+        if (version < 3) {
+            if (extra >= 16 && (int64_t)ldq_be_p(d + 48) != new_size) {
+                error_setg(errp, "Internal snapshots prevent downgrade of image");
+                return -ENOTSUP;
+            }
+        } else if (extra < 16) {
+            uint32_t id_len = ldw_be_p(d + 12), name_len = ldw_be_p(d + 14);
+            size_t len = QEMU_ALIGN_UP(QCOW2_SNAPSHOT_MIN_ENTRY + 16 + id_len + name_len, 8);
+            g_autofree uint8_t *e = g_malloc0(len);
+
+            memcpy(e, d, QCOW2_SNAPSHOT_MIN_ENTRY);
+            stl_be_p(e + 36, 16);
+            stq_be_p(e + 40, ldl_be_p(d + 32));     /* the VM state size, 64 bits wide */
+            stq_be_p(e + 48, new_size);             /* v2 kept none: the current size */
+            memcpy(e + 56, d + QCOW2_SNAPSHOT_MIN_ENTRY + extra, id_len + name_len);
+            g_bytes_unref(entries->pdata[i]);
+            entries->pdata[i] = g_bytes_new(e, len);
+            changed = true;
+        }
+    }
+    if (dry_run || !changed) {
+        return 0;
+    }
+    return write_table(bs, entries, errp);
+}

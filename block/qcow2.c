@@ -1142,8 +1142,9 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;
     }
-    if (s->nb_snapshots) {
-        error_setg(errp, "Can't resize an image which has snapshots");
+    if (s->nb_snapshots && s->version < 3) {
+        /* Version 2 snapshot entries cannot record the size they had. */
+        error_setg(errp, "Can't resize a v2 image which has snapshots");
         return -ENOTSUP;
     }
     if (prealloc != PREALLOC_MODE_OFF) {
@@ -1455,8 +1456,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         return -ENOTSUP;
     }
     if (new_version < s->version && s->nb_snapshots) {
-        error_setg(errp, "Cannot downgrade an image with internal snapshots");
-        return -ENOTSUP;
+        ret = qcow2_snapshot_table_for_version(bs, new_version,
+                                               have_size ? (int64_t)new_size : s->size,
+                                               true, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (luks_amend) {
         ret = qcow2_luks_amend(bs, opts, errp);
@@ -1469,6 +1474,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         return ret;
     }
     if (new_version > s->version) {
+        /* Version 3 snapshot entries carry their disk size: the current one. */
+        ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
+        if (ret < 0) {
+            return ret;
+        }
         s->version = 3;
         s->header_length = QCOW2_V3_HEADER_LEN_FULL;
         s->compression_type = 0;
@@ -1495,7 +1505,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
     }
     if (new_version < s->version) {
+        /* Resized first: a version 2 image with snapshots cannot be. */
+        if (have_size && new_size != (uint64_t)s->size) {
+            ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
         ret = qcow2_expand_zero_clusters(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_snapshot_expand_zero(bs, errp);
         if (ret < 0) {
             return ret;
         }
