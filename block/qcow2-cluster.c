@@ -299,7 +299,8 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (old && (l1e & QCOW_OFLAG_COPIED)) {
         if (old & (s->cluster_size - 1)) {
             qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                    " is not cluster aligned", (uint64_t)old);
+                                    " unaligned (L1 index: %#" PRIx64 ")", (uint64_t)old,
+                                    l1_idx);
             return -EIO;
         }
         *l2_off = old;
@@ -371,7 +372,8 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     l2_off = s->l1_table[l1_idx] & L1E_OFFSET_MASK;
     if (l2_off & (s->cluster_size - 1)) {
         qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                " is not cluster aligned", (uint64_t)l2_off);
+                                " unaligned (L1 index: %#" PRIx64 ")", (uint64_t)l2_off,
+                                l1_idx);
         return -EIO;
     }
     ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
@@ -382,8 +384,9 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     type = qcow2_entry_type(s, *l2e);
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
         (*l2e & L2E_OFFSET_MASK & (s->cluster_size - 1))) {
-        qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
-                                " is not cluster aligned", *l2e & L2E_OFFSET_MASK);
+        qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
+                                " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
+                                *l2e & L2E_OFFSET_MASK, (uint64_t)l2_off, l2_idx);
         return -EIO;
     }
     if (type == QCOW2_CLUSTER_COMPRESSED) {
@@ -610,10 +613,62 @@ static int map_host_run(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_
                           s->cluster_size, errp);
 }
 
+static bool overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/*
+ * The metadata structure (QEMU's name for it) that guest data at host range
+ * [off, off+len) would overwrite, or NULL.  Only a damaged image (refcounts
+ * or L2 entries pointing at metadata) makes this happen.
+ */
+static const char *metadata_overlap(BlockDriverState *bs, int64_t off, int64_t len)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    if (s->no_overlap_check) {
+        return NULL;
+    }
+    if (overlap(off, len, 0, cs)) {
+        return "qcow2_header";
+    }
+    if (overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
+        return "active L1 table";
+    }
+    if (overlap(off, len, s->refcount_table_offset, (int64_t)s->refcount_table_clusters * cs)) {
+        return "refcount table";
+    }
+    if (s->nb_snapshots && overlap(off, len, s->snapshots_offset, cs)) {
+        return "snapshot table";
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+        if (l2 && overlap(off, len, l2, cs)) {
+            return "active L2 table";
+        }
+    }
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        int64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
+        if (rb && overlap(off, len, rb, cs)) {
+            return "refcount block";
+        }
+    }
+    return NULL;
+}
+
 static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
                       const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    const char *what = metadata_overlap(bs, host, bytes);
+
+    if (what) {
+        qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
+                                "with %s)", what);
+        return -EIO;
+    }
 
     if (!s->crypt_method) {
         return bdrv_pwrite(bs->file, host, bytes, buf, 0, errp);
@@ -665,6 +720,15 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     host = qcow2_alloc_clusters(bs, k, errp);
     if (host < 0) {
         return host;
+    }
+    {
+        /* Only wrong refcounts hand out clusters that hold metadata. */
+        const char *what = metadata_overlap(bs, host, k * cs);
+        if (what) {
+            qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata "
+                                    "(overlaps with %s)", what);
+            return -EIO;
+        }
     }
     fresh = s->last_alloc_fresh;
 
@@ -786,7 +850,8 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             int64_t l2_off = l1e & L1E_OFFSET_MASK;
             if (l2_off & (cs - 1)) {
                 qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                        " is not cluster aligned", (uint64_t)l2_off);
+                                        " unaligned (L1 index: %#" PRIx64 ")",
+                                        (uint64_t)l2_off, l1_idx);
                 return -EIO;
             }
             ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
@@ -812,8 +877,10 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         inplace = t && qcow2_entry_type(s, e0) == QCOW2_CLUSTER_NORMAL &&
                   (e0 & QCOW_OFLAG_COPIED);
         if (inplace && (e0 & L2E_OFFSET_MASK & (cs - 1))) {
-            qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
-                                    " is not cluster aligned", e0 & L2E_OFFSET_MASK);
+            qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
+                                    " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
+                                    e0 & L2E_OFFSET_MASK, (uint64_t)(l1e & L1E_OFFSET_MASK),
+                                    l2_idx);
             return -EIO;
         }
         for (run = 1; run < n; run++) {

@@ -67,14 +67,28 @@ void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    if (!bs->read_only && s->version >= 3 && !(s->incompat & QCOW2_INCOMPAT_CORRUPT) &&
-        !(bs->open_flags & BDRV_O_CHECK)) {
+    /*
+     * Reported once per open, on stderr without a program prefix, in
+     * QEMU 7.2's words; the failing request itself gets EIO, as in QEMU.
+     */
+    if (bs->open_flags & BDRV_O_CHECK) {
+        /* check reports problems in its own words. */
+    } else if (!bs->read_only) {
+        if (!s->corrupt_error_shown) {
+            fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
+                    "will be suppressed\n", msg);
+            s->corrupt_error_shown = true;
+        }
         /* Further writes could only make it worse: stop them until repaired. */
-        error_report("qcow2: Marking image '%s' as corrupt: %s; further corruption events "
-                     "will be suppressed", bs->filename, msg);
-        qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_CORRUPT, NULL);
+        if (s->version >= 3 && !(s->incompat & QCOW2_INCOMPAT_CORRUPT)) {
+            qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_CORRUPT, NULL);
+        }
+    } else if (!s->corrupt_error_shown) {
+        fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption events "
+                "will be suppressed\n", msg);
+        s->corrupt_error_shown = true;
     }
-    error_setg(errp, "qcow2 image '%s' is corrupt: %s", bs->filename, msg);
+    error_setg(errp, "%s", strerror(EIO));
 }
 
 int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
@@ -287,7 +301,7 @@ static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
     "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
-    "overlap-check", "overlap-check.template", "cache-clean-interval",
+    "overlap-check.template", "cache-clean-interval",
 };
 
 /* A size option: a JSON number or a string with an optional suffix. */
@@ -738,6 +752,20 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->file_end = file_len;
 
     /* Options */
+    {
+        /* Which metadata guest writes are checked against: none, or what we track. */
+        const char *oc = qdict_get_try_str(options, "overlap-check");
+
+        if (oc && strcmp(oc, "none") && strcmp(oc, "constant") && strcmp(oc, "cached") &&
+            strcmp(oc, "all")) {
+            error_setg(errp, "Unsupported value '%s' for qcow2 option 'overlap-check'. "
+                       "Allowed are any of the following: none, constant, cached, all", oc);
+            ret = -EINVAL;
+            goto fail;
+        }
+        s->no_overlap_check = oc && !strcmp(oc, "none");
+        qdict_del(options, "overlap-check");
+    }
     for (size_t i = 0; i < ARRAY_SIZE(ignored_runtime_opts); i++) {
         qdict_del(options, ignored_runtime_opts[i]);
     }

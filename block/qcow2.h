@@ -148,6 +148,7 @@ typedef struct BDRVQcow2State {
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
+    bool no_overlap_check;      /* overlap-check=none */
 
     /* crypt_method 2: the open LUKS container and where its header lives */
     QCryptoBlock *luks;
