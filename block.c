@@ -1432,6 +1432,16 @@ int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_delete);
 }
 
+int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                           Error **errp)
+{
+    if (!bs->drv->bdrv_snapshot_load_tmp) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    return bs->drv->bdrv_snapshot_load_tmp(bs, id, name, errp);
+}
+
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
 {
     *psn_info = NULL;

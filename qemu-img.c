@@ -1689,6 +1689,7 @@ static int img_convert(int argc, char **argv)
     bool progress = false, target_is_zero = false;
     int64_t min_sparse = 4 * KiB;
     ConvertState s = { 0 };
+    g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
     BlockDriver *drv = NULL;
     QDict *opts = NULL, *target_opts;
     BlockDriverInfo bdi;
@@ -1711,8 +1712,28 @@ static int img_convert(int argc, char **argv)
             }
             break;
         case 'l':
-            error_report("Snapshots are not supported by this build: '%s'", optarg);
-            return 1;
+            /* snapshot.id=ID,snapshot.name=NAME, or an ID or name */
+            if (g_str_has_prefix(optarg, "snapshot.id=") ||
+                g_str_has_prefix(optarg, "snapshot.name=")) {
+                g_auto(GStrv) parts = g_strsplit(optarg, ",", -1);
+
+                for (int i = 0; parts[i]; i++) {
+                    if (g_str_has_prefix(parts[i], "snapshot.id=")) {
+                        g_free(snap_id);
+                        snap_id = g_strdup(parts[i] + strlen("snapshot.id="));
+                    } else if (g_str_has_prefix(parts[i], "snapshot.name=")) {
+                        g_free(snap_name);
+                        snap_name = g_strdup(parts[i] + strlen("snapshot.name="));
+                    } else {
+                        error_report("Failed in parsing snapshot param '%s'", optarg);
+                        return 1;
+                    }
+                }
+            } else {
+                g_free(snap_id_or_name);
+                snap_id_or_name = g_strdup(optarg);
+            }
+            break;
         case 'S':
             min_sparse = cvtnum("buffer size for sparse output", optarg);
             if (min_sparse < 0) {
@@ -1844,6 +1865,10 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
 
+    if ((snap_id || snap_name || snap_id_or_name) && s.src_num > 1) {
+        error_report("No support for concatenating multiple snapshot");
+        goto out;
+    }
     s.src = g_new0(BlockDriverState *, s.src_num);
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
@@ -1851,6 +1876,27 @@ static int img_convert(int argc, char **argv)
         s.src[i] = open_image(name, o.image_opts, o.fmt, 0, true);
         if (!s.src[i]) {
             goto out;
+        }
+        if (snap_id || snap_name || snap_id_or_name) {
+            int r;
+
+            if (snap_id_or_name) {
+                /* An ID first, else a name, as QEMU tries them. */
+                r = bdrv_snapshot_load_tmp(s.src[i], snap_id_or_name, NULL, &err);
+                if (r == -ENOENT) {
+                    error_free(err);
+                    err = NULL;
+                    r = bdrv_snapshot_load_tmp(s.src[i], NULL, snap_id_or_name, &err);
+                }
+            } else {
+                r = bdrv_snapshot_load_tmp(s.src[i], snap_id, snap_name, &err);
+            }
+            if (r < 0) {
+                error_report("Failed to load snapshot: %s", error_get_pretty(err));
+                error_free(err);
+                err = NULL;
+                goto out;
+            }
         }
         s.src_len[i] = bdrv_getlength(s.src[i]);
         if (s.src_len[i] < 0) {

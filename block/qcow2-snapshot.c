@@ -719,3 +719,62 @@ int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t 
     }
     return write_table(bs, entries, errp);
 }
+
+/*
+ * Makes the image read as snapshot @id and/or @name (whichever are given;
+ * only one given: an ID, else a name) until it is closed: the active L1
+ * table is replaced in memory only, so the image must be read-only.
+ */
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    g_autofree SnapshotL1 *l1s = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    uint64_t *l1 = NULL;
+    int idx = -1, ret;
+
+    if (!bs->read_only) {
+        error_setg(errp, "Device is not readonly");
+        return -EINVAL;
+    }
+    if (s->nb_snapshots) {
+        ret = qcow2_read_snapshots(bs, &sn, &l1s, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < s->nb_snapshots && idx < 0; i++) {
+            if ((!id || !strcmp(sn[i].id_str, id)) && (!name || !strcmp(sn[i].name, name))) {
+                idx = i;
+            }
+        }
+    }
+    if (idx < 0) {
+        error_setg(errp, "Can't find snapshot");
+        return -ENOENT;
+    }
+    ret = read_snapshot_l1(bs, &l1s[idx], &l1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        g_free(l1);
+        return ret;
+    }
+    {
+        gsize n;
+        const uint8_t *d = g_bytes_get_data(entries->pdata[idx], &n);
+
+        if (ldl_be_p(d + 36) >= 16) {
+            s->size = ldq_be_p(d + 48);
+        }
+    }
+    g_free(s->l1_table);
+    s->l1_table = l1;
+    s->l1_size = l1s[idx].l1_size;
+    s->l1_table_offset = l1s[idx].l1_offset;
+    qcow2_cache_drop_all(s->l2_cache);
+    return 0;
+}

@@ -1954,6 +1954,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_snapshot_create = qcow2_snapshot_create_drv,
     .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,
     .bdrv_snapshot_delete = qcow2_snapshot_delete_drv,
+    .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,
 };

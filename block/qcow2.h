@@ -216,6 +216,8 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
 int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp);
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            Error **errp);
 int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t new_size,
                                      bool dry_run, Error **errp);
 
