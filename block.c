@@ -1896,6 +1896,50 @@ int bdrv_make_empty(BlockDriverState *bs, Error **errp)
     return bs->drv->bdrv_make_empty(bs, errp);
 }
 
+static int snapshot_op(BlockDriverState *bs, const char *name, Error **errp,
+                       int (*fn)(BlockDriverState *, const char *, Error **))
+{
+    if (!fn) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    return fn(bs, name, errp);
+}
+
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
+{
+    return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_create);
+}
+
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
+{
+    return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_goto);
+}
+
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
+{
+    if (!bs->drv->bdrv_snapshot_delete) {
+        /* Where there are no snapshots, there is none of that name either (QEMU's words). */
+        error_setg(errp, "snapshot not found");
+        return -ENOENT;
+    }
+    return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_delete);
+}
+
+int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                           Error **errp)
+{
+    if (!bs->drv->bdrv_snapshot_load_tmp) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    return bs->drv->bdrv_snapshot_load_tmp(bs, id, name, errp);
+}
+
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
 {
     *psn_info = NULL;

@@ -1701,6 +1701,7 @@ static int img_convert(int argc, char **argv)
     bool progress = false, target_is_zero = false;
     int64_t min_sparse = 4 * KiB;
     ConvertState s = { 0 };
+    g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
     BlockDriver *drv = NULL;
     QDict *opts = NULL, *target_opts;
     BlockDriverInfo bdi;
@@ -1723,8 +1724,28 @@ static int img_convert(int argc, char **argv)
             }
             break;
         case 'l':
-            error_report("Snapshots are not supported by this build: '%s'", optarg);
-            return 1;
+            /* snapshot.id=ID,snapshot.name=NAME, or an ID or name */
+            if (g_str_has_prefix(optarg, "snapshot.id=") ||
+                g_str_has_prefix(optarg, "snapshot.name=")) {
+                g_auto(GStrv) parts = g_strsplit(optarg, ",", -1);
+
+                for (int i = 0; parts[i]; i++) {
+                    if (g_str_has_prefix(parts[i], "snapshot.id=")) {
+                        g_free(snap_id);
+                        snap_id = g_strdup(parts[i] + strlen("snapshot.id="));
+                    } else if (g_str_has_prefix(parts[i], "snapshot.name=")) {
+                        g_free(snap_name);
+                        snap_name = g_strdup(parts[i] + strlen("snapshot.name="));
+                    } else {
+                        error_report("Failed in parsing snapshot param '%s'", optarg);
+                        return 1;
+                    }
+                }
+            } else {
+                g_free(snap_id_or_name);
+                snap_id_or_name = g_strdup(optarg);
+            }
+            break;
         case 'S':
             min_sparse = cvtnum("buffer size for sparse output", optarg);
             if (min_sparse < 0) {
@@ -1856,6 +1877,10 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
 
+    if ((snap_id || snap_name || snap_id_or_name) && s.src_num > 1) {
+        error_report("No support for concatenating multiple snapshot");
+        goto out;
+    }
     s.src = g_new0(BlockDriverState *, s.src_num);
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
@@ -1863,6 +1888,27 @@ static int img_convert(int argc, char **argv)
         s.src[i] = open_image(name, o.image_opts, o.fmt, 0, true);
         if (!s.src[i]) {
             goto out;
+        }
+        if (snap_id || snap_name || snap_id_or_name) {
+            int r;
+
+            if (snap_id_or_name) {
+                /* An ID first, else a name, as QEMU tries them. */
+                r = bdrv_snapshot_load_tmp(s.src[i], snap_id_or_name, NULL, &err);
+                if (r == -ENOENT) {
+                    error_free(err);
+                    err = NULL;
+                    r = bdrv_snapshot_load_tmp(s.src[i], NULL, snap_id_or_name, &err);
+                }
+            } else {
+                r = bdrv_snapshot_load_tmp(s.src[i], snap_id, snap_name, &err);
+            }
+            if (r < 0) {
+                error_report("Failed to load snapshot: %s", error_get_pretty(err));
+                error_free(err);
+                err = NULL;
+                goto out;
+            }
         }
         s.src_len[i] = bdrv_getlength(s.src[i]);
         if (s.src_len[i] < 0) {
@@ -2144,11 +2190,12 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
 {
     int64_t len = bdrv_getlength(bs);
     int64_t new_len = new_base ? bdrv_getlength(new_base) : 0;
+    int64_t old_len = bdrv_backing(bs) ? bdrv_getlength(bdrv_backing(bs)) : 0;
     g_autofree uint8_t *old_buf = g_malloc(IO_BUF_SIZE);
     g_autofree uint8_t *new_buf = g_malloc(IO_BUF_SIZE);
     int64_t offset = 0;
 
-    if (len < 0 || new_len < 0) {
+    if (len < 0 || new_len < 0 || old_len < 0) {
         error_setg(errp, "Could not get the image size");
         return -EIO;
     }
@@ -2198,8 +2245,15 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
             }
             for (pos = 0; pos < n;) {
                 int64_t u = MIN(n - pos, REBASE_UNIT - (offset + pos) % REBASE_UNIT);
+                /* Past the old backing file's end the overlay read zeroes. */
+                if (offset + pos < old_len) {
+                    u = MIN(u, old_len - offset - pos);
+                }
                 if (memcmp(old_buf + pos, new_buf + pos, u)) {
-                    ret = bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
+                    /* Those zeroes are kept as zeroes (zero clusters), as by QEMU. */
+                    ret = offset + pos >= old_len ?
+                        bdrv_pwrite_zeroes(bs, offset + pos, u, 0, errp) :
+                        bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
                     if (ret < 0) {
                         return ret;
                     }
@@ -3037,14 +3091,28 @@ static int img_snapshot(int argc, char **argv)
         break;
     case SNAPSHOT_APPLY:
     case SNAPSHOT_CREATE:
-    case SNAPSHOT_DELETE:
-        /* No format here has internal snapshots to change. */
-        error_report("Could not %s snapshot '%s': %s",
-                     action == SNAPSHOT_APPLY ? "apply" :
-                     action == SNAPSHOT_CREATE ? "create" : "delete",
-                     name, strerror(ENOTSUP));
-        bdrv_unref(bs);
-        return 1;
+    case SNAPSHOT_DELETE: {
+        Error *err = NULL;
+        int ret = action == SNAPSHOT_APPLY ? bdrv_snapshot_goto(bs, name, &err) :
+                  action == SNAPSHOT_CREATE ? bdrv_snapshot_create(bs, name, &err) :
+                  bdrv_snapshot_delete(bs, name, &err);
+
+        if (ret < 0) {
+            /* QEMU 7.2 words a failed create by its errno alone. */
+            if (action == SNAPSHOT_CREATE) {
+                error_report("Could not create snapshot '%s': %d (%s)", name, ret,
+                             strerror(-ret));
+            } else {
+                error_report("Could not %s snapshot '%s': %s",
+                             action == SNAPSHOT_APPLY ? "apply" : "delete", name,
+                             error_get_pretty(err));
+            }
+            error_free(err);
+            bdrv_unref(bs);
+            return 1;
+        }
+        break;
+    }
     }
     bdrv_unref(bs);
     return 0;

@@ -306,7 +306,8 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     if (old && (l1e & QCOW_OFLAG_COPIED)) {
         if (old & (s->cluster_size - 1)) {
             qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                    " is not cluster aligned", (uint64_t)old);
+                                    " unaligned (L1 index: %#" PRIx64 ")", (uint64_t)old,
+                                    l1_idx);
             return -EIO;
         }
         *l2_off = old;
@@ -385,7 +386,8 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     l2_off = s->l1_table[l1_idx] & L1E_OFFSET_MASK;
     if (l2_off & (s->cluster_size - 1)) {
         qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                " is not cluster aligned", (uint64_t)l2_off);
+                                " unaligned (L1 index: %#" PRIx64 ")", (uint64_t)l2_off,
+                                l1_idx);
         return -EIO;
     }
     ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
@@ -396,8 +398,9 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     type = qcow2_entry_type(s, *l2e);
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
         (*l2e & L2E_OFFSET_MASK & (s->cluster_size - 1))) {
-        qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
-                                " is not cluster aligned", *l2e & L2E_OFFSET_MASK);
+        qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
+                                " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
+                                *l2e & L2E_OFFSET_MASK, (uint64_t)l2_off, l2_idx);
         return -EIO;
     }
     if (type == QCOW2_CLUSTER_COMPRESSED) {
@@ -629,10 +632,62 @@ static int map_host_run(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_
                           s->cluster_size, errp);
 }
 
+static bool overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/*
+ * The metadata structure (QEMU's name for it) that guest data at host range
+ * [off, off+len) would overwrite, or NULL.  Only a damaged image (refcounts
+ * or L2 entries pointing at metadata) makes this happen.
+ */
+static const char *metadata_overlap(BlockDriverState *bs, int64_t off, int64_t len)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    if (s->no_overlap_check) {
+        return NULL;
+    }
+    if (overlap(off, len, 0, cs)) {
+        return "qcow2_header";
+    }
+    if (overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
+        return "active L1 table";
+    }
+    if (overlap(off, len, s->refcount_table_offset, (int64_t)s->refcount_table_clusters * cs)) {
+        return "refcount table";
+    }
+    if (s->nb_snapshots && overlap(off, len, s->snapshots_offset, cs)) {
+        return "snapshot table";
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+        if (l2 && overlap(off, len, l2, cs)) {
+            return "active L2 table";
+        }
+    }
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        int64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
+        if (rb && overlap(off, len, rb, cs)) {
+            return "refcount block";
+        }
+    }
+    return NULL;
+}
+
 static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
                       const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    const char *what = metadata_overlap(bs, host, bytes);
+
+    if (what) {
+        qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
+                                "with %s)", what);
+        return -EIO;
+    }
 
     bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
     if (!s->crypt_method) {
@@ -685,6 +740,15 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     host = qcow2_alloc_clusters(bs, k, errp);
     if (host < 0) {
         return host;
+    }
+    {
+        /* Only wrong refcounts hand out clusters that hold metadata. */
+        const char *what = metadata_overlap(bs, host, k * cs);
+        if (what) {
+            qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata "
+                                    "(overlaps with %s)", what);
+            return -EIO;
+        }
     }
     fresh = s->last_alloc_fresh;
 
@@ -752,6 +816,35 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     return 0;
 }
 
+/* A preallocated zero cluster used by this image alone, at an aligned offset. */
+static bool zero_alloc_own(BDRVQcow2State *s, uint64_t e)
+{
+    return qcow2_entry_type(s, e) == QCOW2_CLUSTER_ZERO_ALLOC && (e & QCOW_OFLAG_COPIED) &&
+           !(e & L2E_OFFSET_MASK & (s->cluster_size - 1));
+}
+
+/*
+ * Writes [guest, guest+len), inside one cluster, over the preallocated zero
+ * cluster @e: its host cluster is reused (as QEMU does), the rest of it
+ * zeroed, and only then the zero flag dropped.
+ */
+static int write_zero_alloc(BlockDriverState *bs, int64_t l2_off, int l2_idx, uint64_t e,
+                            int64_t guest, int64_t len, const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t host = e & L2E_OFFSET_MASK;
+    int64_t in_cluster = guest & (s->cluster_size - 1);
+    g_autofree uint8_t *c = g_malloc0(s->cluster_size);
+    int ret;
+
+    memcpy(c + in_cluster, buf, len);
+    ret = write_data(bs, host, guest - in_cluster, s->cluster_size, c, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return set_l2_entries(bs, l2_off, l2_idx, 1, host | QCOW_OFLAG_COPIED, 0, errp);
+}
+
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const uint8_t *buf, Error **errp)
 {
@@ -781,7 +874,8 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             int64_t l2_off = l1e & L1E_OFFSET_MASK;
             if (l2_off & (cs - 1)) {
                 qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
-                                        " is not cluster aligned", (uint64_t)l2_off);
+                                        " unaligned (L1 index: %#" PRIx64 ")",
+                                        (uint64_t)l2_off, l1_idx);
                 return -EIO;
             }
             ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
@@ -792,18 +886,32 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         } else {
             e0 = 0;
         }
+        if (t && zero_alloc_own(s, e0)) {
+            len = MIN(bytes, cs - in_cluster);
+            ret = write_zero_alloc(bs, l1e & L1E_OFFSET_MASK, l2_idx, e0, offset, len, buf,
+                                   errp);
+            if (ret < 0) {
+                return ret;
+            }
+            offset += len;
+            bytes -= len;
+            buf += len;
+            continue;
+        }
         inplace = t && qcow2_entry_type(s, e0) == QCOW2_CLUSTER_NORMAL &&
                   (e0 & QCOW_OFLAG_COPIED);
         if (inplace && (e0 & L2E_OFFSET_MASK & (cs - 1))) {
-            qcow2_signal_corruption(bs, errp, "data cluster offset %#" PRIx64
-                                    " is not cluster aligned", e0 & L2E_OFFSET_MASK);
+            qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
+                                    " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
+                                    e0 & L2E_OFFSET_MASK, (uint64_t)(l1e & L1E_OFFSET_MASK),
+                                    l2_idx);
             return -EIO;
         }
         for (run = 1; run < n; run++) {
             uint64_t e = t ? be64toh(t[l2_idx + run]) : 0;
             bool ip = t && qcow2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL &&
                       (e & QCOW_OFLAG_COPIED);
-            if (ip != inplace) {
+            if (ip != inplace || zero_alloc_own(s, e)) {
                 break;
             }
             if (inplace && (e & L2E_OFFSET_MASK) !=
@@ -917,20 +1025,55 @@ static bool cluster_reads_zero(BlockDriverState *bs, uint64_t e)
            (t == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs));
 }
 
+/* Whether [offset, offset + bytes) of the image reads as zeroes, cheaply known. */
+static bool range_known_zero(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    if (!bs->backing && bs->backing_file[0]) {
+        return false;   /* the backing file is not open: its content is unknown */
+    }
+    while (bytes > 0) {
+        int64_t pnum = 0;
+        int ret = bdrv_block_status_above(bs, NULL, offset, bytes, &pnum, NULL, NULL);
+
+        if (ret < 0 || !(ret & BDRV_BLOCK_ZERO) || pnum <= 0) {
+            return false;
+        }
+        offset += pnum;
+        bytes -= pnum;
+    }
+    return true;
+}
+
+int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          bool discard, bool may_unmap, Error **errp);
+
 /* Zeroes a range inside at most a few clusters by writing zeroes where needed. */
 static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
     while (bytes > 0) {
-        int64_t n = MIN(bytes, s->cluster_size - (offset & (s->cluster_size - 1)));
+        int64_t cstart = offset & ~(int64_t)(s->cluster_size - 1);
+        int64_t cend = MIN(cstart + s->cluster_size, s->size);
+        int64_t n = MIN(bytes, cend - offset);
         uint64_t e;
         int ret = qcow2_get_l2_entry(bs, offset, &e, errp);
 
         if (ret < 0) {
             return ret;
         }
-        if (!cluster_reads_zero(bs, e)) {
+        /*
+         * An unallocated cluster whose other bytes read as zeroes anyway
+         * becomes a zero cluster rather than allocating data (as in QEMU).
+         */
+        if (s->version >= 3 && qcow2_entry_type(s, e) == QCOW2_CLUSTER_UNALLOCATED &&
+            range_known_zero(bs, cstart, offset - cstart) &&
+            range_known_zero(bs, offset + n, cend - offset - n)) {
+            ret = qcow2_zero_or_discard(bs, cstart, cend - cstart, false, false, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        } else if (!cluster_reads_zero(bs, e)) {
             g_autofree uint8_t *z = g_malloc0(n);
             ret = qcow2_co_pwrite(bs, offset, n, z, errp);
             if (ret < 0) {
@@ -953,6 +1096,13 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t a_end = end == s->size ? QEMU_ALIGN_UP(end, cs) : QEMU_ALIGN_DOWN(end, cs);
     int ret;
 
+    if (discard && s->version < 3 && has_backing(bs)) {
+        /*
+         * Version 2 has no zero flag: dropping a cluster would expose the
+         * backing file's data, so a discard (a hint) keeps it as it is.
+         */
+        return 0;
+    }
     if (a_start >= a_end) {
         return discard ? 0 : zero_partial(bs, offset, bytes, errp);
     }
@@ -979,7 +1129,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t l2_off;
         uint64_t *t;
 
-        if (!(l1e & L1E_OFFSET_MASK) && (!has_backing(bs) || (discard && s->version < 3))) {
+        if (!(l1e & L1E_OFFSET_MASK) && !has_backing(bs) && (discard || s->version < 3)) {
             /* Nothing allocated under this whole L2 table: already reads right. */
             off = MIN(a_end, (int64_t)(l1_idx + 1) << (s->cluster_bits + s->l2_bits)) - cs;
             continue;
@@ -994,13 +1144,16 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         type = qcow2_entry_type(s, e);
         if (discard) {
-            if (type == QCOW2_CLUSTER_UNALLOCATED && (!has_backing(bs) || s->version < 3)) {
+            if (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs)) {
                 continue;
             }
-            ne = (has_backing(bs) && s->version >= 3) ? QCOW_OFLAG_ZERO : 0;
+            ne = has_backing(bs) ? QCOW_OFLAG_ZERO : 0;
         } else if (s->version >= 3) {
-            if (type == QCOW2_CLUSTER_ZERO_PLAIN ||
-                (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs))) {
+            /*
+             * Unallocated clusters get the zero flag too, with or without a
+             * backing file, so that the zeroes show in the map as in QEMU.
+             */
+            if (type == QCOW2_CLUSTER_ZERO_PLAIN) {
                 continue;
             }
             if (!may_unmap && (type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&

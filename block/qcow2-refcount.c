@@ -495,13 +495,16 @@ static void count_ref(CheckState *cs, int64_t offset, int64_t length, const char
     }
     first = offset >> s->cluster_bits;
     last = (offset + length - 1) >> s->cluster_bits;
+    (void)what;
+    if (last >= cs->nb_clusters) {
+        /* One error for the whole region (QEMU's words); none of it is counted. */
+        check_msg(cs, "ERROR: counting reference for region exceeding the end of the file by "
+                  "one cluster or more: offset %#" PRIx64 " size %#" PRIx64 "\n",
+                  (uint64_t)offset, (uint64_t)length);
+        cs->res->corruptions++;
+        return;
+    }
     for (int64_t c = first; c <= last; c++) {
-        if (c >= cs->nb_clusters) {
-            check_msg(cs, "ERROR %s at offset %#" PRIx64 " is beyond the end of the image file\n",
-                      what, (uint64_t)(c << s->cluster_bits));
-            cs->res->corruptions++;
-            continue;
-        }
         if (cs->refs[c] < UINT32_MAX) {
             cs->refs[c]++;
         }
@@ -795,6 +798,8 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     BDRVQcow2State *s = bs->opaque;
     CheckState cs = { .bs = bs, .res = res, .last_data_cluster = -1 };
     g_autofree SnapshotL1 *snaps = NULL;
+    g_autofree QEMUSnapshotInfo *sn_info = NULL;
+    g_autoptr(GArray) repairs = g_array_new(FALSE, FALSE, sizeof(int64_t));
     int64_t snap_table_len = 0;
     int64_t highest = 0;
     int ret;
@@ -840,13 +845,28 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         goto out;
     }
     if (s->nb_snapshots) {
-        if (qcow2_read_snapshots(bs, NULL, &snaps, &snap_table_len, errp) < 0) {
+        if (qcow2_read_snapshots(bs, &sn_info, &snaps, &snap_table_len, errp) < 0) {
             res->check_errors++;
             ret = -EIO;
             goto out;
         }
         count_ref(&cs, s->snapshots_offset, snap_table_len, "snapshot table");
         for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+            /* A bad table entry is reported once; its L1 table is not followed. */
+            if (snaps[i].l1_offset & (s->cluster_size - 1)) {
+                check_msg(&cs, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64 ": L1 table is not "
+                          "cluster aligned; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, (uint64_t)snaps[i].l1_offset);
+                res->corruptions++;
+                continue;
+            }
+            if ((uint64_t)snaps[i].l1_size > QCOW2_MAX_L1_BYTES / 8) {
+                check_msg(&cs, "ERROR snapshot %s (%s) l1_size=%#" PRIx32 ": L1 table is too "
+                          "large; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, snaps[i].l1_size);
+                res->corruptions++;
+                continue;
+            }
             ret = check_l1(&cs, snaps[i].l1_offset, snaps[i].l1_size, false, 0, errp);
             if (ret < 0) {
                 goto out;
@@ -916,18 +936,21 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 continue;
             }
             if (rc > want) {
-                bool repair = fix & BDRV_FIX_LEAKS;
-                check_msg(&cs, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-                          repair ? "Repairing" : "Leaked", c, rc, want);
+                /*
+                 * As QEMU does: every mismatch is first reported as found, and
+                 * the repairs follow, each reported again.
+                 */
+                check_msg(&cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                          PRIu64 "\n", c, rc, want);
                 res->leaks++;
-                if (repair) {
-                    ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1,
-                                                (int64_t)want - (int64_t)rc, errp);
-                    if (ret < 0) {
-                        goto out;
-                    }
-                    res->leaks_fixed++;
+                if (fix & BDRV_FIX_LEAKS) {
+                    g_array_append_val(repairs, c);
                 }
+            } else if (rc && (fix & BDRV_FIX_ERRORS)) {
+                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                          PRIu64 "\n", c, rc, want);
+                res->corruptions++;
+                g_array_append_val(repairs, c);
             } else {
                 bool repair = fix & BDRV_FIX_ERRORS;
                 check_msg(&cs, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
@@ -945,6 +968,28 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                     res->corruptions_fixed++;
                 }
             }
+        }
+    }
+    for (guint i = 0; i < repairs->len; i++) {
+        int64_t c = g_array_index(repairs, int64_t, i);
+        uint64_t rc, want = MIN(cs.refs[c], s->refcount_max);
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            goto out;
+        }
+        check_msg(&cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
+                  "\n", c, rc, (uint64_t)cs.refs[c]);
+        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1, (int64_t)want - (int64_t)rc,
+                                    errp);
+        if (ret < 0) {
+            goto out;
+        }
+        if (rc > want) {
+            res->leaks_fixed++;
+        } else {
+            res->corruptions_fixed++;
         }
     }
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);

@@ -67,14 +67,28 @@ void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    if (!bs->read_only && s->version >= 3 && !(s->incompat & QCOW2_INCOMPAT_CORRUPT) &&
-        !(bs->open_flags & BDRV_O_CHECK)) {
+    /*
+     * Reported once per open, on stderr without a program prefix, in
+     * QEMU 7.2's words; the failing request itself gets EIO, as in QEMU.
+     */
+    if (bs->open_flags & BDRV_O_CHECK) {
+        /* check reports problems in its own words. */
+    } else if (!bs->read_only) {
+        if (!s->corrupt_error_shown) {
+            fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
+                    "will be suppressed\n", msg);
+            s->corrupt_error_shown = true;
+        }
         /* Further writes could only make it worse: stop them until repaired. */
-        error_report("qcow2: Marking image '%s' as corrupt: %s; further corruption events "
-                     "will be suppressed", bs->filename, msg);
-        qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_CORRUPT, NULL);
+        if (s->version >= 3 && !(s->incompat & QCOW2_INCOMPAT_CORRUPT)) {
+            qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_CORRUPT, NULL);
+        }
+    } else if (!s->corrupt_error_shown) {
+        fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption events "
+                "will be suppressed\n", msg);
+        s->corrupt_error_shown = true;
     }
-    error_setg(errp, "qcow2 image '%s' is corrupt: %s", bs->filename, msg);
+    error_setg(errp, "%s", strerror(EIO));
 }
 
 int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
@@ -245,38 +259,39 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 }
 
 /* Names of set incompatible bits we cannot handle, from the image's own table. */
+/*
+ * Names the incompatible feature bits @bits we cannot handle: first those the
+ * image's own feature name table names (in table order), then those the spec
+ * names, then the rest as one hexadecimal mask.
+ */
 static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t table_len)
 {
     GString *s = g_string_new(NULL);
 
-    for (int b = 0; b < 64; b++) {
-        const char *name = NULL;
-        char buf[47];
+    /* A name is up to 46 bytes; an entry cut short by the extension end still counts. */
+    for (size_t i = 0; i < table_len; i += 48) {
+        char name[47] = "";
+        uint8_t type = table[i];
+        uint8_t bit = i + 1 < table_len ? table[i + 1] : 0;
 
-        if (!(bits & (1ULL << b))) {
+        if (i + 2 < table_len) {
+            memcpy(name, table + i + 2, MIN(46, table_len - i - 2));
+        }
+        if (type != 0 || bit >= 64 || !(bits & (1ULL << bit)) || !name[0]) {
             continue;
         }
-        for (size_t i = 0; i + 48 <= table_len; i += 48) {
-            if (table[i] == 0 && table[i + 1] == b) {
-                memcpy(buf, table + i + 2, 46);
-                buf[46] = '\0';
-                name = buf;
-                break;
-            }
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "", name);
+        bits &= ~(1ULL << bit);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
+        if (feature_names[i].type == 0 && (bits & (1ULL << feature_names[i].bit))) {
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", feature_names[i].name);
+            bits &= ~(1ULL << feature_names[i].bit);
         }
-        for (size_t i = 0; !name && i < ARRAY_SIZE(feature_names); i++) {
-            if (feature_names[i].type == 0 && feature_names[i].bit == b) {
-                name = feature_names[i].name;
-            }
-        }
-        if (s->len) {
-            g_string_append(s, ", ");
-        }
-        if (name) {
-            g_string_append(s, name);
-        } else {
-            g_string_append_printf(s, "unknown incompatible feature bit %d", b);
-        }
+    }
+    if (bits) {
+        g_string_append_printf(s, "%sUnknown incompatible feature: %" PRIx64,
+                               s->len ? ", " : "", bits);
     }
     return g_string_free(s, FALSE);
 }
@@ -287,9 +302,92 @@ static int prepare_write(BlockDriverState *bs, Error **errp);
 
 static const char *const ignored_runtime_opts[] = {
     "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
-    "overlap-check", "overlap-check.template", "cache-size", "l2-cache-size",
-    "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval",
+    "overlap-check.template", "cache-clean-interval",
 };
+
+/* A size option: a JSON number or a string with an optional suffix. */
+static int size_option(QDict *options, const char *key, int64_t *val, bool *set, Error **errp)
+{
+    const char *str = qdict_get_try_str(options, key);
+    uint64_t v;
+
+    *set = qdict_haskey(options, key);
+    if (!*set) {
+        return 0;
+    }
+    if (str) {
+        if (qemu_strtosz(str, NULL, &v) < 0 || v > INT64_MAX) {
+            error_setg(errp, "Parameter '%s' expects a size", key);
+            return -EINVAL;
+        }
+        *val = v;
+    } else {
+        *val = qdict_get_try_int(options, key, -1);
+        if (*val < 0) {
+            error_setg(errp, "Parameter '%s' expects a size", key);
+            return -EINVAL;
+        }
+    }
+    qdict_del(options, key);
+    return 0;
+}
+
+/*
+ * cache-size, l2-cache-size, refcount-cache-size (bytes of metadata cache,
+ * QEMU's options and rules) into the two caches' sizes; l2-cache-entry-size
+ * is checked as QEMU checks it (the cache keeps whole tables either way).
+ */
+static int cache_size_options(BlockDriverState *bs, QDict *options, int64_t *l2_bytes,
+                              int64_t *rb_bytes, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t total = 0, l2 = 0, rb = 0, entry = 0;
+    bool total_set, l2_set, rb_set, entry_set;
+
+    if (size_option(options, "cache-size", &total, &total_set, errp) < 0 ||
+        size_option(options, "l2-cache-size", &l2, &l2_set, errp) < 0 ||
+        size_option(options, "refcount-cache-size", &rb, &rb_set, errp) < 0 ||
+        size_option(options, "l2-cache-entry-size", &entry, &entry_set, errp) < 0) {
+        return -EINVAL;
+    }
+    if (entry_set && (entry < 512 || entry > s->cluster_size || (entry & (entry - 1)))) {
+        error_setg(errp, "L2 cache entry size must be a power of two between 512 and the "
+                   "cluster size (%d)", s->cluster_size);
+        return -EINVAL;
+    }
+    if (total_set) {
+        if (l2_set && rb_set) {
+            error_setg(errp, "cache-size, l2-cache-size and refcount-cache-size may not be "
+                       "set at the same time");
+            return -EINVAL;
+        }
+        if (l2_set && l2 > total) {
+            error_setg(errp, "l2-cache-size may not exceed cache-size");
+            return -EINVAL;
+        }
+        if (rb_set && rb > total) {
+            error_setg(errp, "refcount-cache-size may not exceed cache-size");
+            return -EINVAL;
+        }
+        if (l2_set) {
+            rb = total - l2;
+        } else if (rb_set) {
+            l2 = total - rb;
+        } else {
+            /* The L2 cache first, as much of it as is useful; the rest counts refcounts. */
+            l2 = MIN(total, *l2_bytes);
+            rb = total - l2;
+        }
+        l2_set = rb_set = true;
+    }
+    if (l2_set) {
+        *l2_bytes = l2;
+    }
+    if (rb_set) {
+        *rb_bytes = rb;
+    }
+    return 0;
+}
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -353,10 +451,12 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->autoclear = ldq_be_p(hdr + 88);
         s->refcount_order = ldl_be_p(hdr + 96);
         s->header_length = ldl_be_p(hdr + 100);
-        if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length % 8 ||
-            s->header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "Invalid header length %u",
-                       s->header_length);
+        if (s->header_length < QCOW2_V3_HEADER_LEN) {
+            error_setg(errp, "qcow2 header too short");
+            return -EINVAL;
+        }
+        if (s->header_length > (uint32_t)s->cluster_size) {
+            error_setg(errp, "qcow2 header exceeds cluster size");
             return -EINVAL;
         }
         if (s->header_length > file_len) {
@@ -373,8 +473,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 goto fail;
             }
         }
-        if (s->refcount_order > 6) {
-            error_setg(errp, "Invalid refcount order %u (at most 6)", (uint32_t)s->refcount_order);
+        /* Unsigned: a huge order must not turn negative and slip through. */
+        if ((uint32_t)s->refcount_order > 6) {
+            error_setg(errp, "Reference count entry width too large; may not exceed 64 bits");
             ret = -EINVAL;
             goto fail;
         }
@@ -398,33 +499,45 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->nb_snapshots = ldl_be_p(hdr + 60);
     s->snapshots_offset = ldq_be_p(hdr + 64);
 
-    /* Header extensions: between the header and the backing name or cluster end. */
-    ext_start = s->header_length;
-    ext_end = MIN(file_len, (int64_t)s->cluster_size);
-    if (backing_off && backing_off > (uint64_t)ext_start && backing_off < (uint64_t)ext_end) {
-        ext_end = backing_off;
+    /*
+     * The backing file name lives in the first cluster, after the header
+     * extensions; so the extensions end where it starts, or at the cluster end.
+     */
+    if (backing_off > (uint64_t)s->cluster_size) {
+        error_setg(errp, "Invalid backing file offset");
+        ret = -EINVAL;
+        goto fail;
     }
+    ext_start = s->header_length;
+    ext_end = backing_off ? (int64_t)backing_off : s->cluster_size;
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
     if (ext_end > ext_start) {
         int64_t off = 0, len = ext_end - ext_start;
-        ext = g_malloc(len);
-        ret = bdrv_pread(bs->file, ext_start, len, ext, 0, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-        while (off + 8 <= len) {
-            uint32_t magic = ldl_be_p(ext + off);
-            uint32_t elen = ldl_be_p(ext + off + 4);
-            const uint8_t *data = ext + off + 8;
+        int64_t avail = MAX(0, MIN(file_len, ext_end) - ext_start);
 
-            if (magic == QCOW2_EXT_END) {
-                break;
+        /* Bytes past the end of the file read as zeros (an end marker). */
+        ext = g_malloc0(len);
+        if (avail > 0) {
+            ret = bdrv_pread(bs->file, ext_start, avail, ext, 0, errp);
+            if (ret < 0) {
+                goto fail;
             }
-            if (elen > len - off - 8) {
-                error_setg(errp, "Header extension 0x%08x (%u bytes) "
-                           "extends beyond the end of the header area", magic, elen);
+        }
+        while (off < len) {
+            uint32_t magic, elen;
+            const uint8_t *data;
+
+            /* Neither the extension header nor its data may cross ext_end. */
+            if (len - off < 8 || ldl_be_p(ext + off + 4) > len - off - 8) {
+                error_setg(errp, "Header extension too large");
                 ret = -EINVAL;
                 goto fail;
+            }
+            magic = ldl_be_p(ext + off);
+            elen = ldl_be_p(ext + off + 4);
+            data = ext + off + 8;
+            if (magic == QCOW2_EXT_END) {
+                break;
             }
             switch (magic) {
             case QCOW2_EXT_BACKING_FORMAT:
@@ -488,22 +601,20 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
 
     /* Active L1 table */
     if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        error_setg(errp, "Active L1 table too large (%u entries)",
-                   s->l1_size);
+        error_setg(errp, "Active L1 table too large");
         ret = -EFBIG;
         goto fail;
     }
     l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
     if (s->l1_size < l1_needed) {
-        error_setg(errp, "L1 table is too small (%u entries for a "
-                   "virtual size needing %" PRIu64 ")", s->l1_size, l1_needed);
+        error_setg(errp, "L1 table is too small");
         ret = -EINVAL;
         goto fail;
     }
     if (s->l1_size) {
-        if (s->l1_table_offset & (s->cluster_size - 1)) {
-            error_setg(errp, "L1 table offset %#" PRIx64
-                       " is not cluster aligned", (uint64_t)s->l1_table_offset);
+        if ((s->l1_table_offset & (s->cluster_size - 1)) ||
+            (uint64_t)s->l1_table_offset > INT64_MAX - (uint64_t)s->l1_size * 8) {
+            error_setg(errp, "Active L1 table offset invalid");
             ret = -EINVAL;
             goto fail;
         }
@@ -524,13 +635,14 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
-        error_setg(errp, "Reference count table too large (%u clusters)", s->refcount_table_clusters);
+        error_setg(errp, "Reference count table too large");
         ret = -EFBIG;
         goto fail;
     }
-    if (s->refcount_table_offset & (s->cluster_size - 1)) {
-        error_setg(errp, "Reference count table offset %#" PRIx64
-                   " is not cluster aligned", (uint64_t)s->refcount_table_offset);
+    if ((s->refcount_table_offset & (s->cluster_size - 1)) ||
+        (uint64_t)s->refcount_table_offset >
+        INT64_MAX - (uint64_t)s->refcount_table_clusters * s->cluster_size) {
+        error_setg(errp, "Reference count table offset invalid");
         ret = -EINVAL;
         goto fail;
     }
@@ -545,16 +657,18 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     /* Snapshot table */
     if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Too many snapshots (%u)", s->nb_snapshots);
+        error_setg(errp, "Snapshot table too large");
         ret = -EFBIG;
         goto fail;
     }
-    if (s->nb_snapshots && ((s->snapshots_offset & (s->cluster_size - 1)) ||
-                            (uint64_t)s->snapshots_offset >= (uint64_t)file_len)) {
-        error_setg(errp, "Invalid snapshot table offset %#" PRIx64, (uint64_t)s->snapshots_offset);
+    if ((s->snapshots_offset & (s->cluster_size - 1)) ||
+        (uint64_t)s->snapshots_offset >
+        INT64_MAX - (uint64_t)s->nb_snapshots * QCOW2_SNAPSHOT_MIN_ENTRY) {
+        error_setg(errp, "Snapshot table offset invalid");
         ret = -EINVAL;
         goto fail;
     }
+    /* A table beyond the end of the file is reported when the table is read. */
     /* Overlapping metadata */
     {
         uint64_t l1len = (uint64_t)s->l1_size * 8;
@@ -582,8 +696,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Backing file name */
     if (backing_off) {
         if (backing_len > QCOW2_MAX_BACKING_NAME) {
-            error_setg(errp, "Backing file name too long (%u bytes, "
-                       "at most %d)", backing_len, QCOW2_MAX_BACKING_NAME);
+            error_setg(errp, "Backing file name too long");
             ret = -EINVAL;
             goto fail;
         }
@@ -623,16 +736,37 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (ret < 0) {
         goto fail;
     }
-    s->l2_cache = qcow2_cache_new(CLAMP((int64_t)s->l1_size, 4,
-                                        MAX(4, (int64_t)(8 * MiB) >> s->cluster_bits)),
-                                  s->cluster_size);
-    s->rb_cache = qcow2_cache_new(CLAMP((int64_t)s->refcount_table_size, 4,
-                                        MAX(4, (int64_t)(1 * MiB) >> s->cluster_bits)),
-                                  s->cluster_size);
+    {
+        /* Default: enough L2 tables to map the whole image, up to 8 MiB. */
+        int64_t l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB);
+        int64_t rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB);
+
+        ret = cache_size_options(bs, options, &l2_bytes, &rb_bytes, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+        /* At least a few tables each: a write may need several at once. */
+        s->l2_cache = qcow2_cache_new(MAX(4, l2_bytes >> s->cluster_bits), s->cluster_size);
+        s->rb_cache = qcow2_cache_new(MAX(4, rb_bytes >> s->cluster_bits), s->cluster_size);
+    }
     s->l2_cache->depends = s->rb_cache;
     s->file_end = file_len;
 
     /* Options */
+    {
+        /* Which metadata guest writes are checked against: none, or what we track. */
+        const char *oc = qdict_get_try_str(options, "overlap-check");
+
+        if (oc && strcmp(oc, "none") && strcmp(oc, "constant") && strcmp(oc, "cached") &&
+            strcmp(oc, "all")) {
+            error_setg(errp, "Unsupported value '%s' for qcow2 option 'overlap-check'. "
+                       "Allowed are any of the following: none, constant, cached, all", oc);
+            ret = -EINVAL;
+            goto fail;
+        }
+        s->no_overlap_check = oc && !strcmp(oc, "none");
+        qdict_del(options, "overlap-check");
+    }
     for (size_t i = 0; i < ARRAY_SIZE(ignored_runtime_opts); i++) {
         qdict_del(options, ignored_runtime_opts[i]);
     }
@@ -670,8 +804,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
-            error_setg(errp, "qcow2 image is corrupt and cannot be "
-                       "opened read/write; repair it with 'qemu-img check -r all'");
+            /* 'qemu-img check -r all' repairs it (it opens with BDRV_O_CHECK). */
+            error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
             ret = -EACCES;
             goto fail;
         }
@@ -1033,6 +1167,42 @@ static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
     return qcow2_pwrite(bs, offset, bytes, buf, 0, errp);
 }
 
+/* Snapshots move metadata only: no key is needed, but the image must be sound. */
+static int snapshot_writable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
+        error_setg(errp, "qcow2 image '%s' is marked corrupt; repair it with "
+                   "'qemu-img check -r all' before writing", bs->filename);
+        return -EIO;
+    }
+    ret = prepare_write(bs, errp);
+    return ret < 0 ? ret : 0;
+}
+
+static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, errp);
+}
+
+static int qcow2_snapshot_goto_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_goto(bs, name, errp);
+}
+
+static int qcow2_snapshot_delete_drv(BlockDriverState *bs, const char *name, Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_delete(bs, name, errp);
+}
+
 static int64_t qcow2_getlength(BlockDriverState *bs)
 {
     return ((BDRVQcow2State *)bs->opaque)->size;
@@ -1059,8 +1229,9 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;
     }
-    if (s->nb_snapshots) {
-        error_setg(errp, "Can't resize an image which has snapshots");
+    if (s->nb_snapshots && s->version < 3) {
+        /* Version 2 snapshot entries cannot record the size they had. */
+        error_setg(errp, "Can't resize a v2 image which has snapshots");
         return -ENOTSUP;
     }
     if (prealloc != PREALLOC_MODE_OFF) {
@@ -1372,8 +1543,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         return -ENOTSUP;
     }
     if (new_version < s->version && s->nb_snapshots) {
-        error_setg(errp, "Cannot downgrade an image with internal snapshots");
-        return -ENOTSUP;
+        ret = qcow2_snapshot_table_for_version(bs, new_version,
+                                               have_size ? (int64_t)new_size : s->size,
+                                               true, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (luks_amend) {
         ret = qcow2_luks_amend(bs, opts, errp);
@@ -1386,6 +1561,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         return ret;
     }
     if (new_version > s->version) {
+        /* Version 3 snapshot entries carry their disk size: the current one. */
+        ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
+        if (ret < 0) {
+            return ret;
+        }
         s->version = 3;
         s->header_length = QCOW2_V3_HEADER_LEN_FULL;
         s->compression_type = 0;
@@ -1412,7 +1592,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
     }
     if (new_version < s->version) {
+        /* Resized first: a version 2 image with snapshots cannot be. */
+        if (have_size && new_size != (uint64_t)s->size) {
+            ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
         ret = qcow2_expand_zero_clusters(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_snapshot_expand_zero(bs, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1812,6 +2003,10 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_snapshot_list = qcow2_snapshot_list,
+    .bdrv_snapshot_create = qcow2_snapshot_create_drv,
+    .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,
+    .bdrv_snapshot_delete = qcow2_snapshot_delete_drv,
+    .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,
 };

@@ -28,6 +28,8 @@
 #define QCOW2_MAX_L1_BYTES (32 * MiB)
 #define QCOW2_MAX_REFTABLE_BYTES (8 * MiB)
 #define QCOW2_MAX_SNAPSHOTS 65536
+/* The fixed part of a snapshot table entry, before its extra data, ID and name. */
+#define QCOW2_SNAPSHOT_MIN_ENTRY 40
 #define QCOW2_MAX_BACKING_NAME 1023
 
 /* Incompatible feature bits */
@@ -146,6 +148,7 @@ typedef struct BDRVQcow2State {
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
+    bool no_overlap_check;      /* overlap-check=none */
 
     /* crypt_method 2: the open LUKS container and where its header lives */
     QCryptoBlock *luks;
@@ -207,6 +210,16 @@ bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_preallocate(BlockDriverState *bs, Error **errp);
 int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
+
+/* qcow2-snapshot.c: internal snapshots ("name" matches an ID, else a name) */
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
+int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
+int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
+int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp);
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            Error **errp);
+int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t new_size,
+                                     bool dry_run, Error **errp);
 
 /* qcow2-refcount.c */
 int qcow2_refcount_init(BlockDriverState *bs, Error **errp);

@@ -214,6 +214,13 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+/* Internal snapshots: -ENOTSUP (with an error) where the format has none. */
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
+/* A read-only image reads as a snapshot until closed; NULL @id or @name matches any. */
+int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                           Error **errp);
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
 

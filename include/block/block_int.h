@@ -162,6 +162,13 @@ typedef struct BlockDriver {
                                     const char *backing_fmt, Error **errp);
     int (*bdrv_make_empty)(BlockDriverState *bs, Error **errp);
     int (*bdrv_snapshot_list)(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+    /* Internal snapshots; @name is an ID or a name (for create, the name). */
+    int (*bdrv_snapshot_create)(BlockDriverState *bs, const char *name, Error **errp);
+    int (*bdrv_snapshot_goto)(BlockDriverState *bs, const char *name, Error **errp);
+    int (*bdrv_snapshot_delete)(BlockDriverState *bs, const char *name, Error **errp);
+    /* Read-only images: read as the snapshot until closed (@id, @name may be NULL). */
+    int (*bdrv_snapshot_load_tmp)(BlockDriverState *bs, const char *id, const char *name,
+                                  Error **errp);
 
     /* Checks @password and, when right, keeps the key: sets bs->has_key. */
     int (*bdrv_set_key)(BlockDriverState *bs, const char *password, Error **errp);

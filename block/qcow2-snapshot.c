@@ -1,0 +1,780 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qcow2 internal snapshots: creating, applying and deleting entries of the
+ * snapshot table (QEMU's docs/interop/qcow2.txt, "Snapshots").
+ *
+ * Reference counts follow the format's convention, which 'check' verifies:
+ * every L1 table (the active one and each snapshot's) counts once for each
+ * L2 table it points to and once for each cluster those L2 tables map, so a
+ * snapshot adds one to all of them and deleting it takes that one away.
+ * QCOW_OFLAG_COPIED in the active tables then says "refcount is exactly 1",
+ * which is what tells the write path to copy a shared cluster first.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <glib.h>
+#include "qcow2.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+
+/* What a snapshot entry needs beyond its fixed part: vm state size, disk size, icount. */
+#define SNAPSHOT_EXTRA_LEN 24
+
+/*
+ * Adds @addend (+1 or -1) to the refcounts of [off, off+len); clusters that
+ * become free are forgotten by the caches, which may hold them as tables.
+ */
+static int add_ref(BlockDriverState *bs, int64_t off, int64_t len, int64_t addend,
+                   Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_update_refcount(bs, off, len, addend, errp);
+
+    if (ret < 0 || addend > 0) {
+        return ret;
+    }
+    for (int64_t c = off >> s->cluster_bits; c <= (off + len - 1) >> s->cluster_bits; c++) {
+        uint64_t rc;
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc == 0) {
+            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            if ((s->free_byte_offset >> s->cluster_bits) == c) {
+                s->free_byte_offset = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Adds @addend to the refcount of every L2 table of the L1 table @l1 (in
+ * host byte order) and of every cluster those tables map.
+ */
+static int l1_refcounts(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_size,
+                        int64_t addend, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    for (uint32_t i = 0; i < l1_size; i++) {
+        int64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+        uint64_t *t;
+
+        if (!l2_off) {
+            continue;
+        }
+        if (l2_off & (s->cluster_size - 1)) {
+            qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
+                                    " is not cluster aligned", (uint64_t)l2_off);
+            return -EIO;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e;
+            int64_t off = 0, len = 0;
+
+            ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            e = be64toh(t[j]);
+            switch (qcow2_entry_type(s, e)) {
+            case QCOW2_CLUSTER_NORMAL:
+            case QCOW2_CLUSTER_ZERO_ALLOC:
+                off = e & L2E_OFFSET_MASK;
+                len = s->cluster_size;
+                break;
+            case QCOW2_CLUSTER_COMPRESSED:
+                qcow2_compressed_span(s, e, &off, &len);
+                break;
+            default:
+                break;
+            }
+            if (len) {
+                ret = add_ref(bs, off, len, addend, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+        }
+        ret = add_ref(bs, l2_off, s->cluster_size, addend, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+static bool refcount_is_one(BlockDriverState *bs, int64_t off, Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t rc = 0;
+
+    *err = qcow2_get_refcount(bs, off >> s->cluster_bits, &rc, errp);
+    return rc == 1;
+}
+
+/* Sets QCOW_OFLAG_COPIED in the active L1 and L2 tables exactly where the refcount is 1. */
+static int fix_copied_flags(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = 0;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
+        uint64_t *t;
+
+        if (!l2_off) {
+            continue;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e, ne;
+            Qcow2ClusterType type;
+
+            ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            e = be64toh(t[j]);
+            type = qcow2_entry_type(s, e);
+            if (type != QCOW2_CLUSTER_NORMAL && type != QCOW2_CLUSTER_ZERO_ALLOC) {
+                continue;
+            }
+            ne = e & ~QCOW_OFLAG_COPIED;
+            if (refcount_is_one(bs, e & L2E_OFFSET_MASK, errp, &ret)) {
+                ne |= QCOW_OFLAG_COPIED;
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            if (ne != e) {
+                /* The refcount lookup may have evicted the table: get it again. */
+                ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                t[j] = htobe64(ne);
+                qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+            }
+        }
+        s->l1_table[i] &= ~QCOW_OFLAG_COPIED;
+        if (refcount_is_one(bs, l2_off, errp, &ret)) {
+            s->l1_table[i] |= QCOW_OFLAG_COPIED;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Writes @n entries of @l1 (host byte order) at @off. */
+static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint32_t n,
+                    Error **errp)
+{
+    g_autofree uint64_t *be = g_new(uint64_t, MAX(n, 1));
+
+    if (!n) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        be[i] = htobe64(l1[i]);
+    }
+    return bdrv_pwrite(bs->file, off, (int64_t)n * 8, be, 0, errp);
+}
+
+/* The entries of the snapshot table, each as its bytes on disk (padding included). */
+static int read_table(BlockDriverState *bs, GPtrArray **entries, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *raw = NULL;
+    int64_t len = 0, pos = 0;
+    int ret;
+
+    *entries = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = qcow2_read_snapshots(bs, NULL, NULL, &len, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    raw = g_malloc(len);
+    ret = bdrv_pread(bs->file, s->snapshots_offset, len, raw, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        /* Lengths were validated by qcow2_read_snapshots(). */
+        int64_t n = QCOW2_SNAPSHOT_MIN_ENTRY + ldl_be_p(raw + pos + 36) +
+                    ldw_be_p(raw + pos + 12) + ldw_be_p(raw + pos + 14);
+
+        n = MIN(QEMU_ALIGN_UP(n, 8), len - pos);
+        g_ptr_array_add(*entries, g_bytes_new(raw + pos, n));
+        pos += n;
+    }
+    return 0;
+}
+
+/* Writes @entries as the new snapshot table and frees the old one. */
+static int write_table(BlockDriverState *bs, GPtrArray *entries, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t old_off = s->snapshots_offset, old_len = 0, len = 0, off = 0;
+    uint32_t old_nb = s->nb_snapshots;
+    g_autofree uint8_t *buf = NULL;
+    int ret;
+
+    if (old_nb) {
+        ret = qcow2_read_snapshots(bs, NULL, NULL, &old_len, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        len += g_bytes_get_size(entries->pdata[i]);
+    }
+    if (len) {
+        int64_t pos = 0;
+
+        buf = g_malloc0(len);
+        for (guint i = 0; i < entries->len; i++) {
+            gsize n;
+            const void *d = g_bytes_get_data(entries->pdata[i], &n);
+            memcpy(buf + pos, d, n);
+            pos += n;
+        }
+        off = qcow2_alloc_clusters(bs, DIV_ROUND_UP(len, s->cluster_size), errp);
+        if (off < 0) {
+            return off;
+        }
+        ret = bdrv_pwrite(bs->file, off, len, buf, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        /* The refcounts of the new table reach the disk before the header points at it. */
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->snapshots_offset = off;
+    s->nb_snapshots = entries->len;
+    ret = qcow2_update_header(bs, errp);
+    if (ret < 0) {
+        s->snapshots_offset = old_off;
+        s->nb_snapshots = old_nb;
+        return ret;
+    }
+    if (old_nb && old_len) {
+        qcow2_free_clusters(bs, old_off, old_len);
+    }
+    return 0;
+}
+
+/* Index of the snapshot whose ID or else name is @name, or -1. */
+static int find_snapshot(QEMUSnapshotInfo *sn, int nb, const char *name)
+{
+    for (int i = 0; i < nb; i++) {
+        if (!strcmp(sn[i].id_str, name)) {
+            return i;
+        }
+    }
+    for (int i = 0; i < nb; i++) {
+        if (!strcmp(sn[i].name, name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t **table,
+                            Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if ((uint64_t)l1->l1_size > QCOW2_MAX_L1_BYTES / 8) {
+        error_setg(errp, "Snapshot L1 table too large");
+        return -EFBIG;
+    }
+    if ((l1->l1_offset & (s->cluster_size - 1)) ||
+        (uint64_t)l1->l1_offset > INT64_MAX - (uint64_t)l1->l1_size * 8) {
+        error_setg(errp, "Snapshot L1 table offset invalid");
+        return -EINVAL;
+    }
+    *table = g_new0(uint64_t, MAX(l1->l1_size, 1));
+    if (l1->l1_size) {
+        ret = bdrv_pread(bs->file, l1->l1_offset, (int64_t)l1->l1_size * 8, *table, 0, errp);
+        if (ret < 0) {
+            g_free(*table);
+            *table = NULL;
+            return ret;
+        }
+    }
+    for (uint32_t i = 0; i < l1->l1_size; i++) {
+        (*table)[i] = be64toh((*table)[i]);
+    }
+    return 0;
+}
+
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    g_autofree uint8_t *e = NULL;
+    char id[24];
+    uint64_t max_id = 0;
+    size_t name_len = strlen(name), id_len, elen;
+    int64_t l1_off = 0;
+    struct timespec now;
+    int ret;
+
+    if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
+        error_setg(errp, "Snapshot table too large");
+        return -EFBIG;
+    }
+    if (name_len > 65535) {
+        error_setg(errp, "Snapshot name too long");
+        return -EINVAL;
+    }
+    if (s->nb_snapshots) {
+        ret = qcow2_read_snapshots(bs, &sn, NULL, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+            max_id = MAX(max_id, g_ascii_strtoull(sn[i].id_str, NULL, 10));
+        }
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* A copy of the active L1 table. */
+    if (s->l1_size) {
+        g_autofree uint64_t *copy = g_memdup2(s->l1_table, (gsize)s->l1_size * 8);
+
+        for (uint32_t i = 0; i < s->l1_size; i++) {
+            copy[i] &= ~QCOW_OFLAG_COPIED;
+        }
+        l1_off = qcow2_alloc_clusters(bs, DIV_ROUND_UP((int64_t)s->l1_size * 8,
+                                                       s->cluster_size), errp);
+        if (l1_off < 0) {
+            return l1_off;
+        }
+        ret = write_l1(bs, l1_off, copy, s->l1_size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = l1_refcounts(bs, s->l1_table, s->l1_size, 1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = fix_copied_flags(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* The new table entry. */
+    snprintf(id, sizeof(id), "%" PRIu64, max_id + 1);
+    id_len = strlen(id);
+    elen = QEMU_ALIGN_UP(QCOW2_SNAPSHOT_MIN_ENTRY + SNAPSHOT_EXTRA_LEN + id_len + name_len, 8);
+    e = g_malloc0(elen);
+    clock_gettime(CLOCK_REALTIME, &now);
+    stq_be_p(e, l1_off);
+    stl_be_p(e + 8, s->l1_size);
+    stw_be_p(e + 12, id_len);
+    stw_be_p(e + 14, name_len);
+    stl_be_p(e + 16, now.tv_sec);
+    stl_be_p(e + 20, now.tv_nsec);
+    /* vm_clock_nsec and vm_state_size stay 0: no VM state is saved. */
+    stl_be_p(e + 36, SNAPSHOT_EXTRA_LEN);
+    stq_be_p(e + 48, s->size);          /* disk size; icount (e + 56) is 0 */
+    memcpy(e + 40 + SNAPSHOT_EXTRA_LEN, id, id_len);
+    memcpy(e + 40 + SNAPSHOT_EXTRA_LEN + id_len, name, name_len);
+    g_ptr_array_add(entries, g_bytes_new(e, elen));
+
+    ret = write_table(bs, entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    g_autofree SnapshotL1 *l1s = NULL;
+    g_autofree uint64_t *snap_l1 = NULL;
+    g_autofree uint64_t *old_l1 = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    uint32_t old_size;
+    int64_t disk_size = s->size;
+    Error *local_err = NULL;
+    int idx, ret;
+
+    if (s->nb_snapshots) {
+        ret = qcow2_read_snapshots(bs, &sn, &l1s, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    idx = s->nb_snapshots ? find_snapshot(sn, s->nb_snapshots, name) : -1;
+    if (idx < 0) {
+        error_setg(errp, "Failed to load snapshot: %s", strerror(ENOENT));
+        return -ENOENT;
+    }
+    ret = read_snapshot_l1(bs, &l1s[idx], &snap_l1, &local_err);
+    if (ret < 0) {
+        /* QEMU 7.2 reports the cause on a line of its own. */
+        error_report_err(local_err);
+        error_setg(errp, "Failed to load snapshot: %s", strerror(-ret));
+        return ret;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    {
+        gsize n;
+        const uint8_t *d = g_bytes_get_data(entries->pdata[idx], &n);
+
+        /* Version 3 entries record the disk size at snapshot time. */
+        if (ldl_be_p(d + 36) >= 16) {
+            disk_size = ldq_be_p(d + 48);
+        }
+    }
+    if (l1s[idx].l1_size > s->l1_size) {
+        ret = qcow2_grow_l1(bs, l1s[idx].l1_size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* Take the new references first, so that shared clusters never reach 0. */
+    ret = l1_refcounts(bs, snap_l1, l1s[idx].l1_size, 1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    old_l1 = g_memdup2(s->l1_table, (gsize)MAX(s->l1_size, 1) * 8);
+    old_size = s->l1_size;
+    memset(s->l1_table, 0, (size_t)s->l1_size * 8);
+    memcpy(s->l1_table, snap_l1, (size_t)l1s[idx].l1_size * 8);
+    ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = l1_refcounts(bs, old_l1, old_size, -1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t i = 0; i < old_size; i++) {
+        if (old_l1[i] & L1E_OFFSET_MASK) {
+            qcow2_cache_discard(s->l2_cache, old_l1[i] & L1E_OFFSET_MASK);
+        }
+    }
+    ret = fix_copied_flags(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (disk_size != s->size) {
+        s->size = disk_size;
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    g_autofree SnapshotL1 *l1s = NULL;
+    g_autofree uint64_t *snap_l1 = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    SnapshotL1 l1;
+    int idx, ret;
+
+    if (s->nb_snapshots) {
+        ret = qcow2_read_snapshots(bs, &sn, &l1s, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    idx = s->nb_snapshots ? find_snapshot(sn, s->nb_snapshots, name) : -1;
+    if (idx < 0) {
+        error_setg(errp, "snapshot not found");
+        return -ENOENT;
+    }
+    l1 = l1s[idx];
+    ret = read_snapshot_l1(bs, &l1, &snap_l1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* First the table without the entry, so that nothing points at what is freed. */
+    g_ptr_array_remove_index(entries, idx);
+    ret = write_table(bs, entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = l1_refcounts(bs, snap_l1, l1.l1_size, -1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (l1.l1_size) {
+        qcow2_free_clusters(bs, l1.l1_offset, (int64_t)l1.l1_size * 8);
+    }
+    ret = fix_copied_flags(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+/*
+ * For compat=0.10, which has no zero flag: zero clusters in the snapshots'
+ * L2 tables become unallocated (no backing file), or clusters of zeroes.
+ */
+int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree SnapshotL1 *l1s = NULL;
+    bool backing = bs->backing || bs->backing_file[0];
+    int ret;
+
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = qcow2_read_snapshots(bs, NULL, &l1s, NULL, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t n = 0; n < s->nb_snapshots; n++) {
+        g_autofree uint64_t *l1 = NULL;
+
+        ret = read_snapshot_l1(bs, &l1s[n], &l1, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < l1s[n].l1_size; i++) {
+            int64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+            uint64_t l2_rc = 1;
+
+            if (!l2_off) {
+                continue;
+            }
+            ret = qcow2_get_refcount(bs, l2_off >> s->cluster_bits, &l2_rc, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            for (int j = 0; j < s->l2_size; j++) {
+                uint64_t *t, e, ne;
+                int64_t host;
+
+                ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                e = be64toh(t[j]);
+                switch (qcow2_entry_type(s, e)) {
+                case QCOW2_CLUSTER_ZERO_PLAIN:
+                    if (!backing) {
+                        ne = 0;
+                        break;
+                    }
+                    /* Every L1 table reaching this L2 table counts the new cluster. */
+                    host = qcow2_alloc_clusters(bs, 1, errp);
+                    if (host < 0) {
+                        return host;
+                    }
+                    if (l2_rc > 1) {
+                        ret = qcow2_update_refcount(bs, host, 1, l2_rc - 1, errp);
+                        if (ret < 0) {
+                            return ret;
+                        }
+                    }
+                    ret = bdrv_pwrite_zeroes(bs->file, host, s->cluster_size, 0, errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    ne = host;
+                    break;
+                case QCOW2_CLUSTER_ZERO_ALLOC:
+                    ret = bdrv_pwrite_zeroes(bs->file, e & L2E_OFFSET_MASK, s->cluster_size, 0,
+                                             errp);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    ne = e & ~QCOW_OFLAG_ZERO;
+                    break;
+                default:
+                    continue;
+                }
+                ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                t[j] = htobe64(ne);
+                qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+            }
+        }
+    }
+    return qcow2_flush_caches(bs, errp);
+}
+
+/*
+ * Rewrites the snapshot table for version @version: version 3 entries need
+ * at least 16 bytes of extra data (VM state size, disk size); a version 2
+ * image cannot record a snapshot's disk size, so downgrading needs every
+ * snapshot to have the size @new_size the image will have.
+ */
+int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t new_size,
+                                     bool dry_run, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) entries = NULL;
+    bool changed = false;
+    int ret;
+
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        gsize n;
+        const uint8_t *d = g_bytes_get_data(entries->pdata[i], &n);
+        uint32_t extra = ldl_be_p(d + 36);
+
+        if (version < 3) {
+            if (extra >= 16 && (int64_t)ldq_be_p(d + 48) != new_size) {
+                error_setg(errp, "Internal snapshots prevent downgrade of image");
+                return -ENOTSUP;
+            }
+        } else if (extra < 16) {
+            uint32_t id_len = ldw_be_p(d + 12), name_len = ldw_be_p(d + 14);
+            size_t len = QEMU_ALIGN_UP(QCOW2_SNAPSHOT_MIN_ENTRY + 16 + id_len + name_len, 8);
+            g_autofree uint8_t *e = g_malloc0(len);
+
+            memcpy(e, d, QCOW2_SNAPSHOT_MIN_ENTRY);
+            stl_be_p(e + 36, 16);
+            stq_be_p(e + 40, ldl_be_p(d + 32));     /* the VM state size, 64 bits wide */
+            stq_be_p(e + 48, new_size);             /* v2 kept none: the current size */
+            memcpy(e + 56, d + QCOW2_SNAPSHOT_MIN_ENTRY + extra, id_len + name_len);
+            g_bytes_unref(entries->pdata[i]);
+            entries->pdata[i] = g_bytes_new(e, len);
+            changed = true;
+        }
+    }
+    if (dry_run || !changed) {
+        return 0;
+    }
+    return write_table(bs, entries, errp);
+}
+
+/*
+ * Makes the image read as snapshot @id and/or @name (whichever are given;
+ * only one given: an ID, else a name) until it is closed: the active L1
+ * table is replaced in memory only, so the image must be read-only.
+ */
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    g_autofree SnapshotL1 *l1s = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    uint64_t *l1 = NULL;
+    int idx = -1, ret;
+
+    if (!bs->read_only) {
+        error_setg(errp, "Device is not readonly");
+        return -EINVAL;
+    }
+    if (s->nb_snapshots) {
+        ret = qcow2_read_snapshots(bs, &sn, &l1s, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < s->nb_snapshots && idx < 0; i++) {
+            if ((!id || !strcmp(sn[i].id_str, id)) && (!name || !strcmp(sn[i].name, name))) {
+                idx = i;
+            }
+        }
+    }
+    if (idx < 0) {
+        error_setg(errp, "Can't find snapshot");
+        return -ENOENT;
+    }
+    ret = read_snapshot_l1(bs, &l1s[idx], &l1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        g_free(l1);
+        return ret;
+    }
+    {
+        gsize n;
+        const uint8_t *d = g_bytes_get_data(entries->pdata[idx], &n);
+
+        if (ldl_be_p(d + 36) >= 16) {
+            s->size = ldq_be_p(d + 48);
+        }
+    }
+    g_free(s->l1_table);
+    s->l1_table = l1;
+    s->l1_size = l1s[idx].l1_size;
+    s->l1_table_offset = l1s[idx].l1_offset;
+    qcow2_cache_drop_all(s->l2_cache);
+    return 0;
+}
