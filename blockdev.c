@@ -10,6 +10,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
+#include "hw/qdev.h"
 
 static GList *drives;       /* DriveInfo */
 static GList *owned_nodes;  /* BlockDriverState from blockdev-add */
@@ -85,6 +86,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             type = IF_NONE;
         } else if (!strcmp(v, "ide")) {
             type = IF_IDE;
+        } else if (!strcmp(v, "virtio")) {
+            type = IF_VIRTIO;
         } else {
             error_setg(errp, "unsupported bus type '%s'", v);
             goto fail;
@@ -93,6 +96,10 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     }
     if (!take_int(opts, "index", &index, errp) || !take_int(opts, "bus", &bus, errp) ||
         !take_int(opts, "unit", &unit, errp)) {
+        goto fail;
+    }
+    if (type == IF_VIRTIO && (index >= 0 || bus >= 0 || unit >= 0)) {
+        error_setg(errp, "if=virtio does not take index, bus or unit on this machine");
         goto fail;
     }
     v = qdict_get_try_str(opts, "media");
@@ -176,7 +183,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         }
     } else if (!name->len) {
         for (int i = 0; ; i++) {
-            g_string_printf(name, "none%d", i);
+            g_string_printf(name, type == IF_VIRTIO ? "virtio%d" : "none%d", i);
             if (!drive_find(name->str) && !bdrv_find_node(name->str)) {
                 break;
             }
@@ -217,6 +224,18 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     drives = g_list_append(drives, dinfo);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
+            drive_del(dinfo);
+            return NULL;
+        }
+    } else if (type == IF_VIRTIO) {
+        /* As QEMU: an anonymous virtio-blk-pci device on the drive. */
+        QDict *props = qdict_new();
+        DeviceState *dev;
+        qdict_put_str(props, "driver", "virtio-blk-pci");
+        qdict_put_str(props, "drive", dinfo->id);
+        dev = qdev_device_add(props, false, errp);
+        qobject_unref(props);
+        if (!dev) {
             drive_del(dinfo);
             return NULL;
         }

@@ -14,6 +14,7 @@
 typedef enum BlockInterfaceType {
     IF_NONE,
     IF_IDE,
+    IF_VIRTIO,      /* gets a virtio-blk-pci device, as QEMU's if=virtio */
 } BlockInterfaceType;
 
 struct DriveInfo {
