@@ -339,6 +339,10 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         qdict_put_str(opts, "filename", filename);
     }
     drvname = qdict_get_try_str(opts, "driver");
+    if (!drvname && filename && g_str_has_prefix(filename, "blkdebug:")) {
+        /* QEMU's protocol prefix: "blkdebug:RULES:IMAGE" names its driver. */
+        drvname = "blkdebug";
+    }
     drv = bdrv_find_protocol(drvname ? drvname : "file");
     if (!drv) {
         error_setg(errp, "Unknown protocol '%s'", drvname);

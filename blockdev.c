@@ -74,7 +74,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     g_autofree char *file = NULL;
     BlockDriverState *bs = NULL;
     DriveInfo *dinfo;
-    bool ro = false;
+    bool ro = false, cdrom = false;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -104,7 +104,14 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     }
     v = qdict_get_try_str(opts, "media");
     if (v) {
-        if (strcmp(v, "disk")) {
+        if (!strcmp(v, "cdrom")) {
+            if (type != IF_IDE) {
+                /* Only the IDE bus has a CD-ROM device model here. */
+                error_setg(errp, "media=cdrom needs if=ide on this machine");
+                goto fail;
+            }
+            cdrom = true;
+        } else if (strcmp(v, "disk")) {
             error_setg(errp, "'%s' invalid media", v);
             goto fail;
         }
@@ -179,7 +186,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             goto fail;
         }
         if (!name->len) {
-            g_string_printf(name, "ide%d-hd%d", bus, unit);
+            g_string_printf(name, cdrom ? "ide%d-cd%d" : "ide%d-hd%d", bus, unit);
         }
     } else if (!name->len) {
         for (int i = 0; ; i++) {
@@ -221,6 +228,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     dinfo->type = type;
     dinfo->bus = bus;
     dinfo->unit = unit;
+    dinfo->cdrom = cdrom;
     drives = g_list_append(drives, dinfo);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
@@ -383,8 +391,11 @@ json_t *qmp_query_block_list(void)
             qdict_put_str(info, "io-status", "ok");
         }
         qdict_put_str(info, "type", "unknown");
-        qdict_put_bool(info, "removable", d->dev == NULL);
+        qdict_put_bool(info, "removable", d->dev == NULL || d->cdrom);
         qdict_put_bool(info, "locked", false);
+        if (d->cdrom) {
+            qdict_put_bool(info, "tray_open", false);
+        }
         if (d->bs) {
             qdict_put_obj(info, "inserted", block_device_info(d->bs));
         }

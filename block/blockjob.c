@@ -14,9 +14,12 @@
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "system/blockdev.h"
 
 /* A program without a monitor has no QMP events to send. */
 #pragma weak qapi_event_emit
+/* Nor drives (only the machine has them). */
+#pragma weak drive_find
 
 static GList *jobs;             /* BlockJob*, creation order */
 static BlockJobEventFn event_hook;
@@ -162,6 +165,14 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
         BlockDriverState *bs = bdrv_find_node(device);
         if (bs && bs->drv) {
             return bs;
+        }
+    }
+    if (drive_find) {
+        DriveInfo *d = drive_find(device);
+        if (d && !d->bs) {
+            /* An empty drive (a CD-ROM without a disc). */
+            error_setg(errp, "Device '%s' has no medium", device);
+            return NULL;
         }
     }
     error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);

@@ -24,6 +24,7 @@ struct DriveInfo {
     int bus, unit;
     DeviceState *dev;       /* the device using the drive, or NULL */
     bool anonymous;         /* created by device_add drive=NODE; dies with it */
+    bool cdrom;             /* media=cdrom: an IDE CD-ROM drive (ide-cd) */
 };
 
 /*
