@@ -731,6 +731,66 @@ void block_job_cancel_all(void)
     }
 }
 
+/*
+ * QEMU drains the block graph around some operations: every job that is
+ * not paused already stops for the drain (running -> paused, ready ->
+ * standby) and goes on after it.  Here jobs only ever work between main
+ * loop turns, so no job step can run while a command runs anyway; what
+ * the drain changes is what management sees, and it sees the same.
+ */
+static void drain_begin(BlockJob *job)
+{
+    if (job->finished || job->pause_count) {
+        return;
+    }
+    if (job->status == BLOCK_JOB_STATUS_RUNNING) {
+        set_status(job, BLOCK_JOB_STATUS_PAUSED);
+    } else if (job->status == BLOCK_JOB_STATUS_READY) {
+        set_status(job, BLOCK_JOB_STATUS_STANDBY);
+    }
+}
+
+static void drain_end(BlockJob *job)
+{
+    if (job->finished || job->pause_count) {
+        return;
+    }
+    if (job->status == BLOCK_JOB_STATUS_PAUSED) {
+        set_status(job, BLOCK_JOB_STATUS_RUNNING);
+    } else if (job->status == BLOCK_JOB_STATUS_STANDBY) {
+        set_status(job, BLOCK_JOB_STATUS_READY);
+    }
+}
+
+void block_job_drain_all(BlockJob *except)
+{
+    for (GList *l = jobs; l; l = l->next) {
+        if (l->data != except) {
+            drain_begin(l->data);
+            drain_end(l->data);
+        }
+    }
+}
+
+void block_job_drain_one(BlockJob *job)
+{
+    drain_begin(job);
+    drain_end(job);
+}
+
+void block_job_quit_all(void)
+{
+    /* As QEMU at exit: drain everything, then cancel the newest job first. */
+    for (GList *l = jobs; l; l = l->next) {
+        drain_begin(l->data);
+    }
+    while (jobs) {
+        BlockJob *job = g_list_last(jobs)->data;
+        drain_end(job);
+        block_job_cancel(job, true, &error_abort);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Queries */
 

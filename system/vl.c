@@ -380,7 +380,7 @@ fail:
     error_report_err(err);
     exit_code = 1;
 out:
-    block_job_cancel_all();
+    block_job_quit_all();
     qtest_cleanup();
     monitor_cleanup_all();
     chardev_cleanup_all();
