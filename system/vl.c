@@ -49,7 +49,7 @@ static void usage(void)
            "-vga none, -serial none  the machine has neither\n"
            "-S                  do not start the guest at start-up\n"
            "-name NAME          name of the guest\n"
-           "-monitor DEV        HMP monitor on DEV: stdio, unix:PATH,server=on[,wait=off],\n"
+           "-monitor DEV        HMP monitor on DEV: none, stdio, unix:PATH,server=on[,wait=off],\n"
            "                    tcp:HOST:PORT,server=on[,wait=off]\n"
            "                    (without server=on: connect to PATH as a client)\n"
            "-qmp DEV            QMP monitor on DEV (as -monitor)\n"
@@ -334,6 +334,11 @@ int main(int argc, char **argv)
     }
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if ((!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) &&
+            !strcmp(o->arg, "none")) {
+            /* "none": no monitor here, and no default one (-nographic) either. */
+            continue;
+        }
         if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) {
             if (!monitor_new_from_spec(o->arg, !strcmp(o->name, "qmp"), &err)) {
                 error_prepend(&err, "-%s %s: ", o->name, o->arg);
