@@ -57,6 +57,7 @@ struct Monitor {
     /* QMP framing */
     int depth;
     bool in_str, escape;
+    char quote;                 /* the quote that opened the string: " or ' */
     bool command_mode;
 
     /* HMP password entry */
@@ -215,15 +216,57 @@ static void free_request(json_t *req)
     json_decref(req);
 }
 
+/*
+ * QEMU's JSON parser also takes strings in single quotes ('execute'), as
+ * QEMU's own tests write them; jansson takes only standard JSON.  Returns
+ * @text with each single-quoted string rewritten in double quotes (a '"'
+ * inside gets escaped, an escaped "\'" becomes a plain "'").
+ */
+static GString *qmp_requote(const char *text, size_t len)
+{
+    GString *out = g_string_sized_new(len + 16);
+    char quote = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!quote) {
+            if (c == '"' || c == '\'') {
+                quote = c;
+                c = '"';
+            }
+            g_string_append_c(out, c);
+        } else if (c == '\\' && i + 1 < len) {
+            if (quote == '\'' && text[i + 1] == '\'') {
+                g_string_append_c(out, '\'');
+            } else {
+                g_string_append_c(out, c);
+                g_string_append_c(out, text[i + 1]);
+            }
+            i++;
+        } else if (c == quote) {
+            g_string_append_c(out, '"');
+            quote = 0;
+        } else if (c == '"') {
+            g_string_append(out, "\\\"");
+        } else {
+            g_string_append_c(out, c);
+        }
+    }
+    return out;
+}
+
 static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *req = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    GString *std = qmp_requote(text, len);
+    json_t *req = json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
     json_t *id = NULL, *args = NULL, *value;
     const char *cmd = NULL, *key;
     Error *err = NULL;
     QObject *ret;
 
+    qemu_secure_zero(std->str, std->len);
+    g_string_free(std, true);
     if (!req) {
         g_autofree char *desc = g_strdup_printf("JSON parse error, %s", jerr.text);
         qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
@@ -297,6 +340,7 @@ static void qmp_reset_framing(Monitor *mon)
     g_string_truncate(mon->buf, 0);
     mon->depth = 0;
     mon->in_str = mon->escape = false;
+    mon->quote = 0;
 }
 
 /* Consumes input up to and including one complete message; returns the bytes used. */
@@ -329,14 +373,16 @@ static size_t qmp_feed(Monitor *mon, const char *data, size_t len)
                 mon->escape = false;
             } else if (c == '\\') {
                 mon->escape = true;
-            } else if (c == '"') {
+            } else if (c == mon->quote) {
                 mon->in_str = false;
             }
             continue;
         }
         switch (c) {
         case '"':
+        case '\'':
             mon->in_str = true;
+            mon->quote = c;
             g_string_append_c(mon->buf, c);
             break;
         case '{':
