@@ -12,6 +12,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
+#include "hw/qdev.h"
 
 static GList *drives;       /* DriveInfo */
 static GList *owned_nodes;  /* BlockDriverState from blockdev-add */
@@ -90,7 +91,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     g_autofree char *file = NULL;
     BlockDriverState *bs = NULL;
     DriveInfo *dinfo;
-    bool ro = false;
+    bool ro = false, cdrom = false;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -108,6 +109,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             type = IF_NONE;
         } else if (!strcmp(v, "ide")) {
             type = IF_IDE;
+        } else if (!strcmp(v, "virtio")) {
+            type = IF_VIRTIO;
         } else {
             error_setg(errp, "unsupported bus type '%s'", v);
             goto fail;
@@ -118,9 +121,20 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         !take_int(opts, "unit", &unit, errp)) {
         goto fail;
     }
+    if (type == IF_VIRTIO && (index >= 0 || bus >= 0 || unit >= 0)) {
+        error_setg(errp, "if=virtio does not take index, bus or unit on this machine");
+        goto fail;
+    }
     v = qdict_get_try_str(opts, "media");
     if (v) {
-        if (strcmp(v, "disk")) {
+        if (!strcmp(v, "cdrom")) {
+            if (type != IF_IDE) {
+                /* Only the IDE bus has a CD-ROM device model here. */
+                error_setg(errp, "media=cdrom needs if=ide on this machine");
+                goto fail;
+            }
+            cdrom = true;
+        } else if (strcmp(v, "disk")) {
             error_setg(errp, "'%s' invalid media", v);
             goto fail;
         }
@@ -195,11 +209,11 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             goto fail;
         }
         if (!name->len) {
-            g_string_printf(name, "ide%d-hd%d", bus, unit);
+            g_string_printf(name, cdrom ? "ide%d-cd%d" : "ide%d-hd%d", bus, unit);
         }
     } else if (!name->len) {
         for (int i = 0; ; i++) {
-            g_string_printf(name, "none%d", i);
+            g_string_printf(name, type == IF_VIRTIO ? "virtio%d" : "none%d", i);
             if (!drive_find(name->str) && !bdrv_find_node(name->str)) {
                 break;
             }
@@ -237,9 +251,22 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     dinfo->type = type;
     dinfo->bus = bus;
     dinfo->unit = unit;
+    dinfo->cdrom = cdrom;
     drives = g_list_append(drives, dinfo);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
+            drive_del(dinfo);
+            return NULL;
+        }
+    } else if (type == IF_VIRTIO) {
+        /* As QEMU: an anonymous virtio-blk-pci device on the drive. */
+        QDict *props = qdict_new();
+        DeviceState *dev;
+        qdict_put_str(props, "driver", "virtio-blk-pci");
+        qdict_put_str(props, "drive", dinfo->id);
+        dev = qdev_device_add(props, false, errp);
+        qobject_unref(props);
+        if (!dev) {
             drive_del(dinfo);
             return NULL;
         }
@@ -387,8 +414,11 @@ json_t *qmp_query_block_list(void)
             qdict_put_str(info, "io-status", "ok");
         }
         qdict_put_str(info, "type", "unknown");
-        qdict_put_bool(info, "removable", d->dev == NULL);
+        qdict_put_bool(info, "removable", d->dev == NULL || d->cdrom);
         qdict_put_bool(info, "locked", false);
+        if (d->cdrom) {
+            qdict_put_bool(info, "tray_open", false);
+        }
         if (d->bs) {
             qdict_put_obj(info, "inserted", block_device_info(d->bs));
         }

@@ -230,7 +230,10 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     backup_update_progress(s);
     bdrv_add_before_write_notifier(src, backup_before_write, s);
     s->notifier_added = true;
+    /* QEMU starts a backup in a transaction, which drains the graph. */
+    block_job_drain_all(job);
     block_job_start(job);
+    block_job_drain_one(job);
     return job;
 }
 

@@ -192,7 +192,12 @@ static QObject *qmp_block_job_complete(QDict *args, Error **errp)
     return job && block_job_complete(job, errp) ? qdict_new() : NULL;
 }
 
-/* The drive whose root was @old_root uses @new_root from now on. */
+/*
+ * The drive whose root was @old_root uses @new_root from now on.  A node
+ * no drive uses (a -blockdev or blockdev-add root) has no user to switch:
+ * as in QEMU the job still completes, the node stays as its owner left it,
+ * and the new root lives on only if something else holds it.
+ */
 static bool replace_drive_root(BlockDriverState *old_root, BlockDriverState *new_root,
                                Error **errp)
 {
@@ -205,8 +210,7 @@ static bool replace_drive_root(BlockDriverState *old_root, BlockDriverState *new
             return true;
         }
     }
-    error_setg(errp, "The drive of node '%s' is gone", bdrv_get_node_name(old_root));
-    return false;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

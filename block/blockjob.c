@@ -14,9 +14,12 @@
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "system/blockdev.h"
 
 /* A program without a monitor has no QMP events to send. */
 #pragma weak qapi_event_emit
+/* Nor drives (only the machine has them). */
+#pragma weak drive_find
 
 static GList *jobs;             /* BlockJob*, creation order */
 static BlockJobEventFn event_hook;
@@ -162,6 +165,14 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
         BlockDriverState *bs = bdrv_find_node(device);
         if (bs && bs->drv) {
             return bs;
+        }
+    }
+    if (drive_find) {
+        DriveInfo *d = drive_find(device);
+        if (d && !d->bs) {
+            /* An empty drive (a CD-ROM without a disc). */
+            error_setg(errp, "Device '%s' has no medium", device);
+            return NULL;
         }
     }
     error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
@@ -717,6 +728,66 @@ void block_job_cancel_all(void)
 {
     while (jobs) {
         block_job_cancel(jobs->data, true, &error_abort);
+    }
+}
+
+/*
+ * QEMU drains the block graph around some operations: every job that is
+ * not paused already stops for the drain (running -> paused, ready ->
+ * standby) and goes on after it.  Here jobs only ever work between main
+ * loop turns, so no job step can run while a command runs anyway; what
+ * the drain changes is what management sees, and it sees the same.
+ */
+static void drain_begin(BlockJob *job)
+{
+    if (job->finished || job->pause_count) {
+        return;
+    }
+    if (job->status == BLOCK_JOB_STATUS_RUNNING) {
+        set_status(job, BLOCK_JOB_STATUS_PAUSED);
+    } else if (job->status == BLOCK_JOB_STATUS_READY) {
+        set_status(job, BLOCK_JOB_STATUS_STANDBY);
+    }
+}
+
+static void drain_end(BlockJob *job)
+{
+    if (job->finished || job->pause_count) {
+        return;
+    }
+    if (job->status == BLOCK_JOB_STATUS_PAUSED) {
+        set_status(job, BLOCK_JOB_STATUS_RUNNING);
+    } else if (job->status == BLOCK_JOB_STATUS_STANDBY) {
+        set_status(job, BLOCK_JOB_STATUS_READY);
+    }
+}
+
+void block_job_drain_all(BlockJob *except)
+{
+    for (GList *l = jobs; l; l = l->next) {
+        if (l->data != except) {
+            drain_begin(l->data);
+            drain_end(l->data);
+        }
+    }
+}
+
+void block_job_drain_one(BlockJob *job)
+{
+    drain_begin(job);
+    drain_end(job);
+}
+
+void block_job_quit_all(void)
+{
+    /* As QEMU at exit: drain everything, then cancel the newest job first. */
+    for (GList *l = jobs; l; l = l->next) {
+        drain_begin(l->data);
+    }
+    while (jobs) {
+        BlockJob *job = g_list_last(jobs)->data;
+        drain_end(job);
+        block_job_cancel(job, true, &error_abort);
     }
 }
 

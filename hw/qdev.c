@@ -351,7 +351,7 @@ bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
         return false;
     }
     /* Keyless drives are allowed here: start-up then stays in prelaunch. */
-    dev = device_new(bus, "ide-hd", NULL, NULL);
+    dev = device_new(bus, dinfo->cdrom ? "ide-cd" : "ide-hd", NULL, NULL);
     dev->unit = unit;
     dev->drive = dinfo;
     dinfo->dev = dev;

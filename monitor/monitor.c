@@ -25,6 +25,8 @@
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/option.h"
+#include "monitor/chardev.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
@@ -38,7 +40,8 @@ struct Monitor {
     bool qmp;
     bool is_stdio;
     bool tty;
-    char *spec;
+    Chardev *chr;
+    bool own_chr;               /* chr came from -monitor/-qmp, not -chardev */
     int listen_fd;
     int in_fd, out_fd;          /* -1 while no client is connected */
     guint listen_watch;
@@ -54,6 +57,7 @@ struct Monitor {
     /* QMP framing */
     int depth;
     bool in_str, escape;
+    char quote;                 /* the quote that opened the string: " or ' */
     bool command_mode;
 
     /* HMP password entry */
@@ -126,7 +130,8 @@ static void qmp_send(Monitor *mon, json_t *msg)
     char *text = json_dumps(msg, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 
     monitor_puts(mon, text);
-    monitor_puts(mon, "\n");
+    /* QEMU ends every QMP message with CR LF; its clients split on that. */
+    monitor_puts(mon, "\r\n");
     free(text);
 }
 
@@ -211,15 +216,57 @@ static void free_request(json_t *req)
     json_decref(req);
 }
 
+/*
+ * QEMU's JSON parser also takes strings in single quotes ('execute'), as
+ * QEMU's own tests write them; jansson takes only standard JSON.  Returns
+ * @text with each single-quoted string rewritten in double quotes (a '"'
+ * inside gets escaped, an escaped "\'" becomes a plain "'").
+ */
+static GString *qmp_requote(const char *text, size_t len)
+{
+    GString *out = g_string_sized_new(len + 16);
+    char quote = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!quote) {
+            if (c == '"' || c == '\'') {
+                quote = c;
+                c = '"';
+            }
+            g_string_append_c(out, c);
+        } else if (c == '\\' && i + 1 < len) {
+            if (quote == '\'' && text[i + 1] == '\'') {
+                g_string_append_c(out, '\'');
+            } else {
+                g_string_append_c(out, c);
+                g_string_append_c(out, text[i + 1]);
+            }
+            i++;
+        } else if (c == quote) {
+            g_string_append_c(out, '"');
+            quote = 0;
+        } else if (c == '"') {
+            g_string_append(out, "\\\"");
+        } else {
+            g_string_append_c(out, c);
+        }
+    }
+    return out;
+}
+
 static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *req = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    GString *std = qmp_requote(text, len);
+    json_t *req = json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
     json_t *id = NULL, *args = NULL, *value;
     const char *cmd = NULL, *key;
     Error *err = NULL;
     QObject *ret;
 
+    qemu_secure_zero(std->str, std->len);
+    g_string_free(std, true);
     if (!req) {
         g_autofree char *desc = g_strdup_printf("JSON parse error, %s", jerr.text);
         qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
@@ -293,6 +340,7 @@ static void qmp_reset_framing(Monitor *mon)
     g_string_truncate(mon->buf, 0);
     mon->depth = 0;
     mon->in_str = mon->escape = false;
+    mon->quote = 0;
 }
 
 /* Consumes input up to and including one complete message; returns the bytes used. */
@@ -325,14 +373,16 @@ static size_t qmp_feed(Monitor *mon, const char *data, size_t len)
                 mon->escape = false;
             } else if (c == '\\') {
                 mon->escape = true;
-            } else if (c == '"') {
+            } else if (c == mon->quote) {
                 mon->in_str = false;
             }
             continue;
         }
         switch (c) {
         case '"':
+        case '\'':
             mon->in_str = true;
+            mon->quote = c;
             g_string_append_c(mon->buf, c);
             break;
         case '{':
@@ -650,7 +700,10 @@ static void monitor_disconnect(Monitor *mon)
     }
     mon->in_fd = mon->out_fd = -1;
     mon->broken = false;
-    monitor_listen_again(mon);
+    if (mon->listen_fd >= 0) {
+        monitor_listen_again(mon);
+    }
+    /* A client (server=off) does not reconnect: the monitor stays closed. */
 }
 
 static void monitor_watch_input(Monitor *mon);
@@ -755,97 +808,42 @@ static void restore_terminal(void)
     }
 }
 
-static int listen_unix(const char *path, Error **errp)
+static void monitor_free(Monitor *mon)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd;
-
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        error_setg(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
+    g_string_free(mon->buf, true);
+    g_string_free(mon->pending, true);
+    if (mon->own_chr) {
+        chardev_free(mon->chr);
     }
-    strcpy(addr.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to create socket");
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
+    g_free(mon);
 }
 
-static int listen_tcp(const char *hostport, Error **errp)
+/*
+ * Creates a monitor on @chr.  A legacy -monitor/-qmp argument's device is
+ * the monitor's own (@own); a -chardev one stays on the -chardev list.
+ * On failure, an owned @chr is freed.
+ */
+static bool monitor_new(Chardev *chr, bool own, bool qmp, Error **errp)
 {
-    g_autofree char *host = NULL;
-    const char *colon = strrchr(hostport, ':');
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE };
-    struct addrinfo *res = NULL;
-    int fd = -1, one = 1, rc;
-
-    if (!colon || !colon[1]) {
-        error_setg(errp, "host and/or port not specified in '%s'", hostport);
-        return -1;
-    }
-    host = g_strndup(hostport, colon - hostport);
-    rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
-    if (rc) {
-        error_setg(errp, "address resolution failed for %s: %s", hostport, gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
-            break;
-        }
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to listen on %s", hostport);
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
-{
-    g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
-    bool server = false, wait = true;
     Monitor *mon;
     int fd = -1;
 
-    for (int i = 1; parts[i]; i++) {
-        if (!strcmp(parts[i], "server") || !strcmp(parts[i], "server=on")) {
-            server = true;
-        } else if (!strcmp(parts[i], "server=off")) {
-            server = false;
-        } else if (!strcmp(parts[i], "nowait") || !strcmp(parts[i], "wait=off")) {
-            wait = false;
-        } else if (!strcmp(parts[i], "wait=on")) {
-            wait = true;
-        } else {
-            error_setg(errp, "unknown option '%s'", parts[i]);
-            return false;
+    if (chr->used) {
+        error_setg(errp, "chardev '%s' is already in use", chr->label);
+        if (own) {
+            chardev_free(chr);
         }
+        return false;
     }
     mon = g_new0(Monitor, 1);
     mon->qmp = qmp;
-    mon->spec = g_strdup(spec);
+    mon->chr = chr;
+    mon->own_chr = own;
     mon->buf = g_string_new(NULL);
     mon->pending = g_string_new(NULL);
     mon->listen_fd = mon->in_fd = mon->out_fd = -1;
 
-    if (!strcmp(parts[0], "stdio")) {
+    if (chr->kind == CHARDEV_STDIO) {
         for (GList *l = monitors; l; l = l->next) {
             if (((Monitor *)l->data)->is_stdio) {
                 error_setg(errp, "cannot use stdio by multiple character devices");
@@ -877,52 +875,82 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
             stdio_tty_raw = true;
             atexit(restore_terminal);
         }
-        monitors = g_list_append(monitors, mon);
-        return true;
-    }
-    if (!g_str_has_prefix(parts[0], "unix:") && !g_str_has_prefix(parts[0], "tcp:")) {
-        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
-                   parts[0]);
-        goto fail;
-    }
-    if (!server) {
-        error_setg(errp, "only server sockets are supported (add ',server=on')");
-        goto fail;
-    }
-    if (g_str_has_prefix(parts[0], "unix:")) {
-        fd = listen_unix(parts[0] + 5, errp);
-    } else if (g_str_has_prefix(parts[0], "tcp:")) {
-        fd = listen_tcp(parts[0] + 4, errp);
-    }
-    if (fd < 0) {
-        goto fail;
-    }
-    mon->listen_fd = fd;
-    if (wait) {
-        int client;
-        fprintf(stderr, "QEMU waiting for connection on: disconnected:%s,server=on\n",
-                parts[0]);
-        do {
-            client = accept(fd, NULL, NULL);
-        } while (client < 0 && errno == EINTR);
-        if (client < 0) {
-            error_setg_errno(errp, errno, "Failed to accept a connection on %s", parts[0]);
+    } else {
+        if (!chardev_open_socket(chr, &mon->listen_fd, &fd, errp)) {
             goto fail;
         }
-        monitor_take_client(mon, client);
+        if (fd >= 0) {
+            monitor_take_client(mon, fd);
+        }
     }
+    chr->used = true;
     monitors = g_list_append(monitors, mon);
     return true;
 
 fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    g_string_free(mon->buf, true);
-    g_string_free(mon->pending, true);
-    g_free(mon->spec);
-    g_free(mon);
+    monitor_free(mon);
     return false;
+}
+
+bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
+{
+    Chardev *chr = chardev_parse_legacy(spec, errp);
+
+    if (!chr) {
+        return false;
+    }
+    return monitor_new(chr, true, qmp, errp);
+}
+
+bool monitor_new_from_mon_opts(const char *opts, Error **errp)
+{
+    QDict *d = keyval_parse(opts, "chardev", errp);
+    const char *key, *mode = "readline", *id = NULL;
+    bool pretty = false;
+    json_t *value;
+    Chardev *chr;
+    bool ok = false;
+
+    if (!d) {
+        return false;
+    }
+    json_object_foreach(d, key, value) {
+        const char *v = json_string_value(value);
+        if (!strcmp(key, "chardev")) {
+            id = v;
+        } else if (!strcmp(key, "mode")) {
+            if (strcmp(v, "control") && strcmp(v, "readline")) {
+                error_setg(errp, "Parameter 'mode' does not accept value '%s'", v);
+                goto out;
+            }
+            mode = v;
+        } else if (!strcmp(key, "pretty")) {
+            if (!qemu_parse_bool(key, v, &pretty, errp)) {
+                goto out;
+            }
+        } else {
+            error_setg(errp, "Invalid parameter '%s'", key);
+            goto out;
+        }
+    }
+    if (!id) {
+        error_setg(errp, "Parameter 'chardev' is missing");
+        goto out;
+    }
+    if (pretty) {
+        /* Replies are one line each: that is how this machine frames them. */
+        error_setg(errp, "-mon pretty=on is not supported by this machine");
+        goto out;
+    }
+    chr = chardev_find(id);
+    if (!chr) {
+        error_setg(errp, "chardev \"%s\" not found", id);
+        goto out;
+    }
+    ok = monitor_new(chr, false, !strcmp(mode, "control"), errp);
+out:
+    qobject_unref(d);
+    return ok;
 }
 
 void monitor_start_all(void)
@@ -931,7 +959,7 @@ void monitor_start_all(void)
         Monitor *mon = l->data;
         if (mon->in_fd >= 0) {
             monitor_connected(mon);
-        } else {
+        } else if (mon->listen_fd >= 0) {
             monitor_listen_again(mon);
         }
     }
@@ -955,7 +983,6 @@ void monitor_cleanup_all(void)
             g_source_remove(mon->process_idle);
         }
         qemu_secure_zero(mon->pending->str, mon->pending->len);
-        g_string_free(mon->pending, true);
         if (!mon->is_stdio && mon->in_fd >= 0) {
             close(mon->in_fd);
         }
@@ -964,15 +991,10 @@ void monitor_cleanup_all(void)
         }
         if (mon->listen_fd >= 0) {
             close(mon->listen_fd);
-            if (g_str_has_prefix(mon->spec, "unix:")) {
-                g_autofree char *path = g_strndup(mon->spec + 5, strcspn(mon->spec + 5, ","));
-                unlink(path);
-            }
+            chardev_unlink(mon->chr);
         }
         qemu_secure_zero(mon->buf->str, mon->buf->len);
-        g_string_free(mon->buf, true);
-        g_free(mon->spec);
-        g_free(mon);
+        monitor_free(mon);
     }
     restore_terminal();
     qmp_registry_cleanup();

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -63,6 +64,8 @@ static QObject *qmp_system_reset(QDict *args, Error **errp)
 static QObject *qmp_quit(QDict *args, Error **errp)
 {
     qemu_system_shutdown_request("host-qmp-quit");
+    /* QEMU ends its jobs before quit's reply: their events come first. */
+    block_job_quit_all();
     return qdict_new();
 }
 

@@ -22,7 +22,10 @@
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
 #include "system/blockdev.h"
+#include "system/qtest.h"
 #include "system/runstate.h"
+#include "monitor/chardev.h"
+#include "qemu/option.h"
 #include "hw/qdev.h"
 
 typedef struct CmdOpt {
@@ -38,21 +41,30 @@ static void usage(void)
            "and the HMP and QMP monitors as management sees them.  Guest I/O is issued\n"
            "through the monitor's qemu-io command.\n"
            "\n"
-           "-machine|-M TYPE    machine type: pc (default) or none ('-machine help')\n"
+           "-machine|-M TYPE[,accel=tcg|qtest]  machine type: pc (default) or none\n"
+           "                    ('-machine help')\n"
            "-nodefaults         create no default devices\n"
            "-display none       no display (the only one)\n"
+           "-nographic          no display; HMP on stdio unless a monitor is given\n"
+           "-vga none, -serial none  the machine has neither\n"
            "-S                  do not start the guest at start-up\n"
            "-name NAME          name of the guest\n"
-           "-monitor DEV        HMP monitor on DEV: stdio, unix:PATH,server=on[,wait=off],\n"
+           "-monitor DEV        HMP monitor on DEV: none, stdio, unix:PATH,server=on[,wait=off],\n"
            "                    tcp:HOST:PORT,server=on[,wait=off]\n"
+           "                    (without server=on: connect to PATH as a client)\n"
            "-qmp DEV            QMP monitor on DEV (as -monitor)\n"
-           "-drive OPTS         drive: if=none|ide,id=,file=,format=,encrypt.key-secret=,...\n"
+           "-chardev socket,id=ID,path=PATH|host=H,port=P[,server=on|off][,wait=off]\n"
+           "-chardev stdio,id=ID  a character device for -mon\n"
+           "-mon chardev=ID[,mode=readline|control]  HMP or QMP monitor on a chardev\n"
+           "-qtest DEV          qtest protocol on DEV (no guest: only 'endianness')\n"
+           "-drive OPTS         drive: if=none|ide|virtio,id=,file=,format=,media=,encrypt.key-secret=,...\n"
            "-hda..-hdd FILE     IDE drives with index 0..3\n"
            "-blockdev OPTS      block node (driver=,node-name=,...)\n"
            "-device DRIVER,...  device: ide-hd, virtio-blk-pci, usb-storage ('-device help')\n"
            "-usb                add the USB controller (bus usb-bus.0)\n"
            "-object TYPE,...    user-creatable object (secret,id=,data=|file=)\n"
-           "-accel, -m, -smp    accepted for compatibility; no effect\n"
+           "-accel tcg|qtest    accepted: no guest code runs under either\n"
+           "-m, -smp            accepted for compatibility; no effect\n"
            "-version            print the version\n"
            "-help               print this help\n");
 }
@@ -70,7 +82,8 @@ static bool takes_arg(const char *opt)
 {
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
-        "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", NULL
+        "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
+        "qtest", "vga", "serial", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -80,11 +93,53 @@ static bool takes_arg(const char *opt)
     return false;
 }
 
+/*
+ * Neither accelerator runs guest code here, for there is none: tcg is
+ * QEMU's usual one, qtest the one QEMU's test harness asks for (a machine
+ * driven only by its test protocol and monitors).
+ */
+static bool accel_ok(const char *arg)
+{
+    return !strcmp(arg, "tcg") || !strcmp(arg, "qtest");
+}
+
+/* -machine [type=]TYPE[,accel=tcg|qtest] */
+static bool parse_machine(const char *arg, char **type, Error **errp)
+{
+    QDict *d = keyval_parse(arg, "type", errp);
+    const char *key;
+    json_t *value;
+
+    if (!d) {
+        return false;
+    }
+    json_object_foreach(d, key, value) {
+        const char *v = json_string_value(value);
+        if (!strcmp(key, "type")) {
+            continue;
+        }
+        if (!strcmp(key, "accel") && accel_ok(v)) {
+            continue;
+        }
+        if (!strcmp(key, "accel")) {
+            error_setg(errp, "no such accelerator '%s' (only tcg and qtest are accepted; "
+                       "this machine runs no guest code)", v);
+        } else {
+            error_setg(errp, "machine property '%s' is not supported by this machine", key);
+        }
+        qobject_unref(d);
+        return false;
+    }
+    *type = g_strdup(qdict_get_try_str(d, "type") ? qdict_get_try_str(d, "type") : "pc");
+    qobject_unref(d);
+    return true;
+}
+
 static bool known_flag(const char *opt)
 {
     static const char *const flags[] = {
         "nodefaults", "S", "usb", "version", "help", "h", "enable-kvm", "no-reboot",
-        "no-shutdown", NULL
+        "no-shutdown", "nographic", NULL
     };
     for (int i = 0; flags[i]; i++) {
         if (!strcmp(opt, flags[i])) {
@@ -114,6 +169,7 @@ int main(int argc, char **argv)
     g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
     const char *machine = "pc";
     bool autostart = true, usb = false;
+    bool nodefaults = false, nographic = false, have_monitor = false;
     int exit_code = 0;
     Error *err = NULL;
     guint sigs[3];
@@ -198,11 +254,24 @@ int main(int argc, char **argv)
             autostart = false;
         } else if (!strcmp(o->name, "usb")) {
             usb = true;
-        } else if (!strcmp(o->name, "accel") && strcmp(o->arg, "tcg") &&
-                   !g_str_has_prefix(o->arg, "tcg,")) {
-            error_report("-accel %s: no such accelerator (only tcg is accepted; "
+        } else if (!strcmp(o->name, "accel") && !accel_ok(o->arg)) {
+            error_report("-accel %s: no such accelerator (only tcg and qtest are accepted; "
                          "this machine runs no guest code)", o->arg);
             return 1;
+        } else if (!strcmp(o->name, "vga") && strcmp(o->arg, "none")) {
+            error_report("-vga %s: this machine has no display adapter (only 'none')",
+                         o->arg);
+            return 1;
+        } else if (!strcmp(o->name, "serial") && strcmp(o->arg, "none")) {
+            error_report("-serial %s: this machine has no serial port (only 'none')", o->arg);
+            return 1;
+        } else if (!strcmp(o->name, "nodefaults")) {
+            nodefaults = true;
+        } else if (!strcmp(o->name, "nographic")) {
+            nographic = true;
+        } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
+                   !strcmp(o->name, "mon")) {
+            have_monitor = true;
         }
     }
 
@@ -224,12 +293,16 @@ int main(int argc, char **argv)
         }
     }
     {
-        g_autofree char *type = g_strndup(machine, strcspn(machine, ","));
-        if (g_str_has_prefix(type, "type=")) {
-            memmove(type, type + 5, strlen(type + 5) + 1);
-        }
-        if (!machine_init(type, usb, &err)) {
+        g_autofree char *type = NULL;
+        if (!parse_machine(machine, &type, &err) || !machine_init(type, usb, &err)) {
             error_prepend(&err, "-machine %s: ", machine);
+            goto fail;
+        }
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "chardev") && !chardev_add_cmdline(o->arg, &err)) {
+            error_prepend(&err, "-chardev %s: ", o->arg);
             goto fail;
         }
     }
@@ -292,12 +365,36 @@ int main(int argc, char **argv)
     }
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if ((!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) &&
+            !strcmp(o->arg, "none")) {
+            /* "none": no monitor here, and no default one (-nographic) either. */
+            continue;
+        }
         if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) {
             if (!monitor_new_from_spec(o->arg, !strcmp(o->name, "qmp"), &err)) {
                 error_prepend(&err, "-%s %s: ", o->name, o->arg);
                 goto fail;
             }
+        } else if (!strcmp(o->name, "mon") && !monitor_new_from_mon_opts(o->arg, &err)) {
+            error_prepend(&err, "-mon %s: ", o->arg);
+            goto fail;
         }
+    }
+    if (nographic && !nodefaults && !have_monitor &&
+        !monitor_new_from_spec("stdio", false, &err)) {
+        /* QEMU's default monitor with -nographic: HMP on stdio. */
+        error_prepend(&err, "-nographic: ");
+        goto fail;
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "qtest") && !qtest_init(o->arg, &err)) {
+            error_prepend(&err, "-qtest %s: ", o->arg);
+            goto fail;
+        }
+    }
+    if (!chardev_check_all_used(&err)) {
+        goto fail;
     }
 
     /* A guest must not start on a drive it cannot read: wait for keys in prelaunch. */
@@ -328,8 +425,10 @@ fail:
     error_report_err(err);
     exit_code = 1;
 out:
-    block_job_cancel_all();
+    block_job_quit_all();
+    qtest_cleanup();
     monitor_cleanup_all();
+    chardev_cleanup_all();
     machine_cleanup();
     drive_cleanup_all();
     user_creatable_cleanup();

@@ -173,6 +173,15 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp);
  * are flushed and every node a job held is released before drives close.
  */
 void block_job_cancel_all(void);
+/*
+ * What QEMU's graph drains show management: each job (but @except, or
+ * just @job) that is running or ready pauses and resumes (JOB_STATUS_CHANGE
+ * paused/running, standby/ready).
+ */
+void block_job_drain_all(BlockJob *except);
+void block_job_drain_one(BlockJob *job);
+/* At quit: drain every job, then force-cancel them, newest first, as QEMU. */
+void block_job_quit_all(void);
 
 /* query-block-jobs' list (BlockJobInfo objects). */
 QList *block_job_query_all(void);

@@ -14,9 +14,12 @@ typedef struct Monitor Monitor;
 
 /*
  * Creates a monitor from a -monitor / -qmp argument: "stdio",
- * "unix:PATH[,server[=on]][,wait=off]" or "tcp:HOST:PORT[,server][,wait=off]".
+ * "unix:PATH[,server=on|off][,wait=off]" or "tcp:HOST:PORT[,server=on|off][,wait=off]".
+ * Without server=on the monitor connects to the socket as a client, as QEMU's does.
  */
 bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp);
+/* -mon chardev=ID[,mode=readline|control]: a monitor on a -chardev. */
+bool monitor_new_from_mon_opts(const char *opts, Error **errp);
 /* Prints the banners and greetings: called once the machine is set up. */
 void monitor_start_all(void);
 void monitor_cleanup_all(void);

@@ -14,6 +14,7 @@
 typedef enum BlockInterfaceType {
     IF_NONE,
     IF_IDE,
+    IF_VIRTIO,      /* gets a virtio-blk-pci device, as QEMU's if=virtio */
 } BlockInterfaceType;
 
 struct DriveInfo {
@@ -23,6 +24,7 @@ struct DriveInfo {
     int bus, unit;
     DeviceState *dev;       /* the device using the drive, or NULL */
     bool anonymous;         /* created by device_add drive=NODE; dies with it */
+    bool cdrom;             /* media=cdrom: an IDE CD-ROM drive (ide-cd) */
 };
 
 /*

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Character devices: parsing -chardev and the legacy -monitor/-qmp/-qtest
+ * forms, and opening stream sockets as servers or clients.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <glib.h>
+
+#include "qemu/option.h"
+#include "monitor/chardev.h"
+
+static GList *chardevs;         /* Chardev from -chardev, in order */
+
+void chardev_free(Chardev *chr)
+{
+    if (!chr) {
+        return;
+    }
+    g_free(chr->id);
+    g_free(chr->label);
+    g_free(chr->path);
+    g_free(chr->host);
+    g_free(chr->port);
+    g_free(chr);
+}
+
+static bool parse_flag(const char *key, const char *value, bool *out, Error **errp)
+{
+    return qemu_parse_bool(key, value, out, errp);
+}
+
+Chardev *chardev_parse_legacy(const char *spec, Error **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+    g_autoptr(GPtrArray) rest = g_ptr_array_new();
+    Chardev *chr = g_new0(Chardev, 1);
+    const char *head = parts[0];
+
+    chr->label = g_strdup(spec);
+    chr->wait = true;
+    if (!strcmp(head, "stdio")) {
+        chr->kind = CHARDEV_STDIO;
+    } else if (g_str_has_prefix(head, "unix:")) {
+        chr->kind = CHARDEV_UNIX;
+        head += 5;
+        chr->path = g_strdup(g_str_has_prefix(head, "path=") ? head + 5 : head);
+        if (!*chr->path) {
+            error_setg(errp, "chardev: socket needs a path (unix:PATH)");
+            goto fail;
+        }
+    } else if (g_str_has_prefix(head, "tcp:")) {
+        const char *colon;
+        chr->kind = CHARDEV_TCP;
+        head += 4;
+        colon = strrchr(head, ':');
+        if (!colon || !colon[1]) {
+            error_setg(errp, "host and/or port not specified in '%s'", head);
+            goto fail;
+        }
+        chr->host = g_strndup(head, colon - head);
+        chr->port = g_strdup(colon + 1);
+    } else {
+        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
+                   head);
+        goto fail;
+    }
+    for (int i = 1; parts[i]; i++) {
+        const char *p = parts[i];
+        if (chr->kind == CHARDEV_STDIO) {
+            error_setg(errp, "unknown option '%s'", p);
+            goto fail;
+        }
+        if (!strcmp(p, "server")) {
+            chr->server = true;
+        } else if (!strcmp(p, "nowait")) {
+            chr->wait = false;
+        } else if (g_str_has_prefix(p, "server=")) {
+            if (!parse_flag("server", p + 7, &chr->server, errp)) {
+                goto fail;
+            }
+        } else if (g_str_has_prefix(p, "wait=")) {
+            if (!parse_flag("wait", p + 5, &chr->wait, errp)) {
+                goto fail;
+            }
+        } else {
+            error_setg(errp, "unknown option '%s'", p);
+            goto fail;
+        }
+    }
+    return chr;
+
+fail:
+    chardev_free(chr);
+    return NULL;
+}
+
+Chardev *chardev_find(const char *id)
+{
+    for (GList *l = chardevs; l; l = l->next) {
+        Chardev *chr = l->data;
+        if (!strcmp(chr->id, id)) {
+            return chr;
+        }
+    }
+    return NULL;
+}
+
+bool chardev_add_cmdline(const char *opts, Error **errp)
+{
+    QDict *d = keyval_parse(opts, "backend", errp);
+    const char *backend, *id, *key;
+    json_t *value;
+    Chardev *chr;
+
+    if (!d) {
+        return false;
+    }
+    backend = qdict_get_try_str(d, "backend");
+    id = qdict_get_try_str(d, "id");
+    if (!backend) {
+        error_setg(errp, "chardev: no backend specified");
+        goto fail;
+    }
+    if (strcmp(backend, "socket") && strcmp(backend, "stdio")) {
+        /* Serial ports, files, pipes: nothing on this machine could use them. */
+        error_setg(errp, "'%s' is not a valid char driver name", backend);
+        error_append_hint(errp, "This machine has the char drivers 'socket' and 'stdio'\n");
+        goto fail;
+    }
+    if (!id) {
+        error_setg(errp, "chardev: no id specified");
+        goto fail;
+    }
+    if (chardev_find(id)) {
+        error_setg(errp, "Duplicate ID '%s' for chardev", id);
+        goto fail;
+    }
+    chr = g_new0(Chardev, 1);
+    chr->id = g_strdup(id);
+    chr->label = g_strdup(id);
+    chr->kind = !strcmp(backend, "stdio") ? CHARDEV_STDIO : CHARDEV_UNIX;
+    chr->wait = true;
+    json_object_foreach(d, key, value) {
+        const char *v = json_string_value(value);
+        bool ok = true;
+        if (!strcmp(key, "backend") || !strcmp(key, "id")) {
+            continue;
+        }
+        if (chr->kind == CHARDEV_STDIO) {
+            ok = false;
+        } else if (!strcmp(key, "path")) {
+            chr->path = g_strdup(v);
+        } else if (!strcmp(key, "host")) {
+            chr->host = g_strdup(v);
+        } else if (!strcmp(key, "port")) {
+            chr->port = g_strdup(v);
+        } else if (!strcmp(key, "server")) {
+            if (!parse_flag(key, v, &chr->server, errp)) {
+                chardev_free(chr);
+                goto fail;
+            }
+        } else if (!strcmp(key, "wait")) {
+            if (!parse_flag(key, v, &chr->wait, errp)) {
+                chardev_free(chr);
+                goto fail;
+            }
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            error_setg(errp, "Invalid parameter '%s'", key);
+            chardev_free(chr);
+            goto fail;
+        }
+    }
+    if (chr->kind != CHARDEV_STDIO) {
+        if (chr->path && !chr->host && !chr->port) {
+            chr->kind = CHARDEV_UNIX;
+        } else if (!chr->path && chr->host && chr->port) {
+            chr->kind = CHARDEV_TCP;
+        } else {
+            error_setg(errp, "chardev '%s': a socket needs either path= or host= and port=",
+                       id);
+            chardev_free(chr);
+            goto fail;
+        }
+    }
+    chardevs = g_list_append(chardevs, chr);
+    qobject_unref(d);
+    return true;
+
+fail:
+    qobject_unref(d);
+    return false;
+}
+
+bool chardev_check_all_used(Error **errp)
+{
+    for (GList *l = chardevs; l; l = l->next) {
+        Chardev *chr = l->data;
+        if (!chr->used) {
+            error_setg(errp, "chardev '%s' is not used: this machine has no serial port or "
+                       "other device to connect it to, only -mon and -qtest", chr->id);
+            return false;
+        }
+    }
+    return true;
+}
+
+void chardev_cleanup_all(void)
+{
+    g_list_free_full(chardevs, (GDestroyNotify)chardev_free);
+    chardevs = NULL;
+}
+
+static int unix_socket(Chardev *chr, struct sockaddr_un *addr, Error **errp)
+{
+    int fd;
+
+    if (strlen(chr->path) >= sizeof(addr->sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", chr->path);
+        return -1;
+    }
+    addr->sun_family = AF_UNIX;
+    strcpy(addr->sun_path, chr->path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+    }
+    return fd;
+}
+
+static int open_unix(Chardev *chr, Error **errp)
+{
+    struct sockaddr_un addr = { 0 };
+    int fd = unix_socket(chr, &addr, errp);
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (chr->server) {
+        unlink(chr->path);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+            error_setg_errno(errp, errno, "Failed to bind socket to %s", chr->path);
+            close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if (errno != EINTR) {
+            error_setg_errno(errp, errno, "Failed to connect to '%s'", chr->path);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static int open_tcp(Chardev *chr, Error **errp)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = chr->server ? AI_PASSIVE : 0 };
+    struct addrinfo *res = NULL;
+    int fd = -1, one = 1, rc, saved = 0;
+
+    rc = getaddrinfo(*chr->host ? chr->host : NULL, chr->port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", chr->host, chr->port,
+                   gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        if (chr->server) {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
+                break;
+            }
+        } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, saved, chr->server ? "Failed to listen on %s:%s"
+                                                  : "Failed to connect to %s:%s",
+                         chr->host, chr->port);
+    }
+    return fd;
+}
+
+bool chardev_open_socket(Chardev *chr, int *listen_fd, int *fd, Error **errp)
+{
+    int s = chr->kind == CHARDEV_UNIX ? open_unix(chr, errp) : open_tcp(chr, errp);
+
+    *listen_fd = *fd = -1;
+    if (s < 0) {
+        return false;
+    }
+    if (!chr->server) {
+        *fd = s;
+        return true;
+    }
+    *listen_fd = s;
+    if (chr->wait) {
+        int client;
+        if (chr->kind == CHARDEV_UNIX) {
+            fprintf(stderr, "QEMU waiting for connection on: disconnected:unix:%s,server=on\n",
+                    chr->path);
+        } else {
+            fprintf(stderr, "QEMU waiting for connection on: disconnected:tcp:%s:%s,server=on\n",
+                    chr->host, chr->port);
+        }
+        do {
+            client = accept(s, NULL, NULL);
+        } while (client < 0 && errno == EINTR);
+        if (client < 0) {
+            error_setg_errno(errp, errno, "Failed to accept a connection on %s", chr->label);
+            close(s);
+            chardev_unlink(chr);
+            *listen_fd = -1;
+            return false;
+        }
+        *fd = client;
+    }
+    return true;
+}
+
+void chardev_unlink(Chardev *chr)
+{
+    if (chr->kind == CHARDEV_UNIX && chr->server) {
+        unlink(chr->path);
+    }
+}
