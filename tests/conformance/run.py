@@ -322,8 +322,8 @@ def main():
                  for t in tests]
         results, test_dir, log = run_check(args, iotests, fmt, tests, env, workdir)
         for test in tests or sorted(results):
-            name = test
-            st, line = results.get(test, ('fail', f'{test}: no result from check'))
+            name = Path(test).name
+            st, line = results.get(name, ('fail', f'{name}: no result from check'))
             if st == 'fail' and not args.oracle:
                 ref = find_reference(iotests, test, fmt)
                 if passes_after_filters(bad_output(test_dir, test, args.jobs), ref, filters):
