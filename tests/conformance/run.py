@@ -318,8 +318,8 @@ def main():
             tests = sorted(t for (f, t) in expectations if f == fmt)
         if not tests and not args.all:
             continue
-        tests = [t if t[0].isdigit() or t.startswith('tests/') else f'tests/{t}'
-                 for t in tests]
+        # check takes a named test (tests/NAME in its tree) by NAME alone.
+        tests = [Path(t).name for t in tests]
         results, test_dir, log = run_check(args, iotests, fmt, tests, env, workdir)
         for test in tests or sorted(results):
             name = Path(test).name
