@@ -23,7 +23,7 @@ warning) are taken out of its output; if what is left equals QEMU's
 reference output, the test passes.
 
   run.py [--oracle] [-j N] [-b BUILD] [--formats raw,qcow2] [--all]
-         [--group G] [--keep] [TEST...]
+         [--group G] [--list FILE] [--keep] [TEST...]
 
 --all runs every test of the formats (not only the listed ones) and prints
 a proposed expectation line for each, for widening the list.
@@ -258,6 +258,8 @@ def main():
     p.add_argument('--all', action='store_true',
                    help='run every test, not only the listed ones')
     p.add_argument('--group', help="run a group of QEMU's tests (with --all)")
+    p.add_argument('--list', help='the expectation list (default: expectations.txt; '
+                   'expectations-long.txt holds the tests beyond the auto group)')
     p.add_argument('--timeout', type=int, default=300,
                    help='seconds one test may run before it is killed')
     p.add_argument('--keep', action='store_true', help='keep the work directory')
@@ -269,7 +271,8 @@ def main():
     for f in formats:
         if f not in FORMATS:
             sys.exit(f'run.py: unknown format {f!r}')
-    expectations = load_expectations(HERE / 'expectations.txt')
+    expectations = load_expectations(Path(args.list) if args.list
+                                     else HERE / 'expectations.txt')
     filters = [] if args.oracle else load_filters(HERE / 'filters.txt')
 
     src = subprocess.run(['bash', str(HERE / 'fetch-qemu-src.sh')],
