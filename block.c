@@ -1964,15 +1964,73 @@ static bool is_strong_opt(const BlockDriver *drv, const char *key)
 }
 
 /*
- * The options that describe @bs fully, as a JSON object; *@plain tells
- * whether a plain file name would do as well.
+ * QEMU prints the members of a json:{...} name in the order of its
+ * dictionary's hash buckets, not in insertion order.  The keys the nodes
+ * here can show, in the order QEMU 7.2 was observed to print them (only
+ * the relative order of keys that meet in one object matters).  An object
+ * with a key not listed keeps this tree's order: driver, filename, the
+ * node's own options, its children.
  */
-static json_t *node_description(BlockDriverState *bs, bool *plain)
+static const char *const json_name_key_order[] = {
+    "inject-error.0.state", "opt-write-zero", "inject-error.0.immediately",
+    "set-state.0.event", "inject-error.0.once", "max-write-zero", "image", "test",
+    "max-transfer", "driver", "config", "inject-error.0.iotype", "set-state.0.new_state",
+    "inject-error.0.errno", "inject-error.0.event", "opt-discard", "set-state.0.state",
+    "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
+};
+
+static int json_name_key_rank(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(json_name_key_order); i++) {
+        if (!strcmp(key, json_name_key_order[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static gint compare_key_rank(gconstpointer a, gconstpointer b)
+{
+    return json_name_key_rank(*(const char *const *)a) -
+           json_name_key_rank(*(const char *const *)b);
+}
+
+/* @obj rebuilt in QEMU's member order when every key is known, else @obj. */
+static json_t *json_name_order(json_t *obj)
+{
+    g_autoptr(GPtrArray) keys = g_ptr_array_new();
+    json_t *sorted, *value;
+    const char *key;
+
+    json_object_foreach(obj, key, value) {
+        if (json_name_key_rank(key) < 0) {
+            return obj;
+        }
+        g_ptr_array_add(keys, (gpointer)key);
+    }
+    g_ptr_array_sort(keys, compare_key_rank);
+    sorted = json_object();
+    for (guint i = 0; i < keys->len; i++) {
+        json_object_set(sorted, keys->pdata[i], json_object_get(obj, keys->pdata[i]));
+    }
+    json_decref(obj);
+    return sorted;
+}
+
+/*
+ * The options that describe @bs fully, as a JSON object; *@plain_name gets
+ * the plain file name that says as much (caller frees), or NULL when only
+ * the JSON object does: the node or a child has options that change what
+ * it is, and its driver has no plain form for them.
+ */
+static json_t *node_description(BlockDriverState *bs, char **plain_name)
 {
     json_t *obj = json_object();
     const char *key;
     json_t *value;
-    bool own_plain = true;
+    bool own_strong = false, children_plain = true;
+    g_autofree char *file_plain = NULL, *extra_plain = NULL;
+    BlockDriverState *extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
 
     json_object_set_new(obj, "driver", json_string(bs->drv->format_name));
     if (bs->drv->is_protocol && !bs->file && bs->filename[0] &&
@@ -1983,24 +2041,37 @@ static json_t *node_description(BlockDriverState *bs, bool *plain)
         if (is_strong_opt(bs->drv, key)) {
             /* Flat keys ("set-state.0.event"), as QEMU shows them too. */
             json_object_set(obj, key, value);
-            own_plain = false;
+            own_strong = true;
         }
     }
     if (bs->file) {
-        bool child_plain;
-        json_t *child = node_description(bs->file, &child_plain);
+        json_t *child = node_description(bs->file, &file_plain);
 
         json_object_set_new(obj, bs->drv->file_child_name ? bs->drv->file_child_name
                                                           : "file", child);
-        own_plain = own_plain && child_plain;
+        children_plain = file_plain != NULL;
     }
-    *plain = own_plain;
-    return obj;
+    if (extra) {
+        json_object_set_new(obj, bs->drv->extra_child_name, node_description(extra, &extra_plain));
+        children_plain = children_plain && extra_plain;
+    }
+    if (!children_plain) {
+        *plain_name = NULL;
+    } else if (bs->drv->bdrv_plain_filename) {
+        *plain_name = bs->drv->bdrv_plain_filename(bs, file_plain, extra_plain);
+    } else if (own_strong) {
+        *plain_name = NULL;
+    } else if (bs->file) {
+        *plain_name = g_steal_pointer(&file_plain);
+    } else {
+        *plain_name = g_strdup(bs->filename);
+    }
+    return json_name_order(obj);
 }
 
 char *bdrv_display_filename(BlockDriverState *bs)
 {
-    bool plain;
+    char *plain;
     json_t *d;
     char *text, *out;
 
@@ -2010,7 +2081,7 @@ char *bdrv_display_filename(BlockDriverState *bs)
     d = node_description(bs, &plain);
     if (plain) {
         json_decref(d);
-        return g_strdup(bs->filename);
+        return plain;
     }
     /* QEMU's spacing: {"a": 1, "b": 2} */
     text = json_dumps(d, JSON_PRESERVE_ORDER);

@@ -2178,12 +2178,16 @@ static int img_commit(int argc, char **argv)
         }
         if (ret >= 0 && !drop) {
             Error *local_err = NULL;
-            if (bdrv_make_empty(bs, &local_err) < 0) {
-                /* The data is safe in the base; only emptying failed. */
-                error_report("Image committed, but emptying '%s' failed: %s", filename,
-                             error_get_pretty(local_err));
+            int empty_ret = bdrv_make_empty(bs, &local_err);
+
+            if (empty_ret < 0) {
+                /*
+                 * The data is safe in the base; only emptying failed.  QEMU's
+                 * wording: the image as named and the errno's text.
+                 */
+                error_report("Failed to empty %s: %s", filename, g_strerror(-empty_ret));
                 error_free(local_err);
-                ret = -EIO;
+                ret = empty_ret;
             } else {
                 ret = bdrv_flush(bs, &err);
             }

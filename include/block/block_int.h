@@ -189,6 +189,17 @@ typedef struct BlockDriver {
     const char *const *strong_opts;
     /* The name of the bs->file child in options ("file", blkdebug: "image"). */
     const char *file_child_name;
+    /* A second child besides bs->file (blkverify's "raw"), and its name in options. */
+    BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
+    const char *extra_child_name;
+    /*
+     * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
+     * given the plain names of its children; NULL when its options need a
+     * json:{...} name.  Without it: the file child's name, or json:{...}
+     * when the node has any of @strong_opts.
+     */
+    char *(*bdrv_plain_filename)(BlockDriverState *bs, const char *file_plain,
+                                 const char *extra_plain);
 
     /* blkdebug: reacts to a debug event announced on this node. */
     void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
