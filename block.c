@@ -450,6 +450,46 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
     return true;
 }
 
+const char *bdrv_detect_zeroes_str(BdrvDetectZeroes mode)
+{
+    static const char *const names[] = { "off", "on", "unmap" };
+    return names[mode];
+}
+
+/*
+ * Takes "detect-zeroes" out of @opts into *@mode (left alone when absent);
+ * @discard_ignore is the node's discard mode once the options apply.
+ */
+static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroes *mode,
+                               Error **errp)
+{
+    json_t *v = json_object_get(opts, "detect-zeroes");
+    const char *str;
+
+    if (!v) {
+        return true;
+    }
+    str = json_is_string(v) ? json_string_value(v) : "";
+    if (!strcmp(str, "off")) {
+        *mode = BDRV_DETECT_ZEROES_OFF;
+    } else if (!strcmp(str, "on")) {
+        *mode = BDRV_DETECT_ZEROES_ON;
+    } else if (!strcmp(str, "unmap")) {
+        *mode = BDRV_DETECT_ZEROES_UNMAP;
+    } else {
+        /* QEMU's words; a non-string shows as empty. */
+        error_setg(errp, "invalid parameter value: %s", str);
+        return false;
+    }
+    if (*mode == BDRV_DETECT_ZEROES_UNMAP && discard_ignore) {
+        error_setg(errp, "setting detect-zeroes to unmap is not allowed without setting "
+                   "discard operation to unmap");
+        return false;
+    }
+    qdict_del(opts, "detect-zeroes");
+    return true;
+}
+
 /*
  * What every new node does with the options every node takes: its name
  * (given or generated), a copy of the options for query output, the
@@ -458,7 +498,7 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "detect-zeroes", "auto-read-only",
+        "cache.direct", "aio", "auto-read-only",
         "force-share", "locking",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
@@ -487,6 +527,9 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
             return false;
         }
         qdict_del(opts, "discard");
+    }
+    if (!take_detect_zeroes(opts, bs->discard_ignore, &bs->detect_zeroes, errp)) {
+        return false;
     }
     for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
         qdict_del(opts, ignored[i]);
@@ -900,6 +943,7 @@ typedef struct ReopenState {
     BlockDriverState *bs;
     bool has_read_only;         /* "read-only" was given */
     bool read_only, no_flush, discard_ignore;
+    BdrvDetectZeroes detect_zeroes;
     bool switched;              /* the commit switched read_only */
 } ReopenState;
 
@@ -932,7 +976,7 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
 {
     ReopenState st = {
         .bs = bs, .read_only = bs->read_only, .no_flush = bs->no_flush,
-        .discard_ignore = bs->discard_ignore,
+        .discard_ignore = bs->discard_ignore, .detect_zeroes = bs->detect_zeroes,
     };
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
@@ -983,6 +1027,14 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
             goto out;
         }
         qdict_del(own, "discard");
+    }
+    if (!take_detect_zeroes(own, st.discard_ignore, &st.detect_zeroes, errp)) {
+        goto out;
+    }
+    if (st.detect_zeroes == BDRV_DETECT_ZEROES_UNMAP && st.discard_ignore) {
+        error_setg(errp, "setting detect-zeroes to unmap is not allowed without setting "
+                   "discard operation to unmap");
+        goto out;
     }
 
     /*
@@ -1063,6 +1115,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         ReopenState *st = &g_array_index(states, ReopenState, i);
         st->bs->no_flush = st->no_flush;
         st->bs->discard_ignore = st->discard_ignore;
+        st->bs->detect_zeroes = st->detect_zeroes;
     }
     return 0;
 }
@@ -1427,6 +1480,20 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         ret = notify_writes(bs, false, offset, bytes, errp);
         if (ret < 0) {
             return ret;
+        }
+        if (type == BDRV_REQ_WRITE && bs->detect_zeroes != BDRV_DETECT_ZEROES_OFF &&
+            !(flags & BDRV_REQ_WRITE_COMPRESSED) && drv->bdrv_pwrite_zeroes &&
+            buffer_is_zero(buf, bytes)) {
+            /*
+             * detect-zeroes: the format records zeroes without writing data
+             * (a driver without zero writes would only write the same
+             * buffer).  "unmap" lets it deallocate too; discard=ignore
+             * cannot be on then (refused when the options are set).
+             */
+            type = BDRV_REQ_ZEROES;
+            if (bs->detect_zeroes == BDRV_DETECT_ZEROES_UNMAP) {
+                flags |= BDRV_REQ_MAY_UNMAP;
+            }
         }
         bs->in_flight++;
         if (type != BDRV_REQ_DISCARD) {

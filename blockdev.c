@@ -414,7 +414,7 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_int(info, "backing_file_depth", depth);
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
-    qdict_put_str(info, "detect_zeroes", "off");
+    qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
     image = bdrv_query_image_info(bs, false, NULL);
     if (image) {
         qdict_put_obj(info, "image", image);

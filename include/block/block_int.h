@@ -17,6 +17,15 @@
 #define PATH_MAX 4096
 #endif
 
+typedef enum BdrvDetectZeroes {
+    BDRV_DETECT_ZEROES_OFF = 0,
+    BDRV_DETECT_ZEROES_ON,
+    BDRV_DETECT_ZEROES_UNMAP,
+} BdrvDetectZeroes;
+
+/* "off", "on", "unmap". */
+const char *bdrv_detect_zeroes_str(BdrvDetectZeroes mode);
+
 typedef struct BdrvWriteNotifier {
     BdrvWriteNotifyFn fn;
     void *opaque;
@@ -82,6 +91,14 @@ struct BlockDriverState {
      * passes them on.
      */
     bool discard_ignore;
+
+    /*
+     * "detect-zeroes": a write whose data is all zeroes becomes a zero
+     * write (which the format can record without writing data); with
+     * "unmap" it also may deallocate, as a zero write with
+     * BDRV_REQ_MAY_UNMAP.  Done in the core's write path, for every writer.
+     */
+    BdrvDetectZeroes detect_zeroes;
 };
 
 typedef struct BlockDriver {
