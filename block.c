@@ -945,7 +945,25 @@ typedef struct ReopenState {
     bool read_only, no_flush, discard_ignore;
     BdrvDetectZeroes detect_zeroes;
     bool switched;              /* the commit switched read_only */
+    void *drv_state;            /* the driver's plan (bdrv_reopen_prepare) */
+    QDict *drv_opts;            /* the options the driver took, for bs->options */
 } ReopenState;
+
+/* Drops the drivers' plans of @states (a failed reopen). */
+static void reopen_abort_all(GArray *states)
+{
+    for (guint i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+
+        if (st->drv_opts) {
+            if (st->bs->drv->bdrv_reopen_abort) {
+                st->bs->drv->bdrv_reopen_abort(st->bs, st->drv_state);
+            }
+            qobject_unref(st->drv_opts);
+            st->drv_opts = NULL;
+        }
+    }
+}
 
 /* A boolean option of a reopen, when given: false with @errp set if malformed. */
 static bool reopen_bool(QDict *opts, const char *key, bool *out, Error **errp)
@@ -1037,6 +1055,20 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
         goto out;
     }
 
+    if (bs->drv->bdrv_reopen_prepare) {
+        /* The driver's runtime options: the same parser as its open. */
+        QDict *before = qdict_clone_shallow(own);
+
+        if (bs->drv->bdrv_reopen_prepare(bs, own, &st.drv_state, errp) < 0) {
+            qobject_unref(before);
+            goto out;
+        }
+        json_object_foreach(own, key, value) {
+            qdict_del(before, key);
+        }
+        st.drv_opts = before;
+    }
+
     /*
      * Everything else may only be restated: the node's name and driver,
      * the file name and the driver's own options keep what the node was
@@ -1062,6 +1094,7 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     }
 
     g_array_append_val(states, st);
+    st.drv_opts = NULL;     /* @states owns the plan now */
     if (qdict_size(file_opts) && !bdrv_reopen_check(bs->file, file_opts, states, errp)) {
         goto out;
     }
@@ -1071,6 +1104,12 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     }
     ok = true;
 out:
+    if (st.drv_opts) {
+        if (bs->drv->bdrv_reopen_abort) {
+            bs->drv->bdrv_reopen_abort(bs, st.drv_state);
+        }
+        qobject_unref(st.drv_opts);
+    }
     qobject_unref(backing_opts);
     qobject_unref(file_opts);
     qobject_unref(own);
@@ -1087,6 +1126,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         return -ENOMEDIUM;
     }
     if (!bdrv_reopen_check(bs, opts, states, errp)) {
+        reopen_abort_all(states);
         return -EINVAL;
     }
     /*
@@ -1106,6 +1146,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
                         bdrv_reopen_set_read_only(u->bs, !u->read_only, NULL);
                     }
                 }
+                reopen_abort_all(states);
                 return ret;
             }
             st->switched = true;
@@ -1116,6 +1157,20 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         st->bs->no_flush = st->no_flush;
         st->bs->discard_ignore = st->discard_ignore;
         st->bs->detect_zeroes = st->detect_zeroes;
+        if (st->drv_opts) {
+            const char *key;
+            json_t *value;
+
+            if (st->bs->drv->bdrv_reopen_commit) {
+                st->bs->drv->bdrv_reopen_commit(st->bs, st->drv_state);
+            }
+            /* Later restatements and the node's description see the new values. */
+            json_object_foreach(st->drv_opts, key, value) {
+                json_object_set(st->bs->options, key, value);
+            }
+            qobject_unref(st->drv_opts);
+            st->drv_opts = NULL;
+        }
     }
     return 0;
 }

@@ -167,6 +167,20 @@ typedef struct BlockDriver {
     int (*bdrv_rw_vmstate)(BlockDriverState *bs, int64_t pos, int64_t bytes,
                            void *buf, bool write, Error **errp);
 
+    /*
+     * Reopen of the driver's own runtime options (qcow2's lazy-refcounts,
+     * cache sizes, ...), the same options its open takes.  @opts holds the
+     * options given for this node that the core does not handle itself;
+     * prepare validates them as open does, takes out those it handles and
+     * returns its plan in *@state, changing nothing (it may flush).  Commit
+     * applies the plan and cannot fail; abort drops it.  Options prepare
+     * leaves may only restate the node's values.
+     */
+    int (*bdrv_reopen_prepare)(BlockDriverState *bs, QDict *opts, void **state,
+                               Error **errp);
+    void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
+    void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
     QDict *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
