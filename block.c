@@ -450,6 +450,46 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
     return true;
 }
 
+const char *bdrv_detect_zeroes_str(BdrvDetectZeroes mode)
+{
+    static const char *const names[] = { "off", "on", "unmap" };
+    return names[mode];
+}
+
+/*
+ * Takes "detect-zeroes" out of @opts into *@mode (left alone when absent);
+ * @discard_ignore is the node's discard mode once the options apply.
+ */
+static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroes *mode,
+                               Error **errp)
+{
+    json_t *v = json_object_get(opts, "detect-zeroes");
+    const char *str;
+
+    if (!v) {
+        return true;
+    }
+    str = json_is_string(v) ? json_string_value(v) : "";
+    if (!strcmp(str, "off")) {
+        *mode = BDRV_DETECT_ZEROES_OFF;
+    } else if (!strcmp(str, "on")) {
+        *mode = BDRV_DETECT_ZEROES_ON;
+    } else if (!strcmp(str, "unmap")) {
+        *mode = BDRV_DETECT_ZEROES_UNMAP;
+    } else {
+        /* QEMU's words; a non-string shows as empty. */
+        error_setg(errp, "invalid parameter value: %s", str);
+        return false;
+    }
+    if (*mode == BDRV_DETECT_ZEROES_UNMAP && discard_ignore) {
+        error_setg(errp, "setting detect-zeroes to unmap is not allowed without setting "
+                   "discard operation to unmap");
+        return false;
+    }
+    qdict_del(opts, "detect-zeroes");
+    return true;
+}
+
 /*
  * What every new node does with the options every node takes: its name
  * (given or generated), a copy of the options for query output, the
@@ -458,7 +498,7 @@ static bool take_bool_opt(QDict *options, const char *key, bool *out, Error **er
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "detect-zeroes", "auto-read-only",
+        "cache.direct", "aio", "auto-read-only",
         "force-share", "locking",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
@@ -487,6 +527,9 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
             return false;
         }
         qdict_del(opts, "discard");
+    }
+    if (!take_detect_zeroes(opts, bs->discard_ignore, &bs->detect_zeroes, errp)) {
+        return false;
     }
     for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
         qdict_del(opts, ignored[i]);
@@ -900,8 +943,27 @@ typedef struct ReopenState {
     BlockDriverState *bs;
     bool has_read_only;         /* "read-only" was given */
     bool read_only, no_flush, discard_ignore;
+    BdrvDetectZeroes detect_zeroes;
     bool switched;              /* the commit switched read_only */
+    void *drv_state;            /* the driver's plan (bdrv_reopen_prepare) */
+    QDict *drv_opts;            /* the options the driver took, for bs->options */
 } ReopenState;
+
+/* Drops the drivers' plans of @states (a failed reopen). */
+static void reopen_abort_all(GArray *states)
+{
+    for (guint i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+
+        if (st->drv_opts) {
+            if (st->bs->drv->bdrv_reopen_abort) {
+                st->bs->drv->bdrv_reopen_abort(st->bs, st->drv_state);
+            }
+            qobject_unref(st->drv_opts);
+            st->drv_opts = NULL;
+        }
+    }
+}
 
 /* A boolean option of a reopen, when given: false with @errp set if malformed. */
 static bool reopen_bool(QDict *opts, const char *key, bool *out, Error **errp)
@@ -932,7 +994,7 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
 {
     ReopenState st = {
         .bs = bs, .read_only = bs->read_only, .no_flush = bs->no_flush,
-        .discard_ignore = bs->discard_ignore,
+        .discard_ignore = bs->discard_ignore, .detect_zeroes = bs->detect_zeroes,
     };
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
@@ -984,6 +1046,28 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
         }
         qdict_del(own, "discard");
     }
+    if (!take_detect_zeroes(own, st.discard_ignore, &st.detect_zeroes, errp)) {
+        goto out;
+    }
+    if (st.detect_zeroes == BDRV_DETECT_ZEROES_UNMAP && st.discard_ignore) {
+        error_setg(errp, "setting detect-zeroes to unmap is not allowed without setting "
+                   "discard operation to unmap");
+        goto out;
+    }
+
+    if (bs->drv->bdrv_reopen_prepare) {
+        /* The driver's runtime options: the same parser as its open. */
+        QDict *before = qdict_clone_shallow(own);
+
+        if (bs->drv->bdrv_reopen_prepare(bs, own, &st.drv_state, errp) < 0) {
+            qobject_unref(before);
+            goto out;
+        }
+        json_object_foreach(own, key, value) {
+            qdict_del(before, key);
+        }
+        st.drv_opts = before;
+    }
 
     /*
      * Everything else may only be restated: the node's name and driver,
@@ -1010,6 +1094,7 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     }
 
     g_array_append_val(states, st);
+    st.drv_opts = NULL;     /* @states owns the plan now */
     if (qdict_size(file_opts) && !bdrv_reopen_check(bs->file, file_opts, states, errp)) {
         goto out;
     }
@@ -1019,6 +1104,12 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     }
     ok = true;
 out:
+    if (st.drv_opts) {
+        if (bs->drv->bdrv_reopen_abort) {
+            bs->drv->bdrv_reopen_abort(bs, st.drv_state);
+        }
+        qobject_unref(st.drv_opts);
+    }
     qobject_unref(backing_opts);
     qobject_unref(file_opts);
     qobject_unref(own);
@@ -1035,6 +1126,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         return -ENOMEDIUM;
     }
     if (!bdrv_reopen_check(bs, opts, states, errp)) {
+        reopen_abort_all(states);
         return -EINVAL;
     }
     /*
@@ -1054,6 +1146,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
                         bdrv_reopen_set_read_only(u->bs, !u->read_only, NULL);
                     }
                 }
+                reopen_abort_all(states);
                 return ret;
             }
             st->switched = true;
@@ -1063,6 +1156,21 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         ReopenState *st = &g_array_index(states, ReopenState, i);
         st->bs->no_flush = st->no_flush;
         st->bs->discard_ignore = st->discard_ignore;
+        st->bs->detect_zeroes = st->detect_zeroes;
+        if (st->drv_opts) {
+            const char *key;
+            json_t *value;
+
+            if (st->bs->drv->bdrv_reopen_commit) {
+                st->bs->drv->bdrv_reopen_commit(st->bs, st->drv_state);
+            }
+            /* Later restatements and the node's description see the new values. */
+            json_object_foreach(st->drv_opts, key, value) {
+                json_object_set(st->bs->options, key, value);
+            }
+            qobject_unref(st->drv_opts);
+            st->drv_opts = NULL;
+        }
     }
     return 0;
 }
@@ -1427,6 +1535,20 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         ret = notify_writes(bs, false, offset, bytes, errp);
         if (ret < 0) {
             return ret;
+        }
+        if (type == BDRV_REQ_WRITE && bs->detect_zeroes != BDRV_DETECT_ZEROES_OFF &&
+            !(flags & BDRV_REQ_WRITE_COMPRESSED) && drv->bdrv_pwrite_zeroes &&
+            buffer_is_zero(buf, bytes)) {
+            /*
+             * detect-zeroes: the format records zeroes without writing data
+             * (a driver without zero writes would only write the same
+             * buffer).  "unmap" lets it deallocate too; discard=ignore
+             * cannot be on then (refused when the options are set).
+             */
+            type = BDRV_REQ_ZEROES;
+            if (bs->detect_zeroes == BDRV_DETECT_ZEROES_UNMAP) {
+                flags |= BDRV_REQ_MAY_UNMAP;
+            }
         }
         bs->in_flight++;
         if (type != BDRV_REQ_DISCARD) {
@@ -1964,15 +2086,73 @@ static bool is_strong_opt(const BlockDriver *drv, const char *key)
 }
 
 /*
- * The options that describe @bs fully, as a JSON object; *@plain tells
- * whether a plain file name would do as well.
+ * QEMU prints the members of a json:{...} name in the order of its
+ * dictionary's hash buckets, not in insertion order.  The keys the nodes
+ * here can show, in the order QEMU 7.2 was observed to print them (only
+ * the relative order of keys that meet in one object matters).  An object
+ * with a key not listed keeps this tree's order: driver, filename, the
+ * node's own options, its children.
  */
-static json_t *node_description(BlockDriverState *bs, bool *plain)
+static const char *const json_name_key_order[] = {
+    "inject-error.0.state", "opt-write-zero", "inject-error.0.immediately",
+    "set-state.0.event", "inject-error.0.once", "max-write-zero", "image", "test",
+    "max-transfer", "driver", "config", "inject-error.0.iotype", "set-state.0.new_state",
+    "inject-error.0.errno", "inject-error.0.event", "opt-discard", "set-state.0.state",
+    "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
+};
+
+static int json_name_key_rank(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(json_name_key_order); i++) {
+        if (!strcmp(key, json_name_key_order[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static gint compare_key_rank(gconstpointer a, gconstpointer b)
+{
+    return json_name_key_rank(*(const char *const *)a) -
+           json_name_key_rank(*(const char *const *)b);
+}
+
+/* @obj rebuilt in QEMU's member order when every key is known, else @obj. */
+static json_t *json_name_order(json_t *obj)
+{
+    g_autoptr(GPtrArray) keys = g_ptr_array_new();
+    json_t *sorted, *value;
+    const char *key;
+
+    json_object_foreach(obj, key, value) {
+        if (json_name_key_rank(key) < 0) {
+            return obj;
+        }
+        g_ptr_array_add(keys, (gpointer)key);
+    }
+    g_ptr_array_sort(keys, compare_key_rank);
+    sorted = json_object();
+    for (guint i = 0; i < keys->len; i++) {
+        json_object_set(sorted, keys->pdata[i], json_object_get(obj, keys->pdata[i]));
+    }
+    json_decref(obj);
+    return sorted;
+}
+
+/*
+ * The options that describe @bs fully, as a JSON object; *@plain_name gets
+ * the plain file name that says as much (caller frees), or NULL when only
+ * the JSON object does: the node or a child has options that change what
+ * it is, and its driver has no plain form for them.
+ */
+static json_t *node_description(BlockDriverState *bs, char **plain_name)
 {
     json_t *obj = json_object();
     const char *key;
     json_t *value;
-    bool own_plain = true;
+    bool own_strong = false, children_plain = true;
+    g_autofree char *file_plain = NULL, *extra_plain = NULL;
+    BlockDriverState *extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
 
     json_object_set_new(obj, "driver", json_string(bs->drv->format_name));
     if (bs->drv->is_protocol && !bs->file && bs->filename[0] &&
@@ -1983,24 +2163,37 @@ static json_t *node_description(BlockDriverState *bs, bool *plain)
         if (is_strong_opt(bs->drv, key)) {
             /* Flat keys ("set-state.0.event"), as QEMU shows them too. */
             json_object_set(obj, key, value);
-            own_plain = false;
+            own_strong = true;
         }
     }
     if (bs->file) {
-        bool child_plain;
-        json_t *child = node_description(bs->file, &child_plain);
+        json_t *child = node_description(bs->file, &file_plain);
 
         json_object_set_new(obj, bs->drv->file_child_name ? bs->drv->file_child_name
                                                           : "file", child);
-        own_plain = own_plain && child_plain;
+        children_plain = file_plain != NULL;
     }
-    *plain = own_plain;
-    return obj;
+    if (extra) {
+        json_object_set_new(obj, bs->drv->extra_child_name, node_description(extra, &extra_plain));
+        children_plain = children_plain && extra_plain;
+    }
+    if (!children_plain) {
+        *plain_name = NULL;
+    } else if (bs->drv->bdrv_plain_filename) {
+        *plain_name = bs->drv->bdrv_plain_filename(bs, file_plain, extra_plain);
+    } else if (own_strong) {
+        *plain_name = NULL;
+    } else if (bs->file) {
+        *plain_name = g_steal_pointer(&file_plain);
+    } else {
+        *plain_name = g_strdup(bs->filename);
+    }
+    return json_name_order(obj);
 }
 
 char *bdrv_display_filename(BlockDriverState *bs)
 {
-    bool plain;
+    char *plain;
     json_t *d;
     char *text, *out;
 
@@ -2010,7 +2203,7 @@ char *bdrv_display_filename(BlockDriverState *bs)
     d = node_description(bs, &plain);
     if (plain) {
         json_decref(d);
-        return g_strdup(bs->filename);
+        return plain;
     }
     /* QEMU's spacing: {"a": 1, "b": 2} */
     text = json_dumps(d, JSON_PRESERVE_ORDER);

@@ -81,6 +81,20 @@ static void print_drive_formats(void)
     printf("\n");
 }
 
+/* Whether @opts has nested options of the file child ("file.driver", ...). */
+static bool has_file_options(QDict *opts)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(opts, key, value) {
+        if (g_str_has_prefix(key, "file.")) {
+            return true;
+        }
+    }
+    return false;
+}
+
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
 {
     g_autoptr(GString) name = g_string_new(NULL);
@@ -230,10 +244,14 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     if (ro) {
         qdict_put_str(opts, "read-only", "on");
     }
-    if (file && *file) {
+    if ((file && *file) || qdict_haskey(opts, "driver") || has_file_options(opts)) {
+        /*
+         * As QEMU: without file=, "driver" or nested "file.*" options
+         * (file.driver=blkverify,file.raw.filename=...) say what to open.
+         */
         bopts = opts;
         opts = NULL;
-        bs = bdrv_open(file, bopts, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+        bs = bdrv_open(file && *file ? file : NULL, bopts, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
         if (!bs) {
             goto fail;
         }
@@ -382,7 +400,11 @@ json_t *block_device_info(BlockDriverState *bs)
     for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
         depth++;
     }
-    qdict_put_str(info, "file", bdrv_get_filename(bs));
+    {
+        /* QEMU's name for the node: plain, or json:{...} when options make it. */
+        g_autofree char *name = bdrv_display_filename(bs);
+        qdict_put_str(info, "file", name);
+    }
     qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
     qdict_put_bool(info, "ro", bdrv_is_read_only(bs));
     qdict_put_str(info, "drv", bdrv_get_format_name(bs));
@@ -392,7 +414,7 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_int(info, "backing_file_depth", depth);
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
-    qdict_put_str(info, "detect_zeroes", "off");
+    qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
     image = bdrv_query_image_info(bs, false, NULL);
     if (image) {
         qdict_put_obj(info, "image", image);

@@ -2082,6 +2082,31 @@ static int commit_copy(BlockDriverState *top, BlockDriverState *base, Error **er
     return bdrv_flush(base, errp);
 }
 
+/*
+ * The member of @bs's backing chain that @name designates, or NULL.  As in
+ * QEMU, a relative @name is relative to the directory of the image whose
+ * backing file is looked at (backing file names are stored so), not to the
+ * working directory; both sides are compared after resolving symlinks.
+ */
+static BlockDriverState *find_backing_image(BlockDriverState *bs, const char *name)
+{
+    for (BlockDriverState *over = bs, *p = bdrv_backing(bs); p; over = p, p = bdrv_backing(p)) {
+        g_autofree char *want = NULL, *want_real = NULL, *have_real = NULL;
+
+        if (!strcmp(name, over->backing_file)) {
+            return p;
+        }
+        want = g_path_is_absolute(name) ? g_strdup(name)
+                                        : path_combine(bdrv_get_filename(over), name);
+        want_real = realpath(want, NULL);
+        have_real = realpath(bdrv_get_filename(p), NULL);
+        if (want_real && have_real && !strcmp(want_real, have_real)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static int img_commit(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -2129,14 +2154,7 @@ static int img_commit(int argc, char **argv)
         return 1;
     }
     if (base_name) {
-        g_autofree char *want = g_canonicalize_filename(base_name, NULL);
-        for (BlockDriverState *p = bdrv_backing(bs); p; p = bdrv_backing(p)) {
-            g_autofree char *have = g_canonicalize_filename(bdrv_get_filename(p), NULL);
-            if (!strcmp(want, have)) {
-                base = p;
-                break;
-            }
-        }
+        base = find_backing_image(bs, base_name);
         if (!base) {
             error_report("Did not find '%s' in the backing chain of '%s'", base_name, filename);
             bdrv_unref(bs);
@@ -2154,14 +2172,22 @@ static int img_commit(int argc, char **argv)
     if (ret == 0) {
         progress_init(progress);
         ret = commit_copy(bs, base, &err);
+        if (ret < 0 && err) {
+            /* QEMU runs the copy as a block job and words its failure so. */
+            error_prepend(&err, "Block job failed: ");
+        }
         if (ret >= 0 && !drop) {
             Error *local_err = NULL;
-            if (bdrv_make_empty(bs, &local_err) < 0) {
-                /* The data is safe in the base; only emptying failed. */
-                error_report("Image committed, but emptying '%s' failed: %s", filename,
-                             error_get_pretty(local_err));
+            int empty_ret = bdrv_make_empty(bs, &local_err);
+
+            if (empty_ret < 0) {
+                /*
+                 * The data is safe in the base; only emptying failed.  QEMU's
+                 * wording: the image as named and the errno's text.
+                 */
+                error_report("Failed to empty %s: %s", filename, g_strerror(-empty_ret));
                 error_free(local_err);
-                ret = -EIO;
+                ret = empty_ret;
             } else {
                 ret = bdrv_flush(bs, &err);
             }

@@ -113,6 +113,13 @@ typedef struct BDRVBlkdebugState {
     int64_t align;              /* 1: none */
     int64_t max_transfer;       /* 0: none */
     int64_t opt_write_zero, max_write_zero, opt_discard, max_discard;
+
+    /*
+     * The config file name ("" for none) when that is all that makes this
+     * node what it is, so that "blkdebug:CONFIG:IMAGE" names it; NULL when
+     * rules or limits were given as options.
+     */
+    char *plain_config;
 } BDRVBlkdebugState;
 
 /* Takes an unsigned number (size suffixes allowed) out of @opts. */
@@ -755,6 +762,8 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     }
     config = g_strdup(qdict_get_try_str(options, "config"));
     qdict_del(options, "config");
+    /* What is left are rules and limits (or unknown options, refused below). */
+    s->plain_config = qdict_size(options) ? NULL : g_strdup(config ? config : "");
     if (!refuse_unsupported(options, errp) || !take_limits(s, options, errp) ||
         (config && *config && !read_config(s, config, errp)) ||
         !take_rule_options(s, options, "inject-error", RULE_INJECT_ERROR, errp) ||
@@ -798,6 +807,9 @@ fail:
 static void blkdebug_close(BlockDriverState *bs)
 {
     BDRVBlkdebugState *s = bs->opaque;
+
+    g_free(s->plain_config);
+    s->plain_config = NULL;
 
     if (s->active) {
         g_ptr_array_free(s->active, true);
@@ -975,6 +987,16 @@ static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
 }
 
+/* QEMU's form: "blkdebug:CONFIG:IMAGE" (CONFIG may be empty). */
+static char *blkdebug_plain_filename(BlockDriverState *bs, const char *file_plain,
+                                     const char *extra_plain)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    return s->plain_config ? g_strdup_printf("blkdebug:%s:%s", s->plain_config, file_plain)
+                           : NULL;
+}
+
 static const char *const blkdebug_strong_opts[] = {
     "config", "inject-error.", "set-state.", "align", "max-transfer",
     "opt-write-zero", "max-write-zero", "opt-discard", "max-discard",
@@ -990,6 +1012,7 @@ static BlockDriver bdrv_blkdebug = {
     .bdrv_open = blkdebug_open,
     .bdrv_close = blkdebug_close,
     .strong_opts = blkdebug_strong_opts,
+    .bdrv_plain_filename = blkdebug_plain_filename,
     .file_child_name = "image",
     .bdrv_debug_event = blkdebug_debug_event,
     .bdrv_debug_breakpoint = blkdebug_breakpoint,

@@ -152,14 +152,27 @@ static int64_t blkverify_getlength(BlockDriverState *bs)
 }
 
 /* The reference image makes the node what it is. */
-static const char *const blkverify_strong_opts[] = { "raw.", NULL };
+static BlockDriverState *blkverify_extra_child(BlockDriverState *bs)
+{
+    BDRVBlkverifyState *s = bs->opaque;
+    return s->raw;
+}
+
+/* QEMU's form: "blkverify:RAW:TEST". */
+static char *blkverify_plain_filename(BlockDriverState *bs, const char *file_plain,
+                                      const char *extra_plain)
+{
+    return g_strdup_printf("blkverify:%s:%s", extra_plain, file_plain);
+}
 
 static BlockDriver bdrv_blkverify = {
     .format_name = "blkverify",
     .instance_size = sizeof(BDRVBlkverifyState),
     .is_protocol = true,
     .file_child_name = "test",
-    .strong_opts = blkverify_strong_opts,
+    .bdrv_extra_child = blkverify_extra_child,
+    .extra_child_name = "raw",
+    .bdrv_plain_filename = blkverify_plain_filename,
     .bdrv_open = blkverify_open,
     .bdrv_close = blkverify_close,
     .bdrv_pread = blkverify_pread,

@@ -593,6 +593,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
                 }
                 n += MIN((uint64_t)bytes - n, (uint64_t)s->cluster_size);
             }
+            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, entry + in, n, buf, 0, errp);
         } else {
             /* Whole sectors are decrypted; copy out the requested part. */
@@ -604,6 +605,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             if (bounce) {
                 tmp = s->cdata;     /* scratch; it holds no cached state */
             }
+            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
             if (ret == 0) {
                 legacy_aes_crypt(s->aes, (int64_t)((offset - in + s0) >> BDRV_SECTOR_BITS), tmp,
@@ -632,6 +634,8 @@ static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_
     g_autofree uint8_t *tmp = NULL;
     int ret;
 
+    /* Where QEMU announces it: guest data is about to reach the file. */
+    bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
     if (!bs->encrypted) {
         return bdrv_pwrite(bs->file, entry + in, n, buf, 0, errp);
     }
@@ -795,6 +799,7 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
                 break;
             }
             host = alloc_bytes(bs, s->cluster_size);
+            bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
             ret = bdrv_pwrite(bs->file, host, s->cluster_size, cbuf, 0, errp);
             if (ret < 0) {
                 break;

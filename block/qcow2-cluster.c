@@ -163,6 +163,24 @@ void qcow2_cache_discard(Qcow2Cache *c, int64_t offset)
     }
 }
 
+void qcow2_cache_clean_unused(Qcow2Cache *c)
+{
+    for (int i = 0; i < c->size; i++) {
+        Qcow2CacheEntry *e = &c->entries[i];
+
+        if (e->offset && !e->dirty && e->lru <= c->lru_at_clean) {
+            g_hash_table_remove(c->index, &e->offset);
+            e->offset = 0;
+        }
+        if (!e->offset && e->table) {
+            /* The point of the option: the memory goes back. */
+            g_free(e->table);
+            e->table = NULL;
+        }
+    }
+    c->lru_at_clean = c->lru_counter;
+}
+
 void qcow2_cache_drop_all(Qcow2Cache *c)
 {
     g_hash_table_remove_all(c->index);
@@ -324,6 +342,12 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     new_off = qcow2_alloc_clusters(bs, 1, errp);
     if (new_off < 0) {
         return new_off;
+    }
+    if (new_off == 0) {
+        /* Only refcounts that lost the header's cluster hand it out. */
+        qcow2_signal_corruption(bs, errp, "Preventing invalid allocation of L2 table at "
+                                "offset 0");
+        return -EIO;
     }
     ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
     if (ret < 0) {
@@ -646,33 +670,71 @@ static const char *metadata_overlap(BlockDriverState *bs, int64_t off, int64_t l
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
+    uint32_t ol = s->overlap_check;
 
-    if (s->no_overlap_check) {
-        return NULL;
-    }
-    if (overlap(off, len, 0, cs)) {
+    if ((ol & QCOW2_OL_MAIN_HEADER) && overlap(off, len, 0, cs)) {
         return "qcow2_header";
     }
-    if (overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
+    if ((ol & QCOW2_OL_ACTIVE_L1) &&
+        overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
         return "active L1 table";
     }
-    if (overlap(off, len, s->refcount_table_offset, (int64_t)s->refcount_table_clusters * cs)) {
+    if ((ol & QCOW2_OL_REFCOUNT_TABLE) &&
+        overlap(off, len, s->refcount_table_offset, (int64_t)s->refcount_table_clusters * cs)) {
         return "refcount table";
     }
-    if (s->nb_snapshots && overlap(off, len, s->snapshots_offset, cs)) {
+    if ((ol & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
+        overlap(off, len, s->snapshots_offset, cs)) {
         return "snapshot table";
     }
-    for (uint32_t i = 0; i < s->l1_size; i++) {
-        int64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
-        if (l2 && overlap(off, len, l2, cs)) {
-            return "active L2 table";
+    if (ol & QCOW2_OL_ACTIVE_L2) {
+        for (uint32_t i = 0; i < s->l1_size; i++) {
+            int64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+            if (l2 && overlap(off, len, l2, cs)) {
+                return "active L2 table";
+            }
         }
     }
-    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
-        int64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
-        if (rb && overlap(off, len, rb, cs)) {
-            return "refcount block";
+    if (ol & QCOW2_OL_REFCOUNT_BLOCK) {
+        for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+            int64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
+            if (rb && overlap(off, len, rb, cs)) {
+                return "refcount block";
+            }
         }
+    }
+    if ((ol & (QCOW2_OL_INACTIVE_L1 | QCOW2_OL_INACTIVE_L2)) && s->nb_snapshots) {
+        /* The snapshots' tables are read from the image: these checks cost I/O. */
+        g_autofree SnapshotL1 *l1s = NULL;
+        const char *what = NULL;
+
+        if (qcow2_read_snapshots(bs, NULL, &l1s, NULL, NULL) < 0) {
+            return NULL;    /* the snapshot table itself is damaged; check reports it */
+        }
+        for (uint32_t i = 0; i < s->nb_snapshots && !what; i++) {
+            int64_t l1len = (int64_t)l1s[i].l1_size * 8;
+            g_autofree uint64_t *l1 = NULL;
+
+            if ((ol & QCOW2_OL_INACTIVE_L1) && overlap(off, len, l1s[i].l1_offset, l1len)) {
+                what = "inactive L1 table";
+                break;
+            }
+            if (!(ol & QCOW2_OL_INACTIVE_L2) || !l1len) {
+                continue;
+            }
+            l1 = g_malloc(l1len);
+            if (bdrv_pread(bs->file, l1s[i].l1_offset, l1len, l1, 0, NULL) < 0) {
+                continue;
+            }
+            for (uint32_t j = 0; j < l1s[i].l1_size; j++) {
+                int64_t l2 = be64toh(l1[j]) & L1E_OFFSET_MASK;
+                if (l2 && overlap(off, len, l2, cs)) {
+                    what = "inactive L2 table";
+                    break;
+                }
+            }
+        }
+        return what;
     }
     return NULL;
 }

@@ -117,7 +117,7 @@ int qcow2_mark_dirty(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (s->version < 3 || !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) || s->dirty_marked ||
+    if (s->version < 3 || !s->use_lazy_refcounts || s->dirty_marked ||
         bs->read_only) {
         return 0;
     }
@@ -235,6 +235,10 @@ static void free_unknown_ext(gpointer p)
 
 static void qcow2_free_state(BDRVQcow2State *s)
 {
+    if (s->cache_clean_timer) {
+        g_source_remove(s->cache_clean_timer);
+        s->cache_clean_timer = 0;
+    }
     qcow2_cache_free(s->l2_cache);
     qcow2_cache_free(s->rb_cache);
     s->l2_cache = s->rb_cache = NULL;
@@ -300,9 +304,13 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 
-static const char *const ignored_runtime_opts[] = {
-    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
-    "overlap-check.template", "cache-clean-interval",
+/*
+ * Accepted and validated as QEMU does, without an effect of their own
+ * here: the L2 cache keeps whole tables (l2-cache-entry-size), and freed
+ * clusters are always given back to the file (pass-discard-*).
+ */
+static const char *const unhonoured_runtime_opts[] = {
+    "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
 };
 
 /* A size option: a JSON number or a string with an optional suffix. */
@@ -387,6 +395,294 @@ static int cache_size_options(BlockDriverState *bs, QDict *options, int64_t *l2_
         *rb_bytes = rb;
     }
     return 0;
+}
+
+/* The runtime options' values, as parsed for an open or a reopen. */
+typedef struct Qcow2RuntimeOpts {
+    bool lazy_refcounts;
+    uint32_t overlap_check;
+    bool cache_sizes_given;
+    int64_t l2_bytes, rb_bytes;
+    uint64_t cache_clean_interval;
+} Qcow2RuntimeOpts;
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} overlap_flags[] = {
+    { "main-header", QCOW2_OL_MAIN_HEADER },
+    { "active-l1", QCOW2_OL_ACTIVE_L1 },
+    { "active-l2", QCOW2_OL_ACTIVE_L2 },
+    { "refcount-table", QCOW2_OL_REFCOUNT_TABLE },
+    { "refcount-block", QCOW2_OL_REFCOUNT_BLOCK },
+    { "snapshot-table", QCOW2_OL_SNAPSHOT_TABLE },
+    { "inactive-l1", QCOW2_OL_INACTIVE_L1 },
+    { "inactive-l2", QCOW2_OL_INACTIVE_L2 },
+};
+
+#define QCOW2_OL_CONSTANT (QCOW2_OL_MAIN_HEADER | QCOW2_OL_ACTIVE_L1 | \
+                           QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_SNAPSHOT_TABLE)
+#define QCOW2_OL_CACHED (QCOW2_OL_CONSTANT | QCOW2_OL_ACTIVE_L2 | QCOW2_OL_REFCOUNT_BLOCK | \
+                         QCOW2_OL_INACTIVE_L1)
+#define QCOW2_OL_ALL (QCOW2_OL_CACHED | QCOW2_OL_INACTIVE_L2)
+
+/* An overlap-check template's bits; false for an unknown name. */
+static bool overlap_template(const char *name, uint32_t *bits)
+{
+    static const struct { const char *name; uint32_t bits; } templates[] = {
+        { "none", 0 }, { "constant", QCOW2_OL_CONSTANT }, { "cached", QCOW2_OL_CACHED },
+        { "all", QCOW2_OL_ALL },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(templates); i++) {
+        if (!strcmp(name, templates[i].name)) {
+            *bits = templates[i].bits;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A boolean option as QEMU words its type error; absent leaves *@out. */
+static bool runtime_bool(QDict *options, const char *key, bool *out, Error **errp)
+{
+    json_t *v = json_object_get(options, key);
+    const char *str;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+    } else {
+        str = json_is_string(v) ? json_string_value(v) : "";
+        if (!strcmp(str, "on")) {
+            *out = true;
+        } else if (!strcmp(str, "off")) {
+            *out = false;
+        } else {
+            error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+            return false;
+        }
+    }
+    qdict_del(options, key);
+    return true;
+}
+
+/*
+ * Takes qcow2's runtime options out of @options into @o, which holds the
+ * values to start from (the defaults at open, the node's at reopen), with
+ * QEMU's checks and errors.  Open and reopen both come here.
+ */
+static int qcow2_take_runtime_opts(BlockDriverState *bs, QDict *options, Qcow2RuntimeOpts *o,
+                                   Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB);
+    int64_t rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB);
+    int64_t entry_size = s->cluster_size;
+    bool sizes_given = qdict_haskey(options, "cache-size") ||
+                       qdict_haskey(options, "l2-cache-size") ||
+                       qdict_haskey(options, "refcount-cache-size");
+    const char *oc = qdict_get_try_str(options, "overlap-check");
+    const char *oct = qdict_get_try_str(options, "overlap-check.template");
+    bool unused;
+
+    if (!runtime_bool(options, "lazy-refcounts", &o->lazy_refcounts, errp)) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(unhonoured_runtime_opts); i++) {
+        if (!runtime_bool(options, unhonoured_runtime_opts[i], &unused, errp)) {
+            return -EINVAL;
+        }
+    }
+    if (qdict_haskey(options, "l2-cache-entry-size")) {
+        const char *str = qdict_get_try_str(options, "l2-cache-entry-size");
+        uint64_t v = 0;
+
+        if (str ? qemu_strtosz(str, NULL, &v) < 0
+                : (v = qdict_get_try_int(options, "l2-cache-entry-size", -1)) == (uint64_t)-1) {
+            error_setg(errp, "Parameter 'l2-cache-entry-size' expects a size");
+            return -EINVAL;
+        }
+        entry_size = MIN(v, (uint64_t)INT64_MAX);
+    }
+    if (cache_size_options(bs, options, &l2_bytes, &rb_bytes, errp) < 0) {
+        return -EINVAL;
+    }
+    if (l2_bytes / entry_size > INT_MAX) {
+        error_setg(errp, "L2 cache size too big");
+        return -EINVAL;
+    }
+    if (rb_bytes / s->cluster_size > INT_MAX) {
+        error_setg(errp, "Refcount cache size too big");
+        return -EINVAL;
+    }
+    if (sizes_given) {
+        o->cache_sizes_given = true;
+        o->l2_bytes = l2_bytes;
+        o->rb_bytes = rb_bytes;
+    }
+    if (qdict_haskey(options, "cache-clean-interval")) {
+        const char *str = qdict_get_try_str(options, "cache-clean-interval");
+        uint64_t v;
+
+        if (str) {
+            /* As QEMU parses numbers: "-1" wraps around (and is too big). */
+            int64_t sv;
+
+            if (str[0] == '-' && qemu_strtoi64(str, NULL, 0, &sv) == 0) {
+                v = (uint64_t)sv;
+            } else if (qemu_strtou64(str, NULL, 0, &v) < 0) {
+                error_setg(errp, "Parameter 'cache-clean-interval' expects a number");
+                return -EINVAL;
+            }
+        } else {
+            v = (uint64_t)qdict_get_try_int(options, "cache-clean-interval", -1);
+        }
+        if (v > UINT_MAX) {
+            error_setg(errp, "Cache clean interval too big");
+            return -EINVAL;
+        }
+        o->cache_clean_interval = v;
+        qdict_del(options, "cache-clean-interval");
+    }
+    if (o->lazy_refcounts && s->version < 3) {
+        error_setg(errp, "Lazy refcounts require a qcow2 image with at least qemu 1.1 "
+                   "compatibility level");
+        return -EINVAL;
+    }
+    if (oc && oct && strcmp(oc, oct)) {
+        error_setg(errp, "Conflicting values for qcow2 options 'overlap-check' ('%s') and "
+                   "'overlap-check.template' ('%s')", oc, oct);
+        return -EINVAL;
+    }
+    if (oc || oct) {
+        if (!overlap_template(oc ? oc : oct, &o->overlap_check)) {
+            error_setg(errp, "Unsupported value '%s' for qcow2 option 'overlap-check'. "
+                       "Allowed are any of the following: none, constant, cached, all",
+                       oc ? oc : oct);
+            return -EINVAL;
+        }
+        qdict_del(options, "overlap-check");
+        qdict_del(options, "overlap-check.template");
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(overlap_flags); i++) {
+        g_autofree char *key = g_strdup_printf("overlap-check.%s", overlap_flags[i].name);
+        bool on = o->overlap_check & overlap_flags[i].bit;
+
+        if (!runtime_bool(options, key, &on, errp)) {
+            return -EINVAL;
+        }
+        o->overlap_check = on ? o->overlap_check | overlap_flags[i].bit
+                              : o->overlap_check & ~overlap_flags[i].bit;
+    }
+    return 0;
+}
+
+static gboolean cache_clean_timer_cb(gpointer opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+
+    /* Runs from the main loop, between requests: no table is in use. */
+    qcow2_cache_clean_unused(s->l2_cache);
+    qcow2_cache_clean_unused(s->rb_cache);
+    s->cache_clean_next = g_get_monotonic_time() + s->cache_clean_interval * G_USEC_PER_SEC;
+    return G_SOURCE_CONTINUE;
+}
+
+/*
+ * cache-clean-interval: every so many seconds, tables not used since the
+ * last pass leave the caches.  A timer does it where a main loop runs (the
+ * machine); the tools have none, so each request checks the clock first.
+ */
+static void cache_clean_setup(BlockDriverState *bs, uint64_t interval)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->cache_clean_timer) {
+        g_source_remove(s->cache_clean_timer);
+        s->cache_clean_timer = 0;
+    }
+    s->cache_clean_interval = interval;
+    if (interval) {
+        s->cache_clean_next = g_get_monotonic_time() + interval * G_USEC_PER_SEC;
+        s->cache_clean_timer = g_timeout_add_seconds(interval, cache_clean_timer_cb, bs);
+    }
+}
+
+/* At the start of a request (no table in use): a clean pass if one is due. */
+static void cache_clean_if_due(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->cache_clean_interval && g_get_monotonic_time() >= s->cache_clean_next) {
+        cache_clean_timer_cb(bs);
+    }
+}
+
+/* Applies @o (checked by qcow2_take_runtime_opts()); the caches are flushed. */
+static void qcow2_apply_runtime_opts(BlockDriverState *bs, const Qcow2RuntimeOpts *o)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    s->use_lazy_refcounts = o->lazy_refcounts;
+    s->overlap_check = o->overlap_check;
+    if (o->cache_sizes_given || !s->l2_cache) {
+        qcow2_cache_free(s->l2_cache);
+        qcow2_cache_free(s->rb_cache);
+        /* At least a few tables each: a write may need several at once. */
+        s->l2_cache = qcow2_cache_new(MAX(4, o->l2_bytes >> s->cluster_bits), s->cluster_size);
+        s->rb_cache = qcow2_cache_new(MAX(4, o->rb_bytes >> s->cluster_bits), s->cluster_size);
+        s->l2_cache->depends = s->rb_cache;
+    }
+    if (o->cache_clean_interval != s->cache_clean_interval || !s->cache_clean_timer) {
+        cache_clean_setup(bs, o->cache_clean_interval);
+    }
+}
+
+static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                                Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree Qcow2RuntimeOpts *o = g_new0(Qcow2RuntimeOpts, 1);
+    int ret;
+
+    o->lazy_refcounts = s->use_lazy_refcounts;
+    o->overlap_check = s->overlap_check;
+    o->cache_clean_interval = s->cache_clean_interval;
+    ret = qcow2_take_runtime_opts(bs, opts, o, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!bs->read_only && (o->cache_sizes_given || (s->use_lazy_refcounts && !o->lazy_refcounts))) {
+        /* New caches start empty; without lazy refcounts the image must be clean. */
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (s->use_lazy_refcounts && !o->lazy_refcounts && s->dirty_marked) {
+            ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            s->dirty_marked = false;
+        }
+    }
+    *state = g_steal_pointer(&o);
+    return 0;
+}
+
+static void qcow2_reopen_commit(BlockDriverState *bs, void *state)
+{
+    qcow2_apply_runtime_opts(bs, state);
+    g_free(state);
+}
+
+static void qcow2_reopen_abort(BlockDriverState *bs, void *state)
+{
+    g_free(state);
 }
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -737,39 +1033,23 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     {
-        /* Default: enough L2 tables to map the whole image, up to 8 MiB. */
-        int64_t l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB);
-        int64_t rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB);
+        /* The defaults; the options may change them. */
+        Qcow2RuntimeOpts o = {
+            .lazy_refcounts = (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0,
+            .overlap_check = QCOW2_OL_CACHED,
+            /* Enough L2 tables to map the whole image, up to 8 MiB. */
+            .l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB),
+            .rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB),
+        };
 
-        ret = cache_size_options(bs, options, &l2_bytes, &rb_bytes, errp);
+        ret = qcow2_take_runtime_opts(bs, options, &o, errp);
         if (ret < 0) {
             goto fail;
         }
-        /* At least a few tables each: a write may need several at once. */
-        s->l2_cache = qcow2_cache_new(MAX(4, l2_bytes >> s->cluster_bits), s->cluster_size);
-        s->rb_cache = qcow2_cache_new(MAX(4, rb_bytes >> s->cluster_bits), s->cluster_size);
+        qcow2_apply_runtime_opts(bs, &o);
     }
-    s->l2_cache->depends = s->rb_cache;
     s->file_end = file_len;
 
-    /* Options */
-    {
-        /* Which metadata guest writes are checked against: none, or what we track. */
-        const char *oc = qdict_get_try_str(options, "overlap-check");
-
-        if (oc && strcmp(oc, "none") && strcmp(oc, "constant") && strcmp(oc, "cached") &&
-            strcmp(oc, "all")) {
-            error_setg(errp, "Unsupported value '%s' for qcow2 option 'overlap-check'. "
-                       "Allowed are any of the following: none, constant, cached, all", oc);
-            ret = -EINVAL;
-            goto fail;
-        }
-        s->no_overlap_check = oc && !strcmp(oc, "none");
-        qdict_del(options, "overlap-check");
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(ignored_runtime_opts); i++) {
-        qdict_del(options, ignored_runtime_opts[i]);
-    }
     efmt = qdict_get_try_str(options, "encrypt.format");
     key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
     if (qdict_haskey(options, "encrypt.skip-key-check")) {
@@ -1063,6 +1343,8 @@ static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void
 {
     BDRVQcow2State *s = bs->opaque;
 
+    cache_clean_if_due(bs);
+
     if (!qcow2_key_ready(s)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
@@ -1085,7 +1367,10 @@ static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                         const void *buf, int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = check_writable(bs, errp);
+    int ret;
+
+    cache_clean_if_due(bs);
+    ret = check_writable(bs, errp);
 
     if (ret < 0) {
         return ret;
@@ -1578,12 +1863,14 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     }
     if (lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         s->compat |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+        s->use_lazy_refcounts = true;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
         }
     } else if ((lazy == 0 || new_version < 3) && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         s->compat &= ~QCOW2_COMPAT_LAZY_REFCOUNTS;
+        s->use_lazy_refcounts = false;
         s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
         s->dirty_marked = false;
         ret = qcow2_update_header(bs, errp);
@@ -2002,6 +2289,9 @@ static BlockDriver bdrv_qcow2 = {
     .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
+    .bdrv_reopen_prepare = qcow2_reopen_prepare,
+    .bdrv_reopen_commit = qcow2_reopen_commit,
+    .bdrv_reopen_abort = qcow2_reopen_abort,
     .bdrv_snapshot_list = qcow2_snapshot_list,
     .bdrv_snapshot_create = qcow2_snapshot_create_drv,
     .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,

@@ -88,6 +88,7 @@ typedef struct Qcow2Cache {
     Qcow2CacheEntry *entries;
     GHashTable *index;  /* host offset -> entry index + 1 */
     uint64_t lru_counter;
+    uint64_t lru_at_clean;  /* lru_counter at the last qcow2_cache_clean_unused() */
     /* Written before any dirty table of this cache reaches the disk. */
     struct Qcow2Cache *depends;
 } Qcow2Cache;
@@ -148,13 +149,30 @@ typedef struct BDRVQcow2State {
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
-    bool no_overlap_check;      /* overlap-check=none */
+    /* Runtime options (open and reopen take them through one parser). */
+    uint32_t overlap_check;     /* QCOW2_OL_*: metadata guest writes are checked against */
+    bool use_lazy_refcounts;    /* lazy-refcounts (default: the header's compat bit) */
+    uint64_t cache_clean_interval;  /* seconds; 0: never */
+    guint cache_clean_timer;    /* GLib source of the periodic clean, 0: none */
+    int64_t cache_clean_next;   /* monotonic us of the next clean at a cache access */
 
     /* crypt_method 2: the open LUKS container and where its header lives */
     QCryptoBlock *luks;
     uint64_t fde_offset;
     uint64_t fde_length;
 } BDRVQcow2State;
+
+/* What overlap-check checks (QEMU's names: overlap-check.main-header, ...). */
+enum {
+    QCOW2_OL_MAIN_HEADER    = 1 << 0,
+    QCOW2_OL_ACTIVE_L1      = 1 << 1,
+    QCOW2_OL_ACTIVE_L2      = 1 << 2,
+    QCOW2_OL_REFCOUNT_TABLE = 1 << 3,
+    QCOW2_OL_REFCOUNT_BLOCK = 1 << 4,
+    QCOW2_OL_SNAPSHOT_TABLE = 1 << 5,
+    QCOW2_OL_INACTIVE_L1    = 1 << 6,
+    QCOW2_OL_INACTIVE_L2    = 1 << 7,
+};
 
 /* True when data can be en/decrypted (or the image is not encrypted). */
 static inline bool qcow2_key_ready(const BDRVQcow2State *s)
@@ -187,6 +205,8 @@ int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp);
 /* Forgets a table (the cluster is being freed); dirty contents are dropped. */
 void qcow2_cache_discard(Qcow2Cache *c, int64_t offset);
 void qcow2_cache_drop_all(Qcow2Cache *c);
+/* Drops clean tables not used since the last call (cache-clean-interval). */
+void qcow2_cache_clean_unused(Qcow2Cache *c);
 
 /* qcow2-cluster.c */
 Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t l2e);

@@ -453,8 +453,11 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         if (!bs) {
             monitor_printf(mon, "%s: [not inserted]\n", d->id);
         } else {
+            /* The node's name as query-block's "file" gives it. */
+            g_autofree char *name = bdrv_display_filename(bs);
+
             monitor_printf(mon, "%s (%s): %s (%s%s)\n", d->anonymous ? "" : d->id,
-                           bdrv_get_node_name(bs), bdrv_get_filename(bs),
+                           bdrv_get_node_name(bs), name,
                            bdrv_get_format_name(bs), bdrv_is_read_only(bs) ? ", read-only" : "");
         }
         if (d->dev) {
@@ -472,6 +475,10 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         if (bs->backing_file[0]) {
             monitor_printf(mon, "    Backing file:     %s (chain depth: %d)\n",
                            bs->backing_file, depth);
+        }
+        if (bs->detect_zeroes != BDRV_DETECT_ZEROES_OFF) {
+            monitor_printf(mon, "    Detect zeroes:    %s\n",
+                           bdrv_detect_zeroes_str(bs->detect_zeroes));
         }
         if (bdrv_is_encrypted(bs) || drive_key_missing(d)) {
             monitor_printf(mon, "    Encrypted:        yes%s\n",

@@ -123,10 +123,12 @@ void bdrv_ref(BlockDriverState *bs);
 void bdrv_unref(BlockDriverState *bs);
 /*
  * Changes options of an open node, all or none: "read-only",
- * "cache.no-flush", "discard", and through "file." and "backing." those
- * of its file and backing nodes.  Any other option (node-name, driver, the
- * file name, a driver's own options) may only restate what the node has;
- * else "Cannot change the option '...'".  @opts is not consumed.
+ * "cache.no-flush", "discard", "detect-zeroes", the driver's runtime
+ * options (through its bdrv_reopen_prepare, the same parser as its open),
+ * and through "file." and "backing." those of its file and backing nodes.
+ * Any other option (node-name, driver, the file name, options that set
+ * what the node is) may only restate what the node has; else "Cannot
+ * change the option '...'".  @opts is not consumed.
  */
 int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp);
 /* Re-opens with different flags (e.g. read-only -> read-write for commit). */

@@ -17,6 +17,15 @@
 #define PATH_MAX 4096
 #endif
 
+typedef enum BdrvDetectZeroes {
+    BDRV_DETECT_ZEROES_OFF = 0,
+    BDRV_DETECT_ZEROES_ON,
+    BDRV_DETECT_ZEROES_UNMAP,
+} BdrvDetectZeroes;
+
+/* "off", "on", "unmap". */
+const char *bdrv_detect_zeroes_str(BdrvDetectZeroes mode);
+
 typedef struct BdrvWriteNotifier {
     BdrvWriteNotifyFn fn;
     void *opaque;
@@ -82,6 +91,14 @@ struct BlockDriverState {
      * passes them on.
      */
     bool discard_ignore;
+
+    /*
+     * "detect-zeroes": a write whose data is all zeroes becomes a zero
+     * write (which the format can record without writing data); with
+     * "unmap" it also may deallocate, as a zero write with
+     * BDRV_REQ_MAY_UNMAP.  Done in the core's write path, for every writer.
+     */
+    BdrvDetectZeroes detect_zeroes;
 };
 
 typedef struct BlockDriver {
@@ -150,6 +167,20 @@ typedef struct BlockDriver {
     int (*bdrv_rw_vmstate)(BlockDriverState *bs, int64_t pos, int64_t bytes,
                            void *buf, bool write, Error **errp);
 
+    /*
+     * Reopen of the driver's own runtime options (qcow2's lazy-refcounts,
+     * cache sizes, ...), the same options its open takes.  @opts holds the
+     * options given for this node that the core does not handle itself;
+     * prepare validates them as open does, takes out those it handles and
+     * returns its plan in *@state, changing nothing (it may flush).  Commit
+     * applies the plan and cannot fail; abort drops it.  Options prepare
+     * leaves may only restate the node's values.
+     */
+    int (*bdrv_reopen_prepare)(BlockDriverState *bs, QDict *opts, void **state,
+                               Error **errp);
+    void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
+    void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
     QDict *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
@@ -189,6 +220,17 @@ typedef struct BlockDriver {
     const char *const *strong_opts;
     /* The name of the bs->file child in options ("file", blkdebug: "image"). */
     const char *file_child_name;
+    /* A second child besides bs->file (blkverify's "raw"), and its name in options. */
+    BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
+    const char *extra_child_name;
+    /*
+     * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
+     * given the plain names of its children; NULL when its options need a
+     * json:{...} name.  Without it: the file child's name, or json:{...}
+     * when the node has any of @strong_opts.
+     */
+    char *(*bdrv_plain_filename)(BlockDriverState *bs, const char *file_plain,
+                                 const char *extra_plain);
 
     /* blkdebug: reacts to a debug event announced on this node. */
     void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
