@@ -235,10 +235,17 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
     if (ret < 0) {
         return ret;
     }
+    /*
+     * A stream that does not inflate fails this read only: the metadata
+     * may well be sound (a torn data write, or a size field that is merely
+     * too small), so the image is not marked corrupt, which would also stop
+     * every later write, and a rewrite of the cluster or check -r can still
+     * recover it.  QEMU 7.2 does the same, and its message is the bare
+     * errno text.
+     */
     ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
     if (ret == -EIO) {
-        qcow2_signal_corruption(bs, errp, "compressed cluster at %#" PRIx64
-                                " does not decompress", (uint64_t)off);
+        error_setg(errp, "%s", strerror(EIO));
     }
     return ret;
 }
