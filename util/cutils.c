@@ -42,7 +42,20 @@ int qemu_strtosz_suffix(const char *nptr, const char **end, char default_suffix,
     if (errno == ERANGE) {
         return -ERANGE;
     }
-    if (*ep == '.') {
+    if (whole == 0 && ep == p + 1 && (*ep == 'x' || *ep == 'X')) {
+        /* Hexadecimal ("0x10000", as QEMU takes it): whole bytes only. */
+        if (!g_ascii_isxdigit(ep[1])) {
+            return -EINVAL;
+        }
+        errno = 0;
+        whole = strtoull(p, &ep, 16);
+        if (errno == ERANGE) {
+            return -ERANGE;
+        }
+        if (*ep == '.') {
+            return -EINVAL;
+        }
+    } else if (*ep == '.') {
         char *fe;
         /* Only the fractional part goes through floating point. */
         frac = strtod(ep, &fe);

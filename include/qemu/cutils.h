@@ -11,7 +11,8 @@
  * Sizes with suffixes k/K, M, G, T, P, E (powers of 1024) or a byte count.
  * Plain numbers mean bytes for qemu_strtosz, and @default_suffix units for
  * qemu_strtosz_suffix ('B', 'k', 'M').  Fractions ("1.5G") are accepted when
- * they give a whole number of bytes.  Returns 0 or -EINVAL / -ERANGE.
+ * they give a whole number of bytes.  A "0x" prefix means hexadecimal (no
+ * fraction then).  Returns 0 or -EINVAL / -ERANGE.
  * @end: NULL means trailing garbage is an error.
  */
 int qemu_strtosz(const char *nptr, const char **end, uint64_t *result);

@@ -18,6 +18,15 @@ static void test_strtosz(void)
     g_assert_cmpint(qemu_strtosz("99999999999999999999", NULL, &v), ==, -ERANGE);
     g_assert_cmpint(qemu_strtosz("16E", NULL, &v), ==, -ERANGE);
     g_assert_cmpint(qemu_strtosz("0.5", NULL, &v), ==, -EINVAL);
+    /* Hexadecimal, as QEMU takes it: whole bytes, no fraction. */
+    g_assert_cmpint(qemu_strtosz("0x10000", NULL, &v), ==, 0);
+    g_assert_cmpuint(v, ==, 0x10000);
+    g_assert_cmpint(qemu_strtosz("0X20k", NULL, &v), ==, 0);
+    g_assert_cmpuint(v, ==, 0x20 << 10);
+    g_assert_cmpint(qemu_strtosz("0x", NULL, &v), ==, -EINVAL);
+    g_assert_cmpint(qemu_strtosz("0x1.5", NULL, &v), ==, -EINVAL);
+    g_assert_cmpint(qemu_strtosz("0x10000x", NULL, &v), ==, -EINVAL);
+    g_assert_cmpint(qemu_strtosz("00x10", NULL, &v), ==, -EINVAL);
 }
 
 static void test_size_to_str(void)
