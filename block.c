@@ -42,6 +42,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_blkdebug_init
 #pragma weak bdrv_null_init
 #pragma weak bdrv_blkverify_init
+#pragma weak bdrv_compress_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -50,6 +51,7 @@ void bdrv_init(void)
     void (*const hooks[])(void) = {
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
+        bdrv_compress_init,
     };
 
     if (done) {

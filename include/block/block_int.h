@@ -271,5 +271,6 @@ void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
 void bdrv_blkverify_init(void);
+void bdrv_compress_init(void);
 
 #endif
