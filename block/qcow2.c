@@ -902,6 +902,12 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
+    if (l1_needed > INT_MAX) {
+        /* QEMU 7.2 indexes L1 with an int: it cannot open such an image. */
+        error_setg(errp, "Image is too big");
+        ret = -EFBIG;
+        goto fail;
+    }
     if (s->l1_size < l1_needed) {
         error_setg(errp, "L1 table is too small");
         ret = -EINVAL;
@@ -2138,7 +2144,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (size > (1ULL << 61) ||
         DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)) * 8 > QCOW2_MAX_L1_BYTES) {
-        error_setg(errp, "Image size is too large for this cluster size");
+        error_setg(errp, "The image size is too large for file format 'qcow2' "
+                   "(try using a larger cluster size)");
         return -EFBIG;
     }
     if (crypt == QCOW2_CRYPT_AES) {
