@@ -404,6 +404,7 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
+    int ret;
     int64_t first = offset >> s->cluster_bits;
     int64_t last = (offset + length - 1) >> s->cluster_bits;
 
@@ -411,9 +412,14 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
         return;
     }
     bdrv_debug_event(bs->file, BLKDBG_CLUSTER_FREE);
-    if (qcow2_update_refcount(bs, offset, length, -1, &err) < 0) {
-        /* A failed free leaks space at worst; check -r leaks recovers it. */
-        warn_report_err(err);
+    ret = qcow2_update_refcount(bs, offset, length, -1, &err);
+    if (ret < 0) {
+        /*
+         * A failed free leaks space at worst; check -r leaks recovers it.
+         * Reported as QEMU 7.2 does (iotest 217), by the errno alone.
+         */
+        error_printf("qcow2_free_clusters failed: %s\n", strerror(-ret));
+        error_free(err);
         return;
     }
     if (s->free_byte_offset >= (first << s->cluster_bits) &&
@@ -647,7 +653,18 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
     BlockDriverState *bs = cs->bs;
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
+    BdrvCheckResult *res = cs->res;
+    bool repair;
     int ret;
+
+    /*
+     * -r leaks repairs the flags too when the refcounts are known right by
+     * now (every problem found so far was a leak, and all were fixed): the
+     * flags then follow from them.  QEMU 7.2 does the same (iotest 217).
+     */
+    repair = (fix & BDRV_FIX_ERRORS) ||
+             ((fix & BDRV_FIX_LEAKS) && !res->check_errors &&
+              res->corruptions == res->corruptions_fixed && res->leaks == res->leaks_fixed);
 
     for (uint32_t i = 0; i < s->l1_size; i++) {
         uint64_t l1e = s->l1_table[i];
@@ -666,9 +683,9 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
         if ((rc == 1) != !!(l1e & QCOW_OFLAG_COPIED)) {
             check_msg(cs, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
                       " refcount=%" PRIu64 "\n",
-                      fix & BDRV_FIX_ERRORS ? "Repairing" : "ERROR", i, l1e, rc);
+                      repair ? "Repairing" : "ERROR", i, l1e, rc);
             cs->res->corruptions++;
-            if (fix & BDRV_FIX_ERRORS) {
+            if (repair) {
                 s->l1_table[i] = rc == 1 ? l1e | QCOW_OFLAG_COPIED : l1e & ~QCOW_OFLAG_COPIED;
                 ret = qcow2_write_l1_entry(bs, i, errp);
                 if (ret < 0) {
@@ -698,9 +715,9 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
             if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
                 check_msg(cs, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
                           " refcount=%" PRIu64 "\n",
-                          fix & BDRV_FIX_ERRORS ? "Repairing" : "ERROR", e, rc);
+                          repair ? "Repairing" : "ERROR", e, rc);
                 cs->res->corruptions++;
-                if (fix & BDRV_FIX_ERRORS) {
+                if (repair) {
                     e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
                     l2[j] = htobe64(e);
                     changed = true;

@@ -561,6 +561,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     }
     ret = l1_refcounts(bs, snap_l1, l1.l1_size, -1, errp);
     if (ret < 0) {
+        error_prepend(errp, "Failed to free the cluster and L1 table: ");
         return ret;
     }
     if (l1.l1_size) {
