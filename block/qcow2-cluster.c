@@ -892,26 +892,47 @@ static bool zero_alloc_own(BDRVQcow2State *s, uint64_t e)
            !(e & L2E_OFFSET_MASK & (s->cluster_size - 1));
 }
 
+/* A cluster written where it is: data, or a zero cluster preallocated, ours alone. */
+static bool owned_in_place(BDRVQcow2State *s, uint64_t e)
+{
+    return (qcow2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL && (e & QCOW_OFLAG_COPIED)) ||
+           zero_alloc_own(s, e);
+}
+
 /*
- * Writes [guest, guest+len), inside one cluster, over the preallocated zero
- * cluster @e: its host cluster is reused (as QEMU does), the rest of it
- * zeroed, and only then the zero flag dropped.
+ * Writes guest range [offset, offset+len) over @run clusters from @l2_idx
+ * that are contiguous on the host from @first's, each owned_in_place():
+ * one write request, as QEMU makes (iotest 066 fails the second one).  The
+ * parts of preallocated zero clusters (only the first and the last can be
+ * partly written) that the request does not cover are written as zeroes;
+ * only then do their entries lose the zero flag.
  */
-static int write_zero_alloc(BlockDriverState *bs, int64_t l2_off, int l2_idx, uint64_t e,
-                            int64_t guest, int64_t len, const uint8_t *buf, Error **errp)
+static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int64_t run,
+                          uint64_t first, uint64_t last, bool any_zero, int64_t offset,
+                          int64_t len, const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t host = e & L2E_OFFSET_MASK;
-    int64_t in_cluster = guest & (s->cluster_size - 1);
-    g_autofree uint8_t *c = g_malloc0(s->cluster_size);
+    int64_t cs = s->cluster_size;
+    int64_t host = first & L2E_OFFSET_MASK;
+    int64_t in_cluster = offset & (cs - 1);
+    int64_t end_in = (in_cluster + len) & (cs - 1);
+    int64_t pre = zero_alloc_own(s, first) ? in_cluster : 0;
+    int64_t post = zero_alloc_own(s, last) && end_in ? cs - end_in : 0;
     int ret;
 
-    memcpy(c + in_cluster, buf, len);
-    ret = write_data(bs, host, guest - in_cluster, s->cluster_size, c, errp);
-    if (ret < 0) {
+    if (pre || post) {
+        g_autofree uint8_t *b = g_malloc0(pre + len + post);
+
+        memcpy(b + pre, buf, len);
+        ret = write_data(bs, host + in_cluster - pre, offset - pre, pre + len + post, b, errp);
+    } else {
+        ret = write_data(bs, host + in_cluster, offset, len, buf, errp);
+    }
+    if (ret < 0 || !any_zero) {
         return ret;
     }
-    return set_l2_entries(bs, l2_off, l2_idx, 1, host | QCOW_OFLAG_COPIED, 0, errp);
+    /* Data entries of the run already read host | COPIED: rewriting them is a no-op. */
+    return map_host_run(bs, l2_off, l2_idx, run, host, errp);
 }
 
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -928,9 +949,9 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t in_cluster = offset & (cs - 1);
         int64_t want = DIV_ROUND_UP(in_cluster + bytes, cs);
         int64_t n = MIN(want, s->l2_size - l2_idx);
-        uint64_t e0, *t = NULL;
+        uint64_t e0, elast, *t = NULL;
         uint64_t l1e;
-        bool inplace;
+        bool inplace, any_zero;
         int64_t run, len;
         int ret;
 
@@ -955,20 +976,8 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         } else {
             e0 = 0;
         }
-        if (t && zero_alloc_own(s, e0)) {
-            len = MIN(bytes, cs - in_cluster);
-            ret = write_zero_alloc(bs, l1e & L1E_OFFSET_MASK, l2_idx, e0, offset, len, buf,
-                                   errp);
-            if (ret < 0) {
-                return ret;
-            }
-            offset += len;
-            bytes -= len;
-            buf += len;
-            continue;
-        }
-        inplace = t && qcow2_entry_type(s, e0) == QCOW2_CLUSTER_NORMAL &&
-                  (e0 & QCOW_OFLAG_COPIED);
+        inplace = t && owned_in_place(s, e0);
+        any_zero = inplace && zero_alloc_own(s, e0);
         if (inplace && (e0 & L2E_OFFSET_MASK & (cs - 1))) {
             qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
                                     " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
@@ -976,11 +985,11 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                     l2_idx);
             return -EIO;
         }
+        elast = e0;
         for (run = 1; run < n; run++) {
             uint64_t e = t ? be64toh(t[l2_idx + run]) : 0;
-            bool ip = t && qcow2_entry_type(s, e) == QCOW2_CLUSTER_NORMAL &&
-                      (e & QCOW_OFLAG_COPIED);
-            if (ip != inplace || zero_alloc_own(s, e)) {
+            bool ip = t && owned_in_place(s, e);
+            if (ip != inplace) {
                 break;
             }
             if (inplace && (e & L2E_OFFSET_MASK) !=
@@ -990,10 +999,23 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (!inplace && (run + 1) * cs > max_alloc) {
                 break;
             }
+            any_zero |= inplace && zero_alloc_own(s, e);
+            elast = e;
         }
         len = MIN(bytes, run * cs - in_cluster);
         if (inplace) {
-            ret = write_data(bs, (e0 & L2E_OFFSET_MASK) + in_cluster, offset, len, buf, errp);
+            /* The run may end before its last cluster when the request does. */
+            run = DIV_ROUND_UP(in_cluster + len, cs);
+            if (t) {
+                ret = qcow2_cache_get(bs, s->l2_cache, l1e & L1E_OFFSET_MASK, true,
+                                      (uint8_t **)&t, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                elast = be64toh(t[l2_idx + run - 1]);
+            }
+            ret = write_in_place(bs, l1e & L1E_OFFSET_MASK, l2_idx, run, e0, elast, any_zero,
+                                 offset, len, buf, errp);
         } else {
             ret = alloc_write(bs, l1_idx, l2_idx, run, offset, len, buf, errp);
         }
