@@ -1780,6 +1780,10 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     memset(bdi, 0, sizeof(*bdi));
+    if (bs->drv && !bs->drv->bdrv_get_info && bs->drv->is_protocol && bs->file) {
+        /* A filter (blkdebug, blkverify) reports what the node below it does. */
+        return bdrv_get_info(bs->file, bdi);
+    }
     if (!bs->drv || !bs->drv->bdrv_get_info) {
         return -ENOTSUP;
     }
