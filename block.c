@@ -42,6 +42,8 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_blkdebug_init
 #pragma weak bdrv_null_init
 #pragma weak bdrv_blkverify_init
+#pragma weak bdrv_copy_before_write_init
+#pragma weak bdrv_throttle_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -50,6 +52,7 @@ void bdrv_init(void)
     void (*const hooks[])(void) = {
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
+        bdrv_copy_before_write_init, bdrv_throttle_init,
     };
 
     if (done) {
@@ -356,6 +359,16 @@ static void json_flatten_into(QDict *dst, const char *prefix, json_t *v)
     } else if (prefix) {
         json_object_set(dst, prefix, v);
     }
+}
+
+void bdrv_flatten_options(QDict *options)
+{
+    QDict *flat = qdict_new();
+
+    json_flatten_into(flat, NULL, options);
+    json_object_clear(options);
+    json_object_update(options, flat);
+    qobject_unref(flat);
 }
 
 QDict *bdrv_parse_json_filename(const char *filename, Error **errp)
@@ -670,8 +683,13 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         if (drv->is_protocol) {
-            /* "driver=file": the node is the protocol node itself. */
-            qobject_unref(qdict_extract_subqdict(opts, "file."));
+            /*
+             * "driver=file": the node is the protocol node itself.  A filter
+             * whose child is "file" (copy-before-write) opens it itself.
+             */
+            if (!drv->file_child_name || strcmp(drv->file_child_name, "file")) {
+                qobject_unref(qdict_extract_subqdict(opts, "file."));
+            }
             return bdrv_open_file(filename, opts, flags, errp);
         }
     }
@@ -1775,6 +1793,26 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
     }
     *pnum = run;
     return 0;
+}
+
+/*
+ * The deadline of the request being made by this thread (CLOCK_MONOTONIC
+ * nanoseconds, 0: none): a driver that would have to wait past it (the
+ * throttle filter) fails with ETIMEDOUT instead.
+ */
+static __thread int64_t request_deadline;
+
+int64_t bdrv_set_request_deadline(int64_t deadline)
+{
+    int64_t old = request_deadline;
+
+    request_deadline = deadline;
+    return old;
+}
+
+int64_t bdrv_request_deadline(void)
+{
+    return request_deadline;
 }
 
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
