@@ -17,11 +17,14 @@ typedef struct UserCreatableType {
      * reject properties it does not know.
      */
     void *(*create)(const char *id, const QDict *props, Error **errp);
+    /* Optional: false with @errp set when the object is in use. */
+    bool (*can_delete)(void *state, Error **errp);
     /* Frees the state; secrets wipe their bytes first. */
     void (*destroy)(void *state);
 } UserCreatableType;
 
 extern const UserCreatableType qcrypto_secret_type;
+extern const UserCreatableType throttle_group_type;
 
 /* The state of object @id when it has type @type, else NULL. */
 void *user_creatable_find(const char *id, const char *type);
