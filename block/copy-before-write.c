@@ -70,9 +70,13 @@ static BlockDriverState *open_child(QDict *options, const char *name, int flags,
         qdict_del(options, name);
         return child;
     }
-    if (qdict_haskey(options, name) || !qdict_size(sub)) {
+    if (!qdict_size(sub)) {
         qobject_unref(sub);
-        error_setg(errp, "A block device must be specified for \"%s\"", name);
+        if (qdict_haskey(options, name)) {
+            error_setg(errp, "Invalid parameter type for '%s', expected: BlockdevRef", name);
+        } else {
+            error_setg(errp, "Parameter '%s' is missing", name);
+        }
         return NULL;
     }
     return bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);

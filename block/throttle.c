@@ -22,8 +22,14 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
 {
     BDRVThrottleState *s = bs->opaque;
     const char *group = qdict_get_try_str(options, "throttle-group");
+    const char *ref = qdict_get_try_str(options, "file");
     QDict *sub = qdict_extract_subqdict(options, "file.");
 
+    if (!ref && !qdict_size(sub)) {
+        qobject_unref(sub);
+        error_setg(errp, "Parameter 'file' is missing");
+        return -EINVAL;
+    }
     if (!group) {
         qobject_unref(sub);
         error_setg(errp, qdict_haskey(options, "throttle-group")
@@ -40,9 +46,7 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
     qdict_del(options, "throttle-group");
     qdict_del(options, "filename");
 
-    if (json_is_string(json_object_get(options, "file"))) {
-        const char *ref = qdict_get_try_str(options, "file");
-
+    if (ref) {
         qobject_unref(sub);
         bs->file = bdrv_find_node(ref);
         if (!bs->file) {
@@ -51,10 +55,6 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
         }
         bdrv_ref(bs->file);
         qdict_del(options, "file");
-    } else if (!qdict_size(sub)) {
-        qobject_unref(sub);
-        error_setg(errp, "A block device must be specified for \"file\"");
-        return -EINVAL;
     } else {
         bs->file = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
         if (!bs->file) {

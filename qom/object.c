@@ -179,7 +179,8 @@ bool user_creatable_del(const char *id, Error **errp)
         error_setg(errp, "object '%s' not found", id);
         return false;
     }
-    if (o->type->can_delete && !o->type->can_delete(o->state, errp)) {
+    if (o->type->in_use && o->type->in_use(o->state)) {
+        error_setg(errp, "object '%s' is in use, can not be deleted", id);
         return false;
     }
     g_ptr_array_remove_index(objects, index);

@@ -130,15 +130,11 @@ fail:
     return NULL;
 }
 
-static bool throttle_group_can_delete(void *state, Error **errp)
+static bool throttle_group_in_use(void *state)
 {
     ThrottleGroup *tg = state;
 
-    if (tg->users) {
-        error_setg(errp, "object is in use and cannot be deleted");
-        return false;
-    }
-    return true;
+    return tg->users > 0;
 }
 
 static void throttle_group_destroy(void *state)
@@ -149,7 +145,7 @@ static void throttle_group_destroy(void *state)
 const UserCreatableType throttle_group_type = {
     .name = "throttle-group",
     .create = throttle_group_create,
-    .can_delete = throttle_group_can_delete,
+    .in_use = throttle_group_in_use,
     .destroy = throttle_group_destroy,
 };
 

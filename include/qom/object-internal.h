@@ -17,8 +17,8 @@ typedef struct UserCreatableType {
      * reject properties it does not know.
      */
     void *(*create)(const char *id, const QDict *props, Error **errp);
-    /* Optional: false with @errp set when the object is in use. */
-    bool (*can_delete)(void *state, Error **errp);
+    /* Optional: true while something uses the object (it cannot be deleted). */
+    bool (*in_use)(void *state);
     /* Frees the state; secrets wipe their bytes first. */
     void (*destroy)(void *state);
 } UserCreatableType;
