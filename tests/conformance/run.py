@@ -196,8 +196,7 @@ def run_check(args, iotests, fmt, tests, env, workdir):
         cmd += ['-j', str(args.jobs)]
     if args.group:
         cmd += ['-g', args.group]
-    # check names a test of tests/ by its bare name (a path is refused).
-    cmd += [Path(t).name for t in tests]
+    cmd += tests
     log = workdir / f'check-{fmt}.log'
     done = threading.Event()
     killed = []
@@ -324,8 +323,7 @@ def main():
         results, test_dir, log = run_check(args, iotests, fmt, tests, env, workdir)
         for test in tests or sorted(results):
             name = test
-            st, line = results.get(test) or results.get(Path(test).name) or \
-                ('fail', f'{test}: no result from check')
+            st, line = results.get(test, ('fail', f'{test}: no result from check'))
             if st == 'fail' and not args.oracle:
                 ref = find_reference(iotests, test, fmt)
                 if passes_after_filters(bad_output(test_dir, test, args.jobs), ref, filters):
