@@ -44,6 +44,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_blkverify_init
 #pragma weak bdrv_copy_before_write_init
 #pragma weak bdrv_throttle_init
+#pragma weak bdrv_quorum_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -52,7 +53,7 @@ void bdrv_init(void)
     void (*const hooks[])(void) = {
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
-        bdrv_copy_before_write_init, bdrv_throttle_init,
+        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init,
     };
 
     if (done) {
@@ -630,6 +631,16 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     Error *local_err = NULL;
     const char *name = bs->full_backing_filename;
 
+    if (!name[0] && !qdict_haskey(backing_opts, "file.filename")) {
+        if (flags & BDRV_O_UNSAFE) {
+            qobject_unref(backing_opts);
+            return 0;
+        }
+        error_setg(errp, "Cannot generate a base directory for %s nodes",
+                   bdrv_get_format_name(bs->file ? bs->file : bs));
+        qobject_unref(backing_opts);
+        return -EINVAL;
+    }
     if (bs->backing_format[0] && !qdict_haskey(backing_opts, "driver")) {
         qdict_put_str(backing_opts, "driver", bs->backing_format);
     }
@@ -801,7 +812,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
     bs->open_done = true;
 
-    if (bs->backing_file[0]) {
+    if (bs->backing_file[0] && (bs->filename[0] || bs->backing_file[0] == '/')) {
+        /* A node with no file name (over quorum) has no directory either. */
         char *full = path_combine(bs->filename, bs->backing_file);
         g_strlcpy(bs->full_backing_filename, full, sizeof(bs->full_backing_filename));
         g_free(full);
@@ -1868,7 +1880,9 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp)
         }
     }
     if (bs->backing_file[0]) {
-        qdict_put_str(info, "full-backing-filename", bs->full_backing_filename);
+        if (bs->full_backing_filename[0]) {
+            qdict_put_str(info, "full-backing-filename", bs->full_backing_filename);
+        }
         qdict_put_str(info, "backing-filename", bs->backing_file);
         if (bs->backing_format[0]) {
             qdict_put_str(info, "backing-filename-format", bs->backing_format);
@@ -1919,7 +1933,7 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                   sizeof(bs->backing_file));
         g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "",
                   sizeof(bs->backing_format));
-        if (backing_file && *backing_file) {
+        if (backing_file && *backing_file && (bs->filename[0] || *backing_file == '/')) {
             g_autofree char *full = path_combine(bs->filename, backing_file);
             g_strlcpy(bs->full_backing_filename, full, sizeof(bs->full_backing_filename));
         } else {

@@ -231,6 +231,7 @@ void bdrv_null_init(void);
 void bdrv_blkverify_init(void);
 void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
+void bdrv_quorum_init(void);
 
 /*
  * Sets the deadline (g_get_monotonic_time() * 1000 nanoseconds, 0: none) of
