@@ -43,6 +43,9 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_null_init
 #pragma weak bdrv_blkverify_init
 #pragma weak bdrv_compress_init
+#pragma weak bdrv_copy_before_write_init
+#pragma weak bdrv_throttle_init
+#pragma weak bdrv_quorum_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -52,6 +55,7 @@ void bdrv_init(void)
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
+        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init,
     };
 
     if (done) {
@@ -360,6 +364,16 @@ static void json_flatten_into(QDict *dst, const char *prefix, json_t *v)
     }
 }
 
+void bdrv_flatten_options(QDict *options)
+{
+    QDict *flat = qdict_new();
+
+    json_flatten_into(flat, NULL, options);
+    json_object_clear(options);
+    json_object_update(options, flat);
+    qobject_unref(flat);
+}
+
 QDict *bdrv_parse_json_filename(const char *filename, Error **errp)
 {
     g_autofree char *text = NULL;
@@ -662,6 +676,16 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     Error *local_err = NULL;
     const char *name = bs->full_backing_filename;
 
+    if (!name[0] && !qdict_haskey(backing_opts, "file.filename")) {
+        if (flags & BDRV_O_UNSAFE) {
+            qobject_unref(backing_opts);
+            return 0;
+        }
+        error_setg(errp, "Cannot generate a base directory for %s nodes",
+                   bdrv_get_format_name(bs->file ? bs->file : bs));
+        qobject_unref(backing_opts);
+        return -EINVAL;
+    }
     if (bs->backing_format[0] && !qdict_haskey(backing_opts, "driver")) {
         qdict_put_str(backing_opts, "driver", bs->backing_format);
     }
@@ -715,8 +739,13 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         if (drv->is_protocol) {
-            /* "driver=file": the node is the protocol node itself. */
-            qobject_unref(qdict_extract_subqdict(opts, "file."));
+            /*
+             * "driver=file": the node is the protocol node itself.  A filter
+             * whose child is "file" (copy-before-write) opens it itself.
+             */
+            if (!drv->file_child_name || strcmp(drv->file_child_name, "file")) {
+                qobject_unref(qdict_extract_subqdict(opts, "file."));
+            }
             return bdrv_open_file(filename, opts, flags, errp);
         }
     }
@@ -828,7 +857,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
     bs->open_done = true;
 
-    if (bs->backing_file[0]) {
+    if (bs->backing_file[0] && (bs->filename[0] || bs->backing_file[0] == '/')) {
+        /* A node with no file name (over quorum) has no directory either. */
         char *full = path_combine(bs->filename, bs->backing_file);
         g_strlcpy(bs->full_backing_filename, full, sizeof(bs->full_backing_filename));
         g_free(full);
@@ -1901,9 +1931,33 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
     return 0;
 }
 
+/*
+ * The deadline of the request being made by this thread (CLOCK_MONOTONIC
+ * nanoseconds, 0: none): a driver that would have to wait past it (the
+ * throttle filter) fails with ETIMEDOUT instead.
+ */
+static __thread int64_t request_deadline;
+
+int64_t bdrv_set_request_deadline(int64_t deadline)
+{
+    int64_t old = request_deadline;
+
+    request_deadline = deadline;
+    return old;
+}
+
+int64_t bdrv_request_deadline(void)
+{
+    return request_deadline;
+}
+
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     memset(bdi, 0, sizeof(*bdi));
+    if (bs->drv && !bs->drv->bdrv_get_info && bs->drv->is_protocol && bs->file) {
+        /* A filter (blkdebug, blkverify) reports what the node below it does. */
+        return bdrv_get_info(bs->file, bdi);
+    }
     if (!bs->drv || !bs->drv->bdrv_get_info) {
         return -ENOTSUP;
     }
@@ -1950,7 +2004,9 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp)
         }
     }
     if (bs->backing_file[0]) {
-        qdict_put_str(info, "full-backing-filename", bs->full_backing_filename);
+        if (bs->full_backing_filename[0]) {
+            qdict_put_str(info, "full-backing-filename", bs->full_backing_filename);
+        }
         qdict_put_str(info, "backing-filename", bs->backing_file);
         if (bs->backing_format[0]) {
             qdict_put_str(info, "backing-filename-format", bs->backing_format);
@@ -2001,7 +2057,7 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                   sizeof(bs->backing_file));
         g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "",
                   sizeof(bs->backing_format));
-        if (backing_file && *backing_file) {
+        if (backing_file && *backing_file && (bs->filename[0] || *backing_file == '/')) {
             g_autofree char *full = path_combine(bs->filename, backing_file);
             g_strlcpy(bs->full_backing_filename, full, sizeof(bs->full_backing_filename));
         } else {

@@ -372,7 +372,7 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     const char *node_name;
     BlockDriverState *bs;
 
-    qdict_flatten(options);
+    bdrv_flatten_options(options);
     node_name = qdict_get_try_str(options, "node-name");
     if (!node_name) {
         error_setg(errp, "'node-name' must be specified for the root node");

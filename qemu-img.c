@@ -1407,8 +1407,10 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
                 int64_t n = MIN((int64_t)BDRV_SECTOR_SIZE, bytes - pos);
                 err = NULL;
                 if (bdrv_pread(src, offset + pos, n, buf + pos, 0, &err) < 0) {
-                    warn_report("error while reading offset %" PRId64 ": %s",
-                                offset + pos, error_get_pretty(err));
+                    if (!quiet_mode) {
+                        warn_report("error while reading offset %" PRId64 ": %s",
+                                    offset + pos, error_get_pretty(err));
+                    }
                     error_free(err);
                     memset(buf + pos, 0, n);
                 }
@@ -1434,7 +1436,19 @@ static bool new_image_reads_zero(BlockDriverState *bs)
 
 typedef enum ChunkKind { CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING } ChunkKind;
 
-/* What the next run of @src at @offset is, and how long it is (*pnum). */
+static int convert_query_status(ConvertState *s, BlockDriverState *src,
+                                int64_t offset, int64_t bytes, int64_t *pnum)
+{
+    if (s->target_has_backing) {
+        return bdrv_block_status(src, offset, bytes, pnum, NULL, NULL);
+    }
+    return bdrv_block_status_above(src, NULL, offset, bytes, pnum, NULL, NULL);
+}
+
+/*
+ * What the next run of @src at @offset is, and how long it is (*pnum).
+ * With --salvage, a range whose status cannot be read is copied as data.
+ */
 static int convert_status(ConvertState *s, BlockDriverState *src, int64_t offset,
                           int64_t bytes, int64_t *pnum, ChunkKind *kind)
 {
@@ -1446,10 +1460,29 @@ static int convert_status(ConvertState *s, BlockDriverState *src, int64_t offset
         *kind = CHUNK_DATA;
         return 0;
     }
-    if (s->target_has_backing) {
-        ret = bdrv_block_status(src, offset, bytes, pnum, NULL, NULL);
-    } else {
-        ret = bdrv_block_status_above(src, NULL, offset, bytes, pnum, NULL, NULL);
+    ret = convert_query_status(s, src, offset, bytes, pnum);
+    if (ret < 0 && s->salvage) {
+        /*
+         * Narrow the query down until it either succeeds (the failure lies
+         * further on) or covers a single sector: only that sector's status
+         * is lost, and it is copied as data.
+         */
+        int64_t unit = MIN((int64_t)BDRV_SECTOR_SIZE, bytes);
+        int64_t n = bytes;
+
+        while (ret < 0 && n > unit) {
+            n = MAX(unit, QEMU_ALIGN_DOWN(n / 2, unit));
+            ret = convert_query_status(s, src, offset, n, pnum);
+        }
+        if (ret < 0) {
+            if (!quiet_mode) {
+                warn_report("error while reading block status at offset %" PRId64 ": %s",
+                            offset, strerror(-ret));
+            }
+            *pnum = unit;
+            *kind = CHUNK_DATA;
+            return 0;
+        }
     }
     if (ret < 0) {
         error_report("error while reading block status at offset %" PRId64 ": %s",
@@ -2008,7 +2041,11 @@ static int img_convert(int argc, char **argv)
     }
 
     progress_init(progress);
-    if (progress_enabled && convert_count_data(&s) < 0) {
+    /*
+     * Like QEMU, walk the sources' allocation once before copying, -p or not:
+     * a status that cannot be read fails (or, with --salvage, warns) here.
+     */
+    if (convert_count_data(&s) < 0) {
         ret = 1;
     } else {
         ret = convert_do_copy(&s) < 0 ? 1 : 0;

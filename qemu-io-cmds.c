@@ -1678,10 +1678,21 @@ static int info_f(BlockDriverState *bs, int argc, char **argv)
     json_t *spec;
     char s1[64], s2[64];
 
-    if (bdrv_get_info(bs, &bdi) < 0) {
-        memset(&bdi, 0, sizeof(bdi));
-    }
+    int ret;
+
+    /*
+     * As in QEMU, a protocol driver's name is printed twice: once as the
+     * format's, once as the protocol's.
+     */
     qemuio_printf("format name: %s\n", bdrv_get_format_name(bs));
+    if (bs->drv && bs->drv->is_protocol) {
+        qemuio_printf("format name: %s\n", bdrv_get_format_name(bs));
+    }
+    /* A driver with nothing to report (null-co) ends the command here. */
+    ret = bdrv_get_info(bs, &bdi);
+    if (ret < 0) {
+        return ret;
+    }
     cvtstr(bdi.cluster_size, s1, sizeof(s1));
     cvtstr(bdi.vm_state_offset, s2, sizeof(s2));
     qemuio_printf("cluster size: %s\n", s1);

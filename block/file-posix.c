@@ -408,6 +408,12 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     return ret;
 }
 
+/* Nothing to report (no clusters, no VM state), but the query succeeds. */
+static int file_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return 0;
+}
+
 static const QemuOptDesc file_create_desc[] = {
     { "size", QEMU_OPT_SIZE, "Virtual disk size" },
     { "nocow", QEMU_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)" },
@@ -434,6 +440,7 @@ static BlockDriver bdrv_file_driver = {
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
     .bdrv_block_status = file_block_status,
+    .bdrv_get_info = file_get_info,
     .bdrv_truncate = file_truncate,
     .bdrv_create = file_create,
     .create_opts = &file_create_opts,
@@ -458,6 +465,7 @@ static BlockDriver bdrv_host_device = {
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
     .bdrv_block_status = file_block_status,
+    .bdrv_get_info = file_get_info,
 };
 
 /*

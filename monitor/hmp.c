@@ -715,9 +715,20 @@ static void hmp_object_del(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
+/*
+ * As in QEMU, the command's results go to the program's standard output
+ * (with HMP on stdio they mix with the monitor's; over QMP's
+ * human-monitor-command they are not part of the answer), its
+ * complaints to the monitor.
+ */
 static void qemu_io_output(void *opaque, bool is_error, const char *text)
 {
-    monitor_puts(opaque, text);
+    if (is_error) {
+        monitor_puts(opaque, text);
+        return;
+    }
+    fputs(text, stdout);
+    fflush(stdout);
 }
 
 static void hmp_qemu_io(Monitor *mon, const QDict *args)

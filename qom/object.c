@@ -19,6 +19,7 @@ typedef struct UserObject {
 
 static const UserCreatableType *const object_types[] = {
     &qcrypto_secret_type,
+    &throttle_group_type,
     NULL,
 };
 
@@ -176,6 +177,10 @@ bool user_creatable_del(const char *id, Error **errp)
 
     if (!o) {
         error_setg(errp, "object '%s' not found", id);
+        return false;
+    }
+    if (o->type->in_use && o->type->in_use(o->state)) {
+        error_setg(errp, "object '%s' is in use, can not be deleted", id);
         return false;
     }
     g_ptr_array_remove_index(objects, index);

@@ -110,6 +110,11 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
  * bdrv_open() accepts such names wherever a file name goes.
  */
 QDict *bdrv_parse_json_filename(const char *filename, Error **errp);
+/*
+ * Flattens nested options in place as QEMU does: objects become dotted
+ * keys, arrays numbered ones ({"a": [{"b": 1}]} is {"a.0.b": 1}).
+ */
+void bdrv_flatten_options(QDict *options);
 
 /*
  * Opens @filename (may be NULL when @options say it all).  @options is

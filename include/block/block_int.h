@@ -272,5 +272,17 @@ void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
 void bdrv_blkverify_init(void);
 void bdrv_compress_init(void);
+void bdrv_copy_before_write_init(void);
+void bdrv_throttle_init(void);
+void bdrv_quorum_init(void);
+
+/*
+ * Sets the deadline (g_get_monotonic_time() * 1000 nanoseconds, 0: none) of
+ * the requests this thread makes from now on; returns the previous one.
+ * copy-before-write's cbw-timeout sets it for its copies; a driver that
+ * would wait past it fails the request with ETIMEDOUT.
+ */
+int64_t bdrv_set_request_deadline(int64_t deadline);
+int64_t bdrv_request_deadline(void);
 
 #endif

@@ -17,11 +17,14 @@ typedef struct UserCreatableType {
      * reject properties it does not know.
      */
     void *(*create)(const char *id, const QDict *props, Error **errp);
+    /* Optional: true while something uses the object (it cannot be deleted). */
+    bool (*in_use)(void *state);
     /* Frees the state; secrets wipe their bytes first. */
     void (*destroy)(void *state);
 } UserCreatableType;
 
 extern const UserCreatableType qcrypto_secret_type;
+extern const UserCreatableType throttle_group_type;
 
 /* The state of object @id when it has type @type, else NULL. */
 void *user_creatable_find(const char *id, const char *type);

@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "copy-before-write" filter and the "snapshot-access" driver, as in
+ * QEMU 7.2: the pair that gives a point-in-time view of a node while the
+ * guest goes on writing to it.
+ *
+ * copy-before-write sits on top of the node the guest writes ("file").
+ * Before a write, zero-write or discard first changes a cluster, the
+ * cluster's old contents are copied to "target"; reads pass through.
+ * Options:
+ *   file, target           the children (objects or node names)
+ *   on-cbw-error           break-guest-write (default): a failed copy fails
+ *                          the guest's request and the snapshot stays whole;
+ *                          break-snapshot: the guest's request goes ahead
+ *                          and the snapshot is lost (its reads fail, EACCES)
+ *   cbw-timeout            seconds a copy may take (0: no limit); a copy
+ *                          that takes longer fails with ETIMEDOUT, handled
+ *                          as on-cbw-error says
+ *   bitmap                 not supported: refused
+ *
+ * snapshot-access ("file": a copy-before-write node) reads that
+ * point-in-time view: copied clusters from the target, the others from the
+ * filter's file, which still holds them.  It is read-only.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "block/blockjob_int.h"
+#include "qemu/cutils.h"
+
+/* Copies are made in pieces of at most this many bytes. */
+#define CBW_CHUNK (1 * (int64_t)MiB)
+
+typedef struct BDRVCopyBeforeWriteState {
+    BlockDriverState *target;
+    int64_t size;
+    /* Clusters whose point-in-time contents are only in bs->file still. */
+    DirtyMap *todo;
+    bool break_snapshot;
+    int64_t timeout_ns;         /* 0: none */
+    int snapshot_error;         /* < 0: the snapshot is lost */
+} BDRVCopyBeforeWriteState;
+
+static BlockDriver bdrv_copy_before_write;
+
+/*
+ * Opens the child @name given in @options either as a node name or as
+ * "@name.*" options.
+ */
+static BlockDriverState *open_child(QDict *options, const char *name, int flags,
+                                    Error **errp)
+{
+    g_autofree char *prefix = g_strdup_printf("%s.", name);
+    QDict *sub = qdict_extract_subqdict(options, prefix);
+    BlockDriverState *child;
+
+    if (json_is_string(json_object_get(options, name))) {
+        const char *ref = qdict_get_try_str(options, name);
+
+        qobject_unref(sub);
+        child = bdrv_find_node(ref);
+        if (!child) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+            return NULL;
+        }
+        bdrv_ref(child);
+        qdict_del(options, name);
+        return child;
+    }
+    if (!qdict_size(sub)) {
+        qobject_unref(sub);
+        if (qdict_haskey(options, name)) {
+            error_setg(errp, "Invalid parameter type for '%s', expected: BlockdevRef", name);
+        } else {
+            error_setg(errp, "Parameter '%s' is missing", name);
+        }
+        return NULL;
+    }
+    return bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
+}
+
+static int cbw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+    const char *on_error = qdict_get_try_str(options, "on-cbw-error");
+    json_t *timeout = json_object_get(options, "cbw-timeout");
+    int64_t target_len;
+
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(options, key, value) {
+        if (!strcmp(key, "bitmap") || g_str_has_prefix(key, "bitmap.")) {
+            error_setg(errp, "copy-before-write: the 'bitmap' option is not "
+                       "supported here (there are no dirty bitmaps)");
+            return -ENOTSUP;
+        }
+    }
+    if (on_error) {
+        if (!strcmp(on_error, "break-snapshot")) {
+            s->break_snapshot = true;
+        } else if (strcmp(on_error, "break-guest-write")) {
+            error_setg(errp, "Parameter 'on-cbw-error' does not accept value '%s'",
+                       on_error);
+            return -EINVAL;
+        }
+        qdict_del(options, "on-cbw-error");
+    } else if (json_object_get(options, "on-cbw-error")) {
+        error_setg(errp, "Invalid parameter type for 'on-cbw-error', expected: string");
+        return -EINVAL;
+    }
+    if (timeout) {
+        int64_t t = qdict_get_try_int(options, "cbw-timeout", -1);
+
+        if (t < 0 || t > UINT32_MAX) {
+            error_setg(errp, "Parameter 'cbw-timeout' expects uint32");
+            return -EINVAL;
+        }
+        s->timeout_ns = t * (int64_t)1000000000;
+        qdict_del(options, "cbw-timeout");
+    }
+    qdict_del(options, "filename");
+
+    bs->file = open_child(options, "file", flags, errp);
+    if (!bs->file) {
+        return -EINVAL;
+    }
+    s->target = open_child(options, "target", flags | BDRV_O_RDWR, errp);
+    if (!s->target) {
+        return -EINVAL;
+    }
+    s->size = bdrv_getlength(bs->file);
+    if (s->size < 0) {
+        error_setg_errno(errp, (int)-s->size, "Could not get the size of '%s'",
+                         bs->file->filename);
+        return (int)s->size;
+    }
+    target_len = bdrv_getlength(s->target);
+    if (target_len < 0 || target_len < s->size) {
+        error_setg(errp, "copy-before-write: the target is smaller than the file "
+                   "(%" PRId64 " < %" PRId64 " bytes)", target_len, s->size);
+        return -EINVAL;
+    }
+    s->todo = dirty_map_new(s->size);
+    dirty_map_set(s->todo, 0, s->size);
+    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
+    return 0;
+}
+
+static void cbw_close(BlockDriverState *bs)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+
+    if (s->target) {
+        bdrv_unref(s->target);
+        s->target = NULL;
+    }
+    if (s->todo) {
+        dirty_map_free(s->todo);
+        s->todo = NULL;
+    }
+}
+
+/* Copies [offset, offset+bytes) of the file to the target; -errno on failure. */
+static int cbw_copy(BDRVCopyBeforeWriteState *s, BlockDriverState *bs, int64_t offset,
+                    int64_t bytes, int64_t deadline)
+{
+    g_autofree uint8_t *buf = g_malloc(MIN(bytes, CBW_CHUNK));
+    int64_t end = offset + bytes;
+
+    while (offset < end) {
+        int64_t n = MIN(end - offset, CBW_CHUNK);
+        int ret = bdrv_pread(bs->file, offset, n, buf, 0, NULL);
+
+        if (ret >= 0) {
+            ret = bdrv_pwrite(s->target, offset, n, buf, 0, NULL);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        dirty_map_reset(s->todo, offset, n);
+        offset += n;
+        if (deadline && g_get_monotonic_time() * 1000 > deadline && offset < end) {
+            return -ETIMEDOUT;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Saves the old contents of the clusters [offset, offset+bytes) touches
+ * before the guest changes them.  Returns what the guest's request must
+ * fail with, or 0 when it may go ahead.
+ */
+static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            Error **errp)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
+    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->size);
+    int64_t deadline = 0, old_deadline;
+    int ret = 0;
+
+    if (s->snapshot_error < 0) {
+        return 0;   /* nothing left to preserve */
+    }
+    if (s->timeout_ns) {
+        deadline = g_get_monotonic_time() * 1000 + s->timeout_ns;
+    }
+    old_deadline = bdrv_set_request_deadline(deadline);
+    while (start < end) {
+        int64_t next = dirty_map_next(s->todo, start);
+        int64_t run_end;
+
+        if (next < 0 || next >= end) {
+            break;
+        }
+        run_end = next;
+        while (run_end < end && dirty_map_get(s->todo, run_end)) {
+            run_end += BLOCK_JOB_CLUSTER;
+        }
+        run_end = MIN(run_end, end);
+        ret = cbw_copy(s, bs, next, run_end - next, deadline);
+        if (ret < 0) {
+            break;
+        }
+        start = run_end;
+    }
+    bdrv_set_request_deadline(old_deadline);
+    if (ret < 0) {
+        if (s->break_snapshot) {
+            /* The guest's data matters more: the snapshot is given up. */
+            s->snapshot_error = ret;
+            return 0;
+        }
+        error_setg(errp, "%s", g_strerror(-ret));
+        return ret;
+    }
+    return 0;
+}
+
+static int cbw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                     int flags, Error **errp)
+{
+    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int cbw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      const void *buf, int flags, Error **errp)
+{
+    int ret = cbw_before_write(bs, offset, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int cbw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int flags, Error **errp)
+{
+    int ret = cbw_before_write(bs, offset, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+}
+
+static int cbw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        Error **errp)
+{
+    int ret = cbw_before_write(bs, offset, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pdiscard(bs->file, offset, bytes, errp);
+}
+
+static int cbw_flush(BlockDriverState *bs, Error **errp)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+    int ret = bdrv_flush(bs->file, errp);
+
+    return ret < 0 ? ret : bdrv_flush(s->target, errp);
+}
+
+static int64_t cbw_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+
+    if (ret >= 0) {
+        /* What the file shows through the filter, unchanged. */
+        *map = offset;
+        *file = bs->file;
+        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret;
+}
+
+static const char *const cbw_strong_opts[] = { "target", "target.", NULL };
+
+static BlockDriver bdrv_copy_before_write = {
+    .format_name = "copy-before-write",
+    .instance_size = sizeof(BDRVCopyBeforeWriteState),
+    .is_protocol = true,
+    .file_child_name = "file",
+    .strong_opts = cbw_strong_opts,
+    .bdrv_open = cbw_open,
+    .bdrv_close = cbw_close,
+    .bdrv_pread = cbw_pread,
+    .bdrv_pwrite = cbw_pwrite,
+    .bdrv_pwrite_zeroes = cbw_pwrite_zeroes,
+    .bdrv_pdiscard = cbw_pdiscard,
+    .bdrv_flush = cbw_flush,
+    .bdrv_getlength = cbw_getlength,
+    .bdrv_block_status = cbw_block_status,
+};
+
+/* ------------------------------------------------------------------ */
+/* snapshot-access */
+
+static int snapshot_access_open(BlockDriverState *bs, QDict *options, int flags,
+                                Error **errp)
+{
+    qdict_del(options, "filename");
+    bs->file = open_child(options, "file", flags, errp);
+    if (!bs->file) {
+        return -EINVAL;
+    }
+    if (bs->file->drv != &bdrv_copy_before_write) {
+        error_setg(errp, "snapshot-access: 'file' must be a copy-before-write node, "
+                   "not '%s'", bdrv_get_format_name(bs->file));
+        return -EINVAL;
+    }
+    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
+    return 0;
+}
+
+/* Clusters still in the filter's file are read there, the others on the target. */
+static int snapshot_access_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 void *buf, int flags, Error **errp)
+{
+    BDRVCopyBeforeWriteState *s = bs->file->opaque;
+    int64_t end = offset + bytes;
+
+    if (s->snapshot_error < 0) {
+        error_setg(errp, "%s", g_strerror(EACCES));
+        return -EACCES;
+    }
+    while (offset < end) {
+        bool in_file = offset >= s->size || dirty_map_get(s->todo, offset);
+        int64_t n = MIN(end, QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER) + BLOCK_JOB_CLUSTER)
+                    - offset;
+        int ret;
+
+        /* Merge the following clusters that are read from the same place. */
+        while (offset + n < end && offset + n < s->size &&
+               dirty_map_get(s->todo, offset + n) == in_file) {
+            n = MIN(end - offset, n + BLOCK_JOB_CLUSTER);
+        }
+        ret = bdrv_pread(in_file ? bs->file->file : s->target, offset, n,
+                         (uint8_t *)buf + (bytes - (end - offset)), flags, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+    }
+    return 0;
+}
+
+static int snapshot_access_readonly(BlockDriverState *bs, Error **errp)
+{
+    error_setg(errp, "%s", g_strerror(ENOTSUP));
+    return -ENOTSUP;
+}
+
+static int snapshot_access_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  const void *buf, int flags, Error **errp)
+{
+    return snapshot_access_readonly(bs, errp);
+}
+
+static int snapshot_access_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes, int flags, Error **errp)
+{
+    return snapshot_access_readonly(bs, errp);
+}
+
+static int snapshot_access_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                    Error **errp)
+{
+    return snapshot_access_readonly(bs, errp);
+}
+
+static int snapshot_access_flush(BlockDriverState *bs, Error **errp)
+{
+    return 0;   /* nothing is ever written through this node */
+}
+
+static int64_t snapshot_access_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+static BlockDriver bdrv_snapshot_access = {
+    .format_name = "snapshot-access",
+    .instance_size = 1,
+    .is_protocol = true,
+    .file_child_name = "file",
+    .bdrv_open = snapshot_access_open,
+    .bdrv_pread = snapshot_access_pread,
+    .bdrv_pwrite = snapshot_access_pwrite,
+    .bdrv_pwrite_zeroes = snapshot_access_pwrite_zeroes,
+    .bdrv_pdiscard = snapshot_access_pdiscard,
+    .bdrv_flush = snapshot_access_flush,
+    .bdrv_getlength = snapshot_access_getlength,
+};
+
+void bdrv_copy_before_write_init(void)
+{
+    bdrv_register(&bdrv_copy_before_write);
+    bdrv_register(&bdrv_snapshot_access);
+}

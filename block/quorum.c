@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "quorum" driver, as in QEMU 7.2: the node is a set of children
+ * ("children": a list of objects or node names) holding the same data.
+ *
+ *   vote-threshold     how many children must agree (1..count, required)
+ *   read-pattern       quorum (default): a read reads every child and
+ *                      returns the contents that at least vote-threshold
+ *                      children returned (else EIO); fifo: the first child
+ *                      that reads successfully answers
+ *   rewrite-corrupted  after a quorum read, children that returned other
+ *                      contents get the winning contents written back
+ *                      (fifo reads hold no vote: nothing to rewrite)
+ *   blkverify          exactly two children, threshold 2: a mismatch is a
+ *                      bug report and stops the program (as blkverify)
+ *
+ * Writes, zero-writes, discards and flushes go to every child and succeed
+ * when at least vote-threshold children succeed.  The children must all
+ * have the same size.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+
+typedef struct BDRVQuorumState {
+    BlockDriverState **children;
+    int num_children;
+    int threshold;
+    bool fifo;
+    bool rewrite_corrupted;
+    bool blkverify;
+} BDRVQuorumState;
+
+static bool take_bool(QDict *options, const char *key, bool *out, Error **errp)
+{
+    json_t *v = json_object_get(options, key);
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+    } else if (json_is_string(v) && (!strcmp(json_string_value(v), "on") ||
+                                     !strcmp(json_string_value(v), "true"))) {
+        *out = true;
+    } else if (json_is_string(v) && (!strcmp(json_string_value(v), "off") ||
+                                     !strcmp(json_string_value(v), "false"))) {
+        *out = false;
+    } else {
+        error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+        return false;
+    }
+    qdict_del(options, key);
+    return true;
+}
+
+static int64_t quorum_getlength(BlockDriverState *bs);
+
+static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+    const char *pattern = qdict_get_try_str(options, "read-pattern");
+    json_t *threshold = json_object_get(options, "vote-threshold");
+    GPtrArray *children = g_ptr_array_new();
+
+    s->threshold = threshold ? (int)qdict_get_try_int(options, "vote-threshold", 0) : 0;
+    if (s->threshold < 1) {
+        error_setg(errp, "Parameter 'vote-threshold' expects a value >= 1");
+        goto fail;
+    }
+    qdict_del(options, "vote-threshold");
+    if (pattern) {
+        if (!strcmp(pattern, "fifo")) {
+            s->fifo = true;
+        } else if (strcmp(pattern, "quorum")) {
+            error_setg(errp, "Please set read-pattern as fifo or quorum");
+            goto fail;
+        }
+        qdict_del(options, "read-pattern");
+    }
+    if (!take_bool(options, "rewrite-corrupted", &s->rewrite_corrupted, errp) ||
+        !take_bool(options, "blkverify", &s->blkverify, errp)) {
+        goto fail;
+    }
+    qdict_del(options, "filename");
+
+    for (int i = 0;; i++) {
+        g_autofree char *key = g_strdup_printf("children.%d", i);
+        g_autofree char *prefix = g_strdup_printf("children.%d.", i);
+        QDict *sub = qdict_extract_subqdict(options, prefix);
+        const char *ref = qdict_get_try_str(options, key);
+        BlockDriverState *child;
+
+        if (ref) {
+            qobject_unref(sub);
+            child = bdrv_find_node(ref);
+            if (!child) {
+                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+                goto fail;
+            }
+            bdrv_ref(child);
+            qdict_del(options, key);
+        } else if (qdict_size(sub)) {
+            child = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
+            if (!child) {
+                goto fail;
+            }
+        } else {
+            qobject_unref(sub);
+            break;
+        }
+        g_ptr_array_add(children, child);
+    }
+    s->num_children = children->len;
+    s->children = (BlockDriverState **)g_ptr_array_free(children, FALSE);
+    children = NULL;
+    if (s->num_children < 1) {
+        error_setg(errp, "Number of provided children must be 1 or more");
+        return -EINVAL;
+    }
+    if (s->threshold > s->num_children) {
+        error_setg(errp, "threshold may not exceed children count");
+        return -EINVAL;
+    }
+    if (s->blkverify && (s->num_children != 2 || s->threshold != 2)) {
+        error_setg(errp, "blkverify=on can only be set if there are exactly two files "
+                   "and vote-threshold is 2");
+        return -EINVAL;
+    }
+    if (s->rewrite_corrupted && s->blkverify) {
+        error_setg(errp, "rewrite-corrupted=on cannot be used with blkverify=on");
+        return -EINVAL;
+    }
+    {
+        int64_t len = quorum_getlength(bs);
+
+        if (len < 0) {
+            error_setg_errno(errp, (int)-len, "Could not refresh total sector count");
+            return (int)len;
+        }
+    }
+    /* A node made of several files has no file name of its own. */
+    bs->filename[0] = '\0';
+    return 0;
+
+fail:
+    if (children) {
+        for (guint i = 0; i < children->len; i++) {
+            bdrv_unref(g_ptr_array_index(children, i));
+        }
+        g_ptr_array_free(children, TRUE);
+    }
+    return -EINVAL;
+}
+
+static void quorum_close(BlockDriverState *bs)
+{
+    BDRVQuorumState *s = bs->opaque;
+
+    for (int i = 0; i < s->num_children; i++) {
+        bdrv_unref(s->children[i]);
+    }
+    g_free(s->children);
+    s->children = NULL;
+    s->num_children = 0;
+}
+
+static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                        int flags, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+    g_autofree uint8_t **data = NULL;
+    g_autofree int *rets = NULL;
+    int best = -1, best_votes = 0, first_err = 0, ok = 0;
+
+    if (s->fifo) {
+        int ret = -EIO;
+
+        for (int i = 0; i < s->num_children; i++) {
+            ret = bdrv_pread(s->children[i], offset, bytes, buf, flags, NULL);
+            if (ret >= 0) {
+                return 0;
+            }
+        }
+        error_setg(errp, "%s", g_strerror(-ret));
+        return ret;
+    }
+
+    data = g_new0(uint8_t *, s->num_children);
+    rets = g_new0(int, s->num_children);
+    for (int i = 0; i < s->num_children; i++) {
+        data[i] = g_malloc(bytes);
+        rets[i] = bdrv_pread(s->children[i], offset, bytes, data[i], flags, NULL);
+        if (rets[i] < 0) {
+            first_err = first_err ? first_err : rets[i];
+        } else {
+            ok++;
+        }
+    }
+    /* The contents most children agree on wins (the first such on a tie). */
+    for (int i = 0; i < s->num_children; i++) {
+        int votes = 0;
+
+        if (rets[i] < 0) {
+            continue;
+        }
+        for (int j = 0; j < s->num_children; j++) {
+            votes += rets[j] >= 0 && !memcmp(data[i], data[j], bytes);
+        }
+        if (votes > best_votes) {
+            best = i;
+            best_votes = votes;
+        }
+    }
+    if (s->blkverify && ok == 2 && best_votes != 2) {
+        for (int64_t k = 0; k < bytes; k++) {
+            if (data[0][k] != data[1][k]) {
+                fprintf(stderr, "quorum: offset=%" PRId64 " bytes=%" PRId64
+                        " contents mismatch at offset %" PRId64 "\n",
+                        offset, bytes, offset + k);
+                exit(1);
+            }
+        }
+    }
+    if (best >= 0 && best_votes >= s->threshold) {
+        memcpy(buf, data[best], bytes);
+        if (s->rewrite_corrupted) {
+            for (int i = 0; i < s->num_children; i++) {
+                if (rets[i] >= 0 && memcmp(data[i], data[best], bytes)) {
+                    /* A repair that fails leaves the child as it was. */
+                    bdrv_pwrite(s->children[i], offset, bytes, data[best], 0, NULL);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < s->num_children; i++) {
+        g_free(data[i]);
+    }
+    if (best >= 0 && best_votes >= s->threshold) {
+        return 0;
+    }
+    {
+        int ret = ok ? -EIO : first_err;
+
+        error_setg(errp, "%s", g_strerror(-ret));
+        return ret;
+    }
+}
+
+typedef int (*QuorumOp)(BlockDriverState *child, void *opaque);
+
+/* Runs @op on every child; succeeds when vote-threshold children did. */
+static int quorum_all(BlockDriverState *bs, QuorumOp op, void *opaque, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+    int ok = 0, err = 0;
+
+    for (int i = 0; i < s->num_children; i++) {
+        int ret = op(s->children[i], opaque);
+
+        if (ret < 0) {
+            err = err ? err : ret;
+        } else {
+            ok++;
+        }
+    }
+    if (ok >= s->threshold) {
+        return 0;
+    }
+    error_setg(errp, "%s", g_strerror(-err));
+    return err;
+}
+
+typedef struct QuorumReq {
+    int64_t offset, bytes;
+    const void *buf;
+    int flags;
+} QuorumReq;
+
+static int op_write(BlockDriverState *c, void *opaque)
+{
+    QuorumReq *r = opaque;
+    return bdrv_pwrite(c, r->offset, r->bytes, r->buf, r->flags, NULL);
+}
+
+static int op_zeroes(BlockDriverState *c, void *opaque)
+{
+    QuorumReq *r = opaque;
+    return bdrv_pwrite_zeroes(c, r->offset, r->bytes, r->flags, NULL);
+}
+
+static int op_discard(BlockDriverState *c, void *opaque)
+{
+    QuorumReq *r = opaque;
+    return bdrv_pdiscard(c, r->offset, r->bytes, NULL);
+}
+
+static int op_flush(BlockDriverState *c, void *opaque)
+{
+    return bdrv_flush(c, NULL);
+}
+
+static int quorum_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         const void *buf, int flags, Error **errp)
+{
+    QuorumReq r = { offset, bytes, buf, flags };
+    return quorum_all(bs, op_write, &r, errp);
+}
+
+static int quorum_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                int flags, Error **errp)
+{
+    QuorumReq r = { offset, bytes, NULL, flags };
+    return quorum_all(bs, op_zeroes, &r, errp);
+}
+
+static int quorum_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           Error **errp)
+{
+    QuorumReq r = { offset, bytes, NULL, 0 };
+    return quorum_all(bs, op_discard, &r, errp);
+}
+
+static int quorum_flush(BlockDriverState *bs, Error **errp)
+{
+    return quorum_all(bs, op_flush, NULL, errp);
+}
+
+/* All children must have one size: that is the node's. */
+static int64_t quorum_getlength(BlockDriverState *bs)
+{
+    BDRVQuorumState *s = bs->opaque;
+    int64_t len = bdrv_getlength(s->children[0]);
+
+    for (int i = 1; i < s->num_children && len >= 0; i++) {
+        int64_t l = bdrv_getlength(s->children[i]);
+
+        if (l < 0) {
+            return l;
+        }
+        if (l != len) {
+            return -EIO;
+        }
+    }
+    return len;
+}
+
+static const char *const quorum_strong_opts[] = {
+    "children.", "vote-threshold", "read-pattern", "rewrite-corrupted", "blkverify", NULL
+};
+
+static BlockDriver bdrv_quorum = {
+    .format_name = "quorum",
+    .instance_size = sizeof(BDRVQuorumState),
+    .is_protocol = true,
+    .strong_opts = quorum_strong_opts,
+    .bdrv_open = quorum_open,
+    .bdrv_close = quorum_close,
+    .bdrv_pread = quorum_pread,
+    .bdrv_pwrite = quorum_pwrite,
+    .bdrv_pwrite_zeroes = quorum_pwrite_zeroes,
+    .bdrv_pdiscard = quorum_pdiscard,
+    .bdrv_flush = quorum_flush,
+    .bdrv_getlength = quorum_getlength,
+};
+
+void bdrv_quorum_init(void)
+{
+    bdrv_register(&bdrv_quorum);
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "throttle" filter, as in QEMU: requests to its "file" child (an
+ * object or a node name) are held back as the limits of the throttle-group
+ * object named by "throttle-group" say.  Reads count as reads; writes,
+ * zero-writes and discards as writes.  A request that would have to wait
+ * past the deadline of the request it serves (copy-before-write's
+ * cbw-timeout) waits until that deadline and fails with ETIMEDOUT.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qemu/throttle.h"
+
+typedef struct BDRVThrottleState {
+    ThrottleGroup *tg;
+} BDRVThrottleState;
+
+static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVThrottleState *s = bs->opaque;
+    const char *group = qdict_get_try_str(options, "throttle-group");
+    const char *ref = qdict_get_try_str(options, "file");
+    QDict *sub = qdict_extract_subqdict(options, "file.");
+
+    if (!ref && !qdict_size(sub)) {
+        qobject_unref(sub);
+        error_setg(errp, "Parameter 'file' is missing");
+        return -EINVAL;
+    }
+    if (!group) {
+        qobject_unref(sub);
+        error_setg(errp, qdict_haskey(options, "throttle-group")
+                   ? "Invalid parameter type for 'throttle-group', expected: string"
+                   : "Parameter 'throttle-group' is missing");
+        return -EINVAL;
+    }
+    s->tg = throttle_group_find(group, errp);
+    if (!s->tg) {
+        qobject_unref(sub);
+        return -EINVAL;
+    }
+    throttle_group_ref(s->tg);
+    qdict_del(options, "throttle-group");
+    qdict_del(options, "filename");
+
+    if (ref) {
+        qobject_unref(sub);
+        bs->file = bdrv_find_node(ref);
+        if (!bs->file) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+            return -EINVAL;
+        }
+        bdrv_ref(bs->file);
+        qdict_del(options, "file");
+    } else {
+        bs->file = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
+        if (!bs->file) {
+            return -EINVAL;
+        }
+    }
+    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
+    return 0;
+}
+
+static void throttle_close(BlockDriverState *bs)
+{
+    BDRVThrottleState *s = bs->opaque;
+
+    if (s->tg) {
+        throttle_group_unref(s->tg);
+        s->tg = NULL;
+    }
+}
+
+/* Waits until the request may start, then counts it. */
+static int throttle_wait(BlockDriverState *bs, bool is_write, int64_t bytes,
+                         Error **errp)
+{
+    BDRVThrottleState *s = bs->opaque;
+    int64_t wait;
+
+    while ((wait = throttle_group_wait_ns(s->tg, is_write, bytes)) > 0) {
+        int64_t deadline = bdrv_request_deadline();
+        int64_t now = g_get_monotonic_time() * 1000;
+
+        if (deadline && now + wait > deadline) {
+            if (deadline > now) {
+                g_usleep((deadline - now) / 1000);
+            }
+            error_setg(errp, "%s", g_strerror(ETIMEDOUT));
+            return -ETIMEDOUT;
+        }
+        g_usleep(wait / 1000 + 1);
+    }
+    throttle_group_account(s->tg, is_write, bytes);
+    return 0;
+}
+
+static int throttle_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                          int flags, Error **errp)
+{
+    int ret = throttle_wait(bs, false, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int throttle_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           const void *buf, int flags, Error **errp)
+{
+    int ret = throttle_wait(bs, true, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int throttle_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  int flags, Error **errp)
+{
+    int ret = throttle_wait(bs, true, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+}
+
+static int throttle_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             Error **errp)
+{
+    int ret = throttle_wait(bs, true, bytes, errp);
+
+    return ret < 0 ? ret : bdrv_pdiscard(bs->file, offset, bytes, errp);
+}
+
+static int throttle_flush(BlockDriverState *bs, Error **errp)
+{
+    return bdrv_flush(bs->file, errp);
+}
+
+static int64_t throttle_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+static int throttle_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+
+    if (ret >= 0) {
+        *map = offset;
+        *file = bs->file;
+        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret;
+}
+
+static BlockDriver bdrv_throttle = {
+    .format_name = "throttle",
+    .instance_size = sizeof(BDRVThrottleState),
+    .is_protocol = true,
+    .file_child_name = "file",
+    .bdrv_open = throttle_open,
+    .bdrv_close = throttle_close,
+    .bdrv_pread = throttle_pread,
+    .bdrv_pwrite = throttle_pwrite,
+    .bdrv_pwrite_zeroes = throttle_pwrite_zeroes,
+    .bdrv_pdiscard = throttle_pdiscard,
+    .bdrv_flush = throttle_flush,
+    .bdrv_getlength = throttle_getlength,
+    .bdrv_block_status = throttle_block_status,
+};
+
+void bdrv_throttle_init(void)
+{
+    bdrv_register(&bdrv_throttle);
+}
