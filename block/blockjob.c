@@ -347,6 +347,14 @@ static void job_free(BlockJob *job)
     g_free(job);
 }
 
+void block_job_fail_created(BlockJob *job)
+{
+    /* As a QEMU job that fails in its setup: it was there, briefly. */
+    set_status(job, BLOCK_JOB_STATUS_CREATED);
+    set_status(job, BLOCK_JOB_STATUS_NULL);
+    block_job_free_unstarted(job);
+}
+
 void block_job_free_unstarted(BlockJob *job)
 {
     if (job->driver->clean) {
@@ -695,7 +703,7 @@ bool block_job_complete(BlockJob *job, Error **errp)
     return true;
 }
 
-bool block_job_cancel(BlockJob *job, bool force, Error **errp)
+static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
 {
     if (job->finished) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
@@ -708,9 +716,21 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     }
     job->cancelled = true;
     job->force_cancel = force;
-    /* A paused job is cancelled too: it does not need to run again first. */
-    job->pause_count = 0;
-    job->user_paused = false;
+    if (job->pause_count > 0) {
+        /*
+         * A paused job (by the user or on an error) runs again to see
+         * that it is cancelled, as in QEMU: management sees it running
+         * before the reply, and the job ends on its next step, after it.
+         */
+        job->pause_count = 0;
+        job->user_paused = false;
+        job->io_status = "ok";
+        set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
+        if (defer) {
+            schedule_in(job, 0);
+            return true;
+        }
+    }
     if (!(job->ready && !force)) {
         /*
          * Jobs work in whole steps between main loop iterations, so there
@@ -724,10 +744,15 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     return true;
 }
 
+bool block_job_cancel(BlockJob *job, bool force, Error **errp)
+{
+    return cancel_common(job, force, true, errp);
+}
+
 void block_job_cancel_all(void)
 {
     while (jobs) {
-        block_job_cancel(jobs->data, true, &error_abort);
+        cancel_common(jobs->data, true, false, &error_abort);
     }
 }
 
@@ -787,7 +812,7 @@ void block_job_quit_all(void)
     while (jobs) {
         BlockJob *job = g_list_last(jobs)->data;
         drain_end(job);
-        block_job_cancel(job, true, &error_abort);
+        cancel_common(job, true, false, &error_abort);
     }
 }
 

@@ -233,6 +233,11 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     if (top == bs) {
+        if (opts->filter_node_name) {
+            error_setg(errp, "Parameter 'filter-node-name' is not supported for "
+                       "an active commit: this block layer inserts no filter node");
+            return NULL;
+        }
         return block_job_active_commit(opts->job_id, opts->device, bs, base, opts->speed,
                                        opts->on_error, errp);
     }
@@ -244,6 +249,18 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     s->overlay = overlay;
+    if (opts->filter_node_name) {
+        /*
+         * QEMU would put a filter node of this name above @top while the
+         * job runs; there is none here, so a valid name is refused too.
+         */
+        if (bdrv_node_name_valid(opts->filter_node_name, errp)) {
+            error_setg(errp, "Parameter 'filter-node-name' is not supported: "
+                       "this block layer inserts no filter node");
+        }
+        block_job_fail_created(&s->common);
+        return NULL;
+    }
     for (BlockDriverState *p = bs->backing; p; p = p->backing) {
         block_job_add_node(&s->common, p);
         if (p == base) {

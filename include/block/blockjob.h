@@ -117,6 +117,7 @@ typedef struct CommitOptions {
     int64_t speed;
     BlockdevOnError on_error;
     const char *backing_file;   /* name to store in the overlay, NULL: base's */
+    const char *filter_node_name; /* QEMU's commit filter node: refused (none here) */
 } CommitOptions;
 
 BlockJob *block_job_commit(const CommitOptions *opts, Error **errp);
