@@ -152,6 +152,17 @@ static QDict *job_event_data(BlockJob *job)
 /* ------------------------------------------------------------------ */
 /* Lookup */
 
+bool block_job_name_exists(const char *name)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (!strcmp(bs->device_name, name)) {
+            return true;
+        }
+    }
+    return bdrv_find_node(name) || (drive_find && drive_find(name));
+}
+
 BlockDriverState *block_job_find_device(const char *device, bool allow_node,
                                         Error **errp)
 {

@@ -189,16 +189,41 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
     return s;
 }
 
+static bool chain_contains(BlockDriverState *top, BlockDriverState *bs)
+{
+    for (BlockDriverState *p = top; p; p = p->backing) {
+        if (p == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
 BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *top, *base, *overlay = NULL;
     CopyJob *s;
 
+    if (!block_job_name_exists(opts->device)) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", opts->device);
+        return NULL;
+    }
     bs = block_job_find_device(opts->device, true, errp);
     if (!bs) {
         return NULL;
     }
-    if (opts->top) {
+    if (opts->top && opts->top_is_node) {
+        /* By node name, as QEMU: any node first, then one of this chain. */
+        top = bdrv_find_node(opts->top);
+        if (!top) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->top);
+            return NULL;
+        }
+        if (!chain_contains(bs, top)) {
+            error_setg(errp, "'%s' is not in this backing file chain", opts->top);
+            return NULL;
+        }
+    } else if (opts->top) {
         top = block_job_find_in_chain(bs, opts->top);
         if (!top) {
             error_setg(errp, "Top image file %s not found", opts->top);
@@ -207,7 +232,17 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     } else {
         top = bs;
     }
-    if (opts->base) {
+    if (opts->base && opts->base_is_node) {
+        base = bdrv_find_node(opts->base);
+        if (!base) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->base);
+            return NULL;
+        }
+        if (!chain_contains(top, base)) {
+            error_setg(errp, "'%s' is not in this backing file chain", opts->base);
+            return NULL;
+        }
+    } else if (opts->base) {
         base = block_job_find_in_chain(top->backing, opts->base);
         if (!base) {
             /* The base is looked for below the top only (top itself excluded). */
