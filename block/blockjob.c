@@ -223,13 +223,25 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
     /* "base.img" names the same file as "./base.img" or an absolute path. */
     {
         g_autofree char *want = realpath(name, NULL);
-        if (!want) {
-            return NULL;
-        }
-        for (BlockDriverState *p = top; p; p = p->backing) {
+        for (BlockDriverState *p = top; want && p; p = p->backing) {
             g_autofree char *have = realpath(p->filename, NULL);
             if (have && !strcmp(have, want)) {
                 return p;
+            }
+        }
+    }
+    /*
+     * As QEMU: a relative name of a backing image is relative to the
+     * directory of the image above it ("../mid.img" from dir/top.img).
+     */
+    if (!g_path_is_absolute(name)) {
+        for (BlockDriverState *p = top; p && p->backing; p = p->backing) {
+            g_autofree char *dir = g_path_get_dirname(p->filename);
+            g_autofree char *joined = g_build_filename(dir, name, NULL);
+            g_autofree char *want = realpath(joined, NULL);
+            g_autofree char *have = realpath(p->backing->filename, NULL);
+            if (want && have && !strcmp(want, have)) {
+                return p->backing;
             }
         }
     }

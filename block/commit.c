@@ -243,8 +243,12 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
             return NULL;
         }
     } else if (opts->base) {
-        base = block_job_find_in_chain(top->backing, opts->base);
-        if (!base) {
+        /*
+         * The base is looked for below the top only; searching from the top
+         * lets a relative name be relative to the top's directory, as QEMU.
+         */
+        base = block_job_find_in_chain(top, opts->base);
+        if (!base || base == top) {
             /* The base is looked for below the top only (top itself excluded). */
             error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
             return NULL;
