@@ -48,13 +48,12 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         return 0;
     }
     chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
-    if (block_job_take_skip(job)) {
-        /* on-error=ignore: this chunk failed, the job goes on without it. */
-        s->cursor = off + chunk;
-        job->offset = s->cursor;
-        *done = s->cursor >= job->len;
-        return chunk;
-    }
+    /*
+     * on-error=ignore means "try again" for commit and stream, as in QEMU:
+     * the chunk that failed is copied anew (an error that persists keeps
+     * the job retrying until it is cancelled).
+     */
+    block_job_take_skip(job);
     if (s->is_stream) {
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);
