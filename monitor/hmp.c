@@ -452,6 +452,11 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         }
         if (!bs) {
             monitor_printf(mon, "%s: [not inserted]\n", d->id);
+        } else if (d->anonymous) {
+            /* A device's own backend (-device drive=NODE): QEMU names the node. */
+            monitor_printf(mon, "%s: %s (%s%s)\n", bdrv_get_node_name(bs),
+                           bdrv_get_filename(bs), bdrv_get_format_name(bs),
+                           bdrv_is_read_only(bs) ? ", read-only" : "");
         } else {
             monitor_printf(mon, "%s (%s): %s (%s%s)\n", d->anonymous ? "" : d->id,
                            bdrv_get_node_name(bs), bdrv_get_filename(bs),
