@@ -464,7 +464,9 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         }
         if (d->dev) {
             monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
-        } else {
+        }
+        /* As query-block's "removable": a CD-ROM, or a drive no device has. */
+        if (!d->dev || d->cdrom) {
             monitor_puts(mon, "    Removable device: not locked, tray closed\n");
         }
         if (!bs) {
