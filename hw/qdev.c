@@ -21,6 +21,8 @@ typedef struct DeviceModel {
     const char *const *props;
     /* A controller: no drive, it carries a bus of this type instead. */
     bool controller;
+    /* Removable media (a CD-ROM): the drive may be left out, empty. */
+    bool removable;
     BusType child_bus_type;
     int child_bus_max;          /* devices on that bus */
 } DeviceModel;
@@ -33,15 +35,18 @@ static const char *const controller_props[] = { "addr", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
-    { "virtio-blk-pci", BUS_TYPE_PCI, "virtio block device on PCI", pci_props },
-    { "usb-storage", BUS_TYPE_USB, "USB mass storage device", usb_props },
+    /* QEMU gives these no description (-device help shows none). */
+    { "virtio-blk-pci", BUS_TYPE_PCI, NULL, pci_props },
+    { "usb-storage", BUS_TYPE_USB, NULL, usb_props },
     { "scsi-hd", BUS_TYPE_SCSI, "virtual SCSI disk", scsi_props },
+    { "ide-cd", BUS_TYPE_IDE, "virtual IDE CD-ROM", ide_props, .removable = true },
+    { "scsi-cd", BUS_TYPE_SCSI, "virtual SCSI CD-ROM", scsi_props, .removable = true },
     /*
      * The virtio SCSI controller; QEMU's PCI proxy holds a virtio device
      * that holds the SCSI bus: here the bus hangs off the proxy directly.
      */
-    { "virtio-scsi-pci", BUS_TYPE_PCI, "virtio SCSI controller on PCI", controller_props,
-      true, BUS_TYPE_SCSI, 256 },
+    { "virtio-scsi-pci", BUS_TYPE_PCI, NULL, controller_props,
+      .controller = true, .child_bus_type = BUS_TYPE_SCSI, .child_bus_max = 256 },
 };
 
 /* QEMU's short names for models. */
@@ -232,6 +237,9 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     }
     dev->drive = dinfo;
     dinfo->dev = dev;
+    if (model->removable) {
+        dinfo->cdrom = true;
+    }
     if (model->bus_type == BUS_TYPE_USB) {
         /* usb-storage carries a SCSI bus with one disk: a QOM path of its own. */
         dev->child_path = g_strdup_printf("%s/%s.0/legacy[0]", path, id ? id : "scsi");
@@ -376,6 +384,9 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         return device_create(model, bus, id, NULL, unit);
     }
 
+    if (!drive && model->removable) {
+        return device_create(model, bus, id, drive_new_empty_for_device(), unit);
+    }
     if (!drive) {
         error_setg(errp, "drive property not set");
         return NULL;
@@ -389,7 +400,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         error_setg(errp, "Drive '%s' is already in use by another device", drive);
         return NULL;
     }
-    if (!dinfo->bs) {
+    if (!dinfo->bs && !model->removable) {
         error_setg(errp, "Device needs media, but drive is empty");
         goto fail_drive;
     }
@@ -577,10 +588,20 @@ void qdev_print_models(GString *out)
 {
     g_string_append(out, "Storage devices:\n");
     for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
-        g_string_append_printf(out, "name \"%s\", bus %s%s, desc \"%s\"\n", models[i].name,
-                               bus_type_names[models[i].bus_type],
-                               models[i].bus_type == BUS_TYPE_IDE ? ", not hot-pluggable" : "",
-                               models[i].desc);
+        g_string_append_printf(out, "name \"%s\", bus %s", models[i].name,
+                               bus_type_names[models[i].bus_type]);
+        for (size_t j = 0; j < G_N_ELEMENTS(model_aliases); j++) {
+            if (!strcmp(model_aliases[j].name, models[i].name)) {
+                g_string_append_printf(out, ", alias \"%s\"", model_aliases[j].alias);
+            }
+        }
+        if (models[i].bus_type == BUS_TYPE_IDE) {
+            g_string_append(out, ", not hot-pluggable");
+        }
+        if (models[i].desc) {
+            g_string_append_printf(out, ", desc \"%s\"", models[i].desc);
+        }
+        g_string_append(out, "\n");
     }
 }
 

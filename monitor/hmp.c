@@ -451,7 +451,8 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
             monitor_puts(mon, "\n");
         }
         if (!bs) {
-            monitor_printf(mon, "%s: [not inserted]\n", d->id);
+            monitor_printf(mon, "%s: [not inserted]\n",
+                           d->anonymous && d->dev ? qdev_attached_name(d->dev) : d->id);
         } else if (d->anonymous) {
             /* A device's own backend (-device drive=NODE): QEMU names the node. */
             monitor_printf(mon, "%s: %s (%s%s)\n", bdrv_get_node_name(bs),
