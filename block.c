@@ -148,7 +148,7 @@ static void bdrv_set_auto_node_name(BlockDriverState *bs)
     bs->node_name_auto = true;
 }
 
-static bool node_name_valid(const char *name, Error **errp)
+bool bdrv_node_name_valid(const char *name, Error **errp)
 {
     if (!*name || !g_ascii_isalpha(name[0]) || strlen(name) >= 32) {
         error_setg(errp, "Invalid node-name: '%s'", name);
@@ -520,7 +520,7 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
     if (node_name) {
-        if (!node_name_valid(node_name, errp)) {
+        if (!bdrv_node_name_valid(node_name, errp)) {
             return false;
         }
         g_strlcpy(bs->node_name, node_name, sizeof(bs->node_name));

@@ -350,6 +350,19 @@ DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
     return dinfo;
 }
 
+DriveInfo *drive_new_empty_for_device(void)
+{
+    DriveInfo *dinfo = g_new0(DriveInfo, 1);
+
+    /* As QEMU: the device gets a backend with no name and no medium. */
+    dinfo->id = g_strdup("");
+    dinfo->anonymous = true;
+    dinfo->cdrom = true;
+    dinfo->type = IF_NONE;
+    drives = g_list_append(drives, dinfo);
+    return dinfo;
+}
+
 BlockDriverState *drive_key_missing(const DriveInfo *dinfo)
 {
     return dinfo->bs ? bdrv_key_missing_node(dinfo->bs) : NULL;

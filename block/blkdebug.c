@@ -5,6 +5,7 @@
  *
  * Options (all but the image optional; sizes take K/M/G suffixes):
  *   filename=PATH | image=PATH | image.filename=PATH   the file underneath
+ *                   (image=NAME of an existing node uses that node)
  *   read-errno=N    fail reads that touch [read-offset, read-offset+read-bytes)
  *   read-offset=O   (default 0)
  *   read-bytes=B    (default: to the end)
@@ -316,12 +317,38 @@ static bool take_rule_options(BDRVBlkdebugState *s, QDict *options, const char *
                               RuleAction action, Error **errp)
 {
     g_autofree char *prefix = g_strdup_printf("%s.", group);
-    QDict *all = qdict_extract_subqdict(options, prefix);
-    QDict *single = qdict_new();
+    json_t *list = json_object_get(options, group);
+    QDict *all;
+    QDict *single;
     bool ok = true;
     const char *key;
     json_t *value;
     void *tmp;
+
+    /* QMP's blockdev-add gives the rules as a list of objects: number them. */
+    if (list) {
+        size_t i;
+        json_t *rule;
+
+        if (!json_is_array(list)) {
+            error_setg(errp, "Invalid parameter type for '%s', expected: array", group);
+            return false;
+        }
+        json_array_foreach(list, i, rule) {
+            if (!json_is_object(rule)) {
+                error_setg(errp, "Invalid parameter type for '%s[%zu]', expected: object",
+                           group, i);
+                return false;
+            }
+            json_object_foreach(rule, key, value) {
+                g_autofree char *k = g_strdup_printf("%s.%zu.%s", group, i, key);
+                json_object_set(options, k, value);
+            }
+        }
+        json_object_del(options, group);
+    }
+    all = qdict_extract_subqdict(options, prefix);
+    single = qdict_new();
 
     /* Numbered rules first, in index order; bare keys form one rule. */
     for (unsigned i = 0; ok; i++) {
@@ -337,7 +364,11 @@ static bool take_rule_options(BDRVBlkdebugState *s, QDict *options, const char *
     }
     json_object_foreach_safe(all, tmp, key, value) {
         if (g_ascii_isdigit(key[0])) {
-            if (ok) {
+            if (ok && !strchr(key, '.')) {
+                /* A list member that is no rule object (flattened "GROUP.N"). */
+                error_setg(errp, "Invalid parameter type for '%.*s[%s]', expected: object",
+                           (int)strlen(prefix) - 1, prefix, key);
+            } else if (ok) {
                 error_setg(errp, "Invalid parameter '%s%s'", prefix, key);
             }
             ok = false;
@@ -732,6 +763,7 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     g_autofree char *path = NULL;
     g_autofree char *config = NULL;
     BlockDriverState *file;
+    BlockDriverState *image_node = NULL;
 
     s->fail_after = -1;
     s->enospc_after = -1;
@@ -746,7 +778,10 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
         }
     }
     image_opts = qdict_extract_subqdict(options, "image.");
-    if (!path && filename) {
+    if (!path && !filename && image && bdrv_find_node(image)) {
+        /* "image": "node-name" refers to an existing node, as in QEMU. */
+        image_node = bdrv_find_node(image);
+    } else if (!path && filename) {
         path = g_strdup(filename);
     } else if (!path && image) {
         path = g_strdup(image);
@@ -756,7 +791,7 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     qdict_del(options, "filename");
     qdict_del(options, "image");
     qdict_del(image_opts, "filename");
-    if ((!path || !*path) && !qdict_haskey(image_opts, "driver")) {
+    if (!image_node && (!path || !*path) && !qdict_haskey(image_opts, "driver")) {
         error_setg(errp, "blkdebug: needs an image ('image.filename' or 'filename')");
         goto fail;
     }
@@ -778,7 +813,16 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
         !take_errno(options, "flush-errno", &s->flush_errno, errp)) {
         goto fail;
     }
-    {
+    if (image_node) {
+        if (json_object_size(image_opts)) {
+            error_setg(errp, "blkdebug: 'image' names node '%s': it takes no image.* options",
+                       image);
+            goto fail;
+        }
+        qobject_unref(image_opts);
+        bdrv_ref(image_node);
+        file = image_node;
+    } else {
         const char *drvname = qdict_get_try_str(image_opts, "driver");
         BlockDriver *drv = drvname ? bdrv_find_format(drvname) : NULL;
 

@@ -103,18 +103,25 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
     return block_job_drive_mirror(&o, errp) ? qdict_new() : NULL;
 }
 
-/* "base" and "base-node" (or "top" and "top-node") name one image. */
+/*
+ * "base" and "base-node" (or "top" and "top-node") name one image; @is_node
+ * tells which was given.  When both are, QEMU's message names them in
+ * its command's order (@node_first) and ends in @clash.
+ */
 static bool one_of(QDict *args, const char *file_key, const char *node_key,
-                   const char **out, Error **errp)
+                   bool node_first, const char *clash, const char **out,
+                   bool *is_node, Error **errp)
 {
     const char *f = qdict_get_try_str(args, file_key);
     const char *n = qdict_get_try_str(args, node_key);
 
     if (f && n) {
-        error_setg(errp, "'%s' and '%s' are mutually exclusive", file_key, node_key);
+        error_setg(errp, "'%s' and '%s' %s", node_first ? node_key : file_key,
+                   node_first ? file_key : node_key, clash);
         return false;
     }
     *out = f ? f : n;
+    *is_node = n != NULL;
     return true;
 }
 
@@ -124,12 +131,15 @@ static QObject *qmp_block_commit(QDict *args, Error **errp)
         .job_id = qdict_get_try_str(args, "job-id"),
         .device = qdict_get_try_str(args, "device"),
         .backing_file = qdict_get_try_str(args, "backing-file"),
+        .filter_node_name = qdict_get_try_str(args, "filter-node-name"),
         .speed = arg_int(args, "speed", 0),
         .on_error = arg_on_error(args, "on-error"),
     };
 
-    if (!one_of(args, "top", "top-node", &o.top, errp) ||
-        !one_of(args, "base", "base-node", &o.base, errp)) {
+    if (!one_of(args, "top", "top-node", true, "are mutually exclusive",
+                &o.top, &o.top_is_node, errp) ||
+        !one_of(args, "base", "base-node", true, "are mutually exclusive",
+                &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
     return block_job_commit(&o, errp) ? qdict_new() : NULL;
@@ -145,7 +155,11 @@ static QObject *qmp_block_stream(QDict *args, Error **errp)
         .on_error = arg_on_error(args, "on-error"),
     };
 
-    if (!one_of(args, "base", "base-node", &o.base, errp)) {
+    bool base_is_node;
+
+    if (!one_of(args, "base", "base-node",
+                false, "cannot be specified at the same time",
+                &o.base, &base_is_node, errp)) {
         return NULL;
     }
     return block_job_stream(&o, errp) ? qdict_new() : NULL;

@@ -152,6 +152,17 @@ static QDict *job_event_data(BlockJob *job)
 /* ------------------------------------------------------------------ */
 /* Lookup */
 
+bool block_job_name_exists(const char *name)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (!strcmp(bs->device_name, name)) {
+            return true;
+        }
+    }
+    return bdrv_find_node(name) || (drive_find && drive_find(name));
+}
+
 BlockDriverState *block_job_find_device(const char *device, bool allow_node,
                                         Error **errp)
 {
@@ -212,13 +223,25 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
     /* "base.img" names the same file as "./base.img" or an absolute path. */
     {
         g_autofree char *want = realpath(name, NULL);
-        if (!want) {
-            return NULL;
-        }
-        for (BlockDriverState *p = top; p; p = p->backing) {
+        for (BlockDriverState *p = top; want && p; p = p->backing) {
             g_autofree char *have = realpath(p->filename, NULL);
             if (have && !strcmp(have, want)) {
                 return p;
+            }
+        }
+    }
+    /*
+     * As QEMU: a relative name of a backing image is relative to the
+     * directory of the image above it ("../mid.img" from dir/top.img).
+     */
+    if (!g_path_is_absolute(name)) {
+        for (BlockDriverState *p = top; p && p->backing; p = p->backing) {
+            g_autofree char *dir = g_path_get_dirname(p->filename);
+            g_autofree char *joined = g_build_filename(dir, name, NULL);
+            g_autofree char *want = realpath(joined, NULL);
+            g_autofree char *have = realpath(p->backing->filename, NULL);
+            if (want && have && !strcmp(want, have)) {
+                return p->backing;
             }
         }
     }
@@ -345,6 +368,14 @@ static void job_free(BlockJob *job)
     g_free(job->id);
     g_free(job->device);
     g_free(job);
+}
+
+void block_job_fail_created(BlockJob *job)
+{
+    /* As a QEMU job that fails in its setup: it was there, briefly. */
+    set_status(job, BLOCK_JOB_STATUS_CREATED);
+    set_status(job, BLOCK_JOB_STATUS_NULL);
+    block_job_free_unstarted(job);
 }
 
 void block_job_free_unstarted(BlockJob *job)
@@ -695,7 +726,7 @@ bool block_job_complete(BlockJob *job, Error **errp)
     return true;
 }
 
-bool block_job_cancel(BlockJob *job, bool force, Error **errp)
+static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
 {
     if (job->finished) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
@@ -708,9 +739,21 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     }
     job->cancelled = true;
     job->force_cancel = force;
-    /* A paused job is cancelled too: it does not need to run again first. */
-    job->pause_count = 0;
-    job->user_paused = false;
+    if (job->pause_count > 0) {
+        /*
+         * A paused job (by the user or on an error) runs again to see
+         * that it is cancelled, as in QEMU: management sees it running
+         * before the reply, and the job ends on its next step, after it.
+         */
+        job->pause_count = 0;
+        job->user_paused = false;
+        job->io_status = "ok";
+        set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
+        if (defer) {
+            schedule_in(job, 0);
+            return true;
+        }
+    }
     if (!(job->ready && !force)) {
         /*
          * Jobs work in whole steps between main loop iterations, so there
@@ -724,10 +767,15 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     return true;
 }
 
+bool block_job_cancel(BlockJob *job, bool force, Error **errp)
+{
+    return cancel_common(job, force, true, errp);
+}
+
 void block_job_cancel_all(void)
 {
     while (jobs) {
-        block_job_cancel(jobs->data, true, &error_abort);
+        cancel_common(jobs->data, true, false, &error_abort);
     }
 }
 
@@ -787,7 +835,7 @@ void block_job_quit_all(void)
     while (jobs) {
         BlockJob *job = g_list_last(jobs)->data;
         drain_end(job);
-        block_job_cancel(job, true, &error_abort);
+        cancel_common(job, true, false, &error_abort);
     }
 }
 

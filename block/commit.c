@@ -48,13 +48,12 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         return 0;
     }
     chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
-    if (block_job_take_skip(job)) {
-        /* on-error=ignore: this chunk failed, the job goes on without it. */
-        s->cursor = off + chunk;
-        job->offset = s->cursor;
-        *done = s->cursor >= job->len;
-        return chunk;
-    }
+    /*
+     * on-error=ignore means "try again" for commit and stream, as in QEMU:
+     * the chunk that failed is copied anew (an error that persists keeps
+     * the job retrying until it is cancelled).
+     */
+    block_job_take_skip(job);
     if (s->is_stream) {
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);
@@ -189,16 +188,41 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
     return s;
 }
 
+static bool chain_contains(BlockDriverState *top, BlockDriverState *bs)
+{
+    for (BlockDriverState *p = top; p; p = p->backing) {
+        if (p == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
 BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *top, *base, *overlay = NULL;
     CopyJob *s;
 
+    if (!block_job_name_exists(opts->device)) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", opts->device);
+        return NULL;
+    }
     bs = block_job_find_device(opts->device, true, errp);
     if (!bs) {
         return NULL;
     }
-    if (opts->top) {
+    if (opts->top && opts->top_is_node) {
+        /* By node name, as QEMU: any node first, then one of this chain. */
+        top = bdrv_find_node(opts->top);
+        if (!top) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->top);
+            return NULL;
+        }
+        if (!chain_contains(bs, top)) {
+            error_setg(errp, "'%s' is not in this backing file chain", opts->top);
+            return NULL;
+        }
+    } else if (opts->top) {
         top = block_job_find_in_chain(bs, opts->top);
         if (!top) {
             error_setg(errp, "Top image file %s not found", opts->top);
@@ -207,9 +231,23 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     } else {
         top = bs;
     }
-    if (opts->base) {
-        base = block_job_find_in_chain(top->backing, opts->base);
+    if (opts->base && opts->base_is_node) {
+        base = bdrv_find_node(opts->base);
         if (!base) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->base);
+            return NULL;
+        }
+        if (!chain_contains(top, base)) {
+            error_setg(errp, "'%s' is not in this backing file chain", opts->base);
+            return NULL;
+        }
+    } else if (opts->base) {
+        /*
+         * The base is looked for below the top only; searching from the top
+         * lets a relative name be relative to the top's directory, as QEMU.
+         */
+        base = block_job_find_in_chain(top, opts->base);
+        if (!base || base == top) {
             /* The base is looked for below the top only (top itself excluded). */
             error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
             return NULL;
@@ -233,6 +271,11 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     if (top == bs) {
+        if (opts->filter_node_name) {
+            error_setg(errp, "Parameter 'filter-node-name' is not supported for "
+                       "an active commit: this block layer inserts no filter node");
+            return NULL;
+        }
         return block_job_active_commit(opts->job_id, opts->device, bs, base, opts->speed,
                                        opts->on_error, errp);
     }
@@ -244,6 +287,18 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     s->overlay = overlay;
+    if (opts->filter_node_name) {
+        /*
+         * QEMU would put a filter node of this name above @top while the
+         * job runs; there is none here, so a valid name is refused too.
+         */
+        if (bdrv_node_name_valid(opts->filter_node_name, errp)) {
+            error_setg(errp, "Parameter 'filter-node-name' is not supported: "
+                       "this block layer inserts no filter node");
+        }
+        block_job_fail_created(&s->common);
+        return NULL;
+    }
     for (BlockDriverState *p = bs->backing; p; p = p->backing) {
         block_job_add_node(&s->common, p);
         if (p == base) {

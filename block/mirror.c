@@ -68,16 +68,16 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         }
         end = MIN(end, s->dirty->len);
         len = end - start;
-        if (block_job_take_skip(job)) {
-            /* on-error=ignore: passed over until the guest writes it again. */
-            ret = 0;
-        } else {
-            /* Active commit: what is not above the base, the base has already. */
-            ret = block_job_copy_range(job, s->is_commit ? s->base : NULL, s->target,
-                                       start, len,
-                                       s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
-                                       NULL, s->buf, errp);
-        }
+        /*
+         * on-error=ignore: the range stays dirty and is copied again, as
+         * QEMU's mirror does (an error that persists keeps it retrying).
+         */
+        block_job_take_skip(job);
+        /* Active commit: what is not above the base, the base has already. */
+        ret = block_job_copy_range(job, s->is_commit ? s->base : NULL, s->target,
+                                   start, len,
+                                   s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
+                                   NULL, s->buf, errp);
         if (ret < 0) {
             return ret;
         }

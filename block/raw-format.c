@@ -102,6 +102,8 @@ static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVRawState *s = bs->opaque;
 
+    /* As QEMU's raw driver: blkdebug rules on read_aio see guest reads. */
+    bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
     return bdrv_pread(bs->file, s->offset + offset, bytes, buf, 0, errp);
 }
 
@@ -113,6 +115,7 @@ static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                    "'%s', whose format was probed; specify format=raw", bs->filename);
         return -EPERM;
     }
+    bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
     return bdrv_pwrite(bs->file, ((BDRVRawState *)bs->opaque)->offset + offset, bytes,
                        buf, 0, errp);
 }

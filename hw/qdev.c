@@ -19,16 +19,42 @@ typedef struct DeviceModel {
     const char *desc;
     /* Model properties besides id, bus and drive. */
     const char *const *props;
+    /* A controller: no drive, it carries a bus of this type instead. */
+    bool controller;
+    /* Removable media (a CD-ROM): the drive may be left out, empty. */
+    bool removable;
+    BusType child_bus_type;
+    int child_bus_max;          /* devices on that bus */
 } DeviceModel;
 
 static const char *const ide_props[] = { "unit", "serial", "bootindex", NULL };
 static const char *const pci_props[] = { "addr", "serial", "bootindex", NULL };
 static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
+static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", NULL };
+static const char *const controller_props[] = { "addr", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
-    { "virtio-blk-pci", BUS_TYPE_PCI, "virtio block device on PCI", pci_props },
-    { "usb-storage", BUS_TYPE_USB, "USB mass storage device", usb_props },
+    /* QEMU gives these no description (-device help shows none). */
+    { "virtio-blk-pci", BUS_TYPE_PCI, NULL, pci_props },
+    { "usb-storage", BUS_TYPE_USB, NULL, usb_props },
+    { "scsi-hd", BUS_TYPE_SCSI, "virtual SCSI disk", scsi_props },
+    { "ide-cd", BUS_TYPE_IDE, "virtual IDE CD-ROM", ide_props, .removable = true },
+    { "scsi-cd", BUS_TYPE_SCSI, "virtual SCSI CD-ROM", scsi_props, .removable = true },
+    /*
+     * The virtio SCSI controller; QEMU's PCI proxy holds a virtio device
+     * that holds the SCSI bus: here the bus hangs off the proxy directly.
+     */
+    { "virtio-scsi-pci", BUS_TYPE_PCI, NULL, controller_props,
+      .controller = true, .child_bus_type = BUS_TYPE_SCSI, .child_bus_max = 256 },
+};
+
+/* QEMU's short names for models. */
+static const struct {
+    const char *alias, *name;
+} model_aliases[] = {
+    { "virtio-scsi", "virtio-scsi-pci" },
+    { "virtio-blk", "virtio-blk-pci" },
 };
 
 static const char *const bus_type_names[] = {
@@ -36,6 +62,7 @@ static const char *const bus_type_names[] = {
     [BUS_TYPE_PCI] = "PCI",
     [BUS_TYPE_IDE] = "IDE",
     [BUS_TYPE_USB] = "usb-bus",
+    [BUS_TYPE_SCSI] = "SCSI",
 };
 
 static char *machine_name;
@@ -133,6 +160,11 @@ BusState *qbus_find(const char *name)
 
 static const DeviceModel *find_model(const char *name)
 {
+    for (size_t i = 0; i < G_N_ELEMENTS(model_aliases); i++) {
+        if (!strcmp(model_aliases[i].alias, name)) {
+            name = model_aliases[i].name;
+        }
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
         if (!strcmp(models[i].name, name)) {
             return &models[i];
@@ -186,8 +218,28 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     DeviceState *dev = device_new(bus, model->name, id, path);
 
     dev->unit = unit;
+    if (model->controller) {
+        /* QEMU names a controller's bus after its id, or after the bus type. */
+        g_autofree char *busname = NULL;
+        if (id) {
+            busname = g_strdup_printf("%s.0", id);
+        } else {
+            g_autofree char *lower = g_ascii_strdown(bus_type_names[model->child_bus_type], -1);
+            int n = 0;
+            do {
+                g_free(busname);
+                busname = g_strdup_printf("%s.%d", lower, n++);
+            } while (qbus_find(busname));
+        }
+        bus_new(dev, busname, model->child_bus_type, true, model->child_bus_max);
+        user_devices = g_list_append(user_devices, dev);
+        return dev;
+    }
     dev->drive = dinfo;
     dinfo->dev = dev;
+    if (model->removable) {
+        dinfo->cdrom = true;
+    }
     if (model->bus_type == BUS_TYPE_USB) {
         /* usb-storage carries a SCSI bus with one disk: a QOM path of its own. */
         dev->child_path = g_strdup_printf("%s/%s.0/legacy[0]", path, id ? id : "scsi");
@@ -304,7 +356,37 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
         unit = u;
     }
+    if (model->bus_type == BUS_TYPE_SCSI && qdict_get_try_str(props, "scsi-id")) {
+        int64_t u = qdict_get_try_int(props, "scsi-id", -1);
+        if (u < 0 || u >= bus->max_devices) {
+            error_setg(errp, "Property '%s.scsi-id' expects 0 to %d", driver,
+                       bus->max_devices - 1);
+            return NULL;
+        }
+        for (GList *l = bus->children; l; l = l->next) {
+            if (((DeviceState *)l->data)->unit == u) {
+                error_setg(errp, "SCSI id %d is in use", (int)u);
+                return NULL;
+            }
+        }
+        unit = u;
+    }
+    if (model->controller) {
+        if (drive) {
+            error_setg(errp, "Property '%s.drive' not found", driver);
+            return NULL;
+        }
+        if (qdict_get_try_str(props, "addr")) {
+            error_setg(errp, "Property '%s.addr' is not supported: PCI slots are "
+                       "given in order here", driver);
+            return NULL;
+        }
+        return device_create(model, bus, id, NULL, unit);
+    }
 
+    if (!drive && model->removable) {
+        return device_create(model, bus, id, drive_new_empty_for_device(), unit);
+    }
     if (!drive) {
         error_setg(errp, "drive property not set");
         return NULL;
@@ -318,7 +400,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         error_setg(errp, "Drive '%s' is already in use by another device", drive);
         return NULL;
     }
-    if (!dinfo->bs) {
+    if (!dinfo->bs && !model->removable) {
         error_setg(errp, "Device needs media, but drive is empty");
         goto fail_drive;
     }
@@ -378,11 +460,27 @@ static void device_free(DeviceState *dev)
     g_free(dev);
 }
 
+static void bus_free(BusState *bus);
+
 static gboolean finish_unplug(gpointer opaque)
 {
     DeviceState *dev = opaque;
     DriveInfo *dinfo = dev->drive;
     QDict *data;
+
+    /* A controller goes with the devices on its bus, each with its event. */
+    while (dev->buses) {
+        BusState *b = dev->buses->data;
+        while (b->children) {
+            DeviceState *child = b->children->data;
+            if (child->pending_delete) {
+                g_idle_remove_by_data(child);
+            }
+            finish_unplug(child);
+        }
+        bus_free(b);
+        dev->buses = g_list_delete_link(dev->buses, dev->buses);
+    }
 
     if (dinfo) {
         dinfo->dev = NULL;
@@ -441,6 +539,8 @@ static void print_dev(GString *out, DeviceState *dev, int indent)
         g_string_append_printf(out, "%*sunit = %d\n", indent + 2, "", dev->unit);
     } else if (dev->bus && dev->bus->type == BUS_TYPE_USB) {
         g_string_append_printf(out, "%*sport = \"%d\"\n", indent + 2, "", dev->unit + 1);
+    } else if (dev->bus && dev->bus->type == BUS_TYPE_SCSI) {
+        g_string_append_printf(out, "%*sscsi-id = %d\n", indent + 2, "", dev->unit);
     } else if (dev->bus && dev->bus->type == BUS_TYPE_PCI) {
         g_string_append_printf(out, "%*saddr = %02x.%d\n", indent + 2, "", dev->unit, dev->func);
     }
@@ -488,14 +588,22 @@ void qdev_print_models(GString *out)
 {
     g_string_append(out, "Storage devices:\n");
     for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
-        g_string_append_printf(out, "name \"%s\", bus %s%s, desc \"%s\"\n", models[i].name,
-                               bus_type_names[models[i].bus_type],
-                               models[i].bus_type == BUS_TYPE_IDE ? ", not hot-pluggable" : "",
-                               models[i].desc);
+        g_string_append_printf(out, "name \"%s\", bus %s", models[i].name,
+                               bus_type_names[models[i].bus_type]);
+        for (size_t j = 0; j < G_N_ELEMENTS(model_aliases); j++) {
+            if (!strcmp(model_aliases[j].name, models[i].name)) {
+                g_string_append_printf(out, ", alias \"%s\"", model_aliases[j].alias);
+            }
+        }
+        if (models[i].bus_type == BUS_TYPE_IDE) {
+            g_string_append(out, ", not hot-pluggable");
+        }
+        if (models[i].desc) {
+            g_string_append_printf(out, ", desc \"%s\"", models[i].desc);
+        }
+        g_string_append(out, "\n");
     }
 }
-
-static void bus_free(BusState *bus);
 
 static void dev_free_tree(DeviceState *dev)
 {

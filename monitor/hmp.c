@@ -451,7 +451,13 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
             monitor_puts(mon, "\n");
         }
         if (!bs) {
-            monitor_printf(mon, "%s: [not inserted]\n", d->id);
+            monitor_printf(mon, "%s: [not inserted]\n",
+                           d->anonymous && d->dev ? qdev_attached_name(d->dev) : d->id);
+        } else if (d->anonymous) {
+            /* A device's own backend (-device drive=NODE): QEMU names the node. */
+            monitor_printf(mon, "%s: %s (%s%s)\n", bdrv_get_node_name(bs),
+                           bdrv_get_filename(bs), bdrv_get_format_name(bs),
+                           bdrv_is_read_only(bs) ? ", read-only" : "");
         } else {
             /* The node's name as query-block's "file" gives it. */
             g_autofree char *name = bdrv_display_filename(bs);
@@ -462,7 +468,9 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         }
         if (d->dev) {
             monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
-        } else {
+        }
+        /* As query-block's "removable": a CD-ROM, or a drive no device has. */
+        if (!d->dev || d->cdrom) {
             monitor_puts(mon, "    Removable device: not locked, tray closed\n");
         }
         if (!bs) {

@@ -79,7 +79,16 @@ Monitor *monitor_cur(void)
 static void monitor_write(Monitor *mon, const char *data, size_t len)
 {
     if (mon->capture) {
-        g_string_append_len(mon->capture, data, len);
+        /*
+         * human-monitor-command returns the text as QEMU's HMP writes it
+         * to a terminal: every line ends in "\r\n".
+         */
+        for (size_t i = 0; i < len; i++) {
+            if (data[i] == '\n') {
+                g_string_append_c(mon->capture, '\r');
+            }
+            g_string_append_c(mon->capture, data[i]);
+        }
         return;
     }
     if (mon->is_stdio) {

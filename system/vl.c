@@ -197,6 +197,11 @@ int main(int argc, char **argv)
             o.arg = argv[++i];
         } else if (known_flag(a)) {
             o.name = a;
+        } else if (!strcmp(a, "incoming")) {
+            /* QEMU's option, refused by name rather than as unknown. */
+            error_report("%s: incoming migration is not supported: this machine "
+                         "has no migration", argv[i]);
+            return 1;
         } else {
             error_report("%s: invalid option", argv[i]);
             return 1;

@@ -255,6 +255,8 @@ char *bdrv_display_filename(BlockDriverState *bs);
 const char *bdrv_get_node_name(const BlockDriverState *bs);
 const char *bdrv_get_filename(const BlockDriverState *bs);
 BlockDriverState *bdrv_find_node(const char *node_name);
+/* Whether @name may name a new node (QEMU's syntax, and not taken yet). */
+bool bdrv_node_name_valid(const char *name, Error **errp);
 BlockDriverState *bdrv_backing(BlockDriverState *bs);
 BlockDriverState *bdrv_file(BlockDriverState *bs);
 /* The bottom of @bs's backing chain. */

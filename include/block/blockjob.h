@@ -70,6 +70,8 @@ bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
  * With @allow_node, a node name is accepted too (QEMU's lookup for job
  * commands that take "device").
  */
+/* Whether @name names a drive (with or without medium) or a node. */
+bool block_job_name_exists(const char *name);
 BlockDriverState *block_job_find_device(const char *device, bool allow_node,
                                         Error **errp);
 
@@ -117,6 +119,9 @@ typedef struct CommitOptions {
     int64_t speed;
     BlockdevOnError on_error;
     const char *backing_file;   /* name to store in the overlay, NULL: base's */
+    const char *filter_node_name; /* QEMU's commit filter node: refused (none here) */
+    bool top_is_node;           /* @top came as top-node */
+    bool base_is_node;          /* @base came as base-node */
 } CommitOptions;
 
 BlockJob *block_job_commit(const CommitOptions *opts, Error **errp);

@@ -95,6 +95,8 @@ bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
 void block_job_add_node(BlockJob *job, BlockDriverState *node);
 void block_job_start(BlockJob *job);
 /* For failures between create and start. */
+/* Frees a job that failed before it started, with QEMU's created and null events. */
+void block_job_fail_created(BlockJob *job);
 void block_job_free_unstarted(BlockJob *job);
 /*
  * Ends the job with error @ret (-errno) from the main loop soon, whatever

@@ -21,6 +21,7 @@ typedef enum BusType {
     BUS_TYPE_PCI,
     BUS_TYPE_IDE,
     BUS_TYPE_USB,
+    BUS_TYPE_SCSI,
 } BusType;
 
 struct BusState {
@@ -40,7 +41,7 @@ struct DeviceState {
     char *backend_path; /* the inner device holding the drive, when not the device itself */
     BusState *bus;
     DriveInfo *drive;
-    int unit;           /* IDE unit, USB port - 1, PCI slot */
+    int unit;           /* IDE unit, USB port - 1, PCI slot, SCSI id */
     int func;           /* PCI function */
     bool pending_delete;
     GList *buses;       /* BusState provided by this device */

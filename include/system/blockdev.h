@@ -37,6 +37,8 @@ void drive_del(DriveInfo *dinfo);
 DriveInfo *drive_find(const char *id);
 /* A drive by name, or an anonymous drive for a node name (device_add drive=NODE). */
 DriveInfo *drive_lookup_for_device(const char *name, Error **errp);
+/* An empty anonymous drive for a removable device given no drive (-device ide-cd). */
+DriveInfo *drive_new_empty_for_device(void);
 GList *drive_list(void);   /* DriveInfo, in creation order; do not free */
 void drive_cleanup_all(void);
 /* The name shown to users: "none0", "ide0-hd0", "foo". */
