@@ -880,6 +880,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
     g_slist_free(my_chain);
     qobject_unref(backing_opts);
+    qobject_unref(file_opts);   /* left over when "file" named an existing node */
     qobject_unref(opts);
     return bs;
 

@@ -45,6 +45,8 @@ SRC_ROOT = HERE.parent.parent
 FORMATS = ['raw', 'qcow2', 'qcow', 'luks']
 STATUSES = ('pass', 'intended', 'waiting', 'missing')
 RESULT_RE = re.compile(r'^(\S+)\s+(pass|fail|not run)\s+\[')
+RESULT_ANY_RE = re.compile(r'(?<!\S)([\w-]+)\s+(pass|fail|not run)\s+'
+                           r'\[\d\d:\d\d:\d\d\]\s+\[\d\d:\d\d:\d\d\]')
 
 
 class Expectation:
@@ -214,11 +216,12 @@ def run_check(args, iotests, fmt, tests, env, workdir):
         print(f'conformance -{fmt}: killed after {args.timeout}s: {k}')
     shutil.rmtree(sock_dir, ignore_errors=True)
     results = {}
-    # Without -j, check rewrites its progress line with a carriage return.
+    # Without -j, check rewrites its progress line with a carriage return;
+    # with -j, two workers' lines may run together on one line.  A result
+    # is a name, a status and two times; a "started" line has one time.
     for line in re.split(r'[\r\n]', log.read_text(errors='replace')):
-        m = RESULT_RE.match(line)
-        if m:
-            results[m.group(1)] = (m.group(2), line)
+        for m in RESULT_ANY_RE.finditer(line):
+            results[m.group(1)] = (m.group(2), m.group(0))
     return results, test_dir, log
 
 
