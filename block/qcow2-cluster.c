@@ -60,7 +60,8 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     if (!e->dirty) {
         return 0;
     }
-    if (c->depends) {
+    /* With lazy refcounts, L2 tables may reach the disk before refcounts. */
+    if (c->depends && !(c->depends == s->rb_cache && qcow2_refcounts_deferred(s))) {
         ret = qcow2_cache_flush(bs, c->depends, errp);
         if (ret < 0) {
             return ret;

@@ -449,9 +449,11 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
-    if (ret < 0) {
-        return ret;
+    if (!qcow2_refcounts_deferred(s)) {
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (s->alloc_end > 0) {
         int64_t len = bdrv_getlength(bs->file);

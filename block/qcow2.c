@@ -100,6 +100,14 @@ int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
     if (s->version < 3) {
         return 0;
     }
+    if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !(incompat & QCOW2_INCOMPAT_DIRTY) &&
+        s->rb_cache) {
+        /* The dirty bit covers refcount blocks lazy refcounts kept back: write them first. */
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         return ret;
@@ -110,6 +118,9 @@ int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
         return ret;
     }
     s->incompat = incompat;
+    if (!(incompat & QCOW2_INCOMPAT_DIRTY)) {
+        s->dirty_marked = false;
+    }
     return bdrv_flush(bs->file, errp);
 }
 
@@ -1875,6 +1886,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             return ret;
         }
     } else if ((lazy == 0 || new_version < 3) && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+        /* The dirty bit goes: the refcounts it covered must be on disk first. */
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+        if (ret < 0) {
+            return ret;
+        }
         s->compat &= ~QCOW2_COMPAT_LAZY_REFCOUNTS;
         s->use_lazy_refcounts = false;
         s->incompat &= ~QCOW2_INCOMPAT_DIRTY;

@@ -247,6 +247,15 @@ uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
 void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
+/*
+ * Refcount blocks may stay unwritten by a flush: lazy refcounts set the
+ * dirty bit before the first refcount update, so a crash ends in a repair
+ * rather than in wrong refcounts.
+ */
+static inline bool qcow2_refcounts_deferred(BDRVQcow2State *s)
+{
+    return s->dirty_marked;
+}
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp);
 int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp);
