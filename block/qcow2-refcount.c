@@ -476,7 +476,6 @@ typedef struct CheckState {
     uint32_t *refs;         /* computed references per host cluster */
     int64_t nb_clusters;
     int64_t file_len;
-    bool quiet;
     int64_t last_data_cluster;
 } CheckState;
 
@@ -485,9 +484,6 @@ static void check_msg(CheckState *cs, const char *fmt, ...)
 {
     va_list ap;
 
-    if (cs->quiet) {
-        return;
-    }
     va_start(ap, fmt);
     error_vprintf(fmt, ap);
     va_end(ap);
@@ -738,6 +734,159 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
     return 0;
 }
 
+static gint cmp_int64(gconstpointer a, gconstpointer b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Writes a new refcount structure from the computed references, for when
+ * the on-disk one cannot be patched in place (a cluster in use has a
+ * refcount of 0: its refcount block may be missing altogether).  The new
+ * blocks and table go after the end of the file, so nothing in use is
+ * overwritten; once the header points at them, the old table and blocks
+ * are unreferenced and are freed like leaks, each reported.
+ */
+static int rebuild_refcounts(CheckState *cs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_rb = 1ULL << s->rb_bits;
+    uint64_t per_rt = s->cluster_size / 8;
+    int64_t end = cs->nb_clusters;
+    int64_t nrb = 0, nrt = 0, total;
+    g_autoptr(GArray) old = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    g_autofree uint8_t *rb = g_malloc(s->cluster_size);
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint64_t *be_table = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    check_msg(cs, "Rebuilding refcount structure\n");
+    for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+        uint64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
+
+        if (off && !(off & (s->cluster_size - 1)) &&
+            (int64_t)(off >> s->cluster_bits) < cs->nb_clusters) {
+            int64_t c = off >> s->cluster_bits;
+            g_array_append_val(old, c);
+        }
+        if (off) {
+            qcow2_cache_discard(s->rb_cache, off);
+        }
+    }
+    for (uint32_t k = 0; k < s->refcount_table_clusters; k++) {
+        int64_t c = (s->refcount_table_offset >> s->cluster_bits) + k;
+        if (c < cs->nb_clusters) {
+            g_array_append_val(old, c);
+        }
+    }
+
+    /* The new structure counts itself: grow it until it covers itself. */
+    for (;;) {
+        int64_t want_rb, want_rt;
+
+        total = end + nrb + nrt;
+        want_rb = DIV_ROUND_UP(total, (int64_t)per_rb);
+        want_rt = DIV_ROUND_UP(want_rb, (int64_t)per_rt);
+        if (want_rb == nrb && want_rt == nrt) {
+            break;
+        }
+        nrb = want_rb;
+        nrt = want_rt;
+    }
+    if ((uint64_t)nrt * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
+        error_setg(errp, "Cannot rebuild the refcount structure of '%s': its table "
+                   "would be too large", bs->filename);
+        return -EFBIG;
+    }
+
+    table = g_new0(uint64_t, nrt * per_rt);
+    for (int64_t b = 0; b < nrb; b++) {
+        int64_t off = (end + b) << s->cluster_bits;
+
+        memset(rb, 0, s->cluster_size);
+        for (uint64_t i = 0; i < per_rb; i++) {
+            int64_t c = b * per_rb + i;
+            uint64_t v;
+
+            if (c >= total) {
+                break;
+            }
+            v = c < end ? cs->refs[c] : 1;
+            qcow2_set_refcount_ro(rb, s->refcount_order, i, MIN(v, s->refcount_max));
+        }
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
+        ret = bdrv_pwrite(bs->file, off, s->cluster_size, rb, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        table[b] = off;
+    }
+    be_table = g_new0(uint64_t, nrt * per_rt);
+    for (uint64_t i = 0; i < nrt * per_rt; i++) {
+        be_table[i] = htobe64(table[i]);
+    }
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
+    ret = bdrv_pwrite(bs->file, (end + nrb) << s->cluster_bits,
+                      nrt * s->cluster_size, be_table, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* Everything the header will point at must be on disk first. */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    stq_be_p(hdr, (end + nrb) << s->cluster_bits);
+    stl_be_p(hdr + 8, nrt);
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
+    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_size = nrt * per_rt;
+    s->refcount_table_offset = (end + nrb) << s->cluster_bits;
+    s->refcount_table_clusters = nrt;
+    s->file_end = MAX(s->file_end, total << s->cluster_bits);
+    s->alloc_end = MAX(s->alloc_end, total << s->cluster_bits);
+    s->free_cluster_index = MAX(s->free_cluster_index, total);
+
+    /* The old table and blocks: references gone, refcounts still there. */
+    g_array_sort(old, cmp_int64);
+    for (guint i = 0; i < old->len; i++) {
+        int64_t c = g_array_index(old, int64_t, i);
+        cs->refs[c]--;
+    }
+    for (guint i = 0; i < old->len; i++) {
+        int64_t c = g_array_index(old, int64_t, i);
+        uint64_t rc;
+
+        if (i && c == g_array_index(old, int64_t, i - 1)) {
+            continue;
+        }
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc == cs->refs[c]) {
+            continue;
+        }
+        check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
+                  "\n", c, rc, (uint64_t)cs->refs[c]);
+        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1,
+                                    (int64_t)cs->refs[c] - (int64_t)rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return qcow2_cache_flush(bs, s->rb_cache, errp);
+}
+
 /*
  * Clusters of consistent persistent bitmaps (autoclear bit 0 with the
  * bitmaps extension): the directory, each bitmap table and its data.
@@ -821,13 +970,13 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     g_autoptr(GArray) repairs = g_array_new(FALSE, FALSE, sizeof(int64_t));
     int64_t snap_table_len = 0;
     int64_t highest = 0;
+    bool rebuild = false;
     int ret;
 
     if (fix && bs->read_only) {
         error_setg(errp, "Cannot repair '%s': it is opened read-only", bs->filename);
         return -EACCES;
     }
-    cs.quiet = (fix & 0x100) != 0;    /* the automatic repair of a dirty image */
     fix &= BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
     if (!bs->read_only) {
         ret = qcow2_flush_caches(bs, errp);
@@ -965,6 +1114,12 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 if (fix & BDRV_FIX_LEAKS) {
                     g_array_append_val(repairs, c);
                 }
+            } else if (!rc && (fix & BDRV_FIX_ERRORS)) {
+                /* Possibly no refcount block at all: rebuilt below, as QEMU does. */
+                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                          PRIu64 "\n", c, rc, want);
+                res->corruptions++;
+                rebuild = true;
             } else if (rc && (fix & BDRV_FIX_ERRORS)) {
                 check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
                           PRIu64 "\n", c, rc, want);
@@ -988,6 +1143,17 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 }
             }
         }
+    }
+    if (rebuild) {
+        /* The new structure holds every computed count: all is fixed. */
+        ret = rebuild_refcounts(&cs, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            goto out;
+        }
+        res->corruptions_fixed = res->corruptions;
+        res->leaks_fixed = res->leaks;
+        g_array_set_size(repairs, 0);
     }
     for (guint i = 0; i < repairs->len; i++) {
         int64_t c = g_array_index(repairs, int64_t, i);

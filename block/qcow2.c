@@ -31,9 +31,6 @@ void legacy_aes_warn_create(void);
 #pragma weak qcrypto_secret_lookup_as_utf8
 #pragma weak qcrypto_secret_free
 
-/* Flag for qcow2_check(): the silent repair of a dirty image on open. */
-#define QCOW2_CHECK_QUIET 0x100
-
 static const struct {
     uint8_t type;
     uint8_t bit;
@@ -1316,7 +1313,8 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
         !(bs->open_flags & BDRV_O_CHECK)) {
         BdrvCheckResult res;
         memset(&res, 0, sizeof(res));
-        ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS | QCOW2_CHECK_QUIET, errp);
+        /* Reported on stderr as it goes, as QEMU 7.2 does (iotest 039). */
+        ret = qcow2_check(bs, &res, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS, errp);
         if (ret < 0) {
             error_prepend(errp, "Could not repair dirty image '%s': ", bs->filename);
             return ret;
