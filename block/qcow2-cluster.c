@@ -67,6 +67,28 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
             return ret;
         }
     }
+    {
+        /* A table of ours must not land on other metadata either. */
+        const char *what;
+
+        /* L2 tables may be shared with snapshots: inactive ones are L2 tables too. */
+        Error *err = NULL;
+
+        ret = qcow2_metadata_overlap(bs, c == s->rb_cache ? QCOW2_OL_REFCOUNT_BLOCK
+                                     : QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2,
+                                     e->offset, s->cluster_size, &what, &err);
+        if (ret > 0) {
+            qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata "
+                                    "(overlaps with %s)", what);
+            return -EIO;
+        }
+        if (ret < 0) {
+            /* Reported by the errno alone, as QEMU 7.2 does (iotest 080). */
+            error_free(err);
+            error_setg(errp, "%s", strerror(-ret));
+            return ret;
+        }
+    }
     bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_UPDATE_PART
                                                  : BLKDBG_L2_UPDATE);
     ret = bdrv_pwrite(bs->file, e->offset, s->cluster_size, e->table, 0, errp);
@@ -669,94 +691,134 @@ static bool overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
     return a < b + blen && b < a + alen;
 }
 
+static bool overlap_bitmap_dir(BDRVQcow2State *s, int64_t off, int64_t len)
+{
+    if (!(s->autoclear & 1) || !s->unknown_exts) {
+        return false;
+    }
+    for (guint i = 0; i < s->unknown_exts->len; i++) {
+        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+
+        if (e->magic == 0x23852875 && e->len >= 24 &&
+            overlap(off, len, ldq_be_p(e->data + 16),
+                    MIN(ldq_be_p(e->data + 8), (uint64_t)INT64_MAX / 2))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
- * The metadata structure (QEMU's name for it) that guest data at host range
- * [off, off+len) would overwrite, or NULL.  Only a damaged image (refcounts
- * or L2 entries pointing at metadata) makes this happen.
+ * Only a damaged image (refcounts or L2 entries pointing at metadata)
+ * makes writes overlap metadata; checking the kinds kept in memory is
+ * cheap, the inactive L2 tables (overlap-check=all) cost a read of every
+ * snapshot L1 table per write.
  */
-static const char *metadata_overlap(BlockDriverState *bs, int64_t off, int64_t len)
+int qcow2_metadata_overlap(BlockDriverState *bs, int ignore, int64_t off, int64_t len,
+                           const char **what, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    uint32_t ol = s->overlap_check;
+    uint32_t chk = s->overlap_check & ~ignore;
+    g_autofree SnapshotL1 *snaps = NULL;
 
-    if ((ol & QCOW2_OL_MAIN_HEADER) && overlap(off, len, 0, cs)) {
-        return "qcow2_header";
+    *what = NULL;
+    if ((chk & QCOW2_OL_MAIN_HEADER) && overlap(off, len, 0, cs)) {
+        *what = "qcow2_header";
+    } else if ((chk & QCOW2_OL_ACTIVE_L1) && s->l1_size &&
+               overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
+        *what = "active L1 table";
+    } else if ((chk & QCOW2_OL_REFCOUNT_TABLE) &&
+               overlap(off, len, s->refcount_table_offset,
+                       (int64_t)s->refcount_table_clusters * cs)) {
+        *what = "refcount table";
+    } else if ((chk & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
+               overlap(off, len, s->snapshots_offset, cs)) {
+        *what = "snapshot table";
+    } else if ((chk & QCOW2_OL_BITMAP_DIRECTORY) && overlap_bitmap_dir(s, off, len)) {
+        *what = "bitmap directory";
     }
-    if ((ol & QCOW2_OL_ACTIVE_L1) &&
-        overlap(off, len, s->l1_table_offset, (int64_t)s->l1_size * 8)) {
-        return "active L1 table";
+    if (*what) {
+        return 1;
     }
-    if ((ol & QCOW2_OL_REFCOUNT_TABLE) &&
-        overlap(off, len, s->refcount_table_offset, (int64_t)s->refcount_table_clusters * cs)) {
-        return "refcount table";
-    }
-    if ((ol & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
-        overlap(off, len, s->snapshots_offset, cs)) {
-        return "snapshot table";
-    }
-    if (ol & QCOW2_OL_ACTIVE_L2) {
+    if (chk & QCOW2_OL_ACTIVE_L2) {
         for (uint32_t i = 0; i < s->l1_size; i++) {
             int64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
             if (l2 && overlap(off, len, l2, cs)) {
-                return "active L2 table";
+                *what = "active L2 table";
+                return 1;
             }
         }
     }
-    if (ol & QCOW2_OL_REFCOUNT_BLOCK) {
+    if (chk & QCOW2_OL_REFCOUNT_BLOCK) {
         for (uint64_t i = 0; i < s->refcount_table_size; i++) {
             int64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
             if (rb && overlap(off, len, rb, cs)) {
-                return "refcount block";
+                *what = "refcount block";
+                return 1;
             }
         }
     }
-    if ((ol & (QCOW2_OL_INACTIVE_L1 | QCOW2_OL_INACTIVE_L2)) && s->nb_snapshots) {
-        /* The snapshots' tables are read from the image: these checks cost I/O. */
-        g_autofree SnapshotL1 *l1s = NULL;
-        const char *what = NULL;
-
-        if (qcow2_read_snapshots(bs, NULL, &l1s, NULL, NULL) < 0) {
-            return NULL;    /* the snapshot table itself is damaged; check reports it */
-        }
-        for (uint32_t i = 0; i < s->nb_snapshots && !what; i++) {
-            int64_t l1len = (int64_t)l1s[i].l1_size * 8;
-            g_autofree uint64_t *l1 = NULL;
-
-            if ((ol & QCOW2_OL_INACTIVE_L1) && overlap(off, len, l1s[i].l1_offset, l1len)) {
-                what = "inactive L1 table";
-                break;
-            }
-            if (!(ol & QCOW2_OL_INACTIVE_L2) || !l1len) {
-                continue;
-            }
-            l1 = g_malloc(l1len);
-            if (bdrv_pread(bs->file, l1s[i].l1_offset, l1len, l1, 0, NULL) < 0) {
-                continue;
-            }
-            for (uint32_t j = 0; j < l1s[i].l1_size; j++) {
-                int64_t l2 = be64toh(l1[j]) & L1E_OFFSET_MASK;
-                if (l2 && overlap(off, len, l2, cs)) {
-                    what = "inactive L2 table";
-                    break;
-                }
-            }
-        }
-        return what;
+    if (!(chk & (QCOW2_OL_INACTIVE_L1 | QCOW2_OL_INACTIVE_L2)) || !s->nb_snapshots) {
+        return 0;
     }
-    return NULL;
+    if (qcow2_read_snapshots(bs, NULL, &snaps, NULL, NULL) < 0) {
+        /* A snapshot table that does not read leaves no L1 table to compare with. */
+        return 0;
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots && (chk & QCOW2_OL_INACTIVE_L1); i++) {
+        if (snaps[i].l1_size &&
+            overlap(off, len, snaps[i].l1_offset, (int64_t)snaps[i].l1_size * 8)) {
+            *what = "inactive L1 table";
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots && (chk & QCOW2_OL_INACTIVE_L2); i++) {
+        g_autofree uint64_t *l1 = NULL;
+        int ret = qcow2_read_snapshot_l1(bs, &snaps[i], &l1, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t j = 0; j < snaps[i].l1_size; j++) {
+            int64_t l2 = l1[j] & L1E_OFFSET_MASK;
+            if (l2 && overlap(off, len, l2, cs)) {
+                *what = "inactive L2 table";
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Guest data about to go to [off, off+len): overlapping metadata is corruption. */
+static int check_data_write(BlockDriverState *bs, int64_t off, int64_t len, Error **errp)
+{
+    const char *what;
+    Error *err = NULL;
+    int ret = qcow2_metadata_overlap(bs, 0, off, len, &what, &err);
+
+    if (ret > 0) {
+        qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
+                                "with %s)", what);
+        return -EIO;
+    }
+    if (ret < 0) {
+        /* The request fails by the errno alone, as in QEMU 7.2 (iotest 080). */
+        error_free(err);
+        error_setg(errp, "%s", strerror(-ret));
+    }
+    return ret;
 }
 
 static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
                       const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    const char *what = metadata_overlap(bs, host, bytes);
+    int ret = check_data_write(bs, host, bytes, errp);
 
-    if (what) {
-        qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
-                                "with %s)", what);
-        return -EIO;
+    if (ret < 0) {
+        return ret;
     }
 
     bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
@@ -811,14 +873,10 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     if (host < 0) {
         return host;
     }
-    {
-        /* Only wrong refcounts hand out clusters that hold metadata. */
-        const char *what = metadata_overlap(bs, host, k * cs);
-        if (what) {
-            qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata "
-                                    "(overlaps with %s)", what);
-            return -EIO;
-        }
+    /* Only wrong refcounts hand out clusters that hold metadata. */
+    ret = check_data_write(bs, host, k * cs, errp);
+    if (ret < 0) {
+        return ret;
     }
     fresh = s->last_alloc_fresh;
 

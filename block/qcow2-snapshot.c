@@ -296,8 +296,8 @@ static int find_snapshot(QEMUSnapshotInfo *sn, int nb, const char *name)
     return -1;
 }
 
-static int read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t **table,
-                            Error **errp)
+int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t **table,
+                           Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret;
@@ -445,7 +445,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
         error_setg(errp, "Failed to load snapshot: %s", strerror(ENOENT));
         return -ENOENT;
     }
-    ret = read_snapshot_l1(bs, &l1s[idx], &snap_l1, &local_err);
+    ret = qcow2_read_snapshot_l1(bs, &l1s[idx], &snap_l1, &local_err);
     if (ret < 0) {
         /* QEMU 7.2 reports the cause on a line of its own. */
         error_report_err(local_err);
@@ -541,7 +541,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
         return -ENOENT;
     }
     l1 = l1s[idx];
-    ret = read_snapshot_l1(bs, &l1, &snap_l1, errp);
+    ret = qcow2_read_snapshot_l1(bs, &l1, &snap_l1, errp);
     if (ret < 0) {
         return ret;
     }
@@ -599,7 +599,7 @@ int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp)
     for (uint32_t n = 0; n < s->nb_snapshots; n++) {
         g_autofree uint64_t *l1 = NULL;
 
-        ret = read_snapshot_l1(bs, &l1s[n], &l1, errp);
+        ret = qcow2_read_snapshot_l1(bs, &l1s[n], &l1, errp);
         if (ret < 0) {
             return ret;
         }
@@ -755,7 +755,7 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
         error_setg(errp, "Can't find snapshot");
         return -ENOENT;
     }
-    ret = read_snapshot_l1(bs, &l1s[idx], &l1, errp);
+    ret = qcow2_read_snapshot_l1(bs, &l1s[idx], &l1, errp);
     if (ret < 0) {
         return ret;
     }

@@ -426,10 +426,12 @@ static const struct {
     { "snapshot-table", QCOW2_OL_SNAPSHOT_TABLE },
     { "inactive-l1", QCOW2_OL_INACTIVE_L1 },
     { "inactive-l2", QCOW2_OL_INACTIVE_L2 },
+    { "bitmap-directory", QCOW2_OL_BITMAP_DIRECTORY },
 };
 
 #define QCOW2_OL_CONSTANT (QCOW2_OL_MAIN_HEADER | QCOW2_OL_ACTIVE_L1 | \
-                           QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_SNAPSHOT_TABLE)
+                           QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_SNAPSHOT_TABLE | \
+                           QCOW2_OL_BITMAP_DIRECTORY)
 #define QCOW2_OL_CACHED (QCOW2_OL_CONSTANT | QCOW2_OL_ACTIVE_L2 | QCOW2_OL_REFCOUNT_BLOCK | \
                          QCOW2_OL_INACTIVE_L1)
 #define QCOW2_OL_ALL (QCOW2_OL_CACHED | QCOW2_OL_INACTIVE_L2)
@@ -1906,13 +1908,20 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
                 return ret;
             }
         }
-        ret = qcow2_expand_zero_clusters(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_snapshot_expand_zero(bs, errp);
-        if (ret < 0) {
-            return ret;
+        {
+            Error *err = NULL;
+
+            ret = qcow2_expand_zero_clusters(bs, &err);
+            if (ret >= 0) {
+                ret = qcow2_snapshot_expand_zero(bs, &err);
+            }
+            if (ret < 0) {
+                /* The cause, then the step that failed: QEMU 7.2's two lines (080). */
+                error_report_err(err);
+                error_setg(errp, "Failed to turn zero into data clusters: %s",
+                           strerror(-ret));
+                return ret;
+            }
         }
         ret = qcow2_flush_caches(bs, errp);
         if (ret < 0) {

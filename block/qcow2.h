@@ -172,6 +172,7 @@ enum {
     QCOW2_OL_SNAPSHOT_TABLE = 1 << 5,
     QCOW2_OL_INACTIVE_L1    = 1 << 6,
     QCOW2_OL_INACTIVE_L2    = 1 << 7,
+    QCOW2_OL_BITMAP_DIRECTORY = 1 << 8,
 };
 
 /* True when data can be en/decrypted (or the image is not encrypted). */
@@ -186,6 +187,9 @@ typedef struct SnapshotL1 {
 } SnapshotL1;
 
 /* qcow2.c */
+/* The L1 table of a snapshot, checked and read (host byte order; qcow2-snapshot.c). */
+int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t **table,
+                           Error **errp);
 /* Reads the snapshot table; any of @infos, @l1s may be NULL. */
 int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
                          int64_t *table_len, Error **errp);
@@ -209,6 +213,14 @@ void qcow2_cache_drop_all(Qcow2Cache *c);
 void qcow2_cache_clean_unused(Qcow2Cache *c);
 
 /* qcow2-cluster.c */
+/*
+ * Whether writing [@off, @off+@len) of the file would overwrite metadata
+ * checked by s->overlap_check, except the kinds in @ignore: 0 if not, 1
+ * with *@what naming it (QEMU's names), -errno with @errp set when the
+ * snapshot L1 tables the inactive-l2 check needs cannot be read.
+ */
+int qcow2_metadata_overlap(BlockDriverState *bs, int ignore, int64_t off, int64_t len,
+                           const char **what, Error **errp);
 Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t l2e);
 int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Error **errp);
 int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
