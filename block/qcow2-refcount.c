@@ -741,11 +741,26 @@ static gint cmp_int64(gconstpointer a, gconstpointer b)
     return x < y ? -1 : x > y;
 }
 
+/* Refcount of a cluster past the computed ones: 1 if the new structure is there. */
+static uint64_t new_structure_at(const int64_t *rb_pos, int64_t nrb, int64_t rt_pos,
+                                 int64_t nrt, int64_t c)
+{
+    if (c >= rt_pos && c < rt_pos + nrt) {
+        return 1;
+    }
+    for (int64_t b = 0; b < nrb; b++) {
+        if (rb_pos[b] == c) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Writes a new refcount structure from the computed references, for when
  * the on-disk one cannot be patched in place (a cluster in use has a
  * refcount of 0: its refcount block may be missing altogether).  The new
- * blocks and table go after the end of the file, so nothing in use is
+ * blocks and table go to clusters nothing refers to, so nothing in use is
  * overwritten; once the header points at them, the old table and blocks
  * are unreferenced and are freed like leaks, each reported.
  */
@@ -756,7 +771,8 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     uint64_t per_rb = 1ULL << s->rb_bits;
     uint64_t per_rt = s->cluster_size / 8;
     int64_t end = cs->nb_clusters;
-    int64_t nrb = 0, nrt = 0, total;
+    int64_t nrb, nrt, total, rt_pos = 0;
+    g_autofree int64_t *rb_pos = NULL;
     g_autoptr(GArray) old = g_array_new(FALSE, FALSE, sizeof(int64_t));
     g_autofree uint8_t *rb = g_malloc(s->cluster_size);
     g_autofree uint64_t *table = NULL;
@@ -784,28 +800,59 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
         }
     }
 
-    /* The new structure counts itself: grow it until it covers itself. */
+    /*
+     * Place the new blocks, then the table, in the first clusters nothing
+     * refers to (the old structure still counts as used: it stays valid
+     * until the header switches); the structure must cover itself, so
+     * repeat until its size agrees with where it went.
+     */
+    nrb = DIV_ROUND_UP(end, (int64_t)per_rb);
+    nrt = DIV_ROUND_UP(nrb, (int64_t)per_rt);
     for (;;) {
-        int64_t want_rb, want_rt;
+        int64_t want_rb, want_rt, c = 0, top = end;
 
-        total = end + nrb + nrt;
+        g_free(rb_pos);
+        rb_pos = g_new(int64_t, nrb);
+        for (int64_t b = 0; b < nrb; b++, c++) {
+            while (c < end && cs->refs[c]) {
+                c++;
+            }
+            rb_pos[b] = c;
+        }
+        /* The table: nrt free clusters in a row, after the last block. */
+        for (int64_t run = 0; run < nrt; c++) {
+            run = c < end && cs->refs[c] ? 0 : run + 1;
+            rt_pos = c - run + 1;
+        }
+        top = MAX(top, MAX(c, nrb ? rb_pos[nrb - 1] + 1 : 0));
+        total = top;
         want_rb = DIV_ROUND_UP(total, (int64_t)per_rb);
         want_rt = DIV_ROUND_UP(want_rb, (int64_t)per_rt);
-        if (want_rb == nrb && want_rt == nrt) {
+        if (want_rb <= nrb && want_rt <= nrt) {
             break;
         }
-        nrb = want_rb;
-        nrt = want_rt;
+        nrb = MAX(nrb, want_rb);
+        nrt = MAX(nrt, want_rt);
     }
     if ((uint64_t)nrt * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
         error_setg(errp, "Cannot rebuild the refcount structure of '%s': its table "
                    "would be too large", bs->filename);
         return -EFBIG;
     }
+    for (int64_t b = 0; b < nrb; b++) {
+        if (rb_pos[b] < end) {
+            cs->refs[rb_pos[b]] = 1;
+        }
+    }
+    for (int64_t k = 0; k < nrt; k++) {
+        if (rt_pos + k < end) {
+            cs->refs[rt_pos + k] = 1;
+        }
+    }
 
     table = g_new0(uint64_t, nrt * per_rt);
     for (int64_t b = 0; b < nrb; b++) {
-        int64_t off = (end + b) << s->cluster_bits;
+        int64_t off = rb_pos[b] << s->cluster_bits;
 
         memset(rb, 0, s->cluster_size);
         for (uint64_t i = 0; i < per_rb; i++) {
@@ -815,7 +862,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
             if (c >= total) {
                 break;
             }
-            v = c < end ? cs->refs[c] : 1;
+            v = c < end ? cs->refs[c] : new_structure_at(rb_pos, nrb, rt_pos, nrt, c);
             qcow2_set_refcount_ro(rb, s->refcount_order, i, MIN(v, s->refcount_max));
         }
         bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
@@ -830,7 +877,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
         be_table[i] = htobe64(table[i]);
     }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
-    ret = bdrv_pwrite(bs->file, (end + nrb) << s->cluster_bits,
+    ret = bdrv_pwrite(bs->file, rt_pos << s->cluster_bits,
                       nrt * s->cluster_size, be_table, 0, errp);
     if (ret < 0) {
         return ret;
@@ -840,7 +887,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(hdr, (end + nrb) << s->cluster_bits);
+    stq_be_p(hdr, rt_pos << s->cluster_bits);
     stl_be_p(hdr + 8, nrt);
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
     ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
@@ -850,7 +897,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     g_free(s->refcount_table);
     s->refcount_table = g_steal_pointer(&table);
     s->refcount_table_size = nrt * per_rt;
-    s->refcount_table_offset = (end + nrb) << s->cluster_bits;
+    s->refcount_table_offset = rt_pos << s->cluster_bits;
     s->refcount_table_clusters = nrt;
     s->file_end = MAX(s->file_end, total << s->cluster_bits);
     s->alloc_end = MAX(s->alloc_end, total << s->cluster_bits);
