@@ -1173,21 +1173,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 res->corruptions++;
                 g_array_append_val(repairs, c);
             } else {
-                bool repair = fix & BDRV_FIX_ERRORS;
-                check_msg(&cs, "%s cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-                          repair ? "Repairing" : "ERROR", c, rc, want);
+                /* Not repaired: both kinds of repair were handled above. */
+                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                          PRIu64 "\n", c, rc, want);
                 res->corruptions++;
-                if (repair) {
-                    if (want > s->refcount_max) {
-                        want = s->refcount_max;
-                    }
-                    ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1,
-                                                (int64_t)want - (int64_t)rc, errp);
-                    if (ret < 0) {
-                        goto out;
-                    }
-                    res->corruptions_fixed++;
-                }
             }
         }
     }
