@@ -1396,6 +1396,10 @@ int qcow2_make_empty(BlockDriverState *bs, Error **errp)
         error_setg(errp, "Cannot empty '%s': it has internal snapshots", bs->filename);
         return -ENOTSUP;
     }
+    ret = qcow2_make_completely_empty(bs, errp);
+    if (ret <= 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
     for (uint32_t i = 0; i < s->l1_size; i++) {
         int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;

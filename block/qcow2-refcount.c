@@ -336,6 +336,35 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
     return 0;
 }
 
+/*
+ * Adds @addend > 0 to the refcounts of clusters something already refers
+ * to.  One without a refcount block has a refcount of 0 although in use
+ * (a corrupt image): the block is created, as an allocation would, but
+ * the update then fails with EAGAIN, as QEMU 7.2 fails it (iotest 080).
+ */
+int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t length,
+                                 int64_t addend, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first = offset >> s->cluster_bits;
+    int64_t last = (offset + length - 1) >> s->cluster_bits;
+
+    for (uint64_t t = first >> s->rb_bits; length > 0 && t <= (uint64_t)last >> s->rb_bits;
+         t++) {
+        if (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK)) {
+            int ret = alloc_refblock(bs, t, errp);
+
+            if (ret < 0) {
+                return ret;
+            }
+            error_setg(errp, "Cluster %" PRId64 " is in use but has no refcount block",
+                       MAX(first, (int64_t)(t << s->rb_bits)));
+            return -EAGAIN;
+        }
+    }
+    return qcow2_update_refcount(bs, offset, length, addend, errp);
+}
+
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -435,6 +464,116 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
             bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
         }
     }
+}
+
+/*
+ * Empties the image by laying its metadata out anew, as QEMU 7.2 does
+ * after a commit (iotest 098): refcount table in cluster 1, its one
+ * refcount block in cluster 2, the zeroed L1 table from cluster 3, the
+ * file cut after it.  The dirty bit covers the steps in between: should
+ * one fail, the next read-write open (or check -r all) repairs the
+ * refcounts.  Returns 1 when the image's layout does not allow this (the
+ * caller frees cluster by cluster instead).
+ */
+int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t l1c = DIV_ROUND_UP((int64_t)s->l1_size * 8, cs);
+    uint8_t hdr[20];
+    uint8_t be[8];
+    int ret;
+
+    if (s->version < 3 || s->nb_snapshots || s->crypt_method == QCOW2_CRYPT_LUKS ||
+        3 + l1c > s->rb_entries) {
+        return 1;
+    }
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+
+        if (e->magic == 0x23852875) {   /* the bitmaps extension */
+            return 1;       /* persistent bitmaps keep their clusters */
+        }
+    }
+    ret = qcow2_cache_flush(bs, s->l2_cache, errp);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_cache_drop_all(s->l2_cache);
+    qcow2_cache_drop_all(s->rb_cache);
+    if (!(s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+        ret = qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_DIRTY, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->dirty_marked = true;
+
+    bdrv_debug_event(bs->file, BLKDBG_L1_UPDATE);
+    ret = bdrv_pwrite_zeroes(bs->file, s->l1_table_offset, l1c * cs, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(s->l1_table, 0, (size_t)s->l1_size * 8);
+
+    /*
+     * From here on the refcounts on disk may be gone while those in memory
+     * still count the old layout: a failure leaves the node unusable.
+     */
+    s->refcounts_broken = true;
+    bdrv_debug_event(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
+    ret = bdrv_pwrite_zeroes(bs->file, cs, (2 + l1c) * cs, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_UPDATE);
+    stq_be_p(hdr, 3 * cs);              /* l1_table_offset */
+    stq_be_p(hdr + 8, cs);              /* refcount_table_offset */
+    stl_be_p(hdr + 16, 1);              /* refcount_table_clusters */
+    ret = bdrv_pwrite(bs->file, 40, sizeof(hdr), hdr, 0, errp);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->l1_table_offset = 3 * cs;
+    s->refcount_table_offset = cs;
+    s->refcount_table_clusters = 1;
+    s->refcount_table_size = cs / 8;
+    g_free(s->refcount_table);
+    s->refcount_table = g_new0(uint64_t, s->refcount_table_size);
+
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC);
+    stq_be_p(be, 2 * cs);
+    ret = bdrv_pwrite(bs->file, cs, sizeof(be), be, 0, errp);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->refcount_table[0] = 2 * cs;
+    s->free_cluster_index = 0;
+    s->free_byte_offset = 0;
+    s->file_end = s->alloc_end = (3 + l1c) * cs;
+    ret = qcow2_update_refcount(bs, 0, (3 + l1c) * cs, 1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->free_cluster_index = 3 + l1c;
+    s->refcounts_broken = false;
+
+    /* Consistent again: clean (the refcount block is written first). */
+    ret = qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return bdrv_truncate(bs->file, (3 + l1c) * cs, true, PREALLOC_MODE_OFF, errp);
 }
 
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp)

@@ -33,7 +33,8 @@ static int add_ref(BlockDriverState *bs, int64_t off, int64_t len, int64_t adden
                    Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = qcow2_update_refcount(bs, off, len, addend, errp);
+    int ret = addend > 0 ? qcow2_update_refcount_in_use(bs, off, len, addend, errp)
+                         : qcow2_update_refcount(bs, off, len, addend, errp);
 
     if (ret < 0 || addend > 0) {
         return ret;

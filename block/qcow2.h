@@ -149,6 +149,8 @@ typedef struct BDRVQcow2State {
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
     bool corrupt_error_shown;
+    /* A failed qcow2_make_completely_empty() left refcounts memory cannot trust. */
+    bool refcounts_broken;
     /* Runtime options (open and reopen take them through one parser). */
     uint32_t overlap_check;     /* QCOW2_OL_*: metadata guest writes are checked against */
     bool use_lazy_refcounts;    /* lazy-refcounts (default: the header's compat bit) */
@@ -271,8 +273,12 @@ static inline bool qcow2_refcounts_deferred(BDRVQcow2State *s)
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp);
 int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp);
+/* As qcow2_update_refcount() (@addend > 0) for clusters already referred to. */
+int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t length,
+                                 int64_t addend, Error **errp);
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
+int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp);
 
