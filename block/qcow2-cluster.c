@@ -335,7 +335,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     s->l1_size = min_size;
     s->l1_table_offset = new_off;
     if (old_bytes) {
-        qcow2_free_clusters(bs, old_off, old_bytes);
+        qcow2_free_clusters(bs, old_off, old_bytes, QCOW2_DISCARD_OTHER);
     }
     return 0;
 }
@@ -406,7 +406,7 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
         return ret;
     }
     if (old) {
-        qcow2_free_clusters(bs, old, s->cluster_size);
+        qcow2_free_clusters(bs, old, s->cluster_size, QCOW2_DISCARD_OTHER);
     }
     *l2_off = new_off;
     return 0;
@@ -632,19 +632,19 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
     return 0;
 }
 
-static void free_old_entry(BlockDriverState *bs, uint64_t e)
+static void free_old_entry(BlockDriverState *bs, uint64_t e, Qcow2DiscardType type)
 {
     BDRVQcow2State *s = bs->opaque;
 
     switch (qcow2_entry_type(s, e)) {
     case QCOW2_CLUSTER_NORMAL:
     case QCOW2_CLUSTER_ZERO_ALLOC:
-        qcow2_free_clusters(bs, e & L2E_OFFSET_MASK, s->cluster_size);
+        qcow2_free_clusters(bs, e & L2E_OFFSET_MASK, s->cluster_size, type);
         break;
     case QCOW2_CLUSTER_COMPRESSED: {
         int64_t off, len;
         qcow2_compressed_span(s, e, &off, &len);
-        qcow2_free_clusters(bs, off, len);
+        qcow2_free_clusters(bs, off, len, type);
         break;
     }
     default:
@@ -939,7 +939,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         return ret;
     }
     for (int64_t i = 0; i < k; i++) {
-        free_old_entry(bs, old[i]);
+        free_old_entry(bs, old[i], QCOW2_DISCARD_NEVER);
     }
     return 0;
 }
@@ -1145,7 +1145,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
-        free_old_entry(bs, old);
+        free_old_entry(bs, old, QCOW2_DISCARD_NEVER);
 next:
         offset += len;
         buf += len;
@@ -1344,7 +1344,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         qcow2_cache_mark_dirty(s->l2_cache, l2_off);
         if ((ne & L2E_OFFSET_MASK) != (e & L2E_OFFSET_MASK) ||
             qcow2_entry_type(s, e) == QCOW2_CLUSTER_COMPRESSED) {
-            free_old_entry(bs, e);
+            free_old_entry(bs, e, QCOW2_DISCARD_REQUEST);
         }
     }
     return 0;
@@ -1420,9 +1420,9 @@ int qcow2_make_empty(BlockDriverState *bs, Error **errp)
         }
         qcow2_cache_discard(s->l2_cache, l2_off);
         for (int j = 0; j < s->l2_size; j++) {
-            free_old_entry(bs, be64toh(l2[j]));
+            free_old_entry(bs, be64toh(l2[j]), QCOW2_DISCARD_SNAPSHOT);
         }
-        qcow2_free_clusters(bs, l2_off, s->cluster_size);
+        qcow2_free_clusters(bs, l2_off, s->cluster_size, QCOW2_DISCARD_SNAPSHOT);
     }
     return qcow2_flush_caches(bs, errp);
 }
@@ -1571,7 +1571,7 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
         if (ret < 0) {
             return ret;
         }
-        free_old_entry(bs, e);
+        free_old_entry(bs, e, QCOW2_DISCARD_ALWAYS);
     }
     return 0;
 }

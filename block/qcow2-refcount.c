@@ -222,7 +222,7 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
         if (s->refcount_table_size <= new_entries) {
             break;
         }
-        qcow2_free_clusters(bs, off, n_clusters << s->cluster_bits);
+        qcow2_free_clusters(bs, off, n_clusters << s->cluster_bits, QCOW2_DISCARD_OTHER);
     }
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
@@ -247,7 +247,8 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     s->refcount_table_offset = off;
     s->refcount_table_clusters = n_clusters;
     s->reftable_moving = false;
-    qcow2_free_clusters(bs, old_off, (int64_t)old_clusters << s->cluster_bits);
+    qcow2_free_clusters(bs, old_off, (int64_t)old_clusters << s->cluster_bits,
+                        QCOW2_DISCARD_OTHER);
     return 0;
 out:
     s->reftable_moving = false;
@@ -429,7 +430,8 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
     return off;
 }
 
-void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
+                         Qcow2DiscardType type)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -455,13 +457,18 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
         s->free_byte_offset < ((last + 1) << s->cluster_bits)) {
         s->free_byte_offset = 0;
     }
-    /* Give whole clusters that became free back to the host file system. */
+    /*
+     * Whole clusters that became free go back to the host file system when
+     * pass-discard-* says so for @type.
+     */
     for (int64_t c = first; c <= last; c++) {
         uint64_t rc;
         if (qcow2_get_refcount(bs, c, &rc, NULL) == 0 && rc == 0) {
             qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
             qcow2_cache_discard(s->rb_cache, c << s->cluster_bits);
-            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+            if (s->discard_passthrough[type]) {
+                bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+            }
         }
     }
 }
@@ -1345,6 +1352,11 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                                     errp);
         if (ret < 0) {
             goto out;
+        }
+        if (want == 0 && s->discard_passthrough[QCOW2_DISCARD_ALWAYS]) {
+            /* A leak repaired gives its space back to the file, as in QEMU 7.2. */
+            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
         }
         if (rc > want) {
             res->leaks_fixed++;

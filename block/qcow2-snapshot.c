@@ -48,6 +48,9 @@ static int add_ref(BlockDriverState *bs, int64_t off, int64_t len, int64_t adden
         }
         if (rc == 0) {
             qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            if (s->discard_passthrough[QCOW2_DISCARD_SNAPSHOT]) {
+                bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+            }
             if ((s->free_byte_offset >> s->cluster_bits) == c) {
                 s->free_byte_offset = 0;
             }
@@ -276,7 +279,7 @@ static int write_table(BlockDriverState *bs, GPtrArray *entries, Error **errp)
         return ret;
     }
     if (old_nb && old_len) {
-        qcow2_free_clusters(bs, old_off, old_len);
+        qcow2_free_clusters(bs, old_off, old_len, QCOW2_DISCARD_SNAPSHOT);
     }
     return 0;
 }
@@ -566,7 +569,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
         return ret;
     }
     if (l1.l1_size) {
-        qcow2_free_clusters(bs, l1.l1_offset, (int64_t)l1.l1_size * 8);
+        qcow2_free_clusters(bs, l1.l1_offset, (int64_t)l1.l1_size * 8, QCOW2_DISCARD_SNAPSHOT);
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {

@@ -312,13 +312,14 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 
-/*
- * Accepted and validated as QEMU does, without an effect of their own
- * here: the L2 cache keeps whole tables (l2-cache-entry-size), and freed
- * clusters are always given back to the file (pass-discard-*).
- */
-static const char *const unhonoured_runtime_opts[] = {
-    "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
+/* The pass-discard-* options: the reasons for freeing whose discards reach the file. */
+static const struct {
+    const char *name;
+    Qcow2DiscardType type;
+} pass_discard_opts[] = {
+    { "pass-discard-request", QCOW2_DISCARD_REQUEST },
+    { "pass-discard-snapshot", QCOW2_DISCARD_SNAPSHOT },
+    { "pass-discard-other", QCOW2_DISCARD_OTHER },
 };
 
 /* A size option: a JSON number or a string with an optional suffix. */
@@ -408,6 +409,7 @@ static int cache_size_options(BlockDriverState *bs, QDict *options, int64_t *l2_
 /* The runtime options' values, as parsed for an open or a reopen. */
 typedef struct Qcow2RuntimeOpts {
     bool lazy_refcounts;
+    bool discard_passthrough[QCOW2_DISCARD_MAX];
     uint32_t overlap_check;
     bool cache_sizes_given;
     int64_t l2_bytes, rb_bytes;
@@ -496,13 +498,13 @@ static int qcow2_take_runtime_opts(BlockDriverState *bs, QDict *options, Qcow2Ru
                        qdict_haskey(options, "refcount-cache-size");
     const char *oc = qdict_get_try_str(options, "overlap-check");
     const char *oct = qdict_get_try_str(options, "overlap-check.template");
-    bool unused;
 
     if (!runtime_bool(options, "lazy-refcounts", &o->lazy_refcounts, errp)) {
         return -EINVAL;
     }
-    for (size_t i = 0; i < ARRAY_SIZE(unhonoured_runtime_opts); i++) {
-        if (!runtime_bool(options, unhonoured_runtime_opts[i], &unused, errp)) {
+    for (size_t i = 0; i < ARRAY_SIZE(pass_discard_opts); i++) {
+        if (!runtime_bool(options, pass_discard_opts[i].name,
+                          &o->discard_passthrough[pass_discard_opts[i].type], errp)) {
             return -EINVAL;
         }
     }
@@ -638,6 +640,7 @@ static void qcow2_apply_runtime_opts(BlockDriverState *bs, const Qcow2RuntimeOpt
     BDRVQcow2State *s = bs->opaque;
 
     s->use_lazy_refcounts = o->lazy_refcounts;
+    memcpy(s->discard_passthrough, o->discard_passthrough, sizeof(s->discard_passthrough));
     s->overlap_check = o->overlap_check;
     if (o->cache_sizes_given || !s->l2_cache) {
         qcow2_cache_free(s->l2_cache);
@@ -660,6 +663,7 @@ static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     int ret;
 
     o->lazy_refcounts = s->use_lazy_refcounts;
+    memcpy(o->discard_passthrough, s->discard_passthrough, sizeof(o->discard_passthrough));
     o->overlap_check = s->overlap_check;
     o->cache_clean_interval = s->cache_clean_interval;
     ret = qcow2_take_runtime_opts(bs, opts, o, errp);
@@ -1052,6 +1056,16 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         /* The defaults; the options may change them. */
         Qcow2RuntimeOpts o = {
             .lazy_refcounts = (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0,
+            /*
+             * QEMU's defaults: a guest's discards reach the file when the
+             * node unmaps (discard=unmap), freed snapshots always, space
+             * freed for other reasons (moved metadata) not.
+             */
+            .discard_passthrough = {
+                [QCOW2_DISCARD_ALWAYS] = true,
+                [QCOW2_DISCARD_REQUEST] = !bs->discard_ignore,
+                [QCOW2_DISCARD_SNAPSHOT] = true,
+            },
             .overlap_check = QCOW2_OL_CACHED,
             /* Enough L2 tables to map the whole image, up to 8 MiB. */
             .l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB),

@@ -93,6 +93,19 @@ typedef struct Qcow2Cache {
     struct Qcow2Cache *depends;
 } Qcow2Cache;
 
+/*
+ * Why clusters are freed: the pass-discard-* options choose for which
+ * reasons a whole cluster that becomes free is discarded in the file too.
+ */
+typedef enum Qcow2DiscardType {
+    QCOW2_DISCARD_NEVER,        /* about to be overwritten or reused */
+    QCOW2_DISCARD_ALWAYS,       /* shrinking, repairs */
+    QCOW2_DISCARD_REQUEST,      /* a discard, or a zero write that may unmap */
+    QCOW2_DISCARD_SNAPSHOT,     /* snapshot deletion, emptying */
+    QCOW2_DISCARD_OTHER,        /* metadata moved or copied */
+    QCOW2_DISCARD_MAX
+} Qcow2DiscardType;
+
 typedef struct BDRVQcow2State {
     int version;
     int cluster_bits;
@@ -154,6 +167,7 @@ typedef struct BDRVQcow2State {
     /* Runtime options (open and reopen take them through one parser). */
     uint32_t overlap_check;     /* QCOW2_OL_*: metadata guest writes are checked against */
     bool use_lazy_refcounts;    /* lazy-refcounts (default: the header's compat bit) */
+    bool discard_passthrough[QCOW2_DISCARD_MAX];    /* pass-discard-*, by reason */
     uint64_t cache_clean_interval;  /* seconds; 0: never */
     guint cache_clean_timer;    /* GLib source of the periodic clean, 0: none */
     int64_t cache_clean_next;   /* monotonic us of the next clean at a cache access */
@@ -276,7 +290,8 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
 /* As qcow2_update_refcount() (@addend > 0) for clusters already referred to. */
 int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t length,
                                  int64_t addend, Error **errp);
-void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
+                         Qcow2DiscardType type);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
