@@ -21,14 +21,15 @@
 /* ------------------------------------------------------------------ */
 /* Metadata cache */
 
-Qcow2Cache *qcow2_cache_new(int nb_tables, int table_size)
+Qcow2Cache *qcow2_cache_new(int nb_entries, int entry_size, int table_size)
 {
     Qcow2Cache *c = g_new0(Qcow2Cache, 1);
 
-    c->size = nb_tables;
-    c->entries = g_new0(Qcow2CacheEntry, nb_tables);
+    c->size = nb_entries;
+    c->entry_size = entry_size;
+    c->table_size = table_size;
+    c->entries = g_new0(Qcow2CacheEntry, nb_entries);
     c->index = g_hash_table_new(g_int64_hash, g_int64_equal);
-    (void)table_size;
     return c;
 }
 
@@ -42,6 +43,7 @@ void qcow2_cache_free(Qcow2Cache *c)
     }
     g_hash_table_destroy(c->index);
     g_free(c->entries);
+    g_free(c->whole);
     g_free(c);
 }
 
@@ -76,7 +78,7 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
 
         ret = qcow2_metadata_overlap(bs, c == s->rb_cache ? QCOW2_OL_REFCOUNT_BLOCK
                                      : QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2,
-                                     e->offset, s->cluster_size, &what, &err);
+                                     e->offset, c->entry_size, &what, &err);
         if (ret > 0) {
             qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata "
                                     "(overlaps with %s)", what);
@@ -91,7 +93,7 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     }
     bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_UPDATE_PART
                                                  : BLKDBG_L2_UPDATE);
-    ret = bdrv_pwrite(bs->file, e->offset, s->cluster_size, e->table, 0, errp);
+    ret = bdrv_pwrite(bs->file, e->offset, c->entry_size, e->table, 0, errp);
     if (ret < 0) {
         return ret;
     }
@@ -112,12 +114,9 @@ int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
     return 0;
 }
 
-/*
- * The returned table stays valid until the next qcow2_cache_get() on the
- * same cache: callers re-fetch after anything that may load another table.
- */
-int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
-                    bool read, uint8_t **table, Error **errp)
+/* The entry at @offset (a table, or a slice of one), loaded if need be. */
+static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
+                           bool read, uint8_t **table, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int i = cache_find(c, offset);
@@ -148,16 +147,16 @@ int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         c->entries[i].offset = 0;
     }
     if (!c->entries[i].table) {
-        c->entries[i].table = g_malloc(s->cluster_size);
+        c->entries[i].table = g_malloc(c->entry_size);
     }
     if (read) {
         bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_LOAD : BLKDBG_L2_LOAD);
-        ret = bdrv_pread(bs->file, offset, s->cluster_size, c->entries[i].table, 0, errp);
+        ret = bdrv_pread(bs->file, offset, c->entry_size, c->entries[i].table, 0, errp);
         if (ret < 0) {
             return ret;
         }
     } else {
-        memset(c->entries[i].table, 0, s->cluster_size);
+        memset(c->entries[i].table, 0, c->entry_size);
     }
     c->entries[i].offset = offset;
     c->entries[i].dirty = false;
@@ -167,22 +166,106 @@ int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
     return 0;
 }
 
+/*
+ * The returned table stays valid until the next qcow2_cache_get() on the
+ * same cache: callers re-fetch after anything that may load another table.
+ * With slices, it is a copy of every slice (those not cached are loaded).
+ */
+int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
+                    bool read, uint8_t **table, Error **errp)
+{
+    if (c->entry_size == c->table_size) {
+        return cache_get_entry(bs, c, offset, read, table, errp);
+    }
+    if (!c->whole) {
+        c->whole = g_malloc(c->table_size);
+    }
+    c->whole_offset = 0;
+    for (int off = 0; off < c->table_size; off += c->entry_size) {
+        uint8_t *slice;
+        int ret = cache_get_entry(bs, c, offset + off, read, &slice, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        memcpy(c->whole + off, slice, c->entry_size);
+    }
+    c->whole_offset = offset;
+    *table = c->whole;
+    return 0;
+}
+
+int qcow2_cache_get_slice(BlockDriverState *bs, Qcow2Cache *c, int64_t offset, int idx,
+                          uint64_t **table, int *first, Error **errp)
+{
+    int per_slice = c->entry_size / sizeof(uint64_t);
+    uint8_t *slice;
+    int ret;
+
+    *first = idx - idx % per_slice;
+    ret = cache_get_entry(bs, c, offset + (int64_t)*first * sizeof(uint64_t), true, &slice,
+                          errp);
+    *table = (uint64_t *)slice;
+    return ret;
+}
+
+/*
+ * The whole-table copy of @offset was changed: the slices that differ take
+ * the change (and become dirty if @dirty).  They are still cached: no get
+ * came in between.
+ */
+static void cache_put_whole(Qcow2Cache *c, int64_t offset, bool dirty)
+{
+    g_assert(c->whole_offset && c->whole_offset == offset);
+    for (int off = 0; off < c->table_size; off += c->entry_size) {
+        uint8_t *src = c->whole + off;
+        int i = cache_find(c, offset + off);
+
+        g_assert(i >= 0);
+        if (memcmp(c->entries[i].table, src, c->entry_size)) {
+            memcpy(c->entries[i].table, src, c->entry_size);
+            c->entries[i].dirty |= dirty;
+        }
+    }
+}
+
+void qcow2_cache_update(Qcow2Cache *c, int64_t offset)
+{
+    if (c->entry_size != c->table_size) {
+        cache_put_whole(c, offset, false);
+    }
+}
+
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset)
 {
-    int i = cache_find(c, offset);
+    int i;
 
+    if (c->entry_size != c->table_size) {
+        cache_put_whole(c, offset, true);
+        return;
+    }
+    i = cache_find(c, offset);
     g_assert(i >= 0);
     c->entries[i].dirty = true;
 }
 
 void qcow2_cache_discard(Qcow2Cache *c, int64_t offset)
 {
-    int i = cache_find(c, offset);
+    /* A table's every slice goes (a whole table is one entry). */
+    int n = c->table_size / c->entry_size;
 
-    if (i >= 0) {
-        g_hash_table_remove(c->index, &c->entries[i].offset);
-        c->entries[i].offset = 0;
-        c->entries[i].dirty = false;
+    if (c->whole_offset == offset) {
+        c->whole_offset = 0;
+    }
+    for (int k = 0; k < n; k++) {
+        int64_t so = offset + (int64_t)k * c->entry_size;
+        int i = cache_find(c, so);
+
+        if (i >= 0) {
+            g_hash_table_remove(c->index, &c->entries[i].offset);
+            c->entries[i].offset = 0;
+            c->entries[i].dirty = false;
+        }
     }
 }
 
@@ -206,6 +289,7 @@ void qcow2_cache_clean_unused(Qcow2Cache *c)
 
 void qcow2_cache_drop_all(Qcow2Cache *c)
 {
+    c->whole_offset = 0;
     g_hash_table_remove_all(c->index);
     for (int i = 0; i < c->size; i++) {
         c->entries[i].offset = 0;
@@ -385,6 +469,8 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     }
     if (copy) {
         memcpy(t, copy, s->cluster_size);
+        /* Written below by the caller's own request: the cache only takes the copy. */
+        qcow2_cache_update(s->l2_cache, new_off);
     }
     /*
      * The table's refcount and the table itself must be on disk before the
@@ -430,7 +516,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     int64_t l2_off, run;
     Qcow2ClusterType type;
     uint64_t *t;
-    int ret;
+    int first, ret;
 
     *l2e = 0;
     if (l1_idx >= s->l1_size || !(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
@@ -444,11 +530,13 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
                                 l1_idx);
         return -EIO;
     }
-    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+    /* Lookups load only the slice they need (l2-cache-entry-size). */
+    ret = qcow2_cache_get_slice(bs, s->l2_cache, l2_off, l2_idx, &t, &first, errp);
     if (ret < 0) {
         return ret;
     }
-    *l2e = be64toh(t[l2_idx]);
+    n = MIN(n, first + s->l2_cache->entry_size / (int)sizeof(uint64_t) - l2_idx);
+    *l2e = be64toh(t[l2_idx - first]);
     type = qcow2_entry_type(s, *l2e);
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
         (*l2e & L2E_OFFSET_MASK & (s->cluster_size - 1))) {
@@ -462,7 +550,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
         goto done;
     }
     for (run = 1; run < n; run++) {
-        uint64_t e = be64toh(t[l2_idx + run]);
+        uint64_t e = be64toh(t[l2_idx - first + run]);
         Qcow2ClusterType ty = qcow2_entry_type(s, e);
         if (ty != type) {
             break;

@@ -352,7 +352,7 @@ static int size_option(QDict *options, const char *key, int64_t *val, bool *set,
 /*
  * cache-size, l2-cache-size, refcount-cache-size (bytes of metadata cache,
  * QEMU's options and rules) into the two caches' sizes; l2-cache-entry-size
- * is checked as QEMU checks it (the cache keeps whole tables either way).
+ * is checked as QEMU checks it (the L2 cache then holds slices of tables).
  */
 static int cache_size_options(BlockDriverState *bs, QDict *options, int64_t *l2_bytes,
                               int64_t *rb_bytes, Error **errp)
@@ -411,8 +411,9 @@ typedef struct Qcow2RuntimeOpts {
     bool lazy_refcounts;
     bool discard_passthrough[QCOW2_DISCARD_MAX];
     uint32_t overlap_check;
-    bool cache_sizes_given;
+    bool cache_sizes_given;     /* the caches are rebuilt */
     int64_t l2_bytes, rb_bytes;
+    int64_t l2_entry_size;      /* l2-cache-entry-size */
     uint64_t cache_clean_interval;
 } Qcow2RuntimeOpts;
 
@@ -496,6 +497,7 @@ static int qcow2_take_runtime_opts(BlockDriverState *bs, QDict *options, Qcow2Ru
     bool sizes_given = qdict_haskey(options, "cache-size") ||
                        qdict_haskey(options, "l2-cache-size") ||
                        qdict_haskey(options, "refcount-cache-size");
+    bool entry_size_given = qdict_haskey(options, "l2-cache-entry-size");
     const char *oc = qdict_get_try_str(options, "overlap-check");
     const char *oct = qdict_get_try_str(options, "overlap-check.template");
 
@@ -534,6 +536,11 @@ static int qcow2_take_runtime_opts(BlockDriverState *bs, QDict *options, Qcow2Ru
         o->cache_sizes_given = true;
         o->l2_bytes = l2_bytes;
         o->rb_bytes = rb_bytes;
+    }
+    if (entry_size_given) {
+        /* The L2 cache is rebuilt with entries of this size, as many as fit its bytes. */
+        o->cache_sizes_given = true;
+        o->l2_entry_size = entry_size;
     }
     if (qdict_haskey(options, "cache-clean-interval")) {
         const char *str = qdict_get_try_str(options, "cache-clean-interval");
@@ -645,9 +652,16 @@ static void qcow2_apply_runtime_opts(BlockDriverState *bs, const Qcow2RuntimeOpt
     if (o->cache_sizes_given || !s->l2_cache) {
         qcow2_cache_free(s->l2_cache);
         qcow2_cache_free(s->rb_cache);
-        /* At least a few tables each: a write may need several at once. */
-        s->l2_cache = qcow2_cache_new(MAX(4, o->l2_bytes >> s->cluster_bits), s->cluster_size);
-        s->rb_cache = qcow2_cache_new(MAX(4, o->rb_bytes >> s->cluster_bits), s->cluster_size);
+        /*
+         * At least a few tables each: a write may need several at once, and
+         * a whole L2 table is assembled from all of its slices.
+         */
+        int slices = s->cluster_size / o->l2_entry_size;
+
+        s->l2_cache = qcow2_cache_new(MAX(4 * slices, o->l2_bytes / o->l2_entry_size),
+                                      o->l2_entry_size, s->cluster_size);
+        s->rb_cache = qcow2_cache_new(MAX(4, o->rb_bytes >> s->cluster_bits), s->cluster_size,
+                                      s->cluster_size);
         s->l2_cache->depends = s->rb_cache;
     }
     if (o->cache_clean_interval != s->cache_clean_interval || !s->cache_clean_timer) {
@@ -663,6 +677,10 @@ static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     int ret;
 
     o->lazy_refcounts = s->use_lazy_refcounts;
+    /* What a rebuilt cache keeps unless the options say otherwise. */
+    o->l2_bytes = (int64_t)s->l2_cache->size * s->l2_cache->entry_size;
+    o->rb_bytes = (int64_t)s->rb_cache->size * s->cluster_size;
+    o->l2_entry_size = s->l2_cache->entry_size;
     memcpy(o->discard_passthrough, s->discard_passthrough, sizeof(o->discard_passthrough));
     o->overlap_check = s->overlap_check;
     o->cache_clean_interval = s->cache_clean_interval;
@@ -1070,6 +1088,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             /* Enough L2 tables to map the whole image, up to 8 MiB. */
             .l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB),
             .rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB),
+            .l2_entry_size = s->cluster_size,
         };
 
         ret = qcow2_take_runtime_opts(bs, options, &o, errp);

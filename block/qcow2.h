@@ -82,15 +82,27 @@ typedef struct Qcow2CacheEntry {
     uint64_t lru;
 } Qcow2CacheEntry;
 
-/* A write-back cache of cluster-sized metadata tables (L2 or refcount blocks). */
+/*
+ * A write-back cache of metadata tables (L2 or refcount blocks).  Its
+ * entries are entry_size bytes: whole tables, or for the L2 cache with a
+ * smaller l2-cache-entry-size, slices of them, loaded and written alone.
+ */
 typedef struct Qcow2Cache {
     int size;
+    int entry_size;
+    int table_size;     /* a whole table: the cluster size */
     Qcow2CacheEntry *entries;
     GHashTable *index;  /* host offset -> entry index + 1 */
     uint64_t lru_counter;
     uint64_t lru_at_clean;  /* lru_counter at the last qcow2_cache_clean_unused() */
     /* Written before any dirty table of this cache reaches the disk. */
     struct Qcow2Cache *depends;
+    /*
+     * With slices, qcow2_cache_get() hands out a copy of the whole table,
+     * assembled here; qcow2_cache_mark_dirty() puts changed slices back.
+     */
+    uint8_t *whole;
+    int64_t whole_offset;       /* the table in @whole, 0: none */
 } Qcow2Cache;
 
 /*
@@ -216,10 +228,22 @@ void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt
     __attribute__((format(printf, 3, 4)));
 
 /* qcow2-cache (in qcow2-cluster.c) */
-Qcow2Cache *qcow2_cache_new(int nb_tables, int table_size);
+Qcow2Cache *qcow2_cache_new(int nb_entries, int entry_size, int table_size);
 void qcow2_cache_free(Qcow2Cache *c);
 int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
                     bool read, uint8_t **table, Error **errp);
+/*
+ * The part of the L2 table at @offset that holds entry @idx, loading only
+ * that slice: *@table points at the slice's first entry, *@first is the
+ * index of that entry; entries *@first up to @idx's slice end are valid.
+ */
+int qcow2_cache_get_slice(BlockDriverState *bs, Qcow2Cache *c, int64_t offset, int idx,
+                          uint64_t **table, int *first, Error **errp);
+/*
+ * The table got from qcow2_cache_get() at @offset was changed and is
+ * written by the caller: the cache takes the change without writing it.
+ */
+void qcow2_cache_update(Qcow2Cache *c, int64_t offset);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset);
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp);
 /* Forgets a table (the cluster is being freed); dirty contents are dropped. */
