@@ -52,12 +52,8 @@ void qemuio_get_output(QemuIOOutputFn *fn, void **opaque)
 static void qemuio_vprint(bool is_error, const char *fmt, va_list ap)
 {
     if (!output_fn) {
-        FILE *f = is_error ? stderr : stdout;
-        if (is_error) {
-            /* Keep complaints in order with the results already printed. */
-            fflush(stdout);
-        }
-        vfprintf(f, fmt, ap);
+        /* stdout is not flushed first: QEMU 7.2 does not either. */
+        vfprintf(is_error ? stderr : stdout, fmt, ap);
         return;
     }
     g_autofree char *text = g_strdup_vprintf(fmt, ap);

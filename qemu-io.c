@@ -376,11 +376,14 @@ static const QemuIOCommand quit_cmd = {
 
 static void run_command(const char *line)
 {
+    /*
+     * Standard output stays buffered, as in QEMU 7.2: a 2>&1 reader of -c
+     * commands gets the error messages first (iotest 080); the prompt of
+     * the interactive mode flushes.
+     */
     if (qemuio_command(qemuio_bs, line) < 0) {
         failed = true;
     }
-    /* Results and error messages reach a 2>&1 reader in their order. */
-    fflush(stdout);
 }
 
 /*
@@ -585,10 +588,11 @@ int main(int argc, char **argv)
         command_loop();
     }
 
-    fflush(stdout);
+    /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
     if (qemuio_bs) {
         bdrv_unref(qemuio_bs);
     }
+    fflush(stdout);
     user_creatable_cleanup();
     return failed ? 1 : 0;
 
