@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "block/deflate.h"
+#include "block/compress-zstd.h"
 #include "qcow2.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -243,7 +244,11 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
      * recover it.  QEMU 7.2 does the same, and its message is the bare
      * errno text.
      */
-    ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
+    if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+        ret = block_zstd_decompress_cluster(in, len, out, s->cluster_size, errp);
+    } else {
+        ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
+    }
     if (ret == -EIO) {
         error_setg(errp, "%s", strerror(EIO));
     }
@@ -1050,7 +1055,11 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         uint64_t old, ne, *t;
         int ret;
 
-        clen = block_deflate_cluster(buf, len, cs, out, errp);
+        if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+            clen = block_zstd_compress_cluster(buf, len, cs, out, errp);
+        } else {
+            clen = block_deflate_cluster(buf, len, cs, out, errp);
+        }
         if (clen < 0) {
             return clen;
         }
@@ -1387,6 +1396,74 @@ bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err)
             if (ty == QCOW2_CLUSTER_NORMAL || ty == QCOW2_CLUSTER_COMPRESSED) {
                 return true;
             }
+        }
+    }
+    return false;
+}
+
+static bool l1_has_compressed(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_size,
+                              Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (uint32_t i = 0; i < l1_size; i++) {
+        int64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+        uint64_t *t;
+        int ret;
+
+        if (!l2_off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            *err = ret;
+            return true;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            if (qcow2_entry_type(s, be64toh(t[j * l2_entry_words(s)])) ==
+                QCOW2_CLUSTER_COMPRESSED) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree SnapshotL1 *l1s = NULL;
+    int ret;
+
+    *err = 0;
+    if (l1_has_compressed(bs, s->l1_table, s->l1_size, errp, err)) {
+        return true;
+    }
+    if (!s->nb_snapshots) {
+        return false;
+    }
+    ret = qcow2_read_snapshots(bs, NULL, &l1s, NULL, errp);
+    if (ret < 0) {
+        *err = ret;
+        return true;
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        g_autofree uint64_t *l1 = NULL;
+
+        if (!l1s[i].l1_size) {
+            continue;
+        }
+        l1 = g_new(uint64_t, l1s[i].l1_size);
+        ret = bdrv_pread(bs->file, l1s[i].l1_offset, l1s[i].l1_size * 8, l1, 0, errp);
+        if (ret < 0) {
+            *err = ret;
+            return true;
+        }
+        for (uint32_t j = 0; j < l1s[i].l1_size; j++) {
+            l1[j] = be64toh(l1[j]);
+        }
+        if (l1_has_compressed(bs, l1, l1s[i].l1_size, errp, err)) {
+            return true;
         }
     }
     return false;

@@ -876,10 +876,22 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         ret = -ENOTSUP;
         goto fail;
     }
-    if (s->compression_type != 0) {
-        error_setg(errp, "Unsupported compression type %u",
-                   s->compression_type);
+    /* The incompatible bit keeps readers that know only zlib away from zstd. */
+    if (s->compression_type > QCOW2_COMPRESSION_ZSTD) {
+        error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
         ret = -ENOTSUP;
+        goto fail;
+    }
+    if (s->compression_type != QCOW2_COMPRESSION_ZLIB &&
+        !(s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must be set");
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (s->compression_type == QCOW2_COMPRESSION_ZLIB &&
+        (s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must not be set");
+        ret = -EINVAL;
         goto fail;
     }
     if (s->crypt_method > QCOW2_CRYPT_LUKS) {
@@ -1689,7 +1701,8 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
 
     qdict_put_str(spec, "type", "qcow2");
     qdict_put_str(data, "compat", s->version >= 3 ? "1.1" : "0.10");
-    qdict_put_str(data, "compression-type", "zlib");
+    qdict_put_str(data, "compression-type",
+                  s->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib");
     if (s->version >= 3) {
         qdict_put_bool(data, "lazy-refcounts", (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
     }
@@ -1833,6 +1846,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
+    if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
+        /* Version 2 has no compression type: only zlib, so zstd data must not exist. */
+        int err;
+        if (qcow2_has_compressed(bs, errp, &err)) {
+            if (!err) {
+                error_setg(errp, "Cannot downgrade an image with zstd compression type "
+                           "and existing compressed clusters");
+                err = -ENOTSUP;
+            }
+            return err;
+        }
+    }
     if (new_version < s->version && s->nb_snapshots) {
         ret = qcow2_snapshot_table_for_version(bs, new_version,
                                                have_size ? (int64_t)new_size : s->size,
@@ -1909,6 +1934,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         g_free(s->hdr_tail);
         s->hdr_tail = NULL;
         s->incompat = s->compat = s->autoclear = 0;
+        s->compression_type = QCOW2_COMPRESSION_ZLIB;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
@@ -1982,9 +2008,10 @@ static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_d
 
 /*
  * The create options of QEMU's qcow2 that name features this driver does
- * not have: zlib is the only compression type (the header's compression
- * type field stays 0), and there are no extended L2 entries and no external
- * data files.  Asking for them fails by name instead of being ignored.
+ * not have (no extended L2 entries and no external data files), and the
+ * compression types: zlib, and zstd on version 3 only (its header field and
+ * incompatible bit).  Asking for what is missing fails by name instead of
+ * being ignored.
  */
 static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
 {
@@ -1994,14 +2021,12 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
         if (strcmp(ctype, "zstd")) {
             error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
                        ctype);
+            return false;
         } else if (version < 3) {
             error_setg(errp, "Non-zlib compression type is only supported with "
                        "compatibility level 1.1 and above (use version=v3 or greater)");
-        } else {
-            error_setg(errp, "compression_type=zstd is not supported: this qcow2 driver "
-                       "compresses with zlib only");
+            return false;
         }
-        return false;
     }
     if (qemu_opt_get_bool(opts, "extended_l2", false)) {
         error_setg(errp, "extended_l2=on is not supported: this qcow2 driver has no "
@@ -2032,6 +2057,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     const char *prealloc_str = qemu_opt_get(opts, "preallocation");
     bool encryption = qemu_opt_get_bool(opts, "encryption", false);
     bool lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false);
+    const char *ctype = qemu_opt_get(opts, "compression_type");
+    bool zstd = ctype && !strcmp(ctype, "zstd");
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
@@ -2209,9 +2236,11 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     stq_be_p(buf + 48, cluster_size);
     stl_be_p(buf + 56, 1);
     if (version >= 3) {
+        stq_be_p(buf + 72, zstd ? QCOW2_INCOMPAT_COMPRESSION : 0);
         stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
         stl_be_p(buf + 96, refcount_order);
         stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
+        buf[104] = zstd ? QCOW2_COMPRESSION_ZSTD : QCOW2_COMPRESSION_ZLIB;
     }
     stq_be_p(buf + cluster_size, 2 * cluster_size);
     for (int i = 0; i < 3; i++) {

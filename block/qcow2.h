@@ -38,7 +38,8 @@
 #define QCOW2_INCOMPAT_DATA_FILE  (1ULL << 2)
 #define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2      (1ULL << 4)
-#define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT)
+#define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+                                   QCOW2_INCOMPAT_COMPRESSION)
 /* Compatible feature bits */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
 
@@ -47,6 +48,10 @@
 #define QCOW2_EXT_BACKING_FORMAT  0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
 #define QCOW2_EXT_MAGIC_CRYPTO_HEADER 0x0537be77u  /* full disk encryption (LUKS) */
+
+/* Header byte 104 */
+#define QCOW2_COMPRESSION_ZLIB 0
+#define QCOW2_COMPRESSION_ZSTD 1
 
 #define QCOW2_CRYPT_NONE 0
 #define QCOW2_CRYPT_AES  1
@@ -109,6 +114,8 @@ typedef struct BDRVQcow2State {
     uint64_t compat;
     uint64_t autoclear;
     uint8_t compression_type;
+    /* Incompatible bit 4: 16-byte L2 entries with subcluster bitmaps. */
+    bool extended_l2;
     /* v3 header bytes from offset 104 to header_length, kept on rewrite. */
     uint8_t *hdr_tail;
     uint32_t crypt_method;
@@ -174,6 +181,12 @@ enum {
     QCOW2_OL_INACTIVE_L2    = 1 << 7,
 };
 
+/* 64-bit words per L2 entry: 2 with extended L2 entries (descriptor, bitmap). */
+static inline int l2_entry_words(const BDRVQcow2State *s)
+{
+    return s->extended_l2 ? 2 : 1;
+}
+
 /* True when data can be en/decrypted (or the image is not encrypted). */
 static inline bool qcow2_key_ready(const BDRVQcow2State *s)
 {
@@ -215,6 +228,8 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
 int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp);
 void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len);
 int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Error **errp);
+/* Whether the active or any snapshot's L2 tables map a compressed cluster. */
+bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
                    Error **errp);
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
