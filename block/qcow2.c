@@ -760,6 +760,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
+        s->extended_l2 = (s->incompat & QCOW2_INCOMPAT_EXTL2) != 0;
+        if (s->extended_l2) {
+            /* Subclusters of less than 512 bytes cannot be addressed. */
+            if (s->cluster_bits - 5 < 9) {
+                error_setg(errp, "Unsupported subcluster size: %d",
+                           1 << (s->cluster_bits - 5));
+                return -EINVAL;
+            }
+            s->l2_bits = s->cluster_bits - 4;
+            s->l2_size = 1 << s->l2_bits;
+        }
         if (s->header_length > QCOW2_V3_HEADER_LEN) {
             /* Fields we do not know are kept as they are when the header is rewritten. */
             s->hdr_tail = g_malloc(s->header_length - QCOW2_V3_HEADER_LEN);
@@ -892,6 +903,12 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         (s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
         error_setg(errp, "qcow2: Compression type incompatible feature bit must not be set");
         ret = -EINVAL;
+        goto fail;
+    }
+    if (s->extended_l2 && s->crypt_method) {
+        error_setg(errp, "Extended L2 entries on an encrypted image are not supported by "
+                   "this qcow2 driver");
+        ret = -ENOTSUP;
         goto fail;
     }
     if (s->crypt_method > QCOW2_CRYPT_LUKS) {
@@ -1716,7 +1733,7 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     }
     if (s->version >= 3) {
         qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
-        qdict_put_bool(data, "extended-l2", false);
+        qdict_put_bool(data, "extended-l2", s->extended_l2);
     }
     qdict_put_obj(spec, "data", data);
     return spec;
@@ -2008,7 +2025,7 @@ static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_d
 
 /*
  * The create options of QEMU's qcow2 that name features this driver does
- * not have (no extended L2 entries and no external data files), and the
+ * not have (no external data files), and the
  * compression types: zlib, and zstd on version 3 only (its header field and
  * incompatible bit).  Asking for what is missing fails by name instead of
  * being ignored.
@@ -2027,11 +2044,6 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
                        "compatibility level 1.1 and above (use version=v3 or greater)");
             return false;
         }
-    }
-    if (qemu_opt_get_bool(opts, "extended_l2", false)) {
-        error_setg(errp, "extended_l2=on is not supported: this qcow2 driver has no "
-                   "subcluster allocation");
-        return false;
     }
     if (qemu_opt_get(opts, "data_file")) {
         error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
@@ -2059,10 +2071,12 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     bool lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false);
     const char *ctype = qemu_opt_get(opts, "compression_type");
     bool zstd = ctype && !strcmp(ctype, "zstd");
+    bool extl2 = qemu_opt_get_bool(opts, "extended_l2", false);
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     int version = 3, cluster_bits, refcount_order, crypt = 0;
+    uint64_t l2_span;
     QCryptoBlockCreateOptions luks_opts;
     uint8_t *luks_pw = NULL;     /* wiped by qcrypto_secret_free() */
     size_t luks_npw = 0;
@@ -2088,6 +2102,18 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EINVAL;
     }
     cluster_bits = __builtin_ctzll(cluster_size);
+    if (extl2 && version < 3) {
+        error_setg(errp, "Extended L2 entries are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (extl2 && cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
+                   "least %d bytes", 1 << QCOW2_EXTL2_MIN_CLUSTER_BITS);
+        return -EINVAL;
+    }
+    /* Guest bytes one L2 table maps: its entries are 16 bytes with extended L2. */
+    l2_span = cluster_size << (cluster_bits - (extl2 ? 4 : 3));
     if (!refcount_bits || refcount_bits > 64 || (refcount_bits & (refcount_bits - 1))) {
         error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
         return -EINVAL;
@@ -2165,12 +2191,18 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
         return -EINVAL;
     }
-    if (backing_file && prealloc != PREALLOC_MODE_OFF) {
+    if (extl2 && crypt) {
+        error_setg(errp, "extended_l2=on with encryption is not supported by this qcow2 "
+                   "driver");
+        return -ENOTSUP;
+    }
+    /* Preallocated subclusters can still show the backing file, whole clusters not. */
+    if (backing_file && prealloc != PREALLOC_MODE_OFF && !extl2) {
         error_setg(errp, "Backing file and preallocation cannot be used at the same time");
         return -EINVAL;
     }
     if (size > (1ULL << 61) ||
-        DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)) * 8 > QCOW2_MAX_L1_BYTES) {
+        DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES) {
         error_setg(errp, "The image size is too large for file format 'qcow2' "
                    "(try using a larger cluster size)");
         return -EFBIG;
@@ -2236,7 +2268,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     stq_be_p(buf + 48, cluster_size);
     stl_be_p(buf + 56, 1);
     if (version >= 3) {
-        stq_be_p(buf + 72, zstd ? QCOW2_INCOMPAT_COMPRESSION : 0);
+        stq_be_p(buf + 72, (zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0));
         stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
         stl_be_p(buf + 96, refcount_order);
         stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
@@ -2269,7 +2302,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
-    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)), errp);
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, l2_span), errp);
     if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
         ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);
     }

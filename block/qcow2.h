@@ -32,6 +32,13 @@
 #define QCOW2_SNAPSHOT_MIN_ENTRY 40
 #define QCOW2_MAX_BACKING_NAME 1023
 
+/* Extended L2 entries: subclusters per cluster, and the smallest cluster size. */
+#define QCOW2_SUBCLUSTERS 32
+#define QCOW2_EXTL2_MIN_CLUSTER_BITS 14
+/* Bitmap word of an extended L2 entry: allocated (low half), reads as zeroes (high). */
+#define QCOW_L2_BITMAP_ALL_ALLOC ((uint64_t)0xffffffffU)
+#define QCOW_L2_BITMAP_ALL_ZEROES (QCOW_L2_BITMAP_ALL_ALLOC << 32)
+
 /* Incompatible feature bits */
 #define QCOW2_INCOMPAT_DIRTY      (1ULL << 0)
 #define QCOW2_INCOMPAT_CORRUPT    (1ULL << 1)
@@ -39,7 +46,7 @@
 #define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2      (1ULL << 4)
 #define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-                                   QCOW2_INCOMPAT_COMPRESSION)
+                                   QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_EXTL2)
 /* Compatible feature bits */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
 
