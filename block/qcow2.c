@@ -1863,6 +1863,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
+    if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
+        /* Version 2 L2 entries cannot hold subcluster bitmaps. */
+        error_setg(errp, "Cannot downgrade an image with incompatible features %#" PRIx64
+                   " set",
+                   (uint64_t)(s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION)));
+        return -ENOTSUP;
+    }
     if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
         /* Version 2 has no compression type: only zlib, so zstd data must not exist. */
         int err;
