@@ -2503,8 +2503,12 @@ static int img_resize(int argc, char **argv)
         return 1;
     }
 
+    /*
+     * With the backing file when there is one (as QEMU): a grown image must
+     * keep what the rest of its last cluster showed from it.
+     */
     bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
+                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO, false);
     if (!bs) {
         return 1;
     }

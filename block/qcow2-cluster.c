@@ -1503,6 +1503,77 @@ bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err)
     return false;
 }
 
+/*
+ * Gives the clusters of guest [start, end) that have none a host cluster
+ * (resize with preallocation), without changing what any of them reads:
+ * a zero cluster keeps its zero flag (with extended L2 entries the bitmap
+ * stays as it is), and a cluster that becomes data reads zeroes from a
+ * host cluster that is fresh or zeroed here.
+ */
+int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int w = l2_entry_words(s);
+
+    for (int64_t off = start & ~(cs - 1); off < end;) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t n = MIN(s->l2_size - l2_idx, DIV_ROUND_UP(end - off, cs));
+        int64_t l2_off, host, k;
+        bool fresh;
+        uint64_t *t;
+        int ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        /* A run of clusters without a host cluster, or skip one that has one. */
+        for (k = 0; k < n; k++) {
+            uint64_t e = be64toh(t[(l2_idx + k) * w]);
+            if (e & (L2E_OFFSET_MASK | QCOW_OFLAG_COMPRESSED)) {
+                break;
+            }
+        }
+        if (k == 0) {
+            off += cs;
+            continue;
+        }
+        host = qcow2_alloc_clusters(bs, k, errp);
+        if (host < 0) {
+            return host;
+        }
+        fresh = s->last_alloc_fresh;
+        if (!fresh) {
+            /* Reused clusters may hold old data. */
+            ret = bdrv_pwrite_zeroes(bs->file, host, k * cs, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (int64_t i = 0; i < k; i++) {
+            uint64_t e = be64toh(t[(l2_idx + i) * w]);
+            uint64_t ne = (host + i * cs) | QCOW_OFLAG_COPIED;
+
+            if (!s->extended_l2 && (e & QCOW_OFLAG_ZERO) && s->version >= 3) {
+                ne |= QCOW_OFLAG_ZERO;
+            }
+            t[(l2_idx + i) * w] = htobe64(ne);
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+        off += k * cs;
+    }
+    return 0;
+}
+
 /* Gives every guest cluster a host cluster (preallocation=metadata and up). */
 int qcow2_preallocate(BlockDriverState *bs, Error **errp)
 {

@@ -1554,8 +1554,13 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Can't resize a v2 image which has snapshots");
         return -ENOTSUP;
     }
-    if (prealloc != PREALLOC_MODE_OFF) {
-        error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
+    if (prealloc != PREALLOC_MODE_OFF && offset < s->size) {
+        error_setg(errp, "Preallocation can only be used for growing images");
+        return -EINVAL;
+    }
+    if (prealloc != PREALLOC_MODE_OFF && s->crypt_method) {
+        error_setg(errp, "Preallocation is not supported when resizing encrypted qcow2 "
+                   "images");
         return -ENOTSUP;
     }
     /*
@@ -1598,6 +1603,19 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     s->size = offset;
     if (zero_end > old_size) {
         ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
+        /* Host clusters for the grown area; falloc and full reserve them in the file. */
+        ret = qcow2_preallocate_range(bs, old_size, offset, errp);
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
+            ret = qcow2_flush_caches(bs, errp);
+            if (ret >= 0 && bdrv_getlength(bs->file) < s->alloc_end) {
+                ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
+            }
+        }
         if (ret < 0) {
             return ret;
         }

@@ -250,6 +250,7 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 int qcow2_make_empty(BlockDriverState *bs, Error **errp);
 bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_preallocate(BlockDriverState *bs, Error **errp);
+int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
 
