@@ -564,6 +564,9 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
             if (bmp & QCOW_L2_BITMAP_ALL_ALLOC) {
                 check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
                           "aligned; L2 entry corrupted.\n", host);
+                /* Its cluster stays referenced: repairs must not hand out what it points to. */
+                count_ref(cs, host & ~(uint64_t)(s->cluster_size - 1), s->cluster_size,
+                          "data cluster");
                 continue;
             }
             /* Nothing is read from it: drop the host cluster, keep the zero bits. */
