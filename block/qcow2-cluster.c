@@ -1850,6 +1850,11 @@ static int ext_read_range(BlockDriverState *bs, int64_t cstart, uint64_t e, uint
         case SC_NORMAL:
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0, errp);
+            if (ret >= 0 && s->crypt_method) {
+                /* Whole sectors: requests to encrypted images are aligned to them. */
+                decrypt(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p, dst + p,
+                        n, false);
+            }
             break;
         case SC_ZERO:
             memset(dst + p, 0, n);

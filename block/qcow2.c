@@ -905,12 +905,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         ret = -EINVAL;
         goto fail;
     }
-    if (s->extended_l2 && s->crypt_method) {
-        error_setg(errp, "Extended L2 entries on an encrypted image are not supported by "
-                   "this qcow2 driver");
-        ret = -ENOTSUP;
-        goto fail;
-    }
     if (s->crypt_method > QCOW2_CRYPT_LUKS) {
         error_setg(errp, "Unsupported encryption method %u",
                    s->crypt_method);
@@ -2215,11 +2209,6 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     if (backing_fmt && strlen(backing_fmt) >= 16) {
         error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
         return -EINVAL;
-    }
-    if (extl2 && crypt) {
-        error_setg(errp, "extended_l2=on with encryption is not supported by this qcow2 "
-                   "driver");
-        return -ENOTSUP;
     }
     /* Preallocated subclusters can still show the backing file, whole clusters not. */
     if (backing_file && prealloc != PREALLOC_MODE_OFF && !extl2) {
