@@ -1994,6 +1994,10 @@ static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
             we = end;
         }
     }
+    if (ws == in && we == end) {
+        /* Nothing to copy on write: the data goes out as it is. */
+        goto alloc;
+    }
     b = g_malloc(we - ws);
     if (ws < in) {
         ret = ext_read_range(bs, cstart, e, bmp, ws, in - ws, b, &cbuf, errp);
@@ -2008,6 +2012,7 @@ static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
             return ret;
         }
     }
+alloc:
     if (!in_place) {
         host = new_host ? new_host : qcow2_alloc_clusters(bs, 1, errp);
         if (host < 0) {
@@ -2020,7 +2025,7 @@ static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
         }
     }
     bdrv_debug_event(bs->file, in_place ? BLKDBG_WRITE_AIO : BLKDBG_COW_WRITE);
-    ret = write_data(bs, host + ws, cstart + ws, we - ws, b, errp);
+    ret = write_data(bs, host + ws, cstart + ws, we - ws, b ? b : buf, errp);
     if (ret < 0) {
         return ret;
     }
