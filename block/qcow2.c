@@ -1877,9 +1877,10 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     }
     if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
         /* Version 2 L2 entries cannot hold subcluster bitmaps. */
+        uint64_t left = s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION);
+
         error_setg(errp, "Cannot downgrade an image with incompatible features %#" PRIx64
-                   " set",
-                   (uint64_t)(s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION)));
+                   " set", left);
         return -ENOTSUP;
     }
     if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
@@ -2044,10 +2045,9 @@ static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_d
 
 /*
  * The create options of QEMU's qcow2 that name features this driver does
- * not have (no external data files), and the
- * compression types: zlib, and zstd on version 3 only (its header field and
- * incompatible bit).  Asking for what is missing fails by name instead of
- * being ignored.
+ * not have (no external data files), and the compression types: zlib, and
+ * zstd on version 3 only (its header field and incompatible bit).  Asking
+ * for what is missing fails by name instead of being ignored.
  */
 static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
 {
