@@ -2013,7 +2013,7 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
     { "cluster_size", QEMU_OPT_SIZE, "qcow2 cluster size", "65536" },
-    /* Only the values this tree writes: "off" and "zlib" (others are refused). */
+    /* extended_l2 and compression_type are create-only (not in the amend options). */
     { "extended_l2", QEMU_OPT_BOOL, "Extended L2 tables", "off" },
     { "preallocation", QEMU_OPT_STRING,
       "Preallocation mode (allowed values: off, metadata, falloc, full)" },
