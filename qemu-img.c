@@ -2503,8 +2503,12 @@ static int img_resize(int argc, char **argv)
         return 1;
     }
 
+    /*
+     * With the backing file when there is one (as QEMU): a grown image must
+     * keep what the rest of its last cluster showed from it.
+     */
     bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
+                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO, false);
     if (!bs) {
         return 1;
     }
@@ -3189,10 +3193,11 @@ static int img_snapshot(int argc, char **argv)
  * header, L1 table, L2 tables, and refcount blocks and table that count
  * every cluster including themselves (qcow2 specification).
  */
-static int64_t qcow2_meta_clusters(int64_t size, int64_t cs, int refcount_bits)
+static int64_t qcow2_meta_clusters(int64_t size, int64_t cs, int refcount_bits,
+                                   int l2_entry_size)
 {
     int64_t data = DIV_ROUND_UP(size, cs);
-    int64_t l2_entries = cs / 8;
+    int64_t l2_entries = cs / l2_entry_size;
     int64_t l2 = DIV_ROUND_UP(data, l2_entries);
     int64_t l1 = DIV_ROUND_UP(l2 * 8, cs);
     int64_t per_block = cs * 8 / refcount_bits;
@@ -3349,6 +3354,8 @@ static int img_measure(int argc, char **argv)
         int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
         int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
         const char *prealloc = qemu_opt_get(opts, "preallocation");
+        /* Extended L2 entries are 16 bytes: twice the L2 tables. */
+        int l2e_size = qemu_opt_get_bool(opts, "extended_l2", false) ? 16 : 8;
         int64_t meta;
 
         if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
@@ -3359,12 +3366,17 @@ static int img_measure(int argc, char **argv)
             error_report("Refcount width must be a power of two and may not exceed 64 bits");
             goto out;
         }
+        if (l2e_size == 16 && cs < 16 * (int64_t)KiB) {
+            error_report("Extended L2 entries are only supported with cluster sizes of at "
+                         "least 16384 bytes");
+            goto out;
+        }
         /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
-        if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / 8) > 32 * (int64_t)MiB / 8) {
+        if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * (int64_t)MiB / 8) {
             error_report("The image size is too large (try using a larger cluster size)");
             goto out;
         }
-        meta = qcow2_meta_clusters(size, cs, rbits) * cs;
+        meta = qcow2_meta_clusters(size, cs, rbits, l2e_size) * cs;
         fully = meta + QEMU_ALIGN_UP(size, cs);
         required += meta;
         if (prealloc && (!strcmp(prealloc, "full") || !strcmp(prealloc, "falloc"))) {

@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "block/deflate.h"
+#include "block/compress-zstd.h"
 #include "qcow2.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -297,6 +298,19 @@ void qcow2_cache_drop_all(Qcow2Cache *c)
     }
 }
 
+/* Extended L2 entries (at the end of this file). */
+static int ext_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                     Error **errp);
+static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      const uint8_t *buf, Error **errp);
+static int ext_zero(BlockDriverState *bs, int64_t offset, int64_t bytes, bool may_unmap,
+                    Error **errp);
+static int ext_discard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
+static int ext_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum, int64_t *map, BlockDriverState **file);
+static int ext_get_entry(BlockDriverState *bs, int64_t offset, bool reading, uint64_t *e,
+                         uint64_t *bmp, int64_t *l2_off_out, int *l2_idx_out, Error **errp);
+
 /* ------------------------------------------------------------------ */
 /* Entries */
 
@@ -305,7 +319,8 @@ Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t e)
     if (e & QCOW_OFLAG_COMPRESSED) {
         return QCOW2_CLUSTER_COMPRESSED;
     }
-    if ((e & QCOW_OFLAG_ZERO) && s->version >= 3) {
+    /* With extended L2 entries bit 0 means nothing: the bitmap says what reads as zeroes. */
+    if ((e & QCOW_OFLAG_ZERO) && s->version >= 3 && !s->extended_l2) {
         return (e & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC : QCOW2_CLUSTER_ZERO_PLAIN;
     }
     if (!(e & L2E_OFFSET_MASK)) {
@@ -350,7 +365,11 @@ int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Erro
      * recover it.  QEMU 7.2 does the same, and its message is the bare
      * errno text.
      */
-    ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
+    if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+        ret = block_zstd_decompress_cluster(in, len, out, s->cluster_size, errp);
+    } else {
+        ret = block_inflate_cluster(in, len, out, s->cluster_size, errp);
+    }
     if (ret == -EIO) {
         error_setg(errp, "%s", strerror(EIO));
     }
@@ -517,6 +536,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
     Qcow2ClusterType type;
     uint64_t *t;
     int first, ret;
+    const int words = l2_entry_words(s);
 
     *l2e = 0;
     if (l1_idx >= s->l1_size || !(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
@@ -531,12 +551,13 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
         return -EIO;
     }
     /* Lookups load only the slice they need (l2-cache-entry-size). */
-    ret = qcow2_cache_get_slice(bs, s->l2_cache, l2_off, l2_idx, &t, &first, errp);
+    /* Slices are counted in 64-bit words: an extended entry takes two. */
+    ret = qcow2_cache_get_slice(bs, s->l2_cache, l2_off, l2_idx * words, &t, &first, errp);
     if (ret < 0) {
         return ret;
     }
-    n = MIN(n, first + s->l2_cache->entry_size / (int)sizeof(uint64_t) - l2_idx);
-    *l2e = be64toh(t[l2_idx - first]);
+    n = MIN(n, (first + s->l2_cache->entry_size / (int)sizeof(uint64_t)) / words - l2_idx);
+    *l2e = be64toh(t[l2_idx * words - first]);
     type = qcow2_entry_type(s, *l2e);
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
         (*l2e & L2E_OFFSET_MASK & (s->cluster_size - 1))) {
@@ -550,7 +571,7 @@ static int64_t get_cluster_run(BlockDriverState *bs, int64_t offset, int64_t byt
         goto done;
     }
     for (run = 1; run < n; run++) {
-        uint64_t e = be64toh(t[l2_idx - first + run]);
+        uint64_t e = be64toh(t[(l2_idx + run) * words - first]);
         Qcow2ClusterType ty = qcow2_entry_type(s, e);
         if (ty != type) {
             break;
@@ -619,6 +640,10 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *cbuf = NULL;
+
+    if (s->extended_l2) {
+        return ext_pread(bs, offset, bytes, buf, errp);
+    }
 
     while (bytes > 0) {
         uint64_t e;
@@ -755,7 +780,11 @@ static int set_l2_entries(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
         return ret;
     }
     for (int64_t i = 0; i < n; i++) {
-        t[l2_idx + i] = htobe64(entry + i * step);
+        t[(l2_idx + i) * l2_entry_words(s)] = htobe64(entry + i * step);
+        if (s->extended_l2) {
+            /* No subcluster allocated nor zero: preallocated, compressed or unused. */
+            t[(l2_idx + i) * 2 + 1] = 0;
+        }
     }
     qcow2_cache_mark_dirty(s->l2_cache, l2_off);
     return 0;
@@ -1090,6 +1119,10 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     /* Bounded so that the AES bounce buffer stays small. */
     int64_t max_alloc = s->crypt_method ? MAX(cs, 4 * (int64_t)MiB) : 256 * (int64_t)MiB;
 
+    if (s->extended_l2) {
+        return ext_pwrite(bs, offset, bytes, buf, errp);
+    }
+
     while (bytes > 0) {
         uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
         int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
@@ -1197,7 +1230,11 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         uint64_t old, ne, *t;
         int ret;
 
-        clen = block_deflate_cluster(buf, len, cs, out, errp);
+        if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+            clen = block_zstd_compress_cluster(buf, len, cs, out, errp);
+        } else {
+            clen = block_deflate_cluster(buf, len, cs, out, errp);
+        }
         if (clen < 0) {
             return clen;
         }
@@ -1217,7 +1254,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
-        old = be64toh(t[l2_idx]);
+        old = be64toh(t[l2_idx * l2_entry_words(s)]);
         coff = qcow2_alloc_bytes(bs, clen, errp);
         if (coff < 0) {
             return coff;
@@ -1334,6 +1371,10 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t a_end = end == s->size ? QEMU_ALIGN_UP(end, cs) : QEMU_ALIGN_DOWN(end, cs);
     int ret;
 
+    if (s->extended_l2) {
+        return discard ? ext_discard(bs, offset, bytes, errp) :
+                         ext_zero(bs, offset, bytes, may_unmap, errp);
+    }
     if (discard && s->version < 3 && has_backing(bs)) {
         /*
          * Version 2 has no zero flag: dropping a cluster would expose the
@@ -1447,8 +1488,12 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
     uint64_t e;
-    int64_t n = get_cluster_run(bs, offset, bytes, &e, &err);
+    int64_t n;
 
+    if (s->extended_l2) {
+        return ext_block_status(bs, offset, bytes, pnum, map, file);
+    }
+    n = get_cluster_run(bs, offset, bytes, &e, &err);
     if (n < 0) {
         error_free(err);
         return n;
@@ -1508,7 +1553,7 @@ int qcow2_make_empty(BlockDriverState *bs, Error **errp)
         }
         qcow2_cache_discard(s->l2_cache, l2_off);
         for (int j = 0; j < s->l2_size; j++) {
-            free_old_entry(bs, be64toh(l2[j]), QCOW2_DISCARD_SNAPSHOT);
+            free_old_entry(bs, be64toh(l2[j * l2_entry_words(s)]), QCOW2_DISCARD_SNAPSHOT);
         }
         qcow2_free_clusters(bs, l2_off, s->cluster_size, QCOW2_DISCARD_SNAPSHOT);
     }
@@ -1534,13 +1579,152 @@ bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err)
             return true;
         }
         for (int j = 0; j < s->l2_size; j++) {
-            Qcow2ClusterType ty = qcow2_entry_type(s, be64toh(t[j]));
+            Qcow2ClusterType ty = qcow2_entry_type(s, be64toh(t[j * l2_entry_words(s)]));
             if (ty == QCOW2_CLUSTER_NORMAL || ty == QCOW2_CLUSTER_COMPRESSED) {
                 return true;
             }
         }
     }
     return false;
+}
+
+static bool l1_has_compressed(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_size,
+                              Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (uint32_t i = 0; i < l1_size; i++) {
+        int64_t l2_off = l1[i] & L1E_OFFSET_MASK;
+        uint64_t *t;
+        int ret;
+
+        if (!l2_off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            *err = ret;
+            return true;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            if (qcow2_entry_type(s, be64toh(t[j * l2_entry_words(s)])) ==
+                QCOW2_CLUSTER_COMPRESSED) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree SnapshotL1 *l1s = NULL;
+    int ret;
+
+    *err = 0;
+    if (l1_has_compressed(bs, s->l1_table, s->l1_size, errp, err)) {
+        return true;
+    }
+    if (!s->nb_snapshots) {
+        return false;
+    }
+    ret = qcow2_read_snapshots(bs, NULL, &l1s, NULL, errp);
+    if (ret < 0) {
+        *err = ret;
+        return true;
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        g_autofree uint64_t *l1 = NULL;
+
+        if (!l1s[i].l1_size) {
+            continue;
+        }
+        l1 = g_new(uint64_t, l1s[i].l1_size);
+        ret = bdrv_pread(bs->file, l1s[i].l1_offset, l1s[i].l1_size * 8, l1, 0, errp);
+        if (ret < 0) {
+            *err = ret;
+            return true;
+        }
+        for (uint32_t j = 0; j < l1s[i].l1_size; j++) {
+            l1[j] = be64toh(l1[j]);
+        }
+        if (l1_has_compressed(bs, l1, l1s[i].l1_size, errp, err)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Gives the clusters of guest [start, end) that have none a host cluster
+ * (resize with preallocation), without changing what any of them reads:
+ * a zero cluster keeps its zero flag (with extended L2 entries the bitmap
+ * stays as it is), and a cluster that becomes data reads zeroes from a
+ * host cluster that is fresh or zeroed here.
+ */
+int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int w = l2_entry_words(s);
+
+    for (int64_t off = start & ~(cs - 1); off < end;) {
+        uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
+        int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
+        int64_t n = MIN(s->l2_size - l2_idx, DIV_ROUND_UP(end - off, cs));
+        int64_t l2_off, host, k;
+        bool fresh;
+        uint64_t *t;
+        int ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        /* A run of clusters without a host cluster, or skip one that has one. */
+        for (k = 0; k < n; k++) {
+            uint64_t e = be64toh(t[(l2_idx + k) * w]);
+            if (e & (L2E_OFFSET_MASK | QCOW_OFLAG_COMPRESSED)) {
+                break;
+            }
+        }
+        if (k == 0) {
+            off += cs;
+            continue;
+        }
+        host = qcow2_alloc_clusters(bs, k, errp);
+        if (host < 0) {
+            return host;
+        }
+        fresh = s->last_alloc_fresh;
+        if (!fresh) {
+            /* Reused clusters may hold old data. */
+            ret = bdrv_pwrite_zeroes(bs->file, host, k * cs, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (int64_t i = 0; i < k; i++) {
+            uint64_t e = be64toh(t[(l2_idx + i) * w]);
+            uint64_t ne = (host + i * cs) | QCOW_OFLAG_COPIED;
+
+            if (!s->extended_l2 && (e & QCOW_OFLAG_ZERO) && s->version >= 3) {
+                ne |= QCOW_OFLAG_ZERO;
+            }
+            t[(l2_idx + i) * w] = htobe64(ne);
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+        off += k * cs;
+    }
+    return 0;
 }
 
 /* Gives every guest cluster a host cluster (preallocation=metadata and up). */
@@ -1633,7 +1817,7 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
         uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
         int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
         int64_t l2_off;
-        uint64_t e, zero = 0;
+        uint64_t e, bmp = 0, zero = 0;
         int ret;
 
         if (l1_idx >= s->l1_size) {
@@ -1644,11 +1828,15 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
                   s->cluster_size;
             continue;
         }
-        ret = qcow2_get_l2_entry(bs, off, &e, errp);
+        if (s->extended_l2) {
+            ret = ext_get_entry(bs, off, false, &e, &bmp, NULL, NULL, errp);
+        } else {
+            ret = qcow2_get_l2_entry(bs, off, &e, errp);
+        }
         if (ret < 0) {
             return ret;
         }
-        if (!e) {
+        if (!e && !bmp) {
             continue;
         }
         ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
@@ -1662,4 +1850,639 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
         free_old_entry(bs, e, QCOW2_DISCARD_ALWAYS);
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * Extended L2 entries (incompatible bit 4): each 16-byte entry is the
+ * cluster descriptor followed by a bitmap word whose bit i (0-31) says that
+ * subcluster i is allocated (read from the host cluster) and bit 32 + i
+ * that it reads as zeroes; a subcluster with neither shows the backing file.
+ * Compressed clusters ignore the bitmap.  Writes allocate and copy on write
+ * per subcluster: only the partly written subclusters at either end of a
+ * request are filled from what they showed before.
+ */
+
+typedef enum SubclusterType {
+    SC_UNALLOCATED,
+    SC_ZERO,
+    SC_NORMAL,
+    SC_COMPRESSED,
+} SubclusterType;
+
+static int sc_bits(const BDRVQcow2State *s)
+{
+    return s->cluster_bits - 5;
+}
+
+static SubclusterType sc_type(uint64_t e, uint64_t bmp, int i)
+{
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        return SC_COMPRESSED;
+    }
+    if (bmp & (1ULL << (32 + i))) {
+        return SC_ZERO;
+    }
+    return (bmp & (1ULL << i)) ? SC_NORMAL : SC_UNALLOCATED;
+}
+
+/* Bits @first to @last (inclusive) of the allocation half. */
+static uint64_t sc_mask(int first, int last)
+{
+    return ((last == 31 ? 0xffffffffULL : (1ULL << (last + 1)) - 1) >> first) << first;
+}
+
+/*
+ * The entry and bitmap of the cluster at guest @offset (both 0 when it has
+ * no L2 table), checked as QEMU 7.2 checks them: a subcluster both
+ * allocated and zero, an allocated subcluster without a host cluster, or an
+ * unaligned host cluster mark the image corrupt.  @l2_off/@l2_idx (may be
+ * NULL) say where the entry is (*l2_off 0: no table).
+ */
+static int ext_get_entry(BlockDriverState *bs, int64_t offset, bool reading, uint64_t *e,
+                         uint64_t *bmp, int64_t *l2_off_out, int *l2_idx_out, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+    int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
+    int64_t l2_off;
+    uint64_t *t;
+    int ret;
+
+    *e = *bmp = 0;
+    if (l2_off_out) {
+        *l2_off_out = 0;
+        *l2_idx_out = l2_idx;
+    }
+    if (l1_idx >= s->l1_size || !(s->l1_table[l1_idx] & L1E_OFFSET_MASK)) {
+        return 0;
+    }
+    l2_off = s->l1_table[l1_idx] & L1E_OFFSET_MASK;
+    if (l2_off & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(bs, errp, "L2 table offset %#" PRIx64
+                                " unaligned (L1 index: %#" PRIx64 ")", (uint64_t)l2_off,
+                                l1_idx);
+        return -EIO;
+    }
+    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *e = be64toh(t[l2_idx * 2]);
+    *bmp = be64toh(t[l2_idx * 2 + 1]);
+    if (l2_off_out) {
+        *l2_off_out = l2_off;
+    }
+    if (*e & QCOW_OFLAG_COMPRESSED) {
+        return 0;
+    }
+    if ((*bmp & (*bmp >> 32) & QCOW_L2_BITMAP_ALL_ALLOC) ||
+        (!(*e & L2E_OFFSET_MASK) && (*bmp & QCOW_L2_BITMAP_ALL_ALLOC))) {
+        /* QEMU 7.2's read path words it with two spaces. */
+        qcow2_signal_corruption(bs, errp, "Invalid cluster entry found %s(L2 offset: %#"
+                                PRIx64 ", L2 index: %#x)", reading ? " " : "",
+                                (uint64_t)l2_off, l2_idx);
+        return -EIO;
+    }
+    if (*e & L2E_OFFSET_MASK & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(bs, errp, "Cluster allocation offset %#" PRIx64
+                                " unaligned (L2 offset: %#" PRIx64 ", L2 index: %#x)",
+                                *e & L2E_OFFSET_MASK, (uint64_t)l2_off, l2_idx);
+        return -EIO;
+    }
+    return 0;
+}
+
+/*
+ * What bytes [in, in + len) of the cluster at guest @cstart with entry @e
+ * and bitmap @bmp read as, into @dst.  @cbuf (a cluster) caches the
+ * decompressed data of a compressed cluster.
+ */
+static int ext_read_range(BlockDriverState *bs, int64_t cstart, uint64_t e, uint64_t bmp,
+                          int64_t in, int64_t len, uint8_t *dst, uint8_t **cbuf,
+                          Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int scb = sc_bits(s);
+    int64_t p = 0;
+    int ret;
+
+    /* Beyond the end of the image (a partial last cluster): zeroes. */
+    if (cstart + in + len > s->size) {
+        int64_t valid = MAX(0, s->size - (cstart + in));
+        memset(dst + valid, 0, len - valid);
+        len = valid;
+    }
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        if (len <= 0) {
+            return 0;
+        }
+        if (!*cbuf) {
+            *cbuf = g_malloc(s->cluster_size);
+            ret = qcow2_read_compressed(bs, e, *cbuf, errp);
+            if (ret < 0) {
+                g_free(*cbuf);
+                *cbuf = NULL;
+                return ret;
+            }
+        }
+        memcpy(dst, *cbuf + in, len);
+        return 0;
+    }
+    while (p < len) {
+        int i = (in + p) >> scb, j = i + 1;
+        int last = (in + len - 1) >> scb;
+        SubclusterType ty = sc_type(e, bmp, i);
+        int64_t n;
+
+        while (j <= last && sc_type(e, bmp, j) == ty) {
+            j++;
+        }
+        n = MIN(len - p, ((int64_t)j << scb) - (in + p));
+        switch (ty) {
+        case SC_NORMAL:
+            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
+            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0, errp);
+            if (ret >= 0 && s->crypt_method) {
+                /* Whole sectors: requests to encrypted images are aligned to them. */
+                decrypt(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p, dst + p,
+                        n, false);
+            }
+            break;
+        case SC_ZERO:
+            memset(dst + p, 0, n);
+            ret = 0;
+            break;
+        default:
+            ret = read_backing(bs, cstart + in + p, n, dst + p, errp);
+            break;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+static int ext_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+                     Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    while (bytes > 0) {
+        int64_t cstart = offset & ~(cs - 1);
+        int64_t n = MIN(bytes, cstart + cs - offset);
+        g_autofree uint8_t *cbuf = NULL;
+        uint64_t e, bmp;
+        int ret = ext_get_entry(bs, offset, true, &e, &bmp, NULL, NULL, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        ret = ext_read_range(bs, cstart, e, bmp, offset - cstart, n, buf, &cbuf, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+        buf += n;
+    }
+    return 0;
+}
+
+/* Stores the entry and bitmap of @l2_idx in the (writable) table at @l2_off. */
+static int ext_set_entry(BlockDriverState *bs, int64_t l2_off, int l2_idx, uint64_t e,
+                         uint64_t bmp, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *t;
+    int ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    t[l2_idx * 2] = htobe64(e);
+    t[l2_idx * 2 + 1] = htobe64(bmp);
+    qcow2_cache_mark_dirty(s->l2_cache, l2_off);
+    return 0;
+}
+
+/* The cluster's L2 table made writable; *e and *bmp read again from it. */
+static int ext_entry_for_write(BlockDriverState *bs, int64_t offset, int64_t *l2_off,
+                               int *l2_idx, uint64_t *e, uint64_t *bmp, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+    int ret;
+
+    if (l1_idx >= s->l1_size) {
+        qcow2_signal_corruption(bs, errp, "write beyond the L1 table");
+        return -EIO;
+    }
+    ret = get_l2_for_write(bs, l1_idx, l2_off, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return ext_get_entry(bs, offset, false, e, bmp, l2_off, l2_idx, errp);
+}
+
+/* Whether a write into the cluster of entry @e needs a new host cluster. */
+static bool ext_needs_alloc(uint64_t e)
+{
+    return (e & QCOW_OFLAG_COMPRESSED) || !(e & L2E_OFFSET_MASK) || !(e & QCOW_OFLAG_COPIED);
+}
+
+/*
+ * Writes guest [offset, offset + n), inside one cluster; @new_host is the
+ * host cluster to use when it needs a new one (0: allocate it here).
+ */
+static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
+                             const uint8_t *buf, int64_t new_host, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int scb = sc_bits(s);
+    int64_t cstart = offset & ~(cs - 1);
+    int64_t in = offset - cstart, end = in + n;
+    int first = in >> scb, last = (end - 1) >> scb;
+    g_autofree uint8_t *cbuf = NULL;
+    g_autofree uint8_t *b = NULL;
+    uint64_t e, bmp, ne, nb, mask;
+    int64_t l2_off, host, ws, we;
+    bool in_place;
+    int l2_idx, cf, cl;
+    int ret = ext_entry_for_write(bs, offset, &l2_off, &l2_idx, &e, &bmp, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    host = e & L2E_OFFSET_MASK;
+    in_place = host && !(e & QCOW_OFLAG_COMPRESSED) && (e & QCOW_OFLAG_COPIED);
+    if (in_place) {
+        cf = first;
+        cl = last;
+    } else if (e & QCOW_OFLAG_COMPRESSED) {
+        /* The whole cluster is decompressed into the new one. */
+        cf = 0;
+        cl = QCOW2_SUBCLUSTERS - 1;
+    } else if (host && (bmp & QCOW_L2_BITMAP_ALL_ALLOC)) {
+        /* Shared (snapshots): the new cluster takes every allocated subcluster. */
+        uint32_t alloc = bmp & QCOW_L2_BITMAP_ALL_ALLOC;
+        cf = MIN(first, __builtin_ctz(alloc));
+        cl = MAX(last, 31 - __builtin_clz(alloc));
+    } else {
+        cf = first;
+        cl = last;
+    }
+    /* Subclusters of the range that are not rewritten whole keep what they showed. */
+    ws = (int64_t)cf << scb;
+    we = (int64_t)(cl + 1) << scb;
+    if (in_place) {
+        if (ws < in && sc_type(e, bmp, first) == SC_NORMAL) {
+            ws = in;
+        }
+        if (we > end && sc_type(e, bmp, last) == SC_NORMAL) {
+            we = end;
+        }
+    }
+    if (ws == in && we == end) {
+        /* Nothing to copy on write: the data goes out as it is. */
+        goto alloc;
+    }
+    b = g_malloc(we - ws);
+    if (ws < in) {
+        ret = ext_read_range(bs, cstart, e, bmp, ws, in - ws, b, &cbuf, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    memcpy(b + in - ws, buf, n);
+    if (we > end) {
+        ret = ext_read_range(bs, cstart, e, bmp, end, we - end, b + end - ws, &cbuf, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+alloc:
+    if (!in_place) {
+        host = new_host ? new_host : qcow2_alloc_clusters(bs, 1, errp);
+        if (host < 0) {
+            return host;
+        }
+        if (host == 0) {
+            qcow2_signal_corruption(bs, errp, "Preventing invalid allocation of data cluster "
+                                    "at offset 0");
+            return -EIO;
+        }
+    }
+    bdrv_debug_event(bs->file, in_place ? BLKDBG_WRITE_AIO : BLKDBG_COW_WRITE);
+    ret = write_data(bs, host + ws, cstart + ws, we - ws, b ? b : buf, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    mask = sc_mask(cf, cl);
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        nb = QCOW_L2_BITMAP_ALL_ALLOC;
+    } else {
+        nb = (bmp | mask) & ~(mask << 32);
+    }
+    ne = in_place ? e : (uint64_t)host | QCOW_OFLAG_COPIED;
+    if (ne == e && nb == bmp) {
+        return 0;
+    }
+    ret = ext_set_entry(bs, l2_off, l2_idx, ne, nb, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!in_place) {
+        free_old_entry(bs, e, QCOW2_DISCARD_NEVER);
+    }
+    return 0;
+}
+
+static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      const uint8_t *buf, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+
+    while (bytes > 0) {
+        int64_t in = offset & (cs - 1);
+        int64_t want = DIV_ROUND_UP(in + bytes, cs);
+        int64_t l2_off, host = 0, k = 1;
+        uint64_t e, bmp, *t;
+        int l2_idx;
+        int ret = ext_entry_for_write(bs, offset, &l2_off, &l2_idx, &e, &bmp, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (ext_needs_alloc(e)) {
+            /*
+             * Consecutive clusters of the request that all need a new host
+             * cluster get one contiguous run, as QEMU allocates them.
+             */
+            ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            while (k < want && l2_idx + k < s->l2_size &&
+                   ext_needs_alloc(be64toh(t[(l2_idx + k) * 2]))) {
+                k++;
+            }
+            host = qcow2_alloc_clusters(bs, k, errp);
+            if (host < 0) {
+                return host;
+            }
+        }
+        for (int64_t i = 0; i < k && bytes > 0; i++) {
+            int64_t n = MIN(bytes, (offset & ~(cs - 1)) + cs - offset);
+
+            ret = ext_write_cluster(bs, offset, n, buf, host ? host + i * cs : 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            offset += n;
+            bytes -= n;
+            buf += n;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Zeroes whole subclusters [offset, offset + bytes) (the end may be the
+ * image's): a whole cluster gets every zero bit, and loses its host cluster
+ * when @may_unmap or compressed; part of a cluster gets its zero bits (not
+ * on a compressed cluster: -ENOTSUP, before anything changes, so that the
+ * caller writes zeroes instead).
+ */
+static int ext_zero_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            bool may_unmap, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int scb = sc_bits(s);
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t off = offset, left = bytes; left > 0;) {
+            int64_t cstart = off & ~(cs - 1);
+            int64_t in = off - cstart;
+            int64_t n = MIN(left, cs - in);
+            bool whole = !in && n == cs;
+            uint64_t e, bmp, ne, nb;
+            int64_t l2_off;
+            int l2_idx, ret;
+
+            ret = ext_get_entry(bs, off, false, &e, &bmp, NULL, NULL, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (pass == 0) {
+                if (!whole && (e & QCOW_OFLAG_COMPRESSED)) {
+                    return -ENOTSUP;
+                }
+                goto next;
+            }
+            if (whole) {
+                bool drop = may_unmap || (e & QCOW_OFLAG_COMPRESSED) || !(e & L2E_OFFSET_MASK);
+                ne = drop ? 0 : e;
+                nb = QCOW_L2_BITMAP_ALL_ZEROES;
+            } else {
+                uint64_t mask = sc_mask(in >> scb, (in + n - 1) >> scb);
+                ne = e;
+                nb = (bmp & ~mask) | (mask << 32);
+            }
+            if (ne == e && nb == bmp) {
+                goto next;
+            }
+            ret = ext_entry_for_write(bs, off, &l2_off, &l2_idx, &e, &bmp, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            ret = ext_set_entry(bs, l2_off, l2_idx, ne, nb, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (ne != e) {
+                free_old_entry(bs, e, QCOW2_DISCARD_REQUEST);
+            }
+next:
+            off += n;
+            left -= n;
+        }
+    }
+    return 0;
+}
+
+static int ext_write_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 Error **errp)
+{
+    int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
+    g_autofree uint8_t *z = g_malloc0(chunk);
+
+    for (int64_t done = 0; done < bytes; done += chunk) {
+        int ret = ext_pwrite(bs, offset + done, MIN(chunk, bytes - done), z, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Zeroes [offset, offset + bytes) inside one subcluster: the whole
+ * subcluster gets its zero bit when the rest of it reads as zeroes already
+ * and it holds no data; otherwise zeroes are written (QEMU 7.2 does the same).
+ */
+static int ext_zero_fragment(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             bool may_unmap, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t scs = 1LL << sc_bits(s);
+    int64_t ss = offset & ~(scs - 1);
+    int64_t se = MIN(ss + scs, s->size);
+    uint64_t e, bmp;
+    int ret;
+
+    if (range_known_zero(bs, ss, offset - ss) &&
+        range_known_zero(bs, offset + bytes, se - (offset + bytes))) {
+        SubclusterType ty;
+
+        ret = ext_get_entry(bs, offset, false, &e, &bmp, NULL, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ty = sc_type(e, bmp, (offset & (s->cluster_size - 1)) >> sc_bits(s));
+        if (ty == SC_UNALLOCATED || ty == SC_ZERO) {
+            return ext_zero_aligned(bs, ss, MIN(scs, s->size - ss), may_unmap, errp);
+        }
+    }
+    return ext_write_zero_buffer(bs, offset, bytes, errp);
+}
+
+static int ext_zero(BlockDriverState *bs, int64_t offset, int64_t bytes, bool may_unmap,
+                    Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t scs = 1LL << sc_bits(s);
+    int64_t end = offset + bytes;
+    int64_t aend;
+    int ret;
+
+    /* As QEMU's block layer splits it: unaligned head, aligned middle, unaligned tail. */
+    if (offset & (scs - 1)) {
+        int64_t fe = MIN(end, QEMU_ALIGN_UP(offset, scs));
+        ret = ext_zero_fragment(bs, offset, fe - offset, may_unmap, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset = fe;
+    }
+    if (offset >= end) {
+        return 0;
+    }
+    aend = QEMU_ALIGN_DOWN(end, scs);
+    if (aend > offset) {
+        ret = ext_zero_aligned(bs, offset, aend - offset, may_unmap, errp);
+        if (ret == -ENOTSUP) {
+            ret = ext_write_zero_buffer(bs, offset, aend - offset, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (end > aend) {
+        return ext_zero_fragment(bs, MAX(aend, offset), end - MAX(aend, offset), may_unmap,
+                                 errp);
+    }
+    return 0;
+}
+
+/*
+ * Discards whole clusters of [offset, offset + bytes) (a partial last
+ * cluster of the image counts as whole): they read as zeroes afterwards;
+ * without a backing file a cluster that has no host cluster is left alone.
+ */
+static int ext_discard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t end = offset + bytes;
+    int64_t a_start = QEMU_ALIGN_UP(offset, cs);
+    int64_t a_end = end == s->size ? QEMU_ALIGN_UP(end, cs) : QEMU_ALIGN_DOWN(end, cs);
+
+    for (int64_t off = a_start; off < a_end; off += cs) {
+        uint64_t e, bmp;
+        int64_t l2_off;
+        int l2_idx;
+        int ret = ext_get_entry(bs, off, false, &e, &bmp, NULL, NULL, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (!has_backing(bs) && !(e & (L2E_OFFSET_MASK | QCOW_OFLAG_COMPRESSED))) {
+            continue;
+        }
+        if (!e && bmp == QCOW_L2_BITMAP_ALL_ZEROES) {
+            continue;
+        }
+        ret = ext_entry_for_write(bs, off, &l2_off, &l2_idx, &e, &bmp, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = ext_set_entry(bs, l2_off, l2_idx, 0, QCOW_L2_BITMAP_ALL_ZEROES, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        free_old_entry(bs, e, QCOW2_DISCARD_REQUEST);
+    }
+    return 0;
+}
+
+static int ext_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int scb = sc_bits(s);
+    int64_t in = offset & (cs - 1);
+    int64_t n = MIN(bytes, cs - in);
+    Error *err = NULL;
+    uint64_t e, bmp;
+    SubclusterType ty;
+    int i, j, last;
+    int ret = ext_get_entry(bs, offset, true, &e, &bmp, NULL, NULL, &err);
+
+    if (ret < 0) {
+        error_free(err);
+        return ret;
+    }
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        *pnum = n;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
+    }
+    i = in >> scb;
+    last = (in + n - 1) >> scb;
+    ty = sc_type(e, bmp, i);
+    for (j = i + 1; j <= last && sc_type(e, bmp, j) == ty; j++) {
+    }
+    *pnum = MIN(n, ((int64_t)j << scb) - in);
+    switch (ty) {
+    case SC_NORMAL:
+        *map = (e & L2E_OFFSET_MASK) + in;
+        *file = bs->file;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    case SC_ZERO:
+        if (e & L2E_OFFSET_MASK) {
+            *map = (e & L2E_OFFSET_MASK) + in;
+            *file = bs->file;
+            return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+        }
+        return BDRV_BLOCK_ZERO;
+    default:
+        return 0;
+    }
 }

@@ -89,7 +89,7 @@ static int l1_refcounts(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_si
             if (ret < 0) {
                 return ret;
             }
-            e = be64toh(t[j]);
+            e = be64toh(t[j * l2_entry_words(s)]);
             switch (qcow2_entry_type(s, e)) {
             case QCOW2_CLUSTER_NORMAL:
             case QCOW2_CLUSTER_ZERO_ALLOC:
@@ -147,7 +147,7 @@ static int fix_copied_flags(BlockDriverState *bs, Error **errp)
             if (ret < 0) {
                 return ret;
             }
-            e = be64toh(t[j]);
+            e = be64toh(t[j * l2_entry_words(s)]);
             type = qcow2_entry_type(s, e);
             if (type != QCOW2_CLUSTER_NORMAL && type != QCOW2_CLUSTER_ZERO_ALLOC) {
                 continue;
@@ -165,7 +165,7 @@ static int fix_copied_flags(BlockDriverState *bs, Error **errp)
                 if (ret < 0) {
                     return ret;
                 }
-                t[j] = htobe64(ne);
+                t[j * l2_entry_words(s)] = htobe64(ne);
                 qcow2_cache_mark_dirty(s->l2_cache, l2_off);
             }
         }
@@ -626,7 +626,7 @@ int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp)
                 if (ret < 0) {
                     return ret;
                 }
-                e = be64toh(t[j]);
+                e = be64toh(t[j * l2_entry_words(s)]);
                 switch (qcow2_entry_type(s, e)) {
                 case QCOW2_CLUSTER_ZERO_PLAIN:
                     if (!backing) {
@@ -665,7 +665,7 @@ int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp)
                 if (ret < 0) {
                     return ret;
                 }
-                t[j] = htobe64(ne);
+                t[j * l2_entry_words(s)] = htobe64(ne);
                 qcow2_cache_mark_dirty(s->l2_cache, l2_off);
             }
         }

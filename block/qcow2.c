@@ -792,6 +792,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             return -EINVAL;
         }
         s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
+        s->extended_l2 = (s->incompat & QCOW2_INCOMPAT_EXTL2) != 0;
+        if (s->extended_l2) {
+            /* Subclusters of less than 512 bytes cannot be addressed. */
+            if (s->cluster_bits - 5 < 9) {
+                error_setg(errp, "Unsupported subcluster size: %d",
+                           1 << (s->cluster_bits - 5));
+                return -EINVAL;
+            }
+            s->l2_bits = s->cluster_bits - 4;
+            s->l2_size = 1 << s->l2_bits;
+        }
         if (s->header_length > QCOW2_V3_HEADER_LEN) {
             /* Fields we do not know are kept as they are when the header is rewritten. */
             s->hdr_tail = g_malloc(s->header_length - QCOW2_V3_HEADER_LEN);
@@ -908,10 +919,22 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         ret = -ENOTSUP;
         goto fail;
     }
-    if (s->compression_type != 0) {
-        error_setg(errp, "Unsupported compression type %u",
-                   s->compression_type);
+    /* The incompatible bit keeps readers that know only zlib away from zstd. */
+    if (s->compression_type > QCOW2_COMPRESSION_ZSTD) {
+        error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
         ret = -ENOTSUP;
+        goto fail;
+    }
+    if (s->compression_type != QCOW2_COMPRESSION_ZLIB &&
+        !(s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must be set");
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (s->compression_type == QCOW2_COMPRESSION_ZLIB &&
+        (s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must not be set");
+        ret = -EINVAL;
         goto fail;
     }
     if (s->crypt_method > QCOW2_CRYPT_LUKS) {
@@ -1582,8 +1605,13 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Can't resize a v2 image which has snapshots");
         return -ENOTSUP;
     }
-    if (prealloc != PREALLOC_MODE_OFF) {
-        error_setg(errp, "Preallocation is not supported when resizing qcow2 images");
+    if (prealloc != PREALLOC_MODE_OFF && offset < s->size) {
+        error_setg(errp, "Preallocation can only be used for growing images");
+        return -EINVAL;
+    }
+    if (prealloc != PREALLOC_MODE_OFF && s->crypt_method) {
+        error_setg(errp, "Preallocation is not supported when resizing encrypted qcow2 "
+                   "images");
         return -ENOTSUP;
     }
     /*
@@ -1626,6 +1654,19 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     s->size = offset;
     if (zero_end > old_size) {
         ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
+        /* Host clusters for the grown area; falloc and full reserve them in the file. */
+        ret = qcow2_preallocate_range(bs, old_size, offset, errp);
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
+            ret = qcow2_flush_caches(bs, errp);
+            if (ret >= 0 && bdrv_getlength(bs->file) < s->alloc_end) {
+                ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
+            }
+        }
         if (ret < 0) {
             return ret;
         }
@@ -1746,7 +1787,8 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
 
     qdict_put_str(spec, "type", "qcow2");
     qdict_put_str(data, "compat", s->version >= 3 ? "1.1" : "0.10");
-    qdict_put_str(data, "compression-type", "zlib");
+    qdict_put_str(data, "compression-type",
+                  s->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib");
     if (s->version >= 3) {
         qdict_put_bool(data, "lazy-refcounts", (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
     }
@@ -1760,7 +1802,7 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     }
     if (s->version >= 3) {
         qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
-        qdict_put_bool(data, "extended-l2", false);
+        qdict_put_bool(data, "extended-l2", s->extended_l2);
     }
     qdict_put_obj(spec, "data", data);
     return spec;
@@ -1890,6 +1932,26 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
+    if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
+        /* Version 2 L2 entries cannot hold subcluster bitmaps. */
+        uint64_t left = s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION);
+
+        error_setg(errp, "Cannot downgrade an image with incompatible features %#" PRIx64
+                   " set", left);
+        return -ENOTSUP;
+    }
+    if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
+        /* Version 2 has no compression type: only zlib, so zstd data must not exist. */
+        int err;
+        if (qcow2_has_compressed(bs, errp, &err)) {
+            if (!err) {
+                error_setg(errp, "Cannot downgrade an image with zstd compression type "
+                           "and existing compressed clusters");
+                err = -ENOTSUP;
+            }
+            return err;
+        }
+    }
     if (new_version < s->version && s->nb_snapshots) {
         ret = qcow2_snapshot_table_for_version(bs, new_version,
                                                have_size ? (int64_t)new_size : s->size,
@@ -1978,6 +2040,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         g_free(s->hdr_tail);
         s->hdr_tail = NULL;
         s->incompat = s->compat = s->autoclear = 0;
+        s->compression_type = QCOW2_COMPRESSION_ZLIB;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
@@ -2019,7 +2082,7 @@ static const QemuOptDesc qcow2_create_desc[] = {
     { "encrypt.hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
     { "encrypt.iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
     { "cluster_size", QEMU_OPT_SIZE, "qcow2 cluster size", "65536" },
-    /* Only the values this tree writes: "off" and "zlib" (others are refused). */
+    /* extended_l2 and compression_type are create-only (not in the amend options). */
     { "extended_l2", QEMU_OPT_BOOL, "Extended L2 tables", "off" },
     { "preallocation", QEMU_OPT_STRING,
       "Preallocation mode (allowed values: off, metadata, falloc, full)" },
@@ -2051,9 +2114,9 @@ static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_d
 
 /*
  * The create options of QEMU's qcow2 that name features this driver does
- * not have: zlib is the only compression type (the header's compression
- * type field stays 0), and there are no extended L2 entries and no external
- * data files.  Asking for them fails by name instead of being ignored.
+ * not have (no external data files), and the compression types: zlib, and
+ * zstd on version 3 only (its header field and incompatible bit).  Asking
+ * for what is missing fails by name instead of being ignored.
  */
 static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
 {
@@ -2063,19 +2126,12 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
         if (strcmp(ctype, "zstd")) {
             error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
                        ctype);
+            return false;
         } else if (version < 3) {
             error_setg(errp, "Non-zlib compression type is only supported with "
                        "compatibility level 1.1 and above (use version=v3 or greater)");
-        } else {
-            error_setg(errp, "compression_type=zstd is not supported: this qcow2 driver "
-                       "compresses with zlib only");
+            return false;
         }
-        return false;
-    }
-    if (qemu_opt_get_bool(opts, "extended_l2", false)) {
-        error_setg(errp, "extended_l2=on is not supported: this qcow2 driver has no "
-                   "subcluster allocation");
-        return false;
     }
     if (qemu_opt_get(opts, "data_file")) {
         error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
@@ -2101,10 +2157,14 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     const char *prealloc_str = qemu_opt_get(opts, "preallocation");
     bool encryption = qemu_opt_get_bool(opts, "encryption", false);
     bool lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false);
+    const char *ctype = qemu_opt_get(opts, "compression_type");
+    bool zstd = ctype && !strcmp(ctype, "zstd");
+    bool extl2 = qemu_opt_get_bool(opts, "extended_l2", false);
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     int version = 3, cluster_bits, refcount_order, crypt = 0;
+    uint64_t l2_span;
     QCryptoBlockCreateOptions luks_opts;
     uint8_t *luks_pw = NULL;     /* wiped by qcrypto_secret_free() */
     size_t luks_npw = 0;
@@ -2130,6 +2190,18 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EINVAL;
     }
     cluster_bits = __builtin_ctzll(cluster_size);
+    if (extl2 && version < 3) {
+        error_setg(errp, "Extended L2 entries are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (extl2 && cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
+                   "least %d bytes", 1 << QCOW2_EXTL2_MIN_CLUSTER_BITS);
+        return -EINVAL;
+    }
+    /* Guest bytes one L2 table maps: its entries are 16 bytes with extended L2. */
+    l2_span = cluster_size << (cluster_bits - (extl2 ? 4 : 3));
     if (!refcount_bits || refcount_bits > 64 || (refcount_bits & (refcount_bits - 1))) {
         error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
         return -EINVAL;
@@ -2207,12 +2279,13 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
         return -EINVAL;
     }
-    if (backing_file && prealloc != PREALLOC_MODE_OFF) {
+    /* Preallocated subclusters can still show the backing file, whole clusters not. */
+    if (backing_file && prealloc != PREALLOC_MODE_OFF && !extl2) {
         error_setg(errp, "Backing file and preallocation cannot be used at the same time");
         return -EINVAL;
     }
     if (size > (1ULL << 61) ||
-        DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)) * 8 > QCOW2_MAX_L1_BYTES) {
+        DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES) {
         error_setg(errp, "The image size is too large for file format 'qcow2' "
                    "(try using a larger cluster size)");
         return -EFBIG;
@@ -2278,9 +2351,12 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     stq_be_p(buf + 48, cluster_size);
     stl_be_p(buf + 56, 1);
     if (version >= 3) {
+        stq_be_p(buf + 72, (zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0));
         stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
         stl_be_p(buf + 96, refcount_order);
         stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
+        buf[104] = zstd ? QCOW2_COMPRESSION_ZSTD : QCOW2_COMPRESSION_ZLIB;
     }
     stq_be_p(buf + cluster_size, 2 * cluster_size);
     for (int i = 0; i < 3; i++) {
@@ -2309,7 +2385,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
-    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, cluster_size << (cluster_bits - 3)), errp);
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, l2_span), errp);
     if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
         ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);
     }

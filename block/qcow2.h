@@ -32,13 +32,21 @@
 #define QCOW2_SNAPSHOT_MIN_ENTRY 40
 #define QCOW2_MAX_BACKING_NAME 1023
 
+/* Extended L2 entries: subclusters per cluster, and the smallest cluster size. */
+#define QCOW2_SUBCLUSTERS 32
+#define QCOW2_EXTL2_MIN_CLUSTER_BITS 14
+/* Bitmap word of an extended L2 entry: allocated (low half), reads as zeroes (high). */
+#define QCOW_L2_BITMAP_ALL_ALLOC ((uint64_t)0xffffffffU)
+#define QCOW_L2_BITMAP_ALL_ZEROES (QCOW_L2_BITMAP_ALL_ALLOC << 32)
+
 /* Incompatible feature bits */
 #define QCOW2_INCOMPAT_DIRTY      (1ULL << 0)
 #define QCOW2_INCOMPAT_CORRUPT    (1ULL << 1)
 #define QCOW2_INCOMPAT_DATA_FILE  (1ULL << 2)
 #define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2      (1ULL << 4)
-#define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT)
+#define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+                                   QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_EXTL2)
 /* Compatible feature bits */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
 
@@ -47,6 +55,10 @@
 #define QCOW2_EXT_BACKING_FORMAT  0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
 #define QCOW2_EXT_MAGIC_CRYPTO_HEADER 0x0537be77u  /* full disk encryption (LUKS) */
+
+/* Header byte 104 */
+#define QCOW2_COMPRESSION_ZLIB 0
+#define QCOW2_COMPRESSION_ZSTD 1
 
 #define QCOW2_CRYPT_NONE 0
 #define QCOW2_CRYPT_AES  1
@@ -134,6 +146,8 @@ typedef struct BDRVQcow2State {
     uint64_t compat;
     uint64_t autoclear;
     uint8_t compression_type;
+    /* Incompatible bit 4: 16-byte L2 entries with subcluster bitmaps. */
+    bool extended_l2;
     /* v3 header bytes from offset 104 to header_length, kept on rewrite. */
     uint8_t *hdr_tail;
     uint32_t crypt_method;
@@ -203,6 +217,12 @@ enum {
     QCOW2_OL_BITMAP_DIRECTORY = 1 << 8,
 };
 
+/* 64-bit words per L2 entry: 2 with extended L2 entries (descriptor, bitmap). */
+static inline int l2_entry_words(const BDRVQcow2State *s)
+{
+    return s->extended_l2 ? 2 : 1;
+}
+
 /* True when data can be en/decrypted (or the image is not encrypted). */
 static inline bool qcow2_key_ready(const BDRVQcow2State *s)
 {
@@ -233,9 +253,10 @@ void qcow2_cache_free(Qcow2Cache *c);
 int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
                     bool read, uint8_t **table, Error **errp);
 /*
- * The part of the L2 table at @offset that holds entry @idx, loading only
- * that slice: *@table points at the slice's first entry, *@first is the
- * index of that entry; entries *@first up to @idx's slice end are valid.
+ * The part of the L2 table at @offset that holds 64-bit word @idx (an
+ * extended L2 entry is two words), loading only that slice: *@table points
+ * at the slice's first word, *@first is that word's index; words *@first up
+ * to @idx's slice end are valid.
  */
 int qcow2_cache_get_slice(BlockDriverState *bs, Qcow2Cache *c, int64_t offset, int idx,
                           uint64_t **table, int *first, Error **errp);
@@ -267,6 +288,8 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
 int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp);
 void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len);
 int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Error **errp);
+/* Whether the active or any snapshot's L2 tables map a compressed cluster. */
+bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
                    Error **errp);
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -280,6 +303,7 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 int qcow2_make_empty(BlockDriverState *bs, Error **errp);
 bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_preallocate(BlockDriverState *bs, Error **errp);
+int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
 
