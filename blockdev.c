@@ -12,6 +12,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
+#include "system/migration.h"
 #include "hw/qdev.h"
 
 static GList *drives;       /* DriveInfo */
@@ -93,6 +94,12 @@ static bool has_file_options(QDict *opts)
         }
     }
     return false;
+}
+
+/* On a migration's destination the source owns the images until it completes. */
+static int blockdev_open_flags(void)
+{
+    return migration_incoming_pending() ? BDRV_O_INACTIVE : 0;
 }
 
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
@@ -251,7 +258,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
          */
         bopts = opts;
         opts = NULL;
-        bs = bdrv_open(file && *file ? file : NULL, bopts, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+        bs = bdrv_open(file && *file ? file : NULL, bopts,
+                       BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
         if (!bs) {
             goto fail;
         }
@@ -397,7 +405,7 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
         qobject_unref(options);
         return NULL;
     }
-    bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+    bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
     if (bs) {
         owned_nodes = g_list_append(owned_nodes, bs);
     }

@@ -558,6 +558,21 @@ static void print_bus(GString *out, BusState *bus, int indent)
     }
 }
 
+json_t *qdev_migration_devices(void)
+{
+    json_t *list = json_array();
+
+    for (GList *l = user_devices; l; l = l->next) {
+        DeviceState *dev = l->data;
+        QDict *d = qdict_new();
+
+        qdict_put_str(d, "path", dev->path);
+        qdict_put_str(d, "type", dev->type);
+        json_array_append_new(list, d);
+    }
+    return list;
+}
+
 void qdev_print_tree(GString *out)
 {
     if (sysbus) {

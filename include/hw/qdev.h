@@ -69,6 +69,9 @@ const char *qdev_attached_name(const DeviceState *dev);
 /* Creates the ide-hd device of an if=ide drive. */
 bool qdev_add_ide_disk(DriveInfo *dinfo, int bus, int unit, Error **errp);
 
+/* The devices a migration stream lists: [{"path", "type"}], in creation order. */
+json_t *qdev_migration_devices(void);
+
 void qdev_print_tree(GString *out);
 void qdev_print_usb(GString *out);
 /* The user-facing list of device models (-device help). */
