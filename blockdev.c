@@ -412,6 +412,20 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     return bs;
 }
 
+/* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */
+static QDict *image_info_chain(BlockDriverState *bs)
+{
+    QDict *image = bdrv_query_image_info(bs, false, NULL);
+
+    if (image && bdrv_backing(bs)) {
+        QDict *backing = image_info_chain(bdrv_backing(bs));
+        if (backing) {
+            qdict_put_obj(image, "backing-image", backing);
+        }
+    }
+    return image;
+}
+
 json_t *block_device_info(BlockDriverState *bs)
 {
     QDict *info = qdict_new();
@@ -436,7 +450,7 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
     qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
-    image = bdrv_query_image_info(bs, false, NULL);
+    image = image_info_chain(bs);
     if (image) {
         qdict_put_obj(info, "image", image);
     }

@@ -12,6 +12,8 @@
 #include "qemu/option.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
+#include "block/block_int.h"
+#include "block/blockjob.h"
 
 typedef struct DeviceModel {
     const char *name;
@@ -483,10 +485,12 @@ static gboolean finish_unplug(gpointer opaque)
     }
 
     if (dinfo) {
+        /*
+         * As QEMU: a drive goes with its device, the anonymous one made
+         * for a node name and the one -drive or drive_add made alike.
+         */
         dinfo->dev = NULL;
-        if (dinfo->anonymous) {
-            drive_del(dinfo);
-        }
+        drive_del(dinfo);
     }
     if (dev->child_path) {
         data = qdict_new();
@@ -518,6 +522,18 @@ bool qdev_unplug(const char *id, Error **errp)
     if (dev->pending_delete) {
         error_setg(errp, "Device '%s' is already in the process of unplug", id);
         return false;
+    }
+    /*
+     * The drive of a -drive or drive_add dies with the device: jobs on its
+     * chain are cancelled now, as QEMU does when it marks the drive for
+     * deletion.
+     */
+    if (dev->drive && !dev->drive->anonymous) {
+        for (BlockDriverState *b = dev->drive->bs; b; b = bdrv_backing(b)) {
+            if (b->job) {
+                block_job_cancel(b->job, false, NULL);
+            }
+        }
     }
     /* As on real hardware the removal completes after the command returns. */
     dev->pending_delete = true;
