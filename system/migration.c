@@ -418,6 +418,7 @@ static gboolean out_tick(gpointer opaque)
 static QObject *qmp_migrate(QDict *args, Error **errp)
 {
     const char *uri = qdict_get_try_str(args, "uri");
+    Error *err = NULL;
     bool listening;
     QDict *config;
     int fd;
@@ -449,10 +450,12 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     total_ms = -1;
     start_ms = g_get_monotonic_time() / 1000;
     set_status(MIG_SETUP);
-    fd = uri_open(uri, false, &listening, &out.child, errp);
+    fd = uri_open(uri, false, &listening, &out.child, &err);
     if (fd < 0) {
-        Error *copy = error_copy(*errp);
-        out_fail(copy, MIG_FAILED);
+        /* The command reports it; query-migrate keeps it. */
+        out_fail(NULL, MIG_FAILED);
+        error_desc = g_strdup(error_get_pretty(err));
+        error_propagate(errp, err);
         return NULL;
     }
     out.fd = fd;
