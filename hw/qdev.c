@@ -14,6 +14,7 @@
 #include "hw/qdev.h"
 #include "block/block_int.h"
 #include "block/blockjob.h"
+#include "system/iothread.h"
 
 typedef struct DeviceModel {
     const char *name;
@@ -30,10 +31,10 @@ typedef struct DeviceModel {
 } DeviceModel;
 
 static const char *const ide_props[] = { "unit", "serial", "bootindex", NULL };
-static const char *const pci_props[] = { "addr", "serial", "bootindex", NULL };
+static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothread", NULL };
 static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
 static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", NULL };
-static const char *const controller_props[] = { "addr", NULL };
+static const char *const controller_props[] = { "addr", "iothread", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
@@ -254,6 +255,25 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     return dev;
 }
 
+static void set_node_iothread(BlockDriverState *bs, IOThread *t)
+{
+    if (bs) {
+        bs->iothread = t;
+        set_node_iothread(bs->file, t);
+        set_node_iothread(bs->backing, t);
+    }
+}
+
+bool qdev_uses_iothread(const IOThread *t)
+{
+    for (GList *l = user_devices; l; l = l->next) {
+        if (((DeviceState *)l->data)->iothread == t) {
+            return true;
+        }
+    }
+    return false;
+}
+
 DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
 {
     const char *driver = qdict_get_try_str(props, "driver");
@@ -262,6 +282,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     const char *drive = qdict_get_try_str(props, "drive");
     const DeviceModel *model;
     BusState *bus = NULL;
+    IOThread *iothread = NULL;
+    DeviceState *dev;
     DriveInfo *dinfo;
     const char *key;
     json_t *value;
@@ -343,6 +365,13 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             return NULL;
         }
     }
+    if (qdict_get_try_str(props, "iothread")) {
+        iothread = iothread_by_id(qdict_get_try_str(props, "iothread"));
+        if (!iothread) {
+            error_setg(errp, "Device '%s' not found", qdict_get_try_str(props, "iothread"));
+            return NULL;
+        }
+    }
     unit = bus_free_unit(bus);
     if (model->bus_type == BUS_TYPE_IDE && qdict_get_try_str(props, "unit")) {
         int64_t u = qdict_get_try_int(props, "unit", -1);
@@ -383,7 +412,9 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
                        "given in order here", driver);
             return NULL;
         }
-        return device_create(model, bus, id, NULL, unit);
+        dev = device_create(model, bus, id, NULL, unit);
+        dev->iothread = iothread;
+        return dev;
     }
 
     if (!drive && model->removable) {
@@ -415,7 +446,14 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     if (hotplug && !drive_check_key(dinfo, errp)) {
         goto fail_drive;
     }
-    return device_create(model, bus, id, dinfo, unit);
+    dev = device_create(model, bus, id, dinfo, unit);
+    /*
+     * The drive's node follows the device into its iothread (its own, or
+     * its virtio-scsi controller's), as QEMU's dataplane moves it.
+     */
+    dev->iothread = iothread ? iothread : (bus->parent ? bus->parent->iothread : NULL);
+    set_node_iothread(dinfo->bs, dev->iothread);
+    return dev;
 
 fail_drive:
     if (dinfo->anonymous) {
@@ -484,6 +522,10 @@ static gboolean finish_unplug(gpointer opaque)
         dev->buses = g_list_delete_link(dev->buses, dev->buses);
     }
 
+    if (dinfo && dev->iothread) {
+        /* Back to the main loop with the device gone (a -blockdev node stays). */
+        set_node_iothread(dinfo->bs, NULL);
+    }
     if (dinfo) {
         /*
          * As QEMU: a drive goes with its device, the anonymous one made

@@ -17,6 +17,7 @@
 #include "qom/object-internal.h"
 #include "system/blockdev.h"
 #include "system/iothread.h"
+#include "hw/qdev.h"
 
 struct IOThread {
     char *id;
@@ -114,6 +115,9 @@ static void *iothread_create(const char *id, const QDict *props, Error **errp)
 
 static bool iothread_in_use(void *state)
 {
+    if (qdev_uses_iothread(state)) {
+        return true;
+    }
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         if (((BlockDriverState *)l->data)->iothread == state) {
             return true;
