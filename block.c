@@ -2284,7 +2284,8 @@ static bool is_strong_opt(const BlockDriver *drv, const char *key)
 static const char *const json_name_key_order[] = {
     "inject-error.0.state", "opt-write-zero", "inject-error.0.immediately",
     "set-state.0.event", "inject-error.0.once", "max-write-zero", "image", "test",
-    "max-transfer", "driver", "config", "inject-error.0.iotype", "set-state.0.new_state",
+    "max-transfer", "read-zeroes", "driver", "size",
+    "config", "inject-error.0.iotype", "set-state.0.new_state",
     "inject-error.0.errno", "inject-error.0.event", "opt-discard", "set-state.0.state",
     "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
 };

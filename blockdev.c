@@ -39,6 +39,17 @@ DriveInfo *drive_find(const char *id)
     return NULL;
 }
 
+static DriveInfo *drive_at_if(BlockInterfaceType type, int bus, int unit)
+{
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->type == type && d->bus == bus && d->unit == unit) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
 static DriveInfo *drive_at(int bus, int unit)
 {
     for (GList *l = drives; l; l = l->next) {
@@ -132,6 +143,10 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             type = IF_IDE;
         } else if (!strcmp(v, "virtio")) {
             type = IF_VIRTIO;
+        } else if (!strcmp(v, "floppy")) {
+            type = IF_FLOPPY;
+        } else if (!strcmp(v, "pflash")) {
+            type = IF_PFLASH;
         } else {
             error_setg(errp, "unsupported bus type '%s'", v);
             goto fail;
@@ -155,6 +170,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
                 goto fail;
             }
             cdrom = true;
+            /* As QEMU: a CD-ROM's medium is read-only. */
+            ro = true;
         } else if (strcmp(v, "disk")) {
             error_setg(errp, "'%s' invalid media", v);
             goto fail;
@@ -232,6 +249,37 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         if (!name->len) {
             g_string_printf(name, cdrom ? "ide%d-cd%d" : "ide%d-hd%d", bus, unit);
         }
+    } else if (type == IF_FLOPPY || type == IF_PFLASH) {
+        /* One bus: the index is the unit (floppy: 0-1). */
+        int max = type == IF_FLOPPY ? 2 : 8;
+        if (bus > 0 || (index >= 0 && unit >= 0 && index != unit)) {
+            error_setg(errp, "if=%s has one bus: give index or unit",
+                       type == IF_FLOPPY ? "floppy" : "pflash");
+            goto fail;
+        }
+        bus = 0;
+        unit = index >= 0 ? index : unit;
+        for (int i = 0; unit < 0 && i < max; i++) {
+            if (!drive_at_if(type, 0, i)) {
+                unit = i;
+            }
+        }
+        if (unit < 0 || unit >= max) {
+            error_setg(errp, "unit %d is out of range (if=%s has units 0-%d)", unit,
+                       type == IF_FLOPPY ? "floppy" : "pflash", max - 1);
+            goto fail;
+        }
+        if (drive_at_if(type, 0, unit)) {
+            error_setg(errp, "drive with bus=0, unit=%d (index=%d) exists", unit, unit);
+            goto fail;
+        }
+        if (type == IF_FLOPPY && !qbus_find("floppy-bus.0")) {
+            error_setg(errp, "machine type does not support if=floppy");
+            goto fail;
+        }
+        if (!name->len) {
+            g_string_printf(name, type == IF_FLOPPY ? "floppy%d" : "pflash%d", unit);
+        }
     } else if (!name->len) {
         for (int i = 0; ; i++) {
             g_string_printf(name, type == IF_VIRTIO ? "virtio%d" : "none%d", i);
@@ -248,10 +296,10 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         qdict_put_str(opts, "driver", v);
         qdict_del(opts, "format");
     }
-    if (ro) {
-        qdict_put_str(opts, "read-only", "on");
-    }
     if ((file && *file) || qdict_haskey(opts, "driver") || has_file_options(opts)) {
+        if (ro) {
+            qdict_put_str(opts, "read-only", "on");
+        }
         /*
          * As QEMU: without file=, "driver" or nested "file.*" options
          * (file.driver=blkverify,file.raw.filename=...) say what to open.
@@ -281,6 +329,11 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     drives = g_list_append(drives, dinfo);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
+            drive_del(dinfo);
+            return NULL;
+        }
+    } else if (type == IF_FLOPPY || type == IF_PFLASH) {
+        if (!qdev_add_board_drive(dinfo, type == IF_FLOPPY, unit, errp)) {
             drive_del(dinfo);
             return NULL;
         }
@@ -337,7 +390,11 @@ DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
     if (dinfo) {
         return dinfo;
     }
-    bs = g_list_find(owned_nodes, bdrv_find_node(name)) ? bdrv_find_node(name) : NULL;
+    /*
+     * Any node: one that a -drive holds too gets a second, anonymous
+     * backend, as in QEMU (info block then shows both).
+     */
+    bs = bdrv_find_node(name);
     if (!bs) {
         return NULL;
     }
@@ -384,6 +441,42 @@ bool drive_check_key(const DriveInfo *dinfo, Error **errp)
         bdrv_error_key_missing(missing, dinfo->anonymous ? bdrv_get_node_name(dinfo->bs)
                                                          : dinfo->id, errp);
         return false;
+    }
+    return true;
+}
+
+/*
+ * The boolean members of QEMU's BlockdevOptions (by their last dotted
+ * component): -blockdev's "key=on" text becomes a JSON true there, as
+ * QEMU's schema makes it, and so in json:{...} names and query output.
+ */
+static const char *const blockdev_bool_members[] = {
+    "read-only", "auto-read-only", "force-share", "direct", "no-flush", "read-zeroes",
+    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
+    "pass-discard-other", "rewrite-corrupted", NULL
+};
+
+bool blockdev_keyval_types(QDict *opts, Error **errp)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(opts, key, value) {
+        const char *last = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+        bool b;
+
+        if (!json_is_string(value) || !g_strv_contains(blockdev_bool_members, last)) {
+            continue;
+        }
+        if (!strcmp(json_string_value(value), "on")) {
+            b = true;
+        } else if (!strcmp(json_string_value(value), "off")) {
+            b = false;
+        } else {
+            error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+            return false;
+        }
+        json_object_set_new(opts, key, json_boolean(b));
     }
     return true;
 }

@@ -35,6 +35,7 @@ static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothrea
 static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
 static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", NULL };
 static const char *const controller_props[] = { "addr", "iothread", NULL };
+static const char *const floppy_props[] = { "unit", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
@@ -44,6 +45,8 @@ static const DeviceModel models[] = {
     { "scsi-hd", BUS_TYPE_SCSI, "virtual SCSI disk", scsi_props },
     { "ide-cd", BUS_TYPE_IDE, "virtual IDE CD-ROM", ide_props, .removable = true },
     { "scsi-cd", BUS_TYPE_SCSI, "virtual SCSI CD-ROM", scsi_props, .removable = true },
+    /* A floppy drive on the machine's floppy controller (isa-fdc). */
+    { "floppy", BUS_TYPE_FLOPPY, "virtual floppy drive", floppy_props, .removable = true },
     /*
      * The virtio SCSI controller; QEMU's PCI proxy holds a virtio device
      * that holds the SCSI bus: here the bus hangs off the proxy directly.
@@ -66,6 +69,8 @@ static const char *const bus_type_names[] = {
     [BUS_TYPE_IDE] = "IDE",
     [BUS_TYPE_USB] = "usb-bus",
     [BUS_TYPE_SCSI] = "SCSI",
+    [BUS_TYPE_ISA] = "ISA",
+    [BUS_TYPE_FLOPPY] = "floppy-bus",
 };
 
 static char *machine_name;
@@ -110,7 +115,7 @@ static DeviceState *device_new(BusState *bus, const char *type, const char *id,
 
 bool machine_init(const char *type, bool usb, Error **errp)
 {
-    DeviceState *host, *ide, *uhci;
+    DeviceState *host, *ide, *uhci, *piix3, *fdc;
     BusState *pci;
 
     if (strcmp(type, "pc") && strcmp(type, "none")) {
@@ -130,7 +135,16 @@ bool machine_init(const char *type, bool usb, Error **errp)
     host = device_new(sysbus, "i440FX-pcihost", NULL, "/machine/i440fx");
     pci = bus_new(host, "pci.0", BUS_TYPE_PCI, true, 32);
     device_new(pci, "i440FX", NULL, NULL)->unit = 0;
-    device_new(pci, "PIIX3", NULL, NULL)->unit = 1;
+    piix3 = device_new(pci, "PIIX3", NULL, NULL);
+    piix3->unit = 1;
+    /*
+     * The ISA bridge's bus with the floppy controller QEMU's pc always
+     * has; its QOM path stays out of the numbered unattached devices
+     * (nothing addresses it, and the numbers others see stay as they were).
+     */
+    fdc = device_new(bus_new(piix3, "isa.0", BUS_TYPE_ISA, false, 0), "isa-fdc", NULL,
+                     "/machine/unattached/isa-fdc");
+    bus_new(fdc, "floppy-bus.0", BUS_TYPE_FLOPPY, false, 2);
     ide = device_new(pci, "piix3-ide", NULL, NULL);
     ide->unit = 1;
     ide->func = 1;
@@ -373,7 +387,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
     }
     unit = bus_free_unit(bus);
-    if (model->bus_type == BUS_TYPE_IDE && qdict_get_try_str(props, "unit")) {
+    if ((model->bus_type == BUS_TYPE_IDE || model->bus_type == BUS_TYPE_FLOPPY) &&
+        qdict_get_try_str(props, "unit")) {
         int64_t u = qdict_get_try_int(props, "unit", -1);
         if (u < 0 || u > 1) {
             error_setg(errp, "Property '%s.unit' expects 0 or 1", driver);
@@ -474,6 +489,36 @@ bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
     }
     /* Keyless drives are allowed here: start-up then stays in prelaunch. */
     dev = device_new(bus, dinfo->cdrom ? "ide-cd" : "ide-hd", NULL, NULL);
+    dev->unit = unit;
+    dev->drive = dinfo;
+    dinfo->dev = dev;
+    user_devices = g_list_append(user_devices, dev);
+    return true;
+}
+
+bool qdev_add_board_drive(DriveInfo *dinfo, bool floppy, int unit, Error **errp)
+{
+    DeviceState *dev;
+
+    if (floppy) {
+        BusState *bus = qbus_find("floppy-bus.0");
+        if (!bus) {
+            error_setg(errp, "machine type does not support if=floppy");
+            return false;
+        }
+        for (GList *l = bus->children; l; l = l->next) {
+            if (((DeviceState *)l->data)->unit == unit) {
+                error_setg(errp, "Floppy unit %d is in use", unit);
+                return false;
+            }
+        }
+        dev = device_new(bus, "floppy", NULL, NULL);
+        /* Removable medium: "tray closed", as a CD-ROM's. */
+        dinfo->cdrom = true;
+    } else {
+        g_autofree char *path = g_strdup_printf("/machine/system.flash%d", unit);
+        dev = device_new(sysbus, "cfi.pflash01", NULL, path);
+    }
     dev->unit = unit;
     dev->drive = dinfo;
     dinfo->dev = dev;
@@ -593,7 +638,7 @@ static void print_dev(GString *out, DeviceState *dev, int indent)
         g_string_append_printf(out, "%*sdrive = \"%s\"\n", indent + 2, "",
                                dev->drive->id);
     }
-    if (dev->bus && dev->bus->type == BUS_TYPE_IDE) {
+    if (dev->bus && (dev->bus->type == BUS_TYPE_IDE || dev->bus->type == BUS_TYPE_FLOPPY)) {
         g_string_append_printf(out, "%*sunit = %d\n", indent + 2, "", dev->unit);
     } else if (dev->bus && dev->bus->type == BUS_TYPE_USB) {
         g_string_append_printf(out, "%*sport = \"%d\"\n", indent + 2, "", dev->unit + 1);

@@ -333,6 +333,10 @@ int main(int argc, char **argv)
                 }
             } else {
                 bopts = keyval_parse(o->arg, "driver", &err);
+                if (bopts && !blockdev_keyval_types(bopts, &err)) {
+                    qobject_unref(bopts);
+                    bopts = NULL;
+                }
             }
             if (!bopts || !blockdev_add(bopts, &err)) {
                 error_prepend(&err, "-blockdev %s: ", o->arg);
