@@ -396,7 +396,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
         for (GList *l = bus->children; l; l = l->next) {
             if (((DeviceState *)l->data)->unit == u) {
-                error_setg(errp, "IDE unit %d is in use", (int)u);
+                error_setg(errp, "%s unit %d is in use",
+                           model->bus_type == BUS_TYPE_IDE ? "IDE" : "Floppy", (int)u);
                 return NULL;
             }
         }
