@@ -534,7 +534,8 @@ json_t *block_device_info(BlockDriverState *bs)
         qdict_put_str(info, "file", name);
     }
     qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
-    qdict_put_bool(info, "ro", bdrv_is_read_only(bs));
+    /* An inactive node (migration) reports what it becomes, as in QEMU. */
+    qdict_put_bool(info, "ro", bdrv_is_read_only(bs) && !(bs->inactive && bs->activate_rw));
     qdict_put_str(info, "drv", bdrv_get_format_name(bs));
     if (bs->backing_file[0]) {
         qdict_put_str(info, "backing_file", bs->backing_file);
