@@ -272,13 +272,33 @@ static int uri_open(const char *uri, bool incoming, bool *listening, GPid *child
     return -1;
 }
 
+static void child_exited(GPid pid, gint status, gpointer opaque)
+{
+    g_spawn_close_pid(pid);
+}
+
+/*
+ * Waits for an exec: command to end, so that "completed" means it has
+ * taken the whole stream (cat > FILE wrote it).  A command that does not
+ * end within 10 s is left to the main loop, which reaps it when it exits:
+ * the machine must not hang on it.
+ */
 static void reap_child(GPid *child)
 {
-    if (*child > 0) {
-        waitpid(*child, NULL, 0);
-        g_spawn_close_pid(*child);
-        *child = 0;
+    if (*child <= 0) {
+        return;
     }
+    for (int i = 0; i < 1000; i++) {
+        pid_t r = waitpid(*child, NULL, WNOHANG);
+        if (r == *child || (r < 0 && errno != EINTR)) {
+            g_spawn_close_pid(*child);
+            *child = 0;
+            return;
+        }
+        g_usleep(10000);
+    }
+    g_child_watch_add(*child, child_exited, NULL);
+    *child = 0;
 }
 
 static bool write_all(int fd, const uint8_t *p, size_t len, Error **errp)
@@ -656,6 +676,9 @@ static bool in_parse(bool *running)
             in_fail("malformed section: %s", payload ? "not an object" : jerr.text);
         }
         if (type == MIG_SECTION_CONFIG) {
+            if (in.config) {
+                in_fail("a second configuration section");
+            }
             in_check_config(payload);
             in.config = payload;
         } else {
