@@ -928,7 +928,25 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
         }
     }
     args = qdict_new();
-    qdict_put_str(args, "uri", line);
+    if (line[0] == '"') {
+        /* A quoted URI, as HMP's string arguments take it: "exec: cat > 'f'". */
+        g_autoptr(GString) uri = g_string_new(NULL);
+        const char *p = line + 1;
+        for (; *p && *p != '"'; p++) {
+            if (*p == '\\' && p[1]) {
+                p++;
+            }
+            g_string_append_c(uri, *p);
+        }
+        if (*p != '"' || p[1]) {
+            qobject_unref(args);
+            monitor_printf(mon, "Error: unterminated string literal\n");
+            return;
+        }
+        qdict_put_str(args, "uri", uri->str);
+    } else {
+        qdict_put_str(args, "uri", line);
+    }
     ret = qmp_dispatch_command("migrate", args, &err);
     qobject_unref(args);
     qobject_unref(ret);
