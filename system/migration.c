@@ -452,12 +452,12 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
         error_setg(errp, "Cannot resume if there is no paused migration");
         return NULL;
     }
-    if (migration_is_running()) {
-        error_setg(errp, "There's a migration process in progress");
-        return NULL;
-    }
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         error_setg(errp, "Guest is waiting for an incoming migration");
+        return NULL;
+    }
+    if (migration_is_running()) {
+        error_setg(errp, "There's a migration process in progress");
         return NULL;
     }
     if (runstate_get() == RUN_STATE_POSTMIGRATE) {
@@ -709,6 +709,11 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
         in_fail(in.header_ok || in.buf->len ? "the stream ended before its end marker"
                                             : "the stream is empty");
     }
+    if (status != MIG_ACTIVE) {
+        /* As QEMU: active once the stream flows (exec: may wait for a writer). */
+        start_ms = g_get_monotonic_time() / 1000;
+        set_status(MIG_ACTIVE);
+    }
     g_byte_array_append(in.buf, chunk, n);
     if (in_parse(&running)) {
         in.watch = 0;
@@ -722,8 +727,6 @@ static void in_start_reading(int fd)
 {
     in.fd = fd;
     in.buf = g_byte_array_new();
-    start_ms = g_get_monotonic_time() / 1000;
-    set_status(MIG_ACTIVE);
     in.watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, in_readable, NULL);
 }
 
@@ -836,7 +839,8 @@ static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
     size_t i;
     json_t *c;
 
-    if (migration_is_running()) {
+    /* The destination may set them while it waits: its side is not "running". */
+    if (migration_is_running() && !in.pending) {
         error_setg(errp, "There's a migration process in progress");
         return NULL;
     }
