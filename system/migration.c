@@ -540,10 +540,12 @@ static QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
 /* ------------------------------------------------------------------ */
 /* The destination */
 
-static void G_GNUC_NORETURN in_fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-/* As QEMU: a destination whose load failed has nothing to run; it exits. */
-static void in_fail(const char *fmt, ...)
+/*
+ * As QEMU: a destination whose load failed has nothing to run; it exits
+ * with status 1 (through the main loop, so that everything is closed).
+ * Returns false for its callers to return.
+ */
+static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -552,24 +554,31 @@ static void in_fail(const char *fmt, ...)
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     error_report("load of migration failed: %s", msg);
-    exit(1);
+    set_status(MIG_FAILED);
+    qemu_system_exit_failure();
+    return false;
+}
+
+static void json_decref_ptr(json_t **p)
+{
+    json_decref(*p);
 }
 
 /* The device lists of both sides must be the same machine. */
-static void in_check_config(QDict *config)
+static bool in_check_config(QDict *config)
 {
     const char *machine = qdict_get_try_str(config, "machine");
     json_t *src = json_object_get(config, "devices");
     g_autoptr(GHashTable) mine = g_hash_table_new(g_str_hash, g_str_equal);
-    json_t *here = qdev_migration_devices();
+    json_t *here __attribute__((cleanup(json_decref_ptr))) = qdev_migration_devices();
     size_t i;
     json_t *d;
 
     if (!machine || !json_is_array(src)) {
-        in_fail("the stream's configuration section is malformed");
+        return in_fail("the stream's configuration section is malformed");
     }
     if (strcmp(machine, machine_type() ? machine_type() : "")) {
-        in_fail("the source is machine type '%s', this machine is '%s'", machine,
+        return in_fail("the source is machine type '%s', this machine is '%s'", machine,
                 machine_type() ? machine_type() : "");
     }
     json_array_foreach(here, i, d) {
@@ -582,13 +591,13 @@ static void in_check_config(QDict *config)
         const char *have = path ? g_hash_table_lookup(mine, path) : NULL;
 
         if (!path || !type) {
-            in_fail("the stream's device list is malformed");
+            return in_fail("the stream's device list is malformed");
         }
         if (!have) {
-            in_fail("device '%s' (%s) of the source does not exist here", path, type);
+            return in_fail("device '%s' (%s) of the source does not exist here", path, type);
         }
         if (strcmp(have, type)) {
-            in_fail("device '%s' is a %s on the source, a %s here", path, type, have);
+            return in_fail("device '%s' is a %s on the source, a %s here", path, type, have);
         }
         g_hash_table_remove(mine, path);
     }
@@ -597,13 +606,13 @@ static void in_check_config(QDict *config)
         gpointer path, type;
         g_hash_table_iter_init(&it, mine);
         g_hash_table_iter_next(&it, &path, &type);
-        in_fail("device '%s' (%s) does not exist on the source", (char *)path, (char *)type);
+        return in_fail("device '%s' (%s) does not exist on the source", (char *)path, (char *)type);
     }
-    json_decref(here);
     if (qdict_get_try_bool(config, "postcopy", false) && !cap_enabled("postcopy-ram")) {
         /* As in QEMU, postcopy needs the capability on both sides. */
-        in_fail("the source uses postcopy-ram, which is not enabled here");
+        return in_fail("the source uses postcopy-ram, which is not enabled here");
     }
+    return true;
 }
 
 static void in_finish(bool running)
@@ -621,6 +630,8 @@ static void in_finish(bool running)
     /* The source has flushed and let go: read what it wrote, then own it. */
     if (bdrv_activate_all(&err) < 0) {
         in_fail("%s", error_get_pretty(err));
+        error_free(err);
+        return;
     }
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
     set_status(MIG_COMPLETED);
@@ -630,8 +641,8 @@ static void in_finish(bool running)
     }
 }
 
-/* Takes what complete sections @in.buf holds; true when the END came. */
-static bool in_parse(bool *running)
+/* Takes the complete sections @in.buf holds: 1 when the END came, 0 for more, -1 failed. */
+static int in_parse(bool *running)
 {
     size_t pos = MIG_MAGIC_LEN + 4;
 
@@ -639,16 +650,19 @@ static bool in_parse(bool *running)
         if (in.buf->len >= 4 && !memcmp(in.buf->data, "QEVM", 4)) {
             in_fail("the stream is in QEMU's own format (magic QEVM); this machine "
                     "only loads streams of its own kind");
+            return -1;
         }
         if (memcmp(in.buf->data, MIG_MAGIC, MIN(in.buf->len, MIG_MAGIC_LEN))) {
             in_fail("not a migration stream of this machine (bad magic)");
+            return -1;
         }
         if (in.buf->len < pos) {
-            return false;
+            return 0;
         }
         if (ldl_be_p(in.buf->data + MIG_MAGIC_LEN) != MIG_VERSION) {
             in_fail("stream version %u is not supported (this machine reads version %d)",
                     ldl_be_p(in.buf->data + MIG_MAGIC_LEN), MIG_VERSION);
+            return -1;
         }
         in.header_ok = true;
         g_byte_array_remove_range(in.buf, 0, pos);
@@ -661,36 +675,46 @@ static bool in_parse(bool *running)
 
         if (len > MIG_SECTION_MAX) {
             in_fail("section of %u bytes is too large", len);
+            return -1;
         }
         if (in.buf->len < 5 + (size_t)len) {
-            return false;
+            return 0;
         }
         if (type == MIG_SECTION_END) {
-            return true;
+            return 1;
         }
         if (type != MIG_SECTION_CONFIG && type != MIG_SECTION_STATE) {
             in_fail("unknown section type %u", type);
+            return -1;
         }
         payload = json_loadb((const char *)in.buf->data + 5, len, 0, &jerr);
         if (!json_is_object(payload)) {
             in_fail("malformed section: %s", payload ? "not an object" : jerr.text);
+            json_decref(payload);
+            return -1;
         }
         if (type == MIG_SECTION_CONFIG) {
             if (in.config) {
+                json_decref(payload);
                 in_fail("a second configuration section");
+                return -1;
             }
-            in_check_config(payload);
             in.config = payload;
+            if (!in_check_config(payload)) {
+                return -1;
+            }
         } else {
             if (!in.config) {
+                json_decref(payload);
                 in_fail("state section before the configuration");
+                return -1;
             }
             *running = qdict_get_try_bool(payload, "running", false);
             json_decref(payload);
         }
         g_byte_array_remove_range(in.buf, 0, 5 + len);
     }
-    return false;
+    return 0;
 }
 
 static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
@@ -702,12 +726,12 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
     }
-    if (n < 0) {
-        in_fail("%s", g_strerror(errno));
-    }
-    if (n == 0) {
-        in_fail(in.header_ok || in.buf->len ? "the stream ended before its end marker"
-                                            : "the stream is empty");
+    if (n <= 0) {
+        in_fail("%s", n < 0 ? g_strerror(errno)
+                            : in.header_ok || in.buf->len ? "the stream ended before its end marker"
+                                                          : "the stream is empty");
+        in.watch = 0;
+        return G_SOURCE_REMOVE;
     }
     if (status != MIG_ACTIVE) {
         /* As QEMU: active once the stream flows (exec: may wait for a writer). */
@@ -715,12 +739,17 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
         set_status(MIG_ACTIVE);
     }
     g_byte_array_append(in.buf, chunk, n);
-    if (in_parse(&running)) {
+    switch (in_parse(&running)) {
+    case 1:
         in.watch = 0;
         in_finish(running);
         return G_SOURCE_REMOVE;
+    case -1:
+        in.watch = 0;
+        return G_SOURCE_REMOVE;
+    default:
+        return G_SOURCE_CONTINUE;
     }
-    return G_SOURCE_CONTINUE;
 }
 
 static void in_start_reading(int fd)

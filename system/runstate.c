@@ -116,6 +116,19 @@ bool qemu_shutdown_requested(void)
     return shutdown_requested;
 }
 
+static bool exit_failure;
+
+void qemu_system_exit_failure(void)
+{
+    exit_failure = true;
+    shutdown_requested = true;
+}
+
+bool qemu_exit_failure_requested(void)
+{
+    return exit_failure;
+}
+
 void qemu_system_reset(void)
 {
     QDict *data = qdict_new();

@@ -444,6 +444,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         g_source_remove(sigs[i]);
     }
+    if (qemu_exit_failure_requested()) {
+        exit_code = 1;
+    }
     goto out;
 
 fail:

@@ -33,6 +33,12 @@ void vm_stop_force_state(RunState state);
 /* Asks the main loop to exit after the current command; emits SHUTDOWN. */
 void qemu_system_shutdown_request(const char *reason);
 bool qemu_shutdown_requested(void);
+/*
+ * Ends the main loop without a SHUTDOWN event; the process exits with
+ * status 1 (a failed incoming migration, as QEMU exits then).
+ */
+void qemu_system_exit_failure(void);
+bool qemu_exit_failure_requested(void);
 void qemu_system_reset(void);
 
 /* The guest's name from -name ("NAME" or "guest=NAME,..."), or NULL. */
