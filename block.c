@@ -216,6 +216,110 @@ bool bdrv_is_read_only(BlockDriverState *bs)
     return bs->read_only;
 }
 
+bool bdrv_is_inactive(BlockDriverState *bs)
+{
+    return bs->inactive;
+}
+
+/*
+ * Drops a format node's driver state and opens it anew from the image,
+ * read-only or not: every cache goes, the header and metadata are read
+ * again.  The driver gets the options it was opened with (those the core
+ * takes itself removed); the children stay as they are.  A failure leaves
+ * the node closed (I/O then fails with "not open").
+ */
+static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, Error **errp)
+{
+    static const char *const core_opts[] = {
+        "node-name", "driver", "read-only", "cache.no-flush", "discard", "detect-zeroes",
+        "cache.direct", "aio", "auto-read-only", "force-share", "locking",
+    };
+    BlockDriver *drv = bs->drv;
+    QDict *opts;
+    int flags = read_only ? bs->open_flags & ~BDRV_O_RDWR : bs->open_flags | BDRV_O_RDWR;
+    int ret;
+
+    if (!drv || drv->is_protocol) {
+        return 0;
+    }
+    opts = bs->options ? qdict_clone_shallow(bs->options) : qdict_new();
+    for (size_t i = 0; i < ARRAY_SIZE(core_opts); i++) {
+        qdict_del(opts, core_opts[i]);
+    }
+    if (drv->bdrv_wipe_key) {
+        drv->bdrv_wipe_key(bs);
+    }
+    if (drv->bdrv_close) {
+        drv->bdrv_close(bs);
+    }
+    bs->has_key = false;
+    memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
+    bs->read_only = read_only;
+    ret = drv->bdrv_open(bs, opts, flags, errp);
+    qobject_unref(opts);
+    if (ret < 0) {
+        error_prepend(errp, "Could not reopen '%s': ", bs->filename);
+        bs->drv = NULL;
+    }
+    return ret;
+}
+
+int bdrv_inactivate_all(Error **errp)
+{
+    /* Parents first (nodes are made after their children): they write to them. */
+    for (GList *l = g_list_last(all_nodes); l; l = l->prev) {
+        BlockDriverState *bs = l->data;
+        bool was_rw = !bs->read_only;
+        int ret;
+
+        if (bs->inactive || !bs->drv) {
+            continue;
+        }
+        if (was_rw && !bdrv_key_missing_node(bs)) {
+            ret = bdrv_flush(bs, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        if (was_rw) {
+            /* Writes what closing writes (the clean header), drops the caches. */
+            ret = bdrv_driver_reopen(bs, true, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        bs->activate_rw = was_rw;
+        bs->inactive = true;
+        if (bs->drv && !bs->drv->is_protocol) {
+            bs->read_only = true;
+        }
+    }
+    return 0;
+}
+
+int bdrv_activate_all(Error **errp)
+{
+    /* Children first: a format node reads its metadata through them. */
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        int ret;
+
+        if (!bs->inactive || !bs->drv) {
+            continue;
+        }
+        bs->inactive = false;
+        if (bs->drv->is_protocol) {
+            bs->read_only = !bs->activate_rw;
+            continue;
+        }
+        ret = bdrv_driver_reopen(bs, !bs->activate_rw, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 bool bdrv_is_encrypted(BlockDriverState *bs)
 {
     return bs->encrypted;
@@ -603,8 +707,11 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         goto fail;
     }
     bs->drv = drv;
-    bs->open_flags = flags;
+    bs->open_flags = flags & ~BDRV_O_INACTIVE;
     bs->read_only = !(flags & BDRV_O_RDWR);
+    /* A protocol node keeps no metadata: inactive, it only refuses writes. */
+    bs->inactive = (flags & BDRV_O_INACTIVE) != 0;
+    bs->activate_rw = !bs->read_only;
     bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
     if (drv->bdrv_open(bs, opts, flags, errp) < 0) {
         goto fail;
@@ -841,13 +948,22 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     bs->drv = drv;
     bs->file = file;
     file = NULL;
-    bs->open_flags = flags;
+    bs->open_flags = flags & ~BDRV_O_INACTIVE;
     bs->read_only = !(flags & BDRV_O_RDWR);
     g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
     bs->probed_raw = !drvname && !strcmp(drv->format_name, "raw");
+    if (flags & BDRV_O_INACTIVE) {
+        /*
+         * The other side of a migration owns the image: the driver opens
+         * it read-only (no header updates, no repairs) until activation.
+         */
+        bs->inactive = true;
+        bs->activate_rw = !bs->read_only;
+        bs->read_only = true;
+    }
 
-    if (drv->bdrv_open(bs, opts, flags, errp) < 0) {
+    if (drv->bdrv_open(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags, errp) < 0) {
         goto fail;
     }
     json_object_foreach(opts, key, value) {
@@ -1502,6 +1618,14 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         error_prepend(errp, "Key missing: ");
         return -ENOKEY;
     }
+    if (bs->inactive && type != BDRV_REQ_READ) {
+        if (type == BDRV_REQ_FLUSH) {
+            return 0;   /* nothing can have been written since inactivation */
+        }
+        error_setg(errp, "Node '%s' is inactive: the other side of a migration "
+                   "owns its image; no writes until it is activated", bs->node_name);
+        return -EPERM;
+    }
     if (type == BDRV_REQ_FLUSH) {
         if (bs->no_flush) {
             return 0;   /* cache.no-flush=on (cache=unsafe) */
@@ -1788,6 +1912,11 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     if (offset < 0) {
         error_setg(errp, "Image size cannot be negative");
         return -EINVAL;
+    }
+    if (bs->inactive) {
+        error_setg(errp, "Node '%s' is inactive: the other side of a migration "
+                   "owns its image; no writes until it is activated", bs->node_name);
+        return -EPERM;
     }
     if (bs->read_only) {
         error_setg(errp, "Image is read-only");
@@ -2155,7 +2284,8 @@ static bool is_strong_opt(const BlockDriver *drv, const char *key)
 static const char *const json_name_key_order[] = {
     "inject-error.0.state", "opt-write-zero", "inject-error.0.immediately",
     "set-state.0.event", "inject-error.0.once", "max-write-zero", "image", "test",
-    "max-transfer", "driver", "config", "inject-error.0.iotype", "set-state.0.new_state",
+    "max-transfer", "read-zeroes", "driver", "size",
+    "config", "inject-error.0.iotype", "set-state.0.new_state",
     "inject-error.0.errno", "inject-error.0.event", "opt-discard", "set-state.0.state",
     "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
 };

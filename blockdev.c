@@ -12,6 +12,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
+#include "system/migration.h"
 #include "hw/qdev.h"
 
 static GList *drives;       /* DriveInfo */
@@ -32,6 +33,17 @@ DriveInfo *drive_find(const char *id)
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
         if (!d->anonymous && !strcmp(d->id, id)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static DriveInfo *drive_at_if(BlockInterfaceType type, int bus, int unit)
+{
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        if (d->type == type && d->bus == bus && d->unit == unit) {
             return d;
         }
     }
@@ -95,6 +107,12 @@ static bool has_file_options(QDict *opts)
     return false;
 }
 
+/* On a migration's destination the source owns the images until it completes. */
+static int blockdev_open_flags(void)
+{
+    return migration_incoming_pending() ? BDRV_O_INACTIVE : 0;
+}
+
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
 {
     g_autoptr(GString) name = g_string_new(NULL);
@@ -125,6 +143,10 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             type = IF_IDE;
         } else if (!strcmp(v, "virtio")) {
             type = IF_VIRTIO;
+        } else if (!strcmp(v, "floppy")) {
+            type = IF_FLOPPY;
+        } else if (!strcmp(v, "pflash")) {
+            type = IF_PFLASH;
         } else {
             error_setg(errp, "unsupported bus type '%s'", v);
             goto fail;
@@ -148,6 +170,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
                 goto fail;
             }
             cdrom = true;
+            /* As QEMU: a CD-ROM's medium is read-only. */
+            ro = true;
         } else if (strcmp(v, "disk")) {
             error_setg(errp, "'%s' invalid media", v);
             goto fail;
@@ -225,6 +249,37 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         if (!name->len) {
             g_string_printf(name, cdrom ? "ide%d-cd%d" : "ide%d-hd%d", bus, unit);
         }
+    } else if (type == IF_FLOPPY || type == IF_PFLASH) {
+        /* One bus: the index is the unit (floppy: 0-1). */
+        int max = type == IF_FLOPPY ? 2 : 8;
+        if (bus > 0 || (index >= 0 && unit >= 0 && index != unit)) {
+            error_setg(errp, "if=%s has one bus: give index or unit",
+                       type == IF_FLOPPY ? "floppy" : "pflash");
+            goto fail;
+        }
+        bus = 0;
+        unit = index >= 0 ? index : unit;
+        for (int i = 0; unit < 0 && i < max; i++) {
+            if (!drive_at_if(type, 0, i)) {
+                unit = i;
+            }
+        }
+        if (unit < 0 || unit >= max) {
+            error_setg(errp, "unit %d is out of range (if=%s has units 0-%d)", unit,
+                       type == IF_FLOPPY ? "floppy" : "pflash", max - 1);
+            goto fail;
+        }
+        if (drive_at_if(type, 0, unit)) {
+            error_setg(errp, "drive with bus=0, unit=%d (index=%d) exists", unit, unit);
+            goto fail;
+        }
+        if (type == IF_FLOPPY && !qbus_find("floppy-bus.0")) {
+            error_setg(errp, "machine type does not support if=floppy");
+            goto fail;
+        }
+        if (!name->len) {
+            g_string_printf(name, type == IF_FLOPPY ? "floppy%d" : "pflash%d", unit);
+        }
     } else if (!name->len) {
         for (int i = 0; ; i++) {
             g_string_printf(name, type == IF_VIRTIO ? "virtio%d" : "none%d", i);
@@ -241,17 +296,18 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         qdict_put_str(opts, "driver", v);
         qdict_del(opts, "format");
     }
-    if (ro) {
-        qdict_put_str(opts, "read-only", "on");
-    }
     if ((file && *file) || qdict_haskey(opts, "driver") || has_file_options(opts)) {
+        if (ro) {
+            qdict_put_str(opts, "read-only", "on");
+        }
         /*
          * As QEMU: without file=, "driver" or nested "file.*" options
          * (file.driver=blkverify,file.raw.filename=...) say what to open.
          */
         bopts = opts;
         opts = NULL;
-        bs = bdrv_open(file && *file ? file : NULL, bopts, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+        bs = bdrv_open(file && *file ? file : NULL, bopts,
+                       BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
         if (!bs) {
             goto fail;
         }
@@ -273,6 +329,11 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     drives = g_list_append(drives, dinfo);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
+            drive_del(dinfo);
+            return NULL;
+        }
+    } else if (type == IF_FLOPPY || type == IF_PFLASH) {
+        if (!qdev_add_board_drive(dinfo, type == IF_FLOPPY, unit, errp)) {
             drive_del(dinfo);
             return NULL;
         }
@@ -329,7 +390,11 @@ DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
     if (dinfo) {
         return dinfo;
     }
-    bs = g_list_find(owned_nodes, bdrv_find_node(name)) ? bdrv_find_node(name) : NULL;
+    /*
+     * Any node: one that a -drive holds too gets a second, anonymous
+     * backend, as in QEMU (info block then shows both).
+     */
+    bs = bdrv_find_node(name);
     if (!bs) {
         return NULL;
     }
@@ -380,6 +445,42 @@ bool drive_check_key(const DriveInfo *dinfo, Error **errp)
     return true;
 }
 
+/*
+ * The boolean members of QEMU's BlockdevOptions (by their last dotted
+ * component): -blockdev's "key=on" text becomes a JSON true there, as
+ * QEMU's schema makes it, and so in json:{...} names and query output.
+ */
+static const char *const blockdev_bool_members[] = {
+    "read-only", "auto-read-only", "force-share", "direct", "no-flush", "read-zeroes",
+    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
+    "pass-discard-other", "rewrite-corrupted", NULL
+};
+
+bool blockdev_keyval_types(QDict *opts, Error **errp)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(opts, key, value) {
+        const char *last = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+        bool b;
+
+        if (!json_is_string(value) || !g_strv_contains(blockdev_bool_members, last)) {
+            continue;
+        }
+        if (!strcmp(json_string_value(value), "on")) {
+            b = true;
+        } else if (!strcmp(json_string_value(value), "off")) {
+            b = false;
+        } else {
+            error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+            return false;
+        }
+        json_object_set_new(opts, key, json_boolean(b));
+    }
+    return true;
+}
+
 BlockDriverState *blockdev_add(QDict *options, Error **errp)
 {
     const char *node_name;
@@ -397,11 +498,25 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
         qobject_unref(options);
         return NULL;
     }
-    bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+    bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
     if (bs) {
         owned_nodes = g_list_append(owned_nodes, bs);
     }
     return bs;
+}
+
+/* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */
+static QDict *image_info_chain(BlockDriverState *bs)
+{
+    QDict *image = bdrv_query_image_info(bs, false, NULL);
+
+    if (image && bdrv_backing(bs)) {
+        QDict *backing = image_info_chain(bdrv_backing(bs));
+        if (backing) {
+            qdict_put_obj(image, "backing-image", backing);
+        }
+    }
+    return image;
 }
 
 json_t *block_device_info(BlockDriverState *bs)
@@ -419,7 +534,8 @@ json_t *block_device_info(BlockDriverState *bs)
         qdict_put_str(info, "file", name);
     }
     qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
-    qdict_put_bool(info, "ro", bdrv_is_read_only(bs));
+    /* An inactive node (migration) reports what it becomes, as in QEMU. */
+    qdict_put_bool(info, "ro", bdrv_is_read_only(bs) && !(bs->inactive && bs->activate_rw));
     qdict_put_str(info, "drv", bdrv_get_format_name(bs));
     if (bs->backing_file[0]) {
         qdict_put_str(info, "backing_file", bs->backing_file);
@@ -428,7 +544,7 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
     qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
-    image = bdrv_query_image_info(bs, false, NULL);
+    image = image_info_chain(bs);
     if (image) {
         qdict_put_obj(info, "image", image);
     }

@@ -12,6 +12,9 @@
 #include "qemu/option.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
+#include "block/block_int.h"
+#include "block/blockjob.h"
+#include "system/iothread.h"
 
 typedef struct DeviceModel {
     const char *name;
@@ -28,10 +31,11 @@ typedef struct DeviceModel {
 } DeviceModel;
 
 static const char *const ide_props[] = { "unit", "serial", "bootindex", NULL };
-static const char *const pci_props[] = { "addr", "serial", "bootindex", NULL };
+static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothread", NULL };
 static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
 static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", NULL };
-static const char *const controller_props[] = { "addr", NULL };
+static const char *const controller_props[] = { "addr", "iothread", NULL };
+static const char *const floppy_props[] = { "unit", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
@@ -41,6 +45,8 @@ static const DeviceModel models[] = {
     { "scsi-hd", BUS_TYPE_SCSI, "virtual SCSI disk", scsi_props },
     { "ide-cd", BUS_TYPE_IDE, "virtual IDE CD-ROM", ide_props, .removable = true },
     { "scsi-cd", BUS_TYPE_SCSI, "virtual SCSI CD-ROM", scsi_props, .removable = true },
+    /* A floppy drive on the machine's floppy controller (isa-fdc). */
+    { "floppy", BUS_TYPE_FLOPPY, "virtual floppy drive", floppy_props, .removable = true },
     /*
      * The virtio SCSI controller; QEMU's PCI proxy holds a virtio device
      * that holds the SCSI bus: here the bus hangs off the proxy directly.
@@ -63,6 +69,8 @@ static const char *const bus_type_names[] = {
     [BUS_TYPE_IDE] = "IDE",
     [BUS_TYPE_USB] = "usb-bus",
     [BUS_TYPE_SCSI] = "SCSI",
+    [BUS_TYPE_ISA] = "ISA",
+    [BUS_TYPE_FLOPPY] = "floppy-bus",
 };
 
 static char *machine_name;
@@ -107,7 +115,7 @@ static DeviceState *device_new(BusState *bus, const char *type, const char *id,
 
 bool machine_init(const char *type, bool usb, Error **errp)
 {
-    DeviceState *host, *ide, *uhci;
+    DeviceState *host, *ide, *uhci, *piix3, *fdc;
     BusState *pci;
 
     if (strcmp(type, "pc") && strcmp(type, "none")) {
@@ -127,7 +135,16 @@ bool machine_init(const char *type, bool usb, Error **errp)
     host = device_new(sysbus, "i440FX-pcihost", NULL, "/machine/i440fx");
     pci = bus_new(host, "pci.0", BUS_TYPE_PCI, true, 32);
     device_new(pci, "i440FX", NULL, NULL)->unit = 0;
-    device_new(pci, "PIIX3", NULL, NULL)->unit = 1;
+    piix3 = device_new(pci, "PIIX3", NULL, NULL);
+    piix3->unit = 1;
+    /*
+     * The ISA bridge's bus with the floppy controller QEMU's pc always
+     * has; its QOM path stays out of the numbered unattached devices
+     * (nothing addresses it, and the numbers others see stay as they were).
+     */
+    fdc = device_new(bus_new(piix3, "isa.0", BUS_TYPE_ISA, false, 0), "isa-fdc", NULL,
+                     "/machine/unattached/isa-fdc");
+    bus_new(fdc, "floppy-bus.0", BUS_TYPE_FLOPPY, false, 2);
     ide = device_new(pci, "piix3-ide", NULL, NULL);
     ide->unit = 1;
     ide->func = 1;
@@ -252,6 +269,25 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     return dev;
 }
 
+static void set_node_iothread(BlockDriverState *bs, IOThread *t)
+{
+    if (bs) {
+        bs->iothread = t;
+        set_node_iothread(bs->file, t);
+        set_node_iothread(bs->backing, t);
+    }
+}
+
+bool qdev_uses_iothread(const IOThread *t)
+{
+    for (GList *l = user_devices; l; l = l->next) {
+        if (((DeviceState *)l->data)->iothread == t) {
+            return true;
+        }
+    }
+    return false;
+}
+
 DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
 {
     const char *driver = qdict_get_try_str(props, "driver");
@@ -260,6 +296,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     const char *drive = qdict_get_try_str(props, "drive");
     const DeviceModel *model;
     BusState *bus = NULL;
+    IOThread *iothread = NULL;
+    DeviceState *dev;
     DriveInfo *dinfo;
     const char *key;
     json_t *value;
@@ -341,8 +379,16 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             return NULL;
         }
     }
+    if (qdict_get_try_str(props, "iothread")) {
+        iothread = iothread_by_id(qdict_get_try_str(props, "iothread"));
+        if (!iothread) {
+            error_setg(errp, "Device '%s' not found", qdict_get_try_str(props, "iothread"));
+            return NULL;
+        }
+    }
     unit = bus_free_unit(bus);
-    if (model->bus_type == BUS_TYPE_IDE && qdict_get_try_str(props, "unit")) {
+    if ((model->bus_type == BUS_TYPE_IDE || model->bus_type == BUS_TYPE_FLOPPY) &&
+        qdict_get_try_str(props, "unit")) {
         int64_t u = qdict_get_try_int(props, "unit", -1);
         if (u < 0 || u > 1) {
             error_setg(errp, "Property '%s.unit' expects 0 or 1", driver);
@@ -350,7 +396,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
         for (GList *l = bus->children; l; l = l->next) {
             if (((DeviceState *)l->data)->unit == u) {
-                error_setg(errp, "IDE unit %d is in use", (int)u);
+                error_setg(errp, "%s unit %d is in use",
+                           model->bus_type == BUS_TYPE_IDE ? "IDE" : "Floppy", (int)u);
                 return NULL;
             }
         }
@@ -381,7 +428,9 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
                        "given in order here", driver);
             return NULL;
         }
-        return device_create(model, bus, id, NULL, unit);
+        dev = device_create(model, bus, id, NULL, unit);
+        dev->iothread = iothread;
+        return dev;
     }
 
     if (!drive && model->removable) {
@@ -413,7 +462,14 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     if (hotplug && !drive_check_key(dinfo, errp)) {
         goto fail_drive;
     }
-    return device_create(model, bus, id, dinfo, unit);
+    dev = device_create(model, bus, id, dinfo, unit);
+    /*
+     * The drive's node follows the device into its iothread (its own, or
+     * its virtio-scsi controller's), as QEMU's dataplane moves it.
+     */
+    dev->iothread = iothread ? iothread : (bus->parent ? bus->parent->iothread : NULL);
+    set_node_iothread(dinfo->bs, dev->iothread);
+    return dev;
 
 fail_drive:
     if (dinfo->anonymous) {
@@ -434,6 +490,36 @@ bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
     }
     /* Keyless drives are allowed here: start-up then stays in prelaunch. */
     dev = device_new(bus, dinfo->cdrom ? "ide-cd" : "ide-hd", NULL, NULL);
+    dev->unit = unit;
+    dev->drive = dinfo;
+    dinfo->dev = dev;
+    user_devices = g_list_append(user_devices, dev);
+    return true;
+}
+
+bool qdev_add_board_drive(DriveInfo *dinfo, bool floppy, int unit, Error **errp)
+{
+    DeviceState *dev;
+
+    if (floppy) {
+        BusState *bus = qbus_find("floppy-bus.0");
+        if (!bus) {
+            error_setg(errp, "machine type does not support if=floppy");
+            return false;
+        }
+        for (GList *l = bus->children; l; l = l->next) {
+            if (((DeviceState *)l->data)->unit == unit) {
+                error_setg(errp, "Floppy unit %d is in use", unit);
+                return false;
+            }
+        }
+        dev = device_new(bus, "floppy", NULL, NULL);
+        /* Removable medium: "tray closed", as a CD-ROM's. */
+        dinfo->cdrom = true;
+    } else {
+        g_autofree char *path = g_strdup_printf("/machine/system.flash%d", unit);
+        dev = device_new(sysbus, "cfi.pflash01", NULL, path);
+    }
     dev->unit = unit;
     dev->drive = dinfo;
     dinfo->dev = dev;
@@ -482,11 +568,17 @@ static gboolean finish_unplug(gpointer opaque)
         dev->buses = g_list_delete_link(dev->buses, dev->buses);
     }
 
+    if (dinfo && dev->iothread) {
+        /* Back to the main loop with the device gone (a -blockdev node stays). */
+        set_node_iothread(dinfo->bs, NULL);
+    }
     if (dinfo) {
+        /*
+         * As QEMU: a drive goes with its device, the anonymous one made
+         * for a node name and the one -drive or drive_add made alike.
+         */
         dinfo->dev = NULL;
-        if (dinfo->anonymous) {
-            drive_del(dinfo);
-        }
+        drive_del(dinfo);
     }
     if (dev->child_path) {
         data = qdict_new();
@@ -519,6 +611,18 @@ bool qdev_unplug(const char *id, Error **errp)
         error_setg(errp, "Device '%s' is already in the process of unplug", id);
         return false;
     }
+    /*
+     * The drive of a -drive or drive_add dies with the device: jobs on its
+     * chain are cancelled now, as QEMU does when it marks the drive for
+     * deletion.
+     */
+    if (dev->drive && !dev->drive->anonymous) {
+        for (BlockDriverState *b = dev->drive->bs; b; b = bdrv_backing(b)) {
+            if (b->job) {
+                block_job_cancel(b->job, false, NULL);
+            }
+        }
+    }
     /* As on real hardware the removal completes after the command returns. */
     dev->pending_delete = true;
     g_idle_add(finish_unplug, dev);
@@ -535,7 +639,7 @@ static void print_dev(GString *out, DeviceState *dev, int indent)
         g_string_append_printf(out, "%*sdrive = \"%s\"\n", indent + 2, "",
                                dev->drive->id);
     }
-    if (dev->bus && dev->bus->type == BUS_TYPE_IDE) {
+    if (dev->bus && (dev->bus->type == BUS_TYPE_IDE || dev->bus->type == BUS_TYPE_FLOPPY)) {
         g_string_append_printf(out, "%*sunit = %d\n", indent + 2, "", dev->unit);
     } else if (dev->bus && dev->bus->type == BUS_TYPE_USB) {
         g_string_append_printf(out, "%*sport = \"%d\"\n", indent + 2, "", dev->unit + 1);
@@ -556,6 +660,21 @@ static void print_bus(GString *out, BusState *bus, int indent)
     for (GList *l = bus->children; l; l = l->next) {
         print_dev(out, l->data, indent + 2);
     }
+}
+
+json_t *qdev_migration_devices(void)
+{
+    json_t *list = json_array();
+
+    for (GList *l = user_devices; l; l = l->next) {
+        DeviceState *dev = l->data;
+        QDict *d = qdict_new();
+
+        qdict_put_str(d, "path", dev->path);
+        qdict_put_str(d, "type", dev->type);
+        json_array_append_new(list, d);
+    }
+    return list;
 }
 
 void qdev_print_tree(GString *out)

@@ -455,8 +455,10 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
                            d->anonymous && d->dev ? qdev_attached_name(d->dev) : d->id);
         } else if (d->anonymous) {
             /* A device's own backend (-device drive=NODE): QEMU names the node. */
+            g_autofree char *name = bdrv_display_filename(bs);
+
             monitor_printf(mon, "%s: %s (%s%s)\n", bdrv_get_node_name(bs),
-                           bdrv_get_filename(bs), bdrv_get_format_name(bs),
+                           name, bdrv_get_format_name(bs),
                            bdrv_is_read_only(bs) ? ", read-only" : "");
         } else {
             /* The node's name as query-block's "file" gives it. */

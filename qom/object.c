@@ -23,6 +23,17 @@ static const UserCreatableType *const object_types[] = {
     NULL,
 };
 
+/* Types only some programs have (the machine's iothread), registered at start-up. */
+static GPtrArray *program_types;
+
+void user_creatable_register_type(const UserCreatableType *type)
+{
+    if (!program_types) {
+        program_types = g_ptr_array_new();
+    }
+    g_ptr_array_add(program_types, (gpointer)type);
+}
+
 /* Insertion order is kept so that cleanup is deterministic. */
 static GPtrArray *objects;
 
@@ -31,6 +42,12 @@ static const UserCreatableType *find_type(const char *name)
     for (size_t i = 0; object_types[i]; i++) {
         if (strcmp(object_types[i]->name, name) == 0) {
             return object_types[i];
+        }
+    }
+    for (guint i = 0; program_types && i < program_types->len; i++) {
+        const UserCreatableType *t = g_ptr_array_index(program_types, i);
+        if (strcmp(t->name, name) == 0) {
+            return t;
         }
     }
     return NULL;
@@ -205,6 +222,10 @@ void *user_creatable_find(const char *id, const char *type)
 
 void user_creatable_cleanup(void)
 {
+    if (program_types) {
+        g_ptr_array_free(program_types, TRUE);
+        program_types = NULL;
+    }
     if (!objects) {
         return;
     }

@@ -5,6 +5,8 @@
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
+#include "system/migration.h"
+#include "block/block.h"
 
 static RunState current = RUN_STATE_PRELAUNCH;
 static char *guest_name;
@@ -15,6 +17,9 @@ static const char *const names[] = {
     [RUN_STATE_RUNNING] = "running",
     [RUN_STATE_PAUSED] = "paused",
     [RUN_STATE_SHUTDOWN] = "shutdown",
+    [RUN_STATE_INMIGRATE] = "inmigrate",
+    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
+    [RUN_STATE_POSTMIGRATE] = "postmigrate",
 };
 
 RunState runstate_get(void)
@@ -51,6 +56,22 @@ bool vm_start(Error **errp)
     if (current == RUN_STATE_RUNNING || current == RUN_STATE_SHUTDOWN) {
         return true;
     }
+    if (current == RUN_STATE_INMIGRATE) {
+        /* As QEMU: run as soon as the incoming migration completes. */
+        migration_incoming_set_autostart(true);
+        return true;
+    }
+    if (migration_is_running()) {
+        error_setg(errp, "Migration is not finalized yet");
+        return false;
+    }
+    /*
+     * After a completed (or failed) outgoing migration the images were
+     * handed over: the source takes them back before the guest runs.
+     */
+    if (bdrv_activate_all(errp) < 0) {
+        return false;
+    }
     current = RUN_STATE_RUNNING;
     qapi_event_emit("RESUME", NULL);
     return true;
@@ -63,6 +84,16 @@ void vm_stop(void)
     }
     current = RUN_STATE_PAUSED;
     qapi_event_emit("STOP", NULL);
+}
+
+void vm_stop_force_state(RunState state)
+{
+    bool was_running = current == RUN_STATE_RUNNING;
+
+    current = state;
+    if (was_running) {
+        qapi_event_emit("STOP", NULL);
+    }
 }
 
 void qemu_system_shutdown_request(const char *reason)
@@ -83,6 +114,19 @@ void qemu_system_shutdown_request(const char *reason)
 bool qemu_shutdown_requested(void)
 {
     return shutdown_requested;
+}
+
+static bool exit_failure;
+
+void qemu_system_exit_failure(void)
+{
+    exit_failure = true;
+    shutdown_requested = true;
+}
+
+bool qemu_exit_failure_requested(void)
+{
+    return exit_failure;
 }
 
 void qemu_system_reset(void)

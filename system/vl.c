@@ -24,6 +24,8 @@
 #include "system/blockdev.h"
 #include "system/qtest.h"
 #include "system/runstate.h"
+#include "system/migration.h"
+#include "system/iothread.h"
 #include "monitor/chardev.h"
 #include "qemu/option.h"
 #include "hw/qdev.h"
@@ -62,7 +64,9 @@ static void usage(void)
            "-blockdev OPTS      block node (driver=,node-name=,...)\n"
            "-device DRIVER,...  device: ide-hd, virtio-blk-pci, usb-storage ('-device help')\n"
            "-usb                add the USB controller (bus usb-bus.0)\n"
-           "-object TYPE,...    user-creatable object (secret,id=,data=|file=)\n"
+           "-object TYPE,...    user-creatable object (secret,id=,data=|file=; iothread,id=)\n"
+           "-incoming URI       wait for a migration on unix:PATH, tcp:HOST:PORT, exec:CMD,\n"
+           "                    or 'defer' (then migrate-incoming)\n"
            "-accel tcg|qtest    accepted: no guest code runs under either\n"
            "-m, -smp            accepted for compatibility; no effect\n"
            "-version            print the version\n"
@@ -83,7 +87,7 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", NULL
+        "qtest", "vga", "serial", "incoming", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -170,6 +174,7 @@ int main(int argc, char **argv)
     const char *machine = "pc";
     bool autostart = true, usb = false;
     bool nodefaults = false, nographic = false, have_monitor = false;
+    const char *incoming = NULL;
     int exit_code = 0;
     Error *err = NULL;
     guint sigs[3];
@@ -197,11 +202,6 @@ int main(int argc, char **argv)
             o.arg = argv[++i];
         } else if (known_flag(a)) {
             o.name = a;
-        } else if (!strcmp(a, "incoming")) {
-            /* QEMU's option, refused by name rather than as unknown. */
-            error_report("%s: incoming migration is not supported: this machine "
-                         "has no migration", argv[i]);
-            return 1;
         } else {
             error_report("%s: invalid option", argv[i]);
             return 1;
@@ -272,6 +272,8 @@ int main(int argc, char **argv)
             return 1;
         } else if (!strcmp(o->name, "nodefaults")) {
             nodefaults = true;
+        } else if (!strcmp(o->name, "incoming")) {
+            incoming = o->arg;
         } else if (!strcmp(o->name, "nographic")) {
             nographic = true;
         } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
@@ -283,6 +285,8 @@ int main(int argc, char **argv)
     bdrv_init();
     qmp_register_builtin_commands();
     hmp_register_builtin_commands();
+    migration_register_commands();
+    iothread_register_commands();
     block_job_monitor_init();
 
     /* Objects first: drives name their secrets. */
@@ -296,6 +300,11 @@ int main(int argc, char **argv)
                 goto fail;
             }
         }
+    }
+    /* Before any drive: on a destination they open inactive. */
+    if (incoming && !migration_incoming_init(incoming, autostart, &err)) {
+        error_prepend(&err, "-incoming %s: ", incoming);
+        goto fail;
     }
     {
         g_autofree char *type = NULL;
@@ -324,6 +333,10 @@ int main(int argc, char **argv)
                 }
             } else {
                 bopts = keyval_parse(o->arg, "driver", &err);
+                if (bopts && !blockdev_keyval_types(bopts, &err)) {
+                    qobject_unref(bopts);
+                    bopts = NULL;
+                }
             }
             if (!bopts || !blockdev_add(bopts, &err)) {
                 error_prepend(&err, "-blockdev %s: ", o->arg);
@@ -404,7 +417,14 @@ int main(int argc, char **argv)
 
     /* A guest must not start on a drive it cannot read: wait for keys in prelaunch. */
     runstate_init(RUN_STATE_PRELAUNCH);
-    if (autostart) {
+    if (incoming) {
+        /* The state comes from the source; autostart applies once it did. */
+        runstate_init(RUN_STATE_INMIGRATE);
+        if (!migration_incoming_start(&err)) {
+            error_prepend(&err, "-incoming %s: ", incoming);
+            goto fail;
+        }
+    } else if (autostart) {
         bool keyless = false;
         for (GList *l = drive_list(); l; l = l->next) {
             keyless |= drive_key_missing(l->data) != NULL;
@@ -424,6 +444,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         g_source_remove(sigs[i]);
     }
+    if (qemu_exit_failure_requested()) {
+        exit_code = 1;
+    }
     goto out;
 
 fail:
@@ -431,6 +454,7 @@ fail:
     exit_code = 1;
 out:
     block_job_quit_all();
+    migration_cleanup();
     qtest_cleanup();
     monitor_cleanup_all();
     chardev_cleanup_all();

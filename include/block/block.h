@@ -30,6 +30,7 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_NO_PROMPT   0x2000  /* never ask for a password */
 #define BDRV_O_PROBE_QUIET 0x4000  /* no "probing guessed raw" warning */
 #define BDRV_O_NO_UNLOCK   0x8000  /* metadata only: a given key-secret is not tried (info) */
+#define BDRV_O_INACTIVE    0x10000 /* incoming migration: open inactive (see bdrv_activate_all) */
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */
@@ -232,6 +233,20 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
 
 bool bdrv_is_read_only(BlockDriverState *bs);
+
+/*
+ * Migration with shared storage.  bdrv_inactivate_all() (the source, at
+ * the end of a migration) flushes every node and makes it inactive: its
+ * format driver state is re-opened read-only (dropping metadata caches)
+ * and the core refuses writes from then on.  A node opened with
+ * BDRV_O_INACTIVE (the destination) starts that way.
+ * bdrv_activate_all() re-opens every inactive node's driver state with
+ * the node's own flags, re-reading header and metadata, so that it sees
+ * what the other side wrote.  Both stop at the first error.
+ */
+int bdrv_inactivate_all(Error **errp);
+int bdrv_activate_all(Error **errp);
+bool bdrv_is_inactive(BlockDriverState *bs);
 bool bdrv_is_encrypted(BlockDriverState *bs);
 /*
  * The first node in @bs's subtree (itself, its file and backing chain) that

@@ -99,6 +99,23 @@ struct BlockDriverState {
      * BDRV_REQ_MAY_UNMAP.  Done in the core's write path, for every writer.
      */
     BdrvDetectZeroes detect_zeroes;
+
+    /*
+     * Inactive (migration with shared storage): the image belongs to the
+     * other side of a migration.  No write, zero-write, discard or truncate
+     * passes; a format node's driver state is held read-only, so that it
+     * neither writes metadata nor keeps caches it would trust later.
+     * Activation re-opens the driver state, re-reading the header and all
+     * metadata.  @activate_rw: the node becomes writable when activated.
+     */
+    bool inactive;
+    bool activate_rw;
+
+    /*
+     * The iothread (system/iothread.c) the node is assigned to, or NULL
+     * for the main loop.  Requests run in the main loop either way here.
+     */
+    void *iothread;
 };
 
 typedef struct BlockDriver {

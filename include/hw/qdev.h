@@ -22,6 +22,8 @@ typedef enum BusType {
     BUS_TYPE_IDE,
     BUS_TYPE_USB,
     BUS_TYPE_SCSI,
+    BUS_TYPE_ISA,
+    BUS_TYPE_FLOPPY,
 } BusType;
 
 struct BusState {
@@ -45,6 +47,7 @@ struct DeviceState {
     int func;           /* PCI function */
     bool pending_delete;
     GList *buses;       /* BusState provided by this device */
+    struct IOThread *iothread;  /* virtio devices' iothread= (see system/iothread.h) */
 };
 
 /* Machine "pc" or "none"; @usb adds the USB controller. */
@@ -68,6 +71,17 @@ DeviceState *qdev_find(const char *id_or_path);
 const char *qdev_attached_name(const DeviceState *dev);
 /* Creates the ide-hd device of an if=ide drive. */
 bool qdev_add_ide_disk(DriveInfo *dinfo, int bus, int unit, Error **errp);
+/*
+ * The board's device of an if=floppy drive (a floppy on the machine's
+ * floppy controller) or an if=pflash one (/machine/system.flashUNIT).
+ */
+bool qdev_add_board_drive(DriveInfo *dinfo, bool floppy, int unit, Error **errp);
+
+/* Whether a device names @t in its iothread property (it cannot be deleted then). */
+bool qdev_uses_iothread(const struct IOThread *t);
+
+/* The devices a migration stream lists: [{"path", "type"}], in creation order. */
+json_t *qdev_migration_devices(void);
 
 void qdev_print_tree(GString *out);
 void qdev_print_usb(GString *out);

@@ -25,6 +25,8 @@ typedef struct UserCreatableType {
 
 extern const UserCreatableType qcrypto_secret_type;
 extern const UserCreatableType throttle_group_type;
+/* Adds a type only this program has (the machine's "iothread"). */
+void user_creatable_register_type(const UserCreatableType *type);
 
 /* The state of object @id when it has type @type, else NULL. */
 void *user_creatable_find(const char *id, const char *type);

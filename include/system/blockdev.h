@@ -15,6 +15,8 @@ typedef enum BlockInterfaceType {
     IF_NONE,
     IF_IDE,
     IF_VIRTIO,      /* gets a virtio-blk-pci device, as QEMU's if=virtio */
+    IF_FLOPPY,      /* a floppy drive on the machine's floppy controller */
+    IF_PFLASH,      /* the machine's system flash (/machine/system.flashN) */
 } BlockInterfaceType;
 
 struct DriveInfo {
@@ -48,6 +50,8 @@ BlockDriverState *drive_key_missing(const DriveInfo *dinfo);
 /* Fills @errp with "'NAME' (FILE) is encrypted" (DeviceEncrypted) if a key is missing. */
 bool drive_check_key(const DriveInfo *dinfo, Error **errp);
 
+/* -blockdev's keyval text: QEMU's boolean members "on"/"off" become JSON booleans. */
+bool blockdev_keyval_types(QDict *opts, Error **errp);
 /* -blockdev / blockdev-add: @options is consumed. */
 BlockDriverState *blockdev_add(QDict *options, Error **errp);
 

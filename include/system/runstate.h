@@ -14,6 +14,9 @@ typedef enum RunState {
     RUN_STATE_RUNNING,
     RUN_STATE_PAUSED,
     RUN_STATE_SHUTDOWN,
+    RUN_STATE_INMIGRATE,        /* waiting for an incoming migration */
+    RUN_STATE_FINISH_MIGRATE,   /* the source is finishing a migration */
+    RUN_STATE_POSTMIGRATE,      /* the source after a completed migration */
 } RunState;
 
 RunState runstate_get(void);
@@ -25,9 +28,17 @@ void runstate_init(RunState initial);
 bool vm_start(Error **errp);
 /* Pauses the guest (STOP) when it runs. */
 void vm_stop(void);
+/* Stops the guest (STOP when it ran) and enters @state (migration's states). */
+void vm_stop_force_state(RunState state);
 /* Asks the main loop to exit after the current command; emits SHUTDOWN. */
 void qemu_system_shutdown_request(const char *reason);
 bool qemu_shutdown_requested(void);
+/*
+ * Ends the main loop without a SHUTDOWN event; the process exits with
+ * status 1 (a failed incoming migration, as QEMU exits then).
+ */
+void qemu_system_exit_failure(void);
+bool qemu_exit_failure_requested(void);
 void qemu_system_reset(void);
 
 /* The guest's name from -name ("NAME" or "guest=NAME,..."), or NULL. */

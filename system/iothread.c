@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "iothread" object type: a host thread running a GLib main loop of
+ * its own, with QEMU's polling properties, and the QMP commands that see
+ * iothreads (query-iothreads) or assign nodes to them
+ * (x-blockdev-set-iothread).  See include/system/iothread.h for what the
+ * assignment means in this tree.
+ */
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qom/object-internal.h"
+#include "system/blockdev.h"
+#include "system/iothread.h"
+#include "hw/qdev.h"
+
+struct IOThread {
+    char *id;
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GThread *thread;
+    int thread_id;
+    GMutex lock;
+    GCond started;
+    int64_t poll_max_ns, poll_grow, poll_shrink, aio_max_batch;
+};
+
+static GList *iothreads;    /* IOThread, creation order */
+
+static gpointer iothread_run(gpointer opaque)
+{
+    IOThread *t = opaque;
+
+    g_main_context_push_thread_default(t->ctx);
+    g_mutex_lock(&t->lock);
+    t->thread_id = syscall(SYS_gettid);
+    g_cond_signal(&t->started);
+    g_mutex_unlock(&t->lock);
+    g_main_loop_run(t->loop);
+    g_main_context_pop_thread_default(t->ctx);
+    return NULL;
+}
+
+static gboolean quit_loop(gpointer opaque)
+{
+    g_main_loop_quit(opaque);
+    return G_SOURCE_REMOVE;
+}
+
+/* A property that is an integer, given as a JSON number or (command line) as text. */
+static bool take_int_prop(QDict *p, const char *key, int64_t *out, Error **errp)
+{
+    json_t *v = json_object_get(p, key);
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+    } else if (!json_is_string(v) || qemu_strtoi64(json_string_value(v), NULL, 10, out) < 0) {
+        error_setg(errp, "Parameter '%s' expects an integer", key);
+        return false;
+    }
+    if (*out < 0) {
+        error_setg(errp, "Parameter '%s' expects a non-negative integer", key);
+        return false;
+    }
+    qdict_del(p, key);
+    return true;
+}
+
+static void *iothread_create(const char *id, const QDict *props, Error **errp)
+{
+    QDict *p = qdict_clone_shallow(props);
+    IOThread *t = g_new0(IOThread, 1);
+    const char *key;
+    json_t *value;
+
+    /* QEMU's defaults: adaptive polling up to 32 us, no batching limit. */
+    t->poll_max_ns = 32768;
+    if (!take_int_prop(p, "poll-max-ns", &t->poll_max_ns, errp) ||
+        !take_int_prop(p, "poll-grow", &t->poll_grow, errp) ||
+        !take_int_prop(p, "poll-shrink", &t->poll_shrink, errp) ||
+        !take_int_prop(p, "aio-max-batch", &t->aio_max_batch, errp)) {
+        qobject_unref(p);
+        g_free(t);
+        return NULL;
+    }
+    json_object_foreach(p, key, value) {
+        error_setg(errp, "Property 'iothread.%s' not found", key);
+        qobject_unref(p);
+        g_free(t);
+        return NULL;
+    }
+    qobject_unref(p);
+    t->id = g_strdup(id);
+    t->ctx = g_main_context_new();
+    t->loop = g_main_loop_new(t->ctx, FALSE);
+    g_mutex_init(&t->lock);
+    g_cond_init(&t->started);
+    g_mutex_lock(&t->lock);
+    t->thread = g_thread_new("iothread", iothread_run, t);
+    while (!t->thread_id) {
+        g_cond_wait(&t->started, &t->lock);
+    }
+    g_mutex_unlock(&t->lock);
+    iothreads = g_list_append(iothreads, t);
+    return t;
+}
+
+static bool iothread_in_use(void *state)
+{
+    if (qdev_uses_iothread(state)) {
+        return true;
+    }
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        if (((BlockDriverState *)l->data)->iothread == state) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void iothread_destroy(void *state)
+{
+    IOThread *t = state;
+    GSource *src = g_idle_source_new();
+
+    g_source_set_callback(src, quit_loop, t->loop, NULL);
+    g_source_attach(src, t->ctx);
+    g_source_unref(src);
+    g_thread_join(t->thread);
+    g_main_loop_unref(t->loop);
+    g_main_context_unref(t->ctx);
+    g_mutex_clear(&t->lock);
+    g_cond_clear(&t->started);
+    iothreads = g_list_remove(iothreads, t);
+    /* Nodes that were left in it (at exit) go back to the main loop. */
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (bs->iothread == t) {
+            bs->iothread = NULL;
+        }
+    }
+    g_free(t->id);
+    g_free(t);
+}
+
+static const UserCreatableType iothread_type = {
+    .name = "iothread",
+    .create = iothread_create,
+    .in_use = iothread_in_use,
+    .destroy = iothread_destroy,
+};
+
+IOThread *iothread_by_id(const char *id)
+{
+    return user_creatable_find(id, "iothread");
+}
+
+const char *iothread_id(const IOThread *t)
+{
+    return t->id;
+}
+
+static QObject *qmp_query_iothreads(QDict *args, Error **errp)
+{
+    json_t *list = json_array();
+
+    for (GList *l = iothreads; l; l = l->next) {
+        IOThread *t = l->data;
+        QDict *info = qdict_new();
+
+        qdict_put_str(info, "id", t->id);
+        qdict_put_int(info, "thread-id", t->thread_id);
+        qdict_put_int(info, "poll-max-ns", t->poll_max_ns);
+        qdict_put_int(info, "poll-grow", t->poll_grow);
+        qdict_put_int(info, "poll-shrink", t->poll_shrink);
+        qdict_put_int(info, "aio-max-batch", t->aio_max_batch);
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+static void set_iothread_tree(BlockDriverState *bs, IOThread *t)
+{
+    if (!bs) {
+        return;
+    }
+    bs->iothread = t;
+    set_iothread_tree(bs->file, t);
+    set_iothread_tree(bs->backing, t);
+}
+
+static bool node_has_drive(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (((DriveInfo *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
+{
+    const char *node = qdict_get_try_str(args, "node-name");
+    json_t *which = json_object_get(args, "iothread");
+    BlockDriverState *bs = bdrv_find_node(node);
+    IOThread *t = NULL;
+
+    if (!bs) {
+        error_setg(errp, "Cannot find node %s", node);
+        return NULL;
+    }
+    if (!qdict_get_try_bool(args, "force", false) && node_has_drive(bs)) {
+        error_setg(errp, "Node %s is associated with a BlockBackend and could be in use "
+                   "(use force=true to override this check)", node);
+        return NULL;
+    }
+    if (json_is_string(which)) {
+        t = iothread_by_id(json_string_value(which));
+        if (!t) {
+            error_setg(errp, "Cannot find iothread %s", json_string_value(which));
+            return NULL;
+        }
+    } else if (!json_is_null(which)) {
+        error_setg(errp, "Invalid parameter type for 'iothread', expected: string or null");
+        return NULL;
+    }
+    set_iothread_tree(bs, t);
+    return qdict_new();
+}
+
+void iothread_register_commands(void)
+{
+    user_creatable_register_type(&iothread_type);
+    qmp_register_command("query-iothreads", qmp_query_iothreads);
+    qmp_register_command("x-blockdev-set-iothread", qmp_x_blockdev_set_iothread);
+}

@@ -1,0 +1,1184 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Migration: the source sends the machine's state to a destination that
+ * shares its disks (the stream format is described in
+ * include/system/migration.h).  There is no guest RAM to copy, so the
+ * stream is small; what matters is the hand-over of the images: the
+ * source stops, flushes and inactivates every node before it sends the
+ * final state, and the destination, whose nodes were opened inactive,
+ * activates them (re-reading all metadata) only once that state arrived.
+ *
+ * Both sides are driven by GLib's main loop, as the monitors are, so
+ * commands keep working while a migration runs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <glib.h>
+#include <glib-unix.h>
+
+#include "block/block.h"
+#include "hw/qdev.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "system/migration.h"
+#include "system/runstate.h"
+
+#define MIG_MAGIC "QBLKMIG"         /* 8 bytes with its NUL */
+#define MIG_MAGIC_LEN 8
+#define MIG_VERSION 1
+#define MIG_SECTION_END 0
+#define MIG_SECTION_CONFIG 1
+#define MIG_SECTION_STATE 2
+#define MIG_SECTION_MAX (16 * 1024 * 1024)
+#define MIG_TICK_MS 100
+#define MIG_DEFAULT_BANDWIDTH (128LL * 1024 * 1024)
+
+typedef enum MigStatus {
+    MIG_NONE,
+    MIG_SETUP,
+    MIG_CANCELLING,
+    MIG_CANCELLED,
+    MIG_ACTIVE,
+    MIG_POSTCOPY_ACTIVE,
+    MIG_COMPLETED,
+    MIG_FAILED,
+} MigStatus;
+
+static const char *const status_names[] = {
+    [MIG_NONE] = "none",
+    [MIG_SETUP] = "setup",
+    [MIG_CANCELLING] = "cancelling",
+    [MIG_CANCELLED] = "cancelled",
+    [MIG_ACTIVE] = "active",
+    [MIG_POSTCOPY_ACTIVE] = "postcopy-active",
+    [MIG_COMPLETED] = "completed",
+    [MIG_FAILED] = "failed",
+};
+
+/* QEMU's capability names; only the first two here are implemented. */
+static const char *const supported_caps[] = { "events", "postcopy-ram" };
+static bool cap_state[G_N_ELEMENTS(supported_caps)];
+static const char *const known_caps[] = {
+    "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events",
+    "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
+    "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
+    "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
+    "zero-copy-send", "postcopy-preempt",
+};
+
+static int64_t max_bandwidth = MIG_DEFAULT_BANDWIDTH;
+
+/* The one status query-migrate shows: the outgoing or the incoming side's. */
+static MigStatus status;
+static char *error_desc;
+static int64_t start_ms, total_ms = -1;
+
+static struct {
+    int fd;
+    GPid child;
+    GByteArray *buf;        /* the CONFIG part, sent at max-bandwidth */
+    size_t sent;
+    guint timer;
+    bool postcopy;          /* migrate-start-postcopy was given */
+    bool was_running;
+} out = { .fd = -1 };
+
+static struct {
+    bool pending;           /* -incoming given, migration not finished */
+    bool autostart;
+    char *uri;              /* where it listens; NULL before that */
+    char *cmdline_uri;      /* -incoming URI; NULL for defer */
+    int listen_fd;
+    int fd;
+    GPid child;
+    guint listen_watch, watch;
+    GByteArray *buf;
+    bool header_ok;
+    QDict *config;
+} in = { .listen_fd = -1, .fd = -1 };
+
+static bool cap_enabled(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(supported_caps); i++) {
+        if (!strcmp(supported_caps[i], name)) {
+            return cap_state[i];
+        }
+    }
+    return false;
+}
+
+static void set_status(MigStatus s)
+{
+    status = s;
+    if (cap_enabled("events")) {
+        QDict *data = qdict_new();
+        qdict_put_str(data, "status", status_names[s]);
+        qapi_event_emit("MIGRATION", data);
+    }
+}
+
+bool migration_is_running(void)
+{
+    return status == MIG_SETUP || status == MIG_ACTIVE || status == MIG_POSTCOPY_ACTIVE ||
+           status == MIG_CANCELLING;
+}
+
+bool migration_incoming_pending(void)
+{
+    return in.pending;
+}
+
+void migration_incoming_set_autostart(bool on)
+{
+    in.autostart = on;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transports: unix:PATH, tcp:HOST:PORT, exec:COMMAND */
+
+static bool split_host_port(const char *spec, char **host, char **port, Error **errp)
+{
+    const char *colon = strrchr(spec, ':');
+
+    if (!colon || !colon[1]) {
+        error_setg(errp, "address '%s' has no port (HOST:PORT)", spec);
+        return false;
+    }
+    *host = g_strndup(spec, colon - spec);
+    *port = g_strdup(colon + 1);
+    return true;
+}
+
+static int tcp_socket(const char *spec, bool listening, Error **errp)
+{
+    g_autofree char *host = NULL, *port = NULL;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res, *ai;
+    int fd = -1, err;
+
+    if (!split_host_port(spec, &host, &port, errp)) {
+        return -1;
+    }
+    if (listening) {
+        hints.ai_flags = AI_PASSIVE;
+    }
+    err = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (err) {
+        error_setg(errp, "address resolution failed for %s: %s", spec, gai_strerror(err));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        if (listening) {
+            int on = 1;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
+                break;
+            }
+        } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        err = errno;
+        close(fd);
+        fd = -1;
+        errno = err;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to %s socket %s", listening ? "listen on" : "connect",
+                         spec);
+    }
+    return fd;
+}
+
+static int unix_socket(const char *path, bool listening, Error **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    if (listening) {
+        unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+            error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+            close(fd);
+            return -1;
+        }
+    } else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Opens @uri: for sending (@incoming false) a connected socket or the
+ * standard input of COMMAND; for receiving, a listening socket (*@listening
+ * true) or the standard output of COMMAND.
+ */
+static int uri_open(const char *uri, bool incoming, bool *listening, GPid *child,
+                    Error **errp)
+{
+    *listening = false;
+    *child = 0;
+    if (g_str_has_prefix(uri, "unix:")) {
+        *listening = incoming;
+        return unix_socket(uri + 5, incoming, errp);
+    }
+    if (g_str_has_prefix(uri, "tcp:")) {
+        *listening = incoming;
+        return tcp_socket(uri + 4, incoming, errp);
+    }
+    if (g_str_has_prefix(uri, "exec:")) {
+        const char *argv[] = { "/bin/sh", "-c", uri + 5, NULL };
+        GError *gerr = NULL;
+        int fd = -1;
+
+        if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                      G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, child,
+                                      incoming ? NULL : &fd, incoming ? &fd : NULL, NULL,
+                                      &gerr)) {
+            error_setg(errp, "Failed to run '%s': %s", uri + 5, gerr->message);
+            g_error_free(gerr);
+            return -1;
+        }
+        return fd;
+    }
+    error_setg(errp, "unknown migration protocol: %s", uri);
+    return -1;
+}
+
+static void child_exited(GPid pid, gint status, gpointer opaque)
+{
+    g_spawn_close_pid(pid);
+}
+
+/*
+ * Waits for an exec: command to end, so that "completed" means it has
+ * taken the whole stream (cat > FILE wrote it).  A command that does not
+ * end within 10 s is left to the main loop, which reaps it when it exits:
+ * the machine must not hang on it.
+ */
+static void reap_child(GPid *child)
+{
+    if (*child <= 0) {
+        return;
+    }
+    for (int i = 0; i < 1000; i++) {
+        pid_t r = waitpid(*child, NULL, WNOHANG);
+        if (r == *child || (r < 0 && errno != EINTR)) {
+            g_spawn_close_pid(*child);
+            *child = 0;
+            return;
+        }
+        g_usleep(10000);
+    }
+    g_child_watch_add(*child, child_exited, NULL);
+    *child = 0;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t len, Error **errp)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            error_setg_errno(errp, n < 0 ? errno : EIO, "Unable to write to the migration stream");
+            return false;
+        }
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+static void append_section(GByteArray *buf, uint8_t type, json_t *payload)
+{
+    g_autofree char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                    : NULL;
+    uint32_t len = text ? strlen(text) : 0;
+    uint8_t hdr[5] = { type, len >> 24, len >> 16, len >> 8, len };
+
+    g_byte_array_append(buf, hdr, sizeof(hdr));
+    if (len) {
+        g_byte_array_append(buf, (const uint8_t *)text, len);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The source */
+
+static void out_close(void)
+{
+    if (out.timer) {
+        g_source_remove(out.timer);
+        out.timer = 0;
+    }
+    if (out.fd >= 0) {
+        close(out.fd);
+        out.fd = -1;
+    }
+    reap_child(&out.child);
+    if (out.buf) {
+        g_byte_array_free(out.buf, TRUE);
+        out.buf = NULL;
+    }
+}
+
+/* The migration did not happen: the source keeps its images and runs on. */
+static void out_fail(Error *err, MigStatus final)
+{
+    Error *local = NULL;
+
+    out_close();
+    g_free(error_desc);
+    error_desc = err ? g_strdup(error_get_pretty(err)) : NULL;
+    if (err && final == MIG_FAILED) {
+        error_report("%s", error_get_pretty(err));
+    }
+    error_free(err);
+    if (bdrv_activate_all(&local) < 0) {
+        error_report_err(local);
+    }
+    if (runstate_get() == RUN_STATE_FINISH_MIGRATE) {
+        runstate_init(RUN_STATE_PAUSED);
+        if (out.was_running) {
+            vm_start(NULL);
+        }
+    }
+    set_status(final);
+}
+
+static void out_complete(void)
+{
+    Error *err = NULL;
+    QDict *state;
+
+    if (out.timer) {
+        g_source_remove(out.timer);
+        out.timer = 0;
+    }
+    out.was_running = runstate_is_running();
+    vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
+    if (out.postcopy) {
+        set_status(MIG_POSTCOPY_ACTIVE);
+    }
+    /* Nothing may be written after this: the destination owns the images. */
+    if (bdrv_inactivate_all(&err) < 0) {
+        error_prepend(&err, "Could not inactivate the images: ");
+        out_fail(err, MIG_FAILED);
+        return;
+    }
+    state = qdict_new();
+    qdict_put_bool(state, "running", out.was_running);
+    append_section(out.buf, MIG_SECTION_STATE, state);
+    qobject_unref(state);
+    append_section(out.buf, MIG_SECTION_END, NULL);
+    if (!write_all(out.fd, out.buf->data + out.sent, out.buf->len - out.sent, &err)) {
+        out_fail(err, MIG_FAILED);
+        return;
+    }
+    out_close();
+    total_ms = g_get_monotonic_time() / 1000 - start_ms;
+    runstate_init(RUN_STATE_POSTMIGRATE);
+    set_status(MIG_COMPLETED);
+}
+
+/* Sends the configuration at most max-bandwidth per second. */
+static gboolean out_tick(gpointer opaque)
+{
+    Error *err = NULL;
+    size_t chunk = MAX(1, max_bandwidth * MIG_TICK_MS / 1000);
+    size_t left = out.buf->len - out.sent;
+
+    if (status == MIG_SETUP) {
+        set_status(MIG_ACTIVE);
+    }
+    chunk = MIN(chunk, left);
+    if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
+        out.timer = 0;
+        out_fail(err, MIG_FAILED);
+        return G_SOURCE_REMOVE;
+    }
+    out.sent += chunk;
+    if (out.sent == out.buf->len) {
+        out.timer = 0;
+        out_complete();
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static QObject *qmp_migrate(QDict *args, Error **errp)
+{
+    const char *uri = qdict_get_try_str(args, "uri");
+    Error *err = NULL;
+    bool listening;
+    QDict *config;
+    int fd;
+
+    if (qdict_get_try_bool(args, "blk", false) || qdict_get_try_bool(args, "inc", false)) {
+        error_setg(errp, "Block migration is not supported: the disks must be shared "
+                   "storage on this machine");
+        return NULL;
+    }
+    if (qdict_get_try_bool(args, "resume", false)) {
+        error_setg(errp, "Cannot resume if there is no paused migration");
+        return NULL;
+    }
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        error_setg(errp, "Guest is waiting for an incoming migration");
+        return NULL;
+    }
+    if (migration_is_running()) {
+        error_setg(errp, "There's a migration process in progress");
+        return NULL;
+    }
+    if (runstate_get() == RUN_STATE_POSTMIGRATE) {
+        error_setg(errp, "The machine was migrated already; 'cont' takes its images back "
+                   "before it can migrate again");
+        return NULL;
+    }
+    out.postcopy = false;
+    g_clear_pointer(&error_desc, g_free);
+    total_ms = -1;
+    start_ms = g_get_monotonic_time() / 1000;
+    set_status(MIG_SETUP);
+    fd = uri_open(uri, false, &listening, &out.child, &err);
+    if (fd < 0) {
+        /* The command reports it; query-migrate keeps it. */
+        out_fail(NULL, MIG_FAILED);
+        error_desc = g_strdup(error_get_pretty(err));
+        error_propagate(errp, err);
+        return NULL;
+    }
+    out.fd = fd;
+    out.sent = 0;
+    out.buf = g_byte_array_new();
+    {
+        uint8_t v[4] = { 0, 0, 0, MIG_VERSION };
+        g_byte_array_append(out.buf, (const uint8_t *)MIG_MAGIC, MIG_MAGIC_LEN);
+        g_byte_array_append(out.buf, v, 4);
+    }
+    config = qdict_new();
+    qdict_put_str(config, "machine", machine_type() ? machine_type() : "");
+    qdict_put_obj(config, "devices", qdev_migration_devices());
+    qdict_put_bool(config, "postcopy", cap_enabled("postcopy-ram"));
+    append_section(out.buf, MIG_SECTION_CONFIG, config);
+    qobject_unref(config);
+    /* The status changes follow the command's reply, from the main loop. */
+    out.timer = g_timeout_add(0, out_tick, NULL);
+    return qdict_new();
+}
+
+static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
+{
+    if (status == MIG_SETUP || status == MIG_ACTIVE) {
+        set_status(MIG_CANCELLING);
+        out_fail(NULL, MIG_CANCELLED);
+    }
+    return qdict_new();
+}
+
+/* Postcopy: the rest goes now, without the bandwidth limit. */
+static gboolean out_switchover(gpointer opaque)
+{
+    out.timer = 0;
+    if (status == MIG_SETUP) {
+        set_status(MIG_ACTIVE);
+    }
+    out_complete();
+    return G_SOURCE_REMOVE;
+}
+
+static QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
+{
+    if (!cap_enabled("postcopy-ram")) {
+        error_setg(errp, "Enable postcopy with migrate_set_capability before"
+                   " the start of migration");
+        return NULL;
+    }
+    if (status != MIG_SETUP && status != MIG_ACTIVE) {
+        error_setg(errp, "Postcopy must be started after migration has been started");
+        return NULL;
+    }
+    /* No RAM to fetch later: the switch-over happens right away. */
+    out.postcopy = true;
+    if (out.timer) {
+        g_source_remove(out.timer);
+    }
+    out.timer = g_timeout_add(0, out_switchover, NULL);
+    return qdict_new();
+}
+
+/* ------------------------------------------------------------------ */
+/* The destination */
+
+/*
+ * As QEMU: a destination whose load failed has nothing to run; it exits
+ * with status 1 (through the main loop, so that everything is closed).
+ * Returns false for its callers to return.
+ */
+static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    error_report("load of migration failed: %s", msg);
+    set_status(MIG_FAILED);
+    qemu_system_exit_failure();
+    return false;
+}
+
+static void json_decref_ptr(json_t **p)
+{
+    json_decref(*p);
+}
+
+/* The device lists of both sides must be the same machine. */
+static bool in_check_config(QDict *config)
+{
+    const char *machine = qdict_get_try_str(config, "machine");
+    json_t *src = json_object_get(config, "devices");
+    g_autoptr(GHashTable) mine = g_hash_table_new(g_str_hash, g_str_equal);
+    json_t *here __attribute__((cleanup(json_decref_ptr))) = qdev_migration_devices();
+    size_t i;
+    json_t *d;
+
+    if (!machine || !json_is_array(src)) {
+        return in_fail("the stream's configuration section is malformed");
+    }
+    if (strcmp(machine, machine_type() ? machine_type() : "")) {
+        return in_fail("the source is machine type '%s', this machine is '%s'", machine,
+                machine_type() ? machine_type() : "");
+    }
+    json_array_foreach(here, i, d) {
+        g_hash_table_insert(mine, (char *)qdict_get_try_str(d, "path"),
+                            (char *)qdict_get_try_str(d, "type"));
+    }
+    json_array_foreach(src, i, d) {
+        const char *path = qdict_get_try_str(d, "path");
+        const char *type = qdict_get_try_str(d, "type");
+        const char *have = path ? g_hash_table_lookup(mine, path) : NULL;
+
+        if (!path || !type) {
+            return in_fail("the stream's device list is malformed");
+        }
+        if (!have) {
+            return in_fail("device '%s' (%s) of the source does not exist here", path, type);
+        }
+        if (strcmp(have, type)) {
+            return in_fail("device '%s' is a %s on the source, a %s here", path, type, have);
+        }
+        g_hash_table_remove(mine, path);
+    }
+    if (g_hash_table_size(mine)) {
+        GHashTableIter it;
+        gpointer path, type;
+        g_hash_table_iter_init(&it, mine);
+        g_hash_table_iter_next(&it, &path, &type);
+        return in_fail("device '%s' (%s) does not exist on the source", (char *)path, (char *)type);
+    }
+    if (qdict_get_try_bool(config, "postcopy", false) && !cap_enabled("postcopy-ram")) {
+        /* As in QEMU, postcopy needs the capability on both sides. */
+        return in_fail("the source uses postcopy-ram, which is not enabled here");
+    }
+    return true;
+}
+
+static void in_finish(bool running)
+{
+    Error *err = NULL;
+
+    if (in.watch) {
+        g_source_remove(in.watch);
+        in.watch = 0;
+    }
+    close(in.fd);
+    in.fd = -1;
+    reap_child(&in.child);
+    in.pending = false;
+    /* The source has flushed and let go: read what it wrote, then own it. */
+    if (bdrv_activate_all(&err) < 0) {
+        in_fail("%s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    total_ms = g_get_monotonic_time() / 1000 - start_ms;
+    set_status(MIG_COMPLETED);
+    runstate_init(RUN_STATE_PAUSED);
+    if (running && in.autostart) {
+        vm_start(NULL);
+    }
+}
+
+/* Takes the complete sections @in.buf holds: 1 when the END came, 0 for more, -1 failed. */
+static int in_parse(bool *running)
+{
+    size_t pos = MIG_MAGIC_LEN + 4;
+
+    if (!in.header_ok) {
+        if (in.buf->len >= 4 && !memcmp(in.buf->data, "QEVM", 4)) {
+            in_fail("the stream is in QEMU's own format (magic QEVM); this machine "
+                    "only loads streams of its own kind");
+            return -1;
+        }
+        if (memcmp(in.buf->data, MIG_MAGIC, MIN(in.buf->len, MIG_MAGIC_LEN))) {
+            in_fail("not a migration stream of this machine (bad magic)");
+            return -1;
+        }
+        if (in.buf->len < pos) {
+            return 0;
+        }
+        if (ldl_be_p(in.buf->data + MIG_MAGIC_LEN) != MIG_VERSION) {
+            in_fail("stream version %u is not supported (this machine reads version %d)",
+                    ldl_be_p(in.buf->data + MIG_MAGIC_LEN), MIG_VERSION);
+            return -1;
+        }
+        in.header_ok = true;
+        g_byte_array_remove_range(in.buf, 0, pos);
+    }
+    while (in.buf->len >= 5) {
+        uint8_t type = in.buf->data[0];
+        uint32_t len = ldl_be_p(in.buf->data + 1);
+        json_error_t jerr;
+        json_t *payload = NULL;
+
+        if (len > MIG_SECTION_MAX) {
+            in_fail("section of %u bytes is too large", len);
+            return -1;
+        }
+        if (in.buf->len < 5 + (size_t)len) {
+            return 0;
+        }
+        if (type == MIG_SECTION_END) {
+            return 1;
+        }
+        if (type != MIG_SECTION_CONFIG && type != MIG_SECTION_STATE) {
+            in_fail("unknown section type %u", type);
+            return -1;
+        }
+        payload = json_loadb((const char *)in.buf->data + 5, len, 0, &jerr);
+        if (!json_is_object(payload)) {
+            in_fail("malformed section: %s", payload ? "not an object" : jerr.text);
+            json_decref(payload);
+            return -1;
+        }
+        if (type == MIG_SECTION_CONFIG) {
+            if (in.config) {
+                json_decref(payload);
+                in_fail("a second configuration section");
+                return -1;
+            }
+            in.config = payload;
+            if (!in_check_config(payload)) {
+                return -1;
+            }
+        } else {
+            if (!in.config) {
+                json_decref(payload);
+                in_fail("state section before the configuration");
+                return -1;
+            }
+            *running = qdict_get_try_bool(payload, "running", false);
+            json_decref(payload);
+        }
+        g_byte_array_remove_range(in.buf, 0, 5 + len);
+    }
+    return 0;
+}
+
+static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    static bool running;
+    uint8_t chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        in_fail("%s", n < 0 ? g_strerror(errno)
+                            : in.header_ok || in.buf->len ? "the stream ended before its end marker"
+                                                          : "the stream is empty");
+        in.watch = 0;
+        return G_SOURCE_REMOVE;
+    }
+    if (status != MIG_ACTIVE) {
+        /* As QEMU: active once the stream flows (exec: may wait for a writer). */
+        start_ms = g_get_monotonic_time() / 1000;
+        set_status(MIG_ACTIVE);
+    }
+    g_byte_array_append(in.buf, chunk, n);
+    switch (in_parse(&running)) {
+    case 1:
+        in.watch = 0;
+        in_finish(running);
+        return G_SOURCE_REMOVE;
+    case -1:
+        in.watch = 0;
+        return G_SOURCE_REMOVE;
+    default:
+        return G_SOURCE_CONTINUE;
+    }
+}
+
+static void in_start_reading(int fd)
+{
+    in.fd = fd;
+    in.buf = g_byte_array_new();
+    in.watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, in_readable, NULL);
+}
+
+static gboolean in_accept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    int c = accept(fd, NULL, NULL);
+
+    if (c < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    /* One migration per listening socket, as in QEMU. */
+    close(in.listen_fd);
+    in.listen_fd = -1;
+    in.listen_watch = 0;
+    in_start_reading(c);
+    return G_SOURCE_REMOVE;
+}
+
+static bool in_listen(const char *uri, Error **errp)
+{
+    bool listening;
+    int fd = uri_open(uri, true, &listening, &in.child, errp);
+
+    if (fd < 0) {
+        return false;
+    }
+    in.uri = g_strdup(uri);
+    if (listening) {
+        in.listen_fd = fd;
+        in.listen_watch = g_unix_fd_add(fd, G_IO_IN, in_accept, NULL);
+    } else {
+        in_start_reading(fd);
+    }
+    return true;
+}
+
+bool migration_incoming_init(const char *uri, bool autostart, Error **errp)
+{
+    if (strcmp(uri, "defer") && !g_str_has_prefix(uri, "unix:") &&
+        !g_str_has_prefix(uri, "tcp:") && !g_str_has_prefix(uri, "exec:")) {
+        error_setg(errp, "unknown migration protocol: %s", uri);
+        return false;
+    }
+    in.pending = true;
+    in.autostart = autostart;
+    g_free(in.cmdline_uri);
+    in.cmdline_uri = strcmp(uri, "defer") ? g_strdup(uri) : NULL;
+    return true;
+}
+
+bool migration_incoming_start(Error **errp)
+{
+    if (!in.pending || !in.cmdline_uri) {
+        return true;
+    }
+    return in_listen(in.cmdline_uri, errp);
+}
+
+static QObject *qmp_migrate_incoming(QDict *args, Error **errp)
+{
+    if (!in.pending) {
+        error_setg(errp, "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (in.uri) {
+        error_setg(errp, "The incoming migration has already been started");
+        return NULL;
+    }
+    return in_listen(qdict_get_try_str(args, "uri"), errp) ? qdict_new() : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queries, capabilities, parameters */
+
+static QObject *qmp_query_migrate(QDict *args, Error **errp)
+{
+    QDict *info = qdict_new();
+
+    if (status != MIG_NONE) {
+        qdict_put_str(info, "status", status_names[status]);
+    }
+    if (status == MIG_COMPLETED && total_ms >= 0) {
+        qdict_put_int(info, "total-time", total_ms);
+    }
+    if (status == MIG_FAILED && error_desc) {
+        qdict_put_str(info, "error-desc", error_desc);
+    }
+    return info;
+}
+
+static bool set_capability(const char *name, bool on, Error **errp)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(supported_caps); i++) {
+        if (!strcmp(supported_caps[i], name)) {
+            cap_state[i] = on;
+            return true;
+        }
+    }
+    if (!on) {
+        return true;    /* off is what it is */
+    }
+    error_setg(errp, "Migration capability '%s' is not supported by this machine "
+               "(it has no guest RAM; only 'events' and 'postcopy-ram' exist)", name);
+    return false;
+}
+
+static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
+{
+    json_t *caps = json_object_get(args, "capabilities");
+    size_t i;
+    json_t *c;
+
+    /* The destination may set them while it waits: its side is not "running". */
+    if (migration_is_running() && !in.pending) {
+        error_setg(errp, "There's a migration process in progress");
+        return NULL;
+    }
+    /* All or nothing: check every entry before changing any. */
+    json_array_foreach(caps, i, c) {
+        const char *name = qdict_get_try_str(c, "capability");
+        bool on = qdict_get_try_bool(c, "state", false);
+        bool supported = false;
+        for (size_t j = 0; j < G_N_ELEMENTS(supported_caps); j++) {
+            supported |= !strcmp(supported_caps[j], name);
+        }
+        if (on && !supported) {
+            return set_capability(name, on, errp) ? qdict_new() : NULL;
+        }
+    }
+    json_array_foreach(caps, i, c) {
+        set_capability(qdict_get_try_str(c, "capability"),
+                       qdict_get_try_bool(c, "state", false), NULL);
+    }
+    return qdict_new();
+}
+
+static QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(known_caps); i++) {
+        QDict *c = qdict_new();
+        qdict_put_str(c, "capability", known_caps[i]);
+        qdict_put_bool(c, "state", cap_enabled(known_caps[i]));
+        json_array_append_new(list, c);
+    }
+    return list;
+}
+
+static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
+{
+    if (qdict_haskey(args, "max-bandwidth")) {
+        int64_t bw = qdict_get_try_int(args, "max-bandwidth", -1);
+        if (bw < 0) {
+            error_setg(errp, "Parameter 'max_bandwidth' expects an integer in the range "
+                       "of 0 to 2^63-1 bytes/second");
+            return NULL;
+        }
+        max_bandwidth = bw;
+    }
+    return qdict_new();
+}
+
+static QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
+{
+    QDict *p = qdict_new();
+
+    qdict_put_int(p, "max-bandwidth", max_bandwidth);
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* HMP */
+
+static void hmp_run(Monitor *mon, const char *cmd, QDict *args)
+{
+    Error *err = NULL;
+    QObject *ret = qmp_dispatch_command(cmd, args, &err);
+
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_migrate(Monitor *mon, const QDict *qargs)
+{
+    const char *line = qdict_get_try_str(qargs, "uri");
+    bool detach = false;
+    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
+
+    while (line[0] == '-') {
+        if (g_str_has_prefix(line, "-d ")) {
+            detach = true;
+        } else {
+            monitor_printf(mon, "Error: %.2s: block migration is not supported: the disks "
+                           "must be shared storage on this machine\n", line);
+            return;
+        }
+        line += 3;
+        while (*line == ' ') {
+            line++;
+        }
+    }
+    args = qdict_new();
+    if (line[0] == '"') {
+        /* A quoted URI, as HMP's string arguments take it: "exec: cat > 'f'". */
+        g_autoptr(GString) uri = g_string_new(NULL);
+        const char *p = line + 1;
+        for (; *p && *p != '"'; p++) {
+            if (*p == '\\' && p[1]) {
+                p++;
+            }
+            g_string_append_c(uri, *p);
+        }
+        if (*p != '"' || p[1]) {
+            qobject_unref(args);
+            monitor_printf(mon, "Error: unterminated string literal\n");
+            return;
+        }
+        qdict_put_str(args, "uri", uri->str);
+    } else {
+        qdict_put_str(args, "uri", line);
+    }
+    ret = qmp_dispatch_command("migrate", args, &err);
+    qobject_unref(args);
+    qobject_unref(ret);
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    /* Without -d the monitor waits for the end, as QEMU's does. */
+    while (!detach && migration_is_running()) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    if (!detach && status == MIG_FAILED && error_desc) {
+        monitor_printf(mon, "Error: %s\n", error_desc);
+    }
+}
+
+static void hmp_migrate_incoming(Monitor *mon, const QDict *qargs)
+{
+    QDict *args = qdict_new();
+
+    qdict_put_str(args, "uri", qdict_get_try_str(qargs, "uri"));
+    hmp_run(mon, "migrate-incoming", args);
+    qobject_unref(args);
+}
+
+static void hmp_migrate_cancel(Monitor *mon, const QDict *qargs)
+{
+    hmp_run(mon, "migrate_cancel", NULL);
+}
+
+static void hmp_migrate_start_postcopy(Monitor *mon, const QDict *qargs)
+{
+    hmp_run(mon, "migrate-start-postcopy", NULL);
+}
+
+static bool known_cap(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(known_caps); i++) {
+        if (!strcmp(known_caps[i], name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void hmp_migrate_set_capability(Monitor *mon, const QDict *qargs)
+{
+    const char *name = qdict_get_try_str(qargs, "capability");
+    const char *state = qdict_get_try_str(qargs, "state");
+    Error *err = NULL;
+    bool on = false;
+    QDict *args, *c;
+
+    if (!known_cap(name)) {
+        monitor_printf(mon, "Error: invalid parameter value: %s\n", name);
+        return;
+    }
+    if (!qemu_parse_bool("state", state, &on, &err)) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    args = qdict_new();
+    c = qdict_new();
+    qdict_put_str(c, "capability", name);
+    qdict_put_bool(c, "state", on);
+    json_object_set_new(args, "capabilities", json_pack("[o]", c));
+    hmp_run(mon, "migrate-set-capabilities", args);
+    qobject_unref(args);
+}
+
+static void hmp_migrate_set_parameter(Monitor *mon, const QDict *qargs)
+{
+    const char *name = qdict_get_try_str(qargs, "parameter");
+    const char *value = qdict_get_try_str(qargs, "value");
+    uint64_t n;
+    QDict *args;
+
+    if (strcmp(name, "max-bandwidth")) {
+        monitor_printf(mon, "Error: invalid parameter value: %s\n", name);
+        return;
+    }
+    /* As QEMU's HMP: a plain number is in MiB/s. */
+    if (qemu_strtosz_suffix(value, NULL, 'M', &n) < 0 || n > INT64_MAX) {
+        monitor_printf(mon, "Error: Parameter 'max-bandwidth' expects a size value\n");
+        return;
+    }
+    args = qdict_new();
+    qdict_put_int(args, "max-bandwidth", n);
+    hmp_run(mon, "migrate-set-parameters", args);
+    qobject_unref(args);
+}
+
+static void hmp_info_migrate(Monitor *mon, const QDict *qargs)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(supported_caps); i++) {
+        if (cap_state[i]) {
+            monitor_printf(mon, "%s%s: on", any ? " " : "capabilities: ", supported_caps[i]);
+            any = true;
+        }
+    }
+    if (any) {
+        monitor_puts(mon, "\n");
+    }
+    if (status != MIG_NONE) {
+        monitor_printf(mon, "Migration status: %s", status_names[status]);
+        if (status == MIG_FAILED && error_desc) {
+            monitor_printf(mon, " (%s)", error_desc);
+        }
+        monitor_puts(mon, "\n");
+    }
+    if (status == MIG_COMPLETED && total_ms >= 0) {
+        monitor_printf(mon, "total time: %" PRId64 " ms\n", total_ms);
+    }
+}
+
+static void hmp_info_migrate_capabilities(Monitor *mon, const QDict *qargs)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(known_caps); i++) {
+        monitor_printf(mon, "%s: %s\n", known_caps[i], cap_enabled(known_caps[i]) ? "on" : "off");
+    }
+}
+
+static void hmp_info_migrate_parameters(Monitor *mon, const QDict *qargs)
+{
+    monitor_printf(mon, "max-bandwidth: %" PRId64 " bytes/second\n", max_bandwidth);
+}
+
+static const HMPCommand hmp_cmds[] = {
+    { "migrate", "uri:S", "[-d] uri",
+      "migrate to URI (unix:PATH, tcp:HOST:PORT, exec:CMD); -d: do not wait", hmp_migrate },
+    { "migrate_incoming", "uri:s", "uri", "continue an incoming migration (-incoming defer)",
+      hmp_migrate_incoming },
+    { "migrate_cancel", "", "", "cancel the current outgoing migration", hmp_migrate_cancel },
+    { "migrate_start_postcopy", "", "", "switch the migration to postcopy mode",
+      hmp_migrate_start_postcopy },
+    { "migrate_set_capability", "capability:s,state:s", "capability state",
+      "enable or disable a migration capability", hmp_migrate_set_capability },
+    { "migrate_set_parameter", "parameter:s,value:s", "parameter value",
+      "set a migration parameter", hmp_migrate_set_parameter },
+};
+
+static const HMPCommand hmp_infos[] = {
+    { "migrate", "", "", "show migration status", hmp_info_migrate },
+    { "migrate_capabilities", "", "", "show current migration capabilities",
+      hmp_info_migrate_capabilities },
+    { "migrate_parameters", "", "", "show current migration parameters",
+      hmp_info_migrate_parameters },
+};
+
+void migration_register_commands(void)
+{
+    qmp_register_command("migrate", qmp_migrate);
+    qmp_register_command("migrate-incoming", qmp_migrate_incoming);
+    qmp_register_command("migrate_cancel", qmp_migrate_cancel);
+    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy);
+    qmp_register_command("query-migrate", qmp_query_migrate);
+    qmp_register_command("migrate-set-capabilities", qmp_migrate_set_capabilities);
+    qmp_register_command("query-migrate-capabilities", qmp_query_migrate_capabilities);
+    qmp_register_command("migrate-set-parameters", qmp_migrate_set_parameters);
+    qmp_register_command("query-migrate-parameters", qmp_query_migrate_parameters);
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
+        hmp_register_command(&hmp_cmds[i]);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_infos); i++) {
+        hmp_register_info(&hmp_infos[i]);
+    }
+}
+
+void migration_cleanup(void)
+{
+    out_close();
+    if (in.watch) {
+        g_source_remove(in.watch);
+        in.watch = 0;
+    }
+    if (in.listen_watch) {
+        g_source_remove(in.listen_watch);
+        in.listen_watch = 0;
+    }
+    if (in.listen_fd >= 0) {
+        close(in.listen_fd);
+        in.listen_fd = -1;
+    }
+    if (in.fd >= 0) {
+        close(in.fd);
+        in.fd = -1;
+    }
+    if (in.child > 0) {
+        kill(in.child, SIGTERM);
+        reap_child(&in.child);
+    }
+    if (in.buf) {
+        g_byte_array_free(in.buf, TRUE);
+        in.buf = NULL;
+    }
+    json_decref(in.config);
+    in.config = NULL;
+    g_clear_pointer(&in.uri, g_free);
+    g_clear_pointer(&in.cmdline_uri, g_free);
+    g_clear_pointer(&error_desc, g_free);
+}
