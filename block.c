@@ -138,6 +138,7 @@ static BlockDriverState *bdrv_new(void)
     BlockDriverState *bs = g_new0(BlockDriverState, 1);
 
     bs->refcnt = 1;
+    bs->shared_perm = BLK_PERM_ALL;     /* no locks held */
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
 }
@@ -228,6 +229,7 @@ void bdrv_ref(BlockDriverState *bs)
 
 static void bdrv_close(BlockDriverState *bs)
 {
+    bs->closing = true;
     if (bs->drv) {
         /*
          * What was written reaches the disk before the node goes away, as
@@ -245,13 +247,16 @@ static void bdrv_close(BlockDriverState *bs)
         }
     }
     bs->has_key = false;
+    /* Detached before the unref, which recomputes the graph's permissions. */
     if (bs->backing) {
-        bdrv_unref(bs->backing);
+        BlockDriverState *backing = bs->backing;
         bs->backing = NULL;
+        bdrv_unref(backing);
     }
     if (bs->file) {
-        bdrv_unref(bs->file);
+        BlockDriverState *file = bs->file;
         bs->file = NULL;
+        bdrv_unref(file);
     }
     g_free(bs->opaque);
     bs->opaque = NULL;
@@ -273,18 +278,197 @@ void bdrv_unref(BlockDriverState *bs)
     }
     bdrv_close(bs);
     all_nodes = g_list_remove(all_nodes, bs);
+    g_slist_free_full(bs->users, g_free);   /* users remove themselves first */
     g_free(bs);
+    /* Nodes that were below this one may need (and lock) less now. */
+    bdrv_refresh_perms(NULL);
 }
 
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 {
+    BlockDriverState *old = bs->backing;
+
     if (backing) {
         bdrv_ref(backing);
     }
-    if (bs->backing) {
-        bdrv_unref(bs->backing);
-    }
     bs->backing = backing;
+    if (old) {
+        bdrv_unref(old);
+    }
+    /* A backing node is only read, sharing everything: this cannot conflict. */
+    bdrv_refresh_perms(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Permissions and image locks */
+
+struct BdrvUser {
+    BlockDriverState *bs;
+    char *name;
+    uint64_t perm;
+    uint64_t shared;
+};
+
+const char *bdrv_perm_name(int bit)
+{
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent read", "write", "write unchanged", "resize",
+    };
+    return bit >= 0 && bit < BLK_PERM_COUNT ? names[bit] : "?";
+}
+
+/*
+ * Adds what one parent (or user) needs of @bs to @bs's total, then passes
+ * on what @bs in turn needs of its children.  A node reached from several
+ * parents collects the union of their needs and the intersection of what
+ * they share.
+ */
+static void perm_propagate(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                           bool force_share)
+{
+    uint64_t fperm, fshared;
+    BlockDriverState *extra;
+
+    if (!bs->drv || bs->closing) {
+        return;
+    }
+    force_share |= bs->force_share;
+    if (force_share) {
+        shared = BLK_PERM_ALL;
+    }
+    bs->new_perm |= perm;
+    bs->new_shared &= shared;
+
+    if (bs->file) {
+        if (bs->drv->is_passthrough) {
+            fperm = perm | BLK_PERM_CONSISTENT_READ;
+            fshared = shared;
+        } else {
+            /* Metadata lives in the file: nobody else may change it. */
+            fperm = BLK_PERM_CONSISTENT_READ |
+                    (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
+            fshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+        }
+        perm_propagate(bs->file, fperm, fshared, force_share);
+    }
+    if (bs->backing) {
+        /* A backing node is only read; what others do with it is theirs. */
+        perm_propagate(bs->backing, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, force_share);
+    }
+    extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
+    if (extra) {
+        perm_propagate(extra, BLK_PERM_CONSISTENT_READ |
+                       (extra->read_only ? 0 : BLK_PERM_WRITE), BLK_PERM_ALL, force_share);
+    }
+}
+
+static bool node_is_child(BlockDriverState *bs)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p == bs || !p->drv || p->closing) {
+            continue;
+        }
+        if (p->file == bs || p->backing == bs ||
+            (p->drv->bdrv_extra_child && p->drv->bdrv_extra_child(p) == bs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int bdrv_refresh_perms(Error **errp)
+{
+    GList *done = NULL;
+    int ret = 0;
+
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        bs->new_perm = 0;
+        bs->new_shared = BLK_PERM_ALL;
+    }
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        uint64_t perm = 0, shared = BLK_PERM_ALL;
+
+        if (!bs->drv || bs->closing || (node_is_child(bs) && !bs->users)) {
+            continue;
+        }
+        if (bs->users) {
+            for (GSList *u = bs->users; u; u = u->next) {
+                BdrvUser *user = u->data;
+                perm |= user->perm;
+                shared &= user->shared;
+            }
+        } else {
+            perm = BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE);
+        }
+        perm_propagate(bs, perm, shared, false);
+    }
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (!bs->drv || bs->closing || !bs->drv->bdrv_set_perm ||
+            (bs->perm == bs->new_perm && bs->shared_perm == bs->new_shared)) {
+            continue;
+        }
+        ret = bs->drv->bdrv_set_perm(bs, bs->new_perm, bs->new_shared, errp);
+        if (ret < 0) {
+            break;
+        }
+        /* Remember the old state in the scratch fields for a rollback. */
+        {
+            uint64_t p = bs->perm, sh = bs->shared_perm;
+            bs->perm = bs->new_perm;
+            bs->shared_perm = bs->new_shared;
+            bs->new_perm = p;
+            bs->new_shared = sh;
+        }
+        done = g_list_prepend(done, bs);
+    }
+    if (ret < 0) {
+        /* Giving back permissions cannot conflict. */
+        for (GList *l = done; l; l = l->next) {
+            BlockDriverState *bs = l->data;
+
+            bs->drv->bdrv_set_perm(bs, bs->new_perm, bs->new_shared, NULL);
+            bs->perm = bs->new_perm;
+            bs->shared_perm = bs->new_shared;
+        }
+    }
+    g_list_free(done);
+    return ret;
+}
+
+BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
+                        uint64_t shared, Error **errp)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    user->bs = bs;
+    user->name = g_strdup(name);
+    user->perm = perm;
+    user->shared = shared;
+    bs->users = g_slist_append(bs->users, user);
+    if (bdrv_refresh_perms(errp) < 0) {
+        bs->users = g_slist_remove(bs->users, user);
+        g_free(user->name);
+        g_free(user);
+        return NULL;
+    }
+    return user;
+}
+
+void bdrv_user_remove(BdrvUser *user)
+{
+    if (!user) {
+        return;
+    }
+    user->bs->users = g_slist_remove(user->bs->users, user);
+    g_free(user->name);
+    g_free(user);
+    bdrv_refresh_perms(NULL);   /* needing less cannot conflict */
 }
 
 /* ------------------------------------------------------------------ */
@@ -515,7 +699,6 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
 {
     static const char *const ignored[] = {
         "cache.direct", "aio", "auto-read-only",
-        "force-share", "locking",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
@@ -530,7 +713,12 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
-    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp) ||
+        !take_bool_opt(opts, "force-share", &bs->force_share, errp)) {
+        return false;
+    }
+    if (bs->force_share && (bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "force-share=on can only be used with read-only images");
         return false;
     }
     if (qdict_haskey(opts, "discard")) {
@@ -599,6 +787,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     }
 
     bs = bdrv_new();
+    bs->open_flags = flags;
     if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
@@ -827,6 +1016,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
 
     bs = bdrv_new();
+    bs->open_flags = flags;
     if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
@@ -847,6 +1037,14 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
     bs->probed_raw = !drvname && !strcmp(drv->format_name, "raw");
 
+    /*
+     * The file's locks before the format reads or writes anything of it:
+     * a format may write on open (repairs, cleared bits), and must not
+     * when another process holds the image.
+     */
+    if (bdrv_refresh_perms(errp) < 0) {
+        goto fail;
+    }
     if (drv->bdrv_open(bs, opts, flags, errp) < 0) {
         goto fail;
     }
@@ -901,16 +1099,49 @@ fail:
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
-    return bdrv_open_inherit(filename, options, flags, NULL, errp);
+    BlockDriverState *bs = bdrv_open_inherit(filename, options, flags, NULL, errp);
+
+    /* Now that the whole subtree hangs together: each node's final needs. */
+    if (bs && bdrv_refresh_perms(errp) < 0) {
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
 }
 
+static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp);
+
+/*
+ * The switch, then the locks for what the node needs now (write when it
+ * became writable); when another process's locks refuse that, the switch
+ * is undone.
+ */
 int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp)
+{
+    int ret;
+
+    if (bs->read_only == read_only) {
+        return 0;
+    }
+    ret = reopen_set_read_only(bs, read_only, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_refresh_perms(errp);
+    if (ret < 0) {
+        reopen_set_read_only(bs, !read_only, NULL);
+        bdrv_refresh_perms(NULL);
+    }
+    return ret;
+}
+
+static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp)
 {
     if (bs->read_only == read_only) {
         return 0;
     }
     if (bs->file) {
-        int ret = bdrv_reopen_set_read_only(bs->file, read_only, errp);
+        int ret = reopen_set_read_only(bs->file, read_only, errp);
         if (ret < 0) {
             return ret;
         }
@@ -923,6 +1154,10 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
         int ret;
 
         qdict_put_str(opts, "filename", bs->filename);
+        if (bs->options && json_object_get(bs->options, "locking")) {
+            qdict_put_obj(opts, "locking",
+                          json_incref(json_object_get(bs->options, "locking")));
+        }
         bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
         ret = drv->bdrv_open(bs, opts, flags, errp);
         qobject_unref(opts);
@@ -938,6 +1173,9 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
             g_free(old);
             bs->opaque = new;
         }
+        /* The new descriptor holds no locks yet. */
+        bs->perm = 0;
+        bs->shared_perm = BLK_PERM_ALL;
         bs->open_flags = flags;
     }
     bs->read_only = read_only;
@@ -1205,6 +1443,8 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
             st->drv_opts = NULL;
         }
     }
+    /* A changed "locking" takes or drops this process's locks now. */
+    bdrv_refresh_perms(NULL);
     return 0;
 }
 

@@ -296,9 +296,41 @@ fail:
     return NULL;
 }
 
+BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
+{
+    uint64_t perm = BLK_PERM_CONSISTENT_READ, shared = BLK_PERM_ALL & ~BLK_PERM_WRITE;
+
+    if (!bdrv_is_read_only(dinfo->bs)) {
+        perm |= BLK_PERM_WRITE;
+    }
+    if (cdrom) {
+        shared &= ~BLK_PERM_RESIZE;
+    }
+    return bdrv_user_add(dinfo->bs, dinfo->id, perm, shared, errp);
+}
+
+void drive_detach_device(DriveInfo *dinfo)
+{
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
+    dinfo->dev = NULL;
+}
+
+void drive_refresh_device_perms(DriveInfo *dinfo)
+{
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
+    if (dinfo->dev && dinfo->bs) {
+        /* The new node was writable for the job: its locks are ours already. */
+        dinfo->perm_user = drive_new_device_user(dinfo, dinfo->cdrom, NULL);
+    }
+}
+
 void drive_del(DriveInfo *dinfo)
 {
     drives = g_list_remove(drives, dinfo);
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
     if (dinfo->dev) {
         dinfo->dev->drive = NULL;
     }

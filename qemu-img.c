@@ -228,13 +228,21 @@ typedef struct ImgCommonOpts {
 #define LONGOPT_FORCE_SHARE { "force-share", no_argument, NULL, 'U' }
 #define LONGOPT_END         { NULL, 0, NULL, 0 }
 
+/*
+ * -U: the images a subcommand reads are opened with force-share=on (they
+ * take no lock that refuses other writers; read-only opens only).
+ */
+static bool force_share;
+/* open_image() flag: an image written on purpose (rebase's, dd's output) ignores -U. */
+#define IMG_OPEN_NO_FORCE_SHARE 0x40000000
+
 /* The tail of every subcommand's getopt switch; exits on a bad option. */
 static void common_option(int c, char **argv, ImgCommonOpts *o)
 {
     switch (c) {
     case 'f': o->fmt = optarg; break;
     case 'q': quiet_mode = true; break;
-    case 'U': break;    /* images are never locked here: always shared */
+    case 'U': force_share = true; break;
     case OPTION_OBJECT: add_object(optarg); break;
     case OPTION_IMAGE_OPTS: o->image_opts = true; break;
     case OPTION_OUTPUT: o->output = parse_output_format(optarg); break;
@@ -509,6 +517,9 @@ static BlockDriverState *open_image(const char *name, bool image_opts,
 {
     QDict *opts;
     Error *err = NULL;
+    bool share = force_share && !(flags & IMG_OPEN_NO_FORCE_SHARE);
+
+    flags &= ~IMG_OPEN_NO_FORCE_SHARE;
 
     if (image_opts) {
         opts = keyval_parse(name, NULL, &err);
@@ -521,11 +532,17 @@ static BlockDriverState *open_image(const char *name, bool image_opts,
             qobject_unref(opts);
             return NULL;
         }
+        if (share) {
+            qdict_put_bool(opts, "force-share", true);
+        }
         return open_image_dict(name, NULL, opts, flags, need_keys);
     }
     opts = qdict_new();
     if (fmt) {
         qdict_put_str(opts, "driver", fmt);
+    }
+    if (share) {
+        qdict_put_bool(opts, "force-share", true);
     }
     return open_image_dict(name, name, opts, flags, need_keys);
 }
@@ -2374,7 +2391,7 @@ static int img_rebase(int argc, char **argv)
     }
 
     /* Unsafe mode only rewrites the header: the old chain may be gone. */
-    bs = open_image(filename, o.image_opts, o.fmt,
+    bs = open_image(filename, o.image_opts, o.fmt, IMG_OPEN_NO_FORCE_SHARE |
                     BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0), !unsafe);
     if (!bs) {
         return 1;
@@ -2398,6 +2415,9 @@ static int img_rebase(int argc, char **argv)
             QDict *o = qdict_new();
 
             qdict_put_str(o, "driver", out_basefmt);
+            if (force_share) {
+                qdict_put_bool(o, "force-share", true);
+            }
             new_base = bdrv_open(full, o, BDRV_O_PROBE_QUIET, &err);
             if (!new_base) {
                 error_report("Could not open new backing file '%s': %s", out_base,
@@ -3519,7 +3539,7 @@ static int img_dd(int argc, char **argv)
         error_free(err);
         goto out;
     }
-    out = open_image(out_name, false, out_fmt, BDRV_O_RDWR, true);
+    out = open_image(out_name, false, out_fmt, BDRV_O_RDWR | IMG_OPEN_NO_FORCE_SHARE, true);
     if (!out) {
         goto out;
     }

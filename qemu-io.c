@@ -311,6 +311,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             }
             break;
         case 'U':
+            qdict_put_bool(opts, "force-share", true);
             break;
         default:
             if (strchr("fotd", optopt)) {
@@ -434,7 +435,7 @@ static void usage(const char *name)
 "                       'writethrough' (a flush after each write) or 'unsafe'\n"
 "  -d, --discard MODE   'unmap' (the default) or 'ignore' discard requests\n"
 "  -T, --trace ...      tracing (not supported: this build has no trace events)\n"
-"  -U, --force-share    accepted for compatibility (no image locks here)\n"
+"  -U, --force-share    force shared permissions\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
 "\n"
@@ -512,6 +513,7 @@ int main(int argc, char **argv)
                          optarg);
             goto fail;
         case 'U':
+            qdict_put_bool(opts, "force-share", true);
             break;
         case 't':
             if (!parse_cache_mode(optarg, opts, &p)) {

@@ -21,7 +21,138 @@
 
 typedef struct BDRVRawState {
     int fd;
+    /* "locking": on (and auto: OFD locks always exist on Linux) or off. */
+    bool use_lock;
+    /* The lock bytes this descriptor holds: needed perms, unshared perms. */
+    uint64_t locked_perm;
+    uint64_t locked_unshared;
 } BDRVRawState;
+
+/*
+ * Image locks, compatible with QEMU 7.2's: open-file-description byte-range
+ * locks (they belong to this descriptor, so they never conflict with the
+ * same descriptor's other locks and die with the process).  Byte
+ * LOCK_PERM_BASE + i is held (shared) while this descriptor needs
+ * permission bit i; byte LOCK_SHARED_BASE + i while it refuses to share
+ * bit i.  A process may take permission i only when nobody holds
+ * LOCK_SHARED_BASE + i, and refuse to share it only when nobody holds
+ * LOCK_PERM_BASE + i; a test with a write lock finds such holders.
+ */
+#define LOCK_PERM_BASE   100
+#define LOCK_SHARED_BASE 200
+
+static int lock_byte(int fd, int64_t byte, short type)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET, .l_start = byte, .l_len = 1, .l_type = type,
+    };
+    return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 1 when another descriptor holds @byte, 0 when nobody does, or -errno. */
+static int byte_held_by_other(int fd, int64_t byte)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET, .l_start = byte, .l_len = 1, .l_type = F_WRLCK,
+    };
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+        return -errno;
+    }
+    return fl.l_type != F_UNLCK;
+}
+
+/* Takes or drops bytes so that exactly @perm and @unshared are held. */
+static int apply_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared)
+{
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        uint64_t bit = 1ULL << i;
+        int ret;
+
+        if ((perm & bit) != (s->locked_perm & bit)) {
+            ret = lock_byte(s->fd, LOCK_PERM_BASE + i, (perm & bit) ? F_RDLCK : F_UNLCK);
+            if (ret < 0) {
+                return ret;
+            }
+            s->locked_perm ^= bit;
+        }
+        if ((unshared & bit) != (s->locked_unshared & bit)) {
+            ret = lock_byte(s->fd, LOCK_SHARED_BASE + i,
+                            (unshared & bit) ? F_RDLCK : F_UNLCK);
+            if (ret < 0) {
+                return ret;
+            }
+            s->locked_unshared ^= bit;
+        }
+    }
+    return 0;
+}
+
+static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                         Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    uint64_t old_perm = s->locked_perm, old_unshared = s->locked_unshared;
+    uint64_t unshared = BLK_PERM_ALL & ~shared;
+    int ret;
+
+    if (!s->use_lock || s->fd < 0) {
+        return 0;
+    }
+    ret = apply_lock_bytes(s, perm, unshared);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to lock byte %d", LOCK_PERM_BASE);
+        goto fail;
+    }
+    /* Only what this change adds can conflict with others. */
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        if ((perm & ~old_perm) & (1ULL << i)) {
+            ret = byte_held_by_other(s->fd, LOCK_SHARED_BASE + i);
+            if (ret != 0) {
+                error_setg(errp, "Failed to get \"%s\" lock", bdrv_perm_name(i));
+                goto conflict;
+            }
+        }
+    }
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        if ((unshared & ~old_unshared) & (1ULL << i)) {
+            ret = byte_held_by_other(s->fd, LOCK_PERM_BASE + i);
+            if (ret != 0) {
+                error_setg(errp, "Failed to get shared \"%s\" lock", bdrv_perm_name(i));
+                goto conflict;
+            }
+        }
+    }
+    return 0;
+
+conflict:
+    error_append_hint(errp, "Is another process using the image [%s]?\n", bs->filename);
+    ret = ret < 0 ? ret : -EAGAIN;
+fail:
+    apply_lock_bytes(s, old_perm, old_unshared);
+    return ret;
+}
+
+/* "locking": on, off or auto (on: this host has OFD locks). */
+static bool take_locking_opt(QDict *options, bool *use_lock, Error **errp)
+{
+    json_t *v = json_object_get(options, "locking");
+    const char *mode;
+
+    if (!v) {
+        return true;
+    }
+    mode = json_is_string(v) ? json_string_value(v) : NULL;
+    if (json_is_boolean(v)) {
+        mode = json_is_true(v) ? "on" : "off";
+    }
+    if (!mode || (strcmp(mode, "on") && strcmp(mode, "off") && strcmp(mode, "auto"))) {
+        error_setg(errp, "invalid parameter value: %s", mode ? mode : "(not a string)");
+        return false;
+    }
+    *use_lock = strcmp(mode, "off") != 0;
+    qdict_del(options, "locking");
+    return true;
+}
 
 static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -31,6 +162,10 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
     if (!filename || !*filename) {
         error_setg(errp, "The 'file' block driver requires a file name");
+        return -EINVAL;
+    }
+    s->use_lock = true;
+    if (!take_locking_opt(options, &s->use_lock, errp)) {
         return -EINVAL;
     }
     /*
@@ -425,12 +560,51 @@ static const QemuOptDesc file_create_desc[] = {
 };
 static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };
 
+/* Reopen may switch "locking"; the core then re-applies the node's needs. */
+static int file_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                               Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    bool use_lock = s->use_lock;
+
+    if (!take_locking_opt(opts, &use_lock, errp)) {
+        return -EINVAL;
+    }
+    *state = GINT_TO_POINTER(use_lock ? 2 : 1);
+    return 0;
+}
+
+static void file_reopen_commit(BlockDriverState *bs, void *state)
+{
+    BDRVRawState *s = bs->opaque;
+    bool use_lock = GPOINTER_TO_INT(state) == 2;
+
+    if (use_lock == s->use_lock) {
+        return;
+    }
+    if (!use_lock) {
+        apply_lock_bytes(s, 0, 0);
+    }
+    s->use_lock = use_lock;
+    /* Nothing is held now: the next refresh takes what the node needs. */
+    bs->perm = 0;
+    bs->shared_perm = BLK_PERM_ALL;
+}
+
+static void file_reopen_abort(BlockDriverState *bs, void *state)
+{
+}
+
 static BlockDriver bdrv_file_driver = {
     .format_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -456,6 +630,10 @@ static BlockDriver bdrv_host_device = {
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -479,6 +657,10 @@ static BlockDriver bdrv_host_cdrom = {
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_flush = file_flush,
