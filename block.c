@@ -919,6 +919,11 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     flags = ro ? (flags & ~BDRV_O_RDWR) : (flags | BDRV_O_RDWR);
+    /* Before anything is opened (or probed): a contradiction is just that. */
+    if (!ro && json_is_true(json_object_get(opts, "force-share"))) {
+        error_setg(errp, "force-share=on can only be used with read-only images");
+        goto fail;
+    }
 
     drvname = qdict_get_try_str(opts, "driver");
     if (drvname) {
@@ -1613,6 +1618,8 @@ int bdrv_img_create(const char *filename, const char *fmt,
         if (base_fmt) {
             qdict_put_str(bo, "driver", base_fmt);
         }
+        /* Only its size is read: a running guest may keep writing to it. */
+        qdict_put_bool(bo, "force-share", true);
         bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, errp);
         if (!bbs) {
             error_append_hint(errp, "Could not open backing image.\n");

@@ -132,6 +132,36 @@ fail:
     return ret;
 }
 
+/*
+ * A new image replaces a file's contents: like QEMU, the file is locked
+ * for writing and resizing (refused while another process holds the
+ * image) before it is emptied, so that "create" never destroys an image
+ * in use.  The locks go with the descriptor when create closes it.
+ */
+static int lock_for_create(int fd, const char *filename, Error **errp)
+{
+    BDRVRawState s = { .fd = fd, .use_lock = true };
+    int ret;
+
+    ret = apply_lock_bytes(&s, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_RESIZE);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to lock byte %d", LOCK_PERM_BASE);
+        return ret;
+    }
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        uint64_t bit = 1ULL << i;
+
+        if (((bit & (BLK_PERM_WRITE | BLK_PERM_RESIZE)) &&
+             byte_held_by_other(fd, LOCK_SHARED_BASE + i) != 0) ||
+            ((bit & BLK_PERM_RESIZE) && byte_held_by_other(fd, LOCK_PERM_BASE + i) != 0)) {
+            error_setg(errp, "Failed to get \"%s\" lock", bdrv_perm_name(i));
+            error_append_hint(errp, "Is another process using the image [%s]?\n", filename);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
 /* "locking": on, off or auto (on: this host has OFD locks). */
 static bool take_locking_opt(QDict *options, bool *use_lock, Error **errp)
 {
@@ -481,11 +511,22 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
         return -EFBIG;
     }
     size = QEMU_ALIGN_UP(size, 512);
-    fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not create '%s'", filename);
         return -err;
+    }
+    ret = lock_for_create(fd, filename, errp);
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
+    if (ftruncate(fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file '%s'", filename);
+        close(fd);
+        return ret;
     }
     if (nocow) {
         /*
