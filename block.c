@@ -212,6 +212,16 @@ BlockDriverState *bdrv_chain_base(BlockDriverState *bs)
     return bs;
 }
 
+void bdrv_set_writethrough(BlockDriverState *bs, bool writethrough)
+{
+    bs->writethrough = writethrough;
+}
+
+bool bdrv_get_writethrough(BlockDriverState *bs)
+{
+    return bs->writethrough;
+}
+
 bool bdrv_is_read_only(BlockDriverState *bs)
 {
     return bs->read_only;
@@ -698,7 +708,7 @@ static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroe
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "auto-read-only",
+        "aio", "auto-read-only",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
@@ -714,6 +724,7 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
     if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp) ||
+        !take_bool_opt(opts, "cache.direct", &bs->cache_direct, errp) ||
         !take_bool_opt(opts, "force-share", &bs->force_share, errp)) {
         return false;
     }
@@ -896,6 +907,20 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     return 0;
 }
 
+/*
+ * As in QEMU, a node's children (its file and backing nodes) use its host
+ * cache mode unless they are given one of their own: O_DIRECT on a format
+ * node means O_DIRECT on the file that holds it.
+ */
+static void inherit_cache_opts(QDict *opts, QDict *child_opts)
+{
+    json_t *v = json_object_get(opts, "cache.direct");
+
+    if (v && child_opts && !json_object_get(child_opts, "cache.direct")) {
+        json_object_set(child_opts, "cache.direct", v);
+    }
+}
+
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp)
 {
@@ -959,6 +984,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
     backing_opts = qdict_extract_subqdict(opts, "backing.");
     file_opts = qdict_extract_subqdict(opts, "file.");
+    inherit_cache_opts(opts, file_opts);
+    inherit_cache_opts(opts, backing_opts);
     if (json_is_string(json_object_get(opts, "file"))) {
         /* "file": "node-name" refers to an existing protocol node. */
         file = bdrv_find_node(qdict_get_try_str(opts, "file"));
@@ -1218,7 +1245,7 @@ static char *option_text(json_t *v)
 typedef struct ReopenState {
     BlockDriverState *bs;
     bool has_read_only;         /* "read-only" was given */
-    bool read_only, no_flush, discard_ignore;
+    bool read_only, no_flush, discard_ignore, cache_direct;
     BdrvDetectZeroes detect_zeroes;
     bool switched;              /* the commit switched read_only */
     void *drv_state;            /* the driver's plan (bdrv_reopen_prepare) */
@@ -1271,11 +1298,12 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     ReopenState st = {
         .bs = bs, .read_only = bs->read_only, .no_flush = bs->no_flush,
         .discard_ignore = bs->discard_ignore, .detect_zeroes = bs->detect_zeroes,
+        .cache_direct = bs->cache_direct,
     };
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
     QDict *backing_opts = NULL;
-    bool direct = false, auto_ro = false, ok = false;
+    bool auto_ro = false, ok = false;
     const char *key;
     json_t *value;
 
@@ -1291,14 +1319,13 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
 
     if (!reopen_bool(own, "read-only", &st.read_only, errp) ||
         !reopen_bool(own, "cache.no-flush", &st.no_flush, errp) ||
-        !reopen_bool(own, "cache.direct", &direct, errp) ||
+        !reopen_bool(own, "cache.direct", &st.cache_direct, errp) ||
         !reopen_bool(own, "auto-read-only", &auto_ro, errp)) {
         goto out;
     }
-    if (direct) {
-        /* O_DIRECT is issue 11's; until then it is refused, not dropped. */
-        error_setg(errp, "cache.direct=on is not supported yet");
-        goto out;
+    /* A new host cache mode reaches the file (and so the descriptor) too. */
+    if (bs->file && qdict_haskey(own, "cache.direct") && !qdict_haskey(file_opts, "cache.direct")) {
+        qdict_put_bool(file_opts, "cache.direct", st.cache_direct);
     }
     if (auto_ro) {
         error_setg(errp, "auto-read-only=on is not supported");
@@ -1431,6 +1458,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
     for (i = 0; i < states->len; i++) {
         ReopenState *st = &g_array_index(states, ReopenState, i);
         st->bs->no_flush = st->no_flush;
+        st->bs->cache_direct = st->cache_direct;
         st->bs->discard_ignore = st->discard_ignore;
         st->bs->detect_zeroes = st->detect_zeroes;
         if (st->drv_opts) {
@@ -1863,6 +1891,15 @@ write_zero_buffer:
         }
         if (ret >= 0) {
             ret = notify_writes(bs, true, offset, bytes, errp);
+        }
+        /*
+         * Write-through: the data is on stable storage before the write
+         * completes, as a disk without a volatile write cache does.  Only
+         * the node the user writes has the flag; the flush covers its
+         * children, so the format's own writes below need none each.
+         */
+        if (ret >= 0 && bs->writethrough && type != BDRV_REQ_DISCARD) {
+            ret = bdrv_flush(bs, errp);
         }
         return ret < 0 ? ret : 0;
     default:

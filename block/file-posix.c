@@ -23,6 +23,13 @@ typedef struct BDRVRawState {
     int fd;
     /* "locking": on (and auto: OFD locks always exist on Linux) or off. */
     bool use_lock;
+    /*
+     * cache.direct=on: the descriptor has O_DIRECT, so offsets, lengths and
+     * buffers of its reads and writes must be multiples of @align; requests
+     * that are not go through an aligned bounce buffer (see direct_rw()).
+     */
+    bool direct;
+    uint32_t align;
     /* The lock bytes this descriptor holds: needed perms, unshared perms. */
     uint64_t locked_perm;
     uint64_t locked_unshared;
@@ -217,7 +224,9 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     } else {
         g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
-    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    s->direct = bs->cache_direct;
+    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                 (s->direct ? O_DIRECT : 0));
     if (s->fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not open '%s'", filename);
@@ -229,6 +238,18 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         s->fd = -1;
         error_setg_errno(errp, err, "Could not stat '%s'", filename);
         return -err;
+    }
+    if (s->direct) {
+        int ssz = 0;
+
+        /*
+         * A device says its logical block size; on a file, 4 KiB covers
+         * every logical block size Linux file systems ask O_DIRECT for.
+         */
+        s->align = 4096;
+        if (S_ISBLK(st.st_mode) && ioctl(s->fd, BLKSSZGET, &ssz) == 0 && ssz > 0) {
+            s->align = ssz;
+        }
     }
     if (!strcmp(bs->drv->format_name, "file") && !S_ISREG(st.st_mode)) {
         close(s->fd);
@@ -265,11 +286,126 @@ static void file_close(BlockDriverState *bs)
     }
 }
 
+/* Reads [offset, offset+bytes) whole; zeroes past the end of the file. */
+static int read_full(int fd, uint8_t *p, int64_t bytes, int64_t offset)
+{
+    while (bytes > 0) {
+        ssize_t n = pread(fd, p, bytes, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            memset(p, 0, bytes);
+            break;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const uint8_t *p, int64_t bytes, int64_t offset)
+{
+    while (bytes > 0) {
+        ssize_t n = pwrite(fd, p, bytes, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+#define BOUNCE_MAX (1 * MiB)
+
+/*
+ * O_DIRECT I/O for any offset, length and buffer: window by window (at
+ * most BOUNCE_MAX, so memory stays bounded), through an aligned buffer.
+ * A write first reads the partial blocks at the window's ends (read-modify-
+ * write); that is safe because this driver's requests run one at a time.
+ * A write that had to round the end of the file up to a whole block cuts
+ * the file back, so the image keeps its size.  O_DIRECT reads are short
+ * only at the end of the file, which read_full() turns into zeroes.
+ */
+static int direct_rw(BDRVRawState *s, int64_t offset, int64_t bytes, uint8_t *buf,
+                     bool write)
+{
+    const int64_t align = s->align;
+    uint8_t *bounce;
+    int ret = 0;
+
+    if (posix_memalign((void **)&bounce, align, BOUNCE_MAX + 2 * align)) {
+        return -ENOMEM;
+    }
+    while (bytes > 0 && ret == 0) {
+        int64_t start = QEMU_ALIGN_DOWN(offset, align);
+        int64_t end = MIN(offset + bytes, start + BOUNCE_MAX);
+        int64_t aend = QEMU_ALIGN_UP(end, align);
+        int64_t skip = offset - start, len = end - offset;
+
+        if (!write) {
+            ret = read_full(s->fd, bounce, aend - start, start);
+            if (ret == 0) {
+                memcpy(buf, bounce + skip, len);
+            }
+        } else {
+            struct stat st;
+            bool grows = false;
+
+            if (skip) {
+                ret = read_full(s->fd, bounce, align, start);
+            }
+            if (ret == 0 && aend > end && (aend - align > start || !skip)) {
+                ret = read_full(s->fd, bounce + (aend - start - align), align, aend - align);
+            }
+            if (ret == 0 && aend > end) {
+                grows = fstat(s->fd, &st) == 0 && st.st_size < aend;
+            }
+            if (ret == 0) {
+                memcpy(bounce + skip, buf, len);
+                ret = write_full(s->fd, bounce, aend - start, start);
+            }
+            if (ret == 0 && grows && ftruncate(s->fd, MAX(st.st_size, end)) < 0) {
+                ret = -errno;
+            }
+        }
+        buf += len;
+        offset += len;
+        bytes -= len;
+    }
+    free(bounce);
+    return ret;
+}
+
+static bool direct_aligned(BDRVRawState *s, int64_t offset, int64_t bytes, const void *buf)
+{
+    return !((offset | bytes | (uintptr_t)buf) & (s->align - 1));
+}
+
 static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
     uint8_t *p = buf;
+
+    if (s->direct) {
+        int ret = direct_aligned(s, offset, bytes, buf)
+                  ? read_full(s->fd, buf, bytes, offset)
+                  : direct_rw(s, offset, bytes, buf, false);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read '%s'", bs->filename);
+        }
+        return ret;
+    }
 
     while (bytes > 0) {
         ssize_t n = pread(s->fd, p, bytes, offset);
@@ -297,6 +433,16 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVRawState *s = bs->opaque;
     const uint8_t *p = buf;
+
+    if (s->direct) {
+        int ret = direct_aligned(s, offset, bytes, buf)
+                  ? write_full(s->fd, buf, bytes, offset)
+                  : direct_rw(s, offset, bytes, (uint8_t *)buf, true);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
+        }
+        return ret;
+    }
 
     while (bytes > 0) {
         ssize_t n = pwrite(s->fd, p, bytes, offset);
@@ -619,6 +765,19 @@ static void file_reopen_commit(BlockDriverState *bs, void *state)
 {
     BDRVRawState *s = bs->opaque;
     bool use_lock = GPOINTER_TO_INT(state) == 2;
+
+    /* Linux switches O_DIRECT on an open descriptor. */
+    if (bs->cache_direct != s->direct) {
+        int fl = fcntl(s->fd, F_GETFL);
+
+        if (fl >= 0 && fcntl(s->fd, F_SETFL,
+                             bs->cache_direct ? fl | O_DIRECT : fl & ~O_DIRECT) == 0) {
+            s->direct = bs->cache_direct;
+            s->align = s->direct ? 4096 : 0;
+        } else {
+            bs->cache_direct = s->direct;   /* the node stays what it is */
+        }
+    }
 
     if (use_lock == s->use_lock) {
         return;

@@ -266,6 +266,14 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
 
+/*
+ * Write-through, QEMU's cache.writeback=off: every write to @bs (not to
+ * the nodes below it) completes only once it is on stable storage (the
+ * core flushes @bs after it).  What a user of the node (a tool's -t
+ * writethrough or directsync, a drive's cache mode) asks for.
+ */
+void bdrv_set_writethrough(BlockDriverState *bs, bool writethrough);
+bool bdrv_get_writethrough(BlockDriverState *bs);
 bool bdrv_is_read_only(BlockDriverState *bs);
 bool bdrv_is_encrypted(BlockDriverState *bs);
 /*

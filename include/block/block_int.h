@@ -86,6 +86,16 @@ struct BlockDriverState {
     bool no_flush;
 
     /*
+     * "cache.direct=on": the protocol node bypasses the host's page cache
+     * (O_DIRECT).  Inherited by a node's file and backing nodes when they
+     * are not given their own.
+     */
+    bool cache_direct;
+
+    /* Write-through (bdrv_set_writethrough()): each write is flushed. */
+    bool writethrough;
+
+    /*
      * "discard=ignore" (or "off"): discard requests succeed without doing
      * anything, here and in the file below.  The default, "unmap" ("on"),
      * passes them on.
