@@ -138,6 +138,7 @@ static BlockDriverState *bdrv_new(void)
     BlockDriverState *bs = g_new0(BlockDriverState, 1);
 
     bs->refcnt = 1;
+    bs->shared_perm = BLK_PERM_ALL;     /* no locks held */
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
 }
@@ -209,6 +210,16 @@ BlockDriverState *bdrv_chain_base(BlockDriverState *bs)
         bs = bs->backing;
     }
     return bs;
+}
+
+void bdrv_set_writethrough(BlockDriverState *bs, bool writethrough)
+{
+    bs->writethrough = writethrough;
+}
+
+bool bdrv_get_writethrough(BlockDriverState *bs)
+{
+    return bs->writethrough;
 }
 
 bool bdrv_is_read_only(BlockDriverState *bs)
@@ -294,29 +305,57 @@ int bdrv_inactivate_all(Error **errp)
             bs->read_only = true;
         }
     }
+    /* The destination may lock the images now. */
+    bdrv_refresh_perms(NULL);
     return 0;
 }
 
 int bdrv_activate_all(Error **errp)
 {
-    /* Children first: a format node reads its metadata through them. */
+    GList *changed = NULL;
+
+    /*
+     * The image locks first, for what the nodes will need once active: the
+     * source must have let go of the images, and nothing is read or
+     * written before this process holds them.
+     */
     for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (bs->inactive && bs->drv) {
+            bs->inactive = false;
+            bs->read_only = !bs->activate_rw;
+            changed = g_list_append(changed, bs);
+        }
+    }
+    if (bdrv_refresh_perms(errp) < 0) {
+        for (GList *l = changed; l; l = l->next) {
+            BlockDriverState *bs = l->data;
+
+            bs->inactive = true;
+            if (!bs->drv->is_protocol) {
+                bs->read_only = true;
+            }
+        }
+        bdrv_refresh_perms(NULL);
+        g_list_free(changed);
+        return -EBUSY;
+    }
+    /* Children first: a format node reads its metadata through them. */
+    for (GList *l = changed; l; l = l->next) {
         BlockDriverState *bs = l->data;
         int ret;
 
-        if (!bs->inactive || !bs->drv) {
-            continue;
-        }
-        bs->inactive = false;
-        if (bs->drv->is_protocol) {
-            bs->read_only = !bs->activate_rw;
+        if (!bs->drv || bs->drv->is_protocol) {
             continue;
         }
         ret = bdrv_driver_reopen(bs, !bs->activate_rw, errp);
         if (ret < 0) {
+            g_list_free(changed);
             return ret;
         }
     }
+    g_list_free(changed);
     return 0;
 }
 
@@ -332,6 +371,7 @@ void bdrv_ref(BlockDriverState *bs)
 
 static void bdrv_close(BlockDriverState *bs)
 {
+    bs->closing = true;
     if (bs->drv) {
         /*
          * What was written reaches the disk before the node goes away, as
@@ -349,13 +389,16 @@ static void bdrv_close(BlockDriverState *bs)
         }
     }
     bs->has_key = false;
+    /* Detached before the unref, which recomputes the graph's permissions. */
     if (bs->backing) {
-        bdrv_unref(bs->backing);
+        BlockDriverState *backing = bs->backing;
         bs->backing = NULL;
+        bdrv_unref(backing);
     }
     if (bs->file) {
-        bdrv_unref(bs->file);
+        BlockDriverState *file = bs->file;
         bs->file = NULL;
+        bdrv_unref(file);
     }
     g_free(bs->opaque);
     bs->opaque = NULL;
@@ -377,18 +420,202 @@ void bdrv_unref(BlockDriverState *bs)
     }
     bdrv_close(bs);
     all_nodes = g_list_remove(all_nodes, bs);
+    g_slist_free_full(bs->users, g_free);   /* users remove themselves first */
     g_free(bs);
+    /* Nodes that were below this one may need (and lock) less now. */
+    bdrv_refresh_perms(NULL);
 }
 
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 {
+    BlockDriverState *old = bs->backing;
+
     if (backing) {
         bdrv_ref(backing);
     }
-    if (bs->backing) {
-        bdrv_unref(bs->backing);
-    }
     bs->backing = backing;
+    if (old) {
+        bdrv_unref(old);
+    }
+    /* A backing node is only read, sharing everything: this cannot conflict. */
+    bdrv_refresh_perms(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Permissions and image locks */
+
+struct BdrvUser {
+    BlockDriverState *bs;
+    char *name;
+    uint64_t perm;
+    uint64_t shared;
+};
+
+const char *bdrv_perm_name(int bit)
+{
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent read", "write", "write unchanged", "resize",
+    };
+    return bit >= 0 && bit < BLK_PERM_COUNT ? names[bit] : "?";
+}
+
+/*
+ * Adds what one parent (or user) needs of @bs to @bs's total, then passes
+ * on what @bs in turn needs of its children.  A node reached from several
+ * parents collects the union of their needs and the intersection of what
+ * they share.
+ */
+static void perm_propagate(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                           bool force_share)
+{
+    uint64_t fperm, fshared;
+    BlockDriverState *extra;
+
+    /*
+     * An inactive node (the other side of a migration owns the image) needs
+     * nothing and holds no lock, so that the owner can write; activation
+     * takes the locks back before anything is written.
+     */
+    if (!bs->drv || bs->closing || bs->inactive) {
+        return;
+    }
+    force_share |= bs->force_share;
+    if (force_share) {
+        shared = BLK_PERM_ALL;
+    }
+    bs->new_perm |= perm;
+    bs->new_shared &= shared;
+
+    if (bs->file) {
+        if (bs->drv->is_passthrough) {
+            fperm = perm | BLK_PERM_CONSISTENT_READ;
+            fshared = shared;
+        } else {
+            /* Metadata lives in the file: nobody else may change it. */
+            fperm = BLK_PERM_CONSISTENT_READ |
+                    (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
+            fshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+        }
+        perm_propagate(bs->file, fperm, fshared, force_share);
+    }
+    if (bs->backing) {
+        /* A backing node is only read; what others do with it is theirs. */
+        perm_propagate(bs->backing, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, force_share);
+    }
+    extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
+    if (extra) {
+        perm_propagate(extra, BLK_PERM_CONSISTENT_READ |
+                       (extra->read_only ? 0 : BLK_PERM_WRITE), BLK_PERM_ALL, force_share);
+    }
+}
+
+static bool node_is_child(BlockDriverState *bs)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p == bs || !p->drv || p->closing) {
+            continue;
+        }
+        if (p->file == bs || p->backing == bs ||
+            (p->drv->bdrv_extra_child && p->drv->bdrv_extra_child(p) == bs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int bdrv_refresh_perms(Error **errp)
+{
+    GList *done = NULL;
+    int ret = 0;
+
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        bs->new_perm = 0;
+        bs->new_shared = BLK_PERM_ALL;
+    }
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        uint64_t perm = 0, shared = BLK_PERM_ALL;
+
+        if (!bs->drv || bs->closing || (node_is_child(bs) && !bs->users)) {
+            continue;
+        }
+        if (bs->users) {
+            for (GSList *u = bs->users; u; u = u->next) {
+                BdrvUser *user = u->data;
+                perm |= user->perm;
+                shared &= user->shared;
+            }
+        } else {
+            perm = BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE);
+        }
+        perm_propagate(bs, perm, shared, false);
+    }
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (!bs->drv || bs->closing || !bs->drv->bdrv_set_perm ||
+            (bs->perm == bs->new_perm && bs->shared_perm == bs->new_shared)) {
+            continue;
+        }
+        ret = bs->drv->bdrv_set_perm(bs, bs->new_perm, bs->new_shared, errp);
+        if (ret < 0) {
+            break;
+        }
+        /* Remember the old state in the scratch fields for a rollback. */
+        {
+            uint64_t p = bs->perm, sh = bs->shared_perm;
+            bs->perm = bs->new_perm;
+            bs->shared_perm = bs->new_shared;
+            bs->new_perm = p;
+            bs->new_shared = sh;
+        }
+        done = g_list_prepend(done, bs);
+    }
+    if (ret < 0) {
+        /* Giving back permissions cannot conflict. */
+        for (GList *l = done; l; l = l->next) {
+            BlockDriverState *bs = l->data;
+
+            bs->drv->bdrv_set_perm(bs, bs->new_perm, bs->new_shared, NULL);
+            bs->perm = bs->new_perm;
+            bs->shared_perm = bs->new_shared;
+        }
+    }
+    g_list_free(done);
+    return ret;
+}
+
+BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
+                        uint64_t shared, Error **errp)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    user->bs = bs;
+    user->name = g_strdup(name);
+    user->perm = perm;
+    user->shared = shared;
+    bs->users = g_slist_append(bs->users, user);
+    if (bdrv_refresh_perms(errp) < 0) {
+        bs->users = g_slist_remove(bs->users, user);
+        g_free(user->name);
+        g_free(user);
+        return NULL;
+    }
+    return user;
+}
+
+void bdrv_user_remove(BdrvUser *user)
+{
+    if (!user) {
+        return;
+    }
+    user->bs->users = g_slist_remove(user->bs->users, user);
+    g_free(user->name);
+    g_free(user);
+    bdrv_refresh_perms(NULL);   /* needing less cannot conflict */
 }
 
 /* ------------------------------------------------------------------ */
@@ -618,8 +845,7 @@ static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroe
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "cache.direct", "aio", "auto-read-only",
-        "force-share", "locking",
+        "aio", "auto-read-only",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
@@ -634,7 +860,13 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
-    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp)) {
+    if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp) ||
+        !take_bool_opt(opts, "cache.direct", &bs->cache_direct, errp) ||
+        !take_bool_opt(opts, "force-share", &bs->force_share, errp)) {
+        return false;
+    }
+    if (bs->force_share && (bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "force-share=on can only be used with read-only images");
         return false;
     }
     if (qdict_haskey(opts, "discard")) {
@@ -703,6 +935,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     }
 
     bs = bdrv_new();
+    bs->open_flags = flags;
     if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
@@ -814,6 +1047,20 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     return 0;
 }
 
+/*
+ * As in QEMU, a node's children (its file and backing nodes) use its host
+ * cache mode unless they are given one of their own: O_DIRECT on a format
+ * node means O_DIRECT on the file that holds it.
+ */
+static void inherit_cache_opts(QDict *opts, QDict *child_opts)
+{
+    json_t *v = json_object_get(opts, "cache.direct");
+
+    if (v && child_opts && !json_object_get(child_opts, "cache.direct")) {
+        json_object_set(child_opts, "cache.direct", v);
+    }
+}
+
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp)
 {
@@ -837,6 +1084,11 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     flags = ro ? (flags & ~BDRV_O_RDWR) : (flags | BDRV_O_RDWR);
+    /* Before anything is opened (or probed): a contradiction is just that. */
+    if (!ro && json_is_true(json_object_get(opts, "force-share"))) {
+        error_setg(errp, "force-share=on can only be used with read-only images");
+        goto fail;
+    }
 
     drvname = qdict_get_try_str(opts, "driver");
     if (drvname) {
@@ -872,6 +1124,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
     backing_opts = qdict_extract_subqdict(opts, "backing.");
     file_opts = qdict_extract_subqdict(opts, "file.");
+    inherit_cache_opts(opts, file_opts);
+    inherit_cache_opts(opts, backing_opts);
     if (json_is_string(json_object_get(opts, "file"))) {
         /* "file": "node-name" refers to an existing protocol node. */
         file = bdrv_find_node(qdict_get_try_str(opts, "file"));
@@ -934,6 +1188,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     }
 
     bs = bdrv_new();
+    bs->open_flags = flags;
     if (!bdrv_take_common_opts(bs, opts, errp)) {
         goto fail;
     }
@@ -963,6 +1218,14 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         bs->read_only = true;
     }
 
+    /*
+     * The file's locks before the format reads or writes anything of it:
+     * a format may write on open (repairs, cleared bits), and must not
+     * when another process holds the image.
+     */
+    if (bdrv_refresh_perms(errp) < 0) {
+        goto fail;
+    }
     if (drv->bdrv_open(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags, errp) < 0) {
         goto fail;
     }
@@ -1017,16 +1280,49 @@ fail:
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
-    return bdrv_open_inherit(filename, options, flags, NULL, errp);
+    BlockDriverState *bs = bdrv_open_inherit(filename, options, flags, NULL, errp);
+
+    /* Now that the whole subtree hangs together: each node's final needs. */
+    if (bs && bdrv_refresh_perms(errp) < 0) {
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
 }
 
+static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp);
+
+/*
+ * The switch, then the locks for what the node needs now (write when it
+ * became writable); when another process's locks refuse that, the switch
+ * is undone.
+ */
 int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp)
+{
+    int ret;
+
+    if (bs->read_only == read_only) {
+        return 0;
+    }
+    ret = reopen_set_read_only(bs, read_only, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_refresh_perms(errp);
+    if (ret < 0) {
+        reopen_set_read_only(bs, !read_only, NULL);
+        bdrv_refresh_perms(NULL);
+    }
+    return ret;
+}
+
+static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp)
 {
     if (bs->read_only == read_only) {
         return 0;
     }
     if (bs->file) {
-        int ret = bdrv_reopen_set_read_only(bs->file, read_only, errp);
+        int ret = reopen_set_read_only(bs->file, read_only, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1039,6 +1335,10 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
         int ret;
 
         qdict_put_str(opts, "filename", bs->filename);
+        if (bs->options && json_object_get(bs->options, "locking")) {
+            qdict_put_obj(opts, "locking",
+                          json_incref(json_object_get(bs->options, "locking")));
+        }
         bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
         ret = drv->bdrv_open(bs, opts, flags, errp);
         qobject_unref(opts);
@@ -1054,6 +1354,9 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
             g_free(old);
             bs->opaque = new;
         }
+        /* The new descriptor holds no locks yet. */
+        bs->perm = 0;
+        bs->shared_perm = BLK_PERM_ALL;
         bs->open_flags = flags;
     }
     bs->read_only = read_only;
@@ -1091,7 +1394,7 @@ static char *option_text(json_t *v)
 typedef struct ReopenState {
     BlockDriverState *bs;
     bool has_read_only;         /* "read-only" was given */
-    bool read_only, no_flush, discard_ignore;
+    bool read_only, no_flush, discard_ignore, cache_direct;
     BdrvDetectZeroes detect_zeroes;
     bool switched;              /* the commit switched read_only */
     void *drv_state;            /* the driver's plan (bdrv_reopen_prepare) */
@@ -1144,11 +1447,12 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     ReopenState st = {
         .bs = bs, .read_only = bs->read_only, .no_flush = bs->no_flush,
         .discard_ignore = bs->discard_ignore, .detect_zeroes = bs->detect_zeroes,
+        .cache_direct = bs->cache_direct,
     };
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
     QDict *backing_opts = NULL;
-    bool direct = false, auto_ro = false, ok = false;
+    bool auto_ro = false, ok = false;
     const char *key;
     json_t *value;
 
@@ -1164,14 +1468,13 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
 
     if (!reopen_bool(own, "read-only", &st.read_only, errp) ||
         !reopen_bool(own, "cache.no-flush", &st.no_flush, errp) ||
-        !reopen_bool(own, "cache.direct", &direct, errp) ||
+        !reopen_bool(own, "cache.direct", &st.cache_direct, errp) ||
         !reopen_bool(own, "auto-read-only", &auto_ro, errp)) {
         goto out;
     }
-    if (direct) {
-        /* O_DIRECT is issue 11's; until then it is refused, not dropped. */
-        error_setg(errp, "cache.direct=on is not supported yet");
-        goto out;
+    /* A new host cache mode reaches the file (and so the descriptor) too. */
+    if (bs->file && qdict_haskey(own, "cache.direct") && !qdict_haskey(file_opts, "cache.direct")) {
+        qdict_put_bool(file_opts, "cache.direct", st.cache_direct);
     }
     if (auto_ro) {
         error_setg(errp, "auto-read-only=on is not supported");
@@ -1304,6 +1607,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
     for (i = 0; i < states->len; i++) {
         ReopenState *st = &g_array_index(states, ReopenState, i);
         st->bs->no_flush = st->no_flush;
+        st->bs->cache_direct = st->cache_direct;
         st->bs->discard_ignore = st->discard_ignore;
         st->bs->detect_zeroes = st->detect_zeroes;
         if (st->drv_opts) {
@@ -1321,6 +1625,8 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
             st->drv_opts = NULL;
         }
     }
+    /* A changed "locking" takes or drops this process's locks now. */
+    bdrv_refresh_perms(NULL);
     return 0;
 }
 
@@ -1489,6 +1795,8 @@ int bdrv_img_create(const char *filename, const char *fmt,
         if (base_fmt) {
             qdict_put_str(bo, "driver", base_fmt);
         }
+        /* Only its size is read: a running guest may keep writing to it. */
+        qdict_put_bool(bo, "force-share", true);
         bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, errp);
         if (!bbs) {
             error_append_hint(errp, "Could not open backing image.\n");
@@ -1740,6 +2048,15 @@ write_zero_buffer:
         }
         if (ret >= 0) {
             ret = notify_writes(bs, true, offset, bytes, errp);
+        }
+        /*
+         * Write-through: the data is on stable storage before the write
+         * completes, as a disk without a volatile write cache does.  Only
+         * the node the user writes has the flag; the flush covers its
+         * children, so the format's own writes below need none each.
+         */
+        if (ret >= 0 && bs->writethrough && type != BDRV_REQ_DISCARD) {
+            ret = bdrv_flush(bs, errp);
         }
         return ret < 0 ? ret : 0;
     default:

@@ -123,7 +123,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     g_autofree char *file = NULL;
     BlockDriverState *bs = NULL;
     DriveInfo *dinfo;
-    bool ro = false, cdrom = false;
+    bool ro = false, cdrom = false, writeback = true;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -178,8 +178,50 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         }
         qdict_del(opts, "media");
     }
-    /* Host cache and AIO modes make no difference to this block layer. */
-    qdict_del(opts, "cache");
+    /*
+     * cache=MODE is QEMU's shorthand for the three cache options: the
+     * node's cache.direct (O_DIRECT) and cache.no-flush, and the drive's
+     * write-through (cache.writeback=off); each may also be given alone.
+     */
+    v = qdict_get_try_str(opts, "cache");
+    if (v) {
+        bool direct, no_flush = false;
+
+        if (!strcmp(v, "writeback")) {
+            direct = false;
+        } else if (!strcmp(v, "writethrough")) {
+            direct = false, writeback = false;
+        } else if (!strcmp(v, "none") || !strcmp(v, "off")) {
+            direct = true;
+        } else if (!strcmp(v, "directsync")) {
+            direct = true, writeback = false;
+        } else if (!strcmp(v, "unsafe")) {
+            direct = false, no_flush = true;
+        } else {
+            error_setg(errp, "invalid cache option");
+            goto fail;
+        }
+        if (!qdict_haskey(opts, "cache.direct")) {
+            qdict_put_bool(opts, "cache.direct", direct);
+        }
+        if (!qdict_haskey(opts, "cache.no-flush")) {
+            qdict_put_bool(opts, "cache.no-flush", no_flush);
+        }
+        qdict_del(opts, "cache");
+    }
+    v = qdict_get_try_str(opts, "cache.writeback");
+    if (v) {
+        if (!qemu_parse_bool("cache.writeback", v, &writeback, errp)) {
+            goto fail;
+        }
+        qdict_del(opts, "cache.writeback");
+    }
+    /* Requests run on worker threads; other engines are not built (issue 13). */
+    v = qdict_get_try_str(opts, "aio");
+    if (v && strcmp(v, "threads")) {
+        error_setg(errp, "aio=%s is not supported yet (only 'threads')", v);
+        goto fail;
+    }
     qdict_del(opts, "aio");
     for (const char *const *k = (const char *const[]){ "readonly", "read-only", NULL }; *k; k++) {
         v = qdict_get_try_str(opts, *k);
@@ -312,6 +354,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             goto fail;
         }
         g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
+        bdrv_set_writethrough(bs, !writeback);
     } else if (qdict_size(opts)) {
         /* Node options without an image to apply them to. */
         error_setg(errp, "Must specify either driver or file");
@@ -357,9 +400,41 @@ fail:
     return NULL;
 }
 
+BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
+{
+    uint64_t perm = BLK_PERM_CONSISTENT_READ, shared = BLK_PERM_ALL & ~BLK_PERM_WRITE;
+
+    if (!bdrv_is_read_only(dinfo->bs)) {
+        perm |= BLK_PERM_WRITE;
+    }
+    if (cdrom) {
+        shared &= ~BLK_PERM_RESIZE;
+    }
+    return bdrv_user_add(dinfo->bs, dinfo->id, perm, shared, errp);
+}
+
+void drive_detach_device(DriveInfo *dinfo)
+{
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
+    dinfo->dev = NULL;
+}
+
+void drive_refresh_device_perms(DriveInfo *dinfo)
+{
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
+    if (dinfo->dev && dinfo->bs) {
+        /* The new node was writable for the job: its locks are ours already. */
+        dinfo->perm_user = drive_new_device_user(dinfo, dinfo->cdrom, NULL);
+    }
+}
+
 void drive_del(DriveInfo *dinfo)
 {
     drives = g_list_remove(drives, dinfo);
+    bdrv_user_remove(dinfo->perm_user);
+    dinfo->perm_user = NULL;
     if (dinfo->dev) {
         dinfo->dev->drive = NULL;
     }
@@ -544,6 +619,14 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
     qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
+    {
+        QDict *cache = qdict_new();
+
+        qdict_put_bool(cache, "writeback", !bdrv_get_writethrough(bs));
+        qdict_put_bool(cache, "direct", bs->cache_direct);
+        qdict_put_bool(cache, "no-flush", bs->no_flush);
+        qdict_put_obj(info, "cache", cache);
+    }
     image = image_info_chain(bs);
     if (image) {
         qdict_put_obj(info, "image", image);

@@ -228,13 +228,21 @@ typedef struct ImgCommonOpts {
 #define LONGOPT_FORCE_SHARE { "force-share", no_argument, NULL, 'U' }
 #define LONGOPT_END         { NULL, 0, NULL, 0 }
 
+/*
+ * -U: the images a subcommand reads are opened with force-share=on (they
+ * take no lock that refuses other writers; read-only opens only).
+ */
+static bool force_share;
+/* open_image() flag: an image written on purpose (rebase's, dd's output) ignores -U. */
+#define IMG_OPEN_NO_FORCE_SHARE 0x40000000
+
 /* The tail of every subcommand's getopt switch; exits on a bad option. */
 static void common_option(int c, char **argv, ImgCommonOpts *o)
 {
     switch (c) {
     case 'f': o->fmt = optarg; break;
     case 'q': quiet_mode = true; break;
-    case 'U': break;    /* images are never locked here: always shared */
+    case 'U': force_share = true; break;
     case OPTION_OBJECT: add_object(optarg); break;
     case OPTION_IMAGE_OPTS: o->image_opts = true; break;
     case OPTION_OUTPUT: o->output = parse_output_format(optarg); break;
@@ -504,28 +512,78 @@ static BlockDriverState *open_image_dict(const char *name, const char *filename,
  * An image named on the command line: a file name, with -f its format,
  * or with --image-opts an option string that says everything itself.
  */
+static BlockDriverState *open_image_opts(const char *name, bool image_opts,
+                                         const char *fmt, int flags, bool need_keys,
+                                         QDict *opts);
+
+/*
+ * @cache: the -t or -T mode for this image (NULL: writeback, QEMU's
+ * default for qemu-img).  "writethrough" and "directsync" flush each write.
+ */
+static BlockDriverState *open_image_cache(const char *name, bool image_opts,
+                                          const char *fmt, int flags, bool need_keys,
+                                          const char *cache)
+{
+    BlockDriverState *bs;
+    QDict *opts = qdict_new();
+
+    apply_cache_mode(opts, cache);
+    bs = open_image_opts(name, image_opts, fmt, flags, need_keys, opts);
+    if (bs && cache && (!strcmp(cache, "writethrough") || !strcmp(cache, "directsync"))) {
+        bdrv_set_writethrough(bs, true);
+    }
+    return bs;
+}
+
 static BlockDriverState *open_image(const char *name, bool image_opts,
                                     const char *fmt, int flags, bool need_keys)
 {
+    return open_image_opts(name, image_opts, fmt, flags, need_keys, NULL);
+}
+
+/* @extra: options to add (taken over; may be NULL). */
+static BlockDriverState *open_image_opts(const char *name, bool image_opts,
+                                         const char *fmt, int flags, bool need_keys,
+                                         QDict *extra)
+{
     QDict *opts;
     Error *err = NULL;
+    bool share = force_share && !(flags & IMG_OPEN_NO_FORCE_SHARE);
+    const char *key;
+    json_t *value;
+
+    flags &= ~IMG_OPEN_NO_FORCE_SHARE;
 
     if (image_opts) {
         opts = keyval_parse(name, NULL, &err);
         if (!opts) {
             error_report_err(err);
+            qobject_unref(extra);
             return NULL;
         }
         if (fmt) {
             error_report("--image-opts and --format are mutually exclusive");
             qobject_unref(opts);
+            qobject_unref(extra);
             return NULL;
         }
+        if (share) {
+            qdict_put_bool(opts, "force-share", true);
+        }
+        json_object_foreach(extra, key, value) {
+            if (!json_object_get(opts, key)) {
+                json_object_set(opts, key, value);
+            }
+        }
+        qobject_unref(extra);
         return open_image_dict(name, NULL, opts, flags, need_keys);
     }
-    opts = qdict_new();
+    opts = extra ? extra : qdict_new();
     if (fmt) {
         qdict_put_str(opts, "driver", fmt);
+    }
+    if (share) {
+        qdict_put_bool(opts, "force-share", true);
     }
     return open_image_dict(name, name, opts, flags, need_keys);
 }
@@ -1095,9 +1153,9 @@ static int img_check(int argc, char **argv)
     check_cache_mode(cache);
 
     /* Metadata only: checking needs no key. */
-    bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
-                    (fix ? BDRV_O_RDWR : 0), false);
+    bs = open_image_cache(filename, o.image_opts, o.fmt,
+                          BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                          (fix ? BDRV_O_RDWR : 0), false, cache);
     if (!bs) {
         return 1;
     }
@@ -1918,7 +1976,7 @@ static int img_convert(int argc, char **argv)
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
         const char *name = argv[optind + i];
-        s.src[i] = open_image(name, o.image_opts, o.fmt, 0, true);
+        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, 0, true, src_cache);
         if (!s.src[i]) {
             goto out;
         }
@@ -2000,6 +2058,9 @@ static int img_convert(int argc, char **argv)
     s.target = open_image_dict(out_filename, target_image_opts ? NULL : out_filename,
                                target_opts, BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET,
                                true);
+    if (s.target && cache && (!strcmp(cache, "writethrough") || !strcmp(cache, "directsync"))) {
+        bdrv_set_writethrough(s.target, true);
+    }
     if (!s.target) {
         goto out;
     }
@@ -2181,7 +2242,7 @@ static int img_commit(int argc, char **argv)
     filename = one_image_arg(argc, argv);
     check_cache_mode(cache);
 
-    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR, true);
+    bs = open_image_cache(filename, o.image_opts, o.fmt, BDRV_O_RDWR, true, cache);
     if (!bs) {
         return 1;
     }
@@ -2374,8 +2435,9 @@ static int img_rebase(int argc, char **argv)
     }
 
     /* Unsafe mode only rewrites the header: the old chain may be gone. */
-    bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0), !unsafe);
+    bs = open_image_cache(filename, o.image_opts, o.fmt, IMG_OPEN_NO_FORCE_SHARE |
+                          BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0),
+                          !unsafe, cache);
     if (!bs) {
         return 1;
     }
@@ -2398,6 +2460,10 @@ static int img_rebase(int argc, char **argv)
             QDict *o = qdict_new();
 
             qdict_put_str(o, "driver", out_basefmt);
+            if (force_share) {
+                qdict_put_bool(o, "force-share", true);
+            }
+            apply_cache_mode(o, src_cache);
             new_base = bdrv_open(full, o, BDRV_O_PROBE_QUIET, &err);
             if (!new_base) {
                 error_report("Could not open new backing file '%s': %s", out_base,
@@ -2678,12 +2744,12 @@ static int img_compare(int argc, char **argv)
     /* -q wins over -p */
     progress_init(progress);
 
-    bs1 = open_image(name1, o.image_opts, o.fmt, 0, true);
+    bs1 = open_image_cache(name1, o.image_opts, o.fmt, 0, true, cache);
     if (!bs1) {
         ret = CMP_ERR_OPEN;
         goto out;
     }
-    bs2 = open_image(name2, o.image_opts, fmt2, 0, true);
+    bs2 = open_image_cache(name2, o.image_opts, fmt2, 0, true, cache);
     if (!bs2) {
         ret = CMP_ERR_OPEN;
         goto out;
@@ -3041,8 +3107,8 @@ static int img_amend(int argc, char **argv)
         return print_amend_options_help(drv);
     }
 
-    bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false);
+    bs = open_image_cache(filename, o.image_opts, o.fmt,
+                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false, cache);
     if (!bs) {
         return 1;
     }
@@ -3531,7 +3597,7 @@ static int img_dd(int argc, char **argv)
         error_free(err);
         goto out;
     }
-    out = open_image(out_name, false, out_fmt, BDRV_O_RDWR, true);
+    out = open_image(out_name, false, out_fmt, BDRV_O_RDWR | IMG_OPEN_NO_FORCE_SHARE, true);
     if (!out) {
         goto out;
     }

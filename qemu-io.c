@@ -58,32 +58,33 @@ typedef struct OpenParams {
 } OpenParams;
 
 /*
- * -t MODE.  "writeback" is what the file driver does (the page cache,
- * flushes when asked); "unsafe" adds cache.no-flush; "writethrough" has
- * qemu-io flush after every write.  The modes that need O_DIRECT are
- * issue 11's; until they exist they are refused rather than dropped.
+ * -t MODE, QEMU's cache modes: whether the host's page cache is bypassed
+ * (cache.direct, O_DIRECT: "none", "directsync"), whether each write is
+ * flushed before the command returns ("writethrough", "directsync"), and
+ * whether flushes reach the disk at all ("unsafe": cache.no-flush).
  */
 static bool parse_cache_mode(const char *mode, QDict *opts, OpenParams *p)
 {
-    static const char *const later[] = { "none", "off", "directsync" };
+    bool direct, writethrough, no_flush = false;
 
-    p->writethrough = !strcmp(mode, "writethrough");
-    if (!strcmp(mode, "writeback") || p->writethrough) {
-        return true;
+    if (!strcmp(mode, "writeback")) {
+        direct = false, writethrough = false;
+    } else if (!strcmp(mode, "writethrough")) {
+        direct = false, writethrough = true;
+    } else if (!strcmp(mode, "none") || !strcmp(mode, "off")) {
+        direct = true, writethrough = false;
+    } else if (!strcmp(mode, "directsync")) {
+        direct = true, writethrough = true;
+    } else if (!strcmp(mode, "unsafe")) {
+        direct = false, writethrough = false, no_flush = true;
+    } else {
+        error_report("Invalid cache option: %s", mode);
+        return false;
     }
-    if (!strcmp(mode, "unsafe")) {
-        qdict_put_str(opts, "cache.no-flush", "on");
-        return true;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(later); i++) {
-        if (!strcmp(mode, later[i])) {
-            error_report("Cache mode '%s' is not supported yet (only 'writeback', "
-                         "'writethrough' and 'unsafe')", mode);
-            return false;
-        }
-    }
-    error_report("Invalid cache option: %s", mode);
-    return false;
+    p->writethrough = writethrough;
+    qdict_put_bool(opts, "cache.direct", direct);
+    qdict_put_bool(opts, "cache.no-flush", no_flush);
+    return true;
 }
 
 /* -d MODE: checked here for QEMU's message; the block layer applies it. */
@@ -231,13 +232,14 @@ static void open_help(void)
 " -d, -- discard mode: unmap (or on, the default) or ignore (or off)\n"
 " -f, -- the image format (default: probed from the content)\n"
 " -k, -- native AIO (not supported yet)\n"
-" -n, -- short for -t none (not supported yet)\n"
+" -n, -- short for -t none (O_DIRECT)\n"
 " -o, -- block layer options, key=value[,key=value...]; with no path the\n"
 "        options must name the file (file.filename=...)\n"
 " -r, -- open read-only\n"
 " -s, -- writes go to a temporary overlay, dropped on close\n"
-" -t, -- cache mode: writeback (the default), writethrough or unsafe\n"
-" -U, -- accepted for compatibility (this tree takes no image locks)\n"
+" -t, -- cache mode: writethrough (the default), writeback, none,\n"
+"        directsync or unsafe\n"
+" -U, -- force shared permissions (read-only opens)\n"
 "\n"
 " With qemu-io's --image-opts, PATH is an option string as well.\n"
 "\n");
@@ -259,7 +261,8 @@ static const QemuIOCommand open_cmd = {
 
 static int open_f(BlockDriverState *bs, int argc, char **argv)
 {
-    OpenParams p = { .flags = BDRV_O_RDWR };
+    /* As QEMU's qemu-io: write-through unless told otherwise. */
+    OpenParams p = { .flags = BDRV_O_RDWR, .writethrough = true };
     QDict *opts = qdict_new();
     Error *err = NULL;
     int c;
@@ -311,6 +314,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             }
             break;
         case 'U':
+            qdict_put_bool(opts, "force-share", true);
             break;
         default:
             if (strchr("fotd", optopt)) {
@@ -428,16 +432,17 @@ static void usage(const char *name)
 "  -f, --format FMT     the image format (default: probed from the content)\n"
 "  -r, --read-only      open the image read-only\n"
 "  -s, --snapshot       send writes to a temporary overlay, dropped at exit\n"
-"  -n, --nocache        short for -t none (not supported yet)\n"
+"  -n, --nocache        short for -t none (O_DIRECT)\n"
 "  -C, --copy-on-read   copy-on-read (not supported yet)\n"
 "  -m, --misalign       misalign the data buffers (by 16 bytes from a page)\n"
 "  -k, --native-aio     native AIO (not supported yet)\n"
 "  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
-"  -t, --cache MODE     the cache mode: 'writeback' (the default),\n"
-"                       'writethrough' (a flush after each write) or 'unsafe'\n"
+"  -t, --cache MODE     the cache mode: 'writethrough' (the default: a flush\n"
+"                       after each write), 'writeback', 'none' (O_DIRECT),\n"
+"                       'directsync' (both) or 'unsafe' (flushes do nothing)\n"
 "  -d, --discard MODE   'unmap' (the default) or 'ignore' discard requests\n"
 "  -T, --trace ...      tracing (not supported: this build has no trace events)\n"
-"  -U, --force-share    accepted for compatibility (no image locks here)\n"
+"  -U, --force-share    force shared permissions\n"
 "  -h, --help           print this help and exit\n"
 "  -V, --version        print the version and exit\n"
 "\n"
@@ -468,7 +473,8 @@ int main(int argc, char **argv)
         { "aio", required_argument, NULL, 'i' },
         { NULL, 0, NULL, 0 },
     };
-    OpenParams p = { .flags = BDRV_O_RDWR };
+    /* As QEMU's qemu-io: write-through unless told otherwise. */
+    OpenParams p = { .flags = BDRV_O_RDWR, .writethrough = true };
     g_autoptr(GPtrArray) cmds = g_ptr_array_new();
     QDict *opts = qdict_new();
     Error *err = NULL;
@@ -515,6 +521,7 @@ int main(int argc, char **argv)
                          optarg);
             goto fail;
         case 'U':
+            qdict_put_bool(opts, "force-share", true);
             break;
         case 't':
             if (!parse_cache_mode(optarg, opts, &p)) {

@@ -220,6 +220,7 @@ static bool replace_drive_root(BlockDriverState *old_root, BlockDriverState *new
         if (d->bs == old_root) {
             bdrv_ref(new_root);
             d->bs = new_root;
+            drive_refresh_device_perms(d);
             bdrv_unref(old_root);
             return true;
         }

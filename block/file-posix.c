@@ -21,7 +21,175 @@
 
 typedef struct BDRVRawState {
     int fd;
+    /* "locking": on (and auto: OFD locks always exist on Linux) or off. */
+    bool use_lock;
+    /*
+     * cache.direct=on: the descriptor has O_DIRECT, so offsets, lengths and
+     * buffers of its reads and writes must be multiples of @align; requests
+     * that are not go through an aligned bounce buffer (see direct_rw()).
+     */
+    bool direct;
+    uint32_t align;
+    /* The lock bytes this descriptor holds: needed perms, unshared perms. */
+    uint64_t locked_perm;
+    uint64_t locked_unshared;
 } BDRVRawState;
+
+/*
+ * Image locks, compatible with QEMU 7.2's: open-file-description byte-range
+ * locks (they belong to this descriptor, so they never conflict with the
+ * same descriptor's other locks and die with the process).  Byte
+ * LOCK_PERM_BASE + i is held (shared) while this descriptor needs
+ * permission bit i; byte LOCK_SHARED_BASE + i while it refuses to share
+ * bit i.  A process may take permission i only when nobody holds
+ * LOCK_SHARED_BASE + i, and refuse to share it only when nobody holds
+ * LOCK_PERM_BASE + i; a test with a write lock finds such holders.
+ */
+#define LOCK_PERM_BASE   100
+#define LOCK_SHARED_BASE 200
+
+static int lock_byte(int fd, int64_t byte, short type)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET, .l_start = byte, .l_len = 1, .l_type = type,
+    };
+    return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 1 when another descriptor holds @byte, 0 when nobody does, or -errno. */
+static int byte_held_by_other(int fd, int64_t byte)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET, .l_start = byte, .l_len = 1, .l_type = F_WRLCK,
+    };
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+        return -errno;
+    }
+    return fl.l_type != F_UNLCK;
+}
+
+/* Takes or drops bytes so that exactly @perm and @unshared are held. */
+static int apply_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared)
+{
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        uint64_t bit = 1ULL << i;
+        int ret;
+
+        if ((perm & bit) != (s->locked_perm & bit)) {
+            ret = lock_byte(s->fd, LOCK_PERM_BASE + i, (perm & bit) ? F_RDLCK : F_UNLCK);
+            if (ret < 0) {
+                return ret;
+            }
+            s->locked_perm ^= bit;
+        }
+        if ((unshared & bit) != (s->locked_unshared & bit)) {
+            ret = lock_byte(s->fd, LOCK_SHARED_BASE + i,
+                            (unshared & bit) ? F_RDLCK : F_UNLCK);
+            if (ret < 0) {
+                return ret;
+            }
+            s->locked_unshared ^= bit;
+        }
+    }
+    return 0;
+}
+
+static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                         Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    uint64_t old_perm = s->locked_perm, old_unshared = s->locked_unshared;
+    uint64_t unshared = BLK_PERM_ALL & ~shared;
+    int ret;
+
+    if (!s->use_lock || s->fd < 0) {
+        return 0;
+    }
+    ret = apply_lock_bytes(s, perm, unshared);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to lock byte %d", LOCK_PERM_BASE);
+        goto fail;
+    }
+    /* Only what this change adds can conflict with others. */
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        if ((perm & ~old_perm) & (1ULL << i)) {
+            ret = byte_held_by_other(s->fd, LOCK_SHARED_BASE + i);
+            if (ret != 0) {
+                error_setg(errp, "Failed to get \"%s\" lock", bdrv_perm_name(i));
+                goto conflict;
+            }
+        }
+    }
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        if ((unshared & ~old_unshared) & (1ULL << i)) {
+            ret = byte_held_by_other(s->fd, LOCK_PERM_BASE + i);
+            if (ret != 0) {
+                error_setg(errp, "Failed to get shared \"%s\" lock", bdrv_perm_name(i));
+                goto conflict;
+            }
+        }
+    }
+    return 0;
+
+conflict:
+    error_append_hint(errp, "Is another process using the image [%s]?\n", bs->filename);
+    ret = ret < 0 ? ret : -EAGAIN;
+fail:
+    apply_lock_bytes(s, old_perm, old_unshared);
+    return ret;
+}
+
+/*
+ * A new image replaces a file's contents: like QEMU, the file is locked
+ * for writing and resizing (refused while another process holds the
+ * image) before it is emptied, so that "create" never destroys an image
+ * in use.  The locks go with the descriptor when create closes it.
+ */
+static int lock_for_create(int fd, const char *filename, Error **errp)
+{
+    BDRVRawState s = { .fd = fd, .use_lock = true };
+    int ret;
+
+    ret = apply_lock_bytes(&s, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_RESIZE);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to lock byte %d", LOCK_PERM_BASE);
+        return ret;
+    }
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        uint64_t bit = 1ULL << i;
+
+        if (((bit & (BLK_PERM_WRITE | BLK_PERM_RESIZE)) &&
+             byte_held_by_other(fd, LOCK_SHARED_BASE + i) != 0) ||
+            ((bit & BLK_PERM_RESIZE) && byte_held_by_other(fd, LOCK_PERM_BASE + i) != 0)) {
+            error_setg(errp, "Failed to get \"%s\" lock", bdrv_perm_name(i));
+            error_append_hint(errp, "Is another process using the image [%s]?\n", filename);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/* "locking": on, off or auto (on: this host has OFD locks). */
+static bool take_locking_opt(QDict *options, bool *use_lock, Error **errp)
+{
+    json_t *v = json_object_get(options, "locking");
+    const char *mode;
+
+    if (!v) {
+        return true;
+    }
+    mode = json_is_string(v) ? json_string_value(v) : NULL;
+    if (json_is_boolean(v)) {
+        mode = json_is_true(v) ? "on" : "off";
+    }
+    if (!mode || (strcmp(mode, "on") && strcmp(mode, "off") && strcmp(mode, "auto"))) {
+        error_setg(errp, "invalid parameter value: %s", mode ? mode : "(not a string)");
+        return false;
+    }
+    *use_lock = strcmp(mode, "off") != 0;
+    qdict_del(options, "locking");
+    return true;
+}
 
 static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -31,6 +199,10 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
     if (!filename || !*filename) {
         error_setg(errp, "The 'file' block driver requires a file name");
+        return -EINVAL;
+    }
+    s->use_lock = true;
+    if (!take_locking_opt(options, &s->use_lock, errp)) {
         return -EINVAL;
     }
     /*
@@ -52,7 +224,9 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     } else {
         g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
-    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    s->direct = bs->cache_direct;
+    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                 (s->direct ? O_DIRECT : 0));
     if (s->fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not open '%s'", filename);
@@ -64,6 +238,18 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         s->fd = -1;
         error_setg_errno(errp, err, "Could not stat '%s'", filename);
         return -err;
+    }
+    if (s->direct) {
+        int ssz = 0;
+
+        /*
+         * A device says its logical block size; on a file, 4 KiB covers
+         * every logical block size Linux file systems ask O_DIRECT for.
+         */
+        s->align = 4096;
+        if (S_ISBLK(st.st_mode) && ioctl(s->fd, BLKSSZGET, &ssz) == 0 && ssz > 0) {
+            s->align = ssz;
+        }
     }
     if (!strcmp(bs->drv->format_name, "file") && !S_ISREG(st.st_mode)) {
         close(s->fd);
@@ -100,11 +286,126 @@ static void file_close(BlockDriverState *bs)
     }
 }
 
+/* Reads [offset, offset+bytes) whole; zeroes past the end of the file. */
+static int read_full(int fd, uint8_t *p, int64_t bytes, int64_t offset)
+{
+    while (bytes > 0) {
+        ssize_t n = pread(fd, p, bytes, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            memset(p, 0, bytes);
+            break;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const uint8_t *p, int64_t bytes, int64_t offset)
+{
+    while (bytes > 0) {
+        ssize_t n = pwrite(fd, p, bytes, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        p += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+#define BOUNCE_MAX (1 * MiB)
+
+/*
+ * O_DIRECT I/O for any offset, length and buffer: window by window (at
+ * most BOUNCE_MAX, so memory stays bounded), through an aligned buffer.
+ * A write first reads the partial blocks at the window's ends (read-modify-
+ * write); that is safe because this driver's requests run one at a time.
+ * A write that had to round the end of the file up to a whole block cuts
+ * the file back, so the image keeps its size.  O_DIRECT reads are short
+ * only at the end of the file, which read_full() turns into zeroes.
+ */
+static int direct_rw(BDRVRawState *s, int64_t offset, int64_t bytes, uint8_t *buf,
+                     bool write)
+{
+    const int64_t align = s->align;
+    uint8_t *bounce;
+    int ret = 0;
+
+    if (posix_memalign((void **)&bounce, align, BOUNCE_MAX + 2 * align)) {
+        return -ENOMEM;
+    }
+    while (bytes > 0 && ret == 0) {
+        int64_t start = QEMU_ALIGN_DOWN(offset, align);
+        int64_t end = MIN(offset + bytes, start + BOUNCE_MAX);
+        int64_t aend = QEMU_ALIGN_UP(end, align);
+        int64_t skip = offset - start, len = end - offset;
+
+        if (!write) {
+            ret = read_full(s->fd, bounce, aend - start, start);
+            if (ret == 0) {
+                memcpy(buf, bounce + skip, len);
+            }
+        } else {
+            struct stat st;
+            bool grows = false;
+
+            if (skip) {
+                ret = read_full(s->fd, bounce, align, start);
+            }
+            if (ret == 0 && aend > end && (aend - align > start || !skip)) {
+                ret = read_full(s->fd, bounce + (aend - start - align), align, aend - align);
+            }
+            if (ret == 0 && aend > end) {
+                grows = fstat(s->fd, &st) == 0 && st.st_size < aend;
+            }
+            if (ret == 0) {
+                memcpy(bounce + skip, buf, len);
+                ret = write_full(s->fd, bounce, aend - start, start);
+            }
+            if (ret == 0 && grows && ftruncate(s->fd, MAX(st.st_size, end)) < 0) {
+                ret = -errno;
+            }
+        }
+        buf += len;
+        offset += len;
+        bytes -= len;
+    }
+    free(bounce);
+    return ret;
+}
+
+static bool direct_aligned(BDRVRawState *s, int64_t offset, int64_t bytes, const void *buf)
+{
+    return !((offset | bytes | (uintptr_t)buf) & (s->align - 1));
+}
+
 static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
     uint8_t *p = buf;
+
+    if (s->direct) {
+        int ret = direct_aligned(s, offset, bytes, buf)
+                  ? read_full(s->fd, buf, bytes, offset)
+                  : direct_rw(s, offset, bytes, buf, false);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read '%s'", bs->filename);
+        }
+        return ret;
+    }
 
     while (bytes > 0) {
         ssize_t n = pread(s->fd, p, bytes, offset);
@@ -132,6 +433,16 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVRawState *s = bs->opaque;
     const uint8_t *p = buf;
+
+    if (s->direct) {
+        int ret = direct_aligned(s, offset, bytes, buf)
+                  ? write_full(s->fd, buf, bytes, offset)
+                  : direct_rw(s, offset, bytes, (uint8_t *)buf, true);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
+        }
+        return ret;
+    }
 
     while (bytes > 0) {
         ssize_t n = pwrite(s->fd, p, bytes, offset);
@@ -346,11 +657,22 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
         return -EFBIG;
     }
     size = QEMU_ALIGN_UP(size, 512);
-    fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not create '%s'", filename);
         return -err;
+    }
+    ret = lock_for_create(fd, filename, errp);
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
+    if (ftruncate(fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file '%s'", filename);
+        close(fd);
+        return ret;
     }
     if (nocow) {
         /*
@@ -425,12 +747,64 @@ static const QemuOptDesc file_create_desc[] = {
 };
 static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };
 
+/* Reopen may switch "locking"; the core then re-applies the node's needs. */
+static int file_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                               Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    bool use_lock = s->use_lock;
+
+    if (!take_locking_opt(opts, &use_lock, errp)) {
+        return -EINVAL;
+    }
+    *state = GINT_TO_POINTER(use_lock ? 2 : 1);
+    return 0;
+}
+
+static void file_reopen_commit(BlockDriverState *bs, void *state)
+{
+    BDRVRawState *s = bs->opaque;
+    bool use_lock = GPOINTER_TO_INT(state) == 2;
+
+    /* Linux switches O_DIRECT on an open descriptor. */
+    if (bs->cache_direct != s->direct) {
+        int fl = fcntl(s->fd, F_GETFL);
+
+        if (fl >= 0 && fcntl(s->fd, F_SETFL,
+                             bs->cache_direct ? fl | O_DIRECT : fl & ~O_DIRECT) == 0) {
+            s->direct = bs->cache_direct;
+            s->align = s->direct ? 4096 : 0;
+        } else {
+            bs->cache_direct = s->direct;   /* the node stays what it is */
+        }
+    }
+
+    if (use_lock == s->use_lock) {
+        return;
+    }
+    if (!use_lock) {
+        apply_lock_bytes(s, 0, 0);
+    }
+    s->use_lock = use_lock;
+    /* Nothing is held now: the next refresh takes what the node needs. */
+    bs->perm = 0;
+    bs->shared_perm = BLK_PERM_ALL;
+}
+
+static void file_reopen_abort(BlockDriverState *bs, void *state)
+{
+}
+
 static BlockDriver bdrv_file_driver = {
     .format_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -456,6 +830,10 @@ static BlockDriver bdrv_host_device = {
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -479,6 +857,10 @@ static BlockDriver bdrv_host_cdrom = {
     .is_protocol = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
+    .bdrv_set_perm = file_set_perm,
+    .bdrv_reopen_prepare = file_reopen_prepare,
+    .bdrv_reopen_commit = file_reopen_commit,
+    .bdrv_reopen_abort = file_reopen_abort,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_flush = file_flush,

@@ -299,6 +299,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     IOThread *iothread = NULL;
     DeviceState *dev;
     DriveInfo *dinfo;
+    BdrvUser *user = NULL;
     const char *key;
     json_t *value;
     int unit;
@@ -462,7 +463,15 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     if (hotplug && !drive_check_key(dinfo, errp)) {
         goto fail_drive;
     }
+    /* The device's needs of the node (image locks) before it exists. */
+    if (dinfo->bs) {
+        user = drive_new_device_user(dinfo, dinfo->cdrom || model->removable, errp);
+        if (!user) {
+            goto fail_drive;
+        }
+    }
     dev = device_create(model, bus, id, dinfo, unit);
+    dinfo->perm_user = user;
     /*
      * The drive's node follows the device into its iothread (its own, or
      * its virtio-scsi controller's), as QEMU's dataplane moves it.
@@ -483,16 +492,22 @@ bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
     g_autofree char *busname = g_strdup_printf("ide.%d", busno);
     BusState *bus = qbus_find(busname);
     DeviceState *dev;
+    BdrvUser *user;
 
     if (!bus) {
         error_setg(errp, "machine type does not support if=ide,bus=%d,unit=%d", busno, unit);
         return false;
     }
     /* Keyless drives are allowed here: start-up then stays in prelaunch. */
+    user = dinfo->bs ? drive_new_device_user(dinfo, dinfo->cdrom, errp) : NULL;
+    if (dinfo->bs && !user) {
+        return false;
+    }
     dev = device_new(bus, dinfo->cdrom ? "ide-cd" : "ide-hd", NULL, NULL);
     dev->unit = unit;
     dev->drive = dinfo;
     dinfo->dev = dev;
+    dinfo->perm_user = user;
     user_devices = g_list_append(user_devices, dev);
     return true;
 }
@@ -577,7 +592,7 @@ static gboolean finish_unplug(gpointer opaque)
          * As QEMU: a drive goes with its device, the anonymous one made
          * for a node name and the one -drive or drive_add made alike.
          */
-        dinfo->dev = NULL;
+        drive_detach_device(dinfo);
         drive_del(dinfo);
     }
     if (dev->child_path) {
@@ -731,7 +746,7 @@ static void dev_free_tree(DeviceState *dev)
         dev->buses = g_list_delete_link(dev->buses, dev->buses);
     }
     if (dev->drive) {
-        dev->drive->dev = NULL;
+        drive_detach_device(dev->drive);
     }
     dev->bus = NULL;
     device_free(dev);

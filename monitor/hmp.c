@@ -478,7 +478,10 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         if (!bs) {
             continue;
         }
-        monitor_puts(mon, "    Cache mode:       writeback\n");
+        monitor_printf(mon, "    Cache mode:       %s%s%s\n",
+                       bdrv_get_writethrough(bs) ? "writethrough" : "writeback",
+                       bs->cache_direct ? ", direct" : "",
+                       bs->no_flush ? ", ignore flushes" : "");
         for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
             depth++;
         }

@@ -98,6 +98,41 @@ typedef enum PreallocMode {
 } PreallocMode;
 bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 
+/*
+ * Permissions, QEMU's BLK_PERM_* bits: what a user of a node does with it
+ * (its "perm") and what it lets every other user do at the same time (its
+ * "shared" set).  The core derives each node's needs from the nodes above
+ * it and from its users (tools, devices), and the protocol driver turns the
+ * result into QEMU 7.2's image locks, so that two processes (of this tree
+ * or QEMU) that would corrupt each other's image refuse to share it.
+ */
+#define BLK_PERM_CONSISTENT_READ 0x01
+#define BLK_PERM_WRITE           0x02
+#define BLK_PERM_WRITE_UNCHANGED 0x04
+#define BLK_PERM_RESIZE          0x08
+#define BLK_PERM_ALL             0x0f
+#define BLK_PERM_COUNT           4
+/* "consistent read", "write", "write unchanged", "resize" */
+const char *bdrv_perm_name(int bit);
+
+typedef struct BdrvUser BdrvUser;
+/*
+ * Declares a user of @bs (a device, say) needing @perm and sharing only
+ * @shared.  While a node has users, their needs replace the default of a
+ * node nobody stands above (read, plus write when the node is writable,
+ * everything shared: what qemu-io and qemu-img ask for).  Fails, changing
+ * nothing, when another process's lock conflicts.
+ */
+BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
+                        uint64_t shared, Error **errp);
+void bdrv_user_remove(BdrvUser *user);
+/*
+ * Recomputes every node's needs and applies them (image locks).  All or
+ * nothing: on a conflict every lock stays as it was and @errp says which.
+ * Called by the core after opens, closes, reopens and graph changes.
+ */
+int bdrv_refresh_perms(Error **errp);
+
 void bdrv_init(void);  /* registers every built-in driver; idempotent */
 BlockDriver *bdrv_find_format(const char *format_name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
@@ -232,6 +267,14 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
 
+/*
+ * Write-through, QEMU's cache.writeback=off: every write to @bs (not to
+ * the nodes below it) completes only once it is on stable storage (the
+ * core flushes @bs after it).  What a user of the node (a tool's -t
+ * writethrough or directsync, a drive's cache mode) asks for.
+ */
+void bdrv_set_writethrough(BlockDriverState *bs, bool writethrough);
+bool bdrv_get_writethrough(BlockDriverState *bs);
 bool bdrv_is_read_only(BlockDriverState *bs);
 
 /*

@@ -86,6 +86,16 @@ struct BlockDriverState {
     bool no_flush;
 
     /*
+     * "cache.direct=on": the protocol node bypasses the host's page cache
+     * (O_DIRECT).  Inherited by a node's file and backing nodes when they
+     * are not given their own.
+     */
+    bool cache_direct;
+
+    /* Write-through (bdrv_set_writethrough()): each write is flushed. */
+    bool writethrough;
+
+    /*
      * "discard=ignore" (or "off"): discard requests succeed without doing
      * anything, here and in the file below.  The default, "unmap" ("on"),
      * passes them on.
@@ -116,6 +126,20 @@ struct BlockDriverState {
      * for the main loop.  Requests run in the main loop either way here.
      */
     void *iothread;
+
+    /*
+     * Permissions (see bdrv_refresh_perms()).  @force_share: "force-share"
+     * (-U), read-only nodes only: this node and everything below it share
+     * every permission.  @users: BdrvUser, declared by devices.  @perm and
+     * @shared_perm are what the driver last applied (bdrv_set_perm); a new
+     * file descriptor resets them to "nothing held" (0, BLK_PERM_ALL).
+     */
+    bool force_share;
+    bool closing;               /* in bdrv_close(): no longer part of the graph */
+    GSList *users;
+    uint64_t perm, shared_perm;
+    /* Scratch for the computation in bdrv_refresh_perms(). */
+    uint64_t new_perm, new_shared;
 };
 
 typedef struct BlockDriver {
@@ -197,6 +221,21 @@ typedef struct BlockDriver {
                                Error **errp);
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+
+    /*
+     * Protocol drivers: take the image locks for @perm and @shared (what
+     * every user of the node together needs and allows).  Fails without
+     * changing anything when another process's locks conflict.
+     */
+    int (*bdrv_set_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                         Error **errp);
+    /*
+     * Format drivers that only pass their file's data through (raw, filters):
+     * their file child gets their own users' needs.  Every other format
+     * keeps metadata in its file: it needs write and resize there when
+     * writable, and lets nobody else write or resize it.
+     */
+    bool is_passthrough;
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */

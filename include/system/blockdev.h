@@ -27,6 +27,8 @@ struct DriveInfo {
     DeviceState *dev;       /* the device using the drive, or NULL */
     bool anonymous;         /* created by device_add drive=NODE; dies with it */
     bool cdrom;             /* media=cdrom: an IDE CD-ROM drive (ide-cd) */
+    /* What the device on the drive needs of its node (see drive_set_device()). */
+    BdrvUser *perm_user;
 };
 
 /*
@@ -59,5 +61,18 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp);
 json_t *qmp_query_block_list(void);
 json_t *qmp_query_named_block_nodes_list(void);
 json_t *block_device_info(BlockDriverState *bs);
+
+/*
+ * What a guest device on @dinfo needs of the drive's node: read, write
+ * unless the node is read-only, and nobody else writing behind the guest's
+ * back (nor, for a CD-ROM, resizing its medium), as QEMU's devices without
+ * share-rw.  NULL with @errp set when another process's image locks
+ * refuse that.  The caller stores it in dinfo->perm_user as it attaches.
+ */
+BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp);
+/* The device leaves the drive: its needs go with it. */
+void drive_detach_device(DriveInfo *dinfo);
+/* After a job replaced the drive's node: the device's needs move along. */
+void drive_refresh_device_perms(DriveInfo *dinfo);
 
 #endif
