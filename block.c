@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
@@ -244,6 +245,8 @@ static void bdrv_close(BlockDriverState *bs)
             bs->drv->bdrv_close(bs);
         }
     }
+    /* The driver's close stored the persistent ones. */
+    bdrv_release_all_dirty_bitmaps(bs);
     bs->has_key = false;
     if (bs->backing) {
         bdrv_unref(bs->backing);
@@ -1611,6 +1614,8 @@ write_zero_buffer:
             }
         }
         bs->in_flight--;
+        /* Even a failed write may have changed some of the range. */
+        bdrv_set_dirty(bs, offset, bytes);
         if (type != BDRV_REQ_DISCARD) {
             bdrv_debug_event(bs, BLKDBG_PWRITEV_DONE);
         }
@@ -1797,7 +1802,15 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
-    return bs->drv->bdrv_truncate(bs, offset, exact, prealloc, errp);
+    {
+        int ret = bs->drv->bdrv_truncate(bs, offset, exact, prealloc, errp);
+        if (ret >= 0 && bs->dirty_bitmaps) {
+            /* The bitmaps cover the new length; the grown part is clean. */
+            int64_t len = bdrv_getlength(bs);
+            bdrv_dirty_bitmap_truncate(bs, len >= 0 ? len : offset);
+        }
+        return ret;
+    }
 }
 
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,

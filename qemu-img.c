@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "block/keys.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -37,6 +38,13 @@ enum {
     OPTION_SIZE,
     OPTION_TARGET_IS_ZERO,
     OPTION_SALVAGE,
+    OPTION_BITMAP_ADD,
+    OPTION_BITMAP_REMOVE,
+    OPTION_BITMAP_CLEAR,
+    OPTION_BITMAP_ENABLE,
+    OPTION_BITMAP_DISABLE,
+    OPTION_BITMAP_MERGE,
+    OPTION_BITMAPS,
 };
 
 typedef enum OutputFormat {
@@ -3182,6 +3190,180 @@ static int img_snapshot(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* bitmap */
+
+typedef struct BitmapAction {
+    int kind;               /* OPTION_BITMAP_* */
+    const char *src;        /* --merge: the source bitmap */
+} BitmapAction;
+
+static const char *bitmap_action_name(int kind)
+{
+    switch (kind) {
+    case OPTION_BITMAP_ADD: return "add";
+    case OPTION_BITMAP_REMOVE: return "remove";
+    case OPTION_BITMAP_CLEAR: return "clear";
+    case OPTION_BITMAP_ENABLE: return "enable";
+    case OPTION_BITMAP_DISABLE: return "disable";
+    default: return "merge";
+    }
+}
+
+/*
+ * qemu-img bitmap: the actions, in the order given, on one bitmap of a
+ * persistent-bitmap image (qcow2).  The image stores its bitmaps when it
+ * is closed; an action that fails ends the command, and what the actions
+ * before it did is stored.
+ */
+static int img_bitmap(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        { "add", no_argument, NULL, OPTION_BITMAP_ADD },
+        { "remove", no_argument, NULL, OPTION_BITMAP_REMOVE },
+        { "clear", no_argument, NULL, OPTION_BITMAP_CLEAR },
+        { "enable", no_argument, NULL, OPTION_BITMAP_ENABLE },
+        { "disable", no_argument, NULL, OPTION_BITMAP_DISABLE },
+        { "merge", required_argument, NULL, OPTION_BITMAP_MERGE },
+        { "granularity", required_argument, NULL, 'g' },
+        { "source-file", required_argument, NULL, 'b' },
+        { "source-format", required_argument, NULL, 'F' },
+        LONGOPT_END
+    };
+    g_autoptr(GArray) actions = g_array_new(FALSE, FALSE, sizeof(BitmapAction));
+    ImgCommonOpts o = { 0 };
+    const char *src_file = NULL, *src_fmt = NULL, *filename, *name;
+    BlockDriverState *bs = NULL, *src_bs = NULL;
+    uint64_t granularity = 0;
+    bool add = false, merge = false;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":b:f:F:g:h", long_options, NULL)) != -1) {
+        BitmapAction act = { c, NULL };
+
+        switch (c) {
+        case 'h': return -1;
+        case 'b': src_file = optarg; break;
+        case 'F': src_fmt = optarg; break;
+        case 'g':
+            if (qemu_strtosz(optarg, NULL, &granularity) < 0) {
+                error_report("Invalid granularity specified. You may use k, M, G, T, "
+                             "P or E suffixes for");
+                error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
+                             "and exabytes.");
+                return 1;
+            }
+            break;
+        case OPTION_BITMAP_MERGE:
+            act.src = optarg;
+            merge = true;
+            g_array_append_val(actions, act);
+            break;
+        case OPTION_BITMAP_ADD:
+            add = true;
+            /* fall through */
+        case OPTION_BITMAP_REMOVE:
+        case OPTION_BITMAP_CLEAR:
+        case OPTION_BITMAP_ENABLE:
+        case OPTION_BITMAP_DISABLE:
+            g_array_append_val(actions, act);
+            break;
+        default: common_option(c, argv, &o);
+        }
+    }
+    if (!actions->len) {
+        error_report("Need at least one of --add, --remove, --clear, --enable, "
+                     "--disable, or --merge");
+        return 1;
+    }
+    if (granularity && !add) {
+        error_report("granularity only supported with --add");
+        return 1;
+    }
+    if (src_fmt && !src_file) {
+        error_report("-F only supported with -b");
+        return 1;
+    }
+    if (src_file && !merge) {
+        error_report("Merge bitmap source file only supported with --merge");
+        return 1;
+    }
+    if (optind != argc - 2) {
+        error_report("Expecting filename and bitmap name");
+        return 1;
+    }
+    filename = argv[optind];
+    name = argv[optind + 1];
+
+    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR | BDRV_O_NO_IO, false);
+    if (!bs) {
+        return 1;
+    }
+    if (src_file) {
+        src_bs = open_image(src_file, false, src_fmt, BDRV_O_NO_IO, false);
+        if (!src_bs) {
+            goto out;
+        }
+    }
+    for (guint i = 0; i < actions->len; i++) {
+        BitmapAction *act = &g_array_index(actions, BitmapAction, i);
+        Error *err = NULL;
+        bool ok;
+
+        switch (act->kind) {
+        case OPTION_BITMAP_ADD:
+            if (granularity > BDRV_BITMAP_MAX_GRANULARITY) {
+                /* Past 2 GiB only 4 GiB and up are powers of two: QEMU's error. */
+                ok = bdrv_dirty_bitmap_granularity_valid(0, &err);
+            } else {
+                /* 0: not given, the default. */
+                ok = bdrv_dirty_bitmap_add(bs, name, granularity, true, false, &err) != NULL;
+            }
+            break;
+        case OPTION_BITMAP_REMOVE:
+            ok = bdrv_dirty_bitmap_remove(bs, name, &err);
+            break;
+        case OPTION_BITMAP_CLEAR:
+            ok = bdrv_dirty_bitmap_clear_named(bs, name, &err);
+            break;
+        case OPTION_BITMAP_ENABLE:
+        case OPTION_BITMAP_DISABLE:
+            ok = bdrv_dirty_bitmap_enable_named(bs, name, act->kind == OPTION_BITMAP_ENABLE,
+                                                &err);
+            break;
+        default: {
+            BlockDriverState *from = src_bs ? src_bs : bs;
+            BdrvDirtyBitmap *dst = bdrv_find_dirty_bitmap(bs, name);
+            BdrvDirtyBitmap *srcs[2] = { bdrv_find_dirty_bitmap(from, act->src), NULL };
+
+            if (!dst) {
+                error_setg(&err, "Dirty bitmap '%s' not found", name);
+                ok = false;
+            } else if (!srcs[0]) {
+                error_setg(&err, "Dirty bitmap '%s' not found", act->src);
+                ok = false;
+            } else {
+                ok = bdrv_dirty_bitmap_merge_all(dst, srcs, &err);
+            }
+        }
+        }
+        if (!ok) {
+            error_prepend(&err, "Operation %s on bitmap %s failed: ",
+                          bitmap_action_name(act->kind), name);
+            error_report_err(err);
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    bdrv_unref(src_bs);
+    bdrv_unref(bs);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* measure */
 
 /*
@@ -3240,6 +3422,30 @@ static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t c
     return count;
 }
 
+/*
+ * Bytes the persistent bitmaps of @bs take in a qcow2 image of
+ * @cluster_size when all their data clusters are allocated: data, bitmap
+ * tables, and the directory (24-byte entries plus names, 8-byte aligned).
+ */
+static int64_t measure_bitmaps(BlockDriverState *bs, int64_t cluster_size)
+{
+    uint64_t total = 0, dir = 0;
+
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        uint64_t bytes, clusters;
+
+        if (!bdrv_dirty_bitmap_get_persistence(bm) || !bdrv_dirty_bitmap_name(bm)) {
+            continue;
+        }
+        bytes = DIV_ROUND_UP(bdrv_dirty_bitmap_nb_bits(bm), 8);
+        clusters = DIV_ROUND_UP(bytes, (uint64_t)cluster_size);
+        total += clusters * cluster_size + QEMU_ALIGN_UP(clusters * 8, (uint64_t)cluster_size);
+        dir += QEMU_ALIGN_UP(24 + strlen(bdrv_dirty_bitmap_name(bm)), 8);
+    }
+    return total + QEMU_ALIGN_UP(dir, (uint64_t)cluster_size);
+}
+
 static int img_measure(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -3255,7 +3461,7 @@ static int img_measure(int argc, char **argv)
     const char *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
     bool show_bitmaps = false, help = false;
-    int64_t size = -1, required, fully;
+    int64_t size = -1, required, fully, bitmaps = 0;
     BlockDriver *drv;
     QDict *opts = NULL;
     Error *err = NULL;
@@ -3326,8 +3532,10 @@ static int img_measure(int argc, char **argv)
             bdrv_unref(bs);
             goto out;
         }
-        show_bitmaps = !strcmp(out_fmt, "qcow2") &&
-                       !strcmp(bdrv_get_format_name(bs), "qcow2");
+        /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
+        show_bitmaps = !strcmp(out_fmt, "qcow2") && bs->drv->bdrv_can_store_new_dirty_bitmap &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
         if (!strcmp(out_fmt, "qcow2")) {
             int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
             int64_t n = count_data_clusters(bs, size, cs, &err);
@@ -3337,6 +3545,9 @@ static int img_measure(int argc, char **argv)
                 goto out;
             }
             required = n * cs;
+            if (show_bitmaps && cs >= 512) {
+                bitmaps = measure_bitmaps(bs, cs);
+            }
         } else {
             required = size;
         }
@@ -3380,7 +3591,7 @@ static int img_measure(int argc, char **argv)
         qdict_put_int(d, "required", required);
         qdict_put_int(d, "fully-allocated", fully);
         if (show_bitmaps) {
-            qdict_put_int(d, "bitmaps", 0);
+            qdict_put_int(d, "bitmaps", bitmaps);
         }
         print_json(d);
         qobject_unref(d);
@@ -3388,7 +3599,7 @@ static int img_measure(int argc, char **argv)
         printf("required size: %" PRId64 "\n", required);
         printf("fully allocated size: %" PRId64 "\n", fully);
         if (show_bitmaps) {
-            printf("bitmaps size: 0\n");
+            printf("bitmaps size: %" PRId64 "\n", bitmaps);
         }
     }
     ret = 0;
@@ -3560,6 +3771,7 @@ typedef struct ImgCmd {
 
 static const ImgCmd img_cmds[] = {
     { "amend", img_amend },
+    { "bitmap", img_bitmap },
     { "check", img_check },
     { "commit", img_commit },
     { "compare", img_compare },
@@ -3598,6 +3810,7 @@ static void help(void)
            "\n"
            "Command syntax:\n"
            "  amend [--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename\n"
+           "  bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... [-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] [--image-opts | -f fmt] filename bitmap\n"
            "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename\n"
            "  commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename\n"
            "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"

@@ -253,6 +253,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_free(s->keycheck);
     s->keycheck = NULL;
     qcow2_luks_free(s);
+    qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
     s->hdr_tail = NULL;
 }
@@ -303,6 +304,7 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
 static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
+static int check_writable(BlockDriverState *bs, Error **errp);
 
 /*
  * Accepted and validated as QEMU does, without an effect of their own
@@ -1087,6 +1089,11 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
+    ret = qcow2_load_bitmaps(bs, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
@@ -1248,6 +1255,14 @@ static void qcow2_close(BlockDriverState *bs)
     if (!s->l2_cache) {
         return;
     }
+    if (!bs->read_only && qcow2_bitmaps_need_store(bs)) {
+        if (check_writable(bs, &err) < 0 || qcow2_store_bitmaps(bs, &err) < 0) {
+            error_prepend(&err, "Failed to store dirty bitmaps of '%s': ",
+                          bdrv_get_node_name(bs));
+            warn_report_err(err);
+            err = NULL;
+        }
+    }
     if (!bs->read_only) {
         /*
          * Each cache on its own, reported as QEMU reports it; a failure of
@@ -1315,12 +1330,17 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
             return ret;
         }
     }
-    if (s->autoclear) {
-        s->autoclear = 0;
+    /* Bit 0 vouches for the bitmaps, which we keep up to date. */
+    if (s->autoclear & ~QCOW2_AUTOCLEAR_BITMAPS) {
+        s->autoclear &= QCOW2_AUTOCLEAR_BITMAPS;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
         }
+    }
+    ret = qcow2_bitmaps_mark_in_use(bs, errp);
+    if (ret < 0) {
+        return ret;
     }
     s->write_prepared = true;
     return 0;
@@ -1692,6 +1712,9 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     qdict_put_str(data, "compression-type", "zlib");
     if (s->version >= 3) {
         qdict_put_bool(data, "lazy-refcounts", (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
+    }
+    if (s->bm_entries && s->bm_entries->len) {
+        qdict_put_obj(data, "bitmaps", qcow2_bitmaps_info(bs));
     }
     qdict_put_int(data, "refcount-bits", s->refcount_bits);
     if (s->crypt_method == QCOW2_CRYPT_AES) {
@@ -2292,6 +2315,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_rw_vmstate = qcow2_rw_vmstate,
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
+    .bdrv_can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
     .bdrv_amend_options = qcow2_amend,
     .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,
