@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
@@ -431,6 +432,9 @@ json_t *block_device_info(BlockDriverState *bs)
     image = bdrv_query_image_info(bs, false, NULL);
     if (image) {
         qdict_put_obj(info, "image", image);
+    }
+    if (bdrv_has_named_bitmaps(bs)) {
+        qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
     }
     return info;
 }

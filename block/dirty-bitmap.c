@@ -536,7 +536,8 @@ json_t *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
 {
     json_t *list = json_array();
 
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
+    /* Newest first, as QEMU lists them. */
+    for (GList *l = g_list_last(bs->dirty_bitmaps); l; l = l->prev) {
         BdrvDirtyBitmap *bm = l->data;
         QDict *info;
 
