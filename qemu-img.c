@@ -45,6 +45,7 @@ enum {
     OPTION_BITMAP_DISABLE,
     OPTION_BITMAP_MERGE,
     OPTION_BITMAPS,
+    OPTION_SKIP_BROKEN_BITMAPS,
 };
 
 typedef enum OutputFormat {
@@ -1722,6 +1723,88 @@ static int convert_do_copy(ConvertState *s)
     return ret;
 }
 
+/* The image can store persistent bitmaps (qcow2 v3, not v2). */
+static bool can_store_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv->bdrv_can_store_new_dirty_bitmap &&
+           bs->drv->bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
+}
+
+static void report_err_prefixed(Error *err, const char *prefix, const char *name)
+{
+    error_report("%s%s: %s", prefix, name, error_get_pretty(err));
+    error_free(err);
+}
+
+/*
+ * --bitmaps, before anything is created: one source that can have
+ * persistent bitmaps, none of them inconsistent (unless skipped).
+ */
+static bool convert_check_bitmaps(ConvertState *s, bool skip_broken)
+{
+    BlockDriverState *src;
+
+    if (s->src_num > 1) {
+        error_report("Copying bitmaps only possible with single source");
+        return false;
+    }
+    src = s->src[0];
+    if (!src->drv->bdrv_can_store_new_dirty_bitmap) {
+        error_report("Source lacks bitmap support");
+        return false;
+    }
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(src, bm)) {
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm) &&
+            !skip_broken) {
+            error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(bm));
+            error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
+                         "delete it\n");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* --bitmaps, after the data: each persistent bitmap, newest first as QEMU. */
+static bool convert_copy_bitmaps(ConvertState *s, bool skip_broken)
+{
+    BlockDriverState *src = s->src[0];
+    g_autoptr(GPtrArray) list = g_ptr_array_new();
+
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(src, bm)) {
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_name(bm)) {
+            g_ptr_array_insert(list, 0, bm);
+        }
+    }
+    for (guint i = 0; i < list->len; i++) {
+        BdrvDirtyBitmap *bm = g_ptr_array_index(list, i), *copy;
+        const char *name = bdrv_dirty_bitmap_name(bm);
+        Error *err = NULL;
+
+        if (bdrv_dirty_bitmap_inconsistent(bm)) {
+            if (skip_broken) {
+                warn_report("Skipping inconsistent bitmap '%s'", name);
+                continue;
+            }
+            error_report("Cannot copy inconsistent bitmap '%s'", name);
+            return false;
+        }
+        copy = bdrv_dirty_bitmap_add(s->target, name, bdrv_dirty_bitmap_granularity(bm), true,
+                                     !bdrv_dirty_bitmap_enabled(bm), &err);
+        if (!copy) {
+            report_err_prefixed(err, "Failed to create bitmap ", name);
+            return false;
+        }
+        if (!bdrv_merge_dirty_bitmap(copy, bm, &err)) {
+            report_err_prefixed(err, "Failed to populate bitmap ", name);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int img_convert(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -1731,10 +1814,13 @@ static int img_convert(int argc, char **argv)
         { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
         { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
         { "salvage", no_argument, NULL, OPTION_SALVAGE },
+        { "bitmaps", no_argument, NULL, OPTION_BITMAPS },
+        { "skip-broken-bitmaps", no_argument, NULL, OPTION_SKIP_BROKEN_BITMAPS },
         LONGOPT_FORCE_SHARE,
         LONGOPT_END
     };
     ImgCommonOpts o = { 0 };
+    bool bitmaps = false, skip_broken = false;
     const char *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
     const char *cache = NULL, *src_cache = NULL, *out_filename;
     g_autofree char *options = NULL;
@@ -1823,6 +1909,8 @@ static int img_convert(int argc, char **argv)
         case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: target_is_zero = true; break;
         case OPTION_SALVAGE: s.salvage = true; break;
+        case OPTION_BITMAPS: bitmaps = true; break;
+        case OPTION_SKIP_BROKEN_BITMAPS: skip_broken = true; break;
         default: common_option(c, argv, &o);
         }
     }
@@ -1958,6 +2046,13 @@ static int img_convert(int argc, char **argv)
         }
         s.total += s.src_len[i];
     }
+    if (skip_broken && !bitmaps) {
+        error_report("Use of --skip-broken-bitmaps requires --bitmaps");
+        goto out;
+    }
+    if (bitmaps && !convert_check_bitmaps(&s, skip_broken)) {
+        goto out;
+    }
 
     if (!skip_create) {
         QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
@@ -2022,6 +2117,11 @@ static int img_convert(int argc, char **argv)
         error_report("Compression and encryption not supported at the same time");
         goto out;
     }
+    if (bitmaps && !can_store_bitmaps(s.target)) {
+        error_report("Format driver '%s' does not support bitmaps",
+                     bdrv_get_format_name(s.target));
+        goto out;
+    }
     if (skip_create) {
         int64_t tlen = bdrv_getlength(s.target);
         if (tlen < 0) {
@@ -2057,6 +2157,10 @@ static int img_convert(int argc, char **argv)
         ret = 1;
     } else {
         ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    }
+    /* After the data, so that copying it does not dirty them. */
+    if (ret == 0 && bitmaps && !convert_copy_bitmaps(&s, skip_broken)) {
+        ret = 1;
     }
     /* With the default cache mode "unsafe" the target ignores this. */
     if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
@@ -3814,7 +3918,7 @@ static void help(void)
            "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename\n"
            "  commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename\n"
            "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"
-           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
+           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [--bitmaps [--skip-broken-bitmaps]] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
            "  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"

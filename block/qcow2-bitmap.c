@@ -537,19 +537,41 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
     BDRVQcow2State *s = bs->opaque;
     g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(entry_free);
     g_autoptr(GPtrArray) old = s->bm_entries;
+    g_autoptr(GPtrArray) order = g_ptr_array_new();   /* BdrvDirtyBitmap*, as stored */
+    g_autoptr(GPtrArray) fresh = g_ptr_array_new();
     uint64_t old_dir_off = s->bm_dir_offset, old_dir_size = s->bm_dir_size;
     uint64_t dir_len = 0;
     int64_t dir_off = 0, alloc_end = s->alloc_end, written_end = 0;
     int ret;
 
     s->bm_entries = NULL;
-    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
-         bm = bdrv_dirty_bitmap_next(bs, bm)) {
-        Qcow2BitmapEntry *e;
+    /*
+     * QEMU's order: the bitmaps the directory had, in its order, then the
+     * new ones, newest first.
+     */
+    for (GList *l = g_list_last(bs->dirty_bitmaps); l; l = l->prev) {
+        BdrvDirtyBitmap *bm = l->data;
+        bool stored = false;
 
         if (!bdrv_dirty_bitmap_get_persistence(bm) || !bdrv_dirty_bitmap_name(bm)) {
             continue;
         }
+        for (guint i = 0; old && i < old->len && !stored; i++) {
+            Qcow2BitmapEntry *o = g_ptr_array_index(old, i);
+            stored = o->name && !strcmp(o->name, bdrv_dirty_bitmap_name(bm));
+        }
+        if (stored) {
+            g_ptr_array_insert(order, 0, bm);   /* dir order: insert before the new */
+        } else {
+            g_ptr_array_add(fresh, bm);
+        }
+    }
+    /* The old ones in directory order (their creation order). */
+    g_ptr_array_extend_and_steal(order, g_steal_pointer(&fresh));
+    for (guint k = 0; k < order->len; k++) {
+        BdrvDirtyBitmap *bm = g_ptr_array_index(order, k);
+        Qcow2BitmapEntry *e;
+
         if (bdrv_dirty_bitmap_inconsistent(bm)) {
             /* Kept as it is on disk, still "in use", until removed. */
             for (guint i = 0; old && i < old->len; i++) {
