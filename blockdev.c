@@ -433,7 +433,7 @@ json_t *block_device_info(BlockDriverState *bs)
     if (image) {
         qdict_put_obj(info, "image", image);
     }
-    if (bdrv_has_named_bitmaps(bs)) {
+    if (bs->dirty_bitmaps) {
         qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
     }
     return info;

@@ -609,12 +609,48 @@ static json_t *json_qemu_order(json_t *v)
     return json_incref(v);
 }
 
+/*
+ * QEMU's pretty printer opens and closes an empty list on two lines, the
+ * closing bracket indented as the line that opened it (info's bitmap
+ * "flags": [ ... ]).  Brackets inside strings are left alone.
+ */
+static char *json_qemu_empty_lists(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 16);
+    const char *line = text;
+    bool in_str = false;
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            line = p + 1;
+        }
+        if (in_str) {
+            if (*p == '\\' && p[1]) {
+                g_string_append_c(out, *p++);
+            } else if (*p == '"') {
+                in_str = false;
+            }
+        } else if (*p == '"') {
+            in_str = true;
+        } else if (p[0] == '[' && p[1] == ']') {
+            g_string_append(out, "[\n");
+            g_string_append_len(out, line, strspn(line, " "));
+            g_string_append_c(out, ']');
+            p++;
+            continue;
+        }
+        g_string_append_c(out, *p);
+    }
+    return g_string_free(out, FALSE);
+}
+
 static void print_json(json_t *v)
 {
     json_t *ordered = json_qemu_order(v);
     g_autofree char *text = qobject_to_json_pretty(ordered);
+    g_autofree char *qemu_text = json_qemu_empty_lists(text);
 
-    printf("%s\n", text);
+    printf("%s\n", qemu_text);
     json_decref(ordered);
 }
 
@@ -1753,8 +1789,10 @@ static bool convert_check_bitmaps(ConvertState *s, bool skip_broken)
         error_report("Source lacks bitmap support");
         return false;
     }
-    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
-         bm = bdrv_dirty_bitmap_next(src, bm)) {
+    /* Newest first, as QEMU looks at them. */
+    for (GList *l = g_list_last(src->dirty_bitmaps); l; l = l->prev) {
+        BdrvDirtyBitmap *bm = l->data;
+
         if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm) &&
             !skip_broken) {
             error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(bm));

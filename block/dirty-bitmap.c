@@ -199,8 +199,11 @@ bool bdrv_dirty_bitmap_busy(const BdrvDirtyBitmap *bm) { return bm->busy; }
 
 bool bdrv_dirty_bitmap_recording(const BdrvDirtyBitmap *bm)
 {
-    /* A job's frozen bitmap does not record: the job's successor does. */
-    return !bm->disabled && !bm->busy && !bm->inconsistent;
+    /*
+     * As QEMU shows it: a bitmap a backup froze still counts as recording
+     * (the job's successor records for it and is merged back).
+     */
+    return !bm->disabled;
 }
 
 int64_t bdrv_get_dirty_count(const BdrvDirtyBitmap *bm)
@@ -439,7 +442,8 @@ void bdrv_set_dirty(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
         BdrvDirtyBitmap *bm = l->data;
-        if (bdrv_dirty_bitmap_recording(bm) && !bm->readonly) {
+        /* A frozen (busy) bitmap's successor records instead. */
+        if (!bm->disabled && !bm->busy && !bm->readonly) {
             bdrv_set_dirty_bitmap(bm, offset, bytes);
         }
     }
@@ -539,14 +543,12 @@ json_t *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
     /* Newest first, as QEMU lists them. */
     for (GList *l = g_list_last(bs->dirty_bitmaps); l; l = l->prev) {
         BdrvDirtyBitmap *bm = l->data;
-        QDict *info;
+        /* QEMU's member order (BlockDirtyInfo); a job's bitmaps have no name. */
+        QDict *info = qdict_new();
 
-        if (!bm->name) {
-            continue;
+        if (bm->name) {
+            qdict_put_str(info, "name", bm->name);
         }
-        /* QEMU's member order (BlockDirtyInfo). */
-        info = qdict_new();
-        qdict_put_str(info, "name", bm->name);
         qdict_put_bool(info, "recording", bdrv_dirty_bitmap_recording(bm));
         qdict_put_bool(info, "persistent", bm->persistent);
         qdict_put_bool(info, "busy", bm->busy);

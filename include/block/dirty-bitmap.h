@@ -69,7 +69,7 @@ int64_t bdrv_dirty_bitmap_size(const BdrvDirtyBitmap *bm);
 /* Bytes marked dirty (bits set times the granularity, the last one clipped). */
 int64_t bdrv_get_dirty_count(const BdrvDirtyBitmap *bm);
 bool bdrv_dirty_bitmap_enabled(const BdrvDirtyBitmap *bm);
-/* Enabled and not frozen by a job: writes are being recorded in it. */
+/* Enabled: writes are recorded in it (by a job's successor while frozen). */
 bool bdrv_dirty_bitmap_recording(const BdrvDirtyBitmap *bm);
 bool bdrv_dirty_bitmap_get_persistence(const BdrvDirtyBitmap *bm);
 bool bdrv_dirty_bitmap_inconsistent(const BdrvDirtyBitmap *bm);
@@ -154,7 +154,7 @@ bool bdrv_dirty_bitmap_merge_all(BdrvDirtyBitmap *target, BdrvDirtyBitmap *const
  */
 void block_dirty_bitmap_monitor_init(void);
 
-/* Monitor output: the named bitmaps of @bs as QEMU's BlockDirtyInfo list. */
+/* Monitor output: the bitmaps of @bs, newest first, as QEMU's BlockDirtyInfo list. */
 json_t *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
 
 #endif
