@@ -912,6 +912,12 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
     if (bs->read_only == read_only) {
         return 0;
     }
+    if (read_only && bs->drv && bs->drv->bdrv_switch_read_only) {
+        int ret = bs->drv->bdrv_switch_read_only(bs, true, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (bs->file) {
         int ret = bdrv_reopen_set_read_only(bs->file, read_only, errp);
         if (ret < 0) {
@@ -948,6 +954,10 @@ int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **errp
         bs->open_flags &= ~BDRV_O_RDWR;
     } else {
         bs->open_flags |= BDRV_O_RDWR;
+        if (bs->drv && bs->drv->bdrv_switch_read_only) {
+            /* Read-write it is; what the driver marks can wait no longer. */
+            bs->drv->bdrv_switch_read_only(bs, false, NULL);
+        }
     }
     return 0;
 }

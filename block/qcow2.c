@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "qcow2.h"
+#include "block/dirty-bitmap.h"
 #include "crypto/secret.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -1297,6 +1298,39 @@ static void qcow2_close(BlockDriverState *bs)
     qcow2_free_state(s);
 }
 
+/*
+ * Going read-only: the persistent bitmaps are stored while the file is
+ * still writable (they are read-only from then on); read-write again: they
+ * are marked "in use" again by prepare_write().
+ */
+static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (!read_only) {
+        return prepare_write(bs, errp);
+    }
+    if (qcow2_bitmaps_need_store(bs)) {
+        ret = check_writable(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_store_bitmaps(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+             bm = bdrv_dirty_bitmap_next(bs, bm)) {
+            if (bdrv_dirty_bitmap_get_persistence(bm)) {
+                bdrv_dirty_bitmap_set_readonly(bm, true);
+            }
+        }
+    }
+    s->write_prepared = false;
+    return 0;
+}
+
 static int qcow2_flush(BlockDriverState *bs, Error **errp)
 {
     return qcow2_flush_caches(bs, errp);
@@ -2316,6 +2350,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
     .bdrv_can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .bdrv_switch_read_only = qcow2_switch_read_only,
     .bdrv_amend_options = qcow2_amend,
     .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,

@@ -197,6 +197,12 @@ typedef struct BlockDriver {
      */
     bool (*bdrv_can_store_new_dirty_bitmap)(BlockDriverState *bs, const char *name,
                                             uint32_t granularity, Error **errp);
+    /*
+     * Optional: the node is about to become read-only (@read_only, while
+     * its file is still writable: persistent bitmaps are stored now), or
+     * has just become read-write (bitmaps go back "in use").
+     */
+    int (*bdrv_switch_read_only)(BlockDriverState *bs, bool read_only, Error **errp);
     int (*bdrv_check)(BlockDriverState *bs, BdrvCheckResult *result,
                       BdrvCheckMode fix, Error **errp);
     int (*bdrv_amend_options)(BlockDriverState *bs, QDict *opts, bool force,
