@@ -306,27 +306,32 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
     if (!ext) {
         return 0;
     }
-    if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
+    if (s->version < 3 || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
         /*
          * A program that does not know bitmaps wrote to the image and
-         * cleared the bit: the bitmaps no longer match the data.  They
-         * are dropped (their clusters leak until check -r leaks).
+         * cleared the bit (v2 images have no autoclear bits at all): the
+         * bitmaps no longer match the data.  They are dropped, the
+         * extension goes at the next header update, their clusters leak
+         * until check -r leaks.  QEMU's words, without a final newline.
          */
         guint idx = 0;
-        warn_report("a program lacking bitmap support modified this file, so all "
-                    "bitmaps are now considered inconsistent");
+        if (s->version < 3) {
+            warn_report("This qcow2 v2 image contains bitmaps, but they may have been "
+                        "modified by a program without persistent bitmap support; so now "
+                        "they must all be considered inconsistent");
+        } else {
+            warn_report("a program lacking bitmap support modified this file, so all "
+                        "bitmaps are now considered inconsistent");
+        }
         error_printf("Some clusters may be leaked, run 'qemu-img check -r' on the image "
-                     "file to fix.\n");
+                     "file to fix.");
         find_ext(s, &idx);
         g_ptr_array_remove_index(s->unknown_exts, idx);
+        s->bm_ext_dropped = true;
         return 0;
     }
     if (ext->len < 24) {
         error_setg(errp, "bitmaps_ext: Invalid extension length");
-        return -EINVAL;
-    }
-    if (s->version < 3) {
-        error_setg(errp, "Found bitmaps extension in a qcow2 v2 image");
         return -EINVAL;
     }
     nb = ldl_be_p(ext->data);

@@ -1345,6 +1345,7 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
 static int prepare_write(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    uint64_t mask;
     int ret;
 
     if (s->write_prepared || bs->read_only) {
@@ -1365,8 +1366,10 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
         }
     }
     /* Bit 0 vouches for the bitmaps, which we keep up to date. */
-    if (s->autoclear & ~QCOW2_AUTOCLEAR_BITMAPS) {
-        s->autoclear &= QCOW2_AUTOCLEAR_BITMAPS;
+    mask = s->bm_entries ? QCOW2_AUTOCLEAR_BITMAPS : 0;
+    if ((s->autoclear & ~mask) || s->bm_ext_dropped) {
+        s->autoclear &= mask;
+        s->bm_ext_dropped = false;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;

@@ -166,6 +166,7 @@ typedef struct BDRVQcow2State {
     GPtrArray *bm_entries;      /* Qcow2BitmapEntry* */
     uint64_t bm_dir_offset;
     uint64_t bm_dir_size;
+    bool bm_ext_dropped;        /* a stale extension to drop from the header */
 
     /* crypt_method 2: the open LUKS container and where its header lives */
     QCryptoBlock *luks;
