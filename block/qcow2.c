@@ -306,6 +306,7 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 static int check_writable(BlockDriverState *bs, Error **errp);
+static int bitmaps_writable(BlockDriverState *bs, Error **errp);
 
 /*
  * Accepted and validated as QEMU does, without an effect of their own
@@ -1257,7 +1258,8 @@ static void qcow2_close(BlockDriverState *bs)
         return;
     }
     if (!bs->read_only && qcow2_bitmaps_need_store(bs)) {
-        if (check_writable(bs, &err) < 0 || qcow2_store_bitmaps(bs, &err) < 0) {
+        /* Bitmaps are metadata: no key needed, but not into a corrupt image. */
+        if (bitmaps_writable(bs, &err) < 0 || qcow2_store_bitmaps(bs, &err) < 0) {
             error_prepend(&err, "Failed to store dirty bitmaps of '%s': ",
                           bdrv_get_node_name(bs));
             warn_report_err(err);
@@ -1312,7 +1314,7 @@ static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **
         return prepare_write(bs, errp);
     }
     if (qcow2_bitmaps_need_store(bs)) {
-        ret = check_writable(bs, errp);
+        ret = bitmaps_writable(bs, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1381,6 +1383,18 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
     }
     s->write_prepared = true;
     return 0;
+}
+
+/* Before bitmaps are stored: check_writable() without the key check. */
+static int bitmaps_writable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
+        error_setg(errp, "qcow2 image '%s' is marked corrupt", bs->filename);
+        return -EIO;
+    }
+    return prepare_write(bs, errp);
 }
 
 static int check_writable(BlockDriverState *bs, Error **errp)
