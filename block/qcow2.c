@@ -1367,8 +1367,11 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
             return ret;
         }
     }
-    /* Bit 0 vouches for the bitmaps, which we keep up to date. */
-    mask = s->bm_entries ? QCOW2_AUTOCLEAR_BITMAPS : 0;
+    /*
+     * Bit 0 vouches for the bitmaps, which we keep up to date; like QEMU
+     * we keep it even without any (a stale extension was dropped above).
+     */
+    mask = QCOW2_AUTOCLEAR_BITMAPS;
     if ((s->autoclear & ~mask) || s->bm_ext_dropped) {
         s->autoclear &= mask;
         s->bm_ext_dropped = false;
