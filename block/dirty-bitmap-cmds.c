@@ -19,6 +19,7 @@
 #include "block/blockjob.h"
 #include "block/dirty-bitmap.h"
 #include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
 
 /* ------------------------------------------------------------------ */
 /* Commands */
@@ -131,6 +132,34 @@ static QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
         }
     }
     return bdrv_dirty_bitmap_merge_all(target, srcs, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_x_debug_block_dirty_bitmap_sha256(QDict *args, Error **errp)
+{
+    BdrvDirtyBitmap *bm = block_dirty_bitmap_lookup(qdict_get_try_str(args, "node"),
+                                                    qdict_get_try_str(args, "name"), NULL,
+                                                    errp);
+    uint64_t nb_bits, step = 1u << 20;
+    g_autoptr(GChecksum) sum = NULL;
+    g_autofree uint8_t *buf = NULL;
+    QDict *ret;
+
+    if (!bm) {
+        return NULL;
+    }
+    /* QEMU hashes its bottom level: whole 64-bit words, at least one. */
+    nb_bits = MAX(QEMU_ALIGN_UP(bdrv_dirty_bitmap_nb_bits(bm), 64), 64);
+    sum = g_checksum_new(G_CHECKSUM_SHA256);
+    buf = g_malloc(step / 8);
+    for (uint64_t b = 0; b < nb_bits; b += step) {
+        uint64_t n = MIN(step, nb_bits - b);
+
+        bdrv_dirty_bitmap_serialize(bm, b, n, buf);
+        g_checksum_update(sum, buf, n / 8);
+    }
+    ret = qdict_new();
+    qdict_put_str(ret, "sha256", g_checksum_get_string(sum));
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -298,4 +327,6 @@ void block_dirty_bitmap_monitor_init(void)
     qmp_register_command("block-dirty-bitmap-disable", qmp_block_dirty_bitmap_disable);
     qmp_register_command("block-dirty-bitmap-merge", qmp_block_dirty_bitmap_merge);
     qmp_register_command("transaction", qmp_transaction);
+    qmp_register_command("x-debug-block-dirty-bitmap-sha256",
+                         qmp_x_debug_block_dirty_bitmap_sha256);
 }
