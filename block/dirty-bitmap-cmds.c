@@ -174,6 +174,7 @@ typedef struct TxnUndo {
     uint32_t granularity;
     bool enabled;
     bool persistent;
+    bool inconsistent;
     BdrvDirtyBitmap *saved;     /* anonymous, disabled copy of the bits */
     /* Backups: the job the action started. */
     BlockJob *job;
@@ -198,6 +199,7 @@ static void txn_save_bitmap(TxnUndo *u, QDict *data)
     u->granularity = bdrv_dirty_bitmap_granularity(bm);
     u->enabled = bdrv_dirty_bitmap_enabled(bm);
     u->persistent = bdrv_dirty_bitmap_get_persistence(bm);
+    u->inconsistent = bdrv_dirty_bitmap_inconsistent(bm);
     u->saved = bdrv_create_dirty_bitmap_len(u->bs, u->granularity, bdrv_dirty_bitmap_size(bm),
                                             NULL, NULL);
     if (u->saved) {
@@ -235,6 +237,10 @@ static void txn_undo(TxnUndo *u)
             return;
         }
         bdrv_dirty_bitmap_set_persistence(bm, u->persistent);
+        if (u->inconsistent) {
+            /* Still unknown: the image keeps its stored entry as it was. */
+            bdrv_dirty_bitmap_set_inconsistent(bm);
+        }
     }
     bdrv_dirty_bitmap_set_enabled(bm, u->enabled);
     if (u->saved) {

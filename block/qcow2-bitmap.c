@@ -60,6 +60,7 @@ struct Qcow2BitmapEntry {
     uint8_t *extra;
     uint32_t extra_size;
     uint64_t *table;            /* host order, table_size entries (NULL: not read) */
+    bool keep;                  /* while storing: stays in the new directory */
 };
 
 static void entry_free(gpointer p)
@@ -78,6 +79,16 @@ void qcow2_bitmaps_free(BDRVQcow2State *s)
         g_ptr_array_free(s->bm_entries, TRUE);
         s->bm_entries = NULL;
     }
+}
+
+static Qcow2BitmapEntry *entry_copy(const Qcow2BitmapEntry *o)
+{
+    Qcow2BitmapEntry *e = g_memdup2(o, sizeof(*o));
+
+    e->name = g_strdup(o->name);
+    e->extra = g_memdup2(o->extra, o->extra_size);
+    e->table = o->table ? g_memdup2(o->table, (size_t)MAX(o->table_size, 1) * 8) : NULL;
+    return e;
 }
 
 static uint64_t entry_size(size_t name_size, uint32_t extra_size)
@@ -581,11 +592,15 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
         Qcow2BitmapEntry *e;
 
         if (bdrv_dirty_bitmap_inconsistent(bm)) {
-            /* Kept as it is on disk, still "in use", until removed. */
+            /*
+             * Kept as it is on disk, still "in use", until removed: its
+             * clusters are not freed with the old directory's.
+             */
             for (guint i = 0; old && i < old->len; i++) {
                 Qcow2BitmapEntry *o = g_ptr_array_index(old, i);
                 if (o->name && !strcmp(o->name, bdrv_dirty_bitmap_name(bm))) {
-                    g_ptr_array_add(entries, g_ptr_array_steal_index(old, i));
+                    g_ptr_array_add(entries, entry_copy(o));
+                    o->keep = true;
                     break;
                 }
             }
@@ -635,7 +650,10 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
 
     /* Only now may the old ones go. */
     for (guint i = 0; old && i < old->len; i++) {
-        free_entry_clusters(bs, g_ptr_array_index(old, i));
+        Qcow2BitmapEntry *o = g_ptr_array_index(old, i);
+        if (!o->keep) {
+            free_entry_clusters(bs, o);
+        }
     }
     if (old && old_dir_size) {
         qcow2_free_clusters(bs, old_dir_off, QEMU_ALIGN_UP(old_dir_size, s->cluster_size));
@@ -644,6 +662,9 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
 
 fail:
     /* What was allocated leaks (check -r leaks recovers it); the old stays valid. */
+    for (guint i = 0; old && i < old->len; i++) {
+        ((Qcow2BitmapEntry *)g_ptr_array_index(old, i))->keep = false;
+    }
     s->bm_entries = g_steal_pointer(&old);
     return ret;
 }
