@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
@@ -388,6 +389,8 @@ static void bdrv_close(BlockDriverState *bs)
             bs->drv->bdrv_close(bs);
         }
     }
+    /* The driver's close stored the persistent ones. */
+    bdrv_release_all_dirty_bitmaps(bs);
     bs->has_key = false;
     /* Detached before the unref, which recomputes the graph's permissions. */
     if (bs->backing) {
@@ -1321,6 +1324,12 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
     if (bs->read_only == read_only) {
         return 0;
     }
+    if (read_only && bs->drv && bs->drv->bdrv_switch_read_only) {
+        int ret = bs->drv->bdrv_switch_read_only(bs, true, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (bs->file) {
         int ret = reopen_set_read_only(bs->file, read_only, errp);
         if (ret < 0) {
@@ -1364,6 +1373,10 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
         bs->open_flags &= ~BDRV_O_RDWR;
     } else {
         bs->open_flags |= BDRV_O_RDWR;
+        if (bs->drv && bs->drv->bdrv_switch_read_only) {
+            /* Read-write it is; what the driver marks can wait no longer. */
+            bs->drv->bdrv_switch_read_only(bs, false, NULL);
+        }
     }
     return 0;
 }
@@ -2043,6 +2056,8 @@ write_zero_buffer:
             }
         }
         bs->in_flight--;
+        /* Even a failed write may have changed some of the range. */
+        bdrv_set_dirty(bs, offset, bytes);
         if (type != BDRV_REQ_DISCARD) {
             bdrv_debug_event(bs, BLKDBG_PWRITEV_DONE);
         }
@@ -2243,7 +2258,15 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
-    return bs->drv->bdrv_truncate(bs, offset, exact, prealloc, errp);
+    {
+        int ret = bs->drv->bdrv_truncate(bs, offset, exact, prealloc, errp);
+        if (ret >= 0 && bs->dirty_bitmaps) {
+            /* The bitmaps cover the new length; the grown part is clean. */
+            int64_t len = bdrv_getlength(bs);
+            bdrv_dirty_bitmap_truncate(bs, len >= 0 ? len : offset);
+        }
+        return ret;
+    }
 }
 
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,

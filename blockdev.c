@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
@@ -630,6 +631,9 @@ json_t *block_device_info(BlockDriverState *bs)
     image = image_info_chain(bs);
     if (image) {
         qdict_put_obj(info, "image", image);
+    }
+    if (bs->dirty_bitmaps) {
+        qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
     }
     return info;
 }

@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "block/keys.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -37,6 +38,14 @@ enum {
     OPTION_SIZE,
     OPTION_TARGET_IS_ZERO,
     OPTION_SALVAGE,
+    OPTION_BITMAP_ADD,
+    OPTION_BITMAP_REMOVE,
+    OPTION_BITMAP_CLEAR,
+    OPTION_BITMAP_ENABLE,
+    OPTION_BITMAP_DISABLE,
+    OPTION_BITMAP_MERGE,
+    OPTION_BITMAPS,
+    OPTION_SKIP_BROKEN_BITMAPS,
 };
 
 typedef enum OutputFormat {
@@ -658,12 +667,48 @@ static json_t *json_qemu_order(json_t *v)
     return json_incref(v);
 }
 
+/*
+ * QEMU's pretty printer opens and closes an empty list on two lines, the
+ * closing bracket indented as the line that opened it (info's bitmap
+ * "flags": [ ... ]).  Brackets inside strings are left alone.
+ */
+static char *json_qemu_empty_lists(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 16);
+    const char *line = text;
+    bool in_str = false;
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            line = p + 1;
+        }
+        if (in_str) {
+            if (*p == '\\' && p[1]) {
+                g_string_append_c(out, *p++);
+            } else if (*p == '"') {
+                in_str = false;
+            }
+        } else if (*p == '"') {
+            in_str = true;
+        } else if (p[0] == '[' && p[1] == ']') {
+            g_string_append(out, "[\n");
+            g_string_append_len(out, line, strspn(line, " "));
+            g_string_append_c(out, ']');
+            p++;
+            continue;
+        }
+        g_string_append_c(out, *p);
+    }
+    return g_string_free(out, FALSE);
+}
+
 static void print_json(json_t *v)
 {
     json_t *ordered = json_qemu_order(v);
     g_autofree char *text = qobject_to_json_pretty(ordered);
+    g_autofree char *qemu_text = json_qemu_empty_lists(text);
 
-    printf("%s\n", text);
+    printf("%s\n", qemu_text);
     json_decref(ordered);
 }
 
@@ -1772,6 +1817,90 @@ static int convert_do_copy(ConvertState *s)
     return ret;
 }
 
+/* The image can store persistent bitmaps (qcow2 v3, not v2). */
+static bool can_store_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv->bdrv_can_store_new_dirty_bitmap &&
+           bs->drv->bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
+}
+
+static void report_err_prefixed(Error *err, const char *prefix, const char *name)
+{
+    error_report("%s%s: %s", prefix, name, error_get_pretty(err));
+    error_free(err);
+}
+
+/*
+ * --bitmaps, before anything is created: one source that can have
+ * persistent bitmaps, none of them inconsistent (unless skipped).
+ */
+static bool convert_check_bitmaps(ConvertState *s, bool skip_broken)
+{
+    BlockDriverState *src;
+
+    if (s->src_num > 1) {
+        error_report("Copying bitmaps only possible with single source");
+        return false;
+    }
+    src = s->src[0];
+    if (!src->drv->bdrv_can_store_new_dirty_bitmap) {
+        error_report("Source lacks bitmap support");
+        return false;
+    }
+    /* Newest first, as QEMU looks at them. */
+    for (GList *l = g_list_last(src->dirty_bitmaps); l; l = l->prev) {
+        BdrvDirtyBitmap *bm = l->data;
+
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm) &&
+            !skip_broken) {
+            error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(bm));
+            error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
+                         "delete it\n");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* --bitmaps, after the data: each persistent bitmap, newest first as QEMU. */
+static bool convert_copy_bitmaps(ConvertState *s, bool skip_broken)
+{
+    BlockDriverState *src = s->src[0];
+    g_autoptr(GPtrArray) list = g_ptr_array_new();
+
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(src, bm)) {
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_name(bm)) {
+            g_ptr_array_insert(list, 0, bm);
+        }
+    }
+    for (guint i = 0; i < list->len; i++) {
+        BdrvDirtyBitmap *bm = g_ptr_array_index(list, i), *copy;
+        const char *name = bdrv_dirty_bitmap_name(bm);
+        Error *err = NULL;
+
+        if (bdrv_dirty_bitmap_inconsistent(bm)) {
+            if (skip_broken) {
+                warn_report("Skipping inconsistent bitmap '%s'", name);
+                continue;
+            }
+            error_report("Cannot copy inconsistent bitmap '%s'", name);
+            return false;
+        }
+        copy = bdrv_dirty_bitmap_add(s->target, name, bdrv_dirty_bitmap_granularity(bm), true,
+                                     !bdrv_dirty_bitmap_enabled(bm), &err);
+        if (!copy) {
+            report_err_prefixed(err, "Failed to create bitmap ", name);
+            return false;
+        }
+        if (!bdrv_merge_dirty_bitmap(copy, bm, &err)) {
+            report_err_prefixed(err, "Failed to populate bitmap ", name);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int img_convert(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -1781,10 +1910,13 @@ static int img_convert(int argc, char **argv)
         { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
         { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
         { "salvage", no_argument, NULL, OPTION_SALVAGE },
+        { "bitmaps", no_argument, NULL, OPTION_BITMAPS },
+        { "skip-broken-bitmaps", no_argument, NULL, OPTION_SKIP_BROKEN_BITMAPS },
         LONGOPT_FORCE_SHARE,
         LONGOPT_END
     };
     ImgCommonOpts o = { 0 };
+    bool bitmaps = false, skip_broken = false;
     const char *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
     const char *cache = NULL, *src_cache = NULL, *out_filename;
     g_autofree char *options = NULL;
@@ -1873,6 +2005,8 @@ static int img_convert(int argc, char **argv)
         case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: target_is_zero = true; break;
         case OPTION_SALVAGE: s.salvage = true; break;
+        case OPTION_BITMAPS: bitmaps = true; break;
+        case OPTION_SKIP_BROKEN_BITMAPS: skip_broken = true; break;
         default: common_option(c, argv, &o);
         }
     }
@@ -2008,6 +2142,13 @@ static int img_convert(int argc, char **argv)
         }
         s.total += s.src_len[i];
     }
+    if (skip_broken && !bitmaps) {
+        error_report("Use of --skip-broken-bitmaps requires --bitmaps");
+        goto out;
+    }
+    if (bitmaps && !convert_check_bitmaps(&s, skip_broken)) {
+        goto out;
+    }
 
     if (!skip_create) {
         QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
@@ -2075,6 +2216,11 @@ static int img_convert(int argc, char **argv)
         error_report("Compression and encryption not supported at the same time");
         goto out;
     }
+    if (bitmaps && !can_store_bitmaps(s.target)) {
+        error_report("Format driver '%s' does not support bitmaps",
+                     bdrv_get_format_name(s.target));
+        goto out;
+    }
     if (skip_create) {
         int64_t tlen = bdrv_getlength(s.target);
         if (tlen < 0) {
@@ -2110,6 +2256,10 @@ static int img_convert(int argc, char **argv)
         ret = 1;
     } else {
         ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    }
+    /* After the data, so that copying it does not dirty them. */
+    if (ret == 0 && bitmaps && !convert_copy_bitmaps(&s, skip_broken)) {
+        ret = 1;
     }
     /* With the default cache mode "unsafe" the target ignores this. */
     if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
@@ -3252,6 +3402,180 @@ static int img_snapshot(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* bitmap */
+
+typedef struct BitmapAction {
+    int kind;               /* OPTION_BITMAP_* */
+    const char *src;        /* --merge: the source bitmap */
+} BitmapAction;
+
+static const char *bitmap_action_name(int kind)
+{
+    switch (kind) {
+    case OPTION_BITMAP_ADD: return "add";
+    case OPTION_BITMAP_REMOVE: return "remove";
+    case OPTION_BITMAP_CLEAR: return "clear";
+    case OPTION_BITMAP_ENABLE: return "enable";
+    case OPTION_BITMAP_DISABLE: return "disable";
+    default: return "merge";
+    }
+}
+
+/*
+ * qemu-img bitmap: the actions, in the order given, on one bitmap of a
+ * persistent-bitmap image (qcow2).  The image stores its bitmaps when it
+ * is closed; an action that fails ends the command, and what the actions
+ * before it did is stored.
+ */
+static int img_bitmap(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        LONGOPT_HELP,
+        LONGOPT_OBJECT,
+        LONGOPT_IMAGE_OPTS,
+        { "add", no_argument, NULL, OPTION_BITMAP_ADD },
+        { "remove", no_argument, NULL, OPTION_BITMAP_REMOVE },
+        { "clear", no_argument, NULL, OPTION_BITMAP_CLEAR },
+        { "enable", no_argument, NULL, OPTION_BITMAP_ENABLE },
+        { "disable", no_argument, NULL, OPTION_BITMAP_DISABLE },
+        { "merge", required_argument, NULL, OPTION_BITMAP_MERGE },
+        { "granularity", required_argument, NULL, 'g' },
+        { "source-file", required_argument, NULL, 'b' },
+        { "source-format", required_argument, NULL, 'F' },
+        LONGOPT_END
+    };
+    g_autoptr(GArray) actions = g_array_new(FALSE, FALSE, sizeof(BitmapAction));
+    ImgCommonOpts o = { 0 };
+    const char *src_file = NULL, *src_fmt = NULL, *filename, *name;
+    BlockDriverState *bs = NULL, *src_bs = NULL;
+    uint64_t granularity = 0;
+    bool add = false, merge = false;
+    int c, ret = 1;
+
+    while ((c = getopt_long(argc, argv, ":b:f:F:g:h", long_options, NULL)) != -1) {
+        BitmapAction act = { c, NULL };
+
+        switch (c) {
+        case 'h': return -1;
+        case 'b': src_file = optarg; break;
+        case 'F': src_fmt = optarg; break;
+        case 'g':
+            if (qemu_strtosz(optarg, NULL, &granularity) < 0) {
+                error_report("Invalid granularity specified. You may use k, M, G, T, "
+                             "P or E suffixes for");
+                error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
+                             "and exabytes.");
+                return 1;
+            }
+            break;
+        case OPTION_BITMAP_MERGE:
+            act.src = optarg;
+            merge = true;
+            g_array_append_val(actions, act);
+            break;
+        case OPTION_BITMAP_ADD:
+            add = true;
+            /* fall through */
+        case OPTION_BITMAP_REMOVE:
+        case OPTION_BITMAP_CLEAR:
+        case OPTION_BITMAP_ENABLE:
+        case OPTION_BITMAP_DISABLE:
+            g_array_append_val(actions, act);
+            break;
+        default: common_option(c, argv, &o);
+        }
+    }
+    if (!actions->len) {
+        error_report("Need at least one of --add, --remove, --clear, --enable, "
+                     "--disable, or --merge");
+        return 1;
+    }
+    if (granularity && !add) {
+        error_report("granularity only supported with --add");
+        return 1;
+    }
+    if (src_fmt && !src_file) {
+        error_report("-F only supported with -b");
+        return 1;
+    }
+    if (src_file && !merge) {
+        error_report("Merge bitmap source file only supported with --merge");
+        return 1;
+    }
+    if (optind != argc - 2) {
+        error_report("Expecting filename and bitmap name");
+        return 1;
+    }
+    filename = argv[optind];
+    name = argv[optind + 1];
+
+    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR | BDRV_O_NO_IO, false);
+    if (!bs) {
+        return 1;
+    }
+    if (src_file) {
+        src_bs = open_image(src_file, false, src_fmt, BDRV_O_NO_IO, false);
+        if (!src_bs) {
+            goto out;
+        }
+    }
+    for (guint i = 0; i < actions->len; i++) {
+        BitmapAction *act = &g_array_index(actions, BitmapAction, i);
+        Error *err = NULL;
+        bool ok;
+
+        switch (act->kind) {
+        case OPTION_BITMAP_ADD:
+            if (granularity > BDRV_BITMAP_MAX_GRANULARITY) {
+                /* Past 2 GiB only 4 GiB and up are powers of two: QEMU's error. */
+                ok = bdrv_dirty_bitmap_granularity_valid(0, &err);
+            } else {
+                /* 0: not given, the default. */
+                ok = bdrv_dirty_bitmap_add(bs, name, granularity, true, false, &err) != NULL;
+            }
+            break;
+        case OPTION_BITMAP_REMOVE:
+            ok = bdrv_dirty_bitmap_remove(bs, name, &err);
+            break;
+        case OPTION_BITMAP_CLEAR:
+            ok = bdrv_dirty_bitmap_clear_named(bs, name, &err);
+            break;
+        case OPTION_BITMAP_ENABLE:
+        case OPTION_BITMAP_DISABLE:
+            ok = bdrv_dirty_bitmap_enable_named(bs, name, act->kind == OPTION_BITMAP_ENABLE,
+                                                &err);
+            break;
+        default: {
+            BlockDriverState *from = src_bs ? src_bs : bs;
+            BdrvDirtyBitmap *dst = bdrv_find_dirty_bitmap(bs, name);
+            BdrvDirtyBitmap *srcs[2] = { bdrv_find_dirty_bitmap(from, act->src), NULL };
+
+            if (!dst) {
+                error_setg(&err, "Dirty bitmap '%s' not found", name);
+                ok = false;
+            } else if (!srcs[0]) {
+                error_setg(&err, "Dirty bitmap '%s' not found", act->src);
+                ok = false;
+            } else {
+                ok = bdrv_dirty_bitmap_merge_all(dst, srcs, &err);
+            }
+        }
+        }
+        if (!ok) {
+            error_prepend(&err, "Operation %s on bitmap %s failed: ",
+                          bitmap_action_name(act->kind), name);
+            error_report_err(err);
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    bdrv_unref(src_bs);
+    bdrv_unref(bs);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
 /* measure */
 
 /*
@@ -3311,6 +3635,30 @@ static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t c
     return count;
 }
 
+/*
+ * Bytes the persistent bitmaps of @bs take in a qcow2 image of
+ * @cluster_size when all their data clusters are allocated: data, bitmap
+ * tables, and the directory (24-byte entries plus names, 8-byte aligned).
+ */
+static int64_t measure_bitmaps(BlockDriverState *bs, int64_t cluster_size)
+{
+    uint64_t total = 0, dir = 0;
+
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        uint64_t bytes, clusters;
+
+        if (!bdrv_dirty_bitmap_get_persistence(bm) || !bdrv_dirty_bitmap_name(bm)) {
+            continue;
+        }
+        bytes = DIV_ROUND_UP(bdrv_dirty_bitmap_nb_bits(bm), 8);
+        clusters = DIV_ROUND_UP(bytes, (uint64_t)cluster_size);
+        total += clusters * cluster_size + QEMU_ALIGN_UP(clusters * 8, (uint64_t)cluster_size);
+        dir += QEMU_ALIGN_UP(24 + strlen(bdrv_dirty_bitmap_name(bm)), 8);
+    }
+    return total + QEMU_ALIGN_UP(dir, (uint64_t)cluster_size);
+}
+
 static int img_measure(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -3326,7 +3674,7 @@ static int img_measure(int argc, char **argv)
     const char *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
     bool show_bitmaps = false, help = false;
-    int64_t size = -1, required, fully;
+    int64_t size = -1, required, fully, bitmaps = 0;
     BlockDriver *drv;
     QDict *opts = NULL;
     Error *err = NULL;
@@ -3397,8 +3745,10 @@ static int img_measure(int argc, char **argv)
             bdrv_unref(bs);
             goto out;
         }
-        show_bitmaps = !strcmp(out_fmt, "qcow2") &&
-                       !strcmp(bdrv_get_format_name(bs), "qcow2");
+        /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
+        show_bitmaps = !strcmp(out_fmt, "qcow2") && bs->drv->bdrv_can_store_new_dirty_bitmap &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
         if (!strcmp(out_fmt, "qcow2")) {
             int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
             int64_t n = count_data_clusters(bs, size, cs, &err);
@@ -3408,6 +3758,9 @@ static int img_measure(int argc, char **argv)
                 goto out;
             }
             required = n * cs;
+            if (show_bitmaps && cs >= 512) {
+                bitmaps = measure_bitmaps(bs, cs);
+            }
         } else {
             required = size;
         }
@@ -3458,7 +3811,7 @@ static int img_measure(int argc, char **argv)
         qdict_put_int(d, "required", required);
         qdict_put_int(d, "fully-allocated", fully);
         if (show_bitmaps) {
-            qdict_put_int(d, "bitmaps", 0);
+            qdict_put_int(d, "bitmaps", bitmaps);
         }
         print_json(d);
         qobject_unref(d);
@@ -3466,7 +3819,7 @@ static int img_measure(int argc, char **argv)
         printf("required size: %" PRId64 "\n", required);
         printf("fully allocated size: %" PRId64 "\n", fully);
         if (show_bitmaps) {
-            printf("bitmaps size: 0\n");
+            printf("bitmaps size: %" PRId64 "\n", bitmaps);
         }
     }
     ret = 0;
@@ -3638,6 +3991,7 @@ typedef struct ImgCmd {
 
 static const ImgCmd img_cmds[] = {
     { "amend", img_amend },
+    { "bitmap", img_bitmap },
     { "check", img_check },
     { "commit", img_commit },
     { "compare", img_compare },
@@ -3676,10 +4030,11 @@ static void help(void)
            "\n"
            "Command syntax:\n"
            "  amend [--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename\n"
+           "  bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... [-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] [--image-opts | -f fmt] filename bitmap\n"
            "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename\n"
            "  commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename\n"
            "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"
-           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
+           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [--bitmaps [--skip-broken-bitmaps]] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
            "  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
@@ -3715,12 +4070,17 @@ static void help(void)
            "  '-n'               convert into an existing target instead of creating it\n"
            "  '--output'         human (default) or json\n"
            "\n"
+           "bitmap: the actions, in order: '--add' (with '-g granularity'), '--remove',\n"
+           "  '--clear', '--enable', '--disable', '--merge source' (a bitmap of the image,\n"
+           "  or with '-b source_file' ['-F source_fmt'] of another image).\n"
            "check: '-r leaks' repairs leaked clusters only, '-r all' every error it can;\n"
            "  exit status 0: clean, 1: check failed, 2: corruptions, 3: leaks,\n"
            "  63: the format has no checks.\n"
            "compare: '-s' is strict (sizes and allocation must match too);\n"
            "  exit status 0: identical, 1: different, 2: could not open, 3: allocation\n"
            "  status error, 4: read error.\n"
+           "convert: '--bitmaps' copies the persistent bitmaps ('--skip-broken-bitmaps':\n"
+           "  but the inconsistent ones).\n"
            "commit: '-d' keeps the overlay's data; '-b base' commits down to that base.\n"
            "snapshot: '-l' lists the internal snapshots.\n"
            "\n"

@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 
 typedef struct BackupJob {
@@ -24,6 +25,16 @@ typedef struct BackupJob {
     bool target_is_zero;
     bool notifier_added;
     uint8_t *buf;
+    /*
+     * sync=incremental/bitmap (or full/top with a bitmap): the user's
+     * bitmap is frozen (busy, not recording) while the job runs; the
+     * anonymous successor records the writes meanwhile.  At the end the
+     * two are combined as bitmap_mode says.
+     */
+    BdrvDirtyBitmap *bitmap;
+    BdrvDirtyBitmap *successor;
+    BitmapSyncMode bitmap_mode;
+    bool succeeded;
 } BackupJob;
 
 static void backup_update_progress(BackupJob *s)
@@ -133,7 +144,54 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
 static int backup_prepare(BlockJob *job, Error **errp)
 {
     BackupJob *s = (BackupJob *)job;
-    return bdrv_flush(s->target, errp);
+    int ret = bdrv_flush(s->target, errp);
+
+    s->succeeded = ret >= 0;
+    return ret;
+}
+
+/*
+ * The job ends: the bitmap keeps what the backup did not copy (all of it
+ * for "never", or for "on-success" after a failure), plus what was
+ * written meanwhile.
+ */
+static void backup_bitmap_finish(BackupJob *s)
+{
+    BdrvDirtyBitmap *bm = s->bitmap;
+    bool keep_all = s->bitmap_mode == BITMAP_SYNC_MODE_NEVER ||
+                    (s->bitmap_mode == BITMAP_SYNC_MODE_ON_SUCCESS && !s->succeeded);
+    int64_t size = bdrv_dirty_bitmap_size(bm);
+
+    bdrv_dirty_bitmap_set_busy(bm, false);
+    if (!keep_all) {
+        int64_t off = 0, len;
+
+        /* Clear the bits whose every cluster reached the target. */
+        while ((off = bdrv_dirty_bitmap_next_dirty(bm, off, size, &len)) >= 0) {
+            int64_t gran = bdrv_dirty_bitmap_granularity(bm);
+            int64_t end = off + len;
+
+            for (int64_t g = QEMU_ALIGN_DOWN(off, gran); g < end; g += gran) {
+                int64_t gend = MIN(g + gran, size);
+                bool left = false;
+
+                for (int64_t c = QEMU_ALIGN_DOWN(g, BLOCK_JOB_CLUSTER);
+                     c < gend && !left; c += BLOCK_JOB_CLUSTER) {
+                    left = c < s->size && dirty_map_get(s->todo, c);
+                }
+                if (!left) {
+                    bdrv_reset_dirty_bitmap(bm, g, gend - g);
+                }
+            }
+            off = end;
+        }
+    }
+    if (s->successor) {
+        bdrv_merge_dirty_bitmap(bm, s->successor, NULL);
+        bdrv_release_dirty_bitmap(s->successor);
+        s->successor = NULL;
+    }
+    s->bitmap = NULL;
 }
 
 static void backup_abort(BlockJob *job)
@@ -150,6 +208,9 @@ static void backup_clean(BlockJob *job)
     if (s->notifier_added) {
         bdrv_remove_write_notifier(job->bs, backup_before_write, s);
         s->notifier_added = false;
+    }
+    if (s->bitmap) {
+        backup_bitmap_finish(s);
     }
     dirty_map_free(s->todo);
     s->todo = NULL;
@@ -169,6 +230,63 @@ static const BlockJobDriver backup_driver = {
     .abort = backup_abort,
     .clean = backup_clean,
 };
+
+/* The bitmap arguments, with QEMU's checks; finds s->bitmap. */
+static bool backup_bitmap_check(BackupJob *s, const BackupOptions *opts, Error **errp)
+{
+    const char *sync = opts->sync == MIRROR_SYNC_MODE_INCREMENTAL ? "incremental" : "bitmap";
+    bool needs_bitmap = opts->sync == MIRROR_SYNC_MODE_INCREMENTAL ||
+                        opts->sync == MIRROR_SYNC_MODE_BITMAP;
+
+    if (!opts->bitmap) {
+        if (needs_bitmap) {
+            error_setg(errp, "must provide a valid bitmap name for '%s' sync mode", sync);
+            return false;
+        }
+        if (opts->has_bitmap_mode) {
+            error_setg(errp, "Cannot specify bitmap sync mode without a bitmap");
+            return false;
+        }
+        return true;
+    }
+    s->bitmap = bdrv_find_dirty_bitmap(s->common.bs, opts->bitmap);
+    if (!s->bitmap) {
+        error_setg(errp, "Bitmap '%s' could not be found", opts->bitmap);
+        return false;
+    }
+    if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL) {
+        if (opts->has_bitmap_mode && opts->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
+            error_setg(errp, "Bitmap sync mode must be 'on-success' when using sync mode "
+                       "'incremental'");
+            goto fail;
+        }
+        s->bitmap_mode = BITMAP_SYNC_MODE_ON_SUCCESS;
+    } else {
+        if (!opts->has_bitmap_mode) {
+            error_setg(errp, "Bitmap sync mode must be given when providing a bitmap");
+            goto fail;
+        }
+        if (opts->sync == MIRROR_SYNC_MODE_NONE) {
+            error_setg(errp, "sync mode 'none' does not produce meaningful bitmap outputs");
+            goto fail;
+        }
+        if (!needs_bitmap && opts->bitmap_mode == BITMAP_SYNC_MODE_NEVER) {
+            error_setg(errp, "Bitmap sync mode 'never' has no meaningful effect when "
+                       "combined with sync mode '%s'",
+                       opts->sync == MIRROR_SYNC_MODE_TOP ? "top" : "full");
+            goto fail;
+        }
+        s->bitmap_mode = opts->bitmap_mode;
+    }
+    if (!bdrv_dirty_bitmap_check(s->bitmap, BDRV_BITMAP_DEFAULT, errp)) {
+        goto fail;
+    }
+    return true;
+
+fail:
+    s->bitmap = NULL;
+    return false;
+}
 
 /* Common to drive-backup and blockdev-backup once the target node is open. */
 static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh,
@@ -197,6 +315,11 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         block_job_free_unstarted(job);
         return NULL;
     }
+    if (!backup_bitmap_check(s, opts, errp)) {
+        bdrv_unref(target);
+        block_job_free_unstarted(job);
+        return NULL;
+    }
     s->target = target;
     block_job_add_node(job, target);
     s->sync = opts->sync;
@@ -214,6 +337,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
             if (ret < 0) {
                 error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
                                  src->filename);
+                s->bitmap = NULL;   /* not frozen yet: nothing to give back */
                 block_job_free_unstarted(job);
                 return NULL;
             }
@@ -224,8 +348,23 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         }
         /* As in QEMU, the work is what the top layer holds. */
         job->len = dirty_map_bytes(s->todo);
+    } else if (s->sync == MIRROR_SYNC_MODE_INCREMENTAL || s->sync == MIRROR_SYNC_MODE_BITMAP) {
+        /* What the bitmap marks, at the job's cluster granularity. */
+        int64_t off = 0, len;
+
+        while ((off = bdrv_dirty_bitmap_next_dirty(s->bitmap, off, s->size, &len)) >= 0) {
+            dirty_map_set(s->todo, off, len);
+            off += len;
+        }
+        job->len = dirty_map_bytes(s->todo);
     } else {
         dirty_map_set(s->todo, 0, s->size);
+    }
+    if (s->bitmap) {
+        /* Frozen from here: the successor records the writes to come. */
+        s->successor = bdrv_create_dirty_bitmap(src, bdrv_dirty_bitmap_granularity(s->bitmap),
+                                                NULL, NULL);
+        bdrv_dirty_bitmap_set_busy(s->bitmap, true);
     }
     backup_update_progress(s);
     bdrv_add_before_write_notifier(src, backup_before_write, s);

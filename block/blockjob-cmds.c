@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "block/dirty-bitmap.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qmp-registry.h"
@@ -70,8 +71,13 @@ static BackupOptions arg_copy_options(QDict *args)
         .speed = arg_int(args, "speed", 0),
         .on_source_error = arg_on_error(args, "on-source-error"),
         .on_target_error = arg_on_error(args, "on-target-error"),
+        .bitmap = qdict_get_try_str(args, "bitmap"),
     };
 
+    if (qdict_get_try_str(args, "bitmap-mode")) {
+        o.has_bitmap_mode = block_job_parse_bitmap_mode(qdict_get_try_str(args, "bitmap-mode"),
+                                                        &o.bitmap_mode, NULL);
+    }
     return o;
 }
 
@@ -98,6 +104,10 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 
     if (o.sync == MIRROR_SYNC_MODE_NONE) {
         error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
+        return NULL;
+    }
+    if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;
     }
     return block_job_drive_mirror(&o, errp) ? qdict_new() : NULL;
@@ -507,4 +517,6 @@ void block_job_monitor_init(void)
     }
     hmp_register_info(&hmp_info_cmd);
     block_job_set_replace_root_fn(replace_drive_root);
+    /* Transactions start backups: their commands come with the jobs'. */
+    block_dirty_bitmap_monitor_init();
 }

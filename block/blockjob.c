@@ -77,13 +77,25 @@ bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp)
 
 bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp)
 {
-    static const char *const names[] = { "top", "full", "none" };
+    static const char *const names[] = { "top", "full", "none", "incremental", "bitmap" };
     int v;
 
     if (!parse_enum("sync", s, names, ARRAY_SIZE(names), &v, errp)) {
         return false;
     }
     *out = (MirrorSyncMode)v;
+    return true;
+}
+
+bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp)
+{
+    static const char *const names[] = { "on-success", "never", "always" };
+    int v;
+
+    if (!parse_enum("bitmap-mode", s, names, ARRAY_SIZE(names), &v, errp)) {
+        return false;
+    }
+    *out = (BitmapSyncMode)v;
     return true;
 }
 

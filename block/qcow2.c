@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "qcow2.h"
+#include "block/dirty-bitmap.h"
 #include "crypto/secret.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -261,6 +262,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_free(s->keycheck);
     s->keycheck = NULL;
     qcow2_luks_free(s);
+    qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
     s->hdr_tail = NULL;
 }
@@ -311,6 +313,8 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
 static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
+static int check_writable(BlockDriverState *bs, Error **errp);
+static int bitmaps_writable(BlockDriverState *bs, Error **errp);
 
 /* The pass-discard-* options: the reasons for freeing whose discards reach the file. */
 static const struct {
@@ -1153,6 +1157,11 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
+    ret = qcow2_load_bitmaps(bs, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+
     /* Dirty and corrupt images, autoclear bits */
     if (!bs->read_only) {
         if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
@@ -1314,6 +1323,15 @@ static void qcow2_close(BlockDriverState *bs)
     if (!s->l2_cache) {
         return;
     }
+    if (!bs->read_only && qcow2_bitmaps_need_store(bs)) {
+        /* Bitmaps are metadata: no key needed, but not into a corrupt image. */
+        if (bitmaps_writable(bs, &err) < 0 || qcow2_store_bitmaps(bs, &err) < 0) {
+            error_prepend(&err, "Failed to store dirty bitmaps of '%s': ",
+                          bdrv_get_node_name(bs));
+            warn_report_err(err);
+            err = NULL;
+        }
+    }
     if (!bs->read_only && !s->refcounts_broken) {
         /*
          * Each cache on its own, reported as QEMU reports it; a failure of
@@ -1349,6 +1367,39 @@ static void qcow2_close(BlockDriverState *bs)
     qcow2_free_state(s);
 }
 
+/*
+ * Going read-only: the persistent bitmaps are stored while the file is
+ * still writable (they are read-only from then on); read-write again: they
+ * are marked "in use" again by prepare_write().
+ */
+static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (!read_only) {
+        return prepare_write(bs, errp);
+    }
+    if (qcow2_bitmaps_need_store(bs)) {
+        ret = bitmaps_writable(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_store_bitmaps(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+             bm = bdrv_dirty_bitmap_next(bs, bm)) {
+            if (bdrv_dirty_bitmap_get_persistence(bm)) {
+                bdrv_dirty_bitmap_set_readonly(bm, true);
+            }
+        }
+    }
+    s->write_prepared = false;
+    return 0;
+}
+
 static int qcow2_flush(BlockDriverState *bs, Error **errp)
 {
     return qcow2_flush_caches(bs, errp);
@@ -1363,6 +1414,7 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
 static int prepare_write(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    uint64_t mask;
     int ret;
 
     if (s->write_prepared || bs->read_only) {
@@ -1383,15 +1435,37 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
             return ret;
         }
     }
-    if (s->autoclear) {
-        s->autoclear = 0;
+    /*
+     * Bit 0 vouches for the bitmaps, which we keep up to date; like QEMU
+     * we keep it even without any (a stale extension was dropped above).
+     */
+    mask = QCOW2_AUTOCLEAR_BITMAPS;
+    if ((s->autoclear & ~mask) || s->bm_ext_dropped) {
+        s->autoclear &= mask;
+        s->bm_ext_dropped = false;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
         }
     }
+    ret = qcow2_bitmaps_mark_in_use(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
     s->write_prepared = true;
     return 0;
+}
+
+/* Before bitmaps are stored: check_writable() without the key check. */
+static int bitmaps_writable(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(bs->open_flags & BDRV_O_CHECK)) {
+        error_setg(errp, "qcow2 image '%s' is marked corrupt", bs->filename);
+        return -EIO;
+    }
+    return prepare_write(bs, errp);
 }
 
 static int check_writable(BlockDriverState *bs, Error **errp)
@@ -1791,6 +1865,9 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
                   s->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib");
     if (s->version >= 3) {
         qdict_put_bool(data, "lazy-refcounts", (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0);
+    }
+    if (s->bm_entries && s->bm_entries->len) {
+        qdict_put_obj(data, "bitmaps", qcow2_bitmaps_info(bs));
     }
     qdict_put_int(data, "refcount-bits", s->refcount_bits);
     if (s->crypt_method == QCOW2_CRYPT_AES) {
@@ -2437,6 +2514,8 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_rw_vmstate = qcow2_rw_vmstate,
     .bdrv_get_specific_info = qcow2_get_specific_info,
     .bdrv_check = qcow2_check_drv,
+    .bdrv_can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .bdrv_switch_read_only = qcow2_switch_read_only,
     .bdrv_amend_options = qcow2_amend,
     .amend_opts = &qcow2_amend_opts,
     .bdrv_change_backing_file = qcow2_change_backing_file,

@@ -55,6 +55,10 @@
 #define QCOW2_EXT_BACKING_FORMAT  0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
 #define QCOW2_EXT_MAGIC_CRYPTO_HEADER 0x0537be77u  /* full disk encryption (LUKS) */
+#define QCOW2_EXT_BITMAPS         0x23852875u
+
+/* Autoclear feature bits */
+#define QCOW2_AUTOCLEAR_BITMAPS   (1ULL << 0)
 
 /* Header byte 104 */
 #define QCOW2_COMPRESSION_ZLIB 0
@@ -86,6 +90,8 @@ typedef struct Qcow2UnknownExt {
     uint32_t len;
     uint8_t *data;
 } Qcow2UnknownExt;
+
+typedef struct Qcow2BitmapEntry Qcow2BitmapEntry;
 
 typedef struct Qcow2CacheEntry {
     int64_t offset;     /* 0: free slot */
@@ -197,6 +203,12 @@ typedef struct BDRVQcow2State {
     uint64_t cache_clean_interval;  /* seconds; 0: never */
     guint cache_clean_timer;    /* GLib source of the periodic clean, 0: none */
     int64_t cache_clean_next;   /* monotonic us of the next clean at a cache access */
+
+    /* Persistent bitmaps: the directory as on disk (qcow2-bitmap.c), or NULL */
+    GPtrArray *bm_entries;      /* Qcow2BitmapEntry* */
+    uint64_t bm_dir_offset;
+    uint64_t bm_dir_size;
+    bool bm_ext_dropped;        /* a stale extension to drop from the header */
 
     /* crypt_method 2: the open LUKS container and where its header lives */
     QCryptoBlock *luks;
@@ -344,6 +356,18 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp);
+
+/* qcow2-bitmap.c: persistent dirty bitmaps */
+int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp);
+/* Read-write from now on: the stored bitmaps are marked "in use". */
+int qcow2_bitmaps_mark_in_use(BlockDriverState *bs, Error **errp);
+bool qcow2_bitmaps_need_store(BlockDriverState *bs);
+int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp);
+void qcow2_bitmaps_free(BDRVQcow2State *s);
+bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                      uint32_t granularity, Error **errp);
+/* The "bitmaps" list of qemu-img info (the directory as stored). */
+json_t *qcow2_bitmaps_info(BlockDriverState *bs);
 
 /* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension keeps its place
  * among s->unknown_exts, which the header writer preserves) */

@@ -272,6 +272,26 @@ QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
     return ret;
 }
 
+bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
+                            Error **errp)
+{
+    json_t *def = schema_def(name, "command");
+    json_t *data = json_object_get(def, "data");
+    json_t *gen = json_object_get(def, "gen");
+
+    if (!def) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "The command %s has not been found", name);
+        return false;
+    }
+    if (!json_is_object(args)) {
+        error_setg(errp, "Invalid parameter type for '%s', expected: object", prefix);
+        return false;
+    }
+    return data ? check_members(data, args, prefix, gen && json_is_false(gen), errp)
+                : check_no_members(args, errp);
+}
+
 void qapi_event_emit(const char *event, QDict *data)
 {
     json_t *def = schema_def(event, "event");

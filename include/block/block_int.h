@@ -75,6 +75,9 @@ struct BlockDriverState {
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
 
+    /* BdrvDirtyBitmap*, in creation order (block/dirty-bitmap.c). */
+    GList *dirty_bitmaps;
+
     /* Image was probed as raw: writes to sector 0 are restricted. */
     bool probed_raw;
 
@@ -240,6 +243,22 @@ typedef struct BlockDriver {
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
     QDict *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
+    /*
+     * Persistent dirty bitmaps: whether a new bitmap @name of @granularity
+     * could be stored in the image (checked when it is made persistent, so
+     * that storing it cannot fail for a reason known then).  The driver
+     * loads the stored ones into bs->dirty_bitmaps at open and stores the
+     * persistent ones at close (a removed one is gone from the image
+     * then).  Drivers without it refuse persistent bitmaps.
+     */
+    bool (*bdrv_can_store_new_dirty_bitmap)(BlockDriverState *bs, const char *name,
+                                            uint32_t granularity, Error **errp);
+    /*
+     * Optional: the node is about to become read-only (@read_only, while
+     * its file is still writable: persistent bitmaps are stored now), or
+     * has just become read-write (bitmaps go back "in use").
+     */
+    int (*bdrv_switch_read_only)(BlockDriverState *bs, bool read_only, Error **errp);
     int (*bdrv_check)(BlockDriverState *bs, BdrvCheckResult *result,
                       BdrvCheckMode fix, Error **errp);
     int (*bdrv_amend_options)(BlockDriverState *bs, QDict *opts, bool force,

@@ -51,7 +51,16 @@ typedef enum MirrorSyncMode {
     MIRROR_SYNC_MODE_TOP,
     MIRROR_SYNC_MODE_FULL,
     MIRROR_SYNC_MODE_NONE,
+    MIRROR_SYNC_MODE_INCREMENTAL,   /* backup only: what a dirty bitmap marks */
+    MIRROR_SYNC_MODE_BITMAP,
 } MirrorSyncMode;
+
+/* QEMU's BitmapSyncMode: what a backup does to its bitmap at the end. */
+typedef enum BitmapSyncMode {
+    BITMAP_SYNC_MODE_ON_SUCCESS,
+    BITMAP_SYNC_MODE_NEVER,
+    BITMAP_SYNC_MODE_ALWAYS,
+} BitmapSyncMode;
 
 /* How drive-backup / drive-mirror get their target. */
 typedef enum NewImageMode {
@@ -63,6 +72,7 @@ const char *block_job_status_str(BlockJobStatus s);
 bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp);
 bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp);
 bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
+bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp);
 
 /*
  * Finds the root node of the drive called @device: a node whose
@@ -106,6 +116,9 @@ typedef struct BackupOptions {
     BlockdevOnError on_source_error;
     BlockdevOnError on_target_error;
     bool quiet;                 /* no "Formatting ..." line */
+    const char *bitmap;         /* backup: dirty bitmap of @device, or NULL */
+    bool has_bitmap_mode;
+    BitmapSyncMode bitmap_mode;
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);

@@ -17,6 +17,12 @@ typedef QObject *(*QmpCommandFunc)(QDict *args, Error **errp);
 void qmp_register_command(const char *name, QmpCommandFunc fn);
 /* Runs a command as QMP would (schema check included); used by HMP. */
 QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp);
+/*
+ * Checks @args against command @name's arguments in the schema without
+ * running it; errors name members as @prefix.member (transaction's actions).
+ */
+bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
+                            Error **errp);
 /* Emits an event to every QMP monitor; @data is stolen (may be NULL). */
 void qapi_event_emit(const char *event, QDict *data);
 

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The QMP commands of dirty bitmaps (schema: qapi/dirty-bitmap.json) and
+ * "transaction", which runs bitmap commands and backups as one unit.
+ *
+ * A transaction runs its actions in order through the same handlers as the
+ * commands, after checking every action's arguments against the schema.
+ * Before an action runs, what it could change is saved; when a later one
+ * fails, the actions done are undone newest first: bitmaps get their bits
+ * and state back, added ones go, removed ones come back, and backup jobs
+ * the transaction started are cancelled.  Nothing else runs meanwhile (the
+ * monitor owns the main loop), so no write slips between two actions.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "block/blockjob.h"
+#include "block/dirty-bitmap.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+
+/* ------------------------------------------------------------------ */
+/* Commands */
+
+static BlockDriverState *arg_node(QDict *args, Error **errp)
+{
+    return block_job_find_device(qdict_get_try_str(args, "node"), true, errp);
+}
+
+static QObject *qmp_block_dirty_bitmap_add(QDict *args, Error **errp)
+{
+    BlockDriverState *bs = arg_node(args, errp);
+    int64_t gran = qdict_get_try_int(args, "granularity", 0);
+
+    if (!bs) {
+        return NULL;
+    }
+    if (qdict_haskey(args, "granularity") &&
+        !bdrv_dirty_bitmap_granularity_valid(gran < 0 ? 0 : gran, errp)) {
+        return NULL;
+    }
+    if (!bdrv_dirty_bitmap_add(bs, qdict_get_try_str(args, "name"), (uint32_t)gran,
+                               qdict_get_try_bool(args, "persistent", false),
+                               qdict_get_try_bool(args, "disabled", false), errp)) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
+/* The node of a named bitmap, with QEMU's lookup errors. */
+static BlockDriverState *bitmap_node(QDict *args, const char *name_key, Error **errp)
+{
+    BlockDriverState *bs;
+
+    if (!block_dirty_bitmap_lookup(qdict_get_try_str(args, "node"),
+                                   qdict_get_try_str(args, name_key), &bs, errp)) {
+        return NULL;
+    }
+    return bs;
+}
+
+static QObject *qmp_block_dirty_bitmap_remove(QDict *args, Error **errp)
+{
+    BlockDriverState *bs = bitmap_node(args, "name", errp);
+
+    return bs && bdrv_dirty_bitmap_remove(bs, qdict_get_try_str(args, "name"), errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_dirty_bitmap_clear(QDict *args, Error **errp)
+{
+    BlockDriverState *bs = bitmap_node(args, "name", errp);
+
+    return bs && bdrv_dirty_bitmap_clear_named(bs, qdict_get_try_str(args, "name"), errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *bitmap_enable(QDict *args, bool enable, Error **errp)
+{
+    BlockDriverState *bs = bitmap_node(args, "name", errp);
+
+    return bs && bdrv_dirty_bitmap_enable_named(bs, qdict_get_try_str(args, "name"), enable,
+                                                errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_dirty_bitmap_enable(QDict *args, Error **errp)
+{
+    return bitmap_enable(args, true, errp);
+}
+
+static QObject *qmp_block_dirty_bitmap_disable(QDict *args, Error **errp)
+{
+    return bitmap_enable(args, false, errp);
+}
+
+static QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
+{
+    const char *node = qdict_get_try_str(args, "node");
+    BlockDriverState *bs;
+    BdrvDirtyBitmap *target = block_dirty_bitmap_lookup(node, qdict_get_try_str(args, "target"),
+                                                        &bs, errp);
+    json_t *list = json_object_get(args, "bitmaps");
+    g_autofree BdrvDirtyBitmap **srcs = NULL;
+    size_t i;
+    json_t *v;
+
+    if (!target) {
+        return NULL;
+    }
+    srcs = g_new0(BdrvDirtyBitmap *, json_array_size(list) + 1);
+    json_array_foreach(list, i, v) {
+        if (json_is_string(v)) {
+            srcs[i] = bdrv_find_dirty_bitmap(bs, json_string_value(v));
+            if (!srcs[i]) {
+                error_setg(errp, "Dirty bitmap '%s' not found", json_string_value(v));
+                return NULL;
+            }
+        } else if (json_is_object(v) && json_is_string(json_object_get(v, "node")) &&
+                   json_is_string(json_object_get(v, "name")) && json_object_size(v) == 2) {
+            srcs[i] = block_dirty_bitmap_lookup(qdict_get_try_str(v, "node"),
+                                                qdict_get_try_str(v, "name"), NULL, errp);
+            if (!srcs[i]) {
+                return NULL;
+            }
+        } else {
+            error_setg(errp, "Invalid parameter type for 'bitmaps[%zu]', expected: "
+                       "BlockDirtyBitmapOrStr", i);
+            return NULL;
+        }
+    }
+    return bdrv_dirty_bitmap_merge_all(target, srcs, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_x_debug_block_dirty_bitmap_sha256(QDict *args, Error **errp)
+{
+    BdrvDirtyBitmap *bm = block_dirty_bitmap_lookup(qdict_get_try_str(args, "node"),
+                                                    qdict_get_try_str(args, "name"), NULL,
+                                                    errp);
+    uint64_t nb_bits, step = 1u << 20;
+    g_autoptr(GChecksum) sum = NULL;
+    g_autofree uint8_t *buf = NULL;
+    QDict *ret;
+
+    if (!bm) {
+        return NULL;
+    }
+    /* QEMU hashes its bottom level: whole 64-bit words, at least one. */
+    nb_bits = MAX(QEMU_ALIGN_UP(bdrv_dirty_bitmap_nb_bits(bm), 64), 64);
+    sum = g_checksum_new(G_CHECKSUM_SHA256);
+    buf = g_malloc(step / 8);
+    for (uint64_t b = 0; b < nb_bits; b += step) {
+        uint64_t n = MIN(step, nb_bits - b);
+
+        bdrv_dirty_bitmap_serialize(bm, b, n, buf);
+        g_checksum_update(sum, buf, n / 8);
+    }
+    ret = qdict_new();
+    qdict_put_str(ret, "sha256", g_checksum_get_string(sum));
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* transaction */
+
+typedef struct TxnUndo {
+    const char *type;
+    /* Bitmap actions: the bitmap as it was (a detached copy), by node and name. */
+    BlockDriverState *bs;
+    char *name;
+    bool existed;
+    uint32_t granularity;
+    bool enabled;
+    bool persistent;
+    bool inconsistent;
+    BdrvDirtyBitmap *saved;     /* anonymous, disabled copy of the bits */
+    /* Backups: the job the action started. */
+    BlockJob *job;
+} TxnUndo;
+
+static void txn_save_bitmap(TxnUndo *u, QDict *data)
+{
+    const char *name_key = !strcmp(u->type, "block-dirty-bitmap-merge") ? "target" : "name";
+    const char *name = qdict_get_try_str(data, name_key);
+    BdrvDirtyBitmap *bm;
+
+    u->bs = block_job_find_device(qdict_get_try_str(data, "node"), true, NULL);
+    if (!u->bs || !name) {
+        return;
+    }
+    u->name = g_strdup(name);
+    bm = bdrv_find_dirty_bitmap(u->bs, name);
+    if (!bm) {
+        return;
+    }
+    u->existed = true;
+    u->granularity = bdrv_dirty_bitmap_granularity(bm);
+    u->enabled = bdrv_dirty_bitmap_enabled(bm);
+    u->persistent = bdrv_dirty_bitmap_get_persistence(bm);
+    u->inconsistent = bdrv_dirty_bitmap_inconsistent(bm);
+    u->saved = bdrv_create_dirty_bitmap_len(u->bs, u->granularity, bdrv_dirty_bitmap_size(bm),
+                                            NULL, NULL);
+    if (u->saved) {
+        bdrv_dirty_bitmap_set_enabled(u->saved, false);
+        bdrv_dirty_bitmap_copy_bits(u->saved, bm);
+    }
+}
+
+static void txn_undo(TxnUndo *u)
+{
+    BdrvDirtyBitmap *bm;
+
+    if (u->job) {
+        /* Started by this transaction: it must not outlive it. */
+        block_job_cancel(u->job, true, NULL);
+        return;
+    }
+    if (!u->bs || !u->name) {
+        return;
+    }
+    bm = bdrv_find_dirty_bitmap(u->bs, u->name);
+    if (!u->existed) {
+        /* Added by the action. */
+        bdrv_release_dirty_bitmap(bm);
+        return;
+    }
+    if (!bm) {
+        /* Removed by the action: it comes back as it was. */
+        if (!u->saved) {
+            return;
+        }
+        bm = bdrv_create_dirty_bitmap_len(u->bs, u->granularity,
+                                          bdrv_dirty_bitmap_size(u->saved), u->name, NULL);
+        if (!bm) {
+            return;
+        }
+        bdrv_dirty_bitmap_set_persistence(bm, u->persistent);
+        if (u->inconsistent) {
+            /* Still unknown: the image keeps its stored entry as it was. */
+            bdrv_dirty_bitmap_set_inconsistent(bm);
+        }
+    }
+    bdrv_dirty_bitmap_set_enabled(bm, u->enabled);
+    if (u->saved) {
+        bdrv_dirty_bitmap_copy_bits(bm, u->saved);
+    }
+}
+
+static void txn_undo_free(TxnUndo *u)
+{
+    bdrv_release_dirty_bitmap(u->saved);
+    g_free(u->name);
+}
+
+static QObject *qmp_transaction(QDict *args, Error **errp)
+{
+    json_t *actions = json_object_get(args, "actions");
+    QDict *props = json_object_get(args, "properties");
+    size_t n = json_array_size(actions), done = 0, i;
+    g_autofree TxnUndo *undo = g_new0(TxnUndo, MAX(n, 1));
+    json_t *a;
+    bool ok = true;
+
+    if (props && !g_strcmp0(qdict_get_try_str(props, "completion-mode"), "grouped")) {
+        error_setg(errp, "Transaction property completion-mode 'grouped' is not supported");
+        return NULL;
+    }
+    /* Every action's arguments first: a bad one fails before anything is done. */
+    json_array_foreach(actions, i, a) {
+        const char *type = qdict_get_try_str(a, "type");
+        g_autofree char *prefix = g_strdup_printf("actions[%zu].data", i);
+
+        if (!strcmp(type, "abort")) {
+            continue;
+        }
+        if (!qmp_check_command_args(type, json_object_get(a, "data"), prefix, errp)) {
+            return NULL;
+        }
+    }
+    json_array_foreach(actions, i, a) {
+        const char *type = qdict_get_try_str(a, "type");
+        QDict *data = json_object_get(a, "data");
+        TxnUndo *u = &undo[i];
+        QObject *ret;
+
+        u->type = type;
+        if (!strcmp(type, "abort")) {
+            error_setg(errp, "Transaction aborted using Abort action");
+            ok = false;
+            break;
+        }
+        if (g_str_has_prefix(type, "block-dirty-bitmap-")) {
+            txn_save_bitmap(u, data);
+        }
+        {
+            GList *before = g_list_last(block_job_list());
+
+            ret = qmp_dispatch_command(type, data, errp);
+            if (ret && g_str_has_suffix(type, "-backup")) {
+                GList *after = g_list_last(block_job_list());
+                if (after && after != before) {
+                    u->job = after->data;
+                }
+            }
+        }
+        if (!ret) {
+            ok = false;
+            break;
+        }
+        qobject_unref(ret);
+        done = i + 1;
+    }
+    if (!ok) {
+        /* The failed action changed nothing; the ones before it are undone. */
+        for (size_t j = done; j-- > 0;) {
+            txn_undo(&undo[j]);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        txn_undo_free(&undo[i]);
+    }
+    return ok ? qdict_new() : NULL;
+}
+
+void block_dirty_bitmap_monitor_init(void)
+{
+    qmp_register_command("block-dirty-bitmap-add", qmp_block_dirty_bitmap_add);
+    qmp_register_command("block-dirty-bitmap-remove", qmp_block_dirty_bitmap_remove);
+    qmp_register_command("block-dirty-bitmap-clear", qmp_block_dirty_bitmap_clear);
+    qmp_register_command("block-dirty-bitmap-enable", qmp_block_dirty_bitmap_enable);
+    qmp_register_command("block-dirty-bitmap-disable", qmp_block_dirty_bitmap_disable);
+    qmp_register_command("block-dirty-bitmap-merge", qmp_block_dirty_bitmap_merge);
+    qmp_register_command("transaction", qmp_transaction);
+    qmp_register_command("x-debug-block-dirty-bitmap-sha256",
+                         qmp_x_debug_block_dirty_bitmap_sha256);
+}
