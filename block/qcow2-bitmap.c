@@ -477,12 +477,13 @@ static void free_entry_clusters(BlockDriverState *bs, Qcow2BitmapEntry *e)
     for (uint32_t i = 0; e->table && i < e->table_size; i++) {
         uint64_t off = e->table[i] & BME_TABLE_OFFSET_MASK;
         if (off) {
-            qcow2_free_clusters(bs, off, s->cluster_size);
+            qcow2_free_clusters(bs, off, s->cluster_size, QCOW2_DISCARD_ALWAYS);
         }
     }
     if (e->table_size) {
         qcow2_free_clusters(bs, e->table_offset,
-                            QEMU_ALIGN_UP((int64_t)e->table_size * 8, s->cluster_size));
+                            QEMU_ALIGN_UP((int64_t)e->table_size * 8, s->cluster_size),
+                            QCOW2_DISCARD_ALWAYS);
     }
 }
 
@@ -656,7 +657,8 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
         }
     }
     if (old && old_dir_size) {
-        qcow2_free_clusters(bs, old_dir_off, QEMU_ALIGN_UP(old_dir_size, s->cluster_size));
+        qcow2_free_clusters(bs, old_dir_off, QEMU_ALIGN_UP(old_dir_size, s->cluster_size),
+                            QCOW2_DISCARD_OTHER);
     }
     return qcow2_flush_caches(bs, errp);
 
