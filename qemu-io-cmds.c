@@ -1371,8 +1371,8 @@ static void reopen_help(void)
 " Example:\n"
 " 'reopen -r' - makes the image read-only\n"
 "\n"
-" -c, -- the cache mode: writeback, writethrough or unsafe (none and\n"
-"        directsync are not supported yet)\n"
+" -c, -- the cache mode: writeback, writethrough, none, directsync or\n"
+"        unsafe\n"
 " -o, -- options to change: read-only, cache.no-flush, discard, and those\n"
 "        of the file and backing nodes (file.*, backing.*); the others\n"
 "        (node-name, driver, ...) can only be restated\n"
@@ -1489,7 +1489,7 @@ static int reopen_f(BlockDriverState *bs, int argc, char **argv)
     if (ret < 0) {
         error_report_err(err);
     } else if (cache) {
-        qemuio_writethrough = !strcmp(cache, "writethrough");
+        qemuio_writethrough = !strcmp(cache, "writethrough") || !strcmp(cache, "directsync");
     }
 out:
     qobject_unref(opts);

@@ -747,7 +747,10 @@ static const QemuOptDesc file_create_desc[] = {
 };
 static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };
 
-/* Reopen may switch "locking"; the core then re-applies the node's needs. */
+/*
+ * "locking" may be restated, not changed, as in QEMU 7.2.  The commit
+ * below applies what the core changed itself (cache.direct).
+ */
 static int file_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                                Error **errp)
 {
@@ -755,6 +758,10 @@ static int file_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     bool use_lock = s->use_lock;
 
     if (!take_locking_opt(opts, &use_lock, errp)) {
+        return -EINVAL;
+    }
+    if (use_lock != s->use_lock) {
+        error_setg(errp, "Cannot change the option 'locking'");
         return -EINVAL;
     }
     *state = GINT_TO_POINTER(use_lock ? 2 : 1);

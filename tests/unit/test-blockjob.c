@@ -703,8 +703,10 @@ static BlockDriverState *make_chain(const char *device)
     make_raw("base.img", IMG_SIZE, 0x10);
     g_assert_cmpint(bdrv_img_create(mid, "qcow2", base, "raw", NULL, -1, true, &error_abort), ==, 0);
     g_assert_cmpint(bdrv_img_create(top, "qcow2", mid, "qcow2", NULL, -1, true, &error_abort), ==, 0);
-    bs = open_drive("top.qcow2", device, "qcow2");
-    /* mid: 0xa1 at 1M (written through a node of its own). */
+    /*
+     * mid: 0xa1 at 1M, written through a node of its own before top is
+     * opened (top's read-only backing node keeps others from writing it).
+     */
     {
         QDict *o = qdict_new();
         BlockDriverState *m;
@@ -714,7 +716,6 @@ static BlockDriverState *make_chain(const char *device)
         g_assert_cmpint(bdrv_pwrite(m, MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
         bdrv_unref(m);
     }
-    bdrv_unref(bs);
     bs = open_drive("top.qcow2", device, "qcow2");
     memset(buf, 0xb2, sizeof(buf));
     g_assert_cmpint(bdrv_pwrite(bs, 2 * MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
