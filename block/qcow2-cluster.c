@@ -60,11 +60,30 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     if (!e->dirty) {
         return 0;
     }
+    /*
+     * What a table points at reaches the disk first, with a flush between:
+     * write order alone is no order on disk (docs/qcow2.md "Write ordering").
+     */
     if (c->depends) {
-        ret = qcow2_cache_flush(bs, c->depends, errp);
+        bool any = false;
+
+        for (int j = 0; j < c->depends->size; j++) {
+            any |= c->depends->entries[j].offset && c->depends->entries[j].dirty;
+        }
+        if (any) {
+            ret = qcow2_cache_flush(bs, c->depends, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            c->depends_on_flush = true;
+        }
+    }
+    if (c->depends_on_flush) {
+        ret = bdrv_flush(bs->file, errp);
         if (ret < 0) {
             return ret;
         }
+        c->depends_on_flush = false;
     }
     bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_UPDATE_PART
                                                  : BLKDBG_L2_UPDATE);
@@ -300,6 +319,11 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /* The new table and its refcounts are on disk before the header points at it. */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     stl_be_p(hdr, min_size);
     stq_be_p(hdr + 4, new_off);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
@@ -364,16 +388,25 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
         memcpy(t, copy, s->cluster_size);
     }
     /*
-     * The table's refcount and the table itself must be on disk before the
-     * L1 entry points at it, fresh clusters too: otherwise a failure before
-     * the next flush leaves L1 pointing past the end of the file.
+     * The table's refcount, then the table itself must be on disk before
+     * the L1 entry points at it, fresh clusters too, each flushed: otherwise
+     * a crash leaves L1 pointing at a table that is not there or not
+     * counted (docs/qcow2.md "Write ordering").
      */
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
         return ret;
     }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
     ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         return ret;
     }
@@ -875,6 +908,20 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             }
         }
     }
+    /*
+     * The data (with what it copied) is on disk before the L2 entry points
+     * at it, unless the cluster is fresh and replaces nothing: there a lost
+     * data write reads as zeroes, as the unallocated cluster did.
+     */
+    if (!fresh || head || tail) {
+        s->l2_cache->depends_on_flush = true;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        Qcow2ClusterType type = qcow2_entry_type(s, old[i]);
+        if (type != QCOW2_CLUSTER_UNALLOCATED && type != QCOW2_CLUSTER_ZERO_PLAIN) {
+            s->l2_cache->depends_on_flush = true;
+        }
+    }
     ret = map_host_run(bs, l2_off, l2_idx, k, host, errp);
     if (ret < 0) {
         return ret;
@@ -931,6 +978,8 @@ static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
     if (ret < 0 || !any_zero) {
         return ret;
     }
+    /* The zero flag goes only once the data is on disk. */
+    s->l2_cache->depends_on_flush = true;
     /* Data entries of the run already read host | COPIED: rewriting them is a no-op. */
     return map_host_run(bs, l2_off, l2_idx, run, host, errp);
 }
@@ -1080,6 +1129,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
+        s->l2_cache->depends_on_flush = true;   /* the data first */
         nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
         ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
         ret = set_l2_entries(bs, l2_off, l2_idx, 1, ne, 0, errp);

@@ -178,6 +178,15 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     qcow2_cache_mark_dirty(s->rb_cache, off);
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
     s->file_end = MAX(s->file_end, off + s->cluster_size);
+    /* The block is on disk before the refcount table points at it. */
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
     return set_reftable_entry(bs, t, off, errp);
 }
@@ -234,6 +243,11 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, off, new_entries * 8, buf, 0, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    /* Blocks and table on disk before the header points at them. */
+    ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         goto out;
     }
@@ -400,7 +414,28 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
     return off;
 }
 
+/*
+ * Freed space is not reused, nor its refcount lowered on disk, before the
+ * metadata that pointed at it is on disk without that pointer: otherwise a
+ * crash leaves an old L2 entry pointing at new data, or at a cluster whose
+ * refcount is 0 (docs/qcow2.md "Write ordering").  So the range waits in
+ * s->freed for the next qcow2_flush_caches().
+ */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t r[2] = { offset, length };
+
+    if (length <= 0) {
+        return;
+    }
+    if (!s->freed) {
+        s->freed = g_array_new(FALSE, FALSE, sizeof(r));
+    }
+    g_array_append_val(s->freed, r);
+}
+
+static void free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -452,6 +487,24 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
         return ret;
+    }
+    if (s->freed && s->freed->len) {
+        /* What no longer points at the freed space must be on disk first. */
+        g_autoptr(GArray) freed = s->freed;
+
+        ret = bdrv_flush(bs->file, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        s->freed = NULL;
+        for (guint i = 0; i < freed->len; i++) {
+            int64_t *r = &g_array_index(freed, int64_t, 2 * i);
+            free_clusters_now(bs, r[0], r[1]);
+        }
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (s->alloc_end > 0) {
         int64_t len = bdrv_getlength(bs->file);

@@ -91,6 +91,12 @@ typedef struct Qcow2Cache {
     uint64_t lru_at_clean;  /* lru_counter at the last qcow2_cache_clean_unused() */
     /* Written before any dirty table of this cache reaches the disk. */
     struct Qcow2Cache *depends;
+    /*
+     * The file must be flushed before the next table of this cache is
+     * written: data it points at is not on disk yet (docs/qcow2.md,
+     * "Write ordering").
+     */
+    bool depends_on_flush;
 } Qcow2Cache;
 
 typedef struct BDRVQcow2State {
@@ -138,6 +144,12 @@ typedef struct BDRVQcow2State {
     /* End of the highest cluster ever allocated; the file is grown to it on flush. */
     int64_t alloc_end;
     bool last_alloc_fresh;      /* the last qcow2_alloc_clusters() was above file_end */
+    /*
+     * Host ranges (int64_t offset, length pairs) freed since the last flush:
+     * their refcounts drop only once the metadata that no longer points at
+     * them is on disk (docs/qcow2.md, "Write ordering").
+     */
+    GArray *freed;
 
     GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
     uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
@@ -250,6 +262,7 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp);
 int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp);
+/* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
