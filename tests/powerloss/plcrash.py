@@ -46,6 +46,7 @@ class Workload:
     tracked = []            # files whose writes are recorded (basenames)
 
     def __init__(self, tools, rng, extra):
+        self.filled = {}
         self.img, self.io = tools
         self.rng = rng
         self.extra = extra
@@ -90,10 +91,13 @@ class QemuIoWorkload(Workload):
     def command(self):
         cs = 65536
         cmds, self.writes = [], []
+        touched = set()
         for i in range(self.nb_writes):
             kind = self.rng.random()
-            if self.compressed and not self.encrypted and kind < 0.2:
-                off = self.rng.randrange(self.size // cs) * cs
+            # QEMU 7.2 compresses only into clusters that were never written.
+            fresh = [c for c in range(self.size // cs) if c not in touched]
+            if self.compressed and not self.encrypted and kind < 0.2 and fresh:
+                off = self.rng.choice(fresh) * cs
                 ln, flag = cs, '-c '
             elif kind < 0.3:
                 off = self.rng.randrange(self.size // 4096) * 4096
@@ -102,6 +106,7 @@ class QemuIoWorkload(Workload):
                 off = self.rng.randrange(self.size // 4096) * 4096
                 ln, flag = self.rng.randrange(1, 33) * 4096, ''
             ln = min(ln, self.size - off)
+            touched.update(range(off // cs, (off + ln - 1) // cs + 1))
             pat = 0 if flag == '-z ' else self.rng.randrange(1, 256)
             cmds += ['-c', 'write %s%s %d %d' % (flag, '' if flag == '-z ' else '-P %d' % pat,
                                                    off, ln)]
@@ -221,10 +226,15 @@ class ImgWorkload(Workload):
 
     def fill(self, name):
         cmds = []
+        # Compressed writes only where nothing was (QEMU 7.2 refuses the rest).
+        n = self.size // 65536
         for i in range(12):
-            off = self.rng.randrange(self.size // 65536) * 65536
-            cmds += ['-c', 'write %s-P %d %d %d' % ('-c ' if i % 3 == 0 and not self.encrypted
-                                                    else '', i + 1, off, 65536 * (1 + i % 3))]
+            off = self.rng.randrange(n - 3)
+            comp = i % 3 == 0 and not self.encrypted and off not in self.filled.get(name, set())
+            ln = 1 if comp else 1 + i % 3
+            self.filled.setdefault(name, set()).update(range(off, off + ln))
+            cmds += ['-c', 'write %s-P %d %d %d' % ('-c ' if comp else '', i + 1, off * 65536,
+                                                    65536 * ln)]
         run(self.io_cmd(name) + cmds)
 
 

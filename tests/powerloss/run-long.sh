@@ -36,9 +36,11 @@ for t in $tools; do
             bad=0 lost=0 total=0 seed=1
             while [ "$total" -lt "$points" ]; do
                 n=$((points - total)); [ $n -gt 100 ] && n=100
-                line=$(python3 "$here/plcrash.py" --build "$build" --shim "$shim" --tools "$t" \
-                       --workload "$w" --mode "$mode" --points $n --seed $seed --torn \
-                       --workdir "$work" 2>&1 | tee -a "$work/log" | head -1)
+                python3 "$here/plcrash.py" --build "$build" --shim "$shim" --tools "$t" \
+                    --workload "$w" --mode "$mode" --points $n --seed $seed --torn \
+                    --workdir "$work" > "$work/out" 2>&1
+                cat "$work/out" >> "$work/log"
+                line=$(head -1 "$work/out")
                 set -- $(echo "$line" | sed -n 's/.*: \([0-9]*\) crash points.*: \([0-9]*\) corrupt, \([0-9]*\) lost.*/\1 \2 \3/p')
                 [ $# -eq 3 ] || { echo "$t $w $mode seed $seed: harness error: $line" >&2; fail=1; break; }
                 [ "$1" -gt 0 ] || break
