@@ -813,8 +813,12 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
             if (ret < 0) {
                 break;
             }
-            /* New data on disk before the entry stops pointing at the old. */
-            if (entry && (ret = bdrv_flush(bs->file, errp)) < 0) {
+            /*
+             * New data on disk before the entry stops pointing at the old,
+             * or at what lies below (the copied part of a partial write).
+             */
+            if ((entry || n < (uint64_t)s->cluster_size) &&
+                (ret = bdrv_flush(bs->file, errp)) < 0) {
                 break;
             }
             ret = set_entry(bs, cluster_start, (uint64_t)host, errp);
