@@ -1569,6 +1569,11 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         if (ret < 0) {
             return ret;
         }
+        /* The grown L1 table is in the header before the size needs it. */
+        ret = bdrv_flush(bs->file, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     stq_be_p(be, offset);
     ret = bdrv_pwrite(bs->file, 24, 8, be, 0, errp);
