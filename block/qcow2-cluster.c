@@ -336,7 +336,12 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     s->l1_size = min_size;
     s->l1_table_offset = new_off;
     if (old_bytes) {
-        qcow2_free_clusters(bs, old_off, old_bytes);
+        /* With the header on disk the old table can be reused at once, as in QEMU. */
+        ret = bdrv_flush(bs->file, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        qcow2_free_clusters_now(bs, old_off, old_bytes);
     }
     return 0;
 }

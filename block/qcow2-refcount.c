@@ -435,7 +435,7 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length)
     g_array_append_val(s->freed, r);
 }
 
-static void free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length)
+void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -499,7 +499,7 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
         s->freed = NULL;
         for (guint i = 0; i < freed->len; i++) {
             int64_t *r = &g_array_index(freed, int64_t, 2 * i);
-            free_clusters_now(bs, r[0], r[1]);
+            qcow2_free_clusters_now(bs, r[0], r[1]);
         }
         ret = qcow2_cache_flush(bs, s->rb_cache, errp);
         if (ret < 0) {

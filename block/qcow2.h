@@ -264,6 +264,8 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp);
 /* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length);
+/* At once: only when nothing on disk (flushed) points at the range any more. */
+void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp);
