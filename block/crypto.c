@@ -49,7 +49,8 @@ static int luks_write_func(QCryptoBlock *block, size_t offset,
 {
     BlockDriverState *file = opaque;
     int ret = bdrv_pwrite(file, offset, len, buf, 0, errp);
-    return ret < 0 ? ret : 0;
+    /* On disk before the next header or key material write (docs/luks.md "Write ordering"). */
+    return ret < 0 ? ret : bdrv_flush(file, errp);
 }
 
 static int luks_probe(const uint8_t *buf, int buf_size, const char *filename)

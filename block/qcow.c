@@ -451,6 +451,11 @@ static int ensure_l2(BlockDriverState *bs, uint64_t offset, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /* The table is on disk before L1 points at it (docs/qcow.md "Write ordering"). */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     be = htobe64(l2_offset);
     ret = bdrv_pwrite(bs->file, s->l1_table_offset + l1_index * sizeof(uint64_t),
                       sizeof(be), &be, 0, errp);
@@ -722,6 +727,10 @@ static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t b
             if (ret < 0) {
                 return ret;
             }
+            /* New data on disk before the entry stops pointing at the old. */
+            if (old && (ret = bdrv_flush(bs->file, errp)) < 0) {
+                return ret;
+            }
             ret = set_entry(bs, offset, QCOW_OFLAG_COMPRESSED |
                             ((uint64_t)clen << (63 - s->cluster_bits)) | (uint64_t)coff, errp);
             if (ret < 0) {
@@ -802,6 +811,14 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
             bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
             ret = bdrv_pwrite(bs->file, host, s->cluster_size, cbuf, 0, errp);
             if (ret < 0) {
+                break;
+            }
+            /*
+             * New data on disk before the entry stops pointing at the old,
+             * or at what lies below (the copied part of a partial write).
+             */
+            if ((entry || n < (uint64_t)s->cluster_size) &&
+                (ret = bdrv_flush(bs->file, errp)) < 0) {
                 break;
             }
             ret = set_entry(bs, cluster_start, (uint64_t)host, errp);

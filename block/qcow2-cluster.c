@@ -63,12 +63,31 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     if (!e->dirty) {
         return 0;
     }
-    /* With lazy refcounts, L2 tables may reach the disk before refcounts. */
+    /*
+     * What a table points at reaches the disk first, with a flush between:
+     * write order alone is no order on disk (docs/qcow2.md "Write ordering").
+     * With lazy refcounts, L2 tables may reach the disk before refcounts.
+     */
     if (c->depends && !(c->depends == s->rb_cache && qcow2_refcounts_deferred(s))) {
-        ret = qcow2_cache_flush(bs, c->depends, errp);
+        bool any = false;
+
+        for (int j = 0; j < c->depends->size; j++) {
+            any |= c->depends->entries[j].offset && c->depends->entries[j].dirty;
+        }
+        if (any) {
+            ret = qcow2_cache_flush(bs, c->depends, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            c->depends_on_flush = true;
+        }
+    }
+    if (c->depends_on_flush) {
+        ret = bdrv_flush(bs->file, errp);
         if (ret < 0) {
             return ret;
         }
+        c->depends_on_flush = false;
     }
     {
         /* A table of ours must not land on other metadata either. */
@@ -426,6 +445,11 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /* The new table and its refcounts are on disk before the header points at it. */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     stl_be_p(hdr, min_size);
     stq_be_p(hdr + 4, new_off);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
@@ -438,7 +462,12 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     s->l1_size = min_size;
     s->l1_table_offset = new_off;
     if (old_bytes) {
-        qcow2_free_clusters(bs, old_off, old_bytes, QCOW2_DISCARD_OTHER);
+        /* With the header on disk the old table can be reused at once, as in QEMU. */
+        ret = bdrv_flush(bs->file, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        qcow2_free_clusters_now(bs, old_off, old_bytes, QCOW2_DISCARD_OTHER);
     }
     return 0;
 }
@@ -492,16 +521,25 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
         qcow2_cache_update(s->l2_cache, new_off);
     }
     /*
-     * The table's refcount and the table itself must be on disk before the
-     * L1 entry points at it, fresh clusters too: otherwise a failure before
-     * the next flush leaves L1 pointing past the end of the file.
+     * The table's refcount, then the table itself must be on disk before
+     * the L1 entry points at it, fresh clusters too, each flushed: otherwise
+     * a crash leaves L1 pointing at a table that is not there or not
+     * counted (docs/qcow2.md "Write ordering").
      */
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
         return ret;
     }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
     ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1051,6 +1089,20 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             }
         }
     }
+    /*
+     * The data (with what it copied) is on disk before the L2 entry points
+     * at it, unless the cluster is fresh and replaces nothing: there a lost
+     * data write reads as zeroes, as the unallocated cluster did.
+     */
+    if (!fresh || head || tail) {
+        s->l2_cache->depends_on_flush = true;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        Qcow2ClusterType type = qcow2_entry_type(s, old[i]);
+        if (type != QCOW2_CLUSTER_UNALLOCATED && type != QCOW2_CLUSTER_ZERO_PLAIN) {
+            s->l2_cache->depends_on_flush = true;
+        }
+    }
     ret = map_host_run(bs, l2_off, l2_idx, k, host, errp);
     if (ret < 0) {
         return ret;
@@ -1107,6 +1159,8 @@ static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
     if (ret < 0 || !any_zero) {
         return ret;
     }
+    /* The zero flag goes only once the data is on disk. */
+    s->l2_cache->depends_on_flush = true;
     /* Data entries of the run already read host | COPIED: rewriting them is a no-op. */
     return map_host_run(bs, l2_off, l2_idx, run, host, errp);
 }
@@ -1264,6 +1318,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
+        s->l2_cache->depends_on_flush = true;   /* the data first */
         nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
         ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
         ret = set_l2_entries(bs, l2_off, l2_idx, 1, ne, 0, errp);

@@ -58,7 +58,13 @@ static int fde_write_func(QCryptoBlock *block, size_t offset, const uint8_t *buf
         return -EINVAL;
     }
     ret = bdrv_pwrite(bs->file, s->fde_offset + offset, len, buf, 0, errp);
-    return ret < 0 ? ret : 0;
+    /*
+     * Each header or key material write is on disk before the next one:
+     * a new slot's material before the header that activates it, the header
+     * that drops a slot before its material is wiped (docs/luks.md
+     * "Write ordering").
+     */
+    return ret < 0 ? ret : bdrv_flush(bs->file, errp);
 }
 
 /* The header clusters come from the ordinary allocator, so they are refcounted. */

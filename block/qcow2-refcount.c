@@ -178,6 +178,15 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     qcow2_cache_mark_dirty(s->rb_cache, off);
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
     s->file_end = MAX(s->file_end, off + s->cluster_size);
+    /* The block is on disk before the refcount table points at it. */
+    ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
     return set_reftable_entry(bs, t, off, errp);
 }
@@ -234,6 +243,11 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, off, new_entries * 8, buf, 0, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    /* Blocks and table on disk before the header points at them. */
+    ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         goto out;
     }
@@ -430,8 +444,30 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
     return off;
 }
 
+/*
+ * Freed space is not reused, nor its refcount lowered on disk, before the
+ * metadata that pointed at it is on disk without that pointer: otherwise a
+ * crash leaves an old L2 entry pointing at new data, or at a cluster whose
+ * refcount is 0 (docs/qcow2.md "Write ordering").  So the range waits in
+ * s->freed, with the reason it was freed, for the next qcow2_flush_caches().
+ */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t r[3] = { offset, length, type };
+
+    if (length <= 0) {
+        return;
+    }
+    if (!s->freed) {
+        s->freed = g_array_new(FALSE, FALSE, sizeof(r));
+    }
+    g_array_append_val(s->freed, r);
+}
+
+void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
+                             Qcow2DiscardType type)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -599,6 +635,26 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
         ret = qcow2_cache_flush(bs, s->rb_cache, errp);
         if (ret < 0) {
             return ret;
+        }
+    }
+    if (s->freed && s->freed->len) {
+        /* What no longer points at the freed space must be on disk first. */
+        g_autoptr(GArray) freed = s->freed;
+
+        ret = bdrv_flush(bs->file, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        s->freed = NULL;
+        for (guint i = 0; i < freed->len; i++) {
+            int64_t *r = &g_array_index(freed, int64_t, 3 * i);
+            qcow2_free_clusters_now(bs, r[0], r[1], (Qcow2DiscardType)r[2]);
+        }
+        if (!qcow2_refcounts_deferred(s)) {
+            ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+            if (ret < 0) {
+                return ret;
+            }
         }
     }
     if (s->alloc_end > 0) {

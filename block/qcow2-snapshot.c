@@ -394,6 +394,15 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /* The raised refcounts are on disk before the L1 entries lose COPIED. */
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
         return ret;

@@ -152,6 +152,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     g_autofree uint8_t *buf = NULL;
     size_t pos, cap = s->cluster_size;
     bool with_ftable = s->version >= 3;
+    int ret;
 
     /* Upper bound of everything we are about to write. */
     need += 16 + strlen(bs->backing_format) + 8 + sizeof(feature_names) * 48 / sizeof(feature_names[0]) +
@@ -232,6 +233,11 @@ again:
                    "into its first cluster (%zu > %zu bytes)", bs->filename, pos, cap);
         return -ENOSPC;
     }
+    /* The header goes last: what it points at is on disk first (docs/qcow2.md). */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
     return bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
 }
 
@@ -251,6 +257,10 @@ static void qcow2_free_state(BDRVQcow2State *s)
     qcow2_cache_free(s->l2_cache);
     qcow2_cache_free(s->rb_cache);
     s->l2_cache = s->rb_cache = NULL;
+    if (s->freed) {
+        g_array_free(s->freed, TRUE);
+        s->freed = NULL;
+    }
     g_free(s->l1_table);
     s->l1_table = NULL;
     g_free(s->refcount_table);
@@ -1715,6 +1725,11 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     } else {
         l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
         ret = qcow2_grow_l1(bs, l1_needed, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        /* The grown L1 table is in the header before the size needs it. */
+        ret = bdrv_flush(bs->file, errp);
         if (ret < 0) {
             return ret;
         }

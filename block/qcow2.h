@@ -121,6 +121,12 @@ typedef struct Qcow2Cache {
      */
     uint8_t *whole;
     int64_t whole_offset;       /* the table in @whole, 0: none */
+    /*
+     * The file must be flushed before the next table of this cache is
+     * written: data it points at is not on disk yet (docs/qcow2.md,
+     * "Write ordering").
+     */
+    bool depends_on_flush;
 } Qcow2Cache;
 
 /*
@@ -183,6 +189,12 @@ typedef struct BDRVQcow2State {
     /* End of the highest cluster ever allocated; the file is grown to it on flush. */
     int64_t alloc_end;
     bool last_alloc_fresh;      /* the last qcow2_alloc_clusters() was above file_end */
+    /*
+     * Host ranges (int64_t offset, length pairs) freed since the last flush:
+     * their refcounts drop only once the metadata that no longer points at
+     * them is on disk (docs/qcow2.md, "Write ordering").
+     */
+    GArray *freed;
 
     GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
     uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
@@ -350,8 +362,12 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
 /* As qcow2_update_refcount() (@addend > 0) for clusters already referred to. */
 int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t length,
                                  int64_t addend, Error **errp);
+/* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type);
+/* At once: only when nothing on disk (flushed) points at the range any more. */
+void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
+                             Qcow2DiscardType type);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
 int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
