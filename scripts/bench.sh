@@ -7,6 +7,12 @@
 # below 1.0 means this tree is faster), both peak resident set sizes and
 # both CPU times (user + system; QEMU spreads its work over threads, so on
 # a busy machine its wall-clock time depends on the other load more).
+# Every row names its cache mode and passes it to both tools alike: qemu-io
+# gets -t MODE (its default is writethrough, a flush after each write, in
+# QEMU 7.2 and in this tree), qemu-img convert gets -t TARGET -T SOURCE (the
+# default of both tools is -t unsafe -T writeback).  Rows whose name ends in
+# -wt, -wb or -none are another row's work in writethrough, writeback or
+# none (O_DIRECT; the scratch directory must allow it, tmpfs does not).
 #
 #   scripts/bench.sh [-b BUILD] [-d SCRATCH] [-s MiB] [-w WRITES] [-r REPEAT]
 #                    [-o ROW[,ROW...]] [-l]
@@ -35,7 +41,10 @@ repeat=1
 only=""
 
 ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
-      io-randwrite-fresh-qcow2 io-randwrite-allocated-qcow2 io-randwrite-raw
+      convert-qcow2-raw-wt convert-raw-qcow2-wt convert-raw-raw-wt
+      convert-qcow2-raw-none convert-raw-qcow2-none convert-raw-raw-none
+      io-randwrite-fresh-qcow2 io-randwrite-fresh-qcow2-wb io-randwrite-fresh-qcow2-none
+      io-randwrite-allocated-qcow2 io-randwrite-raw io-randwrite-raw-none
       aes-qcow2-raw raw-aes-qcow2 luks-qcow2-raw raw-luks-qcow2 aes-qcow2-luks-qcow2
       luks-raw raw-luks)
 
@@ -48,7 +57,7 @@ while getopts "b:d:s:w:r:o:lh" opt; do
     r) repeat=$OPTARG ;;
     o) only=",$OPTARG," ;;
     l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -155,32 +164,70 @@ prepare_encrypted_sources()
 # ------------------------------------------------------------------
 # One row: what each tool runs
 
+# The work of a row without its cache-mode suffix.
+row_base()
+{
+    local base=${1%-none}
+    base=${base%-wt}
+    echo "${base%-wb}"
+}
+
+# row_cache ROW: sets CACHE_ARGS (the same for both tools) and CACHE_NAME
+# (the column of the table) for ROW.  Defaults are passed explicitly too, so
+# that every row says what it measures.
+row_cache()
+{
+    local row=$1 mode
+    case $row in
+    *-none) mode=none ;;
+    *-wt) mode=writethrough ;;
+    *-wb) mode=writeback ;;
+    *) mode="" ;;
+    esac
+    case $row in
+    io-*)
+        mode=${mode:-writethrough}
+        CACHE_ARGS=(-t "$mode"); CACHE_NAME=$mode ;;
+    *)
+        case $mode in
+        none) CACHE_ARGS=(-t none -T none) ;;
+        writethrough) CACHE_ARGS=(-t writethrough -T writeback) ;;
+        *) CACHE_ARGS=(-t unsafe -T writeback) ;;
+        esac
+        CACHE_NAME="${CACHE_ARGS[1]}/${CACHE_ARGS[3]}" ;;
+    esac
+}
+
 # row_cmd ROW IMG IO OUT: sets CMD (the argv) and INPUT (its standard input)
 # for ROW's work with the tools IMG / IO, writing OUT.
 row_cmd()
 {
-    local row=$1 img=$2 io=$3 out=$4
+    local row img=$2 io=$3 out=$4
     local aes="driver=qcow2,encrypt.key-secret=sec0,file.filename=src-aes.qcow2"
     local luks="driver=qcow2,encrypt.key-secret=sec0,file.filename=src-luks.qcow2"
     INPUT=/dev/null
+    row=$(row_base "$1")
+    row_cache "$1"
+    # The cache options go right after the subcommand (qemu-img) or first
+    # (qemu-io), in the same place for both tools.
     case $row in
-    convert-qcow2-raw)  CMD=("$img" convert -f qcow2 -O raw src.qcow2 "$out") ;;
-    convert-raw-qcow2)  CMD=("$img" convert -f raw -O qcow2 src.raw "$out") ;;
-    convert-raw-raw)    CMD=("$img" convert -f raw -O raw src.raw "$out") ;;
+    convert-qcow2-raw)  CMD=("$img" convert "${CACHE_ARGS[@]}" -f qcow2 -O raw src.qcow2 "$out") ;;
+    convert-raw-qcow2)  CMD=("$img" convert "${CACHE_ARGS[@]}" -f raw -O qcow2 src.raw "$out") ;;
+    convert-raw-raw)    CMD=("$img" convert "${CACHE_ARGS[@]}" -f raw -O raw src.raw "$out") ;;
     io-randwrite-fresh-qcow2|io-randwrite-allocated-qcow2)
-        CMD=("$io" -f qcow2 "${WRITE_ARGS[@]}" "$out") ;;
-    io-randwrite-raw)   CMD=("$io" -f raw "${WRITE_ARGS[@]}" "$out") ;;
-    aes-qcow2-raw)      CMD=("$img" convert $SECRET --image-opts "$aes" -O raw "$out") ;;
-    raw-aes-qcow2)      CMD=("$img" convert $SECRET -f raw -O qcow2
+        CMD=("$io" "${CACHE_ARGS[@]}" -f qcow2 "${WRITE_ARGS[@]}" "$out") ;;
+    io-randwrite-raw)   CMD=("$io" "${CACHE_ARGS[@]}" -f raw "${WRITE_ARGS[@]}" "$out") ;;
+    aes-qcow2-raw)      CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET --image-opts "$aes" -O raw "$out") ;;
+    raw-aes-qcow2)      CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET -f raw -O qcow2
                              -o "$AES_Q" src.raw "$out") ;;
-    luks-qcow2-raw)     CMD=("$img" convert $SECRET --image-opts "$luks" -O raw "$out") ;;
-    raw-luks-qcow2)     CMD=("$img" convert $SECRET -f raw -O qcow2
+    luks-qcow2-raw)     CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET --image-opts "$luks" -O raw "$out") ;;
+    raw-luks-qcow2)     CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET -f raw -O qcow2
                              -o "$LUKS_Q" src.raw "$out") ;;
-    aes-qcow2-luks-qcow2) CMD=("$img" convert $SECRET --image-opts "$aes" -O qcow2
+    aes-qcow2-luks-qcow2) CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET --image-opts "$aes" -O qcow2
                              -o "$LUKS_Q" "$out") ;;
-    luks-raw)           CMD=("$img" convert $SECRET --image-opts
+    luks-raw)           CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET --image-opts
                              "driver=luks,key-secret=sec0,file.filename=src.luks" -O raw "$out") ;;
-    raw-luks)           CMD=("$img" convert $SECRET -f raw -O luks -o "$LUKS_R" src.raw "$out") ;;
+    raw-luks)           CMD=("$img" convert "${CACHE_ARGS[@]}" $SECRET -f raw -O luks -o "$LUKS_R" src.raw "$out") ;;
     esac
 }
 
@@ -204,7 +251,8 @@ row_needs()
 # Per-row set-up of the output file before each timed run.
 prepare_out()
 {
-    local row=$1 out=$2
+    local row out=$2
+    row=$(row_base "$1")
     rm -f "$out"
     case $row in
     io-randwrite-fresh-qcow2) "$REF_IMG" create -f qcow2 "$out" ${size_mib}M > /dev/null ;;
@@ -216,7 +264,8 @@ prepare_out()
 # The data of a result, for comparing ours with QEMU's.
 same_result()
 {
-    local row=$1 a=$2 b=$3
+    local row a=$2 b=$3
+    row=$(row_base "$1")
     case $row in
     *-raw|io-randwrite-raw|convert-raw-raw) cmp -s "$a" "$b" ;;
     raw-aes-qcow2|raw-luks-qcow2|aes-qcow2-luks-qcow2)
@@ -274,19 +323,21 @@ time_row()
     return 0
 }
 
-FMT='%-29s %8s %8s %6s %9s %9s %8s %8s  %s\n'
-printf "$FMT" row "ours s" "QEMU s" ratio "ours MiB" "QEMU MiB" "ours cpu" "QEMU cpu" "same data"
-printf "$FMT" ----------------------------- -------- -------- ------ --------- --------- \
-    -------- -------- ---------
+# The cache column: qemu-io's -t, or qemu-img convert's -t / -T.
+FMT='%-29s %-22s %8s %8s %6s %9s %9s %8s %8s  %s\n'
+printf "$FMT" row cache "ours s" "QEMU s" ratio "ours MiB" "QEMU MiB" "ours cpu" "QEMU cpu" "same data"
+printf "$FMT" ----------------------------- ---------------------- -------- -------- ------ \
+    --------- --------- -------- -------- ---------
 prepare_encrypted_sources
 for row in "${ROWS[@]}"; do
     if [ -n "$only" ] && [[ $only != *",$row,"* ]]; then
         continue
     fi
+    row_cache "$row"
     why=$(row_needs "$row" ref)
     [ -z "$why" ] && why=$(row_needs "$row" ours)
     if [ -n "$why" ]; then
-        printf "$FMT" "$row" - - - - - - - "skipped: $why"
+        printf "$FMT" "$row" "$CACHE_NAME" - - - - - - - "skipped: $why"
         continue
     fi
     log "$row"
@@ -303,7 +354,7 @@ for row in "${ROWS[@]}"; do
     else
         ratio=$(awk "BEGIN{ printf \"%.2f\", ($ref_sec > 0) ? $ours_sec / $ref_sec : 0 }")
     fi
-    printf "$FMT" "$row" "$ours_sec" "$ref_sec" "$ratio" \
+    printf "$FMT" "$row" "$CACHE_NAME" "$ours_sec" "$ref_sec" "$ratio" \
         "$(awk "BEGIN{printf \"%.1f\", $ours_kib/1024}")" \
         "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$ours_cpu" "$ref_cpu" "$same"
     rm -f out-ours.img result-ref.img
