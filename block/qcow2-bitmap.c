@@ -240,7 +240,9 @@ static uint8_t *encode_dir(GPtrArray *entries, uint64_t *len)
         dir[pos + 17] = e->gran_bits;
         stw_be_p(dir + pos + 18, nl);
         stl_be_p(dir + pos + 20, e->extra_size);
-        memcpy(dir + pos + BME_ENTRY_HDR, e->extra, e->extra_size);
+        if (e->extra_size) {
+            memcpy(dir + pos + BME_ENTRY_HDR, e->extra, e->extra_size);
+        }
         memcpy(dir + pos + BME_ENTRY_HDR + e->extra_size, e->name, nl);
         pos += entry_size(nl, e->extra_size);
     }

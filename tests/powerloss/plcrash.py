@@ -397,6 +397,16 @@ def check_image(wl, d, name, created=True):
                                       .strip().splitlines()[:3])
 
 
+def asan_runtime(prog):
+    """[path of the AddressSanitizer runtime @prog links], or []."""
+    p = subprocess.run(['ldd', shutil.which(prog) or prog], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL)
+    for line in p.stdout.decode(errors='replace').splitlines():
+        if 'libasan' in line and '=>' in line:
+            return [line.split('=>')[1].split()[0]]
+    return []
+
+
 def qcow2_dirty(path):
     """Whether a qcow2 v3 image has its dirty bit (incompatible bit 0) set."""
     with open(path, 'rb') as f:
@@ -498,7 +508,8 @@ class Runner:
         if os.path.exists(log):
             os.unlink(log)
         env = dict(os.environ)
-        env.update(LD_PRELOAD=self.shim, PL_LOG=log,
+        # A sanitizer build wants its runtime first among the preloads.
+        env.update(LD_PRELOAD=':'.join(asan_runtime(cmd[0]) + [self.shim]), PL_LOG=log,
                    PL_IMAGES=':'.join(os.path.join(d, n) for n in wl.tracked))
         if kill_at:
             env['PL_KILL_AT'] = str(kill_at)
