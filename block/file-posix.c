@@ -395,70 +395,35 @@ static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
-    uint8_t *p = buf;
+    int ret;
 
-    if (s->direct) {
-        int ret = direct_aligned(s, offset, bytes, buf)
-                  ? read_full(s->fd, buf, bytes, offset)
-                  : direct_rw(s, offset, bytes, buf, false);
-        if (ret < 0) {
-            error_setg_errno(errp, -ret, "Could not read '%s'", bs->filename);
-        }
-        return ret;
+    /* O_DIRECT wants aligned requests; the page cache takes any. */
+    if (s->direct && !direct_aligned(s, offset, bytes, buf)) {
+        ret = direct_rw(s, offset, bytes, buf, false);
+    } else {
+        ret = read_full(s->fd, buf, bytes, offset);
     }
-
-    while (bytes > 0) {
-        ssize_t n = pread(s->fd, p, bytes, offset);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            error_setg_errno(errp, errno, "Could not read '%s'", bs->filename);
-            return -errno;
-        }
-        if (n == 0) {
-            /* Beyond the end of the file reads as zeroes. */
-            memset(p, 0, bytes);
-            break;
-        }
-        p += n;
-        offset += n;
-        bytes -= n;
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not read '%s'", bs->filename);
     }
-    return 0;
+    return ret;
 }
 
 static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        const void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
-    const uint8_t *p = buf;
+    int ret;
 
-    if (s->direct) {
-        int ret = direct_aligned(s, offset, bytes, buf)
-                  ? write_full(s->fd, buf, bytes, offset)
-                  : direct_rw(s, offset, bytes, (uint8_t *)buf, true);
-        if (ret < 0) {
-            error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
-        }
-        return ret;
+    if (s->direct && !direct_aligned(s, offset, bytes, buf)) {
+        ret = direct_rw(s, offset, bytes, (uint8_t *)buf, true);
+    } else {
+        ret = write_full(s->fd, buf, bytes, offset);
     }
-
-    while (bytes > 0) {
-        ssize_t n = pwrite(s->fd, p, bytes, offset);
-        if (n < 0) {
-            int err = errno;
-            if (err == EINTR) {
-                continue;
-            }
-            error_setg_errno(errp, err, "Could not write to '%s'", bs->filename);
-            return -err;
-        }
-        p += n;
-        offset += n;
-        bytes -= n;
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
     }
-    return 0;
+    return ret;
 }
 
 static int file_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
