@@ -58,6 +58,20 @@ static NewImageMode arg_mode(QDict *args)
 /* ------------------------------------------------------------------ */
 /* QMP */
 
+/*
+ * A job a command just started takes the command's auto-finalize and
+ * auto-dismiss (QEMU's defaults: true) before its first step runs.
+ */
+static QObject *started(BlockJob *job, QDict *args)
+{
+    if (!job) {
+        return NULL;
+    }
+    block_job_set_auto(job, qdict_get_try_bool(args, "auto-finalize", true),
+                       qdict_get_try_bool(args, "auto-dismiss", true));
+    return qdict_new();
+}
+
 /* drive-backup, blockdev-backup and drive-mirror take the same arguments. */
 static BackupOptions arg_copy_options(QDict *args)
 {
@@ -85,7 +99,7 @@ static QObject *qmp_drive_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
 
-    return block_job_drive_backup(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_drive_backup(&o, errp), args);
 }
 
 static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
@@ -95,7 +109,7 @@ static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
     /* The target node exists: it is neither created nor opened. */
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
-    return block_job_blockdev_backup(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_blockdev_backup(&o, errp), args);
 }
 
 static QObject *qmp_drive_mirror(QDict *args, Error **errp)
@@ -110,7 +124,7 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;
     }
-    return block_job_drive_mirror(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_drive_mirror(&o, errp), args);
 }
 
 /*
@@ -152,7 +166,7 @@ static QObject *qmp_block_commit(QDict *args, Error **errp)
                 &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
-    return block_job_commit(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_commit(&o, errp), args);
 }
 
 static QObject *qmp_block_stream(QDict *args, Error **errp)
@@ -172,7 +186,7 @@ static QObject *qmp_block_stream(QDict *args, Error **errp)
                 &o.base, &base_is_node, errp)) {
         return NULL;
     }
-    return block_job_stream(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_stream(&o, errp), args);
 }
 
 static QObject *qmp_query_block_jobs(QDict *args, Error **errp)
@@ -214,6 +228,70 @@ static QObject *qmp_block_job_complete(QDict *args, Error **errp)
 {
     BlockJob *job = arg_job(args, errp);
     return job && block_job_complete(job, errp) ? qdict_new() : NULL;
+}
+
+/* block-job-finalize and block-job-dismiss name the job by "id". */
+static QObject *qmp_block_job_finalize(QDict *args, Error **errp)
+{
+    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
+    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_dismiss(QDict *args, Error **errp)
+{
+    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
+    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
+}
+
+/*
+ * The generic job-* commands: the same verbs on any job (block jobs and
+ * blockdev-create), found by "id" with QEMU's "Job not found".
+ */
+static QObject *qmp_query_jobs(QDict *args, Error **errp)
+{
+    return job_query_all();
+}
+
+static BlockJob *arg_any_job(QDict *args, Error **errp)
+{
+    return job_find(qdict_get_try_str(args, "id"), errp);
+}
+
+static QObject *qmp_job_pause(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_pause(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_resume(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_resume(job, errp) ? qdict_new() : NULL;
+}
+
+/* As QEMU's job-cancel: a ready mirror stops without syncing (force). */
+static QObject *qmp_job_cancel(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_cancel(job, true, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_complete(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_complete(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_finalize(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_dismiss(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
 }
 
 /*
@@ -512,11 +590,21 @@ void block_job_monitor_init(void)
     qmp_register_command("block-job-pause", qmp_block_job_pause);
     qmp_register_command("block-job-resume", qmp_block_job_resume);
     qmp_register_command("block-job-complete", qmp_block_job_complete);
+    qmp_register_command("block-job-finalize", qmp_block_job_finalize);
+    qmp_register_command("block-job-dismiss", qmp_block_job_dismiss);
+    qmp_register_command("query-jobs", qmp_query_jobs);
+    qmp_register_command("job-pause", qmp_job_pause);
+    qmp_register_command("job-resume", qmp_job_resume);
+    qmp_register_command("job-cancel", qmp_job_cancel);
+    qmp_register_command("job-complete", qmp_job_complete);
+    qmp_register_command("job-finalize", qmp_job_finalize);
+    qmp_register_command("job-dismiss", qmp_job_dismiss);
     for (size_t i = 0; i < ARRAY_SIZE(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }
     hmp_register_info(&hmp_info_cmd);
     block_job_set_replace_root_fn(replace_drive_root);
+    block_create_monitor_init();
     /* Transactions start backups: their commands come with the jobs'. */
     block_dirty_bitmap_monitor_init();
 }

@@ -119,6 +119,33 @@ static const char *json_type_word(json_t *type)
 static bool check_members(json_t *data, json_t *value, const char *prefix,
                           bool allow_extra, Error **errp);
 
+/*
+ * A flat union: the base's members (the discriminator among them) first,
+ * then the base and the branch the discriminator picks as one struct.  A
+ * value without a branch has only the base's members.
+ */
+static bool check_union(json_t *def, json_t *value, const char *name, Error **errp)
+{
+    json_t *base = json_object_get(def, "base");
+    const char *disc = json_string_value(json_object_get(def, "discriminator"));
+    json_t *branch_name, *all;
+    bool ok;
+
+    if (!check_members(base, value, name, true, errp)) {
+        return false;
+    }
+    all = json_deep_copy(base);
+    branch_name = json_object_get(json_object_get(def, "data"),
+                                  json_string_value(json_object_get(value, disc)));
+    if (branch_name) {
+        json_object_update(all, json_object_get(schema_def(json_string_value(branch_name),
+                                                           NULL), "data"));
+    }
+    ok = check_members(all, value, name, false, errp);
+    json_decref(all);
+    return ok;
+}
+
 static bool check_value(json_t *type, json_t *value, const char *name, Error **errp)
 {
     const char *t;
@@ -185,6 +212,9 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
     }
     if (!json_is_object(value)) {
         goto bad_type;
+    }
+    if (!strcmp(json_string_value(json_object_get(def, "meta")), "union")) {
+        return check_union(def, value, name, errp);
     }
     return check_members(json_object_get(def, "data"), value, name, false, errp);
 

@@ -41,6 +41,13 @@ typedef struct BlockJobDriver {
     void (*abort)(BlockJob *job);
     /* Always, last: drop notifiers and nodes. */
     void (*clean)(BlockJob *job);
+    /*
+     * A job of QEMU's generic kind (blockdev-create), not a block job: it
+     * has no node of its own, sends no BLOCK_JOB_* events, is not listed
+     * by query-block-jobs and block-job-* commands do not find it; only
+     * query-jobs and the job-* commands see it.
+     */
+    bool generic;
 } BlockJobDriver;
 
 struct BlockJob {
@@ -76,7 +83,18 @@ struct BlockJob {
     int64_t unflushed;          /* bytes written since the last write-back hint */
 
     int broken;                 /* block_job_break()'s error, or 0 */
+    /*
+     * The work is over (no more steps).  The job stays in the job list,
+     * "pending" until finalized when !auto_finalize, then "concluded"
+     * until dismissed when !auto_dismiss.
+     */
     bool finished;
+    bool auto_finalize;         /* pending -> finalized at once (default) */
+    bool auto_dismiss;          /* concluded -> gone at once (default) */
+    int ret;                    /* the work's result while pending */
+    Error *err;                 /* its error while pending */
+    bool io_error;              /* @ret came from I/O: reported by its strerror() */
+    char *error_msg;            /* query-jobs' "error" once concluded */
     int *sync_ret;              /* for block_job_run_sync */
     Error **sync_err;
 };
