@@ -101,7 +101,7 @@ static const char *json_type_word(json_t *type)
     t = json_string_value(type);
     if (!strcmp(t, "str")) {
         return "string";
-    } else if (!strcmp(t, "int")) {
+    } else if (!strcmp(t, "int") || !strcmp(t, "size")) {
         return "integer";
     } else if (!strcmp(t, "bool")) {
         return "boolean";
@@ -178,6 +178,13 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             goto bad_type;
         }
         return true;
+    } else if (!strcmp(t, "size")) {
+        /* QEMU's 'size': an unsigned 64-bit integer, with its own message. */
+        if (!json_is_integer(value) || json_integer_value(value) < 0) {
+            error_setg(errp, "Parameter '%s' expects uint64", name);
+            return false;
+        }
+        return true;
     } else if (!strcmp(t, "number")) {
         if (!json_is_number(value)) {
             goto bad_type;
@@ -206,7 +213,9 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
                 return true;
             }
         }
-        error_setg(errp, "Parameter '%s' does not accept value '%s'", name,
+        /* As QEMU's: the member's own name, without the path to it. */
+        error_setg(errp, "Parameter '%s' does not accept value '%s'",
+                   strrchr(name, '.') ? strrchr(name, '.') + 1 : name,
                    json_string_value(value));
         return false;
     }

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-BUILTIN = {'str', 'int', 'bool', 'number', 'any', 'null'}
+BUILTIN = {'str', 'int', 'size', 'bool', 'number', 'any', 'null'}
 META = ('command', 'struct', 'union', 'enum', 'event', 'include')
 ALLOWED = {
     'command': {'command', 'data', 'returns', 'gen'},
