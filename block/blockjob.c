@@ -968,11 +968,12 @@ void block_job_quit_all(void)
 /* ------------------------------------------------------------------ */
 /* Queries */
 
+/* The queries list the newest job first, as QEMU's. */
 QList *block_job_query_all(void)
 {
     QList *list = json_array();
 
-    for (GList *l = jobs; l; l = l->next) {
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
         QDict *info;
         bool paused = job->pause_count > 0;
@@ -1005,7 +1006,7 @@ QList *job_query_all(void)
 {
     QList *list = json_array();
 
-    for (GList *l = jobs; l; l = l->next) {
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
         QDict *info = qdict_new();
 
@@ -1029,7 +1030,7 @@ char *block_job_info_text(void)
     if (!jobs) {
         return g_string_free(s, FALSE);
     }
-    for (GList *l = jobs; l; l = l->next) {
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
         if (job->driver->generic) {
             continue;

@@ -33,8 +33,10 @@ static void copy_opt(QDict *dst, const char *to, QDict *src, const char *from)
 }
 
 /*
- * The node a format image is written into: a host file node that no other
- * node, drive or job uses.  Its file name is what the driver creates.
+ * The node a format image is written into (a new reference): a host file
+ * node that no other node, drive or job uses, named by its node name, or
+ * opened here from an inline definition (QEMU's BlockdevRef) for the
+ * time of the creation.
  */
 static BlockDriverState *create_file_node(QDict *options, Error **errp)
 {
@@ -42,9 +44,21 @@ static BlockDriverState *create_file_node(QDict *options, Error **errp)
     const char *name;
     BlockDriverState *bs;
 
+    if (json_is_object(ref)) {
+        QDict *o = json_deep_copy(ref);
+
+        bdrv_flatten_options(o);
+        bs = bdrv_open(NULL, o, BDRV_O_RDWR | BDRV_O_NO_PROMPT, errp);
+        if (bs && strcmp(bs->drv->format_name, "file")) {
+            error_setg(errp, "blockdev-create: the 'file' node is a '%s' node; images "
+                       "are created only in 'file' nodes here", bs->drv->format_name);
+            bdrv_unref(bs);
+            return NULL;
+        }
+        return bs;
+    }
     if (!json_is_string(ref)) {
-        error_setg(errp, "blockdev-create: an inline node definition for 'file' is not "
-                   "supported; add the node with blockdev-add and give its node name");
+        error_setg(errp, "Invalid parameter type for 'file', expected: string or object");
         return NULL;
     }
     name = json_string_value(ref);
@@ -81,6 +95,7 @@ static BlockDriverState *create_file_node(QDict *options, Error **errp)
         error_setg(errp, "blockdev-create: node '%s' is read-only", name);
         return NULL;
     }
+    bdrv_ref(bs);
     return bs;
 }
 
@@ -103,7 +118,7 @@ static bool create_encrypt_opts(QDict *o, QDict *enc, bool luks_ok, Error **errp
         return true;
     }
     if (!luks_ok) {
-        error_setg(errp, "Unsupported encryption format (only qcow is supported)");
+        error_setg(errp, "Unsupported encryption format");
         return false;
     }
     qdict_put_str(o, "encrypt.format", "luks");
@@ -133,11 +148,7 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
         return o;
     }
 
-    *node = create_file_node(options, errp);
-    if (!*node) {
-        qobject_unref(o);
-        return NULL;
-    }
+    /* Options first: a bad one must not leave an inline node open. */
     if (!strcmp(driver, "luks")) {
         static const char *const keys[] = {
             "preallocation", "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg",
@@ -178,6 +189,11 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
             return NULL;
         }
     }
+    *node = create_file_node(options, errp);
+    if (!*node) {
+        qobject_unref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -199,7 +215,12 @@ static int64_t create_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     if (!o) {
         return -EINVAL;
     }
-    ret = node ? bdrv_create_on_node(drv, node, o, errp) : bdrv_create(drv, filename, o, errp);
+    if (node) {
+        ret = bdrv_create_on_node(drv, node, o, errp);
+        bdrv_unref(node);
+    } else {
+        ret = bdrv_create(drv, filename, o, errp);
+    }
     qobject_unref(o);
     if (ret < 0) {
         return ret;
