@@ -128,6 +128,48 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 }
 
 /*
+ * QEMU's tunables and options of blockdev-mirror that this mirror has not:
+ * refused by name rather than ignored.
+ */
+static bool mirror_refuse_unsupported(QDict *args, Error **errp)
+{
+    static const char *const names[] = {
+        "replaces", "granularity", "buf-size", "filter-node-name",
+    };
+    const char *mode = qdict_get_try_str(args, "copy-mode");
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (qdict_haskey(args, names[i])) {
+            error_setg(errp, "Parameter '%s' is not supported by this block layer's mirror",
+                       names[i]);
+            return false;
+        }
+    }
+    if (mode && strcmp(mode, "background")) {
+        error_setg(errp, "copy-mode '%s' is not supported: this mirror copies in the "
+                   "background only", mode);
+        return false;
+    }
+    return true;
+}
+
+static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
+{
+    MirrorOptions o = arg_copy_options(args);
+
+    if (!mirror_refuse_unsupported(args, errp)) {
+        return NULL;
+    }
+    o.format = NULL;
+    o.mode = NEW_IMAGE_MODE_EXISTING;
+    if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
+        return NULL;
+    }
+    return started(block_job_blockdev_mirror(&o, errp), args);
+}
+
+/*
  * "base" and "base-node" (or "top" and "top-node") name one image; @is_node
  * tells which was given.  When both are, QEMU's message names them in
  * its command's order (@node_first) and ends in @clash.
@@ -582,6 +624,7 @@ void block_job_monitor_init(void)
     qmp_register_command("drive-backup", qmp_drive_backup);
     qmp_register_command("blockdev-backup", qmp_blockdev_backup);
     qmp_register_command("drive-mirror", qmp_drive_mirror);
+    qmp_register_command("blockdev-mirror", qmp_blockdev_mirror);
     qmp_register_command("block-commit", qmp_block_commit);
     qmp_register_command("block-stream", qmp_block_stream);
     qmp_register_command("query-block-jobs", qmp_query_block_jobs);

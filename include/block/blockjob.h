@@ -154,6 +154,8 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
 typedef BackupOptions MirrorOptions;
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
+/* blockdev-mirror: @target is an existing node (or drive); format and mode unused. */
+BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp);
 
 /*
  * For commands that would pull a node from under a job (drive_del,
