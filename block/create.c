@@ -168,6 +168,12 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
         json_t *data_file = json_object_get(options, "data-file");
 
         g_assert(!strcmp(driver, "qcow2"));
+        /* qemu-img create rounds the size up; QEMU's blockdev-create refuses. */
+        if (qdict_get_try_int(options, "size", 0) % 512) {
+            error_setg(errp, "Image size must be a multiple of 512 bytes");
+            qobject_unref(o);
+            return NULL;
+        }
         if (data_file) {
             /* The driver refuses it by name: it has no external data files. */
             qdict_put_str(o, "data_file", json_is_string(data_file) ?
