@@ -2415,7 +2415,24 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
 
     for (p = top; p && p != stop; p = p->backing) {
         int64_t n;
-        int ret = bdrv_is_allocated(p, offset, run, &n);
+        int ret;
+
+        if (p != top) {
+            /*
+             * As in QEMU: the layers above defer to a layer that is
+             * shorter than they are, so past its end they read the
+             * zeroes it synthesizes, which count as allocated there.
+             */
+            int64_t plen = bdrv_getlength(p);
+            if (plen < 0) {
+                return plen;
+            }
+            if (offset >= plen) {
+                *pnum = run;
+                return 1;
+            }
+        }
+        ret = bdrv_is_allocated(p, offset, run, &n);
         if (ret < 0) {
             return ret;
         }

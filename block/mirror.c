@@ -381,6 +381,20 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
         block_job_free_unstarted(&s->common);
         return NULL;
     }
+    {
+        /* A base shorter than the active layer grows first, as in QEMU. */
+        int64_t len = bdrv_getlength(bs), base_len = bdrv_getlength(base);
+
+        if (len >= 0 && base_len >= 0 && base_len < len &&
+            bdrv_truncate(base, len, false, PREALLOC_MODE_OFF, errp) < 0) {
+            if (s->base_was_ro) {
+                bdrv_reopen_set_read_only(base, true, NULL);
+            }
+            s->base_was_ro = false;
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+    }
     bdrv_ref(base);
     return mirror_start(s, base, false, errp);
 }
