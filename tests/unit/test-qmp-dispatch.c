@@ -183,7 +183,7 @@ static void test_query_commands(void)
     }
     g_assert_true(caps);
     g_assert_false(quit);   /* declared but not registered here */
-    g_assert_cmpint(json_array_size(list), ==, 4);
+    g_assert_cmpint(json_array_size(list), ==, 5);
     json_decref(list);
 }
 
