@@ -35,9 +35,17 @@ typedef struct BlockJobDriver {
      * a retry after "stop" redoes the same chunk.
      */
     int64_t (*step)(BlockJob *job, int64_t max_bytes, bool *done, Error **errp);
-    /* Success: make the result visible (shorten chains, pivot).  May fail. */
+    /*
+     * Success: make the result visible (shorten chains, pivot).  May fail.
+     * Runs when the job is finalized: as soon as its work is done, or on
+     * job-finalize when auto-finalize is off (the job is "pending" in
+     * between, still holding its nodes).
+     */
     int (*prepare)(BlockJob *job, Error **errp);
-    /* Failure or cancellation: undo what prepare would have done. */
+    /*
+     * Failure or cancellation (also of a pending job): undo what prepare
+     * would have done.
+     */
     void (*abort)(BlockJob *job);
     /* Always, last: drop notifiers and nodes. */
     void (*clean)(BlockJob *job);
