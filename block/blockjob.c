@@ -335,6 +335,11 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     if (bs && !block_job_check_nodes_free(&bs, 1, device, errp)) {
         return NULL;
     }
+    if (job_id && !qemu_id_wellformed(job_id)) {
+        /* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
+        error_setg(errp, "Invalid job ID '%s'", job_id);
+        return NULL;
+    }
     if (speed < 0) {
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return NULL;
