@@ -72,6 +72,71 @@ static QObject *started(BlockJob *job, QDict *args)
     return qdict_new();
 }
 
+/*
+ * A mirror's buf-size: the most it has in flight, as QEMU's (0: the
+ * default).  Here it bounds what a step copies (rounded up to the 64 KiB
+ * granularity; a step copies 1 MiB at most in any case).
+ */
+static bool arg_buf_size(QDict *args, int64_t *chunk, Error **errp)
+{
+    int64_t v = arg_int(args, "buf-size", 0);
+
+    if (v < 0) {
+        error_setg(errp, "Invalid parameter 'buf-size'");
+        return false;
+    }
+    *chunk = v;
+    return true;
+}
+
+/*
+ * A backup's x-perf, checked as QEMU 7.2 checks it: max-chunk bounds what
+ * a step copies (0: no limit of its own); this backup has one worker,
+ * within any max-workers; it copies by reads and writes, so
+ * use-copy-range=true is refused.
+ */
+static bool arg_x_perf(QDict *args, int64_t *chunk, Error **errp)
+{
+    QDict *perf = json_object_get(args, "x-perf");
+    int64_t max_chunk, workers;
+
+    *chunk = 0;
+    if (!perf) {
+        return true;
+    }
+    if (qdict_get_try_bool(perf, "use-copy-range", false)) {
+        error_setg(errp, "x-perf.use-copy-range=true is not supported: this backup copies "
+                   "by reads and writes");
+        return false;
+    }
+    workers = arg_int(perf, "max-workers", 64);
+    if (workers < 1 || workers > INT32_MAX) {
+        error_setg(errp, "max-workers must be between 1 and %d", INT32_MAX);
+        return false;
+    }
+    max_chunk = arg_int(perf, "max-chunk", 0);
+    if (max_chunk < 0) {
+        error_setg(errp, "max-chunk must be zero (which means no limit) or positive");
+        return false;
+    }
+    if (max_chunk && max_chunk < BLOCK_JOB_CLUSTER) {
+        error_setg(errp, "Required max-chunk (%" PRId64 ") is less than backup cluster size "
+                   "(%" PRId64 ")", max_chunk, BLOCK_JOB_CLUSTER);
+        return false;
+    }
+    *chunk = max_chunk;
+    return true;
+}
+
+/* started(), with the step size the command asked for. */
+static QObject *started_chunk(BlockJob *job, QDict *args, int64_t chunk)
+{
+    if (job) {
+        block_job_set_chunk(job, chunk);
+    }
+    return started(job, args);
+}
+
 /* drive-backup, blockdev-backup and drive-mirror take the same arguments. */
 static BackupOptions arg_copy_options(QDict *args)
 {
@@ -98,23 +163,36 @@ static BackupOptions arg_copy_options(QDict *args)
 static QObject *qmp_drive_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
+    int64_t chunk;
 
-    return started(block_job_drive_backup(&o, errp), args);
+    if (!arg_x_perf(args, &chunk, errp)) {
+        return NULL;
+    }
+    return started_chunk(block_job_drive_backup(&o, errp), args, chunk);
 }
 
 static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
+    int64_t chunk;
 
+    if (!arg_x_perf(args, &chunk, errp)) {
+        return NULL;
+    }
     /* The target node exists: it is neither created nor opened. */
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
-    return started(block_job_blockdev_backup(&o, errp), args);
+    return started_chunk(block_job_blockdev_backup(&o, errp), args, chunk);
 }
 
 static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 {
     MirrorOptions o = arg_copy_options(args);
+    int64_t chunk;
+
+    if (!arg_buf_size(args, &chunk, errp)) {
+        return NULL;
+    }
 
     if (o.sync == MIRROR_SYNC_MODE_NONE) {
         error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
@@ -124,7 +202,7 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;
     }
-    return started(block_job_drive_mirror(&o, errp), args);
+    return started_chunk(block_job_drive_mirror(&o, errp), args, chunk);
 }
 
 /*
@@ -134,7 +212,7 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 static bool mirror_refuse_unsupported(QDict *args, Error **errp)
 {
     static const char *const names[] = {
-        "replaces", "granularity", "buf-size", "filter-node-name",
+        "replaces", "granularity", "filter-node-name",
     };
     const char *mode = qdict_get_try_str(args, "copy-mode");
 
@@ -156,8 +234,9 @@ static bool mirror_refuse_unsupported(QDict *args, Error **errp)
 static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
 {
     MirrorOptions o = arg_copy_options(args);
+    int64_t chunk;
 
-    if (!mirror_refuse_unsupported(args, errp)) {
+    if (!mirror_refuse_unsupported(args, errp) || !arg_buf_size(args, &chunk, errp)) {
         return NULL;
     }
     o.format = NULL;
@@ -166,7 +245,7 @@ static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;
     }
-    return started(block_job_blockdev_mirror(&o, errp), args);
+    return started_chunk(block_job_blockdev_mirror(&o, errp), args, chunk);
 }
 
 /*

@@ -365,6 +365,7 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     job->status = BLOCK_JOB_STATUS_UNDEFINED;
     job->auto_finalize = true;
     job->auto_dismiss = true;
+    job->chunk = BLOCK_JOB_CHUNK;
     if (bs) {
         block_job_add_node(job, bs);
     }
@@ -685,7 +686,7 @@ static gboolean job_iterate(gpointer opaque)
          * guest cannot write in between, so the copy converges.
          */
         bool finishing = job->ready && (job->complete_requested || job->cancelled);
-        int64_t budget = finishing ? INT64_MAX : BLOCK_JOB_CHUNK;
+        int64_t budget = finishing ? INT64_MAX : job->chunk;
         int64_t n = job->driver->step(job, budget, &done, &err);
 
         if (n < 0) {
@@ -884,6 +885,13 @@ bool block_job_dismiss(BlockJob *job, Error **errp)
     }
     job_dismiss_do(job);
     return true;
+}
+
+void block_job_set_chunk(BlockJob *job, int64_t bytes)
+{
+    if (bytes > 0) {
+        job->chunk = MIN(QEMU_ALIGN_UP(bytes, BLOCK_JOB_CLUSTER), BLOCK_JOB_CHUNK);
+    }
 }
 
 void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss)

@@ -62,7 +62,7 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
             break;
         }
         end = start;
-        while (end < s->dirty->len && end - start < BLOCK_JOB_CHUNK &&
+        while (end < s->dirty->len && end - start < MIN(BLOCK_JOB_CHUNK, max_bytes) &&
                dirty_map_get(s->dirty, end)) {
             end += BLOCK_JOB_CLUSTER;
         }

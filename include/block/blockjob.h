@@ -197,6 +197,12 @@ bool block_job_dismiss(BlockJob *job, Error **errp);
  */
 void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss);
 /*
+ * Limits the bytes a step of @job copies to @bytes, rounded up to the
+ * cluster size (64 KiB); a step never copies more than 1 MiB anyway.
+ * 0 leaves the default (1 MiB).
+ */
+void block_job_set_chunk(BlockJob *job, int64_t bytes);
+/*
  * Any job, block or generic, by id (the job-* commands); NULL with
  * QEMU's "Job not found" otherwise.
  */

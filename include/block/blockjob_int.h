@@ -69,6 +69,11 @@ struct BlockJob {
     int64_t len;
     int64_t offset;
     int64_t speed;
+    /*
+     * Bytes a step copies at most: BLOCK_JOB_CHUNK, or less as QEMU's
+     * buf-size (mirror) and x-perf.max-chunk (backup) ask.
+     */
+    int64_t chunk;
     BlockdevOnError on_source_error;
     BlockdevOnError on_target_error;
 
