@@ -892,6 +892,14 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     return true;
 }
 
+/* The node blockdev-create writes into, while its create callback runs. */
+static BlockDriverState *create_node;
+
+static bool is_create_node(const char *filename)
+{
+    return create_node && filename && !strcmp(filename, create_node->filename);
+}
+
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp)
 {
@@ -903,6 +911,11 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     const char *key;
     json_t *value;
 
+    if (is_create_node(filename) && qdict_size(opts) == 0) {
+        qobject_unref(opts);
+        bdrv_ref(create_node);
+        return create_node;
+    }
     if (!take_json_filename(&filename, opts, errp)) {
         qobject_unref(opts);
         return NULL;
@@ -1646,11 +1659,28 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Creating */
 
+int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
+                        Error **errp)
+{
+    int ret;
+
+    g_assert(!create_node);
+    create_node = file;
+    ret = bdrv_create(drv, file->filename, opts, errp);
+    create_node = NULL;
+    return ret;
+}
+
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     BlockDriver *drv = bdrv_find_protocol("file");
     QDict *o = qdict_new();
     int ret;
+
+    if (is_create_node(filename)) {
+        qobject_unref(o);
+        return bdrv_truncate(create_node, 0, false, PREALLOC_MODE_OFF, errp);
+    }
 
     /*
      * The file starts empty (the format driver writes and grows it), so of
@@ -2385,7 +2415,24 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
 
     for (p = top; p && p != stop; p = p->backing) {
         int64_t n;
-        int ret = bdrv_is_allocated(p, offset, run, &n);
+        int ret;
+
+        if (p != top) {
+            /*
+             * As in QEMU: the layers above defer to a layer that is
+             * shorter than they are, so past its end they read the
+             * zeroes it synthesizes, which count as allocated there.
+             */
+            int64_t plen = bdrv_getlength(p);
+            if (plen < 0) {
+                return plen;
+            }
+            if (offset >= plen) {
+                *pnum = run;
+                return 1;
+            }
+        }
+        ret = bdrv_is_allocated(p, offset, run, &n);
         if (ret < 0) {
             return ret;
         }

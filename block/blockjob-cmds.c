@@ -58,6 +58,85 @@ static NewImageMode arg_mode(QDict *args)
 /* ------------------------------------------------------------------ */
 /* QMP */
 
+/*
+ * A job a command just started takes the command's auto-finalize and
+ * auto-dismiss (QEMU's defaults: true) before its first step runs.
+ */
+static QObject *started(BlockJob *job, QDict *args)
+{
+    if (!job) {
+        return NULL;
+    }
+    block_job_set_auto(job, qdict_get_try_bool(args, "auto-finalize", true),
+                       qdict_get_try_bool(args, "auto-dismiss", true));
+    return qdict_new();
+}
+
+/*
+ * A mirror's buf-size: the most it has in flight, as QEMU's (0: the
+ * default).  Here it bounds what a step copies (rounded up to the 64 KiB
+ * granularity; a step copies 1 MiB at most in any case).
+ */
+static bool arg_buf_size(QDict *args, int64_t *chunk, Error **errp)
+{
+    int64_t v = arg_int(args, "buf-size", 0);
+
+    if (v < 0) {
+        error_setg(errp, "Invalid parameter 'buf-size'");
+        return false;
+    }
+    *chunk = v;
+    return true;
+}
+
+/*
+ * A backup's x-perf, checked as QEMU 7.2 checks it: max-chunk bounds what
+ * a step copies (0: no limit of its own); this backup has one worker,
+ * within any max-workers; it copies by reads and writes, so
+ * use-copy-range=true is refused.
+ */
+static bool arg_x_perf(QDict *args, int64_t *chunk, Error **errp)
+{
+    QDict *perf = json_object_get(args, "x-perf");
+    int64_t max_chunk, workers;
+
+    *chunk = 0;
+    if (!perf) {
+        return true;
+    }
+    if (qdict_get_try_bool(perf, "use-copy-range", false)) {
+        error_setg(errp, "x-perf.use-copy-range=true is not supported: this backup copies "
+                   "by reads and writes");
+        return false;
+    }
+    workers = arg_int(perf, "max-workers", 64);
+    if (workers < 1 || workers > INT32_MAX) {
+        error_setg(errp, "max-workers must be between 1 and %d", INT32_MAX);
+        return false;
+    }
+    max_chunk = arg_int(perf, "max-chunk", 0);
+    if (max_chunk < 0) {
+        error_setg(errp, "max-chunk must be zero (which means no limit) or positive");
+        return false;
+    }
+    if (max_chunk && max_chunk < BLOCK_JOB_CLUSTER) {
+        error_setg(errp, "Required max-chunk (%" PRId64 ") is less than backup cluster size "
+                   "(%" PRId64 ")", max_chunk, BLOCK_JOB_CLUSTER);
+        return false;
+    }
+    *chunk = max_chunk;
+    return true;
+}
+
+/* started(), with the step size the command asked for. */
+static QObject *started_chunk(BlockJob *job, QDict *args, int64_t chunk)
+{
+    if (job) {
+        block_job_set_chunk(job, chunk);
+    }
+    return started(job, args);
+}
+
 /* drive-backup, blockdev-backup and drive-mirror take the same arguments. */
 static BackupOptions arg_copy_options(QDict *args)
 {
@@ -84,23 +163,36 @@ static BackupOptions arg_copy_options(QDict *args)
 static QObject *qmp_drive_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
+    int64_t chunk;
 
-    return block_job_drive_backup(&o, errp) ? qdict_new() : NULL;
+    if (!arg_x_perf(args, &chunk, errp)) {
+        return NULL;
+    }
+    return started_chunk(block_job_drive_backup(&o, errp), args, chunk);
 }
 
 static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
+    int64_t chunk;
 
+    if (!arg_x_perf(args, &chunk, errp)) {
+        return NULL;
+    }
     /* The target node exists: it is neither created nor opened. */
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
-    return block_job_blockdev_backup(&o, errp) ? qdict_new() : NULL;
+    return started_chunk(block_job_blockdev_backup(&o, errp), args, chunk);
 }
 
 static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 {
     MirrorOptions o = arg_copy_options(args);
+    int64_t chunk;
+
+    if (!arg_buf_size(args, &chunk, errp)) {
+        return NULL;
+    }
 
     if (o.sync == MIRROR_SYNC_MODE_NONE) {
         error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
@@ -110,7 +202,50 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;
     }
-    return block_job_drive_mirror(&o, errp) ? qdict_new() : NULL;
+    return started_chunk(block_job_drive_mirror(&o, errp), args, chunk);
+}
+
+/*
+ * QEMU's tunables and options of blockdev-mirror that this mirror has not:
+ * refused by name rather than ignored.
+ */
+static bool mirror_refuse_unsupported(QDict *args, Error **errp)
+{
+    static const char *const names[] = {
+        "replaces", "granularity", "filter-node-name",
+    };
+    const char *mode = qdict_get_try_str(args, "copy-mode");
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (qdict_haskey(args, names[i])) {
+            error_setg(errp, "Parameter '%s' is not supported by this block layer's mirror",
+                       names[i]);
+            return false;
+        }
+    }
+    if (mode && strcmp(mode, "background")) {
+        error_setg(errp, "copy-mode '%s' is not supported: this mirror copies in the "
+                   "background only", mode);
+        return false;
+    }
+    return true;
+}
+
+static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
+{
+    MirrorOptions o = arg_copy_options(args);
+    int64_t chunk;
+
+    if (!mirror_refuse_unsupported(args, errp) || !arg_buf_size(args, &chunk, errp)) {
+        return NULL;
+    }
+    o.format = NULL;
+    o.mode = NEW_IMAGE_MODE_EXISTING;
+    if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
+        return NULL;
+    }
+    return started_chunk(block_job_blockdev_mirror(&o, errp), args, chunk);
 }
 
 /*
@@ -152,7 +287,7 @@ static QObject *qmp_block_commit(QDict *args, Error **errp)
                 &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
-    return block_job_commit(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_commit(&o, errp), args);
 }
 
 static QObject *qmp_block_stream(QDict *args, Error **errp)
@@ -172,7 +307,7 @@ static QObject *qmp_block_stream(QDict *args, Error **errp)
                 &o.base, &base_is_node, errp)) {
         return NULL;
     }
-    return block_job_stream(&o, errp) ? qdict_new() : NULL;
+    return started(block_job_stream(&o, errp), args);
 }
 
 static QObject *qmp_query_block_jobs(QDict *args, Error **errp)
@@ -214,6 +349,70 @@ static QObject *qmp_block_job_complete(QDict *args, Error **errp)
 {
     BlockJob *job = arg_job(args, errp);
     return job && block_job_complete(job, errp) ? qdict_new() : NULL;
+}
+
+/* block-job-finalize and block-job-dismiss name the job by "id". */
+static QObject *qmp_block_job_finalize(QDict *args, Error **errp)
+{
+    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
+    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_job_dismiss(QDict *args, Error **errp)
+{
+    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
+    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
+}
+
+/*
+ * The generic job-* commands: the same verbs on any job (block jobs and
+ * blockdev-create), found by "id" with QEMU's "Job not found".
+ */
+static QObject *qmp_query_jobs(QDict *args, Error **errp)
+{
+    return job_query_all();
+}
+
+static BlockJob *arg_any_job(QDict *args, Error **errp)
+{
+    return job_find(qdict_get_try_str(args, "id"), errp);
+}
+
+static QObject *qmp_job_pause(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_pause(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_resume(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_resume(job, errp) ? qdict_new() : NULL;
+}
+
+/* As QEMU's job-cancel: a ready mirror stops without syncing (force). */
+static QObject *qmp_job_cancel(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_cancel(job, true, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_complete(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_complete(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_finalize(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_job_dismiss(QDict *args, Error **errp)
+{
+    BlockJob *job = arg_any_job(args, errp);
+    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
 }
 
 /*
@@ -504,6 +703,7 @@ void block_job_monitor_init(void)
     qmp_register_command("drive-backup", qmp_drive_backup);
     qmp_register_command("blockdev-backup", qmp_blockdev_backup);
     qmp_register_command("drive-mirror", qmp_drive_mirror);
+    qmp_register_command("blockdev-mirror", qmp_blockdev_mirror);
     qmp_register_command("block-commit", qmp_block_commit);
     qmp_register_command("block-stream", qmp_block_stream);
     qmp_register_command("query-block-jobs", qmp_query_block_jobs);
@@ -512,11 +712,21 @@ void block_job_monitor_init(void)
     qmp_register_command("block-job-pause", qmp_block_job_pause);
     qmp_register_command("block-job-resume", qmp_block_job_resume);
     qmp_register_command("block-job-complete", qmp_block_job_complete);
+    qmp_register_command("block-job-finalize", qmp_block_job_finalize);
+    qmp_register_command("block-job-dismiss", qmp_block_job_dismiss);
+    qmp_register_command("query-jobs", qmp_query_jobs);
+    qmp_register_command("job-pause", qmp_job_pause);
+    qmp_register_command("job-resume", qmp_job_resume);
+    qmp_register_command("job-cancel", qmp_job_cancel);
+    qmp_register_command("job-complete", qmp_job_complete);
+    qmp_register_command("job-finalize", qmp_job_finalize);
+    qmp_register_command("job-dismiss", qmp_job_dismiss);
     for (size_t i = 0; i < ARRAY_SIZE(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }
     hmp_register_info(&hmp_info_cmd);
     block_job_set_replace_root_fn(replace_drive_root);
+    block_create_monitor_init();
     /* Transactions start backups: their commands come with the jobs'. */
     block_dirty_bitmap_monitor_init();
 }

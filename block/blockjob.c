@@ -206,11 +206,23 @@ BlockJob *block_job_find(const char *id, Error **errp)
 {
     for (GList *l = jobs; l; l = l->next) {
         BlockJob *job = l->data;
-        if (!strcmp(job->id, id)) {
+        if (!strcmp(job->id, id) && !job->driver->generic) {
             return job;
         }
     }
     error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", id);
+    return NULL;
+}
+
+BlockJob *job_find(const char *id, Error **errp)
+{
+    for (GList *l = jobs; l; l = l->next) {
+        BlockJob *job = l->data;
+        if (!strcmp(job->id, id)) {
+            return job;
+        }
+    }
+    error_setg(errp, "Job not found");
     return NULL;
 }
 
@@ -320,7 +332,12 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     BlockJob *job;
     const char *id = job_id ? job_id : device;
 
-    if (!block_job_check_nodes_free(&bs, 1, device, errp)) {
+    if (bs && !block_job_check_nodes_free(&bs, 1, device, errp)) {
+        return NULL;
+    }
+    if (job_id && !qemu_id_wellformed(job_id)) {
+        /* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
+        error_setg(errp, "Invalid job ID '%s'", job_id);
         return NULL;
     }
     if (speed < 0) {
@@ -346,7 +363,12 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     job->speed = speed;
     job->io_status = "ok";
     job->status = BLOCK_JOB_STATUS_UNDEFINED;
-    block_job_add_node(job, bs);
+    job->auto_finalize = true;
+    job->auto_dismiss = true;
+    job->chunk = BLOCK_JOB_CHUNK;
+    if (bs) {
+        block_job_add_node(job, bs);
+    }
     return job;
 }
 
@@ -377,6 +399,8 @@ static void release_nodes(BlockJob *job)
 static void job_free(BlockJob *job)
 {
     release_nodes(job);
+    error_free(job->err);
+    g_free(job->error_msg);
     g_free(job->id);
     g_free(job->device);
     g_free(job);
@@ -471,23 +495,30 @@ void block_job_start(BlockJob *job)
 /* ------------------------------------------------------------------ */
 /* The end */
 
-/*
- * @io_error: @ret came from the job's I/O, reported as QEMU does by its
- * strerror() text; otherwise @err's message is the event's "error".
- */
-static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
+/* Removes a concluded job: "null", out of the list, freed. */
+static void job_dismiss_do(BlockJob *job)
 {
+    set_status(job, BLOCK_JOB_STATUS_NULL);
+    jobs = g_list_remove(jobs, job);
+    job_free(job);
+}
+
+/*
+ * The second half of a job's end: commit or undo its result, release its
+ * nodes, send the end events; the job is then concluded (and dismissed
+ * when auto_dismiss).  job->ret and job->err say how the work ended.
+ */
+static void job_finalize_do(BlockJob *job)
+{
+    int ret = job->ret;
+    Error *err = job->err;
     bool cancelled = ret == -ECANCELED;
     QDict *data;
 
-    unschedule(job);
-    job->finished = true;
-    if (ret == 0) {
-        set_status(job, BLOCK_JOB_STATUS_WAITING);
-        set_status(job, BLOCK_JOB_STATUS_PENDING);
-        if (job->driver->prepare) {
-            ret = job->driver->prepare(job, &err);
-        }
+    job->err = NULL;
+    if (ret == 0 && job->driver->prepare) {
+        ret = job->driver->prepare(job, &err);
+        job->io_error = false;
     }
     if (ret < 0) {
         set_status(job, BLOCK_JOB_STATUS_ABORTING);
@@ -500,19 +531,23 @@ static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
     }
     release_nodes(job);
 
-    data = job_event_data(job);
-    if (cancelled) {
-        emit("BLOCK_JOB_CANCELLED", data);
-    } else {
-        if (ret < 0) {
-            qdict_put_str(data, "error", err && !io_error ? error_get_pretty(err)
-                                                           : g_strerror(-ret));
-        }
-        emit("BLOCK_JOB_COMPLETED", data);
+    if (ret < 0) {
+        job->error_msg = g_strdup(err && !job->io_error ? error_get_pretty(err)
+                                                         : g_strerror(-ret));
     }
+    if (!job->driver->generic) {
+        data = job_event_data(job);
+        if (cancelled) {
+            emit("BLOCK_JOB_CANCELLED", data);
+        } else {
+            if (ret < 0) {
+                qdict_put_str(data, "error", job->error_msg);
+            }
+            emit("BLOCK_JOB_COMPLETED", data);
+        }
+    }
+    job->ret = ret;
     set_status(job, BLOCK_JOB_STATUS_CONCLUDED);
-    set_status(job, BLOCK_JOB_STATUS_NULL);
-    jobs = g_list_remove(jobs, job);
 
     if (job->sync_ret) {
         *job->sync_ret = ret;
@@ -526,9 +561,41 @@ static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
                 error_setg_errno(job->sync_err, -ret, "Block job '%s' failed", job->id);
             }
         }
+        job->sync_ret = NULL;
     }
     error_free(err);
-    job_free(job);
+    if (job->auto_dismiss) {
+        job_dismiss_do(job);
+    }
+}
+
+/*
+ * The work is over.  @io_error: @ret came from the job's I/O, reported as
+ * QEMU does by its strerror() text; otherwise @err's message is the
+ * event's "error".  A successful job waits in "pending" for job-finalize
+ * when auto_finalize is off (BLOCK_JOB_PENDING tells management so).
+ */
+static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
+{
+    unschedule(job);
+    job->finished = true;
+    job->ret = ret;
+    job->err = err;
+    job->io_error = io_error;
+    if (ret == 0) {
+        set_status(job, BLOCK_JOB_STATUS_WAITING);
+        set_status(job, BLOCK_JOB_STATUS_PENDING);
+        if (!job->auto_finalize) {
+            if (!job->driver->generic) {
+                QDict *data = qdict_new();
+                qdict_put_str(data, "type", job->driver->type);
+                qdict_put_str(data, "id", job->id);
+                emit("BLOCK_JOB_PENDING", data);
+            }
+            return;
+        }
+    }
+    job_finalize_do(job);
 }
 
 static void job_finish(BlockJob *job, int ret, Error *err)
@@ -543,6 +610,12 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
     const char *action;
     QDict *data;
     bool nospace = ret == -ENOSPC;
+
+    if (job->driver->generic) {
+        /* No error policy, no BLOCK_JOB_ERROR: the job ends with the error. */
+        job_finish_full(job, ret, err, false);
+        return true;
+    }
 
     switch (policy) {
     case BLOCKDEV_ON_ERROR_IGNORE:
@@ -613,7 +686,7 @@ static gboolean job_iterate(gpointer opaque)
          * guest cannot write in between, so the copy converges.
          */
         bool finishing = job->ready && (job->complete_requested || job->cancelled);
-        int64_t budget = finishing ? INT64_MAX : BLOCK_JOB_CHUNK;
+        int64_t budget = finishing ? INT64_MAX : job->chunk;
         int64_t n = job->driver->step(job, budget, &done, &err);
 
         if (n < 0) {
@@ -672,6 +745,9 @@ static bool job_verb_ok(BlockJob *job, const char *verb, bool ok, Error **errp)
 
 bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 {
+    if (!job_verb_ok(job, "set-speed", !job->finished, errp)) {
+        return false;
+    }
     if (speed < 0) {
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return false;
@@ -740,9 +816,18 @@ bool block_job_complete(BlockJob *job, Error **errp)
 
 static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
 {
-    if (job->finished) {
-        error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "Block job '%s' not found", job->id);
+    if (!job_verb_ok(job, "cancel", job->status != BLOCK_JOB_STATUS_CONCLUDED &&
+                     job->status != BLOCK_JOB_STATUS_ABORTING, errp)) {
         return false;
+    }
+    if (job->finished) {
+        /* Pending (auto-finalize off): its result is undone, not made visible. */
+        job->ret = -ECANCELED;
+        error_free(job->err);
+        job->err = NULL;
+        job->io_error = false;
+        job_finalize_do(job);
+        return true;
     }
     if (job->user_paused && !force) {
         /* The user paused it to look at something: say so rather than end it. */
@@ -784,10 +869,52 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
     return cancel_common(job, force, true, errp);
 }
 
+bool block_job_finalize(BlockJob *job, Error **errp)
+{
+    if (!job_verb_ok(job, "finalize", job->status == BLOCK_JOB_STATUS_PENDING, errp)) {
+        return false;
+    }
+    job_finalize_do(job);
+    return true;
+}
+
+bool block_job_dismiss(BlockJob *job, Error **errp)
+{
+    if (!job_verb_ok(job, "dismiss", job->status == BLOCK_JOB_STATUS_CONCLUDED, errp)) {
+        return false;
+    }
+    job_dismiss_do(job);
+    return true;
+}
+
+void block_job_set_chunk(BlockJob *job, int64_t bytes)
+{
+    if (bytes > 0) {
+        job->chunk = MIN(QEMU_ALIGN_UP(bytes, BLOCK_JOB_CLUSTER), BLOCK_JOB_CHUNK);
+    }
+}
+
+void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss)
+{
+    job->auto_finalize = auto_finalize;
+    job->auto_dismiss = auto_dismiss;
+}
+
+/* Ends @job whatever its state, and removes it (shutdown). */
+static void job_cancel_sync(BlockJob *job)
+{
+    if (job->status != BLOCK_JOB_STATUS_CONCLUDED) {
+        cancel_common(job, true, false, &error_abort);
+    }
+    if (g_list_find(jobs, job)) {
+        job_dismiss_do(job);
+    }
+}
+
 void block_job_cancel_all(void)
 {
     while (jobs) {
-        cancel_common(jobs->data, true, false, &error_abort);
+        job_cancel_sync(jobs->data);
     }
 }
 
@@ -847,26 +974,31 @@ void block_job_quit_all(void)
     while (jobs) {
         BlockJob *job = g_list_last(jobs)->data;
         drain_end(job);
-        cancel_common(job, true, false, &error_abort);
+        job_cancel_sync(job);
     }
 }
 
 /* ------------------------------------------------------------------ */
 /* Queries */
 
+/* The queries list the newest job first, as QEMU's. */
 QList *block_job_query_all(void)
 {
     QList *list = json_array();
 
-    for (GList *l = jobs; l; l = l->next) {
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
-        QDict *info = qdict_new();
+        QDict *info;
         bool paused = job->pause_count > 0;
 
-        qdict_put_bool(info, "auto-finalize", true);
+        if (job->driver->generic) {
+            continue;
+        }
+        info = qdict_new();
+        qdict_put_bool(info, "auto-finalize", job->auto_finalize);
         qdict_put_str(info, "io-status", job->io_status);
         qdict_put_str(info, "device", job->id);
-        qdict_put_bool(info, "auto-dismiss", true);
+        qdict_put_bool(info, "auto-dismiss", job->auto_dismiss);
         qdict_put_bool(info, "busy", false);
         qdict_put_int(info, "len", job->len);
         qdict_put_int(info, "offset", job->offset);
@@ -875,6 +1007,30 @@ QList *block_job_query_all(void)
         qdict_put_int(info, "speed", job->speed);
         qdict_put_bool(info, "ready", job->ready);
         qdict_put_str(info, "type", job->driver->type);
+        if (job->error_msg) {
+            qdict_put_str(info, "error", job->error_msg);
+        }
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+QList *job_query_all(void)
+{
+    QList *list = json_array();
+
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
+        BlockJob *job = l->data;
+        QDict *info = qdict_new();
+
+        qdict_put_str(info, "id", job->id);
+        qdict_put_str(info, "type", job->driver->type);
+        qdict_put_str(info, "status", status_names[job->status]);
+        qdict_put_int(info, "current-progress", job->offset);
+        qdict_put_int(info, "total-progress", job->len);
+        if (job->error_msg) {
+            qdict_put_str(info, "error", job->error_msg);
+        }
         json_array_append_new(list, info);
     }
     return list;
@@ -887,8 +1043,11 @@ char *block_job_info_text(void)
     if (!jobs) {
         return g_string_free(s, FALSE);
     }
-    for (GList *l = jobs; l; l = l->next) {
+    for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
+        if (job->driver->generic) {
+            continue;
+        }
         if (!strcmp(job->driver->type, "stream")) {
             g_string_append(s, "Streaming");
         } else {

@@ -62,7 +62,7 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
             break;
         }
         end = start;
-        while (end < s->dirty->len && end - start < BLOCK_JOB_CHUNK &&
+        while (end < s->dirty->len && end - start < MIN(BLOCK_JOB_CHUNK, max_bytes) &&
                dirty_map_get(s->dirty, end)) {
             end += BLOCK_JOB_CLUSTER;
         }
@@ -289,6 +289,71 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     return mirror_start(s, target, opts->sync == MIRROR_SYNC_MODE_TOP && bs->backing, errp);
 }
 
+/*
+ * blockdev-mirror: drive-mirror into an existing node, which keeps its own
+ * backing chain (sync=top copies the top layer only, whatever the target's
+ * backing is).  The target is not known to read zeroes.
+ */
+BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
+{
+    BlockDriverState *bs, *target;
+    BlockDriverState *nodes[1];
+    MirrorJob *s;
+    BlockJob *job;
+
+    bs = block_job_find_source(opts->device, errp);
+    if (!bs) {
+        return NULL;
+    }
+    target = block_job_find_device(opts->target, true, errp);
+    if (!target) {
+        return NULL;
+    }
+    if (target == bs) {
+        error_setg(errp, "Can't mirror node into itself");
+        return NULL;
+    }
+    if (target->read_only) {
+        error_setg(errp, "Block node is read-only");
+        return NULL;
+    }
+    nodes[0] = target;
+    if (!block_job_check_keys(target, NULL, errp) ||
+        !block_job_check_nodes_free(nodes, 1, NULL, errp)) {
+        return NULL;
+    }
+    if (bdrv_getlength(target) != bdrv_getlength(bs)) {
+        /* QEMU 7.2 starts the job, which fails at once; refused here first. */
+        error_setg(errp, "Source and target image have different sizes");
+        return NULL;
+    }
+    s = block_job_create(&mirror_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    if (!s) {
+        return NULL;
+    }
+    s->common.on_source_error = opts->on_source_error;
+    s->common.on_target_error = opts->on_target_error;
+    bdrv_ref(target);
+    if (opts->sync != MIRROR_SYNC_MODE_NONE) {
+        return mirror_start(s, target, opts->sync == MIRROR_SYNC_MODE_TOP && bs->backing,
+                            errp);
+    }
+    /* sync=none: only what the guest writes from now on. */
+    s->target = target;
+    block_job_add_node(&s->common, target);
+    if (!block_job_init_len(&s->common, bs, errp)) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    s->dirty = dirty_map_new(s->common.len);
+    s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    bdrv_add_after_write_notifier(bs, mirror_after_write, s);
+    s->notifier_added = true;
+    job = &s->common;
+    block_job_start(job);
+    return job;
+}
+
 /* block-commit with top = the active layer. */
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
@@ -315,6 +380,20 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
         s->base_was_ro = false;
         block_job_free_unstarted(&s->common);
         return NULL;
+    }
+    {
+        /* A base shorter than the active layer grows first, as in QEMU. */
+        int64_t len = bdrv_getlength(bs), base_len = bdrv_getlength(base);
+
+        if (len >= 0 && base_len >= 0 && base_len < len &&
+            bdrv_truncate(base, len, false, PREALLOC_MODE_OFF, errp) < 0) {
+            if (s->base_was_ro) {
+                bdrv_reopen_set_read_only(base, true, NULL);
+            }
+            s->base_was_ro = false;
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
     }
     bdrv_ref(base);
     return mirror_start(s, base, false, errp);

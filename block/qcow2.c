@@ -2373,7 +2373,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     /* Preallocated subclusters can still show the backing file, whole clusters not. */
     if (backing_file && prealloc != PREALLOC_MODE_OFF && !extl2) {
-        error_setg(errp, "Backing file and preallocation cannot be used at the same time");
+        error_setg(errp, "Backing file and preallocation can only be used at the same time "
+                   "if extended_l2 is on");
         return -EINVAL;
     }
     if (size > (1ULL << 61) ||

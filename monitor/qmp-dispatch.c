@@ -101,7 +101,7 @@ static const char *json_type_word(json_t *type)
     t = json_string_value(type);
     if (!strcmp(t, "str")) {
         return "string";
-    } else if (!strcmp(t, "int")) {
+    } else if (!strcmp(t, "int") || !strcmp(t, "size")) {
         return "integer";
     } else if (!strcmp(t, "bool")) {
         return "boolean";
@@ -118,6 +118,33 @@ static const char *json_type_word(json_t *type)
 
 static bool check_members(json_t *data, json_t *value, const char *prefix,
                           bool allow_extra, Error **errp);
+
+/*
+ * A flat union: the base's members (the discriminator among them) first,
+ * then the base and the branch the discriminator picks as one struct.  A
+ * value without a branch has only the base's members.
+ */
+static bool check_union(json_t *def, json_t *value, const char *name, Error **errp)
+{
+    json_t *base = json_object_get(def, "base");
+    const char *disc = json_string_value(json_object_get(def, "discriminator"));
+    json_t *branch_name, *all;
+    bool ok;
+
+    if (!check_members(base, value, name, true, errp)) {
+        return false;
+    }
+    all = json_deep_copy(base);
+    branch_name = json_object_get(json_object_get(def, "data"),
+                                  json_string_value(json_object_get(value, disc)));
+    if (branch_name) {
+        json_object_update(all, json_object_get(schema_def(json_string_value(branch_name),
+                                                           NULL), "data"));
+    }
+    ok = check_members(all, value, name, false, errp);
+    json_decref(all);
+    return ok;
+}
 
 static bool check_value(json_t *type, json_t *value, const char *name, Error **errp)
 {
@@ -151,6 +178,13 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             goto bad_type;
         }
         return true;
+    } else if (!strcmp(t, "size")) {
+        /* QEMU's 'size': an unsigned 64-bit integer, with its own message. */
+        if (!json_is_integer(value) || json_integer_value(value) < 0) {
+            error_setg(errp, "Parameter '%s' expects uint64", name);
+            return false;
+        }
+        return true;
     } else if (!strcmp(t, "number")) {
         if (!json_is_number(value)) {
             goto bad_type;
@@ -179,12 +213,17 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
                 return true;
             }
         }
-        error_setg(errp, "Parameter '%s' does not accept value '%s'", name,
+        /* As QEMU's: the member's own name, without the path to it. */
+        error_setg(errp, "Parameter '%s' does not accept value '%s'",
+                   strrchr(name, '.') ? strrchr(name, '.') + 1 : name,
                    json_string_value(value));
         return false;
     }
     if (!json_is_object(value)) {
         goto bad_type;
+    }
+    if (!strcmp(json_string_value(json_object_get(def, "meta")), "union")) {
+        return check_union(def, value, name, errp);
     }
     return check_members(json_object_get(def, "data"), value, name, false, errp);
 

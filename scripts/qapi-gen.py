@@ -15,11 +15,14 @@ import os
 import re
 import sys
 
-BUILTIN = {'str', 'int', 'bool', 'number', 'any', 'null'}
-META = ('command', 'struct', 'enum', 'event', 'include')
+BUILTIN = {'str', 'int', 'size', 'bool', 'number', 'any', 'null'}
+META = ('command', 'struct', 'union', 'enum', 'event', 'include')
 ALLOWED = {
     'command': {'command', 'data', 'returns', 'gen'},
     'struct': {'struct', 'data'},
+    # A flat union: the members of 'base', then those of the struct that
+    # 'data' names for the value of the enum member 'discriminator'.
+    'union': {'union', 'base', 'discriminator', 'data'},
     'enum': {'enum', 'data'},
     'event': {'event', 'data'},
     'include': {'include'},
@@ -168,7 +171,7 @@ def check(exprs):
             raise SchemaError('%s: %s already defined at %s' % (e['where'], e['name'],
                                                                names[e['name']]['where']))
         names[e['name']] = e
-    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'enum')}
+    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
 
     def check_type(t, where):
         if isinstance(t, list):
@@ -184,6 +187,22 @@ def check(exprs):
             if not isinstance(e.get('data'), list) or not all(isinstance(v, str) for v in e['data']):
                 raise SchemaError('%s: enum data must be a list of strings' % where)
             members = e['data']
+        elif e['meta'] == 'union':
+            base = e.get('base')
+            disc = e.get('discriminator')
+            if not isinstance(base, dict) or disc not in base:
+                raise SchemaError('%s: a union needs a base with its discriminator' % where)
+            for k, t in base.items():
+                check_type(t, where)
+            dtype = types.get(base[disc])
+            if not dtype or dtype['meta'] != 'enum':
+                raise SchemaError('%s: the discriminator must be of an enum type' % where)
+            for k, t in e['data'].items():
+                if k not in dtype['data']:
+                    raise SchemaError('%s: branch %s is no value of %s' % (where, k, base[disc]))
+                if types.get(t, {}).get('meta') != 'struct':
+                    raise SchemaError('%s: branch %s must be a struct' % (where, k))
+            members = [k.lstrip('*') for k in base]
         else:
             data = e.get('data', {})
             if not isinstance(data, dict):
@@ -234,6 +253,19 @@ def write_doc(exprs, sections, out):
             for v in e['data']:
                 lines.append('- `%s`: %s' % (v, mem.get(v, '')))
             lines.append('')
+        elif e['meta'] == 'union':
+            lines.append('Members:')
+            lines.append('')
+            for k, t in e['base'].items():
+                name = k.lstrip('*')
+                opt = ', *optional*' if k.startswith('*') else ''
+                lines.append('- `%s` (`%s`%s): %s' % (name, type_text(t), opt, mem.get(name, '')))
+            lines.append('')
+            lines.append('The other members depend on `%s`:' % e['discriminator'])
+            lines.append('')
+            for k, t in e['data'].items():
+                lines.append('- `%s`: the members of `%s`' % (k, t))
+            lines.append('')
         elif e.get('data'):
             lines.append('Members:' if e['meta'] == 'struct' else
                          'Arguments:' if e['meta'] == 'command' else 'Data:')
@@ -259,7 +291,7 @@ def write_c(exprs, out):
     slim = []
     for e in exprs:
         s = {'meta': e['meta'], 'name': e['name']}
-        for k in ('data', 'returns', 'gen'):
+        for k in ('data', 'returns', 'gen', 'base', 'discriminator'):
             if k in e:
                 s[k] = e[k]
         slim.append(s)

@@ -333,6 +333,16 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
  * extent_size_hint).
  */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
+/*
+ * blockdev-create of a format on an existing node: runs @drv's create
+ * callback (the code of qemu-img create) with @file in place of its file.
+ * While it runs, bdrv_create_file() on @file's name empties @file instead
+ * of creating the file again, and bdrv_open_file() on that name (with no
+ * further options) returns a new reference to @file instead of a second
+ * open of the file (whose locks would conflict with @file's own).
+ */
+int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
+                        Error **errp);
 
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);

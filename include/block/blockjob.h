@@ -154,6 +154,8 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
 typedef BackupOptions MirrorOptions;
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
+/* blockdev-mirror: @target is an existing node (or drive); format and mode unused. */
+BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp);
 
 /*
  * For commands that would pull a node from under a job (drive_del,
@@ -185,6 +187,28 @@ bool block_job_complete(BlockJob *job, Error **errp);
  * stops at once and emits BLOCK_JOB_CANCELLED.
  */
 bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+/* A pending job (auto-finalize off): make its result visible (or undo it). */
+bool block_job_finalize(BlockJob *job, Error **errp);
+/* A concluded job (auto-dismiss off): remove it ("null"). */
+bool block_job_dismiss(BlockJob *job, Error **errp);
+/*
+ * QEMU's auto-finalize / auto-dismiss of a job just started by a command
+ * (before its first step runs).
+ */
+void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss);
+/*
+ * Limits the bytes a step of @job copies to @bytes, rounded up to the
+ * cluster size (64 KiB); a step never copies more than 1 MiB anyway.
+ * 0 leaves the default (1 MiB).
+ */
+void block_job_set_chunk(BlockJob *job, int64_t bytes);
+/*
+ * Any job, block or generic, by id (the job-* commands); NULL with
+ * QEMU's "Job not found" otherwise.
+ */
+BlockJob *job_find(const char *id, Error **errp);
+/* query-jobs' list (JobInfo objects). */
+QList *job_query_all(void);
 
 /*
  * Cancels every job at once (force), for the machine's shutdown: targets
@@ -220,6 +244,8 @@ int block_job_run_sync(BlockJob *job, Error **errp);
  * at start-up.  Only in programs with monitors (block/blockjob-cmds.c).
  */
 void block_job_monitor_init(void);
+/* blockdev-create (block/create.c); block_job_monitor_init() calls it. */
+void block_create_monitor_init(void);
 
 /* ---- Synchronous commits (HMP "commit", qemu-img commit) ---- */
 

@@ -35,12 +35,27 @@ typedef struct BlockJobDriver {
      * a retry after "stop" redoes the same chunk.
      */
     int64_t (*step)(BlockJob *job, int64_t max_bytes, bool *done, Error **errp);
-    /* Success: make the result visible (shorten chains, pivot).  May fail. */
+    /*
+     * Success: make the result visible (shorten chains, pivot).  May fail.
+     * Runs when the job is finalized: as soon as its work is done, or on
+     * job-finalize when auto-finalize is off (the job is "pending" in
+     * between, still holding its nodes).
+     */
     int (*prepare)(BlockJob *job, Error **errp);
-    /* Failure or cancellation: undo what prepare would have done. */
+    /*
+     * Failure or cancellation (also of a pending job): undo what prepare
+     * would have done.
+     */
     void (*abort)(BlockJob *job);
     /* Always, last: drop notifiers and nodes. */
     void (*clean)(BlockJob *job);
+    /*
+     * A job of QEMU's generic kind (blockdev-create), not a block job: it
+     * has no node of its own, sends no BLOCK_JOB_* events, is not listed
+     * by query-block-jobs and block-job-* commands do not find it; only
+     * query-jobs and the job-* commands see it.
+     */
+    bool generic;
 } BlockJobDriver;
 
 struct BlockJob {
@@ -54,6 +69,11 @@ struct BlockJob {
     int64_t len;
     int64_t offset;
     int64_t speed;
+    /*
+     * Bytes a step copies at most: BLOCK_JOB_CHUNK, or less as QEMU's
+     * buf-size (mirror) and x-perf.max-chunk (backup) ask.
+     */
+    int64_t chunk;
     BlockdevOnError on_source_error;
     BlockdevOnError on_target_error;
 
@@ -76,7 +96,18 @@ struct BlockJob {
     int64_t unflushed;          /* bytes written since the last write-back hint */
 
     int broken;                 /* block_job_break()'s error, or 0 */
+    /*
+     * The work is over (no more steps).  The job stays in the job list,
+     * "pending" until finalized when !auto_finalize, then "concluded"
+     * until dismissed when !auto_dismiss.
+     */
     bool finished;
+    bool auto_finalize;         /* pending -> finalized at once (default) */
+    bool auto_dismiss;          /* concluded -> gone at once (default) */
+    int ret;                    /* the work's result while pending */
+    Error *err;                 /* its error while pending */
+    bool io_error;              /* @ret came from I/O: reported by its strerror() */
+    char *error_msg;            /* query-jobs' "error" once concluded */
     int *sync_ret;              /* for block_job_run_sync */
     Error **sync_err;
 };

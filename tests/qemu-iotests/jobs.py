@@ -17,6 +17,8 @@
 #   sh COMMAND           run a shell command, print its output
 #   echo TEXT            print TEXT
 #   mark / elapsed       start a stopwatch / print "elapsed SECONDS" (benchmarks)
+#   keep-status          from now on keep JOB_STATUS_CHANGE events too (for
+#                        jobs without drains around them: blockdev-create)
 #   # ...                a comment (ignored)
 #
 # Event timestamps and JOB_STATUS_CHANGE events (QEMU emits extra ones
@@ -40,6 +42,7 @@ class Qemu:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.buf = b''
         self.events = []
+        self.keep_status = False
         greeting = self.read_json(TIMEOUT)
         if greeting is None or 'QMP' not in greeting:
             raise SystemExit('no QMP greeting')
@@ -76,7 +79,7 @@ class Qemu:
             print(line)
             return None
         if 'event' in obj:
-            if obj['event'] != 'JOB_STATUS_CHANGE':
+            if obj['event'] != 'JOB_STATUS_CHANGE' or self.keep_status:
                 obj.pop('timestamp', None)
                 self.events.append(obj)
             return None
@@ -173,6 +176,8 @@ def main():
             subprocess.run(line[3:], shell=True, stderr=subprocess.STDOUT)
         elif line.startswith('echo '):
             print(line[5:])
+        elif line.strip() == 'keep-status':
+            q.keep_status = True
         elif line.strip() == 'mark':
             mark = time.monotonic()
         elif line.strip() == 'elapsed':

@@ -48,6 +48,7 @@ static void register_once(void)
         qmp_register_command("query-named-block-nodes", record);
         qmp_register_command("device_add", record);
         qmp_register_command("device_del", fail);
+        qmp_register_command("blockdev-create", record);
         emitted = g_ptr_array_new_with_free_func(g_free);
         done = true;
     }
@@ -131,6 +132,42 @@ static void test_arguments(void)
     g_assert_cmpint(cls, ==, ERROR_CLASS_DEVICE_NOT_FOUND);
 }
 
+/* Flat unions (blockdev-create's options): base, then the branch's members. */
+static void test_unions(void)
+{
+    int before = calls;
+
+    check("blockdev-create", "{\"job-id\": \"j\", \"options\": {}}",
+          "Parameter 'options.driver' is missing");
+    check("blockdev-create", "{\"job-id\": \"j\", \"options\": {\"driver\": \"nosuch\"}}",
+          "Parameter 'driver' does not accept value 'nosuch'");
+    /* A driver without a branch has only the base's members. */
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"raw\", \"file\": \"f\"}}",
+          "Parameter 'options.file' is unexpected");
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"file\", \"filename\": \"f\"}}",
+          "Parameter 'options.size' is missing");
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"file\", \"filename\": \"f\", "
+          "\"size\": -5}}",
+          "Parameter 'options.size' expects uint64");
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"file\", \"filename\": \"f\", "
+          "\"size\": 0, \"cluster-size\": 512}}",
+          "Parameter 'options.cluster-size' is unexpected");
+    /* A union inside a union's branch. */
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"qcow2\", \"file\": \"f\", "
+          "\"size\": 0, \"encrypt\": {\"format\": \"qcow\", \"iter-time\": 5}}}",
+          "Parameter 'options.encrypt.iter-time' is unexpected");
+    g_assert_cmpint(calls, ==, before);
+    check("blockdev-create",
+          "{\"job-id\": \"j\", \"options\": {\"driver\": \"qcow2\", \"file\": \"f\", "
+          "\"size\": 0, \"encrypt\": {\"format\": \"luks\", \"iter-time\": 5}}}", NULL);
+    g_assert_cmpint(calls, ==, before + 1);
+}
+
 static void test_query_commands(void)
 {
     json_t *list, *entry;
@@ -146,7 +183,7 @@ static void test_query_commands(void)
     }
     g_assert_true(caps);
     g_assert_false(quit);   /* declared but not registered here */
-    g_assert_cmpint(json_array_size(list), ==, 4);
+    g_assert_cmpint(json_array_size(list), ==, 5);
     json_decref(list);
 }
 
@@ -190,6 +227,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/qmp-dispatch/arguments", test_arguments);
+    g_test_add_func("/qmp-dispatch/unions", test_unions);
     g_test_add_func("/qmp-dispatch/query-commands", test_query_commands);
     g_test_add_func("/qmp-dispatch/events", test_events);
     g_test_add_func("/qmp-dispatch/undeclared-command", test_undeclared);
