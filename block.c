@@ -462,6 +462,7 @@ struct BdrvUser {
     uint64_t shared;
     uint64_t seq;       /* when it came: see PermEdge */
     bool filter;        /* BDRV_USER_FILTER */
+    bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -485,6 +486,7 @@ typedef struct PermEdge {
     uint64_t perm, shared;
     uint64_t seq;
     bool filter;
+    bool hidden;            /* behind a filter that came later */
 } PermEdge;
 
 static void perm_edge_free(gpointer p)
@@ -643,9 +645,10 @@ static char *perm_list(uint64_t perm)
 
 /*
  * Two parents of one node conflict when one needs what the other does not
- * share.  A filter user (a job's copy-before-write) stands between its node
- * and the parents that were there before it, so it is checked only against
- * the parents that came after it.
+ * share.  A filter user (a job's copy-before-write or mirror filter) stands
+ * between its node and the parents that were there before it, so it is
+ * checked, with their needs added to its own, against those that came
+ * after it.
  */
 static bool perm_check_conflicts(GHashTable *edges, Error **errp)
 {
@@ -657,6 +660,24 @@ static bool perm_check_conflicts(GHashTable *edges, Error **errp)
             continue;
         }
         g_ptr_array_sort(list, perm_edge_cmp);
+        /*
+         * A filter takes over the parents that were there before it, as
+         * QEMU's filter node does: their needs and restrictions become its
+         * own, and they are no longer compared one by one.
+         */
+        for (guint j = 0; j < list->len; j++) {
+            PermEdge *f = g_ptr_array_index(list, j);
+
+            for (guint i = 0; f->filter && i < j; i++) {
+                PermEdge *e = g_ptr_array_index(list, i);
+
+                if (!e->hidden) {
+                    f->perm |= e->perm;
+                    f->shared &= e->shared;
+                    e->hidden = true;
+                }
+            }
+        }
         /* The newest parent against the others, newest first, as QEMU looks. */
         for (guint j = list->len; j-- > 1;) {
             for (guint i = j; i-- > 0;) {
@@ -666,7 +687,7 @@ static bool perm_check_conflicts(GHashTable *edges, Error **errp)
                 uint64_t bad;
                 g_autofree char *names = NULL;
 
-                if (a->key == b->key || (b->filter && a->seq < b->seq)) {
+                if (a->key == b->key || a->hidden || b->hidden) {
                     continue;
                 }
                 bad = a->perm & ~b->shared;
@@ -704,7 +725,7 @@ int bdrv_refresh_perms(Error **errp)
     }
     for (GList *l = all_nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
-        bool is_child = bs->drv && node_is_child(bs), only_filters = !is_child;
+        bool is_child = bs->drv && node_is_child(bs), only_extras = !is_child;
 
         if (!bs->drv || bs->closing || (is_child && !bs->users)) {
             continue;
@@ -713,10 +734,10 @@ int bdrv_refresh_perms(Error **errp)
             BdrvUser *user = u->data;
             perm_propagate(edges, bs, user, user->name, user->role, user->seq,
                            user->filter, user->perm, user->perm, user->shared, false);
-            only_filters &= user->filter;
+            only_extras &= user->extra;
         }
-        /* A filter stands below the node's own uses; it does not replace them. */
-        if (only_filters) {
+        /* Only a device replaces the node's own use; jobs and qemu-io come on top. */
+        if (only_extras) {
             perm_propagate(edges, bs, NULL, NULL, NULL, 0, false,
                            BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE),
                            0, BLK_PERM_ALL, false);
@@ -773,6 +794,7 @@ BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char 
     user->shared = shared;
     user->seq = ++perm_seq_counter;
     user->filter = flags & BDRV_USER_FILTER;
+    user->extra = flags & (BDRV_USER_FILTER | BDRV_USER_EXTRA);
     bs->users = g_slist_append(bs->users, user);
     if (bdrv_refresh_perms(errp) < 0) {
         bs->users = g_slist_remove(bs->users, user);

@@ -2053,10 +2053,11 @@ uint64_t qemuio_command_perm(const char *cmdline)
     if (!ct) {
         return 0;
     }
+    /* Reads ask for nothing, as in QEMU: a mirror's target can be read. */
     if (ct == &truncate_cmd) {
-        return BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE;
+        return BLK_PERM_WRITE | BLK_PERM_RESIZE;
     }
-    return BLK_PERM_CONSISTENT_READ | (ct->flags & QEMUIO_CMD_WRITE ? BLK_PERM_WRITE : 0);
+    return ct->flags & QEMUIO_CMD_WRITE ? BLK_PERM_WRITE : 0;
 }
 
 int qemuio_command(BlockDriverState *bs, const char *cmdline)

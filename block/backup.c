@@ -338,7 +338,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
 
         /* Others may write the target too; a device that does not share it refuses. */
         s->target_user = bdrv_user_add_full(target, desc, "target", BLK_PERM_WRITE,
-                                            BLK_PERM_ALL, 0, errp);
+                                            BLK_PERM_ALL, BDRV_USER_EXTRA, errp);
         if (!s->target_user) {
             error_prepend(errp, "Could not create node: ");
             bdrv_unref(target);

@@ -754,9 +754,13 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
     void *old_opaque;
     BdrvUser *user = NULL;
 
+    if (!bs && !d) {
+        /* QEMU 7.2's words: it looks for a drive, then for a node. */
+        monitor_printf(mon, "Error: Cannot find device='' nor node-name='%s'\n", device);
+        return;
+    }
     if (!bs) {
-        monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
-                       device);
+        monitor_printf(mon, "Device '%s' has no medium\n", device);
         return;
     }
     /*
@@ -772,7 +776,8 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         if (bdrv_is_read_only(bs)) {
             perm &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);   /* refused below */
         }
-        user = bdrv_user_add(bs, "an unnamed block device", perm, BLK_PERM_ALL, &err);
+        user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL,
+                                  BDRV_USER_EXTRA, &err);
         if (!user) {
             monitor_printf(mon, "%s\n", error_get_pretty(err));
             error_free(err);
