@@ -811,20 +811,6 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
     return bdrv_user_add_full(bs, name, NULL, perm, shared, 0, errp);
 }
 
-bool bdrv_user_set_perm(BdrvUser *user, uint64_t perm, uint64_t shared, Error **errp)
-{
-    uint64_t old_perm = user->perm, old_shared = user->shared;
-
-    user->perm = perm;
-    user->shared = shared;
-    if (bdrv_refresh_perms(errp) < 0) {
-        user->perm = old_perm;
-        user->shared = old_shared;
-        return false;
-    }
-    return true;
-}
-
 void bdrv_user_remove(BdrvUser *user)
 {
     if (!user) {

@@ -144,8 +144,6 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
                              uint64_t perm, uint64_t shared, unsigned flags,
                              Error **errp);
-/* Changes what @user needs and shares; on a conflict nothing changes. */
-bool bdrv_user_set_perm(BdrvUser *user, uint64_t perm, uint64_t shared, Error **errp);
 void bdrv_user_remove(BdrvUser *user);
 /* A fresh automatic node name ("#block123"), for a filter without a node. */
 char *bdrv_next_auto_node_name(void);
