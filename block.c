@@ -22,6 +22,7 @@
 static GList *drivers;          /* BlockDriver*, registration order */
 static GList *all_nodes;        /* BlockDriverState*, creation order */
 static unsigned node_counter;
+static uint64_t perm_seq_counter;   /* see BdrvUser */
 
 /* ------------------------------------------------------------------ */
 /* Drivers */
@@ -140,8 +141,14 @@ static BlockDriverState *bdrv_new(void)
 
     bs->refcnt = 1;
     bs->shared_perm = BLK_PERM_ALL;     /* no locks held */
+    bs->perm_seq = ++perm_seq_counter;
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
+}
+
+char *bdrv_next_auto_node_name(void)
+{
+    return g_strdup_printf("#block%03u", node_counter++);
 }
 
 static void bdrv_set_auto_node_name(BlockDriverState *bs)
@@ -449,9 +456,13 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 
 struct BdrvUser {
     BlockDriverState *bs;
-    char *name;
+    char *name;         /* as conflicts name it: "block device 'd0'" */
+    const char *role;   /* the child role it is reported as: "root" */
     uint64_t perm;
     uint64_t shared;
+    uint64_t seq;       /* when it came: see PermEdge */
+    bool filter;        /* BDRV_USER_FILTER */
+    bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -463,16 +474,83 @@ const char *bdrv_perm_name(int bit)
 }
 
 /*
+ * One parent's use of a node, as found by bdrv_refresh_perms(): a parent
+ * node through one of its children, or a user.  A parent reached on
+ * several paths has one edge, holding the union of what it needs and the
+ * intersection of what it shares.
+ */
+typedef struct PermEdge {
+    const void *key;        /* the parent node or the BdrvUser */
+    char *desc;             /* "node 'P' (uses node 'C' as 'file' child)" */
+    const char *role;
+    uint64_t perm, shared;
+    uint64_t seq;
+    bool filter;
+    bool hidden;            /* behind a filter that came later */
+} PermEdge;
+
+static void perm_edge_free(gpointer p)
+{
+    PermEdge *e = p;
+
+    g_free(e->desc);
+    g_free(e);
+}
+
+static void perm_edge_record(GHashTable *edges, BlockDriverState *bs, const void *key,
+                             const char *parent_desc, const char *role, uint64_t seq,
+                             bool filter, uint64_t perm, uint64_t shared)
+{
+    GPtrArray *list = g_hash_table_lookup(edges, bs);
+
+    if (!list) {
+        list = g_ptr_array_new_with_free_func(perm_edge_free);
+        g_hash_table_insert(edges, bs, list);
+    }
+    for (guint i = 0; i < list->len; i++) {
+        PermEdge *e = g_ptr_array_index(list, i);
+
+        if (e->key == key && !strcmp(e->role, role)) {
+            e->perm |= perm;
+            e->shared &= shared;
+            return;
+        }
+    }
+    {
+        PermEdge *e = g_new0(PermEdge, 1);
+
+        e->key = key;
+        e->desc = g_strdup_printf("%s (uses node '%s' as '%s' child)", parent_desc,
+                                  bs->node_name, role);
+        e->role = role;
+        e->perm = perm;
+        e->shared = shared;
+        e->seq = seq;
+        e->filter = filter;
+        g_ptr_array_add(list, e);
+    }
+}
+
+/*
  * Adds what one parent (or user) needs of @bs to @bs's total, then passes
  * on what @bs in turn needs of its children.  A node reached from several
  * parents collects the union of their needs and the intersection of what
- * they share.
+ * they share.  @edges (may be NULL) collects each parent's use of each
+ * node for the conflict check; @key NULL is the implicit use of a node
+ * nobody stands above, which is nobody's and conflicts with nothing.
+ * @perm is what the node's locks take; @eperm what the parent is checked
+ * for: the same, except for the implicit use, which takes locks for the
+ * tools' sake but, as a node without parents in QEMU, needs nothing of
+ * its own (a format below still needs of its file what it always does).
  */
-static void perm_propagate(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *key,
+                           const char *parent_desc, const char *role, uint64_t seq,
+                           bool filter, uint64_t perm, uint64_t eperm, uint64_t shared,
                            bool force_share)
 {
-    uint64_t fperm, fshared;
+    uint64_t fperm, feperm, fshared;
     BlockDriverState *extra;
+    g_autofree char *desc = NULL;
 
     /*
      * An inactive node (the other side of a migration owns the image) needs
@@ -488,27 +566,45 @@ static void perm_propagate(BlockDriverState *bs, uint64_t perm, uint64_t shared,
     }
     bs->new_perm |= perm;
     bs->new_shared &= shared;
+    if (edges && key) {
+        perm_edge_record(edges, bs, key, parent_desc, role, seq, filter, eperm, shared);
+    }
+    desc = g_strdup_printf("node '%s'", bs->node_name);
 
     if (bs->file) {
         if (bs->drv->is_passthrough) {
             fperm = perm | BLK_PERM_CONSISTENT_READ;
+            feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
             fshared = shared;
         } else {
             /* Metadata lives in the file: nobody else may change it. */
             fperm = BLK_PERM_CONSISTENT_READ |
                     (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
+            feperm = fperm;
             fshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
         }
-        perm_propagate(bs->file, fperm, fshared, force_share);
+        if (bs->drv->bdrv_child_perm) {
+            uint64_t sh = fshared;
+
+            bs->drv->bdrv_child_perm(bs, &fperm, &fshared);
+            bs->drv->bdrv_child_perm(bs, &feperm, &sh);
+        }
+        perm_propagate(edges, bs->file, bs, desc,
+                       bs->drv->file_child_name ? bs->drv->file_child_name : "file",
+                       bs->perm_seq, false, fperm, feperm, fshared, force_share);
     }
     if (bs->backing) {
         /* A backing node is only read; what others do with it is theirs. */
-        perm_propagate(bs->backing, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, force_share);
+        perm_propagate(edges, bs->backing, bs, desc, "backing", bs->perm_seq, false,
+                       BLK_PERM_CONSISTENT_READ, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL,
+                       force_share);
     }
     extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
     if (extra) {
-        perm_propagate(extra, BLK_PERM_CONSISTENT_READ |
-                       (extra->read_only ? 0 : BLK_PERM_WRITE), BLK_PERM_ALL, force_share);
+        fperm = BLK_PERM_CONSISTENT_READ | (extra->read_only ? 0 : BLK_PERM_WRITE);
+        perm_propagate(edges, extra, bs, desc,
+                       bs->drv->extra_child_name ? bs->drv->extra_child_name : "file",
+                       bs->perm_seq, false, fperm, fperm, BLK_PERM_ALL, force_share);
     }
 }
 
@@ -528,9 +624,98 @@ static bool node_is_child(BlockDriverState *bs)
     return false;
 }
 
+static gint perm_edge_cmp(gconstpointer a, gconstpointer b)
+{
+    const PermEdge *x = *(PermEdge *const *)a, *y = *(PermEdge *const *)b;
+
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static char *perm_list(uint64_t perm)
+{
+    GString *s = g_string_new(NULL);
+
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        if (perm & (1ULL << i)) {
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", bdrv_perm_name(i));
+        }
+    }
+    return g_string_free(s, false);
+}
+
+/*
+ * Two parents of one node conflict when one needs what the other does not
+ * share.  A filter user (a job's copy-before-write or mirror filter) stands
+ * between its node and the parents that were there before it, so it is
+ * checked, with their needs added to its own, against those that came
+ * after it.
+ */
+static bool perm_check_conflicts(GHashTable *edges, Error **errp)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        GPtrArray *list = g_hash_table_lookup(edges, bs);
+
+        if (!list) {
+            continue;
+        }
+        g_ptr_array_sort(list, perm_edge_cmp);
+        /*
+         * A filter takes over the parents that were there before it, as
+         * QEMU's filter node does: their needs and restrictions become its
+         * own, and they are no longer compared one by one.
+         */
+        for (guint j = 0; j < list->len; j++) {
+            PermEdge *f = g_ptr_array_index(list, j);
+
+            for (guint i = 0; f->filter && i < j; i++) {
+                PermEdge *e = g_ptr_array_index(list, i);
+
+                if (!e->hidden) {
+                    f->perm |= e->perm;
+                    f->shared &= e->shared;
+                    e->hidden = true;
+                }
+            }
+        }
+        /* The newest parent against the others, newest first, as QEMU looks. */
+        for (guint j = list->len; j-- > 1;) {
+            for (guint i = j; i-- > 0;) {
+                PermEdge *a = g_ptr_array_index(list, i);
+                PermEdge *b = g_ptr_array_index(list, j);
+                PermEdge *need = a, *unshare = b;
+                uint64_t bad;
+                g_autofree char *names = NULL;
+
+                if (a->key == b->key || a->hidden || b->hidden) {
+                    continue;
+                }
+                bad = a->perm & ~b->shared;
+                if (!bad) {
+                    bad = b->perm & ~a->shared;
+                    need = b;
+                    unshare = a;
+                }
+                if (!bad) {
+                    continue;
+                }
+                names = perm_list(bad);
+                error_setg(errp, "Permission conflict on node '%s': permissions '%s' are "
+                           "both required by %s and unshared by %s.", bs->node_name,
+                           names, need->desc, unshare->desc);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 int bdrv_refresh_perms(Error **errp)
 {
     GList *done = NULL;
+    /* Conflicts are refused when someone asks; a release cannot add one. */
+    g_autoptr(GHashTable) edges = errp ? g_hash_table_new_full(NULL, NULL, NULL,
+                                                 (GDestroyNotify)g_ptr_array_unref) : NULL;
     int ret = 0;
 
     for (GList *l = all_nodes; l; l = l->next) {
@@ -540,21 +725,26 @@ int bdrv_refresh_perms(Error **errp)
     }
     for (GList *l = all_nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
-        uint64_t perm = 0, shared = BLK_PERM_ALL;
+        bool is_child = bs->drv && node_is_child(bs), only_extras = !is_child;
 
-        if (!bs->drv || bs->closing || (node_is_child(bs) && !bs->users)) {
+        if (!bs->drv || bs->closing || (is_child && !bs->users)) {
             continue;
         }
-        if (bs->users) {
-            for (GSList *u = bs->users; u; u = u->next) {
-                BdrvUser *user = u->data;
-                perm |= user->perm;
-                shared &= user->shared;
-            }
-        } else {
-            perm = BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE);
+        for (GSList *u = bs->users; u; u = u->next) {
+            BdrvUser *user = u->data;
+            perm_propagate(edges, bs, user, user->name, user->role, user->seq,
+                           user->filter, user->perm, user->perm, user->shared, false);
+            only_extras &= user->extra;
         }
-        perm_propagate(bs, perm, shared, false);
+        /* Only a device replaces the node's own use; jobs and qemu-io come on top. */
+        if (only_extras) {
+            perm_propagate(edges, bs, NULL, NULL, NULL, 0, false,
+                           BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE),
+                           0, BLK_PERM_ALL, false);
+        }
+    }
+    if (edges && !perm_check_conflicts(edges, errp)) {
+        return -EPERM;
     }
     for (GList *l = all_nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
@@ -591,15 +781,20 @@ int bdrv_refresh_perms(Error **errp)
     return ret;
 }
 
-BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
-                        uint64_t shared, Error **errp)
+BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
+                             uint64_t perm, uint64_t shared, unsigned flags,
+                             Error **errp)
 {
     BdrvUser *user = g_new0(BdrvUser, 1);
 
     user->bs = bs;
     user->name = g_strdup(name);
+    user->role = role ? role : "root";
     user->perm = perm;
     user->shared = shared;
+    user->seq = ++perm_seq_counter;
+    user->filter = flags & BDRV_USER_FILTER;
+    user->extra = flags & (BDRV_USER_FILTER | BDRV_USER_EXTRA);
     bs->users = g_slist_append(bs->users, user);
     if (bdrv_refresh_perms(errp) < 0) {
         bs->users = g_slist_remove(bs->users, user);
@@ -608,6 +803,12 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
         return NULL;
     }
     return user;
+}
+
+BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
+                        uint64_t shared, Error **errp)
+{
+    return bdrv_user_add_full(bs, name, NULL, perm, shared, 0, errp);
 }
 
 void bdrv_user_remove(BdrvUser *user)

@@ -401,6 +401,13 @@ fail:
     return NULL;
 }
 
+void drive_set_user_name(DriveInfo *dinfo, const char *name, bool share_rw)
+{
+    g_free(dinfo->user_name);
+    dinfo->user_name = g_strdup_printf("block device '%s'", name);
+    dinfo->share_rw = share_rw;
+}
+
 BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
 {
     uint64_t perm = BLK_PERM_CONSISTENT_READ, shared = BLK_PERM_ALL & ~BLK_PERM_WRITE;
@@ -411,7 +418,11 @@ BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
     if (cdrom) {
         shared &= ~BLK_PERM_RESIZE;
     }
-    return bdrv_user_add(dinfo->bs, dinfo->id, perm, shared, errp);
+    if (dinfo->share_rw) {
+        shared |= BLK_PERM_WRITE;
+    }
+    return bdrv_user_add(dinfo->bs, dinfo->user_name ? dinfo->user_name : "an unnamed block device",
+                         perm, shared, errp);
 }
 
 void drive_detach_device(DriveInfo *dinfo)
@@ -444,6 +455,7 @@ void drive_del(DriveInfo *dinfo)
         bdrv_unref(dinfo->bs);
     }
     g_free(dinfo->id);
+    g_free(dinfo->user_name);
     g_free(dinfo);
 }
 
@@ -476,11 +488,15 @@ DriveInfo *drive_lookup_for_device(const char *name, Error **errp)
     }
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
-        if (d->anonymous && d->bs == bs) {
-            return d;   /* a node serves one device at a time */
+        if (d->anonymous && d->bs == bs && !d->dev) {
+            return d;
         }
     }
-    /* A device on a node name gets a drive of its own with no name, as in QEMU. */
+    /*
+     * A device on a node name gets a drive of its own with no name, as in
+     * QEMU; two devices on one node are two users, which must share write
+     * (share-rw) to both write it.
+     */
     dinfo = g_new0(DriveInfo, 1);
     dinfo->id = g_strdup("");
     dinfo->bs = bs;

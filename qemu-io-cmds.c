@@ -2036,6 +2036,30 @@ static bool check_argc(const QemuIOCommand *ct, int argc)
     return false;
 }
 
+uint64_t qemuio_command_perm(const char *cmdline)
+{
+    g_auto(GStrv) words = g_strsplit_set(cmdline, " \t\r\n", -1);
+    const QemuIOCommand *ct = NULL;
+
+    init_commands();
+    for (int i = 0; words[i] && !ct; i++) {
+        if (*words[i]) {
+            ct = find_command(words[i]);
+            if (!ct) {
+                return 0;
+            }
+        }
+    }
+    if (!ct) {
+        return 0;
+    }
+    /* Reads ask for nothing, as in QEMU: a mirror's target can be read. */
+    if (ct == &truncate_cmd) {
+        return BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    }
+    return ct->flags & QEMUIO_CMD_WRITE ? BLK_PERM_WRITE : 0;
+}
+
 int qemuio_command(BlockDriverState *bs, const char *cmdline)
 {
     g_auto(GStrv) words = g_strsplit_set(cmdline, " \t\r\n", -1);

@@ -77,6 +77,12 @@ void qemuio_command_usage(const QemuIOCommand *cmd);
 int qemuio_command(BlockDriverState *bs, const char *cmdline);
 
 /*
+ * The permissions (BLK_PERM_*) one command line needs of its node: what
+ * the monitor's qemu-io asks for a node it uses as an unnamed user.
+ */
+uint64_t qemuio_command_perm(const char *cmdline);
+
+/*
  * qemu-io -m: data buffers start at a deliberately misaligned address, to
  * exercise a request path's bounce buffering (O_DIRECT needs alignment).
  */

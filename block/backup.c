@@ -24,6 +24,14 @@ typedef struct BackupJob {
     /* A fresh target without backing reads as zeroes: zero runs need no write. */
     bool target_is_zero;
     bool notifier_added;
+    /*
+     * The copy-before-write claim: QEMU puts a filter node between the
+     * source and its parents, which lets nobody else write or resize the
+     * source's subtree (see docs/permissions.md); here the write notifier
+     * is that filter and this user its permissions.
+     */
+    BdrvUser *filter_user;
+    BdrvUser *target_user;      /* the filter's "target" child: writes it */
     uint8_t *buf;
     /*
      * sync=incremental/bitmap (or full/top with a bitmap): the user's
@@ -209,6 +217,10 @@ static void backup_clean(BlockJob *job)
         bdrv_remove_write_notifier(job->bs, backup_before_write, s);
         s->notifier_added = false;
     }
+    bdrv_user_remove(s->filter_user);
+    s->filter_user = NULL;
+    bdrv_user_remove(s->target_user);
+    s->target_user = NULL;
     if (s->bitmap) {
         backup_bitmap_finish(s);
     }
@@ -319,6 +331,28 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         bdrv_unref(target);
         block_job_free_unstarted(job);
         return NULL;
+    }
+    {
+        g_autofree char *filter = bdrv_next_auto_node_name();
+        g_autofree char *desc = g_strdup_printf("node '%s'", filter);
+
+        /* Others may write the target too; a device that does not share it refuses. */
+        s->target_user = bdrv_user_add_full(target, desc, "target", BLK_PERM_WRITE,
+                                            BLK_PERM_ALL, BDRV_USER_EXTRA, errp);
+        if (!s->target_user) {
+            error_prepend(errp, "Could not create node: ");
+            bdrv_unref(target);
+            block_job_free_unstarted(job);
+            return NULL;
+        }
+        s->filter_user = bdrv_user_add_full(src, desc, "file", BLK_PERM_CONSISTENT_READ,
+                                            BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE),
+                                            BDRV_USER_FILTER, errp);
+        if (!s->filter_user) {
+            bdrv_unref(target);
+            block_job_free_unstarted(job);
+            return NULL;
+        }
     }
     s->target = target;
     block_job_add_node(job, target);

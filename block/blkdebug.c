@@ -17,6 +17,10 @@
  *   enospc-after=B  writes fail with ENOSPC once B bytes have been written
  *                   (a write that would exceed B writes nothing)
  *   flush-errno=N   every flush fails with this errno
+ *   take-child-perms=[PERM,...], unshare-child-perms=[PERM,...]
+ *                   QEMU's: also need, or do not share, these permissions
+ *                   (consistent-read, write, write-unchanged, resize) of
+ *                   the image, on top of what the parents pass through
  *
  * As a file name: "blkdebug:RULES:PATH" with RULES being the options above
  * joined by '/', e.g. "blkdebug:write-errno=28/write-offset=1M:t.img";
@@ -103,6 +107,8 @@ typedef struct BDRVBlkdebugState {
     int64_t enospc_after;       /* -1: none */
     int64_t written;
     int flush_errno;            /* 0: flushes succeed */
+    /* take-child-perms, unshare-child-perms: BLK_PERM_* of the image child. */
+    uint64_t take_perms, unshare_perms;
 
     /*
      * Request limits, as a device with such constraints would have them:
@@ -607,21 +613,42 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
 }
 
 /* Options of QEMU's blkdebug that this tree does not implement. */
-static bool refuse_unsupported(QDict *options, Error **errp)
+/*
+ * take-child-perms / unshare-child-perms: a list of QEMU's permission
+ * names ("KEY.0", "KEY.1", ... once flattened), as a mask of BLK_PERM_*.
+ */
+static bool take_perm_list(QDict *options, const char *key, uint64_t *out, Error **errp)
 {
-    /* There are no node permissions here to take or share. */
-    static const char *const unsupported[] = {
-        "take-child-perms", "unshare-child-perms",
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent-read", "write", "write-unchanged", "resize",
     };
 
-    for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++) {
-        if (qdict_haskey(options, unsupported[i])) {
-            error_setg(errp, "blkdebug: option '%s' is not supported: this block layer "
-                       "has no node permissions", unsupported[i]);
+    *out = 0;
+    if (qdict_haskey(options, key)) {
+        error_setg(errp, "Invalid parameter type for '%s', expected: array", key);
+        return false;
+    }
+    for (int i = 0;; i++) {
+        g_autofree char *k = g_strdup_printf("%s.%d", key, i);
+        const char *v = qdict_get_try_str(options, k);
+        int bit;
+
+        if (!qdict_haskey(options, k)) {
+            return true;
+        }
+        for (bit = 0; bit < BLK_PERM_COUNT; bit++) {
+            if (v && !strcmp(v, names[bit])) {
+                break;
+            }
+        }
+        if (bit == BLK_PERM_COUNT) {
+            /* QEMU 7.2's wording, 'null' included. */
+            error_setg(errp, "Parameter 'null' does not accept value '%s'", v ? v : "");
             return false;
         }
+        *out |= 1ULL << bit;
+        qdict_del(options, k);
     }
-    return true;
 }
 
 /* A limit that must be a multiple of @of (0 allowed: no limit). */
@@ -799,7 +826,9 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     qdict_del(options, "config");
     /* What is left are rules and limits (or unknown options, refused below). */
     s->plain_config = qdict_size(options) ? NULL : g_strdup(config ? config : "");
-    if (!refuse_unsupported(options, errp) || !take_limits(s, options, errp) ||
+    if (!take_perm_list(options, "take-child-perms", &s->take_perms, errp) ||
+        !take_perm_list(options, "unshare-child-perms", &s->unshare_perms, errp) ||
+        !take_limits(s, options, errp) ||
         (config && *config && !read_config(s, config, errp)) ||
         !take_rule_options(s, options, "inject-error", RULE_INJECT_ERROR, errp) ||
         !take_rule_options(s, options, "set-state", RULE_SET_STATE, errp)) {
@@ -1041,6 +1070,14 @@ static char *blkdebug_plain_filename(BlockDriverState *bs, const char *file_plai
                            : NULL;
 }
 
+static void blkdebug_child_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *shared)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    *perm |= s->take_perms;
+    *shared &= ~s->unshare_perms;
+}
+
 static const char *const blkdebug_strong_opts[] = {
     "config", "inject-error.", "set-state.", "align", "max-transfer",
     "opt-write-zero", "max-write-zero", "opt-discard", "max-discard",
@@ -1059,6 +1096,7 @@ static BlockDriver bdrv_blkdebug = {
     .strong_opts = blkdebug_strong_opts,
     .bdrv_plain_filename = blkdebug_plain_filename,
     .file_child_name = "image",
+    .bdrv_child_perm = blkdebug_child_perm,
     .bdrv_debug_event = blkdebug_debug_event,
     .bdrv_debug_breakpoint = blkdebug_breakpoint,
     .bdrv_debug_remove_breakpoint = blkdebug_remove_breakpoint,

@@ -405,11 +405,22 @@ static int64_t snapshot_access_getlength(BlockDriverState *bs)
     return bdrv_getlength(bs->file);
 }
 
+/*
+ * The filter below keeps the point-in-time view whatever its parents
+ * write: the reader lets them write (a format would not).
+ */
+static void snapshot_access_child_perm(BlockDriverState *bs, uint64_t *perm,
+                                       uint64_t *shared)
+{
+    *shared = BLK_PERM_ALL;
+}
+
 static BlockDriver bdrv_snapshot_access = {
     .format_name = "snapshot-access",
     .instance_size = 1,
     .is_protocol = true,
     .file_child_name = "file",
+    .bdrv_child_perm = snapshot_access_child_perm,
     .bdrv_open = snapshot_access_open,
     .bdrv_pread = snapshot_access_pread,
     .bdrv_pwrite = snapshot_access_pwrite,

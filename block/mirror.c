@@ -25,6 +25,13 @@ typedef struct MirrorJob {
     int64_t copied;             /* bytes copied so far, for "offset" */
     bool target_is_zero;
     bool notifier_added;
+    /*
+     * drive-mirror's claims, as QEMU's: its filter above the source (takes
+     * over the source's users), the job's own use of the source (lets
+     * nobody resize it), and of the target (lets nobody else read, write
+     * or resize it).  See docs/permissions.md.
+     */
+    BdrvUser *filter_user, *source_user, *target_user;
     uint8_t *buf;
 } MirrorJob;
 
@@ -94,6 +101,40 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     return total;
 }
 
+static void mirror_release(MirrorJob *s)
+{
+    bdrv_user_remove(s->filter_user);
+    bdrv_user_remove(s->source_user);
+    bdrv_user_remove(s->target_user);
+    s->filter_user = s->source_user = s->target_user = NULL;
+}
+
+static bool mirror_claim(MirrorJob *s, BlockDriverState *target, Error **errp)
+{
+    g_autofree char *filter = bdrv_next_auto_node_name();
+    g_autofree char *fdesc = g_strdup_printf("node '%s'", filter);
+    g_autofree char *jdesc = g_strdup_printf("mirror job '%s'", s->common.id);
+
+    s->filter_user = bdrv_user_add_full(s->common.bs, fdesc, "backing",
+                                        BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL,
+                                        BDRV_USER_FILTER, errp);
+    if (s->filter_user) {
+        s->source_user = bdrv_user_add_full(s->common.bs, jdesc, "source", 0,
+                                            BLK_PERM_ALL & ~BLK_PERM_RESIZE, BDRV_USER_EXTRA,
+                                            errp);
+    }
+    if (s->source_user) {
+        s->target_user = bdrv_user_add_full(target, "an unnamed block device", NULL,
+                                            BLK_PERM_WRITE, BLK_PERM_WRITE_UNCHANGED,
+                                            BDRV_USER_EXTRA, errp);
+    }
+    if (!s->target_user) {
+        mirror_release(s);
+        return false;
+    }
+    return true;
+}
+
 static int mirror_prepare(BlockJob *job, Error **errp)
 {
     MirrorJob *s = (MirrorJob *)job;
@@ -116,6 +157,8 @@ static int mirror_prepare(BlockJob *job, Error **errp)
         bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
         s->notifier_added = false;
     }
+    /* The target takes the source's place and its users: no claims in between. */
+    mirror_release(s);
     if (!block_job_replace_root(job->bs, s->target, errp)) {
         return -EIO;
     }
@@ -136,6 +179,7 @@ static void mirror_clean(BlockJob *job)
 {
     MirrorJob *s = (MirrorJob *)job;
 
+    mirror_release(s);
     if (s->notifier_added) {
         bdrv_remove_write_notifier(job->bs, mirror_after_write, s);
         s->notifier_added = false;
@@ -268,6 +312,11 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     nodes[0] = target;
     if (!block_job_check_keys(target, NULL, errp) ||
         !block_job_check_nodes_free(nodes, 1, NULL, errp)) {
+        bdrv_unref(target);
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    if (!mirror_claim(s, target, errp)) {
         bdrv_unref(target);
         block_job_free_unstarted(&s->common);
         return NULL;

@@ -30,12 +30,14 @@ typedef struct DeviceModel {
     int child_bus_max;          /* devices on that bus */
 } DeviceModel;
 
-static const char *const ide_props[] = { "unit", "serial", "bootindex", NULL };
-static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothread", NULL };
-static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", NULL };
-static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", NULL };
+static const char *const ide_props[] = { "unit", "serial", "bootindex", "share-rw", NULL };
+static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothread", "share-rw",
+                                         NULL };
+static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", "share-rw",
+                                         NULL };
+static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", "share-rw", NULL };
 static const char *const controller_props[] = { "addr", "iothread", NULL };
-static const char *const floppy_props[] = { "unit", NULL };
+static const char *const floppy_props[] = { "unit", "share-rw", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
@@ -226,6 +228,44 @@ static int bus_free_unit(BusState *bus)
     return -1;
 }
 
+/*
+ * The QOM path of the device that device_create() will make next and that
+ * holds the drive: how a conflict names a device on a node without a drive
+ * name ("block device '/machine/peripheral/d0/virtio-backend'").
+ */
+static char *device_next_backend_path(const DeviceModel *model, const char *id)
+{
+    g_autofree char *path = id ? g_strdup_printf("/machine/peripheral/%s", id)
+                               : g_strdup_printf("/machine/peripheral-anon/device[%d]",
+                                                 anon_counter);
+
+    /* usb-storage holds the drive itself while it is made: its own path. */
+    if (model->bus_type == BUS_TYPE_PCI) {
+        return g_strdup_printf("%s/virtio-backend", path);
+    }
+    return g_steal_pointer(&path);
+}
+
+/* A boolean property: "on"/"off" on the command line, true/false over QMP. */
+static bool prop_get_bool(const QDict *props, const char *key, bool *out, Error **errp)
+{
+    json_t *v = json_object_get((json_t *)props, key);
+
+    *out = false;
+    if (!v) {
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        return qemu_parse_bool(key, json_string_value(v), out, errp);
+    }
+    error_setg(errp, "Invalid parameter type for '%s', expected: boolean", key);
+    return false;
+}
+
 static DeviceState *device_create(const DeviceModel *model, BusState *bus, const char *id,
                                   DriveInfo *dinfo, int unit)
 {
@@ -300,6 +340,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     DeviceState *dev;
     DriveInfo *dinfo;
     BdrvUser *user = NULL;
+    bool share_rw;
     const char *key;
     json_t *value;
     int unit;
@@ -379,6 +420,9 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             error_setg(errp, "Property '%s.%s' expects a scalar value", driver, key);
             return NULL;
         }
+    }
+    if (!prop_get_bool(props, "share-rw", &share_rw, errp)) {
+        return NULL;
     }
     if (qdict_get_try_str(props, "iothread")) {
         iothread = iothread_by_id(qdict_get_try_str(props, "iothread"));
@@ -465,6 +509,10 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     }
     /* The device's needs of the node (image locks) before it exists. */
     if (dinfo->bs) {
+        g_autofree char *path = device_next_backend_path(model, id);
+
+        drive_set_user_name(dinfo, dinfo->anonymous || !*dinfo->id ? path : dinfo->id,
+                            share_rw);
         user = drive_new_device_user(dinfo, dinfo->cdrom || model->removable, errp);
         if (!user) {
             goto fail_drive;
@@ -499,6 +547,7 @@ bool qdev_add_ide_disk(DriveInfo *dinfo, int busno, int unit, Error **errp)
         return false;
     }
     /* Keyless drives are allowed here: start-up then stays in prelaunch. */
+    drive_set_user_name(dinfo, dinfo->id, false);
     user = dinfo->bs ? drive_new_device_user(dinfo, dinfo->cdrom, errp) : NULL;
     if (dinfo->bs && !user) {
         return false;

@@ -752,17 +752,44 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
     BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
     QemuIOOutputFn old_fn;
     void *old_opaque;
+    BdrvUser *user = NULL;
 
-    if (!bs) {
-        monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
-                       device);
+    if (!bs && !d) {
+        /* QEMU 7.2's words: it looks for a drive, then for a node. */
+        monitor_printf(mon, "Error: Cannot find device='' nor node-name='%s'\n", device);
         return;
+    }
+    if (!bs) {
+        monitor_printf(mon, "Device '%s' has no medium\n", device);
+        return;
+    }
+    /*
+     * A node used by name is used as QEMU's monitor does: by an unnamed
+     * user that needs what the command does and shares everything, so a
+     * write to a node a device writes is refused.  A drive's own user (its
+     * device) is the one that writes through a drive name.
+     */
+    if (!d) {
+        uint64_t perm = qemuio_command_perm(cmd);
+        Error *err = NULL;
+
+        if (bdrv_is_read_only(bs)) {
+            perm &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);   /* refused below */
+        }
+        user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL,
+                                  BDRV_USER_EXTRA, &err);
+        if (!user) {
+            monitor_printf(mon, "%s\n", error_get_pretty(err));
+            error_free(err);
+            return;
+        }
     }
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
     qemuio_get_output(&old_fn, &old_opaque);
     qemuio_set_output(qemu_io_output, mon);
     qemuio_command(bs, cmd);
     qemuio_set_output(old_fn, old_opaque);
+    bdrv_user_remove(user);
 }
 
 static const HMPCommand builtin_cmds[] = {

@@ -125,7 +125,28 @@ typedef struct BdrvUser BdrvUser;
  */
 BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
                         uint64_t shared, Error **errp);
+/*
+ * The same, named @name in conflict messages as QEMU names parents ("block
+ * device 'd0'", "an unnamed block device", "node 'f' ..."), reported as
+ * the node's @role child (NULL: "root").  Also fails, changing nothing,
+ * when a parent or user of @bs in this process needs what @shared leaves
+ * out, or @perm is what one of them does not share: "Permission conflict
+ * on node ...".  BDRV_USER_FILTER: the user stands between the node and
+ * the parents it has already (a job's copy-before-write or mirror filter):
+ * their needs and restrictions become its own, it is checked against
+ * those that come later only, and its @shared applies to everything
+ * below as theirs does.
+ * BDRV_USER_EXTRA: the user comes on top of the use of the program that
+ * opened the node (its locks stay), where a device replaces it.
+ */
+#define BDRV_USER_FILTER 0x1
+#define BDRV_USER_EXTRA  0x2
+BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
+                             uint64_t perm, uint64_t shared, unsigned flags,
+                             Error **errp);
 void bdrv_user_remove(BdrvUser *user);
+/* A fresh automatic node name ("#block123"), for a filter without a node. */
+char *bdrv_next_auto_node_name(void);
 /*
  * Recomputes every node's needs and applies them (image locks).  All or
  * nothing: on a conflict every lock stays as it was and @errp says which.

@@ -143,6 +143,11 @@ struct BlockDriverState {
     uint64_t perm, shared_perm;
     /* Scratch for the computation in bdrv_refresh_perms(). */
     uint64_t new_perm, new_shared;
+    /*
+     * When the node came, counted with the users (BdrvUser): of two
+     * parents in conflict the older is named as needing, as in QEMU.
+     */
+    uint64_t perm_seq;
 };
 
 typedef struct BlockDriver {
@@ -298,6 +303,12 @@ typedef struct BlockDriver {
     /* A second child besides bs->file (blkverify's "raw"), and its name in options. */
     BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
     const char *extra_child_name;
+    /*
+     * Adjusts what the node needs of its file child (@perm) and shares of
+     * it (@shared), after the default of a filter or a format: blkdebug's
+     * take-child-perms and unshare-child-perms.
+     */
+    void (*bdrv_child_perm)(BlockDriverState *bs, uint64_t *perm, uint64_t *shared);
     /*
      * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
      * given the plain names of its children; NULL when its options need a

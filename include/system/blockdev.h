@@ -29,6 +29,9 @@ struct DriveInfo {
     bool cdrom;             /* media=cdrom: an IDE CD-ROM drive (ide-cd) */
     /* What the device on the drive needs of its node (see drive_set_device()). */
     BdrvUser *perm_user;
+    /* How conflicts name that device ("block device 'NAME'"), and its share-rw. */
+    char *user_name;
+    bool share_rw;
 };
 
 /*
@@ -69,6 +72,8 @@ json_t *block_device_info(BlockDriverState *bs);
  * share-rw.  NULL with @errp set when another process's image locks
  * refuse that.  The caller stores it in dinfo->perm_user as it attaches.
  */
+/* Sets the device's name and share-rw for drive_new_device_user(). */
+void drive_set_user_name(DriveInfo *dinfo, const char *name, bool share_rw);
 BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp);
 /* The device leaves the drive: its needs go with it. */
 void drive_detach_device(DriveInfo *dinfo);
