@@ -213,6 +213,24 @@ BlockDriverState *bdrv_chain_base(BlockDriverState *bs)
     return bs;
 }
 
+bool bdrv_is_filter(BlockDriverState *bs)
+{
+    return bs && bs->drv && bs->drv->is_filter && bs->file;
+}
+
+BlockDriverState *bdrv_filter_or_cow_bs(BlockDriverState *bs)
+{
+    return bdrv_is_filter(bs) ? bs->file : bs->backing;
+}
+
+BlockDriverState *bdrv_skip_filters(BlockDriverState *bs)
+{
+    while (bdrv_is_filter(bs)) {
+        bs = bs->file;
+    }
+    return bs;
+}
+
 void bdrv_set_writethrough(BlockDriverState *bs, bool writethrough)
 {
     bs->writethrough = writethrough;
@@ -1916,9 +1934,9 @@ static int notify_writes(BlockDriverState *bs, bool after, int64_t offset,
  * The one request path.  Every check that must hold for every consumer of
  * the block layer lives here and nowhere else.
  */
-static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
-                           int64_t offset, int64_t bytes, void *buf, int flags,
-                           Error **errp)
+static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
+                                   int64_t offset, int64_t bytes, void *buf, int flags,
+                                   bool *invalid, Error **errp)
 {
     BlockDriver *drv = bs->drv;
     BlockDriverState *keyless;
@@ -1926,6 +1944,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
 
     if (!drv) {
         error_setg(errp, "Node '%s' is not open", bs->node_name);
+        *invalid = true;
         return -ENOMEDIUM;
     }
     /*
@@ -1937,6 +1956,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     if (keyless) {
         bdrv_error_key_missing(keyless, NULL, errp);
         error_prepend(errp, "Key missing: ");
+        *invalid = true;
         return -ENOKEY;
     }
     if (bs->inactive && type != BDRV_REQ_READ) {
@@ -1945,6 +1965,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         }
         error_setg(errp, "Node '%s' is inactive: the other side of a migration "
                    "owns its image; no writes until it is activated", bs->node_name);
+        *invalid = true;
         return -EPERM;
     }
     if (type == BDRV_REQ_FLUSH) {
@@ -1967,10 +1988,12 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         offset > INT64_MAX - bytes) {
         error_setg(errp, "Invalid request: offset %" PRId64 ", %" PRId64 " bytes",
                    offset, bytes);
+        *invalid = true;
         return -EIO;
     }
     if (type != BDRV_REQ_READ && bs->read_only) {
         error_setg(errp, "Node '%s' is read-only", bs->node_name);
+        *invalid = true;
         return -EACCES;
     }
     if (!drv->is_protocol) {
@@ -1984,6 +2007,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64
                        ", %" PRId64 " bytes, image size %" PRId64,
                        bs->filename, offset, bytes, len);
+            *invalid = true;
             return -EIO;
         }
     }
@@ -2036,6 +2060,15 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
         } else if (type == BDRV_REQ_DISCARD) {
             ret = drv->bdrv_pdiscard ? drv->bdrv_pdiscard(bs, offset, bytes, errp) : 0;
+            if (drv->is_protocol && drv->bdrv_pdiscard) {
+                /* What reached the file itself (the "file" driver's own stats). */
+                if (ret < 0) {
+                    bs->stats.discard_nb_failed++;
+                } else {
+                    bs->stats.discard_nb_ok++;
+                    bs->stats.discard_bytes_ok += bytes;
+                }
+            }
         } else if (drv->bdrv_pwrite_zeroes) {
             ret = drv->bdrv_pwrite_zeroes(bs, offset, bytes, flags, errp);
             if (ret == -ENOTSUP && !(flags & BDRV_REQ_NO_FALLBACK)) {
@@ -2077,6 +2110,47 @@ write_zero_buffer:
     default:
         g_assert_not_reached();
     }
+}
+
+
+/*
+ * Every request of every consumer enters here, and is counted here once
+ * for the node it was made to (query-blockstats).
+ */
+static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
+                           int64_t offset, int64_t bytes, void *buf, int flags,
+                           Error **errp)
+{
+    static const BlockAcctType kind[] = {
+        [BDRV_REQ_READ] = BLOCK_ACCT_READ,
+        [BDRV_REQ_WRITE] = BLOCK_ACCT_WRITE,
+        [BDRV_REQ_ZEROES] = BLOCK_ACCT_WRITE,
+        [BDRV_REQ_DISCARD] = BLOCK_ACCT_UNMAP,
+        [BDRV_REQ_FLUSH] = BLOCK_ACCT_FLUSH,
+    };
+    BlockAcctType k = kind[type];
+    int64_t start = g_get_monotonic_time();
+    bool invalid = false;
+    int ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+    int64_t now = g_get_monotonic_time();
+
+    if (invalid) {
+        bs->stats.invalid_ops[k]++;
+    } else if (ret < 0) {
+        bs->stats.failed_ops[k]++;
+    } else {
+        bs->stats.nr_ops[k]++;
+        if (type != BDRV_REQ_FLUSH) {
+            bs->stats.nr_bytes[k] += bytes;
+        }
+        bs->stats.total_time_ns[k] += (now - start) * 1000;
+        if (type != BDRV_REQ_READ && type != BDRV_REQ_FLUSH) {
+            bs->stats.wr_highest_offset = MAX(bs->stats.wr_highest_offset,
+                                              (uint64_t)(offset + bytes));
+        }
+    }
+    bs->stats.last_access_ns = now * 1000;
+    return ret;
 }
 
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
