@@ -207,8 +207,8 @@ BlockDriverState *bdrv_file(BlockDriverState *bs)
 
 BlockDriverState *bdrv_chain_base(BlockDriverState *bs)
 {
-    while (bs && bs->backing) {
-        bs = bs->backing;
+    while (bs && bdrv_filter_or_cow_bs(bs)) {
+        bs = bdrv_filter_or_cow_bs(bs);
     }
     return bs;
 }
@@ -1037,7 +1037,8 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     Error *local_err = NULL;
     const char *name = bs->full_backing_filename;
 
-    if (!name[0] && !qdict_haskey(backing_opts, "file.filename")) {
+    if (!name[0] && !qdict_haskey(backing_opts, "file.filename") &&
+        !qdict_haskey(backing_opts, "driver")) {
         if (flags & BDRV_O_UNSAFE) {
             qobject_unref(backing_opts);
             return 0;
@@ -1052,7 +1053,8 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     }
     /* Backing files are opened read-only; commit re-opens them writable. */
     flags &= ~BDRV_O_RDWR;
-    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") ? NULL : name,
+    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") || !name[0]
+                                ? NULL : name,
                                 backing_opts, flags | BDRV_O_PROBE_QUIET, chain,
                                 &local_err);
     if (!backing) {
@@ -1270,7 +1272,9 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         bdrv_set_backing_hd(bs, b);
-    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename"))) {
+    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename") ||
+                               qdict_haskey(backing_opts, "driver"))) {
+        /* Backing options given (a filter over a node, say) open a backing node too. */
         my_chain = g_slist_prepend(g_slist_copy(chain), identity);
         if (open_backing(bs, backing_opts, flags, my_chain, errp) < 0) {
             backing_opts = NULL;
@@ -2400,7 +2404,8 @@ int bdrv_block_status_above(BlockDriverState *bs, BlockDriverState *base,
         return BDRV_BLOCK_EOF;
     }
     bytes = MIN(bytes, top_len - offset);
-    for (p = bs; p && p != base; p = p->backing) {
+    /* Filters are looked through: their data is their file child's. */
+    for (p = bs; p && p != base; p = bdrv_filter_or_cow_bs(p)) {
         int64_t n = 0;
         int64_t plen = bdrv_getlength(p);
         int ret;
@@ -2453,11 +2458,11 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
                             bool include_base, int64_t offset, int64_t bytes,
                             int64_t *pnum)
 {
-    BlockDriverState *stop = include_base && base ? base->backing : base;
+    BlockDriverState *stop = include_base && base ? bdrv_filter_or_cow_bs(base) : base;
     int64_t run = bytes;
     BlockDriverState *p;
 
-    for (p = top; p && p != stop; p = p->backing) {
+    for (p = top; p && p != stop; p = bdrv_filter_or_cow_bs(p)) {
         int64_t n;
         int ret = bdrv_is_allocated(p, offset, run, &n);
         if (ret < 0) {

@@ -317,7 +317,7 @@ BlockDriverState *bdrv_find_node(const char *node_name);
 bool bdrv_node_name_valid(const char *name, Error **errp);
 BlockDriverState *bdrv_backing(BlockDriverState *bs);
 BlockDriverState *bdrv_file(BlockDriverState *bs);
-/* The bottom of @bs's backing chain. */
+/* The bottom of @bs's backing chain (filters looked through). */
 BlockDriverState *bdrv_chain_base(BlockDriverState *bs);
 /* Whether @bs is a filter node (throttle, blkdebug, ...): its data is its file's. */
 bool bdrv_is_filter(BlockDriverState *bs);
