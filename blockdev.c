@@ -743,7 +743,7 @@ static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
     qdict_put_int(d, "wr_merged", 0);
     qdict_put_int(d, "unmap_merged", 0);
     if (st->last_access_ns) {
-        qdict_put_int(d, "idle_time_ns", g_get_monotonic_time() * 1000 - st->last_access_ns);
+        qdict_put_int(d, "idle_time_ns", bdrv_acct_clock_ns() - st->last_access_ns);
     }
     qdict_put_int(d, "failed_rd_operations", st->failed_ops[BLOCK_ACCT_READ]);
     qdict_put_int(d, "failed_wr_operations", st->failed_ops[BLOCK_ACCT_WRITE]);
@@ -833,7 +833,7 @@ char *hmp_blockstats_text(void)
         static const BlockAcctStats none;
         const BlockAcctStats *st = d->bs ? &d->bs->stats : &none;
         int64_t idle = st->last_access_ns ?
-                       g_get_monotonic_time() * 1000 - st->last_access_ns : 0;
+                       bdrv_acct_clock_ns() - st->last_access_ns : 0;
 
         g_string_append_printf(out, "%s:", d->id);   /* "" for a node's, as QEMU */
         g_string_append_printf(out,

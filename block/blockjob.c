@@ -1376,14 +1376,26 @@ bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_ro
      * Filters above the old root (an active commit below a throttle node)
      * now filter the new one, as QEMU replaces a node in all its parents.
      */
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *parent = l->data;
+    {
+        g_autoptr(GPtrArray) parents = g_ptr_array_new();
 
-        if (parent->file == old_root && bdrv_is_filter(parent)) {
+        /* Collected first: dropping a reference may close nodes. */
+        for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+            BlockDriverState *parent = l->data;
+
+            if (parent->file == old_root && bdrv_is_filter(parent)) {
+                g_ptr_array_add(parents, parent);
+            }
+        }
+        bdrv_ref(old_root);
+        for (guint i = 0; i < parents->len; i++) {
+            BlockDriverState *parent = parents->pdata[i];
+
             bdrv_ref(new_root);
             parent->file = new_root;
             bdrv_unref(old_root);
         }
+        bdrv_unref(old_root);
     }
     if (bdrv_refresh_perms(errp) < 0) {
         return false;

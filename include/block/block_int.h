@@ -54,11 +54,14 @@ typedef struct BlockAcctStats {
     uint64_t failed_ops[BLOCK_ACCT_MAX];
     uint64_t invalid_ops[BLOCK_ACCT_MAX];
     uint64_t total_time_ns[BLOCK_ACCT_MAX];
-    int64_t last_access_ns;     /* monotonic; 0: never accessed */
+    int64_t last_access_ns;     /* bdrv_acct_clock_ns(); 0: never accessed */
     uint64_t wr_highest_offset; /* end of the highest successful write */
     /* Discards that reached the protocol driver (the "file" driver's own). */
     uint64_t discard_nb_ok, discard_nb_failed, discard_bytes_ok;
 } BlockAcctStats;
+
+/* The clock of the accounting (CLOCK_MONOTONIC nanoseconds). */
+int64_t bdrv_acct_clock_ns(void);
 
 struct BlockDriverState {
     BlockDriver *drv;
