@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <glib.h>
@@ -214,8 +215,26 @@ BlockDriverState *bdrv_file(BlockDriverState *bs)
 
 BlockDriverState *bdrv_chain_base(BlockDriverState *bs)
 {
-    while (bs && bs->backing) {
-        bs = bs->backing;
+    while (bs && bdrv_filter_or_cow_bs(bs)) {
+        bs = bdrv_filter_or_cow_bs(bs);
+    }
+    return bs;
+}
+
+bool bdrv_is_filter(BlockDriverState *bs)
+{
+    return bs && bs->drv && bs->drv->is_filter && bs->file;
+}
+
+BlockDriverState *bdrv_filter_or_cow_bs(BlockDriverState *bs)
+{
+    return bdrv_is_filter(bs) ? bs->file : bs->backing;
+}
+
+BlockDriverState *bdrv_skip_filters(BlockDriverState *bs)
+{
+    while (bdrv_is_filter(bs)) {
+        bs = bs->file;
     }
     return bs;
 }
@@ -1233,7 +1252,8 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     Error *local_err = NULL;
     const char *name = bs->full_backing_filename;
 
-    if (!name[0] && !qdict_haskey(backing_opts, "file.filename")) {
+    if (!name[0] && !qdict_haskey(backing_opts, "file.filename") &&
+        !qdict_haskey(backing_opts, "driver")) {
         if (flags & BDRV_O_UNSAFE) {
             qobject_unref(backing_opts);
             return 0;
@@ -1248,7 +1268,8 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     }
     /* Backing files are opened read-only; commit re-opens them writable. */
     flags &= ~BDRV_O_RDWR;
-    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") ? NULL : name,
+    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") || !name[0]
+                                ? NULL : name,
                                 backing_opts, flags | BDRV_O_PROBE_QUIET, chain,
                                 &local_err);
     if (!backing) {
@@ -1466,7 +1487,9 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         bdrv_set_backing_hd(bs, b);
-    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename"))) {
+    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename") ||
+                               qdict_haskey(backing_opts, "driver"))) {
+        /* Backing options given (a filter over a node, say) open a backing node too. */
         my_chain = g_slist_prepend(g_slist_copy(chain), identity);
         if (open_backing(bs, backing_opts, flags, my_chain, errp) < 0) {
             backing_opts = NULL;
@@ -2147,9 +2170,9 @@ static int notify_writes(BlockDriverState *bs, bool after, int64_t offset,
  * The one request path.  Every check that must hold for every consumer of
  * the block layer lives here and nowhere else.
  */
-static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
-                           int64_t offset, int64_t bytes, void *buf, int flags,
-                           Error **errp)
+static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
+                                   int64_t offset, int64_t bytes, void *buf, int flags,
+                                   bool *invalid, Error **errp)
 {
     BlockDriver *drv = bs->drv;
     BlockDriverState *keyless;
@@ -2157,6 +2180,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
 
     if (!drv) {
         error_setg(errp, "Node '%s' is not open", bs->node_name);
+        *invalid = true;
         return -ENOMEDIUM;
     }
     /*
@@ -2168,6 +2192,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     if (keyless) {
         bdrv_error_key_missing(keyless, NULL, errp);
         error_prepend(errp, "Key missing: ");
+        *invalid = true;
         return -ENOKEY;
     }
     if (bs->inactive && type != BDRV_REQ_READ) {
@@ -2176,6 +2201,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         }
         error_setg(errp, "Node '%s' is inactive: the other side of a migration "
                    "owns its image; no writes until it is activated", bs->node_name);
+        *invalid = true;
         return -EPERM;
     }
     if (type == BDRV_REQ_FLUSH) {
@@ -2198,10 +2224,12 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         offset > INT64_MAX - bytes) {
         error_setg(errp, "Invalid request: offset %" PRId64 ", %" PRId64 " bytes",
                    offset, bytes);
+        *invalid = true;
         return -EIO;
     }
     if (type != BDRV_REQ_READ && bs->read_only) {
         error_setg(errp, "Node '%s' is read-only", bs->node_name);
+        *invalid = true;
         return -EACCES;
     }
     if (!drv->is_protocol) {
@@ -2215,6 +2243,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64
                        ", %" PRId64 " bytes, image size %" PRId64,
                        bs->filename, offset, bytes, len);
+            *invalid = true;
             return -EIO;
         }
     }
@@ -2267,6 +2296,15 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
         } else if (type == BDRV_REQ_DISCARD) {
             ret = drv->bdrv_pdiscard ? drv->bdrv_pdiscard(bs, offset, bytes, errp) : 0;
+            if (drv->is_protocol && drv->bdrv_pdiscard) {
+                /* What reached the file itself (the "file" driver's own stats). */
+                if (ret < 0) {
+                    bs->stats.discard_nb_failed++;
+                } else {
+                    bs->stats.discard_nb_ok++;
+                    bs->stats.discard_bytes_ok += bytes;
+                }
+            }
         } else if (drv->bdrv_pwrite_zeroes) {
             ret = drv->bdrv_pwrite_zeroes(bs, offset, bytes, flags, errp);
             if (ret == -ENOTSUP && !(flags & BDRV_REQ_NO_FALLBACK)) {
@@ -2308,6 +2346,56 @@ write_zero_buffer:
     default:
         g_assert_not_reached();
     }
+}
+
+
+int64_t bdrv_acct_clock_ns(void)
+{
+    struct timespec ts;
+
+    /* Nanoseconds: a cached read takes less than GLib's microsecond. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Every request of every consumer enters here, and is counted here once
+ * for the node it was made to (query-blockstats).
+ */
+static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
+                           int64_t offset, int64_t bytes, void *buf, int flags,
+                           Error **errp)
+{
+    static const BlockAcctType kind[] = {
+        [BDRV_REQ_READ] = BLOCK_ACCT_READ,
+        [BDRV_REQ_WRITE] = BLOCK_ACCT_WRITE,
+        [BDRV_REQ_ZEROES] = BLOCK_ACCT_WRITE,
+        [BDRV_REQ_DISCARD] = BLOCK_ACCT_UNMAP,
+        [BDRV_REQ_FLUSH] = BLOCK_ACCT_FLUSH,
+    };
+    BlockAcctType k = kind[type];
+    int64_t start = bdrv_acct_clock_ns();
+    bool invalid = false;
+    int ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+    int64_t now = bdrv_acct_clock_ns();
+
+    if (invalid) {
+        bs->stats.invalid_ops[k]++;
+    } else if (ret < 0) {
+        bs->stats.failed_ops[k]++;
+    } else {
+        bs->stats.nr_ops[k]++;
+        if (type != BDRV_REQ_FLUSH) {
+            bs->stats.nr_bytes[k] += bytes;
+        }
+        bs->stats.total_time_ns[k] += MAX(now - start, 1);
+        if (type != BDRV_REQ_READ && type != BDRV_REQ_FLUSH) {
+            bs->stats.wr_highest_offset = MAX(bs->stats.wr_highest_offset,
+                                              (uint64_t)(offset + bytes));
+        }
+    }
+    bs->stats.last_access_ns = now;
+    return ret;
 }
 
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -2557,7 +2645,8 @@ int bdrv_block_status_above(BlockDriverState *bs, BlockDriverState *base,
         return BDRV_BLOCK_EOF;
     }
     bytes = MIN(bytes, top_len - offset);
-    for (p = bs; p && p != base; p = p->backing) {
+    /* Filters are looked through: their data is their file child's. */
+    for (p = bs; p && p != base; p = bdrv_filter_or_cow_bs(p)) {
         int64_t n = 0;
         int64_t plen = bdrv_getlength(p);
         int ret;
@@ -2610,11 +2699,11 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
                             bool include_base, int64_t offset, int64_t bytes,
                             int64_t *pnum)
 {
-    BlockDriverState *stop = include_base && base ? base->backing : base;
+    BlockDriverState *stop = include_base && base ? bdrv_filter_or_cow_bs(base) : base;
     int64_t run = bytes;
     BlockDriverState *p;
 
-    for (p = top; p && p != stop; p = p->backing) {
+    for (p = top; p && p != stop; p = bdrv_filter_or_cow_bs(p)) {
         int64_t n;
         int ret;
 

@@ -4,12 +4,14 @@
  * blockdev-add), and the query-block view of them.
  */
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
 
 #include "block/block_int.h"
 #include "block/dirty-bitmap.h"
+#include "block/blockjob.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
@@ -597,6 +599,47 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     return bs;
 }
 
+bool blockdev_del(const char *node_name, Error **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(node_name);
+    GList *nodes;
+
+    if (!bs) {
+        error_setg(errp, "Failed to find node with node-name='%s'", node_name);
+        return false;
+    }
+    if (!g_list_find(owned_nodes, bs)) {
+        error_setg(errp, "Node %s is not owned by the monitor", node_name);
+        return false;
+    }
+    for (GList *l = drives; l; l = l->next) {
+        if (((DriveInfo *)l->data)->bs == bs) {
+            error_setg(errp, "Node %s is in use", node_name);
+            return false;
+        }
+    }
+    if (!block_job_check_node_free(bs, errp)) {
+        return false;
+    }
+    nodes = bdrv_all_nodes();
+    for (GList *l = nodes; l; l = l->next) {
+        BlockDriverState *parent = l->data;
+        if (parent->backing == bs) {
+            error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
+                       node_name, bdrv_get_node_name(parent));
+            return false;
+        }
+    }
+    /* Another node's file child, or held otherwise (an export, a job's target). */
+    if (bs->refcnt > 1) {
+        error_setg(errp, "Block device %s is in use", node_name);
+        return false;
+    }
+    owned_nodes = g_list_remove(owned_nodes, bs);
+    bdrv_unref(bs);
+    return true;
+}
+
 /* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */
 static QDict *image_info_chain(BlockDriverState *bs)
 {
@@ -690,4 +733,135 @@ json_t *qmp_query_named_block_nodes_list(void)
         json_array_append_new(list, block_device_info(l->data));
     }
     return list;
+}
+
+/* BlockDeviceStats of @bs (QEMU's member names and order). */
+static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
+{
+    static const BlockAcctStats none;
+    const BlockAcctStats *st = bs ? &bs->stats : &none;
+    QDict *d = qdict_new();
+
+    qdict_put_int(d, "rd_bytes", st->nr_bytes[BLOCK_ACCT_READ]);
+    qdict_put_int(d, "wr_bytes", st->nr_bytes[BLOCK_ACCT_WRITE]);
+    qdict_put_int(d, "unmap_bytes", st->nr_bytes[BLOCK_ACCT_UNMAP]);
+    qdict_put_int(d, "rd_operations", st->nr_ops[BLOCK_ACCT_READ]);
+    qdict_put_int(d, "wr_operations", st->nr_ops[BLOCK_ACCT_WRITE]);
+    qdict_put_int(d, "flush_operations", st->nr_ops[BLOCK_ACCT_FLUSH]);
+    qdict_put_int(d, "unmap_operations", st->nr_ops[BLOCK_ACCT_UNMAP]);
+    qdict_put_int(d, "rd_total_time_ns", st->total_time_ns[BLOCK_ACCT_READ]);
+    qdict_put_int(d, "wr_total_time_ns", st->total_time_ns[BLOCK_ACCT_WRITE]);
+    qdict_put_int(d, "flush_total_time_ns", st->total_time_ns[BLOCK_ACCT_FLUSH]);
+    qdict_put_int(d, "unmap_total_time_ns", st->total_time_ns[BLOCK_ACCT_UNMAP]);
+    qdict_put_int(d, "wr_highest_offset", st->wr_highest_offset);
+    /* Requests are never merged here. */
+    qdict_put_int(d, "rd_merged", 0);
+    qdict_put_int(d, "wr_merged", 0);
+    qdict_put_int(d, "unmap_merged", 0);
+    if (st->last_access_ns) {
+        qdict_put_int(d, "idle_time_ns", bdrv_acct_clock_ns() - st->last_access_ns);
+    }
+    qdict_put_int(d, "failed_rd_operations", st->failed_ops[BLOCK_ACCT_READ]);
+    qdict_put_int(d, "failed_wr_operations", st->failed_ops[BLOCK_ACCT_WRITE]);
+    qdict_put_int(d, "failed_flush_operations", st->failed_ops[BLOCK_ACCT_FLUSH]);
+    qdict_put_int(d, "failed_unmap_operations", st->failed_ops[BLOCK_ACCT_UNMAP]);
+    qdict_put_int(d, "invalid_rd_operations", st->invalid_ops[BLOCK_ACCT_READ]);
+    qdict_put_int(d, "invalid_wr_operations", st->invalid_ops[BLOCK_ACCT_WRITE]);
+    qdict_put_int(d, "invalid_flush_operations", st->invalid_ops[BLOCK_ACCT_FLUSH]);
+    qdict_put_int(d, "invalid_unmap_operations", st->invalid_ops[BLOCK_ACCT_UNMAP]);
+    /*
+     * As QEMU: a drive's root reports that failed and invalid requests are
+     * accounted (they are counted for every node here alike); no interval
+     * statistics are configured.
+     */
+    qdict_put_bool(d, "account_invalid", is_drive);
+    qdict_put_bool(d, "account_failed", is_drive);
+    qdict_put_obj(d, "timed_stats", json_array());
+    return d;
+}
+
+/*
+ * BlockStats of @bs: its own counters, its file child as "parent" and,
+ * unless @query_nodes, the next node down its chain as "backing" (a
+ * filter's file, as QEMU).
+ */
+static QDict *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
+{
+    QDict *d = qdict_new();
+    BlockDriverState *next;
+
+    qdict_put_str(d, "node-name", bdrv_get_node_name(bs));
+    qdict_put_obj(d, "stats", block_device_stats(bs, is_drive));
+    if (bs->drv && !strcmp(bs->drv->format_name, "file")) {
+        QDict *spec = qdict_new();
+
+        qdict_put_str(spec, "driver", "file");
+        qdict_put_int(spec, "discard-nb-ok", bs->stats.discard_nb_ok);
+        qdict_put_int(spec, "discard-nb-failed", bs->stats.discard_nb_failed);
+        qdict_put_int(spec, "discard-bytes-ok", bs->stats.discard_bytes_ok);
+        qdict_put_obj(d, "driver-specific", spec);
+    }
+    if (bs->file) {
+        qdict_put_obj(d, "parent", block_stats(bs->file, false, query_nodes));
+    }
+    next = bdrv_filter_or_cow_bs(bs);
+    if (!query_nodes && next) {
+        qdict_put_obj(d, "backing", block_stats(next, false, query_nodes));
+    }
+    return d;
+}
+
+json_t *qmp_query_blockstats_list(bool query_nodes)
+{
+    json_t *list = json_array();
+
+    if (query_nodes) {
+        GList *nodes = bdrv_all_nodes();
+
+        for (GList *l = nodes; l; l = l->next) {
+            json_array_append_new(list, block_stats(l->data, false, true));
+        }
+        return list;
+    }
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        QDict *info = d->bs ? block_stats(d->bs, true, false) : qdict_new();
+
+        qdict_put_str(info, "device", d->id);
+        if (d->dev) {
+            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
+        }
+        if (!d->bs) {
+            qdict_put_obj(info, "stats", block_device_stats(NULL, true));
+        }
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+/* HMP "info blockstats": the drives' own counters, one line each. */
+char *hmp_blockstats_text(void)
+{
+    GString *out = g_string_new(NULL);
+
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        static const BlockAcctStats none;
+        const BlockAcctStats *st = d->bs ? &d->bs->stats : &none;
+        int64_t idle = st->last_access_ns ?
+                       bdrv_acct_clock_ns() - st->last_access_ns : 0;
+
+        g_string_append_printf(out, "%s:", d->id);   /* "" for a node's, as QEMU */
+        g_string_append_printf(out,
+            " rd_bytes=%" PRIu64 " wr_bytes=%" PRIu64 " rd_operations=%" PRIu64
+            " wr_operations=%" PRIu64 " flush_operations=%" PRIu64
+            " wr_total_time_ns=%" PRIu64 " rd_total_time_ns=%" PRIu64
+            " flush_total_time_ns=%" PRIu64 " rd_merged=0 wr_merged=0"
+            " idle_time_ns=%" PRId64 "\n",
+            st->nr_bytes[BLOCK_ACCT_READ], st->nr_bytes[BLOCK_ACCT_WRITE],
+            st->nr_ops[BLOCK_ACCT_READ], st->nr_ops[BLOCK_ACCT_WRITE],
+            st->nr_ops[BLOCK_ACCT_FLUSH], st->total_time_ns[BLOCK_ACCT_WRITE],
+            st->total_time_ns[BLOCK_ACCT_READ], st->total_time_ns[BLOCK_ACCT_FLUSH], idle);
+    }
+    return g_string_free(out, false);
 }

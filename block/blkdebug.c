@@ -1089,6 +1089,7 @@ static const char *const blkdebug_strong_opts[] = {
 static BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
     .is_passthrough = true,
+    .is_filter = true,
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .bdrv_open = blkdebug_open,

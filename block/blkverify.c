@@ -168,6 +168,7 @@ static char *blkverify_plain_filename(BlockDriverState *bs, const char *file_pla
 static BlockDriver bdrv_blkverify = {
     .format_name = "blkverify",
     .is_passthrough = true,
+    .is_filter = true,
     .instance_size = sizeof(BDRVBlkverifyState),
     .is_protocol = true,
     .file_child_name = "test",

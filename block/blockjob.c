@@ -1531,6 +1531,34 @@ bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_ro
         /* Whoever owns the old root now owns a reference to the new one too. */
         bdrv_ref(new_root);
     }
+    /*
+     * Filters above the old root (an active commit below a throttle node)
+     * now filter the new one, as QEMU replaces a node in all its parents.
+     */
+    {
+        g_autoptr(GPtrArray) parents = g_ptr_array_new();
+
+        /* Collected first: dropping a reference may close nodes. */
+        for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+            BlockDriverState *parent = l->data;
+
+            if (parent->file == old_root && bdrv_is_filter(parent)) {
+                g_ptr_array_add(parents, parent);
+            }
+        }
+        bdrv_ref(old_root);
+        for (guint i = 0; i < parents->len; i++) {
+            BlockDriverState *parent = parents->pdata[i];
+
+            bdrv_ref(new_root);
+            parent->file = new_root;
+            bdrv_unref(old_root);
+        }
+        bdrv_unref(old_root);
+    }
+    if (bdrv_refresh_perms(errp) < 0) {
+        return false;
+    }
     /* The drive's name lives on its root node. */
     g_strlcpy(new_root->device_name, old_root->device_name, sizeof(new_root->device_name));
     old_root->device_name[0] = '\0';

@@ -100,8 +100,17 @@ static int copy_prepare(BlockJob *job, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    if (changed->backing == s->base) {
+    if (bdrv_filter_or_cow_bs(changed) == s->base) {
         return 0;   /* nothing was dropped from the chain */
+    }
+    if (bdrv_is_filter(changed)) {
+        /* A filter above top: it now filters base (nothing to write). */
+        BlockDriverState *old = changed->file;
+
+        bdrv_ref(s->base);
+        changed->file = s->base;
+        bdrv_unref(old);
+        return bdrv_refresh_perms(errp) < 0 ? -EPERM : 0;
     }
     if (s->base) {
         name = s->backing_file ? s->backing_file : s->base->filename;
@@ -152,11 +161,11 @@ static const BlockJobDriver stream_driver = {
     .clean = copy_clean,
 };
 
-/* The nodes the job uses: top down to base (included). */
+/* The nodes the job uses: top down to base (included), filters too. */
 static bool claim_chain(BlockDriverState *top, BlockDriverState *base,
                         const char *device, Error **errp)
 {
-    for (BlockDriverState *p = top; p; p = p->backing) {
+    for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
         BlockDriverState *nodes[] = { p };
         if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
             return false;
@@ -188,9 +197,10 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
     return s;
 }
 
+/* Whether @bs is @top or below it, filters looked through as QEMU. */
 static bool chain_contains(BlockDriverState *top, BlockDriverState *bs)
 {
-    for (BlockDriverState *p = top; p; p = p->backing) {
+    for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
         if (p == bs) {
             return true;
         }
@@ -270,16 +280,22 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return NULL;
     }
-    if (top == bs) {
+    /*
+     * As QEMU: the top is the active layer when only filters lie between
+     * it and the device's node (a filter on top of the device's image is
+     * committed with that image); the job then works on @top itself.
+     */
+    if (bdrv_skip_filters(top) == bdrv_skip_filters(bs)) {
         if (opts->filter_node_name) {
             error_setg(errp, "Parameter 'filter-node-name' is not supported for "
                        "an active commit: this block layer inserts no filter node");
             return NULL;
         }
-        return block_job_active_commit(opts->job_id, opts->device, bs, base, opts->speed,
+        return block_job_active_commit(opts->job_id, opts->device, top, base, opts->speed,
                                        opts->on_error, errp);
     }
-    for (overlay = bs; overlay->backing != top; overlay = overlay->backing) {
+    for (overlay = bs; bdrv_filter_or_cow_bs(overlay) != top;
+         overlay = bdrv_filter_or_cow_bs(overlay)) {
     }
     s = copy_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed,
                         opts->on_error, opts->backing_file, top, base, errp);
@@ -299,7 +315,7 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         block_job_fail_created(&s->common);
         return NULL;
     }
-    for (BlockDriverState *p = bs->backing; p; p = p->backing) {
+    for (BlockDriverState *p = bdrv_filter_or_cow_bs(bs); p; p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
         if (p == base) {
             break;

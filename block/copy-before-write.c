@@ -304,6 +304,7 @@ static const char *const cbw_strong_opts[] = { "target", "target.", NULL };
 static BlockDriver bdrv_copy_before_write = {
     .format_name = "copy-before-write",
     .is_passthrough = true,
+    .is_filter = true,
     .instance_size = sizeof(BDRVCopyBeforeWriteState),
     .is_protocol = true,
     .file_child_name = "file",

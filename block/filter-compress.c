@@ -115,6 +115,7 @@ static int compress_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 static BlockDriver bdrv_compress = {
     .format_name = "compress",
     .is_passthrough = true,
+    .is_filter = true,
     .instance_size = sizeof(BDRVCompressState),
     .bdrv_open = compress_open,
     .bdrv_pread = compress_pread,

@@ -421,7 +421,8 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
     s->base = base;
     s->common.on_source_error = on_error;
     s->common.on_target_error = on_error;
-    for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
+    for (BlockDriverState *p = bdrv_filter_or_cow_bs(bs); p && p != base;
+         p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
     }
     s->base_was_ro = base->read_only;

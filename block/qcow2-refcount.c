@@ -678,6 +678,8 @@ typedef struct CheckState {
     uint32_t *refs;         /* computed references per host cluster */
     int64_t nb_clusters;
     int64_t file_len;
+    /* Corruptions still found when counting again after a rebuild. */
+    int recount_corruptions;
     int64_t last_data_cluster;
 } CheckState;
 
@@ -702,7 +704,12 @@ static void count_ref(CheckState *cs, int64_t offset, int64_t length, const char
     first = offset >> s->cluster_bits;
     last = (offset + length - 1) >> s->cluster_bits;
     (void)what;
-    if (last >= cs->nb_clusters) {
+    /*
+     * As QEMU: a region that ends less than a cluster past the end of the
+     * file (a misaligned data cluster's, say) is counted, the cluster past
+     * the end too (cs->refs has room for it); one that goes further is not.
+     */
+    if (offset + length - cs->file_len >= s->cluster_size || last > cs->nb_clusters) {
         /* One error for the whole region (QEMU's words); none of it is counted. */
         check_msg(cs, "ERROR: counting reference for region exceeding the end of the file by "
                   "one cluster or more: offset %#" PRIx64 " size %#" PRIx64 "\n",
@@ -764,9 +771,11 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
             if (bmp & QCOW_L2_BITMAP_ALL_ALLOC) {
                 check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
                           "aligned; L2 entry corrupted.\n", host);
-                /* Its cluster stays referenced: repairs must not hand out what it points to. */
-                count_ref(cs, host & ~(uint64_t)(s->cluster_size - 1), s->cluster_size,
-                          "data cluster");
+                /*
+                 * What it points to stays referenced, as QEMU counts it: a
+                 * cluster's length from the misaligned offset (two clusters).
+                 */
+                count_ref(cs, host, s->cluster_size, "data cluster");
                 continue;
             }
             /* Nothing is read from it: drop the host cluster, keep the zero bits. */
@@ -1010,13 +1019,15 @@ static uint64_t new_structure_at(const int64_t *rb_pos, int64_t nrb, int64_t rt_
  * overwritten; once the header points at them, the old table and blocks
  * are unreferenced and are freed like leaks, each reported.
  */
+static int count_references(CheckState *cs, BdrvCheckMode fix, Error **errp);
+
 static int rebuild_refcounts(CheckState *cs, Error **errp)
 {
     BlockDriverState *bs = cs->bs;
     BDRVQcow2State *s = bs->opaque;
     uint64_t per_rb = 1ULL << s->rb_bits;
     uint64_t per_rt = s->cluster_size / 8;
-    int64_t end = cs->nb_clusters;
+    int64_t end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
     int64_t nrb, nrt, total, rt_pos = 0;
     g_autofree int64_t *rb_pos = NULL;
     g_autoptr(GArray) old = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -1149,12 +1160,35 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     s->alloc_end = MAX(s->alloc_end, total << s->cluster_bits);
     s->free_cluster_index = MAX(s->free_cluster_index, total);
 
-    /* The old table and blocks: references gone, refcounts still there. */
-    g_array_sort(old, cmp_int64);
-    for (guint i = 0; i < old->len; i++) {
-        int64_t c = g_array_index(old, int64_t, i);
-        cs->refs[c]--;
+    /*
+     * As QEMU: the references are counted anew against the new structure
+     * (what is wrong in the tables is reported again, and left as it is);
+     * the old table and blocks are then referenced no more.
+     */
+    {
+        BdrvCheckResult saved = *cs->res;
+        int64_t saved_last = cs->last_data_cluster;
+        int64_t len = bdrv_getlength(bs->file);
+
+        if (len < 0) {
+            error_setg(errp, "Could not get the size of '%s'", bs->filename);
+            return len;
+        }
+        /* The new structure may lie past the old end of the file. */
+        cs->file_len = MAX(cs->file_len, len);
+        cs->nb_clusters = MAX(cs->nb_clusters, DIV_ROUND_UP(cs->file_len, s->cluster_size));
+        g_free(cs->refs);
+        cs->refs = g_new0(uint32_t, cs->nb_clusters + 2);
+        cs->last_data_cluster = -1;
+        ret = count_references(cs, 0, errp);
+        cs->recount_corruptions = cs->res->corruptions - saved.corruptions;
+        *cs->res = saved;
+        cs->last_data_cluster = saved_last;
+        if (ret < 0) {
+            return ret;
+        }
     }
+    g_array_sort(old, cmp_int64);
     for (guint i = 0; i < old->len; i++) {
         int64_t c = g_array_index(old, int64_t, i);
         uint64_t rc;
@@ -1253,15 +1287,103 @@ static int check_bitmaps(CheckState *cs, Error **errp)
     return 0;
 }
 
+/*
+ * Counts every reference the image holds into cs->refs: header, L1 and L2
+ * tables and data (active and snapshots'), bitmaps, the refcount structure.
+ * Problems found on the way are reported (and, with @fix, some repaired).
+ */
+static int count_references(CheckState *cs, BdrvCheckMode fix, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    BdrvCheckResult *res = cs->res;
+    g_autofree SnapshotL1 *snaps = NULL;
+    g_autofree QEMUSnapshotInfo *sn_info = NULL;
+    int64_t snap_table_len = 0;
+    int ret;
+
+    count_ref(cs, 0, s->cluster_size, "header");
+    if (s->fde_length) {
+        count_ref(cs, s->fde_offset, s->fde_length, "LUKS header");
+    }
+    ret = check_l1(cs, s->l1_table_offset, s->l1_size, true, fix, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->nb_snapshots) {
+        if (qcow2_read_snapshots(bs, &sn_info, &snaps, &snap_table_len, errp) < 0) {
+            res->check_errors++;
+            return -EIO;
+        }
+        count_ref(cs, s->snapshots_offset, snap_table_len, "snapshot table");
+        for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+            /* A bad table entry is reported once; its L1 table is not followed. */
+            if (snaps[i].l1_offset & (s->cluster_size - 1)) {
+                check_msg(cs, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64 ": L1 table is not "
+                          "cluster aligned; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, (uint64_t)snaps[i].l1_offset);
+                res->corruptions++;
+                continue;
+            }
+            if ((uint64_t)snaps[i].l1_size > QCOW2_MAX_L1_BYTES / 8) {
+                check_msg(cs, "ERROR snapshot %s (%s) l1_size=%#" PRIx32 ": L1 table is too "
+                          "large; snapshot table entry corrupted\n",
+                          sn_info[i].id_str, sn_info[i].name, snaps[i].l1_size);
+                res->corruptions++;
+                continue;
+            }
+            ret = check_l1(cs, snaps[i].l1_offset, snaps[i].l1_size, false, 0, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    ret = check_bitmaps(cs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    count_ref(cs, s->refcount_table_offset,
+              (int64_t)s->refcount_table_clusters << s->cluster_bits, "refcount table");
+    for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+        uint64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
+        if (!off) {
+            continue;
+        }
+        if (off & (s->cluster_size - 1)) {
+            check_msg(cs, "ERROR refcount block %" PRIu64 " is not cluster aligned; "
+                      "refcount table entry corrupted\n", t);
+            res->corruptions++;
+            continue;
+        }
+        if ((int64_t)(off >> s->cluster_bits) >= cs->nb_clusters) {
+            check_msg(cs, "ERROR refcount block %" PRIu64 " is outside image\n", t);
+            res->corruptions++;
+            if (fix & BDRV_FIX_ERRORS) {
+                /*
+                 * Forget the block: every cluster it counted then shows a
+                 * refcount of 0 below, and the repair there writes a new block.
+                 */
+                uint8_t zero[8] = { 0 };
+                s->refcount_table[t] = 0;
+                ret = bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, zero, 0, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                res->corruptions_fixed++;
+            }
+            continue;
+        }
+        count_ref(cs, off, s->cluster_size, "refcount block");
+    }
+    return 0;
+}
+
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     CheckState cs = { .bs = bs, .res = res, .last_data_cluster = -1 };
-    g_autofree SnapshotL1 *snaps = NULL;
-    g_autofree QEMUSnapshotInfo *sn_info = NULL;
     g_autoptr(GArray) repairs = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    int64_t snap_table_len = 0;
     int64_t highest = 0;
     bool rebuild = false;
     int ret;
@@ -1290,86 +1412,16 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         return -EFBIG;
     }
     /* Refcount blocks may legitimately count clusters beyond the file end. */
-    cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 1);
+    cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 2);
     if (!cs.refs) {
         error_setg(errp, "Not enough memory to check '%s'", bs->filename);
         return -ENOMEM;
     }
     res->bfi.total_clusters = DIV_ROUND_UP(s->size, s->cluster_size);
 
-    count_ref(&cs, 0, s->cluster_size, "header");
-    if (s->fde_length) {
-        count_ref(&cs, s->fde_offset, s->fde_length, "LUKS header");
-    }
-    ret = check_l1(&cs, s->l1_table_offset, s->l1_size, true, fix, errp);
+    ret = count_references(&cs, fix, errp);
     if (ret < 0) {
         goto out;
-    }
-    if (s->nb_snapshots) {
-        if (qcow2_read_snapshots(bs, &sn_info, &snaps, &snap_table_len, errp) < 0) {
-            res->check_errors++;
-            ret = -EIO;
-            goto out;
-        }
-        count_ref(&cs, s->snapshots_offset, snap_table_len, "snapshot table");
-        for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-            /* A bad table entry is reported once; its L1 table is not followed. */
-            if (snaps[i].l1_offset & (s->cluster_size - 1)) {
-                check_msg(&cs, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64 ": L1 table is not "
-                          "cluster aligned; snapshot table entry corrupted\n",
-                          sn_info[i].id_str, sn_info[i].name, (uint64_t)snaps[i].l1_offset);
-                res->corruptions++;
-                continue;
-            }
-            if ((uint64_t)snaps[i].l1_size > QCOW2_MAX_L1_BYTES / 8) {
-                check_msg(&cs, "ERROR snapshot %s (%s) l1_size=%#" PRIx32 ": L1 table is too "
-                          "large; snapshot table entry corrupted\n",
-                          sn_info[i].id_str, sn_info[i].name, snaps[i].l1_size);
-                res->corruptions++;
-                continue;
-            }
-            ret = check_l1(&cs, snaps[i].l1_offset, snaps[i].l1_size, false, 0, errp);
-            if (ret < 0) {
-                goto out;
-            }
-        }
-    }
-    ret = check_bitmaps(&cs, errp);
-    if (ret < 0) {
-        goto out;
-    }
-    count_ref(&cs, s->refcount_table_offset,
-              (int64_t)s->refcount_table_clusters << s->cluster_bits, "refcount table");
-    for (uint64_t t = 0; t < s->refcount_table_size; t++) {
-        uint64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
-        if (!off) {
-            continue;
-        }
-        if (off & (s->cluster_size - 1)) {
-            check_msg(&cs, "ERROR refcount block %" PRIu64 " is not cluster aligned; "
-                      "refcount table entry corrupted\n", t);
-            res->corruptions++;
-            continue;
-        }
-        if ((int64_t)(off >> s->cluster_bits) >= cs.nb_clusters) {
-            check_msg(&cs, "ERROR refcount block %" PRIu64 " is outside image\n", t);
-            res->corruptions++;
-            if (fix & BDRV_FIX_ERRORS) {
-                /*
-                 * Forget the block: every cluster it counted then shows a
-                 * refcount of 0 below, and the repair there writes a new block.
-                 */
-                uint8_t zero[8] = { 0 };
-                s->refcount_table[t] = 0;
-                ret = bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, zero, 0, errp);
-                if (ret < 0) {
-                    goto out;
-                }
-                res->corruptions_fixed++;
-            }
-            continue;
-        }
-        count_ref(&cs, off, s->cluster_size, "refcount block");
     }
 
     /* Allocations made while repairing must not land on clusters in use. */
@@ -1381,7 +1433,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
          * beyond its end describe nothing, and scanning every block the
          * table could name would be unbounded work on a damaged image.
          */
-        for (int64_t c = 0; c < cs.nb_clusters; c++) {
+        /* ... and the one cluster past the end that a reference may reach. */
+        int64_t cmp_end = cs.nb_clusters + (cs.refs[cs.nb_clusters] ? 1 : 0);
+
+        for (int64_t c = 0; c < cmp_end; c++) {
             uint64_t rc;
             uint64_t want = cs.refs[c];
 
@@ -1433,7 +1488,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
             res->check_errors++;
             goto out;
         }
-        res->corruptions_fixed = res->corruptions;
+        res->corruptions_fixed = res->corruptions - cs.recount_corruptions;
         res->leaks_fixed = res->leaks;
         g_array_set_size(repairs, 0);
     }

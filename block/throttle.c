@@ -157,6 +157,7 @@ static int throttle_block_status(BlockDriverState *bs, int64_t offset, int64_t b
 static BlockDriver bdrv_throttle = {
     .format_name = "throttle",
     .is_passthrough = true,
+    .is_filter = true,
     .instance_size = sizeof(BDRVThrottleState),
     .is_protocol = true,
     .file_child_name = "file",

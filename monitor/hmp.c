@@ -816,9 +816,17 @@ static const HMPCommand builtin_cmds[] = {
       "run a qemu-io command on a block device", hmp_qemu_io },
 };
 
+static void hmp_info_blockstats(Monitor *mon, const QDict *qdict)
+{
+    g_autofree char *text = hmp_blockstats_text();
+
+    monitor_puts(mon, text);
+}
+
 static const HMPCommand builtin_info[] = {
     { "status", "", "", "show the current VM status (running|paused)", hmp_info_status },
     { "block", "", "", "show the block devices", hmp_info_block },
+    { "blockstats", "", "", "show block device statistics", hmp_info_blockstats },
     { "version", "", "", "show the version of QEMU", hmp_info_version },
     { "qtree", "", "", "show device tree", hmp_info_qtree },
     { "usb", "", "", "show guest USB devices", hmp_info_usb },

@@ -79,9 +79,19 @@ static QObject *qmp_query_named_block_nodes(QDict *args, Error **errp)
     return qmp_query_named_block_nodes_list();
 }
 
+static QObject *qmp_query_blockstats(QDict *args, Error **errp)
+{
+    return qmp_query_blockstats_list(qdict_get_try_bool(args, "query-nodes", false));
+}
+
 static QObject *qmp_blockdev_add(QDict *args, Error **errp)
 {
     return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_del(QDict *args, Error **errp)
+{
+    return blockdev_del(qdict_get_try_str(args, "node-name"), errp) ? qdict_new() : NULL;
 }
 
 static QObject *qmp_block_passwd(QDict *args, Error **errp)
@@ -168,7 +178,9 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("quit", qmp_quit);
     qmp_register_command("query-block", qmp_query_block);
     qmp_register_command("query-named-block-nodes", qmp_query_named_block_nodes);
+    qmp_register_command("query-blockstats", qmp_query_blockstats);
     qmp_register_command("blockdev-add", qmp_blockdev_add);
+    qmp_register_command("blockdev-del", qmp_blockdev_del);
     qmp_register_command("block_passwd", qmp_block_passwd);
     qmp_register_command("device_add", qmp_device_add);
     qmp_register_command("device_del", qmp_device_del);

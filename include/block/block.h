@@ -338,8 +338,17 @@ BlockDriverState *bdrv_find_node(const char *node_name);
 bool bdrv_node_name_valid(const char *name, Error **errp);
 BlockDriverState *bdrv_backing(BlockDriverState *bs);
 BlockDriverState *bdrv_file(BlockDriverState *bs);
-/* The bottom of @bs's backing chain. */
+/* The bottom of @bs's backing chain (filters looked through). */
 BlockDriverState *bdrv_chain_base(BlockDriverState *bs);
+/* Whether @bs is a filter node (throttle, blkdebug, ...): its data is its file's. */
+bool bdrv_is_filter(BlockDriverState *bs);
+/*
+ * The next node down a chain as QEMU walks it: a filter's file child, or
+ * else the backing node (NULL at the bottom).
+ */
+BlockDriverState *bdrv_filter_or_cow_bs(BlockDriverState *bs);
+/* @bs itself, or the first node below it that is not a filter. */
+BlockDriverState *bdrv_skip_filters(BlockDriverState *bs);
 /* Every node that exists, in creation order. */
 GList *bdrv_all_nodes(void);
 

@@ -32,6 +32,37 @@ typedef struct BdrvWriteNotifier {
     bool after;
 } BdrvWriteNotifier;
 
+/*
+ * I/O accounting of one node (query-blockstats, "info blockstats").  Every
+ * request that enters the node through the core's request path counts once,
+ * by kind: reads, writes (zero writes included), flushes and discards
+ * ("unmap").  "invalid" requests were refused before reaching the driver
+ * (bad range, read-only node, missing key); "failed" ones reached it and
+ * failed; only successful ones count in the bytes, operations and times.
+ */
+typedef enum BlockAcctType {
+    BLOCK_ACCT_READ,
+    BLOCK_ACCT_WRITE,
+    BLOCK_ACCT_FLUSH,
+    BLOCK_ACCT_UNMAP,
+    BLOCK_ACCT_MAX,
+} BlockAcctType;
+
+typedef struct BlockAcctStats {
+    uint64_t nr_bytes[BLOCK_ACCT_MAX];
+    uint64_t nr_ops[BLOCK_ACCT_MAX];
+    uint64_t failed_ops[BLOCK_ACCT_MAX];
+    uint64_t invalid_ops[BLOCK_ACCT_MAX];
+    uint64_t total_time_ns[BLOCK_ACCT_MAX];
+    int64_t last_access_ns;     /* bdrv_acct_clock_ns(); 0: never accessed */
+    uint64_t wr_highest_offset; /* end of the highest successful write */
+    /* Discards that reached the protocol driver (the "file" driver's own). */
+    uint64_t discard_nb_ok, discard_nb_failed, discard_bytes_ok;
+} BlockAcctStats;
+
+/* The clock of the accounting (CLOCK_MONOTONIC nanoseconds). */
+int64_t bdrv_acct_clock_ns(void);
+
 struct BlockDriverState {
     BlockDriver *drv;
     void *opaque;               /* driver state, drv->instance_size bytes */
@@ -148,6 +179,9 @@ struct BlockDriverState {
      * parents in conflict the older is named as needing, as in QEMU.
      */
     uint64_t perm_seq;
+
+    /* What query-blockstats reports: counted in the core's request path. */
+    BlockAcctStats stats;
 };
 
 typedef struct BlockDriver {
@@ -244,6 +278,11 @@ typedef struct BlockDriver {
      * writable, and lets nobody else write or resize it.
      */
     bool is_passthrough;
+    /*
+     * A filter (throttle, blkdebug, ...): a passthrough node that block
+     * jobs look through when they walk a backing chain, as QEMU's filters.
+     */
+    bool is_filter;
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */

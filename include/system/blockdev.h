@@ -59,11 +59,20 @@ bool drive_check_key(const DriveInfo *dinfo, Error **errp);
 bool blockdev_keyval_types(QDict *opts, Error **errp);
 /* -blockdev / blockdev-add: @options is consumed. */
 BlockDriverState *blockdev_add(QDict *options, Error **errp);
+/*
+ * blockdev-del: closes a node that blockdev_add() opened, unless a drive,
+ * a job or another node still uses it (QEMU's errors then).
+ */
+bool blockdev_del(const char *node_name, Error **errp);
 
 /* query-block / query-named-block-nodes */
 json_t *qmp_query_block_list(void);
 json_t *qmp_query_named_block_nodes_list(void);
 json_t *block_device_info(BlockDriverState *bs);
+/* query-blockstats: the drives with their chains, or (@query_nodes) every node. */
+json_t *qmp_query_blockstats_list(bool query_nodes);
+/* HMP "info blockstats": one line of counters per drive.  Caller frees. */
+char *hmp_blockstats_text(void);
 
 /*
  * What a guest device on @dinfo needs of the drive's node: read, write
