@@ -162,7 +162,31 @@ def descendants(pid, kids):
     return out
 
 
-def watchdog(check_pid, iotests, limit, done, killed):
+def reap_orphans(sock_dir, kids):
+    """Kills the machines of finished tests that nobody shut down.
+
+    A Python test that fails between launching a machine and its tearDown
+    leaves the machine running (QEMU does not exit when its monitor's
+    client goes away), holding its images' locks: later tests on the same
+    files then fail for that reason alone.  Such a machine has lost its
+    parent (init adopted it), is a qemu-system (daemons such as qemu-nbd
+    --fork and qemu-storage-daemon --daemonize are orphans by design) and
+    names this run's socket directory.
+    """
+    marker = str(sock_dir).encode()
+    for pid in kids.get(1, []):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                argv = f.read().split(b'\0')
+            if not os.path.basename(argv[0]).startswith(b'qemu-system') or \
+                    not any(marker in a for a in argv):
+                continue
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def watchdog(check_pid, iotests, limit, done, killed, sock_dir):
     """Kills a test that runs longer than @limit seconds.
 
     QEMU 7.2's check has no time limit, and a test that loops on a program
@@ -175,6 +199,7 @@ def watchdog(check_pid, iotests, limit, done, killed):
     prefix = str(iotests) + '/'
     while not done.wait(2):
         kids = children_of()
+        reap_orphans(sock_dir, kids)
         now = time.monotonic()
         for pid in descendants(check_pid, kids):
             try:
@@ -216,11 +241,13 @@ def run_check(args, iotests, fmt, tests, env, workdir):
                                 stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         dog = threading.Thread(target=watchdog, daemon=True,
-                               args=(proc.pid, iotests, args.timeout, done, killed))
+                               args=(proc.pid, iotests, args.timeout, done, killed,
+                                     sock_dir))
         dog.start()
         proc.wait()
         done.set()
         dog.join()
+    reap_orphans(sock_dir, children_of())
     for k in killed:
         print(f'conformance -{fmt}: killed after {args.timeout}s: {k}')
     shutil.rmtree(sock_dir, ignore_errors=True)
