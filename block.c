@@ -47,6 +47,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_copy_before_write_init
 #pragma weak bdrv_throttle_init
 #pragma weak bdrv_quorum_init
+#pragma weak bdrv_bochs_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -56,7 +57,7 @@ void bdrv_init(void)
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
-        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init,
+        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
     };
 
     if (done) {

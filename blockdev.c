@@ -84,7 +84,7 @@ static void print_format_name(void *opaque, const char *name)
     printf(" %s", name);
 }
 
-/* -drive format=help: every format is writable, so both lists are equal. */
+/* -drive format=help: QEMU 7.2 lists every format in both (bochs too, read-only as it is). */
 static void print_drive_formats(void)
 {
     printf("Supported formats:");
