@@ -49,6 +49,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_copy_before_write_init
 #pragma weak bdrv_throttle_init
 #pragma weak bdrv_quorum_init
+#pragma weak bdrv_bochs_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -58,7 +59,7 @@ void bdrv_init(void)
         bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
-        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init,
+        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
     };
 
     if (done) {
@@ -2101,6 +2102,44 @@ int bdrv_img_create(const char *filename, const char *fmt,
 out:
     qobject_unref(o);
     return ret;
+}
+
+BlockDriverState *bdrv_open_temp_overlay(BlockDriverState *base, const char *prefix,
+                                         int flags, Error **errp)
+{
+    const char *dir = g_getenv("TMPDIR");
+    g_autofree char *templ = g_strdup_printf("%sXXXXXX", prefix);
+    g_autofree char *path = g_build_filename(dir && *dir ? dir : "/var/tmp", templ, NULL);
+    int64_t size = bdrv_getlength(base);
+    BlockDriverState *top;
+    QDict *opts;
+    int fd;
+
+    if (size < 0) {
+        error_setg_errno(errp, -size, "Could not get the size of '%s'",
+                         bdrv_get_filename(base));
+        return NULL;
+    }
+    fd = g_mkstemp(path);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not create the temporary overlay '%s'", path);
+        return NULL;
+    }
+    close(fd);
+    if (bdrv_img_create(path, "qcow2", NULL, NULL, NULL, size, BDRV_IMG_CREATE_QUIET,
+                        errp) < 0) {
+        unlink(path);
+        return NULL;
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", "qcow2");
+    qdict_put_str(opts, "file.filename", path);
+    qdict_put_str(opts, "backing", bdrv_get_node_name(base));
+    /* As QEMU: what is thrown away at exit need not reach the disk. */
+    qdict_put_bool(opts, "cache.no-flush", true);
+    top = bdrv_open(NULL, opts, flags, errp);
+    unlink(path);
+    return top;
 }
 
 /* ------------------------------------------------------------------ */

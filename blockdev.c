@@ -86,7 +86,7 @@ static void print_format_name(void *opaque, const char *name)
     printf(" %s", name);
 }
 
-/* -drive format=help: every format is writable, so both lists are equal. */
+/* -drive format=help: QEMU 7.2 lists every format in both (bochs too, read-only as it is). */
 static void print_drive_formats(void)
 {
     printf("Supported formats:");
@@ -116,6 +116,14 @@ static int blockdev_open_flags(void)
     return migration_incoming_pending() ? BDRV_O_INACTIVE : 0;
 }
 
+/* -snapshot: every -drive without a snapshot= of its own is snapshot=on. */
+static bool drive_default_snapshot;
+
+void drive_set_default_snapshot(bool on)
+{
+    drive_default_snapshot = on;
+}
+
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
 {
     g_autoptr(GString) name = g_string_new(NULL);
@@ -127,6 +135,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     BlockDriverState *bs = NULL;
     DriveInfo *dinfo;
     bool ro = false, cdrom = false, writeback = true;
+    bool snapshot = drive_default_snapshot;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -235,9 +244,12 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             qdict_del(opts, *k);
         }
     }
-    if (qdict_haskey(opts, "snapshot")) {
-        error_setg(errp, "Parameter 'snapshot' is not supported");
-        goto fail;
+    v = qdict_get_try_str(opts, "snapshot");
+    if (v) {
+        if (!qemu_parse_bool("snapshot", v, &snapshot, errp)) {
+            goto fail;
+        }
+        qdict_del(opts, "snapshot");
     }
 
     v = qdict_get_try_str(opts, "id");
@@ -349,12 +361,24 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
          * As QEMU: without file=, "driver" or nested "file.*" options
          * (file.driver=blkverify,file.raw.filename=...) say what to open.
          */
+        int flags = BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags();
+
         bopts = opts;
         opts = NULL;
+        /* snapshot=on: nothing writes the image; a temporary overlay takes it all. */
         bs = bdrv_open(file && *file ? file : NULL, bopts,
-                       BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
+                       snapshot ? flags & ~BDRV_O_RDWR : flags, errp);
         if (!bs) {
             goto fail;
+        }
+        if (snapshot) {
+            BlockDriverState *top = bdrv_open_temp_overlay(bs, "vl.", ro ? flags & ~BDRV_O_RDWR
+                                                                  : flags, errp);
+            bdrv_unref(bs);
+            bs = top;
+            if (!bs) {
+                goto fail;
+            }
         }
         g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
         bdrv_set_writethrough(bs, !writeback);

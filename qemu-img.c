@@ -2059,6 +2059,11 @@ static int img_convert(int argc, char **argv)
         if (!drv) {
             goto out;
         }
+        /* A read-only format (bochs): refused before the target is touched. */
+        if (!skip_create && !drv->bdrv_create) {
+            error_report("Format driver '%s' does not support image creation", out_fmt);
+            goto out;
+        }
         if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
             error_report("Compression not supported for this file format");
             goto out;

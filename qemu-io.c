@@ -112,45 +112,6 @@ static void refuse_copy_on_read(void)
 }
 
 /*
- * -s: the image opens read-only under a temporary qcow2 overlay that takes
- * every write.  The overlay's file is deleted as soon as it is open, so
- * nothing of it is left after qemu-io exits, however it exits.
- */
-static BlockDriverState *open_temp_overlay(BlockDriverState *base, int flags, Error **errp)
-{
-    const char *dir = g_getenv("TMPDIR");
-    g_autofree char *path = g_build_filename(dir && *dir ? dir : "/var/tmp",
-                                             "qemu-io-snapshot-XXXXXX", NULL);
-    int64_t size = bdrv_getlength(base);
-    BlockDriverState *top;
-    QDict *opts;
-    int fd;
-
-    if (size < 0) {
-        error_setg_errno(errp, -size, "Could not get the size of '%s'",
-                         bdrv_get_filename(base));
-        return NULL;
-    }
-    fd = g_mkstemp(path);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Could not create the temporary overlay '%s'", path);
-        return NULL;
-    }
-    close(fd);
-    if (bdrv_img_create(path, "qcow2", NULL, NULL, NULL, size, true, errp) < 0) {
-        unlink(path);
-        return NULL;
-    }
-    opts = qdict_new();
-    qdict_put_str(opts, "driver", "qcow2");
-    qdict_put_str(opts, "file.filename", path);
-    qdict_put_str(opts, "backing", bdrv_get_node_name(base));
-    top = bdrv_open(NULL, opts, flags, errp);
-    unlink(path);
-    return top;
-}
-
-/*
  * Opens @name (an option string with @image_opts) as the current image.
  * @opts (consumed, may be NULL) adds options; with a NULL @name they
  * alone say what to open.  Returns 0, or -1 after reporting the problem.
@@ -191,7 +152,9 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
     }
     bs = bdrv_open(filename, opts, flags, &err);
     if (bs && p->snapshot) {
-        BlockDriverState *top = open_temp_overlay(bs, p->flags, &err);
+        /* -s: the image stays read-only under a temporary overlay. */
+        BlockDriverState *top = bdrv_open_temp_overlay(bs, "qemu-io-snapshot-",
+                                                       p->flags, &err);
         bdrv_unref(bs);
         bs = top;
     }

@@ -100,8 +100,9 @@ int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Erro
         return 0;
     }
     if (off & (s->cluster_size - 1)) {
-        qcow2_signal_corruption(bs, errp, "refcount block offset %#" PRIx64
-                                " is not cluster aligned", off);
+        /* QEMU 7.2's wording, which names the reftable entry too. */
+        qcow2_signal_corruption(bs, errp, "Refblock offset %#" PRIx64
+                                " unaligned (reftable index: %#" PRIx64 ")", off, t);
         return -EIO;
     }
     ret = qcow2_cache_get(bs, s->rb_cache, off, true, &rb, errp);

@@ -1167,7 +1167,7 @@ QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
         goto fail;
     }
     if (pw && !qcrypto_block_unlock(block, pw, npw, errp)) {
-        error_prepend(errp, "'%s': ", filename);
+        /* As QEMU 7.2: no file name; the caller names the image or its options. */
         *wrong_key = true;
         goto fail;
     }

@@ -30,14 +30,21 @@ typedef struct DeviceModel {
     int child_bus_max;          /* devices on that bus */
 } DeviceModel;
 
-static const char *const ide_props[] = { "unit", "serial", "bootindex", "share-rw", NULL };
-static const char *const pci_props[] = { "addr", "serial", "bootindex", "iothread", "share-rw",
-                                         NULL };
-static const char *const usb_props[] = { "port", "serial", "bootindex", "removable", "share-rw",
-                                         NULL };
-static const char *const scsi_props[] = { "scsi-id", "serial", "bootindex", "share-rw", NULL };
+/* write-cache, share-rw: every disk model's (QEMU's common block device properties). */
+static const char *const ide_props[] = {
+    "unit", "serial", "bootindex", "write-cache", "share-rw", NULL
+};
+static const char *const pci_props[] = {
+    "addr", "serial", "bootindex", "iothread", "write-cache", "share-rw", NULL
+};
+static const char *const usb_props[] = {
+    "port", "serial", "bootindex", "removable", "write-cache", "share-rw", NULL
+};
+static const char *const scsi_props[] = {
+    "scsi-id", "serial", "bootindex", "write-cache", "share-rw", NULL
+};
 static const char *const controller_props[] = { "addr", "iothread", NULL };
-static const char *const floppy_props[] = { "unit", "share-rw", NULL };
+static const char *const floppy_props[] = { "unit", "write-cache", "share-rw", NULL };
 
 static const DeviceModel models[] = {
     { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
@@ -344,6 +351,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     const char *key;
     json_t *value;
     int unit;
+    int write_cache = -1;       /* write-cache=auto */
 
     if (!driver) {
         error_setg(errp, "Parameter 'driver' is missing");
@@ -423,6 +431,23 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     }
     if (!prop_get_bool(props, "share-rw", &share_rw, errp)) {
         return NULL;
+    }
+    /*
+     * write-cache=on|off overrides the drive's cache mode (cache.writeback)
+     * for the guest's writes; auto (the default) leaves the drive's.
+     */
+    if (json_object_get((json_t *)props, "write-cache")) {
+        const char *wc = qdict_get_try_str(props, "write-cache");
+
+        if (wc && !strcmp(wc, "on")) {
+            write_cache = 1;
+        } else if (wc && !strcmp(wc, "off")) {
+            write_cache = 0;
+        } else if (!wc || strcmp(wc, "auto")) {
+            error_setg(errp, "Parameter 'write-cache' does not accept value '%s'",
+                       wc ? wc : "(not a string)");
+            return NULL;
+        }
     }
     if (qdict_get_try_str(props, "iothread")) {
         iothread = iothread_by_id(qdict_get_try_str(props, "iothread"));
@@ -520,6 +545,9 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     }
     dev = device_create(model, bus, id, dinfo, unit);
     dinfo->perm_user = user;
+    if (dinfo->bs && write_cache >= 0) {
+        bdrv_set_writethrough(dinfo->bs, !write_cache);
+    }
     /*
      * The drive's node follows the device into its iothread (its own, or
      * its virtio-scsi controller's), as QEMU's dataplane moves it.

@@ -697,6 +697,25 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
+/* block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP). */
+static void hmp_block_resize(Monitor *mon, const QDict *args)
+{
+    const char *size = qdict_get_try_str(args, "size");
+    uint64_t bytes;
+    QDict *a;
+
+    if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
+        monitor_printf(mon, "invalid size\n");
+        usage_hint(mon, "block_resize");
+        return;
+    }
+    a = qdict_new();
+    qdict_put_str(a, "device", qdict_get_try_str(args, "device"));
+    qdict_put_int(a, "size", (int64_t)bytes);
+    run_qmp(mon, "block_resize", a);
+    qobject_unref(a);
+}
+
 static void hmp_object_add(Monitor *mon, const QDict *args)
 {
     Error *err = NULL;
@@ -809,6 +828,8 @@ static const HMPCommand builtin_cmds[] = {
     { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
+    { "block_resize", "device:s,size:s", "device size", "resize a block image",
+      hmp_block_resize },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },

@@ -61,6 +61,7 @@ static void usage(void)
            "-qtest DEV          qtest protocol on DEV (no guest: only 'endianness')\n"
            "-drive OPTS         drive: if=none|ide|virtio,id=,file=,format=,media=,encrypt.key-secret=,...\n"
            "-hda..-hdd FILE     IDE drives with index 0..3\n"
+           "-snapshot           every drive is snapshot=on: writes go to a temporary overlay\n"
            "-blockdev OPTS      block node (driver=,node-name=,...)\n"
            "-device DRIVER,...  device: ide-hd, virtio-blk-pci, usb-storage ('-device help')\n"
            "-usb                add the USB controller (bus usb-bus.0)\n"
@@ -143,7 +144,7 @@ static bool known_flag(const char *opt)
 {
     static const char *const flags[] = {
         "nodefaults", "S", "usb", "version", "help", "h", "enable-kvm", "no-reboot",
-        "no-shutdown", "nographic", NULL
+        "no-shutdown", "nographic", "snapshot", NULL
     };
     for (int i = 0; flags[i]; i++) {
         if (!strcmp(opt, flags[i])) {
@@ -276,6 +277,8 @@ int main(int argc, char **argv)
             incoming = o->arg;
         } else if (!strcmp(o->name, "nographic")) {
             nographic = true;
+        } else if (!strcmp(o->name, "snapshot")) {
+            drive_set_default_snapshot(true);
         } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
                    !strcmp(o->name, "mon")) {
             have_monitor = true;

@@ -216,6 +216,16 @@ enum {
 int bdrv_img_create(const char *filename, const char *fmt,
                     const char *base_filename, const char *base_fmt,
                     QDict *opts, int64_t img_size, int flags, Error **errp);
+/*
+ * qemu-io -s and -drive snapshot=on: opens a temporary qcow2 overlay on top
+ * of @base (which the overlay references as its backing node) with @flags
+ * and cache.no-flush=on.  The overlay's file is made in $TMPDIR (else
+ * /var/tmp) under a name starting with @prefix, and deleted as soon as it
+ * is open, so nothing of it is left when the program exits, however it
+ * exits.
+ */
+BlockDriverState *bdrv_open_temp_overlay(BlockDriverState *base, const char *prefix,
+                                         int flags, Error **errp);
 
 /* Data I/O: all of these go through the one request path in block.c. */
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,

@@ -405,6 +405,7 @@ void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
+void bdrv_bochs_init(void);
 void bdrv_blkverify_init(void);
 void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);

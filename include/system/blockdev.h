@@ -40,6 +40,8 @@ struct DriveInfo {
  * An encrypted image without its key is opened keyless.
  */
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp);
+/* -snapshot: the default of -drive's snapshot= (a temporary overlay takes the writes). */
+void drive_set_default_snapshot(bool on);
 void drive_del(DriveInfo *dinfo);
 DriveInfo *drive_find(const char *id);
 /* A drive by name, or an anonymous drive for a node name (device_add drive=NODE). */

@@ -12,6 +12,11 @@ programs.  Its verdict per test is then held against expectations.txt:
   waiting N     needs what issue N builds; a failure is expected
   missing N     a piece issue N must still build; a failure is expected
 
+A line may end its words with `long` (before the `--` of a reason): the
+test is beyond QEMU's `auto` group and slow enough to stay out of the
+README's test command.  Only `--long` runs those (run-long.sh), and then
+only those; tests named on the command line run whatever their marker.
+
 A listed test that is not `pass` and passes is reported as newly passing,
 so that the list grows.  Tests that QEMU 7.2 itself does not pass on this
 machine are not listed (`--oracle` runs QEMU 7.2's programs through the
@@ -23,7 +28,7 @@ warning) are taken out of its output; if what is left equals QEMU's
 reference output, the test passes.
 
   run.py [--oracle] [-j N] [-b BUILD] [--formats raw,qcow2] [--all]
-         [--group G] [--list FILE] [--keep] [TEST...]
+         [--group G] [--list FILE] [--long] [--keep] [TEST...]
 
 --all runs every test of the formats (not only the listed ones) and prints
 a proposed expectation line for each, for widening the list.
@@ -50,13 +55,14 @@ RESULT_ANY_RE = re.compile(r'(?<!\S)([\w-]+)\s+(pass|fail|not run)\s+'
 
 
 class Expectation:
-    def __init__(self, fmt, test, status, issue, reason, lineno):
+    def __init__(self, fmt, test, status, issue, reason, lineno, long):
         self.fmt, self.test, self.status = fmt, test, status
         self.issue, self.reason, self.lineno = issue, reason, lineno
+        self.long = long
 
 
 def load_expectations(path):
-    """Parses expectations.txt: FORMAT TEST STATUS [ISSUE] [-- REASON]."""
+    """Parses expectations.txt: FORMAT TEST STATUS [ISSUE] [long] [-- REASON]."""
     exp = {}
     for lineno, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.strip()
@@ -67,6 +73,9 @@ def load_expectations(path):
         where = f'{path.name}:{lineno}'
         if len(words) < 3:
             sys.exit(f'{where}: expected "FORMAT TEST STATUS", got: {raw}')
+        long = words[-1] == 'long'
+        if long:
+            words = words[:-1]
         fmt, test, status = words[:3]
         if fmt not in FORMATS:
             sys.exit(f'{where}: unknown format {fmt!r}')
@@ -84,7 +93,7 @@ def load_expectations(path):
         if (fmt, test) in exp:
             sys.exit(f'{where}: {fmt} {test} is listed twice')
         exp[(fmt, test)] = Expectation(fmt, test, status, issue,
-                                       reason.strip(), lineno)
+                                       reason.strip(), lineno, long)
     return exp
 
 
@@ -153,7 +162,31 @@ def descendants(pid, kids):
     return out
 
 
-def watchdog(check_pid, iotests, limit, done, killed):
+def reap_orphans(sock_dir, kids):
+    """Kills the machines of finished tests that nobody shut down.
+
+    A Python test that fails between launching a machine and its tearDown
+    leaves the machine running (QEMU does not exit when its monitor's
+    client goes away), holding its images' locks: later tests on the same
+    files then fail for that reason alone.  Such a machine has lost its
+    parent (init adopted it), is a qemu-system (daemons such as qemu-nbd
+    --fork and qemu-storage-daemon --daemonize are orphans by design) and
+    names this run's socket directory.
+    """
+    marker = str(sock_dir).encode()
+    for pid in kids.get(1, []):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                argv = f.read().split(b'\0')
+            if not os.path.basename(argv[0]).startswith(b'qemu-system') or \
+                    not any(marker in a for a in argv):
+                continue
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def watchdog(check_pid, iotests, limit, done, killed, sock_dir):
     """Kills a test that runs longer than @limit seconds.
 
     QEMU 7.2's check has no time limit, and a test that loops on a program
@@ -166,6 +199,7 @@ def watchdog(check_pid, iotests, limit, done, killed):
     prefix = str(iotests) + '/'
     while not done.wait(2):
         kids = children_of()
+        reap_orphans(sock_dir, kids)
         now = time.monotonic()
         for pid in descendants(check_pid, kids):
             try:
@@ -207,11 +241,13 @@ def run_check(args, iotests, fmt, tests, env, workdir):
                                 stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         dog = threading.Thread(target=watchdog, daemon=True,
-                               args=(proc.pid, iotests, args.timeout, done, killed))
+                               args=(proc.pid, iotests, args.timeout, done, killed,
+                                     sock_dir))
         dog.start()
         proc.wait()
         done.set()
         dog.join()
+    reap_orphans(sock_dir, children_of())
     for k in killed:
         print(f'conformance -{fmt}: killed after {args.timeout}s: {k}')
     shutil.rmtree(sock_dir, ignore_errors=True)
@@ -261,8 +297,9 @@ def main():
     p.add_argument('--all', action='store_true',
                    help='run every test, not only the listed ones')
     p.add_argument('--group', help="run a group of QEMU's tests (with --all)")
-    p.add_argument('--list', help='the expectation list (default: expectations.txt; '
-                   'expectations-long.txt holds the tests beyond the auto group)')
+    p.add_argument('--list', help='the expectation list (default: expectations.txt)')
+    p.add_argument('--long', action='store_true',
+                   help='run the listed tests marked `long` (and only those)')
     p.add_argument('--timeout', type=int, default=300,
                    help='seconds one test may run before it is killed')
     p.add_argument('--keep', action='store_true', help='keep the work directory')
@@ -321,7 +358,8 @@ def main():
         elif args.all:
             tests = []
         else:
-            tests = sorted(t for (f, t) in expectations if f == fmt)
+            tests = sorted(t for (f, t), e in expectations.items()
+                           if f == fmt and e.long == args.long)
         if not tests and not args.all:
             continue
         # check takes a named test (tests/NAME in its tree) by NAME alone.
@@ -366,7 +404,7 @@ def main():
         print(f'NEWLY PASSING (list it as pass): {n}')
     counts = {}
     for e in expectations.values():
-        if e.fmt in formats:
+        if e.fmt in formats and (args.tests or e.long == args.long):
             counts[e.status] = counts.get(e.status, 0) + 1
     print('listed: ' + ', '.join(f'{counts.get(s, 0)} {s}' for s in STATUSES))
     if not failed and not args.keep:
