@@ -151,6 +151,8 @@ static BackupOptions arg_copy_options(QDict *args)
         .on_source_error = arg_on_error(args, "on-source-error"),
         .on_target_error = arg_on_error(args, "on-target-error"),
         .bitmap = qdict_get_try_str(args, "bitmap"),
+        .compress = qdict_get_try_bool(args, "compress", false),
+        .node_name = qdict_get_try_str(args, "node-name"),
     };
 
     if (qdict_get_try_str(args, "bitmap-mode")) {

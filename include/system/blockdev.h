@@ -75,4 +75,6 @@ void drive_detach_device(DriveInfo *dinfo);
 /* After a job replaced the drive's node: the device's needs move along. */
 void drive_refresh_device_perms(DriveInfo *dinfo);
 
+/* block_resize, blockdev-snapshot(-sync), blockdev-reopen (block/graph-cmds.c). */
+void block_graph_monitor_init(void);
 #endif

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * QMP commands that change the block graph or a node at run time, outside
+ * jobs: block_resize, blockdev-snapshot, blockdev-snapshot-sync and
+ * blockdev-reopen (schema in qapi/block.json).  Errors are QEMU 7.2's.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qapi/qmp-registry.h"
+#include "system/blockdev.h"
+
+/*
+ * A drive by name first, then a node, as QEMU's commands that take both
+ * "device" and "node-name".
+ */
+static BlockDriverState *lookup_bs(const char *device, const char *node_name, Error **errp)
+{
+    if (device) {
+        DriveInfo *d = drive_find(device);
+        if (d) {
+            if (!d->bs) {
+                error_setg(errp, "Device '%s' has no medium", device);
+                return NULL;
+            }
+            return d->bs;
+        }
+    }
+    if (node_name) {
+        BlockDriverState *bs = bdrv_find_node(node_name);
+        if (bs && bs->drv) {
+            return bs;
+        }
+    }
+    error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device ? device : "",
+               node_name ? node_name : "");
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* block_resize */
+
+static QObject *qmp_block_resize(QDict *args, Error **errp)
+{
+    int64_t size = json_integer_value(json_object_get(args, "size"));
+    BlockDriverState *bs = lookup_bs(qdict_get_try_str(args, "device"),
+                                     qdict_get_try_str(args, "node-name"), errp);
+
+    if (!bs) {
+        return NULL;
+    }
+    if (size < 0) {
+        error_setg(errp, "Parameter 'size' expects a >0 size");
+        return NULL;
+    }
+    /* A job's node keeps its size until the job ends. */
+    if (!block_job_check_node_free(bs, errp)) {
+        return NULL;
+    }
+    if (bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, errp) < 0) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
+/* ------------------------------------------------------------------ */
+/* External snapshots */
+
+/* The node that has @bs as its file or backing node, if any. */
+static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+        if (p->file == bs || p->backing == bs) {
+            *as_file = p->file == bs;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool is_drive_root(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (((DriveInfo *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return bs->device_name[0] != '\0';
+}
+
+/* What blockdev-snapshot requires of its two nodes, checked before any change. */
+static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
+{
+    BlockDriverState *parent;
+    bool as_file = false;
+
+    if (overlay == node || is_drive_root(overlay) || parent_of(overlay, &as_file)) {
+        error_setg(errp, "The overlay is already in use");
+        return false;
+    }
+    if (bdrv_is_read_only(overlay)) {
+        error_setg(errp, "Block node is read-only");
+        return false;
+    }
+    if (!overlay->drv->supports_backing) {
+        error_setg(errp, "The overlay does not support backing images");
+        return false;
+    }
+    if (overlay->backing) {
+        error_setg(errp, "The overlay already has a backing image");
+        return false;
+    }
+    parent = parent_of(node, &as_file);
+    if (parent && as_file) {
+        /* The overlay would have to stand between a format and its file. */
+        error_setg(errp, "Node '%s' is the file of '%s': a snapshot goes on top of a "
+                   "format node", node->node_name, parent->node_name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * @overlay gets @node as its backing node, and takes @node's place in the
+ * drives and backing links that used it.
+ */
+static bool snapshot_attach(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
+{
+    GList *parents = NULL;
+
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+        if (p != overlay && p->backing == node) {
+            parents = g_list_prepend(parents, p);
+        }
+    }
+    bdrv_ref(node);     /* no reference drops to zero on the way */
+    bdrv_set_backing_hd(overlay, node);
+    for (GList *l = parents; l; l = l->next) {
+        bdrv_set_backing_hd(l->data, overlay);
+    }
+    g_list_free(parents);
+    if (is_drive_root(node) && !block_job_replace_root(node, overlay, errp)) {
+        bdrv_set_backing_hd(overlay, NULL);
+        bdrv_unref(node);
+        return false;
+    }
+    bdrv_unref(node);
+    return true;
+}
+
+static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
+{
+    const char *node_arg = qdict_get_try_str(args, "node");
+    const char *overlay_arg = qdict_get_try_str(args, "overlay");
+    BlockDriverState *node, *overlay;
+
+    node = lookup_bs(node_arg, node_arg, errp);
+    if (!node) {
+        return NULL;
+    }
+    overlay = lookup_bs(overlay_arg, overlay_arg, errp);
+    if (!overlay || !snapshot_check(node, overlay, errp) ||
+        !snapshot_attach(node, overlay, errp)) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
+static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
+{
+    const char *file = qdict_get_try_str(args, "snapshot-file");
+    const char *new_name = qdict_get_try_str(args, "snapshot-node-name");
+    const char *format = qdict_get_try_str(args, "format");
+    const char *mode_arg = qdict_get_try_str(args, "mode");
+    NewImageMode mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    BlockDriverState *node, *overlay;
+    QDict *opts;
+    bool ok;
+
+    node = lookup_bs(qdict_get_try_str(args, "device"), qdict_get_try_str(args, "node-name"),
+                     errp);
+    if (!node) {
+        return NULL;
+    }
+    if (mode_arg && !block_job_parse_mode(mode_arg, &mode, errp)) {
+        return NULL;
+    }
+    if (!format) {
+        format = "qcow2";
+    }
+    if (!bdrv_find_format(format)) {
+        error_setg(errp, "Unknown file format '%s'", format);
+        return NULL;
+    }
+    if (new_name) {
+        if (bdrv_find_node(new_name)) {
+            error_setg(errp, "New overlay node-name already in use");
+            return NULL;
+        }
+        if (!bdrv_node_name_valid(new_name, errp)) {
+            return NULL;
+        }
+        if (drive_find(new_name)) {
+            error_setg(errp, "node-name=%s is conflicting with a device id", new_name);
+            return NULL;
+        }
+    }
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
+        /* The new image names the node as QEMU names it (json:{...} when options make it). */
+        g_autofree char *backing_name = bdrv_display_filename(node);
+        int64_t size = bdrv_getlength(node);
+
+        if (size < 0) {
+            error_setg_errno(errp, (int)-size, "Could not get the size of '%s'",
+                             node->filename);
+            return NULL;
+        }
+        if (bdrv_img_create(file, format, backing_name, bdrv_get_format_name(node), NULL,
+                            size, 0, errp) < 0) {
+            return NULL;
+        }
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", format);
+    if (new_name) {
+        qdict_put_str(opts, "node-name", new_name);
+    }
+    /* The node itself becomes the backing node: the image's own is not opened. */
+    qdict_put_obj(opts, "backing", json_null());
+    overlay = bdrv_open(file, opts, BDRV_O_RDWR | BDRV_O_NO_PROMPT | BDRV_O_PROBE_QUIET, errp);
+    if (!overlay) {
+        return NULL;
+    }
+    ok = snapshot_check(node, overlay, errp) && snapshot_attach(node, overlay, errp);
+    /* The drives (or backing links) that took the overlay hold it now. */
+    bdrv_unref(overlay);
+    return ok ? qdict_new() : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* blockdev-reopen */
+
+/* One element of blockdev-reopen, checked. */
+typedef struct ReopenItem {
+    BlockDriverState *bs;
+    QDict *opts;                /* flat, for bdrv_reopen() */
+    bool change_backing;
+    BlockDriverState *backing;  /* the new backing node, or NULL to detach */
+} ReopenItem;
+
+/* Whether @bs is @top or below it (through file and backing links). */
+static bool in_subtree(BlockDriverState *top, BlockDriverState *bs)
+{
+    if (!top) {
+        return false;
+    }
+    return top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs);
+}
+
+/* Sets a default for an option the element left out (QEMU resets those). */
+static void put_default(QDict *opts, const char *key, json_t *value)
+{
+    if (!json_object_get(opts, key)) {
+        json_object_set(opts, key, value);
+    }
+    json_decref(value);
+}
+
+static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
+{
+    json_t *file, *backing;
+    const char *name;
+
+    if (!json_is_object(elem)) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
+        return false;
+    }
+    name = qdict_get_try_str(elem, "node-name");
+    if (!name) {
+        error_setg(errp, "node-name not specified");
+        return false;
+    }
+    it->bs = bdrv_find_node(name);
+    if (!it->bs || !it->bs->drv) {
+        error_setg(errp, "Failed to find node with node-name='%s'", name);
+        return false;
+    }
+    if (!qdict_get_try_str(elem, "driver")) {
+        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
+        return false;
+    }
+    it->opts = json_deep_copy(elem);
+    file = json_object_get(it->opts, "file");
+    if (it->bs->file && !file) {
+        error_setg(errp, "Parameter 'options[%zu].file' is missing", i);
+        return false;
+    }
+    if (json_is_string(file)) {
+        /* A reference to the present file node restates it. */
+        if (!it->bs->file || strcmp(json_string_value(file), it->bs->file->node_name)) {
+            error_setg(errp, "Cannot change the option 'file': replacing a node's file "
+                       "node is not supported");
+            return false;
+        }
+        json_object_del(it->opts, "file");
+    }
+    backing = json_object_get(it->opts, "backing");
+    if (!backing) {
+        if (it->bs->drv->supports_backing && (it->bs->backing || it->bs->backing_file[0])) {
+            error_setg(errp, "backing is missing for '%s'", name);
+            return false;
+        }
+    } else if (json_is_null(backing) || json_is_string(backing)) {
+        it->change_backing = true;
+        if (json_is_string(backing)) {
+            const char *ref = json_string_value(backing);
+            it->backing = bdrv_find_node(ref);
+            if (!it->backing || !it->backing->drv) {
+                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+                return false;
+            }
+            if (in_subtree(it->backing, it->bs)) {
+                error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
+                           ref, name);
+                return false;
+            }
+        }
+        if (it->backing != it->bs->backing && !it->bs->drv->supports_backing) {
+            error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
+                       it->bs->drv->format_name, name);
+            return false;
+        }
+        json_object_del(it->opts, "backing");
+    }
+    /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
+    bdrv_flatten_options(it->opts);
+    put_default(it->opts, "read-only", json_false());
+    put_default(it->opts, "cache.direct", json_false());
+    put_default(it->opts, "cache.no-flush", json_false());
+    put_default(it->opts, "discard", json_string("ignore"));
+    put_default(it->opts, "detect-zeroes", json_string("off"));
+    return true;
+}
+
+static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
+{
+    json_t *list = json_object_get(args, "options");
+    size_t n = json_array_size(list), i, j;
+    g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    bool ok = true;
+
+    if (!n) {
+        error_setg(errp, "blockdev-reopen needs at least one node's options");
+        return NULL;
+    }
+    /* Every element is checked before any node changes. */
+    for (i = 0; ok && i < n; i++) {
+        ok = reopen_item_parse(json_array_get(list, i), i, &items[i], errp);
+        for (j = 0; ok && j < i; j++) {
+            if (items[j].bs == items[i].bs) {
+                error_setg(errp, "Node '%s' appears twice in the reopen list",
+                           items[i].bs->node_name);
+                ok = false;
+            }
+        }
+    }
+    /*
+     * Then the nodes change in list order; a failure stops there (the
+     * nodes before it keep their new options).
+     */
+    for (i = 0; ok && i < n; i++) {
+        ReopenItem *it = &items[i];
+
+        if (it->change_backing && it->backing != it->bs->backing &&
+            it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) {
+            ok = false;
+            break;
+        }
+        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
+            ok = false;
+            break;
+        }
+        if (it->change_backing && it->backing != it->bs->backing) {
+            bdrv_set_backing_hd(it->bs, it->backing);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].opts) {
+            json_decref(items[i].opts);
+        }
+    }
+    return ok ? qdict_new() : NULL;
+}
+
+void block_graph_monitor_init(void)
+{
+    qmp_register_command("block_resize", qmp_block_resize);
+    qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
+    qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);
+    qmp_register_command("blockdev-reopen", qmp_blockdev_reopen);
+}
