@@ -196,10 +196,6 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
         return NULL;
     }
 
-    if (o.sync == MIRROR_SYNC_MODE_NONE) {
-        error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
-        return NULL;
-    }
     if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;

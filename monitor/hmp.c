@@ -748,11 +748,43 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
     const char *cmd = qdict_get_try_str(args, "command");
-    DriveInfo *d = drive_find(device);
-    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    DriveInfo *d;
+    BlockDriverState *bs;
     QemuIOOutputFn old_fn;
     void *old_opaque;
 
+    if (!strcmp(device, "-d")) {
+        /*
+         * qemu-io -d QDEV "command": the drive of a guest device, by its id
+         * or by the path of its inner device (virtio-blk's "ID/virtio-backend").
+         */
+        const char *qdev = cmd;
+        g_autofree char *outer = g_strdup(qdev);
+        DeviceState *dev = qdev_find(qdev);
+        char *slash = strrchr(outer, '/');
+
+        cmd = qdict_get_try_str(args, "extra");
+        if (!cmd) {
+            monitor_printf(mon, "qemu-io: missing argument 'command'\n");
+            return;
+        }
+        if (!dev && slash && !strcmp(slash, "/virtio-backend")) {
+            *slash = '\0';
+            dev = qdev_find(outer);
+        }
+        if (!dev || !dev->drive || !dev->drive->bs) {
+            monitor_printf(mon, "Device '%s' not found\n", qdev);
+            return;
+        }
+        d = dev->drive;
+        bs = d->bs;
+    } else if (qdict_get_try_str(args, "extra")) {
+        monitor_printf(mon, "qemu-io: extraneous characters at the end of line\n");
+        return;
+    } else {
+        d = drive_find(device);
+        bs = d ? d->bs : bdrv_find_node(device);
+    }
     if (!bs) {
         monitor_printf(mon, d ? "Device '%s' has no medium\n" : "Device '%s' not found\n",
                        device);
@@ -785,7 +817,7 @@ static const HMPCommand builtin_cmds[] = {
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },
-    { "qemu-io", "device:s,command:s", "device \"command\"",
+    { "qemu-io", "device:s,command:s,extra:s?", "[-d] device \"command\"",
       "run a qemu-io command on a block device", hmp_qemu_io },
 };
 
