@@ -39,6 +39,19 @@ static BlockDriverState *lookup_bs(const char *device, const char *node_name, Er
     return NULL;
 }
 
+/* The node that has @bs as its file or backing node, if any. */
+static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+        if (p->file == bs || p->backing == bs) {
+            *as_file = p->file == bs;
+            return p;
+        }
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* block_resize */
 
@@ -59,6 +72,20 @@ static QObject *qmp_block_resize(QDict *args, Error **errp)
     if (!block_job_check_node_free(bs, errp)) {
         return NULL;
     }
+    /*
+     * Nor does a node below another change size under it (QEMU 7.2
+     * refuses this too, with "Device '(null)' is in use").
+     */
+    {
+        bool as_file = false;
+        BlockDriverState *parent = parent_of(bs, &as_file);
+
+        if (parent) {
+            error_setg(errp, "Node '%s' is in use: it is the %s node of '%s'", bs->node_name,
+                       as_file ? "file" : "backing", parent->node_name);
+            return NULL;
+        }
+    }
     if (bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, errp) < 0) {
         return NULL;
     }
@@ -67,19 +94,6 @@ static QObject *qmp_block_resize(QDict *args, Error **errp)
 
 /* ------------------------------------------------------------------ */
 /* External snapshots */
-
-/* The node that has @bs as its file or backing node, if any. */
-static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
-{
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-        if (p->file == bs || p->backing == bs) {
-            *as_file = p->file == bs;
-            return p;
-        }
-    }
-    return NULL;
-}
 
 static bool is_drive_root(BlockDriverState *bs)
 {
