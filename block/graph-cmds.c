@@ -86,7 +86,11 @@ static QObject *qmp_block_resize(QDict *args, Error **errp)
             return NULL;
         }
     }
-    if (bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, errp) < 0) {
+    /*
+     * Exact: QEMU's block_resize leaves a regular file (a raw image's) the
+     * size asked for, smaller too.
+     */
+    if (bdrv_truncate(bs, size, true, PREALLOC_MODE_OFF, errp) < 0) {
         return NULL;
     }
     return qdict_new();
