@@ -1032,7 +1032,8 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     Error *local_err = NULL;
     const char *name = bs->full_backing_filename;
 
-    if (!name[0] && !qdict_haskey(backing_opts, "file.filename")) {
+    if (!name[0] && !qdict_haskey(backing_opts, "file.filename") &&
+        !qdict_haskey(backing_opts, "driver")) {
         if (flags & BDRV_O_UNSAFE) {
             qobject_unref(backing_opts);
             return 0;
@@ -1047,7 +1048,7 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     }
     /* Backing files are opened read-only; commit re-opens them writable. */
     flags &= ~BDRV_O_RDWR;
-    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") ? NULL : name,
+    backing = bdrv_open_inherit(qdict_haskey(backing_opts, "file.filename") || !name[0] ? NULL : name,
                                 backing_opts, flags | BDRV_O_PROBE_QUIET, chain,
                                 &local_err);
     if (!backing) {
@@ -1265,7 +1266,9 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         bdrv_set_backing_hd(bs, b);
-    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename"))) {
+    } else if (!no_backing && (bs->backing_file[0] || qdict_haskey(backing_opts, "file.filename") ||
+                               qdict_haskey(backing_opts, "driver"))) {
+        /* Backing options given inline open a backing node the header may not name. */
         my_chain = g_slist_prepend(g_slist_copy(chain), identity);
         if (open_backing(bs, backing_opts, flags, my_chain, errp) < 0) {
             backing_opts = NULL;
