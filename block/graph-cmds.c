@@ -99,6 +99,17 @@ static QObject *qmp_block_resize(QDict *args, Error **errp)
 /* ------------------------------------------------------------------ */
 /* External snapshots */
 
+/* Whether @bs is @top's file or backing node, or further below. */
+static bool in_chain_below(BlockDriverState *top, BlockDriverState *bs)
+{
+    for (BlockDriverState *c = top; c; c = c->backing) {
+        if ((c != top && c == bs) || (c->file && c->file == bs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool is_drive_root(BlockDriverState *bs)
 {
     for (GList *l = drive_list(); l; l = l->next) {
@@ -109,13 +120,34 @@ static bool is_drive_root(BlockDriverState *bs)
     return bs->device_name[0] != '\0';
 }
 
+/*
+ * The node a snapshot goes on: the top of a chain (a drive's node or a
+ * node nothing uses), not a node below another.
+ */
+static bool snapshot_node_check(BlockDriverState *node, Error **errp)
+{
+    bool as_file = false;
+    BlockDriverState *parent = parent_of(node, &as_file);
+
+    if (parent && !as_file) {
+        error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
+                   node->node_name, parent->node_name);
+        return false;
+    }
+    if (parent) {
+        /* The overlay would have to stand between a format and its file. */
+        error_setg(errp, "Node '%s' is the file of '%s': a snapshot goes on top of a "
+                   "format node", node->node_name, parent->node_name);
+        return false;
+    }
+    return true;
+}
+
 /* What blockdev-snapshot requires of its two nodes, checked before any change. */
 static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
 {
-    BlockDriverState *parent;
-    bool as_file = false;
-
-    if (overlay == node || is_drive_root(overlay) || parent_of(overlay, &as_file)) {
+    /* (A node may be the overlay while it is another node's backing node, as in QEMU.) */
+    if (overlay == node || is_drive_root(overlay) || in_chain_below(node, overlay)) {
         error_setg(errp, "The overlay is already in use");
         return false;
     }
@@ -131,36 +163,17 @@ static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Er
         error_setg(errp, "The overlay already has a backing image");
         return false;
     }
-    parent = parent_of(node, &as_file);
-    if (parent && as_file) {
-        /* The overlay would have to stand between a format and its file. */
-        error_setg(errp, "Node '%s' is the file of '%s': a snapshot goes on top of a "
-                   "format node", node->node_name, parent->node_name);
-        return false;
-    }
     return true;
 }
 
 /*
- * @overlay gets @node as its backing node, and takes @node's place in the
- * drives and backing links that used it.
+ * @overlay gets @node (the top of its chain) as its backing node, and
+ * takes @node's place in the drive that used it.
  */
 static bool snapshot_attach(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
 {
-    GList *parents = NULL;
-
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-        if (p != overlay && p->backing == node) {
-            parents = g_list_prepend(parents, p);
-        }
-    }
     bdrv_ref(node);     /* no reference drops to zero on the way */
     bdrv_set_backing_hd(overlay, node);
-    for (GList *l = parents; l; l = l->next) {
-        bdrv_set_backing_hd(l->data, overlay);
-    }
-    g_list_free(parents);
     if (is_drive_root(node) && !block_job_replace_root(node, overlay, errp)) {
         bdrv_set_backing_hd(overlay, NULL);
         bdrv_unref(node);
@@ -181,7 +194,7 @@ static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
         return NULL;
     }
     overlay = lookup_bs(overlay_arg, overlay_arg, errp);
-    if (!overlay || !snapshot_check(node, overlay, errp) ||
+    if (!overlay || !snapshot_node_check(node, errp) || !snapshot_check(node, overlay, errp) ||
         !snapshot_attach(node, overlay, errp)) {
         return NULL;
     }
@@ -204,7 +217,8 @@ static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
     if (!node) {
         return NULL;
     }
-    if (mode_arg && !block_job_parse_mode(mode_arg, &mode, errp)) {
+    if (!snapshot_node_check(node, errp) ||
+        (mode_arg && !block_job_parse_mode(mode_arg, &mode, errp))) {
         return NULL;
     }
     if (!format) {
