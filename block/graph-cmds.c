@@ -183,6 +183,38 @@ static bool snapshot_attach(BlockDriverState *node, BlockDriverState *overlay, E
     return true;
 }
 
+BlockDriverState *block_snapshot_node(const char *type, QDict *args)
+{
+    const char *node = qdict_get_try_str(args, "node");
+
+    if (!strcmp(type, "blockdev-snapshot")) {
+        return lookup_bs(node, node, NULL);
+    }
+    return lookup_bs(qdict_get_try_str(args, "device"), qdict_get_try_str(args, "node-name"),
+                     NULL);
+}
+
+BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *o = l->data;
+        if (o->backing == node) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay)
+{
+    bdrv_ref(overlay);
+    if (is_drive_root(overlay)) {
+        block_job_replace_root(overlay, node, NULL);
+    }
+    bdrv_set_backing_hd(overlay, NULL);
+    bdrv_unref(overlay);
+}
+
 static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
 {
     const char *node_arg = qdict_get_try_str(args, "node");
