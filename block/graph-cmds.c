@@ -334,6 +334,38 @@ static void put_default(QDict *opts, const char *key, json_t *value)
     json_decref(value);
 }
 
+/*
+ * QEMU resets a driver option the element leaves out to its default; this
+ * tree knows no driver's defaults here, so an option the node was given
+ * (at its open or a reopen) must be stated again.
+ */
+static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **errp)
+{
+    static const char *const generic[] = {
+        "node-name", "driver", "read-only", "auto-read-only", "cache.direct",
+        "cache.no-flush", "discard", "detect-zeroes", "force-share", "aio", "filename",
+    };
+    const char *key;
+    json_t *value;
+
+    if (!bs->options) {
+        return true;
+    }
+    json_object_foreach(bs->options, key, value) {
+        bool skip = g_str_has_prefix(key, "file") || g_str_has_prefix(key, "backing");
+
+        for (size_t i = 0; !skip && i < G_N_ELEMENTS(generic); i++) {
+            skip = !strcmp(key, generic[i]);
+        }
+        if (!skip && !json_object_get(opts, key)) {
+            error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
+                       "default is not supported, state it again", key, bs->node_name);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
 {
     json_t *file, *backing;
@@ -402,6 +434,9 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     }
     /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
     bdrv_flatten_options(it->opts);
+    if (!reopen_keeps_driver_opts(it->bs, it->opts, errp)) {
+        return false;
+    }
     put_default(it->opts, "read-only", json_false());
     put_default(it->opts, "cache.direct", json_false());
     put_default(it->opts, "cache.no-flush", json_false());
