@@ -129,6 +129,10 @@ static bool snapshot_node_check(BlockDriverState *node, Error **errp)
     bool as_file = false;
     BlockDriverState *parent = parent_of(node, &as_file);
 
+    /* A job's node stays where the job found it (QEMU: busy). */
+    if (!block_job_check_node_free(node, errp)) {
+        return false;
+    }
     if (parent && !as_file) {
         error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
                    node->node_name, parent->node_name);
