@@ -110,6 +110,25 @@ static bool in_chain_below(BlockDriverState *top, BlockDriverState *bs)
     return false;
 }
 
+/* Whether @bs is @top or below it (through file and backing links). */
+static bool in_subtree(BlockDriverState *top, BlockDriverState *bs)
+{
+    if (!top) {
+        return false;
+    }
+    return top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs);
+}
+
+static bool in_drive_tree(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (in_subtree(((DriveInfo *)l->data)->bs, bs)) {
+            return true;
+        }
+    }
+    return bs->device_name[0] != '\0';
+}
+
 static bool is_drive_root(BlockDriverState *bs)
 {
     for (GList *l = drive_list(); l; l = l->next) {
@@ -150,8 +169,12 @@ static bool snapshot_node_check(BlockDriverState *node, Error **errp)
 /* What blockdev-snapshot requires of its two nodes, checked before any change. */
 static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
 {
-    /* (A node may be the overlay while it is another node's backing node, as in QEMU.) */
-    if (overlay == node || is_drive_root(overlay) || in_chain_below(node, overlay)) {
+    /*
+     * A node a drive reads through (its node, or one in that node's
+     * chain or below) is in use; another node's backing node is not, as
+     * in QEMU 7.2.
+     */
+    if (in_drive_tree(overlay)) {
         error_setg(errp, "The overlay is already in use");
         return false;
     }
@@ -165,6 +188,11 @@ static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Er
     }
     if (overlay->backing) {
         error_setg(errp, "The overlay already has a backing image");
+        return false;
+    }
+    if (overlay == node || in_chain_below(node, overlay)) {
+        error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
+                   node->node_name, overlay->node_name);
         return false;
     }
     return true;
@@ -319,15 +347,6 @@ typedef struct ReopenItem {
     bool change_backing;
     BlockDriverState *backing;  /* the new backing node, or NULL to detach */
 } ReopenItem;
-
-/* Whether @bs is @top or below it (through file and backing links). */
-static bool in_subtree(BlockDriverState *top, BlockDriverState *bs)
-{
-    if (!top) {
-        return false;
-    }
-    return top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs);
-}
 
 /* Sets a default for an option the element left out (QEMU resets those). */
 static void put_default(QDict *opts, const char *key, json_t *value)
