@@ -768,18 +768,31 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
             monitor_printf(mon, "qemu-io: missing argument 'command'\n");
             return;
         }
+        if (dev && dev->backend_path) {
+            /* The drive is held by its inner device, which -d must name. */
+            monitor_printf(mon, "Error: Device does not have a block device backend\n");
+            return;
+        }
         if (!dev && slash && !strcmp(slash, "/virtio-backend")) {
             *slash = '\0';
             dev = qdev_find(outer);
+            if (dev && !dev->backend_path) {
+                dev = NULL;
+            }
         }
-        if (!dev || !dev->drive || !dev->drive->bs) {
-            monitor_printf(mon, "Device '%s' not found\n", qdev);
+        if (!dev) {
+            monitor_printf(mon, "Error: Device '%s' not found\n", qdev);
+            return;
+        }
+        if (!dev->drive || !dev->drive->bs) {
+            monitor_printf(mon, "Error: Device does not have a block device backend\n");
             return;
         }
         d = dev->drive;
         bs = d->bs;
     } else if (qdict_get_try_str(args, "extra")) {
         monitor_printf(mon, "qemu-io: extraneous characters at the end of line\n");
+        usage_hint(mon, "qemu-io");
         return;
     } else {
         d = drive_find(device);
