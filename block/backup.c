@@ -301,6 +301,23 @@ fail:
 }
 
 /* Common to drive-backup and blockdev-backup once the target node is open. */
+/*
+ * compress=true needs a target format that writes compressed clusters
+ * (QEMU 7.2's message names the target's drive, empty for a node).
+ */
+static bool backup_compress_check(BlockDriver *drv, BlockDriverState *target, Error **errp)
+{
+    if (!drv && !target) {
+        return true;    /* an unknown format: opening the target says so */
+    }
+    if (!drv || !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        error_setg(errp, "Compression is not supported for this drive %s",
+                   target ? target->device_name : "");
+        return false;
+    }
+    return true;
+}
+
 static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh,
                               const BackupOptions *opts, Error **errp)
 {
@@ -327,7 +344,8 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         block_job_free_unstarted(job);
         return NULL;
     }
-    if (!backup_bitmap_check(s, opts, errp)) {
+    if (!backup_bitmap_check(s, opts, errp) ||
+        (opts->compress && !backup_compress_check(target->drv, target, errp))) {
         bdrv_unref(target);
         block_job_free_unstarted(job);
         return NULL;
@@ -353,6 +371,9 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
             block_job_free_unstarted(job);
             return NULL;
         }
+    }
+    if (opts->compress) {
+        job->write_flags = BDRV_REQ_WRITE_COMPRESSED;
     }
     s->target = target;
     block_job_add_node(job, target);
@@ -442,8 +463,15 @@ BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp)
     } else if (opts->sync == MIRROR_SYNC_MODE_NONE) {
         backing = bs;
     }
+    /* Refused before the target is created. */
+    if (opts->compress && opts->mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS &&
+        !backup_compress_check(bdrv_find_format(opts->format ? opts->format
+                                                : bdrv_get_format_name(bs)), NULL, errp)) {
+        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
-                                   opts->quiet, errp);
+                                   NULL, opts->quiet, errp);
     if (!target) {
         block_job_free_unstarted(&s->common);
         return NULL;

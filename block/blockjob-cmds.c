@@ -151,6 +151,8 @@ static BackupOptions arg_copy_options(QDict *args)
         .on_source_error = arg_on_error(args, "on-source-error"),
         .on_target_error = arg_on_error(args, "on-target-error"),
         .bitmap = qdict_get_try_str(args, "bitmap"),
+        .compress = qdict_get_try_bool(args, "compress", false),
+        .node_name = qdict_get_try_str(args, "node-name"),
     };
 
     if (qdict_get_try_str(args, "bitmap-mode")) {
@@ -194,10 +196,6 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
         return NULL;
     }
 
-    if (o.sync == MIRROR_SYNC_MODE_NONE) {
-        error_setg(errp, "Parameter 'sync' does not accept value 'none' for drive-mirror");
-        return NULL;
-    }
     if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
         error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
         return NULL;

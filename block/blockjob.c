@@ -1212,7 +1212,7 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
         if (dst_is_zero && buffer_is_zero(buf, bytes)) {
             return 0;
         }
-        ret = bdrv_pwrite(dst, offset, bytes, buf, 0, errp);
+        ret = bdrv_pwrite(dst, offset, bytes, buf, job->write_flags, errp);
     }
     if (ret < 0) {
         job->err_is_read = false;
@@ -1253,6 +1253,17 @@ int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState
         }
         if (pnum > 0 && pnum < n) {
             n = pnum;
+            if ((job->write_flags & BDRV_REQ_WRITE_COMPRESSED) && n % BLOCK_JOB_CLUSTER) {
+                /*
+                 * Compressed clusters are written whole: a part of one that
+                 * differs from the rest makes the whole cluster data.
+                 */
+                n = n > BLOCK_JOB_CLUSTER ? QEMU_ALIGN_DOWN(n, BLOCK_JOB_CLUSTER)
+                                          : MIN(BLOCK_JOB_CLUSTER, end - offset);
+                if (n > pnum) {
+                    status = (status & ~BDRV_BLOCK_ZERO) | BDRV_BLOCK_ALLOCATED;
+                }
+            }
         }
         if (!(flags & BLOCK_JOB_COPY_ALLOCATED_ONLY) || (status & BDRV_BLOCK_ALLOCATED)) {
             ret = block_job_copy_chunk(job, src, dst, offset, n, status & BDRV_BLOCK_ZERO,
@@ -1324,8 +1335,8 @@ static bool target_not_open(const char *target, Error **errp)
 
 BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
                                         const char *format, NewImageMode mode,
-                                        BlockDriverState *backing, bool quiet,
-                                        Error **errp)
+                                        BlockDriverState *backing, const char *node_name,
+                                        bool quiet, Error **errp)
 {
     int64_t size = bdrv_getlength(src);
     QDict *opts;
@@ -1336,6 +1347,14 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
         return NULL;
     }
     if (!target_not_open(target, errp)) {
+        return NULL;
+    }
+    /* A bad name is refused before anything is created. */
+    if (node_name && !bdrv_node_name_valid(node_name, errp)) {
+        return NULL;
+    }
+    if (node_name && drive_find(node_name)) {
+        error_setg(errp, "node-name=%s is conflicting with a device id", node_name);
         return NULL;
     }
     if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
@@ -1364,6 +1383,9 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
     opts = qdict_new();
     if (format) {
         qdict_put_str(opts, "driver", format);
+    }
+    if (node_name) {
+        qdict_put_str(opts, "node-name", node_name);
     }
     if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
         /* The new image's backing file is read through the source's nodes. */

@@ -20,6 +20,7 @@
 #include "block/dirty-bitmap.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
+#include "system/blockdev.h"
 
 /* ------------------------------------------------------------------ */
 /* Commands */
@@ -178,6 +179,8 @@ typedef struct TxnUndo {
     BdrvDirtyBitmap *saved;     /* anonymous, disabled copy of the bits */
     /* Backups: the job the action started. */
     BlockJob *job;
+    /* Snapshots: the node and the overlay put on it (a reference). */
+    BlockDriverState *snap_node, *snap_overlay;
 } TxnUndo;
 
 static void txn_save_bitmap(TxnUndo *u, QDict *data)
@@ -217,6 +220,10 @@ static void txn_undo(TxnUndo *u)
         block_job_cancel(u->job, true, NULL);
         return;
     }
+    if (u->snap_overlay) {
+        block_snapshot_undo(u->snap_node, u->snap_overlay);
+        return;
+    }
     if (!u->bs || !u->name) {
         return;
     }
@@ -250,6 +257,9 @@ static void txn_undo(TxnUndo *u)
 
 static void txn_undo_free(TxnUndo *u)
 {
+    if (u->snap_overlay) {
+        bdrv_unref(u->snap_overlay);
+    }
     bdrv_release_dirty_bitmap(u->saved);
     g_free(u->name);
 }
@@ -294,10 +304,19 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
         if (g_str_has_prefix(type, "block-dirty-bitmap-")) {
             txn_save_bitmap(u, data);
         }
+        if (g_str_has_prefix(type, "blockdev-snapshot")) {
+            u->snap_node = block_snapshot_node(type, data);
+        }
         {
             GList *before = g_list_last(block_job_list());
 
             ret = qmp_dispatch_command(type, data, errp);
+            if (ret && u->snap_node) {
+                u->snap_overlay = block_snapshot_overlay_of(u->snap_node);
+                if (u->snap_overlay) {
+                    bdrv_ref(u->snap_overlay);
+                }
+            }
             if (ret && g_str_has_suffix(type, "-backup")) {
                 GList *after = g_list_last(block_job_list());
                 if (after && after != before) {

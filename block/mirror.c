@@ -304,7 +304,7 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     s->common.on_source_error = opts->on_source_error;
     s->common.on_target_error = opts->on_target_error;
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
-                                   opts->quiet, errp);
+                                   opts->node_name, opts->quiet, errp);
     if (!target) {
         block_job_free_unstarted(&s->common);
         return NULL;

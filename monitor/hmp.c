@@ -767,12 +767,57 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
     const char *cmd = qdict_get_try_str(args, "command");
-    DriveInfo *d = drive_find(device);
-    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    DriveInfo *d;
+    BlockDriverState *bs;
     QemuIOOutputFn old_fn;
     void *old_opaque;
     BdrvUser *user = NULL;
 
+    if (!strcmp(device, "-d")) {
+        /*
+         * qemu-io -d QDEV "command": the drive of a guest device, by its id
+         * or by the path of its inner device (virtio-blk's "ID/virtio-backend").
+         */
+        const char *qdev = cmd;
+        g_autofree char *outer = g_strdup(qdev);
+        DeviceState *dev = qdev_find(qdev);
+        char *slash = strrchr(outer, '/');
+
+        cmd = qdict_get_try_str(args, "extra");
+        if (!cmd) {
+            monitor_printf(mon, "qemu-io: missing argument 'command'\n");
+            return;
+        }
+        if (dev && dev->backend_path) {
+            /* The drive is held by its inner device, which -d must name. */
+            monitor_printf(mon, "Error: Device does not have a block device backend\n");
+            return;
+        }
+        if (!dev && slash && !strcmp(slash, "/virtio-backend")) {
+            *slash = '\0';
+            dev = qdev_find(outer);
+            if (dev && !dev->backend_path) {
+                dev = NULL;
+            }
+        }
+        if (!dev) {
+            monitor_printf(mon, "Error: Device '%s' not found\n", qdev);
+            return;
+        }
+        if (!dev->drive || !dev->drive->bs) {
+            monitor_printf(mon, "Error: Device does not have a block device backend\n");
+            return;
+        }
+        d = dev->drive;
+        bs = d->bs;
+    } else if (qdict_get_try_str(args, "extra")) {
+        monitor_printf(mon, "qemu-io: extraneous characters at the end of line\n");
+        usage_hint(mon, "qemu-io");
+        return;
+    } else {
+        d = drive_find(device);
+        bs = d ? d->bs : bdrv_find_node(device);
+    }
     if (!bs && !d) {
         /* QEMU 7.2's words: it looks for a drive, then for a node. */
         monitor_printf(mon, "Error: Cannot find device='' nor node-name='%s'\n", device);
@@ -833,7 +878,7 @@ static const HMPCommand builtin_cmds[] = {
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },
-    { "qemu-io", "device:s,command:s", "device \"command\"",
+    { "qemu-io", "device:s,command:s,extra:s?", "[-d] device \"command\"",
       "run a qemu-io command on a block device", hmp_qemu_io },
 };
 

@@ -138,59 +138,6 @@ static QObject *qmp_block_passwd(QDict *args, Error **errp)
     return qdict_new();
 }
 
-/*
- * block_resize: the drive's node (device) or the named node grows or
- * shrinks to @size, as qemu-img resize does, through a user of its own
- * that needs the resize permission (a block job or a device that does not
- * share it refuses).  The drive's name wins when both are given.
- */
-static QObject *qmp_block_resize(QDict *args, Error **errp)
-{
-    const char *device = qdict_get_try_str(args, "device");
-    const char *node = qdict_get_try_str(args, "node-name");
-    json_t *size = json_object_get((json_t *)args, "size");
-    BlockDriverState *bs = NULL;
-    BdrvUser *user;
-    int ret;
-
-    if (device) {
-        DriveInfo *d = drive_find(device);
-        if (d && !d->bs) {
-            error_setg(errp, "Device '%s' has no medium", device);
-            return NULL;
-        }
-        bs = d ? d->bs : NULL;
-    }
-    if (!bs && node) {
-        bs = bdrv_find_node(node);
-    }
-    if (!bs) {
-        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
-                   device ? device : "", node ? node : "");
-        return NULL;
-    }
-    if (!json_is_integer(size)) {
-        error_setg(errp, "Parameter 'size' is missing");
-        return NULL;
-    }
-    if (json_integer_value(size) < 0) {
-        error_setg(errp, "Parameter 'size' expects a >0 size");
-        return NULL;
-    }
-    if (bdrv_is_read_only(bs)) {
-        error_setg(errp, "Image is read-only");
-        return NULL;
-    }
-    user = bdrv_user_add(bs, "block_resize", BLK_PERM_RESIZE, BLK_PERM_ALL, errp);
-    if (!user) {
-        return NULL;
-    }
-    /* Exact, as qemu-img resize: QEMU 7.2 resizes a regular file to the byte. */
-    ret = bdrv_truncate(bs, json_integer_value(size), true, PREALLOC_MODE_OFF, errp);
-    bdrv_user_remove(user);
-    return ret < 0 ? NULL : qdict_new();
-}
-
 static QObject *qmp_device_add(QDict *args, Error **errp)
 {
     return qdev_device_add(args, true, errp) ? qdict_new() : NULL;
@@ -235,7 +182,6 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("blockdev-add", qmp_blockdev_add);
     qmp_register_command("blockdev-del", qmp_blockdev_del);
     qmp_register_command("block_passwd", qmp_block_passwd);
-    qmp_register_command("block_resize", qmp_block_resize);
     qmp_register_command("device_add", qmp_device_add);
     qmp_register_command("device_del", qmp_device_del);
     qmp_register_command("object-add", qmp_object_add);

@@ -291,6 +291,7 @@ int main(int argc, char **argv)
     migration_register_commands();
     iothread_register_commands();
     block_job_monitor_init();
+    block_graph_monitor_init();
 
     /* Objects first: drives name their secrets. */
     for (guint i = 0; i < opts->len; i++) {

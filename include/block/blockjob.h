@@ -119,6 +119,8 @@ typedef struct BackupOptions {
     const char *bitmap;         /* backup: dirty bitmap of @device, or NULL */
     bool has_bitmap_mode;
     BitmapSyncMode bitmap_mode;
+    bool compress;              /* backup: write compressed clusters */
+    const char *node_name;      /* drive-mirror: the new target node's name */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);

@@ -94,6 +94,7 @@ struct BlockJob {
     guint source_id;
     int64_t next_ns;            /* the speed limit allows the next step at */
     int64_t unflushed;          /* bytes written since the last write-back hint */
+    int write_flags;            /* of the copy's writes (backup compress) */
 
     int broken;                 /* block_job_break()'s error, or 0 */
     /*
@@ -217,7 +218,7 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
  */
 BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
                                         const char *format, NewImageMode mode,
-                                        BlockDriverState *backing, bool quiet,
-                                        Error **errp);
+                                        BlockDriverState *backing, const char *node_name,
+                                        bool quiet, Error **errp);
 
 #endif

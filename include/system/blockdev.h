@@ -91,4 +91,15 @@ void drive_detach_device(DriveInfo *dinfo);
 /* After a job replaced the drive's node: the device's needs move along. */
 void drive_refresh_device_perms(DriveInfo *dinfo);
 
+/* block_resize, blockdev-snapshot(-sync), blockdev-reopen (block/graph-cmds.c). */
+void block_graph_monitor_init(void);
+/*
+ * For transactions: the node a blockdev-snapshot(-sync) action with
+ * @args works on (NULL if none), the overlay on top of @node after it,
+ * and the undo (the drive uses @node again, @overlay loses its backing
+ * node; a snapshot-sync's new node goes with the drive's reference).
+ */
+BlockDriverState *block_snapshot_node(const char *type, QDict *args);
+BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node);
+void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay);
 #endif

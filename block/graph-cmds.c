@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * QMP commands that change the block graph or a node at run time, outside
+ * jobs: block_resize, blockdev-snapshot, blockdev-snapshot-sync and
+ * blockdev-reopen (schema in qapi/block.json).  Errors are QEMU 7.2's.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob_int.h"
+#include "qapi/qmp-registry.h"
+#include "system/blockdev.h"
+
+/*
+ * A drive by name first, then a node, as QEMU's commands that take both
+ * "device" and "node-name".
+ */
+static BlockDriverState *lookup_bs(const char *device, const char *node_name, Error **errp)
+{
+    if (device) {
+        DriveInfo *d = drive_find(device);
+        if (d) {
+            if (!d->bs) {
+                error_setg(errp, "Device '%s' has no medium", device);
+                return NULL;
+            }
+            return d->bs;
+        }
+    }
+    if (node_name) {
+        BlockDriverState *bs = bdrv_find_node(node_name);
+        if (bs && bs->drv) {
+            return bs;
+        }
+    }
+    error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device ? device : "",
+               node_name ? node_name : "");
+    return NULL;
+}
+
+/* The node that has @bs as its file or backing node, if any. */
+static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+        if (p->file == bs || p->backing == bs) {
+            *as_file = p->file == bs;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* block_resize */
+
+static QObject *qmp_block_resize(QDict *args, Error **errp)
+{
+    int64_t size = json_integer_value(json_object_get(args, "size"));
+    BlockDriverState *bs = lookup_bs(qdict_get_try_str(args, "device"),
+                                     qdict_get_try_str(args, "node-name"), errp);
+    BdrvUser *user;
+    int ret;
+
+    if (!bs) {
+        return NULL;
+    }
+    if (size < 0) {
+        error_setg(errp, "Parameter 'size' expects a >0 size");
+        return NULL;
+    }
+    /* A job's node keeps its size until the job ends. */
+    if (!block_job_check_node_free(bs, errp)) {
+        return NULL;
+    }
+    /*
+     * Nor does a node below another change size under it (QEMU 7.2
+     * refuses this too, with "Device '(null)' is in use").
+     */
+    {
+        bool as_file = false;
+        BlockDriverState *parent = parent_of(bs, &as_file);
+
+        if (parent) {
+            error_setg(errp, "Node '%s' is in use: it is the %s node of '%s'", bs->node_name,
+                       as_file ? "file" : "backing", parent->node_name);
+            return NULL;
+        }
+    }
+    if (bdrv_is_read_only(bs)) {
+        error_setg(errp, "Image is read-only");
+        return NULL;
+    }
+    /* Through a user of its own: a device that does not share resize refuses. */
+    user = bdrv_user_add(bs, "block_resize", BLK_PERM_RESIZE, BLK_PERM_ALL, errp);
+    if (!user) {
+        return NULL;
+    }
+    /*
+     * Exact: QEMU's block_resize leaves a regular file (a raw image's) the
+     * size asked for, smaller too.
+     */
+    ret = bdrv_truncate(bs, size, true, PREALLOC_MODE_OFF, errp);
+    bdrv_user_remove(user);
+    return ret < 0 ? NULL : qdict_new();
+}
+
+/* ------------------------------------------------------------------ */
+/* External snapshots */
+
+/* Whether @bs is @top's file or backing node, or further below. */
+static bool in_chain_below(BlockDriverState *top, BlockDriverState *bs)
+{
+    for (BlockDriverState *c = top; c; c = c->backing) {
+        if ((c != top && c == bs) || (c->file && c->file == bs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether @bs is @top or below it (through file and backing links). */
+static bool in_subtree(BlockDriverState *top, BlockDriverState *bs)
+{
+    if (!top) {
+        return false;
+    }
+    return top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs);
+}
+
+static bool in_drive_tree(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (in_subtree(((DriveInfo *)l->data)->bs, bs)) {
+            return true;
+        }
+    }
+    return bs->device_name[0] != '\0';
+}
+
+static bool is_drive_root(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (((DriveInfo *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return bs->device_name[0] != '\0';
+}
+
+/*
+ * The node a snapshot goes on: the top of a chain (a drive's node or a
+ * node nothing uses), not a node below another.
+ */
+static bool snapshot_node_check(BlockDriverState *node, Error **errp)
+{
+    bool as_file = false;
+    BlockDriverState *parent = parent_of(node, &as_file);
+
+    /* A job's node stays where the job found it (QEMU: busy). */
+    if (!block_job_check_node_free(node, errp)) {
+        return false;
+    }
+    if (parent && !as_file) {
+        error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
+                   node->node_name, parent->node_name);
+        return false;
+    }
+    if (parent) {
+        /* The overlay would have to stand between a format and its file. */
+        error_setg(errp, "Node '%s' is the file of '%s': a snapshot goes on top of a "
+                   "format node", node->node_name, parent->node_name);
+        return false;
+    }
+    return true;
+}
+
+/* What blockdev-snapshot requires of its two nodes, checked before any change. */
+static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
+{
+    /*
+     * A node a drive reads through (its node, or one in that node's
+     * chain or below) is in use; another node's backing node is not, as
+     * in QEMU 7.2.
+     */
+    if (in_drive_tree(overlay)) {
+        error_setg(errp, "The overlay is already in use");
+        return false;
+    }
+    if (bdrv_is_read_only(overlay)) {
+        error_setg(errp, "Block node is read-only");
+        return false;
+    }
+    if (!overlay->drv->supports_backing) {
+        error_setg(errp, "The overlay does not support backing images");
+        return false;
+    }
+    if (overlay->backing) {
+        error_setg(errp, "The overlay already has a backing image");
+        return false;
+    }
+    if (overlay == node || in_chain_below(node, overlay)) {
+        error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
+                   node->node_name, overlay->node_name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * @overlay gets @node (the top of its chain) as its backing node, and
+ * takes @node's place in the drive that used it.
+ */
+static bool snapshot_attach(BlockDriverState *node, BlockDriverState *overlay, Error **errp)
+{
+    bdrv_ref(node);     /* no reference drops to zero on the way */
+    bdrv_set_backing_hd(overlay, node);
+    if (is_drive_root(node) && !block_job_replace_root(node, overlay, errp)) {
+        bdrv_set_backing_hd(overlay, NULL);
+        bdrv_unref(node);
+        return false;
+    }
+    bdrv_unref(node);
+    return true;
+}
+
+BlockDriverState *block_snapshot_node(const char *type, QDict *args)
+{
+    const char *node = qdict_get_try_str(args, "node");
+
+    if (!strcmp(type, "blockdev-snapshot")) {
+        return lookup_bs(node, node, NULL);
+    }
+    return lookup_bs(qdict_get_try_str(args, "device"), qdict_get_try_str(args, "node-name"),
+                     NULL);
+}
+
+BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *o = l->data;
+        if (o->backing == node) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay)
+{
+    bdrv_ref(overlay);
+    if (is_drive_root(overlay)) {
+        block_job_replace_root(overlay, node, NULL);
+    }
+    bdrv_set_backing_hd(overlay, NULL);
+    bdrv_unref(overlay);
+}
+
+static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
+{
+    const char *node_arg = qdict_get_try_str(args, "node");
+    const char *overlay_arg = qdict_get_try_str(args, "overlay");
+    BlockDriverState *node, *overlay;
+
+    node = lookup_bs(node_arg, node_arg, errp);
+    if (!node) {
+        return NULL;
+    }
+    overlay = lookup_bs(overlay_arg, overlay_arg, errp);
+    if (!overlay || !snapshot_node_check(node, errp) || !snapshot_check(node, overlay, errp) ||
+        !snapshot_attach(node, overlay, errp)) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
+static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
+{
+    const char *file = qdict_get_try_str(args, "snapshot-file");
+    const char *new_name = qdict_get_try_str(args, "snapshot-node-name");
+    const char *format = qdict_get_try_str(args, "format");
+    const char *mode_arg = qdict_get_try_str(args, "mode");
+    NewImageMode mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    BlockDriverState *node, *overlay;
+    QDict *opts;
+    bool ok;
+
+    node = lookup_bs(qdict_get_try_str(args, "device"), qdict_get_try_str(args, "node-name"),
+                     errp);
+    if (!node) {
+        return NULL;
+    }
+    if (!snapshot_node_check(node, errp) ||
+        (mode_arg && !block_job_parse_mode(mode_arg, &mode, errp))) {
+        return NULL;
+    }
+    if (!format) {
+        format = "qcow2";
+    }
+    if (!bdrv_find_format(format)) {
+        error_setg(errp, "Unknown file format '%s'", format);
+        return NULL;
+    }
+    if (new_name) {
+        if (bdrv_find_node(new_name)) {
+            error_setg(errp, "New overlay node-name already in use");
+            return NULL;
+        }
+        if (!bdrv_node_name_valid(new_name, errp)) {
+            return NULL;
+        }
+        if (drive_find(new_name)) {
+            error_setg(errp, "node-name=%s is conflicting with a device id", new_name);
+            return NULL;
+        }
+    }
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
+        /* The new image names the node as QEMU names it (json:{...} when options make it). */
+        g_autofree char *backing_name = bdrv_display_filename(node);
+        int64_t size = bdrv_getlength(node);
+
+        if (size < 0) {
+            error_setg_errno(errp, (int)-size, "Could not get the size of '%s'",
+                             node->filename);
+            return NULL;
+        }
+        if (bdrv_img_create(file, format, backing_name, bdrv_get_format_name(node), NULL,
+                            size, 0, errp) < 0) {
+            return NULL;
+        }
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", format);
+    if (new_name) {
+        qdict_put_str(opts, "node-name", new_name);
+    }
+    /* The node itself becomes the backing node: the image's own is not opened. */
+    qdict_put_obj(opts, "backing", json_null());
+    overlay = bdrv_open(file, opts, BDRV_O_RDWR | BDRV_O_NO_PROMPT | BDRV_O_PROBE_QUIET, errp);
+    if (!overlay) {
+        return NULL;
+    }
+    ok = snapshot_check(node, overlay, errp) && snapshot_attach(node, overlay, errp);
+    /* The drives (or backing links) that took the overlay hold it now. */
+    bdrv_unref(overlay);
+    return ok ? qdict_new() : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* blockdev-reopen */
+
+/* One element of blockdev-reopen, checked. */
+typedef struct ReopenItem {
+    BlockDriverState *bs;
+    QDict *opts;                /* flat, for bdrv_reopen() */
+    bool change_backing;
+    BlockDriverState *backing;  /* the new backing node, or NULL to detach */
+} ReopenItem;
+
+/* Sets a default for an option the element left out (QEMU resets those). */
+static void put_default(QDict *opts, const char *key, json_t *value)
+{
+    if (!json_object_get(opts, key)) {
+        json_object_set(opts, key, value);
+    }
+    json_decref(value);
+}
+
+/*
+ * QEMU resets a driver option the element leaves out to its default; this
+ * tree knows no driver's defaults here, so an option the node was given
+ * (at its open or a reopen) must be stated again.
+ */
+static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **errp)
+{
+    static const char *const generic[] = {
+        "node-name", "driver", "read-only", "auto-read-only", "cache.direct",
+        "cache.no-flush", "discard", "detect-zeroes", "force-share", "aio", "filename",
+    };
+    const char *key;
+    json_t *value;
+
+    if (!bs->options) {
+        return true;
+    }
+    json_object_foreach(bs->options, key, value) {
+        bool skip = g_str_has_prefix(key, "file") || g_str_has_prefix(key, "backing");
+
+        for (size_t i = 0; !skip && i < G_N_ELEMENTS(generic); i++) {
+            skip = !strcmp(key, generic[i]);
+        }
+        if (!skip && !json_object_get(opts, key)) {
+            error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
+                       "default is not supported, state it again", key, bs->node_name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
+{
+    json_t *file, *backing;
+    const char *name;
+
+    if (!json_is_object(elem)) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
+        return false;
+    }
+    name = qdict_get_try_str(elem, "node-name");
+    if (!name) {
+        error_setg(errp, "node-name not specified");
+        return false;
+    }
+    it->bs = bdrv_find_node(name);
+    if (!it->bs || !it->bs->drv) {
+        error_setg(errp, "Failed to find node with node-name='%s'", name);
+        return false;
+    }
+    if (!qdict_get_try_str(elem, "driver")) {
+        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
+        return false;
+    }
+    it->opts = json_deep_copy(elem);
+    file = json_object_get(it->opts, "file");
+    if (it->bs->file && !file) {
+        error_setg(errp, "Parameter 'options[%zu].file' is missing", i);
+        return false;
+    }
+    if (json_is_string(file)) {
+        /* A reference to the present file node restates it. */
+        if (!it->bs->file || strcmp(json_string_value(file), it->bs->file->node_name)) {
+            error_setg(errp, "Cannot change the option 'file': replacing a node's file "
+                       "node is not supported");
+            return false;
+        }
+        json_object_del(it->opts, "file");
+    }
+    backing = json_object_get(it->opts, "backing");
+    if (!backing) {
+        if (it->bs->drv->supports_backing && (it->bs->backing || it->bs->backing_file[0])) {
+            error_setg(errp, "backing is missing for '%s'", name);
+            return false;
+        }
+    } else if (json_is_null(backing) || json_is_string(backing)) {
+        it->change_backing = true;
+        if (json_is_string(backing)) {
+            const char *ref = json_string_value(backing);
+            it->backing = bdrv_find_node(ref);
+            if (!it->backing || !it->backing->drv) {
+                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+                return false;
+            }
+            if (in_subtree(it->backing, it->bs)) {
+                error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
+                           ref, name);
+                return false;
+            }
+        }
+        if (it->backing != it->bs->backing && !it->bs->drv->supports_backing) {
+            error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
+                       it->bs->drv->format_name, name);
+            return false;
+        }
+        json_object_del(it->opts, "backing");
+    }
+    /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
+    bdrv_flatten_options(it->opts);
+    if (!reopen_keeps_driver_opts(it->bs, it->opts, errp)) {
+        return false;
+    }
+    put_default(it->opts, "read-only", json_false());
+    put_default(it->opts, "cache.direct", json_false());
+    put_default(it->opts, "cache.no-flush", json_false());
+    put_default(it->opts, "discard", json_string("ignore"));
+    put_default(it->opts, "detect-zeroes", json_string("off"));
+    return true;
+}
+
+static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
+{
+    json_t *list = json_object_get(args, "options");
+    size_t n = json_array_size(list), i, j;
+    g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    bool ok = true;
+
+    if (!n) {
+        error_setg(errp, "blockdev-reopen needs at least one node's options");
+        return NULL;
+    }
+    /* Every element is checked before any node changes. */
+    for (i = 0; ok && i < n; i++) {
+        ok = reopen_item_parse(json_array_get(list, i), i, &items[i], errp);
+        for (j = 0; ok && j < i; j++) {
+            if (items[j].bs == items[i].bs) {
+                error_setg(errp, "Node '%s' appears twice in the reopen list",
+                           items[i].bs->node_name);
+                ok = false;
+            }
+        }
+    }
+    /*
+     * Then the nodes change in list order; a failure stops there (the
+     * nodes before it keep their new options).
+     */
+    for (i = 0; ok && i < n; i++) {
+        ReopenItem *it = &items[i];
+
+        if (it->change_backing && it->backing != it->bs->backing &&
+            it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) {
+            ok = false;
+            break;
+        }
+        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
+            ok = false;
+            break;
+        }
+        if (it->change_backing && it->backing != it->bs->backing) {
+            bdrv_set_backing_hd(it->bs, it->backing);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].opts) {
+            json_decref(items[i].opts);
+        }
+    }
+    return ok ? qdict_new() : NULL;
+}
+
+void block_graph_monitor_init(void)
+{
+    qmp_register_command("block_resize", qmp_block_resize);
+    qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
+    qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);
+    qmp_register_command("blockdev-reopen", qmp_blockdev_reopen);
+}
