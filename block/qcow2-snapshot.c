@@ -180,6 +180,53 @@ static int fix_copied_flags(BlockDriverState *bs, Error **errp)
     return 0;
 }
 
+/*
+ * Raising or lowering a shared cluster's refcount between 1 and 2 must also
+ * flip QCOW_OFLAG_COPIED in the L2 (or L1) entry that maps it, and the two
+ * live in different clusters: whichever reaches the disk first, a crash
+ * between the writes leaves an entry whose flag disagrees with its refcount,
+ * an error for 'check' (docs/qcow2.md, "Write ordering").  No order closes
+ * that window, so on version 3 images the dirty bit covers it: set and
+ * flushed before the first such refcount write, cleared once every table is
+ * on disk.  A crash in between leaves a dirty image, which the next writer's
+ * open repairs (refcounts first, then the flags), as QEMU 7.2's does.
+ * Returns whether this call set the bit (an image dirty already, with lazy
+ * refcounts, stays as it is).
+ */
+static int refcounts_unsettled(BlockDriverState *bs, bool *marked, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    *marked = false;
+    if (s->version < 3 || (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+        return 0;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_DIRTY, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *marked = true;
+    return 0;
+}
+
+/* Ends what refcounts_unsettled() began: every table on disk, then clean. */
+static int refcounts_settled(BlockDriverState *bs, bool marked, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_flush_caches(bs, errp);
+
+    /* Lazy refcounts that marked the image meanwhile keep it dirty. */
+    if (ret < 0 || !marked || s->dirty_marked) {
+        return ret;
+    }
+    return qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+}
+
 /* Writes @n entries of @l1 (host byte order) at @off. */
 static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint32_t n,
                     Error **errp)
@@ -341,6 +388,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     size_t name_len = strlen(name), id_len, elen;
     int64_t l1_off = 0;
     struct timespec now;
+    bool marked;
     int ret;
 
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
@@ -364,7 +412,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    ret = qcow2_flush_caches(bs, errp);
+    ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
         return ret;
     }
@@ -431,7 +479,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
 }
 
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
@@ -445,6 +493,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     uint32_t old_size;
     int64_t disk_size = s->size;
     Error *local_err = NULL;
+    bool marked;
     int idx, ret;
 
     if (s->nb_snapshots) {
@@ -484,7 +533,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
             return ret;
         }
     }
-    ret = qcow2_flush_caches(bs, errp);
+    ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
         return ret;
     }
@@ -529,7 +578,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
             return ret;
         }
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
 }
 
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
@@ -540,6 +589,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     g_autofree uint64_t *snap_l1 = NULL;
     g_autoptr(GPtrArray) entries = NULL;
     SnapshotL1 l1;
+    bool marked;
     int idx, ret;
 
     if (s->nb_snapshots) {
@@ -559,6 +609,10 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
         return ret;
     }
     ret = read_table(bs, &entries, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
         return ret;
     }
@@ -588,7 +642,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
 }
 
 /*

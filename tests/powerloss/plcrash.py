@@ -323,6 +323,18 @@ class SnapshotWL(ImgWorkload):
         return [self.img, 'snapshot', '-c', 'two', 't.qcow2']
 
 
+class SnapshotDeleteWL(SnapshotWL):
+    """Deleting the older of two snapshots: shared refcounts fall back to 1."""
+
+    def prepare(self):
+        super().prepare()
+        run([self.img, 'snapshot', '-c', 'two', 't.qcow2'])
+        self.fill('t.qcow2')
+
+    def command(self):
+        return [self.img, 'snapshot', '-d', 'one', 't.qcow2']
+
+
 class AmendWL(ImgWorkload):
     tracked = ['t.qcow2']
     strict = ['t.qcow2']
@@ -344,7 +356,7 @@ WORKLOADS = {
     'qemu-io-fresh': FreshWL, 'qemu-io-prealloc': PreallocWL, 'qemu-io-backing': BackingWL,
     'qemu-io-luks': LuksWL, 'qemu-io-aes': AesWL, 'convert': ConvertWL,
     'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL,
-    'snapshot': SnapshotWL, 'amend': AmendWL,
+    'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL, 'amend': AmendWL,
     'first-write': FirstWriteWL, 'compressed-reuse': CompressedReuseWL,
 }
 
