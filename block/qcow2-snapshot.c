@@ -427,33 +427,34 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
         l1_off = qcow2_alloc_clusters(bs, DIV_ROUND_UP((int64_t)s->l1_size * 8,
                                                        s->cluster_size), errp);
         if (l1_off < 0) {
-            return l1_off;
+            ret = l1_off;
+            goto fail;
         }
         ret = write_l1(bs, l1_off, copy, s->l1_size, errp);
         if (ret < 0) {
-            return ret;
+            goto fail;
         }
     }
     ret = l1_refcounts(bs, s->l1_table, s->l1_size, 1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     /* The raised refcounts are on disk before the L1 entries lose COPIED. */
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
 
     /* The new table entry. */
@@ -477,9 +478,18 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
 
     ret = write_table(bs, entries, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     return refcounts_settled(bs, marked, errp);
+
+fail:
+    /*
+     * A failed command leaves the image as far as it got, as QEMU 7.2's
+     * does (leaks at worst), and clean: a dirty bit would have the next
+     * open repair and report it, which QEMU's users do not see.
+     */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
@@ -540,7 +550,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     /* Take the new references first, so that shared clusters never reach 0. */
     ret = l1_refcounts(bs, snap_l1, l1s[idx].l1_size, 1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     old_l1 = g_memdup2(s->l1_table, (gsize)MAX(s->l1_size, 1) * 8);
     old_size = s->l1_size;
@@ -548,15 +558,15 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     memcpy(s->l1_table, snap_l1, (size_t)l1s[idx].l1_size * 8);
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = l1_refcounts(bs, old_l1, old_size, -1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     for (uint32_t i = 0; i < old_size; i++) {
         if (old_l1[i] & L1E_OFFSET_MASK) {
@@ -565,20 +575,25 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     if (disk_size != s->size) {
         s->size = disk_size;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
-            return ret;
+            goto fail;
         }
     }
     return refcounts_settled(bs, marked, errp);
+
+fail:
+    /* Clean, as far as it got: see qcow2_snapshot_create(). */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
@@ -620,29 +635,34 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     g_ptr_array_remove_index(entries, idx);
     ret = write_table(bs, entries, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = l1_refcounts(bs, snap_l1, l1.l1_size, -1, errp);
     if (ret < 0) {
         error_prepend(errp, "Failed to free the cluster and L1 table: ");
-        return ret;
+        goto fail;
     }
     if (l1.l1_size) {
         qcow2_free_clusters(bs, l1.l1_offset, (int64_t)l1.l1_size * 8, QCOW2_DISCARD_SNAPSHOT);
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     return refcounts_settled(bs, marked, errp);
+
+fail:
+    /* Clean, as far as it got: see qcow2_snapshot_create(). */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 /*
