@@ -502,6 +502,8 @@ static void file_start_writeback(BlockDriverState *bs)
     sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+static BlockDriver bdrv_file_driver;
+
 /*
  * Whether the length may be kept: a regular file (a device's medium may
  * change), active, and either nobody else may resize it (a format's file:
@@ -511,8 +513,6 @@ static void file_start_writeback(BlockDriverState *bs)
  * the file (-U next to a running writer) asks each time.  Any change of the
  * permissions, activation included, drops the kept length (file_set_perm()).
  */
-static BlockDriver bdrv_file_driver;
-
 static bool length_is_stable(BlockDriverState *bs)
 {
     return bs->drv == &bdrv_file_driver && !bs->inactive &&
