@@ -384,6 +384,32 @@ class SnapshotDeleteWL(SnapshotWL):
         return [self.img, 'snapshot', '-d', 'one', 't.qcow2']
 
 
+class SnapshotApplyWL(SnapshotWL):
+    """Applying the older of two snapshots: the guest view is the old one or the snapshot's."""
+    strict = []
+
+    def prepare(self):
+        self.create('t.qcow2')
+        self.fill('t.qcow2')
+        run([self.img, 'snapshot', '-c', 'one', 't.qcow2'])
+        self.snap_view = read_raw(self, '.', 't.qcow2')
+        self.fill('t.qcow2')
+        run([self.img, 'snapshot', '-c', 'two', 't.qcow2'])
+
+    def command(self):
+        return [self.img, 'snapshot', '-a', 'one', 't.qcow2']
+
+    def verify(self, d, marks, initial):
+        raw = read_raw(self, d, 't.qcow2')
+        if raw is None:
+            return 't.qcow2 unreadable'
+        if raw not in (initial['t.qcow2'], self.snap_view):
+            return 'guest view neither the old one nor the snapshot\'s'
+        if self.complete and raw != self.snap_view:
+            return 'applied, but the guest view is not the snapshot\'s'
+        return None
+
+
 class AmendWL(ImgWorkload):
     tracked = ['t.qcow2']
     strict = ['t.qcow2']
@@ -405,7 +431,8 @@ WORKLOADS = {
     'qemu-io-fresh': FreshWL, 'qemu-io-prealloc': PreallocWL, 'qemu-io-backing': BackingWL,
     'qemu-io-luks': LuksWL, 'qemu-io-aes': AesWL, 'convert': ConvertWL,
     'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL,
-    'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL, 'amend': AmendWL,
+    'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL,
+    'snapshot-apply': SnapshotApplyWL, 'amend': AmendWL,
     'job-commit': JobCommitWL, 'job-mirror': JobMirrorWL,
     'first-write': FirstWriteWL, 'compressed-reuse': CompressedReuseWL,
 }
