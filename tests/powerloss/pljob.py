@@ -13,14 +13,22 @@ Exits 1 if the machine dies (a kill at the Nth write) or the job fails.
 """
 
 import json
+import signal
 import subprocess
 import sys
+
+TIMEOUT = 300       # seconds for the whole job: a hung machine fails the run
 
 
 def main():
     job, argv = sys.argv[1], sys.argv[2:]
     p = subprocess.Popen(argv + ['-qmp', 'stdio'], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE)
+
+    def timeout(signum, frame):
+        p.kill()        # its stdout ends: wait() below raises
+    signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(TIMEOUT)
 
     def send(cmd, **args):
         msg = {'execute': cmd}
