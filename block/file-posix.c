@@ -33,6 +33,13 @@ typedef struct BDRVRawState {
     /* The lock bytes this descriptor holds: needed perms, unshared perms. */
     uint64_t locked_perm;
     uint64_t locked_unshared;
+    /*
+     * The file's length, or -1 when it must be asked for (lseek): kept
+     * only while nobody else may change it (see length_is_stable()), and
+     * moved along by this node's own writes and truncates.  It saves the
+     * system call that every request's range check would make.
+     */
+    int64_t length;
 } BDRVRawState;
 
 /*
@@ -102,6 +109,11 @@ static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
     uint64_t unshared = BLK_PERM_ALL & ~shared;
     int ret;
 
+    /*
+     * Others may have resized the file while we let them (or while the
+     * node was inactive, during a migration): the length is asked again.
+     */
+    s->length = -1;
     if (!s->use_lock || s->fd < 0) {
         return 0;
     }
@@ -225,6 +237,7 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
     s->direct = bs->cache_direct;
+    s->length = -1;
     s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
                  (s->direct ? O_DIRECT : 0));
     if (s->fd < 0) {
@@ -421,7 +434,11 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         ret = write_full(s->fd, buf, bytes, offset);
     }
     if (ret < 0) {
+        /* A part may have been written, past the end too. */
+        s->length = -1;
         error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
+    } else if (s->length >= 0 && offset + bytes > s->length) {
+        s->length = offset + bytes;
     }
     return ret;
 }
@@ -432,6 +449,8 @@ static int file_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
     BDRVRawState *s = bs->opaque;
     struct stat st;
 
+    /* Each way below may extend the file; rare enough to ask again. */
+    s->length = -1;
     if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode)) {
         if (offset >= st.st_size) {
             /* Past the end: extending the file gives zeroes for free. */
@@ -483,12 +502,39 @@ static void file_start_writeback(BlockDriverState *bs)
     sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+static BlockDriver bdrv_file_driver;
+
+/*
+ * Whether the length may be kept: a regular file (a device's medium may
+ * change), active, and either nobody else may resize it (a format's file:
+ * the image locks enforce that across processes) or this node writes it
+ * (QEMU 7.2 keeps a writer's length too, even where its users share
+ * "resize", as qemu-io and qemu-img do).  A reader that lets others resize
+ * the file (-U next to a running writer) asks each time.  Any change of the
+ * permissions, activation included, drops the kept length (file_set_perm()).
+ */
+static bool length_is_stable(BlockDriverState *bs)
+{
+    return bs->drv == &bdrv_file_driver && !bs->inactive &&
+           (!(bs->shared_perm & BLK_PERM_RESIZE) || (bs->perm & BLK_PERM_WRITE));
+}
+
 static int64_t file_getlength(BlockDriverState *bs)
 {
     BDRVRawState *s = bs->opaque;
-    off_t end = lseek(s->fd, 0, SEEK_END);
+    off_t end;
 
-    return end < 0 ? -errno : end;
+    if (s->length >= 0) {
+        return s->length;
+    }
+    end = lseek(s->fd, 0, SEEK_END);
+    if (end < 0) {
+        return -errno;
+    }
+    if (length_is_stable(bs)) {
+        s->length = end;
+    }
+    return end;
 }
 
 static int64_t file_get_allocated_file_size(BlockDriverState *bs)
@@ -547,8 +593,8 @@ static int allocate_first_block(int fd, int64_t size)
     return pwrite(fd, zero, n, 0) == (ssize_t)n ? 0 : -errno;
 }
 
-static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
-                         PreallocMode prealloc, Error **errp)
+static int file_do_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                            PreallocMode prealloc, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
     int64_t cur = file_getlength(bs);
@@ -585,6 +631,17 @@ static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         }
     }
     return 0;
+}
+
+static int file_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int ret = file_do_truncate(bs, offset, exact, prealloc, errp);
+
+    /* Asked again after a resize, whatever happened (as QEMU refreshes it). */
+    s->length = -1;
+    return ret;
 }
 
 static int file_create(const char *filename, QDict *opts, Error **errp)

@@ -180,6 +180,53 @@ static int fix_copied_flags(BlockDriverState *bs, Error **errp)
     return 0;
 }
 
+/*
+ * Raising or lowering a shared cluster's refcount between 1 and 2 must also
+ * flip QCOW_OFLAG_COPIED in the L2 (or L1) entry that maps it, and the two
+ * live in different clusters: whichever reaches the disk first, a crash
+ * between the writes leaves an entry whose flag disagrees with its refcount,
+ * an error for 'check' (docs/qcow2.md, "Write ordering").  No order closes
+ * that window, so on version 3 images the dirty bit covers it: set and
+ * flushed before the first such refcount write, cleared once every table is
+ * on disk.  A crash in between leaves a dirty image, which the next writer's
+ * open repairs (refcounts first, then the flags), as QEMU 7.2's does.
+ * Returns whether this call set the bit (an image dirty already, with lazy
+ * refcounts, stays as it is).
+ */
+static int refcounts_unsettled(BlockDriverState *bs, bool *marked, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    *marked = false;
+    if (s->version < 3 || (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+        return 0;
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_DIRTY, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *marked = true;
+    return 0;
+}
+
+/* Ends what refcounts_unsettled() began: every table on disk, then clean. */
+static int refcounts_settled(BlockDriverState *bs, bool marked, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_flush_caches(bs, errp);
+
+    /* Lazy refcounts that marked the image meanwhile keep it dirty. */
+    if (ret < 0 || !marked || s->dirty_marked) {
+        return ret;
+    }
+    return qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+}
+
 /* Writes @n entries of @l1 (host byte order) at @off. */
 static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint32_t n,
                     Error **errp)
@@ -341,6 +388,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     size_t name_len = strlen(name), id_len, elen;
     int64_t l1_off = 0;
     struct timespec now;
+    bool marked;
     int ret;
 
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
@@ -364,7 +412,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    ret = qcow2_flush_caches(bs, errp);
+    ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
         return ret;
     }
@@ -379,33 +427,34 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
         l1_off = qcow2_alloc_clusters(bs, DIV_ROUND_UP((int64_t)s->l1_size * 8,
                                                        s->cluster_size), errp);
         if (l1_off < 0) {
-            return l1_off;
+            ret = l1_off;
+            goto fail;
         }
         ret = write_l1(bs, l1_off, copy, s->l1_size, errp);
         if (ret < 0) {
-            return ret;
+            goto fail;
         }
     }
     ret = l1_refcounts(bs, s->l1_table, s->l1_size, 1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     /* The raised refcounts are on disk before the L1 entries lose COPIED. */
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
 
     /* The new table entry. */
@@ -429,9 +478,18 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
 
     ret = write_table(bs, entries, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
+
+fail:
+    /*
+     * A failed command leaves the image as far as it got, as QEMU 7.2's
+     * does (leaks at worst), and clean: a dirty bit would have the next
+     * open repair and report it, which QEMU's users do not see.
+     */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
@@ -445,6 +503,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     uint32_t old_size;
     int64_t disk_size = s->size;
     Error *local_err = NULL;
+    bool marked;
     int idx, ret;
 
     if (s->nb_snapshots) {
@@ -484,14 +543,14 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
             return ret;
         }
     }
-    ret = qcow2_flush_caches(bs, errp);
+    ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
         return ret;
     }
     /* Take the new references first, so that shared clusters never reach 0. */
     ret = l1_refcounts(bs, snap_l1, l1s[idx].l1_size, 1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     old_l1 = g_memdup2(s->l1_table, (gsize)MAX(s->l1_size, 1) * 8);
     old_size = s->l1_size;
@@ -499,15 +558,15 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     memcpy(s->l1_table, snap_l1, (size_t)l1s[idx].l1_size * 8);
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = l1_refcounts(bs, old_l1, old_size, -1, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     for (uint32_t i = 0; i < old_size; i++) {
         if (old_l1[i] & L1E_OFFSET_MASK) {
@@ -516,20 +575,25 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     if (disk_size != s->size) {
         s->size = disk_size;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
-            return ret;
+            goto fail;
         }
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
+
+fail:
+    /* Clean, as far as it got: see qcow2_snapshot_create(). */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
@@ -540,6 +604,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     g_autofree uint64_t *snap_l1 = NULL;
     g_autoptr(GPtrArray) entries = NULL;
     SnapshotL1 l1;
+    bool marked;
     int idx, ret;
 
     if (s->nb_snapshots) {
@@ -562,33 +627,42 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    ret = refcounts_unsettled(bs, &marked, errp);
+    if (ret < 0) {
+        return ret;
+    }
     /* First the table without the entry, so that nothing points at what is freed. */
     g_ptr_array_remove_index(entries, idx);
     ret = write_table(bs, entries, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = l1_refcounts(bs, snap_l1, l1.l1_size, -1, errp);
     if (ret < 0) {
         error_prepend(errp, "Failed to free the cluster and L1 table: ");
-        return ret;
+        goto fail;
     }
     if (l1.l1_size) {
         qcow2_free_clusters(bs, l1.l1_offset, (int64_t)l1.l1_size * 8, QCOW2_DISCARD_SNAPSHOT);
     }
     ret = fix_copied_flags(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = write_l1(bs, s->l1_table_offset, s->l1_table, s->l1_size, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
-    return qcow2_flush_caches(bs, errp);
+    return refcounts_settled(bs, marked, errp);
+
+fail:
+    /* Clean, as far as it got: see qcow2_snapshot_create(). */
+    refcounts_settled(bs, marked, NULL);
+    return ret;
 }
 
 /*

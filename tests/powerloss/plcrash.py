@@ -309,6 +309,55 @@ class ResizeWL(ImgWorkload):
         return [self.img, 'resize', '-f', 'qcow2', 't.qcow2', '+%d' % (1024 * MiB)]
 
 
+class JobWL(ImgWorkload):
+    """A block job in the machine (-machine none, drive d0), run by pljob.py."""
+    job = None
+
+    def machine(self, drive):
+        emulator = os.path.join(os.path.dirname(self.img), 'qemu-system-x86_64')
+        return [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             'pljob.py'), self.job,
+                emulator, '-machine', 'none', '-nodefaults', '-display', 'none',
+                '-drive', 'if=none,id=d0,format=qcow2,file=' + drive]
+
+
+class JobCommitWL(JobWL, CommitWL):
+    """block-commit of the active layer into its base, then job-complete."""
+    job = 'commit'
+
+    def command(self):
+        return self.machine('t.qcow2')
+
+    def verify(self, d, marks, initial):
+        err = CommitWL.verify(self, d, marks, initial)
+        if err or not self.complete:
+            return err
+        # Completed (the job's last flush is in): the base is the top's view.
+        if read_raw(self, d, 'b.qcow2') != initial['t.qcow2']:
+            return 'completed commit: base differs from the top'
+        return None
+
+
+class JobMirrorWL(JobWL):
+    """drive-mirror (sync=full) to a new qcow2 image, then job-complete."""
+    job = 'mirror'
+    tracked = ['m.qcow2']
+
+    def prepare(self):
+        self.create('s.qcow2')
+        self.fill('s.qcow2')
+
+    def command(self):
+        return self.machine('s.qcow2')
+
+    def verify(self, d, marks, initial):
+        if not self.complete:
+            return None
+        if read_raw(self, d, 'm.qcow2') != initial['s.qcow2']:
+            return 'completed mirror: target differs from the source'
+        return None
+
+
 class SnapshotWL(ImgWorkload):
     tracked = ['t.qcow2']
     strict = ['t.qcow2']
@@ -321,6 +370,44 @@ class SnapshotWL(ImgWorkload):
 
     def command(self):
         return [self.img, 'snapshot', '-c', 'two', 't.qcow2']
+
+
+class SnapshotDeleteWL(SnapshotWL):
+    """Deleting the older of two snapshots: shared refcounts fall back to 1."""
+
+    def prepare(self):
+        super().prepare()
+        run([self.img, 'snapshot', '-c', 'two', 't.qcow2'])
+        self.fill('t.qcow2')
+
+    def command(self):
+        return [self.img, 'snapshot', '-d', 'one', 't.qcow2']
+
+
+class SnapshotApplyWL(SnapshotWL):
+    """Applying the older of two snapshots: the guest view is the old one or the snapshot's."""
+    strict = []
+
+    def prepare(self):
+        self.create('t.qcow2')
+        self.fill('t.qcow2')
+        run([self.img, 'snapshot', '-c', 'one', 't.qcow2'])
+        self.snap_view = read_raw(self, '.', 't.qcow2')
+        self.fill('t.qcow2')
+        run([self.img, 'snapshot', '-c', 'two', 't.qcow2'])
+
+    def command(self):
+        return [self.img, 'snapshot', '-a', 'one', 't.qcow2']
+
+    def verify(self, d, marks, initial):
+        raw = read_raw(self, d, 't.qcow2')
+        if raw is None:
+            return 't.qcow2 unreadable'
+        if raw not in (initial['t.qcow2'], self.snap_view):
+            return 'guest view neither the old one nor the snapshot\'s'
+        if self.complete and raw != self.snap_view:
+            return 'applied, but the guest view is not the snapshot\'s'
+        return None
 
 
 class AmendWL(ImgWorkload):
@@ -344,7 +431,9 @@ WORKLOADS = {
     'qemu-io-fresh': FreshWL, 'qemu-io-prealloc': PreallocWL, 'qemu-io-backing': BackingWL,
     'qemu-io-luks': LuksWL, 'qemu-io-aes': AesWL, 'convert': ConvertWL,
     'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL,
-    'snapshot': SnapshotWL, 'amend': AmendWL,
+    'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL,
+    'snapshot-apply': SnapshotApplyWL, 'amend': AmendWL,
+    'job-commit': JobCommitWL, 'job-mirror': JobMirrorWL,
     'first-write': FirstWriteWL, 'compressed-reuse': CompressedReuseWL,
 }
 
@@ -558,6 +647,10 @@ class Runner:
             points = list(range(len(ops) + 1))
         else:
             points = sorted(self.rng.randrange(len(ops) + 1) for _ in range(self.args.points))
+            # The end of the run is always tried: it holds the run's last promise
+            # (a completed job, convert or commit), which random points rarely reach.
+            if points and points[-1] != len(ops):
+                points[-1] = len(ops)
         for k, subset in ((k, sub) for k in points for sub in self.subsets(ops, k)):
             flushes = {}
             for j in range(k):

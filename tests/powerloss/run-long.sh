@@ -24,7 +24,8 @@ while getopts b:n:t: o; do
 done
 shift $((OPTIND - 1))
 workloads=${*:-qemu-io-fresh qemu-io-prealloc qemu-io-backing qemu-io-luks qemu-io-aes
-                convert convert-c commit resize snapshot amend}
+                convert convert-c commit resize snapshot snapshot-delete snapshot-apply amend
+                job-commit job-mirror}
 [ "$tools" = both ] && tools="ours qemu"
 shim=$build/tests/powerloss/plshim.so
 [ -f "$shim" ] || { echo "$0: $shim missing: build first (ninja -C $build)" >&2; exit 2; }
