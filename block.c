@@ -49,6 +49,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_copy_before_write_init
 #pragma weak bdrv_throttle_init
 #pragma weak bdrv_quorum_init
+#pragma weak bdrv_copy_on_read_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -59,6 +60,7 @@ void bdrv_init(void)
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init,
+        bdrv_copy_on_read_init,
     };
 
     if (done) {
