@@ -5,6 +5,10 @@
  * amend runs.  QMP gives QEMU's BlockdevAmendOptions (qapi/block-create.json);
  * they are turned into the driver's amend options (qemu-img's -o names,
  * "encrypt."-prefixed for qcow2).
+ *
+ * change-backing-file: the other monitor command that changes an open
+ * image's metadata, the backing file name its header records (the code
+ * qemu-img rebase -u runs).
  */
 #include <errno.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 
 #include "block/blockjob_int.h"
 #include "qapi/qmp-registry.h"
+#include "system/blockdev.h"
 
 typedef struct AmendJob {
     BlockJob common;
@@ -155,7 +160,83 @@ static QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
     return qdict_new();
 }
 
+/* Whether a node (file or backing child) uses @bs. */
+static bool node_has_parent(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->file == bs || p->backing == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static QObject *qmp_change_backing_file(QDict *args, Error **errp)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *image_name = qdict_get_try_str(args, "image-node-name");
+    const char *backing_file = qdict_get_try_str(args, "backing-file");
+    DriveInfo *d = drive_find(device);
+    BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
+    BlockDriverState *image, *b;
+    bool was_ro;
+    int ret;
+
+    if (!bs) {
+        if (d) {
+            error_setg(errp, "Device '%s' has no medium", device);
+        } else {
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
+        }
+        return NULL;
+    }
+    if (!d && node_has_parent(bs)) {
+        error_setg(errp, "Need a root block node");
+        return NULL;
+    }
+    image = bdrv_find_node(image_name);
+    if (!image) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", image_name);
+        return NULL;
+    }
+    if (!image->backing) {
+        error_setg(errp, "not allowing backing file change on an image without a "
+                   "backing file");
+        return NULL;
+    }
+    for (b = bs; b && b != image; b = bdrv_filter_or_cow_bs(b)) {
+        /* down the chain, filters included, as QEMU walks it */
+    }
+    if (!b) {
+        error_setg(errp, "'%s' and image file are not in the same chain", device);
+        return NULL;
+    }
+    /* A read-only image is written for the time of the change, as in QEMU. */
+    was_ro = bdrv_is_read_only(image);
+    if (was_ro && bdrv_reopen_set_read_only(image, false, errp) < 0) {
+        return NULL;
+    }
+    ret = bdrv_change_backing_file(image, backing_file,
+                                   bdrv_get_format_name(image->backing), errp);
+    if (was_ro) {
+        Error *local_err = NULL;
+
+        if (bdrv_reopen_set_read_only(image, true, &local_err) < 0) {
+            if (ret < 0) {
+                error_free(local_err);
+            } else {
+                error_propagate(errp, local_err);
+                ret = -EIO;
+            }
+        }
+    }
+    return ret < 0 ? NULL : qdict_new();
+}
+
 void block_amend_monitor_init(void)
 {
     qmp_register_command("x-blockdev-amend", qmp_x_blockdev_amend);
+    qmp_register_command("change-backing-file", qmp_change_backing_file);
 }
