@@ -725,6 +725,7 @@ void block_job_monitor_init(void)
     hmp_register_info(&hmp_info_cmd);
     block_job_set_replace_root_fn(replace_drive_root);
     block_create_monitor_init();
+    block_amend_monitor_init();
     /* Transactions start backups: their commands come with the jobs'. */
     block_dirty_bitmap_monitor_init();
 }

@@ -1009,7 +1009,7 @@ bool qcrypto_block_slot_is_active(const QCryptoBlock *b, int slot)
            b->hdr.slots[slot].active == LUKS_SLOT_ACTIVE;
 }
 
-bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
+bool qcrypto_block_add_key(QCryptoBlock *b, int slot, bool force, const uint8_t *password,
                            size_t npassword, uint64_t iter_time_ms,
                            QCryptoBlockWriteFunc writefunc, void *opaque,
                            Error **errp)
@@ -1029,15 +1029,16 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
             }
         }
         if (slot < 0) {
-            error_setg(errp, "All LUKS key slots are in use");
+            error_setg(errp, "Can't add a keyslot - all keyslots are in use");
             return false;
         }
     } else if (slot >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
         error_setg(errp, "Invalid LUKS key slot %d (0 to %d)", slot,
                    QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
         return false;
-    } else if (qcrypto_block_slot_is_active(b, slot)) {
-        error_setg(errp, "LUKS key slot %d is in use; make it inactive first",
+    } else if (qcrypto_block_slot_is_active(b, slot) && !force) {
+        /* QEMU's words; with force the old key of the slot is lost */
+        error_setg(errp, "Refusing to overwrite active keyslot %d - please erase it first",
                    slot);
         return false;
     }
@@ -1047,8 +1048,8 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
         return false;
     }
     /*
-     * The slot is inactive, so overwriting its key material loses nothing;
-     * only the header write that follows makes it count.
+     * The slot is inactive (or given up with force), so overwriting its key
+     * material loses nothing else; only the header write makes it count.
      */
     if (!slot_iterations(b, iter_time_ms, &iters, errp) ||
         !write_slot(b, slot, password, npassword, iters, writefunc, opaque, errp) ||
@@ -1059,7 +1060,8 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
     return true;
 }
 
-bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password,
+bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, bool force,
+                              const uint8_t *password,
                               size_t npassword, QCryptoBlockWriteFunc writefunc,
                               void *opaque, Error **errp)
 {
@@ -1101,13 +1103,21 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password
             }
         }
         if (!n) {
-            error_setg(errp, "No LUKS key slot matches the old secret");
+            error_setg(errp, "No keyslots match given (old) password for erase operation");
             return false;
         }
     }
-    if (n >= active) {
-        error_setg(errp, "Refusing to erase the last active LUKS key slot: "
-                   "the image could no longer be opened");
+    /* Without a key slot left the data is lost for good: only with force. */
+    if (n >= active && !force) {
+        if (slot >= 0) {
+            error_setg(errp, "Attempt to erase the only active keyslot %d which will "
+                       "erase all the data in the image irreversibly - refusing "
+                       "operation", slot);
+        } else {
+            error_setg(errp, "All the active keyslots match the (old) password that "
+                       "was given and erasing them will erase all the data in the "
+                       "image irreversibly - refusing operation");
+        }
         return false;
     }
     /*
@@ -1194,7 +1204,7 @@ static const char *amend_opt(const QDict *opts, const char *p, const char *name)
 
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool *has_key,
+                              bool name_unlock_error, bool force, bool *has_key,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp)
 {
@@ -1204,6 +1214,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
     const char *old_id = amend_opt(opts, p, "old-secret");
     const char *new_id = amend_opt(opts, p, "new-secret");
     const char *iter_str = amend_opt(opts, p, "iter-time");
+    const char *unlock_id = amend_opt(opts, p, "secret");
     uint64_t iter_time = 2000;
     int keyslot = -1;
     uint8_t *old_pw = NULL, *new_pw = NULL;
@@ -1252,7 +1263,22 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
         if (!new_pw) {
             goto out;
         }
-        /* The master key comes from the open key or from old-secret. */
+        /*
+         * The master key comes from the open key or from old-secret, or
+         * (x-blockdev-amend) from "secret": a password that must still open
+         * a slot, as the image may have changed since it was opened.
+         */
+        if (unlock_id) {
+            size_t nunlock;
+            uint8_t *unlock_pw = qcrypto_secret_lookup(unlock_id, &nunlock, errp);
+            bool unlocked = unlock_pw &&
+                            qcrypto_block_unlock(block, unlock_pw, nunlock, errp);
+
+            qcrypto_secret_free(unlock_pw);
+            if (!unlocked) {
+                goto out;
+            }
+        }
         if (old_pw && !qcrypto_block_unlock(block, old_pw, nold, errp)) {
             if (name_unlock_error) {
                 error_prepend(errp, "'%s': ", filename);
@@ -1266,7 +1292,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
         }
         /* Even if writing the slot fails, the block now holds the key. */
         *has_key = true;
-        ok = qcrypto_block_add_key(block, keyslot, new_pw, nnew, iter_time,
+        ok = qcrypto_block_add_key(block, keyslot, force, new_pw, nnew, iter_time,
                                    writefunc, opaque, errp);
     } else if (!strcmp(state, "inactive")) {
         if (new_id) {
@@ -1279,7 +1305,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                        "'%skeyslot' and '%sold-secret'", p, p);
             goto out;
         }
-        ok = qcrypto_block_erase_keys(block, keyslot, old_pw, nold,
+        ok = qcrypto_block_erase_keys(block, keyslot, force, old_pw, nold,
                                       writefunc, opaque, errp);
     } else {
         error_setg(errp, "Parameter '%sstate' does not accept value '%s' "

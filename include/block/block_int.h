@@ -410,6 +410,7 @@ void bdrv_blkverify_init(void);
 void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
+void bdrv_copy_on_read_init(void);
 void bdrv_quorum_init(void);
 
 /*

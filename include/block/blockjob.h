@@ -248,6 +248,8 @@ int block_job_run_sync(BlockJob *job, Error **errp);
 void block_job_monitor_init(void);
 /* blockdev-create (block/create.c); block_job_monitor_init() calls it. */
 void block_create_monitor_init(void);
+/* x-blockdev-amend (block/amend.c); block_job_monitor_init() calls it. */
+void block_amend_monitor_init(void);
 
 /* ---- Synchronous commits (HMP "commit", qemu-img commit) ---- */
 

@@ -117,18 +117,19 @@ QDict *qcrypto_block_get_info(const QCryptoBlock *block);
 
 /*
  * Key slot management (qemu-img amend).  Adding needs the block unlocked;
- * @slot < 0 takes the first inactive slot.  Writes the key material before
+ * @slot < 0 takes the first inactive slot; an active @slot is overwritten
+ * only with @force.  Writes the key material before
  * the header so that an interrupted update never loses the old slots.
  */
-bool qcrypto_block_add_key(QCryptoBlock *block, int slot,
+bool qcrypto_block_add_key(QCryptoBlock *block, int slot, bool force,
                            const uint8_t *password, size_t npassword,
                            uint64_t iter_time_ms, QCryptoBlockWriteFunc writefunc,
                            void *opaque, Error **errp);
 /*
  * Erases slot @slot, or (@slot < 0) every active slot that @password opens.
- * Refuses to erase the last active slot.
+ * Refuses to erase the last active slot, unless @force.
  */
-bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
+bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot, bool force,
                               const uint8_t *password, size_t npassword,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
@@ -138,11 +139,14 @@ bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
  * from @opts and applied with qcrypto_block_add_key() or
  * qcrypto_block_erase_keys().  @filename names the image in messages (and,
  * with @name_unlock_error, in a wrong old-secret's); *@has_key is set once
- * the block holds the master key.  Every secret read is wiped again.
+ * the block holds the master key.  "secret" (x-blockdev-amend's, not
+ * qemu-img's) names a password that must open a slot before a key is added.
+ * @force: qemu-img amend --force, x-blockdev-amend's force.  Every secret
+ * read is wiped again.
  */
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool *has_key,
+                              bool name_unlock_error, bool force, bool *has_key,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
 bool qcrypto_block_slot_is_active(const QCryptoBlock *block, int slot);

@@ -12,6 +12,8 @@
 #                        "(qemu) CMDLINE" and its output
 #   wait EVENT           print the next EVENT (waiting for it; 20 s at most)
 #   wait-idle            wait until query-block-jobs is empty (prints nothing)
+#   wait-concluded ID    wait until query-jobs shows job ID concluded (prints
+#                        nothing; for jobs that are not block jobs: amend)
 #   events               print and forget the events received so far
 #   drop-events          forget them silently
 #   sh COMMAND           run a shell command, print its output
@@ -156,6 +158,15 @@ def main():
             while q.command({'execute': 'query-block-jobs'}).get('return'):
                 if time.monotonic() > deadline:
                     print('timeout waiting for the jobs to end')
+                    break
+                time.sleep(0.05)
+        elif line.startswith('wait-concluded '):
+            job_id = line[15:].strip()
+            deadline = time.monotonic() + TIMEOUT
+            while not any(j['id'] == job_id and j['status'] == 'concluded'
+                          for j in q.command({'execute': 'query-jobs'}).get('return', [])):
+                if time.monotonic() > deadline:
+                    print('timeout waiting for job %s to conclude' % job_id)
                     break
                 time.sleep(0.05)
         elif line.startswith('wait '):
