@@ -591,7 +591,9 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
         }
         perm_propagate(edges, bs->file, bs, desc,
                        bs->drv->file_child_name ? bs->drv->file_child_name : "file",
-                       bs->perm_seq, false, fperm, feperm, fshared, force_share);
+                       bs->perm_seq,
+                       bs->drv->bdrv_takes_over_parents && bs->drv->bdrv_takes_over_parents(bs),
+                       fperm, feperm, fshared, force_share);
     }
     if (bs->backing) {
         /* A backing node is only read; what others do with it is theirs. */
@@ -1177,7 +1179,8 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
 
 fail:
     qobject_unref(opts);
-    bs->drv = drv;
+    /* The driver closes what its open began; before that it has nothing. */
+    bs->drv = bs->opaque ? drv : NULL;
     bdrv_unref(bs);
     return NULL;
 }

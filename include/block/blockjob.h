@@ -119,6 +119,7 @@ typedef struct BackupOptions {
     const char *bitmap;         /* backup: dirty bitmap of @device, or NULL */
     bool has_bitmap_mode;
     BitmapSyncMode bitmap_mode;
+    const char *filter_node_name; /* backup: its filter node's name; NULL: automatic */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
