@@ -463,6 +463,7 @@ struct BdrvUser {
     uint64_t seq;       /* when it came: see PermEdge */
     bool filter;        /* BDRV_USER_FILTER */
     bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
+    void *owner;        /* a claim's owner (bdrv_user_add_claim()), or NULL */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -734,6 +735,10 @@ int bdrv_refresh_perms(Error **errp)
         }
         for (GSList *u = bs->users; u; u = u->next) {
             BdrvUser *user = u->data;
+
+            if (user->owner) {
+                continue;   /* a claim needs nothing, shares everything */
+            }
             perm_propagate(edges, bs, user, user->name, user->role, user->seq,
                            user->filter, user->perm, user->perm, user->shared, false);
             only_extras &= user->extra;
@@ -811,6 +816,34 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
                         uint64_t shared, Error **errp)
 {
     return bdrv_user_add_full(bs, name, NULL, perm, shared, 0, errp);
+}
+
+BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owner)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    g_assert(owner && !bdrv_claim_owner(bs));
+    user->bs = bs;
+    user->name = g_strdup(name);
+    user->role = "root";
+    user->shared = BLK_PERM_ALL;
+    user->seq = ++perm_seq_counter;
+    user->extra = true;
+    user->owner = owner;
+    bs->users = g_slist_append(bs->users, user);
+    return user;
+}
+
+void *bdrv_claim_owner(BlockDriverState *bs)
+{
+    for (GSList *u = bs->users; u; u = u->next) {
+        BdrvUser *user = u->data;
+
+        if (user->owner) {
+            return user->owner;
+        }
+    }
+    return NULL;
 }
 
 void bdrv_user_remove(BdrvUser *user)

@@ -310,7 +310,7 @@ bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
                                 const char *device, Error **errp)
 {
     for (int i = 0; i < n; i++) {
-        BlockJob *other = nodes[i] ? nodes[i]->job : NULL;
+        BlockJob *other = nodes[i] ? block_job_on_node(nodes[i]) : NULL;
         if (other) {
             error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
                        node_display_name(nodes[i]), other->driver->type);
@@ -372,27 +372,31 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     return job;
 }
 
+BlockJob *block_job_on_node(BlockDriverState *bs)
+{
+    return bdrv_claim_owner(bs);
+}
+
 void block_job_add_node(BlockJob *job, BlockDriverState *node)
 {
+    g_autofree char *name = NULL;
+
     if (g_slist_find(job->nodes, node)) {
         return;
     }
-    g_assert(!node->job || node->job == job);
-    node->job = job;
+    g_assert(!bdrv_claim_owner(node));
+    name = g_strdup_printf("%s job '%s'", job->driver->type, job->id);
+    job->claims = g_slist_append(job->claims, bdrv_user_add_claim(node, name, job));
     bdrv_ref(node);
     job->nodes = g_slist_append(job->nodes, node);
 }
 
 static void release_nodes(BlockJob *job)
 {
-    for (GSList *l = job->nodes; l; l = l->next) {
-        BlockDriverState *node = l->data;
-        if (node->job == job) {
-            node->job = NULL;
-        }
-        bdrv_unref(node);
-    }
-    g_slist_free(job->nodes);
+    /* The claims go before the references: a claim needs its node. */
+    g_slist_free_full(job->claims, (GDestroyNotify)bdrv_user_remove);
+    job->claims = NULL;
+    g_slist_free_full(job->nodes, (GDestroyNotify)bdrv_unref);
     job->nodes = NULL;
 }
 
@@ -1467,7 +1471,7 @@ int bdrv_commit_device(const char *device, Error **errp)
     if (!bs) {
         return -ENODEV;
     }
-    if (bs->job) {
+    if (block_job_on_node(bs)) {
         BlockDriverState *nodes[] = { bs };
         block_job_check_nodes_free(nodes, 1, device, errp);
         return -EBUSY;
@@ -1479,7 +1483,7 @@ int bdrv_commit_device(const char *device, Error **errp)
         /* Nothing to commit into; QEMU treats this as success too. */
         return 0;
     }
-    if (bs->backing->job) {
+    if (block_job_on_node(bs->backing)) {
         BlockDriverState *nodes[] = { bs->backing };
         block_job_check_nodes_free(nodes, 1, device, errp);
         return -EBUSY;

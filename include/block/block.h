@@ -145,6 +145,17 @@ BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char 
                              uint64_t perm, uint64_t shared, unsigned flags,
                              Error **errp);
 void bdrv_user_remove(BdrvUser *user);
+/*
+ * A claim: a user that needs nothing and shares everything, so that it
+ * never conflicts and changes no lock, but holds @bs for @owner (a block
+ * job): while it is there bdrv_claim_owner() returns @owner, and whoever
+ * would change the node asks that first ("Node ... is busy").  One claim
+ * per node; the caller checks bdrv_claim_owner() before.  Removed with
+ * bdrv_user_remove().
+ */
+BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owner);
+/* The owner of @bs's claim, or NULL. */
+void *bdrv_claim_owner(BlockDriverState *bs);
 /* A fresh automatic node name ("#block123"), for a filter without a node. */
 char *bdrv_next_auto_node_name(void);
 /*

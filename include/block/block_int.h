@@ -69,8 +69,6 @@ struct BlockDriverState {
     /* The deprecation warning for legacy AES is printed once per node. */
     bool deprecation_warned;
 
-    /* Block jobs and devices that use this node (see blockdev.c). */
-    void *job;
     int in_flight;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */

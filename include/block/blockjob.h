@@ -188,6 +188,8 @@ bool block_job_complete(BlockJob *job, Error **errp);
  * stops at once and emits BLOCK_JOB_CANCELLED.
  */
 bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+/* The job that claims @bs ("Node ... is busy"), or NULL. */
+BlockJob *block_job_on_node(BlockDriverState *bs);
 /* A pending job (auto-finalize off): make its result visible (or undo it). */
 bool block_job_finalize(BlockJob *job, Error **errp);
 /* A concluded job (auto-dismiss off): remove it ("null"). */

@@ -302,7 +302,7 @@ static void test_bad_input(void)
     g_assert_nonnull(strstr(error_get_pretty(err), "nodir/out.img"));
     error_free(err), err = NULL;
     g_assert_null(block_job_list());
-    g_assert_null(bs->job);
+    g_assert_null(block_job_on_node(bs));
 
     /* An existing target of the wrong size. */
     make_raw("small.img", MiB, 0);
@@ -348,7 +348,7 @@ static void test_bad_input(void)
             g_assert_null(block_job_drive_backup(&o2, &err));
             g_assert_cmpstr(error_get_pretty(err), ==, "Job ID 'drive0' already in use");
             error_free(err), err = NULL;
-            g_assert_null(bs1->job);
+            g_assert_null(block_job_on_node(bs1));
             bdrv_unref(bs1);
         }
         g_assert_false(file_exists("out2.img"));
@@ -362,7 +362,7 @@ static void test_bad_input(void)
     error_free(err), err = NULL;
     block_job_cancel(job, false, &error_abort);
     run_jobs();
-    g_assert_null(bs->job);
+    g_assert_null(block_job_on_node(bs));
     bdrv_unref(bs);
     teardown_unlink((const char *[]){ "src.img", "out.img", "small.img", "one.img", NULL });
 }
