@@ -419,6 +419,8 @@ static void bdrv_close(BlockDriverState *bs)
     bs->write_notifiers = NULL;
 }
 
+static void bdrv_user_free(gpointer p);
+
 void bdrv_unref(BlockDriverState *bs)
 {
     if (!bs) {
@@ -430,7 +432,8 @@ void bdrv_unref(BlockDriverState *bs)
     }
     bdrv_close(bs);
     all_nodes = g_list_remove(all_nodes, bs);
-    g_slist_free_full(bs->users, g_free);   /* users remove themselves first */
+    /* Users remove themselves first; a name or claim may be left (tests). */
+    g_slist_free_full(bs->users, bdrv_user_free);
     g_free(bs);
     /* Nodes that were below this one may need (and lock) less now. */
     bdrv_refresh_perms(NULL);
@@ -464,6 +467,7 @@ struct BdrvUser {
     bool filter;        /* BDRV_USER_FILTER */
     bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
     void *owner;        /* a claim's owner (bdrv_user_add_claim()), or NULL */
+    char *device;       /* a drive's name (bdrv_user_add_device_name()), or NULL */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -736,8 +740,8 @@ int bdrv_refresh_perms(Error **errp)
         for (GSList *u = bs->users; u; u = u->next) {
             BdrvUser *user = u->data;
 
-            if (user->owner) {
-                continue;   /* a claim needs nothing, shares everything */
+            if (user->owner || user->device) {
+                continue;   /* a claim or name needs nothing, shares everything */
             }
             perm_propagate(edges, bs, user, user->name, user->role, user->seq,
                            user->filter, user->perm, user->perm, user->shared, false);
@@ -834,6 +838,54 @@ BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owne
     return user;
 }
 
+BdrvUser *bdrv_user_add_device_name(BlockDriverState *bs, const char *device)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    g_assert(!*bdrv_get_device_name(bs));
+    user->bs = bs;
+    user->name = g_strdup_printf("block device '%s'", device);
+    user->role = "root";
+    user->shared = BLK_PERM_ALL;
+    user->seq = ++perm_seq_counter;
+    user->extra = true;
+    user->device = g_strdup(device);
+    bs->users = g_slist_append(bs->users, user);
+    return user;
+}
+
+static BdrvUser *device_name_user(const BlockDriverState *bs)
+{
+    for (GSList *u = bs->users; u; u = u->next) {
+        BdrvUser *user = u->data;
+
+        if (user->device) {
+            return user;
+        }
+    }
+    return NULL;
+}
+
+const char *bdrv_get_device_name(const BlockDriverState *bs)
+{
+    BdrvUser *user = device_name_user(bs);
+
+    return user ? user->device : "";
+}
+
+void bdrv_move_device_name(BlockDriverState *from, BlockDriverState *to)
+{
+    BdrvUser *user = device_name_user(from);
+
+    if (!user || from == to) {
+        return;
+    }
+    g_assert(!device_name_user(to));
+    from->users = g_slist_remove(from->users, user);
+    user->bs = to;
+    to->users = g_slist_append(to->users, user);
+}
+
 void *bdrv_claim_owner(BlockDriverState *bs)
 {
     for (GSList *u = bs->users; u; u = u->next) {
@@ -846,14 +898,22 @@ void *bdrv_claim_owner(BlockDriverState *bs)
     return NULL;
 }
 
+static void bdrv_user_free(gpointer p)
+{
+    BdrvUser *user = p;
+
+    g_free(user->name);
+    g_free(user->device);
+    g_free(user);
+}
+
 void bdrv_user_remove(BdrvUser *user)
 {
     if (!user) {
         return;
     }
     user->bs->users = g_slist_remove(user->bs->users, user);
-    g_free(user->name);
-    g_free(user);
+    bdrv_user_free(user);
     bdrv_refresh_perms(NULL);   /* needing less cannot conflict */
 }
 
@@ -2138,7 +2198,7 @@ BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs)
 void bdrv_error_key_missing(BlockDriverState *bs, const char *device, Error **errp)
 {
     const char *name = device ? device
-                     : bs->device_name[0] ? bs->device_name : bs->node_name;
+                     : *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : bs->node_name;
 
     error_set(errp, ERROR_CLASS_DEVICE_ENCRYPTED, "'%s' (%s) is encrypted", name,
               bs->filename);

@@ -168,7 +168,7 @@ bool block_job_name_exists(const char *name)
 {
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (!strcmp(bs->device_name, name)) {
+        if (!strcmp(bdrv_get_device_name(bs), name)) {
             return true;
         }
     }
@@ -180,7 +180,7 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
 {
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (bs->drv && !strcmp(bs->device_name, device)) {
+        if (bs->drv && !strcmp(bdrv_get_device_name(bs), device)) {
             return bs;
         }
     }
@@ -303,7 +303,7 @@ BlockDriverState *block_job_find_source(const char *device, Error **errp)
 
 static const char *node_display_name(BlockDriverState *bs)
 {
-    return bs->device_name[0] ? bs->device_name : bs->node_name;
+    return *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : bs->node_name;
 }
 
 bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
@@ -1316,7 +1316,7 @@ static bool target_not_open(const char *target, Error **errp)
             for (GList *m = bdrv_all_nodes(); m; m = m->next) {
                 BlockDriverState *f = m->data;
                 if (f->file == bs) {
-                    user = f->device_name[0] ? f->device_name : f->node_name;
+                    user = *bdrv_get_device_name(f) ? bdrv_get_device_name(f) : f->node_name;
                 }
             }
             error_setg(errp, "Target '%s' is in use by '%s'", target, user);
@@ -1413,7 +1413,7 @@ int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp
     }
     keyless = bdrv_key_missing_node(top);
     if (keyless) {
-        bdrv_error_key_missing(keyless, top->device_name[0] ? top->device_name : NULL,
+        bdrv_error_key_missing(keyless, *bdrv_get_device_name(top) ? bdrv_get_device_name(top) : NULL,
                                errp);
         return -ENOKEY;
     }
@@ -1505,8 +1505,8 @@ int bdrv_commit_all(Error **errp)
 
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (bs->drv && bs->device_name[0] && bs->backing) {
-            devices = g_list_append(devices, g_strdup(bs->device_name));
+        if (bs->drv && *bdrv_get_device_name(bs) && bs->backing) {
+            devices = g_list_append(devices, g_strdup(bdrv_get_device_name(bs)));
         }
     }
     /* A drive that cannot be committed does not hold up the others. */
@@ -1535,8 +1535,7 @@ bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_ro
         /* Whoever owns the old root now owns a reference to the new one too. */
         bdrv_ref(new_root);
     }
-    /* The drive's name lives on its root node. */
-    g_strlcpy(new_root->device_name, old_root->device_name, sizeof(new_root->device_name));
-    old_root->device_name[0] = '\0';
+    /* The drive's name is held on its root node. */
+    bdrv_move_device_name(old_root, new_root);
     return true;
 }

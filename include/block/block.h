@@ -156,6 +156,17 @@ void bdrv_user_remove(BdrvUser *user);
 BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owner);
 /* The owner of @bs's claim, or NULL. */
 void *bdrv_claim_owner(BlockDriverState *bs);
+/*
+ * A drive's name (QEMU's BlockBackend name) held on its root node: a user
+ * that, like a claim, needs nothing and shares everything.  While it is
+ * there bdrv_get_device_name() returns @device.  Removed with
+ * bdrv_user_remove(); bdrv_move_device_name() moves it to a node that
+ * takes the root's place (a mirror's pivot, an active commit).
+ */
+BdrvUser *bdrv_user_add_device_name(BlockDriverState *bs, const char *device);
+/* The name of the drive whose root @bs is, or "" (none). */
+const char *bdrv_get_device_name(const BlockDriverState *bs);
+void bdrv_move_device_name(BlockDriverState *from, BlockDriverState *to);
 /* A fresh automatic node name ("#block123"), for a filter without a node. */
 char *bdrv_next_auto_node_name(void);
 /*

@@ -50,8 +50,6 @@ struct BlockDriverState {
     char backing_format[16];
     char node_name[32];
     bool node_name_auto;        /* generated, not given by the user */
-    /* The drive (BlockBackend) name when this node is a drive's root. */
-    char device_name[32];
 
     BlockDriverState *file;     /* protocol child of a format node */
     BlockDriverState *backing;  /* backing node, or NULL */

@@ -75,8 +75,8 @@ bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
 bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp);
 
 /*
- * Finds the root node of the drive called @device: a node whose
- * device_name is @device.  NULL with "Cannot find device=..." otherwise.
+ * Finds the root node of the drive called @device: a node holding
+ * @device as its drive name (bdrv_get_device_name()).  NULL with "Cannot find device=..." otherwise.
  * With @allow_node, a node name is accepted too (QEMU's lookup for job
  * commands that take "device").
  */
@@ -89,7 +89,7 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
  * The machine installs this so that a job that replaces a drive's root node
  * (mirror's pivot, active commit) can make the drive use @new_root (and
  * take a reference to it, dropping the one on @old_root).  The framework
- * then moves the device name (bs->device_name) from @old_root to @new_root.
+ * then moves the drive's name (bdrv_move_device_name()) to @new_root.
  */
 typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
                                       BlockDriverState *new_root, Error **errp);
