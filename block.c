@@ -468,6 +468,7 @@ struct BdrvUser {
     bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
     void *owner;        /* a claim's owner (bdrv_user_add_claim()), or NULL */
     char *device;       /* a drive's name (bdrv_user_add_device_name()), or NULL */
+    bool tool;          /* BDRV_USER_TOOL: @perm follows the node's writability */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -743,6 +744,9 @@ int bdrv_refresh_perms(Error **errp)
             if (user->owner || user->device) {
                 continue;   /* a claim or name needs nothing, shares everything */
             }
+            if (user->tool) {
+                user->perm = BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE);
+            }
             perm_propagate(edges, bs, user, user->name, user->role, user->seq,
                            user->filter, user->perm, user->perm, user->shared, false);
             only_extras &= user->extra;
@@ -806,6 +810,7 @@ BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char 
     user->seq = ++perm_seq_counter;
     user->filter = flags & BDRV_USER_FILTER;
     user->extra = flags & (BDRV_USER_FILTER | BDRV_USER_EXTRA);
+    user->tool = flags & BDRV_USER_TOOL;
     bs->users = g_slist_append(bs->users, user);
     if (bdrv_refresh_perms(errp) < 0) {
         bs->users = g_slist_remove(bs->users, user);

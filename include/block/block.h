@@ -141,6 +141,12 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
  */
 #define BDRV_USER_FILTER 0x1
 #define BDRV_USER_EXTRA  0x2
+/*
+ * BDRV_USER_TOOL: the program that opened the node (qemu-io) holds it:
+ * the user needs what that use always needed, consistent read and, while
+ * the node is writable (it may be reopened), write; @perm is ignored.
+ */
+#define BDRV_USER_TOOL   0x4
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
                              uint64_t perm, uint64_t shared, unsigned flags,
                              Error **errp);
