@@ -653,7 +653,8 @@ static char *perm_list(uint64_t perm)
 
 /*
  * Two parents of one node conflict when one needs what the other does not
- * share.  A filter user (a job's copy-before-write or mirror filter) stands
+ * share.  A filter (the mirror's filter user, or a backup's copy-before-write
+ * node on its file: bdrv_takes_over_parents) stands
  * between its node and the parents that were there before it, so it is
  * checked, with their needs added to its own, against those that came
  * after it.

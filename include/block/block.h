@@ -132,7 +132,7 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
  * when a parent or user of @bs in this process needs what @shared leaves
  * out, or @perm is what one of them does not share: "Permission conflict
  * on node ...".  BDRV_USER_FILTER: the user stands between the node and
- * the parents it has already (a job's copy-before-write or mirror filter):
+ * the parents it has already (a mirror job's filter):
  * their needs and restrictions become its own, it is checked against
  * those that come later only, and its @shared applies to everything
  * below as theirs does.
