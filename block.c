@@ -441,6 +441,8 @@ static void bdrv_close(BlockDriverState *bs)
     bs->write_notifiers = NULL;
 }
 
+static void bdrv_user_free(gpointer p);
+
 void bdrv_unref(BlockDriverState *bs)
 {
     if (!bs) {
@@ -452,7 +454,8 @@ void bdrv_unref(BlockDriverState *bs)
     }
     bdrv_close(bs);
     all_nodes = g_list_remove(all_nodes, bs);
-    g_slist_free_full(bs->users, g_free);   /* users remove themselves first */
+    /* Users remove themselves first; a name or claim may be left (tests). */
+    g_slist_free_full(bs->users, bdrv_user_free);
     g_free(bs);
     /* Nodes that were below this one may need (and lock) less now. */
     bdrv_refresh_perms(NULL);
@@ -485,6 +488,9 @@ struct BdrvUser {
     uint64_t seq;       /* when it came: see PermEdge */
     bool filter;        /* BDRV_USER_FILTER */
     bool extra;         /* BDRV_USER_EXTRA (implied by BDRV_USER_FILTER) */
+    void *owner;        /* a claim's owner (bdrv_user_add_claim()), or NULL */
+    char *device;       /* a drive's name (bdrv_user_add_device_name()), or NULL */
+    bool tool;          /* BDRV_USER_TOOL: @perm follows the node's writability */
 };
 
 const char *bdrv_perm_name(int bit)
@@ -613,7 +619,9 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
         }
         perm_propagate(edges, bs->file, bs, desc,
                        bs->drv->file_child_name ? bs->drv->file_child_name : "file",
-                       bs->perm_seq, false, fperm, feperm, fshared, force_share);
+                       bs->perm_seq,
+                       bs->drv->bdrv_takes_over_parents && bs->drv->bdrv_takes_over_parents(bs),
+                       fperm, feperm, fshared, force_share);
     }
     if (bs->backing) {
         /* A backing node is only read; what others do with it is theirs. */
@@ -667,7 +675,8 @@ static char *perm_list(uint64_t perm)
 
 /*
  * Two parents of one node conflict when one needs what the other does not
- * share.  A filter user (a job's copy-before-write or mirror filter) stands
+ * share.  A filter (the mirror's filter user, or a backup's copy-before-write
+ * node on its file: bdrv_takes_over_parents) stands
  * between its node and the parents that were there before it, so it is
  * checked, with their needs added to its own, against those that came
  * after it.
@@ -754,6 +763,13 @@ int bdrv_refresh_perms(Error **errp)
         }
         for (GSList *u = bs->users; u; u = u->next) {
             BdrvUser *user = u->data;
+
+            if (user->owner || user->device) {
+                continue;   /* a claim or name needs nothing, shares everything */
+            }
+            if (user->tool) {
+                user->perm = BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE);
+            }
             perm_propagate(edges, bs, user, user->name, user->role, user->seq,
                            user->filter, user->perm, user->perm, user->shared, false);
             only_extras &= user->extra;
@@ -817,6 +833,7 @@ BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char 
     user->seq = ++perm_seq_counter;
     user->filter = flags & BDRV_USER_FILTER;
     user->extra = flags & (BDRV_USER_FILTER | BDRV_USER_EXTRA);
+    user->tool = flags & BDRV_USER_TOOL;
     bs->users = g_slist_append(bs->users, user);
     if (bdrv_refresh_perms(errp) < 0) {
         bs->users = g_slist_remove(bs->users, user);
@@ -833,14 +850,98 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
     return bdrv_user_add_full(bs, name, NULL, perm, shared, 0, errp);
 }
 
+BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owner)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    g_assert(owner && !bdrv_claim_owner(bs));
+    user->bs = bs;
+    user->name = g_strdup(name);
+    user->role = "root";
+    user->shared = BLK_PERM_ALL;
+    user->seq = ++perm_seq_counter;
+    user->extra = true;
+    user->owner = owner;
+    bs->users = g_slist_append(bs->users, user);
+    return user;
+}
+
+BdrvUser *bdrv_user_add_device_name(BlockDriverState *bs, const char *device)
+{
+    BdrvUser *user = g_new0(BdrvUser, 1);
+
+    g_assert(!*bdrv_get_device_name(bs));
+    user->bs = bs;
+    user->name = g_strdup_printf("block device '%s'", device);
+    user->role = "root";
+    user->shared = BLK_PERM_ALL;
+    user->seq = ++perm_seq_counter;
+    user->extra = true;
+    user->device = g_strdup(device);
+    bs->users = g_slist_append(bs->users, user);
+    return user;
+}
+
+static BdrvUser *device_name_user(const BlockDriverState *bs)
+{
+    for (GSList *u = bs->users; u; u = u->next) {
+        BdrvUser *user = u->data;
+
+        if (user->device) {
+            return user;
+        }
+    }
+    return NULL;
+}
+
+const char *bdrv_get_device_name(const BlockDriverState *bs)
+{
+    BdrvUser *user = device_name_user(bs);
+
+    return user ? user->device : "";
+}
+
+void bdrv_move_device_name(BlockDriverState *from, BlockDriverState *to)
+{
+    BdrvUser *user = device_name_user(from);
+
+    if (!user || from == to) {
+        return;
+    }
+    g_assert(!device_name_user(to));
+    from->users = g_slist_remove(from->users, user);
+    user->bs = to;
+    to->users = g_slist_append(to->users, user);
+}
+
+void *bdrv_claim_owner(BlockDriverState *bs)
+{
+    for (GSList *u = bs->users; u; u = u->next) {
+        BdrvUser *user = u->data;
+
+        if (user->owner) {
+            return user->owner;
+        }
+    }
+    return NULL;
+}
+
+static void bdrv_user_free(gpointer p)
+{
+    BdrvUser *user = p;
+
+    g_free(user->name);
+    g_free(user->device);
+    g_free(user);
+}
+
 void bdrv_user_remove(BdrvUser *user)
 {
     if (!user) {
         return;
     }
     user->bs->users = g_slist_remove(user->bs->users, user);
-    g_free(user->name);
-    g_free(user);
+    bdrv_user_free(user);
     bdrv_refresh_perms(NULL);   /* needing less cannot conflict */
 }
 
@@ -1199,7 +1300,8 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
 
 fail:
     qobject_unref(opts);
-    bs->drv = drv;
+    /* The driver closes what its open began; before that it has nothing. */
+    bs->drv = bs->opaque ? drv : NULL;
     bdrv_unref(bs);
     return NULL;
 }
@@ -2166,7 +2268,7 @@ BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs)
 void bdrv_error_key_missing(BlockDriverState *bs, const char *device, Error **errp)
 {
     const char *name = device ? device
-                     : bs->device_name[0] ? bs->device_name : bs->node_name;
+                     : *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : bs->node_name;
 
     error_set(errp, ERROR_CLASS_DEVICE_ENCRYPTED, "'%s' (%s) is encrypted", name,
               bs->filename);

@@ -380,7 +380,6 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
                 goto fail;
             }
         }
-        g_strlcpy(bs->device_name, name->str, sizeof(bs->device_name));
         bdrv_set_writethrough(bs, !writeback);
     } else if (qdict_size(opts)) {
         /* Node options without an image to apply them to. */
@@ -392,6 +391,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     dinfo = g_new0(DriveInfo, 1);
     dinfo->id = g_strdup(name->str);
     dinfo->bs = bs;
+    dinfo->name_user = bs ? bdrv_user_add_device_name(bs, name->str) : NULL;
     dinfo->type = type;
     dinfo->bus = bus;
     dinfo->unit = unit;
@@ -476,8 +476,9 @@ void drive_del(DriveInfo *dinfo)
     if (dinfo->dev) {
         dinfo->dev->drive = NULL;
     }
+    bdrv_user_remove(dinfo->name_user);     /* wherever a job moved it */
+    dinfo->name_user = NULL;
     if (dinfo->bs) {
-        dinfo->bs->device_name[0] = '\0';
         bdrv_unref(dinfo->bs);
     }
     g_free(dinfo->id);

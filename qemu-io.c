@@ -23,6 +23,8 @@
 #define PROMPT "qemu-io> "
 
 static BlockDriverState *qemuio_bs;
+/* The tool's handle on qemuio_bs: what qemu-io needs of the image. */
+static BdrvUser *qemuio_user;
 /* Set when something failed; becomes the exit status. */
 static bool failed;
 
@@ -168,6 +170,13 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
         error_report_err(err);
         return -1;
     }
+    qemuio_user = bdrv_user_add_full(bs, "an unnamed block device", NULL, 0, BLK_PERM_ALL,
+                                     BDRV_USER_TOOL, &err);
+    if (!qemuio_user) {
+        error_report_err(err);
+        bdrv_unref(bs);
+        return -1;
+    }
     qemuio_bs = bs;
     qemuio_writethrough = p->writethrough;
     if (!(flags & BDRV_O_NO_PROMPT) && prompt_keys(qemuio_bs) < 0) {
@@ -309,6 +318,8 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
 
 static int close_f(BlockDriverState *bs, int argc, char **argv)
 {
+    bdrv_user_remove(qemuio_user);
+    qemuio_user = NULL;
     bdrv_unref(qemuio_bs);
     qemuio_bs = NULL;
     return 0;
@@ -560,6 +571,7 @@ int main(int argc, char **argv)
 
     /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
     if (qemuio_bs) {
+        bdrv_user_remove(qemuio_user);
         bdrv_unref(qemuio_bs);
     }
     fflush(stdout);

@@ -25,13 +25,14 @@ typedef struct BackupJob {
     bool target_is_zero;
     bool notifier_added;
     /*
-     * The copy-before-write claim: QEMU puts a filter node between the
-     * source and its parents, which lets nobody else write or resize the
-     * source's subtree (see docs/permissions.md); here the write notifier
-     * is that filter and this user its permissions.
+     * The copy-before-write filter node, as QEMU's: over the source, with
+     * the target as its "target" child (named by filter-node-name, else
+     * automatically).  It claims the source in place of the source's
+     * parents, letting nobody else write or resize the source's subtree
+     * (docs/permissions.md); the copying is the write notifier's, which
+     * sees every write to the source, those through the filter too.
      */
-    BdrvUser *filter_user;
-    BdrvUser *target_user;      /* the filter's "target" child: writes it */
+    BlockDriverState *filter;
     uint8_t *buf;
     /*
      * sync=incremental/bitmap (or full/top with a bitmap): the user's
@@ -217,10 +218,8 @@ static void backup_clean(BlockJob *job)
         bdrv_remove_write_notifier(job->bs, backup_before_write, s);
         s->notifier_added = false;
     }
-    bdrv_user_remove(s->filter_user);
-    s->filter_user = NULL;
-    bdrv_user_remove(s->target_user);
-    s->target_user = NULL;
+    bdrv_unref(s->filter);      /* gone from the graph with the job's end */
+    s->filter = NULL;
     if (s->bitmap) {
         backup_bitmap_finish(s);
     }
@@ -312,7 +311,7 @@ static bool backup_compress_check(BlockDriver *drv, BlockDriverState *target, Er
     }
     if (!drv || !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
         error_setg(errp, "Compression is not supported for this drive %s",
-                   target ? target->device_name : "");
+                   target ? bdrv_get_device_name(target) : "");
         return false;
     }
     return true;
@@ -350,27 +349,11 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         block_job_free_unstarted(job);
         return NULL;
     }
-    {
-        g_autofree char *filter = bdrv_next_auto_node_name();
-        g_autofree char *desc = g_strdup_printf("node '%s'", filter);
-
-        /* Others may write the target too; a device that does not share it refuses. */
-        s->target_user = bdrv_user_add_full(target, desc, "target", BLK_PERM_WRITE,
-                                            BLK_PERM_ALL, BDRV_USER_EXTRA, errp);
-        if (!s->target_user) {
-            error_prepend(errp, "Could not create node: ");
-            bdrv_unref(target);
-            block_job_free_unstarted(job);
-            return NULL;
-        }
-        s->filter_user = bdrv_user_add_full(src, desc, "file", BLK_PERM_CONSISTENT_READ,
-                                            BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE),
-                                            BDRV_USER_FILTER, errp);
-        if (!s->filter_user) {
-            bdrv_unref(target);
-            block_job_free_unstarted(job);
-            return NULL;
-        }
+    s->filter = bdrv_cbw_job_filter_new(src, target, opts->filter_node_name, errp);
+    if (!s->filter) {
+        bdrv_unref(target);
+        block_job_free_unstarted(job);
+        return NULL;
     }
     if (opts->compress) {
         job->write_flags = BDRV_REQ_WRITE_COMPRESSED;

@@ -167,6 +167,7 @@ static QObject *qmp_drive_backup(QDict *args, Error **errp)
     BackupOptions o = arg_copy_options(args);
     int64_t chunk;
 
+    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
     if (!arg_x_perf(args, &chunk, errp)) {
         return NULL;
     }
@@ -178,6 +179,7 @@ static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
     BackupOptions o = arg_copy_options(args);
     int64_t chunk;
 
+    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
     if (!arg_x_perf(args, &chunk, errp)) {
         return NULL;
     }

@@ -168,7 +168,7 @@ bool block_job_name_exists(const char *name)
 {
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (!strcmp(bs->device_name, name)) {
+        if (!strcmp(bdrv_get_device_name(bs), name)) {
             return true;
         }
     }
@@ -180,7 +180,7 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
 {
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (bs->drv && !strcmp(bs->device_name, device)) {
+        if (bs->drv && !strcmp(bdrv_get_device_name(bs), device)) {
             return bs;
         }
     }
@@ -303,14 +303,14 @@ BlockDriverState *block_job_find_source(const char *device, Error **errp)
 
 static const char *node_display_name(BlockDriverState *bs)
 {
-    return bs->device_name[0] ? bs->device_name : bs->node_name;
+    return *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : bs->node_name;
 }
 
 bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
                                 const char *device, Error **errp)
 {
     for (int i = 0; i < n; i++) {
-        BlockJob *other = nodes[i] ? nodes[i]->job : NULL;
+        BlockJob *other = nodes[i] ? block_job_on_node(nodes[i]) : NULL;
         if (other) {
             error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
                        node_display_name(nodes[i]), other->driver->type);
@@ -372,27 +372,31 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     return job;
 }
 
+BlockJob *block_job_on_node(BlockDriverState *bs)
+{
+    return bdrv_claim_owner(bs);
+}
+
 void block_job_add_node(BlockJob *job, BlockDriverState *node)
 {
+    g_autofree char *name = NULL;
+
     if (g_slist_find(job->nodes, node)) {
         return;
     }
-    g_assert(!node->job || node->job == job);
-    node->job = job;
+    g_assert(!bdrv_claim_owner(node));
+    name = g_strdup_printf("%s job '%s'", job->driver->type, job->id);
+    job->claims = g_slist_append(job->claims, bdrv_user_add_claim(node, name, job));
     bdrv_ref(node);
     job->nodes = g_slist_append(job->nodes, node);
 }
 
 static void release_nodes(BlockJob *job)
 {
-    for (GSList *l = job->nodes; l; l = l->next) {
-        BlockDriverState *node = l->data;
-        if (node->job == job) {
-            node->job = NULL;
-        }
-        bdrv_unref(node);
-    }
-    g_slist_free(job->nodes);
+    /* The claims go before the references: a claim needs its node. */
+    g_slist_free_full(job->claims, (GDestroyNotify)bdrv_user_remove);
+    job->claims = NULL;
+    g_slist_free_full(job->nodes, (GDestroyNotify)bdrv_unref);
     job->nodes = NULL;
 }
 
@@ -1323,7 +1327,7 @@ static bool target_not_open(const char *target, Error **errp)
             for (GList *m = bdrv_all_nodes(); m; m = m->next) {
                 BlockDriverState *f = m->data;
                 if (f->file == bs) {
-                    user = f->device_name[0] ? f->device_name : f->node_name;
+                    user = *bdrv_get_device_name(f) ? bdrv_get_device_name(f) : f->node_name;
                 }
             }
             error_setg(errp, "Target '%s' is in use by '%s'", target, user);
@@ -1431,7 +1435,7 @@ int bdrv_commit_sync(BlockDriverState *top, BlockDriverState *base, Error **errp
     }
     keyless = bdrv_key_missing_node(top);
     if (keyless) {
-        bdrv_error_key_missing(keyless, top->device_name[0] ? top->device_name : NULL,
+        bdrv_error_key_missing(keyless, *bdrv_get_device_name(top) ? bdrv_get_device_name(top) : NULL,
                                errp);
         return -ENOKEY;
     }
@@ -1489,7 +1493,7 @@ int bdrv_commit_device(const char *device, Error **errp)
     if (!bs) {
         return -ENODEV;
     }
-    if (bs->job) {
+    if (block_job_on_node(bs)) {
         BlockDriverState *nodes[] = { bs };
         block_job_check_nodes_free(nodes, 1, device, errp);
         return -EBUSY;
@@ -1501,7 +1505,7 @@ int bdrv_commit_device(const char *device, Error **errp)
         /* Nothing to commit into; QEMU treats this as success too. */
         return 0;
     }
-    if (bs->backing->job) {
+    if (block_job_on_node(bs->backing)) {
         BlockDriverState *nodes[] = { bs->backing };
         block_job_check_nodes_free(nodes, 1, device, errp);
         return -EBUSY;
@@ -1523,8 +1527,8 @@ int bdrv_commit_all(Error **errp)
 
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (bs->drv && bs->device_name[0] && bs->backing) {
-            devices = g_list_append(devices, g_strdup(bs->device_name));
+        if (bs->drv && *bdrv_get_device_name(bs) && bs->backing) {
+            devices = g_list_append(devices, g_strdup(bdrv_get_device_name(bs)));
         }
     }
     /* A drive that cannot be committed does not hold up the others. */
@@ -1581,8 +1585,7 @@ bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_ro
     if (bdrv_refresh_perms(errp) < 0) {
         return false;
     }
-    /* The drive's name lives on its root node. */
-    g_strlcpy(new_root->device_name, old_root->device_name, sizeof(new_root->device_name));
-    old_root->device_name[0] = '\0';
+    /* The drive's name is held on its root node. */
+    bdrv_move_device_name(old_root, new_root);
     return true;
 }

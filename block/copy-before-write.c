@@ -42,6 +42,12 @@ typedef struct BDRVCopyBeforeWriteState {
     bool break_snapshot;
     int64_t timeout_ns;         /* 0: none */
     int snapshot_error;         /* < 0: the snapshot is lost */
+    /*
+     * A backup job's filter (bdrv_cbw_job_filter_new()): the job copies,
+     * from its before-write notifier on the file, which every writer of
+     * the file passes, this node's own parents too; @todo is NULL.
+     */
+    bool job_filter;
 } BDRVCopyBeforeWriteState;
 
 static BlockDriver bdrv_copy_before_write;
@@ -204,8 +210,8 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t deadline = 0, old_deadline;
     int ret = 0;
 
-    if (s->snapshot_error < 0) {
-        return 0;   /* nothing left to preserve */
+    if (s->snapshot_error < 0 || s->job_filter) {
+        return 0;   /* nothing left to preserve, or the job preserves it */
     }
     if (s->timeout_ns) {
         deadline = g_get_monotonic_time() * 1000 + s->timeout_ns;
@@ -299,6 +305,35 @@ static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return ret;
 }
 
+static BlockDriverState *cbw_target(BlockDriverState *bs)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+
+    return s->target;
+}
+
+/*
+ * A backup job's filter stands between the file and the parents the file
+ * had before it, as QEMU's filter does once it takes their place: it reads
+ * the file and lets nobody write or resize it but through itself.
+ */
+static void cbw_child_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *shared)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+
+    if (s->job_filter) {
+        *perm |= BLK_PERM_CONSISTENT_READ;
+        *shared &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    }
+}
+
+static bool cbw_takes_over_parents(BlockDriverState *bs)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+
+    return s->job_filter;
+}
+
 static const char *const cbw_strong_opts[] = { "target", "target.", NULL };
 
 static BlockDriver bdrv_copy_before_write = {
@@ -308,6 +343,10 @@ static BlockDriver bdrv_copy_before_write = {
     .instance_size = sizeof(BDRVCopyBeforeWriteState),
     .is_protocol = true,
     .file_child_name = "file",
+    .bdrv_extra_child = cbw_target,
+    .extra_child_name = "target",
+    .bdrv_child_perm = cbw_child_perm,
+    .bdrv_takes_over_parents = cbw_takes_over_parents,
     .strong_opts = cbw_strong_opts,
     .bdrv_open = cbw_open,
     .bdrv_close = cbw_close,
@@ -334,6 +373,12 @@ static int snapshot_access_open(BlockDriverState *bs, QDict *options, int flags,
     if (bs->file->drv != &bdrv_copy_before_write) {
         error_setg(errp, "snapshot-access: 'file' must be a copy-before-write node, "
                    "not '%s'", bdrv_get_format_name(bs->file));
+        return -EINVAL;
+    }
+    if (((BDRVCopyBeforeWriteState *)bs->file->opaque)->job_filter) {
+        /* Its point-in-time view is the job's, which does not lend it. */
+        error_setg(errp, "snapshot-access: 'file' is a backup job's filter node '%s', "
+                   "not a copy-before-write node of its own", bdrv_get_node_name(bs->file));
         return -EINVAL;
     }
     g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
@@ -430,6 +475,37 @@ static BlockDriver bdrv_snapshot_access = {
     .bdrv_flush = snapshot_access_flush,
     .bdrv_getlength = snapshot_access_getlength,
 };
+
+BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
+                                          const char *node_name, Error **errp)
+{
+    QDict *opts = qdict_new();
+    BlockDriverState *bs;
+    BDRVCopyBeforeWriteState *s;
+
+    qdict_put_str(opts, "driver", bdrv_copy_before_write.format_name);
+    if (node_name) {
+        qdict_put_str(opts, "node-name", node_name);
+    }
+    qdict_put_str(opts, "file", bdrv_get_node_name(source));
+    qdict_put_str(opts, "target", bdrv_get_node_name(target));
+    /* Opening checks the claim on the target: a device there may refuse it. */
+    bs = bdrv_open(NULL, opts, bdrv_is_read_only(source) ? 0 : BDRV_O_RDWR, errp);
+    if (!bs) {
+        error_prepend(errp, "Could not create node: ");
+        return NULL;
+    }
+    s = bs->opaque;
+    dirty_map_free(s->todo);
+    s->todo = NULL;
+    s->job_filter = true;
+    /* Now it claims the source in place of the source's parents. */
+    if (bdrv_refresh_perms(errp) < 0) {
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
+}
 
 void bdrv_copy_before_write_init(void)
 {

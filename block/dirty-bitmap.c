@@ -601,7 +601,7 @@ BdrvDirtyBitmap *bdrv_dirty_bitmap_add(BlockDriverState *bs, const char *name,
     if (persistent) {
         if (!bs->drv || !bs->drv->bdrv_can_store_new_dirty_bitmap) {
             error_setg(errp, "Can't store persistent bitmaps to %s: %s",
-                       bs->device_name[0] ? bs->device_name : bdrv_get_node_name(bs),
+                       *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : bdrv_get_node_name(bs),
                        g_strerror(ENOTSUP));
             return NULL;
         }

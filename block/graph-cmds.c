@@ -136,7 +136,7 @@ static bool in_drive_tree(BlockDriverState *bs)
             return true;
         }
     }
-    return bs->device_name[0] != '\0';
+    return bdrv_get_device_name(bs)[0] != '\0';
 }
 
 static bool is_drive_root(BlockDriverState *bs)
@@ -146,7 +146,7 @@ static bool is_drive_root(BlockDriverState *bs)
             return true;
         }
     }
-    return bs->device_name[0] != '\0';
+    return bdrv_get_device_name(bs)[0] != '\0';
 }
 
 /*

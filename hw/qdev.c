@@ -710,8 +710,8 @@ bool qdev_unplug(const char *id, Error **errp)
      */
     if (dev->drive && !dev->drive->anonymous) {
         for (BlockDriverState *b = dev->drive->bs; b; b = bdrv_backing(b)) {
-            if (b->job) {
-                block_job_cancel(b->job, false, NULL);
+            if (block_job_on_node(b)) {
+                block_job_cancel(block_job_on_node(b), false, NULL);
             }
         }
     }

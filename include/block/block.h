@@ -132,7 +132,7 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
  * when a parent or user of @bs in this process needs what @shared leaves
  * out, or @perm is what one of them does not share: "Permission conflict
  * on node ...".  BDRV_USER_FILTER: the user stands between the node and
- * the parents it has already (a job's copy-before-write or mirror filter):
+ * the parents it has already (a mirror job's filter):
  * their needs and restrictions become its own, it is checked against
  * those that come later only, and its @shared applies to everything
  * below as theirs does.
@@ -141,10 +141,38 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
  */
 #define BDRV_USER_FILTER 0x1
 #define BDRV_USER_EXTRA  0x2
+/*
+ * BDRV_USER_TOOL: the program that opened the node (qemu-io) holds it:
+ * the user needs what that use always needed, consistent read and, while
+ * the node is writable (it may be reopened), write; @perm is ignored.
+ */
+#define BDRV_USER_TOOL   0x4
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
                              uint64_t perm, uint64_t shared, unsigned flags,
                              Error **errp);
 void bdrv_user_remove(BdrvUser *user);
+/*
+ * A claim: a user that needs nothing and shares everything, so that it
+ * never conflicts and changes no lock, but holds @bs for @owner (a block
+ * job): while it is there bdrv_claim_owner() returns @owner, and whoever
+ * would change the node asks that first ("Node ... is busy").  One claim
+ * per node; the caller checks bdrv_claim_owner() before.  Removed with
+ * bdrv_user_remove().
+ */
+BdrvUser *bdrv_user_add_claim(BlockDriverState *bs, const char *name, void *owner);
+/* The owner of @bs's claim, or NULL. */
+void *bdrv_claim_owner(BlockDriverState *bs);
+/*
+ * A drive's name (QEMU's BlockBackend name) held on its root node: a user
+ * that, like a claim, needs nothing and shares everything.  While it is
+ * there bdrv_get_device_name() returns @device.  Removed with
+ * bdrv_user_remove(); bdrv_move_device_name() moves it to a node that
+ * takes the root's place (a mirror's pivot, an active commit).
+ */
+BdrvUser *bdrv_user_add_device_name(BlockDriverState *bs, const char *device);
+/* The name of the drive whose root @bs is, or "" (none). */
+const char *bdrv_get_device_name(const BlockDriverState *bs);
+void bdrv_move_device_name(BlockDriverState *from, BlockDriverState *to);
 /* A fresh automatic node name ("#block123"), for a filter without a node. */
 char *bdrv_next_auto_node_name(void);
 /*

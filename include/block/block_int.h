@@ -81,8 +81,6 @@ struct BlockDriverState {
     char backing_format[16];
     char node_name[32];
     bool node_name_auto;        /* generated, not given by the user */
-    /* The drive (BlockBackend) name when this node is a drive's root. */
-    char device_name[32];
 
     BlockDriverState *file;     /* protocol child of a format node */
     BlockDriverState *backing;  /* backing node, or NULL */
@@ -100,8 +98,6 @@ struct BlockDriverState {
     /* The deprecation warning for legacy AES is printed once per node. */
     bool deprecation_warned;
 
-    /* Block jobs and devices that use this node (see blockdev.c). */
-    void *job;
     int in_flight;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
@@ -349,6 +345,13 @@ typedef struct BlockDriver {
      */
     void (*bdrv_child_perm)(BlockDriverState *bs, uint64_t *perm, uint64_t *shared);
     /*
+     * Optional: the node stands between its file child and the parents
+     * that child had before it came (a job's filter, inserted where QEMU
+     * moves those parents above it): their needs and restrictions become
+     * its own (docs/permissions.md).
+     */
+    bool (*bdrv_takes_over_parents)(BlockDriverState *bs);
+    /*
      * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
      * given the plain names of its children; NULL when its options need a
      * json:{...} name.  Without it: the file child's name, or json:{...}
@@ -393,6 +396,18 @@ int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
  */
 int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
                         Error **errp);
+
+/*
+ * A backup job's copy-before-write filter node over @source (its "file"),
+ * named @node_name (NULL: an automatic name), with @target as its "target"
+ * child.  The job copies, from its before-write notifier on @source; the
+ * node claims @source as the filter above all of @source's parents:
+ * reading it, letting nobody else write or resize it.  Fails, changing
+ * nothing, on a conflict with a user of @target ("Could not create node:
+ * ...") or of @source's subtree.
+ */
+BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
+                                          const char *node_name, Error **errp);
 
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);

@@ -75,8 +75,8 @@ bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
 bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp);
 
 /*
- * Finds the root node of the drive called @device: a node whose
- * device_name is @device.  NULL with "Cannot find device=..." otherwise.
+ * Finds the root node of the drive called @device: a node holding
+ * @device as its drive name (bdrv_get_device_name()).  NULL with "Cannot find device=..." otherwise.
  * With @allow_node, a node name is accepted too (QEMU's lookup for job
  * commands that take "device").
  */
@@ -89,7 +89,7 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
  * The machine installs this so that a job that replaces a drive's root node
  * (mirror's pivot, active commit) can make the drive use @new_root (and
  * take a reference to it, dropping the one on @old_root).  The framework
- * then moves the device name (bs->device_name) from @old_root to @new_root.
+ * then moves the drive's name (bdrv_move_device_name()) to @new_root.
  */
 typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
                                       BlockDriverState *new_root, Error **errp);
@@ -121,6 +121,7 @@ typedef struct BackupOptions {
     BitmapSyncMode bitmap_mode;
     bool compress;              /* backup: write compressed clusters */
     const char *node_name;      /* drive-mirror: the new target node's name */
+    const char *filter_node_name; /* backup: its filter node's name; NULL: automatic */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
@@ -189,6 +190,8 @@ bool block_job_complete(BlockJob *job, Error **errp);
  * stops at once and emits BLOCK_JOB_CANCELLED.
  */
 bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+/* The job that claims @bs ("Node ... is busy"), or NULL. */
+BlockJob *block_job_on_node(BlockDriverState *bs);
 /* A pending job (auto-finalize off): make its result visible (or undo it). */
 bool block_job_finalize(BlockJob *job, Error **errp);
 /* A concluded job (auto-dismiss off): remove it ("null"). */

@@ -63,7 +63,8 @@ struct BlockJob {
     char *id;
     char *device;               /* reported as "device" */
     BlockDriverState *bs;       /* the device's root node when the job began */
-    GSList *nodes;              /* nodes claimed (bs->job) and referenced */
+    GSList *nodes;              /* nodes claimed and referenced */
+    GSList *claims;             /* BdrvUser: the claims on @nodes */
 
     BlockJobStatus status;
     int64_t len;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Drives: the named front ends (QEMU's BlockBackends) that devices attach
- * to.  Each holds a root node; the node's device_name is the drive's name.
+ * to.  Each holds a root node, and on it a handle with the drive's name
+ * (bdrv_user_add_device_name()).
  */
 #ifndef SYSTEM_BLOCKDEV_H
 #define SYSTEM_BLOCKDEV_H
@@ -22,6 +23,7 @@ typedef enum BlockInterfaceType {
 struct DriveInfo {
     char *id;               /* "" for a drive made for a node name */
     BlockDriverState *bs;
+    BdrvUser *name_user;    /* the drive's name on @bs (bdrv_get_device_name()) */
     BlockInterfaceType type;
     int bus, unit;
     DeviceState *dev;       /* the device using the drive, or NULL */

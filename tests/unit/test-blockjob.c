@@ -66,7 +66,7 @@ static BlockDriverState *open_drive(const char *name, const char *device, const 
     qdict_put_str(opts, "driver", fmt);
     bs = bdrv_open(p, opts, BDRV_O_RDWR, &error_abort);
     if (device) {
-        g_strlcpy(bs->device_name, device, sizeof(bs->device_name));
+        bdrv_user_add_device_name(bs, device);
     }
     return bs;
 }
@@ -82,7 +82,7 @@ static BlockDriverState *open_blkdebug(const char *name, const char *device,
     qdict_put_str(opts, "image.filename", p);
     qdict_put_str(opts, key, value);
     bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &error_abort);
-    g_strlcpy(bs->device_name, device, sizeof(bs->device_name));
+    bdrv_user_add_device_name(bs, device);
     return bs;
 }
 
@@ -302,7 +302,7 @@ static void test_bad_input(void)
     g_assert_nonnull(strstr(error_get_pretty(err), "nodir/out.img"));
     error_free(err), err = NULL;
     g_assert_null(block_job_list());
-    g_assert_null(bs->job);
+    g_assert_null(block_job_on_node(bs));
 
     /* An existing target of the wrong size. */
     make_raw("small.img", MiB, 0);
@@ -348,7 +348,7 @@ static void test_bad_input(void)
             g_assert_null(block_job_drive_backup(&o2, &err));
             g_assert_cmpstr(error_get_pretty(err), ==, "Job ID 'drive0' already in use");
             error_free(err), err = NULL;
-            g_assert_null(bs1->job);
+            g_assert_null(block_job_on_node(bs1));
             bdrv_unref(bs1);
         }
         g_assert_false(file_exists("out2.img"));
@@ -362,7 +362,7 @@ static void test_bad_input(void)
     error_free(err), err = NULL;
     block_job_cancel(job, false, &error_abort);
     run_jobs();
-    g_assert_null(bs->job);
+    g_assert_null(block_job_on_node(bs));
     bdrv_unref(bs);
     teardown_unlink((const char *[]){ "src.img", "out.img", "small.img", "one.img", NULL });
 }
@@ -436,7 +436,7 @@ static void test_mirror(void)
     g_assert_null(strstr(last_event(), "error"));
     assert_same_files("src.img", "mirror.img");
     /* The drive now uses the mirror. */
-    g_assert_cmpstr(bs->device_name, ==, "");
+    g_assert_cmpstr(bdrv_get_device_name(bs), ==, "");
     {
         BlockDriverState *now = block_job_find_device("drive0", false, &error_abort);
         g_assert_true(now != bs);
@@ -473,7 +473,7 @@ static void test_mirror_flush_fails(void)
     g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
     g_assert_nonnull(strstr(last_event(), "\"error\":\"Could not flush"));
     g_assert_true(block_job_find_device("drive0", false, &error_abort) == bs);
-    g_assert_cmpstr(bs->device_name, ==, "drive0");
+    g_assert_cmpstr(bdrv_get_device_name(bs), ==, "drive0");
     bdrv_unref(bs);
     teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
 }
@@ -498,7 +498,7 @@ static void test_mirror_cancel_ready(void)
     run_jobs();
     g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_COMPLETED"));
     assert_same_files("src.img", "mirror.img");
-    g_assert_cmpstr(bs->device_name, ==, "drive0");
+    g_assert_cmpstr(bdrv_get_device_name(bs), ==, "drive0");
     bdrv_unref(bs);
     teardown_unlink((const char *[]){ "src.img", "mirror.img", NULL });
 }
@@ -582,7 +582,7 @@ static void test_ignore_errors(void)
     qdict_put_str(opts, "read-offset", "2M");
     qdict_put_str(opts, "read-bytes", "64K");
     bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &error_abort);
-    g_strlcpy(bs->device_name, "drive0", sizeof(bs->device_name));
+    bdrv_user_add_device_name(bs, "drive0");
     o.on_source_error = BLOCKDEV_ON_ERROR_IGNORE;
     g_assert_nonnull(block_job_drive_backup(&o, &error_abort));
     run_jobs();
