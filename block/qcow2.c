@@ -1641,7 +1641,17 @@ static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Err
 {
     int ret = snapshot_writable(bs, errp);
 
-    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, errp);
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, 0, 0, 0, errp);
+}
+
+static int qcow2_snapshot_create_vm_drv(BlockDriverState *bs, const char *name,
+                                        uint64_t vm_state_size, uint64_t vm_clock_nsec,
+                                        Error **errp)
+{
+    int ret = snapshot_writable(bs, errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, vm_state_size, vm_clock_nsec,
+                                                  UINT64_MAX, errp);
 }
 
 static int qcow2_snapshot_goto_drv(BlockDriverState *bs, const char *name, Error **errp)
@@ -2541,6 +2551,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_reopen_abort = qcow2_reopen_abort,
     .bdrv_snapshot_list = qcow2_snapshot_list,
     .bdrv_snapshot_create = qcow2_snapshot_create_drv,
+    .bdrv_snapshot_create_vm = qcow2_snapshot_create_vm_drv,
     .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,
     .bdrv_snapshot_delete = qcow2_snapshot_delete_drv,
     .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,
