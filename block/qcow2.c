@@ -1648,10 +1648,25 @@ static int qcow2_snapshot_create_vm_drv(BlockDriverState *bs, const char *name,
                                         uint64_t vm_state_size, uint64_t vm_clock_nsec,
                                         Error **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
+    BlockDriverInfo bdi;
     int ret = snapshot_writable(bs, errp);
 
-    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, vm_state_size, vm_clock_nsec,
-                                                  UINT64_MAX, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_snapshot_create(bs, name, vm_state_size, vm_clock_nsec, UINT64_MAX, errp);
+    if (ret < 0 || !vm_state_size) {
+        return ret;
+    }
+    /*
+     * The snapshot holds the VM state now; the active image lets go of it
+     * (as QEMU does), so that it takes no room there and is not copied again.
+     */
+    qcow2_get_info(bs, &bdi);
+    ret = qcow2_zero_or_discard(bs, bdi.vm_state_offset,
+                                QEMU_ALIGN_UP(vm_state_size, s->cluster_size), true, true, errp);
+    return ret < 0 ? ret : qcow2_flush_caches(bs, errp);
 }
 
 static int qcow2_snapshot_goto_drv(BlockDriverState *bs, const char *name, Error **errp)

@@ -426,7 +426,7 @@ static QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
                    "snapshots", bs->drv->format_name, device);
         return NULL;
     }
-    if (strlen(name) >= sizeof(sn.id_str)) {
+    if (strlen(name) >= sizeof(sn.name)) {
         error_setg(errp, "Name is too long");
         return NULL;
     }
