@@ -1237,6 +1237,11 @@ bool migration_check_state(const uint8_t *data, size_t len, Error **errp)
     size_t pos = MIG_MAGIC_LEN + 4;
     bool have_config = false, have_state = false;
 
+    if (len >= 4 && !memcmp(data, "QEVM", 4)) {
+        error_setg(errp, "the VM state is in QEMU's own format (magic QEVM); this machine "
+                   "only loads states of its own kind");
+        return false;
+    }
     if (len < pos || memcmp(data, MIG_MAGIC, MIG_MAGIC_LEN)) {
         error_setg(errp, "the VM state is not a state of this machine (bad magic)");
         return false;
