@@ -33,7 +33,41 @@
 /* ------------------------------------------------------------------ */
 /* The drives a machine snapshot covers */
 
-/* Inserted, writable drives: QEMU's set (read-only drives are left alone). */
+/* A drive or a node that a machine snapshot covers, and its name in messages. */
+typedef struct SnapDev {
+    BlockDriverState *bs;
+    const char *name;
+    const char *device;     /* info snapshots names nodes without a drive '' (as QEMU) */
+} SnapDev;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SnapDev, g_free)
+
+static bool has_parent(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->file == bs || p->backing == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void add_dev(GList **list, BlockDriverState *bs, const char *name, const char *device)
+{
+    SnapDev *d = g_new(SnapDev, 1);
+
+    d->bs = bs;
+    d->name = name;
+    d->device = device;
+    *list = g_list_append(*list, d);
+}
+
+/*
+ * QEMU's set: the writable drives with a medium (a device's drive given
+ * as a node goes by the node's name), then the writable nodes of
+ * -blockdev/blockdev-add that nothing uses.  Read-only ones are left alone.
+ */
 static GList *snapshot_drives(void)
 {
     GList *list = NULL;
@@ -42,13 +76,28 @@ static GList *snapshot_drives(void)
         DriveInfo *d = l->data;
 
         if (d->bs && d->bs->drv && !d->bs->read_only) {
-            list = g_list_append(list, d);
+            bool named = !d->anonymous && d->id[0];
+
+            add_dev(&list, d->bs, named ? drive_name(d) : bdrv_get_node_name(d->bs),
+                    named ? drive_name(d) : "");
+        }
+    }
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        bool is_drive = false;
+
+        for (GList *d = drive_list(); d; d = d->next) {
+            is_drive |= ((DriveInfo *)d->data)->bs == bs;
+        }
+        if (!is_drive && bs->drv && !bs->read_only && !bs->node_name_auto &&
+            !has_parent(bs)) {
+            add_dev(&list, bs, bdrv_get_node_name(bs), "");
         }
     }
     return list;
 }
 
-static bool drive_can_snapshot(DriveInfo *d)
+static bool drive_can_snapshot(SnapDev *d)
 {
     return d->bs->drv->bdrv_snapshot_create_vm != NULL;
 }
@@ -56,26 +105,26 @@ static bool drive_can_snapshot(DriveInfo *d)
 /* Every writable drive must be able to take the snapshot. */
 static bool all_can_snapshot(Error **errp)
 {
-    g_autoptr(GList) drives = snapshot_drives();
+    g_autolist(SnapDev) drives = snapshot_drives();
 
     for (GList *l = drives; l; l = l->next) {
         if (!drive_can_snapshot(l->data)) {
             error_setg(errp, "Device '%s' is writable but does not support snapshots",
-                       drive_name(l->data));
+                       ((SnapDev *)l->data)->name);
             return false;
         }
     }
     return true;
 }
 
-/* The drive whose image keeps the VM state: the first that can. */
-static DriveInfo *vmstate_drive(Error **errp)
+/* The node whose image keeps the VM state: the first that can. */
+static BlockDriverState *vmstate_drive(Error **errp)
 {
-    g_autoptr(GList) drives = snapshot_drives();
+    g_autolist(SnapDev) drives = snapshot_drives();
 
     for (GList *l = drives; l; l = l->next) {
         if (drive_can_snapshot(l->data)) {
-            return l->data;
+            return ((SnapDev *)l->data)->bs;
         }
     }
     error_setg(errp, "no block device can store vmstate for snapshot");
@@ -100,17 +149,17 @@ static bool find_by_name(BlockDriverState *bs, const char *name, QEMUSnapshotInf
 /* Deletes @name from every drive that has it. */
 static bool all_delete(const char *name, Error **errp)
 {
-    g_autoptr(GList) drives = snapshot_drives();
+    g_autolist(SnapDev) drives = snapshot_drives();
 
     for (GList *l = drives; l; l = l->next) {
-        DriveInfo *d = l->data;
+        SnapDev *d = l->data;
         QEMUSnapshotInfo sn;
 
         /* Deleting by ID: IDs are unique, a name may be another's ID. */
         while (find_by_name(d->bs, name, &sn)) {
             if (bdrv_snapshot_delete(d->bs, sn.id_str, errp) < 0) {
                 error_prepend(errp, "Could not delete snapshot '%s' on '%s': ", name,
-                              drive_name(d));
+                              d->name);
                 return false;
             }
         }
@@ -123,10 +172,10 @@ static bool all_delete(const char *name, Error **errp)
 
 static bool save_snapshot(const char *name, Error **errp)
 {
-    g_autoptr(GList) drives = NULL;
+    g_autolist(SnapDev) drives = NULL;
     g_autofree char *gen_name = NULL;
     GByteArray *state;
-    DriveInfo *vm_drive;
+    BlockDriverState *vm_bs;
     bool was_running, ok = false;
     uint64_t size;
 
@@ -137,8 +186,8 @@ static bool save_snapshot(const char *name, Error **errp)
     if (name && !all_delete(name, errp)) {
         return false;
     }
-    vm_drive = vmstate_drive(errp);
-    if (!vm_drive) {
+    vm_bs = vmstate_drive(errp);
+    if (!vm_bs) {
         return false;
     }
     if (!name) {
@@ -156,16 +205,16 @@ static bool save_snapshot(const char *name, Error **errp)
     }
     state = migration_save_state(was_running);
     size = state->len;
-    if (bdrv_save_vmstate(vm_drive->bs, state->data, 0, size, errp) < 0) {
+    if (bdrv_save_vmstate(vm_bs, state->data, 0, size, errp) < 0) {
         error_prepend(errp, "Error while writing VM state: ");
         goto out;
     }
     drives = snapshot_drives();
     for (GList *l = drives; l; l = l->next) {
-        DriveInfo *d = l->data;
+        SnapDev *d = l->data;
 
-        if (bdrv_snapshot_create_vm(d->bs, name, d == vm_drive ? size : 0, 0, errp) < 0) {
-            error_prepend(errp, "Error while creating snapshot on '%s': ", drive_name(d));
+        if (bdrv_snapshot_create_vm(d->bs, name, d->bs == vm_bs ? size : 0, 0, errp) < 0) {
+            error_prepend(errp, "Error while creating snapshot on '%s': ", d->name);
             /* No drive keeps half of a machine snapshot. */
             all_delete(name, NULL);
             goto out;
@@ -182,26 +231,26 @@ out:
 
 bool load_snapshot(const char *name, Error **errp)
 {
-    g_autoptr(GList) drives = NULL;
+    g_autolist(SnapDev) drives = NULL;
     g_autofree uint8_t *buf = NULL;
     QEMUSnapshotInfo sn;
-    DriveInfo *vm_drive;
+    BlockDriverState *vm_bs;
 
     if (!all_can_snapshot(errp)) {
         return false;
     }
     drives = snapshot_drives();
     for (GList *l = drives; l; l = l->next) {
-        if (!find_by_name(((DriveInfo *)l->data)->bs, name, &sn)) {
+        if (!find_by_name(((SnapDev *)l->data)->bs, name, &sn)) {
             error_setg(errp, "Snapshot '%s' does not exist in one or more devices", name);
             return false;
         }
     }
-    vm_drive = vmstate_drive(errp);
-    if (!vm_drive) {
+    vm_bs = vmstate_drive(errp);
+    if (!vm_bs) {
         return false;
     }
-    find_by_name(vm_drive->bs, name, &sn);
+    find_by_name(vm_bs, name, &sn);
     if (sn.vm_state_size == 0) {
         /* QEMU's words, double space included. */
         error_setg(errp, "This is a disk-only snapshot. Revert to it  offline using qemu-img");
@@ -213,17 +262,17 @@ bool load_snapshot(const char *name, Error **errp)
         return false;
     }
     for (GList *l = drives; l; l = l->next) {
-        DriveInfo *d = l->data;
+        SnapDev *d = l->data;
         QEMUSnapshotInfo s;
 
         find_by_name(d->bs, name, &s);
         if (bdrv_snapshot_goto(d->bs, s.id_str, errp) < 0) {
-            error_prepend(errp, "Could not load snapshot '%s' on '%s': ", name, drive_name(d));
+            error_prepend(errp, "Could not load snapshot '%s' on '%s': ", name, d->name);
             return false;
         }
     }
     buf = g_malloc(sn.vm_state_size);
-    if (bdrv_load_vmstate(vm_drive->bs, buf, 0, sn.vm_state_size, errp) < 0) {
+    if (bdrv_load_vmstate(vm_bs, buf, 0, sn.vm_state_size, errp) < 0) {
         error_prepend(errp, "Error while loading VM state: ");
         return false;
     }
@@ -316,24 +365,24 @@ static bool avail_by_name(const QEMUSnapshotInfo *sn, int nb, const bool *avail,
 
 static void hmp_info_snapshots(Monitor *mon, const QDict *qargs)
 {
-    g_autoptr(GList) drives = snapshot_drives();
+    g_autolist(SnapDev) drives = snapshot_drives();
     guint n = g_list_length(drives), i = 0;
     g_autofree QEMUSnapshotInfo **lists = g_new0(QEMUSnapshotInfo *, MAX(n, 1));
     g_autofree int *counts = g_new0(int, MAX(n, 1));
     g_autofree bool *avail = NULL;
     Error *err = NULL;
-    DriveInfo *vm_drive = vmstate_drive(&err);
+    BlockDriverState *vm_bs = vmstate_drive(&err);
     int vm_idx = 0, total = 0, nb_avail = 0;
 
-    if (!vm_drive) {
+    if (!vm_bs) {
         monitor_printf(mon, "%s\n", error_get_pretty(err));
         error_free(err);
         return;
     }
     for (GList *l = drives; l; l = l->next, i++) {
-        counts[i] = MAX(bdrv_snapshot_list(((DriveInfo *)l->data)->bs, &lists[i]), 0);
+        counts[i] = MAX(bdrv_snapshot_list(((SnapDev *)l->data)->bs, &lists[i]), 0);
         total += counts[i];
-        if (l->data == vm_drive) {
+        if (((SnapDev *)l->data)->bs == vm_bs) {
             vm_idx = i;
         }
     }
@@ -371,7 +420,7 @@ static void hmp_info_snapshots(Monitor *mon, const QDict *qargs)
             }
             if (!header) {
                 monitor_printf(mon, "\nList of partial (non-loadable) snapshots on '%s':\n",
-                               drive_name(l->data));
+                               ((SnapDev *)l->data)->device);
                 print_header(mon);
                 header = true;
             }
