@@ -445,6 +445,11 @@ static BlockDriverState *root_bs(const char *device, Error **errp)
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
         return NULL;
     }
+    if (!d && has_parent(bs)) {
+        /* Another node's file or backing node: its snapshots are that node's business. */
+        error_setg(errp, "Need a root block node");
+        return NULL;
+    }
     if (!bs || !bs->drv) {
         error_setg(errp, "Device '%s' has no medium", device);
         return NULL;
