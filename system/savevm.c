@@ -53,11 +53,24 @@ static bool has_parent(BlockDriverState *bs)
     return false;
 }
 
+/*
+ * The node that takes @bs's snapshots: @bs, or (as in QEMU) the first one
+ * down the file children of drivers that have none (a filter over qcow2);
+ * NULL if no node can.
+ */
+static BlockDriverState *snap_node(BlockDriverState *bs)
+{
+    while (bs && bs->drv && !bs->drv->bdrv_snapshot_create_vm) {
+        bs = bs->file;
+    }
+    return bs && bs->drv ? bs : NULL;
+}
+
 static void add_dev(GList **list, BlockDriverState *bs, const char *name, const char *device)
 {
     SnapDev *d = g_new(SnapDev, 1);
 
-    d->bs = bs;
+    d->bs = snap_node(bs) ? snap_node(bs) : bs;
     d->name = name;
     d->device = device;
     *list = g_list_append(*list, d);
@@ -475,11 +488,12 @@ static QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
         error_setg(errp, "Device '%s' is read only", device);
         return NULL;
     }
-    if (!bs->drv->bdrv_snapshot_create_vm) {
+    if (!snap_node(bs)) {
         error_setg(errp, "Block format '%s' used by device '%s' does not support internal "
                    "snapshots", bs->drv->format_name, device);
         return NULL;
     }
+    bs = snap_node(bs);
     if (strlen(name) >= sizeof(sn.name)) {
         error_setg(errp, "Name is too long");
         return NULL;
@@ -512,10 +526,11 @@ static QObject *qmp_blockdev_snapshot_delete_internal_sync(QDict *args, Error **
         error_setg(errp, "Name or id must be provided");
         return NULL;
     }
-    if (!bs->drv->bdrv_snapshot_list) {
+    if (!snap_node(bs)) {
         error_setg(errp, "Failed to get a snapshot list: %s", strerror(ENOTSUP));
         return NULL;
     }
+    bs = snap_node(bs);
     nb = bdrv_snapshot_list(bs, &sn);
     if (nb < 0) {
         error_setg(errp, "Failed to get a snapshot list: %s", strerror(-nb));
@@ -554,6 +569,7 @@ bool internal_snapshot_undo(const char *device, const char *name)
     BlockDriverState *bs = root_bs(device, NULL);
     QEMUSnapshotInfo sn;
 
+    bs = bs ? snap_node(bs) : NULL;
     return bs && find_by_name(bs, name, &sn) && bdrv_snapshot_delete(bs, sn.id_str, NULL) == 0;
 }
 
