@@ -393,7 +393,10 @@ static void hmp_info_snapshots(Monitor *mon, const QDict *qargs)
         return;
     }
     for (GList *l = drives; l; l = l->next, i++) {
-        counts[i] = MAX(bdrv_snapshot_list(((SnapDev *)l->data)->bs, &lists[i]), 0);
+        /* Not inside MAX(): that would list twice. */
+        int nb = bdrv_snapshot_list(((SnapDev *)l->data)->bs, &lists[i]);
+
+        counts[i] = MAX(nb, 0);
         total += counts[i];
         if (((SnapDev *)l->data)->bs == vm_bs) {
             vm_idx = i;
