@@ -3045,6 +3045,20 @@ int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_create);
 }
 
+int bdrv_snapshot_create_vm(BlockDriverState *bs, const char *name, uint64_t vm_state_size,
+                            uint64_t vm_clock_nsec, Error **errp)
+{
+    if (!bs->drv->bdrv_snapshot_create_vm) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    return bs->drv->bdrv_snapshot_create_vm(bs, name, vm_state_size, vm_clock_nsec, errp);
+}
+
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
 {
     return snapshot_op(bs, name, errp, bs->drv->bdrv_snapshot_goto);

@@ -21,6 +21,7 @@
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "system/blockdev.h"
+#include "system/savevm.h"
 
 /* ------------------------------------------------------------------ */
 /* Commands */
@@ -181,6 +182,8 @@ typedef struct TxnUndo {
     BlockJob *job;
     /* Snapshots: the node and the overlay put on it (a reference). */
     BlockDriverState *snap_node, *snap_overlay;
+    /* Internal snapshots: the device and the snapshot's name. */
+    const char *internal_device, *internal_name;
 } TxnUndo;
 
 static void txn_save_bitmap(TxnUndo *u, QDict *data)
@@ -222,6 +225,10 @@ static void txn_undo(TxnUndo *u)
     }
     if (u->snap_overlay) {
         block_snapshot_undo(u->snap_node, u->snap_overlay);
+        return;
+    }
+    if (u->internal_name) {
+        internal_snapshot_undo(u->internal_device, u->internal_name);
         return;
     }
     if (!u->bs || !u->name) {
@@ -304,7 +311,10 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
         if (g_str_has_prefix(type, "block-dirty-bitmap-")) {
             txn_save_bitmap(u, data);
         }
-        if (g_str_has_prefix(type, "blockdev-snapshot")) {
+        if (!strcmp(type, "blockdev-snapshot-internal-sync")) {
+            u->internal_device = qdict_get_try_str(data, "device");
+            u->internal_name = qdict_get_try_str(data, "name");
+        } else if (g_str_has_prefix(type, "blockdev-snapshot")) {
             u->snap_node = block_snapshot_node(type, data);
         }
         {
@@ -325,6 +335,8 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
             }
         }
         if (!ret) {
+            /* The failed action made no snapshot to delete. */
+            u->internal_name = NULL;
             ok = false;
             break;
         }

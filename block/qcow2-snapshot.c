@@ -377,7 +377,8 @@ int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t 
     return 0;
 }
 
-int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_state_size,
+                          uint64_t vm_clock_nsec, uint64_t icount, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree QEMUSnapshotInfo *sn = NULL;
@@ -469,9 +470,13 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp)
     stw_be_p(e + 14, name_len);
     stl_be_p(e + 16, now.tv_sec);
     stl_be_p(e + 20, now.tv_nsec);
-    /* vm_clock_nsec and vm_state_size stay 0: no VM state is saved. */
+    /* The VM state's clusters are in the copied L1 table (the area after the disk). */
+    stq_be_p(e + 24, vm_clock_nsec);
+    stl_be_p(e + 32, MIN(vm_state_size, UINT32_MAX));
+    stq_be_p(e + 40, vm_state_size);    /* the 64-bit size of version 3 entries */
     stl_be_p(e + 36, SNAPSHOT_EXTRA_LEN);
-    stq_be_p(e + 48, s->size);          /* disk size; icount (e + 56) is 0 */
+    stq_be_p(e + 48, s->size);          /* disk size */
+    stq_be_p(e + 56, icount);
     memcpy(e + 40 + SNAPSHOT_EXTRA_LEN, id, id_len);
     memcpy(e + 40 + SNAPSHOT_EXTRA_LEN + id_len, name, name_len);
     g_ptr_array_add(entries, g_bytes_new(e, elen));

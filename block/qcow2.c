@@ -1641,7 +1641,32 @@ static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Err
 {
     int ret = snapshot_writable(bs, errp);
 
-    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, errp);
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, name, 0, 0, 0, errp);
+}
+
+static int qcow2_snapshot_create_vm_drv(BlockDriverState *bs, const char *name,
+                                        uint64_t vm_state_size, uint64_t vm_clock_nsec,
+                                        Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    BlockDriverInfo bdi;
+    int ret = snapshot_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_snapshot_create(bs, name, vm_state_size, vm_clock_nsec, UINT64_MAX, errp);
+    if (ret < 0 || !vm_state_size) {
+        return ret;
+    }
+    /*
+     * The snapshot holds the VM state now; the active image lets go of it
+     * (as QEMU does), so that it takes no room there and is not copied again.
+     */
+    qcow2_get_info(bs, &bdi);
+    ret = qcow2_zero_or_discard(bs, bdi.vm_state_offset,
+                                QEMU_ALIGN_UP(vm_state_size, s->cluster_size), true, true, errp);
+    return ret < 0 ? ret : qcow2_flush_caches(bs, errp);
 }
 
 static int qcow2_snapshot_goto_drv(BlockDriverState *bs, const char *name, Error **errp)
@@ -2541,6 +2566,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_reopen_abort = qcow2_reopen_abort,
     .bdrv_snapshot_list = qcow2_snapshot_list,
     .bdrv_snapshot_create = qcow2_snapshot_create_drv,
+    .bdrv_snapshot_create_vm = qcow2_snapshot_create_vm_drv,
     .bdrv_snapshot_goto = qcow2_snapshot_goto_drv,
     .bdrv_snapshot_delete = qcow2_snapshot_delete_drv,
     .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,

@@ -332,7 +332,9 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
 
 /* qcow2-snapshot.c: internal snapshots ("name" matches an ID, else a name) */
-int qcow2_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
+/* @icount: UINT64_MAX when none is recorded (the machine's snapshots). */
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_state_size,
+                          uint64_t vm_clock_nsec, uint64_t icount, Error **errp);
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
 int qcow2_snapshot_expand_zero(BlockDriverState *bs, Error **errp);

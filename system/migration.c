@@ -331,6 +331,23 @@ static void append_section(GByteArray *buf, uint8_t type, json_t *payload)
     }
 }
 
+/* The magic, the version and the configuration section. */
+static GByteArray *stream_start(bool postcopy)
+{
+    GByteArray *buf = g_byte_array_new();
+    uint8_t v[4] = { 0, 0, 0, MIG_VERSION };
+    QDict *config = qdict_new();
+
+    g_byte_array_append(buf, (const uint8_t *)MIG_MAGIC, MIG_MAGIC_LEN);
+    g_byte_array_append(buf, v, 4);
+    qdict_put_str(config, "machine", machine_type() ? machine_type() : "");
+    qdict_put_obj(config, "devices", qdev_migration_devices());
+    qdict_put_bool(config, "postcopy", postcopy);
+    append_section(buf, MIG_SECTION_CONFIG, config);
+    qobject_unref(config);
+    return buf;
+}
+
 /* ------------------------------------------------------------------ */
 /* The source */
 
@@ -440,7 +457,6 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     const char *uri = qdict_get_try_str(args, "uri");
     Error *err = NULL;
     bool listening;
-    QDict *config;
     int fd;
 
     if (qdict_get_try_bool(args, "blk", false) || qdict_get_try_bool(args, "inc", false)) {
@@ -480,18 +496,7 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     }
     out.fd = fd;
     out.sent = 0;
-    out.buf = g_byte_array_new();
-    {
-        uint8_t v[4] = { 0, 0, 0, MIG_VERSION };
-        g_byte_array_append(out.buf, (const uint8_t *)MIG_MAGIC, MIG_MAGIC_LEN);
-        g_byte_array_append(out.buf, v, 4);
-    }
-    config = qdict_new();
-    qdict_put_str(config, "machine", machine_type() ? machine_type() : "");
-    qdict_put_obj(config, "devices", qdev_migration_devices());
-    qdict_put_bool(config, "postcopy", cap_enabled("postcopy-ram"));
-    append_section(out.buf, MIG_SECTION_CONFIG, config);
-    qobject_unref(config);
+    out.buf = stream_start(cap_enabled("postcopy-ram"));
     /* The status changes follow the command's reply, from the main loop. */
     out.timer = g_timeout_add(0, out_tick, NULL);
     return qdict_new();
@@ -564,8 +569,21 @@ static void json_decref_ptr(json_t **p)
     json_decref(*p);
 }
 
+static bool G_GNUC_PRINTF(2, 3) fail_config(Error **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    error_setg(errp, "%s", msg);
+    return false;
+}
+
 /* The device lists of both sides must be the same machine. */
-static bool in_check_config(QDict *config)
+static bool check_config(QDict *config, Error **errp)
 {
     const char *machine = qdict_get_try_str(config, "machine");
     json_t *src = json_object_get(config, "devices");
@@ -575,10 +593,11 @@ static bool in_check_config(QDict *config)
     json_t *d;
 
     if (!machine || !json_is_array(src)) {
-        return in_fail("the stream's configuration section is malformed");
+        return fail_config(errp, "the stream's configuration section is malformed");
     }
     if (strcmp(machine, machine_type() ? machine_type() : "")) {
-        return in_fail("the source is machine type '%s', this machine is '%s'", machine,
+        return fail_config(errp, "the source is machine type '%s', this machine is '%s'",
+                           machine,
                 machine_type() ? machine_type() : "");
     }
     json_array_foreach(here, i, d) {
@@ -591,13 +610,15 @@ static bool in_check_config(QDict *config)
         const char *have = path ? g_hash_table_lookup(mine, path) : NULL;
 
         if (!path || !type) {
-            return in_fail("the stream's device list is malformed");
+            return fail_config(errp, "the stream's device list is malformed");
         }
         if (!have) {
-            return in_fail("device '%s' (%s) of the source does not exist here", path, type);
+            return fail_config(errp, "device '%s' (%s) of the source does not exist here",
+                               path, type);
         }
         if (strcmp(have, type)) {
-            return in_fail("device '%s' is a %s on the source, a %s here", path, type, have);
+            return fail_config(errp, "device '%s' is a %s on the source, a %s here",
+                               path, type, have);
         }
         g_hash_table_remove(mine, path);
     }
@@ -606,11 +627,24 @@ static bool in_check_config(QDict *config)
         gpointer path, type;
         g_hash_table_iter_init(&it, mine);
         g_hash_table_iter_next(&it, &path, &type);
-        return in_fail("device '%s' (%s) does not exist on the source", (char *)path, (char *)type);
+        return fail_config(errp, "device '%s' (%s) does not exist on the source",
+                           (char *)path, (char *)type);
     }
     if (qdict_get_try_bool(config, "postcopy", false) && !cap_enabled("postcopy-ram")) {
         /* As in QEMU, postcopy needs the capability on both sides. */
-        return in_fail("the source uses postcopy-ram, which is not enabled here");
+        return fail_config(errp, "the source uses postcopy-ram, which is not enabled here");
+    }
+    return true;
+}
+
+static bool in_check_config(QDict *config)
+{
+    Error *err = NULL;
+
+    if (!check_config(config, &err)) {
+        in_fail("%s", error_get_pretty(err));
+        error_free(err);
+        return false;
     }
     return true;
 }
@@ -1181,4 +1215,82 @@ void migration_cleanup(void)
     g_clear_pointer(&in.uri, g_free);
     g_clear_pointer(&in.cmdline_uri, g_free);
     g_clear_pointer(&error_desc, g_free);
+}
+
+/* ------------------------------------------------------------------ */
+/* The same stream as a VM state (savevm/loadvm) */
+
+GByteArray *migration_save_state(bool running)
+{
+    GByteArray *buf = stream_start(false);
+    QDict *state = qdict_new();
+
+    qdict_put_bool(state, "running", running);
+    append_section(buf, MIG_SECTION_STATE, state);
+    qobject_unref(state);
+    append_section(buf, MIG_SECTION_END, NULL);
+    return buf;
+}
+
+bool migration_check_state(const uint8_t *data, size_t len, Error **errp)
+{
+    size_t pos = MIG_MAGIC_LEN + 4;
+    bool have_config = false, have_state = false;
+
+    if (len >= 4 && !memcmp(data, "QEVM", 4)) {
+        error_setg(errp, "the VM state is in QEMU's own format (magic QEVM); this machine "
+                   "only loads states of its own kind");
+        return false;
+    }
+    if (len < pos || memcmp(data, MIG_MAGIC, MIG_MAGIC_LEN)) {
+        error_setg(errp, "the VM state is not a state of this machine (bad magic)");
+        return false;
+    }
+    if (ldl_be_p(data + MIG_MAGIC_LEN) != MIG_VERSION) {
+        error_setg(errp, "VM state version %u is not supported (this machine reads version %d)",
+                   ldl_be_p(data + MIG_MAGIC_LEN), MIG_VERSION);
+        return false;
+    }
+    while (pos + 5 <= len) {
+        uint8_t type = data[pos];
+        uint32_t slen = ldl_be_p(data + pos + 1);
+        json_t *payload __attribute__((cleanup(json_decref_ptr))) = NULL;
+        json_error_t jerr;
+
+        pos += 5;
+        if (slen > len - pos) {
+            break;
+        }
+        if (type == MIG_SECTION_END) {
+            if (!have_config || !have_state) {
+                break;
+            }
+            return true;
+        }
+        if (type != MIG_SECTION_CONFIG && type != MIG_SECTION_STATE) {
+            error_setg(errp, "the VM state has an unknown section type %u", type);
+            return false;
+        }
+        payload = json_loadb((const char *)data + pos, slen, 0, &jerr);
+        if (!json_is_object(payload)) {
+            error_setg(errp, "the VM state has a malformed section");
+            return false;
+        }
+        if (type == MIG_SECTION_CONFIG) {
+            if (have_config) {
+                error_setg(errp, "the VM state has a second configuration section");
+                return false;
+            }
+            if (!check_config(payload, errp)) {
+                error_prepend(errp, "the VM state is not of this machine: ");
+                return false;
+            }
+            have_config = true;
+        } else {
+            have_state = have_config;
+        }
+        pos += slen;
+    }
+    error_setg(errp, "the VM state is truncated");
+    return false;
 }

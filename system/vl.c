@@ -25,6 +25,7 @@
 #include "system/qtest.h"
 #include "system/runstate.h"
 #include "system/migration.h"
+#include "system/savevm.h"
 #include "system/iothread.h"
 #include "monitor/chardev.h"
 #include "qemu/option.h"
@@ -68,6 +69,8 @@ static void usage(void)
            "-object TYPE,...    user-creatable object (secret,id=,data=|file=; iothread,id=)\n"
            "-incoming URI       wait for a migration on unix:PATH, tcp:HOST:PORT, exec:CMD,\n"
            "                    or 'defer' (then migrate-incoming)\n"
+           "-loadvm TAG         start from the VM snapshot TAG (as HMP loadvm)\n"
+           "-set GROUP.ID.PROP=VALUE  add PROP=VALUE to the -GROUP option with id=ID\n"
            "-accel tcg|qtest    accepted: no guest code runs under either\n"
            "-m, -smp            accepted for compatibility; no effect\n"
            "-version            print the version\n"
@@ -88,7 +91,7 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", "incoming", NULL
+        "qtest", "vga", "serial", "incoming", "loadvm", "set", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -154,6 +157,55 @@ static bool known_flag(const char *opt)
     return false;
 }
 
+/*
+ * -set GROUP.ID.PROP=VALUE: adds PROP=VALUE to the -GROUP option whose id
+ * is ID (the later option wins, as a repeated key does).  @keep owns the
+ * new argument strings.
+ */
+static bool apply_set(GArray *opts, const char *arg, GPtrArray *keep, Error **errp)
+{
+    static const char *const groups[] = { "drive", "device", "object", "chardev", "mon", NULL };
+    char group[65], id[129], prop[129];
+    int value_pos = -1;
+    bool known = false;
+
+    if (sscanf(arg, "%64[^.].%128[^.=].%128[^=]=%n", group, id, prop, &value_pos) < 3 ||
+        value_pos < 0) {
+        error_setg(errp, "can't parse: \"%s\"", arg);
+        return false;
+    }
+    for (int i = 0; groups[i]; i++) {
+        known |= !strcmp(groups[i], group);
+    }
+    if (!known) {
+        error_setg(errp, "There is no option group '%s'", group);
+        return false;
+    }
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        QDict *d;
+        bool match;
+
+        if (strcmp(o->name, group)) {
+            continue;
+        }
+        /* The first element may be the implied key (-device TYPE,id=...). */
+        d = keyval_parse(o->arg, !strcmp(group, "device") ? "driver" :
+                         !strcmp(group, "object") ? "qom-type" :
+                         !strcmp(group, "chardev") ? "backend" : NULL, NULL);
+        match = d && !g_strcmp0(qdict_get_try_str(d, "id"), id);
+        qobject_unref(d);
+        if (match) {
+            char *n = g_strdup_printf("%s,%s=%s", o->arg, prop, arg + value_pos);
+            g_ptr_array_add(keep, n);
+            o->arg = n;
+            return true;
+        }
+    }
+    error_setg(errp, "there is no %s \"%s\" defined", group, id);
+    return false;
+}
+
 static void print_format_name(void *opaque, const char *name)
 {
     printf(" %s", name);
@@ -172,6 +224,8 @@ static bool drive_asks_format_help(const char *arg)
 int main(int argc, char **argv)
 {
     g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
+    g_autoptr(GPtrArray) set_args = g_ptr_array_new_with_free_func(g_free);
+    const char *loadvm = NULL;
     const char *machine = "pc";
     bool autostart = true, usb = false;
     bool nodefaults = false, nographic = false, have_monitor = false;
@@ -208,6 +262,15 @@ int main(int argc, char **argv)
             return 1;
         }
         g_array_append_val(opts, o);
+    }
+
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "set") && !apply_set(opts, o->arg, set_args, &err)) {
+            error_prepend(&err, "-set %s: ", o->arg);
+            error_report_err(err);
+            return 1;
+        }
     }
 
     /*
@@ -275,6 +338,8 @@ int main(int argc, char **argv)
             nodefaults = true;
         } else if (!strcmp(o->name, "incoming")) {
             incoming = o->arg;
+        } else if (!strcmp(o->name, "loadvm")) {
+            loadvm = o->arg;
         } else if (!strcmp(o->name, "nographic")) {
             nographic = true;
         } else if (!strcmp(o->name, "snapshot")) {
@@ -289,6 +354,7 @@ int main(int argc, char **argv)
     qmp_register_builtin_commands();
     hmp_register_builtin_commands();
     migration_register_commands();
+    savevm_register_commands();
     iothread_register_commands();
     block_job_monitor_init();
     block_graph_monitor_init();
@@ -421,6 +487,15 @@ int main(int argc, char **argv)
 
     /* A guest must not start on a drive it cannot read: wait for keys in prelaunch. */
     runstate_init(RUN_STATE_PRELAUNCH);
+    if (loadvm && incoming) {
+        /* The drives are inactive until the migration's state arrived. */
+        error_setg(&err, "-loadvm %s: not with -incoming (the migration brings the state)",
+                   loadvm);
+        goto fail;
+    }
+    if (loadvm && !load_snapshot(loadvm, &err)) {
+        goto fail;
+    }
     if (incoming) {
         /* The state comes from the source; autostart applies once it did. */
         runstate_init(RUN_STATE_INMIGRATE);

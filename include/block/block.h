@@ -318,6 +318,12 @@ int bdrv_make_empty(BlockDriverState *bs, Error **errp);
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
 /* Internal snapshots: -ENOTSUP (with an error) where the format has none. */
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
+/*
+ * savevm: the snapshot also keeps the first @vm_state_size bytes of the VM
+ * state area (written before with bdrv_save_vmstate) and the VM clock.
+ */
+int bdrv_snapshot_create_vm(BlockDriverState *bs, const char *name, uint64_t vm_state_size,
+                            uint64_t vm_clock_nsec, Error **errp);
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp);
 int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp);
 /* A read-only image reads as a snapshot until closed; NULL @id or @name matches any. */

@@ -310,6 +310,10 @@ typedef struct BlockDriver {
     int (*bdrv_snapshot_list)(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
     /* Internal snapshots; @name is an ID or a name (for create, the name). */
     int (*bdrv_snapshot_create)(BlockDriverState *bs, const char *name, Error **errp);
+    /* The same, recording the VM state just saved (bdrv_save_vmstate) and its clock. */
+    int (*bdrv_snapshot_create_vm)(BlockDriverState *bs, const char *name,
+                                   uint64_t vm_state_size, uint64_t vm_clock_nsec,
+                                   Error **errp);
     int (*bdrv_snapshot_goto)(BlockDriverState *bs, const char *name, Error **errp);
     int (*bdrv_snapshot_delete)(BlockDriverState *bs, const char *name, Error **errp);
     /* Read-only images: read as the snapshot until closed (@id, @name may be NULL). */

@@ -17,6 +17,7 @@
 #define SYSTEM_MIGRATION_H
 
 #include <stdbool.h>
+#include <glib.h>
 #include "qapi/error.h"
 
 /*
@@ -32,6 +33,14 @@ bool migration_incoming_pending(void);
 void migration_incoming_set_autostart(bool on);
 /* An outgoing migration is between setup and its end. */
 bool migration_is_running(void);
+
+/*
+ * savevm/loadvm: the stream a migration sends, complete (with the STATE
+ * section), as the VM state kept in a snapshot; and the check that such a
+ * state is of this machine (the same device list).
+ */
+GByteArray *migration_save_state(bool running);
+bool migration_check_state(const uint8_t *data, size_t len, Error **errp);
 
 void migration_register_commands(void);
 void migration_cleanup(void);
