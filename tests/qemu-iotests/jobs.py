@@ -14,6 +14,9 @@
 #   wait-idle            wait until query-block-jobs is empty (prints nothing)
 #   wait-concluded ID    wait until query-jobs shows job ID concluded (prints
 #                        nothing; for jobs that are not block jobs: amend)
+#   wait-status ID ST    wait until query-jobs shows job ID in status ST (prints
+#                        nothing; QEMU pauses a job at its next yield, not at
+#                        job-pause's reply)
 #   events               print and forget the events received so far
 #   drop-events          forget them silently
 #   sh COMMAND           run a shell command, print its output
@@ -160,13 +163,16 @@ def main():
                     print('timeout waiting for the jobs to end')
                     break
                 time.sleep(0.05)
-        elif line.startswith('wait-concluded '):
-            job_id = line[15:].strip()
+        elif line.startswith('wait-concluded ') or line.startswith('wait-status '):
+            if line.startswith('wait-concluded '):
+                job_id, status = line[15:].strip(), 'concluded'
+            else:
+                job_id, status = line[12:].split()
             deadline = time.monotonic() + TIMEOUT
-            while not any(j['id'] == job_id and j['status'] == 'concluded'
+            while not any(j['id'] == job_id and j['status'] == status
                           for j in q.command({'execute': 'query-jobs'}).get('return', [])):
                 if time.monotonic() > deadline:
-                    print('timeout waiting for job %s to conclude' % job_id)
+                    print('timeout waiting for job %s to be %s' % (job_id, status))
                     break
                 time.sleep(0.05)
         elif line.startswith('wait '):
