@@ -117,7 +117,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     BDRVQcowState *s = bs->opaque;
     const char *fn = bs->filename;
     uint8_t h[QCOW_HEADER_SIZE];
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     uint64_t backing_offset, l1_bytes, shift_size;
     uint32_t version, backing_len;
     g_autofree char *key_secret = NULL;
