@@ -928,6 +928,25 @@ static bool slot_iterations(QCryptoBlock *b, uint64_t iter_time_ms,
     return true;
 }
 
+/*
+ * Sectors of one key slot's material for a key of @key_bytes: the split
+ * key, aligned as the header is, so that each slot starts on a boundary.
+ */
+static uint64_t slot_sectors_for(size_t key_bytes)
+{
+    return QEMU_ALIGN_UP(DIV_ROUND_UP((uint64_t)key_bytes * LUKS_STRIPES, SECTOR),
+                         LUKS_ALIGN / SECTOR);
+}
+
+uint64_t qcrypto_block_calculate_payload_offset(const QCryptoBlockCreateOptions *opts)
+{
+    size_t key_bytes = qcrypto_cipher_get_mode_key_len(opts->cipher_alg,
+                                                       opts->cipher_mode);
+
+    return (LUKS_ALIGN / SECTOR +
+            QCRYPTO_BLOCK_LUKS_NUM_SLOTS * slot_sectors_for(key_bytes)) * SECTOR;
+}
+
 QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
                                    const uint8_t *password, size_t npassword,
                                    QCryptoBlockInitFunc initfunc,
@@ -962,8 +981,7 @@ QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
     g_strlcpy(h->hash_spec, qcrypto_hash_alg_name(b->hash_alg), sizeof(h->hash_spec));
     h->key_bytes = qcrypto_cipher_get_mode_key_len(b->cipher_alg, b->cipher_mode);
 
-    slot_sectors = QEMU_ALIGN_UP(DIV_ROUND_UP(split_len(b), SECTOR),
-                                 LUKS_ALIGN / SECTOR);
+    slot_sectors = slot_sectors_for(h->key_bytes);
     for (int i = 0; i < QCRYPTO_BLOCK_LUKS_NUM_SLOTS; i++) {
         h->slots[i].active = LUKS_SLOT_INACTIVE;
         h->slots[i].key_offset = header_sectors + i * slot_sectors;
