@@ -372,7 +372,7 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
 
     /* QEMU reports a wrong old-secret of a raw LUKS image without its name. */
     if (!qcrypto_block_amend_keys(s->block, opts, NULL, bs->filename, false,
-                                  &bs->has_key, luks_write_func, bs->file,
+                                  force, &bs->has_key, luks_write_func, bs->file,
                                   errp)) {
         return -EINVAL;
     }

@@ -320,7 +320,7 @@ bool qcow2_luks_amend_key(const char *key)
            !strcmp(key, "encrypt.iter-time");
 }
 
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp)
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -330,7 +330,7 @@ int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp)
         return -ENOTSUP;
     }
     if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,
-                                  &bs->has_key, fde_write_func, bs, errp)) {
+                                  force, &bs->has_key, fde_write_func, bs, errp)) {
         return -EINVAL;
     }
     return bdrv_flush(bs->file, errp);

@@ -2053,7 +2053,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
     }
     if (luks_amend) {
-        ret = qcow2_luks_amend(bs, opts, errp);
+        ret = qcow2_luks_amend(bs, opts, force, errp);
         if (ret < 0) {
             return ret;
         }

@@ -400,6 +400,6 @@ int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *cop
                       const uint8_t *pw, size_t npw, Error **errp);
 QDict *qcow2_luks_info(BDRVQcow2State *s);
 bool qcow2_luks_amend_key(const char *key);
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, Error **errp);
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
 
 #endif

@@ -1028,7 +1028,7 @@ bool qcrypto_block_slot_is_active(const QCryptoBlock *b, int slot)
 }
 
 bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
-                           size_t npassword, uint64_t iter_time_ms,
+                           size_t npassword, uint64_t iter_time_ms, bool force,
                            QCryptoBlockWriteFunc writefunc, void *opaque,
                            Error **errp)
 {
@@ -1047,16 +1047,16 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
             }
         }
         if (slot < 0) {
-            error_setg(errp, "All LUKS key slots are in use");
+            error_setg(errp, "Can't add a keyslot - all keyslots are in use");
             return false;
         }
     } else if (slot >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-        error_setg(errp, "Invalid LUKS key slot %d (0 to %d)", slot,
-                   QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
+        error_setg(errp, "Invalid keyslot %d specified, must be between 0 and %d",
+                   slot, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
         return false;
-    } else if (qcrypto_block_slot_is_active(b, slot)) {
-        error_setg(errp, "LUKS key slot %d is in use; make it inactive first",
-                   slot);
+    } else if (qcrypto_block_slot_is_active(b, slot) && !force) {
+        error_setg(errp, "Refusing to overwrite active keyslot %d - please erase "
+                   "it first", slot);
         return false;
     }
     if (iter_time_ms == 0 || iter_time_ms > QCRYPTO_BLOCK_MAX_ITER_TIME_MS) {
@@ -1066,7 +1066,8 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
     }
     /*
      * The slot is inactive, so overwriting its key material loses nothing;
-     * only the header write that follows makes it count.
+     * only the header write that follows makes it count.  A forced
+     * overwrite of an active slot loses its old key, as asked.
      */
     if (!slot_iterations(b, iter_time_ms, &iters, errp) ||
         !write_slot(b, slot, password, npassword, iters, writefunc, opaque, errp) ||
@@ -1078,8 +1079,9 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, const uint8_t *password,
 }
 
 bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password,
-                              size_t npassword, QCryptoBlockWriteFunc writefunc,
-                              void *opaque, Error **errp)
+                              size_t npassword, bool force,
+                              QCryptoBlockWriteFunc writefunc, void *opaque,
+                              Error **errp)
 {
     bool erase[QCRYPTO_BLOCK_LUKS_NUM_SLOTS] = { false };
     int active = 0, n = 0;
@@ -1092,12 +1094,21 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password
     }
     if (slot >= 0) {
         if (slot >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Invalid LUKS key slot %d (0 to %d)", slot,
-                       QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
+            error_setg(errp, "Invalid keyslot %d specified, must be between 0 and %d",
+                       slot, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
             return false;
         }
         if (!qcrypto_block_slot_is_active(b, slot)) {
-            error_setg(errp, "LUKS key slot %d is already inactive", slot);
+            if (!force) {
+                /* QEMU 7.2's words, its trailing space included */
+                error_setg(errp, "Given keyslot %d is already erased (inactive) ", slot);
+                return false;
+            }
+            /* Forced: its key material is scrubbed again, nothing else changes. */
+        } else if (active == 1 && !force) {
+            error_setg(errp, "Attempt to erase the only active keyslot %d which will "
+                       "erase all the data in the image irreversibly - refusing "
+                       "operation", slot);
             return false;
         }
         erase[slot] = true;
@@ -1119,14 +1130,16 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, const uint8_t *password
             }
         }
         if (!n) {
-            error_setg(errp, "No LUKS key slot matches the old secret");
+            error_setg(errp, "No keyslots match given (old) password for erase "
+                       "operation");
             return false;
         }
-    }
-    if (n >= active) {
-        error_setg(errp, "Refusing to erase the last active LUKS key slot: "
-                   "the image could no longer be opened");
-        return false;
+        if (n >= active && !force) {
+            error_setg(errp, "All the active keyslots match the (old) password that "
+                       "was given and erasing them will erase all the data in the "
+                       "image irreversibly - refusing operation");
+            return false;
+        }
     }
     /*
      * Deactivate in the header first: once that is on disk the slot no longer
@@ -1212,7 +1225,7 @@ static const char *amend_opt(const QDict *opts, const char *p, const char *name)
 
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool *has_key,
+                              bool name_unlock_error, bool force, bool *has_key,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp)
 {
@@ -1228,18 +1241,28 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
     size_t nold = 0, nnew = 0;
     bool ok = false;
 
+    /*
+     * The errors about these options are QEMU 7.2's, which names them
+     * without the "encrypt." of qcow2 ("state", "new-secret").
+     */
     if (!state) {
-        error_setg(errp, "Parameter '%sstate' is required to change LUKS key "
-                   "slots (active or inactive)", p);
+        error_setg(errp, "Parameter 'state' is missing");
+        return false;
+    }
+    if (strcmp(state, "active") && strcmp(state, "inactive")) {
+        error_setg(errp, "Parameter 'state' does not accept value '%s'", state);
         return false;
     }
     if (keyslot_str) {
         int64_t v;
-        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
-            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Parameter '%skeyslot' must be a slot number from "
-                       "0 to %d, not '%s'", p, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
+        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0) {
+            error_setg(errp, "Parameter '%skeyslot' expects a number, not '%s'", p,
                        keyslot_str);
+            return false;
+        }
+        if (v < 0 || v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
+            error_setg(errp, "Invalid keyslot %lld specified, must be between "
+                       "0 and %d", (long long)v, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
             return false;
         }
         keyslot = v;
@@ -1262,8 +1285,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
 
     if (!strcmp(state, "active")) {
         if (!new_id) {
-            error_setg(errp, "Parameter '%snew-secret' is required to activate "
-                       "a key slot", p);
+            error_setg(errp, "'new-secret' is required to activate a keyslot");
             goto out;
         }
         new_pw = qcrypto_secret_lookup(new_id, &nnew, errp);
@@ -1284,24 +1306,26 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
         }
         /* Even if writing the slot fails, the block now holds the key. */
         *has_key = true;
-        ok = qcrypto_block_add_key(block, keyslot, new_pw, nnew, iter_time,
+        ok = qcrypto_block_add_key(block, keyslot, new_pw, nnew, iter_time, force,
                                    writefunc, opaque, errp);
-    } else if (!strcmp(state, "inactive")) {
+    } else {
         if (new_id) {
-            error_setg(errp, "Parameter '%snew-secret' makes no sense with "
-                       "%sstate=inactive", p, p);
+            error_setg(errp, "'new-secret' must not be given when erasing keyslots");
             goto out;
         }
-        if ((keyslot < 0) == !old_pw) {
+        if (keyslot < 0 && !old_pw) {
+            error_setg(errp, "To erase keyslot(s), either explicit keyslot index or "
+                       "the password currently contained in them must be given");
+            goto out;
+        }
+        if (keyslot >= 0 && old_pw) {
+            /* QEMU 7.2 would erase the slot and not look at the secret. */
             error_setg(errp, "Erasing LUKS keys needs exactly one of "
                        "'%skeyslot' and '%sold-secret'", p, p);
             goto out;
         }
-        ok = qcrypto_block_erase_keys(block, keyslot, old_pw, nold,
+        ok = qcrypto_block_erase_keys(block, keyslot, old_pw, nold, force,
                                       writefunc, opaque, errp);
-    } else {
-        error_setg(errp, "Parameter '%sstate' does not accept value '%s' "
-                   "(active, inactive)", p, state);
     }
 out:
     qcrypto_secret_free(old_pw);

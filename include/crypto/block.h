@@ -124,21 +124,24 @@ QDict *qcrypto_block_get_info(const QCryptoBlock *block);
 
 /*
  * Key slot management (qemu-img amend).  Adding needs the block unlocked;
- * @slot < 0 takes the first inactive slot.  Writes the key material before
+ * @slot < 0 takes the first inactive slot; an active @slot is refused
+ * unless @force.  Writes the key material before
  * the header so that an interrupted update never loses the old slots.
  */
 bool qcrypto_block_add_key(QCryptoBlock *block, int slot,
                            const uint8_t *password, size_t npassword,
-                           uint64_t iter_time_ms, QCryptoBlockWriteFunc writefunc,
+                           uint64_t iter_time_ms, bool force,
+                           QCryptoBlockWriteFunc writefunc,
                            void *opaque, Error **errp);
 /*
  * Erases slot @slot, or (@slot < 0) every active slot that @password opens.
- * Refuses to erase the last active slot.
+ * Refuses to erase the last active slot (or every active one), and an
+ * inactive @slot, unless @force: as QEMU 7.2's qemu-img amend --force.
  */
 bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
                               const uint8_t *password, size_t npassword,
-                              QCryptoBlockWriteFunc writefunc, void *opaque,
-                              Error **errp);
+                              bool force, QCryptoBlockWriteFunc writefunc,
+                              void *opaque, Error **errp);
 /*
  * qemu-img amend's key-slot options "state", "keyslot", "old-secret",
  * "new-secret" and "iter-time", each under @prefix (e.g. "encrypt."), read
@@ -149,7 +152,7 @@ bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot,
  */
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool *has_key,
+                              bool name_unlock_error, bool force, bool *has_key,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
 bool qcrypto_block_slot_is_active(const QCryptoBlock *block, int slot);

@@ -159,7 +159,7 @@ static void test_amend(void)
     g_assert_cmpint(amend(bs, "active", NULL, "pw0", "pw1", &error_abort), ==, 0);
     /* slot 1 taken, slot 1 explicitly again refused */
     g_assert_cmpint(amend(bs, "active", "1", NULL, "pw2", &err), <, 0);
-    g_assert_nonnull(strstr(error_get_pretty(err), "slot 1 is in use"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "overwrite active keyslot 1"));
     error_free(err);
     err = NULL;
     g_assert_cmpint(amend(bs, "active", "5", NULL, "pw2", &error_abort), ==, 0);
@@ -178,12 +178,12 @@ static void test_amend(void)
     g_assert_cmpint(amend(bs, "inactive", NULL, "pw0", NULL, &error_abort), ==, 0);
     g_assert_cmpint(amend(bs, "inactive", "5", NULL, NULL, &error_abort), ==, 0);
     g_assert_cmpint(amend(bs, "inactive", "5", NULL, NULL, &err), <, 0);
-    g_assert_nonnull(strstr(error_get_pretty(err), "already inactive"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "already erased (inactive)"));
     error_free(err);
     err = NULL;
     /* the last slot stays */
     g_assert_cmpint(amend(bs, "inactive", "1", NULL, NULL, &err), <, 0);
-    g_assert_nonnull(strstr(error_get_pretty(err), "last active"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "only active keyslot 1"));
     error_free(err);
     err = NULL;
     g_assert_cmpint(amend(bs, "inactive", NULL, "pw1", NULL, &err), <, 0);

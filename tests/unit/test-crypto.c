@@ -303,13 +303,13 @@ static void luks_roundtrip(const char *alg, const char *mode, const char *ivgen,
     g_assert_cmpmem(data, sizeof(data), orig, sizeof(orig));
 
     /* a second key; the first can then go, but not both */
-    g_assert_true(qcrypto_block_add_key(b, -1, (const uint8_t *)"new", 3, 10,
+    g_assert_true(qcrypto_block_add_key(b, -1, (const uint8_t *)"new", 3, 10, false,
                                         mem_write, a, &error_abort));
     g_assert_true(qcrypto_block_slot_is_active(b, 1));
-    g_assert_true(qcrypto_block_erase_keys(b, -1, (const uint8_t *)"pw", 2,
+    g_assert_true(qcrypto_block_erase_keys(b, -1, (const uint8_t *)"pw", 2, false,
                                            mem_write, a, &error_abort));
-    g_assert_false(qcrypto_block_erase_keys(b, 1, NULL, 0, mem_write, a, &err));
-    g_assert_nonnull(strstr(error_get_pretty(err), "last active"));
+    g_assert_false(qcrypto_block_erase_keys(b, 1, NULL, 0, false, mem_write, a, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "only active keyslot 1"));
     error_free(err);
     err = NULL;
     qcrypto_block_free(b);
@@ -383,7 +383,7 @@ static void test_luks_crash_safety(void)
     opts.iter_time_ms = 1;
     b = qcrypto_block_create(&opts, (const uint8_t *)"old", 3, mem_init, mem_write,
                              a, &error_abort);
-    g_assert_true(qcrypto_block_add_key(b, -1, (const uint8_t *)"two", 3, 1,
+    g_assert_true(qcrypto_block_add_key(b, -1, (const uint8_t *)"two", 3, 1, false,
                                         mem_write, a, &error_abort));
     qcrypto_block_free(b);
 
@@ -396,7 +396,7 @@ static void test_luks_crash_safety(void)
         g_byte_array_append(copy, a->data, a->len);
         b = qcrypto_block_open((const uint8_t *)"old", 3, mem_read, copy,
                                &error_abort);
-        done = qcrypto_block_add_key(b, 4, (const uint8_t *)"new", 3, 1,
+        done = qcrypto_block_add_key(b, 4, (const uint8_t *)"new", 3, 1, false,
                                      crashy_write, &c, &err);
         error_free(err);
         qcrypto_block_free(b);
@@ -413,7 +413,7 @@ static void test_luks_crash_safety(void)
 
         g_byte_array_append(copy, a->data, a->len);
         b = qcrypto_block_open(NULL, 0, mem_read, copy, &error_abort);
-        done = qcrypto_block_erase_keys(b, -1, (const uint8_t *)"old", 3,
+        done = qcrypto_block_erase_keys(b, -1, (const uint8_t *)"old", 3, false,
                                         crashy_write, &c, &err);
         error_free(err);
         qcrypto_block_free(b);
