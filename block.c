@@ -1311,7 +1311,7 @@ static BlockDriver *probe_format(BlockDriverState *file, const char *filename,
                                  Error **errp)
 {
     uint8_t buf[2048];
-    int64_t len = bdrv_getlength(file);
+    int64_t len = bdrv_getlength_exact(file);
     int n = len < 0 ? 0 : (int)MIN(len, (int64_t)sizeof(buf));
     BlockDriver *best = NULL;
     int best_score = 0;
@@ -2674,7 +2674,7 @@ void bdrv_remove_write_notifier(BlockDriverState *bs, BdrvWriteNotifyFn fn, void
 /* ------------------------------------------------------------------ */
 /* Size, status, metadata */
 
-int64_t bdrv_getlength(BlockDriverState *bs)
+int64_t bdrv_getlength_exact(BlockDriverState *bs)
 {
     if (!bs->drv) {
         return -ENOMEDIUM;
@@ -2682,7 +2682,25 @@ int64_t bdrv_getlength(BlockDriverState *bs)
     if (bs->drv->bdrv_getlength) {
         return bs->drv->bdrv_getlength(bs);
     }
-    return bs->file ? bdrv_getlength(bs->file) : -ENOTSUP;
+    return bs->file ? bdrv_getlength_exact(bs->file) : -ENOTSUP;
+}
+
+int64_t bdrv_getlength(BlockDriverState *bs)
+{
+    int64_t len = bdrv_getlength_exact(bs);
+
+    /*
+     * QEMU 7.2 counts a node's size in whole 512-byte sectors: a file of
+     * 320 bytes is a disk of 512, whose tail reads as zeroes (the file
+     * driver fills reads past the end of the file) and takes writes.
+     */
+    if (len < 0) {
+        return len;
+    }
+    if (len > INT64_MAX - (int64_t)(BDRV_SECTOR_SIZE - 1)) {
+        return -EFBIG;
+    }
+    return (int64_t)QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE);
 }
 
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)

@@ -19,6 +19,8 @@
 #include "block/block_int.h"
 #include "block/dirty-bitmap.h"
 #include "block/keys.h"
+#include "crypto/block.h"
+#include "crypto/secret.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
@@ -1305,6 +1307,75 @@ static void progress_end(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Snapshots named by -l (convert, measure) */
+
+/*
+ * -l's argument: "snapshot.id=ID,snapshot.name=NAME" (either or both) when
+ * it starts with "snapshot.", else an ID or a name.  A later -l replaces
+ * an earlier one.  False after reporting an unknown key, as QEMU does.
+ */
+static bool parse_snapshot_param(const char *arg, char **id, char **name,
+                                 char **id_or_name)
+{
+    g_auto(GStrv) parts = NULL;
+
+    g_clear_pointer(id, g_free);
+    g_clear_pointer(name, g_free);
+    g_clear_pointer(id_or_name, g_free);
+    if (!g_str_has_prefix(arg, "snapshot.")) {
+        *id_or_name = g_strdup(arg);
+        return true;
+    }
+    parts = g_strsplit(arg, ",", -1);
+    for (int i = 0; parts[i]; i++) {
+        const char *eq = strchr(parts[i], '=');
+        g_autofree char *key = eq ? g_strndup(parts[i], eq - parts[i]) : g_strdup(parts[i]);
+        const char *value = eq ? eq + 1 : "on";
+
+        if (!strcmp(key, "snapshot.id")) {
+            g_free(*id);
+            *id = g_strdup(value);
+        } else if (!strcmp(key, "snapshot.name")) {
+            g_free(*name);
+            *name = g_strdup(value);
+        } else {
+            error_report("Invalid parameter '%s'", key);
+            error_report("Failed in parsing snapshot param '%s'", arg);
+            g_clear_pointer(id, g_free);
+            g_clear_pointer(name, g_free);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Makes @bs show the snapshot -l named, read-only; false after reporting. */
+static bool load_snapshot_param(BlockDriverState *bs, const char *id, const char *name,
+                                const char *id_or_name)
+{
+    Error *err = NULL;
+    int r;
+
+    if (id_or_name) {
+        /* An ID first, else a name, as QEMU tries them. */
+        r = bdrv_snapshot_load_tmp(bs, id_or_name, NULL, &err);
+        if (r == -ENOENT) {
+            error_free(err);
+            err = NULL;
+            r = bdrv_snapshot_load_tmp(bs, NULL, id_or_name, &err);
+        }
+    } else {
+        r = bdrv_snapshot_load_tmp(bs, id, name, &err);
+    }
+    if (r < 0) {
+        error_report("Failed to load snapshot: %s", error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* convert */
 
 typedef struct ConvertState {
@@ -1947,26 +2018,8 @@ static int img_convert(int argc, char **argv)
             }
             break;
         case 'l':
-            /* snapshot.id=ID,snapshot.name=NAME, or an ID or name */
-            if (g_str_has_prefix(optarg, "snapshot.id=") ||
-                g_str_has_prefix(optarg, "snapshot.name=")) {
-                g_auto(GStrv) parts = g_strsplit(optarg, ",", -1);
-
-                for (int i = 0; parts[i]; i++) {
-                    if (g_str_has_prefix(parts[i], "snapshot.id=")) {
-                        g_free(snap_id);
-                        snap_id = g_strdup(parts[i] + strlen("snapshot.id="));
-                    } else if (g_str_has_prefix(parts[i], "snapshot.name=")) {
-                        g_free(snap_name);
-                        snap_name = g_strdup(parts[i] + strlen("snapshot.name="));
-                    } else {
-                        error_report("Failed in parsing snapshot param '%s'", optarg);
-                        return 1;
-                    }
-                }
-            } else {
-                g_free(snap_id_or_name);
-                snap_id_or_name = g_strdup(optarg);
+            if (!parse_snapshot_param(optarg, &snap_id, &snap_name, &snap_id_or_name)) {
+                return 1;
             }
             break;
         case 'S':
@@ -2119,26 +2172,9 @@ static int img_convert(int argc, char **argv)
         if (!s.src[i]) {
             goto out;
         }
-        if (snap_id || snap_name || snap_id_or_name) {
-            int r;
-
-            if (snap_id_or_name) {
-                /* An ID first, else a name, as QEMU tries them. */
-                r = bdrv_snapshot_load_tmp(s.src[i], snap_id_or_name, NULL, &err);
-                if (r == -ENOENT) {
-                    error_free(err);
-                    err = NULL;
-                    r = bdrv_snapshot_load_tmp(s.src[i], NULL, snap_id_or_name, &err);
-                }
-            } else {
-                r = bdrv_snapshot_load_tmp(s.src[i], snap_id, snap_name, &err);
-            }
-            if (r < 0) {
-                error_report("Failed to load snapshot: %s", error_get_pretty(err));
-                error_free(err);
-                err = NULL;
-                goto out;
-            }
+        if ((snap_id || snap_name || snap_id_or_name) &&
+            !load_snapshot_param(s.src[i], snap_id, snap_name, snap_id_or_name)) {
+            goto out;
         }
         s.src_len[i] = bdrv_getlength(s.src[i]);
         if (s.src_len[i] < 0) {
@@ -3664,6 +3700,104 @@ static int64_t measure_bitmaps(BlockDriverState *bs, int64_t cluster_size)
     return total + QEMU_ALIGN_UP(dir, (uint64_t)cluster_size);
 }
 
+/*
+ * The bytes of the LUKS header an encrypted target starts with: its
+ * options (under @prefix) are checked as creating the image checks them,
+ * and the secret must exist (QEMU 7.2 asks for it too); false after
+ * reporting.
+ */
+static bool measure_luks_header(QDict *opts, const char *prefix, uint64_t *bytes,
+                                Error **errp)
+{
+    g_autofree char *key = g_strconcat(prefix, "key-secret", NULL);
+    const char *secret = qemu_opt_get(opts, key);
+    QCryptoBlockCreateOptions copts;
+    uint8_t *pw;
+    size_t npw;
+
+    if (!qcrypto_block_create_options_parse(opts, prefix, &copts, errp)) {
+        return false;
+    }
+    if (!secret) {
+        error_setg(errp, "Parameter '%s' is required for cipher", key);
+        return false;
+    }
+    pw = qcrypto_secret_lookup(secret, &npw, errp);
+    if (!pw) {
+        return false;
+    }
+    qcrypto_secret_free(pw);
+    *bytes = qcrypto_block_calculate_payload_offset(&copts);
+    return true;
+}
+
+/*
+ * qcow2's sizes: metadata of a fully allocated image plus the clusters the
+ * input's data takes (all of them when the target is to have a backing
+ * file, whose content may differ from the input's, or when the data is
+ * preallocated), the LUKS header of an encrypted image on top.
+ */
+static bool measure_qcow2(QDict *opts, BlockDriverState *in, int64_t size,
+                          int64_t *required, int64_t *fully, Error **errp)
+{
+    int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
+    int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
+    const char *prealloc_str = qemu_opt_get(opts, "preallocation");
+    const char *efmt = qemu_opt_get(opts, "encrypt.format");
+    /* Extended L2 entries are 16 bytes: twice the L2 tables. */
+    int l2e_size = qemu_opt_get_bool(opts, "extended_l2", false) ? 16 : 8;
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    uint64_t luks = 0;
+    int64_t meta, data = 0;
+
+    if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
+        error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
+        return false;
+    }
+    if (l2e_size == 16 && cs < 16 * (int64_t)KiB) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
+                   "least 16384 bytes");
+        return false;
+    }
+    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
+        error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+        return false;
+    }
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
+        error_setg(errp, "invalid parameter value: %s", prealloc_str);
+        return false;
+    }
+    if (efmt && strcmp(efmt, "luks") && strcmp(efmt, "aes")) {
+        error_setg(errp, "Parameter 'encrypt.format' does not accept value '%s'", efmt);
+        return false;
+    }
+    if (efmt && !strcmp(efmt, "luks") && !measure_luks_header(opts, "encrypt.", &luks, errp)) {
+        return false;
+    }
+    /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
+    if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * (int64_t)MiB / 8) {
+        error_setg(errp, "The image size is too large (try using a larger cluster size)");
+        return false;
+    }
+    if (in && !qemu_opt_get(opts, "backing_file")) {
+        int64_t n = count_data_clusters(in, size, cs, errp);
+        if (n < 0) {
+            return false;
+        }
+        data = n * cs;
+    } else if (in) {
+        data = QEMU_ALIGN_UP(size, cs);
+    }
+    meta = qcow2_meta_clusters(size, cs, rbits, l2e_size) * cs +
+           QEMU_ALIGN_UP(luks, (uint64_t)cs);
+    *fully = meta + QEMU_ALIGN_UP(size, cs);
+    *required = meta + data;
+    if (prealloc == PREALLOC_MODE_FULL || prealloc == PREALLOC_MODE_FALLOC) {
+        *required = *fully;
+    }
+    return true;
+}
+
 static int img_measure(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -3678,9 +3812,11 @@ static int img_measure(int argc, char **argv)
     ImgCommonOpts o = { 0 };
     const char *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
-    bool show_bitmaps = false, help = false;
-    int64_t size = -1, required, fully, bitmaps = 0;
-    BlockDriver *drv;
+    g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
+    bool show_bitmaps = false, help = false, snapshot = false;
+    int64_t size = -1, required = 0, fully = 0, bitmaps = 0;
+    BlockDriverState *bs = NULL;
+    BlockDriver *drv, *proto;
     QDict *opts = NULL;
     Error *err = NULL;
     int c, ret = 1;
@@ -3691,8 +3827,11 @@ static int img_measure(int argc, char **argv)
         case 'O': out_fmt = optarg; break;
         case 'o': help |= collect_option_arg(&options, optarg); break;
         case 'l':
-            error_report("Snapshots are not supported by this build: '%s'", optarg);
-            return 1;
+            if (!parse_snapshot_param(optarg, &snap_id, &snap_name, &snap_id_or_name)) {
+                return 1;
+            }
+            snapshot = true;
+            break;
         case OPTION_SIZE:
             size = cvtnum("image size", optarg);
             if (size < 0) {
@@ -3705,11 +3844,16 @@ static int img_measure(int argc, char **argv)
     if (help) {
         return print_create_options_help(out_fmt, NULL);
     }
-    if (optind < argc) {
-        filename = argv[optind++];
+    /* QEMU 7.2's checks, in its order and words. */
+    if (argc - optind > 1) {
+        error_report("At most one filename argument is allowed.");
+        return 1;
     }
     if (optind < argc) {
-        error_report("Too many arguments");
+        filename = argv[optind];
+    }
+    if (!filename && (o.image_opts || o.fmt || snapshot)) {
+        error_report("--image-opts, -f, and -l require a filename argument.");
         return 1;
     }
     if (filename && size != -1) {
@@ -3721,94 +3865,72 @@ static int img_measure(int argc, char **argv)
         return 1;
     }
 
+    /* The input first: QEMU opens it before it looks at the target format. */
+    if (filename) {
+        bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
+        if (!bs) {
+            goto out;
+        }
+        if (snapshot && !load_snapshot_param(bs, snap_id, snap_name, snap_id_or_name)) {
+            goto out;
+        }
+        size = bdrv_getlength(bs);
+        if (size < 0) {
+            error_report("Unable to get image virtual_size: %s", strerror(-size));
+            goto out;
+        }
+    }
+
     drv = find_image_format(out_fmt);
     if (!drv) {
-        return 1;
+        goto out;
+    }
+    if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2") && strcmp(out_fmt, "luks")) {
+        error_report("Block driver '%s' does not support size measurement", out_fmt);
+        goto out;
     }
     opts = parse_options_or_exit(options);
+    /* The file protocol's options (preallocation...) are the target's too. */
+    proto = bdrv_find_protocol("file");
     if (drv->create_opts) {
-        const QemuOptsList *lists[2] = { drv->create_opts, NULL };
+        const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
+        if (proto && proto->create_opts && proto != drv) {
+            lists[1] = proto->create_opts;
+        }
         if (!qemu_opts_validate(opts, lists, &err)) {
             error_report_err(err);
             error_report("Invalid options for file format '%s'", out_fmt);
             goto out;
         }
     }
-    if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
-        error_report("Format driver '%s' does not support size measurement", out_fmt);
-        goto out;
-    }
-
-    if (filename) {
-        BlockDriverState *bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
-        if (!bs) {
-            goto out;
-        }
-        size = bdrv_getlength(bs);
-        if (size < 0) {
-            error_report("Unable to get image virtual_size: %s", strerror(-size));
-            bdrv_unref(bs);
-            goto out;
-        }
-        /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
-        show_bitmaps = !strcmp(out_fmt, "qcow2") && bs->drv->bdrv_can_store_new_dirty_bitmap &&
-                       g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
-                       g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
-        if (!strcmp(out_fmt, "qcow2")) {
-            int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
-            int64_t n = count_data_clusters(bs, size, cs, &err);
-            if (n < 0) {
-                error_report_err(err);
-                bdrv_unref(bs);
-                goto out;
-            }
-            required = n * cs;
-            if (show_bitmaps && cs >= 512) {
-                bitmaps = measure_bitmaps(bs, cs);
-            }
-        } else {
-            required = size;
-        }
-        bdrv_unref(bs);
-    } else {
-        required = !strcmp(out_fmt, "raw") ? size : 0;
-    }
 
     if (!strcmp(out_fmt, "qcow2")) {
-        int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
-        int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
-        const char *prealloc = qemu_opt_get(opts, "preallocation");
-        /* Extended L2 entries are 16 bytes: twice the L2 tables. */
-        int l2e_size = qemu_opt_get_bool(opts, "extended_l2", false) ? 16 : 8;
-        int64_t meta;
-
-        if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
-            error_report("Cluster size must be a power of two between 512 and 2048k");
+        /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
+        show_bitmaps = bs && bs->drv->bdrv_can_store_new_dirty_bitmap &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
+                       g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
+        if (!measure_qcow2(opts, bs, size, &required, &fully, &err)) {
+            error_report_err(err);
             goto out;
         }
-        if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
-            error_report("Refcount width must be a power of two and may not exceed 64 bits");
-            goto out;
-        }
-        if (l2e_size == 16 && cs < 16 * (int64_t)KiB) {
-            error_report("Extended L2 entries are only supported with cluster sizes of at "
-                         "least 16384 bytes");
-            goto out;
-        }
-        /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
-        if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * (int64_t)MiB / 8) {
-            error_report("The image size is too large (try using a larger cluster size)");
-            goto out;
-        }
-        meta = qcow2_meta_clusters(size, cs, rbits, l2e_size) * cs;
-        fully = meta + QEMU_ALIGN_UP(size, cs);
-        required += meta;
-        if (prealloc && (!strcmp(prealloc, "full") || !strcmp(prealloc, "falloc"))) {
-            required = fully;
+        if (show_bitmaps) {
+            bitmaps = measure_bitmaps(bs, qemu_opt_get_size(opts, "cluster_size", 64 * KiB));
         }
     } else {
-        fully = size;
-        required = size;
+        /* Raw and LUKS images are never sparse in this count: every byte. */
+        const char *prealloc_str = qemu_opt_get(opts, "preallocation");
+        PreallocMode prealloc;
+        uint64_t luks = 0;
+
+        if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
+            error_report("invalid parameter value: %s", prealloc_str);
+            goto out;
+        }
+        if (!strcmp(out_fmt, "luks") && !measure_luks_header(opts, "", &luks, &err)) {
+            error_report_err(err);
+            goto out;
+        }
+        required = fully = size + luks;
     }
 
     if (o.output == OFORMAT_JSON) {
@@ -3829,6 +3951,9 @@ static int img_measure(int argc, char **argv)
     }
     ret = 0;
 out:
+    if (bs) {
+        bdrv_unref(bs);
+    }
     qobject_unref(opts);
     return ret;
 }
@@ -4044,7 +4169,7 @@ static void help(void)
            "  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
            "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename\n"
-           "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] filename]\n"
+           "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] [-l snapshot_param] filename]\n"
            "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
            "  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] filename\n"
            "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n"

@@ -26,7 +26,7 @@ static int luks_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
                           size_t len, void *opaque, Error **errp)
 {
     BlockDriverState *bs = opaque;
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     int ret;
 
     /* Reads past the end would see zeroes, and zeroes make odd headers. */
@@ -69,7 +69,7 @@ static bool luks_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
 {
     BlockDriverState *bs = opaque;
     uint64_t payload_offset = qcrypto_block_get_payload_offset(block);
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
 
     if (file_len < 0) {
         error_setg_errno(errp, -file_len, "Could not get the size of '%s'",
@@ -149,7 +149,7 @@ static void luks_wipe_key(BlockDriverState *bs)
 static int64_t luks_getlength(BlockDriverState *bs)
 {
     BlockCrypto *s = bs->opaque;
-    int64_t len = bdrv_getlength(bs->file);
+    int64_t len = bdrv_getlength_exact(bs->file);
 
     if (len < 0) {
         return len;

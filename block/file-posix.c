@@ -576,6 +576,16 @@ static int file_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
     } else {
         *pnum = MIN(bytes, hole - offset);
     }
+    /*
+     * Data that ends inside the last O_DIRECT block of the file (whose
+     * length is no multiple of it): the whole block counts as data, as in
+     * QEMU 7.2, since the unit of I/O here is that block, of which the part
+     * past the end of the file reads as zeroes.
+     */
+    if (s->direct && s->align > 1 && ((offset + *pnum) & (s->align - 1)) &&
+        offset + *pnum == file_getlength(bs)) {
+        *pnum = MIN(bytes, QEMU_ALIGN_UP(offset + *pnum, s->align) - offset);
+    }
     return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
 }
 

@@ -117,7 +117,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     BDRVQcowState *s = bs->opaque;
     const char *fn = bs->filename;
     uint8_t h[QCOW_HEADER_SIZE];
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     uint64_t backing_offset, l1_bytes, shift_size;
     uint32_t version, backing_len;
     g_autofree char *key_secret = NULL;
@@ -138,15 +138,18 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     if (ret < 0) {
         return ret;
     }
+    /* The header checks below fail in QEMU 7.2's words. */
     if (ldl_be_p(h) != QCOW_MAGIC) {
-        error_setg(errp, "Could not open '%s': not a qcow image (bad magic)", fn);
+        error_setg(errp, "Image not in qcow format");
         return -EINVAL;
     }
     version = ldl_be_p(h + 4);
     if (version != QCOW_VERSION) {
-        error_setg(errp, "Could not open '%s': unsupported qcow version %" PRIu32
-                   " (the qcow driver reads version 1; version 2 and 3 are qcow2)",
-                   fn, version);
+        error_setg(errp, "qcow (v%d) does not support qcow version %" PRIu32,
+                   QCOW_VERSION, version);
+        if (version == 2 || version == 3) {
+            error_append_hint(errp, "Try the 'qcow2' driver instead.\n");
+        }
         return -ENOTSUP;
     }
     backing_offset = ldq_be_p(h + 8);
@@ -157,19 +160,20 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     s->crypt_method = ldl_be_p(h + 36);
     s->l1_table_offset = ldq_be_p(h + 40);
 
+    if (s->size <= 1) {
+        error_setg(errp, "Image size is too small (must be at least 2 bytes)");
+        return -EINVAL;
+    }
     if (s->cluster_bits < 9 || s->cluster_bits > 16) {
-        error_setg(errp, "Could not open '%s': invalid cluster_bits %d in the qcow header "
-                   "(cluster size must be between 512 bytes and 64 KiB)", fn, s->cluster_bits);
+        error_setg(errp, "Cluster size must be between 512 and 64k");
         return -EINVAL;
     }
     if (s->l2_bits < 9 - 3 || s->l2_bits > 16 - 3) {
-        error_setg(errp, "Could not open '%s': invalid l2_bits %d in the qcow header "
-                   "(L2 table size must be between 512 bytes and 64 KiB)", fn, s->l2_bits);
+        error_setg(errp, "L2 table size must be between 512 and 64k");
         return -EINVAL;
     }
     if (s->crypt_method > QCOW_CRYPT_AES) {
-        error_setg(errp, "Could not open '%s': unknown encryption method %" PRIu32
-                   " in the qcow header", fn, s->crypt_method);
+        error_setg(errp, "invalid encryption method in qcow header");
         return -EINVAL;
     }
     s->cluster_size = 1 << s->cluster_bits;
@@ -177,8 +181,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     s->cluster_offset_mask = (1ULL << (63 - s->cluster_bits)) - 1;
     shift_size = 1ULL << (s->cluster_bits + s->l2_bits);
     if (s->size > (uint64_t)INT64_MAX - shift_size) {
-        error_setg(errp, "Could not open '%s': virtual size %" PRIu64 " in the qcow header "
-                   "is too large", fn, s->size);
+        error_setg(errp, "Image too large");
         return -EFBIG;
     }
     l1_bytes = DIV_ROUND_UP(s->size, shift_size) * sizeof(uint64_t);
@@ -209,8 +212,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
     if (backing_offset) {
         if (backing_len > QCOW_BACKING_NAME_MAX) {
-            error_setg(errp, "Could not open '%s': backing file name too long (%" PRIu32
-                       " bytes, at most %d)", fn, backing_len, QCOW_BACKING_NAME_MAX);
+            error_setg(errp, "Backing file name too long");
             ret = -EINVAL;
             goto fail;
         }

@@ -313,7 +313,7 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2UnknownExt *ext = find_ext(s, NULL);
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     g_autofree uint8_t *dir = NULL;
     uint32_t nb;
     uint64_t dir_size, dir_off;

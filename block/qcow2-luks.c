@@ -121,7 +121,7 @@ static void set_fde_ext(BDRVQcow2State *s)
 static bool check_fde_area(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     uint64_t cs = s->cluster_size;
     uint64_t end;
 

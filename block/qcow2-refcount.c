@@ -659,7 +659,7 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
         }
     }
     if (s->alloc_end > 0) {
-        int64_t len = bdrv_getlength(bs->file);
+        int64_t len = bdrv_getlength_exact(bs->file);
         if (len >= 0 && len < s->alloc_end) {
             ret = bdrv_truncate(bs->file, s->alloc_end, false, PREALLOC_MODE_OFF, errp);
             if (ret < 0) {
@@ -1169,7 +1169,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     {
         BdrvCheckResult saved = *cs->res;
         int64_t saved_last = cs->last_data_cluster;
-        int64_t len = bdrv_getlength(bs->file);
+        int64_t len = bdrv_getlength_exact(bs->file);
 
         if (len < 0) {
             error_setg(errp, "Could not get the size of '%s'", bs->filename);
@@ -1400,7 +1400,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
             return ret;
         }
     }
-    cs.file_len = bdrv_getlength(bs->file);
+    cs.file_len = bdrv_getlength_exact(bs->file);
     if (cs.file_len < 0) {
         error_setg(errp, "Could not get the size of '%s'", bs->filename);
         return cs.file_len;

@@ -736,7 +736,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     BDRVQcow2State *s = bs->opaque;
     const char *fn = bs->filename;
     uint8_t hdr[QCOW2_V3_HEADER_LEN_FULL];
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     int64_t n, ext_start, ext_end;
     uint64_t backing_off, l1_needed;
     uint32_t backing_len;
@@ -1777,7 +1777,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         ret = qcow2_preallocate_range(bs, old_size, offset, errp);
         if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
             ret = qcow2_flush_caches(bs, errp);
-            if (ret >= 0 && bdrv_getlength(bs->file) < s->alloc_end) {
+            if (ret >= 0 && bdrv_getlength_exact(bs->file) < s->alloc_end) {
                 ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
             }
         }
@@ -1795,7 +1795,7 @@ int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, Snapsho
                          int64_t *table_len, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t file_len = bdrv_getlength_exact(bs->file);
     int64_t off = s->snapshots_offset;
     g_autofree QEMUSnapshotInfo *inf = g_new0(QEMUSnapshotInfo, MAX(s->nb_snapshots, 1));
     g_autofree SnapshotL1 *l1 = g_new0(SnapshotL1, MAX(s->nb_snapshots, 1));

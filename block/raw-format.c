@@ -70,10 +70,6 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
         !raw_take_size(options, "size", &s->size, errp)) {
         return -EINVAL;
     }
-    if (s->size >= 0 && s->size % BDRV_SECTOR_SIZE) {
-        error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
-        return -EINVAL;
-    }
     if (!s->offset && s->size < 0) {
         return 0;
     }
@@ -91,6 +87,11 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
         error_setg(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
                    "be smaller or equal to the  actual size of the containing file "
                    "(%" PRId64 ")", s->offset, s->size, file_size);
+        return -EINVAL;
+    }
+    /* Checked after the file's bounds, as QEMU 7.2 does. */
+    if (s->size >= 0 && s->size % BDRV_SECTOR_SIZE) {
+        error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
     /* A window is a partition: probing protection is about sector 0 only. */

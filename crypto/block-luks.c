@@ -928,6 +928,25 @@ static bool slot_iterations(QCryptoBlock *b, uint64_t iter_time_ms,
     return true;
 }
 
+/*
+ * Sectors of one key slot's material for a key of @key_bytes: the split
+ * key, aligned as the header is, so that each slot starts on a boundary.
+ */
+static uint64_t slot_sectors_for(size_t key_bytes)
+{
+    return QEMU_ALIGN_UP(DIV_ROUND_UP((uint64_t)key_bytes * LUKS_STRIPES, SECTOR),
+                         LUKS_ALIGN / SECTOR);
+}
+
+uint64_t qcrypto_block_calculate_payload_offset(const QCryptoBlockCreateOptions *opts)
+{
+    size_t key_bytes = qcrypto_cipher_get_mode_key_len(opts->cipher_alg,
+                                                       opts->cipher_mode);
+
+    return (LUKS_ALIGN / SECTOR +
+            QCRYPTO_BLOCK_LUKS_NUM_SLOTS * slot_sectors_for(key_bytes)) * SECTOR;
+}
+
 QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
                                    const uint8_t *password, size_t npassword,
                                    QCryptoBlockInitFunc initfunc,
@@ -962,8 +981,7 @@ QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
     g_strlcpy(h->hash_spec, qcrypto_hash_alg_name(b->hash_alg), sizeof(h->hash_spec));
     h->key_bytes = qcrypto_cipher_get_mode_key_len(b->cipher_alg, b->cipher_mode);
 
-    slot_sectors = QEMU_ALIGN_UP(DIV_ROUND_UP(split_len(b), SECTOR),
-                                 LUKS_ALIGN / SECTOR);
+    slot_sectors = slot_sectors_for(h->key_bytes);
     for (int i = 0; i < QCRYPTO_BLOCK_LUKS_NUM_SLOTS; i++) {
         h->slots[i].active = LUKS_SLOT_INACTIVE;
         h->slots[i].key_offset = header_sectors + i * slot_sectors;
@@ -1033,8 +1051,8 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, bool force, const uint8_t 
             return false;
         }
     } else if (slot >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-        error_setg(errp, "Invalid LUKS key slot %d (0 to %d)", slot,
-                   QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
+        error_setg(errp, "Invalid keyslot %d specified, must be between 0 and %d",
+                   slot, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
         return false;
     } else if (qcrypto_block_slot_is_active(b, slot) && !force) {
         /* QEMU's words; with force the old key of the slot is lost */
@@ -1076,12 +1094,21 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, bool force,
     }
     if (slot >= 0) {
         if (slot >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Invalid LUKS key slot %d (0 to %d)", slot,
-                       QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
+            error_setg(errp, "Invalid keyslot %d specified, must be between 0 and %d",
+                       slot, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
             return false;
         }
         if (!qcrypto_block_slot_is_active(b, slot)) {
-            error_setg(errp, "LUKS key slot %d is already inactive", slot);
+            if (!force) {
+                /* QEMU 7.2's words, its trailing space included */
+                error_setg(errp, "Given keyslot %d is already erased (inactive) ", slot);
+                return false;
+            }
+            /* Forced: its key material is scrubbed again, nothing else changes. */
+        } else if (active == 1 && !force) {
+            error_setg(errp, "Attempt to erase the only active keyslot %d which will "
+                       "erase all the data in the image irreversibly - refusing "
+                       "operation", slot);
             return false;
         }
         erase[slot] = true;
@@ -1221,18 +1248,28 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
     size_t nold = 0, nnew = 0;
     bool ok = false;
 
+    /*
+     * The errors about these options are QEMU 7.2's, which names them
+     * without the "encrypt." of qcow2 ("state", "new-secret").
+     */
     if (!state) {
-        error_setg(errp, "Parameter '%sstate' is required to change LUKS key "
-                   "slots (active or inactive)", p);
+        error_setg(errp, "Parameter 'state' is missing");
+        return false;
+    }
+    if (strcmp(state, "active") && strcmp(state, "inactive")) {
+        error_setg(errp, "Parameter 'state' does not accept value '%s'", state);
         return false;
     }
     if (keyslot_str) {
         int64_t v;
-        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0 || v < 0 ||
-            v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
-            error_setg(errp, "Parameter '%skeyslot' must be a slot number from "
-                       "0 to %d, not '%s'", p, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1,
+        if (qemu_strtoi64(keyslot_str, NULL, 10, &v) < 0) {
+            error_setg(errp, "Parameter '%skeyslot' expects a number, not '%s'", p,
                        keyslot_str);
+            return false;
+        }
+        if (v < 0 || v >= QCRYPTO_BLOCK_LUKS_NUM_SLOTS) {
+            error_setg(errp, "Invalid keyslot %lld specified, must be between "
+                       "0 and %d", (long long)v, QCRYPTO_BLOCK_LUKS_NUM_SLOTS - 1);
             return false;
         }
         keyslot = v;
@@ -1255,8 +1292,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
 
     if (!strcmp(state, "active")) {
         if (!new_id) {
-            error_setg(errp, "Parameter '%snew-secret' is required to activate "
-                       "a key slot", p);
+            error_setg(errp, "'new-secret' is required to activate a keyslot");
             goto out;
         }
         new_pw = qcrypto_secret_lookup(new_id, &nnew, errp);
@@ -1294,22 +1330,24 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
         *has_key = true;
         ok = qcrypto_block_add_key(block, keyslot, force, new_pw, nnew, iter_time,
                                    writefunc, opaque, errp);
-    } else if (!strcmp(state, "inactive")) {
+    } else {
         if (new_id) {
-            error_setg(errp, "Parameter '%snew-secret' makes no sense with "
-                       "%sstate=inactive", p, p);
+            error_setg(errp, "'new-secret' must not be given when erasing keyslots");
             goto out;
         }
-        if ((keyslot < 0) == !old_pw) {
+        if (keyslot < 0 && !old_pw) {
+            error_setg(errp, "To erase keyslot(s), either explicit keyslot index or "
+                       "the password currently contained in them must be given");
+            goto out;
+        }
+        if (keyslot >= 0 && old_pw) {
+            /* QEMU 7.2 would erase the slot and not look at the secret. */
             error_setg(errp, "Erasing LUKS keys needs exactly one of "
                        "'%skeyslot' and '%sold-secret'", p, p);
             goto out;
         }
         ok = qcrypto_block_erase_keys(block, keyslot, force, old_pw, nold,
                                       writefunc, opaque, errp);
-    } else {
-        error_setg(errp, "Parameter '%sstate' does not accept value '%s' "
-                   "(active, inactive)", p, state);
     }
 out:
     qcrypto_secret_free(old_pw);

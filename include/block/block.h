@@ -283,7 +283,19 @@ int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
 int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
                       int64_t bytes, Error **errp);
 
+/*
+ * The node's size in bytes, as QEMU 7.2 counts it: a whole number of
+ * 512-byte sectors (a file of 65537 bytes is a node of 66048; reads of the
+ * tail give zeroes).  Requests, block status and users see this size.
+ */
 int64_t bdrv_getlength(BlockDriverState *bs);
+/*
+ * The length the driver reports, not rounded: for a file node the file's
+ * real length.  For format drivers that check their metadata against the
+ * end of their file (a truncated header, a table past the end) and that
+ * append to it.
+ */
+int64_t bdrv_getlength_exact(BlockDriverState *bs);
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                   PreallocMode prealloc, Error **errp);

@@ -99,6 +99,13 @@ QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
                                    QCryptoBlockWriteFunc writefunc,
                                    void *opaque, Error **errp);
 
+/*
+ * The payload offset qcrypto_block_create() gives a container made with
+ * @opts (the header and the key material of every slot), without making
+ * one: what "qemu-img measure" adds for the encryption.
+ */
+uint64_t qcrypto_block_calculate_payload_offset(const QCryptoBlockCreateOptions *opts);
+
 /* Bytes before the encrypted payload (the header and key material). */
 uint64_t qcrypto_block_get_payload_offset(const QCryptoBlock *block);
 

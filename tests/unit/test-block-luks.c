@@ -178,7 +178,7 @@ static void test_amend(void)
     g_assert_cmpint(amend(bs, "inactive", NULL, "pw0", NULL, &error_abort), ==, 0);
     g_assert_cmpint(amend(bs, "inactive", "5", NULL, NULL, &error_abort), ==, 0);
     g_assert_cmpint(amend(bs, "inactive", "5", NULL, NULL, &err), <, 0);
-    g_assert_nonnull(strstr(error_get_pretty(err), "already inactive"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "already erased (inactive)"));
     error_free(err);
     err = NULL;
     /* the last slot stays */
