@@ -597,9 +597,15 @@ class Runner:
         if os.path.exists(log):
             os.unlink(log)
         env = dict(os.environ)
-        # A sanitizer build wants its runtime first among the preloads.
-        env.update(LD_PRELOAD=':'.join(asan_runtime(cmd[0]) + [self.shim]), PL_LOG=log,
-                   PL_IMAGES=':'.join(os.path.join(d, n) for n in wl.tracked))
+        env.update(PL_LOG=log, PL_IMAGES=':'.join(os.path.join(d, n) for n in wl.tracked))
+        if cmd[0] == sys.executable:
+            # pljob.py: only the emulator it starts (cmd[3]) gets the shim;
+            # preloading a sanitizer runtime into Python would fail it on
+            # Python's own leaks.
+            env['PL_CHILD_PRELOAD'] = ':'.join(asan_runtime(cmd[3]) + [self.shim])
+        else:
+            # A sanitizer build wants its runtime first among the preloads.
+            env['LD_PRELOAD'] = ':'.join(asan_runtime(cmd[0]) + [self.shim])
         if kill_at:
             env['PL_KILL_AT'] = str(kill_at)
         p = run(cmd, env=env, check=False, cwd=d)

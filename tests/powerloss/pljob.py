@@ -13,6 +13,7 @@ Exits 1 if the machine dies (a kill at the Nth write) or the job fails.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,8 +23,12 @@ TIMEOUT = 300       # seconds for the whole job: a hung machine fails the run
 
 def main():
     job, argv = sys.argv[1], sys.argv[2:]
+    env = dict(os.environ)
+    if 'PL_CHILD_PRELOAD' in env:
+        # The recorder's preloads, for the emulator only (plcrash.py).
+        env['LD_PRELOAD'] = env.pop('PL_CHILD_PRELOAD')
     p = subprocess.Popen(argv + ['-qmp', 'stdio'], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE)
+                         stdout=subprocess.PIPE, env=env)
 
     def timeout(signum, frame):
         p.kill()        # its stdout ends: wait() below raises
