@@ -4256,8 +4256,9 @@ int main(int argc, char **argv)
             print_version();
             return 0;
         case 'T':
-            /* Tracing is not built in; accepted so that scripts keep working. */
-            break;
+            /* Refused rather than dropped: a user asking for a trace must know none comes. */
+            error_report("Tracing (-T %s) is not supported: this build has no trace events", optarg);
+            return 1;
         default:
             bad_option(c, argv);
         }
