@@ -1481,7 +1481,14 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (type == QCOW2_CLUSTER_UNALLOCATED && !has_backing(bs)) {
                 continue;
             }
-            ne = has_backing(bs) ? QCOW_OFLAG_ZERO : 0;
+            /*
+             * Version 3 keeps a discarded cluster as a zero cluster, as QEMU
+             * 7.2 does: the map then shows it present and zero.
+             */
+            if (type == QCOW2_CLUSTER_ZERO_PLAIN && !has_backing(bs)) {
+                continue;
+            }
+            ne = s->version >= 3 ? QCOW_OFLAG_ZERO : 0;
         } else if (s->version >= 3) {
             /*
              * Unallocated clusters get the zero flag too, with or without a
