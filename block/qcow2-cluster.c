@@ -1914,6 +1914,36 @@ int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **
     return 0;
 }
 
+/*
+ * After a shrink to @size: the L2 tables wholly beyond it leave the L1
+ * table (its size stays, as in QEMU 7.2; the entries become zero).  Each
+ * entry is cleared on disk before its table is freed, and the freeing waits
+ * for the next flush (qcow2_free_clusters()), so a crash leaks at worst.
+ */
+int qcow2_drop_l2_beyond(BlockDriverState *bs, int64_t size, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t keep = DIV_ROUND_UP((uint64_t)size, (uint64_t)s->cluster_size << s->l2_bits);
+
+    for (uint64_t i = keep; i < s->l1_size; i++) {
+        int64_t l2_off = s->l1_table[i] & L1E_OFFSET_MASK;
+        int ret;
+
+        if (!l2_off) {
+            continue;
+        }
+        s->l1_table[i] = 0;
+        ret = qcow2_write_l1_entry(bs, i, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        /* Its zeroed entries need not reach the disk: nothing points at it now. */
+        qcow2_cache_discard(s->l2_cache, l2_off);
+        qcow2_free_clusters(bs, l2_off, s->cluster_size, QCOW2_DISCARD_ALWAYS);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /*
  * Extended L2 entries (incompatible bit 4): each 16-byte entry is the

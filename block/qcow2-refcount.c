@@ -510,6 +510,118 @@ void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t lengt
     }
 }
 
+/* Does the refcount block at @off (table index @t) count nothing but itself? */
+static int refblock_unused(BlockDriverState *bs, uint64_t t, int64_t off, bool *unused,
+                           Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t own = (uint64_t)off >> s->cluster_bits;
+    bool self = (own >> s->rb_bits) == t;
+    uint8_t *rb;
+    int ret = qcow2_cache_get(bs, s->rb_cache, off, true, &rb, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    *unused = true;
+    for (uint64_t i = 0; i < s->rb_entries; i++) {
+        if (qcow2_get_refcount_ro(rb, s->refcount_order, i) &&
+            !(self && i == (own & (s->rb_entries - 1)))) {
+            *unused = false;
+            break;
+        }
+    }
+    return 0;
+}
+
+/*
+ * After a shrink, as QEMU 7.2 does (its iotest 163 looks): refcount blocks
+ * that count nothing but themselves leave the table, and the file ends
+ * after its last cluster in use.  A block's table entry is cleared on disk
+ * (and flushed) before the block's own refcount drops, so that a crash in
+ * between leaks that cluster at worst; dropping a block can empty the
+ * block that counts it, hence the passes until nothing changes.
+ */
+int qcow2_shrink_file(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t last = -1;
+    bool changed = true;
+    int ret = qcow2_flush_caches(bs, errp);   /* the freed clusters' refcounts drop */
+
+    if (ret < 0) {
+        return ret;
+    }
+    while (changed) {
+        changed = false;
+        for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+            int64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
+            bool unused;
+
+            if (!off) {
+                continue;
+            }
+            ret = refblock_unused(bs, t, off, &unused, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!unused) {
+                continue;
+            }
+            ret = set_reftable_entry(bs, t, 0, errp);
+            if (ret >= 0) {
+                ret = bdrv_flush(bs->file, errp);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            qcow2_cache_discard(s->rb_cache, off);
+            if (((uint64_t)off >> s->cluster_bits >> s->rb_bits) != t) {
+                ret = qcow2_update_refcount(bs, off, s->cluster_size, -1, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+            changed = true;
+        }
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* The last cluster in use: the highest nonzero refcount. */
+    for (uint64_t t = s->refcount_table_size; t-- > 0 && last < 0;) {
+        int64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
+        uint8_t *rb;
+
+        if (!off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->rb_cache, off, true, &rb, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t i = s->rb_entries; i-- > 0;) {
+            if (qcow2_get_refcount_ro(rb, s->refcount_order, i)) {
+                last = (int64_t)(t << s->rb_bits) + i;
+                break;
+            }
+        }
+    }
+    if (last < 0) {
+        return 0;   /* nothing counted at all: leave the file to check -r */
+    }
+    s->alloc_end = s->file_end = (last + 1) << s->cluster_bits;
+    s->free_cluster_index = MIN(s->free_cluster_index, last + 1);
+    if (s->free_byte_offset >= s->alloc_end) {
+        s->free_byte_offset = 0;
+    }
+    if (bdrv_getlength_exact(bs->file) > s->alloc_end) {
+        return bdrv_truncate(bs->file, s->alloc_end, true, PREALLOC_MODE_OFF, errp);
+    }
+    return 0;
+}
+
 /*
  * Empties the image by laying its metadata out anew, as QEMU 7.2 does
  * after a commit (iotest 098): refcount table in cluster 1, its one

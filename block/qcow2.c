@@ -1766,6 +1766,15 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
     old_size = s->size;
     s->size = offset;
+    if (offset < old_size) {
+        ret = qcow2_drop_l2_beyond(bs, offset, errp);
+        if (ret >= 0) {
+            ret = qcow2_shrink_file(bs, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (zero_end > old_size) {
         ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
         if (ret < 0) {

@@ -329,6 +329,8 @@ bool qcow2_has_data(BlockDriverState *bs, Error **errp, int *err);
 int qcow2_preallocate(BlockDriverState *bs, Error **errp);
 int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
 int qcow2_unmap_range(BlockDriverState *bs, int64_t start, int64_t end, Error **errp);
+/* After a shrink to @size: zeroes the L1 entries beyond it and frees their L2 tables. */
+int qcow2_drop_l2_beyond(BlockDriverState *bs, int64_t size, Error **errp);
 int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp);
 
 /* qcow2-snapshot.c: internal snapshots ("name" matches an ID, else a name) */
@@ -361,6 +363,8 @@ static inline bool qcow2_refcounts_deferred(BDRVQcow2State *s)
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp);
 int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp);
+/* After a shrink: drops unused refcount blocks, cuts the file after its last used cluster. */
+int qcow2_shrink_file(BlockDriverState *bs, Error **errp);
 /* As qcow2_update_refcount() (@addend > 0) for clusters already referred to. */
 int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t length,
                                  int64_t addend, Error **errp);

@@ -60,13 +60,13 @@ class Workload:
         return ['-f', 'qcow2', name]
 
     def create(self, name, extra_o='', backing=None):
-        o = 'cluster_size=65536'
+        o = '' if 'cluster_size=' in extra_o else 'cluster_size=65536'
         if self.encrypted:
             o += ',encrypt.format=%s,encrypt.key-secret=s0' % self.encrypted
             if self.encrypted == 'luks':
                 o += ',encrypt.iter-time=10'    # key derivation in ms: keep runs short
         if extra_o:
-            o += ',' + extra_o
+            o += (',' if o else '') + extra_o
         cmd = [self.img, 'create', '-q', '-f', 'qcow2'] + SECRETS + ['-o', o]
         if backing:
             cmd += ['-b', backing, '-F', 'qcow2']
@@ -309,6 +309,31 @@ class ResizeWL(ImgWorkload):
         return [self.img, 'resize', '-f', 'qcow2', 't.qcow2', '+%d' % (1024 * MiB)]
 
 
+class ShrinkWL(ImgWorkload):
+    """resize --shrink with 512-byte clusters: L2 tables and refcount blocks
+    beyond the new end are dropped and the file is cut (as QEMU 7.2 does)."""
+    tracked = ['t.qcow2']
+    size = 8 * MiB
+    new_size = 3 * MiB
+
+    def prepare(self):
+        self.create('t.qcow2', 'cluster_size=512')
+        self.fill('t.qcow2')
+
+    def command(self):
+        return [self.img, 'resize', '-f', 'qcow2', '--shrink', 't.qcow2', str(self.new_size)]
+
+    def verify(self, d, marks, initial):
+        # Old or new size, the data below the new end must stay.
+        want = initial['t.qcow2'][:self.new_size]
+        raw = read_raw(self, d, 't.qcow2', limit=self.new_size)
+        if raw is None:
+            return 't.qcow2 unreadable'
+        if raw != want:
+            return 't.qcow2: data changed at %d' % first_diff(raw, want)
+        return None
+
+
 class JobWL(ImgWorkload):
     """A block job in the machine (-machine none, drive d0), run by pljob.py."""
     job = None
@@ -430,7 +455,7 @@ class AmendWL(ImgWorkload):
 WORKLOADS = {
     'qemu-io-fresh': FreshWL, 'qemu-io-prealloc': PreallocWL, 'qemu-io-backing': BackingWL,
     'qemu-io-luks': LuksWL, 'qemu-io-aes': AesWL, 'convert': ConvertWL,
-    'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL,
+    'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL, 'resize-shrink': ShrinkWL,
     'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL,
     'snapshot-apply': SnapshotApplyWL, 'amend': AmendWL,
     'job-commit': JobCommitWL, 'job-mirror': JobMirrorWL,
