@@ -4,6 +4,8 @@
  * Devices model what QMP and HMP see (ids, QOM paths, buses, drives,
  * hotplug rules, events); they do no guest I/O since there is no CPU.
  */
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <glib.h>
 
@@ -28,6 +30,7 @@ typedef struct DeviceModel {
     bool removable;
     BusType child_bus_type;
     int child_bus_max;          /* devices on that bus */
+    bool bus_named_by_id;       /* the bus is called by the device's id (a PCI bridge's) */
 } DeviceModel;
 
 /* write-cache, share-rw: every disk model's (QEMU's common block device properties). */
@@ -44,6 +47,7 @@ static const char *const scsi_props[] = {
     "scsi-id", "serial", "bootindex", "write-cache", "share-rw", NULL
 };
 static const char *const controller_props[] = { "addr", "iothread", NULL };
+static const char *const bridge_props[] = { "addr", "chassis_nr", NULL };
 static const char *const floppy_props[] = { "unit", "write-cache", "share-rw", NULL };
 
 static const DeviceModel models[] = {
@@ -62,6 +66,10 @@ static const DeviceModel models[] = {
      */
     { "virtio-scsi-pci", BUS_TYPE_PCI, NULL, controller_props,
       .controller = true, .child_bus_type = BUS_TYPE_SCSI, .child_bus_max = 256 },
+    /* A PCI-PCI bridge: a second PCI bus of 32 slots, named by the bridge's id. */
+    { "pci-bridge", BUS_TYPE_PCI, "Standard PCI Bridge", bridge_props,
+      .controller = true, .child_bus_type = BUS_TYPE_PCI, .child_bus_max = 32,
+      .bus_named_by_id = true },
 };
 
 /* QEMU's short names for models. */
@@ -253,6 +261,41 @@ static char *device_next_backend_path(const DeviceModel *model, const char *id)
     return g_steal_pointer(&path);
 }
 
+/*
+ * A PCI address property, "SLOT[.FUNCTION]" in hexadecimal (0x allowed),
+ * slot 0 to 1f, function 0 to 7.  QEMU 7.2 reads a QMP number as that
+ * string too (25 is slot 0x25, refused).
+ */
+static bool prop_get_pci_addr(const QDict *props, const char *driver, int *slot, int *func,
+                              Error **errp)
+{
+    json_t *v = json_object_get((json_t *)props, "addr");
+    g_autofree char *str = NULL;
+    char *end;
+    unsigned long sl, fn = 0;
+
+    *slot = -1;
+    *func = 0;
+    if (!v) {
+        return true;
+    }
+    str = json_is_integer(v) ? g_strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v))
+                             : g_strdup(json_is_string(v) ? json_string_value(v) : "");
+    errno = 0;
+    sl = g_ascii_isxdigit(str[0]) ? strtoul(str, &end, 16) : ULONG_MAX;
+    if (sl != ULONG_MAX && *end == '.') {
+        const char *f = end + 1;
+        fn = g_ascii_isxdigit(f[0]) ? strtoul(f, &end, 16) : ULONG_MAX;
+    }
+    if (errno || sl > 0x1f || fn > 7 || *end) {
+        error_setg(errp, "Property '%s.addr' doesn't take value '%s'", driver, str);
+        return false;
+    }
+    *slot = sl;
+    *func = fn;
+    return true;
+}
+
 /* A boolean property: "on"/"off" on the command line, true/false over QMP. */
 static bool prop_get_bool(const QDict *props, const char *key, bool *out, Error **errp)
 {
@@ -286,7 +329,7 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
         /* QEMU names a controller's bus after its id, or after the bus type. */
         g_autofree char *busname = NULL;
         if (id) {
-            busname = g_strdup_printf("%s.0", id);
+            busname = g_strdup_printf(model->bus_named_by_id ? "%s" : "%s.0", id);
         } else {
             g_autofree char *lower = g_ascii_strdown(bus_type_names[model->child_bus_type], -1);
             int n = 0;
@@ -350,7 +393,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     bool share_rw;
     const char *key;
     json_t *value;
-    int unit;
+    int unit, pci_func = 0;
     int write_cache = -1;       /* write-cache=auto */
 
     if (!driver) {
@@ -421,11 +464,11 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             known = !strcmp(*p, key);
         }
         if (!known) {
-            error_setg(errp, "Property '%s.%s' not found", driver, key);
+            error_setg(errp, "Property '%s.%s' not found", model->name, key);
             return NULL;
         }
         if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value)) {
-            error_setg(errp, "Property '%s.%s' expects a scalar value", driver, key);
+            error_setg(errp, "Property '%s.%s' expects a scalar value", model->name, key);
             return NULL;
         }
     }
@@ -461,7 +504,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         qdict_get_try_str(props, "unit")) {
         int64_t u = qdict_get_try_int(props, "unit", -1);
         if (u < 0 || u > 1) {
-            error_setg(errp, "Property '%s.unit' expects 0 or 1", driver);
+            error_setg(errp, "Property '%s.unit' expects 0 or 1", model->name);
             return NULL;
         }
         for (GList *l = bus->children; l; l = l->next) {
@@ -476,7 +519,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     if (model->bus_type == BUS_TYPE_SCSI && qdict_get_try_str(props, "scsi-id")) {
         int64_t u = qdict_get_try_int(props, "scsi-id", -1);
         if (u < 0 || u >= bus->max_devices) {
-            error_setg(errp, "Property '%s.scsi-id' expects 0 to %d", driver,
+            error_setg(errp, "Property '%s.scsi-id' expects 0 to %d", model->name,
                        bus->max_devices - 1);
             return NULL;
         }
@@ -488,17 +531,56 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
         unit = u;
     }
-    if (model->controller) {
-        if (drive) {
-            error_setg(errp, "Property '%s.drive' not found", driver);
+    if (model->bus_type == BUS_TYPE_PCI) {
+        int slot, func;
+
+        if (!prop_get_pci_addr(props, model->name, &slot, &func, errp)) {
             return NULL;
         }
-        if (qdict_get_try_str(props, "addr")) {
-            error_setg(errp, "Property '%s.addr' is not supported: PCI slots are "
-                       "given in order here", driver);
+        if (slot >= 0) {
+            for (GList *l = bus->children; l; l = l->next) {
+                DeviceState *d = l->data;
+
+                if (d->unit == slot && d->func == func) {
+                    error_setg(errp, "PCI: slot %d function %d not available for %s, "
+                               "in use by %s,id=%s", slot, func, driver, d->type,
+                               d->id ? d->id : "(null)");
+                    return NULL;
+                }
+            }
+            unit = slot;
+            pci_func = func;
+        }
+    }
+    if (model->bus_named_by_id) {
+        /* A bridge's chassis number (QEMU's default, 0, is refused). */
+        json_t *v = json_object_get((json_t *)props, "chassis_nr");
+        int64_t nr = 0;
+
+        if (json_is_integer(v)) {
+            nr = json_integer_value(v);
+        } else if (v && (!json_is_string(v) ||
+                         qemu_strtoi64(json_string_value(v), NULL, 0, &nr) < 0)) {
+            error_setg(errp, "Parameter 'chassis_nr' expects integer");
+            return NULL;
+        }
+        if (nr < 0 || nr > 255) {
+            error_setg(errp, "Parameter 'chassis_nr' expects uint8_t");
+            return NULL;
+        }
+        if (nr == 0) {
+            error_setg(errp, "Bridge chassis not specified. Each bridge is required to be "
+                       "assigned a unique chassis id > 0.");
+            return NULL;
+        }
+    }
+    if (model->controller) {
+        if (drive) {
+            error_setg(errp, "Property '%s.drive' not found", model->name);
             return NULL;
         }
         dev = device_create(model, bus, id, NULL, unit);
+        dev->func = pci_func;
         dev->iothread = iothread;
         return dev;
     }
@@ -512,7 +594,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
     }
     dinfo = drive_lookup_for_device(drive, errp);
     if (!dinfo) {
-        error_setg(errp, "Property '%s.drive' can't find value '%s'", driver, drive);
+        error_setg(errp, "Property '%s.drive' can't find value '%s'", model->name, drive);
         return NULL;
     }
     if (dinfo->dev) {
@@ -544,6 +626,7 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
         }
     }
     dev = device_create(model, bus, id, dinfo, unit);
+    dev->func = pci_func;
     dinfo->perm_user = user;
     if (dinfo->bs && write_cache >= 0) {
         bdrv_set_writethrough(dinfo->bs, !write_cache);

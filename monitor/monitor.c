@@ -10,7 +10,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <glib.h>
+#include <glib-unix.h>
 
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
@@ -35,6 +38,7 @@
 
 #define HMP_MAX_LINE  (64 * 1024)
 #define QMP_MAX_INPUT (1024 * 1024)
+#define MONITOR_OUT_HIGH (8 * 1024 * 1024)
 
 struct Monitor {
     bool qmp;
@@ -47,6 +51,15 @@ struct Monitor {
     guint listen_watch;
     guint in_watch;
     bool broken;                /* a write failed: the peer is gone */
+    /*
+     * Output the peer has not taken yet.  Writing never blocks the main
+     * loop, as in QEMU: a client that sends many commands before it reads
+     * (QEMU's iotest 200 does) would otherwise wait on us while we wait on
+     * it.  Past MONITOR_OUT_HIGH no more input is processed until it drains.
+     */
+    GString *outbuf;
+    guint out_watch;
+    bool held_back;             /* input waits for outbuf to drain */
     GString *capture;           /* human-monitor-command's output */
 
     GString *buf;               /* HMP line or QMP message being read */
@@ -76,6 +89,9 @@ Monitor *monitor_cur(void)
     return cur_hmp;
 }
 
+static void monitor_flush_output(Monitor *mon, bool block);
+static gboolean monitor_process(gpointer opaque);
+
 static void monitor_write(Monitor *mon, const char *data, size_t len)
 {
     if (mon->capture) {
@@ -91,22 +107,71 @@ static void monitor_write(Monitor *mon, const char *data, size_t len)
         }
         return;
     }
-    if (mon->is_stdio) {
+    if (mon->out_fd < 0 || mon->broken) {
+        return;
+    }
+    if (mon->is_stdio && !mon->outbuf->len) {
         /* Whatever the command itself printed to stdout goes first. */
         fflush(stdout);
     }
-    while (len && mon->out_fd >= 0 && !mon->broken) {
-        ssize_t n = write(mon->out_fd, data, len);
-        if (n < 0 && errno == EINTR) {
+    g_string_append_len(mon->outbuf, data, len);
+    monitor_flush_output(mon, false);
+}
+
+static gboolean monitor_out_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    Monitor *mon = opaque;
+
+    mon->out_watch = 0;
+    monitor_flush_output(mon, false);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Writes what the peer takes without waiting (@block: all of it, for the
+ * last words before exit).  Chunks of at most PIPE_BUF after poll() said
+ * the descriptor is writable do not block on a pipe or socket, whatever
+ * its O_NONBLOCK flag, which stays as the process got it (stdio is shared
+ * with the parent).
+ */
+static void monitor_flush_output(Monitor *mon, bool block)
+{
+    while (mon->outbuf->len && mon->out_fd >= 0 && !mon->broken) {
+        struct pollfd p = { .fd = mon->out_fd, .events = POLLOUT };
+        ssize_t n;
+
+        if (poll(&p, 1, block ? 10000 : 0) == 0) {
+            if (block) {
+                break;      /* a peer that takes nothing for 10 s gets nothing more */
+            }
+            if (!mon->out_watch) {
+                mon->out_watch = g_unix_fd_add(mon->out_fd, G_IO_OUT | G_IO_ERR | G_IO_HUP,
+                                               monitor_out_ready, mon);
+            }
+            return;
+        }
+        n = write(mon->out_fd, mon->outbuf->str, MIN(mon->outbuf->len, PIPE_BUF));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }
         if (n <= 0) {
             /* The peer went away; the read watch will notice and clean up. */
             mon->broken = true;
-            return;
+            break;
         }
-        data += n;
-        len -= n;
+        g_string_erase(mon->outbuf, 0, n);
+    }
+    if (mon->broken || mon->out_fd < 0) {
+        g_string_truncate(mon->outbuf, 0);
+    }
+    if (!mon->outbuf->len && mon->out_watch) {
+        g_source_remove(mon->out_watch);
+        mon->out_watch = 0;
+    }
+    if (mon->held_back && !mon->outbuf->len && !block) {
+        /* Input held back while the output was too far behind. */
+        mon->held_back = false;
+        mon->process_idle = g_idle_add(monitor_process, mon);
     }
 }
 
@@ -691,6 +756,12 @@ static void monitor_disconnect(Monitor *mon)
         g_source_remove(mon->process_idle);
         mon->process_idle = 0;
     }
+    if (mon->out_watch) {
+        g_source_remove(mon->out_watch);
+        mon->out_watch = 0;
+    }
+    g_string_truncate(mon->outbuf, 0);
+    mon->held_back = false;
     qemu_secure_zero(mon->pending->str, mon->pending->len);
     g_string_truncate(mon->pending, 0);
     qemu_secure_zero(mon->buf->str, mon->buf->len);
@@ -730,6 +801,10 @@ static gboolean monitor_process(gpointer opaque)
 
     mon->process_idle = 0;
     if (qemu_shutdown_requested()) {
+        return G_SOURCE_REMOVE;
+    }
+    if (mon->outbuf->len > MONITOR_OUT_HIGH) {
+        mon->held_back = true;      /* monitor_flush_output() resumes us */
         return G_SOURCE_REMOVE;
     }
     used = mon->qmp ? qmp_feed(mon, mon->pending->str, mon->pending->len)
@@ -819,6 +894,7 @@ static void restore_terminal(void)
 
 static void monitor_free(Monitor *mon)
 {
+    g_string_free(mon->outbuf, true);
     g_string_free(mon->buf, true);
     g_string_free(mon->pending, true);
     if (mon->own_chr) {
@@ -850,6 +926,7 @@ static bool monitor_new(Chardev *chr, bool own, bool qmp, Error **errp)
     mon->own_chr = own;
     mon->buf = g_string_new(NULL);
     mon->pending = g_string_new(NULL);
+    mon->outbuf = g_string_new(NULL);
     mon->listen_fd = mon->in_fd = mon->out_fd = -1;
 
     if (chr->kind == CHARDEV_STDIO) {
@@ -991,6 +1068,11 @@ void monitor_cleanup_all(void)
         if (mon->process_idle) {
             g_source_remove(mon->process_idle);
         }
+        if (mon->out_watch) {
+            g_source_remove(mon->out_watch);
+            mon->out_watch = 0;
+        }
+        monitor_flush_output(mon, true);
         qemu_secure_zero(mon->pending->str, mon->pending->len);
         if (!mon->is_stdio && mon->in_fd >= 0) {
             close(mon->in_fd);
