@@ -1677,8 +1677,11 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
         if (ret < 0) {
             return ret;
         }
-    } else if (bs->drv && bs->drv->is_protocol) {
-        /* Protocol nodes re-open their file descriptor with new flags. */
+    } else if (bs->drv && bs->drv->is_protocol && bs->drv->bdrv_close) {
+        /*
+         * Protocol nodes re-open their file descriptor with new flags; one
+         * that holds nothing to close (null-co) only changes its flag.
+         */
         QDict *opts = qdict_new();
         BlockDriver *drv = bs->drv;
         void *old = bs->opaque;

@@ -296,6 +296,7 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
             return NULL;
         }
     }
+    block_snapshot_defer_read_only(true);
     json_array_foreach(actions, i, a) {
         const char *type = qdict_get_try_str(a, "type");
         QDict *data = json_object_get(a, "data");
@@ -343,10 +344,17 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
         qobject_unref(ret);
         done = i + 1;
     }
+    block_snapshot_defer_read_only(false);
     if (!ok) {
         /* The failed action changed nothing; the ones before it are undone. */
         for (size_t j = done; j-- > 0;) {
             txn_undo(&undo[j]);
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            if (undo[i].snap_node) {
+                block_snapshot_settle(undo[i].snap_node);
+            }
         }
     }
     for (i = 0; i < n; i++) {

@@ -247,6 +247,29 @@ BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node)
     return NULL;
 }
 
+static bool defer_read_only;
+
+void block_snapshot_defer_read_only(bool defer)
+{
+    defer_read_only = defer;
+}
+
+/*
+ * As QEMU 7.2 does when a snapshot commits: the old top is only read from
+ * now on, so it goes read-only (its persistent bitmaps are stored, its
+ * write lock released).  A failure leaves it as it was, unreported, as in
+ * QEMU.  In a transaction this waits until every action is done, since a
+ * later action may still change the old top's bitmaps.
+ */
+void block_snapshot_settle(BlockDriverState *node)
+{
+    Error *err = NULL;
+
+    if (!bdrv_is_read_only(node) && bdrv_reopen_set_read_only(node, true, &err) < 0) {
+        error_free(err);
+    }
+}
+
 void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay)
 {
     bdrv_ref(overlay);
@@ -271,6 +294,9 @@ static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
     if (!overlay || !snapshot_node_check(node, errp) || !snapshot_check(node, overlay, errp) ||
         !snapshot_attach(node, overlay, errp)) {
         return NULL;
+    }
+    if (!defer_read_only) {
+        block_snapshot_settle(node);
     }
     return qdict_new();
 }
@@ -344,6 +370,9 @@ static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
     ok = snapshot_check(node, overlay, errp) && snapshot_attach(node, overlay, errp);
     /* The drives (or backing links) that took the overlay hold it now. */
     bdrv_unref(overlay);
+    if (ok && !defer_read_only) {
+        block_snapshot_settle(node);
+    }
     return ok ? qdict_new() : NULL;
 }
 

@@ -104,4 +104,8 @@ void block_graph_monitor_init(void);
 BlockDriverState *block_snapshot_node(const char *type, QDict *args);
 BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node);
 void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay);
+/* The old top of a committed snapshot goes read-only, as in QEMU 7.2. */
+void block_snapshot_settle(BlockDriverState *node);
+/* Inside a transaction: settle only once every action is done. */
+void block_snapshot_defer_read_only(bool defer);
 #endif
