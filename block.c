@@ -2503,6 +2503,10 @@ int64_t bdrv_acct_clock_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* A drive's limits for this thread's requests, and how deep they are nested. */
+static __thread ThrottleGroup *front_throttle;
+static __thread int request_depth;
+
 /*
  * Every request of every consumer enters here, and is counted here once
  * for the node it was made to (query-blockstats).
@@ -2521,8 +2525,20 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     BlockAcctType k = kind[type];
     int64_t start = bdrv_acct_clock_ns();
     bool invalid = false;
-    int ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
-    int64_t now = bdrv_acct_clock_ns();
+    int ret = 0;
+    int64_t now;
+
+    /* A drive's limits hold its requests back, not what they cause below. */
+    if (front_throttle && request_depth == 0 &&
+        (type == BDRV_REQ_READ || type == BDRV_REQ_WRITE || type == BDRV_REQ_ZEROES)) {
+        ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
+    }
+    if (ret == 0) {
+        request_depth++;
+        ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+        request_depth--;
+    }
+    now = bdrv_acct_clock_ns();
 
     if (invalid) {
         bs->stats.invalid_ops[k]++;
@@ -2919,6 +2935,14 @@ int64_t bdrv_set_request_deadline(int64_t deadline)
 int64_t bdrv_request_deadline(void)
 {
     return request_deadline;
+}
+
+ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg)
+{
+    ThrottleGroup *old = front_throttle;
+
+    front_throttle = tg;
+    return old;
 }
 
 /* bdrv_throttle_defer_begin() nesting, and the longest wait owed since. */

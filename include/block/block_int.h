@@ -455,6 +455,12 @@ typedef struct ThrottleGroup ThrottleGroup;
  * and lets its loop run meanwhile).
  */
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
+/*
+ * The limits of the drive this thread's requests come through (NULL:
+ * none); an outermost read, write or zero-write waits for them.  Returns
+ * the old setting.
+ */
+ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg);
 void bdrv_throttle_defer_begin(void);
 int64_t bdrv_throttle_defer_end(void);
 
