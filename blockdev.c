@@ -246,7 +246,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     qdict_del(opts, "aio");
     /* QEMU's -drive throttling.*: the drive's limits, checked before anything opens. */
     throttle_limits_init(&limits);
-    if (!throttle_limits_take(opts, "throttling.", &limits, errp) ||
+    if (!throttle_limits_take(opts, "throttling.", true, &limits, errp) ||
         !throttle_limits_check(&limits, errp)) {
         goto fail;
     }
@@ -881,11 +881,10 @@ QObject *qmp_block_set_io_throttle(QDict *args, Error **errp)
         l.avg[i] = qdict_get_try_int(args, throttle_qmp_names[i], 0);
         l.max[i] = qdict_get_try_int(args, max, 0);
         if (qdict_haskey(args, len)) {
-            /* Negative is out of range (QEMU reads it as a huge length). */
-            l.max_length[i] = MAX(qdict_get_try_int(args, len, 1), -2);
-            if (l.max_length[i] < 0) {
-                error_setg(errp, "burst length too high for this burst rate");
-                return NULL;
+            /* -1 given is no "not given": any negative is a huge length to QEMU. */
+            l.max_length[i] = qdict_get_try_int(args, len, 1);
+            if (l.max_length[i] == -1) {
+                l.max_length[i] = -2;
             }
         }
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <glib.h>
 
+#include "qemu/cutils.h"
 #include "qemu/throttle.h"
 #include "qom/object-internal.h"
 
@@ -36,13 +37,30 @@ static int64_t now_ns(void)
     return g_get_monotonic_time() * 1000;
 }
 
-/* Takes the non-negative integer @key of @props (JSON number or text). */
-static bool take_limit(QDict *props, const char *key, int64_t *out, Error **errp)
+/*
+ * Takes the integer @key of @props (JSON number or text): non-negative
+ * for a throttle-group object; for a drive (@any_number) any number, as
+ * QEMU's -drive takes it, for throttle_limits_check() to judge.
+ */
+static bool take_limit(QDict *props, const char *key, bool any_number, int64_t *out,
+                       Error **errp)
 {
     json_t *v = json_object_get(props, key);
+    const char *text = json_string_value(v);
     int64_t n;
 
     if (!v) {
+        return true;
+    }
+    if (any_number) {
+        if (json_is_integer(v)) {
+            n = json_integer_value(v);
+        } else if (!text || qemu_strtoi64(text, NULL, 10, &n) < 0) {
+            error_setg(errp, "Parameter '%s' expects a number", key);
+            return false;
+        }
+        *out = n;
+        qdict_del(props, key);
         return true;
     }
     n = qdict_get_try_int(props, key, -1);
@@ -73,26 +91,32 @@ bool throttle_limits_enabled(const ThrottleLimits *l)
     return false;
 }
 
-bool throttle_limits_take(QDict *opts, const char *prefix, ThrottleLimits *l, Error **errp)
+bool throttle_limits_take(QDict *opts, const char *prefix, bool any_number, ThrottleLimits *l,
+                          Error **errp)
 {
     g_autoptr(GString) key = g_string_new(NULL);
+    bool given;
 
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {
         g_string_printf(key, "%s%s", prefix, limit_names[i]);
-        if (!take_limit(opts, key->str, &l->avg[i], errp)) {
+        if (!take_limit(opts, key->str, any_number, &l->avg[i], errp)) {
             return false;
         }
         g_string_printf(key, "%s%s-max", prefix, limit_names[i]);
-        if (!take_limit(opts, key->str, &l->max[i], errp)) {
+        if (!take_limit(opts, key->str, any_number, &l->max[i], errp)) {
             return false;
         }
         g_string_printf(key, "%s%s-max-length", prefix, limit_names[i]);
-        if (!take_limit(opts, key->str, &l->max_length[i], errp)) {
+        given = qdict_haskey(opts, key->str);
+        if (!take_limit(opts, key->str, any_number, &l->max_length[i], errp)) {
             return false;
+        }
+        if (given && l->max_length[i] == -1) {
+            l->max_length[i] = -2;     /* given, and not the "not given" -1 */
         }
     }
     g_string_printf(key, "%siops-size", prefix);
-    return take_limit(opts, key->str, &l->iops_size, errp);
+    return take_limit(opts, key->str, any_number, &l->iops_size, errp);
 }
 
 bool throttle_limits_check(const ThrottleLimits *l, Error **errp)
@@ -120,7 +144,7 @@ bool throttle_limits_check(const ThrottleLimits *l, Error **errp)
         int64_t len = l->max_length[i] == -1 ? 1 : l->max_length[i];
 
         if (avg[i] < 0 || avg[i] > THROTTLE_VALUE_MAX || max[i] < 0 ||
-            max[i] > THROTTLE_VALUE_MAX || len < 0) {
+            max[i] > THROTTLE_VALUE_MAX) {
             error_setg(errp, "bps/iops/max values must be within [0, %lld]",
                        THROTTLE_VALUE_MAX);
             return false;
@@ -129,11 +153,12 @@ bool throttle_limits_check(const ThrottleLimits *l, Error **errp)
             error_setg(errp, "the burst length cannot be 0");
             return false;
         }
-        if (len > 1 && !max[i]) {
+        /* A negative length is QEMU's huge unsigned one. */
+        if ((len > 1 || len < 0) && !max[i]) {
             error_setg(errp, "burst length set without burst rate");
             return false;
         }
-        if (max[i] && len > THROTTLE_VALUE_MAX / max[i]) {
+        if (max[i] && (len < 0 || len > THROTTLE_VALUE_MAX / max[i])) {
             error_setg(errp, "burst length too high for this burst rate");
             return false;
         }
@@ -184,8 +209,8 @@ static void *throttle_group_create(const char *id, const QDict *props, Error **e
 
     throttle_limits_init(&l);
     qdict_flatten(p);
-    if (!throttle_limits_take(p, "limits.", &l, errp) ||
-        !throttle_limits_take(p, "x-", &l, errp)) {
+    if (!throttle_limits_take(p, "limits.", false, &l, errp) ||
+        !throttle_limits_take(p, "x-", false, &l, errp)) {
         goto out;
     }
     json_object_foreach(p, key, value) {

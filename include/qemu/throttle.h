@@ -50,9 +50,11 @@ bool throttle_limits_check(const ThrottleLimits *l, Error **errp);
  * The limits with the dashed names of QEMU's ThrottleLimits ("bps-total",
  * "iops-read-max", "bps-write-max-length", "iops-size"), each key @prefix
  * followed by the name, taken from the flat @opts (JSON numbers or text)
- * into @l.  Refuses a value that is no non-negative integer.
+ * into @l.  Refuses a value that is no integer, or (unless @any_number,
+ * when the range is throttle_limits_check()'s to judge) a negative one.
  */
-bool throttle_limits_take(QDict *opts, const char *prefix, ThrottleLimits *l, Error **errp);
+bool throttle_limits_take(QDict *opts, const char *prefix, bool any_number, ThrottleLimits *l,
+                          Error **errp);
 
 /*
  * A drive's limits (block_set_io_throttle, -drive throttling.*): joins the
