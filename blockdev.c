@@ -828,6 +828,31 @@ static void drive_set_throttle(DriveInfo *d, const char *group, const ThrottleLi
     }
 }
 
+char *drive_throttle_text(const DriveInfo *d)
+{
+    GString *text;
+    ThrottleLimits l;
+
+    if (!d->throttle) {
+        return NULL;
+    }
+    throttle_group_get_limits(d->throttle, &l);
+    text = g_string_new(NULL);
+    /* QEMU's order: the rates, each group of three followed by its bursts. */
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        g_string_append_printf(text, "%s=%" PRId64 " ", throttle_qmp_names[i], l.avg[i]);
+        if (i % 3 == 2) {
+            for (int j = i - 2; j <= i; j++) {
+                g_string_append_printf(text, "%s_max=%" PRId64 " ", throttle_qmp_names[j],
+                                       l.max[j]);
+            }
+        }
+    }
+    g_string_append_printf(text, "iops_size=%" PRId64 " group=%s", l.iops_size,
+                           d->throttle_group);
+    return g_string_free(text, FALSE);
+}
+
 ThrottleGroup *drive_enter_io(const DriveInfo *dinfo)
 {
     return bdrv_set_front_throttle(dinfo ? dinfo->throttle : NULL);

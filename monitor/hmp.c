@@ -493,6 +493,13 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
             monitor_printf(mon, "    Detect zeroes:    %s\n",
                            bdrv_detect_zeroes_str(bs->detect_zeroes));
         }
+        {
+            g_autofree char *limits = drive_throttle_text(d);
+
+            if (limits) {
+                monitor_printf(mon, "    I/O throttling:   %s\n", limits);
+            }
+        }
         if (bdrv_is_encrypted(bs) || drive_key_missing(d)) {
             monitor_printf(mon, "    Encrypted:        yes%s\n",
                            drive_key_missing(d) ? " (key missing)" : "");

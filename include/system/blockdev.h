@@ -79,6 +79,8 @@ bool blockdev_del(const char *node_name, Error **errp);
  * the old setting is returned for the caller to put back.
  */
 ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
+/* HMP info block's "I/O throttling" text (QEMU's), NULL without limits. Caller frees. */
+char *drive_throttle_text(const DriveInfo *d);
 /* block_set_io_throttle */
 QObject *qmp_block_set_io_throttle(QDict *args, Error **errp);
 /* query-block / query-named-block-nodes */
