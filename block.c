@@ -4,6 +4,7 @@
  * over protocol nodes, backing chains), opening and creating images, and the
  * one request path that every data read, write and flush of every node takes.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "qemu/throttle.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -2504,6 +2506,10 @@ int64_t bdrv_acct_clock_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* A drive's limits for this thread's requests, and how deep they are nested. */
+static __thread ThrottleGroup *front_throttle;
+static __thread int request_depth;
+
 /*
  * Every request of every consumer enters here, and is counted here once
  * for the node it was made to (query-blockstats).
@@ -2522,8 +2528,20 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     BlockAcctType k = kind[type];
     int64_t start = bdrv_acct_clock_ns();
     bool invalid = false;
-    int ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
-    int64_t now = bdrv_acct_clock_ns();
+    int ret = 0;
+    int64_t now;
+
+    /* A drive's limits hold its requests back, not what they cause below. */
+    if (front_throttle && request_depth == 0 &&
+        (type == BDRV_REQ_READ || type == BDRV_REQ_WRITE || type == BDRV_REQ_ZEROES)) {
+        ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
+    }
+    if (ret == 0) {
+        request_depth++;
+        ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+        request_depth--;
+    }
+    now = bdrv_acct_clock_ns();
 
     if (invalid) {
         bs->stats.invalid_ops[k]++;
@@ -2920,6 +2938,57 @@ int64_t bdrv_set_request_deadline(int64_t deadline)
 int64_t bdrv_request_deadline(void)
 {
     return request_deadline;
+}
+
+ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg)
+{
+    ThrottleGroup *old = front_throttle;
+
+    front_throttle = tg;
+    return old;
+}
+
+/* bdrv_throttle_defer_begin() nesting, and the longest wait owed since. */
+static __thread int throttle_defer;
+static __thread int64_t throttle_debt_ns;
+
+void bdrv_throttle_defer_begin(void)
+{
+    if (throttle_defer++ == 0) {
+        throttle_debt_ns = 0;
+    }
+}
+
+int64_t bdrv_throttle_defer_end(void)
+{
+    assert(throttle_defer > 0);
+    return --throttle_defer == 0 ? throttle_debt_ns : 0;
+}
+
+int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
+{
+    int64_t wait;
+
+    if (throttle_defer) {
+        throttle_group_account(tg, is_write, bytes);
+        throttle_debt_ns = MAX(throttle_debt_ns, throttle_group_wait_ns(tg, is_write, bytes));
+        return 0;
+    }
+    while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
+        int64_t deadline = request_deadline;
+        int64_t now = g_get_monotonic_time() * 1000;
+
+        if (deadline && now + wait > deadline) {
+            if (deadline > now) {
+                g_usleep((deadline - now) / 1000);
+            }
+            error_setg(errp, "%s", g_strerror(ETIMEDOUT));
+            return -ETIMEDOUT;
+        }
+        g_usleep(wait / 1000 + 1);
+    }
+    throttle_group_account(tg, is_write, bytes);
+    return 0;
 }
 
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)

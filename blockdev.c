@@ -21,6 +21,11 @@
 static GList *drives;       /* DriveInfo */
 static GList *owned_nodes;  /* BlockDriverState from blockdev-add */
 
+/* QEMU's names of the limits in query-block and block_set_io_throttle. */
+static const char *const throttle_qmp_names[THROTTLE_BUCKETS] = {
+    "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr",
+};
+
 GList *drive_list(void)
 {
     return drives;
@@ -124,6 +129,8 @@ void drive_set_default_snapshot(bool on)
     drive_default_snapshot = on;
 }
 
+static void drive_set_throttle(DriveInfo *d, const char *group, const ThrottleLimits *l);
+
 DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **errp)
 {
     g_autoptr(GString) name = g_string_new(NULL);
@@ -132,6 +139,8 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     int index = -1, bus = -1, unit = -1;
     const char *v;
     g_autofree char *file = NULL;
+    g_autofree char *throttle_group = NULL;
+    ThrottleLimits limits;
     BlockDriverState *bs = NULL;
     DriveInfo *dinfo;
     bool ro = false, cdrom = false, writeback = true;
@@ -235,6 +244,19 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         goto fail;
     }
     qdict_del(opts, "aio");
+    /* QEMU's -drive throttling.*: the drive's limits, checked before anything opens. */
+    throttle_limits_init(&limits);
+    if (!throttle_limits_take(opts, "throttling.", true, &limits, errp) ||
+        !throttle_limits_check(&limits, errp)) {
+        goto fail;
+    }
+    throttle_group = g_strdup(qdict_get_try_str(opts, "throttling.group"));
+    qdict_del(opts, "throttling.group");
+    if (throttle_group && !throttle_limits_enabled(&limits)) {
+        error_setg(errp, "throttling.group=%s sets no limit: give one of throttling.bps-total, "
+                   "throttling.iops-total, ... too", throttle_group);
+        goto fail;
+    }
     for (const char *const *k = (const char *const[]){ "readonly", "read-only", NULL }; *k; k++) {
         v = qdict_get_try_str(opts, *k);
         if (v) {
@@ -397,6 +419,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     dinfo->unit = unit;
     dinfo->cdrom = cdrom;
     drives = g_list_append(drives, dinfo);
+    drive_set_throttle(dinfo, throttle_group, &limits);
     if (type == IF_IDE) {
         if (!qdev_add_ide_disk(dinfo, bus, unit, errp)) {
             drive_del(dinfo);
@@ -478,6 +501,10 @@ void drive_del(DriveInfo *dinfo)
     }
     bdrv_user_remove(dinfo->name_user);     /* wherever a job moved it */
     dinfo->name_user = NULL;
+    if (dinfo->throttle) {
+        throttle_group_leave(dinfo->throttle);
+    }
+    g_free(dinfo->throttle_group);
     if (dinfo->bs) {
         bdrv_unref(dinfo->bs);
     }
@@ -737,6 +764,10 @@ json_t *block_device_info(BlockDriverState *bs)
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
     qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
+    /* A node has no limits of its own; query-block adds its drive's. */
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        qdict_put_int(info, throttle_qmp_names[i], 0);
+    }
     {
         QDict *cache = qdict_new();
 
@@ -753,6 +784,141 @@ json_t *block_device_info(BlockDriverState *bs)
         qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
     }
     return info;
+}
+
+/* The drive's limits among its inserted fields, as QEMU shows them. */
+static void put_throttle_info(QDict *info, const DriveInfo *d)
+{
+    ThrottleLimits l;
+
+    if (!d->throttle) {
+        return;     /* the zeroes of block_device_info() stand */
+    }
+    throttle_group_get_limits(d->throttle, &l);
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        g_autofree char *max = g_strdup_printf("%s_max", throttle_qmp_names[i]);
+        g_autofree char *len = g_strdup_printf("%s_max_length", throttle_qmp_names[i]);
+
+        qdict_put_int(info, throttle_qmp_names[i], l.avg[i]);
+        if (l.max[i]) {
+            qdict_put_int(info, max, l.max[i]);
+            qdict_put_int(info, len, l.max_length[i] > 0 ? l.max_length[i] : 1);
+        }
+    }
+    if (l.iops_size) {
+        qdict_put_int(info, "iops_size", l.iops_size);
+    }
+    qdict_put_str(info, "group", d->throttle_group);
+}
+
+/*
+ * Gives @d the limits @l in group @group (NULL: the drive's name), or
+ * ends its throttling when @l limits nothing.
+ */
+static void drive_set_throttle(DriveInfo *d, const char *group, const ThrottleLimits *l)
+{
+    if (d->throttle) {
+        throttle_group_leave(d->throttle);
+        d->throttle = NULL;
+        g_clear_pointer(&d->throttle_group, g_free);
+    }
+    if (throttle_limits_enabled(l)) {
+        d->throttle_group = g_strdup(group ? group : drive_name(d));
+        d->throttle = throttle_group_join(d->throttle_group, l);
+    }
+}
+
+char *drive_throttle_text(const DriveInfo *d)
+{
+    GString *text;
+    ThrottleLimits l;
+
+    if (!d->throttle) {
+        return NULL;
+    }
+    throttle_group_get_limits(d->throttle, &l);
+    text = g_string_new(NULL);
+    /* QEMU's order: the rates, each group of three followed by its bursts. */
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        g_string_append_printf(text, "%s=%" PRId64 " ", throttle_qmp_names[i], l.avg[i]);
+        if (i % 3 == 2) {
+            for (int j = i - 2; j <= i; j++) {
+                g_string_append_printf(text, "%s_max=%" PRId64 " ", throttle_qmp_names[j],
+                                       l.max[j]);
+            }
+        }
+    }
+    g_string_append_printf(text, "iops_size=%" PRId64 " group=%s", l.iops_size,
+                           d->throttle_group);
+    return g_string_free(text, FALSE);
+}
+
+ThrottleGroup *drive_enter_io(const DriveInfo *dinfo)
+{
+    return bdrv_set_front_throttle(dinfo ? dinfo->throttle : NULL);
+}
+
+/* The drive of the device @id (its id or its inner device's path). */
+static DriveInfo *drive_of_device(const char *id, Error **errp)
+{
+    DeviceState *dev = qdev_find(id);
+
+    if (!dev) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", id);
+        return NULL;
+    }
+    if (!dev->drive) {
+        error_setg(errp, "Device '%s' does not have a block device backend", id);
+        return NULL;
+    }
+    return dev->drive;
+}
+
+QObject *qmp_block_set_io_throttle(QDict *args, Error **errp)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *id = qdict_get_try_str(args, "id");
+    ThrottleLimits l;
+    DriveInfo *d;
+
+    if (!device == !id) {
+        error_setg(errp, "Need exactly one of 'device' and 'id'");
+        return NULL;
+    }
+    if (device) {
+        d = drive_find(device);
+        if (!d) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", device);
+            return NULL;
+        }
+    } else if (!(d = drive_of_device(id, errp))) {
+        return NULL;
+    }
+    if (!d->bs) {
+        error_setg(errp, "Device has no medium");
+        return NULL;
+    }
+    throttle_limits_init(&l);
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        g_autofree char *max = g_strdup_printf("%s_max", throttle_qmp_names[i]);
+        g_autofree char *len = g_strdup_printf("%s_max_length", throttle_qmp_names[i]);
+
+        l.avg[i] = qdict_get_try_int(args, throttle_qmp_names[i], 0);
+        l.max[i] = qdict_get_try_int(args, max, 0);
+        if (qdict_haskey(args, len)) {
+            /* -1 given is no "not given": any negative is a huge length to QEMU. */
+            l.max_length[i] = qdict_get_try_int(args, len, 1);
+            if (l.max_length[i] == -1) {
+                l.max_length[i] = -2;
+            }
+        }
+    }
+    l.iops_size = qdict_get_try_int(args, "iops_size", 0);
+    if (!throttle_limits_check(&l, errp)) {
+        return NULL;
+    }
+    drive_set_throttle(d, qdict_get_try_str(args, "group"), &l);
+    return qdict_new();
 }
 
 json_t *qmp_query_block_list(void)
@@ -775,7 +941,10 @@ json_t *qmp_query_block_list(void)
             qdict_put_bool(info, "tray_open", false);
         }
         if (d->bs) {
-            qdict_put_obj(info, "inserted", block_device_info(d->bs));
+            QDict *inserted = block_device_info(d->bs);
+
+            put_throttle_info(inserted, d);
+            qdict_put_obj(info, "inserted", inserted);
         }
         json_array_append_new(list, info);
     }

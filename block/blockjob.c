@@ -453,12 +453,19 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     }
 }
 
+/* When the speed limit and the throttles the job's I/O went through allow its next step. */
+static int64_t next_step_ns(BlockJob *job)
+{
+    return MAX(job->speed > 0 ? job->next_ns : 0, job->throttled_ns);
+}
+
 static void schedule_next(BlockJob *job)
 {
     int64_t now = g_get_monotonic_time() * 1000;
+    int64_t next = next_step_ns(job);
 
-    if (job->speed > 0 && job->next_ns > now) {
-        schedule_in(job, (job->next_ns - now + 999999) / 1000000);
+    if (next > now) {
+        schedule_in(job, (next - now + 999999) / 1000000);
     } else {
         schedule_in(job, 0);
     }
@@ -662,6 +669,7 @@ static gboolean job_iterate(gpointer opaque)
 {
     BlockJob *job = opaque;
     int64_t start = g_get_monotonic_time() * 1000;
+    int64_t throttled = 0;
     bool done = false;
 
     job->source_id = 0;
@@ -691,7 +699,19 @@ static gboolean job_iterate(gpointer opaque)
          */
         bool finishing = job->ready && (job->complete_requested || job->cancelled);
         int64_t budget = finishing ? INT64_MAX : job->chunk;
-        int64_t n = job->driver->step(job, budget, &done, &err);
+        int64_t n;
+
+        /*
+         * A throttle node in the job's chain must not hold the main loop
+         * (and the monitors, and quit) while it waits: the step's requests
+         * go at once, and the job's next step waits for what they owe.
+         */
+        bdrv_throttle_defer_begin();
+        n = job->driver->step(job, budget, &done, &err);
+        throttled = bdrv_throttle_defer_end();
+        if (throttled > 0) {
+            job->throttled_ns = g_get_monotonic_time() * 1000 + throttled;
+        }
 
         if (n < 0) {
             if (handle_step_error(job, (int)n, err)) {
@@ -728,7 +748,7 @@ static gboolean job_iterate(gpointer opaque)
             schedule_in(job, BLOCK_JOB_POLL_MS);
             return G_SOURCE_REMOVE;
         }
-    } while (job->speed == 0 &&
+    } while (job->speed == 0 && throttled == 0 &&
              g_get_monotonic_time() * 1000 - start < BLOCK_JOB_SLICE_NS);
 
     schedule_next(job);
@@ -1087,8 +1107,8 @@ int block_job_run_sync(BlockJob *job, Error **errp)
             /* Honour the speed limit even when synchronous. */
             int64_t now = g_get_monotonic_time() * 1000;
             unschedule(job);
-            if (job->speed > 0 && job->next_ns > now) {
-                g_usleep((job->next_ns - now) / 1000);
+            if (next_step_ns(job) > now) {
+                g_usleep((next_step_ns(job) - now) / 1000);
             }
         }
     }

@@ -25,6 +25,13 @@ typedef struct CopyJob {
     BlockJob common;
     BlockDriverState *top;      /* commit: the top layer; stream: the active layer */
     BlockDriverState *base;     /* may be NULL for stream */
+    /*
+     * Where the allocation check stops: base, or the first of the filters
+     * right above it (a throttle node over base).  As in QEMU, a filter
+     * over base is no layer of the chain being copied: counted, it would
+     * make everything look allocated and the job copy base onto itself.
+     */
+    BlockDriverState *alloc_base;
     BlockDriverState *overlay;  /* commit: the layer whose backing becomes base */
     char *backing_file;         /* the name to store, NULL: base's file name */
     bool is_stream;
@@ -58,12 +65,12 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);
         if (ret == 0) {
-            ret = bdrv_is_allocated_above(s->top->backing, s->base, false, off, n, &n);
+            ret = bdrv_is_allocated_above(s->top->backing, s->alloc_base, false, off, n, &n);
         } else if (ret > 0) {
             ret = 0;    /* already in the active layer */
         }
     } else {
-        ret = bdrv_is_allocated_above(s->top, s->base, false, off, chunk, &n);
+        ret = bdrv_is_allocated_above(s->top, s->alloc_base, false, off, chunk, &n);
     }
     if (ret < 0) {
         job->err_is_read = true;
@@ -191,6 +198,13 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
     s->is_stream = driver == &stream_driver;
     s->top = top;
     s->base = base;
+    s->alloc_base = base;
+    for (BlockDriverState *p = top; base && p && p != base; p = bdrv_filter_or_cow_bs(p)) {
+        if (bdrv_skip_filters(p) == base) {
+            s->alloc_base = p;
+            break;
+        }
+    }
     s->backing_file = g_strdup(backing_file);
     s->common.on_source_error = on_error;
     s->common.on_target_error = on_error;

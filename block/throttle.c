@@ -75,28 +75,12 @@ static void throttle_close(BlockDriverState *bs)
     }
 }
 
-/* Waits until the request may start, then counts it. */
 static int throttle_wait(BlockDriverState *bs, bool is_write, int64_t bytes,
                          Error **errp)
 {
     BDRVThrottleState *s = bs->opaque;
-    int64_t wait;
 
-    while ((wait = throttle_group_wait_ns(s->tg, is_write, bytes)) > 0) {
-        int64_t deadline = bdrv_request_deadline();
-        int64_t now = g_get_monotonic_time() * 1000;
-
-        if (deadline && now + wait > deadline) {
-            if (deadline > now) {
-                g_usleep((deadline - now) / 1000);
-            }
-            error_setg(errp, "%s", g_strerror(ETIMEDOUT));
-            return -ETIMEDOUT;
-        }
-        g_usleep(wait / 1000 + 1);
-    }
-    throttle_group_account(s->tg, is_write, bytes);
-    return 0;
+    return bdrv_throttle_wait(s->tg, is_write, bytes, errp);
 }
 
 static int throttle_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,

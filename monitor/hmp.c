@@ -493,6 +493,13 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
             monitor_printf(mon, "    Detect zeroes:    %s\n",
                            bdrv_detect_zeroes_str(bs->detect_zeroes));
         }
+        {
+            g_autofree char *limits = drive_throttle_text(d);
+
+            if (limits) {
+                monitor_printf(mon, "    I/O throttling:   %s\n", limits);
+            }
+        }
         if (bdrv_is_encrypted(bs) || drive_key_missing(d)) {
             monitor_printf(mon, "    Encrypted:        yes%s\n",
                            drive_key_missing(d) ? " (key missing)" : "");
@@ -716,6 +723,35 @@ static void hmp_block_resize(Monitor *mon, const QDict *args)
     qobject_unref(a);
 }
 
+/* block_set_io_throttle DEVICE BPS BPS_RD BPS_WR IOPS IOPS_RD IOPS_WR: QMP's, by drive name. */
+static void hmp_block_set_io_throttle(Monitor *mon, const QDict *args)
+{
+    static const char *const keys[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr" };
+    QDict *a = qdict_new();
+
+    qdict_put_str(a, "device", qdict_get_try_str(args, "device"));
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const char *v = qdict_get_try_str(args, keys[i]);
+        const char *end;
+        int64_t n;
+
+        if (qemu_strtoi64(v, &end, 0, &n) < 0 || *end) {
+            const char *bad = v;
+
+            while (*bad == '-' || g_ascii_isdigit(*bad)) {
+                bad++;
+            }
+            monitor_printf(mon, "invalid char '%c' in expression\n", *bad ? *bad : *v);
+            usage_hint(mon, "block_set_io_throttle");
+            qobject_unref(a);
+            return;
+        }
+        qdict_put_int(a, keys[i], n);
+    }
+    run_qmp(mon, "block_set_io_throttle", a);
+    qobject_unref(a);
+}
+
 static void hmp_object_add(Monitor *mon, const QDict *args)
 {
     Error *err = NULL;
@@ -851,7 +887,13 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
     qemuio_get_output(&old_fn, &old_opaque);
     qemuio_set_output(qemu_io_output, mon);
-    qemuio_command(bs, cmd);
+    {
+        /* Through a drive's name, the requests are the drive's, with its limits. */
+        ThrottleGroup *old_throttle = drive_enter_io(d);
+
+        qemuio_command(bs, cmd);
+        bdrv_set_front_throttle(old_throttle);
+    }
     qemuio_set_output(old_fn, old_opaque);
     bdrv_user_remove(user);
 }
@@ -875,6 +917,9 @@ static const HMPCommand builtin_cmds[] = {
       hmp_block_passwd },
     { "block_resize", "device:s,size:s", "device size", "resize a block image",
       hmp_block_resize },
+    { "block_set_io_throttle", "device:s,bps:s,bps_rd:s,bps_wr:s,iops:s,iops_rd:s,iops_wr:s",
+      "device bps bps_rd bps_wr iops iops_rd iops_wr",
+      "change I/O throttle limits for a block drive", hmp_block_set_io_throttle },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },

@@ -177,6 +177,7 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("system_reset", qmp_system_reset);
     qmp_register_command("quit", qmp_quit);
     qmp_register_command("query-block", qmp_query_block);
+    qmp_register_command("block_set_io_throttle", qmp_block_set_io_throttle);
     qmp_register_command("query-named-block-nodes", qmp_query_named_block_nodes);
     qmp_register_command("query-blockstats", qmp_query_blockstats);
     qmp_register_command("blockdev-add", qmp_blockdev_add);

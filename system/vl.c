@@ -71,7 +71,8 @@ static void usage(void)
            "                    or 'defer' (then migrate-incoming)\n"
            "-loadvm TAG         start from the VM snapshot TAG (as HMP loadvm)\n"
            "-set GROUP.ID.PROP=VALUE  add PROP=VALUE to the -GROUP option with id=ID\n"
-           "-accel tcg|qtest    accepted: no guest code runs under either\n"
+           "-accel tcg|qtest    accepted: no guest code runs under either (others fall back\n"
+           "                    to a later -accel tcg|qtest)\n"
            "-m, -smp            accepted for compatibility; no effect\n"
            "-version            print the version\n"
            "-help               print this help\n");
@@ -109,6 +110,19 @@ static bool takes_arg(const char *opt)
 static bool accel_ok(const char *arg)
 {
     return !strcmp(arg, "tcg") || !strcmp(arg, "qtest");
+}
+
+/* The first usable -accel after option @i, or NULL. */
+static const char *next_accel(GArray *opts, guint i)
+{
+    while (++i < opts->len) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+
+        if (!strcmp(o->name, "accel") && accel_ok(o->arg)) {
+            return o->arg;
+        }
+    }
+    return NULL;
 }
 
 /* -machine [type=]TYPE[,accel=tcg|qtest] */
@@ -324,9 +338,20 @@ int main(int argc, char **argv)
         } else if (!strcmp(o->name, "usb")) {
             usb = true;
         } else if (!strcmp(o->name, "accel") && !accel_ok(o->arg)) {
-            error_report("-accel %s: no such accelerator (only tcg and qtest are accepted; "
-                         "this machine runs no guest code)", o->arg);
-            return 1;
+            const char *next = next_accel(opts, i);
+
+            /*
+             * As QEMU does when an accelerator fails to start, a later
+             * -accel is tried: "-accel kvm -accel tcg" asks for kvm or else
+             * tcg, and this machine can only give tcg.
+             */
+            if (!next) {
+                error_report("-accel %s: no such accelerator (only tcg and qtest are accepted; "
+                             "this machine runs no guest code)", o->arg);
+                return 1;
+            }
+            warn_report("-accel %s: not available (this machine runs no guest code); "
+                        "falling back to %s", o->arg, next);
         } else if (!strcmp(o->name, "vga") && strcmp(o->arg, "none")) {
             error_report("-vga %s: this machine has no display adapter (only 'none')",
                          o->arg);

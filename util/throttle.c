@@ -7,13 +7,11 @@
 #include <string.h>
 #include <glib.h>
 
+#include "qemu/cutils.h"
 #include "qemu/throttle.h"
 #include "qom/object-internal.h"
 
-enum { B_BPS_TOTAL, B_BPS_READ, B_BPS_WRITE, B_OPS_TOTAL, B_OPS_READ, B_OPS_WRITE,
-       B_COUNT };
-
-static const char *const limit_names[B_COUNT] = {
+static const char *const limit_names[THROTTLE_BUCKETS] = {
     "bps-total", "bps-read", "bps-write", "iops-total", "iops-read", "iops-write",
 };
 
@@ -26,10 +24,12 @@ typedef struct ThrottleBucket {
 } ThrottleBucket;
 
 struct ThrottleGroup {
-    ThrottleBucket b[B_COUNT];
+    ThrottleBucket b[THROTTLE_BUCKETS];
+    ThrottleLimits limits;  /* as given */
     int64_t iops_size;      /* 0: every request is one operation */
     int64_t last_ns;        /* when the buckets were last drained */
     int users;
+    char *drive_group;      /* a group of drives: its name; NULL: an object */
 };
 
 static int64_t now_ns(void)
@@ -37,13 +37,30 @@ static int64_t now_ns(void)
     return g_get_monotonic_time() * 1000;
 }
 
-/* Takes the non-negative integer @key of @props (JSON number or text). */
-static bool take_limit(QDict *props, const char *key, double *out, Error **errp)
+/*
+ * Takes the integer @key of @props (JSON number or text): non-negative
+ * for a throttle-group object; for a drive (@any_number) any number, as
+ * QEMU's -drive takes it, for throttle_limits_check() to judge.
+ */
+static bool take_limit(QDict *props, const char *key, bool any_number, int64_t *out,
+                       Error **errp)
 {
     json_t *v = json_object_get(props, key);
+    const char *text = json_string_value(v);
     int64_t n;
 
     if (!v) {
+        return true;
+    }
+    if (any_number) {
+        if (json_is_integer(v)) {
+            n = json_integer_value(v);
+        } else if (!text || qemu_strtoi64(text, NULL, 10, &n) < 0) {
+            error_setg(errp, "Parameter '%s' expects a number", key);
+            return false;
+        }
+        *out = n;
+        qdict_del(props, key);
         return true;
     }
     n = qdict_get_try_int(props, key, -1);
@@ -51,83 +68,165 @@ static bool take_limit(QDict *props, const char *key, double *out, Error **errp)
         error_setg(errp, "Parameter '%s' expects a non-negative integer", key);
         return false;
     }
-    *out = (double)n;
+    *out = n;
     qdict_del(props, key);
     return true;
 }
 
+void throttle_limits_init(ThrottleLimits *l)
+{
+    memset(l, 0, sizeof(*l));
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        l->max_length[i] = -1;
+    }
+}
+
+bool throttle_limits_enabled(const ThrottleLimits *l)
+{
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        if (l->avg[i] || l->max[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool throttle_limits_take(QDict *opts, const char *prefix, bool any_number, ThrottleLimits *l,
+                          Error **errp)
+{
+    g_autoptr(GString) key = g_string_new(NULL);
+    bool given;
+
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        g_string_printf(key, "%s%s", prefix, limit_names[i]);
+        if (!take_limit(opts, key->str, any_number, &l->avg[i], errp)) {
+            return false;
+        }
+        g_string_printf(key, "%s%s-max", prefix, limit_names[i]);
+        if (!take_limit(opts, key->str, any_number, &l->max[i], errp)) {
+            return false;
+        }
+        g_string_printf(key, "%s%s-max-length", prefix, limit_names[i]);
+        given = qdict_haskey(opts, key->str);
+        if (!take_limit(opts, key->str, any_number, &l->max_length[i], errp)) {
+            return false;
+        }
+        if (given && l->max_length[i] == -1) {
+            l->max_length[i] = -2;     /* given, and not the "not given" -1 */
+        }
+    }
+    g_string_printf(key, "%siops-size", prefix);
+    return take_limit(opts, key->str, any_number, &l->iops_size, errp);
+}
+
+bool throttle_limits_check(const ThrottleLimits *l, Error **errp)
+{
+    const int64_t *avg = l->avg, *max = l->max;
+
+    if ((avg[THROTTLE_BPS_TOTAL] && (avg[THROTTLE_BPS_READ] || avg[THROTTLE_BPS_WRITE])) ||
+        (avg[THROTTLE_OPS_TOTAL] && (avg[THROTTLE_OPS_READ] || avg[THROTTLE_OPS_WRITE])) ||
+        (max[THROTTLE_BPS_TOTAL] && (max[THROTTLE_BPS_READ] || max[THROTTLE_BPS_WRITE])) ||
+        (max[THROTTLE_OPS_TOTAL] && (max[THROTTLE_OPS_READ] || max[THROTTLE_OPS_WRITE]))) {
+        error_setg(errp, "bps/iops/max total values and read/write values cannot be used "
+                   "at the same time");
+        return false;
+    }
+    if (l->iops_size && !avg[THROTTLE_OPS_TOTAL] && !avg[THROTTLE_OPS_READ] &&
+        !avg[THROTTLE_OPS_WRITE]) {
+        error_setg(errp, "iops size requires an iops value to be set");
+        return false;
+    }
+    if (l->iops_size < 0) {
+        error_setg(errp, "iops size must not be negative");
+        return false;
+    }
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        int64_t len = l->max_length[i] == -1 ? 1 : l->max_length[i];
+
+        if (avg[i] < 0 || avg[i] > THROTTLE_VALUE_MAX || max[i] < 0 ||
+            max[i] > THROTTLE_VALUE_MAX) {
+            error_setg(errp, "bps/iops/max values must be within [0, %lld]",
+                       THROTTLE_VALUE_MAX);
+            return false;
+        }
+        if (len == 0) {
+            error_setg(errp, "the burst length cannot be 0");
+            return false;
+        }
+        /* A negative length is QEMU's huge unsigned one. */
+        if ((len > 1 || len < 0) && !max[i]) {
+            error_setg(errp, "burst length set without burst rate");
+            return false;
+        }
+        if (max[i] && (len < 0 || len > THROTTLE_VALUE_MAX / max[i])) {
+            error_setg(errp, "burst length too high for this burst rate");
+            return false;
+        }
+        if (max[i] && !avg[i]) {
+            error_setg(errp, "bps_max/iops_max require corresponding bps/iops values");
+            return false;
+        }
+        if (max[i] && max[i] < avg[i]) {
+            error_setg(errp, "bps_max/iops_max cannot be lower than bps/iops");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Gives @tg the checked limits @l; a bucket whose limit goes starts empty. */
+static void set_limits(ThrottleGroup *tg, const ThrottleLimits *l)
+{
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        ThrottleBucket *b = &tg->b[i];
+
+        b->avg = (double)l->avg[i];
+        b->max = (double)l->max[i];
+        b->burst_length = l->max_length[i] > 0 ? (double)l->max_length[i] : 1;
+        if (!b->avg) {
+            b->level = 0;
+        }
+        if (!b->max) {
+            b->burst_level = 0;
+        }
+    }
+    tg->limits = *l;
+    tg->iops_size = l->iops_size;
+}
+
+void throttle_group_get_limits(const ThrottleGroup *tg, ThrottleLimits *l)
+{
+    *l = tg->limits;
+}
+
 static void *throttle_group_create(const char *id, const QDict *props, Error **errp)
 {
-    g_autoptr(GString) prefix = g_string_new(NULL);
     QDict *p = qdict_clone_shallow(props);
-    ThrottleGroup *tg = g_new0(ThrottleGroup, 1);
+    ThrottleGroup *tg = NULL;
+    ThrottleLimits l;
     const char *key;
     json_t *value;
-    double iops_size = 0;
 
+    throttle_limits_init(&l);
     qdict_flatten(p);
-    for (int form = 0; form < 2; form++) {
-        const char *pre = form ? "x-" : "limits.";
-
-        for (int i = 0; i < B_COUNT; i++) {
-            ThrottleBucket *b = &tg->b[i];
-            double len = -1;
-
-            g_string_printf(prefix, "%s%s", pre, limit_names[i]);
-            if (!take_limit(p, prefix->str, &b->avg, errp)) {
-                goto fail;
-            }
-            g_string_printf(prefix, "%s%s-max", pre, limit_names[i]);
-            if (!take_limit(p, prefix->str, &b->max, errp)) {
-                goto fail;
-            }
-            g_string_printf(prefix, "%s%s-max-length", pre, limit_names[i]);
-            if (!take_limit(p, prefix->str, &len, errp)) {
-                goto fail;
-            }
-            if (len >= 0) {
-                b->burst_length = len;
-            }
-        }
-        g_string_printf(prefix, "%siops-size", pre);
-        if (!take_limit(p, prefix->str, &iops_size, errp)) {
-            goto fail;
-        }
+    if (!throttle_limits_take(p, "limits.", false, &l, errp) ||
+        !throttle_limits_take(p, "x-", false, &l, errp)) {
+        goto out;
     }
     json_object_foreach(p, key, value) {
         error_setg(errp, "Parameter '%s' is unexpected", key);
-        goto fail;
+        goto out;
     }
-    for (int i = 0; i < B_COUNT; i++) {
-        ThrottleBucket *b = &tg->b[i];
-
-        if (b->burst_length == 0) {
-            b->burst_length = 1;
-        }
-        if (b->max && !b->avg) {
-            error_setg(errp, "bps_max/iops_max require corresponding bps/iops values");
-            goto fail;
-        }
-        if (b->max && b->max < b->avg) {
-            error_setg(errp, "bps_max/iops_max cannot be lower than bps/iops values");
-            goto fail;
-        }
+    if (!throttle_limits_check(&l, errp)) {
+        goto out;
     }
-    if ((tg->b[B_BPS_TOTAL].avg && (tg->b[B_BPS_READ].avg || tg->b[B_BPS_WRITE].avg)) ||
-        (tg->b[B_OPS_TOTAL].avg && (tg->b[B_OPS_READ].avg || tg->b[B_OPS_WRITE].avg))) {
-        error_setg(errp, "bps/iops/max total values and read/write values cannot be used "
-                   "at the same time");
-        goto fail;
-    }
-    tg->iops_size = (int64_t)iops_size;
+    tg = g_new0(ThrottleGroup, 1);
+    set_limits(tg, &l);
     tg->last_ns = now_ns();
+
+out:
     qobject_unref(p);
     return tg;
-
-fail:
-    qobject_unref(p);
-    g_free(tg);
-    return NULL;
 }
 
 static bool throttle_group_in_use(void *state)
@@ -169,13 +268,46 @@ void throttle_group_unref(ThrottleGroup *tg)
     tg->users--;
 }
 
+/* The groups of drives, by name. */
+static GHashTable *drive_groups;
+
+ThrottleGroup *throttle_group_join(const char *name, const ThrottleLimits *l)
+{
+    ThrottleGroup *tg = user_creatable_find(name, "throttle-group");
+
+    if (!tg && drive_groups) {
+        tg = g_hash_table_lookup(drive_groups, name);
+    }
+    if (!tg) {
+        if (!drive_groups) {
+            drive_groups = g_hash_table_new(g_str_hash, g_str_equal);
+        }
+        tg = g_new0(ThrottleGroup, 1);
+        tg->drive_group = g_strdup(name);
+        tg->last_ns = now_ns();
+        g_hash_table_insert(drive_groups, tg->drive_group, tg);
+    }
+    set_limits(tg, l);
+    tg->users++;
+    return tg;
+}
+
+void throttle_group_leave(ThrottleGroup *tg)
+{
+    if (--tg->users == 0 && tg->drive_group) {
+        g_hash_table_remove(drive_groups, tg->drive_group);
+        g_free(tg->drive_group);
+        g_free(tg);
+    }
+}
+
 /* Drains every bucket for the time passed since the last call. */
 static void leak(ThrottleGroup *tg)
 {
     int64_t now = now_ns();
     double secs = (now - tg->last_ns) / 1e9;
 
-    for (int i = 0; i < B_COUNT; i++) {
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
         ThrottleBucket *b = &tg->b[i];
 
         b->level = MAX(0, b->level - b->avg * secs);
@@ -188,11 +320,11 @@ static void leak(ThrottleGroup *tg)
 static bool applies(int i, bool is_write)
 {
     switch (i) {
-    case B_BPS_READ:
-    case B_OPS_READ:
+    case THROTTLE_BPS_READ:
+    case THROTTLE_OPS_READ:
         return !is_write;
-    case B_BPS_WRITE:
-    case B_OPS_WRITE:
+    case THROTTLE_BPS_WRITE:
+    case THROTTLE_OPS_WRITE:
         return is_write;
     default:
         return true;
@@ -201,7 +333,7 @@ static bool applies(int i, bool is_write)
 
 static double units(const ThrottleGroup *tg, int i, int64_t bytes)
 {
-    if (i <= B_BPS_WRITE) {
+    if (i <= THROTTLE_BPS_WRITE) {
         return (double)bytes;
     }
     return tg->iops_size ? MAX(1.0, (double)bytes / tg->iops_size) : 1.0;
@@ -212,7 +344,7 @@ int64_t throttle_group_wait_ns(ThrottleGroup *tg, bool is_write, int64_t bytes)
     double wait = 0;
 
     leak(tg);
-    for (int i = 0; i < B_COUNT; i++) {
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
         ThrottleBucket *b = &tg->b[i];
         double size, extra;
 
@@ -238,7 +370,7 @@ int64_t throttle_group_wait_ns(ThrottleGroup *tg, bool is_write, int64_t bytes)
 void throttle_group_account(ThrottleGroup *tg, bool is_write, int64_t bytes)
 {
     leak(tg);
-    for (int i = 0; i < B_COUNT; i++) {
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
         ThrottleBucket *b = &tg->b[i];
 
         if (b->avg && applies(i, is_write)) {

@@ -441,4 +441,27 @@ void bdrv_quorum_init(void);
 int64_t bdrv_set_request_deadline(int64_t deadline);
 int64_t bdrv_request_deadline(void);
 
+typedef struct ThrottleGroup ThrottleGroup;
+/*
+ * Holds a request of @bytes (@is_write) back as @tg's limits say, then
+ * counts it: the throttle filter and a drive's own limits (-drive
+ * throttling.*, block_set_io_throttle) both go through here.  Requests
+ * here run to completion when issued, so a wait blocks the thread; a
+ * caller that must not block (a block job step, on the main loop)
+ * brackets its requests with bdrv_throttle_defer_begin()/_end(): they
+ * then go at once and are counted, and _end() says how long (ns) the
+ * limits want the caller to wait before its next request, the caller
+ * waiting that out without blocking (as QEMU queues a throttled request
+ * and lets its loop run meanwhile).
+ */
+int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
+/*
+ * The limits of the drive this thread's requests come through (NULL:
+ * none); an outermost read, write or zero-write waits for them.  Returns
+ * the old setting.
+ */
+ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg);
+void bdrv_throttle_defer_begin(void);
+int64_t bdrv_throttle_defer_end(void);
+
 #endif

@@ -94,6 +94,7 @@ struct BlockJob {
 
     guint source_id;
     int64_t next_ns;            /* the speed limit allows the next step at */
+    int64_t throttled_ns;       /* a throttle on its nodes allows the next step at */
     int64_t unflushed;          /* bytes written since the last write-back hint */
     int write_flags;            /* of the copy's writes (backup compress) */
 

@@ -11,6 +11,7 @@
 #include <glib.h>
 #include "block/block.h"
 #include "hw/qdev.h"
+#include "qemu/throttle.h"
 
 typedef enum BlockInterfaceType {
     IF_NONE,
@@ -34,6 +35,9 @@ struct DriveInfo {
     /* How conflicts name that device ("block device 'NAME'"), and its share-rw. */
     char *user_name;
     bool share_rw;
+    /* The drive's I/O limits (block_set_io_throttle, -drive throttling.*), or NULL. */
+    ThrottleGroup *throttle;
+    char *throttle_group;   /* its group's name */
 };
 
 /*
@@ -69,6 +73,16 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp);
  */
 bool blockdev_del(const char *node_name, Error **errp);
 
+/*
+ * The requests made through @dinfo (HMP qemu-io on the drive's name, as a
+ * guest's through its device) go through the drive's limits while set;
+ * the old setting is returned for the caller to put back.
+ */
+ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
+/* HMP info block's "I/O throttling" text (QEMU's), NULL without limits. Caller frees. */
+char *drive_throttle_text(const DriveInfo *d);
+/* block_set_io_throttle */
+QObject *qmp_block_set_io_throttle(QDict *args, Error **errp);
 /* query-block / query-named-block-nodes */
 json_t *qmp_query_block_list(void);
 json_t *qmp_query_named_block_nodes_list(void);
