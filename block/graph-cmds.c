@@ -188,7 +188,11 @@ static bool snapshot_check(BlockDriverState *node, BlockDriverState *overlay, Er
         error_setg(errp, "The overlay is already in use");
         return false;
     }
-    if (bdrv_is_read_only(overlay)) {
+    /*
+     * QEMU finds this through the permissions the drive takes of the
+     * overlay, which an inactive node (incoming migration) does not hold.
+     */
+    if (bdrv_is_read_only(overlay) && !overlay->inactive) {
         error_setg(errp, "Block node is read-only");
         return false;
     }
@@ -265,7 +269,9 @@ void block_snapshot_settle(BlockDriverState *node)
 {
     Error *err = NULL;
 
-    if (!bdrv_is_read_only(node) && bdrv_reopen_set_read_only(node, true, &err) < 0) {
+    if (node->inactive) {
+        node->activate_rw = false;  /* it stays read-only when activated */
+    } else if (!bdrv_is_read_only(node) && bdrv_reopen_set_read_only(node, true, &err) < 0) {
         error_free(err);
     }
 }
