@@ -30,6 +30,7 @@ typedef struct CopyJob {
     bool is_stream;
     bool base_was_ro;
     bool overlay_was_ro;
+    bool base_sized;            /* commit: base is at least as long as top */
     int64_t cursor;
     uint8_t *buf;
 } CopyJob;
@@ -43,6 +44,27 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     bool copied;
     int ret;
 
+    if (!s->is_stream && !s->base_sized) {
+        /*
+         * A base shorter than top grows to top's length first, as QEMU's
+         * commit does once it runs: what top holds past base's end needs
+         * room there.  A failure ends the job with the error.
+         */
+        int64_t base_len = bdrv_getlength(s->base);
+
+        if (base_len < 0) {
+            error_setg_errno(errp, -base_len, "Could not get the length of '%s'",
+                             s->base->filename);
+            return base_len;
+        }
+        if (base_len < job->len) {
+            ret = bdrv_truncate(s->base, job->len, false, PREALLOC_MODE_OFF, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        s->base_sized = true;
+    }
     if (off >= job->len) {
         *done = true;
         return 0;
@@ -322,12 +344,6 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         }
     }
     if (!block_job_init_len(&s->common, top, errp)) {
-        block_job_free_unstarted(&s->common);
-        return NULL;
-    }
-    if (bdrv_getlength(base) < s->common.len) {
-        error_setg(errp, "Top image %s is larger than base image %s", top->filename,
-                   base->filename);
         block_job_free_unstarted(&s->common);
         return NULL;
     }
