@@ -51,6 +51,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_quorum_init
 #pragma weak bdrv_bochs_init
 #pragma weak bdrv_copy_on_read_init
+#pragma weak bdrv_mirror_top_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -61,7 +62,7 @@ void bdrv_init(void)
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
-        bdrv_copy_on_read_init,
+        bdrv_copy_on_read_init, bdrv_mirror_top_init,
     };
 
     if (done) {
@@ -2381,6 +2382,12 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         if (len < 0) {
             error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
             return (int)len;
+        }
+        if (offset + bytes > len && type != BDRV_REQ_READ && drv->bdrv_full_past_end &&
+            drv->bdrv_full_past_end(bs)) {
+            error_setg_errno(errp, ENOSPC, "Write beyond the fixed size of '%s'",
+                             bs->filename);
+            return -ENOSPC;
         }
         if (offset + bytes > len) {
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64

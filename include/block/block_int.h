@@ -356,6 +356,12 @@ typedef struct BlockDriver {
      */
     bool (*bdrv_takes_over_parents)(BlockDriverState *bs);
     /*
+     * Optional: true when a write past the node's end means the node is
+     * full (ENOSPC, as QEMU's raw node with a fixed 'size' says) rather
+     * than a bad request (EIO).
+     */
+    bool (*bdrv_full_past_end)(BlockDriverState *bs);
+    /*
      * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
      * given the plain names of its children; NULL when its options need a
      * json:{...} name.  Without it: the file child's name, or json:{...}
@@ -413,6 +419,16 @@ int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
                                           const char *node_name, Error **errp);
 
+/*
+ * A mirror's "mirror_top" filter node over @source (its "backing" child),
+ * named @node_name (NULL: an automatic name), for the job's life.  It
+ * passes everything through and claims @source as the filter above all of
+ * @source's parents.  Fails, creating nothing, on a taken or invalid name
+ * (QEMU's "Duplicate nodes with node-name='NAME'", "Invalid node-name: 'NAME'") or a conflict with a user of @source.
+ */
+BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
+                                      Error **errp);
+
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);
 
@@ -430,6 +446,7 @@ void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
 void bdrv_copy_on_read_init(void);
+void bdrv_mirror_top_init(void);
 void bdrv_quorum_init(void);
 
 /*

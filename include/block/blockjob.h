@@ -121,7 +121,8 @@ typedef struct BackupOptions {
     BitmapSyncMode bitmap_mode;
     bool compress;              /* backup: write compressed clusters */
     const char *node_name;      /* drive-mirror: the new target node's name */
-    const char *filter_node_name; /* backup: its filter node's name; NULL: automatic */
+    const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
+    int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);

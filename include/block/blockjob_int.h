@@ -158,9 +158,13 @@ typedef struct DirtyMap {
     int64_t nclusters;
     uint64_t *bits;
     int64_t count;              /* clusters set */
+    int64_t gran;               /* bytes a bit stands for (a power of 2) */
 } DirtyMap;
 
+/* A map at the jobs' granularity, BLOCK_JOB_CLUSTER. */
 DirtyMap *dirty_map_new(int64_t len);
+/* A map whose bits stand for @gran bytes each (a mirror's granularity). */
+DirtyMap *dirty_map_new_gran(int64_t len, int64_t gran);
 void dirty_map_free(DirtyMap *m);
 /* Marks every cluster touched by [offset, offset+bytes). */
 void dirty_map_set(DirtyMap *m, int64_t offset, int64_t bytes);

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * "mirror_top": the filter node a mirror (and an active commit) puts above
+ * its source for the job's life, as QEMU 7.2 does.  Everything passes
+ * through to the source, its "backing" child; the job's after-write
+ * notifier on the source sees the writes made through it, as every other,
+ * and marks them dirty.  The node is listed among the named nodes and can
+ * be written by name (filter-node-name, else an automatic "#block" name);
+ * for permissions it takes the source's parents' place
+ * (bdrv_takes_over_parents).  It is the job's own: blockdev-add and
+ * -blockdev cannot make one.
+ */
+#include <errno.h>
+#include <string.h>
+#include <glib.h>
+
+#include "block/block_int.h"
+#include "qemu/cutils.h"
+
+/* Set while bdrv_mirror_top_new() opens its node: nobody else may. */
+static bool mirror_top_opening;
+
+static int mirror_top_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    const char *ref = qdict_get_try_str(options, "backing");
+
+    if (!mirror_top_opening) {
+        /* QEMU has no such driver for users either. */
+        error_setg(errp, "Unknown driver '%s'", bs->drv->format_name);
+        return -EINVAL;
+    }
+    bs->file = ref ? bdrv_find_node(ref) : NULL;
+    if (!bs->file) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", ref ? ref : "");
+        return -EINVAL;
+    }
+    bdrv_ref(bs->file);
+    qdict_del(options, "backing");
+    qdict_del(options, "filename");
+    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
+    return 0;
+}
+
+static int mirror_top_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                            int flags, Error **errp)
+{
+    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int mirror_top_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             const void *buf, int flags, Error **errp)
+{
+    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+}
+
+static int mirror_top_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                    int flags, Error **errp)
+{
+    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+}
+
+static int mirror_top_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               Error **errp)
+{
+    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+}
+
+static int mirror_top_flush(BlockDriverState *bs, Error **errp)
+{
+    return bdrv_flush(bs->file, errp);
+}
+
+static int64_t mirror_top_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+static int mirror_top_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                   int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+
+    if (ret >= 0) {
+        *map = offset;
+        *file = bs->file;
+        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret;
+}
+
+/* It reads its child whether or not anybody uses it, and shares the rest. */
+static void mirror_top_child_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *shared)
+{
+    *perm |= BLK_PERM_CONSISTENT_READ;
+}
+
+static bool mirror_top_takes_over_parents(BlockDriverState *bs)
+{
+    return true;
+}
+
+static BlockDriver bdrv_mirror_top = {
+    .format_name = "mirror_top",
+    .is_passthrough = true,
+    .is_filter = true,
+    .is_protocol = true,
+    .file_child_name = "backing",
+    .bdrv_child_perm = mirror_top_child_perm,
+    .bdrv_takes_over_parents = mirror_top_takes_over_parents,
+    .bdrv_open = mirror_top_open,
+    .bdrv_pread = mirror_top_pread,
+    .bdrv_pwrite = mirror_top_pwrite,
+    .bdrv_pwrite_zeroes = mirror_top_pwrite_zeroes,
+    .bdrv_pdiscard = mirror_top_pdiscard,
+    .bdrv_flush = mirror_top_flush,
+    .bdrv_getlength = mirror_top_getlength,
+    .bdrv_block_status = mirror_top_block_status,
+};
+
+BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
+                                      Error **errp)
+{
+    QDict *opts;
+    BlockDriverState *bs;
+
+    /* An empty name would otherwise mean an automatic one. */
+    if (node_name && !bdrv_node_name_valid(node_name, errp)) {
+        return NULL;
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", bdrv_mirror_top.format_name);
+    if (node_name) {
+        qdict_put_str(opts, "node-name", node_name);
+    }
+    qdict_put_str(opts, "backing", bdrv_get_node_name(source));
+    mirror_top_opening = true;
+    bs = bdrv_open(NULL, opts, bdrv_is_read_only(source) ? 0 : BDRV_O_RDWR, errp);
+    mirror_top_opening = false;
+    if (!bs) {
+        return NULL;
+    }
+    /* Now it claims the source in place of the source's parents. */
+    if (bdrv_refresh_perms(errp) < 0) {
+        bdrv_unref(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+void bdrv_mirror_top_init(void)
+{
+    bdrv_register(&bdrv_mirror_top);
+}
