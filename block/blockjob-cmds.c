@@ -97,6 +97,11 @@ static bool arg_granularity(QDict *args, int64_t *gran, Error **errp)
 {
     int64_t v = arg_int(args, "granularity", 0);
 
+    if (v < 0 || v > UINT32_MAX) {
+        /* QEMU's schema has it a uint32. */
+        error_setg(errp, "Parameter 'granularity' expects uint32_t");
+        return false;
+    }
     if (v && (v < 512 || v > 64 * MiB)) {
         error_setg(errp, "Parameter 'granularity' expects a value in range [512B, 64MB]");
         return false;
