@@ -1821,6 +1821,11 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
             goto out;
         }
     }
+    if (bs->file && qdict_get_try_str(own, "file") &&
+        !strcmp(qdict_get_try_str(own, "file"), bs->file->node_name)) {
+        /* A nested node's file given by name restates it. */
+        qdict_del(own, "file");
+    }
 
     if (!reopen_bool(own, "read-only", &st.read_only, errp) ||
         !reopen_bool(own, "cache.no-flush", &st.no_flush, errp) ||

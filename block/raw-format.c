@@ -263,6 +263,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_reopen_prepare = raw_reopen_prepare,
     .bdrv_reopen_commit = raw_reopen_commit,
     .bdrv_reopen_abort = raw_reopen_abort,
+    .reopen_resets_defaults = true,
     .bdrv_pread = raw_pread,
     .bdrv_pwrite = raw_pwrite,
     .bdrv_pwrite_zeroes = raw_pwrite_zeroes,

@@ -259,6 +259,12 @@ typedef struct BlockDriver {
                                Error **errp);
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+    /*
+     * Its reopen_prepare reads all of the driver's options, one left out
+     * being its default, as QEMU's reopen does (raw's offset and size):
+     * blockdev-reopen need not state them again.
+     */
+    bool reopen_resets_defaults;
 
     /*
      * Protocol drivers: take the image locks for @perm and @shared (what
