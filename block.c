@@ -113,7 +113,11 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     /* Sorted, as QEMU lists them: scripts look names up in this list. */
     sorted = g_list_sort(g_list_copy(drivers), compare_driver_names);
     for (GList *l = sorted; l; l = l->next) {
-        fn(opaque, ((BlockDriver *)l->data)->format_name);
+        BlockDriver *drv = l->data;
+
+        if (!drv->is_internal) {
+            fn(opaque, drv->format_name);
+        }
     }
     g_list_free(sorted);
 }

@@ -101,6 +101,7 @@ static bool mirror_top_takes_over_parents(BlockDriverState *bs)
 
 static BlockDriver bdrv_mirror_top = {
     .format_name = "mirror_top",
+    .is_internal = true,
     .is_passthrough = true,
     .is_filter = true,
     .is_protocol = true,

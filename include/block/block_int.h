@@ -265,6 +265,11 @@ typedef struct BlockDriver {
      * blockdev-reopen need not state them again.
      */
     bool reopen_resets_defaults;
+    /*
+     * A node only the block layer makes (a job's filter): not listed
+     * among the formats, and its open refuses users.
+     */
+    bool is_internal;
 
     /*
      * Protocol drivers: take the image locks for @perm and @shared (what
