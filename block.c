@@ -122,6 +122,54 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     g_list_free(sorted);
 }
 
+/* The file child's answers, for filters that pass requests through. */
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp)
+{
+    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp)
+{
+    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp)
+{
+    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+}
+
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+}
+
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp)
+{
+    return bdrv_flush(bs->file, errp);
+}
+
+int64_t bdrv_filter_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+
+    if (ret >= 0) {
+        /* What the file shows through the filter, unchanged. */
+        *map = offset;
+        *file = bs->file;
+        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret;
+}
+
 const char *bdrv_get_format_name(BlockDriverState *bs)
 {
     return bs->drv ? bs->drv->format_name : NULL;

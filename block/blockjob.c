@@ -298,6 +298,15 @@ BlockDriverState *block_job_find_source(const char *device, Error **errp)
     return bs;
 }
 
+bool block_job_find_source_and_target(const char *device, const char *target,
+                                      BlockDriverState **bs, BlockDriverState **target_bs,
+                                      Error **errp)
+{
+    *bs = block_job_find_source(device, errp);
+    *target_bs = *bs ? block_job_find_device(target, true, errp) : NULL;
+    return *target_bs != NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Creation and claims */
 

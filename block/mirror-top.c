@@ -41,53 +41,6 @@ static int mirror_top_open(BlockDriverState *bs, QDict *options, int flags, Erro
     return 0;
 }
 
-static int mirror_top_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                            int flags, Error **errp)
-{
-    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
-}
-
-static int mirror_top_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             const void *buf, int flags, Error **errp)
-{
-    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
-}
-
-static int mirror_top_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                    int flags, Error **errp)
-{
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
-}
-
-static int mirror_top_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                               Error **errp)
-{
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
-}
-
-static int mirror_top_flush(BlockDriverState *bs, Error **errp)
-{
-    return bdrv_flush(bs->file, errp);
-}
-
-static int64_t mirror_top_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int mirror_top_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                   int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 /* It reads its child whether or not anybody uses it, and shares the rest. */
 static void mirror_top_child_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *shared)
 {
@@ -109,13 +62,13 @@ static BlockDriver bdrv_mirror_top = {
     .bdrv_child_perm = mirror_top_child_perm,
     .bdrv_takes_over_parents = mirror_top_takes_over_parents,
     .bdrv_open = mirror_top_open,
-    .bdrv_pread = mirror_top_pread,
-    .bdrv_pwrite = mirror_top_pwrite,
-    .bdrv_pwrite_zeroes = mirror_top_pwrite_zeroes,
-    .bdrv_pdiscard = mirror_top_pdiscard,
-    .bdrv_flush = mirror_top_flush,
-    .bdrv_getlength = mirror_top_getlength,
-    .bdrv_block_status = mirror_top_block_status,
+    .bdrv_pread = bdrv_filter_pread,
+    .bdrv_pwrite = bdrv_filter_pwrite,
+    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes,
+    .bdrv_pdiscard = bdrv_filter_pdiscard,
+    .bdrv_flush = bdrv_filter_flush,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_block_status = bdrv_filter_block_status,
 };
 
 BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,

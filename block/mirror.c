@@ -368,12 +368,7 @@ BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
     BlockDriverState *nodes[1];
     MirrorJob *s;
 
-    bs = block_job_find_source(opts->device, errp);
-    if (!bs) {
-        return NULL;
-    }
-    target = block_job_find_device(opts->target, true, errp);
-    if (!target) {
+    if (!block_job_find_source_and_target(opts->device, opts->target, &bs, &target, errp)) {
         return NULL;
     }
     if (target == bs) {

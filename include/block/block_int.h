@@ -431,6 +431,22 @@ BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverS
                                           const char *node_name, Error **errp);
 
 /*
+ * A filter's driver callbacks that pass the request to its file child
+ * unchanged (block status as the file's, mapped to the same offset).
+ */
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp);
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp);
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp);
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
+int64_t bdrv_filter_getlength(BlockDriverState *bs);
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file);
+
+/*
  * A mirror's "mirror_top" filter node over @source (its "backing" child),
  * named @node_name (NULL: an automatic name), for the job's life.  It
  * passes everything through and claims @source as the filter above all of

@@ -151,6 +151,14 @@ bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp
  * name), once block_job_check_keys() has found every key it needs.
  */
 BlockDriverState *block_job_find_source(const char *device, Error **errp);
+/*
+ * blockdev-backup's and blockdev-mirror's nodes: the source as
+ * block_job_find_source() finds it, then the existing node (or drive)
+ * @target.  False, with the first lookup's error, when one is missing.
+ */
+bool block_job_find_source_and_target(const char *device, const char *target,
+                                      BlockDriverState **bs, BlockDriverState **target_bs,
+                                      Error **errp);
 
 /* ---- A simple dirty/copied map at BLOCK_JOB_CLUSTER granularity ---- */
 typedef struct DirtyMap {
