@@ -19,7 +19,8 @@
 
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp);
 
 typedef struct CopyJob {
     BlockJob common;
@@ -308,13 +309,8 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
      * committed with that image); the job then works on @top itself.
      */
     if (bdrv_skip_filters(top) == bdrv_skip_filters(bs)) {
-        if (opts->filter_node_name) {
-            error_setg(errp, "Parameter 'filter-node-name' is not supported for "
-                       "an active commit: this block layer inserts no filter node");
-            return NULL;
-        }
         return block_job_active_commit(opts->job_id, opts->device, top, base, opts->speed,
-                                       opts->on_error, errp);
+                                       opts->on_error, opts->filter_node_name, errp);
     }
     for (overlay = bs; bdrv_filter_or_cow_bs(overlay) != top;
          overlay = bdrv_filter_or_cow_bs(overlay)) {

@@ -411,17 +411,27 @@ BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
 /* block-commit with top = the active layer. */
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp);
 
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp)
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp)
 {
-    MirrorJob *s = block_job_create(&active_commit_driver, job_id, device, bs, speed, errp);
+    /* As a mirror's: the filter node comes first, a bad name creates no job. */
+    BlockDriverState *filter = bdrv_mirror_top_new(bs, filter_node_name, errp);
+    MirrorJob *s;
 
-    if (!s) {
+    if (!filter) {
         return NULL;
     }
+    s = block_job_create(&active_commit_driver, job_id, device, bs, speed, errp);
+    if (!s) {
+        bdrv_unref(filter);
+        return NULL;
+    }
+    s->filter = filter;
     s->is_commit = true;
     s->base = base;
     s->common.on_source_error = on_error;

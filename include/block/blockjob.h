@@ -136,7 +136,7 @@ typedef struct CommitOptions {
     int64_t speed;
     BlockdevOnError on_error;
     const char *backing_file;   /* name to store in the overlay, NULL: base's */
-    const char *filter_node_name; /* QEMU's commit filter node: refused (none here) */
+    const char *filter_node_name; /* active commit: its filter node's name; else refused */
     bool top_is_node;           /* @top came as top-node */
     bool base_is_node;          /* @base came as base-node */
 } CommitOptions;
