@@ -285,6 +285,8 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSync
 {
     BlockJob *job = &s->common;
 
+    /* The filter is the job's: no other job or command may take it. */
+    block_job_add_node(job, s->filter);
     s->target = target;
     block_job_add_node(job, target);
     if (!block_job_init_len(job, job->bs, errp)) {
