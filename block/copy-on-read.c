@@ -110,12 +110,7 @@ static BlockDriver bdrv_copy_on_read = {
     .file_child_name = "file",
     .bdrv_open = cor_open,
     .bdrv_pread = cor_pread,
-    .bdrv_pwrite = bdrv_filter_pwrite,
-    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes,
-    .bdrv_pdiscard = bdrv_filter_pdiscard,
-    .bdrv_flush = bdrv_filter_flush,
-    .bdrv_getlength = bdrv_filter_getlength,
-    .bdrv_block_status = bdrv_filter_block_status,
+    BDRV_FILTER_PASS_THROUGH_WRITES,
 };
 
 void bdrv_copy_on_read_init(void)

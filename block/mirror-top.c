@@ -63,12 +63,7 @@ static BlockDriver bdrv_mirror_top = {
     .bdrv_takes_over_parents = mirror_top_takes_over_parents,
     .bdrv_open = mirror_top_open,
     .bdrv_pread = bdrv_filter_pread,
-    .bdrv_pwrite = bdrv_filter_pwrite,
-    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes,
-    .bdrv_pdiscard = bdrv_filter_pdiscard,
-    .bdrv_flush = bdrv_filter_flush,
-    .bdrv_getlength = bdrv_filter_getlength,
-    .bdrv_block_status = bdrv_filter_block_status,
+    BDRV_FILTER_PASS_THROUGH_WRITES,
 };
 
 BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,

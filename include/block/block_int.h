@@ -445,6 +445,14 @@ int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
 int64_t bdrv_filter_getlength(BlockDriverState *bs);
 int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                              int64_t *pnum, int64_t *map, BlockDriverState **file);
+/* A filter's BlockDriver members for everything but reads: all passed through. */
+#define BDRV_FILTER_PASS_THROUGH_WRITES \
+    .bdrv_pwrite = bdrv_filter_pwrite, \
+    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes, \
+    .bdrv_pdiscard = bdrv_filter_pdiscard, \
+    .bdrv_flush = bdrv_filter_flush, \
+    .bdrv_getlength = bdrv_filter_getlength, \
+    .bdrv_block_status = bdrv_filter_block_status
 
 /*
  * A mirror's "mirror_top" filter node over @source (its "backing" child),
