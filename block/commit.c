@@ -32,6 +32,12 @@ typedef struct CopyJob {
     bool base_was_ro;
     bool overlay_was_ro;
     bool base_sized;            /* commit: base is at least as long as top */
+    /*
+     * Commit: QEMU's "commit_top" filter node, between top and the layer
+     * above it while the job runs (named by filter-node-name, else
+     * automatically).
+     */
+    BlockDriverState *filter;
     int64_t cursor;
     uint8_t *buf;
 } CopyJob;
@@ -112,6 +118,43 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     return copied ? n : MIN(n, BLOCK_JOB_CLUSTER);
 }
 
+/* Makes the nodes above @from (as backing node, or as a filter's file) use @to. */
+static void commit_replace_node(BlockDriverState *from, BlockDriverState *to)
+{
+    g_autoptr(GPtrArray) parents = g_ptr_array_new();
+
+    /* Collected first: changing a child may close nodes. */
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p != to && (p->backing == from || (bdrv_is_filter(p) && p->file == from))) {
+            g_ptr_array_add(parents, p);
+        }
+    }
+    for (guint i = 0; i < parents->len; i++) {
+        BlockDriverState *p = parents->pdata[i];
+
+        if (p->backing == from) {
+            bdrv_set_backing_hd(p, to);
+        } else {
+            bdrv_ref(to);
+            p->file = to;
+            bdrv_unref(from);
+        }
+    }
+    bdrv_refresh_perms(NULL);
+}
+
+/* The filter leaves the chain: the layer above top uses top again. */
+static void commit_remove_filter(CopyJob *s)
+{
+    if (s->filter) {
+        commit_replace_node(s->filter, s->top);
+        bdrv_unref(s->filter);
+        s->filter = NULL;
+    }
+}
+
 static int copy_prepare(BlockJob *job, Error **errp)
 {
     CopyJob *s = (CopyJob *)job;
@@ -123,6 +166,7 @@ static int copy_prepare(BlockJob *job, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    commit_remove_filter(s);
     if (bdrv_filter_or_cow_bs(changed) == s->base) {
         return 0;   /* nothing was dropped from the chain */
     }
@@ -161,6 +205,7 @@ static void copy_clean(BlockJob *job)
 {
     CopyJob *s = (CopyJob *)job;
 
+    commit_remove_filter(s);
     if (!s->is_stream && s->base && s->base_was_ro) {
         bdrv_reopen_set_read_only(s->base, true, NULL);
     }
@@ -321,18 +366,17 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     s->overlay = overlay;
-    if (opts->filter_node_name) {
-        /*
-         * QEMU would put a filter node of this name above @top while the
-         * job runs; there is none here, so a valid name is refused too.
-         */
-        if (bdrv_node_name_valid(opts->filter_node_name, errp)) {
-            error_setg(errp, "Parameter 'filter-node-name' is not supported: "
-                       "this block layer inserts no filter node");
-        }
+    /*
+     * The commit_top filter goes between top and the layer above it, as in
+     * QEMU (a bad name: the job is created, then gone, then the error).
+     * The job claims it with the chain.
+     */
+    s->filter = bdrv_commit_top_new(top, opts->filter_node_name, errp);
+    if (!s->filter) {
         block_job_fail_created(&s->common);
         return NULL;
     }
+    commit_replace_node(top, s->filter);
     for (BlockDriverState *p = bdrv_filter_or_cow_bs(bs); p; p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
         if (p == base) {

@@ -9,6 +9,11 @@
  * for permissions it takes the source's parents' place
  * (bdrv_takes_over_parents).  It is the job's own: blockdev-add and
  * -blockdev cannot make one.
+ *
+ * "commit_top": the same pass-through node, which an intermediate commit
+ * puts between top and the layer above it (that layer's backing node) for
+ * the job's life, as QEMU 7.2 does.  Being in the chain, it has a parent
+ * of its own and takes nobody's place.
  */
 #include <errno.h>
 #include <string.h>
@@ -17,7 +22,7 @@
 #include "block/block_int.h"
 #include "qemu/cutils.h"
 
-/* Set while bdrv_mirror_top_new() opens its node: nobody else may. */
+/* Set while job_filter_new() opens its node: nobody else may. */
 static bool mirror_top_opening;
 
 static int mirror_top_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -66,8 +71,20 @@ static BlockDriver bdrv_mirror_top = {
     BDRV_FILTER_PASS_THROUGH_WRITES,
 };
 
-BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
-                                      Error **errp)
+static BlockDriver bdrv_commit_top = {
+    .format_name = "commit_top",
+    .is_internal = true,
+    .is_passthrough = true,
+    .is_filter = true,
+    .is_protocol = true,
+    .file_child_name = "backing",
+    .bdrv_open = mirror_top_open,
+    .bdrv_pread = bdrv_filter_pread,
+    BDRV_FILTER_PASS_THROUGH_WRITES,
+};
+
+static BlockDriverState *job_filter_new(BlockDriver *drv, BlockDriverState *source,
+                                        const char *node_name, Error **errp)
 {
     QDict *opts;
     BlockDriverState *bs;
@@ -77,7 +94,7 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
         return NULL;
     }
     opts = qdict_new();
-    qdict_put_str(opts, "driver", bdrv_mirror_top.format_name);
+    qdict_put_str(opts, "driver", drv->format_name);
     if (node_name) {
         qdict_put_str(opts, "node-name", node_name);
     }
@@ -88,7 +105,7 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
     if (!bs) {
         return NULL;
     }
-    /* Now it claims the source in place of the source's parents. */
+    /* Now a mirror_top claims the source in place of the source's parents. */
     if (bdrv_refresh_perms(errp) < 0) {
         bdrv_unref(bs);
         return NULL;
@@ -96,7 +113,20 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
     return bs;
 }
 
+BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
+                                      Error **errp)
+{
+    return job_filter_new(&bdrv_mirror_top, source, node_name, errp);
+}
+
+BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
+                                      Error **errp)
+{
+    return job_filter_new(&bdrv_commit_top, top, node_name, errp);
+}
+
 void bdrv_mirror_top_init(void)
 {
     bdrv_register(&bdrv_mirror_top);
+    bdrv_register(&bdrv_commit_top);
 }

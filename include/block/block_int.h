@@ -463,6 +463,13 @@ int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
  */
 BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
                                       Error **errp);
+/*
+ * An intermediate commit's "commit_top" filter node over @top, named
+ * @node_name (NULL: automatic), failing as bdrv_mirror_top_new(); the
+ * caller puts it in the chain (the backing node of the layer above top).
+ */
+BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
+                                      Error **errp);
 
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);
