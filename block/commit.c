@@ -155,6 +155,19 @@ static void commit_remove_filter(CopyJob *s)
     }
 }
 
+/* The first node above @bs (it as backing node, or as a filter's file). */
+static BlockDriverState *commit_parent_of(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->backing == bs || (bdrv_is_filter(p) && p->file == bs)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static int copy_prepare(BlockJob *job, Error **errp)
 {
     CopyJob *s = (CopyJob *)job;
@@ -165,6 +178,18 @@ static int copy_prepare(BlockJob *job, Error **errp)
     ret = bdrv_flush(s->is_stream ? s->top : s->base, errp);
     if (ret < 0) {
         return ret;
+    }
+    if (!s->is_stream && s->filter) {
+        /*
+         * The layer above the filter now: the job does not hold the layers
+         * above top, which a stream may have changed meanwhile (QEMU's
+         * iotest 258).
+         */
+        changed = commit_parent_of(s->filter);
+        if (!changed) {
+            commit_remove_filter(s);
+            return 0;
+        }
     }
     commit_remove_filter(s);
     if (bdrv_filter_or_cow_bs(changed) == s->base) {
@@ -180,8 +205,11 @@ static int copy_prepare(BlockJob *job, Error **errp)
         return bdrv_refresh_perms(errp) < 0 ? -EPERM : 0;
     }
     if (s->base) {
-        name = s->backing_file ? s->backing_file : s->base->filename;
-        fmt = bdrv_get_format_name(s->base);
+        /* A filter base (another commit's filter) stands for the image below it. */
+        BlockDriverState *image = bdrv_skip_filters(s->base);
+
+        name = s->backing_file ? s->backing_file : image->filename;
+        fmt = bdrv_get_format_name(image);
     }
     if (changed->read_only) {
         if (bdrv_reopen_set_read_only(changed, false, errp) < 0) {
@@ -229,12 +257,20 @@ static const BlockJobDriver stream_driver = {
     .clean = copy_clean,
 };
 
-/* The nodes the job uses: top down to base (included), filters too. */
-static bool claim_chain(BlockDriverState *top, BlockDriverState *base,
+/*
+ * The nodes the job uses: top down to base, filters too; base included
+ * when the job writes it (commit), not when it only reads down to it
+ * (stream, as QEMU's, which leaves its base to others).
+ */
+static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with_base,
                         const char *device, Error **errp)
 {
     for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
         BlockDriverState *nodes[] = { p };
+
+        if (p == base && !with_base) {
+            break;
+        }
         if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
             return false;
         }
@@ -337,7 +373,7 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         error_setg(errp, "cannot commit an image into itself");
         return NULL;
     }
-    if (!claim_chain(bs, base, opts->device, errp)) {
+    if (!claim_chain(top, base, true, opts->device, errp)) {
         return NULL;
     }
     /* Commit reads top..base and writes base: all of them need their keys. */
@@ -377,7 +413,8 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     commit_replace_node(top, s->filter);
-    for (BlockDriverState *p = bdrv_filter_or_cow_bs(bs); p; p = bdrv_filter_or_cow_bs(p)) {
+    /* As QEMU: the device's node (the job's) and the filter down to base. */
+    for (BlockDriverState *p = s->filter; p; p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
         if (p == base) {
             break;
@@ -414,7 +451,7 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
             return NULL;
         }
     }
-    if (!claim_chain(bs, base, opts->device, errp)) {
+    if (!claim_chain(bs, base, false, opts->device, errp)) {
         return NULL;
     }
     if (!block_job_check_keys(bs, opts->device, errp)) {

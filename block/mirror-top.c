@@ -105,6 +105,7 @@ static BlockDriverState *job_filter_new(BlockDriver *drv, BlockDriverState *sour
     if (!bs) {
         return NULL;
     }
+    bs->implicit = !node_name;
     /* Now a mirror_top claims the source in place of the source's parents. */
     if (bdrv_refresh_perms(errp) < 0) {
         bdrv_unref(bs);
@@ -123,6 +124,14 @@ BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_na
                                       Error **errp)
 {
     return job_filter_new(&bdrv_commit_top, top, node_name, errp);
+}
+
+BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs)
+{
+    while (bs && bs->implicit) {
+        bs = bs->file;
+    }
+    return bs;
 }
 
 void bdrv_mirror_top_init(void)

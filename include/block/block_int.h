@@ -149,6 +149,12 @@ struct BlockDriverState {
      * metadata.  @activate_rw: the node becomes writable when activated.
      */
     bool inactive;
+    /*
+     * A job's filter node created without a name (QEMU's implicit node):
+     * the queries that walk a chain (query-block, query-blockstats) look
+     * through it, as QEMU does.
+     */
+    bool implicit;
     bool activate_rw;
 
     /*
@@ -470,6 +476,8 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
  */
 BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
                                       Error **errp);
+/* @bs, or below the implicit filter nodes above it (their file children). */
+BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
 
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);
