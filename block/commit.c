@@ -31,6 +31,13 @@ typedef struct CopyJob {
     bool is_stream;
     bool base_was_ro;
     bool overlay_was_ro;
+    bool top_was_ro;            /* stream: a read-only layer made writable for the job */
+    /*
+     * Stream: the lowest layer it streams from, which it holds; its base is
+     * whatever is below that layer now, as in QEMU (a commit below may
+     * have changed it meanwhile).
+     */
+    BlockDriverState *above_base;
     bool base_sized;            /* commit: base is at least as long as top */
     /*
      * Commit: QEMU's "commit_top" filter node, between top and the layer
@@ -42,9 +49,19 @@ typedef struct CopyJob {
     uint8_t *buf;
 } CopyJob;
 
+/* A stream's base, as it is now (see CopyJob.above_base). */
+static void stream_refresh_base(CopyJob *s)
+{
+    if (s->is_stream && s->above_base) {
+        s->base = bdrv_filter_or_cow_bs(s->above_base);
+    }
+}
+
 static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
 {
     CopyJob *s = (CopyJob *)job;
+
+    stream_refresh_base(s);
     BlockDriverState *dst = s->is_stream ? s->top : s->base;
     int64_t off = s->cursor;
     int64_t n, chunk;
@@ -175,6 +192,7 @@ static int copy_prepare(BlockJob *job, Error **errp)
     const char *name = NULL, *fmt = NULL;
     int ret;
 
+    stream_refresh_base(s);
     ret = bdrv_flush(s->is_stream ? s->top : s->base, errp);
     if (ret < 0) {
         return ret;
@@ -236,6 +254,9 @@ static void copy_clean(BlockJob *job)
     commit_remove_filter(s);
     if (!s->is_stream && s->base && s->base_was_ro) {
         bdrv_reopen_set_read_only(s->base, true, NULL);
+    }
+    if (s->is_stream && s->top_was_ro) {
+        bdrv_reopen_set_read_only(s->top, true, NULL);
     }
     g_free(s->backing_file);
     g_free(s->buf);
@@ -464,10 +485,22 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
     }
     for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
         block_job_add_node(&s->common, p);
+        s->above_base = p;
     }
     if (bs->backing && !block_job_init_len(&s->common, bs, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;
+    }
+    /*
+     * A layer below the active one (a stream into a backing node, by its
+     * node name) is read-only: writable for the job's life, as in QEMU.
+     */
+    if (bs->backing && bs->read_only) {
+        if (bdrv_reopen_set_read_only(bs, false, errp) < 0) {
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+        s->top_was_ro = true;
     }
     /* Without a backing file there is nothing to stream: the job ends at once. */
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
