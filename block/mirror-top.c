@@ -57,30 +57,27 @@ static bool mirror_top_takes_over_parents(BlockDriverState *bs)
     return true;
 }
 
+/* What both job filters are: internal pass-through nodes over "backing". */
+#define JOB_FILTER_DRIVER \
+    .is_internal = true, \
+    .is_passthrough = true, \
+    .is_filter = true, \
+    .is_protocol = true, \
+    .file_child_name = "backing", \
+    .bdrv_open = mirror_top_open, \
+    .bdrv_pread = bdrv_filter_pread, \
+    BDRV_FILTER_PASS_THROUGH_WRITES
+
 static BlockDriver bdrv_mirror_top = {
     .format_name = "mirror_top",
-    .is_internal = true,
-    .is_passthrough = true,
-    .is_filter = true,
-    .is_protocol = true,
-    .file_child_name = "backing",
     .bdrv_child_perm = mirror_top_child_perm,
     .bdrv_takes_over_parents = mirror_top_takes_over_parents,
-    .bdrv_open = mirror_top_open,
-    .bdrv_pread = bdrv_filter_pread,
-    BDRV_FILTER_PASS_THROUGH_WRITES,
+    JOB_FILTER_DRIVER,
 };
 
 static BlockDriver bdrv_commit_top = {
     .format_name = "commit_top",
-    .is_internal = true,
-    .is_passthrough = true,
-    .is_filter = true,
-    .is_protocol = true,
-    .file_child_name = "backing",
-    .bdrv_open = mirror_top_open,
-    .bdrv_pread = bdrv_filter_pread,
-    BDRV_FILTER_PASS_THROUGH_WRITES,
+    JOB_FILTER_DRIVER,
 };
 
 static BlockDriverState *job_filter_new(BlockDriver *drv, BlockDriverState *source,
