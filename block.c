@@ -53,6 +53,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_quorum_init
 #pragma weak bdrv_bochs_init
 #pragma weak bdrv_copy_on_read_init
+#pragma weak bdrv_mirror_top_init
 #pragma weak file_is_host_device
 
 void bdrv_init(void)
@@ -63,7 +64,7 @@ void bdrv_init(void)
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
-        bdrv_copy_on_read_init,
+        bdrv_copy_on_read_init, bdrv_mirror_top_init,
     };
 
     if (done) {
@@ -114,9 +115,61 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     /* Sorted, as QEMU lists them: scripts look names up in this list. */
     sorted = g_list_sort(g_list_copy(drivers), compare_driver_names);
     for (GList *l = sorted; l; l = l->next) {
-        fn(opaque, ((BlockDriver *)l->data)->format_name);
+        BlockDriver *drv = l->data;
+
+        if (!drv->is_internal) {
+            fn(opaque, drv->format_name);
+        }
     }
     g_list_free(sorted);
+}
+
+/* The file child's answers, for filters that pass requests through. */
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp)
+{
+    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp)
+{
+    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp)
+{
+    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+}
+
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
+{
+    return bdrv_pdiscard(bs->file, offset, bytes, errp);
+}
+
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp)
+{
+    return bdrv_flush(bs->file, errp);
+}
+
+int64_t bdrv_filter_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs->file);
+}
+
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+
+    if (ret >= 0) {
+        /* What the file shows through the filter, unchanged. */
+        *map = offset;
+        *file = bs->file;
+        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret;
 }
 
 const char *bdrv_get_format_name(BlockDriverState *bs)
@@ -1825,6 +1878,11 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
             goto out;
         }
     }
+    if (bs->file && qdict_get_try_str(own, "file") &&
+        !strcmp(qdict_get_try_str(own, "file"), bs->file->node_name)) {
+        /* A nested node's file given by name restates it. */
+        qdict_del(own, "file");
+    }
 
     if (!reopen_bool(own, "read-only", &st.read_only, errp) ||
         !reopen_bool(own, "cache.no-flush", &st.no_flush, errp) ||
@@ -2386,6 +2444,12 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         if (len < 0) {
             error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
             return (int)len;
+        }
+        if (offset + bytes > len && type != BDRV_REQ_READ && drv->bdrv_full_past_end &&
+            drv->bdrv_full_past_end(bs)) {
+            error_setg_errno(errp, ENOSPC, "Write beyond the fixed size of '%s'",
+                             bs->filename);
+            return -ENOSPC;
         }
         if (offset + bytes > len) {
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64

@@ -731,7 +731,8 @@ static QDict *image_info_chain(BlockDriverState *bs)
     }
 
     if (image && bdrv_backing(bs)) {
-        QDict *backing = image_info_chain(bdrv_backing(bs));
+        /* A job's implicit filter node is looked through, as in QEMU. */
+        QDict *backing = image_info_chain(bdrv_skip_implicit_filters(bdrv_backing(bs)));
         if (backing) {
             qdict_put_obj(image, "backing-image", backing);
         }
@@ -745,7 +746,8 @@ json_t *block_device_info(BlockDriverState *bs)
     QDict *image;
     int depth = 0;
 
-    for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
+    for (BlockDriverState *b = bdrv_skip_implicit_filters(bdrv_backing(bs)); b;
+         b = bdrv_skip_implicit_filters(bdrv_backing(b))) {
         depth++;
     }
     {
@@ -1031,7 +1033,7 @@ static QDict *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
     if (bs->file) {
         qdict_put_obj(d, "parent", block_stats(bs->file, false, query_nodes));
     }
-    next = bdrv_filter_or_cow_bs(bs);
+    next = bdrv_skip_implicit_filters(bdrv_filter_or_cow_bs(bs));
     if (!query_nodes && next) {
         qdict_put_obj(d, "backing", block_stats(next, false, query_nodes));
     }

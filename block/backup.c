@@ -467,12 +467,7 @@ BlockJob *block_job_blockdev_backup(const BackupOptions *opts, Error **errp)
     BlockDriverState *bs, *target;
     BackupJob *s;
 
-    bs = block_job_find_source(opts->device, errp);
-    if (!bs) {
-        return NULL;
-    }
-    target = block_job_find_device(opts->target, true, errp);
-    if (!target) {
+    if (!block_job_find_source_and_target(opts->device, opts->target, &bs, &target, errp)) {
         return NULL;
     }
     if (target->read_only) {

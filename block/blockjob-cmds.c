@@ -90,6 +90,31 @@ static bool arg_buf_size(QDict *args, int64_t *chunk, Error **errp)
 }
 
 /*
+ * A mirror's granularity, checked as QEMU 7.2 checks it (0: the default,
+ * 64 KiB): a power of 2 from 512 B to 64 MiB.
+ */
+static bool arg_granularity(QDict *args, int64_t *gran, Error **errp)
+{
+    int64_t v = arg_int(args, "granularity", 0);
+
+    if (v < 0 || v > UINT32_MAX) {
+        /* QEMU's schema has it a uint32. */
+        error_setg(errp, "Parameter 'granularity' expects uint32_t");
+        return false;
+    }
+    if (v && (v < 512 || v > 64 * MiB)) {
+        error_setg(errp, "Parameter 'granularity' expects a value in range [512B, 64MB]");
+        return false;
+    }
+    if (v & (v - 1)) {
+        error_setg(errp, "Parameter 'granularity' expects a power of 2");
+        return false;
+    }
+    *gran = v;
+    return true;
+}
+
+/*
  * A backup's x-perf, checked as QEMU 7.2 checks it: max-chunk bounds what
  * a step copies (0: no limit of its own); this backup has one worker,
  * within any max-workers; it copies by reads and writes, so
@@ -194,7 +219,7 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
     MirrorOptions o = arg_copy_options(args);
     int64_t chunk;
 
-    if (!arg_buf_size(args, &chunk, errp)) {
+    if (!arg_granularity(args, &o.granularity, errp) || !arg_buf_size(args, &chunk, errp)) {
         return NULL;
     }
 
@@ -212,7 +237,7 @@ static QObject *qmp_drive_mirror(QDict *args, Error **errp)
 static bool mirror_refuse_unsupported(QDict *args, Error **errp)
 {
     static const char *const names[] = {
-        "replaces", "granularity", "filter-node-name",
+        "replaces",
     };
     const char *mode = qdict_get_try_str(args, "copy-mode");
 
@@ -236,9 +261,11 @@ static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
     MirrorOptions o = arg_copy_options(args);
     int64_t chunk;
 
-    if (!mirror_refuse_unsupported(args, errp) || !arg_buf_size(args, &chunk, errp)) {
+    if (!mirror_refuse_unsupported(args, errp) ||
+        !arg_granularity(args, &o.granularity, errp) || !arg_buf_size(args, &chunk, errp)) {
         return NULL;
     }
+    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
     if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {

@@ -298,6 +298,15 @@ BlockDriverState *block_job_find_source(const char *device, Error **errp)
     return bs;
 }
 
+bool block_job_find_source_and_target(const char *device, const char *target,
+                                      BlockDriverState **bs, BlockDriverState **target_bs,
+                                      Error **errp)
+{
+    *bs = block_job_find_source(device, errp);
+    *target_bs = *bs ? block_job_find_device(target, true, errp) : NULL;
+    return *target_bs != NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Creation and claims */
 
@@ -1120,10 +1129,16 @@ int block_job_run_sync(BlockJob *job, Error **errp)
 
 DirtyMap *dirty_map_new(int64_t len)
 {
+    return dirty_map_new_gran(len, BLOCK_JOB_CLUSTER);
+}
+
+DirtyMap *dirty_map_new_gran(int64_t len, int64_t gran)
+{
     DirtyMap *m = g_new0(DirtyMap, 1);
 
     m->len = len;
-    m->nclusters = DIV_ROUND_UP(len, BLOCK_JOB_CLUSTER);
+    m->gran = gran;
+    m->nclusters = DIV_ROUND_UP(len, gran);
     m->bits = g_new0(uint64_t, DIV_ROUND_UP(m->nclusters, 64) + 1);
     return m;
 }
@@ -1144,8 +1159,8 @@ static void dirty_map_update(DirtyMap *m, int64_t offset, int64_t bytes, bool se
         return;
     }
     bytes = MIN(bytes, m->len - offset);
-    first = offset / BLOCK_JOB_CLUSTER;
-    last = (offset + bytes - 1) / BLOCK_JOB_CLUSTER;
+    first = offset / m->gran;
+    last = (offset + bytes - 1) / m->gran;
     for (int64_t c = first; c <= last; c++) {
         uint64_t bit = 1ULL << (c % 64);
         bool was = m->bits[c / 64] & bit;
@@ -1172,7 +1187,7 @@ void dirty_map_reset(DirtyMap *m, int64_t offset, int64_t bytes)
 
 bool dirty_map_get(const DirtyMap *m, int64_t offset)
 {
-    int64_t c = offset / BLOCK_JOB_CLUSTER;
+    int64_t c = offset / m->gran;
 
     if (offset < 0 || c >= m->nclusters) {
         return false;
@@ -1182,7 +1197,7 @@ bool dirty_map_get(const DirtyMap *m, int64_t offset)
 
 int64_t dirty_map_next(const DirtyMap *m, int64_t offset)
 {
-    int64_t c = MAX(offset, 0) / BLOCK_JOB_CLUSTER;
+    int64_t c = MAX(offset, 0) / m->gran;
 
     if (m->count == 0) {
         return -1;
@@ -1191,7 +1206,7 @@ int64_t dirty_map_next(const DirtyMap *m, int64_t offset)
         uint64_t word = m->bits[c / 64] >> (c % 64);
         if (word) {
             c += __builtin_ctzll(word);
-            return c < m->nclusters ? c * BLOCK_JOB_CLUSTER : -1;
+            return c < m->nclusters ? c * m->gran : -1;
         }
         c = (c / 64 + 1) * 64;
     }
@@ -1200,10 +1215,10 @@ int64_t dirty_map_next(const DirtyMap *m, int64_t offset)
 
 int64_t dirty_map_bytes(const DirtyMap *m)
 {
-    int64_t bytes = m->count * BLOCK_JOB_CLUSTER;
+    int64_t bytes = m->count * m->gran;
 
-    if (m->nclusters && dirty_map_get(m, (m->nclusters - 1) * BLOCK_JOB_CLUSTER)) {
-        bytes -= m->nclusters * BLOCK_JOB_CLUSTER - m->len;
+    if (m->nclusters && dirty_map_get(m, (m->nclusters - 1) * m->gran)) {
+        bytes -= m->nclusters * m->gran - m->len;
     }
     return bytes;
 }

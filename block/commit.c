@@ -19,7 +19,8 @@
 
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp);
 
 typedef struct CopyJob {
     BlockJob common;
@@ -37,19 +38,64 @@ typedef struct CopyJob {
     bool is_stream;
     bool base_was_ro;
     bool overlay_was_ro;
+    bool top_was_ro;            /* stream: a read-only layer made writable for the job */
+    /*
+     * Stream: the lowest layer it streams from, which it holds; its base is
+     * whatever is below that layer now, as in QEMU (a commit below may
+     * have changed it meanwhile).
+     */
+    BlockDriverState *above_base;
+    bool base_sized;            /* commit: base is at least as long as top */
+    /*
+     * Commit: QEMU's "commit_top" filter node, between top and the layer
+     * above it while the job runs (named by filter-node-name, else
+     * automatically).
+     */
+    BlockDriverState *filter;
     int64_t cursor;
     uint8_t *buf;
 } CopyJob;
 
+/* A stream's base, as it is now (see CopyJob.above_base). */
+static void stream_refresh_base(CopyJob *s)
+{
+    if (s->is_stream && s->above_base) {
+        s->base = bdrv_filter_or_cow_bs(s->above_base);
+    }
+}
+
 static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
 {
     CopyJob *s = (CopyJob *)job;
+
+    stream_refresh_base(s);
     BlockDriverState *dst = s->is_stream ? s->top : s->base;
     int64_t off = s->cursor;
     int64_t n, chunk;
     bool copied;
     int ret;
 
+    if (!s->is_stream && !s->base_sized) {
+        /*
+         * A base shorter than top grows to top's length first, as QEMU's
+         * commit does once it runs: what top holds past base's end needs
+         * room there.  A failure ends the job with the error.
+         */
+        int64_t base_len = bdrv_getlength(s->base);
+
+        if (base_len < 0) {
+            error_setg_errno(errp, -base_len, "Could not get the length of '%s'",
+                             s->base->filename);
+            return base_len;
+        }
+        if (base_len < job->len) {
+            ret = bdrv_truncate(s->base, job->len, false, PREALLOC_MODE_OFF, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        s->base_sized = true;
+    }
     if (off >= job->len) {
         *done = true;
         return 0;
@@ -96,6 +142,56 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     return copied ? n : MIN(n, BLOCK_JOB_CLUSTER);
 }
 
+/* Makes the nodes above @from (as backing node, or as a filter's file) use @to. */
+static void commit_replace_node(BlockDriverState *from, BlockDriverState *to)
+{
+    g_autoptr(GPtrArray) parents = g_ptr_array_new();
+
+    /* Collected first: changing a child may close nodes. */
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p != to && (p->backing == from || (bdrv_is_filter(p) && p->file == from))) {
+            g_ptr_array_add(parents, p);
+        }
+    }
+    for (guint i = 0; i < parents->len; i++) {
+        BlockDriverState *p = parents->pdata[i];
+
+        if (p->backing == from) {
+            bdrv_set_backing_hd(p, to);
+        } else {
+            bdrv_ref(to);
+            p->file = to;
+            bdrv_unref(from);
+        }
+    }
+    bdrv_refresh_perms(NULL);
+}
+
+/* The filter leaves the chain: the layer above top uses top again. */
+static void commit_remove_filter(CopyJob *s)
+{
+    if (s->filter) {
+        commit_replace_node(s->filter, s->top);
+        bdrv_unref(s->filter);
+        s->filter = NULL;
+    }
+}
+
+/* The first node above @bs (it as backing node, or as a filter's file). */
+static BlockDriverState *commit_parent_of(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->backing == bs || (bdrv_is_filter(p) && p->file == bs)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static int copy_prepare(BlockJob *job, Error **errp)
 {
     CopyJob *s = (CopyJob *)job;
@@ -103,10 +199,24 @@ static int copy_prepare(BlockJob *job, Error **errp)
     const char *name = NULL, *fmt = NULL;
     int ret;
 
+    stream_refresh_base(s);
     ret = bdrv_flush(s->is_stream ? s->top : s->base, errp);
     if (ret < 0) {
         return ret;
     }
+    if (!s->is_stream && s->filter) {
+        /*
+         * The layer above the filter now: the job does not hold the layers
+         * above top, which a stream may have changed meanwhile (QEMU's
+         * iotest 258).
+         */
+        changed = commit_parent_of(s->filter);
+        if (!changed) {
+            commit_remove_filter(s);
+            return 0;
+        }
+    }
+    commit_remove_filter(s);
     if (bdrv_filter_or_cow_bs(changed) == s->base) {
         return 0;   /* nothing was dropped from the chain */
     }
@@ -120,8 +230,11 @@ static int copy_prepare(BlockJob *job, Error **errp)
         return bdrv_refresh_perms(errp) < 0 ? -EPERM : 0;
     }
     if (s->base) {
-        name = s->backing_file ? s->backing_file : s->base->filename;
-        fmt = bdrv_get_format_name(s->base);
+        /* A filter base (another commit's filter) stands for the image below it. */
+        BlockDriverState *image = bdrv_skip_filters(s->base);
+
+        name = s->backing_file ? s->backing_file : image->filename;
+        fmt = bdrv_get_format_name(image);
     }
     if (changed->read_only) {
         if (bdrv_reopen_set_read_only(changed, false, errp) < 0) {
@@ -145,8 +258,12 @@ static void copy_clean(BlockJob *job)
 {
     CopyJob *s = (CopyJob *)job;
 
+    commit_remove_filter(s);
     if (!s->is_stream && s->base && s->base_was_ro) {
         bdrv_reopen_set_read_only(s->base, true, NULL);
+    }
+    if (s->is_stream && s->top_was_ro) {
+        bdrv_reopen_set_read_only(s->top, true, NULL);
     }
     g_free(s->backing_file);
     g_free(s->buf);
@@ -168,12 +285,20 @@ static const BlockJobDriver stream_driver = {
     .clean = copy_clean,
 };
 
-/* The nodes the job uses: top down to base (included), filters too. */
-static bool claim_chain(BlockDriverState *top, BlockDriverState *base,
+/*
+ * The nodes the job uses: top down to base, filters too; base included
+ * when the job writes it (commit), not when it only reads down to it
+ * (stream, as QEMU's, which leaves its base to others).
+ */
+static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with_base,
                         const char *device, Error **errp)
 {
     for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
         BlockDriverState *nodes[] = { p };
+
+        if (p == base && !with_base) {
+            break;
+        }
         if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
             return false;
         }
@@ -283,7 +408,7 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         error_setg(errp, "cannot commit an image into itself");
         return NULL;
     }
-    if (!claim_chain(bs, base, opts->device, errp)) {
+    if (!claim_chain(top, base, true, opts->device, errp)) {
         return NULL;
     }
     /* Commit reads top..base and writes base: all of them need their keys. */
@@ -300,13 +425,8 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
      * committed with that image); the job then works on @top itself.
      */
     if (bdrv_skip_filters(top) == bdrv_skip_filters(bs)) {
-        if (opts->filter_node_name) {
-            error_setg(errp, "Parameter 'filter-node-name' is not supported for "
-                       "an active commit: this block layer inserts no filter node");
-            return NULL;
-        }
         return block_job_active_commit(opts->job_id, opts->device, top, base, opts->speed,
-                                       opts->on_error, errp);
+                                       opts->on_error, opts->filter_node_name, errp);
     }
     for (overlay = bs; bdrv_filter_or_cow_bs(overlay) != top;
          overlay = bdrv_filter_or_cow_bs(overlay)) {
@@ -317,31 +437,25 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
         return NULL;
     }
     s->overlay = overlay;
-    if (opts->filter_node_name) {
-        /*
-         * QEMU would put a filter node of this name above @top while the
-         * job runs; there is none here, so a valid name is refused too.
-         */
-        if (bdrv_node_name_valid(opts->filter_node_name, errp)) {
-            error_setg(errp, "Parameter 'filter-node-name' is not supported: "
-                       "this block layer inserts no filter node");
-        }
+    /*
+     * The commit_top filter goes between top and the layer above it, as in
+     * QEMU (a bad name: the job is created, then gone, then the error).
+     * The job claims it with the chain.
+     */
+    s->filter = bdrv_commit_top_new(top, opts->filter_node_name, errp);
+    if (!s->filter) {
         block_job_fail_created(&s->common);
         return NULL;
     }
-    for (BlockDriverState *p = bdrv_filter_or_cow_bs(bs); p; p = bdrv_filter_or_cow_bs(p)) {
+    commit_replace_node(top, s->filter);
+    /* As QEMU: the device's node (the job's) and the filter down to base. */
+    for (BlockDriverState *p = s->filter; p; p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
         if (p == base) {
             break;
         }
     }
     if (!block_job_init_len(&s->common, top, errp)) {
-        block_job_free_unstarted(&s->common);
-        return NULL;
-    }
-    if (bdrv_getlength(base) < s->common.len) {
-        error_setg(errp, "Top image %s is larger than base image %s", top->filename,
-                   base->filename);
         block_job_free_unstarted(&s->common);
         return NULL;
     }
@@ -372,7 +486,7 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
             return NULL;
         }
     }
-    if (!claim_chain(bs, base, opts->device, errp)) {
+    if (!claim_chain(bs, base, false, opts->device, errp)) {
         return NULL;
     }
     if (!block_job_check_keys(bs, opts->device, errp)) {
@@ -385,10 +499,22 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
     }
     for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
         block_job_add_node(&s->common, p);
+        s->above_base = p;
     }
     if (bs->backing && !block_job_init_len(&s->common, bs, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;
+    }
+    /*
+     * A layer below the active one (a stream into a backing node, by its
+     * node name) is read-only: writable for the job's life, as in QEMU.
+     */
+    if (bs->backing && bs->read_only) {
+        if (bdrv_reopen_set_read_only(bs, false, errp) < 0) {
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+        s->top_was_ro = true;
     }
     /* Without a backing file there is nothing to stream: the job ends at once. */
     s->buf = g_malloc(BLOCK_JOB_CHUNK);

@@ -286,25 +286,6 @@ static int cbw_flush(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : bdrv_flush(s->target, errp);
 }
 
-static int64_t cbw_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        /* What the file shows through the filter, unchanged. */
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 static BlockDriverState *cbw_target(BlockDriverState *bs)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
@@ -355,8 +336,8 @@ static BlockDriver bdrv_copy_before_write = {
     .bdrv_pwrite_zeroes = cbw_pwrite_zeroes,
     .bdrv_pdiscard = cbw_pdiscard,
     .bdrv_flush = cbw_flush,
-    .bdrv_getlength = cbw_getlength,
-    .bdrv_block_status = cbw_block_status,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_block_status = bdrv_filter_block_status,
 };
 
 /* ------------------------------------------------------------------ */

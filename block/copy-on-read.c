@@ -102,47 +102,6 @@ static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
     return 0;
 }
 
-static int cor_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                      const void *buf, int flags, Error **errp)
-{
-    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
-}
-
-static int cor_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int flags, Error **errp)
-{
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
-}
-
-static int cor_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                        Error **errp)
-{
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
-}
-
-static int cor_flush(BlockDriverState *bs, Error **errp)
-{
-    return bdrv_flush(bs->file, errp);
-}
-
-static int64_t cor_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int cor_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 static BlockDriver bdrv_copy_on_read = {
     .format_name = "copy-on-read",
     .is_passthrough = true,
@@ -151,12 +110,7 @@ static BlockDriver bdrv_copy_on_read = {
     .file_child_name = "file",
     .bdrv_open = cor_open,
     .bdrv_pread = cor_pread,
-    .bdrv_pwrite = cor_pwrite,
-    .bdrv_pwrite_zeroes = cor_pwrite_zeroes,
-    .bdrv_pdiscard = cor_pdiscard,
-    .bdrv_flush = cor_flush,
-    .bdrv_getlength = cor_getlength,
-    .bdrv_block_status = cor_block_status,
+    BDRV_FILTER_PASS_THROUGH_WRITES,
 };
 
 void bdrv_copy_on_read_init(void)

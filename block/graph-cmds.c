@@ -416,7 +416,7 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
     const char *key;
     json_t *value;
 
-    if (!bs->options) {
+    if (!bs->options || bs->drv->reopen_resets_defaults) {
         return true;
     }
     json_object_foreach(bs->options, key, value) {

@@ -25,13 +25,16 @@ typedef struct MirrorJob {
     int64_t copied;             /* bytes copied so far, for "offset" */
     bool target_is_zero;
     bool notifier_added;
+    int64_t gran;               /* what a bit of @dirty stands for */
     /*
-     * drive-mirror's claims, as QEMU's: its filter above the source (takes
-     * over the source's users), the job's own use of the source (lets
-     * nobody resize it), and of the target (lets nobody else read, write
-     * or resize it).  See docs/permissions.md.
+     * The mirror's claims, as QEMU's: its mirror_top filter node above the
+     * source (takes over the source's users; named by filter-node-name),
+     * the job's own use of the source (lets nobody resize it), and of the
+     * target (lets nobody else read, write or resize it).  See
+     * docs/permissions.md.
      */
-    BdrvUser *filter_user, *source_user, *target_user;
+    BlockDriverState *filter;
+    BdrvUser *source_user, *target_user;
     uint8_t *buf;
 } MirrorJob;
 
@@ -71,7 +74,7 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         end = start;
         while (end < s->dirty->len && end - start < MIN(BLOCK_JOB_CHUNK, max_bytes) &&
                dirty_map_get(s->dirty, end)) {
-            end += BLOCK_JOB_CLUSTER;
+            end += s->gran;
         }
         end = MIN(end, s->dirty->len);
         len = end - start;
@@ -98,27 +101,42 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     }
     mirror_update_progress(s);
     *done = s->dirty->count == 0;
+    if (*done && (!job->ready || job->complete_requested || job->cancelled)) {
+        /*
+         * In sync: before the job says it is ready, and before it ends on
+         * complete or cancel, the target is flushed, as QEMU's mirror
+         * does.  A failed flush is a target write error, handled as
+         * on-target-error says (stop: the job pauses, and resuming
+         * flushes again).
+         */
+        int ret = bdrv_flush(s->target, errp);
+
+        if (ret < 0) {
+            job->err_is_read = false;
+            *done = false;
+            return ret;
+        }
+    }
     return total;
 }
 
+/* The filter node leaves the graph with the job's claims. */
 static void mirror_release(MirrorJob *s)
 {
-    bdrv_user_remove(s->filter_user);
     bdrv_user_remove(s->source_user);
     bdrv_user_remove(s->target_user);
-    s->filter_user = s->source_user = s->target_user = NULL;
+    s->source_user = s->target_user = NULL;
+    bdrv_unref(s->filter);
+    s->filter = NULL;
 }
 
-static bool mirror_claim(MirrorJob *s, BlockDriverState *target, Error **errp)
+static bool mirror_claim(MirrorJob *s, BlockDriverState *target, const char *filter_node_name,
+                         Error **errp)
 {
-    g_autofree char *filter = bdrv_next_auto_node_name();
-    g_autofree char *fdesc = g_strdup_printf("node '%s'", filter);
     g_autofree char *jdesc = g_strdup_printf("mirror job '%s'", s->common.id);
 
-    s->filter_user = bdrv_user_add_full(s->common.bs, fdesc, "backing",
-                                        BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL,
-                                        BDRV_USER_FILTER, errp);
-    if (s->filter_user) {
+    s->filter = bdrv_mirror_top_new(s->common.bs, filter_node_name, errp);
+    if (s->filter) {
         s->source_user = bdrv_user_add_full(s->common.bs, jdesc, "source", 0,
                                             BLK_PERM_ALL & ~BLK_PERM_RESIZE, BDRV_USER_EXTRA,
                                             errp);
@@ -257,20 +275,28 @@ static int mirror_init_dirty(MirrorJob *s, bool top_only, Error **errp)
     return 0;
 }
 
-static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, bool top_only,
+/*
+ * Starts the job once its target is known and claimed: sync=none copies
+ * only what the guest writes from now on, sync=top only what the source's
+ * top layer holds (with a backing file), full everything.
+ */
+static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSyncMode sync,
                               Error **errp)
 {
     BlockJob *job = &s->common;
 
+    /* The filter is the job's: no other job or command may take it. */
+    block_job_add_node(job, s->filter);
     s->target = target;
     block_job_add_node(job, target);
     if (!block_job_init_len(job, job->bs, errp)) {
         block_job_free_unstarted(job);
         return NULL;
     }
-    s->dirty = dirty_map_new(job->len);
+    s->dirty = dirty_map_new_gran(job->len, s->gran);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
-    if (mirror_init_dirty(s, top_only, errp) < 0) {
+    if (sync != MIRROR_SYNC_MODE_NONE &&
+        mirror_init_dirty(s, sync == MIRROR_SYNC_MODE_TOP && job->bs->backing, errp) < 0) {
         block_job_free_unstarted(job);
         return NULL;
     }
@@ -279,6 +305,20 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, bool top_o
     s->notifier_added = true;
     block_job_start(job);
     return job;
+}
+
+/* Both mirror commands' job, before its target is known. */
+static MirrorJob *mirror_create(const MirrorOptions *opts, BlockDriverState *bs, Error **errp)
+{
+    MirrorJob *s = block_job_create(&mirror_driver, opts->job_id, opts->device, bs,
+                                    opts->speed, errp);
+
+    if (s) {
+        s->common.on_source_error = opts->on_source_error;
+        s->common.on_target_error = opts->on_target_error;
+        s->gran = opts->granularity ? opts->granularity : BLOCK_JOB_CLUSTER;
+    }
+    return s;
 }
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
@@ -297,12 +337,10 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     } else if (opts->sync == MIRROR_SYNC_MODE_TOP) {
         backing = bs->backing;
     }
-    s = block_job_create(&mirror_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    s = mirror_create(opts, bs, errp);
     if (!s) {
         return NULL;
     }
-    s->common.on_source_error = opts->on_source_error;
-    s->common.on_target_error = opts->on_target_error;
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
                                    opts->node_name, opts->quiet, errp);
     if (!target) {
@@ -311,31 +349,14 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     }
     nodes[0] = target;
     if (!block_job_check_keys(target, NULL, errp) ||
-        !block_job_check_nodes_free(nodes, 1, NULL, errp)) {
-        bdrv_unref(target);
-        block_job_free_unstarted(&s->common);
-        return NULL;
-    }
-    if (!mirror_claim(s, target, errp)) {
+        !block_job_check_nodes_free(nodes, 1, NULL, errp) ||
+        !mirror_claim(s, target, NULL, errp)) {
         bdrv_unref(target);
         block_job_free_unstarted(&s->common);
         return NULL;
     }
     s->target_is_zero = opts->mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS && !target->backing;
-    if (opts->sync == MIRROR_SYNC_MODE_NONE) {
-        BlockJob *job;
-        /* Nothing to copy at first; start with an empty map. */
-        s->target = target;
-        block_job_add_node(&s->common, target);
-        s->dirty = dirty_map_new(bdrv_getlength(bs));
-        s->buf = g_malloc(BLOCK_JOB_CHUNK);
-        bdrv_add_after_write_notifier(bs, mirror_after_write, s);
-        s->notifier_added = true;
-        job = &s->common;
-        block_job_start(job);
-        return job;
-    }
-    return mirror_start(s, target, opts->sync == MIRROR_SYNC_MODE_TOP && bs->backing, errp);
+    return mirror_start(s, target, opts->sync, errp);
 }
 
 /*
@@ -345,17 +366,11 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
  */
 BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
 {
-    BlockDriverState *bs, *target;
+    BlockDriverState *bs, *target, *filter;
     BlockDriverState *nodes[1];
     MirrorJob *s;
-    BlockJob *job;
 
-    bs = block_job_find_source(opts->device, errp);
-    if (!bs) {
-        return NULL;
-    }
-    target = block_job_find_device(opts->target, true, errp);
-    if (!target) {
+    if (!block_job_find_source_and_target(opts->device, opts->target, &bs, &target, errp)) {
         return NULL;
     }
     if (target == bs) {
@@ -376,47 +391,49 @@ BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
         error_setg(errp, "Source and target image have different sizes");
         return NULL;
     }
-    s = block_job_create(&mirror_driver, opts->job_id, opts->device, bs, opts->speed, errp);
+    /*
+     * The filter node, as QEMU's, before the job (a bad name creates no
+     * job); the target was added by the user, whose own uses of it stay
+     * as they are.
+     */
+    filter = bdrv_mirror_top_new(bs, opts->filter_node_name, errp);
+    if (!filter) {
+        return NULL;
+    }
+    s = mirror_create(opts, bs, errp);
     if (!s) {
+        bdrv_unref(filter);
         return NULL;
     }
-    s->common.on_source_error = opts->on_source_error;
-    s->common.on_target_error = opts->on_target_error;
+    s->filter = filter;
     bdrv_ref(target);
-    if (opts->sync != MIRROR_SYNC_MODE_NONE) {
-        return mirror_start(s, target, opts->sync == MIRROR_SYNC_MODE_TOP && bs->backing,
-                            errp);
-    }
-    /* sync=none: only what the guest writes from now on. */
-    s->target = target;
-    block_job_add_node(&s->common, target);
-    if (!block_job_init_len(&s->common, bs, errp)) {
-        block_job_free_unstarted(&s->common);
-        return NULL;
-    }
-    s->dirty = dirty_map_new(s->common.len);
-    s->buf = g_malloc(BLOCK_JOB_CHUNK);
-    bdrv_add_after_write_notifier(bs, mirror_after_write, s);
-    s->notifier_added = true;
-    job = &s->common;
-    block_job_start(job);
-    return job;
+    return mirror_start(s, target, opts->sync, errp);
 }
 
 /* block-commit with top = the active layer. */
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp);
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp);
 
 BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   BlockDriverState *bs, BlockDriverState *base,
-                                  int64_t speed, BlockdevOnError on_error, Error **errp)
+                                  int64_t speed, BlockdevOnError on_error,
+                                  const char *filter_node_name, Error **errp)
 {
-    MirrorJob *s = block_job_create(&active_commit_driver, job_id, device, bs, speed, errp);
+    /* As a mirror's: the filter node comes first, a bad name creates no job. */
+    BlockDriverState *filter = bdrv_mirror_top_new(bs, filter_node_name, errp);
+    MirrorJob *s;
 
-    if (!s) {
+    if (!filter) {
         return NULL;
     }
+    s = block_job_create(&active_commit_driver, job_id, device, bs, speed, errp);
+    if (!s) {
+        bdrv_unref(filter);
+        return NULL;
+    }
+    s->filter = filter;
     s->is_commit = true;
     s->base = base;
     s->common.on_source_error = on_error;
@@ -446,5 +463,6 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
         }
     }
     bdrv_ref(base);
-    return mirror_start(s, base, false, errp);
+    s->gran = BLOCK_JOB_CLUSTER;
+    return mirror_start(s, base, MIRROR_SYNC_MODE_FULL, errp);
 }

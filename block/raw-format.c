@@ -60,17 +60,23 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
     return true;
 }
 
-static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+/*
+ * Reads the window (offset, size) from @options, as open and reopen take
+ * it: what is left out is the default, the whole file.  Checks it against
+ * the file's length, as QEMU 7.2 does.
+ */
+static int raw_take_window(BlockDriverState *bs, QDict *options, BDRVRawState *w,
+                           Error **errp)
 {
-    BDRVRawState *s = bs->opaque;
     int64_t file_size;
 
-    s->size = -1;
-    if (!raw_take_size(options, "offset", &s->offset, errp) ||
-        !raw_take_size(options, "size", &s->size, errp)) {
+    w->offset = 0;
+    w->size = -1;
+    if (!raw_take_size(options, "offset", &w->offset, errp) ||
+        !raw_take_size(options, "size", &w->size, errp)) {
         return -EINVAL;
     }
-    if (!s->offset && s->size < 0) {
+    if (!w->offset && w->size < 0) {
         return 0;
     }
     file_size = bdrv_getlength(bs->file);
@@ -78,24 +84,64 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
         error_setg_errno(errp, -file_size, "Could not get the size of '%s'", bs->filename);
         return (int)file_size;
     }
-    if (s->offset > file_size) {
+    if (w->offset > file_size) {
         error_setg(errp, "Offset (%" PRId64 ") cannot be greater than size of the "
-                   "containing file (%" PRId64 ")", s->offset, file_size);
+                   "containing file (%" PRId64 ")", w->offset, file_size);
         return -EINVAL;
     }
-    if (s->size >= 0 && file_size - s->offset < s->size) {
+    if (w->size >= 0 && file_size - w->offset < w->size) {
         error_setg(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
                    "be smaller or equal to the  actual size of the containing file "
-                   "(%" PRId64 ")", s->offset, s->size, file_size);
+                   "(%" PRId64 ")", w->offset, w->size, file_size);
         return -EINVAL;
     }
     /* Checked after the file's bounds, as QEMU 7.2 does. */
-    if (s->size >= 0 && s->size % BDRV_SECTOR_SIZE) {
+    if (w->size >= 0 && w->size % BDRV_SECTOR_SIZE) {
         error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
     /* A window is a partition: probing protection is about sector 0 only. */
     return 0;
+}
+
+static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    return raw_take_window(bs, options, bs->opaque, errp);
+}
+
+/*
+ * blockdev-reopen: the window may change, and an option left out goes
+ * back to its default, as in QEMU (so dropping 'size' lifts the limit).
+ */
+static int raw_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                              Error **errp)
+{
+    g_autofree BDRVRawState *w = g_new0(BDRVRawState, 1);
+    int ret = raw_take_window(bs, opts, w, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    *state = g_steal_pointer(&w);
+    return 0;
+}
+
+static void raw_reopen_commit(BlockDriverState *bs, void *state)
+{
+    BDRVRawState *s = bs->opaque, *w = state;
+
+    *s = *w;
+    /* Options left out are defaults now; those given are stored back. */
+    if (bs->options) {
+        json_object_del(bs->options, "offset");
+        json_object_del(bs->options, "size");
+    }
+    g_free(w);
+}
+
+static void raw_reopen_abort(BlockDriverState *bs, void *state)
+{
+    g_free(state);
 }
 
 static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -200,6 +246,12 @@ static const QemuOptDesc raw_create_desc[] = {
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };
 
+/* A window of a fixed 'size' is full at its end: QEMU's raw says ENOSPC there. */
+static bool raw_full_past_end(BlockDriverState *bs)
+{
+    return ((BDRVRawState *)bs->opaque)->size >= 0;
+}
+
 static const char *const raw_strong_opts[] = { "offset", "size", NULL };
 
 static BlockDriver bdrv_raw = {
@@ -208,6 +260,10 @@ static BlockDriver bdrv_raw = {
     .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
     .bdrv_open = raw_open,
+    .bdrv_reopen_prepare = raw_reopen_prepare,
+    .bdrv_reopen_commit = raw_reopen_commit,
+    .bdrv_reopen_abort = raw_reopen_abort,
+    .reopen_resets_defaults = true,
     .bdrv_pread = raw_pread,
     .bdrv_pwrite = raw_pwrite,
     .bdrv_pwrite_zeroes = raw_pwrite_zeroes,
@@ -217,6 +273,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_truncate = raw_truncate,
     .bdrv_create = raw_create,
     .bdrv_get_info = raw_get_info,
+    .bdrv_full_past_end = raw_full_past_end,
     .create_opts = &raw_create_opts,
     .strong_opts = raw_strong_opts,
 };

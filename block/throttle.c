@@ -120,24 +120,6 @@ static int throttle_flush(BlockDriverState *bs, Error **errp)
     return bdrv_flush(bs->file, errp);
 }
 
-static int64_t throttle_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int throttle_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                 int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 static BlockDriver bdrv_throttle = {
     .format_name = "throttle",
     .is_passthrough = true,
@@ -152,8 +134,8 @@ static BlockDriver bdrv_throttle = {
     .bdrv_pwrite_zeroes = throttle_pwrite_zeroes,
     .bdrv_pdiscard = throttle_pdiscard,
     .bdrv_flush = throttle_flush,
-    .bdrv_getlength = throttle_getlength,
-    .bdrv_block_status = throttle_block_status,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_block_status = bdrv_filter_block_status,
 };
 
 void bdrv_throttle_init(void)

@@ -149,6 +149,12 @@ struct BlockDriverState {
      * metadata.  @activate_rw: the node becomes writable when activated.
      */
     bool inactive;
+    /*
+     * A job's filter node created without a name (QEMU's implicit node):
+     * the queries that walk a chain (query-block, query-blockstats) look
+     * through it, as QEMU does.
+     */
+    bool implicit;
     bool activate_rw;
 
     /*
@@ -259,6 +265,17 @@ typedef struct BlockDriver {
                                Error **errp);
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+    /*
+     * Its reopen_prepare reads all of the driver's options, one left out
+     * being its default, as QEMU's reopen does (raw's offset and size):
+     * blockdev-reopen need not state them again.
+     */
+    bool reopen_resets_defaults;
+    /*
+     * A node only the block layer makes (a job's filter): not listed
+     * among the formats, and its open refuses users.
+     */
+    bool is_internal;
 
     /*
      * Protocol drivers: take the image locks for @perm and @shared (what
@@ -356,6 +373,12 @@ typedef struct BlockDriver {
      */
     bool (*bdrv_takes_over_parents)(BlockDriverState *bs);
     /*
+     * Optional: true when a write past the node's end means the node is
+     * full (ENOSPC, as QEMU's raw node with a fixed 'size' says) rather
+     * than a bad request (EIO).
+     */
+    bool (*bdrv_full_past_end)(BlockDriverState *bs);
+    /*
      * The plain file name of a node of this driver ("blkdebug:CONFIG:IMAGE"),
      * given the plain names of its children; NULL when its options need a
      * json:{...} name.  Without it: the file child's name, or json:{...}
@@ -413,6 +436,49 @@ int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
                                           const char *node_name, Error **errp);
 
+/*
+ * A filter's driver callbacks that pass the request to its file child
+ * unchanged (block status as the file's, mapped to the same offset).
+ */
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp);
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp);
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp);
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
+int64_t bdrv_filter_getlength(BlockDriverState *bs);
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file);
+/* A filter's BlockDriver members for everything but reads: all passed through. */
+#define BDRV_FILTER_PASS_THROUGH_WRITES \
+    .bdrv_pwrite = bdrv_filter_pwrite, \
+    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes, \
+    .bdrv_pdiscard = bdrv_filter_pdiscard, \
+    .bdrv_flush = bdrv_filter_flush, \
+    .bdrv_getlength = bdrv_filter_getlength, \
+    .bdrv_block_status = bdrv_filter_block_status
+
+/*
+ * A mirror's "mirror_top" filter node over @source (its "backing" child),
+ * named @node_name (NULL: an automatic name), for the job's life.  It
+ * passes everything through and claims @source as the filter above all of
+ * @source's parents.  Fails, creating nothing, on a taken or invalid name
+ * (QEMU's "Duplicate nodes with node-name='NAME'", "Invalid node-name: 'NAME'") or a conflict with a user of @source.
+ */
+BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node_name,
+                                      Error **errp);
+/*
+ * An intermediate commit's "commit_top" filter node over @top, named
+ * @node_name (NULL: automatic), failing as bdrv_mirror_top_new(); the
+ * caller puts it in the chain (the backing node of the layer above top).
+ */
+BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
+                                      Error **errp);
+/* @bs, or below the implicit filter nodes above it (their file children). */
+BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
+
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);
 
@@ -430,6 +496,7 @@ void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
 void bdrv_copy_on_read_init(void);
+void bdrv_mirror_top_init(void);
 void bdrv_quorum_init(void);
 
 /*

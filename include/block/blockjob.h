@@ -121,7 +121,8 @@ typedef struct BackupOptions {
     BitmapSyncMode bitmap_mode;
     bool compress;              /* backup: write compressed clusters */
     const char *node_name;      /* drive-mirror: the new target node's name */
-    const char *filter_node_name; /* backup: its filter node's name; NULL: automatic */
+    const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
+    int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
@@ -135,7 +136,7 @@ typedef struct CommitOptions {
     int64_t speed;
     BlockdevOnError on_error;
     const char *backing_file;   /* name to store in the overlay, NULL: base's */
-    const char *filter_node_name; /* QEMU's commit filter node: refused (none here) */
+    const char *filter_node_name; /* active commit: its filter node's name; else refused */
     bool top_is_node;           /* @top came as top-node */
     bool base_is_node;          /* @base came as base-node */
 } CommitOptions;

@@ -152,6 +152,14 @@ bool block_job_check_keys(BlockDriverState *bs, const char *device, Error **errp
  * name), once block_job_check_keys() has found every key it needs.
  */
 BlockDriverState *block_job_find_source(const char *device, Error **errp);
+/*
+ * blockdev-backup's and blockdev-mirror's nodes: the source as
+ * block_job_find_source() finds it, then the existing node (or drive)
+ * @target.  False, with the first lookup's error, when one is missing.
+ */
+bool block_job_find_source_and_target(const char *device, const char *target,
+                                      BlockDriverState **bs, BlockDriverState **target_bs,
+                                      Error **errp);
 
 /* ---- A simple dirty/copied map at BLOCK_JOB_CLUSTER granularity ---- */
 typedef struct DirtyMap {
@@ -159,9 +167,13 @@ typedef struct DirtyMap {
     int64_t nclusters;
     uint64_t *bits;
     int64_t count;              /* clusters set */
+    int64_t gran;               /* bytes a bit stands for (a power of 2) */
 } DirtyMap;
 
+/* A map at the jobs' granularity, BLOCK_JOB_CLUSTER. */
 DirtyMap *dirty_map_new(int64_t len);
+/* A map whose bits stand for @gran bytes each (a mirror's granularity). */
+DirtyMap *dirty_map_new_gran(int64_t len, int64_t gran);
 void dirty_map_free(DirtyMap *m);
 /* Marks every cluster touched by [offset, offset+bytes). */
 void dirty_map_set(DirtyMap *m, int64_t offset, int64_t bytes);
