@@ -385,6 +385,30 @@ BlockDriver *bdrv_find_protocol(const char *name);
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp);
 /*
+ * For filter drivers (block/filter-common.c): the "file" child of a filter
+ * that opens it itself (from "file": NODE, or "file.*" and the file name
+ * the filter was given), and the requests they pass to bs->file unchanged.
+ */
+int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
+                                Error **errp);
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp);
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp);
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp);
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         Error **errp);
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
+int64_t bdrv_filter_getlength(BlockDriverState *bs);
+int64_t bdrv_filter_get_allocated_file_size(BlockDriverState *bs);
+int bdrv_filter_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp);
+int bdrv_filter_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+/* The child's status as the filter's own, at the same offsets. */
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file);
+/*
  * For create callbacks: creates the protocol-level file, empty; of @opts
  * (may be NULL) it takes the protocol's options about the file itself (nocow,
  * extent_size_hint).
@@ -430,6 +454,11 @@ void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
 void bdrv_copy_on_read_init(void);
+/*
+ * A new copy-on-read filter node over @bs (qemu-io -C, -drive
+ * copy-on-read=on), holding its own reference to @bs.
+ */
+BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
 void bdrv_quorum_init(void);
 
 /*
