@@ -286,11 +286,6 @@ static int cbw_flush(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : bdrv_flush(s->target, errp);
 }
 
-static int64_t cbw_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
 static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
@@ -355,7 +350,7 @@ static BlockDriver bdrv_copy_before_write = {
     .bdrv_pwrite_zeroes = cbw_pwrite_zeroes,
     .bdrv_pdiscard = cbw_pdiscard,
     .bdrv_flush = cbw_flush,
-    .bdrv_getlength = cbw_getlength,
+    .bdrv_getlength = bdrv_filter_getlength,
     .bdrv_block_status = cbw_block_status,
 };
 
@@ -446,11 +441,6 @@ static int snapshot_access_flush(BlockDriverState *bs, Error **errp)
     return 0;   /* nothing is ever written through this node */
 }
 
-static int64_t snapshot_access_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
 /*
  * The filter below keeps the point-in-time view whatever its parents
  * write: the reader lets them write (a format would not).
@@ -473,7 +463,7 @@ static BlockDriver bdrv_snapshot_access = {
     .bdrv_pwrite_zeroes = snapshot_access_pwrite_zeroes,
     .bdrv_pdiscard = snapshot_access_pdiscard,
     .bdrv_flush = snapshot_access_flush,
-    .bdrv_getlength = snapshot_access_getlength,
+    .bdrv_getlength = bdrv_filter_getlength,
 };
 
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,

@@ -22,16 +22,8 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
 {
     BDRVThrottleState *s = bs->opaque;
     const char *group = qdict_get_try_str(options, "throttle-group");
-    const char *ref = qdict_get_try_str(options, "file");
-    QDict *sub = qdict_extract_subqdict(options, "file.");
 
-    if (!ref && !qdict_size(sub)) {
-        qobject_unref(sub);
-        error_setg(errp, "Parameter 'file' is missing");
-        return -EINVAL;
-    }
     if (!group) {
-        qobject_unref(sub);
         error_setg(errp, qdict_haskey(options, "throttle-group")
                    ? "Invalid parameter type for 'throttle-group', expected: string"
                    : "Parameter 'throttle-group' is missing");
@@ -39,30 +31,11 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
     }
     s->tg = throttle_group_find(group, errp);
     if (!s->tg) {
-        qobject_unref(sub);
         return -EINVAL;
     }
     throttle_group_ref(s->tg);
     qdict_del(options, "throttle-group");
-    qdict_del(options, "filename");
-
-    if (ref) {
-        qobject_unref(sub);
-        bs->file = bdrv_find_node(ref);
-        if (!bs->file) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
-            return -EINVAL;
-        }
-        bdrv_ref(bs->file);
-        qdict_del(options, "file");
-    } else {
-        bs->file = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
-        if (!bs->file) {
-            return -EINVAL;
-        }
-    }
-    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
-    return 0;
+    return bdrv_filter_open_file_child(bs, options, flags, errp);
 }
 
 static void throttle_close(BlockDriverState *bs)
@@ -131,29 +104,6 @@ static int throttle_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
     return ret < 0 ? ret : bdrv_pdiscard(bs->file, offset, bytes, errp);
 }
 
-static int throttle_flush(BlockDriverState *bs, Error **errp)
-{
-    return bdrv_flush(bs->file, errp);
-}
-
-static int64_t throttle_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int throttle_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                 int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 static BlockDriver bdrv_throttle = {
     .format_name = "throttle",
     .is_passthrough = true,
@@ -167,9 +117,9 @@ static BlockDriver bdrv_throttle = {
     .bdrv_pwrite = throttle_pwrite,
     .bdrv_pwrite_zeroes = throttle_pwrite_zeroes,
     .bdrv_pdiscard = throttle_pdiscard,
-    .bdrv_flush = throttle_flush,
-    .bdrv_getlength = throttle_getlength,
-    .bdrv_block_status = throttle_block_status,
+    .bdrv_flush = bdrv_filter_flush,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_block_status = bdrv_filter_block_status,
 };
 
 void bdrv_throttle_init(void)
