@@ -1469,6 +1469,15 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     file_opts = qdict_extract_subqdict(opts, "file.");
     inherit_cache_opts(opts, file_opts);
     inherit_cache_opts(opts, backing_opts);
+    /* As QEMU: the file name is the file child's, which may not be named twice. */
+    if (filename && json_is_string(json_object_get(opts, "file"))) {
+        error_setg(errp, "Cannot reference an existing block device with additional options or a new filename");
+        goto fail;
+    }
+    if (filename && qdict_haskey(file_opts, "filename")) {
+        error_setg(errp, "Can't specify 'file' and 'filename' options at the same time");
+        goto fail;
+    }
     if (json_is_string(json_object_get(opts, "file"))) {
         /* "file": "node-name" refers to an existing protocol node. */
         file = bdrv_find_node(qdict_get_try_str(opts, "file"));

@@ -67,9 +67,17 @@ static int cor_open(BlockDriverState *bs, QDict *options, int flags, Error **err
         error_setg(errp, "Bottom node '%s' not found", bottom_name);
         return -EINVAL;
     }
-    /* The bottom node must be the image or a node of its backing chain. */
+    if (bdrv_is_filter(s->bottom)) {
+        error_setg(errp, "Bottom node '%s' is a filter", bottom_name);
+        s->bottom = NULL;
+        return -EINVAL;
+    }
+    /*
+     * The bottom node must be a node of the image's backing chain (QEMU
+     * 7.2 hangs on any other node, the image itself included).
+     */
     image = cor_image(bs);
-    for (n = image; n && n != s->bottom; n = bdrv_filter_or_cow_bs(n)) {
+    for (n = bdrv_filter_or_cow_bs(image); n && n != s->bottom; n = bdrv_filter_or_cow_bs(n)) {
     }
     if (!n) {
         error_setg(errp, "Bottom node '%s' is not in the backing chain of '%s'",
@@ -107,8 +115,7 @@ static int cor_wants_copy(BlockDriverState *bs, BlockDriverState *image, int64_t
     }
     if (ret == 0 && s->bottom) {
         /* Only what the chain holds down to the bottom node (inclusive). */
-        ret = s->bottom == image || !below ? 0
-            : bdrv_is_allocated_above(below, s->bottom, true, offset, *pnum, pnum);
+        ret = bdrv_is_allocated_above(below, s->bottom, true, offset, *pnum, pnum);
     } else if (ret >= 0) {
         ret = !ret;
     }

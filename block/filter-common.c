@@ -27,6 +27,17 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
     const char *drvname = qdict_get_try_str(sub, "driver");
 
     qdict_del(options, "filename");
+    /* The file name is the child's (as the core's for a format's file). */
+    if (filename && ref) {
+        qobject_unref(sub);
+        error_setg(errp, "Cannot reference an existing block device with additional options or a new filename");
+        return -EINVAL;
+    }
+    if (filename && qdict_haskey(sub, "filename")) {
+        qobject_unref(sub);
+        error_setg(errp, "Can't specify 'file' and 'filename' options at the same time");
+        return -EINVAL;
+    }
     if (ref) {
         qobject_unref(sub);
         bs->file = bdrv_find_node(ref);
@@ -42,9 +53,6 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
         error_setg(errp, "Parameter 'file' is missing");
         return -EINVAL;
     } else {
-        if (qdict_haskey(sub, "filename")) {
-            g_clear_pointer(&filename, g_free);
-        }
         /* A named driver decides the node's kind; a bare name is a file. */
         bs->file = drvname ? bdrv_open(filename, sub, flags | BDRV_O_PROBE_QUIET, errp)
                            : bdrv_open_file(filename, sub, flags, errp);
