@@ -18,14 +18,37 @@
  * "driver=copy-on-read,file.driver=qcow2 FILE" opens FILE as qcow2): a
  * format child opens it through its own file, a protocol child is it.
  */
+bool bdrv_filter_file_given(QDict *options, Error **errp)
+{
+    const char *key;
+    json_t *value;
+
+    if (qdict_haskey(options, "file") || qdict_get_try_str(options, "filename")) {
+        return true;
+    }
+    json_object_foreach(options, key, value) {
+        if (g_str_has_prefix(key, "file.")) {
+            return true;
+        }
+    }
+    /* QMP's word for it (blockdev-add checks its arguments first). */
+    error_setg(errp, "Parameter 'file' is missing");
+    return false;
+}
+
 int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
                                 Error **errp)
 {
     const char *ref = qdict_get_try_str(options, "file");
     g_autofree char *filename = g_strdup(qdict_get_try_str(options, "filename"));
-    QDict *sub = qdict_extract_subqdict(options, "file.");
-    const char *drvname = qdict_get_try_str(sub, "driver");
+    QDict *sub;
+    const char *drvname;
 
+    if (!bdrv_filter_file_given(options, errp)) {
+        return -EINVAL;
+    }
+    sub = qdict_extract_subqdict(options, "file.");
+    drvname = qdict_get_try_str(sub, "driver");
     qdict_del(options, "filename");
     /* The file name is the child's (as the core's for a format's file). */
     if (filename && ref) {
@@ -47,11 +70,6 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
         }
         bdrv_ref(bs->file);
         qdict_del(options, "file");
-    } else if (!filename && !qdict_size(sub)) {
-        qobject_unref(sub);
-        /* QMP's word for it (blockdev-add checks its arguments first). */
-        error_setg(errp, "Parameter 'file' is missing");
-        return -EINVAL;
     } else {
         /* A named driver decides the node's kind; a bare name is a file. */
         bs->file = drvname ? bdrv_open(filename, sub, flags | BDRV_O_PROBE_QUIET, errp)

@@ -23,6 +23,9 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
     BDRVThrottleState *s = bs->opaque;
     const char *group = qdict_get_try_str(options, "throttle-group");
 
+    if (!bdrv_filter_file_given(options, errp)) {
+        return -EINVAL;
+    }
     if (!group) {
         error_setg(errp, qdict_haskey(options, "throttle-group")
                    ? "Invalid parameter type for 'throttle-group', expected: string"

@@ -391,6 +391,8 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
  */
 int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
                                 Error **errp);
+/* Whether @options give the filter a file child; if not, the error says so. */
+bool bdrv_filter_file_given(QDict *options, Error **errp);
 int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                       int flags, Error **errp);
 int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
