@@ -2553,6 +2553,11 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                int flags, Error **errp)
 {
+    int ret;
+
+    if (bs->copy_on_read && bdrv_copy_on_read_pread(bs, offset, bytes, buf, flags, &ret, errp)) {
+        return ret;
+    }
     return bdrv_do_request(bs, BDRV_REQ_READ, offset, bytes, buf, flags, errp);
 }
 

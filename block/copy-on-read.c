@@ -103,19 +103,18 @@ static void cor_close(BlockDriverState *bs)
  * Whether [offset, offset + *pnum) (at most @bytes, sized to a run of one
  * answer) is copied: 1 yes, 0 no, or a negative errno.
  */
-static int cor_wants_copy(BlockDriverState *bs, BlockDriverState *image, int64_t offset,
+static int cor_wants_copy(BlockDriverState *image, BlockDriverState *bottom, int64_t offset,
                           int64_t bytes, int64_t *pnum, Error **errp)
 {
-    BDRVCopyOnReadState *s = bs->opaque;
     BlockDriverState *below = bdrv_filter_or_cow_bs(image);
     int ret = bdrv_is_allocated(image, offset, bytes, pnum);
 
     if (ret >= 0 && *pnum <= 0) {
         *pnum = bytes;
     }
-    if (ret == 0 && s->bottom) {
+    if (ret == 0 && bottom) {
         /* Only what the chain holds down to the bottom node (inclusive). */
-        ret = bdrv_is_allocated_above(below, s->bottom, true, offset, *pnum, pnum);
+        ret = bdrv_is_allocated_above(below, bottom, true, offset, *pnum, pnum);
     } else if (ret >= 0) {
         ret = !ret;
     }
@@ -128,9 +127,10 @@ static int cor_wants_copy(BlockDriverState *bs, BlockDriverState *image, int64_t
 
 /*
  * Reads [offset, offset + bytes) into @buf and writes the clusters around
- * it back through the filter's child, a piece at a time.
+ * it back through @via (the filter's child, or the node itself), a piece
+ * at a time.
  */
-static int cor_copy(BlockDriverState *bs, int64_t cluster, int64_t len, int64_t offset,
+static int cor_copy(BlockDriverState *via, int64_t cluster, int64_t len, int64_t offset,
                     int64_t bytes, uint8_t *buf, int flags, Error **errp)
 {
     int64_t end = offset + bytes;
@@ -145,15 +145,15 @@ static int cor_copy(BlockDriverState *bs, int64_t cluster, int64_t len, int64_t 
         if (!bounce) {
             bounce = g_malloc(MIN(COR_MAX_COPY, end - start) + 2 * cluster);
         }
-        ret = bdrv_pread(bs->file, start, stop - start, bounce, flags, errp);
+        ret = bdrv_pread(via, start, stop - start, bounce, flags, errp);
         if (ret < 0) {
             return ret;
         }
-        bdrv_debug_event(bs->file, BLKDBG_COR_WRITE);
+        bdrv_debug_event(via, BLKDBG_COR_WRITE);
         if (buffer_is_zero(bounce, stop - start)) {
-            ret = bdrv_pwrite_zeroes(bs->file, start, stop - start, 0, errp);
+            ret = bdrv_pwrite_zeroes(via, start, stop - start, 0, errp);
         } else {
-            ret = bdrv_pwrite(bs->file, start, stop - start, bounce, 0, errp);
+            ret = bdrv_pwrite(via, start, stop - start, bounce, 0, errp);
         }
         if (ret < 0) {
             return ret;
@@ -165,16 +165,16 @@ static int cor_copy(BlockDriverState *bs, int64_t cluster, int64_t len, int64_t 
     return 0;
 }
 
-static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                     int flags, Error **errp)
+/* A read through @via that copies into @image (from above @bottom). */
+static int cor_read(BlockDriverState *via, BlockDriverState *image, BlockDriverState *bottom,
+                    int64_t offset, int64_t bytes, void *buf, int flags, Error **errp)
 {
-    BlockDriverState *image = cor_image(bs);
     BlockDriverInfo bdi = { 0 };
-    int64_t cluster, len = bdrv_getlength(bs->file);
+    int64_t cluster, len = bdrv_getlength(via);
     uint8_t *p = buf;
 
     if (len < 0) {
-        error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
+        error_setg_errno(errp, -len, "Could not get the size of '%s'", via->filename);
         return (int)len;
     }
     /* Copies cover whole clusters of the image (sectors for a plain file). */
@@ -182,13 +182,13 @@ static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
                                                                        : BDRV_SECTOR_SIZE;
     while (bytes > 0) {
         int64_t n = 0;
-        int ret = cor_wants_copy(bs, image, offset, bytes, &n, errp);
+        int ret = cor_wants_copy(image, bottom, offset, bytes, &n, errp);
 
         if (ret < 0) {
             return ret;
         }
-        ret = ret ? cor_copy(bs, cluster, len, offset, n, p, flags, errp)
-                  : bdrv_pread(bs->file, offset, n, p, flags, errp);
+        ret = ret ? cor_copy(via, cluster, len, offset, n, p, flags, errp)
+                  : bdrv_pread(via, offset, n, p, flags, errp);
         if (ret < 0) {
             return ret;
         }
@@ -197,6 +197,29 @@ static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
         bytes -= n;
     }
     return 0;
+}
+
+static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                     int flags, Error **errp)
+{
+    BDRVCopyOnReadState *s = bs->opaque;
+
+    return cor_read(bs->file, cor_image(bs), s->bottom, offset, bytes, buf, flags, errp);
+}
+
+/* Set while this thread copies for a node's copy_on_read: its reads are plain. */
+static __thread bool node_copy_active;
+
+bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                             int flags, int *ret, Error **errp)
+{
+    if (node_copy_active) {
+        return false;
+    }
+    node_copy_active = true;
+    *ret = cor_read(bs, bs, NULL, offset, bytes, buf, flags, errp);
+    node_copy_active = false;
+    return true;
 }
 
 static BlockDriver bdrv_copy_on_read = {

@@ -131,6 +131,11 @@ struct BlockDriverState {
      * passes them on.
      */
     bool discard_ignore;
+    /*
+     * -drive copy-on-read=on: reads of this node copy what it does not hold
+     * into it, as QEMU's copy-on-read flag does (no node in the graph).
+     */
+    bool copy_on_read;
 
     /*
      * "detect-zeroes": a write whose data is all zeroes becomes a zero
@@ -461,6 +466,14 @@ void bdrv_copy_on_read_init(void);
  * copy-on-read=on), holding its own reference to @bs.
  */
 BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
+/*
+ * A read of @bs, whose copy_on_read is set: what @bs does not hold is
+ * copied into it.  Returns true (and the read's result in *@ret) when it
+ * did the read, false when the read is one of its own copies' and must
+ * go on as a plain one.
+ */
+bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                             int flags, int *ret, Error **errp);
 void bdrv_quorum_init(void);
 
 /*
