@@ -248,12 +248,6 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return 0;
 }
 
-static int cbw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                     int flags, Error **errp)
-{
-    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
-}
-
 static int cbw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       const void *buf, int flags, Error **errp)
 {
@@ -284,20 +278,6 @@ static int cbw_flush(BlockDriverState *bs, Error **errp)
     int ret = bdrv_flush(bs->file, errp);
 
     return ret < 0 ? ret : bdrv_flush(s->target, errp);
-}
-
-static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        /* What the file shows through the filter, unchanged. */
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
 }
 
 static BlockDriverState *cbw_target(BlockDriverState *bs)
@@ -345,13 +325,13 @@ static BlockDriver bdrv_copy_before_write = {
     .strong_opts = cbw_strong_opts,
     .bdrv_open = cbw_open,
     .bdrv_close = cbw_close,
-    .bdrv_pread = cbw_pread,
+    .bdrv_pread = bdrv_filter_pread,
     .bdrv_pwrite = cbw_pwrite,
     .bdrv_pwrite_zeroes = cbw_pwrite_zeroes,
     .bdrv_pdiscard = cbw_pdiscard,
     .bdrv_flush = cbw_flush,
     .bdrv_getlength = bdrv_filter_getlength,
-    .bdrv_block_status = cbw_block_status,
+    .bdrv_block_status = bdrv_filter_block_status,
 };
 
 /* ------------------------------------------------------------------ */
