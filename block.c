@@ -124,54 +124,6 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     g_list_free(sorted);
 }
 
-/* The file child's answers, for filters that pass requests through. */
-int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                      int flags, Error **errp)
-{
-    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
-}
-
-int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                       const void *buf, int flags, Error **errp)
-{
-    return bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
-}
-
-int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                              int flags, Error **errp)
-{
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
-}
-
-int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
-{
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
-}
-
-int bdrv_filter_flush(BlockDriverState *bs, Error **errp)
-{
-    return bdrv_flush(bs->file, errp);
-}
-
-int64_t bdrv_filter_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    int ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-
-    if (ret >= 0) {
-        /* What the file shows through the filter, unchanged. */
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return ret;
-}
-
 const char *bdrv_get_format_name(BlockDriverState *bs)
 {
     return bs->drv ? bs->drv->format_name : NULL;
@@ -1524,6 +1476,15 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     file_opts = qdict_extract_subqdict(opts, "file.");
     inherit_cache_opts(opts, file_opts);
     inherit_cache_opts(opts, backing_opts);
+    /* As QEMU: the file name is the file child's, which may not be named twice. */
+    if (filename && json_is_string(json_object_get(opts, "file"))) {
+        error_setg(errp, "Cannot reference an existing block device with additional options or a new filename");
+        goto fail;
+    }
+    if (filename && qdict_haskey(file_opts, "filename")) {
+        error_setg(errp, "Can't specify 'file' and 'filename' options at the same time");
+        goto fail;
+    }
     if (json_is_string(json_object_get(opts, "file"))) {
         /* "file": "node-name" refers to an existing protocol node. */
         file = bdrv_find_node(qdict_get_try_str(opts, "file"));
@@ -2629,6 +2590,11 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                int flags, Error **errp)
 {
+    int ret;
+
+    if (bs->copy_on_read && bdrv_copy_on_read_pread(bs, offset, bytes, buf, flags, &ret, errp)) {
+        return ret;
+    }
     return bdrv_do_request(bs, BDRV_REQ_READ, offset, bytes, buf, flags, errp);
 }
 

@@ -145,6 +145,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     DriveInfo *dinfo;
     bool ro = false, cdrom = false, writeback = true;
     bool snapshot = drive_default_snapshot;
+    bool copy_on_read = false;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -265,6 +266,13 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             }
             qdict_del(opts, *k);
         }
+    }
+    v = qdict_get_try_str(opts, "copy-on-read");
+    if (v) {
+        if (!qemu_parse_bool("copy-on-read", v, &copy_on_read, errp)) {
+            goto fail;
+        }
+        qdict_del(opts, "copy-on-read");
     }
     v = qdict_get_try_str(opts, "snapshot");
     if (v) {
@@ -403,6 +411,12 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             }
         }
         bdrv_set_writethrough(bs, !writeback);
+        if (copy_on_read && ro) {
+            /* As QEMU: a read-only drive reads without copying. */
+            warn_report("disabling copy-on-read on read-only drive");
+        } else {
+            bs->copy_on_read = copy_on_read;
+        }
     } else if (qdict_size(opts)) {
         /* Node options without an image to apply them to. */
         error_setg(errp, "Must specify either driver or file");

@@ -57,6 +57,7 @@ typedef struct OpenParams {
     int flags;
     bool snapshot;          /* -s: a temporary overlay takes the writes */
     bool writethrough;      /* -t writethrough */
+    bool copy_on_read;      /* -C: a copy-on-read filter over the image */
 } OpenParams;
 
 /*
@@ -107,12 +108,6 @@ static void refuse_native_aio(void)
     error_report("Native AIO (-k, --aio native) is not supported yet (only 'threads')");
 }
 
-/* -C: reads that copy what they find in the backing chain into the image. */
-static void refuse_copy_on_read(void)
-{
-    error_report("Copy-on-read (-C) is not supported yet");
-}
-
 /*
  * Opens @name (an option string with @image_opts) as the current image.
  * @opts (consumed, may be NULL) adds options; with a NULL @name they
@@ -152,11 +147,27 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
         /* Nothing writes the image itself: the overlay takes it all. */
         flags &= ~BDRV_O_RDWR;
     }
-    bs = bdrv_open(filename, opts, flags, &err);
+    if (p->copy_on_read && !(p->flags & BDRV_O_RDWR)) {
+        /* -C writes what it reads: refused before anything is opened. */
+        error_setg(&err, "Can't use copy-on-read on read-only device");
+        qobject_unref(opts);
+        bs = NULL;
+    } else {
+        bs = bdrv_open(filename, opts, flags, &err);
+    }
     if (bs && p->snapshot) {
         /* -s: the image stays read-only under a temporary overlay. */
         BlockDriverState *top = bdrv_open_temp_overlay(bs, "qemu-io-snapshot-",
                                                        p->flags, &err);
+        bdrv_unref(bs);
+        bs = top;
+    }
+    if (bs && p->copy_on_read) {
+        /*
+         * -C: reads go through a copy-on-read filter over the image (over
+         * -s's overlay, which then takes the copies).
+         */
+        BlockDriverState *top = bdrv_open_copy_on_read(bs, p->flags, &err);
         bdrv_unref(bs);
         bs = top;
     }
@@ -200,7 +211,7 @@ static void open_help(void)
 " Example:\n"
 " 'open -f qcow2 -o lazy-refcounts=on disk.qcow2' - opens a qcow2 image\n"
 "\n"
-" -C, -- copy-on-read (not supported yet)\n"
+" -C, -- copy-on-read: reads copy what the backing chain holds into the image\n"
 " -d, -- discard mode: unmap (or on, the default) or ignore (or off)\n"
 " -f, -- the image format (default: probed from the content)\n"
 " -k, -- native AIO (not supported yet)\n"
@@ -260,9 +271,8 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             p.snapshot = true;
             break;
         case 'C':
-            refuse_copy_on_read();
-            qobject_unref(opts);
-            return -ENOTSUP;
+            p.copy_on_read = true;
+            break;
         case 'n':
             if (!parse_cache_mode("none", opts, &p)) {
                 qobject_unref(opts);
@@ -407,7 +417,7 @@ static void usage(const char *name)
 "  -r, --read-only      open the image read-only\n"
 "  -s, --snapshot       send writes to a temporary overlay, dropped at exit\n"
 "  -n, --nocache        short for -t none (O_DIRECT)\n"
-"  -C, --copy-on-read   copy-on-read (not supported yet)\n"
+"  -C, --copy-on-read   enable copy-on-read\n"
 "  -m, --misalign       misalign the data buffers (by 16 bytes from a page)\n"
 "  -k, --native-aio     native AIO (not supported yet)\n"
 "  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
@@ -477,8 +487,8 @@ int main(int argc, char **argv)
             }
             break;
         case 'C':
-            refuse_copy_on_read();
-            goto fail;
+            p.copy_on_read = true;
+            break;
         case 'm':
             qemuio_misalign = true;
             break;

@@ -1016,14 +1016,9 @@ static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t b
     if (ret < 0) {
         return ret;
     }
-    ret = bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
+    ret = bdrv_filter_block_status(bs, offset, bytes, pnum, map, file);
     if (ret >= 0 && *pnum == 0) {
         *pnum = bytes;
-    }
-    if (ret >= 0) {
-        *map = offset;
-        *file = bs->file;
-        ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID;
     }
     return ret;
 }
@@ -1042,22 +1037,6 @@ static int blkdebug_flush(BlockDriverState *bs, Error **errp)
         return -s->flush_errno;
     }
     return bdrv_flush(bs->file, errp);
-}
-
-static int64_t blkdebug_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int64_t blkdebug_get_allocated_file_size(BlockDriverState *bs)
-{
-    return bdrv_get_allocated_file_size(bs->file);
-}
-
-static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
-                             PreallocMode prealloc, Error **errp)
-{
-    return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
 }
 
 /* QEMU's form: "blkdebug:CONFIG:IMAGE" (CONFIG may be empty). */
@@ -1109,9 +1088,9 @@ static BlockDriver bdrv_blkdebug = {
     .bdrv_pdiscard = blkdebug_pdiscard,
     .bdrv_flush = blkdebug_flush,
     .bdrv_block_status = blkdebug_block_status,
-    .bdrv_getlength = blkdebug_getlength,
-    .bdrv_get_allocated_file_size = blkdebug_get_allocated_file_size,
-    .bdrv_truncate = blkdebug_truncate,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_get_allocated_file_size = bdrv_filter_get_allocated_file_size,
+    .bdrv_truncate = bdrv_filter_truncate,
 };
 
 void bdrv_blkdebug_init(void)

@@ -146,11 +146,6 @@ static int blkverify_flush(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : bdrv_flush(s->raw, errp);
 }
 
-static int64_t blkverify_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
 /* The reference image makes the node what it is. */
 static BlockDriverState *blkverify_extra_child(BlockDriverState *bs)
 {
@@ -182,7 +177,7 @@ static BlockDriver bdrv_blkverify = {
     .bdrv_pwrite_zeroes = blkverify_pwrite_zeroes,
     .bdrv_pdiscard = blkverify_pdiscard,
     .bdrv_flush = blkverify_flush,
-    .bdrv_getlength = blkverify_getlength,
+    .bdrv_getlength = bdrv_filter_getlength,
 };
 
 void bdrv_blkverify_init(void)

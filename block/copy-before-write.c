@@ -248,12 +248,6 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return 0;
 }
 
-static int cbw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                     int flags, Error **errp)
-{
-    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
-}
-
 static int cbw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       const void *buf, int flags, Error **errp)
 {
@@ -331,7 +325,7 @@ static BlockDriver bdrv_copy_before_write = {
     .strong_opts = cbw_strong_opts,
     .bdrv_open = cbw_open,
     .bdrv_close = cbw_close,
-    .bdrv_pread = cbw_pread,
+    .bdrv_pread = bdrv_filter_pread,
     .bdrv_pwrite = cbw_pwrite,
     .bdrv_pwrite_zeroes = cbw_pwrite_zeroes,
     .bdrv_pdiscard = cbw_pdiscard,
@@ -427,11 +421,6 @@ static int snapshot_access_flush(BlockDriverState *bs, Error **errp)
     return 0;   /* nothing is ever written through this node */
 }
 
-static int64_t snapshot_access_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
 /*
  * The filter below keeps the point-in-time view whatever its parents
  * write: the reader lets them write (a format would not).
@@ -454,7 +443,7 @@ static BlockDriver bdrv_snapshot_access = {
     .bdrv_pwrite_zeroes = snapshot_access_pwrite_zeroes,
     .bdrv_pdiscard = snapshot_access_pdiscard,
     .bdrv_flush = snapshot_access_flush,
-    .bdrv_getlength = snapshot_access_getlength,
+    .bdrv_getlength = bdrv_filter_getlength,
 };
 
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,

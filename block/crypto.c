@@ -263,11 +263,6 @@ static int luks_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                          errp);
 }
 
-static int64_t luks_get_allocated_file_size(BlockDriverState *bs)
-{
-    return bdrv_get_allocated_file_size(bs->file);
-}
-
 static int luks_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     return 0;
@@ -414,7 +409,7 @@ static BlockDriver bdrv_luks = {
     .bdrv_pwrite = luks_pwrite,
     .bdrv_block_status = luks_block_status,
     .bdrv_getlength = luks_getlength,
-    .bdrv_get_allocated_file_size = luks_get_allocated_file_size,
+    .bdrv_get_allocated_file_size = bdrv_filter_get_allocated_file_size,
     .bdrv_truncate = luks_truncate,
     .bdrv_create = luks_create,
     .create_opts = &luks_create_opts,

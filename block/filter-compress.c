@@ -33,12 +33,6 @@ static int compress_open(BlockDriverState *bs, QDict *options, int flags, Error 
     return 0;
 }
 
-static int compress_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                          void *buf, int flags, Error **errp)
-{
-    return bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
-}
-
 static int compress_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
@@ -78,38 +72,10 @@ static int compress_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return bdrv_pwrite(bs->file, start, end - start, whole, flags, errp);
 }
 
-static int compress_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                  int flags, Error **errp)
-{
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
-}
-
-static int compress_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             Error **errp)
-{
-    return bdrv_pdiscard(bs->file, offset, bytes, errp);
-}
-
 static int compress_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
     return bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-}
-
-static int64_t compress_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs->file);
-}
-
-static int compress_truncate(BlockDriverState *bs, int64_t offset, bool exact,
-                             PreallocMode prealloc, Error **errp)
-{
-    return bdrv_truncate(bs->file, offset, exact, prealloc, errp);
-}
-
-static int compress_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
-{
-    return bdrv_get_info(bs->file, bdi);
 }
 
 static BlockDriver bdrv_compress = {
@@ -118,14 +84,14 @@ static BlockDriver bdrv_compress = {
     .is_filter = true,
     .instance_size = sizeof(BDRVCompressState),
     .bdrv_open = compress_open,
-    .bdrv_pread = compress_pread,
+    .bdrv_pread = bdrv_filter_pread,
     .bdrv_pwrite = compress_pwrite,
-    .bdrv_pwrite_zeroes = compress_pwrite_zeroes,
-    .bdrv_pdiscard = compress_pdiscard,
+    .bdrv_pwrite_zeroes = bdrv_filter_pwrite_zeroes,
+    .bdrv_pdiscard = bdrv_filter_pdiscard,
     .bdrv_block_status = compress_block_status,
-    .bdrv_getlength = compress_getlength,
-    .bdrv_truncate = compress_truncate,
-    .bdrv_get_info = compress_get_info,
+    .bdrv_getlength = bdrv_filter_getlength,
+    .bdrv_truncate = bdrv_filter_truncate,
+    .bdrv_get_info = bdrv_filter_get_info,
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
 };
 

@@ -902,11 +902,6 @@ static int qcow_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
-static int64_t qcow_get_allocated_file_size(BlockDriverState *bs)
-{
-    return bdrv_get_allocated_file_size(bs->file);
-}
-
 /* Empties the image (for commit): every cluster unallocated again. */
 static int qcow_make_empty(BlockDriverState *bs, Error **errp)
 {
@@ -1173,7 +1168,7 @@ static BlockDriver bdrv_qcow = {
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
     .bdrv_block_status = qcow_block_status,
     .bdrv_getlength = qcow_getlength,
-    .bdrv_get_allocated_file_size = qcow_get_allocated_file_size,
+    .bdrv_get_allocated_file_size = bdrv_filter_get_allocated_file_size,
     .bdrv_create = qcow_create,
     .create_opts = &qcow_create_opts,
     .bdrv_get_info = qcow_get_info,

@@ -22,16 +22,11 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
 {
     BDRVThrottleState *s = bs->opaque;
     const char *group = qdict_get_try_str(options, "throttle-group");
-    const char *ref = qdict_get_try_str(options, "file");
-    QDict *sub = qdict_extract_subqdict(options, "file.");
 
-    if (!ref && !qdict_size(sub)) {
-        qobject_unref(sub);
-        error_setg(errp, "Parameter 'file' is missing");
+    if (!bdrv_filter_file_given(options, errp)) {
         return -EINVAL;
     }
     if (!group) {
-        qobject_unref(sub);
         error_setg(errp, qdict_haskey(options, "throttle-group")
                    ? "Invalid parameter type for 'throttle-group', expected: string"
                    : "Parameter 'throttle-group' is missing");
@@ -39,30 +34,11 @@ static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error 
     }
     s->tg = throttle_group_find(group, errp);
     if (!s->tg) {
-        qobject_unref(sub);
         return -EINVAL;
     }
     throttle_group_ref(s->tg);
     qdict_del(options, "throttle-group");
-    qdict_del(options, "filename");
-
-    if (ref) {
-        qobject_unref(sub);
-        bs->file = bdrv_find_node(ref);
-        if (!bs->file) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
-            return -EINVAL;
-        }
-        bdrv_ref(bs->file);
-        qdict_del(options, "file");
-    } else {
-        bs->file = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
-        if (!bs->file) {
-            return -EINVAL;
-        }
-    }
-    g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
-    return 0;
+    return bdrv_filter_open_file_child(bs, options, flags, errp);
 }
 
 static void throttle_close(BlockDriverState *bs)
@@ -115,11 +91,6 @@ static int throttle_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
     return ret < 0 ? ret : bdrv_pdiscard(bs->file, offset, bytes, errp);
 }
 
-static int throttle_flush(BlockDriverState *bs, Error **errp)
-{
-    return bdrv_flush(bs->file, errp);
-}
-
 static BlockDriver bdrv_throttle = {
     .format_name = "throttle",
     .is_passthrough = true,
@@ -133,7 +104,7 @@ static BlockDriver bdrv_throttle = {
     .bdrv_pwrite = throttle_pwrite,
     .bdrv_pwrite_zeroes = throttle_pwrite_zeroes,
     .bdrv_pdiscard = throttle_pdiscard,
-    .bdrv_flush = throttle_flush,
+    .bdrv_flush = bdrv_filter_flush,
     .bdrv_getlength = bdrv_filter_getlength,
     .bdrv_block_status = bdrv_filter_block_status,
 };

@@ -131,6 +131,11 @@ struct BlockDriverState {
      * passes them on.
      */
     bool discard_ignore;
+    /*
+     * -drive copy-on-read=on: reads of this node copy what it does not hold
+     * into it, as QEMU's copy-on-read flag does (no node in the graph).
+     */
+    bool copy_on_read;
 
     /*
      * "detect-zeroes": a write whose data is all zeroes becomes a zero
@@ -408,6 +413,32 @@ BlockDriver *bdrv_find_protocol(const char *name);
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp);
 /*
+ * For filter drivers (block/filter-common.c): the "file" child of a filter
+ * that opens it itself (from "file": NODE, or "file.*" and the file name
+ * the filter was given), and the requests they pass to bs->file unchanged.
+ */
+int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
+                                Error **errp);
+/* Whether @options give the filter a file child; if not, the error says so. */
+bool bdrv_filter_file_given(QDict *options, Error **errp);
+int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                      int flags, Error **errp);
+int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       const void *buf, int flags, Error **errp);
+int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int flags, Error **errp);
+int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         Error **errp);
+int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
+int64_t bdrv_filter_getlength(BlockDriverState *bs);
+int64_t bdrv_filter_get_allocated_file_size(BlockDriverState *bs);
+int bdrv_filter_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                         PreallocMode prealloc, Error **errp);
+int bdrv_filter_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+/* The child's status as the filter's own, at the same offsets. */
+int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file);
+/*
  * For create callbacks: creates the protocol-level file, empty; of @opts
  * (may be NULL) it takes the protocol's options about the file itself (nocow,
  * extent_size_hint).
@@ -436,21 +467,6 @@ int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
                                           const char *node_name, Error **errp);
 
-/*
- * A filter's driver callbacks that pass the request to its file child
- * unchanged (block status as the file's, mapped to the same offset).
- */
-int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                      int flags, Error **errp);
-int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                       const void *buf, int flags, Error **errp);
-int bdrv_filter_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                              int flags, Error **errp);
-int bdrv_filter_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
-int bdrv_filter_flush(BlockDriverState *bs, Error **errp);
-int64_t bdrv_filter_getlength(BlockDriverState *bs);
-int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int64_t *pnum, int64_t *map, BlockDriverState **file);
 /* A filter's BlockDriver members for everything but reads: all passed through. */
 #define BDRV_FILTER_PASS_THROUGH_WRITES \
     .bdrv_pwrite = bdrv_filter_pwrite, \
@@ -497,6 +513,19 @@ void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
 void bdrv_copy_on_read_init(void);
 void bdrv_mirror_top_init(void);
+/*
+ * A new copy-on-read filter node over @bs (qemu-io -C, -drive
+ * copy-on-read=on), holding its own reference to @bs.
+ */
+BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
+/*
+ * A read of @bs, whose copy_on_read is set: what @bs does not hold is
+ * copied into it.  Returns true (and the read's result in *@ret) when it
+ * did the read, false when the read is one of its own copies' and must
+ * go on as a plain one.
+ */
+bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                             int flags, int *ret, Error **errp);
 void bdrv_quorum_init(void);
 
 /*
