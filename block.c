@@ -545,16 +545,14 @@ static void perm_edge_record(GHashTable *edges, BlockDriverState *bs, const void
         }
     }
     {
-        PermEdge *e = g_new0(PermEdge, 1);
+        PermEdge *e = g_new(PermEdge, 1);
 
-        e->key = key;
-        e->desc = g_strdup_printf("%s (uses node '%s' as '%s' child)", parent_desc,
-                                  bs->node_name, role);
-        e->role = role;
-        e->perm = perm;
-        e->shared = shared;
-        e->seq = seq;
-        e->filter = filter;
+        *e = (PermEdge) {
+            .key = key, .role = role, .perm = perm, .shared = shared,
+            .seq = seq, .filter = filter,
+            .desc = g_strdup_printf("%s (uses node '%s' as '%s' child)",
+                                    parent_desc, bs->node_name, role),
+        };
         g_ptr_array_add(list, e);
     }
 }
@@ -3109,6 +3107,34 @@ int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
         return 0;
     }
     return bs->drv->bdrv_snapshot_list(bs, psn_info);
+}
+
+QList *bdrv_snapshot_list_json(BlockDriverState *bs)
+{
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    int nb = bdrv_snapshot_list(bs, &sn);
+    QList *list;
+
+    if (nb <= 0) {
+        return NULL;
+    }
+    list = json_array();
+    for (int i = 0; i < nb; i++) {
+        QDict *d = qdict_new();
+
+        qdict_put_str(d, "id", sn[i].id_str);
+        qdict_put_str(d, "name", sn[i].name);
+        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
+        qdict_put_int(d, "date-sec", sn[i].date_sec);
+        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
+        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
+        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
+        if (sn[i].icount != UINT64_MAX) {
+            qdict_put_int(d, "icount", sn[i].icount);
+        }
+        json_array_append_new(list, d);
+    }
+    return list;
 }
 
 /* ------------------------------------------------------------------ */

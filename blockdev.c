@@ -668,30 +668,11 @@ bool blockdev_del(const char *node_name, Error **errp)
 /* ImageInfo's "snapshots": @bs's internal snapshots, when it has any. */
 static void put_snapshots(QDict *image, BlockDriverState *bs)
 {
-    g_autofree QEMUSnapshotInfo *sn = NULL;
-    int nb = bdrv_snapshot_list(bs, &sn);
-    QList *list;
+    QList *list = bdrv_snapshot_list_json(bs);
 
-    if (nb <= 0) {
-        return;
+    if (list) {
+        qdict_put_obj(image, "snapshots", list);
     }
-    list = json_array();
-    for (int i = 0; i < nb; i++) {
-        QDict *d = qdict_new();
-
-        qdict_put_str(d, "id", sn[i].id_str);
-        qdict_put_str(d, "name", sn[i].name);
-        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
-        qdict_put_int(d, "date-sec", sn[i].date_sec);
-        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
-        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
-        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
-        if (sn[i].icount != UINT64_MAX) {
-            qdict_put_int(d, "icount", sn[i].icount);
-        }
-        json_array_append_new(list, d);
-    }
-    qdict_put_obj(image, "snapshots", list);
 }
 
 /* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */

@@ -717,27 +717,6 @@ static void print_json(json_t *v)
 /* ------------------------------------------------------------------ */
 /* info */
 
-static QList *snapshot_list_json(QEMUSnapshotInfo *sn, int nb)
-{
-    QList *list = json_array();
-
-    for (int i = 0; i < nb; i++) {
-        QDict *d = qdict_new();
-        qdict_put_str(d, "id", sn[i].id_str);
-        qdict_put_str(d, "name", sn[i].name);
-        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
-        qdict_put_int(d, "date-sec", sn[i].date_sec);
-        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
-        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
-        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
-        if (sn[i].icount != UINT64_MAX) {
-            qdict_put_int(d, "icount", sn[i].icount);
-        }
-        json_array_append_new(list, d);
-    }
-    return list;
-}
-
 static void print_snapshot_header(void)
 {
     printf("%-9s %-16s %8s %19s %12s %10s\n",
@@ -899,18 +878,16 @@ static QDict *collect_image_info(BlockDriverState *bs)
 {
     Error *err = NULL;
     QDict *info = bdrv_query_image_info(bs, false, &err);
-    QEMUSnapshotInfo *sn = NULL;
-    int nb;
+    QList *snapshots;
 
     if (!info) {
         error_report_err(err);
         return NULL;
     }
-    nb = bdrv_snapshot_list(bs, &sn);
-    if (nb > 0) {
-        qdict_put_obj(info, "snapshots", snapshot_list_json(sn, nb));
+    snapshots = bdrv_snapshot_list_json(bs);
+    if (snapshots) {
+        qdict_put_obj(info, "snapshots", snapshots);
     }
-    g_free(sn);
     return info;
 }
 
@@ -3372,8 +3349,7 @@ static int img_snapshot(int argc, char **argv)
     ImgCommonOpts o = { 0 };
     const char *name = NULL, *filename;
     BlockDriverState *bs;
-    QEMUSnapshotInfo *sn = NULL;
-    int c, nb;
+    int c;
 
     while ((c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, NULL)) != -1) {
         switch (c) {
@@ -3404,15 +3380,15 @@ static int img_snapshot(int argc, char **argv)
     switch (action) {
     case SNAPSHOT_NONE:
         break;
-    case SNAPSHOT_LIST:
-        nb = bdrv_snapshot_list(bs, &sn);
-        if (nb > 0) {
-            QList *l = snapshot_list_json(sn, nb);
+    case SNAPSHOT_LIST: {
+        QList *l = bdrv_snapshot_list_json(bs);
+
+        if (l) {
             print_snapshots_json_list(l);
             json_decref(l);
         }
-        g_free(sn);
         break;
+    }
     case SNAPSHOT_APPLY:
     case SNAPSHOT_CREATE:
     case SNAPSHOT_DELETE: {

@@ -328,6 +328,11 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+/*
+ * ImageInfo's "snapshots" (QEMU's SnapshotInfo list, as qemu-img info and
+ * query-block print them); NULL when @bs has no internal snapshot.
+ */
+QList *bdrv_snapshot_list_json(BlockDriverState *bs);
 /* Internal snapshots: -ENOTSUP (with an error) where the format has none. */
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
 /*
