@@ -246,6 +246,17 @@ typedef struct ImgCommonOpts {
 static bool force_share;
 /* open_image() flag: an image written on purpose (rebase's, dd's output) ignores -U. */
 #define IMG_OPEN_NO_FORCE_SHARE 0x40000000
+/*
+ * What a subcommand does with an image beyond reading it (and writing it,
+ * BDRV_O_RDWR), and what it keeps others from doing: its handle's
+ * permissions, as QEMU 7.2's qemu-img asks for them (its BDRV_O_RESIZE,
+ * BDRV_O_NO_SHARE and BDRV_O_NO_IO opens).
+ */
+#define IMG_OPEN_RESIZE         0x20000000  /* it changes the image's size */
+#define IMG_OPEN_NO_SHARE       0x10000000  /* no other writer (convert's source) */
+#define IMG_OPEN_NO_READ        0x08000000  /* header only: not even a consistent read */
+#define IMG_OPEN_FLAGS          (IMG_OPEN_NO_FORCE_SHARE | IMG_OPEN_RESIZE | \
+                                 IMG_OPEN_NO_SHARE | IMG_OPEN_NO_READ)
 
 /* The tail of every subcommand's getopt switch; exits on a bad option. */
 static void common_option(int c, char **argv, ImgCommonOpts *o)
@@ -497,9 +508,67 @@ static bool prompt_missing_keys(BlockDriverState *bs)
 }
 
 /*
+ * qemu-img holds every image it opens through a handle (QEMU's
+ * BlockBackend), never as a bare node: the handle states what the
+ * subcommand does with the image and what it lets others do, and the core
+ * turns that into image locks and refuses conflicts.  Keyed by the node;
+ * close_image() drops the handle, then the node.
+ */
+static GHashTable *image_users;
+
+/*
+ * The handle on @bs, opened with @flags (BDRV_O_* and IMG_OPEN_*): it reads
+ * (but IMG_OPEN_NO_READ), writes when the image was opened writable, resizes
+ * with IMG_OPEN_RESIZE, and lets others do everything but write and resize
+ * with IMG_OPEN_NO_SHARE.  False with @errp set when the core refuses (a
+ * lock another process holds).
+ */
+static bool hold_image(BlockDriverState *bs, int flags, Error **errp)
+{
+    uint64_t perm = 0, shared = BLK_PERM_ALL;
+    BdrvUser *user;
+
+    if (!(flags & IMG_OPEN_NO_READ)) {
+        perm |= BLK_PERM_CONSISTENT_READ;
+    }
+    if ((flags & BDRV_O_RDWR) && !bdrv_is_read_only(bs)) {
+        perm |= BLK_PERM_WRITE;
+        if (flags & IMG_OPEN_RESIZE) {
+            perm |= BLK_PERM_RESIZE;
+        }
+    }
+    if (flags & IMG_OPEN_NO_SHARE) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    }
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, shared, 0, errp);
+    if (!user) {
+        return false;
+    }
+    if (!image_users) {
+        image_users = g_hash_table_new(NULL, NULL);
+    }
+    g_hash_table_insert(image_users, bs, user);
+    return true;
+}
+
+/* Drops qemu-img's handle on @bs (may be NULL), then the node. */
+static void close_image(BlockDriverState *bs)
+{
+    if (!bs) {
+        return;
+    }
+    if (image_users) {
+        bdrv_user_remove(g_hash_table_lookup(image_users, bs));
+        g_hash_table_remove(image_users, bs);
+    }
+    bdrv_unref(bs);
+}
+
+/*
  * Opens @filename (NULL when @opts name the image) with @opts, which it
  * takes over; @name is what messages call the image.  @need_keys: the
  * image's data will be read or written, so its keys must be there.
+ * @flags: BDRV_O_* and IMG_OPEN_* (what the handle needs and shares).
  */
 static BlockDriverState *open_image_dict(const char *name, const char *filename,
                                          QDict *opts, int flags, bool need_keys)
@@ -507,13 +576,18 @@ static BlockDriverState *open_image_dict(const char *name, const char *filename,
     BlockDriverState *bs;
     Error *err = NULL;
 
-    bs = bdrv_open(filename, opts, flags, &err);
+    bs = bdrv_open(filename, opts, flags & ~IMG_OPEN_FLAGS, &err);
     if (!bs) {
         report_open_error(name, err);
         return NULL;
     }
-    if (need_keys && !prompt_missing_keys(bs)) {
+    if (!hold_image(bs, flags, &err)) {
+        report_open_error(name, err);
         bdrv_unref(bs);
+        return NULL;
+    }
+    if (need_keys && !prompt_missing_keys(bs)) {
+        close_image(bs);
         return NULL;
     }
     return bs;
@@ -562,8 +636,6 @@ static BlockDriverState *open_image_opts(const char *name, bool image_opts,
     bool share = force_share && !(flags & IMG_OPEN_NO_FORCE_SHARE);
     const char *key;
     json_t *value;
-
-    flags &= ~IMG_OPEN_NO_FORCE_SHARE;
 
     if (image_opts) {
         opts = keyval_parse(name, NULL, &err);
@@ -944,7 +1016,7 @@ static int img_info(int argc, char **argv)
         }
         bs = open_image(next_name, o.image_opts, next_fmt,
                         BDRV_O_NO_IO | BDRV_O_NO_UNLOCK | BDRV_O_NO_BACKING |
-                        BDRV_O_PROBE_QUIET, false);
+                        BDRV_O_PROBE_QUIET | IMG_OPEN_NO_READ, false);
         o.image_opts = false;
         if (!bs) {
             ret = 1;
@@ -952,7 +1024,7 @@ static int img_info(int argc, char **argv)
         }
         info = collect_image_info(bs);
         if (!info) {
-            bdrv_unref(bs);
+            close_image(bs);
             ret = 1;
             break;
         }
@@ -968,7 +1040,7 @@ static int img_info(int argc, char **argv)
                 next_fmt = g_strdup(qdict_get_try_str(info, "backing-filename-format"));
             }
         }
-        bdrv_unref(bs);
+        close_image(bs);
     }
     g_hash_table_destroy(seen);
 
@@ -1188,7 +1260,7 @@ static int img_check(int argc, char **argv)
     if (ret == -ENOTSUP) {
         error_report("This image format does not support checks");
         error_free(err);
-        bdrv_unref(bs);
+        close_image(bs);
         return 63;
     }
     if (ret == 0 && (result.corruptions_fixed || result.leaks_fixed)) {
@@ -1209,7 +1281,7 @@ static int img_check(int argc, char **argv)
     if (ret < 0) {
         error_report("Check failed: %s", err ? error_get_pretty(err) : strerror(-ret));
         error_free(err);
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
 
@@ -1220,7 +1292,7 @@ static int img_check(int argc, char **argv)
     } else {
         check_result_human(&result);
     }
-    bdrv_unref(bs);
+    close_image(bs);
 
     if (result.check_errors) {
         return 1;
@@ -2145,7 +2217,8 @@ static int img_convert(int argc, char **argv)
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
         const char *name = argv[optind + i];
-        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, 0, true, src_cache);
+        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, IMG_OPEN_NO_SHARE, true,
+                                    src_cache);
         if (!s.src[i]) {
             goto out;
         }
@@ -2288,9 +2361,9 @@ static int img_convert(int argc, char **argv)
     progress_end();
 
 out:
-    bdrv_unref(s.target);
+    close_image(s.target);
     for (int i = 0; s.src && i < s.src_num; i++) {
-        bdrv_unref(s.src[i]);
+        close_image(s.src[i]);
     }
     g_free(s.src);
     g_free(s.src_len);
@@ -2416,14 +2489,14 @@ static int img_commit(int argc, char **argv)
     }
     if (!bdrv_backing(bs)) {
         error_report("Image does not have a backing file");
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
     if (base_name) {
         base = find_backing_image(bs, base_name);
         if (!base) {
             error_report("Did not find '%s' in the backing chain of '%s'", base_name, filename);
-            bdrv_unref(bs);
+            close_image(bs);
             return 1;
         }
     } else {
@@ -2460,7 +2533,7 @@ static int img_commit(int argc, char **argv)
         }
         progress_end();
     }
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         if (err) {
             error_report("%s", error_get_pretty(err));
@@ -2633,10 +2706,12 @@ static int img_rebase(int argc, char **argv)
             }
             apply_cache_mode(o, src_cache);
             new_base = bdrv_open(full, o, BDRV_O_PROBE_QUIET, &err);
-            if (!new_base) {
+            if (!new_base || !hold_image(new_base, 0, &err)) {
                 error_report("Could not open new backing file '%s': %s", out_base,
                              error_get_pretty(err));
                 error_free(err);
+                bdrv_unref(new_base);
+                new_base = NULL;
                 ret = 1;
                 goto out;
             }
@@ -2673,8 +2748,8 @@ static int img_rebase(int argc, char **argv)
     progress_end();
 
 out:
-    bdrv_unref(new_base);
-    bdrv_unref(bs);
+    close_image(new_base);
+    close_image(bs);
     return ret;
 }
 
@@ -2742,7 +2817,7 @@ static int img_resize(int argc, char **argv)
      * keep what the rest of its last cluster showed from it.
      */
     bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO, false);
+                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO | IMG_OPEN_RESIZE, false);
     if (!bs) {
         return 1;
     }
@@ -2780,7 +2855,7 @@ static int img_resize(int argc, char **argv)
         }
     }
     ret = bdrv_truncate(bs, n, true, prealloc, &err);
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         error_report_err(err);
         return 1;
@@ -2789,7 +2864,7 @@ static int img_resize(int argc, char **argv)
     return 0;
 
 fail:
-    bdrv_unref(bs);
+    close_image(bs);
     return 1;
 }
 
@@ -2994,8 +3069,8 @@ static int img_compare(int argc, char **argv)
 
 out:
     progress_end();
-    bdrv_unref(bs2);
-    bdrv_unref(bs1);
+    close_image(bs2);
+    close_image(bs1);
     return ret;
 }
 
@@ -3159,7 +3234,7 @@ static int img_map(int argc, char **argv)
     length = bdrv_getlength(bs);
     if (length < 0) {
         error_report("Failed to get size for '%s'", filename);
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
     if (max_length >= 0 && start <= INT64_MAX - max_length) {
@@ -3204,7 +3279,7 @@ static int img_map(int argc, char **argv)
     if (o.output == OFORMAT_JSON) {
         printf("]\n");
     }
-    bdrv_unref(bs);
+    close_image(bs);
     return ret;
 }
 
@@ -3283,7 +3358,7 @@ static int img_amend(int argc, char **argv)
     drv = bs->drv;
     if (help) {
         ret = print_amend_options_help(drv);
-        bdrv_unref(bs);
+        close_image(bs);
         return ret;
     }
     if (!drv->bdrv_amend_options) {
@@ -3319,7 +3394,7 @@ static int img_amend(int argc, char **argv)
     progress_update(1, 1);
     progress_end();
     qobject_unref(opts);
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         error_report_err(err);
         return 1;
@@ -3328,7 +3403,7 @@ static int img_amend(int argc, char **argv)
 
 fail:
     qobject_unref(opts);
-    bdrv_unref(bs);
+    close_image(bs);
     return 1;
 }
 
@@ -3408,13 +3483,13 @@ static int img_snapshot(int argc, char **argv)
                              error_get_pretty(err));
             }
             error_free(err);
-            bdrv_unref(bs);
+            close_image(bs);
             return 1;
         }
         break;
     }
     }
-    bdrv_unref(bs);
+    close_image(bs);
     return 0;
 }
 
@@ -3587,8 +3662,8 @@ static int img_bitmap(int argc, char **argv)
     }
     ret = 0;
 out:
-    bdrv_unref(src_bs);
-    bdrv_unref(bs);
+    close_image(src_bs);
+    close_image(bs);
     return ret;
 }
 
@@ -3928,7 +4003,7 @@ static int img_measure(int argc, char **argv)
     ret = 0;
 out:
     if (bs) {
-        bdrv_unref(bs);
+        close_image(bs);
     }
     qobject_unref(opts);
     return ret;
@@ -4082,8 +4157,8 @@ static int img_dd(int argc, char **argv)
     ret = 0;
 
 out:
-    bdrv_unref(out);
-    bdrv_unref(in);
+    close_image(out);
+    close_image(in);
     return ret;
 }
 
