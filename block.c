@@ -3397,3 +3397,127 @@ bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag)
 
     return d && d->drv->bdrv_debug_is_suspended(d, tag);
 }
+
+/* ------------------------------------------------------------------ */
+/* Accessors for the world outside block.c and the drivers */
+
+BlockDriver *bdrv_get_driver(BlockDriverState *bs)
+{
+    return bs->drv;
+}
+
+const char *bdrv_get_backing_filename(BlockDriverState *bs)
+{
+    return bs->backing_file;
+}
+
+bool bdrv_is_read_only_as_opened(BlockDriverState *bs)
+{
+    return bdrv_is_read_only(bs) && !(bs->inactive && bs->activate_rw);
+}
+
+bool bdrv_get_cache_direct(BlockDriverState *bs)
+{
+    return bs->cache_direct;
+}
+
+bool bdrv_get_no_flush(BlockDriverState *bs)
+{
+    return bs->no_flush;
+}
+
+const char *bdrv_get_detect_zeroes(BlockDriverState *bs)
+{
+    return bdrv_detect_zeroes_str(bs->detect_zeroes);
+}
+
+const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs)
+{
+    return &bs->stats;
+}
+
+void *bdrv_get_iothread(BlockDriverState *bs)
+{
+    return bs->iothread;
+}
+
+void bdrv_set_iothread(BlockDriverState *bs, void *iothread)
+{
+    bs->iothread = iothread;
+}
+
+bool bdrv_node_name_is_auto(BlockDriverState *bs)
+{
+    return bs->node_name_auto;
+}
+
+int bdrv_get_refcnt(BlockDriverState *bs)
+{
+    return bs->refcnt;
+}
+
+bool bdrv_has_parent_node(BlockDriverState *bs)
+{
+    return node_is_child(bs);
+}
+
+bool bdrv_can_snapshot_vm(BlockDriverState *bs)
+{
+    return bs->drv && bs->drv->bdrv_snapshot_create_vm;
+}
+
+bool bdrv_supports_persistent_dirty_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv && bs->drv->bdrv_can_store_new_dirty_bitmap;
+}
+
+bool bdrv_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                     uint32_t granularity, Error **errp)
+{
+    if (!bdrv_supports_persistent_dirty_bitmaps(bs)) {
+        error_setg(errp, "Format driver '%s' does not support bitmaps",
+                   bdrv_get_format_name(bs));
+        return false;
+    }
+    return bs->drv->bdrv_can_store_new_dirty_bitmap(bs, name, granularity, errp);
+}
+
+const char *bdrv_driver_get_name(const BlockDriver *drv)
+{
+    return drv->format_name;
+}
+
+bool bdrv_driver_is_protocol(const BlockDriver *drv)
+{
+    return drv->is_protocol;
+}
+
+const QemuOptsList *bdrv_driver_create_opts(const BlockDriver *drv)
+{
+    return drv->create_opts;
+}
+
+const QemuOptsList *bdrv_driver_amend_opts(const BlockDriver *drv)
+{
+    return drv->amend_opts;
+}
+
+bool bdrv_driver_can_create(const BlockDriver *drv)
+{
+    return drv->bdrv_create;
+}
+
+bool bdrv_driver_can_amend(const BlockDriver *drv)
+{
+    return drv->bdrv_amend_options;
+}
+
+bool bdrv_driver_supports_backing(const BlockDriver *drv)
+{
+    return drv->supports_backing;
+}
+
+bool bdrv_driver_supports_compressed_writes(const BlockDriver *drv)
+{
+    return drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED;
+}

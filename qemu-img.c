@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/dirty-bitmap.h"
 #include "block/keys.h"
 #include "crypto/block.h"
@@ -393,7 +393,7 @@ static BlockDriver *find_image_format(const char *name)
 {
     BlockDriver *drv = bdrv_find_format(name);
 
-    if (!drv || drv->is_protocol) {
+    if (!drv || bdrv_driver_is_protocol(drv)) {
         error_report("Unknown file format '%s'", name);
         return NULL;
     }
@@ -451,14 +451,14 @@ static int print_create_options_help(const char *fmt, const char *filename)
     if (!drv) {
         return 1;
     }
-    if (!drv->create_opts) {
+    if (!bdrv_driver_create_opts(drv)) {
         error_report("Format driver '%s' does not support image creation", fmt);
         return 1;
     }
-    lists[0] = drv->create_opts;
+    lists[0] = bdrv_driver_create_opts(drv);
     if (filename) {
-        if (proto && proto->create_opts && proto != drv) {
-            lists[1] = proto->create_opts;
+        if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+            lists[1] = bdrv_driver_create_opts(proto);
         }
         printf("Supported options:\n");
         print_opts_list(lists);
@@ -1940,8 +1940,7 @@ static int convert_do_copy(ConvertState *s)
 /* The image can store persistent bitmaps (qcow2 v3, not v2). */
 static bool can_store_bitmaps(BlockDriverState *bs)
 {
-    return bs->drv->bdrv_can_store_new_dirty_bitmap &&
-           bs->drv->bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
+    return bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
 }
 
 static void report_err_prefixed(Error *err, const char *prefix, const char *name)
@@ -1957,27 +1956,29 @@ static void report_err_prefixed(Error *err, const char *prefix, const char *name
 static bool convert_check_bitmaps(ConvertState *s, bool skip_broken)
 {
     BlockDriverState *src;
+    BdrvDirtyBitmap *broken = NULL;
 
     if (s->src_num > 1) {
         error_report("Copying bitmaps only possible with single source");
         return false;
     }
     src = s->src[0];
-    if (!src->drv->bdrv_can_store_new_dirty_bitmap) {
+    if (!bdrv_supports_persistent_dirty_bitmaps(src)) {
         error_report("Source lacks bitmap support");
         return false;
     }
-    /* Newest first, as QEMU looks at them. */
-    for (GList *l = g_list_last(src->dirty_bitmaps); l; l = l->prev) {
-        BdrvDirtyBitmap *bm = l->data;
-
-        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm) &&
-            !skip_broken) {
-            error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(bm));
-            error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
-                         "delete it\n");
-            return false;
+    /* Newest first, as QEMU looks at them: the last inconsistent one is named. */
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(src, bm)) {
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm)) {
+            broken = bm;
         }
+    }
+    if (broken && !skip_broken) {
+        error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(broken));
+        error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
+                     "delete it\n");
+        return false;
     }
     return true;
 }
@@ -2162,20 +2163,20 @@ static int img_convert(int argc, char **argv)
             goto out;
         }
         /* A read-only format (bochs): refused before the target is touched. */
-        if (!skip_create && !drv->bdrv_create) {
+        if (!skip_create && !bdrv_driver_can_create(drv)) {
             error_report("Format driver '%s' does not support image creation", out_fmt);
             goto out;
         }
-        if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        if (s.compressed && !bdrv_driver_supports_compressed_writes(drv)) {
             error_report("Compression not supported for this file format");
             goto out;
         }
         if (opts) {
             /* Bad -o options fail before anything is opened or created. */
-            const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
+            const QemuOptsList *lists[3] = { bdrv_driver_create_opts(drv), NULL, NULL };
             BlockDriver *proto = bdrv_find_protocol("file");
-            if (proto && proto->create_opts && proto != drv) {
-                lists[1] = proto->create_opts;
+            if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+                lists[1] = bdrv_driver_create_opts(proto);
             }
             if (lists[0] && !qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
@@ -2191,7 +2192,7 @@ static int img_convert(int argc, char **argv)
                 goto out;
             }
         }
-        if (out_base_fmt && !drv->supports_backing) {
+        if (out_base_fmt && !bdrv_driver_supports_backing(drv)) {
             error_report("Backing file format not supported for file format '%s'", out_fmt);
             goto out;
         }
@@ -2199,7 +2200,7 @@ static int img_convert(int argc, char **argv)
             error_report("Backing format cannot be used without backing file");
             goto out;
         }
-        if (out_base && !drv->supports_backing) {
+        if (out_base && !bdrv_driver_supports_backing(drv)) {
             error_report("Backing file not supported for file format '%s'", out_fmt);
             goto out;
         }
@@ -2297,13 +2298,13 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
     if (target_image_opts) {
-        BlockDriver *tdrv = s.target->drv;
-        if (s.compressed && !(tdrv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        BlockDriver *tdrv = bdrv_get_driver(s.target);
+        if (s.compressed && !bdrv_driver_supports_compressed_writes(tdrv)) {
             error_report("Compression not supported for this file format");
             goto out;
         }
     }
-    if (s.compressed && s.target->encrypted) {
+    if (s.compressed && bdrv_is_encrypted(s.target)) {
         error_report("Compression and encryption not supported at the same time");
         goto out;
     }
@@ -2322,7 +2323,7 @@ static int img_convert(int argc, char **argv)
             error_report("output file is smaller than input file");
             goto out;
         }
-        if (bdrv_backing(s.target) || s.target->backing_file[0]) {
+        if (bdrv_backing(s.target) || bdrv_get_backing_filename(s.target)[0]) {
             s.target_has_backing = true;
         }
     }
@@ -2432,7 +2433,7 @@ static BlockDriverState *find_backing_image(BlockDriverState *bs, const char *na
     for (BlockDriverState *over = bs, *p = bdrv_backing(bs); p; over = p, p = bdrv_backing(p)) {
         g_autofree char *want = NULL, *want_real = NULL, *have_real = NULL;
 
-        if (!strcmp(name, over->backing_file)) {
+        if (!strcmp(name, bdrv_get_backing_filename(over))) {
             return p;
         }
         want = g_path_is_absolute(name) ? g_strdup(name)
@@ -2682,8 +2683,8 @@ static int img_rebase(int argc, char **argv)
     if (!bs) {
         return 1;
     }
-    if (!unsafe && !bdrv_backing(bs) && bs->backing_file[0]) {
-        error_report("Could not open old backing file '%s'", bs->backing_file);
+    if (!unsafe && !bdrv_backing(bs) && bdrv_get_backing_filename(bs)[0]) {
+        error_report("Could not open old backing file '%s'", bdrv_get_backing_filename(bs));
         ret = 1;
         goto out;
     }
@@ -3288,14 +3289,14 @@ static int img_map(int argc, char **argv)
 
 static int print_amend_options_help(BlockDriver *drv)
 {
-    const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+    const QemuOptsList *lists[2] = { bdrv_driver_amend_opts(drv), NULL };
 
-    if (!drv->bdrv_amend_options || !drv->amend_opts) {
+    if (!bdrv_driver_can_amend(drv) || !bdrv_driver_amend_opts(drv)) {
         error_report("Format driver '%s' does not support option amendment",
-                     drv->format_name);
+                     bdrv_driver_get_name(drv));
         return 1;
     }
-    printf("Amend options for '%s':\n", drv->format_name);
+    printf("Amend options for '%s':\n", bdrv_driver_get_name(drv));
     print_opts_list(lists);
     return 0;
 }
@@ -3355,26 +3356,26 @@ static int img_amend(int argc, char **argv)
     if (!bs) {
         return 1;
     }
-    drv = bs->drv;
+    drv = bdrv_get_driver(bs);
     if (help) {
         ret = print_amend_options_help(drv);
         close_image(bs);
         return ret;
     }
-    if (!drv->bdrv_amend_options) {
+    if (!bdrv_driver_can_amend(drv)) {
         error_report("Format driver '%s' does not support option amendment",
-                     drv->format_name);
+                     bdrv_driver_get_name(drv));
         goto fail;
     }
     opts = parse_options(options);
     if (!opts) {
         goto fail;
     }
-    if (drv->amend_opts) {
+    if (bdrv_driver_amend_opts(drv)) {
         json_object_foreach(opts, key, value) {
-            if (!qemu_opts_find_desc(drv->amend_opts, key)) {
+            if (!qemu_opts_find_desc(bdrv_driver_amend_opts(drv), key)) {
                 error_report("Invalid parameter '%s'", key);
-                if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
+                if (bdrv_driver_create_opts(drv) && qemu_opts_find_desc(bdrv_driver_create_opts(drv), key)) {
                     error_printf("This option is only supported for image creation\n");
                 }
                 goto fail;
@@ -3382,7 +3383,7 @@ static int img_amend(int argc, char **argv)
         }
         {
             /* Values must have the option's type ("lazy_refcounts=maybe" fails). */
-            const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+            const QemuOptsList *lists[2] = { bdrv_driver_amend_opts(drv), NULL };
             if (!qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
                 goto fail;
@@ -3943,10 +3944,10 @@ static int img_measure(int argc, char **argv)
     opts = parse_options_or_exit(options);
     /* The file protocol's options (preallocation...) are the target's too. */
     proto = bdrv_find_protocol("file");
-    if (drv->create_opts) {
-        const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
-        if (proto && proto->create_opts && proto != drv) {
-            lists[1] = proto->create_opts;
+    if (bdrv_driver_create_opts(drv)) {
+        const QemuOptsList *lists[3] = { bdrv_driver_create_opts(drv), NULL, NULL };
+        if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+            lists[1] = bdrv_driver_create_opts(proto);
         }
         if (!qemu_opts_validate(opts, lists, &err)) {
             error_report_err(err);
@@ -3957,7 +3958,7 @@ static int img_measure(int argc, char **argv)
 
     if (!strcmp(out_fmt, "qcow2")) {
         /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
-        show_bitmaps = bs && bs->drv->bdrv_can_store_new_dirty_bitmap &&
+        show_bitmaps = bs && bdrv_supports_persistent_dirty_bitmaps(bs) &&
                        g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
                        g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
         if (!measure_qcow2(opts, bs, size, &required, &fully, &err)) {

@@ -10,6 +10,16 @@
 #ifndef BLOCK_BLOCK_INT_H
 #define BLOCK_BLOCK_INT_H
 
+/*
+ * Only the core (block.c), the drivers and jobs in block/ and the unit
+ * tests that must look inside a node are built with BLOCK_INTERNAL (see
+ * meson.build): everything else (the tools, the monitor, devices, the
+ * machine) holds nodes as opaque pointers and goes through block/block.h.
+ */
+#ifndef BLOCK_INTERNAL
+#error "block/block_int.h is internal to block.c and block/: use block/block.h"
+#endif
+
 #include <limits.h>
 #include "block/block.h"
 
@@ -31,37 +41,6 @@ typedef struct BdrvWriteNotifier {
     void *opaque;
     bool after;
 } BdrvWriteNotifier;
-
-/*
- * I/O accounting of one node (query-blockstats, "info blockstats").  Every
- * request that enters the node through the core's request path counts once,
- * by kind: reads, writes (zero writes included), flushes and discards
- * ("unmap").  "invalid" requests were refused before reaching the driver
- * (bad range, read-only node, missing key); "failed" ones reached it and
- * failed; only successful ones count in the bytes, operations and times.
- */
-typedef enum BlockAcctType {
-    BLOCK_ACCT_READ,
-    BLOCK_ACCT_WRITE,
-    BLOCK_ACCT_FLUSH,
-    BLOCK_ACCT_UNMAP,
-    BLOCK_ACCT_MAX,
-} BlockAcctType;
-
-typedef struct BlockAcctStats {
-    uint64_t nr_bytes[BLOCK_ACCT_MAX];
-    uint64_t nr_ops[BLOCK_ACCT_MAX];
-    uint64_t failed_ops[BLOCK_ACCT_MAX];
-    uint64_t invalid_ops[BLOCK_ACCT_MAX];
-    uint64_t total_time_ns[BLOCK_ACCT_MAX];
-    int64_t last_access_ns;     /* bdrv_acct_clock_ns(); 0: never accessed */
-    uint64_t wr_highest_offset; /* end of the highest successful write */
-    /* Discards that reached the protocol driver (the "file" driver's own). */
-    uint64_t discard_nb_ok, discard_nb_failed, discard_bytes_ok;
-} BlockAcctStats;
-
-/* The clock of the accounting (CLOCK_MONOTONIC nanoseconds). */
-int64_t bdrv_acct_clock_ns(void);
 
 struct BlockDriverState {
     BlockDriver *drv;
@@ -376,7 +355,6 @@ typedef struct BlockDriver {
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);
-BlockDriver *bdrv_find_protocol(const char *name);
 
 /*
  * For drivers: opens the protocol node for @filename with @options (the
