@@ -598,14 +598,21 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
     desc = g_strdup_printf("node '%s'", bs->node_name);
 
     if (bs->file) {
+        /*
+         * A node opened only to be looked at (BDRV_O_NO_IO: qemu-img info),
+         * whose parent needs nothing of it, reads nothing of its file
+         * either, as in QEMU: it takes no consistent-read lock.
+         */
+        uint64_t fread = !perm && (bs->open_flags & BDRV_O_NO_IO) ?
+                         0 : BLK_PERM_CONSISTENT_READ;
+
         if (bs->drv->is_passthrough) {
-            fperm = perm | BLK_PERM_CONSISTENT_READ;
+            fperm = perm | fread;
             feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
             fshared = shared;
         } else {
             /* Metadata lives in the file: nobody else may change it. */
-            fperm = BLK_PERM_CONSISTENT_READ |
-                    (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
+            fperm = fread | (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
             feperm = fperm;
             fshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
         }
@@ -772,10 +779,15 @@ int bdrv_refresh_perms(Error **errp)
                            user->filter, user->perm, user->perm, user->shared, false);
             only_extras &= user->extra;
         }
-        /* Only a device replaces the node's own use; jobs and qemu-io come on top. */
+        /*
+         * Only a device replaces the node's own use; jobs and qemu-io come
+         * on top.  A node opened only to be looked at (BDRV_O_NO_IO) is not
+         * read: the tool's handle says so if it will be.
+         */
         if (only_extras) {
             perm_propagate(edges, bs, NULL, NULL, NULL, 0, false,
-                           BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE),
+                           (bs->open_flags & BDRV_O_NO_IO ? 0 : BLK_PERM_CONSISTENT_READ) |
+                           (bs->read_only ? 0 : BLK_PERM_WRITE),
                            0, BLK_PERM_ALL, false);
         }
     }
