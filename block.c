@@ -264,6 +264,11 @@ bool bdrv_is_read_only(BlockDriverState *bs)
     return bs->read_only;
 }
 
+void bdrv_set_copy_on_read(BlockDriverState *bs, bool on)
+{
+    bs->copy_on_read = on;
+}
+
 bool bdrv_is_inactive(BlockDriverState *bs)
 {
     return bs->inactive;
@@ -552,16 +557,14 @@ static void perm_edge_record(GHashTable *edges, BlockDriverState *bs, const void
         }
     }
     {
-        PermEdge *e = g_new0(PermEdge, 1);
+        PermEdge *e = g_new(PermEdge, 1);
 
-        e->key = key;
-        e->desc = g_strdup_printf("%s (uses node '%s' as '%s' child)", parent_desc,
-                                  bs->node_name, role);
-        e->role = role;
-        e->perm = perm;
-        e->shared = shared;
-        e->seq = seq;
-        e->filter = filter;
+        *e = (PermEdge) {
+            .key = key, .role = role, .perm = perm, .shared = shared,
+            .seq = seq, .filter = filter,
+            .desc = g_strdup_printf("%s (uses node '%s' as '%s' child)",
+                                    parent_desc, bs->node_name, role),
+        };
         g_ptr_array_add(list, e);
     }
 }
@@ -607,14 +610,21 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
     desc = g_strdup_printf("node '%s'", bs->node_name);
 
     if (bs->file) {
+        /*
+         * A node opened only to be looked at (BDRV_O_NO_IO: qemu-img info),
+         * whose parent needs nothing of it, reads nothing of its file
+         * either, as in QEMU: it takes no consistent-read lock.
+         */
+        uint64_t fread = !perm && (bs->open_flags & BDRV_O_NO_IO) ?
+                         0 : BLK_PERM_CONSISTENT_READ;
+
         if (bs->drv->is_passthrough) {
-            fperm = perm | BLK_PERM_CONSISTENT_READ;
+            fperm = perm | fread;
             feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
             fshared = shared;
         } else {
             /* Metadata lives in the file: nobody else may change it. */
-            fperm = BLK_PERM_CONSISTENT_READ |
-                    (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
+            fperm = fread | (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
             feperm = fperm;
             fshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
         }
@@ -781,10 +791,15 @@ int bdrv_refresh_perms(Error **errp)
                            user->filter, user->perm, user->perm, user->shared, false);
             only_extras &= user->extra;
         }
-        /* Only a device replaces the node's own use; jobs and qemu-io come on top. */
+        /*
+         * Only a device replaces the node's own use; jobs and qemu-io come
+         * on top.  A node opened only to be looked at (BDRV_O_NO_IO) is not
+         * read: the tool's handle says so if it will be.
+         */
         if (only_extras) {
             perm_propagate(edges, bs, NULL, NULL, NULL, 0, false,
-                           BLK_PERM_CONSISTENT_READ | (bs->read_only ? 0 : BLK_PERM_WRITE),
+                           (bs->open_flags & BDRV_O_NO_IO ? 0 : BLK_PERM_CONSISTENT_READ) |
+                           (bs->read_only ? 0 : BLK_PERM_WRITE),
                            0, BLK_PERM_ALL, false);
         }
     }
@@ -3213,6 +3228,34 @@ int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
     return bs->drv->bdrv_snapshot_list(bs, psn_info);
 }
 
+QList *bdrv_snapshot_list_json(BlockDriverState *bs)
+{
+    g_autofree QEMUSnapshotInfo *sn = NULL;
+    int nb = bdrv_snapshot_list(bs, &sn);
+    QList *list;
+
+    if (nb <= 0) {
+        return NULL;
+    }
+    list = json_array();
+    for (int i = 0; i < nb; i++) {
+        QDict *d = qdict_new();
+
+        qdict_put_str(d, "id", sn[i].id_str);
+        qdict_put_str(d, "name", sn[i].name);
+        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
+        qdict_put_int(d, "date-sec", sn[i].date_sec);
+        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
+        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
+        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
+        if (sn[i].icount != UINT64_MAX) {
+            qdict_put_int(d, "icount", sn[i].icount);
+        }
+        json_array_append_new(list, d);
+    }
+    return list;
+}
+
 /* ------------------------------------------------------------------ */
 /* Display names: plain file names or json:{...} */
 
@@ -3472,4 +3515,128 @@ bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag)
     BlockDriverState *d = debug_node(bs, NULL);
 
     return d && d->drv->bdrv_debug_is_suspended(d, tag);
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors for the world outside block.c and the drivers */
+
+BlockDriver *bdrv_get_driver(BlockDriverState *bs)
+{
+    return bs->drv;
+}
+
+const char *bdrv_get_backing_filename(BlockDriverState *bs)
+{
+    return bs->backing_file;
+}
+
+bool bdrv_is_read_only_as_opened(BlockDriverState *bs)
+{
+    return bdrv_is_read_only(bs) && !(bs->inactive && bs->activate_rw);
+}
+
+bool bdrv_get_cache_direct(BlockDriverState *bs)
+{
+    return bs->cache_direct;
+}
+
+bool bdrv_get_no_flush(BlockDriverState *bs)
+{
+    return bs->no_flush;
+}
+
+const char *bdrv_get_detect_zeroes(BlockDriverState *bs)
+{
+    return bdrv_detect_zeroes_str(bs->detect_zeroes);
+}
+
+const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs)
+{
+    return &bs->stats;
+}
+
+void *bdrv_get_iothread(BlockDriverState *bs)
+{
+    return bs->iothread;
+}
+
+void bdrv_set_iothread(BlockDriverState *bs, void *iothread)
+{
+    bs->iothread = iothread;
+}
+
+bool bdrv_node_name_is_auto(BlockDriverState *bs)
+{
+    return bs->node_name_auto;
+}
+
+int bdrv_get_refcnt(BlockDriverState *bs)
+{
+    return bs->refcnt;
+}
+
+bool bdrv_has_parent_node(BlockDriverState *bs)
+{
+    return node_is_child(bs);
+}
+
+bool bdrv_can_snapshot_vm(BlockDriverState *bs)
+{
+    return bs->drv && bs->drv->bdrv_snapshot_create_vm;
+}
+
+bool bdrv_supports_persistent_dirty_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv && bs->drv->bdrv_can_store_new_dirty_bitmap;
+}
+
+bool bdrv_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                     uint32_t granularity, Error **errp)
+{
+    if (!bdrv_supports_persistent_dirty_bitmaps(bs)) {
+        error_setg(errp, "Format driver '%s' does not support bitmaps",
+                   bdrv_get_format_name(bs));
+        return false;
+    }
+    return bs->drv->bdrv_can_store_new_dirty_bitmap(bs, name, granularity, errp);
+}
+
+const char *bdrv_driver_get_name(const BlockDriver *drv)
+{
+    return drv->format_name;
+}
+
+bool bdrv_driver_is_protocol(const BlockDriver *drv)
+{
+    return drv->is_protocol;
+}
+
+const QemuOptsList *bdrv_driver_create_opts(const BlockDriver *drv)
+{
+    return drv->create_opts;
+}
+
+const QemuOptsList *bdrv_driver_amend_opts(const BlockDriver *drv)
+{
+    return drv->amend_opts;
+}
+
+bool bdrv_driver_can_create(const BlockDriver *drv)
+{
+    return drv->bdrv_create;
+}
+
+bool bdrv_driver_can_amend(const BlockDriver *drv)
+{
+    return drv->bdrv_amend_options;
+}
+
+bool bdrv_driver_supports_backing(const BlockDriver *drv)
+{
+    return drv->supports_backing;
+}
+
+bool bdrv_driver_supports_compressed_writes(const BlockDriver *drv)
+{
+    return drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED;
 }

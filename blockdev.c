@@ -9,7 +9,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/dirty-bitmap.h"
 #include "block/blockjob.h"
 #include "qemu/cutils.h"
@@ -415,7 +415,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
             /* As QEMU: a read-only drive reads without copying. */
             warn_report("disabling copy-on-read on read-only drive");
         } else {
-            bs->copy_on_read = copy_on_read;
+            bdrv_set_copy_on_read(bs, copy_on_read);
         }
     } else if (qdict_size(opts)) {
         /* Node options without an image to apply them to. */
@@ -690,14 +690,14 @@ bool blockdev_del(const char *node_name, Error **errp)
     nodes = bdrv_all_nodes();
     for (GList *l = nodes; l; l = l->next) {
         BlockDriverState *parent = l->data;
-        if (parent->backing == bs) {
+        if (bdrv_backing(parent) == bs) {
             error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
                        node_name, bdrv_get_node_name(parent));
             return false;
         }
     }
     /* Another node's file child, or held otherwise (an export, a job's target). */
-    if (bs->refcnt > 1) {
+    if (bdrv_get_refcnt(bs) > 1) {
         error_setg(errp, "Block device %s is in use", node_name);
         return false;
     }
@@ -709,30 +709,11 @@ bool blockdev_del(const char *node_name, Error **errp)
 /* ImageInfo's "snapshots": @bs's internal snapshots, when it has any. */
 static void put_snapshots(QDict *image, BlockDriverState *bs)
 {
-    g_autofree QEMUSnapshotInfo *sn = NULL;
-    int nb = bdrv_snapshot_list(bs, &sn);
-    QList *list;
+    QList *list = bdrv_snapshot_list_json(bs);
 
-    if (nb <= 0) {
-        return;
+    if (list) {
+        qdict_put_obj(image, "snapshots", list);
     }
-    list = json_array();
-    for (int i = 0; i < nb; i++) {
-        QDict *d = qdict_new();
-
-        qdict_put_str(d, "id", sn[i].id_str);
-        qdict_put_str(d, "name", sn[i].name);
-        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
-        qdict_put_int(d, "date-sec", sn[i].date_sec);
-        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
-        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
-        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
-        if (sn[i].icount != UINT64_MAX) {
-            qdict_put_int(d, "icount", sn[i].icount);
-        }
-        json_array_append_new(list, d);
-    }
-    qdict_put_obj(image, "snapshots", list);
 }
 
 /* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */
@@ -771,15 +752,15 @@ json_t *block_device_info(BlockDriverState *bs)
     }
     qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
     /* An inactive node (migration) reports what it becomes, as in QEMU. */
-    qdict_put_bool(info, "ro", bdrv_is_read_only(bs) && !(bs->inactive && bs->activate_rw));
+    qdict_put_bool(info, "ro", bdrv_is_read_only_as_opened(bs));
     qdict_put_str(info, "drv", bdrv_get_format_name(bs));
-    if (bs->backing_file[0]) {
-        qdict_put_str(info, "backing_file", bs->backing_file);
+    if (bdrv_get_backing_filename(bs)[0]) {
+        qdict_put_str(info, "backing_file", bdrv_get_backing_filename(bs));
     }
     qdict_put_int(info, "backing_file_depth", depth);
     qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
     qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
-    qdict_put_str(info, "detect_zeroes", bdrv_detect_zeroes_str(bs->detect_zeroes));
+    qdict_put_str(info, "detect_zeroes", bdrv_get_detect_zeroes(bs));
     /* A node has no limits of its own; query-block adds its drive's. */
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {
         qdict_put_int(info, throttle_qmp_names[i], 0);
@@ -788,15 +769,15 @@ json_t *block_device_info(BlockDriverState *bs)
         QDict *cache = qdict_new();
 
         qdict_put_bool(cache, "writeback", !bdrv_get_writethrough(bs));
-        qdict_put_bool(cache, "direct", bs->cache_direct);
-        qdict_put_bool(cache, "no-flush", bs->no_flush);
+        qdict_put_bool(cache, "direct", bdrv_get_cache_direct(bs));
+        qdict_put_bool(cache, "no-flush", bdrv_get_no_flush(bs));
         qdict_put_obj(info, "cache", cache);
     }
     image = image_info_chain(bs);
     if (image) {
         qdict_put_obj(info, "image", image);
     }
-    if (bs->dirty_bitmaps) {
+    if (bdrv_dirty_bitmap_next(bs, NULL)) {
         qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
     }
     return info;
@@ -982,7 +963,7 @@ json_t *qmp_query_named_block_nodes_list(void)
 static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
 {
     static const BlockAcctStats none;
-    const BlockAcctStats *st = bs ? &bs->stats : &none;
+    const BlockAcctStats *st = bs ? bdrv_get_stats(bs) : &none;
     QDict *d = qdict_new();
 
     qdict_put_int(d, "rd_bytes", st->nr_bytes[BLOCK_ACCT_READ]);
@@ -1035,17 +1016,18 @@ static QDict *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
 
     qdict_put_str(d, "node-name", bdrv_get_node_name(bs));
     qdict_put_obj(d, "stats", block_device_stats(bs, is_drive));
-    if (bs->drv && !strcmp(bs->drv->format_name, "file")) {
+    if (bdrv_get_driver(bs) && !strcmp(bdrv_get_format_name(bs), "file")) {
         QDict *spec = qdict_new();
+        const BlockAcctStats *st = bdrv_get_stats(bs);
 
         qdict_put_str(spec, "driver", "file");
-        qdict_put_int(spec, "discard-nb-ok", bs->stats.discard_nb_ok);
-        qdict_put_int(spec, "discard-nb-failed", bs->stats.discard_nb_failed);
-        qdict_put_int(spec, "discard-bytes-ok", bs->stats.discard_bytes_ok);
+        qdict_put_int(spec, "discard-nb-ok", st->discard_nb_ok);
+        qdict_put_int(spec, "discard-nb-failed", st->discard_nb_failed);
+        qdict_put_int(spec, "discard-bytes-ok", st->discard_bytes_ok);
         qdict_put_obj(d, "driver-specific", spec);
     }
-    if (bs->file) {
-        qdict_put_obj(d, "parent", block_stats(bs->file, false, query_nodes));
+    if (bdrv_file(bs)) {
+        qdict_put_obj(d, "parent", block_stats(bdrv_file(bs), false, query_nodes));
     }
     next = bdrv_skip_implicit_filters(bdrv_filter_or_cow_bs(bs));
     if (!query_nodes && next) {
@@ -1090,7 +1072,7 @@ char *hmp_blockstats_text(void)
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
         static const BlockAcctStats none;
-        const BlockAcctStats *st = d->bs ? &d->bs->stats : &none;
+        const BlockAcctStats *st = d->bs ? bdrv_get_stats(d->bs) : &none;
         int64_t idle = st->last_access_ns ?
                        bdrv_acct_clock_ns() - st->last_access_ns : 0;
 

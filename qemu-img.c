@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/dirty-bitmap.h"
 #include "block/keys.h"
 #include "crypto/block.h"
@@ -247,6 +247,17 @@ typedef struct ImgCommonOpts {
 static bool force_share;
 /* open_image() flag: an image written on purpose (rebase's, dd's output) ignores -U. */
 #define IMG_OPEN_NO_FORCE_SHARE 0x40000000
+/*
+ * What a subcommand does with an image beyond reading it (and writing it,
+ * BDRV_O_RDWR), and what it keeps others from doing: its handle's
+ * permissions, as QEMU 7.2's qemu-img asks for them (its BDRV_O_RESIZE,
+ * BDRV_O_NO_SHARE and BDRV_O_NO_IO opens).
+ */
+#define IMG_OPEN_RESIZE         0x20000000  /* it changes the image's size */
+#define IMG_OPEN_NO_SHARE       0x10000000  /* no other writer (convert's source) */
+#define IMG_OPEN_NO_READ        0x08000000  /* header only: not even a consistent read */
+#define IMG_OPEN_FLAGS          (IMG_OPEN_NO_FORCE_SHARE | IMG_OPEN_RESIZE | \
+                                 IMG_OPEN_NO_SHARE | IMG_OPEN_NO_READ)
 
 /* The tail of every subcommand's getopt switch; exits on a bad option. */
 static void common_option(int c, char **argv, ImgCommonOpts *o)
@@ -383,7 +394,7 @@ static BlockDriver *find_image_format(const char *name)
 {
     BlockDriver *drv = bdrv_find_format(name);
 
-    if (!drv || drv->is_protocol) {
+    if (!drv || bdrv_driver_is_protocol(drv)) {
         error_report("Unknown file format '%s'", name);
         return NULL;
     }
@@ -441,14 +452,14 @@ static int print_create_options_help(const char *fmt, const char *filename)
     if (!drv) {
         return 1;
     }
-    if (!drv->create_opts) {
+    if (!bdrv_driver_create_opts(drv)) {
         error_report("Format driver '%s' does not support image creation", fmt);
         return 1;
     }
-    lists[0] = drv->create_opts;
+    lists[0] = bdrv_driver_create_opts(drv);
     if (filename) {
-        if (proto && proto->create_opts && proto != drv) {
-            lists[1] = proto->create_opts;
+        if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+            lists[1] = bdrv_driver_create_opts(proto);
         }
         printf("Supported options:\n");
         print_opts_list(lists);
@@ -498,9 +509,67 @@ static bool prompt_missing_keys(BlockDriverState *bs)
 }
 
 /*
+ * qemu-img holds every image it opens through a handle (QEMU's
+ * BlockBackend), never as a bare node: the handle states what the
+ * subcommand does with the image and what it lets others do, and the core
+ * turns that into image locks and refuses conflicts.  Keyed by the node;
+ * close_image() drops the handle, then the node.
+ */
+static GHashTable *image_users;
+
+/*
+ * The handle on @bs, opened with @flags (BDRV_O_* and IMG_OPEN_*): it reads
+ * (but IMG_OPEN_NO_READ), writes when the image was opened writable, resizes
+ * with IMG_OPEN_RESIZE, and lets others do everything but write and resize
+ * with IMG_OPEN_NO_SHARE.  False with @errp set when the core refuses (a
+ * lock another process holds).
+ */
+static bool hold_image(BlockDriverState *bs, int flags, Error **errp)
+{
+    uint64_t perm = 0, shared = BLK_PERM_ALL;
+    BdrvUser *user;
+
+    if (!(flags & IMG_OPEN_NO_READ)) {
+        perm |= BLK_PERM_CONSISTENT_READ;
+    }
+    if ((flags & BDRV_O_RDWR) && !bdrv_is_read_only(bs)) {
+        perm |= BLK_PERM_WRITE;
+        if (flags & IMG_OPEN_RESIZE) {
+            perm |= BLK_PERM_RESIZE;
+        }
+    }
+    if (flags & IMG_OPEN_NO_SHARE) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    }
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, shared, 0, errp);
+    if (!user) {
+        return false;
+    }
+    if (!image_users) {
+        image_users = g_hash_table_new(NULL, NULL);
+    }
+    g_hash_table_insert(image_users, bs, user);
+    return true;
+}
+
+/* Drops qemu-img's handle on @bs (may be NULL), then the node. */
+static void close_image(BlockDriverState *bs)
+{
+    if (!bs) {
+        return;
+    }
+    if (image_users) {
+        bdrv_user_remove(g_hash_table_lookup(image_users, bs));
+        g_hash_table_remove(image_users, bs);
+    }
+    bdrv_unref(bs);
+}
+
+/*
  * Opens @filename (NULL when @opts name the image) with @opts, which it
  * takes over; @name is what messages call the image.  @need_keys: the
  * image's data will be read or written, so its keys must be there.
+ * @flags: BDRV_O_* and IMG_OPEN_* (what the handle needs and shares).
  */
 static BlockDriverState *open_image_dict(const char *name, const char *filename,
                                          QDict *opts, int flags, bool need_keys)
@@ -508,13 +577,18 @@ static BlockDriverState *open_image_dict(const char *name, const char *filename,
     BlockDriverState *bs;
     Error *err = NULL;
 
-    bs = bdrv_open(filename, opts, flags, &err);
+    bs = bdrv_open(filename, opts, flags & ~IMG_OPEN_FLAGS, &err);
     if (!bs) {
         report_open_error(name, err);
         return NULL;
     }
-    if (need_keys && !prompt_missing_keys(bs)) {
+    if (!hold_image(bs, flags, &err)) {
+        report_open_error(name, err);
         bdrv_unref(bs);
+        return NULL;
+    }
+    if (need_keys && !prompt_missing_keys(bs)) {
+        close_image(bs);
         return NULL;
     }
     return bs;
@@ -563,8 +637,6 @@ static BlockDriverState *open_image_opts(const char *name, bool image_opts,
     bool share = force_share && !(flags & IMG_OPEN_NO_FORCE_SHARE);
     const char *key;
     json_t *value;
-
-    flags &= ~IMG_OPEN_NO_FORCE_SHARE;
 
     if (image_opts) {
         opts = keyval_parse(name, NULL, &err);
@@ -717,27 +789,6 @@ static void print_json(json_t *v)
 
 /* ------------------------------------------------------------------ */
 /* info */
-
-static QList *snapshot_list_json(QEMUSnapshotInfo *sn, int nb)
-{
-    QList *list = json_array();
-
-    for (int i = 0; i < nb; i++) {
-        QDict *d = qdict_new();
-        qdict_put_str(d, "id", sn[i].id_str);
-        qdict_put_str(d, "name", sn[i].name);
-        qdict_put_int(d, "vm-state-size", sn[i].vm_state_size);
-        qdict_put_int(d, "date-sec", sn[i].date_sec);
-        qdict_put_int(d, "date-nsec", sn[i].date_nsec);
-        qdict_put_int(d, "vm-clock-sec", sn[i].vm_clock_nsec / 1000000000ULL);
-        qdict_put_int(d, "vm-clock-nsec", sn[i].vm_clock_nsec % 1000000000ULL);
-        if (sn[i].icount != UINT64_MAX) {
-            qdict_put_int(d, "icount", sn[i].icount);
-        }
-        json_array_append_new(list, d);
-    }
-    return list;
-}
 
 static void print_snapshot_header(void)
 {
@@ -900,18 +951,16 @@ static QDict *collect_image_info(BlockDriverState *bs)
 {
     Error *err = NULL;
     QDict *info = bdrv_query_image_info(bs, false, &err);
-    QEMUSnapshotInfo *sn = NULL;
-    int nb;
+    QList *snapshots;
 
     if (!info) {
         error_report_err(err);
         return NULL;
     }
-    nb = bdrv_snapshot_list(bs, &sn);
-    if (nb > 0) {
-        qdict_put_obj(info, "snapshots", snapshot_list_json(sn, nb));
+    snapshots = bdrv_snapshot_list_json(bs);
+    if (snapshots) {
+        qdict_put_obj(info, "snapshots", snapshots);
     }
-    g_free(sn);
     return info;
 }
 
@@ -968,7 +1017,7 @@ static int img_info(int argc, char **argv)
         }
         bs = open_image(next_name, o.image_opts, next_fmt,
                         BDRV_O_NO_IO | BDRV_O_NO_UNLOCK | BDRV_O_NO_BACKING |
-                        BDRV_O_PROBE_QUIET, false);
+                        BDRV_O_PROBE_QUIET | IMG_OPEN_NO_READ, false);
         o.image_opts = false;
         if (!bs) {
             ret = 1;
@@ -976,7 +1025,7 @@ static int img_info(int argc, char **argv)
         }
         info = collect_image_info(bs);
         if (!info) {
-            bdrv_unref(bs);
+            close_image(bs);
             ret = 1;
             break;
         }
@@ -992,7 +1041,7 @@ static int img_info(int argc, char **argv)
                 next_fmt = g_strdup(qdict_get_try_str(info, "backing-filename-format"));
             }
         }
-        bdrv_unref(bs);
+        close_image(bs);
     }
     g_hash_table_destroy(seen);
 
@@ -1212,7 +1261,7 @@ static int img_check(int argc, char **argv)
     if (ret == -ENOTSUP) {
         error_report("This image format does not support checks");
         error_free(err);
-        bdrv_unref(bs);
+        close_image(bs);
         return 63;
     }
     if (ret == 0 && (result.corruptions_fixed || result.leaks_fixed)) {
@@ -1233,7 +1282,7 @@ static int img_check(int argc, char **argv)
     if (ret < 0) {
         error_report("Check failed: %s", err ? error_get_pretty(err) : strerror(-ret));
         error_free(err);
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
 
@@ -1244,7 +1293,7 @@ static int img_check(int argc, char **argv)
     } else {
         check_result_human(&result);
     }
-    bdrv_unref(bs);
+    close_image(bs);
 
     if (result.check_errors) {
         return 1;
@@ -1894,8 +1943,7 @@ static int convert_do_copy(ConvertState *s)
 /* The image can store persistent bitmaps (qcow2 v3, not v2). */
 static bool can_store_bitmaps(BlockDriverState *bs)
 {
-    return bs->drv->bdrv_can_store_new_dirty_bitmap &&
-           bs->drv->bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
+    return bdrv_can_store_new_dirty_bitmap(bs, "-", BDRV_BITMAP_MAX_GRANULARITY, NULL);
 }
 
 static void report_err_prefixed(Error *err, const char *prefix, const char *name)
@@ -1911,27 +1959,29 @@ static void report_err_prefixed(Error *err, const char *prefix, const char *name
 static bool convert_check_bitmaps(ConvertState *s, bool skip_broken)
 {
     BlockDriverState *src;
+    BdrvDirtyBitmap *broken = NULL;
 
     if (s->src_num > 1) {
         error_report("Copying bitmaps only possible with single source");
         return false;
     }
     src = s->src[0];
-    if (!src->drv->bdrv_can_store_new_dirty_bitmap) {
+    if (!bdrv_supports_persistent_dirty_bitmaps(src)) {
         error_report("Source lacks bitmap support");
         return false;
     }
-    /* Newest first, as QEMU looks at them. */
-    for (GList *l = g_list_last(src->dirty_bitmaps); l; l = l->prev) {
-        BdrvDirtyBitmap *bm = l->data;
-
-        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm) &&
-            !skip_broken) {
-            error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(bm));
-            error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
-                         "delete it\n");
-            return false;
+    /* Newest first, as QEMU looks at them: the last inconsistent one is named. */
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(src, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(src, bm)) {
+        if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_inconsistent(bm)) {
+            broken = bm;
         }
+    }
+    if (broken && !skip_broken) {
+        error_report("Cannot copy inconsistent bitmap '%s'", bdrv_dirty_bitmap_name(broken));
+        error_printf("Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to "
+                     "delete it\n");
+        return false;
     }
     return true;
 }
@@ -2119,20 +2169,20 @@ static int img_convert(int argc, char **argv)
             goto out;
         }
         /* A read-only format (bochs): refused before the target is touched. */
-        if (!skip_create && !drv->bdrv_create) {
+        if (!skip_create && !bdrv_driver_can_create(drv)) {
             error_report("Format driver '%s' does not support image creation", out_fmt);
             goto out;
         }
-        if (s.compressed && !(drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        if (s.compressed && !bdrv_driver_supports_compressed_writes(drv)) {
             error_report("Compression not supported for this file format");
             goto out;
         }
         if (opts) {
             /* Bad -o options fail before anything is opened or created. */
-            const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
+            const QemuOptsList *lists[3] = { bdrv_driver_create_opts(drv), NULL, NULL };
             BlockDriver *proto = bdrv_find_protocol("file");
-            if (proto && proto->create_opts && proto != drv) {
-                lists[1] = proto->create_opts;
+            if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+                lists[1] = bdrv_driver_create_opts(proto);
             }
             if (lists[0] && !qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
@@ -2148,7 +2198,7 @@ static int img_convert(int argc, char **argv)
                 goto out;
             }
         }
-        if (out_base_fmt && !drv->supports_backing) {
+        if (out_base_fmt && !bdrv_driver_supports_backing(drv)) {
             error_report("Backing file format not supported for file format '%s'", out_fmt);
             goto out;
         }
@@ -2156,7 +2206,7 @@ static int img_convert(int argc, char **argv)
             error_report("Backing format cannot be used without backing file");
             goto out;
         }
-        if (out_base && !drv->supports_backing) {
+        if (out_base && !bdrv_driver_supports_backing(drv)) {
             error_report("Backing file not supported for file format '%s'", out_fmt);
             goto out;
         }
@@ -2174,7 +2224,8 @@ static int img_convert(int argc, char **argv)
     s.src_len = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
         const char *name = argv[optind + i];
-        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, 0, true, src_cache);
+        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, IMG_OPEN_NO_SHARE, true,
+                                    src_cache);
         if (!s.src[i]) {
             goto out;
         }
@@ -2253,13 +2304,13 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
     if (target_image_opts) {
-        BlockDriver *tdrv = s.target->drv;
-        if (s.compressed && !(tdrv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        BlockDriver *tdrv = bdrv_get_driver(s.target);
+        if (s.compressed && !bdrv_driver_supports_compressed_writes(tdrv)) {
             error_report("Compression not supported for this file format");
             goto out;
         }
     }
-    if (s.compressed && s.target->encrypted) {
+    if (s.compressed && bdrv_is_encrypted(s.target)) {
         error_report("Compression and encryption not supported at the same time");
         goto out;
     }
@@ -2278,7 +2329,7 @@ static int img_convert(int argc, char **argv)
             error_report("output file is smaller than input file");
             goto out;
         }
-        if (bdrv_backing(s.target) || s.target->backing_file[0]) {
+        if (bdrv_backing(s.target) || bdrv_get_backing_filename(s.target)[0]) {
             s.target_has_backing = true;
         }
     }
@@ -2317,9 +2368,9 @@ static int img_convert(int argc, char **argv)
     progress_end();
 
 out:
-    bdrv_unref(s.target);
+    close_image(s.target);
     for (int i = 0; s.src && i < s.src_num; i++) {
-        bdrv_unref(s.src[i]);
+        close_image(s.src[i]);
     }
     g_free(s.src);
     g_free(s.src_len);
@@ -2392,7 +2443,7 @@ static BlockDriverState *find_backing_image(BlockDriverState *bs, const char *na
     for (BlockDriverState *over = bs, *p = bdrv_backing(bs); p; over = p, p = bdrv_backing(p)) {
         g_autofree char *want = NULL, *want_real = NULL, *have_real = NULL;
 
-        if (!strcmp(name, over->backing_file)) {
+        if (!strcmp(name, bdrv_get_backing_filename(over))) {
             return p;
         }
         want = g_path_is_absolute(name) ? g_strdup(name)
@@ -2451,14 +2502,14 @@ static int img_commit(int argc, char **argv)
     }
     if (!bdrv_backing(bs)) {
         error_report("Image does not have a backing file");
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
     if (base_name) {
         base = find_backing_image(bs, base_name);
         if (!base) {
             error_report("Did not find '%s' in the backing chain of '%s'", base_name, filename);
-            bdrv_unref(bs);
+            close_image(bs);
             return 1;
         }
     } else {
@@ -2495,7 +2546,7 @@ static int img_commit(int argc, char **argv)
         }
         progress_end();
     }
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         if (err) {
             error_report("%s", error_get_pretty(err));
@@ -2644,8 +2695,8 @@ static int img_rebase(int argc, char **argv)
     if (!bs) {
         return 1;
     }
-    if (!unsafe && !bdrv_backing(bs) && bs->backing_file[0]) {
-        error_report("Could not open old backing file '%s'", bs->backing_file);
+    if (!unsafe && !bdrv_backing(bs) && bdrv_get_backing_filename(bs)[0]) {
+        error_report("Could not open old backing file '%s'", bdrv_get_backing_filename(bs));
         ret = 1;
         goto out;
     }
@@ -2668,10 +2719,12 @@ static int img_rebase(int argc, char **argv)
             }
             apply_cache_mode(o, src_cache);
             new_base = bdrv_open(full, o, BDRV_O_PROBE_QUIET, &err);
-            if (!new_base) {
+            if (!new_base || !hold_image(new_base, 0, &err)) {
                 error_report("Could not open new backing file '%s': %s", out_base,
                              error_get_pretty(err));
                 error_free(err);
+                bdrv_unref(new_base);
+                new_base = NULL;
                 ret = 1;
                 goto out;
             }
@@ -2708,8 +2761,8 @@ static int img_rebase(int argc, char **argv)
     progress_end();
 
 out:
-    bdrv_unref(new_base);
-    bdrv_unref(bs);
+    close_image(new_base);
+    close_image(bs);
     return ret;
 }
 
@@ -2777,7 +2830,7 @@ static int img_resize(int argc, char **argv)
      * keep what the rest of its last cluster showed from it.
      */
     bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO, false);
+                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO | IMG_OPEN_RESIZE, false);
     if (!bs) {
         return 1;
     }
@@ -2815,7 +2868,7 @@ static int img_resize(int argc, char **argv)
         }
     }
     ret = bdrv_truncate(bs, n, true, prealloc, &err);
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         error_report_err(err);
         return 1;
@@ -2824,7 +2877,7 @@ static int img_resize(int argc, char **argv)
     return 0;
 
 fail:
-    bdrv_unref(bs);
+    close_image(bs);
     return 1;
 }
 
@@ -3029,8 +3082,8 @@ static int img_compare(int argc, char **argv)
 
 out:
     progress_end();
-    bdrv_unref(bs2);
-    bdrv_unref(bs1);
+    close_image(bs2);
+    close_image(bs1);
     return ret;
 }
 
@@ -3194,7 +3247,7 @@ static int img_map(int argc, char **argv)
     length = bdrv_getlength(bs);
     if (length < 0) {
         error_report("Failed to get size for '%s'", filename);
-        bdrv_unref(bs);
+        close_image(bs);
         return 1;
     }
     if (max_length >= 0 && start <= INT64_MAX - max_length) {
@@ -3239,7 +3292,7 @@ static int img_map(int argc, char **argv)
     if (o.output == OFORMAT_JSON) {
         printf("]\n");
     }
-    bdrv_unref(bs);
+    close_image(bs);
     return ret;
 }
 
@@ -3248,14 +3301,14 @@ static int img_map(int argc, char **argv)
 
 static int print_amend_options_help(BlockDriver *drv)
 {
-    const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+    const QemuOptsList *lists[2] = { bdrv_driver_amend_opts(drv), NULL };
 
-    if (!drv->bdrv_amend_options || !drv->amend_opts) {
+    if (!bdrv_driver_can_amend(drv) || !bdrv_driver_amend_opts(drv)) {
         error_report("Format driver '%s' does not support option amendment",
-                     drv->format_name);
+                     bdrv_driver_get_name(drv));
         return 1;
     }
-    printf("Amend options for '%s':\n", drv->format_name);
+    printf("Amend options for '%s':\n", bdrv_driver_get_name(drv));
     print_opts_list(lists);
     return 0;
 }
@@ -3315,26 +3368,26 @@ static int img_amend(int argc, char **argv)
     if (!bs) {
         return 1;
     }
-    drv = bs->drv;
+    drv = bdrv_get_driver(bs);
     if (help) {
         ret = print_amend_options_help(drv);
-        bdrv_unref(bs);
+        close_image(bs);
         return ret;
     }
-    if (!drv->bdrv_amend_options) {
+    if (!bdrv_driver_can_amend(drv)) {
         error_report("Format driver '%s' does not support option amendment",
-                     drv->format_name);
+                     bdrv_driver_get_name(drv));
         goto fail;
     }
     opts = parse_options(options);
     if (!opts) {
         goto fail;
     }
-    if (drv->amend_opts) {
+    if (bdrv_driver_amend_opts(drv)) {
         json_object_foreach(opts, key, value) {
-            if (!qemu_opts_find_desc(drv->amend_opts, key)) {
+            if (!qemu_opts_find_desc(bdrv_driver_amend_opts(drv), key)) {
                 error_report("Invalid parameter '%s'", key);
-                if (drv->create_opts && qemu_opts_find_desc(drv->create_opts, key)) {
+                if (bdrv_driver_create_opts(drv) && qemu_opts_find_desc(bdrv_driver_create_opts(drv), key)) {
                     error_printf("This option is only supported for image creation\n");
                 }
                 goto fail;
@@ -3342,7 +3395,7 @@ static int img_amend(int argc, char **argv)
         }
         {
             /* Values must have the option's type ("lazy_refcounts=maybe" fails). */
-            const QemuOptsList *lists[2] = { drv->amend_opts, NULL };
+            const QemuOptsList *lists[2] = { bdrv_driver_amend_opts(drv), NULL };
             if (!qemu_opts_validate(opts, lists, &err)) {
                 error_report_err(err);
                 goto fail;
@@ -3354,7 +3407,7 @@ static int img_amend(int argc, char **argv)
     progress_update(1, 1);
     progress_end();
     qobject_unref(opts);
-    bdrv_unref(bs);
+    close_image(bs);
     if (ret < 0) {
         error_report_err(err);
         return 1;
@@ -3363,7 +3416,7 @@ static int img_amend(int argc, char **argv)
 
 fail:
     qobject_unref(opts);
-    bdrv_unref(bs);
+    close_image(bs);
     return 1;
 }
 
@@ -3384,8 +3437,7 @@ static int img_snapshot(int argc, char **argv)
     ImgCommonOpts o = { 0 };
     const char *name = NULL, *filename;
     BlockDriverState *bs;
-    QEMUSnapshotInfo *sn = NULL;
-    int c, nb;
+    int c;
 
     while ((c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, NULL)) != -1) {
         switch (c) {
@@ -3416,15 +3468,15 @@ static int img_snapshot(int argc, char **argv)
     switch (action) {
     case SNAPSHOT_NONE:
         break;
-    case SNAPSHOT_LIST:
-        nb = bdrv_snapshot_list(bs, &sn);
-        if (nb > 0) {
-            QList *l = snapshot_list_json(sn, nb);
+    case SNAPSHOT_LIST: {
+        QList *l = bdrv_snapshot_list_json(bs);
+
+        if (l) {
             print_snapshots_json_list(l);
             json_decref(l);
         }
-        g_free(sn);
         break;
+    }
     case SNAPSHOT_APPLY:
     case SNAPSHOT_CREATE:
     case SNAPSHOT_DELETE: {
@@ -3444,13 +3496,13 @@ static int img_snapshot(int argc, char **argv)
                              error_get_pretty(err));
             }
             error_free(err);
-            bdrv_unref(bs);
+            close_image(bs);
             return 1;
         }
         break;
     }
     }
-    bdrv_unref(bs);
+    close_image(bs);
     return 0;
 }
 
@@ -3623,8 +3675,8 @@ static int img_bitmap(int argc, char **argv)
     }
     ret = 0;
 out:
-    bdrv_unref(src_bs);
-    bdrv_unref(bs);
+    close_image(src_bs);
+    close_image(bs);
     return ret;
 }
 
@@ -3904,10 +3956,10 @@ static int img_measure(int argc, char **argv)
     opts = parse_options_or_exit(options);
     /* The file protocol's options (preallocation...) are the target's too. */
     proto = bdrv_find_protocol("file");
-    if (drv->create_opts) {
-        const QemuOptsList *lists[3] = { drv->create_opts, NULL, NULL };
-        if (proto && proto->create_opts && proto != drv) {
-            lists[1] = proto->create_opts;
+    if (bdrv_driver_create_opts(drv)) {
+        const QemuOptsList *lists[3] = { bdrv_driver_create_opts(drv), NULL, NULL };
+        if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
+            lists[1] = bdrv_driver_create_opts(proto);
         }
         if (!qemu_opts_validate(opts, lists, &err)) {
             error_report_err(err);
@@ -3918,7 +3970,7 @@ static int img_measure(int argc, char **argv)
 
     if (!strcmp(out_fmt, "qcow2")) {
         /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
-        show_bitmaps = bs && bs->drv->bdrv_can_store_new_dirty_bitmap &&
+        show_bitmaps = bs && bdrv_supports_persistent_dirty_bitmaps(bs) &&
                        g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
                        g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
         if (!measure_qcow2(opts, bs, size, &required, &fully, &err)) {
@@ -3964,7 +4016,7 @@ static int img_measure(int argc, char **argv)
     ret = 0;
 out:
     if (bs) {
-        bdrv_unref(bs);
+        close_image(bs);
     }
     qobject_unref(opts);
     return ret;
@@ -4118,8 +4170,8 @@ static int img_dd(int argc, char **argv)
     ret = 0;
 
 out:
-    bdrv_unref(out);
-    bdrv_unref(in);
+    close_image(out);
+    close_image(in);
     return ret;
 }
 

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu-io.h"
@@ -1681,7 +1681,7 @@ static int info_f(BlockDriverState *bs, int argc, char **argv)
      * format's, once as the protocol's.
      */
     qemuio_printf("format name: %s\n", bdrv_get_format_name(bs));
-    if (bs->drv && bs->drv->is_protocol) {
+    if (bdrv_get_driver(bs) && bdrv_driver_is_protocol(bdrv_get_driver(bs))) {
         qemuio_printf("format name: %s\n", bdrv_get_format_name(bs));
     }
     /* A driver with nothing to report (null-co) ends the command here. */

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/keys.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"

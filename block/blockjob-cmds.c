@@ -360,86 +360,41 @@ static QObject *qmp_block_job_cancel(QDict *args, Error **errp)
     return job && block_job_cancel(job, force, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_job_pause(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_job(args, errp);
-    return job && block_job_pause(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_block_job_resume(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_job(args, errp);
-    return job && block_job_resume(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_block_job_complete(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_job(args, errp);
-    return job && block_job_complete(job, errp) ? qdict_new() : NULL;
-}
-
-/* block-job-finalize and block-job-dismiss name the job by "id". */
-static QObject *qmp_block_job_finalize(QDict *args, Error **errp)
-{
-    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
-    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_block_job_dismiss(QDict *args, Error **errp)
-{
-    BlockJob *job = block_job_find(qdict_get_try_str(args, "id"), errp);
-    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
-}
-
 /*
- * The generic job-* commands: the same verbs on any job (block jobs and
+ * The verbs that take nothing but the job.  block-job-* find it as QEMU
+ * does: by "device" for the old ones, by "id" for finalize and dismiss;
+ * the generic job-* commands work on any job (block jobs and
  * blockdev-create), found by "id" with QEMU's "Job not found".
  */
+#define JOB_VERB_COMMAND(name, find, key, verb)                         \
+    static QObject *name(QDict *args, Error **errp)                     \
+    {                                                                   \
+        BlockJob *job = find(qdict_get_try_str(args, key), errp);       \
+        return job && verb(job, errp) ? qdict_new() : NULL;             \
+    }
+
+/* As QEMU's job-cancel: a ready mirror stops without syncing (force). */
+static bool block_job_cancel_forced(BlockJob *job, Error **errp)
+{
+    return block_job_cancel(job, true, errp);
+}
+
+JOB_VERB_COMMAND(qmp_block_job_pause, block_job_find, "device", block_job_pause)
+JOB_VERB_COMMAND(qmp_block_job_resume, block_job_find, "device", block_job_resume)
+JOB_VERB_COMMAND(qmp_block_job_complete, block_job_find, "device",
+                 block_job_complete)
+JOB_VERB_COMMAND(qmp_block_job_finalize, block_job_find, "id", block_job_finalize)
+JOB_VERB_COMMAND(qmp_block_job_dismiss, block_job_find, "id", block_job_dismiss)
+JOB_VERB_COMMAND(qmp_job_pause, job_find, "id", block_job_pause)
+JOB_VERB_COMMAND(qmp_job_resume, job_find, "id", block_job_resume)
+JOB_VERB_COMMAND(qmp_job_cancel, job_find, "id", block_job_cancel_forced)
+JOB_VERB_COMMAND(qmp_job_complete, job_find, "id", block_job_complete)
+JOB_VERB_COMMAND(qmp_job_finalize, job_find, "id", block_job_finalize)
+JOB_VERB_COMMAND(qmp_job_dismiss, job_find, "id", block_job_dismiss)
+
 static QObject *qmp_query_jobs(QDict *args, Error **errp)
 {
     return job_query_all();
-}
-
-static BlockJob *arg_any_job(QDict *args, Error **errp)
-{
-    return job_find(qdict_get_try_str(args, "id"), errp);
-}
-
-static QObject *qmp_job_pause(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_pause(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_job_resume(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_resume(job, errp) ? qdict_new() : NULL;
-}
-
-/* As QEMU's job-cancel: a ready mirror stops without syncing (force). */
-static QObject *qmp_job_cancel(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_cancel(job, true, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_job_complete(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_complete(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_job_finalize(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_finalize(job, errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_job_dismiss(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_any_job(args, errp);
-    return job && block_job_dismiss(job, errp) ? qdict_new() : NULL;
 }
 
 /*

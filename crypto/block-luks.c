@@ -1105,12 +1105,8 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, bool force,
                 return false;
             }
             /* Forced: its key material is scrubbed again, nothing else changes. */
-        } else if (active == 1 && !force) {
-            error_setg(errp, "Attempt to erase the only active keyslot %d which will "
-                       "erase all the data in the image irreversibly - refusing "
-                       "operation", slot);
-            return false;
         }
+        /* The only active slot is refused below, with the by-password case. */
         erase[slot] = true;
         n = 1;
     } else {

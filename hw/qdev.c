@@ -14,7 +14,7 @@
 #include "qemu/option.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/blockjob.h"
 #include "system/iothread.h"
 
@@ -362,9 +362,9 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
 static void set_node_iothread(BlockDriverState *bs, IOThread *t)
 {
     if (bs) {
-        bs->iothread = t;
-        set_node_iothread(bs->file, t);
-        set_node_iothread(bs->backing, t);
+        bdrv_set_iothread(bs, t);
+        set_node_iothread(bdrv_file(bs), t);
+        set_node_iothread(bdrv_backing(bs), t);
     }
 }
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
@@ -480,18 +480,17 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         }
         monitor_printf(mon, "    Cache mode:       %s%s%s\n",
                        bdrv_get_writethrough(bs) ? "writethrough" : "writeback",
-                       bs->cache_direct ? ", direct" : "",
-                       bs->no_flush ? ", ignore flushes" : "");
+                       bdrv_get_cache_direct(bs) ? ", direct" : "",
+                       bdrv_get_no_flush(bs) ? ", ignore flushes" : "");
         for (BlockDriverState *b = bdrv_backing(bs); b; b = bdrv_backing(b)) {
             depth++;
         }
-        if (bs->backing_file[0]) {
+        if (bdrv_get_backing_filename(bs)[0]) {
             monitor_printf(mon, "    Backing file:     %s (chain depth: %d)\n",
-                           bs->backing_file, depth);
+                           bdrv_get_backing_filename(bs), depth);
         }
-        if (bs->detect_zeroes != BDRV_DETECT_ZEROES_OFF) {
-            monitor_printf(mon, "    Detect zeroes:    %s\n",
-                           bdrv_detect_zeroes_str(bs->detect_zeroes));
+        if (strcmp(bdrv_get_detect_zeroes(bs), "off")) {
+            monitor_printf(mon, "    Detect zeroes:    %s\n", bdrv_get_detect_zeroes(bs));
         }
         {
             g_autofree char *limits = drive_throttle_text(d);

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"

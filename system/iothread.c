@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object-internal.h"
@@ -119,7 +119,7 @@ static bool iothread_in_use(void *state)
         return true;
     }
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        if (((BlockDriverState *)l->data)->iothread == state) {
+        if (bdrv_get_iothread(l->data) == state) {
             return true;
         }
     }
@@ -143,8 +143,8 @@ static void iothread_destroy(void *state)
     /* Nodes that were left in it (at exit) go back to the main loop. */
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
-        if (bs->iothread == t) {
-            bs->iothread = NULL;
+        if (bdrv_get_iothread(bs) == t) {
+            bdrv_set_iothread(bs, NULL);
         }
     }
     g_free(t->id);
@@ -192,9 +192,9 @@ static void set_iothread_tree(BlockDriverState *bs, IOThread *t)
     if (!bs) {
         return;
     }
-    bs->iothread = t;
-    set_iothread_tree(bs->file, t);
-    set_iothread_tree(bs->backing, t);
+    bdrv_set_iothread(bs, t);
+    set_iothread_tree(bdrv_file(bs), t);
+    set_iothread_tree(bdrv_backing(bs), t);
 }
 
 static bool node_has_drive(BlockDriverState *bs)

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qmp-registry.h"
@@ -41,18 +41,6 @@ typedef struct SnapDev {
 } SnapDev;
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SnapDev, g_free)
 
-static bool has_parent(BlockDriverState *bs)
-{
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-
-        if (p->file == bs || p->backing == bs) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
  * The node that takes @bs's snapshots: @bs, or (as in QEMU) the first one
  * down the file children of drivers that have none (a filter over qcow2);
@@ -60,10 +48,10 @@ static bool has_parent(BlockDriverState *bs)
  */
 static BlockDriverState *snap_node(BlockDriverState *bs)
 {
-    while (bs && bs->drv && !bs->drv->bdrv_snapshot_create_vm) {
-        bs = bs->file;
+    while (bs && bdrv_get_driver(bs) && !bdrv_can_snapshot_vm(bs)) {
+        bs = bdrv_file(bs);
     }
-    return bs && bs->drv ? bs : NULL;
+    return bs && bdrv_get_driver(bs) ? bs : NULL;
 }
 
 static void add_dev(GList **list, BlockDriverState *bs, const char *name, const char *device)
@@ -88,7 +76,7 @@ static GList *snapshot_drives(void)
     for (GList *l = drive_list(); l; l = l->next) {
         DriveInfo *d = l->data;
 
-        if (d->bs && d->bs->drv && !d->bs->read_only) {
+        if (d->bs && bdrv_get_driver(d->bs) && !bdrv_is_read_only(d->bs)) {
             bool named = !d->anonymous && d->id[0];
 
             add_dev(&list, d->bs, named ? drive_name(d) : bdrv_get_node_name(d->bs),
@@ -102,8 +90,9 @@ static GList *snapshot_drives(void)
         for (GList *d = drive_list(); d; d = d->next) {
             is_drive |= ((DriveInfo *)d->data)->bs == bs;
         }
-        if (!is_drive && bs->drv && !bs->read_only && !bs->node_name_auto &&
-            !has_parent(bs)) {
+        if (!is_drive && bdrv_get_driver(bs) && !bdrv_is_read_only(bs) &&
+            !bdrv_node_name_is_auto(bs) &&
+            !bdrv_has_parent_node(bs)) {
             add_dev(&list, bs, bdrv_get_node_name(bs), "");
         }
     }
@@ -112,7 +101,7 @@ static GList *snapshot_drives(void)
 
 static bool drive_can_snapshot(SnapDev *d)
 {
-    return d->bs->drv->bdrv_snapshot_create_vm != NULL;
+    return bdrv_can_snapshot_vm(d->bs);
 }
 
 /* Every writable drive must be able to take the snapshot. */
@@ -461,12 +450,12 @@ static BlockDriverState *root_bs(const char *device, Error **errp)
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
         return NULL;
     }
-    if (!d && has_parent(bs)) {
+    if (!d && bdrv_has_parent_node(bs)) {
         /* Another node's file or backing node: its snapshots are that node's business. */
         error_setg(errp, "Need a root block node");
         return NULL;
     }
-    if (!bs || !bs->drv) {
+    if (!bs || !bdrv_get_driver(bs)) {
         error_setg(errp, "Device '%s' has no medium", device);
         return NULL;
     }
@@ -487,13 +476,13 @@ static QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
         error_setg(errp, "Name is empty");
         return NULL;
     }
-    if (bs->read_only) {
+    if (bdrv_is_read_only(bs)) {
         error_setg(errp, "Device '%s' is read only", device);
         return NULL;
     }
     if (!snap_node(bs)) {
         error_setg(errp, "Block format '%s' used by device '%s' does not support internal "
-                   "snapshots", bs->drv->format_name, device);
+                   "snapshots", bdrv_get_format_name(bs), device);
         return NULL;
     }
     bs = snap_node(bs);

@@ -115,6 +115,37 @@ bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 /* "consistent read", "write", "write unchanged", "resize" */
 const char *bdrv_perm_name(int bit);
 
+/*
+ * I/O accounting of one node (query-blockstats, "info blockstats").  Every
+ * request that enters the node through the core's request path counts once,
+ * by kind: reads, writes (zero writes included), flushes and discards
+ * ("unmap").  "invalid" requests were refused before reaching the driver
+ * (bad range, read-only node, missing key); "failed" ones reached it and
+ * failed; only successful ones count in the bytes, operations and times.
+ */
+typedef enum BlockAcctType {
+    BLOCK_ACCT_READ,
+    BLOCK_ACCT_WRITE,
+    BLOCK_ACCT_FLUSH,
+    BLOCK_ACCT_UNMAP,
+    BLOCK_ACCT_MAX,
+} BlockAcctType;
+
+typedef struct BlockAcctStats {
+    uint64_t nr_bytes[BLOCK_ACCT_MAX];
+    uint64_t nr_ops[BLOCK_ACCT_MAX];
+    uint64_t failed_ops[BLOCK_ACCT_MAX];
+    uint64_t invalid_ops[BLOCK_ACCT_MAX];
+    uint64_t total_time_ns[BLOCK_ACCT_MAX];
+    int64_t last_access_ns;     /* bdrv_acct_clock_ns(); 0: never accessed */
+    uint64_t wr_highest_offset; /* end of the highest successful write */
+    /* Discards that reached the protocol driver (the "file" driver's own). */
+    uint64_t discard_nb_ok, discard_nb_failed, discard_bytes_ok;
+} BlockAcctStats;
+
+/* The clock of the accounting (CLOCK_MONOTONIC nanoseconds). */
+int64_t bdrv_acct_clock_ns(void);
+
 typedef struct BdrvUser BdrvUser;
 /*
  * Declares a user of @bs (a device, say) needing @perm and sharing only
@@ -184,6 +215,7 @@ int bdrv_refresh_perms(Error **errp);
 
 void bdrv_init(void);  /* registers every built-in driver; idempotent */
 BlockDriver *bdrv_find_format(const char *format_name);
+BlockDriver *bdrv_find_protocol(const char *name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
 /* Calls @fn for each driver name (formats and protocols), sorted by name. */
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
@@ -328,6 +360,11 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);
 int bdrv_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info);
+/*
+ * ImageInfo's "snapshots" (QEMU's SnapshotInfo list, as qemu-img info and
+ * query-block print them); NULL when @bs has no internal snapshot.
+ */
+QList *bdrv_snapshot_list_json(BlockDriverState *bs);
 /* Internal snapshots: -ENOTSUP (with an error) where the format has none. */
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name, Error **errp);
 /*
@@ -367,6 +404,21 @@ bool bdrv_is_read_only(BlockDriverState *bs);
 int bdrv_inactivate_all(Error **errp);
 int bdrv_activate_all(Error **errp);
 bool bdrv_is_inactive(BlockDriverState *bs);
+/* @bs, or below the implicit filter nodes above it (their file children). */
+BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
+/*
+ * A new copy-on-read filter node over @bs (qemu-io -C, -drive
+ * copy-on-read=on), holding its own reference to @bs.
+ */
+BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
+/*
+ * The limits of the drive this thread's requests come through (NULL:
+ * none); an outermost read, write or zero-write waits for them.  Returns
+ * the old setting.
+ */
+struct ThrottleGroup *bdrv_set_front_throttle(struct ThrottleGroup *tg);
+/* -drive copy-on-read=on: reads through @bs copy what it lacks into it. */
+void bdrv_set_copy_on_read(BlockDriverState *bs, bool on);
 bool bdrv_is_encrypted(BlockDriverState *bs);
 /*
  * The first node in @bs's subtree (itself, its file and backing chain) that
@@ -386,6 +438,55 @@ int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp);
  * QEMU reports such nodes.  Caller frees.
  */
 char *bdrv_display_filename(BlockDriverState *bs);
+
+/*
+ * What the world outside block.c and the drivers may know of a node and
+ * of a driver: BlockDriverState and BlockDriver are opaque there
+ * (block/block_int.h is internal), so these are the only way in.
+ */
+/* The node's driver; NULL once it is closed (a drive without medium). */
+BlockDriver *bdrv_get_driver(BlockDriverState *bs);
+/* The backing file name as the image stores it (may be relative), or "". */
+const char *bdrv_get_backing_filename(BlockDriverState *bs);
+/* query-block's "ro": read-only as opened (an inactive node that activates writable is not). */
+bool bdrv_is_read_only_as_opened(BlockDriverState *bs);
+/* The node's cache options: cache.direct, cache.no-flush. */
+bool bdrv_get_cache_direct(BlockDriverState *bs);
+bool bdrv_get_no_flush(BlockDriverState *bs);
+/* "detect-zeroes": "off", "on" or "unmap". */
+const char *bdrv_get_detect_zeroes(BlockDriverState *bs);
+/* The node's I/O accounting (query-blockstats). */
+const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs);
+/* The iothread (system/iothread.c) the node is in, NULL: the main loop. */
+void *bdrv_get_iothread(BlockDriverState *bs);
+void bdrv_set_iothread(BlockDriverState *bs, void *iothread);
+/* Its node name was generated ("#block123"), not given. */
+bool bdrv_node_name_is_auto(BlockDriverState *bs);
+/* How many references the node has (its parents, drives, jobs, the monitor). */
+int bdrv_get_refcnt(BlockDriverState *bs);
+/* Another node uses @bs as its file, backing or extra child. */
+bool bdrv_has_parent_node(BlockDriverState *bs);
+/* The format can keep VM state in a snapshot (savevm). */
+bool bdrv_can_snapshot_vm(BlockDriverState *bs);
+/*
+ * Whether a persistent dirty bitmap @name of @granularity could be stored
+ * in the image; false (with @errp, may be NULL) where the format has no
+ * persistent bitmaps at all, as where it refuses this one.
+ */
+bool bdrv_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                     uint32_t granularity, Error **errp);
+/* The format keeps persistent dirty bitmaps. */
+bool bdrv_supports_persistent_dirty_bitmaps(BlockDriverState *bs);
+
+const char *bdrv_driver_get_name(const BlockDriver *drv);
+bool bdrv_driver_is_protocol(const BlockDriver *drv);
+/* Its create and amend options (NULL: none), for help and validation. */
+const QemuOptsList *bdrv_driver_create_opts(const BlockDriver *drv);
+const QemuOptsList *bdrv_driver_amend_opts(const BlockDriver *drv);
+bool bdrv_driver_can_create(const BlockDriver *drv);
+bool bdrv_driver_can_amend(const BlockDriver *drv);
+bool bdrv_driver_supports_backing(const BlockDriver *drv);
+bool bdrv_driver_supports_compressed_writes(const BlockDriver *drv);
 
 const char *bdrv_get_node_name(const BlockDriverState *bs);
 const char *bdrv_get_filename(const BlockDriverState *bs);

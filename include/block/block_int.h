@@ -10,6 +10,16 @@
 #ifndef BLOCK_BLOCK_INT_H
 #define BLOCK_BLOCK_INT_H
 
+/*
+ * Only the core (block.c), the drivers and jobs in block/ and the unit
+ * tests that must look inside a node are built with BLOCK_INTERNAL (see
+ * meson.build): everything else (the tools, the monitor, devices, the
+ * machine) holds nodes as opaque pointers and goes through block/block.h.
+ */
+#ifndef BLOCK_INTERNAL
+#error "block/block_int.h is internal to block.c and block/: use block/block.h"
+#endif
+
 #include <limits.h>
 #include "block/block.h"
 
@@ -31,37 +41,6 @@ typedef struct BdrvWriteNotifier {
     void *opaque;
     bool after;
 } BdrvWriteNotifier;
-
-/*
- * I/O accounting of one node (query-blockstats, "info blockstats").  Every
- * request that enters the node through the core's request path counts once,
- * by kind: reads, writes (zero writes included), flushes and discards
- * ("unmap").  "invalid" requests were refused before reaching the driver
- * (bad range, read-only node, missing key); "failed" ones reached it and
- * failed; only successful ones count in the bytes, operations and times.
- */
-typedef enum BlockAcctType {
-    BLOCK_ACCT_READ,
-    BLOCK_ACCT_WRITE,
-    BLOCK_ACCT_FLUSH,
-    BLOCK_ACCT_UNMAP,
-    BLOCK_ACCT_MAX,
-} BlockAcctType;
-
-typedef struct BlockAcctStats {
-    uint64_t nr_bytes[BLOCK_ACCT_MAX];
-    uint64_t nr_ops[BLOCK_ACCT_MAX];
-    uint64_t failed_ops[BLOCK_ACCT_MAX];
-    uint64_t invalid_ops[BLOCK_ACCT_MAX];
-    uint64_t total_time_ns[BLOCK_ACCT_MAX];
-    int64_t last_access_ns;     /* bdrv_acct_clock_ns(); 0: never accessed */
-    uint64_t wr_highest_offset; /* end of the highest successful write */
-    /* Discards that reached the protocol driver (the "file" driver's own). */
-    uint64_t discard_nb_ok, discard_nb_failed, discard_bytes_ok;
-} BlockAcctStats;
-
-/* The clock of the accounting (CLOCK_MONOTONIC nanoseconds). */
-int64_t bdrv_acct_clock_ns(void);
 
 struct BlockDriverState {
     BlockDriver *drv;
@@ -404,7 +383,6 @@ typedef struct BlockDriver {
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);
-BlockDriver *bdrv_find_protocol(const char *name);
 
 /*
  * For drivers: opens the protocol node for @filename with @options (the
@@ -492,8 +470,6 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
  */
 BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
                                       Error **errp);
-/* @bs, or below the implicit filter nodes above it (their file children). */
-BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
 
 /* True when @filename is a block or character device (host_device's files). */
 bool file_is_host_device(const char *filename);
@@ -513,11 +489,6 @@ void bdrv_copy_before_write_init(void);
 void bdrv_throttle_init(void);
 void bdrv_copy_on_read_init(void);
 void bdrv_mirror_top_init(void);
-/*
- * A new copy-on-read filter node over @bs (qemu-io -C, -drive
- * copy-on-read=on), holding its own reference to @bs.
- */
-BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
 /*
  * A read of @bs, whose copy_on_read is set: what @bs does not hold is
  * copied into it.  Returns true (and the read's result in *@ret) when it
@@ -551,12 +522,6 @@ typedef struct ThrottleGroup ThrottleGroup;
  * and lets its loop run meanwhile).
  */
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
-/*
- * The limits of the drive this thread's requests come through (NULL:
- * none); an outermost read, write or zero-write waits for them.  Returns
- * the old setting.
- */
-ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg);
 void bdrv_throttle_defer_begin(void);
 int64_t bdrv_throttle_defer_end(void);
 

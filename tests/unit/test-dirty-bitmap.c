@@ -9,7 +9,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 
