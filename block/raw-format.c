@@ -50,8 +50,13 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
     }
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         n = json_integer_value(v);
-    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0 ||
-               n > INT64_MAX) {
+    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0) {
+        /* QEMU 7.2's words for a malformed size option, hint included. */
+        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64", key);
+        error_append_hint(errp, "Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                          "giga-, tera-, peta-\nand exabytes, respectively.\n");
+        return false;
+    } else if (n > INT64_MAX) {
         error_setg(errp, "Parameter '%s' expects a non-negative number below 2^63", key);
         return false;
     }
@@ -60,17 +65,22 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
     return true;
 }
 
-static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+/*
+ * Reads offset= and size= from @options (each defaulting to @s's present
+ * value) into @out and checks the window against the file, as open and
+ * reopen both must.
+ */
+static int raw_read_window(BlockDriverState *bs, QDict *options, const BDRVRawState *s,
+                           BDRVRawState *out, Error **errp)
 {
-    BDRVRawState *s = bs->opaque;
     int64_t file_size;
 
-    s->size = -1;
-    if (!raw_take_size(options, "offset", &s->offset, errp) ||
-        !raw_take_size(options, "size", &s->size, errp)) {
+    *out = *s;
+    if (!raw_take_size(options, "offset", &out->offset, errp) ||
+        !raw_take_size(options, "size", &out->size, errp)) {
         return -EINVAL;
     }
-    if (!s->offset && s->size < 0) {
+    if (!out->offset && out->size < 0) {
         return 0;
     }
     file_size = bdrv_getlength(bs->file);
@@ -78,24 +88,61 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
         error_setg_errno(errp, -file_size, "Could not get the size of '%s'", bs->filename);
         return (int)file_size;
     }
-    if (s->offset > file_size) {
+    if (out->offset > file_size) {
         error_setg(errp, "Offset (%" PRId64 ") cannot be greater than size of the "
-                   "containing file (%" PRId64 ")", s->offset, file_size);
+                   "containing file (%" PRId64 ")", out->offset, file_size);
         return -EINVAL;
     }
-    if (s->size >= 0 && file_size - s->offset < s->size) {
+    if (out->size >= 0 && file_size - out->offset < out->size) {
         error_setg(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
                    "be smaller or equal to the  actual size of the containing file "
-                   "(%" PRId64 ")", s->offset, s->size, file_size);
+                   "(%" PRId64 ")", out->offset, out->size, file_size);
         return -EINVAL;
     }
     /* Checked after the file's bounds, as QEMU 7.2 does. */
-    if (s->size >= 0 && s->size % BDRV_SECTOR_SIZE) {
+    if (out->size >= 0 && out->size % BDRV_SECTOR_SIZE) {
         error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
     /* A window is a partition: probing protection is about sector 0 only. */
     return 0;
+}
+
+static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    const BDRVRawState none = { .offset = 0, .size = -1 };
+
+    return raw_read_window(bs, options, &none, s, errp);
+}
+
+/*
+ * offset= and size= may change on reopen (QEMU 7.2 allows it), checked
+ * against the file as at open; an option left out keeps its value.
+ */
+static int raw_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                              Error **errp)
+{
+    BDRVRawState *plan = g_new(BDRVRawState, 1);
+    int ret = raw_read_window(bs, opts, bs->opaque, plan, errp);
+
+    if (ret < 0) {
+        g_free(plan);
+        return ret;
+    }
+    *state = plan;
+    return 0;
+}
+
+static void raw_reopen_commit(BlockDriverState *bs, void *state)
+{
+    *(BDRVRawState *)bs->opaque = *(BDRVRawState *)state;
+    g_free(state);
+}
+
+static void raw_reopen_abort(BlockDriverState *bs, void *state)
+{
+    g_free(state);
 }
 
 static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -208,6 +255,9 @@ static BlockDriver bdrv_raw = {
     .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
     .bdrv_open = raw_open,
+    .bdrv_reopen_prepare = raw_reopen_prepare,
+    .bdrv_reopen_commit = raw_reopen_commit,
+    .bdrv_reopen_abort = raw_reopen_abort,
     .bdrv_pread = raw_pread,
     .bdrv_pwrite = raw_pwrite,
     .bdrv_pwrite_zeroes = raw_pwrite_zeroes,
