@@ -476,6 +476,25 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_refresh_perms(NULL);
 }
 
+bool bdrv_replace_file(BlockDriverState *bs, BlockDriverState *file, Error **errp)
+{
+    BlockDriverState *old = bs->file;
+    uint64_t old_seq = bs->file_seq;
+
+    bdrv_ref(file);
+    bs->file = file;
+    /* The new link is the newest parent of @file, as QEMU's new child. */
+    bs->file_seq = errp ? ++perm_seq_counter : 0;
+    if (bdrv_refresh_perms(errp) < 0) {
+        bs->file = old;
+        bs->file_seq = old_seq;
+        bdrv_refresh_perms(NULL);
+        bdrv_unref(file);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Permissions and image locks */
 
@@ -619,7 +638,7 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
         }
         perm_propagate(edges, bs->file, bs, desc,
                        bs->drv->file_child_name ? bs->drv->file_child_name : "file",
-                       bs->perm_seq,
+                       bs->file_seq ? bs->file_seq : bs->perm_seq,
                        bs->drv->bdrv_takes_over_parents && bs->drv->bdrv_takes_over_parents(bs),
                        fperm, feperm, fshared, force_share);
     }
@@ -2376,13 +2395,18 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         return -EACCES;
     }
     if (!drv->is_protocol) {
-        /* Protocol nodes grow on writes; formats have a fixed virtual size. */
+        /*
+         * Protocol nodes grow on writes; formats have a fixed virtual size.
+         * A raw node standing in for the file of another node (blockdev-
+         * reopen's file=) grows as that file would.
+         */
         int64_t len = bdrv_getlength(bs);
         if (len < 0) {
             error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
             return (int)len;
         }
-        if (offset + bytes > len) {
+        if (offset + bytes > len && !(drv->bdrv_grows_with_file &&
+                                      drv->bdrv_grows_with_file(bs) && node_is_child(bs))) {
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64
                        ", %" PRId64 " bytes, image size %" PRId64,
                        bs->filename, offset, bytes, len);

@@ -356,6 +356,7 @@ typedef struct ReopenItem {
     QDict *opts;                /* flat, for bdrv_reopen() */
     bool change_backing;
     BlockDriverState *backing;  /* the new backing node, or NULL to detach */
+    BlockDriverState *new_file; /* another file node to take, or NULL */
 } ReopenItem;
 
 /* Sets a default for an option the element left out (QEMU resets those). */
@@ -429,11 +430,25 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         return false;
     }
     if (json_is_string(file)) {
-        /* A reference to the present file node restates it. */
-        if (!it->bs->file || strcmp(json_string_value(file), it->bs->file->node_name)) {
-            error_setg(errp, "Cannot change the option 'file': replacing a node's file "
-                       "node is not supported");
+        const char *ref = json_string_value(file);
+
+        if (!it->bs->file) {
+            error_setg(errp, "Cannot change the option 'file': node '%s' has no file child",
+                       name);
             return false;
+        }
+        /* Another node's name: that node becomes the file child. */
+        if (strcmp(ref, it->bs->file->node_name)) {
+            it->new_file = bdrv_find_node(ref);
+            if (!it->new_file || !it->new_file->drv) {
+                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+                return false;
+            }
+            if (in_subtree(it->new_file, it->bs)) {
+                error_setg(errp, "Making '%s' a file child of '%s' would create a cycle",
+                           ref, name);
+                return false;
+            }
         }
         json_object_del(it->opts, "file");
     }
@@ -512,9 +527,25 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
             ok = false;
             break;
         }
-        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
+        BlockDriverState *old_file = it->bs->file;
+
+        if (it->new_file && !bdrv_replace_file(it->bs, it->new_file, errp)) {
             ok = false;
             break;
+        }
+        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
+            if (it->new_file) {
+                /* Putting the old file back only gives permissions back. */
+                bdrv_replace_file(it->bs, old_file, NULL);
+                bdrv_unref(old_file);           /* the reference held meanwhile */
+                bdrv_unref(it->new_file);
+            }
+            ok = false;
+            break;
+        }
+        if (it->new_file) {
+            g_strlcpy(it->bs->filename, it->new_file->filename, sizeof(it->bs->filename));
+            bdrv_unref(old_file);
         }
         if (it->change_backing && it->backing != it->bs->backing) {
             bdrv_set_backing_hd(it->bs, it->backing);

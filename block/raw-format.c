@@ -212,6 +212,11 @@ static int64_t raw_getlength(BlockDriverState *bs)
     return len < 0 ? len : MAX(0, len - s->offset);
 }
 
+static bool raw_grows_with_file(BlockDriverState *bs)
+{
+    return ((BDRVRawState *)bs->opaque)->size < 0;
+}
+
 static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                         PreallocMode prealloc, Error **errp)
 {
@@ -264,6 +269,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_pdiscard = raw_pdiscard,
     .bdrv_block_status = raw_block_status,
     .bdrv_getlength = raw_getlength,
+    .bdrv_grows_with_file = raw_grows_with_file,
     .bdrv_truncate = raw_truncate,
     .bdrv_create = raw_create,
     .bdrv_get_info = raw_get_info,

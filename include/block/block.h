@@ -343,6 +343,13 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
                            Error **errp);
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
+/*
+ * Makes @file the file child of @bs in place of the present one (which
+ * keeps its reference: the caller drops it or puts it back), after
+ * checking the permissions of the new graph.  With @errp NULL (putting
+ * the old file back) nothing is checked.
+ */
+bool bdrv_replace_file(BlockDriverState *bs, BlockDriverState *file, Error **errp);
 
 /*
  * Write-through, QEMU's cache.writeback=off: every write to @bs (not to

@@ -175,6 +175,8 @@ struct BlockDriverState {
      * parents in conflict the older is named as needing, as in QEMU.
      */
     uint64_t perm_seq;
+    /* When the file link was last replaced (bdrv_replace_file()), or 0. */
+    uint64_t file_seq;
 
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
@@ -279,6 +281,13 @@ typedef struct BlockDriver {
      * jobs look through when they walk a backing chain, as QEMU's filters.
      */
     bool is_filter;
+    /*
+     * Optional, for passthrough drivers: whether the node's end is its
+     * file's end (raw without size=), so that a parent node's request past
+     * it grows the file as it would the file node itself.  Users' requests
+     * stay within the node's size.
+     */
+    bool (*bdrv_grows_with_file)(BlockDriverState *bs);
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
