@@ -1434,6 +1434,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     json_t *value, *backing_ref;
     bool ro = !(flags & BDRV_O_RDWR);
     bool no_backing = (flags & BDRV_O_NO_BACKING) != 0;
+    bool backing_given;
     g_autofree char *backing_node = NULL;
     g_autofree char *identity = NULL;
     GSList *my_chain = NULL;
@@ -1485,6 +1486,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         }
     }
     backing_opts = qdict_extract_subqdict(opts, "backing.");
+    /* Options of the user's (not inherited ones) make the backing node theirs. */
+    backing_given = backing_ref || qdict_size(backing_opts);
     file_opts = qdict_extract_subqdict(opts, "file.");
     inherit_cache_opts(opts, file_opts);
     inherit_cache_opts(opts, backing_opts);
@@ -1597,6 +1600,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     bs->open_done = true;
+    g_strlcpy(bs->auto_backing_file, bs->backing_file, sizeof(bs->auto_backing_file));
 
     if (bs->backing_file[0] && (bs->filename[0] || bs->backing_file[0] == '/')) {
         /* A node with no file name (over quorum) has no directory either. */
@@ -1620,6 +1624,12 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         backing_opts = NULL;
+        if (!backing_given && bs->backing) {
+            /* Opened from the image's own name: its name is that name. */
+            g_autofree char *name = bdrv_display_filename(bs->backing);
+
+            g_strlcpy(bs->auto_backing_file, name, sizeof(bs->auto_backing_file));
+        }
     }
     g_slist_free(my_chain);
     qobject_unref(backing_opts);
@@ -3047,6 +3057,7 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     if (ret == 0) {
         g_strlcpy(bs->backing_file, backing_file ? backing_file : "",
                   sizeof(bs->backing_file));
+        g_strlcpy(bs->auto_backing_file, bs->backing_file, sizeof(bs->auto_backing_file));
         g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "",
                   sizeof(bs->backing_format));
         if (backing_file && *backing_file && (bs->filename[0] || *backing_file == '/')) {
@@ -3166,8 +3177,21 @@ static const char *const json_name_key_order[] = {
     "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
 };
 
+/*
+ * Keys that come before "driver" in QEMU 7.2's json:{...} names, in its
+ * order, where the list above has no place for them.
+ */
+static const char *const json_name_keys_before_driver[] = {
+    "backing", "encrypt.key-secret",
+};
+
 static int json_name_key_rank(const char *key)
 {
+    for (size_t i = 0; i < ARRAY_SIZE(json_name_keys_before_driver); i++) {
+        if (!strcmp(key, json_name_keys_before_driver[i])) {
+            return i - (int)ARRAY_SIZE(json_name_keys_before_driver) - 1000;
+        }
+    }
     for (size_t i = 0; i < ARRAY_SIZE(json_name_key_order); i++) {
         if (!strcmp(key, json_name_key_order[i])) {
             return i;
@@ -3190,7 +3214,7 @@ static json_t *json_name_order(json_t *obj)
     const char *key;
 
     json_object_foreach(obj, key, value) {
-        if (json_name_key_rank(key) < 0) {
+        if (json_name_key_rank(key) == -1) {
             return obj;
         }
         g_ptr_array_add(keys, (gpointer)key);
@@ -3202,6 +3226,55 @@ static json_t *json_name_order(json_t *obj)
     }
     json_decref(obj);
     return sorted;
+}
+
+static json_t *node_description(BlockDriverState *bs, char **plain_name);
+
+/* The display name of a description node_description() made. */
+static char *description_name(json_t *desc, char *plain)
+{
+    char *text, *out;
+
+    if (plain) {
+        return plain;
+    }
+    /* QEMU's spacing: {"a": 1, "b": 2} */
+    text = json_dumps(desc, JSON_PRESERVE_ORDER);
+    out = g_strdup_printf("json:%s", text);
+    free(text);
+    return out;
+}
+
+/*
+ * Whether the user chose @bs's backing node (or its absence) other than
+ * the image says, so that @bs's name must say it: then "backing" (the
+ * backing node's description, or null) goes into @obj.  Tools that read
+ * no data (qemu-img info) open no backing node and say nothing of it.
+ */
+static bool backing_overridden(BlockDriverState *bs, json_t *obj)
+{
+    json_t *desc;
+    char *plain;
+    g_autofree char *name = NULL;
+
+    if (bs->open_flags & BDRV_O_NO_IO) {
+        return false;
+    }
+    if (!bs->backing) {
+        if (!bs->auto_backing_file[0]) {
+            return false;
+        }
+        json_object_set_new(obj, "backing", json_null());
+        return true;
+    }
+    desc = node_description(bs->backing, &plain);
+    name = description_name(desc, plain);
+    if (!strcmp(name, bs->auto_backing_file)) {
+        json_decref(desc);
+        return false;
+    }
+    json_object_set_new(obj, "backing", desc);
+    return true;
 }
 
 /*
@@ -3242,6 +3315,9 @@ static json_t *node_description(BlockDriverState *bs, char **plain_name)
         json_object_set_new(obj, bs->drv->extra_child_name, node_description(extra, &extra_plain));
         children_plain = children_plain && extra_plain;
     }
+    if (backing_overridden(bs, obj)) {
+        children_plain = false;
+    }
     if (!children_plain) {
         *plain_name = NULL;
     } else if (bs->drv->bdrv_plain_filename) {
@@ -3260,21 +3336,14 @@ char *bdrv_display_filename(BlockDriverState *bs)
 {
     char *plain;
     json_t *d;
-    char *text, *out;
+    char *out;
 
     if (!bs->drv) {
         return g_strdup(bs->filename);
     }
     d = node_description(bs, &plain);
-    if (plain) {
-        json_decref(d);
-        return plain;
-    }
-    /* QEMU's spacing: {"a": 1, "b": 2} */
-    text = json_dumps(d, JSON_PRESERVE_ORDER);
+    out = description_name(d, plain);
     json_decref(d);
-    out = g_strdup_printf("json:%s", text);
-    free(text);
     return out;
 }
 

@@ -2532,7 +2532,11 @@ static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : qcow2_make_empty(bs, errp);
 }
 
+/* The key changes what the node reads: its name must say it (json:{...}). */
+static const char *const qcow2_strong_opts[] = { "encrypt.key-secret", NULL };
+
 static BlockDriver bdrv_qcow2 = {
+    .strong_opts = qcow2_strong_opts,
     .format_name = "qcow2",
     .instance_size = sizeof(BDRVQcow2State),
     .supports_backing = true,

@@ -78,6 +78,15 @@ struct BlockDriverState {
     char backing_file[PATH_MAX];
     /* The backing file name resolved against this image's directory. */
     char full_backing_filename[PATH_MAX];
+    /*
+     * The backing file name this node's name takes as said: the image's
+     * (backing_file) as opened or changed since, or the backing node's
+     * display name when the node opened it itself from the image's name,
+     * with no options.  A backing node whose display name differs from it
+     * (or none while it is set) was given by the user, and the node's
+     * display name is json:{...} with its "backing" (QEMU 7.2's rule).
+     */
+    char auto_backing_file[PATH_MAX];
     char backing_format[16];
     char node_name[32];
     bool node_name_auto;        /* generated, not given by the user */
