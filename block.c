@@ -2003,7 +2003,11 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
             }
             /* Later restatements and the node's description see the new values. */
             json_object_foreach(st->drv_opts, key, value) {
-                json_object_set(st->bs->options, key, value);
+                if (json_is_null(value)) {
+                    json_object_del(st->bs->options, key);  /* back to its default */
+                } else {
+                    json_object_set(st->bs->options, key, value);
+                }
             }
             qobject_unref(st->drv_opts);
             st->drv_opts = NULL;

@@ -94,6 +94,7 @@ static int copy_prepare(BlockJob *job, Error **errp)
     CopyJob *s = (CopyJob *)job;
     BlockDriverState *changed = s->is_stream ? s->top : s->overlay;
     const char *name = NULL, *fmt = NULL;
+    g_autofree char *base_name = NULL;
     int ret;
 
     ret = bdrv_flush(s->is_stream ? s->top : s->base, errp);
@@ -113,7 +114,9 @@ static int copy_prepare(BlockJob *job, Error **errp)
         return bdrv_refresh_perms(errp) < 0 ? -EPERM : 0;
     }
     if (s->base) {
-        name = s->backing_file ? s->backing_file : s->base->filename;
+        /* The base's name as QEMU gives it: json:{...} when its file name cannot say it. */
+        base_name = bdrv_display_filename(s->base);
+        name = s->backing_file ? s->backing_file : base_name;
         fmt = bdrv_get_format_name(s->base);
     }
     if (changed->read_only) {

@@ -392,6 +392,16 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
             skip = !strcmp(key, generic[i]);
         }
         if (!skip && !json_object_get(opts, key)) {
+            const char *const *r = bs->drv->reopen_resettable_opts;
+
+            while (r && *r && strcmp(*r, key)) {
+                r++;
+            }
+            if (r && *r) {
+                /* The driver takes null as its default. */
+                json_object_set_new(opts, key, json_null());
+                continue;
+            }
             error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
                        "default is not supported, state it again", key, bs->node_name);
             return false;
@@ -409,6 +419,29 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
         return false;
     }
+    /* QEMU's schema checks the types first, with its words. */
+    if (json_object_get(elem, "node-name") && !json_is_string(json_object_get(elem, "node-name"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].node-name', expected: string",
+                   i);
+        return false;
+    }
+    if (json_object_get(elem, "driver") && !json_is_string(json_object_get(elem, "driver"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].driver', expected: string", i);
+        return false;
+    }
+    if (json_is_null(json_object_get(elem, "file"))) {
+        error_setg(errp, "Invalid parameter type for 'file', expected: BlockdevRef");
+        return false;
+    }
+    if (json_is_object(json_object_get(elem, "file"))) {
+        json_t *fn = json_object_get(json_object_get(elem, "file"), "filename");
+
+        if (fn && !json_is_string(fn)) {
+            error_setg(errp, "Invalid parameter type for 'options[%zu].file.filename', "
+                       "expected: string", i);
+            return false;
+        }
+    }
     name = qdict_get_try_str(elem, "node-name");
     if (!name) {
         error_setg(errp, "node-name not specified");
@@ -421,6 +454,11 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     }
     if (!qdict_get_try_str(elem, "driver")) {
         error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
+        return false;
+    }
+    if (!bdrv_find_format(qdict_get_try_str(elem, "driver"))) {
+        error_setg(errp, "Parameter 'driver' does not accept value '%s'",
+                   qdict_get_try_str(elem, "driver"));
         return false;
     }
     it->opts = json_deep_copy(elem);

@@ -48,6 +48,12 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
     if (!v) {
         return true;
     }
+    if (json_is_null(v)) {
+        /* blockdev-reopen left it out: the default (reopen_resettable_opts). */
+        *out = strcmp(key, "size") ? 0 : -1;
+        qdict_del(opts, key);
+        return true;
+    }
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         n = json_integer_value(v);
     } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0) {
@@ -275,6 +281,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_get_info = raw_get_info,
     .create_opts = &raw_create_opts,
     .strong_opts = raw_strong_opts,
+    .reopen_resettable_opts = raw_strong_opts,
 };
 
 void bdrv_raw_init(void)

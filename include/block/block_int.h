@@ -355,6 +355,12 @@ typedef struct BlockDriver {
      * named by a plain file name: it is reported as "json:{...}".
      */
     const char *const *strong_opts;
+    /*
+     * Options blockdev-reopen may leave out to reset them to their
+     * defaults, as QEMU does: the element then holds them as JSON null,
+     * which the driver's bdrv_reopen_prepare takes as "the default".
+     */
+    const char *const *reopen_resettable_opts;
     /* The name of the bs->file child in options ("file", blkdebug: "image"). */
     const char *file_child_name;
     /* A second child besides bs->file (blkverify's "raw"), and its name in options. */
