@@ -476,20 +476,36 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_refresh_perms(NULL);
 }
 
-bool bdrv_replace_file(BlockDriverState *bs, BlockDriverState *file, Error **errp)
+bool bdrv_replace_files(BlockDriverState *const *nodes, BlockDriverState *const *files,
+                        size_t n, Error **errp)
 {
-    BlockDriverState *old = bs->file;
-    uint64_t old_seq = bs->file_seq;
+    g_autofree BlockDriverState **old = g_new0(BlockDriverState *, n ? n : 1);
+    g_autofree uint64_t *old_seq = g_new0(uint64_t, n ? n : 1);
+    size_t i;
 
-    bdrv_ref(file);
-    bs->file = file;
-    /* The new link is the newest parent of @file, as QEMU's new child. */
-    bs->file_seq = errp ? ++perm_seq_counter : 0;
+    for (i = 0; i < n; i++) {
+        if (!files[i]) {
+            continue;
+        }
+        old[i] = nodes[i]->file;
+        old_seq[i] = nodes[i]->file_seq;
+        bdrv_ref(files[i]);
+        nodes[i]->file = files[i];
+        /* The new link is the newest parent of its file, as QEMU's new child. */
+        nodes[i]->file_seq = errp ? ++perm_seq_counter : 0;
+    }
+    /* The graph as a whole: swapping two nodes' files conflicts only halfway. */
     if (bdrv_refresh_perms(errp) < 0) {
-        bs->file = old;
-        bs->file_seq = old_seq;
+        for (i = 0; i < n; i++) {
+            if (files[i]) {
+                nodes[i]->file = old[i];
+                nodes[i]->file_seq = old_seq[i];
+            }
+        }
         bdrv_refresh_perms(NULL);
-        bdrv_unref(file);
+        for (i = 0; i < n; i++) {
+            bdrv_unref(files[i]);
+        }
         return false;
     }
     return true;

@@ -536,6 +536,7 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     json_t *list = json_object_get(args, "options");
     size_t n = json_array_size(list), i, j;
     g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    g_autofree BlockDriverState **nodes = NULL, **files = NULL, **old_files = NULL;
     bool ok = true;
 
     if (!n) {
@@ -554,36 +555,44 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
         }
     }
     /*
-     * Then the nodes change in list order; a failure stops there (the
-     * nodes before it keep their new options).
+     * Then the file children change, all together (two nodes may swap
+     * theirs), and the nodes' options in list order; a failure stops
+     * there: the nodes before it keep their new options and files, those
+     * from it on get their old files back.
      */
+    if (ok) {
+        nodes = g_new0(BlockDriverState *, n);
+        files = g_new0(BlockDriverState *, n);
+        old_files = g_new0(BlockDriverState *, n);
+        for (i = 0; ok && i < n; i++) {
+            nodes[i] = items[i].bs;
+            files[i] = items[i].new_file;
+            old_files[i] = items[i].new_file ? items[i].bs->file : NULL;
+            /* What the node has cached for its old file goes there first. */
+            ok = !files[i] || bdrv_flush(nodes[i], errp) >= 0;
+        }
+        ok = ok && bdrv_replace_files(nodes, files, n, errp);
+    }
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
-        if (it->change_backing && it->backing != it->bs->backing &&
-            it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) {
-            ok = false;
-            break;
-        }
-        BlockDriverState *old_file = it->bs->file;
-
-        if (it->new_file && !bdrv_replace_file(it->bs, it->new_file, errp)) {
-            ok = false;
-            break;
-        }
-        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
-            if (it->new_file) {
-                /* Putting the old file back only gives permissions back. */
-                bdrv_replace_file(it->bs, old_file, NULL);
-                bdrv_unref(old_file);           /* the reference held meanwhile */
-                bdrv_unref(it->new_file);
+        if ((it->change_backing && it->backing != it->bs->backing &&
+             it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) ||
+            bdrv_reopen(it->bs, it->opts, errp) < 0) {
+            /* Only gives permissions back. */
+            bdrv_replace_files(nodes + i, old_files + i, n - i, NULL);
+            for (j = i; j < n; j++) {
+                bdrv_unref(old_files[j]);   /* the references held meanwhile */
+                bdrv_unref(files[j]);
+                old_files[j] = NULL;
             }
             ok = false;
             break;
         }
         if (it->new_file) {
             g_strlcpy(it->bs->filename, it->new_file->filename, sizeof(it->bs->filename));
-            bdrv_unref(old_file);
+            bdrv_unref(old_files[i]);
+            old_files[i] = NULL;
         }
         if (it->change_backing && it->backing != it->bs->backing) {
             bdrv_set_backing_hd(it->bs, it->backing);

@@ -702,6 +702,12 @@ static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     if (ret < 0) {
         return ret;
     }
+    /*
+     * The caches start empty after every reopen, as in QEMU: the file
+     * below may be another one now (blockdev-reopen's file=, which
+     * flushed them before the switch).
+     */
+    o->cache_sizes_given = true;
     if (!bs->read_only && (o->cache_sizes_given || (s->use_lazy_refcounts && !o->lazy_refcounts))) {
         /* New caches start empty; without lazy refcounts the image must be clean. */
         ret = qcow2_flush_caches(bs, errp);
