@@ -410,6 +410,24 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
     return true;
 }
 
+/* The node @ref names, to become @bs's @role child (a cycle is refused). */
+static BlockDriverState *reopen_find_child(BlockDriverState *bs, const char *ref,
+                                           const char *role, Error **errp)
+{
+    BlockDriverState *child = bdrv_find_node(ref);
+
+    if (!child || !child->drv) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+        return NULL;
+    }
+    if (in_subtree(child, bs)) {
+        error_setg(errp, "Making '%s' a %s child of '%s' would create a cycle", ref, role,
+                   bs->node_name);
+        return NULL;
+    }
+    return child;
+}
+
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
 {
     json_t *file, *backing;
@@ -477,14 +495,8 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         }
         /* Another node's name: that node becomes the file child. */
         if (strcmp(ref, it->bs->file->node_name)) {
-            it->new_file = bdrv_find_node(ref);
-            if (!it->new_file || !it->new_file->drv) {
-                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
-                return false;
-            }
-            if (in_subtree(it->new_file, it->bs)) {
-                error_setg(errp, "Making '%s' a file child of '%s' would create a cycle",
-                           ref, name);
+            it->new_file = reopen_find_child(it->bs, ref, "file", errp);
+            if (!it->new_file) {
                 return false;
             }
         }
@@ -499,15 +511,9 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     } else if (json_is_null(backing) || json_is_string(backing)) {
         it->change_backing = true;
         if (json_is_string(backing)) {
-            const char *ref = json_string_value(backing);
-            it->backing = bdrv_find_node(ref);
-            if (!it->backing || !it->backing->drv) {
-                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
-                return false;
-            }
-            if (in_subtree(it->backing, it->bs)) {
-                error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
-                           ref, name);
+            it->backing = reopen_find_child(it->bs, json_string_value(backing), "backing",
+                                            errp);
+            if (!it->backing) {
                 return false;
             }
         }
