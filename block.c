@@ -488,6 +488,41 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_refresh_perms(NULL);
 }
 
+bool bdrv_replace_files(BlockDriverState *const *nodes, BlockDriverState *const *files,
+                        size_t n, Error **errp)
+{
+    g_autofree BlockDriverState **old = g_new0(BlockDriverState *, n ? n : 1);
+    g_autofree uint64_t *old_seq = g_new0(uint64_t, n ? n : 1);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!files[i]) {
+            continue;
+        }
+        old[i] = nodes[i]->file;
+        old_seq[i] = nodes[i]->file_seq;
+        bdrv_ref(files[i]);
+        nodes[i]->file = files[i];
+        /* The new link is the newest parent of its file, as QEMU's new child. */
+        nodes[i]->file_seq = errp ? ++perm_seq_counter : 0;
+    }
+    /* The graph as a whole: swapping two nodes' files conflicts only halfway. */
+    if (bdrv_refresh_perms(errp) < 0) {
+        for (i = 0; i < n; i++) {
+            if (files[i]) {
+                nodes[i]->file = old[i];
+                nodes[i]->file_seq = old_seq[i];
+            }
+        }
+        bdrv_refresh_perms(NULL);
+        for (i = 0; i < n; i++) {
+            bdrv_unref(files[i]);
+        }
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Permissions and image locks */
 
@@ -636,7 +671,7 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
         }
         perm_propagate(edges, bs->file, bs, desc,
                        bs->drv->file_child_name ? bs->drv->file_child_name : "file",
-                       bs->perm_seq,
+                       bs->file_seq ? bs->file_seq : bs->perm_seq,
                        bs->drv->bdrv_takes_over_parents && bs->drv->bdrv_takes_over_parents(bs),
                        fperm, feperm, fshared, force_share);
     }
@@ -1437,6 +1472,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     json_t *value, *backing_ref;
     bool ro = !(flags & BDRV_O_RDWR);
     bool no_backing = (flags & BDRV_O_NO_BACKING) != 0;
+    bool backing_given;
     g_autofree char *backing_node = NULL;
     g_autofree char *identity = NULL;
     GSList *my_chain = NULL;
@@ -1488,6 +1524,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         }
     }
     backing_opts = qdict_extract_subqdict(opts, "backing.");
+    /* Options of the user's (not inherited ones) make the backing node theirs. */
+    backing_given = backing_ref || qdict_size(backing_opts);
     file_opts = qdict_extract_subqdict(opts, "file.");
     inherit_cache_opts(opts, file_opts);
     inherit_cache_opts(opts, backing_opts);
@@ -1609,6 +1647,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     bs->open_done = true;
+    g_strlcpy(bs->auto_backing_file, bs->backing_file, sizeof(bs->auto_backing_file));
 
     if (bs->backing_file[0] && (bs->filename[0] || bs->backing_file[0] == '/')) {
         /* A node with no file name (over quorum) has no directory either. */
@@ -1632,6 +1671,12 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
             goto fail;
         }
         backing_opts = NULL;
+        if (!backing_given && bs->backing) {
+            /* Opened from the image's own name: its name is that name. */
+            g_autofree char *name = bdrv_display_filename(bs->backing);
+
+            g_strlcpy(bs->auto_backing_file, name, sizeof(bs->auto_backing_file));
+        }
     }
     g_slist_free(my_chain);
     qobject_unref(backing_opts);
@@ -2013,7 +2058,11 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
             }
             /* Later restatements and the node's description see the new values. */
             json_object_foreach(st->drv_opts, key, value) {
-                json_object_set(st->bs->options, key, value);
+                if (json_is_null(value)) {
+                    json_object_del(st->bs->options, key);  /* back to its default */
+                } else {
+                    json_object_set(st->bs->options, key, value);
+                }
             }
             qobject_unref(st->drv_opts);
             st->drv_opts = NULL;
@@ -2415,7 +2464,11 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         return -EACCES;
     }
     if (!drv->is_protocol) {
-        /* Protocol nodes grow on writes; formats have a fixed virtual size. */
+        /*
+         * Protocol nodes grow on writes; formats have a fixed virtual size.
+         * A raw node standing in for the file of another node (blockdev-
+         * reopen's file=) grows as that file would.
+         */
         int64_t len = bdrv_getlength(bs);
         if (len < 0) {
             error_setg_errno(errp, -len, "Could not get the size of '%s'", bs->filename);
@@ -2427,7 +2480,8 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
                              bs->filename);
             return -ENOSPC;
         }
-        if (offset + bytes > len) {
+        if (offset + bytes > len && !(drv->bdrv_grows_with_file &&
+                                      drv->bdrv_grows_with_file(bs) && node_is_child(bs))) {
             error_setg(errp, "Request beyond the end of '%s': offset %" PRId64
                        ", %" PRId64 " bytes, image size %" PRId64,
                        bs->filename, offset, bytes, len);
@@ -3140,6 +3194,7 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     if (ret == 0) {
         g_strlcpy(bs->backing_file, backing_file ? backing_file : "",
                   sizeof(bs->backing_file));
+        g_strlcpy(bs->auto_backing_file, bs->backing_file, sizeof(bs->auto_backing_file));
         g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "",
                   sizeof(bs->backing_format));
         if (backing_file && *backing_file && (bs->filename[0] || *backing_file == '/')) {
@@ -3287,8 +3342,21 @@ static const char *const json_name_key_order[] = {
     "inject-error.0.sector", "max-discard", "align", "raw", "file", "filename",
 };
 
+/*
+ * Keys that come before "driver" in QEMU 7.2's json:{...} names, in its
+ * order, where the list above has no place for them.
+ */
+static const char *const json_name_keys_before_driver[] = {
+    "backing", "encrypt.key-secret",
+};
+
 static int json_name_key_rank(const char *key)
 {
+    for (size_t i = 0; i < ARRAY_SIZE(json_name_keys_before_driver); i++) {
+        if (!strcmp(key, json_name_keys_before_driver[i])) {
+            return i - (int)ARRAY_SIZE(json_name_keys_before_driver) - 1000;
+        }
+    }
     for (size_t i = 0; i < ARRAY_SIZE(json_name_key_order); i++) {
         if (!strcmp(key, json_name_key_order[i])) {
             return i;
@@ -3311,7 +3379,7 @@ static json_t *json_name_order(json_t *obj)
     const char *key;
 
     json_object_foreach(obj, key, value) {
-        if (json_name_key_rank(key) < 0) {
+        if (json_name_key_rank(key) == -1) {
             return obj;
         }
         g_ptr_array_add(keys, (gpointer)key);
@@ -3323,6 +3391,55 @@ static json_t *json_name_order(json_t *obj)
     }
     json_decref(obj);
     return sorted;
+}
+
+static json_t *node_description(BlockDriverState *bs, char **plain_name);
+
+/* The display name of a description node_description() made. */
+static char *description_name(json_t *desc, char *plain)
+{
+    char *text, *out;
+
+    if (plain) {
+        return plain;
+    }
+    /* QEMU's spacing: {"a": 1, "b": 2} */
+    text = json_dumps(desc, JSON_PRESERVE_ORDER);
+    out = g_strdup_printf("json:%s", text);
+    free(text);
+    return out;
+}
+
+/*
+ * Whether the user chose @bs's backing node (or its absence) other than
+ * the image says, so that @bs's name must say it: then "backing" (the
+ * backing node's description, or null) goes into @obj.  Tools that read
+ * no data (qemu-img info) open no backing node and say nothing of it.
+ */
+static bool backing_overridden(BlockDriverState *bs, json_t *obj)
+{
+    json_t *desc;
+    char *plain;
+    g_autofree char *name = NULL;
+
+    if (bs->open_flags & BDRV_O_NO_IO) {
+        return false;
+    }
+    if (!bs->backing) {
+        if (!bs->auto_backing_file[0]) {
+            return false;
+        }
+        json_object_set_new(obj, "backing", json_null());
+        return true;
+    }
+    desc = node_description(bs->backing, &plain);
+    name = description_name(desc, plain);
+    if (!strcmp(name, bs->auto_backing_file)) {
+        json_decref(desc);
+        return false;
+    }
+    json_object_set_new(obj, "backing", desc);
+    return true;
 }
 
 /*
@@ -3363,6 +3480,9 @@ static json_t *node_description(BlockDriverState *bs, char **plain_name)
         json_object_set_new(obj, bs->drv->extra_child_name, node_description(extra, &extra_plain));
         children_plain = children_plain && extra_plain;
     }
+    if (backing_overridden(bs, obj)) {
+        children_plain = false;
+    }
     if (!children_plain) {
         *plain_name = NULL;
     } else if (bs->drv->bdrv_plain_filename) {
@@ -3381,21 +3501,14 @@ char *bdrv_display_filename(BlockDriverState *bs)
 {
     char *plain;
     json_t *d;
-    char *text, *out;
+    char *out;
 
     if (!bs->drv) {
         return g_strdup(bs->filename);
     }
     d = node_description(bs, &plain);
-    if (plain) {
-        json_decref(d);
-        return plain;
-    }
-    /* QEMU's spacing: {"a": 1, "b": 2} */
-    text = json_dumps(d, JSON_PRESERVE_ORDER);
+    out = description_name(d, plain);
     json_decref(d);
-    out = g_strdup_printf("json:%s", text);
-    free(text);
     return out;
 }
 

@@ -244,6 +244,14 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
             return p;
         }
     }
+    /* A node whose options make its name json:{...} is found by that name. */
+    for (BlockDriverState *p = top; g_str_has_prefix(name, "json:") && p; p = p->backing) {
+        g_autofree char *display = bdrv_display_filename(p);
+
+        if (!strcmp(display, name)) {
+            return p;
+        }
+    }
     /* "base.img" names the same file as "./base.img" or an absolute path. */
     {
         g_autofree char *want = realpath(name, NULL);

@@ -197,6 +197,7 @@ static int copy_prepare(BlockJob *job, Error **errp)
     CopyJob *s = (CopyJob *)job;
     BlockDriverState *changed = s->is_stream ? s->top : s->overlay;
     const char *name = NULL, *fmt = NULL;
+    g_autofree char *base_name = NULL;
     int ret;
 
     stream_refresh_base(s);
@@ -230,10 +231,14 @@ static int copy_prepare(BlockJob *job, Error **errp)
         return bdrv_refresh_perms(errp) < 0 ? -EPERM : 0;
     }
     if (s->base) {
-        /* A filter base (another commit's filter) stands for the image below it. */
+        /*
+         * A filter base (another commit's filter) stands for the image below
+         * it; its name is QEMU's: json:{...} when its file name cannot say it.
+         */
         BlockDriverState *image = bdrv_skip_filters(s->base);
 
-        name = s->backing_file ? s->backing_file : image->filename;
+        base_name = bdrv_display_filename(image);
+        name = s->backing_file ? s->backing_file : base_name;
         fmt = bdrv_get_format_name(image);
     }
     if (changed->read_only) {

@@ -391,6 +391,7 @@ typedef struct ReopenItem {
     QDict *opts;                /* flat, for bdrv_reopen() */
     bool change_backing;
     BlockDriverState *backing;  /* the new backing node, or NULL to detach */
+    BlockDriverState *new_file; /* another file node to take, or NULL */
 } ReopenItem;
 
 /* Sets a default for an option the element left out (QEMU resets those). */
@@ -416,7 +417,7 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
     const char *key;
     json_t *value;
 
-    if (!bs->options || bs->drv->reopen_resets_defaults) {
+    if (!bs->options) {
         return true;
     }
     json_object_foreach(bs->options, key, value) {
@@ -426,12 +427,40 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
             skip = !strcmp(key, generic[i]);
         }
         if (!skip && !json_object_get(opts, key)) {
+            const char *const *r = bs->drv->reopen_resettable_opts;
+
+            while (r && *r && strcmp(*r, key)) {
+                r++;
+            }
+            if (r && *r) {
+                /* The driver takes null as its default. */
+                json_object_set_new(opts, key, json_null());
+                continue;
+            }
             error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
                        "default is not supported, state it again", key, bs->node_name);
             return false;
         }
     }
     return true;
+}
+
+/* The node @ref names, to become @bs's @role child (a cycle is refused). */
+static BlockDriverState *reopen_find_child(BlockDriverState *bs, const char *ref,
+                                           const char *role, Error **errp)
+{
+    BlockDriverState *child = bdrv_find_node(ref);
+
+    if (!child || !child->drv) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+        return NULL;
+    }
+    if (in_subtree(child, bs)) {
+        error_setg(errp, "Making '%s' a %s child of '%s' would create a cycle", ref, role,
+                   bs->node_name);
+        return NULL;
+    }
+    return child;
 }
 
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
@@ -442,6 +471,29 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     if (!json_is_object(elem)) {
         error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
         return false;
+    }
+    /* QEMU's schema checks the types first, with its words. */
+    if (json_object_get(elem, "node-name") && !json_is_string(json_object_get(elem, "node-name"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].node-name', expected: string",
+                   i);
+        return false;
+    }
+    if (json_object_get(elem, "driver") && !json_is_string(json_object_get(elem, "driver"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].driver', expected: string", i);
+        return false;
+    }
+    if (json_is_null(json_object_get(elem, "file"))) {
+        error_setg(errp, "Invalid parameter type for 'file', expected: BlockdevRef");
+        return false;
+    }
+    if (json_is_object(json_object_get(elem, "file"))) {
+        json_t *fn = json_object_get(json_object_get(elem, "file"), "filename");
+
+        if (fn && !json_is_string(fn)) {
+            error_setg(errp, "Invalid parameter type for 'options[%zu].file.filename', "
+                       "expected: string", i);
+            return false;
+        }
     }
     name = qdict_get_try_str(elem, "node-name");
     if (!name) {
@@ -457,6 +509,11 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
         return false;
     }
+    if (!bdrv_find_format(qdict_get_try_str(elem, "driver"))) {
+        error_setg(errp, "Parameter 'driver' does not accept value '%s'",
+                   qdict_get_try_str(elem, "driver"));
+        return false;
+    }
     it->opts = json_deep_copy(elem);
     file = json_object_get(it->opts, "file");
     if (it->bs->file && !file) {
@@ -464,11 +521,19 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         return false;
     }
     if (json_is_string(file)) {
-        /* A reference to the present file node restates it. */
-        if (!it->bs->file || strcmp(json_string_value(file), it->bs->file->node_name)) {
-            error_setg(errp, "Cannot change the option 'file': replacing a node's file "
-                       "node is not supported");
+        const char *ref = json_string_value(file);
+
+        if (!it->bs->file) {
+            error_setg(errp, "Cannot change the option 'file': node '%s' has no file child",
+                       name);
             return false;
+        }
+        /* Another node's name: that node becomes the file child. */
+        if (strcmp(ref, it->bs->file->node_name)) {
+            it->new_file = reopen_find_child(it->bs, ref, "file", errp);
+            if (!it->new_file) {
+                return false;
+            }
         }
         json_object_del(it->opts, "file");
     }
@@ -481,15 +546,9 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     } else if (json_is_null(backing) || json_is_string(backing)) {
         it->change_backing = true;
         if (json_is_string(backing)) {
-            const char *ref = json_string_value(backing);
-            it->backing = bdrv_find_node(ref);
-            if (!it->backing || !it->backing->drv) {
-                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
-                return false;
-            }
-            if (in_subtree(it->backing, it->bs)) {
-                error_setg(errp, "Making '%s' a backing child of '%s' would create a cycle",
-                           ref, name);
+            it->backing = reopen_find_child(it->bs, json_string_value(backing), "backing",
+                                            errp);
+            if (!it->backing) {
                 return false;
             }
         }
@@ -499,6 +558,19 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
             return false;
         }
         json_object_del(it->opts, "backing");
+    }
+    if (json_is_object(file) && it->bs->file && it->bs->file->drv &&
+        it->bs->file->options) {
+        /*
+         * A file child given inline is reopened as the element says: the
+         * driver's options it leaves out go back to their defaults too
+         * (a raw child's size, QEMU's iotest 248).
+         */
+        for (const char *const *r = it->bs->file->drv->reopen_resettable_opts; r && *r; r++) {
+            if (json_object_get(it->bs->file->options, *r) && !json_object_get(file, *r)) {
+                json_object_set_new(file, *r, json_null());
+            }
+        }
     }
     /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
     bdrv_flatten_options(it->opts);
@@ -518,6 +590,7 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     json_t *list = json_object_get(args, "options");
     size_t n = json_array_size(list), i, j;
     g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    g_autofree BlockDriverState **nodes = NULL, **files = NULL, **old_files = NULL;
     bool ok = true;
 
     if (!n) {
@@ -536,20 +609,44 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
         }
     }
     /*
-     * Then the nodes change in list order; a failure stops there (the
-     * nodes before it keep their new options).
+     * Then the file children change, all together (two nodes may swap
+     * theirs), and the nodes' options in list order; a failure stops
+     * there: the nodes before it keep their new options and files, those
+     * from it on get their old files back.
      */
+    if (ok) {
+        nodes = g_new0(BlockDriverState *, n);
+        files = g_new0(BlockDriverState *, n);
+        old_files = g_new0(BlockDriverState *, n);
+        for (i = 0; ok && i < n; i++) {
+            nodes[i] = items[i].bs;
+            files[i] = items[i].new_file;
+            old_files[i] = items[i].new_file ? items[i].bs->file : NULL;
+            /* What the node has cached for its old file goes there first. */
+            ok = !files[i] || bdrv_flush(nodes[i], errp) >= 0;
+        }
+        ok = ok && bdrv_replace_files(nodes, files, n, errp);
+    }
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
-        if (it->change_backing && it->backing != it->bs->backing &&
-            it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) {
+        if ((it->change_backing && it->backing != it->bs->backing &&
+             it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) ||
+            bdrv_reopen(it->bs, it->opts, errp) < 0) {
+            /* Only gives permissions back. */
+            bdrv_replace_files(nodes + i, old_files + i, n - i, NULL);
+            for (j = i; j < n; j++) {
+                bdrv_unref(old_files[j]);   /* the references held meanwhile */
+                bdrv_unref(files[j]);
+                old_files[j] = NULL;
+            }
             ok = false;
             break;
         }
-        if (bdrv_reopen(it->bs, it->opts, errp) < 0) {
-            ok = false;
-            break;
+        if (it->new_file) {
+            g_strlcpy(it->bs->filename, it->new_file->filename, sizeof(it->bs->filename));
+            bdrv_unref(old_files[i]);
+            old_files[i] = NULL;
         }
         if (it->change_backing && it->backing != it->bs->backing) {
             bdrv_set_backing_hd(it->bs, it->backing);

@@ -1156,7 +1156,11 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/* The key changes what the node reads: its name must say it (json:{...}). */
+static const char *const qcow_strong_opts[] = { "encrypt.key-secret", NULL };
+
 static BlockDriver bdrv_qcow = {
+    .strong_opts = qcow_strong_opts,
     .format_name = "qcow",
     .instance_size = sizeof(BDRVQcowState),
     .supports_backing = true,

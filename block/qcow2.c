@@ -702,6 +702,12 @@ static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     if (ret < 0) {
         return ret;
     }
+    /*
+     * The caches start empty after every reopen, as in QEMU: the file
+     * below may be another one now (blockdev-reopen's file=, which
+     * flushed them before the switch).
+     */
+    o->cache_sizes_given = true;
     if (!bs->read_only && (o->cache_sizes_given || (s->use_lazy_refcounts && !o->lazy_refcounts))) {
         /* New caches start empty; without lazy refcounts the image must be clean. */
         ret = qcow2_flush_caches(bs, errp);
@@ -2541,7 +2547,11 @@ static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : qcow2_make_empty(bs, errp);
 }
 
+/* The key changes what the node reads: its name must say it (json:{...}). */
+static const char *const qcow2_strong_opts[] = { "encrypt.key-secret", NULL };
+
 static BlockDriver bdrv_qcow2 = {
+    .strong_opts = qcow2_strong_opts,
     .format_name = "qcow2",
     .instance_size = sizeof(BDRVQcow2State),
     .supports_backing = true,

@@ -48,10 +48,21 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
     if (!v) {
         return true;
     }
+    if (json_is_null(v)) {
+        /* blockdev-reopen left it out: the default (reopen_resettable_opts). */
+        *out = strcmp(key, "size") ? 0 : -1;
+        qdict_del(opts, key);
+        return true;
+    }
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         n = json_integer_value(v);
-    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0 ||
-               n > INT64_MAX) {
+    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0) {
+        /* QEMU 7.2's words for a malformed size option, hint included. */
+        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64", key);
+        error_append_hint(errp, "Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                          "giga-, tera-, peta-\nand exabytes, respectively.\n");
+        return false;
+    } else if (n > INT64_MAX) {
         error_setg(errp, "Parameter '%s' expects a non-negative number below 2^63", key);
         return false;
     }
@@ -61,22 +72,21 @@ static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **er
 }
 
 /*
- * Reads the window (offset, size) from @options, as open and reopen take
- * it: what is left out is the default, the whole file.  Checks it against
- * the file's length, as QEMU 7.2 does.
+ * Reads offset= and size= from @options (each defaulting to @s's present
+ * value) into @out and checks the window against the file, as open and
+ * reopen both must.
  */
-static int raw_take_window(BlockDriverState *bs, QDict *options, BDRVRawState *w,
-                           Error **errp)
+static int raw_read_window(BlockDriverState *bs, QDict *options, const BDRVRawState *s,
+                           BDRVRawState *out, Error **errp)
 {
     int64_t file_size;
 
-    w->offset = 0;
-    w->size = -1;
-    if (!raw_take_size(options, "offset", &w->offset, errp) ||
-        !raw_take_size(options, "size", &w->size, errp)) {
+    *out = *s;
+    if (!raw_take_size(options, "offset", &out->offset, errp) ||
+        !raw_take_size(options, "size", &out->size, errp)) {
         return -EINVAL;
     }
-    if (!w->offset && w->size < 0) {
+    if (!out->offset && out->size < 0) {
         return 0;
     }
     file_size = bdrv_getlength(bs->file);
@@ -84,19 +94,19 @@ static int raw_take_window(BlockDriverState *bs, QDict *options, BDRVRawState *w
         error_setg_errno(errp, -file_size, "Could not get the size of '%s'", bs->filename);
         return (int)file_size;
     }
-    if (w->offset > file_size) {
+    if (out->offset > file_size) {
         error_setg(errp, "Offset (%" PRId64 ") cannot be greater than size of the "
-                   "containing file (%" PRId64 ")", w->offset, file_size);
+                   "containing file (%" PRId64 ")", out->offset, file_size);
         return -EINVAL;
     }
-    if (w->size >= 0 && file_size - w->offset < w->size) {
+    if (out->size >= 0 && file_size - out->offset < out->size) {
         error_setg(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
                    "be smaller or equal to the  actual size of the containing file "
-                   "(%" PRId64 ")", w->offset, w->size, file_size);
+                   "(%" PRId64 ")", out->offset, out->size, file_size);
         return -EINVAL;
     }
     /* Checked after the file's bounds, as QEMU 7.2 does. */
-    if (w->size >= 0 && w->size % BDRV_SECTOR_SIZE) {
+    if (out->size >= 0 && out->size % BDRV_SECTOR_SIZE) {
         error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
@@ -106,37 +116,34 @@ static int raw_take_window(BlockDriverState *bs, QDict *options, BDRVRawState *w
 
 static int raw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
-    return raw_take_window(bs, options, bs->opaque, errp);
+    BDRVRawState *s = bs->opaque;
+    const BDRVRawState none = { .offset = 0, .size = -1 };
+
+    return raw_read_window(bs, options, &none, s, errp);
 }
 
 /*
- * blockdev-reopen: the window may change, and an option left out goes
- * back to its default, as in QEMU (so dropping 'size' lifts the limit).
+ * offset= and size= may change on reopen (QEMU 7.2 allows it), checked
+ * against the file as at open; an option left out keeps its value.
  */
 static int raw_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                               Error **errp)
 {
-    g_autofree BDRVRawState *w = g_new0(BDRVRawState, 1);
-    int ret = raw_take_window(bs, opts, w, errp);
+    BDRVRawState *plan = g_new(BDRVRawState, 1);
+    int ret = raw_read_window(bs, opts, bs->opaque, plan, errp);
 
     if (ret < 0) {
+        g_free(plan);
         return ret;
     }
-    *state = g_steal_pointer(&w);
+    *state = plan;
     return 0;
 }
 
 static void raw_reopen_commit(BlockDriverState *bs, void *state)
 {
-    BDRVRawState *s = bs->opaque, *w = state;
-
-    *s = *w;
-    /* Options left out are defaults now; those given are stored back. */
-    if (bs->options) {
-        json_object_del(bs->options, "offset");
-        json_object_del(bs->options, "size");
-    }
-    g_free(w);
+    *(BDRVRawState *)bs->opaque = *(BDRVRawState *)state;
+    g_free(state);
 }
 
 static void raw_reopen_abort(BlockDriverState *bs, void *state)
@@ -211,6 +218,11 @@ static int64_t raw_getlength(BlockDriverState *bs)
     return len < 0 ? len : MAX(0, len - s->offset);
 }
 
+static bool raw_grows_with_file(BlockDriverState *bs)
+{
+    return ((BDRVRawState *)bs->opaque)->size < 0;
+}
+
 static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                         PreallocMode prealloc, Error **errp)
 {
@@ -263,19 +275,20 @@ static BlockDriver bdrv_raw = {
     .bdrv_reopen_prepare = raw_reopen_prepare,
     .bdrv_reopen_commit = raw_reopen_commit,
     .bdrv_reopen_abort = raw_reopen_abort,
-    .reopen_resets_defaults = true,
     .bdrv_pread = raw_pread,
     .bdrv_pwrite = raw_pwrite,
     .bdrv_pwrite_zeroes = raw_pwrite_zeroes,
     .bdrv_pdiscard = raw_pdiscard,
     .bdrv_block_status = raw_block_status,
     .bdrv_getlength = raw_getlength,
+    .bdrv_grows_with_file = raw_grows_with_file,
     .bdrv_truncate = raw_truncate,
     .bdrv_create = raw_create,
     .bdrv_get_info = raw_get_info,
     .bdrv_full_past_end = raw_full_past_end,
     .create_opts = &raw_create_opts,
     .strong_opts = raw_strong_opts,
+    .reopen_resettable_opts = raw_strong_opts,
 };
 
 void bdrv_raw_init(void)

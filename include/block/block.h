@@ -380,6 +380,15 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
                            Error **errp);
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
+/*
+ * Makes @files[i] the file child of @nodes[i] (for the non-NULL ones) in
+ * place of the present ones (which keep their references: the caller
+ * drops them or puts them back), after checking the permissions of the
+ * new graph as a whole; on failure nothing changes.  With @errp NULL
+ * (putting old files back) nothing is checked.
+ */
+bool bdrv_replace_files(BlockDriverState *const *nodes, BlockDriverState *const *files,
+                        size_t n, Error **errp);
 
 /*
  * Write-through, QEMU's cache.writeback=off: every write to @bs (not to

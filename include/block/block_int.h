@@ -57,6 +57,15 @@ struct BlockDriverState {
     char backing_file[PATH_MAX];
     /* The backing file name resolved against this image's directory. */
     char full_backing_filename[PATH_MAX];
+    /*
+     * The backing file name this node's name takes as said: the image's
+     * (backing_file) as opened or changed since, or the backing node's
+     * display name when the node opened it itself from the image's name,
+     * with no options.  A backing node whose display name differs from it
+     * (or none while it is set) was given by the user, and the node's
+     * display name is json:{...} with its "backing" (QEMU 7.2's rule).
+     */
+    char auto_backing_file[PATH_MAX];
     char backing_format[16];
     char node_name[32];
     bool node_name_auto;        /* generated, not given by the user */
@@ -165,6 +174,8 @@ struct BlockDriverState {
      * parents in conflict the older is named as needing, as in QEMU.
      */
     uint64_t perm_seq;
+    /* When the file link was last replaced (bdrv_replace_file()), or 0. */
+    uint64_t file_seq;
 
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
@@ -250,12 +261,6 @@ typedef struct BlockDriver {
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
     /*
-     * Its reopen_prepare reads all of the driver's options, one left out
-     * being its default, as QEMU's reopen does (raw's offset and size):
-     * blockdev-reopen need not state them again.
-     */
-    bool reopen_resets_defaults;
-    /*
      * A node only the block layer makes (a job's filter): not listed
      * among the formats, and its open refuses users.
      */
@@ -280,6 +285,13 @@ typedef struct BlockDriver {
      * jobs look through when they walk a backing chain, as QEMU's filters.
      */
     bool is_filter;
+    /*
+     * Optional, for passthrough drivers: whether the node's end is its
+     * file's end (raw without size=), so that a parent node's request past
+     * it grows the file as it would the file node itself.  Users' requests
+     * stay within the node's size.
+     */
+    bool (*bdrv_grows_with_file)(BlockDriverState *bs);
 
     int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
     /* The "format-specific" member of ImageInfo, or NULL. */
@@ -338,6 +350,12 @@ typedef struct BlockDriver {
      * named by a plain file name: it is reported as "json:{...}".
      */
     const char *const *strong_opts;
+    /*
+     * Options blockdev-reopen may leave out to reset them to their
+     * defaults, as QEMU does: the element then holds them as JSON null,
+     * which the driver's bdrv_reopen_prepare takes as "the default".
+     */
+    const char *const *reopen_resettable_opts;
     /* The name of the bs->file child in options ("file", blkdebug: "image"). */
     const char *file_child_name;
     /* A second child besides bs->file (blkverify's "raw"), and its name in options. */
