@@ -333,13 +333,23 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
             uint64_t i = c & (s->rb_entries - 1);
             uint64_t rc = qcow2_get_refcount_ro(rb, s->refcount_order, i);
 
-            if ((addend < 0 && rc < (uint64_t)-addend) ||
-                (addend > 0 && rc + addend > s->refcount_max)) {
+            if (addend < 0 && rc < (uint64_t)-addend) {
                 qcow2_cache_mark_dirty(s->rb_cache, boff);
                 qcow2_signal_corruption(bs, errp, "refcount of cluster %" PRId64
-                                        " would %s", c, addend < 0 ? "drop below 0"
-                                        : "overflow");
-                return addend < 0 ? -EIO : -ERANGE;
+                                        " would drop below 0", c);
+                return -EIO;
+            }
+            if (addend > 0 && (uint64_t)addend > s->refcount_max - rc) {
+                /*
+                 * Not corruption: the width is too narrow for one more
+                 * reference (a snapshot of an image with refcount_bits=1).
+                 * The refcounts raised so far stay raised (leaks at
+                 * worst), and the request fails as QEMU 7.2's does.
+                 */
+                qcow2_cache_mark_dirty(s->rb_cache, boff);
+                error_setg(errp, "Refcount of cluster %" PRId64 " would exceed %" PRIu64
+                           " (refcount_bits=%d)", c, s->refcount_max, s->refcount_bits);
+                return -EINVAL;
             }
             rc += addend;
             qcow2_set_refcount_ro(rb, s->refcount_order, i, rc);
