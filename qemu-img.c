@@ -1389,6 +1389,8 @@ typedef struct ConvertState {
     bool has_zero_init;        /* the target reads zeroes where not written */
     bool compressed;
     bool salvage;
+    /* -C: copy offloading, until the first range that cannot be offloaded */
+    gint copy_range;
     int64_t min_sparse;        /* 0: copy everything as data */
     int64_t cluster_size;      /* of the target; 0 if it has none */
     int64_t buf_size;
@@ -1608,7 +1610,10 @@ static bool new_image_reads_zero(BlockDriverState *bs)
     return strcmp(bdrv_get_format_name(bs), "luks") != 0;
 }
 
-typedef enum ChunkKind { CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING } ChunkKind;
+typedef enum ChunkKind {
+    CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING,
+    CHUNK_COPY,     /* -C: data the writer has copied without reading it */
+} ChunkKind;
 
 static int convert_query_status(ConvertState *s, BlockDriverState *src,
                                 int64_t offset, int64_t bytes, int64_t *pnum)
@@ -1691,6 +1696,8 @@ typedef struct ConvertJob {
     int64_t target_offset;
     int64_t bytes;
     uint8_t *buf;       /* CHUNK_DATA only */
+    BlockDriverState *src;      /* CHUNK_COPY only: where, in the source */
+    int64_t src_offset;
     bool end;           /* the last job; ret < 0 if the reader failed */
     int ret;
 } ConvertJob;
@@ -1750,7 +1757,11 @@ static gpointer convert_reader(gpointer opaque)
             job->kind = kind;
             job->target_offset = t;
             job->bytes = n;
-            if (kind == CHUNK_DATA) {
+            if (kind == CHUNK_DATA && g_atomic_int_get(&s->copy_range)) {
+                job->kind = CHUNK_COPY;
+                job->src = src;
+                job->src_offset = offset;
+            } else if (kind == CHUNK_DATA) {
                 job->buf = g_async_queue_pop(s->free_bufs);
                 ret = convert_read(s, src, offset, n, job->buf);
                 if (ret < 0) {
@@ -1813,6 +1824,38 @@ static int convert_count_data(ConvertState *s)
     return 0;
 }
 
+/*
+ * -C: the kernel copies the range.  Where it cannot (not files through raw
+ * nodes, or not these files), the range and all after it are read and
+ * written as without -C, as QEMU 7.2 falls back.
+ */
+static int convert_copy_range(ConvertState *s, ConvertJob *job)
+{
+    g_autofree uint8_t *buf = NULL;
+    Error *err = NULL;
+    int ret = bdrv_copy_range(job->src, job->src_offset, s->target, job->target_offset,
+                              job->bytes, &err);
+
+    if (ret != -ENOTSUP) {
+        if (ret < 0) {
+            error_report("error while writing at byte %" PRId64 ": %s", job->target_offset,
+                         error_get_pretty(err));
+            error_free(err);
+        }
+        return ret;
+    }
+    g_atomic_int_set(&s->copy_range, 0);
+    buf = g_malloc(job->bytes);
+    ret = bdrv_pread(job->src, job->src_offset, job->bytes, buf, 0, &err);
+    if (ret < 0) {
+        error_report("error while reading at byte %" PRId64 ": %s", job->src_offset,
+                     error_get_pretty(err));
+        error_free(err);
+        return ret;
+    }
+    return convert_write_sparse(s, job->target_offset, job->bytes, buf);
+}
+
 static int convert_do_copy(ConvertState *s)
 {
     GThread *reader;
@@ -1859,11 +1902,14 @@ static int convert_do_copy(ConvertState *s)
                     ? convert_write_compressed(s, job->target_offset, job->bytes, job->buf)
                     : convert_write_sparse(s, job->target_offset, job->bytes, job->buf);
                 break;
+            case CHUNK_COPY:
+                ret = convert_copy_range(s, job);
+                break;
             }
             if (ret < 0) {
                 /* Let the reader finish; its jobs are drained unwritten. */
                 g_atomic_int_set(&s->stop, 1);
-            } else if (job->kind == CHUNK_DATA) {
+            } else if (job->kind == CHUNK_DATA || job->kind == CHUNK_COPY) {
                 s->done += job->bytes;
                 progress_update(s->done, s->data_total);
             }
@@ -1994,6 +2040,7 @@ static int img_convert(int argc, char **argv)
     bool target_image_opts = false, skip_create = false;
     bool progress = false, target_is_zero = false;
     int64_t min_sparse = 4 * KiB;
+    bool explicit_sparse = false;
     ConvertState s = { 0 };
     g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
     BlockDriver *drv = NULL;
@@ -2002,7 +2049,7 @@ static int img_convert(int argc, char **argv)
     Error *err = NULL;
     int c, ret = 1;
 
-    while ((c = getopt_long(argc, argv, ":hf:O:B:F:co:l:S:pt:T:qnm:Wr:U",
+    while ((c = getopt_long(argc, argv, ":hf:O:B:F:Cco:l:S:pt:T:qnm:Wr:U",
                             long_options, NULL)) != -1) {
         switch (c) {
         case 'h': return -1;
@@ -2010,6 +2057,7 @@ static int img_convert(int argc, char **argv)
         case 'B': out_base = optarg; break;
         case 'F': out_base_fmt = optarg; break;
         case 'c': s.compressed = true; break;
+        case 'C': s.copy_range = 1; break;
         case 'o':
             if (collect_option_arg(&options, optarg)) {
                 /* What came before is dropped; an -o after it is not. */
@@ -2034,6 +2082,7 @@ static int img_convert(int argc, char **argv)
                              BDRV_SECTOR_SIZE, 16 * MiB);
                 return 1;
             }
+            explicit_sparse = true;
             break;
         case 'p': progress = true; break;
         case 't': cache = optarg; break;
@@ -2064,6 +2113,19 @@ static int img_convert(int argc, char **argv)
         }
     }
 
+    /* Offloading copies data unread: nothing can be compressed or checked. */
+    if (s.copy_range && s.compressed) {
+        error_report("Cannot enable copy offloading when -c is used");
+        return 1;
+    }
+    if (s.copy_range && explicit_sparse) {
+        error_report("Cannot enable copy offloading when -S is used");
+        return 1;
+    }
+    if (s.copy_range && s.salvage) {
+        error_report("Cannot use copy offloading in salvaging mode");
+        return 1;
+    }
     if (!out_fmt && !target_image_opts) {
         out_fmt = "raw";
     }
@@ -2191,6 +2253,22 @@ static int img_convert(int argc, char **argv)
         goto out;
     }
 
+    if (!skip_create && out_base) {
+        /*
+         * QEMU 7.2 creates the target without looking at its backing file
+         * and fails to open it then; here the same error comes before the
+         * target is created, so that nothing is written.
+         */
+        BlockDriverState *bbs = bdrv_img_open_backing(out_filename, out_base, out_base_fmt,
+                                                      &err);
+        if (!bbs) {
+            error_prepend(&err, "Could not open '%s': Could not open backing file: ",
+                          out_filename);
+            error_report_err(err);
+            goto out;
+        }
+        bdrv_unref(bbs);
+    }
     if (!skip_create) {
         QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
         qdict_del(create_opts, "backing_file");
@@ -4164,7 +4242,7 @@ static void help(void)
            "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename\n"
            "  commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename\n"
            "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2\n"
-           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [--bitmaps [--skip-broken-bitmaps]] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
+           "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [--bitmaps [--skip-broken-bitmaps]] [-U] [-C] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] [--salvage] filename [filename2 [...]] output_filename\n"
            "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
            "  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
            "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"

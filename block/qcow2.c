@@ -2033,6 +2033,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             return -EINVAL;
         }
     }
+    if (have_backing) {
+        /* As QEMU 7.2: only the pair the image has already (both named) passes. */
+        const char *bf = qemu_opt_get(opts, "backing_file");
+        const char *bfmt = qemu_opt_get(opts, "backing_fmt");
+
+        if (g_strcmp0(bf, bs->backing_file[0] ? bs->backing_file : NULL) ||
+            g_strcmp0(bfmt, bs->backing_format[0] ? bs->backing_format : NULL)) {
+            error_setg(errp, "Cannot amend the backing file");
+            error_append_hint(errp, "You can use 'qemu-img rebase' instead.\n");
+            return -EINVAL;
+        }
+    }
     if (lazy == 1 && new_version < 3) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
                    "above (use compat=1.1 or greater)");
@@ -2152,15 +2164,6 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         s->incompat = s->compat = s->autoclear = 0;
         s->compression_type = QCOW2_COMPRESSION_ZLIB;
         ret = qcow2_update_header(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    if (have_backing) {
-        const char *bf = qemu_opt_get(opts, "backing_file");
-        const char *bfmt = qemu_opt_get(opts, "backing_fmt");
-        ret = bdrv_change_backing_file(bs, bf ? bf : bs->backing_file,
-                                       bfmt ? bfmt : bs->backing_format, errp);
         if (ret < 0) {
             return ret;
         }
