@@ -1149,17 +1149,20 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             s->skip_key_check = qdict_get_try_bool(options, "encrypt.skip-key-check", false);
         }
     }
-    if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
-        !s->crypt_method) {
-        error_setg(errp, "encrypt.* options were given, but the image "
-                   "is not encrypted");
+    /*
+     * As in QEMU 7.2, the key options say how to unlock the image if it is
+     * encrypted: one --image-opts spec serves encrypted and plain images
+     * alike (iotest 188).  A format, though, must match.
+     */
+    if (efmt && !s->crypt_method) {
+        error_setg(errp, "No encryption in image header, but options specified format '%s'",
+                   efmt);
         ret = -EINVAL;
         goto fail;
     }
     if (efmt && strcmp(efmt, s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes")) {
-        error_setg(errp, "encrypt.format='%s' does not match the "
-                   "image's encryption format '%s'", efmt,
-                   s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes");
+        error_setg(errp, "Header reported '%s' encryption format but options specify '%s'",
+                   s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes", efmt);
         ret = -EINVAL;
         goto fail;
     }
