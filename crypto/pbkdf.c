@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <time.h>
 #include <glib.h>
+#include <nettle/hmac.h>
 #include <nettle/pbkdf2.h>
 #include "crypto/pbkdf.h"
 #include "qemu/cutils.h"
@@ -25,6 +26,34 @@ bool qcrypto_pbkdf2(QCryptoHashAlg hash, const uint8_t *key, size_t nkey,
     case QCRYPTO_HASH_ALG_SHA512:
         pbkdf2_hmac_sha512(nkey, key, iterations, nsalt, salt, nout, out);
         break;
+    case QCRYPTO_HASH_ALG_SHA384:
+        pbkdf2_hmac_sha384(nkey, key, iterations, nsalt, salt, nout, out);
+        break;
+    /* nettle has no ready-made PBKDF2 for these: its generic one over their HMAC. */
+    case QCRYPTO_HASH_ALG_MD5: {
+        struct hmac_md5_ctx c;
+        hmac_md5_set_key(&c, nkey, key);
+        PBKDF2(&c, hmac_md5_update, hmac_md5_digest, MD5_DIGEST_SIZE, iterations,
+               nsalt, salt, nout, out);
+        qemu_secure_zero(&c, sizeof(c));
+        break;
+    }
+    case QCRYPTO_HASH_ALG_SHA224: {
+        struct hmac_sha224_ctx c;
+        hmac_sha224_set_key(&c, nkey, key);
+        PBKDF2(&c, hmac_sha224_update, hmac_sha224_digest, SHA224_DIGEST_SIZE, iterations,
+               nsalt, salt, nout, out);
+        qemu_secure_zero(&c, sizeof(c));
+        break;
+    }
+    case QCRYPTO_HASH_ALG_RIPEMD160: {
+        struct hmac_ripemd160_ctx c;
+        hmac_ripemd160_set_key(&c, nkey, key);
+        PBKDF2(&c, hmac_ripemd160_update, hmac_ripemd160_digest, RIPEMD160_DIGEST_SIZE,
+               iterations, nsalt, salt, nout, out);
+        qemu_secure_zero(&c, sizeof(c));
+        break;
+    }
     default:
         error_setg(errp, "Unsupported PBKDF2 hash");
         return false;
