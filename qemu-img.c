@@ -1385,9 +1385,16 @@ typedef struct ConvertState {
     int64_t total;
 
     BlockDriverState *target;
-    bool target_has_backing;   /* unallocated source ranges stay unallocated */
+    bool target_has_backing;   /* -B: unallocated source ranges stay unallocated */
+    bool target_backed;        /* the target shows a backing file where not written */
     bool has_zero_init;        /* the target reads zeroes where not written */
     bool compressed;
+    /*
+     * -c: the start of a target cluster whose rest comes from the next
+     * source (a cluster across two concatenated images is compressed whole).
+     */
+    uint8_t *pend;
+    int64_t pend_off, pend_len;
     bool salvage;
     /* -C: copy offloading, until the first range that cannot be offloaded */
     gint copy_range;
@@ -1422,7 +1429,7 @@ static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
      * file's data: with a backing file, zeroes must be written as zeroes.
      */
     ret = bdrv_pwrite_zeroes(s->target, offset, bytes,
-                             s->min_sparse && !s->target_has_backing ?
+                             s->min_sparse && !s->target_backed ?
                              BDRV_REQ_MAY_UNMAP : 0, &err);
     if (ret < 0) {
         error_report("error while writing at byte %" PRId64 ": %s", offset,
@@ -1482,22 +1489,65 @@ static int convert_write_sparse(ConvertState *s, int64_t offset, int64_t bytes,
 }
 
 /* Compressed output: whole clusters, each compressed on its own. */
+/* One whole target cluster (or the target's last, shorter one), compressed. */
+static int convert_write_cluster(ConvertState *s, int64_t offset, int64_t n, const uint8_t *buf)
+{
+    /* -S 0 (fully allocated output): zero clusters are compressed data too. */
+    if (s->min_sparse && buffer_is_zero(buf, n)) {
+        return convert_zero(s, offset, n);
+    }
+    return convert_write(s, offset, n, buf, BDRV_REQ_WRITE_COMPRESSED);
+}
+
+/* A cluster's start that waited for the rest, written as it is (not compressed). */
+static int convert_flush_pending(ConvertState *s)
+{
+    int64_t len = s->pend_len;
+
+    s->pend_len = 0;
+    if (!len) {
+        return 0;
+    }
+    if (s->min_sparse && buffer_is_zero(s->pend, len)) {
+        return convert_zero(s, s->pend_off, len);
+    }
+    return convert_write(s, s->pend_off, len, s->pend, 0);
+}
+
 static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t bytes,
                                     const uint8_t *buf)
 {
     int64_t cs = s->cluster_size ? s->cluster_size : 64 * KiB;
+    int64_t tlen = bdrv_getlength(s->target);
     int64_t pos = 0;
 
     while (pos < bytes) {
-        int64_t n = MIN(bytes - pos, cs - (offset + pos) % cs);
-        bool whole = n == cs || offset + pos + n == bdrv_getlength(s->target);
-        int ret;
+        int64_t o = offset + pos;
+        int64_t n = MIN(bytes - pos, cs - o % cs);
+        int64_t cstart = o - o % cs, cend = MIN(cstart + cs, tlen);
+        int ret = 0;
 
-        if (buffer_is_zero(buf + pos, n)) {
-            ret = convert_zero(s, offset + pos, n);
+        if (s->pend_len && s->pend_off + s->pend_len == o) {
+            memcpy(s->pend + s->pend_len, buf + pos, n);
+            s->pend_len += n;
+            if (cstart + s->pend_len == cend) {
+                s->pend_len = 0;
+                ret = convert_write_cluster(s, cstart, cend - cstart, s->pend);
+            }
         } else {
-            ret = convert_write(s, offset + pos, n, buf + pos,
-                                whole ? BDRV_REQ_WRITE_COMPRESSED : 0);
+            ret = convert_flush_pending(s);
+            if (ret >= 0 && o == cstart && o + n == cend) {
+                ret = convert_write_cluster(s, o, n, buf + pos);
+            } else if (ret >= 0 && o == cstart) {
+                if (!s->pend) {
+                    s->pend = g_malloc(cs);
+                }
+                memcpy(s->pend, buf + pos, n);
+                s->pend_off = o;
+                s->pend_len = n;
+            } else if (ret >= 0) {
+                ret = convert_write(s, o, n, buf + pos, 0);
+            }
         }
         if (ret < 0) {
             return ret;
@@ -1505,6 +1555,28 @@ static int convert_write_compressed(ConvertState *s, int64_t offset, int64_t byt
         pos += n;
     }
     return 0;
+}
+
+/*
+ * -c: zeroes that complete a waiting cluster start go into it; the rest
+ * are zeroes as usual.
+ */
+static int convert_zero_compressed(ConvertState *s, int64_t offset, int64_t bytes)
+{
+    int64_t cs = s->cluster_size ? s->cluster_size : 64 * KiB;
+
+    if (s->pend_len && s->pend_off + s->pend_len == offset) {
+        int64_t n = MIN(bytes, cs - offset % cs);
+        g_autofree uint8_t *zero = g_malloc0(n);
+        int ret = convert_write_compressed(s, offset, n, zero);
+
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+    }
+    return bytes ? convert_zero(s, offset, bytes) : 0;
 }
 
 /* The second half of a split read, done by the helper thread. */
@@ -1914,7 +1986,9 @@ static int convert_do_copy(ConvertState *s)
             case CHUNK_BACKING:
                 break;
             case CHUNK_ZERO:
-                ret = convert_zero(s, job->target_offset, job->bytes);
+                ret = s->compressed
+                    ? convert_zero_compressed(s, job->target_offset, job->bytes)
+                    : convert_zero(s, job->target_offset, job->bytes);
                 break;
             case CHUNK_DATA:
                 ret = s->compressed
@@ -1939,6 +2013,10 @@ static int convert_do_copy(ConvertState *s)
         g_free(job);
     }
     g_thread_join(reader);
+    if (ret == 0) {
+        ret = convert_flush_pending(s);
+    }
+    g_clear_pointer(&s->pend, g_free);
     if (s->read_pool) {
         g_thread_pool_free(s->read_pool, FALSE, TRUE);
         s->read_pool = NULL;
@@ -2187,6 +2265,7 @@ static int img_convert(int argc, char **argv)
         }
     }
     s.target_has_backing = out_base != NULL;
+    s.target_backed = s.target_has_backing;
 
     if (!target_image_opts) {
         drv = find_image_format(out_fmt);
@@ -2235,6 +2314,11 @@ static int img_convert(int argc, char **argv)
             error_report("Backing file not supported for file format '%s'", out_fmt);
             goto out;
         }
+    }
+    if (out_base && s.src_num > 1) {
+        error_report("Having a backing file for the target makes no sense when "
+                     "concatenating multiple input images");
+        goto out;
     }
     if (out_base && !out_base_fmt && !skip_create) {
         error_report("Use of backing file requires explicit backing format");
@@ -2369,11 +2453,17 @@ static int img_convert(int argc, char **argv)
             error_report("output file is smaller than input file");
             goto out;
         }
+        /*
+         * -n over an image with a backing file of its own: zeroes of the
+         * source are written as zeroes over it (QEMU 7.2, iotest 122), but
+         * what the source leaves unallocated is not the target's backing
+         * file's business unless -B says so.
+         */
         if (bdrv_backing(s.target) || s.target->backing_file[0]) {
-            s.target_has_backing = true;
+            s.target_backed = true;
         }
     }
-    s.has_zero_init = s.min_sparse && !s.target_has_backing &&
+    s.has_zero_init = s.min_sparse && !s.target_backed &&
                       ((!skip_create && new_image_reads_zero(s.target)) || target_is_zero);
 
     s.cluster_size = 0;

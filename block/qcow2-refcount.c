@@ -898,6 +898,8 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
             if (active) {
                 cs->res->bfi.allocated_clusters++;
                 cs->res->bfi.compressed_clusters++;
+                /* As QEMU 7.2 counts them: every compressed cluster is fragmented. */
+                cs->res->bfi.fragmented_clusters++;
             }
             if (e & QCOW_OFLAG_COPIED) {
                 check_msg(cs, "ERROR: coffset=%#" PRIx64 ": copied flag must never be set "
