@@ -30,30 +30,23 @@ bool qcrypto_pbkdf2(QCryptoHashAlg hash, const uint8_t *key, size_t nkey,
         pbkdf2_hmac_sha384(nkey, key, iterations, nsalt, salt, nout, out);
         break;
     /* nettle has no ready-made PBKDF2 for these: its generic one over their HMAC. */
-    case QCRYPTO_HASH_ALG_MD5: {
-        struct hmac_md5_ctx c;
-        hmac_md5_set_key(&c, nkey, key);
-        PBKDF2(&c, hmac_md5_update, hmac_md5_digest, MD5_DIGEST_SIZE, iterations,
-               nsalt, salt, nout, out);
-        qemu_secure_zero(&c, sizeof(c));
-        break;
+#define PBKDF2_HMAC(name, digest_size) { \
+        struct hmac_##name##_ctx c; \
+        hmac_##name##_set_key(&c, nkey, key); \
+        PBKDF2(&c, hmac_##name##_update, hmac_##name##_digest, digest_size, iterations, \
+               nsalt, salt, nout, out); \
+        qemu_secure_zero(&c, sizeof(c)); \
     }
-    case QCRYPTO_HASH_ALG_SHA224: {
-        struct hmac_sha224_ctx c;
-        hmac_sha224_set_key(&c, nkey, key);
-        PBKDF2(&c, hmac_sha224_update, hmac_sha224_digest, SHA224_DIGEST_SIZE, iterations,
-               nsalt, salt, nout, out);
-        qemu_secure_zero(&c, sizeof(c));
+    case QCRYPTO_HASH_ALG_MD5:
+        PBKDF2_HMAC(md5, MD5_DIGEST_SIZE);
         break;
-    }
-    case QCRYPTO_HASH_ALG_RIPEMD160: {
-        struct hmac_ripemd160_ctx c;
-        hmac_ripemd160_set_key(&c, nkey, key);
-        PBKDF2(&c, hmac_ripemd160_update, hmac_ripemd160_digest, RIPEMD160_DIGEST_SIZE,
-               iterations, nsalt, salt, nout, out);
-        qemu_secure_zero(&c, sizeof(c));
+    case QCRYPTO_HASH_ALG_SHA224:
+        PBKDF2_HMAC(sha224, SHA224_DIGEST_SIZE);
         break;
-    }
+    case QCRYPTO_HASH_ALG_RIPEMD160:
+        PBKDF2_HMAC(ripemd160, RIPEMD160_DIGEST_SIZE);
+        break;
+#undef PBKDF2_HMAC
     default:
         error_setg(errp, "Unsupported PBKDF2 hash");
         return false;
