@@ -2182,6 +2182,20 @@ static char *create_line(const char *filename, const char *fmt,
     return g_string_free(s, FALSE);
 }
 
+BlockDriverState *bdrv_img_open_backing(const char *filename, const char *base_filename,
+                                        const char *base_fmt, Error **errp)
+{
+    g_autofree char *full = path_combine(filename, base_filename);
+    QDict *bo = qdict_new();
+
+    if (base_fmt) {
+        qdict_put_str(bo, "driver", base_fmt);
+    }
+    /* Only its size is read: a running guest may keep writing to it. */
+    qdict_put_bool(bo, "force-share", true);
+    return bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, errp);
+}
+
 int bdrv_img_create(const char *filename, const char *fmt,
                     const char *base_filename, const char *base_fmt,
                     QDict *opts, int64_t img_size, int flags, Error **errp)
@@ -2248,16 +2262,8 @@ int bdrv_img_create(const char *filename, const char *fmt,
     }
     if (base_filename && !(flags & BDRV_IMG_CREATE_UNSAFE)) {
         /* The backing file must open, and gives the size when none is set. */
-        g_autofree char *full = path_combine(filename, base_filename);
-        QDict *bo = qdict_new();
-        BlockDriverState *bbs;
+        BlockDriverState *bbs = bdrv_img_open_backing(filename, base_filename, base_fmt, errp);
 
-        if (base_fmt) {
-            qdict_put_str(bo, "driver", base_fmt);
-        }
-        /* Only its size is read: a running guest may keep writing to it. */
-        qdict_put_bool(bo, "force-share", true);
-        bbs = bdrv_open(full, bo, BDRV_O_NO_IO | BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, errp);
         if (!bbs) {
             error_append_hint(errp, "Could not open backing image.\n");
             goto out;
@@ -2677,6 +2683,68 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        int flags, Error **errp)
 {
     return bdrv_do_request(bs, BDRV_REQ_ZEROES, offset, bytes, NULL, flags, errp);
+}
+
+/*
+ * Where [*offset, +bytes) of @bs lies in a file node: through raw format
+ * nodes only, which map their whole range linearly (the status of its
+ * first byte gives the place of all), NULL elsewhere.
+ */
+static BlockDriverState *copy_range_leaf(BlockDriverState *bs, int64_t *offset, int64_t bytes)
+{
+    while (bs && bs->drv && !bs->drv->is_protocol) {
+        BlockDriverState *file = NULL;
+        int64_t pnum, map, len = bdrv_getlength(bs);
+        int ret;
+
+        if (strcmp(bs->drv->format_name, "raw") || bs->write_notifiers || bs->dirty_bitmaps ||
+            len < 0 || *offset + bytes > len) {
+            return NULL;
+        }
+        ret = bdrv_block_status(bs, *offset, bytes, &pnum, &map, &file);
+        if (ret < 0 || !(ret & BDRV_BLOCK_OFFSET_VALID) || file != bs->file) {
+            return NULL;
+        }
+        *offset = map;
+        bs = file;
+    }
+    return bs && bs->drv && !bs->write_notifiers && !bs->dirty_bitmaps ? bs : NULL;
+}
+
+int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *dst,
+                    int64_t dst_off, int64_t bytes, Error **errp)
+{
+    BlockDriverState *sf, *df;
+    int64_t len;
+    int ret;
+
+    if (!src->drv || !dst->drv || dst->read_only || dst->inactive ||
+        bdrv_key_missing_node(src) || bdrv_key_missing_node(dst)) {
+        return -ENOTSUP;    /* the caller's own read and write say why */
+    }
+    len = bdrv_getlength(dst);
+    if (src_off < 0 || dst_off < 0 || bytes <= 0 || len < 0 || dst_off + bytes > len) {
+        return -ENOTSUP;
+    }
+    sf = copy_range_leaf(src, &src_off, bytes);
+    df = copy_range_leaf(dst, &dst_off, bytes);
+    if (!sf || !df || df->read_only) {
+        return -ENOTSUP;
+    }
+    ret = file_posix_copy_range(sf, src_off, df, dst_off, bytes, errp);
+    if (ret == -ENOTSUP) {
+        return ret;
+    }
+    /* What the write path does for the node written. */
+    bdrv_set_dirty(dst, dst_off, bytes);
+    if (ret >= 0) {
+        dst->stats.nr_ops[BLOCK_ACCT_WRITE]++;
+        dst->stats.nr_bytes[BLOCK_ACCT_WRITE] += bytes;
+    }
+    if (ret >= 0 && dst->writethrough) {
+        ret = bdrv_flush(dst, errp);
+    }
+    return ret;
 }
 
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)

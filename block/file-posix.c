@@ -472,6 +472,58 @@ static int file_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
     return -ENOTSUP;
 }
 
+/*
+ * Copy offloading (qemu-img convert -C): the kernel copies between the two
+ * files (copy_file_range(2)), which may share extents instead of copying
+ * data.  -ENOTSUP when either node is not a file or host device here, or
+ * the kernel cannot do it for these two files: the caller copies itself.
+ */
+static BlockDriver bdrv_file_driver;
+static BlockDriver bdrv_host_device;
+
+int file_posix_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *dst,
+                          int64_t dst_off, int64_t bytes, Error **errp)
+{
+    BDRVRawState *ss, *ds;
+
+    if (!src->drv || !dst->drv ||
+        (src->drv != &bdrv_file_driver && src->drv != &bdrv_host_device) ||
+        (dst->drv != &bdrv_file_driver && dst->drv != &bdrv_host_device)) {
+        return -ENOTSUP;
+    }
+    ss = src->opaque;
+    ds = dst->opaque;
+    if (ss->direct || ds->direct) {
+        return -ENOTSUP;    /* the bounce buffers of O_DIRECT are ours to keep */
+    }
+    while (bytes > 0) {
+        loff_t in = src_off, out = dst_off;
+        ssize_t n = copy_file_range(ss->fd, &in, ds->fd, &out, bytes, 0);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+                      errno == EINVAL) && dst_off == out) {
+            return -ENOTSUP;
+        }
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+
+            ds->length = -1;    /* a part may have been copied */
+            error_setg_errno(errp, err, "Could not copy to '%s'", dst->filename);
+            return -err;
+        }
+        src_off += n;
+        dst_off += n;
+        bytes -= n;
+        if (ds->length >= 0 && dst_off > ds->length) {
+            ds->length = dst_off;
+        }
+    }
+    return 0;
+}
+
 static int file_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                          Error **errp)
 {

@@ -122,7 +122,6 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     uint32_t version, backing_len;
     g_autofree char *key_secret = NULL;
     g_autofree char *efmt = NULL;
-    bool have_skip;
     int ret;
 
     if (file_len < 0) {
@@ -245,22 +244,26 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     /* Options */
     efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
     key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
-    have_skip = qdict_haskey(options, "encrypt.skip-key-check");
     if (!take_bool_option(options, "encrypt.skip-key-check", &s->skip_key_check, errp)) {
         ret = -EINVAL;
         goto fail;
     }
     qdict_del(options, "encrypt.format");
     qdict_del(options, "encrypt.key-secret");
-    if ((efmt || key_secret || have_skip) && s->crypt_method != QCOW_CRYPT_AES) {
-        error_setg(errp, "Could not open '%s': encrypt.* options were given, but the image "
-                   "is not encrypted", fn);
+    /*
+     * As in QEMU 7.2, the key options say how to unlock the image if it is
+     * encrypted (one --image-opts spec serves plain images too); a format
+     * must match.
+     */
+    if (efmt && s->crypt_method != QCOW_CRYPT_AES) {
+        error_setg(errp, "No encryption in image header, but options specified format '%s'",
+                   efmt);
         ret = -EINVAL;
         goto fail;
     }
     if (efmt && strcmp(efmt, "aes")) {
-        error_setg(errp, "Could not open '%s': encrypt.format='%s' does not match the "
-                   "image's encryption format 'aes'", fn, efmt);
+        error_setg(errp, "Header reported 'aes' encryption format but options specify '%s'",
+                   efmt);
         ret = -EINVAL;
         goto fail;
     }

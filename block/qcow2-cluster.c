@@ -997,9 +997,14 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
     return 0;
 }
 
-/* Allocates @k clusters for guest range [offset, offset+bytes) and writes it with COW. */
+/*
+ * Allocates @k clusters for guest range [offset, offset+bytes) and writes
+ * it with COW; *@hostp > 0 when the caller allocated them already, and
+ * where they are on return.
+ */
 static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
-                       int64_t offset, int64_t bytes, const uint8_t *buf, Error **errp)
+                       int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                       Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
@@ -1008,7 +1013,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     int64_t tail_start = offset + bytes;
     int64_t tail = cstart + k * cs - tail_start;
     g_autofree uint64_t *old = g_new(uint64_t, k);
-    int64_t l2_off, host;
+    int64_t l2_off, host = *hostp;
     uint64_t *t;
     bool fresh;
     int ret;
@@ -1024,9 +1029,12 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     for (int64_t i = 0; i < k; i++) {
         old[i] = be64toh(t[l2_idx + i]);
     }
-    host = qcow2_alloc_clusters(bs, k, errp);
-    if (host < 0) {
-        return host;
+    if (host <= 0) {
+        host = qcow2_alloc_clusters(bs, k, errp);
+        if (host < 0) {
+            return host;
+        }
+        *hostp = host;
     }
     /* Only wrong refcounts hand out clusters that hold metadata. */
     ret = check_data_write(bs, host, k * cs, errp);
@@ -1172,6 +1180,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t cs = s->cluster_size;
     /* Bounded so that the AES bounce buffer stays small. */
     int64_t max_alloc = s->crypt_method ? MAX(cs, 4 * (int64_t)MiB) : 256 * (int64_t)MiB;
+    int64_t next_host = 0;      /* where the host range so far ends */
 
     if (s->extended_l2) {
         return ext_pwrite(bs, offset, bytes, buf, errp);
@@ -1250,8 +1259,32 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             }
             ret = write_in_place(bs, l1e & L1E_OFFSET_MASK, l2_idx, run, e0, elast, any_zero,
                                  offset, len, buf, errp);
+            next_host = (e0 & L2E_OFFSET_MASK) + run * cs;
         } else {
-            ret = alloc_write(bs, l1_idx, l2_idx, run, offset, len, buf, errp);
+            /* Contiguous with the range before it where the clusters there are free. */
+            int64_t host = 0, l2_off;
+
+            if (next_host > 0) {
+                int64_t m;
+
+                /* The L2 table first, as in QEMU: it may take the place itself. */
+                ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                m = qcow2_alloc_clusters_at(bs, next_host, run, errp);
+
+                if (m < 0) {
+                    return m;
+                }
+                if (m > 0) {
+                    host = next_host;
+                    run = m;
+                    len = MIN(bytes, run * cs - in_cluster);
+                }
+            }
+            ret = alloc_write(bs, l1_idx, l2_idx, run, offset, len, buf, &host, errp);
+            next_host = host + run * cs;
         }
         if (ret < 0) {
             return ret;

@@ -324,9 +324,13 @@ int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp
 {
     BDRVQcow2State *s = bs->opaque;
 
+    /* QEMU 7.2's words. */
+    if (!s->crypt_method) {
+        error_setg(errp, "Can't amend encryption options - encryption not present");
+        return -EINVAL;
+    }
     if (!s->luks) {
-        error_setg(errp, "Key slots can only be changed on LUKS-encrypted images, "
-                   "and '%s' is not one", bs->filename);
+        error_setg(errp, "Only LUKS encryption options can be amended");
         return -ENOTSUP;
     }
     if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,

@@ -193,81 +193,113 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
 }
 
 /*
- * The on-disk table is full: write a bigger one elsewhere and switch the
- * header to it.  While this runs, new table entries are kept in memory.
+ * The on-disk table is full: write a bigger one, with the refcount blocks
+ * that count it, as one self-describing area, and switch the header to it.
+ *
+ * The placement is QEMU 7.2's (the image end offset of iotest 044): the
+ * area starts at the first cluster no refcount block counts yet.  Its size
+ * is sized generously, for the image as if it ended after the area: B
+ * refcount blocks in all, for the clusters before the area, B and the
+ * table, and a table of T clusters with room for 1.5 * B entries.  The
+ * area holds the blocks the image does not have yet (from the first free
+ * table index up to B), then the table.
  */
 static int relocate_reftable(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t per_cluster = s->cluster_size / 8;
-    uint64_t disk_cap = (uint64_t)s->refcount_table_clusters * per_cluster;
-    uint64_t new_entries, n_clusters;
-    int64_t off, old_off = s->refcount_table_offset;
+    uint64_t used = s->refcount_table_size, nb_blocks = 0, nb_table = 0;
+    uint64_t meta, nb_new, new_entries;
+    int64_t old_off = s->refcount_table_offset;
     uint32_t old_clusters = s->refcount_table_clusters;
-    g_autofree uint64_t *buf = NULL;
+    g_autofree uint8_t *buf = NULL;
     uint8_t hdr[12];
     int ret;
 
-    s->reftable_moving = true;
-    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
+    while (used && !(s->refcount_table[used - 1] & REFT_OFFSET_MASK)) {
+        used--;
+    }
+    meta = used << s->rb_bits;
     for (;;) {
-        new_entries = QEMU_ALIGN_UP(MAX(s->refcount_table_size, disk_cap * 2), per_cluster);
-        if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES) {
-            error_setg(errp, "The refcount table of '%s' would grow too large", bs->filename);
-            ret = -EFBIG;
-            goto out;
-        }
-        if (new_entries > s->refcount_table_size) {
-            s->refcount_table = g_renew(uint64_t, s->refcount_table, new_entries);
-            memset(s->refcount_table + s->refcount_table_size, 0,
-                   (new_entries - s->refcount_table_size) * 8);
-            s->refcount_table_size = new_entries;
-        }
-        n_clusters = new_entries / per_cluster;
-        off = qcow2_alloc_clusters(bs, n_clusters, errp);
-        if (off < 0) {
-            ret = off;
-            goto out;
-        }
-        if (s->refcount_table_size <= new_entries) {
+        uint64_t b = DIV_ROUND_UP(meta + nb_blocks + nb_table, s->rb_entries);
+        uint64_t t = DIV_ROUND_UP(DIV_ROUND_UP(b * 3, 2), per_cluster);
+
+        if (b == nb_blocks && t == nb_table) {
             break;
         }
-        qcow2_free_clusters(bs, off, n_clusters << s->cluster_bits, QCOW2_DISCARD_OTHER);
+        nb_blocks = b;
+        nb_table = t;
     }
+    new_entries = nb_table * per_cluster;
+    if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES ||
+        ((meta + nb_blocks + nb_table) << s->cluster_bits) > (1ULL << 56)) {
+        error_setg(errp, "The refcount table of '%s' would grow too large", bs->filename);
+        return -EFBIG;
+    }
+    nb_new = nb_blocks - used;
+
+    /* The new blocks count the area; the table lists every block. */
+    buf = g_try_malloc0((nb_new + nb_table) << s->cluster_bits);
+    if (!buf) {
+        error_setg(errp, "Could not allocate the new refcount table of '%s'", bs->filename);
+        return -ENOMEM;
+    }
+    for (uint64_t c = meta; c < meta + nb_new + nb_table; c++) {
+        uint8_t *rb = buf + (((c >> s->rb_bits) - used) << s->cluster_bits);
+
+        qcow2_set_refcount_ro(rb, s->refcount_order, c & (s->rb_entries - 1), 1);
+    }
+    if (new_entries > s->refcount_table_size) {
+        s->refcount_table = g_renew(uint64_t, s->refcount_table, new_entries);
+        memset(s->refcount_table + s->refcount_table_size, 0,
+               (new_entries - s->refcount_table_size) * 8);
+        s->refcount_table_size = new_entries;
+    }
+    for (uint64_t i = 0; i < new_entries; i++) {
+        uint64_t e = i >= used && i < nb_blocks ? (meta + i - used) << s->cluster_bits
+                                                : s->refcount_table[i];
+
+        stq_be_p(buf + ((nb_new << s->cluster_bits) + i * 8), e);
+    }
+
+    /* The blocks the old table lists are on disk, as are the area's, before the switch. */
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
-        goto out;
+        return ret;
     }
-    buf = g_new(uint64_t, new_entries);
-    for (uint64_t i = 0; i < new_entries; i++) {
-        buf[i] = htobe64(s->refcount_table[i]);
-    }
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
-    ret = bdrv_pwrite(bs->file, off, new_entries * 8, buf, 0, errp);
+    ret = bdrv_pwrite(bs->file, meta << s->cluster_bits, (nb_new + nb_table) << s->cluster_bits,
+                      buf, 0, errp);
     if (ret < 0) {
-        goto out;
+        return ret;
     }
-    /* Blocks and table on disk before the header points at them. */
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        goto out;
+        return ret;
     }
-    stq_be_p(hdr, off);
+    stq_be_p(hdr, (meta + nb_new) << s->cluster_bits);
+    stl_be_p(hdr + 8, nb_table);
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
-    stl_be_p(hdr + 8, n_clusters);
     ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
     if (ret < 0) {
-        goto out;
+        return ret;
     }
-    s->refcount_table_offset = off;
-    s->refcount_table_clusters = n_clusters;
-    s->reftable_moving = false;
-    qcow2_free_clusters(bs, old_off, (int64_t)old_clusters << s->cluster_bits,
-                        QCOW2_DISCARD_OTHER);
+    for (uint64_t i = used; i < nb_blocks; i++) {
+        s->refcount_table[i] = (meta + i - used) << s->cluster_bits;
+    }
+    s->refcount_table_offset = (meta + nb_new) << s->cluster_bits;
+    s->refcount_table_clusters = nb_table;
+    s->alloc_end = MAX(s->alloc_end, (int64_t)((meta + nb_new + nb_table) << s->cluster_bits));
+    s->file_end = MAX(s->file_end, s->alloc_end);
+    /* With the header on disk the old table can be reused at once, as in QEMU. */
+    ret = bdrv_flush(bs->file, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_free_clusters_now(bs, old_off, (int64_t)old_clusters << s->cluster_bits,
+                            QCOW2_DISCARD_OTHER);
     return 0;
-out:
-    s->reftable_moving = false;
-    return ret;
 }
 
 static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Error **errp)
@@ -284,9 +316,6 @@ static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Er
         s->refcount_table_size = n;
     }
     s->refcount_table[t] = off;
-    if (s->reftable_moving) {
-        return 0;
-    }
     if (t >= disk_cap) {
         return relocate_reftable(bs, errp);
     }
@@ -333,13 +362,23 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
             uint64_t i = c & (s->rb_entries - 1);
             uint64_t rc = qcow2_get_refcount_ro(rb, s->refcount_order, i);
 
-            if ((addend < 0 && rc < (uint64_t)-addend) ||
-                (addend > 0 && rc + addend > s->refcount_max)) {
+            if (addend < 0 && rc < (uint64_t)-addend) {
                 qcow2_cache_mark_dirty(s->rb_cache, boff);
                 qcow2_signal_corruption(bs, errp, "refcount of cluster %" PRId64
-                                        " would %s", c, addend < 0 ? "drop below 0"
-                                        : "overflow");
-                return addend < 0 ? -EIO : -ERANGE;
+                                        " would drop below 0", c);
+                return -EIO;
+            }
+            if (addend > 0 && (uint64_t)addend > s->refcount_max - rc) {
+                /*
+                 * Not corruption: the width is too narrow for one more
+                 * reference (a snapshot of an image with refcount_bits=1).
+                 * The refcounts raised so far stay raised (leaks at
+                 * worst), and the request fails as QEMU 7.2's does.
+                 */
+                qcow2_cache_mark_dirty(s->rb_cache, boff);
+                error_setg(errp, "Refcount of cluster %" PRId64 " would exceed %" PRIu64
+                           " (refcount_bits=%d)", c, s->refcount_max, s->refcount_bits);
+                return -EINVAL;
             }
             rc += addend;
             qcow2_set_refcount_ro(rb, s->refcount_order, i, rc);
@@ -392,21 +431,82 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
         return -EIO;
     }
     bdrv_debug_event(bs->file, BLKDBG_CLUSTER_ALLOC);
-    idx = alloc_clusters_noref(bs, nb, errp);
-    if (idx < 0) {
-        return idx;
-    }
-    off = idx << s->cluster_bits;
-    /* Never-written space reads as zeroes: COW of zeroes can be skipped there. */
-    fresh = off >= s->file_end;
-    s->file_end = MAX(s->file_end, off + (nb << s->cluster_bits));
-    ret = qcow2_update_refcount(bs, off, nb << s->cluster_bits, 1, errp);
-    if (ret < 0) {
-        return ret;
+    for (;;) {
+        int64_t reftable = s->refcount_table_offset;
+
+        idx = alloc_clusters_noref(bs, nb, errp);
+        if (idx < 0) {
+            return idx;
+        }
+        off = idx << s->cluster_bits;
+        /* Never-written space reads as zeroes: COW of zeroes can be skipped there. */
+        fresh = off >= s->file_end;
+        s->file_end = MAX(s->file_end, off + (nb << s->cluster_bits));
+        ret = qcow2_update_refcount(bs, off, nb << s->cluster_bits, 1, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (s->refcount_table_offset == reftable) {
+            break;
+        }
+        /*
+         * Counting the clusters moved the refcount table, whose old place
+         * is free now: the search starts again, as QEMU 7.2's does, and
+         * the clusters found first go back (they may even lie in the new
+         * table's area, which they then counted twice).
+         */
+        ret = qcow2_update_refcount(bs, off, nb << s->cluster_bits, -1, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     s->alloc_end = MAX(s->alloc_end, off + (nb << s->cluster_bits));
     s->last_alloc_fresh = fresh;
     return off;
+}
+
+/*
+ * Allocates up to @nb clusters at @off, as many as are free there in a
+ * row (0 if the first is not): a write continues its previous range
+ * there, as QEMU 7.2's writes do.  Only clusters that a refcount block
+ * already counts are taken, so this never moves refcount structures.
+ */
+int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, int64_t off, int64_t nb, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first = off >> s->cluster_bits, m;
+    int ret;
+
+    for (m = 0; m < nb; m++) {
+        uint64_t t = (uint64_t)(first + m) >> s->rb_bits;
+        uint64_t rc;
+
+        if (t >= s->refcount_table_size || !(s->refcount_table[t] & REFT_OFFSET_MASK)) {
+            break;
+        }
+        ret = qcow2_get_refcount(bs, first + m, &rc, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc) {
+            break;
+        }
+    }
+    if (!m || ((first + m) << s->cluster_bits) > (1LL << 56)) {
+        return 0;
+    }
+    if (qcow2_mark_dirty(bs, errp) < 0) {
+        return -EIO;
+    }
+    bdrv_debug_event(bs->file, BLKDBG_CLUSTER_ALLOC);
+    ret = qcow2_update_refcount(bs, off, m << s->cluster_bits, 1, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->last_alloc_fresh = off >= s->file_end;
+    s->file_end = MAX(s->file_end, off + (m << s->cluster_bits));
+    s->alloc_end = MAX(s->alloc_end, off + (m << s->cluster_bits));
+    return m;
 }
 
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
@@ -852,6 +952,8 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
         cs->res->check_errors++;
         return ret;
     }
+    /* Fragmentation is counted within each L2 table, as QEMU 7.2 counts it. */
+    cs->last_data_cluster = -1;
     for (int i = 0; i < s->l2_size; i++) {
         uint64_t e = be64toh(l2[i * l2_entry_words(s)]);
         Qcow2ClusterType type = qcow2_entry_type(s, e);
@@ -908,6 +1010,8 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
             if (active) {
                 cs->res->bfi.allocated_clusters++;
                 cs->res->bfi.compressed_clusters++;
+                /* As QEMU 7.2 counts them: every compressed cluster is fragmented. */
+                cs->res->bfi.fragmented_clusters++;
             }
             if (e & QCOW_OFLAG_COPIED) {
                 check_msg(cs, "ERROR: coffset=%#" PRIx64 ": copied flag must never be set "

@@ -1155,17 +1155,20 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             s->skip_key_check = qdict_get_try_bool(options, "encrypt.skip-key-check", false);
         }
     }
-    if ((efmt || key_secret || qdict_haskey(options, "encrypt.skip-key-check")) &&
-        !s->crypt_method) {
-        error_setg(errp, "encrypt.* options were given, but the image "
-                   "is not encrypted");
+    /*
+     * As in QEMU 7.2, the key options say how to unlock the image if it is
+     * encrypted: one --image-opts spec serves encrypted and plain images
+     * alike (iotest 188).  A format, though, must match.
+     */
+    if (efmt && !s->crypt_method) {
+        error_setg(errp, "No encryption in image header, but options specified format '%s'",
+                   efmt);
         ret = -EINVAL;
         goto fail;
     }
     if (efmt && strcmp(efmt, s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes")) {
-        error_setg(errp, "encrypt.format='%s' does not match the "
-                   "image's encryption format '%s'", efmt,
-                   s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes");
+        error_setg(errp, "Header reported '%s' encryption format but options specify '%s'",
+                   s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes", efmt);
         ret = -EINVAL;
         goto fail;
     }
@@ -2028,11 +2031,14 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             new_size = qemu_opt_get_size(opts, key, 0);
         } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
             have_backing = true;
-        } else if (!strcmp(key, "cluster_size")) {
-            if (qemu_opt_get_size(opts, key, 0) != (uint64_t)s->cluster_size) {
-                error_setg(errp, "Changing the cluster size is not supported");
-                return -ENOTSUP;
-            }
+        } else if (!strcmp(key, "data_file")) {
+            /* No image here has one (see docs/qcow2.md). */
+            error_setg(errp, "data-file can only be set for images that use an external "
+                       "data file");
+            return -EINVAL;
+        } else if (!strcmp(key, "data_file_raw")) {
+            error_setg(errp, "data-file-raw cannot be set on existing images");
+            return -EINVAL;
         } else if (!strcmp(key, "refcount_bits")) {
             if (qemu_opt_get_number(opts, key, 0) != (uint64_t)s->refcount_bits) {
                 error_setg(errp, "Changing the refcount width is not supported");
@@ -2040,18 +2046,20 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             }
         } else if (qcow2_luks_amend_key(key)) {
             luks_amend = true;
-        } else if (!strcmp(key, "encryption") || g_str_has_prefix(key, "encrypt.")) {
-            bool on = !strcmp(key, "encryption") ? qemu_opt_get_bool(opts, key, false) : true;
-            if (on != (s->crypt_method != 0) || strcmp(key, "encryption")) {
-                error_setg(errp, "Changing the encryption of an image is not supported; "
-                           "use 'qemu-img convert' instead");
-                return -ENOTSUP;
-            }
-        } else if (!strcmp(key, "preallocation")) {
-            error_setg(errp, "Cannot change preallocation mode");
-            return -ENOTSUP;
         } else {
             error_setg(errp, "Invalid parameter '%s'", key);
+            return -EINVAL;
+        }
+    }
+    if (have_backing) {
+        /* As QEMU 7.2: only the pair the image has already (both named) passes. */
+        const char *bf = qemu_opt_get(opts, "backing_file");
+        const char *bfmt = qemu_opt_get(opts, "backing_fmt");
+
+        if (g_strcmp0(bf, bs->backing_file[0] ? bs->backing_file : NULL) ||
+            g_strcmp0(bfmt, bs->backing_format[0] ? bs->backing_format : NULL)) {
+            error_setg(errp, "Cannot amend the backing file");
+            error_append_hint(errp, "You can use 'qemu-img rebase' instead.\n");
             return -EINVAL;
         }
     }
@@ -2178,15 +2186,6 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             return ret;
         }
     }
-    if (have_backing) {
-        const char *bf = qemu_opt_get(opts, "backing_file");
-        const char *bfmt = qemu_opt_get(opts, "backing_fmt");
-        ret = bdrv_change_backing_file(bs, bf ? bf : bs->backing_file,
-                                       bfmt ? bfmt : bs->backing_format, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
     if (have_size && new_size != (uint64_t)s->size) {
         ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
         if (ret < 0) {
@@ -2234,13 +2233,17 @@ static const QemuOptDesc qcow2_create_desc[] = {
 };
 static const QemuOptsList qcow2_create_opts = { "qcow2-create-opts", qcow2_create_desc };
 
-/* The create options (most can be amended) and the LUKS key-slot ones. */
+/*
+ * The create options QEMU 7.2 amends (those it only takes at creation are
+ * refused by qemu-img by name) and the LUKS key-slot ones.
+ */
 static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
     { "encrypt.keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
     { "encrypt.state", QEMU_OPT_STRING,
       "Select new state of affected keyslots (active/inactive)" },
     { "encrypt.old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
-    { "encrypt.new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
+    { "encrypt.new-secret", QEMU_OPT_STRING,
+      "New secret to set in the matching keyslots. Empty string to erase" },
 };
 static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
@@ -2602,8 +2605,10 @@ void bdrv_qcow2_init(void)
     size_t n = 4;
 
     for (const QemuOptDesc *d = qcow2_create_desc; d->name; d++) {
-        if (strcmp(d->name, "compression_type") && strcmp(d->name, "extended_l2") &&
-            strcmp(d->name, "data_file") && strcmp(d->name, "data_file_raw")) {
+        if (!strcmp(d->name, "encrypt.iter-time") ||
+            (!g_str_has_prefix(d->name, "encrypt") && strcmp(d->name, "cluster_size") &&
+             strcmp(d->name, "preallocation") && strcmp(d->name, "compression_type") &&
+             strcmp(d->name, "extended_l2"))) {
             qcow2_amend_desc[n++] = *d;
         }
     }

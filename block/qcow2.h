@@ -174,7 +174,6 @@ typedef struct BDRVQcow2State {
     int64_t refcount_table_offset;
     uint32_t refcount_table_clusters;
     /* While the table is being moved its entries live only in memory. */
-    bool reftable_moving;
 
     uint32_t nb_snapshots;
     int64_t snapshots_offset;
@@ -351,6 +350,7 @@ uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
 void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
+int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, int64_t off, int64_t nb, Error **errp);
 /*
  * Refcount blocks may stay unwritten by a flush: lazy refcounts set the
  * dirty bit before the first refcount update, so a crash ends in a repair

@@ -2,6 +2,8 @@
 #include <string.h>
 #include <glib.h>
 #include <nettle/nettle-meta.h>
+#include <nettle/md5.h>
+#include <nettle/ripemd160.h>
 #include <nettle/sha1.h>
 #include <nettle/sha2.h>
 #include "crypto/hash.h"
@@ -12,6 +14,10 @@ static const char *const hash_names[QCRYPTO_HASH_ALG__MAX] = {
     [QCRYPTO_HASH_ALG_SHA1] = "sha1",
     [QCRYPTO_HASH_ALG_SHA256] = "sha256",
     [QCRYPTO_HASH_ALG_SHA512] = "sha512",
+    [QCRYPTO_HASH_ALG_MD5] = "md5",
+    [QCRYPTO_HASH_ALG_SHA224] = "sha224",
+    [QCRYPTO_HASH_ALG_SHA384] = "sha384",
+    [QCRYPTO_HASH_ALG_RIPEMD160] = "ripemd160",
 };
 
 static const struct nettle_hash *nettle_hash_for(QCryptoHashAlg alg)
@@ -21,6 +27,14 @@ static const struct nettle_hash *nettle_hash_for(QCryptoHashAlg alg)
         return &nettle_sha1;
     case QCRYPTO_HASH_ALG_SHA256:
         return &nettle_sha256;
+    case QCRYPTO_HASH_ALG_MD5:
+        return &nettle_md5;
+    case QCRYPTO_HASH_ALG_SHA224:
+        return &nettle_sha224;
+    case QCRYPTO_HASH_ALG_SHA384:
+        return &nettle_sha384;
+    case QCRYPTO_HASH_ALG_RIPEMD160:
+        return &nettle_ripemd160;
     default:
         return &nettle_sha512;
     }
@@ -45,8 +59,10 @@ void qcrypto_hash_bytesv(QCryptoHashAlg alg, const void *const *bufs,
                          const size_t *lens, size_t n, uint8_t *digest)
 {
     const struct nettle_hash *h = nettle_hash_for(alg);
-    /* big enough for any nettle hash context (sha512 is the largest here) */
+    /* big enough for any nettle hash context here (sha224/384 share sha256/512's) */
     union {
+        struct md5_ctx m5;
+        struct ripemd160_ctx r160;
         struct sha1_ctx s1;
         struct sha256_ctx s256;
         struct sha512_ctx s512;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <time.h>
 #include <glib.h>
+#include <nettle/hmac.h>
 #include <nettle/pbkdf2.h>
 #include "crypto/pbkdf.h"
 #include "qemu/cutils.h"
@@ -25,6 +26,27 @@ bool qcrypto_pbkdf2(QCryptoHashAlg hash, const uint8_t *key, size_t nkey,
     case QCRYPTO_HASH_ALG_SHA512:
         pbkdf2_hmac_sha512(nkey, key, iterations, nsalt, salt, nout, out);
         break;
+    case QCRYPTO_HASH_ALG_SHA384:
+        pbkdf2_hmac_sha384(nkey, key, iterations, nsalt, salt, nout, out);
+        break;
+    /* nettle has no ready-made PBKDF2 for these: its generic one over their HMAC. */
+#define PBKDF2_HMAC(name, digest_size) { \
+        struct hmac_##name##_ctx c; \
+        hmac_##name##_set_key(&c, nkey, key); \
+        PBKDF2(&c, hmac_##name##_update, hmac_##name##_digest, digest_size, iterations, \
+               nsalt, salt, nout, out); \
+        qemu_secure_zero(&c, sizeof(c)); \
+    }
+    case QCRYPTO_HASH_ALG_MD5:
+        PBKDF2_HMAC(md5, MD5_DIGEST_SIZE);
+        break;
+    case QCRYPTO_HASH_ALG_SHA224:
+        PBKDF2_HMAC(sha224, SHA224_DIGEST_SIZE);
+        break;
+    case QCRYPTO_HASH_ALG_RIPEMD160:
+        PBKDF2_HMAC(ripemd160, RIPEMD160_DIGEST_SIZE);
+        break;
+#undef PBKDF2_HMAC
     default:
         error_setg(errp, "Unsupported PBKDF2 hash");
         return false;

@@ -21,12 +21,36 @@ const QemuOptDesc *qemu_opts_find_desc(const QemuOptsList *list, const char *nam
     return NULL;
 }
 
+/*
+ * A QEMU_OPT_NUMBER value as QEMU 7.2 reads it: strtoull's rules, so a
+ * leading minus wraps around ("-1" is 2^64 - 1, which the option's own
+ * range check then refuses with its own message).
+ */
+static int parse_opt_number(const char *s, uint64_t *n)
+{
+    const char *p = s;
+    int ret;
+
+    while (*p == ' ') {
+        p++;
+    }
+    if (*p != '-') {
+        return qemu_strtou64(s, NULL, 0, n);
+    }
+    ret = qemu_strtou64(p + 1, NULL, 0, n);
+    if (ret == 0) {
+        *n = -*n;
+    }
+    return ret;
+}
+
 static bool check_value(const QemuOptDesc *desc, const char *key, json_t *v,
                         Error **errp)
 {
     const char *s;
     uint64_t n;
     bool b;
+    int ret;
 
     if (desc->type == QEMU_OPT_STRING) {
         if (!json_is_string(v)) {
@@ -54,7 +78,11 @@ static bool check_value(const QemuOptDesc *desc, const char *key, json_t *v,
     case QEMU_OPT_BOOL:
         return qemu_parse_bool(key, s, &b, errp);
     case QEMU_OPT_NUMBER:
-        if (qemu_strtou64(s, NULL, 0, &n) < 0) {
+        ret = parse_opt_number(s, &n);
+        if (ret == -ERANGE) {
+            error_setg(errp, "Value '%s' is too large for parameter '%s'", s, key);
+            return false;
+        } else if (ret < 0) {
             error_setg(errp, "Parameter '%s' expects a number", key);
             return false;
         }
@@ -113,7 +141,7 @@ uint64_t qemu_opt_get_number(const QDict *opts, const char *name, uint64_t def)
     if (json_is_integer(v)) {
         return json_integer_value(v);
     }
-    if (json_is_string(v) && qemu_strtou64(json_string_value(v), NULL, 0, &n) == 0) {
+    if (json_is_string(v) && parse_opt_number(json_string_value(v), &n) == 0) {
         return n;
     }
     return def;

@@ -266,6 +266,13 @@ enum {
     BDRV_IMG_CREATE_UNSAFE = 2, /* qemu-img create -u: the backing file is not opened */
 };
 /*
+ * Opens @base_filename (relative to the image @filename) as the backing
+ * file of a new image, for its size only (no I/O, no backing of its own,
+ * shared with other users).
+ */
+BlockDriverState *bdrv_img_open_backing(const char *filename, const char *base_filename,
+                                        const char *base_fmt, Error **errp);
+/*
  * qemu-img create's work, also used by qemu-img convert, drive-backup and
  * drive-mirror: validates @opts against the driver's and the protocol's
  * options, takes the size from the backing file when
@@ -295,6 +302,14 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        int flags, Error **errp);
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
+/*
+ * Copy offloading: copies [src_off, +bytes) of @src to @dst_off of @dst
+ * without reading the data here (the kernel's copy_file_range), where
+ * both lie in files through raw format nodes only.  -ENOTSUP (errp not
+ * set) where it cannot: the caller then reads and writes itself.
+ */
+int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *dst,
+                    int64_t dst_off, int64_t bytes, Error **errp);
 int bdrv_flush(BlockDriverState *bs, Error **errp);
 /*
  * A hint for writers that flush at the end (block jobs): lets the host

@@ -494,6 +494,9 @@ bool file_is_host_device(const char *filename);
 
 /* Registration hooks of the built-in drivers, called by bdrv_init(). */
 void bdrv_file_init(void);
+/* bdrv_copy_range() between two file or host device nodes (block/file-posix.c). */
+int file_posix_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *dst,
+                          int64_t dst_off, int64_t bytes, Error **errp);
 void bdrv_raw_init(void);
 void bdrv_qcow2_init(void);
 void bdrv_qcow_init(void);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* SHA-1 / SHA-256 / SHA-512 over nettle. */
+/* The hashes of QEMU 7.2's LUKS (QCryptoHashAlgorithm), all from nettle. */
 #ifndef CRYPTO_HASH_H
 #define CRYPTO_HASH_H
 
@@ -10,6 +10,10 @@ typedef enum QCryptoHashAlg {
     QCRYPTO_HASH_ALG_SHA1,
     QCRYPTO_HASH_ALG_SHA256,
     QCRYPTO_HASH_ALG_SHA512,
+    QCRYPTO_HASH_ALG_MD5,
+    QCRYPTO_HASH_ALG_SHA224,
+    QCRYPTO_HASH_ALG_SHA384,
+    QCRYPTO_HASH_ALG_RIPEMD160,
     QCRYPTO_HASH_ALG__MAX,
 } QCryptoHashAlg;
 
