@@ -3500,7 +3500,8 @@ static bool backing_overridden(BlockDriverState *bs, json_t *obj)
         json_object_set_new(obj, "backing", json_null());
         return true;
     }
-    desc = node_description(bs->backing, &plain);
+    /* A job's implicit filter in between is not part of the name, as in QEMU. */
+    desc = node_description(bdrv_skip_implicit_filters(bs->backing), &plain);
     name = description_name(desc, plain);
     if (!strcmp(name, bs->auto_backing_file)) {
         json_decref(desc);
