@@ -39,6 +39,8 @@
 #define HMP_MAX_LINE  (64 * 1024)
 #define QMP_MAX_INPUT (1024 * 1024)
 #define MONITOR_OUT_HIGH (8 * 1024 * 1024)
+/* File descriptors a client may send ahead of the commands that take them. */
+#define MONITOR_MAX_RECV_FDS 16
 
 struct Monitor {
     bool qmp;
@@ -72,6 +74,13 @@ struct Monitor {
     bool in_str, escape;
     char quote;                 /* the quote that opened the string: " or ' */
     bool command_mode;
+
+    /*
+     * fds received with SCM_RIGHTS on a Unix socket, oldest first, until a
+     * command (add-fd, getfd) takes them; closed when the client goes.
+     */
+    int recv_fds[MONITOR_MAX_RECV_FDS];
+    int n_recv_fds;
 
     /* HMP password entry */
     MonitorPasswordCB *pw_cb;
@@ -742,8 +751,38 @@ static void monitor_listen_again(Monitor *mon)
     g_io_channel_unref(chan);
 }
 
+static void monitor_drop_received_fds(Monitor *mon)
+{
+    while (mon->n_recv_fds) {
+        close(mon->recv_fds[--mon->n_recv_fds]);
+    }
+}
+
+int monitor_take_received_fd(Monitor **owner)
+{
+    Monitor *mon = cur_qmp ? cur_qmp : cur_hmp;
+    int fd;
+
+    if (!mon || !mon->n_recv_fds) {
+        return -1;
+    }
+    fd = mon->recv_fds[0];
+    mon->n_recv_fds--;
+    memmove(mon->recv_fds, mon->recv_fds + 1, mon->n_recv_fds * sizeof(int));
+    if (owner) {
+        *owner = mon;
+    }
+    return fd;
+}
+
+Monitor *monitor_cur_any(void)
+{
+    return cur_qmp ? cur_qmp : cur_hmp;
+}
+
 static void monitor_disconnect(Monitor *mon)
 {
+    monitor_drop_received_fds(mon);
     if (mon->pw_cb) {
         /* A password prompt that nobody will answer: let its owner clean up. */
         hmp_run_password(mon, NULL);
@@ -821,13 +860,59 @@ static gboolean monitor_process(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * Reads input; on a socket, also the fds the client sent with it
+ * (SCM_RIGHTS), kept for the commands that take them.  Past
+ * MONITOR_MAX_RECV_FDS unclaimed ones, more are closed at once.
+ */
+static ssize_t monitor_recv(Monitor *mon, char *data, size_t size)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(MONITOR_MAX_RECV_FDS * sizeof(int))];
+    } control;
+    struct iovec iov = { .iov_base = data, .iov_len = size };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = &control, .msg_controllen = sizeof(control) };
+    ssize_t n;
+
+    if (mon->is_stdio) {
+        return read(mon->in_fd, data, size);
+    }
+    n = recvmsg(mon->in_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == ENOTSOCK) {
+        return read(mon->in_fd, data, size);
+    }
+    if (n < 0) {
+        return n;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        size_t count;
+        int fds[MONITOR_MAX_RECV_FDS];
+
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        memcpy(fds, CMSG_DATA(c), count * sizeof(int));
+        for (size_t i = 0; i < count; i++) {
+            if (mon->n_recv_fds < MONITOR_MAX_RECV_FDS) {
+                mon->recv_fds[mon->n_recv_fds++] = fds[i];
+            } else {
+                close(fds[i]);
+            }
+        }
+    }
+    return n;
+}
+
 static gboolean monitor_read(GIOChannel *chan, GIOCondition cond, gpointer opaque)
 {
     Monitor *mon = opaque;
     char data[4096];
     ssize_t n;
 
-    n = read(mon->in_fd, data, sizeof(data));
+    n = monitor_recv(mon, data, sizeof(data));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
     }
@@ -894,6 +979,8 @@ static void restore_terminal(void)
 
 static void monitor_free(Monitor *mon)
 {
+    monitor_drop_received_fds(mon);
+    monitor_named_fds_release(mon);
     g_string_free(mon->outbuf, true);
     g_string_free(mon->buf, true);
     g_string_free(mon->pending, true);
