@@ -1048,7 +1048,7 @@ static bool monitor_new(Chardev *chr, bool own, bool qmp, Error **errp)
             stdio_tty_raw = true;
             atexit(restore_terminal);
         }
-    } else {
+    } else if (chr->kind != CHARDEV_NULL) {
         if (!chardev_open_socket(chr, &mon->listen_fd, &fd, errp)) {
             goto fail;
         }
