@@ -25,6 +25,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
+#include "system/runstate.h"
 
 typedef struct FdsetFd {
     int fd;
@@ -72,25 +73,31 @@ static void fdset_fd_free(FdsetFd *f)
     g_free(f);
 }
 
-/* Closes the removed fds once nothing uses the set; an empty set goes. */
+/*
+ * Closes fds no one may use any more, as QEMU 7.2 does while the machine
+ * runs (nothing is closed under -S or when stopped: a removed fd stays
+ * listed until a later clean-up while it runs): the removed ones at once
+ * (a node's dup stays valid), and all of a set no node has open once no
+ * monitor has a client (the management that passed them is gone).  A set
+ * goes when it has neither fds nor dups.
+ */
 static void fdset_cleanup(Fdset *set)
 {
+    bool running = runstate_is_running();
+    bool orphaned = !set->dups && !monitor_count_connected();
     GList *l = set->fds;
 
-    if (set->dups) {
-        return;
-    }
-    while (l) {
+    while (running && l) {
         GList *next = l->next;
         FdsetFd *f = l->data;
 
-        if (f->removed) {
+        if (f->removed || orphaned) {
             fdset_fd_free(f);
             set->fds = g_list_delete_link(set->fds, l);
         }
         l = next;
     }
-    if (!set->fds) {
+    if (!set->fds && !set->dups) {
         fdsets = g_list_remove(fdsets, set);
         g_free(set);
     }
@@ -110,6 +117,18 @@ static void fdset_add(int64_t id, int fd, const char *opaque)
     f->fd = fd;
     f->opaque = g_strdup(opaque);
     set->fds = g_list_append(set->fds, f);
+}
+
+void fdset_cleanup_all(void)
+{
+    GList *l = fdsets;
+
+    while (l) {
+        GList *next = l->next;
+
+        fdset_cleanup(l->data);
+        l = next;
+    }
 }
 
 static int fdset_dup_fd_add(int64_t id, int flags)
@@ -265,8 +284,9 @@ static QObject *qmp_add_fd(QDict *args, Error **errp)
     }
     fdset_add(id, fd, qdict_get_try_str(args, "opaque"));
     ret = qdict_new();
-    qdict_put_int(ret, "fdset-id", id);
+    /* QEMU 7.2's member order. */
     qdict_put_int(ret, "fd", fd);
+    qdict_put_int(ret, "fdset-id", id);
     return ret;
 }
 
@@ -318,8 +338,8 @@ static QObject *qmp_query_fdsets(QDict *args, Error **errp)
             }
             json_array_append_new(fds, fi);
         }
-        qdict_put_int(info, "fdset-id", set->id);
         json_object_set_new(info, "fds", fds);
+        qdict_put_int(info, "fdset-id", set->id);
         json_array_append_new(list, info);
     }
     return list;
@@ -415,10 +435,8 @@ static void hmp_named_fd(Monitor *mon, const QDict *qdict,
 {
     Error *err = NULL;
 
-    if (!fn(qdict_get_try_str(qdict, "fdname"), &err)) {
-        monitor_printf(mon, "%s\n", error_get_pretty(err));
-        error_free(err);
-    }
+    fn(qdict_get_try_str(qdict, "fdname"), &err);
+    hmp_handle_error(mon, err);
 }
 
 static void hmp_getfd(Monitor *mon, const QDict *qdict)

@@ -780,6 +780,16 @@ Monitor *monitor_cur_any(void)
     return cur_qmp ? cur_qmp : cur_hmp;
 }
 
+int monitor_count_connected(void)
+{
+    int n = 0;
+
+    for (GList *l = monitors; l; l = l->next) {
+        n += ((Monitor *)l->data)->in_fd >= 0;
+    }
+    return n;
+}
+
 static void monitor_disconnect(Monitor *mon)
 {
     monitor_drop_received_fds(mon);
@@ -812,12 +822,14 @@ static void monitor_disconnect(Monitor *mon)
     if (mon->is_stdio) {
         /* QEMU keeps running when its stdio monitor reaches end of file. */
         mon->in_fd = -1;
+        fdset_cleanup_all();
         return;
     }
     if (mon->in_fd >= 0) {
         close(mon->in_fd);
     }
     mon->in_fd = mon->out_fd = -1;
+    fdset_cleanup_all();
     mon->broken = false;
     if (mon->listen_fd >= 0) {
         monitor_listen_again(mon);

@@ -27,5 +27,9 @@ int monitor_take_received_fd(Monitor **owner);
 Monitor *monitor_cur_any(void);
 /* fdset.c: closes the named fds (getfd) of a monitor that goes away. */
 void monitor_named_fds_release(Monitor *mon);
+/* How many monitors have a client (stdio counts until end of file). */
+int monitor_count_connected(void);
+/* fdset.c: closes the fds no one can claim any more (a client went). */
+void fdset_cleanup_all(void);
 
 #endif

@@ -32,9 +32,11 @@ int qemu_fdset_open(const char *filename, int flags, Error **errp)
 
     errno = 0;
     id = g_ascii_strtoll(num, &end, 10);
-    if (!*num || *end || errno || id < 0) {
-        fd = -EINVAL;
-    } else if (!fdset_ops) {
+    if (!g_ascii_isdigit(*num) || *end || errno) {
+        error_setg(errp, "Could not parse fdset %s", filename);
+        return -EINVAL;
+    }
+    if (!fdset_ops) {
         fd = -ENOSYS;
     } else {
         fd = fdset_ops->dup_fd_add(id, flags);
