@@ -76,8 +76,10 @@ struct Monitor {
     bool command_mode;
 
     /*
-     * fds received with SCM_RIGHTS on a Unix socket, oldest first, until a
-     * command (add-fd, getfd) takes them; closed when the client goes.
+     * The fds that came with the latest input read from a Unix socket
+     * (SCM_RIGHTS), as in QEMU: kept until a command (add-fd, getfd) takes
+     * the first one (the others are then closed), input with new fds
+     * arrives (they replace these), or the client goes.
      */
     int recv_fds[MONITOR_MAX_RECV_FDS];
     int n_recv_fds;
@@ -767,8 +769,11 @@ int monitor_take_received_fd(Monitor **owner)
         return -1;
     }
     fd = mon->recv_fds[0];
-    mon->n_recv_fds--;
-    memmove(mon->recv_fds, mon->recv_fds + 1, mon->n_recv_fds * sizeof(int));
+    mon->recv_fds[0] = -1;
+    while (mon->n_recv_fds > 1) {
+        close(mon->recv_fds[--mon->n_recv_fds]);
+    }
+    mon->n_recv_fds = 0;
     if (owner) {
         *owner = mon;
     }
@@ -874,8 +879,8 @@ static gboolean monitor_process(gpointer opaque)
 
 /*
  * Reads input; on a socket, also the fds the client sent with it
- * (SCM_RIGHTS), kept for the commands that take them.  Past
- * MONITOR_MAX_RECV_FDS unclaimed ones, more are closed at once.
+ * (SCM_RIGHTS), kept for the command that takes them.  More than
+ * MONITOR_MAX_RECV_FDS in one message: the kernel closes the rest.
  */
 static ssize_t monitor_recv(Monitor *mon, char *data, size_t size)
 {
@@ -905,15 +910,11 @@ static ssize_t monitor_recv(Monitor *mon, char *data, size_t size)
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
             continue;
         }
-        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        count = MIN((c->cmsg_len - CMSG_LEN(0)) / sizeof(int), MONITOR_MAX_RECV_FDS);
         memcpy(fds, CMSG_DATA(c), count * sizeof(int));
-        for (size_t i = 0; i < count; i++) {
-            if (mon->n_recv_fds < MONITOR_MAX_RECV_FDS) {
-                mon->recv_fds[mon->n_recv_fds++] = fds[i];
-            } else {
-                close(fds[i]);
-            }
-        }
+        monitor_drop_received_fds(mon);
+        memcpy(mon->recv_fds, fds, count * sizeof(int));
+        mon->n_recv_fds = count;
     }
     return n;
 }
