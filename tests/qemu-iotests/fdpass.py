@@ -137,6 +137,14 @@ cmd('blockdev-add', {'driver': 'file', 'node-name': 'n4', 'filename': '/dev/fdse
 cmd('blockdev-add', {'driver': 'file', 'node-name': 'n5', 'filename': '/dev/fdset/9',
                      'read-only': True})
 fds()
+print('== a read-only switch looks the set up again')
+cmd('blockdev-reopen', {'options': [{'driver': 'file', 'node-name': 'n2',
+                                     'filename': '/dev/fdset/3', 'read-only': False}]})
+cmd('blockdev-reopen', {'options': [{'driver': 'file', 'node-name': 'n1',
+                                     'filename': '/dev/fdset/1', 'read-only': True}]})
+cmd('blockdev-reopen', {'options': [{'driver': 'file', 'node-name': 'n1',
+                                     'filename': '/dev/fdset/1', 'read-only': False}]})
+fds()
 print('== remove-fd')
 cmd('remove-fd', {'fdset-id': 7})
 cmd('remove-fd', {'fdset-id': 3, 'fd': 999})
