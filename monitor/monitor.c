@@ -762,7 +762,7 @@ static void monitor_drop_received_fds(Monitor *mon)
 
 int monitor_take_received_fd(Monitor **owner)
 {
-    Monitor *mon = cur_qmp ? cur_qmp : cur_hmp;
+    Monitor *mon = monitor_cur_any();
     int fd;
 
     if (!mon || !mon->n_recv_fds) {
@@ -782,7 +782,8 @@ int monitor_take_received_fd(Monitor **owner)
 
 Monitor *monitor_cur_any(void)
 {
-    return cur_qmp ? cur_qmp : cur_hmp;
+    /* human-monitor-command runs HMP on a capture monitor, which has no fds. */
+    return cur_hmp ? cur_hmp : cur_qmp;
 }
 
 int monitor_count_connected(void)
