@@ -18,6 +18,7 @@
 
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+#include "qemu/fdset.h"
 
 typedef struct BDRVRawState {
     int fd;
@@ -238,8 +239,17 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     s->direct = bs->cache_direct;
     s->length = -1;
-    s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
-                 (s->direct ? O_DIRECT : 0));
+    if (qemu_fdset_is_path(filename)) {
+        /* An fd the management passed in (-add-fd, add-fd): no path to open. */
+        s->fd = qemu_fdset_open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) |
+                                (s->direct ? O_DIRECT : 0), errp);
+        if (s->fd < 0) {
+            return s->fd;
+        }
+    } else {
+        s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                     (s->direct ? O_DIRECT : 0));
+    }
     if (s->fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not open '%s'", filename);
@@ -247,7 +257,7 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     if (fstat(s->fd, &st) < 0) {
         int err = errno;
-        close(s->fd);
+        qemu_fdset_close(s->fd);
         s->fd = -1;
         error_setg_errno(errp, err, "Could not stat '%s'", filename);
         return -err;
@@ -265,14 +275,14 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         }
     }
     if (!strcmp(bs->drv->format_name, "file") && !S_ISREG(st.st_mode)) {
-        close(s->fd);
+        qemu_fdset_close(s->fd);
         s->fd = -1;
         error_setg(errp, "'file' driver requires '%s' to be a regular file", filename);
         return -EINVAL;
     }
     if (strcmp(bs->drv->format_name, "file") && !S_ISBLK(st.st_mode) &&
         !S_ISCHR(st.st_mode)) {
-        close(s->fd);
+        qemu_fdset_close(s->fd);
         s->fd = -1;
         error_setg(errp, "'%s' driver requires '%s' to be either a character or "
                    "block device", bs->drv->format_name, filename);
@@ -294,7 +304,7 @@ static void file_close(BlockDriverState *bs)
     BDRVRawState *s = bs->opaque;
 
     if (s->fd >= 0) {
-        close(s->fd);
+        qemu_fdset_close(s->fd);
         s->fd = -1;
     }
 }

@@ -46,6 +46,8 @@ Chardev *chardev_parse_legacy(const char *spec, Error **errp)
     chr->wait = true;
     if (!strcmp(head, "stdio")) {
         chr->kind = CHARDEV_STDIO;
+    } else if (!strcmp(head, "null")) {
+        chr->kind = CHARDEV_NULL;
     } else if (g_str_has_prefix(head, "unix:")) {
         chr->kind = CHARDEV_UNIX;
         head += 5;
@@ -66,13 +68,13 @@ Chardev *chardev_parse_legacy(const char *spec, Error **errp)
         chr->host = g_strndup(head, colon - head);
         chr->port = g_strdup(colon + 1);
     } else {
-        error_setg(errp, "'%s' is not a valid char driver (stdio, unix:PATH, tcp:HOST:PORT)",
+        error_setg(errp, "'%s' is not a valid char driver (stdio, null, unix:PATH, tcp:HOST:PORT)",
                    head);
         goto fail;
     }
     for (int i = 1; parts[i]; i++) {
         const char *p = parts[i];
-        if (chr->kind == CHARDEV_STDIO) {
+        if (chr->kind == CHARDEV_STDIO || chr->kind == CHARDEV_NULL) {
             error_setg(errp, "unknown option '%s'", p);
             goto fail;
         }
@@ -127,10 +129,10 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
         error_setg(errp, "chardev: no backend specified");
         goto fail;
     }
-    if (strcmp(backend, "socket") && strcmp(backend, "stdio")) {
+    if (strcmp(backend, "socket") && strcmp(backend, "stdio") && strcmp(backend, "null")) {
         /* Serial ports, files, pipes: nothing on this machine could use them. */
         error_setg(errp, "'%s' is not a valid char driver name", backend);
-        error_append_hint(errp, "This machine has the char drivers 'socket' and 'stdio'\n");
+        error_append_hint(errp, "This machine has the char drivers 'socket', 'stdio' and 'null'\n");
         goto fail;
     }
     if (!id) {
@@ -144,7 +146,8 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
     chr = g_new0(Chardev, 1);
     chr->id = g_strdup(id);
     chr->label = g_strdup(id);
-    chr->kind = !strcmp(backend, "stdio") ? CHARDEV_STDIO : CHARDEV_UNIX;
+    chr->kind = !strcmp(backend, "stdio") ? CHARDEV_STDIO :
+                !strcmp(backend, "null") ? CHARDEV_NULL : CHARDEV_UNIX;
     chr->wait = true;
     json_object_foreach(d, key, value) {
         const char *v = json_string_value(value);
@@ -152,7 +155,7 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
         if (!strcmp(key, "backend") || !strcmp(key, "id")) {
             continue;
         }
-        if (chr->kind == CHARDEV_STDIO) {
+        if (chr->kind == CHARDEV_STDIO || chr->kind == CHARDEV_NULL) {
             ok = false;
         } else if (!strcmp(key, "path")) {
             chr->path = g_strdup(v);
@@ -179,7 +182,7 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
             goto fail;
         }
     }
-    if (chr->kind != CHARDEV_STDIO) {
+    if (chr->kind == CHARDEV_UNIX) {
         if (chr->path && !chr->host && !chr->port) {
             chr->kind = CHARDEV_UNIX;
         } else if (!chr->path && chr->host && chr->port) {

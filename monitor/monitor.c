@@ -39,6 +39,8 @@
 #define HMP_MAX_LINE  (64 * 1024)
 #define QMP_MAX_INPUT (1024 * 1024)
 #define MONITOR_OUT_HIGH (8 * 1024 * 1024)
+/* File descriptors a client may send ahead of the commands that take them. */
+#define MONITOR_MAX_RECV_FDS 16
 
 struct Monitor {
     bool qmp;
@@ -72,6 +74,15 @@ struct Monitor {
     bool in_str, escape;
     char quote;                 /* the quote that opened the string: " or ' */
     bool command_mode;
+
+    /*
+     * The fds that came with the latest input read from a Unix socket
+     * (SCM_RIGHTS), as in QEMU: kept until a command (add-fd, getfd) takes
+     * the first one (the others are then closed), input with new fds
+     * arrives (they replace these), or the client goes.
+     */
+    int recv_fds[MONITOR_MAX_RECV_FDS];
+    int n_recv_fds;
 
     /* HMP password entry */
     MonitorPasswordCB *pw_cb;
@@ -742,8 +753,52 @@ static void monitor_listen_again(Monitor *mon)
     g_io_channel_unref(chan);
 }
 
+static void monitor_drop_received_fds(Monitor *mon)
+{
+    while (mon->n_recv_fds) {
+        close(mon->recv_fds[--mon->n_recv_fds]);
+    }
+}
+
+int monitor_take_received_fd(Monitor **owner)
+{
+    Monitor *mon = monitor_cur_any();
+    int fd;
+
+    if (!mon || !mon->n_recv_fds) {
+        return -1;
+    }
+    fd = mon->recv_fds[0];
+    mon->recv_fds[0] = -1;
+    while (mon->n_recv_fds > 1) {
+        close(mon->recv_fds[--mon->n_recv_fds]);
+    }
+    mon->n_recv_fds = 0;
+    if (owner) {
+        *owner = mon;
+    }
+    return fd;
+}
+
+Monitor *monitor_cur_any(void)
+{
+    /* human-monitor-command runs HMP on a capture monitor, which has no fds. */
+    return cur_hmp ? cur_hmp : cur_qmp;
+}
+
+int monitor_count_connected(void)
+{
+    int n = 0;
+
+    for (GList *l = monitors; l; l = l->next) {
+        n += ((Monitor *)l->data)->in_fd >= 0;
+    }
+    return n;
+}
+
 static void monitor_disconnect(Monitor *mon)
 {
+    monitor_drop_received_fds(mon);
     if (mon->pw_cb) {
         /* A password prompt that nobody will answer: let its owner clean up. */
         hmp_run_password(mon, NULL);
@@ -773,12 +828,14 @@ static void monitor_disconnect(Monitor *mon)
     if (mon->is_stdio) {
         /* QEMU keeps running when its stdio monitor reaches end of file. */
         mon->in_fd = -1;
+        fdset_cleanup_all();
         return;
     }
     if (mon->in_fd >= 0) {
         close(mon->in_fd);
     }
     mon->in_fd = mon->out_fd = -1;
+    fdset_cleanup_all();
     mon->broken = false;
     if (mon->listen_fd >= 0) {
         monitor_listen_again(mon);
@@ -821,13 +878,55 @@ static gboolean monitor_process(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * Reads input; on a socket, also the fds the client sent with it
+ * (SCM_RIGHTS), kept for the command that takes them.  More than
+ * MONITOR_MAX_RECV_FDS in one message: the kernel closes the rest.
+ */
+static ssize_t monitor_recv(Monitor *mon, char *data, size_t size)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(MONITOR_MAX_RECV_FDS * sizeof(int))];
+    } control;
+    struct iovec iov = { .iov_base = data, .iov_len = size };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = &control, .msg_controllen = sizeof(control) };
+    ssize_t n;
+
+    if (mon->is_stdio) {
+        return read(mon->in_fd, data, size);
+    }
+    n = recvmsg(mon->in_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == ENOTSOCK) {
+        return read(mon->in_fd, data, size);
+    }
+    if (n < 0) {
+        return n;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        size_t count;
+        int fds[MONITOR_MAX_RECV_FDS];
+
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        count = MIN((c->cmsg_len - CMSG_LEN(0)) / sizeof(int), MONITOR_MAX_RECV_FDS);
+        memcpy(fds, CMSG_DATA(c), count * sizeof(int));
+        monitor_drop_received_fds(mon);
+        memcpy(mon->recv_fds, fds, count * sizeof(int));
+        mon->n_recv_fds = count;
+    }
+    return n;
+}
+
 static gboolean monitor_read(GIOChannel *chan, GIOCondition cond, gpointer opaque)
 {
     Monitor *mon = opaque;
     char data[4096];
     ssize_t n;
 
-    n = read(mon->in_fd, data, sizeof(data));
+    n = monitor_recv(mon, data, sizeof(data));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
     }
@@ -894,6 +993,8 @@ static void restore_terminal(void)
 
 static void monitor_free(Monitor *mon)
 {
+    monitor_drop_received_fds(mon);
+    monitor_named_fds_release(mon);
     g_string_free(mon->outbuf, true);
     g_string_free(mon->buf, true);
     g_string_free(mon->pending, true);
@@ -961,7 +1062,7 @@ static bool monitor_new(Chardev *chr, bool own, bool qmp, Error **errp)
             stdio_tty_raw = true;
             atexit(restore_terminal);
         }
-    } else {
+    } else if (chr->kind != CHARDEV_NULL) {
         if (!chardev_open_socket(chr, &mon->listen_fd, &fd, errp)) {
             goto fail;
         }

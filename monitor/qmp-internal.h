@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include "qobject/qdict.h"
+#include "monitor/monitor.h"
 
 bool qmp_command_exists(const char *name);
 /* [{"name": ...}] for every command declared and registered. */
@@ -15,5 +16,20 @@ void qmp_register_builtin_commands(void);
 json_t *qmp_version_info(void);
 /* qmp_capabilities acts on the monitor a request arrived on: monitor.c owns it. */
 void monitor_register_qmp_capabilities(void);
+
+/*
+ * The oldest fd the client of the monitor running the current command sent
+ * (SCM_RIGHTS) and no command took yet, now the caller's; -1 if none.
+ * *@owner (if given) is set to that monitor.
+ */
+int monitor_take_received_fd(Monitor **owner);
+/* The monitor running the current command (QMP or HMP), or NULL. */
+Monitor *monitor_cur_any(void);
+/* fdset.c: closes the named fds (getfd) of a monitor that goes away. */
+void monitor_named_fds_release(Monitor *mon);
+/* How many monitors have a client (stdio counts until end of file). */
+int monitor_count_connected(void);
+/* fdset.c: closes the fds no one can claim any more (a client went). */
+void fdset_cleanup_all(void);
 
 #endif

@@ -149,7 +149,7 @@ bool qtest_init(const char *spec, Error **errp)
     if (!chr) {
         return false;
     }
-    if (chr->kind == CHARDEV_STDIO) {
+    if (chr->kind == CHARDEV_STDIO || chr->kind == CHARDEV_NULL) {
         /* stdio belongs to the monitors and to qemu-io's output here. */
         error_setg(errp, "-qtest needs a socket (unix:PATH or tcp:HOST:PORT)");
         chardev_free(chr);

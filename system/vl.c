@@ -92,7 +92,7 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", "incoming", "loadvm", "set", NULL
+        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -381,9 +381,18 @@ int main(int argc, char **argv)
     migration_register_commands();
     savevm_register_commands();
     iothread_register_commands();
+    fdset_register_commands();
     block_job_monitor_init();
     block_graph_monitor_init();
 
+    /* fd sets before anything opens "/dev/fdset/N" (or takes a free fd number). */
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!strcmp(o->name, "add-fd") && !fdset_add_cmdline(o->arg, &err)) {
+            error_prepend(&err, "-add-fd %s: ", o->arg);
+            goto fail;
+        }
+    }
     /* Objects first: drives name their secrets. */
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);

@@ -16,6 +16,7 @@ typedef enum ChardevKind {
     CHARDEV_STDIO,
     CHARDEV_UNIX,
     CHARDEV_TCP,
+    CHARDEV_NULL,               /* no input, output dropped */
 } ChardevKind;
 
 typedef struct Chardev {

@@ -21,6 +21,10 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp);
 /* -mon chardev=ID[,mode=readline|control]: a monitor on a -chardev. */
 bool monitor_new_from_mon_opts(const char *opts, Error **errp);
 /* Prints the banners and greetings: called once the machine is set up. */
+/* -add-fd fd=N,set=S[,opaque=TEXT]: an inherited fd joins fd set S. */
+bool fdset_add_cmdline(const char *opts, Error **errp);
+/* fd sets and named fds: QMP/HMP commands, and "/dev/fdset/N" opens. */
+void fdset_register_commands(void);
 void monitor_start_all(void);
 void monitor_cleanup_all(void);
 
