@@ -383,6 +383,7 @@ int main(int argc, char **argv)
     iothread_register_commands();
     block_job_monitor_init();
     block_graph_monitor_init();
+    block_media_monitor_init();
 
     /* Objects first: drives name their secrets. */
     for (guint i = 0; i < opts->len; i++) {
