@@ -75,8 +75,7 @@ static void tray_moved(DriveInfo *d, bool open)
     qdict_put_str(data, "device", d->anonymous ? "" : d->id);
     qdict_put_bool(data, "tray-open", open);
     qdict_put_str(data, "id", qdev_attached_name(d->dev));
-    qapi_event_emit("DEVICE_TRAY_MOVED", data);
-    qobject_unref(data);
+    qapi_event_emit("DEVICE_TRAY_MOVED", data);     /* takes @data */
 }
 
 static bool open_tray(DriveInfo *d, const char *name, Error **errp)

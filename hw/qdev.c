@@ -772,6 +772,11 @@ static gboolean finish_unplug(gpointer opaque)
         data = qdict_new();
         qdict_put_str(data, "path", dev->child_path);
         qapi_event_emit("DEVICE_DELETED", data);
+    } else if (g_str_has_prefix(dev->type, "virtio-") && dev->backend_path) {
+        /* As QEMU's: the virtio device inside the PCI proxy goes first. */
+        data = qdict_new();
+        qdict_put_str(data, "path", dev->backend_path);
+        qapi_event_emit("DEVICE_DELETED", data);
     }
     data = qdict_new();
     if (dev->id) {
