@@ -185,9 +185,9 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     v = qdict_get_try_str(opts, "media");
     if (v) {
         if (!strcmp(v, "cdrom")) {
-            if (type != IF_IDE) {
-                /* Only the IDE bus has a CD-ROM device model here. */
-                error_setg(errp, "media=cdrom needs if=ide on this machine");
+            if (type != IF_IDE && type != IF_NONE) {
+                /* ide-cd and scsi-cd are the CD-ROM device models here. */
+                error_setg(errp, "media=cdrom needs if=ide or if=none on this machine");
                 goto fail;
             }
             cdrom = true;
