@@ -243,7 +243,8 @@ static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
         return NULL;
     }
     if (!mode || !strcmp(mode, "retain")) {
-        ro = d->media_ro;
+        /* As QEMU 7.2: what the medium inside is, or the last one was. */
+        ro = d->bs ? bdrv_is_read_only(d->bs) : d->media_ro;
     } else {
         ro = !strcmp(mode, "read-only");
     }

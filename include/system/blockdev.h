@@ -40,7 +40,7 @@ struct DriveInfo {
     char *throttle_group;   /* its group's name */
     /* Removable media (block/media-cmds.c): a CD-ROM's tray, never locked. */
     bool tray_open;
-    /* read-only-mode "retain": as given to -drive, then as the last medium taken out. */
+    /* read-only-mode "retain" of an empty drive: as -drive gave, or the last medium was. */
     bool media_ro;
 };
 
