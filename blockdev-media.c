@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qmp-registry.h"
@@ -102,9 +103,22 @@ static bool close_tray(DriveInfo *d, const char *name, Error **errp)
     return true;
 }
 
+/* The medium, or the implicit job filters (mirror_top, commit_top) above it. */
+static BlockDriverState *medium_top(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *n = l->data;
+
+        if (n->implicit && (n->backing == bs || n->file == bs)) {
+            return medium_top(n);
+        }
+    }
+    return bs;
+}
+
 static bool remove_medium(DriveInfo *d, const char *name, Error **errp)
 {
-    BlockDriverState *bs = d->bs;
+    BlockDriverState *bs = d->bs, *top;
 
     if (!drive_is_removable(d)) {
         error_setg(errp, "Device '%s' is not removable", name);
@@ -117,7 +131,15 @@ static bool remove_medium(DriveInfo *d, const char *name, Error **errp)
     if (!bs) {
         return true;
     }
-    /* A job working on the medium, or a node holding it as its backing file. */
+    /*
+     * A job working on the medium, or a node holding it as its backing
+     * file.  A job's implicit filter on top is the drive's root in QEMU:
+     * its error names that node.
+     */
+    top = medium_top(bs);
+    if (top != bs && !block_job_check_node_free(top, errp)) {
+        return false;
+    }
     if (!blockdev_check_node_free(bs, errp)) {
         return false;
     }
