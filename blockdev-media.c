@@ -309,6 +309,22 @@ static void hmp_expected(Monitor *mon, const char *cmd, const char *what)
     monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
 }
 
+/* QEMU's "-f" at *@p (the only option there); anything else "-X" is refused. */
+static bool hmp_force_flag(Monitor *mon, const char *cmd, char ***p, bool *force)
+{
+    *force = false;
+    if (**p && (**p)[0] == '-' && (**p)[1]) {
+        if (strcmp(**p, "-f") != 0) {
+            monitor_printf(mon, "%s: unsupported option %s\n", cmd, **p);
+            monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
+            return false;
+        }
+        *force = true;
+        (*p)++;
+    }
+    return true;
+}
+
 static void hmp_media_run(Monitor *mon, const char *command, QDict *args)
 {
     Error *err = NULL;
@@ -326,9 +342,8 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
     bool force = false;
     QDict *args;
 
-    if (*p && !strcmp(*p, "-f")) {
-        force = true;
-        p++;
+    if (!hmp_force_flag(mon, "eject", &p, &force)) {
+        return;
     }
     if (!*p) {
         hmp_expected(mon, "eject", "block device name");
@@ -347,39 +362,50 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
     hmp_media_run(mon, "eject", args);
 }
 
-/* change device filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
+/* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
 static void hmp_change(Monitor *mon, const QDict *qargs)
 {
     static const char *const modes[] = { "retain", "read-only", "read-write", NULL };
     g_auto(GStrv) w = hmp_words(qargs);
-    guint n = g_strv_length(w);
+    char **rest;
+    guint n;
+    bool force;
     QDict *args;
 
-    if (n < 1) {
+    if (!*w) {
         hmp_expected(mon, "change", "block device name");
         return;
     }
-    if (n < 2) {
+    /* "-f" comes after the device name; then filename, format, mode. */
+    rest = w + 1;
+    if (!hmp_force_flag(mon, "change", &rest, &force)) {
+        return;
+    }
+    n = g_strv_length(rest);
+    if (n < 1) {
         hmp_expected(mon, "change", "filename");
         return;
     }
-    if (n > 4) {
+    if (n > 3) {
         monitor_puts(mon, "change: extraneous characters at the end of line\n"
                      "Try \"help change\" for more information\n");
         return;
     }
-    if (n == 4 && !g_strv_contains(modes, w[3])) {
-        monitor_printf(mon, "Error: invalid parameter value: %s\n", w[3]);
+    if (n == 3 && !g_strv_contains(modes, rest[2])) {
+        monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
         return;
     }
     args = qdict_new();
     qdict_put_str(args, "device", w[0]);
-    qdict_put_str(args, "filename", w[1]);
-    if (n >= 3) {
-        qdict_put_str(args, "format", w[2]);
+    qdict_put_str(args, "filename", rest[0]);
+    if (n >= 2) {
+        qdict_put_str(args, "format", rest[1]);
     }
-    if (n == 4) {
-        qdict_put_str(args, "read-only-mode", w[3]);
+    if (n == 3) {
+        qdict_put_str(args, "read-only-mode", rest[2]);
+    }
+    if (force) {
+        qdict_put_bool(args, "force", true);
     }
     hmp_media_run(mon, "blockdev-change-medium", args);
 }
@@ -387,8 +413,9 @@ static void hmp_change(Monitor *mon, const QDict *qargs)
 static const HMPCommand hmp_cmds[] = {
     { "eject", "args:S?", "[-f] device", "eject a removable medium (use -f to force it)",
       hmp_eject },
-    { "change", "args:S?", "device filename [format [read-only-mode]]",
-      "change a removable medium, optional format", hmp_change },
+    { "change", "args:S?", "device [-f] filename [format [read-only-mode]]",
+      "change a removable medium, optional format, use -f to force the operation",
+      hmp_change },
 };
 
 void block_media_monitor_init(void)
