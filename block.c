@@ -264,6 +264,11 @@ bool bdrv_is_read_only(BlockDriverState *bs)
     return bs->read_only;
 }
 
+bool bdrv_is_implicit(BlockDriverState *bs)
+{
+    return bs->implicit;
+}
+
 void bdrv_set_copy_on_read(BlockDriverState *bs, bool on)
 {
     bs->copy_on_read = on;

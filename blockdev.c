@@ -186,9 +186,9 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     v = qdict_get_try_str(opts, "media");
     if (v) {
         if (!strcmp(v, "cdrom")) {
-            if (type != IF_IDE) {
-                /* Only the IDE bus has a CD-ROM device model here. */
-                error_setg(errp, "media=cdrom needs if=ide on this machine");
+            if (type != IF_IDE && type != IF_NONE) {
+                /* ide-cd and scsi-cd are the CD-ROM device models here. */
+                error_setg(errp, "media=cdrom needs if=ide or if=none on this machine");
                 goto fail;
             }
             cdrom = true;
@@ -432,6 +432,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     dinfo->bus = bus;
     dinfo->unit = unit;
     dinfo->cdrom = cdrom;
+    dinfo->media_ro = ro;
     drives = g_list_append(drives, dinfo);
     drive_set_throttle(dinfo, throttle_group, &limits);
     if (type == IF_IDE) {
@@ -583,6 +584,8 @@ DriveInfo *drive_new_empty_for_device(void)
     dinfo->id = g_strdup("");
     dinfo->anonymous = true;
     dinfo->cdrom = true;
+    /* As QEMU: a CD-ROM's medium changed into it is read-only. */
+    dinfo->media_ro = true;
     dinfo->type = IF_NONE;
     drives = g_list_append(drives, dinfo);
     return dinfo;
@@ -665,10 +668,28 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     return bs;
 }
 
+bool blockdev_check_node_free(BlockDriverState *bs, Error **errp)
+{
+    GList *nodes;
+
+    if (!block_job_check_node_free(bs, errp)) {
+        return false;
+    }
+    nodes = bdrv_all_nodes();
+    for (GList *l = nodes; l; l = l->next) {
+        BlockDriverState *parent = l->data;
+        if (bdrv_backing(parent) == bs) {
+            error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
+                       bdrv_get_node_name(bs), bdrv_get_node_name(parent));
+            return false;
+        }
+    }
+    return true;
+}
+
 bool blockdev_del(const char *node_name, Error **errp)
 {
     BlockDriverState *bs = bdrv_find_node(node_name);
-    GList *nodes;
 
     if (!bs) {
         error_setg(errp, "Failed to find node with node-name='%s'", node_name);
@@ -684,17 +705,8 @@ bool blockdev_del(const char *node_name, Error **errp)
             return false;
         }
     }
-    if (!block_job_check_node_free(bs, errp)) {
+    if (!blockdev_check_node_free(bs, errp)) {
         return false;
-    }
-    nodes = bdrv_all_nodes();
-    for (GList *l = nodes; l; l = l->next) {
-        BlockDriverState *parent = l->data;
-        if (bdrv_backing(parent) == bs) {
-            error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
-                       node_name, bdrv_get_node_name(parent));
-            return false;
-        }
     }
     /* Another node's file child, or held otherwise (an export, a job's target). */
     if (bdrv_get_refcnt(bs) > 1) {
@@ -929,13 +941,16 @@ json_t *qmp_query_block_list(void)
         qdict_put_str(info, "device", d->id);
         if (d->dev) {
             qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
-            qdict_put_str(info, "io-status", "ok");
+            /* As QEMU's: a floppy drive reports no I/O status. */
+            if (strcmp(d->dev->type, "floppy") != 0) {
+                qdict_put_str(info, "io-status", "ok");
+            }
         }
         qdict_put_str(info, "type", "unknown");
-        qdict_put_bool(info, "removable", d->dev == NULL || d->cdrom);
+        qdict_put_bool(info, "removable", drive_is_removable(d));
         qdict_put_bool(info, "locked", false);
-        if (d->cdrom) {
-            qdict_put_bool(info, "tray_open", false);
+        if (drive_has_tray(d)) {
+            qdict_put_bool(info, "tray_open", d->tray_open);
         }
         if (d->bs) {
             QDict *inserted = block_device_info(d->bs);

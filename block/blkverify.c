@@ -54,7 +54,17 @@ static int blkverify_open(BlockDriverState *bs, QDict *options, int flags, Error
         error_setg(errp, "blkverify: the test image is missing ('test.file.filename')");
         goto fail;
     }
-    s->raw = bdrv_open_file(raw_path, raw_opts, flags, errp);
+    /*
+     * The reference is a protocol node (a raw file), unless "raw.driver"
+     * names a format: QEMU opens that child as any node (iotest 139 gives
+     * it a qcow2 node).
+     */
+    if (qdict_haskey(raw_opts, "driver") &&
+        !bdrv_find_protocol(qdict_get_try_str(raw_opts, "driver"))) {
+        s->raw = bdrv_open(raw_path, raw_opts, flags | BDRV_O_PROBE_QUIET, errp);
+    } else {
+        s->raw = bdrv_open_file(raw_path, raw_opts, flags, errp);
+    }
     raw_opts = NULL;
     if (!s->raw) {
         goto fail;

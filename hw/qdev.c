@@ -226,6 +226,19 @@ const char *qdev_attached_name(const DeviceState *dev)
     return dev->id ? dev->id : dev->path;
 }
 
+bool qdev_has_removable_media(const DeviceState *dev)
+{
+    const DeviceModel *model = find_model(dev->type);
+
+    return model && model->removable;
+}
+
+bool qdev_has_tray(const DeviceState *dev)
+{
+    /* A CD-ROM has a tray; a floppy drive's medium goes in and out directly. */
+    return qdev_has_removable_media(dev) && strcmp(dev->type, "floppy") != 0;
+}
+
 static int bus_free_unit(BusState *bus)
 {
     for (int unit = 0; !bus->max_devices || unit < bus->max_devices; unit++) {
@@ -758,6 +771,11 @@ static gboolean finish_unplug(gpointer opaque)
     if (dev->child_path) {
         data = qdict_new();
         qdict_put_str(data, "path", dev->child_path);
+        qapi_event_emit("DEVICE_DELETED", data);
+    } else if (g_str_has_prefix(dev->type, "virtio-") && dev->backend_path) {
+        /* As QEMU's: the virtio device inside the PCI proxy goes first. */
+        data = qdict_new();
+        qdict_put_str(data, "path", dev->backend_path);
         qapi_event_emit("DEVICE_DELETED", data);
     }
     data = qdict_new();

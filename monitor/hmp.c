@@ -471,9 +471,10 @@ static void hmp_info_block(Monitor *mon, const QDict *args)
         if (d->dev) {
             monitor_printf(mon, "    Attached to:      %s\n", qdev_attached_name(d->dev));
         }
-        /* As query-block's "removable": a CD-ROM, or a drive no device has. */
-        if (!d->dev || d->cdrom) {
-            monitor_puts(mon, "    Removable device: not locked, tray closed\n");
+        /* As query-block's "removable" (a tray-less floppy's reads "closed"). */
+        if (drive_is_removable(d)) {
+            monitor_printf(mon, "    Removable device: not locked, tray %s\n",
+                           d->tray_open ? "open" : "closed");
         }
         if (!bs) {
             continue;

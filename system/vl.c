@@ -384,6 +384,7 @@ int main(int argc, char **argv)
     fdset_register_commands();
     block_job_monitor_init();
     block_graph_monitor_init();
+    block_media_monitor_init();
 
     /* fd sets before anything opens "/dev/fdset/N" (or takes a free fd number). */
     for (guint i = 0; i < opts->len; i++) {

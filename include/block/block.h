@@ -428,6 +428,8 @@ bool bdrv_is_read_only(BlockDriverState *bs);
 int bdrv_inactivate_all(Error **errp);
 int bdrv_activate_all(Error **errp);
 bool bdrv_is_inactive(BlockDriverState *bs);
+/* A job's filter node that has no name of the user's (mirror_top, commit_top). */
+bool bdrv_is_implicit(BlockDriverState *bs);
 /* @bs, or below the implicit filter nodes above it (their file children). */
 BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
 /*

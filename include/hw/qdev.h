@@ -69,6 +69,10 @@ DeviceState *qdev_find(const char *id_or_path);
  * the drive (usb-storage's SCSI disk, virtio-blk-pci's virtio-backend).
  */
 const char *qdev_attached_name(const DeviceState *dev);
+/* Removable media (ide-cd, scsi-cd, floppy): the medium may change. */
+bool qdev_has_removable_media(const DeviceState *dev);
+/* A CD-ROM's tray (a floppy drive has none). */
+bool qdev_has_tray(const DeviceState *dev);
 /* Creates the ide-hd device of an if=ide drive. */
 bool qdev_add_ide_disk(DriveInfo *dinfo, int bus, int unit, Error **errp);
 /*

@@ -38,6 +38,10 @@ struct DriveInfo {
     /* The drive's I/O limits (block_set_io_throttle, -drive throttling.*), or NULL. */
     ThrottleGroup *throttle;
     char *throttle_group;   /* its group's name */
+    /* Removable media (block/media-cmds.c): a CD-ROM's tray, never locked. */
+    bool tray_open;
+    /* read-only-mode "retain" of an empty drive: as -drive gave, or the last medium was. */
+    bool media_ro;
 };
 
 /*
@@ -72,6 +76,14 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp);
  * a job or another node still uses it (QEMU's errors then).
  */
 bool blockdev_del(const char *node_name, Error **errp);
+/* Neither a job nor another node (as its backing file) holds @bs: QEMU's errors. */
+bool blockdev_check_node_free(BlockDriverState *bs, Error **errp);
+
+/* query-block's "removable" and "tray_open": see blockdev-media.c. */
+bool drive_is_removable(const DriveInfo *dinfo);
+bool drive_has_tray(const DriveInfo *dinfo);
+/* HMP eject/change and the QMP removable media commands. */
+void block_media_monitor_init(void);
 
 /*
  * The requests made through @dinfo (HMP qemu-io on the drive's name, as a

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Removable media: trays, taking a medium out and putting one in
+ * (QMP blockdev-open-tray, blockdev-close-tray, blockdev-remove-medium,
+ * blockdev-insert-medium, blockdev-change-medium, eject; HMP eject and
+ * change), with QEMU 7.2's refusals and DEVICE_TRAY_MOVED events.
+ *
+ * A CD-ROM (ide-cd, scsi-cd) has a tray: its medium goes out and in only
+ * while the tray is open.  A floppy drive has none: opening and closing
+ * do nothing and the medium may change at any time.  A drive no device
+ * uses is removable and tray-less, too.  No guest runs, so no tray is
+ * ever locked and "force" has nothing to override.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qapi/qmp-registry.h"
+#include "system/blockdev.h"
+
+bool drive_is_removable(const DriveInfo *dinfo)
+{
+    return !dinfo->dev || qdev_has_removable_media(dinfo->dev);
+}
+
+bool drive_has_tray(const DriveInfo *dinfo)
+{
+    return dinfo->dev && qdev_has_tray(dinfo->dev);
+}
+
+/*
+ * The drive named by @device (a drive's name) or @id (a device's id or QOM
+ * path).  @name is set to the one given, for the messages.
+ */
+static DriveInfo *media_drive(const QDict *args, bool id_only, const char **name,
+                              Error **errp)
+{
+    const char *device = id_only ? NULL : qdict_get_try_str(args, "device");
+    const char *id = qdict_get_try_str(args, "id");
+    DriveInfo *d = NULL;
+
+    if (!device == !id) {
+        error_setg(errp, "Need exactly one of 'device' and 'id'");
+        return NULL;
+    }
+    *name = device ? device : id;
+    if (device) {
+        /* A device's own backend has no name: only a named drive is found. */
+        d = *device ? drive_find(device) : NULL;
+        if (d && d->anonymous) {
+            d = NULL;
+        }
+    } else {
+        DeviceState *dev = qdev_find(id);
+
+        if (dev && !dev->drive) {
+            error_setg(errp, "Device does not have a block device backend");
+            return NULL;
+        }
+        d = dev ? dev->drive : NULL;
+    }
+    if (!d) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", *name);
+    }
+    return d;
+}
+
+static void tray_moved(DriveInfo *d, bool open)
+{
+    QDict *data = qdict_new();
+
+    d->tray_open = open;
+    qdict_put_str(data, "device", d->anonymous ? "" : d->id);
+    qdict_put_bool(data, "tray-open", open);
+    qdict_put_str(data, "id", qdev_attached_name(d->dev));
+    qapi_event_emit("DEVICE_TRAY_MOVED", data);     /* takes @data */
+}
+
+static bool open_tray(DriveInfo *d, const char *name, Error **errp)
+{
+    if (!drive_is_removable(d)) {
+        error_setg(errp, "Device '%s' is not removable", name);
+        return false;
+    }
+    if (drive_has_tray(d) && !d->tray_open) {
+        tray_moved(d, true);
+    }
+    return true;
+}
+
+static bool close_tray(DriveInfo *d, const char *name, Error **errp)
+{
+    if (!drive_is_removable(d)) {
+        error_setg(errp, "Device '%s' is not removable", name);
+        return false;
+    }
+    if (drive_has_tray(d) && d->tray_open) {
+        tray_moved(d, false);
+    }
+    return true;
+}
+
+/* The medium, or the implicit job filters (mirror_top, commit_top) above it. */
+static BlockDriverState *medium_top(BlockDriverState *bs)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *n = l->data;
+
+        if (bdrv_is_implicit(n) && (bdrv_backing(n) == bs || bdrv_file(n) == bs)) {
+            return medium_top(n);
+        }
+    }
+    return bs;
+}
+
+static bool remove_medium(DriveInfo *d, const char *name, Error **errp)
+{
+    BlockDriverState *bs = d->bs, *top;
+
+    if (!drive_is_removable(d)) {
+        error_setg(errp, "Device '%s' is not removable", name);
+        return false;
+    }
+    if (drive_has_tray(d) && !d->tray_open) {
+        error_setg(errp, "Tray of device '%s' is not open", name);
+        return false;
+    }
+    if (!bs) {
+        return true;
+    }
+    /*
+     * A job working on the medium, or a node holding it as its backing
+     * file.  A job's implicit filter on top is the drive's root in QEMU:
+     * its error names that node.
+     */
+    top = medium_top(bs);
+    if (top != bs && !block_job_check_node_free(top, errp)) {
+        return false;
+    }
+    if (!blockdev_check_node_free(bs, errp)) {
+        return false;
+    }
+    /* "retain" keeps what this medium was. */
+    d->media_ro = bdrv_is_read_only(bs);
+    bdrv_user_remove(d->perm_user);
+    d->perm_user = NULL;
+    bdrv_user_remove(d->name_user);
+    d->name_user = NULL;
+    d->bs = NULL;
+    bdrv_unref(bs);
+    return true;
+}
+
+static bool insert_medium(DriveInfo *d, BlockDriverState *bs, Error **errp)
+{
+    if (!drive_is_removable(d)) {
+        error_setg(errp, "Device is not removable");
+        return false;
+    }
+    if (drive_has_tray(d) && !d->tray_open) {
+        error_setg(errp, "Tray of the device is not open");
+        return false;
+    }
+    if (d->bs) {
+        error_setg(errp, "There already is a medium in the device");
+        return false;
+    }
+    d->bs = bs;
+    if (d->dev) {
+        if (!d->user_name) {
+            drive_set_user_name(d, qdev_attached_name(d->dev), false);
+        }
+        d->perm_user = drive_new_device_user(d, true, errp);
+        if (!d->perm_user) {
+            d->bs = NULL;
+            return false;
+        }
+    }
+    bdrv_ref(bs);
+    if (!d->anonymous) {
+        d->name_user = bdrv_user_add_device_name(bs, d->id);
+    }
+    return true;
+}
+
+/* Whether @bs is already some drive's medium. */
+static bool node_in_drive(BlockDriverState *bs)
+{
+    for (GList *l = drive_list(); l; l = l->next) {
+        if (((DriveInfo *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
+{
+    const char *name;
+    DriveInfo *d = media_drive(args, false, &name, errp);
+
+    return d && open_tray(d, name, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
+{
+    const char *name;
+    DriveInfo *d = media_drive(args, false, &name, errp);
+
+    return d && close_tray(d, name, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
+{
+    const char *name;
+    DriveInfo *d = media_drive(args, true, &name, errp);
+
+    return d && remove_medium(d, name, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
+{
+    const char *name, *node_name = qdict_get_try_str(args, "node-name");
+    DriveInfo *d = media_drive(args, true, &name, errp);
+    BlockDriverState *bs;
+
+    if (!d) {
+        return NULL;
+    }
+    bs = bdrv_find_node(node_name);
+    if (!bs) {
+        error_setg(errp, "Node '%s' not found", node_name);
+        return NULL;
+    }
+    if (node_in_drive(bs)) {
+        error_setg(errp, "Node '%s' is already in use", node_name);
+        return NULL;
+    }
+    return insert_medium(d, bs, errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_eject(QDict *args, Error **errp)
+{
+    const char *name;
+    DriveInfo *d = media_drive(args, false, &name, errp);
+
+    return d && open_tray(d, name, errp) && remove_medium(d, name, errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
+{
+    const char *name, *format = qdict_get_try_str(args, "format");
+    const char *mode = qdict_get_try_str(args, "read-only-mode");
+    DriveInfo *d = media_drive(args, false, &name, errp);
+    BlockDriverState *bs;
+    QDict *options;
+    bool ro, ok;
+    int flags;
+
+    if (!d) {
+        return NULL;
+    }
+    if (!mode || !strcmp(mode, "retain")) {
+        /* As QEMU 7.2: what the medium inside is, or the last one was. */
+        ro = d->bs ? bdrv_is_read_only(d->bs) : d->media_ro;
+    } else {
+        ro = !strcmp(mode, "read-only");
+    }
+    /* The new medium first: when it cannot be opened, nothing moves. */
+    options = qdict_new();
+    if (format) {
+        qdict_put_str(options, "driver", format);
+    }
+    flags = BDRV_O_NO_PROMPT | (ro ? 0 : BDRV_O_RDWR);
+    bs = bdrv_open(qdict_get_try_str(args, "filename"), options, flags, errp);
+    if (!bs) {
+        return NULL;
+    }
+    ok = open_tray(d, name, errp) && remove_medium(d, name, errp) &&
+         insert_medium(d, bs, errp) && close_tray(d, name, errp);
+    /* The drive holds its own reference now (or the node goes). */
+    bdrv_unref(bs);
+    return ok ? qdict_new() : NULL;
+}
+
+/* The words of an HMP argument line ("-f device"). */
+static char **hmp_words(const QDict *args)
+{
+    const char *line = qdict_get_try_str(args, "args");
+    g_auto(GStrv) all = g_strsplit_set(line ? line : "", " \t", -1);
+    GPtrArray *words = g_ptr_array_new();
+
+    for (char **p = all; *p; p++) {
+        if (**p) {
+            g_ptr_array_add(words, g_strdup(*p));
+        }
+    }
+    g_ptr_array_add(words, NULL);
+    return (char **)g_ptr_array_free(words, FALSE);
+}
+
+static void hmp_expected(Monitor *mon, const char *cmd, const char *what)
+{
+    monitor_printf(mon, "%s: %s expected\n", cmd, what);
+    monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
+}
+
+/* QEMU's "-f" at *@p (the only option there); anything else "-X" is refused. */
+static bool hmp_force_flag(Monitor *mon, const char *cmd, char ***p, bool *force)
+{
+    *force = false;
+    if (**p && (**p)[0] == '-' && (**p)[1]) {
+        if (strcmp(**p, "-f") != 0) {
+            monitor_printf(mon, "%s: unsupported option %s\n", cmd, **p);
+            monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
+            return false;
+        }
+        *force = true;
+        (*p)++;
+    }
+    return true;
+}
+
+static void hmp_media_run(Monitor *mon, const char *command, QDict *args)
+{
+    Error *err = NULL;
+
+    qobject_unref(qmp_dispatch_command(command, args, &err));
+    hmp_handle_error(mon, err);
+    qobject_unref(args);
+}
+
+/* eject [-f] device: QMP's eject by drive name. */
+static void hmp_eject(Monitor *mon, const QDict *qargs)
+{
+    g_auto(GStrv) w = hmp_words(qargs);
+    char **p = w;
+    bool force = false;
+    QDict *args;
+
+    if (!hmp_force_flag(mon, "eject", &p, &force)) {
+        return;
+    }
+    if (!*p) {
+        hmp_expected(mon, "eject", "block device name");
+        return;
+    }
+    if (p[1]) {
+        monitor_puts(mon, "eject: extraneous characters at the end of line\n"
+                     "Try \"help eject\" for more information\n");
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", *p);
+    if (force) {
+        qdict_put_bool(args, "force", true);
+    }
+    hmp_media_run(mon, "eject", args);
+}
+
+/* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
+static void hmp_change(Monitor *mon, const QDict *qargs)
+{
+    static const char *const modes[] = { "retain", "read-only", "read-write", NULL };
+    g_auto(GStrv) w = hmp_words(qargs);
+    char **rest;
+    guint n;
+    bool force;
+    QDict *args;
+
+    if (!*w) {
+        hmp_expected(mon, "change", "block device name");
+        return;
+    }
+    /* "-f" comes after the device name; then filename, format, mode. */
+    rest = w + 1;
+    if (!hmp_force_flag(mon, "change", &rest, &force)) {
+        return;
+    }
+    n = g_strv_length(rest);
+    if (n < 1) {
+        hmp_expected(mon, "change", "filename");
+        return;
+    }
+    if (n > 3) {
+        monitor_puts(mon, "change: extraneous characters at the end of line\n"
+                     "Try \"help change\" for more information\n");
+        return;
+    }
+    if (n == 3 && !g_strv_contains(modes, rest[2])) {
+        monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", w[0]);
+    qdict_put_str(args, "filename", rest[0]);
+    if (n >= 2) {
+        qdict_put_str(args, "format", rest[1]);
+    }
+    if (n == 3) {
+        qdict_put_str(args, "read-only-mode", rest[2]);
+    }
+    if (force) {
+        qdict_put_bool(args, "force", true);
+    }
+    hmp_media_run(mon, "blockdev-change-medium", args);
+}
+
+static const HMPCommand hmp_cmds[] = {
+    { "eject", "args:S?", "[-f] device", "eject a removable medium (use -f to force it)",
+      hmp_eject },
+    { "change", "args:S?", "device [-f] filename [format [read-only-mode]]",
+      "change a removable medium, optional format, use -f to force the operation",
+      hmp_change },
+};
+
+void block_media_monitor_init(void)
+{
+    qmp_register_command("blockdev-open-tray", qmp_blockdev_open_tray);
+    qmp_register_command("blockdev-close-tray", qmp_blockdev_close_tray);
+    qmp_register_command("blockdev-remove-medium", qmp_blockdev_remove_medium);
+    qmp_register_command("blockdev-insert-medium", qmp_blockdev_insert_medium);
+    qmp_register_command("blockdev-change-medium", qmp_blockdev_change_medium);
+    qmp_register_command("eject", qmp_eject);
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
+        hmp_register_command(&hmp_cmds[i]);
+    }
+}
