@@ -559,6 +559,7 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         }
         json_object_del(it->opts, "backing");
     }
+    file = json_object_get(it->opts, "file");   /* a reference was deleted above */
     if (json_is_object(file) && it->bs->file && it->bs->file->drv &&
         it->bs->file->options) {
         /*
