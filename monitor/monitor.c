@@ -60,6 +60,7 @@ struct Monitor {
      * it.  Past MONITOR_OUT_HIGH no more input is processed until it drains.
      */
     GString *outbuf;
+    size_t out_pos;             /* bytes of outbuf already written */
     guint out_watch;
     bool held_back;             /* input waits for outbuf to drain */
     GString *capture;           /* human-monitor-command's output */
@@ -125,6 +126,11 @@ static void monitor_write(Monitor *mon, const char *data, size_t len)
         /* Whatever the command itself printed to stdout goes first. */
         fflush(stdout);
     }
+    if (mon->out_pos > mon->outbuf->len / 2) {
+        /* Drop the written part now and then, not after every write. */
+        g_string_erase(mon->outbuf, 0, mon->out_pos);
+        mon->out_pos = 0;
+    }
     g_string_append_len(mon->outbuf, data, len);
     monitor_flush_output(mon, false);
 }
@@ -161,7 +167,8 @@ static void monitor_flush_output(Monitor *mon, bool block)
             }
             return;
         }
-        n = write(mon->out_fd, mon->outbuf->str, MIN(mon->outbuf->len, PIPE_BUF));
+        n = write(mon->out_fd, mon->outbuf->str + mon->out_pos,
+                  MIN(mon->outbuf->len - mon->out_pos, PIPE_BUF));
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }
@@ -170,10 +177,15 @@ static void monitor_flush_output(Monitor *mon, bool block)
             mon->broken = true;
             break;
         }
-        g_string_erase(mon->outbuf, 0, n);
+        mon->out_pos += n;
+        if (mon->out_pos == mon->outbuf->len) {
+            g_string_truncate(mon->outbuf, 0);
+            mon->out_pos = 0;
+        }
     }
     if (mon->broken || mon->out_fd < 0) {
         g_string_truncate(mon->outbuf, 0);
+        mon->out_pos = 0;
     }
     if (!mon->outbuf->len && mon->out_watch) {
         g_source_remove(mon->out_watch);
@@ -816,6 +828,7 @@ static void monitor_disconnect(Monitor *mon)
         mon->out_watch = 0;
     }
     g_string_truncate(mon->outbuf, 0);
+    mon->out_pos = 0;
     mon->held_back = false;
     qemu_secure_zero(mon->pending->str, mon->pending->len);
     g_string_truncate(mon->pending, 0);
@@ -860,7 +873,7 @@ static gboolean monitor_process(gpointer opaque)
     if (qemu_shutdown_requested()) {
         return G_SOURCE_REMOVE;
     }
-    if (mon->outbuf->len > MONITOR_OUT_HIGH) {
+    if (mon->outbuf->len - mon->out_pos > MONITOR_OUT_HIGH) {
         mon->held_back = true;      /* monitor_flush_output() resumes us */
         return G_SOURCE_REMOVE;
     }
