@@ -52,6 +52,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_throttle_init
 #pragma weak bdrv_quorum_init
 #pragma weak bdrv_bochs_init
+#pragma weak bdrv_vmdk_init
 #pragma weak bdrv_copy_on_read_init
 #pragma weak bdrv_mirror_top_init
 #pragma weak file_is_host_device
@@ -64,7 +65,7 @@ void bdrv_init(void)
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
-        bdrv_copy_on_read_init, bdrv_mirror_top_init,
+        bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init,
     };
 
     if (done) {
@@ -2296,11 +2297,7 @@ int bdrv_img_create(const char *filename, const char *fmt,
         printf("%s\n", line);
         fflush(stdout);
     }
-    if (base_fmt && !bdrv_find_format(base_fmt)) {
-        /* Only reachable with BDRV_IMG_CREATE_UNSAFE: the open failed otherwise. */
-        error_setg(errp, "Parameter 'backing-fmt' does not accept value '%s'", base_fmt);
-        goto out;
-    }
+    /* An unknown backing format (-u) is the driver's to refuse, in its words. */
     ret = drv->bdrv_create(filename, o, errp);
 out:
     qobject_unref(o);

@@ -534,32 +534,6 @@ static int decompress_cluster(BlockDriverState *bs, uint64_t entry, Error **errp
     return 0;
 }
 
-/* Guest data of [offset, offset+bytes) below this layer: backing file or zeroes. */
-static int read_below(BlockDriverState *bs, uint64_t offset, uint64_t bytes, uint8_t *buf,
-                      Error **errp)
-{
-    int64_t blen;
-    uint64_t n = 0;
-
-    if (bs->backing) {
-        blen = bdrv_getlength(bs->backing);
-        if (blen < 0) {
-            error_setg_errno(errp, (int)-blen, "Could not get the size of the backing file");
-            return (int)blen;
-        }
-        if (offset < (uint64_t)blen) {
-            int ret;
-            n = MIN(bytes, (uint64_t)blen - offset);
-            ret = bdrv_pread(bs->backing, offset, n, buf, 0, errp);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-    }
-    memset(buf + n, 0, bytes - n);
-    return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Data */
 
@@ -584,7 +558,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             return ret;
         }
         if (!entry) {
-            ret = read_below(bs, offset, n, buf, errp);
+            ret = bdrv_read_backing_or_zeroes(bs, offset, n, buf, errp);
         } else if (entry & QCOW_OFLAG_COMPRESSED) {
             ret = decompress_cluster(bs, entry, errp);
             if (ret == 0) {
@@ -796,7 +770,8 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
                     }
                     memcpy(cbuf, s->cluster_buf, s->cluster_size);
                 } else {
-                    ret = read_below(bs, cluster_start, s->cluster_size, cbuf, errp);
+                    ret = bdrv_read_backing_or_zeroes(bs, cluster_start, s->cluster_size,
+                                                      cbuf, errp);
                     if (ret < 0) {
                         break;
                     }
@@ -1056,6 +1031,7 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = qemu_opt_get_size(opts, "size", 0);
     const char *backing = qemu_opt_get(opts, "backing_file");
+    const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
     const char *secret = qemu_opt_get(opts, "encrypt.key-secret");
     const char *prealloc = qemu_opt_get(opts, "preallocation");
     bool encrypt;
@@ -1068,6 +1044,11 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
     int ret;
 
     /* Everything is validated before the file is touched. */
+    if (backing_fmt && !bdrv_find_format(backing_fmt)) {
+        /* Reachable with -u only: otherwise opening the backing file failed first. */
+        error_setg(errp, "unrecognized backing format '%s'", backing_fmt);
+        return -EINVAL;
+    }
     if (!create_wants_encryption(opts, errp, &encrypt)) {
         return -EINVAL;
     }

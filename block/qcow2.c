@@ -2311,6 +2311,11 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     QDict *o;
     int ret;
 
+    /* Reachable with -u only: otherwise opening the backing file failed first. */
+    if (backing_fmt && !bdrv_find_format(backing_fmt)) {
+        error_setg(errp, "Parameter 'backing-fmt' does not accept value '%s'", backing_fmt);
+        return -EINVAL;
+    }
     if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))) {
         version = 2;
     } else if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3")) {

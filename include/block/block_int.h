@@ -409,6 +409,12 @@ void bdrv_register(BlockDriver *drv);
 BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags,
                                  Error **errp);
 /*
+ * For formats with backing files (block/format-common.c): guest data of
+ * [offset, offset+bytes) below @bs's own layer, its backing node's or zeroes.
+ */
+int bdrv_read_backing_or_zeroes(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                                uint8_t *buf, Error **errp);
+/*
  * For filter drivers (block/filter-common.c): the "file" child of a filter
  * that opens it itself (from "file": NODE, or "file.*" and the file name
  * the filter was given), and the requests they pass to bs->file unchanged.
@@ -504,6 +510,7 @@ void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
 void bdrv_bochs_init(void);
+void bdrv_vmdk_init(void);
 void bdrv_blkverify_init(void);
 void bdrv_compress_init(void);
 void bdrv_copy_before_write_init(void);

@@ -1,0 +1,1260 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * VMware's VMDK images, as far as one extent goes: the hosted sparse
+ * extent (monolithicSparse: header, embedded descriptor, grain tables and
+ * grains in one file) and a text descriptor naming one extent file, sparse
+ * or flat (monolithicFlat).  Images of several extents (twoGbMaxExtent*),
+ * compressed grains (streamOptimized) and the old "COWD" format are
+ * refused at open with a message that says so.
+ *
+ * Sparse extent layout (little endian, sizes in 512-byte sectors):
+ *   0  magic "KDMV", 4 version (1; 2 with zeroed grains), 8 flags
+ *      (bit 0 newline check, 1 redundant grain tables, 2 zeroed-grain
+ *      entries, 16 compressed grains, 17 markers), 12 capacity u64,
+ *   20 grain size u64, 28 descriptor offset u64, 36 descriptor size u64,
+ *   44 grain table entries per table u32, 48 redundant directory offset
+ *      u64, 56 directory offset u64, 64 overhead u64, 72 unclean shutdown
+ *      u8, 73..76 the characters "\n \r\n", 77 compression u16.
+ * The grain directory holds u32 sector offsets of grain tables; a grain
+ * table u32 sector offsets of grains (0: not allocated here, 1: zeroes
+ * when flag bit 2 is set).  The redundant directory and its tables are a
+ * copy that is kept equal.
+ *
+ * Write ordering (a crash at any point leaves a consistent image, at most
+ * a leaked grain): a new grain is written whole and flushed before a grain
+ * table entry points at it; a new grain table is written (zeroed) and
+ * flushed before a directory entry points at it.  Table entries are
+ * written to the redundant copy first, then to the primary one.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+#include "block/block_int.h"
+#include "qemu/bswap.h"
+#include "qemu/cutils.h"
+#include "qemu/option.h"
+
+#define VMDK_MAGIC              0x564d444bu     /* "KDMV" */
+#define VMDK3_MAGIC             0x434f5744u     /* "COWD", read big endian */
+#define VMDK_FLAG_NL_CHECK      (1u << 0)
+#define VMDK_FLAG_RGD           (1u << 1)
+#define VMDK_FLAG_ZERO_GRAIN    (1u << 2)
+#define VMDK_FLAG_COMPRESSED    (1u << 16)
+#define VMDK_FLAG_MARKERS       (1u << 17)
+#define VMDK_GTE_ZEROED         1u
+#define VMDK_GRAIN_SECTORS      128             /* 64 KiB, what QEMU creates */
+#define VMDK_GTES_PER_GT        512
+#define VMDK_DESC_SECTORS       20
+/* Text descriptors are read whole; real ones are a few hundred bytes. */
+#define VMDK_DESC_MAX           (1 * MiB)
+/* Grain offsets are u32 sectors: a sparse extent ends before 2 TiB. */
+#define VMDK_SPARSE_FILE_MAX    ((uint64_t)UINT32_MAX * BDRV_SECTOR_SIZE)
+
+typedef struct VmdkExtent {
+    BlockDriverState *file;     /* bs->file, or the extent file we opened */
+    bool own_file;
+    bool flat;
+    char *type;                 /* the descriptor's word; "" for the hosted extent */
+    char *filename;             /* as the descriptor names it */
+    uint64_t sectors;
+    uint64_t flat_offset;       /* bytes, flat extents */
+    /* sparse extents */
+    uint32_t flags;
+    uint64_t grain_bytes;
+    uint32_t gtes_per_gt;
+    uint64_t gd_sector, rgd_sector;
+    uint32_t gd_entries;
+    uint32_t *gd, *rgd;         /* host endian */
+    uint32_t *gt;               /* the one cached grain table */
+    int64_t gt_index;           /* -1: none cached */
+} VmdkExtent;
+
+typedef struct BDRVVmdkState {
+    VmdkExtent extent;
+    uint32_t cid, parent_cid;
+    char *create_type;
+    /* Where the descriptor text lies in bs->file, for the CID update. */
+    uint64_t desc_offset, desc_len;
+    bool cid_updated;
+} BDRVVmdkState;
+
+/* ------------------------------------------------------------------ */
+/* Descriptor text */
+
+/*
+ * The value of "@key=value" (spaces around '=' allowed, quotes removed) in
+ * @desc, or NULL.  Caller frees.
+ */
+static char *desc_get(const char *desc, const char *key)
+{
+    g_auto(GStrv) lines = g_strsplit(desc, "\n", -1);
+
+    for (int i = 0; lines[i]; i++) {
+        char *l = g_strstrip(lines[i]);
+        size_t kl = strlen(key);
+        char *v;
+
+        if (strncmp(l, key, kl)) {
+            continue;
+        }
+        v = l + kl;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        if (*v != '=') {
+            continue;
+        }
+        v = g_strstrip(v + 1);
+        if (*v == '"') {
+            char *end = strchr(v + 1, '"');
+            return end ? g_strndup(v + 1, end - v - 1) : NULL;
+        }
+        return g_strdup(v);
+    }
+    return NULL;
+}
+
+static bool desc_get_hex32(const char *desc, const char *key, uint32_t *out)
+{
+    g_autofree char *v = desc_get(desc, key);
+    uint64_t n;
+
+    if (!v || qemu_strtou64(v, NULL, 16, &n) < 0 || n > UINT32_MAX) {
+        return false;
+    }
+    *out = (uint32_t)n;
+    return true;
+}
+
+/*
+ * The extent lines: "ACCESS SECTORS TYPE "FILE" [OFFSET]".  Fills @e's
+ * descriptor fields for the only one; fails on none or several.
+ */
+static int desc_parse_extent(const char *desc, VmdkExtent *e, Error **errp)
+{
+    g_auto(GStrv) lines = g_strsplit(desc, "\n", -1);
+    int found = 0;
+
+    for (int i = 0; lines[i]; i++) {
+        char *l = g_strstrip(lines[i]);
+        char access[16], type[16], fname[1024];
+        uint64_t sectors, offset = 0;
+        int n;
+
+        if (strncmp(l, "RW ", 3) && strncmp(l, "RDONLY ", 7) && strncmp(l, "NOACCESS ", 9)) {
+            continue;
+        }
+        n = sscanf(l, "%15s %" SCNu64 " %15s \"%1023[^\"]\" %" SCNu64, access, &sectors, type,
+                   fname, &offset);
+        if (n < 4) {
+            error_setg(errp, "Invalid extent line: %s", l);
+            return -EINVAL;
+        }
+        if (++found > 1) {
+            continue;
+        }
+        if (strcmp(type, "SPARSE") && strcmp(type, "FLAT")) {
+            error_setg(errp, "VMDK extents of type '%s' are not supported (only SPARSE and "
+                       "FLAT)", type);
+            return -ENOTSUP;
+        }
+        if (!strcmp(access, "NOACCESS")) {
+            error_setg(errp, "VMDK extent '%s' is marked NOACCESS", fname);
+            return -EINVAL;
+        }
+        if (sectors > INT64_MAX / BDRV_SECTOR_SIZE || offset > INT64_MAX / BDRV_SECTOR_SIZE) {
+            error_setg(errp, "Invalid extent line: %s", l);
+            return -EINVAL;
+        }
+        e->flat = !strcmp(type, "FLAT");
+        e->type = g_strdup(type);
+        e->filename = g_strdup(fname);
+        e->sectors = sectors;
+        e->flat_offset = offset * BDRV_SECTOR_SIZE;
+    }
+    if (found != 1) {
+        error_setg(errp, found ? "VMDK images of %d extents are not supported (only one)"
+                   : "VMDK descriptor names no extent", found);
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sparse extents */
+
+static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
+{
+    int64_t file_len = bdrv_getlength(e->file);
+    uint64_t capacity = ldq_le_p(h + 12);
+    uint64_t grain = ldq_le_p(h + 20);
+    uint64_t gt_span, dir_bytes;
+    uint32_t version = ldl_le_p(h + 4);
+    int ret;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, (int)-file_len, "Could not get the size of '%s'",
+                         bdrv_get_filename(e->file));
+        return (int)file_len;
+    }
+    e->flags = ldl_le_p(h + 8);
+    e->gtes_per_gt = ldl_le_p(h + 44);
+    e->gd_sector = ldq_le_p(h + 56);
+    e->rgd_sector = ldq_le_p(h + 48);
+    if (version < 1 || version > 3) {
+        error_setg(errp, "Unsupported VMDK version %" PRIu32, version);
+        return -ENOTSUP;
+    }
+    if (e->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS) || lduw_le_p(h + 77)) {
+        error_setg(errp, "VMDK images with compressed grains (streamOptimized) are not "
+                   "supported");
+        return -ENOTSUP;
+    }
+    if (e->flags & VMDK_FLAG_NL_CHECK &&
+        (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n')) {
+        error_setg(errp, "Invalid VMDK header: its line end characters were changed (a file "
+                   "transferred in text mode?)");
+        return -EINVAL;
+    }
+    /* Grains of 4 KiB to 64 MiB, power of two; at most 64 Ki table entries. */
+    if (grain < 8 || grain > 128 * 1024 || grain & (grain - 1)) {
+        error_setg(errp, "Invalid VMDK grain size %" PRIu64 " sectors", grain);
+        return -EINVAL;
+    }
+    if (e->gtes_per_gt < 1 || e->gtes_per_gt > 65536) {
+        error_setg(errp, "Invalid VMDK grain table size %" PRIu32 " entries", e->gtes_per_gt);
+        return -EINVAL;
+    }
+    if (!capacity || capacity > INT64_MAX / BDRV_SECTOR_SIZE) {
+        error_setg(errp, "Invalid VMDK capacity %" PRIu64 " sectors", capacity);
+        return -EINVAL;
+    }
+    e->grain_bytes = grain * BDRV_SECTOR_SIZE;
+    gt_span = grain * e->gtes_per_gt;
+    if (DIV_ROUND_UP(capacity, gt_span) > UINT32_MAX / 4) {
+        error_setg(errp, "Invalid VMDK capacity %" PRIu64 " sectors", capacity);
+        return -EINVAL;
+    }
+    e->gd_entries = (uint32_t)DIV_ROUND_UP(capacity, gt_span);
+    dir_bytes = (uint64_t)e->gd_entries * 4;
+    /* The directories must lie in the file; that also bounds the allocation. */
+    if (e->gd_sector > (uint64_t)file_len / BDRV_SECTOR_SIZE ||
+        dir_bytes > (uint64_t)file_len - e->gd_sector * BDRV_SECTOR_SIZE) {
+        error_setg(errp, "Invalid VMDK header: the grain directory lies beyond the end of "
+                   "the file");
+        return -EINVAL;
+    }
+    if (e->flags & VMDK_FLAG_RGD &&
+        (e->rgd_sector > (uint64_t)file_len / BDRV_SECTOR_SIZE ||
+         dir_bytes > (uint64_t)file_len - e->rgd_sector * BDRV_SECTOR_SIZE)) {
+        error_setg(errp, "Invalid VMDK header: the redundant grain directory lies beyond "
+                   "the end of the file");
+        return -EINVAL;
+    }
+    e->sectors = capacity;
+    e->gd = g_malloc(dir_bytes);
+    ret = bdrv_pread(e->file, e->gd_sector * BDRV_SECTOR_SIZE, dir_bytes, e->gd, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (e->flags & VMDK_FLAG_RGD) {
+        e->rgd = g_malloc(dir_bytes);
+        ret = bdrv_pread(e->file, e->rgd_sector * BDRV_SECTOR_SIZE, dir_bytes, e->rgd, 0,
+                         errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (uint32_t i = 0; i < e->gd_entries; i++) {
+        e->gd[i] = le32toh(e->gd[i]);
+        if (e->rgd) {
+            e->rgd[i] = le32toh(e->rgd[i]);
+        }
+    }
+    e->gt = g_malloc((size_t)e->gtes_per_gt * 4);
+    e->gt_index = -1;
+    return 0;
+}
+
+/* Loads the grain table of directory entry @index (present) into the cache. */
+static int sparse_load_gt(VmdkExtent *e, uint32_t index, Error **errp)
+{
+    int ret;
+
+    if (e->gt_index == index) {
+        return 0;
+    }
+    e->gt_index = -1;
+    ret = bdrv_pread(e->file, (uint64_t)e->gd[index] * BDRV_SECTOR_SIZE,
+                     (int64_t)e->gtes_per_gt * 4, e->gt, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t i = 0; i < e->gtes_per_gt; i++) {
+        e->gt[i] = le32toh(e->gt[i]);
+    }
+    e->gt_index = index;
+    return 0;
+}
+
+/* The grain table entry of the grain holding byte @offset (0: none). */
+static int sparse_get_gte(VmdkExtent *e, uint64_t offset, uint32_t *gte, Error **errp)
+{
+    uint64_t grain = offset / e->grain_bytes;
+    uint32_t index = (uint32_t)(grain / e->gtes_per_gt);
+    int ret;
+
+    if (!e->gd[index]) {
+        *gte = 0;
+        return 0;
+    }
+    ret = sparse_load_gt(e, index, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *gte = e->gt[grain % e->gtes_per_gt];
+    return 0;
+}
+
+static int64_t sparse_file_end(VmdkExtent *e, Error **errp)
+{
+    int64_t len = bdrv_getlength(e->file);
+
+    if (len < 0) {
+        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'",
+                         bdrv_get_filename(e->file));
+        return len;
+    }
+    return QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE);
+}
+
+/* One little-endian u32 of a directory or table, at byte @offset. */
+static int sparse_write_u32(VmdkExtent *e, uint64_t offset, uint32_t value, Error **errp)
+{
+    uint32_t le = htole32(value);
+
+    return bdrv_pwrite(e->file, offset, 4, &le, 0, errp);
+}
+
+/* Makes sure the grain table of @offset's grain exists (new ones are zeroed). */
+static int sparse_ensure_gt(VmdkExtent *e, uint64_t offset, Error **errp)
+{
+    uint32_t index = (uint32_t)(offset / e->grain_bytes / e->gtes_per_gt);
+    uint64_t gt_bytes = (uint64_t)e->gtes_per_gt * 4;
+    uint64_t n = e->rgd ? 2 : 1;
+    g_autofree uint8_t *zero = NULL;
+    int64_t end;
+    int ret;
+
+    if (e->gd[index]) {
+        return 0;
+    }
+    end = sparse_file_end(e, errp);
+    if (end < 0) {
+        return (int)end;
+    }
+    if ((uint64_t)end + n * QEMU_ALIGN_UP(gt_bytes, BDRV_SECTOR_SIZE) > VMDK_SPARSE_FILE_MAX) {
+        error_setg(errp, "VMDK extent '%s' is full (a sparse extent ends at 2 TiB)",
+                   bdrv_get_filename(e->file));
+        return -ENOSPC;
+    }
+    zero = g_malloc0(n * QEMU_ALIGN_UP(gt_bytes, BDRV_SECTOR_SIZE));
+    ret = bdrv_pwrite(e->file, end, n * QEMU_ALIGN_UP(gt_bytes, BDRV_SECTOR_SIZE), zero, 0,
+                      errp);
+    if (ret == 0) {
+        ret = bdrv_flush(e->file, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    /* The redundant copy first: the primary one is what readers follow. */
+    if (e->rgd) {
+        uint32_t rsec = (uint32_t)(end / BDRV_SECTOR_SIZE + QEMU_ALIGN_UP(gt_bytes, 512) / 512);
+
+        ret = sparse_write_u32(e, e->rgd_sector * BDRV_SECTOR_SIZE + index * 4, rsec, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        e->rgd[index] = rsec;
+    }
+    ret = sparse_write_u32(e, e->gd_sector * BDRV_SECTOR_SIZE + index * 4,
+                           (uint32_t)(end / BDRV_SECTOR_SIZE), errp);
+    if (ret < 0) {
+        return ret;
+    }
+    e->gd[index] = (uint32_t)(end / BDRV_SECTOR_SIZE);
+    return 0;
+}
+
+/* Points the grain table entry of @offset's grain at @value. */
+static int sparse_set_gte(VmdkExtent *e, uint64_t offset, uint32_t value, Error **errp)
+{
+    uint64_t grain = offset / e->grain_bytes;
+    uint32_t index = (uint32_t)(grain / e->gtes_per_gt);
+    uint64_t in_gt = grain % e->gtes_per_gt;
+    int ret;
+
+    ret = sparse_ensure_gt(e, offset, errp);
+    if (ret == 0) {
+        ret = sparse_load_gt(e, index, errp);
+    }
+    if (ret == 0 && e->rgd && e->rgd[index]) {
+        ret = sparse_write_u32(e, (uint64_t)e->rgd[index] * BDRV_SECTOR_SIZE + in_gt * 4,
+                               value, errp);
+    }
+    if (ret == 0) {
+        ret = sparse_write_u32(e, (uint64_t)e->gd[index] * BDRV_SECTOR_SIZE + in_gt * 4, value,
+                               errp);
+    }
+    if (ret == 0) {
+        e->gt[in_gt] = value;
+    }
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close */
+
+static int vmdk_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    static const char text[] = "# Disk DescriptorFile";
+
+    if (buf_size >= 4 && (ldl_le_p(buf) == VMDK_MAGIC || ldl_be_p(buf) == VMDK3_MAGIC)) {
+        return 100;
+    }
+    if (buf_size >= (int)strlen(text) && !memcmp(buf, text, strlen(text))) {
+        return 100;
+    }
+    return 0;
+}
+
+static int vmdk_parse_desc(BlockDriverState *bs, const char *desc, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    g_autofree char *parent = NULL;
+
+    s->create_type = desc_get(desc, "createType");
+    if (!s->create_type || !desc_get_hex32(desc, "CID", &s->cid)) {
+        error_setg(errp, "invalid VMDK image descriptor");
+        return -EINVAL;
+    }
+    if (!desc_get_hex32(desc, "parentCID", &s->parent_cid)) {
+        s->parent_cid = UINT32_MAX;
+    }
+    parent = desc_get(desc, "parentFileNameHint");
+    if (parent) {
+        if (strlen(parent) >= sizeof(bs->backing_file)) {
+            error_setg(errp, "VMDK parent file name is too long");
+            return -EINVAL;
+        }
+        g_strlcpy(bs->backing_file, parent, sizeof(bs->backing_file));
+        /* A vmdk parent is a vmdk image (create refuses others), as QEMU assumes. */
+        g_strlcpy(bs->backing_format, "vmdk", sizeof(bs->backing_format));
+    }
+    return 0;
+}
+
+static int vmdk_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    uint8_t h[512];
+    g_autofree char *desc = NULL;
+    int64_t len = bdrv_getlength(bs->file);
+    int ret;
+
+    if (len < 0) {
+        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'", bs->filename);
+        return (int)len;
+    }
+    memset(h, 0, sizeof(h));
+    ret = bdrv_pread(bs->file, 0, MIN(len, (int64_t)sizeof(h)), h, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ldl_be_p(h) == VMDK3_MAGIC) {
+        error_setg(errp, "VMDK version 3 images (\"COWD\") are not supported");
+        return -ENOTSUP;
+    }
+    if (ldl_le_p(h) == VMDK_MAGIC) {
+        /* A hosted sparse extent: the descriptor is inside, the extent is this file. */
+        uint64_t doff = ldq_le_p(h + 28), dlen = ldq_le_p(h + 36);
+
+        if (!doff || doff > (uint64_t)len / BDRV_SECTOR_SIZE ||
+            dlen > MIN((uint64_t)VMDK_DESC_MAX, (uint64_t)len - doff * BDRV_SECTOR_SIZE) /
+                   BDRV_SECTOR_SIZE) {
+            error_setg(errp, "Invalid VMDK header: the embedded descriptor lies beyond the "
+                       "end of the file");
+            return -EINVAL;
+        }
+        s->desc_offset = doff * BDRV_SECTOR_SIZE;
+        s->desc_len = dlen * BDRV_SECTOR_SIZE;
+        e->file = bs->file;
+        e->type = g_strdup("");
+        e->filename = g_strdup(bdrv_get_filename(bs->file));
+    } else {
+        if (len > VMDK_DESC_MAX) {
+            error_setg(errp, "invalid VMDK image descriptor");
+            return -EINVAL;
+        }
+        s->desc_offset = 0;
+        s->desc_len = len;
+    }
+    desc = g_malloc0(s->desc_len + 1);
+    ret = bdrv_pread(bs->file, s->desc_offset, s->desc_len, desc, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    desc[strnlen(desc, s->desc_len)] = 0;
+    ret = vmdk_parse_desc(bs, desc, errp);
+    if (ret < 0) {
+        return ret;
+    }
+
+    if (e->file) {
+        return sparse_open(e, h, errp);
+    }
+    ret = desc_parse_extent(desc, e, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    {
+        g_autofree char *path = path_combine(bs->filename, e->filename);
+
+        e->file = bdrv_open_file(path, NULL, flags & BDRV_O_RDWR, errp);
+        if (!e->file) {
+            return -EIO;
+        }
+        e->own_file = true;
+    }
+    if (e->flat) {
+        int64_t elen = bdrv_getlength(e->file);
+
+        if (elen < 0) {
+            error_setg_errno(errp, (int)-elen, "Could not get the size of '%s'", e->filename);
+            return (int)elen;
+        }
+        return 0;
+    }
+    ret = bdrv_pread(e->file, 0, sizeof(h), h, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ldl_le_p(h) != VMDK_MAGIC) {
+        error_setg(errp, "VMDK extent '%s' is not a sparse extent (no \"KDMV\" header)",
+                   e->filename);
+        return -EINVAL;
+    }
+    {
+        uint64_t described = e->sectors;
+
+        ret = sparse_open(e, h, errp);
+        if (ret == 0 && described > e->sectors) {
+            error_setg(errp, "VMDK extent '%s' holds %" PRIu64 " sectors, the descriptor "
+                       "says %" PRIu64, e->filename, e->sectors, described);
+            ret = -EINVAL;
+        }
+        e->sectors = described;
+    }
+    return ret;
+}
+
+static void vmdk_close(BlockDriverState *bs)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+
+    if (e->own_file && e->file) {
+        bdrv_unref(e->file);
+    }
+    g_free(e->gd);
+    g_free(e->rgd);
+    g_free(e->gt);
+    g_free(e->type);
+    g_free(e->filename);
+    g_free(s->create_type);
+    memset(s, 0, sizeof(*s));
+}
+
+static BlockDriverState *vmdk_extra_child(BlockDriverState *bs)
+{
+    BDRVVmdkState *s = bs->opaque;
+
+    return s->extent.own_file ? s->extent.file : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Data */
+
+static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *vbuf,
+                      int flags, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    uint8_t *buf = vbuf;
+
+    if (e->flat) {
+        return bdrv_pread(e->file, e->flat_offset + offset, bytes, buf, 0, errp);
+    }
+    while (bytes > 0) {
+        uint64_t in = offset % e->grain_bytes;
+        uint64_t n = MIN((uint64_t)bytes, e->grain_bytes - in);
+        uint32_t gte;
+        int ret = sparse_get_gte(e, offset, &gte, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (!gte) {
+            ret = bdrv_read_backing_or_zeroes(bs, offset, n, buf, errp);
+        } else if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
+            memset(buf, 0, n);
+        } else {
+            ret = bdrv_pread(e->file, (uint64_t)gte * BDRV_SECTOR_SIZE + in, n, buf, 0, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        buf += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+/*
+ * The first write after open gives the image a new CID, so that an
+ * overlay made on it (whose parentCID is the old one) can tell its base
+ * has changed.  The CID is written in hex without padding (as QEMU does);
+ * the new one has as many digits as the old, so the text is rewritten in
+ * place.
+ */
+static int vmdk_update_cid(BlockDriverState *bs, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    g_autofree char *desc = NULL;
+    char *p;
+    char cid[9];
+    size_t width;
+    uint32_t mask;
+    int ret;
+
+    if (s->cid_updated) {
+        return 0;
+    }
+    desc = g_malloc0(s->desc_len + 1);
+    ret = bdrv_pread(bs->file, s->desc_offset, s->desc_len, desc, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (p = desc; (p = strstr(p, "CID=")); p += 4) {
+        if (p == desc || p[-1] == '\n') {
+            break;
+        }
+    }
+    width = p ? strspn(p + 4, "0123456789abcdefABCDEF") : 0;
+    if (width < 1 || width > 8) {
+        /* A descriptor written by someone else, with another CID form: leave it. */
+        s->cid_updated = true;
+        return 0;
+    }
+    mask = width == 8 ? UINT32_MAX : (1u << (4 * width)) - 1;
+    s->cid = (g_random_int() & mask) | (width > 1 ? 1u << (4 * (width - 1)) : 0);
+    snprintf(cid, sizeof(cid), "%" PRIx32, s->cid);
+    ret = bdrv_pwrite(bs->file, s->desc_offset + (p + 4 - desc), width, cid, 0, errp);
+    if (ret == 0) {
+        s->cid_updated = true;
+    }
+    return ret;
+}
+
+static int sparse_write_grain(BlockDriverState *bs, VmdkExtent *e, uint64_t offset,
+                              uint64_t n, const uint8_t *buf, uint32_t gte, Error **errp)
+{
+    uint64_t in = offset % e->grain_bytes;
+    uint64_t gstart = offset - in;
+    g_autofree uint8_t *grain = NULL;
+    int64_t end;
+    int ret;
+
+    if (gte && !(gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
+        return bdrv_pwrite(e->file, (uint64_t)gte * BDRV_SECTOR_SIZE + in, n, buf, 0, errp);
+    }
+    /* A new grain, written whole: what was below it, with the new data. */
+    grain = g_malloc(e->grain_bytes);
+    if (n < e->grain_bytes) {
+        if (gte) {
+            memset(grain, 0, e->grain_bytes);
+        } else {
+            ret = bdrv_read_backing_or_zeroes(bs, gstart, e->grain_bytes, grain, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    memcpy(grain + in, buf, n);
+    ret = sparse_ensure_gt(e, offset, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    end = sparse_file_end(e, errp);
+    if (end < 0) {
+        return (int)end;
+    }
+    if ((uint64_t)end + e->grain_bytes > VMDK_SPARSE_FILE_MAX) {
+        error_setg(errp, "VMDK extent '%s' is full (a sparse extent ends at 2 TiB)",
+                   bdrv_get_filename(e->file));
+        return -ENOSPC;
+    }
+    ret = bdrv_pwrite(e->file, end, e->grain_bytes, grain, 0, errp);
+    if (ret == 0) {
+        /* The grain is on disk before a table entry points at it. */
+        ret = bdrv_flush(e->file, errp);
+    }
+    if (ret == 0) {
+        ret = sparse_set_gte(e, offset, (uint32_t)(end / BDRV_SECTOR_SIZE), errp);
+    }
+    return ret;
+}
+
+static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
+                       int flags, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    const uint8_t *buf = vbuf;
+    int ret = vmdk_update_cid(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (e->flat) {
+        return bdrv_pwrite(e->file, e->flat_offset + offset, bytes, buf, 0, errp);
+    }
+    while (bytes > 0) {
+        uint64_t in = offset % e->grain_bytes;
+        uint64_t n = MIN((uint64_t)bytes, e->grain_bytes - in);
+        uint32_t gte;
+
+        ret = sparse_get_gte(e, offset, &gte, errp);
+        if (ret == 0) {
+            ret = sparse_write_grain(bs, e, offset, n, buf, gte, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        buf += n;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+/*
+ * Zeroes: whole grains of an extent with zeroed-grain entries become such
+ * entries (the old grain, if any, is leaked, as the format has no other
+ * way to give it back); everything else is written as zero data.
+ */
+static int vmdk_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags,
+                              Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    int ret = vmdk_update_cid(bs, errp);
+    g_autofree uint8_t *zero = NULL;
+
+    if (ret < 0) {
+        return ret;
+    }
+    while (bytes > 0) {
+        uint64_t gb = e->flat ? 64 * KiB : e->grain_bytes;
+        uint64_t in = offset % gb;
+        uint64_t n = MIN((uint64_t)bytes, gb - in);
+
+        if (!e->flat && e->flags & VMDK_FLAG_ZERO_GRAIN && n == e->grain_bytes) {
+            ret = sparse_set_gte(e, offset, VMDK_GTE_ZEROED, errp);
+        } else {
+            if (!zero) {
+                zero = g_malloc0(gb);
+            }
+            ret = vmdk_pwrite(bs, offset, n, zero, 0, errp);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+static int vmdk_flush(BlockDriverState *bs, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+
+    /* bs->file is flushed by the core; a separate extent file is ours. */
+    return s->extent.own_file ? bdrv_flush(s->extent.file, errp) : 0;
+}
+
+static int vmdk_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    uint64_t in, n;
+    uint32_t gte, next;
+
+    if (e->flat) {
+        /* All data, zeroes where the extent file has holes (as QEMU reports it). */
+        int64_t m;
+        BlockDriverState *f;
+        int ret = bdrv_block_status(e->file, (int64_t)e->flat_offset + offset, bytes, pnum,
+                                    &m, &f);
+
+        if (ret < 0) {
+            return ret;
+        }
+        *map = (int64_t)e->flat_offset + offset;
+        *file = e->file;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID | (ret & BDRV_BLOCK_ZERO);
+    }
+    in = offset % e->grain_bytes;
+    n = MIN((uint64_t)bytes, e->grain_bytes - in);
+    if (sparse_get_gte(e, offset, &gte, NULL) < 0) {
+        return -EIO;
+    }
+    /* Runs of grains of the same kind, contiguous in the file when allocated. */
+    while (n < (uint64_t)bytes) {
+        if (sparse_get_gte(e, offset + n, &next, NULL) < 0) {
+            break;
+        }
+        if (gte <= VMDK_GTE_ZEROED ? next != gte
+            : next != gte + (in + n) / BDRV_SECTOR_SIZE) {
+            break;
+        }
+        n = MIN((uint64_t)bytes, n + e->grain_bytes);
+    }
+    *pnum = (int64_t)n;
+    if (!gte) {
+        return 0;
+    }
+    if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
+    }
+    *map = (int64_t)gte * BDRV_SECTOR_SIZE + (int64_t)in;
+    *file = e->file;
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int64_t vmdk_getlength(BlockDriverState *bs)
+{
+    BDRVVmdkState *s = bs->opaque;
+
+    return (int64_t)(s->extent.sectors * BDRV_SECTOR_SIZE);
+}
+
+static int64_t vmdk_get_allocated_file_size(BlockDriverState *bs)
+{
+    BDRVVmdkState *s = bs->opaque;
+    int64_t size = bdrv_get_allocated_file_size(bs->file);
+
+    if (size >= 0 && s->extent.own_file) {
+        int64_t more = bdrv_get_allocated_file_size(s->extent.file);
+
+        size = more < 0 ? more : size + more;
+    }
+    return size;
+}
+
+static int vmdk_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVVmdkState *s = bs->opaque;
+
+    bdi->cluster_size = s->extent.flat ? 0 : (int)s->extent.grain_bytes;
+    return 0;
+}
+
+static QDict *vmdk_get_specific_info(BlockDriverState *bs, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    QDict *spec = qdict_new();
+    QDict *data = qdict_new();
+    QDict *ext = qdict_new();
+    json_t *list = json_array();
+
+    qdict_put_int(ext, "virtual-size", (int64_t)(e->sectors * BDRV_SECTOR_SIZE));
+    qdict_put_str(ext, "filename", e->filename);
+    if (!e->flat) {
+        qdict_put_int(ext, "cluster-size", (int64_t)e->grain_bytes);
+    }
+    qdict_put_str(ext, "format", e->type);
+    json_array_append_new(list, ext);
+    qdict_put_str(spec, "type", "vmdk");
+    qdict_put_int(data, "cid", s->cid);
+    qdict_put_int(data, "parent-cid", s->parent_cid);
+    qdict_put_str(data, "create-type", s->create_type);
+    qdict_put_obj(data, "extents", list);
+    qdict_put_obj(spec, "data", data);
+    return spec;
+}
+
+/*
+ * Every grain table and grain must lie inside the extent file and no two
+ * table entries may share a grain.
+ */
+static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                      Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    VmdkExtent *e = &s->extent;
+    g_autoptr(GHashTable) seen = NULL;
+    int64_t len;
+
+    if (e->flat) {
+        return 0;
+    }
+    len = bdrv_getlength(e->file);
+    if (len < 0) {
+        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'", e->filename);
+        return (int)len;
+    }
+    /* No allocation statistics or image end: QEMU 7.2 prints none for vmdk. */
+    seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (uint32_t i = 0; i < e->gd_entries; i++) {
+        uint64_t gt_end = (uint64_t)e->gd[i] * BDRV_SECTOR_SIZE + (uint64_t)e->gtes_per_gt * 4;
+
+        if (!e->gd[i]) {
+            continue;
+        }
+        if (gt_end > (uint64_t)len) {
+            fprintf(stderr, "ERROR: grain table %" PRIu32 " at sector %" PRIu32
+                    " lies beyond the end of the file\n", i, e->gd[i]);
+            res->corruptions++;
+            continue;
+        }
+        if (sparse_load_gt(e, i, errp) < 0) {
+            res->check_errors++;
+            return -EIO;
+        }
+        for (uint32_t j = 0; j < e->gtes_per_gt; j++) {
+            uint32_t gte = e->gt[j];
+            uint64_t guest = ((uint64_t)i * e->gtes_per_gt + j) * e->grain_bytes;
+
+            if (!gte || (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
+                continue;
+            }
+            if ((uint64_t)gte * BDRV_SECTOR_SIZE + e->grain_bytes > (uint64_t)len) {
+                fprintf(stderr, "ERROR: the grain of guest offset %" PRIu64 " (sector %"
+                        PRIu32 ") lies beyond the end of the file\n", guest, gte);
+                res->corruptions++;
+            } else if (!g_hash_table_add(seen, GUINT_TO_POINTER(gte))) {
+                fprintf(stderr, "ERROR: the grain at sector %" PRIu32 " is used more than "
+                        "once (again by guest offset %" PRIu64 ")\n", gte, guest);
+                res->corruptions++;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation */
+
+static const QemuOptDesc vmdk_create_desc[] = {
+    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { "adapter_type", QEMU_OPT_STRING,
+      "Virtual adapter type, can be one of ide (default), lsilogic, buslogic or legacyESX" },
+    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
+    { "backing_fmt", QEMU_OPT_STRING, "Must be 'vmdk' if present" },
+    { "compat6", QEMU_OPT_BOOL, "VMDK version 6 image", "off" },
+    { "hwversion", QEMU_OPT_STRING, "VMDK hardware version", "undefined" },
+    { "toolsversion", QEMU_OPT_STRING, "VMware guest tools version" },
+    { "subformat", QEMU_OPT_STRING,
+      "VMDK flat extent format, can be one of {monolithicSparse (default) | "
+      "monolithicFlat} (twoGbMaxExtentSparse, twoGbMaxExtentFlat and streamOptimized are "
+      "not supported)" },
+    { "zeroed_grain", QEMU_OPT_BOOL,
+      "Enable efficient zero writes using the zeroed-grain GTE feature" },
+    { NULL }
+};
+static const QemuOptsList vmdk_create_opts = { "vmdk-create-opts", vmdk_create_desc };
+
+/* The CID of the vmdk image @backing (resolved against @filename). */
+static int create_parent_cid(const char *filename, const char *backing, uint32_t *cid,
+                             Error **errp)
+{
+    g_autofree char *path = path_combine(filename, backing);
+    QDict *opts = qdict_new();
+    BlockDriverState *bs;
+    int ret = 0;
+
+    qdict_put_str(opts, "driver", "vmdk");
+    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_PROBE_QUIET, NULL);
+    if (!bs) {
+        error_setg(errp, "backing_file must be a vmdk image");
+        return -EINVAL;
+    }
+    *cid = ((BDRVVmdkState *)bs->opaque)->cid;
+    bdrv_unref(bs);
+    return ret;
+}
+
+static char *create_descriptor(const char *create_type, uint32_t cid, uint32_t parent_cid,
+                               const char *backing, const char *extent_line,
+                               const char *hwversion, const char *adapter,
+                               const char *toolsversion, uint64_t sectors)
+{
+    uint64_t heads = strcmp(adapter, "ide") ? 255 : 16;
+    GString *d = g_string_new(NULL);
+
+    g_string_append_printf(d, "# Disk DescriptorFile\nversion=1\nCID=%" PRIx32
+                           "\nparentCID=%" PRIx32 "\ncreateType=\"%s\"\n",
+                           cid, parent_cid, create_type);
+    if (backing) {
+        g_string_append_printf(d, "parentFileNameHint=\"%s\"\n", backing);
+    }
+    g_string_append_printf(d, "\n# Extent description\n%s\n\n# The Disk Data Base\n#DDB\n\n",
+                           extent_line);
+    g_string_append_printf(d, "ddb.virtualHWVersion = \"%s\"\n"
+                           "ddb.geometry.cylinders = \"%" PRIu64 "\"\n"
+                           "ddb.geometry.heads = \"%" PRIu64 "\"\n"
+                           "ddb.geometry.sectors = \"63\"\n"
+                           "ddb.adapterType = \"%s\"\n"
+                           "ddb.toolsVersion = \"%s\"\n",
+                           hwversion, sectors / (heads * 63), heads, adapter, toolsversion);
+    return g_string_free(d, FALSE);
+}
+
+/*
+ * Makes a new file @filename of @file_size bytes holding @nranges pieces
+ * of @data (byte ranges {start, end}; the rest stays holes), then flushes.
+ */
+static int create_write_file(const char *filename, QDict *opts, const uint8_t *data,
+                             const uint64_t (*ranges)[2], int nranges, uint64_t file_size,
+                             PreallocMode prealloc, Error **errp)
+{
+    BlockDriverState *file;
+    int ret = bdrv_create_file(filename, opts, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
+    if (!file) {
+        return -EIO;
+    }
+    ret = bdrv_truncate(file, 0, false, PREALLOC_MODE_OFF, errp);
+    if (ret == 0 && file_size) {
+        ret = bdrv_truncate(file, file_size, false, prealloc, errp);
+    }
+    for (int i = 0; ret == 0 && i < nranges; i++) {
+        ret = bdrv_pwrite(file, ranges[i][0], ranges[i][1] - ranges[i][0], data + ranges[i][0],
+                          0, errp);
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(file, errp);
+    }
+    bdrv_unref(file);
+    return ret;
+}
+
+static int vmdk_create(const char *filename, QDict *opts, Error **errp)
+{
+    uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), BDRV_SECTOR_SIZE);
+    uint64_t sectors = size / BDRV_SECTOR_SIZE;
+    const char *adapter = qemu_opt_get(opts, "adapter_type");
+    const char *backing = qemu_opt_get(opts, "backing_file");
+    const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
+    const char *hwversion = qemu_opt_get(opts, "hwversion");
+    const char *tools = qemu_opt_get(opts, "toolsversion");
+    const char *subformat = qemu_opt_get(opts, "subformat");
+    const char *prealloc_str = qemu_opt_get(opts, "preallocation");
+    bool compat6 = qemu_opt_get_bool(opts, "compat6", false);
+    bool zeroed = qemu_opt_get_bool(opts, "zeroed_grain", false);
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    uint32_t parent_cid = UINT32_MAX;
+    uint32_t cid = g_random_int();
+    g_autofree char *desc = NULL;
+    g_autofree char *extent_line = NULL;
+    int ret;
+
+    adapter = adapter ? adapter : "ide";
+    subformat = subformat ? subformat : "monolithicSparse";
+    tools = tools ? tools : "2147483647";
+    if (strcmp(adapter, "ide") && strcmp(adapter, "lsilogic") && strcmp(adapter, "buslogic") &&
+        strcmp(adapter, "legacyESX")) {
+        error_setg(errp, "invalid parameter value: %s", adapter);
+        return -EINVAL;
+    }
+    if (!strcmp(subformat, "twoGbMaxExtentSparse") || !strcmp(subformat, "twoGbMaxExtentFlat") ||
+        !strcmp(subformat, "streamOptimized")) {
+        error_setg(errp, "VMDK subformat '%s' is not supported (only monolithicSparse and "
+                   "monolithicFlat)", subformat);
+        return -ENOTSUP;
+    }
+    if (strcmp(subformat, "monolithicSparse") && strcmp(subformat, "monolithicFlat")) {
+        error_setg(errp, "invalid parameter value: %s", subformat);
+        return -EINVAL;
+    }
+    if (compat6 && hwversion && strcmp(hwversion, "undefined")) {
+        error_setg(errp, "compat6 cannot be enabled with hwversion set");
+        return -EINVAL;
+    }
+    if (!hwversion || !strcmp(hwversion, "undefined")) {
+        hwversion = compat6 ? "6" : "4";
+    }
+    if (strchr(hwversion, '"') || strchr(tools, '"') || (backing && strchr(backing, '"'))) {
+        error_setg(errp, "VMDK descriptor values cannot hold '\"'");
+        return -EINVAL;
+    }
+    if (prealloc_str) {
+        if (!strcmp(prealloc_str, "falloc")) {
+            prealloc = PREALLOC_MODE_FALLOC;
+        } else if (!strcmp(prealloc_str, "full")) {
+            prealloc = PREALLOC_MODE_FULL;
+        } else if (strcmp(prealloc_str, "off")) {
+            error_setg(errp, "Invalid preallocation mode: '%s'", prealloc_str);
+            return -EINVAL;
+        }
+        if (prealloc != PREALLOC_MODE_OFF && strcmp(subformat, "monolithicFlat")) {
+            error_setg(errp, "preallocation=%s is supported for subformat monolithicFlat "
+                       "only", prealloc_str);
+            return -ENOTSUP;
+        }
+    }
+    if (backing) {
+        if (backing_fmt && strcmp(backing_fmt, "vmdk")) {
+            error_setg(errp, "backing_file must be a vmdk image");
+            return -EINVAL;
+        }
+        ret = create_parent_cid(filename, backing, &parent_cid, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+
+    if (!strcmp(subformat, "monolithicFlat")) {
+        g_autofree char *base = g_path_get_basename(filename);
+        g_autofree char *dir = g_path_get_dirname(filename);
+        char *dot = strrchr(base, '.');
+        g_autofree char *stem = dot && dot != base ? g_strndup(base, dot - base)
+                                                   : g_strdup(base);
+        g_autofree char *flat = g_strdup_printf("%s-flat%s", stem, dot && dot != base ? dot : "");
+        g_autofree char *flat_path = g_build_filename(dir, flat, NULL);
+
+        if (zeroed) {
+            error_setg(errp, "zeroed_grain is for sparse extents (subformat monolithicFlat "
+                       "has none)");
+            return -EINVAL;
+        }
+        extent_line = g_strdup_printf("RW %" PRIu64 " FLAT \"%s\" 0", sectors, flat);
+        desc = create_descriptor("monolithicFlat", cid, parent_cid, backing, extent_line,
+                                 hwversion, adapter, tools, sectors);
+        uint64_t whole[1][2] = { { 0, strlen(desc) } };
+
+        ret = create_write_file(flat_path, opts, NULL, NULL, 0, size, prealloc, errp);
+        if (ret == 0) {
+            ret = create_write_file(filename, NULL, (uint8_t *)desc, whole, 1, 0,
+                                    PREALLOC_MODE_OFF, errp);
+        }
+        return ret;
+    }
+
+    {
+        uint64_t gt_span = (uint64_t)VMDK_GRAIN_SECTORS * VMDK_GTES_PER_GT;
+        uint64_t gd_entries = DIV_ROUND_UP(sectors, gt_span);
+        uint64_t gd_sectors = DIV_ROUND_UP(gd_entries * 4, BDRV_SECTOR_SIZE);
+        uint64_t gt_sectors = VMDK_GTES_PER_GT * 4 / BDRV_SECTOR_SIZE;
+        uint64_t rgd = 1 + VMDK_DESC_SECTORS;
+        uint64_t gd = rgd + gd_sectors + gd_entries * gt_sectors;
+        uint64_t overhead = QEMU_ALIGN_UP(gd + gd_sectors + gd_entries * gt_sectors,
+                                          VMDK_GRAIN_SECTORS);
+        g_autofree uint8_t *meta = NULL;
+        g_autofree char *base = g_path_get_basename(filename);
+        size_t dlen;
+
+        if (!sectors) {
+            error_setg(errp, "VMDK images must not be empty (size=0)");
+            return -EINVAL;
+        }
+        if (overhead * BDRV_SECTOR_SIZE > VMDK_SPARSE_FILE_MAX) {
+            error_setg(errp, "Image size %" PRIu64 " is too large for vmdk", size);
+            return -EFBIG;
+        }
+        extent_line = g_strdup_printf("RW %" PRIu64 " SPARSE \"%s\"", sectors, base);
+        desc = create_descriptor("monolithicSparse", cid, parent_cid, backing, extent_line,
+                                 hwversion, adapter, tools, sectors);
+        dlen = strlen(desc);
+        if (dlen > VMDK_DESC_SECTORS * BDRV_SECTOR_SIZE) {
+            error_setg(errp, "VMDK descriptor too long (%zu bytes; the backing file name?)",
+                       dlen);
+            return -EINVAL;
+        }
+        meta = g_malloc0(overhead * BDRV_SECTOR_SIZE);
+        stl_le_p(meta, VMDK_MAGIC);
+        stl_le_p(meta + 4, zeroed ? 2 : 1);
+        stl_le_p(meta + 8, VMDK_FLAG_NL_CHECK | VMDK_FLAG_RGD | (zeroed ? VMDK_FLAG_ZERO_GRAIN : 0));
+        stq_le_p(meta + 12, sectors);
+        stq_le_p(meta + 20, VMDK_GRAIN_SECTORS);
+        stq_le_p(meta + 28, 1);
+        stq_le_p(meta + 36, VMDK_DESC_SECTORS);
+        stl_le_p(meta + 44, VMDK_GTES_PER_GT);
+        stq_le_p(meta + 48, rgd);
+        stq_le_p(meta + 56, gd);
+        stq_le_p(meta + 64, overhead);
+        memcpy(meta + 73, "\n \r\n", 4);
+        memcpy(meta + BDRV_SECTOR_SIZE, desc, dlen);
+        /* Both directories point at their own preallocated, empty grain tables. */
+        for (uint64_t i = 0; i < gd_entries; i++) {
+            stl_le_p(meta + rgd * BDRV_SECTOR_SIZE + i * 4,
+                     (uint32_t)(rgd + gd_sectors + i * gt_sectors));
+            stl_le_p(meta + gd * BDRV_SECTOR_SIZE + i * 4,
+                     (uint32_t)(gd + gd_sectors + i * gt_sectors));
+        }
+        /*
+         * Header, descriptor and the directories are written; the empty
+         * grain tables and the rest of the overhead stay holes.
+         */
+        {
+            uint64_t pieces[3][2] = {
+                { 0, BDRV_SECTOR_SIZE + dlen },
+                { rgd * BDRV_SECTOR_SIZE, (rgd + gd_sectors) * BDRV_SECTOR_SIZE },
+                { gd * BDRV_SECTOR_SIZE, (gd + gd_sectors) * BDRV_SECTOR_SIZE },
+            };
+
+            return create_write_file(filename, opts, meta, pieces, 3,
+                                     overhead * BDRV_SECTOR_SIZE, PREALLOC_MODE_OFF, errp);
+        }
+    }
+}
+
+static BlockDriver bdrv_vmdk = {
+    .format_name = "vmdk",
+    .instance_size = sizeof(BDRVVmdkState),
+    .supports_backing = true,
+    .bdrv_probe = vmdk_probe,
+    .bdrv_open = vmdk_open,
+    .bdrv_close = vmdk_close,
+    .bdrv_pread = vmdk_pread,
+    .bdrv_pwrite = vmdk_pwrite,
+    .bdrv_pwrite_zeroes = vmdk_pwrite_zeroes,
+    .bdrv_flush = vmdk_flush,
+    .bdrv_block_status = vmdk_block_status,
+    .bdrv_getlength = vmdk_getlength,
+    .bdrv_get_allocated_file_size = vmdk_get_allocated_file_size,
+    .bdrv_get_info = vmdk_get_info,
+    .bdrv_get_specific_info = vmdk_get_specific_info,
+    .bdrv_check = vmdk_check,
+    .bdrv_create = vmdk_create,
+    .create_opts = &vmdk_create_opts,
+    .bdrv_extra_child = vmdk_extra_child,
+    .extra_child_name = "extents.0",
+};
+
+void bdrv_vmdk_init(void)
+{
+    bdrv_register(&bdrv_vmdk);
+}
