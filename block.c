@@ -325,6 +325,13 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
         drv->bdrv_wipe_key(bs);
     }
     if (drv->bdrv_close) {
+        /*
+         * Activating: the state that closes was opened inactive, read-only;
+         * it must not write (no bitmaps were loaded into it to store).
+         */
+        if (!inactive) {
+            bs->read_only = true;
+        }
         drv->bdrv_close(bs);
     }
     if (drv->bdrv_can_store_new_dirty_bitmap) {
@@ -346,6 +353,15 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
 
 int bdrv_inactivate_all(Error **errp)
 {
+    /* All or nothing: a node that must keep writing stops it before any goes. */
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (!bs->inactive && bs->drv && bs->drv->bdrv_can_inactivate &&
+            !bs->drv->bdrv_can_inactivate(bs, errp)) {
+            return -EPERM;
+        }
+    }
     /* Parents first (nodes are made after their children): they write to them. */
     for (GList *l = g_list_last(all_nodes); l; l = l->prev) {
         BlockDriverState *bs = l->data;
