@@ -321,14 +321,15 @@ static BlockDriverState *map_incoming(json_t *d, const char **name, json_t **bma
     if (!mapping) {
         return block_job_find_device(node, true, errp);
     }
+    /* QEMU 7.2 words the two alias errors with an "Error: " of their own. */
     node_entry = find_entry(mapping, "alias", node);
     if (!node_entry) {
-        error_setg(errp, "Unknown node alias '%s'", node);
+        error_setg(errp, "Error: Unknown node alias '%s'", node);
         return NULL;
     }
     *bmap_entry = find_entry(json_object_get(node_entry, "bitmaps"), "alias", alias);
     if (!*bmap_entry) {
-        error_setg(errp, "Unknown bitmap alias '%s' on node '%s' (alias '%s')", alias,
+        error_setg(errp, "Error: Unknown bitmap alias '%s' on node '%s' (alias '%s')", alias,
                    qdict_get_try_str(node_entry, "node-name"), node);
         return NULL;
     }

@@ -449,13 +449,13 @@ static gboolean out_tick(gpointer opaque)
     size_t left = out.buf->len - out.sent;
 
     if (status == MIG_SETUP) {
-        /* As QEMU: bitmaps that cannot migrate fail it at the start. */
+        set_status(MIG_ACTIVE);
+        /* As QEMU: bitmaps that cannot migrate fail it as it begins. */
         if (cap_enabled("dirty-bitmaps") && !bitmap_mig_check(&err)) {
             out.timer = 0;
             out_fail(err, MIG_FAILED);
             return G_SOURCE_REMOVE;
         }
-        set_status(MIG_ACTIVE);
     }
     chunk = MIN(chunk, left);
     if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
