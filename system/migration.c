@@ -387,13 +387,14 @@ static void out_fail(Error *err, MigStatus final)
         error_report_err(local);
     }
     bitmap_mig_source_restore();
+    /* Over before the guest runs again (vm_start() refuses during one). */
+    set_status(final);
     if (runstate_get() == RUN_STATE_FINISH_MIGRATE) {
         runstate_init(RUN_STATE_PAUSED);
         if (out.was_running) {
             vm_start(NULL);
         }
     }
-    set_status(final);
 }
 
 static void out_complete(void)
