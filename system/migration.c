@@ -1133,6 +1133,12 @@ static void hmp_migrate_set_parameter(Monitor *mon, const QDict *qargs)
     uint64_t n;
     QDict *args;
 
+    if (!strcmp(name, "block-bitmap-mapping")) {
+        /* A list of objects: HMP has no syntax for it, as in QEMU. */
+        monitor_printf(mon, "Error: The block-bitmap-mapping parameter can only be set "
+                       "through QMP\n");
+        return;
+    }
     if (strcmp(name, "max-bandwidth")) {
         monitor_printf(mon, "Error: invalid parameter value: %s\n", name);
         return;
