@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Two machines and a migration between them, for the iotests that migrate
-# (547, 548; 549 uses one machine): QMP on a Unix socket each (qemu-io's output goes to standard
-# output), the MIGRATION statuses each side went through, and each
-# machine's exit status and standard error at its end.  Run from TEST_DIR.
+# (547, 548; 549 uses one machine): QMP on a Unix socket each (qemu-io's
+# output goes to standard output), the MIGRATION statuses each side went
+# through, and each machine's exit status and standard error at its end.
+# Run from TEST_DIR.
 
 import atexit
 import os
