@@ -280,14 +280,31 @@ bool bdrv_is_inactive(BlockDriverState *bs)
     return bs->inactive;
 }
 
+static void release_persistent_bitmaps(BlockDriverState *bs)
+{
+    BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL);
+
+    while (bm) {
+        BdrvDirtyBitmap *next = bdrv_dirty_bitmap_next(bs, bm);
+
+        if (bdrv_dirty_bitmap_get_persistence(bm)) {
+            bdrv_release_dirty_bitmap(bm);
+        }
+        bm = next;
+    }
+}
+
 /*
  * Drops a format node's driver state and opens it anew from the image,
  * read-only or not: every cache goes, the header and metadata are read
  * again.  The driver gets the options it was opened with (those the core
  * takes itself removed); the children stay as they are.  A failure leaves
- * the node closed (I/O then fails with "not open").
+ * the node closed (I/O then fails with "not open").  @inactive: the node
+ * is opened as an inactive one (a format driver then loads no bitmaps:
+ * the image belongs to the other side of a migration).
  */
-static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, Error **errp)
+static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactive,
+                              Error **errp)
 {
     static const char *const core_opts[] = {
         "node-name", "driver", "read-only", "cache.no-flush", "discard", "detect-zeroes",
@@ -309,11 +326,23 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, Error **errp
         drv->bdrv_wipe_key(bs);
     }
     if (drv->bdrv_close) {
+        /*
+         * Activating: the state that closes was opened inactive, read-only;
+         * it must not write (no bitmaps were loaded into it to store).
+         */
+        if (!inactive) {
+            bs->read_only = true;
+        }
         drv->bdrv_close(bs);
+    }
+    if (drv->bdrv_can_store_new_dirty_bitmap) {
+        /* The close stored the persistent bitmaps; the open loads them again. */
+        release_persistent_bitmaps(bs);
     }
     bs->has_key = false;
     memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
     bs->read_only = read_only;
+    bs->inactive = inactive;
     ret = drv->bdrv_open(bs, opts, flags, errp);
     qobject_unref(opts);
     if (ret < 0) {
@@ -325,6 +354,15 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, Error **errp
 
 int bdrv_inactivate_all(Error **errp)
 {
+    /* All or nothing: a node that must keep writing stops it before any goes. */
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (!bs->inactive && bs->drv && bs->drv->bdrv_can_inactivate &&
+            !bs->drv->bdrv_can_inactivate(bs, errp)) {
+            return -EPERM;
+        }
+    }
     /* Parents first (nodes are made after their children): they write to them. */
     for (GList *l = g_list_last(all_nodes); l; l = l->prev) {
         BlockDriverState *bs = l->data;
@@ -342,7 +380,7 @@ int bdrv_inactivate_all(Error **errp)
         }
         if (was_rw) {
             /* Writes what closing writes (the clean header), drops the caches. */
-            ret = bdrv_driver_reopen(bs, true, errp);
+            ret = bdrv_driver_reopen(bs, true, true, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -397,7 +435,7 @@ int bdrv_activate_all(Error **errp)
         if (!bs->drv || bs->drv->is_protocol) {
             continue;
         }
-        ret = bdrv_driver_reopen(bs, !bs->activate_rw, errp);
+        ret = bdrv_driver_reopen(bs, !bs->activate_rw, false, errp);
         if (ret < 0) {
             g_list_free(changed);
             return ret;
@@ -2504,6 +2542,14 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         /*
          * discard=ignore drops discard requests only; a zero write that
          * may unmap still may, as in QEMU.
+         */
+        return 0;
+    }
+    if (type == BDRV_REQ_DISCARD && !drv->bdrv_pdiscard && !drv->is_filter) {
+        /*
+         * A driver that cannot discard (null-co, qcow, luks) drops the
+         * request before anything sees it, as in QEMU: no dirty bitmap
+         * marks what did not change.
          */
         return 0;
     }

@@ -302,6 +302,21 @@ static void cbw_child_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *share
     }
 }
 
+/*
+ * As QEMU's filter, it needs to write its target whatever its own state:
+ * while it exists, the images cannot be handed over to a migration's
+ * destination (a backup job's copy would write behind its back).
+ */
+static bool cbw_can_inactivate(BlockDriverState *bs, Error **errp)
+{
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+
+    error_setg(errp, "The copy-before-write node '%s' writes to its target '%s': it "
+               "cannot be inactivated", bdrv_get_node_name(bs),
+               bdrv_get_node_name(s->target));
+    return false;
+}
+
 static bool cbw_takes_over_parents(BlockDriverState *bs)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
@@ -322,6 +337,7 @@ static BlockDriver bdrv_copy_before_write = {
     .extra_child_name = "target",
     .bdrv_child_perm = cbw_child_perm,
     .bdrv_takes_over_parents = cbw_takes_over_parents,
+    .bdrv_can_inactivate = cbw_can_inactivate,
     .strong_opts = cbw_strong_opts,
     .bdrv_open = cbw_open,
     .bdrv_close = cbw_close,

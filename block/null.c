@@ -128,12 +128,6 @@ static int null_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
     return 0;
 }
 
-static int null_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                         Error **errp)
-{
-    return 0;
-}
-
 static int null_flush(BlockDriverState *bs, Error **errp)
 {
     null_delay(bs);
@@ -172,7 +166,6 @@ static BlockDriver bdrv_null_co = {
     .bdrv_pread = null_pread,
     .bdrv_pwrite = null_pwrite,
     .bdrv_pwrite_zeroes = null_pwrite_zeroes,
-    .bdrv_pdiscard = null_pdiscard,
     .bdrv_flush = null_flush,
     .bdrv_block_status = null_block_status,
     .bdrv_getlength = null_getlength,
@@ -188,7 +181,6 @@ static BlockDriver bdrv_null_aio = {
     .bdrv_pread = null_pread,
     .bdrv_pwrite = null_pwrite,
     .bdrv_pwrite_zeroes = null_pwrite_zeroes,
-    .bdrv_pdiscard = null_pdiscard,
     .bdrv_flush = null_flush,
     .bdrv_block_status = null_block_status,
     .bdrv_getlength = null_getlength,

@@ -384,6 +384,14 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
     }
     s->bm_dir_offset = dir_off;
     s->bm_dir_size = dir_size;
+    if (bdrv_is_inactive(bs)) {
+        /*
+         * The other side of a migration owns the image and its bitmaps
+         * (QEMU's inactive nodes have none either): they are loaded when
+         * the node is activated.
+         */
+        return 0;
+    }
 
     for (guint i = 0; i < s->bm_entries->len; i++) {
         Qcow2BitmapEntry *e = g_ptr_array_index(s->bm_entries, i);

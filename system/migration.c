@@ -31,6 +31,7 @@
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "system/bitmap-migration.h"
 #include "system/migration.h"
 #include "system/runstate.h"
 
@@ -40,6 +41,7 @@
 #define MIG_SECTION_END 0
 #define MIG_SECTION_CONFIG 1
 #define MIG_SECTION_STATE 2
+#define MIG_SECTION_BITMAPS 3
 #define MIG_SECTION_MAX (16 * 1024 * 1024)
 #define MIG_TICK_MS 100
 #define MIG_DEFAULT_BANDWIDTH (128LL * 1024 * 1024)
@@ -66,8 +68,8 @@ static const char *const status_names[] = {
     [MIG_FAILED] = "failed",
 };
 
-/* QEMU's capability names; only the first two here are implemented. */
-static const char *const supported_caps[] = { "events", "postcopy-ram" };
+/* QEMU's capability names; only these are implemented. */
+static const char *const supported_caps[] = { "events", "postcopy-ram", "dirty-bitmaps" };
 static bool cap_state[G_N_ELEMENTS(supported_caps)];
 static const char *const known_caps[] = {
     "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events",
@@ -106,6 +108,7 @@ static struct {
     GByteArray *buf;
     bool header_ok;
     QDict *config;
+    QDict *bitmaps;         /* the BITMAPS section, applied once active */
 } in = { .listen_fd = -1, .fd = -1 };
 
 static bool cap_enabled(const char *name)
@@ -383,19 +386,21 @@ static void out_fail(Error *err, MigStatus final)
     if (bdrv_activate_all(&local) < 0) {
         error_report_err(local);
     }
+    bitmap_mig_source_restore();
+    /* Over before the guest runs again (vm_start() refuses during one). */
+    set_status(final);
     if (runstate_get() == RUN_STATE_FINISH_MIGRATE) {
         runstate_init(RUN_STATE_PAUSED);
         if (out.was_running) {
             vm_start(NULL);
         }
     }
-    set_status(final);
 }
 
 static void out_complete(void)
 {
     Error *err = NULL;
-    QDict *state;
+    QDict *state, *bitmaps = NULL;
 
     if (out.timer) {
         g_source_remove(out.timer);
@@ -405,6 +410,16 @@ static void out_complete(void)
     vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
     if (out.postcopy) {
         set_status(MIG_POSTCOPY_ACTIVE);
+    }
+    /* The bitmaps as the stopped guest left them, before the images go. */
+    if (cap_enabled("dirty-bitmaps")) {
+        bitmaps = bitmap_mig_save(&err);
+        if (!bitmaps) {
+            out_fail(err, MIG_FAILED);
+            return;
+        }
+        append_section(out.buf, MIG_SECTION_BITMAPS, bitmaps);
+        qobject_unref(bitmaps);
     }
     /* Nothing may be written after this: the destination owns the images. */
     if (bdrv_inactivate_all(&err) < 0) {
@@ -436,6 +451,12 @@ static gboolean out_tick(gpointer opaque)
 
     if (status == MIG_SETUP) {
         set_status(MIG_ACTIVE);
+        /* As QEMU: bitmaps that cannot migrate fail it as it begins. */
+        if (cap_enabled("dirty-bitmaps") && !bitmap_mig_check(&err)) {
+            out.timer = 0;
+            out_fail(err, MIG_FAILED);
+            return G_SOURCE_REMOVE;
+        }
     }
     chunk = MIN(chunk, left);
     if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
@@ -667,6 +688,10 @@ static void in_finish(bool running)
         error_free(err);
         return;
     }
+    if (in.bitmaps) {
+        bitmap_mig_load(in.bitmaps);
+        g_clear_pointer(&in.bitmaps, json_decref);
+    }
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
     set_status(MIG_COMPLETED);
     runstate_init(RUN_STATE_PAUSED);
@@ -717,7 +742,8 @@ static int in_parse(bool *running)
         if (type == MIG_SECTION_END) {
             return 1;
         }
-        if (type != MIG_SECTION_CONFIG && type != MIG_SECTION_STATE) {
+        if (type != MIG_SECTION_CONFIG && type != MIG_SECTION_STATE &&
+            type != MIG_SECTION_BITMAPS) {
             in_fail("unknown section type %u", type);
             return -1;
         }
@@ -737,6 +763,14 @@ static int in_parse(bool *running)
             if (!in_check_config(payload)) {
                 return -1;
             }
+        } else if (type == MIG_SECTION_BITMAPS) {
+            if (!json_is_array(json_object_get(payload, "bitmaps"))) {
+                json_decref(payload);
+                in_fail("malformed bitmap section");
+                return -1;
+            }
+            json_decref(in.bitmaps);
+            in.bitmaps = payload;
         } else {
             if (!in.config) {
                 json_decref(payload);
@@ -892,7 +926,8 @@ static bool set_capability(const char *name, bool on, Error **errp)
         return true;    /* off is what it is */
     }
     error_setg(errp, "Migration capability '%s' is not supported by this machine "
-               "(it has no guest RAM; only 'events' and 'postcopy-ram' exist)", name);
+               "(it has no guest RAM; only 'events', 'postcopy-ram' and 'dirty-bitmaps' "
+               "exist)", name);
     return false;
 }
 
@@ -950,14 +985,22 @@ static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
         }
         max_bandwidth = bw;
     }
+    if (qdict_haskey(args, "block-bitmap-mapping") &&
+        !bitmap_mig_set_mapping(json_object_get(args, "block-bitmap-mapping"), errp)) {
+        return NULL;
+    }
     return qdict_new();
 }
 
 static QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
 {
     QDict *p = qdict_new();
+    json_t *map = bitmap_mig_get_mapping();
 
     qdict_put_int(p, "max-bandwidth", max_bandwidth);
+    if (map) {
+        qdict_put_obj(p, "block-bitmap-mapping", map);
+    }
     return p;
 }
 
@@ -1090,6 +1133,12 @@ static void hmp_migrate_set_parameter(Monitor *mon, const QDict *qargs)
     uint64_t n;
     QDict *args;
 
+    if (!strcmp(name, "block-bitmap-mapping")) {
+        /* A list of objects: HMP has no syntax for it, as in QEMU. */
+        monitor_printf(mon, "Error: The block-bitmap-mapping parameter can only be set "
+                       "through QMP\n");
+        return;
+    }
     if (strcmp(name, "max-bandwidth")) {
         monitor_printf(mon, "Error: invalid parameter value: %s\n", name);
         return;
@@ -1139,7 +1188,10 @@ static void hmp_info_migrate_capabilities(Monitor *mon, const QDict *qargs)
 
 static void hmp_info_migrate_parameters(Monitor *mon, const QDict *qargs)
 {
+    g_autofree char *map = bitmap_mig_mapping_text();
+
     monitor_printf(mon, "max-bandwidth: %" PRId64 " bytes/second\n", max_bandwidth);
+    monitor_puts(mon, map);
 }
 
 static const HMPCommand hmp_cmds[] = {
@@ -1212,6 +1264,8 @@ void migration_cleanup(void)
     }
     json_decref(in.config);
     in.config = NULL;
+    g_clear_pointer(&in.bitmaps, json_decref);
+    bitmap_mig_cleanup();
     g_clear_pointer(&in.uri, g_free);
     g_clear_pointer(&in.cmdline_uri, g_free);
     g_clear_pointer(&error_desc, g_free);

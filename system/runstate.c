@@ -5,6 +5,7 @@
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
+#include "system/bitmap-migration.h"
 #include "system/migration.h"
 #include "block/block.h"
 
@@ -72,6 +73,8 @@ bool vm_start(Error **errp)
     if (bdrv_activate_all(errp) < 0) {
         return false;
     }
+    /* Bitmaps that went with the migration are this side's to store again. */
+    bitmap_mig_source_restore();
     current = RUN_STATE_RUNNING;
     qapi_event_emit("RESUME", NULL);
     return true;

@@ -368,6 +368,12 @@ typedef struct BlockDriver {
      */
     void (*bdrv_child_perm)(BlockDriverState *bs, uint64_t *perm, uint64_t *shared);
     /*
+     * Optional: false, with why in @errp, when the node must go on writing
+     * to a child even while inactive (copy-before-write's target), so that
+     * a migration cannot hand the images over (bdrv_inactivate_all()).
+     */
+    bool (*bdrv_can_inactivate)(BlockDriverState *bs, Error **errp);
+    /*
      * Optional: the node stands between its file child and the parents
      * that child had before it came (a job's filter, inserted where QEMU
      * moves those parents above it): their needs and restrictions become

@@ -6,6 +6,9 @@
  *   "QBLKMIG\0"  u32 version (big-endian, 1)
  *   then sections, each: u8 type, u32 length (big-endian), length bytes
  *     1 CONFIG  JSON {"machine", "devices": [{"path", "type"}], "postcopy"}
+ *     3 BITMAPS JSON (with the dirty-bitmaps capability: the dirty
+ *               bitmaps, see system/bitmap-migration.h; sent after the
+ *               source stopped, before STATE)
  *     2 STATE   JSON {"running": bool}   (sent after the images were
  *                                         flushed and inactivated)
  *     0 END     length 0

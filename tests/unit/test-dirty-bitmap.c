@@ -107,8 +107,11 @@ static void test_write_tracking(void)
     g_assert_cmpint(bdrv_pwrite(bs, 65535, 2, buf, 0, &error_abort), ==, 0);
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 1024 * 1024, 4096, 0, &error_abort), ==, 0);
     g_assert_cmpint(bdrv_pdiscard(bs, 8 * 1024 * 1024, 1, &error_abort), ==, 0);
-    /* Two bits for the write across a boundary, one each for the others. */
-    g_assert_cmpint(bdrv_get_dirty_count(a), ==, 4 * 65536);
+    /*
+     * Two bits for the write across a boundary, one for the zero write;
+     * null-co cannot discard: as in QEMU, that changes and marks nothing.
+     */
+    g_assert_cmpint(bdrv_get_dirty_count(a), ==, 3 * 65536);
     g_assert_cmpint(bdrv_get_dirty_count(off), ==, 0);
     /* A busy (frozen) bitmap records nothing. */
     bdrv_clear_dirty_bitmap(a);
