@@ -3785,6 +3785,12 @@ const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs)
     return &bs->stats;
 }
 
+void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type)
+{
+    bs->stats.invalid_ops[type]++;
+    bs->stats.last_access_ns = bdrv_acct_clock_ns();
+}
+
 void *bdrv_get_iothread(BlockDriverState *bs)
 {
     return bs->iothread;

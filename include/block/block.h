@@ -483,6 +483,8 @@ bool bdrv_get_no_flush(BlockDriverState *bs);
 const char *bdrv_get_detect_zeroes(BlockDriverState *bs);
 /* The node's I/O accounting (query-blockstats). */
 const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs);
+/* Counts a request of @type refused before it was made (qemu-io's -i). */
+void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type);
 /* The iothread (system/iothread.c) the node is in, NULL: the main loop. */
 void *bdrv_get_iothread(BlockDriverState *bs);
 void bdrv_set_iothread(BlockDriverState *bs, void *iothread);
