@@ -798,14 +798,12 @@ static bool perm_check_conflicts(GHashTable *edges, Error **errp)
     return true;
 }
 
-int bdrv_refresh_perms(Error **errp)
+/*
+ * Computes every node's new_perm and new_shared from its parents and users,
+ * and (when @edges is not NULL) records each parent's use of each node.
+ */
+static void perm_collect(GHashTable *edges)
 {
-    GList *done = NULL;
-    /* Conflicts are refused when someone asks; a release cannot add one. */
-    g_autoptr(GHashTable) edges = errp ? g_hash_table_new_full(NULL, NULL, NULL,
-                                                 (GDestroyNotify)g_ptr_array_unref) : NULL;
-    int ret = 0;
-
     for (GList *l = all_nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
         bs->new_perm = 0;
@@ -843,6 +841,17 @@ int bdrv_refresh_perms(Error **errp)
                            0, BLK_PERM_ALL, false);
         }
     }
+}
+
+int bdrv_refresh_perms(Error **errp)
+{
+    GList *done = NULL;
+    /* Conflicts are refused when someone asks; a release cannot add one. */
+    g_autoptr(GHashTable) edges = errp ? g_hash_table_new_full(NULL, NULL, NULL,
+                                                 (GDestroyNotify)g_ptr_array_unref) : NULL;
+    int ret = 0;
+
+    perm_collect(edges);
     if (edges && !perm_check_conflicts(edges, errp)) {
         return -EPERM;
     }
@@ -879,6 +888,45 @@ int bdrv_refresh_perms(Error **errp)
     }
     g_list_free(done);
     return ret;
+}
+
+void bdrv_foreach_graph_edge(BdrvGraphEdgeFn *fn, void *opaque)
+{
+    g_autoptr(GHashTable) edges = g_hash_table_new_full(NULL, NULL, NULL,
+                                                      (GDestroyNotify)g_ptr_array_unref);
+
+    /* new_perm and new_shared are scratch outside bdrv_refresh_perms(). */
+    perm_collect(edges);
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        GPtrArray *list = g_hash_table_lookup(edges, bs);
+
+        for (guint i = 0; list && i < list->len; i++) {
+            PermEdge *e = g_ptr_array_index(list, i);
+            bool from_node = g_list_find(all_nodes, e->key) != NULL;
+
+            fn(opaque, bs, from_node ? (BlockDriverState *)e->key : NULL,
+               from_node ? NULL : (BdrvUser *)e->key, e->role, e->perm, e->shared);
+        }
+        /* Claims and names need nothing: they have no edge above. */
+        for (GSList *u = bs->users; u; u = u->next) {
+            BdrvUser *user = u->data;
+
+            if (user->owner || user->device) {
+                fn(opaque, bs, NULL, user, user->role, 0, BLK_PERM_ALL);
+            }
+        }
+    }
+}
+
+void *bdrv_user_owner(BdrvUser *user)
+{
+    return user->owner;
+}
+
+const char *bdrv_user_device(BdrvUser *user)
+{
+    return user->device;
 }
 
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,

@@ -661,8 +661,151 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     return ok ? qdict_new() : NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* x-debug-query-block-graph */
+
+typedef struct GraphDump {
+    json_t *nodes, *edges;
+    GHashTable *ids;            /* drive, job, node or other user -> id */
+    int next_id;
+    /* What the device on each drive needs of its root (DriveInfo -> perms). */
+    GHashTable *device_perm, *device_shared;
+    GPtrArray *roots;           /* pairs: DriveInfo, root node */
+} GraphDump;
+
+static int graph_node(GraphDump *g, const void *key, const char *type, const char *name)
+{
+    int id = GPOINTER_TO_INT(g_hash_table_lookup(g->ids, key));
+
+    if (!id) {
+        id = ++g->next_id;
+        g_hash_table_insert(g->ids, (gpointer)key, GINT_TO_POINTER(id));
+        json_array_append_new(g->nodes, json_pack("{s:i, s:s, s:s}", "id", id,
+                                                  "type", type, "name", name));
+    }
+    return id;
+}
+
+/* QEMU's BlockPermission names, highest bit first as QEMU lists them. */
+static json_t *graph_perm_list(uint64_t perm)
+{
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent-read", "write", "write-unchanged", "resize",
+    };
+    json_t *list = json_array();
+
+    for (int bit = BLK_PERM_COUNT - 1; bit >= 0; bit--) {
+        if (perm & (1ULL << bit)) {
+            json_array_append_new(list, json_string(names[bit]));
+        }
+    }
+    return list;
+}
+
+static void graph_edge(GraphDump *g, int parent, int child, const char *role, uint64_t perm,
+                       uint64_t shared)
+{
+    json_array_append_new(g->edges, json_pack("{s:i, s:i, s:s, s:o, s:o}", "parent", parent,
+                                              "child", child, "name", role,
+                                              "perm", graph_perm_list(perm),
+                                              "shared-perm", graph_perm_list(shared)));
+}
+
+static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverState *parent,
+                            BdrvUser *user, const char *role, uint64_t perm, uint64_t shared)
+{
+    GraphDump *g = opaque;
+    int child_id = graph_node(g, child, "block-driver", child->node_name);
+    BlockJob *job = user ? bdrv_user_owner(user) : NULL;
+
+    if (parent) {
+        graph_edge(g, graph_node(g, parent, "block-driver", parent->node_name), child_id,
+                   role, perm, shared);
+        return;
+    }
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+
+        if (user == d->perm_user) {
+            /* The device's needs show on its drive's root edge. */
+            g_hash_table_insert(g->device_perm, d, GSIZE_TO_POINTER(perm));
+            g_hash_table_insert(g->device_shared, d, GSIZE_TO_POINTER(shared));
+            if (!d->name_user) {
+                /* A drive made for a node name: the device's handle is its root. */
+                g_ptr_array_add(g->roots, d);
+                g_ptr_array_add(g->roots, child);
+            }
+            return;
+        }
+        if (user == d->name_user) {
+            g_ptr_array_add(g->roots, d);
+            g_ptr_array_add(g->roots, child);
+            return;
+        }
+    }
+    if (job) {
+        graph_edge(g, graph_node(g, job, "block-job", block_job_id(job)), child_id,
+                   child == job->bs ? "main node" : "intermediate node", perm, shared);
+    } else {
+        /* A tool's or a job's own handle: an unnamed block backend. */
+        graph_edge(g, graph_node(g, user, "block-backend", ""), child_id, role, perm, shared);
+    }
+}
+
+static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
+{
+    GraphDump g = {
+        .nodes = json_array(), .edges = json_array(),
+        .ids = g_hash_table_new(NULL, NULL),
+        .device_perm = g_hash_table_new(NULL, NULL),
+        .device_shared = g_hash_table_new(NULL, NULL),
+        .roots = g_ptr_array_new(),
+    };
+    QDict *ret;
+
+    /* QEMU's order of ids: the block backends, the jobs, then the nodes. */
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+
+        /* A drive without a name is named by its device, as in QEMU. */
+        graph_node(&g, d, "block-backend",
+                   !d->id[0] && d->dev ? qdev_attached_name(d->dev) : d->id);
+    }
+    for (GList *l = block_job_list(); l; l = l->next) {
+        graph_node(&g, l->data, "block-job", block_job_id(l->data));
+    }
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (bs->drv && !bs->closing) {
+            graph_node(&g, bs, "block-driver", bs->node_name);
+        }
+    }
+    bdrv_foreach_graph_edge(graph_dump_edge, &g);
+    for (guint i = 0; i < g.roots->len; i += 2) {
+        DriveInfo *d = g_ptr_array_index(g.roots, i);
+        gpointer shared;
+        bool has_device = g_hash_table_lookup_extended(g.device_shared, d, NULL, &shared);
+
+        graph_edge(&g, graph_node(&g, d, "block-backend", ""),
+                   graph_node(&g, g_ptr_array_index(g.roots, i + 1), "block-driver",
+                              ((BlockDriverState *)g_ptr_array_index(g.roots, i + 1))->node_name),
+                   "root", GPOINTER_TO_SIZE(g_hash_table_lookup(g.device_perm, d)),
+                   has_device ? GPOINTER_TO_SIZE(shared) : BLK_PERM_ALL);
+    }
+    ret = qdict_new();
+    json_object_set_new(ret, "nodes", g.nodes);
+    json_object_set_new(ret, "edges", g.edges);
+    g_hash_table_destroy(g.ids);
+    g_hash_table_destroy(g.device_perm);
+    g_hash_table_destroy(g.device_shared);
+    g_ptr_array_free(g.roots, true);
+    return ret;
+}
+
 void block_graph_monitor_init(void)
 {
+    qmp_register_command("x-debug-query-block-graph", qmp_x_debug_query_block_graph);
     qmp_register_command("block_resize", qmp_block_resize);
     qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
     qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);
