@@ -1923,6 +1923,27 @@ static bool reopen_bool(QDict *opts, const char *key, bool *out, Error **errp)
     return qemu_parse_bool(key, json_string_value(v), out, errp);
 }
 
+static gint key_qemu_order(gconstpointer a, gconstpointer b)
+{
+    unsigned x = qdict_qemu_bucket(a), y = qdict_qemu_bucket(b);
+
+    return x < y ? -1 : x > y;
+}
+
+/* @opts's keys in the order QEMU walks them (the first bad one is named). */
+static GList *reopen_keys_qemu_order(QDict *opts)
+{
+    GList *keys = NULL;
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(opts, key, value) {
+        keys = g_list_prepend(keys, (gpointer)key);
+    }
+    /* g_list_sort is stable: within a bucket the newest key first, as in QEMU. */
+    return g_list_sort(keys, key_qemu_order);
+}
+
 /*
  * Checks the reopen of @bs (and of its file and backing nodes, through
  * "file." and "backing." options) with @opts, and records what is to
@@ -1939,11 +1960,13 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
     QDict *backing_opts = NULL;
+    GList *keys = NULL;
     bool auto_ro = false, ok = false;
     const char *key;
     json_t *value;
 
-    if (bs->backing) {
+    /* A job's implicit filter is not reopened: its options stay here, refused. */
+    if (bs->backing && !bs->backing->implicit) {
         backing_opts = qdict_extract_subqdict(own, "backing.");
     }
     if (qdict_size(file_opts) && !bs->file) {
@@ -2018,9 +2041,14 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
      * the file name and the driver's own options keep what the node was
      * opened with (or, for name and driver, what it has).
      */
-    json_object_foreach(own, key, value) {
-        g_autofree char *want = option_text(value);
+    keys = reopen_keys_qemu_order(own);
+    for (GList *k = keys; k; k = k->next) {
+        g_autofree char *want = NULL;
         g_autofree char *have = NULL;
+
+        key = k->data;
+        value = json_object_get(own, key);
+        want = option_text(value);
 
         if (!strcmp(key, "node-name")) {
             have = g_strdup(bs->node_name);
@@ -2054,6 +2082,7 @@ out:
         }
         qobject_unref(st.drv_opts);
     }
+    g_list_free(keys);
     qobject_unref(backing_opts);
     qobject_unref(file_opts);
     qobject_unref(own);

@@ -392,7 +392,13 @@ typedef struct ReopenItem {
     bool change_backing;
     BlockDriverState *backing;  /* the new backing node, or NULL to detach */
     BlockDriverState *new_file; /* another file node to take, or NULL */
+    /* Backing changes of nodes below, asked for inline (BackingChange). */
+    GArray *nested;
 } ReopenItem;
+
+typedef struct BackingChange {
+    BlockDriverState *bs, *backing;
+} BackingChange;
 
 /* Sets a default for an option the element left out (QEMU resets those). */
 static void put_default(QDict *opts, const char *key, json_t *value)
@@ -463,6 +469,73 @@ static BlockDriverState *reopen_find_child(BlockDriverState *bs, const char *ref
     return child;
 }
 
+/*
+ * The new backing node @ref (a node name, or null) of @bs: found and
+ * checked, as QEMU checks it, against a job's filter above the old one
+ * and against a frozen link.
+ */
+static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverState **out,
+                               Error **errp)
+{
+    *out = NULL;
+    if (json_is_string(ref)) {
+        *out = reopen_find_child(bs, json_string_value(ref), "backing", errp);
+        if (!*out) {
+            return false;
+        }
+    }
+    if (*out == bs->backing) {
+        return true;
+    }
+    if (bs->backing && bs->backing->implicit) {
+        error_setg(errp, "Cannot replace implicit backing child of %s", bs->node_name);
+        return false;
+    }
+    if (!bdrv_backing_link_check_frozen(bs, errp)) {
+        return false;
+    }
+    if (!bs->drv->supports_backing) {
+        error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
+                   bs->drv->format_name, bs->node_name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A backing node's options given inline reopen that node; a "backing" in
+ * them (a name or null) changes that node's backing link, recorded in
+ * @changes.  Below a job's implicit filter nothing is looked into: the
+ * options are then checked against the node itself (and refused).
+ */
+static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *changes,
+                                  Error **errp)
+{
+    json_t *backing;
+    BackingChange c;
+
+    if (!json_is_object(opts) || !bs->backing || bs->backing->implicit) {
+        return true;
+    }
+    bs = bs->backing;
+    backing = json_object_get(opts, "backing");
+    if (json_is_object(backing)) {
+        return reopen_nested_backing(bs, backing, changes, errp);
+    }
+    if (!json_is_null(backing) && !json_is_string(backing)) {
+        return true;
+    }
+    c.bs = bs;
+    if (!reopen_backing_ref(bs, backing, &c.backing, errp)) {
+        return false;
+    }
+    if (c.backing != bs->backing) {
+        g_array_append_val(changes, c);
+    }
+    json_object_del(opts, "backing");
+    return true;
+}
+
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
 {
     json_t *file, *backing;
@@ -515,6 +588,7 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         return false;
     }
     it->opts = json_deep_copy(elem);
+    it->nested = g_array_new(false, false, sizeof(BackingChange));
     file = json_object_get(it->opts, "file");
     if (it->bs->file && !file) {
         error_setg(errp, "Parameter 'options[%zu].file' is missing", i);
@@ -545,19 +619,12 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         }
     } else if (json_is_null(backing) || json_is_string(backing)) {
         it->change_backing = true;
-        if (json_is_string(backing)) {
-            it->backing = reopen_find_child(it->bs, json_string_value(backing), "backing",
-                                            errp);
-            if (!it->backing) {
-                return false;
-            }
-        }
-        if (it->backing != it->bs->backing && !it->bs->drv->supports_backing) {
-            error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
-                       it->bs->drv->format_name, name);
+        if (!reopen_backing_ref(it->bs, backing, &it->backing, errp)) {
             return false;
         }
         json_object_del(it->opts, "backing");
+    } else if (!reopen_nested_backing(it->bs, backing, it->nested, errp)) {
+        return false;
     }
     file = json_object_get(it->opts, "file");   /* a reference was deleted above */
     if (json_is_object(file) && it->bs->file && it->bs->file->drv &&
@@ -631,9 +698,15 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
-        if ((it->change_backing && it->backing != it->bs->backing &&
-             it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) ||
-            bdrv_reopen(it->bs, it->opts, errp) < 0) {
+        bool busy = it->change_backing && it->backing != it->bs->backing &&
+                    it->bs->backing && !block_job_check_node_free(it->bs->backing, errp);
+
+        for (j = 0; !busy && j < it->nested->len; j++) {
+            BackingChange *c = &g_array_index(it->nested, BackingChange, j);
+
+            busy = c->bs->backing && !block_job_check_node_free(c->bs->backing, errp);
+        }
+        if (busy || bdrv_reopen(it->bs, it->opts, errp) < 0) {
             /* Only gives permissions back. */
             bdrv_replace_files(nodes + i, old_files + i, n - i, NULL);
             for (j = i; j < n; j++) {
@@ -652,10 +725,18 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
         if (it->change_backing && it->backing != it->bs->backing) {
             bdrv_set_backing_hd(it->bs, it->backing);
         }
+        for (j = 0; j < it->nested->len; j++) {
+            BackingChange *c = &g_array_index(it->nested, BackingChange, j);
+
+            bdrv_set_backing_hd(c->bs, c->backing);
+        }
     }
     for (i = 0; i < n; i++) {
         if (items[i].opts) {
             json_decref(items[i].opts);
+        }
+        if (items[i].nested) {
+            g_array_free(items[i].nested, true);
         }
     }
     return ok ? qdict_new() : NULL;

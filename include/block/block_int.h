@@ -177,6 +177,13 @@ struct BlockDriverState {
     /* When the file link was last replaced (bdrv_replace_file()), or 0. */
     uint64_t file_seq;
 
+    /*
+     * The link to @backing is frozen (a count: one per block job working
+     * across it): blockdev-reopen may not change it (QEMU's "Cannot change
+     * frozen 'backing' link").  The jobs change it themselves when they end.
+     */
+    int backing_frozen;
+
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
 };
