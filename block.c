@@ -919,6 +919,11 @@ void bdrv_foreach_graph_edge(BdrvGraphEdgeFn *fn, void *opaque)
     }
 }
 
+void bdrv_set_monitor_owned(BlockDriverState *bs, bool owned)
+{
+    bs->monitor_owned = owned;
+}
+
 void *bdrv_user_owner(BdrvUser *user)
 {
     return user->owner;
@@ -1965,8 +1970,11 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     const char *key;
     json_t *value;
 
-    /* A job's implicit filter is not reopened: its options stay here, refused. */
-    if (bs->backing && !bs->backing->implicit) {
+    /*
+     * A job's implicit filter and a node added on its own are not reopened
+     * through this one: their options stay here, refused.
+     */
+    if (bs->backing && !bs->backing->implicit && !bs->backing->monitor_owned) {
         backing_opts = qdict_extract_subqdict(own, "backing.");
     }
     if (qdict_size(file_opts) && !bs->file) {

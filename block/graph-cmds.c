@@ -505,8 +505,9 @@ static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverSta
 /*
  * A backing node's options given inline reopen that node; a "backing" in
  * them (a name or null) changes that node's backing link, recorded in
- * @changes.  Below a job's implicit filter nothing is looked into: the
- * options are then checked against the node itself (and refused).
+ * @changes.  Below a job's implicit filter or a node added on its own
+ * (blockdev-add) nothing is looked into: the options are then checked
+ * against the node itself (and refused).
  */
 static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *changes,
                                   Error **errp)
@@ -514,7 +515,8 @@ static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *ch
     json_t *backing;
     BackingChange c;
 
-    if (!json_is_object(opts) || !bs->backing || bs->backing->implicit) {
+    if (!json_is_object(opts) || !bs->backing || bs->backing->implicit ||
+        bs->backing->monitor_owned) {
         return true;
     }
     bs = bs->backing;

@@ -222,6 +222,8 @@ int bdrv_refresh_perms(Error **errp);
 typedef void BdrvGraphEdgeFn(void *opaque, BlockDriverState *child, BlockDriverState *parent,
                              BdrvUser *user, const char *role, uint64_t perm, uint64_t shared);
 void bdrv_foreach_graph_edge(BdrvGraphEdgeFn *fn, void *opaque);
+/* Whether blockdev-add (or -blockdev) opened @bs on its own (see block_int.h). */
+void bdrv_set_monitor_owned(BlockDriverState *bs, bool owned);
 /* A user's claim owner (a block job) or NULL; its drive name or NULL. */
 void *bdrv_user_owner(BdrvUser *user);
 const char *bdrv_user_device(BdrvUser *user);

@@ -183,6 +183,12 @@ struct BlockDriverState {
      * frozen 'backing' link").  The jobs change it themselves when they end.
      */
     int backing_frozen;
+    /*
+     * Opened by blockdev-add or -blockdev, not inline in a parent's
+     * options: a parent's reopen does not reach into it (its options
+     * given inline there are refused, as in QEMU).
+     */
+    bool monitor_owned;
 
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
