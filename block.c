@@ -357,6 +357,21 @@ int bdrv_inactivate_all(Error **errp)
     return 0;
 }
 
+/* The nodes of @changed (freed) go back to inactive, their locks with them. */
+static void activate_undo(GList *changed)
+{
+    for (GList *l = changed; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        bs->inactive = true;
+        if (!bs->drv->is_protocol) {
+            bs->read_only = true;
+        }
+    }
+    bdrv_refresh_perms(NULL);
+    g_list_free(changed);
+}
+
 int bdrv_activate_all(Error **errp)
 {
     GList *changed = NULL;
@@ -376,17 +391,22 @@ int bdrv_activate_all(Error **errp)
         }
     }
     if (bdrv_refresh_perms(errp) < 0) {
-        for (GList *l = changed; l; l = l->next) {
-            BlockDriverState *bs = l->data;
-
-            bs->inactive = true;
-            if (!bs->drv->is_protocol) {
-                bs->read_only = true;
-            }
-        }
-        bdrv_refresh_perms(NULL);
-        g_list_free(changed);
+        activate_undo(changed);
         return -EBUSY;
+    }
+    /*
+     * Protocol nodes first: what the host cached of the file while the
+     * other side wrote it goes (file: drop the page cache).  A failure
+     * leaves every node inactive, to be activated again later (cont).
+     */
+    for (GList *l = changed; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (bs->drv && bs->drv->is_protocol && bs->drv->bdrv_activate &&
+            bs->drv->bdrv_activate(bs, errp) < 0) {
+            activate_undo(changed);
+            return -EIO;
+        }
     }
     /* Children first: a format node reads its metadata through them. */
     for (GList *l = changed; l; l = l->next) {

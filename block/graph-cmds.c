@@ -443,8 +443,7 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
                 json_object_set_new(opts, key, json_null());
                 continue;
             }
-            error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
-                       "default is not supported, state it again", key, bs->node_name);
+            error_setg(errp, "Option '%s' cannot be reset to its default value", key);
             return false;
         }
     }
@@ -629,18 +628,14 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         return false;
     }
     file = json_object_get(it->opts, "file");   /* a reference was deleted above */
+    /*
+     * A file child given inline is reopened as the element says: the
+     * driver's options it leaves out go back to their defaults too (a raw
+     * child's size, QEMU's iotest 248), or are refused as for the node.
+     */
     if (json_is_object(file) && it->bs->file && it->bs->file->drv &&
-        it->bs->file->options) {
-        /*
-         * A file child given inline is reopened as the element says: the
-         * driver's options it leaves out go back to their defaults too
-         * (a raw child's size, QEMU's iotest 248).
-         */
-        for (const char *const *r = it->bs->file->drv->reopen_resettable_opts; r && *r; r++) {
-            if (json_object_get(it->bs->file->options, *r) && !json_object_get(file, *r)) {
-                json_object_set_new(file, *r, json_null());
-            }
-        }
+        !reopen_keeps_driver_opts(it->bs->file, file, errp)) {
+        return false;
     }
     /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
     bdrv_flatten_options(it->opts);

@@ -274,6 +274,12 @@ typedef struct BlockDriver {
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
     /*
+     * Optional, protocol drivers: the node becomes active after an
+     * incoming migration; what the host cached of the image while the
+     * other side owned it must not be trusted.
+     */
+    int (*bdrv_activate)(BlockDriverState *bs, Error **errp);
+    /*
      * A node only the block layer makes (a job's filter): not listed
      * among the formats, and its open refuses users.
      */
