@@ -11,6 +11,7 @@
 #include "block/blockjob_int.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
+#include "hw/qdev.h"
 
 /*
  * A drive by name first, then a node, as QEMU's commands that take both
@@ -498,7 +499,7 @@ static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverSta
                    bs->drv->format_name, bs->node_name);
         return false;
     }
-    return true;
+    return !*out || qdev_join_iothreads(bs, *out, false, errp);
 }
 
 /*
@@ -650,6 +651,15 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     return true;
 }
 
+/* The new backing node joins @bs's iothread, or @bs its (checked before). */
+static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
+{
+    if (backing) {
+        qdev_join_iothreads(bs, backing, true, NULL);
+    }
+    bdrv_set_backing_hd(bs, backing);
+}
+
 static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
 {
     json_t *list = json_object_get(args, "options");
@@ -720,12 +730,12 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
             old_files[i] = NULL;
         }
         if (it->change_backing && it->backing != it->bs->backing) {
-            bdrv_set_backing_hd(it->bs, it->backing);
+            reopen_set_backing(it->bs, it->backing);
         }
         for (j = 0; j < it->nested->len; j++) {
             BackingChange *c = &g_array_index(it->nested, BackingChange, j);
 
-            bdrv_set_backing_hd(c->bs, c->backing);
+            reopen_set_backing(c->bs, c->backing);
         }
     }
     for (i = 0; i < n; i++) {
