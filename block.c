@@ -396,6 +396,21 @@ int bdrv_inactivate_all(Error **errp)
     return 0;
 }
 
+/* The nodes of @changed (freed) go back to inactive, their locks with them. */
+static void activate_undo(GList *changed)
+{
+    for (GList *l = changed; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        bs->inactive = true;
+        if (!bs->drv->is_protocol) {
+            bs->read_only = true;
+        }
+    }
+    bdrv_refresh_perms(NULL);
+    g_list_free(changed);
+}
+
 int bdrv_activate_all(Error **errp)
 {
     GList *changed = NULL;
@@ -415,17 +430,22 @@ int bdrv_activate_all(Error **errp)
         }
     }
     if (bdrv_refresh_perms(errp) < 0) {
-        for (GList *l = changed; l; l = l->next) {
-            BlockDriverState *bs = l->data;
-
-            bs->inactive = true;
-            if (!bs->drv->is_protocol) {
-                bs->read_only = true;
-            }
-        }
-        bdrv_refresh_perms(NULL);
-        g_list_free(changed);
+        activate_undo(changed);
         return -EBUSY;
+    }
+    /*
+     * Protocol nodes first: what the host cached of the file while the
+     * other side wrote it goes (file: drop the page cache).  A failure
+     * leaves every node inactive, to be activated again later (cont).
+     */
+    for (GList *l = changed; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (bs->drv && bs->drv->is_protocol && bs->drv->bdrv_activate &&
+            bs->drv->bdrv_activate(bs, errp) < 0) {
+            activate_undo(changed);
+            return -EIO;
+        }
     }
     /* Children first: a format node reads its metadata through them. */
     for (GList *l = changed; l; l = l->next) {
@@ -837,14 +857,12 @@ static bool perm_check_conflicts(GHashTable *edges, Error **errp)
     return true;
 }
 
-int bdrv_refresh_perms(Error **errp)
+/*
+ * Computes every node's new_perm and new_shared from its parents and users,
+ * and (when @edges is not NULL) records each parent's use of each node.
+ */
+static void perm_collect(GHashTable *edges)
 {
-    GList *done = NULL;
-    /* Conflicts are refused when someone asks; a release cannot add one. */
-    g_autoptr(GHashTable) edges = errp ? g_hash_table_new_full(NULL, NULL, NULL,
-                                                 (GDestroyNotify)g_ptr_array_unref) : NULL;
-    int ret = 0;
-
     for (GList *l = all_nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
         bs->new_perm = 0;
@@ -882,6 +900,17 @@ int bdrv_refresh_perms(Error **errp)
                            0, BLK_PERM_ALL, false);
         }
     }
+}
+
+int bdrv_refresh_perms(Error **errp)
+{
+    GList *done = NULL;
+    /* Conflicts are refused when someone asks; a release cannot add one. */
+    g_autoptr(GHashTable) edges = errp ? g_hash_table_new_full(NULL, NULL, NULL,
+                                                 (GDestroyNotify)g_ptr_array_unref) : NULL;
+    int ret = 0;
+
+    perm_collect(edges);
     if (edges && !perm_check_conflicts(edges, errp)) {
         return -EPERM;
     }
@@ -918,6 +947,50 @@ int bdrv_refresh_perms(Error **errp)
     }
     g_list_free(done);
     return ret;
+}
+
+void bdrv_foreach_graph_edge(BdrvGraphEdgeFn *fn, void *opaque)
+{
+    g_autoptr(GHashTable) edges = g_hash_table_new_full(NULL, NULL, NULL,
+                                                      (GDestroyNotify)g_ptr_array_unref);
+
+    /* new_perm and new_shared are scratch outside bdrv_refresh_perms(). */
+    perm_collect(edges);
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        GPtrArray *list = g_hash_table_lookup(edges, bs);
+
+        for (guint i = 0; list && i < list->len; i++) {
+            PermEdge *e = g_ptr_array_index(list, i);
+            bool from_node = g_list_find(all_nodes, e->key) != NULL;
+
+            fn(opaque, bs, from_node ? (BlockDriverState *)e->key : NULL,
+               from_node ? NULL : (BdrvUser *)e->key, e->role, e->perm, e->shared);
+        }
+        /* Claims and names need nothing: they have no edge above. */
+        for (GSList *u = bs->users; u; u = u->next) {
+            BdrvUser *user = u->data;
+
+            if (user->owner || user->device) {
+                fn(opaque, bs, NULL, user, user->role, 0, BLK_PERM_ALL);
+            }
+        }
+    }
+}
+
+void bdrv_set_monitor_owned(BlockDriverState *bs, bool owned)
+{
+    bs->monitor_owned = owned;
+}
+
+void *bdrv_user_owner(BdrvUser *user)
+{
+    return user->owner;
+}
+
+const char *bdrv_user_device(BdrvUser *user)
+{
+    return user->device;
 }
 
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
@@ -1914,6 +1987,27 @@ static bool reopen_bool(QDict *opts, const char *key, bool *out, Error **errp)
     return qemu_parse_bool(key, json_string_value(v), out, errp);
 }
 
+static gint key_qemu_order(gconstpointer a, gconstpointer b)
+{
+    unsigned x = qdict_qemu_bucket(a), y = qdict_qemu_bucket(b);
+
+    return x < y ? -1 : x > y;
+}
+
+/* @opts's keys in the order QEMU walks them (the first bad one is named). */
+static GList *reopen_keys_qemu_order(QDict *opts)
+{
+    GList *keys = NULL;
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(opts, key, value) {
+        keys = g_list_prepend(keys, (gpointer)key);
+    }
+    /* g_list_sort is stable: within a bucket the newest key first, as in QEMU. */
+    return g_list_sort(keys, key_qemu_order);
+}
+
 /*
  * Checks the reopen of @bs (and of its file and backing nodes, through
  * "file." and "backing." options) with @opts, and records what is to
@@ -1930,11 +2024,16 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     QDict *own = qdict_clone_shallow(opts);
     QDict *file_opts = qdict_extract_subqdict(own, "file.");
     QDict *backing_opts = NULL;
+    GList *keys = NULL;
     bool auto_ro = false, ok = false;
     const char *key;
     json_t *value;
 
-    if (bs->backing) {
+    /*
+     * A job's implicit filter and a node added on its own are not reopened
+     * through this one: their options stay here, refused.
+     */
+    if (bs->backing && !bs->backing->implicit && !bs->backing->monitor_owned) {
         backing_opts = qdict_extract_subqdict(own, "backing.");
     }
     if (qdict_size(file_opts) && !bs->file) {
@@ -2009,9 +2108,14 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
      * the file name and the driver's own options keep what the node was
      * opened with (or, for name and driver, what it has).
      */
-    json_object_foreach(own, key, value) {
-        g_autofree char *want = option_text(value);
+    keys = reopen_keys_qemu_order(own);
+    for (GList *k = keys; k; k = k->next) {
+        g_autofree char *want = NULL;
         g_autofree char *have = NULL;
+
+        key = k->data;
+        value = json_object_get(own, key);
+        want = option_text(value);
 
         if (!strcmp(key, "node-name")) {
             have = g_strdup(bs->node_name);
@@ -2045,6 +2149,7 @@ out:
         }
         qobject_unref(st.drv_opts);
     }
+    g_list_free(keys);
     qobject_unref(backing_opts);
     qobject_unref(file_opts);
     qobject_unref(own);

@@ -664,6 +664,7 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     bs = bdrv_open(NULL, options, BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags(), errp);
     if (bs) {
         owned_nodes = g_list_append(owned_nodes, bs);
+        bdrv_set_monitor_owned(bs, true);
     }
     return bs;
 }
@@ -714,6 +715,7 @@ bool blockdev_del(const char *node_name, Error **errp)
         return false;
     }
     owned_nodes = g_list_remove(owned_nodes, bs);
+    bdrv_set_monitor_owned(bs, false);
     bdrv_unref(bs);
     return true;
 }

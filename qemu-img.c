@@ -675,21 +675,6 @@ static BlockDriverState *open_image_opts(const char *name, bool image_opts,
 /* ------------------------------------------------------------------ */
 /* JSON in QEMU's member order */
 
-/*
- * QEMU prints a dictionary in the order of its hash buckets (512 buckets,
- * the tdb string hash), not in insertion order; tools compare outputs as
- * text, so members are put into that order here.
- */
-static unsigned qdict_bucket(const char *key)
-{
-    uint32_t value = 0x238F13AFu * (uint32_t)strlen(key);
-
-    for (unsigned i = 0; key[i]; i++) {
-        value += (uint32_t)(unsigned char)key[i] << (i * 5 % 24);
-    }
-    return (1103515243u * value + 12345u) % 512;
-}
-
 typedef struct KeyRank {
     const char *key;
     unsigned bucket;
@@ -718,7 +703,7 @@ static json_t *json_qemu_order(json_t *v)
 
         json_object_foreach(v, key, member) {
             ranks[i].key = key;
-            ranks[i].bucket = qdict_bucket(key);
+            ranks[i].bucket = qdict_qemu_bucket(key);
             ranks[i].pos = (int)i;
             i++;
         }

@@ -408,8 +408,39 @@ void block_job_add_node(BlockJob *job, BlockDriverState *node)
     job->nodes = g_slist_append(job->nodes, node);
 }
 
+void block_job_freeze_backing(BlockJob *job, BlockDriverState *top, BlockDriverState *base,
+                              bool with_base)
+{
+    for (BlockDriverState *p = top; p && p->backing && p != base; p = p->backing) {
+        if (!with_base && p->backing == base) {
+            break;
+        }
+        p->backing_frozen++;
+        bdrv_ref(p);
+        job->frozen = g_slist_prepend(job->frozen, p);
+    }
+}
+
+static void unfreeze_one(gpointer p)
+{
+    ((BlockDriverState *)p)->backing_frozen--;
+    bdrv_unref(p);
+}
+
+bool bdrv_backing_link_check_frozen(BlockDriverState *bs, Error **errp)
+{
+    if (bs->backing_frozen && bs->backing) {
+        error_setg(errp, "Cannot change frozen 'backing' link from '%s' to '%s'",
+                   bs->node_name, bs->backing->node_name);
+        return false;
+    }
+    return true;
+}
+
 static void release_nodes(BlockJob *job)
 {
+    g_slist_free_full(job->frozen, unfreeze_one);
+    job->frozen = NULL;
     /* The claims go before the references: a claim needs its node. */
     g_slist_free_full(job->claims, (GDestroyNotify)bdrv_user_remove);
     job->claims = NULL;

@@ -460,6 +460,7 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
             break;
         }
     }
+    block_job_freeze_backing(&s->common, top, base, true);
     if (!block_job_init_len(&s->common, top, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;
@@ -506,6 +507,7 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
         block_job_add_node(&s->common, p);
         s->above_base = p;
     }
+    block_job_freeze_backing(&s->common, bs, base, false);
     if (bs->backing && !block_job_init_len(&s->common, bs, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;

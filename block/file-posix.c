@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/falloc.h>
@@ -41,6 +42,12 @@ typedef struct BDRVRawState {
      * system call that every request's range check would make.
      */
     int64_t length;
+    /*
+     * "x-check-cache-dropped" (a debugging option, as QEMU's): activation
+     * after an incoming migration checks that no page of the file is left
+     * in the host's page cache.
+     */
+    bool check_cache_dropped;
 } BDRVRawState;
 
 /*
@@ -204,6 +211,99 @@ static bool take_locking_opt(QDict *options, bool *use_lock, Error **errp)
     return true;
 }
 
+/* "x-check-cache-dropped": a boolean; null (left out by a reopen) is off. */
+static bool take_check_cache_opt(QDict *options, bool *check, Error **errp)
+{
+    json_t *v = json_object_get(options, "x-check-cache-dropped");
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_null(v)) {
+        *check = false;
+    } else if (json_is_boolean(v)) {
+        *check = json_is_true(v);
+    } else if (!json_is_string(v) ||
+               !qemu_parse_bool("x-check-cache-dropped", json_string_value(v), check, errp)) {
+        if (!json_is_string(v)) {
+            error_setg(errp, "Invalid parameter type for 'x-check-cache-dropped', "
+                       "expected: boolean");
+        }
+        return false;
+    }
+    qdict_del(options, "x-check-cache-dropped");
+    return true;
+}
+
+/* Whether any page of the file is in the host's page cache (mincore). */
+static int file_pages_cached(int fd, int64_t length, Error **errp)
+{
+    const int64_t window = 64 * 1024 * 1024;
+    long page = sysconf(_SC_PAGESIZE);
+
+    for (int64_t off = 0; off < length; off += window) {
+        size_t len = MIN(window, length - off);
+        size_t pages = (len + page - 1) / page;
+        g_autofree unsigned char *vec = g_malloc(pages);
+        void *p = mmap(NULL, len, PROT_NONE, MAP_SHARED, fd, off);
+        int ret;
+
+        if (p == MAP_FAILED) {
+            error_setg_errno(errp, errno, "mmap failed");
+            return -errno;
+        }
+        ret = mincore(p, len, vec);
+        munmap(p, len);
+        if (ret < 0) {
+            error_setg_errno(errp, errno, "mincore failed");
+            return -EIO;
+        }
+        for (size_t i = 0; i < pages; i++) {
+            if (vec[i] & 1) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * After an incoming migration the other side has written the image: the
+ * pages this host cached of it before are stale.  They are written back
+ * (none should be dirty) and dropped, as QEMU does; with O_DIRECT there
+ * are none.
+ */
+static int file_activate(BlockDriverState *bs, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    struct stat st;
+    int ret;
+
+    if (s->direct || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    if (fdatasync(s->fd) < 0) {
+        error_setg_errno(errp, errno, "fdatasync failed");
+        return -errno;
+    }
+    ret = posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (ret) {
+        error_setg_errno(errp, ret, "posix_fadvise failed");
+        return -ret;
+    }
+    if (s->check_cache_dropped) {
+        ret = file_pages_cached(s->fd, st.st_size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret) {
+            error_setg(errp, "page cache still in use!");
+            return -EBUSY;
+        }
+    }
+    return 0;
+}
+
 static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
@@ -215,7 +315,8 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         return -EINVAL;
     }
     s->use_lock = true;
-    if (!take_locking_opt(options, &s->use_lock, errp)) {
+    if (!take_locking_opt(options, &s->use_lock, errp) ||
+        !take_check_cache_opt(options, &s->check_cache_dropped, errp)) {
         return -EINVAL;
     }
     /*
@@ -845,27 +946,38 @@ static const QemuOptsList file_create_opts = { "file-create-opts", file_create_d
  * "locking" may be restated, not changed, as in QEMU 7.2.  The commit
  * below applies what the core changed itself (cache.direct).
  */
+static const char *const file_resettable_opts[] = { "x-check-cache-dropped", NULL };
+
+/* What a reopen of a file node changes (state of file_reopen_prepare). */
+#define FILE_REOPEN_LOCK  0x1
+#define FILE_REOPEN_CHECK 0x2
+#define FILE_REOPEN_SET   0x4   /* never 0: a NULL state is none */
+
 static int file_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                                Error **errp)
 {
     BDRVRawState *s = bs->opaque;
-    bool use_lock = s->use_lock;
+    bool use_lock = s->use_lock, check = s->check_cache_dropped;
 
-    if (!take_locking_opt(opts, &use_lock, errp)) {
+    if (!take_locking_opt(opts, &use_lock, errp) ||
+        !take_check_cache_opt(opts, &check, errp)) {
         return -EINVAL;
     }
     if (use_lock != s->use_lock) {
         error_setg(errp, "Cannot change the option 'locking'");
         return -EINVAL;
     }
-    *state = GINT_TO_POINTER(use_lock ? 2 : 1);
+    *state = GINT_TO_POINTER(FILE_REOPEN_SET | (use_lock ? FILE_REOPEN_LOCK : 0) |
+                             (check ? FILE_REOPEN_CHECK : 0));
     return 0;
 }
 
 static void file_reopen_commit(BlockDriverState *bs, void *state)
 {
     BDRVRawState *s = bs->opaque;
-    bool use_lock = GPOINTER_TO_INT(state) == 2;
+    bool use_lock = GPOINTER_TO_INT(state) & FILE_REOPEN_LOCK;
+
+    s->check_cache_dropped = GPOINTER_TO_INT(state) & FILE_REOPEN_CHECK;
 
     /* Linux switches O_DIRECT on an open descriptor. */
     if (bs->cache_direct != s->direct) {
@@ -906,6 +1018,8 @@ static BlockDriver bdrv_file_driver = {
     .bdrv_reopen_prepare = file_reopen_prepare,
     .bdrv_reopen_commit = file_reopen_commit,
     .bdrv_reopen_abort = file_reopen_abort,
+    .bdrv_activate = file_activate,
+    .reopen_resettable_opts = file_resettable_opts,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -935,6 +1049,8 @@ static BlockDriver bdrv_host_device = {
     .bdrv_reopen_prepare = file_reopen_prepare,
     .bdrv_reopen_commit = file_reopen_commit,
     .bdrv_reopen_abort = file_reopen_abort,
+    .bdrv_activate = file_activate,
+    .reopen_resettable_opts = file_resettable_opts,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
@@ -962,6 +1078,8 @@ static BlockDriver bdrv_host_cdrom = {
     .bdrv_reopen_prepare = file_reopen_prepare,
     .bdrv_reopen_commit = file_reopen_commit,
     .bdrv_reopen_abort = file_reopen_abort,
+    .bdrv_activate = file_activate,
+    .reopen_resettable_opts = file_resettable_opts,
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_flush = file_flush,

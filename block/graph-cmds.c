@@ -11,6 +11,7 @@
 #include "block/blockjob_int.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
+#include "hw/qdev.h"
 
 /*
  * A drive by name first, then a node, as QEMU's commands that take both
@@ -392,7 +393,13 @@ typedef struct ReopenItem {
     bool change_backing;
     BlockDriverState *backing;  /* the new backing node, or NULL to detach */
     BlockDriverState *new_file; /* another file node to take, or NULL */
+    /* Backing changes of nodes below, asked for inline (BackingChange). */
+    GArray *nested;
 } ReopenItem;
+
+typedef struct BackingChange {
+    BlockDriverState *bs, *backing;
+} BackingChange;
 
 /* Sets a default for an option the element left out (QEMU resets those). */
 static void put_default(QDict *opts, const char *key, json_t *value)
@@ -437,8 +444,7 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
                 json_object_set_new(opts, key, json_null());
                 continue;
             }
-            error_setg(errp, "Option '%s' of node '%s' is left out: resetting it to its "
-                       "default is not supported, state it again", key, bs->node_name);
+            error_setg(errp, "Option '%s' cannot be reset to its default value", key);
             return false;
         }
     }
@@ -461,6 +467,75 @@ static BlockDriverState *reopen_find_child(BlockDriverState *bs, const char *ref
         return NULL;
     }
     return child;
+}
+
+/*
+ * The new backing node @ref (a node name, or null) of @bs: found and
+ * checked, as QEMU checks it, against a job's filter above the old one
+ * and against a frozen link.
+ */
+static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverState **out,
+                               Error **errp)
+{
+    *out = NULL;
+    if (json_is_string(ref)) {
+        *out = reopen_find_child(bs, json_string_value(ref), "backing", errp);
+        if (!*out) {
+            return false;
+        }
+    }
+    if (*out == bs->backing) {
+        return true;
+    }
+    if (bs->backing && bs->backing->implicit) {
+        error_setg(errp, "Cannot replace implicit backing child of %s", bs->node_name);
+        return false;
+    }
+    if (!bdrv_backing_link_check_frozen(bs, errp)) {
+        return false;
+    }
+    if (!bs->drv->supports_backing) {
+        error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
+                   bs->drv->format_name, bs->node_name);
+        return false;
+    }
+    return !*out || qdev_join_iothreads(bs, *out, false, errp);
+}
+
+/*
+ * A backing node's options given inline reopen that node; a "backing" in
+ * them (a name or null) changes that node's backing link, recorded in
+ * @changes.  Below a job's implicit filter or a node added on its own
+ * (blockdev-add) nothing is looked into: the options are then checked
+ * against the node itself (and refused).
+ */
+static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *changes,
+                                  Error **errp)
+{
+    json_t *backing;
+    BackingChange c;
+
+    if (!json_is_object(opts) || !bs->backing || bs->backing->implicit ||
+        bs->backing->monitor_owned) {
+        return true;
+    }
+    bs = bs->backing;
+    backing = json_object_get(opts, "backing");
+    if (json_is_object(backing)) {
+        return reopen_nested_backing(bs, backing, changes, errp);
+    }
+    if (!json_is_null(backing) && !json_is_string(backing)) {
+        return true;
+    }
+    c.bs = bs;
+    if (!reopen_backing_ref(bs, backing, &c.backing, errp)) {
+        return false;
+    }
+    if (c.backing != bs->backing) {
+        g_array_append_val(changes, c);
+    }
+    json_object_del(opts, "backing");
+    return true;
 }
 
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
@@ -515,6 +590,7 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         return false;
     }
     it->opts = json_deep_copy(elem);
+    it->nested = g_array_new(false, false, sizeof(BackingChange));
     file = json_object_get(it->opts, "file");
     if (it->bs->file && !file) {
         error_setg(errp, "Parameter 'options[%zu].file' is missing", i);
@@ -545,33 +621,22 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         }
     } else if (json_is_null(backing) || json_is_string(backing)) {
         it->change_backing = true;
-        if (json_is_string(backing)) {
-            it->backing = reopen_find_child(it->bs, json_string_value(backing), "backing",
-                                            errp);
-            if (!it->backing) {
-                return false;
-            }
-        }
-        if (it->backing != it->bs->backing && !it->bs->drv->supports_backing) {
-            error_setg(errp, "Driver '%s' of node '%s' does not support backing files",
-                       it->bs->drv->format_name, name);
+        if (!reopen_backing_ref(it->bs, backing, &it->backing, errp)) {
             return false;
         }
         json_object_del(it->opts, "backing");
+    } else if (!reopen_nested_backing(it->bs, backing, it->nested, errp)) {
+        return false;
     }
     file = json_object_get(it->opts, "file");   /* a reference was deleted above */
+    /*
+     * A file child given inline is reopened as the element says: the
+     * driver's options it leaves out go back to their defaults too (a raw
+     * child's size, QEMU's iotest 248), or are refused as for the node.
+     */
     if (json_is_object(file) && it->bs->file && it->bs->file->drv &&
-        it->bs->file->options) {
-        /*
-         * A file child given inline is reopened as the element says: the
-         * driver's options it leaves out go back to their defaults too
-         * (a raw child's size, QEMU's iotest 248).
-         */
-        for (const char *const *r = it->bs->file->drv->reopen_resettable_opts; r && *r; r++) {
-            if (json_object_get(it->bs->file->options, *r) && !json_object_get(file, *r)) {
-                json_object_set_new(file, *r, json_null());
-            }
-        }
+        !reopen_keeps_driver_opts(it->bs->file, file, errp)) {
+        return false;
     }
     /* Inline options (file: {...}) become file.* keys, as for blockdev-add. */
     bdrv_flatten_options(it->opts);
@@ -584,6 +649,15 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     put_default(it->opts, "discard", json_string("ignore"));
     put_default(it->opts, "detect-zeroes", json_string("off"));
     return true;
+}
+
+/* The new backing node joins @bs's iothread, or @bs its (checked before). */
+static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
+{
+    if (backing) {
+        qdev_join_iothreads(bs, backing, true, NULL);
+    }
+    bdrv_set_backing_hd(bs, backing);
 }
 
 static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
@@ -631,9 +705,15 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
-        if ((it->change_backing && it->backing != it->bs->backing &&
-             it->bs->backing && !block_job_check_node_free(it->bs->backing, errp)) ||
-            bdrv_reopen(it->bs, it->opts, errp) < 0) {
+        bool busy = it->change_backing && it->backing != it->bs->backing &&
+                    it->bs->backing && !block_job_check_node_free(it->bs->backing, errp);
+
+        for (j = 0; !busy && j < it->nested->len; j++) {
+            BackingChange *c = &g_array_index(it->nested, BackingChange, j);
+
+            busy = c->bs->backing && !block_job_check_node_free(c->bs->backing, errp);
+        }
+        if (busy || bdrv_reopen(it->bs, it->opts, errp) < 0) {
             /* Only gives permissions back. */
             bdrv_replace_files(nodes + i, old_files + i, n - i, NULL);
             for (j = i; j < n; j++) {
@@ -650,19 +730,170 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
             old_files[i] = NULL;
         }
         if (it->change_backing && it->backing != it->bs->backing) {
-            bdrv_set_backing_hd(it->bs, it->backing);
+            reopen_set_backing(it->bs, it->backing);
+        }
+        for (j = 0; j < it->nested->len; j++) {
+            BackingChange *c = &g_array_index(it->nested, BackingChange, j);
+
+            reopen_set_backing(c->bs, c->backing);
         }
     }
     for (i = 0; i < n; i++) {
         if (items[i].opts) {
             json_decref(items[i].opts);
         }
+        if (items[i].nested) {
+            g_array_free(items[i].nested, true);
+        }
     }
     return ok ? qdict_new() : NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* x-debug-query-block-graph */
+
+typedef struct GraphDump {
+    json_t *nodes, *edges;
+    GHashTable *ids;            /* drive, job, node or other user -> id */
+    int next_id;
+    /* What the device on each drive needs of its root (DriveInfo -> perms). */
+    GHashTable *device_perm, *device_shared;
+    GPtrArray *roots;           /* pairs: DriveInfo, root node */
+} GraphDump;
+
+static int graph_node(GraphDump *g, const void *key, const char *type, const char *name)
+{
+    int id = GPOINTER_TO_INT(g_hash_table_lookup(g->ids, key));
+
+    if (!id) {
+        id = ++g->next_id;
+        g_hash_table_insert(g->ids, (gpointer)key, GINT_TO_POINTER(id));
+        json_array_append_new(g->nodes, json_pack("{s:i, s:s, s:s}", "id", id,
+                                                  "type", type, "name", name));
+    }
+    return id;
+}
+
+/* QEMU's BlockPermission names, highest bit first as QEMU lists them. */
+static json_t *graph_perm_list(uint64_t perm)
+{
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent-read", "write", "write-unchanged", "resize",
+    };
+    json_t *list = json_array();
+
+    for (int bit = BLK_PERM_COUNT - 1; bit >= 0; bit--) {
+        if (perm & (1ULL << bit)) {
+            json_array_append_new(list, json_string(names[bit]));
+        }
+    }
+    return list;
+}
+
+static void graph_edge(GraphDump *g, int parent, int child, const char *role, uint64_t perm,
+                       uint64_t shared)
+{
+    json_array_append_new(g->edges, json_pack("{s:i, s:i, s:s, s:o, s:o}", "parent", parent,
+                                              "child", child, "name", role,
+                                              "perm", graph_perm_list(perm),
+                                              "shared-perm", graph_perm_list(shared)));
+}
+
+static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverState *parent,
+                            BdrvUser *user, const char *role, uint64_t perm, uint64_t shared)
+{
+    GraphDump *g = opaque;
+    int child_id = graph_node(g, child, "block-driver", child->node_name);
+    BlockJob *job = user ? bdrv_user_owner(user) : NULL;
+
+    if (parent) {
+        graph_edge(g, graph_node(g, parent, "block-driver", parent->node_name), child_id,
+                   role, perm, shared);
+        return;
+    }
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+
+        if (user == d->perm_user) {
+            /* The device's needs show on its drive's root edge. */
+            g_hash_table_insert(g->device_perm, d, GSIZE_TO_POINTER(perm));
+            g_hash_table_insert(g->device_shared, d, GSIZE_TO_POINTER(shared));
+            if (!d->name_user) {
+                /* A drive made for a node name: the device's handle is its root. */
+                g_ptr_array_add(g->roots, d);
+                g_ptr_array_add(g->roots, child);
+            }
+            return;
+        }
+        if (user == d->name_user) {
+            g_ptr_array_add(g->roots, d);
+            g_ptr_array_add(g->roots, child);
+            return;
+        }
+    }
+    if (job) {
+        graph_edge(g, graph_node(g, job, "block-job", block_job_id(job)), child_id,
+                   child == job->bs ? "main node" : "intermediate node", perm, shared);
+    } else {
+        /* A tool's or a job's own handle: an unnamed block backend. */
+        graph_edge(g, graph_node(g, user, "block-backend", ""), child_id, role, perm, shared);
+    }
+}
+
+static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
+{
+    GraphDump g = {
+        .nodes = json_array(), .edges = json_array(),
+        .ids = g_hash_table_new(NULL, NULL),
+        .device_perm = g_hash_table_new(NULL, NULL),
+        .device_shared = g_hash_table_new(NULL, NULL),
+        .roots = g_ptr_array_new(),
+    };
+    QDict *ret;
+
+    /* QEMU's order of ids: the block backends, the jobs, then the nodes. */
+    for (GList *l = drive_list(); l; l = l->next) {
+        DriveInfo *d = l->data;
+
+        /* A drive without a name is named by its device, as in QEMU. */
+        graph_node(&g, d, "block-backend",
+                   !d->id[0] && d->dev ? qdev_attached_name(d->dev) : d->id);
+    }
+    for (GList *l = block_job_list(); l; l = l->next) {
+        graph_node(&g, l->data, "block-job", block_job_id(l->data));
+    }
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (bs->drv && !bs->closing) {
+            graph_node(&g, bs, "block-driver", bs->node_name);
+        }
+    }
+    bdrv_foreach_graph_edge(graph_dump_edge, &g);
+    for (guint i = 0; i < g.roots->len; i += 2) {
+        DriveInfo *d = g_ptr_array_index(g.roots, i);
+        gpointer shared;
+        bool has_device = g_hash_table_lookup_extended(g.device_shared, d, NULL, &shared);
+
+        graph_edge(&g, graph_node(&g, d, "block-backend", ""),
+                   graph_node(&g, g_ptr_array_index(g.roots, i + 1), "block-driver",
+                              ((BlockDriverState *)g_ptr_array_index(g.roots, i + 1))->node_name),
+                   "root", GPOINTER_TO_SIZE(g_hash_table_lookup(g.device_perm, d)),
+                   has_device ? GPOINTER_TO_SIZE(shared) : BLK_PERM_ALL);
+    }
+    ret = qdict_new();
+    json_object_set_new(ret, "nodes", g.nodes);
+    json_object_set_new(ret, "edges", g.edges);
+    g_hash_table_destroy(g.ids);
+    g_hash_table_destroy(g.device_perm);
+    g_hash_table_destroy(g.device_shared);
+    g_ptr_array_free(g.roots, true);
+    return ret;
+}
+
 void block_graph_monitor_init(void)
 {
+    qmp_register_command("x-debug-query-block-graph", qmp_x_debug_query_block_graph);
     qmp_register_command("block_resize", qmp_block_resize);
     qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
     qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);

@@ -442,6 +442,7 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
          p = bdrv_filter_or_cow_bs(p)) {
         block_job_add_node(&s->common, p);
     }
+    block_job_freeze_backing(&s->common, bs, base, true);
     s->base_was_ro = base->read_only;
     if (s->base_was_ro && bdrv_reopen_set_read_only(base, false, errp) < 0) {
         s->base_was_ro = false;

@@ -683,6 +683,82 @@ static void qcow2_apply_runtime_opts(BlockDriverState *bs, const Qcow2RuntimeOpt
     }
 }
 
+/* The runtime options' defaults, as an open without options takes them. */
+static void qcow2_default_runtime_opts(BlockDriverState *bs, Qcow2RuntimeOpts *o)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *o = (Qcow2RuntimeOpts) {
+        .lazy_refcounts = (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0,
+        /*
+         * QEMU's defaults: a guest's discards reach the file when the
+         * node unmaps (discard=unmap), freed snapshots always, space
+         * freed for other reasons (moved metadata) not.
+         */
+        .discard_passthrough = {
+            [QCOW2_DISCARD_ALWAYS] = true,
+            [QCOW2_DISCARD_REQUEST] = !bs->discard_ignore,
+            [QCOW2_DISCARD_SNAPSHOT] = true,
+        },
+        .overlap_check = QCOW2_OL_CACHED,
+        /* Enough L2 tables to map the whole image, up to 8 MiB. */
+        .l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB),
+        .rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB),
+        .l2_entry_size = s->cluster_size,
+    };
+}
+
+/*
+ * blockdev-reopen left out an option the node had (JSON null, see
+ * reopen_resettable_opts): it goes back to its default, as in QEMU.
+ */
+static void qcow2_reset_runtime_opts(BlockDriverState *bs, QDict *opts, Qcow2RuntimeOpts *o)
+{
+    Qcow2RuntimeOpts def;
+    const char *key;
+    json_t *value;
+    void *tmp;
+
+    qcow2_default_runtime_opts(bs, &def);
+    json_object_foreach_safe(opts, tmp, key, value) {
+        if (!json_is_null(value)) {
+            continue;
+        }
+        if (!strcmp(key, "lazy-refcounts")) {
+            o->lazy_refcounts = def.lazy_refcounts;
+        } else if (g_str_has_prefix(key, "pass-discard-")) {
+            for (size_t i = 0; i < ARRAY_SIZE(pass_discard_opts); i++) {
+                if (!strcmp(key, pass_discard_opts[i].name)) {
+                    int t = pass_discard_opts[i].type;
+
+                    o->discard_passthrough[t] = def.discard_passthrough[t];
+                }
+            }
+        } else if (g_str_has_prefix(key, "overlap-check")) {
+            o->overlap_check = def.overlap_check;
+        } else if (!strcmp(key, "l2-cache-entry-size")) {
+            o->l2_entry_size = def.l2_entry_size;
+        } else if (!strcmp(key, "cache-clean-interval")) {
+            o->cache_clean_interval = def.cache_clean_interval;
+        } else {
+            /* cache-size, l2-cache-size, refcount-cache-size */
+            o->l2_bytes = def.l2_bytes;
+            o->rb_bytes = def.rb_bytes;
+        }
+        json_object_del(opts, key);
+    }
+}
+
+static const char *const qcow2_resettable_opts[] = {
+    "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other",
+    "overlap-check", "overlap-check.template", "overlap-check.main-header",
+    "overlap-check.active-l1", "overlap-check.active-l2", "overlap-check.refcount-table",
+    "overlap-check.refcount-block", "overlap-check.snapshot-table",
+    "overlap-check.inactive-l1", "overlap-check.inactive-l2",
+    "overlap-check.bitmap-directory", "cache-size", "l2-cache-size", "l2-cache-entry-size",
+    "refcount-cache-size", "cache-clean-interval", NULL
+};
+
 static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                                 Error **errp)
 {
@@ -698,6 +774,7 @@ static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
     memcpy(o->discard_passthrough, s->discard_passthrough, sizeof(o->discard_passthrough));
     o->overlap_check = s->overlap_check;
     o->cache_clean_interval = s->cache_clean_interval;
+    qcow2_reset_runtime_opts(bs, opts, o);
     ret = qcow2_take_runtime_opts(bs, opts, o, errp);
     if (ret < 0) {
         return ret;
@@ -1115,25 +1192,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     {
         /* The defaults; the options may change them. */
-        Qcow2RuntimeOpts o = {
-            .lazy_refcounts = (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) != 0,
-            /*
-             * QEMU's defaults: a guest's discards reach the file when the
-             * node unmaps (discard=unmap), freed snapshots always, space
-             * freed for other reasons (moved metadata) not.
-             */
-            .discard_passthrough = {
-                [QCOW2_DISCARD_ALWAYS] = true,
-                [QCOW2_DISCARD_REQUEST] = !bs->discard_ignore,
-                [QCOW2_DISCARD_SNAPSHOT] = true,
-            },
-            .overlap_check = QCOW2_OL_CACHED,
-            /* Enough L2 tables to map the whole image, up to 8 MiB. */
-            .l2_bytes = MIN((int64_t)s->l1_size << s->cluster_bits, 8 * MiB),
-            .rb_bytes = MIN((int64_t)s->refcount_table_size << s->cluster_bits, 1 * MiB),
-            .l2_entry_size = s->cluster_size,
-        };
+        Qcow2RuntimeOpts o;
 
+        qcow2_default_runtime_opts(bs, &o);
         ret = qcow2_take_runtime_opts(bs, options, &o, errp);
         if (ret < 0) {
             goto fail;
@@ -2589,6 +2650,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_make_empty = qcow2_make_empty_drv,
     .bdrv_reopen_prepare = qcow2_reopen_prepare,
+    .reopen_resettable_opts = qcow2_resettable_opts,
     .bdrv_reopen_commit = qcow2_reopen_commit,
     .bdrv_reopen_abort = qcow2_reopen_abort,
     .bdrv_snapshot_list = qcow2_snapshot_list,

@@ -372,13 +372,106 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
     return dev;
 }
 
+/*
+ * Every node linked to @bs through file and backing links, either way:
+ * as in QEMU, they all run in one iothread (AioContext) together.
+ */
+static GPtrArray *node_component(BlockDriverState *bs)
+{
+    GPtrArray *set = g_ptr_array_new();
+
+    g_ptr_array_add(set, bs);
+    for (guint i = 0; i < set->len; i++) {
+        BlockDriverState *n = set->pdata[i];
+        BlockDriverState *next[] = { bdrv_file(n), bdrv_backing(n) };
+
+        for (size_t j = 0; j < G_N_ELEMENTS(next); j++) {
+            if (next[j] && !g_ptr_array_find(set, next[j], NULL)) {
+                g_ptr_array_add(set, next[j]);
+            }
+        }
+        for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+            BlockDriverState *p = l->data;
+
+            if ((bdrv_file(p) == n || bdrv_backing(p) == n) && !g_ptr_array_find(set, p, NULL)) {
+                g_ptr_array_add(set, p);
+            }
+        }
+    }
+    return set;
+}
+
+/* A device other than @except on a node of @nodes, in another iothread than @t. */
+static DeviceState *component_device(GPtrArray *nodes, IOThread *t, DeviceState *except)
+{
+    for (GList *l = user_devices; l; l = l->next) {
+        DeviceState *dev = l->data;
+
+        if (dev != except && dev->drive && dev->drive->bs && dev->iothread != t &&
+            g_ptr_array_find(nodes, dev->drive->bs, NULL)) {
+            return dev;
+        }
+    }
+    return NULL;
+}
+
+static void set_component_iothread(GPtrArray *nodes, IOThread *t)
+{
+    for (guint i = 0; i < nodes->len; i++) {
+        bdrv_set_iothread(nodes->pdata[i], t);
+    }
+}
+
 static void set_node_iothread(BlockDriverState *bs, IOThread *t)
 {
     if (bs) {
-        bdrv_set_iothread(bs, t);
-        set_node_iothread(bdrv_file(bs), t);
-        set_node_iothread(bdrv_backing(bs), t);
+        g_autoptr(GPtrArray) nodes = node_component(bs);
+
+        set_component_iothread(nodes, t);
     }
+}
+
+/*
+ * A device in @t on @bs: the nodes linked to it follow it into @t, which
+ * a device on one of them in another iothread forbids (QEMU's words).
+ */
+static bool node_can_move(BlockDriverState *bs, IOThread *t, Error **errp)
+{
+    g_autoptr(GPtrArray) nodes = node_component(bs);
+
+    if (component_device(nodes, t, NULL)) {
+        error_setg(errp, "Cannot change iothread of active block backend");
+        return false;
+    }
+    return true;
+}
+
+bool qdev_join_iothreads(BlockDriverState *parent, BlockDriverState *child, bool apply,
+                         Error **errp)
+{
+    IOThread *pt = bdrv_get_iothread(parent), *ct = bdrv_get_iothread(child);
+    g_autoptr(GPtrArray) pnodes = NULL, cnodes = NULL;
+
+    if (pt == ct) {
+        return true;
+    }
+    /* The child's side follows the parent if it can, else the other way. */
+    cnodes = node_component(child);
+    if (!component_device(cnodes, pt, NULL)) {
+        if (apply) {
+            set_component_iothread(cnodes, pt);
+        }
+        return true;
+    }
+    pnodes = node_component(parent);
+    if (!component_device(pnodes, ct, NULL)) {
+        if (apply) {
+            set_component_iothread(pnodes, ct);
+        }
+        return true;
+    }
+    error_setg(errp, "Cannot change iothread of active block backend");
+    return false;
 }
 
 bool qdev_uses_iothread(const IOThread *t)
@@ -505,7 +598,8 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
             return NULL;
         }
     }
-    if (qdict_get_try_str(props, "iothread")) {
+    /* iothread="" is none, as QEMU's link properties take it. */
+    if (qdict_get_try_str(props, "iothread") && *qdict_get_try_str(props, "iothread")) {
         iothread = iothread_by_id(qdict_get_try_str(props, "iothread"));
         if (!iothread) {
             error_setg(errp, "Device '%s' not found", qdict_get_try_str(props, "iothread"));
@@ -625,6 +719,12 @@ DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp)
      * its key (it waits in prelaunch), so the device may exist already.
      */
     if (hotplug && !drive_check_key(dinfo, errp)) {
+        goto fail_drive;
+    }
+    /* Its iothread (its own, or its controller's) must be the node's. */
+    if (dinfo->bs &&
+        !node_can_move(dinfo->bs, iothread ? iothread : (bus->parent ? bus->parent->iothread
+                                                                      : NULL), errp)) {
         goto fail_drive;
     }
     /* The device's needs of the node (image locks) before it exists. */
@@ -756,9 +856,16 @@ static gboolean finish_unplug(gpointer opaque)
         dev->buses = g_list_delete_link(dev->buses, dev->buses);
     }
 
-    if (dinfo && dev->iothread) {
-        /* Back to the main loop with the device gone (a -blockdev node stays). */
-        set_node_iothread(dinfo->bs, NULL);
+    if (dinfo && dinfo->bs && dev->iothread) {
+        /*
+         * Back to the main loop with the device gone (a -blockdev node
+         * stays), unless another device in that iothread still uses them.
+         */
+        g_autoptr(GPtrArray) nodes = node_component(dinfo->bs);
+
+        if (!component_device(nodes, NULL, dev)) {
+            set_component_iothread(nodes, NULL);
+        }
     }
     if (dinfo) {
         /*

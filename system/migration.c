@@ -682,11 +682,15 @@ static void in_finish(bool running)
     in.fd = -1;
     reap_child(&in.child);
     in.pending = false;
-    /* The source has flushed and let go: read what it wrote, then own it. */
+    /*
+     * The source has flushed and let go: read what it wrote, then own it.
+     * As in QEMU, the migration itself has completed when that fails (the
+     * images are the source's no more): the machine stays paused, its
+     * nodes inactive until cont activates them.
+     */
     if (bdrv_activate_all(&err) < 0) {
-        in_fail("%s", error_get_pretty(err));
-        error_free(err);
-        return;
+        error_report_err(err);
+        running = false;
     }
     if (in.bitmaps) {
         bitmap_mig_load(in.bitmaps);

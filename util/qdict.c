@@ -175,3 +175,18 @@ char *qobject_to_json_pretty(const QObject *o)
     free(s);
     return r;
 }
+
+/*
+ * QEMU keeps a dictionary in 512 hash buckets (the tdb string hash) and
+ * walks it in bucket order, not in insertion order: output compared as
+ * text, and the first of several bad options QEMU names, follow that order.
+ */
+unsigned qdict_qemu_bucket(const char *key)
+{
+    uint32_t value = 0x238F13AFu * (uint32_t)strlen(key);
+
+    for (unsigned i = 0; key[i]; i++) {
+        value += (uint32_t)(unsigned char)key[i] << (i * 5 % 24);
+    }
+    return (1103515243u * value + 12345u) % 512;
+}

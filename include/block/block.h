@@ -212,6 +212,21 @@ char *bdrv_next_auto_node_name(void);
  * Called by the core after opens, closes, reopens and graph changes.
  */
 int bdrv_refresh_perms(Error **errp);
+/*
+ * Calls @fn for every edge of the graph, as bdrv_refresh_perms() finds
+ * them: @child is used by @parent (a node, through its @role child) or by
+ * @user (a device, tool, job or drive name), needing @perm and sharing
+ * @shared.  Claims and drive names come with perm 0 (they need nothing).
+ * For x-debug-query-block-graph.
+ */
+typedef void BdrvGraphEdgeFn(void *opaque, BlockDriverState *child, BlockDriverState *parent,
+                             BdrvUser *user, const char *role, uint64_t perm, uint64_t shared);
+void bdrv_foreach_graph_edge(BdrvGraphEdgeFn *fn, void *opaque);
+/* Whether blockdev-add (or -blockdev) opened @bs on its own (see block_int.h). */
+void bdrv_set_monitor_owned(BlockDriverState *bs, bool owned);
+/* A user's claim owner (a block job) or NULL; its drive name or NULL. */
+void *bdrv_user_owner(BdrvUser *user);
+const char *bdrv_user_device(BdrvUser *user);
 
 void bdrv_init(void);  /* registers every built-in driver; idempotent */
 BlockDriver *bdrv_find_format(const char *format_name);

@@ -177,6 +177,19 @@ struct BlockDriverState {
     /* When the file link was last replaced (bdrv_replace_file()), or 0. */
     uint64_t file_seq;
 
+    /*
+     * The link to @backing is frozen (a count: one per block job working
+     * across it): blockdev-reopen may not change it (QEMU's "Cannot change
+     * frozen 'backing' link").  The jobs change it themselves when they end.
+     */
+    int backing_frozen;
+    /*
+     * Opened by blockdev-add or -blockdev, not inline in a parent's
+     * options: a parent's reopen does not reach into it (its options
+     * given inline there are refused, as in QEMU).
+     */
+    bool monitor_owned;
+
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
 };
@@ -260,6 +273,12 @@ typedef struct BlockDriver {
                                Error **errp);
     void (*bdrv_reopen_commit)(BlockDriverState *bs, void *state);
     void (*bdrv_reopen_abort)(BlockDriverState *bs, void *state);
+    /*
+     * Optional, protocol drivers: the node becomes active after an
+     * incoming migration; what the host cached of the image while the
+     * other side owned it must not be trusted.
+     */
+    int (*bdrv_activate)(BlockDriverState *bs, Error **errp);
     /*
      * A node only the block layer makes (a job's filter): not listed
      * among the formats, and its open refuses users.

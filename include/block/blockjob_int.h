@@ -65,6 +65,7 @@ struct BlockJob {
     BlockDriverState *bs;       /* the device's root node when the job began */
     GSList *nodes;              /* nodes claimed and referenced */
     GSList *claims;             /* BdrvUser: the claims on @nodes */
+    GSList *frozen;             /* nodes whose backing link the job froze (referenced) */
 
     BlockJobStatus status;
     int64_t len;
@@ -234,5 +235,15 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
                                         const char *format, NewImageMode mode,
                                         BlockDriverState *backing, const char *node_name,
                                         bool quiet, Error **errp);
+
+/*
+ * Freezes the backing links from @top down to @base (the link into @base
+ * too when @with_base: a commit writes into it; a stream leaves @base to
+ * others) until the job's nodes are released.
+ */
+void block_job_freeze_backing(BlockJob *job, BlockDriverState *top, BlockDriverState *base,
+                              bool with_base);
+/* Fails with QEMU's message when @bs's backing link is frozen by a job. */
+bool bdrv_backing_link_check_frozen(BlockDriverState *bs, Error **errp);
 
 #endif

@@ -83,6 +83,14 @@ bool qdev_add_board_drive(DriveInfo *dinfo, bool floppy, int unit, Error **errp)
 
 /* Whether a device names @t in its iothread property (it cannot be deleted then). */
 bool qdev_uses_iothread(const struct IOThread *t);
+/*
+ * @child becomes @parent's backing node: the nodes linked to either run
+ * in one iothread afterwards.  The side no device in another iothread
+ * uses follows the other (with @apply; without, only checked); fails
+ * with QEMU's "Cannot change iothread of active block backend".
+ */
+bool qdev_join_iothreads(BlockDriverState *parent, BlockDriverState *child, bool apply,
+                         Error **errp);
 
 /* The devices a migration stream lists: [{"path", "type"}], in creation order. */
 json_t *qdev_migration_devices(void);

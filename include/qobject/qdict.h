@@ -47,4 +47,7 @@ QDict *qdict_clone_shallow(const QDict *d);
 char *qobject_to_json(const QObject *o);
 char *qobject_to_json_pretty(const QObject *o);
 
+/* QEMU's hash bucket of @key (0..511): QEMU walks a dictionary in that order. */
+unsigned qdict_qemu_bucket(const char *key);
+
 #endif
