@@ -411,7 +411,7 @@ int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp)
 int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t bytes, clusters, new_off;
+    int64_t bytes, clusters, new_off, alloc_end;
     g_autofree uint64_t *buf = NULL;
     int64_t old_off = s->l1_table_offset;
     int64_t old_bytes = (int64_t)s->l1_size * 8;
@@ -428,10 +428,17 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     bytes = min_size * 8;
     clusters = DIV_ROUND_UP(bytes, s->cluster_size);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ALLOC_TABLE);
+    alloc_end = s->alloc_end;
     new_off = qcow2_alloc_clusters(bs, clusters, errp);
     if (new_off < 0) {
         return new_off;
     }
+    /*
+     * Only the table is written, not the rest of its last cluster: a new
+     * image ends right after its L1 table, as QEMU 7.2's does (196616
+     * bytes for 64 MiB, iotest 243).
+     */
+    s->alloc_end = MAX(alloc_end, new_off + bytes);
     buf = g_malloc0(clusters * s->cluster_size);
     for (uint32_t i = 0; i < s->l1_size; i++) {
         buf[i] = htobe64(s->l1_table[i]);
@@ -441,7 +448,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
         return ret;
     }
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
-    ret = bdrv_pwrite(bs->file, new_off, clusters * s->cluster_size, buf, 0, errp);
+    ret = bdrv_pwrite(bs->file, new_off, bytes, buf, 0, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1063,18 +1070,31 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             return ret;
         }
     } else {
-        if (head) {
-            g_autofree uint8_t *b = g_malloc(head);
-            ret = cow_read(bs, old[0], cstart, b, head, errp);
+        g_autofree uint8_t *hb = head ? g_malloc(head) : NULL;
+        g_autofree uint8_t *tb = tail ? g_malloc(tail) : NULL;
+        int hz = 1, tz = 1;     /* 1: the part reads as zeroes */
+        bool zeroed = false;
+
+        if (head && (hz = cow_read(bs, old[0], cstart, hb, head, errp)) < 0) {
+            return hz;
+        }
+        if (tail && (tz = cow_read(bs, old[k - 1], tail_start, tb, tail, errp)) < 0) {
+            return tz;
+        }
+        if ((head || tail) && hz == 1 && tz == 1) {
+            /*
+             * What is copied is zeroes: as QEMU 7.2, the file zeroes the
+             * whole run (allocating it, also past its end) if it can do
+             * so without writing them, so no hole is left there.
+             */
+            zeroed = bdrv_pwrite_zeroes(bs->file, host, k * cs, BDRV_REQ_NO_FALLBACK,
+                                        NULL) >= 0;
+        }
+        if (head && !zeroed && !(hz == 1 && fresh)) {
+            bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(bs->file, host, head, hb, 0, errp);
             if (ret < 0) {
                 return ret;
-            }
-            if (!(ret == 1 && fresh)) {
-                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-                ret = bdrv_pwrite(bs->file, host, head, b, 0, errp);
-                if (ret < 0) {
-                    return ret;
-                }
             }
         }
         bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
@@ -1082,18 +1102,11 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         if (ret < 0) {
             return ret;
         }
-        if (tail) {
-            g_autofree uint8_t *b = g_malloc(tail);
-            ret = cow_read(bs, old[k - 1], tail_start, b, tail, errp);
+        if (tail && !zeroed && !(tz == 1 && fresh)) {
+            bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, tb, 0, errp);
             if (ret < 0) {
                 return ret;
-            }
-            if (!(ret == 1 && fresh)) {
-                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-                ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, b, 0, errp);
-                if (ret < 0) {
-                    return ret;
-                }
             }
         }
     }
@@ -1577,8 +1590,8 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
 /* ------------------------------------------------------------------ */
 /* Status, emptying */
 
-int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                       int64_t *pnum, int64_t *map, BlockDriverState **file)
+static int l2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -1612,6 +1625,73 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     }
     return 0;
+}
+
+/*
+ * Whether the image looks preallocated with preallocation=metadata: far
+ * more clusters are in use than the file has blocks on the host.  It is
+ * found once per open (as QEMU 7.2 finds it, at the first block status),
+ * counting in-use clusters only up to the threshold.
+ */
+static bool metadata_preallocated(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->metadata_prealloc < 0) {
+        int64_t file_len = bdrv_getlength(bs->file);
+        int64_t real = bdrv_get_allocated_file_size(bs->file);
+        int64_t threshold, end, count = 0;
+
+        s->metadata_prealloc = 0;
+        if (file_len < 0 || real < 0) {
+            return false;
+        }
+        real /= s->cluster_size;
+        threshold = MAX(real * 10 / 9, real + 2);
+        end = DIV_ROUND_UP(file_len, s->cluster_size);
+        for (int64_t i = 0; i < end && count < threshold; i++) {
+            uint64_t rc;
+            Error *err = NULL;
+
+            if (qcow2_get_refcount(bs, i, &rc, &err) < 0) {
+                error_free(err);
+                return false;
+            }
+            count += !!rc;
+        }
+        s->metadata_prealloc = count >= threshold;
+    }
+    return s->metadata_prealloc;
+}
+
+int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = l2_block_status(bs, offset, bytes, pnum, map, file);
+    int64_t fnum = 0, fmap;
+    BlockDriverState *ffile;
+    int fret;
+
+    /*
+     * Preallocated data clusters never written are holes in the file: as
+     * in QEMU 7.2, the file tells whether they read as zeroes, so that
+     * map and convert see zeroes there rather than data.
+     */
+    if (ret < 0 || (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID)) !=
+        (BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID) || *file != bs->file ||
+        !metadata_preallocated(bs)) {
+        return ret;
+    }
+    fret = bdrv_block_status(*file, *map, *pnum, &fnum, &fmap, &ffile);
+    if (fret < 0) {
+        return ret;
+    }
+    if ((fret & BDRV_BLOCK_EOF) && (!fnum || (fret & BDRV_BLOCK_ZERO))) {
+        /* Beyond the end of the file: reads as zeroes. */
+        return ret | BDRV_BLOCK_ZERO;
+    }
+    *pnum = fnum;
+    return ret | (fret & BDRV_BLOCK_ZERO);
 }
 
 int qcow2_make_empty(BlockDriverState *bs, Error **errp)

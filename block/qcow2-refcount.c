@@ -567,6 +567,40 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
     g_array_append_val(s->freed, r);
 }
 
+/*
+ * QEMU 7.2 reuses the clusters freed by earlier requests at the next
+ * allocation (iotest 250: a rewrite after a discard lands in the discarded
+ * clusters).  Here they wait in s->freed for the metadata that pointed at
+ * them to be on disk, so a write that may allocate first settles them with
+ * a flush of the caches when one of them is about to become free; clusters
+ * that stay shared (a snapshot's) need no flush.
+ */
+int qcow2_reuse_freed(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (!s->freed || !s->freed->len) {
+        return 0;
+    }
+    for (guint i = 0; i < s->freed->len; i++) {
+        int64_t *r = &g_array_index(s->freed, int64_t, 3 * i);
+        int64_t c = r[0] >> s->cluster_bits;
+        int64_t last = (r[0] + r[1] - 1) >> s->cluster_bits;
+
+        for (; c <= last; c++) {
+            uint64_t rc;
+
+            if (qcow2_get_refcount(bs, c, &rc, errp) < 0) {
+                return -EIO;
+            }
+            if (rc == 1) {
+                return qcow2_flush_caches(bs, errp);
+            }
+        }
+    }
+    return 0;
+}
+
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
                              Qcow2DiscardType type)
 {

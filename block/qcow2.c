@@ -757,6 +757,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         error_setg_errno(errp, -file_len, "Could not get the size of '%s'", fn);
         return (int)file_len;
     }
+    s->metadata_prealloc = -1;
     memset(hdr, 0, sizeof(hdr));
     n = MIN(file_len, (int64_t)sizeof(hdr));
     if (n > 0 && (ret = bdrv_pread(bs->file, 0, n, hdr, 0, errp)) < 0) {
@@ -1544,7 +1545,9 @@ static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
     cache_clean_if_due(bs);
     ret = check_writable(bs, errp);
-
+    if (ret >= 0) {
+        ret = qcow2_reuse_freed(bs, errp);
+    }
     if (ret < 0) {
         return ret;
     }
@@ -1707,7 +1710,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
-    int64_t old_size, zero_end;
+    int64_t old_size, zero_end, zero_head;
     uint8_t be[8];
     int ret = check_writable(bs, errp);
 
@@ -1734,12 +1737,26 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
     /*
      * A grown area must read as zeroes: not as what a partial last cluster
-     * held before an earlier shrink, nor as a longer backing file.
+     * held before an earlier shrink, nor as a longer backing file.  Over a
+     * backing file longer than the image, QEMU 7.2 gives the whole grown
+     * area zero clusters (v3), also beyond the backing file's end; the
+     * clusters falloc and full reserve read as zeroes already and stay
+     * data clusters there.
      */
     zero_end = QEMU_ALIGN_UP(s->size, s->cluster_size);
     if (offset > s->size && (bs->backing || bs->backing_file[0])) {
-        if (bs->backing) {
-            zero_end = MAX(zero_end, bdrv_getlength(bs->backing));
+        int64_t backing_len = bs->backing ? bdrv_getlength(bs->backing) : 0;
+
+        if (bs->backing && s->version < 3) {
+            /* Zeroes are written: not beyond the backing file's end. */
+            zero_end = MAX(zero_end, backing_len);
+        } else if (bs->backing) {
+            /* Extended L2: reserved clusters with empty bitmaps show the backing file. */
+            if (backing_len > s->size && (prealloc == PREALLOC_MODE_OFF ||
+                                          prealloc == PREALLOC_MODE_METADATA ||
+                                          s->extended_l2)) {
+                zero_end = offset;
+            }
         } else if (s->version >= 3) {
             zero_end = offset;
         } else {
@@ -1784,8 +1801,15 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             return ret;
         }
     }
-    if (zero_end > old_size) {
-        ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+    /*
+     * Host clusters first, then the zeroes, which keep them (zero flag):
+     * QEMU 7.2's order, which lays each L2 table before its data clusters.
+     * A partial last cluster gets its zeroes first, copying the rest of
+     * it from the backing file before it is given a host cluster.
+     */
+    zero_head = MIN(QEMU_ALIGN_UP(old_size, s->cluster_size), zero_end);
+    if (zero_head > old_size) {
+        ret = qcow2_zero_or_discard(bs, old_size, zero_head - old_size, false, false, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1793,12 +1817,20 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
         /* Host clusters for the grown area; falloc and full reserve them in the file. */
         ret = qcow2_preallocate_range(bs, old_size, offset, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
-            ret = qcow2_flush_caches(bs, errp);
-            if (ret >= 0 && bdrv_getlength_exact(bs->file) < s->alloc_end) {
-                ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
-            }
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA &&
+            bdrv_getlength_exact(bs->file) < s->alloc_end) {
+            /*
+             * Before the caches are flushed, which would grow the file to
+             * the new clusters' end without reserving them.
+             */
+            ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (zero_end > zero_head) {
+        ret = qcow2_zero_or_discard(bs, zero_head, zero_end - zero_head, false, false, errp);
         if (ret < 0) {
             return ret;
         }

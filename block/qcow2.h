@@ -164,6 +164,8 @@ typedef struct BDRVQcow2State {
     uint8_t *hdr_tail;
     uint32_t crypt_method;
     int64_t size;
+    /* preallocation=metadata detected: -1 not looked at yet, else 0 or 1. */
+    int metadata_prealloc;
 
     uint64_t *l1_table;     /* host byte order */
     uint32_t l1_size;
@@ -371,6 +373,8 @@ int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t l
 /* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type);
+/* Before a write that may allocate: makes clusters freed earlier reusable. */
+int qcow2_reuse_freed(BlockDriverState *bs, Error **errp);
 /* At once: only when nothing on disk (flushed) points at the range any more. */
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
                              Qcow2DiscardType type);
