@@ -84,6 +84,10 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     }
     if (c->depends_on_flush) {
         ret = bdrv_flush(bs->file, errp);
+        if (ret >= 0 && s->data_file) {
+            /* The data the table points at is in the data file. */
+            ret = bdrv_flush(s->data_file, errp);
+        }
         if (ret < 0) {
             return ret;
         }
@@ -343,7 +347,12 @@ Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t e)
         return (e & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC : QCOW2_CLUSTER_ZERO_PLAIN;
     }
     if (!(e & L2E_OFFSET_MASK)) {
-        return QCOW2_CLUSTER_UNALLOCATED;
+        /*
+         * Offset 0 is a data file's first cluster: its entries always have
+         * the COPIED flag (no refcounts, never shared), unallocated ones not.
+         */
+        return qcow2_has_data_file(s) && (e & QCOW_OFLAG_COPIED) ? QCOW2_CLUSTER_NORMAL
+                                                                   : QCOW2_CLUSTER_UNALLOCATED;
     }
     return QCOW2_CLUSTER_NORMAL;
 }
@@ -707,8 +716,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             memset(buf, 0, n);
             break;
         case QCOW2_CLUSTER_NORMAL:
-            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_READ_AIO);
+            ret = bdrv_pread(qcow2_data_bs(bs),
+                             (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
             if (ret >= 0 && s->crypt_method) {
                 decrypt(s, offset, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
@@ -767,7 +777,8 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
         memset(dst, 0, in_size);
         return 1;
     case QCOW2_CLUSTER_NORMAL:
-        ret = bdrv_pread(bs->file, (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
+        ret = bdrv_pread(qcow2_data_bs(bs),
+                         (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
                          in_size, dst, 0, errp);
         if (ret < 0) {
             return ret;
@@ -797,6 +808,17 @@ static void free_old_entry(BlockDriverState *bs, uint64_t e, Qcow2DiscardType ty
     switch (qcow2_entry_type(s, e)) {
     case QCOW2_CLUSTER_NORMAL:
     case QCOW2_CLUSTER_ZERO_ALLOC:
+        if (qcow2_has_data_file(s)) {
+            /*
+             * Data file clusters have no refcounts: nothing to free, but
+             * the space is discarded there as QEMU 7.2 does (pass-discard-*).
+             */
+            if (s->data_file && type != QCOW2_DISCARD_NEVER && s->discard_passthrough[type] &&
+                (e & L2E_OFFSET_MASK) + s->cluster_size <= s->size) {
+                bdrv_pdiscard(s->data_file, e & L2E_OFFSET_MASK, s->cluster_size, NULL);
+            }
+            break;
+        }
         qcow2_free_clusters(bs, e & L2E_OFFSET_MASK, s->cluster_size, type);
         break;
     case QCOW2_CLUSTER_COMPRESSED: {
@@ -956,9 +978,15 @@ int qcow2_metadata_overlap(BlockDriverState *bs, int ignore, int64_t off, int64_
 /* Guest data about to go to [off, off+len): overlapping metadata is corruption. */
 static int check_data_write(BlockDriverState *bs, int64_t off, int64_t len, Error **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
     const char *what;
     Error *err = NULL;
-    int ret = qcow2_metadata_overlap(bs, 0, off, len, &what, &err);
+    int ret;
+
+    if (s->data_file) {
+        return 0;   /* no metadata lives in the data file */
+    }
+    ret = qcow2_metadata_overlap(bs, 0, off, len, &what, &err);
 
     if (ret > 0) {
         qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
@@ -983,9 +1011,9 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
         return ret;
     }
 
-    bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
+    bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
     if (!s->crypt_method) {
-        return bdrv_pwrite(bs->file, host, bytes, buf, 0, errp);
+        return bdrv_pwrite(qcow2_data_bs(bs), host, bytes, buf, 0, errp);
     }
     {
         int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
@@ -995,7 +1023,7 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
             int ret;
             memcpy(bounce, buf + done, n);
             decrypt(s, guest + done, host + done, bounce, n, true);
-            ret = bdrv_pwrite(bs->file, host + done, n, bounce, 0, errp);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), host + done, n, bounce, 0, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1037,7 +1065,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         old[i] = be64toh(t[l2_idx + i]);
     }
     if (host <= 0) {
-        host = qcow2_alloc_clusters(bs, k, errp);
+        host = qcow2_alloc_data_clusters(bs, cstart, k, errp);
         if (host < 0) {
             return host;
         }
@@ -1064,8 +1092,8 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         if (s->crypt_method) {
             decrypt(s, cstart, host, b, k * cs, true);
         }
-        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
-        ret = bdrv_pwrite(bs->file, host, k * cs, b, 0, errp);
+        bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
+        ret = bdrv_pwrite(qcow2_data_bs(bs), host, k * cs, b, 0, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1087,24 +1115,24 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
              * whole run (allocating it, also past its end) if it can do
              * so without writing them, so no hole is left there.
              */
-            zeroed = bdrv_pwrite_zeroes(bs->file, host, k * cs, BDRV_REQ_NO_FALLBACK,
+            zeroed = bdrv_pwrite_zeroes(qcow2_data_bs(bs), host, k * cs, BDRV_REQ_NO_FALLBACK,
                                         NULL) >= 0;
         }
         if (head && !zeroed && !(hz == 1 && fresh)) {
-            bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-            ret = bdrv_pwrite(bs->file, host, head, hb, 0, errp);
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), host, head, hb, 0, errp);
             if (ret < 0) {
                 return ret;
             }
         }
-        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
-        ret = bdrv_pwrite(bs->file, host + head, bytes, buf, 0, errp);
+        bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
+        ret = bdrv_pwrite(qcow2_data_bs(bs), host + head, bytes, buf, 0, errp);
         if (ret < 0) {
             return ret;
         }
         if (tail && !zeroed && !(tz == 1 && fresh)) {
-            bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-            ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, tb, 0, errp);
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), tail_start - cstart + host, tail, tb, 0, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1277,7 +1305,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             /* Contiguous with the range before it where the clusters there are free. */
             int64_t host = 0, l2_off;
 
-            if (next_host > 0) {
+            if (next_host > 0 && !qcow2_has_data_file(s)) {
                 int64_t m;
 
                 /* The L2 table first, as in QEMU: it may take the place itself. */
@@ -1315,9 +1343,14 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     g_autofree uint8_t *out = NULL;
-    int err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs,
-                                           s->size, errp);
+    int err;
 
+    if (s->data_file) {
+        /* Compressed clusters live in the image file: the data file has none. */
+        error_setg(errp, "Compression is not supported with an external data file");
+        return -ENOTSUP;
+    }
+    err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs, s->size, errp);
     if (err < 0) {
         return err;
     }
@@ -1615,13 +1648,13 @@ static int l2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     case QCOW2_CLUSTER_ZERO_ALLOC:
         /* Preallocated: the host cluster is known, though it is not read. */
         *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
     case QCOW2_CLUSTER_NORMAL:
         *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     }
     return 0;
@@ -1871,13 +1904,16 @@ int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Er
             off += cs;
             continue;
         }
-        host = qcow2_alloc_clusters(bs, k, errp);
+        host = qcow2_alloc_data_clusters(bs, off, k, errp);
         if (host < 0) {
             return host;
         }
         fresh = s->last_alloc_fresh;
-        if (!fresh) {
-            /* Reused clusters may hold old data. */
+        if (!fresh && !qcow2_has_data_file(s)) {
+            /*
+             * Reused clusters may hold old data.  (A data file's content is
+             * the disk's, as QEMU 7.2 maps it: left as it is.)
+             */
             ret = bdrv_pwrite_zeroes(bs->file, host, k * cs, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -1918,7 +1954,7 @@ int qcow2_preallocate(BlockDriverState *bs, Error **errp)
         if (ret < 0) {
             return ret;
         }
-        host = qcow2_alloc_clusters(bs, n, errp);
+        host = qcow2_alloc_data_clusters(bs, off, n, errp);
         if (host < 0) {
             return host;
         }
@@ -2207,7 +2243,8 @@ static int ext_read_range(BlockDriverState *bs, int64_t cstart, uint64_t e, uint
         switch (ty) {
         case SC_NORMAL:
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0, errp);
+            ret = bdrv_pread(qcow2_data_bs(bs), (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0,
+                             errp);
             if (ret >= 0 && s->crypt_method) {
                 /* Whole sectors: requests to encrypted images are aligned to them. */
                 decrypt(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p, dst + p,
@@ -2372,11 +2409,11 @@ static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
     }
 alloc:
     if (!in_place) {
-        host = new_host ? new_host : qcow2_alloc_clusters(bs, 1, errp);
+        host = new_host ? new_host : qcow2_alloc_data_clusters(bs, cstart, 1, errp);
         if (host < 0) {
             return host;
         }
-        if (host == 0) {
+        if (host == 0 && !qcow2_has_data_file(s)) {
             qcow2_signal_corruption(bs, errp, "Preventing invalid allocation of data cluster "
                                     "at offset 0");
             return -EIO;
@@ -2437,7 +2474,7 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                    ext_needs_alloc(be64toh(t[(l2_idx + k) * 2]))) {
                 k++;
             }
-            host = qcow2_alloc_clusters(bs, k, errp);
+            host = qcow2_alloc_data_clusters(bs, offset, k, errp);
             if (host < 0) {
                 return host;
             }
@@ -2678,12 +2715,12 @@ static int ext_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     switch (ty) {
     case SC_NORMAL:
         *map = (e & L2E_OFFSET_MASK) + in;
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     case SC_ZERO:
         if (e & L2E_OFFSET_MASK) {
             *map = (e & L2E_OFFSET_MASK) + in;
-            *file = bs->file;
+            *file = qcow2_data_bs(bs);
             return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
         }
         return BDRV_BLOCK_ZERO;

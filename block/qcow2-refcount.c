@@ -465,6 +465,19 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
     return off;
 }
 
+int64_t qcow2_alloc_data_clusters(BlockDriverState *bs, int64_t guest, int64_t nb,
+                                  Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (qcow2_has_data_file(s)) {
+        /* The data file may hold anything there: it is never fresh. */
+        s->last_alloc_fresh = false;
+        return guest & ~((int64_t)s->cluster_size - 1);
+    }
+    return qcow2_alloc_clusters(bs, nb, errp);
+}
+
 /*
  * Allocates up to @nb clusters at @off, as many as are free there in a
  * row (0 if the first is not): a write continues its previous range
@@ -1083,7 +1096,10 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
                 }
                 cs->last_data_cluster = c;
             }
-            count_ref(cs, host, s->cluster_size, "data cluster");
+            if (!qcow2_has_data_file(s)) {
+                /* An external data file's clusters have no refcounts. */
+                count_ref(cs, host, s->cluster_size, "data cluster");
+            }
         }
         (void)guest;
     }
@@ -1208,7 +1224,7 @@ static int check_oflag_copied(CheckState *cs, BdrvCheckMode fix, Error **errp)
             uint64_t host = e & L2E_OFFSET_MASK;
 
             if ((type != QCOW2_CLUSTER_NORMAL && type != QCOW2_CLUSTER_ZERO_ALLOC) ||
-                (host & (s->cluster_size - 1)) ||
+                qcow2_has_data_file(s) || (host & (s->cluster_size - 1)) ||
                 (int64_t)(host >> s->cluster_bits) >= cs->nb_clusters) {
                 continue;
             }

@@ -197,6 +197,9 @@ again:
         put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
                 strlen(bs->backing_format));
     }
+    if (s->data_file_name) {
+        put_ext(buf, &pos, QCOW2_EXT_DATA_FILE, s->data_file_name, strlen(s->data_file_name));
+    }
     if (with_ftable) {
         uint8_t table[ARRAY_SIZE(feature_names) * 48];
         memset(table, 0, sizeof(table));
@@ -271,6 +274,12 @@ static void qcow2_free_state(BDRVQcow2State *s)
     }
     g_free(s->keycheck);
     s->keycheck = NULL;
+    g_free(s->data_file_name);
+    s->data_file_name = NULL;
+    if (s->data_file) {
+        bdrv_unref(s->data_file);
+        s->data_file = NULL;
+    }
     qcow2_luks_free(s);
     qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
@@ -737,6 +746,61 @@ static void qcow2_reopen_abort(BlockDriverState *bs, void *state)
     g_free(state);
 }
 
+/*
+ * The external data file (incompatible bit 2): the "data-file" option (an
+ * existing node's name, or "data-file.*" options of a new node), else the
+ * name in the header extension, relative to the image's directory.
+ */
+static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree char *ref = g_strdup(qdict_get_try_str(options, "data-file"));
+    QDict *sub = qdict_extract_subqdict(options, "data-file.");
+    bool given = ref || qdict_size(sub);
+    const char *drvname = qdict_get_try_str(sub, "driver");
+    g_autofree char *path = NULL;
+
+    qdict_del(options, "data-file");
+    if (!qcow2_has_data_file(s)) {
+        qobject_unref(sub);
+        if (given) {
+            error_setg(errp, "'data-file' can only be set for images with an external "
+                       "data file");
+            return -EINVAL;
+        }
+        if (s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW) {
+            /* The bit vouches for a data file there is not: as QEMU, a writer drops it. */
+            s->autoclear &= ~QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+        }
+        return 0;
+    }
+    if (ref) {
+        qobject_unref(sub);
+        s->data_file = bdrv_find_node(ref);
+        if (!s->data_file) {
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
+            return -EINVAL;
+        }
+        bdrv_ref(s->data_file);
+        return 0;
+    }
+    if (!given && !s->data_file_name) {
+        qobject_unref(sub);
+        error_setg(errp, "'data-file' is required for this image");
+        return -EINVAL;
+    }
+    if (!qdict_haskey(sub, "filename") && s->data_file_name) {
+        path = path_combine(bs->filename, s->data_file_name);
+    }
+    /* A named format driver opens a format node (raw over blkdebug, iotest 289). */
+    if (drvname && !bdrv_find_protocol(drvname)) {
+        s->data_file = bdrv_open(path, sub, flags | BDRV_O_PROBE_QUIET, errp);
+    } else {
+        s->data_file = bdrv_open_file(path, sub, flags, errp);
+    }
+    return s->data_file ? 0 : -EINVAL;
+}
+
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -915,6 +979,10 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 ftable = g_memdup2(data, elen);
                 ftable_len = elen;
                 s->had_feature_table = true;
+                break;
+            case QCOW2_EXT_DATA_FILE:
+                g_free(s->data_file_name);
+                s->data_file_name = g_strndup((const char *)data, elen);
                 break;
             case QCOW2_EXT_MAGIC_AES_KEYCHECK:
                 g_free(s->keycheck);
@@ -1177,6 +1245,11 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
+    ret = open_data_file(bs, options, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+
     ret = qcow2_load_bitmaps(bs, errp);
     if (ret < 0) {
         goto fail;
@@ -1422,7 +1495,20 @@ static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **
 
 static int qcow2_flush(BlockDriverState *bs, Error **errp)
 {
-    return qcow2_flush_caches(bs, errp);
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_flush_caches(bs, errp);
+
+    if (ret >= 0 && s->data_file && !s->data_file->read_only) {
+        ret = bdrv_flush(s->data_file, errp);
+    }
+    return ret;
+}
+
+static BlockDriverState *qcow2_extra_child(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->data_file;
 }
 
 /*
@@ -1460,6 +1546,10 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
      * we keep it even without any (a stale extension was dropped above).
      */
     mask = QCOW2_AUTOCLEAR_BITMAPS;
+    if (qcow2_has_data_file(s)) {
+        /* Kept raw: guest data goes to the data file at its guest offset. */
+        mask |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+    }
     if ((s->autoclear & ~mask) || s->bm_ext_dropped) {
         s->autoclear &= mask;
         s->bm_ext_dropped = false;
@@ -1967,6 +2057,13 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     } else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
         qdict_put_obj(data, "encrypt", qcow2_luks_info(s));
     }
+    if (s->data_file_name) {
+        qdict_put_str(data, "data-file", s->data_file_name);
+    }
+    if (qcow2_has_data_file(s)) {
+        qdict_put_bool(data, "data-file-raw",
+                       (s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW) != 0);
+    }
     if (s->version >= 3) {
         qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
         qdict_put_bool(data, "extended-l2", s->extended_l2);
@@ -2300,14 +2397,13 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
             return false;
         }
     }
-    if (qemu_opt_get(opts, "data_file")) {
-        error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
-                   "data in the image file only");
+    if (qemu_opt_get(opts, "data_file") && version < 3) {
+        error_setg(errp, "External data files are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
         return false;
     }
-    if (qemu_opt_get_bool(opts, "data_file_raw", false)) {
-        error_setg(errp, "data_file_raw=on is not supported: this qcow2 driver has no "
-                   "external data files");
+    if (qemu_opt_get_bool(opts, "data_file_raw", false) && !qemu_opt_get(opts, "data_file")) {
+        error_setg(errp, "data-file-raw requires data-file");
         return false;
     }
     return true;
@@ -2329,6 +2425,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     bool extl2 = qemu_opt_get_bool(opts, "extended_l2", false);
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
+    const char *data_file = qemu_opt_get(opts, "data_file");
+    bool data_raw = qemu_opt_get_bool(opts, "data_file_raw", false);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     int version = 3, cluster_bits, refcount_order, crypt = 0;
     uint64_t l2_span;
@@ -2501,6 +2599,10 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 
     /* The file starts empty: its preallocation comes once the metadata exists. */
     ret = bdrv_create_file(filename, opts, errp);
+    if (ret >= 0 && data_file) {
+        /* The data file too; it gets the image's size at the end. */
+        ret = bdrv_create_file(data_file, opts, errp);
+    }
     if (ret < 0) {
         qcrypto_secret_free(luks_pw);
         return ret;
@@ -2520,7 +2622,9 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     stl_be_p(buf + 56, 1);
     if (version >= 3) {
         stq_be_p(buf + 72, (zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
-                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0));
+                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+                           (data_file ? QCOW2_INCOMPAT_DATA_FILE : 0));
+        stq_be_p(buf + 88, data_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0);
         stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
         stl_be_p(buf + 96, refcount_order);
         stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
@@ -2539,6 +2643,10 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 
     o = qdict_new();
     qdict_put_str(o, "driver", "qcow2");
+    if (data_file) {
+        /* The header names it only from the next header update on. */
+        qdict_put_str(o, "data-file.filename", data_file);
+    }
     bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                    BDRV_O_NO_PROMPT, errp);
     if (!bs) {
@@ -2546,6 +2654,11 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EIO;
     }
     s = bs->opaque;
+    s->data_file_name = g_strdup(data_file);
+    if (data_raw && prealloc == PREALLOC_MODE_OFF) {
+        /* A raw data file is the disk: every cluster maps to its own offset there. */
+        prealloc = PREALLOC_MODE_METADATA;
+    }
     s->crypt_method = crypt;
     if (keycheck) {
         s->keycheck = g_steal_pointer(&keycheck);
@@ -2564,9 +2677,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
         ret = qcow2_preallocate(bs, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file) {
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
+    }
+    if (ret >= 0 && s->data_file) {
+        /* As QEMU 7.2: the data file has the disk's size, falloc/full reserve it. */
+        ret = bdrv_truncate(s->data_file, size, false,
+                            prealloc == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : prealloc,
+                            errp);
     }
     if (ret >= 0) {
         ret = qcow2_flush_caches(bs, errp);
@@ -2598,6 +2717,8 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_pwrite_zeroes = qcow2_pwrite_zeroes,
     .bdrv_pdiscard = qcow2_pdiscard,
     .bdrv_flush = qcow2_flush,
+    .bdrv_extra_child = qcow2_extra_child,
+    .extra_child_name = "data-file",
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
     .bdrv_block_status = qcow2_block_status,
     .bdrv_getlength = qcow2_getlength,
