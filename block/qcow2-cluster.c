@@ -1346,8 +1346,11 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int err;
 
     if (s->data_file) {
-        /* Compressed clusters live in the image file: the data file has none. */
-        error_setg(errp, "Compression is not supported with an external data file");
+        /*
+         * Compressed clusters live in the image file: the data file has
+         * none.  The errno alone, as QEMU 7.2 reports it.
+         */
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
         return -ENOTSUP;
     }
     err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs, s->size, errp);
