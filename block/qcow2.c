@@ -759,6 +759,7 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
     bool given = ref || qdict_size(sub);
     const char *drvname = qdict_get_try_str(sub, "driver");
     g_autofree char *path = NULL;
+    Error *err = NULL;
 
     qdict_del(options, "data-file");
     if (!qcow2_has_data_file(s)) {
@@ -794,11 +795,20 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
     }
     /* A named format driver opens a format node (raw over blkdebug, iotest 289). */
     if (drvname && !bdrv_find_protocol(drvname)) {
-        s->data_file = bdrv_open(path, sub, flags | BDRV_O_PROBE_QUIET, errp);
+        s->data_file = bdrv_open(path, sub, flags | BDRV_O_PROBE_QUIET, &err);
     } else {
-        s->data_file = bdrv_open_file(path, sub, flags, errp);
+        s->data_file = bdrv_open_file(path, sub, flags, &err);
     }
-    return s->data_file ? 0 : -EINVAL;
+    if (!s->data_file && (flags & BDRV_O_NO_UNLOCK) && !given) {
+        /* Only looked at (qemu-img info): as QEMU 7.2, the header is enough. */
+        error_free(err);
+        return 0;
+    }
+    if (!s->data_file) {
+        error_propagate(errp, err);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -1907,7 +1917,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
         /* Host clusters for the grown area; falloc and full reserve them in the file. */
         ret = qcow2_preallocate_range(bs, old_size, offset, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA &&
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file &&
             bdrv_getlength_exact(bs->file) < s->alloc_end) {
             /*
              * Before the caches are flushed, which would grow the file to
@@ -1915,6 +1925,15 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
              */
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->data_file) {
+        /* The data file follows the disk's size (falloc and full reserve it), as in QEMU. */
+        ret = bdrv_truncate(s->data_file, offset, true,
+                            prealloc == PREALLOC_MODE_FALLOC || prealloc == PREALLOC_MODE_FULL ?
+                            prealloc : PREALLOC_MODE_OFF, errp);
         if (ret < 0) {
             return ret;
         }
@@ -2133,6 +2152,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     int new_version = s->version;
     int lazy = -1;      /* -1: unchanged */
     bool have_size = false, have_backing = false, luks_amend = false;
+    const char *new_data_file = NULL;
     uint64_t new_size = 0;
     int ret = prepare_write(bs, errp);
 
@@ -2161,10 +2181,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
             have_backing = true;
         } else if (!strcmp(key, "data_file")) {
-            /* No image here has one (see docs/qcow2.md). */
-            error_setg(errp, "data-file can only be set for images that use an external "
-                       "data file");
-            return -EINVAL;
+            if (!qcow2_has_data_file(s)) {
+                error_setg(errp, "data-file can only be set for images that use an external "
+                           "data file");
+                return -EINVAL;
+            }
+            new_data_file = qemu_opt_get(opts, key);
         } else if (!strcmp(key, "data_file_raw")) {
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
@@ -2199,6 +2221,10 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     }
     if (new_version < s->version && s->refcount_order != 4) {
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (new_version < s->version && qcow2_has_data_file(s)) {
+        error_setg(errp, "Cannot downgrade an image with a data file");
         return -ENOTSUP;
     }
     if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
@@ -2318,6 +2344,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     if (have_size && new_size != (uint64_t)s->size) {
         ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
         if (ret < 0) {
+            return ret;
+        }
+    }
+    if (new_data_file) {
+        /* Only the name changes: the file it names is opened next time (QEMU 7.2). */
+        g_autofree char *old = s->data_file_name;
+
+        s->data_file_name = g_strdup(new_data_file);
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            g_free(s->data_file_name);
+            s->data_file_name = g_steal_pointer(&old);
             return ret;
         }
     }
