@@ -787,6 +787,9 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
     }
     if (!given && !s->data_file_name) {
         qobject_unref(sub);
+        if (flags & BDRV_O_NO_UNLOCK) {
+            return 0;   /* qemu-img info: the header is enough (QEMU 7.2) */
+        }
         error_setg(errp, "'data-file' is required for this image");
         return -EINVAL;
     }
