@@ -277,8 +277,11 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_free(s->data_file_name);
     s->data_file_name = NULL;
     if (s->data_file) {
-        bdrv_unref(s->data_file);
+        /* Detached before the unref, which recomputes the graph's permissions. */
+        BlockDriverState *data_file = s->data_file;
+
         s->data_file = NULL;
+        bdrv_unref(data_file);
     }
     qcow2_luks_free(s);
     qcow2_bitmaps_free(s);
