@@ -796,7 +796,8 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
         error_setg(errp, "'data-file' is required for this image");
         return -EINVAL;
     }
-    if (!qdict_haskey(sub, "filename") && s->data_file_name) {
+    if (!given) {
+        /* The header's name serves only when no options describe the node. */
         path = path_combine(bs->filename, s->data_file_name);
     }
     /* A named format driver opens a format node (raw over blkdebug, iotest 289). */
