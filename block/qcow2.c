@@ -2643,10 +2643,13 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
 
     /* The file starts empty: its preallocation comes once the metadata exists. */
-    ret = bdrv_create_file(filename, opts, errp);
-    if (ret >= 0 && data_file) {
-        /* The data file too; it gets the image's size at the end. */
+    ret = 0;
+    if (data_file) {
+        /* The data file first (it gets the disk's size at the end): no image without it. */
         ret = bdrv_create_file(data_file, opts, errp);
+    }
+    if (ret >= 0) {
+        ret = bdrv_create_file(filename, opts, errp);
     }
     if (ret < 0) {
         qcrypto_secret_free(luks_pw);
