@@ -174,12 +174,16 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
             qobject_unref(o);
             return NULL;
         }
-        if (data_file) {
-            /* The driver refuses it by name: it has no external data files. */
-            qdict_put_str(o, "data_file", json_is_string(data_file) ?
-                          json_string_value(data_file) : "");
+        if (data_file || qdict_haskey(options, "data-file-raw")) {
+            /*
+             * QEMU's takes a node there; the driver's data_file option is a
+             * file name, which it creates: not the same thing.
+             */
+            error_setg(errp, "blockdev-create of a qcow2 image with 'data-file' is not "
+                       "supported (use qemu-img create -o data_file=NAME)");
+            qobject_unref(o);
+            return NULL;
         }
-        copy_opt(o, "data_file_raw", options, "data-file-raw");
         copy_opt(o, "extended_l2", options, "extended-l2");
         copy_opt(o, "compat", options, "version");
         copy_opt(o, "cluster_size", options, "cluster-size");

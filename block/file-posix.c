@@ -563,8 +563,12 @@ static int file_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
     /* Each way below may extend the file; rare enough to ask again. */
     s->length = -1;
     if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (offset >= st.st_size) {
-            /* Past the end: extending the file gives zeroes for free. */
+        if (offset >= st.st_size && !(flags & BDRV_REQ_NO_FALLBACK)) {
+            /*
+             * Past the end: extending the file gives zeroes for free.  Not
+             * for a caller that wants the space allocated, as QEMU 7.2's
+             * zeroes are (qcow2's zeroed clusters): ZERO_RANGE below.
+             */
             if (ftruncate(s->fd, offset + bytes) == 0) {
                 return 0;
             }

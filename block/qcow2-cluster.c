@@ -84,6 +84,10 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     }
     if (c->depends_on_flush) {
         ret = bdrv_flush(bs->file, errp);
+        if (ret >= 0 && s->data_file) {
+            /* The data the table points at is in the data file. */
+            ret = bdrv_flush(s->data_file, errp);
+        }
         if (ret < 0) {
             return ret;
         }
@@ -343,7 +347,12 @@ Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t e)
         return (e & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC : QCOW2_CLUSTER_ZERO_PLAIN;
     }
     if (!(e & L2E_OFFSET_MASK)) {
-        return QCOW2_CLUSTER_UNALLOCATED;
+        /*
+         * Offset 0 is a data file's first cluster: its entries always have
+         * the COPIED flag (no refcounts, never shared), unallocated ones not.
+         */
+        return qcow2_has_data_file(s) && (e & QCOW_OFLAG_COPIED) ? QCOW2_CLUSTER_NORMAL
+                                                                   : QCOW2_CLUSTER_UNALLOCATED;
     }
     return QCOW2_CLUSTER_NORMAL;
 }
@@ -411,7 +420,7 @@ int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp)
 int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t bytes, clusters, new_off;
+    int64_t bytes, clusters, new_off, alloc_end;
     g_autofree uint64_t *buf = NULL;
     int64_t old_off = s->l1_table_offset;
     int64_t old_bytes = (int64_t)s->l1_size * 8;
@@ -428,10 +437,17 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     bytes = min_size * 8;
     clusters = DIV_ROUND_UP(bytes, s->cluster_size);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ALLOC_TABLE);
+    alloc_end = s->alloc_end;
     new_off = qcow2_alloc_clusters(bs, clusters, errp);
     if (new_off < 0) {
         return new_off;
     }
+    /*
+     * Only the table is written, not the rest of its last cluster: a new
+     * image ends right after its L1 table, as QEMU 7.2's does (196616
+     * bytes for 64 MiB, iotest 243).
+     */
+    s->alloc_end = MAX(alloc_end, new_off + bytes);
     buf = g_malloc0(clusters * s->cluster_size);
     for (uint32_t i = 0; i < s->l1_size; i++) {
         buf[i] = htobe64(s->l1_table[i]);
@@ -441,7 +457,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
         return ret;
     }
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
-    ret = bdrv_pwrite(bs->file, new_off, clusters * s->cluster_size, buf, 0, errp);
+    ret = bdrv_pwrite(bs->file, new_off, bytes, buf, 0, errp);
     if (ret < 0) {
         return ret;
     }
@@ -700,8 +716,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             memset(buf, 0, n);
             break;
         case QCOW2_CLUSTER_NORMAL:
-            bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_READ_AIO);
+            ret = bdrv_pread(qcow2_data_bs(bs),
+                             (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
             if (ret >= 0 && s->crypt_method) {
                 decrypt(s, offset, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
@@ -760,7 +777,8 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
         memset(dst, 0, in_size);
         return 1;
     case QCOW2_CLUSTER_NORMAL:
-        ret = bdrv_pread(bs->file, (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
+        ret = bdrv_pread(qcow2_data_bs(bs),
+                         (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
                          in_size, dst, 0, errp);
         if (ret < 0) {
             return ret;
@@ -790,6 +808,17 @@ static void free_old_entry(BlockDriverState *bs, uint64_t e, Qcow2DiscardType ty
     switch (qcow2_entry_type(s, e)) {
     case QCOW2_CLUSTER_NORMAL:
     case QCOW2_CLUSTER_ZERO_ALLOC:
+        if (qcow2_has_data_file(s)) {
+            /*
+             * Data file clusters have no refcounts: nothing to free, but
+             * the space is discarded there as QEMU 7.2 does (pass-discard-*).
+             */
+            if (s->data_file && type != QCOW2_DISCARD_NEVER && s->discard_passthrough[type] &&
+                (e & L2E_OFFSET_MASK) + s->cluster_size <= s->size) {
+                bdrv_pdiscard(s->data_file, e & L2E_OFFSET_MASK, s->cluster_size, NULL);
+            }
+            break;
+        }
         qcow2_free_clusters(bs, e & L2E_OFFSET_MASK, s->cluster_size, type);
         break;
     case QCOW2_CLUSTER_COMPRESSED: {
@@ -949,9 +978,15 @@ int qcow2_metadata_overlap(BlockDriverState *bs, int ignore, int64_t off, int64_
 /* Guest data about to go to [off, off+len): overlapping metadata is corruption. */
 static int check_data_write(BlockDriverState *bs, int64_t off, int64_t len, Error **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
     const char *what;
     Error *err = NULL;
-    int ret = qcow2_metadata_overlap(bs, 0, off, len, &what, &err);
+    int ret;
+
+    if (s->data_file) {
+        return 0;   /* no metadata lives in the data file */
+    }
+    ret = qcow2_metadata_overlap(bs, 0, off, len, &what, &err);
 
     if (ret > 0) {
         qcow2_signal_corruption(bs, errp, "Preventing invalid write on metadata (overlaps "
@@ -976,9 +1011,9 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
         return ret;
     }
 
-    bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
+    bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
     if (!s->crypt_method) {
-        return bdrv_pwrite(bs->file, host, bytes, buf, 0, errp);
+        return bdrv_pwrite(qcow2_data_bs(bs), host, bytes, buf, 0, errp);
     }
     {
         int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
@@ -988,7 +1023,7 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
             int ret;
             memcpy(bounce, buf + done, n);
             decrypt(s, guest + done, host + done, bounce, n, true);
-            ret = bdrv_pwrite(bs->file, host + done, n, bounce, 0, errp);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), host + done, n, bounce, 0, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1030,7 +1065,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         old[i] = be64toh(t[l2_idx + i]);
     }
     if (host <= 0) {
-        host = qcow2_alloc_clusters(bs, k, errp);
+        host = qcow2_alloc_data_clusters(bs, cstart, k, errp);
         if (host < 0) {
             return host;
         }
@@ -1057,43 +1092,49 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         if (s->crypt_method) {
             decrypt(s, cstart, host, b, k * cs, true);
         }
-        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
-        ret = bdrv_pwrite(bs->file, host, k * cs, b, 0, errp);
+        bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
+        ret = bdrv_pwrite(qcow2_data_bs(bs), host, k * cs, b, 0, errp);
         if (ret < 0) {
             return ret;
         }
     } else {
-        if (head) {
-            g_autofree uint8_t *b = g_malloc(head);
-            ret = cow_read(bs, old[0], cstart, b, head, errp);
+        g_autofree uint8_t *hb = head ? g_malloc(head) : NULL;
+        g_autofree uint8_t *tb = tail ? g_malloc(tail) : NULL;
+        int hz = 1, tz = 1;     /* 1: the part reads as zeroes */
+        bool zeroed = false;
+
+        if (head && (hz = cow_read(bs, old[0], cstart, hb, head, errp)) < 0) {
+            return hz;
+        }
+        if (tail && (tz = cow_read(bs, old[k - 1], tail_start, tb, tail, errp)) < 0) {
+            return tz;
+        }
+        if ((head || tail) && hz == 1 && tz == 1) {
+            /*
+             * What is copied is zeroes: as QEMU 7.2, the file zeroes the
+             * whole run (allocating it, also past its end) if it can do
+             * so without writing them, so no hole is left there.
+             */
+            zeroed = bdrv_pwrite_zeroes(qcow2_data_bs(bs), host, k * cs, BDRV_REQ_NO_FALLBACK,
+                                        NULL) >= 0;
+        }
+        if (head && !zeroed && !(hz == 1 && fresh)) {
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), host, head, hb, 0, errp);
             if (ret < 0) {
                 return ret;
             }
-            if (!(ret == 1 && fresh)) {
-                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-                ret = bdrv_pwrite(bs->file, host, head, b, 0, errp);
-                if (ret < 0) {
-                    return ret;
-                }
-            }
         }
-        bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
-        ret = bdrv_pwrite(bs->file, host + head, bytes, buf, 0, errp);
+        bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
+        ret = bdrv_pwrite(qcow2_data_bs(bs), host + head, bytes, buf, 0, errp);
         if (ret < 0) {
             return ret;
         }
-        if (tail) {
-            g_autofree uint8_t *b = g_malloc(tail);
-            ret = cow_read(bs, old[k - 1], tail_start, b, tail, errp);
+        if (tail && !zeroed && !(tz == 1 && fresh)) {
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_COW_WRITE);
+            ret = bdrv_pwrite(qcow2_data_bs(bs), tail_start - cstart + host, tail, tb, 0, errp);
             if (ret < 0) {
                 return ret;
-            }
-            if (!(ret == 1 && fresh)) {
-                bdrv_debug_event(bs->file, BLKDBG_COW_WRITE);
-                ret = bdrv_pwrite(bs->file, tail_start - cstart + host, tail, b, 0, errp);
-                if (ret < 0) {
-                    return ret;
-                }
             }
         }
     }
@@ -1264,7 +1305,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             /* Contiguous with the range before it where the clusters there are free. */
             int64_t host = 0, l2_off;
 
-            if (next_host > 0) {
+            if (next_host > 0 && !qcow2_has_data_file(s)) {
                 int64_t m;
 
                 /* The L2 table first, as in QEMU: it may take the place itself. */
@@ -1302,9 +1343,17 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     g_autofree uint8_t *out = NULL;
-    int err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs,
-                                           s->size, errp);
+    int err;
 
+    if (s->data_file) {
+        /*
+         * Compressed clusters live in the image file: the data file has
+         * none.  The errno alone, as QEMU 7.2 reports it.
+         */
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
+        return -ENOTSUP;
+    }
+    err = block_compressed_write_check(bs, s->crypt_method, offset, bytes, cs, s->size, errp);
     if (err < 0) {
         return err;
     }
@@ -1577,8 +1626,8 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
 /* ------------------------------------------------------------------ */
 /* Status, emptying */
 
-int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                       int64_t *pnum, int64_t *map, BlockDriverState **file)
+static int l2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
     BDRVQcow2State *s = bs->opaque;
     Error *err = NULL;
@@ -1602,16 +1651,83 @@ int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     case QCOW2_CLUSTER_ZERO_ALLOC:
         /* Preallocated: the host cluster is known, though it is not read. */
         *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
     case QCOW2_CLUSTER_NORMAL:
         *map = (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     }
     return 0;
+}
+
+/*
+ * Whether the image looks preallocated with preallocation=metadata: far
+ * more clusters are in use than the file has blocks on the host.  It is
+ * found once per open (as QEMU 7.2 finds it, at the first block status),
+ * counting in-use clusters only up to the threshold.
+ */
+static bool metadata_preallocated(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->metadata_prealloc < 0) {
+        int64_t file_len = bdrv_getlength(bs->file);
+        int64_t real = bdrv_get_allocated_file_size(bs->file);
+        int64_t threshold, end, count = 0;
+
+        s->metadata_prealloc = 0;
+        if (file_len < 0 || real < 0) {
+            return false;
+        }
+        real /= s->cluster_size;
+        threshold = MAX(real * 10 / 9, real + 2);
+        end = DIV_ROUND_UP(file_len, s->cluster_size);
+        for (int64_t i = 0; i < end && count < threshold; i++) {
+            uint64_t rc;
+            Error *err = NULL;
+
+            if (qcow2_get_refcount(bs, i, &rc, &err) < 0) {
+                error_free(err);
+                return false;
+            }
+            count += !!rc;
+        }
+        s->metadata_prealloc = count >= threshold;
+    }
+    return s->metadata_prealloc;
+}
+
+int qcow2_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret = l2_block_status(bs, offset, bytes, pnum, map, file);
+    int64_t fnum = 0, fmap;
+    BlockDriverState *ffile;
+    int fret;
+
+    /*
+     * Preallocated data clusters never written are holes in the file: as
+     * in QEMU 7.2, the file tells whether they read as zeroes, so that
+     * map and convert see zeroes there rather than data.
+     */
+    if (ret < 0 || (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID)) !=
+        (BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID) || *file != bs->file ||
+        !metadata_preallocated(bs)) {
+        return ret;
+    }
+    fret = bdrv_block_status(*file, *map, *pnum, &fnum, &fmap, &ffile);
+    if (fret < 0) {
+        return ret;
+    }
+    if ((fret & BDRV_BLOCK_EOF) && (!fnum || (fret & BDRV_BLOCK_ZERO))) {
+        /* Beyond the end of the file: reads as zeroes. */
+        return ret | BDRV_BLOCK_ZERO;
+    }
+    *pnum = fnum;
+    return ret | (fret & BDRV_BLOCK_ZERO);
 }
 
 int qcow2_make_empty(BlockDriverState *bs, Error **errp)
@@ -1791,13 +1907,16 @@ int qcow2_preallocate_range(BlockDriverState *bs, int64_t start, int64_t end, Er
             off += cs;
             continue;
         }
-        host = qcow2_alloc_clusters(bs, k, errp);
+        host = qcow2_alloc_data_clusters(bs, off, k, errp);
         if (host < 0) {
             return host;
         }
         fresh = s->last_alloc_fresh;
-        if (!fresh) {
-            /* Reused clusters may hold old data. */
+        if (!fresh && !qcow2_has_data_file(s)) {
+            /*
+             * Reused clusters may hold old data.  (A data file's content is
+             * the disk's, as QEMU 7.2 maps it: left as it is.)
+             */
             ret = bdrv_pwrite_zeroes(bs->file, host, k * cs, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -1838,7 +1957,7 @@ int qcow2_preallocate(BlockDriverState *bs, Error **errp)
         if (ret < 0) {
             return ret;
         }
-        host = qcow2_alloc_clusters(bs, n, errp);
+        host = qcow2_alloc_data_clusters(bs, off, n, errp);
         if (host < 0) {
             return host;
         }
@@ -2127,7 +2246,8 @@ static int ext_read_range(BlockDriverState *bs, int64_t cstart, uint64_t e, uint
         switch (ty) {
         case SC_NORMAL:
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(bs->file, (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0, errp);
+            ret = bdrv_pread(qcow2_data_bs(bs), (e & L2E_OFFSET_MASK) + in + p, n, dst + p, 0,
+                             errp);
             if (ret >= 0 && s->crypt_method) {
                 /* Whole sectors: requests to encrypted images are aligned to them. */
                 decrypt(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p, dst + p,
@@ -2292,11 +2412,11 @@ static int ext_write_cluster(BlockDriverState *bs, int64_t offset, int64_t n,
     }
 alloc:
     if (!in_place) {
-        host = new_host ? new_host : qcow2_alloc_clusters(bs, 1, errp);
+        host = new_host ? new_host : qcow2_alloc_data_clusters(bs, cstart, 1, errp);
         if (host < 0) {
             return host;
         }
-        if (host == 0) {
+        if (host == 0 && !qcow2_has_data_file(s)) {
             qcow2_signal_corruption(bs, errp, "Preventing invalid allocation of data cluster "
                                     "at offset 0");
             return -EIO;
@@ -2357,7 +2477,7 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                    ext_needs_alloc(be64toh(t[(l2_idx + k) * 2]))) {
                 k++;
             }
-            host = qcow2_alloc_clusters(bs, k, errp);
+            host = qcow2_alloc_data_clusters(bs, offset, k, errp);
             if (host < 0) {
                 return host;
             }
@@ -2598,12 +2718,12 @@ static int ext_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     switch (ty) {
     case SC_NORMAL:
         *map = (e & L2E_OFFSET_MASK) + in;
-        *file = bs->file;
+        *file = qcow2_data_bs(bs);
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     case SC_ZERO:
         if (e & L2E_OFFSET_MASK) {
             *map = (e & L2E_OFFSET_MASK) + in;
-            *file = bs->file;
+            *file = qcow2_data_bs(bs);
             return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
         }
         return BDRV_BLOCK_ZERO;

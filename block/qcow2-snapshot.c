@@ -392,6 +392,11 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_st
     bool marked;
     int ret;
 
+    if (s->data_file) {
+        /* The data file keeps one copy of each cluster: a snapshot cannot keep its own. */
+        error_setg(errp, "Internal snapshots are not supported with an external data file");
+        return -ENOTSUP;
+    }
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
         error_setg(errp, "Snapshot table too large");
         return -EFBIG;

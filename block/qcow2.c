@@ -197,6 +197,9 @@ again:
         put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
                 strlen(bs->backing_format));
     }
+    if (s->data_file_name) {
+        put_ext(buf, &pos, QCOW2_EXT_DATA_FILE, s->data_file_name, strlen(s->data_file_name));
+    }
     if (with_ftable) {
         uint8_t table[ARRAY_SIZE(feature_names) * 48];
         memset(table, 0, sizeof(table));
@@ -271,6 +274,15 @@ static void qcow2_free_state(BDRVQcow2State *s)
     }
     g_free(s->keycheck);
     s->keycheck = NULL;
+    g_free(s->data_file_name);
+    s->data_file_name = NULL;
+    if (s->data_file) {
+        /* Detached before the unref, which recomputes the graph's permissions. */
+        BlockDriverState *data_file = s->data_file;
+
+        s->data_file = NULL;
+        bdrv_unref(data_file);
+    }
     qcow2_luks_free(s);
     qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
@@ -814,6 +826,75 @@ static void qcow2_reopen_abort(BlockDriverState *bs, void *state)
     g_free(state);
 }
 
+/*
+ * The external data file (incompatible bit 2): the "data-file" option (an
+ * existing node's name, or "data-file.*" options of a new node), else the
+ * name in the header extension, relative to the image's directory.
+ */
+static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree char *ref = g_strdup(qdict_get_try_str(options, "data-file"));
+    QDict *sub = qdict_extract_subqdict(options, "data-file.");
+    bool given = ref || qdict_size(sub);
+    const char *drvname = qdict_get_try_str(sub, "driver");
+    g_autofree char *path = NULL;
+    Error *err = NULL;
+
+    qdict_del(options, "data-file");
+    if (!qcow2_has_data_file(s)) {
+        qobject_unref(sub);
+        if (given) {
+            error_setg(errp, "'data-file' can only be set for images with an external "
+                       "data file");
+            return -EINVAL;
+        }
+        if (s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW) {
+            /* The bit vouches for a data file there is not: as QEMU, a writer drops it. */
+            s->autoclear &= ~QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+        }
+        return 0;
+    }
+    if (ref) {
+        qobject_unref(sub);
+        s->data_file = bdrv_find_node(ref);
+        if (!s->data_file) {
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
+            return -EINVAL;
+        }
+        bdrv_ref(s->data_file);
+        return 0;
+    }
+    if (!given && !s->data_file_name) {
+        qobject_unref(sub);
+        if (flags & BDRV_O_NO_UNLOCK) {
+            return 0;   /* qemu-img info: the header is enough (QEMU 7.2) */
+        }
+        error_setg(errp, "'data-file' is required for this image");
+        return -EINVAL;
+    }
+    if (!given) {
+        /* The header's name serves only when no options describe the node. */
+        path = path_combine(bs->filename, s->data_file_name);
+    }
+    /* A named format driver opens a format node (raw over blkdebug, iotest 289). */
+    if (drvname && !bdrv_find_protocol(drvname)) {
+        s->data_file = bdrv_open(path, sub, flags | BDRV_O_PROBE_QUIET, &err);
+    } else {
+        s->data_file = bdrv_open_file(path, sub, flags, &err);
+    }
+    if (!s->data_file && (flags & BDRV_O_NO_UNLOCK) && !given) {
+        /* Only looked at (qemu-img info): as QEMU 7.2, the header is enough. */
+        error_free(err);
+        return 0;
+    }
+    if (!s->data_file) {
+        error_propagate(errp, err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -834,6 +915,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         error_setg_errno(errp, -file_len, "Could not get the size of '%s'", fn);
         return (int)file_len;
     }
+    s->metadata_prealloc = -1;
     memset(hdr, 0, sizeof(hdr));
     n = MIN(file_len, (int64_t)sizeof(hdr));
     if (n > 0 && (ret = bdrv_pread(bs->file, 0, n, hdr, 0, errp)) < 0) {
@@ -991,6 +1073,10 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
                 ftable = g_memdup2(data, elen);
                 ftable_len = elen;
                 s->had_feature_table = true;
+                break;
+            case QCOW2_EXT_DATA_FILE:
+                g_free(s->data_file_name);
+                s->data_file_name = g_strndup((const char *)data, elen);
                 break;
             case QCOW2_EXT_MAGIC_AES_KEYCHECK:
                 g_free(s->keycheck);
@@ -1237,6 +1323,11 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
+    ret = open_data_file(bs, options, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+
     ret = qcow2_load_bitmaps(bs, errp);
     if (ret < 0) {
         goto fail;
@@ -1482,7 +1573,20 @@ static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **
 
 static int qcow2_flush(BlockDriverState *bs, Error **errp)
 {
-    return qcow2_flush_caches(bs, errp);
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_flush_caches(bs, errp);
+
+    if (ret >= 0 && s->data_file && !s->data_file->read_only) {
+        ret = bdrv_flush(s->data_file, errp);
+    }
+    return ret;
+}
+
+static BlockDriverState *qcow2_extra_child(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->data_file;
 }
 
 /*
@@ -1520,6 +1624,10 @@ static int prepare_write(BlockDriverState *bs, Error **errp)
      * we keep it even without any (a stale extension was dropped above).
      */
     mask = QCOW2_AUTOCLEAR_BITMAPS;
+    if (qcow2_has_data_file(s)) {
+        /* Kept raw: guest data goes to the data file at its guest offset. */
+        mask |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+    }
     if ((s->autoclear & ~mask) || s->bm_ext_dropped) {
         s->autoclear &= mask;
         s->bm_ext_dropped = false;
@@ -1605,7 +1713,9 @@ static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
     cache_clean_if_due(bs);
     ret = check_writable(bs, errp);
-
+    if (ret >= 0) {
+        ret = qcow2_reuse_freed(bs, errp);
+    }
     if (ret < 0) {
         return ret;
     }
@@ -1768,7 +1878,7 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
-    int64_t old_size, zero_end;
+    int64_t old_size, zero_end, zero_head;
     uint8_t be[8];
     int ret = check_writable(bs, errp);
 
@@ -1795,12 +1905,26 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
     /*
      * A grown area must read as zeroes: not as what a partial last cluster
-     * held before an earlier shrink, nor as a longer backing file.
+     * held before an earlier shrink, nor as a longer backing file.  Over a
+     * backing file longer than the image, QEMU 7.2 gives the whole grown
+     * area zero clusters (v3), also beyond the backing file's end; the
+     * clusters falloc and full reserve read as zeroes already and stay
+     * data clusters there.
      */
     zero_end = QEMU_ALIGN_UP(s->size, s->cluster_size);
     if (offset > s->size && (bs->backing || bs->backing_file[0])) {
-        if (bs->backing) {
-            zero_end = MAX(zero_end, bdrv_getlength(bs->backing));
+        int64_t backing_len = bs->backing ? bdrv_getlength(bs->backing) : 0;
+
+        if (bs->backing && s->version < 3) {
+            /* Zeroes are written: not beyond the backing file's end. */
+            zero_end = MAX(zero_end, backing_len);
+        } else if (bs->backing) {
+            /* Extended L2: reserved clusters with empty bitmaps show the backing file. */
+            if (backing_len > s->size && (prealloc == PREALLOC_MODE_OFF ||
+                                          prealloc == PREALLOC_MODE_METADATA ||
+                                          s->extended_l2)) {
+                zero_end = offset;
+            }
         } else if (s->version >= 3) {
             zero_end = offset;
         } else {
@@ -1845,8 +1969,15 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             return ret;
         }
     }
-    if (zero_end > old_size) {
-        ret = qcow2_zero_or_discard(bs, old_size, zero_end - old_size, false, true, errp);
+    /*
+     * Host clusters first, then the zeroes, which keep them (zero flag):
+     * QEMU 7.2's order, which lays each L2 table before its data clusters.
+     * A partial last cluster gets its zeroes first, copying the rest of
+     * it from the backing file before it is given a host cluster.
+     */
+    zero_head = MIN(QEMU_ALIGN_UP(old_size, s->cluster_size), zero_end);
+    if (zero_head > old_size) {
+        ret = qcow2_zero_or_discard(bs, old_size, zero_head - old_size, false, false, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1854,12 +1985,29 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
         /* Host clusters for the grown area; falloc and full reserve them in the file. */
         ret = qcow2_preallocate_range(bs, old_size, offset, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
-            ret = qcow2_flush_caches(bs, errp);
-            if (ret >= 0 && bdrv_getlength_exact(bs->file) < s->alloc_end) {
-                ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
-            }
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file &&
+            bdrv_getlength_exact(bs->file) < s->alloc_end) {
+            /*
+             * Before the caches are flushed, which would grow the file to
+             * the new clusters' end without reserving them.
+             */
+            ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->data_file) {
+        /* The data file follows the disk's size (falloc and full reserve it), as in QEMU. */
+        ret = bdrv_truncate(s->data_file, offset, true,
+                            prealloc == PREALLOC_MODE_FALLOC || prealloc == PREALLOC_MODE_FULL ?
+                            prealloc : PREALLOC_MODE_OFF, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (zero_end > zero_head) {
+        ret = qcow2_zero_or_discard(bs, zero_head, zero_end - zero_head, false, false, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1996,6 +2144,13 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     } else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
         qdict_put_obj(data, "encrypt", qcow2_luks_info(s));
     }
+    if (s->data_file_name) {
+        qdict_put_str(data, "data-file", s->data_file_name);
+    }
+    if (qcow2_has_data_file(s)) {
+        qdict_put_bool(data, "data-file-raw",
+                       (s->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW) != 0);
+    }
     if (s->version >= 3) {
         qdict_put_bool(data, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) != 0);
         qdict_put_bool(data, "extended-l2", s->extended_l2);
@@ -2065,6 +2220,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     int new_version = s->version;
     int lazy = -1;      /* -1: unchanged */
     bool have_size = false, have_backing = false, luks_amend = false;
+    const char *new_data_file = NULL;
     uint64_t new_size = 0;
     int ret = prepare_write(bs, errp);
 
@@ -2093,10 +2249,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
             have_backing = true;
         } else if (!strcmp(key, "data_file")) {
-            /* No image here has one (see docs/qcow2.md). */
-            error_setg(errp, "data-file can only be set for images that use an external "
-                       "data file");
-            return -EINVAL;
+            if (!qcow2_has_data_file(s)) {
+                error_setg(errp, "data-file can only be set for images that use an external "
+                           "data file");
+                return -EINVAL;
+            }
+            new_data_file = qemu_opt_get(opts, key);
         } else if (!strcmp(key, "data_file_raw")) {
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
@@ -2131,6 +2289,10 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     }
     if (new_version < s->version && s->refcount_order != 4) {
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (new_version < s->version && qcow2_has_data_file(s)) {
+        error_setg(errp, "Cannot downgrade an image with a data file");
         return -ENOTSUP;
     }
     if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
@@ -2253,6 +2415,18 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             return ret;
         }
     }
+    if (new_data_file) {
+        /* Only the name changes: the file it names is opened next time (QEMU 7.2). */
+        g_autofree char *old = s->data_file_name;
+
+        s->data_file_name = g_strdup(new_data_file);
+        ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            g_free(s->data_file_name);
+            s->data_file_name = g_steal_pointer(&old);
+            return ret;
+        }
+    }
     return 0;
 }
 
@@ -2329,14 +2503,13 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
             return false;
         }
     }
-    if (qemu_opt_get(opts, "data_file")) {
-        error_setg(errp, "data_file is not supported: this qcow2 driver keeps guest "
-                   "data in the image file only");
+    if (qemu_opt_get(opts, "data_file") && version < 3) {
+        error_setg(errp, "External data files are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
         return false;
     }
-    if (qemu_opt_get_bool(opts, "data_file_raw", false)) {
-        error_setg(errp, "data_file_raw=on is not supported: this qcow2 driver has no "
-                   "external data files");
+    if (qemu_opt_get_bool(opts, "data_file_raw", false) && !qemu_opt_get(opts, "data_file")) {
+        error_setg(errp, "data-file-raw requires data-file");
         return false;
     }
     return true;
@@ -2358,6 +2531,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     bool extl2 = qemu_opt_get_bool(opts, "extended_l2", false);
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
+    const char *data_file = qemu_opt_get(opts, "data_file");
+    bool data_raw = qemu_opt_get_bool(opts, "data_file_raw", false);
     PreallocMode prealloc = PREALLOC_MODE_OFF;
     int version = 3, cluster_bits, refcount_order, crypt = 0;
     uint64_t l2_span;
@@ -2534,7 +2709,14 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
 
     /* The file starts empty: its preallocation comes once the metadata exists. */
-    ret = bdrv_create_file(filename, opts, errp);
+    ret = 0;
+    if (data_file) {
+        /* The data file first (it gets the disk's size at the end): no image without it. */
+        ret = bdrv_create_file(data_file, opts, errp);
+    }
+    if (ret >= 0) {
+        ret = bdrv_create_file(filename, opts, errp);
+    }
     if (ret < 0) {
         qcrypto_secret_free(luks_pw);
         return ret;
@@ -2554,7 +2736,9 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     stl_be_p(buf + 56, 1);
     if (version >= 3) {
         stq_be_p(buf + 72, (zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
-                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0));
+                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+                           (data_file ? QCOW2_INCOMPAT_DATA_FILE : 0));
+        stq_be_p(buf + 88, data_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0);
         stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
         stl_be_p(buf + 96, refcount_order);
         stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
@@ -2573,6 +2757,10 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 
     o = qdict_new();
     qdict_put_str(o, "driver", "qcow2");
+    if (data_file) {
+        /* The header names it only from the next header update on. */
+        qdict_put_str(o, "data-file.filename", data_file);
+    }
     bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                    BDRV_O_NO_PROMPT, errp);
     if (!bs) {
@@ -2580,6 +2768,11 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EIO;
     }
     s = bs->opaque;
+    s->data_file_name = g_strdup(data_file);
+    if (data_raw && prealloc == PREALLOC_MODE_OFF) {
+        /* A raw data file is the disk: every cluster maps to its own offset there. */
+        prealloc = PREALLOC_MODE_METADATA;
+    }
     s->crypt_method = crypt;
     if (keycheck) {
         s->keycheck = g_steal_pointer(&keycheck);
@@ -2598,9 +2791,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
         ret = qcow2_preallocate(bs, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA) {
+        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file) {
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
+    }
+    if (ret >= 0 && s->data_file) {
+        /* As QEMU 7.2: the data file has the disk's size, falloc/full reserve it. */
+        ret = bdrv_truncate(s->data_file, size, false,
+                            prealloc == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : prealloc,
+                            errp);
     }
     if (ret >= 0) {
         ret = qcow2_flush_caches(bs, errp);
@@ -2632,6 +2831,8 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_pwrite_zeroes = qcow2_pwrite_zeroes,
     .bdrv_pdiscard = qcow2_pdiscard,
     .bdrv_flush = qcow2_flush,
+    .bdrv_extra_child = qcow2_extra_child,
+    .extra_child_name = "data-file",
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
     .bdrv_block_status = qcow2_block_status,
     .bdrv_getlength = qcow2_getlength,

@@ -46,6 +46,7 @@
 #define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2      (1ULL << 4)
 #define QCOW2_INCOMPAT_KNOWN      (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+                                   QCOW2_INCOMPAT_DATA_FILE | \
                                    QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_EXTL2)
 /* Compatible feature bits */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
@@ -56,9 +57,12 @@
 #define QCOW2_EXT_FEATURE_TABLE   0x6803f857u
 #define QCOW2_EXT_MAGIC_CRYPTO_HEADER 0x0537be77u  /* full disk encryption (LUKS) */
 #define QCOW2_EXT_BITMAPS         0x23852875u
+#define QCOW2_EXT_DATA_FILE       0x44415441u  /* the external data file's name */
 
 /* Autoclear feature bits */
 #define QCOW2_AUTOCLEAR_BITMAPS   (1ULL << 0)
+/* The external data file is a raw image of the guest disk (data_file_raw). */
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW (1ULL << 1)
 
 /* Header byte 104 */
 #define QCOW2_COMPRESSION_ZLIB 0
@@ -164,6 +168,14 @@ typedef struct BDRVQcow2State {
     uint8_t *hdr_tail;
     uint32_t crypt_method;
     int64_t size;
+    /*
+     * External data file (incompatible bit 2): guest data lives there at
+     * its guest offset, without refcounts; NULL when it is in bs->file.
+     */
+    BlockDriverState *data_file;
+    char *data_file_name;       /* the header extension's name, or NULL */
+    /* preallocation=metadata detected: -1 not looked at yet, else 0 or 1. */
+    int metadata_prealloc;
 
     uint64_t *l1_table;     /* host byte order */
     uint32_t l1_size;
@@ -244,6 +256,19 @@ enum {
 static inline int l2_entry_words(const BDRVQcow2State *s)
 {
     return s->extended_l2 ? 2 : 1;
+}
+
+/* Where guest data clusters live: the external data file, or the image file. */
+static inline BlockDriverState *qcow2_data_bs(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->data_file ? s->data_file : bs->file;
+}
+
+static inline bool qcow2_has_data_file(const BDRVQcow2State *s)
+{
+    return (s->incompat & QCOW2_INCOMPAT_DATA_FILE) != 0;
 }
 
 /* True when data can be en/decrypted (or the image is not encrypted). */
@@ -350,6 +375,13 @@ uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
 void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
+/*
+ * Host clusters for @nb guest clusters from guest offset @guest: with an
+ * external data file the guest offset itself (no refcounts, as the spec
+ * has it), else allocated in the image file.
+ */
+int64_t qcow2_alloc_data_clusters(BlockDriverState *bs, int64_t guest, int64_t nb,
+                                  Error **errp);
 int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, int64_t off, int64_t nb, Error **errp);
 /*
  * Refcount blocks may stay unwritten by a flush: lazy refcounts set the
@@ -371,6 +403,8 @@ int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t l
 /* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type);
+/* Before a write that may allocate: makes clusters freed earlier reusable. */
+int qcow2_reuse_freed(BlockDriverState *bs, Error **errp);
 /* At once: only when nothing on disk (flushed) points at the range any more. */
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
                              Qcow2DiscardType type);
