@@ -2093,6 +2093,11 @@ int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
     return ret;
 }
 
+bool bdrv_create_is_on_node(const char *filename)
+{
+    return is_create_node(filename);
+}
+
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     BlockDriver *drv = bdrv_find_protocol("file");

@@ -2281,6 +2281,31 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
     return true;
 }
 
+/*
+ * The size of a blockdev-create, checked as the resize of the empty image
+ * that QEMU's blockdev-create does: the generic limits first, then the
+ * L1 table's.
+ */
+static int qcow2_create_check_resize(uint64_t size, bool too_large, Error **errp)
+{
+    const char *prefix = "Could not resize image: ";
+
+    if ((int64_t)size < 0) {
+        error_setg(errp, "%sImage size cannot be negative", prefix);
+        return -EINVAL;
+    }
+    if (size > BDRV_MAX_LENGTH) {
+        error_setg(errp, "%soffset(%" PRIu64 ") exceeds maximum(%" PRId64 ")",
+                   prefix, size, (int64_t)BDRV_MAX_LENGTH);
+        return -EFBIG;
+    }
+    if (too_large) {
+        error_setg(errp, "%sFailed to grow the L1 table: %s", prefix, g_strerror(EFBIG));
+        return -EFBIG;
+    }
+    return 0;
+}
+
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
@@ -2309,6 +2334,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     BlockDriverState *file, *bs;
     BDRVQcow2State *s;
     QDict *o;
+    bool on_node = bdrv_create_is_on_node(filename), too_large;
     int ret;
 
     if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))) {
@@ -2420,8 +2446,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
                    "if extended_l2 is on");
         return -EINVAL;
     }
-    if (size > (1ULL << 61) ||
-        DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES) {
+    too_large = size > (1ULL << 61) || DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES;
+    if (too_large && !on_node) {
         error_setg(errp, "The image size is too large for file format 'qcow2' "
                    "(try using a larger cluster size)");
         return -EFBIG;
@@ -2521,6 +2547,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
+    if (on_node) {
+        /* blockdev-create: the empty image exists; a bad size fails its resize. */
+        ret = qcow2_create_check_resize(size, too_large, errp);
+        if (ret < 0) {
+            qcrypto_secret_free(luks_pw);
+            bdrv_unref(bs);
+            return ret;
+        }
+    }
     ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, l2_span), errp);
     if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
         ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);
