@@ -123,6 +123,7 @@ typedef struct BackupOptions {
     const char *node_name;      /* drive-mirror: the new target node's name */
     const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
     int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
+    bool write_blocking;        /* mirror: copy-mode write-blocking */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
