@@ -3251,12 +3251,32 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
 
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
 {
+    return bdrv_amend_options_status(bs, opts, force, NULL, NULL, errp);
+}
+
+int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
+                              BdrvAmendStatusFn *status, void *opaque, Error **errp)
+{
+    int ret;
+
     if (!bs->drv->bdrv_amend_options) {
         error_setg(errp, "Block driver '%s' does not support option amendment",
                    bs->drv->format_name);
         return -ENOTSUP;
     }
-    return bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    bs->amend_status = status;
+    bs->amend_status_opaque = opaque;
+    ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    bs->amend_status = NULL;
+    bs->amend_status_opaque = NULL;
+    return ret;
+}
+
+void bdrv_amend_status(BlockDriverState *bs, int64_t done, int64_t total)
+{
+    if (bs->amend_status) {
+        bs->amend_status(bs, done, total, bs->amend_status_opaque);
+    }
 }
 
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,

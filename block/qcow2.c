@@ -842,10 +842,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->refcount_order = 4;
         s->header_length = QCOW2_V2_HEADER_LEN;
     }
-    s->refcount_bits = 1 << s->refcount_order;
-    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
-    s->rb_bits = s->cluster_bits + 3 - s->refcount_order;
-    s->rb_entries = 1 << s->rb_bits;
+    qcow2_set_refcount_order(s, s->refcount_order);
 
     backing_off = ldq_be_p(hdr + 8);
     backing_len = ldl_be_p(hdr + 16);
@@ -1967,6 +1964,15 @@ static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheck
 /* ------------------------------------------------------------------ */
 /* Backing file, amend */
 
+void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
+{
+    s->refcount_order = order;
+    s->refcount_bits = 1 << order;
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
+    s->rb_bits = s->cluster_bits + 3 - order;
+    s->rb_entries = 1 << s->rb_bits;
+}
+
 static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
                                      const char *backing_fmt, Error **errp)
 {
@@ -2003,6 +2009,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     json_t *value;
     int new_version = s->version;
     int lazy = -1;      /* -1: unchanged */
+    int new_order = s->refcount_order;
     bool have_size = false, have_backing = false, luks_amend = false;
     uint64_t new_size = 0;
     int ret = prepare_write(bs, errp);
@@ -2040,10 +2047,14 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
         } else if (!strcmp(key, "refcount_bits")) {
-            if (qemu_opt_get_number(opts, key, 0) != (uint64_t)s->refcount_bits) {
-                error_setg(errp, "Changing the refcount width is not supported");
-                return -ENOTSUP;
+            uint64_t bits = qemu_opt_get_number(opts, key, 0);
+
+            if (!bits || bits > 64 || (bits & (bits - 1))) {
+                error_setg(errp, "Refcount width must be a power of two and may not "
+                           "exceed 64 bits");
+                return -EINVAL;
             }
+            new_order = __builtin_ctzll(bits);
         } else if (qcow2_luks_amend_key(key)) {
             luks_amend = true;
         } else {
@@ -2068,7 +2079,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
                    "above (use compat=1.1 or greater)");
         return -EINVAL;
     }
-    if (new_version < s->version && s->refcount_order != 4) {
+    if (new_version < 3 && new_order != 4) {
+        if (new_order != s->refcount_order) {
+            error_setg(errp, "Refcount widths other than 16 bits require compatibility "
+                       "level 1.1 or above (use compat=1.1 or greater)");
+            return -EINVAL;
+        }
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
@@ -2144,6 +2160,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
         s->dirty_marked = false;
         ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (new_order != s->refcount_order) {
+        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
+        ret = qcow2_change_refcount_order(bs, new_order, errp);
         if (ret < 0) {
             return ret;
         }

@@ -92,6 +92,9 @@ struct BlockDriverState {
     int in_flight;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
+    /* A running bdrv_amend_options_status()'s progress report. */
+    BdrvAmendStatusFn *amend_status;
+    void *amend_status_opaque;
 
     /* BdrvDirtyBitmap*, in creation order (block/dirty-bitmap.c). */
     GList *dirty_bitmaps;
