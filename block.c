@@ -2237,6 +2237,11 @@ int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
     return ret;
 }
 
+bool bdrv_create_is_on_node(const char *filename)
+{
+    return is_create_node(filename);
+}
+
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     BlockDriver *drv = bdrv_find_protocol("file");
@@ -3394,12 +3399,32 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
 
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
 {
+    return bdrv_amend_options_status(bs, opts, force, NULL, NULL, errp);
+}
+
+int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
+                              BdrvAmendStatusFn *status, void *opaque, Error **errp)
+{
+    int ret;
+
     if (!bs->drv->bdrv_amend_options) {
         error_setg(errp, "Block driver '%s' does not support option amendment",
                    bs->drv->format_name);
         return -ENOTSUP;
     }
-    return bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    bs->amend_status = status;
+    bs->amend_status_opaque = opaque;
+    ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    bs->amend_status = NULL;
+    bs->amend_status_opaque = NULL;
+    return ret;
+}
+
+void bdrv_amend_status(BlockDriverState *bs, int64_t done, int64_t total)
+{
+    if (bs->amend_status) {
+        bs->amend_status(bs, done, total, bs->amend_status_opaque);
+    }
 }
 
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,

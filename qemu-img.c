@@ -6,6 +6,7 @@
  * I/O goes through the public block layer API.
  */
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1326,7 +1327,8 @@ static void progress_update(int64_t done, int64_t total)
     if (pct > 100.0) {
         pct = 100.0;
     }
-    if (pct - progress_last >= 1.0 || (pct == 100.0 && progress_last < 100.0)) {
+    /* Progress may go back (an amend that finds more work): shown too. */
+    if (fabs(pct - progress_last) >= 1.0 || (pct == 100.0 && progress_last < 100.0)) {
         progress_print_now(pct);
     }
 }
@@ -3485,6 +3487,11 @@ static int print_amend_options_help(BlockDriver *drv)
     return 0;
 }
 
+static void amend_status(BlockDriverState *bs, int64_t done, int64_t total, void *opaque)
+{
+    progress_update(done, total);
+}
+
 static int img_amend(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -3575,7 +3582,7 @@ static int img_amend(int argc, char **argv)
         }
     }
     progress_init(progress);
-    ret = bdrv_amend_options(bs, opts, force, &err);
+    ret = bdrv_amend_options_status(bs, opts, force, amend_status, NULL, &err);
     progress_update(1, 1);
     progress_end();
     qobject_unref(opts);

@@ -20,6 +20,7 @@ typedef struct BackupJob {
     int64_t size;               /* the drive's size; common.len is the work */
     /* Clusters whose point-in-time contents are not yet on the target. */
     DirtyMap *todo;
+    int64_t copy_gran;          /* the unit of the copy: BLOCK_JOB_CLUSTER or more */
     int64_t cursor;
     /* A fresh target without backing reads as zeroes: zero runs need no write. */
     bool target_is_zero;
@@ -45,6 +46,15 @@ typedef struct BackupJob {
     BitmapSyncMode bitmap_mode;
     bool succeeded;
 } BackupJob;
+
+/* [offset, offset + bytes) is to copy, in whole units of the copy. */
+static void backup_mark_todo(BackupJob *s, int64_t offset, int64_t bytes)
+{
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->copy_gran);
+
+    dirty_map_set(s->todo, start,
+                  MIN(QEMU_ALIGN_UP(offset + bytes, s->copy_gran), s->size) - start);
+}
 
 static void backup_update_progress(BackupJob *s)
 {
@@ -367,6 +377,20 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     job->on_source_error = opts->on_source_error;
     job->on_target_error = opts->on_target_error;
 
+    {
+        /*
+         * As QEMU's: the copy's unit is the target's cluster when larger
+         * than the job's.  A target cluster written in part would hold
+         * zeroes (or the target's backing) in the rest, not the source's
+         * data: a partial backup's clusters are copied whole.
+         */
+        BlockDriverInfo bdi = { 0 };
+
+        s->copy_gran = BLOCK_JOB_CLUSTER;
+        if (bdrv_get_info(target, &bdi) == 0 && bdi.cluster_size > BLOCK_JOB_CLUSTER) {
+            s->copy_gran = bdi.cluster_size;
+        }
+    }
     if (s->sync == MIRROR_SYNC_MODE_TOP && src->backing) {
         /* Only what the top layer holds: the rest comes from the shared backing. */
         for (int64_t off = 0; off < s->size;) {
@@ -380,7 +404,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
                 return NULL;
             }
             if (ret) {
-                dirty_map_set(s->todo, off, n);
+                backup_mark_todo(s, off, n);
             }
             off += n;
         }
@@ -391,7 +415,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         int64_t off = 0, len;
 
         while ((off = bdrv_dirty_bitmap_next_dirty(s->bitmap, off, s->size, &len)) >= 0) {
-            dirty_map_set(s->todo, off, len);
+            backup_mark_todo(s, off, len);
             off += len;
         }
         job->len = dirty_map_bytes(s->todo);

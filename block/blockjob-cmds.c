@@ -239,19 +239,12 @@ static bool mirror_refuse_unsupported(QDict *args, Error **errp)
     static const char *const names[] = {
         "replaces",
     };
-    const char *mode = qdict_get_try_str(args, "copy-mode");
-
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         if (qdict_haskey(args, names[i])) {
             error_setg(errp, "Parameter '%s' is not supported by this block layer's mirror",
                        names[i]);
             return false;
         }
-    }
-    if (mode && strcmp(mode, "background")) {
-        error_setg(errp, "copy-mode '%s' is not supported: this mirror copies in the "
-                   "background only", mode);
-        return false;
     }
     return true;
 }
@@ -266,6 +259,7 @@ static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
         return NULL;
     }
     o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
+    o.write_blocking = !g_strcmp0(qdict_get_try_str(args, "copy-mode"), "write-blocking");
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
     if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {

@@ -448,8 +448,51 @@ static void release_nodes(BlockJob *job)
     job->nodes = NULL;
 }
 
+struct BlockJobTxn {
+    GList *jobs;                /* the last to join first */
+    int refcnt;                 /* the creator's, and one per job */
+    bool aborting;
+};
+
+BlockJobTxn *block_job_txn_new(void)
+{
+    BlockJobTxn *txn = g_new0(BlockJobTxn, 1);
+
+    txn->refcnt = 1;
+    return txn;
+}
+
+void block_job_txn_unref(BlockJobTxn *txn)
+{
+    if (txn && --txn->refcnt == 0) {
+        g_list_free(txn->jobs);
+        g_free(txn);
+    }
+}
+
+void block_job_txn_add_job(BlockJobTxn *txn, BlockJob *job)
+{
+    g_assert(!job->txn && !job->finished);
+    job->txn = txn;
+    /* As QEMU's, the last to join comes first (in the events too). */
+    txn->jobs = g_list_prepend(txn->jobs, job);
+    txn->refcnt++;
+}
+
+static void txn_del_job(BlockJob *job)
+{
+    BlockJobTxn *txn = job->txn;
+
+    if (txn) {
+        txn->jobs = g_list_remove(txn->jobs, job);
+        job->txn = NULL;
+        block_job_txn_unref(txn);
+    }
+}
+
 static void job_free(BlockJob *job)
 {
+    txn_del_job(job);
     release_nodes(job);
     error_free(job->err);
     g_free(job->error_msg);
@@ -575,7 +618,7 @@ static void job_finalize_do(BlockJob *job)
     QDict *data;
 
     job->err = NULL;
-    if (ret == 0 && job->driver->prepare) {
+    if (ret == 0 && job->driver->prepare && !job->prepared) {
         ret = job->driver->prepare(job, &err);
         job->io_error = false;
     }
@@ -606,6 +649,7 @@ static void job_finalize_do(BlockJob *job)
         }
     }
     job->ret = ret;
+    txn_del_job(job);
     set_status(job, BLOCK_JOB_STATUS_CONCLUDED);
 
     if (job->sync_ret) {
@@ -634,6 +678,111 @@ static void job_finalize_do(BlockJob *job)
  * event's "error".  A successful job waits in "pending" for job-finalize
  * when auto_finalize is off (BLOCK_JOB_PENDING tells management so).
  */
+/* Waiting -> pending; false when the job waits there for job-finalize. */
+static bool job_to_pending(BlockJob *job)
+{
+    set_status(job, BLOCK_JOB_STATUS_PENDING);
+    if (!job->auto_finalize) {
+        if (!job->driver->generic) {
+            QDict *data = qdict_new();
+            qdict_put_str(data, "type", job->driver->type);
+            qdict_put_str(data, "id", job->id);
+            emit("BLOCK_JOB_PENDING", data);
+        }
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A grouped transaction fails: every job of it that has not failed by
+ * itself is cancelled (those still working stop here, between two of
+ * their steps), and all are finalized as failed.
+ */
+static void txn_abort(BlockJobTxn *txn)
+{
+    GList *list, *l;
+
+    if (txn->aborting) {
+        return;
+    }
+    txn->aborting = true;
+    list = g_list_copy(txn->jobs);
+    for (l = list; l; l = l->next) {
+        BlockJob *other = l->data;
+
+        if (other->ret == 0) {
+            if (!other->finished) {
+                unschedule(other);
+                other->finished = true;
+                other->cancelled = true;
+            }
+            other->ret = -ECANCELED;
+            error_free(other->err);
+            other->err = NULL;
+            other->io_error = false;
+        }
+    }
+    for (l = list; l; l = l->next) {
+        job_finalize_do(l->data);
+    }
+    g_list_free(list);
+}
+
+/*
+ * All the jobs of a grouped transaction are pending: each one's result is
+ * prepared, and made visible only when every preparation succeeded.
+ */
+static void txn_finalize(BlockJobTxn *txn)
+{
+    GList *list = g_list_copy(txn->jobs), *l;
+
+    for (l = list; l; l = l->next) {
+        BlockJob *other = l->data;
+        Error *err = NULL;
+        int ret;
+
+        if (!other->driver->prepare) {
+            continue;
+        }
+        ret = other->driver->prepare(other, &err);
+        other->prepared = true;
+        if (ret < 0) {
+            other->ret = ret;
+            other->err = err;
+            other->io_error = false;
+            txn_abort(txn);
+            g_list_free(list);
+            return;
+        }
+    }
+    for (l = list; l; l = l->next) {
+        job_finalize_do(l->data);
+    }
+    g_list_free(list);
+}
+
+/* A job of a grouped transaction did its work: it waits for the others. */
+static void txn_job_succeeded(BlockJob *job)
+{
+    BlockJobTxn *txn = job->txn;
+    bool auto_finalize = true;
+    GList *l;
+
+    set_status(job, BLOCK_JOB_STATUS_WAITING);
+    for (l = txn->jobs; l; l = l->next) {
+        if (!((BlockJob *)l->data)->finished) {
+            return;
+        }
+    }
+    for (l = txn->jobs; l; l = l->next) {
+        auto_finalize &= job_to_pending(l->data);
+    }
+    if (auto_finalize) {
+        txn_finalize(txn);
+    }
+}
+
 static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
 {
     unschedule(job);
@@ -641,16 +790,17 @@ static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
     job->ret = ret;
     job->err = err;
     job->io_error = io_error;
+    if (job->txn) {
+        if (ret < 0) {
+            txn_abort(job->txn);
+        } else {
+            txn_job_succeeded(job);
+        }
+        return;
+    }
     if (ret == 0) {
         set_status(job, BLOCK_JOB_STATUS_WAITING);
-        set_status(job, BLOCK_JOB_STATUS_PENDING);
-        if (!job->auto_finalize) {
-            if (!job->driver->generic) {
-                QDict *data = qdict_new();
-                qdict_put_str(data, "type", job->driver->type);
-                qdict_put_str(data, "id", job->id);
-                emit("BLOCK_JOB_PENDING", data);
-            }
+        if (!job_to_pending(job)) {
             return;
         }
     }
@@ -898,7 +1048,12 @@ static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
         error_free(job->err);
         job->err = NULL;
         job->io_error = false;
-        job_finalize_do(job);
+        if (job->txn) {
+            /* Its whole group is undone with it. */
+            txn_abort(job->txn);
+        } else {
+            job_finalize_do(job);
+        }
         return true;
     }
     if (job->user_paused && !force) {
@@ -945,6 +1100,11 @@ bool block_job_finalize(BlockJob *job, Error **errp)
 {
     if (!job_verb_ok(job, "finalize", job->status == BLOCK_JOB_STATUS_PENDING, errp)) {
         return false;
+    }
+    if (job->txn) {
+        /* Its group is pending as a whole: finalized as a whole. */
+        txn_finalize(job->txn);
+        return true;
     }
     job_finalize_do(job);
     return true;

@@ -279,11 +279,8 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
     g_autofree TxnUndo *undo = g_new0(TxnUndo, MAX(n, 1));
     json_t *a;
     bool ok = true;
-
-    if (props && !g_strcmp0(qdict_get_try_str(props, "completion-mode"), "grouped")) {
-        error_setg(errp, "Transaction property completion-mode 'grouped' is not supported");
-        return NULL;
-    }
+    /* The backups' jobs succeed or fail together (QEMU: only backups can). */
+    bool grouped = props && !g_strcmp0(qdict_get_try_str(props, "completion-mode"), "grouped");
     /* Every action's arguments first: a bad one fails before anything is done. */
     json_array_foreach(actions, i, a) {
         const char *type = qdict_get_try_str(a, "type");
@@ -306,6 +303,12 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
         u->type = type;
         if (!strcmp(type, "abort")) {
             error_setg(errp, "Transaction aborted using Abort action");
+            ok = false;
+            break;
+        }
+        if (grouped && !g_str_has_suffix(type, "-backup")) {
+            error_setg(errp, "Action '%s' does not support Transaction property "
+                       "completion-mode = grouped", type);
             ok = false;
             break;
         }
@@ -351,11 +354,18 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
             txn_undo(&undo[j]);
         }
     } else {
+        BlockJobTxn *txn = grouped ? block_job_txn_new() : NULL;
+
         for (i = 0; i < n; i++) {
             if (undo[i].snap_node) {
                 block_snapshot_settle(undo[i].snap_node);
             }
+            /* Joined once all succeeded: an undo cancels the jobs one by one. */
+            if (txn && undo[i].job) {
+                block_job_txn_add_job(txn, undo[i].job);
+            }
         }
+        block_job_txn_unref(txn);
     }
     for (i = 0; i < n; i++) {
         txn_undo_free(&undo[i]);

@@ -36,6 +36,11 @@ typedef struct MirrorJob {
     BlockDriverState *filter;
     BdrvUser *source_user, *target_user;
     uint8_t *buf;
+    /*
+     * copy-mode write-blocking: each guest write reaches the target too
+     * before it completes; the background copy only does what was dirty.
+     */
+    bool write_blocking;
 } MirrorJob;
 
 static void mirror_update_progress(MirrorJob *s)
@@ -44,11 +49,68 @@ static void mirror_update_progress(MirrorJob *s)
     s->common.len = s->copied + dirty_map_bytes(s->dirty);
 }
 
+/*
+ * write-blocking: the range the guest has just written, as the source now
+ * holds it, goes to the target.  Granules it covers whole are in sync
+ * then.  A granule it covers in part is left as it was, as QEMU's mirror
+ * does: one in sync gets the same bytes on both sides; in one still dirty
+ * they are not written (the background copy takes the whole granule).
+ */
+static int mirror_write_through(MirrorJob *s, int64_t offset, int64_t bytes)
+{
+    BlockJob *job = &s->common;
+    int64_t end = MIN(offset + bytes, s->dirty->len);
+    int64_t start, aligned_end;
+    g_autofree uint8_t *buf = NULL;
+
+    if (offset % s->gran && dirty_map_get(s->dirty, offset)) {
+        offset = QEMU_ALIGN_UP(offset, s->gran);
+    }
+    if (end % s->gran && end > offset && dirty_map_get(s->dirty, end - 1)) {
+        end = QEMU_ALIGN_DOWN(end, s->gran);
+    }
+    if (end <= offset) {
+        return 0;
+    }
+    start = QEMU_ALIGN_UP(offset, s->gran);
+    aligned_end = QEMU_ALIGN_DOWN(end, s->gran);
+    buf = g_malloc(MIN(end - offset, BLOCK_JOB_CHUNK));
+
+    for (int64_t off = offset; off < end;) {
+        int64_t n = MIN(end - off, BLOCK_JOB_CHUNK);
+        int ret = block_job_copy_chunk(job, job->bs, s->target, off, n, false, false, buf,
+                                       NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        off += n;
+    }
+    if (aligned_end > start) {
+        dirty_map_reset(s->dirty, start, aligned_end - start);
+    }
+    s->copied += end - offset;
+    return 0;
+}
+
 static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset,
                               int64_t bytes, Error **errp)
 {
     MirrorJob *s = opaque;
 
+    if (s->write_blocking && !s->common.finished && !s->common.cancelled &&
+        s->common.broken == 0 && offset < s->dirty->len) {
+        int ret = mirror_write_through(s, offset, bytes);
+
+        if (ret == 0) {
+            mirror_update_progress(s);
+            return 0;
+        }
+        /*
+         * The guest's write stands (the source has it); the mirror, whose
+         * target missed it, ends with the error.
+         */
+        block_job_break(&s->common, ret);
+    }
     dirty_map_set(s->dirty, offset, bytes);
     mirror_update_progress(s);
     block_job_kick(&s->common);
@@ -317,6 +379,7 @@ static MirrorJob *mirror_create(const MirrorOptions *opts, BlockDriverState *bs,
         s->common.on_source_error = opts->on_source_error;
         s->common.on_target_error = opts->on_target_error;
         s->gran = opts->granularity ? opts->granularity : BLOCK_JOB_CLUSTER;
+        s->write_blocking = opts->write_blocking;
     }
     return s;
 }

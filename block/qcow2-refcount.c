@@ -978,7 +978,18 @@ static void count_ref(CheckState *cs, int64_t offset, int64_t length, const char
         return;
     }
     for (int64_t c = first; c <= last; c++) {
-        if (cs->refs[c] < UINT32_MAX) {
+        if (cs->refs[c] >= s->refcount_max) {
+            /*
+             * More references than the width can count: not repairable in
+             * place (QEMU's words, and its hint).  The count stays at the
+             * maximum, so the comparison finds no second error.
+             */
+            check_msg(cs, "ERROR: overflow cluster offset=%#" PRIx64 "\n"
+                      "Use qemu-img amend to increase the refcount entry width or "
+                      "qemu-img convert to create a clean copy if the image cannot be "
+                      "opened for writing\n", (uint64_t)c << s->cluster_bits);
+            cs->res->corruptions++;
+        } else if (cs->refs[c] < UINT32_MAX) {
             cs->refs[c]++;
         }
     }
@@ -1802,5 +1813,245 @@ out:
     g_free(cs.refs);
     /* Repairs leave the free-space hint pointing past the old end; rescan from 0. */
     s->free_cluster_index = 0;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Changing the refcount width (amend refcount_bits) */
+
+/* One walk over the refcount table: entry @t of @size, walk @walk of @walks. */
+static void width_status(BlockDriverState *bs, int walk, int walks, uint64_t t, uint64_t size)
+{
+    bdrv_amend_status(bs, (int64_t)(walk * size + t), (int64_t)(walks * size));
+}
+
+/*
+ * Rewrites the refcount structures with entries of 2^@new_order bits, as
+ * QEMU 7.2's amend does, in an order a crash cannot make inconsistent:
+ *
+ *  1. The new refcount blocks and table are allocated as ordinary clusters
+ *     (counted by the current structures), walking the table again until
+ *     a walk allocates nothing: each new block must count itself and the
+ *     new table, whose own allocation may need another block.
+ *  2. The new blocks, counting every cluster as the current ones do, and
+ *     the new table are written and flushed; the header still points at
+ *     the old structures, to which the new ones are only leaked clusters.
+ *  3. One header write switches width and table together, flushed.
+ *  4. The old blocks and table are freed in the new structures, which
+ *     until then count them as used (a crash in between leaks them).
+ *
+ * Progress: one unit per entry of the current table per walk; the walks
+ * are counted as QEMU's (at least three: two allocating, one writing).
+ */
+int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int new_bits = 1 << new_order;
+    uint64_t new_max = new_bits == 64 ? UINT64_MAX : (1ULL << new_bits) - 1;
+    int new_rb_bits = s->cluster_bits + 3 - new_order;
+    g_autofree uint64_t *new_rt = NULL;    /* new block offsets, host order */
+    g_autofree uint8_t *buf = NULL;
+    uint64_t new_rt_len = 0;               /* entries in new_rt */
+    uint64_t old_size;
+    int64_t rt_off = 0, rt_clusters = 0;
+    int walk = 0, walks;
+    bool changed;
+    int ret;
+
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* 1: allocate until stable. */
+    do {
+        walks = MAX(walk + 2, 3);
+        changed = false;
+        for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+            int64_t first = (int64_t)t << s->rb_bits;
+
+            width_status(bs, walk, walks, t, s->refcount_table_size);
+            if (!(s->refcount_table[t] & REFT_OFFSET_MASK)) {
+                continue;
+            }
+            for (int64_t c = first; c < first + s->rb_entries; c++) {
+                uint64_t rc, j = (uint64_t)c >> new_rb_bits;
+
+                if (qcow2_get_refcount(bs, c, &rc, errp) < 0) {
+                    ret = -EIO;
+                    goto fail;
+                }
+                if (rc > new_max) {
+                    error_setg(errp, "Cannot decrease refcount entry width to %d bits: "
+                               "Cluster at offset %#" PRIx64 " has a refcount of %" PRIu64,
+                               new_bits, (uint64_t)c << s->cluster_bits, rc);
+                    ret = -EINVAL;
+                    goto fail;
+                }
+                if (!rc || (j < new_rt_len && new_rt[j])) {
+                    continue;
+                }
+                if (j >= new_rt_len) {
+                    uint64_t n = MAX(j + 1, new_rt_len * 2);
+
+                    new_rt = g_renew(uint64_t, new_rt, n);
+                    memset(new_rt + new_rt_len, 0, (n - new_rt_len) * 8);
+                    new_rt_len = n;
+                }
+                {
+                    int64_t off = qcow2_alloc_clusters(bs, 1, errp);
+
+                    if (off < 0) {
+                        ret = off;
+                        goto fail;
+                    }
+                    new_rt[j] = off;
+                }
+                changed = true;
+            }
+        }
+        width_status(bs, walk, walks, s->refcount_table_size, s->refcount_table_size);
+        walk++;
+        {
+            uint64_t used = new_rt_len;
+            int64_t need;
+
+            while (used && !new_rt[used - 1]) {
+                used--;
+            }
+            need = MAX(DIV_ROUND_UP(used * 8, cs), 1);
+            if (changed || need > rt_clusters) {
+                int64_t off;
+
+                if (rt_off) {
+                    qcow2_free_clusters_now(bs, rt_off, rt_clusters * cs, QCOW2_DISCARD_NEVER);
+                    rt_off = 0;
+                }
+                off = qcow2_alloc_clusters(bs, need, errp);
+                if (off < 0) {
+                    ret = off;
+                    goto fail;
+                }
+                rt_off = off;
+                rt_clusters = need;
+                changed = true;
+            }
+        }
+    } while (changed);
+
+    /* 2: write the new blocks and table, after the counts they copy. */
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
+    }
+    if (ret < 0) {
+        goto fail;
+    }
+    old_size = s->refcount_table_size;
+    buf = g_malloc(cs);
+    for (uint64_t j = 0; j < new_rt_len; j++) {
+        int64_t first = (int64_t)j << new_rb_bits;
+
+        width_status(bs, walk, walk + 1, MIN((uint64_t)first >> s->rb_bits, old_size),
+                     old_size);
+        if (!new_rt[j]) {
+            continue;
+        }
+        memset(buf, 0, cs);
+        for (int64_t i = 0; i < ((int64_t)1 << new_rb_bits); i++) {
+            uint64_t rc;
+
+            if (((uint64_t)(first + i) >> s->rb_bits) >= old_size) {
+                break;
+            }
+            if (qcow2_get_refcount(bs, first + i, &rc, errp) < 0) {
+                ret = -EIO;
+                goto fail;
+            }
+            qcow2_set_refcount_ro(buf, new_order, i, rc);
+        }
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_UPDATE);
+        ret = bdrv_pwrite(bs->file, new_rt[j], cs, buf, 0, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    {
+        g_autofree uint64_t *be = g_new0(uint64_t, rt_clusters * cs / 8);
+
+        for (uint64_t j = 0; j < new_rt_len && j < (uint64_t)(rt_clusters * cs / 8); j++) {
+            be[j] = htobe64(new_rt[j]);
+        }
+        bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
+        ret = bdrv_pwrite(bs->file, rt_off, rt_clusters * cs, be, 0, errp);
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file, errp);
+    }
+    if (ret < 0) {
+        goto fail;
+    }
+    width_status(bs, walk, walk + 1, old_size, old_size);
+
+    /* 3: switch. */
+    {
+        uint64_t *old_rt = s->refcount_table;
+        uint64_t old_rt_size = s->refcount_table_size;
+        int64_t old_rt_off = s->refcount_table_offset;
+        uint32_t old_rt_clusters = s->refcount_table_clusters;
+        int old_order = s->refcount_order;
+        uint64_t n = rt_clusters * cs / 8;
+
+        qcow2_cache_drop_all(s->rb_cache);
+        s->refcount_table = g_new0(uint64_t, n);
+        memcpy(s->refcount_table, new_rt, MIN(n, new_rt_len) * 8);
+        s->refcount_table_size = n;
+        s->refcount_table_offset = rt_off;
+        s->refcount_table_clusters = rt_clusters;
+        qcow2_set_refcount_order(s, new_order);
+        ret = qcow2_update_header(bs, errp);
+        if (ret == 0) {
+            ret = bdrv_flush(bs->file, errp);
+        }
+        if (ret < 0) {
+            /* The header still names the old structures: back to them. */
+            qcow2_cache_drop_all(s->rb_cache);
+            g_free(s->refcount_table);
+            s->refcount_table = old_rt;
+            s->refcount_table_size = old_rt_size;
+            s->refcount_table_offset = old_rt_off;
+            s->refcount_table_clusters = old_rt_clusters;
+            qcow2_set_refcount_order(s, old_order);
+            return ret;
+        }
+
+        /* 4: the old structures are free. */
+        for (uint64_t t = 0; t < old_rt_size; t++) {
+            if (old_rt[t] & REFT_OFFSET_MASK) {
+                qcow2_free_clusters_now(bs, old_rt[t] & REFT_OFFSET_MASK, cs,
+                                        QCOW2_DISCARD_NEVER);
+            }
+        }
+        qcow2_free_clusters_now(bs, old_rt_off, (int64_t)old_rt_clusters * cs,
+                                QCOW2_DISCARD_NEVER);
+        g_free(old_rt);
+    }
+    return qcow2_flush_caches(bs, errp);
+
+fail:
+    /* Nothing points at what was allocated: it goes back. */
+    if (rt_off) {
+        qcow2_free_clusters_now(bs, rt_off, rt_clusters * cs, QCOW2_DISCARD_NEVER);
+    }
+    for (uint64_t j = 0; j < new_rt_len; j++) {
+        if (new_rt[j]) {
+            qcow2_free_clusters_now(bs, new_rt[j], cs, QCOW2_DISCARD_NEVER);
+        }
+    }
+    qcow2_flush_caches(bs, NULL);
     return ret;
 }

@@ -1001,10 +1001,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         s->refcount_order = 4;
         s->header_length = QCOW2_V2_HEADER_LEN;
     }
-    s->refcount_bits = 1 << s->refcount_order;
-    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
-    s->rb_bits = s->cluster_bits + 3 - s->refcount_order;
-    s->rb_entries = 1 << s->rb_bits;
+    qcow2_set_refcount_order(s, s->refcount_order);
 
     backing_off = ldq_be_p(hdr + 8);
     backing_len = ldl_be_p(hdr + 16);
@@ -2183,6 +2180,15 @@ static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheck
 /* ------------------------------------------------------------------ */
 /* Backing file, amend */
 
+void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
+{
+    s->refcount_order = order;
+    s->refcount_bits = 1 << order;
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ULL << s->refcount_bits) - 1;
+    s->rb_bits = s->cluster_bits + 3 - order;
+    s->rb_entries = 1 << s->rb_bits;
+}
+
 static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
                                      const char *backing_fmt, Error **errp)
 {
@@ -2219,6 +2225,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
     json_t *value;
     int new_version = s->version;
     int lazy = -1;      /* -1: unchanged */
+    int new_order = s->refcount_order;
     bool have_size = false, have_backing = false, luks_amend = false;
     const char *new_data_file = NULL;
     uint64_t new_size = 0;
@@ -2259,10 +2266,14 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
         } else if (!strcmp(key, "refcount_bits")) {
-            if (qemu_opt_get_number(opts, key, 0) != (uint64_t)s->refcount_bits) {
-                error_setg(errp, "Changing the refcount width is not supported");
-                return -ENOTSUP;
+            uint64_t bits = qemu_opt_get_number(opts, key, 0);
+
+            if (!bits || bits > 64 || (bits & (bits - 1))) {
+                error_setg(errp, "Refcount width must be a power of two and may not "
+                           "exceed 64 bits");
+                return -EINVAL;
             }
+            new_order = __builtin_ctzll(bits);
         } else if (qcow2_luks_amend_key(key)) {
             luks_amend = true;
         } else {
@@ -2287,7 +2298,12 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
                    "above (use compat=1.1 or greater)");
         return -EINVAL;
     }
-    if (new_version < s->version && s->refcount_order != 4) {
+    if (new_version < 3 && new_order != 4) {
+        if (new_order != s->refcount_order) {
+            error_setg(errp, "Refcount widths other than 16 bits require compatibility "
+                       "level 1.1 or above (use compat=1.1 or greater)");
+            return -EINVAL;
+        }
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
@@ -2367,6 +2383,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
         s->dirty_marked = false;
         ret = qcow2_update_header(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (new_order != s->refcount_order) {
+        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
+        ret = qcow2_change_refcount_order(bs, new_order, errp);
         if (ret < 0) {
             return ret;
         }
@@ -2515,6 +2538,31 @@ static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error
     return true;
 }
 
+/*
+ * The size of a blockdev-create, checked as the resize of the empty image
+ * that QEMU's blockdev-create does: the generic limits first, then the
+ * L1 table's.
+ */
+static int qcow2_create_check_resize(uint64_t size, bool too_large, Error **errp)
+{
+    const char *prefix = "Could not resize image: ";
+
+    if ((int64_t)size < 0) {
+        error_setg(errp, "%sImage size cannot be negative", prefix);
+        return -EINVAL;
+    }
+    if (size > BDRV_MAX_LENGTH) {
+        error_setg(errp, "%soffset(%" PRIu64 ") exceeds maximum(%" PRId64 ")",
+                   prefix, size, (int64_t)BDRV_MAX_LENGTH);
+        return -EFBIG;
+    }
+    if (too_large) {
+        error_setg(errp, "%sFailed to grow the L1 table: %s", prefix, g_strerror(EFBIG));
+        return -EFBIG;
+    }
+    return 0;
+}
+
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
@@ -2545,6 +2593,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     BlockDriverState *file, *bs;
     BDRVQcow2State *s;
     QDict *o;
+    bool on_node = bdrv_create_is_on_node(filename), too_large;
     int ret;
 
     /* Reachable with -u only: otherwise opening the backing file failed first. */
@@ -2661,8 +2710,8 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
                    "if extended_l2 is on");
         return -EINVAL;
     }
-    if (size > (1ULL << 61) ||
-        DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES) {
+    too_large = size > (1ULL << 61) || DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES;
+    if (too_large && !on_node) {
         error_setg(errp, "The image size is too large for file format 'qcow2' "
                    "(try using a larger cluster size)");
         return -EFBIG;
@@ -2780,6 +2829,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     }
     g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
+    if (on_node) {
+        /* blockdev-create: the empty image exists; a bad size fails its resize. */
+        ret = qcow2_create_check_resize(size, too_large, errp);
+        if (ret < 0) {
+            qcrypto_secret_free(luks_pw);
+            bdrv_unref(bs);
+            return ret;
+        }
+    }
     ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, l2_span), errp);
     if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
         ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);

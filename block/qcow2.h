@@ -409,6 +409,10 @@ int qcow2_reuse_freed(BlockDriverState *bs, Error **errp);
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
                              Qcow2DiscardType type);
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp);
+/* Rewrites the refcount structures with entries of 2^@new_order bits (amend). */
+int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **errp);
+/* The refcount width and what follows from it, in @s. */
+void qcow2_set_refcount_order(BDRVQcow2State *s, int order);
 int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp);
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp);

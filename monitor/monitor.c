@@ -311,6 +311,7 @@ static void free_request(json_t *req)
 {
     wipe_secrets(req);
     json_decref(req);
+    qmp_json_forget_unsigned();
 }
 
 /*
@@ -356,7 +357,7 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
 {
     json_error_t jerr;
     GString *std = qmp_requote(text, len);
-    json_t *req = json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
+    json_t *req = qmp_json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
     json_t *id = NULL, *args = NULL, *value;
     const char *cmd = NULL, *key;
     Error *err = NULL;

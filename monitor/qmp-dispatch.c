@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
@@ -116,6 +117,130 @@ static const char *json_type_word(json_t *type)
     return !strcmp(meta, "enum") ? "string" : "object";
 }
 
+/*
+ * Integers jansson cannot hold (beyond int64) that fit uint64: stored as
+ * the int64 of the same bits, these nodes are the unsigned ones.
+ */
+static GHashTable *unsigned_ints;
+
+static bool is_unsigned_int(json_t *v)
+{
+    return unsigned_ints && g_hash_table_contains(unsigned_ints, v);
+}
+
+void qmp_json_forget_unsigned(void)
+{
+    if (unsigned_ints) {
+        g_hash_table_remove_all(unsigned_ints);
+    }
+}
+
+/* QEMU's reading of an integer beyond int64: uint64 if it fits, else a double. */
+static json_t *big_number(const char *tok)
+{
+    guint64 u;
+    json_t *n;
+
+    if (tok[0] != '-' && g_ascii_string_to_unsigned(tok, 10, 0, G_MAXUINT64, &u, NULL)) {
+        n = json_integer((json_int_t)u);
+        if (!unsigned_ints) {
+            unsigned_ints = g_hash_table_new(NULL, NULL);
+        }
+        g_hash_table_add(unsigned_ints, n);
+        return n;
+    }
+    return json_real(g_ascii_strtod(tok, NULL));
+}
+
+/* The number for each placeholder string under @v; NULL when @v is none. */
+static json_t *restore_numbers(json_t *v, const char *marker, GPtrArray *tokens)
+{
+    size_t marker_len = strlen(marker);
+    const char *key;
+    json_t *child, *n;
+    size_t i;
+    guint64 idx;
+
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, child) {
+            n = restore_numbers(child, marker, tokens);
+            if (n) {
+                json_object_set_new(v, key, n);
+            }
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child) {
+            n = restore_numbers(child, marker, tokens);
+            if (n) {
+                json_array_set_new(v, i, n);
+            }
+        }
+    } else if (json_is_string(v) && !strncmp(json_string_value(v), marker, marker_len) &&
+               g_ascii_string_to_unsigned(json_string_value(v) + marker_len, 10, 0,
+                                          tokens->len - 1, &idx, NULL)) {
+        return big_number(g_ptr_array_index(tokens, idx));
+    }
+    return NULL;
+}
+
+json_t *qmp_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+    g_autoptr(GString) text = NULL;
+    g_autoptr(GPtrArray) tokens = NULL;
+    g_autofree char *marker = NULL;
+    json_t *v, *n;
+
+    /*
+     * jansson refuses such an integer, saying where it ends: each one is
+     * swapped for a placeholder string (a per-message nonce, so a client
+     * cannot forge one) and parsed again; the placeholders become numbers
+     * afterwards.  jansson still does all the parsing.
+     */
+    for (;;) {
+        size_t start, end;
+        g_autofree char *placeholder = NULL;
+
+        v = json_loadb(text ? text->str : buf, text ? text->len : len, flags, err);
+        if (v || (!g_str_has_prefix(err->text, "too big integer") &&
+                  !g_str_has_prefix(err->text, "too big negative integer"))) {
+            break;
+        }
+        if (!text) {
+            text = g_string_new_len(buf, len);
+            tokens = g_ptr_array_new_with_free_func(g_free);
+            marker = g_strdup_printf("\\u0001qmp-number-%08x%08x-",
+                                     g_random_int(), g_random_int());
+        }
+        end = err->position;
+        start = end;
+        while (start > 0 && end <= text->len &&
+               (g_ascii_isdigit(text->str[start - 1]) || text->str[start - 1] == '-')) {
+            start--;
+        }
+        if (start == end) {
+            break;
+        }
+        g_ptr_array_add(tokens, g_strndup(text->str + start, end - start));
+        placeholder = g_strdup_printf("\"%s%u\"", marker, tokens->len - 1);
+        g_string_erase(text, start, end - start);
+        g_string_insert(text, start, placeholder);
+    }
+    if (text) {
+        /* The message may hold secrets. */
+        qemu_secure_zero(text->str, text->len);
+    }
+    if (v && tokens) {
+        /* The parsed strings hold the marker unescaped. */
+        g_autofree char *decoded = g_strdup_printf("\001%s", marker + strlen("\\u0001"));
+        n = restore_numbers(v, decoded, tokens);
+        if (n) {
+            json_decref(v);
+            v = n;
+        }
+    }
+    return v;
+}
+
 static bool check_members(json_t *data, json_t *value, const char *prefix,
                           bool allow_extra, Error **errp);
 
@@ -174,13 +299,14 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
         }
         return true;
     } else if (!strcmp(t, "int")) {
-        if (!json_is_integer(value)) {
+        if (!json_is_integer(value) || is_unsigned_int(value)) {
             goto bad_type;
         }
         return true;
     } else if (!strcmp(t, "size")) {
         /* QEMU's 'size': an unsigned 64-bit integer, with its own message. */
-        if (!json_is_integer(value) || json_integer_value(value) < 0) {
+        if (!json_is_integer(value) ||
+            (json_integer_value(value) < 0 && !is_unsigned_int(value))) {
             error_setg(errp, "Parameter '%s' expects uint64", name);
             return false;
         }

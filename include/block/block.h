@@ -386,6 +386,17 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp);
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                Error **errp);
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
+/*
+ * As bdrv_amend_options(), telling @status (when not NULL) how far the
+ * work is: @done of @total units (qemu-img amend -p).  The total may grow
+ * as the driver finds more to do.
+ */
+typedef void BdrvAmendStatusFn(BlockDriverState *bs, int64_t done, int64_t total,
+                               void *opaque);
+int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
+                              BdrvAmendStatusFn *status, void *opaque, Error **errp);
+/* For drivers: reports progress to the running amend's @status, if any. */
+void bdrv_amend_status(BlockDriverState *bs, int64_t done, int64_t total);
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);

@@ -27,6 +27,9 @@
 #define PATH_MAX 4096
 #endif
 
+/* The largest image length QEMU's block layer takes: INT64_MAX down to 1 GiB. */
+#define BDRV_MAX_LENGTH (INT64_MAX & ~((INT64_C(1) << 30) - 1))
+
 typedef enum BdrvDetectZeroes {
     BDRV_DETECT_ZEROES_OFF = 0,
     BDRV_DETECT_ZEROES_ON,
@@ -89,6 +92,9 @@ struct BlockDriverState {
     int in_flight;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
+    /* A running bdrv_amend_options_status()'s progress report. */
+    BdrvAmendStatusFn *amend_status;
+    void *amend_status_opaque;
 
     /* BdrvDirtyBitmap*, in creation order (block/dirty-bitmap.c). */
     GList *dirty_bitmaps;
@@ -481,6 +487,12 @@ int bdrv_create_file(const char *filename, QDict *opts, Error **errp);
  */
 int bdrv_create_on_node(BlockDriver *drv, BlockDriverState *file, QDict *opts,
                         Error **errp);
+/*
+ * Whether @filename is the node of a running bdrv_create_on_node(): a
+ * blockdev-create, whose drivers create an empty image then resize it
+ * (and word a bad size as that resize's failure, as QEMU's do).
+ */
+bool bdrv_create_is_on_node(const char *filename);
 
 /*
  * A backup job's copy-before-write filter node over @source (its "file"),

@@ -123,6 +123,7 @@ typedef struct BackupOptions {
     const char *node_name;      /* drive-mirror: the new target node's name */
     const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
     int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
+    bool write_blocking;        /* mirror: copy-mode write-blocking */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
@@ -174,6 +175,19 @@ bool block_job_check_node_free(BlockDriverState *bs, Error **errp);
 BlockJob *block_job_find(const char *id, Error **errp);
 /* Every job, in creation order. */
 GList *block_job_list(void);
+
+/*
+ * A transaction's jobs that end together (completion-mode "grouped", as
+ * QEMU's): a job whose work is done waits ("waiting") for the others; all
+ * are then finalized together; when one fails or is cancelled, the others
+ * are cancelled, and every job of the group ends unsuccessful.
+ */
+typedef struct BlockJobTxn BlockJobTxn;
+BlockJobTxn *block_job_txn_new(void);
+/* @job (started, not yet finished) joins @txn. */
+void block_job_txn_add_job(BlockJobTxn *txn, BlockJob *job);
+/* Drops the creator's reference: the txn lives as long as its jobs. */
+void block_job_txn_unref(BlockJobTxn *txn);
 const char *block_job_id(BlockJob *job);
 const char *block_job_type(BlockJob *job);
 BlockJobStatus block_job_status(BlockJob *job);

@@ -114,6 +114,9 @@ struct BlockJob {
     char *error_msg;            /* query-jobs' "error" once concluded */
     int *sync_ret;              /* for block_job_run_sync */
     Error **sync_err;
+    /* A transaction's jobs with completion-mode "grouped" (else NULL). */
+    BlockJobTxn *txn;
+    bool prepared;              /* its prepare() ran as its transaction's */
 };
 
 /*

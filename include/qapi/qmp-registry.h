@@ -23,6 +23,15 @@ QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp);
  */
 bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
                             Error **errp);
+/*
+ * Parses one QMP message as QEMU's parser does: integers too big for int64
+ * (jansson's limit) are unsigned 64-bit integers when they fit, kept
+ * as the int64 of the same bits and marked, else doubles.  The marks
+ * last until qmp_json_forget_unsigned(); a 'size' member takes a marked
+ * integer, an 'int' one refuses it.
+ */
+json_t *qmp_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
+void qmp_json_forget_unsigned(void);
 /* Emits an event to every QMP monitor; @data is stolen (may be NULL). */
 void qapi_event_emit(const char *event, QDict *data);
 

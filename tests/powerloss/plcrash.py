@@ -452,12 +452,35 @@ class AmendWL(ImgWorkload):
             'encrypt.iter-time=10']
 
 
+class AmendRefcountWL(ImgWorkload):
+    """amend -o refcount_bits: new refcount blocks and table written and
+    flushed before the header names them (512-byte clusters: many blocks)."""
+    tracked = ['t.qcow2']
+    strict = ['t.qcow2']
+    size = 2 * MiB
+    old_bits, bits = '2', '64'
+
+    def prepare(self):
+        self.create('t.qcow2', 'cluster_size=512,refcount_bits=' + self.old_bits)
+        self.fill('t.qcow2')
+
+    def command(self):
+        return [self.img, 'amend', '-f', 'qcow2', '-o', 'refcount_bits=' + self.bits,
+                't.qcow2']
+
+
+class AmendRefcountDownWL(AmendRefcountWL):
+    # Compressed clusters share host clusters: refcounts of up to ~100.
+    old_bits, bits = '16', '8'
+
+
 WORKLOADS = {
     'qemu-io-fresh': FreshWL, 'qemu-io-prealloc': PreallocWL, 'qemu-io-backing': BackingWL,
     'qemu-io-luks': LuksWL, 'qemu-io-aes': AesWL, 'convert': ConvertWL,
     'convert-c': ConvertCWL, 'commit': CommitWL, 'resize': ResizeWL, 'resize-shrink': ShrinkWL,
     'snapshot': SnapshotWL, 'snapshot-delete': SnapshotDeleteWL,
     'snapshot-apply': SnapshotApplyWL, 'amend': AmendWL,
+    'amend-refcount': AmendRefcountWL, 'amend-refcount-down': AmendRefcountDownWL,
     'job-commit': JobCommitWL, 'job-mirror': JobMirrorWL,
     'first-write': FirstWriteWL, 'compressed-reuse': CompressedReuseWL,
 }
