@@ -331,6 +331,43 @@ static int quorum_flush(BlockDriverState *bs, Error **errp)
     return quorum_all(bs, op_flush, NULL, errp);
 }
 
+/*
+ * A range reads as zeroes from the quorum only when every child's whole
+ * chain says so; anything else is data (the node maps to no one file, so
+ * no offset is given).  The run is the shortest of the children's.  A
+ * child that cannot tell is not counted (its reads fail the vote anyway).
+ */
+static int quorum_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQuorumState *s = bs->opaque;
+    bool all_zero = true;
+    int answered = 0, err = 0;
+
+    *pnum = bytes;
+    for (int i = 0; i < s->num_children; i++) {
+        int64_t n = 0;
+        int ret = bdrv_block_status_above(s->children[i], NULL, offset, bytes, &n,
+                                          NULL, NULL);
+
+        if (ret < 0) {
+            err = ret;
+            continue;
+        }
+        answered++;
+        if (n > 0 && n < *pnum) {
+            *pnum = n;
+        }
+        if (!(ret & BDRV_BLOCK_ZERO)) {
+            all_zero = false;
+        }
+    }
+    if (!answered) {
+        return err;
+    }
+    return all_zero ? BDRV_BLOCK_ZERO : BDRV_BLOCK_DATA;
+}
+
 /* All children must have one size: that is the node's. */
 static int64_t quorum_getlength(BlockDriverState *bs)
 {
@@ -367,6 +404,7 @@ static BlockDriver bdrv_quorum = {
     .bdrv_pdiscard = quorum_pdiscard,
     .bdrv_flush = quorum_flush,
     .bdrv_getlength = quorum_getlength,
+    .bdrv_block_status = quorum_block_status,
 };
 
 void bdrv_quorum_init(void)
