@@ -93,18 +93,13 @@ static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **
         g_autofree char *key = g_strdup_printf("children.%d", i);
         g_autofree char *prefix = g_strdup_printf("children.%d.", i);
         QDict *sub = qdict_extract_subqdict(options, prefix);
-        const char *ref = qdict_get_try_str(options, key);
         BlockDriverState *child;
 
-        if (ref) {
+        if (bdrv_filter_child_ref(options, key, &child, errp)) {
             qobject_unref(sub);
-            child = bdrv_find_node(ref);
             if (!child) {
-                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
                 goto fail;
             }
-            bdrv_ref(child);
-            qdict_del(options, key);
         } else if (qdict_size(sub)) {
             child = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
             if (!child) {

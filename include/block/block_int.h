@@ -417,6 +417,13 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
                                 Error **errp);
 /* Whether @options give the filter a file child; if not, the error says so. */
 bool bdrv_filter_file_given(QDict *options, Error **errp);
+/*
+ * A child given as a reference ("@key": "NODE-NAME"): *child gets a new
+ * reference to that node and @key leaves @options.  Returns false (with
+ * *child NULL) when @key is no string, and on a missing node sets @errp.
+ */
+bool bdrv_filter_child_ref(QDict *options, const char *key, BlockDriverState **child,
+                           Error **errp);
 int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                       int flags, Error **errp);
 int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
