@@ -526,6 +526,7 @@ void bdrv_mirror_top_init(void);
 bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                              int flags, int *ret, Error **errp);
 void bdrv_quorum_init(void);
+void bdrv_preallocate_init(void);
 
 /*
  * Sets the deadline (g_get_monotonic_time() * 1000 nanoseconds, 0: none) of
