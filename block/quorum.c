@@ -17,6 +17,10 @@
  * Writes, zero-writes, discards and flushes go to every child and succeed
  * when at least vote-threshold children succeed.  The children must all
  * have the same size.
+ *
+ * QMP events, as QEMU 7.2's: QUORUM_REPORT_BAD names a child that failed
+ * a request (with the error) or lost a read's vote (without), in 512-byte
+ * sectors; QUORUM_FAILURE names the quorum when a read reached no vote.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +30,11 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+
+/* Only programs with a QMP monitor send events (qemu-img and qemu-io have none). */
+#pragma weak qapi_event_emit
 
 typedef struct BDRVQuorumState {
     BlockDriverState **children;
@@ -60,6 +69,46 @@ static bool take_bool(QDict *options, const char *key, bool *out, Error **errp)
 }
 
 static int64_t quorum_getlength(BlockDriverState *bs);
+
+/* The range in 512-byte sectors, then the event goes (in QEMU's member order). */
+static void quorum_event(const char *event, QDict *data, int64_t offset, int64_t bytes,
+                         const char *type, int err)
+{
+    int64_t sector = offset / 512;
+
+    qdict_put_int(data, "sectors-count", DIV_ROUND_UP(offset + bytes, 512) - sector);
+    qdict_put_int(data, "sector-num", sector);
+    if (type) {
+        qdict_put_str(data, "type", type);
+    }
+    if (err < 0) {
+        qdict_put_str(data, "error", g_strerror(-err));
+    }
+    if (qapi_event_emit) {
+        qapi_event_emit(event, data);
+    } else {
+        qobject_unref(data);
+    }
+}
+
+/* @child failed a request of @type (@err < 0), or lost a read's vote (@err 0). */
+static void quorum_report_bad(const char *type, BlockDriverState *child, int64_t offset,
+                              int64_t bytes, int err)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_str(data, "node-name", child->node_name);
+    quorum_event("QUORUM_REPORT_BAD", data, offset, bytes, type, err);
+}
+
+static void quorum_report_failure(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_str(data, "reference", *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs)
+                                                                : bs->node_name);
+    quorum_event("QUORUM_FAILURE", data, offset, bytes, NULL, 0);
+}
 
 static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -181,6 +230,7 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
             if (ret >= 0) {
                 return 0;
             }
+            quorum_report_bad("read", s->children[i], offset, bytes, ret);
         }
         error_setg(errp, "%s", g_strerror(-ret));
         return ret;
@@ -193,6 +243,7 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
         rets[i] = bdrv_pread(s->children[i], offset, bytes, data[i], flags, NULL);
         if (rets[i] < 0) {
             first_err = first_err ? first_err : rets[i];
+            quorum_report_bad("read", s->children[i], offset, bytes, rets[i]);
         } else {
             ok++;
         }
@@ -224,14 +275,17 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
     }
     if (best >= 0 && best_votes >= s->threshold) {
         memcpy(buf, data[best], bytes);
-        if (s->rewrite_corrupted) {
-            for (int i = 0; i < s->num_children; i++) {
-                if (rets[i] >= 0 && memcmp(data[i], data[best], bytes)) {
+        for (int i = 0; i < s->num_children; i++) {
+            if (rets[i] >= 0 && memcmp(data[i], data[best], bytes)) {
+                quorum_report_bad("read", s->children[i], offset, bytes, 0);
+                if (s->rewrite_corrupted) {
                     /* A repair that fails leaves the child as it was. */
                     bdrv_pwrite(s->children[i], offset, bytes, data[best], 0, NULL);
                 }
             }
         }
+    } else {
+        quorum_report_failure(bs, offset, bytes);
     }
     for (int i = 0; i < s->num_children; i++) {
         g_free(data[i]);
@@ -249,17 +303,32 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
 
 typedef int (*QuorumOp)(BlockDriverState *child, void *opaque);
 
-/* Runs @op on every child; succeeds when vote-threshold children did. */
-static int quorum_all(BlockDriverState *bs, QuorumOp op, void *opaque, Error **errp)
+typedef struct QuorumReq {
+    int64_t offset, bytes;
+    const void *buf;
+    int flags;
+} QuorumReq;
+
+/*
+ * Runs @op on every child; succeeds when vote-threshold children did.  A
+ * child that fails is reported as a bad one for the request's range
+ * (@type "write" or "flush", as QEMU; discards are not reported).
+ */
+static int quorum_all(BlockDriverState *bs, QuorumOp op, QuorumReq *req, const char *type,
+                      Error **errp)
 {
     BDRVQuorumState *s = bs->opaque;
     int ok = 0, err = 0;
 
     for (int i = 0; i < s->num_children; i++) {
-        int ret = op(s->children[i], opaque);
+        int ret = op(s->children[i], req);
 
         if (ret < 0) {
             err = err ? err : ret;
+            if (type) {
+                quorum_report_bad(type, s->children[i], req ? req->offset : 0,
+                                  req ? req->bytes : 0, ret);
+            }
         } else {
             ok++;
         }
@@ -270,12 +339,6 @@ static int quorum_all(BlockDriverState *bs, QuorumOp op, void *opaque, Error **e
     error_setg(errp, "%s", g_strerror(-err));
     return err;
 }
-
-typedef struct QuorumReq {
-    int64_t offset, bytes;
-    const void *buf;
-    int flags;
-} QuorumReq;
 
 static int op_write(BlockDriverState *c, void *opaque)
 {
@@ -304,26 +367,26 @@ static int quorum_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                          const void *buf, int flags, Error **errp)
 {
     QuorumReq r = { offset, bytes, buf, flags };
-    return quorum_all(bs, op_write, &r, errp);
+    return quorum_all(bs, op_write, &r, "write", errp);
 }
 
 static int quorum_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                 int flags, Error **errp)
 {
     QuorumReq r = { offset, bytes, NULL, flags };
-    return quorum_all(bs, op_zeroes, &r, errp);
+    return quorum_all(bs, op_zeroes, &r, "write", errp);
 }
 
 static int quorum_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            Error **errp)
 {
     QuorumReq r = { offset, bytes, NULL, 0 };
-    return quorum_all(bs, op_discard, &r, errp);
+    return quorum_all(bs, op_discard, &r, NULL, errp);
 }
 
 static int quorum_flush(BlockDriverState *bs, Error **errp)
 {
-    return quorum_all(bs, op_flush, NULL, errp);
+    return quorum_all(bs, op_flush, NULL, "flush", errp);
 }
 
 /*
