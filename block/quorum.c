@@ -38,6 +38,9 @@
 
 typedef struct BDRVQuorumState {
     BlockDriverState **children;
+    /* Each child's name ("children.N"), and N for the next one added. */
+    char **names;
+    int next_index;
     int num_children;
     int threshold;
     bool fifo;
@@ -163,6 +166,11 @@ static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **
     s->num_children = children->len;
     s->children = (BlockDriverState **)g_ptr_array_free(children, FALSE);
     children = NULL;
+    s->names = g_new0(char *, s->num_children + 1);
+    for (int i = 0; i < s->num_children; i++) {
+        s->names[i] = g_strdup_printf("children.%d", i);
+    }
+    s->next_index = s->num_children;
     if (s->num_children < 1) {
         error_setg(errp, "Number of provided children must be 1 or more");
         return -EINVAL;
@@ -211,7 +219,57 @@ static void quorum_close(BlockDriverState *bs)
     }
     g_free(s->children);
     s->children = NULL;
+    g_strfreev(s->names);
+    s->names = NULL;
     s->num_children = 0;
+}
+
+static int quorum_add_child(BlockDriverState *bs, BlockDriverState *child, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+
+    if (s->blkverify) {
+        error_setg(errp, "Cannot add a child to a quorum in blkverify mode");
+        return -EINVAL;
+    }
+    s->children = g_renew(BlockDriverState *, s->children, s->num_children + 1);
+    s->names = g_renew(char *, s->names, s->num_children + 2);
+    bdrv_ref(child);
+    s->children[s->num_children] = child;
+    s->names[s->num_children] = g_strdup_printf("children.%d", s->next_index++);
+    s->names[++s->num_children] = NULL;
+    return 0;
+}
+
+static int quorum_del_child(BlockDriverState *bs, const char *name, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+    int i;
+
+    for (i = 0; i < s->num_children && strcmp(s->names[i], name); i++) {
+        continue;
+    }
+    if (i == s->num_children) {
+        error_setg(errp, "Node '%s' does not have child '%s'", bs->node_name, name);
+        return -ENOENT;
+    }
+    if (s->num_children <= s->threshold) {
+        error_setg(errp, "The number of children cannot be lower than the vote threshold %d",
+                   s->threshold);
+        return -EINVAL;
+    }
+    /* blkverify mode has exactly two children, both needed. */
+    if (s->blkverify) {
+        error_setg(errp, "Cannot delete a child of a quorum in blkverify mode");
+        return -EINVAL;
+    }
+    bdrv_unref(s->children[i]);
+    g_free(s->names[i]);
+    memmove(&s->children[i], &s->children[i + 1],
+            (s->num_children - i - 1) * sizeof(s->children[0]));
+    memmove(&s->names[i], &s->names[i + 1], (s->num_children - i) * sizeof(s->names[0]));
+    s->num_children--;
+    return 0;
 }
 
 static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -463,6 +521,8 @@ static BlockDriver bdrv_quorum = {
     .bdrv_flush = quorum_flush,
     .bdrv_getlength = quorum_getlength,
     .bdrv_block_status = quorum_block_status,
+    .bdrv_add_child = quorum_add_child,
+    .bdrv_del_child = quorum_del_child,
 };
 
 void bdrv_quorum_init(void)

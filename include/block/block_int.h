@@ -362,6 +362,13 @@ typedef struct BlockDriver {
     BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
     const char *extra_child_name;
     /*
+     * x-blockdev-change: a driver with a list of children (quorum) takes
+     * @child as a new one (a new reference), or lets go of the child
+     * named @name (as in its options: "children.1").  Optional.
+     */
+    int (*bdrv_add_child)(BlockDriverState *bs, BlockDriverState *child, Error **errp);
+    int (*bdrv_del_child)(BlockDriverState *bs, const char *name, Error **errp);
+    /*
      * Adjusts what the node needs of its file child (@perm) and shares of
      * it (@shared), after the default of a filter or a format: blkdebug's
      * take-child-perms and unshare-child-perms.
