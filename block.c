@@ -51,6 +51,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_copy_before_write_init
 #pragma weak bdrv_throttle_init
 #pragma weak bdrv_quorum_init
+#pragma weak bdrv_preallocate_init
 #pragma weak bdrv_bochs_init
 #pragma weak bdrv_vmdk_init
 #pragma weak bdrv_copy_on_read_init
@@ -65,7 +66,7 @@ void bdrv_init(void)
         bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
-        bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init,
+        bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init, bdrv_preallocate_init,
     };
 
     if (done) {

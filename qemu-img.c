@@ -3290,6 +3290,8 @@ static int map_get_status(BlockDriverState *bs, int64_t offset, int64_t bytes, M
     for (;;) {
         BlockDriverState *backing;
 
+        /* As QEMU, filters are looked through: a layer is a data node. */
+        bs = bdrv_skip_filters(bs);
         ret = bdrv_block_status(bs, offset, bytes, &pnum, &map, &file);
         if (ret < 0) {
             return ret;

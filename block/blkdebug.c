@@ -962,8 +962,13 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
     while (offset < end) {
         int64_t n = piece(offset, end, MAX(s->align, s->opt_write_zero), s->max_write_zero);
 
-        if (offset % s->align || n % s->align) {
-            /* Unaligned ends are written as zeroed data, with read-modify-write. */
+        if (offset % s->align || n % s->align || n < MAX(s->align, s->opt_write_zero)) {
+            /*
+             * As QEMU's blkdebug, a piece shorter than the zero-write
+             * alignment is refused, and the block layer falls back to
+             * writing zeroed data (with read-modify-write when unaligned):
+             * the image gets data there, not a zero cluster.
+             */
             g_autofree uint8_t *zero = g_malloc0(n);
             ret = aligned_rw(bs, true, offset, n, zero, errp);
         } else {

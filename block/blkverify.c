@@ -45,11 +45,19 @@ static int blkverify_open(BlockDriverState *bs, QDict *options, int flags, Error
         test_path = g_strdup(filename);
     }
     qdict_del(options, "filename");
-    if (!raw_path && !qdict_haskey(raw_opts, "filename") && !qdict_haskey(raw_opts, "driver")) {
+    /* Either child may be an existing node ("raw": "NODE", "test": "NODE"). */
+    if (!raw_path && bdrv_filter_child_ref(options, "raw", &s->raw, errp) && !s->raw) {
+        goto fail;
+    }
+    if (!test_path && bdrv_filter_child_ref(options, "test", &bs->file, errp) && !bs->file) {
+        goto fail;
+    }
+    if (!s->raw && !raw_path && !qdict_haskey(raw_opts, "filename") &&
+        !qdict_haskey(raw_opts, "driver")) {
         error_setg(errp, "blkverify: the raw reference image is missing ('raw.filename')");
         goto fail;
     }
-    if (!test_path && !qdict_haskey(test_opts, "file.filename") &&
+    if (!bs->file && !test_path && !qdict_haskey(test_opts, "file.filename") &&
         !qdict_haskey(test_opts, "file.driver") && !qdict_haskey(test_opts, "filename")) {
         error_setg(errp, "blkverify: the test image is missing ('test.file.filename')");
         goto fail;
@@ -59,7 +67,9 @@ static int blkverify_open(BlockDriverState *bs, QDict *options, int flags, Error
      * names a format: QEMU opens that child as any node (iotest 139 gives
      * it a qcow2 node).
      */
-    if (qdict_haskey(raw_opts, "driver") &&
+    if (s->raw) {
+        qobject_unref(raw_opts);
+    } else if (qdict_haskey(raw_opts, "driver") &&
         !bdrv_find_protocol(qdict_get_try_str(raw_opts, "driver"))) {
         s->raw = bdrv_open(raw_path, raw_opts, flags | BDRV_O_PROBE_QUIET, errp);
     } else {
@@ -70,7 +80,11 @@ static int blkverify_open(BlockDriverState *bs, QDict *options, int flags, Error
         goto fail;
     }
     /* The test image: any format, probed unless given. */
-    bs->file = bdrv_open(test_path, test_opts, flags | BDRV_O_PROBE_QUIET, errp);
+    if (bs->file) {
+        qobject_unref(test_opts);
+    } else {
+        bs->file = bdrv_open(test_path, test_opts, flags | BDRV_O_PROBE_QUIET, errp);
+    }
     test_opts = NULL;
     if (!bs->file) {
         goto fail;

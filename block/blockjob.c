@@ -347,7 +347,9 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
                        Error **errp)
 {
     BlockJob *job;
-    const char *id = job_id ? job_id : device;
+    /* As QEMU, a job named by a node of a drive takes the drive's name. */
+    const char *id = job_id ? job_id
+                     : bs && *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : device;
 
     if (bs && !block_job_check_nodes_free(&bs, 1, device, errp)) {
         return NULL;

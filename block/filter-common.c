@@ -82,6 +82,25 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
     return 0;
 }
 
+bool bdrv_filter_child_ref(QDict *options, const char *key, BlockDriverState **child,
+                           Error **errp)
+{
+    const char *ref = qdict_get_try_str(options, key);
+
+    *child = NULL;
+    if (!ref) {
+        return false;
+    }
+    *child = bdrv_find_node(ref);
+    if (!*child) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
+    } else {
+        bdrv_ref(*child);
+        qdict_del(options, key);
+    }
+    return true;
+}
+
 int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                       int flags, Error **errp)
 {

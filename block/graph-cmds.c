@@ -891,9 +891,61 @@ static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
     return ret;
 }
 
+/* ------------------------------------------------------------------ */
+/* x-blockdev-change */
+
+/*
+ * Adds the node @node as a new child of @parent, or removes @parent's
+ * child named @child, for the drivers that keep a list of children
+ * (quorum).  The new child must be used by nothing else yet.
+ */
+static QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
+{
+    const char *parent = qdict_get_try_str(args, "parent");
+    const char *child = qdict_get_try_str(args, "child");
+    const char *node = qdict_get_try_str(args, "node");
+    BlockDriverState *bs = lookup_bs(parent, parent, errp);
+    BlockDriverState *new_bs;
+    bool as_file = false;
+
+    if (!bs) {
+        return NULL;
+    }
+    if (child && node) {
+        error_setg(errp, "The parameters child and node are in conflict");
+        return NULL;
+    }
+    if (child) {
+        if (!bs->drv->bdrv_del_child) {
+            error_setg(errp, "The node %s does not support removing a child", bs->node_name);
+            return NULL;
+        }
+        return bs->drv->bdrv_del_child(bs, child, errp) < 0 ? NULL : qdict_new();
+    }
+    if (!node) {
+        error_setg(errp, "Either child or node must be specified");
+        return NULL;
+    }
+    new_bs = bdrv_find_node(node);
+    if (!new_bs) {
+        error_setg(errp, "Node '%s' not found", node);
+        return NULL;
+    }
+    if (!bs->drv->bdrv_add_child) {
+        error_setg(errp, "The node %s does not support adding a child", bs->node_name);
+        return NULL;
+    }
+    if (parent_of(new_bs, &as_file) || *bdrv_get_device_name(new_bs)) {
+        error_setg(errp, "The node %s already has a parent", node);
+        return NULL;
+    }
+    return bs->drv->bdrv_add_child(bs, new_bs, errp) < 0 ? NULL : qdict_new();
+}
+
 void block_graph_monitor_init(void)
 {
     qmp_register_command("x-debug-query-block-graph", qmp_x_debug_query_block_graph);
+    qmp_register_command("x-blockdev-change", qmp_x_blockdev_change);
     qmp_register_command("block_resize", qmp_block_resize);
     qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
     qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);

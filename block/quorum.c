@@ -17,6 +17,10 @@
  * Writes, zero-writes, discards and flushes go to every child and succeed
  * when at least vote-threshold children succeed.  The children must all
  * have the same size.
+ *
+ * QMP events, as QEMU 7.2's: QUORUM_REPORT_BAD names a child that failed
+ * a request (with the error) or lost a read's vote (without), in 512-byte
+ * sectors; QUORUM_FAILURE names the quorum when a read reached no vote.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,9 +30,17 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+
+/* Only programs with a QMP monitor send events (qemu-img and qemu-io have none). */
+#pragma weak qapi_event_emit
 
 typedef struct BDRVQuorumState {
     BlockDriverState **children;
+    /* Each child's name ("children.N"), and N for the next one added. */
+    char **names;
+    int next_index;
     int num_children;
     int threshold;
     bool fifo;
@@ -60,6 +72,46 @@ static bool take_bool(QDict *options, const char *key, bool *out, Error **errp)
 }
 
 static int64_t quorum_getlength(BlockDriverState *bs);
+
+/* The range in 512-byte sectors, then the event goes (in QEMU's member order). */
+static void quorum_event(const char *event, QDict *data, int64_t offset, int64_t bytes,
+                         const char *type, int err)
+{
+    int64_t sector = offset / 512;
+
+    qdict_put_int(data, "sectors-count", DIV_ROUND_UP(offset + bytes, 512) - sector);
+    qdict_put_int(data, "sector-num", sector);
+    if (type) {
+        qdict_put_str(data, "type", type);
+    }
+    if (err < 0) {
+        qdict_put_str(data, "error", g_strerror(-err));
+    }
+    if (qapi_event_emit) {
+        qapi_event_emit(event, data);
+    } else {
+        qobject_unref(data);
+    }
+}
+
+/* @child failed a request of @type (@err < 0), or lost a read's vote (@err 0). */
+static void quorum_report_bad(const char *type, BlockDriverState *child, int64_t offset,
+                              int64_t bytes, int err)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_str(data, "node-name", child->node_name);
+    quorum_event("QUORUM_REPORT_BAD", data, offset, bytes, type, err);
+}
+
+static void quorum_report_failure(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    QDict *data = qdict_new();
+
+    qdict_put_str(data, "reference", *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs)
+                                                                : bs->node_name);
+    quorum_event("QUORUM_FAILURE", data, offset, bytes, NULL, 0);
+}
 
 static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -93,18 +145,13 @@ static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **
         g_autofree char *key = g_strdup_printf("children.%d", i);
         g_autofree char *prefix = g_strdup_printf("children.%d.", i);
         QDict *sub = qdict_extract_subqdict(options, prefix);
-        const char *ref = qdict_get_try_str(options, key);
         BlockDriverState *child;
 
-        if (ref) {
+        if (bdrv_filter_child_ref(options, key, &child, errp)) {
             qobject_unref(sub);
-            child = bdrv_find_node(ref);
             if (!child) {
-                error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
                 goto fail;
             }
-            bdrv_ref(child);
-            qdict_del(options, key);
         } else if (qdict_size(sub)) {
             child = bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
             if (!child) {
@@ -119,6 +166,11 @@ static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **
     s->num_children = children->len;
     s->children = (BlockDriverState **)g_ptr_array_free(children, FALSE);
     children = NULL;
+    s->names = g_new0(char *, s->num_children + 1);
+    for (int i = 0; i < s->num_children; i++) {
+        s->names[i] = g_strdup_printf("children.%d", i);
+    }
+    s->next_index = s->num_children;
     if (s->num_children < 1) {
         error_setg(errp, "Number of provided children must be 1 or more");
         return -EINVAL;
@@ -167,7 +219,57 @@ static void quorum_close(BlockDriverState *bs)
     }
     g_free(s->children);
     s->children = NULL;
+    g_strfreev(s->names);
+    s->names = NULL;
     s->num_children = 0;
+}
+
+static int quorum_add_child(BlockDriverState *bs, BlockDriverState *child, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+
+    if (s->blkverify) {
+        error_setg(errp, "Cannot add a child to a quorum in blkverify mode");
+        return -EINVAL;
+    }
+    s->children = g_renew(BlockDriverState *, s->children, s->num_children + 1);
+    s->names = g_renew(char *, s->names, s->num_children + 2);
+    bdrv_ref(child);
+    s->children[s->num_children] = child;
+    s->names[s->num_children] = g_strdup_printf("children.%d", s->next_index++);
+    s->names[++s->num_children] = NULL;
+    return 0;
+}
+
+static int quorum_del_child(BlockDriverState *bs, const char *name, Error **errp)
+{
+    BDRVQuorumState *s = bs->opaque;
+    int i;
+
+    for (i = 0; i < s->num_children && strcmp(s->names[i], name); i++) {
+        continue;
+    }
+    if (i == s->num_children) {
+        error_setg(errp, "Node '%s' does not have child '%s'", bs->node_name, name);
+        return -ENOENT;
+    }
+    if (s->num_children <= s->threshold) {
+        error_setg(errp, "The number of children cannot be lower than the vote threshold %d",
+                   s->threshold);
+        return -EINVAL;
+    }
+    /* blkverify mode has exactly two children, both needed. */
+    if (s->blkverify) {
+        error_setg(errp, "Cannot delete a child of a quorum in blkverify mode");
+        return -EINVAL;
+    }
+    bdrv_unref(s->children[i]);
+    g_free(s->names[i]);
+    memmove(&s->children[i], &s->children[i + 1],
+            (s->num_children - i - 1) * sizeof(s->children[0]));
+    memmove(&s->names[i], &s->names[i + 1], (s->num_children - i) * sizeof(s->names[0]));
+    s->num_children--;
+    return 0;
 }
 
 static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -186,6 +288,7 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
             if (ret >= 0) {
                 return 0;
             }
+            quorum_report_bad("read", s->children[i], offset, bytes, ret);
         }
         error_setg(errp, "%s", g_strerror(-ret));
         return ret;
@@ -198,6 +301,7 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
         rets[i] = bdrv_pread(s->children[i], offset, bytes, data[i], flags, NULL);
         if (rets[i] < 0) {
             first_err = first_err ? first_err : rets[i];
+            quorum_report_bad("read", s->children[i], offset, bytes, rets[i]);
         } else {
             ok++;
         }
@@ -229,14 +333,17 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
     }
     if (best >= 0 && best_votes >= s->threshold) {
         memcpy(buf, data[best], bytes);
-        if (s->rewrite_corrupted) {
-            for (int i = 0; i < s->num_children; i++) {
-                if (rets[i] >= 0 && memcmp(data[i], data[best], bytes)) {
+        for (int i = 0; i < s->num_children; i++) {
+            if (rets[i] >= 0 && memcmp(data[i], data[best], bytes)) {
+                quorum_report_bad("read", s->children[i], offset, bytes, 0);
+                if (s->rewrite_corrupted) {
                     /* A repair that fails leaves the child as it was. */
                     bdrv_pwrite(s->children[i], offset, bytes, data[best], 0, NULL);
                 }
             }
         }
+    } else {
+        quorum_report_failure(bs, offset, bytes);
     }
     for (int i = 0; i < s->num_children; i++) {
         g_free(data[i]);
@@ -254,17 +361,32 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
 
 typedef int (*QuorumOp)(BlockDriverState *child, void *opaque);
 
-/* Runs @op on every child; succeeds when vote-threshold children did. */
-static int quorum_all(BlockDriverState *bs, QuorumOp op, void *opaque, Error **errp)
+typedef struct QuorumReq {
+    int64_t offset, bytes;
+    const void *buf;
+    int flags;
+} QuorumReq;
+
+/*
+ * Runs @op on every child; succeeds when vote-threshold children did.  A
+ * child that fails is reported as a bad one for the request's range
+ * (@type "write" or "flush", as QEMU; discards are not reported).
+ */
+static int quorum_all(BlockDriverState *bs, QuorumOp op, QuorumReq *req, const char *type,
+                      Error **errp)
 {
     BDRVQuorumState *s = bs->opaque;
     int ok = 0, err = 0;
 
     for (int i = 0; i < s->num_children; i++) {
-        int ret = op(s->children[i], opaque);
+        int ret = op(s->children[i], req);
 
         if (ret < 0) {
             err = err ? err : ret;
+            if (type) {
+                quorum_report_bad(type, s->children[i], req ? req->offset : 0,
+                                  req ? req->bytes : 0, ret);
+            }
         } else {
             ok++;
         }
@@ -275,12 +397,6 @@ static int quorum_all(BlockDriverState *bs, QuorumOp op, void *opaque, Error **e
     error_setg(errp, "%s", g_strerror(-err));
     return err;
 }
-
-typedef struct QuorumReq {
-    int64_t offset, bytes;
-    const void *buf;
-    int flags;
-} QuorumReq;
 
 static int op_write(BlockDriverState *c, void *opaque)
 {
@@ -309,26 +425,63 @@ static int quorum_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                          const void *buf, int flags, Error **errp)
 {
     QuorumReq r = { offset, bytes, buf, flags };
-    return quorum_all(bs, op_write, &r, errp);
+    return quorum_all(bs, op_write, &r, "write", errp);
 }
 
 static int quorum_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                 int flags, Error **errp)
 {
     QuorumReq r = { offset, bytes, NULL, flags };
-    return quorum_all(bs, op_zeroes, &r, errp);
+    return quorum_all(bs, op_zeroes, &r, "write", errp);
 }
 
 static int quorum_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            Error **errp)
 {
     QuorumReq r = { offset, bytes, NULL, 0 };
-    return quorum_all(bs, op_discard, &r, errp);
+    return quorum_all(bs, op_discard, &r, NULL, errp);
 }
 
 static int quorum_flush(BlockDriverState *bs, Error **errp)
 {
-    return quorum_all(bs, op_flush, NULL, errp);
+    return quorum_all(bs, op_flush, NULL, "flush", errp);
+}
+
+/*
+ * A range reads as zeroes from the quorum only when every child's whole
+ * chain says so; anything else is data (the node maps to no one file, so
+ * no offset is given).  The run is the shortest of the children's.  A
+ * child that cannot tell is not counted (its reads fail the vote anyway).
+ */
+static int quorum_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQuorumState *s = bs->opaque;
+    bool all_zero = true;
+    int answered = 0, err = 0;
+
+    *pnum = bytes;
+    for (int i = 0; i < s->num_children; i++) {
+        int64_t n = 0;
+        int ret = bdrv_block_status_above(s->children[i], NULL, offset, bytes, &n,
+                                          NULL, NULL);
+
+        if (ret < 0) {
+            err = ret;
+            continue;
+        }
+        answered++;
+        if (n > 0 && n < *pnum) {
+            *pnum = n;
+        }
+        if (!(ret & BDRV_BLOCK_ZERO)) {
+            all_zero = false;
+        }
+    }
+    if (!answered) {
+        return err;
+    }
+    return all_zero ? BDRV_BLOCK_ZERO : BDRV_BLOCK_DATA;
 }
 
 /* All children must have one size: that is the node's. */
@@ -367,6 +520,9 @@ static BlockDriver bdrv_quorum = {
     .bdrv_pdiscard = quorum_pdiscard,
     .bdrv_flush = quorum_flush,
     .bdrv_getlength = quorum_getlength,
+    .bdrv_block_status = quorum_block_status,
+    .bdrv_add_child = quorum_add_child,
+    .bdrv_del_child = quorum_del_child,
 };
 
 void bdrv_quorum_init(void)

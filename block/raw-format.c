@@ -199,11 +199,17 @@ static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (*pnum == 0) {
         *pnum = bytes;
     }
-    /* Everything of a raw image is defined by the image itself. */
-    *map = s->offset + offset;
-    *file = bs->file;
-    return (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_OFFSET_VALID |
-           BDRV_BLOCK_ALLOCATED;
+    /*
+     * As in QEMU, a raw node answers what its file answers: a format or a
+     * quorum below says what is allocated and where (if anywhere) it lives.
+     * A protocol that cannot tell holds everything at the offset asked.
+     */
+    if (!(ret & BDRV_BLOCK_OFFSET_VALID) && !bs->file->drv->bdrv_block_status) {
+        *map = s->offset + offset;
+        *file = bs->file;
+        ret |= BDRV_BLOCK_OFFSET_VALID;
+    }
+    return ret & ~BDRV_BLOCK_EOF;
 }
 
 static int64_t raw_getlength(BlockDriverState *bs)

@@ -35,6 +35,7 @@
 #include "monitor/qmp-internal.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
+#include "system/qtest.h"
 
 #define HMP_MAX_LINE  (64 * 1024)
 #define QMP_MAX_INPUT (1024 * 1024)
@@ -521,10 +522,99 @@ static size_t qmp_feed(Monitor *mon, const char *data, size_t len)
     return i;
 }
 
+static void monitor_event_send(json_t *msg)
+{
+    for (GList *l = monitors; l; l = l->next) {
+        Monitor *mon = l->data;
+        if (mon->qmp && mon->command_mode && mon->out_fd >= 0) {
+            qmp_send(mon, msg);
+        }
+    }
+}
+
+/*
+ * QEMU's rate limit on some events: at most one a second for each key
+ * (the event, and for QUORUM_REPORT_BAD the node).  The first goes at
+ * once; those within the second wait, only the latest kept, and go when
+ * it ends, which starts another second.  Under qtest the second is
+ * measured on the virtual clock (clock_step), as QEMU does.
+ */
+#pragma weak qtest_clock_enabled
+#pragma weak qtest_clock_ns
+#pragma weak qtest_clock_timer
+
+#define EVENT_RATE_NS 1000000000LL
+
+typedef struct EventThrottle {
+    char *key;
+    json_t *pending;
+} EventThrottle;
+
+static GHashTable *event_throttles;
+
+static bool event_clock_virtual(void)
+{
+    return qtest_clock_enabled && qtest_clock_enabled();
+}
+
+static void event_throttle_expired(void *opaque);
+
+static gboolean event_throttle_expired_g(gpointer opaque)
+{
+    event_throttle_expired(opaque);
+    return G_SOURCE_REMOVE;
+}
+
+static void event_throttle_arm(EventThrottle *t)
+{
+    if (event_clock_virtual()) {
+        qtest_clock_timer(qtest_clock_ns() + EVENT_RATE_NS, event_throttle_expired, t);
+    } else {
+        g_timeout_add(EVENT_RATE_NS / 1000000, event_throttle_expired_g, t);
+    }
+}
+
+static void event_throttle_expired(void *opaque)
+{
+    EventThrottle *t = opaque;
+
+    if (t->pending) {
+        monitor_event_send(t->pending);
+        json_decref(t->pending);
+        t->pending = NULL;
+        event_throttle_arm(t);
+    } else {
+        g_hash_table_remove(event_throttles, t->key);
+    }
+}
+
+static void event_throttle_free(gpointer p)
+{
+    EventThrottle *t = p;
+
+    json_decref(t->pending);
+    g_free(t->key);
+    g_free(t);
+}
+
+/* The throttle key of @event, or NULL when it is not rate-limited. */
+static char *event_throttle_key(const char *event, json_t *data)
+{
+    if (!strcmp(event, "QUORUM_REPORT_BAD")) {
+        json_t *node = data ? json_object_get(data, "node-name") : NULL;
+        return g_strdup_printf("%s/%s", event, json_is_string(node) ? json_string_value(node) : "");
+    }
+    if (!strcmp(event, "QUORUM_FAILURE")) {
+        return g_strdup(event);
+    }
+    return NULL;
+}
+
 void monitor_qapi_event_emit(const char *event, json_t *data)
 {
     gint64 now = g_get_real_time();
     json_t *msg = json_object();
+    g_autofree char *key = event_throttle_key(event, data);
 
     json_object_set_new(msg, "timestamp",
                         json_pack("{s:I,s:I}", "seconds", (json_int_t)(now / G_USEC_PER_SEC),
@@ -533,12 +623,25 @@ void monitor_qapi_event_emit(const char *event, json_t *data)
     if (data) {
         json_object_set_new(msg, "data", data);
     }
-    for (GList *l = monitors; l; l = l->next) {
-        Monitor *mon = l->data;
-        if (mon->qmp && mon->command_mode && mon->out_fd >= 0) {
-            qmp_send(mon, msg);
+    if (key) {
+        EventThrottle *t;
+
+        if (!event_throttles) {
+            event_throttles = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                    event_throttle_free);
         }
+        t = g_hash_table_lookup(event_throttles, key);
+        if (t) {
+            json_decref(t->pending);
+            t->pending = msg;
+            return;
+        }
+        t = g_new0(EventThrottle, 1);
+        t->key = g_steal_pointer(&key);
+        g_hash_table_insert(event_throttles, t->key, t);
+        event_throttle_arm(t);
     }
+    monitor_event_send(msg);
     json_decref(msg);
 }
 

@@ -3,12 +3,13 @@
  * The qtest protocol: one command a line, one reply a line ("OK ..." or
  * "FAIL ...").  QEMU's test harness connects it to every machine it starts
  * (QEMUQtestMachine), and uses it to step the virtual clock.  This machine
- * runs no guest, so it has no guest memory, ports or interrupts to poke and
- * no virtual clock: block jobs and the rest run on real time.  It answers
- * those commands as QEMU answers commands it does not have (QEMU itself
- * does so for clock_step when the qtest accelerator is not the one in use).
+ * runs no guest, so it has no guest memory, ports or interrupts to poke; it
+ * answers those commands as QEMU answers commands it does not have.  Its
+ * virtual clock moves only by clock_step and clock_set, and times only the
+ * monitor's event rate limits: block jobs and the rest run on real time.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include "monitor/chardev.h"
 #include "system/qtest.h"
+#include "qemu/cutils.h"
 
 #define QTEST_MAX_LINE (64 * 1024)
 
@@ -45,6 +47,68 @@ static void qtest_send(const char *line)
     }
 }
 
+/*
+ * The virtual clock: with qtest it stands still but for clock_step and
+ * clock_set, as QEMU's under the qtest accelerator.  Only what keeps time
+ * for the monitor (its event rate limits) runs on it.
+ */
+typedef struct QtestTimer {
+    int64_t deadline;
+    void (*cb)(void *opaque);
+    void *opaque;
+} QtestTimer;
+
+static int64_t qtest_now;
+static GList *qtest_timers;
+
+bool qtest_clock_enabled(void)
+{
+    return qtest_chr != NULL;
+}
+
+int64_t qtest_clock_ns(void)
+{
+    return qtest_now;
+}
+
+void qtest_clock_timer(int64_t deadline, void (*cb)(void *opaque), void *opaque)
+{
+    QtestTimer *t = g_new(QtestTimer, 1);
+
+    t->deadline = deadline;
+    t->cb = cb;
+    t->opaque = opaque;
+    qtest_timers = g_list_append(qtest_timers, t);
+}
+
+/* Moves the clock to @target, running the timers due on the way, in order. */
+static void qtest_clock_advance(int64_t target)
+{
+    for (;;) {
+        GList *first = NULL;
+
+        for (GList *l = qtest_timers; l; l = l->next) {
+            QtestTimer *t = l->data;
+            if (t->deadline <= target &&
+                (!first || t->deadline < ((QtestTimer *)first->data)->deadline)) {
+                first = l;
+            }
+        }
+        if (!first) {
+            break;
+        }
+        {
+            QtestTimer *t = first->data;
+
+            qtest_timers = g_list_delete_link(qtest_timers, first);
+            qtest_now = MAX(qtest_now, t->deadline);
+            t->cb(t->opaque);
+            g_free(t);
+        }
+    }
+    qtest_now = MAX(qtest_now, target);
+}
+
 static void qtest_command(const char *line)
 {
     g_auto(GStrv) words = g_strsplit_set(line, " \t", -1);
@@ -53,6 +117,29 @@ static void qtest_command(const char *line)
     if (!strcmp(cmd, "endianness") && !words[1]) {
         /* The x86 target's byte order: true without a guest. */
         qtest_send("OK little\n");
+    } else if ((!strcmp(cmd, "clock_step") || !strcmp(cmd, "clock_set")) &&
+               (!words[1] || !words[2])) {
+        int64_t n = 0, target;
+        g_autofree char *reply = NULL;
+
+        if (words[1] && qemu_strtoi64(words[1], NULL, 0, &n) < 0) {
+            qtest_send("FAIL invalid number\n");
+            return;
+        }
+        if (!strcmp(cmd, "clock_set")) {
+            target = n;
+        } else if (words[1]) {
+            target = qtest_now + n;
+        } else {
+            /* No step given: to the next timer's deadline. */
+            target = qtest_timers ? INT64_MAX : qtest_now;
+            for (GList *l = qtest_timers; l; l = l->next) {
+                target = MIN(target, ((QtestTimer *)l->data)->deadline);
+            }
+        }
+        qtest_clock_advance(target);
+        reply = g_strdup_printf("OK %" PRId64 "\n", qtest_now);
+        qtest_send(reply);
     } else {
         g_autofree char *reply = g_strdup_printf("FAIL Unknown command '%s'\n", cmd);
         qtest_send(reply);

@@ -59,7 +59,7 @@ static void usage(void)
            "-chardev socket,id=ID,path=PATH|host=H,port=P[,server=on|off][,wait=off]\n"
            "-chardev stdio,id=ID  a character device for -mon\n"
            "-mon chardev=ID[,mode=readline|control]  HMP or QMP monitor on a chardev\n"
-           "-qtest DEV          qtest protocol on DEV (no guest: only 'endianness')\n"
+           "-qtest DEV          qtest protocol on DEV (no guest: only 'endianness', 'clock_step', 'clock_set')\n"
            "-drive OPTS         drive: if=none|ide|virtio,id=,file=,format=,media=,encrypt.key-secret=,...\n"
            "-hda..-hdd FILE     IDE drives with index 0..3\n"
            "-snapshot           every drive is snapshot=on: writes go to a temporary overlay\n"

@@ -387,6 +387,13 @@ typedef struct BlockDriver {
     BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
     const char *extra_child_name;
     /*
+     * x-blockdev-change: a driver with a list of children (quorum) takes
+     * @child as a new one (a new reference), or lets go of the child
+     * named @name (as in its options: "children.1").  Optional.
+     */
+    int (*bdrv_add_child)(BlockDriverState *bs, BlockDriverState *child, Error **errp);
+    int (*bdrv_del_child)(BlockDriverState *bs, const char *name, Error **errp);
+    /*
      * Adjusts what the node needs of its file child (@perm) and shares of
      * it (@shared), after the default of a filter or a format: blkdebug's
      * take-child-perms and unshare-child-perms.
@@ -454,6 +461,13 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
                                 Error **errp);
 /* Whether @options give the filter a file child; if not, the error says so. */
 bool bdrv_filter_file_given(QDict *options, Error **errp);
+/*
+ * A child given as a reference ("@key": "NODE-NAME"): *child gets a new
+ * reference to that node and @key leaves @options.  Returns false (with
+ * *child NULL) when @key is no string, and on a missing node sets @errp.
+ */
+bool bdrv_filter_child_ref(QDict *options, const char *key, BlockDriverState **child,
+                           Error **errp);
 int bdrv_filter_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                       int flags, Error **errp);
 int bdrv_filter_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -563,6 +577,7 @@ void bdrv_mirror_top_init(void);
 bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                              int flags, int *ret, Error **errp);
 void bdrv_quorum_init(void);
+void bdrv_preallocate_init(void);
 
 /*
  * Sets the deadline (g_get_monotonic_time() * 1000 nanoseconds, 0: none) of
