@@ -61,7 +61,10 @@ for cmd in sys.stdin:
         print(line)
         if is_reply(line):
             break
-    for line in lines(0.05):
+    # QEMU 7.2's tray timers fire within milliseconds when the machine is
+    # idle, but a loaded machine (the sanitizer build, a busy CI host) was
+    # seen to take longer than 50 ms: wait a quarter second.
+    for line in lines(0.25):
         print(line)
 proc.stdin.close()
 for line in lines(30):
