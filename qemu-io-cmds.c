@@ -1410,6 +1410,7 @@ static const QemuIOCommand flush_cmd = {
  * before its command returns, so there is never anything outstanding to
  * wait for.
  */
+/* qemuio_command() has waited for the aio requests: that is all it does, as in QEMU. */
 static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
 {
     return 0;
