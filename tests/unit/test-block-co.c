@@ -157,6 +157,7 @@ static void test_key_gate(void)
     qdict_put_str(opts, "encrypt.iter-time", "10");
     g_assert_cmpint(bdrv_img_create(p, "qcow2", NULL, NULL, opts, MiB,
                                     BDRV_IMG_CREATE_QUIET, &error_abort), ==, 0);
+    qobject_unref(opts);
     /* Opened without its key, only to look at: no I/O in any context. */
     opts = qdict_new();
     qdict_put_str(opts, "driver", "qcow2");
