@@ -2061,6 +2061,36 @@ static const QemuIOCommand wait_break_cmd = {
     .args = "tag", .oneline = "waits for the suspension of a request",
 };
 
+/* sleep: the main loop runs meanwhile, so aio requests go on (and report). */
+static gboolean sleep_done(gpointer opaque)
+{
+    *(bool *)opaque = true;
+    return G_SOURCE_REMOVE;
+}
+
+static int sleep_f(BlockDriverState *bs, int argc, char **argv)
+{
+    const char *end;
+    int64_t ms;
+    bool done = false;
+
+    if (qemu_strtoi64(argv[1], &end, 0, &ms) < 0 || *end || ms < 0 || ms > G_MAXUINT) {
+        qemuio_printf("%s is not a valid number\n", argv[1]);
+        return -EINVAL;
+    }
+    g_timeout_add((guint)ms, sleep_done, &done);
+    while (!done) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    return 0;
+}
+
+static const QemuIOCommand sleep_cmd = {
+    .name = "sleep", .func = sleep_f, .argmin = 1, .argmax = 1,
+    .flags = QEMUIO_CMD_NOFILE_OK | QEMUIO_CMD_ASYNC,
+    .oneline = "waits for the given value in milliseconds",
+};
+
 static void init_commands(void)
 {
     static const QemuIOCommand *const builtin[] = {
@@ -2069,7 +2099,7 @@ static void init_commands(void)
         &flush_cmd, &aio_flush_cmd, &reopen_cmd, &sigraise_cmd, &truncate_cmd,
         &length_cmd, &info_cmd,
         &alloc_cmd, &map_cmd, &help_cmd,
-        &break_cmd, &remove_break_cmd, &resume_cmd, &wait_break_cmd,
+        &break_cmd, &remove_break_cmd, &resume_cmd, &wait_break_cmd, &sleep_cmd,
     };
     static bool done;
 

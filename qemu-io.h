@@ -43,8 +43,9 @@ void qemuio_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define QEMUIO_CMD_NOFILE_OK 0x1   /* runs without an open image */
 #define QEMUIO_CMD_WRITE     0x2   /* refused on a read-only image */
 /*
- * Starts a request and returns while it is in flight (aio_read, aio_write).
- * Every other command first waits for those requests to end.
+ * Starts a request and returns while it is in flight (aio_read, aio_write),
+ * or lets such requests go on (sleep).  Every other command first waits for
+ * those requests to end.
  */
 #define QEMUIO_CMD_ASYNC     0x4
 
