@@ -155,6 +155,7 @@ static BlockDriverState *bdrv_new(void)
     bs->refcnt = 1;
     bs->shared_perm = BLK_PERM_ALL;     /* no locks held */
     bs->perm_seq = ++perm_seq_counter;
+    qemu_co_mutex_init(&bs->request_lock);
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
 }
@@ -478,6 +479,8 @@ void bdrv_ref(BlockDriverState *bs)
 
 static void bdrv_close(BlockDriverState *bs)
 {
+    /* Requests in coroutines hold a reference: none can be left here. */
+    g_assert(bs->co_in_flight == 0);
     bs->closing = true;
     if (bs->drv) {
         /*
@@ -2765,7 +2768,11 @@ int64_t bdrv_acct_clock_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* A drive's limits for this thread's requests, and how deep they are nested. */
+/*
+ * A drive's limits for this thread's requests, and how deep they are
+ * nested.  Per thread, not per coroutine: the devices that set a front
+ * throttle make their requests outside coroutines (docs/concurrency.md).
+ */
 static __thread ThrottleGroup *front_throttle;
 static __thread int request_depth;
 
@@ -2796,9 +2803,36 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
     }
     if (ret == 0) {
+        Coroutine *co = qemu_coroutine_self();
+        bool serial = co && bs->drv && !bs->drv->concurrent_requests;
+
+        /*
+         * A request in a coroutine keeps its node alive and, unless the
+         * driver takes concurrent requests, has the node to itself until
+         * it ends (other coroutines' requests to the node wait here).
+         */
+        if (co) {
+            bdrv_ref(bs);
+            bs->co_in_flight++;
+        }
+        if (serial) {
+            if (bs->request_lock.holder == co) {
+                bs->request_lock_depth++;
+            } else {
+                qemu_co_mutex_lock(&bs->request_lock);
+                bs->request_lock_depth = 1;
+            }
+        }
         request_depth++;
         ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
         request_depth--;
+        if (serial && --bs->request_lock_depth == 0) {
+            qemu_co_mutex_unlock(&bs->request_lock);
+        }
+        if (co) {
+            bs->co_in_flight--;
+            bdrv_unref(bs);
+        }
     }
     now = bdrv_acct_clock_ns();
 
@@ -3909,6 +3943,26 @@ bool bdrv_get_no_flush(BlockDriverState *bs)
 const char *bdrv_get_detect_zeroes(BlockDriverState *bs)
 {
     return bdrv_detect_zeroes_str(bs->detect_zeroes);
+}
+
+int bdrv_requests_in_flight(void)
+{
+    int n = 0;
+
+    for (GList *l = all_nodes; l; l = l->next) {
+        n += ((BlockDriverState *)l->data)->co_in_flight;
+    }
+    return n;
+}
+
+void bdrv_drain_all(void)
+{
+    g_autoptr(GMainContext) ctx = g_main_context_ref_thread_default();
+
+    g_assert(!qemu_in_coroutine());
+    while (bdrv_requests_in_flight()) {
+        g_main_context_iteration(ctx, TRUE);
+    }
 }
 
 const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs)

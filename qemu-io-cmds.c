@@ -24,6 +24,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu-io.h"
+#include "qemu/coroutine.h"
 
 /* QEMU's qemu-io refuses single requests longer than this; so do we. */
 #define QEMUIO_MAX_REQUEST ((int64_t)(INT32_MAX & ~(int64_t)(BDRV_SECTOR_SIZE - 1)))
@@ -626,11 +627,10 @@ static void report_done(const IOCmdFlags *f, const char *op, struct timespec ela
  * they spell their arguments.  @name is the command for the failure
  * message; -P checks @verify_len bytes from @verify_start of the data.
  */
-static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
-                    int64_t offset, int64_t count,
-                    int64_t verify_start, int64_t verify_len)
+static int run_read_into(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
+                         int64_t offset, int64_t count, uint8_t *buf,
+                         int64_t verify_start, int64_t verify_len)
 {
-    uint8_t *buf = qemuio_buf_get(count);
     struct timespec t1 = ts_now(), elapsed;
     Error *err = NULL;
     int ret;
@@ -648,6 +648,16 @@ static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
         }
         report_done(f, "read", elapsed, offset, count, buf);
     }
+    return ret;
+}
+
+static int run_read(BlockDriverState *bs, const IOCmdFlags *f, const char *name,
+                    int64_t offset, int64_t count,
+                    int64_t verify_start, int64_t verify_len)
+{
+    int ret = run_read_into(bs, f, name, offset, count, qemuio_buf_get(count),
+                            verify_start, verify_len);
+
     qemuio_buf_put();
     return ret;
 }
@@ -1074,13 +1084,76 @@ static int writev_f(BlockDriverState *bs, int argc, char **argv)
 /* aio_read, aio_write */
 
 /*
- * There is no path for requests in flight together yet: an aio request
- * runs to completion when it is issued and its completion report (or
- * failure) is printed then, in the form QEMU prints it when the request
- * completes.  As in QEMU, the command itself succeeds once the request is
- * issued; a failed request or pattern check shows only in the output.
- * aio_flush then finds nothing outstanding.
+ * Each aio request is a coroutine with its own buffer: the command starts
+ * it and returns once the request waits for I/O, so that the next aio
+ * commands' requests are in flight with it (docs/concurrency.md).  Its
+ * result lines are printed when it completes, in QEMU's form; as in QEMU,
+ * the command itself succeeds once the request is started.  Every other
+ * command (aio_flush too) first waits for the requests in flight.
  */
+static int aio_in_flight;
+
+typedef struct AioRequest {
+    BlockDriverState *bs;
+    IOCmdFlags f;
+    bool write;
+    int64_t offset, count;
+    void *mem;              /* the allocation; NULL: zeroes are written */
+    uint8_t *buf;           /* the data within it (-m misaligns it) */
+    int flags;
+} AioRequest;
+
+static AioRequest *aio_request_new(BlockDriverState *bs, const IOCmdFlags *f, bool write,
+                                   bool zeroes, int64_t offset, int64_t count)
+{
+    AioRequest *r = g_new0(AioRequest, 1);
+
+    r->bs = bs;
+    r->f = *f;
+    r->write = write;
+    r->offset = offset;
+    r->count = count;
+    if (!zeroes) {
+        if (posix_memalign(&r->mem, IOBUF_ALIGN, (count ? count : 1) + MISALIGN_OFFSET)) {
+            g_error("qemu-io: out of memory for a %" PRId64 " byte buffer", count);
+        }
+        r->buf = (uint8_t *)r->mem + (qemuio_misalign ? MISALIGN_OFFSET : 0);
+    }
+    return r;
+}
+
+static void aio_request_co(void *opaque)
+{
+    AioRequest *r = opaque;
+
+    if (r->write) {
+        run_write(r->bs, &r->f, "aio_write", r->offset, r->count, r->buf, r->flags);
+    } else {
+        /* QEMU names the failed request "readv", which is what it issues. */
+        run_read_into(r->bs, &r->f, "readv", r->offset, r->count, r->buf, 0, r->count);
+    }
+    free(r->mem);
+    bdrv_unref(r->bs);
+    g_free(r);
+    aio_in_flight--;
+}
+
+static void aio_request_start(AioRequest *r)
+{
+    bdrv_ref(r->bs);
+    aio_in_flight++;
+    qemu_coroutine_enter(qemu_coroutine_create(aio_request_co, r));
+}
+
+void qemuio_drain(void)
+{
+    bool done = aio_in_flight == 0;
+
+    while (!done) {
+        g_main_context_iteration(NULL, TRUE);
+        done = aio_in_flight == 0;
+    }
+}
 
 static void aio_read_help(void)
 {
@@ -1107,6 +1180,7 @@ static int aio_read_f(BlockDriverState *bs, int argc, char **argv);
 static const QemuIOCommand aio_read_cmd = {
     .name = "aio_read",
     .func = aio_read_f,
+    .flags = QEMUIO_CMD_ASYNC,
     .argmin = 2,
     .argmax = -1,
     .args = "[-Ciqv] [-P pattern] off len [len..]",
@@ -1145,8 +1219,7 @@ static int aio_read_f(BlockDriverState *bs, int argc, char **argv)
         qemuio_printf("injecting invalid read request\n");
         return 0;
     }
-    /* QEMU names the failed request "readv", which is what it issues. */
-    run_read(bs, &f, "readv", offset, count, 0, count);
+    aio_request_start(aio_request_new(bs, &f, false, false, offset, count));
     return 0;
 }
 
@@ -1180,7 +1253,7 @@ static const QemuIOCommand aio_write_cmd = {
     .func = aio_write_f,
     .argmin = 2,
     .argmax = -1,
-    .flags = QEMUIO_CMD_WRITE,
+    .flags = QEMUIO_CMD_WRITE | QEMUIO_CMD_ASYNC,
     .args = "[-Cfiquz] [-P pattern] off len [len..]",
     .oneline = "asynchronously writes a number of bytes",
     .help = aio_write_help,
@@ -1191,8 +1264,8 @@ static int aio_write_f(BlockDriverState *bs, int argc, char **argv)
     IOCmdFlags f = { .pattern = 0xcd };
     bool iflag = false, zflag = false, uflag = false;
     int64_t offset, count;
-    uint8_t *buf = NULL;
-    int c, ret, flags = 0;
+    AioRequest *r;
+    int c, ret;
 
     optind = 0;
     while ((c = next_io_option(argc, argv, "CfiP:quz", &aio_write_cmd, &f)) > 0) {
@@ -1232,15 +1305,14 @@ static int aio_write_f(BlockDriverState *bs, int argc, char **argv)
         return 0;
     }
 
+    r = aio_request_new(bs, &f, true, zflag, offset, count);
     if (!zflag) {
-        buf = qemuio_buf_get(count);
-        memset(buf, f.pattern, count);
+        memset(r->buf, f.pattern, count);
     }
     if (uflag) {
-        flags |= BDRV_REQ_MAY_UNMAP;
+        r->flags |= BDRV_REQ_MAY_UNMAP;
     }
-    run_write(bs, &f, "aio_write", offset, count, buf, flags);
-    qemuio_buf_put();
+    aio_request_start(r);
     return 0;
 }
 
@@ -1338,6 +1410,7 @@ static const QemuIOCommand flush_cmd = {
  * before its command returns, so there is never anything outstanding to
  * wait for.
  */
+/* qemuio_command() has waited for the aio requests: that is all it does, as in QEMU. */
 static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
 {
     return 0;
@@ -1988,6 +2061,36 @@ static const QemuIOCommand wait_break_cmd = {
     .args = "tag", .oneline = "waits for the suspension of a request",
 };
 
+/* sleep: the main loop runs meanwhile, so aio requests go on (and report). */
+static gboolean sleep_done(gpointer opaque)
+{
+    *(bool *)opaque = true;
+    return G_SOURCE_REMOVE;
+}
+
+static int sleep_f(BlockDriverState *bs, int argc, char **argv)
+{
+    const char *end;
+    int64_t ms;
+    bool done = false;
+
+    if (qemu_strtoi64(argv[1], &end, 0, &ms) < 0 || *end || ms < 0 || ms > G_MAXUINT) {
+        qemuio_printf("%s is not a valid number\n", argv[1]);
+        return -EINVAL;
+    }
+    g_timeout_add((guint)ms, sleep_done, &done);
+    while (!done) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    return 0;
+}
+
+static const QemuIOCommand sleep_cmd = {
+    .name = "sleep", .func = sleep_f, .argmin = 1, .argmax = 1,
+    .flags = QEMUIO_CMD_NOFILE_OK | QEMUIO_CMD_ASYNC,
+    .oneline = "waits for the given value in milliseconds",
+};
+
 static void init_commands(void)
 {
     static const QemuIOCommand *const builtin[] = {
@@ -1996,7 +2099,7 @@ static void init_commands(void)
         &flush_cmd, &aio_flush_cmd, &reopen_cmd, &sigraise_cmd, &truncate_cmd,
         &length_cmd, &info_cmd,
         &alloc_cmd, &map_cmd, &help_cmd,
-        &break_cmd, &remove_break_cmd, &resume_cmd, &wait_break_cmd,
+        &break_cmd, &remove_break_cmd, &resume_cmd, &wait_break_cmd, &sleep_cmd,
     };
     static bool done;
 
@@ -2085,6 +2188,9 @@ int qemuio_command(BlockDriverState *bs, const char *cmdline)
     if (bs && (ct->flags & QEMUIO_CMD_WRITE) && bdrv_is_read_only(bs)) {
         error_report("Block node is read-only");
         return -1;
+    }
+    if (!(ct->flags & QEMUIO_CMD_ASYNC)) {
+        qemuio_drain();
     }
     ret = ct->func(bs, argc, argv);
     /* getopt keeps pointers into argv; leave no stale state behind. */

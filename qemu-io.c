@@ -579,6 +579,8 @@ int main(int argc, char **argv)
         command_loop();
     }
 
+    /* The last aio requests end (and print) before the image closes. */
+    qemuio_drain();
     /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
     if (qemuio_bs) {
         bdrv_user_remove(qemuio_user);

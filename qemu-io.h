@@ -33,12 +33,21 @@ typedef void (*QemuIOOutputFn)(void *opaque, bool is_error, const char *text);
 void qemuio_set_output(QemuIOOutputFn fn, void *opaque);
 void qemuio_get_output(QemuIOOutputFn *fn, void **opaque);
 
+/* Waits until the aio requests in flight have ended (their lines printed). */
+void qemuio_drain(void);
+
 void qemuio_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void qemuio_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Command flags */
 #define QEMUIO_CMD_NOFILE_OK 0x1   /* runs without an open image */
 #define QEMUIO_CMD_WRITE     0x2   /* refused on a read-only image */
+/*
+ * Starts a request and returns while it is in flight (aio_read, aio_write),
+ * or lets such requests go on (sleep).  Every other command first waits for
+ * those requests to end.
+ */
+#define QEMUIO_CMD_ASYNC     0x4
 
 /*
  * A command's function gets the image (may be NULL only for NOFILE_OK

@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "qemu/thread-pool.h"
 #include "qemu/cutils.h"
 #include "qemu/fdset.h"
 
@@ -48,6 +49,13 @@ typedef struct BDRVRawState {
      * in the host's page cache.
      */
     bool check_cache_dropped;
+    /*
+     * Requests run concurrently (concurrent_requests): each system call
+     * goes to a worker thread when the request is a coroutine.  With
+     * O_DIRECT, writes still go one at a time: a write that reads and
+     * rewrites a partial block would undo a concurrent write to that block.
+     */
+    CoMutex direct_write_lock;
 } BDRVRawState;
 
 /*
@@ -310,6 +318,7 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     const char *filename = qdict_get_try_str(options, "filename");
     struct stat st;
 
+    qemu_co_mutex_init(&s->direct_write_lock);
     if (!filename || !*filename) {
         error_setg(errp, "The 'file' block driver requires a file name");
         return -EINVAL;
@@ -515,18 +524,66 @@ static bool direct_aligned(BDRVRawState *s, int64_t offset, int64_t bytes, const
     return !((offset | bytes | (uintptr_t)buf) & (s->align - 1));
 }
 
+/*
+ * One read, write or flush as a worker thread runs it (thread_pool_run:
+ * inline outside coroutines).  It touches the descriptor and the request's
+ * buffer only; the node's state is updated by the request afterwards.
+ */
+typedef enum FileOp { FILE_OP_READ, FILE_OP_WRITE, FILE_OP_FLUSH } FileOp;
+
+typedef struct FileWork {
+    BDRVRawState *s;
+    FileOp op;
+    int64_t offset, bytes;
+    uint8_t *buf;
+} FileWork;
+
+static int file_work(void *opaque)
+{
+    FileWork *w = opaque;
+    BDRVRawState *s = w->s;
+
+    switch (w->op) {
+    case FILE_OP_READ:
+        if (s->direct && !direct_aligned(s, w->offset, w->bytes, w->buf)) {
+            return direct_rw(s, w->offset, w->bytes, w->buf, false);
+        }
+        return read_full(s->fd, w->buf, w->bytes, w->offset);
+    case FILE_OP_WRITE:
+        if (s->direct && !direct_aligned(s, w->offset, w->bytes, w->buf)) {
+            return direct_rw(s, w->offset, w->bytes, w->buf, true);
+        }
+        return write_full(s->fd, w->buf, w->bytes, w->offset);
+    case FILE_OP_FLUSH:
+        return fdatasync(s->fd) < 0 ? -errno : 0;
+    }
+    return -EINVAL;
+}
+
+static int file_run(BDRVRawState *s, FileOp op, int64_t offset, int64_t bytes, void *buf)
+{
+    FileWork w = { s, op, offset, bytes, buf };
+    bool lock = op == FILE_OP_WRITE && s->direct && qemu_in_coroutine();
+    int ret;
+
+    if (lock) {
+        qemu_co_mutex_lock(&s->direct_write_lock);
+    }
+    ret = thread_pool_run(file_work, &w);
+    if (lock) {
+        qemu_co_mutex_unlock(&s->direct_write_lock);
+    }
+    return ret;
+}
+
 static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
     int ret;
 
-    /* O_DIRECT wants aligned requests; the page cache takes any. */
-    if (s->direct && !direct_aligned(s, offset, bytes, buf)) {
-        ret = direct_rw(s, offset, bytes, buf, false);
-    } else {
-        ret = read_full(s->fd, buf, bytes, offset);
-    }
+    /* O_DIRECT wants aligned requests (file_work bounces them); the page cache takes any. */
+    ret = file_run(s, FILE_OP_READ, offset, bytes, buf);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Could not read '%s'", bs->filename);
     }
@@ -539,11 +596,7 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVRawState *s = bs->opaque;
     int ret;
 
-    if (s->direct && !direct_aligned(s, offset, bytes, buf)) {
-        ret = direct_rw(s, offset, bytes, (uint8_t *)buf, true);
-    } else {
-        ret = write_full(s->fd, buf, bytes, offset);
-    }
+    ret = file_run(s, FILE_OP_WRITE, offset, bytes, (void *)buf);
     if (ret < 0) {
         /* A part may have been written, past the end too. */
         s->length = -1;
@@ -653,10 +706,11 @@ static int file_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
 
-    if (fdatasync(s->fd) < 0) {
-        int err = errno;
-        error_setg_errno(errp, err, "Could not flush '%s'", bs->filename);
-        return -err;
+    int ret = file_run(s, FILE_OP_FLUSH, 0, 0, NULL);
+
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush '%s'", bs->filename);
+        return ret;
     }
     return 0;
 }
@@ -1016,6 +1070,7 @@ static BlockDriver bdrv_file_driver = {
     .format_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
+    .concurrent_requests = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,
@@ -1047,6 +1102,7 @@ static BlockDriver bdrv_host_device = {
     .format_name = "host_device",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
+    .concurrent_requests = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,
@@ -1076,6 +1132,7 @@ static BlockDriver bdrv_host_cdrom = {
     .format_name = "host_cdrom",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
+    .concurrent_requests = true,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,

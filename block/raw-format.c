@@ -275,6 +275,8 @@ static const char *const raw_strong_opts[] = { "offset", "size", NULL };
 static BlockDriver bdrv_raw = {
     .format_name = "raw",
     .is_passthrough = true,
+    /* Requests only add the offset: nothing they share changes. */
+    .concurrent_requests = true,
     .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
     .bdrv_open = raw_open,

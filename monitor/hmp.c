@@ -892,6 +892,12 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         ThrottleGroup *old_throttle = drive_enter_io(d);
 
         qemuio_command(bs, cmd);
+        /*
+         * aio requests end within the command: their lines belong to
+         * this reply, and nothing else in the machine runs beside block
+         * requests in coroutines yet (docs/concurrency.md).
+         */
+        qemuio_drain();
         bdrv_set_front_throttle(old_throttle);
     }
     qemuio_set_output(old_fn, old_opaque);

@@ -509,6 +509,14 @@ bool bdrv_get_no_flush(BlockDriverState *bs);
 const char *bdrv_get_detect_zeroes(BlockDriverState *bs);
 /* The node's I/O accounting (query-blockstats). */
 const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs);
+/*
+ * Requests in flight in coroutines, over all nodes; and waiting (in the
+ * thread's main loop, outside coroutines) until there are none.  Whoever
+ * starts requests in coroutines drains before it changes or queries what
+ * those requests may be in the middle of (docs/concurrency.md).
+ */
+int bdrv_requests_in_flight(void);
+void bdrv_drain_all(void);
 /* Counts a request of @type refused before it was made (qemu-io's -i). */
 void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type);
 /* The iothread (system/iothread.c) the node is in, NULL: the main loop. */

@@ -22,6 +22,7 @@
 
 #include <limits.h>
 #include "block/block.h"
+#include "qemu/coroutine.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -90,6 +91,16 @@ struct BlockDriverState {
     bool deprecation_warned;
 
     int in_flight;
+    /*
+     * Requests running in coroutines (docs/concurrency.md): how many are
+     * in flight, and the lock that runs them one at a time on a node whose
+     * driver does not declare concurrent_requests.  The lock is taken
+     * again, not waited for, by a request the holder makes to the same
+     * node (a format reading its own VM state, a notifier).
+     */
+    int co_in_flight;
+    CoMutex request_lock;
+    int request_lock_depth;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
     /* A running bdrv_amend_options_status()'s progress report. */
@@ -233,6 +244,14 @@ typedef struct BlockDriver {
     int (*bdrv_flush)(BlockDriverState *bs, Error **errp);
     /* Flags this driver honours in pwrite (BDRV_REQ_*). */
     int supported_write_flags;
+    /*
+     * The driver's request callbacks may run for several requests of one
+     * node at once: each request is a coroutine, and they interleave
+     * wherever one waits for I/O (docs/concurrency.md).  A driver without
+     * it gets its requests one at a time per node (the core holds the
+     * node's request lock around them).
+     */
+    bool concurrent_requests;
 
     /*
      * Status of [offset, offset+bytes) in this node alone.  Return
