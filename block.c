@@ -2033,7 +2033,8 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
      * A job's implicit filter and a node added on its own are not reopened
      * through this one: their options stay here, refused.
      */
-    if (bs->backing && !bs->backing->implicit && !bs->backing->monitor_owned) {
+    if (bs->backing && !bs->backing->implicit && !bs->backing->inserted_by_job &&
+        !bs->backing->monitor_owned) {
         backing_opts = qdict_extract_subqdict(own, "backing.");
     }
     if (qdict_size(file_opts) && !bs->file) {
