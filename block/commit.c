@@ -528,18 +528,22 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
      * The copy-on-read filter goes above the node streamed into, as in
      * QEMU (in the graph: a drive whose root it is keeps using the node
      * itself); a bad name creates no job.  It copies only what the job
-     * copies: from the layers above base.
+     * copies: from the layers above base.  Without a backing file the job
+     * ends at once and needs none (a read-only node stays read-only, as
+     * in QEMU, where such a job succeeds).
      */
-    s->filter = bdrv_stream_filter_new(bs, base && s->above_base &&
-                                               !bdrv_is_filter(s->above_base)
-                                           ? s->above_base : NULL,
-                                       opts->filter_node_name, errp);
-    if (!s->filter) {
-        block_job_free_unstarted(&s->common);
-        return NULL;
+    if (bs->backing) {
+        s->filter = bdrv_stream_filter_new(bs, base && s->above_base &&
+                                                   !bdrv_is_filter(s->above_base)
+                                               ? s->above_base : NULL,
+                                           opts->filter_node_name, errp);
+        if (!s->filter) {
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+        commit_replace_node(bs, s->filter);
+        block_job_add_node(&s->common, s->filter);
     }
-    commit_replace_node(bs, s->filter);
-    block_job_add_node(&s->common, s->filter);
     /* Without a backing file there is nothing to stream: the job ends at once. */
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
     block_job_start(&s->common);
