@@ -2037,7 +2037,8 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
      * A job's implicit filter and a node added on its own are not reopened
      * through this one: their options stay here, refused.
      */
-    if (bs->backing && !bs->backing->implicit && !bs->backing->monitor_owned) {
+    if (bs->backing && !bs->backing->implicit && !bs->backing->inserted_by_job &&
+        !bs->backing->monitor_owned) {
         backing_opts = qdict_extract_subqdict(own, "backing.");
     }
     if (qdict_size(file_opts) && !bs->file) {
@@ -2160,6 +2161,45 @@ out:
     return ok;
 }
 
+/* Whether @states makes @bs read-only (or leaves it so). */
+static bool reopen_ends_read_only(GArray *states, BlockDriverState *bs)
+{
+    for (guint i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+
+        if (st->bs == bs && st->has_read_only) {
+            return st->read_only;
+        }
+    }
+    return bs->read_only;
+}
+
+/*
+ * As QEMU: a node may become read-only only when no node that writes
+ * through it (a writable node whose file it is: a format over its file,
+ * a filter over its child) stays writable.
+ */
+static bool reopen_check_writers(GArray *states, Error **errp)
+{
+    for (guint i = 0; i < states->len; i++) {
+        ReopenState *st = &g_array_index(states, ReopenState, i);
+
+        if (!st->has_read_only || !st->read_only || st->bs->read_only) {
+            continue;
+        }
+        for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+            BlockDriverState *p = l->data;
+
+            if (p->file == st->bs && !reopen_ends_read_only(states, p)) {
+                error_setg(errp, "Read-only block node '%s' cannot support read-write users",
+                           st->bs->node_name);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     g_autoptr(GArray) states = g_array_new(false, false, sizeof(ReopenState));
@@ -2169,7 +2209,7 @@ int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
         error_setg(errp, "Node '%s' is not open", bs->node_name);
         return -ENOMEDIUM;
     }
-    if (!bdrv_reopen_check(bs, opts, states, errp)) {
+    if (!bdrv_reopen_check(bs, opts, states, errp) || !reopen_check_writers(states, errp)) {
         reopen_abort_all(states);
         return -EINVAL;
     }

@@ -317,6 +317,7 @@ static QObject *qmp_block_stream(QDict *args, Error **errp)
         .job_id = qdict_get_try_str(args, "job-id"),
         .device = qdict_get_try_str(args, "device"),
         .backing_file = qdict_get_try_str(args, "backing-file"),
+        .filter_node_name = qdict_get_try_str(args, "filter-node-name"),
         .speed = arg_int(args, "speed", 0),
         .on_error = arg_on_error(args, "on-error"),
     };

@@ -47,9 +47,10 @@ typedef struct CopyJob {
     BlockDriverState *above_base;
     bool base_sized;            /* commit: base is at least as long as top */
     /*
-     * Commit: QEMU's "commit_top" filter node, between top and the layer
-     * above it while the job runs (named by filter-node-name, else
-     * automatically).
+     * The job's filter node while it runs (named by filter-node-name, else
+     * automatically), as in QEMU: commit's "commit_top" between top and
+     * the layer above it; stream's copy-on-read above the node it streams
+     * into.
      */
     BlockDriverState *filter;
     int64_t cursor;
@@ -522,6 +523,26 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
             return NULL;
         }
         s->top_was_ro = true;
+    }
+    /*
+     * The copy-on-read filter goes above the node streamed into, as in
+     * QEMU (in the graph: a drive whose root it is keeps using the node
+     * itself); a bad name creates no job.  It copies only what the job
+     * copies: from the layers above base.  Without a backing file the job
+     * ends at once and needs none (a read-only node stays read-only, as
+     * in QEMU, where such a job succeeds).
+     */
+    if (bs->backing) {
+        s->filter = bdrv_stream_filter_new(bs, base && s->above_base &&
+                                                   !bdrv_is_filter(s->above_base)
+                                               ? s->above_base : NULL,
+                                           opts->filter_node_name, errp);
+        if (!s->filter) {
+            block_job_free_unstarted(&s->common);
+            return NULL;
+        }
+        commit_replace_node(bs, s->filter);
+        block_job_add_node(&s->common, s->filter);
     }
     /* Without a backing file there is nothing to stream: the job ends at once. */
     s->buf = g_malloc(BLOCK_JOB_CHUNK);

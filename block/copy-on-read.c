@@ -235,13 +235,49 @@ static BlockDriver bdrv_copy_on_read = {
     BDRV_FILTER_PASS_THROUGH_WRITES,
 };
 
-BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp)
+/* A filter over @bs, copying from down to @bottom (NULL: the whole chain). */
+static BlockDriverState *cor_open_over(BlockDriverState *bs, BlockDriverState *bottom,
+                                       const char *node_name, int flags, Error **errp)
 {
     QDict *opts = qdict_new();
 
     qdict_put_str(opts, "driver", "copy-on-read");
     qdict_put_str(opts, "file", bdrv_get_node_name(bs));
+    if (bottom) {
+        qdict_put_str(opts, "bottom", bdrv_get_node_name(bottom));
+    }
+    if (node_name) {
+        qdict_put_str(opts, "node-name", node_name);
+    }
     return bdrv_open(NULL, opts, flags, errp);
+}
+
+BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp)
+{
+    return cor_open_over(bs, NULL, NULL, flags, errp);
+}
+
+BlockDriverState *bdrv_stream_filter_new(BlockDriverState *bs, BlockDriverState *bottom,
+                                         const char *node_name, Error **errp)
+{
+    Error *local_err = NULL;
+    BlockDriverState *filter;
+
+    /* An empty name would otherwise mean an automatic one. */
+    if (node_name && !bdrv_node_name_valid(node_name, &local_err)) {
+        filter = NULL;
+    } else {
+        filter = cor_open_over(bs, bottom, node_name, BDRV_O_RDWR, &local_err);
+    }
+    if (!filter) {
+        /* QEMU's words: the node's own error, said of creating it. */
+        error_setg(errp, "Could not create node: %s", error_get_pretty(local_err));
+        error_free(local_err);
+        return NULL;
+    }
+    filter->implicit = !node_name;
+    filter->inserted_by_job = true;
+    return filter;
 }
 
 void bdrv_copy_on_read_init(void)

@@ -705,8 +705,13 @@ static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
+        /*
+         * A stream's filter may be taken out from under its parent, as in
+         * QEMU: the job needs nothing above it (its link up is not frozen).
+         */
         bool busy = it->change_backing && it->backing != it->bs->backing &&
-                    it->bs->backing && !block_job_check_node_free(it->bs->backing, errp);
+                    it->bs->backing && !it->bs->backing->inserted_by_job &&
+                    !block_job_check_node_free(it->bs->backing, errp);
 
         for (j = 0; !busy && j < it->nested->len; j++) {
             BackingChange *c = &g_array_index(it->nested, BackingChange, j);

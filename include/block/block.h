@@ -464,6 +464,13 @@ BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs);
  */
 BlockDriverState *bdrv_open_copy_on_read(BlockDriverState *bs, int flags, Error **errp);
 /*
+ * The copy-on-read filter a stream job puts above @bs for its life, as in
+ * QEMU 7.2: named @node_name, else an automatic (implicit) name; with
+ * @bottom, only what the chain holds down to @bottom is copied.
+ */
+BlockDriverState *bdrv_stream_filter_new(BlockDriverState *bs, BlockDriverState *bottom,
+                                         const char *node_name, Error **errp);
+/*
  * The limits of the drive this thread's requests come through (NULL:
  * none); an outermost read, write or zero-write waits for them.  Returns
  * the old setting.

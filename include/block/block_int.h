@@ -165,6 +165,12 @@ struct BlockDriverState {
      * through it, as QEMU does.
      */
     bool implicit;
+    /*
+     * A filter a job put above a node of the chain (stream's copy-on-read):
+     * opened as no parent's child, so, as in QEMU, a reopen of the parent
+     * does not reopen it: the parent's options for it stay the parent's.
+     */
+    bool inserted_by_job;
     bool activate_rw;
 
     /*

@@ -149,6 +149,7 @@ typedef struct StreamOptions {
     const char *device;
     const char *base;           /* file name or node name; NULL: copy everything */
     const char *backing_file;
+    const char *filter_node_name;   /* NULL: an implicit filter node */
     int64_t speed;
     BlockdevOnError on_error;
 } StreamOptions;
