@@ -186,6 +186,7 @@ static char *blkverify_plain_filename(BlockDriverState *bs, const char *file_pla
 
 static BlockDriver bdrv_blkverify = {
     .format_name = "blkverify",
+    .no_reopen = true,
     .is_passthrough = true,
     .is_filter = true,
     .instance_size = sizeof(BDRVBlkverifyState),

@@ -121,13 +121,33 @@ static bool in_chain_below(BlockDriverState *top, BlockDriverState *bs)
     return false;
 }
 
-/* Whether @bs is @top or below it (through file and backing links). */
+/* Whether @bs is @top or below it (through any child link). */
 static bool in_subtree(BlockDriverState *top, BlockDriverState *bs)
 {
+    g_autoptr(GPtrArray) more = NULL;
+
     if (!top) {
         return false;
     }
-    return top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs);
+    if (top == bs || in_subtree(top->file, bs) || in_subtree(top->backing, bs)) {
+        return true;
+    }
+    if (!top->drv) {
+        return false;
+    }
+    if (top->drv->bdrv_extra_child && in_subtree(top->drv->bdrv_extra_child(top), bs)) {
+        return true;
+    }
+    if (top->drv->bdrv_list_children) {
+        more = g_ptr_array_new();
+        top->drv->bdrv_list_children(top, more);
+        for (guint i = 0; i < more->len; i++) {
+            if (in_subtree(g_ptr_array_index(more, i), bs)) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static bool in_drive_tree(BlockDriverState *bs)
@@ -587,6 +607,11 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     if (!bdrv_find_format(qdict_get_try_str(elem, "driver"))) {
         error_setg(errp, "Parameter 'driver' does not accept value '%s'",
                    qdict_get_try_str(elem, "driver"));
+        return false;
+    }
+    if (it->bs->drv->no_reopen) {
+        error_setg(errp, "Block format '%s' used by node '%s' does not support reopening "
+                   "files", it->bs->drv->format_name, name);
         return false;
     }
     it->opts = json_deep_copy(elem);

@@ -210,6 +210,15 @@ fail:
     return -EINVAL;
 }
 
+static void quorum_list_children(BlockDriverState *bs, GPtrArray *out)
+{
+    BDRVQuorumState *s = bs->opaque;
+
+    for (int i = 0; i < s->num_children; i++) {
+        g_ptr_array_add(out, s->children[i]);
+    }
+}
+
 static void quorum_close(BlockDriverState *bs)
 {
     BDRVQuorumState *s = bs->opaque;
@@ -509,6 +518,8 @@ static const char *const quorum_strong_opts[] = {
 
 static BlockDriver bdrv_quorum = {
     .format_name = "quorum",
+    .no_reopen = true,
+    .bdrv_list_children = quorum_list_children,
     .instance_size = sizeof(BDRVQuorumState),
     .is_protocol = true,
     .strong_opts = quorum_strong_opts,

@@ -258,6 +258,17 @@ typedef struct BlockDriver {
      * node's request lock around them).
      */
     bool concurrent_requests;
+    /*
+     * blockdev-reopen refuses nodes of this driver, as QEMU 7.2 does for
+     * drivers without a reopen handler (quorum, blkverify: their children
+     * cannot be given again).
+     */
+    bool no_reopen;
+    /*
+     * Children besides file, backing and the extra child (quorum's list),
+     * appended to @out, for walks of the graph (a cycle check).
+     */
+    void (*bdrv_list_children)(BlockDriverState *bs, GPtrArray *out);
 
     /*
      * Status of [offset, offset+bytes) in this node alone.  Return
