@@ -20,6 +20,11 @@
  * when flag bit 2 is set).  The redundant directory and its tables are a
  * copy that is kept equal.
  *
+ * Corrupt pointers: a grain table or grain that lies past the end of the
+ * file or over the header, the embedded descriptor, a directory (or, for
+ * a grain, its own grain table) is an error on every access, so that a
+ * write never lands on metadata or grows the file to a stray offset.
+ *
  * Write ordering (a crash at any point leaves a consistent image, at most
  * a leaked grain): a new grain is written whole and flushed before a grain
  * table entry points at it; a new grain table is written (zeroed) and
@@ -65,6 +70,7 @@ typedef struct VmdkExtent {
     uint64_t grain_bytes;
     uint32_t gtes_per_gt;
     uint64_t gd_sector, rgd_sector;
+    uint64_t desc_sector, desc_sectors;     /* the embedded descriptor, if any */
     uint32_t gd_entries;
     uint32_t *gd, *rgd;         /* host endian */
     uint32_t *gt;               /* the one cached grain table */
@@ -132,7 +138,7 @@ static bool desc_get_hex32(const char *desc, const char *key, uint32_t *out)
  * The extent lines: "ACCESS SECTORS TYPE "FILE" [OFFSET]".  Fills @e's
  * descriptor fields for the only one; fails on none or several.
  */
-static int desc_parse_extent(const char *desc, VmdkExtent *e, Error **errp)
+static int desc_parse_extent(const char *desc, VmdkExtent *e, int flags, Error **errp)
 {
     g_auto(GStrv) lines = g_strsplit(desc, "\n", -1);
     int found = 0;
@@ -141,14 +147,18 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, Error **errp)
         char *l = g_strstrip(lines[i]);
         char access[16], type[16], fname[1024];
         uint64_t sectors, offset = 0;
-        int n;
+        int n, end = -1;
 
         if (strncmp(l, "RW ", 3) && strncmp(l, "RDONLY ", 7) && strncmp(l, "NOACCESS ", 9)) {
             continue;
         }
-        n = sscanf(l, "%15s %" SCNu64 " %15s \"%1023[^\"]\" %" SCNu64, access, &sectors, type,
-                   fname, &offset);
-        if (n < 4) {
+        /* %n counts only once the closing quote matched: the name is whole. */
+        n = sscanf(l, "%15s %" SCNu64 " %15s \"%1023[^\"]\"%n", access, &sectors, type, fname,
+                   &end);
+        if (n == 4 && end > 0 && l[end]) {
+            n += sscanf(l + end, " %" SCNu64, &offset) == 1;
+        }
+        if (n < 4 || end < 0) {
             error_setg(errp, "Invalid extent line: %s", l);
             return -EINVAL;
         }
@@ -164,7 +174,13 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, Error **errp)
             error_setg(errp, "VMDK extent '%s' is marked NOACCESS", fname);
             return -EINVAL;
         }
-        if (sectors > INT64_MAX / BDRV_SECTOR_SIZE || offset > INT64_MAX / BDRV_SECTOR_SIZE) {
+        if (!strcmp(access, "RDONLY") && flags & BDRV_O_RDWR) {
+            error_setg(errp, "VMDK extent '%s' is marked RDONLY: open the image read-only",
+                       fname);
+            return -EACCES;
+        }
+        if (sectors > INT64_MAX / BDRV_SECTOR_SIZE ||
+            offset > INT64_MAX / BDRV_SECTOR_SIZE - sectors) {
             error_setg(errp, "Invalid extent line: %s", l);
             return -EINVAL;
         }
@@ -185,7 +201,7 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Sparse extents */
 
-static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
+static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
 {
     int64_t file_len = bdrv_getlength(e->file);
     uint64_t capacity = ldq_le_p(h + 12);
@@ -206,6 +222,14 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
     if (version < 1 || version > 3) {
         error_setg(errp, "Unsupported VMDK version %" PRIu32, version);
         return -ENOTSUP;
+    }
+    /*
+     * Version 3 adds changed block tracking that this driver would not
+     * keep up to date; reading it as version 1 is safe, writing is not.
+     */
+    if (version == 3 && flags & BDRV_O_RDWR) {
+        error_setg(errp, "VMDK version 3 must be read only");
+        return -EINVAL;
     }
     if (e->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS) || lduw_le_p(h + 77)) {
         error_setg(errp, "VMDK images with compressed grains (streamOptimized) are not "
@@ -232,6 +256,8 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
         return -EINVAL;
     }
     e->grain_bytes = grain * BDRV_SECTOR_SIZE;
+    e->desc_sector = ldq_le_p(h + 28);
+    e->desc_sectors = ldq_le_p(h + 36);
     gt_span = grain * e->gtes_per_gt;
     if (DIV_ROUND_UP(capacity, gt_span) > UINT32_MAX / 4) {
         error_setg(errp, "Invalid VMDK capacity %" PRIu64 " sectors", capacity);
@@ -240,6 +266,10 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
     e->gd_entries = (uint32_t)DIV_ROUND_UP(capacity, gt_span);
     dir_bytes = (uint64_t)e->gd_entries * 4;
     /* The directories must lie in the file; that also bounds the allocation. */
+    if (!e->gd_sector || (e->flags & VMDK_FLAG_RGD && !e->rgd_sector)) {
+        error_setg(errp, "Invalid VMDK header: a grain directory overlaps the header");
+        return -EINVAL;
+    }
     if (e->gd_sector > (uint64_t)file_len / BDRV_SECTOR_SIZE ||
         dir_bytes > (uint64_t)file_len - e->gd_sector * BDRV_SECTOR_SIZE) {
         error_setg(errp, "Invalid VMDK header: the grain directory lies beyond the end of "
@@ -278,6 +308,53 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, Error **errp)
     return 0;
 }
 
+static bool sectors_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/*
+ * Whether @bytes at sector @sector (a grain table, or a grain of table
+ * @gt_index) lie inside the extent file and clear of its metadata; an
+ * error naming @what if not.
+ */
+static int sparse_check_pointer(VmdkExtent *e, const char *what, uint64_t sector,
+                                uint64_t bytes, int64_t gt_index, Error **errp)
+{
+    uint64_t n = DIV_ROUND_UP(bytes, BDRV_SECTOR_SIZE);
+    uint64_t dir_n = DIV_ROUND_UP((uint64_t)e->gd_entries * 4, BDRV_SECTOR_SIZE);
+    uint64_t gt_n = DIV_ROUND_UP((uint64_t)e->gtes_per_gt * 4, BDRV_SECTOR_SIZE);
+    int64_t len = bdrv_getlength(e->file);
+    const char *hit = NULL;
+
+    if (len < 0) {
+        error_setg_errno(errp, (int)-len, "Could not get the size of '%s'",
+                         bdrv_get_filename(e->file));
+        return (int)len;
+    }
+    if (sector * BDRV_SECTOR_SIZE + bytes > (uint64_t)len) {
+        hit = "lies beyond the end of the file";
+    } else if (sector < 1) {
+        hit = "overlaps the header";
+    } else if (sectors_overlap(sector, n, e->desc_sector, e->desc_sectors)) {
+        hit = "overlaps the descriptor";
+    } else if (sectors_overlap(sector, n, e->gd_sector, dir_n) ||
+               (e->rgd && sectors_overlap(sector, n, e->rgd_sector, dir_n))) {
+        hit = "overlaps a grain directory";
+    } else if (gt_index >= 0 &&
+               (sectors_overlap(sector, n, e->gd[gt_index], gt_n) ||
+                (e->rgd && e->rgd[gt_index] &&
+                 sectors_overlap(sector, n, e->rgd[gt_index], gt_n)))) {
+        hit = "overlaps its grain table";
+    }
+    if (hit) {
+        error_setg(errp, "VMDK image '%s' is corrupt: %s at sector %" PRIu64 " %s",
+                   bdrv_get_filename(e->file), what, sector, hit);
+        return -EIO;
+    }
+    return 0;
+}
+
 /* Loads the grain table of directory entry @index (present) into the cache. */
 static int sparse_load_gt(VmdkExtent *e, uint32_t index, Error **errp)
 {
@@ -287,6 +364,15 @@ static int sparse_load_gt(VmdkExtent *e, uint32_t index, Error **errp)
         return 0;
     }
     e->gt_index = -1;
+    ret = sparse_check_pointer(e, "grain table", e->gd[index], (uint64_t)e->gtes_per_gt * 4, -1,
+                               errp);
+    if (ret == 0 && e->rgd && e->rgd[index]) {
+        ret = sparse_check_pointer(e, "redundant grain table", e->rgd[index],
+                                   (uint64_t)e->gtes_per_gt * 4, -1, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
     ret = bdrv_pread(e->file, (uint64_t)e->gd[index] * BDRV_SECTOR_SIZE,
                      (int64_t)e->gtes_per_gt * 4, e->gt, 0, errp);
     if (ret < 0) {
@@ -315,6 +401,9 @@ static int sparse_get_gte(VmdkExtent *e, uint64_t offset, uint32_t *gte, Error *
         return ret;
     }
     *gte = e->gt[grain % e->gtes_per_gt];
+    if (*gte && !(*gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
+        return sparse_check_pointer(e, "grain", *gte, e->grain_bytes, index, errp);
+    }
     return 0;
 }
 
@@ -514,9 +603,9 @@ static int vmdk_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
 
     if (e->file) {
-        return sparse_open(e, h, errp);
+        return sparse_open(e, h, flags, errp);
     }
-    ret = desc_parse_extent(desc, e, errp);
+    ret = desc_parse_extent(desc, e, flags, errp);
     if (ret < 0) {
         return ret;
     }
@@ -550,7 +639,7 @@ static int vmdk_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     {
         uint64_t described = e->sectors;
 
-        ret = sparse_open(e, h, errp);
+        ret = sparse_open(e, h, flags, errp);
         if (ret == 0 && described > e->sectors) {
             error_setg(errp, "VMDK extent '%s' holds %" PRIu64 " sectors, the descriptor "
                        "says %" PRIu64, e->filename, e->sectors, described);
@@ -924,20 +1013,16 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
     /* No allocation statistics or image end: QEMU 7.2 prints none for vmdk. */
     seen = g_hash_table_new(g_direct_hash, g_direct_equal);
     for (uint32_t i = 0; i < e->gd_entries; i++) {
-        uint64_t gt_end = (uint64_t)e->gd[i] * BDRV_SECTOR_SIZE + (uint64_t)e->gtes_per_gt * 4;
+        Error *err = NULL;
 
         if (!e->gd[i]) {
             continue;
         }
-        if (gt_end > (uint64_t)len) {
-            fprintf(stderr, "ERROR: grain table %" PRIu32 " at sector %" PRIu32
-                    " lies beyond the end of the file\n", i, e->gd[i]);
+        if (sparse_load_gt(e, i, &err) < 0) {
+            fprintf(stderr, "ERROR: %s\n", error_get_pretty(err));
+            error_free(err);
             res->corruptions++;
             continue;
-        }
-        if (sparse_load_gt(e, i, errp) < 0) {
-            res->check_errors++;
-            return -EIO;
         }
         for (uint32_t j = 0; j < e->gtes_per_gt; j++) {
             uint32_t gte = e->gt[j];
@@ -946,9 +1031,11 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
             if (!gte || (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
                 continue;
             }
-            if ((uint64_t)gte * BDRV_SECTOR_SIZE + e->grain_bytes > (uint64_t)len) {
-                fprintf(stderr, "ERROR: the grain of guest offset %" PRIu64 " (sector %"
-                        PRIu32 ") lies beyond the end of the file\n", guest, gte);
+            if (sparse_check_pointer(e, "grain", gte, e->grain_bytes, i, &err) < 0) {
+                fprintf(stderr, "ERROR: %s (guest offset %" PRIu64 ")\n",
+                        error_get_pretty(err), guest);
+                error_free(err);
+                err = NULL;
                 res->corruptions++;
             } else if (!g_hash_table_add(seen, GUINT_TO_POINTER(gte))) {
                 fprintf(stderr, "ERROR: the grain at sector %" PRIu32 " is used more than "
