@@ -159,7 +159,7 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, int flags, Error *
             n += sscanf(l + end, " %" SCNu64, &offset) == 1;
         }
         if (n < 4 || end < 0) {
-            error_setg(errp, "Invalid extent line: %s", l);
+            error_setg(errp, "Invalid extent line: %.200s%s", l, strlen(l) > 200 ? "..." : "");
             return -EINVAL;
         }
         if (++found > 1) {
@@ -181,7 +181,7 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, int flags, Error *
         }
         if (sectors > INT64_MAX / BDRV_SECTOR_SIZE ||
             offset > INT64_MAX / BDRV_SECTOR_SIZE - sectors) {
-            error_setg(errp, "Invalid extent line: %s", l);
+            error_setg(errp, "Invalid extent line: %.200s%s", l, strlen(l) > 200 ? "..." : "");
             return -EINVAL;
         }
         e->flat = !strcmp(type, "FLAT");
@@ -808,13 +808,40 @@ static int sparse_write_grain(BlockDriverState *bs, VmdkExtent *e, uint64_t offs
     return ret;
 }
 
+/*
+ * Looks up every grain of a request before a write starts (the lookup
+ * refuses corrupt pointers), so that a request refused for corruption has
+ * changed nothing, not even the CID.
+ */
+static int vmdk_check_request(VmdkExtent *e, uint64_t offset, uint64_t bytes, Error **errp)
+{
+    uint64_t end = offset + bytes;
+
+    if (e->flat) {
+        return 0;
+    }
+    for (offset -= offset % e->grain_bytes; offset < end; offset += e->grain_bytes) {
+        uint32_t gte;
+        int ret = sparse_get_gte(e, offset, &gte, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
                        int flags, Error **errp)
 {
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
     const uint8_t *buf = vbuf;
-    int ret = vmdk_update_cid(bs, errp);
+    int ret = vmdk_check_request(e, offset, bytes, errp);
+
+    if (ret == 0) {
+        ret = vmdk_update_cid(bs, errp);
+    }
 
     if (ret < 0) {
         return ret;
@@ -851,8 +878,12 @@ static int vmdk_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
 {
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
-    int ret = vmdk_update_cid(bs, errp);
+    int ret = vmdk_check_request(e, offset, bytes, errp);
     g_autofree uint8_t *zero = NULL;
+
+    if (ret == 0) {
+        ret = vmdk_update_cid(bs, errp);
+    }
 
     if (ret < 0) {
         return ret;
