@@ -728,9 +728,13 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
     extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
     if (extra) {
         fperm = BLK_PERM_CONSISTENT_READ | (extra->read_only ? 0 : BLK_PERM_WRITE);
+        fshared = BLK_PERM_ALL;
+        if (bs->drv->bdrv_extra_child_perm) {
+            bs->drv->bdrv_extra_child_perm(bs, perm, shared, &fperm, &fshared);
+        }
         perm_propagate(edges, extra, bs, desc,
                        bs->drv->extra_child_name ? bs->drv->extra_child_name : "file",
-                       bs->perm_seq, false, fperm, fperm, BLK_PERM_ALL, force_share);
+                       bs->perm_seq, false, fperm, fperm, fshared, force_share);
     }
 }
 

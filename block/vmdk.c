@@ -605,6 +605,14 @@ static int vmdk_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     if (e->file) {
         return sparse_open(e, h, flags, errp);
     }
+    /* The types QEMU 7.2 opens from a text descriptor (one extent each, here). */
+    if (!g_strv_contains((const char *const[]){ "monolithicFlat", "vmfs", "vmfsSparse",
+                                                "seSparse", "twoGbMaxExtentSparse",
+                                                "twoGbMaxExtentFlat", NULL },
+                         s->create_type)) {
+        error_setg(errp, "Unsupported image type '%s'", s->create_type);
+        return -ENOTSUP;
+    }
     ret = desc_parse_extent(desc, e, flags, errp);
     if (ret < 0) {
         return ret;
@@ -672,6 +680,24 @@ static BlockDriverState *vmdk_extra_child(BlockDriverState *bs)
     BDRVVmdkState *s = bs->opaque;
 
     return s->extent.own_file ? s->extent.file : NULL;
+}
+
+/*
+ * The extent file we opened is locked like QEMU 7.2 locks it: a sparse
+ * extent holds metadata, so nobody else may write or resize it (as a
+ * format's file); a flat extent holds only guest data, so it shares what
+ * the image's users share (a device that does not share writes keeps
+ * other processes from writing the flat file too).
+ */
+static void vmdk_extra_child_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                                  uint64_t *cperm, uint64_t *cshared)
+{
+    BDRVVmdkState *s = bs->opaque;
+
+    if (!s->extent.file->read_only) {
+        *cperm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    }
+    *cshared = s->extent.flat ? shared : BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1369,6 +1395,7 @@ static BlockDriver bdrv_vmdk = {
     .bdrv_create = vmdk_create,
     .create_opts = &vmdk_create_opts,
     .bdrv_extra_child = vmdk_extra_child,
+    .bdrv_extra_child_perm = vmdk_extra_child_perm,
     .extra_child_name = "extents.0",
 };
 

@@ -362,6 +362,13 @@ typedef struct BlockDriver {
     BlockDriverState *(*bdrv_extra_child)(BlockDriverState *bs);
     const char *extra_child_name;
     /*
+     * What the node needs of its extra child (@cperm) and shares of it
+     * (@cshared), given what its parents need of it (@perm) and share
+     * (@shared); without it: read, write if writable, everything shared.
+     */
+    void (*bdrv_extra_child_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                                  uint64_t *cperm, uint64_t *cshared);
+    /*
      * Adjusts what the node needs of its file child (@perm) and shares of
      * it (@shared), after the default of a filter or a format: blkdebug's
      * take-child-perms and unshare-child-perms.
