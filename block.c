@@ -3307,7 +3307,8 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     int ret;
 
     if (!bs->drv->bdrv_change_backing_file) {
-        error_setg(errp, "Format '%s' has no backing files", bs->drv->format_name);
+        /* QEMU 7.2 says no more than the errno's text (qemu-img rebase adds the file). */
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
         return -ENOTSUP;
     }
     ret = bs->drv->bdrv_change_backing_file(bs, backing_file, backing_fmt, errp);
