@@ -1837,6 +1837,16 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
         bs->shared_perm = BLK_PERM_ALL;
         bs->open_flags = flags;
     }
+    if (bs->drv && bs->drv->extra_child_follows_read_only && bs->drv->bdrv_extra_child(bs)) {
+        int ret = reopen_set_read_only(bs->drv->bdrv_extra_child(bs), read_only, errp);
+
+        if (ret < 0) {
+            if (bs->file) {
+                reopen_set_read_only(bs->file, !read_only, NULL);
+            }
+            return ret;
+        }
+    }
     bs->read_only = read_only;
     if (read_only) {
         bs->open_flags &= ~BDRV_O_RDWR;

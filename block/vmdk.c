@@ -61,6 +61,7 @@ typedef struct VmdkExtent {
     BlockDriverState *file;     /* bs->file, or the extent file we opened */
     bool own_file;
     bool flat;
+    bool rdonly;                /* the descriptor marks it RDONLY */
     char *type;                 /* the descriptor's word; "" for the hosted extent */
     char *filename;             /* as the descriptor names it */
     uint64_t sectors;
@@ -174,7 +175,8 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, int flags, Error *
             error_setg(errp, "VMDK extent '%s' is marked NOACCESS", fname);
             return -EINVAL;
         }
-        if (!strcmp(access, "RDONLY") && flags & BDRV_O_RDWR) {
+        e->rdonly = !strcmp(access, "RDONLY");
+        if (e->rdonly && flags & BDRV_O_RDWR) {
             error_setg(errp, "VMDK extent '%s' is marked RDONLY: open the image read-only",
                        fname);
             return -EACCES;
@@ -843,6 +845,11 @@ static int vmdk_check_request(VmdkExtent *e, uint64_t offset, uint64_t bytes, Er
 {
     uint64_t end = offset + bytes;
 
+    /* Open refuses read-write; this keeps a later reopen from writing it. */
+    if (e->rdonly) {
+        error_setg(errp, "VMDK extent '%s' is marked RDONLY", e->filename);
+        return -EACCES;
+    }
     if (e->flat) {
         return 0;
     }
@@ -1396,6 +1403,7 @@ static BlockDriver bdrv_vmdk = {
     .create_opts = &vmdk_create_opts,
     .bdrv_extra_child = vmdk_extra_child,
     .bdrv_extra_child_perm = vmdk_extra_child_perm,
+    .extra_child_follows_read_only = true,
     .extra_child_name = "extents.0",
 };
 

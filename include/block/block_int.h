@@ -368,6 +368,8 @@ typedef struct BlockDriver {
      */
     void (*bdrv_extra_child_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared,
                                   uint64_t *cperm, uint64_t *cshared);
+    /* The extra child becomes read-only or read-write with the node (vmdk's extent). */
+    bool extra_child_follows_read_only;
     /*
      * Adjusts what the node needs of its file child (@perm) and shares of
      * it (@shared), after the default of a filter or a format: blkdebug's
