@@ -21,9 +21,9 @@
  * copy that is kept equal.
  *
  * Corrupt pointers: a grain table or grain that lies past the end of the
- * file or over the header, the embedded descriptor, a directory (or, for
- * a grain, its own grain table) is an error on every access, so that a
- * write never lands on metadata or grows the file to a stray offset.
+ * file or over the header, the embedded descriptor, a directory or
+ * another grain table is an error on every access, so that a write never
+ * lands on metadata or grows the file to a stray offset.
  *
  * Write ordering (a crash at any point leaves a consistent image, at most
  * a leaked grain): a new grain is written whole and flushed before a grain
@@ -75,6 +75,7 @@ typedef struct VmdkExtent {
     uint32_t gd_entries;
     uint32_t *gd, *rgd;         /* host endian */
     uint32_t *gt;               /* the one cached grain table */
+    GArray *gt_sectors;         /* where all grain tables lie (u32, sorted) */
     int64_t gt_index;           /* -1: none cached */
 } VmdkExtent;
 
@@ -203,6 +204,54 @@ static int desc_parse_extent(const char *desc, VmdkExtent *e, int flags, Error *
 /* ------------------------------------------------------------------ */
 /* Sparse extents */
 
+/* Records a grain table at @sector, keeping the list sorted. */
+static void gt_sectors_add(VmdkExtent *e, uint32_t sector)
+{
+    guint lo = 0, hi = e->gt_sectors->len;
+
+    while (lo < hi) {
+        guint mid = (lo + hi) / 2;
+
+        if (g_array_index(e->gt_sectors, uint32_t, mid) < sector) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    g_array_insert_val(e->gt_sectors, lo, sector);
+}
+
+/* How many grain tables overlap the @n sectors at @sector. */
+static unsigned gt_sectors_overlapping(VmdkExtent *e, uint64_t sector, uint64_t n)
+{
+    uint64_t gt_n = DIV_ROUND_UP((uint64_t)e->gtes_per_gt * 4, BDRV_SECTOR_SIZE);
+    guint lo = 0, hi = e->gt_sectors->len;
+    unsigned count = 0;
+
+    /* The first table that ends after @sector. */
+    while (lo < hi) {
+        guint mid = (lo + hi) / 2;
+
+        if (g_array_index(e->gt_sectors, uint32_t, mid) + gt_n <= sector) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (; lo < e->gt_sectors->len &&
+         g_array_index(e->gt_sectors, uint32_t, lo) < sector + n; lo++) {
+        count++;
+    }
+    return count;
+}
+
+static gint cmp_u32(gconstpointer a, gconstpointer b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
 {
     int64_t file_len = bdrv_getlength(e->file);
@@ -299,12 +348,20 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
             return ret;
         }
     }
+    e->gt_sectors = g_array_new(false, false, sizeof(uint32_t));
     for (uint32_t i = 0; i < e->gd_entries; i++) {
         e->gd[i] = le32toh(e->gd[i]);
+        if (e->gd[i]) {
+            g_array_append_val(e->gt_sectors, e->gd[i]);
+        }
         if (e->rgd) {
             e->rgd[i] = le32toh(e->rgd[i]);
+            if (e->rgd[i]) {
+                g_array_append_val(e->gt_sectors, e->rgd[i]);
+            }
         }
     }
+    g_array_sort(e->gt_sectors, cmp_u32);
     e->gt = g_malloc((size_t)e->gtes_per_gt * 4);
     e->gt_index = -1;
     return 0;
@@ -316,16 +373,15 @@ static bool sectors_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen
 }
 
 /*
- * Whether @bytes at sector @sector (a grain table, or a grain of table
- * @gt_index) lie inside the extent file and clear of its metadata; an
- * error naming @what if not.
+ * Whether @bytes at sector @sector (a grain table when @is_gt, else a
+ * grain) lie inside the extent file and clear of its metadata (a table:
+ * of the other tables); an error naming @what if not.
  */
 static int sparse_check_pointer(VmdkExtent *e, const char *what, uint64_t sector,
-                                uint64_t bytes, int64_t gt_index, Error **errp)
+                                uint64_t bytes, bool is_gt, Error **errp)
 {
     uint64_t n = DIV_ROUND_UP(bytes, BDRV_SECTOR_SIZE);
     uint64_t dir_n = DIV_ROUND_UP((uint64_t)e->gd_entries * 4, BDRV_SECTOR_SIZE);
-    uint64_t gt_n = DIV_ROUND_UP((uint64_t)e->gtes_per_gt * 4, BDRV_SECTOR_SIZE);
     int64_t len = bdrv_getlength(e->file);
     const char *hit = NULL;
 
@@ -343,11 +399,8 @@ static int sparse_check_pointer(VmdkExtent *e, const char *what, uint64_t sector
     } else if (sectors_overlap(sector, n, e->gd_sector, dir_n) ||
                (e->rgd && sectors_overlap(sector, n, e->rgd_sector, dir_n))) {
         hit = "overlaps a grain directory";
-    } else if (gt_index >= 0 &&
-               (sectors_overlap(sector, n, e->gd[gt_index], gt_n) ||
-                (e->rgd && e->rgd[gt_index] &&
-                 sectors_overlap(sector, n, e->rgd[gt_index], gt_n)))) {
-        hit = "overlaps its grain table";
+    } else if (gt_sectors_overlapping(e, sector, n) > (is_gt ? 1 : 0)) {
+        hit = is_gt ? "overlaps another grain table" : "overlaps a grain table";
     }
     if (hit) {
         error_setg(errp, "VMDK image '%s' is corrupt: %s at sector %" PRIu64 " %s",
@@ -366,11 +419,11 @@ static int sparse_load_gt(VmdkExtent *e, uint32_t index, Error **errp)
         return 0;
     }
     e->gt_index = -1;
-    ret = sparse_check_pointer(e, "grain table", e->gd[index], (uint64_t)e->gtes_per_gt * 4, -1,
-                               errp);
+    ret = sparse_check_pointer(e, "grain table", e->gd[index], (uint64_t)e->gtes_per_gt * 4,
+                               true, errp);
     if (ret == 0 && e->rgd && e->rgd[index]) {
         ret = sparse_check_pointer(e, "redundant grain table", e->rgd[index],
-                                   (uint64_t)e->gtes_per_gt * 4, -1, errp);
+                                   (uint64_t)e->gtes_per_gt * 4, true, errp);
     }
     if (ret < 0) {
         return ret;
@@ -404,7 +457,7 @@ static int sparse_get_gte(VmdkExtent *e, uint64_t offset, uint32_t *gte, Error *
     }
     *gte = e->gt[grain % e->gtes_per_gt];
     if (*gte && !(*gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
-        return sparse_check_pointer(e, "grain", *gte, e->grain_bytes, index, errp);
+        return sparse_check_pointer(e, "grain", *gte, e->grain_bytes, false, errp);
     }
     return 0;
 }
@@ -469,6 +522,7 @@ static int sparse_ensure_gt(VmdkExtent *e, uint64_t offset, Error **errp)
             return ret;
         }
         e->rgd[index] = rsec;
+        gt_sectors_add(e, rsec);
     }
     ret = sparse_write_u32(e, e->gd_sector * BDRV_SECTOR_SIZE + index * 4,
                            (uint32_t)(end / BDRV_SECTOR_SIZE), errp);
@@ -476,6 +530,7 @@ static int sparse_ensure_gt(VmdkExtent *e, uint64_t offset, Error **errp)
         return ret;
     }
     e->gd[index] = (uint32_t)(end / BDRV_SECTOR_SIZE);
+    gt_sectors_add(e, e->gd[index]);
     return 0;
 }
 
@@ -671,6 +726,9 @@ static void vmdk_close(BlockDriverState *bs)
     g_free(e->gd);
     g_free(e->rgd);
     g_free(e->gt);
+    if (e->gt_sectors) {
+        g_array_free(e->gt_sectors, true);
+    }
     g_free(e->type);
     g_free(e->filename);
     g_free(s->create_type);
@@ -1095,7 +1153,7 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
             if (!gte || (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
                 continue;
             }
-            if (sparse_check_pointer(e, "grain", gte, e->grain_bytes, i, &err) < 0) {
+            if (sparse_check_pointer(e, "grain", gte, e->grain_bytes, false, &err) < 0) {
                 fprintf(stderr, "ERROR: %s (guest offset %" PRIu64 ")\n",
                         error_get_pretty(err), guest);
                 error_free(err);
