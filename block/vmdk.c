@@ -546,6 +546,9 @@ static int sparse_set_gte(VmdkExtent *e, uint64_t offset, uint32_t value, Error 
     if (ret == 0) {
         ret = sparse_load_gt(e, index, errp);
     }
+    if (ret == 0) {
+        bdrv_debug_event(e->file, BLKDBG_L2_UPDATE);
+    }
     if (ret == 0 && e->rgd && e->rgd[index]) {
         ret = sparse_write_u32(e, (uint64_t)e->rgd[index] * BDRV_SECTOR_SIZE + in_gt * 4,
                                value, errp);
@@ -771,6 +774,7 @@ static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
     uint8_t *buf = vbuf;
 
     if (e->flat) {
+        bdrv_debug_event(e->file, BLKDBG_READ_AIO);
         return bdrv_pread(e->file, e->flat_offset + offset, bytes, buf, 0, errp);
     }
     while (bytes > 0) {
@@ -787,6 +791,7 @@ static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
         } else if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
             memset(buf, 0, n);
         } else {
+            bdrv_debug_event(e->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(e->file, (uint64_t)gte * BDRV_SECTOR_SIZE + in, n, buf, 0, errp);
         }
         if (ret < 0) {
@@ -854,6 +859,8 @@ static int sparse_write_grain(BlockDriverState *bs, VmdkExtent *e, uint64_t offs
     int64_t end;
     int ret;
 
+    /* blkdebug's events where QEMU 7.2's vmdk has them (iotest 020 injects errors so). */
+    bdrv_debug_event(e->file, BLKDBG_WRITE_AIO);
     if (gte && !(gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
         return bdrv_pwrite(e->file, (uint64_t)gte * BDRV_SECTOR_SIZE + in, n, buf, 0, errp);
     }
@@ -938,6 +945,7 @@ static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
         return ret;
     }
     if (e->flat) {
+        bdrv_debug_event(e->file, BLKDBG_WRITE_AIO);
         return bdrv_pwrite(e->file, e->flat_offset + offset, bytes, buf, 0, errp);
     }
     while (bytes > 0) {
