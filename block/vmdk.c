@@ -86,6 +86,7 @@ typedef struct BDRVVmdkState {
     /* Where the descriptor text lies in bs->file, for the CID update. */
     uint64_t desc_offset, desc_len;
     bool cid_updated;
+    bool parent_checked;        /* the backing file's CID matched parentCID */
 } BDRVVmdkState;
 
 /* ------------------------------------------------------------------ */
@@ -766,6 +767,30 @@ static void vmdk_extra_child_perm(BlockDriverState *bs, uint64_t perm, uint64_t 
 /* ------------------------------------------------------------------ */
 /* Data */
 
+/*
+ * An unallocated grain of an overlay is only read from (or copied up
+ * from) a backing file that is still the one the overlay was made on:
+ * a vmdk image whose CID is the overlay's parentCID.  Otherwise QEMU 7.2
+ * fails the request with EINVAL, and so do we, in its words.  A match is
+ * remembered: the base changing later in this process (a commit) is ours.
+ */
+static int vmdk_check_parent(BlockDriverState *bs, Error **errp)
+{
+    BDRVVmdkState *s = bs->opaque;
+    BlockDriverState *p = bs->backing;
+
+    if (s->parent_checked || !p) {
+        return 0;
+    }
+    if (!p->drv || strcmp(p->drv->format_name, "vmdk") ||
+        ((BDRVVmdkState *)p->opaque)->cid != s->parent_cid) {
+        error_setg(errp, "%s", g_strerror(EINVAL));
+        return -EINVAL;
+    }
+    s->parent_checked = true;
+    return 0;
+}
+
 static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *vbuf,
                       int flags, Error **errp)
 {
@@ -787,7 +812,10 @@ static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             return ret;
         }
         if (!gte) {
-            ret = bdrv_read_backing_or_zeroes(bs, offset, n, buf, errp);
+            ret = vmdk_check_parent(bs, errp);
+            if (ret == 0) {
+                ret = bdrv_read_backing_or_zeroes(bs, offset, n, buf, errp);
+            }
         } else if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
             memset(buf, 0, n);
         } else {
@@ -903,11 +931,13 @@ static int sparse_write_grain(BlockDriverState *bs, VmdkExtent *e, uint64_t offs
 
 /*
  * Looks up every grain of a request before a write starts (the lookup
- * refuses corrupt pointers), so that a request refused for corruption has
- * changed nothing, not even the CID.
+ * refuses corrupt pointers; a new grain, a changed backing file), so that
+ * a refused request has changed nothing, not even the CID.
  */
-static int vmdk_check_request(VmdkExtent *e, uint64_t offset, uint64_t bytes, Error **errp)
+static int vmdk_check_request(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                              Error **errp)
 {
+    VmdkExtent *e = &((BDRVVmdkState *)bs->opaque)->extent;
     uint64_t end = offset + bytes;
 
     /* Open refuses read-write; this keeps a later reopen from writing it. */
@@ -922,6 +952,9 @@ static int vmdk_check_request(VmdkExtent *e, uint64_t offset, uint64_t bytes, Er
         uint32_t gte;
         int ret = sparse_get_gte(e, offset, &gte, errp);
 
+        if (ret == 0 && !gte) {
+            ret = vmdk_check_parent(bs, errp);
+        }
         if (ret < 0) {
             return ret;
         }
@@ -935,7 +968,7 @@ static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
     const uint8_t *buf = vbuf;
-    int ret = vmdk_check_request(e, offset, bytes, errp);
+    int ret = vmdk_check_request(bs, offset, bytes, errp);
 
     if (ret == 0) {
         ret = vmdk_update_cid(bs, errp);
@@ -977,7 +1010,7 @@ static int vmdk_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byte
 {
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
-    int ret = vmdk_check_request(e, offset, bytes, errp);
+    int ret = vmdk_check_request(bs, offset, bytes, errp);
     g_autofree uint8_t *zero = NULL;
 
     if (ret == 0) {
