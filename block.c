@@ -752,9 +752,13 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
     extra = bs->drv->bdrv_extra_child ? bs->drv->bdrv_extra_child(bs) : NULL;
     if (extra) {
         fperm = BLK_PERM_CONSISTENT_READ | (extra->read_only ? 0 : BLK_PERM_WRITE);
+        fshared = BLK_PERM_ALL;
+        if (bs->drv->bdrv_extra_child_perm) {
+            bs->drv->bdrv_extra_child_perm(bs, perm, shared, &fperm, &fshared);
+        }
         perm_propagate(edges, extra, bs, desc,
                        bs->drv->extra_child_name ? bs->drv->extra_child_name : "file",
-                       bs->perm_seq, false, fperm, fperm, BLK_PERM_ALL, force_share);
+                       bs->perm_seq, false, fperm, fperm, fshared, force_share);
     }
 }
 
@@ -1909,6 +1913,16 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
         bs->perm = 0;
         bs->shared_perm = BLK_PERM_ALL;
         bs->open_flags = flags;
+    }
+    if (bs->drv && bs->drv->extra_child_follows_read_only && bs->drv->bdrv_extra_child(bs)) {
+        int ret = reopen_set_read_only(bs->drv->bdrv_extra_child(bs), read_only, errp);
+
+        if (ret < 0) {
+            if (bs->file) {
+                reopen_set_read_only(bs->file, !read_only, NULL);
+            }
+            return ret;
+        }
     }
     bs->read_only = read_only;
     if (read_only) {
@@ -3508,7 +3522,8 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     int ret;
 
     if (!bs->drv->bdrv_change_backing_file) {
-        error_setg(errp, "Format '%s' has no backing files", bs->drv->format_name);
+        /* QEMU 7.2 says no more than the errno's text (qemu-img rebase adds the file). */
+        error_setg(errp, "%s", g_strerror(ENOTSUP));
         return -ENOTSUP;
     }
     ret = bs->drv->bdrv_change_backing_file(bs, backing_file, backing_fmt, errp);

@@ -430,6 +430,15 @@ typedef struct BlockDriver {
     int (*bdrv_add_child)(BlockDriverState *bs, BlockDriverState *child, Error **errp);
     int (*bdrv_del_child)(BlockDriverState *bs, const char *name, Error **errp);
     /*
+     * What the node needs of its extra child (@cperm) and shares of it
+     * (@cshared), given what its parents need of it (@perm) and share
+     * (@shared); without it: read, write if writable, everything shared.
+     */
+    void (*bdrv_extra_child_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                                  uint64_t *cperm, uint64_t *cshared);
+    /* The extra child becomes read-only or read-write with the node (vmdk's extent). */
+    bool extra_child_follows_read_only;
+    /*
      * Adjusts what the node needs of its file child (@perm) and shares of
      * it (@shared), after the default of a filter or a format: blkdebug's
      * take-child-perms and unshare-child-perms.
