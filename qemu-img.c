@@ -1249,9 +1249,13 @@ static int img_check(int argc, char **argv)
     filename = one_image_arg(argc, argv);
     check_cache_mode(cache);
 
-    /* Metadata only: checking needs no key. */
+    /*
+     * Metadata only: checking needs no key.  The backing chain is opened
+     * all the same, as QEMU 7.2 does: a missing backing file fails the
+     * check, and the backing files are locked as for any other use.
+     */
     bs = open_image_cache(filename, o.image_opts, o.fmt,
-                          BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                          BDRV_O_CHECK | BDRV_O_NO_IO |
                           (fix ? BDRV_O_RDWR : 0), false, cache);
     if (!bs) {
         return 1;
@@ -3645,8 +3649,9 @@ static int img_snapshot(int argc, char **argv)
     }
     filename = one_image_arg(argc, argv);
 
+    /* With its backing chain, as QEMU 7.2 opens it (a missing backing file fails). */
     bs = open_image(filename, o.image_opts, NULL,
-                    BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                    BDRV_O_NO_IO |
                     (action == SNAPSHOT_LIST || action == SNAPSHOT_NONE ? 0 : BDRV_O_RDWR),
                     false);
     if (!bs) {
