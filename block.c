@@ -662,6 +662,21 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
             fperm = perm | fread;
             feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
             fshared = shared;
+        } else if (bs->drv->perm_follows_users) {
+            /*
+             * Only what the users really need (@eperm: a node nobody stands
+             * above writes nothing of its own accord), so that a second
+             * process may open the image while nobody writes it.
+             */
+            fperm = fread | (eperm & (BLK_PERM_WRITE | BLK_PERM_RESIZE));
+            feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
+            fshared = shared;
+            if (bs->amend_holds) {
+                /* The header changes: nobody may read it half written. */
+                fperm |= BLK_PERM_WRITE;
+                feperm |= BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE;
+                fshared &= ~(BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE);
+            }
         } else {
             /* Metadata lives in the file: nobody else may change it. */
             fperm = fread | (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
@@ -3244,14 +3259,45 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     return bs->drv->bdrv_check(bs, res, fix, errp);
 }
 
+int bdrv_amend_hold(BlockDriverState *bs, Error **errp)
+{
+    if (!bs->drv || !bs->drv->perm_follows_users) {
+        return 0;   /* a format that always holds its file for writing */
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Block node is read-only");
+        return -EPERM;
+    }
+    if (bs->amend_holds++ == 0 && bdrv_refresh_perms(errp) < 0) {
+        bs->amend_holds--;
+        return -EPERM;
+    }
+    return 0;
+}
+
+void bdrv_amend_release(BlockDriverState *bs)
+{
+    if (bs->drv && bs->drv->perm_follows_users && --bs->amend_holds == 0) {
+        bdrv_refresh_perms(NULL);   /* giving permissions back cannot conflict */
+    }
+}
+
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
 {
+    int ret;
+
     if (!bs->drv->bdrv_amend_options) {
         error_setg(errp, "Block driver '%s' does not support option amendment",
                    bs->drv->format_name);
         return -ENOTSUP;
     }
-    return bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    ret = bdrv_amend_hold(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    bdrv_amend_release(bs);
+    return ret;
 }
 
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,

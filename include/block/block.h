@@ -370,7 +370,18 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp);
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                Error **errp);
+/* Holds @bs for the amend (bdrv_amend_hold()) while it runs. */
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
+/*
+ * Takes what an amend of @bs needs before it starts, so that an amend job
+ * fails at once: a format that otherwise writes nothing of its file (luks)
+ * takes write permission on it and lets nobody else read or write it ("Block
+ * node is read-only"; "Failed to get shared "consistent read" lock" while
+ * another process has the image open).  Nothing to do for other formats.
+ * Each successful call is paired with bdrv_amend_release().
+ */
+int bdrv_amend_hold(BlockDriverState *bs, Error **errp);
+void bdrv_amend_release(BlockDriverState *bs);
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);
