@@ -2781,6 +2781,77 @@ int bdrv_flush(BlockDriverState *bs, Error **errp)
 }
 
 /*
+ * A handle's I/O.  Its requests are its node's and take the one request
+ * path; the handle adds only that data is changed through a handle that
+ * declared it writes (QEMU's BlockBackend asserts the same), so that a
+ * tool cannot write behind the permissions it showed the other users and
+ * the image locks.  A read-only node is left to the request path, which
+ * refuses in its own words.
+ */
+BlockDriverState *bdrv_user_bs(BdrvUser *user)
+{
+    return user->bs;
+}
+
+uint64_t bdrv_user_get_perm(BdrvUser *user)
+{
+    return user->perm;
+}
+
+static int user_check_write(BdrvUser *user, Error **errp)
+{
+    if (!user->bs->read_only && !(user->perm & BLK_PERM_WRITE)) {
+        error_setg(errp, "Node '%s' is used by %s without write permission",
+                   user->bs->node_name, user->name);
+        return -EPERM;
+    }
+    return 0;
+}
+
+int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
+                    int flags, Error **errp)
+{
+    return bdrv_pread(user->bs, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
+                     int flags, Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite(user->bs, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_user_pwrite_zeroes(BdrvUser *user, int64_t offset, int64_t bytes, int flags,
+                            Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite_zeroes(user->bs, offset, bytes, flags, errp);
+}
+
+int bdrv_user_pdiscard(BdrvUser *user, int64_t offset, int64_t bytes, Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pdiscard(user->bs, offset, bytes, errp);
+}
+
+int bdrv_user_flush(BdrvUser *user, Error **errp)
+{
+    return bdrv_flush(user->bs, errp);
+}
+
+int bdrv_user_copy_range(BdrvUser *src, int64_t src_off, BdrvUser *dst, int64_t dst_off,
+                         int64_t bytes, Error **errp)
+{
+    if (!dst->bs->read_only && !(dst->perm & BLK_PERM_WRITE)) {
+        return -ENOTSUP;    /* the caller's own write says why */
+    }
+    return bdrv_copy_range(src->bs, src_off, dst->bs, dst_off, bytes, errp);
+}
+
+/*
  * VM state does not take the request path: it lies outside the guest's
  * disk, so neither the range check nor the write notifiers (which track
  * guest data for block jobs) apply.  The key and read-only rules do.

@@ -298,6 +298,13 @@ static int qemuio_getopt(int argc, char **argv, const char *optstring)
     return c;
 }
 
+/*
+ * The handle of the command being run.  The commands' table takes a node
+ * (most look at the node only: length, map, info); their I/O goes through
+ * this handle, never to the bare node.
+ */
+static BdrvUser *cur_user;
+
 static void report_request_error(const char *what, Error *err)
 {
     qemuio_printf("%s failed: %s\n", what, error_get_pretty(err));
@@ -380,20 +387,20 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
 
         switch (req) {
         case QEMUIO_REQ_READ:
-            ret = bdrv_pread(bs, offset + done, n, buf + done, 0, errp);
+            ret = bdrv_user_pread(cur_user, offset + done, n, buf + done, 0, errp);
             break;
         case QEMUIO_REQ_WRITE:
-            ret = bdrv_pwrite(bs, offset + done, n, buf + done, flags, errp);
+            ret = bdrv_user_pwrite(cur_user, offset + done, n, buf + done, flags, errp);
             break;
         case QEMUIO_REQ_ZEROES:
-            ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            ret = bdrv_user_pwrite_zeroes(cur_user, offset + done, n, flags, errp);
             break;
         case QEMUIO_REQ_VMSTATE_LOAD:
         case QEMUIO_REQ_VMSTATE_SAVE:
             ret = vmstate_request(bs, req, offset + done, n, buf + done, errp);
             break;
         default:
-            ret = bdrv_pdiscard(bs, offset + done, n, errp);
+            ret = bdrv_user_pdiscard(cur_user, offset + done, n, errp);
             break;
         }
         if (ret < 0) {
@@ -671,7 +678,7 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     }
     /* VM state is not the disk's data: no device write cache covers it. */
     if (ret >= 0 && (f->fflag || (qemuio_writethrough && !f->bflag))) {
-        ret = bdrv_flush(bs, &err);
+        ret = bdrv_user_flush(cur_user, &err);
     }
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
@@ -1323,7 +1330,7 @@ static int discard_f(BlockDriverState *bs, int argc, char **argv)
 static int flush_f(BlockDriverState *bs, int argc, char **argv)
 {
     Error *err = NULL;
-    int ret = bdrv_flush(bs, &err);
+    int ret = bdrv_user_flush(cur_user, &err);
 
     if (ret < 0) {
         report_request_error("flush", err);
@@ -2060,8 +2067,10 @@ uint64_t qemuio_command_perm(const char *cmdline)
     return ct->flags & QEMUIO_CMD_WRITE ? BLK_PERM_WRITE : 0;
 }
 
-int qemuio_command(BlockDriverState *bs, const char *cmdline)
+int qemuio_command(BdrvUser *user, const char *cmdline)
 {
+    BlockDriverState *bs = user ? bdrv_user_bs(user) : NULL;
+    BdrvUser *old_user = cur_user;
     g_auto(GStrv) words = g_strsplit_set(cmdline, " \t\r\n", -1);
     g_autofree char **argv = g_new0(char *, g_strv_length(words) + 1);
     const QemuIOCommand *ct;
@@ -2093,7 +2102,9 @@ int qemuio_command(BlockDriverState *bs, const char *cmdline)
         error_report("Block node is read-only");
         return -1;
     }
+    cur_user = user;
     ret = ct->func(bs, argc, argv);
+    cur_user = old_user;
     /* getopt keeps pointers into argv; leave no stale state behind. */
     optind = 0;
     optarg = NULL;

@@ -374,7 +374,7 @@ static void run_command(const char *line)
      * commands gets the error messages first (iotest 080); the prompt of
      * the interactive mode flushes.
      */
-    if (qemuio_command(qemuio_bs, line) < 0) {
+    if (qemuio_command(qemuio_user, line) < 0) {
         failed = true;
     }
 }

@@ -312,6 +312,26 @@ int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *ds
                     int64_t dst_off, int64_t bytes, Error **errp);
 int bdrv_flush(BlockDriverState *bs, Error **errp);
 /*
+ * I/O through a user's handle (what tools and devices hold, QEMU's
+ * BlockBackend): the same requests on the handle's node, through the same
+ * path, but what changes data (write, zero write, discard) is refused
+ * (-EPERM) unless the handle declared write permission.
+ */
+BlockDriverState *bdrv_user_bs(BdrvUser *user);
+/* What the handle needs of its node (BLK_PERM_*). */
+uint64_t bdrv_user_get_perm(BdrvUser *user);
+int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
+                    int flags, Error **errp);
+int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
+                     int flags, Error **errp);
+int bdrv_user_pwrite_zeroes(BdrvUser *user, int64_t offset, int64_t bytes, int flags,
+                            Error **errp);
+int bdrv_user_pdiscard(BdrvUser *user, int64_t offset, int64_t bytes, Error **errp);
+int bdrv_user_flush(BdrvUser *user, Error **errp);
+/* bdrv_copy_range() between two handles' nodes; -ENOTSUP as there. */
+int bdrv_user_copy_range(BdrvUser *src, int64_t src_off, BdrvUser *dst, int64_t dst_off,
+                         int64_t bytes, Error **errp);
+/*
  * A hint for writers that flush at the end (block jobs): lets the host
  * start writing what @bs's protocol node holds in its page cache now, so
  * that the disk works while the copy goes on and the final flush finds
