@@ -2466,11 +2466,20 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
             return 0;   /* cache.no-flush=on (cache=unsafe) */
         }
         ret = 0;
-        /* Where QEMU announces them: the data goes to the OS, then to the disk. */
-        bdrv_debug_event(drv->is_protocol ? bs : bs->file,
-                         drv->is_protocol ? BLKDBG_FLUSH_TO_DISK : BLKDBG_FLUSH_TO_OS);
+        /*
+         * Where QEMU announces them: on the node's file, before the node's
+         * data goes to the OS, then before it goes to the disk.  A node
+         * (blkdebug among them) never hears of its own flush, so a format's
+         * flush of its file (a qcow2 metadata write ordering flush) is no
+         * "flush_to_disk" for a blkdebug file: only a flush of the format
+         * node is.
+         */
+        bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_OS);
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);
+        }
+        if (ret == 0) {
+            bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_DISK);
         }
         if (ret == 0 && bs->file && !bs->read_only) {
             ret = bdrv_flush(bs->file, errp);
