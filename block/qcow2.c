@@ -1334,18 +1334,6 @@ fail:
     return ret;
 }
 
-/*
- * At close each cache is written back and then made stable on its own, as
- * QEMU 7.2 does: a file that fails the flush (a disk error, blkdebug) is
- * reported once per cache, by name, even when the cache had nothing dirty.
- */
-static int close_flush_cache(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
-{
-    int ret = qcow2_cache_flush(bs, c, errp);
-
-    return ret < 0 ? ret : bdrv_flush(bs->file, errp);
-}
-
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1368,7 +1356,7 @@ static void qcow2_close(BlockDriverState *bs)
          * Each cache on its own, reported as QEMU reports it; a failure of
          * the first does not keep the second from trying.
          */
-        int l2_ret = close_flush_cache(bs, s->l2_cache, &err);
+        int l2_ret = qcow2_cache_flush(bs, s->l2_cache, &err);
         int rb_ret;
 
         if (l2_ret < 0) {
@@ -1376,7 +1364,7 @@ static void qcow2_close(BlockDriverState *bs)
             error_free(err);
             err = NULL;
         }
-        rb_ret = close_flush_cache(bs, s->rb_cache, &err);
+        rb_ret = qcow2_cache_flush(bs, s->rb_cache, &err);
         if (rb_ret < 0) {
             error_report("Failed to flush the refcount block cache: %s",
                          g_strerror(-rb_ret));
