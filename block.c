@@ -725,6 +725,21 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
             fperm = perm | fread;
             feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
             fshared = shared;
+        } else if (bs->drv->perm_follows_users) {
+            /*
+             * Only what the users really need (@eperm: a node nobody stands
+             * above writes nothing of its own accord), so that a second
+             * process may open the image while nobody writes it.
+             */
+            fperm = fread | (eperm & (BLK_PERM_WRITE | BLK_PERM_RESIZE));
+            feperm = eperm ? eperm | BLK_PERM_CONSISTENT_READ : 0;
+            fshared = shared;
+            if (bs->amend_holds) {
+                /* The header changes: nobody may read it half written. */
+                fperm |= BLK_PERM_WRITE;
+                feperm |= BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE;
+                fshared &= ~(BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE);
+            }
         } else {
             /* Metadata lives in the file: nobody else may change it. */
             fperm = fread | (bs->read_only ? 0 : BLK_PERM_WRITE | BLK_PERM_RESIZE);
@@ -2654,11 +2669,20 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
             return 0;   /* cache.no-flush=on (cache=unsafe) */
         }
         ret = 0;
-        /* Where QEMU announces them: the data goes to the OS, then to the disk. */
-        bdrv_debug_event(drv->is_protocol ? bs : bs->file,
-                         drv->is_protocol ? BLKDBG_FLUSH_TO_DISK : BLKDBG_FLUSH_TO_OS);
+        /*
+         * Where QEMU announces them: on the node's file, before the node's
+         * data goes to the OS, then before it goes to the disk.  A node
+         * (blkdebug among them) never hears of its own flush, so a format's
+         * flush of its file (a qcow2 metadata write ordering flush) is no
+         * "flush_to_disk" for a blkdebug file: only a flush of the format
+         * node is.
+         */
+        bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_OS);
         if (drv->bdrv_flush) {
             ret = drv->bdrv_flush(bs, errp);
+        }
+        if (ret == 0) {
+            bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_DISK);
         }
         if (ret == 0 && bs->file && !bs->read_only) {
             ret = bdrv_flush(bs->file, errp);
@@ -3005,6 +3029,77 @@ int bdrv_flush(BlockDriverState *bs, Error **errp)
         return 0;   /* nothing of ours can be dirty */
     }
     return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, 0, errp);
+}
+
+/*
+ * A handle's I/O.  Its requests are its node's and take the one request
+ * path; the handle adds only that data is changed through a handle that
+ * declared it writes (QEMU's BlockBackend asserts the same), so that a
+ * tool cannot write behind the permissions it showed the other users and
+ * the image locks.  A read-only node is left to the request path, which
+ * refuses in its own words.
+ */
+BlockDriverState *bdrv_user_bs(BdrvUser *user)
+{
+    return user->bs;
+}
+
+uint64_t bdrv_user_get_perm(BdrvUser *user)
+{
+    return user->perm;
+}
+
+static int user_check_write(BdrvUser *user, Error **errp)
+{
+    if (!user->bs->read_only && !(user->perm & BLK_PERM_WRITE)) {
+        error_setg(errp, "Node '%s' is used by %s without write permission",
+                   user->bs->node_name, user->name);
+        return -EPERM;
+    }
+    return 0;
+}
+
+int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
+                    int flags, Error **errp)
+{
+    return bdrv_pread(user->bs, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
+                     int flags, Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite(user->bs, offset, bytes, buf, flags, errp);
+}
+
+int bdrv_user_pwrite_zeroes(BdrvUser *user, int64_t offset, int64_t bytes, int flags,
+                            Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pwrite_zeroes(user->bs, offset, bytes, flags, errp);
+}
+
+int bdrv_user_pdiscard(BdrvUser *user, int64_t offset, int64_t bytes, Error **errp)
+{
+    int ret = user_check_write(user, errp);
+
+    return ret < 0 ? ret : bdrv_pdiscard(user->bs, offset, bytes, errp);
+}
+
+int bdrv_user_flush(BdrvUser *user, Error **errp)
+{
+    return bdrv_flush(user->bs, errp);
+}
+
+int bdrv_user_copy_range(BdrvUser *src, int64_t src_off, BdrvUser *dst, int64_t dst_off,
+                         int64_t bytes, Error **errp)
+{
+    if (!dst->bs->read_only && !(dst->perm & BLK_PERM_WRITE)) {
+        return -ENOTSUP;    /* the caller's own write says why */
+    }
+    return bdrv_copy_range(src->bs, src_off, dst->bs, dst_off, bytes, errp);
 }
 
 /*
@@ -3486,6 +3581,29 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     return bs->drv->bdrv_check(bs, res, fix, errp);
 }
 
+int bdrv_amend_hold(BlockDriverState *bs, Error **errp)
+{
+    if (!bs->drv || !bs->drv->perm_follows_users) {
+        return 0;   /* a format that always holds its file for writing */
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Block node is read-only");
+        return -EPERM;
+    }
+    if (bs->amend_holds++ == 0 && bdrv_refresh_perms(errp) < 0) {
+        bs->amend_holds--;
+        return -EPERM;
+    }
+    return 0;
+}
+
+void bdrv_amend_release(BlockDriverState *bs)
+{
+    if (bs->drv && bs->drv->perm_follows_users && --bs->amend_holds == 0) {
+        bdrv_refresh_perms(NULL);   /* giving permissions back cannot conflict */
+    }
+}
+
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
 {
     return bdrv_amend_options_status(bs, opts, force, NULL, NULL, errp);
@@ -3501,11 +3619,16 @@ int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
                    bs->drv->format_name);
         return -ENOTSUP;
     }
+    ret = bdrv_amend_hold(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
     bs->amend_status = status;
     bs->amend_status_opaque = opaque;
     ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
     bs->amend_status = NULL;
     bs->amend_status_opaque = NULL;
+    bdrv_amend_release(bs);
     return ret;
 }
 

@@ -476,7 +476,13 @@ BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
 {
     uint64_t perm = BLK_PERM_CONSISTENT_READ, shared = BLK_PERM_ALL & ~BLK_PERM_WRITE;
 
-    if (!bdrv_is_read_only(dinfo->bs)) {
+    /*
+     * Writable as opened: a drive that waits for an incoming migration
+     * (inactive, read-only until then) writes once activated, and its
+     * device's handle needs write from then on (inactive nodes hold no
+     * locks, so nothing is taken before).
+     */
+    if (!bdrv_is_read_only_as_opened(dinfo->bs)) {
         perm |= BLK_PERM_WRITE;
     }
     if (cdrom) {

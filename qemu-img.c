@@ -553,6 +553,18 @@ static bool hold_image(BlockDriverState *bs, int flags, Error **errp)
     return true;
 }
 
+/*
+ * qemu-img's handle on @bs: every read, write, zero write, discard and
+ * flush of the tool goes through it, never to the bare node.
+ */
+static BdrvUser *image_user(BlockDriverState *bs)
+{
+    BdrvUser *user = image_users ? g_hash_table_lookup(image_users, bs) : NULL;
+
+    g_assert(user);
+    return user;
+}
+
 /* Drops qemu-img's handle on @bs (may be NULL), then the node. */
 static void close_image(BlockDriverState *bs)
 {
@@ -1235,9 +1247,13 @@ static int img_check(int argc, char **argv)
     filename = one_image_arg(argc, argv);
     check_cache_mode(cache);
 
-    /* Metadata only: checking needs no key. */
+    /*
+     * Metadata only: checking needs no key.  The backing chain is opened
+     * all the same, as QEMU 7.2 does: a missing backing file fails the
+     * check, and the backing files are locked as for any other use.
+     */
     bs = open_image_cache(filename, o.image_opts, o.fmt,
-                          BDRV_O_CHECK | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                          BDRV_O_CHECK | BDRV_O_NO_IO |
                           (fix ? BDRV_O_RDWR : 0), false, cache);
     if (!bs) {
         return 1;
@@ -1466,7 +1482,7 @@ static int convert_zero(ConvertState *s, int64_t offset, int64_t bytes)
      * an unmapped range for zeroes when it would really show the backing
      * file's data: with a backing file, zeroes must be written as zeroes.
      */
-    ret = bdrv_pwrite_zeroes(s->target, offset, bytes,
+    ret = bdrv_user_pwrite_zeroes(image_user(s->target), offset, bytes,
                              s->min_sparse && !s->target_backed ?
                              BDRV_REQ_MAY_UNMAP : 0, &err);
     if (ret < 0) {
@@ -1481,7 +1497,7 @@ static int convert_write(ConvertState *s, int64_t offset, int64_t bytes,
                          const uint8_t *buf, int flags)
 {
     Error *err = NULL;
-    int ret = bdrv_pwrite(s->target, offset, bytes, buf, flags, &err);
+    int ret = bdrv_user_pwrite(image_user(s->target), offset, bytes, buf, flags, &err);
 
     if (ret < 0) {
         error_report("error while writing at byte %" PRId64 ": %s", offset,
@@ -1619,7 +1635,7 @@ static int convert_zero_compressed(ConvertState *s, int64_t offset, int64_t byte
 
 /* The second half of a split read, done by the helper thread. */
 typedef struct SplitRead {
-    BlockDriverState *src;
+    BdrvUser *src;
     int64_t offset;
     int64_t bytes;
     uint8_t *buf;
@@ -1632,7 +1648,7 @@ static void split_read_worker(gpointer data, gpointer user_data)
 {
     SplitRead *r = data;
 
-    r->ret = bdrv_pread(r->src, r->offset, r->bytes, r->buf, 0, &r->err);
+    r->ret = bdrv_user_pread(r->src, r->offset, r->bytes, r->buf, 0, &r->err);
     g_async_queue_push(r->done, r);
 }
 
@@ -1651,15 +1667,15 @@ static int convert_pread(ConvertState *s, BlockDriverState *src, bool split,
     int ret;
 
     if (!split || !s->read_pool || bytes < 1 * (int64_t)MiB) {
-        return bdrv_pread(src, offset, bytes, buf, 0, errp);
+        return bdrv_user_pread(image_user(src), offset, bytes, buf, 0, errp);
     }
     half = QEMU_ALIGN_DOWN(bytes / 2, 4096);
     r = (SplitRead) {
-        .src = src, .offset = offset + half, .bytes = bytes - half,
+        .src = image_user(src), .offset = offset + half, .bytes = bytes - half,
         .buf = buf + half, .done = s->read_done,
     };
     g_thread_pool_push(s->read_pool, &r, NULL);
-    ret = bdrv_pread(src, offset, half, buf, 0, errp);
+    ret = bdrv_user_pread(r.src, offset, half, buf, 0, errp);
     g_async_queue_pop(s->read_done);
     if (ret < 0) {
         error_free(r.err);
@@ -1692,7 +1708,7 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
             for (int64_t pos = 0; pos < bytes; pos += BDRV_SECTOR_SIZE) {
                 int64_t n = MIN((int64_t)BDRV_SECTOR_SIZE, bytes - pos);
                 err = NULL;
-                if (bdrv_pread(src, offset + pos, n, buf + pos, 0, &err) < 0) {
+                if (bdrv_user_pread(image_user(src), offset + pos, n, buf + pos, 0, &err) < 0) {
                     if (!quiet_mode) {
                         warn_report("error while reading offset %" PRId64 ": %s",
                                     offset + pos, error_get_pretty(err));
@@ -1962,8 +1978,8 @@ static int convert_copy_range(ConvertState *s, ConvertJob *job)
 {
     g_autofree uint8_t *buf = NULL;
     Error *err = NULL;
-    int ret = bdrv_copy_range(job->src, job->src_offset, s->target, job->target_offset,
-                              job->bytes, &err);
+    int ret = bdrv_user_copy_range(image_user(job->src), job->src_offset, image_user(s->target),
+                                   job->target_offset, job->bytes, &err);
 
     if (ret != -ENOTSUP) {
         if (ret < 0) {
@@ -1975,7 +1991,7 @@ static int convert_copy_range(ConvertState *s, ConvertJob *job)
     }
     g_atomic_int_set(&s->copy_range, 0);
     buf = g_malloc(job->bytes);
-    ret = bdrv_pread(job->src, job->src_offset, job->bytes, buf, 0, &err);
+    ret = bdrv_user_pread(image_user(job->src), job->src_offset, job->bytes, buf, 0, &err);
     if (ret < 0) {
         error_report("error while reading at byte %" PRId64 ": %s", job->src_offset,
                      error_get_pretty(err));
@@ -2534,7 +2550,7 @@ static int img_convert(int argc, char **argv)
         ret = 1;
     }
     /* With the default cache mode "unsafe" the target ignores this. */
-    if (ret == 0 && bdrv_flush(s.target, &err) < 0) {
+    if (ret == 0 && bdrv_user_flush(image_user(s.target), &err) < 0) {
         error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
@@ -2559,9 +2575,10 @@ out:
  * Copies everything that @top .. (not including) @base define into @base,
  * through the block layer: zero ranges as zero writes, data as data.
  */
-static int commit_copy(BlockDriverState *top, BlockDriverState *base, int64_t rate,
+static int commit_copy(BlockDriverState *top, BdrvUser *base_user, int64_t rate,
                        Error **errp)
 {
+    BlockDriverState *base = bdrv_user_bs(base_user);
     int64_t len = bdrv_getlength(top);
     RateLimit limit;
     g_autofree uint8_t *buf = g_malloc(IO_BUF_SIZE);
@@ -2588,12 +2605,12 @@ static int commit_copy(BlockDriverState *top, BlockDriverState *base, int64_t ra
         n = MIN(n, pnum);
         if (ret & BDRV_BLOCK_ALLOCATED) {
             if (ret & BDRV_BLOCK_ZERO) {
-                ret = bdrv_pwrite_zeroes(base, offset, n, BDRV_REQ_MAY_UNMAP, errp);
+                ret = bdrv_user_pwrite_zeroes(base_user, offset, n, BDRV_REQ_MAY_UNMAP, errp);
             } else {
                 ratelimit_wait(&limit, n);
-                ret = bdrv_pread(top, offset, n, buf, 0, errp);
+                ret = bdrv_user_pread(image_user(top), offset, n, buf, 0, errp);
                 if (ret >= 0) {
-                    ret = bdrv_pwrite(base, offset, n, buf, 0, errp);
+                    ret = bdrv_user_pwrite(base_user, offset, n, buf, 0, errp);
                 }
             }
             if (ret < 0) {
@@ -2603,7 +2620,7 @@ static int commit_copy(BlockDriverState *top, BlockDriverState *base, int64_t ra
         offset += n;
         progress_update(offset, len);
     }
-    return bdrv_flush(base, errp);
+    return bdrv_user_flush(base_user, errp);
 }
 
 /*
@@ -2643,6 +2660,7 @@ static int img_commit(int argc, char **argv)
     const char *cache = NULL, *base_name = NULL, *filename;
     bool drop = false, progress = false;
     BlockDriverState *bs, *base = NULL;
+    BdrvUser *base_user = NULL;
     Error *err = NULL;
     int64_t rate = 0;
     int c, ret;
@@ -2691,13 +2709,20 @@ static int img_commit(int argc, char **argv)
     }
 
     ret = bdrv_reopen_set_read_only(base, false, &err);
+    if (ret == 0) {
+        /* The base is written through a handle of its own, as QEMU's commit job's. */
+        base_user = bdrv_user_add_full(base, "an unnamed block device", NULL,
+                                       BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE |
+                                       BLK_PERM_RESIZE, BLK_PERM_ALL, 0, &err);
+        ret = base_user ? 0 : -EPERM;
+    }
     if (ret == 0 && bdrv_getlength(base) < bdrv_getlength(bs)) {
         /* A base smaller than the top grows to hold all of the top. */
         ret = bdrv_truncate(base, bdrv_getlength(bs), false, PREALLOC_MODE_OFF, &err);
     }
     if (ret == 0) {
         progress_init(progress);
-        ret = commit_copy(bs, base, rate, &err);
+        ret = commit_copy(bs, base_user, rate, &err);
         if (ret < 0 && err) {
             /* QEMU runs the copy as a block job and words its failure so. */
             error_prepend(&err, "Block job failed: ");
@@ -2724,16 +2749,18 @@ static int img_commit(int argc, char **argv)
                 error_free(local_err);
                 ret = empty_ret;
             } else {
-                ret = bdrv_flush(bs, &err);
+                ret = bdrv_user_flush(image_user(bs), &err);
             }
         }
         progress_end();
     }
+    if (base_user) {
+        bdrv_user_remove(base_user);
+    }
     close_image(bs);
     if (ret < 0) {
         if (err) {
-            error_report("%s", error_get_pretty(err));
-            error_free(err);
+            error_report_err(err);  /* with its hint, as QEMU's */
         }
         return 1;
     }
@@ -2793,13 +2820,13 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
                 continue;
             }
 
-            ret = bdrv_pread(bs, offset, n, old_buf, 0, errp);
+            ret = bdrv_user_pread(image_user(bs), offset, n, old_buf, 0, errp);
             if (ret < 0) {
                 return ret;
             }
             memset(new_buf, 0, n);
             if (in_new > 0) {
-                ret = bdrv_pread(new_base, offset, in_new, new_buf, 0, errp);
+                ret = bdrv_user_pread(image_user(new_base), offset, in_new, new_buf, 0, errp);
                 if (ret < 0) {
                     return ret;
                 }
@@ -2813,8 +2840,9 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
                 if (memcmp(old_buf + pos, new_buf + pos, u)) {
                     /* Those zeroes are kept as zeroes (zero clusters), as by QEMU. */
                     ret = offset + pos >= old_len ?
-                        bdrv_pwrite_zeroes(bs, offset + pos, u, 0, errp) :
-                        bdrv_pwrite(bs, offset + pos, u, old_buf + pos, 0, errp);
+                        bdrv_user_pwrite_zeroes(image_user(bs), offset + pos, u, 0, errp) :
+                        bdrv_user_pwrite(image_user(bs), offset + pos, u, old_buf + pos, 0,
+                                         errp);
                     if (ret < 0) {
                         return ret;
                     }
@@ -3109,7 +3137,7 @@ static bool compare_read(BlockDriverState *bs, const char *name, int64_t offset,
 {
     Error *err = NULL;
 
-    if (bdrv_pread(bs, offset, bytes, buf, 0, &err) < 0) {
+    if (bdrv_user_pread(image_user(bs), offset, bytes, buf, 0, &err) < 0) {
         error_report("Error while reading offset %" PRId64 " of %s: %s",
                      offset, name, error_get_pretty(err));
         error_free(err);
@@ -3648,8 +3676,9 @@ static int img_snapshot(int argc, char **argv)
     }
     filename = one_image_arg(argc, argv);
 
+    /* With its backing chain, as QEMU 7.2 opens it (a missing backing file fails). */
     bs = open_image(filename, o.image_opts, NULL,
-                    BDRV_O_NO_BACKING | BDRV_O_NO_IO |
+                    BDRV_O_NO_IO |
                     (action == SNAPSHOT_LIST || action == SNAPSHOT_NONE ? 0 : BDRV_O_RDWR),
                     false);
     if (!bs) {
@@ -4343,13 +4372,13 @@ static int img_dd(int argc, char **argv)
         /* A block larger than the buffer is copied in buffer-sized pieces. */
         int64_t n = MIN(MIN((int64_t)bs, IO_BUF_SIZE), end - off);
 
-        if (bdrv_pread(in, off, n, buf, 0, &err) < 0) {
+        if (bdrv_user_pread(image_user(in), off, n, buf, 0, &err) < 0) {
             error_report("error while reading from input image file: %s",
                          error_get_pretty(err));
             error_free(err);
             goto out;
         }
-        if (bdrv_pwrite(out, off - start, n, buf, 0, &err) < 0) {
+        if (bdrv_user_pwrite(image_user(out), off - start, n, buf, 0, &err) < 0) {
             error_report("error while writing to output image file: %s",
                          error_get_pretty(err));
             error_free(err);

@@ -299,6 +299,27 @@ static int qemuio_getopt(int argc, char **argv, const char *optstring)
     return c;
 }
 
+/*
+ * The handle of the command being run.  The commands' table takes a node
+ * (most look at the node only: length, map, info); their I/O goes through
+ * this handle, never to the bare node.
+ */
+static BdrvUser *cur_user;
+/*
+ * The handle of each aio request in flight (coroutine -> BdrvUser): its
+ * request outlives the command that set cur_user, and other coroutines'
+ * commands set it anew meanwhile.
+ */
+static GHashTable *aio_users;
+
+static BdrvUser *io_user(void)
+{
+    Coroutine *co = qemu_coroutine_self();
+    BdrvUser *u = co && aio_users ? g_hash_table_lookup(aio_users, co) : NULL;
+
+    return u ? u : cur_user;
+}
+
 static void report_request_error(const char *what, Error *err)
 {
     qemuio_printf("%s failed: %s\n", what, error_get_pretty(err));
@@ -381,20 +402,20 @@ static int do_request(BlockDriverState *bs, QemuIORequest req, int64_t offset,
 
         switch (req) {
         case QEMUIO_REQ_READ:
-            ret = bdrv_pread(bs, offset + done, n, buf + done, 0, errp);
+            ret = bdrv_user_pread(io_user(), offset + done, n, buf + done, 0, errp);
             break;
         case QEMUIO_REQ_WRITE:
-            ret = bdrv_pwrite(bs, offset + done, n, buf + done, flags, errp);
+            ret = bdrv_user_pwrite(io_user(), offset + done, n, buf + done, flags, errp);
             break;
         case QEMUIO_REQ_ZEROES:
-            ret = bdrv_pwrite_zeroes(bs, offset + done, n, flags, errp);
+            ret = bdrv_user_pwrite_zeroes(io_user(), offset + done, n, flags, errp);
             break;
         case QEMUIO_REQ_VMSTATE_LOAD:
         case QEMUIO_REQ_VMSTATE_SAVE:
             ret = vmstate_request(bs, req, offset + done, n, buf + done, errp);
             break;
         default:
-            ret = bdrv_pdiscard(bs, offset + done, n, errp);
+            ret = bdrv_user_pdiscard(io_user(), offset + done, n, errp);
             break;
         }
         if (ret < 0) {
@@ -681,7 +702,7 @@ static int run_write(BlockDriverState *bs, const IOCmdFlags *f, const char *name
     }
     /* VM state is not the disk's data: no device write cache covers it. */
     if (ret >= 0 && (f->fflag || (qemuio_writethrough && !f->bflag))) {
-        ret = bdrv_flush(bs, &err);
+        ret = bdrv_user_flush(io_user(), &err);
     }
     elapsed = ts_sub(ts_now(), t1);
     if (ret < 0) {
@@ -1095,6 +1116,7 @@ static int aio_in_flight;
 
 typedef struct AioRequest {
     BlockDriverState *bs;
+    BdrvUser *user;
     IOCmdFlags f;
     bool write;
     int64_t offset, count;
@@ -1109,6 +1131,7 @@ static AioRequest *aio_request_new(BlockDriverState *bs, const IOCmdFlags *f, bo
     AioRequest *r = g_new0(AioRequest, 1);
 
     r->bs = bs;
+    r->user = cur_user;
     r->f = *f;
     r->write = write;
     r->offset = offset;
@@ -1126,12 +1149,17 @@ static void aio_request_co(void *opaque)
 {
     AioRequest *r = opaque;
 
+    if (!aio_users) {
+        aio_users = g_hash_table_new(NULL, NULL);
+    }
+    g_hash_table_insert(aio_users, qemu_coroutine_self(), r->user);
     if (r->write) {
         run_write(r->bs, &r->f, "aio_write", r->offset, r->count, r->buf, r->flags);
     } else {
         /* QEMU names the failed request "readv", which is what it issues. */
         run_read_into(r->bs, &r->f, "readv", r->offset, r->count, r->buf, 0, r->count);
     }
+    g_hash_table_remove(aio_users, qemu_coroutine_self());
     free(r->mem);
     bdrv_unref(r->bs);
     g_free(r);
@@ -1388,7 +1416,7 @@ static int discard_f(BlockDriverState *bs, int argc, char **argv)
 static int flush_f(BlockDriverState *bs, int argc, char **argv)
 {
     Error *err = NULL;
-    int ret = bdrv_flush(bs, &err);
+    int ret = bdrv_user_flush(io_user(), &err);
 
     if (ret < 0) {
         report_request_error("flush", err);
@@ -2156,8 +2184,10 @@ uint64_t qemuio_command_perm(const char *cmdline)
     return ct->flags & QEMUIO_CMD_WRITE ? BLK_PERM_WRITE : 0;
 }
 
-int qemuio_command(BlockDriverState *bs, const char *cmdline)
+int qemuio_command(BdrvUser *user, const char *cmdline)
 {
+    BlockDriverState *bs = user ? bdrv_user_bs(user) : NULL;
+    BdrvUser *old_user = cur_user;
     g_auto(GStrv) words = g_strsplit_set(cmdline, " \t\r\n", -1);
     g_autofree char **argv = g_new0(char *, g_strv_length(words) + 1);
     const QemuIOCommand *ct;
@@ -2189,10 +2219,12 @@ int qemuio_command(BlockDriverState *bs, const char *cmdline)
         error_report("Block node is read-only");
         return -1;
     }
+    cur_user = user;
     if (!(ct->flags & QEMUIO_CMD_ASYNC)) {
         qemuio_drain();
     }
     ret = ct->func(bs, argc, argv);
+    cur_user = old_user;
     /* getopt keeps pointers into argv; leave no stale state behind. */
     optind = 0;
     optarg = NULL;

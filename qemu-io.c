@@ -171,6 +171,18 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
         bdrv_unref(bs);
         bs = top;
     }
+    if (bs) {
+        /*
+         * The handle's needs are part of the open, as QEMU's BlockBackend's
+         * (a luks node needs no write lock before its user asks).
+         */
+        qemuio_user = bdrv_user_add_full(bs, "an unnamed block device", NULL, 0, BLK_PERM_ALL,
+                                         BDRV_USER_TOOL, &err);
+        if (!qemuio_user) {
+            bdrv_unref(bs);
+            bs = NULL;
+        }
+    }
     if (!bs) {
         /* QEMU names the device only when it was given as a file name. */
         if (name && !image_opts) {
@@ -179,13 +191,6 @@ static int openfile(const char *name, const OpenParams *p, bool image_opts, QDic
             error_prepend(&err, "can't open: ");
         }
         error_report_err(err);
-        return -1;
-    }
-    qemuio_user = bdrv_user_add_full(bs, "an unnamed block device", NULL, 0, BLK_PERM_ALL,
-                                     BDRV_USER_TOOL, &err);
-    if (!qemuio_user) {
-        error_report_err(err);
-        bdrv_unref(bs);
         return -1;
     }
     qemuio_bs = bs;
@@ -369,7 +374,7 @@ static void run_command(const char *line)
      * commands gets the error messages first (iotest 080); the prompt of
      * the interactive mode flushes.
      */
-    if (qemuio_command(qemuio_bs, line) < 0) {
+    if (qemuio_command(qemuio_user, line) < 0) {
         failed = true;
     }
 }

@@ -13,7 +13,7 @@
  *     QemuIOOutputFn old_fn; void *old_opaque;
  *     qemuio_get_output(&old_fn, &old_opaque);
  *     qemuio_set_output(my_fn, my_buffer);
- *     qemuio_command(bs, cmdline);
+ *     qemuio_command(user, cmdline);
  *     qemuio_set_output(old_fn, old_opaque);
  *
  * Errors that come from the block layer (a failed open, a refused request
@@ -78,12 +78,13 @@ void qemuio_add_command(const QemuIOCommand *cmd);
 void qemuio_command_usage(const QemuIOCommand *cmd);
 
 /*
- * Runs one qemu-io command line on @bs (NULL: no image open).  Words are
+ * Runs one qemu-io command line on the node of the handle @user (NULL: no
+ * image open), whose I/O goes through that handle.  Words are
  * separated by blanks; there is no quoting.  An empty line does nothing.
  * Returns 0, or -1 when the command failed (bad arguments, an I/O error,
  * a failed pattern verification, an unknown command).
  */
-int qemuio_command(BlockDriverState *bs, const char *cmdline);
+int qemuio_command(BdrvUser *user, const char *cmdline);
 
 /*
  * The permissions (BLK_PERM_*) one command line needs of its node: what

@@ -23,6 +23,7 @@ typedef struct AmendJob {
     BlockDriverState *bs;       /* referenced until the job ends */
     QDict *opts;                /* the driver's amend options */
     bool force;
+    bool held;                  /* bdrv_amend_hold() succeeded on @bs */
 } AmendJob;
 
 static const char *const luks_keys[] = {
@@ -83,6 +84,10 @@ static void amend_clean(BlockJob *job)
     qobject_unref(s->opts);
     s->opts = NULL;
     if (s->bs) {
+        if (s->held) {
+            bdrv_amend_release(s->bs);
+            s->held = false;
+        }
         bdrv_unref(s->bs);
         s->bs = NULL;
     }
@@ -144,13 +149,20 @@ static QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
             }
         }
     }
+    /* The permissions the change needs are taken now: a conflict fails the command. */
+    if (bdrv_amend_hold(bs, errp) < 0) {
+        qobject_unref(o);
+        return NULL;
+    }
     s = block_job_create(&amend_job_driver, job_id, job_id, NULL, 0, errp);
     if (!s) {
+        bdrv_amend_release(bs);
         qobject_unref(o);
         return NULL;
     }
     bdrv_ref(bs);
     s->bs = bs;
+    s->held = true;
     s->opts = o;
     s->force = qdict_get_try_bool(args, "force", false);
     s->common.len = 1;

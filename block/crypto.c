@@ -401,6 +401,7 @@ static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc
 
 static BlockDriver bdrv_luks = {
     .format_name = "luks",
+    .perm_follows_users = true,
     .instance_size = sizeof(BlockCrypto),
     .bdrv_probe = luks_probe,
     .bdrv_open = luks_open,

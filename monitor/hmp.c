@@ -867,9 +867,15 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
      * A node used by name is used as QEMU's monitor does: by an unnamed
      * user that needs what the command does and shares everything, so a
      * write to a node a device writes is refused.  A drive's own user (its
-     * device) is the one that writes through a drive name.
+     * device) is the one that writes through a drive name; a drive without
+     * a device, or whose device does not need what the command does, gets
+     * such a user too, as QEMU's drive asks for the command's permissions.
+     * The command's I/O goes through the handle.
      */
-    if (!d) {
+    if (d && d->perm_user &&
+        !(qemuio_command_perm(cmd) & ~bdrv_user_get_perm(d->perm_user))) {
+        user = d->perm_user;
+    } else {
         uint64_t perm = qemuio_command_perm(cmd);
         Error *err = NULL;
 
@@ -891,7 +897,7 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         /* Through a drive's name, the requests are the drive's, with its limits. */
         ThrottleGroup *old_throttle = drive_enter_io(d);
 
-        qemuio_command(bs, cmd);
+        qemuio_command(user, cmd);
         /*
          * aio requests end within the command: their lines belong to
          * this reply, and nothing else in the machine runs beside block
@@ -901,7 +907,9 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         bdrv_set_front_throttle(old_throttle);
     }
     qemuio_set_output(old_fn, old_opaque);
-    bdrv_user_remove(user);
+    if (!d || user != d->perm_user) {
+        bdrv_user_remove(user);
+    }
 }
 
 static const HMPCommand builtin_cmds[] = {

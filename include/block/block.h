@@ -327,6 +327,26 @@ int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *ds
                     int64_t dst_off, int64_t bytes, Error **errp);
 int bdrv_flush(BlockDriverState *bs, Error **errp);
 /*
+ * I/O through a user's handle (what tools and devices hold, QEMU's
+ * BlockBackend): the same requests on the handle's node, through the same
+ * path, but what changes data (write, zero write, discard) is refused
+ * (-EPERM) unless the handle declared write permission.
+ */
+BlockDriverState *bdrv_user_bs(BdrvUser *user);
+/* What the handle needs of its node (BLK_PERM_*). */
+uint64_t bdrv_user_get_perm(BdrvUser *user);
+int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
+                    int flags, Error **errp);
+int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
+                     int flags, Error **errp);
+int bdrv_user_pwrite_zeroes(BdrvUser *user, int64_t offset, int64_t bytes, int flags,
+                            Error **errp);
+int bdrv_user_pdiscard(BdrvUser *user, int64_t offset, int64_t bytes, Error **errp);
+int bdrv_user_flush(BdrvUser *user, Error **errp);
+/* bdrv_copy_range() between two handles' nodes; -ENOTSUP as there. */
+int bdrv_user_copy_range(BdrvUser *src, int64_t src_off, BdrvUser *dst, int64_t dst_off,
+                         int64_t bytes, Error **errp);
+/*
  * A hint for writers that flush at the end (block jobs): lets the host
  * start writing what @bs's protocol node holds in its page cache now, so
  * that the disk works while the copy goes on and the final flush finds
@@ -385,6 +405,7 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp);
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                Error **errp);
+/* Holds @bs for the amend (bdrv_amend_hold()) while it runs. */
 int bdrv_amend_options(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
 /*
  * As bdrv_amend_options(), telling @status (when not NULL) how far the
@@ -397,6 +418,16 @@ int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
                               BdrvAmendStatusFn *status, void *opaque, Error **errp);
 /* For drivers: reports progress to the running amend's @status, if any. */
 void bdrv_amend_status(BlockDriverState *bs, int64_t done, int64_t total);
+/*
+ * Takes what an amend of @bs needs before it starts, so that an amend job
+ * fails at once: a format that otherwise writes nothing of its file (luks)
+ * takes write permission on it and lets nobody else read or write it ("Block
+ * node is read-only"; "Failed to get shared "consistent read" lock" while
+ * another process has the image open).  Nothing to do for other formats.
+ * Each successful call is paired with bdrv_amend_release().
+ */
+int bdrv_amend_hold(BlockDriverState *bs, Error **errp);
+void bdrv_amend_release(BlockDriverState *bs);
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
 int bdrv_make_empty(BlockDriverState *bs, Error **errp);

@@ -187,6 +187,8 @@ struct BlockDriverState {
      * file descriptor resets them to "nothing held" (0, BLK_PERM_ALL).
      */
     bool force_share;
+    /* bdrv_amend_hold() calls not yet released (see perm_follows_users). */
+    int amend_holds;
     bool closing;               /* in bdrv_close(): no longer part of the graph */
     GSList *users;
     uint64_t perm, shared_perm;
@@ -341,6 +343,15 @@ typedef struct BlockDriver {
      * writable, and lets nobody else write or resize it.
      */
     bool is_passthrough;
+    /*
+     * A format whose metadata in its file changes only on request (luks:
+     * its header, at a key-slot amend), not as data is written: it needs of
+     * its file what its users need (plus consistent read) and shares what
+     * they share, as a passthrough node, except while an amend holds it
+     * (bdrv_amend_hold()): then it also writes, and lets nobody else read
+     * consistently or write.  QEMU 7.2's crypto driver behaves so.
+     */
+    bool perm_follows_users;
     /*
      * A filter (throttle, blkdebug, ...): a passthrough node that block
      * jobs look through when they walk a backing chain, as QEMU's filters.
