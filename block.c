@@ -1028,6 +1028,16 @@ BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char 
     user->perm = perm;
     user->shared = shared;
     user->seq = ++perm_seq_counter;
+    if (flags & BDRV_USER_DRIVE) {
+        for (GSList *l = bs->users; l; l = l->next) {
+            BdrvUser *u = l->data;
+
+            if (u->device) {
+                user->seq = u->seq;
+                break;
+            }
+        }
+    }
     user->filter = flags & BDRV_USER_FILTER;
     user->extra = flags & (BDRV_USER_FILTER | BDRV_USER_EXTRA);
     user->tool = flags & BDRV_USER_TOOL;

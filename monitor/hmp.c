@@ -883,7 +883,7 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
             perm &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);   /* refused below */
         }
         user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL,
-                                  BDRV_USER_EXTRA, &err);
+                                  BDRV_USER_EXTRA | (d ? BDRV_USER_DRIVE : 0), &err);
         if (!user) {
             monitor_printf(mon, "%s\n", error_get_pretty(err));
             error_free(err);

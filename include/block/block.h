@@ -178,6 +178,13 @@ BdrvUser *bdrv_user_add(BlockDriverState *bs, const char *name, uint64_t perm,
  * the node is writable (it may be reopened), write; @perm is ignored.
  */
 #define BDRV_USER_TOOL   0x4
+/*
+ * BDRV_USER_DRIVE: the user acts for the drive whose name @bs holds (HMP
+ * qemu-io through a drive name): it is as old as that name, so a job's
+ * filter that took over the drive's parents takes it over too, as QEMU's
+ * drive writes through such a filter.
+ */
+#define BDRV_USER_DRIVE  0x8
 BdrvUser *bdrv_user_add_full(BlockDriverState *bs, const char *name, const char *role,
                              uint64_t perm, uint64_t shared, unsigned flags,
                              Error **errp);
