@@ -1142,6 +1142,19 @@ static void bdrv_user_free(gpointer p)
     g_free(user);
 }
 
+int bdrv_user_set_perm(BdrvUser *user, uint64_t perm, Error **errp)
+{
+    uint64_t old = user->perm;
+
+    user->perm = perm;
+    if (bdrv_refresh_perms(errp) < 0) {
+        user->perm = old;
+        bdrv_refresh_perms(NULL);   /* what held before holds again */
+        return -EPERM;
+    }
+    return 0;
+}
+
 void bdrv_user_remove(BdrvUser *user)
 {
     if (!user) {

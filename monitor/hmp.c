@@ -866,29 +866,44 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
     /*
      * A node used by name is used as QEMU's monitor does: by an unnamed
      * user that needs what the command does and shares everything, so a
-     * write to a node a device writes is refused.  A drive's own user (its
-     * device) is the one that writes through a drive name; a drive without
-     * a device, or whose device does not need what the command does, gets
-     * such a user too, as QEMU's drive asks for the command's permissions.
-     * The command's I/O goes through the handle.
+     * write to a node a device writes is refused.  Through a drive's name
+     * the requests are the drive's own: its device's handle, which needs
+     * what the command does for as long as the command runs (QEMU's
+     * qemu-io raises its BlockBackend's permissions the same way), so
+     * what the device does not share with others does not stop it.  A
+     * drive without a device gets a handle that acts for it.
      */
-    if (d && d->perm_user &&
-        !(qemuio_command_perm(cmd) & ~bdrv_user_get_perm(d->perm_user))) {
-        user = d->perm_user;
-    } else {
-        uint64_t perm = qemuio_command_perm(cmd);
+    uint64_t need = qemuio_command_perm(cmd);
+    uint64_t old_perm = 0;
+    bool raised = false, temporary = false;
+
+    if (bdrv_is_read_only(bs)) {
+        need &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);   /* refused by the command */
+    }
+    if (d && d->perm_user) {
         Error *err = NULL;
 
-        if (bdrv_is_read_only(bs)) {
-            perm &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);   /* refused below */
+        user = d->perm_user;
+        old_perm = bdrv_user_get_perm(user);
+        if (need & ~old_perm) {
+            if (bdrv_user_set_perm(user, old_perm | need, &err) < 0) {
+                monitor_printf(mon, "%s\n", error_get_pretty(err));
+                error_free(err);
+                return;
+            }
+            raised = true;
         }
-        user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL,
+    } else {
+        Error *err = NULL;
+
+        user = bdrv_user_add_full(bs, "an unnamed block device", NULL, need, BLK_PERM_ALL,
                                   BDRV_USER_EXTRA | (d ? BDRV_USER_DRIVE : 0), &err);
         if (!user) {
             monitor_printf(mon, "%s\n", error_get_pretty(err));
             error_free(err);
             return;
         }
+        temporary = true;
     }
     /* No key check here: the block layer refuses I/O on a keyless node itself. */
     qemuio_get_output(&old_fn, &old_opaque);
@@ -907,8 +922,10 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         bdrv_set_front_throttle(old_throttle);
     }
     qemuio_set_output(old_fn, old_opaque);
-    if (!d || user != d->perm_user) {
+    if (temporary) {
         bdrv_user_remove(user);
+    } else if (raised && d->perm_user == user) {
+        bdrv_user_set_perm(user, old_perm, NULL);   /* needing less cannot conflict */
     }
 }
 

@@ -342,6 +342,12 @@ int bdrv_flush(BlockDriverState *bs, Error **errp);
 BlockDriverState *bdrv_user_bs(BdrvUser *user);
 /* What the handle needs of its node (BLK_PERM_*). */
 uint64_t bdrv_user_get_perm(BdrvUser *user);
+/*
+ * Changes what the handle needs, as QEMU's blk_set_perm(): refused with
+ * the conflict's message (and nothing changed) when another user of the
+ * node does not share it.  What the handle shares stays.
+ */
+int bdrv_user_set_perm(BdrvUser *user, uint64_t perm, Error **errp);
 int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
                     int flags, Error **errp);
 int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
