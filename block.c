@@ -126,6 +126,37 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     g_list_free(sorted);
 }
 
+const char *bdrv_drv_file_child_name(const BlockDriver *drv)
+{
+    if (drv->file_child_name) {
+        return drv->file_child_name;
+    }
+    /* A format driver reads its image from a "file" child. */
+    return drv->is_protocol ? NULL : "file";
+}
+
+bool bdrv_drv_has_child(const BlockDriver *drv, const char *name)
+{
+    const char *file = bdrv_drv_file_child_name(drv);
+
+    return (file && !strcmp(file, name)) ||
+           (drv->extra_child_name && !strcmp(drv->extra_child_name, name)) ||
+           (drv->supports_backing && !strcmp(name, "backing"));
+}
+
+bool bdrv_is_child_name(const char *name)
+{
+    bdrv_init();
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        if (!drv->is_internal && bdrv_drv_has_child(drv, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const char *bdrv_get_format_name(BlockDriverState *bs)
 {
     return bs->drv ? bs->drv->format_name : NULL;
@@ -2077,8 +2108,11 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
         .discard_ignore = bs->discard_ignore, .detect_zeroes = bs->detect_zeroes,
         .cache_direct = bs->cache_direct,
     };
+    /* The file child's options go by the driver's name for it (blkdebug: "image."). */
+    const char *file_name = bdrv_drv_file_child_name(bs->drv);
+    g_autofree char *file_prefix = g_strdup_printf("%s.", file_name ? file_name : "file");
     QDict *own = qdict_clone_shallow(opts);
-    QDict *file_opts = qdict_extract_subqdict(own, "file.");
+    QDict *file_opts = qdict_extract_subqdict(own, file_prefix);
     QDict *backing_opts = NULL;
     GList *keys = NULL;
     bool auto_ro = false, ok = false;
@@ -2095,14 +2129,14 @@ static bool bdrv_reopen_check(BlockDriverState *bs, QDict *opts, GArray *states,
     }
     if (qdict_size(file_opts) && !bs->file) {
         json_object_foreach(file_opts, key, value) {
-            error_setg(errp, "Cannot change the option 'file.%s'", key);
+            error_setg(errp, "Cannot change the option '%s%s'", file_prefix, key);
             goto out;
         }
     }
-    if (bs->file && qdict_get_try_str(own, "file") &&
-        !strcmp(qdict_get_try_str(own, "file"), bs->file->node_name)) {
-        /* A nested node's file given by name restates it. */
-        qdict_del(own, "file");
+    if (bs->file && file_name && qdict_get_try_str(own, file_name) &&
+        !strcmp(qdict_get_try_str(own, file_name), bs->file->node_name)) {
+        /* The file child given by name restates it (another name stays, refused). */
+        qdict_del(own, file_name);
     }
 
     if (!reopen_bool(own, "read-only", &st.read_only, errp) ||

@@ -448,7 +448,10 @@ static bool reopen_keeps_driver_opts(BlockDriverState *bs, QDict *opts, Error **
         return true;
     }
     json_object_foreach(bs->options, key, value) {
-        bool skip = g_str_has_prefix(key, "file") || g_str_has_prefix(key, "backing");
+        g_autofree char *first = g_strndup(key, strcspn(key, "."));
+        /* A child's options are that child's (blkdebug's "image.*" too). */
+        bool skip = g_str_has_prefix(key, "file") || g_str_has_prefix(key, "backing") ||
+                    bdrv_drv_has_child(bs->drv, first);
 
         for (size_t i = 0; !skip && i < G_N_ELEMENTS(generic); i++) {
             skip = !strcmp(key, generic[i]);
@@ -558,10 +561,38 @@ static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *ch
     return true;
 }
 
+/*
+ * What QEMU's schema checks of the children in element @i, given for
+ * driver @drv, before the node is looked up: the driver's file child
+ * ("file", blkdebug's "image") must be given, and a child name that is
+ * another driver's and not @drv's ("backing" for a filter, "file" for
+ * blkdebug) is refused.
+ */
+static bool reopen_check_child_names(json_t *elem, size_t i, const BlockDriver *drv,
+                                     Error **errp)
+{
+    const char *file_name = bdrv_drv_file_child_name(drv);
+    const char *key;
+    json_t *value;
+
+    if (file_name && !json_object_get(elem, file_name)) {
+        error_setg(errp, "Parameter 'options[%zu].%s' is missing", i, file_name);
+        return false;
+    }
+    json_object_foreach(elem, key, value) {
+        if (!bdrv_drv_has_child(drv, key) && bdrv_is_child_name(key)) {
+            error_setg(errp, "Parameter 'options[%zu].%s' is unexpected", i, key);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
 {
     json_t *file, *backing;
-    const char *name;
+    const char *name, *drvname, *file_name;
+    BlockDriver *drv;
 
     if (!json_is_object(elem)) {
         error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
@@ -590,6 +621,20 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
             return false;
         }
     }
+    /* The driver and what its schema says first, then the node, as in QEMU. */
+    drvname = qdict_get_try_str(elem, "driver");
+    if (!drvname) {
+        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
+        return false;
+    }
+    drv = bdrv_find_format(drvname);
+    if (!drv || drv->is_internal) {
+        error_setg(errp, "Parameter 'driver' does not accept value '%s'", drvname);
+        return false;
+    }
+    if (!reopen_check_child_names(elem, i, drv, errp)) {
+        return false;
+    }
     name = qdict_get_try_str(elem, "node-name");
     if (!name) {
         error_setg(errp, "node-name not specified");
@@ -600,15 +645,6 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
         error_setg(errp, "Failed to find node with node-name='%s'", name);
         return false;
     }
-    if (!qdict_get_try_str(elem, "driver")) {
-        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
-        return false;
-    }
-    if (!bdrv_find_format(qdict_get_try_str(elem, "driver"))) {
-        error_setg(errp, "Parameter 'driver' does not accept value '%s'",
-                   qdict_get_try_str(elem, "driver"));
-        return false;
-    }
     if (it->bs->drv->no_reopen) {
         error_setg(errp, "Block format '%s' used by node '%s' does not support reopening "
                    "files", it->bs->drv->format_name, name);
@@ -616,12 +652,14 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     }
     it->opts = json_deep_copy(elem);
     it->nested = g_array_new(false, false, sizeof(BackingChange));
+    /*
+     * Only a child named "file" may be replaced by another node, as in
+     * QEMU; blkdebug's "image" naming another node stays in the options,
+     * where it is refused as a change.
+     */
+    file_name = bdrv_drv_file_child_name(it->bs->drv);
     file = json_object_get(it->opts, "file");
-    if (it->bs->file && !file) {
-        error_setg(errp, "Parameter 'options[%zu].file' is missing", i);
-        return false;
-    }
-    if (json_is_string(file)) {
+    if (json_is_string(file) && (!file_name || !strcmp(file_name, "file"))) {
         const char *ref = json_string_value(file);
 
         if (!it->bs->file) {
@@ -653,7 +691,8 @@ static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **er
     } else if (!reopen_nested_backing(it->bs, backing, it->nested, errp)) {
         return false;
     }
-    file = json_object_get(it->opts, "file");   /* a reference was deleted above */
+    /* A reference to "file" was deleted above. */
+    file = file_name ? json_object_get(it->opts, file_name) : NULL;
     /*
      * A file child given inline is reopened as the element says: the
      * driver's options it leaves out go back to their defaults too (a raw

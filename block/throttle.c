@@ -18,27 +18,79 @@ typedef struct BDRVThrottleState {
     ThrottleGroup *tg;
 } BDRVThrottleState;
 
-static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+/*
+ * The group "throttle-group" in @options names, referenced (the option is
+ * taken out); NULL with @errp set when it is missing or names none.
+ */
+static ThrottleGroup *throttle_take_group(QDict *options, Error **errp)
 {
-    BDRVThrottleState *s = bs->opaque;
     const char *group = qdict_get_try_str(options, "throttle-group");
+    ThrottleGroup *tg;
 
-    if (!bdrv_filter_file_given(options, errp)) {
-        return -EINVAL;
-    }
     if (!group) {
         error_setg(errp, qdict_haskey(options, "throttle-group")
                    ? "Invalid parameter type for 'throttle-group', expected: string"
                    : "Parameter 'throttle-group' is missing");
+        return NULL;
+    }
+    tg = throttle_group_find(group, errp);
+    if (!tg) {
+        return NULL;
+    }
+    throttle_group_ref(tg);
+    qdict_del(options, "throttle-group");
+    return tg;
+}
+
+static int throttle_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVThrottleState *s = bs->opaque;
+
+    if (!bdrv_filter_file_given(options, errp)) {
         return -EINVAL;
     }
-    s->tg = throttle_group_find(group, errp);
+    s->tg = throttle_take_group(options, errp);
     if (!s->tg) {
         return -EINVAL;
     }
-    throttle_group_ref(s->tg);
-    qdict_del(options, "throttle-group");
     return bdrv_filter_open_file_child(bs, options, flags, errp);
+}
+
+/*
+ * A reopen may move the node to another group, as in QEMU: the new group
+ * is held from prepare on (it cannot be deleted meanwhile), the old one
+ * let go at commit.  Without "throttle-group" the node keeps its group.
+ */
+static int throttle_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
+                                   Error **errp)
+{
+    ThrottleGroup *tg = NULL;
+
+    if (qdict_haskey(opts, "throttle-group")) {
+        tg = throttle_take_group(opts, errp);
+        if (!tg) {
+            return -EINVAL;
+        }
+    }
+    *state = tg;
+    return 0;
+}
+
+static void throttle_reopen_commit(BlockDriverState *bs, void *state)
+{
+    BDRVThrottleState *s = bs->opaque;
+
+    if (state) {
+        throttle_group_unref(s->tg);
+        s->tg = state;
+    }
+}
+
+static void throttle_reopen_abort(BlockDriverState *bs, void *state)
+{
+    if (state) {
+        throttle_group_unref(state);
+    }
 }
 
 static void throttle_close(BlockDriverState *bs)
@@ -100,6 +152,9 @@ static BlockDriver bdrv_throttle = {
     .file_child_name = "file",
     .bdrv_open = throttle_open,
     .bdrv_close = throttle_close,
+    .bdrv_reopen_prepare = throttle_reopen_prepare,
+    .bdrv_reopen_commit = throttle_reopen_commit,
+    .bdrv_reopen_abort = throttle_reopen_abort,
     .bdrv_pread = throttle_pread,
     .bdrv_pwrite = throttle_pwrite,
     .bdrv_pwrite_zeroes = throttle_pwrite_zeroes,

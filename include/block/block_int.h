@@ -495,6 +495,16 @@ typedef struct BlockDriver {
 } BlockDriver;
 
 void bdrv_register(BlockDriver *drv);
+/*
+ * The name under which nodes of @drv take their bs->file child in options
+ * ("file"; blkdebug's "image", blkverify's "test"), or NULL when they have
+ * none (a protocol node opens a file name, not a child).
+ */
+const char *bdrv_drv_file_child_name(const BlockDriver *drv);
+/* Whether nodes of @drv take a child named @name in their options. */
+bool bdrv_drv_has_child(const BlockDriver *drv, const char *name);
+/* Whether @name names a child in some (non-internal) driver's options. */
+bool bdrv_is_child_name(const char *name);
 
 /*
  * For drivers: opens the protocol node for @filename with @options (the
