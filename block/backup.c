@@ -238,8 +238,10 @@ static void backup_clean(BlockJob *job)
         s->successor = NULL;
     }
     s->todo = NULL;
-    bdrv_unref(s->filter);      /* gone from the graph with the job's end */
-    s->filter = NULL;
+    if (s->filter) {
+        bdrv_cbw_job_filter_drop(s->filter);    /* gone from the graph with the job's end */
+        s->filter = NULL;
+    }
     g_free(s->buf);
     s->buf = NULL;
     if (s->target) {

@@ -323,7 +323,12 @@ static int cbw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
 static int cbw_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
-    int ret = bdrv_flush(bs->file, errp);
+    int ret;
+
+    if (!bs->file) {
+        return 0;   /* a job's filter, dropped: nothing of it is left to flush */
+    }
+    ret = bdrv_flush(bs->file, errp);
 
     return ret < 0 ? ret : bdrv_flush(s->target, errp);
 }
@@ -549,6 +554,28 @@ BdrvDirtyBitmap *bdrv_cbw_copy_bitmap(BlockDriverState *filter)
     BDRVCopyBeforeWriteState *s = filter->opaque;
 
     return s->copy_bitmap;
+}
+
+void bdrv_cbw_job_filter_drop(BlockDriverState *filter)
+{
+    BDRVCopyBeforeWriteState *s = filter->opaque;
+
+    bdrv_release_dirty_bitmap(s->copy_bitmap);
+    s->copy_bitmap = NULL;
+    if (filter->refcnt == 1) {
+        /*
+         * As QEMU drops its job's filter: the file is detached before the
+         * node goes, so the node's closing flush (nothing was written
+         * through it: the job's copies went to the target) does not reach
+         * the file.  A node someone else still holds keeps its file until
+         * then, to stay usable.
+         */
+        BlockDriverState *file = filter->file;
+
+        filter->file = NULL;
+        bdrv_unref(file);
+    }
+    bdrv_unref(filter);
 }
 
 void bdrv_cbw_job_saved(BlockDriverState *filter, int64_t offset, int64_t bytes)

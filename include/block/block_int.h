@@ -582,6 +582,11 @@ BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverS
  * the node.  Its granularity is the unit of a copy.
  */
 struct BdrvDirtyBitmap *bdrv_cbw_copy_bitmap(BlockDriverState *filter);
+/*
+ * The backup job ends: its filter drops its copy bitmap and its file (no
+ * flush reaches the file through it), and the job's reference.
+ */
+void bdrv_cbw_job_filter_drop(BlockDriverState *filter);
 /* A backup job's filter: a write at [offset, offset+bytes) found them saved. */
 void bdrv_cbw_job_saved(BlockDriverState *filter, int64_t offset, int64_t bytes);
 
