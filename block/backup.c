@@ -152,11 +152,12 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         return MIN(end, s->size) - start;
     }
     ret = backup_copy_range(s, start, end - start, errp);
+    /* What was copied before a failure counts, as in QEMU. */
+    backup_update_progress(s);
     if (ret < 0) {
         return ret;
     }
     s->cursor = end;
-    backup_update_progress(s);
     *done = bdrv_get_dirty_count(s->todo) == 0;
     return MIN(end, s->size) - start;
 }
@@ -171,40 +172,21 @@ static int backup_prepare(BlockJob *job, Error **errp)
 }
 
 /*
- * The job ends: the bitmap keeps what the backup did not copy (all of it
- * for "never", or for "on-success" after a failure), plus what was
- * written meanwhile.
+ * The job ends: the bitmap keeps all it had for "never", or for
+ * "on-success" after a failure; otherwise it becomes, as in QEMU, what the
+ * job left to copy (its copy bitmap: after a failed full backup, all from
+ * where it failed).  Then what was written meanwhile is added.
  */
 static void backup_bitmap_finish(BackupJob *s)
 {
     BdrvDirtyBitmap *bm = s->bitmap;
     bool keep_all = s->bitmap_mode == BITMAP_SYNC_MODE_NEVER ||
                     (s->bitmap_mode == BITMAP_SYNC_MODE_ON_SUCCESS && !s->succeeded);
-    int64_t size = bdrv_dirty_bitmap_size(bm);
 
     bdrv_dirty_bitmap_set_busy(bm, false);
     if (!keep_all) {
-        int64_t off = 0, len;
-
-        /* Clear the bits whose every cluster reached the target. */
-        while ((off = bdrv_dirty_bitmap_next_dirty(bm, off, size, &len)) >= 0) {
-            int64_t gran = bdrv_dirty_bitmap_granularity(bm);
-            int64_t end = off + len;
-
-            for (int64_t g = QEMU_ALIGN_DOWN(off, gran); g < end; g += gran) {
-                int64_t gend = MIN(g + gran, size);
-                bool left = false;
-
-                for (int64_t c = QEMU_ALIGN_DOWN(g, BLOCK_JOB_CLUSTER);
-                     c < gend && !left; c += BLOCK_JOB_CLUSTER) {
-                    left = bdrv_dirty_bitmap_get(s->todo, c);
-                }
-                if (!left) {
-                    bdrv_reset_dirty_bitmap(bm, g, gend - g);
-                }
-            }
-            off = end;
-        }
+        bdrv_clear_dirty_bitmap(bm);
+        bdrv_merge_dirty_bitmap(bm, s->todo, NULL);
     }
     if (s->successor) {
         bdrv_merge_dirty_bitmap(bm, s->successor, NULL);
@@ -277,17 +259,19 @@ static bool backup_bitmap_check(BackupJob *s, const BackupOptions *opts, Error *
         }
         return true;
     }
+    /* As QEMU's, the mode of an incremental backup is checked before the bitmap. */
+    if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL && opts->has_bitmap_mode &&
+        opts->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
+        error_setg(errp, "Bitmap sync mode must be 'on-success' when using sync mode "
+                   "'incremental'");
+        return false;
+    }
     s->bitmap = bdrv_find_dirty_bitmap(s->common.bs, opts->bitmap);
     if (!s->bitmap) {
         error_setg(errp, "Bitmap '%s' could not be found", opts->bitmap);
         return false;
     }
     if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL) {
-        if (opts->has_bitmap_mode && opts->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
-            error_setg(errp, "Bitmap sync mode must be 'on-success' when using sync mode "
-                       "'incremental'");
-            goto fail;
-        }
         s->bitmap_mode = BITMAP_SYNC_MODE_ON_SUCCESS;
     } else {
         if (!opts->has_bitmap_mode) {
@@ -400,8 +384,12 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     s->target_is_zero = fresh && !target->backing;
     job->on_source_error = opts->on_source_error;
     job->on_target_error = opts->on_target_error;
-    if (s->sync == MIRROR_SYNC_MODE_TOP && src->backing) {
-        /* Only what the top layer holds: the rest comes from the shared backing. */
+    if (s->sync == MIRROR_SYNC_MODE_TOP) {
+        /*
+         * Only what the top layer holds: the rest comes from the shared
+         * backing.  As in QEMU, also without a backing node: what the top
+         * layer does not hold reads as zeroes and is not copied.
+         */
         for (int64_t off = 0; off < s->size;) {
             int64_t n;
             int ret = bdrv_is_allocated(src, off, s->size - off, &n);
