@@ -18,9 +18,12 @@ typedef struct BackupJob {
     BlockDriverState *target;
     MirrorSyncMode sync;
     int64_t size;               /* the drive's size; common.len is the work */
-    /* Clusters whose point-in-time contents are not yet on the target. */
-    DirtyMap *todo;
-    int64_t copy_gran;          /* the unit of the copy: BLOCK_JOB_CLUSTER or more */
+    /*
+     * Clusters whose point-in-time contents are not yet on the target: the
+     * filter's copy bitmap, on the source (QEMU's block-copy bitmap).
+     */
+    BdrvDirtyBitmap *todo;
+    int64_t copy_gran;          /* the unit of the copy: its granularity */
     int64_t cursor;
     /* A fresh target without backing reads as zeroes: zero runs need no write. */
     bool target_is_zero;
@@ -52,13 +55,13 @@ static void backup_mark_todo(BackupJob *s, int64_t offset, int64_t bytes)
 {
     int64_t start = QEMU_ALIGN_DOWN(offset, s->copy_gran);
 
-    dirty_map_set(s->todo, start,
-                  MIN(QEMU_ALIGN_UP(offset + bytes, s->copy_gran), s->size) - start);
+    bdrv_set_dirty_bitmap(s->todo, start,
+                          MIN(QEMU_ALIGN_UP(offset + bytes, s->copy_gran), s->size) - start);
 }
 
 static void backup_update_progress(BackupJob *s)
 {
-    s->common.offset = s->common.len - dirty_map_bytes(s->todo);
+    s->common.offset = s->common.len - bdrv_get_dirty_count(s->todo);
 }
 
 /*
@@ -69,9 +72,9 @@ static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, Error 
 {
     int64_t end = MIN(offset + bytes, s->size);
 
-    return block_job_copy_range(&s->common, NULL, s->target, offset, end - offset,
-                                s->target_is_zero ? BLOCK_JOB_COPY_DST_ZERO : 0,
-                                s->todo, s->buf, errp);
+    return block_job_copy_range_bitmap(&s->common, NULL, s->target, offset, end - offset,
+                                       s->target_is_zero ? BLOCK_JOB_COPY_DST_ZERO : 0,
+                                       s->todo, s->buf, errp);
 }
 
 /* Runs before every guest write to the source: save what it overwrites. */
@@ -79,28 +82,24 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
                                int64_t bytes, Error **errp)
 {
     BackupJob *s = opaque;
-    int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->copy_gran);
 
     if (s->common.broken < 0) {
         return 0;   /* the backup is lost already; the guest goes on */
     }
-    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->size);
+    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, s->copy_gran), s->size);
     int64_t c = start;
 
     while (c < end) {
-        int64_t next = dirty_map_next(s->todo, c);
-        int64_t run_end;
+        int64_t run;
+        int64_t next = bdrv_dirty_bitmap_next_dirty(s->todo, c, end, &run);
         Error *local_err = NULL;
         int ret;
 
-        if (next < 0 || next >= end) {
+        if (next < 0) {
             break;
         }
-        run_end = next;
-        while (run_end < end && dirty_map_get(s->todo, run_end)) {
-            run_end += BLOCK_JOB_CLUSTER;
-        }
-        ret = backup_copy_range(s, next, run_end - next, &local_err);
+        ret = backup_copy_range(s, next, run, &local_err);
         if (ret < 0) {
             /*
              * The guest's write matters more than the backup: it goes
@@ -111,8 +110,10 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
             block_job_break(&s->common, ret);
             return 0;
         }
-        c = run_end;
+        c = next + run;
     }
+    /* As QEMU's filter: what a write found saved. */
+    bdrv_cbw_job_saved(s->filter, start, end - start);
     backup_update_progress(s);
     return 0;
 }
@@ -128,9 +129,9 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         *done = false;
         return 0;
     }
-    start = dirty_map_next(s->todo, s->cursor);
+    start = bdrv_dirty_bitmap_next_dirty(s->todo, s->cursor, s->size, NULL);
     if (start < 0) {
-        start = dirty_map_next(s->todo, 0);
+        start = bdrv_dirty_bitmap_next_dirty(s->todo, 0, s->size, NULL);
     }
     if (start < 0) {
         *done = true;
@@ -139,24 +140,25 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     }
     end = start;
     while (end < s->size && end - start < max_bytes && end - start < BLOCK_JOB_CHUNK &&
-           dirty_map_get(s->todo, end)) {
-        end += BLOCK_JOB_CLUSTER;
+           bdrv_dirty_bitmap_get(s->todo, end)) {
+        end += s->copy_gran;
     }
     if (block_job_take_skip(job)) {
         /* on-error=ignore: this chunk failed, the backup goes on without it. */
-        dirty_map_reset(s->todo, start, end - start);
+        bdrv_reset_dirty_bitmap(s->todo, start, MIN(end, s->size) - start);
         s->cursor = end;
         backup_update_progress(s);
-        *done = s->todo->count == 0;
+        *done = bdrv_get_dirty_count(s->todo) == 0;
         return MIN(end, s->size) - start;
     }
     ret = backup_copy_range(s, start, end - start, errp);
+    /* What was copied before a failure counts, as in QEMU. */
+    backup_update_progress(s);
     if (ret < 0) {
         return ret;
     }
     s->cursor = end;
-    backup_update_progress(s);
-    *done = s->todo->count == 0;
+    *done = bdrv_get_dirty_count(s->todo) == 0;
     return MIN(end, s->size) - start;
 }
 
@@ -170,40 +172,21 @@ static int backup_prepare(BlockJob *job, Error **errp)
 }
 
 /*
- * The job ends: the bitmap keeps what the backup did not copy (all of it
- * for "never", or for "on-success" after a failure), plus what was
- * written meanwhile.
+ * The job ends: the bitmap keeps all it had for "never", or for
+ * "on-success" after a failure; otherwise it becomes, as in QEMU, what the
+ * job left to copy (its copy bitmap: after a failed full backup, all from
+ * where it failed).  Then what was written meanwhile is added.
  */
 static void backup_bitmap_finish(BackupJob *s)
 {
     BdrvDirtyBitmap *bm = s->bitmap;
     bool keep_all = s->bitmap_mode == BITMAP_SYNC_MODE_NEVER ||
                     (s->bitmap_mode == BITMAP_SYNC_MODE_ON_SUCCESS && !s->succeeded);
-    int64_t size = bdrv_dirty_bitmap_size(bm);
 
     bdrv_dirty_bitmap_set_busy(bm, false);
     if (!keep_all) {
-        int64_t off = 0, len;
-
-        /* Clear the bits whose every cluster reached the target. */
-        while ((off = bdrv_dirty_bitmap_next_dirty(bm, off, size, &len)) >= 0) {
-            int64_t gran = bdrv_dirty_bitmap_granularity(bm);
-            int64_t end = off + len;
-
-            for (int64_t g = QEMU_ALIGN_DOWN(off, gran); g < end; g += gran) {
-                int64_t gend = MIN(g + gran, size);
-                bool left = false;
-
-                for (int64_t c = QEMU_ALIGN_DOWN(g, BLOCK_JOB_CLUSTER);
-                     c < gend && !left; c += BLOCK_JOB_CLUSTER) {
-                    left = c < s->size && dirty_map_get(s->todo, c);
-                }
-                if (!left) {
-                    bdrv_reset_dirty_bitmap(bm, g, gend - g);
-                }
-            }
-            off = end;
-        }
+        bdrv_clear_dirty_bitmap(bm);
+        bdrv_merge_dirty_bitmap(bm, s->todo, NULL);
     }
     if (s->successor) {
         bdrv_merge_dirty_bitmap(bm, s->successor, NULL);
@@ -228,13 +211,19 @@ static void backup_clean(BlockJob *job)
         bdrv_remove_write_notifier(job->bs, backup_before_write, s);
         s->notifier_added = false;
     }
-    bdrv_unref(s->filter);      /* gone from the graph with the job's end */
-    s->filter = NULL;
-    if (s->bitmap) {
+    /* The bitmap's end reads the copy bitmap, which goes with the filter. */
+    if (s->bitmap && s->todo) {
         backup_bitmap_finish(s);
+    } else if (s->successor) {
+        /* The job never started: the bitmap was not frozen. */
+        bdrv_release_dirty_bitmap(s->successor);
+        s->successor = NULL;
     }
-    dirty_map_free(s->todo);
     s->todo = NULL;
+    if (s->filter) {
+        bdrv_cbw_job_filter_drop(s->filter);    /* gone from the graph with the job's end */
+        s->filter = NULL;
+    }
     g_free(s->buf);
     s->buf = NULL;
     if (s->target) {
@@ -270,17 +259,19 @@ static bool backup_bitmap_check(BackupJob *s, const BackupOptions *opts, Error *
         }
         return true;
     }
+    /* As QEMU's, the mode of an incremental backup is checked before the bitmap. */
+    if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL && opts->has_bitmap_mode &&
+        opts->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
+        error_setg(errp, "Bitmap sync mode must be 'on-success' when using sync mode "
+                   "'incremental'");
+        return false;
+    }
     s->bitmap = bdrv_find_dirty_bitmap(s->common.bs, opts->bitmap);
     if (!s->bitmap) {
         error_setg(errp, "Bitmap '%s' could not be found", opts->bitmap);
         return false;
     }
     if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL) {
-        if (opts->has_bitmap_mode && opts->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
-            error_setg(errp, "Bitmap sync mode must be 'on-success' when using sync mode "
-                       "'incremental'");
-            goto fail;
-        }
         s->bitmap_mode = BITMAP_SYNC_MODE_ON_SUCCESS;
     } else {
         if (!opts->has_bitmap_mode) {
@@ -359,6 +350,14 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
         block_job_free_unstarted(job);
         return NULL;
     }
+    if (s->bitmap) {
+        /*
+         * The successor will record the writes from the job's start on; as
+         * in QEMU it comes before the filter's bitmaps.
+         */
+        s->successor = bdrv_create_dirty_bitmap(src, bdrv_dirty_bitmap_granularity(s->bitmap),
+                                                NULL, NULL);
+    }
     s->filter = bdrv_cbw_job_filter_new(src, target, opts->filter_node_name, errp);
     if (!s->filter) {
         bdrv_unref(target);
@@ -371,28 +370,26 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     s->target = target;
     block_job_add_node(job, target);
     s->sync = opts->sync;
-    s->todo = dirty_map_new(s->size);
+    /*
+     * As QEMU's: the copy's unit is the target's cluster when larger than
+     * the job's (the filter's copy bitmap has it as granularity).  A target
+     * cluster written in part would hold zeroes (or the target's backing)
+     * in the rest, not the source's data: a partial backup's clusters are
+     * copied whole.  The job copies what its sync mode says.
+     */
+    s->todo = bdrv_cbw_copy_bitmap(s->filter);
+    s->copy_gran = bdrv_dirty_bitmap_granularity(s->todo);
+    bdrv_clear_dirty_bitmap(s->todo);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
     s->target_is_zero = fresh && !target->backing;
     job->on_source_error = opts->on_source_error;
     job->on_target_error = opts->on_target_error;
-
-    {
+    if (s->sync == MIRROR_SYNC_MODE_TOP) {
         /*
-         * As QEMU's: the copy's unit is the target's cluster when larger
-         * than the job's.  A target cluster written in part would hold
-         * zeroes (or the target's backing) in the rest, not the source's
-         * data: a partial backup's clusters are copied whole.
+         * Only what the top layer holds: the rest comes from the shared
+         * backing.  As in QEMU, also without a backing node: what the top
+         * layer does not hold reads as zeroes and is not copied.
          */
-        BlockDriverInfo bdi = { 0 };
-
-        s->copy_gran = BLOCK_JOB_CLUSTER;
-        if (bdrv_get_info(target, &bdi) == 0 && bdi.cluster_size > BLOCK_JOB_CLUSTER) {
-            s->copy_gran = bdi.cluster_size;
-        }
-    }
-    if (s->sync == MIRROR_SYNC_MODE_TOP && src->backing) {
-        /* Only what the top layer holds: the rest comes from the shared backing. */
         for (int64_t off = 0; off < s->size;) {
             int64_t n;
             int ret = bdrv_is_allocated(src, off, s->size - off, &n);
@@ -409,7 +406,7 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
             off += n;
         }
         /* As in QEMU, the work is what the top layer holds. */
-        job->len = dirty_map_bytes(s->todo);
+        job->len = bdrv_get_dirty_count(s->todo);
     } else if (s->sync == MIRROR_SYNC_MODE_INCREMENTAL || s->sync == MIRROR_SYNC_MODE_BITMAP) {
         /* What the bitmap marks, at the job's cluster granularity. */
         int64_t off = 0, len;
@@ -418,14 +415,12 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
             backup_mark_todo(s, off, len);
             off += len;
         }
-        job->len = dirty_map_bytes(s->todo);
+        job->len = bdrv_get_dirty_count(s->todo);
     } else {
-        dirty_map_set(s->todo, 0, s->size);
+        bdrv_set_dirty_bitmap(s->todo, 0, s->size);
     }
     if (s->bitmap) {
         /* Frozen from here: the successor records the writes to come. */
-        s->successor = bdrv_create_dirty_bitmap(src, bdrv_dirty_bitmap_granularity(s->bitmap),
-                                                NULL, NULL);
         bdrv_dirty_bitmap_set_busy(s->bitmap, true);
     }
     backup_update_progress(s);

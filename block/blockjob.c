@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "block/dirty-bitmap.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -1471,9 +1472,24 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
     return 0;
 }
 
-int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
-                         int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
-                         DirtyMap *todo, uint8_t *buf, Error **errp)
+/* Where block_job_copy_range() marks each piece done: a DirtyMap or a dirty bitmap. */
+typedef struct CopyTodo {
+    DirtyMap *map;
+    BdrvDirtyBitmap *bitmap;
+} CopyTodo;
+
+static void copy_todo_reset(const CopyTodo *todo, int64_t offset, int64_t bytes)
+{
+    if (todo->map) {
+        dirty_map_reset(todo->map, offset, bytes);
+    } else if (todo->bitmap) {
+        bdrv_reset_dirty_bitmap(todo->bitmap, offset, bytes);
+    }
+}
+
+static int copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
+                      int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
+                      const CopyTodo *todo, uint8_t *buf, Error **errp)
 {
     BlockDriverState *src = job->bs;
     int64_t end = offset + bytes;
@@ -1512,12 +1528,28 @@ int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState
                 return ret;
             }
         }
-        if (todo) {
-            dirty_map_reset(todo, offset, n);
-        }
+        copy_todo_reset(todo, offset, n);
         offset += n;
     }
     return 0;
+}
+
+int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
+                         int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
+                         DirtyMap *todo, uint8_t *buf, Error **errp)
+{
+    CopyTodo t = { .map = todo };
+
+    return copy_range(job, base, dst, offset, bytes, flags, &t, buf, errp);
+}
+
+int block_job_copy_range_bitmap(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
+                                int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
+                                BdrvDirtyBitmap *todo, uint8_t *buf, Error **errp)
+{
+    CopyTodo t = { .bitmap = todo };
+
+    return copy_range(job, base, dst, offset, bytes, flags, &t, buf, errp);
 }
 
 bool block_job_take_skip(BlockJob *job)

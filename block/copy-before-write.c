@@ -29,6 +29,7 @@
 
 #include "block/block_int.h"
 #include "block/blockjob_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 
 /* Copies are made in pieces of at most this many bytes. */
@@ -37,15 +38,32 @@
 typedef struct BDRVCopyBeforeWriteState {
     BlockDriverState *target;
     int64_t size;
-    /* Clusters whose point-in-time contents are only in bs->file still. */
-    DirtyMap *todo;
+    /*
+     * The unit of a copy: the target's cluster, at least 64 KiB (as QEMU's
+     * block-copy), so that no target cluster is written in part.
+     */
+    int64_t cluster_size;
+    /*
+     * QEMU's three bitmaps, anonymous and not recording, which
+     * query-named-block-nodes lists as QEMU 7.2 does.  @copy_bitmap (on
+     * bs->file): the clusters whose point-in-time contents are only in
+     * bs->file still; a backup job's filter lends it to the job, which
+     * sets it to what its sync mode copies.  @done_bitmap (on bs): the
+     * clusters a write found saved (copied then, or before).
+     * @access_bitmap (on bs): what the point-in-time view may be read
+     * at, all of it from the start.
+     */
+    BdrvDirtyBitmap *copy_bitmap;
+    BdrvDirtyBitmap *done_bitmap;
+    BdrvDirtyBitmap *access_bitmap;
     bool break_snapshot;
     int64_t timeout_ns;         /* 0: none */
     int snapshot_error;         /* < 0: the snapshot is lost */
     /*
      * A backup job's filter (bdrv_cbw_job_filter_new()): the job copies,
      * from its before-write notifier on the file, which every writer of
-     * the file passes, this node's own parents too; @todo is NULL.
+     * the file passes, this node's own parents too, and marks
+     * @done_bitmap with bdrv_cbw_job_saved().
      */
     bool job_filter;
 } BDRVCopyBeforeWriteState;
@@ -86,6 +104,39 @@ static BlockDriverState *open_child(QDict *options, const char *name, int flags,
         return NULL;
     }
     return bdrv_open(NULL, sub, flags | BDRV_O_PROBE_QUIET, errp);
+}
+
+/*
+ * The copy's unit and the three bitmaps, in QEMU's order of creation
+ * (the monitors list the newest first).
+ */
+static bool cbw_create_bitmaps(BlockDriverState *bs, BDRVCopyBeforeWriteState *s,
+                               Error **errp)
+{
+    BlockDriverInfo bdi = { 0 };
+
+    s->cluster_size = BLOCK_JOB_CLUSTER;
+    if (bdrv_get_info(s->target, &bdi) == 0 && bdi.cluster_size > BLOCK_JOB_CLUSTER) {
+        s->cluster_size = bdi.cluster_size;
+    }
+    s->copy_bitmap = bdrv_create_dirty_bitmap(bs->file, s->cluster_size, NULL, errp);
+    if (!s->copy_bitmap) {
+        return false;
+    }
+    bdrv_dirty_bitmap_set_enabled(s->copy_bitmap, false);
+    bdrv_set_dirty_bitmap(s->copy_bitmap, 0, s->size);
+    s->done_bitmap = bdrv_create_dirty_bitmap(bs, s->cluster_size, NULL, errp);
+    if (!s->done_bitmap) {
+        return false;
+    }
+    bdrv_dirty_bitmap_set_enabled(s->done_bitmap, false);
+    s->access_bitmap = bdrv_create_dirty_bitmap(bs, s->cluster_size, NULL, errp);
+    if (!s->access_bitmap) {
+        return false;
+    }
+    bdrv_dirty_bitmap_set_enabled(s->access_bitmap, false);
+    bdrv_dirty_bitmap_copy_bits(s->access_bitmap, s->copy_bitmap);
+    return true;
 }
 
 static int cbw_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -150,8 +201,9 @@ static int cbw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
                    "(%" PRId64 " < %" PRId64 " bytes)", target_len, s->size);
         return -EINVAL;
     }
-    s->todo = dirty_map_new(s->size);
-    dirty_map_set(s->todo, 0, s->size);
+    if (!cbw_create_bitmaps(bs, s, errp)) {
+        return -EINVAL;
+    }
     g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
     return 0;
 }
@@ -164,10 +216,9 @@ static void cbw_close(BlockDriverState *bs)
         bdrv_unref(s->target);
         s->target = NULL;
     }
-    if (s->todo) {
-        dirty_map_free(s->todo);
-        s->todo = NULL;
-    }
+    /* The node's own bitmaps go with it; this one is on the file. */
+    bdrv_release_dirty_bitmap(s->copy_bitmap);
+    s->copy_bitmap = NULL;
 }
 
 /* Copies [offset, offset+bytes) of the file to the target; -errno on failure. */
@@ -187,7 +238,7 @@ static int cbw_copy(BDRVCopyBeforeWriteState *s, BlockDriverState *bs, int64_t o
         if (ret < 0) {
             return ret;
         }
-        dirty_map_reset(s->todo, offset, n);
+        bdrv_reset_dirty_bitmap(s->copy_bitmap, offset, n);
         offset += n;
         if (deadline && g_get_monotonic_time() * 1000 > deadline && offset < end) {
             return -ETIMEDOUT;
@@ -205,8 +256,9 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             Error **errp)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
-    int64_t start = QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER);
-    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, BLOCK_JOB_CLUSTER), s->size);
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, s->cluster_size), s->size);
+    int64_t saved_from = start;
     int64_t deadline = 0, old_deadline;
     int ret = 0;
 
@@ -218,22 +270,17 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
     old_deadline = bdrv_set_request_deadline(deadline);
     while (start < end) {
-        int64_t next = dirty_map_next(s->todo, start);
-        int64_t run_end;
+        int64_t run;
+        int64_t next = bdrv_dirty_bitmap_next_dirty(s->copy_bitmap, start, end, &run);
 
-        if (next < 0 || next >= end) {
+        if (next < 0) {
             break;
         }
-        run_end = next;
-        while (run_end < end && dirty_map_get(s->todo, run_end)) {
-            run_end += BLOCK_JOB_CLUSTER;
-        }
-        run_end = MIN(run_end, end);
-        ret = cbw_copy(s, bs, next, run_end - next, deadline);
+        ret = cbw_copy(s, bs, next, run, deadline);
         if (ret < 0) {
             break;
         }
-        start = run_end;
+        start = next + run;
     }
     bdrv_set_request_deadline(old_deadline);
     if (ret < 0) {
@@ -245,6 +292,7 @@ static int cbw_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
         error_setg(errp, "%s", g_strerror(-ret));
         return ret;
     }
+    bdrv_set_dirty_bitmap(s->done_bitmap, saved_from, end - saved_from);
     return 0;
 }
 
@@ -275,7 +323,12 @@ static int cbw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
 static int cbw_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
-    int ret = bdrv_flush(bs->file, errp);
+    int ret;
+
+    if (!bs->file) {
+        return 0;   /* a job's filter, dropped: nothing of it is left to flush */
+    }
+    ret = bdrv_flush(bs->file, errp);
 
     return ret < 0 ? ret : bdrv_flush(s->target, errp);
 }
@@ -388,15 +441,20 @@ static int snapshot_access_pread(BlockDriverState *bs, int64_t offset, int64_t b
         return -EACCES;
     }
     while (offset < end) {
-        bool in_file = offset >= s->size || dirty_map_get(s->todo, offset);
-        int64_t n = MIN(end, QEMU_ALIGN_DOWN(offset, BLOCK_JOB_CLUSTER) + BLOCK_JOB_CLUSTER)
+        if (offset < s->size && !bdrv_dirty_bitmap_get(s->access_bitmap, offset)) {
+            /* Outside the view the filter still keeps. */
+            error_setg(errp, "%s", g_strerror(EACCES));
+            return -EACCES;
+        }
+        bool in_file = offset >= s->size || bdrv_dirty_bitmap_get(s->copy_bitmap, offset);
+        int64_t n = MIN(end, QEMU_ALIGN_DOWN(offset, s->cluster_size) + s->cluster_size)
                     - offset;
         int ret;
 
         /* Merge the following clusters that are read from the same place. */
         while (offset + n < end && offset + n < s->size &&
-               dirty_map_get(s->todo, offset + n) == in_file) {
-            n = MIN(end - offset, n + BLOCK_JOB_CLUSTER);
+               bdrv_dirty_bitmap_get(s->copy_bitmap, offset + n) == in_file) {
+            n = MIN(end - offset, n + s->cluster_size);
         }
         ret = bdrv_pread(in_file ? bs->file->file : s->target, offset, n,
                          (uint8_t *)buf + (bytes - (end - offset)), flags, errp);
@@ -482,8 +540,6 @@ BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverS
         return NULL;
     }
     s = bs->opaque;
-    dirty_map_free(s->todo);
-    s->todo = NULL;
     s->job_filter = true;
     /* Now it claims the source in place of the source's parents. */
     if (bdrv_refresh_perms(errp) < 0) {
@@ -491,6 +547,42 @@ BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverS
         return NULL;
     }
     return bs;
+}
+
+BdrvDirtyBitmap *bdrv_cbw_copy_bitmap(BlockDriverState *filter)
+{
+    BDRVCopyBeforeWriteState *s = filter->opaque;
+
+    return s->copy_bitmap;
+}
+
+void bdrv_cbw_job_filter_drop(BlockDriverState *filter)
+{
+    BDRVCopyBeforeWriteState *s = filter->opaque;
+
+    bdrv_release_dirty_bitmap(s->copy_bitmap);
+    s->copy_bitmap = NULL;
+    if (filter->refcnt == 1) {
+        /*
+         * As QEMU drops its job's filter: the file is detached before the
+         * node goes, so the node's closing flush (nothing was written
+         * through it: the job's copies went to the target) does not reach
+         * the file.  A node someone else still holds keeps its file until
+         * then, to stay usable.
+         */
+        BlockDriverState *file = filter->file;
+
+        filter->file = NULL;
+        bdrv_unref(file);
+    }
+    bdrv_unref(filter);
+}
+
+void bdrv_cbw_job_saved(BlockDriverState *filter, int64_t offset, int64_t bytes)
+{
+    BDRVCopyBeforeWriteState *s = filter->opaque;
+
+    bdrv_set_dirty_bitmap(s->done_bitmap, offset, bytes);
 }
 
 void bdrv_copy_before_write_init(void)

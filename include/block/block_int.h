@@ -585,6 +585,20 @@ bool bdrv_create_is_on_node(const char *filename);
  */
 BlockDriverState *bdrv_cbw_job_filter_new(BlockDriverState *source, BlockDriverState *target,
                                           const char *node_name, Error **errp);
+/*
+ * A copy-before-write node's copy bitmap, on its file: the clusters not
+ * yet saved to the target (all of them when the node opens).  A backup
+ * job sets it to its work and clears what it copies; it lives as long as
+ * the node.  Its granularity is the unit of a copy.
+ */
+struct BdrvDirtyBitmap *bdrv_cbw_copy_bitmap(BlockDriverState *filter);
+/*
+ * The backup job ends: its filter drops its copy bitmap and its file (no
+ * flush reaches the file through it), and the job's reference.
+ */
+void bdrv_cbw_job_filter_drop(BlockDriverState *filter);
+/* A backup job's filter: a write at [offset, offset+bytes) found them saved. */
+void bdrv_cbw_job_saved(BlockDriverState *filter, int64_t offset, int64_t bytes);
 
 /* A filter's BlockDriver members for everything but reads: all passed through. */
 #define BDRV_FILTER_PASS_THROUGH_WRITES \
