@@ -70,6 +70,9 @@ typedef struct NBDClient {
  */
 int nbd_co_read(int fd, void *buf, size_t len);
 int nbd_co_write(int fd, const void *buf, size_t len);
+/* Writes @n pieces in order, as few system calls as the socket allows. */
+struct iovec;
+int nbd_co_writev(int fd, struct iovec *iov, int n);
 /* Reads and drops @len bytes. */
 int nbd_co_drain(int fd, uint64_t len);
 

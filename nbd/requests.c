@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "nbd-internal.h"
 
@@ -62,12 +63,16 @@ static uint32_t nbd_errno(int err)
 /* Sends @n pieces as one write sequence; the caller holds the send lock. */
 static int send_iov(NBDClient *client, const void *const *bufs, const size_t *lens, int n)
 {
+    struct iovec iov[4];
+    int k = 0;
+
+    g_assert(n <= (int)G_N_ELEMENTS(iov));
     for (int i = 0; i < n; i++) {
-        if (lens[i] && nbd_co_write(client->fd, bufs[i], lens[i]) < 0) {
-            return -1;
+        if (lens[i]) {
+            iov[k++] = (struct iovec) { (void *)bufs[i], lens[i] };
         }
     }
-    return 0;
+    return nbd_co_writev(client->fd, iov, k);
 }
 
 static void reply_failed(NBDClient *client)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -68,6 +69,33 @@ int nbd_co_write(int fd, const void *buf, size_t len)
             co_wait_fd(fd, G_IO_OUT);
         } else {
             return -1;
+        }
+    }
+    return 0;
+}
+
+int nbd_co_writev(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = n };
+        ssize_t done = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+        if (done < 0 && errno == EINTR) {
+            continue;
+        } else if (done < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            co_wait_fd(fd, G_IO_OUT);
+            continue;
+        } else if (done < 0) {
+            return -1;
+        }
+        /* Skip what went out; a piece may have gone in part. */
+        while (n > 0 && (size_t)done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++, n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + done;
+            iov->iov_len -= done;
         }
     }
     return 0;
