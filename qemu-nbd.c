@@ -417,8 +417,16 @@ int main(int argc, char **argv)
             error_report("List mode is incompatible with a file name");
             return 1;
         }
+        if (do_fork) {
+            error_report("List mode is incompatible with forking");
+            return 1;
+        }
+        /*
+         * QEMU 7.2 lets some of these (-r, -s, -t, -e, --pid-file) pass
+         * and ignores them; here none is ignored.
+         */
         if (export_name || description || device_opts || image_opts || persistent ||
-            shared != 1 || do_fork || pid_file) {
+            shared != 1 || pid_file) {
             error_report("List mode is incompatible with per-device settings");
             return 1;
         }
