@@ -351,18 +351,11 @@ int main(int argc, char **argv)
             persistent = true;
             break;
         case 'x':
+            /* Its length (and -D's) is nbd_export_new()'s to check. */
             export_name = optarg;
-            if (strlen(export_name) > NBD_MAX_STRING_SIZE) {
-                error_report("export name '%s' too long", export_name);
-                return 1;
-            }
             break;
         case 'D':
             description = optarg;
-            if (strlen(description) > NBD_MAX_STRING_SIZE) {
-                error_report("description '%s' too long", description);
-                return 1;
-            }
             break;
         case OPT_OBJECT:
             if (!user_creatable_add_cmdline(optarg, &err)) {

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "nbd-internal.h"
 
@@ -22,19 +23,27 @@
 #define NBD_MIN_BLOCK  1
 #define NBD_PREF_BLOCK 4096
 
-static int send_rep(NBDClient *client, uint32_t opt, uint32_t type,
-                    const void *data, uint32_t len)
+/* A reply whose data is @pre (fixed fields) followed by @str (may be NULL). */
+static int send_rep_str(NBDClient *client, uint32_t opt, uint32_t type,
+                        const void *pre, uint32_t pre_len, const char *str)
 {
     uint8_t hdr[20];
+    uint32_t len = str ? strlen(str) : 0;
+    struct iovec iov[3] = {
+        { hdr, sizeof(hdr) }, { (void *)pre, pre_len }, { (void *)str, len },
+    };
 
     nbd_put64(hdr, NBD_REP_MAGIC);
     nbd_put32(hdr + 8, opt);
     nbd_put32(hdr + 12, type);
-    nbd_put32(hdr + 16, len);
-    if (nbd_co_write(client->fd, hdr, sizeof(hdr)) < 0) {
-        return -1;
-    }
-    return len ? nbd_co_write(client->fd, data, len) : 0;
+    nbd_put32(hdr + 16, pre_len + len);
+    return nbd_co_writev(client->fd, iov, 3);
+}
+
+static int send_rep(NBDClient *client, uint32_t opt, uint32_t type,
+                    const void *data, uint32_t len)
+{
+    return send_rep_str(client, opt, type, data, len, NULL);
 }
 
 static int send_rep_err(NBDClient *client, uint32_t opt, uint32_t type,
@@ -107,12 +116,10 @@ static int send_info_export(NBDClient *client, uint32_t opt, NBDExport *exp)
 
 static int send_info_string(NBDClient *client, uint32_t opt, uint16_t type, const char *s)
 {
-    size_t len = strlen(s);
-    g_autofree uint8_t *buf = g_malloc(2 + len);
+    uint8_t pre[2];
 
-    nbd_put16(buf, type);
-    memcpy(buf + 2, s, len);
-    return send_rep(client, opt, NBD_REP_INFO, buf, 2 + len);
+    nbd_put16(pre, type);
+    return send_rep_str(client, opt, NBD_REP_INFO, pre, sizeof(pre), s);
 }
 
 static int send_info_block_size(NBDClient *client, uint32_t opt)
@@ -174,14 +181,14 @@ static int opt_list(NBDClient *client, uint32_t len)
     }
     for (guint i = 0; i < exports->len; i++) {
         NBDExport *exp = g_ptr_array_index(exports, i);
-        const char *desc = exp->description ? exp->description : "";
-        size_t nlen = strlen(exp->name), dlen = strlen(desc);
-        g_autofree uint8_t *buf = g_malloc(4 + nlen + dlen);
+        size_t nlen = strlen(exp->name);
+        g_autofree uint8_t *pre = g_malloc(4 + nlen);
 
-        nbd_put32(buf, nlen);
-        memcpy(buf + 4, exp->name, nlen);
-        memcpy(buf + 4 + nlen, desc, dlen);
-        if (send_rep(client, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + nlen + dlen) < 0) {
+        /* The name with its length, then the description (the rest). */
+        nbd_put32(pre, nlen);
+        memcpy(pre + 4, exp->name, nlen);
+        if (send_rep_str(client, NBD_OPT_LIST, NBD_REP_SERVER, pre, 4 + nlen,
+                         exp->description) < 0) {
             return -1;
         }
     }
@@ -190,12 +197,10 @@ static int opt_list(NBDClient *client, uint32_t len)
 
 static int send_meta_context(NBDClient *client, uint32_t opt, uint32_t id, const char *name)
 {
-    size_t len = strlen(name);
-    g_autofree uint8_t *buf = g_malloc(4 + len);
+    uint8_t pre[4];
 
-    nbd_put32(buf, id);
-    memcpy(buf + 4, name, len);
-    return send_rep(client, opt, NBD_REP_META_CONTEXT, buf, 4 + len);
+    nbd_put32(pre, id);
+    return send_rep_str(client, opt, NBD_REP_META_CONTEXT, pre, sizeof(pre), name);
 }
 
 /*
