@@ -27,8 +27,13 @@ static GMainLoop *main_loop;
 static bool persistent;
 static bool ever_connected;
 static int exit_status;
-/* The options every open gets (a global: it lives as long as the program). */
+/* The options every open gets: they live as long as the program. */
 static QDict *base_opts;
+
+static void free_base_opts(void)
+{
+    qobject_unref(base_opts);
+}
 
 static void usage(const char *name)
 {
@@ -244,6 +249,7 @@ int main(int argc, char **argv)
     int flags, c;
 
     error_set_progname(argv[0]);
+    atexit(free_base_opts);
     signal(SIGPIPE, SIG_IGN);
     bdrv_init();
     while ((c = getopt_long(argc, argv, "hVb:p:k:o:rAB:c:dLsl:nf:te:vx:D:T:",
