@@ -378,24 +378,24 @@ static int nbd_check_request(NBDRequest *req, const char **msg)
 {
     NBDClient *client = req->client;
     NBDExport *exp = client->exp;
-    uint16_t allowed = 0;
+    /* FUA is accepted on every command (it means nothing to a read). */
+    uint16_t allowed = NBD_CMD_FLAG_FUA;
     bool writes = false;
 
     switch (req->type) {
     case NBD_CMD_READ:
-        allowed = NBD_CMD_FLAG_DF | NBD_CMD_FLAG_FUA;
+        allowed |= NBD_CMD_FLAG_DF;
         break;
     case NBD_CMD_WRITE:
     case NBD_CMD_TRIM:
-        allowed = NBD_CMD_FLAG_FUA;
         writes = true;
         break;
     case NBD_CMD_WRITE_ZEROES:
-        allowed = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
+        allowed |= NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
         writes = true;
         break;
     case NBD_CMD_BLOCK_STATUS:
-        allowed = NBD_CMD_FLAG_REQ_ONE;
+        allowed |= NBD_CMD_FLAG_REQ_ONE;
         if (!client->meta_base_allocation && !client->meta_allocation_depth) {
             *msg = "no meta context was negotiated";
             return EINVAL;
