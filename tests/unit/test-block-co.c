@@ -4,7 +4,9 @@
  * are in the file at once; on qcow2 the node takes them one at a time
  * (its request lock) while all are in flight; the data is right either
  * way, the image consistent, and the key gate refuses a keyless node's
- * requests in a coroutine as outside one.
+ * requests in a coroutine as outside one.  Block status asked in a
+ * coroutine (the NBD server's) waits for the qcow2 node's writes in
+ * flight, as a request does.
  */
 #include <errno.h>
 #include <string.h>
@@ -121,6 +123,58 @@ static void test_qcow2_serialised(void)
     bdrv_unref(bs);
 }
 
+typedef struct StatusReq {
+    BlockDriverState *bs;
+    int ret;
+    int64_t pnum;
+    bool done;
+} StatusReq;
+
+static void co_status(void *opaque)
+{
+    StatusReq *r = opaque;
+
+    r->ret = bdrv_block_status(r->bs, 0, CHUNK, &r->pnum, NULL, NULL);
+    r->done = true;
+}
+
+static void test_qcow2_status_waits(void)
+{
+    BlockDriverState *bs;
+    Req w;
+    StatusReq st = { 0 };
+
+    if (!bdrv_find_format("qcow2")) {
+        g_test_skip("qcow2 is not built in");
+        return;
+    }
+    bs = make_image("qcow2");
+    w = (Req) { bs, 0, true, -1, false, g_malloc(CHUNK) };
+    memset(w.buf, 0x55, CHUNK);
+    /* The allocating write stops at its first file I/O, in the driver. */
+    qemu_coroutine_enter(qemu_coroutine_create(co_request, &w));
+    g_assert_false(w.done);
+    st.bs = bs;
+    qemu_coroutine_enter(qemu_coroutine_create(co_status, &st));
+    /*
+     * The status waits on the node's lock instead of walking metadata the
+     * write is changing: once both are done it sees the new cluster.
+     */
+    g_assert_false(st.done);
+    g_assert_cmpint(g_queue_get_length(&bs->request_lock.waiters), ==, 1);
+    bdrv_drain_all();
+    while (!st.done) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_assert_true(w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+    g_assert_cmpint(st.ret, >=, 0);
+    g_assert_true(st.ret & BDRV_BLOCK_DATA);
+    g_assert_cmpint(st.pnum, ==, CHUNK);
+    g_free(w.buf);
+    bdrv_unref(bs);
+}
+
 static void co_refused(void *opaque)
 {
     Req *r = opaque;
@@ -180,6 +234,7 @@ int main(int argc, char **argv)
     g_test_add_func("/block-co/raw-concurrent", test_raw_concurrent);
     g_test_add_func("/block-co/qcow2-serialised", test_qcow2_serialised);
     g_test_add_func("/block-co/key-gate", test_key_gate);
+    g_test_add_func("/block-co/qcow2-status-waits", test_qcow2_status_waits);
     ret = g_test_run();
     {
         g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);

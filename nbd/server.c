@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The NBD server's objects: exports, the server that holds them and its
+ * clients.  Each client is one coroutine: it negotiates (negotiate.c) and
+ * then reads requests (requests.c) until the client goes or the server
+ * stops.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "nbd-internal.h"
+
+NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *description,
+                          bool writable, bool allocation_depth, Error **errp)
+{
+    NBDExport *exp;
+    BdrvUser *user;
+    int64_t size;
+    uint64_t perm = BLK_PERM_CONSISTENT_READ | (writable ? BLK_PERM_WRITE : 0);
+
+    if (strlen(name) > NBD_MAX_STRING_SIZE) {
+        error_setg(errp, "export name '%s' too long", name);
+        return NULL;
+    }
+    if (description && strlen(description) > NBD_MAX_STRING_SIZE) {
+        error_setg(errp, "description '%s' too long", description);
+        return NULL;
+    }
+    /*
+     * The key gate: a node (or chain) without its key would serve its
+     * ciphertext, or nothing but errors.  Refused before anything listens.
+     */
+    if (bdrv_key_missing_node(bs)) {
+        bdrv_error_key_missing(bdrv_key_missing_node(bs), NULL, errp);
+        return NULL;
+    }
+    if (writable && bdrv_is_read_only(bs)) {
+        error_setg(errp, "Cannot export a read-only node '%s' writable",
+                   bdrv_get_node_name(bs));
+        return NULL;
+    }
+    size = bdrv_getlength(bs);
+    if (size < 0) {
+        error_setg_errno(errp, (int)-size, "Failed to determine the image length");
+        return NULL;
+    }
+    /*
+     * The export's own handle: what it needs, sharing everything (as
+     * QEMU's exports do; other users' needs decide what they share).
+     */
+    user = bdrv_user_add_full(bs, "an NBD export", NULL, perm, BLK_PERM_ALL, 0, errp);
+    if (!user) {
+        return NULL;
+    }
+    bdrv_ref(bs);
+    exp = g_new0(NBDExport, 1);
+    exp->name = g_strdup(name);
+    exp->description = g_strdup(description);
+    exp->bs = bs;
+    exp->user = user;
+    exp->writable = writable;
+    exp->allocation_depth = allocation_depth;
+    exp->size = size;
+    exp->flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+                 NBD_FLAG_SEND_DF | NBD_FLAG_SEND_CACHE;
+    if (writable) {
+        exp->flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+                      NBD_FLAG_SEND_FAST_ZERO;
+    } else {
+        exp->flags |= NBD_FLAG_READ_ONLY;
+    }
+    return exp;
+}
+
+const char *nbd_export_name(NBDExport *exp)
+{
+    return exp->name;
+}
+
+static void nbd_export_free(gpointer opaque)
+{
+    NBDExport *exp = opaque;
+
+    bdrv_user_remove(exp->user);
+    bdrv_unref(exp->bs);
+    g_free(exp->name);
+    g_free(exp->description);
+    g_free(exp);
+}
+
+NBDServer *nbd_server_new(int max_clients, NBDClientClosedFn *client_closed, void *opaque)
+{
+    NBDServer *server = g_new0(NBDServer, 1);
+
+    server->exports = g_ptr_array_new_with_free_func(nbd_export_free);
+    server->listeners = g_ptr_array_new_with_free_func(nbd_listener_free);
+    server->max_clients = max_clients;
+    server->client_closed = client_closed;
+    server->opaque = opaque;
+    return server;
+}
+
+NBDExport *nbd_server_find_export(NBDServer *server, const char *name)
+{
+    for (guint i = 0; i < server->exports->len; i++) {
+        NBDExport *exp = g_ptr_array_index(server->exports, i);
+
+        if (!strcmp(exp->name, name)) {
+            return exp;
+        }
+    }
+    return NULL;
+}
+
+bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp)
+{
+    if (nbd_server_find_export(server, exp->name)) {
+        error_setg(errp, "NBD server already has export named '%s'", exp->name);
+        return false;
+    }
+    /*
+     * Multiple connections see each other's writes only after a flush on
+     * any of them when one node serves them all: QEMU 7.2's qemu-nbd
+     * advertises it for read-only exports that may have several clients.
+     */
+    if (!exp->writable && server->max_clients != 1) {
+        exp->flags |= NBD_FLAG_CAN_MULTI_CONN;
+    }
+    g_ptr_array_add(server->exports, exp);
+    return true;
+}
+
+int nbd_server_client_count(NBDServer *server)
+{
+    return server->nb_clients;
+}
+
+static void client_co(void *opaque)
+{
+    NBDClient *client = opaque;
+    NBDServer *server = client->server;
+
+    if (nbd_negotiate(client) == 0) {
+        nbd_serve_requests(client);
+    }
+    /* nbd_serve_requests() returned after the last request ended. */
+    server->clients = g_list_remove(server->clients, client);
+    server->nb_clients--;
+    close(client->fd);
+    g_free(client);
+    if (server->max_clients) {
+        nbd_server_poll_listeners(server, server->nb_clients < server->max_clients);
+    }
+    if (server->client_closed) {
+        server->client_closed(server, server->opaque);
+    }
+}
+
+void nbd_server_add_client(NBDServer *server, int fd)
+{
+    NBDClient *client = g_new0(NBDClient, 1);
+
+    nbd_client_socket_setup(fd);
+    client->server = server;
+    client->fd = fd;
+    qemu_co_mutex_init(&client->send_lock);
+    server->clients = g_list_prepend(server->clients, client);
+    server->nb_clients++;
+    if (server->max_clients && server->nb_clients >= server->max_clients) {
+        nbd_server_poll_listeners(server, false);
+    }
+    qemu_coroutine_enter(qemu_coroutine_create(client_co, client));
+}
+
+void nbd_server_free(NBDServer *server)
+{
+    if (!server) {
+        return;
+    }
+    g_ptr_array_set_size(server->listeners, 0);
+    server->max_clients = -1;   /* nothing polls the (gone) listeners again */
+    /*
+     * Shutting the sockets down wakes whatever waits on them: the clients'
+     * coroutines see the end of the stream, let their requests finish and
+     * go.
+     */
+    for (GList *l = server->clients; l; l = l->next) {
+        NBDClient *client = l->data;
+
+        client->closing = true;
+        shutdown(client->fd, SHUT_RDWR);
+    }
+    server->client_closed = NULL;
+    while (server->nb_clients > 0) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_ptr_array_free(server->listeners, TRUE);
+    g_ptr_array_free(server->exports, TRUE);
+    g_free(server);
+}
