@@ -1392,7 +1392,7 @@ static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroe
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "aio", "auto-read-only",
+        "auto-read-only",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
