@@ -137,7 +137,9 @@ static int engine_reap(AioEngine *e, bool wait, bool enter)
             int res = cqe->res;
 
             io_uring_cqe_seen(&e->ring, cqe);
-            engine_complete(e, req, res, enter);
+            if (req) {      /* NULL: an entry whose submission failed (engine_submit) */
+                engine_complete(e, req, res, enter);
+            }
         }
     } else {
         struct io_event ev[ENGINE_DEPTH];
@@ -263,7 +265,16 @@ static int engine_submit(AioEngine *e, EngineReq *req, int fd, AioEngineOp op, v
         do {
             ret = io_uring_submit(&e->ring);
         } while (ret == -EINTR);
-        return ret < 0 ? ret : 0;
+        if (ret < 0) {
+            /*
+             * The entry stays queued and goes with the next submission:
+             * it must no longer point at @req, which fails now.
+             */
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data(sqe, NULL);
+            return ret;
+        }
+        return 0;
     }
     if (op == AIO_ENGINE_FDATASYNC) {
         return -ENOTSUP;
