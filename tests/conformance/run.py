@@ -236,6 +236,8 @@ def run_check(args, iotests, fmt, tests, env, workdir):
         cmd += ['-j', str(args.jobs)]
     if args.group:
         cmd += ['-g', args.group]
+    if args.aio:
+        cmd += ['-i', args.aio]
     cmd += tests
     log = workdir / f'check-{fmt}.log'
     done = threading.Event()
@@ -308,6 +310,8 @@ def main():
                    help='seconds one test may run before it is killed')
     p.add_argument('--keep', action='store_true', help='keep the work directory')
     p.add_argument('--workdir', help='where to put scratch files and logs')
+    p.add_argument('--aio', choices=['threads', 'native', 'io_uring'],
+                   help="the AIO engine the tests use (QEMU's check -i; default threads)")
     p.add_argument('tests', nargs='*')
     args = p.parse_args()
 
