@@ -57,9 +57,12 @@ typedef struct BDRVRawState {
      * rewrites the partial blocks at its ends, which would undo a
      * concurrent write to those blocks: it runs alone among the writes
      * (@direct_rmw), while aligned writes overlap one another
-     * (@direct_writers counts them).  Waiters queue on @direct_wait.
+     * (@direct_writers counts them).  Waiters queue on @direct_wait; new
+     * aligned writes wait too while an unaligned one does
+     * (@direct_rmw_waiting), so that a steady stream cannot starve it.
      */
     unsigned direct_writers;
+    unsigned direct_rmw_waiting;
     bool direct_rmw;
     CoQueue direct_wait;
     /*
@@ -665,10 +668,12 @@ static int file_run(BDRVRawState *s, FileOp op, int64_t offset, int64_t bytes, v
         return file_dispatch(&w);
     }
     rmw = !direct_aligned(s, offset, bytes, buf);
-    while (s->direct_rmw || (rmw && s->direct_writers)) {
+    s->direct_rmw_waiting += rmw;
+    while (s->direct_rmw || (rmw ? s->direct_writers : s->direct_rmw_waiting)) {
         qemu_co_queue_wait(&s->direct_wait, NULL);
     }
     if (rmw) {
+        s->direct_rmw_waiting--;
         s->direct_rmw = true;
     } else {
         s->direct_writers++;
