@@ -34,6 +34,8 @@ typedef struct BlockDriverState BlockDriverState;
 /* The AIO engine of the tree's file nodes without an "aio" (block/aio-engine.h) */
 #define BDRV_O_NATIVE_AIO  0x20000
 #define BDRV_O_IO_URING    0x40000
+/* The parent has cache.direct=on: the default of a child its driver opens */
+#define BDRV_O_NOCACHE     0x80000
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */
