@@ -345,6 +345,10 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
     bs->read_only = read_only;
     bs->inactive = inactive;
+    /* Children the driver opens again (a data file) keep the node's cache mode. */
+    if (bs->cache_direct) {
+        flags |= BDRV_O_NOCACHE;
+    }
     ret = drv->bdrv_open(bs, opts, flags, errp);
     qobject_unref(opts);
     if (ret < 0) {
