@@ -376,6 +376,10 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
     bs->read_only = read_only;
     bs->inactive = inactive;
+    /* Children the driver opens again (a data file) keep the node's cache mode. */
+    if (bs->cache_direct) {
+        flags |= BDRV_O_NOCACHE;
+    }
     ret = drv->bdrv_open(bs, opts, flags, errp);
     qobject_unref(opts);
     if (ret < 0) {
@@ -1423,7 +1427,7 @@ static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroe
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     static const char *const ignored[] = {
-        "aio", "auto-read-only",
+        "auto-read-only",
     };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
@@ -1438,6 +1442,7 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     bs->options = qdict_clone_shallow(opts);
     qdict_del(opts, "node-name");
     qdict_del(opts, "driver");
+    bs->cache_direct = (bs->open_flags & BDRV_O_NOCACHE) != 0;
     if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp) ||
         !take_bool_opt(opts, "cache.direct", &bs->cache_direct, errp) ||
         !take_bool_opt(opts, "force-share", &bs->force_share, errp)) {
@@ -1465,6 +1470,18 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
         qdict_del(opts, ignored[i]);
     }
     return true;
+}
+
+/*
+ * The flags a node's driver opens children with: they use the node's host
+ * cache mode unless given their own, as the core's file and backing
+ * children do (inherit_cache_opts) and as in QEMU (blkdebug's image,
+ * quorum's children, a data file...).  The node keeps no such flag itself.
+ */
+static int child_flags(BlockDriverState *bs, int flags)
+{
+    bs->open_flags &= ~BDRV_O_NOCACHE;
+    return bs->cache_direct ? flags | BDRV_O_NOCACHE : flags & ~BDRV_O_NOCACHE;
 }
 
 /* The node blockdev-create writes into, while its create callback runs. */
@@ -1537,6 +1554,7 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
     bs->inactive = (flags & BDRV_O_INACTIVE) != 0;
     bs->activate_rw = !bs->read_only;
     bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
+    flags = child_flags(bs, flags);
     if (drv->bdrv_open(bs, opts, flags, errp) < 0) {
         goto fail;
     }
@@ -1832,6 +1850,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     if (bdrv_refresh_perms(errp) < 0) {
         goto fail;
     }
+    flags = child_flags(bs, flags);
     if (drv->bdrv_open(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags, errp) < 0) {
         goto fail;
     }

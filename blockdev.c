@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "block/block.h"
+#include "block/aio-engine.h"
 #include "block/dirty-bitmap.h"
 #include "block/blockjob.h"
 #include "qemu/cutils.h"
@@ -146,6 +147,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
     bool ro = false, cdrom = false, writeback = true;
     bool snapshot = drive_default_snapshot;
     bool copy_on_read = false;
+    int aio_flags = 0;
 
     opts = keyval_parse(optstr, NULL, errp);
     if (!opts) {
@@ -238,10 +240,10 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
         }
         qdict_del(opts, "cache.writeback");
     }
-    /* Requests run on worker threads; other engines are not built (issue 13). */
+    /* aio=MODE: the engine of every file node of the drive without an "aio" of its own. */
     v = qdict_get_try_str(opts, "aio");
-    if (v && strcmp(v, "threads")) {
-        error_setg(errp, "aio=%s is not supported yet (only 'threads')", v);
+    if (v && bdrv_parse_aio(v, &aio_flags) < 0) {
+        error_setg(errp, "invalid aio option");
         goto fail;
     }
     qdict_del(opts, "aio");
@@ -391,7 +393,7 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
          * As QEMU: without file=, "driver" or nested "file.*" options
          * (file.driver=blkverify,file.raw.filename=...) say what to open.
          */
-        int flags = BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags();
+        int flags = BDRV_O_RDWR | BDRV_O_NO_PROMPT | blockdev_open_flags() | aio_flags;
 
         bopts = opts;
         opts = NULL;

@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "block/block.h"
+#include "block/aio-engine.h"
 #include "block/keys.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -102,10 +103,14 @@ static bool parse_discard_mode(const char *mode, QDict *opts)
     return true;
 }
 
-/* -k: the Linux AIO engine needs O_DIRECT, which is issue 11's. */
-static void refuse_native_aio(void)
+/* -i MODE: the AIO engine of the image's file nodes (block/aio-engine.h). */
+static bool parse_aio_mode(const char *mode, OpenParams *p)
 {
-    error_report("Native AIO (-k, --aio native) is not supported yet (only 'threads')");
+    if (bdrv_parse_aio(mode, &p->flags) < 0) {
+        error_report("Invalid aio option: %s", mode);
+        return false;
+    }
+    return true;
 }
 
 /*
@@ -219,7 +224,9 @@ static void open_help(void)
 " -C, -- copy-on-read: reads copy what the backing chain holds into the image\n"
 " -d, -- discard mode: unmap (or on, the default) or ignore (or off)\n"
 " -f, -- the image format (default: probed from the content)\n"
-" -k, -- native AIO (not supported yet)\n"
+" -i, -- the AIO engine: threads (the default), native (Linux AIO; needs\n"
+"        -n or -t none/directsync) or io_uring\n"
+" -k, -- short for -i native\n"
 " -n, -- short for -t none (O_DIRECT)\n"
 " -o, -- block layer options, key=value[,key=value...]; with no path the\n"
 "        options must name the file (file.filename=...)\n"
@@ -257,7 +264,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
 
     optind = 0;
     opterr = 0;
-    while ((c = getopt(argc, argv, "f:o:rsCnkt:d:U")) != -1) {
+    while ((c = getopt(argc, argv, "f:o:rsCnki:t:d:U")) != -1) {
         switch (c) {
         case 'f':
             p.fmt = optarg;
@@ -285,9 +292,14 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             }
             break;
         case 'k':
-            refuse_native_aio();
-            qobject_unref(opts);
-            return -ENOTSUP;
+            p.flags |= BDRV_O_NATIVE_AIO;
+            break;
+        case 'i':
+            if (!parse_aio_mode(optarg, &p)) {
+                qobject_unref(opts);
+                return -EINVAL;
+            }
+            break;
         case 't':
             if (!parse_cache_mode(optarg, opts, &p)) {
                 qobject_unref(opts);
@@ -304,7 +316,7 @@ static int open_f(BlockDriverState *bs, int argc, char **argv)
             qdict_put_bool(opts, "force-share", true);
             break;
         default:
-            if (strchr("fotd", optopt)) {
+            if (strchr("foitd", optopt)) {
                 qemuio_eprintf("open: option requires an argument -- '%c'\n", optopt);
             } else {
                 qemuio_eprintf("open: invalid option -- '%c'\n", optopt);
@@ -424,8 +436,10 @@ static void usage(const char *name)
 "  -n, --nocache        short for -t none (O_DIRECT)\n"
 "  -C, --copy-on-read   enable copy-on-read\n"
 "  -m, --misalign       misalign the data buffers (by 16 bytes from a page)\n"
-"  -k, --native-aio     native AIO (not supported yet)\n"
-"  -i, --aio MODE       the AIO engine; only 'threads' for now\n"
+"  -k, --native-aio     short for -i native\n"
+"  -i, --aio MODE       the AIO engine: 'threads' (the default: worker\n"
+"                       threads), 'native' (Linux AIO; needs -t none or\n"
+"                       directsync) or 'io_uring'\n"
 "  -t, --cache MODE     the cache mode: 'writethrough' (the default: a flush\n"
 "                       after each write), 'writeback', 'none' (O_DIRECT),\n"
 "                       'directsync' (both) or 'unsafe' (flushes do nothing)\n"
@@ -498,8 +512,8 @@ int main(int argc, char **argv)
             qemuio_misalign = true;
             break;
         case 'k':
-            refuse_native_aio();
-            goto fail;
+            p.flags |= BDRV_O_NATIVE_AIO;
+            break;
         case 'd':
             if (!parse_discard_mode(optarg, opts)) {
                 goto fail;
@@ -518,13 +532,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'i':
-            /* Requests run on worker threads; other engines come later. */
-            if (!strcmp(optarg, "native") || !strcmp(optarg, "io_uring")) {
-                error_report("AIO mode '%s' is not supported yet (only 'threads')", optarg);
-                goto fail;
-            }
-            if (strcmp(optarg, "threads") != 0) {
-                error_report("Invalid aio option: %s", optarg);
+            if (!parse_aio_mode(optarg, &p)) {
                 goto fail;
             }
             break;

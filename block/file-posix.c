@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "block/aio-engine.h"
 #include "qemu/thread-pool.h"
 #include "qemu/cutils.h"
 #include "qemu/fdset.h"
@@ -51,11 +52,26 @@ typedef struct BDRVRawState {
     bool check_cache_dropped;
     /*
      * Requests run concurrently (concurrent_requests): each system call
-     * goes to a worker thread when the request is a coroutine.  With
-     * O_DIRECT, writes still go one at a time: a write that reads and
-     * rewrites a partial block would undo a concurrent write to that block.
+     * goes to a worker thread or the AIO engine when the request is a
+     * coroutine.  With O_DIRECT, a write that is not aligned reads and
+     * rewrites the partial blocks at its ends, which would undo a
+     * concurrent write to those blocks: it runs alone among the writes
+     * (@direct_rmw), while aligned writes overlap one another
+     * (@direct_writers counts them).  Waiters queue on @direct_wait; new
+     * aligned writes wait too while an unaligned one does
+     * (@direct_rmw_waiting), so that a steady stream cannot starve it.
      */
-    CoMutex direct_write_lock;
+    unsigned direct_writers;
+    unsigned direct_rmw_waiting;
+    bool direct_rmw;
+    CoQueue direct_wait;
+    /*
+     * "aio": who makes the system calls of requests.  threads: a worker
+     * (file_work() on the pool); native and io_uring: the engine of the
+     * request's thread, submitted from the request itself (the same
+     * file_work(), whose reads and writes go to the engine).
+     */
+    BlockAioMode aio;
 } BDRVRawState;
 
 /*
@@ -219,6 +235,35 @@ static bool take_locking_opt(QDict *options, bool *use_lock, Error **errp)
     return true;
 }
 
+/*
+ * "aio": the engine, by default the one the tree was opened with (-drive
+ * aio=, qemu-io -i).  The kernel must have it: the engine of this thread
+ * is made now, so that a refusal is the open's.
+ */
+static bool take_aio_opt(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    json_t *v = json_object_get(options, "aio");
+
+    s->aio = block_aio_mode_from_flags(flags);
+    if (v) {
+        const char *mode = json_is_string(v) ? json_string_value(v) : NULL;
+
+        if (!block_aio_mode_parse(mode, &s->aio)) {
+            error_setg(errp, "invalid parameter value: %s", mode ? mode : "(not a string)");
+            return false;
+        }
+        qdict_del(options, "aio");
+    }
+    /* Linux AIO without O_DIRECT completes in io_submit: QEMU refuses it, so do we. */
+    if (s->aio == BLOCK_AIO_NATIVE && !bs->cache_direct) {
+        error_setg(errp, "aio=native was specified, but it requires cache.direct=on, "
+                   "which was not specified.");
+        return false;
+    }
+    return s->aio == BLOCK_AIO_THREADS || aio_engine_get(s->aio, errp);
+}
+
 /* "x-check-cache-dropped": a boolean; null (left out by a reopen) is off. */
 static bool take_check_cache_opt(QDict *options, bool *check, Error **errp)
 {
@@ -318,14 +363,15 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     const char *filename = qdict_get_try_str(options, "filename");
     struct stat st;
 
-    qemu_co_mutex_init(&s->direct_write_lock);
+    qemu_co_queue_init(&s->direct_wait);
     if (!filename || !*filename) {
         error_setg(errp, "The 'file' block driver requires a file name");
         return -EINVAL;
     }
     s->use_lock = true;
     if (!take_locking_opt(options, &s->use_lock, errp) ||
-        !take_check_cache_opt(options, &s->check_cache_dropped, errp)) {
+        !take_check_cache_opt(options, &s->check_cache_dropped, errp) ||
+        !take_aio_opt(bs, options, flags, errp)) {
         return -EINVAL;
     }
     /*
@@ -419,11 +465,40 @@ static void file_close(BlockDriverState *bs)
     }
 }
 
+/*
+ * One pread or pwrite, or its equivalent through the node's engine (the
+ * engine of the running thread: a request runs where it was made).
+ * Returns like pread/pwrite, with errno set on failure.
+ */
+static ssize_t file_sys_rw(BDRVRawState *s, AioEngineOp op, uint8_t *p, int64_t bytes,
+                           int64_t offset)
+{
+    AioEngine *e;
+    ssize_t n;
+
+    if (s->aio == BLOCK_AIO_THREADS) {
+        return op == AIO_ENGINE_READ ? pread(s->fd, p, bytes, offset)
+                                     : pwrite(s->fd, p, bytes, offset);
+    }
+    e = aio_engine_get(s->aio, NULL);
+    if (!e) {
+        errno = ENOSYS;     /* this thread's kernel engine could not be made */
+        return -1;
+    }
+    /* As pread/pwrite, one call moves at most INT_MAX bytes, rounded to pages. */
+    n = aio_engine_rw(e, s->fd, op, p, MIN(bytes, INT_MAX & ~(int64_t)4095), offset);
+    if (n < 0) {
+        errno = -n;
+        return -1;
+    }
+    return n;
+}
+
 /* Reads [offset, offset+bytes) whole; zeroes past the end of the file. */
-static int read_full(int fd, uint8_t *p, int64_t bytes, int64_t offset)
+static int read_full(BDRVRawState *s, uint8_t *p, int64_t bytes, int64_t offset)
 {
     while (bytes > 0) {
-        ssize_t n = pread(fd, p, bytes, offset);
+        ssize_t n = file_sys_rw(s, AIO_ENGINE_READ, p, bytes, offset);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -441,10 +516,10 @@ static int read_full(int fd, uint8_t *p, int64_t bytes, int64_t offset)
     return 0;
 }
 
-static int write_full(int fd, const uint8_t *p, int64_t bytes, int64_t offset)
+static int write_full(BDRVRawState *s, const uint8_t *p, int64_t bytes, int64_t offset)
 {
     while (bytes > 0) {
-        ssize_t n = pwrite(fd, p, bytes, offset);
+        ssize_t n = file_sys_rw(s, AIO_ENGINE_WRITE, (uint8_t *)p, bytes, offset);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -464,7 +539,8 @@ static int write_full(int fd, const uint8_t *p, int64_t bytes, int64_t offset)
  * O_DIRECT I/O for any offset, length and buffer: window by window (at
  * most BOUNCE_MAX, so memory stays bounded), through an aligned buffer.
  * A write first reads the partial blocks at the window's ends (read-modify-
- * write); that is safe because this driver's requests run one at a time.
+ * write); that is safe because such a write runs alone among this node's
+ * writes (file_run()).
  * A write that had to round the end of the file up to a whole block cuts
  * the file back, so the image keeps its size.  O_DIRECT reads are short
  * only at the end of the file, which read_full() turns into zeroes.
@@ -486,7 +562,7 @@ static int direct_rw(BDRVRawState *s, int64_t offset, int64_t bytes, uint8_t *bu
         int64_t skip = offset - start, len = end - offset;
 
         if (!write) {
-            ret = read_full(s->fd, bounce, aend - start, start);
+            ret = read_full(s, bounce, aend - start, start);
             if (ret == 0) {
                 memcpy(buf, bounce + skip, len);
             }
@@ -495,17 +571,17 @@ static int direct_rw(BDRVRawState *s, int64_t offset, int64_t bytes, uint8_t *bu
             bool grows = false;
 
             if (skip) {
-                ret = read_full(s->fd, bounce, align, start);
+                ret = read_full(s, bounce, align, start);
             }
             if (ret == 0 && aend > end && (aend - align > start || !skip)) {
-                ret = read_full(s->fd, bounce + (aend - start - align), align, aend - align);
+                ret = read_full(s, bounce + (aend - start - align), align, aend - align);
             }
             if (ret == 0 && aend > end) {
                 grows = fstat(s->fd, &st) == 0 && st.st_size < aend;
             }
             if (ret == 0) {
                 memcpy(bounce + skip, buf, len);
-                ret = write_full(s->fd, bounce, aend - start, start);
+                ret = write_full(s, bounce, aend - start, start);
             }
             if (ret == 0 && grows && ftruncate(s->fd, MAX(st.st_size, end)) < 0) {
                 ret = -errno;
@@ -548,30 +624,68 @@ static int file_work(void *opaque)
         if (s->direct && !direct_aligned(s, w->offset, w->bytes, w->buf)) {
             return direct_rw(s, w->offset, w->bytes, w->buf, false);
         }
-        return read_full(s->fd, w->buf, w->bytes, w->offset);
+        return read_full(s, w->buf, w->bytes, w->offset);
     case FILE_OP_WRITE:
         if (s->direct && !direct_aligned(s, w->offset, w->bytes, w->buf)) {
             return direct_rw(s, w->offset, w->bytes, w->buf, true);
         }
-        return write_full(s->fd, w->buf, w->bytes, w->offset);
+        return write_full(s, w->buf, w->bytes, w->offset);
     case FILE_OP_FLUSH:
         return fdatasync(s->fd) < 0 ? -errno : 0;
     }
     return -EINVAL;
 }
 
+/* Who makes the system calls of @w: a worker, or the engine from here. */
+static int file_dispatch(FileWork *w)
+{
+    BDRVRawState *s = w->s;
+    AioEngine *e;
+
+    if (s->aio == BLOCK_AIO_THREADS) {
+        return thread_pool_run(file_work, w);
+    }
+    e = aio_engine_get(s->aio, NULL);
+    if (!e) {
+        return -ENOSYS;     /* this thread's kernel engine could not be made */
+    }
+    if (w->op == FILE_OP_FLUSH) {
+        /* Linux AIO has no usable fdatasync: a worker makes it, as in QEMU. */
+        return aio_engine_can_flush(e)
+            ? aio_engine_rw(e, s->fd, AIO_ENGINE_FDATASYNC, NULL, 0, 0)
+            : thread_pool_run(file_work, w);
+    }
+    return file_work(w);
+}
+
 static int file_run(BDRVRawState *s, FileOp op, int64_t offset, int64_t bytes, void *buf)
 {
     FileWork w = { s, op, offset, bytes, buf };
-    bool lock = op == FILE_OP_WRITE && s->direct && qemu_in_coroutine();
+    bool rmw, lock = op == FILE_OP_WRITE && s->direct && qemu_in_coroutine();
     int ret;
 
-    if (lock) {
-        qemu_co_mutex_lock(&s->direct_write_lock);
+    if (!lock) {
+        return file_dispatch(&w);
     }
-    ret = thread_pool_run(file_work, &w);
-    if (lock) {
-        qemu_co_mutex_unlock(&s->direct_write_lock);
+    rmw = !direct_aligned(s, offset, bytes, buf);
+    s->direct_rmw_waiting += rmw;
+    while (s->direct_rmw || (rmw ? s->direct_writers : s->direct_rmw_waiting)) {
+        qemu_co_queue_wait(&s->direct_wait, NULL);
+    }
+    if (rmw) {
+        s->direct_rmw_waiting--;
+        s->direct_rmw = true;
+    } else {
+        s->direct_writers++;
+    }
+    ret = file_dispatch(&w);
+    if (rmw) {
+        s->direct_rmw = false;
+    } else {
+        s->direct_writers--;
+    }
+    if (!s->direct_rmw && !s->direct_writers) {
+        qemu_co_queue_restart_all(&s->direct_wait);
     }
     return ret;
 }

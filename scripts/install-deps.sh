@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(
     build-essential meson ninja-build pkg-config
     libglib2.0-dev zlib1g-dev libzstd-dev nettle-dev libgnutls28-dev libjansson-dev
+    liburing-dev libaio-dev
     qemu-utils qemu-system-x86 cryptsetup-bin
     python3 expect socat xxd jq time xz-utils strace
     libnbd-bin nbdkit libnbd-dev

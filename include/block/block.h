@@ -31,6 +31,11 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_PROBE_QUIET 0x4000  /* no "probing guessed raw" warning */
 #define BDRV_O_NO_UNLOCK   0x8000  /* metadata only: a given key-secret is not tried (info) */
 #define BDRV_O_INACTIVE    0x10000 /* incoming migration: open inactive (see bdrv_activate_all) */
+/* The AIO engine of the tree's file nodes without an "aio" (block/aio-engine.h) */
+#define BDRV_O_NATIVE_AIO  0x20000
+#define BDRV_O_IO_URING    0x40000
+/* The parent has cache.direct=on: the default of a child its driver opens */
+#define BDRV_O_NOCACHE     0x80000
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */

@@ -236,6 +236,10 @@ def run_check(args, iotests, fmt, tests, env, workdir):
         cmd += ['-j', str(args.jobs)]
     if args.group:
         cmd += ['-g', args.group]
+    if args.aio:
+        cmd += ['-i', args.aio]
+    if args.cache:
+        cmd += ['-c', args.cache]
     cmd += tests
     log = workdir / f'check-{fmt}.log'
     done = threading.Event()
@@ -308,6 +312,11 @@ def main():
                    help='seconds one test may run before it is killed')
     p.add_argument('--keep', action='store_true', help='keep the work directory')
     p.add_argument('--workdir', help='where to put scratch files and logs')
+    p.add_argument('--aio', choices=['threads', 'native', 'io_uring'],
+                   help="the AIO engine the tests use (QEMU's check -i; default threads)")
+    p.add_argument('--cache', choices=['writeback', 'writethrough', 'none', 'directsync', 'unsafe'],
+                   help="the cache mode the tests use (QEMU's check -c; default writeback;"
+                        " --aio native needs none or directsync)")
     p.add_argument('tests', nargs='*')
     args = p.parse_args()
 
@@ -375,7 +384,7 @@ def main():
             name = Path(test).name
             st, line = results.get(name, ('fail', f'{name}: no result from check'))
             if st == 'fail' and not args.oracle:
-                ref = find_reference(iotests, test, fmt)
+                ref = find_reference(iotests, test, fmt, args.cache or 'writeback')
                 if passes_after_filters(bad_output(test_dir, test, args.jobs), ref, filters):
                     st = 'pass'
                     line += ' [pass after the intended-difference filters]'
@@ -414,7 +423,7 @@ def main():
             for name, line in retry:
                 st, _ = rresults.get(name, ('fail', ''))
                 if st == 'fail':
-                    ref = find_reference(iotests, name, fmt)
+                    ref = find_reference(iotests, name, fmt, args.cache or 'writeback')
                     if passes_after_filters(bad_output(rtest_dir, name, 1), ref, filters):
                         st = 'pass'
                 if st == 'pass':
