@@ -35,6 +35,8 @@ void qemuio_get_output(QemuIOOutputFn *fn, void **opaque);
 
 /* Waits until the aio requests in flight have ended (their lines printed). */
 void qemuio_drain(void);
+/* How many aio requests are in flight. */
+int qemuio_aio_in_flight(void);
 
 void qemuio_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void qemuio_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
