@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Concurrent writes over a shadow copy (iotests 594-597, docs/concurrency.md).
 
-    concurrent.py QEMU_IO SHADOW SEED ROUNDS PER_ROUND REGION [options] -- QEMU_IO_ARGS...
+    shadow-writes.py QEMU_IO SHADOW SEED ROUNDS PER_ROUND REGION [options] -- QEMU_IO_ARGS...
 
 Writes ROUNDS rounds of PER_ROUND aio_write requests in flight together,
 each with its own pattern, at byte offsets that share blocks and clusters
@@ -40,7 +40,7 @@ def main():
             off, length = opts.pop(0).split(':')
             fail = (int(off, 0), int(length, 0))
         else:
-            sys.exit('concurrent.py: unknown option ' + o)
+            sys.exit('shadow-writes.py: unknown option ' + o)
     rng = random.Random(int(seed))
     with open(shadow, 'rb') as f:
         data = bytearray(f.read())
