@@ -79,8 +79,13 @@ def main():
         script.append('aio_flush')
         writes += [(off - 512, 512, 251), (off + length, 512, 253)]
 
-    out = subprocess.run([qemu_io] + io_args, input='\n'.join(script) + '\n',
-                         capture_output=True, text=True).stdout
+    proc = subprocess.run([qemu_io] + io_args, input='\n'.join(script) + '\n',
+                          capture_output=True, text=True)
+    out = proc.stdout
+    # Complaints (a sanitizer's report too) and the exit status are shown.
+    sys.stdout.write(proc.stderr)
+    if proc.returncode:
+        print('qemu-io exit status', proc.returncode)
     done = set()
     failed = 0
     for m in re.finditer(r'wrote (\d+)/\d+ bytes at offset (\d+)', out):
