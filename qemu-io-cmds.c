@@ -1125,6 +1125,40 @@ typedef struct AioRequest {
     int flags;
 } AioRequest;
 
+typedef struct IdleCall {
+    void (*fn)(void *opaque);
+    void *opaque;
+} IdleCall;
+
+/* What waits for the aio requests in flight to end (qemuio_when_idle()). */
+static GSList *idle_calls;
+
+static gboolean run_idle_calls(gpointer unused)
+{
+    while (idle_calls && !aio_in_flight) {
+        IdleCall *c = idle_calls->data;
+
+        idle_calls = g_slist_delete_link(idle_calls, idle_calls);
+        c->fn(c->opaque);
+        g_free(c);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+void qemuio_when_idle(void (*fn)(void *opaque), void *opaque)
+{
+    IdleCall *c;
+
+    if (!aio_in_flight) {
+        fn(opaque);
+        return;
+    }
+    c = g_new(IdleCall, 1);
+    c->fn = fn;
+    c->opaque = opaque;
+    idle_calls = g_slist_append(idle_calls, c);
+}
+
 static AioRequest *aio_request_new(BlockDriverState *bs, const IOCmdFlags *f, bool write,
                                    bool zeroes, int64_t offset, int64_t count)
 {
@@ -1163,7 +1197,10 @@ static void aio_request_co(void *opaque)
     free(r->mem);
     bdrv_unref(r->bs);
     g_free(r);
-    aio_in_flight--;
+    if (--aio_in_flight == 0 && idle_calls) {
+        /* Outside the coroutine: they may change the graph. */
+        g_idle_add(run_idle_calls, NULL);
+    }
 }
 
 static void aio_request_start(AioRequest *r)
