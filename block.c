@@ -3002,7 +3002,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             }
         }
         request_depth++;
-        if (co && type != BDRV_REQ_FLUSH) {
+        if (qemu_in_coroutine() && type != BDRV_REQ_FLUSH) {
             BdrvTrackedRequest req;
 
             tracked_begin(bs, &req, offset, bytes);
