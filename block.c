@@ -2852,10 +2852,13 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
                 flags |= BDRV_REQ_MAY_UNMAP;
             }
         }
+        /*
+         * The pwritev, pwritev_zero and pwritev_done debug events are
+         * blkdebug's own business: it announces them around its writes,
+         * after the read-modify-write of the blocks at their ends, as
+         * QEMU's block layer does.
+         */
         bs->in_flight++;
-        if (type != BDRV_REQ_DISCARD) {
-            bdrv_debug_event(bs, type == BDRV_REQ_WRITE ? BLKDBG_PWRITEV : BLKDBG_PWRITEV_ZERO);
-        }
         if (type == BDRV_REQ_WRITE) {
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
         } else if (type == BDRV_REQ_DISCARD) {
@@ -2891,9 +2894,6 @@ write_zero_buffer:
         bs->in_flight--;
         /* Even a failed write may have changed some of the range. */
         bdrv_set_dirty(bs, offset, bytes);
-        if (type != BDRV_REQ_DISCARD) {
-            bdrv_debug_event(bs, BLKDBG_PWRITEV_DONE);
-        }
         if (ret >= 0) {
             ret = notify_writes(bs, true, offset, bytes, errp);
         }
@@ -2929,6 +2929,83 @@ int64_t bdrv_acct_clock_ns(void)
  */
 static __thread ThrottleGroup *front_throttle;
 static __thread int request_depth;
+
+/* The request of @self in flight on @bs that @req must wait for, or NULL. */
+static BdrvTrackedRequest *tracked_conflict(BlockDriverState *bs, BdrvTrackedRequest *req)
+{
+    for (BdrvTrackedRequest *r = bs->tracked_requests; r; r = r->next) {
+        if (r == req || r->co == req->co || (!r->serialising && !req->serialising)) {
+            continue;   /* a coroutine's nested requests never wait for each other */
+        }
+        if (r->offset >= req->offset + req->bytes || req->offset >= r->offset + r->bytes) {
+            continue;
+        }
+        /*
+         * One that waits itself is passed: it waits (maybe through others)
+         * for @req, or will find @req when it wakes up and wait then.
+         */
+        if (!r->waiting_for) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void tracked_wait(BlockDriverState *bs, BdrvTrackedRequest *req)
+{
+    BdrvTrackedRequest *r;
+
+    while ((r = tracked_conflict(bs, req))) {
+        req->waiting_for = r;
+        qemu_co_queue_wait(&r->waiters, NULL);
+        req->waiting_for = NULL;
+    }
+}
+
+static void tracked_begin(BlockDriverState *bs, BdrvTrackedRequest *req, int64_t offset,
+                          int64_t bytes)
+{
+    *req = (BdrvTrackedRequest) {
+        .co = qemu_coroutine_self(),
+        .offset = offset,
+        .bytes = bytes,
+        .next = bs->tracked_requests,
+    };
+    qemu_co_queue_init(&req->waiters);
+    bs->tracked_requests = req;
+    tracked_wait(bs, req);
+}
+
+static void tracked_end(BlockDriverState *bs, BdrvTrackedRequest *req)
+{
+    for (BdrvTrackedRequest **p = &bs->tracked_requests; *p; p = &(*p)->next) {
+        if (*p == req) {
+            *p = req->next;
+            break;
+        }
+    }
+    qemu_co_queue_restart_all(&req->waiters);
+}
+
+void bdrv_serialise_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    Coroutine *co = qemu_coroutine_self();
+    BdrvTrackedRequest *req = bs->tracked_requests;
+    int64_t end;
+
+    /* The newest of this coroutine's requests on @bs is the one running. */
+    while (co && req && req->co != co) {
+        req = req->next;
+    }
+    if (!req) {
+        return;
+    }
+    end = MAX(req->offset + req->bytes, offset + bytes);
+    req->offset = MIN(req->offset, offset);
+    req->bytes = end - req->offset;
+    req->serialising = true;
+    tracked_wait(bs, req);
+}
 
 /*
  * A request in a coroutine keeps its node alive and, unless the driver
@@ -2997,7 +3074,15 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         bool serial = bdrv_co_request_begin(bs);
 
         request_depth++;
-        ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+        if (qemu_in_coroutine() && type != BDRV_REQ_FLUSH) {
+            BdrvTrackedRequest req;
+
+            tracked_begin(bs, &req, offset, bytes);
+            ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+            tracked_end(bs, &req);
+        } else {
+            ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
+        }
         request_depth--;
         bdrv_co_request_end(bs, serial);
     }

@@ -1125,6 +1125,40 @@ typedef struct AioRequest {
     int flags;
 } AioRequest;
 
+typedef struct IdleCall {
+    void (*fn)(void *opaque);
+    void *opaque;
+} IdleCall;
+
+/* What waits for the aio requests in flight to end (qemuio_when_idle()). */
+static GSList *idle_calls;
+
+static gboolean run_idle_calls(gpointer unused)
+{
+    while (idle_calls && !aio_in_flight) {
+        IdleCall *c = idle_calls->data;
+
+        idle_calls = g_slist_delete_link(idle_calls, idle_calls);
+        c->fn(c->opaque);
+        g_free(c);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+void qemuio_when_idle(void (*fn)(void *opaque), void *opaque)
+{
+    IdleCall *c;
+
+    if (!aio_in_flight) {
+        fn(opaque);
+        return;
+    }
+    c = g_new(IdleCall, 1);
+    c->fn = fn;
+    c->opaque = opaque;
+    idle_calls = g_slist_append(idle_calls, c);
+}
+
 static AioRequest *aio_request_new(BlockDriverState *bs, const IOCmdFlags *f, bool write,
                                    bool zeroes, int64_t offset, int64_t count)
 {
@@ -1163,7 +1197,10 @@ static void aio_request_co(void *opaque)
     free(r->mem);
     bdrv_unref(r->bs);
     g_free(r);
-    aio_in_flight--;
+    if (--aio_in_flight == 0 && idle_calls) {
+        /* Outside the coroutine: they may change the graph. */
+        g_idle_add(run_idle_calls, NULL);
+    }
 }
 
 static void aio_request_start(AioRequest *r)
@@ -1173,14 +1210,21 @@ static void aio_request_start(AioRequest *r)
     qemu_coroutine_enter(qemu_coroutine_create(aio_request_co, r));
 }
 
+/*
+ * While a request is stopped at a blkdebug breakpoint, the others are not
+ * waited for: the breakpoint's user orchestrates what runs (as QEMU's
+ * qemu-io, which never waits for aio requests before a command).
+ */
 void qemuio_drain(void)
 {
-    bool done = aio_in_flight == 0;
-
-    while (!done) {
+    while (aio_in_flight && !bdrv_debug_suspended_requests()) {
         g_main_context_iteration(NULL, TRUE);
-        done = aio_in_flight == 0;
     }
+}
+
+int qemuio_aio_in_flight(void)
+{
+    return aio_in_flight;
 }
 
 static void aio_read_help(void)
@@ -2022,8 +2066,8 @@ static int help_f(BlockDriverState *bs, int argc, char **argv)
 
 /*
  * The block layer's debug breakpoint API (bdrv_debug_breakpoint() ...)
- * answers these; it refuses to suspend requests, which here cannot wait
- * while others run, so wait_break fails rather than waiting forever.
+ * answers these.  They do not wait for the aio requests in flight: they
+ * are how a test orchestrates them.
  */
 static int break_f(BlockDriverState *bs, int argc, char **argv)
 {
@@ -2061,31 +2105,39 @@ static int resume_f(BlockDriverState *bs, int argc, char **argv)
     return ret;
 }
 
+/*
+ * Waits until a request stops at @tag.  QEMU's waits forever when no
+ * request could get there; here, once every aio request in flight is
+ * stopped at a breakpoint (or none is left), it fails instead.
+ */
 static int wait_break_f(BlockDriverState *bs, int argc, char **argv)
 {
-    if (!bdrv_debug_is_suspended(bs, argv[1])) {
-        printf("Could not wait for request '%s': no request is suspended "
-               "(requests here cannot wait at a breakpoint)\n", argv[1]);
-        return -ENOENT;
+    while (!bdrv_debug_is_suspended(bs, argv[1])) {
+        if (aio_in_flight <= bdrv_debug_suspended_requests()) {
+            printf("Could not wait for request '%s': no request in flight can "
+                   "reach the breakpoint\n", argv[1]);
+            return -ENOENT;
+        }
+        g_main_context_iteration(NULL, TRUE);
     }
     return 0;
 }
 
 static const QemuIOCommand break_cmd = {
-    .name = "break", .func = break_f, .argmin = 2, .argmax = 2,
+    .name = "break", .func = break_f, .flags = QEMUIO_CMD_ASYNC, .argmin = 2, .argmax = 2,
     .args = "event tag",
     .oneline = "sets a breakpoint on event and tags the stopped request as tag",
 };
 static const QemuIOCommand remove_break_cmd = {
-    .name = "remove_break", .func = remove_break_f, .argmin = 1, .argmax = 1,
+    .name = "remove_break", .func = remove_break_f, .flags = QEMUIO_CMD_ASYNC, .argmin = 1, .argmax = 1,
     .args = "tag", .oneline = "remove a breakpoint by tag",
 };
 static const QemuIOCommand resume_cmd = {
-    .name = "resume", .func = resume_f, .argmin = 1, .argmax = 1,
+    .name = "resume", .func = resume_f, .flags = QEMUIO_CMD_ASYNC, .argmin = 1, .argmax = 1,
     .args = "tag", .oneline = "resumes the request tagged as tag",
 };
 static const QemuIOCommand wait_break_cmd = {
-    .name = "wait_break", .func = wait_break_f, .argmin = 1, .argmax = 1,
+    .name = "wait_break", .func = wait_break_f, .flags = QEMUIO_CMD_ASYNC, .argmin = 1, .argmax = 1,
     .args = "tag", .oneline = "waits for the suspension of a request",
 };
 

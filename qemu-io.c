@@ -594,6 +594,12 @@ int main(int argc, char **argv)
 
     /* The last aio requests end (and print) before the image closes. */
     qemuio_drain();
+    if (qemuio_aio_in_flight()) {
+        /* QEMU's would wait forever for them. */
+        error_report("%d aio requests never completed: stopped at blkdebug breakpoints "
+                     "that no resume command named", qemuio_aio_in_flight());
+        failed = true;
+    }
     /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
     if (qemuio_bs) {
         bdrv_user_remove(qemuio_user);

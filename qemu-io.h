@@ -35,6 +35,14 @@ void qemuio_get_output(QemuIOOutputFn *fn, void **opaque);
 
 /* Waits until the aio requests in flight have ended (their lines printed). */
 void qemuio_drain(void);
+/* How many aio requests are in flight. */
+int qemuio_aio_in_flight(void);
+/*
+ * Calls @fn(@opaque) once no aio request is in flight: now, or (from the
+ * main loop) when the last one ends -- a request stopped at a breakpoint
+ * outlives the command that started it, and keeps what it needs.
+ */
+void qemuio_when_idle(void (*fn)(void *opaque), void *opaque);
 
 void qemuio_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void qemuio_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <glib.h>
 
@@ -127,7 +128,34 @@ typedef struct BDRVBlkdebugState {
      * rules or limits were given as options.
      */
     char *plain_config;
+
+    /* Breakpoints set by the break command (Breakpoint*, owned), one-shot. */
+    GPtrArray *breakpoints;
+    /* Requests stopped at a breakpoint, oldest first (Suspended*, theirs). */
+    GQueue suspended;
 } BDRVBlkdebugState;
+
+static void blkdebug_rules_event(BlockDriverState *bs, BlkdebugEvent event);
+
+typedef struct Breakpoint {
+    int event;
+    char *tag;
+} Breakpoint;
+
+/* A request's coroutine that waits at a breakpoint until resumed. */
+typedef struct Suspended {
+    Coroutine *co;
+    const char *tag;
+    bool resumed;
+} Suspended;
+
+static void breakpoint_free(gpointer p)
+{
+    Breakpoint *b = p;
+
+    g_free(b->tag);
+    g_free(b);
+}
 
 /* Takes an unsigned number (size suffixes allowed) out of @opts. */
 static bool take_size(QDict *opts, const char *key, bool suffixes, int64_t *out,
@@ -475,7 +503,59 @@ static bool read_config(BDRVBlkdebugState *s, const char *path, Error **errp)
     return ok;
 }
 
+/*
+ * Stops the running request at a breakpoint tagged @tag until resume or
+ * remove_break names the tag; other requests go on meanwhile.
+ */
+static int suspended_requests;
+
+int bdrv_debug_suspended_requests(void)
+{
+    return suspended_requests;
+}
+
+static void suspend_request(BDRVBlkdebugState *s, const char *tag)
+{
+    Suspended me = { .co = qemu_coroutine_self(), .tag = tag };
+
+    suspended_requests++;
+    g_queue_push_tail(&s->suspended, &me);
+    printf("blkdebug: Suspended request '%s'\n", tag);
+    fflush(stdout);
+    while (!me.resumed) {
+        qemu_coroutine_yield();
+    }
+    printf("blkdebug: Resuming request '%s'\n", tag);
+    fflush(stdout);
+}
+
 static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+
+    blkdebug_rules_event(bs, event);
+    /*
+     * A breakpoint stops the request whose coroutine announced the event,
+     * once (it is removed); outside a coroutine there is nothing that could
+     * wait, and the breakpoint stays for a request that can.
+     */
+    if (!qemu_in_coroutine() || !s->breakpoints) {
+        return;
+    }
+    for (guint i = 0; i < s->breakpoints->len; i++) {
+        Breakpoint *b = g_ptr_array_index(s->breakpoints, i);
+
+        if (b->event == (int)event) {
+            g_autofree char *tag = g_steal_pointer(&b->tag);
+
+            g_ptr_array_remove_index(s->breakpoints, i);
+            suspend_request(s, tag);
+            return;
+        }
+    }
+}
+
+static void blkdebug_rules_event(BlockDriverState *bs, BlkdebugEvent event)
 {
     BDRVBlkdebugState *s = bs->opaque;
     bool injected = false;
@@ -537,29 +617,89 @@ static int event_rule_check(BlockDriverState *bs, unsigned iotype, int64_t offse
 static int blkdebug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
                                Error **errp)
 {
-    if (bdrv_debug_event_lookup(event) < 0) {
+    BDRVBlkdebugState *s = bs->opaque;
+    int ev = bdrv_debug_event_lookup(event);
+    Breakpoint *b;
+
+    if (ev < 0) {
         error_setg(errp, "Invalid event name '%s'", event);
         return -EINVAL;
     }
-    error_setg(errp, "blkdebug: cannot suspend requests at '%s': requests here run to "
-               "completion one at a time, none can wait at a breakpoint", event);
-    return -ENOTSUP;
+    b = g_new0(Breakpoint, 1);
+    b->event = ev;
+    b->tag = g_strdup(tag);
+    g_ptr_array_add(s->breakpoints, b);
+    return 0;
+}
+
+/* Resumes the first request suspended at @tag (all of them: @all). */
+static bool resume_by_tag(BDRVBlkdebugState *s, const char *tag, bool all)
+{
+    bool found = false;
+
+    for (GList *l = s->suspended.head; l;) {
+        Suspended *r = l->data;
+
+        l = l->next;
+        if (strcmp(r->tag, tag)) {
+            continue;
+        }
+        g_queue_remove(&s->suspended, r);
+        suspended_requests--;   /* from now on it runs again */
+        r->resumed = true;
+        qemu_coroutine_wake(r->co);
+        found = true;
+        if (!all) {
+            break;
+        }
+    }
+    return found;
 }
 
 static int blkdebug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp)
 {
-    error_setg(errp, "Breakpoint '%s' not found", tag);
-    return -ENOENT;
+    BDRVBlkdebugState *s = bs->opaque;
+    bool found = false;
+
+    for (guint i = 0; i < s->breakpoints->len;) {
+        Breakpoint *b = g_ptr_array_index(s->breakpoints, i);
+
+        if (!strcmp(b->tag, tag)) {
+            g_ptr_array_remove_index(s->breakpoints, i);
+            found = true;
+        } else {
+            i++;
+        }
+    }
+    /* The requests already stopped there go on too. */
+    if (resume_by_tag(s, tag, true)) {
+        found = true;
+    }
+    if (!found) {
+        error_setg(errp, "Breakpoint '%s' not found", tag);
+        return -ENOENT;
+    }
+    return 0;
 }
 
 static int blkdebug_resume(BlockDriverState *bs, const char *tag, Error **errp)
 {
-    error_setg(errp, "No suspended request with tag '%s'", tag);
-    return -ENOENT;
+    if (!resume_by_tag(bs->opaque, tag, false)) {
+        error_setg(errp, "No suspended request with tag '%s'", tag);
+        return -ENOENT;
+    }
+    return 0;
 }
 
 static bool blkdebug_is_suspended(BlockDriverState *bs, const char *tag)
 {
+    BDRVBlkdebugState *s = bs->opaque;
+
+    for (GList *l = s->suspended.head; l; l = l->next) {
+        if (!strcmp(((Suspended *)l->data)->tag, tag)) {
+            return true;
+        }
+    }
     return false;
 }
 
@@ -735,13 +875,41 @@ static int read_padded(BlockDriverState *bs, int64_t offset, int64_t bytes, uint
     return n ? xfer(bs, false, offset, n, buf, errp) : 0;
 }
 
+static int blkdebug_check(BlockDriverState *bs, bool write, unsigned iotype,
+                          int64_t offset, int64_t bytes, Error **errp);
+
+/*
+ * Writes the aligned range [start, start+len) for a write request of
+ * [offset, offset+bytes).  A write request of its own (@request; not a
+ * piece of a zero-write) is announced as QEMU's block layer does, after
+ * the reads of its read-modify-write, and its rules are checked then.
+ */
+static int write_aligned(BlockDriverState *bs, bool request, int64_t offset, int64_t bytes,
+                         int64_t start, int64_t len, uint8_t *buf, Error **errp)
+{
+    int ret = 0;
+
+    if (request) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV);
+        ret = blkdebug_check(bs, true, IO_WRITE, offset, bytes, errp);
+    }
+    if (ret >= 0) {
+        ret = xfer(bs, true, start, len, buf, errp);
+    }
+    if (request) {
+        blkdebug_debug_event(bs, BLKDBG_PWRITEV_DONE);
+    }
+    return ret;
+}
+
 /*
  * Does a read or write with the alignment limit: unaligned requests become
  * aligned ones, writes by reading the partial blocks at either end first
  * (QEMU's pwritev_rmw_* events are announced around these reads).
+ * @request: see write_aligned().
  */
-static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t bytes,
-                      uint8_t *buf, Error **errp)
+static int aligned_rw(BlockDriverState *bs, bool write, bool request, int64_t offset,
+                      int64_t bytes, uint8_t *buf, Error **errp)
 {
     BDRVBlkdebugState *s = bs->opaque;
     int64_t start = offset - offset % s->align;
@@ -750,7 +918,8 @@ static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t 
     int ret;
 
     if (start == offset && end == offset + bytes) {
-        return xfer(bs, write, offset, bytes, buf, errp);
+        return write ? write_aligned(bs, request, offset, bytes, offset, bytes, buf, errp)
+                     : xfer(bs, false, offset, bytes, buf, errp);
     }
     bounce = g_malloc(end - start);
     if (!write) {
@@ -760,6 +929,12 @@ static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t 
         }
         return ret;
     }
+    /*
+     * The blocks at the ends are read and written back whole: no other
+     * request may change them meanwhile (its data would be undone), nor
+     * read them half written (docs/concurrency.md).
+     */
+    bdrv_serialise_request(bs, start, end - start);
     if (start != offset) {
         blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_HEAD);
         ret = read_padded(bs, start, s->align, bounce, errp);
@@ -778,7 +953,7 @@ static int aligned_rw(BlockDriverState *bs, bool write, int64_t offset, int64_t 
         blkdebug_debug_event(bs, BLKDBG_PWRITEV_RMW_AFTER_TAIL);
     }
     memcpy(bounce + (offset - start), buf, bytes);
-    return xfer(bs, true, start, end - start, bounce, errp);
+    return write_aligned(bs, request, offset, bytes, start, end - start, bounce, errp);
 }
 
 static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
@@ -798,6 +973,8 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags, Error 
     s->state = 1;
     s->rules = g_ptr_array_new_with_free_func(g_free);
     s->active = g_ptr_array_new();
+    s->breakpoints = g_ptr_array_new_with_free_func(breakpoint_free);
+    g_queue_init(&s->suspended);
     if (filename && g_str_has_prefix(filename, "blkdebug:")) {
         path = parse_prefix(filename, options, errp);
         if (!path) {
@@ -892,6 +1069,12 @@ static void blkdebug_close(BlockDriverState *bs)
         g_ptr_array_free(s->rules, true);
         s->rules = NULL;
     }
+    if (s->breakpoints) {
+        /* A suspended request holds a reference: none can be left. */
+        g_assert(g_queue_is_empty(&s->suspended));
+        g_ptr_array_free(s->breakpoints, true);
+        s->breakpoints = NULL;
+    }
 }
 
 static bool range_hits(const BlkdebugRule *r, int64_t offset, int64_t bytes)
@@ -939,14 +1122,14 @@ static int blkdebug_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           void *buf, int flags, Error **errp)
 {
     int ret = blkdebug_check(bs, false, IO_READ, offset, bytes, errp);
-    return ret < 0 ? ret : aligned_rw(bs, false, offset, bytes, buf, errp);
+    return ret < 0 ? ret : aligned_rw(bs, false, true, offset, bytes, buf, errp);
 }
 
 static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
-    int ret = blkdebug_check(bs, true, IO_WRITE, offset, bytes, errp);
-    return ret < 0 ? ret : aligned_rw(bs, true, offset, bytes, (uint8_t *)buf, errp);
+    /* Checked and announced after its read-modify-write, in write_aligned(). */
+    return aligned_rw(bs, true, true, offset, bytes, (uint8_t *)buf, errp);
 }
 
 static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -954,12 +1137,11 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
 {
     BDRVBlkdebugState *s = bs->opaque;
     int64_t end = offset + bytes;
-    int ret = blkdebug_check(bs, true, IO_WRITE_ZEROES, offset, bytes, errp);
+    int ret;
 
-    if (ret < 0) {
-        return ret;
-    }
-    while (offset < end) {
+    blkdebug_debug_event(bs, BLKDBG_PWRITEV_ZERO);
+    ret = blkdebug_check(bs, true, IO_WRITE_ZEROES, offset, bytes, errp);
+    while (ret >= 0 && offset < end) {
         int64_t n = piece(offset, end, MAX(s->align, s->opt_write_zero), s->max_write_zero);
 
         if (offset % s->align || n % s->align || n < MAX(s->align, s->opt_write_zero)) {
@@ -970,16 +1152,14 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
              * the image gets data there, not a zero cluster.
              */
             g_autofree uint8_t *zero = g_malloc0(n);
-            ret = aligned_rw(bs, true, offset, n, zero, errp);
+            ret = aligned_rw(bs, true, false, offset, n, zero, errp);
         } else {
             ret = bdrv_pwrite_zeroes(bs->file, offset, n, flags, errp);
         }
-        if (ret < 0) {
-            return ret;
-        }
         offset += n;
     }
-    return 0;
+    blkdebug_debug_event(bs, BLKDBG_PWRITEV_DONE);
+    return ret < 0 ? ret : 0;
 }
 
 static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -1076,6 +1256,11 @@ static BlockDriver bdrv_blkdebug = {
     .is_filter = true,
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
+    /*
+     * Its requests interleave: one stopped at a breakpoint must let the
+     * others run; unaligned writes serialise themselves (aligned_rw()).
+     */
+    .concurrent_requests = true,
     .bdrv_open = blkdebug_open,
     .bdrv_close = blkdebug_close,
     .strong_opts = blkdebug_strong_opts,

@@ -799,6 +799,32 @@ static void qemu_io_output(void *opaque, bool is_error, const char *text)
     fflush(stdout);
 }
 
+/* What HMP qemu-io undoes once its aio requests have ended. */
+typedef struct HmpIoDone {
+    BdrvUser *user;
+    bool temporary;         /* else: a drive's device handle, raised */
+    uint64_t old_perm;
+} HmpIoDone;
+
+static void hmp_qemu_io_done(void *opaque)
+{
+    HmpIoDone *done = opaque;
+
+    if (done->temporary) {
+        bdrv_user_remove(done->user);
+    } else {
+        /* Unless the drive went, or its device with the handle, meanwhile. */
+        for (GList *l = drive_list(); l; l = l->next) {
+            if (((DriveInfo *)l->data)->perm_user == done->user) {
+                /* Needing less cannot conflict. */
+                bdrv_user_set_perm(done->user, done->old_perm, NULL);
+                break;
+            }
+        }
+    }
+    g_free(done);
+}
+
 static void hmp_qemu_io(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
@@ -922,10 +948,17 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         bdrv_set_front_throttle(old_throttle);
     }
     qemuio_set_output(old_fn, old_opaque);
-    if (temporary) {
-        bdrv_user_remove(user);
-    } else if (raised && d->perm_user == user) {
-        bdrv_user_set_perm(user, old_perm, NULL);   /* needing less cannot conflict */
+    if (temporary || raised) {
+        /*
+         * The handle keeps what the command needed until its requests end
+         * (one stopped at a blkdebug breakpoint outlives the command).
+         */
+        HmpIoDone *done = g_new0(HmpIoDone, 1);
+
+        done->user = user;
+        done->temporary = temporary;
+        done->old_perm = old_perm;
+        qemuio_when_idle(hmp_qemu_io_done, done);
     }
 }
 

@@ -705,17 +705,19 @@ void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event);
 
 /*
  * Breakpoints (qemu-io's break, remove_break, resume, wait_break): the
- * first blkdebug node at or below @bs is asked.  Suspending a request at a
- * breakpoint needs requests that can wait while others run; this tree's
- * requests run to completion one at a time, so setting a breakpoint fails
- * with -ENOTSUP and a message saying so (the others then have nothing to
- * find).  All return 0 or -errno with @errp set.
+ * first blkdebug node at or below @bs is asked.  A breakpoint stops the
+ * first request (in a coroutine) that announces its event there, once;
+ * the request waits until resume names its tag (remove_break too resumes
+ * the requests stopped at the tag), while other requests run.  All return
+ * 0 or -errno with @errp set.
  */
 int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag,
                           Error **errp);
 int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag, Error **errp);
 int bdrv_debug_resume(BlockDriverState *bs, const char *tag, Error **errp);
-/* True when a request with @tag is suspended (never, see above). */
+/* True when a request with @tag is suspended. */
 bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag);
+/* How many requests are stopped at breakpoints, on all nodes. */
+int bdrv_debug_suspended_requests(void);
 
 #endif

@@ -101,6 +101,12 @@ struct BlockDriverState {
     int co_in_flight;
     CoMutex request_lock;
     int request_lock_depth;
+    /*
+     * The reads, writes, zero-writes and discards in coroutines that are
+     * in flight on this node, newest first (BdrvTrackedRequest): who
+     * must wait for whom (bdrv_serialise_request()).
+     */
+    struct BdrvTrackedRequest *tracked_requests;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
     /* A running bdrv_amend_options_status()'s progress report. */
@@ -549,6 +555,31 @@ int bdrv_filter_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                          PreallocMode prealloc, Error **errp);
 int bdrv_filter_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 /* The child's status as the filter's own, at the same offsets. */
+/*
+ * A request in a coroutine while it is in flight on its node.  Requests
+ * that overlap wait for each other only when one of them is serialising
+ * (it reads and rewrites more than it was asked to write, e.g. the partial
+ * blocks at the ends of an unaligned write): see docs/concurrency.md.
+ */
+typedef struct BdrvTrackedRequest {
+    Coroutine *co;
+    int64_t offset, bytes;                  /* the range others must not overlap */
+    bool serialising;
+    struct BdrvTrackedRequest *waiting_for; /* the request this one waits for */
+    CoQueue waiters;                        /* requests waiting for this one to end */
+    struct BdrvTrackedRequest *next;
+} BdrvTrackedRequest;
+
+/*
+ * From a driver's request callback in a coroutine: the running request on
+ * @bs covers [offset, offset+bytes) as well from now on, and serialises:
+ * it waits until no overlapping request is in flight (unless that one
+ * waits itself, which would deadlock), and overlapping requests that come
+ * later wait until it ends.  A no-op outside coroutines, where requests
+ * run to completion one at a time.
+ */
+void bdrv_serialise_request(BlockDriverState *bs, int64_t offset, int64_t bytes);
+
 int bdrv_filter_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                              int64_t *pnum, int64_t *map, BlockDriverState **file);
 /*
