@@ -815,6 +815,13 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     s->dirty_marked = true;
 
+    /*
+     * From here on the refcounts on disk may be gone while those in memory
+     * still count the old layout (the L1 table, maybe partly zeroed, no
+     * longer holds what they count): a failure leaves the node unusable,
+     * and its close writes nothing more (as QEMU 7.2 ejects it, iotest 098).
+     */
+    s->refcounts_broken = true;
     bdrv_debug_event(bs->file, BLKDBG_L1_UPDATE);
     ret = bdrv_pwrite_zeroes(bs->file, s->l1_table_offset, l1c * cs, 0, errp);
     if (ret < 0) {
@@ -822,11 +829,6 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     memset(s->l1_table, 0, (size_t)s->l1_size * 8);
 
-    /*
-     * From here on the refcounts on disk may be gone while those in memory
-     * still count the old layout: a failure leaves the node unusable.
-     */
-    s->refcounts_broken = true;
     bdrv_debug_event(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
     ret = bdrv_pwrite_zeroes(bs->file, cs, (2 + l1c) * cs, 0, errp);
     if (ret < 0) {
