@@ -174,7 +174,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         c->entries[i].table = g_malloc(c->entry_size);
     }
     if (read) {
-        bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_LOAD : BLKDBG_L2_LOAD);
+        if (c != s->rb_cache) {
+            /* refblock_load is announced by refcount updates, cached or not. */
+            bdrv_debug_event(bs->file, BLKDBG_L2_LOAD);
+        }
         ret = bdrv_pread(bs->file, offset, c->entry_size, c->entries[i].table, 0, errp);
         if (ret < 0) {
             return ret;

@@ -348,12 +348,20 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                                         " whose refcount is already 0", c);
                 return -EIO;
             }
-            ret = alloc_refblock(bs, t, errp);
+            ret = alloc_refblock(bs, t, errp);  /* announces refblock_alloc */
             if (ret < 0) {
                 return ret;
             }
             continue;   /* the block may now also count clusters of this range */
         }
+        /*
+         * Where QEMU 7.2 announces them: each refcount update asks for its
+         * block to be there (refblock_alloc, also when it is) and loads it,
+         * from the cache or not; lookups (allocation's search) announce
+         * nothing (iotest 026).
+         */
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC);
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_LOAD);
         ret = qcow2_cache_get(bs, s->rb_cache, boff, true, &rb, errp);
         if (ret < 0) {
             return ret;
