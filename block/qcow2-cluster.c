@@ -1040,9 +1040,9 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
  * it with COW; *@hostp > 0 when the caller allocated them already, and
  * where they are on return.
  */
-static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
-                       int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
-                       Error **errp)
+static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                           int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                           bool *linked, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
@@ -1155,6 +1155,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             s->l2_cache->depends_on_flush = true;
         }
     }
+    *linked = true;
     ret = map_host_run(bs, l2_off, l2_idx, k, host, errp);
     if (ret < 0) {
         return ret;
@@ -1163,6 +1164,29 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         free_old_entry(bs, old[i], QCOW2_DISCARD_NEVER);
     }
     return 0;
+}
+
+/*
+ * A failed allocating write gives back the clusters it took (the caller's
+ * *hostp, or those alloc_write_run() took) as long as no L2 entry points at
+ * them yet: nothing refers to them, so they are free again at once and the
+ * next allocation takes them, as QEMU 7.2's does (iotest 026: no leak after
+ * a data write that failed once).  Once entries may point at them they stay
+ * allocated (leaked at worst).
+ */
+static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                       int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool linked = false;
+    int ret = alloc_write_run(bs, l1_idx, l2_idx, k, offset, bytes, buf, hostp, &linked,
+                              errp);
+
+    if (ret < 0 && !linked && *hostp > 0 && !qcow2_has_data_file(s)) {
+        qcow2_free_clusters_now(bs, *hostp, k * s->cluster_size, QCOW2_DISCARD_NEVER);
+    }
+    return ret;
 }
 
 /* A preallocated zero cluster used by this image alone, at an aligned offset. */

@@ -180,6 +180,7 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
     s->file_end = MAX(s->file_end, off + s->cluster_size);
     /* The block is on disk before the refcount table points at it. */
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
         return ret;
