@@ -457,23 +457,27 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, new_off, bytes, buf, 0, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     /* The new table and its refcounts are on disk before the header points at it. */
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     stl_be_p(hdr, min_size);
     stq_be_p(hdr + 4, new_off);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
     ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
     if (ret < 0) {
+        /*
+         * The header may point at the new table now or not: it stays
+         * allocated (a leak at worst), where QEMU 7.2 frees it.
+         */
         return ret;
     }
     s->l1_table = g_renew(uint64_t, s->l1_table, min_size);
@@ -489,6 +493,15 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
         qcow2_free_clusters_now(bs, old_off, old_bytes, QCOW2_DISCARD_OTHER);
     }
     return 0;
+
+fail:
+    /*
+     * The old table stays; the new one, which nothing points at, is given
+     * back as QEMU 7.2 gives it back (no leak when the error was passing,
+     * iotest 026), freed at the next flush of the caches.
+     */
+    qcow2_free_clusters(bs, new_off, clusters * s->cluster_size, QCOW2_DISCARD_OTHER);
+    return ret;
 }
 
 /* The L2 table for @l1_idx, made writable (allocated, or copied when shared). */
@@ -532,7 +545,7 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     }
     ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     if (copy) {
         memcpy(t, copy, s->cluster_size);
@@ -547,24 +560,30 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
      */
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
     ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     s->l1_table[l1_idx] = new_off | QCOW_OFLAG_COPIED;
     ret = qcow2_write_l1_entry(bs, l1_idx, errp);
     if (ret < 0) {
+        /*
+         * The entry on disk may point at the new table now or not: the
+         * table stays allocated (a leak at worst), where QEMU 7.2 frees it.
+         */
+        s->l1_table[l1_idx] = l1e;
+        qcow2_cache_discard(s->l2_cache, new_off);
         return ret;
     }
     if (old) {
@@ -572,6 +591,17 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     }
     *l2_off = new_off;
     return 0;
+
+fail:
+    /*
+     * The new table, which nothing points at, is given back as QEMU 7.2
+     * gives it back (no leak when the error was passing, iotest 026),
+     * freed at the next flush of the caches.
+     */
+    s->l1_table[l1_idx] = l1e;
+    qcow2_cache_discard(s->l2_cache, new_off);
+    qcow2_free_clusters(bs, new_off, s->cluster_size, QCOW2_DISCARD_ALWAYS);
+    return ret;
 }
 
 /*

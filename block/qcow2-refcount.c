@@ -910,12 +910,13 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
     }
     if (s->freed && s->freed->len) {
         /* What no longer points at the freed space must be on disk first. */
-        g_autoptr(GArray) freed = s->freed;
+        g_autoptr(GArray) freed = NULL;
 
         ret = bdrv_flush(bs->file, errp);
         if (ret < 0) {
-            return ret;
+            return ret;     /* the ranges stay queued */
         }
+        freed = s->freed;
         s->freed = NULL;
         for (guint i = 0; i < freed->len; i++) {
             int64_t *r = &g_array_index(freed, int64_t, 3 * i);
