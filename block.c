@@ -2753,8 +2753,10 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
          * "flush_to_disk" for a blkdebug file: only a flush of the format
          * node is.
          */
+        uint64_t gen = bs->write_gen;
+
         bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_OS);
-        if (drv->bdrv_flush) {
+        if (drv->bdrv_flush && !(drv->flush_needs_writes && bs->flushed_gen == gen)) {
             ret = drv->bdrv_flush(bs, errp);
         }
         if (ret == 0) {
@@ -2762,6 +2764,9 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
         }
         if (ret == 0 && bs->file && !bs->read_only) {
             ret = bdrv_flush(bs->file, errp);
+        }
+        if (ret == 0) {
+            bs->flushed_gen = gen;
         }
         return ret;
     }
@@ -2892,6 +2897,7 @@ write_zero_buffer:
             }
         }
         bs->in_flight--;
+        bs->write_gen++;
         /* Even a failed write may have changed some of the range. */
         bdrv_set_dirty(bs, offset, bytes);
         if (ret >= 0) {
@@ -3180,6 +3186,8 @@ int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *ds
     if (ret == -ENOTSUP) {
         return ret;
     }
+    df->write_gen++;
+    dst->write_gen++;
     /* What the write path does for the node written. */
     bdrv_set_dirty(dst, dst_off, bytes);
     if (ret >= 0) {
@@ -3444,6 +3452,8 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
     {
         int ret = bs->drv->bdrv_truncate(bs, offset, exact, prealloc, errp);
+
+        bs->write_gen++;
         if (ret >= 0 && bs->dirty_bitmaps) {
             /* The bitmaps cover the new length; the grown part is clean. */
             int64_t len = bdrv_getlength(bs);

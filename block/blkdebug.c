@@ -1277,6 +1277,7 @@ static BlockDriver bdrv_blkdebug = {
     .bdrv_pwrite_zeroes = blkdebug_pwrite_zeroes,
     .bdrv_pdiscard = blkdebug_pdiscard,
     .bdrv_flush = blkdebug_flush,
+    .flush_needs_writes = true,
     .bdrv_block_status = blkdebug_block_status,
     .bdrv_getlength = bdrv_filter_getlength,
     .bdrv_get_allocated_file_size = bdrv_filter_get_allocated_file_size,

@@ -174,7 +174,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         c->entries[i].table = g_malloc(c->entry_size);
     }
     if (read) {
-        bdrv_debug_event(bs->file, c == s->rb_cache ? BLKDBG_REFBLOCK_LOAD : BLKDBG_L2_LOAD);
+        if (c != s->rb_cache) {
+            /* refblock_load is announced by refcount updates, cached or not. */
+            bdrv_debug_event(bs->file, BLKDBG_L2_LOAD);
+        }
         ret = bdrv_pread(bs->file, offset, c->entry_size, c->entries[i].table, 0, errp);
         if (ret < 0) {
             return ret;
@@ -454,23 +457,27 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     }
     ret = qcow2_flush_caches(bs, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
     ret = bdrv_pwrite(bs->file, new_off, bytes, buf, 0, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     /* The new table and its refcounts are on disk before the header points at it. */
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     stl_be_p(hdr, min_size);
     stq_be_p(hdr + 4, new_off);
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
     ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
     if (ret < 0) {
+        /*
+         * The header may point at the new table now or not: it stays
+         * allocated (a leak at worst), where QEMU 7.2 frees it.
+         */
         return ret;
     }
     s->l1_table = g_renew(uint64_t, s->l1_table, min_size);
@@ -486,6 +493,15 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
         qcow2_free_clusters_now(bs, old_off, old_bytes, QCOW2_DISCARD_OTHER);
     }
     return 0;
+
+fail:
+    /*
+     * The old table stays; the new one, which nothing points at, is given
+     * back as QEMU 7.2 gives it back (no leak when the error was passing,
+     * iotest 026), freed at the next flush of the caches.
+     */
+    qcow2_free_clusters(bs, new_off, clusters * s->cluster_size, QCOW2_DISCARD_OTHER);
+    return ret;
 }
 
 /* The L2 table for @l1_idx, made writable (allocated, or copied when shared). */
@@ -529,7 +545,7 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     }
     ret = qcow2_cache_get(bs, s->l2_cache, new_off, false, &t, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     if (copy) {
         memcpy(t, copy, s->cluster_size);
@@ -544,24 +560,30 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
      */
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     bdrv_debug_event(bs->file, BLKDBG_L2_ALLOC_WRITE);
     ret = bdrv_pwrite(bs->file, new_off, s->cluster_size, t, 0, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     s->l1_table[l1_idx] = new_off | QCOW_OFLAG_COPIED;
     ret = qcow2_write_l1_entry(bs, l1_idx, errp);
     if (ret < 0) {
+        /*
+         * The entry on disk may point at the new table now or not: the
+         * table stays allocated (a leak at worst), where QEMU 7.2 frees it.
+         */
+        s->l1_table[l1_idx] = l1e;
+        qcow2_cache_discard(s->l2_cache, new_off);
         return ret;
     }
     if (old) {
@@ -569,6 +591,17 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     }
     *l2_off = new_off;
     return 0;
+
+fail:
+    /*
+     * The new table, which nothing points at, is given back as QEMU 7.2
+     * gives it back (no leak when the error was passing, iotest 026),
+     * freed at the next flush of the caches.
+     */
+    s->l1_table[l1_idx] = l1e;
+    qcow2_cache_discard(s->l2_cache, new_off);
+    qcow2_free_clusters(bs, new_off, s->cluster_size, QCOW2_DISCARD_ALWAYS);
+    return ret;
 }
 
 /*
@@ -1037,9 +1070,9 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
  * it with COW; *@hostp > 0 when the caller allocated them already, and
  * where they are on return.
  */
-static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
-                       int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
-                       Error **errp)
+static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                           int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                           bool *linked, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
@@ -1152,6 +1185,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
             s->l2_cache->depends_on_flush = true;
         }
     }
+    *linked = true;
     ret = map_host_run(bs, l2_off, l2_idx, k, host, errp);
     if (ret < 0) {
         return ret;
@@ -1160,6 +1194,29 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
         free_old_entry(bs, old[i], QCOW2_DISCARD_NEVER);
     }
     return 0;
+}
+
+/*
+ * A failed allocating write gives back the clusters it took (the caller's
+ * *hostp, or those alloc_write_run() took) as long as no L2 entry points at
+ * them yet: nothing refers to them, so they are free again at once and the
+ * next allocation takes them, as QEMU 7.2's does (iotest 026: no leak after
+ * a data write that failed once).  Once entries may point at them they stay
+ * allocated (leaked at worst).
+ */
+static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                       int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool linked = false;
+    int ret = alloc_write_run(bs, l1_idx, l2_idx, k, offset, bytes, buf, hostp, &linked,
+                              errp);
+
+    if (ret < 0 && !linked && *hostp > 0 && !qcow2_has_data_file(s)) {
+        qcow2_free_clusters_now(bs, *hostp, k * s->cluster_size, QCOW2_DISCARD_NEVER);
+    }
+    return ret;
 }
 
 /* A preallocated zero cluster used by this image alone, at an aligned offset. */

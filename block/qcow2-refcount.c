@@ -180,6 +180,7 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
     s->file_end = MAX(s->file_end, off + s->cluster_size);
     /* The block is on disk before the refcount table points at it. */
+    bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
         return ret;
@@ -348,12 +349,20 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                                         " whose refcount is already 0", c);
                 return -EIO;
             }
-            ret = alloc_refblock(bs, t, errp);
+            ret = alloc_refblock(bs, t, errp);  /* announces refblock_alloc */
             if (ret < 0) {
                 return ret;
             }
             continue;   /* the block may now also count clusters of this range */
         }
+        /*
+         * Where QEMU 7.2 announces them: each refcount update asks for its
+         * block to be there (refblock_alloc, also when it is) and loads it,
+         * from the cache or not; lookups (allocation's search) announce
+         * nothing (iotest 026).
+         */
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC);
+        bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_LOAD);
         ret = qcow2_cache_get(bs, s->rb_cache, boff, true, &rb, errp);
         if (ret < 0) {
             return ret;
@@ -815,6 +824,13 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     s->dirty_marked = true;
 
+    /*
+     * From here on the refcounts on disk may be gone while those in memory
+     * still count the old layout (the L1 table, maybe partly zeroed, no
+     * longer holds what they count): a failure leaves the node unusable,
+     * and its close writes nothing more (as QEMU 7.2 ejects it, iotest 098).
+     */
+    s->refcounts_broken = true;
     bdrv_debug_event(bs->file, BLKDBG_L1_UPDATE);
     ret = bdrv_pwrite_zeroes(bs->file, s->l1_table_offset, l1c * cs, 0, errp);
     if (ret < 0) {
@@ -822,11 +838,6 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     memset(s->l1_table, 0, (size_t)s->l1_size * 8);
 
-    /*
-     * From here on the refcounts on disk may be gone while those in memory
-     * still count the old layout: a failure leaves the node unusable.
-     */
-    s->refcounts_broken = true;
     bdrv_debug_event(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
     ret = bdrv_pwrite_zeroes(bs->file, cs, (2 + l1c) * cs, 0, errp);
     if (ret < 0) {
@@ -899,12 +910,13 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
     }
     if (s->freed && s->freed->len) {
         /* What no longer points at the freed space must be on disk first. */
-        g_autoptr(GArray) freed = s->freed;
+        g_autoptr(GArray) freed = NULL;
 
         ret = bdrv_flush(bs->file, errp);
         if (ret < 0) {
-            return ret;
+            return ret;     /* the ranges stay queued */
         }
+        freed = s->freed;
         s->freed = NULL;
         for (guint i = 0; i < freed->len; i++) {
             int64_t *r = &g_array_index(freed, int64_t, 3 * i);

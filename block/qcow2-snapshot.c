@@ -193,12 +193,23 @@ static int fix_copied_flags(BlockDriverState *bs, Error **errp)
  * Returns whether this call set the bit (an image dirty already, with lazy
  * refcounts, stays as it is).
  */
+static uint64_t file_failures(BlockDriverState *bs)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < BLOCK_ACCT_MAX; i++) {
+        n += bs->file->stats.failed_ops[i];
+    }
+    return n;
+}
+
 static int refcounts_unsettled(BlockDriverState *bs, bool *marked, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret;
 
     *marked = false;
+    s->unsettled_file_failures = file_failures(bs);
     if (s->version < 3 || (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
         return 0;
     }
@@ -225,6 +236,24 @@ static int refcounts_settled(BlockDriverState *bs, bool marked, Error **errp)
         return ret;
     }
     return qcow2_write_incompat(bs, s->incompat & ~QCOW2_INCOMPAT_DIRTY, errp);
+}
+
+/*
+ * A command that failed after refcounts_unsettled() leaves the image as far
+ * as it got, as QEMU 7.2's does (leaks at worst), and clean: a dirty bit
+ * would have the next open repair and report it, which QEMU's users do not
+ * see.  Unless the file itself failed a request meanwhile (a disk error):
+ * then nothing more is written (QEMU writes nothing more either; a flush at
+ * close would report the failed write, iotest 217), the dirty bit stays
+ * and the next read-write open repairs.
+ */
+static void refcounts_abandoned(BlockDriverState *bs, bool marked)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (file_failures(bs) == s->unsettled_file_failures) {
+        refcounts_settled(bs, marked, NULL);
+    }
 }
 
 /* Writes @n entries of @l1 (host byte order) at @off. */
@@ -493,12 +522,7 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_st
     return refcounts_settled(bs, marked, errp);
 
 fail:
-    /*
-     * A failed command leaves the image as far as it got, as QEMU 7.2's
-     * does (leaks at worst), and clean: a dirty bit would have the next
-     * open repair and report it, which QEMU's users do not see.
-     */
-    refcounts_settled(bs, marked, NULL);
+    refcounts_abandoned(bs, marked);
     return ret;
 }
 
@@ -601,8 +625,7 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
     return refcounts_settled(bs, marked, errp);
 
 fail:
-    /* Clean, as far as it got: see qcow2_snapshot_create(). */
-    refcounts_settled(bs, marked, NULL);
+    refcounts_abandoned(bs, marked);
     return ret;
 }
 
@@ -670,8 +693,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     return refcounts_settled(bs, marked, errp);
 
 fail:
-    /* Clean, as far as it got: see qcow2_snapshot_create(). */
-    refcounts_settled(bs, marked, NULL);
+    refcounts_abandoned(bs, marked);
     return ret;
 }
 

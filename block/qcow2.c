@@ -1483,6 +1483,21 @@ fail:
     return ret;
 }
 
+/*
+ * At close each cache is written back and the file flushed after it, one
+ * cache at a time, as QEMU 7.2 does: a file whose flush fails (a disk
+ * error, blkdebug) is reported for each cache, by name, even when the cache
+ * had nothing dirty, unless nothing was written to it since its last
+ * successful flush (then there is nothing to flush, BlockDriver's
+ * flush_needs_writes).
+ */
+static int close_flush_cache(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
+{
+    int ret = qcow2_cache_flush(bs, c, errp);
+
+    return ret < 0 ? ret : bdrv_flush(bs->file, errp);
+}
+
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1505,7 +1520,7 @@ static void qcow2_close(BlockDriverState *bs)
          * Each cache on its own, reported as QEMU reports it; a failure of
          * the first does not keep the second from trying.
          */
-        int l2_ret = qcow2_cache_flush(bs, s->l2_cache, &err);
+        int l2_ret = close_flush_cache(bs, s->l2_cache, &err);
         int rb_ret;
 
         if (l2_ret < 0) {
@@ -1513,7 +1528,7 @@ static void qcow2_close(BlockDriverState *bs)
             error_free(err);
             err = NULL;
         }
-        rb_ret = qcow2_cache_flush(bs, s->rb_cache, &err);
+        rb_ret = close_flush_cache(bs, s->rb_cache, &err);
         if (rb_ret < 0) {
             error_report("Failed to flush the refcount block cache: %s",
                          g_strerror(-rb_ret));

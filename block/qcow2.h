@@ -219,6 +219,8 @@ typedef struct BDRVQcow2State {
     bool corrupt_error_shown;
     /* A failed qcow2_make_completely_empty() left refcounts memory cannot trust. */
     bool refcounts_broken;
+    /* The file's failed requests when a snapshot command set the dirty bit. */
+    uint64_t unsettled_file_failures;
     /* Runtime options (open and reopen take them through one parser). */
     uint32_t overlap_check;     /* QCOW2_OL_*: metadata guest writes are checked against */
     bool use_lazy_refcounts;    /* lazy-refcounts (default: the header's compat bit) */

@@ -223,6 +223,16 @@ struct BlockDriverState {
 
     /* What query-blockstats reports: counted in the core's request path. */
     BlockAcctStats stats;
+
+    /*
+     * Write generations, as QEMU counts them: @write_gen grows with every
+     * write, zero write, discard or truncate that reached the driver (also
+     * failed ones: they may have changed something), @flushed_gen is the
+     * write generation the last successful flush covered.  A driver with
+     * flush_needs_writes skips its own flush while they are equal.
+     */
+    uint64_t write_gen;
+    uint64_t flushed_gen;
 };
 
 typedef struct BlockDriver {
@@ -230,6 +240,14 @@ typedef struct BlockDriver {
     size_t instance_size;
     /* A protocol driver opens a filename; a format driver sits on a file node. */
     bool is_protocol;
+    /*
+     * bdrv_flush is QEMU's flush_to_disk stage and, as there, is not called
+     * when nothing was written to the node since its last successful flush
+     * (its children are still flushed).  blkdebug: an error rule armed for
+     * flushes fails only a flush that has something to write back, as in
+     * QEMU 7.2 (iotest 026's close reports, 098, 217).
+     */
+    bool flush_needs_writes;
     /* raw and luks sit on any protocol node, with no backing files. */
     bool supports_backing;
 
