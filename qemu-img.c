@@ -3601,8 +3601,9 @@ static int img_amend(int argc, char **argv)
         return print_amend_options_help(drv);
     }
 
+    /* With its backing chain, as QEMU 7.2: a missing backing file or key fails. */
     bs = open_image_cache(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, true, cache);
+                    BDRV_O_RDWR | BDRV_O_NO_IO, true, cache);
     if (!bs) {
         return 1;
     }
@@ -3853,7 +3854,9 @@ static int img_bitmap(int argc, char **argv)
     filename = argv[optind];
     name = argv[optind + 1];
 
-    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR | BDRV_O_NO_IO, true);
+    /* Without its backing chain, as QEMU 7.2 (a backing file's key is not needed). */
+    bs = open_image(filename, o.image_opts, o.fmt,
+                    BDRV_O_RDWR | BDRV_O_NO_IO | BDRV_O_NO_BACKING, true);
     if (!bs) {
         return 1;
     }
