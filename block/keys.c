@@ -72,11 +72,13 @@ bool bdrv_tools_password_may_come(void)
         return true;    /* someone may type it */
     }
     /*
-     * Nothing to read yet: the writer may be waiting for the prompt, so
-     * the prompt must come first.  Only input already at its end (a closed
-     * pipe, /dev/null, an empty file) is known to hold no password.
+     * Nothing to read yet after a moment (a writer that ends at once, as in
+     * "printf '' | qemu-img ...", has ended by then): the writer may be
+     * waiting for the prompt, so the prompt must come first.  Only input
+     * already at its end (a closed pipe, /dev/null, an empty file) is known
+     * to hold no password.
      */
-    if (poll(&p, 1, 0) <= 0) {
+    if (poll(&p, 1, 100) <= 0) {
         return true;
     }
     if (p.revents & POLLNVAL) {
