@@ -494,15 +494,25 @@ static void report_open_error(const char *name, Error *err)
 }
 
 /*
- * An encrypted image whose secret was not given with --object asks for a
- * password on stdin ("Disk image 'NAME' is encrypted."), as QEMU's tools
- * do.  False after reporting a failure.
+ * No key, no image: an encrypted image whose secret was not given with
+ * --object asks for a password on stdin ("Disk image 'NAME' is encrypted.")
+ * when one can still come there; otherwise it is refused in QEMU 7.2's
+ * words, after @prefix ("Could not open 'NAME'"), before anything is read
+ * or written.  False after reporting a failure.
  */
-static bool prompt_missing_keys(BlockDriverState *bs)
+static bool prompt_missing_keys(BlockDriverState *bs, const char *prefix)
 {
     Error *err = NULL;
 
-    if (bdrv_key_missing_node(bs) && bdrv_tools_prompt_keys(bs, &err) < 0) {
+    if (!bdrv_key_missing_node(bs)) {
+        return true;
+    }
+    if (!bdrv_tools_password_may_come()) {
+        bdrv_error_key_required(bs, &err);
+        report_error_with_hint(prefix, err);
+        return false;
+    }
+    if (bdrv_tools_prompt_keys(bs, &err) < 0) {
         error_report_err(err);
         return false;
     }
@@ -581,7 +591,10 @@ static void close_image(BlockDriverState *bs)
 /*
  * Opens @filename (NULL when @opts name the image) with @opts, which it
  * takes over; @name is what messages call the image.  @need_keys: the
- * image's data will be read or written, so its keys must be there.
+ * image's keys must be there.  As in QEMU 7.2, only an image of which the
+ * header alone is looked at (IMG_OPEN_NO_READ: info) goes without them;
+ * every other subcommand (check and snapshot too, which touch no data) is
+ * refused an image without its key.
  * @flags: BDRV_O_* and IMG_OPEN_* (what the handle needs and shares).
  */
 static BlockDriverState *open_image_dict(const char *name, const char *filename,
@@ -590,6 +603,7 @@ static BlockDriverState *open_image_dict(const char *name, const char *filename,
     BlockDriverState *bs;
     Error *err = NULL;
 
+    g_assert(need_keys || (flags & IMG_OPEN_NO_READ));
     bs = bdrv_open(filename, opts, flags & ~IMG_OPEN_FLAGS, &err);
     if (!bs) {
         report_open_error(name, err);
@@ -600,9 +614,13 @@ static BlockDriverState *open_image_dict(const char *name, const char *filename,
         bdrv_unref(bs);
         return NULL;
     }
-    if (need_keys && !prompt_missing_keys(bs)) {
-        close_image(bs);
-        return NULL;
+    if (need_keys) {
+        g_autofree char *prefix = g_strdup_printf("Could not open '%s'", name);
+
+        if (!prompt_missing_keys(bs, prefix)) {
+            close_image(bs);
+            return NULL;
+        }
     }
     return bs;
 }
@@ -1248,13 +1266,14 @@ static int img_check(int argc, char **argv)
     check_cache_mode(cache);
 
     /*
-     * Metadata only: checking needs no key.  The backing chain is opened
-     * all the same, as QEMU 7.2 does: a missing backing file fails the
-     * check, and the backing files are locked as for any other use.
+     * Metadata only, but the key must be there all the same, as in QEMU
+     * 7.2 (open_image_dict()).  The backing chain is opened too, as QEMU
+     * 7.2 does: a missing backing file fails the check, and the backing
+     * files are locked as for any other use.
      */
     bs = open_image_cache(filename, o.image_opts, o.fmt,
                           BDRV_O_CHECK | BDRV_O_NO_IO |
-                          (fix ? BDRV_O_RDWR : 0), false, cache);
+                          (fix ? BDRV_O_RDWR : 0), true, cache);
     if (!bs) {
         return 1;
     }
@@ -2902,7 +2921,7 @@ static int img_rebase(int argc, char **argv)
     /* Unsafe mode only rewrites the header: the old chain may be gone. */
     bs = open_image_cache(filename, o.image_opts, o.fmt, IMG_OPEN_NO_FORCE_SHARE |
                           BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING | BDRV_O_NO_IO : 0),
-                          !unsafe, cache);
+                          true, cache);
     if (!bs) {
         return 1;
     }
@@ -2922,6 +2941,8 @@ static int img_rebase(int argc, char **argv)
         if (out_base) {
             /* A relative name is relative to the overlay, as when it is opened. */
             g_autofree char *full = path_combine(bdrv_get_filename(bs), out_base);
+            g_autofree char *prefix = g_strdup_printf("Could not open new backing file '%s'",
+                                                      out_base);
             QDict *o = qdict_new();
 
             qdict_put_str(o, "driver", out_basefmt);
@@ -2939,7 +2960,7 @@ static int img_rebase(int argc, char **argv)
                 ret = 1;
                 goto out;
             }
-            if (!prompt_missing_keys(new_base)) {
+            if (!prompt_missing_keys(new_base, prefix)) {
                 ret = 1;
                 goto out;
             }
@@ -3041,7 +3062,7 @@ static int img_resize(int argc, char **argv)
      * keep what the rest of its last cluster showed from it.
      */
     bs = open_image(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO | IMG_OPEN_RESIZE, false);
+                    BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_NO_IO | IMG_OPEN_RESIZE, true);
     if (!bs) {
         return 1;
     }
@@ -3452,8 +3473,7 @@ static int img_map(int argc, char **argv)
     }
     filename = one_image_arg(argc, argv);
 
-    /* Allocation status only: no key needed. */
-    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
+    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, true);
     if (!bs) {
         return 1;
     }
@@ -3581,8 +3601,9 @@ static int img_amend(int argc, char **argv)
         return print_amend_options_help(drv);
     }
 
+    /* With its backing chain, as QEMU 7.2: a missing backing file or key fails. */
     bs = open_image_cache(filename, o.image_opts, o.fmt,
-                    BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO, false, cache);
+                    BDRV_O_RDWR | BDRV_O_NO_IO, true, cache);
     if (!bs) {
         return 1;
     }
@@ -3680,7 +3701,7 @@ static int img_snapshot(int argc, char **argv)
     bs = open_image(filename, o.image_opts, NULL,
                     BDRV_O_NO_IO |
                     (action == SNAPSHOT_LIST || action == SNAPSHOT_NONE ? 0 : BDRV_O_RDWR),
-                    false);
+                    true);
     if (!bs) {
         return 1;
     }
@@ -3833,12 +3854,14 @@ static int img_bitmap(int argc, char **argv)
     filename = argv[optind];
     name = argv[optind + 1];
 
-    bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_RDWR | BDRV_O_NO_IO, false);
+    /* Without its backing chain, as QEMU 7.2 (a backing file's key is not needed). */
+    bs = open_image(filename, o.image_opts, o.fmt,
+                    BDRV_O_RDWR | BDRV_O_NO_IO | BDRV_O_NO_BACKING, true);
     if (!bs) {
         return 1;
     }
     if (src_file) {
-        src_bs = open_image(src_file, false, src_fmt, BDRV_O_NO_IO, false);
+        src_bs = open_image(src_file, false, src_fmt, BDRV_O_NO_IO, true);
         if (!src_bs) {
             goto out;
         }
@@ -4150,7 +4173,7 @@ static int img_measure(int argc, char **argv)
 
     /* The input first: QEMU opens it before it looks at the target format. */
     if (filename) {
-        bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, false);
+        bs = open_image(filename, o.image_opts, o.fmt, BDRV_O_NO_IO, true);
         if (!bs) {
             goto out;
         }
