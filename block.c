@@ -46,6 +46,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_luks_init
 #pragma weak bdrv_blkdebug_init
 #pragma weak bdrv_null_init
+#pragma weak bdrv_nbd_init
 #pragma weak bdrv_blkverify_init
 #pragma weak bdrv_compress_init
 #pragma weak bdrv_copy_before_write_init
@@ -67,6 +68,7 @@ void bdrv_init(void)
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
         bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init, bdrv_preallocate_init,
+        bdrv_nbd_init,
     };
 
     if (done) {
@@ -90,6 +92,22 @@ static BlockDriver *find_driver(const char *name, bool protocol)
         }
     }
     return NULL;
+}
+
+/* The protocol driver whose file names begin with "@prefix:" ("nbd+unix"). */
+static BlockDriver *find_protocol_prefix(const char *prefix)
+{
+    bdrv_init();
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        for (const char *const *n = drv->protocol_names; n && *n; n++) {
+            if (!strcmp(*n, prefix)) {
+                return drv;
+            }
+        }
+    }
+    return find_driver(prefix, true);
 }
 
 BlockDriver *bdrv_find_format(const char *format_name)
@@ -1348,7 +1366,7 @@ static BlockDriver *protocol_from_filename(const char *filename)
         return NULL;
     }
     proto = g_strndup(filename, colon - filename);
-    return find_driver(proto, true);
+    return find_protocol_prefix(proto);
 }
 
 /* ------------------------------------------------------------------ */

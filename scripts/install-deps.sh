@@ -10,6 +10,7 @@ PKGS=(
     libglib2.0-dev zlib1g-dev libzstd-dev nettle-dev libgnutls28-dev libjansson-dev
     qemu-utils qemu-system-x86 cryptsetup-bin
     python3 expect socat xxd jq time xz-utils strace
+    libnbd-dev libnbd-bin nbdkit
 )
 
 missing=()

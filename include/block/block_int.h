@@ -224,6 +224,8 @@ typedef struct BlockDriver {
     size_t instance_size;
     /* A protocol driver opens a filename; a format driver sits on a file node. */
     bool is_protocol;
+    /* File name prefixes ("nbd+unix:...") of a protocol, when not only its name. */
+    const char *const *protocol_names;
     /* raw and luks sit on any protocol node, with no backing files. */
     bool supports_backing;
 
@@ -626,6 +628,7 @@ void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
+void bdrv_nbd_init(void);
 void bdrv_bochs_init(void);
 void bdrv_vmdk_init(void);
 void bdrv_blkverify_init(void);
