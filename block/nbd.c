@@ -260,6 +260,11 @@ static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t byt
             return 0;
         }
     }
+    if (nbd_aio_is_dead(s->nbd) == 1 || nbd_aio_is_closed(s->nbd) == 1) {
+        /* libnbd says "invalid state": for the block layer it is an I/O error. */
+        error_setg_errno(errp, EIO, "The connection to the NBD server is lost");
+        return -EIO;
+    }
     {
         int err = nbd_get_errno() ? nbd_get_errno() : EIO;
 
