@@ -188,6 +188,23 @@ static int nbd_req_extent(void *opaque, const char *metacontext, uint64_t offset
 }
 
 /*
+ * A failed command: the server's error (EPERM, ENOSPC, ESHUTDOWN from a
+ * server shutting down, ...) as is; a lost connection (a dead handle, whose
+ * calls say "invalid state") is an I/O error for the block layer, as in
+ * QEMU 7.2.  The message is the error's own text, as QEMU's tools print it.
+ */
+static int nbd_fail(BDRVNBDState *s, int err, Error **errp)
+{
+    if (err <= 0 || err == ENOTCONN || err == EPIPE ||
+        err == ECONNRESET || nbd_aio_is_dead(s->nbd) == 1 ||
+        nbd_aio_is_closed(s->nbd) == 1) {
+        err = EIO;
+    }
+    error_setg(errp, "%s", g_strerror(err));
+    return -err;
+}
+
+/*
  * Runs one command of at most one payload's length: asynchronously in a
  * coroutine (which yields until its completion), synchronously otherwise.
  */
@@ -229,11 +246,7 @@ static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t byt
                 r->waiting = true;
                 qemu_coroutine_yield();
             }
-            if (r->err) {
-                error_setg_errno(errp, r->err, "NBD request failed");
-                return -r->err;
-            }
-            return 0;
+            return r->err ? nbd_fail(s, r->err, errp) : 0;
         }
     } else {
         switch (cmd) {
@@ -260,17 +273,7 @@ static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t byt
             return 0;
         }
     }
-    if (nbd_aio_is_dead(s->nbd) == 1 || nbd_aio_is_closed(s->nbd) == 1) {
-        /* libnbd says "invalid state": for the block layer it is an I/O error. */
-        error_setg_errno(errp, EIO, "The connection to the NBD server is lost");
-        return -EIO;
-    }
-    {
-        int err = nbd_get_errno() ? nbd_get_errno() : EIO;
-
-        error_setg(errp, "%s", nbd_get_error() ? nbd_get_error() : g_strerror(err));
-        return -err;
-    }
+    return nbd_fail(s, nbd_get_errno(), errp);
 }
 
 /* @cmd over [offset, offset+bytes) in commands of at most @chunk bytes. */
