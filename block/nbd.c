@@ -19,7 +19,8 @@
  *   nbd:HOST:PORT[:exportname=EXPORT]
  *   nbd:unix:PATH[:exportname=EXPORT]
  * Options: server.type (inet|unix), server.host, server.port, server.path,
- * export, reconnect-delay (0 only), tls-creds (refused).
+ * export, reconnect-delay (seconds requests wait for a lost connection to
+ * come back), tls-creds (refused).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +34,8 @@
 
 #include "block/block_int.h"
 #include "qemu/coroutine.h"
+#include "qemu/thread-pool.h"
+#include "qemu/cutils.h"
 
 #define NBD_DEFAULT_PORT "10809"
 /* The largest read or write sent as one command when the server names none. */
@@ -54,6 +57,18 @@ typedef struct BDRVNBDState {
     /* Commands of coroutines in flight, and the watch that drives them. */
     int aio_in_flight;
     NbdSource *source;
+    /*
+     * reconnect-delay (seconds): how long requests wait for a lost
+     * connection to come back.  @generation counts the handles (a request
+     * that failed on an older one just sends again); @lost_since is when
+     * the connection was found lost (0: it is not); @reconnect_lock lets
+     * one coroutine at a time connect anew.
+     */
+    uint32_t reconnect_delay;
+    uint64_t generation;
+    int64_t lost_since;
+    CoMutex reconnect_lock;
+    bool reconnecting;
 } BDRVNBDState;
 
 /* ------------------------------------------------------------------ */
@@ -208,8 +223,8 @@ static int nbd_fail(BDRVNBDState *s, int err, Error **errp)
  * Runs one command of at most one payload's length: asynchronously in a
  * coroutine (which yields until its completion), synchronously otherwise.
  */
-static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t bytes,
-                   void *buf, uint32_t nbd_flags, NbdReq *r, Error **errp)
+static int nbd_cmd_once(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t bytes,
+                        void *buf, uint32_t nbd_flags, NbdReq *r, Error **errp)
 {
     BDRVNBDState *s = bs->opaque;
     nbd_completion_callback done = { .callback = nbd_req_complete, .user_data = r };
@@ -274,6 +289,35 @@ static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t byt
         }
     }
     return nbd_fail(s, nbd_get_errno(), errp);
+}
+
+static bool nbd_reconnect(BlockDriverState *bs, uint64_t generation);
+
+/*
+ * One command; when the connection is lost and reconnect-delay allows,
+ * again on a new connection.
+ */
+static int nbd_cmd(BlockDriverState *bs, NbdCmd cmd, int64_t offset, int64_t bytes,
+                   void *buf, uint32_t nbd_flags, NbdReq *r, Error **errp)
+{
+    BDRVNBDState *s = bs->opaque;
+
+    for (;;) {
+        uint64_t generation = s->generation;
+        Error *local_err = NULL;
+        int ret;
+
+        memset(r, 0, sizeof(*r));
+        ret = nbd_cmd_once(bs, cmd, offset, bytes, buf, nbd_flags, r, &local_err);
+        if (ret >= 0) {
+            return ret;
+        }
+        if (!nbd_reconnect(bs, generation)) {
+            error_propagate(errp, local_err);
+            return ret;
+        }
+        error_free(local_err);
+    }
 }
 
 /* @cmd over [offset, offset+bytes) in commands of at most @chunk bytes. */
@@ -530,13 +574,23 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
                    "(TLS connections to an NBD server are not implemented)");
         return false;
     }
-    delay = qdict_get_try_int(opts, "reconnect-delay", 0);
-    if (delay != 0) {
-        error_setg(errp, "nbd: reconnect-delay is not supported by this nbd driver: "
-                   "only 0 (no reconnection) is");
-        return false;
+    if (qdict_haskey(opts, "reconnect-delay")) {
+        json_t *v = json_object_get(opts, "reconnect-delay");
+
+        if (json_is_integer(v)) {
+            delay = json_integer_value(v);
+        } else if (!json_is_string(v) ||
+                   qemu_strtoi64(json_string_value(v), NULL, 10, &delay) < 0) {
+            error_setg(errp, "Parameter 'reconnect-delay' expects a number");
+            return false;
+        }
+        if (delay < 0 || delay > UINT32_MAX) {
+            error_setg(errp, "Parameter 'reconnect-delay' expects uint32_t");
+            return false;
+        }
+        s->reconnect_delay = delay;
+        qdict_del(opts, "reconnect-delay");
     }
-    qdict_del(opts, "reconnect-delay");
 
     if (filename) {
         if (qdict_haskey(opts, "server.type") || qdict_haskey(opts, "server.path") ||
@@ -679,39 +733,135 @@ static void nbd_bdrv_close(BlockDriverState *bs)
     g_free(s->export);
 }
 
-static int nbd_bdrv_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+/* A handle connected to the server, through the handshake; NULL with @errp set. */
+static struct nbd_handle *nbd_new_handle(BDRVNBDState *s, Error **errp)
 {
-    BDRVNBDState *s = bs->opaque;
-    int64_t max;
+    struct nbd_handle *h = nbd_create();
     int fd;
 
-    if (!nbd_take_options(s, options, errp)) {
-        return -EINVAL;
-    }
-    nbd_set_filename(bs);
-    s->nbd = nbd_create();
-    if (!s->nbd) {
+    if (!h) {
         error_setg(errp, "nbd: %s", nbd_get_error());
-        return -ENOMEM;
+        return NULL;
     }
-    if (nbd_set_export_name(s->nbd, s->export ? s->export : "") < 0 ||
-        nbd_add_meta_context(s->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
+    if (nbd_set_export_name(h, s->export ? s->export : "") < 0 ||
+        nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
         error_setg(errp, "nbd: %s", nbd_get_error());
-        return -EINVAL;
+        nbd_close(h);
+        return NULL;
     }
     fd = nbd_connect_socket_to(s, errp);
     if (fd < 0) {
-        return -EIO;
+        nbd_close(h);
+        return NULL;
     }
     /* libnbd owns the socket from here, also when the handshake fails. */
-    if (nbd_connect_socket(s->nbd, fd) < 0) {
-        int err = nbd_get_errno();
-
-        if (err == ENOENT) {
+    if (nbd_connect_socket(h, fd) < 0) {
+        if (nbd_get_errno() == ENOENT) {
             error_setg(errp, "Requested export not available");
         } else {
             error_setg(errp, "nbd: %s", nbd_get_error());
         }
+        nbd_close(h);
+        return NULL;
+    }
+    return h;
+}
+
+typedef struct NbdReconnect {
+    BDRVNBDState *s;
+    int64_t deadline;
+    struct nbd_handle *h;
+} NbdReconnect;
+
+/*
+ * On a worker thread (thread_pool_run): connects until it works or the
+ * deadline has passed, trying at least once.  It reads only what open set
+ * and nobody changes (the address and export).
+ */
+static int nbd_reconnect_work(void *opaque)
+{
+    NbdReconnect *r = opaque;
+
+    for (;;) {
+        r->h = nbd_new_handle(r->s, NULL);
+        if (r->h && nbd_get_size(r->h) == r->s->size) {
+            return 0;
+        }
+        if (r->h) {
+            /* Another disk behind the same name: not the one that was lost. */
+            nbd_close(r->h);
+            r->h = NULL;
+        }
+        if (g_get_monotonic_time() >= r->deadline) {
+            return -EIO;
+        }
+        g_usleep(100 * 1000);
+    }
+}
+
+/*
+ * After a command failed on handle @generation: true when the command may
+ * be sent again, on a connection made anew (by this request or another).
+ * Only a lost connection is made anew, and only with reconnect-delay: a
+ * request waits for it until reconnect-delay seconds have passed since the
+ * loss was found, and later requests each try once, as QEMU keeps trying.
+ */
+static bool nbd_reconnect(BlockDriverState *bs, uint64_t generation)
+{
+    BDRVNBDState *s = bs->opaque;
+    bool in_co = qemu_in_coroutine();
+    NbdReconnect r = { .s = s };
+    bool ok = false;
+
+    if (!s->reconnect_delay) {
+        return false;
+    }
+    if (in_co) {
+        qemu_co_mutex_lock(&s->reconnect_lock);
+    } else if (s->reconnecting) {
+        return false;           /* a coroutine is at it; do not wait here */
+    }
+    if (s->generation != generation) {
+        ok = true;              /* made anew meanwhile */
+        goto out;
+    }
+    if (nbd_aio_is_dead(s->nbd) != 1 && nbd_aio_is_closed(s->nbd) != 1) {
+        goto out;               /* the server's answer, not a lost connection */
+    }
+    if (!s->lost_since) {
+        s->lost_since = g_get_monotonic_time();
+    }
+    r.deadline = s->lost_since + (int64_t)s->reconnect_delay * G_USEC_PER_SEC;
+    s->reconnecting = true;
+    ok = thread_pool_run(nbd_reconnect_work, &r) == 0;
+    s->reconnecting = false;
+    if (ok) {
+        /* A dead handle has completed every command it had in flight. */
+        nbd_source_stop(s);
+        nbd_close(s->nbd);
+        s->nbd = r.h;
+        s->generation++;
+        s->lost_since = 0;
+    }
+out:
+    if (in_co) {
+        qemu_co_mutex_unlock(&s->reconnect_lock);
+    }
+    return ok;
+}
+
+static int nbd_bdrv_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVNBDState *s = bs->opaque;
+    int64_t max;
+
+    qemu_co_mutex_init(&s->reconnect_lock);
+    if (!nbd_take_options(s, options, errp)) {
+        return -EINVAL;
+    }
+    nbd_set_filename(bs);
+    s->nbd = nbd_new_handle(s, errp);
+    if (!s->nbd) {
         return -EIO;
     }
     s->size = nbd_get_size(s->nbd);
