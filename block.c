@@ -2393,13 +2393,18 @@ bool bdrv_create_is_on_node(const char *filename)
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     BlockDriver *drv = bdrv_find_protocol("file");
-    QDict *o = qdict_new();
+    BlockDriver *named = protocol_from_filename(filename);
+    QDict *o;
     int ret;
 
     if (is_create_node(filename)) {
-        qobject_unref(o);
         return bdrv_truncate(create_node, 0, false, PREALLOC_MODE_OFF, errp);
     }
+    if (named && named->is_protocol && named != drv && named->bdrv_create) {
+        /* Another protocol's name ("nbd+unix://..."): that protocol makes it. */
+        return named->bdrv_create(filename, opts, errp);
+    }
+    o = qdict_new();
 
     /*
      * The file starts empty (the format driver writes and grows it), so of

@@ -879,6 +879,27 @@ static int nbd_bdrv_open(BlockDriverState *bs, QDict *options, int flags, Error 
     return 0;
 }
 
+/*
+ * "Creating" an image on an export (qemu-img create -f FMT nbd://...): an
+ * export is there or not, so, as QEMU does, this opens it and zeroes its
+ * first sector, so that no old header is taken for the new image's.
+ */
+static int nbd_bdrv_create(const char *filename, QDict *opts, Error **errp)
+{
+    BlockDriverState *bs = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
+    int64_t len;
+    int ret;
+
+    if (!bs) {
+        return -EIO;
+    }
+    len = bdrv_getlength(bs);
+    ret = len < 0 ? (int)len : bdrv_pwrite_zeroes(bs, 0, MIN(len, (int64_t)BDRV_SECTOR_SIZE),
+                                                   BDRV_REQ_MAY_UNMAP, errp);
+    bdrv_unref(bs);
+    return ret < 0 ? ret : 0;
+}
+
 static BlockDriver bdrv_nbd = {
     .format_name = "nbd",
     .protocol_names = (const char *const[]) { "nbd", "nbd+tcp", "nbd+unix", NULL },
@@ -895,6 +916,7 @@ static BlockDriver bdrv_nbd = {
     .bdrv_flush = nbd_bdrv_flush,
     .bdrv_block_status = nbd_bdrv_block_status,
     .bdrv_getlength = nbd_bdrv_getlength,
+    .bdrv_create = nbd_bdrv_create,
 };
 
 void bdrv_nbd_init(void)
