@@ -46,6 +46,7 @@ void bdrv_register(BlockDriver *drv)
 #pragma weak bdrv_luks_init
 #pragma weak bdrv_blkdebug_init
 #pragma weak bdrv_null_init
+#pragma weak bdrv_nbd_init
 #pragma weak bdrv_blkverify_init
 #pragma weak bdrv_compress_init
 #pragma weak bdrv_copy_before_write_init
@@ -67,6 +68,7 @@ void bdrv_init(void)
         bdrv_compress_init,
         bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
         bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init, bdrv_preallocate_init,
+        bdrv_nbd_init,
     };
 
     if (done) {
@@ -90,6 +92,22 @@ static BlockDriver *find_driver(const char *name, bool protocol)
         }
     }
     return NULL;
+}
+
+/* The protocol driver whose file names begin with "@prefix:" ("nbd+unix"). */
+static BlockDriver *find_protocol_prefix(const char *prefix)
+{
+    bdrv_init();
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        for (const char *const *n = drv->protocol_names; n && *n; n++) {
+            if (!strcmp(*n, prefix)) {
+                return drv;
+            }
+        }
+    }
+    return find_driver(prefix, true);
 }
 
 BlockDriver *bdrv_find_format(const char *format_name)
@@ -1352,7 +1370,7 @@ static BlockDriver *protocol_from_filename(const char *filename)
         return NULL;
     }
     proto = g_strndup(filename, colon - filename);
-    return find_driver(proto, true);
+    return find_protocol_prefix(proto);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2394,13 +2412,18 @@ bool bdrv_create_is_on_node(const char *filename)
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     BlockDriver *drv = bdrv_find_protocol("file");
-    QDict *o = qdict_new();
+    BlockDriver *named = protocol_from_filename(filename);
+    QDict *o;
     int ret;
 
     if (is_create_node(filename)) {
-        qobject_unref(o);
         return bdrv_truncate(create_node, 0, false, PREALLOC_MODE_OFF, errp);
     }
+    if (named && named->is_protocol && named != drv && named->bdrv_create) {
+        /* Another protocol's name ("nbd+unix://..."): that protocol makes it. */
+        return named->bdrv_create(filename, opts, errp);
+    }
+    o = qdict_new();
 
     /*
      * The file starts empty (the format driver writes and grows it), so of

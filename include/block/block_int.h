@@ -248,6 +248,8 @@ typedef struct BlockDriver {
      * QEMU 7.2 (iotest 026's close reports, 098, 217).
      */
     bool flush_needs_writes;
+    /* File name prefixes ("nbd+unix:...") of a protocol, when not only its name. */
+    const char *const *protocol_names;
     /* raw and luks sit on any protocol node, with no backing files. */
     bool supports_backing;
 
@@ -689,6 +691,7 @@ void bdrv_qcow_init(void);
 void bdrv_luks_init(void);
 void bdrv_blkdebug_init(void);
 void bdrv_null_init(void);
+void bdrv_nbd_init(void);
 void bdrv_bochs_init(void);
 void bdrv_vmdk_init(void);
 void bdrv_blkverify_init(void);
