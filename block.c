@@ -2878,6 +2878,44 @@ static __thread ThrottleGroup *front_throttle;
 static __thread int request_depth;
 
 /*
+ * A request in a coroutine keeps its node alive and, unless the driver
+ * takes concurrent requests, has the node to itself until it ends (other
+ * coroutines' requests to the node wait here; the holder's own nested
+ * requests to it go on).  Returns whether it took the node's lock, which
+ * bdrv_request_end() is given back.
+ */
+static bool bdrv_request_begin(BlockDriverState *bs)
+{
+    Coroutine *co = qemu_coroutine_self();
+    bool serial = co && bs->drv && !bs->drv->concurrent_requests;
+
+    if (co) {
+        bdrv_ref(bs);
+        bs->co_in_flight++;
+    }
+    if (serial) {
+        if (bs->request_lock.holder == co) {
+            bs->request_lock_depth++;
+        } else {
+            qemu_co_mutex_lock(&bs->request_lock);
+            bs->request_lock_depth = 1;
+        }
+    }
+    return serial;
+}
+
+static void bdrv_request_end(BlockDriverState *bs, bool serial)
+{
+    if (serial && --bs->request_lock_depth == 0) {
+        qemu_co_mutex_unlock(&bs->request_lock);
+    }
+    if (qemu_in_coroutine()) {
+        bs->co_in_flight--;
+        bdrv_unref(bs);
+    }
+}
+
+/*
  * Every request of every consumer enters here, and is counted here once
  * for the node it was made to (query-blockstats).
  */
@@ -2904,36 +2942,12 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
     }
     if (ret == 0) {
-        Coroutine *co = qemu_coroutine_self();
-        bool serial = co && bs->drv && !bs->drv->concurrent_requests;
+        bool serial = bdrv_request_begin(bs);
 
-        /*
-         * A request in a coroutine keeps its node alive and, unless the
-         * driver takes concurrent requests, has the node to itself until
-         * it ends (other coroutines' requests to the node wait here).
-         */
-        if (co) {
-            bdrv_ref(bs);
-            bs->co_in_flight++;
-        }
-        if (serial) {
-            if (bs->request_lock.holder == co) {
-                bs->request_lock_depth++;
-            } else {
-                qemu_co_mutex_lock(&bs->request_lock);
-                bs->request_lock_depth = 1;
-            }
-        }
         request_depth++;
         ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
         request_depth--;
-        if (serial && --bs->request_lock_depth == 0) {
-            qemu_co_mutex_unlock(&bs->request_lock);
-        }
-        if (co) {
-            bs->co_in_flight--;
-            bdrv_unref(bs);
-        }
+        bdrv_request_end(bs, serial);
     }
     now = bdrv_acct_clock_ns();
 
@@ -3322,7 +3336,14 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         *pnum = bytes;
         ret = BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
     } else {
+        /*
+         * The driver reads its metadata (and may yield doing so): in a
+         * coroutine it waits for the node like a request does.
+         */
+        bool serial = bdrv_request_begin(bs);
+
         ret = bs->drv->bdrv_block_status(bs, offset, bytes, pnum, &local_map, &local_file);
+        bdrv_request_end(bs, serial);
         if (ret < 0) {
             return ret;
         }
