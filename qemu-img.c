@@ -1999,6 +1999,15 @@ static int convert_do_copy(ConvertState *s)
     qemu_co_mutex_init(&s->cursor_lock);
     qemu_co_queue_init(&s->write_turn);
     s->cursor = (ConvertCursor) { 0 };
+    /*
+     * --salvage: one chunk at a time, so that the warnings of failed reads
+     * and status queries come in the order of the image, as QEMU 7.2
+     * prints them (iotest 251): a failed read retried sector by sector
+     * would otherwise report after the chunks copied meanwhile.
+     */
+    if (s->salvage) {
+        s->num_coroutines = 1;
+    }
     s->running = s->num_coroutines;
     for (int i = 0; i < s->num_coroutines; i++) {
         qemu_coroutine_enter(qemu_coroutine_create(convert_co, s));
