@@ -22,6 +22,7 @@
 #               /tmp); it needs about 8 times the data size free
 #   -s MiB      size of the random data (default 1024)
 #   -w WRITES   number of 4 KiB random writes in the qemu-io rows (20000)
+#   -c COUNT    requests of the qemu-img bench rows (default 100000)
 #   -r REPEAT   runs per tool and row; the best time and the largest peak
 #               memory are reported (default 1)
 #   -o ROWS     only these rows (names as printed by -l)
@@ -37,6 +38,7 @@ build=$here/build
 scratch=""
 size_mib=1024
 nwrites=20000
+nbench=100000
 repeat=1
 only=""
 
@@ -46,18 +48,24 @@ ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
       io-randwrite-fresh-qcow2 io-randwrite-fresh-qcow2-wb io-randwrite-fresh-qcow2-none
       io-randwrite-allocated-qcow2 io-randwrite-raw io-randwrite-raw-none
       aes-qcow2-raw raw-aes-qcow2 luks-qcow2-raw raw-luks-qcow2 aes-qcow2-luks-qcow2
-      luks-raw raw-luks)
+      luks-raw raw-luks
+      convert-m8W-qcow2-raw convert-m8W-qcow2-raw-none
+      bench-read-d1 bench-read-d8 bench-read-d32
+      bench-write-d1 bench-write-d8 bench-write-d32
+      bench-read-d1-none bench-read-d8-none bench-read-d32-none
+      bench-write-d1-none bench-write-d8-none bench-write-d32-none)
 
-while getopts "b:d:s:w:r:o:lh" opt; do
+while getopts "b:d:s:w:c:r:o:lh" opt; do
     case $opt in
     b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
     d) scratch=$OPTARG ;;
     s) size_mib=$OPTARG ;;
     w) nwrites=$OPTARG ;;
+    c) nbench=$OPTARG ;;
     r) repeat=$OPTARG ;;
     o) only=",$OPTARG," ;;
     l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -188,6 +196,10 @@ row_cache()
     io-*)
         mode=${mode:-writethrough}
         CACHE_ARGS=(-t "$mode"); CACHE_NAME=$mode ;;
+    bench-*)
+        # qemu-img bench's default is writeback, as for qemu-img's other commands.
+        mode=${mode:-writeback}
+        CACHE_ARGS=(-t "$mode"); CACHE_NAME=$mode ;;
     *)
         case $mode in
         none) CACHE_ARGS=(-t none -T none) ;;
@@ -214,6 +226,14 @@ row_cmd()
     convert-qcow2-raw)  CMD=("$img" convert "${CACHE_ARGS[@]}" -f qcow2 -O raw src.qcow2 "$out") ;;
     convert-raw-qcow2)  CMD=("$img" convert "${CACHE_ARGS[@]}" -f raw -O qcow2 src.raw "$out") ;;
     convert-raw-raw)    CMD=("$img" convert "${CACHE_ARGS[@]}" -f raw -O raw src.raw "$out") ;;
+    convert-m8W-qcow2-raw) CMD=("$img" convert "${CACHE_ARGS[@]}" -m 8 -W -f qcow2 -O raw
+                             src.qcow2 "$out") ;;
+    # QEMU's bench is sequential: 4 KiB requests, each 4 KiB after the one
+    # before, wrapping at the end of the image; -d requests in flight.
+    bench-read-d*)      CMD=("$img" bench "${CACHE_ARGS[@]}" -f raw -c "$nbench" -s 4k
+                             -d "${row#bench-read-d}" "$out") ;;
+    bench-write-d*)     CMD=("$img" bench "${CACHE_ARGS[@]}" -f raw -c "$nbench" -s 4k -w
+                             --pattern 0x5a -d "${row#bench-write-d}" "$out") ;;
     io-randwrite-fresh-qcow2|io-randwrite-allocated-qcow2)
         CMD=("$io" "${CACHE_ARGS[@]}" -f qcow2 "${WRITE_ARGS[@]}" "$out") ;;
     io-randwrite-raw)   CMD=("$io" "${CACHE_ARGS[@]}" -f raw "${WRITE_ARGS[@]}" "$out") ;;
@@ -257,7 +277,7 @@ prepare_out()
     case $row in
     io-randwrite-fresh-qcow2) "$REF_IMG" create -f qcow2 "$out" ${size_mib}M > /dev/null ;;
     io-randwrite-allocated-qcow2) cp src.qcow2 "$out" ;;
-    io-randwrite-raw) cp src.raw "$out" ;;
+    io-randwrite-raw|bench-*) cp src.raw "$out" ;;
     esac
 }
 
@@ -267,7 +287,7 @@ same_result()
     local row a=$2 b=$3
     row=$(row_base "$1")
     case $row in
-    *-raw|io-randwrite-raw|convert-raw-raw) cmp -s "$a" "$b" ;;
+    *-raw|io-randwrite-raw|convert-raw-raw|bench-*) cmp -s "$a" "$b" ;;
     raw-aes-qcow2|raw-luks-qcow2|aes-qcow2-luks-qcow2)
         "$REF_IMG" compare $SECRET --image-opts "driver=qcow2,encrypt.key-secret=sec0,file.filename=$a" \
             "driver=qcow2,encrypt.key-secret=sec0,file.filename=$b" > /dev/null 2>&1 ;;

@@ -2,7 +2,8 @@
 /*
  * A rate limit for the tools' copy loops (qemu-img convert -r, commit -r):
  * the caller asks before each chunk and is put to sleep until the chunk
- * fits the average rate.  Block jobs keep their own pacing on the main loop
+ * fits the average rate (in a coroutine only the caller waits: it yields
+ * until then while the other requests go on).  Block jobs keep their own pacing on the main loop
  * (block/blockjob.c); a tool has nothing else to do while it waits.
  */
 #ifndef QEMU_RATELIMIT_H
