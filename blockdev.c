@@ -12,6 +12,7 @@
 #include "block/block.h"
 #include "block/dirty-bitmap.h"
 #include "block/blockjob.h"
+#include "system/blockdev-nbd.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
@@ -711,6 +712,11 @@ bool blockdev_del(const char *node_name, Error **errp)
             error_setg(errp, "Node %s is in use", node_name);
             return false;
         }
+    }
+    /* An export uses the node as a drive does (a BlockBackend in QEMU). */
+    if (blockdev_nbd_node_exported(bs)) {
+        error_setg(errp, "Node %s is in use", node_name);
+        return false;
     }
     if (!blockdev_check_node_free(bs, errp)) {
         return false;

@@ -17,6 +17,7 @@ struct NBDExport {
     BdrvUser *user;
     bool writable;
     bool allocation_depth;
+    bool writethrough;          /* flush after every write */
     int64_t size;
     uint16_t flags;             /* transmission flags */
 };
@@ -85,6 +86,4 @@ void nbd_client_socket_setup(int fd);
 int nbd_negotiate(NBDClient *client);
 /* The transmission phase: returns when the client disconnects. */
 void nbd_serve_requests(NBDClient *client);
-NBDExport *nbd_server_find_export(NBDServer *server, const char *name);
-
 #endif

@@ -232,10 +232,10 @@ static void nbd_do_read(NBDRequest *req)
     qemu_co_mutex_unlock(&client->send_lock);
 }
 
-/* FUA: the write is on stable storage before its reply. */
+/* FUA (or a writethrough export): the write is on stable storage before its reply. */
 static int nbd_fua(NBDRequest *req, int ret, Error **errp)
 {
-    if (ret >= 0 && (req->flags & NBD_CMD_FLAG_FUA)) {
+    if (ret >= 0 && ((req->flags & NBD_CMD_FLAG_FUA) || req->client->exp->writethrough)) {
         ret = bdrv_user_flush(req->client->exp->user, errp);
     }
     return ret;

@@ -79,6 +79,11 @@ const char *nbd_export_name(NBDExport *exp)
     return exp->name;
 }
 
+void nbd_export_set_writethrough(NBDExport *exp, bool writethrough)
+{
+    exp->writethrough = writethrough;
+}
+
 static void nbd_export_free(gpointer opaque)
 {
     NBDExport *exp = opaque;
@@ -135,6 +140,45 @@ bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp)
 int nbd_server_client_count(NBDServer *server)
 {
     return server->nb_clients;
+}
+
+int nbd_server_export_clients(NBDServer *server, NBDExport *exp)
+{
+    int n = 0;
+
+    for (GList *l = server->clients; l; l = l->next) {
+        n += ((NBDClient *)l->data)->exp == exp;
+    }
+    return n;
+}
+
+void nbd_server_remove_export(NBDServer *server, NBDExport *exp)
+{
+    guint i;
+
+    /* Out of the list first: no client can choose it any more. */
+    if (g_ptr_array_find(server->exports, exp, &i)) {
+        g_ptr_array_steal_index(server->exports, i);
+    }
+    for (GList *l = server->clients; l; l = l->next) {
+        NBDClient *client = l->data;
+
+        if (client->meta_export == exp) {
+            /* Negotiating: its SET_META_CONTEXT named the export that goes. */
+            client->meta_export = NULL;
+            client->meta_base_allocation = false;
+            client->meta_allocation_depth = false;
+        }
+        if (client->exp == exp) {
+            client->closing = true;
+            shutdown(client->fd, SHUT_RDWR);
+        }
+    }
+    /* Their requests still use the export's handle until they end. */
+    while (nbd_server_export_clients(server, exp) > 0) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    nbd_export_free(exp);
 }
 
 static void client_co(void *opaque)

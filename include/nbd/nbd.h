@@ -144,6 +144,8 @@ typedef struct NBDServer NBDServer;
 NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *description,
                           bool writable, bool allocation_depth, Error **errp);
 const char *nbd_export_name(NBDExport *exp);
+/* Every write is on stable storage before its reply, as if FUA were set. */
+void nbd_export_set_writethrough(NBDExport *exp, bool writethrough);
 
 /*
  * A server: a set of exports, the sockets it listens on, and its clients.
@@ -166,6 +168,15 @@ bool nbd_server_listen_tcp(NBDServer *server, const char *host, const char *port
 /* Serves a connected socket (a listener's accept, or one handed over). */
 void nbd_server_add_client(NBDServer *server, int fd);
 int nbd_server_client_count(NBDServer *server);
+NBDExport *nbd_server_find_export(NBDServer *server, const char *name);
+/* How many clients have chosen @exp (they are in transmission with it). */
+int nbd_server_export_clients(NBDServer *server, NBDExport *exp);
+/*
+ * Takes @exp out of the server: new clients no longer see it, its clients
+ * are disconnected and their requests end, then it is freed (its handle
+ * on the node goes).  Returns after all of that.
+ */
+void nbd_server_remove_export(NBDServer *server, NBDExport *exp);
 /*
  * Stops listening, disconnects every client, waits for their requests to
  * end, and frees the exports (their handles on the nodes go).

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The monitor's NBD server and block exports: nbd-server-start/-stop,
+ * nbd-server-add/-remove, block-export-add/-del, query-block-exports and
+ * the event BLOCK_EXPORT_DELETED.  The server itself is the library in
+ * nbd/ (the one qemu-nbd drives); this file keeps the process's one
+ * server and the exports' ids, as QEMU's commands name them.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob.h"
+#include "block/dirty-bitmap.h"
+#include "nbd/nbd.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qom/object.h"
+#include "system/blockdev-nbd.h"
+#include "system/iothread.h"
+
+typedef struct BlockExport {
+    char *id;
+    char *node_name;
+    NBDExport *nbd;             /* owned by the server */
+    BlockDriverState *bs;
+} BlockExport;
+
+static NBDServer *nbd_server;
+static GList *exports;          /* BlockExport *, newest first */
+
+static BlockExport *export_find(const char *id)
+{
+    for (GList *l = exports; l; l = l->next) {
+        BlockExport *e = l->data;
+
+        if (!strcmp(e->id, id)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static BlockExport *export_find_nbd_name(const char *name)
+{
+    NBDExport *nbd = nbd_server ? nbd_server_find_export(nbd_server, name) : NULL;
+
+    for (GList *l = exports; l && nbd; l = l->next) {
+        if (((BlockExport *)l->data)->nbd == nbd) {
+            return l->data;
+        }
+    }
+    return NULL;
+}
+
+bool blockdev_nbd_node_exported(BlockDriverState *bs)
+{
+    for (GList *l = exports; l; l = l->next) {
+        if (((BlockExport *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Removes @e now (its clients disconnected first), then says so. */
+static void export_delete(BlockExport *e)
+{
+    QDict *data = qdict_new();
+
+    exports = g_list_remove(exports, e);
+    nbd_server_remove_export(nbd_server, e->nbd);
+    qdict_put_str(data, "id", e->id);
+    qapi_event_emit("BLOCK_EXPORT_DELETED", data);
+    g_free(e->id);
+    g_free(e->node_name);
+    g_free(e);
+}
+
+static bool export_remove(BlockExport *e, const char *mode, Error **errp)
+{
+    if ((!mode || !strcmp(mode, "safe")) && nbd_server_export_clients(nbd_server, e->nbd)) {
+        error_setg(errp, "export '%s' still in use", e->id);
+        return false;
+    }
+    export_delete(e);
+    return true;
+}
+
+static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
+{
+    QDict *addr = json_object_get(args, "addr");
+    QDict *data = json_object_get(addr, "data");
+    const char *type = qdict_get_try_str(addr, "type");
+    const char *creds = qdict_get_try_str(args, "tls-creds");
+    bool ok;
+
+    if (nbd_server) {
+        error_setg(errp, "NBD server already running");
+        return NULL;
+    }
+    if (creds) {
+        if (!user_creatable_exists(creds)) {
+            error_setg(errp, "No TLS credentials with id '%s'", creds);
+        } else {
+            error_setg(errp, "TLS (tls-creds) is not supported by this NBD server");
+        }
+        return NULL;
+    }
+    if (qdict_haskey(args, "tls-authz")) {
+        error_setg(errp, "tls-authz is only valid with tls-creds, which is not supported");
+        return NULL;
+    }
+    if (strcmp(type, "unix") && strcmp(type, "inet")) {
+        error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)", type);
+        return NULL;
+    }
+    nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), NULL, NULL);
+    if (!strcmp(type, "unix")) {
+        ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
+    } else {
+        ok = nbd_server_listen_tcp(nbd_server, qdict_get_try_str(data, "host"),
+                                   qdict_get_try_str(data, "port"), errp);
+    }
+    if (!ok) {
+        nbd_server_free(nbd_server);
+        nbd_server = NULL;
+        return NULL;
+    }
+    return qdict_new();
+}
+
+/* Dirty bitmaps are not exported yet: a bitmap that exists is refused by name. */
+static bool refuse_bitmap(BlockDriverState *bs, const char *bitmap, Error **errp)
+{
+    if (!bdrv_find_dirty_bitmap(bs, bitmap)) {
+        error_setg(errp, "Bitmap '%s' is not found", bitmap);
+    } else {
+        error_setg(errp, "Exporting dirty bitmap '%s' over NBD is not supported", bitmap);
+    }
+    return false;
+}
+
+/*
+ * The common part of nbd-server-add and block-export-add: a new NBD
+ * export with id @id of @bs, named @name.
+ */
+static bool export_add(const char *id, BlockDriverState *bs, const char *name,
+                       const char *description, const char *bitmap, bool writable,
+                       bool writethrough, bool allocation_depth, Error **errp)
+{
+    BlockExport *e;
+    NBDExport *nbd;
+
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return false;
+    }
+    if (export_find(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return false;
+    }
+    if (nbd_server_find_export(nbd_server, name)) {
+        error_setg(errp, "NBD server already has export named '%s'", name);
+        return false;
+    }
+    if (bitmap && !refuse_bitmap(bs, bitmap, errp)) {
+        return false;
+    }
+    nbd = nbd_export_new(bs, name, description, writable, allocation_depth, errp);
+    if (!nbd) {
+        return false;
+    }
+    nbd_export_set_writethrough(nbd, writethrough);
+    if (!nbd_server_add_export(nbd_server, nbd, errp)) {
+        return false;
+    }
+    e = g_new0(BlockExport, 1);
+    e->id = g_strdup(id);
+    e->node_name = g_strdup(bdrv_get_node_name(bs));
+    e->nbd = nbd;
+    e->bs = bs;
+    exports = g_list_prepend(exports, e);
+    return true;
+}
+
+static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *name = qdict_get_try_str(args, "name");
+    const char *bitmap = qdict_get_try_str(args, "bitmap");
+    BlockDriverState *bs;
+
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return NULL;
+    }
+    bs = block_job_find_device(device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    /* The export's id is its name, as QEMU's. */
+    name = name ? name : device;
+    return export_add(name, bs, name, qdict_get_try_str(args, "description"), bitmap,
+                      qdict_get_try_bool(args, "writable", false), false, false, errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+{
+    const char *name = qdict_get_try_str(args, "name");
+    BlockExport *e = export_find_nbd_name(name);
+
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", name);
+        return NULL;
+    }
+    return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+}
+
+static void server_stop(void)
+{
+    /* Oldest first, as QEMU's events come. */
+    for (GList *l = g_list_last(exports); l; ) {
+        GList *prev = l->prev;
+
+        export_delete(l->data);
+        l = prev;
+    }
+    nbd_server_free(nbd_server);
+    nbd_server = NULL;
+}
+
+static QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
+{
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return NULL;
+    }
+    server_stop();
+    return qdict_new();
+}
+
+void blockdev_nbd_quit(void)
+{
+    if (nbd_server) {
+        server_stop();
+    }
+}
+
+static QObject *qmp_block_export_add(QDict *args, Error **errp)
+{
+    const char *type = qdict_get_try_str(args, "type");
+    const char *id = qdict_get_try_str(args, "id");
+    const char *node = qdict_get_try_str(args, "node-name");
+    const char *iothread = qdict_get_try_str(args, "iothread");
+    QList *bitmaps = json_object_get(args, "bitmaps");
+    BlockDriverState *bs;
+
+    if (strcmp(type, "nbd")) {
+        error_setg(errp, "Block export type '%s' is not supported (only nbd)", type);
+        return NULL;
+    }
+    if (!qemu_id_wellformed(id)) {
+        error_setg(errp, "Invalid block export id");
+        return NULL;
+    }
+    if (export_find(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return NULL;
+    }
+    bs = bdrv_find_node(node);
+    if (!bs) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
+        return NULL;
+    }
+    if (iothread) {
+        if (!iothread_by_id(iothread)) {
+            error_setg(errp, "iothread \"%s\" not found", iothread);
+        } else {
+            error_setg(errp, "Exports in an iothread are not supported");
+        }
+        return NULL;
+    }
+    return export_add(id, bs, qdict_get_try_str(args, "name") ?: node,
+                      qdict_get_try_str(args, "description"),
+                      json_string_value(json_array_get(bitmaps, 0)),
+                      qdict_get_try_bool(args, "writable", false),
+                      qdict_get_try_bool(args, "writethrough", false),
+                      qdict_get_try_bool(args, "allocation-depth", false), errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_export_del(QDict *args, Error **errp)
+{
+    const char *id = qdict_get_try_str(args, "id");
+    BlockExport *e = export_find(id);
+
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", id);
+        return NULL;
+    }
+    return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_query_block_exports(QDict *args, Error **errp)
+{
+    QList *list = json_array();
+
+    for (GList *l = exports; l; l = l->next) {
+        BlockExport *e = l->data;
+        QDict *info = qdict_new();
+
+        qdict_put_str(info, "node-name", e->node_name);
+        qdict_put_bool(info, "shutting-down", false);
+        qdict_put_str(info, "type", "nbd");
+        qdict_put_str(info, "id", e->id);
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+void blockdev_nbd_register_commands(void)
+{
+    qmp_register_command("nbd-server-start", qmp_nbd_server_start);
+    qmp_register_command("nbd-server-add", qmp_nbd_server_add);
+    qmp_register_command("nbd-server-remove", qmp_nbd_server_remove);
+    qmp_register_command("nbd-server-stop", qmp_nbd_server_stop);
+    qmp_register_command("block-export-add", qmp_block_export_add);
+    qmp_register_command("block-export-del", qmp_block_export_del);
+    qmp_register_command("query-block-exports", qmp_query_block_exports);
+}
