@@ -11,7 +11,9 @@
 
 #include "block/blockjob.h"
 #include "block/dirty-bitmap.h"
+#include "monitor/hmp.h"
 #include "nbd/nbd.h"
+#include "system/blockdev.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -166,6 +168,14 @@ static bool export_add(const char *id, BlockDriverState *bs, const char *name,
     if (bitmap && !refuse_bitmap(bs, bitmap, errp)) {
         return false;
     }
+    /*
+     * Exports serve non-shared storage migration: the destination's
+     * image is written through the export before the migration ends, so
+     * it is activated (its locks taken) now, as QEMU does.
+     */
+    if (bdrv_activate(bs, errp) < 0) {
+        return false;
+    }
     nbd = nbd_export_new(bs, name, description, writable, allocation_depth, errp);
     if (!nbd) {
         return false;
@@ -247,6 +257,33 @@ void blockdev_nbd_quit(void)
     }
 }
 
+/*
+ * An export in an iothread: its node (and the nodes below) join the
+ * iothread, as x-blockdev-set-iothread assigns them (in this tree requests
+ * still run in the main loop: include/system/iothread.h).  A node a drive
+ * uses cannot move; unless @fixed, the export then stays where the node is,
+ * as QEMU's does.
+ */
+static bool export_move_to_iothread(BlockDriverState *bs, const char *id, bool fixed,
+                                    Error **errp)
+{
+    IOThread *t = iothread_by_id(id);
+
+    if (!t) {
+        error_setg(errp, "iothread \"%s\" not found", id);
+        return false;
+    }
+    if (iothread_node_has_drive(bs) && bdrv_get_iothread(bs) != t) {
+        if (fixed) {
+            error_setg(errp, "Cannot change iothread of active block backend");
+            return false;
+        }
+        return true;
+    }
+    iothread_set_node_tree(bs, t);
+    return true;
+}
+
 static QObject *qmp_block_export_add(QDict *args, Error **errp)
 {
     const char *type = qdict_get_try_str(args, "type");
@@ -273,12 +310,9 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
         error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
         return NULL;
     }
-    if (iothread) {
-        if (!iothread_by_id(iothread)) {
-            error_setg(errp, "iothread \"%s\" not found", iothread);
-        } else {
-            error_setg(errp, "Exports in an iothread are not supported");
-        }
+    if (iothread && !export_move_to_iothread(bs, iothread,
+                                             qdict_get_try_bool(args, "fixed-iothread", false),
+                                             errp)) {
         return NULL;
     }
     return export_add(id, bs, qdict_get_try_str(args, "name") ?: node,
@@ -319,8 +353,152 @@ static QObject *qmp_query_block_exports(QDict *args, Error **errp)
     return list;
 }
 
+/* HMP's address forms: "unix:PATH", "HOST:PORT" ("[V6ADDR]:PORT"). */
+static QDict *hmp_socket_address(const char *str, Error **errp)
+{
+    QDict *addr = qdict_new();
+    QDict *data = qdict_new();
+    const char *colon = strrchr(str, ':');
+
+    if (g_str_has_prefix(str, "unix:")) {
+        qdict_put_str(addr, "type", "unix");
+        qdict_put_str(data, "path", str + 5);
+    } else if (colon) {
+        g_autofree char *host = g_strndup(str, colon - str);
+        size_t len = strlen(host);
+
+        if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+            host[len - 1] = 0;
+            memmove(host, host + 1, len - 1);
+        }
+        qdict_put_str(addr, "type", "inet");
+        qdict_put_str(data, "host", host);
+        qdict_put_str(data, "port", colon + 1);
+    } else {
+        error_setg(errp, "address '%s' is neither unix:PATH nor HOST:PORT", str);
+        qobject_unref(addr);
+        qobject_unref(data);
+        return NULL;
+    }
+    qdict_put_obj(addr, "data", data);
+    return addr;
+}
+
+/* Runs a QMP handler of this file for HMP: its error is printed, its reply dropped. */
+static void hmp_call(Monitor *mon, QObject *(*fn)(QDict *, Error **), QDict *args)
+{
+    Error *err = NULL;
+
+    qobject_unref(fn(args, &err));
+    qobject_unref(args);
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
+{
+    bool seen[2] = { false, false };    /* -a, -w */
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_split(qargs, "args", "aw", seen, &err);
+    QDict *args, *addr;
+
+    if (w && g_strv_length(w) != 1) {
+        monitor_printf(mon, "usage: nbd_server_start [-a] [-w] host:port\n");
+        return;
+    }
+    addr = w ? hmp_socket_address(w[0], &err) : NULL;
+    if (!addr) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    args = qdict_new();
+    qdict_put_obj(args, "addr", addr);
+    qobject_unref(qmp_nbd_server_start(args, &err));
+    qobject_unref(args);
+    /* -a: every drive with a medium, under its own name. */
+    for (GList *l = drive_list(); l && !err && seen[0]; l = l->next) {
+        DriveInfo *d = l->data;
+
+        if (d->bs && *d->id) {
+            args = qdict_new();
+            qdict_put_str(args, "device", drive_name(d));
+            qdict_put_bool(args, "writable", seen[1]);
+            qobject_unref(qmp_nbd_server_add(args, &err));
+            qobject_unref(args);
+            if (err) {
+                server_stop();
+            }
+        }
+    }
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
+{
+    bool writable = false;
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_split(qargs, "args", "w", &writable, &err);
+    QDict *args;
+
+    if (!w) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (g_strv_length(w) < 1 || g_strv_length(w) > 2) {
+        monitor_printf(mon, "usage: nbd_server_add [-w] device [name]\n");
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", w[0]);
+    if (w[1]) {
+        qdict_put_str(args, "name", w[1]);
+    }
+    qdict_put_bool(args, "writable", writable);
+    hmp_call(mon, qmp_nbd_server_add, args);
+}
+
+static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
+{
+    bool force = false;
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_split(qargs, "args", "f", &force, &err);
+    QDict *args;
+
+    if (!w) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (g_strv_length(w) != 1) {
+        monitor_printf(mon, "usage: nbd_server_remove [-f] name\n");
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "name", w[0]);
+    qdict_put_str(args, "mode", force ? "hard" : "safe");
+    hmp_call(mon, qmp_nbd_server_remove, args);
+}
+
+static void hmp_nbd_server_stop(Monitor *mon, const QDict *qargs)
+{
+    hmp_call(mon, qmp_nbd_server_stop, qdict_new());
+}
+
+static const HMPCommand hmp_cmds[] = {
+    { "nbd_server_start", "args:S?", "[-a] [-w] host:port",
+      "serve block devices on the given host and port (-a: every drive, -w: writable)",
+      hmp_nbd_server_start },
+    { "nbd_server_add", "args:S?", "[-w] device [name]",
+      "export a block device over NBD (-w: writable)", hmp_nbd_server_add },
+    { "nbd_server_remove", "args:S?", "[-f] name",
+      "remove an export (-f: disconnect its clients)", hmp_nbd_server_remove },
+    { "nbd_server_stop", "", "", "stop serving block devices using the NBD protocol",
+      hmp_nbd_server_stop },
+};
+
 void blockdev_nbd_register_commands(void)
 {
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
+        hmp_register_command(&hmp_cmds[i]);
+    }
     qmp_register_command("nbd-server-start", qmp_nbd_server_start);
     qmp_register_command("nbd-server-add", qmp_nbd_server_add);
     qmp_register_command("nbd-server-remove", qmp_nbd_server_remove);
