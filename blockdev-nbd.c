@@ -42,18 +42,6 @@ static BlockExport *export_find(const char *id)
     return NULL;
 }
 
-static BlockExport *export_find_nbd_name(const char *name)
-{
-    NBDExport *nbd = nbd_server ? nbd_server_find_export(nbd_server, name) : NULL;
-
-    for (GList *l = exports; l && nbd; l = l->next) {
-        if (((BlockExport *)l->data)->nbd == nbd) {
-            return l->data;
-        }
-    }
-    return NULL;
-}
-
 bool blockdev_nbd_node_exported(BlockDriverState *bs)
 {
     for (GList *l = exports; l; l = l->next) {
@@ -218,7 +206,8 @@ static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
 static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
 {
     const char *name = qdict_get_try_str(args, "name");
-    BlockExport *e = export_find_nbd_name(name);
+    /* As QEMU's: the export whose id is @name (nbd-server-add makes id = name). */
+    BlockExport *e = export_find(name);
 
     if (!e) {
         error_setg(errp, "Export '%s' is not found", name);
@@ -375,13 +364,59 @@ static QDict *hmp_socket_address(const char *str, Error **errp)
         qdict_put_str(data, "host", host);
         qdict_put_str(data, "port", colon + 1);
     } else {
-        error_setg(errp, "address '%s' is neither unix:PATH nor HOST:PORT", str);
+        error_setg(errp, "error parsing address '%s'", str);
         qobject_unref(addr);
         qobject_unref(data);
         return NULL;
     }
     qdict_put_obj(addr, "data", data);
     return addr;
+}
+
+/*
+ * The words of an HMP command line "[-f]... WORD...": QEMU's flags come
+ * first.  Between @min and @max words (the first named @what when
+ * missing), else QEMU's usage message and NULL.
+ */
+static char **hmp_nbd_words(Monitor *mon, const QDict *qargs, const char *cmd,
+                            const char *flags, bool *seen, int min, int max,
+                            const char *what)
+{
+    const char *line = qdict_get_try_str(qargs, "args");
+    g_auto(GStrv) parts = NULL;
+    char **p;
+    int n = 0;
+
+    if (line && *line && !g_shell_parse_argv(line, NULL, &parts, NULL)) {
+        monitor_printf(mon, "%s: unterminated string\n", cmd);
+        return NULL;
+    }
+    if (!parts) {
+        parts = g_new0(char *, 1);
+    }
+    for (p = parts; *p && (*p)[0] == '-' && (*p)[1]; p++) {
+        for (const char *c = *p + 1; *c; c++) {
+            if (!strchr(flags, *c)) {
+                monitor_printf(mon, "%s: unsupported option -%c\n", cmd, *c);
+                goto usage;
+            }
+            seen[strchr(flags, *c) - flags] = true;
+        }
+    }
+    n = g_strv_length(p);
+    if (n < min) {
+        monitor_printf(mon, "%s: %s expected\n", cmd, n ? "string" : what);
+        goto usage;
+    }
+    if (n > max) {
+        monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmd);
+        goto usage;
+    }
+    return g_strdupv(p);
+
+usage:
+    monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
+    return NULL;
 }
 
 /* Runs a QMP handler of this file for HMP: its error is printed, its reply dropped. */
@@ -398,14 +433,14 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
 {
     bool seen[2] = { false, false };    /* -a, -w */
     Error *err = NULL;
-    g_auto(GStrv) w = hmp_split(qargs, "args", "aw", seen, &err);
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_start", "aw", seen, 1, 1,
+                                    "string");
     QDict *args, *addr;
 
-    if (w && g_strv_length(w) != 1) {
-        monitor_printf(mon, "usage: nbd_server_start [-a] [-w] host:port\n");
+    if (!w) {
         return;
     }
-    addr = w ? hmp_socket_address(w[0], &err) : NULL;
+    addr = hmp_socket_address(w[0], &err);
     if (!addr) {
         hmp_handle_error(mon, err);
         return;
@@ -435,16 +470,11 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
 static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
 {
     bool writable = false;
-    Error *err = NULL;
-    g_auto(GStrv) w = hmp_split(qargs, "args", "w", &writable, &err);
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_add", "w", &writable, 1, 2,
+                                    "block device name");
     QDict *args;
 
     if (!w) {
-        hmp_handle_error(mon, err);
-        return;
-    }
-    if (g_strv_length(w) < 1 || g_strv_length(w) > 2) {
-        monitor_printf(mon, "usage: nbd_server_add [-w] device [name]\n");
         return;
     }
     args = qdict_new();
@@ -459,16 +489,11 @@ static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
 static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
 {
     bool force = false;
-    Error *err = NULL;
-    g_auto(GStrv) w = hmp_split(qargs, "args", "f", &force, &err);
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_remove", "f", &force, 1, 1,
+                                    "string");
     QDict *args;
 
     if (!w) {
-        hmp_handle_error(mon, err);
-        return;
-    }
-    if (g_strv_length(w) != 1) {
-        monitor_printf(mon, "usage: nbd_server_remove [-f] name\n");
         return;
     }
     args = qdict_new();

@@ -443,7 +443,7 @@ static void hmp_run(Monitor *mon, const char *name, QDict *args)
 }
 
 /* Splits "[-x] [-y] word word ..." into flags and words. */
-char **hmp_split(const QDict *args, const char *key, const char *flags,
+static char **hmp_split(const QDict *args, const char *key, const char *flags,
                         bool *seen, Error **errp)
 {
     const char *line = qdict_get_try_str(args, key);

@@ -37,14 +37,6 @@ void hmp_register_builtin_commands(void);
 /* A copy of an HMP line or option string with passwords and secret data as '*'. */
 char *hmp_mask_secrets(const char *line);
 
-/*
- * Splits the string argument @key, "[-x] [-y] word word ...", into its
- * words (a NULL-terminated vector); seen[i] tells whether flag @flags[i]
- * was given.  An unknown flag fails.
- */
-char **hmp_split(const QDict *args, const char *key, const char *flags, bool *seen,
-                 Error **errp);
-
 /* Prints @err on @mon ("msg" and hint) and frees it; returns true if there was one. */
 bool hmp_handle_error(Monitor *mon, Error *err);
 
