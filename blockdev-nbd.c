@@ -25,6 +25,7 @@ typedef struct BlockExport {
     char *node_name;
     NBDExport *nbd;             /* owned by the server */
     BlockDriverState *bs;
+    DriveInfo *drive;           /* nbd-server-add named this drive: goes with its medium */
 } BlockExport;
 
 static NBDServer *nbd_server;
@@ -134,9 +135,10 @@ static bool refuse_bitmap(BlockDriverState *bs, const char *bitmap, Error **errp
  * The common part of nbd-server-add and block-export-add: a new NBD
  * export with id @id of @bs, named @name.
  */
-static bool export_add(const char *id, BlockDriverState *bs, const char *name,
-                       const char *description, const char *bitmap, bool writable,
-                       bool writethrough, bool allocation_depth, Error **errp)
+static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
+                       const char *name, const char *description, const char *bitmap,
+                       bool writable, bool writethrough, bool allocation_depth,
+                       Error **errp)
 {
     BlockExport *e;
     NBDExport *nbd;
@@ -177,6 +179,7 @@ static bool export_add(const char *id, BlockDriverState *bs, const char *name,
     e->node_name = g_strdup(bdrv_get_node_name(bs));
     e->nbd = nbd;
     e->bs = bs;
+    e->drive = drive;
     exports = g_list_prepend(exports, e);
     return true;
 }
@@ -187,6 +190,7 @@ static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
     const char *name = qdict_get_try_str(args, "name");
     const char *bitmap = qdict_get_try_str(args, "bitmap");
     BlockDriverState *bs;
+    DriveInfo *drive;
 
     if (!nbd_server) {
         error_setg(errp, "NBD server not running");
@@ -198,7 +202,8 @@ static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
     }
     /* The export's id is its name, as QEMU's. */
     name = name ? name : device;
-    return export_add(name, bs, name, qdict_get_try_str(args, "description"), bitmap,
+    drive = drive_find(device);
+    return export_add(name, bs, drive && drive->bs == bs ? drive : NULL, name, qdict_get_try_str(args, "description"), bitmap,
                       qdict_get_try_bool(args, "writable", false), false, false, errp)
            ? qdict_new() : NULL;
 }
@@ -227,6 +232,19 @@ static void server_stop(void)
     }
     nbd_server_free(nbd_server);
     nbd_server = NULL;
+}
+
+void blockdev_nbd_drive_medium_gone(DriveInfo *drive)
+{
+    /* As QEMU's: an export made by the drive's name ends with its medium, clients or not. */
+    for (GList *l = g_list_last(exports); l; ) {
+        GList *prev = l->prev;
+
+        if (((BlockExport *)l->data)->drive == drive) {
+            export_delete(l->data);
+        }
+        l = prev;
+    }
 }
 
 static QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
@@ -304,7 +322,7 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
                                              errp)) {
         return NULL;
     }
-    return export_add(id, bs, qdict_get_try_str(args, "name") ?: node,
+    return export_add(id, bs, NULL, qdict_get_try_str(args, "name") ?: node,
                       qdict_get_try_str(args, "description"),
                       json_string_value(json_array_get(bitmaps, 0)),
                       qdict_get_try_bool(args, "writable", false),

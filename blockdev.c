@@ -541,6 +541,7 @@ void drive_refresh_device_perms(DriveInfo *dinfo)
 
 void drive_del(DriveInfo *dinfo)
 {
+    blockdev_nbd_drive_medium_gone(dinfo);
     drives = g_list_remove(drives, dinfo);
     bdrv_user_remove(dinfo->perm_user);
     dinfo->perm_user = NULL;

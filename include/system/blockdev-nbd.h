@@ -5,10 +5,16 @@
 
 #include <stdbool.h>
 #include "block/block.h"
+#include "system/blockdev.h"
 
 void blockdev_nbd_register_commands(void);
 /* Whether an export holds @bs (blockdev-del refuses such a node). */
 bool blockdev_nbd_node_exported(BlockDriverState *bs);
+/*
+ * @drive loses its medium (eject, blockdev-remove-medium, drive_del): the
+ * exports nbd-server-add made by its name go.
+ */
+void blockdev_nbd_drive_medium_gone(DriveInfo *drive);
 /* The machine quits: every export goes (with its event), then the server. */
 void blockdev_nbd_quit(void);
 
