@@ -26,6 +26,7 @@ typedef struct BlockExport {
     NBDExport *nbd;             /* owned by the server */
     BlockDriverState *bs;
     DriveInfo *drive;           /* nbd-server-add named this drive: goes with its medium */
+    bool shutting_down;         /* removed; waits for its clients to go */
 } BlockExport;
 
 static NBDServer *nbd_server;
@@ -53,13 +54,13 @@ bool blockdev_nbd_node_exported(BlockDriverState *bs)
     return false;
 }
 
-/* Removes @e now (its clients disconnected first), then says so. */
-static void export_delete(BlockExport *e)
+/* @e's export is gone (no client is left): says so. */
+static void export_finish(BlockExport *e)
 {
     QDict *data = qdict_new();
 
     exports = g_list_remove(exports, e);
-    nbd_server_remove_export(nbd_server, e->nbd);
+    nbd_export_release(e->nbd);
     qdict_put_str(data, "id", e->id);
     qapi_event_emit("BLOCK_EXPORT_DELETED", data);
     g_free(e->id);
@@ -67,8 +68,39 @@ static void export_delete(BlockExport *e)
     g_free(e);
 }
 
+/*
+ * Removes @e: at once when no client uses it, else (as QEMU's) its clients
+ * are disconnected and it shows as shutting down until the last one has
+ * gone (client_closed()), then the event.
+ */
+static void export_delete(BlockExport *e)
+{
+    e->shutting_down = true;
+    e->drive = NULL;            /* the drive may go before the export does */
+    if (nbd_server_export_shutdown(nbd_server, e->nbd) == 0) {
+        export_finish(e);
+    }
+}
+
+/* A client went: the exports shutting down that it held may be done. */
+static void client_closed(NBDServer *server, void *opaque)
+{
+    for (GList *l = exports; l; ) {
+        BlockExport *e = l->data;
+
+        l = l->next;
+        if (e->shutting_down && nbd_server_export_clients(server, e->nbd) == 0) {
+            export_finish(e);
+        }
+    }
+}
+
 static bool export_remove(BlockExport *e, const char *mode, Error **errp)
 {
+    if (e->shutting_down) {
+        error_setg(errp, "Export '%s' is already shutting down", e->id);
+        return false;
+    }
     if ((!mode || !strcmp(mode, "safe")) && nbd_server_export_clients(nbd_server, e->nbd)) {
         error_setg(errp, "export '%s' still in use", e->id);
         return false;
@@ -105,7 +137,8 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
         error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)", type);
         return NULL;
     }
-    nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), NULL, NULL);
+    nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
+                                NULL);
     if (!strcmp(type, "unix")) {
         ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
     } else {
@@ -221,14 +254,19 @@ static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
     return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
 }
 
+/* Removes every export (oldest first, as QEMU's events come) and waits until they are gone. */
 static void server_stop(void)
 {
-    /* Oldest first, as QEMU's events come. */
     for (GList *l = g_list_last(exports); l; ) {
         GList *prev = l->prev;
 
-        export_delete(l->data);
+        if (!((BlockExport *)l->data)->shutting_down) {
+            export_delete(l->data);
+        }
         l = prev;
+    }
+    while (exports) {
+        g_main_context_iteration(NULL, TRUE);
     }
     nbd_server_free(nbd_server);
     nbd_server = NULL;
@@ -239,9 +277,10 @@ void blockdev_nbd_drive_medium_gone(DriveInfo *drive)
     /* As QEMU's: an export made by the drive's name ends with its medium, clients or not. */
     for (GList *l = g_list_last(exports); l; ) {
         GList *prev = l->prev;
+        BlockExport *e = l->data;
 
-        if (((BlockExport *)l->data)->drive == drive) {
-            export_delete(l->data);
+        if (e->drive == drive && !e->shutting_down) {
+            export_delete(e);
         }
         l = prev;
     }
@@ -352,7 +391,7 @@ static QObject *qmp_query_block_exports(QDict *args, Error **errp)
         QDict *info = qdict_new();
 
         qdict_put_str(info, "node-name", e->node_name);
-        qdict_put_bool(info, "shutting-down", false);
+        qdict_put_bool(info, "shutting-down", e->shutting_down);
         qdict_put_str(info, "type", "nbd");
         qdict_put_str(info, "id", e->id);
         json_array_append_new(list, info);

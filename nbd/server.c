@@ -152,7 +152,7 @@ int nbd_server_export_clients(NBDServer *server, NBDExport *exp)
     return n;
 }
 
-void nbd_server_remove_export(NBDServer *server, NBDExport *exp)
+int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp)
 {
     guint i;
 
@@ -174,6 +174,17 @@ void nbd_server_remove_export(NBDServer *server, NBDExport *exp)
             shutdown(client->fd, SHUT_RDWR);
         }
     }
+    return nbd_server_export_clients(server, exp);
+}
+
+void nbd_export_release(NBDExport *exp)
+{
+    nbd_export_free(exp);
+}
+
+void nbd_server_remove_export(NBDServer *server, NBDExport *exp)
+{
+    nbd_server_export_shutdown(server, exp);
     /* Their requests still use the export's handle until they end. */
     while (nbd_server_export_clients(server, exp) > 0) {
         g_main_context_iteration(NULL, TRUE);

@@ -172,10 +172,15 @@ NBDExport *nbd_server_find_export(NBDServer *server, const char *name);
 /* How many clients have chosen @exp (they are in transmission with it). */
 int nbd_server_export_clients(NBDServer *server, NBDExport *exp);
 /*
- * Takes @exp out of the server: new clients no longer see it, its clients
- * are disconnected and their requests end, then it is freed (its handle
- * on the node goes).  Returns after all of that.
+ * Starts taking @exp out of the server without waiting: new clients no
+ * longer see it and its clients are disconnected.  Returns how many of
+ * them are still there (their requests end first); once none is (the
+ * server's client_closed callback tells when one went), the caller frees
+ * @exp with nbd_export_release() (its handle on the node goes).
  */
+int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp);
+void nbd_export_release(NBDExport *exp);
+/* The same, waiting (in the main loop) until its clients are gone; @exp is freed. */
 void nbd_server_remove_export(NBDServer *server, NBDExport *exp);
 /*
  * Stops listening, disconnects every client, waits for their requests to

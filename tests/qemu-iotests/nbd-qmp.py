@@ -35,6 +35,18 @@ def io(export, *cmds, opts=()):
     print('rc=%d' % p.returncode)
 
 
+def remove_held(command, args):
+    """A hard removal: its event may come before or after its reply (shown as it came)."""
+    r = m.qmp.cmd(command, args)
+    before, m.qmp.events = m.qmp.events, []
+    for e in before:
+        show(e)
+    show(r)
+    if not before:
+        for e in m.qmp.wait_events(1):
+            show(e)
+
+
 def hold(export):
     """A client in transmission with @export (NBD_OPT_EXPORT_NAME)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -69,16 +81,12 @@ def run():
     cmd('block-export-del', id='e0')
     cmd('nbd-server-remove', name='e0')
     cmd('blockdev-del', **{'node-name': 'n0'})
-    show(m.qmp.cmd('block-export-del', {'id': 'e0', 'mode': 'hard'}))
-    for e in m.qmp.wait_events(1):
-        show(e)
+    remove_held('block-export-del', {'id': 'e0', 'mode': 'hard'})
     print('the client sees the end:', c.recv(1) == b'')
     c.close()
     cmd('query-block-exports')
     c = hold('ro')
-    show(m.qmp.cmd('nbd-server-remove', {'name': 'ro', 'mode': 'hard'}))
-    for e in m.qmp.wait_events(1):
-        show(e)
+    remove_held('nbd-server-remove', {'name': 'ro', 'mode': 'hard'})
     print('the client sees the end:', c.recv(1) == b'')
     c.close()
     cmd('nbd-server-stop')
