@@ -241,17 +241,22 @@ static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
            ? qdict_new() : NULL;
 }
 
-static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+/* block-export-del, and nbd-server-remove (whose name is the id, as in QEMU). */
+static QObject *export_del(QDict *args, const char *id_key, Error **errp)
 {
-    const char *name = qdict_get_try_str(args, "name");
-    /* As QEMU's: the export whose id is @name (nbd-server-add makes id = name). */
-    BlockExport *e = export_find(name);
+    const char *id = qdict_get_try_str(args, id_key);
+    BlockExport *e = export_find(id);
 
     if (!e) {
-        error_setg(errp, "Export '%s' is not found", name);
+        error_setg(errp, "Export '%s' is not found", id);
         return NULL;
     }
     return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+{
+    return export_del(args, "name", errp);
 }
 
 /* Removes every export (oldest first, as QEMU's events come) and waits until they are gone. */
@@ -372,14 +377,7 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
 
 static QObject *qmp_block_export_del(QDict *args, Error **errp)
 {
-    const char *id = qdict_get_try_str(args, "id");
-    BlockExport *e = export_find(id);
-
-    if (!e) {
-        error_setg(errp, "Export '%s' is not found", id);
-        return NULL;
-    }
-    return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+    return export_del(args, "id", errp);
 }
 
 static QObject *qmp_query_block_exports(QDict *args, Error **errp)
