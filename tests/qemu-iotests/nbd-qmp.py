@@ -66,12 +66,18 @@ def run():
                            'file': {'driver': 'file', 'filename': img}})
     cmd('nbd-server-start', addr={'type': 'unix', 'data': {'path': sock}})
     cmd('block-export-add', **{'type': 'nbd', 'id': 'e0', 'node-name': 'n0', 'name': 'rw',
-                               'writable': True, 'writethrough': True})
+                               'writable': True, 'writethrough': True,
+                               'allocation-depth': True})
     cmd('nbd-server-add', device='n0', name='ro')
 
     print('== QEMU 7.2 qemu-io reads and writes the writable export')
     io('rw', 'read -P 0x11 0 64k', 'read -P 0x11 128k 64k', 'write -P 0x22 64k 64k',
        'write -z 192k 64k', 'discard 0 4k', 'read -P 0x22 64k 64k', 'read -P 0 192k 64k')
+    print('== qemu:allocation-depth and base:allocation (nbdinfo --map)')
+    for ctx in ('qemu:allocation-depth', 'base:allocation'):
+        p = subprocess.run(['nbdinfo', '--map=' + ctx, 'nbd+unix:///rw?socket=' + sock],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        sys.stdout.write(p.stdout.decode())
     print('== and is refused writes on the read-only one')
     io('ro', 'read -P 0x22 64k 64k', 'read -P 0x11 4k 60k', opts=['-r'])
     io('ro', 'read -P 0x22 64k 64k')
