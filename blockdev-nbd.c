@@ -205,6 +205,7 @@ static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
     }
     nbd_export_set_writethrough(nbd, writethrough);
     if (!nbd_server_add_export(nbd_server, nbd, errp)) {
+        nbd_export_release(nbd);
         return false;
     }
     e = g_new0(BlockExport, 1);
