@@ -129,10 +129,10 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
         }
         return NULL;
     }
-    if (qdict_haskey(args, "tls-authz")) {
-        error_setg(errp, "tls-authz is only valid with tls-creds, which is not supported");
-        return NULL;
-    }
+    /*
+     * tls-authz alone is accepted, as by QEMU: it decides which TLS
+     * clients may connect, and without tls-creds there are none.
+     */
     if (strcmp(type, "unix") && strcmp(type, "inet")) {
         error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)", type);
         return NULL;
