@@ -10,7 +10,6 @@
 #include <glib.h>
 
 #include "block/blockjob.h"
-#include "block/dirty-bitmap.h"
 #include "monitor/hmp.h"
 #include "nbd/nbd.h"
 #include "system/blockdev.h"
@@ -153,17 +152,6 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     return qdict_new();
 }
 
-/* Dirty bitmaps are not exported yet: a bitmap that exists is refused by name. */
-static bool refuse_bitmap(BlockDriverState *bs, const char *bitmap, Error **errp)
-{
-    if (!bdrv_find_dirty_bitmap(bs, bitmap)) {
-        error_setg(errp, "Bitmap '%s' is not found", bitmap);
-    } else {
-        error_setg(errp, "Exporting dirty bitmap '%s' over NBD is not supported", bitmap);
-    }
-    return false;
-}
-
 /*
  * The common part of nbd-server-add and block-export-add: a new NBD
  * export with id @id of @bs, named @name.
@@ -188,9 +176,6 @@ static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
         error_setg(errp, "NBD server already has export named '%s'", name);
         return false;
     }
-    if (bitmap && !refuse_bitmap(bs, bitmap, errp)) {
-        return false;
-    }
     /*
      * Exports serve non-shared storage migration: the destination's
      * image is written through the export before the migration ends, so
@@ -204,7 +189,8 @@ static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
         return false;
     }
     nbd_export_set_writethrough(nbd, writethrough);
-    if (!nbd_server_add_export(nbd_server, nbd, errp)) {
+    if ((bitmap && !nbd_export_set_bitmap(nbd, bitmap, errp)) ||
+        !nbd_server_add_export(nbd_server, nbd, errp)) {
         nbd_export_release(nbd);
         return false;
     }
@@ -344,6 +330,11 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
     const char *iothread = qdict_get_try_str(args, "iothread");
     QList *bitmaps = json_object_get(args, "bitmaps");
     BlockDriverState *bs;
+
+    if (json_array_size(bitmaps) > 1) {
+        error_setg(errp, "Exporting more than one dirty bitmap is not supported");
+        return NULL;
+    }
 
     if (strcmp(type, "nbd")) {
         error_setg(errp, "Block export type '%s' is not supported (only nbd)", type);

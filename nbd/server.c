@@ -79,6 +79,31 @@ const char *nbd_export_name(NBDExport *exp)
     return exp->name;
 }
 
+bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp)
+{
+    BdrvDirtyBitmap *bm = NULL;
+
+    for (BlockDriverState *bs = exp->bs; bs && !bm; bs = bdrv_filter_or_cow_bs(bs)) {
+        bm = bdrv_find_dirty_bitmap(bs, name);
+    }
+    if (!bm) {
+        error_setg(errp, "Bitmap '%s' is not found", name);
+        return false;
+    }
+    if (!bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_ALLOW_RO, errp)) {
+        return false;
+    }
+    /* A read-only export of a node others write would show a moving target. */
+    if (!exp->writable && !bdrv_is_read_only(exp->bs) && bdrv_dirty_bitmap_enabled(bm)) {
+        error_setg(errp, "Enabled bitmap '%s' incompatible with readonly export", name);
+        return false;
+    }
+    bdrv_dirty_bitmap_set_busy_recording(bm, true);
+    exp->bitmap = bm;
+    exp->bitmap_ctx = g_strdup_printf("qemu:dirty-bitmap:%s", name);
+    return true;
+}
+
 void nbd_export_set_writethrough(NBDExport *exp, bool writethrough)
 {
     exp->writethrough = writethrough;
@@ -88,6 +113,10 @@ static void nbd_export_free(gpointer opaque)
 {
     NBDExport *exp = opaque;
 
+    if (exp->bitmap) {
+        bdrv_dirty_bitmap_set_busy_recording(exp->bitmap, false);
+    }
+    g_free(exp->bitmap_ctx);
     bdrv_user_remove(exp->user);
     bdrv_unref(exp->bs);
     g_free(exp->name);
@@ -168,6 +197,7 @@ int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp)
             client->meta_export = NULL;
             client->meta_base_allocation = false;
             client->meta_allocation_depth = false;
+            client->meta_dirty_bitmap = false;
         }
         if (client->exp == exp) {
             client->closing = true;

@@ -144,6 +144,14 @@ typedef struct NBDServer NBDServer;
 NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *description,
                           bool writable, bool allocation_depth, Error **errp);
 const char *nbd_export_name(NBDExport *exp);
+/*
+ * Offers the dirty bitmap @name of @exp's node (or of a node below it in
+ * its chain) as the meta context "qemu:dirty-bitmap:NAME" (a dirty extent
+ * has flag 1).  The bitmap is busy while exported.  Refused with QEMU's
+ * errors: not found, busy or inconsistent, or recording while the export
+ * is read-only and its node writable.
+ */
+bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp);
 /* Every write is on stable storage before its reply, as if FUA were set. */
 void nbd_export_set_writethrough(NBDExport *exp, bool writethrough);
 
