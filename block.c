@@ -466,7 +466,8 @@ static void activate_undo(GList *changed)
     g_list_free(changed);
 }
 
-int bdrv_activate_all(Error **errp)
+/* Activates the inactive nodes of @nodes (in all_nodes' order). */
+static int activate_nodes(GList *nodes, Error **errp)
 {
     GList *changed = NULL;
 
@@ -475,7 +476,7 @@ int bdrv_activate_all(Error **errp)
      * source must have let go of the images, and nothing is read or
      * written before this process holds them.
      */
-    for (GList *l = all_nodes; l; l = l->next) {
+    for (GList *l = nodes; l; l = l->next) {
         BlockDriverState *bs = l->data;
 
         if (bs->inactive && bs->drv) {
@@ -518,6 +519,33 @@ int bdrv_activate_all(Error **errp)
     }
     g_list_free(changed);
     return 0;
+}
+
+int bdrv_activate_all(Error **errp)
+{
+    return activate_nodes(all_nodes, errp);
+}
+
+/* Whether @node is @bs or below it (file and backing children). */
+static bool node_in_subtree(BlockDriverState *bs, BlockDriverState *node)
+{
+    return bs && (bs == node || node_in_subtree(bdrv_file(bs), node) ||
+                  node_in_subtree(bdrv_backing(bs), node));
+}
+
+int bdrv_activate(BlockDriverState *bs, Error **errp)
+{
+    GList *nodes = NULL;
+    int ret;
+
+    for (GList *l = all_nodes; l; l = l->next) {
+        if (node_in_subtree(bs, l->data)) {
+            nodes = g_list_append(nodes, l->data);
+        }
+    }
+    ret = activate_nodes(nodes, errp);
+    g_list_free(nodes);
+    return ret;
 }
 
 bool bdrv_is_encrypted(BlockDriverState *bs)
@@ -1203,6 +1231,19 @@ int bdrv_user_set_perm(BdrvUser *user, uint64_t perm, Error **errp)
     if (bdrv_refresh_perms(errp) < 0) {
         user->perm = old;
         bdrv_refresh_perms(NULL);   /* what held before holds again */
+        return -EPERM;
+    }
+    return 0;
+}
+
+int bdrv_user_set_shared(BdrvUser *user, uint64_t shared, Error **errp)
+{
+    uint64_t old = user->shared;
+
+    user->shared = shared;
+    if (bdrv_refresh_perms(errp) < 0) {
+        user->shared = old;
+        bdrv_refresh_perms(NULL);
         return -EPERM;
     }
     return 0;

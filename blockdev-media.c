@@ -19,6 +19,7 @@
 #include "monitor/monitor.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
+#include "system/blockdev-nbd.h"
 
 bool drive_is_removable(const DriveInfo *dinfo)
 {
@@ -142,6 +143,7 @@ static bool remove_medium(DriveInfo *d, const char *name, Error **errp)
     if (!blockdev_check_node_free(bs, errp)) {
         return false;
     }
+    blockdev_nbd_drive_medium_gone(d);
     /* "retain" keeps what this medium was. */
     d->media_ro = bdrv_is_read_only(bs);
     bdrv_user_remove(d->perm_user);

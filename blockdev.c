@@ -13,10 +13,12 @@
 #include "block/aio-engine.h"
 #include "block/dirty-bitmap.h"
 #include "block/blockjob.h"
+#include "system/blockdev-nbd.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
 #include "system/migration.h"
+#include "system/runstate.h"
 #include "hw/qdev.h"
 
 static GList *drives;       /* DriveInfo */
@@ -493,8 +495,33 @@ BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp)
     if (dinfo->share_rw) {
         shared |= BLK_PERM_WRITE;
     }
+    dinfo->device_shared = shared;
+    /*
+     * As QEMU's devices: while an incoming migration is pending they share
+     * everything, since the image may be filled meanwhile through a
+     * writable export (non-shared storage migration);
+     * drive_incoming_ended() narrows it.  The machine's devices are made
+     * before the migration starts, on the nodes -incoming opened inactive.
+     */
+    if (runstate_get() == RUN_STATE_INMIGRATE ||
+        (runstate_get() == RUN_STATE_PRELAUNCH && bdrv_is_inactive(dinfo->bs))) {
+        shared = BLK_PERM_ALL;
+    }
     return bdrv_user_add(dinfo->bs, dinfo->user_name ? dinfo->user_name : "an unnamed block device",
                          perm, shared, errp);
+}
+
+void drive_incoming_ended(void)
+{
+    for (GList *l = drives; l; l = l->next) {
+        DriveInfo *d = l->data;
+        Error *err = NULL;
+
+        /* A conflict (an export still writing) is reported; the device keeps sharing. */
+        if (d->perm_user && bdrv_user_set_shared(d->perm_user, d->device_shared, &err) < 0) {
+            error_report_err(err);
+        }
+    }
 }
 
 void drive_detach_device(DriveInfo *dinfo)
@@ -516,6 +543,7 @@ void drive_refresh_device_perms(DriveInfo *dinfo)
 
 void drive_del(DriveInfo *dinfo)
 {
+    blockdev_nbd_drive_medium_gone(dinfo);
     drives = g_list_remove(drives, dinfo);
     bdrv_user_remove(dinfo->perm_user);
     dinfo->perm_user = NULL;
@@ -713,6 +741,11 @@ bool blockdev_del(const char *node_name, Error **errp)
             error_setg(errp, "Node %s is in use", node_name);
             return false;
         }
+    }
+    /* An export uses the node as a drive does (a BlockBackend in QEMU). */
+    if (blockdev_nbd_node_exported(bs)) {
+        error_setg(errp, "Node %s is in use", node_name);
+        return false;
     }
     if (!blockdev_check_node_free(bs, errp)) {
         return false;

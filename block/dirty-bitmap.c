@@ -35,6 +35,7 @@ struct BdrvDirtyBitmap {
     bool inconsistent;
     bool readonly;
     bool busy;
+    bool busy_records;          /* busy, yet recording (an NBD export reads it) */
 };
 
 bool bdrv_dirty_bitmap_granularity_valid(uint64_t granularity, Error **errp)
@@ -222,6 +223,12 @@ void bdrv_dirty_bitmap_set_persistence(BdrvDirtyBitmap *bm, bool p) { bm->persis
 void bdrv_dirty_bitmap_set_inconsistent(BdrvDirtyBitmap *bm) { bm->inconsistent = true; }
 void bdrv_dirty_bitmap_set_readonly(BdrvDirtyBitmap *bm, bool ro) { bm->readonly = ro; }
 void bdrv_dirty_bitmap_set_busy(BdrvDirtyBitmap *bm, bool busy) { bm->busy = busy; }
+
+void bdrv_dirty_bitmap_set_busy_recording(BdrvDirtyBitmap *bm, bool busy)
+{
+    bm->busy = busy;
+    bm->busy_records = busy;
+}
 
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bm, unsigned flags, Error **errp)
 {
@@ -442,8 +449,8 @@ void bdrv_set_dirty(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
         BdrvDirtyBitmap *bm = l->data;
-        /* A frozen (busy) bitmap's successor records instead. */
-        if (!bm->disabled && !bm->busy && !bm->readonly) {
+        /* A frozen (busy) bitmap's successor records instead; an exported one records. */
+        if (!bm->disabled && (!bm->busy || bm->busy_records) && !bm->readonly) {
             bdrv_set_dirty_bitmap(bm, offset, bytes);
         }
     }

@@ -11,6 +11,7 @@
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
 #include "system/blockdev.h"
+#include "system/blockdev-nbd.h"
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
@@ -66,6 +67,7 @@ static QObject *qmp_quit(QDict *args, Error **errp)
     qemu_system_shutdown_request("host-qmp-quit");
     /* QEMU ends its jobs before quit's reply: their events come first. */
     block_job_quit_all();
+    blockdev_nbd_quit();
     return qdict_new();
 }
 

@@ -102,7 +102,7 @@ static const char *json_type_word(json_t *type)
     t = json_string_value(type);
     if (!strcmp(t, "str")) {
         return "string";
-    } else if (!strcmp(t, "int") || !strcmp(t, "size")) {
+    } else if (!strcmp(t, "int") || !strcmp(t, "size") || !strcmp(t, "uint32")) {
         return "integer";
     } else if (!strcmp(t, "bool")) {
         return "boolean";
@@ -311,6 +311,13 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             return false;
         }
         return true;
+    } else if (!strcmp(t, "uint32")) {
+        if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+            json_integer_value(value) > UINT32_MAX) {
+            error_setg(errp, "Parameter '%s' expects uint32_t", name);
+            return false;
+        }
+        return true;
     } else if (!strcmp(t, "number")) {
         if (!json_is_number(value)) {
             goto bad_type;
@@ -409,6 +416,17 @@ static bool check_no_members(json_t *args, Error **errp)
     return true;
 }
 
+/* A command's arguments: its members, or (boxed) the struct or union @data names. */
+static bool check_args(json_t *data, json_t *gen, QDict *args, const char *prefix,
+                       Error **errp)
+{
+    if (json_is_string(data)) {
+        return check_value(data, args, prefix, errp);
+    }
+    return data ? check_members(data, args, prefix, gen && json_is_false(gen), errp)
+                : check_no_members(args, errp);
+}
+
 QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
 {
     json_t *def = schema_def(name, "command");
@@ -427,8 +445,7 @@ QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
     }
     data = json_object_get(def, "data");
     gen = json_object_get(def, "gen");
-    if (data ? !check_members(data, args, NULL, gen && json_is_false(gen), errp)
-             : !check_no_members(args, errp)) {
+    if (!check_args(data, gen, args, NULL, errp)) {
         qobject_unref(empty);
         return NULL;
     }
@@ -453,8 +470,7 @@ bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
         error_setg(errp, "Invalid parameter type for '%s', expected: object", prefix);
         return false;
     }
-    return data ? check_members(data, args, prefix, gen && json_is_false(gen), errp)
-                : check_no_members(args, errp);
+    return check_args(data, gen, args, prefix, errp);
 }
 
 void qapi_event_emit(const char *event, QDict *data)

@@ -8,6 +8,7 @@
 
 #include <glib.h>
 #include "nbd/nbd.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/coroutine.h"
 
 struct NBDExport {
@@ -17,6 +18,9 @@ struct NBDExport {
     BdrvUser *user;
     bool writable;
     bool allocation_depth;
+    bool writethrough;          /* flush after every write */
+    BdrvDirtyBitmap *bitmap;    /* offered as qemu:dirty-bitmap:NAME, or NULL */
+    char *bitmap_ctx;
     int64_t size;
     uint16_t flags;             /* transmission flags */
 };
@@ -42,6 +46,7 @@ struct NBDServer {
 enum {
     NBD_META_ID_BASE_ALLOCATION = 1,
     NBD_META_ID_ALLOCATION_DEPTH = 2,
+    NBD_META_ID_DIRTY_BITMAP = 3,
 };
 
 typedef struct NBDClient {
@@ -54,6 +59,7 @@ typedef struct NBDClient {
     NBDExport *meta_export;
     bool meta_base_allocation;
     bool meta_allocation_depth;
+    bool meta_dirty_bitmap;
     NBDExport *exp;             /* set once in transmission */
     CoMutex send_lock;          /* one reply (all its chunks) at a time */
     int requests_in_flight;
@@ -85,6 +91,4 @@ void nbd_client_socket_setup(int fd);
 int nbd_negotiate(NBDClient *client);
 /* The transmission phase: returns when the client disconnects. */
 void nbd_serve_requests(NBDClient *client);
-NBDExport *nbd_server_find_export(NBDServer *server, const char *name);
-
 #endif

@@ -205,8 +205,8 @@ static int send_meta_context(NBDClient *client, uint32_t opt, uint32_t id, const
 
 /*
  * Which of the export's contexts @query names: exactly, or (LIST only)
- * all of a namespace ("base:", "qemu:").  Bit 0: base:allocation,
- * bit 1: qemu:allocation-depth.
+ * all of a namespace ("base:", "qemu:", "qemu:dirty-bitmap:").  Bit 0:
+ * base:allocation, bit 1: qemu:allocation-depth, bit 2: the dirty bitmap.
  */
 static unsigned meta_match(NBDExport *exp, const char *query, bool list)
 {
@@ -218,6 +218,11 @@ static unsigned meta_match(NBDExport *exp, const char *query, bool list)
     if (exp->allocation_depth &&
         (!strcmp(query, NBD_META_ALLOCATION_DEPTH) || (list && !strcmp(query, "qemu:")))) {
         m |= 2;
+    }
+    if (exp->bitmap &&
+        (!strcmp(query, exp->bitmap_ctx) ||
+         (list && (!strcmp(query, "qemu:") || !strcmp(query, "qemu:dirty-bitmap:"))))) {
+        m |= 4;
     }
     return m;
 }
@@ -261,11 +266,14 @@ static int opt_meta_context(NBDClient *client, uint32_t opt, OptReader *r)
         client->meta_export = exp;
         client->meta_base_allocation = chosen & 1;
         client->meta_allocation_depth = chosen & 2;
+        client->meta_dirty_bitmap = chosen & 4;
     }
     if (((chosen & 1) && send_meta_context(client, opt, NBD_META_ID_BASE_ALLOCATION,
                                            NBD_META_BASE_ALLOCATION) < 0) ||
         ((chosen & 2) && send_meta_context(client, opt, NBD_META_ID_ALLOCATION_DEPTH,
-                                           NBD_META_ALLOCATION_DEPTH) < 0)) {
+                                           NBD_META_ALLOCATION_DEPTH) < 0) ||
+        ((chosen & 4) && send_meta_context(client, opt, NBD_META_ID_DIRTY_BITMAP,
+                                           exp->bitmap_ctx) < 0)) {
         return -1;
     }
     return send_rep(client, opt, NBD_REP_ACK, NULL, 0);
@@ -379,6 +387,7 @@ int nbd_negotiate(NBDClient *client)
             if (client->meta_export != client->exp) {
                 client->meta_base_allocation = false;
                 client->meta_allocation_depth = false;
+                client->meta_dirty_bitmap = false;
             }
             return 0;
         }

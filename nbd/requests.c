@@ -232,10 +232,10 @@ static void nbd_do_read(NBDRequest *req)
     qemu_co_mutex_unlock(&client->send_lock);
 }
 
-/* FUA: the write is on stable storage before its reply. */
+/* FUA (or a writethrough export): the write is on stable storage before its reply. */
 static int nbd_fua(NBDRequest *req, int ret, Error **errp)
 {
-    if (ret >= 0 && (req->flags & NBD_CMD_FLAG_FUA)) {
+    if (ret >= 0 && ((req->flags & NBD_CMD_FLAG_FUA) || req->client->exp->writethrough)) {
         ret = bdrv_user_flush(req->client->exp->user, errp);
     }
     return ret;
@@ -303,6 +303,14 @@ static int block_status_extents(NBDRequest *req, uint32_t id, GArray *out)
             ret = bdrv_block_status_above(exp->bs, NULL, pos, n, &n, NULL, NULL);
             flags = ret < 0 ? 0 : (ret & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
                                   (ret & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
+        } else if (id == NBD_META_ID_DIRTY_BITMAP) {
+            /* A run of dirty bytes (flag 1), or of clean ones up to the next dirty. */
+            int64_t len = 0;
+            int64_t next = bdrv_dirty_bitmap_next_dirty(exp->bitmap, pos, end, &len);
+
+            ret = 0;
+            flags = next == (int64_t)pos;
+            n = flags ? len : (next < 0 ? (int64_t)(end - pos) : next - (int64_t)pos);
         } else {
             ret = alloc_depth(exp->bs, pos, &n);
             flags = ret;
@@ -330,8 +338,8 @@ static int block_status_extents(NBDRequest *req, uint32_t id, GArray *out)
 static void nbd_do_block_status(NBDRequest *req)
 {
     NBDClient *client = req->client;
-    uint32_t ids[2];
-    GArray *ext[2] = { NULL, NULL };
+    uint32_t ids[3];
+    GArray *ext[3] = { NULL, NULL, NULL };
     int n = 0, ret = 0;
 
     if (client->meta_base_allocation) {
@@ -339,6 +347,9 @@ static void nbd_do_block_status(NBDRequest *req)
     }
     if (client->meta_allocation_depth) {
         ids[n++] = NBD_META_ID_ALLOCATION_DEPTH;
+    }
+    if (client->meta_dirty_bitmap) {
+        ids[n++] = NBD_META_ID_DIRTY_BITMAP;
     }
     /* Every context's extents first: the chunks then go out in one piece. */
     for (int i = 0; i < n && ret == 0; i++) {
@@ -396,7 +407,8 @@ static int nbd_check_request(NBDRequest *req, const char **msg)
         break;
     case NBD_CMD_BLOCK_STATUS:
         allowed |= NBD_CMD_FLAG_REQ_ONE;
-        if (!client->meta_base_allocation && !client->meta_allocation_depth) {
+        if (!client->meta_base_allocation && !client->meta_allocation_depth &&
+            !client->meta_dirty_bitmap) {
             *msg = "no meta context was negotiated";
             return EINVAL;
         }

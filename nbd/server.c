@@ -79,10 +79,44 @@ const char *nbd_export_name(NBDExport *exp)
     return exp->name;
 }
 
+bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp)
+{
+    BdrvDirtyBitmap *bm = NULL;
+
+    for (BlockDriverState *bs = exp->bs; bs && !bm; bs = bdrv_filter_or_cow_bs(bs)) {
+        bm = bdrv_find_dirty_bitmap(bs, name);
+    }
+    if (!bm) {
+        error_setg(errp, "Bitmap '%s' is not found", name);
+        return false;
+    }
+    if (!bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_ALLOW_RO, errp)) {
+        return false;
+    }
+    /* A read-only export of a node others write would show a moving target. */
+    if (!exp->writable && !bdrv_is_read_only(exp->bs) && bdrv_dirty_bitmap_enabled(bm)) {
+        error_setg(errp, "Enabled bitmap '%s' incompatible with readonly export", name);
+        return false;
+    }
+    bdrv_dirty_bitmap_set_busy_recording(bm, true);
+    exp->bitmap = bm;
+    exp->bitmap_ctx = g_strdup_printf("qemu:dirty-bitmap:%s", name);
+    return true;
+}
+
+void nbd_export_set_writethrough(NBDExport *exp, bool writethrough)
+{
+    exp->writethrough = writethrough;
+}
+
 static void nbd_export_free(gpointer opaque)
 {
     NBDExport *exp = opaque;
 
+    if (exp->bitmap) {
+        bdrv_dirty_bitmap_set_busy_recording(exp->bitmap, false);
+    }
+    g_free(exp->bitmap_ctx);
     bdrv_user_remove(exp->user);
     bdrv_unref(exp->bs);
     g_free(exp->name);
@@ -135,6 +169,57 @@ bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp)
 int nbd_server_client_count(NBDServer *server)
 {
     return server->nb_clients;
+}
+
+int nbd_server_export_clients(NBDServer *server, NBDExport *exp)
+{
+    int n = 0;
+
+    for (GList *l = server->clients; l; l = l->next) {
+        n += ((NBDClient *)l->data)->exp == exp;
+    }
+    return n;
+}
+
+int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp)
+{
+    guint i;
+
+    /* Out of the list first: no client can choose it any more. */
+    if (g_ptr_array_find(server->exports, exp, &i)) {
+        g_ptr_array_steal_index(server->exports, i);
+    }
+    for (GList *l = server->clients; l; l = l->next) {
+        NBDClient *client = l->data;
+
+        if (client->meta_export == exp) {
+            /* Negotiating: its SET_META_CONTEXT named the export that goes. */
+            client->meta_export = NULL;
+            client->meta_base_allocation = false;
+            client->meta_allocation_depth = false;
+            client->meta_dirty_bitmap = false;
+        }
+        if (client->exp == exp) {
+            client->closing = true;
+            shutdown(client->fd, SHUT_RDWR);
+        }
+    }
+    return nbd_server_export_clients(server, exp);
+}
+
+void nbd_export_release(NBDExport *exp)
+{
+    nbd_export_free(exp);
+}
+
+void nbd_server_remove_export(NBDServer *server, NBDExport *exp)
+{
+    nbd_server_export_shutdown(server, exp);
+    /* Their requests still use the export's handle until they end. */
+    while (nbd_server_export_clients(server, exp) > 0) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    nbd_export_free(exp);
 }
 
 static void client_co(void *opaque)

@@ -15,10 +15,11 @@ import os
 import re
 import sys
 
-BUILTIN = {'str', 'int', 'size', 'bool', 'number', 'any', 'null'}
+BUILTIN = {'str', 'int', 'uint32', 'size', 'bool', 'number', 'any', 'null'}
 META = ('command', 'struct', 'union', 'enum', 'event', 'include')
 ALLOWED = {
-    'command': {'command', 'data', 'returns', 'gen'},
+    # 'boxed': 'data' names a struct or union whose members are the arguments.
+    'command': {'command', 'data', 'returns', 'gen', 'boxed'},
     'struct': {'struct', 'data'},
     # A flat union: the members of 'base', then those of the struct that
     # 'data' names for the value of the enum member 'discriminator'.
@@ -203,6 +204,10 @@ def check(exprs):
                 if types.get(t, {}).get('meta') != 'struct':
                     raise SchemaError('%s: branch %s must be a struct' % (where, k))
             members = [k.lstrip('*') for k in base]
+        elif e.get('boxed'):
+            if types.get(e.get('data'), {}).get('meta') not in ('struct', 'union'):
+                raise SchemaError('%s: a boxed command\'s data names a struct or union' % where)
+            members = []
         else:
             data = e.get('data', {})
             if not isinstance(data, dict):
@@ -266,6 +271,8 @@ def write_doc(exprs, sections, out):
             for k, t in e['data'].items():
                 lines.append('- `%s`: the members of `%s`' % (k, t))
             lines.append('')
+        elif e.get('boxed'):
+            lines += ['Arguments: the members of `%s`.' % e['data'], '']
         elif e.get('data'):
             lines.append('Members:' if e['meta'] == 'struct' else
                          'Arguments:' if e['meta'] == 'command' else 'Data:')
@@ -291,7 +298,7 @@ def write_c(exprs, out):
     slim = []
     for e in exprs:
         s = {'meta': e['meta'], 'name': e['name']}
-        for k in ('data', 'returns', 'gen', 'base', 'discriminator'):
+        for k in ('data', 'returns', 'gen', 'boxed', 'base', 'discriminator'):
             if k in e:
                 s[k] = e[k]
         slim.append(s)

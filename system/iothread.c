@@ -187,17 +187,17 @@ static QObject *qmp_query_iothreads(QDict *args, Error **errp)
     return list;
 }
 
-static void set_iothread_tree(BlockDriverState *bs, IOThread *t)
+void iothread_set_node_tree(BlockDriverState *bs, IOThread *t)
 {
     if (!bs) {
         return;
     }
     bdrv_set_iothread(bs, t);
-    set_iothread_tree(bdrv_file(bs), t);
-    set_iothread_tree(bdrv_backing(bs), t);
+    iothread_set_node_tree(bdrv_file(bs), t);
+    iothread_set_node_tree(bdrv_backing(bs), t);
 }
 
-static bool node_has_drive(BlockDriverState *bs)
+bool iothread_node_has_drive(BlockDriverState *bs)
 {
     for (GList *l = drive_list(); l; l = l->next) {
         if (((DriveInfo *)l->data)->bs == bs) {
@@ -218,7 +218,7 @@ static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
         error_setg(errp, "Cannot find node %s", node);
         return NULL;
     }
-    if (!qdict_get_try_bool(args, "force", false) && node_has_drive(bs)) {
+    if (!qdict_get_try_bool(args, "force", false) && iothread_node_has_drive(bs)) {
         error_setg(errp, "Node %s is associated with a BlockBackend and could be in use "
                    "(use force=true to override this check)", node);
         return NULL;
@@ -233,7 +233,7 @@ static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
         error_setg(errp, "Invalid parameter type for 'iothread', expected: string or null");
         return NULL;
     }
-    set_iothread_tree(bs, t);
+    iothread_set_node_tree(bs, t);
     return qdict_new();
 }
 

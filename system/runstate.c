@@ -40,7 +40,12 @@ bool runstate_is_running(void)
 
 void runstate_init(RunState initial)
 {
+    bool incoming_ended = current == RUN_STATE_INMIGRATE && initial != RUN_STATE_INMIGRATE;
+
     current = initial;
+    if (incoming_ended) {
+        drive_incoming_ended();
+    }
 }
 
 bool vm_start(Error **errp)

@@ -22,6 +22,7 @@
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
 #include "system/blockdev.h"
+#include "system/blockdev-nbd.h"
 #include "system/qtest.h"
 #include "system/runstate.h"
 #include "system/migration.h"
@@ -382,6 +383,7 @@ int main(int argc, char **argv)
     savevm_register_commands();
     iothread_register_commands();
     fdset_register_commands();
+    blockdev_nbd_register_commands();
     block_job_monitor_init();
     block_graph_monitor_init();
     block_media_monitor_init();
@@ -568,6 +570,7 @@ fail:
     exit_code = 1;
 out:
     block_job_quit_all();
+    blockdev_nbd_quit();
     migration_cleanup();
     qtest_cleanup();
     monitor_cleanup_all();

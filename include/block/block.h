@@ -353,6 +353,8 @@ uint64_t bdrv_user_get_perm(BdrvUser *user);
  * node does not share it.  What the handle shares stays.
  */
 int bdrv_user_set_perm(BdrvUser *user, uint64_t perm, Error **errp);
+/* The same for what the handle shares with the node's other users. */
+int bdrv_user_set_shared(BdrvUser *user, uint64_t shared, Error **errp);
 int bdrv_user_pread(BdrvUser *user, int64_t offset, int64_t bytes, void *buf,
                     int flags, Error **errp);
 int bdrv_user_pwrite(BdrvUser *user, int64_t offset, int64_t bytes, const void *buf,
@@ -502,6 +504,8 @@ bool bdrv_is_read_only(BlockDriverState *bs);
  */
 int bdrv_inactivate_all(Error **errp);
 int bdrv_activate_all(Error **errp);
+/* The same for @bs and the nodes below it only (an export made before the migration ends). */
+int bdrv_activate(BlockDriverState *bs, Error **errp);
 bool bdrv_is_inactive(BlockDriverState *bs);
 /* A job's filter node that has no name of the user's (mirror_top, commit_top). */
 bool bdrv_is_implicit(BlockDriverState *bs);

@@ -81,6 +81,11 @@ void bdrv_dirty_bitmap_set_persistence(BdrvDirtyBitmap *bm, bool persistent);
 void bdrv_dirty_bitmap_set_inconsistent(BdrvDirtyBitmap *bm);
 void bdrv_dirty_bitmap_set_readonly(BdrvDirtyBitmap *bm, bool readonly);
 void bdrv_dirty_bitmap_set_busy(BdrvDirtyBitmap *bm, bool busy);
+/*
+ * Busy for the user (no change, no removal: QEMU's errors) while it still
+ * records writes, as an NBD export of it needs.
+ */
+void bdrv_dirty_bitmap_set_busy_recording(BdrvDirtyBitmap *bm, bool busy);
 
 /* False with QEMU's error when @bm has one of the @flags states. */
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bm, unsigned flags, Error **errp);

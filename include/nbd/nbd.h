@@ -144,6 +144,16 @@ typedef struct NBDServer NBDServer;
 NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *description,
                           bool writable, bool allocation_depth, Error **errp);
 const char *nbd_export_name(NBDExport *exp);
+/*
+ * Offers the dirty bitmap @name of @exp's node (or of a node below it in
+ * its chain) as the meta context "qemu:dirty-bitmap:NAME" (a dirty extent
+ * has flag 1).  The bitmap is busy while exported.  Refused with QEMU's
+ * errors: not found, busy or inconsistent, or recording while the export
+ * is read-only and its node writable.
+ */
+bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp);
+/* Every write is on stable storage before its reply, as if FUA were set. */
+void nbd_export_set_writethrough(NBDExport *exp, bool writethrough);
 
 /*
  * A server: a set of exports, the sockets it listens on, and its clients.
@@ -166,6 +176,20 @@ bool nbd_server_listen_tcp(NBDServer *server, const char *host, const char *port
 /* Serves a connected socket (a listener's accept, or one handed over). */
 void nbd_server_add_client(NBDServer *server, int fd);
 int nbd_server_client_count(NBDServer *server);
+NBDExport *nbd_server_find_export(NBDServer *server, const char *name);
+/* How many clients have chosen @exp (they are in transmission with it). */
+int nbd_server_export_clients(NBDServer *server, NBDExport *exp);
+/*
+ * Starts taking @exp out of the server without waiting: new clients no
+ * longer see it and its clients are disconnected.  Returns how many of
+ * them are still there (their requests end first); once none is (the
+ * server's client_closed callback tells when one went), the caller frees
+ * @exp with nbd_export_release() (its handle on the node goes).
+ */
+int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp);
+void nbd_export_release(NBDExport *exp);
+/* The same, waiting (in the main loop) until its clients are gone; @exp is freed. */
+void nbd_server_remove_export(NBDServer *server, NBDExport *exp);
 /*
  * Stops listening, disconnects every client, waits for their requests to
  * end, and frees the exports (their handles on the nodes go).

@@ -35,6 +35,7 @@ struct DriveInfo {
     /* How conflicts name that device ("block device 'NAME'"), and its share-rw. */
     char *user_name;
     bool share_rw;
+    uint64_t device_shared;  /* what it shares once no incoming migration is pending */
     /* The drive's I/O limits (block_set_io_throttle, -drive throttling.*), or NULL. */
     ThrottleGroup *throttle;
     char *throttle_group;   /* its group's name */
@@ -116,6 +117,8 @@ void drive_set_user_name(DriveInfo *dinfo, const char *name, bool share_rw);
 BdrvUser *drive_new_device_user(DriveInfo *dinfo, bool cdrom, Error **errp);
 /* The device leaves the drive: its needs go with it. */
 void drive_detach_device(DriveInfo *dinfo);
+/* The incoming migration is over: devices share only what they share normally. */
+void drive_incoming_ended(void);
 /* After a job replaced the drive's node: the device's needs move along. */
 void drive_refresh_device_perms(DriveInfo *dinfo);
 

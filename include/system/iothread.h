@@ -10,6 +10,7 @@
 #ifndef SYSTEM_IOTHREAD_H
 #define SYSTEM_IOTHREAD_H
 
+#include "block/block.h"
 #include "qapi/error.h"
 
 typedef struct IOThread IOThread;
@@ -17,5 +18,9 @@ typedef struct IOThread IOThread;
 IOThread *iothread_by_id(const char *id);
 const char *iothread_id(const IOThread *t);
 void iothread_register_commands(void);
+/* Assigns @bs and the nodes below it (file, backing) to @t (NULL: the main loop). */
+void iothread_set_node_tree(BlockDriverState *bs, IOThread *t);
+/* Whether a drive (a device's BlockBackend in QEMU) uses @bs. */
+bool iothread_node_has_drive(BlockDriverState *bs);
 
 #endif

@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The monitor's NBD server and block exports: nbd-server-start/-stop,
+ * nbd-server-add/-remove, block-export-add/-del, query-block-exports and
+ * the event BLOCK_EXPORT_DELETED.  The server itself is the library in
+ * nbd/ (the one qemu-nbd drives); this file keeps the process's one
+ * server and the exports' ids, as QEMU's commands name them.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "block/blockjob.h"
+#include "monitor/hmp.h"
+#include "nbd/nbd.h"
+#include "system/blockdev.h"
+#include "qapi/qmp-registry.h"
+#include "qemu/cutils.h"
+#include "qom/object.h"
+#include "system/blockdev-nbd.h"
+#include "system/iothread.h"
+
+typedef struct BlockExport {
+    char *id;
+    char *node_name;
+    NBDExport *nbd;             /* owned by the server */
+    BlockDriverState *bs;
+    DriveInfo *drive;           /* nbd-server-add named this drive: goes with its medium */
+    bool shutting_down;         /* removed; waits for its clients to go */
+} BlockExport;
+
+static NBDServer *nbd_server;
+static GList *exports;          /* BlockExport *, newest first */
+
+static BlockExport *export_find(const char *id)
+{
+    for (GList *l = exports; l; l = l->next) {
+        BlockExport *e = l->data;
+
+        if (!strcmp(e->id, id)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+bool blockdev_nbd_node_exported(BlockDriverState *bs)
+{
+    for (GList *l = exports; l; l = l->next) {
+        if (((BlockExport *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* @e's export is gone (no client is left): says so. */
+static void export_finish(BlockExport *e)
+{
+    QDict *data = qdict_new();
+
+    exports = g_list_remove(exports, e);
+    nbd_export_release(e->nbd);
+    qdict_put_str(data, "id", e->id);
+    qapi_event_emit("BLOCK_EXPORT_DELETED", data);
+    g_free(e->id);
+    g_free(e->node_name);
+    g_free(e);
+}
+
+/*
+ * Removes @e: at once when no client uses it, else (as QEMU's) its clients
+ * are disconnected and it shows as shutting down until the last one has
+ * gone (client_closed()), then the event.
+ */
+static void export_delete(BlockExport *e)
+{
+    e->shutting_down = true;
+    e->drive = NULL;            /* the drive may go before the export does */
+    if (nbd_server_export_shutdown(nbd_server, e->nbd) == 0) {
+        export_finish(e);
+    }
+}
+
+/* A client went: the exports shutting down that it held may be done. */
+static void client_closed(NBDServer *server, void *opaque)
+{
+    for (GList *l = exports; l; ) {
+        BlockExport *e = l->data;
+
+        l = l->next;
+        if (e->shutting_down && nbd_server_export_clients(server, e->nbd) == 0) {
+            export_finish(e);
+        }
+    }
+}
+
+static bool export_remove(BlockExport *e, const char *mode, Error **errp)
+{
+    if (e->shutting_down) {
+        error_setg(errp, "Export '%s' is already shutting down", e->id);
+        return false;
+    }
+    if ((!mode || !strcmp(mode, "safe")) && nbd_server_export_clients(nbd_server, e->nbd)) {
+        error_setg(errp, "export '%s' still in use", e->id);
+        return false;
+    }
+    export_delete(e);
+    return true;
+}
+
+static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
+{
+    QDict *addr = json_object_get(args, "addr");
+    QDict *data = json_object_get(addr, "data");
+    const char *type = qdict_get_try_str(addr, "type");
+    const char *creds = qdict_get_try_str(args, "tls-creds");
+    bool ok;
+
+    if (nbd_server) {
+        error_setg(errp, "NBD server already running");
+        return NULL;
+    }
+    if (creds) {
+        if (!user_creatable_exists(creds)) {
+            error_setg(errp, "No TLS credentials with id '%s'", creds);
+        } else {
+            error_setg(errp, "TLS (tls-creds) is not supported by this NBD server");
+        }
+        return NULL;
+    }
+    /*
+     * tls-authz alone is accepted, as by QEMU: it decides which TLS
+     * clients may connect, and without tls-creds there are none.
+     */
+    if (strcmp(type, "unix") && strcmp(type, "inet")) {
+        error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)", type);
+        return NULL;
+    }
+    nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
+                                NULL);
+    if (!strcmp(type, "unix")) {
+        ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
+    } else {
+        ok = nbd_server_listen_tcp(nbd_server, qdict_get_try_str(data, "host"),
+                                   qdict_get_try_str(data, "port"), errp);
+    }
+    if (!ok) {
+        nbd_server_free(nbd_server);
+        nbd_server = NULL;
+        return NULL;
+    }
+    return qdict_new();
+}
+
+/*
+ * The common part of nbd-server-add and block-export-add: a new NBD
+ * export with id @id of @bs, named @name.
+ */
+static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
+                       const char *name, const char *description, const char *bitmap,
+                       bool writable, bool writethrough, bool allocation_depth,
+                       Error **errp)
+{
+    BlockExport *e;
+    NBDExport *nbd;
+
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return false;
+    }
+    if (export_find(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return false;
+    }
+    if (nbd_server_find_export(nbd_server, name)) {
+        error_setg(errp, "NBD server already has export named '%s'", name);
+        return false;
+    }
+    /*
+     * Exports serve non-shared storage migration: the destination's
+     * image is written through the export before the migration ends, so
+     * it is activated (its locks taken) now, as QEMU does.
+     */
+    if (bdrv_activate(bs, errp) < 0) {
+        return false;
+    }
+    nbd = nbd_export_new(bs, name, description, writable, allocation_depth, errp);
+    if (!nbd) {
+        return false;
+    }
+    nbd_export_set_writethrough(nbd, writethrough);
+    if ((bitmap && !nbd_export_set_bitmap(nbd, bitmap, errp)) ||
+        !nbd_server_add_export(nbd_server, nbd, errp)) {
+        nbd_export_release(nbd);
+        return false;
+    }
+    e = g_new0(BlockExport, 1);
+    e->id = g_strdup(id);
+    e->node_name = g_strdup(bdrv_get_node_name(bs));
+    e->nbd = nbd;
+    e->bs = bs;
+    e->drive = drive;
+    exports = g_list_prepend(exports, e);
+    return true;
+}
+
+static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
+{
+    const char *device = qdict_get_try_str(args, "device");
+    const char *name = qdict_get_try_str(args, "name");
+    const char *bitmap = qdict_get_try_str(args, "bitmap");
+    BlockDriverState *bs;
+    DriveInfo *drive;
+
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return NULL;
+    }
+    bs = block_job_find_device(device, true, errp);
+    if (!bs) {
+        return NULL;
+    }
+    /* The export's id is its name, as QEMU's. */
+    name = name ? name : device;
+    drive = drive_find(device);
+    return export_add(name, bs, drive && drive->bs == bs ? drive : NULL, name, qdict_get_try_str(args, "description"), bitmap,
+                      qdict_get_try_bool(args, "writable", false), false, false, errp)
+           ? qdict_new() : NULL;
+}
+
+/* block-export-del, and nbd-server-remove (whose name is the id, as in QEMU). */
+static QObject *export_del(QDict *args, const char *id_key, Error **errp)
+{
+    const char *id = qdict_get_try_str(args, id_key);
+    BlockExport *e = export_find(id);
+
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", id);
+        return NULL;
+    }
+    return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+}
+
+static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+{
+    return export_del(args, "name", errp);
+}
+
+/* Removes every export (oldest first, as QEMU's events come) and waits until they are gone. */
+static void server_stop(void)
+{
+    for (GList *l = g_list_last(exports); l; ) {
+        GList *prev = l->prev;
+
+        if (!((BlockExport *)l->data)->shutting_down) {
+            export_delete(l->data);
+        }
+        l = prev;
+    }
+    while (exports) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    nbd_server_free(nbd_server);
+    nbd_server = NULL;
+}
+
+void blockdev_nbd_drive_medium_gone(DriveInfo *drive)
+{
+    /* As QEMU's: an export made by the drive's name ends with its medium, clients or not. */
+    for (GList *l = g_list_last(exports); l; ) {
+        GList *prev = l->prev;
+        BlockExport *e = l->data;
+
+        if (e->drive == drive && !e->shutting_down) {
+            export_delete(e);
+        }
+        l = prev;
+    }
+}
+
+static QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
+{
+    if (!nbd_server) {
+        error_setg(errp, "NBD server not running");
+        return NULL;
+    }
+    server_stop();
+    return qdict_new();
+}
+
+void blockdev_nbd_quit(void)
+{
+    if (nbd_server) {
+        server_stop();
+    }
+}
+
+/*
+ * An export in an iothread: its node (and the nodes below) join the
+ * iothread, as x-blockdev-set-iothread assigns them (in this tree requests
+ * still run in the main loop: include/system/iothread.h).  A node a drive
+ * uses cannot move; unless @fixed, the export then stays where the node is,
+ * as QEMU's does.
+ */
+static bool export_move_to_iothread(BlockDriverState *bs, const char *id, bool fixed,
+                                    Error **errp)
+{
+    IOThread *t = iothread_by_id(id);
+
+    if (!t) {
+        error_setg(errp, "iothread \"%s\" not found", id);
+        return false;
+    }
+    if (iothread_node_has_drive(bs) && bdrv_get_iothread(bs) != t) {
+        if (fixed) {
+            error_setg(errp, "Cannot change iothread of active block backend");
+            return false;
+        }
+        return true;
+    }
+    iothread_set_node_tree(bs, t);
+    return true;
+}
+
+static QObject *qmp_block_export_add(QDict *args, Error **errp)
+{
+    const char *type = qdict_get_try_str(args, "type");
+    const char *id = qdict_get_try_str(args, "id");
+    const char *node = qdict_get_try_str(args, "node-name");
+    const char *iothread = qdict_get_try_str(args, "iothread");
+    QList *bitmaps = json_object_get(args, "bitmaps");
+    BlockDriverState *bs;
+
+    if (json_array_size(bitmaps) > 1) {
+        error_setg(errp, "Exporting more than one dirty bitmap is not supported");
+        return NULL;
+    }
+
+    if (strcmp(type, "nbd")) {
+        error_setg(errp, "Block export type '%s' is not supported (only nbd)", type);
+        return NULL;
+    }
+    if (!qemu_id_wellformed(id)) {
+        error_setg(errp, "Invalid block export id");
+        return NULL;
+    }
+    if (export_find(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return NULL;
+    }
+    bs = bdrv_find_node(node);
+    if (!bs) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
+        return NULL;
+    }
+    if (iothread && !export_move_to_iothread(bs, iothread,
+                                             qdict_get_try_bool(args, "fixed-iothread", false),
+                                             errp)) {
+        return NULL;
+    }
+    return export_add(id, bs, NULL, qdict_get_try_str(args, "name") ?: node,
+                      qdict_get_try_str(args, "description"),
+                      json_string_value(json_array_get(bitmaps, 0)),
+                      qdict_get_try_bool(args, "writable", false),
+                      qdict_get_try_bool(args, "writethrough", false),
+                      qdict_get_try_bool(args, "allocation-depth", false), errp)
+           ? qdict_new() : NULL;
+}
+
+static QObject *qmp_block_export_del(QDict *args, Error **errp)
+{
+    return export_del(args, "id", errp);
+}
+
+static QObject *qmp_query_block_exports(QDict *args, Error **errp)
+{
+    QList *list = json_array();
+
+    for (GList *l = exports; l; l = l->next) {
+        BlockExport *e = l->data;
+        QDict *info = qdict_new();
+
+        qdict_put_str(info, "node-name", e->node_name);
+        qdict_put_bool(info, "shutting-down", e->shutting_down);
+        qdict_put_str(info, "type", "nbd");
+        qdict_put_str(info, "id", e->id);
+        json_array_append_new(list, info);
+    }
+    return list;
+}
+
+/* HMP's address forms: "unix:PATH", "HOST:PORT" ("[V6ADDR]:PORT"). */
+static QDict *hmp_socket_address(const char *str, Error **errp)
+{
+    QDict *addr = qdict_new();
+    QDict *data = qdict_new();
+    const char *colon = strrchr(str, ':');
+
+    if (g_str_has_prefix(str, "unix:")) {
+        qdict_put_str(addr, "type", "unix");
+        qdict_put_str(data, "path", str + 5);
+    } else if (colon) {
+        g_autofree char *host = g_strndup(str, colon - str);
+        size_t len = strlen(host);
+
+        if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+            host[len - 1] = 0;
+            memmove(host, host + 1, len - 1);
+        }
+        qdict_put_str(addr, "type", "inet");
+        qdict_put_str(data, "host", host);
+        qdict_put_str(data, "port", colon + 1);
+    } else {
+        error_setg(errp, "error parsing address '%s'", str);
+        qobject_unref(addr);
+        qobject_unref(data);
+        return NULL;
+    }
+    qdict_put_obj(addr, "data", data);
+    return addr;
+}
+
+/*
+ * The words of an HMP command line "[-f]... WORD...": QEMU's flags come
+ * first.  Between @min and @max words (the first named @what when
+ * missing), else QEMU's usage message and NULL.
+ */
+static char **hmp_nbd_words(Monitor *mon, const QDict *qargs, const char *cmd,
+                            const char *flags, bool *seen, int min, int max,
+                            const char *what)
+{
+    const char *line = qdict_get_try_str(qargs, "args");
+    g_auto(GStrv) parts = NULL;
+    char **p;
+    int n = 0;
+
+    if (line && *line && !g_shell_parse_argv(line, NULL, &parts, NULL)) {
+        monitor_printf(mon, "%s: unterminated string\n", cmd);
+        return NULL;
+    }
+    if (!parts) {
+        parts = g_new0(char *, 1);
+    }
+    for (p = parts; *p && (*p)[0] == '-' && (*p)[1]; p++) {
+        for (const char *c = *p + 1; *c; c++) {
+            if (!strchr(flags, *c)) {
+                monitor_printf(mon, "%s: unsupported option -%c\n", cmd, *c);
+                goto usage;
+            }
+            seen[strchr(flags, *c) - flags] = true;
+        }
+    }
+    n = g_strv_length(p);
+    if (n < min) {
+        monitor_printf(mon, "%s: %s expected\n", cmd, n ? "string" : what);
+        goto usage;
+    }
+    if (n > max) {
+        monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmd);
+        goto usage;
+    }
+    return g_strdupv(p);
+
+usage:
+    monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
+    return NULL;
+}
+
+/* Runs a QMP handler of this file for HMP: its error is printed, its reply dropped. */
+static void hmp_call(Monitor *mon, QObject *(*fn)(QDict *, Error **), QDict *args)
+{
+    Error *err = NULL;
+
+    qobject_unref(fn(args, &err));
+    qobject_unref(args);
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
+{
+    bool seen[2] = { false, false };    /* -a, -w */
+    Error *err = NULL;
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_start", "aw", seen, 1, 1,
+                                    "string");
+    QDict *args, *addr;
+
+    if (!w) {
+        return;
+    }
+    addr = hmp_socket_address(w[0], &err);
+    if (!addr) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    args = qdict_new();
+    qdict_put_obj(args, "addr", addr);
+    qobject_unref(qmp_nbd_server_start(args, &err));
+    qobject_unref(args);
+    /* -a: every drive with a medium, under its own name. */
+    for (GList *l = drive_list(); l && !err && seen[0]; l = l->next) {
+        DriveInfo *d = l->data;
+
+        if (d->bs && *d->id) {
+            args = qdict_new();
+            qdict_put_str(args, "device", drive_name(d));
+            qdict_put_bool(args, "writable", seen[1]);
+            qobject_unref(qmp_nbd_server_add(args, &err));
+            qobject_unref(args);
+            if (err) {
+                server_stop();
+            }
+        }
+    }
+    hmp_handle_error(mon, err);
+}
+
+static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
+{
+    bool writable = false;
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_add", "w", &writable, 1, 2,
+                                    "block device name");
+    QDict *args;
+
+    if (!w) {
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "device", w[0]);
+    if (w[1]) {
+        qdict_put_str(args, "name", w[1]);
+    }
+    qdict_put_bool(args, "writable", writable);
+    hmp_call(mon, qmp_nbd_server_add, args);
+}
+
+static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
+{
+    bool force = false;
+    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_remove", "f", &force, 1, 1,
+                                    "string");
+    QDict *args;
+
+    if (!w) {
+        return;
+    }
+    args = qdict_new();
+    qdict_put_str(args, "name", w[0]);
+    qdict_put_str(args, "mode", force ? "hard" : "safe");
+    hmp_call(mon, qmp_nbd_server_remove, args);
+}
+
+static void hmp_nbd_server_stop(Monitor *mon, const QDict *qargs)
+{
+    hmp_call(mon, qmp_nbd_server_stop, qdict_new());
+}
+
+static const HMPCommand hmp_cmds[] = {
+    { "nbd_server_start", "args:S?", "[-a] [-w] host:port",
+      "serve block devices on the given host and port (-a: every drive, -w: writable)",
+      hmp_nbd_server_start },
+    { "nbd_server_add", "args:S?", "[-w] device [name]",
+      "export a block device over NBD (-w: writable)", hmp_nbd_server_add },
+    { "nbd_server_remove", "args:S?", "[-f] name",
+      "remove an export (-f: disconnect its clients)", hmp_nbd_server_remove },
+    { "nbd_server_stop", "", "", "stop serving block devices using the NBD protocol",
+      hmp_nbd_server_stop },
+};
+
+void blockdev_nbd_register_commands(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
+        hmp_register_command(&hmp_cmds[i]);
+    }
+    qmp_register_command("nbd-server-start", qmp_nbd_server_start);
+    qmp_register_command("nbd-server-add", qmp_nbd_server_add);
+    qmp_register_command("nbd-server-remove", qmp_nbd_server_remove);
+    qmp_register_command("nbd-server-stop", qmp_nbd_server_stop);
+    qmp_register_command("block-export-add", qmp_block_export_add);
+    qmp_register_command("block-export-del", qmp_block_export_del);
+    qmp_register_command("query-block-exports", qmp_query_block_exports);
+}
