@@ -237,7 +237,22 @@ typedef struct BDRVQcow2State {
     QCryptoBlock *luks;
     uint64_t fde_offset;
     uint64_t fde_length;
+
+    /*
+     * The metadata lock (docs/concurrency.md, docs/qcow2.md "Requests in
+     * flight together"): requests in coroutines hold it while they read
+     * or change the L1/L2 tables, refcounts, caches, header and
+     * allocations, and drop it around the data I/O of clusters they own
+     * (reads of allocated clusters, writes in place).  Taken again, not
+     * waited for, by its holder (lock_depth counts).  Outside coroutines
+     * requests run to completion and take no lock.
+     */
+    CoMutex lock;
+    int lock_depth;
 } BDRVQcow2State;
+
+void qcow2_lock(BlockDriverState *bs);
+void qcow2_unlock(BlockDriverState *bs);
 
 /* What overlap-check checks (QEMU's names: overlap-check.main-header, ...). */
 enum {
