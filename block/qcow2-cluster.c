@@ -571,6 +571,16 @@ static int get_l2_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_o
     return 0;
 }
 
+/* get_l2_for_write(), and the table from the cache, to be changed. */
+static int l2_table_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_off,
+                              uint64_t **t, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = get_l2_for_write(bs, l1_idx, l2_off, errp);
+
+    return ret < 0 ? ret : qcow2_cache_get(bs, s->l2_cache, *l2_off, true, (uint8_t **)t, errp);
+}
+
 /*
  * Looks up the run of clusters starting at guest @offset (at most @bytes)
  * that share one type and, for data, contiguous host clusters.  Returns the
@@ -724,8 +734,8 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             memset(buf, 0, n);
             break;
         case QCOW2_CLUSTER_NORMAL:
-            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_READ_AIO);
             qcow2_unlock(bs);
+            bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_READ_AIO);
             ret = bdrv_pread(qcow2_data_bs(bs),
                              (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
@@ -1149,11 +1159,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     bool fresh;
     int ret;
 
-    ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+    ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1447,11 +1453,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
             }
             goto next;
         }
-        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1669,11 +1671,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ne == e) {
             continue;
         }
-        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
         if (ret < 0) {
             return ret;
         }
