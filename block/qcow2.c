@@ -672,7 +672,14 @@ static gboolean cache_clean_timer_cb(gpointer opaque)
     BlockDriverState *bs = opaque;
     BDRVQcow2State *s = bs->opaque;
 
-    /* Runs from the main loop, between requests: no table is in use. */
+    /*
+     * Runs from the main loop: a request in a coroutine that waits while
+     * holding the metadata lock may be using a table, so the pass waits
+     * for the next tick then; otherwise no table is in use.
+     */
+    if (s->lock.holder) {
+        return G_SOURCE_CONTINUE;
+    }
     qcow2_cache_clean_unused(s->l2_cache);
     qcow2_cache_clean_unused(s->rb_cache);
     s->cache_clean_next = g_get_monotonic_time() + s->cache_clean_interval * G_USEC_PER_SEC;
