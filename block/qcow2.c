@@ -309,7 +309,14 @@ void qcow2_unlock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (qemu_coroutine_self() && --s->lock_depth == 0) {
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    /* Dropping a lock not held would let two requests change metadata at once. */
+    g_assert(s->lock.holder == co && s->lock_depth > 0);
+    if (--s->lock_depth == 0) {
         qemu_co_mutex_unlock(&s->lock);
     }
 }
