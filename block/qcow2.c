@@ -308,7 +308,6 @@ void qcow2_lock(BlockDriverState *bs)
 void qcow2_unlock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-
     Coroutine *co = qemu_coroutine_self();
 
     if (!co) {
