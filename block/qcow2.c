@@ -1811,16 +1811,31 @@ static int qcow2_pwrite_locked(BlockDriverState *bs, int64_t offset, int64_t byt
 }
 
 /*
- * Every write serialises on its clusters (serialise_clusters()): two
- * writes to one cluster, allocating or not, never interleave, and an
- * encrypted write's read-modify-write of a partial sector stays inside
- * them.  Writes in place drop the lock around their data (write_data()).
+ * A write that allocates, or changes an entry, serialises on its clusters
+ * (serialise_clusters()): two such writes to one cluster never interleave,
+ * and an encrypted write's read-modify-write of a partial sector stays
+ * inside them.  A write whose clusters are all written in place (data of
+ * this image alone, whole sectors if encrypted) does not serialise: it
+ * decides so and writes in one stretch under the lock, which it drops
+ * only around its data (write_in_place()); a request that would change
+ * those clusters serialises on them and so waits for it.  Overlapping
+ * writes in place are in flight together, as on a disk.
  */
 static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                         const void *buf, int flags, Error **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
     int ret;
 
+    if (!(flags & BDRV_REQ_WRITE_COMPRESSED) && !(s->crypt_method && ((offset | bytes) & 511))) {
+        qcow2_lock(bs);
+        if (qcow2_range_in_place(bs, offset, bytes)) {
+            ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
+            qcow2_unlock(bs);
+            return ret;
+        }
+        qcow2_unlock(bs);
+    }
     serialise_clusters(bs, offset, bytes);
     qcow2_lock(bs);
     ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
