@@ -1180,9 +1180,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     int64_t cstart = offset & ~(cs - 1);
-    int64_t head = offset - cstart;
-    int64_t tail_start = offset + bytes;
-    int64_t tail = cstart + k * cs - tail_start;
+    bool partial = bytes != k * cs;     /* something is copied on write */
     g_autofree uint64_t *old = g_new(uint64_t, k);
     int64_t l2_off, host = *hostp;
     uint64_t *t;
@@ -1229,7 +1227,7 @@ static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_
      * at it, unless the cluster is fresh and replaces nothing: there a lost
      * data write reads as zeroes, as the unallocated cluster did.
      */
-    if (!fresh || head || tail) {
+    if (!fresh || partial) {
         s->l2_cache->depends_on_flush = true;
     }
     for (int64_t i = 0; i < k; i++) {
