@@ -604,6 +604,16 @@ fail:
     return ret;
 }
 
+/* get_l2_for_write(), and the table from the cache, to be changed. */
+static int l2_table_for_write(BlockDriverState *bs, uint64_t l1_idx, int64_t *l2_off,
+                              uint64_t **t, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = get_l2_for_write(bs, l1_idx, l2_off, errp);
+
+    return ret < 0 ? ret : qcow2_cache_get(bs, s->l2_cache, *l2_off, true, (uint8_t **)t, errp);
+}
+
 /*
  * Looks up the run of clusters starting at guest @offset (at most @bytes)
  * that share one type and, for data, contiguous host clusters.  Returns the
@@ -679,6 +689,36 @@ int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Erro
     return r < 0 ? (int)r : 0;
 }
 
+bool qcow2_range_in_place(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->extended_l2) {
+        return false;
+    }
+    while (bytes > 0) {
+        uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+        Error *err = NULL;
+        uint64_t e;
+        int64_t n;
+
+        if (l1_idx >= s->l1_size || !(s->l1_table[l1_idx] & QCOW_OFLAG_COPIED)) {
+            return false;
+        }
+        n = get_cluster_run(bs, offset, bytes, &e, &err);
+        if (n < 0) {
+            error_free(err);
+            return false;   /* the write itself reports it */
+        }
+        if (qcow2_entry_type(s, e) != QCOW2_CLUSTER_NORMAL || !(e & QCOW_OFLAG_COPIED)) {
+            return false;
+        }
+        offset += n;
+        bytes -= n;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Reading */
 
@@ -740,19 +780,29 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
         if (n < 0) {
             return n;
         }
+        /*
+         * The data is read with the metadata lock dropped: the clusters
+         * cannot be freed or reused meanwhile, since whatever changes
+         * their entries serialises on them and so waits for this read
+         * (serialise_clusters() in qcow2.c).
+         */
         switch (qcow2_entry_type(s, e)) {
         case QCOW2_CLUSTER_UNALLOCATED:
+            qcow2_unlock(bs);
             ret = read_backing(bs, offset, n, buf, errp);
+            qcow2_lock(bs);
             break;
         case QCOW2_CLUSTER_ZERO_PLAIN:
         case QCOW2_CLUSTER_ZERO_ALLOC:
             memset(buf, 0, n);
             break;
         case QCOW2_CLUSTER_NORMAL:
+            qcow2_unlock(bs);
             bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_READ_AIO);
             ret = bdrv_pread(qcow2_data_bs(bs),
                              (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
+            qcow2_lock(bs);
             if (ret >= 0 && s->crypt_method) {
                 decrypt(s, offset, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                         buf, n, false);
@@ -762,7 +812,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             if (!cbuf) {
                 cbuf = g_malloc(s->cluster_size);
             }
+            qcow2_unlock(bs);
             ret = qcow2_read_compressed(bs, e, cbuf, errp);
+            qcow2_lock(bs);
             if (ret >= 0) {
                 memcpy(buf, cbuf + (offset & (s->cluster_size - 1)), n);
             }
@@ -1034,15 +1086,11 @@ static int check_data_write(BlockDriverState *bs, int64_t off, int64_t len, Erro
     return ret;
 }
 
-static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
-                      const uint8_t *buf, Error **errp)
+/* Writes (encrypting into a buffer of its own) data checked by check_data_write(). */
+static int write_checked_data(BlockDriverState *bs, int64_t host, int64_t guest,
+                              int64_t bytes, const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = check_data_write(bs, host, bytes, errp);
-
-    if (ret < 0) {
-        return ret;
-    }
 
     bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
     if (!s->crypt_method) {
@@ -1065,14 +1113,22 @@ static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t
     return 0;
 }
 
+static int write_data(BlockDriverState *bs, int64_t host, int64_t guest, int64_t bytes,
+                      const uint8_t *buf, Error **errp)
+{
+    int ret = check_data_write(bs, host, bytes, errp);
+
+    return ret < 0 ? ret : write_checked_data(bs, host, guest, bytes, buf, errp);
+}
+
 /*
- * Allocates @k clusters for guest range [offset, offset+bytes) and writes
- * it with COW; *@hostp > 0 when the caller allocated them already, and
- * where they are on return.
+ * The data part of alloc_write(): guest range [offset, offset+bytes) and
+ * what the @k clusters around it copy from their @old entries, written to
+ * the clusters at @host.
  */
-static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
-                           int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
-                           bool *linked, Error **errp)
+static int alloc_write_data(BlockDriverState *bs, const uint64_t *old, int64_t k,
+                            int64_t offset, int64_t bytes, const uint8_t *buf, int64_t host,
+                            bool fresh, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
@@ -1080,36 +1136,7 @@ static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, in
     int64_t head = offset - cstart;
     int64_t tail_start = offset + bytes;
     int64_t tail = cstart + k * cs - tail_start;
-    g_autofree uint64_t *old = g_new(uint64_t, k);
-    int64_t l2_off, host = *hostp;
-    uint64_t *t;
-    bool fresh;
     int ret;
-
-    ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    for (int64_t i = 0; i < k; i++) {
-        old[i] = be64toh(t[l2_idx + i]);
-    }
-    if (host <= 0) {
-        host = qcow2_alloc_data_clusters(bs, cstart, k, errp);
-        if (host < 0) {
-            return host;
-        }
-        *hostp = host;
-    }
-    /* Only wrong refcounts hand out clusters that hold metadata. */
-    ret = check_data_write(bs, host, k * cs, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    fresh = s->last_alloc_fresh;
 
     if (s->crypt_method || ((head || tail) && k * cs <= 1 * (int64_t)MiB && !fresh)) {
         /* One buffer holding COW data and new data: a single write. */
@@ -1171,12 +1198,69 @@ static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, in
             }
         }
     }
+    return 0;
+}
+
+/*
+ * Allocates @k clusters for guest range [offset, offset+bytes) and writes
+ * it with COW; *@hostp > 0 when the caller allocated them already, and
+ * where they are on return.
+ */
+static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
+                           int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
+                           bool *linked, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t cstart = offset & ~(cs - 1);
+    bool partial = bytes != k * cs;     /* something is copied on write */
+    g_autofree uint64_t *old = g_new(uint64_t, k);
+    int64_t l2_off, host = *hostp;
+    uint64_t *t;
+    bool fresh;
+    int ret;
+
+    ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        old[i] = be64toh(t[l2_idx + i]);
+    }
+    if (host <= 0) {
+        host = qcow2_alloc_data_clusters(bs, cstart, k, errp);
+        if (host < 0) {
+            return host;
+        }
+        *hostp = host;
+    }
+    /* Only wrong refcounts hand out clusters that hold metadata. */
+    ret = check_data_write(bs, host, k * cs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    fresh = s->last_alloc_fresh;
+
+    /*
+     * The copy-on-write and the data go out with the metadata lock
+     * dropped, so requests to other clusters go on meanwhile (allocating
+     * too).  The new clusters are ours (their refcounts say so, no entry
+     * points at them yet) and the old entries cannot change: whatever
+     * changes them serialises on these clusters and waits for this write
+     * (serialise_clusters() in qcow2.c).
+     */
+    qcow2_unlock(bs);
+    ret = alloc_write_data(bs, old, k, offset, bytes, buf, host, fresh, errp);
+    qcow2_lock(bs);
+    if (ret < 0) {
+        return ret;
+    }
     /*
      * The data (with what it copied) is on disk before the L2 entry points
      * at it, unless the cluster is fresh and replaces nothing: there a lost
      * data write reads as zeroes, as the unallocated cluster did.
      */
-    if (!fresh || head || tail) {
+    if (!fresh || partial) {
         s->l2_cache->depends_on_flush = true;
     }
     for (int64_t i = 0; i < k; i++) {
@@ -1202,7 +1286,9 @@ static int alloc_write_run(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, in
  * them yet: nothing refers to them, so they are free again at once and the
  * next allocation takes them, as QEMU 7.2's does (iotest 026: no leak after
  * a data write that failed once).  Once entries may point at them they stay
- * allocated (leaked at worst).
+ * allocated (leaked at worst).  Called and returning with the metadata lock
+ * held; no other request can reach the clusters meanwhile (no entry points
+ * at them, and the guest range is serialised).
  */
 static int alloc_write(BlockDriverState *bs, uint64_t l1_idx, int l2_idx, int64_t k,
                        int64_t offset, int64_t bytes, const uint8_t *buf, int64_t *hostp,
@@ -1259,6 +1345,21 @@ static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
 
         memcpy(b + pre, buf, len);
         ret = write_data(bs, host + in_cluster - pre, offset - pre, pre + len + post, b, errp);
+    } else if (!any_zero) {
+        /*
+         * Clusters of ours alone whose entries stay as they are: their
+         * data goes out with the metadata lock dropped.  Nothing can free
+         * or move them meanwhile: what changes their entries serialises on
+         * them and waits for this write (serialise_clusters() in qcow2.c).
+         */
+        ret = check_data_write(bs, host + in_cluster, len, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        qcow2_unlock(bs);
+        ret = write_checked_data(bs, host + in_cluster, offset, len, buf, errp);
+        qcow2_lock(bs);
+        return ret;
     } else {
         ret = write_data(bs, host + in_cluster, offset, len, buf, errp);
     }
@@ -1439,11 +1540,7 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
             }
             goto next;
         }
-        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
         if (ret < 0) {
             return ret;
         }
@@ -1661,11 +1758,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ne == e) {
             continue;
         }
-        ret = get_l2_for_write(bs, l1_idx, &l2_off, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
+        ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
         if (ret < 0) {
             return ret;
         }

@@ -289,6 +289,54 @@ static void qcow2_free_state(BDRVQcow2State *s)
     s->hdr_tail = NULL;
 }
 
+void qcow2_lock(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    if (s->lock.holder == co) {
+        s->lock_depth++;
+        return;
+    }
+    qemu_co_mutex_lock(&s->lock);
+    s->lock_depth = 1;
+}
+
+void qcow2_unlock(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    /* Dropping a lock not held would let two requests change metadata at once. */
+    g_assert(s->lock.holder == co && s->lock_depth > 0);
+    if (--s->lock_depth == 0) {
+        qemu_co_mutex_unlock(&s->lock);
+    }
+}
+
+/*
+ * A request that changes the clusters it touches (an allocating write, its
+ * copy-on-write, a compressed write, a zero-write or discard that frees
+ * clusters) covers them whole as a serialising request: it waits for the
+ * reads and writes in flight on them (a read must not see a cluster freed
+ * and reused under it) and the later ones wait for it.  Taken before the
+ * metadata lock, never while holding it, so the two cannot deadlock.
+ */
+static void serialise_clusters(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+
+    bdrv_serialise_request(bs, start,
+                           QEMU_ALIGN_UP(offset + bytes, s->cluster_size) - start);
+}
+
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
     return alen && blen && a < b + blen && b < a + alen;
@@ -630,7 +678,14 @@ static gboolean cache_clean_timer_cb(gpointer opaque)
     BlockDriverState *bs = opaque;
     BDRVQcow2State *s = bs->opaque;
 
-    /* Runs from the main loop, between requests: no table is in use. */
+    /*
+     * Runs from the main loop: a request in a coroutine that waits while
+     * holding the metadata lock may be using a table, so the pass waits
+     * for the next tick then; otherwise no table is in use.
+     */
+    if (s->lock.holder) {
+        return G_SOURCE_CONTINUE;
+    }
     qcow2_cache_clean_unused(s->l2_cache);
     qcow2_cache_clean_unused(s->rb_cache);
     s->cache_clean_next = g_get_monotonic_time() + s->cache_clean_interval * G_USEC_PER_SEC;
@@ -911,6 +966,8 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     const char *efmt;
     int ret = -EINVAL;
 
+    qemu_co_mutex_init(&s->lock);
+    s->lock_depth = 0;
     if (file_len < 0) {
         error_setg_errno(errp, -file_len, "Could not get the size of '%s'", fn);
         return (int)file_len;
@@ -1583,14 +1640,22 @@ static int qcow2_switch_read_only(BlockDriverState *bs, bool read_only, Error **
     return 0;
 }
 
+/*
+ * Under the lock: the metadata of every write completed before the flush
+ * is in the caches (their data is on the file already), and goes out in
+ * the caches' order.
+ */
 static int qcow2_flush(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = qcow2_flush_caches(bs, errp);
+    int ret;
 
+    qcow2_lock(bs);
+    ret = qcow2_flush_caches(bs, errp);
     if (ret >= 0 && s->data_file && !s->data_file->read_only) {
         ret = bdrv_flush(s->data_file, errp);
     }
+    qcow2_unlock(bs);
     return ret;
 }
 
@@ -1692,8 +1757,8 @@ static int check_writable(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
-static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
-                       int flags, Error **errp)
+static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                              Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -1717,8 +1782,20 @@ static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void
     return qcow2_co_pread(bs, offset, bytes, buf, errp);
 }
 
-static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                        const void *buf, int flags, Error **errp)
+/* The data of allocated clusters is read with the lock dropped (qcow2_co_pread). */
+static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                       int flags, Error **errp)
+{
+    int ret;
+
+    qcow2_lock(bs);
+    ret = qcow2_pread_locked(bs, offset, bytes, buf, errp);
+    qcow2_unlock(bs);
+    return ret;
+}
+
+static int qcow2_pwrite_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               const void *buf, int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret;
@@ -1748,8 +1825,41 @@ static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return qcow2_co_pwrite(bs, offset, bytes, buf, errp);
 }
 
-static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                               int flags, Error **errp)
+/*
+ * A write that allocates, or changes an entry, serialises on its clusters
+ * (serialise_clusters()): two such writes to one cluster never interleave,
+ * and an encrypted write's read-modify-write of a partial sector stays
+ * inside them.  A write whose clusters are all written in place (data of
+ * this image alone, whole sectors if encrypted) does not serialise: it
+ * decides so and writes in one stretch under the lock, which it drops
+ * only around its data (write_in_place()); a request that would change
+ * those clusters serialises on them and so waits for it.  Overlapping
+ * writes in place are in flight together, as on a disk.
+ */
+static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        const void *buf, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (!(flags & BDRV_REQ_WRITE_COMPRESSED) && !(s->crypt_method && ((offset | bytes) & 511))) {
+        qcow2_lock(bs);
+        if (qcow2_range_in_place(bs, offset, bytes)) {
+            ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
+            qcow2_unlock(bs);
+            return ret;
+        }
+        qcow2_unlock(bs);
+    }
+    serialise_clusters(bs, offset, bytes);
+    qcow2_lock(bs);
+    ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
+    qcow2_unlock(bs);
+    return ret;
+}
+
+static int qcow2_pwrite_zeroes_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                      int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret = check_writable(bs, errp);
@@ -1763,14 +1873,30 @@ static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byt
     return qcow2_zero_or_discard(bs, offset, bytes, false, flags & BDRV_REQ_MAY_UNMAP, errp);
 }
 
+static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int flags, Error **errp)
+{
+    int ret;
+
+    serialise_clusters(bs, offset, bytes);
+    qcow2_lock(bs);
+    ret = qcow2_pwrite_zeroes_locked(bs, offset, bytes, flags, errp);
+    qcow2_unlock(bs);
+    return ret;
+}
+
 static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
-    int ret = check_writable(bs, errp);
+    int ret;
 
-    if (ret < 0) {
-        return ret;
+    serialise_clusters(bs, offset, bytes);
+    qcow2_lock(bs);
+    ret = check_writable(bs, errp);
+    if (ret >= 0) {
+        ret = qcow2_zero_or_discard(bs, offset, bytes, true, true, errp);
     }
-    return qcow2_zero_or_discard(bs, offset, bytes, true, true, errp);
+    qcow2_unlock(bs);
+    return ret;
 }
 
 /*
@@ -1779,8 +1905,8 @@ static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, E
  * of qemu-io's info), as in QEMU: it goes through the same clusters,
  * caches and encryption as guest data.
  */
-static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
-                            void *buf, bool write, Error **errp)
+static int qcow2_rw_vmstate_locked(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                                   void *buf, bool write, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     BlockDriverInfo bdi;
@@ -1794,7 +1920,7 @@ static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
     }
     offset = bdi.vm_state_offset + pos;
     if (!write) {
-        return qcow2_pread(bs, offset, bytes, buf, 0, errp);
+        return qcow2_pread_locked(bs, offset, bytes, buf, errp);
     }
     ret = check_writable(bs, errp);
     if (ret < 0) {
@@ -1805,7 +1931,18 @@ static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
     if (ret < 0) {
         return ret;
     }
-    return qcow2_pwrite(bs, offset, bytes, buf, 0, errp);
+    return qcow2_pwrite_locked(bs, offset, bytes, buf, 0, errp);
+}
+
+static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                            void *buf, bool write, Error **errp)
+{
+    int ret;
+
+    qcow2_lock(bs);
+    ret = qcow2_rw_vmstate_locked(bs, pos, bytes, buf, write, errp);
+    qcow2_unlock(bs);
+    return ret;
 }
 
 /* Snapshots move metadata only: no key is needed, but the image must be sound. */
@@ -1873,6 +2010,17 @@ static int qcow2_snapshot_delete_drv(BlockDriverState *bs, const char *name, Err
     int ret = snapshot_writable(bs, errp);
 
     return ret < 0 ? ret : qcow2_snapshot_delete(bs, name, errp);
+}
+
+static int qcow2_block_status_drv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret;
+
+    qcow2_lock(bs);
+    ret = qcow2_block_status(bs, offset, bytes, pnum, map, file);
+    qcow2_unlock(bs);
+    return ret;
 }
 
 static int64_t qcow2_getlength(BlockDriverState *bs)
@@ -2894,6 +3042,8 @@ static const char *const qcow2_strong_opts[] = { "encrypt.key-secret", NULL };
 static BlockDriver bdrv_qcow2 = {
     .strong_opts = qcow2_strong_opts,
     .format_name = "qcow2",
+    /* Its metadata lock and serialise_clusters() order what must be (qcow2_lock()). */
+    .concurrent_requests = true,
     .instance_size = sizeof(BDRVQcow2State),
     .supports_backing = true,
     .bdrv_probe = qcow2_probe,
@@ -2907,7 +3057,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_extra_child = qcow2_extra_child,
     .extra_child_name = "data-file",
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
-    .bdrv_block_status = qcow2_block_status,
+    .bdrv_block_status = qcow2_block_status_drv,
     .bdrv_getlength = qcow2_getlength,
     .bdrv_get_allocated_file_size = qcow2_get_allocated_file_size,
     .bdrv_truncate = qcow2_truncate,

@@ -239,7 +239,22 @@ typedef struct BDRVQcow2State {
     QCryptoBlock *luks;
     uint64_t fde_offset;
     uint64_t fde_length;
+
+    /*
+     * The metadata lock (docs/concurrency.md, docs/qcow2.md "Requests in
+     * flight together"): requests in coroutines hold it while they read
+     * or change the L1/L2 tables, refcounts, caches, header and
+     * allocations, and drop it around the data I/O of clusters they own
+     * (reads of allocated clusters, writes in place).  Taken again, not
+     * waited for, by its holder (lock_depth counts).  Outside coroutines
+     * requests run to completion and take no lock.
+     */
+    CoMutex lock;
+    int lock_depth;
 } BDRVQcow2State;
+
+void qcow2_lock(BlockDriverState *bs);
+void qcow2_unlock(BlockDriverState *bs);
 
 /* What overlap-check checks (QEMU's names: overlap-check.main-header, ...). */
 enum {
@@ -334,6 +349,12 @@ int qcow2_metadata_overlap(BlockDriverState *bs, int ignore, int64_t off, int64_
                            const char **what, Error **errp);
 Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t l2e);
 int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Error **errp);
+/*
+ * Whether every cluster of guest range [offset, offset+bytes) is data of
+ * this image alone, written in place (no allocation, no entry changes).
+ * Under the metadata lock.
+ */
+bool qcow2_range_in_place(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
 int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp);
 void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len);
