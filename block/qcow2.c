@@ -1844,8 +1844,11 @@ static int qcow2_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
     if (!(flags & BDRV_REQ_WRITE_COMPRESSED) && !(s->crypt_method && ((offset | bytes) & 511))) {
         qcow2_lock(bs);
-        if (qcow2_range_in_place(bs, offset, bytes)) {
-            ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
+        ret = qcow2_range_in_place(bs, offset, bytes, errp);
+        if (ret != 0) {
+            if (ret > 0) {
+                ret = qcow2_pwrite_locked(bs, offset, bytes, buf, flags, errp);
+            }
             qcow2_unlock(bs);
             return ret;
         }

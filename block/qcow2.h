@@ -351,10 +351,11 @@ Qcow2ClusterType qcow2_entry_type(BDRVQcow2State *s, uint64_t l2e);
 int qcow2_get_l2_entry(BlockDriverState *bs, int64_t offset, uint64_t *l2e, Error **errp);
 /*
  * Whether every cluster of guest range [offset, offset+bytes) is data of
- * this image alone, written in place (no allocation, no entry changes).
+ * this image alone, written in place (no allocation, no entry changes):
+ * 1 or 0, or a negative errno with @errp set when a table cannot be read.
  * Under the metadata lock.
  */
-bool qcow2_range_in_place(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int qcow2_range_in_place(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp);
 int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp);
 int qcow2_write_l1_entry(BlockDriverState *bs, uint32_t idx, Error **errp);
 void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_t *len);
