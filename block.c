@@ -3264,8 +3264,24 @@ int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *ds
     return ret;
 }
 
+/*
+ * A discard may be longer than one request (QEMU 7.2's are 64-bit): a
+ * qcow2 image gives back a freed run of clusters in one call, and one hole
+ * punched at once keeps the host file's extents whole (see qcow2-refcount.c).
+ * It goes down in pieces of the largest request; each piece is a whole
+ * number of any cluster or sector size.
+ */
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
+    while (bytes > BDRV_REQUEST_MAX_BYTES) {
+        int ret = bdrv_do_request(bs, BDRV_REQ_DISCARD, offset, BDRV_REQUEST_MAX_BYTES,
+                                  NULL, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += BDRV_REQUEST_MAX_BYTES;
+        bytes -= BDRV_REQUEST_MAX_BYTES;
+    }
     return bdrv_do_request(bs, BDRV_REQ_DISCARD, offset, bytes, NULL, 0, errp);
 }
 
