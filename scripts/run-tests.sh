@@ -44,7 +44,7 @@ tally()
 
 log=$(mktemp -d)
 for b in build build-san; do
-    echo "=== unit tests ($b)"
+    echo "=== unit tests ($b) [$SECONDS s]"
     if meson test -C "$b" --suite unit --print-errorlogs > "$log/unit-$b" 2>&1; then
         ok=$(grep -cE '^ *[0-9]+/[0-9]+ .* OK ' "$log/unit-$b")
         echo "$ok passed, 0 failed" | tee -a "$log/unit-$b.sum"
@@ -56,7 +56,7 @@ for b in build build-san; do
     fi
     tally "$log/unit-$b.sum"
     for fmt in raw qcow2 qcow luks; do
-        echo "=== iotests -$fmt ($b)"
+        echo "=== iotests -$fmt ($b) [$SECONDS s]"
         IOTESTS_SCRATCH=$root/tests/qemu-iotests/scratch/$b \
             tests/qemu-iotests/check -b "$b" -d "-$fmt" 2>&1 | tee "$log/io-$b-$fmt"
         tally "$log/io-$b-$fmt"
@@ -64,7 +64,7 @@ for b in build build-san; do
 done
 # QEMU 7.2's own iotests against the plain build, held to the list in
 # tests/conformance/expectations.txt (issue 10's conformance harness).
-echo "=== QEMU 7.2 iotests (conformance)"
+echo "=== QEMU 7.2 iotests (conformance) [$SECONDS s]"
 python3 tests/conformance/run.py -b build 2>&1 | tee "$log/conformance"
 tally "$log/conformance"
 
@@ -74,5 +74,5 @@ if grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/qemu
 fi
 rm -rf "$log"
 echo
-echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped [$SECONDS s in all]"
 [ $total_fail -eq 0 ]
