@@ -9,10 +9,11 @@
  * completion.  So:
  *
  * - Submission: one queue for every thread's requests.  A worker takes
- *   requests until the queue is empty before it sleeps, and a submitter
- *   wakes a sleeping worker only when none is already on its way for
- *   another request.  A new worker is started only when no sleeping one
- *   is left, and beyond a few only while calls block (O_DIRECT, a disk),
+ *   requests until the queue is empty before it sleeps.  While calls do
+ *   not block, a submitter wakes a worker only when none is awake; while
+ *   they do, one for each request, unless one is on its way already.  A
+ *   new worker is started only when no sleeping one is left, and beyond a
+ *   few only while calls block (O_DIRECT, a disk),
  *   up to POOL_MAX_THREADS (QEMU's limit too): blocking calls are made in
  *   parallel, while page-cache calls, which take microseconds, are not
  *   spread over threads that would only contend for the CPUs and the
@@ -182,17 +183,31 @@ static bool calls_block(void)
 }
 
 /*
- * With pool.lock held and a request queued: a worker for it, unless one is
- * sleeping or on its way already.  False when no worker exists at all.
+ * With pool.lock held and a request queued: a worker for it, unless one
+ * is awake already and calls do not block (it takes the request when its
+ * own call returns, microseconds from now, which costs no wake-up), or a
+ * sleeping one was woken for it already.  @blocked: the caller's own call
+ * just blocked, whatever the recent ones did.  Sets *@signal when the
+ * caller must signal pool.work after dropping the lock.  False when no
+ * worker exists at all.
  */
-static bool spawn_if_needed(void)
+static bool spawn_if_needed(bool blocked, bool *signal)
 {
+    unsigned awake = pool.threads - pool.sleeping + pool.wakeups;
+
+    if (awake && !blocked && !calls_block()) {
+        return true;
+    }
     if (pool.sleeping > pool.wakeups) {
-        /* A sleeping worker that nobody has woken yet. */
+        /*
+         * A sleeping worker that nobody has woken yet.  Signalled once
+         * the lock is dropped: woken under it, the worker would only
+         * block again on the lock.
+         */
         pool.wakeups++;
-        g_cond_signal(&pool.work);
+        *signal = true;
     } else if (pool.threads < POOL_MAX_THREADS &&
-               (pool.threads < POOL_MIN_THREADS || calls_block())) {
+               (pool.threads < POOL_MIN_THREADS || blocked || calls_block())) {
         GThread *t = g_thread_try_new("worker", worker, NULL, NULL);
 
         if (t) {
@@ -239,23 +254,36 @@ static gpointer worker(gpointer unused)
         complete(req);
         g_mutex_lock(&pool.lock);
         pool.slow = pool.slow << 1 | blocked;
-        /* Requests queued while every worker was blocked get one more. */
-        if (blocked && pool.head) {
-            spawn_if_needed();
+        /*
+         * Requests queued while every worker was blocked: this worker
+         * takes the first, one more worker the next.
+         */
+        if (blocked && pool.head && pool.head->next) {
+            bool signal = false;
+
+            spawn_if_needed(true, &signal);
+            if (signal) {
+                g_mutex_unlock(&pool.lock);
+                g_cond_signal(&pool.work);
+                g_mutex_lock(&pool.lock);
+            }
         }
     }
 }
 
 static void submit(PoolRequest *req)
 {
-    bool have_worker;
+    bool have_worker, signal = false;
 
     g_mutex_lock(&pool.lock);
     req->next = NULL;
     *pool.tail = req;
     pool.tail = &req->next;
-    have_worker = spawn_if_needed();
+    have_worker = spawn_if_needed(false, &signal);
     g_mutex_unlock(&pool.lock);
+    if (signal) {
+        g_cond_signal(&pool.work);
+    }
     if (!have_worker) {
         fprintf(stderr, "thread pool: cannot start a worker thread\n");
         abort();
