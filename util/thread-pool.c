@@ -10,7 +10,8 @@
  *
  * - Submission: one queue for every thread's requests.  A worker takes
  *   requests until the queue is empty before it sleeps.  While calls do
- *   not block, a submitter wakes a worker only when none is awake; while
+ *   not block, a submitter wakes a worker only when none is awake (or the
+ *   awake ones are stuck in a long call: a flush); while
  *   they do, one for each request, unless one is on its way already.  A
  *   new worker is started only when no sleeping one is left, and beyond a
  *   few only while calls block (O_DIRECT, a disk),
@@ -75,7 +76,15 @@ static struct {
     unsigned sleeping;          /* workers waiting on @work */
     unsigned wakeups;           /* signals sent that no worker has taken yet */
     uint16_t slow;              /* one bit per recent call: it blocked */
-} pool = { .tail = &pool.head };
+    /*
+     * Per worker slot: SLOT_FREE, SLOT_SLEEPING, 0 between calls, or when
+     * its current call started (g_get_monotonic_time()).
+     */
+    gint64 slot[POOL_MAX_THREADS];
+} pool = { .tail = &pool.head, .slot = { [0 ... POOL_MAX_THREADS - 1] = -1 } };
+
+#define SLOT_FREE     (-1)
+#define SLOT_SLEEPING (-2)
 
 static __thread PoolCompletion *thread_completion;
 
@@ -183,19 +192,43 @@ static bool calls_block(void)
 }
 
 /*
- * With pool.lock held and a request queued: a worker for it, unless one
- * is awake already and calls do not block (it takes the request when its
- * own call returns, microseconds from now, which costs no wake-up), or a
- * sleeping one was woken for it already.  @blocked: the caller's own call
+ * With pool.lock held and a request queued: a worker for it, unless calls
+ * do not block and one is coming (worker_coming(): it takes the request
+ * when its own call returns, microseconds from now, which costs no
+ * wake-up), or a sleeping one was woken for it already.  @blocked: the caller's own call
  * just blocked, whatever the recent ones did.  Sets *@signal when the
  * caller must signal pool.work after dropping the lock.  False when no
  * worker exists at all.
  */
+/*
+ * Whether a worker will take a new request soon without a wake-up: one was
+ * woken already, or one is awake between calls or in a call that started
+ * less than POOL_BLOCKING_US ago (not one stuck in a flush).
+ */
+static bool worker_coming(void)
+{
+    gint64 now;
+
+    if (pool.wakeups) {
+        return true;
+    }
+    if (pool.threads == pool.sleeping) {
+        return false;
+    }
+    now = g_get_monotonic_time();
+    for (int i = 0; i < POOL_MAX_THREADS; i++) {
+        gint64 t = pool.slot[i];
+
+        if (t == 0 || (t > 0 && now - t <= POOL_BLOCKING_US)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool spawn_if_needed(bool blocked, bool *signal)
 {
-    unsigned awake = pool.threads - pool.sleeping + pool.wakeups;
-
-    if (awake && !blocked && !calls_block()) {
+    if (!blocked && !calls_block() && worker_coming()) {
         return true;
     }
     if (pool.sleeping > pool.wakeups) {
@@ -208,9 +241,15 @@ static bool spawn_if_needed(bool blocked, bool *signal)
         *signal = true;
     } else if (pool.threads < POOL_MAX_THREADS &&
                (pool.threads < POOL_MIN_THREADS || blocked || calls_block())) {
-        GThread *t = g_thread_try_new("worker", worker, NULL, NULL);
+        int i = 0;
+        GThread *t;
 
+        while (pool.slot[i] != SLOT_FREE) {
+            i++;    /* fewer than POOL_MAX_THREADS workers: one is free */
+        }
+        t = g_thread_try_new("worker", worker, GINT_TO_POINTER(i), NULL);
         if (t) {
+            pool.slot[i] = 0;
             pool.threads++;
             g_thread_unref(t);
         }
@@ -218,8 +257,10 @@ static bool spawn_if_needed(bool blocked, bool *signal)
     return pool.threads > 0;
 }
 
-static gpointer worker(gpointer unused)
+static gpointer worker(gpointer opaque)
 {
+    int slot = GPOINTER_TO_INT(opaque);
+
     g_mutex_lock(&pool.lock);
     for (;;) {
         PoolRequest *req;
@@ -231,12 +272,15 @@ static gpointer worker(gpointer unused)
             bool signalled;
 
             pool.sleeping++;
+            pool.slot[slot] = SLOT_SLEEPING;
             signalled = g_cond_wait_until(&pool.work, &pool.lock, deadline);
+            pool.slot[slot] = 0;
             pool.sleeping--;
             if (pool.wakeups) {
                 pool.wakeups--;
             }
             if (!signalled && !pool.head) {
+                pool.slot[slot] = SLOT_FREE;
                 pool.threads--;
                 g_mutex_unlock(&pool.lock);
                 return NULL;
@@ -247,12 +291,14 @@ static gpointer worker(gpointer unused)
         if (!pool.head) {
             pool.tail = &pool.head;
         }
-        g_mutex_unlock(&pool.lock);
         start = g_get_monotonic_time();
+        pool.slot[slot] = start;
+        g_mutex_unlock(&pool.lock);
         req->ret = req->fn(req->opaque);
         blocked = g_get_monotonic_time() - start > POOL_BLOCKING_US;
         complete(req);
         g_mutex_lock(&pool.lock);
+        pool.slot[slot] = 0;
         pool.slow = pool.slow << 1 | blocked;
         /*
          * Requests queued while every worker was blocked: this worker
