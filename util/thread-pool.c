@@ -11,7 +11,8 @@
  * - Submission: one queue for every thread's requests.  A worker takes
  *   requests until the queue is empty before it sleeps.  While calls do
  *   not block, a submitter wakes a worker only when none is awake (or the
- *   awake ones are stuck in a long call: a flush); while
+ *   awake ones are stuck in a long call: a flush; the requesting thread
+ *   checks again before it waits, completion_prepare()); while
  *   they do, one for each request, unless one is on its way already.  A
  *   new worker is started only when no sleeping one is left, and beyond a
  *   few only while calls block (O_DIRECT, a disk),
@@ -75,6 +76,7 @@ static struct {
     unsigned threads;           /* workers alive */
     unsigned sleeping;          /* workers waiting on @work */
     unsigned wakeups;           /* signals sent that no worker has taken yet */
+    int queued;                 /* requests in the queue (read unlocked by prepare) */
     uint16_t slow;              /* one bit per recent call: it blocked */
     /*
      * Per worker slot: SLOT_FREE, SLOT_SLEEPING, 0 between calls, or when
@@ -87,6 +89,9 @@ static struct {
 #define SLOT_SLEEPING (-2)
 
 static __thread PoolCompletion *thread_completion;
+
+static bool spawn_if_needed(bool blocked, bool *signal);
+static bool worker_coming(void);
 
 static gboolean completion_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
@@ -120,8 +125,39 @@ static void completion_finalize(GSource *source)
     g_mutex_clear(&c->lock);
 }
 
-/* Ready when the eventfd is (GLib polls it): no prepare or check. */
+/*
+ * Before the requesting thread waits: a queued request must not wait for
+ * ever behind workers stuck in long calls (a flush, or calls that wait
+ * for each other) that nobody knew to block when it was queued.  While
+ * requests are queued the thread looks again every millisecond.
+ */
+static gboolean completion_prepare(GSource *source, gint *timeout)
+{
+    bool signal = false;
+    bool queued;
+
+    *timeout = -1;
+    if (!g_atomic_int_get(&pool.queued)) {
+        return FALSE;
+    }
+    g_mutex_lock(&pool.lock);
+    queued = pool.head != NULL;
+    if (queued && !worker_coming()) {
+        spawn_if_needed(true, &signal);
+    }
+    g_mutex_unlock(&pool.lock);
+    if (signal) {
+        g_cond_signal(&pool.work);
+    }
+    if (queued) {
+        *timeout = 1;
+    }
+    return FALSE;
+}
+
+/* Ready when the eventfd is (GLib polls it). */
 static GSourceFuncs completion_funcs = {
+    .prepare = completion_prepare,
     .dispatch = completion_dispatch,
     .finalize = completion_finalize,
 };
@@ -288,6 +324,7 @@ static gpointer worker(gpointer opaque)
         }
         req = pool.head;
         pool.head = req->next;
+        g_atomic_int_add(&pool.queued, -1);
         if (!pool.head) {
             pool.tail = &pool.head;
         }
@@ -325,6 +362,7 @@ static void submit(PoolRequest *req)
     req->next = NULL;
     *pool.tail = req;
     pool.tail = &req->next;
+    g_atomic_int_add(&pool.queued, 1);
     have_worker = spawn_if_needed(false, &signal);
     g_mutex_unlock(&pool.lock);
     if (signal) {
