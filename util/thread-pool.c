@@ -10,16 +10,15 @@
  *
  * - Submission: one queue for every thread's requests.  A worker takes
  *   requests until the queue is empty before it sleeps.  While calls do
- *   not block, a submitter wakes a worker only when none is awake (or the
- *   awake ones are stuck in a long call: a flush; the requesting thread
- *   checks again before it waits, completion_prepare()); while
- *   they do, one for each request, unless one is on its way already.  A
- *   new worker is started only when no sleeping one is left, and beyond a
- *   few only while calls block (O_DIRECT, a disk),
- *   up to POOL_MAX_THREADS (QEMU's limit too): blocking calls are made in
- *   parallel, while page-cache calls, which take microseconds, are not
- *   spread over threads that would only contend for the CPUs and the
- *   queue.
+ *   not block, a submitter wakes a worker only when none is awake, or the
+ *   awake ones are stuck in a long call (a flush; the requesting thread
+ *   checks again before it waits: completion_prepare()); while they
+ *   block, one for each request, unless one is on its way already.  A new
+ *   worker is started only when no sleeping one is left, and beyond a few
+ *   only while calls block (O_DIRECT, a disk), up to POOL_MAX_THREADS
+ *   (QEMU's limit too): blocking calls are made in parallel, while
+ *   page-cache calls, which take microseconds, are not spread over
+ *   threads that would only contend for the CPUs and the queue.
  * - Completion: each requesting thread has a completion list per main
  *   context and an eventfd that the context polls.  A worker appends the
  *   finished request and writes the eventfd only when the list was empty,
