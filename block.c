@@ -3003,6 +3003,10 @@ static __thread int request_depth;
 /* The request of @self in flight on @bs that @req must wait for, or NULL. */
 static BdrvTrackedRequest *tracked_conflict(BlockDriverState *bs, BdrvTrackedRequest *req)
 {
+    /* The common case at any depth: a walk of the list would find nothing. */
+    if (!bs->serialising_requests) {
+        return NULL;
+    }
     for (BdrvTrackedRequest *r = bs->tracked_requests; r; r = r->next) {
         if (r == req || r->co == req->co || (!r->serialising && !req->serialising)) {
             continue;   /* a coroutine's nested requests never wait for each other */
@@ -3054,6 +3058,9 @@ static void tracked_end(BlockDriverState *bs, BdrvTrackedRequest *req)
             break;
         }
     }
+    if (req->serialising) {
+        bs->serialising_requests--;
+    }
     qemu_co_queue_restart_all(&req->waiters);
 }
 
@@ -3073,7 +3080,10 @@ void bdrv_serialise_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
     end = MAX(req->offset + req->bytes, offset + bytes);
     req->offset = MIN(req->offset, offset);
     req->bytes = end - req->offset;
-    req->serialising = true;
+    if (!req->serialising) {
+        req->serialising = true;
+        bs->serialising_requests++;
+    }
     tracked_wait(bs, req);
 }
 

@@ -55,16 +55,10 @@ typedef struct BDRVRawState {
      * goes to a worker thread or the AIO engine when the request is a
      * coroutine.  With O_DIRECT, a write that is not aligned reads and
      * rewrites the partial blocks at its ends, which would undo a
-     * concurrent write to those blocks: it runs alone among the writes
-     * (@direct_rmw), while aligned writes overlap one another
-     * (@direct_writers counts them).  Waiters queue on @direct_wait; new
-     * aligned writes wait too while an unaligned one does
-     * (@direct_rmw_waiting), so that a steady stream cannot starve it.
+     * concurrent write to those blocks: it serialises over the whole
+     * blocks it touches (file_serialise_rmw()), so only requests to those
+     * blocks wait for it, and aligned writes never wait.
      */
-    unsigned direct_writers;
-    unsigned direct_rmw_waiting;
-    bool direct_rmw;
-    CoQueue direct_wait;
     /*
      * "aio": who makes the system calls of requests.  threads: a worker
      * (file_work() on the pool); native and io_uring: the engine of the
@@ -363,7 +357,6 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     const char *filename = qdict_get_try_str(options, "filename");
     struct stat st;
 
-    qemu_co_queue_init(&s->direct_wait);
     if (!filename || !*filename) {
         error_setg(errp, "The 'file' block driver requires a file name");
         return -EINVAL;
@@ -539,8 +532,8 @@ static int write_full(BDRVRawState *s, const uint8_t *p, int64_t bytes, int64_t 
  * O_DIRECT I/O for any offset, length and buffer: window by window (at
  * most BOUNCE_MAX, so memory stays bounded), through an aligned buffer.
  * A write first reads the partial blocks at the window's ends (read-modify-
- * write); that is safe because such a write runs alone among this node's
- * writes (file_run()).
+ * write); that is safe because such a write serialises over the blocks it
+ * touches (file_serialise_rmw()).
  * A write that had to round the end of the file up to a whole block cuts
  * the file back, so the image keeps its size.  O_DIRECT reads are short
  * only at the end of the file, which read_full() turns into zeroes.
@@ -577,7 +570,8 @@ static int direct_rw(BDRVRawState *s, int64_t offset, int64_t bytes, uint8_t *bu
                 ret = read_full(s, bounce + (aend - start - align), align, aend - align);
             }
             if (ret == 0 && aend > end) {
-                grows = fstat(s->fd, &st) == 0 && st.st_size < aend;
+                /* Not a device: its size is fixed (and fstat says 0). */
+                grows = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < aend;
             }
             if (ret == 0) {
                 memcpy(bounce + skip, buf, len);
@@ -661,33 +655,37 @@ static int file_dispatch(FileWork *w)
 static int file_run(BDRVRawState *s, FileOp op, int64_t offset, int64_t bytes, void *buf)
 {
     FileWork w = { s, op, offset, bytes, buf };
-    bool rmw, lock = op == FILE_OP_WRITE && s->direct && qemu_in_coroutine();
-    int ret;
 
-    if (!lock) {
-        return file_dispatch(&w);
+    return file_dispatch(&w);
+}
+
+/*
+ * Before an O_DIRECT write that is not aligned (docs/concurrency.md,
+ * rule 5): its read-modify-write rewrites the partial blocks at its ends
+ * with what it read, so no request to those blocks may be in flight
+ * meanwhile.  The request covers its whole blocks and serialises; a write
+ * whose last block reaches past the end of the file covers everything
+ * from its first block on, since it then cuts the file back to its own
+ * end (direct_rw()), which must not cut off a write further on.  Only
+ * the offset and length matter: a buffer that alone is not aligned is
+ * bounced without reading anything.
+ */
+static void file_serialise_rmw(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVRawState *s = bs->opaque;
+    int64_t start, end;
+    struct stat st;
+
+    if (!s->direct || !qemu_in_coroutine() || !((offset | bytes) & (s->align - 1))) {
+        return;
     }
-    rmw = !direct_aligned(s, offset, bytes, buf);
-    s->direct_rmw_waiting += rmw;
-    while (s->direct_rmw || (rmw ? s->direct_writers : s->direct_rmw_waiting)) {
-        qemu_co_queue_wait(&s->direct_wait, NULL);
+    start = QEMU_ALIGN_DOWN(offset, s->align);
+    end = QEMU_ALIGN_UP(offset + bytes, s->align);
+    /* A file only grows while requests are in flight: "no" stays true. */
+    if (fstat(s->fd, &st) < 0 || (S_ISREG(st.st_mode) && st.st_size < end)) {
+        end = INT64_MAX;
     }
-    if (rmw) {
-        s->direct_rmw_waiting--;
-        s->direct_rmw = true;
-    } else {
-        s->direct_writers++;
-    }
-    ret = file_dispatch(&w);
-    if (rmw) {
-        s->direct_rmw = false;
-    } else {
-        s->direct_writers--;
-    }
-    if (!s->direct_rmw && !s->direct_writers) {
-        qemu_co_queue_restart_all(&s->direct_wait);
-    }
-    return ret;
+    bdrv_serialise_request(bs, start, end - start);
 }
 
 static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -710,6 +708,7 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVRawState *s = bs->opaque;
     int ret;
 
+    file_serialise_rmw(bs, offset, bytes);
     ret = file_run(s, FILE_OP_WRITE, offset, bytes, (void *)buf);
     if (ret < 0) {
         /* A part may have been written, past the end too. */

@@ -107,6 +107,8 @@ struct BlockDriverState {
      * must wait for whom (bdrv_serialise_request()).
      */
     struct BdrvTrackedRequest *tracked_requests;
+    /* How many of them serialise: with none, nobody waits for anybody. */
+    unsigned serialising_requests;
 
     GSList *write_notifiers;    /* BdrvWriteNotifier */
     /* A running bdrv_amend_options_status()'s progress report. */
