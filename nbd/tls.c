@@ -66,6 +66,8 @@ int nbd_client_starttls(NBDClient *client, QCryptoTLSCreds *creds)
         if (ret == GNUTLS_E_AGAIN) {
             tls_wait(client);
         } else if (gnutls_error_is_fatal(ret) || client->closing) {
+            /* The client learns why (one try, no waiting): a certificate missing, bad. */
+            gnutls_alert_send_appropriate(session, ret);
             return -1;
         }
     }
