@@ -212,7 +212,7 @@ static void *x509_create(const char *id, const QDict *props, Error **errp)
         int ret = gnutls_priority_init(&prio, priority, &bad);
 
         if (ret < 0) {
-            error_setg(&local_err, "Unable to set TLS session priority %s: %s at %s",
+            error_setg(&local_err, "Unable to set TLS session priority '%s': %s (at '%s')",
                        priority, gnutls_strerror(ret), bad ? bad : "");
             goto fail;
         }

@@ -68,6 +68,9 @@ int nbd_client_starttls(NBDClient *client, QCryptoTLSCreds *creds)
         } else if (gnutls_error_is_fatal(ret) || client->closing) {
             /* The client learns why (one try, no waiting): a certificate missing, bad. */
             gnutls_alert_send_appropriate(session, ret);
+            /* No session to close politely later. */
+            gnutls_deinit(session);
+            client->tls = NULL;
             return -1;
         }
     }
