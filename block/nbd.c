@@ -817,9 +817,13 @@ bool nbd_client_tls_setup(struct nbd_handle *h, QCryptoTLSCreds *creds, bool is_
 /* A failed nbd_connect_tcp(), in QEMU's words where it was the socket. */
 static void nbd_connect_error(BDRVNBDState *s, struct nbd_handle *h, Error **errp)
 {
-    if (nbd_aio_is_created(h) || nbd_aio_is_connecting(h)) {
+    if ((nbd_aio_is_created(h) || nbd_aio_is_connecting(h)) && nbd_get_errno()) {
         error_setg_errno(errp, nbd_get_errno(), "Failed to connect to '%s:%s'", s->host,
                          s->port);
+    } else if (nbd_aio_is_created(h) || nbd_aio_is_connecting(h)) {
+        /* No errno: a name that does not resolve, say; libnbd's words then. */
+        error_setg(errp, "Failed to connect to '%s:%s': %s", s->host, s->port,
+                   nbd_get_error());
     } else if (nbd_get_errno() == ENOENT) {
         error_setg(errp, "Requested export not available");
     } else {
