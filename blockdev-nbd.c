@@ -12,6 +12,7 @@
 #include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "nbd/nbd.h"
+#include "crypto/tlscreds.h"
 #include "system/blockdev.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
@@ -114,6 +115,7 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     QDict *data = json_object_get(addr, "data");
     const char *type = qdict_get_try_str(addr, "type");
     const char *creds = qdict_get_try_str(args, "tls-creds");
+    QCryptoTLSCreds *tls = NULL;
     bool ok;
 
     if (nbd_server) {
@@ -121,12 +123,15 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
         return NULL;
     }
     if (creds) {
-        if (!user_creatable_exists(creds)) {
-            error_setg(errp, "No TLS credentials with id '%s'", creds);
-        } else {
-            error_setg(errp, "TLS (tls-creds) is not supported by this NBD server");
+        tls = qcrypto_tls_creds_find(creds, true, errp);
+        if (!tls) {
+            return NULL;
         }
-        return NULL;
+        if (qdict_haskey(args, "tls-authz")) {
+            error_setg(errp, "tls-authz is not supported (TLS authorization is not "
+                       "implemented; any client the CA vouches for may connect)");
+            return NULL;
+        }
     }
     /*
      * tls-authz alone is accepted, as by QEMU: it decides which TLS
@@ -138,6 +143,7 @@ static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     }
     nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
                                 NULL);
+    nbd_server_set_tls_creds(nbd_server, tls);
     if (!strcmp(type, "unix")) {
         ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
     } else {

@@ -15,6 +15,8 @@
 #include "nbd/nbd.h"
 #include "qemu/error-report.h"
 #include "qemu-nbd-list.h"
+#include "crypto/tlscreds.h"
+#include "block/nbd-client.h"
 
 typedef struct ExportName {
     char *name;
@@ -82,9 +84,11 @@ static void print_flags(unsigned flags)
 }
 
 static struct nbd_handle *connect_server(const char *sockpath, const char *host,
-                                         const char *port)
+                                         const char *port, QCryptoTLSCreds *tls,
+                                         const char *tls_hostname)
 {
     struct nbd_handle *h = nbd_create();
+    Error *err = NULL;
     int ret;
 
     if (!h) {
@@ -93,6 +97,12 @@ static struct nbd_handle *connect_server(const char *sockpath, const char *host,
     }
     nbd_set_opt_mode(h, true);
     nbd_set_full_info(h, true);
+    if (tls && !nbd_client_tls_setup(h, tls, sockpath != NULL,
+                                     host ? host : "0.0.0.0", tls_hostname, &err)) {
+        error_report_err(err);
+        nbd_close(h);
+        return NULL;
+    }
     if (sockpath) {
         ret = nbd_connect_unix(h, sockpath);
     } else {
@@ -111,9 +121,10 @@ static struct nbd_handle *connect_server(const char *sockpath, const char *host,
     return h;
 }
 
-int qemu_nbd_list(const char *sockpath, const char *host, const char *port)
+int qemu_nbd_list(const char *sockpath, const char *host, const char *port,
+                  QCryptoTLSCreds *tls, const char *tls_hostname)
 {
-    struct nbd_handle *h = connect_server(sockpath, host, port);
+    struct nbd_handle *h = connect_server(sockpath, host, port, tls, tls_hostname);
     g_autoptr(GArray) names = g_array_new(false, false, sizeof(ExportName));
     int status = 0;
 

@@ -22,6 +22,7 @@
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "qemu-nbd-list.h"
+#include "crypto/tlscreds.h"
 
 static GMainLoop *main_loop;
 static bool persistent;
@@ -77,8 +78,14 @@ static void usage(const char *name)
 "      --detect-zeroes=MODE  off (default), on or unmap\n"
 "      --image-opts          FILE is a set of image options\n"
 "\n"
-"Not supported (refused): TLS (--tls-creds, --tls-authz), --bitmap, --offset,\n"
-"--load-snapshot, the kernel client (-c, -d), -v, -T, --selinux-label.\n",
+"TLS:\n"
+"      --tls-creds=ID        require TLS with the tls-creds-x509 object ID\n"
+"                            (server endpoint; with -L: client endpoint)\n"
+"      --tls-hostname=NAME   with -L: the name the server's certificate must\n"
+"                            carry (default: the -b host)\n"
+"\n"
+"Not supported (refused): --tls-authz, --bitmap, --offset, --load-snapshot,\n"
+"the kernel client (-c, -d), -v, -T, --selinux-label.\n",
            name, name);
 }
 
@@ -236,6 +243,8 @@ int main(int argc, char **argv)
     const char *bindto = NULL, *port = NULL, *sockpath = NULL, *fmt = NULL;
     const char *export_name = NULL, *description = NULL, *pid_file = NULL;
     const char *discard = NULL, *detect_zeroes = NULL;
+    const char *tls_creds_id = NULL, *tls_authz = NULL, *tls_hostname = NULL;
+    QCryptoTLSCreds *tls_creds = NULL;
     bool readonly = false, snapshot = false, image_opts = false, list = false;
     bool allocation_depth = false, do_fork = false, writethrough = false;
     bool device_opts = false;
@@ -392,9 +401,13 @@ int main(int argc, char **argv)
             refuse("--load-snapshot");
             break;
         case OPT_TLS_CREDS:
+            tls_creds_id = optarg;
+            break;
         case OPT_TLS_AUTHZ:
+            tls_authz = optarg;
+            break;
         case OPT_TLS_HOSTNAME:
-            refuse("TLS (--tls-creds, --tls-authz, --tls-hostname)");
+            tls_hostname = optarg;
             break;
         case 'v':
             refuse("--verbose");
@@ -409,6 +422,31 @@ int main(int argc, char **argv)
             error_printf("Try `%s --help' for more information.\n", argv[0]);
             return 1;
         }
+    }
+
+    if (tls_creds_id) {
+        if (list && tls_authz) {
+            error_report("TLS authorization is incompatible with export list");
+            return 1;
+        }
+        if (!list && tls_hostname) {
+            error_report("TLS hostname is only supported with export list");
+            return 1;
+        }
+        tls_creds = qcrypto_tls_creds_find(tls_creds_id, !list, &err);
+        if (!tls_creds) {
+            error_report("Failed to get TLS creds: %s", error_get_pretty(err));
+            return 1;
+        }
+        if (tls_authz) {
+            refuse("--tls-authz (TLS authorization)");
+        }
+    } else if (tls_authz) {
+        error_report("--tls-authz is not permitted without --tls-creds");
+        return 1;
+    } else if (tls_hostname) {
+        error_report("--tls-hostname is not permitted without --tls-creds");
+        return 1;
     }
 
     if (list) {
@@ -429,7 +467,7 @@ int main(int argc, char **argv)
             error_report("List mode is incompatible with per-device settings");
             return 1;
         }
-        return qemu_nbd_list(sockpath, bindto, port);
+        return qemu_nbd_list(sockpath, bindto, port, tls_creds, tls_hostname);
     }
     if (argc - optind != 1) {
         error_report("Invalid number of arguments");
@@ -501,6 +539,7 @@ int main(int argc, char **argv)
     }
     main_loop = g_main_loop_new(NULL, FALSE);
     server = nbd_server_new(shared, client_closed, NULL);
+    nbd_server_set_tls_creds(server, tls_creds);
     nbd_server_add_export(server, exp, &error_abort);
     if (sockpath ? !nbd_server_listen_unix(server, sockpath, &err)
                  : !nbd_server_listen_tcp(server, bindto ? bindto : "0.0.0.0",

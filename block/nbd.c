@@ -20,7 +20,8 @@
  *   nbd:unix:PATH[:exportname=EXPORT]
  * Options: server.type (inet|unix), server.host, server.port, server.path,
  * export, reconnect-delay (seconds requests wait for a lost connection to
- * come back), tls-creds (refused).
+ * come back), tls-creds (a tls-creds-x509 object, client endpoint) and
+ * tls-hostname (see nbd_client_tls_setup()).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +37,8 @@
 #include "qemu/coroutine.h"
 #include "qemu/thread-pool.h"
 #include "qemu/cutils.h"
+#include "crypto/tlscreds.h"
+#include "block/nbd-client.h"
 
 #define NBD_DEFAULT_PORT "10809"
 /* The largest read or write sent as one command when the server names none. */
@@ -51,6 +54,8 @@ typedef struct BDRVNBDState {
     char *path;                 /* unix socket */
     char *host, *port;          /* inet */
     char *export;
+    QCryptoTLSCreds *tls;       /* TLS required, or NULL */
+    char *tls_hostname;
     int64_t size;
     int64_t max_payload;
     bool can_block_status;
@@ -569,9 +574,21 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
 
     qdict_flatten(opts);
     tls = nbd_take_str(opts, "tls-creds");
+    s->tls_hostname = nbd_take_str(opts, "tls-hostname");
     if (tls) {
-        error_setg(errp, "nbd: tls-creds is not supported by this nbd driver "
-                   "(TLS connections to an NBD server are not implemented)");
+        s->tls = qcrypto_tls_creds_find(tls, false, errp);
+        if (!s->tls) {
+            return false;
+        }
+        /* Reconnections use it too: the object stays while the node is open. */
+        qcrypto_tls_creds_ref(s->tls);
+    } else if (s->tls_hostname) {
+        error_setg(errp, "nbd: tls-hostname is only meaningful with tls-creds");
+        return false;
+    }
+    if (qdict_haskey(opts, "tls-authz")) {
+        error_setg(errp, "nbd: tls-authz is not supported (TLS authorization is not "
+                   "implemented)");
         return false;
     }
     if (qdict_haskey(opts, "reconnect-delay")) {
@@ -590,6 +607,44 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
         }
         s->reconnect_delay = delay;
         qdict_del(opts, "reconnect-delay");
+    }
+
+    /*
+     * QEMU 7.2 still takes the older flat spelling: host/port (TCP) or path
+     * (unix) at the top level.  It becomes the server.* form.
+     */
+    if (qdict_haskey(opts, "host") || qdict_haskey(opts, "port") ||
+        qdict_haskey(opts, "path")) {
+        if (qdict_haskey(opts, "server.type") || qdict_haskey(opts, "server.host") ||
+            qdict_haskey(opts, "server.port") || qdict_haskey(opts, "server.path")) {
+            error_setg(errp, "Cannot use 'server' and path/host/port at the same time");
+            return false;
+        }
+        if (qdict_haskey(opts, "path") &&
+            (qdict_haskey(opts, "host") || qdict_haskey(opts, "port"))) {
+            error_setg(errp, "path and host may not be used at the same time");
+            return false;
+        }
+        if (qdict_haskey(opts, "path")) {
+            char *path = nbd_take_str(opts, "path");
+
+            qdict_put_str(opts, "server.type", "unix");
+            if (path) {
+                qdict_put_str(opts, "server.path", path);
+                g_free(path);
+            }
+        } else {
+            char *host = nbd_take_str(opts, "host");
+            char *port = nbd_take_str(opts, "port");
+
+            qdict_put_str(opts, "server.type", "inet");
+            if (host) {
+                qdict_put_str(opts, "server.host", host);
+            }
+            qdict_put_str(opts, "server.port", port ? port : NBD_DEFAULT_PORT);
+            g_free(host);
+            g_free(port);
+        }
     }
 
     if (filename) {
@@ -731,6 +786,49 @@ static void nbd_bdrv_close(BlockDriverState *bs)
     g_free(s->host);
     g_free(s->port);
     g_free(s->export);
+    g_free(s->tls_hostname);
+    if (s->tls) {
+        qcrypto_tls_creds_unref(s->tls);
+    }
+}
+
+bool nbd_client_tls_setup(struct nbd_handle *h, QCryptoTLSCreds *creds, bool is_unix,
+                          const char *host, const char *tls_hostname, Error **errp)
+{
+    if (tls_hostname && is_unix) {
+        error_setg(errp, "nbd: tls-hostname cannot be checked over a unix socket "
+                   "(libnbd checks certificates only against a TCP host name)");
+        return false;
+    }
+    if (tls_hostname && strcmp(tls_hostname, host)) {
+        error_setg(errp, "nbd: tls-hostname '%s' differs from the host '%s': only the "
+                   "host connected to can be checked (libnbd 1.14)", tls_hostname, host);
+        return false;
+    }
+    if (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) < 0 ||
+        nbd_set_tls_certificates(h, qcrypto_tls_creds_dir(creds)) < 0 ||
+        nbd_set_tls_verify_peer(h, qcrypto_tls_creds_verify_peer(creds)) < 0) {
+        error_setg(errp, "nbd: %s", nbd_get_error());
+        return false;
+    }
+    return true;
+}
+
+/* A failed nbd_connect_tcp(), in QEMU's words where it was the socket. */
+static void nbd_connect_error(BDRVNBDState *s, struct nbd_handle *h, Error **errp)
+{
+    if ((nbd_aio_is_created(h) || nbd_aio_is_connecting(h)) && nbd_get_errno()) {
+        error_setg_errno(errp, nbd_get_errno(), "Failed to connect to '%s:%s'", s->host,
+                         s->port);
+    } else if (nbd_aio_is_created(h) || nbd_aio_is_connecting(h)) {
+        /* No errno: a name that does not resolve, say; libnbd's words then. */
+        error_setg(errp, "Failed to connect to '%s:%s': %s", s->host, s->port,
+                   nbd_get_error());
+    } else if (nbd_get_errno() == ENOENT) {
+        error_setg(errp, "Requested export not available");
+    } else {
+        error_setg(errp, "nbd: %s", nbd_get_error());
+    }
 }
 
 /* A handle connected to the server, through the handshake; NULL with @errp set. */
@@ -748,6 +846,20 @@ static struct nbd_handle *nbd_new_handle(BDRVNBDState *s, Error **errp)
         error_setg(errp, "nbd: %s", nbd_get_error());
         nbd_close(h);
         return NULL;
+    }
+    if (s->tls && !nbd_client_tls_setup(h, s->tls, s->is_unix, s->host, s->tls_hostname,
+                                        errp)) {
+        nbd_close(h);
+        return NULL;
+    }
+    if (s->tls && !s->is_unix) {
+        /* libnbd checks the certificate against the name it connected to. */
+        if (nbd_connect_tcp(h, s->host, s->port) < 0) {
+            nbd_connect_error(s, h, errp);
+            nbd_close(h);
+            return NULL;
+        }
+        return h;
     }
     fd = nbd_connect_socket_to(s, errp);
     if (fd < 0) {

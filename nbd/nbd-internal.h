@@ -10,6 +10,7 @@
 #include "nbd/nbd.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/coroutine.h"
+#include "crypto/tlscreds.h"
 
 struct NBDExport {
     char *name;
@@ -40,6 +41,7 @@ struct NBDServer {
     int max_clients;
     NBDClientClosedFn *client_closed;
     void *opaque;
+    QCryptoTLSCreds *tls_creds;  /* TLS required (STARTTLS first), or NULL */
 };
 
 /* Meta context ids this server hands out (any number is fine by proto.md). */
@@ -52,6 +54,7 @@ enum {
 typedef struct NBDClient {
     NBDServer *server;
     int fd;
+    gnutls_session_t tls;       /* after STARTTLS: everything goes through it */
     bool closing;               /* no more reading; requests finish */
     bool no_zeroes;
     bool structured_reply;
@@ -79,8 +82,22 @@ int nbd_co_write(int fd, const void *buf, size_t len);
 /* Writes @n pieces in order, as few system calls as the socket allows. */
 struct iovec;
 int nbd_co_writev(int fd, struct iovec *iov, int n);
+/* The coroutine waits in the main context until @fd is ready for @cond. */
+void nbd_co_wait_fd(int fd, GIOCondition cond);
 /* Reads and drops @len bytes. */
 int nbd_co_drain(int fd, uint64_t len);
+
+/*
+ * A client's stream: the socket, or the TLS session over it once STARTTLS
+ * is done (tls.c).  Same contract as nbd_co_read() and friends.
+ */
+int nbd_client_read(NBDClient *client, void *buf, size_t len);
+int nbd_client_write(NBDClient *client, const void *buf, size_t len);
+int nbd_client_writev(NBDClient *client, struct iovec *iov, int n);
+/* The TLS handshake as server (the STARTTLS reply was sent): 0, or -1. */
+int nbd_client_starttls(NBDClient *client, QCryptoTLSCreds *creds);
+/* Ends the TLS session, if any, without waiting for the peer. */
+void nbd_client_tls_close(NBDClient *client);
 
 /* Listeners (socket.c). */
 void nbd_server_poll_listeners(NBDServer *server, bool on);

@@ -37,7 +37,7 @@ static int send_rep_str(NBDClient *client, uint32_t opt, uint32_t type,
     nbd_put32(hdr + 8, opt);
     nbd_put32(hdr + 12, type);
     nbd_put32(hdr + 16, pre_len + len);
-    return nbd_co_writev(client->fd, iov, 3);
+    return nbd_client_writev(client, iov, 3);
 }
 
 static int send_rep(NBDClient *client, uint32_t opt, uint32_t type,
@@ -295,11 +295,41 @@ static int opt_export_name(NBDClient *client, const uint8_t *data, uint32_t len)
     }
     nbd_put64(buf, exp->size);
     nbd_put16(buf + 8, exp->flags);
-    if (nbd_co_write(client->fd, buf, client->no_zeroes ? 10 : sizeof(buf)) < 0) {
+    if (nbd_client_write(client, buf, client->no_zeroes ? 10 : sizeof(buf)) < 0) {
         return -1;
     }
     client->exp = exp;
     return 1;
+}
+
+/*
+ * An option while TLS is required and not yet in place: only STARTTLS
+ * (which starts the handshake right after its plaintext ACK) and ABORT
+ * are served; 0 to go on, -1 to end the session.
+ */
+static int opt_before_tls(NBDClient *client, uint32_t opt, uint32_t len)
+{
+    switch (opt) {
+    case NBD_OPT_STARTTLS:
+        if (len) {
+            return send_rep_err(client, opt, NBD_REP_ERR_INVALID,
+                                "no payload expected in NBD_OPT_STARTTLS");
+        }
+        if (send_rep(client, opt, NBD_REP_ACK, NULL, 0) < 0) {
+            return -1;
+        }
+        /* Whatever the client sends next is the handshake, or nothing is. */
+        return nbd_client_starttls(client, client->server->tls_creds);
+    case NBD_OPT_ABORT:
+        send_rep(client, opt, NBD_REP_ACK, NULL, 0);
+        return -1;
+    case NBD_OPT_EXPORT_NAME:
+        /* It has no error reply: the only refusal is to disconnect. */
+        return -1;
+    default:
+        return send_rep_err(client, opt, NBD_REP_ERR_TLS_REQD,
+                            "Option 0x%x not permitted before TLS", opt);
+    }
 }
 
 int nbd_negotiate(NBDClient *client)
@@ -311,8 +341,8 @@ int nbd_negotiate(NBDClient *client)
     nbd_put64(greet, NBD_INIT_MAGIC);
     nbd_put64(greet + 8, NBD_OPTS_MAGIC);
     nbd_put16(greet + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-    if (nbd_co_write(client->fd, greet, sizeof(greet)) < 0 ||
-        nbd_co_read(client->fd, cflags, sizeof(cflags)) < 0) {
+    if (nbd_client_write(client, greet, sizeof(greet)) < 0 ||
+        nbd_client_read(client, cflags, sizeof(cflags)) < 0) {
         return -1;
     }
     flags = nbd_get32(cflags);
@@ -328,7 +358,7 @@ int nbd_negotiate(NBDClient *client)
         OptReader r;
         int ret;
 
-        if (nbd_co_read(client->fd, hdr, sizeof(hdr)) < 0 ||
+        if (nbd_client_read(client, hdr, sizeof(hdr)) < 0 ||
             nbd_get64(hdr) != NBD_OPTS_MAGIC) {
             return -1;
         }
@@ -340,10 +370,17 @@ int nbd_negotiate(NBDClient *client)
             return -1;
         }
         data = g_malloc(len + 1);
-        if (nbd_co_read(client->fd, data, len) < 0) {
+        if (nbd_client_read(client, data, len) < 0) {
             return -1;
         }
         r = (OptReader) { data, len };
+        if (client->server->tls_creds && !client->tls) {
+            ret = opt_before_tls(client, opt, len);
+            if (ret < 0) {
+                return -1;
+            }
+            continue;
+        }
         switch (opt) {
         case NBD_OPT_EXPORT_NAME:
             ret = opt_export_name(client, data, len);
@@ -373,7 +410,12 @@ int nbd_negotiate(NBDClient *client)
             ret = opt_meta_context(client, opt, &r);
             break;
         case NBD_OPT_STARTTLS:
-            ret = send_rep_err(client, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+            if (client->tls) {
+                /* proto.md: a second STARTTLS is invalid; the session goes on. */
+                ret = send_rep_err(client, opt, NBD_REP_ERR_INVALID, "TLS already negotiated");
+            } else {
+                ret = send_rep_err(client, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+            }
             break;
         default:
             ret = send_rep_err(client, opt, NBD_REP_ERR_UNSUP, "Unsupported option %u", opt);

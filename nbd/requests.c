@@ -72,7 +72,7 @@ static int send_iov(NBDClient *client, const void *const *bufs, const size_t *le
             iov[k++] = (struct iovec) { (void *)bufs[i], lens[i] };
         }
     }
-    return nbd_co_writev(client->fd, iov, k);
+    return nbd_client_writev(client, iov, k);
 }
 
 static void reply_failed(NBDClient *client)
@@ -522,7 +522,7 @@ void nbd_serve_requests(NBDClient *client)
 
         wait_for_room(client, NBD_MAX_REQUESTS_IN_FLIGHT - 1,
                       NBD_MAX_BYTES_IN_FLIGHT - NBD_MAX_BUFFER_SIZE);
-        if (client->closing || nbd_co_read(client->fd, hdr, sizeof(hdr)) < 0 ||
+        if (client->closing || nbd_client_read(client, hdr, sizeof(hdr)) < 0 ||
             nbd_get32(hdr) != NBD_REQUEST_MAGIC) {
             break;  /* gone, or out of step: nothing more can be understood */
         }
@@ -551,7 +551,7 @@ void nbd_serve_requests(NBDClient *client)
                 break;
             }
             req->data = g_try_malloc(MAX(req->len, 1));
-            if (!req->data || nbd_co_read(client->fd, req->data, req->len) < 0) {
+            if (!req->data || nbd_client_read(client, req->data, req->len) < 0) {
                 g_free(req->data);
                 g_free(req);
                 break;

@@ -136,6 +136,17 @@ NBDServer *nbd_server_new(int max_clients, NBDClientClosedFn *client_closed, voi
     return server;
 }
 
+void nbd_server_set_tls_creds(NBDServer *server, QCryptoTLSCreds *creds)
+{
+    if (creds) {
+        qcrypto_tls_creds_ref(creds);
+    }
+    if (server->tls_creds) {
+        qcrypto_tls_creds_unref(server->tls_creds);
+    }
+    server->tls_creds = creds;
+}
+
 NBDExport *nbd_server_find_export(NBDServer *server, const char *name)
 {
     for (guint i = 0; i < server->exports->len; i++) {
@@ -233,6 +244,7 @@ static void client_co(void *opaque)
     /* nbd_serve_requests() returned after the last request ended. */
     server->clients = g_list_remove(server->clients, client);
     server->nb_clients--;
+    nbd_client_tls_close(client);
     close(client->fd);
     g_free(client);
     if (server->max_clients) {
@@ -283,5 +295,8 @@ void nbd_server_free(NBDServer *server)
     }
     g_ptr_array_free(server->listeners, TRUE);
     g_ptr_array_free(server->exports, TRUE);
+    if (server->tls_creds) {
+        qcrypto_tls_creds_unref(server->tls_creds);
+    }
     g_free(server);
 }

@@ -25,7 +25,7 @@ static gboolean fd_ready(gint fd, GIOCondition cond, gpointer opaque)
 }
 
 /* The coroutine waits in the main context until @fd is ready for @cond. */
-static void co_wait_fd(int fd, GIOCondition cond)
+void nbd_co_wait_fd(int fd, GIOCondition cond)
 {
     g_unix_fd_add(fd, cond | G_IO_HUP | G_IO_ERR, fd_ready, qemu_coroutine_self());
     qemu_coroutine_yield();
@@ -44,7 +44,7 @@ int nbd_co_read(int fd, void *buf, size_t len)
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            co_wait_fd(fd, G_IO_IN);
+            nbd_co_wait_fd(fd, G_IO_IN);
         } else {
             return -1;  /* end of stream or an error: the client is gone */
         }
@@ -66,7 +66,7 @@ int nbd_co_write(int fd, const void *buf, size_t len)
         } else if (errno == EINTR) {
             continue;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            co_wait_fd(fd, G_IO_OUT);
+            nbd_co_wait_fd(fd, G_IO_OUT);
         } else {
             return -1;
         }
@@ -83,7 +83,7 @@ int nbd_co_writev(int fd, struct iovec *iov, int n)
         if (done < 0 && errno == EINTR) {
             continue;
         } else if (done < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            co_wait_fd(fd, G_IO_OUT);
+            nbd_co_wait_fd(fd, G_IO_OUT);
             continue;
         } else if (done < 0) {
             return -1;

@@ -20,6 +20,7 @@ typedef struct UserObject {
 static const UserCreatableType *const object_types[] = {
     &qcrypto_secret_type,
     &throttle_group_type,
+    &qcrypto_tls_creds_x509_type,
     NULL,
 };
 
@@ -42,6 +43,11 @@ static const UserCreatableType *find_type(const char *name)
     for (size_t i = 0; object_types[i]; i++) {
         if (strcmp(object_types[i]->name, name) == 0) {
             return object_types[i];
+        }
+    }
+    for (size_t i = 0; qcrypto_tls_unsupported_types[i].name; i++) {
+        if (strcmp(qcrypto_tls_unsupported_types[i].name, name) == 0) {
+            return &qcrypto_tls_unsupported_types[i];
         }
     }
     for (guint i = 0; program_types && i < program_types->len; i++) {

@@ -11,7 +11,7 @@ PKGS=(
     liburing-dev libaio-dev
     qemu-utils qemu-system-x86 cryptsetup-bin
     python3 expect socat xxd jq time xz-utils strace
-    libnbd-bin nbdkit libnbd-dev
+    libnbd-bin nbdkit libnbd-dev gnutls-bin
 )
 
 missing=()

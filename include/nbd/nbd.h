@@ -164,6 +164,14 @@ void nbd_export_set_writethrough(NBDExport *exp, bool writethrough);
  */
 typedef void NBDClientClosedFn(NBDServer *server, void *opaque);
 NBDServer *nbd_server_new(int max_clients, NBDClientClosedFn *client_closed, void *opaque);
+/*
+ * Requires TLS with @creds (server endpoint; NULL: plaintext) of every
+ * client that connects from now on: before NBD_OPT_STARTTLS only ABORT is
+ * served, every other option gets NBD_REP_ERR_TLS_REQD.  The server holds
+ * a reference on @creds (the object cannot be deleted meanwhile).
+ */
+struct QCryptoTLSCreds;
+void nbd_server_set_tls_creds(NBDServer *server, struct QCryptoTLSCreds *creds);
 /* The server owns @exp from now on.  Fails when the name is taken. */
 bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp);
 /*

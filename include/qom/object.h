@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * User-creatable objects (--object / object-add / object_add).  Only the
- * "secret" type exists so far; see crypto/secret.c.
+ * User-creatable objects (--object / object-add / object_add): secret
+ * (crypto/secret.c), throttle-group (util/throttle.c), tls-creds-x509
+ * (crypto/tlscreds.c) and the machine's iothread.
  */
 #ifndef QOM_OBJECT_H
 #define QOM_OBJECT_H
