@@ -446,7 +446,8 @@ int main(int argc, char **argv)
         nbd_server_free(server);
         return 1;
     }
-    if (pid_file && !daemon_write_pid_file(pid_file)) {
+    if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
+        error_report_err(err);
         nbd_server_free(server);
         return 1;
     }

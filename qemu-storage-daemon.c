@@ -470,6 +470,7 @@ static bool second_pass(int argc, char **argv)
 int main(int argc, char **argv)
 {
     g_autofree char *pid_file = NULL;
+    Error *err = NULL;
     bool daemonize = false;
     int ready_fd = -1;
     int exit_code = 0;
@@ -498,7 +499,9 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
-    if (pid_file && !daemon_write_pid_file(pid_file)) {
+    if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
+        error_prepend(&err, "cannot create PID file: ");
+        error_report_err(err);
         g_clear_pointer(&pid_file, g_free);
         exit_code = 1;
         goto out;

@@ -104,6 +104,30 @@ bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp)
     return true;
 }
 
+bool nbd_export_replace_node(NBDExport *exp, BlockDriverState *bs, Error **errp)
+{
+    uint64_t perm = BLK_PERM_CONSISTENT_READ | (exp->writable ? BLK_PERM_WRITE : 0);
+    BdrvUser *user;
+    int64_t size = bdrv_getlength(bs);
+
+    if (size < 0) {
+        error_setg_errno(errp, (int)-size, "Failed to determine the image length");
+        return false;
+    }
+    /* The new handle first: on a conflict the export stays where it was. */
+    user = bdrv_user_add_full(bs, "an NBD export", NULL, perm, BLK_PERM_ALL, 0, errp);
+    if (!user) {
+        return false;
+    }
+    bdrv_ref(bs);
+    bdrv_user_remove(exp->user);
+    bdrv_unref(exp->bs);
+    exp->user = user;
+    exp->bs = bs;
+    exp->size = size;
+    return true;
+}
+
 void nbd_export_set_writethrough(NBDExport *exp, bool writethrough)
 {
     exp->writethrough = writethrough;

@@ -9,16 +9,23 @@
 #include "qemu/daemon.h"
 #include "qemu/error-report.h"
 
-bool daemon_write_pid_file(const char *path)
+bool daemon_write_pid_file(const char *path, Error **errp)
 {
     g_autofree char *s = g_strdup_printf("%d\n", (int)getpid());
-    GError *gerr = NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t len = strlen(s);
 
-    if (!g_file_set_contents(path, s, -1, &gerr)) {
-        error_report("Failed to write pid file '%s': %s", path, gerr->message);
-        g_error_free(gerr);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not create '%s'", path);
         return false;
     }
+    if (write(fd, s, len) != (ssize_t)len) {
+        error_setg_errno(errp, errno, "Failed to write PID to '%s'", path);
+        close(fd);
+        unlink(path);
+        return false;
+    }
+    close(fd);
     return true;
 }
 

@@ -7,6 +7,7 @@
 #define QEMU_DAEMON_H
 
 #include <stdbool.h>
+#include "qapi/error.h"
 
 /*
  * Forks.  The parent waits until the child calls daemon_ready() and exits
@@ -16,7 +17,7 @@
 int daemon_fork_and_wait(void);
 /* Tells the waiting parent that start-up is done, and leaves the terminal. */
 void daemon_ready(int fd);
-/* Writes the pid of this process to @path; false after an error report. */
-bool daemon_write_pid_file(const char *path);
+/* Writes the pid of this process to @path. */
+bool daemon_write_pid_file(const char *path, Error **errp);
 
 #endif
