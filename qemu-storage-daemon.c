@@ -287,6 +287,17 @@ static bool add_export(const char *arg, Error **errp)
             return false;
         }
     }
+    /*
+     * Only NBD is built: another type is refused by its name before its
+     * own members are looked at (scripts probe "--export fuse" and look
+     * for the type's name in the error).
+     */
+    if (qdict_get_try_str(args, "type") && strcmp(qdict_get_try_str(args, "type"), "nbd")) {
+        error_setg(errp, "Block export type '%s' is not supported (only nbd)",
+                   qdict_get_try_str(args, "type"));
+        qobject_unref(args);
+        return false;
+    }
     ret = qmp_dispatch_command("block-export-add", args, errp);
     qobject_unref(args);
     qobject_unref(ret);

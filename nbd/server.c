@@ -50,7 +50,8 @@ NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *de
      * The export's own handle: what it needs, sharing everything (as
      * QEMU's exports do; other users' needs decide what they share).
      */
-    user = bdrv_user_add_full(bs, "an NBD export", NULL, perm, BLK_PERM_ALL, 0, errp);
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL, 0,
+                              errp);
     if (!user) {
         return NULL;
     }
@@ -115,7 +116,8 @@ bool nbd_export_replace_node(NBDExport *exp, BlockDriverState *bs, Error **errp)
         return false;
     }
     /* The new handle first: on a conflict the export stays where it was. */
-    user = bdrv_user_add_full(bs, "an NBD export", NULL, perm, BLK_PERM_ALL, 0, errp);
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL, 0,
+                              errp);
     if (!user) {
         return false;
     }
