@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,9 +13,16 @@
 bool daemon_write_pid_file(const char *path, Error **errp)
 {
     g_autofree char *s = g_strdup_printf("%d\n", (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_autofree char *tmp = g_strdup_printf("%s.%d.tmp", path, (int)getpid());
     size_t len = strlen(s);
+    int fd;
 
+    /*
+     * Written beside it and renamed over it: whoever waits for the file
+     * to appear never reads it empty or half written.  The errors name
+     * the file asked for (the temporary one is in the same directory).
+     */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         error_setg_errno(errp, errno, "Could not create '%s'", path);
         return false;
@@ -22,10 +30,15 @@ bool daemon_write_pid_file(const char *path, Error **errp)
     if (write(fd, s, len) != (ssize_t)len) {
         error_setg_errno(errp, errno, "Failed to write PID to '%s'", path);
         close(fd);
-        unlink(path);
+        unlink(tmp);
         return false;
     }
     close(fd);
+    if (rename(tmp, path) < 0) {
+        error_setg_errno(errp, errno, "Could not create '%s'", path);
+        unlink(tmp);
+        return false;
+    }
     return true;
 }
 
