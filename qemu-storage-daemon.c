@@ -315,13 +315,34 @@ static bool add_object(const char *arg, Error **errp)
     }
     props = json_loads(arg, 0, &jerr);
     if (!props || !json_is_object(props)) {
-        error_setg(errp, "JSON parse error, %s", props ? "expected an object" : jerr.text);
+        /* Not the parser's text: it quotes the input near the error, a secret's data maybe. */
+        if (props) {
+            error_setg(errp, "JSON parse error, expected an object");
+        } else {
+            error_setg(errp, "JSON parse error at character %d", jerr.position);
+        }
         qobject_unref(props);
         return false;
     }
     ok = user_creatable_add(props, errp);
     qobject_unref(props);
     return ok;
+}
+
+/* An --object argument as error messages show it: never the secret's data. */
+static char *object_arg_shown(const char *arg)
+{
+    GRegex *re;
+    char *shown;
+
+    if (arg[0] != '{') {
+        return hmp_mask_secrets(arg);
+    }
+    /* JSON: the value of "data", even unterminated (a parse error). */
+    re = g_regex_new("(\"data\"\\s*:\\s*)\"(?:[^\"\\\\]|\\\\.)*\"?", 0, 0, NULL);
+    shown = g_regex_replace(re, arg, -1, 0, "\\1\"******\"", 0, NULL);
+    g_regex_unref(re);
+    return shown;
 }
 
 /* --monitor: QMP only, as in QEMU's daemon. */
@@ -458,7 +479,7 @@ static bool second_pass(int argc, char **argv)
         }
         if (!ok) {
             /* Never echo secret data in an error message. */
-            g_autofree char *shown = c == OPT_OBJECT ? hmp_mask_secrets(optarg)
+            g_autofree char *shown = c == OPT_OBJECT ? object_arg_shown(optarg)
                                                      : g_strdup(optarg);
             error_prepend(&err, "%s %s: ", name, shown);
             error_report_err(err);
