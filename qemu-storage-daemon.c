@@ -515,6 +515,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Before anything may start a thread: a fork keeps only the caller's. */
+    if (daemonize) {
+        ready_fd = daemon_fork_and_wait();
+    }
     bdrv_init();
     qmp_register_storage_commands();
     qmp_register_command("quit", qsd_quit);
@@ -524,9 +528,6 @@ int main(int argc, char **argv)
     block_job_monitor_init();
     block_graph_monitor_init();
 
-    if (daemonize) {
-        ready_fd = daemon_fork_and_wait();
-    }
     if (!second_pass(argc, argv)) {
         exit_code = 1;
         goto out;
