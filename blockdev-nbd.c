@@ -54,6 +54,24 @@ bool blockdev_nbd_node_exported(BlockDriverState *bs)
     return false;
 }
 
+bool blockdev_nbd_replace_node(BlockDriverState *old_bs, BlockDriverState *new_bs, Error **errp)
+{
+    for (GList *l = exports; l; l = l->next) {
+        BlockExport *e = l->data;
+
+        if (e->bs != old_bs || e->shutting_down) {
+            continue;
+        }
+        if (!nbd_export_replace_node(e->nbd, new_bs, errp)) {
+            return false;
+        }
+        e->bs = new_bs;
+        g_free(e->node_name);
+        e->node_name = g_strdup(bdrv_get_node_name(new_bs));
+    }
+    return true;
+}
+
 /* @e's export is gone (no client is left): says so. */
 static void export_finish(BlockExport *e)
 {

@@ -667,12 +667,8 @@ bool blockdev_keyval_types(QDict *opts, Error **errp)
         if (!json_is_string(value) || !g_strv_contains(blockdev_bool_members, last)) {
             continue;
         }
-        if (!strcmp(json_string_value(value), "on")) {
-            b = true;
-        } else if (!strcmp(json_string_value(value), "off")) {
-            b = false;
-        } else {
-            error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+        /* QEMU's keyval booleans: on/yes/true and off/no/false. */
+        if (!qemu_parse_bool(key, json_string_value(value), &b, errp)) {
             return false;
         }
         json_object_set_new(opts, key, json_boolean(b));

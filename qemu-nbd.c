@@ -19,6 +19,7 @@
 #include "block/block.h"
 #include "nbd/nbd.h"
 #include "qemu/cutils.h"
+#include "qemu/daemon.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "qemu-nbd-list.h"
@@ -124,70 +125,6 @@ static bool parse_cache(const char *mode, QDict *opts, bool *writethrough)
     qdict_put_bool(opts, "cache.direct", direct);
     qdict_put_bool(opts, "cache.no-flush", no_flush);
     return true;
-}
-
-static bool write_pid_file(const char *path)
-{
-    g_autofree char *s = g_strdup_printf("%d\n", (int)getpid());
-    GError *gerr = NULL;
-
-    if (!g_file_set_contents(path, s, -1, &gerr)) {
-        error_report("Failed to write pid file '%s': %s", path, gerr->message);
-        g_error_free(gerr);
-        return false;
-    }
-    return true;
-}
-
-/*
- * --fork: the parent waits until the child listens (a byte on the pipe)
- * and exits 0, or exits 1 when the child failed (the pipe closes empty;
- * the child has said why on the shared stderr).
- */
-static int fork_and_wait(void)
-{
-    int fds[2];
-    pid_t pid;
-    char c;
-
-    if (pipe(fds) < 0) {
-        error_report("Failed to create pipe: %s", strerror(errno));
-        exit(1);
-    }
-    pid = fork();
-    if (pid < 0) {
-        error_report("Failed to fork: %s", strerror(errno));
-        exit(1);
-    }
-    if (pid > 0) {
-        ssize_t n;
-
-        close(fds[1]);
-        do {
-            n = read(fds[0], &c, 1);
-        } while (n < 0 && errno == EINTR);
-        exit(n == 1 ? 0 : 1);
-    }
-    close(fds[0]);
-    setsid();
-    return fds[1];
-}
-
-/* Tells --fork's parent that the server is up, and leaves the terminal. */
-static void fork_done(int fd)
-{
-    int null = open("/dev/null", O_RDWR);
-
-    if (write(fd, "", 1) != 1) {
-        /* The parent is gone: nobody to tell. */
-    }
-    close(fd);
-    if (null >= 0) {
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        close(null);
-    }
 }
 
 static void refuse(const char *what)
@@ -496,7 +433,7 @@ int main(int argc, char **argv)
     }
 
     if (do_fork) {
-        fork_fd = fork_and_wait();
+        fork_fd = daemon_fork_and_wait();
     }
 
     /* qemu-nbd never asks for a password: keys come as secrets (--object). */
@@ -548,7 +485,8 @@ int main(int argc, char **argv)
         nbd_server_free(server);
         return 1;
     }
-    if (pid_file && !write_pid_file(pid_file)) {
+    if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
+        error_report_err(err);
         nbd_server_free(server);
         return 1;
     }
@@ -556,7 +494,7 @@ int main(int argc, char **argv)
     g_unix_signal_add(SIGINT, on_signal, NULL);
     g_unix_signal_add(SIGHUP, on_signal, NULL);
     if (fork_fd >= 0) {
-        fork_done(fork_fd);
+        daemon_ready(fork_fd);
     }
 
     g_main_loop_run(main_loop);

@@ -16,6 +16,7 @@
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "system/blockdev.h"
+#include "system/blockdev-nbd.h"
 
 /* ------------------------------------------------------------------ */
 /* Argument helpers (the dispatcher has checked presence and types) */
@@ -393,14 +394,18 @@ static QObject *qmp_query_jobs(QDict *args, Error **errp)
 }
 
 /*
- * The drive whose root was @old_root uses @new_root from now on.  A node
- * no drive uses (a -blockdev or blockdev-add root) has no user to switch:
- * as in QEMU the job still completes, the node stays as its owner left it,
- * and the new root lives on only if something else holds it.
+ * The drive whose root was @old_root uses @new_root from now on, and so
+ * do the NBD exports of @old_root.  A node nothing of the kind uses (a
+ * -blockdev or blockdev-add root) has no user to switch: as in QEMU the
+ * job still completes, the node stays as its owner left it, and the new
+ * root lives on only if something else holds it.
  */
 static bool replace_drive_root(BlockDriverState *old_root, BlockDriverState *new_root,
                                Error **errp)
 {
+    if (!blockdev_nbd_replace_node(old_root, new_root, errp)) {
+        return false;
+    }
     for (GList *l = drive_list(); l; l = l->next) {
         DriveInfo *d = l->data;
         if (d->bs == old_root) {

@@ -53,6 +53,12 @@ typedef struct CopyJob {
      * into.
      */
     BlockDriverState *filter;
+    /*
+     * A stream's hold on the nodes between the one streamed into and
+     * base: nobody else may write them while their data is copied up
+     * (QEMU's "intermediate node" children of the job).
+     */
+    GSList *intermediate_users;
     int64_t cursor;
     uint8_t *buf;
 } CopyJob;
@@ -264,6 +270,8 @@ static void copy_clean(BlockJob *job)
 {
     CopyJob *s = (CopyJob *)job;
 
+    g_slist_free_full(g_steal_pointer(&s->intermediate_users),
+                      (GDestroyNotify)bdrv_user_remove);
     commit_remove_filter(s);
     if (!s->is_stream && s->base && s->base_was_ro) {
         bdrv_reopen_set_read_only(s->base, true, NULL);
@@ -505,6 +513,17 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
         return NULL;
     }
     for (BlockDriverState *p = bs->backing; p && p != base; p = p->backing) {
+        g_autofree char *name = g_strdup_printf("stream job '%s'", block_job_id(&s->common));
+        BdrvUser *user = bdrv_user_add_full(p, name, "intermediate node", 0,
+                                            BLK_PERM_CONSISTENT_READ |
+                                            BLK_PERM_WRITE_UNCHANGED,
+                                            BDRV_USER_EXTRA, errp);
+
+        if (!user) {
+            block_job_fail_created(&s->common);
+            return NULL;
+        }
+        s->intermediate_users = g_slist_prepend(s->intermediate_users, user);
         block_job_add_node(&s->common, p);
         s->above_base = p;
     }

@@ -167,27 +167,36 @@ static QObject *qmp_human_monitor_command(QDict *args, Error **errp)
     return json_string(out);
 }
 
-void qmp_register_builtin_commands(void)
+/*
+ * The commands of a process that holds block nodes but no machine: the
+ * storage daemon has these and no more of this file's.
+ */
+void qmp_register_storage_commands(void)
 {
     monitor_register_qmp_capabilities();
     qmp_register_command("query-version", qmp_query_version);
     qmp_register_command("query-commands", qmp_query_commands);
-    qmp_register_command("query-status", qmp_query_status);
-    qmp_register_command("query-name", qmp_query_name);
-    qmp_register_command("stop", qmp_stop);
-    qmp_register_command("cont", qmp_cont);
-    qmp_register_command("system_reset", qmp_system_reset);
     qmp_register_command("quit", qmp_quit);
     qmp_register_command("query-block", qmp_query_block);
-    qmp_register_command("block_set_io_throttle", qmp_block_set_io_throttle);
     qmp_register_command("query-named-block-nodes", qmp_query_named_block_nodes);
     qmp_register_command("query-blockstats", qmp_query_blockstats);
     qmp_register_command("blockdev-add", qmp_blockdev_add);
     qmp_register_command("blockdev-del", qmp_blockdev_del);
     qmp_register_command("block_passwd", qmp_block_passwd);
-    qmp_register_command("device_add", qmp_device_add);
-    qmp_register_command("device_del", qmp_device_del);
     qmp_register_command("object-add", qmp_object_add);
     qmp_register_command("object-del", qmp_object_del);
+}
+
+void qmp_register_builtin_commands(void)
+{
+    qmp_register_storage_commands();
+    qmp_register_command("query-status", qmp_query_status);
+    qmp_register_command("query-name", qmp_query_name);
+    qmp_register_command("stop", qmp_stop);
+    qmp_register_command("cont", qmp_cont);
+    qmp_register_command("system_reset", qmp_system_reset);
+    qmp_register_command("block_set_io_throttle", qmp_block_set_io_throttle);
+    qmp_register_command("device_add", qmp_device_add);
+    qmp_register_command("device_del", qmp_device_del);
     qmp_register_command("human-monitor-command", qmp_human_monitor_command);
 }

@@ -50,7 +50,8 @@ NBDExport *nbd_export_new(BlockDriverState *bs, const char *name, const char *de
      * The export's own handle: what it needs, sharing everything (as
      * QEMU's exports do; other users' needs decide what they share).
      */
-    user = bdrv_user_add_full(bs, "an NBD export", NULL, perm, BLK_PERM_ALL, 0, errp);
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL, 0,
+                              errp);
     if (!user) {
         return NULL;
     }
@@ -101,6 +102,31 @@ bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp)
     bdrv_dirty_bitmap_set_busy_recording(bm, true);
     exp->bitmap = bm;
     exp->bitmap_ctx = g_strdup_printf("qemu:dirty-bitmap:%s", name);
+    return true;
+}
+
+bool nbd_export_replace_node(NBDExport *exp, BlockDriverState *bs, Error **errp)
+{
+    uint64_t perm = BLK_PERM_CONSISTENT_READ | (exp->writable ? BLK_PERM_WRITE : 0);
+    BdrvUser *user;
+    int64_t size = bdrv_getlength(bs);
+
+    if (size < 0) {
+        error_setg_errno(errp, (int)-size, "Failed to determine the image length");
+        return false;
+    }
+    /* The new handle first: on a conflict the export stays where it was. */
+    user = bdrv_user_add_full(bs, "an unnamed block device", NULL, perm, BLK_PERM_ALL, 0,
+                              errp);
+    if (!user) {
+        return false;
+    }
+    bdrv_ref(bs);
+    bdrv_user_remove(exp->user);
+    bdrv_unref(exp->bs);
+    exp->user = user;
+    exp->bs = bs;
+    exp->size = size;
     return true;
 }
 

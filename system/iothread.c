@@ -237,9 +237,14 @@ static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
     return qdict_new();
 }
 
-void iothread_register_commands(void)
+void iothread_register_storage(void)
 {
     user_creatable_register_type(&iothread_type);
-    qmp_register_command("query-iothreads", qmp_query_iothreads);
     qmp_register_command("x-blockdev-set-iothread", qmp_x_blockdev_set_iothread);
+}
+
+void iothread_register_commands(void)
+{
+    iothread_register_storage();
+    qmp_register_command("query-iothreads", qmp_query_iothreads);
 }

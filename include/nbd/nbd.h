@@ -152,6 +152,12 @@ const char *nbd_export_name(NBDExport *exp);
  * is read-only and its node writable.
  */
 bool nbd_export_set_bitmap(NBDExport *exp, const char *name, Error **errp);
+/*
+ * @exp serves @bs from now on (a block job put @bs in the place of the
+ * node it served, as QEMU replaces a node in all its parents).  Requests
+ * already sent to the old node end there.
+ */
+bool nbd_export_replace_node(NBDExport *exp, BlockDriverState *bs, Error **errp);
 /* Every write is on stable storage before its reply, as if FUA were set. */
 void nbd_export_set_writethrough(NBDExport *exp, bool writethrough);
 

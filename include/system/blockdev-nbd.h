@@ -15,6 +15,13 @@ bool blockdev_nbd_node_exported(BlockDriverState *bs);
  * exports nbd-server-add made by its name go.
  */
 void blockdev_nbd_drive_medium_gone(DriveInfo *drive);
+/*
+ * A block job put @new_bs in the place of @old_bs (a mirror's or an
+ * active commit's completion): the exports of @old_bs serve @new_bs, as
+ * QEMU's export is one of the parents the node is replaced in.
+ */
+bool blockdev_nbd_replace_node(BlockDriverState *old_bs, BlockDriverState *new_bs,
+                               Error **errp);
 /* The machine quits: every export goes (with its event), then the server. */
 void blockdev_nbd_quit(void);
 

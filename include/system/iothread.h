@@ -18,6 +18,8 @@ typedef struct IOThread IOThread;
 IOThread *iothread_by_id(const char *id);
 const char *iothread_id(const IOThread *t);
 void iothread_register_commands(void);
+/* The iothread object type and x-blockdev-set-iothread: what the storage daemon has. */
+void iothread_register_storage(void);
 /* Assigns @bs and the nodes below it (file, backing) to @t (NULL: the main loop). */
 void iothread_set_node_tree(BlockDriverState *bs, IOThread *t);
 /* Whether a drive (a device's BlockBackend in QEMU) uses @bs. */

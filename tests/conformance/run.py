@@ -345,19 +345,20 @@ def main():
                    QEMU_IMG_PROG=shutil.which('qemu-img') or '/usr/bin/qemu-img',
                    QEMU_IO_PROG=shutil.which('qemu-io') or '/usr/bin/qemu-io',
                    QEMU_NBD_PROG=shutil.which('qemu-nbd') or '/usr/bin/qemu-nbd',
-                   QSD_PROG=str(HERE / 'qemu-storage-daemon'))
+                   QSD_PROG=shutil.which('qemu-storage-daemon') or
+                   '/usr/bin/qemu-storage-daemon')
     else:
         progs = {'QEMU_PROG': build / 'qemu-system-x86_64',
                  'QEMU_IMG_PROG': build / 'qemu-img',
                  'QEMU_IO_PROG': build / 'qemu-io',
-                 'QEMU_NBD_PROG': build / 'qemu-nbd'}
+                 'QEMU_NBD_PROG': build / 'qemu-nbd',
+                 'QSD_PROG': build / 'qemu-storage-daemon'}
         for var, prog in progs.items():
             if not os.access(prog, os.X_OK):
                 print(f'conformance: {prog} is not built', file=sys.stderr)
                 print('0 passed, 1 failed')
                 return 1
             env[var] = str(prog)
-        env.update(QSD_PROG=str(HERE / 'qemu-storage-daemon'))
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix='qb-conformance-'))
     workdir.mkdir(parents=True, exist_ok=True)
