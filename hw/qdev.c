@@ -1065,3 +1065,132 @@ void machine_cleanup(void)
     g_free(machine_name);
     machine_name = NULL;
 }
+
+/*
+ * Type introspection (qom-list-types, device-list-properties): the device
+ * models above and the abstract types they descend from.  The machine's
+ * own built-in devices (i440FX, PIIX3, piix3-ide, isa-fdc, the UHCI
+ * controller of -usb) are left out: -device cannot create them here, and a
+ * management application that saw them would try to.
+ */
+static const struct {
+    const char *name, *parent;
+} abstract_device_types[] = {
+    { "device", "object" },
+    { "pci-device", "device" },
+    { "ide-device", "device" },
+    { "usb-device", "device" },
+    { "scsi-device", "device" },
+};
+
+static const char *model_parent(const DeviceModel *m)
+{
+    switch (m->bus_type) {
+    case BUS_TYPE_PCI:
+        return "pci-device";
+    case BUS_TYPE_IDE:
+        return "ide-device";
+    case BUS_TYPE_USB:
+        return "usb-device";
+    case BUS_TYPE_SCSI:
+        return "scsi-device";
+    default:
+        return "device";
+    }
+}
+
+static const char *abstract_parent(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(abstract_device_types); i++) {
+        if (!strcmp(abstract_device_types[i].name, name)) {
+            return abstract_device_types[i].parent;
+        }
+    }
+    return NULL;
+}
+
+void qdev_list_types(QmpTypeVisitor visit, void *opaque)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(abstract_device_types); i++) {
+        visit(opaque, abstract_device_types[i].name, abstract_device_types[i].parent, true);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        visit(opaque, models[i].name, model_parent(&models[i]), false);
+    }
+}
+
+const char *qdev_type_parent(const char *name, bool *is_abstract)
+{
+    const char *p = abstract_parent(name);
+
+    if (p) {
+        *is_abstract = true;
+        return p;
+    }
+    *is_abstract = false;
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        if (!strcmp(models[i].name, name)) {
+            return model_parent(&models[i]);
+        }
+    }
+    return NULL;
+}
+
+/* QOM's type names for the model properties qdev_device_add() takes. */
+static const struct {
+    const char *name, *type, *desc;
+} prop_types[] = {
+    { "drive", "str", "Node name or ID of a block device to use as a backend" },
+    { "unit", "uint32", NULL },
+    { "serial", "str", NULL },
+    { "bootindex", "int32", NULL },
+    { "write-cache", "OnOffAuto", "on/off/auto" },
+    { "share-rw", "bool", NULL },
+    { "addr", "int32", "Slot and optional function number, example: 06.0 or 06" },
+    { "iothread", "link<iothread>", NULL },
+    { "port", "str", NULL },
+    { "removable", "bool", NULL },
+    { "scsi-id", "uint32", NULL },
+    { "chassis_nr", "uint8", NULL },
+};
+
+static void add_prop(json_t *list, const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(prop_types); i++) {
+        if (!strcmp(prop_types[i].name, name)) {
+            json_t *p = json_object();
+            json_object_set_new(p, "name", json_string(name));
+            json_object_set_new(p, "type", json_string(prop_types[i].type));
+            if (prop_types[i].desc) {
+                json_object_set_new(p, "description", json_string(prop_types[i].desc));
+            }
+            json_array_append_new(list, p);
+            return;
+        }
+    }
+    /* Every model property has a QOM type above: the tables go together. */
+    g_assert_not_reached();
+}
+
+json_t *qdev_model_properties(const char *name)
+{
+    const DeviceModel *m = NULL;
+    json_t *list;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        if (!strcmp(models[i].name, name)) {
+            m = &models[i];
+        }
+    }
+    if (!m) {
+        return NULL;
+    }
+    list = json_array();
+    if (!m->controller) {
+        add_prop(list, "drive");
+    }
+    for (size_t i = 0; m->props[i]; i++) {
+        add_prop(list, m->props[i]);
+    }
+    return list;
+}

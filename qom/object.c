@@ -53,6 +53,21 @@ static const UserCreatableType *find_type(const char *name)
     return NULL;
 }
 
+void user_creatable_list_types(void (*fn)(void *opaque, const char *name), void *opaque)
+{
+    for (size_t i = 0; object_types[i]; i++) {
+        fn(opaque, object_types[i]->name);
+    }
+    for (guint i = 0; program_types && i < program_types->len; i++) {
+        fn(opaque, ((const UserCreatableType *)g_ptr_array_index(program_types, i))->name);
+    }
+}
+
+bool user_creatable_type_exists(const char *name)
+{
+    return find_type(name) != NULL;
+}
+
 static UserObject *find_object(const char *id, guint *index)
 {
     if (!objects) {

@@ -6,8 +6,11 @@
  * machine: run states, buses, devices, drives and monitors.  Guest I/O is
  * issued through the monitor's qemu-io command.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
@@ -28,6 +31,7 @@
 #include "system/migration.h"
 #include "system/savevm.h"
 #include "system/iothread.h"
+#include "system/machine-qmp.h"
 #include "monitor/chardev.h"
 #include "qemu/option.h"
 #include "hw/qdev.h"
@@ -46,6 +50,7 @@ static void usage(void)
            "through the monitor's qemu-io command.\n"
            "\n"
            "-machine|-M TYPE[,accel=tcg|qtest]  machine type: pc (default) or none\n"
+           "                    (accel=A:B:...: the first usable of a list)\n"
            "                    ('-machine help')\n"
            "-nodefaults         create no default devices\n"
            "-display none       no display (the only one)\n"
@@ -75,6 +80,9 @@ static void usage(void)
            "-accel tcg|qtest    accepted: no guest code runs under either (others fall back\n"
            "                    to a later -accel tcg|qtest)\n"
            "-m, -smp            accepted for compatibility; no effect\n"
+           "-no-user-config     accepted: no configuration file is ever read\n"
+           "-pidfile FILE       write the process id to FILE (locked; removed at exit)\n"
+           "-daemonize          run in the background once the machine is set up\n"
            "-version            print the version\n"
            "-help               print this help\n");
 }
@@ -93,7 +101,7 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", NULL
+        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", "pidfile", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -126,7 +134,20 @@ static const char *next_accel(GArray *opts, guint i)
     return NULL;
 }
 
-/* -machine [type=]TYPE[,accel=tcg|qtest] */
+/* "kvm:tcg": the first that works of a colon-separated list, as QEMU reads it. */
+static bool accel_list_ok(const char *list)
+{
+    g_auto(GStrv) names = g_strsplit(list, ":", -1);
+
+    for (int i = 0; names[i]; i++) {
+        if (accel_ok(names[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* -machine [type=]TYPE[,accel=tcg|qtest|LIST] */
 static bool parse_machine(const char *arg, char **type, Error **errp)
 {
     QDict *d = keyval_parse(arg, "type", errp);
@@ -141,7 +162,7 @@ static bool parse_machine(const char *arg, char **type, Error **errp)
         if (!strcmp(key, "type")) {
             continue;
         }
-        if (!strcmp(key, "accel") && accel_ok(v)) {
+        if (!strcmp(key, "accel") && accel_list_ok(v)) {
             continue;
         }
         if (!strcmp(key, "accel")) {
@@ -162,7 +183,7 @@ static bool known_flag(const char *opt)
 {
     static const char *const flags[] = {
         "nodefaults", "S", "usb", "version", "help", "h", "enable-kvm", "no-reboot",
-        "no-shutdown", "nographic", "snapshot", NULL
+        "no-shutdown", "nographic", "snapshot", "no-user-config", "daemonize", NULL
     };
     for (int i = 0; flags[i]; i++) {
         if (!strcmp(opt, flags[i])) {
@@ -221,6 +242,122 @@ static bool apply_set(GArray *opts, const char *arg, GPtrArray *keep, Error **er
     return false;
 }
 
+/*
+ * -daemonize: the parent stays until the child reports that the machine is
+ * set up (its monitors listen and the pid file exists), then exits with
+ * success; if the child fails first, the parent sees the pipe close and
+ * exits with failure.  The child's errors reach the caller's stderr,
+ * which stays open until then.
+ */
+static int daemon_pipe = -1;
+
+static bool daemonize_start(Error **errp)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
+        error_setg_errno(errp, errno, "-daemonize: cannot create a pipe");
+        return false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        error_setg_errno(errp, errno, "-daemonize: cannot fork");
+        return false;
+    }
+    if (pid > 0) {
+        char status = 1;
+        ssize_t n;
+
+        close(fds[1]);
+        do {
+            n = read(fds[0], &status, 1);
+        } while (n < 0 && errno == EINTR);
+        _exit(n == 1 && status == 0 ? 0 : 1);
+    }
+    close(fds[0]);
+    daemon_pipe = fds[1];
+    setsid();
+    return true;
+}
+
+static void daemonize_done(void)
+{
+    char ok = 0;
+    int null;
+
+    if (daemon_pipe < 0) {
+        return;
+    }
+    null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        close(null);
+    }
+    if (write(daemon_pipe, &ok, 1) != 1) {
+        /* The parent is gone: nobody is left to tell. */
+    }
+    close(daemon_pipe);
+    daemon_pipe = -1;
+}
+
+/*
+ * -pidfile: created (or reused) and locked, so that a second instance
+ * naming the same file fails instead of overwriting a live one's pid.
+ */
+static char *pidfile_path;
+static int pidfile_fd = -1;
+
+static bool pidfile_create(const char *path, Error **errp)
+{
+    g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create PID file '%s'", path);
+        return false;
+    }
+    if (lockf(fd, F_TLOCK, 0) < 0) {
+        error_setg_errno(errp, errno, "cannot lock PID file '%s'", path);
+        close(fd);
+        return false;
+    }
+    if (ftruncate(fd, 0) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        error_setg_errno(errp, errno, "cannot write PID file '%s'", path);
+        close(fd);
+        unlink(path);
+        return false;
+    }
+    pidfile_fd = fd;
+    pidfile_path = g_strdup(path);
+    return true;
+}
+
+static void pidfile_remove(void)
+{
+    if (pidfile_fd >= 0) {
+        unlink(pidfile_path);
+        close(pidfile_fd);
+        pidfile_fd = -1;
+        g_clear_pointer(&pidfile_path, g_free);
+    }
+}
+
+/* A daemon has no terminal: nothing may ask for stdio. */
+static bool uses_stdio(const char *name, const char *arg)
+{
+    if (!strcmp(name, "monitor") || !strcmp(name, "qmp") || !strcmp(name, "serial")) {
+        return !strcmp(arg, "stdio") || g_str_has_prefix(arg, "stdio,");
+    }
+    if (!strcmp(name, "chardev")) {
+        return !strcmp(arg, "stdio") || g_str_has_prefix(arg, "stdio,") ||
+               strstr(arg, "backend=stdio");
+    }
+    return false;
+}
+
 static void print_format_name(void *opaque, const char *name)
 {
     printf(" %s", name);
@@ -245,6 +382,8 @@ int main(int argc, char **argv)
     bool autostart = true, usb = false;
     bool nodefaults = false, nographic = false, have_monitor = false;
     const char *incoming = NULL;
+    const char *pidfile = NULL;
+    bool daemonize = false;
     int exit_code = 0;
     Error *err = NULL;
     guint sigs[3];
@@ -370,14 +509,44 @@ int main(int argc, char **argv)
             nographic = true;
         } else if (!strcmp(o->name, "snapshot")) {
             drive_set_default_snapshot(true);
+        } else if (!strcmp(o->name, "pidfile")) {
+            pidfile = o->arg;
+        } else if (!strcmp(o->name, "daemonize")) {
+            daemonize = true;
         } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
                    !strcmp(o->name, "mon")) {
             have_monitor = true;
         }
     }
 
+    if (daemonize) {
+        if (nographic && !nodefaults && !have_monitor) {
+            error_report("-nographic cannot be used with -daemonize "
+                         "(its default monitor is on stdio)");
+            return 1;
+        }
+        for (guint i = 0; i < opts->len; i++) {
+            CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+            if (o->arg && uses_stdio(o->name, o->arg)) {
+                error_report("-%s %s: stdio cannot be used with -daemonize", o->name, o->arg);
+                return 1;
+            }
+        }
+        /* Before any thread exists: fork() keeps only the calling one. */
+        if (!daemonize_start(&err)) {
+            error_report_err(err);
+            return 1;
+        }
+    }
+    if (pidfile && !pidfile_create(pidfile, &err)) {
+        error_prepend(&err, "-pidfile %s: ", pidfile);
+        error_report_err(err);
+        return 1;
+    }
+
     bdrv_init();
     qmp_register_builtin_commands();
+    machine_qmp_register_commands();
     hmp_register_builtin_commands();
     migration_register_commands();
     savevm_register_commands();
@@ -554,6 +723,7 @@ int main(int argc, char **argv)
     sigs[1] = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
     sigs[2] = g_unix_signal_add(SIGHUP, on_signal, GINT_TO_POINTER(SIGHUP));
     monitor_start_all();
+    daemonize_done();
     while (!qemu_shutdown_requested()) {
         g_main_context_iteration(NULL, TRUE);
     }
@@ -579,5 +749,6 @@ out:
     drive_cleanup_all();
     user_creatable_cleanup();
     qemu_set_name("");
+    pidfile_remove();
     return exit_code;
 }
