@@ -1194,3 +1194,74 @@ json_t *qdev_model_properties(const char *name)
     }
     return list;
 }
+
+static void collect_devices(BusState *bus, GPtrArray *out)
+{
+    for (GList *l = bus->children; l; l = l->next) {
+        g_ptr_array_add(out, l->data);
+    }
+}
+
+static json_t *child_entry(const char *name, const char *type)
+{
+    g_autofree char *t = g_strdup_printf("child<%s>", type);
+
+    return json_pack("{s:s,s:s}", "name", name, "type", t);
+}
+
+/* qom-list: the machine's containers and devices (QOM paths as QEMU forms them). */
+json_t *qdev_qom_list(const char *path, Error **errp)
+{
+    static const char *const containers[] = {
+        "/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached", NULL
+    };
+    g_autoptr(GPtrArray) devs = g_ptr_array_new();
+    DeviceState *self = NULL;
+    bool container = false;
+    json_t *list;
+
+    if (!machine_name) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
+        return NULL;
+    }
+    for (GList *l = all_buses; l; l = l->next) {
+        collect_devices(l->data, devs);
+    }
+    container = !strcmp(path, "/machine") || g_strv_contains(containers, path);
+    for (guint i = 0; i < devs->len && !container; i++) {
+        DeviceState *d = g_ptr_array_index(devs, i);
+        if (!strcmp(d->path, path)) {
+            self = d;
+        }
+    }
+    if (!container && !self) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
+        return NULL;
+    }
+    list = json_array();
+    json_array_append_new(list, json_pack("{s:s,s:s}", "name", "type", "type", "string"));
+    if (!strcmp(path, "/machine")) {
+        for (int i = 0; containers[i]; i++) {
+            json_array_append_new(list, child_entry(strrchr(containers[i], '/') + 1,
+                                                    "container"));
+        }
+    }
+    for (guint i = 0; i < devs->len; i++) {
+        DeviceState *d = g_ptr_array_index(devs, i);
+        g_autofree char *dir = g_path_get_dirname(d->path);
+        if (!strcmp(dir, path)) {
+            json_array_append_new(list, child_entry(strrchr(d->path, '/') + 1, d->type));
+        }
+    }
+    if (self) {
+        json_t *props = qdev_model_properties(self->type);
+        size_t i;
+        json_t *p;
+
+        json_array_foreach(props, i, p) {
+            json_array_append(list, p);
+        }
+        json_decref(props);
+    }
+    return list;
+}

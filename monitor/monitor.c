@@ -1232,6 +1232,12 @@ bool monitor_new_from_mon_opts(const char *opts, Error **errp)
             if (!qemu_parse_bool(key, v, &pretty, errp)) {
                 goto out;
             }
+        } else if (!strcmp(key, "id")) {
+            /* The option's own name, for -set mon.ID.PROP=...; nothing else reads it. */
+            if (!qemu_id_wellformed(v)) {
+                error_setg(errp, "Parameter 'id' expects an identifier");
+                goto out;
+            }
         } else {
             error_setg(errp, "Invalid parameter '%s'", key);
             goto out;

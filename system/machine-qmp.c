@@ -362,6 +362,11 @@ static QObject *qmp_qom_list_properties(QDict *args, Error **errp)
     return props;
 }
 
+static QObject *qmp_qom_list(QDict *args, Error **errp)
+{
+    return qdev_qom_list(qdict_get_try_str(args, "path"), errp);
+}
+
 static QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
 {
     json_error_t jerr;
@@ -389,4 +394,5 @@ void machine_qmp_register_commands(void)
     qmp_register_command("device-list-properties", qmp_device_list_properties);
     qmp_register_command("qom-list-properties", qmp_qom_list_properties);
     qmp_register_command("query-qmp-schema", qmp_query_qmp_schema);
+    qmp_register_command("qom-list", qmp_qom_list);
 }

@@ -81,6 +81,10 @@ static void usage(void)
            "                    to a later -accel tcg|qtest)\n"
            "-m, -smp            accepted for compatibility; no effect\n"
            "-no-user-config     accepted: no configuration file is ever read\n"
+           "-overcommit, -rtc, -boot  checked, no effect: no guest memory, clock or firmware\n"
+           "-uuid UUID          checked, no effect: the guest's identity, and there is no guest\n"
+           "-audiodev none,id=ID  accepted: there is no sound device, so no other driver\n"
+           "-msg timestamp=on|off,guest-name=on|off  prefix error messages with the time/name\n"
            "-pidfile FILE       write the process id to FILE (locked; removed at exit)\n"
            "-daemonize          run in the background once the machine is set up\n"
            "-version            print the version\n"
@@ -101,7 +105,8 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", "pidfile", NULL
+        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", "pidfile",
+        "overcommit", "uuid", "rtc", "boot", "audiodev", "msg", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -147,8 +152,8 @@ static bool accel_list_ok(const char *list)
     return false;
 }
 
-/* -machine [type=]TYPE[,accel=tcg|qtest|LIST] */
-static bool parse_machine(const char *arg, char **type, Error **errp)
+/* -machine [type=]TYPE[,accel=tcg|qtest|LIST][,usb=on|off][,dump-guest-core=on|off] */
+static bool parse_machine(const char *arg, char **type, bool *usb, Error **errp)
 {
     QDict *d = keyval_parse(arg, "type", errp);
     const char *key;
@@ -163,6 +168,22 @@ static bool parse_machine(const char *arg, char **type, Error **errp)
             continue;
         }
         if (!strcmp(key, "accel") && accel_list_ok(v)) {
+            continue;
+        }
+        if (!strcmp(key, "usb")) {
+            if (!qemu_parse_bool(key, v, usb, errp)) {
+                qobject_unref(d);
+                return false;
+            }
+            continue;
+        }
+        if (!strcmp(key, "dump-guest-core")) {
+            /* No guest memory, so none in a core dump either way. */
+            bool dummy;
+            if (!qemu_parse_bool(key, v, &dummy, errp)) {
+                qobject_unref(d);
+                return false;
+            }
             continue;
         }
         if (!strcmp(key, "accel")) {
@@ -358,6 +379,187 @@ static bool uses_stdio(const char *name, const char *arg)
     return false;
 }
 
+/*
+ * Options that describe a guest this machine does not run: no guest memory
+ * to lock (-overcommit), no guest clock (-rtc), no firmware to boot
+ * (-boot).  Their parameters are checked as QEMU checks them and have no
+ * effect.  Each table row: a parameter and its accepted values (NULL: any
+ * value).
+ */
+typedef struct OptParam {
+    const char *name;
+    const char *const *values;
+} OptParam;
+
+static const char *const on_off[] = { "on", "off", NULL };
+
+static const OptParam overcommit_params[] = {
+    { "mem-lock", on_off }, { "cpu-pm", on_off }, { NULL },
+};
+static const char *const rtc_clocks[] = { "host", "rt", "vm", NULL };
+static const char *const rtc_driftfix[] = { "none", "slew", NULL };
+static const OptParam rtc_params[] = {
+    { "base", NULL }, { "clock", rtc_clocks }, { "driftfix", rtc_driftfix }, { NULL },
+};
+static const OptParam boot_params[] = {
+    { "order", NULL }, { "once", NULL }, { "menu", on_off }, { "splash", NULL },
+    { "splash-time", NULL }, { "reboot-timeout", NULL }, { "strict", on_off }, { NULL },
+};
+static const OptParam msg_params[] = {
+    { "timestamp", on_off }, { "guest-name", on_off }, { NULL },
+};
+
+static QDict *check_params(const char *opt, const char *arg, const char *implied,
+                           const OptParam *params, Error **errp)
+{
+    QDict *d = keyval_parse(arg, implied, errp);
+    const char *key;
+    json_t *value;
+
+    if (!d) {
+        return NULL;
+    }
+    json_object_foreach(d, key, value) {
+        const OptParam *p = params;
+        const char *v = json_string_value(value);
+
+        while (p->name && strcmp(p->name, key)) {
+            p++;
+        }
+        if (!p->name) {
+            error_setg(errp, "Invalid parameter '%s'", key);
+            qobject_unref(d);
+            return NULL;
+        }
+        if (p->values && (!v || !g_strv_contains(p->values, v))) {
+            error_setg(errp, "Parameter '%s' does not accept value '%s'", key, v ? v : "");
+            qobject_unref(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+/* -rtc base=utc|localtime|DATE, DATE as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS. */
+static bool check_rtc_base(QDict *d, Error **errp)
+{
+    const char *base = qdict_get_try_str(d, "base");
+    int y, mo, da, h, mi, se;
+    char c;
+
+    if (!base || !strcmp(base, "utc") || !strcmp(base, "localtime") ||
+        sscanf(base, "%4d-%2d-%2d%c", &y, &mo, &da, &c) == 3 ||
+        sscanf(base, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &da, &h, &mi, &se, &c) == 6) {
+        return true;
+    }
+    error_setg(errp, "invalid datetime format");
+    error_append_hint(errp, "valid formats: '2006-06-17T16:01:21' or '2006-06-17'\n");
+    return false;
+}
+
+/* -uuid: 8-4-4-4-12 hexadecimal digits. */
+static bool check_uuid(const char *arg, Error **errp)
+{
+    static const int groups[] = { 8, 4, 4, 4, 12 };
+    const char *p = arg;
+
+    for (int g = 0; g < 5; g++) {
+        for (int i = 0; i < groups[g]; i++, p++) {
+            if (!g_ascii_isxdigit(*p)) {
+                goto bad;
+            }
+        }
+        if (*p != (g < 4 ? '-' : '\0')) {
+            goto bad;
+        }
+        p++;
+    }
+    return true;
+bad:
+    error_setg(errp, "Fail to parse UUID string. Wrong format.");
+    return false;
+}
+
+/*
+ * -audiodev: the machine has no sound device, so the only backend it
+ * takes is "none" (what libvirt passes for a guest without sound).
+ */
+static bool check_audiodev(const char *arg, Error **errp)
+{
+    QDict *d;
+    const char *key, *driver;
+    json_t *value;
+    bool ok = true;
+
+    if (arg[0] == '{') {
+        json_error_t jerr;
+        d = json_loads(arg, 0, &jerr);
+        if (!d || !json_is_object(d)) {
+            qobject_unref(d);
+            error_setg(errp, "JSON parse error, %s", jerr.text);
+            return false;
+        }
+    } else {
+        d = keyval_parse(arg, "driver", errp);
+        if (!d) {
+            return false;
+        }
+    }
+    driver = qdict_get_try_str(d, "driver");
+    if (!qdict_get_try_str(d, "id")) {
+        error_setg(errp, "Parameter 'id' is missing");
+        ok = false;
+    } else if (!driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+        ok = false;
+    } else if (strcmp(driver, "none")) {
+        error_setg(errp, "audio driver '%s' is not available: this machine has no sound "
+                   "device (only driver 'none')", driver);
+        ok = false;
+    }
+    json_object_foreach(d, key, value) {
+        if (ok && strcmp(key, "id") && strcmp(key, "driver")) {
+            error_setg(errp, "Parameter '%s' is unexpected", key);
+            ok = false;
+        }
+    }
+    qobject_unref(d);
+    return ok;
+}
+
+static bool msg_guest_name;
+
+static bool check_guest_option(CmdOpt *o, Error **errp)
+{
+    QDict *d = NULL;
+
+    if (!strcmp(o->name, "overcommit")) {
+        d = check_params(o->name, o->arg, NULL, overcommit_params, errp);
+    } else if (!strcmp(o->name, "rtc")) {
+        d = check_params(o->name, o->arg, NULL, rtc_params, errp);
+        if (d && !check_rtc_base(d, errp)) {
+            qobject_unref(d);
+            return false;
+        }
+    } else if (!strcmp(o->name, "boot")) {
+        d = check_params(o->name, o->arg, "order", boot_params, errp);
+    } else if (!strcmp(o->name, "msg")) {
+        d = check_params(o->name, o->arg, NULL, msg_params, errp);
+        if (d) {
+            error_set_message_timestamp(!g_strcmp0(qdict_get_try_str(d, "timestamp"), "on"));
+            msg_guest_name = !g_strcmp0(qdict_get_try_str(d, "guest-name"), "on");
+        }
+    } else if (!strcmp(o->name, "uuid")) {
+        return check_uuid(o->arg, errp);
+    } else if (!strcmp(o->name, "audiodev")) {
+        return check_audiodev(o->arg, errp);
+    } else {
+        return true;
+    }
+    qobject_unref(d);
+    return d != NULL;
+}
+
 static void print_format_name(void *opaque, const char *name)
 {
     printf(" %s", name);
@@ -422,6 +624,15 @@ int main(int argc, char **argv)
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "set") && !apply_set(opts, o->arg, set_args, &err)) {
             error_prepend(&err, "-set %s: ", o->arg);
+            error_report_err(err);
+            return 1;
+        }
+    }
+
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!check_guest_option(o, &err)) {
+            error_prepend(&err, "-%s %s: ", o->name, o->arg);
             error_report_err(err);
             return 1;
         }
@@ -519,6 +730,9 @@ int main(int argc, char **argv)
         }
     }
 
+    if (msg_guest_name && qemu_get_name() && *qemu_get_name()) {
+        error_set_message_guest_name(qemu_get_name());
+    }
     if (daemonize) {
         if (nographic && !nodefaults && !have_monitor) {
             error_report("-nographic cannot be used with -daemonize "
@@ -547,6 +761,7 @@ int main(int argc, char **argv)
     bdrv_init();
     qmp_register_builtin_commands();
     machine_qmp_register_commands();
+    chardev_register_commands();
     hmp_register_builtin_commands();
     migration_register_commands();
     savevm_register_commands();
@@ -584,7 +799,7 @@ int main(int argc, char **argv)
     }
     {
         g_autofree char *type = NULL;
-        if (!parse_machine(machine, &type, &err) || !machine_init(type, usb, &err)) {
+        if (!parse_machine(machine, &type, &usb, &err) || !machine_init(type, usb, &err)) {
             error_prepend(&err, "-machine %s: ", machine);
             goto fail;
         }

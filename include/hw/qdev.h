@@ -109,5 +109,7 @@ void qdev_list_types(QmpTypeVisitor visit, void *opaque);
 const char *qdev_type_parent(const char *name, bool *is_abstract);
 /* The properties of device model @name (ObjectPropertyInfo list), or NULL. */
 json_t *qdev_model_properties(const char *name);
+/* qom-list of @path, or NULL (DeviceNotFound) when nothing is there. */
+json_t *qdev_qom_list(const char *path, Error **errp);
 
 #endif
