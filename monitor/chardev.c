@@ -22,12 +22,22 @@
 #include "monitor/chardev.h"
 
 static GList *chardevs;         /* Chardev from -chardev, in order */
+static GList *legacy_chardevs;  /* a -monitor/-qmp argument's (owned by its monitor) */
+static int legacy_count;
+
+void chardev_add_legacy(Chardev *chr)
+{
+    g_free(chr->id);
+    chr->id = g_strdup_printf("compat_monitor%d", legacy_count++);
+    legacy_chardevs = g_list_append(legacy_chardevs, chr);
+}
 
 void chardev_free(Chardev *chr)
 {
     if (!chr) {
         return;
     }
+    legacy_chardevs = g_list_remove(legacy_chardevs, chr);
     g_free(chr->id);
     g_free(chr->label);
     g_free(chr->path);
@@ -425,6 +435,8 @@ void chardev_unlink(Chardev *chr)
 static char *chardev_filename(Chardev *chr)
 {
     const char *server = chr->server ? ",server=on" : "";
+    /* A socket with no peer yet: QEMU says so first. */
+    const char *state = chr->connected ? "" : "disconnected:";
 
     switch (chr->kind) {
     case CHARDEV_STDIO:
@@ -432,7 +444,7 @@ static char *chardev_filename(Chardev *chr)
     case CHARDEV_NULL:
         return g_strdup("null");
     case CHARDEV_TCP:
-        return g_strdup_printf("tcp:%s:%s%s", chr->host, chr->port, server);
+        return g_strdup_printf("%stcp:%s:%s%s", state, chr->host, chr->port, server);
     case CHARDEV_UNIX:
     default:
         if (chr->fd >= 0 && !chr->path) {
@@ -441,19 +453,20 @@ static char *chardev_filename(Chardev *chr)
             socklen_t len = sizeof(addr);
             if (getsockname(chr->fd, (struct sockaddr *)&addr, &len) == 0 &&
                 addr.sun_family == AF_UNIX && addr.sun_path[0]) {
-                return g_strdup_printf("unix:%s%s", addr.sun_path, server);
+                return g_strdup_printf("%sunix:%s%s", state, addr.sun_path, server);
             }
-            return g_strdup_printf("fd:%d%s", chr->fd, server);
+            return g_strdup_printf("%sfd:%d%s", state, chr->fd, server);
         }
-        return g_strdup_printf("unix:%s%s", chr->path, server);
+        return g_strdup_printf("%sunix:%s%s", state, chr->path, server);
     }
 }
 
 static QObject *qmp_query_chardev(QDict *args, Error **errp)
 {
     json_t *list = json_array();
+    GList *all = g_list_concat(g_list_copy(chardevs), g_list_copy(legacy_chardevs));
 
-    for (GList *l = chardevs; l; l = l->next) {
+    for (GList *l = all; l; l = l->next) {
         Chardev *chr = l->data;
         g_autofree char *filename = chardev_filename(chr);
 
@@ -461,6 +474,7 @@ static QObject *qmp_query_chardev(QDict *args, Error **errp)
                                               "filename", filename,
                                               "frontend-open", chr->used));
     }
+    g_list_free(all);
     return list;
 }
 

@@ -29,6 +29,7 @@ typedef struct Chardev {
     bool server;
     bool wait;                  /* server: accept the first client at start-up */
     bool used;                  /* a front end took it */
+    bool connected;             /* a socket's peer is there (query-chardev says so) */
 } Chardev;
 
 /*
@@ -52,6 +53,8 @@ void chardev_cleanup_all(void);
  * (*fd).  The descriptors not opened are -1.
  */
 bool chardev_open_socket(Chardev *chr, int *listen_fd, int *fd, Error **errp);
+/* A -monitor/-qmp argument's device, named compat_monitorN for query-chardev. */
+void chardev_add_legacy(Chardev *chr);
 /* query-chardev. */
 void chardev_register_commands(void);
 /* Removes a Unix server's socket file. */
