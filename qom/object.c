@@ -192,7 +192,9 @@ bool user_creatable_add_cmdline(const char *optarg, Error **errp)
      */
     type = qdict_get_try_str(props, "qom-type");
     id = qdict_get_try_str(props, "id");
-    warn = type && strcmp(type, "secret") == 0 && qdict_haskey(props, "data");
+    /* Encrypted data (keyid=) is no secret to whoever reads the command line. */
+    warn = type && strcmp(type, "secret") == 0 && qdict_haskey(props, "data") &&
+           !qdict_haskey(props, "keyid");
     if (warn) {
         warn_report("secret '%s' is given with data= on the command line, "
                     "where other local users can read it; use file= instead",

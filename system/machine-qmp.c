@@ -304,6 +304,9 @@ static json_t *object_type_properties(const char *name)
         json_array_append_new(list, prop("data", "string", "the secret's bytes"));
         json_array_append_new(list, prop("file", "string", "a file holding the secret"));
         json_array_append_new(list, prop("format", "QCryptoSecretFormat", "raw or base64"));
+        json_array_append_new(list, prop("keyid", "string",
+                                         "the secret whose AES-256 key encrypted the data"));
+        json_array_append_new(list, prop("iv", "string", "the CBC IV, base64"));
     } else if (!strcmp(name, "iothread")) {
         json_array_append_new(list, prop("poll-max-ns", "int", NULL));
         json_array_append_new(list, prop("poll-grow", "int", NULL));
