@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <string.h>
 #include <glib.h>
+#include "crypto/cipher.h"
 #include "crypto/secret.h"
 #include "qom/object-internal.h"
 #include "qemu/cutils.h"
@@ -21,7 +22,7 @@ typedef struct QCryptoSecret {
 } QCryptoSecret;
 
 static const char *const secret_props[] = {
-    "data", "file", "format", NULL,
+    "data", "file", "format", "keyid", "iv", NULL,
 };
 
 void qcrypto_secret_free(void *secret)
@@ -132,11 +133,77 @@ fail:
     return NULL;
 }
 
+/*
+ * keyid=/iv=: the data is AES-256-CBC ciphertext under the secret @keyid
+ * (libvirt's master key, 32 bytes), padded so that its last byte counts
+ * the padding bytes.  Decrypts @raw in place and shortens *@raw_len.
+ */
+static bool secret_decrypt(uint8_t *raw, size_t *raw_len, const char *keyid,
+                           const char *iv_b64, Error **errp)
+{
+    g_autofree uint8_t *iv = NULL;
+    uint8_t *key;
+    size_t key_len, iv_len = 0;
+    QCryptoCipher *cipher;
+    unsigned pad;
+    bool ok;
+
+    if (!iv_b64) {
+        error_setg(errp, "IV is required to decrypt secret");
+        return false;
+    }
+    key = qcrypto_secret_lookup(keyid, &key_len, errp);
+    if (!key) {
+        return false;
+    }
+    iv = secret_decode_base64(iv_b64, strlen(iv_b64), &iv_len, errp);
+    if (!iv) {
+        qcrypto_secret_free(key);
+        return false;
+    }
+    if (iv_len != QCRYPTO_CIPHER_BLOCK_LEN) {
+        error_setg(errp, "IV should be %d bytes in length not %zu",
+                   QCRYPTO_CIPHER_BLOCK_LEN, iv_len);
+        qcrypto_secret_free(key);
+        return false;
+    }
+    if (key_len != 32) {
+        error_setg(errp, "Key should be 32 bytes in length");
+        qcrypto_secret_free(key);
+        return false;
+    }
+    cipher = qcrypto_cipher_new(QCRYPTO_CIPHER_ALG_AES_256, QCRYPTO_CIPHER_MODE_CBC,
+                                key, key_len, errp);
+    qcrypto_secret_free(key);
+    if (!cipher) {
+        return false;
+    }
+    if (*raw_len % QCRYPTO_CIPHER_BLOCK_LEN) {
+        error_setg(errp, "Length %zu must be a multiple of block size %d",
+                   *raw_len, QCRYPTO_CIPHER_BLOCK_LEN);
+        qcrypto_cipher_free(cipher);
+        return false;
+    }
+    ok = qcrypto_cipher_decrypt(cipher, iv, raw, raw, *raw_len, errp);
+    qcrypto_cipher_free(cipher);
+    if (!ok) {
+        return false;
+    }
+    pad = *raw_len ? raw[*raw_len - 1] : 0;
+    if (pad > QCRYPTO_CIPHER_BLOCK_LEN || pad > *raw_len) {
+        error_setg(errp, "Incorrect number of padding bytes (%u) found on decrypted data", pad);
+        return false;
+    }
+    *raw_len -= pad;
+    qemu_secure_zero(raw + *raw_len, pad);
+    return true;
+}
+
 static void *secret_create(const char *id, const QDict *props, Error **errp)
 {
     const char *key;
     json_t *value;
-    const char *data, *file, *format;
+    const char *data, *file, *format, *keyid, *iv;
     bool base64 = false;
     uint8_t *raw;
     size_t raw_len;
@@ -162,6 +229,13 @@ static void *secret_create(const char *id, const QDict *props, Error **errp)
     data = qdict_get_try_str(props, "data");
     file = qdict_get_try_str(props, "file");
     format = qdict_get_try_str(props, "format");
+    keyid = qdict_get_try_str(props, "keyid");
+    iv = qdict_get_try_str(props, "iv");
+    if (iv && !keyid) {
+        /* QEMU 7.2 takes it and does nothing with it; an IV alone decrypts nothing. */
+        error_setg(errp, "'iv' is only used with 'keyid' (the key that encrypted the data)");
+        return NULL;
+    }
     if (format) {
         if (strcmp(format, "base64") == 0) {
             base64 = true;
@@ -202,6 +276,10 @@ static void *secret_create(const char *id, const QDict *props, Error **errp)
         raw = g_memdup2(data, raw_len + 1);
     }
     if (!raw) {
+        return NULL;
+    }
+    if (keyid && !secret_decrypt(raw, &raw_len, keyid, iv, errp)) {
+        qcrypto_secret_free(raw);
         return NULL;
     }
 

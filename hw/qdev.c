@@ -1065,3 +1065,203 @@ void machine_cleanup(void)
     g_free(machine_name);
     machine_name = NULL;
 }
+
+/*
+ * Type introspection (qom-list-types, device-list-properties): the device
+ * models above and the abstract types they descend from.  The machine's
+ * own built-in devices (i440FX, PIIX3, piix3-ide, isa-fdc, the UHCI
+ * controller of -usb) are left out: -device cannot create them here, and a
+ * management application that saw them would try to.
+ */
+static const struct {
+    const char *name, *parent;
+} abstract_device_types[] = {
+    { "device", "object" },
+    { "pci-device", "device" },
+    { "ide-device", "device" },
+    { "usb-device", "device" },
+    { "scsi-device", "device" },
+};
+
+static const char *model_parent(const DeviceModel *m)
+{
+    switch (m->bus_type) {
+    case BUS_TYPE_PCI:
+        return "pci-device";
+    case BUS_TYPE_IDE:
+        return "ide-device";
+    case BUS_TYPE_USB:
+        return "usb-device";
+    case BUS_TYPE_SCSI:
+        return "scsi-device";
+    default:
+        return "device";
+    }
+}
+
+static const char *abstract_parent(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(abstract_device_types); i++) {
+        if (!strcmp(abstract_device_types[i].name, name)) {
+            return abstract_device_types[i].parent;
+        }
+    }
+    return NULL;
+}
+
+void qdev_list_types(QmpTypeVisitor visit, void *opaque)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(abstract_device_types); i++) {
+        visit(opaque, abstract_device_types[i].name, abstract_device_types[i].parent, true);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        visit(opaque, models[i].name, model_parent(&models[i]), false);
+    }
+}
+
+const char *qdev_type_parent(const char *name, bool *is_abstract)
+{
+    const char *p = abstract_parent(name);
+
+    if (p) {
+        *is_abstract = true;
+        return p;
+    }
+    *is_abstract = false;
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        if (!strcmp(models[i].name, name)) {
+            return model_parent(&models[i]);
+        }
+    }
+    return NULL;
+}
+
+/* QOM's type names for the model properties qdev_device_add() takes. */
+static const struct {
+    const char *name, *type, *desc;
+} prop_types[] = {
+    { "drive", "str", "Node name or ID of a block device to use as a backend" },
+    { "unit", "uint32", NULL },
+    { "serial", "str", NULL },
+    { "bootindex", "int32", NULL },
+    { "write-cache", "OnOffAuto", "on/off/auto" },
+    { "share-rw", "bool", NULL },
+    { "addr", "int32", "Slot and optional function number, example: 06.0 or 06" },
+    { "iothread", "link<iothread>", NULL },
+    { "port", "str", NULL },
+    { "removable", "bool", NULL },
+    { "scsi-id", "uint32", NULL },
+    { "chassis_nr", "uint8", NULL },
+};
+
+static void add_prop(json_t *list, const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(prop_types); i++) {
+        if (!strcmp(prop_types[i].name, name)) {
+            json_t *p = json_object();
+            json_object_set_new(p, "name", json_string(name));
+            json_object_set_new(p, "type", json_string(prop_types[i].type));
+            if (prop_types[i].desc) {
+                json_object_set_new(p, "description", json_string(prop_types[i].desc));
+            }
+            json_array_append_new(list, p);
+            return;
+        }
+    }
+    /* Every model property has a QOM type above: the tables go together. */
+    g_assert_not_reached();
+}
+
+json_t *qdev_model_properties(const char *name)
+{
+    const DeviceModel *m = NULL;
+    json_t *list;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(models); i++) {
+        if (!strcmp(models[i].name, name)) {
+            m = &models[i];
+        }
+    }
+    if (!m) {
+        return NULL;
+    }
+    list = json_array();
+    if (!m->controller) {
+        add_prop(list, "drive");
+    }
+    for (size_t i = 0; m->props[i]; i++) {
+        add_prop(list, m->props[i]);
+    }
+    return list;
+}
+
+static void collect_devices(BusState *bus, GPtrArray *out)
+{
+    for (GList *l = bus->children; l; l = l->next) {
+        g_ptr_array_add(out, l->data);
+    }
+}
+
+static json_t *child_entry(const char *name, const char *type)
+{
+    g_autofree char *t = g_strdup_printf("child<%s>", type);
+
+    return json_pack("{s:s,s:s}", "name", name, "type", t);
+}
+
+/* qom-list: the machine's containers and devices (QOM paths as QEMU forms them). */
+json_t *qdev_qom_list(const char *path, Error **errp)
+{
+    static const char *const containers[] = {
+        "/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached", NULL
+    };
+    g_autoptr(GPtrArray) devs = g_ptr_array_new();
+    DeviceState *self = NULL;
+    bool container = false;
+    json_t *list;
+
+    if (!machine_name) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
+        return NULL;
+    }
+    for (GList *l = all_buses; l; l = l->next) {
+        collect_devices(l->data, devs);
+    }
+    container = !strcmp(path, "/machine") || g_strv_contains(containers, path);
+    for (guint i = 0; i < devs->len && !container; i++) {
+        DeviceState *d = g_ptr_array_index(devs, i);
+        if (!strcmp(d->path, path)) {
+            self = d;
+        }
+    }
+    if (!container && !self) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
+        return NULL;
+    }
+    list = json_array();
+    json_array_append_new(list, json_pack("{s:s,s:s}", "name", "type", "type", "string"));
+    if (!strcmp(path, "/machine")) {
+        for (int i = 0; containers[i]; i++) {
+            json_array_append_new(list, child_entry(strrchr(containers[i], '/') + 1,
+                                                    "container"));
+        }
+    }
+    for (guint i = 0; i < devs->len; i++) {
+        DeviceState *d = g_ptr_array_index(devs, i);
+        g_autofree char *dir = g_path_get_dirname(d->path);
+        if (!strcmp(dir, path)) {
+            json_array_append_new(list, child_entry(strrchr(d->path, '/') + 1, d->type));
+        }
+    }
+    if (self) {
+        json_t *props = qdev_model_properties(self->type);
+        size_t i;
+        json_t *p;
+
+        json_array_foreach(props, i, p) {
+            json_array_append(list, p);
+        }
+        json_decref(props);
+    }
+    return list;
+}

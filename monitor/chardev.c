@@ -8,25 +8,45 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <glib.h>
 
+#include "qemu/cutils.h"
 #include "qemu/option.h"
+#include "qapi/qmp-registry.h"
 #include "monitor/chardev.h"
 
 static GList *chardevs;         /* Chardev from -chardev, in order */
+static GList *legacy_chardevs;  /* a -monitor/-qmp argument's (owned by its monitor) */
+static int legacy_count;
+
+void chardev_add_legacy(Chardev *chr)
+{
+    g_free(chr->id);
+    chr->id = g_strdup_printf("compat_monitor%d", legacy_count++);
+    legacy_chardevs = g_list_append(legacy_chardevs, chr);
+}
 
 void chardev_free(Chardev *chr)
 {
     if (!chr) {
         return;
     }
+    legacy_chardevs = g_list_remove(legacy_chardevs, chr);
     g_free(chr->id);
     g_free(chr->label);
     g_free(chr->path);
     g_free(chr->host);
     g_free(chr->port);
+    if (chr->fd >= 0 && !chr->used) {
+        /* Handed over but never opened: it is ours to close. */
+        close(chr->fd);
+    }
     g_free(chr);
 }
 
@@ -44,6 +64,7 @@ Chardev *chardev_parse_legacy(const char *spec, Error **errp)
 
     chr->label = g_strdup(spec);
     chr->wait = true;
+    chr->fd = -1;
     if (!strcmp(head, "stdio")) {
         chr->kind = CHARDEV_STDIO;
     } else if (!strcmp(head, "null")) {
@@ -102,6 +123,50 @@ fail:
     return NULL;
 }
 
+/*
+ * fd=N: a socket the parent process opened (libvirt hands over the
+ * monitor's listening socket so that it exists before the machine does).
+ */
+static bool chardev_take_fd(Chardev *chr, const char *v, Error **errp)
+{
+    int64_t n;
+    struct stat st;
+
+    if (!v || qemu_strtoi64(v, NULL, 10, &n) < 0 || n < 0 || n > INT_MAX) {
+        error_setg(errp, "Parameter 'fd' expects a file descriptor number");
+        return false;
+    }
+    if (fstat(n, &st) < 0) {
+        error_setg_errno(errp, errno, "fd=%" PRId64 " is not an open file descriptor", n);
+        return false;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        error_setg(errp, "fd=%" PRId64 " is not a socket", n);
+        return false;
+    }
+    chr->fd = n;
+    return true;
+}
+
+/* A listening socket for server=on, a connected one for server=off. */
+static bool chardev_check_fd(Chardev *chr, Error **errp)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (getsockopt(chr->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) {
+        error_setg_errno(errp, errno, "chardev '%s': fd=%d", chr->id, chr->fd);
+        return false;
+    }
+    if (!!listening != chr->server) {
+        error_setg(errp, "chardev '%s': fd=%d is %s socket, but server=%s", chr->id, chr->fd,
+                   listening ? "a listening" : "not a listening", chr->server ? "on" : "off");
+        return false;
+    }
+    fcntl(chr->fd, F_SETFD, FD_CLOEXEC);
+    return true;
+}
+
 Chardev *chardev_find(const char *id)
 {
     for (GList *l = chardevs; l; l = l->next) {
@@ -149,6 +214,7 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
     chr->kind = !strcmp(backend, "stdio") ? CHARDEV_STDIO :
                 !strcmp(backend, "null") ? CHARDEV_NULL : CHARDEV_UNIX;
     chr->wait = true;
+    chr->fd = -1;
     json_object_foreach(d, key, value) {
         const char *v = json_string_value(value);
         bool ok = true;
@@ -163,6 +229,11 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
             chr->host = g_strdup(v);
         } else if (!strcmp(key, "port")) {
             chr->port = g_strdup(v);
+        } else if (!strcmp(key, "fd")) {
+            if (!chardev_take_fd(chr, v, errp)) {
+                chardev_free(chr);
+                goto fail;
+            }
         } else if (!strcmp(key, "server")) {
             if (!parse_flag(key, v, &chr->server, errp)) {
                 chardev_free(chr);
@@ -182,7 +253,17 @@ bool chardev_add_cmdline(const char *opts, Error **errp)
             goto fail;
         }
     }
-    if (chr->kind == CHARDEV_UNIX) {
+    if (chr->kind == CHARDEV_UNIX && chr->fd >= 0) {
+        if (chr->path || chr->host || chr->port) {
+            error_setg(errp, "chardev '%s': fd= excludes path=, host= and port=", id);
+            chardev_free(chr);
+            goto fail;
+        }
+        if (!chardev_check_fd(chr, errp)) {
+            chardev_free(chr);
+            goto fail;
+        }
+    } else if (chr->kind == CHARDEV_UNIX) {
         if (chr->path && !chr->host && !chr->port) {
             chr->kind = CHARDEV_UNIX;
         } else if (!chr->path && chr->host && chr->port) {
@@ -308,7 +389,8 @@ static int open_tcp(Chardev *chr, Error **errp)
 
 bool chardev_open_socket(Chardev *chr, int *listen_fd, int *fd, Error **errp)
 {
-    int s = chr->kind == CHARDEV_UNIX ? open_unix(chr, errp) : open_tcp(chr, errp);
+    int s = chr->fd >= 0 ? chr->fd : chr->kind == CHARDEV_UNIX ? open_unix(chr, errp)
+                                                               : open_tcp(chr, errp);
 
     *listen_fd = *fd = -1;
     if (s < 0) {
@@ -345,7 +427,58 @@ bool chardev_open_socket(Chardev *chr, int *listen_fd, int *fd, Error **errp)
 
 void chardev_unlink(Chardev *chr)
 {
-    if (chr->kind == CHARDEV_UNIX && chr->server) {
+    if (chr->kind == CHARDEV_UNIX && chr->server && chr->path) {
         unlink(chr->path);
     }
+}
+
+static char *chardev_filename(Chardev *chr)
+{
+    const char *server = chr->server ? ",server=on" : "";
+    /* A socket with no peer yet: QEMU says so first. */
+    const char *state = chr->connected ? "" : "disconnected:";
+
+    switch (chr->kind) {
+    case CHARDEV_STDIO:
+        return g_strdup("stdio");
+    case CHARDEV_NULL:
+        return g_strdup("null");
+    case CHARDEV_TCP:
+        return g_strdup_printf("%stcp:%s:%s%s", state, chr->host, chr->port, server);
+    case CHARDEV_UNIX:
+    default:
+        if (chr->fd >= 0 && !chr->path) {
+            /* A socket handed over by fd=: its own address names it. */
+            struct sockaddr_un addr = { 0 };
+            socklen_t len = sizeof(addr);
+            if (getsockname(chr->fd, (struct sockaddr *)&addr, &len) == 0 &&
+                addr.sun_family == AF_UNIX && addr.sun_path[0]) {
+                return g_strdup_printf("%sunix:%s%s", state, addr.sun_path, server);
+            }
+            return g_strdup_printf("%sfd:%d%s", state, chr->fd, server);
+        }
+        return g_strdup_printf("%sunix:%s%s", state, chr->path, server);
+    }
+}
+
+static QObject *qmp_query_chardev(QDict *args, Error **errp)
+{
+    json_t *list = json_array();
+    GList *all = g_list_concat(g_list_copy(chardevs), g_list_copy(legacy_chardevs));
+
+    for (GList *l = all; l; l = l->next) {
+        Chardev *chr = l->data;
+        g_autofree char *filename = chardev_filename(chr);
+
+        json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "label", chr->id,
+                                              "filename", filename,
+                                              "frontend-open", chr->used));
+    }
+    g_list_free(all);
+    return list;
+}
+
+void chardev_register_commands(void)
+{
+    qmp_register_command("query-chardev", qmp_query_chardev);
 }

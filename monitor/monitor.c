@@ -914,6 +914,7 @@ int monitor_count_connected(void)
 
 static void monitor_disconnect(Monitor *mon)
 {
+    mon->chr->connected = false;
     monitor_drop_received_fds(mon);
     if (mon->pw_cb) {
         /* A password prompt that nobody will answer: let its owner clean up. */
@@ -1078,6 +1079,7 @@ static void monitor_connected(Monitor *mon)
 
 static void monitor_take_client(Monitor *mon, int fd)
 {
+    mon->chr->connected = true;
     int one = 1;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1203,7 +1205,12 @@ bool monitor_new_from_spec(const char *spec, bool qmp, Error **errp)
     if (!chr) {
         return false;
     }
-    return monitor_new(chr, true, qmp, errp);
+    if (!monitor_new(chr, true, qmp, errp)) {
+        return false;
+    }
+    /* query-chardev lists it as QEMU does, by the name QEMU gives it. */
+    chardev_add_legacy(chr);
+    return true;
 }
 
 bool monitor_new_from_mon_opts(const char *opts, Error **errp)
@@ -1230,6 +1237,12 @@ bool monitor_new_from_mon_opts(const char *opts, Error **errp)
             mode = v;
         } else if (!strcmp(key, "pretty")) {
             if (!qemu_parse_bool(key, v, &pretty, errp)) {
+                goto out;
+            }
+        } else if (!strcmp(key, "id")) {
+            /* The option's own name, for -set mon.ID.PROP=...; nothing else reads it. */
+            if (!qemu_id_wellformed(v)) {
+                error_setg(errp, "Parameter 'id' expects an identifier");
                 goto out;
             }
         } else {

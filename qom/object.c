@@ -59,6 +59,21 @@ static const UserCreatableType *find_type(const char *name)
     return NULL;
 }
 
+void user_creatable_list_types(void (*fn)(void *opaque, const char *name), void *opaque)
+{
+    for (size_t i = 0; object_types[i]; i++) {
+        fn(opaque, object_types[i]->name);
+    }
+    for (guint i = 0; program_types && i < program_types->len; i++) {
+        fn(opaque, ((const UserCreatableType *)g_ptr_array_index(program_types, i))->name);
+    }
+}
+
+bool user_creatable_type_exists(const char *name)
+{
+    return find_type(name) != NULL;
+}
+
 static UserObject *find_object(const char *id, guint *index)
 {
     if (!objects) {
@@ -183,7 +198,9 @@ bool user_creatable_add_cmdline(const char *optarg, Error **errp)
      */
     type = qdict_get_try_str(props, "qom-type");
     id = qdict_get_try_str(props, "id");
-    warn = type && strcmp(type, "secret") == 0 && qdict_haskey(props, "data");
+    /* Encrypted data (keyid=) is no secret to whoever reads the command line. */
+    warn = type && strcmp(type, "secret") == 0 && qdict_haskey(props, "data") &&
+           !qdict_haskey(props, "keyid");
     if (warn) {
         warn_report("secret '%s' is given with data= on the command line, "
                     "where other local users can read it; use file= instead",

@@ -6,8 +6,11 @@
  * machine: run states, buses, devices, drives and monitors.  Guest I/O is
  * issued through the monitor's qemu-io command.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
@@ -28,6 +31,7 @@
 #include "system/migration.h"
 #include "system/savevm.h"
 #include "system/iothread.h"
+#include "system/machine-qmp.h"
 #include "monitor/chardev.h"
 #include "qemu/option.h"
 #include "hw/qdev.h"
@@ -46,6 +50,7 @@ static void usage(void)
            "through the monitor's qemu-io command.\n"
            "\n"
            "-machine|-M TYPE[,accel=tcg|qtest]  machine type: pc (default) or none\n"
+           "                    (accel=A:B:...: the first usable of a list)\n"
            "                    ('-machine help')\n"
            "-nodefaults         create no default devices\n"
            "-display none       no display (the only one)\n"
@@ -75,6 +80,13 @@ static void usage(void)
            "-accel tcg|qtest    accepted: no guest code runs under either (others fall back\n"
            "                    to a later -accel tcg|qtest)\n"
            "-m, -smp            accepted for compatibility; no effect\n"
+           "-no-user-config     accepted: no configuration file is ever read\n"
+           "-overcommit, -rtc, -boot  checked, no effect: no guest memory, clock or firmware\n"
+           "-uuid UUID          checked, no effect: the guest's identity, and there is no guest\n"
+           "-audiodev none,id=ID  accepted: there is no sound device, so no other driver\n"
+           "-msg timestamp=on|off,guest-name=on|off  prefix error messages with the time/name\n"
+           "-pidfile FILE       write the process id to FILE (locked; removed at exit)\n"
+           "-daemonize          run in the background once the machine is set up\n"
            "-version            print the version\n"
            "-help               print this help\n");
 }
@@ -93,7 +105,8 @@ static bool takes_arg(const char *opt)
     static const char *const with_arg[] = {
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
-        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", NULL
+        "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", "pidfile",
+        "overcommit", "uuid", "rtc", "boot", "audiodev", "msg", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -126,8 +139,21 @@ static const char *next_accel(GArray *opts, guint i)
     return NULL;
 }
 
-/* -machine [type=]TYPE[,accel=tcg|qtest] */
-static bool parse_machine(const char *arg, char **type, Error **errp)
+/* "kvm:tcg": the first that works of a colon-separated list, as QEMU reads it. */
+static bool accel_list_ok(const char *list)
+{
+    g_auto(GStrv) names = g_strsplit(list, ":", -1);
+
+    for (int i = 0; names[i]; i++) {
+        if (accel_ok(names[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* -machine [type=]TYPE[,accel=tcg|qtest|LIST][,usb=on|off][,dump-guest-core=on|off] */
+static bool parse_machine(const char *arg, char **type, bool *usb, Error **errp)
 {
     QDict *d = keyval_parse(arg, "type", errp);
     const char *key;
@@ -141,7 +167,23 @@ static bool parse_machine(const char *arg, char **type, Error **errp)
         if (!strcmp(key, "type")) {
             continue;
         }
-        if (!strcmp(key, "accel") && accel_ok(v)) {
+        if (!strcmp(key, "accel") && accel_list_ok(v)) {
+            continue;
+        }
+        if (!strcmp(key, "usb")) {
+            if (!qemu_parse_bool(key, v, usb, errp)) {
+                qobject_unref(d);
+                return false;
+            }
+            continue;
+        }
+        if (!strcmp(key, "dump-guest-core")) {
+            /* No guest memory, so none in a core dump either way. */
+            bool dummy;
+            if (!qemu_parse_bool(key, v, &dummy, errp)) {
+                qobject_unref(d);
+                return false;
+            }
             continue;
         }
         if (!strcmp(key, "accel")) {
@@ -162,7 +204,7 @@ static bool known_flag(const char *opt)
 {
     static const char *const flags[] = {
         "nodefaults", "S", "usb", "version", "help", "h", "enable-kvm", "no-reboot",
-        "no-shutdown", "nographic", "snapshot", NULL
+        "no-shutdown", "nographic", "snapshot", "no-user-config", "daemonize", NULL
     };
     for (int i = 0; flags[i]; i++) {
         if (!strcmp(opt, flags[i])) {
@@ -221,6 +263,303 @@ static bool apply_set(GArray *opts, const char *arg, GPtrArray *keep, Error **er
     return false;
 }
 
+/*
+ * -daemonize: the parent stays until the child reports that the machine is
+ * set up (its monitors listen and the pid file exists), then exits with
+ * success; if the child fails first, the parent sees the pipe close and
+ * exits with failure.  The child's errors reach the caller's stderr,
+ * which stays open until then.
+ */
+static int daemon_pipe = -1;
+
+static bool daemonize_start(Error **errp)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
+        error_setg_errno(errp, errno, "-daemonize: cannot create a pipe");
+        return false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        error_setg_errno(errp, errno, "-daemonize: cannot fork");
+        return false;
+    }
+    if (pid > 0) {
+        char status = 1;
+        ssize_t n;
+
+        close(fds[1]);
+        do {
+            n = read(fds[0], &status, 1);
+        } while (n < 0 && errno == EINTR);
+        _exit(n == 1 && status == 0 ? 0 : 1);
+    }
+    close(fds[0]);
+    daemon_pipe = fds[1];
+    setsid();
+    return true;
+}
+
+static void daemonize_done(void)
+{
+    char ok = 0;
+    int null;
+
+    if (daemon_pipe < 0) {
+        return;
+    }
+    null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        close(null);
+    }
+    if (write(daemon_pipe, &ok, 1) != 1) {
+        /* The parent is gone: nobody is left to tell. */
+    }
+    close(daemon_pipe);
+    daemon_pipe = -1;
+}
+
+/*
+ * -pidfile: created (or reused) and locked, so that a second instance
+ * naming the same file fails instead of overwriting a live one's pid.
+ */
+static char *pidfile_path;
+static int pidfile_fd = -1;
+
+static bool pidfile_create(const char *path, Error **errp)
+{
+    g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create PID file '%s'", path);
+        return false;
+    }
+    if (lockf(fd, F_TLOCK, 0) < 0) {
+        error_setg_errno(errp, errno, "cannot lock PID file '%s'", path);
+        close(fd);
+        return false;
+    }
+    if (ftruncate(fd, 0) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        error_setg_errno(errp, errno, "cannot write PID file '%s'", path);
+        close(fd);
+        unlink(path);
+        return false;
+    }
+    pidfile_fd = fd;
+    pidfile_path = g_strdup(path);
+    return true;
+}
+
+static void pidfile_remove(void)
+{
+    if (pidfile_fd >= 0) {
+        unlink(pidfile_path);
+        close(pidfile_fd);
+        pidfile_fd = -1;
+        g_clear_pointer(&pidfile_path, g_free);
+    }
+}
+
+/* A daemon has no terminal: nothing may ask for stdio. */
+static bool uses_stdio(const char *name, const char *arg)
+{
+    if (!strcmp(name, "monitor") || !strcmp(name, "qmp") || !strcmp(name, "serial")) {
+        return !strcmp(arg, "stdio") || g_str_has_prefix(arg, "stdio,");
+    }
+    if (!strcmp(name, "chardev")) {
+        return !strcmp(arg, "stdio") || g_str_has_prefix(arg, "stdio,") ||
+               strstr(arg, "backend=stdio");
+    }
+    return false;
+}
+
+/*
+ * Options that describe a guest this machine does not run: no guest memory
+ * to lock (-overcommit), no guest clock (-rtc), no firmware to boot
+ * (-boot).  Their parameters are checked as QEMU checks them and have no
+ * effect.  Each table row: a parameter and its accepted values (NULL: any
+ * value).
+ */
+typedef struct OptParam {
+    const char *name;
+    const char *const *values;
+} OptParam;
+
+static const char *const on_off[] = { "on", "off", NULL };
+
+static const OptParam overcommit_params[] = {
+    { "mem-lock", on_off }, { "cpu-pm", on_off }, { NULL },
+};
+static const char *const rtc_clocks[] = { "host", "rt", "vm", NULL };
+static const char *const rtc_driftfix[] = { "none", "slew", NULL };
+static const OptParam rtc_params[] = {
+    { "base", NULL }, { "clock", rtc_clocks }, { "driftfix", rtc_driftfix }, { NULL },
+};
+static const OptParam boot_params[] = {
+    { "order", NULL }, { "once", NULL }, { "menu", on_off }, { "splash", NULL },
+    { "splash-time", NULL }, { "reboot-timeout", NULL }, { "strict", on_off }, { NULL },
+};
+static const OptParam msg_params[] = {
+    { "timestamp", on_off }, { "guest-name", on_off }, { NULL },
+};
+
+static QDict *check_params(const char *opt, const char *arg, const char *implied,
+                           const OptParam *params, Error **errp)
+{
+    QDict *d = keyval_parse(arg, implied, errp);
+    const char *key;
+    json_t *value;
+
+    if (!d) {
+        return NULL;
+    }
+    json_object_foreach(d, key, value) {
+        const OptParam *p = params;
+        const char *v = json_string_value(value);
+
+        while (p->name && strcmp(p->name, key)) {
+            p++;
+        }
+        if (!p->name) {
+            error_setg(errp, "Invalid parameter '%s'", key);
+            qobject_unref(d);
+            return NULL;
+        }
+        if (p->values && (!v || !g_strv_contains(p->values, v))) {
+            error_setg(errp, "Parameter '%s' does not accept value '%s'", key, v ? v : "");
+            qobject_unref(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+/* -rtc base=utc|localtime|DATE, DATE as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS. */
+static bool check_rtc_base(QDict *d, Error **errp)
+{
+    const char *base = qdict_get_try_str(d, "base");
+    int y, mo, da, h, mi, se;
+    char c;
+
+    if (!base || !strcmp(base, "utc") || !strcmp(base, "localtime") ||
+        sscanf(base, "%4d-%2d-%2d%c", &y, &mo, &da, &c) == 3 ||
+        sscanf(base, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &da, &h, &mi, &se, &c) == 6) {
+        return true;
+    }
+    error_setg(errp, "invalid datetime format");
+    error_append_hint(errp, "valid formats: '2006-06-17T16:01:21' or '2006-06-17'\n");
+    return false;
+}
+
+/* -uuid: 8-4-4-4-12 hexadecimal digits. */
+static bool check_uuid(const char *arg, Error **errp)
+{
+    static const int groups[] = { 8, 4, 4, 4, 12 };
+    const char *p = arg;
+
+    for (int g = 0; g < 5; g++) {
+        for (int i = 0; i < groups[g]; i++, p++) {
+            if (!g_ascii_isxdigit(*p)) {
+                goto bad;
+            }
+        }
+        if (*p != (g < 4 ? '-' : '\0')) {
+            goto bad;
+        }
+        p++;
+    }
+    return true;
+bad:
+    error_setg(errp, "Fail to parse UUID string. Wrong format.");
+    return false;
+}
+
+/*
+ * -audiodev: the machine has no sound device, so the only backend it
+ * takes is "none" (what libvirt passes for a guest without sound).
+ */
+static bool check_audiodev(const char *arg, Error **errp)
+{
+    QDict *d;
+    const char *key, *driver;
+    json_t *value;
+    bool ok = true;
+
+    if (arg[0] == '{') {
+        json_error_t jerr;
+        d = json_loads(arg, 0, &jerr);
+        if (!d || !json_is_object(d)) {
+            qobject_unref(d);
+            error_setg(errp, "JSON parse error, %s", jerr.text);
+            return false;
+        }
+    } else {
+        d = keyval_parse(arg, "driver", errp);
+        if (!d) {
+            return false;
+        }
+    }
+    driver = qdict_get_try_str(d, "driver");
+    if (!qdict_get_try_str(d, "id")) {
+        error_setg(errp, "Parameter 'id' is missing");
+        ok = false;
+    } else if (!driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+        ok = false;
+    } else if (strcmp(driver, "none")) {
+        error_setg(errp, "audio driver '%s' is not available: this machine has no sound "
+                   "device (only driver 'none')", driver);
+        ok = false;
+    }
+    json_object_foreach(d, key, value) {
+        if (ok && strcmp(key, "id") && strcmp(key, "driver")) {
+            error_setg(errp, "Parameter '%s' is unexpected", key);
+            ok = false;
+        }
+    }
+    qobject_unref(d);
+    return ok;
+}
+
+static bool msg_guest_name;
+
+static bool check_guest_option(CmdOpt *o, Error **errp)
+{
+    QDict *d = NULL;
+
+    if (!strcmp(o->name, "overcommit")) {
+        d = check_params(o->name, o->arg, NULL, overcommit_params, errp);
+    } else if (!strcmp(o->name, "rtc")) {
+        d = check_params(o->name, o->arg, NULL, rtc_params, errp);
+        if (d && !check_rtc_base(d, errp)) {
+            qobject_unref(d);
+            return false;
+        }
+    } else if (!strcmp(o->name, "boot")) {
+        d = check_params(o->name, o->arg, "order", boot_params, errp);
+    } else if (!strcmp(o->name, "msg")) {
+        d = check_params(o->name, o->arg, NULL, msg_params, errp);
+        if (d) {
+            error_set_message_timestamp(!g_strcmp0(qdict_get_try_str(d, "timestamp"), "on"));
+            msg_guest_name = !g_strcmp0(qdict_get_try_str(d, "guest-name"), "on");
+        }
+    } else if (!strcmp(o->name, "uuid")) {
+        return check_uuid(o->arg, errp);
+    } else if (!strcmp(o->name, "audiodev")) {
+        return check_audiodev(o->arg, errp);
+    } else {
+        return true;
+    }
+    qobject_unref(d);
+    return d != NULL;
+}
+
 static void print_format_name(void *opaque, const char *name)
 {
     printf(" %s", name);
@@ -245,6 +584,8 @@ int main(int argc, char **argv)
     bool autostart = true, usb = false;
     bool nodefaults = false, nographic = false, have_monitor = false;
     const char *incoming = NULL;
+    const char *pidfile = NULL;
+    bool daemonize = false;
     int exit_code = 0;
     Error *err = NULL;
     guint sigs[3];
@@ -283,6 +624,15 @@ int main(int argc, char **argv)
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "set") && !apply_set(opts, o->arg, set_args, &err)) {
             error_prepend(&err, "-set %s: ", o->arg);
+            error_report_err(err);
+            return 1;
+        }
+    }
+
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        if (!check_guest_option(o, &err)) {
+            error_prepend(&err, "-%s %s: ", o->name, o->arg);
             error_report_err(err);
             return 1;
         }
@@ -370,14 +720,48 @@ int main(int argc, char **argv)
             nographic = true;
         } else if (!strcmp(o->name, "snapshot")) {
             drive_set_default_snapshot(true);
+        } else if (!strcmp(o->name, "pidfile")) {
+            pidfile = o->arg;
+        } else if (!strcmp(o->name, "daemonize")) {
+            daemonize = true;
         } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
                    !strcmp(o->name, "mon")) {
             have_monitor = true;
         }
     }
 
+    if (msg_guest_name && qemu_get_name() && *qemu_get_name()) {
+        error_set_message_guest_name(qemu_get_name());
+    }
+    if (daemonize) {
+        if (nographic && !nodefaults && !have_monitor) {
+            error_report("-nographic cannot be used with -daemonize "
+                         "(its default monitor is on stdio)");
+            return 1;
+        }
+        for (guint i = 0; i < opts->len; i++) {
+            CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+            if (o->arg && uses_stdio(o->name, o->arg)) {
+                error_report("-%s %s: stdio cannot be used with -daemonize", o->name, o->arg);
+                return 1;
+            }
+        }
+        /* Before any thread exists: fork() keeps only the calling one. */
+        if (!daemonize_start(&err)) {
+            error_report_err(err);
+            return 1;
+        }
+    }
+    if (pidfile && !pidfile_create(pidfile, &err)) {
+        error_prepend(&err, "-pidfile %s: ", pidfile);
+        error_report_err(err);
+        return 1;
+    }
+
     bdrv_init();
     qmp_register_builtin_commands();
+    machine_qmp_register_commands();
+    chardev_register_commands();
     hmp_register_builtin_commands();
     migration_register_commands();
     savevm_register_commands();
@@ -415,7 +799,7 @@ int main(int argc, char **argv)
     }
     {
         g_autofree char *type = NULL;
-        if (!parse_machine(machine, &type, &err) || !machine_init(type, usb, &err)) {
+        if (!parse_machine(machine, &type, &usb, &err) || !machine_init(type, usb, &err)) {
             error_prepend(&err, "-machine %s: ", machine);
             goto fail;
         }
@@ -554,6 +938,7 @@ int main(int argc, char **argv)
     sigs[1] = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
     sigs[2] = g_unix_signal_add(SIGHUP, on_signal, GINT_TO_POINTER(SIGHUP));
     monitor_start_all();
+    daemonize_done();
     while (!qemu_shutdown_requested()) {
         g_main_context_iteration(NULL, TRUE);
     }
@@ -579,5 +964,6 @@ out:
     drive_cleanup_all();
     user_creatable_cleanup();
     qemu_set_name("");
+    pidfile_remove();
     return exit_code;
 }

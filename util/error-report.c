@@ -8,6 +8,19 @@
 static ErrorSinkFn sink_fn;
 static void *sink_opaque;
 static const char *progname;
+static bool msg_timestamp;
+static char *msg_guest_name;
+
+void error_set_message_timestamp(bool on)
+{
+    msg_timestamp = on;
+}
+
+void error_set_message_guest_name(const char *name)
+{
+    g_free(msg_guest_name);
+    msg_guest_name = g_strdup(name);
+}
 
 void error_set_sink(ErrorSinkFn fn, void *opaque)
 {
@@ -55,6 +68,14 @@ static void vreport(const char *kind, const char *fmt, va_list ap)
 {
     /* On a monitor the user knows which program answers: no prefix. */
     if (!sink_fn) {
+        if (msg_timestamp) {
+            g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+            g_autofree char *stamp = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
+            fprintf(stderr, "%s.%06dZ ", stamp, g_date_time_get_microsecond(now));
+        }
+        if (msg_guest_name) {
+            fprintf(stderr, "%s ", msg_guest_name);
+        }
         fprintf(stderr, "%s: ", error_get_progname());
     }
     error_printf("%s", kind);

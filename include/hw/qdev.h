@@ -100,4 +100,16 @@ void qdev_print_usb(GString *out);
 /* The user-facing list of device models (-device help). */
 void qdev_print_models(GString *out);
 
+/* Called for each type: its name, its parent's, and whether it is abstract. */
+typedef void (*QmpTypeVisitor)(void *opaque, const char *name, const char *parent,
+                               bool is_abstract);
+/* The device types -device knows, and the abstract types above them. */
+void qdev_list_types(QmpTypeVisitor visit, void *opaque);
+/* @name's parent type (setting *is_abstract), or NULL for no device type. */
+const char *qdev_type_parent(const char *name, bool *is_abstract);
+/* The properties of device model @name (ObjectPropertyInfo list), or NULL. */
+json_t *qdev_model_properties(const char *name);
+/* qom-list of @path, or NULL (DeviceNotFound) when nothing is there. */
+json_t *qdev_qom_list(const char *path, Error **errp);
+
 #endif

@@ -25,9 +25,11 @@ typedef struct Chardev {
     ChardevKind kind;
     char *path;                 /* CHARDEV_UNIX */
     char *host, *port;          /* CHARDEV_TCP */
+    int fd;                     /* a socket handed over as fd=N (else -1) */
     bool server;
     bool wait;                  /* server: accept the first client at start-up */
     bool used;                  /* a front end took it */
+    bool connected;             /* a socket's peer is there (query-chardev says so) */
 } Chardev;
 
 /*
@@ -37,7 +39,7 @@ typedef struct Chardev {
  * ",wait=on|off" (or the old "server" and "nowait").
  */
 Chardev *chardev_parse_legacy(const char *spec, Error **errp);
-/* -chardev BACKEND,id=ID,...: stdio or socket (path= or host=,port=). */
+/* -chardev BACKEND,id=ID,...: stdio or socket (path=, host=,port= or fd=). */
 bool chardev_add_cmdline(const char *opts, Error **errp);
 Chardev *chardev_find(const char *id);
 void chardev_free(Chardev *chr);
@@ -51,6 +53,10 @@ void chardev_cleanup_all(void);
  * (*fd).  The descriptors not opened are -1.
  */
 bool chardev_open_socket(Chardev *chr, int *listen_fd, int *fd, Error **errp);
+/* A -monitor/-qmp argument's device, named compat_monitorN for query-chardev. */
+void chardev_add_legacy(Chardev *chr);
+/* query-chardev. */
+void chardev_register_commands(void);
 /* Removes a Unix server's socket file. */
 void chardev_unlink(Chardev *chr);
 

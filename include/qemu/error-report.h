@@ -21,6 +21,10 @@ void error_get_sink(ErrorSinkFn *fn, void **opaque);
 /* The program name put in front of reports from the tools ("qemu-img"). */
 void error_set_progname(const char *name);
 const char *error_get_progname(void);
+/* -msg timestamp=on: messages on stderr start with the UTC time. */
+void error_set_message_timestamp(bool on);
+/* -msg guest-name=on: messages on stderr name the guest (NULL: don't). */
+void error_set_message_guest_name(const char *name);
 
 void error_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 void error_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

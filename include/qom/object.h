@@ -17,6 +17,9 @@ bool user_creatable_add(const QDict *props, Error **errp);
 bool user_creatable_add_cmdline(const char *optarg, Error **errp);
 bool user_creatable_del(const char *id, Error **errp);
 bool user_creatable_exists(const char *id);
+/* Calls @fn for the name of every type -object accepts. */
+void user_creatable_list_types(void (*fn)(void *opaque, const char *name), void *opaque);
+bool user_creatable_type_exists(const char *name);
 /* Removes every object (program exit); secrets are wiped. */
 void user_creatable_cleanup(void);
 

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The QMP commands a management application asks when it probes the
+ * binary (libvirt's capability probe): target, accelerator, machines, CPU
+ * models, QOM types and their properties, command-line options and the
+ * introspected schema.  Every answer is about this program: a machine with
+ * no CPU emulation and no accelerator, with the device and object types it
+ * really implements.
+ */
+#include <string.h>
+#include <glib.h>
+
+#include "qapi/qmp-registry.h"
+#include "qom/object.h"
+#include "block/block.h"
+#include "hw/qdev.h"
+#include "system/hostmem.h"
+#include "system/machine-qmp.h"
+
+extern const char qapi_introspection_json[];
+
+static QObject *qmp_query_target(QDict *args, Error **errp)
+{
+    return json_pack("{s:s}", "arch", "x86_64");
+}
+
+static QObject *qmp_query_kvm(QDict *args, Error **errp)
+{
+    return json_pack("{s:b,s:b}", "enabled", 0, "present", 0);
+}
+
+/*
+ * The machine types -machine accepts (hw/qdev.c's machine_init).  One
+ * CPU: -smp 1 is what every guest definition names, and -smp has no effect
+ * here; more would promise something no machine of this program has.
+ */
+static const struct {
+    const char *name, *desc;
+    bool is_default;
+} machines[] = {
+    { "pc", "Standard PC (i440FX + PIIX, 1996)", true },
+    { "none", "empty machine", false },
+};
+
+static QObject *qmp_query_machines(QDict *args, Error **errp)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
+        json_t *m = json_pack("{s:s,s:i,s:b,s:b,s:b}", "name", machines[i].name,
+                              "cpu-max", 1, "hotpluggable-cpus", 0,
+                              "numa-mem-supported", 0, "deprecated", 0);
+        if (machines[i].is_default) {
+            json_object_set_new(m, "is-default", json_true());
+        }
+        json_array_append_new(list, m);
+    }
+    return list;
+}
+
+static QObject *qmp_query_cpu_definitions(QDict *args, Error **errp)
+{
+    /* No CPU is emulated: there is no model to offer. */
+    return json_array();
+}
+
+static QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
+{
+    json_t *model = json_object_get(args, "model");
+
+    error_setg(errp, "CPU model '%s' not found (this machine emulates no CPU)",
+               json_string_value(json_object_get(model, "name")));
+    return NULL;
+}
+
+static QObject *qmp_query_tpm_models(QDict *args, Error **errp)
+{
+    return json_array();
+}
+
+static QObject *qmp_query_tpm_types(QDict *args, Error **errp)
+{
+    return json_array();
+}
+
+static QObject *qmp_query_sev_capabilities(QDict *args, Error **errp)
+{
+    error_setg(errp, "SEV is not available (this machine emulates no CPU)");
+    return NULL;
+}
+
+static QObject *qmp_query_sgx_capabilities(QDict *args, Error **errp)
+{
+    error_setg(errp, "SGX is not available (this machine emulates no CPU)");
+    return NULL;
+}
+
+/*
+ * The command-line options with a fixed parameter set, as vl.c,
+ * monitor/chardev.c and monitor/monitor.c parse them.
+ */
+typedef struct CmdlineParam {
+    const char *name, *type;
+} CmdlineParam;
+
+static const CmdlineParam machine_params[] = {
+    { "type", "string" }, { "accel", "string" }, { NULL },
+};
+static const CmdlineParam chardev_params[] = {
+    { "backend", "string" }, { "id", "string" }, { "path", "string" }, { "host", "string" },
+    { "port", "string" }, { "server", "boolean" }, { "wait", "boolean" }, { NULL },
+};
+static const CmdlineParam mon_params[] = {
+    { "chardev", "string" }, { "mode", "string" }, { "pretty", "boolean" }, { NULL },
+};
+
+static const struct {
+    const char *option;
+    const CmdlineParam *params;
+} cmdline_options[] = {
+    { "machine", machine_params },
+    { "chardev", chardev_params },
+    { "mon", mon_params },
+};
+
+static QObject *qmp_query_command_line_options(QDict *args, Error **errp)
+{
+    const char *option = qdict_get_try_str(args, "option");
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cmdline_options); i++) {
+        json_t *params = json_array();
+
+        if (option && strcmp(option, cmdline_options[i].option)) {
+            json_decref(params);
+            continue;
+        }
+        for (const CmdlineParam *p = cmdline_options[i].params; p->name; p++) {
+            json_array_append_new(params, json_pack("{s:s,s:s}", "name", p->name,
+                                                    "type", p->type));
+        }
+        json_array_append_new(list, json_pack("{s:s,s:o}", "option", cmdline_options[i].option,
+                                              "parameters", params));
+    }
+    if (option && !json_array_size(list)) {
+        json_decref(list);
+        error_setg(errp, "invalid option name: %s", option);
+        return NULL;
+    }
+    return list;
+}
+
+/*
+ * QOM types: "object", the machine types, the device types (hw/qdev.c)
+ * and the user-creatable object types (qom/object.c).
+ */
+typedef struct TypeListing {
+    json_t *list;
+    const char *implements;
+    bool abstract;
+} TypeListing;
+
+static const char *type_parent(const char *name, bool *is_abstract);
+
+static bool type_implements(const char *name, const char *ancestor)
+{
+    bool is_abstract;
+
+    for (const char *t = name; t; t = type_parent(t, &is_abstract)) {
+        if (!strcmp(t, ancestor)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void list_one_type(void *opaque, const char *name, const char *parent, bool is_abstract)
+{
+    TypeListing *tl = opaque;
+    json_t *t;
+
+    if ((is_abstract && !tl->abstract) ||
+        (tl->implements && !type_implements(name, tl->implements))) {
+        return;
+    }
+    t = json_pack("{s:s}", "name", name);
+    if (is_abstract) {
+        json_object_set_new(t, "abstract", json_true());
+    }
+    if (parent) {
+        json_object_set_new(t, "parent", json_string(parent));
+    }
+    json_array_append_new(tl->list, t);
+}
+
+/*
+ * Types that are neither machines, devices nor user-creatable objects: the
+ * roots, and the accelerators -accel and accel= accept (tcg and qtest: no
+ * guest code runs under either).
+ */
+static const struct {
+    const char *name, *parent;
+    bool is_abstract;
+} fixed_types[] = {
+    { "object", NULL, true },
+    { "machine", "object", true },
+    { "accel", "object", true },
+    { "tcg-accel", "accel", false },
+    { "qtest-accel", "accel", false },
+    { "memory-backend", "object", true },
+};
+
+static const char *object_type_parent(const char *name)
+{
+    return g_str_has_prefix(name, "memory-backend-") ? "memory-backend" : "object";
+}
+
+static void list_object_type(void *opaque, const char *name)
+{
+    list_one_type(opaque, name, object_type_parent(name), false);
+}
+
+static bool machine_type_name(const char *type, size_t *index)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
+        g_autofree char *qom = g_strdup_printf("%s-machine", machines[i].name);
+        if (!strcmp(qom, type)) {
+            *index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *type_parent(const char *name, bool *is_abstract)
+{
+    const char *p;
+    size_t m;
+
+    *is_abstract = false;
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed_types); i++) {
+        if (!strcmp(name, fixed_types[i].name)) {
+            *is_abstract = fixed_types[i].is_abstract;
+            return fixed_types[i].parent;
+        }
+    }
+    if (machine_type_name(name, &m)) {
+        return "machine";
+    }
+    p = qdev_type_parent(name, is_abstract);
+    if (p) {
+        return p;
+    }
+    if (user_creatable_type_exists(name)) {
+        return object_type_parent(name);
+    }
+    return NULL;
+}
+
+static bool type_exists(const char *name)
+{
+    bool is_abstract;
+
+    return !strcmp(name, "object") || type_parent(name, &is_abstract);
+}
+
+static QObject *qmp_qom_list_types(QDict *args, Error **errp)
+{
+    TypeListing tl = {
+        .list = json_array(),
+        .implements = qdict_get_try_str(args, "implements"),
+        .abstract = qdict_get_try_bool(args, "abstract", false),
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed_types); i++) {
+        list_one_type(&tl, fixed_types[i].name, fixed_types[i].parent,
+                      fixed_types[i].is_abstract);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
+        g_autofree char *qom = g_strdup_printf("%s-machine", machines[i].name);
+        list_one_type(&tl, qom, "machine", false);
+    }
+    qdev_list_types(list_one_type, &tl);
+    user_creatable_list_types(list_object_type, &tl);
+    return tl.list;
+}
+
+static json_t *prop(const char *name, const char *type, const char *desc)
+{
+    json_t *p = json_pack("{s:s,s:s}", "name", name, "type", type);
+
+    if (desc) {
+        json_object_set_new(p, "description", json_string(desc));
+    }
+    return p;
+}
+
+/* What -object/object-add accept for each type (crypto/secret.c, ...). */
+static json_t *object_type_properties(const char *name)
+{
+    json_t *list = json_array();
+
+    if (!strcmp(name, "secret")) {
+        json_array_append_new(list, prop("data", "string", "the secret's bytes"));
+        json_array_append_new(list, prop("file", "string", "a file holding the secret"));
+        json_array_append_new(list, prop("format", "QCryptoSecretFormat", "raw or base64"));
+        json_array_append_new(list, prop("keyid", "string",
+                                         "the secret whose AES-256 key encrypted the data"));
+        json_array_append_new(list, prop("iv", "string", "the CBC IV, base64"));
+    } else if (!strcmp(name, "iothread")) {
+        json_array_append_new(list, prop("poll-max-ns", "int", NULL));
+        json_array_append_new(list, prop("poll-grow", "int", NULL));
+        json_array_append_new(list, prop("poll-shrink", "int", NULL));
+        json_array_append_new(list, prop("aio-max-batch", "int", NULL));
+    } else if (g_str_has_prefix(name, "memory-backend-")) {
+        /* system/hostmem.c: sizes and flags only; there is no guest RAM. */
+        json_array_append_new(list, prop("size", "int", "size of the memory region"));
+        json_array_append_new(list, prop("share", "bool", NULL));
+        json_array_append_new(list, prop("prealloc", "bool", "accepted; no effect"));
+        json_array_append_new(list, prop("dump", "bool", "accepted; no effect"));
+        json_array_append_new(list, prop("merge", "bool", "accepted; no effect"));
+        if (!strcmp(name, "memory-backend-file")) {
+            json_array_append_new(list, prop("mem-path", "string", NULL));
+        }
+    } else if (!strcmp(name, "throttle-group")) {
+        json_array_append_new(list, prop("limits", "ThrottleLimits", NULL));
+    }
+    return list;
+}
+
+static QObject *qmp_device_list_properties(QDict *args, Error **errp)
+{
+    const char *name = qdict_get_try_str(args, "typename");
+    bool is_abstract;
+    json_t *props;
+
+    if (!type_exists(name)) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", name);
+        return NULL;
+    }
+    props = qdev_model_properties(name);
+    if (!props || (type_parent(name, &is_abstract) && is_abstract)) {
+        json_decref(props);
+        error_setg(errp, "Parameter 'typename' expects a non-abstract device type");
+        return NULL;
+    }
+    return props;
+}
+
+static QObject *qmp_qom_list_properties(QDict *args, Error **errp)
+{
+    const char *name = qdict_get_try_str(args, "typename");
+    json_t *props;
+
+    if (!type_exists(name)) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Class '%s' not found", name);
+        return NULL;
+    }
+    props = qdev_model_properties(name);
+    if (!props) {
+        props = user_creatable_type_exists(name) ? object_type_properties(name) : json_array();
+    }
+    /* A machine type has no property but this one: -machine takes only accel= besides. */
+    json_array_insert_new(props, 0, prop("type", "string", NULL));
+    return props;
+}
+
+static QObject *qmp_qom_list(QDict *args, Error **errp)
+{
+    return qdev_qom_list(qdict_get_try_str(args, "path"), errp);
+}
+
+static QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
+{
+    json_error_t jerr;
+    json_t *schema = json_loads(qapi_introspection_json, 0, &jerr);
+
+    /* Generated from the checked schema at build time. */
+    g_assert(schema);
+    return schema;
+}
+
+void machine_qmp_register_commands(void)
+{
+    hostmem_register_types();
+    qmp_register_command("query-target", qmp_query_target);
+    qmp_register_command("query-kvm", qmp_query_kvm);
+    qmp_register_command("query-machines", qmp_query_machines);
+    qmp_register_command("query-cpu-definitions", qmp_query_cpu_definitions);
+    qmp_register_command("query-cpu-model-expansion", qmp_query_cpu_model_expansion);
+    qmp_register_command("query-tpm-models", qmp_query_tpm_models);
+    qmp_register_command("query-tpm-types", qmp_query_tpm_types);
+    qmp_register_command("query-sev-capabilities", qmp_query_sev_capabilities);
+    qmp_register_command("query-sgx-capabilities", qmp_query_sgx_capabilities);
+    qmp_register_command("query-command-line-options", qmp_query_command_line_options);
+    qmp_register_command("qom-list-types", qmp_qom_list_types);
+    qmp_register_command("device-list-properties", qmp_device_list_properties);
+    qmp_register_command("qom-list-properties", qmp_qom_list_properties);
+    qmp_register_command("query-qmp-schema", qmp_query_qmp_schema);
+    qmp_register_command("qom-list", qmp_qom_list);
+}
