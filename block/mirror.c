@@ -41,6 +41,8 @@ typedef struct MirrorJob {
      * before it completes; the background copy only does what was dirty.
      */
     bool write_blocking;
+    /* The range the step in flight copies (empty: none). */
+    int64_t inflight_start, inflight_end;
 } MirrorJob;
 
 static void mirror_update_progress(MirrorJob *s)
@@ -97,8 +99,14 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
 {
     MirrorJob *s = opaque;
 
+    /*
+     * A write into the range the job's step is copying right now is not
+     * written through: the step may have read the range before it and
+     * write the old data after it; the range is dirty again instead.
+     */
     if (s->write_blocking && !s->common.finished && !s->common.cancelled &&
-        s->common.broken == 0 && offset < s->dirty->len) {
+        s->common.broken == 0 && offset < s->dirty->len &&
+        (offset >= s->inflight_end || offset + bytes <= s->inflight_start)) {
         int ret = mirror_write_through(s, offset, bytes);
 
         if (ret == 0) {
@@ -117,15 +125,64 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
     return 0;
 }
 
-static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
-{
-    MirrorJob *s = (MirrorJob *)job;
-    int64_t total = 0;
+/*
+ * How many ranges a step copies at once, each in a coroutine of its own
+ * (QEMU's mirror keeps up to 16 operations in flight by default).
+ */
+#define MIRROR_MAX_IN_FLIGHT 16
 
-    while (total < max_bytes) {
+typedef struct MirrorBatch {
+    int in_flight;
+    Coroutine *waiter;          /* the step, when it waits for the copies */
+} MirrorBatch;
+
+typedef struct MirrorOp {
+    MirrorJob *s;
+    MirrorBatch *batch;
+    int64_t start, len;
+    int ret;
+    bool err_is_read;
+    Error *err;
+} MirrorOp;
+
+static void mirror_op_co(void *opaque)
+{
+    MirrorOp *op = opaque;
+    MirrorJob *s = op->s;
+    g_autofree uint8_t *buf = g_malloc(op->len);
+
+    /* Active commit: what is not above the base, the base has already. */
+    op->ret = block_job_copy_range(&s->common, s->is_commit ? s->base : NULL, s->target,
+                                   op->start, op->len,
+                                   s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
+                                   NULL, buf, &op->err);
+    op->err_is_read = s->common.err_is_read;
+    if (--op->batch->in_flight == 0 && op->batch->waiter) {
+        qemu_coroutine_wake(op->batch->waiter);
+    }
+}
+
+/*
+ * Copies up to @max_ops dirty ranges of at most @chunk bytes each (and
+ * @max_bytes in all), all in flight together.  Each range is clean before
+ * its copy starts: a guest write while the copy waits for I/O dirties it
+ * again, and it is copied once more (ranges of one batch never overlap,
+ * and batches follow one another).  Returns the bytes copied, or the
+ * first failure's -errno (the failed ranges stay dirty).
+ */
+static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk, int max_ops,
+                                 Error **errp)
+{
+    MirrorOp ops[MIRROR_MAX_IN_FLIGHT];
+    MirrorBatch batch = { 0, NULL };
+    int64_t total = 0, copied = 0;
+    int n = 0, ret = 0;
+
+    s->inflight_start = INT64_MAX;
+    s->inflight_end = 0;
+    while (n < max_ops && total < max_bytes) {
         int64_t start = dirty_map_next(s->dirty, s->cursor);
-        int64_t end, len;
-        int ret;
+        int64_t end;
 
         if (start < 0) {
             start = dirty_map_next(s->dirty, 0);
@@ -134,29 +191,74 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
             break;
         }
         end = start;
-        while (end < s->dirty->len && end - start < MIN(BLOCK_JOB_CHUNK, max_bytes) &&
+        while (end < s->dirty->len && end - start < MIN(chunk, max_bytes - total) &&
                dirty_map_get(s->dirty, end)) {
             end += s->gran;
         }
         end = MIN(end, s->dirty->len);
-        len = end - start;
-        /*
-         * on-error=ignore: the range stays dirty and is copied again, as
-         * QEMU's mirror does (an error that persists keeps it retrying).
-         */
-        block_job_take_skip(job);
-        /* Active commit: what is not above the base, the base has already. */
-        ret = block_job_copy_range(job, s->is_commit ? s->base : NULL, s->target,
-                                   start, len,
-                                   s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
-                                   NULL, s->buf, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        dirty_map_reset(s->dirty, start, len);
-        s->copied += len;
+        dirty_map_reset(s->dirty, start, end - start);
+        s->inflight_start = MIN(s->inflight_start, start);
+        s->inflight_end = MAX(s->inflight_end, end);
         s->cursor = end;
-        total += len;
+        ops[n] = (MirrorOp) { .s = s, .batch = &batch, .start = start, .len = end - start };
+        total += end - start;
+        n++;
+    }
+    batch.in_flight = n;
+    for (int i = 0; i < n; i++) {
+        qemu_coroutine_enter(qemu_coroutine_create(mirror_op_co, &ops[i]));
+    }
+    if (batch.in_flight > 0) {
+        batch.waiter = qemu_coroutine_self();
+        qemu_coroutine_yield();
+    }
+    s->inflight_start = s->inflight_end = 0;
+    for (int i = 0; i < n; i++) {
+        if (ops[i].ret < 0) {
+            dirty_map_set(s->dirty, ops[i].start, ops[i].len);
+            if (ret == 0) {
+                ret = ops[i].ret;
+                s->common.err_is_read = ops[i].err_is_read;
+                error_propagate(errp, ops[i].err);
+                ops[i].err = NULL;
+                /* A retry starts with the range that failed. */
+                s->cursor = ops[i].start;
+            }
+            error_free(ops[i].err);
+        } else {
+            copied += ops[i].len;
+        }
+    }
+    s->copied += copied;
+    return ret < 0 ? ret : copied;
+}
+
+static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    int64_t total = 0;
+    /*
+     * With a speed limit one range per step, so the limit stays fine
+     * grained; otherwise several in flight.
+     */
+    int max_ops = job->speed > 0 ? 1 : MIRROR_MAX_IN_FLIGHT;
+    int64_t chunk = MIN(BLOCK_JOB_CHUNK, max_bytes);
+
+    /*
+     * on-error=ignore: the range stays dirty and is copied again, as
+     * QEMU's mirror does (an error that persists keeps it retrying).
+     */
+    block_job_take_skip(job);
+    while (total < max_bytes && s->dirty->count > 0) {
+        int64_t n = mirror_copy_batch(s, max_bytes == INT64_MAX ? INT64_MAX
+                                                                : max_bytes * max_ops,
+                                      chunk, max_ops, errp);
+
+        if (n < 0) {
+            mirror_update_progress(s);
+            return n;
+        }
+        total += n;
         if (max_bytes != INT64_MAX) {
             break;
         }

@@ -209,6 +209,11 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
         return;
     }
     args = qdict_new();
+    if (!*prefix && strcmp(word, "info") && strcmp(word, "qemu-io") &&
+        !g_str_has_prefix(word, "block_job_")) {
+        /* As QMP does (monitor.c): wait for the jobs' steps in flight. */
+        block_job_wait_steps();
+    }
     if (parse_args(mon, cmd, word, p, args)) {
         cmd->handler(mon, args);
     }

@@ -25,6 +25,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -414,6 +415,15 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
                        "Capabilities negotiation is already complete, command ignored", id);
         free_request(req);
         return;
+    }
+    /*
+     * A job's step in flight must not have what it works on changed or
+     * closed under it: commands wait for it, except those that only look
+     * or steer jobs (and HMP, which decides per command).
+     */
+    if (!g_str_has_prefix(cmd, "query-") && !g_str_has_prefix(cmd, "block-job-") &&
+        !g_str_has_prefix(cmd, "job-") && strcmp(cmd, "human-monitor-command")) {
+        block_job_wait_steps();
     }
     cur_qmp = mon;
     ret = qmp_dispatch_command(cmd, args, &err);

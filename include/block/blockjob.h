@@ -242,6 +242,12 @@ void block_job_cancel_all(void);
  * paused/running, standby/ready).
  */
 void block_job_drain_all(BlockJob *except);
+/*
+ * Waits (running the main loop) until no job has a step in flight, unless
+ * a request is stopped at a blkdebug breakpoint: for the monitor commands
+ * that may change or close what a step works on.
+ */
+void block_job_wait_steps(void);
 void block_job_drain_one(BlockJob *job);
 /* At quit: drain every job, then force-cancel them, newest first, as QEMU. */
 void block_job_quit_all(void);
