@@ -29,6 +29,12 @@ static BlockJobReplaceRootFn replace_root_fn;
 
 /* Without a speed limit a job works this long per main loop iteration. */
 #define BLOCK_JOB_SLICE_NS (20 * 1000 * 1000LL)
+/*
+ * How long after its start a job works before a monitor reads its next
+ * command (block_job_wait_starting()): a small job is over by then, as
+ * when a job's first steps did not yield to the monitors.
+ */
+#define BLOCK_JOB_START_NS (100 * 1000 * 1000LL)
 /* A ready job with nothing to copy looks again after this long. */
 #define BLOCK_JOB_POLL_MS 50
 
@@ -540,6 +546,7 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     if (job->finished) {
         return;
     }
+    job->source_idle = delay_ms <= 0;
     if (delay_ms <= 0) {
         job->source_id = g_idle_add(job_iterate, job);
     } else {
@@ -591,10 +598,12 @@ void block_job_start(BlockJob *job)
     set_status(job, BLOCK_JOB_STATUS_CREATED);
     set_status(job, BLOCK_JOB_STATUS_RUNNING);
     job->next_ns = g_get_monotonic_time() * 1000;
+    job->first_slice_end_ns = job->next_ns + BLOCK_JOB_START_NS;
     /*
      * The first step comes before the monitor reads its next command (as a
      * QEMU job starts at once); later ones only when the monitors are idle.
      */
+    job->source_idle = true;
     job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
 }
 
@@ -947,15 +956,43 @@ static void job_wait_step(BlockJob *job)
     job->step_err = NULL;
 }
 
+void block_job_wait_starting(void)
+{
+    for (;;) {
+        int64_t now = g_get_monotonic_time() * 1000;
+        bool wait = false;
+
+        if (bdrv_debug_suspended_requests()) {
+            return;
+        }
+        for (GList *l = jobs; l; l = l->next) {
+            BlockJob *job = l->data;
+
+            wait |= !job->finished && job->pause_count == 0 && now < job->first_slice_end_ns &&
+                    (job_busy(job) || (job->source_id && job->source_idle));
+        }
+        if (!wait) {
+            return;
+        }
+        /* Bounded by the slice: without anything to do, look again soon. */
+        if (!g_main_context_iteration(NULL, FALSE)) {
+            g_usleep(100);
+        }
+    }
+}
+
 void block_job_wait_steps(void)
 {
     bool busy = true;
 
-    /* A request stopped at a breakpoint waits for the user: so would this. */
+    /*
+     * Until every step has ended and its result is taken.  A request
+     * stopped at a breakpoint waits for the user: so would this.
+     */
     while (busy && !bdrv_debug_suspended_requests()) {
         busy = false;
         for (GList *l = jobs; l; l = l->next) {
-            busy |= ((BlockJob *)l->data)->co != NULL;
+            busy |= job_busy(l->data);
         }
         if (busy) {
             g_main_context_iteration(NULL, TRUE);
@@ -1610,6 +1647,9 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
         if (dst_is_zero) {
             return 0;
         }
+        if (job->before_copy_write) {
+            job->before_copy_write(job);
+        }
         ret = bdrv_pwrite_zeroes(dst, offset, bytes, 0, errp);
     } else {
         ret = bdrv_pread(src, offset, bytes, buf, 0, errp);
@@ -1619,6 +1659,9 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
         }
         if (dst_is_zero && buffer_is_zero(buf, bytes)) {
             return 0;
+        }
+        if (job->before_copy_write) {
+            job->before_copy_write(job);
         }
         ret = bdrv_pwrite(dst, offset, bytes, buf, job->write_flags, errp);
     }

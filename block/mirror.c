@@ -43,6 +43,7 @@ typedef struct MirrorJob {
     bool write_blocking;
     /* The range the step in flight copies (empty: none). */
     int64_t inflight_start, inflight_end;
+    struct MirrorBatch *batch;  /* the step's copies in flight, or NULL */
 } MirrorJob;
 
 static void mirror_update_progress(MirrorJob *s)
@@ -131,19 +132,54 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
  */
 #define MIRROR_MAX_IN_FLIGHT 16
 
+typedef struct MirrorOp MirrorOp;
+
 typedef struct MirrorBatch {
     int in_flight;
     Coroutine *waiter;          /* the step, when it waits for the copies */
+    MirrorOp *ops;
+    int n;
+    /*
+     * The ops write the target in the order of their ranges: their reads
+     * overlap, and a fresh image's clusters are allocated in order, as
+     * a copy one range after the other would leave them.
+     */
+    int write_turn;
+    CoQueue turn_waiters;
 } MirrorBatch;
 
-typedef struct MirrorOp {
+struct MirrorOp {
     MirrorJob *s;
     MirrorBatch *batch;
+    int index;
+    Coroutine *co;
     int64_t start, len;
     int ret;
+    bool done;
     bool err_is_read;
     Error *err;
-} MirrorOp;
+};
+
+/* block_job_copy_chunk()'s hook: an op writes once the ops before it are done. */
+static void mirror_before_copy_write(BlockJob *job)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    MirrorBatch *batch = s->batch;
+    Coroutine *self = qemu_coroutine_self();
+
+    if (!batch || !self) {
+        return;
+    }
+    for (int i = 0; i < batch->n; i++) {
+        if (batch->ops[i].co == self) {
+            while (batch->write_turn < i) {
+                qemu_co_queue_wait(&batch->turn_waiters, NULL);
+            }
+            return;
+        }
+    }
+    /* Not one of the ops (a guest write's write-through): no order. */
+}
 
 static void mirror_op_co(void *opaque)
 {
@@ -157,6 +193,13 @@ static void mirror_op_co(void *opaque)
                                    s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
                                    NULL, buf, &op->err);
     op->err_is_read = s->common.err_is_read;
+    op->done = true;
+    /* The turn passes to the first op not done. */
+    while (op->batch->write_turn < op->batch->n &&
+           op->batch->ops[op->batch->write_turn].done) {
+        op->batch->write_turn++;
+    }
+    qemu_co_queue_restart_all(&op->batch->turn_waiters);
     if (--op->batch->in_flight == 0 && op->batch->waiter) {
         qemu_coroutine_wake(op->batch->waiter);
     }
@@ -174,7 +217,7 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
                                  Error **errp)
 {
     MirrorOp ops[MIRROR_MAX_IN_FLIGHT];
-    MirrorBatch batch = { 0, NULL };
+    MirrorBatch batch = { .ops = ops };
     int64_t total = 0, copied = 0;
     int n = 0, ret = 0;
 
@@ -200,18 +243,26 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
         s->inflight_start = MIN(s->inflight_start, start);
         s->inflight_end = MAX(s->inflight_end, end);
         s->cursor = end;
-        ops[n] = (MirrorOp) { .s = s, .batch = &batch, .start = start, .len = end - start };
+        ops[n] = (MirrorOp) { .s = s, .batch = &batch, .index = n, .start = start,
+                              .len = end - start };
         total += end - start;
         n++;
     }
     batch.in_flight = n;
+    batch.n = n;
+    qemu_co_queue_init(&batch.turn_waiters);
     for (int i = 0; i < n; i++) {
-        qemu_coroutine_enter(qemu_coroutine_create(mirror_op_co, &ops[i]));
+        ops[i].co = qemu_coroutine_create(mirror_op_co, &ops[i]);
+    }
+    s->batch = &batch;
+    for (int i = 0; i < n; i++) {
+        qemu_coroutine_enter(ops[i].co);
     }
     if (batch.in_flight > 0) {
         batch.waiter = qemu_coroutine_self();
         qemu_coroutine_yield();
     }
+    s->batch = NULL;
     s->inflight_start = s->inflight_end = 0;
     for (int i = 0; i < n; i++) {
         if (ops[i].ret < 0) {
@@ -459,6 +510,7 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSync
     }
     s->dirty = dirty_map_new_gran(job->len, s->gran);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    s->common.before_copy_write = mirror_before_copy_write;
     if (sync != MIRROR_SYNC_MODE_NONE &&
         mirror_init_dirty(s, sync == MIRROR_SYNC_MODE_TOP && job->bs->backing, errp) < 0) {
         block_job_free_unstarted(job);

@@ -419,10 +419,11 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
     /*
      * A job's step in flight must not have what it works on changed or
      * closed under it: commands wait for it, except those that only look
-     * or steer jobs (and HMP, which decides per command).
+     * (and HMP, which decides per command).  The job commands wait too, so
+     * that a job pauses or ends before their reply, between two steps.
      */
-    if (!g_str_has_prefix(cmd, "query-") && !g_str_has_prefix(cmd, "block-job-") &&
-        !g_str_has_prefix(cmd, "job-") && strcmp(cmd, "human-monitor-command")) {
+    block_job_wait_starting();
+    if (!g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command")) {
         block_job_wait_steps();
     }
     cur_qmp = mon;

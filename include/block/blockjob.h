@@ -248,6 +248,13 @@ void block_job_drain_all(BlockJob *except);
  * that may change or close what a step works on.
  */
 void block_job_wait_steps(void);
+/*
+ * Lets the jobs started less than 100 ms ago work until then or until they
+ * wait for a timer (running the main loop),
+ * unless a request is stopped at a breakpoint: as a job's first steps came
+ * before the monitor read its next command when steps did not yield.
+ */
+void block_job_wait_starting(void);
 void block_job_drain_one(BlockJob *job);
 /* At quit: drain every job, then force-cancel them, newest first, as QEMU. */
 void block_job_quit_all(void);

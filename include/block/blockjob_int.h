@@ -95,6 +95,12 @@ struct BlockJob {
     const char *io_status;      /* "ok", "failed", "nospace" */
 
     guint source_id;
+    bool source_idle;           /* source_id is for a step due now, not a timer */
+    /*
+     * Until then (100 ms after its start) a monitor waits for the job's
+     * steps before it reads its next command (block_job_wait_starting()).
+     */
+    int64_t first_slice_end_ns;
     /*
      * The step in flight runs in this coroutine (NULL: none); its results
      * (step_*) are taken by an idle callback on the main loop (after_id),
@@ -111,6 +117,11 @@ struct BlockJob {
     bool step_done;
     Error *step_err;
     bool step_finishing;
+    /*
+     * Called by block_job_copy_chunk() before it writes the target (may
+     * yield): a driver with several copies in flight orders their writes.
+     */
+    void (*before_copy_write)(BlockJob *job);
     int64_t next_ns;            /* the speed limit allows the next step at */
     int64_t throttled_ns;       /* a throttle on its nodes allows the next step at */
     int64_t unflushed;          /* bytes written since the last write-back hint */
