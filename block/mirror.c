@@ -156,6 +156,7 @@ struct MirrorOp {
     int64_t start, len;
     int ret;
     bool done;
+    int64_t throttle_debt_ns;
     bool err_is_read;
     Error *err;
 };
@@ -187,12 +188,15 @@ static void mirror_op_co(void *opaque)
     MirrorJob *s = op->s;
     g_autofree uint8_t *buf = g_malloc(op->len);
 
+    /* A throttle's wait is the step's, after the batch (as its own requests'). */
+    bdrv_throttle_defer_begin();
     /* Active commit: what is not above the base, the base has already. */
     op->ret = block_job_copy_range(&s->common, s->is_commit ? s->base : NULL, s->target,
                                    op->start, op->len,
                                    s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
                                    NULL, buf, &op->err);
     op->err_is_read = s->common.err_is_read;
+    op->throttle_debt_ns = bdrv_throttle_defer_end();
     op->done = true;
     /* The turn passes to the first op not done. */
     while (op->batch->write_turn < op->batch->n &&
@@ -201,7 +205,10 @@ static void mirror_op_co(void *opaque)
     }
     qemu_co_queue_restart_all(&op->batch->turn_waiters);
     if (--op->batch->in_flight == 0 && op->batch->waiter) {
-        qemu_coroutine_wake(op->batch->waiter);
+        Coroutine *waiter = op->batch->waiter;
+
+        op->batch->waiter = NULL;
+        qemu_coroutine_wake(waiter);
     }
 }
 
@@ -223,9 +230,12 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
 
     s->inflight_start = INT64_MAX;
     s->inflight_end = 0;
+    qemu_co_queue_init(&batch.turn_waiters);
+    s->batch = &batch;
     while (n < max_ops && total < max_bytes) {
         int64_t start = dirty_map_next(s->dirty, s->cursor);
         int64_t end;
+        uint64_t debts = bdrv_throttle_debt_count();
 
         if (start < 0) {
             start = dirty_map_next(s->dirty, 0);
@@ -245,18 +255,26 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
         s->cursor = end;
         ops[n] = (MirrorOp) { .s = s, .batch = &batch, .index = n, .start = start,
                               .len = end - start };
+        ops[n].co = qemu_coroutine_create(mirror_op_co, &ops[n]);
         total += end - start;
-        n++;
-    }
-    batch.in_flight = n;
-    batch.n = n;
-    qemu_co_queue_init(&batch.turn_waiters);
-    for (int i = 0; i < n; i++) {
-        ops[i].co = qemu_coroutine_create(mirror_op_co, &ops[i]);
-    }
-    s->batch = &batch;
-    for (int i = 0; i < n; i++) {
-        qemu_coroutine_enter(ops[i].co);
+        batch.in_flight++;
+        batch.n = ++n;
+        qemu_coroutine_enter(ops[n - 1].co);
+        if (n == 1 && batch.in_flight > 0) {
+            /*
+             * The first copy alone: whether a throttle in the chain is
+             * over its limit is known once its requests are made.
+             */
+            batch.waiter = qemu_coroutine_self();
+            qemu_coroutine_yield();
+        }
+        if (bdrv_throttle_debt_count() != debts) {
+            /*
+             * A throttle in the chain is over its limit: no more copies
+             * now (the step's next one waits for what these owe).
+             */
+            break;
+        }
     }
     if (batch.in_flight > 0) {
         batch.waiter = qemu_coroutine_self();
@@ -265,6 +283,7 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
     s->batch = NULL;
     s->inflight_start = s->inflight_end = 0;
     for (int i = 0; i < n; i++) {
+        bdrv_throttle_defer_add(ops[i].throttle_debt_ns);
         if (ops[i].ret < 0) {
             dirty_map_set(s->dirty, ops[i].start, ops[i].len);
             if (ret == 0) {
