@@ -3807,6 +3807,12 @@ typedef struct ThrottleDefer {
     int64_t debt_ns;
 } ThrottleDefer;
 static __thread GSList *throttle_defers;
+static __thread uint64_t throttle_debts;
+
+uint64_t bdrv_throttle_debt_count(void)
+{
+    return throttle_debts;
+}
 
 static ThrottleDefer *throttle_defer_find(void)
 {
@@ -3847,14 +3853,27 @@ int64_t bdrv_throttle_defer_end(void)
     return debt;
 }
 
+void bdrv_throttle_defer_add(int64_t debt_ns)
+{
+    ThrottleDefer *d = throttle_defer_find();
+
+    if (d) {
+        d->debt_ns = MAX(d->debt_ns, debt_ns);
+    }
+}
+
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
     ThrottleDefer *d = throttle_defer_find();
     int64_t wait;
 
     if (d) {
+        int64_t debt;
+
         throttle_group_account(tg, is_write, bytes);
-        d->debt_ns = MAX(d->debt_ns, throttle_group_wait_ns(tg, is_write, bytes));
+        debt = throttle_group_wait_ns(tg, is_write, bytes);
+        d->debt_ns = MAX(d->debt_ns, debt);
+        throttle_debts += debt > 0;
         return 0;
     }
     while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
