@@ -3862,6 +3862,12 @@ void bdrv_throttle_defer_add(int64_t debt_ns)
     }
 }
 
+static gboolean throttle_co_wake(gpointer opaque)
+{
+    qemu_coroutine_enter(opaque);
+    return G_SOURCE_REMOVE;
+}
+
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
     ThrottleDefer *d = throttle_defer_find();
@@ -3887,7 +3893,13 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             return -ETIMEDOUT;
         }
-        g_usleep(wait / 1000 + 1);
+        if (qemu_in_coroutine()) {
+            /* Only this request waits: the main loop (and the rest) go on. */
+            g_timeout_add(wait / 1000000 + 1, throttle_co_wake, qemu_coroutine_self());
+            qemu_coroutine_yield();
+        } else {
+            g_usleep(wait / 1000 + 1);
+        }
     }
     throttle_group_account(tg, is_write, bytes);
     return 0;

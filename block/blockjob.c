@@ -1127,7 +1127,9 @@ static gboolean job_after_step(gpointer opaque)
     BlockJob *job = opaque;
 
     if (bdrv_in_sync_wait()) {
-        return G_SOURCE_CONTINUE;
+        /* Soon after the synchronous request's wait, not spinning in it. */
+        job->after_id = g_timeout_add(1, job_after_step, job);
+        return G_SOURCE_REMOVE;
     }
     job->after_id = 0;
     if (job_take_step(job)) {
