@@ -956,6 +956,11 @@ static void job_wait_step(BlockJob *job)
     job->step_err = NULL;
 }
 
+bool block_job_is_busy(BlockJob *job)
+{
+    return job_busy(job);
+}
+
 void block_job_wait_starting(void)
 {
     for (;;) {

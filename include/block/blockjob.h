@@ -248,6 +248,8 @@ void block_job_drain_all(BlockJob *except);
  * that may change or close what a step works on.
  */
 void block_job_wait_steps(void);
+/* A step of @job is in flight, or its result not yet taken ("busy"). */
+bool block_job_is_busy(BlockJob *job);
 /*
  * Lets the jobs started less than 100 ms ago work until then or until they
  * wait for a timer (running the main loop),
