@@ -3090,17 +3090,25 @@ void bdrv_serialise_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
 /*
  * A request in a coroutine keeps its node alive and, unless the driver
  * takes concurrent requests, has the node to itself until it ends (other
- * coroutines' requests to the node wait here).  Returns whether the
- * node's request lock was taken, for bdrv_co_request_end().
+ * coroutines' requests to the node wait here).  Returns what it took
+ * (REQ_*), for bdrv_co_request_end().
  */
-static bool bdrv_co_request_begin(BlockDriverState *bs)
+enum {
+    REQ_SERIAL = 1,             /* the node's request lock */
+    REQ_REF = 2,                /* a reference and an in-flight count */
+};
+
+static int bdrv_co_request_begin(BlockDriverState *bs)
 {
     Coroutine *co = qemu_coroutine_self();
     bool serial = co && bs->drv && !bs->drv->concurrent_requests;
+    int taken = 0;
 
-    if (co) {
+    /* A node being closed (its last flush) is not referenced again. */
+    if (co && bs->refcnt > 0) {
         bdrv_ref(bs);
         bs->co_in_flight++;
+        taken |= REQ_REF;
     }
     if (serial) {
         if (bs->request_lock.holder == co) {
@@ -3109,16 +3117,17 @@ static bool bdrv_co_request_begin(BlockDriverState *bs)
             qemu_co_mutex_lock(&bs->request_lock);
             bs->request_lock_depth = 1;
         }
+        taken |= REQ_SERIAL;
     }
-    return serial;
+    return taken;
 }
 
-static void bdrv_co_request_end(BlockDriverState *bs, bool serial)
+static void bdrv_co_request_end(BlockDriverState *bs, int taken)
 {
-    if (serial && --bs->request_lock_depth == 0) {
+    if ((taken & REQ_SERIAL) && --bs->request_lock_depth == 0) {
         qemu_co_mutex_unlock(&bs->request_lock);
     }
-    if (qemu_coroutine_self()) {
+    if (taken & REQ_REF) {
         bs->co_in_flight--;
         bdrv_unref(bs);
     }
@@ -3128,9 +3137,9 @@ static void bdrv_co_request_end(BlockDriverState *bs, bool serial)
  * Every request of every consumer enters here, and is counted here once
  * for the node it was made to (query-blockstats).
  */
-static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
-                           int64_t offset, int64_t bytes, void *buf, int flags,
-                           Error **errp)
+static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
+                                int64_t offset, int64_t bytes, void *buf, int flags,
+                                Error **errp)
 {
     static const BlockAcctType kind[] = {
         [BDRV_REQ_READ] = BLOCK_ACCT_READ,
@@ -3151,7 +3160,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
         ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
     }
     if (ret == 0) {
-        bool serial = bdrv_co_request_begin(bs);
+        int taken = bdrv_co_request_begin(bs);
 
         request_depth++;
         if (qemu_in_coroutine() && type != BDRV_REQ_FLUSH) {
@@ -3164,7 +3173,7 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
             ret = bdrv_do_request_checked(bs, type, offset, bytes, buf, flags, &invalid, errp);
         }
         request_depth--;
-        bdrv_co_request_end(bs, serial);
+        bdrv_co_request_end(bs, taken);
     }
     now = bdrv_acct_clock_ns();
 
@@ -3185,6 +3194,65 @@ static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
     }
     bs->stats.last_access_ns = now;
     return ret;
+}
+
+typedef struct SyncRequest {
+    BlockDriverState *bs;
+    BdrvRequestType type;
+    int64_t offset, bytes;
+    void *buf;
+    int flags;
+    Error **errp;
+    int ret;
+} SyncRequest;
+
+static void sync_request_co(void *opaque)
+{
+    SyncRequest *r = opaque;
+
+    r->ret = bdrv_do_request_here(r->bs, r->type, r->offset, r->bytes, r->buf, r->flags,
+                                  r->errp);
+}
+
+static int sync_wait_depth;
+static int background_coroutines;
+
+bool bdrv_in_sync_wait(void)
+{
+    return sync_wait_depth > 0;
+}
+
+void bdrv_background_coroutine_begin(void)
+{
+    background_coroutines++;
+}
+
+void bdrv_background_coroutine_end(void)
+{
+    assert(background_coroutines > 0);
+    background_coroutines--;
+}
+
+static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
+                           int64_t offset, int64_t bytes, void *buf, int flags,
+                           Error **errp)
+{
+    SyncRequest r = { bs, type, offset, bytes, buf, flags, errp, 0 };
+
+    if (qemu_in_coroutine() || background_coroutines == 0 || bdrv_requests_in_flight() == 0) {
+        return bdrv_do_request_here(bs, type, offset, bytes, buf, flags, errp);
+    }
+    /*
+     * Requests of a job's coroutine are in flight: a
+     * synchronous caller (a monitor command, qemu-io through HMP) must not
+     * run through a lock or a serialising request one of them holds while
+     * it waits for I/O, so its request becomes a coroutine too, and the
+     * caller waits for it running the main loop.
+     */
+    sync_wait_depth++;
+    qemu_coroutine_run(sync_request_co, &r);
+    sync_wait_depth--;
+    return r.ret;
 }
 
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -3577,10 +3645,10 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
          * In a coroutine (an NBD client's request) the driver's metadata
          * walk must not interleave with a request that changes it.
          */
-        bool serial = bdrv_co_request_begin(bs);
+        int taken = bdrv_co_request_begin(bs);
 
         ret = bs->drv->bdrv_block_status(bs, offset, bytes, pnum, &local_map, &local_file);
-        bdrv_co_request_end(bs, serial);
+        bdrv_co_request_end(bs, taken);
         if (ret < 0) {
             return ret;
         }
@@ -3738,30 +3806,90 @@ ThrottleGroup *bdrv_set_front_throttle(ThrottleGroup *tg)
     return old;
 }
 
-/* bdrv_throttle_defer_begin() nesting, and the longest wait owed since. */
-static __thread int throttle_defer;
-static __thread int64_t throttle_debt_ns;
+/*
+ * bdrv_throttle_defer_begin() nesting, and the longest wait owed since, per
+ * coroutine (NULL: outside coroutines): a job's step defers its own waits
+ * only, not those of the requests that run while it yields.
+ */
+typedef struct ThrottleDefer {
+    Coroutine *co;
+    int depth;
+    int64_t debt_ns;
+} ThrottleDefer;
+static __thread GSList *throttle_defers;
+static __thread uint64_t throttle_debts;
+
+uint64_t bdrv_throttle_debt_count(void)
+{
+    return throttle_debts;
+}
+
+static ThrottleDefer *throttle_defer_find(void)
+{
+    Coroutine *co = qemu_coroutine_self();
+
+    for (GSList *l = throttle_defers; l; l = l->next) {
+        if (((ThrottleDefer *)l->data)->co == co) {
+            return l->data;
+        }
+    }
+    return NULL;
+}
 
 void bdrv_throttle_defer_begin(void)
 {
-    if (throttle_defer++ == 0) {
-        throttle_debt_ns = 0;
+    ThrottleDefer *d = throttle_defer_find();
+
+    if (!d) {
+        d = g_new0(ThrottleDefer, 1);
+        d->co = qemu_coroutine_self();
+        throttle_defers = g_slist_prepend(throttle_defers, d);
     }
+    d->depth++;
 }
 
 int64_t bdrv_throttle_defer_end(void)
 {
-    assert(throttle_defer > 0);
-    return --throttle_defer == 0 ? throttle_debt_ns : 0;
+    ThrottleDefer *d = throttle_defer_find();
+    int64_t debt;
+
+    assert(d && d->depth > 0);
+    if (--d->depth > 0) {
+        return 0;
+    }
+    debt = d->debt_ns;
+    throttle_defers = g_slist_remove(throttle_defers, d);
+    g_free(d);
+    return debt;
+}
+
+void bdrv_throttle_defer_add(int64_t debt_ns)
+{
+    ThrottleDefer *d = throttle_defer_find();
+
+    if (d) {
+        d->debt_ns = MAX(d->debt_ns, debt_ns);
+    }
+}
+
+static gboolean throttle_co_wake(gpointer opaque)
+{
+    qemu_coroutine_enter(opaque);
+    return G_SOURCE_REMOVE;
 }
 
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
+    ThrottleDefer *d = throttle_defer_find();
     int64_t wait;
 
-    if (throttle_defer) {
+    if (d) {
+        int64_t debt;
+
         throttle_group_account(tg, is_write, bytes);
-        throttle_debt_ns = MAX(throttle_debt_ns, throttle_group_wait_ns(tg, is_write, bytes));
+        debt = throttle_group_wait_ns(tg, is_write, bytes);
+        d->debt_ns = MAX(d->debt_ns, debt);
+        throttle_debts += debt > 0;
         return 0;
     }
     while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
@@ -3775,7 +3903,13 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             return -ETIMEDOUT;
         }
-        g_usleep(wait / 1000 + 1);
+        if (qemu_in_coroutine()) {
+            /* Only this request waits: the main loop (and the rest) go on. */
+            g_timeout_add(wait / 1000000 + 1, throttle_co_wake, qemu_coroutine_self());
+            qemu_coroutine_yield();
+        } else {
+            g_usleep(wait / 1000 + 1);
+        }
     }
     throttle_group_account(tg, is_write, bytes);
     return 0;

@@ -48,6 +48,13 @@ typedef struct BackupJob {
     BdrvDirtyBitmap *successor;
     BitmapSyncMode bitmap_mode;
     bool succeeded;
+    /*
+     * The range the step in flight copies (empty: none), and the guest
+     * writes into it that wait for that copy to end (see
+     * backup_before_write()).
+     */
+    int64_t inflight_start, inflight_end;
+    CoQueue inflight_waiters;
 } BackupJob;
 
 /* [offset, offset + bytes) is to copy, in whole units of the copy. */
@@ -68,13 +75,14 @@ static void backup_update_progress(BackupJob *s)
  * Copies [offset, offset+bytes) (cluster aligned, clipped to the end) from
  * the source to the target and marks it done.  Sets err_is_read on failure.
  */
-static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, Error **errp)
+static int backup_copy_range(BackupJob *s, int64_t offset, int64_t bytes, uint8_t *buf,
+                             Error **errp)
 {
     int64_t end = MIN(offset + bytes, s->size);
 
     return block_job_copy_range_bitmap(&s->common, NULL, s->target, offset, end - offset,
                                        s->target_is_zero ? BLOCK_JOB_COPY_DST_ZERO : 0,
-                                       s->todo, s->buf, errp);
+                                       s->todo, buf, errp);
 }
 
 /* Runs before every guest write to the source: save what it overwrites. */
@@ -90,6 +98,24 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
     int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, s->copy_gran), s->size);
     int64_t c = start;
 
+    /*
+     * The job's step may have read this range already and not yet written
+     * it to the target: the guest's write waits until it has (else the
+     * step's read, still in flight, could see the new data), and then
+     * finds it done.  Where the guest's write holds the node the step
+     * reads (its driver takes requests one at a time), the step's read
+     * cannot run beside it, and waiting would wait for ever.
+     */
+    while (start < s->inflight_end && s->inflight_start < end &&
+           !(qemu_in_coroutine() &&
+             s->common.bs->request_lock.holder == qemu_coroutine_self())) {
+        if (qemu_in_coroutine()) {
+            qemu_co_queue_wait(&s->inflight_waiters, NULL);
+        } else {
+            g_main_context_iteration(NULL, TRUE);
+        }
+    }
+
     while (c < end) {
         int64_t run;
         int64_t next = bdrv_dirty_bitmap_next_dirty(s->todo, c, end, &run);
@@ -99,7 +125,13 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
         if (next < 0) {
             break;
         }
-        ret = backup_copy_range(s, next, run, &local_err);
+        /*
+         * A buffer of its own: the step's may hold data it has read and
+         * not yet written while it waits for I/O.
+         */
+        g_autofree uint8_t *buf = g_malloc(MIN(run, BLOCK_JOB_CHUNK));
+
+        ret = backup_copy_range(s, next, run, buf, &local_err);
         if (ret < 0) {
             /*
              * The guest's write matters more than the backup: it goes
@@ -151,7 +183,11 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
         *done = bdrv_get_dirty_count(s->todo) == 0;
         return MIN(end, s->size) - start;
     }
-    ret = backup_copy_range(s, start, end - start, errp);
+    s->inflight_start = start;
+    s->inflight_end = end;
+    ret = backup_copy_range(s, start, end - start, s->buf, errp);
+    s->inflight_start = s->inflight_end = 0;
+    qemu_co_queue_restart_all(&s->inflight_waiters);
     /* What was copied before a failure counts, as in QEMU. */
     backup_update_progress(s);
     if (ret < 0) {
@@ -443,6 +479,9 @@ static BackupJob *backup_create(const BackupOptions *opts, BlockDriverState *bs,
     if (s && !block_job_init_len(&s->common, bs, errp)) {
         block_job_free_unstarted(&s->common);
         return NULL;
+    }
+    if (s) {
+        qemu_co_queue_init(&s->inflight_waiters);
     }
     return s;
 }

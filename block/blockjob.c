@@ -29,6 +29,12 @@ static BlockJobReplaceRootFn replace_root_fn;
 
 /* Without a speed limit a job works this long per main loop iteration. */
 #define BLOCK_JOB_SLICE_NS (20 * 1000 * 1000LL)
+/*
+ * How long after its start a job works before a monitor reads its next
+ * command (block_job_wait_starting()): a small job is over by then, as
+ * when a job's first steps did not yield to the monitors.
+ */
+#define BLOCK_JOB_START_NS (100 * 1000 * 1000LL)
 /* A ready job with nothing to copy looks again after this long. */
 #define BLOCK_JOB_POLL_MS 50
 
@@ -524,6 +530,7 @@ void block_job_free_unstarted(BlockJob *job)
 /* Scheduling */
 
 static gboolean job_iterate(gpointer opaque);
+static void job_wait_step(BlockJob *job);
 
 static void unschedule(BlockJob *job)
 {
@@ -539,6 +546,7 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     if (job->finished) {
         return;
     }
+    job->source_idle = delay_ms <= 0;
     if (delay_ms <= 0) {
         job->source_id = g_idle_add(job_iterate, job);
     } else {
@@ -590,10 +598,12 @@ void block_job_start(BlockJob *job)
     set_status(job, BLOCK_JOB_STATUS_CREATED);
     set_status(job, BLOCK_JOB_STATUS_RUNNING);
     job->next_ns = g_get_monotonic_time() * 1000;
+    job->first_slice_end_ns = job->next_ns + BLOCK_JOB_START_NS;
     /*
      * The first step comes before the monitor reads its next command (as a
      * QEMU job starts at once); later ones only when the monitors are idle.
      */
+    job->source_idle = true;
     job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
 }
 
@@ -717,6 +727,7 @@ static void txn_abort(BlockJobTxn *txn)
         if (other->ret == 0) {
             if (!other->finished) {
                 unschedule(other);
+                job_wait_step(other);
                 other->finished = true;
                 other->cancelled = true;
             }
@@ -866,93 +877,282 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
     return true;
 }
 
+static bool job_busy(BlockJob *job)
+{
+    return job->co || job->after_id;
+}
+
+/* A pause asked for while a step was in flight takes effect once it ends. */
+static void job_enter_pause(BlockJob *job)
+{
+    if (job->status == BLOCK_JOB_STATUS_RUNNING) {
+        set_status(job, BLOCK_JOB_STATUS_PAUSED);
+    } else if (job->status == BLOCK_JOB_STATUS_READY) {
+        set_status(job, BLOCK_JOB_STATUS_STANDBY);
+    }
+}
+
+static gboolean job_after_step(gpointer opaque);
+
+static void job_step_co(void *opaque)
+{
+    BlockJob *job = opaque;
+
+    bdrv_throttle_defer_begin();
+    job->step_n = job->driver->step(job, job->step_budget, &job->step_done, &job->step_err);
+    job->step_throttled = bdrv_throttle_defer_end();
+    job->co = NULL;
+    bdrv_background_coroutine_end();
+    if (job->step_async && !job->step_waited) {
+        /*
+         * At the monitors' priority, not below: under a stream of other
+         * requests an idle callback would never run.
+         */
+        job->after_id = g_idle_add_full(G_PRIORITY_DEFAULT, job_after_step, job, NULL);
+    }
+}
+
+/*
+ * Runs one step in a coroutine.  True when it ended without waiting (its
+ * results are in job->step_*); otherwise job_after_step() goes on once it
+ * ends, and the main loop (the monitors, other jobs) runs meanwhile.
+ */
+static bool job_start_step(BlockJob *job, int64_t budget)
+{
+    job->step_budget = budget;
+    job->step_done = false;
+    job->step_err = NULL;
+    job->step_n = 0;
+    job->step_throttled = 0;
+    job->step_async = false;
+    job->step_waited = false;
+    job->co = qemu_coroutine_create(job_step_co, job);
+    bdrv_background_coroutine_begin();
+    qemu_coroutine_enter(job->co);
+    if (job->co) {
+        job->step_async = true;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Waits (running the main loop) until @job's step in flight has ended, and
+ * drops its results: for who ends the job anyway (quit, a failed group).
+ */
+static void job_wait_step(BlockJob *job)
+{
+    if (job->co) {
+        job->step_waited = true;
+        while (job->co) {
+            g_main_context_iteration(NULL, TRUE);
+        }
+    }
+    if (job->after_id) {
+        g_source_remove(job->after_id);
+        job->after_id = 0;
+    }
+    error_free(job->step_err);
+    job->step_err = NULL;
+}
+
+bool block_job_is_busy(BlockJob *job)
+{
+    return job_busy(job);
+}
+
+void block_job_wait_starting(void)
+{
+    for (;;) {
+        int64_t now = g_get_monotonic_time() * 1000;
+        bool wait = false;
+
+        if (bdrv_debug_suspended_requests()) {
+            return;
+        }
+        for (GList *l = jobs; l; l = l->next) {
+            BlockJob *job = l->data;
+
+            wait |= !job->finished && job->pause_count == 0 && now < job->first_slice_end_ns &&
+                    (job_busy(job) || (job->source_id && job->source_idle));
+        }
+        if (!wait) {
+            return;
+        }
+        /* Bounded by the slice: without anything to do, look again soon. */
+        if (!g_main_context_iteration(NULL, FALSE)) {
+            g_usleep(100);
+        }
+    }
+}
+
+void block_job_wait_steps(void)
+{
+    bool busy = true;
+
+    /*
+     * Until every step has ended and its result is taken.  A request
+     * stopped at a breakpoint waits for the user: so would this.
+     */
+    while (busy && !bdrv_debug_suspended_requests()) {
+        busy = false;
+        for (GList *l = jobs; l; l = l->next) {
+            busy |= job_busy(l->data);
+        }
+        if (busy) {
+            g_main_context_iteration(NULL, TRUE);
+        }
+    }
+}
+
+/*
+ * Takes the results of a step that ended.  True when the job goes on with
+ * another step (the caller decides when); false when it is scheduled,
+ * paused or over.
+ */
+static bool job_take_step(BlockJob *job)
+{
+    Error *err = job->step_err;
+    int64_t n = job->step_n;
+    bool done = job->step_done;
+    bool finishing = job->step_finishing;
+
+    job->step_err = NULL;
+    if (job->broken < 0) {
+        /* A copy for a guest write failed meanwhile: job_run() ends the job. */
+        error_free(err);
+        return true;
+    }
+    if (job->step_throttled > 0) {
+        job->throttled_ns = g_get_monotonic_time() * 1000 + job->step_throttled;
+    }
+    if (job->cancelled && !(job->ready && !job->force_cancel)) {
+        /* Cancelled while the step was in flight: it ends now. */
+        error_free(err);
+        job_finish(job, -ECANCELED, NULL);
+        return false;
+    }
+    if (n < 0) {
+        if (handle_step_error(job, (int)n, err)) {
+            return false;
+        }
+        if (job->pause_count > 0) {
+            return false;
+        }
+        n = 0;
+    }
+    if (job->speed > 0 && n > 0) {
+        int64_t now = g_get_monotonic_time() * 1000;
+        job->next_ns = MAX(job->next_ns, now - BLOCK_JOB_SLICE_NS) +
+                       (int64_t)((double)n * 1e9 / job->speed);
+    }
+    if (done) {
+        if (finishing || !job->driver->needs_complete) {
+            job_finish(job, 0, NULL);
+            return false;
+        }
+        if (!job->ready) {
+            job->ready = true;
+            set_status(job, BLOCK_JOB_STATUS_READY);
+            emit("BLOCK_JOB_READY", job_event_data(job));
+        }
+        if (job->complete_requested) {
+            return true;   /* finish on the next round */
+        }
+        if (job->pause_count > 0) {
+            job_enter_pause(job);
+            return false;
+        }
+        schedule_in(job, BLOCK_JOB_POLL_MS);
+        return false;
+    }
+    if (n == 0) {
+        /* Nothing to do until something happens (sync=none backup). */
+        schedule_in(job, BLOCK_JOB_POLL_MS);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Steps until the time slice is over (or the speed limit or a throttle
+ * says to wait), each in a coroutine; returns at the first step that
+ * waits for I/O.
+ */
+static void job_run(BlockJob *job)
+{
+    int64_t start = g_get_monotonic_time() * 1000;
+
+    if (bdrv_in_sync_wait()) {
+        /* Not inside a synchronous request's wait: soon after it. */
+        schedule_in(job, 1);
+        return;
+    }
+    for (;;) {
+        if (job->broken < 0) {
+            /* A copy for a guest write failed: the job's result is lost. */
+            QDict *data = qdict_new();
+            qdict_put_str(data, "device", job->id);
+            qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
+            qdict_put_str(data, "action", "report");
+            emit("BLOCK_JOB_ERROR", data);
+            job_finish_full(job, job->broken, NULL, true);
+            return;
+        }
+        if (job->cancelled && !(job->ready && !job->force_cancel)) {
+            job_finish(job, -ECANCELED, NULL);
+            return;
+        }
+        if (job->pause_count > 0) {
+            job_enter_pause(job);
+            return;
+        }
+        /*
+         * A ready job being completed copies what is left in one go (the
+         * step may yield, and a guest write then dirties what the step
+         * copies again before it reports done).
+         */
+        job->step_finishing = job->ready && (job->complete_requested || job->cancelled);
+        if (!job_start_step(job, job->step_finishing ? INT64_MAX : job->chunk)) {
+            return;
+        }
+        if (!job_take_step(job)) {
+            return;
+        }
+        if (job->speed != 0 || job->step_throttled > 0 ||
+            g_get_monotonic_time() * 1000 - start >= BLOCK_JOB_SLICE_NS) {
+            schedule_next(job);
+            return;
+        }
+    }
+}
+
+static gboolean job_after_step(gpointer opaque)
+{
+    BlockJob *job = opaque;
+
+    if (bdrv_in_sync_wait()) {
+        /* Soon after the synchronous request's wait, not spinning in it. */
+        job->after_id = g_timeout_add(1, job_after_step, job);
+        return G_SOURCE_REMOVE;
+    }
+    job->after_id = 0;
+    if (job_take_step(job)) {
+        schedule_next(job);
+    }
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean job_iterate(gpointer opaque)
 {
     BlockJob *job = opaque;
-    int64_t start = g_get_monotonic_time() * 1000;
-    int64_t throttled = 0;
-    bool done = false;
 
     job->source_id = 0;
-    if (job->broken < 0) {
-        /* A copy for a guest write failed: the job's result is lost. */
-        QDict *data = qdict_new();
-        qdict_put_str(data, "device", job->id);
-        qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
-        qdict_put_str(data, "action", "report");
-        emit("BLOCK_JOB_ERROR", data);
-        job_finish_full(job, job->broken, NULL, true);
+    if (job_busy(job)) {
+        /* The step in flight goes on with the job when it ends. */
         return G_SOURCE_REMOVE;
     }
-    if (job->cancelled && !(job->ready && !job->force_cancel)) {
-        job_finish(job, -ECANCELED, NULL);
-        return G_SOURCE_REMOVE;
-    }
-    if (job->pause_count > 0) {
-        return G_SOURCE_REMOVE;
-    }
-
-    do {
-        Error *err = NULL;
-        /*
-         * A ready job being completed copies what is left in one go: the
-         * guest cannot write in between, so the copy converges.
-         */
-        bool finishing = job->ready && (job->complete_requested || job->cancelled);
-        int64_t budget = finishing ? INT64_MAX : job->chunk;
-        int64_t n;
-
-        /*
-         * A throttle node in the job's chain must not hold the main loop
-         * (and the monitors, and quit) while it waits: the step's requests
-         * go at once, and the job's next step waits for what they owe.
-         */
-        bdrv_throttle_defer_begin();
-        n = job->driver->step(job, budget, &done, &err);
-        throttled = bdrv_throttle_defer_end();
-        if (throttled > 0) {
-            job->throttled_ns = g_get_monotonic_time() * 1000 + throttled;
-        }
-
-        if (n < 0) {
-            if (handle_step_error(job, (int)n, err)) {
-                return G_SOURCE_REMOVE;
-            }
-            if (job->pause_count > 0) {
-                return G_SOURCE_REMOVE;
-            }
-            n = 0;
-        }
-        if (job->speed > 0 && n > 0) {
-            int64_t now = g_get_monotonic_time() * 1000;
-            job->next_ns = MAX(job->next_ns, now - BLOCK_JOB_SLICE_NS) +
-                           (int64_t)((double)n * 1e9 / job->speed);
-        }
-        if (done) {
-            if (finishing || !job->driver->needs_complete) {
-                job_finish(job, 0, NULL);
-                return G_SOURCE_REMOVE;
-            }
-            if (!job->ready) {
-                job->ready = true;
-                set_status(job, BLOCK_JOB_STATUS_READY);
-                emit("BLOCK_JOB_READY", job_event_data(job));
-            }
-            if (job->complete_requested) {
-                continue;   /* finish on the next round */
-            }
-            schedule_in(job, BLOCK_JOB_POLL_MS);
-            return G_SOURCE_REMOVE;
-        }
-        if (n == 0) {
-            /* Nothing to do until something happens (sync=none backup). */
-            schedule_in(job, BLOCK_JOB_POLL_MS);
-            return G_SOURCE_REMOVE;
-        }
-    } while (job->speed == 0 && throttled == 0 &&
-             g_get_monotonic_time() * 1000 - start < BLOCK_JOB_SLICE_NS);
-
-    schedule_next(job);
+    job_run(job);
     return G_SOURCE_REMOVE;
 }
 
@@ -1000,7 +1200,10 @@ bool block_job_pause(BlockJob *job, Error **errp)
     job->user_paused = true;
     job->pause_count++;
     unschedule(job);
-    set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+    if (!job_busy(job)) {
+        /* Otherwise once the step in flight has ended, as in QEMU. */
+        set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+    }
     return true;
 }
 
@@ -1082,10 +1285,13 @@ static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
         }
     }
     if (!(job->ready && !force)) {
+        if (job_busy(job)) {
+            /* It ends once the step in flight has ended. */
+            return true;
+        }
         /*
-         * Jobs work in whole steps between main loop iterations, so there
-         * is never a step half done: the job can end right here, and the
-         * event comes before the command's reply, as in QEMU.
+         * Between two steps nothing is half done: the job can end right
+         * here, and the event comes before the command's reply.
          */
         job_finish(job, -ECANCELED, NULL);
         return true;
@@ -1138,6 +1344,7 @@ void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss)
 /* Ends @job whatever its state, and removes it (shutdown). */
 static void job_cancel_sync(BlockJob *job)
 {
+    job_wait_step(job);
     if (job->status != BLOCK_JOB_STATUS_CONCLUDED) {
         cancel_common(job, true, false, &error_abort);
     }
@@ -1224,7 +1431,7 @@ QList *block_job_query_all(void)
     for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
         QDict *info;
-        bool paused = job->pause_count > 0;
+        bool paused = job->pause_count > 0 && !job_busy(job);
 
         if (job->driver->generic) {
             continue;
@@ -1234,7 +1441,7 @@ QList *block_job_query_all(void)
         qdict_put_str(info, "io-status", job->io_status);
         qdict_put_str(info, "device", job->id);
         qdict_put_bool(info, "auto-dismiss", job->auto_dismiss);
-        qdict_put_bool(info, "busy", false);
+        qdict_put_bool(info, "busy", job_busy(job));
         qdict_put_int(info, "len", job->len);
         qdict_put_int(info, "offset", job->offset);
         qdict_put_str(info, "status", status_names[job->status]);
@@ -1314,6 +1521,10 @@ int block_job_run_sync(BlockJob *job, Error **errp)
         /* Drive the job directly: the caller may not run a main loop. */
         unschedule(job);
         job_iterate(job);
+        while (job_busy(job) && ret == -EINPROGRESS) {
+            /* The step waits for I/O: the main loop completes it. */
+            g_main_context_iteration(NULL, TRUE);
+        }
         if (ret == -EINPROGRESS && !job->finished) {
             /* Honour the speed limit even when synchronous. */
             int64_t now = g_get_monotonic_time() * 1000;
@@ -1443,6 +1654,9 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
         if (dst_is_zero) {
             return 0;
         }
+        if (job->before_copy_write) {
+            job->before_copy_write(job);
+        }
         ret = bdrv_pwrite_zeroes(dst, offset, bytes, 0, errp);
     } else {
         ret = bdrv_pread(src, offset, bytes, buf, 0, errp);
@@ -1452,6 +1666,9 @@ int block_job_copy_chunk(BlockJob *job, BlockDriverState *src, BlockDriverState 
         }
         if (dst_is_zero && buffer_is_zero(buf, bytes)) {
             return 0;
+        }
+        if (job->before_copy_write) {
+            job->before_copy_write(job);
         }
         ret = bdrv_pwrite(dst, offset, bytes, buf, job->write_flags, errp);
     }

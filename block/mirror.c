@@ -41,6 +41,9 @@ typedef struct MirrorJob {
      * before it completes; the background copy only does what was dirty.
      */
     bool write_blocking;
+    /* The range the step in flight copies (empty: none). */
+    int64_t inflight_start, inflight_end;
+    struct MirrorBatch *batch;  /* the step's copies in flight, or NULL */
 } MirrorJob;
 
 static void mirror_update_progress(MirrorJob *s)
@@ -97,8 +100,14 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
 {
     MirrorJob *s = opaque;
 
+    /*
+     * A write into the range the job's step is copying right now is not
+     * written through: the step may have read the range before it and
+     * write the old data after it; the range is dirty again instead.
+     */
     if (s->write_blocking && !s->common.finished && !s->common.cancelled &&
-        s->common.broken == 0 && offset < s->dirty->len) {
+        s->common.broken == 0 && offset < s->dirty->len &&
+        (offset >= s->inflight_end || offset + bytes <= s->inflight_start)) {
         int ret = mirror_write_through(s, offset, bytes);
 
         if (ret == 0) {
@@ -117,15 +126,116 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
     return 0;
 }
 
-static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+/*
+ * How many ranges a step copies at once, each in a coroutine of its own
+ * (QEMU's mirror keeps up to 16 operations in flight by default).
+ */
+#define MIRROR_MAX_IN_FLIGHT 16
+
+typedef struct MirrorOp MirrorOp;
+
+typedef struct MirrorBatch {
+    int in_flight;
+    Coroutine *waiter;          /* the step, when it waits for the copies */
+    MirrorOp *ops;
+    int n;
+    /*
+     * The ops write the target in the order of their ranges: their reads
+     * overlap, and a fresh image's clusters are allocated in order, as
+     * a copy one range after the other would leave them.
+     */
+    int write_turn;
+    CoQueue turn_waiters;
+} MirrorBatch;
+
+struct MirrorOp {
+    MirrorJob *s;
+    MirrorBatch *batch;
+    int index;
+    Coroutine *co;
+    int64_t start, len;
+    int ret;
+    bool done;
+    int64_t throttle_debt_ns;
+    bool err_is_read;
+    Error *err;
+};
+
+/* block_job_copy_chunk()'s hook: an op writes once the ops before it are done. */
+static void mirror_before_copy_write(BlockJob *job)
 {
     MirrorJob *s = (MirrorJob *)job;
-    int64_t total = 0;
+    MirrorBatch *batch = s->batch;
+    Coroutine *self = qemu_coroutine_self();
 
-    while (total < max_bytes) {
+    if (!batch || !self) {
+        return;
+    }
+    for (int i = 0; i < batch->n; i++) {
+        if (batch->ops[i].co == self) {
+            while (batch->write_turn < i) {
+                qemu_co_queue_wait(&batch->turn_waiters, NULL);
+            }
+            return;
+        }
+    }
+    /* Not one of the ops (a guest write's write-through): no order. */
+}
+
+static void mirror_op_co(void *opaque)
+{
+    MirrorOp *op = opaque;
+    MirrorJob *s = op->s;
+    g_autofree uint8_t *buf = g_malloc(op->len);
+
+    /* A throttle's wait is the step's, after the batch (as its own requests'). */
+    bdrv_throttle_defer_begin();
+    /* Active commit: what is not above the base, the base has already. */
+    op->ret = block_job_copy_range(&s->common, s->is_commit ? s->base : NULL, s->target,
+                                   op->start, op->len,
+                                   s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
+                                   NULL, buf, &op->err);
+    op->err_is_read = s->common.err_is_read;
+    op->throttle_debt_ns = bdrv_throttle_defer_end();
+    op->done = true;
+    /* The turn passes to the first op not done. */
+    while (op->batch->write_turn < op->batch->n &&
+           op->batch->ops[op->batch->write_turn].done) {
+        op->batch->write_turn++;
+    }
+    qemu_co_queue_restart_all(&op->batch->turn_waiters);
+    if (--op->batch->in_flight == 0 && op->batch->waiter) {
+        Coroutine *waiter = op->batch->waiter;
+
+        op->batch->waiter = NULL;
+        qemu_coroutine_wake(waiter);
+    }
+}
+
+/*
+ * Copies up to @max_ops dirty ranges of at most @chunk bytes each (and
+ * @max_bytes in all), all in flight together.  Each range is clean before
+ * its copy starts: a guest write while the copy waits for I/O dirties it
+ * again, and it is copied once more (ranges of one batch never overlap,
+ * and batches follow one another).  Returns the bytes copied, or the
+ * first failure's -errno (the failed ranges stay dirty).
+ */
+static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk, int max_ops,
+                                 Error **errp)
+{
+    MirrorOp ops[MIRROR_MAX_IN_FLIGHT];
+    MirrorBatch batch = { .ops = ops };
+    int64_t total = 0, copied = 0;
+    int n = 0, ret = 0;
+
+    s->inflight_start = INT64_MAX;
+    s->inflight_end = 0;
+    qemu_co_queue_init(&batch.turn_waiters);
+    s->batch = &batch;
+    while (n < max_ops && total < max_bytes) {
         int64_t start = dirty_map_next(s->dirty, s->cursor);
-        int64_t end, len;
-        int ret;
+        int64_t end;
+        uint64_t debts = bdrv_throttle_debt_count();
 
         if (start < 0) {
             start = dirty_map_next(s->dirty, 0);
@@ -134,29 +244,91 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
             break;
         }
         end = start;
-        while (end < s->dirty->len && end - start < MIN(BLOCK_JOB_CHUNK, max_bytes) &&
+        while (end < s->dirty->len && end - start < MIN(chunk, max_bytes - total) &&
                dirty_map_get(s->dirty, end)) {
             end += s->gran;
         }
         end = MIN(end, s->dirty->len);
-        len = end - start;
-        /*
-         * on-error=ignore: the range stays dirty and is copied again, as
-         * QEMU's mirror does (an error that persists keeps it retrying).
-         */
-        block_job_take_skip(job);
-        /* Active commit: what is not above the base, the base has already. */
-        ret = block_job_copy_range(job, s->is_commit ? s->base : NULL, s->target,
-                                   start, len,
-                                   s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
-                                   NULL, s->buf, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        dirty_map_reset(s->dirty, start, len);
-        s->copied += len;
+        dirty_map_reset(s->dirty, start, end - start);
+        s->inflight_start = MIN(s->inflight_start, start);
+        s->inflight_end = MAX(s->inflight_end, end);
         s->cursor = end;
-        total += len;
+        ops[n] = (MirrorOp) { .s = s, .batch = &batch, .index = n, .start = start,
+                              .len = end - start };
+        ops[n].co = qemu_coroutine_create(mirror_op_co, &ops[n]);
+        total += end - start;
+        batch.in_flight++;
+        batch.n = ++n;
+        qemu_coroutine_enter(ops[n - 1].co);
+        if (n == 1 && batch.in_flight > 0) {
+            /*
+             * The first copy alone: whether a throttle in the chain is
+             * over its limit is known once its requests are made.
+             */
+            batch.waiter = qemu_coroutine_self();
+            qemu_coroutine_yield();
+        }
+        if (bdrv_throttle_debt_count() != debts) {
+            /*
+             * A throttle in the chain is over its limit: no more copies
+             * now (the step's next one waits for what these owe).
+             */
+            break;
+        }
+    }
+    if (batch.in_flight > 0) {
+        batch.waiter = qemu_coroutine_self();
+        qemu_coroutine_yield();
+    }
+    s->batch = NULL;
+    s->inflight_start = s->inflight_end = 0;
+    for (int i = 0; i < n; i++) {
+        bdrv_throttle_defer_add(ops[i].throttle_debt_ns);
+        if (ops[i].ret < 0) {
+            dirty_map_set(s->dirty, ops[i].start, ops[i].len);
+            if (ret == 0) {
+                ret = ops[i].ret;
+                s->common.err_is_read = ops[i].err_is_read;
+                error_propagate(errp, ops[i].err);
+                ops[i].err = NULL;
+                /* A retry starts with the range that failed. */
+                s->cursor = ops[i].start;
+            }
+            error_free(ops[i].err);
+        } else {
+            copied += ops[i].len;
+        }
+    }
+    s->copied += copied;
+    return ret < 0 ? ret : copied;
+}
+
+static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error **errp)
+{
+    MirrorJob *s = (MirrorJob *)job;
+    int64_t total = 0;
+    /*
+     * With a speed limit one range per step, so the limit stays fine
+     * grained; otherwise several in flight.
+     */
+    int max_ops = job->speed > 0 ? 1 : MIRROR_MAX_IN_FLIGHT;
+    int64_t chunk = MIN(BLOCK_JOB_CHUNK, max_bytes);
+
+    /*
+     * on-error=ignore: the range stays dirty and is copied again, as
+     * QEMU's mirror does (an error that persists keeps it retrying).
+     */
+    block_job_take_skip(job);
+    while (total < max_bytes && s->dirty->count > 0) {
+        int64_t n = mirror_copy_batch(s, max_bytes == INT64_MAX ? INT64_MAX
+                                                                : max_bytes * max_ops,
+                                      chunk, max_ops, errp);
+
+        if (n < 0) {
+            mirror_update_progress(s);
+            return n;
+        }
+        total += n;
         if (max_bytes != INT64_MAX) {
             break;
         }
@@ -357,6 +529,7 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSync
     }
     s->dirty = dirty_map_new_gran(job->len, s->gran);
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
+    s->common.before_copy_write = mirror_before_copy_write;
     if (sync != MIRROR_SYNC_MODE_NONE &&
         mirror_init_dirty(s, sync == MIRROR_SYNC_MODE_TOP && job->bs->backing, errp) < 0) {
         block_job_free_unstarted(job);

@@ -209,6 +209,13 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
         return;
     }
     args = qdict_new();
+    if (!*prefix) {
+        block_job_wait_starting();
+    }
+    if (!*prefix && strcmp(word, "info") && strcmp(word, "qemu-io")) {
+        /* As QMP does (monitor.c): wait for the jobs' steps in flight. */
+        block_job_wait_steps();
+    }
     if (parse_args(mon, cmd, word, p, args)) {
         cmd->handler(mon, args);
     }

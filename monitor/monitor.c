@@ -25,6 +25,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 
+#include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -414,6 +415,16 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
                        "Capabilities negotiation is already complete, command ignored", id);
         free_request(req);
         return;
+    }
+    /*
+     * A job's step in flight must not have what it works on changed or
+     * closed under it: commands wait for it, except those that only look
+     * (and HMP, which decides per command).  The job commands wait too, so
+     * that a job pauses or ends before their reply, between two steps.
+     */
+    block_job_wait_starting();
+    if (!g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command")) {
+        block_job_wait_steps();
     }
     cur_qmp = mon;
     ret = qmp_dispatch_command(cmd, args, &err);

@@ -577,6 +577,16 @@ const BlockAcctStats *bdrv_get_stats(BlockDriverState *bs);
  */
 int bdrv_requests_in_flight(void);
 void bdrv_drain_all(void);
+/*
+ * A coroutine that makes requests while the main loop runs other work (a
+ * block job's step) is in flight between begin and end: meanwhile a
+ * synchronous request that finds coroutine requests in flight runs in a
+ * coroutine of its own (so it respects their locks and serialisation),
+ * its caller waiting in the main loop; bdrv_in_sync_wait() is true then.
+ */
+void bdrv_background_coroutine_begin(void);
+void bdrv_background_coroutine_end(void);
+bool bdrv_in_sync_wait(void);
 /* Counts a request of @type refused before it was made (qemu-io's -i). */
 void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type);
 /* The iothread (system/iothread.c) the node is in, NULL: the main loop. */

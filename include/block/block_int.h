@@ -738,5 +738,13 @@ typedef struct ThrottleGroup ThrottleGroup;
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
 void bdrv_throttle_defer_begin(void);
 int64_t bdrv_throttle_defer_end(void);
+/*
+ * Adds what another coroutine's deferred requests owe (its
+ * bdrv_throttle_defer_end()) to the current coroutine's deferral: a
+ * coroutine that started them on its behalf waits for that too.
+ */
+void bdrv_throttle_defer_add(int64_t debt_ns);
+/* How many deferred requests of this thread so far owed a wait (grows). */
+uint64_t bdrv_throttle_debt_count(void);
 
 #endif

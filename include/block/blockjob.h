@@ -242,6 +242,21 @@ void block_job_cancel_all(void);
  * paused/running, standby/ready).
  */
 void block_job_drain_all(BlockJob *except);
+/*
+ * Waits (running the main loop) until no job has a step in flight, unless
+ * a request is stopped at a blkdebug breakpoint: for the monitor commands
+ * that may change or close what a step works on.
+ */
+void block_job_wait_steps(void);
+/* A step of @job is in flight, or its result not yet taken ("busy"). */
+bool block_job_is_busy(BlockJob *job);
+/*
+ * Lets the jobs started less than 100 ms ago work until then or until they
+ * wait for a timer (running the main loop),
+ * unless a request is stopped at a breakpoint: as a job's first steps came
+ * before the monitor read its next command when steps did not yield.
+ */
+void block_job_wait_starting(void);
 void block_job_drain_one(BlockJob *job);
 /* At quit: drain every job, then force-cancel them, newest first, as QEMU. */
 void block_job_quit_all(void);

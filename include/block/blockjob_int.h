@@ -10,6 +10,7 @@
 
 #include "block/blockjob.h"
 #include "block/block_int.h"
+#include "qemu/coroutine.h"
 
 /* Bytes a step copies at most; also QEMU's progress granularity for backup. */
 #define BLOCK_JOB_CHUNK (1 * (int64_t)MiB)
@@ -94,6 +95,33 @@ struct BlockJob {
     const char *io_status;      /* "ok", "failed", "nospace" */
 
     guint source_id;
+    bool source_idle;           /* source_id is for a step due now, not a timer */
+    /*
+     * Until then (100 ms after its start) a monitor waits for the job's
+     * steps before it reads its next command (block_job_wait_starting()).
+     */
+    int64_t first_slice_end_ns;
+    /*
+     * The step in flight runs in this coroutine (NULL: none); its results
+     * (step_*) are taken by an idle callback on the main loop (after_id),
+     * which goes on with the job.  "busy" in the queries while either is
+     * pending.
+     */
+    Coroutine *co;
+    guint after_id;
+    bool step_async;            /* the step yielded: its end is taken from the main loop */
+    bool step_waited;           /* someone waits for the step to end, and drops its results */
+    int64_t step_budget;
+    int64_t step_n;
+    int64_t step_throttled;
+    bool step_done;
+    Error *step_err;
+    bool step_finishing;
+    /*
+     * Called by block_job_copy_chunk() before it writes the target (may
+     * yield): a driver with several copies in flight orders their writes.
+     */
+    void (*before_copy_write)(BlockJob *job);
     int64_t next_ns;            /* the speed limit allows the next step at */
     int64_t throttled_ns;       /* a throttle on its nodes allows the next step at */
     int64_t unflushed;          /* bytes written since the last write-back hint */
