@@ -3878,6 +3878,60 @@ static gboolean throttle_co_wake(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * A request in a coroutine waits without holding the main loop, and in
+ * line: the first waiter alone sleeps until the group lets it through,
+ * then wakes the next.  Without the line, a request woken by its timer
+ * competes with every request that came after it, and one that keeps
+ * losing (a mirror's copy among a guest's stream of writes: conformance
+ * 151's testUnderLoad) never goes; QEMU's throttle groups queue too.
+ */
+static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
+{
+    GQueue *q = throttle_group_waiters(tg, is_write);
+    Coroutine *self = qemu_coroutine_self();
+    int ret = 0;
+
+    if (g_queue_is_empty(q) && throttle_group_wait_ns(tg, is_write, bytes) <= 0) {
+        throttle_group_account(tg, is_write, bytes);
+        return 0;
+    }
+    g_queue_push_tail(q, self);
+    for (;;) {
+        int64_t wait, deadline = request_deadline;
+        int64_t now = g_get_monotonic_time() * 1000;
+
+        if (g_queue_peek_head(q) != self) {
+            qemu_coroutine_yield();     /* the one before wakes us when it goes */
+            continue;
+        }
+        wait = throttle_group_wait_ns(tg, is_write, bytes);
+        if (wait <= 0) {
+            break;
+        }
+        if (deadline && now + wait > deadline) {
+            /* It cannot go in time: it fails at its deadline, as outside coroutines. */
+            if (deadline > now) {
+                g_timeout_add((deadline - now) / 1000000 + 1, throttle_co_wake, self);
+                qemu_coroutine_yield();
+            }
+            error_setg(errp, "%s", g_strerror(ETIMEDOUT));
+            ret = -ETIMEDOUT;
+            break;
+        }
+        g_timeout_add(wait / 1000000 + 1, throttle_co_wake, self);
+        qemu_coroutine_yield();
+    }
+    g_queue_pop_head(q);
+    if (!g_queue_is_empty(q)) {
+        g_idle_add(throttle_co_wake, g_queue_peek_head(q));
+    }
+    if (ret == 0) {
+        throttle_group_account(tg, is_write, bytes);
+    }
+    return ret;
+}
+
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
     ThrottleDefer *d = throttle_defer_find();
@@ -3892,6 +3946,9 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
         throttle_debts += debt > 0;
         return 0;
     }
+    if (qemu_in_coroutine()) {
+        return throttle_co_wait(tg, is_write, bytes, errp);
+    }
     while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
         int64_t deadline = request_deadline;
         int64_t now = g_get_monotonic_time() * 1000;
@@ -3903,13 +3960,7 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             return -ETIMEDOUT;
         }
-        if (qemu_in_coroutine()) {
-            /* Only this request waits: the main loop (and the rest) go on. */
-            g_timeout_add(wait / 1000000 + 1, throttle_co_wake, qemu_coroutine_self());
-            qemu_coroutine_yield();
-        } else {
-            g_usleep(wait / 1000 + 1);
-        }
+        g_usleep(wait / 1000 + 1);
     }
     throttle_group_account(tg, is_write, bytes);
     return 0;

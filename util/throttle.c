@@ -30,7 +30,13 @@ struct ThrottleGroup {
     int64_t last_ns;        /* when the buckets were last drained */
     int users;
     char *drive_group;      /* a group of drives: its name; NULL: an object */
+    GQueue waiters[2];      /* coroutines waiting, reads and writes, first come first */
 };
+
+GQueue *throttle_group_waiters(ThrottleGroup *tg, bool is_write)
+{
+    return &tg->waiters[is_write];
+}
 
 static int64_t now_ns(void)
 {

@@ -79,5 +79,7 @@ void throttle_group_unref(ThrottleGroup *tg);
 int64_t throttle_group_wait_ns(ThrottleGroup *tg, bool is_write, int64_t bytes);
 /* Counts a request of @bytes that starts now. */
 void throttle_group_account(ThrottleGroup *tg, bool is_write, int64_t bytes);
+/* The coroutines waiting on @tg in one direction, in the order they came. */
+GQueue *throttle_group_waiters(ThrottleGroup *tg, bool is_write);
 
 #endif
