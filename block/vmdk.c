@@ -1200,7 +1200,8 @@ static int vmdk_check_compressed_request(VmdkExtent *e, uint64_t offset, uint64_
         if (ret < 0) {
             return ret;
         }
-        if (gte) {
+        /* A zeroed-grain entry holds no grain yet: it may get one (QEMU 7.2 agrees). */
+        if (gte && !(gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
             error_report("Could not write to allocated cluster for streamOptimized");
             error_setg(errp, "%s", g_strerror(EIO));
             return -EIO;
