@@ -1434,6 +1434,7 @@ static int vmdk_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     BDRVVmdkState *s = bs->opaque;
 
     bdi->cluster_size = s->extent.flat ? 0 : (int)s->extent.grain_bytes;
+    bdi->needs_compressed_writes = s->extent.compressed;
     return 0;
 }
 
