@@ -2485,6 +2485,18 @@ static int img_convert(int argc, char **argv)
     if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
         s.cluster_size = bdi.cluster_size;
     }
+    /*
+     * A target that takes whole compressed clusters only is written as
+     * with -c, as QEMU 7.2 does; copy offloading (a hint) cannot compress
+     * and is not tried then, and writes stay in order even with -W (which
+     * allows any order): a cluster that spans two sources must be joined
+     * before it is written, never written in part.
+     */
+    if (bdi.needs_compressed_writes) {
+        s.compressed = true;
+        s.copy_range = false;
+        s.wr_in_order = true;
+    }
     s.buf_size = IO_BUF_SIZE;
     if (s.cluster_size > 0) {
         s.buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s.cluster_size), s.cluster_size);

@@ -3,9 +3,10 @@
  * VMware's VMDK images, as far as one extent goes: the hosted sparse
  * extent (monolithicSparse: header, embedded descriptor, grain tables and
  * grains in one file) and a text descriptor naming one extent file, sparse
- * or flat (monolithicFlat).  Images of several extents (twoGbMaxExtent*),
- * compressed grains (streamOptimized) and the old "COWD" format are
- * refused at open with a message that says so.
+ * or flat (monolithicFlat), and the hosted sparse extent with compressed
+ * grains (streamOptimized).  Images of several extents (twoGbMaxExtent*)
+ * and the old "COWD" format are refused at open with a message that says
+ * so.
  *
  * Sparse extent layout (little endian, sizes in 512-byte sectors):
  *   0  magic "KDMV", 4 version (1; 2 with zeroed grains), 8 flags
@@ -14,7 +15,8 @@
  *   20 grain size u64, 28 descriptor offset u64, 36 descriptor size u64,
  *   44 grain table entries per table u32, 48 redundant directory offset
  *      u64, 56 directory offset u64, 64 overhead u64, 72 unclean shutdown
- *      u8, 73..76 the characters "\n \r\n", 77 compression u16.
+ *      u8, 73..76 the characters "\n \r\n", 77 compression u16 (0 none,
+ *      1 deflate).
  * The grain directory holds u32 sector offsets of grain tables; a grain
  * table u32 sector offsets of grains (0: not allocated here, 1: zeroes
  * when flag bit 2 is set).  The redundant directory and its tables are a
@@ -24,6 +26,20 @@
  * file or over the header, the embedded descriptor, a directory or
  * another grain table is an error on every access, so that a write never
  * lands on metadata or grows the file to a stray offset.
+ *
+ * Compressed grains (streamOptimized): a grain table entry points at the
+ * grain's marker, 12 bytes (u64 guest sector of the grain, u32 length of
+ * the data) followed by a zlib stream (RFC 1950) of the whole grain, the
+ * whole padded to a sector.  Other markers have length 0 and a u32 type
+ * after it (0 end of stream, 1 grain table, 2 grain directory, 3 footer)
+ * and fill a sector.  A writer that streams (VMware's) cannot know the
+ * directory's place when it writes the header: the header then says
+ * "at the end" (all ones) and the last three sectors of the file are a
+ * footer marker, a copy of the header with the real offset, and the end
+ * of stream marker.  Grains of a compressed extent are written once and
+ * whole (appended at the end of the file), as QEMU 7.2 does: a write
+ * that does not cover whole grains fails with EINVAL, one that reaches an
+ * allocated grain with EIO.
  *
  * Write ordering (a crash at any point leaves a consistent image, at most
  * a leaked grain): a new grain is written whole and flushed before a grain
@@ -36,9 +52,11 @@
 #include <inttypes.h>
 #include <string.h>
 #include <glib.h>
+#include <zlib.h>
 #include "block/block_int.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
+#include "qemu/error-report.h"
 #include "qemu/option.h"
 
 #define VMDK_MAGIC              0x564d444bu     /* "KDMV" */
@@ -49,6 +67,11 @@
 #define VMDK_FLAG_COMPRESSED    (1u << 16)
 #define VMDK_FLAG_MARKERS       (1u << 17)
 #define VMDK_GTE_ZEROED         1u
+#define VMDK_COMPRESS_DEFLATE   1
+#define VMDK_GD_AT_END          UINT64_MAX
+#define VMDK_MARKER_EOS         0
+#define VMDK_MARKER_FOOTER      3
+#define VMDK_GRAIN_MARKER_LEN   12
 #define VMDK_GRAIN_SECTORS      128             /* 64 KiB, what QEMU creates */
 #define VMDK_GTES_PER_GT        512
 #define VMDK_DESC_SECTORS       20
@@ -75,6 +98,12 @@ typedef struct VmdkExtent {
     uint32_t gd_entries;
     uint32_t *gd, *rgd;         /* host endian */
     uint32_t *gt;               /* the one cached grain table */
+    bool compressed;            /* grains are zlib streams (streamOptimized) */
+    bool markers;               /* each compressed grain starts with a marker */
+    bool gd_at_end;             /* a finished stream: the footer told the directory */
+    uint8_t *cgrain;            /* the last inflated compressed grain */
+    uint32_t cgrain_gte;        /* its table entry; 0: none */
+    uint64_t cgrain_offset;     /* its guest offset */
     GArray *gt_sectors;         /* where all grain tables lie (u32, sorted) */
     int64_t gt_index;           /* -1: none cached */
 } VmdkExtent;
@@ -253,13 +282,48 @@ static gint cmp_u32(gconstpointer a, gconstpointer b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * A finished stream's footer: the last three sectors of the file are a
+ * footer marker, the header with the directory's offset, and the end of
+ * stream marker.  Reads the header copy into @footer.
+ */
+static int sparse_read_footer(VmdkExtent *e, int64_t file_len, uint8_t *footer, Error **errp)
+{
+    uint8_t tail[3 * BDRV_SECTOR_SIZE];
+    const uint8_t *fm = tail, *eos = tail + 2 * BDRV_SECTOR_SIZE;
+    int ret;
+
+    if (file_len < 4 * BDRV_SECTOR_SIZE || file_len % BDRV_SECTOR_SIZE) {
+        error_setg(errp, "Invalid VMDK stream '%s': its header puts the grain directory at "
+                   "the end, but the file ends without a footer (truncated?)",
+                   bdrv_get_filename(e->file));
+        return -EINVAL;
+    }
+    ret = bdrv_pread(e->file, file_len - (int64_t)sizeof(tail), sizeof(tail), tail, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ldl_le_p(fm + 8) || ldl_le_p(fm + 12) != VMDK_MARKER_FOOTER ||
+        ldl_le_p(eos + 8) || ldl_le_p(eos + 12) != VMDK_MARKER_EOS ||
+        ldl_le_p(tail + BDRV_SECTOR_SIZE) != VMDK_MAGIC ||
+        ldq_le_p(tail + BDRV_SECTOR_SIZE + 56) == VMDK_GD_AT_END) {
+        error_setg(errp, "Invalid VMDK stream '%s': its header puts the grain directory at "
+                   "the end, but the file ends without a footer (truncated?)",
+                   bdrv_get_filename(e->file));
+        return -EINVAL;
+    }
+    memcpy(footer, tail + BDRV_SECTOR_SIZE, BDRV_SECTOR_SIZE);
+    return 0;
+}
+
 static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
 {
     int64_t file_len = bdrv_getlength(e->file);
-    uint64_t capacity = ldq_le_p(h + 12);
-    uint64_t grain = ldq_le_p(h + 20);
+    uint8_t footer[BDRV_SECTOR_SIZE];
+    uint64_t capacity, grain;
     uint64_t gt_span, dir_bytes;
     uint32_t version = ldl_le_p(h + 4);
+    uint16_t algorithm;
     int ret;
 
     if (file_len < 0) {
@@ -267,6 +331,17 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
                          bdrv_get_filename(e->file));
         return (int)file_len;
     }
+    if (ldq_le_p(h + 56) == VMDK_GD_AT_END) {
+        ret = sparse_read_footer(e, file_len, footer, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        h = footer;
+        e->gd_at_end = true;
+    }
+    capacity = ldq_le_p(h + 12);
+    grain = ldq_le_p(h + 20);
+    algorithm = lduw_le_p(h + 77);
     e->flags = ldl_le_p(h + 8);
     e->gtes_per_gt = ldl_le_p(h + 44);
     e->gd_sector = ldq_le_p(h + 56);
@@ -275,18 +350,27 @@ static int sparse_open(VmdkExtent *e, const uint8_t *h, int flags, Error **errp)
         error_setg(errp, "Unsupported VMDK version %" PRIu32, version);
         return -ENOTSUP;
     }
+    if (algorithm > VMDK_COMPRESS_DEFLATE) {
+        error_setg(errp, "Unsupported VMDK compression algorithm %" PRIu16 " (only 1, "
+                   "deflate)", algorithm);
+        return -ENOTSUP;
+    }
+    if (e->flags & VMDK_FLAG_COMPRESSED && algorithm != VMDK_COMPRESS_DEFLATE) {
+        error_setg(errp, "Invalid VMDK header: compressed grains without a compression "
+                   "algorithm");
+        return -EINVAL;
+    }
+    e->compressed = algorithm == VMDK_COMPRESS_DEFLATE;
+    e->markers = e->flags & VMDK_FLAG_MARKERS;
     /*
      * Version 3 adds changed block tracking that this driver would not
      * keep up to date; reading it as version 1 is safe, writing is not.
+     * Streams are version 3 too (QEMU 7.2 makes them so) and have no
+     * such tracking: they stay writable.
      */
-    if (version == 3 && flags & BDRV_O_RDWR) {
+    if (version == 3 && flags & BDRV_O_RDWR && !e->compressed) {
         error_setg(errp, "VMDK version 3 must be read only");
         return -EINVAL;
-    }
-    if (e->flags & (VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS) || lduw_le_p(h + 77)) {
-        error_setg(errp, "VMDK images with compressed grains (streamOptimized) are not "
-                   "supported");
-        return -ENOTSUP;
     }
     if (e->flags & VMDK_FLAG_NL_CHECK &&
         (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n')) {
@@ -458,8 +542,105 @@ static int sparse_get_gte(VmdkExtent *e, uint64_t offset, uint32_t *gte, Error *
     }
     *gte = e->gt[grain % e->gtes_per_gt];
     if (*gte && !(*gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
-        return sparse_check_pointer(e, "grain", *gte, e->grain_bytes, false, errp);
+        /* A compressed grain's length is in its marker: reading checks the rest. */
+        return sparse_check_pointer(e, "grain", *gte,
+                                    e->compressed ? (e->markers ? VMDK_GRAIN_MARKER_LEN : 1)
+                                                  : e->grain_bytes, false, errp);
     }
+    return 0;
+}
+
+/*
+ * Reads the compressed grain of table entry @gte (the grain of guest byte
+ * @offset) and inflates it into @out (grain_bytes).  A grain must inflate
+ * to a whole grain; the last one of the disk may stop at the disk's end.
+ */
+static int sparse_read_compressed(VmdkExtent *e, uint64_t offset, uint32_t gte, uint8_t *out,
+                                  Error **errp)
+{
+    uint64_t gstart = offset - offset % e->grain_bytes;
+    uint64_t need = MIN(e->grain_bytes, e->sectors * BDRV_SECTOR_SIZE - gstart);
+    uint64_t pos = (uint64_t)gte * BDRV_SECTOR_SIZE;
+    uint64_t max_in = compressBound(e->grain_bytes);
+    g_autofree uint8_t *in = NULL;
+    uint64_t in_len;
+    int64_t file_len = bdrv_getlength(e->file);
+    z_stream z = { 0 };
+    int ret;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, (int)-file_len, "Could not get the size of '%s'",
+                         bdrv_get_filename(e->file));
+        return (int)file_len;
+    }
+    ret = sparse_check_pointer(e, "grain", gte, e->markers ? VMDK_GRAIN_MARKER_LEN : 1, false,
+                               errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (e->markers) {
+        /* With the type of a non-grain marker, for the message. */
+        uint8_t m[VMDK_GRAIN_MARKER_LEN + 4] = { 0 };
+
+        ret = bdrv_pread(e->file, pos, MIN((uint64_t)sizeof(m), (uint64_t)file_len - pos), m, 0,
+                         errp);
+        if (ret < 0) {
+            return ret;
+        }
+        in_len = ldl_le_p(m + 8);
+        if (!in_len) {
+            error_setg(errp, "VMDK image '%s' is corrupt: grain at sector %" PRIu32 " is a "
+                       "marker of type %" PRIu32 ", not a grain", bdrv_get_filename(e->file),
+                       gte, ldl_le_p(m + 12));
+            return -EIO;
+        }
+        if (ldq_le_p(m) != gstart / BDRV_SECTOR_SIZE) {
+            error_setg(errp, "VMDK image '%s' is corrupt: grain at sector %" PRIu32 " is "
+                       "marked for guest sector %" PRIu64 ", not %" PRIu64,
+                       bdrv_get_filename(e->file), gte, (uint64_t)ldq_le_p(m),
+                       (uint64_t)(gstart / BDRV_SECTOR_SIZE));
+            return -EIO;
+        }
+        if (in_len > max_in) {
+            error_setg(errp, "VMDK image '%s' is corrupt: grain at sector %" PRIu32 " has "
+                       "%" PRIu64 " bytes of compressed data (at most %" PRIu64 " fit a "
+                       "grain)", bdrv_get_filename(e->file), gte, in_len, max_in);
+            return -EIO;
+        }
+        ret = sparse_check_pointer(e, "grain", gte, VMDK_GRAIN_MARKER_LEN + in_len, false,
+                                   errp);
+        if (ret < 0) {
+            return ret;
+        }
+        pos += VMDK_GRAIN_MARKER_LEN;
+    } else {
+        /* No length stored: the stream ends where it ends. */
+        in_len = MIN(max_in, (uint64_t)file_len - pos);
+    }
+    in = g_malloc(in_len);
+    bdrv_debug_event(e->file, BLKDBG_READ_COMPRESSED);
+    ret = bdrv_pread(e->file, pos, in_len, in, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (inflateInit(&z) != Z_OK) {
+        error_setg(errp, "Could not initialise zlib");
+        return -ENOMEM;
+    }
+    z.next_in = in;
+    z.avail_in = in_len;
+    z.next_out = out;
+    z.avail_out = e->grain_bytes;
+    ret = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if ((ret != Z_STREAM_END && !(ret == Z_BUF_ERROR && !z.avail_out)) ||
+        e->grain_bytes - z.avail_out < need) {
+        error_setg(errp, "VMDK image '%s' is corrupt: the compressed grain at sector %"
+                   PRIu32 " does not inflate to a whole grain", bdrv_get_filename(e->file),
+                   gte);
+        return -EIO;
+    }
+    memset(out + e->grain_bytes - z.avail_out, 0, z.avail_out);
     return 0;
 }
 
@@ -730,6 +911,7 @@ static void vmdk_close(BlockDriverState *bs)
     g_free(e->gd);
     g_free(e->rgd);
     g_free(e->gt);
+    g_free(e->cgrain);
     if (e->gt_sectors) {
         g_array_free(e->gt_sectors, true);
     }
@@ -818,6 +1000,22 @@ static int vmdk_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             }
         } else if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
             memset(buf, 0, n);
+        } else if (e->compressed) {
+            /* Readers often go through a grain in pieces: keep it inflated. */
+            if (!e->cgrain) {
+                e->cgrain = g_malloc(e->grain_bytes);
+            }
+            if (e->cgrain_gte != gte || e->cgrain_offset != offset - in) {
+                e->cgrain_gte = 0;
+                ret = sparse_read_compressed(e, offset, gte, e->cgrain, errp);
+                if (ret == 0) {
+                    e->cgrain_gte = gte;
+                    e->cgrain_offset = offset - in;
+                }
+            }
+            if (ret == 0) {
+                memcpy(buf, e->cgrain + in, n);
+            }
         } else {
             bdrv_debug_event(e->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(e->file, (uint64_t)gte * BDRV_SECTOR_SIZE + in, n, buf, 0, errp);
@@ -930,6 +1128,93 @@ static int sparse_write_grain(BlockDriverState *bs, VmdkExtent *e, uint64_t offs
 }
 
 /*
+ * A new grain of a compressed extent: @buf holds the whole grain (or the
+ * disk's last part of it); it is deflated and appended after a marker.
+ */
+static int sparse_write_compressed(VmdkExtent *e, uint64_t offset, uint64_t n,
+                                   const uint8_t *buf, Error **errp)
+{
+    uLongf clen = compressBound(e->grain_bytes);
+    uint64_t len = QEMU_ALIGN_UP(VMDK_GRAIN_MARKER_LEN + clen, BDRV_SECTOR_SIZE);
+    g_autofree uint8_t *grain = NULL;
+    g_autofree uint8_t *out = g_malloc0(len);
+    int64_t end;
+    int ret;
+
+    /* Always a whole grain: readers (QEMU 7.2 too) inflate whole grains. */
+    if (n < e->grain_bytes) {
+        grain = g_malloc0(e->grain_bytes);
+        memcpy(grain, buf, n);
+        buf = grain;
+    }
+    if (compress2(out + VMDK_GRAIN_MARKER_LEN, &clen, buf, e->grain_bytes,
+                  Z_DEFAULT_COMPRESSION) != Z_OK) {
+        error_setg(errp, "Could not compress a grain of '%s'", bdrv_get_filename(e->file));
+        return -EIO;
+    }
+    stq_le_p(out, offset / BDRV_SECTOR_SIZE);
+    stl_le_p(out + 8, (uint32_t)clen);
+    len = QEMU_ALIGN_UP(VMDK_GRAIN_MARKER_LEN + clen, BDRV_SECTOR_SIZE);
+    end = sparse_file_end(e, errp);
+    if (end < 0) {
+        return (int)end;
+    }
+    if ((uint64_t)end + len > VMDK_SPARSE_FILE_MAX) {
+        error_setg(errp, "VMDK extent '%s' is full (a sparse extent ends at 2 TiB)",
+                   bdrv_get_filename(e->file));
+        return -ENOSPC;
+    }
+    bdrv_debug_event(e->file, BLKDBG_WRITE_COMPRESSED);
+    ret = bdrv_pwrite(e->file, end, len, out, 0, errp);
+    if (ret == 0) {
+        ret = bdrv_flush(e->file, errp);
+    }
+    if (ret == 0) {
+        ret = sparse_set_gte(e, offset, (uint32_t)(end / BDRV_SECTOR_SIZE), errp);
+    }
+    return ret;
+}
+
+/*
+ * Writes to a compressed extent go grain by grain, each new and whole (the
+ * disk's last grain may be cut by the disk's end).  Checked for the whole
+ * request before anything is written, with QEMU 7.2's errors.
+ */
+static int vmdk_check_compressed_request(VmdkExtent *e, uint64_t offset, uint64_t bytes,
+                                         Error **errp)
+{
+    uint64_t disk = e->sectors * BDRV_SECTOR_SIZE;
+    uint64_t end = offset + bytes;
+
+    if (e->gd_at_end) {
+        error_setg(errp, "VMDK image '%s' is a finished stream (its grain directory follows "
+                   "the data): writing to it is not supported", bdrv_get_filename(e->file));
+        return -ENOTSUP;
+    }
+    /* Grain by grain, an allocated one before a partly covered one (QEMU 7.2's order). */
+    for (uint64_t g = offset - offset % e->grain_bytes; g < end; g += e->grain_bytes) {
+        uint64_t gend = MIN(g + e->grain_bytes, disk);
+        uint32_t gte;
+        int ret = sparse_get_gte(e, g, &gte, errp);
+
+        if (ret < 0) {
+            return ret;
+        }
+        /* A zeroed-grain entry holds no grain yet: it may get one (QEMU 7.2 agrees). */
+        if (gte && !(gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
+            error_report("Could not write to allocated cluster for streamOptimized");
+            error_setg(errp, "%s", g_strerror(EIO));
+            return -EIO;
+        }
+        if (g < offset || gend > end) {
+            error_setg(errp, "%s", g_strerror(EINVAL));
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/*
  * Looks up every grain of a request before a write starts (the lookup
  * refuses corrupt pointers; a new grain, a changed backing file), so that
  * a refused request has changed nothing, not even the CID.
@@ -947,6 +1232,9 @@ static int vmdk_check_request(BlockDriverState *bs, uint64_t offset, uint64_t by
     }
     if (e->flat) {
         return 0;
+    }
+    if (e->compressed) {
+        return vmdk_check_compressed_request(e, offset, bytes, errp);
     }
     for (offset -= offset % e->grain_bytes; offset < end; offset += e->grain_bytes) {
         uint32_t gte;
@@ -968,8 +1256,14 @@ static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
     const uint8_t *buf = vbuf;
-    int ret = vmdk_check_request(bs, offset, bytes, errp);
+    int ret;
 
+    if (flags & BDRV_REQ_WRITE_COMPRESSED && !e->compressed) {
+        error_setg(errp, "Compressed writes are not supported for VMDK subformat '%s' (only "
+                   "streamOptimized)", s->create_type);
+        return -ENOTSUP;
+    }
+    ret = vmdk_check_request(bs, offset, bytes, errp);
     if (ret == 0) {
         ret = vmdk_update_cid(bs, errp);
     }
@@ -980,6 +1274,17 @@ static int vmdk_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     if (e->flat) {
         bdrv_debug_event(e->file, BLKDBG_WRITE_AIO);
         return bdrv_pwrite(e->file, e->flat_offset + offset, bytes, buf, 0, errp);
+    }
+    while (bytes > 0 && e->compressed) {
+        uint64_t n = MIN((uint64_t)bytes, e->grain_bytes);
+
+        ret = sparse_write_compressed(e, offset, n, buf, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        buf += n;
+        offset += n;
+        bytes -= n;
     }
     while (bytes > 0) {
         uint64_t in = offset % e->grain_bytes;
@@ -1082,7 +1387,8 @@ static int vmdk_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
         if (sparse_get_gte(e, offset + n, &next, NULL) < 0) {
             break;
         }
-        if (gte <= VMDK_GTE_ZEROED ? next != gte
+        if (e->compressed && gte > VMDK_GTE_ZEROED ? next <= VMDK_GTE_ZEROED
+            : gte <= VMDK_GTE_ZEROED ? next != gte
             : next != gte + (in + n) / BDRV_SECTOR_SIZE) {
             break;
         }
@@ -1094,6 +1400,9 @@ static int vmdk_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
     }
     if (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN) {
         return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
+    }
+    if (e->compressed) {
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_COMPRESSED;
     }
     *map = (int64_t)gte * BDRV_SECTOR_SIZE + (int64_t)in;
     *file = e->file;
@@ -1125,6 +1434,7 @@ static int vmdk_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     BDRVVmdkState *s = bs->opaque;
 
     bdi->cluster_size = s->extent.flat ? 0 : (int)s->extent.grain_bytes;
+    bdi->needs_compressed_writes = s->extent.compressed;
     return 0;
 }
 
@@ -1137,6 +1447,9 @@ static QDict *vmdk_get_specific_info(BlockDriverState *bs, Error **errp)
     QDict *ext = qdict_new();
     json_t *list = json_array();
 
+    if (e->compressed) {
+        qdict_put_bool(ext, "compressed", true);
+    }
     qdict_put_int(ext, "virtual-size", (int64_t)(e->sectors * BDRV_SECTOR_SIZE));
     qdict_put_str(ext, "filename", e->filename);
     if (!e->flat) {
@@ -1163,6 +1476,7 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
     BDRVVmdkState *s = bs->opaque;
     VmdkExtent *e = &s->extent;
     g_autoptr(GHashTable) seen = NULL;
+    g_autofree uint8_t *cgrain = e->compressed ? g_malloc(e->grain_bytes) : NULL;
     int64_t len;
 
     if (e->flat) {
@@ -1194,7 +1508,8 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
             if (!gte || (gte == VMDK_GTE_ZEROED && e->flags & VMDK_FLAG_ZERO_GRAIN)) {
                 continue;
             }
-            if (sparse_check_pointer(e, "grain", gte, e->grain_bytes, false, &err) < 0) {
+            if (e->compressed ? sparse_read_compressed(e, guest, gte, cgrain, &err) < 0
+                : sparse_check_pointer(e, "grain", gte, e->grain_bytes, false, &err) < 0) {
                 fprintf(stderr, "ERROR: %s (guest offset %" PRIu64 ")\n",
                         error_get_pretty(err), guest);
                 error_free(err);
@@ -1224,7 +1539,7 @@ static const QemuOptDesc vmdk_create_desc[] = {
     { "toolsversion", QEMU_OPT_STRING, "VMware guest tools version" },
     { "subformat", QEMU_OPT_STRING,
       "VMDK flat extent format, can be one of {monolithicSparse (default) | "
-      "monolithicFlat} (twoGbMaxExtentSparse, twoGbMaxExtentFlat and streamOptimized are "
+      "monolithicFlat | streamOptimized} (twoGbMaxExtentSparse and twoGbMaxExtentFlat are "
       "not supported)" },
     { "zeroed_grain", QEMU_OPT_BOOL,
       "Enable efficient zero writes using the zeroed-grain GTE feature" },
@@ -1339,13 +1654,13 @@ static int vmdk_create(const char *filename, QDict *opts, Error **errp)
         error_setg(errp, "invalid parameter value: %s", adapter);
         return -EINVAL;
     }
-    if (!strcmp(subformat, "twoGbMaxExtentSparse") || !strcmp(subformat, "twoGbMaxExtentFlat") ||
-        !strcmp(subformat, "streamOptimized")) {
-        error_setg(errp, "VMDK subformat '%s' is not supported (only monolithicSparse and "
-                   "monolithicFlat)", subformat);
+    if (!strcmp(subformat, "twoGbMaxExtentSparse") || !strcmp(subformat, "twoGbMaxExtentFlat")) {
+        error_setg(errp, "VMDK subformat '%s' is not supported (only monolithicSparse, "
+                   "monolithicFlat and streamOptimized)", subformat);
         return -ENOTSUP;
     }
-    if (strcmp(subformat, "monolithicSparse") && strcmp(subformat, "monolithicFlat")) {
+    if (strcmp(subformat, "monolithicSparse") && strcmp(subformat, "monolithicFlat") &&
+        strcmp(subformat, "streamOptimized")) {
         error_setg(errp, "invalid parameter value: %s", subformat);
         return -EINVAL;
     }
@@ -1424,6 +1739,7 @@ static int vmdk_create(const char *filename, QDict *opts, Error **errp)
                                           VMDK_GRAIN_SECTORS);
         g_autofree uint8_t *meta = NULL;
         g_autofree char *base = g_path_get_basename(filename);
+        bool stream = !strcmp(subformat, "streamOptimized");
         size_t dlen;
 
         if (!sectors) {
@@ -1435,7 +1751,8 @@ static int vmdk_create(const char *filename, QDict *opts, Error **errp)
             return -EFBIG;
         }
         extent_line = g_strdup_printf("RW %" PRIu64 " SPARSE \"%s\"", sectors, base);
-        desc = create_descriptor("monolithicSparse", cid, parent_cid, backing, extent_line,
+        desc = create_descriptor(stream ? "streamOptimized" : "monolithicSparse", cid,
+                                 parent_cid, backing, extent_line,
                                  hwversion, adapter, tools, sectors);
         dlen = strlen(desc);
         if (dlen > VMDK_DESC_SECTORS * BDRV_SECTOR_SIZE) {
@@ -1445,8 +1762,13 @@ static int vmdk_create(const char *filename, QDict *opts, Error **errp)
         }
         meta = g_malloc0(overhead * BDRV_SECTOR_SIZE);
         stl_le_p(meta, VMDK_MAGIC);
-        stl_le_p(meta + 4, zeroed ? 2 : 1);
-        stl_le_p(meta + 8, VMDK_FLAG_NL_CHECK | VMDK_FLAG_RGD | (zeroed ? VMDK_FLAG_ZERO_GRAIN : 0));
+        /*
+         * A stream made here keeps QEMU 7.2's layout: the directories and
+         * tables preallocated as for monolithicSparse, grains appended.
+         */
+        stl_le_p(meta + 4, stream ? 3 : zeroed ? 2 : 1);
+        stl_le_p(meta + 8, VMDK_FLAG_NL_CHECK | VMDK_FLAG_RGD | (zeroed ? VMDK_FLAG_ZERO_GRAIN : 0) |
+                 (stream ? VMDK_FLAG_COMPRESSED | VMDK_FLAG_MARKERS : 0));
         stq_le_p(meta + 12, sectors);
         stq_le_p(meta + 20, VMDK_GRAIN_SECTORS);
         stq_le_p(meta + 28, 1);
@@ -1456,6 +1778,7 @@ static int vmdk_create(const char *filename, QDict *opts, Error **errp)
         stq_le_p(meta + 56, gd);
         stq_le_p(meta + 64, overhead);
         memcpy(meta + 73, "\n \r\n", 4);
+        stw_le_p(meta + 77, stream ? VMDK_COMPRESS_DEFLATE : 0);
         memcpy(meta + BDRV_SECTOR_SIZE, desc, dlen);
         /* Both directories point at their own preallocated, empty grain tables. */
         for (uint64_t i = 0; i < gd_entries; i++) {
@@ -1491,6 +1814,8 @@ static BlockDriver bdrv_vmdk = {
     .bdrv_pread = vmdk_pread,
     .bdrv_pwrite = vmdk_pwrite,
     .bdrv_pwrite_zeroes = vmdk_pwrite_zeroes,
+    /* Taken by streamOptimized images only (vmdk_pwrite refuses the others). */
+    .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
     .bdrv_flush = vmdk_flush,
     .bdrv_block_status = vmdk_block_status,
     .bdrv_getlength = vmdk_getlength,

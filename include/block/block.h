@@ -83,6 +83,8 @@ typedef struct BlockDriverInfo {
     /* Where saved VM state would start (qcow2: after the last L1 entry's range). */
     int64_t vm_state_offset;
     bool is_dirty;
+    /* Only compressed writes of whole clusters work (vmdk's streamOptimized). */
+    bool needs_compressed_writes;
 } BlockDriverInfo;
 
 typedef struct QEMUSnapshotInfo {
