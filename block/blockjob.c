@@ -1521,7 +1521,8 @@ int block_job_run_sync(BlockJob *job, Error **errp)
         /* Drive the job directly: the caller may not run a main loop. */
         unschedule(job);
         job_iterate(job);
-        while (job_busy(job) && ret == -EINPROGRESS) {
+        /* @ret first: a job that ended is freed (and sets @ret before it goes). */
+        while (ret == -EINPROGRESS && job_busy(job)) {
             /* The step waits for I/O: the main loop completes it. */
             g_main_context_iteration(NULL, TRUE);
         }

@@ -46,11 +46,19 @@ def main():
         block = os.urandom(1 << 20)
         for _ in range(size_mib):
             f.write(block)
+        # On disk before the job starts: gigabytes of dirty page cache would
+        # make the kernel stall every writer of this process (the monitor's
+        # qemu-io writes too) whatever the job does.
+        os.fsync(f.fileno())
     subprocess.run([qemu_img, 'create', '-q', '-f', 'raw', dst, '%dM' % size_mib],
                    check=True)
+    # The target with O_DIRECT, for the same reason: the job's own writes
+    # must not pile up as dirty pages that the kernel then makes every
+    # write of the process wait for.
     m = monitor.Machine(['-nodefaults', '-display', 'none', '-S', '-drive',
                          'if=none,id=d0,format=raw,file=' + src, '-drive',
-                         'if=none,id=d1,format=raw,file=' + dst], binary=qemu)
+                         'if=none,id=d1,format=raw,cache=none,file=' + dst],
+                        binary=qemu)
     tolerant_recv(m.qmp)
     m.start()
     r = m.qmp.cmd('blockdev-mirror', {'job-id': 'm0', 'device': 'd0', 'target': 'd1',
