@@ -373,6 +373,7 @@ int main(int argc, char **argv)
         tls_creds = qcrypto_tls_creds_find(tls_creds_id, !list, &err);
         if (!tls_creds) {
             error_report("Failed to get TLS creds: %s", error_get_pretty(err));
+            error_free(err);
             return 1;
         }
         if (tls_authz) {
