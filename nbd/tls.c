@@ -157,8 +157,10 @@ int nbd_client_writev(NBDClient *client, struct iovec *iov, int n)
     /* Small replies (headers, option replies): one record, one packet. */
     buf = g_malloc(MAX(total, 1));
     for (int i = 0; i < n; i++) {
-        memcpy(buf + pos, iov[i].iov_base, iov[i].iov_len);
-        pos += iov[i].iov_len;
+        if (iov[i].iov_len) {   /* an empty part may have no buffer at all */
+            memcpy(buf + pos, iov[i].iov_base, iov[i].iov_len);
+            pos += iov[i].iov_len;
+        }
     }
     return nbd_client_write(client, buf, total);
 }
