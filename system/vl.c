@@ -19,6 +19,7 @@
 #include "block/block.h"
 #include "block/blockjob.h"
 #include "qapi/qmp-registry.h"
+#include "qemu/daemon.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "monitor/hmp.h"
@@ -264,65 +265,12 @@ static bool apply_set(GArray *opts, const char *arg, GPtrArray *keep, Error **er
 }
 
 /*
- * -daemonize: the parent stays until the child reports that the machine is
- * set up (its monitors listen and the pid file exists), then exits with
- * success; if the child fails first, the parent sees the pipe close and
- * exits with failure.  The child's errors reach the caller's stderr,
- * which stays open until then.
+ * -daemonize (util/daemon.c, as qemu-nbd --fork and the storage daemon):
+ * the parent stays until the machine is set up (its monitors listen and
+ * the pid file exists) and fails if the child fails first; the child's
+ * errors reach the caller's stderr until then.
  */
 static int daemon_pipe = -1;
-
-static bool daemonize_start(Error **errp)
-{
-    int fds[2];
-    pid_t pid;
-
-    if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
-        error_setg_errno(errp, errno, "-daemonize: cannot create a pipe");
-        return false;
-    }
-    pid = fork();
-    if (pid < 0) {
-        error_setg_errno(errp, errno, "-daemonize: cannot fork");
-        return false;
-    }
-    if (pid > 0) {
-        char status = 1;
-        ssize_t n;
-
-        close(fds[1]);
-        do {
-            n = read(fds[0], &status, 1);
-        } while (n < 0 && errno == EINTR);
-        _exit(n == 1 && status == 0 ? 0 : 1);
-    }
-    close(fds[0]);
-    daemon_pipe = fds[1];
-    setsid();
-    return true;
-}
-
-static void daemonize_done(void)
-{
-    char ok = 0;
-    int null;
-
-    if (daemon_pipe < 0) {
-        return;
-    }
-    null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        close(null);
-    }
-    if (write(daemon_pipe, &ok, 1) != 1) {
-        /* The parent is gone: nobody is left to tell. */
-    }
-    close(daemon_pipe);
-    daemon_pipe = -1;
-}
 
 /*
  * -pidfile: created (or reused) and locked, so that a second instance
@@ -747,10 +695,7 @@ int main(int argc, char **argv)
             }
         }
         /* Before any thread exists: fork() keeps only the calling one. */
-        if (!daemonize_start(&err)) {
-            error_report_err(err);
-            return 1;
-        }
+        daemon_pipe = daemon_fork_and_wait();
     }
     if (pidfile && !pidfile_create(pidfile, &err)) {
         error_prepend(&err, "-pidfile %s: ", pidfile);
@@ -938,7 +883,10 @@ int main(int argc, char **argv)
     sigs[1] = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
     sigs[2] = g_unix_signal_add(SIGHUP, on_signal, GINT_TO_POINTER(SIGHUP));
     monitor_start_all();
-    daemonize_done();
+    if (daemon_pipe >= 0) {
+        daemon_ready(daemon_pipe);
+        daemon_pipe = -1;
+    }
     while (!qemu_shutdown_requested()) {
         g_main_context_iteration(NULL, TRUE);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <glib.h>
+#include <glib-unix.h>
 
 #include "qemu/daemon.h"
 #include "qemu/error-report.h"
@@ -48,7 +49,8 @@ int daemon_fork_and_wait(void)
     pid_t pid;
     char c;
 
-    if (pipe(fds) < 0) {
+    /* Close-on-exec: a program the child starts must not keep the parent waiting. */
+    if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
         error_report("Failed to create pipe: %s", strerror(errno));
         exit(1);
     }
@@ -64,7 +66,7 @@ int daemon_fork_and_wait(void)
         do {
             n = read(fds[0], &c, 1);
         } while (n < 0 && errno == EINTR);
-        exit(n == 1 ? 0 : 1);
+        _exit(n == 1 ? 0 : 1);   /* the child owns everything set up so far */
     }
     close(fds[0]);
     setsid();
