@@ -54,6 +54,13 @@ static int cache_find(Qcow2Cache *c, int64_t offset)
     return v ? GPOINTER_TO_INT(v) - 1 : -1;
 }
 
+uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset)
+{
+    int i = cache_find(c, offset);
+
+    return i >= 0 && c->entry_size == c->table_size ? c->entries[i].table : NULL;
+}
+
 static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;

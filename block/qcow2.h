@@ -342,6 +342,11 @@ int qcow2_cache_get_slice(BlockDriverState *bs, Qcow2Cache *c, int64_t offset, i
  * written by the caller: the cache takes the change without writing it.
  */
 void qcow2_cache_update(Qcow2Cache *c, int64_t offset);
+/*
+ * The whole table at @offset if the cache holds it, else NULL: nothing is
+ * loaded, written or counted as used.
+ */
+uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset);
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp);
 /* Forgets a table (the cluster is being freed); dirty contents are dropped. */
