@@ -54,6 +54,13 @@ static int cache_find(Qcow2Cache *c, int64_t offset)
     return v ? GPOINTER_TO_INT(v) - 1 : -1;
 }
 
+uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset)
+{
+    int i = cache_find(c, offset);
+
+    return i >= 0 && c->entry_size == c->table_size ? c->entries[i].table : NULL;
+}
+
 static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1678,20 +1685,17 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (a_start >= a_end) {
         return discard ? 0 : zero_partial(bs, offset, bytes, errp);
     }
-    if (!discard) {
-        if (offset < a_start) {
-            ret = zero_partial(bs, offset, a_start - offset, errp);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-        if (a_end < end) {
-            ret = zero_partial(bs, a_end, end - a_end, errp);
-            if (ret < 0) {
-                return ret;
-            }
+    if (!discard && offset < a_start) {
+        ret = zero_partial(bs, offset, a_start - offset, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
+    /*
+     * Head, whole clusters, tail: the order of QEMU's block layer, whose
+     * pieces are separate requests.  The whole clusters' freed space is so
+     * free again (qcow2_reuse_freed()) when writing the tail allocates.
+     */
     for (int64_t off = a_start; off < a_end; off += cs) {
         uint64_t l1_idx = off >> (s->cluster_bits + s->l2_bits);
         int l2_idx = (off >> s->cluster_bits) & (s->l2_size - 1);
@@ -1771,6 +1775,9 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
             qcow2_entry_type(s, e) == QCOW2_CLUSTER_COMPRESSED) {
             free_old_entry(bs, e, QCOW2_DISCARD_REQUEST);
         }
+    }
+    if (!discard && a_end < end) {
+        return zero_partial(bs, a_end, end - a_end, errp);
     }
     return 0;
 }
@@ -2604,6 +2611,7 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
+    int64_t next_host = 0;      /* where the host range so far ends */
 
     while (bytes > 0) {
         int64_t in = offset & (cs - 1);
@@ -2629,10 +2637,31 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                    ext_needs_alloc(be64toh(t[(l2_idx + k) * 2]))) {
                 k++;
             }
-            host = qcow2_alloc_data_clusters(bs, offset, k, errp);
-            if (host < 0) {
-                return host;
+            /*
+             * Contiguous with the host range before it where the clusters
+             * there are free, as QEMU 7.2 continues a request's range
+             * (qcow2_co_pwrite() does the same).
+             */
+            if (next_host > 0 && !qcow2_has_data_file(s)) {
+                int64_t m = qcow2_alloc_clusters_at(bs, next_host, k, errp);
+
+                if (m < 0) {
+                    return m;
+                }
+                if (m > 0) {
+                    host = next_host;
+                    k = m;
+                }
             }
+            if (!host) {
+                host = qcow2_alloc_data_clusters(bs, offset, k, errp);
+                if (host < 0) {
+                    return host;
+                }
+            }
+            next_host = host + k * cs;
+        } else {
+            next_host = (e & L2E_OFFSET_MASK) + cs;
         }
         for (int64_t i = 0; i < k && bytes > 0; i++) {
             int64_t n = MIN(bytes, (offset & ~(cs - 1)) + cs - offset);
@@ -2652,9 +2681,12 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
 /*
  * Zeroes whole subclusters [offset, offset + bytes) (the end may be the
  * image's): a whole cluster gets every zero bit, and loses its host cluster
- * when @may_unmap or compressed; part of a cluster gets its zero bits (not
- * on a compressed cluster: -ENOTSUP, before anything changes, so that the
- * caller writes zeroes instead).
+ * when @may_unmap or compressed; part of a cluster gets its zero bits.  The
+ * clusters go in order, as QEMU 7.2 takes them (the partial first cluster,
+ * the whole ones, the partial last one); part of a compressed cluster
+ * cannot be zeroed: -ENOTSUP there, with the clusters before it changed
+ * already, and the caller writes zeroes over the whole range instead (so
+ * that write allocates anew what was unmapped here, iotest 271).
  */
 static int ext_zero_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             bool may_unmap, Error **errp)
@@ -2663,38 +2695,32 @@ static int ext_zero_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int64_t cs = s->cluster_size;
     int scb = sc_bits(s);
 
-    for (int pass = 0; pass < 2; pass++) {
-        for (int64_t off = offset, left = bytes; left > 0;) {
-            int64_t cstart = off & ~(cs - 1);
-            int64_t in = off - cstart;
-            int64_t n = MIN(left, cs - in);
-            bool whole = !in && n == cs;
-            uint64_t e, bmp, ne, nb;
-            int64_t l2_off;
-            int l2_idx, ret;
+    for (int64_t off = offset, left = bytes; left > 0;) {
+        int64_t cstart = off & ~(cs - 1);
+        int64_t in = off - cstart;
+        int64_t n = MIN(left, cs - in);
+        bool whole = !in && n == cs;
+        uint64_t e, bmp, ne, nb;
+        int64_t l2_off;
+        int l2_idx, ret;
 
-            ret = ext_get_entry(bs, off, false, &e, &bmp, NULL, NULL, errp);
-            if (ret < 0) {
-                return ret;
-            }
-            if (pass == 0) {
-                if (!whole && (e & QCOW_OFLAG_COMPRESSED)) {
-                    return -ENOTSUP;
-                }
-                goto next;
-            }
-            if (whole) {
-                bool drop = may_unmap || (e & QCOW_OFLAG_COMPRESSED) || !(e & L2E_OFFSET_MASK);
-                ne = drop ? 0 : e;
-                nb = QCOW_L2_BITMAP_ALL_ZEROES;
-            } else {
-                uint64_t mask = sc_mask(in >> scb, (in + n - 1) >> scb);
-                ne = e;
-                nb = (bmp & ~mask) | (mask << 32);
-            }
-            if (ne == e && nb == bmp) {
-                goto next;
-            }
+        ret = ext_get_entry(bs, off, false, &e, &bmp, NULL, NULL, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!whole && (e & QCOW_OFLAG_COMPRESSED)) {
+            return -ENOTSUP;
+        }
+        if (whole) {
+            bool drop = may_unmap || (e & QCOW_OFLAG_COMPRESSED) || !(e & L2E_OFFSET_MASK);
+            ne = drop ? 0 : e;
+            nb = QCOW_L2_BITMAP_ALL_ZEROES;
+        } else {
+            uint64_t mask = sc_mask(in >> scb, (in + n - 1) >> scb);
+            ne = e;
+            nb = (bmp & ~mask) | (mask << 32);
+        }
+        if (ne != e || nb != bmp) {
             ret = ext_entry_for_write(bs, off, &l2_off, &l2_idx, &e, &bmp, errp);
             if (ret < 0) {
                 return ret;
@@ -2706,10 +2732,9 @@ static int ext_zero_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (ne != e) {
                 free_old_entry(bs, e, QCOW2_DISCARD_REQUEST);
             }
-next:
-            off += n;
-            left -= n;
         }
+        off += n;
+        left -= n;
     }
     return 0;
 }

@@ -391,6 +391,15 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
             }
             rc += addend;
             qcow2_set_refcount_ro(rb, s->refcount_order, i, rc);
+            if (addend < 0 && s->freed_shared && !s->freed_reusable) {
+                /* The queued decrements of a shared cluster may now free it. */
+                gpointer v;
+
+                if (g_hash_table_lookup_extended(s->freed_shared, &c, NULL, &v) &&
+                    rc <= GPOINTER_TO_UINT(v)) {
+                    s->freed_reusable = true;
+                }
+            }
             if (rc == 0 && c < s->free_cluster_index) {
                 s->free_cluster_index = c;
             }
@@ -436,6 +445,10 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
     bool fresh;
     int ret;
 
+    ret = qcow2_reuse_freed(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
     if (qcow2_mark_dirty(bs, errp) < 0) {
         return -EIO;
     }
@@ -497,8 +510,11 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, int64_t off, int64_t nb, E
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t first = off >> s->cluster_bits, m;
-    int ret;
+    int ret = qcow2_reuse_freed(bs, errp);
 
+    if (ret < 0) {
+        return ret;
+    }
     for (m = 0; m < nb; m++) {
         uint64_t t = (uint64_t)(first + m) >> s->rb_bits;
         uint64_t rc;
@@ -538,6 +554,12 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
     int ret;
 
     g_assert(size > 0 && size <= s->cluster_size);
+    /* A settle may give up the cluster free_byte_offset points into. */
+    ret = qcow2_reuse_freed(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    off = s->free_byte_offset;
     bdrv_debug_event(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     if (off && (off & (s->cluster_size - 1)) &&
         (off & (s->cluster_size - 1)) + size <= s->cluster_size) {
@@ -568,11 +590,54 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
 }
 
 /*
+ * Notes that a queued free of [@offset, @offset + @length) may leave a
+ * cluster without references once applied: its refcount, less the
+ * decrements already queued for it, is 1.  Only refcount blocks in the
+ * cache are looked at, so that queueing does no I/O (a failing file fails
+ * the settle, as QEMU 7.2 fails its free: iotest 217); a refcount not
+ * there counts as 1, which costs a settle at worst.
+ */
+static void note_queued_free(BlockDriverState *bs, int64_t offset, int64_t length)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first = offset >> s->cluster_bits;
+    int64_t last = (offset + length - 1) >> s->cluster_bits;
+
+    for (int64_t c = first; c <= last && !s->freed_reusable; c++) {
+        uint64_t t = c >> s->rb_bits, rc = 0, queued = 0;
+        uint64_t boff = t < s->refcount_table_size ? s->refcount_table[t] & REFT_OFFSET_MASK : 0;
+        uint8_t *rb = boff ? qcow2_cache_peek(s->rb_cache, boff) : NULL;
+        gpointer v = NULL;
+
+        if (rb) {
+            rc = qcow2_get_refcount_ro(rb, s->refcount_order, c & (s->rb_entries - 1));
+        }
+        if (s->freed_shared && g_hash_table_lookup_extended(s->freed_shared, &c, NULL, &v)) {
+            queued = GPOINTER_TO_UINT(v);
+        }
+        if (rc <= queued + 1) {
+            s->freed_reusable = true;
+            break;
+        }
+        if (!s->freed_shared) {
+            s->freed_shared = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        }
+        g_hash_table_insert(s->freed_shared, g_memdup2(&c, sizeof(c)),
+                            GUINT_TO_POINTER((guint)(queued + 1)));
+    }
+}
+
+/*
  * Freed space is not reused, nor its refcount lowered on disk, before the
  * metadata that pointed at it is on disk without that pointer: otherwise a
  * crash leaves an old L2 entry pointing at new data, or at a cluster whose
- * refcount is 0 (docs/qcow2.md "Write ordering").  So the range waits in
- * s->freed, with the reason it was freed, for the next qcow2_flush_caches().
+ * refcount is 0 (docs/qcow2.md "Write ordering", rule 4).  So the range
+ * waits in s->freed, with the reason it was freed, for the next
+ * qcow2_flush_caches(), which writes the L2 tables and refcount blocks
+ * back and flushes the file before it lowers the refcounts.  Callers queue
+ * a range only once the change that drops the pointer to it is in the L2
+ * cache or written to the file (not necessarily flushed): the settle's
+ * flush then covers it, wherever it happens.
  */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type)
@@ -587,40 +652,34 @@ void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
         s->freed = g_array_new(FALSE, FALSE, sizeof(r));
     }
     g_array_append_val(s->freed, r);
+    if (!s->freed_reusable) {
+        note_queued_free(bs, offset, length);
+    }
 }
 
 /*
- * QEMU 7.2 reuses the clusters freed by earlier requests at the next
- * allocation (iotest 250: a rewrite after a discard lands in the discarded
- * clusters).  Here they wait in s->freed for the metadata that pointed at
- * them to be on disk, so a write that may allocate first settles them with
- * a flush of the caches when one of them is about to become free; clusters
- * that stay shared (a snapshot's) need no flush.
+ * QEMU 7.2 makes a freed cluster free at once: the next allocation, even
+ * later in the same request, may take it (iotest 250: a rewrite after a
+ * discard lands in the discarded clusters; iotest 271: a zero write that
+ * unmaps and then writes zeroes reuses the clusters it dropped).  Its new
+ * data may then reach the disk before the L2 table that dropped the old
+ * pointer, a window where a crash leaves the old entry pointing at other
+ * data.  Here every allocation first calls this: when a queued free leaves
+ * a cluster without references, the queue is settled (L2 tables and
+ * refcount blocks written back, the file flushed, then the refcounts
+ * lowered), and only then does the search run.  The search so sees the
+ * same free clusters as QEMU's, and whatever it hands out is no longer
+ * referenced by any L2 entry on disk when its new data is written.
+ * Clusters that stay referenced (a snapshot's) need no settle.
  */
 int qcow2_reuse_freed(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (!s->freed || !s->freed->len) {
+    if (!s->freed_reusable || !s->freed || !s->freed->len) {
         return 0;
     }
-    for (guint i = 0; i < s->freed->len; i++) {
-        int64_t *r = &g_array_index(s->freed, int64_t, 3 * i);
-        int64_t c = r[0] >> s->cluster_bits;
-        int64_t last = (r[0] + r[1] - 1) >> s->cluster_bits;
-
-        for (; c <= last; c++) {
-            uint64_t rc;
-
-            if (qcow2_get_refcount(bs, c, &rc, errp) < 0) {
-                return -EIO;
-            }
-            if (rc == 1) {
-                return qcow2_flush_caches(bs, errp);
-            }
-        }
-    }
-    return 0;
+    return qcow2_flush_caches(bs, errp);
 }
 
 typedef struct DiscardRange {
@@ -980,6 +1039,10 @@ int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
 
         freed = s->freed;
         s->freed = NULL;
+        if (s->freed_shared) {
+            g_hash_table_remove_all(s->freed_shared);
+        }
+        s->freed_reusable = false;
         for (guint i = 0; i < freed->len; i++) {
             int64_t *r = &g_array_index(freed, int64_t, 3 * i);
             free_clusters_collect(bs, r[0], r[1], (Qcow2DiscardType)r[2], discards);

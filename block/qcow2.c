@@ -264,6 +264,8 @@ static void qcow2_free_state(BDRVQcow2State *s)
         g_array_free(s->freed, TRUE);
         s->freed = NULL;
     }
+    g_clear_pointer(&s->freed_shared, g_hash_table_destroy);
+    s->freed_reusable = false;
     g_free(s->l1_table);
     s->l1_table = NULL;
     g_free(s->refcount_table);

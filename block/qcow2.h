@@ -206,6 +206,18 @@ typedef struct BDRVQcow2State {
      * them is on disk (docs/qcow2.md, "Write ordering").
      */
     GArray *freed;
+    /*
+     * Clusters of s->freed whose refcount was above 1 when queued (another
+     * reference, a snapshot's or another compressed cluster's, keeps them):
+     * cluster index -> decrements queued for it.  NULL or empty when none.
+     */
+    GHashTable *freed_shared;
+    /*
+     * Some cluster of s->freed has no reference left once the queue is
+     * applied: an allocation settles the queue first (qcow2_reuse_freed()),
+     * so that it may hand the cluster out again, as QEMU 7.2 does.
+     */
+    bool freed_reusable;
 
     GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
     uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
@@ -330,6 +342,11 @@ int qcow2_cache_get_slice(BlockDriverState *bs, Qcow2Cache *c, int64_t offset, i
  * written by the caller: the cache takes the change without writing it.
  */
 void qcow2_cache_update(Qcow2Cache *c, int64_t offset);
+/*
+ * The whole table at @offset if the cache holds it, else NULL: nothing is
+ * loaded, written or counted as used.
+ */
+uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset);
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp);
 /* Forgets a table (the cluster is being freed); dirty contents are dropped. */
@@ -427,7 +444,11 @@ int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t l
 /* Deferred: the refcounts drop at the next qcow2_flush_caches(). */
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t length,
                          Qcow2DiscardType type);
-/* Before a write that may allocate: makes clusters freed earlier reusable. */
+/*
+ * Before an allocation: when a queued free leaves a cluster without
+ * references, settles the queue (the metadata that dropped it on disk,
+ * flushed, then the refcounts lowered), so the cluster can be reused.
+ */
 int qcow2_reuse_freed(BlockDriverState *bs, Error **errp);
 /* At once: only when nothing on disk (flushed) points at the range any more. */
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,

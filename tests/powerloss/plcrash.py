@@ -119,11 +119,11 @@ class QemuIoWorkload(Workload):
 
     def verify(self, d, marks, initial):
         """marks: stdout text logged before the crash point."""
-        acks = marks.count('wrote ')
+        acks = marks.count('wrote ') + marks.count('discard ')
         flushed = 0
         nb_w = 0
         for line in marks.splitlines():
-            if line.startswith('wrote '):
+            if line.startswith('wrote ') or line.startswith('discard '):
                 nb_w += 1
             elif line.startswith('read '):
                 flushed = nb_w
@@ -184,6 +184,71 @@ class AesWL(QemuIoWorkload):
         # QEMU 7.2 refuses to create AES images: this tree makes the image.
         run([OURS[0], 'create', '-q', '-f', 'qcow2'] + SECRETS +
             ['-o', 'encrypt.format=aes,encrypt.key-secret=s0', 't.qcow2', str(self.size)])
+
+
+class UnmapWL(QemuIoWorkload):
+    """Zero writes that unmap (write -z -u, unaligned too) and discards mixed
+    with allocating and compressed writes: the clusters they free are
+    reused by later writes, also within one request (a zero write over
+    part of a compressed cluster writes zeroes after unmapping the clusters
+    before it).  Write-back by default, so that freed clusters are reused
+    between flushes too (--io-arg=-t --io-arg=MODE changes it)."""
+    create_o = ''
+    unit = 4096         # granularity of the unaligned zero writes
+
+    def prepare(self):
+        self.create('t.qcow2', self.create_o)
+
+    def io_cmd(self, name):
+        return [self.io, '-t', 'writeback'] + self.extra + ['-f', 'qcow2', name]
+
+    def command(self):
+        cs = 65536
+        nc = self.size // cs
+        cmds, self.writes = [], []
+        hosted = set()      # clusters that may have a host cluster
+        for i in range(self.nb_writes):
+            kind = self.rng.random()
+            # QEMU 7.2 compresses only into clusters without a host cluster.
+            free = [c for c in range(nc) if c not in hosted]
+            if kind < 0.2 and free:
+                c = self.rng.choice(free)
+                off, ln, pat = c * cs, cs, self.rng.randrange(1, 256)
+                cmd = 'write -c -P %d %d %d' % (pat, off, ln)
+            elif kind < 0.45:
+                off = self.rng.randrange(self.size // self.unit) * self.unit
+                ln = min(self.rng.randrange(1, 5 * cs // self.unit) * self.unit, self.size - off)
+                pat, cmd = 0, 'write -z -u %d %d' % (off, ln)
+            elif kind < 0.55:
+                off = self.rng.randrange(nc) * cs
+                ln = min(self.rng.randrange(1, 5) * cs, self.size - off)
+                # Whole clusters only: they read as zeroes afterwards (v3,
+                # no backing file); parts of clusters are left as they are.
+                pat, cmd = 0, 'discard %d %d' % (off, ln)
+            else:
+                off = self.rng.randrange(self.size // 4096) * 4096
+                ln = min(self.rng.randrange(1, 33) * 4096, self.size - off)
+                pat = self.rng.randrange(1, 256)
+                cmd = 'write -P %d %d %d' % (pat, off, ln)
+            first, last = off // cs, (off + ln - 1) // cs
+            if pat:
+                hosted.update(range(first, last + 1))
+            else:
+                # Whole clusters zeroed with unmap lose their host cluster.
+                whole = range(-(-off // cs), (off + ln) // cs)
+                hosted.difference_update(whole)
+                hosted.update(c for c in (first, last) if c not in whole)
+            cmds += ['-c', cmd]
+            self.writes.append((off, ln, pat))
+            if i % 6 == 5:
+                cmds += ['-c', 'flush', '-c', 'read 0 512']
+        return self.io_cmd('t.qcow2') + cmds
+
+
+class UnmapSubWL(UnmapWL):
+    """The same on extended L2 entries: zero writes by 2 KiB subclusters."""
+    create_o = 'extended_l2=on'
+    unit = 1024
 
 
 class FirstWriteWL(QemuIoWorkload):
@@ -483,6 +548,7 @@ WORKLOADS = {
     'amend-refcount': AmendRefcountWL, 'amend-refcount-down': AmendRefcountDownWL,
     'job-commit': JobCommitWL, 'job-mirror': JobMirrorWL,
     'first-write': FirstWriteWL, 'compressed-reuse': CompressedReuseWL,
+    'qemu-io-unmap': UnmapWL, 'qemu-io-unmap-sub': UnmapSubWL,
 }
 
 

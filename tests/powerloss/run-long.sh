@@ -25,7 +25,7 @@ done
 shift $((OPTIND - 1))
 workloads=${*:-qemu-io-fresh qemu-io-prealloc qemu-io-backing qemu-io-luks qemu-io-aes
                 convert convert-c commit resize snapshot snapshot-delete snapshot-apply amend
-                job-commit job-mirror}
+                job-commit job-mirror qemu-io-unmap qemu-io-unmap-sub}
 [ "$tools" = both ] && tools="ours qemu"
 shim=$build/tests/powerloss/plshim.so
 [ -f "$shim" ] || { echo "$0: $shim missing: build first (ninja -C $build)" >&2; exit 2; }
