@@ -1708,35 +1708,6 @@ static int convert_read(ConvertState *s, BlockDriverState *src, int64_t offset,
     return ret;
 }
 
-/*
- * Whether a freshly created image reads as zeroes where nothing was
- * written.  Formats with allocation metadata and sparse raw files do; a
- * LUKS payload does not (unwritten sectors decrypt to noise).
- */
-static bool new_image_reads_zero(BlockDriverState *bs)
-{
-    int64_t len = bdrv_getlength(bs);
-
-    if (!strcmp(bdrv_get_format_name(bs), "luks") || len < 0) {
-        return false;
-    }
-    /*
-     * Clusters an encrypted image has preallocated were never written in
-     * ciphertext: they do not read as zeroes (QEMU 7.2's has_zero_init is
-     * false when preallocating, iotest 188).
-     */
-    for (int64_t off = 0; bdrv_is_encrypted(bs) && off < len;) {
-        int64_t pnum;
-        int ret = bdrv_block_status(bs, off, len - off, &pnum, NULL, NULL);
-
-        if (ret < 0 || (ret & BDRV_BLOCK_DATA)) {
-            return false;
-        }
-        off += pnum;
-    }
-    return true;
-}
-
 typedef enum ChunkKind {
     CHUNK_DATA, CHUNK_ZERO, CHUNK_BACKING,
     CHUNK_COPY,     /* -C: data the writer has copied without reading it */
@@ -2479,7 +2450,7 @@ static int img_convert(int argc, char **argv)
         }
     }
     s.has_zero_init = s.min_sparse && !s.target_backed &&
-                      ((!skip_create && new_image_reads_zero(s.target)) || target_is_zero);
+                      ((!skip_create && bdrv_has_zero_init(s.target)) || target_is_zero);
 
     s.cluster_size = 0;
     if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
@@ -4170,185 +4141,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* measure */
 
-/*
- * Clusters of qcow2 metadata for a fully allocated image of @size bytes:
- * header, L1 table, L2 tables, and refcount blocks and table that count
- * every cluster including themselves (qcow2 specification).
- */
-static int64_t qcow2_meta_clusters(int64_t size, int64_t cs, int refcount_bits,
-                                   int l2_entry_size)
-{
-    int64_t data = DIV_ROUND_UP(size, cs);
-    int64_t l2_entries = cs / l2_entry_size;
-    int64_t l2 = DIV_ROUND_UP(data, l2_entries);
-    int64_t l1 = DIV_ROUND_UP(l2 * 8, cs);
-    int64_t per_block = cs * 8 / refcount_bits;
-    int64_t rb = 0, rt = 0, prev_rb = -1, prev_rt = -1;
-
-    while (rb != prev_rb || rt != prev_rt) {
-        int64_t total = 1 + l1 + l2 + data + rb + rt;
-        prev_rb = rb;
-        prev_rt = rt;
-        rb = DIV_ROUND_UP(total, per_block);
-        rt = DIV_ROUND_UP(rb * 8, cs);
-    }
-    return 1 + l1 + l2 + rb + rt;
-}
-
-/* Clusters of size @cs that hold data of @bs (zero and unallocated ranges do not). */
-static int64_t count_data_clusters(BlockDriverState *bs, int64_t size, int64_t cs,
-                                   Error **errp)
-{
-    int64_t offset = 0, count = 0, last = -1;
-
-    while (offset < size) {
-        int64_t pnum;
-        int ret = bdrv_block_status_above(bs, NULL, offset, size - offset, &pnum, NULL, NULL);
-
-        if (ret < 0) {
-            error_setg_errno(errp, -ret, "Unable to get block status");
-            return ret;
-        }
-        if (pnum <= 0) {
-            pnum = size - offset;
-        }
-        if ((ret & BDRV_BLOCK_DATA) && !(ret & BDRV_BLOCK_ZERO)) {
-            int64_t first = offset / cs, end = (offset + pnum - 1) / cs;
-            if (first <= last) {
-                first = last + 1;
-            }
-            if (end >= first) {
-                count += end - first + 1;
-                last = end;
-            }
-        }
-        offset += pnum;
-    }
-    return count;
-}
-
-/*
- * Bytes the persistent bitmaps of @bs take in a qcow2 image of
- * @cluster_size when all their data clusters are allocated: data, bitmap
- * tables, and the directory (24-byte entries plus names, 8-byte aligned).
- */
-static int64_t measure_bitmaps(BlockDriverState *bs, int64_t cluster_size)
-{
-    uint64_t total = 0, dir = 0;
-
-    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
-         bm = bdrv_dirty_bitmap_next(bs, bm)) {
-        uint64_t bytes, clusters;
-
-        if (!bdrv_dirty_bitmap_get_persistence(bm) || !bdrv_dirty_bitmap_name(bm)) {
-            continue;
-        }
-        bytes = DIV_ROUND_UP(bdrv_dirty_bitmap_nb_bits(bm), 8);
-        clusters = DIV_ROUND_UP(bytes, (uint64_t)cluster_size);
-        total += clusters * cluster_size + QEMU_ALIGN_UP(clusters * 8, (uint64_t)cluster_size);
-        dir += QEMU_ALIGN_UP(24 + strlen(bdrv_dirty_bitmap_name(bm)), 8);
-    }
-    return total + QEMU_ALIGN_UP(dir, (uint64_t)cluster_size);
-}
-
-/*
- * The bytes of the LUKS header an encrypted target starts with: its
- * options (under @prefix) are checked as creating the image checks them,
- * and the secret must exist (QEMU 7.2 asks for it too); false after
- * reporting.
- */
-static bool measure_luks_header(QDict *opts, const char *prefix, uint64_t *bytes,
-                                Error **errp)
-{
-    g_autofree char *key = g_strconcat(prefix, "key-secret", NULL);
-    const char *secret = qemu_opt_get(opts, key);
-    QCryptoBlockCreateOptions copts;
-    uint8_t *pw;
-    size_t npw;
-
-    if (!qcrypto_block_create_options_parse(opts, prefix, &copts, errp)) {
-        return false;
-    }
-    if (!secret) {
-        error_setg(errp, "Parameter '%s' is required for cipher", key);
-        return false;
-    }
-    pw = qcrypto_secret_lookup(secret, &npw, errp);
-    if (!pw) {
-        return false;
-    }
-    qcrypto_secret_free(pw);
-    *bytes = qcrypto_block_calculate_payload_offset(&copts);
-    return true;
-}
-
-/*
- * qcow2's sizes: metadata of a fully allocated image plus the clusters the
- * input's data takes (all of them when the target is to have a backing
- * file, whose content may differ from the input's, or when the data is
- * preallocated), the LUKS header of an encrypted image on top.
- */
-static bool measure_qcow2(QDict *opts, BlockDriverState *in, int64_t size,
-                          int64_t *required, int64_t *fully, Error **errp)
-{
-    int64_t cs = qemu_opt_get_size(opts, "cluster_size", 64 * KiB);
-    int64_t rbits = qemu_opt_get_number(opts, "refcount_bits", 16);
-    const char *prealloc_str = qemu_opt_get(opts, "preallocation");
-    const char *efmt = qemu_opt_get(opts, "encrypt.format");
-    /* Extended L2 entries are 16 bytes: twice the L2 tables. */
-    int l2e_size = qemu_opt_get_bool(opts, "extended_l2", false) ? 16 : 8;
-    PreallocMode prealloc = PREALLOC_MODE_OFF;
-    uint64_t luks = 0;
-    int64_t meta, data = 0;
-
-    if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
-        error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
-        return false;
-    }
-    if (l2e_size == 16 && cs < 16 * (int64_t)KiB) {
-        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
-                   "least 16384 bytes");
-        return false;
-    }
-    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
-        error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
-        return false;
-    }
-    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
-        error_setg(errp, "invalid parameter value: %s", prealloc_str);
-        return false;
-    }
-    if (efmt && strcmp(efmt, "luks") && strcmp(efmt, "aes")) {
-        error_setg(errp, "Parameter 'encrypt.format' does not accept value '%s'", efmt);
-        return false;
-    }
-    if (efmt && !strcmp(efmt, "luks") && !measure_luks_header(opts, "encrypt.", &luks, errp)) {
-        return false;
-    }
-    /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
-    if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * (int64_t)MiB / 8) {
-        error_setg(errp, "The image size is too large (try using a larger cluster size)");
-        return false;
-    }
-    if (in && !qemu_opt_get(opts, "backing_file")) {
-        int64_t n = count_data_clusters(in, size, cs, errp);
-        if (n < 0) {
-            return false;
-        }
-        data = n * cs;
-    } else if (in) {
-        data = QEMU_ALIGN_UP(size, cs);
-    }
-    meta = qcow2_meta_clusters(size, cs, rbits, l2e_size) * cs +
-           QEMU_ALIGN_UP(luks, (uint64_t)cs);
-    *fully = meta + QEMU_ALIGN_UP(size, cs);
-    *required = meta + data;
-    if (prealloc == PREALLOC_MODE_FULL || prealloc == PREALLOC_MODE_FALLOC) {
-        *required = *fully;
-    }
-    return true;
-}
-
 static int img_measure(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -4364,8 +4156,9 @@ static int img_measure(int argc, char **argv)
     const char *out_fmt = "raw", *filename = NULL;
     g_autofree char *options = NULL;
     g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
-    bool show_bitmaps = false, help = false, snapshot = false;
-    int64_t size = -1, required = 0, fully = 0, bitmaps = 0;
+    bool help = false, snapshot = false;
+    int64_t size = -1;
+    BlockMeasureInfo info;
     BlockDriverState *bs = NULL;
     BlockDriver *drv, *proto;
     QDict *opts = NULL;
@@ -4436,7 +4229,7 @@ static int img_measure(int argc, char **argv)
     if (!drv) {
         goto out;
     }
-    if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2") && strcmp(out_fmt, "luks")) {
+    if (!bdrv_driver_can_measure(drv)) {
         error_report("Block driver '%s' does not support size measurement", out_fmt);
         goto out;
     }
@@ -4455,49 +4248,25 @@ static int img_measure(int argc, char **argv)
         }
     }
 
-    if (!strcmp(out_fmt, "qcow2")) {
-        /* A v2 target cannot hold bitmaps; a source that cannot have any has none. */
-        show_bitmaps = bs && bdrv_supports_persistent_dirty_bitmaps(bs) &&
-                       g_strcmp0(qemu_opt_get(opts, "compat"), "0.10") &&
-                       g_strcmp0(qemu_opt_get(opts, "compat"), "v2");
-        if (!measure_qcow2(opts, bs, size, &required, &fully, &err)) {
-            error_report_err(err);
-            goto out;
-        }
-        if (show_bitmaps) {
-            bitmaps = measure_bitmaps(bs, qemu_opt_get_size(opts, "cluster_size", 64 * KiB));
-        }
-    } else {
-        /* Raw and LUKS images are never sparse in this count: every byte. */
-        const char *prealloc_str = qemu_opt_get(opts, "preallocation");
-        PreallocMode prealloc;
-        uint64_t luks = 0;
-
-        if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
-            error_report("invalid parameter value: %s", prealloc_str);
-            goto out;
-        }
-        if (!strcmp(out_fmt, "luks") && !measure_luks_header(opts, "", &luks, &err)) {
-            error_report_err(err);
-            goto out;
-        }
-        required = fully = size + luks;
+    if (!bdrv_measure(drv, opts, bs, size, &info, &err)) {
+        error_report_err(err);
+        goto out;
     }
 
     if (o.output == OFORMAT_JSON) {
         QDict *d = qdict_new();
-        qdict_put_int(d, "required", required);
-        qdict_put_int(d, "fully-allocated", fully);
-        if (show_bitmaps) {
-            qdict_put_int(d, "bitmaps", bitmaps);
+        qdict_put_int(d, "required", info.required);
+        qdict_put_int(d, "fully-allocated", info.fully_allocated);
+        if (info.has_bitmaps) {
+            qdict_put_int(d, "bitmaps", info.bitmaps);
         }
         print_json(d);
         qobject_unref(d);
     } else {
-        printf("required size: %" PRId64 "\n", required);
-        printf("fully allocated size: %" PRId64 "\n", fully);
-        if (show_bitmaps) {
-            printf("bitmaps size: %" PRId64 "\n", bitmaps);
+        printf("required size: %" PRId64 "\n", info.required);
+        printf("fully allocated size: %" PRId64 "\n", info.fully_allocated);
+        if (info.has_bitmaps) {
+            printf("bitmaps size: %" PRId64 "\n", info.bitmaps);
         }
     }
     ret = 0;
