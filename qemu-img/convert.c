@@ -650,289 +650,346 @@ static bool convert_copy_bitmaps(ConvertState *s, bool skip_broken)
     return true;
 }
 
-int img_convert(int argc, char **argv)
+/* What convert's command line asks for, beyond what the copy itself needs (ConvertState). */
+typedef struct ConvertArgs {
+    ImgCommonOpts o;
+    const char *out_fmt;            /* -O; NULL with --target-image-opts */
+    const char *out_base;           /* -B (or -o backing_file) */
+    const char *out_base_fmt;       /* -F (or -o backing_fmt) */
+    const char *out_filename;
+    char *options;                  /* -o, all of them joined */
+    QDict *opts;                    /* ... parsed */
+    bool target_image_opts, skip_create, target_is_zero;
+    int64_t min_sparse;             /* -S */
+    bool explicit_sparse;
+    bool bitmaps, skip_broken;
+    char *snap_id, *snap_name, *snap_id_or_name;    /* -l */
+    int src_index;                  /* argv index of the first source */
+} ConvertArgs;
+
+/* convert_check_args(): the command goes on (any other value is its exit status). */
+#define CONVERT_GO_ON (-1)
+
+/* Reads the command line into @a and @s; false after reporting a bad value. */
+static bool convert_parse_options(ConvertArgs *a, ConvertState *s, int argc, char **argv)
 {
     static const ImgOptSpec spec = {
         ":hf:O:B:F:Cco:l:S:pt:T:qnm:Wr:U",
-        "help object image-opts target-image-opts target-is-zero salvage bitmaps skip-broken-bitmaps force-share"
+        "help object image-opts target-image-opts target-is-zero salvage bitmaps "
+        "skip-broken-bitmaps force-share"
     };
-    ImgCommonOpts o = { 0 };
-    bool bitmaps = false, skip_broken = false;
-    const char *out_fmt = NULL, *out_base = NULL, *out_base_fmt = NULL;
-    const char *out_filename;
-    g_autofree char *options = NULL;
-    bool target_image_opts = false, skip_create = false;
-    bool target_is_zero = false;
-    int64_t min_sparse = 4 * KiB;
-    bool explicit_sparse = false;
-    ConvertState s = { .num_coroutines = 8, .wr_in_order = true };
-    g_autofree char *snap_id = NULL, *snap_name = NULL, *snap_id_or_name = NULL;
-    BlockDriver *drv = NULL;
-    QDict *opts = NULL, *target_opts;
-    BlockDriverInfo bdi;
-    Error *err = NULL;
-    int c, ret = 1;
+    int c;
 
-    while ((c = img_getopt(argc, argv, &spec, &o)) != -1) {
+    while ((c = img_getopt(argc, argv, &spec, &a->o)) != -1) {
         switch (c) {
-        case 'O': out_fmt = optarg; break;
-        case 'B': out_base = optarg; break;
-        case 'F': out_base_fmt = optarg; break;
-        case 'c': s.compressed = true; break;
-        case 'C': s.copy_range = true; break;
+        case 'O': a->out_fmt = optarg; break;
+        case 'B': a->out_base = optarg; break;
+        case 'F': a->out_base_fmt = optarg; break;
+        case 'c': s->compressed = true; break;
+        case 'C': s->copy_range = true; break;
         case 'o':
-            if (collect_option_arg(&options, optarg)) {
+            if (collect_option_arg(&a->options, optarg)) {
                 /* What came before is dropped; an -o after it is not. */
-                g_free(options);
-                options = g_strdup("help");
+                g_free(a->options);
+                a->options = g_strdup("help");
             }
             break;
         case 'l':
-            if (!parse_snapshot_param(optarg, &snap_id, &snap_name, &snap_id_or_name)) {
-                return 1;
+            if (!parse_snapshot_param(optarg, &a->snap_id, &a->snap_name,
+                                      &a->snap_id_or_name)) {
+                return false;
             }
             break;
         case 'S':
-            min_sparse = cvtnum("buffer size for sparse output", optarg);
-            if (min_sparse < 0) {
-                return 1;
+            a->min_sparse = cvtnum("buffer size for sparse output", optarg);
+            if (a->min_sparse < 0) {
+                return false;
             }
-            if (min_sparse % BDRV_SECTOR_SIZE || min_sparse > 16 * (int64_t)MiB) {
+            if (a->min_sparse % BDRV_SECTOR_SIZE || a->min_sparse > 16 * (int64_t)MiB) {
                 error_report("Invalid buffer size for sparse output specified. "
                              "Valid sizes are multiples of %llu up to %llu. Select "
                              "0 to disable sparse detection (fully allocates output).",
                              BDRV_SECTOR_SIZE, 16 * MiB);
-                return 1;
+                return false;
             }
-            explicit_sparse = true;
+            a->explicit_sparse = true;
             break;
-        case 'n': skip_create = true; break;
+        case 'n': a->skip_create = true; break;
         case 'm': {
             int64_t m;
             if (qemu_strtoi64(optarg, NULL, 0, &m) < 0 || m < 1 || m > MAX_COROUTINES) {
                 error_report("Invalid number of coroutines. Allowed number of"
                              " coroutines is between 1 and %d", MAX_COROUTINES);
-                return 1;
+                return false;
             }
-            s.num_coroutines = m;
+            s->num_coroutines = m;
             break;
         }
-        case 'W': s.wr_in_order = false; break;
+        case 'W': s->wr_in_order = false; break;
         case 'r': {
             int64_t r = cvtnum("rate limit", optarg);
             if (r < 0) {
-                return 1;
+                return false;
             }
-            ratelimit_init(&s.limit, r);
+            ratelimit_init(&s->limit, r);
             break;
         }
-        case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
-        case OPTION_TARGET_IS_ZERO: target_is_zero = true; break;
-        case OPTION_SALVAGE: s.salvage = true; break;
-        case OPTION_BITMAPS: bitmaps = true; break;
-        case OPTION_SKIP_BROKEN_BITMAPS: skip_broken = true; break;
+        case OPTION_TARGET_IMAGE_OPTS: a->target_image_opts = true; break;
+        case OPTION_TARGET_IS_ZERO: a->target_is_zero = true; break;
+        case OPTION_SALVAGE: s->salvage = true; break;
+        case OPTION_BITMAPS: a->bitmaps = true; break;
+        case OPTION_SKIP_BROKEN_BITMAPS: a->skip_broken = true; break;
         }
     }
+    return true;
+}
 
+/*
+ * The options against each other and the file names, in QEMU 7.2's order;
+ * "-o help" is answered here.  CONVERT_GO_ON, or the exit status.
+ */
+static int convert_check_args(ConvertArgs *a, ConvertState *s, int argc, char **argv)
+{
     /* Offloading copies data unread: nothing can be compressed or checked. */
-    if (s.copy_range && s.compressed) {
+    if (s->copy_range && s->compressed) {
         error_report("Cannot enable copy offloading when -c is used");
         return 1;
     }
-    if (s.copy_range && explicit_sparse) {
+    if (s->copy_range && a->explicit_sparse) {
         error_report("Cannot enable copy offloading when -S is used");
         return 1;
     }
-    if (s.copy_range && s.salvage) {
+    if (s->copy_range && s->salvage) {
         error_report("Cannot use copy offloading in salvaging mode");
         return 1;
     }
-    if (!out_fmt && !target_image_opts) {
-        out_fmt = "raw";
+    if (!a->out_fmt && !a->target_image_opts) {
+        a->out_fmt = "raw";
     }
-    if (options && !strcmp(options, "help")) {
-        if (!out_fmt) {
+    if (a->options && !strcmp(a->options, "help")) {
+        if (!a->out_fmt) {
             error_report("Option help requires a format be specified");
             return 1;
         }
-        return print_create_options_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
+        return print_create_options_help(a->out_fmt,
+                                          argc - optind >= 2 ? argv[argc - 1] : NULL);
     }
     if (argc - optind < 2) {
         error_report("Must specify image file name");
         return 1;
     }
-    check_cache_mode(o.cache);
-    check_cache_mode(o.src_cache);
-    if (skip_create && options) {
+    check_cache_mode(a->o.cache);
+    check_cache_mode(a->o.src_cache);
+    if (a->skip_create && a->options) {
         error_report("-o has no effect when skipping image creation");
         return 1;
     }
-    if (target_image_opts && !skip_create) {
+    if (a->target_image_opts && !a->skip_create) {
         error_report("--target-image-opts requires use of -n flag");
         return 1;
     }
-    if (target_is_zero && !skip_create) {
+    if (a->target_is_zero && !a->skip_create) {
         error_report("--target-is-zero requires use of -n flag");
         return 1;
     }
-    out_filename = argv[argc - 1];
-    s.src_num = argc - optind - 1;
-    s.min_sparse = min_sparse;
+    a->out_filename = argv[argc - 1];
+    a->src_index = optind;
+    s->src_num = argc - optind - 1;
+    s->min_sparse = a->min_sparse;
+    return CONVERT_GO_ON;
+}
 
-    if (options) {
-        opts = parse_options_or_exit(options);
-        if (!out_base && qdict_get_try_str(opts, "backing_file")) {
-            out_base = qdict_get_try_str(opts, "backing_file");
+/*
+ * -o parsed (its backing_file and backing_fmt stand for -B and -F), and
+ * the target's format checked against what was asked of it, before
+ * anything is opened or created.  False after reporting.
+ */
+static bool convert_check_target_format(ConvertArgs *a, ConvertState *s)
+{
+    BlockDriver *drv;
+    Error *err = NULL;
+
+    if (a->options) {
+        a->opts = parse_options_or_exit(a->options);
+        if (!a->out_base && qdict_get_try_str(a->opts, "backing_file")) {
+            a->out_base = qdict_get_try_str(a->opts, "backing_file");
         }
-        if (!out_base_fmt && qdict_get_try_str(opts, "backing_fmt")) {
-            out_base_fmt = qdict_get_try_str(opts, "backing_fmt");
+        if (!a->out_base_fmt && qdict_get_try_str(a->opts, "backing_fmt")) {
+            a->out_base_fmt = qdict_get_try_str(a->opts, "backing_fmt");
         }
     }
-    s.target_has_backing = out_base != NULL;
-    s.target_backed = s.target_has_backing;
+    s->target_has_backing = a->out_base != NULL;
+    s->target_backed = s->target_has_backing;
 
-    if (!target_image_opts) {
-        drv = find_image_format(out_fmt);
+    if (!a->target_image_opts) {
+        drv = find_image_format(a->out_fmt);
         if (!drv) {
-            goto out;
+            return false;
         }
         /* A read-only format (bochs): refused before the target is touched. */
-        if (!skip_create && !bdrv_driver_can_create(drv)) {
-            error_report("Format driver '%s' does not support image creation", out_fmt);
-            goto out;
+        if (!a->skip_create && !bdrv_driver_can_create(drv)) {
+            error_report("Format driver '%s' does not support image creation", a->out_fmt);
+            return false;
         }
-        if (s.compressed && !bdrv_driver_supports_compressed_writes(drv)) {
+        if (s->compressed && !bdrv_driver_supports_compressed_writes(drv)) {
             error_report("Compression not supported for this file format");
-            goto out;
+            return false;
         }
-        if (opts) {
+        if (a->opts) {
             /* Bad -o options fail before anything is opened or created. */
             const QemuOptsList *lists[3] = { bdrv_driver_create_opts(drv), NULL, NULL };
             BlockDriver *proto = bdrv_find_protocol("file");
             if (proto && bdrv_driver_create_opts(proto) && proto != drv) {
                 lists[1] = bdrv_driver_create_opts(proto);
             }
-            if (lists[0] && !qemu_opts_validate(opts, lists, &err)) {
+            if (lists[0] && !qemu_opts_validate(a->opts, lists, &err)) {
                 error_report_err(err);
-                goto out;
+                return false;
             }
             /*
              * The drivers refuse compressed writes to encrypted images; say
              * so before the target exists rather than at its first write.
              */
-            if (s.compressed && (qemu_opt_get_bool(opts, "encryption", false) ||
-                                 qemu_opt_get(opts, "encrypt.format"))) {
+            if (s->compressed && (qemu_opt_get_bool(a->opts, "encryption", false) ||
+                                  qemu_opt_get(a->opts, "encrypt.format"))) {
                 error_report("Compression and encryption not supported at the same time");
-                goto out;
+                return false;
             }
         }
-        if (out_base_fmt && !bdrv_driver_supports_backing(drv)) {
-            error_report("Backing file format not supported for file format '%s'", out_fmt);
-            goto out;
+        if (a->out_base_fmt && !bdrv_driver_supports_backing(drv)) {
+            error_report("Backing file format not supported for file format '%s'",
+                         a->out_fmt);
+            return false;
         }
-        if (out_base_fmt && !out_base) {
+        if (a->out_base_fmt && !a->out_base) {
             error_report("Backing format cannot be used without backing file");
-            goto out;
+            return false;
         }
-        if (out_base && !bdrv_driver_supports_backing(drv)) {
-            error_report("Backing file not supported for file format '%s'", out_fmt);
-            goto out;
+        if (a->out_base && !bdrv_driver_supports_backing(drv)) {
+            error_report("Backing file not supported for file format '%s'", a->out_fmt);
+            return false;
         }
     }
-    if (out_base && s.src_num > 1) {
+    if (a->out_base && s->src_num > 1) {
         error_report("Having a backing file for the target makes no sense when "
                      "concatenating multiple input images");
-        goto out;
+        return false;
     }
-    if (out_base && !out_base_fmt && !skip_create) {
+    if (a->out_base && !a->out_base_fmt && !a->skip_create) {
         error_report("Use of backing file requires explicit backing format");
-        goto out;
+        return false;
     }
+    return true;
+}
 
-    if ((snap_id || snap_name || snap_id_or_name) && s.src_num > 1) {
+/*
+ * The sources, each with its length (-l: the snapshot it shows), and
+ * --bitmaps checked on them.  False after reporting.
+ */
+static bool convert_open_sources(ConvertArgs *a, ConvertState *s, char **argv)
+{
+    bool snapshot = a->snap_id || a->snap_name || a->snap_id_or_name;
+
+    if (snapshot && s->src_num > 1) {
         error_report("No support for concatenating multiple snapshot");
-        goto out;
+        return false;
     }
-    s.src = g_new0(BlockDriverState *, s.src_num);
-    s.src_len = g_new0(int64_t, s.src_num);
-    for (int i = 0; i < s.src_num; i++) {
-        const char *name = argv[optind + i];
-        s.src[i] = open_image_cache(name, o.image_opts, o.fmt, IMG_OPEN_NO_SHARE, true,
-                                    o.src_cache);
-        if (!s.src[i]) {
-            goto out;
-        }
-        if ((snap_id || snap_name || snap_id_or_name) &&
-            !load_snapshot_param(s.src[i], snap_id, snap_name, snap_id_or_name)) {
-            goto out;
-        }
-        s.src_len[i] = bdrv_getlength(s.src[i]);
-        if (s.src_len[i] < 0) {
-            error_report("Could not get size of '%s': %s", name, strerror(-s.src_len[i]));
-            goto out;
-        }
-        s.total += s.src_len[i];
-    }
-    if (skip_broken && !bitmaps) {
-        error_report("Use of --skip-broken-bitmaps requires --bitmaps");
-        goto out;
-    }
-    if (bitmaps && !convert_check_bitmaps(&s, skip_broken)) {
-        goto out;
-    }
+    s->src = g_new0(BlockDriverState *, s->src_num);
+    s->src_len = g_new0(int64_t, s->src_num);
+    for (int i = 0; i < s->src_num; i++) {
+        const char *name = argv[a->src_index + i];
 
-    if (!skip_create && out_base) {
+        s->src[i] = open_image_cache(name, a->o.image_opts, a->o.fmt, IMG_OPEN_NO_SHARE, true,
+                                     a->o.src_cache);
+        if (!s->src[i]) {
+            return false;
+        }
+        if (snapshot && !load_snapshot_param(s->src[i], a->snap_id, a->snap_name,
+                                             a->snap_id_or_name)) {
+            return false;
+        }
+        s->src_len[i] = bdrv_getlength(s->src[i]);
+        if (s->src_len[i] < 0) {
+            error_report("Could not get size of '%s': %s", name, strerror(-s->src_len[i]));
+            return false;
+        }
+        s->total += s->src_len[i];
+    }
+    if (a->skip_broken && !a->bitmaps) {
+        error_report("Use of --skip-broken-bitmaps requires --bitmaps");
+        return false;
+    }
+    return !a->bitmaps || convert_check_bitmaps(s, a->skip_broken);
+}
+
+/* The target, of the sources' total size, unless -n.  False after reporting. */
+static bool convert_create_target(ConvertArgs *a, ConvertState *s)
+{
+    QDict *create_opts;
+    Error *err = NULL;
+    int ret;
+
+    if (a->skip_create) {
+        return true;
+    }
+    if (a->out_base) {
         /*
          * QEMU 7.2 creates the target without looking at its backing file
          * and fails to open it then; here the same error comes before the
          * target is created, so that nothing is written.
          */
-        BlockDriverState *bbs = bdrv_img_open_backing(out_filename, out_base, out_base_fmt,
-                                                      &err);
+        BlockDriverState *bbs = bdrv_img_open_backing(a->out_filename, a->out_base,
+                                                      a->out_base_fmt, &err);
         if (!bbs) {
             error_prepend(&err, "Could not open '%s': Could not open backing file: ",
-                          out_filename);
+                          a->out_filename);
             error_report_err(err);
-            goto out;
+            return false;
         }
         bdrv_unref(bbs);
     }
-    if (!skip_create) {
-        QDict *create_opts = opts ? qdict_clone_shallow(opts) : qdict_new();
-        qdict_del(create_opts, "backing_file");
-        qdict_del(create_opts, "backing_fmt");
-        /* As in QEMU, the sources' total size replaces a "size" option. */
-        qdict_del(create_opts, "size");
-        if (bdrv_img_create(out_filename, out_fmt, out_base, out_base_fmt, create_opts,
-                            s.total, BDRV_IMG_CREATE_QUIET, &err) < 0) {
-            error_report("%s: error while converting %s: %s", out_filename, out_fmt,
-                         error_get_pretty(err));
-            error_free(err);
-            qobject_unref(create_opts);
-            goto out;
-        }
-        qobject_unref(create_opts);
+    create_opts = a->opts ? qdict_clone_shallow(a->opts) : qdict_new();
+    qdict_del(create_opts, "backing_file");
+    qdict_del(create_opts, "backing_fmt");
+    /* As in QEMU, the sources' total size replaces a "size" option. */
+    qdict_del(create_opts, "size");
+    ret = bdrv_img_create(a->out_filename, a->out_fmt, a->out_base, a->out_base_fmt,
+                          create_opts, s->total, BDRV_IMG_CREATE_QUIET, &err);
+    qobject_unref(create_opts);
+    if (ret < 0) {
+        error_report("%s: error while converting %s: %s", a->out_filename, a->out_fmt,
+                     error_get_pretty(err));
+        error_free(err);
+        return false;
     }
+    return true;
+}
 
-    /*
-     * The target's backing file is never read, but it is opened: a driver
-     * must know that there is one, or it may skip zero writes over it.
-     */
-    if (target_image_opts) {
-        target_opts = keyval_parse(out_filename, NULL, &err);
+/*
+ * The options the target opens with: --target-image-opts' string, or its
+ * format and the secrets -o gave it; the cache mode (-t, default unsafe)
+ * unless they say one.  NULL after reporting.
+ */
+static QDict *convert_target_options(ConvertArgs *a)
+{
+    QDict *target_opts;
+    Error *err = NULL;
+
+    if (a->target_image_opts) {
+        target_opts = keyval_parse(a->out_filename, NULL, &err);
         if (!target_opts) {
             error_report_err(err);
-            goto out;
+            return NULL;
         }
     } else {
         target_opts = qdict_new();
-        qdict_put_str(target_opts, "driver", out_fmt);
-        if (opts) {
+        qdict_put_str(target_opts, "driver", a->out_fmt);
+        if (a->opts) {
             /* The secret that created an encrypted target also opens it. */
             const char *key;
             json_t *value;
 
-            json_object_foreach(opts, key, value) {
+            json_object_foreach(a->opts, key, value) {
                 if (g_str_has_suffix(key, "key-secret") && json_is_string(value)) {
                     qdict_put_str(target_opts, key, json_string_value(value));
                 }
@@ -941,42 +998,58 @@ int img_convert(int argc, char **argv)
     }
     if (!qdict_haskey(target_opts, "cache.no-flush") &&
         !qdict_haskey(target_opts, "cache.direct")) {
-        apply_cache_mode(target_opts, o.cache ? o.cache : "unsafe");
+        apply_cache_mode(target_opts, a->o.cache ? a->o.cache : "unsafe");
     }
-    s.target = open_image_dict(out_filename, target_image_opts ? NULL : out_filename,
-                               target_opts, BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET,
-                               true);
-    if (s.target && o.cache && (!strcmp(o.cache, "writethrough") || !strcmp(o.cache, "directsync"))) {
-        bdrv_set_writethrough(s.target, true);
+    return target_opts;
+}
+
+/*
+ * The target opened (with its backing file, never read: a driver must
+ * know that there is one, or it may skip zero writes over it), and
+ * checked against what is to be written into it.  False after reporting.
+ */
+static bool convert_open_target(ConvertArgs *a, ConvertState *s)
+{
+    const char *cache = a->o.cache;
+    QDict *target_opts = convert_target_options(a);
+
+    if (!target_opts) {
+        return false;
     }
-    if (!s.target) {
-        goto out;
+    s->target = open_image_dict(a->out_filename, a->target_image_opts ? NULL : a->out_filename,
+                                target_opts,
+                                BDRV_O_RDWR | BDRV_O_UNSAFE | BDRV_O_PROBE_QUIET, true);
+    if (!s->target) {
+        return false;
     }
-    if (target_image_opts) {
-        BlockDriver *tdrv = bdrv_get_driver(s.target);
-        if (s.compressed && !bdrv_driver_supports_compressed_writes(tdrv)) {
+    if (cache && (!strcmp(cache, "writethrough") || !strcmp(cache, "directsync"))) {
+        bdrv_set_writethrough(s->target, true);
+    }
+    if (a->target_image_opts) {
+        BlockDriver *tdrv = bdrv_get_driver(s->target);
+        if (s->compressed && !bdrv_driver_supports_compressed_writes(tdrv)) {
             error_report("Compression not supported for this file format");
-            goto out;
+            return false;
         }
     }
-    if (s.compressed && bdrv_is_encrypted(s.target)) {
+    if (s->compressed && bdrv_is_encrypted(s->target)) {
         error_report("Compression and encryption not supported at the same time");
-        goto out;
+        return false;
     }
-    if (bitmaps && !can_store_bitmaps(s.target)) {
+    if (a->bitmaps && !can_store_bitmaps(s->target)) {
         error_report("Format driver '%s' does not support bitmaps",
-                     bdrv_get_format_name(s.target));
-        goto out;
+                     bdrv_get_format_name(s->target));
+        return false;
     }
-    if (skip_create) {
-        int64_t tlen = bdrv_getlength(s.target);
+    if (a->skip_create) {
+        int64_t tlen = bdrv_getlength(s->target);
         if (tlen < 0) {
-            error_report("Could not get size of '%s': %s", out_filename, strerror(-tlen));
-            goto out;
+            error_report("Could not get size of '%s': %s", a->out_filename, strerror(-tlen));
+            return false;
         }
-        if (tlen < s.total) {
+        if (tlen < s->total) {
             error_report("output file is smaller than input file");
-            goto out;
+            return false;
         }
         /*
          * -n over an image with a backing file of its own: zeroes of the
@@ -984,16 +1057,24 @@ int img_convert(int argc, char **argv)
          * what the source leaves unallocated is not the target's backing
          * file's business unless -B says so.
          */
-        if (bdrv_backing(s.target) || bdrv_get_backing_filename(s.target)[0]) {
-            s.target_backed = true;
+        if (bdrv_backing(s->target) || bdrv_get_backing_filename(s->target)[0]) {
+            s->target_backed = true;
         }
     }
-    s.has_zero_init = s.min_sparse && !s.target_backed &&
-                      ((!skip_create && bdrv_has_zero_init(s.target)) || target_is_zero);
+    return true;
+}
 
-    s.cluster_size = 0;
-    if (bdrv_get_info(s.target, &bdi) >= 0 && bdi.cluster_size > 0) {
-        s.cluster_size = bdi.cluster_size;
+/* How the copy writes: what it may skip, and in what chunks. */
+static void convert_plan(ConvertArgs *a, ConvertState *s)
+{
+    BlockDriverInfo bdi;
+
+    s->has_zero_init = s->min_sparse && !s->target_backed &&
+                       ((!a->skip_create && bdrv_has_zero_init(s->target)) ||
+                        a->target_is_zero);
+    s->cluster_size = 0;
+    if (bdrv_get_info(s->target, &bdi) >= 0 && bdi.cluster_size > 0) {
+        s->cluster_size = bdi.cluster_size;
     }
     /*
      * A target that takes whole compressed clusters only is written as
@@ -1003,45 +1084,78 @@ int img_convert(int argc, char **argv)
      * before it is written, never written in part.
      */
     if (bdi.needs_compressed_writes) {
-        s.compressed = true;
-        s.copy_range = false;
-        s.wr_in_order = true;
+        s->compressed = true;
+        s->copy_range = false;
+        s->wr_in_order = true;
     }
-    s.buf_size = IO_BUF_SIZE;
-    if (s.cluster_size > 0) {
-        s.buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s.cluster_size), s.cluster_size);
+    s->buf_size = IO_BUF_SIZE;
+    if (s->cluster_size > 0) {
+        s->buf_size = MAX(QEMU_ALIGN_UP(IO_BUF_SIZE, s->cluster_size), s->cluster_size);
     }
+}
 
-    progress_init(o.progress);
+/* The copy, then the bitmaps and the flush: the exit status. */
+static int convert_run(ConvertArgs *a, ConvertState *s)
+{
+    Error *err = NULL;
+    int ret;
+
+    progress_init(a->o.progress);
     /*
      * Like QEMU, walk the sources' allocation once before copying, -p or not:
      * a status that cannot be read fails (or, with --salvage, warns) here.
      */
-    if (convert_count_data(&s) < 0) {
+    if (convert_count_data(s) < 0) {
         ret = 1;
     } else {
-        ret = convert_do_copy(&s) < 0 ? 1 : 0;
+        ret = convert_do_copy(s) < 0 ? 1 : 0;
     }
     /* After the data, so that copying it does not dirty them. */
-    if (ret == 0 && bitmaps && !convert_copy_bitmaps(&s, skip_broken)) {
+    if (ret == 0 && a->bitmaps && !convert_copy_bitmaps(s, a->skip_broken)) {
         ret = 1;
     }
     /* With the default cache mode "unsafe" the target ignores this. */
-    if (ret == 0 && bdrv_user_flush(image_user(s.target), &err) < 0) {
-        error_report("error while flushing '%s': %s", out_filename, error_get_pretty(err));
+    if (ret == 0 && bdrv_user_flush(image_user(s->target), &err) < 0) {
+        error_report("error while flushing '%s': %s", a->out_filename, error_get_pretty(err));
         error_free(err);
         ret = 1;
     }
     progress_end();
-
-out:
-    close_image(s.target);
-    for (int i = 0; s.src && i < s.src_num; i++) {
-        close_image(s.src[i]);
-    }
-    g_free(s.src);
-    g_free(s.src_len);
-    qobject_unref(opts);
     return ret;
 }
 
+static void convert_cleanup(ConvertArgs *a, ConvertState *s)
+{
+    close_image(s->target);
+    for (int i = 0; s->src && i < s->src_num; i++) {
+        close_image(s->src[i]);
+    }
+    g_free(s->src);
+    g_free(s->src_len);
+    qobject_unref(a->opts);
+    g_free(a->options);
+    g_free(a->snap_id);
+    g_free(a->snap_name);
+    g_free(a->snap_id_or_name);
+}
+
+int img_convert(int argc, char **argv)
+{
+    ConvertArgs a = { .min_sparse = 4 * KiB };
+    ConvertState s = { .num_coroutines = 8, .wr_in_order = true };
+    int ret = 1;
+
+    if (convert_parse_options(&a, &s, argc, argv)) {
+        ret = convert_check_args(&a, &s, argc, argv);
+    }
+    if (ret == CONVERT_GO_ON) {
+        ret = 1;
+        if (convert_check_target_format(&a, &s) && convert_open_sources(&a, &s, argv) &&
+            convert_create_target(&a, &s) && convert_open_target(&a, &s)) {
+            convert_plan(&a, &s);
+            ret = convert_run(&a, &s);
+        }
+    }
+    convert_cleanup(&a, &s);
+    return ret;
+}
