@@ -2,10 +2,13 @@
 /*
  * The driver interface.  Every format (raw, qcow, qcow2, luks, ...) and
  * protocol (file, blkdebug) fills one BlockDriver and registers it with
- * bdrv_register().  Drivers never call each other's callbacks directly: they
- * do I/O on their children (bs->file, bs->backing) through the public
- * bdrv_pread()/bdrv_pwrite() family, so every request of every node passes
- * the core's checks.
+ * bdrv_register() from its own file (BLOCK_DRIVER_INIT).  What the core and
+ * the tools need to know of a driver it declares here (its thread model,
+ * whether a new image reads as zeroes, how to measure one, ...), so that
+ * nothing outside block/ decides by a driver's name.  Drivers never call
+ * each other's callbacks directly: they do I/O on their children
+ * (bs->file, bs->backing) through the public bdrv_pread()/bdrv_pwrite()
+ * family, so every request of every node passes the core's checks.
  */
 #ifndef BLOCK_BLOCK_INT_H
 #define BLOCK_BLOCK_INT_H
