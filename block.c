@@ -36,55 +36,62 @@ void bdrv_register(BlockDriver *drv)
 }
 
 /*
- * Drivers live in their own files and may not all be linked into every
- * program; weak references let the core call whatever init hooks exist.
+ * Drivers register themselves before main() (BLOCK_DRIVER_INIT in
+ * block_int.h); what is left for a program's start is to check that no
+ * two of them claim one name, which would make lookups by name depend on
+ * the order in which the linker placed their files.
  */
-#pragma weak bdrv_file_init
-#pragma weak bdrv_raw_init
-#pragma weak bdrv_qcow2_init
-#pragma weak bdrv_qcow_init
-#pragma weak bdrv_luks_init
-#pragma weak bdrv_blkdebug_init
-#pragma weak bdrv_null_init
-#pragma weak bdrv_nbd_init
-#pragma weak bdrv_blkverify_init
-#pragma weak bdrv_compress_init
-#pragma weak bdrv_copy_before_write_init
-#pragma weak bdrv_throttle_init
-#pragma weak bdrv_quorum_init
-#pragma weak bdrv_preallocate_init
-#pragma weak bdrv_bochs_init
-#pragma weak bdrv_vmdk_init
-#pragma weak bdrv_copy_on_read_init
-#pragma weak bdrv_mirror_top_init
-#pragma weak file_is_host_device
-
 void bdrv_init(void)
 {
     static bool done;
-    void (*const hooks[])(void) = {
-        bdrv_file_init, bdrv_blkdebug_init, bdrv_raw_init, bdrv_qcow2_init,
-        bdrv_qcow_init, bdrv_luks_init, bdrv_null_init, bdrv_blkverify_init,
-        bdrv_compress_init,
-        bdrv_copy_before_write_init, bdrv_throttle_init, bdrv_quorum_init, bdrv_bochs_init,
-        bdrv_copy_on_read_init, bdrv_mirror_top_init, bdrv_vmdk_init, bdrv_preallocate_init,
-        bdrv_nbd_init,
-    };
 
     if (done) {
         return;
     }
     done = true;
-    for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
-        if (hooks[i]) {
-            hooks[i]();
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        for (GList *m = l->next; m; m = m->next) {
+            BlockDriver *other = m->data;
+
+            if (drv->is_protocol == other->is_protocol &&
+                !strcmp(drv->format_name, other->format_name)) {
+                error_report("two block drivers are named '%s'", drv->format_name);
+                abort();
+            }
         }
     }
 }
 
+/* The format probing settles on when no driver claims an image. */
+static BlockDriver *probe_fallback_driver(void)
+{
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        if (!drv->is_protocol && drv->is_probe_fallback) {
+            return drv;
+        }
+    }
+    return NULL;
+}
+
+/* The protocol driver that claims @filename by what it is on the host, or NULL. */
+static BlockDriver *probe_device_driver(const char *filename)
+{
+    for (GList *l = drivers; l; l = l->next) {
+        BlockDriver *drv = l->data;
+
+        if (drv->is_protocol && drv->bdrv_probe_device && drv->bdrv_probe_device(filename)) {
+            return drv;
+        }
+    }
+    return NULL;
+}
+
 static BlockDriver *find_driver(const char *name, bool protocol)
 {
-    bdrv_init();
     for (GList *l = drivers; l; l = l->next) {
         BlockDriver *drv = l->data;
         if (drv->is_protocol == protocol && !strcmp(drv->format_name, name)) {
@@ -97,7 +104,6 @@ static BlockDriver *find_driver(const char *name, bool protocol)
 /* The protocol driver whose file names begin with "@prefix:" ("nbd+unix"). */
 static BlockDriver *find_protocol_prefix(const char *prefix)
 {
-    bdrv_init();
     for (GList *l = drivers; l; l = l->next) {
         BlockDriver *drv = l->data;
 
@@ -131,7 +137,6 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
 {
     GList *sorted;
 
-    bdrv_init();
     /* Sorted, as QEMU lists them: scripts look names up in this list. */
     sorted = g_list_sort(g_list_copy(drivers), compare_driver_names);
     for (GList *l = sorted; l; l = l->next) {
@@ -164,7 +169,6 @@ bool bdrv_drv_has_child(const BlockDriver *drv, const char *name)
 
 bool bdrv_is_child_name(const char *name)
 {
-    bdrv_init();
     for (GList *l = drivers; l; l = l->next) {
         BlockDriver *drv = l->data;
 
@@ -551,6 +555,37 @@ int bdrv_activate(BlockDriverState *bs, Error **errp)
 bool bdrv_is_encrypted(BlockDriverState *bs)
 {
     return bs->encrypted;
+}
+
+bool bdrv_has_zero_init(BlockDriverState *bs)
+{
+    int64_t len;
+
+    if (!bs->drv) {
+        return false;
+    }
+    if (bs->drv->bdrv_has_zero_init) {
+        return bs->drv->bdrv_has_zero_init(bs);
+    }
+    len = bdrv_getlength(bs);
+    if (len < 0) {
+        return false;
+    }
+    /*
+     * Clusters an encrypted image has preallocated were never written in
+     * ciphertext: they do not read as zeroes (QEMU 7.2's has_zero_init is
+     * false when preallocating, iotest 188).
+     */
+    for (int64_t off = 0; bdrv_is_encrypted(bs) && off < len;) {
+        int64_t pnum;
+        int ret = bdrv_block_status(bs, off, len - off, &pnum, NULL, NULL);
+
+        if (ret < 0 || (ret & BDRV_BLOCK_DATA)) {
+            return false;
+        }
+        off += pnum;
+    }
+    return true;
 }
 
 void bdrv_ref(BlockDriverState *bs)
@@ -1581,8 +1616,8 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
         const char *fn = qdict_get_try_str(opts, "filename");
 
         drv = protocol_from_filename(fn);
-        if (!drv && fn && file_is_host_device && file_is_host_device(fn) && bdrv_find_protocol("host_device")) {
-            drv = bdrv_find_protocol("host_device");
+        if (!drv && fn) {
+            drv = probe_device_driver(fn);
         }
         drv = drv ? drv : bdrv_find_protocol("file");
     }
@@ -1659,7 +1694,7 @@ static BlockDriver *probe_format(BlockDriverState *file, const char *filename,
         }
     }
     if (!best) {
-        best = find_driver("raw", false);
+        best = probe_fallback_driver();
     }
     return best;
 }
@@ -1748,7 +1783,6 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     g_autofree char *identity = NULL;
     GSList *my_chain = NULL;
 
-    bdrv_init();
     if (!take_json_filename(&filename, opts, errp)) {
         goto fail;
     }
@@ -1861,7 +1895,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         if (!drv) {
             goto fail;
         }
-        if (!strcmp(drv->format_name, "raw") && (flags & BDRV_O_RDWR) &&
+        if (drv->is_probe_fallback && (flags & BDRV_O_RDWR) &&
             !(flags & BDRV_O_PROBE_QUIET)) {
             warn_report("Image format was not specified for '%s' and probing guessed raw.",
                         filename);
@@ -1890,7 +1924,7 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
     bs->read_only = !(flags & BDRV_O_RDWR);
     g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
-    bs->probed_raw = !drvname && !strcmp(drv->format_name, "raw");
+    bs->probed_raw = !drvname && drv->is_probe_fallback;
     if (flags & BDRV_O_INACTIVE) {
         /*
          * The other side of a migration owns the image: the driver opens
@@ -3101,7 +3135,8 @@ enum {
 static int bdrv_co_request_begin(BlockDriverState *bs)
 {
     Coroutine *co = qemu_coroutine_self();
-    bool serial = co && bs->drv && !bs->drv->concurrent_requests;
+    bool serial = co && bs->drv &&
+                  bs->drv->thread_model == BDRV_THREAD_MODEL_SERIALIZE_REQUESTS;
     int taken = 0;
 
     /* A node being closed (its last flush) is not referenced again. */
@@ -3342,9 +3377,10 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
 }
 
 /*
- * Where [*offset, +bytes) of @bs lies in a file node: through raw format
- * nodes only, which map their whole range linearly (the status of its
- * first byte gives the place of all), NULL elsewhere.
+ * Where [*offset, +bytes) of @bs lies in a file node: through format
+ * nodes whose data is their file's unchanged (raw), which map their whole
+ * range linearly (the status of its first byte gives the place of all),
+ * NULL elsewhere.
  */
 static BlockDriverState *copy_range_leaf(BlockDriverState *bs, int64_t *offset, int64_t bytes)
 {
@@ -3353,7 +3389,7 @@ static BlockDriverState *copy_range_leaf(BlockDriverState *bs, int64_t *offset, 
         int64_t pnum, map, len = bdrv_getlength(bs);
         int ret;
 
-        if (strcmp(bs->drv->format_name, "raw") || bs->write_notifiers || bs->dirty_bitmaps ||
+        if (!bs->drv->data_unchanged_in_file || bs->write_notifiers || bs->dirty_bitmaps ||
             len < 0 || *offset + bytes > len) {
             return NULL;
         }
@@ -4737,6 +4773,18 @@ const char *bdrv_driver_get_name(const BlockDriver *drv)
 bool bdrv_driver_is_protocol(const BlockDriver *drv)
 {
     return drv->is_protocol;
+}
+
+bool bdrv_driver_can_measure(const BlockDriver *drv)
+{
+    return drv->bdrv_measure != NULL;
+}
+
+bool bdrv_measure(BlockDriver *drv, QDict *opts, BlockDriverState *in, int64_t size,
+                  BlockMeasureInfo *info, Error **errp)
+{
+    *info = (BlockMeasureInfo) { 0 };
+    return drv->bdrv_measure(opts, in, size, info, errp);
 }
 
 const QemuOptsList *bdrv_driver_create_opts(const BlockDriver *drv)

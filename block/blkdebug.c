@@ -1260,7 +1260,7 @@ static BlockDriver bdrv_blkdebug = {
      * Its requests interleave: one stopped at a breakpoint must let the
      * others run; unaligned writes serialise themselves (aligned_rw()).
      */
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .bdrv_open = blkdebug_open,
     .bdrv_close = blkdebug_close,
     .strong_opts = blkdebug_strong_opts,
@@ -1284,7 +1284,7 @@ static BlockDriver bdrv_blkdebug = {
     .bdrv_truncate = bdrv_filter_truncate,
 };
 
-void bdrv_blkdebug_init(void)
+BLOCK_DRIVER_INIT(bdrv_blkdebug_init)
 {
     bdrv_register(&bdrv_blkdebug);
 }

@@ -205,7 +205,7 @@ static BlockDriver bdrv_blkverify = {
     .bdrv_getlength = bdrv_filter_getlength,
 };
 
-void bdrv_blkverify_init(void)
+BLOCK_DRIVER_INIT(bdrv_blkverify_init)
 {
     bdrv_register(&bdrv_blkverify);
 }

@@ -219,7 +219,7 @@ static BlockDriver bdrv_bochs = {
     .bdrv_getlength = bochs_getlength,
 };
 
-void bdrv_bochs_init(void)
+BLOCK_DRIVER_INIT(bdrv_bochs_init)
 {
     bdrv_register(&bdrv_bochs);
 }

@@ -585,7 +585,7 @@ void bdrv_cbw_job_saved(BlockDriverState *filter, int64_t offset, int64_t bytes)
     bdrv_set_dirty_bitmap(s->done_bitmap, offset, bytes);
 }
 
-void bdrv_copy_before_write_init(void)
+BLOCK_DRIVER_INIT(bdrv_copy_before_write_init)
 {
     bdrv_register(&bdrv_copy_before_write);
     bdrv_register(&bdrv_snapshot_access);

@@ -280,7 +280,7 @@ BlockDriverState *bdrv_stream_filter_new(BlockDriverState *bs, BlockDriverState 
     return filter;
 }
 
-void bdrv_copy_on_read_init(void)
+BLOCK_DRIVER_INIT(bdrv_copy_on_read_init)
 {
     bdrv_register(&bdrv_copy_on_read);
 }

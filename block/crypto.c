@@ -399,6 +399,30 @@ static const QemuOptDesc luks_amend_desc[] = {
 };
 static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };
 
+/*
+ * Nothing written reads as zeroes: an unwritten payload sector decrypts
+ * to noise.
+ */
+static bool luks_has_zero_init(BlockDriverState *bs)
+{
+    return false;
+}
+
+/* The payload is the image's bytes, after the header. */
+static bool luks_measure(QDict *opts, BlockDriverState *in, int64_t size,
+                         BlockMeasureInfo *info, Error **errp)
+{
+    PreallocMode prealloc;
+    uint64_t header = 0;
+
+    if (!bdrv_measure_prealloc(opts, &prealloc, errp) ||
+        !bdrv_measure_luks_header(opts, "", &header, errp)) {
+        return false;
+    }
+    info->required = info->fully_allocated = size + header;
+    return true;
+}
+
 static BlockDriver bdrv_luks = {
     .format_name = "luks",
     .perm_follows_users = true,
@@ -414,6 +438,8 @@ static BlockDriver bdrv_luks = {
     .bdrv_truncate = luks_truncate,
     .bdrv_create = luks_create,
     .create_opts = &luks_create_opts,
+    .bdrv_measure = luks_measure,
+    .bdrv_has_zero_init = luks_has_zero_init,
     .bdrv_get_info = luks_get_info,
     .bdrv_get_specific_info = luks_get_specific_info,
     .bdrv_amend_options = luks_amend_options,
@@ -422,7 +448,7 @@ static BlockDriver bdrv_luks = {
     .bdrv_wipe_key = luks_wipe_key,
 };
 
-void bdrv_luks_init(void)
+BLOCK_DRIVER_INIT(bdrv_luks_init)
 {
     bdrv_register(&bdrv_luks);
 }

@@ -441,7 +441,8 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     return 0;
 }
 
-bool file_is_host_device(const char *filename)
+/* Files given by name alone that are devices open as host_device nodes. */
+static bool file_is_host_device(const char *filename)
 {
     struct stat st;
 
@@ -1183,7 +1184,7 @@ static BlockDriver bdrv_file_driver = {
     .format_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,
@@ -1215,7 +1216,8 @@ static BlockDriver bdrv_host_device = {
     .format_name = "host_device",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
-    .concurrent_requests = true,
+    .bdrv_probe_device = file_is_host_device,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,
@@ -1245,7 +1247,7 @@ static BlockDriver bdrv_host_cdrom = {
     .format_name = "host_cdrom",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .bdrv_open = file_open,
     .bdrv_close = file_close,
     .bdrv_set_perm = file_set_perm,
@@ -1261,7 +1263,7 @@ static BlockDriver bdrv_host_cdrom = {
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
 };
 
-void bdrv_file_init(void)
+BLOCK_DRIVER_INIT(bdrv_file_init)
 {
     bdrv_register(&bdrv_file_driver);
     bdrv_register(&bdrv_host_device);

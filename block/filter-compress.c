@@ -95,7 +95,7 @@ static BlockDriver bdrv_compress = {
     .supported_write_flags = BDRV_REQ_WRITE_COMPRESSED,
 };
 
-void bdrv_compress_init(void)
+BLOCK_DRIVER_INIT(bdrv_compress_init)
 {
     bdrv_register(&bdrv_compress);
 }

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Helpers shared by format drivers with backing files (qcow, vmdk).
+ * Helpers shared by format drivers: reading below a layer (formats with
+ * backing files: qcow, vmdk) and what several formats' measure checks.
  */
 
 #include <errno.h>
 #include <string.h>
 #include <glib.h>
 #include "block/block_int.h"
+#include "crypto/block.h"
+#include "crypto/secret.h"
+#include "qemu/option.h"
 
 int bdrv_read_backing_or_zeroes(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
                                 uint8_t *buf, Error **errp)
@@ -33,4 +37,41 @@ int bdrv_read_backing_or_zeroes(BlockDriverState *bs, uint64_t offset, uint64_t 
     }
     memset(buf + n, 0, bytes - n);
     return 0;
+}
+
+bool bdrv_measure_prealloc(QDict *opts, PreallocMode *mode, Error **errp)
+{
+    const char *str = qemu_opt_get(opts, "preallocation");
+
+    if (str && !prealloc_mode_parse(str, mode, NULL)) {
+        error_setg(errp, "invalid parameter value: %s", str);
+        return false;
+    }
+    return true;
+}
+
+bool bdrv_measure_luks_header(QDict *opts, const char *prefix, uint64_t *bytes,
+                              Error **errp)
+{
+    g_autofree char *key = g_strconcat(prefix, "key-secret", NULL);
+    const char *secret = qemu_opt_get(opts, key);
+    QCryptoBlockCreateOptions copts;
+    uint8_t *pw;
+    size_t npw;
+
+    if (!qcrypto_block_create_options_parse(opts, prefix, &copts, errp)) {
+        return false;
+    }
+    /* QEMU 7.2 asks for the secret too, though the header's size does not depend on it. */
+    if (!secret) {
+        error_setg(errp, "Parameter '%s' is required for cipher", key);
+        return false;
+    }
+    pw = qcrypto_secret_lookup(secret, &npw, errp);
+    if (!pw) {
+        return false;
+    }
+    qcrypto_secret_free(pw);
+    *bytes = qcrypto_block_calculate_payload_offset(&copts);
+    return true;
 }

@@ -131,7 +131,7 @@ BlockDriverState *bdrv_skip_implicit_filters(BlockDriverState *bs)
     return bs;
 }
 
-void bdrv_mirror_top_init(void)
+BLOCK_DRIVER_INIT(bdrv_mirror_top_init)
 {
     bdrv_register(&bdrv_mirror_top);
     bdrv_register(&bdrv_commit_top);

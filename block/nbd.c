@@ -1017,7 +1017,7 @@ static BlockDriver bdrv_nbd = {
     .protocol_names = (const char *const[]) { "nbd", "nbd+tcp", "nbd+unix", NULL },
     .instance_size = sizeof(BDRVNBDState),
     .is_protocol = true,
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .no_reopen = true,
     .bdrv_open = nbd_bdrv_open,
     .bdrv_close = nbd_bdrv_close,
@@ -1031,7 +1031,7 @@ static BlockDriver bdrv_nbd = {
     .bdrv_create = nbd_bdrv_create,
 };
 
-void bdrv_nbd_init(void)
+BLOCK_DRIVER_INIT(bdrv_nbd_init)
 {
     bdrv_register(&bdrv_nbd);
 }

@@ -188,7 +188,7 @@ static BlockDriver bdrv_null_aio = {
     .strong_opts = null_strong_opts,
 };
 
-void bdrv_null_init(void)
+BLOCK_DRIVER_INIT(bdrv_null_init)
 {
     bdrv_register(&bdrv_null_co);
     bdrv_register(&bdrv_null_aio);

@@ -311,7 +311,7 @@ static BlockDriver bdrv_preallocate = {
     .bdrv_reopen_abort = prealloc_reopen_abort,
 };
 
-void bdrv_preallocate_init(void)
+BLOCK_DRIVER_INIT(bdrv_preallocate_init)
 {
     bdrv_register(&bdrv_preallocate);
 }

@@ -1166,7 +1166,7 @@ static BlockDriver bdrv_qcow = {
     .bdrv_wipe_key = qcow_wipe_key,
 };
 
-void bdrv_qcow_init(void)
+BLOCK_DRIVER_INIT(bdrv_qcow_init)
 {
     bdrv_register(&bdrv_qcow);
 }

@@ -3048,7 +3048,7 @@ static BlockDriver bdrv_qcow2 = {
     .strong_opts = qcow2_strong_opts,
     .format_name = "qcow2",
     /* Its metadata lock and serialise_clusters() order what must be (qcow2_lock()). */
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .instance_size = sizeof(BDRVQcow2State),
     .supports_backing = true,
     .bdrv_probe = qcow2_probe,
@@ -3068,6 +3068,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_truncate = qcow2_truncate,
     .bdrv_create = qcow2_create,
     .create_opts = &qcow2_create_opts,
+    .bdrv_measure = qcow2_measure,
     .bdrv_get_info = qcow2_get_info,
     .bdrv_rw_vmstate = qcow2_rw_vmstate,
     .bdrv_get_specific_info = qcow2_get_specific_info,
@@ -3092,7 +3093,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_wipe_key = qcow2_wipe_key,
 };
 
-void bdrv_qcow2_init(void)
+BLOCK_DRIVER_INIT(bdrv_qcow2_init)
 {
     /*
      * After the key-slot options come the create options and the terminator,

@@ -483,6 +483,9 @@ void qcow2_luks_free(BDRVQcow2State *s);
 /* In place, whole sectors; the IVs come from the host offset @host. */
 void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
                       bool enc);
+/* qemu-img measure (block/qcow2-measure.c). */
+bool qcow2_measure(QDict *opts, BlockDriverState *in, int64_t size,
+                   BlockMeasureInfo *info, Error **errp);
 bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
                              uint8_t **pw, size_t *npw, Error **errp);
 int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,

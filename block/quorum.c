@@ -536,7 +536,7 @@ static BlockDriver bdrv_quorum = {
     .bdrv_del_child = quorum_del_child,
 };
 
-void bdrv_quorum_init(void)
+BLOCK_DRIVER_INIT(bdrv_quorum_init)
 {
     bdrv_register(&bdrv_quorum);
 }

@@ -270,15 +270,30 @@ static bool raw_full_past_end(BlockDriverState *bs)
     return ((BDRVRawState *)bs->opaque)->size >= 0;
 }
 
+/* Every byte of the image is stored, whatever the input holds. */
+static bool raw_measure(QDict *opts, BlockDriverState *in, int64_t size,
+                        BlockMeasureInfo *info, Error **errp)
+{
+    PreallocMode prealloc;
+
+    if (!bdrv_measure_prealloc(opts, &prealloc, errp)) {
+        return false;
+    }
+    info->required = info->fully_allocated = size;
+    return true;
+}
+
 static const char *const raw_strong_opts[] = { "offset", "size", NULL };
 
 static BlockDriver bdrv_raw = {
     .format_name = "raw",
     .is_passthrough = true,
     /* Requests only add the offset: nothing they share changes. */
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
+    .data_unchanged_in_file = true,
     .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
+    .is_probe_fallback = true,
     .bdrv_open = raw_open,
     .bdrv_reopen_prepare = raw_reopen_prepare,
     .bdrv_reopen_commit = raw_reopen_commit,
@@ -295,11 +310,12 @@ static BlockDriver bdrv_raw = {
     .bdrv_get_info = raw_get_info,
     .bdrv_full_past_end = raw_full_past_end,
     .create_opts = &raw_create_opts,
+    .bdrv_measure = raw_measure,
     .strong_opts = raw_strong_opts,
     .reopen_resettable_opts = raw_strong_opts,
 };
 
-void bdrv_raw_init(void)
+BLOCK_DRIVER_INIT(bdrv_raw_init)
 {
     bdrv_register(&bdrv_raw);
 }

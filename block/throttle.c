@@ -164,7 +164,7 @@ static BlockDriver bdrv_throttle = {
     .bdrv_block_status = bdrv_filter_block_status,
 };
 
-void bdrv_throttle_init(void)
+BLOCK_DRIVER_INIT(bdrv_throttle_init)
 {
     bdrv_register(&bdrv_throttle);
 }

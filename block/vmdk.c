@@ -1831,7 +1831,7 @@ static BlockDriver bdrv_vmdk = {
     .extra_child_name = "extents.0",
 };
 
-void bdrv_vmdk_init(void)
+BLOCK_DRIVER_INIT(bdrv_vmdk_init)
 {
     bdrv_register(&bdrv_vmdk);
 }

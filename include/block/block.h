@@ -242,7 +242,11 @@ void bdrv_set_monitor_owned(BlockDriverState *bs, bool owned);
 void *bdrv_user_owner(BdrvUser *user);
 const char *bdrv_user_device(BdrvUser *user);
 
-void bdrv_init(void);  /* registers every built-in driver; idempotent */
+/*
+ * Drivers register themselves before main(); this checks, once, that no
+ * two share a name (aborts if they do).  Idempotent.
+ */
+void bdrv_init(void);
 BlockDriver *bdrv_find_format(const char *format_name);
 BlockDriver *bdrv_find_protocol(const char *name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
@@ -535,6 +539,11 @@ struct ThrottleGroup *bdrv_set_front_throttle(struct ThrottleGroup *tg);
 void bdrv_set_copy_on_read(BlockDriverState *bs, bool on);
 bool bdrv_is_encrypted(BlockDriverState *bs);
 /*
+ * Whether @bs, just created, reads as zeroes wherever nothing was written:
+ * a copy into it may leave zeroes out.  The driver decides (luks: never).
+ */
+bool bdrv_has_zero_init(BlockDriverState *bs);
+/*
  * The first node in @bs's subtree (itself, its file and backing chain) that
  * is encrypted and has no key, or NULL.  Data I/O on @bs is refused while
  * this is non-NULL.
@@ -640,6 +649,25 @@ bool bdrv_driver_is_protocol(const BlockDriver *drv);
 const QemuOptsList *bdrv_driver_create_opts(const BlockDriver *drv);
 const QemuOptsList *bdrv_driver_amend_opts(const BlockDriver *drv);
 bool bdrv_driver_can_create(const BlockDriver *drv);
+/*
+ * Sizes an image of a format would take (qemu-img measure): @required for
+ * the data given, @fully_allocated with every cluster allocated, @bitmaps
+ * for the persistent bitmaps of the input when @has_bitmaps.
+ */
+typedef struct BlockMeasureInfo {
+    int64_t required;
+    int64_t fully_allocated;
+    bool has_bitmaps;
+    int64_t bitmaps;
+} BlockMeasureInfo;
+bool bdrv_driver_can_measure(const BlockDriver *drv);
+/*
+ * The sizes of a new image of @drv with creation options @opts (valid for
+ * it) and @size bytes, holding the data of @in (or NULL).  Only for a
+ * driver that can measure.
+ */
+bool bdrv_measure(BlockDriver *drv, QDict *opts, BlockDriverState *in, int64_t size,
+                  BlockMeasureInfo *info, Error **errp);
 bool bdrv_driver_can_amend(const BlockDriver *drv);
 bool bdrv_driver_supports_backing(const BlockDriver *drv);
 bool bdrv_driver_supports_compressed_writes(const BlockDriver *drv);

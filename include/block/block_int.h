@@ -2,10 +2,13 @@
 /*
  * The driver interface.  Every format (raw, qcow, qcow2, luks, ...) and
  * protocol (file, blkdebug) fills one BlockDriver and registers it with
- * bdrv_register().  Drivers never call each other's callbacks directly: they
- * do I/O on their children (bs->file, bs->backing) through the public
- * bdrv_pread()/bdrv_pwrite() family, so every request of every node passes
- * the core's checks.
+ * bdrv_register() from its own file (BLOCK_DRIVER_INIT).  What the core and
+ * the tools need to know of a driver it declares here (its thread model,
+ * whether a new image reads as zeroes, how to measure one, ...), so that
+ * nothing outside block/ decides by a driver's name.  Drivers never call
+ * each other's callbacks directly: they do I/O on their children
+ * (bs->file, bs->backing) through the public bdrv_pread()/bdrv_pwrite()
+ * family, so every request of every node passes the core's checks.
  */
 #ifndef BLOCK_BLOCK_INT_H
 #define BLOCK_BLOCK_INT_H
@@ -94,7 +97,7 @@ struct BlockDriverState {
     /*
      * Requests running in coroutines (docs/concurrency.md): how many are
      * in flight, and the lock that runs them one at a time on a node whose
-     * driver does not declare concurrent_requests.  The lock is taken
+     * driver declares BDRV_THREAD_MODEL_SERIALIZE_REQUESTS.  The lock is taken
      * again, not waited for, by a request the holder makes to the same
      * node (a format reading its own VM state, a notifier).
      */
@@ -237,6 +240,27 @@ struct BlockDriverState {
     uint64_t flushed_gen;
 };
 
+/*
+ * What a driver's request callbacks may do at the same time on one node,
+ * declared by the driver (as an nbdkit plugin declares its thread model),
+ * so that the core, and not its callers guessing from driver names,
+ * decides how requests may overlap.
+ */
+typedef enum BdrvThreadModel {
+    /*
+     * One request at a time per node: the core holds the node's request
+     * lock around each.  The default, for drivers whose state a second
+     * request could find half-changed.
+     */
+    BDRV_THREAD_MODEL_SERIALIZE_REQUESTS = 0,
+    /*
+     * Several requests of one node at once: each request is a coroutine,
+     * and they interleave wherever one waits for I/O (docs/concurrency.md);
+     * the driver orders what must be ordered itself.
+     */
+    BDRV_THREAD_MODEL_PARALLEL,
+} BdrvThreadModel;
+
 typedef struct BlockDriver {
     const char *format_name;
     size_t instance_size;
@@ -257,6 +281,18 @@ typedef struct BlockDriver {
 
     /* Score 0..100 of how surely @buf (the first bytes) is this format. */
     int (*bdrv_probe)(const uint8_t *buf, int buf_size, const char *filename);
+    /*
+     * The format probing settles on when no driver's bdrv_probe claims the
+     * image (raw).  Such a guess is dangerous for writes: the core warns
+     * about it and restricts writes to the image's first sector.
+     */
+    bool is_probe_fallback;
+    /*
+     * Protocol drivers: whether @filename, given with no driver, is one of
+     * theirs by what it is on the host (host_device: a block or character
+     * device), ahead of the plain "file" protocol.
+     */
+    bool (*bdrv_probe_device)(const char *filename);
 
     /*
      * Protocol drivers: open @filename.  Format drivers: read the header from
@@ -280,14 +316,8 @@ typedef struct BlockDriver {
     int (*bdrv_flush)(BlockDriverState *bs, Error **errp);
     /* Flags this driver honours in pwrite (BDRV_REQ_*). */
     int supported_write_flags;
-    /*
-     * The driver's request callbacks may run for several requests of one
-     * node at once: each request is a coroutine, and they interleave
-     * wherever one waits for I/O (docs/concurrency.md).  A driver without
-     * it gets its requests one at a time per node (the core holds the
-     * node's request lock around them).
-     */
-    bool concurrent_requests;
+    /* How requests of one node may overlap in the driver (see BdrvThreadModel). */
+    BdrvThreadModel thread_model;
     /*
      * blockdev-reopen refuses nodes of this driver, as QEMU 7.2 does for
      * drivers without a reopen handler (quorum, blkverify: their children
@@ -314,6 +344,30 @@ typedef struct BlockDriver {
     int64_t (*bdrv_get_allocated_file_size)(BlockDriverState *bs);
     int (*bdrv_truncate)(BlockDriverState *bs, int64_t offset, bool exact,
                          PreallocMode prealloc, Error **errp);
+
+    /*
+     * Optional: whether an image this driver has just created reads as
+     * zeroes wherever nothing was written yet, so that a copy into it
+     * may skip zeroes (qemu-img convert).  Without it: yes, unless the
+     * node is encrypted and has data clusters allocated (preallocated
+     * ciphertext was never written, it reads as noise).
+     */
+    bool (*bdrv_has_zero_init)(BlockDriverState *bs);
+    /*
+     * Optional: the sizes an image of this format with creation options
+     * @opts (already validated against create_opts) would take, for an
+     * image of @size bytes holding the data of @in (NULL: no input,
+     * only the image's size is known).  Formats without it cannot be
+     * measured.
+     */
+    bool (*bdrv_measure)(QDict *opts, BlockDriverState *in, int64_t size,
+                         BlockMeasureInfo *info, Error **errp);
+    /*
+     * The node's data is its file's bytes, unchanged, at the offsets its
+     * block status maps (raw): a copy between two such nodes may be done
+     * by the host between their files (copy offloading).
+     */
+    bool data_unchanged_in_file;
 
     /* Creates the image; opts are validated against create_opts. */
     int (*bdrv_create)(const char *filename, QDict *opts, Error **errp);
@@ -524,6 +578,14 @@ typedef struct BlockDriver {
 
 void bdrv_register(BlockDriver *drv);
 /*
+ * Each driver file registers its drivers itself, before main() runs:
+ * BLOCK_DRIVER_INIT(fn) { bdrv_register(&...); }.  Every program and test
+ * links the whole block library (link_whole in meson.build), so each of
+ * these runs; the core keeps no list of drivers.
+ */
+#define BLOCK_DRIVER_INIT(fn) \
+    static void __attribute__((constructor)) fn(void)
+/*
  * The name under which nodes of @drv take their bs->file child in options
  * ("file"; blkdebug's "image", blkverify's "test"), or NULL when they have
  * none (a protocol node opens a file name, not a child).
@@ -546,6 +608,16 @@ BlockDriverState *bdrv_open_file(const char *filename, QDict *options, int flags
  */
 int bdrv_read_backing_or_zeroes(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
                                 uint8_t *buf, Error **errp);
+/*
+ * For the formats' bdrv_measure (block/format-common.c): the
+ * "preallocation" creation option of @opts, if given, parsed into *@mode
+ * (left alone otherwise); and the bytes of the LUKS header an encrypted
+ * image starts with, its options under @prefix checked as creating the
+ * image checks them, its secret looked up (it must exist).
+ */
+bool bdrv_measure_prealloc(QDict *opts, PreallocMode *mode, Error **errp);
+bool bdrv_measure_luks_header(QDict *opts, const char *prefix, uint64_t *bytes,
+                              Error **errp);
 /*
  * For filter drivers (block/filter-common.c): the "file" child of a filter
  * that opens it itself (from "file": NODE, or "file.*" and the file name
@@ -679,29 +751,10 @@ BlockDriverState *bdrv_mirror_top_new(BlockDriverState *source, const char *node
 BlockDriverState *bdrv_commit_top_new(BlockDriverState *top, const char *node_name,
                                       Error **errp);
 
-/* True when @filename is a block or character device (host_device's files). */
-bool file_is_host_device(const char *filename);
 
-/* Registration hooks of the built-in drivers, called by bdrv_init(). */
-void bdrv_file_init(void);
 /* bdrv_copy_range() between two file or host device nodes (block/file-posix.c). */
 int file_posix_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *dst,
                           int64_t dst_off, int64_t bytes, Error **errp);
-void bdrv_raw_init(void);
-void bdrv_qcow2_init(void);
-void bdrv_qcow_init(void);
-void bdrv_luks_init(void);
-void bdrv_blkdebug_init(void);
-void bdrv_null_init(void);
-void bdrv_nbd_init(void);
-void bdrv_bochs_init(void);
-void bdrv_vmdk_init(void);
-void bdrv_blkverify_init(void);
-void bdrv_compress_init(void);
-void bdrv_copy_before_write_init(void);
-void bdrv_throttle_init(void);
-void bdrv_copy_on_read_init(void);
-void bdrv_mirror_top_init(void);
 /*
  * A read of @bs, whose copy_on_read is set: what @bs does not hold is
  * copied into it.  Returns true (and the read's result in *@ret) when it
@@ -710,8 +763,6 @@ void bdrv_mirror_top_init(void);
  */
 bool bdrv_copy_on_read_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                              int flags, int *ret, Error **errp);
-void bdrv_quorum_init(void);
-void bdrv_preallocate_init(void);
 
 /*
  * Sets the deadline (g_get_monotonic_time() * 1000 nanoseconds, 0: none) of
