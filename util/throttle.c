@@ -27,7 +27,8 @@ struct ThrottleGroup {
     ThrottleBucket b[THROTTLE_BUCKETS];
     ThrottleLimits limits;  /* as given */
     int64_t iops_size;      /* 0: every request is one operation */
-    int64_t last_ns;        /* when the buckets were last drained */
+    QEMUClockType clock;    /* what times the limits, chosen when the group is made */
+    int64_t last_ns;        /* when the buckets were last drained, on that clock */
     int users;
     char *drive_group;      /* a group of drives: its name; NULL: an object */
     GQueue waiters[2];      /* coroutines waiting, reads and writes, first come first */
@@ -38,9 +39,24 @@ GQueue *throttle_group_waiters(ThrottleGroup *tg, bool is_write)
     return &tg->waiters[is_write];
 }
 
-static int64_t now_ns(void)
+static int64_t now_ns(const ThrottleGroup *tg)
 {
-    return g_get_monotonic_time() * 1000;
+    return qemu_clock_now_ns(tg->clock);
+}
+
+QEMUClockType throttle_group_clock(const ThrottleGroup *tg)
+{
+    return tg->clock;
+}
+
+/* A new group times its limits as QEMU's do: on the virtual clock under qtest. */
+static ThrottleGroup *throttle_group_new(void)
+{
+    ThrottleGroup *tg = g_new0(ThrottleGroup, 1);
+
+    tg->clock = qemu_clock_rate_limit_type();
+    tg->last_ns = now_ns(tg);
+    return tg;
 }
 
 /*
@@ -226,9 +242,8 @@ static void *throttle_group_create(const char *id, const QDict *props, Error **e
     if (!throttle_limits_check(&l, errp)) {
         goto out;
     }
-    tg = g_new0(ThrottleGroup, 1);
+    tg = throttle_group_new();
     set_limits(tg, &l);
-    tg->last_ns = now_ns();
 
 out:
     qobject_unref(p);
@@ -288,9 +303,8 @@ ThrottleGroup *throttle_group_join(const char *name, const ThrottleLimits *l)
         if (!drive_groups) {
             drive_groups = g_hash_table_new(g_str_hash, g_str_equal);
         }
-        tg = g_new0(ThrottleGroup, 1);
+        tg = throttle_group_new();
         tg->drive_group = g_strdup(name);
-        tg->last_ns = now_ns();
         g_hash_table_insert(drive_groups, tg->drive_group, tg);
     }
     set_limits(tg, l);
@@ -310,7 +324,7 @@ void throttle_group_leave(ThrottleGroup *tg)
 /* Drains every bucket for the time passed since the last call. */
 static void leak(ThrottleGroup *tg)
 {
-    int64_t now = now_ns();
+    int64_t now = now_ns(tg);
     double secs = (now - tg->last_ns) / 1e9;
 
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {
