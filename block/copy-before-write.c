@@ -497,11 +497,15 @@ static int snapshot_access_flush(BlockDriverState *bs, Error **errp)
 
 /*
  * The filter below keeps the point-in-time view whatever its parents
- * write: the reader lets them write (a format would not).
+ * write: the reader lets them write (a format would not).  Nor does it
+ * need anything of the filter, not even write when it is opened
+ * read-write (it never writes), as QEMU's takes nothing: the filter's
+ * users (a device that unshares write) do not stand in its way.
  */
 static void snapshot_access_child_perm(BlockDriverState *bs, uint64_t *perm,
                                        uint64_t *shared)
 {
+    *perm = 0;
     *shared = BLK_PERM_ALL;
 }
 
