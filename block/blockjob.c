@@ -354,16 +354,19 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
                        Error **errp)
 {
     BlockJob *job;
-    /* As QEMU, a job named by a node of a drive takes the drive's name. */
-    const char *id = job_id ? job_id
-                     : bs && *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : device;
+    /*
+     * As QEMU, a job without an id takes its node's drive name; a node no
+     * drive names gives none (QEMU's "Invalid job ID ''"), whatever name
+     * the command found the node by.
+     */
+    const char *id = job_id ? job_id : bs ? bdrv_get_device_name(bs) : device;
 
     if (bs && !block_job_check_nodes_free(&bs, 1, device, errp)) {
         return NULL;
     }
-    if (job_id && !qemu_id_wellformed(job_id)) {
+    if (id && !qemu_id_wellformed(id)) {
         /* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
-        error_setg(errp, "Invalid job ID '%s'", job_id);
+        error_setg(errp, "Invalid job ID '%s'", id);
         return NULL;
     }
     if (speed < 0) {
