@@ -3914,6 +3914,7 @@ typedef struct ThrottleDefer {
     Coroutine *co;
     int depth;
     int64_t debt_ns;
+    QEMUClockType debt_clock;   /* the clock of the throttle owed the longest wait */
 } ThrottleDefer;
 static __thread GSList *throttle_defers;
 static __thread uint64_t throttle_debts;
@@ -3947,27 +3948,37 @@ void bdrv_throttle_defer_begin(void)
     d->depth++;
 }
 
-int64_t bdrv_throttle_defer_end(void)
+int64_t bdrv_throttle_defer_end(QEMUClockType *clock)
 {
     ThrottleDefer *d = throttle_defer_find();
     int64_t debt;
 
     assert(d && d->depth > 0);
     if (--d->depth > 0) {
+        *clock = QEMU_CLOCK_REALTIME;
         return 0;
     }
     debt = d->debt_ns;
+    *clock = d->debt_clock;
     throttle_defers = g_slist_remove(throttle_defers, d);
     g_free(d);
     return debt;
 }
 
-void bdrv_throttle_defer_add(int64_t debt_ns)
+static void throttle_defer_owe(ThrottleDefer *d, int64_t debt_ns, QEMUClockType clock)
+{
+    if (debt_ns > d->debt_ns) {
+        d->debt_ns = debt_ns;
+        d->debt_clock = clock;
+    }
+}
+
+void bdrv_throttle_defer_add(int64_t debt_ns, QEMUClockType clock)
 {
     ThrottleDefer *d = throttle_defer_find();
 
     if (d) {
-        d->debt_ns = MAX(d->debt_ns, debt_ns);
+        throttle_defer_owe(d, debt_ns, clock);
     }
 }
 
@@ -3975,6 +3986,78 @@ static gboolean throttle_co_wake(gpointer opaque)
 {
     qemu_coroutine_enter(opaque);
     return G_SOURCE_REMOVE;
+}
+
+static void throttle_timer_wake(void *opaque)
+{
+    qemu_coroutine_enter(opaque);
+}
+
+static void throttle_timer_nop(void *opaque)
+{
+}
+
+/*
+ * Sleeps until @clock reaches @until, or fails (false) when the request's
+ * real-time @deadline (0: none) comes first.  Inside a coroutine the
+ * coroutine yields; outside, a wait on the real clock blocks the thread
+ * (as such a request blocks its caller anyway), while a wait on a virtual
+ * clock runs the main loop, for only the test's clock_step, which comes
+ * through it, can end the wait.
+ */
+static bool throttle_sleep(QEMUClockType clock, int64_t until, int64_t deadline)
+{
+    bool co = qemu_in_coroutine();
+    QEMUTimerCB *cb = co ? throttle_timer_wake : throttle_timer_nop;
+    void *self = qemu_coroutine_self();
+    QEMUTimer *wake, *expire = NULL;
+    bool reached;
+
+    if (!co && clock == QEMU_CLOCK_REALTIME) {
+        int64_t now = qemu_clock_now_ns(clock);
+
+        if (deadline && until > deadline) {
+            if (deadline > now) {
+                g_usleep((deadline - now) / 1000);
+            }
+            return false;
+        }
+        if (until > now) {
+            g_usleep((until - now + 999) / 1000);
+        }
+        return true;
+    }
+    wake = qemu_timer_new(clock, cb, self);
+    qemu_timer_arm(wake, until);
+    if (deadline) {
+        expire = qemu_timer_new(QEMU_CLOCK_REALTIME, cb, self);
+        qemu_timer_arm(expire, deadline);
+    }
+    for (;;) {
+        reached = qemu_clock_now_ns(clock) >= until;
+        if (reached || (deadline && qemu_clock_now_ns(QEMU_CLOCK_REALTIME) >= deadline)) {
+            break;
+        }
+        if (co) {
+            qemu_coroutine_yield();
+        } else {
+            g_main_context_iteration(NULL, TRUE);
+        }
+    }
+    qemu_timer_free(wake);
+    qemu_timer_free(expire);
+    return reached;
+}
+
+/*
+ * The coroutines whose requests wait in a throttle's queue on a virtual
+ * clock that only a test steps: nothing else will let them go.
+ */
+static GHashTable *test_clock_waiters;
+
+bool bdrv_throttle_held_by_test_clock(Coroutine *co)
+{
+    return test_clock_waiters && g_hash_table_contains(test_clock_waiters, co);
 }
 
 /*
@@ -3988,6 +4071,7 @@ static gboolean throttle_co_wake(gpointer opaque)
 static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
     GQueue *q = throttle_group_waiters(tg, is_write);
+    QEMUClockType clock = throttle_group_clock(tg);
     Coroutine *self = qemu_coroutine_self();
     int ret = 0;
 
@@ -3996,9 +4080,14 @@ static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Err
         return 0;
     }
     g_queue_push_tail(q, self);
+    if (clock == QEMU_CLOCK_VIRTUAL && qemu_clock_virtual_is_manual()) {
+        if (!test_clock_waiters) {
+            test_clock_waiters = g_hash_table_new(NULL, NULL);
+        }
+        g_hash_table_add(test_clock_waiters, self);
+    }
     for (;;) {
-        int64_t wait, deadline = request_deadline;
-        int64_t now = g_get_monotonic_time() * 1000;
+        int64_t wait;
 
         if (g_queue_peek_head(q) != self) {
             qemu_coroutine_yield();     /* the one before wakes us when it goes */
@@ -4008,20 +4097,17 @@ static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Err
         if (wait <= 0) {
             break;
         }
-        if (deadline && now + wait > deadline) {
-            /* It cannot go in time: it fails at its deadline, as outside coroutines. */
-            if (deadline > now) {
-                g_timeout_add((deadline - now) / 1000000 + 1, throttle_co_wake, self);
-                qemu_coroutine_yield();
-            }
+        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline)) {
+            /* It cannot go in time: it fails at its deadline. */
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             ret = -ETIMEDOUT;
             break;
         }
-        g_timeout_add(wait / 1000000 + 1, throttle_co_wake, self);
-        qemu_coroutine_yield();
     }
     g_queue_pop_head(q);
+    if (test_clock_waiters) {
+        g_hash_table_remove(test_clock_waiters, self);
+    }
     if (!g_queue_is_empty(q)) {
         g_idle_add(throttle_co_wake, g_queue_peek_head(q));
     }
@@ -4034,6 +4120,7 @@ static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Err
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
 {
     ThrottleDefer *d = throttle_defer_find();
+    QEMUClockType clock = throttle_group_clock(tg);
     int64_t wait;
 
     if (d) {
@@ -4041,7 +4128,7 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
 
         throttle_group_account(tg, is_write, bytes);
         debt = throttle_group_wait_ns(tg, is_write, bytes);
-        d->debt_ns = MAX(d->debt_ns, debt);
+        throttle_defer_owe(d, debt, clock);
         throttle_debts += debt > 0;
         return 0;
     }
@@ -4049,17 +4136,10 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
         return throttle_co_wait(tg, is_write, bytes, errp);
     }
     while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
-        int64_t deadline = request_deadline;
-        int64_t now = g_get_monotonic_time() * 1000;
-
-        if (deadline && now + wait > deadline) {
-            if (deadline > now) {
-                g_usleep((deadline - now) / 1000);
-            }
+        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline)) {
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             return -ETIMEDOUT;
         }
-        g_usleep(wait / 1000 + 1);
     }
     throttle_group_account(tg, is_write, bytes);
     return 0;

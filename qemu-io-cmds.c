@@ -1219,9 +1219,29 @@ static void aio_request_start(AioRequest *r)
  * waited for: the breakpoint's user orchestrates what runs (as QEMU's
  * qemu-io, which never waits for aio requests before a command).
  */
+static int aio_held_by_test_clock(void)
+{
+    GHashTableIter it;
+    gpointer co;
+    int n = 0;
+
+    if (!aio_users) {
+        return 0;
+    }
+    g_hash_table_iter_init(&it, aio_users);
+    while (g_hash_table_iter_next(&it, &co, NULL)) {
+        n += bdrv_throttle_held_by_test_clock(co);
+    }
+    return n;
+}
+
 void qemuio_drain(void)
 {
-    while (aio_in_flight && !bdrv_debug_suspended_requests()) {
+    /*
+     * Nor are those that a throttle holds until a test steps the virtual
+     * clock (qtest): the test steps it once the command has returned.
+     */
+    while (aio_in_flight > aio_held_by_test_clock() && !bdrv_debug_suspended_requests()) {
         g_main_context_iteration(NULL, TRUE);
     }
 }

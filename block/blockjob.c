@@ -354,16 +354,19 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
                        Error **errp)
 {
     BlockJob *job;
-    /* As QEMU, a job named by a node of a drive takes the drive's name. */
-    const char *id = job_id ? job_id
-                     : bs && *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs) : device;
+    /*
+     * As QEMU, a job without an id takes its node's drive name; a node no
+     * drive names gives none (QEMU's "Invalid job ID ''"), whatever name
+     * the command found the node by.
+     */
+    const char *id = job_id ? job_id : bs ? bdrv_get_device_name(bs) : device;
 
     if (bs && !block_job_check_nodes_free(&bs, 1, device, errp)) {
         return NULL;
     }
-    if (job_id && !qemu_id_wellformed(job_id)) {
+    if (id && !qemu_id_wellformed(id)) {
         /* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
-        error_setg(errp, "Invalid job ID '%s'", job_id);
+        error_setg(errp, "Invalid job ID '%s'", id);
         return NULL;
     }
     if (speed < 0) {
@@ -507,6 +510,7 @@ static void job_free(BlockJob *job)
     g_free(job->error_msg);
     g_free(job->id);
     g_free(job->device);
+    qemu_timer_free(job->throttle_timer);
     g_free(job);
 }
 
@@ -538,6 +542,9 @@ static void unschedule(BlockJob *job)
         g_source_remove(job->source_id);
         job->source_id = 0;
     }
+    if (job->throttle_timer) {
+        qemu_timer_cancel(job->throttle_timer);
+    }
 }
 
 static void schedule_in(BlockJob *job, int64_t delay_ms)
@@ -555,10 +562,24 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     }
 }
 
-/* When the speed limit and the throttles the job's I/O went through allow its next step. */
+/* When the speed limit allows the job's next step (real time). */
 static int64_t next_step_ns(BlockJob *job)
 {
-    return MAX(job->speed > 0 ? job->next_ns : 0, job->throttled_ns);
+    return job->speed > 0 ? job->next_ns : 0;
+}
+
+/* Whether the throttles the job's I/O went through still hold its next step back. */
+static bool throttle_holds(BlockJob *job)
+{
+    return job->throttle_timer &&
+           qemu_clock_now_ns(qemu_timer_clock(job->throttle_timer)) < job->throttled_ns;
+}
+
+static void schedule_next(BlockJob *job);
+
+static void job_throttle_passed(void *opaque)
+{
+    schedule_next(opaque);
 }
 
 static void schedule_next(BlockJob *job)
@@ -566,7 +587,16 @@ static void schedule_next(BlockJob *job)
     int64_t now = g_get_monotonic_time() * 1000;
     int64_t next = next_step_ns(job);
 
-    if (next > now) {
+    if (throttle_holds(job)) {
+        /*
+         * On the throttle's clock (the test's virtual clock under qtest),
+         * then the speed limit's turn.
+         */
+        unschedule(job);
+        if (!job->finished) {
+            qemu_timer_arm(job->throttle_timer, job->throttled_ns);
+        }
+    } else if (next > now) {
         schedule_in(job, (next - now + 999999) / 1000000);
     } else {
         schedule_in(job, 0);
@@ -900,7 +930,7 @@ static void job_step_co(void *opaque)
 
     bdrv_throttle_defer_begin();
     job->step_n = job->driver->step(job, job->step_budget, &job->step_done, &job->step_err);
-    job->step_throttled = bdrv_throttle_defer_end();
+    job->step_throttled = bdrv_throttle_defer_end(&job->step_throttle_clock);
     job->co = NULL;
     bdrv_background_coroutine_end();
     if (job->step_async && !job->step_waited) {
@@ -1024,7 +1054,16 @@ static bool job_take_step(BlockJob *job)
         return true;
     }
     if (job->step_throttled > 0) {
-        job->throttled_ns = g_get_monotonic_time() * 1000 + job->step_throttled;
+        QEMUClockType clock = job->step_throttle_clock;
+
+        if (job->throttle_timer && qemu_timer_clock(job->throttle_timer) != clock) {
+            qemu_timer_free(job->throttle_timer);
+            job->throttle_timer = NULL;
+        }
+        if (!job->throttle_timer) {
+            job->throttle_timer = qemu_timer_new(clock, job_throttle_passed, job);
+        }
+        job->throttled_ns = qemu_clock_now_ns(clock) + job->step_throttled;
     }
     if (job->cancelled && !(job->ready && !job->force_cancel)) {
         /* Cancelled while the step was in flight: it ends now. */
@@ -1527,11 +1566,21 @@ int block_job_run_sync(BlockJob *job, Error **errp)
             g_main_context_iteration(NULL, TRUE);
         }
         if (ret == -EINPROGRESS && !job->finished) {
-            /* Honour the speed limit even when synchronous. */
+            /* Honour the speed limit and the throttles even when synchronous. */
             int64_t now = g_get_monotonic_time() * 1000;
             unschedule(job);
             if (next_step_ns(job) > now) {
                 g_usleep((next_step_ns(job) - now) / 1000);
+            }
+            while (throttle_holds(job)) {
+                QEMUClockType clock = qemu_timer_clock(job->throttle_timer);
+
+                if (clock == QEMU_CLOCK_REALTIME) {
+                    g_usleep((job->throttled_ns - qemu_clock_now_ns(clock) + 999) / 1000);
+                } else {
+                    /* Only a test's clock_step, through the main loop, moves it. */
+                    g_main_context_iteration(NULL, TRUE);
+                }
             }
         }
     }

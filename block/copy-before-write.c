@@ -16,7 +16,9 @@
  *   cbw-timeout            seconds a copy may take (0: no limit); a copy
  *                          that takes longer fails with ETIMEDOUT, handled
  *                          as on-cbw-error says
- *   bitmap                 not supported: refused
+ *   bitmap                 {node, name}: only the clusters dirty in that
+ *                          bitmap are copied (and make the point-in-time
+ *                          view); it is read once, when the filter opens
  *
  * snapshot-access ("file": a copy-before-write node) reads that
  * point-in-time view: copied clusters from the target, the others from the
@@ -111,7 +113,7 @@ static BlockDriverState *open_child(QDict *options, const char *name, int flags,
  * (the monitors list the newest first).
  */
 static bool cbw_create_bitmaps(BlockDriverState *bs, BDRVCopyBeforeWriteState *s,
-                               Error **errp)
+                               BdrvDirtyBitmap *only, Error **errp)
 {
     BlockDriverInfo bdi = { 0 };
 
@@ -124,7 +126,14 @@ static bool cbw_create_bitmaps(BlockDriverState *bs, BDRVCopyBeforeWriteState *s
         return false;
     }
     bdrv_dirty_bitmap_set_enabled(s->copy_bitmap, false);
-    bdrv_set_dirty_bitmap(s->copy_bitmap, 0, s->size);
+    if (only) {
+        /* Later changes to the user's bitmap do not matter: its bits now. */
+        if (!bdrv_merge_dirty_bitmap(s->copy_bitmap, only, errp)) {
+            return false;
+        }
+    } else {
+        bdrv_set_dirty_bitmap(s->copy_bitmap, 0, s->size);
+    }
     s->done_bitmap = bdrv_create_dirty_bitmap(bs, s->cluster_size, NULL, errp);
     if (!s->done_bitmap) {
         return false;
@@ -146,15 +155,59 @@ static int cbw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
     json_t *timeout = json_object_get(options, "cbw-timeout");
     int64_t target_len;
 
-    const char *key;
-    json_t *value;
+    json_t *bitmap = json_object_get(options, "bitmap");
+    g_autofree char *bitmap_node = NULL, *bitmap_name = NULL;
+    BdrvDirtyBitmap *only = NULL;
 
-    json_object_foreach(options, key, value) {
-        if (!strcmp(key, "bitmap") || g_str_has_prefix(key, "bitmap.")) {
-            error_setg(errp, "copy-before-write: the 'bitmap' option is not "
-                       "supported here (there are no dirty bitmaps)");
-            return -ENOTSUP;
+    /* {"node", "name"}: nested (QMP) or flattened (bitmap.node=...). */
+    if (bitmap && !json_is_object(bitmap)) {
+        error_setg(errp, "Invalid parameter type for 'bitmap', expected: object");
+        return -EINVAL;
+    }
+    if (bitmap || qdict_haskey(options, "bitmap.node") || qdict_haskey(options, "bitmap.name")) {
+        json_t *node = bitmap ? json_object_get(bitmap, "node")
+                              : json_object_get(options, "bitmap.node");
+        json_t *name = bitmap ? json_object_get(bitmap, "name")
+                              : json_object_get(options, "bitmap.name");
+        size_t extra = bitmap ? json_object_size(bitmap) - !!node - !!name : 0;
+
+        if (!node || !name) {
+            error_setg(errp, "Parameter 'bitmap.%s' is missing", node ? "name" : "node");
+            return -EINVAL;
         }
+        if (!json_is_string(node) || !json_is_string(name)) {
+            error_setg(errp, "Invalid parameter type for 'bitmap.%s', expected: string",
+                       json_is_string(node) ? "name" : "node");
+            return -EINVAL;
+        }
+        if (extra) {
+            const char *k;
+            json_t *v;
+
+            json_object_foreach(bitmap, k, v) {
+                if (strcmp(k, "node") && strcmp(k, "name")) {
+                    error_setg(errp, "Parameter 'bitmap.%s' is unexpected", k);
+                    return -EINVAL;
+                }
+            }
+        }
+        if (!bitmap) {
+            const char *k;
+            json_t *v;
+
+            json_object_foreach(options, k, v) {
+                if (g_str_has_prefix(k, "bitmap.") && strcmp(k, "bitmap.node") &&
+                    strcmp(k, "bitmap.name")) {
+                    error_setg(errp, "Parameter '%s' is unexpected", k);
+                    return -EINVAL;
+                }
+            }
+        }
+        bitmap_node = g_strdup(json_string_value(node));
+        bitmap_name = g_strdup(json_string_value(name));
+        qdict_del(options, "bitmap");
+        qdict_del(options, "bitmap.node");
+        qdict_del(options, "bitmap.name");
     }
     if (on_error) {
         if (!strcmp(on_error, "break-snapshot")) {
@@ -201,7 +254,13 @@ static int cbw_open(BlockDriverState *bs, QDict *options, int flags, Error **err
                    "(%" PRId64 " < %" PRId64 " bytes)", target_len, s->size);
         return -EINVAL;
     }
-    if (!cbw_create_bitmaps(bs, s, errp)) {
+    if (bitmap_node) {
+        only = block_dirty_bitmap_lookup(bitmap_node, bitmap_name, NULL, errp);
+        if (!only) {
+            return -EINVAL;
+        }
+    }
+    if (!cbw_create_bitmaps(bs, s, only, errp)) {
         return -EINVAL;
     }
     g_strlcpy(bs->filename, bs->file->filename, sizeof(bs->filename));
@@ -497,11 +556,15 @@ static int snapshot_access_flush(BlockDriverState *bs, Error **errp)
 
 /*
  * The filter below keeps the point-in-time view whatever its parents
- * write: the reader lets them write (a format would not).
+ * write: the reader lets them write (a format would not).  Nor does it
+ * need anything of the filter, not even write when it is opened
+ * read-write (it never writes), as QEMU's takes nothing: the filter's
+ * users (a device that unshares write) do not stand in its way.
  */
 static void snapshot_access_child_perm(BlockDriverState *bs, uint64_t *perm,
                                        uint64_t *shared)
 {
+    *perm = 0;
     *shared = BLK_PERM_ALL;
 }
 

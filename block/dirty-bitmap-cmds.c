@@ -370,6 +370,7 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
     for (i = 0; i < n; i++) {
         txn_undo_free(&undo[i]);
     }
+    block_snapshot_release_held();
     return ok ? qdict_new() : NULL;
 }
 

@@ -273,10 +273,25 @@ BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node)
 }
 
 static bool defer_read_only;
+/*
+ * The new nodes of a transaction's snapshot-sync actions: held until the
+ * transaction ends, as QEMU holds them, so that a later action sees the
+ * overlay on its node even when nothing else takes it (a node no drive
+ * uses): "Node 'X' is busy: node is used as backing hd of 'Y'".
+ */
+static GPtrArray *held_overlays;
 
 void block_snapshot_defer_read_only(bool defer)
 {
     defer_read_only = defer;
+}
+
+void block_snapshot_release_held(void)
+{
+    if (held_overlays) {
+        g_ptr_array_free(held_overlays, TRUE);
+        held_overlays = NULL;
+    }
 }
 
 /*
@@ -396,7 +411,14 @@ static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
     }
     ok = snapshot_check(node, overlay, errp) && snapshot_attach(node, overlay, errp);
     /* The drives (or backing links) that took the overlay hold it now. */
-    bdrv_unref(overlay);
+    if (ok && defer_read_only) {
+        if (!held_overlays) {
+            held_overlays = g_ptr_array_new_with_free_func((GDestroyNotify)bdrv_unref);
+        }
+        g_ptr_array_add(held_overlays, overlay);
+    } else {
+        bdrv_unref(overlay);
+    }
     if (ok && !defer_read_only) {
         block_snapshot_settle(node);
     }

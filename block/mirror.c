@@ -157,6 +157,7 @@ struct MirrorOp {
     int ret;
     bool done;
     int64_t throttle_debt_ns;
+    QEMUClockType throttle_debt_clock;
     bool err_is_read;
     Error *err;
 };
@@ -196,7 +197,7 @@ static void mirror_op_co(void *opaque)
                                    s->is_commit ? BLOCK_JOB_COPY_ALLOCATED_ONLY : 0,
                                    NULL, buf, &op->err);
     op->err_is_read = s->common.err_is_read;
-    op->throttle_debt_ns = bdrv_throttle_defer_end();
+    op->throttle_debt_ns = bdrv_throttle_defer_end(&op->throttle_debt_clock);
     op->done = true;
     /* The turn passes to the first op not done. */
     while (op->batch->write_turn < op->batch->n &&
@@ -283,7 +284,7 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
     s->batch = NULL;
     s->inflight_start = s->inflight_end = 0;
     for (int i = 0; i < n; i++) {
-        bdrv_throttle_defer_add(ops[i].throttle_debt_ns);
+        bdrv_throttle_defer_add(ops[i].throttle_debt_ns, ops[i].throttle_debt_clock);
         if (ops[i].ret < 0) {
             dirty_map_set(s->dirty, ops[i].start, ops[i].len);
             if (ret == 0) {

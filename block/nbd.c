@@ -20,7 +20,7 @@
  *   nbd:unix:PATH[:exportname=EXPORT]
  * Options: server.type (inet|unix), server.host, server.port, server.path,
  * export, reconnect-delay (seconds requests wait for a lost connection to
- * come back), tls-creds (a tls-creds-x509 object, client endpoint) and
+ * come back), open-timeout (seconds open keeps trying to connect), tls-creds (a tls-creds-x509 object, client endpoint) and
  * tls-hostname (see nbd_client_tls_setup()).
  */
 #include <errno.h>
@@ -70,6 +70,8 @@ typedef struct BDRVNBDState {
      * one coroutine at a time connect anew.
      */
     uint32_t reconnect_delay;
+    /* open-timeout (seconds): 0 tries once; otherwise open retries until then. */
+    uint32_t open_timeout;
     uint64_t generation;
     int64_t lost_since;
     CoMutex reconnect_lock;
@@ -565,12 +567,35 @@ static char *nbd_take_str(QDict *opts, const char *key)
     return ret;
 }
 
+/* A number of seconds @key of @opts (JSON number or text), QEMU's uint32. */
+static bool nbd_take_seconds(QDict *opts, const char *key, uint32_t *out, Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+    int64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (!json_is_string(v) || qemu_strtoi64(json_string_value(v), NULL, 10, &n) < 0) {
+        error_setg(errp, "Parameter '%s' expects a number", key);
+        return false;
+    }
+    if (n < 0 || n > UINT32_MAX) {
+        error_setg(errp, "Parameter '%s' expects uint32_t", key);
+        return false;
+    }
+    *out = n;
+    qdict_del(opts, key);
+    return true;
+}
+
 static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
 {
     const char *filename = qdict_get_try_str(opts, "filename");
     g_autofree char *type = NULL;
     g_autofree char *tls = NULL;
-    int64_t delay;
 
     qdict_flatten(opts);
     tls = nbd_take_str(opts, "tls-creds");
@@ -591,22 +616,9 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
                    "implemented)");
         return false;
     }
-    if (qdict_haskey(opts, "reconnect-delay")) {
-        json_t *v = json_object_get(opts, "reconnect-delay");
-
-        if (json_is_integer(v)) {
-            delay = json_integer_value(v);
-        } else if (!json_is_string(v) ||
-                   qemu_strtoi64(json_string_value(v), NULL, 10, &delay) < 0) {
-            error_setg(errp, "Parameter 'reconnect-delay' expects a number");
-            return false;
-        }
-        if (delay < 0 || delay > UINT32_MAX) {
-            error_setg(errp, "Parameter 'reconnect-delay' expects uint32_t");
-            return false;
-        }
-        s->reconnect_delay = delay;
-        qdict_del(opts, "reconnect-delay");
+    if (!nbd_take_seconds(opts, "reconnect-delay", &s->reconnect_delay, errp) ||
+        !nbd_take_seconds(opts, "open-timeout", &s->open_timeout, errp)) {
+        return false;
     }
 
     /*
@@ -962,6 +974,31 @@ out:
     return ok;
 }
 
+/*
+ * The first connection: tried once, or with open-timeout again and again
+ * (every 0.1 s) until it works or the timeout has passed, as QEMU 7.2
+ * documents it; the last attempt's error is the one reported.
+ */
+static struct nbd_handle *nbd_open_handle(BDRVNBDState *s, Error **errp)
+{
+    int64_t deadline = g_get_monotonic_time() + (int64_t)s->open_timeout * G_USEC_PER_SEC;
+
+    for (;;) {
+        Error *err = NULL;
+        struct nbd_handle *h = nbd_new_handle(s, &err);
+
+        if (h) {
+            return h;
+        }
+        if (!s->open_timeout || g_get_monotonic_time() >= deadline) {
+            error_propagate(errp, err);
+            return NULL;
+        }
+        error_free(err);
+        g_usleep(MIN(100 * 1000, MAX(0, deadline - g_get_monotonic_time())));
+    }
+}
+
 static int nbd_bdrv_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVNBDState *s = bs->opaque;
@@ -972,7 +1009,7 @@ static int nbd_bdrv_open(BlockDriverState *bs, QDict *options, int flags, Error 
         return -EINVAL;
     }
     nbd_set_filename(bs);
-    s->nbd = nbd_new_handle(s, errp);
+    s->nbd = nbd_open_handle(s, errp);
     if (!s->nbd) {
         return -EIO;
     }

@@ -952,6 +952,28 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
     return 0;
 }
 
+/*
+ * Reads the header extension area @ext (at @ext_start in the file, @avail
+ * bytes of it in the file) up to @upto, from where *@have says it was
+ * read so far.
+ */
+static int qcow2_ext_fill(BlockDriverState *bs, uint8_t *ext, int64_t ext_start, int64_t avail,
+                          int64_t *have, int64_t upto, Error **errp)
+{
+    int64_t end = MIN(upto, avail);
+    int ret;
+
+    if (end <= *have) {
+        return 0;
+    }
+    ret = bdrv_pread(bs->file, ext_start + *have, end - *have, ext + *have, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    *have = end;
+    return 0;
+}
+
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1086,21 +1108,25 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     ext_end = backing_off ? (int64_t)backing_off : s->cluster_size;
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
     if (ext_end > ext_start) {
-        int64_t off = 0, len = ext_end - ext_start;
+        int64_t off = 0, len = ext_end - ext_start, have = 0;
         int64_t avail = MAX(0, MIN(file_len, ext_end) - ext_start);
 
-        /* Bytes past the end of the file read as zeros (an end marker). */
+        /*
+         * Bytes past the end of the file read as zeros (an end marker).
+         * Each extension's header, then its data, is read as it comes, as
+         * QEMU reads them: not the rest of the cluster at once, which
+         * would count against a throttle above the file (QEMU's
+         * stream-error-on-reset opens through one).
+         */
         ext = g_malloc0(len);
-        if (avail > 0) {
-            ret = bdrv_pread(bs->file, ext_start, avail, ext, 0, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
         while (off < len) {
             uint32_t magic, elen;
             const uint8_t *data;
 
+            ret = qcow2_ext_fill(bs, ext, ext_start, avail, &have, MIN(len, off + 8), errp);
+            if (ret < 0) {
+                goto fail;
+            }
             /* Neither the extension header nor its data may cross ext_end. */
             if (len - off < 8 || ldl_be_p(ext + off + 4) > len - off - 8) {
                 error_setg(errp, "Header extension too large");
@@ -1112,6 +1138,10 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
             data = ext + off + 8;
             if (magic == QCOW2_EXT_END) {
                 break;
+            }
+            ret = qcow2_ext_fill(bs, ext, ext_start, avail, &have, off + 8 + elen, errp);
+            if (ret < 0) {
+                goto fail;
             }
             switch (magic) {
             case QCOW2_EXT_BACKING_FORMAT:

@@ -149,6 +149,12 @@ static BlockDriver bdrv_throttle = {
     .is_filter = true,
     .instance_size = sizeof(BDRVThrottleState),
     .is_protocol = true,
+    /*
+     * Requests wait in the group's queue, not behind one another on the
+     * node: a request held back by the limits must not hold back a job's
+     * copy (which the limits let through and bill to the job) as well.
+     */
+    .concurrent_requests = true,
     .file_child_name = "file",
     .bdrv_open = throttle_open,
     .bdrv_close = throttle_close,

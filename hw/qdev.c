@@ -17,6 +17,7 @@
 #include "block/block.h"
 #include "block/blockjob.h"
 #include "system/iothread.h"
+#include "qom/object.h"
 
 typedef struct DeviceModel {
     const char *name;
@@ -270,6 +271,10 @@ static char *device_next_backend_path(const DeviceModel *model, const char *id)
     /* usb-storage holds the drive itself while it is made: its own path. */
     if (model->bus_type == BUS_TYPE_PCI) {
         return g_strdup_printf("%s/virtio-backend", path);
+    }
+    /* A disk holding its drive itself is named by its id when it has one, as QEMU names it. */
+    if (id && (model->bus_type == BUS_TYPE_SCSI || model->bus_type == BUS_TYPE_IDE)) {
+        return g_strdup(id);
     }
     return g_steal_pointer(&path);
 }
@@ -1264,4 +1269,321 @@ json_t *qdev_qom_list(const char *path, Error **errp)
         json_decref(props);
     }
     return list;
+}
+
+/* ------------------------------------------------------------------ */
+/* qom-get, qom-set */
+
+typedef enum QomKind { QOM_CONTAINER, QOM_MACHINE, QOM_DEVICE, QOM_OBJECT } QomKind;
+
+typedef struct QomEntry {
+    char *path;
+    QomKind kind;
+    DeviceState *dev;
+    char *object_id;
+} QomEntry;
+
+static void qom_entry_free(gpointer p)
+{
+    QomEntry *e = p;
+
+    g_free(e->path);
+    g_free(e->object_id);
+    g_free(e);
+}
+
+static void qom_add(GPtrArray *all, const char *path, QomKind kind, DeviceState *dev,
+                    const char *object_id)
+{
+    QomEntry *e = g_new0(QomEntry, 1);
+
+    e->path = g_strdup(path);
+    e->kind = kind;
+    e->dev = dev;
+    e->object_id = g_strdup(object_id);
+    g_ptr_array_add(all, e);
+}
+
+static void qom_add_object(void *opaque, const char *id, const char *type)
+{
+    g_autofree char *path = g_strconcat("/objects/", id, NULL);
+
+    qom_add(opaque, path, QOM_OBJECT, NULL, id);
+}
+
+/* Whether the components of @path end with those of @tail. */
+static bool path_ends_with(const char *path, char **tail)
+{
+    g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+    guint n = g_strv_length(parts), m = g_strv_length(tail);
+
+    if (m > n) {
+        return false;
+    }
+    for (guint i = 0; i < m; i++) {
+        if (strcmp(parts[n - m + i], tail[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The object at QOM path @path: absolute ("/machine/peripheral/sda"), or
+ * partial ("sda", "peripheral/sda") when exactly one object's path ends
+ * so, as QEMU resolves them.  Empty components are ignored.
+ */
+static QomEntry *qom_resolve(GPtrArray *all, const char *path, Error **errp)
+{
+    g_auto(GStrv) raw = g_strsplit(path, "/", -1);
+    g_autoptr(GPtrArray) parts = g_ptr_array_new();
+    g_autoptr(GString) norm = g_string_new(NULL);
+    QomEntry *found = NULL;
+    int matches = 0;
+
+    static const char *const containers[] = {
+        "/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached", "/objects",
+    };
+    g_autoptr(GPtrArray) devs = g_ptr_array_new();
+
+    qom_add(all, "/", QOM_CONTAINER, NULL, NULL);
+    if (machine_name) {
+        qom_add(all, "/machine", QOM_MACHINE, NULL, NULL);
+        for (size_t i = 0; i < G_N_ELEMENTS(containers) - 1; i++) {
+            qom_add(all, containers[i], QOM_CONTAINER, NULL, NULL);
+        }
+        for (GList *l = all_buses; l; l = l->next) {
+            collect_devices(l->data, devs);
+        }
+        for (guint i = 0; i < devs->len; i++) {
+            DeviceState *d = g_ptr_array_index(devs, i);
+
+            qom_add(all, d->path, QOM_DEVICE, d, NULL);
+        }
+    }
+    qom_add(all, "/objects", QOM_CONTAINER, NULL, NULL);
+    user_creatable_foreach(qom_add_object, all);
+
+    for (int i = 0; raw[i]; i++) {
+        if (*raw[i]) {
+            g_ptr_array_add(parts, raw[i]);
+            g_string_append_printf(norm, "/%s", raw[i]);
+        }
+    }
+    g_ptr_array_add(parts, NULL);
+    if (path[0] == '/') {
+        const char *want = norm->len ? norm->str : "/";
+
+        for (guint i = 0; i < all->len; i++) {
+            QomEntry *e = g_ptr_array_index(all, i);
+
+            if (!strcmp(e->path, want)) {
+                found = e;
+                matches = 1;
+            }
+        }
+    } else if (parts->len > 1) {
+        for (guint i = 0; i < all->len; i++) {
+            QomEntry *e = g_ptr_array_index(all, i);
+
+            if (strcmp(e->path, "/") && path_ends_with(e->path, (char **)parts->pdata)) {
+                found = e;
+                matches++;
+            }
+        }
+    }
+    if (matches != 1) {
+        /* Nothing there, or several candidates: QEMU says not found either way. */
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
+        return NULL;
+    }
+    return found;
+}
+
+/* QEMU's type name for the machine ("pc" is an alias of the i440FX machine). */
+static const char *machine_qom_type(void)
+{
+    return !strcmp(machine_name, "pc") ? "pc-i440fx-7.2-machine" : "none-machine";
+}
+
+static bool model_has_prop(const DeviceModel *m, const char *name)
+{
+    for (size_t i = 0; m && m->props[i]; i++) {
+        if (!strcmp(m->props[i], name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The drive property as QEMU shows it: the drive's name, else its node's. */
+static json_t *device_drive_value(const DeviceState *d)
+{
+    DriveInfo *di = d->drive;
+
+    if (!di) {
+        return json_string("");
+    }
+    if (!di->anonymous && di->id && *di->id) {
+        return json_string(di->id);
+    }
+    return json_string(di->bs ? bdrv_get_node_name(di->bs) : "");
+}
+
+static json_t *device_prop_get(DeviceState *d, const char *name, Error **errp)
+{
+    const DeviceModel *m = find_model(d->type);
+
+    if (!strcmp(name, "type")) {
+        return json_string(d->type);
+    }
+    if (!strcmp(name, "realized")) {
+        return json_true();
+    }
+    if (!strcmp(name, "drive") && m && !m->controller) {
+        return device_drive_value(d);
+    }
+    if (model_has_prop(m, name)) {
+        /* The machine models what it needs of a device; it keeps no other property. */
+        error_setg(errp, "Property '%s.%s' cannot be read on this machine "
+                   "(only 'type', 'realized' and 'drive' are kept)", d->type, name);
+        return NULL;
+    }
+    error_setg(errp, "Property '%s.%s' not found", d->type, name);
+    return NULL;
+}
+
+/*
+ * A realized device's drive property: the device's backend gets @bs as its
+ * root in place of its node, as QEMU's does.  The device's hold on the old
+ * node goes before it takes the new one (which may be a filter above the
+ * old: copy-before-write for fleecing), and comes back if that fails.
+ */
+static bool device_replace_node(DeviceState *d, BlockDriverState *bs, Error **errp)
+{
+    DriveInfo *di = d->drive;
+    BlockDriverState *old = di ? di->bs : NULL;
+    bool removable = qdev_has_removable_media(d);
+    BdrvUser *user;
+
+    if (!old) {
+        error_setg(errp, "Device '%s' has no medium to replace: use blockdev-insert-medium",
+                   qdev_attached_name(d));
+        return false;
+    }
+    if (bs == old) {
+        return true;
+    }
+    if (!node_can_move(bs, d->iothread, errp)) {
+        return false;
+    }
+    bdrv_user_remove(di->perm_user);
+    di->perm_user = NULL;
+    di->bs = bs;
+    user = drive_new_device_user(di, di->cdrom || removable, errp);
+    if (!user) {
+        di->bs = old;
+        di->perm_user = drive_new_device_user(di, di->cdrom || removable, NULL);
+        return false;
+    }
+    di->perm_user = user;
+    bdrv_ref(bs);
+    if (di->name_user) {
+        bdrv_user_remove(di->name_user);
+        di->name_user = bdrv_user_add_device_name(bs, di->id);
+    }
+    set_node_iothread(bs, d->iothread);
+    bdrv_unref(old);
+    return true;
+}
+
+static bool device_prop_set(DeviceState *d, const char *name, json_t *value, Error **errp)
+{
+    const DeviceModel *m = find_model(d->type);
+
+    if (!strcmp(name, "type")) {
+        error_setg(errp, "Property '%s.type' is not writable", d->type);
+        return false;
+    }
+    if (!strcmp(name, "drive") && m && !m->controller) {
+        BlockDriverState *bs;
+
+        if (!json_is_string(value)) {
+            error_setg(errp, "Invalid parameter type for 'drive', expected: string");
+            return false;
+        }
+        /* A realized device takes a node, not a drive's name. */
+        bs = bdrv_find_node(json_string_value(value));
+        if (!bs) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'",
+                       json_string_value(value));
+            return false;
+        }
+        return device_replace_node(d, bs, errp);
+    }
+    if (!strcmp(name, "bootindex") && model_has_prop(m, name)) {
+        /* QEMU's changes the firmware's boot order; this machine has no firmware. */
+        error_setg(errp, "Property '%s.bootindex' cannot be changed on this machine "
+                   "(it boots no firmware)", d->type);
+        return false;
+    }
+    if (!strcmp(name, "realized") || model_has_prop(m, name)) {
+        error_setg(errp, "Attempt to set property '%s' on device '%s' (type '%s') "
+                   "after it was realized", name, d->id ? d->id : "<unknown>", d->type);
+        return false;
+    }
+    error_setg(errp, "Property '%s.%s' not found", d->type, name);
+    return false;
+}
+
+json_t *qdev_qom_get(const char *path, const char *property, Error **errp)
+{
+    g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(qom_entry_free);
+    QomEntry *e = qom_resolve(all, path, errp);
+
+    if (!e) {
+        return NULL;
+    }
+    switch (e->kind) {
+    case QOM_DEVICE:
+        return device_prop_get(e->dev, property, errp);
+    case QOM_OBJECT:
+        return user_creatable_prop_get(e->object_id, property, errp);
+    case QOM_MACHINE:
+    case QOM_CONTAINER:
+    default:
+        if (!strcmp(property, "type")) {
+            return json_string(e->kind == QOM_MACHINE ? machine_qom_type() : "container");
+        }
+        error_setg(errp, "Property '%s.%s' not found",
+                   e->kind == QOM_MACHINE ? machine_qom_type() : "container", property);
+        return NULL;
+    }
+}
+
+bool qdev_qom_set(const char *path, const char *property, json_t *value, Error **errp)
+{
+    g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(qom_entry_free);
+    QomEntry *e = qom_resolve(all, path, errp);
+    const char *type;
+
+    if (!e) {
+        return false;
+    }
+    switch (e->kind) {
+    case QOM_DEVICE:
+        return device_prop_set(e->dev, property, value, errp);
+    case QOM_OBJECT:
+        return user_creatable_prop_set(e->object_id, property, value, errp);
+    case QOM_MACHINE:
+    case QOM_CONTAINER:
+    default:
+        type = e->kind == QOM_MACHINE ? machine_qom_type() : "container";
+        if (!strcmp(property, "type")) {
+            error_setg(errp, "Property '%s.type' is not writable", type);
+        } else {
+            error_setg(errp, "Property '%s.%s' not found", type, property);
+        }
+        return false;
+    }
 }

@@ -36,7 +36,7 @@
 #include "monitor/qmp-internal.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
-#include "system/qtest.h"
+#include "qemu/timer.h"
 
 #define HMP_MAX_LINE  (64 * 1024)
 #define QMP_MAX_INPUT (1024 * 1024)
@@ -557,39 +557,22 @@ static void monitor_event_send(json_t *msg)
  * it ends, which starts another second.  Under qtest the second is
  * measured on the virtual clock (clock_step), as QEMU does.
  */
-#pragma weak qtest_clock_enabled
-#pragma weak qtest_clock_ns
-#pragma weak qtest_clock_timer
 
 #define EVENT_RATE_NS 1000000000LL
 
 typedef struct EventThrottle {
     char *key;
     json_t *pending;
+    QEMUTimer *timer;       /* on qemu_clock_rate_limit_type()'s clock */
 } EventThrottle;
 
 static GHashTable *event_throttles;
 
-static bool event_clock_virtual(void)
-{
-    return qtest_clock_enabled && qtest_clock_enabled();
-}
-
-static void event_throttle_expired(void *opaque);
-
-static gboolean event_throttle_expired_g(gpointer opaque)
-{
-    event_throttle_expired(opaque);
-    return G_SOURCE_REMOVE;
-}
-
 static void event_throttle_arm(EventThrottle *t)
 {
-    if (event_clock_virtual()) {
-        qtest_clock_timer(qtest_clock_ns() + EVENT_RATE_NS, event_throttle_expired, t);
-    } else {
-        g_timeout_add(EVENT_RATE_NS / 1000000, event_throttle_expired_g, t);
-    }
+    QEMUClockType clock = qemu_timer_clock(t->timer);
+
+    qemu_timer_arm(t->timer, qemu_clock_now_ns(clock) + EVENT_RATE_NS);
 }
 
 static void event_throttle_expired(void *opaque)
@@ -610,6 +593,7 @@ static void event_throttle_free(gpointer p)
 {
     EventThrottle *t = p;
 
+    qemu_timer_free(t->timer);
     json_decref(t->pending);
     g_free(t->key);
     g_free(t);
@@ -656,6 +640,7 @@ void monitor_qapi_event_emit(const char *event, json_t *data)
         }
         t = g_new0(EventThrottle, 1);
         t->key = g_steal_pointer(&key);
+        t->timer = qemu_timer_new(qemu_clock_rate_limit_type(), event_throttle_expired, t);
         g_hash_table_insert(event_throttles, t->key, t);
         event_throttle_arm(t);
     }

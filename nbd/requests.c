@@ -60,6 +60,7 @@ static uint32_t nbd_errno(int err)
         return NBD_ENOMEM;
     case ENOSPC:
     case EFBIG:
+    case EDQUOT:
         return NBD_ENOSPC;
     case EOVERFLOW:
         return NBD_EOVERFLOW;
@@ -67,10 +68,12 @@ static uint32_t nbd_errno(int err)
         return NBD_ENOTSUP;
     case ESHUTDOWN:
         return NBD_ESHUTDOWN;
-    case EINVAL:
-        return NBD_EINVAL;
     default:
-        return NBD_EIO;
+        /*
+         * As QEMU's server: what the protocol has no code for is EINVAL
+         * (snapshot-access's EACCES outside its view reads "Invalid argument").
+         */
+        return NBD_EINVAL;
     }
 }
 

@@ -5,6 +5,7 @@
  * unique, types validate their properties, and deletion frees (and, for
  * secrets, wipes) the object's state.
  */
+#include <assert.h>
 #include <string.h>
 #include <glib.h>
 #include "qom/object-internal.h"
@@ -241,6 +242,58 @@ void *user_creatable_find(const char *id, const char *type)
         return NULL;
     }
     return o->state;
+}
+
+void user_creatable_foreach(void (*fn)(void *opaque, const char *id, const char *type),
+                            void *opaque)
+{
+    for (guint i = 0; objects && i < objects->len; i++) {
+        UserObject *o = g_ptr_array_index(objects, i);
+
+        fn(opaque, o->id, o->type->name);
+    }
+}
+
+json_t *user_creatable_prop_get(const char *id, const char *name, Error **errp)
+{
+    UserObject *o = find_object(id, NULL);
+    Error *err = NULL;
+    json_t *v = NULL;
+
+    assert(o);
+    if (!strcmp(name, "type")) {
+        return json_string(o->type->name);
+    }
+    if (o->type->prop_get) {
+        v = o->type->prop_get(o->state, name, &err);
+    }
+    if (err) {
+        error_propagate(errp, err);
+        return NULL;
+    }
+    if (!v) {
+        error_setg(errp, "Property '%s.%s' not found", o->type->name, name);
+    }
+    return v;
+}
+
+bool user_creatable_prop_set(const char *id, const char *name, json_t *value, Error **errp)
+{
+    UserObject *o = find_object(id, NULL);
+    int ret = 0;
+
+    assert(o);
+    if (!strcmp(name, "type")) {
+        error_setg(errp, "Property '%s.type' is not writable", o->type->name);
+        return false;
+    }
+    if (o->type->prop_set) {
+        ret = o->type->prop_set(o->state, name, value, errp);
+    }
+    if (ret == 0) {
+        error_setg(errp, "Property '%s.%s' not found", o->type->name, name);
+    }
+    return ret > 0;
 }
 
 void user_creatable_cleanup(void)

@@ -370,6 +370,21 @@ static QObject *qmp_qom_list(QDict *args, Error **errp)
     return qdev_qom_list(qdict_get_try_str(args, "path"), errp);
 }
 
+static QObject *qmp_qom_get(QDict *args, Error **errp)
+{
+    return qdev_qom_get(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
+                        errp);
+}
+
+static QObject *qmp_qom_set(QDict *args, Error **errp)
+{
+    if (!qdev_qom_set(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
+                      json_object_get(args, "value"), errp)) {
+        return NULL;
+    }
+    return qdict_new();
+}
+
 static QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
 {
     json_error_t jerr;
@@ -398,4 +413,6 @@ void machine_qmp_register_commands(void)
     qmp_register_command("qom-list-properties", qmp_qom_list_properties);
     qmp_register_command("query-qmp-schema", qmp_query_qmp_schema);
     qmp_register_command("qom-list", qmp_qom_list);
+    qmp_register_command("qom-get", qmp_qom_get);
+    qmp_register_command("qom-set", qmp_qom_set);
 }

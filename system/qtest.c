@@ -4,9 +4,10 @@
  * "FAIL ...").  QEMU's test harness connects it to every machine it starts
  * (QEMUQtestMachine), and uses it to step the virtual clock.  This machine
  * runs no guest, so it has no guest memory, ports or interrupts to poke; it
- * answers those commands as QEMU answers commands it does not have.  Its
- * virtual clock moves only by clock_step and clock_set, and times only the
- * monitor's event rate limits: block jobs and the rest run on real time.
+ * answers those commands as QEMU answers commands it does not have.  Under
+ * the qtest accelerator the virtual clock (qemu/timer.h) moves only by
+ * clock_step and clock_set; it times what limits a rate (I/O throttling,
+ * the monitor's event rate limits).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 #include "monitor/chardev.h"
 #include "system/qtest.h"
 #include "qemu/cutils.h"
+#include "qemu/timer.h"
 
 #define QTEST_MAX_LINE (64 * 1024)
 
@@ -47,68 +49,6 @@ static void qtest_send(const char *line)
     }
 }
 
-/*
- * The virtual clock: with qtest it stands still but for clock_step and
- * clock_set, as QEMU's under the qtest accelerator.  Only what keeps time
- * for the monitor (its event rate limits) runs on it.
- */
-typedef struct QtestTimer {
-    int64_t deadline;
-    void (*cb)(void *opaque);
-    void *opaque;
-} QtestTimer;
-
-static int64_t qtest_now;
-static GList *qtest_timers;
-
-bool qtest_clock_enabled(void)
-{
-    return qtest_chr != NULL;
-}
-
-int64_t qtest_clock_ns(void)
-{
-    return qtest_now;
-}
-
-void qtest_clock_timer(int64_t deadline, void (*cb)(void *opaque), void *opaque)
-{
-    QtestTimer *t = g_new(QtestTimer, 1);
-
-    t->deadline = deadline;
-    t->cb = cb;
-    t->opaque = opaque;
-    qtest_timers = g_list_append(qtest_timers, t);
-}
-
-/* Moves the clock to @target, running the timers due on the way, in order. */
-static void qtest_clock_advance(int64_t target)
-{
-    for (;;) {
-        GList *first = NULL;
-
-        for (GList *l = qtest_timers; l; l = l->next) {
-            QtestTimer *t = l->data;
-            if (t->deadline <= target &&
-                (!first || t->deadline < ((QtestTimer *)first->data)->deadline)) {
-                first = l;
-            }
-        }
-        if (!first) {
-            break;
-        }
-        {
-            QtestTimer *t = first->data;
-
-            qtest_timers = g_list_delete_link(qtest_timers, first);
-            qtest_now = MAX(qtest_now, t->deadline);
-            t->cb(t->opaque);
-            g_free(t);
-        }
-    }
-    qtest_now = MAX(qtest_now, target);
-}
-
 static void qtest_command(const char *line)
 {
     g_auto(GStrv) words = g_strsplit_set(line, " \t", -1);
@@ -129,16 +69,16 @@ static void qtest_command(const char *line)
         if (!strcmp(cmd, "clock_set")) {
             target = n;
         } else if (words[1]) {
-            target = qtest_now + n;
+            target = qemu_clock_now_ns(QEMU_CLOCK_VIRTUAL) + n;
         } else {
             /* No step given: to the next timer's deadline. */
-            target = qtest_timers ? INT64_MAX : qtest_now;
-            for (GList *l = qtest_timers; l; l = l->next) {
-                target = MIN(target, ((QtestTimer *)l->data)->deadline);
+            target = qemu_clock_virtual_next_deadline();
+            if (target < 0) {
+                target = qemu_clock_now_ns(QEMU_CLOCK_VIRTUAL);
             }
         }
-        qtest_clock_advance(target);
-        reply = g_strdup_printf("OK %" PRId64 "\n", qtest_now);
+        qemu_clock_virtual_advance(target);
+        reply = g_strdup_printf("OK %" PRId64 "\n", qemu_clock_now_ns(QEMU_CLOCK_VIRTUAL));
         qtest_send(reply);
     } else {
         g_autofree char *reply = g_strdup_printf("FAIL Unknown command '%s'\n", cmd);

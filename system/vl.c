@@ -28,6 +28,7 @@
 #include "system/blockdev.h"
 #include "system/blockdev-nbd.h"
 #include "system/qtest.h"
+#include "qemu/timer.h"
 #include "system/runstate.h"
 #include "system/migration.h"
 #include "system/savevm.h"
@@ -199,6 +200,41 @@ static bool parse_machine(const char *arg, char **type, bool *usb, Error **errp)
     *type = g_strdup(qdict_get_try_str(d, "type") ? qdict_get_try_str(d, "type") : "pc");
     qobject_unref(d);
     return true;
+}
+
+/*
+ * The accelerator the machine runs under: the first usable -accel, else
+ * the first usable one of -machine accel=, else qtest when there is a
+ * -qtest (QEMU's default for its test protocol), else tcg.
+ */
+static const char *chosen_accel(GArray *opts, const char *machine)
+{
+    bool have_qtest = false;
+
+    for (guint i = 0; i < opts->len; i++) {
+        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+
+        if (!strcmp(o->name, "accel") && accel_ok(o->arg)) {
+            return o->arg;
+        }
+        have_qtest |= !strcmp(o->name, "qtest");
+    }
+    {
+        QDict *d = keyval_parse(machine, "type", NULL);
+        const char *list = d ? qdict_get_try_str(d, "accel") : NULL;
+        g_auto(GStrv) names = list ? g_strsplit(list, ":", -1) : NULL;
+
+        for (int i = 0; names && names[i]; i++) {
+            if (accel_ok(names[i])) {
+                const char *accel = !strcmp(names[i], "qtest") ? "qtest" : "tcg";
+
+                qobject_unref(d);
+                return accel;
+            }
+        }
+        qobject_unref(d);
+    }
+    return have_qtest ? "qtest" : "tcg";
 }
 
 static bool known_flag(const char *opt)
@@ -703,6 +739,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Before anything picks a clock (throttle groups, the monitor's rate limits). */
+    if (!strcmp(chosen_accel(opts, machine), "qtest")) {
+        qemu_clock_virtual_take_manual();
+    }
     bdrv_init();
     qmp_register_builtin_commands();
     machine_qmp_register_commands();

@@ -27,7 +27,8 @@ struct ThrottleGroup {
     ThrottleBucket b[THROTTLE_BUCKETS];
     ThrottleLimits limits;  /* as given */
     int64_t iops_size;      /* 0: every request is one operation */
-    int64_t last_ns;        /* when the buckets were last drained */
+    QEMUClockType clock;    /* what times the limits, chosen when the group is made */
+    int64_t last_ns;        /* when the buckets were last drained, on that clock */
     int users;
     char *drive_group;      /* a group of drives: its name; NULL: an object */
     GQueue waiters[2];      /* coroutines waiting, reads and writes, first come first */
@@ -38,9 +39,24 @@ GQueue *throttle_group_waiters(ThrottleGroup *tg, bool is_write)
     return &tg->waiters[is_write];
 }
 
-static int64_t now_ns(void)
+static int64_t now_ns(const ThrottleGroup *tg)
 {
-    return g_get_monotonic_time() * 1000;
+    return qemu_clock_now_ns(tg->clock);
+}
+
+QEMUClockType throttle_group_clock(const ThrottleGroup *tg)
+{
+    return tg->clock;
+}
+
+/* A new group times its limits as QEMU's do: on the virtual clock under qtest. */
+static ThrottleGroup *throttle_group_new(void)
+{
+    ThrottleGroup *tg = g_new0(ThrottleGroup, 1);
+
+    tg->clock = qemu_clock_rate_limit_type();
+    tg->last_ns = now_ns(tg);
+    return tg;
 }
 
 /*
@@ -226,9 +242,8 @@ static void *throttle_group_create(const char *id, const QDict *props, Error **e
     if (!throttle_limits_check(&l, errp)) {
         goto out;
     }
-    tg = g_new0(ThrottleGroup, 1);
+    tg = throttle_group_new();
     set_limits(tg, &l);
-    tg->last_ns = now_ns();
 
 out:
     qobject_unref(p);
@@ -247,11 +262,123 @@ static void throttle_group_destroy(void *state)
     g_free(state);
 }
 
+/* One limit's value by its dashed name ("iops-total-max"), as qom-get shows it. */
+static bool limit_value(const ThrottleGroup *tg, const char *key, int64_t *out)
+{
+    const ThrottleLimits *l = &tg->limits;
+
+    if (!strcmp(key, "iops-size")) {
+        *out = l->iops_size;
+        return true;
+    }
+    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+        const char *rest;
+
+        if (!g_str_has_prefix(key, limit_names[i])) {
+            continue;
+        }
+        rest = key + strlen(limit_names[i]);
+        if (!*rest) {
+            *out = l->avg[i];
+            return true;
+        } else if (!strcmp(rest, "-max")) {
+            *out = l->max[i];
+            return true;
+        } else if (!strcmp(rest, "-max-length")) {
+            /* Not given is one second, as QEMU shows it. */
+            *out = l->max_length[i] > 0 ? l->max_length[i] : 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+static json_t *throttle_group_prop_get(void *state, const char *name, Error **errp)
+{
+    ThrottleGroup *tg = state;
+    int64_t v;
+
+    if (!strcmp(name, "limits")) {
+        json_t *d = json_object();
+        static const char *const suffixes[] = { "", "-max", "-max-length" };
+
+        for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+            for (size_t j = 0; j < G_N_ELEMENTS(suffixes); j++) {
+                g_autofree char *key = g_strconcat(limit_names[i], suffixes[j], NULL);
+
+                limit_value(tg, key, &v);
+                json_object_set_new(d, key, json_integer(v));
+            }
+        }
+        limit_value(tg, "iops-size", &v);
+        json_object_set_new(d, "iops-size", json_integer(v));
+        return d;
+    }
+    if (g_str_has_prefix(name, "x-") && limit_value(tg, name + 2, &v)) {
+        return json_integer(v);
+    }
+    return NULL;
+}
+
+/*
+ * qom-set of "limits" (an object: the limits it names change, the others
+ * stay, as in QEMU); "x-KEY" is refused once the group exists, as QEMU
+ * refuses it.
+ */
+static int throttle_group_prop_set(void *state, const char *name, json_t *value,
+                                   Error **errp)
+{
+    ThrottleGroup *tg = state;
+    g_autoptr(GString) key = g_string_new(NULL);
+    ThrottleLimits l = tg->limits;
+    QDict *p = qdict_new();
+    int64_t unused;
+    const char *k;
+    json_t *v;
+    int ret = -1;
+
+    if (!strcmp(name, "limits")) {
+        if (!json_is_object(value)) {
+            error_setg(errp, "Invalid parameter type for 'limits', expected: object");
+            goto out;
+        }
+        json_object_foreach(value, k, v) {
+            g_string_printf(key, "limits.%s", k);
+            json_object_set(p, key->str, v);
+        }
+        qdict_flatten(p);
+    } else if (g_str_has_prefix(name, "x-") && limit_value(tg, name + 2, &unused)) {
+        /* As QEMU's: the older form is for object-add only. */
+        error_setg(errp, "Property cannot be set after initialization");
+        goto out;
+    } else {
+        ret = 0;
+        goto out;
+    }
+    if (!throttle_limits_take(p, "limits.", false, &l, errp)) {
+        goto out;
+    }
+    json_object_foreach(p, k, v) {
+        error_setg(errp, "Parameter '%s' is unexpected", k);
+        goto out;
+    }
+    if (!throttle_limits_check(&l, errp)) {
+        goto out;
+    }
+    set_limits(tg, &l);
+    ret = 1;
+out:
+    qobject_unref(p);
+    return ret;
+}
+
 const UserCreatableType throttle_group_type = {
     .name = "throttle-group",
     .create = throttle_group_create,
     .in_use = throttle_group_in_use,
     .destroy = throttle_group_destroy,
+    .prop_get = throttle_group_prop_get,
+    .prop_set = throttle_group_prop_set,
 };
 
 ThrottleGroup *throttle_group_find(const char *name, Error **errp)
@@ -288,9 +415,8 @@ ThrottleGroup *throttle_group_join(const char *name, const ThrottleLimits *l)
         if (!drive_groups) {
             drive_groups = g_hash_table_new(g_str_hash, g_str_equal);
         }
-        tg = g_new0(ThrottleGroup, 1);
+        tg = throttle_group_new();
         tg->drive_group = g_strdup(name);
-        tg->last_ns = now_ns();
         g_hash_table_insert(drive_groups, tg->drive_group, tg);
     }
     set_limits(tg, l);
@@ -310,7 +436,7 @@ void throttle_group_leave(ThrottleGroup *tg)
 /* Drains every bucket for the time passed since the last call. */
 static void leak(ThrottleGroup *tg)
 {
-    int64_t now = now_ns();
+    int64_t now = now_ns(tg);
     double secs = (now - tg->last_ns) / 1e9;
 
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {

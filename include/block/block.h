@@ -785,5 +785,12 @@ int bdrv_debug_resume(BlockDriverState *bs, const char *tag, Error **errp);
 bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag);
 /* How many requests are stopped at breakpoints, on all nodes. */
 int bdrv_debug_suspended_requests(void);
+/*
+ * Whether the request of coroutine @co waits in a throttle's queue on the
+ * virtual clock of the qtest accelerator: only the test's clock_step lets
+ * it go.
+ */
+struct Coroutine;
+bool bdrv_throttle_held_by_test_clock(struct Coroutine *co);
 
 #endif

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include "block/block.h"
 #include "qemu/coroutine.h"
+#include "qemu/timer.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -781,20 +782,21 @@ typedef struct ThrottleGroup ThrottleGroup;
  * here run to completion when issued, so a wait blocks the thread; a
  * caller that must not block (a block job step, on the main loop)
  * brackets its requests with bdrv_throttle_defer_begin()/_end(): they
- * then go at once and are counted, and _end() says how long (ns) the
- * limits want the caller to wait before its next request, the caller
- * waiting that out without blocking (as QEMU queues a throttled request
- * and lets its loop run meanwhile).
+ * then go at once and are counted, and _end() says how long (ns, on the
+ * *@clock of the throttle that asks the longest wait: a test's virtual
+ * clock under qtest) the limits want the caller to wait before its next
+ * request, the caller waiting that out without blocking (as QEMU queues a
+ * throttled request and lets its loop run meanwhile).
  */
 int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
 void bdrv_throttle_defer_begin(void);
-int64_t bdrv_throttle_defer_end(void);
+int64_t bdrv_throttle_defer_end(QEMUClockType *clock);
 /*
  * Adds what another coroutine's deferred requests owe (its
  * bdrv_throttle_defer_end()) to the current coroutine's deferral: a
  * coroutine that started them on its behalf waits for that too.
  */
-void bdrv_throttle_defer_add(int64_t debt_ns);
+void bdrv_throttle_defer_add(int64_t debt_ns, QEMUClockType clock);
 /* How many deferred requests of this thread so far owed a wait (grows). */
 uint64_t bdrv_throttle_debt_count(void);
 

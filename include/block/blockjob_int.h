@@ -114,6 +114,7 @@ struct BlockJob {
     int64_t step_budget;
     int64_t step_n;
     int64_t step_throttled;
+    QEMUClockType step_throttle_clock;  /* step_throttled is on this clock */
     bool step_done;
     Error *step_err;
     bool step_finishing;
@@ -123,7 +124,13 @@ struct BlockJob {
      */
     void (*before_copy_write)(BlockJob *job);
     int64_t next_ns;            /* the speed limit allows the next step at */
-    int64_t throttled_ns;       /* a throttle on its nodes allows the next step at */
+    /*
+     * A throttle on its nodes allows the next step at throttled_ns on the
+     * clock of throttle_timer (NULL: never throttled yet), which then
+     * schedules the step.
+     */
+    int64_t throttled_ns;
+    QEMUTimer *throttle_timer;
     int64_t unflushed;          /* bytes written since the last write-back hint */
     int write_flags;            /* of the copy's writes (backup compress) */
 

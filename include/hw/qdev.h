@@ -109,6 +109,17 @@ void qdev_list_types(QmpTypeVisitor visit, void *opaque);
 const char *qdev_type_parent(const char *name, bool *is_abstract);
 /* The properties of device model @name (ObjectPropertyInfo list), or NULL. */
 json_t *qdev_model_properties(const char *name);
+/*
+ * qom-get and qom-set: @path (absolute, or a partial path that only one
+ * object's ends with) names the root "/", the machine, its containers, a
+ * device, or a user-creatable object (/objects/ID).  Everyone has "type";
+ * a device has "realized" and, unless it is a controller, "drive" (set on
+ * the running device: its backend's node is replaced); an object has what
+ * its type offers.  QEMU 7.2's errors otherwise (DeviceNotFound for a
+ * path, "Property 'TYPE.NAME' not found", ...).
+ */
+json_t *qdev_qom_get(const char *path, const char *property, Error **errp);
+bool qdev_qom_set(const char *path, const char *property, json_t *value, Error **errp);
 /* qom-list of @path, or NULL (DeviceNotFound) when nothing is there. */
 json_t *qdev_qom_list(const char *path, Error **errp);
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "qapi/error.h"
 #include "qobject/qdict.h"
+#include "qemu/timer.h"
 
 typedef struct ThrottleGroup ThrottleGroup;
 
@@ -72,6 +73,11 @@ ThrottleGroup *throttle_group_find(const char *name, Error **errp);
 void throttle_group_ref(ThrottleGroup *tg);
 void throttle_group_unref(ThrottleGroup *tg);
 
+/*
+ * The clock @tg's limits run on (qemu_clock_rate_limit_type() when it was
+ * made): waits that throttle_group_wait_ns() asks for are on this clock.
+ */
+QEMUClockType throttle_group_clock(const ThrottleGroup *tg);
 /*
  * How long (nanoseconds) a request of @bytes (@is_write) must wait before
  * it may start, 0 if it may start now.

@@ -21,6 +21,14 @@ typedef struct UserCreatableType {
     bool (*in_use)(void *state);
     /* Frees the state; secrets wipe their bytes first. */
     void (*destroy)(void *state);
+    /*
+     * Optional: qom-get and qom-set of the type's properties ("type" is
+     * everyone's).  get returns a new reference, or NULL: with @errp set
+     * on failure, unset when the type has no property @name; set returns
+     * 1 when done, 0 for no property @name, -1 with @errp set on failure.
+     */
+    json_t *(*prop_get)(void *state, const char *name, Error **errp);
+    int (*prop_set)(void *state, const char *name, json_t *value, Error **errp);
 } UserCreatableType;
 
 extern const UserCreatableType qcrypto_secret_type;

@@ -22,5 +22,15 @@ void user_creatable_list_types(void (*fn)(void *opaque, const char *name), void 
 bool user_creatable_type_exists(const char *name);
 /* Removes every object (program exit); secrets are wiped. */
 void user_creatable_cleanup(void);
+/* Calls @fn with each object's id and type name, in creation order. */
+void user_creatable_foreach(void (*fn)(void *opaque, const char *id, const char *type),
+                            void *opaque);
+/*
+ * qom-get and qom-set of property @name of object @id (QOM path
+ * /objects/ID): "type", and what the object's type offers.  A property
+ * the object lacks gets QEMU's "Property 'TYPE.NAME' not found".
+ */
+json_t *user_creatable_prop_get(const char *id, const char *name, Error **errp);
+bool user_creatable_prop_set(const char *id, const char *name, json_t *value, Error **errp);
 
 #endif

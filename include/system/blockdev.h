@@ -135,6 +135,11 @@ BlockDriverState *block_snapshot_overlay_of(BlockDriverState *node);
 void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay);
 /* The old top of a committed snapshot goes read-only, as in QEMU 7.2. */
 void block_snapshot_settle(BlockDriverState *node);
-/* Inside a transaction: settle only once every action is done. */
+/*
+ * Inside a transaction: settle only once every action is done, and hold
+ * the new nodes of snapshot-sync actions until block_snapshot_release_held()
+ * (the transaction's end, after any undo).
+ */
 void block_snapshot_defer_read_only(bool defer);
+void block_snapshot_release_held(void);
 #endif

@@ -2,8 +2,9 @@
 /*
  * The qtest protocol (-qtest): a line-based test interface to the machine.
  * This machine has no guest memory, I/O ports or interrupts, so it honours
- * only endianness and the virtual clock's clock_step and clock_set; every other
- * command gets QEMU's "FAIL Unknown command 'NAME'".
+ * only endianness and the virtual clock's clock_step and clock_set (which
+ * move it under the qtest accelerator: qemu/timer.h); every other command
+ * gets QEMU's "FAIL Unknown command 'NAME'".
  */
 #ifndef SYSTEM_QTEST_H
 #define SYSTEM_QTEST_H
@@ -14,14 +15,5 @@
 /* -qtest DEV: DEV as for -monitor (a client by default, as QEMU). */
 bool qtest_init(const char *spec, Error **errp);
 void qtest_cleanup(void);
-
-/*
- * The virtual clock (nanoseconds): with -qtest it moves only by the
- * clock_step and clock_set commands; a timer's @cb runs when it passes
- * @deadline.
- */
-bool qtest_clock_enabled(void);
-int64_t qtest_clock_ns(void);
-void qtest_clock_timer(int64_t deadline, void (*cb)(void *opaque), void *opaque);
 
 #endif
