@@ -51,7 +51,7 @@ typedef struct BDRVRawState {
      */
     bool check_cache_dropped;
     /*
-     * Requests run concurrently (concurrent_requests): each system call
+     * Requests run concurrently (BDRV_THREAD_MODEL_PARALLEL): each system call
      * goes to a worker thread or the AIO engine when the request is a
      * coroutine.  With O_DIRECT, a write that is not aligned reads and
      * rewrites the partial blocks at its ends, which would undo a

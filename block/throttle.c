@@ -154,7 +154,7 @@ static BlockDriver bdrv_throttle = {
      * node: a request held back by the limits must not hold back a job's
      * copy (which the limits let through and bill to the job) as well.
      */
-    .concurrent_requests = true,
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .file_child_name = "file",
     .bdrv_open = throttle_open,
     .bdrv_close = throttle_close,
