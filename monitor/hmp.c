@@ -570,6 +570,11 @@ static void hmp_system_reset(Monitor *mon, const QDict *args)
     run_qmp(mon, "system_reset", NULL);
 }
 
+static void hmp_system_powerdown(Monitor *mon, const QDict *args)
+{
+    run_qmp(mon, "system_powerdown", NULL);
+}
+
 static void hmp_drive_add(Monitor *mon, const QDict *args)
 {
     const char *opts = qdict_get_try_str(args, "opts");
@@ -977,6 +982,7 @@ static const HMPCommand builtin_cmds[] = {
     { "stop|s", "", "", "stop emulation", hmp_stop },
     { "quit|q", "", "", "quit the emulator", hmp_quit },
     { "system_reset", "", "", "reset the system", hmp_system_reset },
+    { "system_powerdown", "", "", "send system power down event", hmp_system_powerdown },
     { "drive_add", "pci_addr:s,opts:s", "\"\" [if=none][,id=name][,file=file][,format=f][,encrypt.key-secret=id]",
       "add drive to PCI storage controller (use \"\" and if=none)", hmp_drive_add },
     { "drive_del", "id:s", "device", "remove host block device", hmp_drive_del },
