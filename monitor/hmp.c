@@ -263,6 +263,27 @@ char *hmp_mask_secrets(const char *line)
             *d++ = '*';
         }
     }
+    /* JSON (-object '{"qom-type":"secret",...,"data":"..."}'): the string's contents. */
+    for (char *d = strstr(out, "\"data\""); d; d = strstr(d, "\"data\"")) {
+        d += 6;
+        while (*d == ' ' || *d == ':') {
+            d++;
+        }
+        if (*d != '"') {
+            /* Not a string (bad JSON): up to the next member. */
+            while (*d && *d != ',' && *d != '}') {
+                *d++ = '*';
+            }
+            continue;
+        }
+        d++;
+        while (*d && *d != '"') {
+            if (*d == '\\' && d[1]) {
+                *d++ = '*';
+            }
+            *d++ = '*';
+        }
+    }
     return out;
 }
 
