@@ -187,15 +187,19 @@ static QDict *object_cmdline_props(const char *optarg, Error **errp)
         return keyval_parse(optarg, "qom-type", errp);
     }
     props = json_loads(optarg, 0, &jerr);
-    if (!props || !json_is_object(props)) {
+    if (!props) {
         /* jansson quotes the text "near" the error: it may be a secret's. */
         char *near = strstr(jerr.text, " near ");
 
         if (near) {
             *near = '\0';
         }
+        error_setg(errp, "JSON parse error, %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(props)) {
         qobject_unref(props);
-        error_setg(errp, "JSON parse error, %s", props ? "not an object" : jerr.text);
+        error_setg(errp, "JSON parse error, not an object");
         return NULL;
     }
     return props;

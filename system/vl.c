@@ -441,9 +441,13 @@ static QDict *device_cmdline_props(const char *arg, Error **errp)
         return qdev_parse_cmdline(arg, errp);
     }
     d = json_loads(arg, 0, &jerr);
-    if (!d || !json_is_object(d)) {
-        qobject_unref(d);
+    if (!d) {
         error_setg(errp, "JSON parse error, %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(d)) {
+        qobject_unref(d);
+        error_setg(errp, "JSON parse error, not an object");
         return NULL;
     }
     if (!qdev_check_json_props(d, errp)) {
