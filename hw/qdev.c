@@ -1159,6 +1159,65 @@ static const struct {
     { "chassis_nr", "uint8", NULL },
 };
 
+bool qdev_check_json_props(QDict *props, Error **errp)
+{
+    const char *driver = qdict_get_try_str(props, "driver");
+    const DeviceModel *model = driver ? find_model(driver) : NULL;
+    const char *key;
+    json_t *value;
+
+    if (!model) {
+        return true;    /* qdev_device_add() says what is wrong */
+    }
+    json_object_foreach(props, key, value) {
+        const char *type = NULL, *want;
+        bool ok, known = !strcmp(key, "drive") && !model->controller;
+
+        for (const char *const *p = model->props; !known && *p; p++) {
+            known = !strcmp(*p, key);
+        }
+        if (!strcmp(key, "id") || !strcmp(key, "bus")) {
+            type = "str";
+        }
+        for (size_t i = 0; known && !type && i < G_N_ELEMENTS(prop_types); i++) {
+            if (!strcmp(prop_types[i].name, key)) {
+                type = prop_types[i].type;
+            }
+        }
+        if (!type || (!strcmp(key, "addr") && json_is_string(value))) {
+            /* Unknown ones: qdev_device_add() names them.  addr takes "SLOT.FN" too. */
+            continue;
+        }
+        if (!strcmp(key, "addr") && json_is_integer(value)) {
+            json_int_t devfn = json_integer_value(value);
+
+            if (devfn < 0 || devfn > 255) {
+                error_setg(errp, "Property '%s.addr' doesn't take value '%" JSON_INTEGER_FORMAT
+                           "'", driver, devfn);
+                return false;
+            }
+            json_object_set_new(props, "addr",
+                                json_sprintf("%x.%x", (int)(devfn >> 3), (int)(devfn & 7)));
+            continue;
+        }
+        if (!strcmp(type, "bool")) {
+            ok = json_is_boolean(value);
+            want = "boolean";
+        } else if (g_str_has_prefix(type, "int") || g_str_has_prefix(type, "uint")) {
+            ok = json_is_integer(value);
+            want = "integer";
+        } else {
+            ok = json_is_string(value);
+            want = "string";
+        }
+        if (!ok) {
+            error_setg(errp, "Invalid parameter type for '%s', expected: %s", key, want);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void add_prop(json_t *list, const char *name)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(prop_types); i++) {

@@ -269,6 +269,27 @@ char *hmp_mask_secrets(const char *line)
             *d++ = '*';
         }
     }
+    /* JSON (-object '{"qom-type":"secret",...,"data":"..."}'): the string's contents. */
+    for (char *d = strstr(out, "\"data\""); d; d = strstr(d, "\"data\"")) {
+        d += 6;
+        while (*d == ' ' || *d == ':') {
+            d++;
+        }
+        if (*d != '"') {
+            /* Not a string (bad JSON): up to the next member. */
+            while (*d && *d != ',' && *d != '}') {
+                *d++ = '*';
+            }
+            continue;
+        }
+        d++;
+        while (*d && *d != '"') {
+            if (*d == '\\' && d[1]) {
+                *d++ = '*';
+            }
+            *d++ = '*';
+        }
+    }
     return out;
 }
 
@@ -574,6 +595,11 @@ static void hmp_quit(Monitor *mon, const QDict *args)
 static void hmp_system_reset(Monitor *mon, const QDict *args)
 {
     run_qmp(mon, "system_reset", NULL);
+}
+
+static void hmp_system_powerdown(Monitor *mon, const QDict *args)
+{
+    run_qmp(mon, "system_powerdown", NULL);
 }
 
 static void hmp_drive_add(Monitor *mon, const QDict *args)
@@ -983,6 +1009,7 @@ static const HMPCommand builtin_cmds[] = {
     { "stop|s", "", "", "stop emulation", hmp_stop },
     { "quit|q", "", "", "quit the emulator", hmp_quit },
     { "system_reset", "", "", "reset the system", hmp_system_reset },
+    { "system_powerdown", "", "", "send system power down event", hmp_system_powerdown },
     { "drive_add", "pci_addr:s,opts:s", "\"\" [if=none][,id=name][,file=file][,format=f][,encrypt.key-secret=id]",
       "add drive to PCI storage controller (use \"\" and if=none)", hmp_drive_add },
     { "drive_del", "id:s", "device", "remove host block device", hmp_drive_del },

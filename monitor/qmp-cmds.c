@@ -62,6 +62,12 @@ static QObject *qmp_system_reset(QDict *args, Error **errp)
     return qdict_new();
 }
 
+static QObject *qmp_system_powerdown(QDict *args, Error **errp)
+{
+    qemu_system_powerdown();
+    return qdict_new();
+}
+
 static QObject *qmp_quit(QDict *args, Error **errp)
 {
     qemu_system_shutdown_request("host-qmp-quit");
@@ -195,6 +201,7 @@ void qmp_register_builtin_commands(void)
     qmp_register_command("stop", qmp_stop);
     qmp_register_command("cont", qmp_cont);
     qmp_register_command("system_reset", qmp_system_reset);
+    qmp_register_command("system_powerdown", qmp_system_powerdown);
     qmp_register_command("block_set_io_throttle", qmp_block_set_io_throttle);
     qmp_register_command("device_add", qmp_device_add);
     qmp_register_command("device_del", qmp_device_del);

@@ -178,9 +178,37 @@ bool user_creatable_add(const QDict *props, Error **errp)
     return true;
 }
 
+/* --object's argument: key=value, or a JSON object (object-add's arguments). */
+static QDict *object_cmdline_props(const char *optarg, Error **errp)
+{
+    json_error_t jerr;
+    QDict *props;
+
+    if (optarg[0] != '{') {
+        return keyval_parse(optarg, "qom-type", errp);
+    }
+    props = json_loads(optarg, 0, &jerr);
+    if (!props) {
+        /* jansson quotes the text "near" the error: it may be a secret's. */
+        char *near = strstr(jerr.text, " near ");
+
+        if (near) {
+            *near = '\0';
+        }
+        error_setg(errp, "JSON parse error, %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(props)) {
+        qobject_unref(props);
+        error_setg(errp, "JSON parse error, not an object");
+        return NULL;
+    }
+    return props;
+}
+
 bool user_creatable_add_cmdline(const char *optarg, Error **errp)
 {
-    QDict *props = keyval_parse(optarg, "qom-type", errp);
+    QDict *props = object_cmdline_props(optarg, errp);
     const char *type, *id;
     bool warn;
 

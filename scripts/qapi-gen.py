@@ -20,7 +20,9 @@ BUILTIN = {'str', 'int', 'uint32', 'size', 'bool', 'number', 'any', 'null'}
 META = ('command', 'struct', 'union', 'enum', 'event', 'include')
 ALLOWED = {
     # 'boxed': 'data' names a struct or union whose members are the arguments.
-    'command': {'command', 'data', 'returns', 'gen', 'boxed'},
+    # 'features': names a management application looks for in
+    # query-qmp-schema (e.g. device_add's json-cli); each is documented.
+    'command': {'command', 'data', 'returns', 'gen', 'boxed', 'features'},
     'struct': {'struct', 'data'},
     # A flat union: the members of 'base', then those of the struct that
     # 'data' names for the value of the enum member 'discriminator'.
@@ -218,7 +220,16 @@ def check(exprs):
             members = [k.lstrip('*') for k in data]
         if 'returns' in e:
             check_type(e['returns'], where)
+        features = e.get('features', [])
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise SchemaError('%s: features must be a list of strings' % where)
         documented = set(e['doc']['members'])
+        for f in features:
+            if f in members:
+                raise SchemaError('%s: feature %s has a member\'s name' % (where, f))
+            if f not in documented:
+                raise SchemaError('%s: feature %s of %s is not documented' % (where, f, e['name']))
+        documented -= set(features)
         for m in members:
             if m not in documented:
                 raise SchemaError('%s: member %s of %s is not documented' % (where, m, e['name']))
@@ -282,6 +293,11 @@ def write_doc(exprs, sections, out):
                 name = k.lstrip('*')
                 opt = ', *optional*' if k.startswith('*') else ''
                 lines.append('- `%s` (`%s`%s): %s' % (name, type_text(t), opt, mem.get(name, '')))
+            lines.append('')
+        if e.get('features'):
+            lines += ['Features:', '']
+            for f in e['features']:
+                lines.append('- `%s`: %s' % (f, mem.get(f, '')))
             lines.append('')
         if e['meta'] == 'command':
             if e.get('gen') is False:
@@ -380,6 +396,8 @@ def introspect(exprs):
             entry['arg-type'] = empty()
         if e['meta'] == 'command':
             entry['ret-type'] = use(e['returns']) if 'returns' in e else empty()
+        if e.get('features'):
+            entry['features'] = list(e['features'])
     return out
 
 

@@ -73,6 +73,19 @@ static QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
     return NULL;
 }
 
+static QObject *qmp_query_cpus_fast(QDict *args, Error **errp)
+{
+    /* No CPU object, no vCPU thread: nothing to list (QEMU's "none" alike). */
+    return json_array();
+}
+
+static QObject *qmp_query_hotpluggable_cpus(QDict *args, Error **errp)
+{
+    /* QEMU's answer on a machine without hot-pluggable CPUs (all of ours). */
+    error_setg(errp, "The feature 'query-hotpluggable-cpus' is not enabled");
+    return NULL;
+}
+
 static QObject *qmp_query_tpm_models(QDict *args, Error **errp)
 {
     return json_array();
@@ -403,6 +416,8 @@ void machine_qmp_register_commands(void)
     qmp_register_command("query-machines", qmp_query_machines);
     qmp_register_command("query-cpu-definitions", qmp_query_cpu_definitions);
     qmp_register_command("query-cpu-model-expansion", qmp_query_cpu_model_expansion);
+    qmp_register_command("query-cpus-fast", qmp_query_cpus_fast);
+    qmp_register_command("query-hotpluggable-cpus", qmp_query_hotpluggable_cpus);
     qmp_register_command("query-tpm-models", qmp_query_tpm_models);
     qmp_register_command("query-tpm-types", qmp_query_tpm_types);
     qmp_register_command("query-sev-capabilities", qmp_query_sev_capabilities);

@@ -146,6 +146,11 @@ void qemu_system_reset(void)
     qapi_event_emit("RESET", data);
 }
 
+void qemu_system_powerdown(void)
+{
+    qapi_event_emit("POWERDOWN", NULL);
+}
+
 void qemu_set_name(const char *name)
 {
     const char *p = g_str_has_prefix(name, "guest=") ? name + 6 : name;

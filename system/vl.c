@@ -465,6 +465,35 @@ bad:
 }
 
 /*
+ * -device's argument: key=value as HMP's device_add, or (json-cli in the
+ * schema) a JSON object whose members have device_add's JSON types.
+ */
+static QDict *device_cmdline_props(const char *arg, Error **errp)
+{
+    json_error_t jerr;
+    QDict *d;
+
+    if (arg[0] != '{') {
+        return qdev_parse_cmdline(arg, errp);
+    }
+    d = json_loads(arg, 0, &jerr);
+    if (!d) {
+        error_setg(errp, "JSON parse error, %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(d)) {
+        qobject_unref(d);
+        error_setg(errp, "JSON parse error, not an object");
+        return NULL;
+    }
+    if (!qdev_check_json_props(d, errp)) {
+        qobject_unref(d);
+        return NULL;
+    }
+    return d;
+}
+
+/*
  * -audiodev: the machine has no sound device, so the only backend it
  * takes is "none" (what libvirt passes for a guest without sound).
  */
@@ -848,7 +877,7 @@ int main(int argc, char **argv)
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "device")) {
-            QDict *props = qdev_parse_cmdline(o->arg, &err);
+            QDict *props = device_cmdline_props(o->arg, &err);
             if (!props || !qdev_device_add(props, false, &err)) {
                 qobject_unref(props);
                 error_prepend(&err, "-device %s: ", o->arg);

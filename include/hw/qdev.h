@@ -60,6 +60,12 @@ BusState *qbus_find(const char *name);
 DeviceState *qdev_device_add(const QDict *props, bool hotplug, Error **errp);
 /* Parses "-device" / HMP "device_add" text: "DRIVER,prop=value,...". */
 QDict *qdev_parse_cmdline(const char *optarg, Error **errp);
+/*
+ * JSON -device: each property value must have its QOM type's JSON type
+ * (QEMU checks them so for JSON -device, not for device_add); an integer
+ * "addr" is a devfn (slot * 8 + function) and is rewritten as "SLOT.FN".
+ */
+bool qdev_check_json_props(QDict *props, Error **errp);
 /* device_del: starts the removal; DEVICE_DELETED follows from the main loop. */
 bool qdev_unplug(const char *id, Error **errp);
 DeviceState *qdev_find(const char *id_or_path);

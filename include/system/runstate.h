@@ -40,6 +40,11 @@ bool qemu_shutdown_requested(void);
 void qemu_system_exit_failure(void);
 bool qemu_exit_failure_requested(void);
 void qemu_system_reset(void);
+/*
+ * The ACPI power button: POWERDOWN, for a guest to act on.  No guest code
+ * runs here, so the machine keeps running.
+ */
+void qemu_system_powerdown(void);
 
 /* The guest's name from -name ("NAME" or "guest=NAME,..."), or NULL. */
 void qemu_set_name(const char *name);
