@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "crypto/secret.h"
 #include "qemu/throttle.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
@@ -345,6 +346,9 @@ static void release_persistent_bitmaps(BlockDriverState *bs)
     }
 }
 
+static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
+                                  Error **errp);
+
 /*
  * Drops a format node's driver state and opens it anew from the image,
  * read-only or not: every cache goes, the header and metadata are read
@@ -373,9 +377,7 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     for (size_t i = 0; i < ARRAY_SIZE(core_opts); i++) {
         qdict_del(opts, core_opts[i]);
     }
-    if (drv->bdrv_wipe_key) {
-        drv->bdrv_wipe_key(bs);
-    }
+    bdrv_drop_key(bs);
     if (drv->bdrv_close) {
         /*
          * Activating: the state that closes was opened inactive, read-only;
@@ -390,7 +392,6 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
         /* The close stored the persistent bitmaps; the open loads them again. */
         release_persistent_bitmaps(bs);
     }
-    bs->has_key = false;
     memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
     bs->read_only = read_only;
     bs->inactive = inactive;
@@ -398,7 +399,7 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     if (bs->cache_direct) {
         flags |= BDRV_O_NOCACHE;
     }
-    ret = drv->bdrv_open(bs, opts, flags, errp);
+    ret = bdrv_open_driver_keyed(bs, opts, flags, errp);
     qobject_unref(opts);
     if (ret < 0) {
         error_prepend(errp, "Could not reopen '%s': ", bs->filename);
@@ -572,16 +573,14 @@ static void bdrv_close(BlockDriverState *bs)
         if (bs->open_done && !bs->read_only && !bdrv_key_missing_node(bs)) {
             bdrv_flush(bs, NULL);
         }
-        if (bs->drv->bdrv_wipe_key) {
-            bs->drv->bdrv_wipe_key(bs);
-        }
+        bdrv_drop_key(bs);
         if (bs->drv->bdrv_close) {
             bs->drv->bdrv_close(bs);
         }
     }
     /* The driver's close stored the persistent ones. */
     bdrv_release_all_dirty_bitmaps(bs);
-    bs->has_key = false;
+    g_assert(!bs->has_key);
     /* Detached before the unref, which recomputes the graph's permissions. */
     if (bs->backing) {
         BlockDriverState *backing = bs->backing;
@@ -1910,7 +1909,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     flags = child_flags(bs, flags);
-    if (drv->bdrv_open(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags, errp) < 0) {
+    if (bdrv_open_driver_keyed(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags,
+                               errp) < 0) {
         goto fail;
     }
     json_object_foreach(opts, key, value) {
@@ -2704,7 +2704,116 @@ BlockDriverState *bdrv_open_temp_overlay(BlockDriverState *base, const char *pre
 }
 
 /* ------------------------------------------------------------------ */
-/* Keys */
+/*
+ * Keys
+ *
+ * One lifecycle for every encrypted format (docs/key-lifecycle.md):
+ *
+ *  - open: the format driver reads its header and says whether the data
+ *    is encrypted (bs->encrypted).  It never sees the secret option: the
+ *    core took the driver's key_secret_opt out of the options before the
+ *    open and, when the node turned out encrypted, looks the secret up and
+ *    passes its bytes to drv->bdrv_set_key.  The lookup copy is wiped here.
+ *  - later: the tools' prompt (block/keys.c), block_passwd and the HMP
+ *    password prompt come through bdrv_set_key() below, to the same driver
+ *    callback.
+ *  - amend: key-slot options that open a slot report it (key_installed).
+ *  - close and reopen: the core has the driver wipe and free its key
+ *    material (drv->bdrv_wipe_key) before the driver closes.
+ *
+ * The invariant: bs->has_key is written here and nowhere else, true only
+ * after the driver accepted a key and until the core dropped it.  The
+ * request path refuses data I/O to a node without it, so drivers never
+ * check for a key on their own: they assert that they hold one.
+ */
+
+/* After the driver accepted a key: the node may do I/O from now on. */
+static void bdrv_key_installed(BlockDriverState *bs)
+{
+    bs->has_key = true;
+}
+
+void bdrv_drop_key(BlockDriverState *bs)
+{
+    if (bs->drv && bs->drv->bdrv_wipe_key) {
+        bs->drv->bdrv_wipe_key(bs);
+    }
+    bs->has_key = false;
+}
+
+static int bdrv_install_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                            Error **errp)
+{
+    int ret = bs->drv->bdrv_set_key(bs, secret, len, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    bdrv_key_installed(bs);
+    return 0;
+}
+
+/* The secret named at open: text for a password, bytes for a passphrase. */
+static int bdrv_install_key_secret(BlockDriverState *bs, const char *secret_id,
+                                   Error **errp)
+{
+    uint8_t *secret;
+    size_t len;
+    int ret;
+
+    if (bs->key_is_text) {
+        secret = (uint8_t *)qcrypto_secret_lookup_as_utf8(secret_id, errp);
+        len = secret ? strlen((char *)secret) : 0;
+    } else {
+        secret = qcrypto_secret_lookup(secret_id, &len, errp);
+    }
+    if (!secret) {
+        return -EINVAL;
+    }
+    ret = bdrv_install_key(bs, secret, len, errp);
+    qcrypto_secret_free(secret);
+    return ret;
+}
+
+/*
+ * The driver's open, then its key.  A header-only open (BDRV_O_NO_UNLOCK)
+ * neither looks the secret up nor pays for checking it.  A key that fails
+ * fails the open; the driver is closed again (closing twice is harmless).
+ */
+static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
+                                  Error **errp)
+{
+    BlockDriver *drv = bs->drv;
+    g_autofree char *secret_id = NULL;
+    int ret;
+
+    if (drv->key_secret_opt) {
+        json_t *v = json_object_get(opts, drv->key_secret_opt);
+
+        if (v && !json_is_string(v)) {
+            error_setg(errp, "Parameter '%s' expects a string", drv->key_secret_opt);
+            return -EINVAL;
+        }
+        secret_id = g_strdup(json_string_value(v));
+        qdict_del(opts, drv->key_secret_opt);
+    }
+    ret = drv->bdrv_open(bs, opts, flags, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (bs->encrypted && secret_id && !(flags & BDRV_O_NO_UNLOCK)) {
+        g_assert(drv->bdrv_set_key);
+        ret = bdrv_install_key_secret(bs, secret_id, errp);
+        if (ret < 0) {
+            bdrv_drop_key(bs);
+            if (drv->bdrv_close) {
+                drv->bdrv_close(bs);
+            }
+            return ret;
+        }
+    }
+    return 0;
+}
 
 BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs)
 {
@@ -2737,7 +2846,7 @@ int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp)
         error_setg(errp, "Node '%s' is not encrypted", bs->node_name);
         return -EINVAL;
     }
-    return bs->drv->bdrv_set_key(bs, password, errp);
+    return bdrv_install_key(bs, (const uint8_t *)password, strlen(password), errp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4091,7 +4200,14 @@ int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
     }
     bs->amend_status = status;
     bs->amend_status_opaque = opaque;
-    ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    {
+        bool key_installed = false;
+
+        ret = bs->drv->bdrv_amend_options(bs, opts, force, &key_installed, errp);
+        if (key_installed) {
+            bdrv_key_installed(bs);
+        }
+    }
     bs->amend_status = NULL;
     bs->amend_status_opaque = NULL;
     bdrv_amend_release(bs);

@@ -58,7 +58,6 @@ typedef struct BDRVQcowState {
     bool skip_key_check;
 } BDRVQcowState;
 
-static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp);
 
 static int qcow_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
@@ -120,7 +119,6 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     int64_t file_len = bdrv_getlength_exact(bs->file);
     uint64_t backing_offset, l1_bytes, shift_size;
     uint32_t version, backing_len;
-    g_autofree char *key_secret = NULL;
     g_autofree char *efmt = NULL;
     int ret;
 
@@ -243,13 +241,11 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
     /* Options */
     efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
-    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
     if (!take_bool_option(options, "encrypt.skip-key-check", &s->skip_key_check, errp)) {
         ret = -EINVAL;
         goto fail;
     }
     qdict_del(options, "encrypt.format");
-    qdict_del(options, "encrypt.key-secret");
     /*
      * As in QEMU 7.2, the key options say how to unlock the image if it is
      * encrypted (one --image-opts spec serves plain images too); a format
@@ -268,21 +264,11 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         goto fail;
     }
 
+    /* The key, if one was named, comes from the core (qcow_set_key()). */
     if (s->crypt_method == QCOW_CRYPT_AES) {
         bs->encrypted = true;
+        bs->key_is_text = true;
         legacy_aes_warn_deprecated(bs);
-        if (key_secret) {
-            char *pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
-            if (!pw) {
-                ret = -EINVAL;
-                goto fail;
-            }
-            ret = qcow_set_key(bs, pw, errp);
-            qcrypto_secret_free(pw);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
     }
     return 0;
 
@@ -302,19 +288,18 @@ static void qcow_wipe_key(BlockDriverState *bs)
 
     legacy_aes_free(s->aes);
     s->aes = NULL;
-    bs->has_key = false;
 }
 
-static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp)
+static int qcow_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                        Error **errp)
 {
     BDRVQcowState *s = bs->opaque;
+    /* Text: the core gives a legacy password NUL-terminated, without NULs. */
+    const char *password = (const char *)secret;
     LegacyAES *aes;
     int ret;
 
-    if (s->crypt_method != QCOW_CRYPT_AES) {
-        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
-        return -EINVAL;
-    }
+    g_assert(s->crypt_method == QCOW_CRYPT_AES);
     aes = legacy_aes_new(password, errp);
     if (!aes) {
         return -EINVAL;
@@ -337,7 +322,6 @@ static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp
     }
     legacy_aes_free(s->aes);
     s->aes = aes;
-    bs->has_key = true;
     return 0;
 }
 
@@ -544,7 +528,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
     uint8_t *buf = vbuf;
     int ret;
 
-    if (bs->encrypted && !s->aes) {
+    if (!bdrv_holds_key(bs)) {
         error_setg(errp, "Key missing for '%s'", bs->filename);
         return -ENOKEY;
     }
@@ -738,7 +722,7 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return qcow_write_compressed(bs, offset, bytes, buf, errp);
     }
-    if (bs->encrypted && !s->aes) {
+    if (!bdrv_holds_key(bs)) {
         error_setg(errp, "Key missing for '%s'", bs->filename);
         return -ENOKEY;
     }
@@ -1164,6 +1148,7 @@ static BlockDriver bdrv_qcow = {
     .bdrv_make_empty = qcow_make_empty,
     .bdrv_set_key = qcow_set_key,
     .bdrv_wipe_key = qcow_wipe_key,
+    .key_secret_opt = "encrypt.key-secret",
 };
 
 void bdrv_qcow_init(void)

@@ -180,11 +180,11 @@ static bool fde_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
     return true;
 }
 
-int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
+/* The header only; the core gives the key afterwards (qcow2_luks_set_key()). */
+int qcow2_luks_open(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2UnknownExt *e = find_fde_ext(s);
-    bool wrong_key;
 
     bs->encrypted = true;
     if (!e) {
@@ -202,16 +202,13 @@ int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
-    s->luks = qcrypto_block_open_secret(key_secret, bs->filename, fde_read_func,
-                                        fde_check_payload, bs, &wrong_key, errp);
-    if (!s->luks) {
-        return wrong_key ? -EPERM : -EINVAL;
-    }
-    bs->has_key = qcrypto_block_has_key(s->luks);
-    return 0;
+    s->luks = qcrypto_block_open_checked(bs->filename, fde_read_func,
+                                         fde_check_payload, bs, errp);
+    return s->luks ? 0 : -EINVAL;
 }
 
-int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
+int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                       Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -219,12 +216,13 @@ int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
         error_setg(errp, "Image '%s' is not LUKS-encrypted", bs->filename);
         return -EINVAL;
     }
-    if (!qcrypto_block_unlock(s->luks, (const uint8_t *)password, strlen(password),
-                              errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
+    if (!qcrypto_block_unlock(s->luks, secret, len, errp)) {
+        /* As QEMU 7.2: a key refused at open does not name the image. */
+        if (bs->open_done) {
+            error_prepend(errp, "'%s': ", bs->filename);
+        }
         return -EPERM;
     }
-    bs->has_key = true;
     return 0;
 }
 
@@ -320,7 +318,8 @@ bool qcow2_luks_amend_key(const char *key)
            !strcmp(key, "encrypt.iter-time") || !strcmp(key, "encrypt.secret");
 }
 
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                     Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -334,7 +333,7 @@ int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp
         return -ENOTSUP;
     }
     if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,
-                                  force, &bs->has_key, fde_write_func, bs, errp)) {
+                                  force, key_installed, fde_write_func, bs, errp)) {
         return -EINVAL;
     }
     return bdrv_flush(bs->file, errp);

@@ -380,7 +380,6 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
     return g_string_free(s, FALSE);
 }
 
-static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 static int check_writable(BlockDriverState *bs, Error **errp);
@@ -962,7 +961,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     g_autofree uint8_t *ext = NULL;
     g_autofree uint8_t *ftable = NULL;
     size_t ftable_len = 0;
-    g_autofree char *key_secret = NULL;
     const char *efmt;
     int ret = -EINVAL;
 
@@ -1344,7 +1342,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->file_end = file_len;
 
     efmt = qdict_get_try_str(options, "encrypt.format");
-    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
     if (qdict_haskey(options, "encrypt.skip-key-check")) {
         const char *v = qdict_get_try_str(options, "encrypt.skip-key-check");
         if (v) {
@@ -1374,7 +1371,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     qdict_del(options, "encrypt.format");
-    qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
     ret = open_data_file(bs, options, flags, errp);
@@ -1401,43 +1397,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         }
     }
 
+    /* The key, if one was named, comes from the core (qcow2_set_key()). */
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        /* Header-only callers (info) do not pay for unlocking a key slot. */
-        ret = qcow2_luks_open(bs, (flags & BDRV_O_NO_UNLOCK) ? NULL : key_secret,
-                              errp);
+        ret = qcow2_luks_open(bs, errp);
         if (ret < 0) {
             goto fail;
         }
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
-        if (!legacy_aes_new) {
-            error_setg(errp, "AES encryption support is not available "
-                       "in this program");
-            ret = -ENOTSUP;
-            goto fail;
-        }
-        if (legacy_aes_warn_deprecated) {
-            legacy_aes_warn_deprecated(bs);
-        }
-        if (key_secret) {
-            char *pw;
-            if (!qcrypto_secret_lookup_as_utf8) {
-                error_setg(errp, "Secrets are not supported by this program");
-                ret = -ENOTSUP;
-                goto fail;
-            }
-            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
-            if (!pw) {
-                ret = -EINVAL;
-                goto fail;
-            }
-            ret = qcow2_set_key(bs, pw, errp);
-            qcrypto_secret_free(pw);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
+        bs->key_is_text = true;
+        legacy_aes_warn_deprecated(bs);
     }
     return 0;
 
@@ -1455,22 +1425,21 @@ static void qcow2_wipe_key(BlockDriverState *bs)
         s->aes = NULL;
     }
     qcow2_luks_drop_key(s);
-    bs->has_key = false;
 }
 
-static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp)
+static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                         Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    /* Text: the core gives a legacy password NUL-terminated, without NULs. */
+    const char *password = (const char *)secret;
     LegacyAES *aes;
     int ret;
 
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        return qcow2_luks_set_key(bs, password, errp);
+        return qcow2_luks_set_key(bs, secret, len, errp);
     }
-    if (s->crypt_method != QCOW2_CRYPT_AES || !legacy_aes_new) {
-        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
-        return -EINVAL;
-    }
+    g_assert(s->crypt_method == QCOW2_CRYPT_AES);
     aes = legacy_aes_new(password, errp);
     if (!aes) {
         return -EINVAL;
@@ -1533,7 +1502,6 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
         legacy_aes_free(s->aes);
     }
     s->aes = aes;
-    bs->has_key = true;
     return 0;
 fail:
     legacy_aes_free(aes);
@@ -1603,7 +1571,6 @@ static void qcow2_close(BlockDriverState *bs)
             error_free(err);
         }
     }
-    qcow2_wipe_key(bs);
     qcow2_free_state(s);
 }
 
@@ -1749,7 +1716,7 @@ static int check_writable(BlockDriverState *bs, Error **errp)
                    "'qemu-img check -r all' before writing", bs->filename);
         return -EIO;
     }
-    if (!qcow2_key_ready(s)) {
+    if (!bdrv_holds_key(bs)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
@@ -1764,7 +1731,7 @@ static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t byte
 
     cache_clean_if_due(bs);
 
-    if (!qcow2_key_ready(s)) {
+    if (!bdrv_holds_key(bs)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
@@ -2384,7 +2351,8 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
     return ret;
 }
 
-static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
+static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                       Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     const char *key;
@@ -2506,7 +2474,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
     }
     if (luks_amend) {
-        ret = qcow2_luks_amend(bs, opts, force, errp);
+        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
         if (ret < 0) {
             return ret;
         }
@@ -3088,6 +3056,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,
+    .key_secret_opt = "encrypt.key-secret",
 };
 
 void bdrv_qcow2_init(void)

@@ -288,12 +288,6 @@ static inline bool qcow2_has_data_file(const BDRVQcow2State *s)
     return (s->incompat & QCOW2_INCOMPAT_DATA_FILE) != 0;
 }
 
-/* True when data can be en/decrypted (or the image is not encrypted). */
-static inline bool qcow2_key_ready(const BDRVQcow2State *s)
-{
-    return !s->crypt_method || s->aes || (s->luks && qcrypto_block_has_key(s->luks));
-}
-
 typedef struct SnapshotL1 {
     int64_t l1_offset;
     uint32_t l1_size;
@@ -455,8 +449,9 @@ json_t *qcow2_bitmaps_info(BlockDriverState *bs);
 
 /* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension keeps its place
  * among s->unknown_exts, which the header writer preserves) */
-int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp);
-int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp);
+int qcow2_luks_open(BlockDriverState *bs, Error **errp);
+int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                       Error **errp);
 void qcow2_luks_drop_key(BDRVQcow2State *s);
 void qcow2_luks_free(BDRVQcow2State *s);
 /* In place, whole sectors; the IVs come from the host offset @host. */
@@ -468,6 +463,7 @@ int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *cop
                       const uint8_t *pw, size_t npw, Error **errp);
 QDict *qcow2_luks_info(BDRVQcow2State *s);
 bool qcow2_luks_amend_key(const char *key);
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                     Error **errp);
 
 #endif

@@ -1178,45 +1178,22 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, bool force,
     return true;
 }
 
-QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
-                                        const char *filename,
-                                        QCryptoBlockReadFunc readfunc,
-                                        QCryptoBlockCheckFunc check,
-                                        void *opaque, bool *wrong_key,
-                                        Error **errp)
+QCryptoBlock *qcrypto_block_open_checked(const char *filename,
+                                         QCryptoBlockReadFunc readfunc,
+                                         QCryptoBlockCheckFunc check,
+                                         void *opaque, Error **errp)
 {
-    QCryptoBlock *block;
-    uint8_t *pw = NULL;
-    size_t npw = 0;
+    QCryptoBlock *block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
 
-    *wrong_key = false;
-    if (secret_id) {
-        pw = qcrypto_secret_lookup(secret_id, &npw, errp);
-        if (!pw) {
-            return NULL;
-        }
-    }
-    /* The header is validated before any key is tried. */
-    block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
     if (!block) {
         error_prepend(errp, "'%s': ", filename);
-        goto fail;
+        return NULL;
     }
     if (!check(block, opaque, errp)) {
-        goto fail;
+        qcrypto_block_free(block);
+        return NULL;
     }
-    if (pw && !qcrypto_block_unlock(block, pw, npw, errp)) {
-        /* As QEMU 7.2: no file name; the caller names the image or its options. */
-        *wrong_key = true;
-        goto fail;
-    }
-    qcrypto_secret_free(pw);
     return block;
-
-fail:
-    qcrypto_secret_free(pw);
-    qcrypto_block_free(block);
-    return NULL;
 }
 
 /*
@@ -1233,7 +1210,7 @@ static const char *amend_opt(const QDict *opts, const char *p, const char *name)
 
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool force, bool *has_key,
+                              bool name_unlock_error, bool force, bool *unlocked,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp)
 {
@@ -1329,7 +1306,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
             goto out;
         }
         /* Even if writing the slot fails, the block now holds the key. */
-        *has_key = true;
+        *unlocked = true;
         ok = qcrypto_block_add_key(block, keyslot, force, new_pw, nnew, iter_time,
                                    writefunc, opaque, errp);
     } else {

@@ -309,8 +309,7 @@ static void test_node_wipe(gconstpointer fmt)
     g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
     g_assert_null(bdrv_key_missing_node(bs));
 
-    g_assert_nonnull(bs->drv->bdrv_wipe_key);
-    bs->drv->bdrv_wipe_key(bs);
+    bdrv_drop_key(bs);
     g_assert_false(bs->has_key);
     g_assert_true(bdrv_key_missing_node(bs) == bs);
     g_assert_cmpint(bdrv_pread(bs, 0, sizeof(buf), buf, 0, &err), <, 0);
