@@ -2753,38 +2753,34 @@ static int bdrv_install_key(BlockDriverState *bs, const uint8_t *secret, size_t 
     return 0;
 }
 
-/* The secret named at open: text for a password, bytes for a passphrase. */
-static int bdrv_install_key_secret(BlockDriverState *bs, const char *secret_id,
-                                   Error **errp)
+/* The secret named at open, as a key of @kind wants it; NULL with @errp set. */
+static uint8_t *bdrv_lookup_key_secret(BdrvKeyKind kind, const char *secret_id,
+                                       size_t *len, Error **errp)
 {
     uint8_t *secret;
-    size_t len;
-    int ret;
 
-    if (bs->key_is_text) {
+    if (kind == BDRV_KEY_PASSWORD) {
         secret = (uint8_t *)qcrypto_secret_lookup_as_utf8(secret_id, errp);
-        len = secret ? strlen((char *)secret) : 0;
+        *len = secret ? strlen((char *)secret) : 0;
     } else {
-        secret = qcrypto_secret_lookup(secret_id, &len, errp);
+        secret = qcrypto_secret_lookup(secret_id, len, errp);
     }
-    if (!secret) {
-        return -EINVAL;
-    }
-    ret = bdrv_install_key(bs, secret, len, errp);
-    qcrypto_secret_free(secret);
-    return ret;
+    return secret;
 }
 
 /*
  * The driver's open, then its key.  A header-only open (BDRV_O_NO_UNLOCK)
- * neither looks the secret up nor pays for checking it.  A key that fails
- * fails the open; the driver is closed again (closing twice is harmless).
+ * does not pay for a passphrase's key slot (see BdrvKeyKind).  A key that
+ * fails fails the open; the driver is closed again (closing twice is
+ * harmless).  The secret's copy is wiped on every path.
  */
 static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
                                   Error **errp)
 {
     BlockDriver *drv = bs->drv;
     g_autofree char *secret_id = NULL;
+    uint8_t *secret = NULL;
+    size_t len = 0;
     int ret;
 
     if (drv->key_secret_opt) {
@@ -2797,22 +2793,40 @@ static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
         secret_id = g_strdup(json_string_value(v));
         qdict_del(opts, drv->key_secret_opt);
     }
+    /*
+     * A format whose images all hold a passphrase resolves the secret before
+     * its header is read, as QEMU does: a missing secret is the error then,
+     * whatever the header holds.  Others learn at open whether they need one.
+     */
+    if (secret_id && drv->always_encrypted && !(flags & BDRV_O_NO_UNLOCK)) {
+        secret = bdrv_lookup_key_secret(BDRV_KEY_PASSPHRASE, secret_id, &len, errp);
+        if (!secret) {
+            return -EINVAL;
+        }
+    }
     ret = drv->bdrv_open(bs, opts, flags, errp);
     if (ret < 0) {
-        return ret;
+        goto out;
     }
-    if (bs->encrypted && secret_id && !(flags & BDRV_O_NO_UNLOCK)) {
+    g_assert(!drv->always_encrypted ||
+             (bs->encrypted && bs->key_kind == BDRV_KEY_PASSPHRASE));
+    if (bs->encrypted && secret_id &&
+        !((flags & BDRV_O_NO_UNLOCK) && bs->key_kind == BDRV_KEY_PASSPHRASE)) {
         g_assert(drv->bdrv_set_key);
-        ret = bdrv_install_key_secret(bs, secret_id, errp);
+        if (!secret) {
+            secret = bdrv_lookup_key_secret(bs->key_kind, secret_id, &len, errp);
+        }
+        ret = secret ? bdrv_install_key(bs, secret, len, errp) : -EINVAL;
         if (ret < 0) {
             bdrv_drop_key(bs);
             if (drv->bdrv_close) {
                 drv->bdrv_close(bs);
             }
-            return ret;
         }
     }
-    return 0;
+out:
+    qcrypto_secret_free(secret);
+    return ret < 0 ? ret : 0;
 }
 
 BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs)

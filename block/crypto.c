@@ -410,6 +410,7 @@ static BlockDriver bdrv_luks = {
     .bdrv_amend_options = luks_amend_options,
     .amend_opts = &luks_amend_opts,
     .key_secret_opt = "key-secret",
+    .always_encrypted = true,
     .bdrv_set_key = luks_set_key,
     .bdrv_wipe_key = luks_wipe_key,
 };

@@ -202,9 +202,9 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
-    s->luks = qcrypto_block_open_checked(bs->filename, fde_read_func,
+    s->crypto = qcrypto_block_open_checked(bs->filename, fde_read_func,
                                          fde_check_payload, bs, errp);
-    return s->luks ? 0 : -EINVAL;
+    return s->crypto ? 0 : -EINVAL;
 }
 
 int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
@@ -212,11 +212,7 @@ int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (!s->luks) {
-        error_setg(errp, "Image '%s' is not LUKS-encrypted", bs->filename);
-        return -EINVAL;
-    }
-    if (!qcrypto_block_unlock(s->luks, secret, len, errp)) {
+    if (!qcrypto_block_unlock(s->crypto, secret, len, errp)) {
         /* As QEMU 7.2: a key refused at open does not name the image. */
         if (bs->open_done) {
             error_prepend(errp, "'%s': ", bs->filename);
@@ -224,30 +220,6 @@ int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
         return -EPERM;
     }
     return 0;
-}
-
-void qcow2_luks_drop_key(BDRVQcow2State *s)
-{
-    if (s->luks) {
-        qcrypto_block_drop_key(s->luks);
-    }
-}
-
-void qcow2_luks_free(BDRVQcow2State *s)
-{
-    qcrypto_block_free(s->luks);
-    s->luks = NULL;
-}
-
-void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
-                      bool enc)
-{
-    bool ok;
-
-    /* Callers check the key and sector alignment first, so this cannot fail. */
-    ok = enc ? qcrypto_block_encrypt(s->luks, host, buf, bytes, &error_abort)
-             : qcrypto_block_decrypt(s->luks, host, buf, bytes, &error_abort);
-    g_assert(ok);
 }
 
 bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
@@ -291,11 +263,11 @@ QDict *qcow2_luks_info(BDRVQcow2State *s)
     const char *key;
     json_t *value;
 
-    if (!s->luks) {
+    if (!s->crypto) {
         qdict_put_str(out, "format", "luks");
         return out;
     }
-    info = qcrypto_block_get_info(s->luks);
+    info = qcrypto_block_get_info(s->crypto);
     json_object_foreach(info, key, value) {
         json_object_set(out, key, value);
         if (!strcmp(key, "uuid")) {
@@ -328,11 +300,11 @@ int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_in
         error_setg(errp, "Can't amend encryption options - encryption not present");
         return -EINVAL;
     }
-    if (!s->luks) {
+    if (s->crypt_method != QCOW2_CRYPT_LUKS) {
         error_setg(errp, "Only LUKS encryption options can be amended");
         return -ENOTSUP;
     }
-    if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,
+    if (!qcrypto_block_amend_keys(s->crypto, opts, "encrypt.", bs->filename, true,
                                   force, key_installed, fde_write_func, bs, errp)) {
         return -EINVAL;
     }

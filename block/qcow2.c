@@ -16,22 +16,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-/*
- * Legacy AES and secrets are provided by other units; weak references keep
- * this driver linkable into programs built without them (it then refuses
- * encrypted images with a clear error instead of failing to link).
- */
-void legacy_aes_warn_create(void);
-#pragma weak legacy_aes_new
-#pragma weak legacy_aes_free
-#pragma weak legacy_aes_keycheck_make
-#pragma weak legacy_aes_keycheck_verify
-#pragma weak legacy_aes_key_plausible
-#pragma weak legacy_aes_warn_deprecated
-#pragma weak legacy_aes_warn_create
-#pragma weak qcrypto_secret_lookup_as_utf8
-#pragma weak qcrypto_secret_free
-
 static const struct {
     uint8_t type;
     uint8_t bit;
@@ -283,7 +267,8 @@ static void qcow2_free_state(BDRVQcow2State *s)
         s->data_file = NULL;
         bdrv_unref(data_file);
     }
-    qcow2_luks_free(s);
+    qcrypto_block_free(s->crypto);
+    s->crypto = NULL;
     qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
     s->hdr_tail = NULL;
@@ -1406,7 +1391,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
-        bs->key_is_text = true;
+        bs->key_kind = BDRV_KEY_PASSWORD;
         legacy_aes_warn_deprecated(bs);
     }
     return 0;
@@ -1420,32 +1405,31 @@ static void qcow2_wipe_key(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (s->aes) {
-        legacy_aes_free(s->aes);
-        s->aes = NULL;
+    if (s->crypto) {
+        qcrypto_block_drop_key(s->crypto);
     }
-    qcow2_luks_drop_key(s);
 }
 
 static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                          Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    /* Text: the core gives a legacy password NUL-terminated, without NULs. */
-    const char *password = (const char *)secret;
-    LegacyAES *aes;
+    QCryptoBlock *aes;
     int ret;
 
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
         return qcow2_luks_set_key(bs, secret, len, errp);
     }
     g_assert(s->crypt_method == QCOW2_CRYPT_AES);
-    aes = legacy_aes_new(password, errp);
-    if (!aes) {
-        return -EINVAL;
+    /* A new key is judged on its own; the one held so far stays until it passed. */
+    aes = qcrypto_block_new_qcow();
+    if (!qcrypto_block_unlock(aes, secret, len, errp)) {
+        ret = -EINVAL;
+        goto fail;
     }
     if (s->keycheck) {
-        ret = legacy_aes_keycheck_verify(password, s->keycheck, s->keycheck_len, errp);
+        ret = qcrypto_qcow_keycheck_verify(secret, len, s->keycheck, s->keycheck_len,
+                                           errp);
         if (ret < 0) {
             error_prepend(errp, "Key check of '%s': ", bs->filename);
             goto fail;
@@ -1481,14 +1465,14 @@ static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len
             }
             if (!has_data) {
                 /* Nothing encrypted yet: this key becomes the image's key. */
-                size_t len = 0;
-                uint8_t *kc = legacy_aes_keycheck_make(password, &len, errp);
+                size_t kc_len = 0;
+                uint8_t *kc = qcrypto_qcow_keycheck_make(secret, len, &kc_len, errp);
                 if (!kc) {
                     ret = -EINVAL;
                     goto fail;
                 }
                 s->keycheck = kc;
-                s->keycheck_len = len;
+                s->keycheck_len = kc_len;
                 ret = qcow2_update_header(bs, errp);
                 if (ret < 0) {
                     g_free(s->keycheck);
@@ -1498,13 +1482,11 @@ static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len
             }
         }
     }
-    if (s->aes) {
-        legacy_aes_free(s->aes);
-    }
-    s->aes = aes;
+    qcrypto_block_free(s->crypto);
+    s->crypto = aes;
     return 0;
 fail:
-    legacy_aes_free(aes);
+    qcrypto_block_free(aes);
     return ret;
 }
 
@@ -2851,33 +2833,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EFBIG;
     }
     if (crypt == QCOW2_CRYPT_AES) {
-        if (!legacy_aes_new) {
-            error_setg(errp, "AES encryption support is not available in this program");
-            return -ENOTSUP;
-        }
-        if (legacy_aes_warn_create) {
-            legacy_aes_warn_create();
-        }
+        legacy_aes_warn_create();
         if (key_secret) {
-            char *pw;
-            if (!qcrypto_secret_lookup_as_utf8) {
-                error_setg(errp, "Secrets are not supported by this program");
-                return -ENOTSUP;
-            }
-            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
+            char *pw = legacy_aes_create_password(key_secret, errp);
+
             if (!pw) {
                 return -EINVAL;
             }
-            {
-                /* Validates the password (empty, too long) the way opening will. */
-                LegacyAES *aes = legacy_aes_new(pw, errp);
-                if (!aes) {
-                    qcrypto_secret_free(pw);
-                    return -EINVAL;
-                }
-                legacy_aes_free(aes);
-            }
-            keycheck = legacy_aes_keycheck_make(pw, &keycheck_len, errp);
+            keycheck = qcrypto_qcow_keycheck_make((const uint8_t *)pw, strlen(pw),
+                                                  &keycheck_len, errp);
             qcrypto_secret_free(pw);
             if (!keycheck) {
                 return -EINVAL;

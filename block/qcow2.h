@@ -212,7 +212,6 @@ typedef struct BDRVQcow2State {
     uint32_t keycheck_len;
     bool had_feature_table;
 
-    LegacyAES *aes;
     bool skip_key_check;
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
@@ -235,8 +234,13 @@ typedef struct BDRVQcow2State {
     uint64_t bm_dir_size;
     bool bm_ext_dropped;        /* a stale extension to drop from the header */
 
-    /* crypt_method 2: the open LUKS container and where its header lives */
-    QCryptoBlock *luks;
+    /*
+     * The cipher of an encrypted image, one kind for both methods: the LUKS
+     * container (crypt_method 2: from open on, keyless until the core gives
+     * the key) or the legacy AES cipher (crypt_method 1: only while keyed).
+     * Then, for LUKS, where its header lives.
+     */
+    QCryptoBlock *crypto;
     uint64_t fde_offset;
     uint64_t fde_length;
 
@@ -452,11 +456,7 @@ json_t *qcow2_bitmaps_info(BlockDriverState *bs);
 int qcow2_luks_open(BlockDriverState *bs, Error **errp);
 int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                        Error **errp);
-void qcow2_luks_drop_key(BDRVQcow2State *s);
-void qcow2_luks_free(BDRVQcow2State *s);
 /* In place, whole sectors; the IVs come from the host offset @host. */
-void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
-                      bool enc);
 bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
                              uint8_t **pw, size_t *npw, Error **errp);
 int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,

@@ -31,6 +31,21 @@
 /* The largest image length QEMU's block layer takes: INT64_MAX down to 1 GiB. */
 #define BDRV_MAX_LENGTH (INT64_MAX & ~((INT64_C(1) << 30) - 1))
 
+/* What an encrypted node's key is made from; it decides how the core gets it. */
+typedef enum BdrvKeyKind {
+    /*
+     * A LUKS passphrase: the secret's bytes as they are.  Trying it costs
+     * the PBKDF2 work of a key slot, so a header-only open
+     * (BDRV_O_NO_UNLOCK) neither looks the secret up nor tries it.
+     */
+    BDRV_KEY_PASSPHRASE,
+    /*
+     * A legacy AES password: text (a secret with a NUL or invalid UTF-8 is
+     * refused), looked up and checked on every open that names it.
+     */
+    BDRV_KEY_PASSWORD,
+} BdrvKeyKind;
+
 typedef enum BdrvDetectZeroes {
     BDRV_DETECT_ZEROES_OFF = 0,
     BDRV_DETECT_ZEROES_ON,
@@ -83,14 +98,13 @@ struct BlockDriverState {
     /*
      * Encryption state (the key lifecycle is described in block.c, "Keys").
      * The format driver sets @encrypted at open when the image says its
-     * data is encrypted, and @key_is_text when its key is a text password
-     * (legacy AES: a secret with a NUL or invalid UTF-8 is refused).
+     * data is encrypted, and @key_kind (what its key is made from).
      * @has_key is the core's alone: set when the driver's bdrv_set_key
      * accepted a key, cleared when the core wipes it.  The core refuses data
      * I/O while encrypted && !has_key.
      */
     bool encrypted;
-    bool key_is_text;
+    BdrvKeyKind key_kind;
     bool has_key;
     /* The deprecation warning for legacy AES is printed once per node. */
     bool deprecation_warned;
@@ -450,6 +464,8 @@ typedef struct BlockDriver {
      * it to bdrv_set_key when the node turned out encrypted.
      */
     const char *key_secret_opt;
+    /* Every image of the format is encrypted, with a BDRV_KEY_PASSPHRASE (luks). */
+    bool always_encrypted;
     /*
      * The one way a key reaches a driver (open, the tools' prompt,
      * block_passwd): check @secret (@len bytes; one NUL follows them) and,

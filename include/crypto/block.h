@@ -24,7 +24,25 @@
 #define QCRYPTO_BLOCK_SECTOR_SIZE 512
 #define QCRYPTO_BLOCK_LUKS_NUM_SLOTS 8
 
+/*
+ * A block cipher object: a LUKS container, or the legacy qcow/qcow2
+ * AES-CBC cipher (which has no header: only unlock, en/decrypt, drop_key,
+ * free and has_key apply to it).
+ */
 typedef struct QCryptoBlock QCryptoBlock;
+
+typedef enum QCryptoBlockFormat {
+    QCRYPTO_BLOCK_FORMAT_LUKS,
+    QCRYPTO_BLOCK_FORMAT_QCOW,
+} QCryptoBlockFormat;
+
+/*
+ * A keyless legacy AES block; qcrypto_block_unlock() makes its key from a
+ * password (empty: an error; past 16 bytes: a warning, the rest unused)
+ * without judging it: the image has nothing to check it against.
+ */
+QCryptoBlock *qcrypto_block_new_qcow(void);
+QCryptoBlockFormat qcrypto_block_get_format(const QCryptoBlock *block);
 
 /* Return 0 or a negative errno with *errp set. */
 typedef int (*QCryptoBlockReadFunc)(QCryptoBlock *block, size_t offset,
