@@ -203,7 +203,7 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
         return -EINVAL;
     }
     s->crypto = qcrypto_block_open_checked(bs->filename, fde_read_func,
-                                         fde_check_payload, bs, errp);
+                                           fde_check_payload, bs, errp);
     return s->crypto ? 0 : -EINVAL;
 }
 
