@@ -3356,6 +3356,69 @@ void bdrv_background_coroutine_end(void)
     background_coroutines--;
 }
 
+/*
+ * Drained sections (block.h).  Why the monitor needs them: a command runs
+ * outside coroutines, and much of what it does (an internal snapshot, a
+ * resize, a bitmap, a graph change) does not go through the request path,
+ * so no request lock or serialisation orders it against an NBD client's
+ * request that is in the middle of a metadata update of the same node.
+ * Waiting for those requests, and admitting no new one until the command
+ * is done, makes the command atomic for the exports, as QEMU's drained
+ * sections do.  What is waited for is the requests' time in the block
+ * layer, so a request whose reply a client is slow to take holds up
+ * nothing.
+ */
+static int drained_depth;
+static int quiesce_requests;    /* exports' requests in the block layer */
+static CoQueue drain_queue = { G_QUEUE_INIT };
+
+void bdrv_drained_all_begin(void)
+{
+    g_assert(!qemu_in_coroutine());
+    drained_depth++;
+    while (quiesce_requests > 0 && !bdrv_debug_suspended_requests()) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+}
+
+void bdrv_drained_all_end(void)
+{
+    g_assert(drained_depth > 0);
+    if (--drained_depth == 0) {
+        qemu_co_queue_restart_all(&drain_queue);
+    }
+}
+
+bool bdrv_drained(void)
+{
+    return drained_depth > 0;
+}
+
+bool bdrv_co_wait_undrained(const bool *give_up)
+{
+    /* An end or a kick wakes every waiter; each looks again. */
+    while (drained_depth > 0 && !*give_up) {
+        qemu_co_queue_wait(&drain_queue, NULL);
+    }
+    return !*give_up;
+}
+
+void bdrv_drain_kick(void)
+{
+    qemu_co_queue_restart_all(&drain_queue);
+}
+
+void bdrv_quiesce_request_begin(void)
+{
+    quiesce_requests++;
+}
+
+void bdrv_quiesce_request_end(void)
+{
+    g_assert(quiesce_requests > 0);
+    quiesce_requests--;
+}
+
 static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
                            int64_t offset, int64_t bytes, void *buf, int flags,
                            Error **errp)

@@ -199,6 +199,7 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
     g_autofree char *word = next_word(&p, &bad);
     const HMPCommand *cmd;
     QDict *args;
+    bool drained;
 
     if (!word) {
         return;
@@ -212,12 +213,17 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
     if (!*prefix) {
         block_job_wait_starting();
     }
-    if (!*prefix && strcmp(word, "info") && strcmp(word, "qemu-io")) {
+    drained = !*prefix && strcmp(word, "info") && strcmp(word, "qemu-io");
+    if (drained) {
         /* As QMP does (monitor.c): wait for the jobs' steps in flight. */
         block_job_wait_steps();
+        bdrv_drained_all_begin();
     }
     if (parse_args(mon, cmd, word, p, args)) {
         cmd->handler(mon, args);
+    }
+    if (drained) {
+        bdrv_drained_all_end();
     }
     /* Arguments may hold a password: wipe string values before freeing. */
     {

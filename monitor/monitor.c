@@ -362,6 +362,7 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
     json_t *req = qmp_json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
     json_t *id = NULL, *args = NULL, *value;
     const char *cmd = NULL, *key;
+    bool drained;
     Error *err = NULL;
     QObject *ret;
 
@@ -423,12 +424,18 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
      * that a job pauses or ends before their reply, between two steps.
      */
     block_job_wait_starting();
-    if (!g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command")) {
+    drained = !g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command");
+    if (drained) {
         block_job_wait_steps();
+        /* Nor may an export's request be in the middle of it (block.h). */
+        bdrv_drained_all_begin();
     }
     cur_qmp = mon;
     ret = qmp_dispatch_command(cmd, args, &err);
     cur_qmp = NULL;
+    if (drained) {
+        bdrv_drained_all_end();
+    }
     if (err) {
         qmp_send_error(mon, error_get_class(err), error_get_pretty(err), id);
         error_free(err);

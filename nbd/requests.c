@@ -30,7 +30,21 @@ typedef struct NBDRequest {
     uint32_t len;
     uint8_t *data;          /* a write's payload */
     int64_t held;           /* what it counts in client->bytes_in_flight */
+    bool in_block_layer;    /* counted by bdrv_quiesce_request_begin() */
 } NBDRequest;
+
+/*
+ * A request is in the block layer (for drained sections, block.h) from its
+ * start until it begins to reply: a slow client holds up no monitor
+ * command.  Called before each wait for the send lock; once is enough.
+ */
+static void request_leaves_block_layer(NBDRequest *req)
+{
+    if (req->in_block_layer) {
+        req->in_block_layer = false;
+        bdrv_quiesce_request_end();
+    }
+}
 
 static uint32_t nbd_errno(int err)
 {
@@ -91,6 +105,7 @@ static void send_simple_reply(NBDRequest *req, int err, const void *data, size_t
     nbd_put32(hdr, NBD_SIMPLE_REPLY_MAGIC);
     nbd_put32(hdr + 4, nbd_errno(err));
     nbd_put64(hdr + 8, req->handle);
+    request_leaves_block_layer(req);
     qemu_co_mutex_lock(&req->client->send_lock);
     if (send_iov(req->client, bufs, lens, 2) < 0) {
         reply_failed(req->client);
@@ -132,6 +147,7 @@ static void send_error(NBDRequest *req, int err, const char *msg)
 
     if (client->structured_reply &&
         (req->type == NBD_CMD_READ || req->type == NBD_CMD_BLOCK_STATUS)) {
+        request_leaves_block_layer(req);
         qemu_co_mutex_lock(&client->send_lock);
         if (send_error_chunk(req, err, msg) < 0) {
             reply_failed(client);
@@ -207,6 +223,7 @@ static void nbd_do_read(NBDRequest *req)
         send_simple_reply(req, 0, buf, req->len);
         return;
     }
+    request_leaves_block_layer(req);
     qemu_co_mutex_lock(&client->send_lock);
     for (guint i = 0; i < extents->len && ret == 0; i++) {
         ReadExtent *e = &g_array_index(extents, ReadExtent, i);
@@ -359,6 +376,7 @@ static void nbd_do_block_status(NBDRequest *req)
     if (ret < 0) {
         send_error(req, -ret, "block status failed");
     } else {
+        request_leaves_block_layer(req);
         qemu_co_mutex_lock(&client->send_lock);
         for (int i = 0; i < n && ret == 0; i++) {
             uint8_t pre[4];
@@ -454,11 +472,20 @@ static void request_co(void *opaque)
 {
     NBDRequest *req = opaque;
     NBDClient *client = req->client;
-    BdrvUser *user = client->exp->user;
+    BdrvUser *user;
     const char *msg = NULL;
     Error *err = NULL;
-    int bad = nbd_check_request(req, &msg);
+    int bad;
 
+    /* Not while a monitor command runs in a drained section (block.h). */
+    if (!bdrv_co_wait_undrained(&client->closing)) {
+        goto out;   /* the export or server is going: no reply can be sent */
+    }
+    req->in_block_layer = true;
+    bdrv_quiesce_request_begin();
+    /* Only now: the command may have moved the export to another node. */
+    user = client->exp->user;
+    bad = nbd_check_request(req, &msg);
     if (bad) {
         send_error(req, bad, msg);
     } else {
@@ -493,8 +520,11 @@ static void request_co(void *opaque)
             break;
         }
     }
+    request_leaves_block_layer(req);
+out:
     client->requests_in_flight--;
     client->bytes_in_flight -= req->held;
+    bdrv_background_coroutine_end();
     if (client->recv_waiting) {
         client->recv_waiting = false;
         qemu_coroutine_wake(client->recv_co);
@@ -560,6 +590,11 @@ void nbd_serve_requests(NBDClient *client)
         } else if (req->type == NBD_CMD_READ) {
             req->held = MIN(req->len, NBD_MAX_BUFFER_SIZE);
         }
+        /*
+         * A background coroutine (block.h): meanwhile the monitor's
+         * synchronous requests run in coroutines, behind this one's locks.
+         */
+        bdrv_background_coroutine_begin();
         client->requests_in_flight++;
         client->bytes_in_flight += req->held;
         qemu_coroutine_enter(qemu_coroutine_create(request_co, req));

@@ -241,6 +241,8 @@ int nbd_server_export_shutdown(NBDServer *server, NBDExport *exp)
             shutdown(client->fd, SHUT_RDWR);
         }
     }
+    /* Its clients' requests waiting for a drained section's end give up. */
+    bdrv_drain_kick();
     return nbd_server_export_clients(server, exp);
 }
 
@@ -315,6 +317,7 @@ void nbd_server_free(NBDServer *server)
         client->closing = true;
         shutdown(client->fd, SHUT_RDWR);
     }
+    bdrv_drain_kick();
     server->client_closed = NULL;
     while (server->nb_clients > 0) {
         g_main_context_iteration(NULL, TRUE);

@@ -589,6 +589,28 @@ void bdrv_drain_all(void);
 void bdrv_background_coroutine_begin(void);
 void bdrv_background_coroutine_end(void);
 bool bdrv_in_sync_wait(void);
+/*
+ * Drained sections, for callers outside the request path (a monitor
+ * command that snapshots, resizes or reconfigures nodes synchronously):
+ * between begin and end no export's request enters the block layer, and
+ * begin returns once the exports' requests in the block layer have ended
+ * (or wait at a blkdebug breakpoint: they would wait for ever, as a user
+ * must resume them).  Sections nest.
+ * An export, in each request's coroutine, calls bdrv_co_wait_undrained()
+ * first and only then looks up the handle it uses (a monitor command may
+ * have replaced it meanwhile); then it brackets the request's part in the
+ * block layer with bdrv_quiesce_request_begin/end, with no yield between
+ * the wait and begin.  What it does after (a reply to a slow client) is
+ * not waited for.  The wait gives up, returning false, once *give_up is
+ * true; bdrv_drain_kick() makes the waiters look at their flags again.
+ */
+void bdrv_drained_all_begin(void);
+void bdrv_drained_all_end(void);
+bool bdrv_drained(void);
+bool bdrv_co_wait_undrained(const bool *give_up);
+void bdrv_drain_kick(void);
+void bdrv_quiesce_request_begin(void);
+void bdrv_quiesce_request_end(void);
 /* Counts a request of @type refused before it was made (qemu-io's -i). */
 void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type);
 /* The iothread (system/iothread.c) the node is in, NULL: the main loop. */

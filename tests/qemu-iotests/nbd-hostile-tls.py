@@ -10,30 +10,15 @@ the export, with many requests in flight.
 usage: nbd-hostile-tls.py SOCKET CERT-DIR (ca-cert.pem, client-cert.pem,
        client-key.pem)
 """
-import socket
 import ssl
 import struct
 import sys
 
-INIT_MAGIC = 0x4e42444d41474943
-OPTS_MAGIC = 0x49484156454f5054
-REP_MAGIC = 0x3e889045565a9
-REQ_MAGIC = 0x25609513
-SIMPLE_MAGIC = 0x67446698
-
-OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO = 1, 2, 3, 5, 6, 7
-OPT_STRUCTURED = 8
-REP_NAMES = {1: 'ACK', 2: 'SERVER', 3: 'INFO',
-             0x80000001: 'ERR_UNSUP', 0x80000002: 'ERR_POLICY',
-             0x80000003: 'ERR_INVALID', 0x80000005: 'ERR_TLS_REQD',
-             0x80000006: 'ERR_UNKNOWN', 0x80000009: 'ERR_TOO_BIG'}
-CMD_READ, CMD_WRITE, CMD_DISC = 0, 1, 2
+from nbdwire import *  # noqa: F401,F403 (the protocol's constants)
+from nbdwire import Closed, case_runner
+import nbdwire
 
 path, certdir = sys.argv[1], sys.argv[2]
-
-
-class Closed(Exception):
-    pass
 
 
 def context(with_cert=True):
@@ -44,43 +29,12 @@ def context(with_cert=True):
     return ctx
 
 
-class Conn:
+class Conn(nbdwire.Conn):
     def __init__(self):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(path)
-
-    def recv(self, n):
-        buf = b''
-        while len(buf) < n:
-            try:
-                d = self.s.recv(n - len(buf))
-            except (ConnectionResetError, ssl.SSLError):
-                d = b''
-            if not d:
-                raise Closed()
-            buf += d
-        return buf
-
-    def send(self, b):
-        try:
-            self.s.sendall(b)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            raise Closed()
-
-    def greet(self):
-        magic, opts, _ = struct.unpack('>QQH', self.recv(18))
-        assert magic == INIT_MAGIC and opts == OPTS_MAGIC, 'bad greeting'
-        self.send(struct.pack('>I', 3))
-
-    def opt(self, opt, data=b''):
-        self.send(struct.pack('>QII', OPTS_MAGIC, opt, len(data)) + data)
+        super().__init__(path)
 
     def rep(self):
-        magic, _, typ, ln = struct.unpack('>QIII', self.recv(20))
-        assert magic == REP_MAGIC, 'bad reply magic'
-        self.recv(ln)
-        return REP_NAMES.get(typ, hex(typ))
+        return self.reply()[1]
 
     def starttls(self, with_cert=True):
         self.opt(OPT_STARTTLS)
@@ -97,12 +51,6 @@ class Conn:
             r = self.rep()
             if r != 'INFO':
                 return r
-
-    def closed(self):
-        try:
-            return self.s.recv(1) == b''
-        except (ConnectionResetError, ssl.SSLError):
-            return True
 
     def ending(self):
         """What the server sends until it closes: nothing, or a TLS alert."""
@@ -153,15 +101,7 @@ def check_alive():
     c.s.close()
 
 
-def case(name):
-    def wrap(fn):
-        try:
-            r = fn()
-        except Closed:
-            r = 'closed'
-        print('%s: %s' % (name, r))
-        check_alive()
-    return wrap
+case = case_runner(check_alive)
 
 
 @case('options before STARTTLS')

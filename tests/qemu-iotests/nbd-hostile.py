@@ -7,79 +7,23 @@ well-behaved client.
 
 usage: nbd-hostile.py SOCKET READONLY-SOCKET EXPORT-SIZE
 """
-import socket
 import struct
 import sys
 import threading
 
-INIT_MAGIC = 0x4e42444d41474943
-OPTS_MAGIC = 0x49484156454f5054
-REP_MAGIC = 0x3e889045565a9
-REQ_MAGIC = 0x25609513
-SIMPLE_MAGIC = 0x67446698
-STRUCT_MAGIC = 0x668e33ef
-
-OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
-OPT_STRUCTURED, OPT_LIST_META, OPT_SET_META = 8, 9, 10
-REP_NAMES = {1: 'ACK', 2: 'SERVER', 3: 'INFO', 4: 'META_CONTEXT',
-             0x80000001: 'ERR_UNSUP', 0x80000002: 'ERR_POLICY',
-             0x80000003: 'ERR_INVALID', 0x80000006: 'ERR_UNKNOWN',
-             0x80000009: 'ERR_TOO_BIG'}
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
-CMD_CACHE, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 5, 6, 7
-ERRNO = {0: 'ok', 1: 'EPERM', 5: 'EIO', 22: 'EINVAL', 28: 'ENOSPC', 95: 'ENOTSUP'}
+from nbdwire import *  # noqa: F401,F403 (the protocol's constants)
+from nbdwire import Closed, case_runner
+import nbdwire
 
 path, ro_path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
-class Closed(Exception):
-    pass
-
-
-class Conn:
+class Conn(nbdwire.Conn):
     def __init__(self, p=None):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(p or path)
-
-    def recv(self, n):
-        buf = b''
-        while len(buf) < n:
-            try:
-                d = self.s.recv(n - len(buf))
-            except ConnectionResetError:
-                d = b''
-            if not d:
-                raise Closed()
-            buf += d
-        return buf
-
-    def send(self, b):
-        try:
-            self.s.sendall(b)
-        except (BrokenPipeError, ConnectionResetError):
-            raise Closed()
-
-    def closed(self):
-        """True when the server has closed the connection."""
-        try:
-            return self.s.recv(1) == b''
-        except ConnectionResetError:
-            return True
-
-    def greet(self, flags=3):
-        magic, opts, hflags = struct.unpack('>QQH', self.recv(18))
-        assert magic == INIT_MAGIC and opts == OPTS_MAGIC, 'bad greeting'
-        self.send(struct.pack('>I', flags))
-        return hflags
-
-    def opt(self, opt, data=b''):
-        self.send(struct.pack('>QII', OPTS_MAGIC, opt, len(data)) + data)
+        super().__init__(p or path)
 
     def rep(self):
-        magic, opt, typ, ln = struct.unpack('>QIII', self.recv(20))
-        assert magic == REP_MAGIC, 'bad reply magic'
-        return opt, REP_NAMES.get(typ, hex(typ)), self.recv(ln)
+        return self.reply()
 
     def reps_until_final(self):
         out = []
@@ -142,15 +86,7 @@ def check_alive():
     c.s.close()
 
 
-def case(name):
-    def wrap(fn):
-        try:
-            r = fn()
-        except Closed:
-            r = 'closed'
-        print('%s: %s' % (name, r))
-        check_alive()
-    return wrap
+case = case_runner(check_alive)
 
 
 # --- negotiation
