@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "block/block_int.h"
+#include "crypto/secret.h"
 #include "qemu/throttle.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
@@ -349,6 +350,9 @@ static void release_persistent_bitmaps(BlockDriverState *bs)
     }
 }
 
+static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
+                                  Error **errp);
+
 /*
  * Drops a format node's driver state and opens it anew from the image,
  * read-only or not: every cache goes, the header and metadata are read
@@ -377,9 +381,7 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     for (size_t i = 0; i < ARRAY_SIZE(core_opts); i++) {
         qdict_del(opts, core_opts[i]);
     }
-    if (drv->bdrv_wipe_key) {
-        drv->bdrv_wipe_key(bs);
-    }
+    bdrv_drop_key(bs);
     if (drv->bdrv_close) {
         /*
          * Activating: the state that closes was opened inactive, read-only;
@@ -394,7 +396,6 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
         /* The close stored the persistent bitmaps; the open loads them again. */
         release_persistent_bitmaps(bs);
     }
-    bs->has_key = false;
     memset(bs->opaque, 0, drv->instance_size ? drv->instance_size : 1);
     bs->read_only = read_only;
     bs->inactive = inactive;
@@ -402,7 +403,7 @@ static int bdrv_driver_reopen(BlockDriverState *bs, bool read_only, bool inactiv
     if (bs->cache_direct) {
         flags |= BDRV_O_NOCACHE;
     }
-    ret = drv->bdrv_open(bs, opts, flags, errp);
+    ret = bdrv_open_driver_keyed(bs, opts, flags, errp);
     qobject_unref(opts);
     if (ret < 0) {
         error_prepend(errp, "Could not reopen '%s': ", bs->filename);
@@ -607,16 +608,14 @@ static void bdrv_close(BlockDriverState *bs)
         if (bs->open_done && !bs->read_only && !bdrv_key_missing_node(bs)) {
             bdrv_flush(bs, NULL);
         }
-        if (bs->drv->bdrv_wipe_key) {
-            bs->drv->bdrv_wipe_key(bs);
-        }
+        bdrv_drop_key(bs);
         if (bs->drv->bdrv_close) {
             bs->drv->bdrv_close(bs);
         }
     }
     /* The driver's close stored the persistent ones. */
     bdrv_release_all_dirty_bitmaps(bs);
-    bs->has_key = false;
+    g_assert(!bs->has_key);
     /* Detached before the unref, which recomputes the graph's permissions. */
     if (bs->backing) {
         BlockDriverState *backing = bs->backing;
@@ -1944,7 +1943,8 @@ static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
         goto fail;
     }
     flags = child_flags(bs, flags);
-    if (drv->bdrv_open(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags, errp) < 0) {
+    if (bdrv_open_driver_keyed(bs, opts, bs->inactive ? flags & ~BDRV_O_RDWR : flags,
+                               errp) < 0) {
         goto fail;
     }
     json_object_foreach(opts, key, value) {
@@ -2738,7 +2738,130 @@ BlockDriverState *bdrv_open_temp_overlay(BlockDriverState *base, const char *pre
 }
 
 /* ------------------------------------------------------------------ */
-/* Keys */
+/*
+ * Keys
+ *
+ * One lifecycle for every encrypted format (docs/key-lifecycle.md):
+ *
+ *  - open: the format driver reads its header and says whether the data
+ *    is encrypted (bs->encrypted).  It never sees the secret option: the
+ *    core took the driver's key_secret_opt out of the options before the
+ *    open and, when the node turned out encrypted, looks the secret up and
+ *    passes its bytes to drv->bdrv_set_key.  The lookup copy is wiped here.
+ *  - later: the tools' prompt (block/keys.c), block_passwd and the HMP
+ *    password prompt come through bdrv_set_key() below, to the same driver
+ *    callback.
+ *  - amend: key-slot options that open a slot report it (key_installed).
+ *  - close and reopen: the core has the driver wipe and free its key
+ *    material (drv->bdrv_wipe_key) before the driver closes.
+ *
+ * The invariant: bs->has_key is written here and nowhere else, true only
+ * after the driver accepted a key and until the core dropped it.  The
+ * request path refuses data I/O to a node without it, so drivers never
+ * check for a key on their own: they assert that they hold one.
+ */
+
+/* After the driver accepted a key: the node may do I/O from now on. */
+static void bdrv_key_installed(BlockDriverState *bs)
+{
+    bs->has_key = true;
+}
+
+void bdrv_drop_key(BlockDriverState *bs)
+{
+    if (bs->drv && bs->drv->bdrv_wipe_key) {
+        bs->drv->bdrv_wipe_key(bs);
+    }
+    bs->has_key = false;
+}
+
+static int bdrv_install_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                            Error **errp)
+{
+    int ret = bs->drv->bdrv_set_key(bs, secret, len, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    bdrv_key_installed(bs);
+    return 0;
+}
+
+/* The secret named at open, as a key of @kind wants it; NULL with @errp set. */
+static uint8_t *bdrv_lookup_key_secret(BdrvKeyKind kind, const char *secret_id,
+                                       size_t *len, Error **errp)
+{
+    uint8_t *secret;
+
+    if (kind == BDRV_KEY_PASSWORD) {
+        secret = (uint8_t *)qcrypto_secret_lookup_as_utf8(secret_id, errp);
+        *len = secret ? strlen((char *)secret) : 0;
+    } else {
+        secret = qcrypto_secret_lookup(secret_id, len, errp);
+    }
+    return secret;
+}
+
+/*
+ * The driver's open, then its key.  A header-only open (BDRV_O_NO_UNLOCK)
+ * does not pay for a passphrase's key slot (see BdrvKeyKind).  A key that
+ * fails fails the open; the driver is closed again (closing twice is
+ * harmless).  The secret's copy is wiped on every path.
+ */
+static int bdrv_open_driver_keyed(BlockDriverState *bs, QDict *opts, int flags,
+                                  Error **errp)
+{
+    BlockDriver *drv = bs->drv;
+    g_autofree char *secret_id = NULL;
+    uint8_t *secret = NULL;
+    size_t len = 0;
+    int ret;
+
+    if (drv->key_secret_opt) {
+        json_t *v = json_object_get(opts, drv->key_secret_opt);
+
+        if (v && !json_is_string(v)) {
+            error_setg(errp, "Parameter '%s' expects a string", drv->key_secret_opt);
+            return -EINVAL;
+        }
+        secret_id = g_strdup(json_string_value(v));
+        qdict_del(opts, drv->key_secret_opt);
+    }
+    /*
+     * A format whose images all hold a passphrase resolves the secret before
+     * its header is read, as QEMU does: a missing secret is the error then,
+     * whatever the header holds.  Others learn at open whether they need one.
+     */
+    if (secret_id && drv->always_encrypted && !(flags & BDRV_O_NO_UNLOCK)) {
+        secret = bdrv_lookup_key_secret(BDRV_KEY_PASSPHRASE, secret_id, &len, errp);
+        if (!secret) {
+            return -EINVAL;
+        }
+    }
+    ret = drv->bdrv_open(bs, opts, flags, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    g_assert(!drv->always_encrypted ||
+             (bs->encrypted && bs->key_kind == BDRV_KEY_PASSPHRASE));
+    if (bs->encrypted && secret_id &&
+        !((flags & BDRV_O_NO_UNLOCK) && bs->key_kind == BDRV_KEY_PASSPHRASE)) {
+        g_assert(drv->bdrv_set_key);
+        if (!secret) {
+            secret = bdrv_lookup_key_secret(bs->key_kind, secret_id, &len, errp);
+        }
+        ret = secret ? bdrv_install_key(bs, secret, len, errp) : -EINVAL;
+        if (ret < 0) {
+            bdrv_drop_key(bs);
+            if (drv->bdrv_close) {
+                drv->bdrv_close(bs);
+            }
+        }
+    }
+out:
+    qcrypto_secret_free(secret);
+    return ret < 0 ? ret : 0;
+}
 
 BlockDriverState *bdrv_key_missing_node(BlockDriverState *bs)
 {
@@ -2771,7 +2894,7 @@ int bdrv_set_key(BlockDriverState *bs, const char *password, Error **errp)
         error_setg(errp, "Node '%s' is not encrypted", bs->node_name);
         return -EINVAL;
     }
-    return bs->drv->bdrv_set_key(bs, password, errp);
+    return bdrv_install_key(bs, (const uint8_t *)password, strlen(password), errp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4270,7 +4393,14 @@ int bdrv_amend_options_status(BlockDriverState *bs, QDict *opts, bool force,
     }
     bs->amend_status = status;
     bs->amend_status_opaque = opaque;
-    ret = bs->drv->bdrv_amend_options(bs, opts, force, errp);
+    {
+        bool key_installed = false;
+
+        ret = bs->drv->bdrv_amend_options(bs, opts, force, &key_installed, errp);
+        if (key_installed) {
+            bdrv_key_installed(bs);
+        }
+    }
     bs->amend_status = NULL;
     bs->amend_status_opaque = NULL;
     bdrv_amend_release(bs);

@@ -85,33 +85,21 @@ static bool luks_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
     return true;
 }
 
+/*
+ * The header only: the core hands the key to luks_set_key() afterwards
+ * (the "key-secret" option is the core's, see key_secret_opt below).
+ */
 static int luks_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BlockCrypto *s = bs->opaque;
-    const char *secret_id = qdict_get_try_str(options, "key-secret");
-    bool wrong_key;
 
-    if (qdict_haskey(options, "key-secret") && !secret_id) {
-        error_setg(errp, "Parameter 'key-secret' expects a string");
-        return -EINVAL;
-    }
-    if (flags & BDRV_O_NO_UNLOCK) {
-        /*
-         * Unlocking costs the PBKDF2 work the header asks for; a caller that
-         * reads only the header must not pay it (nor need the right key).
-         */
-        secret_id = NULL;
-    }
-    s->block = qcrypto_block_open_secret(secret_id, bs->filename, luks_read_func,
-                                         luks_check_payload, bs, &wrong_key,
-                                         errp);
-    qdict_del(options, "key-secret");
+    s->block = qcrypto_block_open_checked(bs->filename, luks_read_func,
+                                          luks_check_payload, bs, errp);
     if (!s->block) {
         return -EINVAL;
     }
     s->payload_offset = qcrypto_block_get_payload_offset(s->block);
     bs->encrypted = true;
-    bs->has_key = qcrypto_block_has_key(s->block);
     return 0;
 }
 
@@ -123,16 +111,18 @@ static void luks_close(BlockDriverState *bs)
     s->block = NULL;
 }
 
-static int luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
+static int luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                        Error **errp)
 {
     BlockCrypto *s = bs->opaque;
 
-    if (!qcrypto_block_unlock(s->block, (const uint8_t *)password,
-                              strlen(password), errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
+    if (!qcrypto_block_unlock(s->block, secret, len, errp)) {
+        /* As QEMU 7.2: a key refused at open does not name the image. */
+        if (bs->open_done) {
+            error_prepend(errp, "'%s': ", bs->filename);
+        }
         return -EPERM;
     }
-    bs->has_key = true;
     return 0;
 }
 
@@ -143,7 +133,6 @@ static void luks_wipe_key(BlockDriverState *bs)
     if (s->block) {
         qcrypto_block_drop_key(s->block);
     }
-    bs->has_key = false;
 }
 
 static int64_t luks_getlength(BlockDriverState *bs)
@@ -170,6 +159,7 @@ static int luks_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
     g_autofree uint8_t *bounce = NULL;
     int ret;
 
+    g_assert(bs->has_key);      /* the core's I/O gate */
     if (start == offset && end == offset + bytes) {
         /* The common case decrypts in the caller's buffer. */
         ret = bdrv_pread(bs->file, s->payload_offset + offset, bytes, buf, 0, errp);
@@ -204,6 +194,7 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     g_autofree uint8_t *bounce = g_malloc(MIN(end - start, LUKS_CHUNK));
     int ret;
 
+    g_assert(bs->has_key);      /* the core's I/O gate */
     for (int64_t pos = start; pos < end; pos += LUKS_CHUNK) {
         int64_t len = MIN(end - pos, LUKS_CHUNK);
         int64_t from = MAX(pos, offset), to = MIN(pos + len, offset + bytes);
@@ -361,13 +352,13 @@ out:
 
 /* QEMU's unprefixed names for raw LUKS (qcow2 spells them "encrypt.state"...) */
 static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
-                              Error **errp)
+                              bool *key_installed, Error **errp)
 {
     BlockCrypto *s = bs->opaque;
 
     /* QEMU reports a wrong old-secret of a raw LUKS image without its name. */
     if (!qcrypto_block_amend_keys(s->block, opts, NULL, bs->filename, false,
-                                  force, &bs->has_key, luks_write_func, bs->file,
+                                  force, key_installed, luks_write_func, bs->file,
                                   errp)) {
         return -EINVAL;
     }
@@ -444,6 +435,8 @@ static BlockDriver bdrv_luks = {
     .bdrv_get_specific_info = luks_get_specific_info,
     .bdrv_amend_options = luks_amend_options,
     .amend_opts = &luks_amend_opts,
+    .key_secret_opt = "key-secret",
+    .always_encrypted = true,
     .bdrv_set_key = luks_set_key,
     .bdrv_wipe_key = luks_wipe_key,
 };

@@ -54,11 +54,10 @@ typedef struct BDRVQcowState {
     uint8_t *cluster_buf;       /* one decompressed cluster, cached */
     uint64_t cluster_buf_entry; /* the compressed L2 entry it holds, or 0 */
     uint8_t *cdata;             /* compressed bytes of one cluster */
-    LegacyAES *aes;
+    QCryptoBlock *crypto;       /* the AES cipher, only while keyed */
     bool skip_key_check;
 } BDRVQcowState;
 
-static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp);
 
 static int qcow_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
@@ -88,8 +87,8 @@ static void qcow_free_state(BDRVQcowState *s)
         g_free(s->cdata);
         s->cdata = NULL;
     }
-    legacy_aes_free(s->aes);
-    s->aes = NULL;
+    qcrypto_block_free(s->crypto);
+    s->crypto = NULL;
 }
 
 /* Takes a boolean open option that may be given as a string or a JSON bool. */
@@ -120,7 +119,6 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     int64_t file_len = bdrv_getlength_exact(bs->file);
     uint64_t backing_offset, l1_bytes, shift_size;
     uint32_t version, backing_len;
-    g_autofree char *key_secret = NULL;
     g_autofree char *efmt = NULL;
     int ret;
 
@@ -243,13 +241,11 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
     /* Options */
     efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
-    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
     if (!take_bool_option(options, "encrypt.skip-key-check", &s->skip_key_check, errp)) {
         ret = -EINVAL;
         goto fail;
     }
     qdict_del(options, "encrypt.format");
-    qdict_del(options, "encrypt.key-secret");
     /*
      * As in QEMU 7.2, the key options say how to unlock the image if it is
      * encrypted (one --image-opts spec serves plain images too); a format
@@ -268,21 +264,11 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
         goto fail;
     }
 
+    /* The key, if one was named, comes from the core (qcow_set_key()). */
     if (s->crypt_method == QCOW_CRYPT_AES) {
         bs->encrypted = true;
+        bs->key_kind = BDRV_KEY_PASSWORD;
         legacy_aes_warn_deprecated(bs);
-        if (key_secret) {
-            char *pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
-            if (!pw) {
-                ret = -EINVAL;
-                goto fail;
-            }
-            ret = qcow_set_key(bs, pw, errp);
-            qcrypto_secret_free(pw);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
     }
     return 0;
 
@@ -300,30 +286,29 @@ static void qcow_wipe_key(BlockDriverState *bs)
 {
     BDRVQcowState *s = bs->opaque;
 
-    legacy_aes_free(s->aes);
-    s->aes = NULL;
-    bs->has_key = false;
+    qcrypto_block_free(s->crypto);
+    s->crypto = NULL;
 }
 
-static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp)
+static int qcow_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                        Error **errp)
 {
     BDRVQcowState *s = bs->opaque;
-    LegacyAES *aes;
+    QCryptoBlock *aes;
     int ret;
 
-    if (s->crypt_method != QCOW_CRYPT_AES) {
-        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
-        return -EINVAL;
-    }
-    aes = legacy_aes_new(password, errp);
-    if (!aes) {
+    g_assert(s->crypt_method == QCOW_CRYPT_AES);
+    /* A new key is judged on its own; the one held so far stays until it passed. */
+    aes = qcrypto_block_new_qcow();
+    if (!qcrypto_block_unlock(aes, secret, len, errp)) {
+        qcrypto_block_free(aes);
         return -EINVAL;
     }
     /* qcow has no room for a key check: judge the key by what it decrypts. */
     if (!s->skip_key_check) {
         ret = legacy_aes_key_plausible(aes, bs, errp);
         if (ret < 0) {
-            legacy_aes_free(aes);
+            qcrypto_block_free(aes);
             return ret;
         }
         if (ret == 0) {
@@ -331,14 +316,29 @@ static int qcow_set_key(BlockDriverState *bs, const char *password, Error **errp
                        "decrypts to plausible data (if the disk really holds only "
                        "random-looking data, open it with encrypt.skip-key-check=on)",
                        bs->filename);
-            legacy_aes_free(aes);
+            qcrypto_block_free(aes);
             return -EPERM;
         }
     }
-    legacy_aes_free(s->aes);
-    s->aes = aes;
-    bs->has_key = true;
+    qcrypto_block_free(s->crypto);
+    s->crypto = aes;
     return 0;
+}
+
+/*
+ * Whole sectors at guest offset @guest (the IV's sector number).  The core
+ * let no I/O through without the key, so the cipher is there.
+ */
+static void encrypt_sectors(BDRVQcowState *s, uint64_t guest, uint8_t *buf, uint64_t bytes)
+{
+    g_assert(s->crypto);
+    qcrypto_block_encrypt(s->crypto, guest, buf, bytes, &error_abort);
+}
+
+static void decrypt_sectors(BDRVQcowState *s, uint64_t guest, uint8_t *buf, uint64_t bytes)
+{
+    g_assert(s->crypto);
+    qcrypto_block_decrypt(s->crypto, guest, buf, bytes, &error_abort);
 }
 
 /* ------------------------------------------------------------------ */
@@ -544,7 +544,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
     uint8_t *buf = vbuf;
     int ret;
 
-    if (bs->encrypted && !s->aes) {
+    if (!bdrv_holds_key(bs)) {
         error_setg(errp, "Key missing for '%s'", bs->filename);
         return -ENOKEY;
     }
@@ -592,8 +592,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
             if (ret == 0) {
-                legacy_aes_crypt(s->aes, (int64_t)((offset - in + s0) >> BDRV_SECTOR_BITS), tmp,
-                                 (int64_t)((e0 - s0) >> BDRV_SECTOR_BITS), false);
+                decrypt_sectors(s, offset - in + s0, tmp, e0 - s0);
                 if (bounce) {
                     memcpy(buf, tmp + (in - s0), n);
                 }
@@ -631,8 +630,7 @@ static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_
         if (ret < 0) {
             return ret;
         }
-        legacy_aes_crypt(s->aes, (int64_t)((cluster_start + s0) >> BDRV_SECTOR_BITS), tmp, 1,
-                         false);
+        decrypt_sectors(s, cluster_start + s0, tmp, BDRV_SECTOR_SIZE);
     }
     if (e0 != in + n && (e0 - BDRV_SECTOR_SIZE != s0 || s0 == in)) {
         uint8_t *last = tmp + (e0 - s0) - BDRV_SECTOR_SIZE;
@@ -641,13 +639,10 @@ static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_
         if (ret < 0) {
             return ret;
         }
-        legacy_aes_crypt(s->aes,
-                         (int64_t)((cluster_start + e0 - BDRV_SECTOR_SIZE) >> BDRV_SECTOR_BITS),
-                         last, 1, false);
+        decrypt_sectors(s, cluster_start + e0 - BDRV_SECTOR_SIZE, last, BDRV_SECTOR_SIZE);
     }
     memcpy(tmp + (in - s0), buf, n);
-    legacy_aes_crypt(s->aes, (int64_t)((cluster_start + s0) >> BDRV_SECTOR_BITS), tmp,
-                     (int64_t)((e0 - s0) >> BDRV_SECTOR_BITS), true);
+    encrypt_sectors(s, cluster_start + s0, tmp, e0 - s0);
     ret = bdrv_pwrite(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
     qemu_secure_zero(tmp, e0 - s0);
     return ret;
@@ -738,7 +733,7 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return qcow_write_compressed(bs, offset, bytes, buf, errp);
     }
-    if (bs->encrypted && !s->aes) {
+    if (!bdrv_holds_key(bs)) {
         error_setg(errp, "Key missing for '%s'", bs->filename);
         return -ENOKEY;
     }
@@ -779,8 +774,7 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
             }
             memcpy(cbuf + in, buf, n);
             if (bs->encrypted) {
-                legacy_aes_crypt(s->aes, (int64_t)(cluster_start >> BDRV_SECTOR_BITS), cbuf,
-                                 s->cluster_size >> BDRV_SECTOR_BITS, true);
+                encrypt_sectors(s, cluster_start, cbuf, s->cluster_size);
             }
             /* L2 table first, so that consecutive data clusters stay contiguous */
             ret = ensure_l2(bs, cluster_start, errp);
@@ -1064,19 +1058,13 @@ static int qcow_create(const char *filename, QDict *opts, Error **errp)
         return -EINVAL;
     }
     if (secret) {
-        char *pw = qcrypto_secret_lookup_as_utf8(secret, errp);
-        LegacyAES *aes;
+        /* qcow records nothing of the key; this only refuses unusable ones. */
+        char *pw = legacy_aes_create_password(secret, errp);
 
         if (!pw) {
             return -EINVAL;
         }
-        /* qcow records nothing of the key; this only refuses unusable ones. */
-        aes = legacy_aes_new(pw, errp);
         qcrypto_secret_free(pw);
-        if (!aes) {
-            return -EINVAL;
-        }
-        legacy_aes_free(aes);
     }
     if (backing) {
         /* 512-byte clusters: a sector write never needs data from the backing file */
@@ -1164,6 +1152,7 @@ static BlockDriver bdrv_qcow = {
     .bdrv_make_empty = qcow_make_empty,
     .bdrv_set_key = qcow_set_key,
     .bdrv_wipe_key = qcow_wipe_key,
+    .key_secret_opt = "encrypt.key-secret",
 };
 
 BLOCK_DRIVER_INIT(bdrv_qcow_init)

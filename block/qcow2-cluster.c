@@ -16,9 +16,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-/* The AES implementation lives in another unit that not every program links. */
-#pragma weak legacy_aes_crypt
-
 /* ------------------------------------------------------------------ */
 /* Metadata cache */
 
@@ -759,16 +756,31 @@ static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uin
     return 0;
 }
 
-/* Legacy AES takes its IVs from the guest offset, LUKS from the host offset. */
-static void decrypt(BDRVQcow2State *s, int64_t guest, int64_t host, uint8_t *buf,
-                    int64_t bytes, bool enc)
+/*
+ * Whole sectors of guest data at @guest, stored at host offset @host.
+ * Legacy AES takes its IVs from the guest offset, LUKS from the host
+ * offset (a cluster that moves is re-encrypted).  The core let no I/O
+ * through without the key, so the cipher is there.
+ */
+static uint64_t iv_offset(BDRVQcow2State *s, int64_t guest, int64_t host, int64_t bytes)
 {
     g_assert(!(guest & 511) && !(bytes & 511));
-    if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        qcow2_luks_crypt(s, host, buf, bytes, enc);
-        return;
-    }
-    legacy_aes_crypt(s->aes, guest >> 9, buf, bytes >> 9, enc);
+    g_assert(s->crypto);
+    return s->crypt_method == QCOW2_CRYPT_LUKS ? host : guest;
+}
+
+static void encrypt_sectors(BDRVQcow2State *s, int64_t guest, int64_t host, uint8_t *buf,
+                            int64_t bytes)
+{
+    qcrypto_block_encrypt(s->crypto, iv_offset(s, guest, host, bytes), buf, bytes,
+                          &error_abort);
+}
+
+static void decrypt_sectors(BDRVQcow2State *s, int64_t guest, int64_t host, uint8_t *buf,
+                            int64_t bytes)
+{
+    qcrypto_block_decrypt(s->crypto, iv_offset(s, guest, host, bytes), buf, bytes,
+                          &error_abort);
 }
 
 int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
@@ -813,8 +825,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
                              n, buf, 0, errp);
             qcow2_lock(bs);
             if (ret >= 0 && s->crypt_method) {
-                decrypt(s, offset, (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
-                        buf, n, false);
+                decrypt_sectors(s, offset,
+                                (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
+                                buf, n);
             }
             break;
         case QCOW2_CLUSTER_COMPRESSED:
@@ -878,8 +891,9 @@ static int cow_read(BlockDriverState *bs, uint64_t old, int64_t guest, uint8_t *
             return ret;
         }
         if (s->crypt_method) {
-            decrypt(s, guest, (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
-                    dst, QEMU_ALIGN_UP(in_size, 512), false);
+            decrypt_sectors(s, guest,
+                            (old & L2E_OFFSET_MASK) + (guest & (s->cluster_size - 1)),
+                            dst, QEMU_ALIGN_UP(in_size, 512));
         }
         return 0;
     case QCOW2_CLUSTER_COMPRESSED: {
@@ -1112,7 +1126,7 @@ static int write_checked_data(BlockDriverState *bs, int64_t host, int64_t guest,
             int64_t n = MIN(chunk, bytes - done);
             int ret;
             memcpy(bounce, buf + done, n);
-            decrypt(s, guest + done, host + done, bounce, n, true);
+            encrypt_sectors(s, guest + done, host + done, bounce, n);
             ret = bdrv_pwrite(qcow2_data_bs(bs), host + done, n, bounce, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -1159,7 +1173,7 @@ static int alloc_write_data(BlockDriverState *bs, const uint64_t *old, int64_t k
             return ret;
         }
         if (s->crypt_method) {
-            decrypt(s, cstart, host, b, k * cs, true);
+            encrypt_sectors(s, cstart, host, b, k * cs);
         }
         bdrv_debug_event(qcow2_data_bs(bs), BLKDBG_WRITE_AIO);
         ret = bdrv_pwrite(qcow2_data_bs(bs), host, k * cs, b, 0, errp);
@@ -2409,8 +2423,8 @@ static int ext_read_range(BlockDriverState *bs, int64_t cstart, uint64_t e, uint
                              errp);
             if (ret >= 0 && s->crypt_method) {
                 /* Whole sectors: requests to encrypted images are aligned to them. */
-                decrypt(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p, dst + p,
-                        n, false);
+                decrypt_sectors(s, cstart + in + p, (e & L2E_OFFSET_MASK) + in + p,
+                                dst + p, n);
             }
             break;
         case SC_ZERO:

@@ -180,11 +180,11 @@ static bool fde_check_payload(QCryptoBlock *block, void *opaque, Error **errp)
     return true;
 }
 
-int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
+/* The header only; the core gives the key afterwards (qcow2_luks_set_key()). */
+int qcow2_luks_open(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2UnknownExt *e = find_fde_ext(s);
-    bool wrong_key;
 
     bs->encrypted = true;
     if (!e) {
@@ -202,54 +202,24 @@ int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp)
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
-    s->luks = qcrypto_block_open_secret(key_secret, bs->filename, fde_read_func,
-                                        fde_check_payload, bs, &wrong_key, errp);
-    if (!s->luks) {
-        return wrong_key ? -EPERM : -EINVAL;
-    }
-    bs->has_key = qcrypto_block_has_key(s->luks);
-    return 0;
+    s->crypto = qcrypto_block_open_checked(bs->filename, fde_read_func,
+                                           fde_check_payload, bs, errp);
+    return s->crypto ? 0 : -EINVAL;
 }
 
-int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp)
+int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                       Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (!s->luks) {
-        error_setg(errp, "Image '%s' is not LUKS-encrypted", bs->filename);
-        return -EINVAL;
-    }
-    if (!qcrypto_block_unlock(s->luks, (const uint8_t *)password, strlen(password),
-                              errp)) {
-        error_prepend(errp, "'%s': ", bs->filename);
+    if (!qcrypto_block_unlock(s->crypto, secret, len, errp)) {
+        /* As QEMU 7.2: a key refused at open does not name the image. */
+        if (bs->open_done) {
+            error_prepend(errp, "'%s': ", bs->filename);
+        }
         return -EPERM;
     }
-    bs->has_key = true;
     return 0;
-}
-
-void qcow2_luks_drop_key(BDRVQcow2State *s)
-{
-    if (s->luks) {
-        qcrypto_block_drop_key(s->luks);
-    }
-}
-
-void qcow2_luks_free(BDRVQcow2State *s)
-{
-    qcrypto_block_free(s->luks);
-    s->luks = NULL;
-}
-
-void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
-                      bool enc)
-{
-    bool ok;
-
-    /* Callers check the key and sector alignment first, so this cannot fail. */
-    ok = enc ? qcrypto_block_encrypt(s->luks, host, buf, bytes, &error_abort)
-             : qcrypto_block_decrypt(s->luks, host, buf, bytes, &error_abort);
-    g_assert(ok);
 }
 
 bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
@@ -293,11 +263,11 @@ QDict *qcow2_luks_info(BDRVQcow2State *s)
     const char *key;
     json_t *value;
 
-    if (!s->luks) {
+    if (!s->crypto) {
         qdict_put_str(out, "format", "luks");
         return out;
     }
-    info = qcrypto_block_get_info(s->luks);
+    info = qcrypto_block_get_info(s->crypto);
     json_object_foreach(info, key, value) {
         json_object_set(out, key, value);
         if (!strcmp(key, "uuid")) {
@@ -320,7 +290,8 @@ bool qcow2_luks_amend_key(const char *key)
            !strcmp(key, "encrypt.iter-time") || !strcmp(key, "encrypt.secret");
 }
 
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                     Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -329,12 +300,12 @@ int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp
         error_setg(errp, "Can't amend encryption options - encryption not present");
         return -EINVAL;
     }
-    if (!s->luks) {
+    if (s->crypt_method != QCOW2_CRYPT_LUKS) {
         error_setg(errp, "Only LUKS encryption options can be amended");
         return -ENOTSUP;
     }
-    if (!qcrypto_block_amend_keys(s->luks, opts, "encrypt.", bs->filename, true,
-                                  force, &bs->has_key, fde_write_func, bs, errp)) {
+    if (!qcrypto_block_amend_keys(s->crypto, opts, "encrypt.", bs->filename, true,
+                                  force, key_installed, fde_write_func, bs, errp)) {
         return -EINVAL;
     }
     return bdrv_flush(bs->file, errp);

@@ -16,22 +16,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-/*
- * Legacy AES and secrets are provided by other units; weak references keep
- * this driver linkable into programs built without them (it then refuses
- * encrypted images with a clear error instead of failing to link).
- */
-void legacy_aes_warn_create(void);
-#pragma weak legacy_aes_new
-#pragma weak legacy_aes_free
-#pragma weak legacy_aes_keycheck_make
-#pragma weak legacy_aes_keycheck_verify
-#pragma weak legacy_aes_key_plausible
-#pragma weak legacy_aes_warn_deprecated
-#pragma weak legacy_aes_warn_create
-#pragma weak qcrypto_secret_lookup_as_utf8
-#pragma weak qcrypto_secret_free
-
 static const struct {
     uint8_t type;
     uint8_t bit;
@@ -285,7 +269,8 @@ static void qcow2_free_state(BDRVQcow2State *s)
         s->data_file = NULL;
         bdrv_unref(data_file);
     }
-    qcow2_luks_free(s);
+    qcrypto_block_free(s->crypto);
+    s->crypto = NULL;
     qcow2_bitmaps_free(s);
     g_free(s->hdr_tail);
     s->hdr_tail = NULL;
@@ -382,7 +367,6 @@ static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t ta
     return g_string_free(s, FALSE);
 }
 
-static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp);
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
 static int prepare_write(BlockDriverState *bs, Error **errp);
 static int check_writable(BlockDriverState *bs, Error **errp);
@@ -986,7 +970,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     g_autofree uint8_t *ext = NULL;
     g_autofree uint8_t *ftable = NULL;
     size_t ftable_len = 0;
-    g_autofree char *key_secret = NULL;
     const char *efmt;
     int ret = -EINVAL;
 
@@ -1376,7 +1359,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     s->file_end = file_len;
 
     efmt = qdict_get_try_str(options, "encrypt.format");
-    key_secret = g_strdup(qdict_get_try_str(options, "encrypt.key-secret"));
     if (qdict_haskey(options, "encrypt.skip-key-check")) {
         const char *v = qdict_get_try_str(options, "encrypt.skip-key-check");
         if (v) {
@@ -1406,7 +1388,6 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         goto fail;
     }
     qdict_del(options, "encrypt.format");
-    qdict_del(options, "encrypt.key-secret");
     qdict_del(options, "encrypt.skip-key-check");
 
     ret = open_data_file(bs, options, flags, errp);
@@ -1433,43 +1414,17 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
         }
     }
 
+    /* The key, if one was named, comes from the core (qcow2_set_key()). */
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        /* Header-only callers (info) do not pay for unlocking a key slot. */
-        ret = qcow2_luks_open(bs, (flags & BDRV_O_NO_UNLOCK) ? NULL : key_secret,
-                              errp);
+        ret = qcow2_luks_open(bs, errp);
         if (ret < 0) {
             goto fail;
         }
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
-        if (!legacy_aes_new) {
-            error_setg(errp, "AES encryption support is not available "
-                       "in this program");
-            ret = -ENOTSUP;
-            goto fail;
-        }
-        if (legacy_aes_warn_deprecated) {
-            legacy_aes_warn_deprecated(bs);
-        }
-        if (key_secret) {
-            char *pw;
-            if (!qcrypto_secret_lookup_as_utf8) {
-                error_setg(errp, "Secrets are not supported by this program");
-                ret = -ENOTSUP;
-                goto fail;
-            }
-            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
-            if (!pw) {
-                ret = -EINVAL;
-                goto fail;
-            }
-            ret = qcow2_set_key(bs, pw, errp);
-            qcrypto_secret_free(pw);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
+        bs->key_kind = BDRV_KEY_PASSWORD;
+        legacy_aes_warn_deprecated(bs);
     }
     return 0;
 
@@ -1482,33 +1437,31 @@ static void qcow2_wipe_key(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (s->aes) {
-        legacy_aes_free(s->aes);
-        s->aes = NULL;
+    if (s->crypto) {
+        qcrypto_block_drop_key(s->crypto);
     }
-    qcow2_luks_drop_key(s);
-    bs->has_key = false;
 }
 
-static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **errp)
+static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                         Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    LegacyAES *aes;
+    QCryptoBlock *aes;
     int ret;
 
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        return qcow2_luks_set_key(bs, password, errp);
+        return qcow2_luks_set_key(bs, secret, len, errp);
     }
-    if (s->crypt_method != QCOW2_CRYPT_AES || !legacy_aes_new) {
-        error_setg(errp, "Image '%s' is not AES-encrypted", bs->filename);
-        return -EINVAL;
-    }
-    aes = legacy_aes_new(password, errp);
-    if (!aes) {
-        return -EINVAL;
+    g_assert(s->crypt_method == QCOW2_CRYPT_AES);
+    /* A new key is judged on its own; the one held so far stays until it passed. */
+    aes = qcrypto_block_new_qcow();
+    if (!qcrypto_block_unlock(aes, secret, len, errp)) {
+        ret = -EINVAL;
+        goto fail;
     }
     if (s->keycheck) {
-        ret = legacy_aes_keycheck_verify(password, s->keycheck, s->keycheck_len, errp);
+        ret = qcrypto_qcow_keycheck_verify(secret, len, s->keycheck, s->keycheck_len,
+                                           errp);
         if (ret < 0) {
             error_prepend(errp, "Key check of '%s': ", bs->filename);
             goto fail;
@@ -1544,14 +1497,14 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
             }
             if (!has_data) {
                 /* Nothing encrypted yet: this key becomes the image's key. */
-                size_t len = 0;
-                uint8_t *kc = legacy_aes_keycheck_make(password, &len, errp);
+                size_t kc_len = 0;
+                uint8_t *kc = qcrypto_qcow_keycheck_make(secret, len, &kc_len, errp);
                 if (!kc) {
                     ret = -EINVAL;
                     goto fail;
                 }
                 s->keycheck = kc;
-                s->keycheck_len = len;
+                s->keycheck_len = kc_len;
                 ret = qcow2_update_header(bs, errp);
                 if (ret < 0) {
                     g_free(s->keycheck);
@@ -1561,14 +1514,11 @@ static int qcow2_set_key(BlockDriverState *bs, const char *password, Error **err
             }
         }
     }
-    if (s->aes) {
-        legacy_aes_free(s->aes);
-    }
-    s->aes = aes;
-    bs->has_key = true;
+    qcrypto_block_free(s->crypto);
+    s->crypto = aes;
     return 0;
 fail:
-    legacy_aes_free(aes);
+    qcrypto_block_free(aes);
     return ret;
 }
 
@@ -1635,7 +1585,6 @@ static void qcow2_close(BlockDriverState *bs)
             error_free(err);
         }
     }
-    qcow2_wipe_key(bs);
     qcow2_free_state(s);
 }
 
@@ -1781,7 +1730,7 @@ static int check_writable(BlockDriverState *bs, Error **errp)
                    "'qemu-img check -r all' before writing", bs->filename);
         return -EIO;
     }
-    if (!qcow2_key_ready(s)) {
+    if (!bdrv_holds_key(bs)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
@@ -1796,7 +1745,7 @@ static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t byte
 
     cache_clean_if_due(bs);
 
-    if (!qcow2_key_ready(s)) {
+    if (!bdrv_holds_key(bs)) {
         bdrv_error_key_missing(bs, NULL, errp);
         return -ENOKEY;
     }
@@ -2416,7 +2365,8 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
     return ret;
 }
 
-static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp)
+static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                       Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     const char *key;
@@ -2538,7 +2488,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, Error **er
         }
     }
     if (luks_amend) {
-        ret = qcow2_luks_amend(bs, opts, force, errp);
+        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
         if (ret < 0) {
             return ret;
         }
@@ -2915,33 +2865,15 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         return -EFBIG;
     }
     if (crypt == QCOW2_CRYPT_AES) {
-        if (!legacy_aes_new) {
-            error_setg(errp, "AES encryption support is not available in this program");
-            return -ENOTSUP;
-        }
-        if (legacy_aes_warn_create) {
-            legacy_aes_warn_create();
-        }
+        legacy_aes_warn_create();
         if (key_secret) {
-            char *pw;
-            if (!qcrypto_secret_lookup_as_utf8) {
-                error_setg(errp, "Secrets are not supported by this program");
-                return -ENOTSUP;
-            }
-            pw = qcrypto_secret_lookup_as_utf8(key_secret, errp);
+            char *pw = legacy_aes_create_password(key_secret, errp);
+
             if (!pw) {
                 return -EINVAL;
             }
-            {
-                /* Validates the password (empty, too long) the way opening will. */
-                LegacyAES *aes = legacy_aes_new(pw, errp);
-                if (!aes) {
-                    qcrypto_secret_free(pw);
-                    return -EINVAL;
-                }
-                legacy_aes_free(aes);
-            }
-            keycheck = legacy_aes_keycheck_make(pw, &keycheck_len, errp);
+            keycheck = qcrypto_qcow_keycheck_make((const uint8_t *)pw, strlen(pw),
+                                                  &keycheck_len, errp);
             qcrypto_secret_free(pw);
             if (!keycheck) {
                 return -EINVAL;
@@ -3121,6 +3053,7 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_snapshot_load_tmp = qcow2_snapshot_load_tmp,
     .bdrv_set_key = qcow2_set_key,
     .bdrv_wipe_key = qcow2_wipe_key,
+    .key_secret_opt = "encrypt.key-secret",
 };
 
 BLOCK_DRIVER_INIT(bdrv_qcow2_init)

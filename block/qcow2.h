@@ -224,7 +224,6 @@ typedef struct BDRVQcow2State {
     uint32_t keycheck_len;
     bool had_feature_table;
 
-    LegacyAES *aes;
     bool skip_key_check;
     bool dirty_marked;          /* we set the dirty bit in this session */
     bool write_prepared;        /* autoclear bits and a dirty image dealt with */
@@ -247,8 +246,13 @@ typedef struct BDRVQcow2State {
     uint64_t bm_dir_size;
     bool bm_ext_dropped;        /* a stale extension to drop from the header */
 
-    /* crypt_method 2: the open LUKS container and where its header lives */
-    QCryptoBlock *luks;
+    /*
+     * The cipher of an encrypted image, one kind for both methods: the LUKS
+     * container (crypt_method 2: from open on, keyless until the core gives
+     * the key) or the legacy AES cipher (crypt_method 1: only while keyed).
+     * Then, for LUKS, where its header lives.
+     */
+    QCryptoBlock *crypto;
     uint64_t fde_offset;
     uint64_t fde_length;
 
@@ -298,12 +302,6 @@ static inline BlockDriverState *qcow2_data_bs(BlockDriverState *bs)
 static inline bool qcow2_has_data_file(const BDRVQcow2State *s)
 {
     return (s->incompat & QCOW2_INCOMPAT_DATA_FILE) != 0;
-}
-
-/* True when data can be en/decrypted (or the image is not encrypted). */
-static inline bool qcow2_key_ready(const BDRVQcow2State *s)
-{
-    return !s->crypt_method || s->aes || (s->luks && qcrypto_block_has_key(s->luks));
 }
 
 typedef struct SnapshotL1 {
@@ -476,13 +474,10 @@ json_t *qcow2_bitmaps_info(BlockDriverState *bs);
 
 /* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension keeps its place
  * among s->unknown_exts, which the header writer preserves) */
-int qcow2_luks_open(BlockDriverState *bs, const char *key_secret, Error **errp);
-int qcow2_luks_set_key(BlockDriverState *bs, const char *password, Error **errp);
-void qcow2_luks_drop_key(BDRVQcow2State *s);
-void qcow2_luks_free(BDRVQcow2State *s);
+int qcow2_luks_open(BlockDriverState *bs, Error **errp);
+int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                       Error **errp);
 /* In place, whole sectors; the IVs come from the host offset @host. */
-void qcow2_luks_crypt(BDRVQcow2State *s, int64_t host, uint8_t *buf, int64_t bytes,
-                      bool enc);
 /* qemu-img measure (block/qcow2-measure.c). */
 bool qcow2_measure(QDict *opts, BlockDriverState *in, int64_t size,
                    BlockMeasureInfo *info, Error **errp);
@@ -492,6 +487,7 @@ int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *cop
                       const uint8_t *pw, size_t npw, Error **errp);
 QDict *qcow2_luks_info(BDRVQcow2State *s);
 bool qcow2_luks_amend_key(const char *key);
-int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, Error **errp);
+int qcow2_luks_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                     Error **errp);
 
 #endif

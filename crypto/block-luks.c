@@ -10,6 +10,7 @@
 #include <string.h>
 #include <glib.h>
 #include "crypto/block.h"
+#include "crypto/block-qcow.h"
 #include "crypto/afsplit.h"
 #include "crypto/pbkdf.h"
 #include "crypto/random.h"
@@ -61,7 +62,15 @@ typedef struct LuksHeader {
     LuksSlot slots[QCRYPTO_BLOCK_LUKS_NUM_SLOTS];
 } LuksHeader;
 
+/*
+ * One cipher object for both kinds of encrypted image, so that a driver
+ * holds one kind of thing: a LUKS container (the default, all fields
+ * below) or the legacy qcow AES-CBC cipher (@format QCOW: only @qcow_key).
+ */
 struct QCryptoBlock {
+    QCryptoBlockFormat format;
+    QCryptoQcowKey *qcow_key;   /* QCOW: NULL while keyless */
+
     LuksHeader hdr;
     QCryptoCipherAlg cipher_alg;
     QCryptoCipherMode cipher_mode;
@@ -515,9 +524,29 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
     return true;
 }
 
+/* The legacy cipher: IVs from offset / 512, as LUKS's plain64. */
+static bool qcow_crypt_buffer(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
+                              size_t len, bool encrypt, Error **errp)
+{
+    if (!b->qcow_key) {
+        error_setg(errp, "The AES key is not loaded");
+        return false;
+    }
+    if (offset % SECTOR || len % SECTOR) {
+        error_setg(errp, "Encrypted I/O of %zu bytes at offset %llu is not "
+                   "sector aligned", len, (unsigned long long)offset);
+        return false;
+    }
+    qcrypto_qcow_crypt(b->qcow_key, offset / SECTOR, buf, len / SECTOR, encrypt);
+    return true;
+}
+
 bool qcrypto_block_encrypt(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
                            size_t len, Error **errp)
 {
+    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
+        return qcow_crypt_buffer(b, offset, buf, len, true, errp);
+    }
     if (!b->master_key) {
         error_setg(errp, "The LUKS key is not loaded");
         return false;
@@ -528,6 +557,9 @@ bool qcrypto_block_encrypt(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
 bool qcrypto_block_decrypt(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
                            size_t len, Error **errp)
 {
+    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
+        return qcow_crypt_buffer(b, offset, buf, len, false, errp);
+    }
     if (!b->master_key) {
         error_setg(errp, "The LUKS key is not loaded");
         return false;
@@ -701,8 +733,21 @@ static bool install_master_key(QCryptoBlock *b, uint8_t *mk, Error **errp)
 bool qcrypto_block_unlock(QCryptoBlock *b, const uint8_t *password,
                           size_t npassword, Error **errp)
 {
-    g_autofree uint8_t *mk = g_malloc(b->hdr.key_bytes);
+    g_autofree uint8_t *mk = NULL;
     bool ok;
+
+    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
+        /* Any password makes a key: the caller judges it (key check, samples). */
+        QCryptoQcowKey *key = qcrypto_qcow_key_new(password, npassword, errp);
+
+        if (!key) {
+            return false;
+        }
+        qcrypto_qcow_key_free(b->qcow_key);
+        b->qcow_key = key;
+        return true;
+    }
+    mk = g_malloc(b->hdr.key_bytes);
 
     ok = find_slot(b, password, npassword, mk, errp) >= 0 &&
          install_master_key(b, mk, errp);
@@ -712,11 +757,14 @@ bool qcrypto_block_unlock(QCryptoBlock *b, const uint8_t *password,
 
 bool qcrypto_block_has_key(const QCryptoBlock *b)
 {
-    return b->master_key != NULL;
+    return b->format == QCRYPTO_BLOCK_FORMAT_QCOW ? b->qcow_key != NULL
+                                                  : b->master_key != NULL;
 }
 
 void qcrypto_block_drop_key(QCryptoBlock *b)
 {
+    qcrypto_qcow_key_free(b->qcow_key);
+    b->qcow_key = NULL;
     if (b->master_key) {
         qemu_secure_zero(b->master_key, b->hdr.key_bytes);
         g_free(b->master_key);
@@ -1041,6 +1089,7 @@ bool qcrypto_block_add_key(QCryptoBlock *b, int slot, bool force, const uint8_t 
     LuksHeader saved = b->hdr;
     uint64_t iters;
 
+    g_assert(b->format == QCRYPTO_BLOCK_FORMAT_LUKS);
     if (!b->master_key) {
         error_setg(errp, "Adding a LUKS key needs an unlocked image");
         return false;
@@ -1178,45 +1227,22 @@ bool qcrypto_block_erase_keys(QCryptoBlock *b, int slot, bool force,
     return true;
 }
 
-QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
-                                        const char *filename,
-                                        QCryptoBlockReadFunc readfunc,
-                                        QCryptoBlockCheckFunc check,
-                                        void *opaque, bool *wrong_key,
-                                        Error **errp)
+QCryptoBlock *qcrypto_block_open_checked(const char *filename,
+                                         QCryptoBlockReadFunc readfunc,
+                                         QCryptoBlockCheckFunc check,
+                                         void *opaque, Error **errp)
 {
-    QCryptoBlock *block;
-    uint8_t *pw = NULL;
-    size_t npw = 0;
+    QCryptoBlock *block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
 
-    *wrong_key = false;
-    if (secret_id) {
-        pw = qcrypto_secret_lookup(secret_id, &npw, errp);
-        if (!pw) {
-            return NULL;
-        }
-    }
-    /* The header is validated before any key is tried. */
-    block = qcrypto_block_open(NULL, 0, readfunc, opaque, errp);
     if (!block) {
         error_prepend(errp, "'%s': ", filename);
-        goto fail;
+        return NULL;
     }
     if (!check(block, opaque, errp)) {
-        goto fail;
+        qcrypto_block_free(block);
+        return NULL;
     }
-    if (pw && !qcrypto_block_unlock(block, pw, npw, errp)) {
-        /* As QEMU 7.2: no file name; the caller names the image or its options. */
-        *wrong_key = true;
-        goto fail;
-    }
-    qcrypto_secret_free(pw);
     return block;
-
-fail:
-    qcrypto_secret_free(pw);
-    qcrypto_block_free(block);
-    return NULL;
 }
 
 /*
@@ -1233,7 +1259,7 @@ static const char *amend_opt(const QDict *opts, const char *p, const char *name)
 
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool force, bool *has_key,
+                              bool name_unlock_error, bool force, bool *unlocked,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp)
 {
@@ -1250,6 +1276,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
     size_t nold = 0, nnew = 0;
     bool ok = false;
 
+    g_assert(block->format == QCRYPTO_BLOCK_FORMAT_LUKS);
     /*
      * The errors about these options are QEMU 7.2's, which names them
      * without the "encrypt." of qcow2 ("state", "new-secret").
@@ -1329,7 +1356,7 @@ bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
             goto out;
         }
         /* Even if writing the slot fails, the block now holds the key. */
-        *has_key = true;
+        *unlocked = true;
         ok = qcrypto_block_add_key(block, keyslot, force, new_pw, nnew, iter_time,
                                    writefunc, opaque, errp);
     } else {
@@ -1361,11 +1388,13 @@ out:
 
 uint64_t qcrypto_block_get_payload_offset(const QCryptoBlock *b)
 {
+    g_assert(b->format == QCRYPTO_BLOCK_FORMAT_LUKS);
     return (uint64_t)b->hdr.payload_offset * SECTOR;
 }
 
 QDict *qcrypto_block_get_info(const QCryptoBlock *b)
 {
+    g_assert(b->format == QCRYPTO_BLOCK_FORMAT_LUKS);
     QDict *d = qdict_new();
     json_t *slots = json_array();
 
@@ -1396,6 +1425,19 @@ QDict *qcrypto_block_get_info(const QCryptoBlock *b)
     qdict_put_int(d, "payload-offset", qcrypto_block_get_payload_offset(b));
     qdict_put_int(d, "master-key-iters", b->hdr.mk_digest_iter);
     return d;
+}
+
+QCryptoBlock *qcrypto_block_new_qcow(void)
+{
+    QCryptoBlock *b = g_new0(QCryptoBlock, 1);
+
+    b->format = QCRYPTO_BLOCK_FORMAT_QCOW;
+    return b;
+}
+
+QCryptoBlockFormat qcrypto_block_get_format(const QCryptoBlock *b)
+{
+    return b->format;
 }
 
 void qcrypto_block_free(QCryptoBlock *b)

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The legacy qcow/qcow2 AES-CBC encryption (crypt_method 1), shared by the
- * qcow and qcow2 drivers.  Key = first 16 bytes of the password, zero
- * padded; AES-128-CBC per 512-byte sector; IV = guest sector number as a
- * 64-bit little-endian integer followed by eight zero bytes.
+ * The block side of the legacy qcow/qcow2 AES-CBC encryption, shared by
+ * the qcow and qcow2 drivers; the cipher itself is a QCryptoBlock
+ * (crypto/block-qcow.h).
  */
 #ifndef BLOCK_AES_LEGACY_H
 #define BLOCK_AES_LEGACY_H
@@ -12,35 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "block/block.h"
+#include "crypto/block-qcow.h"
 
-typedef struct LegacyAES LegacyAES;
-
-/*
- * Makes the cipher from @password.  An empty password is an error; one
- * longer than 16 bytes earns a warning that only 16 bytes count.
- */
-LegacyAES *legacy_aes_new(const char *password, Error **errp);
-/* Wipes the key schedule and frees. */
-void legacy_aes_free(LegacyAES *aes);
-/* Zeroes the key schedule in place; @aes encrypts nothing usefully after. */
-void legacy_aes_wipe(LegacyAES *aes);
-/* Whether @aes holds no key material any more (every byte zero). */
-bool legacy_aes_is_wiped(const LegacyAES *aes);
-/* En- or decrypts @nb_sectors 512-byte sectors in place; @sector_num is the guest sector. */
-void legacy_aes_crypt(LegacyAES *aes, int64_t sector_num, uint8_t *buf,
-                      int64_t nb_sectors, bool encrypt);
-
-/*
- * The key check that this tree stores in a qcow2 header extension of its
- * own (QEMU ignores and keeps unknown extensions): a salted PBKDF2 hash of
- * the key, never the key.
- */
+/* The magic of this tree's qcow2 key-check header extension (crypto/block-qcow.h). */
 #define QCOW2_EXT_MAGIC_AES_KEYCHECK 0x4b455943  /* "KEYC" */
-/* Builds the extension's payload for @password; caller frees. */
-uint8_t *legacy_aes_keycheck_make(const char *password, size_t *len, Error **errp);
-/* 1 right password, 0 wrong, -1 malformed payload (errp set). */
-int legacy_aes_keycheck_verify(const char *password, const uint8_t *ext,
-                               size_t len, Error **errp);
 
 /*
  * For images without a key check: finds encrypted data clusters of @bs
@@ -52,7 +26,7 @@ int legacy_aes_keycheck_verify(const char *password, const uint8_t *ext,
  * 0 when every sample looked random, <0 on I/O error (errp set).
  * Works while @bs has no key: it reads only the file node.
  */
-int legacy_aes_key_plausible(LegacyAES *aes, BlockDriverState *bs, Error **errp);
+int legacy_aes_key_plausible(QCryptoBlock *aes, BlockDriverState *bs, Error **errp);
 
 /* Prints, once per node, that AES-CBC encryption is deprecated and the way out. */
 void legacy_aes_warn_deprecated(BlockDriverState *bs);
@@ -65,9 +39,11 @@ void legacy_aes_warn_deprecated(BlockDriverState *bs);
 void legacy_aes_warn_create(void);
 
 /*
- * Whether one decrypted 512-byte sector looks like plaintext: all zero, a
- * partition table or file-system signature, or low byte entropy.
+ * The password of an AES image being created, from secret @secret_id (text,
+ * as at open), checked the way opening will check it.  Free it with
+ * qcrypto_secret_free().  Creation is not keyed through the core: there is
+ * no node yet.
  */
-bool legacy_aes_sector_plausible(const uint8_t *sector);
+char *legacy_aes_create_password(const char *secret_id, Error **errp);
 
 #endif

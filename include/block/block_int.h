@@ -35,6 +35,21 @@
 /* The largest image length QEMU's block layer takes: INT64_MAX down to 1 GiB. */
 #define BDRV_MAX_LENGTH (INT64_MAX & ~((INT64_C(1) << 30) - 1))
 
+/* What an encrypted node's key is made from; it decides how the core gets it. */
+typedef enum BdrvKeyKind {
+    /*
+     * A LUKS passphrase: the secret's bytes as they are.  Trying it costs
+     * the PBKDF2 work of a key slot, so a header-only open
+     * (BDRV_O_NO_UNLOCK) neither looks the secret up nor tries it.
+     */
+    BDRV_KEY_PASSPHRASE,
+    /*
+     * A legacy AES password: text (a secret with a NUL or invalid UTF-8 is
+     * refused), looked up and checked on every open that names it.
+     */
+    BDRV_KEY_PASSWORD,
+} BdrvKeyKind;
+
 typedef enum BdrvDetectZeroes {
     BDRV_DETECT_ZEROES_OFF = 0,
     BDRV_DETECT_ZEROES_ON,
@@ -85,11 +100,15 @@ struct BlockDriverState {
     QDict *options;
 
     /*
-     * Encryption state.  The format driver sets @encrypted when the image
-     * says its data is encrypted and @has_key once it holds a verified key.
-     * The core refuses data I/O while encrypted && !has_key.
+     * Encryption state (the key lifecycle is described in block.c, "Keys").
+     * The format driver sets @encrypted at open when the image says its
+     * data is encrypted, and @key_kind (what its key is made from).
+     * @has_key is the core's alone: set when the driver's bdrv_set_key
+     * accepted a key, cleared when the core wipes it.  The core refuses data
+     * I/O while encrypted && !has_key.
      */
     bool encrypted;
+    BdrvKeyKind key_kind;
     bool has_key;
     /* The deprecation warning for legacy AES is printed once per node. */
     bool deprecation_warned;
@@ -469,8 +488,13 @@ typedef struct BlockDriver {
     int (*bdrv_switch_read_only)(BlockDriverState *bs, bool read_only, Error **errp);
     int (*bdrv_check)(BlockDriverState *bs, BdrvCheckResult *result,
                       BdrvCheckMode fix, Error **errp);
+    /*
+     * Key-slot options may unlock the node on the way (an old secret that
+     * opens a slot): the driver then sets *@key_installed and the core
+     * marks the node as holding its key, even when the amend fails later.
+     */
     int (*bdrv_amend_options)(BlockDriverState *bs, QDict *opts, bool force,
-                              Error **errp);
+                              bool *key_installed, Error **errp);
     const QemuOptsList *amend_opts;
     int (*bdrv_change_backing_file)(BlockDriverState *bs, const char *backing_file,
                                     const char *backing_fmt, Error **errp);
@@ -488,9 +512,24 @@ typedef struct BlockDriver {
     int (*bdrv_snapshot_load_tmp)(BlockDriverState *bs, const char *id, const char *name,
                                   Error **errp);
 
-    /* Checks @password and, when right, keeps the key: sets bs->has_key. */
-    int (*bdrv_set_key)(BlockDriverState *bs, const char *password, Error **errp);
-    /* Wipes key material; called on close and when a key is replaced. */
+    /*
+     * The open option that names the secret of an encrypted image
+     * ("encrypt.key-secret", "key-secret").  The core takes it out of the
+     * options before bdrv_open, and after it looks the secret up and hands
+     * it to bdrv_set_key when the node turned out encrypted.
+     */
+    const char *key_secret_opt;
+    /* Every image of the format is encrypted, with a BDRV_KEY_PASSPHRASE (luks). */
+    bool always_encrypted;
+    /*
+     * The one way a key reaches a driver (open, the tools' prompt,
+     * block_passwd): check @secret (@len bytes; one NUL follows them) and,
+     * when right, keep the cipher it makes.  A refused key leaves the key
+     * held before, if any, in place.  The driver never touches bs->has_key.
+     */
+    int (*bdrv_set_key)(BlockDriverState *bs, const uint8_t *secret, size_t len,
+                        Error **errp);
+    /* Wipes and frees the key material (the core clears bs->has_key). */
     void (*bdrv_wipe_key)(BlockDriverState *bs);
     /*
      * Protocol drivers: starts writing cached data to the disk without
@@ -628,6 +667,22 @@ int bdrv_filter_open_file_child(BlockDriverState *bs, QDict *options, int flags,
                                 Error **errp);
 /* Whether @options give the filter a file child; if not, the error says so. */
 bool bdrv_filter_file_given(QDict *options, Error **errp);
+/*
+ * The core's: has the driver wipe and free @bs's key material and marks
+ * the node keyless (close, reopen, a failed key at open).
+ */
+void bdrv_drop_key(BlockDriverState *bs);
+
+/*
+ * For a driver's I/O paths: whether @bs may en/decrypt data.  The core's
+ * request path already refused I/O to a node without its key; drivers
+ * check again only where their own internal paths reach data I/O.
+ */
+static inline bool bdrv_holds_key(const BlockDriverState *bs)
+{
+    return !bs->encrypted || bs->has_key;
+}
+
 /*
  * A child given as a reference ("@key": "NODE-NAME"): *child gets a new
  * reference to that node and @key leaves @options.  Returns false (with

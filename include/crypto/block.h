@@ -24,7 +24,25 @@
 #define QCRYPTO_BLOCK_SECTOR_SIZE 512
 #define QCRYPTO_BLOCK_LUKS_NUM_SLOTS 8
 
+/*
+ * A block cipher object: a LUKS container, or the legacy qcow/qcow2
+ * AES-CBC cipher (which has no header: only unlock, en/decrypt, drop_key,
+ * free and has_key apply to it).
+ */
 typedef struct QCryptoBlock QCryptoBlock;
+
+typedef enum QCryptoBlockFormat {
+    QCRYPTO_BLOCK_FORMAT_LUKS,
+    QCRYPTO_BLOCK_FORMAT_QCOW,
+} QCryptoBlockFormat;
+
+/*
+ * A keyless legacy AES block; qcrypto_block_unlock() makes its key from a
+ * password (empty: an error; past 16 bytes: a warning, the rest unused)
+ * without judging it: the image has nothing to check it against.
+ */
+QCryptoBlock *qcrypto_block_new_qcow(void);
+QCryptoBlockFormat qcrypto_block_get_format(const QCryptoBlock *block);
 
 /* Return 0 or a negative errno with *errp set. */
 typedef int (*QCryptoBlockReadFunc)(QCryptoBlock *block, size_t offset,
@@ -75,18 +93,14 @@ QCryptoBlock *qcrypto_block_open(const uint8_t *password, size_t npassword,
 typedef bool (*QCryptoBlockCheckFunc)(QCryptoBlock *block, void *opaque,
                                       Error **errp);
 /*
- * How both drivers open a container: the secret @secret_id (if any) is read
- * first, the header is validated and then checked by @check before the key
- * is tried, and the secret is wiped on every path.  Errors about the header
- * or the key name @filename.  On failure, *@wrong_key says whether it was
- * the key that was refused.
+ * How both drivers open a container: the header is read and validated
+ * (errors name @filename), then checked by @check; no key is tried.  The
+ * block layer's core gives the key afterwards (qcrypto_block_unlock()).
  */
-QCryptoBlock *qcrypto_block_open_secret(const char *secret_id,
-                                        const char *filename,
-                                        QCryptoBlockReadFunc readfunc,
-                                        QCryptoBlockCheckFunc check,
-                                        void *opaque, bool *wrong_key,
-                                        Error **errp);
+QCryptoBlock *qcrypto_block_open_checked(const char *filename,
+                                         QCryptoBlockReadFunc readfunc,
+                                         QCryptoBlockCheckFunc check,
+                                         void *opaque, Error **errp);
 bool qcrypto_block_unlock(QCryptoBlock *block, const uint8_t *password,
                           size_t npassword, Error **errp);
 bool qcrypto_block_has_key(const QCryptoBlock *block);
@@ -145,7 +159,7 @@ bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot, bool force,
  * "new-secret" and "iter-time", each under @prefix (e.g. "encrypt."), read
  * from @opts and applied with qcrypto_block_add_key() or
  * qcrypto_block_erase_keys().  @filename names the image in messages (and,
- * with @name_unlock_error, in a wrong old-secret's); *@has_key is set once
+ * with @name_unlock_error, in a wrong old-secret's); *@unlocked is set once
  * the block holds the master key.  "secret" (x-blockdev-amend's, not
  * qemu-img's) names a password that must open a slot before a key is added.
  * @force: qemu-img amend --force, x-blockdev-amend's force.  Every secret
@@ -153,7 +167,7 @@ bool qcrypto_block_erase_keys(QCryptoBlock *block, int slot, bool force,
  */
 bool qcrypto_block_amend_keys(QCryptoBlock *block, const QDict *opts,
                               const char *prefix, const char *filename,
-                              bool name_unlock_error, bool force, bool *has_key,
+                              bool name_unlock_error, bool force, bool *unlocked,
                               QCryptoBlockWriteFunc writefunc, void *opaque,
                               Error **errp);
 bool qcrypto_block_slot_is_active(const QCryptoBlock *block, int slot);

@@ -8,8 +8,26 @@
 #include <nettle/sha2.h>
 
 #include "block/aes-legacy.h"
+#include "crypto/block-qcow.h"
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+
+/* A C string password as the (bytes, length) the cipher takes. */
+#define PW(s) (const uint8_t *)(s), strlen(s)
+
+static QCryptoQcowKey *key_new(const char *pw, Error **errp)
+{
+    return qcrypto_qcow_key_new(PW(pw), errp);
+}
+
+/* A keyed legacy AES block, as the drivers hold one. */
+static QCryptoBlock *block_new(const char *pw)
+{
+    QCryptoBlock *b = qcrypto_block_new_qcow();
+
+    g_assert_true(qcrypto_block_unlock(b, PW(pw), &error_abort));
+    return b;
+}
 
 static void sha256_hex(const uint8_t *buf, size_t len, char out[65])
 {
@@ -41,19 +59,19 @@ static void test_known_answer(void)
 {
     g_autofree uint8_t *buf = g_malloc0(3 * 512);
     g_autofree uint8_t *orig = NULL;
-    LegacyAES *aes = legacy_aes_new("geheim", &error_abort);
+    QCryptoQcowKey *aes = key_new("geheim", &error_abort);
     char hex[65];
 
     memset(buf, 0xab, 1024);
     orig = g_memdup2(buf, 3 * 512);
-    legacy_aes_crypt(aes, 8, buf, 3, true);
+    qcrypto_qcow_crypt(aes, 8, buf, 3, true);
     for (int i = 0; i < 3; i++) {
         sha256_hex(buf + 512 * i, 512, hex);
         g_assert_cmpstr(hex, ==, qemu72_sha256[i]);
     }
-    legacy_aes_crypt(aes, 8, buf, 3, false);
+    qcrypto_qcow_crypt(aes, 8, buf, 3, false);
     g_assert(!memcmp(buf, orig, 3 * 512));
-    legacy_aes_free(aes);
+    qcrypto_qcow_key_free(aes);
 }
 
 /* The threaded path must give what sector-by-sector calls give. */
@@ -62,62 +80,62 @@ static void test_large_buffer(void)
     const int64_t n = 4096 + 3;
     g_autofree uint8_t *a = g_malloc(n * 512);
     g_autofree uint8_t *b = NULL;
-    LegacyAES *aes = legacy_aes_new("0123456789abcdef", &error_abort);
+    QCryptoQcowKey *aes = key_new("0123456789abcdef", &error_abort);
 
     for (int64_t i = 0; i < n * 512; i++) {
         a[i] = (uint8_t)(i * 7 + (i >> 9));
     }
     b = g_memdup2(a, n * 512);
-    legacy_aes_crypt(aes, 1000, a, n, true);
+    qcrypto_qcow_crypt(aes, 1000, a, n, true);
     for (int64_t s = 0; s < n; s++) {
-        legacy_aes_crypt(aes, 1000 + s, b + s * 512, 1, true);
+        qcrypto_qcow_crypt(aes, 1000 + s, b + s * 512, 1, true);
     }
     g_assert(!memcmp(a, b, n * 512));
-    legacy_aes_crypt(aes, 1000, a, n, false);
+    qcrypto_qcow_crypt(aes, 1000, a, n, false);
     for (int64_t s = 0; s < n; s++) {
-        legacy_aes_crypt(aes, 1000 + s, b + s * 512, 1, false);
+        qcrypto_qcow_crypt(aes, 1000 + s, b + s * 512, 1, false);
     }
     g_assert(!memcmp(a, b, n * 512));
-    legacy_aes_free(aes);
+    qcrypto_qcow_key_free(aes);
 }
 
 static void test_password_rules(void)
 {
     Error *err = NULL;
     uint8_t x[512] = { 0 }, y[512] = { 0 };
-    LegacyAES *a, *b;
+    QCryptoQcowKey *a, *b;
 
-    g_assert_null(legacy_aes_new("", &err));
+    g_assert_null(key_new("", &err));
     g_assert_nonnull(err);
     g_assert(strstr(error_get_pretty(err), "empty"));
     error_free(err);
 
     /* Only 16 bytes count: a longer password gives the same cipher. */
-    a = legacy_aes_new("0123456789abcdef", &error_abort);
-    b = legacy_aes_new("0123456789abcdefEXTRA", &error_abort);
-    legacy_aes_crypt(a, 5, x, 1, true);
-    legacy_aes_crypt(b, 5, y, 1, true);
+    a = key_new("0123456789abcdef", &error_abort);
+    b = key_new("0123456789abcdefEXTRA", &error_abort);
+    qcrypto_qcow_crypt(a, 5, x, 1, true);
+    qcrypto_qcow_crypt(b, 5, y, 1, true);
     g_assert(!memcmp(x, y, 512));
-    legacy_aes_free(a);
-    legacy_aes_free(b);
+    qcrypto_qcow_key_free(a);
+    qcrypto_qcow_key_free(b);
 
     /* A short password is zero-padded: "ab" differs from "abc". */
-    a = legacy_aes_new("ab", &error_abort);
-    b = legacy_aes_new("abc", &error_abort);
+    a = key_new("ab", &error_abort);
+    b = key_new("abc", &error_abort);
     memset(x, 0, sizeof(x));
     memset(y, 0, sizeof(y));
-    legacy_aes_crypt(a, 0, x, 1, true);
-    legacy_aes_crypt(b, 0, y, 1, true);
+    qcrypto_qcow_crypt(a, 0, x, 1, true);
+    qcrypto_qcow_crypt(b, 0, y, 1, true);
     g_assert(memcmp(x, y, 512));
-    legacy_aes_free(a);
-    legacy_aes_free(b);
+    qcrypto_qcow_key_free(a);
+    qcrypto_qcow_key_free(b);
 }
 
 static void test_keycheck(void)
 {
     size_t len = 0, len2 = 0;
-    g_autofree uint8_t *ext = legacy_aes_keycheck_make("secret", &len, &error_abort);
-    g_autofree uint8_t *ext2 = legacy_aes_keycheck_make("secret", &len2, &error_abort);
+    g_autofree uint8_t *ext = qcrypto_qcow_keycheck_make(PW("secret"), &len, &error_abort);
+    g_autofree uint8_t *ext2 = qcrypto_qcow_keycheck_make(PW("secret"), &len2, &error_abort);
     g_autofree uint8_t *bad = NULL;
     Error *err = NULL;
 
@@ -127,46 +145,46 @@ static void test_keycheck(void)
     /* the key is not stored */
     g_assert_null(memmem(ext, len, "secret", 6));
 
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", ext, len, &error_abort), ==, 1);
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", ext2, len2, &error_abort), ==, 1);
-    g_assert_cmpint(legacy_aes_keycheck_verify("Secret", ext, len, &error_abort), ==, 0);
-    g_assert_cmpint(legacy_aes_keycheck_verify("secre", ext, len, &error_abort), ==, 0);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), ext, len, &error_abort), ==, 1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), ext2, len2, &error_abort), ==, 1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("Secret"), ext, len, &error_abort), ==, 0);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secre"), ext, len, &error_abort), ==, 0);
 
     /* 16 significant bytes: the check agrees with the cipher */
     {
         size_t l;
-        g_autofree uint8_t *e = legacy_aes_keycheck_make("0123456789abcdefX", &l,
+        g_autofree uint8_t *e = qcrypto_qcow_keycheck_make(PW("0123456789abcdefX"), &l,
                                                          &error_abort);
-        g_assert_cmpint(legacy_aes_keycheck_verify("0123456789abcdefY", e, l,
+        g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("0123456789abcdefY"), e, l,
                                                    &error_abort), ==, 1);
     }
 
-    g_assert_null(legacy_aes_keycheck_make("", &len2, &err));
+    g_assert_null(qcrypto_qcow_keycheck_make(PW(""), &len2, &err));
     error_free(err);
     err = NULL;
 
     /* malformed payloads */
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", ext, 4, &err), ==, -1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), ext, 4, &err), ==, -1);
     error_free(err);
     err = NULL;
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", ext, len - 1, &err), ==, -1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), ext, len - 1, &err), ==, -1);
     error_free(err);
     err = NULL;
     bad = g_memdup2(ext, len);
     bad[3] = 9;     /* version */
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", bad, len, &err), ==, -1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), bad, len, &err), ==, -1);
     g_assert(strstr(error_get_pretty(err), "version"));
     error_free(err);
     err = NULL;
     memcpy(bad, ext, len);
     memset(bad + 4, 0xff, 4);   /* absurd iteration count */
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", bad, len, &err), ==, -1);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), bad, len, &err), ==, -1);
     g_assert(strstr(error_get_pretty(err), "iteration"));
     error_free(err);
     err = NULL;
     memcpy(bad, ext, len);
     bad[len - 1] ^= 1;          /* damaged hash: wrong, not malformed */
-    g_assert_cmpint(legacy_aes_keycheck_verify("secret", bad, len, &error_abort), ==, 0);
+    g_assert_cmpint(qcrypto_qcow_keycheck_verify(PW("secret"), bad, len, &error_abort), ==, 0);
 }
 
 static const char text[] =
@@ -184,10 +202,10 @@ static void test_plausible_sectors(void)
     int random_accepted = 0;
 
     memset(s, 0, sizeof(s));
-    g_assert(legacy_aes_sector_plausible(s));
+    g_assert(qcrypto_qcow_sector_plausible(s));
 
     memcpy(s, text, 512);
-    g_assert(legacy_aes_sector_plausible(s));
+    g_assert(qcrypto_qcow_sector_plausible(s));
 
     /* An MBR: mostly boot code (here random), a partition table and 0x55AA. */
     g_assert_cmpint(getrandom(s, sizeof(s), 0), ==, sizeof(s));
@@ -196,33 +214,33 @@ static void test_plausible_sectors(void)
     s[446 + 4] = 0x83;
     s[510] = 0x55;
     s[511] = 0xaa;
-    g_assert(legacy_aes_sector_plausible(s));
+    g_assert(qcrypto_qcow_sector_plausible(s));
 
     /* A GPT header sector of random-looking content still has its magic. */
     g_assert_cmpint(getrandom(s, sizeof(s), 0), ==, sizeof(s));
     memcpy(s, "EFI PART", 8);
-    g_assert(legacy_aes_sector_plausible(s));
+    g_assert(qcrypto_qcow_sector_plausible(s));
 
     /* Random sectors, as a wrong key makes of anything, are refused. */
     for (int i = 0; i < 2000; i++) {
         g_assert_cmpint(getrandom(s, sizeof(s), 0), ==, sizeof(s));
-        random_accepted += legacy_aes_sector_plausible(s);
+        random_accepted += qcrypto_qcow_sector_plausible(s);
     }
     g_assert_cmpint(random_accepted, ==, 0);
 
     /* A text sector decrypted with the wrong key looks random. */
     {
-        LegacyAES *right = legacy_aes_new("right", &error_abort);
-        LegacyAES *wrong = legacy_aes_new("wrong", &error_abort);
+        QCryptoQcowKey *right = key_new("right", &error_abort);
+        QCryptoQcowKey *wrong = key_new("wrong", &error_abort);
         memcpy(s, text, 512);
-        legacy_aes_crypt(right, 3, s, 1, true);
-        legacy_aes_crypt(wrong, 3, s, 1, false);
-        g_assert(!legacy_aes_sector_plausible(s));
-        legacy_aes_crypt(wrong, 3, s, 1, true);
-        legacy_aes_crypt(right, 3, s, 1, false);
-        g_assert(legacy_aes_sector_plausible(s));
-        legacy_aes_free(right);
-        legacy_aes_free(wrong);
+        qcrypto_qcow_crypt(right, 3, s, 1, true);
+        qcrypto_qcow_crypt(wrong, 3, s, 1, false);
+        g_assert(!qcrypto_qcow_sector_plausible(s));
+        qcrypto_qcow_crypt(wrong, 3, s, 1, true);
+        qcrypto_qcow_crypt(right, 3, s, 1, false);
+        g_assert(qcrypto_qcow_sector_plausible(s));
+        qcrypto_qcow_key_free(right);
+        qcrypto_qcow_key_free(wrong);
     }
 }
 
@@ -236,8 +254,8 @@ static void test_key_plausible_image(void)
     g_autofree char *path = g_build_filename(g_get_tmp_dir(), "test-aes-legacy-XXXXXX", NULL);
     const int nsec = 256;
     g_autofree uint8_t *buf = g_malloc(nsec * 512);
-    LegacyAES *right = legacy_aes_new("right", &error_abort);
-    LegacyAES *wrong = legacy_aes_new("wrong", &error_abort);
+    QCryptoBlock *right = block_new("right");
+    QCryptoBlock *wrong = block_new("wrong");
     BlockDriverState *bs;
     QDict *opts = qdict_new();
     int fd = g_mkstemp(path);
@@ -248,7 +266,7 @@ static void test_key_plausible_image(void)
     for (int s = 96; s < 100; s++) {
         memcpy(buf + s * 512, text, 512);
     }
-    legacy_aes_crypt(right, 0, buf, nsec, true);
+    g_assert_true(qcrypto_block_encrypt(right, 0, buf, nsec * 512, &error_abort));
     g_assert_cmpint(write(fd, buf, nsec * 512), ==, nsec * 512);
     close(fd);
 
@@ -268,23 +286,23 @@ static void test_key_plausible_image(void)
     bdrv_unref(bs);
 
     g_unlink(path);
-    legacy_aes_free(right);
-    legacy_aes_free(wrong);
+    qcrypto_block_free(right);
+    qcrypto_block_free(wrong);
 }
 
 /* Key material is zeroed, not just freed. */
 static void test_wipe(void)
 {
-    LegacyAES *aes = legacy_aes_new("geheim", &error_abort);
+    QCryptoQcowKey *aes = key_new("geheim", &error_abort);
 
-    g_assert_false(legacy_aes_is_wiped(aes));
-    legacy_aes_wipe(aes);
-    g_assert_true(legacy_aes_is_wiped(aes));
-    legacy_aes_free(aes);
+    g_assert_false(qcrypto_qcow_key_is_wiped(aes));
+    qcrypto_qcow_key_wipe(aes);
+    g_assert_true(qcrypto_qcow_key_is_wiped(aes));
+    qcrypto_qcow_key_free(aes);
 }
 
 /*
- * A node's wipe callback (what closing a node runs) drops the key that its
+ * The core's key drop (what closing a node runs) wipes the key that its
  * I/O used: afterwards the node is keyless and refuses data I/O.
  */
 static void test_node_wipe(gconstpointer fmt)
@@ -309,8 +327,7 @@ static void test_node_wipe(gconstpointer fmt)
     g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
     g_assert_null(bdrv_key_missing_node(bs));
 
-    g_assert_nonnull(bs->drv->bdrv_wipe_key);
-    bs->drv->bdrv_wipe_key(bs);
+    bdrv_drop_key(bs);
     g_assert_false(bs->has_key);
     g_assert_true(bdrv_key_missing_node(bs) == bs);
     g_assert_cmpint(bdrv_pread(bs, 0, sizeof(buf), buf, 0, &err), <, 0);
