@@ -823,12 +823,13 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t 
             ret = bdrv_pread(qcow2_data_bs(bs),
                              (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                              n, buf, 0, errp);
-            qcow2_lock(bs);
+            /* Before the lock: the decryption may wait for the crypto workers. */
             if (ret >= 0 && s->crypt_method) {
                 decrypt_sectors(s, offset,
                                 (e & L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1)),
                                 buf, n);
             }
+            qcow2_lock(bs);
             break;
         case QCOW2_CLUSTER_COMPRESSED:
             if (!cbuf) {

@@ -11,6 +11,7 @@
 #include <glib.h>
 #include "crypto/block.h"
 #include "crypto/block-qcow.h"
+#include "crypto/block-workers.h"
 #include "crypto/afsplit.h"
 #include "crypto/pbkdf.h"
 #include "crypto/random.h"
@@ -392,179 +393,95 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
 
 /* ---- payload en/decryption ---- */
 
-/* One share of a buffer; the batch counts the shares still running. */
-typedef struct CryptBatch {
-    GMutex lock;
-    GCond done;
-    int pending;
-} CryptBatch;
-
-typedef struct CryptJob {
-    const QCryptoCipher *cipher;
-    const QCryptoIVGen *ivgen;
-    uint64_t sector;
-    uint8_t *buf;
-    size_t len;
-    bool encrypt;
-    bool ok;
-    CryptBatch *batch;
-} CryptJob;
-
+/*
+ * Shares of a buffer run on the workers of crypto/block-workers.c.  They
+ * read the block's cipher and IV generator (or the legacy AES key
+ * schedule) where it is and copy nothing of it; it stays in place while
+ * any request is in flight, since a key is dropped only once the node's
+ * requests have drained.
+ */
 static void ivgen_unit(const void *opaque, uint64_t sector, uint8_t *iv)
 {
     qcrypto_ivgen_calculate(opaque, sector, iv);
 }
 
-static void crypt_sectors(CryptJob *j)
+/* What the workers need of a LUKS key: data and key material have their own. */
+typedef struct LuksCryptKey {
+    const QCryptoCipher *cipher;
+    const QCryptoIVGen *ivgen;
+} LuksCryptKey;
+
+static bool luks_crypt_sectors(const void *key, bool encrypt, uint64_t sector,
+                               uint8_t *buf, size_t len)
 {
-    j->ok = qcrypto_cipher_crypt_units(j->cipher, j->encrypt, SECTOR, j->sector,
-                                       ivgen_unit, j->ivgen, j->buf, j->len,
-                                       NULL);
+    const LuksCryptKey *k = key;
+
+    return qcrypto_cipher_crypt_units(k->cipher, encrypt, SECTOR, sector, ivgen_unit,
+                                      k->ivgen, buf, len, NULL);
 }
 
-static void crypt_worker(gpointer data, gpointer unused)
+/* The legacy cipher: IVs from offset / 512, as LUKS's plain64. */
+static bool qcow_crypt_sectors(const void *key, bool encrypt, uint64_t sector,
+                               uint8_t *buf, size_t len)
 {
-    CryptJob *j = data;
-
-    crypt_sectors(j);
-    g_mutex_lock(&j->batch->lock);
-    j->batch->pending--;
-    g_cond_signal(&j->batch->done);
-    g_mutex_unlock(&j->batch->lock);
+    qcrypto_qcow_crypt(key, sector, buf, len / SECTOR, encrypt);
+    return true;
 }
 
-/* Below this a second thread costs more than it saves. */
-#define CRYPT_THREAD_MIN (256 * KiB)
-#define CRYPT_MAX_THREADS 4
-
-static int crypt_threads(void)
+static bool crypt_sectors(QCryptoBlockCryptFunc *fn, const void *key, uint64_t offset,
+                          uint8_t *buf, size_t len, bool encrypt, Error **errp)
 {
-    static gsize n;
-
-    if (g_once_init_enter(&n)) {
-        g_once_init_leave(&n, MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS));
+    if (offset % SECTOR || len % SECTOR) {
+        error_setg(errp, "Encrypted I/O of %zu bytes at offset %llu is not "
+                   "sector aligned", len, (unsigned long long)offset);
+        return false;
     }
-    return n;
-}
-
-/*
- * Threads that outlive one request: a conversion decrypts thousands of
- * buffers, and starting threads for each would cost more than it saves.
- */
-static GThreadPool *crypt_pool(void)
-{
-    static GThreadPool *pool;
-
-    if (g_once_init_enter(&pool)) {
-        GThreadPool *p = g_thread_pool_new(crypt_worker, NULL,
-                                           MAX(crypt_threads() - 1, 1), FALSE,
-                                           NULL);
-        g_once_init_leave(&pool, p);
+    if (!qcrypto_block_workers_crypt(fn, key, encrypt, offset / SECTOR, buf, len)) {
+        error_setg(errp, "Could not %s %zu bytes at offset %llu",
+                   encrypt ? "encrypt" : "decrypt", len, (unsigned long long)offset);
+        return false;
     }
-    return pool;
+    return true;
 }
 
+/* LUKS sectors under @cipher and @ivgen: payload, or a slot's key material. */
 static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
                          uint64_t offset, uint8_t *buf, size_t len, bool encrypt,
                          Error **errp)
 {
-    CryptJob jobs[CRYPT_MAX_THREADS];
-    CryptBatch batch;
-    size_t nsectors, per;
-    int n;
+    LuksCryptKey key = { .cipher = cipher, .ivgen = ivgen };
 
-    if (offset % SECTOR || len % SECTOR) {
-        error_setg(errp, "Encrypted I/O of %zu bytes at offset %llu is not "
-                   "sector aligned", len, (unsigned long long)offset);
-        return false;
-    }
-    nsectors = len / SECTOR;
-    n = MIN((size_t)crypt_threads(), MAX(len / CRYPT_THREAD_MIN, 1));
-    per = DIV_ROUND_UP(nsectors, n);
-    g_mutex_init(&batch.lock);
-    g_cond_init(&batch.done);
-    batch.pending = 0;
-    for (int i = 0; i < n; i++) {
-        size_t first = MIN(per * i, nsectors);
-        size_t count = MIN(per, nsectors - first);
-
-        jobs[i] = (CryptJob) {
-            .cipher = cipher, .ivgen = ivgen,
-            .sector = offset / SECTOR + first,
-            .buf = buf + first * SECTOR, .len = count * SECTOR,
-            .encrypt = encrypt, .batch = &batch,
-        };
-    }
-    /* Every share but the last goes to the pool; the last runs here. */
-    g_mutex_lock(&batch.lock);
-    batch.pending = n - 1;
-    g_mutex_unlock(&batch.lock);
-    for (int i = 0; i < n - 1; i++) {
-        if (!g_thread_pool_push(crypt_pool(), &jobs[i], NULL)) {
-            crypt_worker(&jobs[i], NULL);
-        }
-    }
-    crypt_sectors(&jobs[n - 1]);
-    g_mutex_lock(&batch.lock);
-    while (batch.pending > 0) {
-        g_cond_wait(&batch.done, &batch.lock);
-    }
-    g_mutex_unlock(&batch.lock);
-    g_cond_clear(&batch.done);
-    g_mutex_clear(&batch.lock);
-
-    for (int i = 0; i < n; i++) {
-        if (!jobs[i].ok) {
-            error_setg(errp, "Could not %s %zu bytes at offset %llu",
-                       encrypt ? "encrypt" : "decrypt", len,
-                       (unsigned long long)offset);
-            return false;
-        }
-    }
-    return true;
+    return crypt_sectors(luks_crypt_sectors, &key, offset, buf, len, encrypt, errp);
 }
 
-/* The legacy cipher: IVs from offset / 512, as LUKS's plain64. */
-static bool qcow_crypt_buffer(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
-                              size_t len, bool encrypt, Error **errp)
+static bool crypt_payload(QCryptoBlock *b, uint64_t offset, uint8_t *buf, size_t len,
+                          bool encrypt, Error **errp)
 {
-    if (!b->qcow_key) {
-        error_setg(errp, "The AES key is not loaded");
+    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
+        if (!b->qcow_key) {
+            error_setg(errp, "The AES key is not loaded");
+            return false;
+        }
+        return crypt_sectors(qcow_crypt_sectors, b->qcow_key, offset, buf, len, encrypt,
+                             errp);
+    }
+    if (!b->master_key) {
+        error_setg(errp, "The LUKS key is not loaded");
         return false;
     }
-    if (offset % SECTOR || len % SECTOR) {
-        error_setg(errp, "Encrypted I/O of %zu bytes at offset %llu is not "
-                   "sector aligned", len, (unsigned long long)offset);
-        return false;
-    }
-    qcrypto_qcow_crypt(b->qcow_key, offset / SECTOR, buf, len / SECTOR, encrypt);
-    return true;
+    return crypt_buffer(b->cipher, b->ivgen, offset, buf, len, encrypt, errp);
 }
 
 bool qcrypto_block_encrypt(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
                            size_t len, Error **errp)
 {
-    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
-        return qcow_crypt_buffer(b, offset, buf, len, true, errp);
-    }
-    if (!b->master_key) {
-        error_setg(errp, "The LUKS key is not loaded");
-        return false;
-    }
-    return crypt_buffer(b->cipher, b->ivgen, offset, buf, len, true, errp);
+    return crypt_payload(b, offset, buf, len, true, errp);
 }
 
 bool qcrypto_block_decrypt(QCryptoBlock *b, uint64_t offset, uint8_t *buf,
                            size_t len, Error **errp)
 {
-    if (b->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
-        return qcow_crypt_buffer(b, offset, buf, len, false, errp);
-    }
-    if (!b->master_key) {
-        error_setg(errp, "The LUKS key is not loaded");
-        return false;
-    }
-    return crypt_buffer(b->cipher, b->ivgen, offset, buf, len, false, errp);
+    return crypt_payload(b, offset, buf, len, false, errp);
 }
 
 /* ---- keys ---- */

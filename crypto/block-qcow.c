@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <glib.h>
@@ -78,8 +77,12 @@ void qcrypto_qcow_key_free(QCryptoQcowKey *aes)
     }
 }
 
-static void crypt_sectors(const QCryptoQcowKey *aes, int64_t sector_num, uint8_t *buf,
-                          int64_t nb_sectors, bool encrypt)
+/*
+ * One thread's work: a large buffer is spread over threads by the caller
+ * (crypto/block-workers.c), each with its own run of sectors.
+ */
+void qcrypto_qcow_crypt(const QCryptoQcowKey *aes, int64_t sector_num, uint8_t *buf,
+                        int64_t nb_sectors, bool encrypt)
 {
     uint8_t iv[AES_BLOCK_SIZE];
 
@@ -92,83 +95,6 @@ static void crypt_sectors(const QCryptoQcowKey *aes, int64_t sector_num, uint8_t
             /* nettle decrypts a CBC run block-parallel with AES-NI */
             cbc_decrypt(&aes->dec, (nettle_cipher_func *)aes128_decrypt,
                         AES_BLOCK_SIZE, iv, AES_SECTOR, buf, buf);
-        }
-    }
-}
-
-typedef struct CryptJob {
-    const QCryptoQcowKey *aes;
-    int64_t sector_num;
-    uint8_t *buf;
-    int64_t nb_sectors;
-    bool encrypt;
-} CryptJob;
-
-static void *crypt_thread(void *opaque)
-{
-    CryptJob *job = opaque;
-
-    crypt_sectors(job->aes, job->sector_num, job->buf, job->nb_sectors, job->encrypt);
-    return NULL;
-}
-
-/*
- * Below this a thread costs more to start than it saves.  Above it the
- * buffer is split between up to AES_MAX_THREADS threads (the caller's
- * included): every sector's CBC chain starts afresh from its own IV, so
- * parts of a buffer are independent.  CBC encryption of one sector is
- * sequential (about 1 GB/s per core), which is what makes the threads
- * worth it.  Decryption is not split: AES-NI decrypts the blocks of a
- * sector side by side at about 5 GB/s, faster than the page-cache copies
- * around it, and a helper thread would only take the core that the other
- * half of a pipeline (qemu-img convert's writer) needs.  Measured with
- * scripts/bench.sh -o aes-qcow2-raw on 2 cores: 0.43-0.60 s per GiB in
- * the caller's thread against 0.51-0.84 s split in two.
- */
-#define AES_PARALLEL_MIN_SECTORS 256
-#define AES_MAX_THREADS 4
-
-void qcrypto_qcow_crypt(const QCryptoQcowKey *aes, int64_t sector_num, uint8_t *buf,
-                        int64_t nb_sectors, bool encrypt)
-{
-    static int ncpus;
-    pthread_t threads[AES_MAX_THREADS];
-    CryptJob jobs[AES_MAX_THREADS];
-    bool started[AES_MAX_THREADS] = { false };
-    int64_t per, done = 0;
-    int n;
-
-    if (!ncpus) {
-        ncpus = (int)MIN(g_get_num_processors(), (guint)AES_MAX_THREADS);
-    }
-    n = encrypt ? (int)MIN((int64_t)ncpus, nb_sectors / AES_PARALLEL_MIN_SECTORS) : 1;
-    if (n < 2) {
-        crypt_sectors(aes, sector_num, buf, nb_sectors, encrypt);
-        return;
-    }
-    per = DIV_ROUND_UP(nb_sectors, n);
-    for (int i = 0; i < n; i++) {
-        int64_t cnt = MIN(per, nb_sectors - done);
-        jobs[i] = (CryptJob) {
-            .aes = aes,
-            .sector_num = sector_num + done,
-            .buf = buf + done * AES_SECTOR,
-            .nb_sectors = cnt,
-            .encrypt = encrypt,
-        };
-        done += cnt;
-    }
-    /* jobs[0] is the caller's own share */
-    for (int i = 1; i < n; i++) {
-        started[i] = pthread_create(&threads[i], NULL, crypt_thread, &jobs[i]) == 0;
-        if (!started[i]) {
-            crypt_thread(&jobs[i]);
-        }
-    }
-    crypt_thread(&jobs[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) {
-            pthread_join(threads[i], NULL);
         }
     }
 }

@@ -387,3 +387,28 @@ int thread_pool_run(ThreadPoolFunc *fn, void *opaque)
     qemu_coroutine_yield();
     return req.ret;
 }
+
+/* The handle is the request itself, which the pool never queues. */
+void thread_pool_await(ThreadPoolStartFunc *start, void *opaque)
+{
+    PoolRequest req = { 0 };
+
+    if (!qemu_in_coroutine()) {
+        fprintf(stderr, "thread pool: awaiting work outside a coroutine\n");
+        abort();
+    }
+    req.co = qemu_coroutine_self();
+    req.done_to = completion_get();
+    start(opaque, (ThreadPoolDone *)&req);
+    /*
+     * Even work done before this yield (on this very thread) is safe: its
+     * completion is dispatched by this thread's context, which runs only
+     * once the coroutine has yielded.
+     */
+    qemu_coroutine_yield();
+}
+
+void thread_pool_done(ThreadPoolDone *done)
+{
+    complete((PoolRequest *)done);
+}

@@ -32,7 +32,9 @@ void qcrypto_qcow_key_wipe(QCryptoQcowKey *key);
 bool qcrypto_qcow_key_is_wiped(const QCryptoQcowKey *key);
 /*
  * En- or decrypts (@encrypt) @nb_sectors 512-byte sectors in place, the
- * first with the IV of @sector_num.
+ * first with the IV of @sector_num, in the caller's thread
+ * (qcrypto_block_encrypt()/qcrypto_block_decrypt() spread large buffers
+ * over threads).
  */
 void qcrypto_qcow_crypt(const QCryptoQcowKey *key, int64_t sector_num, uint8_t *buf,
                         int64_t nb_sectors, bool encrypt);

@@ -126,7 +126,8 @@ uint64_t qcrypto_block_get_payload_offset(const QCryptoBlock *block);
 /*
  * In-place en/decryption of whole sectors: @offset and @len are multiples of
  * QCRYPTO_BLOCK_SECTOR_SIZE; the first sector's IV is for offset / 512.
- * Large buffers are spread over a few threads.
+ * Large buffers are spread over a few threads; in a coroutine, a large
+ * buffer is a yield point (crypto/block-workers.h).
  */
 bool qcrypto_block_encrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
                            size_t len, Error **errp);

@@ -20,4 +20,19 @@ typedef int ThreadPoolFunc(void *opaque);
  */
 int thread_pool_run(ThreadPoolFunc *fn, void *opaque);
 
+/*
+ * A coroutine waiting for work that threads other than this pool's do
+ * (crypto/block-workers.c keeps its own, for CPU work).  @start(@opaque,
+ * @done) hands the work out and returns; whichever thread finishes it
+ * calls thread_pool_done(@done), once, and touches nothing of the
+ * caller's after that.  The coroutine yields until then and is continued
+ * from its thread's main context, as by thread_pool_run().  In a
+ * coroutine only.
+ */
+typedef struct ThreadPoolDone ThreadPoolDone;
+typedef void ThreadPoolStartFunc(void *opaque, ThreadPoolDone *done);
+
+void thread_pool_await(ThreadPoolStartFunc *start, void *opaque);
+void thread_pool_done(ThreadPoolDone *done);
+
 #endif

@@ -10,6 +10,7 @@
 #include "block/aes-legacy.h"
 #include "crypto/block-qcow.h"
 #include "block/block_int.h"
+#include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 
 /* A C string password as the (bytes, length) the cipher takes. */
@@ -74,28 +75,75 @@ static void test_known_answer(void)
     qcrypto_qcow_key_free(aes);
 }
 
-/* The threaded path must give what sector-by-sector calls give. */
+/*
+ * A buffer spread over the crypto workers (crypto/block-workers.c) gives
+ * what sector-by-sector calls give, synchronously and in a coroutine.
+ */
+typedef struct LargeBuffer {
+    QCryptoBlock *block;
+    uint8_t *buf;
+    int64_t n;
+    bool done;
+} LargeBuffer;
+
+static void large_crypt(LargeBuffer *l, bool encrypt)
+{
+    if (encrypt) {
+        g_assert_true(qcrypto_block_encrypt(l->block, 1000 * 512, l->buf, l->n * 512,
+                                            &error_abort));
+    } else {
+        g_assert_true(qcrypto_block_decrypt(l->block, 1000 * 512, l->buf, l->n * 512,
+                                            &error_abort));
+    }
+}
+
+static void co_large_encrypt(void *opaque)
+{
+    large_crypt(opaque, true);
+    ((LargeBuffer *)opaque)->done = true;
+}
+
+static void co_large_decrypt(void *opaque)
+{
+    large_crypt(opaque, false);
+    ((LargeBuffer *)opaque)->done = true;
+}
+
 static void test_large_buffer(void)
 {
     const int64_t n = 4096 + 3;
     g_autofree uint8_t *a = g_malloc(n * 512);
+    g_autofree uint8_t *orig = NULL;
     g_autofree uint8_t *b = NULL;
     QCryptoQcowKey *aes = key_new("0123456789abcdef", &error_abort);
+    LargeBuffer l = { .block = block_new("0123456789abcdef"), .buf = a, .n = n };
 
     for (int64_t i = 0; i < n * 512; i++) {
         a[i] = (uint8_t)(i * 7 + (i >> 9));
     }
+    orig = g_memdup2(a, n * 512);
     b = g_memdup2(a, n * 512);
-    qcrypto_qcow_crypt(aes, 1000, a, n, true);
     for (int64_t s = 0; s < n; s++) {
         qcrypto_qcow_crypt(aes, 1000 + s, b + s * 512, 1, true);
     }
-    g_assert(!memcmp(a, b, n * 512));
-    qcrypto_qcow_crypt(aes, 1000, a, n, false);
-    for (int64_t s = 0; s < n; s++) {
-        qcrypto_qcow_crypt(aes, 1000 + s, b + s * 512, 1, false);
+    for (int co = 0; co < 2; co++) {
+        memcpy(a, orig, n * 512);
+        l.done = false;
+        if (co) {
+            qemu_coroutine_run(co_large_encrypt, &l);
+        } else {
+            large_crypt(&l, true);
+        }
+        g_assert(!memcmp(a, b, n * 512));
+        l.done = false;
+        if (co) {
+            qemu_coroutine_run(co_large_decrypt, &l);
+        } else {
+            large_crypt(&l, false);
+        }
+        g_assert(!memcmp(a, orig, n * 512));
     }
-    g_assert(!memcmp(a, b, n * 512));
+    qcrypto_block_free(l.block);
     qcrypto_qcow_key_free(aes);
 }
 

@@ -331,15 +331,18 @@ static void test_misuse(void)
 
             qemu_co_mutex_init(&m);
             qemu_coroutine_enter(qemu_coroutine_create(co_unlock_foreign, &m));
+        } else if (!strcmp(what, "await")) {
+            thread_pool_await(NULL, NULL);
         }
         return;
     }
-    for (int i = 0; i < 3; i++) {
-        static const char *const cases[] = { "yield", "enter-self", "unlock" };
+    for (int i = 0; i < 4; i++) {
+        static const char *const cases[] = { "yield", "enter-self", "unlock", "await" };
         static const char *const msgs[] = {
             "*yield outside a coroutine*",
             "*entering a coroutine that is running*",
             "*unlocked by a coroutine that does not hold it*",
+            "*awaiting work outside a coroutine*",
         };
 
         g_setenv("CO_MISUSE", cases[i], TRUE);
@@ -412,6 +415,58 @@ static void test_thread_pool(void)
     g_cond_clear(&r.cond);
 }
 
+/* thread_pool_await(): work on a thread of the test's own, or done at once. */
+typedef struct Foreign {
+    ThreadPoolDone *done;
+    bool at_once;
+    int value;
+    bool finished;
+} Foreign;
+
+static gpointer foreign_thread(gpointer opaque)
+{
+    Foreign *f = opaque;
+
+    g_usleep(20 * 1000);    /* long after the coroutine has yielded */
+    f->value = 42;
+    thread_pool_done(f->done);
+    return NULL;
+}
+
+static void foreign_start(void *opaque, ThreadPoolDone *done)
+{
+    Foreign *f = opaque;
+
+    f->done = done;
+    if (f->at_once) {
+        f->value = 7;
+        thread_pool_done(done);
+    } else {
+        g_thread_unref(g_thread_new("foreign", foreign_thread, f));
+    }
+}
+
+static void co_await(void *opaque)
+{
+    Foreign *f = opaque;
+
+    thread_pool_await(foreign_start, f);
+    f->finished = true;
+}
+
+static void test_thread_pool_await(void)
+{
+    for (int at_once = 0; at_once < 2; at_once++) {
+        Foreign f = { .at_once = at_once };
+
+        qemu_coroutine_enter(qemu_coroutine_create(co_await, &f));
+        /* Continued from the main context only, even when done before the yield. */
+        g_assert_false(f.finished);
+        qemu_coroutine_poll_until(&f.finished);
+        g_assert_cmpint(f.value, ==, at_once ? 7 : 42);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -426,5 +481,6 @@ int main(int argc, char **argv)
     g_test_add_func("/coroutine/run", test_run);
     g_test_add_func("/coroutine/misuse", test_misuse);
     g_test_add_func("/coroutine/thread-pool", test_thread_pool);
+    g_test_add_func("/coroutine/thread-pool-await", test_thread_pool_await);
     return g_test_run();
 }

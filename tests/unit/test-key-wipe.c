@@ -16,10 +16,12 @@
 #include <nettle/aes.h>
 
 #include "block/block.h"
+#include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
 
 #define MAX_NEEDLES 4
+#define LARGE_IO (1 * MiB)
 
 static struct {
     bool armed;
@@ -114,6 +116,22 @@ static void test_watch_sees_unwiped(void)
     g_assert_cmpint(watch.hits[i], ==, 1);
 }
 
+/* Requests large enough to go to the crypto workers. */
+static void large_io(BlockDriverState *bs)
+{
+    g_autofree uint8_t *big = g_malloc(LARGE_IO);
+
+    memset(big, 0xc3, LARGE_IO);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, LARGE_IO, big, 0, &error_abort), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 0, LARGE_IO, big, 0, &error_abort), ==, 0);
+    g_assert_cmpint(big[LARGE_IO - 1], ==, 0xc3);
+}
+
+static void co_large_io(void *opaque)
+{
+    large_io(opaque);
+}
+
 static void test_legacy_aes(gconstpointer fmt)
 {
     static const char right[] = "wipe-test-pass16";
@@ -137,11 +155,17 @@ static void test_legacy_aes(gconstpointer fmt)
     wrong_sched = watch_aes_schedule(wrong);
     watch.armed = true;
 
-    /* The right key at open (the core's secret lookup), I/O, close. */
+    /*
+     * The right key at open (the core's secret lookup), I/O, close.  The
+     * large requests are spread over the crypto workers, synchronously
+     * and from coroutines (crypto/block-workers.c).
+     */
     bs = open_img(path, fmt, "encrypt.key-secret", "aes-right", &error_abort);
     memset(buf, 0x3c, sizeof(buf));
     g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
     g_assert_cmpint(bdrv_pread(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    large_io(bs);
+    qemu_coroutine_run(co_large_io, bs);
     bdrv_unref(bs);
     /* A wrong key: the candidate cipher is judged, refused and freed. */
     g_assert_null(open_img(path, fmt, "encrypt.key-secret", "aes-wrong", &err));
@@ -177,6 +201,8 @@ static void test_luks(void)
     bs = open_img(path, "luks", "key-secret", "luks-pass", &error_abort);
     memset(buf, 0x5a, sizeof(buf));
     g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0, &error_abort), ==, 0);
+    large_io(bs);
+    qemu_coroutine_run(co_large_io, bs);
     bdrv_unref(bs);
     watch.armed = false;
     g_assert_cmpint(watch.hits[pw], ==, 0);
