@@ -83,30 +83,26 @@ typedef struct LargeBuffer {
     QCryptoBlock *block;
     uint8_t *buf;
     int64_t n;
-    bool done;
+    bool encrypt;
 } LargeBuffer;
 
-static void large_crypt(LargeBuffer *l, bool encrypt)
+static void large_crypt(void *opaque)
 {
-    if (encrypt) {
-        g_assert_true(qcrypto_block_encrypt(l->block, 1000 * 512, l->buf, l->n * 512,
-                                            &error_abort));
+    LargeBuffer *l = opaque;
+
+    g_assert_true((l->encrypt ? qcrypto_block_encrypt : qcrypto_block_decrypt)(
+                      l->block, 1000 * 512, l->buf, l->n * 512, &error_abort));
+}
+
+/* In a coroutine (@co) or not. */
+static void large_pass(LargeBuffer *l, bool co, bool encrypt)
+{
+    l->encrypt = encrypt;
+    if (co) {
+        qemu_coroutine_run(large_crypt, l);
     } else {
-        g_assert_true(qcrypto_block_decrypt(l->block, 1000 * 512, l->buf, l->n * 512,
-                                            &error_abort));
+        large_crypt(l);
     }
-}
-
-static void co_large_encrypt(void *opaque)
-{
-    large_crypt(opaque, true);
-    ((LargeBuffer *)opaque)->done = true;
-}
-
-static void co_large_decrypt(void *opaque)
-{
-    large_crypt(opaque, false);
-    ((LargeBuffer *)opaque)->done = true;
 }
 
 static void test_large_buffer(void)
@@ -128,19 +124,9 @@ static void test_large_buffer(void)
     }
     for (int co = 0; co < 2; co++) {
         memcpy(a, orig, n * 512);
-        l.done = false;
-        if (co) {
-            qemu_coroutine_run(co_large_encrypt, &l);
-        } else {
-            large_crypt(&l, true);
-        }
+        large_pass(&l, co, true);
         g_assert(!memcmp(a, b, n * 512));
-        l.done = false;
-        if (co) {
-            qemu_coroutine_run(co_large_decrypt, &l);
-        } else {
-            large_crypt(&l, false);
-        }
+        large_pass(&l, co, false);
         g_assert(!memcmp(a, orig, n * 512));
     }
     qcrypto_block_free(l.block);
