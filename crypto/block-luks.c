@@ -18,6 +18,7 @@
 #include "qemu/option.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/thread.h"
 
 #define LUKS_MAGIC "LUKS\xba\xbe"
 #define LUKS_MAGIC_LEN 6
@@ -394,8 +395,8 @@ bool qcrypto_block_create_options_parse(const QDict *opts, const char *prefix,
 
 /* One share of a buffer; the batch counts the shares still running. */
 typedef struct CryptBatch {
-    GMutex lock;
-    GCond done;
+    QemuMutex lock;
+    QemuCond done;
     int pending;
 } CryptBatch;
 
@@ -422,46 +423,45 @@ static void crypt_sectors(CryptJob *j)
                                        NULL);
 }
 
-static void crypt_worker(gpointer data, gpointer unused)
+static void crypt_worker(void *data, void *unused)
 {
     CryptJob *j = data;
 
     crypt_sectors(j);
-    g_mutex_lock(&j->batch->lock);
+    qemu_mutex_lock(&j->batch->lock);
     j->batch->pending--;
-    g_cond_signal(&j->batch->done);
-    g_mutex_unlock(&j->batch->lock);
+    qemu_cond_signal(&j->batch->done);
+    qemu_mutex_unlock(&j->batch->lock);
 }
 
 /* Below this a second thread costs more than it saves. */
 #define CRYPT_THREAD_MIN (256 * KiB)
 #define CRYPT_MAX_THREADS 4
 
-static int crypt_threads(void)
-{
-    static gsize n;
-
-    if (g_once_init_enter(&n)) {
-        g_once_init_leave(&n, MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS));
-    }
-    return n;
-}
+static pthread_once_t crypt_once = PTHREAD_ONCE_INIT;
+static int crypt_nthreads;
+static QemuWorkQueue *crypt_queue;
 
 /*
  * Threads that outlive one request: a conversion decrypts thousands of
  * buffers, and starting threads for each would cost more than it saves.
  */
-static GThreadPool *crypt_pool(void)
+static void crypt_init(void)
 {
-    static GThreadPool *pool;
+    crypt_nthreads = MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS);
+    crypt_queue = qemu_work_queue_new(crypt_worker, NULL, MAX(crypt_nthreads - 1, 1));
+}
 
-    if (g_once_init_enter(&pool)) {
-        GThreadPool *p = g_thread_pool_new(crypt_worker, NULL,
-                                           MAX(crypt_threads() - 1, 1), FALSE,
-                                           NULL);
-        g_once_init_leave(&pool, p);
-    }
-    return pool;
+static int crypt_threads(void)
+{
+    pthread_once(&crypt_once, crypt_init);
+    return crypt_nthreads;
+}
+
+static QemuWorkQueue *crypt_pool(void)
+{
+    pthread_once(&crypt_once, crypt_init);
+    return crypt_queue;
 }
 
 static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
@@ -481,8 +481,8 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
     nsectors = len / SECTOR;
     n = MIN((size_t)crypt_threads(), MAX(len / CRYPT_THREAD_MIN, 1));
     per = DIV_ROUND_UP(nsectors, n);
-    g_mutex_init(&batch.lock);
-    g_cond_init(&batch.done);
+    qemu_mutex_init(&batch.lock);
+    qemu_cond_init(&batch.done);
     batch.pending = 0;
     for (int i = 0; i < n; i++) {
         size_t first = MIN(per * i, nsectors);
@@ -496,22 +496,22 @@ static bool crypt_buffer(const QCryptoCipher *cipher, const QCryptoIVGen *ivgen,
         };
     }
     /* Every share but the last goes to the pool; the last runs here. */
-    g_mutex_lock(&batch.lock);
+    qemu_mutex_lock(&batch.lock);
     batch.pending = n - 1;
-    g_mutex_unlock(&batch.lock);
+    qemu_mutex_unlock(&batch.lock);
     for (int i = 0; i < n - 1; i++) {
-        if (!g_thread_pool_push(crypt_pool(), &jobs[i], NULL)) {
+        if (!qemu_work_queue_push(crypt_pool(), &jobs[i])) {
             crypt_worker(&jobs[i], NULL);
         }
     }
     crypt_sectors(&jobs[n - 1]);
-    g_mutex_lock(&batch.lock);
+    qemu_mutex_lock(&batch.lock);
     while (batch.pending > 0) {
-        g_cond_wait(&batch.done, &batch.lock);
+        qemu_cond_wait(&batch.done, &batch.lock);
     }
-    g_mutex_unlock(&batch.lock);
-    g_cond_clear(&batch.done);
-    g_mutex_clear(&batch.lock);
+    qemu_mutex_unlock(&batch.lock);
+    qemu_cond_destroy(&batch.done);
+    qemu_mutex_destroy(&batch.lock);
 
     for (int i = 0; i < n; i++) {
         if (!jobs[i].ok) {
