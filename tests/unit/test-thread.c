@@ -99,6 +99,8 @@ typedef struct Batch {
     QemuMutex lock;
     QemuCond done;
     int pending;
+    QemuCond meet;              /* a second item started */
+    gint64 meet_deadline;
     int running, max_running;
     GHashTable *threads;        /* the workers seen */
     int results[NITEMS];
@@ -115,6 +117,17 @@ static void work(void *item, void *user_data)
     batch.running++;
     batch.max_running = MAX(batch.max_running, batch.running);
     g_hash_table_add(batch.threads, (gpointer)g_thread_self());
+    /*
+     * Until two items have run at once, each waits a while for another to
+     * start beside it, so that a busy machine cannot make them run one
+     * after the other by chance; once the second worker has shown up
+     * (or the deadline passed), nobody waits.
+     */
+    qemu_cond_broadcast(&batch.meet);
+    while (batch.max_running < 2 &&
+           qemu_cond_wait_until(&batch.meet, &batch.lock, batch.meet_deadline)) {
+        /* woken: check again */
+    }
     qemu_mutex_unlock(&batch.lock);
     g_usleep(1000);     /* long enough for the items to pile up */
     *slot = slot - batch.results + 1;   /* written outside the lock: the queue orders it */
@@ -132,6 +145,8 @@ static void test_work_queue(void)
 
     qemu_mutex_init(&batch.lock);
     qemu_cond_init(&batch.done);
+    qemu_cond_init(&batch.meet);
+    batch.meet_deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
     batch.threads = g_hash_table_new(NULL, NULL);
     batch.pending = NITEMS;
     for (int i = 0; i < NITEMS; i++) {
