@@ -13,13 +13,14 @@
 #include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 #include "qemu/thread-pool.h"
+#include "qemu/thread.h"
 
 #define SECTOR 512
 
 /* The shares of one buffer; the batch counts those still running. */
 typedef struct CryptBatch {
-    GMutex lock;
-    GCond done;
+    QemuMutex lock;
+    QemuCond done;
     int pending;
     /* A coroutine's wait (continued by the last share), or NULL: the caller waits on @done. */
     ThreadPoolDone *waiter;
@@ -41,18 +42,18 @@ static void crypt_sectors(CryptJob *j)
     j->ok = j->fn(j->key, j->encrypt, j->sector, j->buf, j->len);
 }
 
-static void crypt_worker(gpointer data, gpointer unused)
+static void crypt_worker(void *data, void *unused)
 {
     CryptJob *j = data;
     CryptBatch *batch = j->batch;
     ThreadPoolDone *waiter;
 
     crypt_sectors(j);
-    g_mutex_lock(&batch->lock);
+    qemu_mutex_lock(&batch->lock);
     /* Read under the lock: once it is dropped the batch may be gone. */
     waiter = --batch->pending == 0 ? batch->waiter : NULL;
-    g_cond_signal(&batch->done);
-    g_mutex_unlock(&batch->lock);
+    qemu_cond_signal(&batch->done);
+    qemu_mutex_unlock(&batch->lock);
     if (waiter) {
         thread_pool_done(waiter);
     }
@@ -62,15 +63,9 @@ static void crypt_worker(gpointer data, gpointer unused)
 #define CRYPT_THREAD_MIN (256 * KiB)
 #define CRYPT_MAX_THREADS 4
 
-static int crypt_threads(void)
-{
-    static gsize n;
-
-    if (g_once_init_enter(&n)) {
-        g_once_init_leave(&n, MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS));
-    }
-    return n;
-}
+static pthread_once_t crypt_once = PTHREAD_ONCE_INIT;
+static int crypt_nthreads;
+static QemuWorkQueue *crypt_queue;
 
 /*
  * Threads that outlive one request: a conversion decrypts thousands of
@@ -78,16 +73,22 @@ static int crypt_threads(void)
  * One per CPU (up to CRYPT_MAX_THREADS): a synchronous caller hands out
  * all shares of a buffer but one, a coroutine all of them.
  */
-static GThreadPool *crypt_pool(void)
+static void crypt_init(void)
 {
-    static GThreadPool *pool;
+    crypt_nthreads = MIN(MAX(g_get_num_processors(), 1), CRYPT_MAX_THREADS);
+    crypt_queue = qemu_work_queue_new(crypt_worker, NULL, crypt_nthreads);
+}
 
-    if (g_once_init_enter(&pool)) {
-        GThreadPool *p = g_thread_pool_new(crypt_worker, NULL, crypt_threads(), FALSE,
-                                           NULL);
-        g_once_init_leave(&pool, p);
-    }
-    return pool;
+static int crypt_threads(void)
+{
+    pthread_once(&crypt_once, crypt_init);
+    return crypt_nthreads;
+}
+
+static QemuWorkQueue *crypt_pool(void)
+{
+    pthread_once(&crypt_once, crypt_init);
+    return crypt_queue;
 }
 
 /* A buffer on its way: the shares, and how many of them this thread does not run. */
@@ -101,11 +102,11 @@ typedef struct CryptRun {
 /* Hands the first @r->pushed shares to the pool (one that cannot take it: run here). */
 static void crypt_push(CryptRun *r)
 {
-    g_mutex_lock(&r->batch.lock);
+    qemu_mutex_lock(&r->batch.lock);
     r->batch.pending = r->pushed;
-    g_mutex_unlock(&r->batch.lock);
+    qemu_mutex_unlock(&r->batch.lock);
     for (int i = 0; i < r->pushed; i++) {
-        if (!g_thread_pool_push(crypt_pool(), &r->jobs[i], NULL)) {
+        if (!qemu_work_queue_push(crypt_pool(), &r->jobs[i])) {
             crypt_worker(&r->jobs[i], NULL);
         }
     }
@@ -141,8 +142,8 @@ bool qcrypto_block_workers_crypt(QCryptoBlockCryptFunc *fn, const void *key,
             .encrypt = encrypt, .batch = &r.batch,
         };
     }
-    g_mutex_init(&r.batch.lock);
-    g_cond_init(&r.batch.done);
+    qemu_mutex_init(&r.batch.lock);
+    qemu_cond_init(&r.batch.done);
     r.batch.pending = 0;
     r.batch.waiter = NULL;
     if (co) {
@@ -156,18 +157,18 @@ bool qcrypto_block_workers_crypt(QCryptoBlockCryptFunc *fn, const void *key,
         r.pushed = r.n - 1;
         crypt_push(&r);
         crypt_sectors(&r.jobs[r.n - 1]);
-        g_mutex_lock(&r.batch.lock);
+        qemu_mutex_lock(&r.batch.lock);
         while (r.batch.pending > 0) {
-            g_cond_wait(&r.batch.done, &r.batch.lock);
+            qemu_cond_wait(&r.batch.done, &r.batch.lock);
         }
-        g_mutex_unlock(&r.batch.lock);
+        qemu_mutex_unlock(&r.batch.lock);
     }
     /*
      * The last share unlocked the batch before it continued the
      * coroutine, so the lock is free here whichever way it was waited for.
      */
-    g_cond_clear(&r.batch.done);
-    g_mutex_clear(&r.batch.lock);
+    qemu_cond_destroy(&r.batch.done);
+    qemu_mutex_destroy(&r.batch.lock);
 
     for (int i = 0; i < r.n; i++) {
         ok &= r.jobs[i].ok;

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include <glib.h>
+#include "qemu/thread.h"
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <nettle/aes.h>
@@ -37,7 +38,7 @@ struct QCryptoCipher {
     gnutls_cipher_algorithm_t galg;
     uint8_t key[64];
     size_t nkey;
-    GMutex lock;
+    QemuMutex lock;
     GPtrArray *handles;
 };
 
@@ -68,11 +69,11 @@ static gnutls_cipher_hd_t handle_get(QCryptoCipher *c)
     gnutls_cipher_hd_t h = NULL;
     gnutls_datum_t key = { c->key, c->nkey };
 
-    g_mutex_lock(&c->lock);
+    qemu_mutex_lock(&c->lock);
     if (c->handles->len) {
         h = g_ptr_array_steal_index_fast(c->handles, c->handles->len - 1);
     }
-    g_mutex_unlock(&c->lock);
+    qemu_mutex_unlock(&c->lock);
     if (!h && gnutls_cipher_init(&h, c->galg, &key, NULL) < 0) {
         h = NULL;
     }
@@ -81,9 +82,9 @@ static gnutls_cipher_hd_t handle_get(QCryptoCipher *c)
 
 static void handle_put(QCryptoCipher *c, gnutls_cipher_hd_t h)
 {
-    g_mutex_lock(&c->lock);
+    qemu_mutex_lock(&c->lock);
     g_ptr_array_add(c->handles, h);
-    g_mutex_unlock(&c->lock);
+    qemu_mutex_unlock(&c->lock);
 }
 
 static const char *const alg_names[QCRYPTO_CIPHER_ALG__MAX] = {
@@ -212,7 +213,7 @@ QCryptoCipher *qcrypto_cipher_new(QCryptoCipherAlg alg, QCryptoCipherMode mode,
         break;
     }
 
-    g_mutex_init(&c->lock);
+    qemu_mutex_init(&c->lock);
     c->handles = g_ptr_array_new();
     c->galg = gnutls_alg(alg, mode);
     if (c->galg != GNUTLS_CIPHER_UNKNOWN) {
@@ -239,7 +240,7 @@ void qcrypto_cipher_free(QCryptoCipher *cipher)
             gnutls_cipher_deinit(g_ptr_array_index(cipher->handles, i));
         }
         g_ptr_array_free(cipher->handles, TRUE);
-        g_mutex_clear(&cipher->lock);
+        qemu_mutex_destroy(&cipher->lock);
         qemu_secure_zero(cipher, sizeof(*cipher));
         g_free(cipher);
     }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The whole test suite, from a fresh Debian 12 machine: installs the
-# packages, builds the tree twice (plain, and with AddressSanitizer +
-# UndefinedBehaviorSanitizer), and runs the unit tests and every iotest for
-# every format in both builds.  Any failure or sanitizer report fails the run.
+# packages, builds the tree three times (plain, with AddressSanitizer +
+# UndefinedBehaviorSanitizer, and with ThreadSanitizer), runs the unit tests
+# and every iotest for every format in the first two builds, and the
+# concurrency tests in the third.  Any failure or sanitizer report fails the
+# run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,6 +24,8 @@ build_tree()
 build_tree build || { echo "build failed" >&2; exit 1; }
 build_tree build-san -Db_sanitize=address,undefined -Db_lundef=false || {
     echo "sanitizer build failed" >&2; exit 1; }
+build_tree build-tsan -Db_sanitize=thread -Db_lundef=false || {
+    echo "ThreadSanitizer build failed" >&2; exit 1; }
 
 # Sanitizer reports abort the program, so they fail the test that ran it.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66
@@ -43,11 +47,59 @@ tally()
 }
 
 log=$(mktemp -d)
+
+# The ThreadSanitizer build runs the tests of requests in flight together,
+# of threads and of coroutines (docs/concurrency.md, "ThreadSanitizer"):
+# the unit tests of suite 'concurrency', and these iotests: qemu-io's aio
+# commands, the AIO engines, requests that fail alone, serialising
+# requests, qcow2 (plain, backing file, compressed, LUKS and legacy AES)
+# under many writers and readers, convert -m/-W, bench, the NBD server
+# with many clients and in the machine, iothreads, a job's copy.
+tsan_iotests_qcow2="310 421 503 505 507 535 570 594 595 596 597 598 599 600 601 609 618"
+tsan_iotests_raw="469 506 640"
+tsan_part()
+{
+    local b=build-tsan reports=$log/tsan-reports
+    mkdir -p "$reports"
+    # A report stops the program (exit status 68).  The unit tests print
+    # it, into the log meson keeps; the iotests' programs write theirs to
+    # files in $reports, so that one from a daemon or from a program whose
+    # stderr a test throws away is seen too.  tests/tsan.supp lists the
+    # reports that are the libraries' own (none of the tree's).
+    local opts="halt_on_error=1:exitcode=68:second_deadlock_stack=1"
+    opts="$opts:suppressions=$root/tests/tsan.supp:print_suppressions=0"
+    stage "=== unit tests, concurrency ($b) [$SECONDS s]"
+    TSAN_OPTIONS=$opts meson test -C "$b" --no-rebuild --suite concurrency \
+        --print-errorlogs > "$log/unit-$b" 2>&1
+    ok=$(grep -cE '^ *[0-9]+/[0-9]+ .* OK ' "$log/unit-$b")
+    bad=$(grep -cE '^ *[0-9]+/[0-9]+ .* (FAIL|ERROR|TIMEOUT) ' "$log/unit-$b")
+    [ "$ok" -gt 0 ] || bad=$((bad > 0 ? bad : 1))
+    [ "$bad" -gt 0 ] && cat "$log/unit-$b"
+    echo "$ok passed, $bad failed" > "$log/unit-$b.sum"
+    cat "$log/unit-$b.sum"
+    for fmt in qcow2 raw; do
+        local list=tsan_iotests_$fmt
+        stage "=== iotests -$fmt, concurrency ($b) [$SECONDS s]"
+        TSAN_OPTIONS="$opts:log_path=$reports/report" \
+            IOTESTS_SCRATCH=$root/tests/qemu-iotests/scratch/$b \
+            tests/qemu-iotests/check -b "$b" -d "-$fmt" ${!list} > "$log/io-$b-$fmt" 2>&1
+        cat "$log/io-$b-$fmt"
+    done
+    # Every report file is a failure, whether or not its test noticed.
+    local n
+    n=$(find "$reports" -type f | wc -l)
+    if [ "$n" -gt 0 ]; then
+        cat "$reports"/*
+    fi
+    echo "0 passed, $n failed" > "$log/tsan-reports.sum"
+    echo "ThreadSanitizer reports from the iotests: $n"
+    stage "=== end of the $b part [$SECONDS s]"
+}
 # One build's part of the suite: its unit tests, then every iotest of every
 # format; the plain build also runs QEMU 7.2's iotests.  Each runner's
 # output goes to its own log in $log, which tally reads afterwards.
-# The two builds' parts run side by side: most of an iotest's time is spent
-# waiting (on QEMU 7.2, on sockets, on fsync), not on the CPU, so two at a
+# The three builds' parts run side by side: most of an iotest's time is spent
+# waiting (on QEMU 7.2, on sockets, on fsync), not on the CPU, so several at a
 # time take little more than one.  Nothing is shared between them: each
 # build has its own scratch directory, tests take free ports from the
 # kernel, and libvirt's tests each run their own private daemon.
@@ -85,7 +137,7 @@ suite_part()
     stage "=== end of the $b part [$SECONDS s]"
 }
 
-# Each part's full output is printed when both have ended; meanwhile only
+# Each part's full output is printed when all have ended; meanwhile only
 # their stage lines appear (through fd 3), so a slow stage shows as it runs.
 exec 3>&1
 pids=()
@@ -93,12 +145,14 @@ for b in build build-san; do
     suite_part "$b" > "$log/part-$b" 2>&1 &
     pids+=($!)
 done
+tsan_part > "$log/part-build-tsan" 2>&1 &
+pids+=($!)
 wait "${pids[@]}"
 exec 3>&-
-for b in build build-san; do
+for b in build build-san build-tsan; do
     echo; echo "##### $b"; cat "$log/part-$b"
 done
-for f in "$log"/unit-*.sum "$log"/io-* "$log/conformance"; do
+for f in "$log"/unit-*.sum "$log"/io-* "$log/conformance" "$log/tsan-reports.sum"; do
     tally "$f"
 done
 

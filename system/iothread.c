@@ -14,6 +14,7 @@
 #include "block/block.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
+#include "qemu/thread.h"
 #include "qom/object-internal.h"
 #include "system/blockdev.h"
 #include "system/iothread.h"
@@ -23,24 +24,24 @@ struct IOThread {
     char *id;
     GMainContext *ctx;
     GMainLoop *loop;
-    GThread *thread;
+    QemuThread thread;
     int thread_id;
-    GMutex lock;
-    GCond started;
+    QemuMutex lock;
+    QemuCond started;
     int64_t poll_max_ns, poll_grow, poll_shrink, aio_max_batch;
 };
 
 static GList *iothreads;    /* IOThread, creation order */
 
-static gpointer iothread_run(gpointer opaque)
+static void *iothread_run(void *opaque)
 {
     IOThread *t = opaque;
 
     g_main_context_push_thread_default(t->ctx);
-    g_mutex_lock(&t->lock);
+    qemu_mutex_lock(&t->lock);
     t->thread_id = syscall(SYS_gettid);
-    g_cond_signal(&t->started);
-    g_mutex_unlock(&t->lock);
+    qemu_cond_signal(&t->started);
+    qemu_mutex_unlock(&t->lock);
     g_main_loop_run(t->loop);
     g_main_context_pop_thread_default(t->ctx);
     return NULL;
@@ -101,14 +102,14 @@ static void *iothread_create(const char *id, const QDict *props, Error **errp)
     t->id = g_strdup(id);
     t->ctx = g_main_context_new();
     t->loop = g_main_loop_new(t->ctx, FALSE);
-    g_mutex_init(&t->lock);
-    g_cond_init(&t->started);
-    g_mutex_lock(&t->lock);
-    t->thread = g_thread_new("iothread", iothread_run, t);
+    qemu_mutex_init(&t->lock);
+    qemu_cond_init(&t->started);
+    qemu_mutex_lock(&t->lock);
+    qemu_thread_create(&t->thread, "iothread", iothread_run, t, true);
     while (!t->thread_id) {
-        g_cond_wait(&t->started, &t->lock);
+        qemu_cond_wait(&t->started, &t->lock);
     }
-    g_mutex_unlock(&t->lock);
+    qemu_mutex_unlock(&t->lock);
     iothreads = g_list_append(iothreads, t);
     return t;
 }
@@ -134,11 +135,11 @@ static void iothread_destroy(void *state)
     g_source_set_callback(src, quit_loop, t->loop, NULL);
     g_source_attach(src, t->ctx);
     g_source_unref(src);
-    g_thread_join(t->thread);
+    qemu_thread_join(&t->thread);
     g_main_loop_unref(t->loop);
     g_main_context_unref(t->ctx);
-    g_mutex_clear(&t->lock);
-    g_cond_clear(&t->started);
+    qemu_mutex_destroy(&t->lock);
+    qemu_cond_destroy(&t->started);
     iothreads = g_list_remove(iothreads, t);
     /* Nodes that were left in it (at exit) go back to the main loop. */
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {

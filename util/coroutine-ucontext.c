@@ -12,7 +12,14 @@
  *
  * Under AddressSanitizer every switch is announced (start/finish of a
  * fiber switch): ASan keeps shadow state per stack and would otherwise
- * take a jump to another stack for stack corruption.
+ * take a jump to another stack for stack corruption.  Under
+ * ThreadSanitizer each coroutine is a fiber of its own, and every switch
+ * says which fiber runs next, just before the jump: TSan keeps a shadow
+ * call stack and a vector clock per thread of execution, and without the
+ * fibers it would unwind a stack that is not the one running and blame
+ * one coroutine's accesses on another's frames.  Switching with
+ * synchronisation (flags 0) orders a coroutine's accesses before those of
+ * whoever runs after it on the thread, which is what happens.
  */
 
 #include <errno.h>
@@ -31,6 +38,13 @@
 #define CO_ASAN 1
 #else
 #define CO_ASAN 0
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define CO_TSAN 1
+#else
+#define CO_TSAN 0
 #endif
 
 #define CO_STACK_SIZE   (1024 * 1024)
@@ -55,6 +69,8 @@ struct Coroutine {
     void *asan_fake_stack;
     const void *asan_bottom;
     size_t asan_size;
+    /* ThreadSanitizer's fiber for this coroutine (the thread's own for the leader) */
+    void *tsan_fiber;
 };
 
 /* The thread itself, as the caller of its outermost coroutines. */
@@ -67,6 +83,8 @@ static __thread GSource *wake_source;
 /* The coroutine being started, for the trampoline (makecontext passes ints only). */
 static __thread Coroutine *starting;
 static __thread sigjmp_buf *start_return;
+/* The creator's ThreadSanitizer fiber, for the trampoline's jump back. */
+static __thread void *start_fiber;
 #if CO_ASAN
 /* The creator's fake stack while a new coroutine's stack is set up. */
 static __thread void *creator_fake_stack;
@@ -100,6 +118,26 @@ static void asan_finish_switch(Coroutine *self, Coroutine *from)
 #endif
 }
 
+/* Just before the jump to @to's stack: its fiber is what runs from now on. */
+static void tsan_switch(Coroutine *to)
+{
+#if CO_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#else
+    (void)to;
+#endif
+}
+
+/* The fiber of whatever runs now, for a jump back to it. */
+static void *tsan_current(void)
+{
+#if CO_TSAN
+    return __tsan_get_current_fiber();
+#else
+    return NULL;
+#endif
+}
+
 /* Saves @from's place and continues @to with @action; returns when @from is continued. */
 static int co_switch(Coroutine *from, Coroutine *to, int action)
 {
@@ -109,6 +147,7 @@ static int co_switch(Coroutine *from, Coroutine *to, int action)
     ret = sigsetjmp(from->env, 0);
     if (ret == 0) {
         asan_start_switch(from, to, action == CO_TERMINATE);
+        tsan_switch(to);
         siglongjmp(to->env, action);
     }
     return ret;
@@ -117,6 +156,7 @@ static int co_switch(Coroutine *from, Coroutine *to, int action)
 static void G_GNUC_NORETURN co_trampoline(void)
 {
     Coroutine *self = starting;
+    void *creator_fiber = start_fiber;
 #if CO_ASAN
     const void *creator_bottom;
     size_t creator_size;
@@ -128,6 +168,11 @@ static void G_GNUC_NORETURN co_trampoline(void)
     if (!sigsetjmp(self->env, 0)) {
 #if CO_ASAN
         __sanitizer_start_switch_fiber(&self->asan_fake_stack, creator_bottom, creator_size);
+#endif
+#if CO_TSAN
+        __tsan_switch_to_fiber(creator_fiber, 0);
+#else
+        (void)creator_fiber;
 #endif
         siglongjmp(*start_return, 1);
     }
@@ -175,12 +220,18 @@ static Coroutine *co_new(void)
     uc.uc_stack.ss_flags = 0;
     makecontext(&uc, co_trampoline, 0);
 
+#if CO_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+
     starting = co;
     start_return = &back;
+    start_fiber = tsan_current();
     if (!sigsetjmp(back, 0)) {
 #if CO_ASAN
         __sanitizer_start_switch_fiber(&creator_fake_stack, co->asan_bottom, co->asan_size);
 #endif
+        tsan_switch(co);
         /* setcontext, not swapcontext: the trampoline comes back by siglongjmp. */
         setcontext(&uc);
         abort();
@@ -190,11 +241,15 @@ static Coroutine *co_new(void)
 #endif
     starting = NULL;
     start_return = NULL;
+    start_fiber = NULL;
     return co;
 }
 
 static void co_free(Coroutine *co)
 {
+#if CO_TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+#endif
     munmap(co->stack, co->stack_size);
     g_free(co);
 }
@@ -223,6 +278,10 @@ void qemu_coroutine_enter(Coroutine *co)
         abort();
     }
     co->caller = self;
+    if (self == &leader) {
+        /* The thread's own fiber, to come back to (known only on the thread). */
+        leader.tsan_fiber = tsan_current();
+    }
     ret = co_switch(self, co, CO_ENTER);
     asan_finish_switch(self, co);
     current = self == &leader ? NULL : self;

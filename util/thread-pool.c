@@ -34,6 +34,7 @@
 #include <sys/eventfd.h>
 #include <glib.h>
 #include "qemu/coroutine.h"
+#include "qemu/thread.h"
 #include "qemu/thread-pool.h"
 
 #define POOL_MAX_THREADS 64
@@ -63,14 +64,14 @@ struct PoolCompletion {
     GSource source;
     GMainContext *ctx;          /* the context it is attached to (not a reference) */
     int efd;
-    GMutex lock;                /* @head, @tail, @signalled: workers append */
+    QemuMutex lock;                /* @head, @tail, @signalled: workers append */
     PoolRequest *head, **tail;
     bool signalled;             /* @efd was written since the last dispatch */
 };
 
 static struct {
-    GMutex lock;                /* everything below */
-    GCond work;                 /* a request was queued for a sleeping worker */
+    QemuMutex lock;                /* everything below */
+    QemuCond work;                 /* a request was queued for a sleeping worker */
     PoolRequest *head, **tail;
     unsigned threads;           /* workers alive */
     unsigned sleeping;          /* workers waiting on @work */
@@ -83,6 +84,13 @@ static struct {
      */
     gint64 slot[POOL_MAX_THREADS];
 } pool = { .tail = &pool.head, .slot = { [0 ... POOL_MAX_THREADS - 1] = -1 } };
+
+/* Before main: the pool is shared by every thread from the first request on. */
+static void __attribute__((constructor)) pool_init(void)
+{
+    qemu_mutex_init(&pool.lock);
+    qemu_cond_init(&pool.work);
+}
 
 #define SLOT_FREE     (-1)
 #define SLOT_SLEEPING (-2)
@@ -102,12 +110,12 @@ static gboolean completion_dispatch(GSource *source, GSourceFunc cb, gpointer da
     if (read(c->efd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
         g_error("thread pool: reading the completion eventfd: %s", g_strerror(errno));
     }
-    g_mutex_lock(&c->lock);
+    qemu_mutex_lock(&c->lock);
     req = c->head;
     c->head = NULL;
     c->tail = &c->head;
     c->signalled = false;
-    g_mutex_unlock(&c->lock);
+    qemu_mutex_unlock(&c->lock);
     /* Outside any coroutine, on the requesting thread. */
     for (; req; req = next) {
         next = req->next;   /* req lives on the coroutine's stack: read it first */
@@ -121,7 +129,7 @@ static void completion_finalize(GSource *source)
     PoolCompletion *c = (PoolCompletion *)source;
 
     close(c->efd);
-    g_mutex_clear(&c->lock);
+    qemu_mutex_destroy(&c->lock);
 }
 
 /*
@@ -139,14 +147,14 @@ static gboolean completion_prepare(GSource *source, gint *timeout)
     if (!g_atomic_int_get(&pool.queued)) {
         return FALSE;
     }
-    g_mutex_lock(&pool.lock);
+    qemu_mutex_lock(&pool.lock);
     queued = pool.head != NULL;
     if (queued && !worker_coming()) {
         spawn_if_needed(true, &signal);
     }
-    g_mutex_unlock(&pool.lock);
+    qemu_mutex_unlock(&pool.lock);
     if (signal) {
-        g_cond_signal(&pool.work);
+        qemu_cond_signal(&pool.work);
     }
     if (queued) {
         *timeout = 1;
@@ -181,7 +189,7 @@ static PoolCompletion *completion_get(void)
         fprintf(stderr, "thread pool: cannot create an eventfd: %s\n", g_strerror(errno));
         abort();
     }
-    g_mutex_init(&c->lock);
+    qemu_mutex_init(&c->lock);
     c->tail = &c->head;
     g_source_add_unix_fd(&c->source, c->efd, G_IO_IN);
     /* Completions come before new work. */
@@ -198,13 +206,13 @@ static void complete(PoolRequest *req)
     PoolCompletion *c = req->done_to;
     bool wake;
 
-    g_mutex_lock(&c->lock);
+    qemu_mutex_lock(&c->lock);
     req->next = NULL;
     *c->tail = req;
     c->tail = &req->next;
     wake = !c->signalled;
     c->signalled = true;
-    g_mutex_unlock(&c->lock);
+    qemu_mutex_unlock(&c->lock);
     if (wake) {
         static const uint64_t one = 1;
 
@@ -215,7 +223,7 @@ static void complete(PoolRequest *req)
     }
 }
 
-static gpointer worker(gpointer unused);
+static void *worker(void *opaque);
 
 /*
  * Whether most recent calls blocked: one slow call is no sign (a busy
@@ -277,26 +285,24 @@ static bool spawn_if_needed(bool blocked, bool *signal)
     } else if (pool.threads < POOL_MAX_THREADS &&
                (pool.threads < POOL_MIN_THREADS || blocked || calls_block())) {
         int i = 0;
-        GThread *t;
+        QemuThread t;
 
         while (pool.slot[i] != SLOT_FREE) {
             i++;    /* fewer than POOL_MAX_THREADS workers: one is free */
         }
-        t = g_thread_try_new("worker", worker, GINT_TO_POINTER(i), NULL);
-        if (t) {
+        if (qemu_thread_try_create(&t, "worker", worker, GINT_TO_POINTER(i), false)) {
             pool.slot[i] = 0;
             pool.threads++;
-            g_thread_unref(t);
         }
     }
     return pool.threads > 0;
 }
 
-static gpointer worker(gpointer opaque)
+static void *worker(void *opaque)
 {
     int slot = GPOINTER_TO_INT(opaque);
 
-    g_mutex_lock(&pool.lock);
+    qemu_mutex_lock(&pool.lock);
     for (;;) {
         PoolRequest *req;
         gint64 start;
@@ -308,7 +314,7 @@ static gpointer worker(gpointer opaque)
 
             pool.sleeping++;
             pool.slot[slot] = SLOT_SLEEPING;
-            signalled = g_cond_wait_until(&pool.work, &pool.lock, deadline);
+            signalled = qemu_cond_wait_until(&pool.work, &pool.lock, deadline);
             pool.slot[slot] = 0;
             pool.sleeping--;
             if (pool.wakeups) {
@@ -317,7 +323,7 @@ static gpointer worker(gpointer opaque)
             if (!signalled && !pool.head) {
                 pool.slot[slot] = SLOT_FREE;
                 pool.threads--;
-                g_mutex_unlock(&pool.lock);
+                qemu_mutex_unlock(&pool.lock);
                 return NULL;
             }
         }
@@ -329,11 +335,11 @@ static gpointer worker(gpointer opaque)
         }
         start = g_get_monotonic_time();
         pool.slot[slot] = start;
-        g_mutex_unlock(&pool.lock);
+        qemu_mutex_unlock(&pool.lock);
         req->ret = req->fn(req->opaque);
         blocked = g_get_monotonic_time() - start > POOL_BLOCKING_US;
         complete(req);
-        g_mutex_lock(&pool.lock);
+        qemu_mutex_lock(&pool.lock);
         pool.slot[slot] = 0;
         pool.slow = pool.slow << 1 | blocked;
         /*
@@ -345,9 +351,9 @@ static gpointer worker(gpointer opaque)
 
             spawn_if_needed(true, &signal);
             if (signal) {
-                g_mutex_unlock(&pool.lock);
-                g_cond_signal(&pool.work);
-                g_mutex_lock(&pool.lock);
+                qemu_mutex_unlock(&pool.lock);
+                qemu_cond_signal(&pool.work);
+                qemu_mutex_lock(&pool.lock);
             }
         }
     }
@@ -357,15 +363,15 @@ static void submit(PoolRequest *req)
 {
     bool have_worker, signal = false;
 
-    g_mutex_lock(&pool.lock);
+    qemu_mutex_lock(&pool.lock);
     req->next = NULL;
     *pool.tail = req;
     pool.tail = &req->next;
     g_atomic_int_add(&pool.queued, 1);
     have_worker = spawn_if_needed(false, &signal);
-    g_mutex_unlock(&pool.lock);
+    qemu_mutex_unlock(&pool.lock);
     if (signal) {
-        g_cond_signal(&pool.work);
+        qemu_cond_signal(&pool.work);
     }
     if (!have_worker) {
         fprintf(stderr, "thread pool: cannot start a worker thread\n");

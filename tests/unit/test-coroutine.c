@@ -7,6 +7,7 @@
 #include <string.h>
 #include <glib.h>
 #include "qemu/coroutine.h"
+#include "qemu/thread.h"
 #include "qemu/thread-pool.h"
 
 static GString *trace;
@@ -354,8 +355,8 @@ static void test_misuse(void)
 
 /* A blocking call: waits until all four callers are in it at once. */
 typedef struct Rendezvous {
-    GMutex lock;
-    GCond cond;
+    QemuMutex lock;
+    QemuCond cond;
     int arrived;
     int finished;
 } Rendezvous;
@@ -366,16 +367,16 @@ static int blocking_meet(void *opaque)
     gint64 deadline = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
     int ret = 0;
 
-    g_mutex_lock(&r->lock);
+    qemu_mutex_lock(&r->lock);
     r->arrived++;
-    g_cond_broadcast(&r->cond);
+    qemu_cond_broadcast(&r->cond);
     while (r->arrived < 4) {
-        if (!g_cond_wait_until(&r->cond, &r->lock, deadline)) {
+        if (!qemu_cond_wait_until(&r->cond, &r->lock, deadline)) {
             ret = -1;       /* they never ran at the same time */
             break;
         }
     }
-    g_mutex_unlock(&r->lock);
+    qemu_mutex_unlock(&r->lock);
     return ret;
 }
 
@@ -398,8 +399,8 @@ static void test_thread_pool(void)
     int seven = 6;
     bool done = false;
 
-    g_mutex_init(&r.lock);
-    g_cond_init(&r.cond);
+    qemu_mutex_init(&r.lock);
+    qemu_cond_init(&r.cond);
     /* Outside coroutines: a plain call. */
     g_assert_cmpint(thread_pool_run(plain_call, &seven), ==, 7);
     /* Four coroutines each in a blocking call: all four calls run at once. */
@@ -411,8 +412,8 @@ static void test_thread_pool(void)
         g_main_context_iteration(NULL, TRUE);
         done = r.finished == 4;
     }
-    g_mutex_clear(&r.lock);
-    g_cond_clear(&r.cond);
+    qemu_mutex_destroy(&r.lock);
+    qemu_cond_destroy(&r.cond);
 }
 
 /* thread_pool_await(): work on a thread of the test's own, or done at once. */

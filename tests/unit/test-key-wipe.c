@@ -31,7 +31,7 @@ static struct {
     int hits[MAX_NEEDLES];
 } watch;
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define WIPE_TEST_POSSIBLE 0    /* the sanitizer owns free() */
 #else
 #define WIPE_TEST_POSSIBLE 1
