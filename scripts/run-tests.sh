@@ -55,7 +55,7 @@ log=$(mktemp -d)
 # requests, qcow2 (plain, backing file, compressed, LUKS and legacy AES)
 # under many writers and readers, convert -m/-W, bench, the NBD server
 # with many clients and in the machine, iothreads, a job's copy.
-tsan_iotests_qcow2="310 421 503 505 507 535 570 594 595 596 597 598 599 600 601 609 618"
+tsan_iotests_qcow2="310 421 503 505 507 535 570 594 595 596 597 598 599 600 601 609 618 627"
 tsan_iotests_raw="469 506 640"
 tsan_part()
 {
