@@ -1198,6 +1198,12 @@ static BlockDriver bdrv_file_driver = {
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
     .bdrv_pdiscard = file_pdiscard,
     .bdrv_flush = file_flush,
+    /*
+     * fdatasync is QEMU's flush_to_disk: with nothing written since the
+     * last one that succeeded it is not made (a write-through copy would
+     * otherwise end with a flush per layer that has nothing to write).
+     */
+    .flush_needs_writes = true,
     .bdrv_start_writeback = file_start_writeback,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
@@ -1231,6 +1237,7 @@ static BlockDriver bdrv_host_device = {
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
     .bdrv_pdiscard = file_pdiscard,
     .bdrv_flush = file_flush,
+    .flush_needs_writes = true,
     .bdrv_start_writeback = file_start_writeback,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
@@ -1259,6 +1266,7 @@ static BlockDriver bdrv_host_cdrom = {
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_flush = file_flush,
+    .flush_needs_writes = true,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
 };
