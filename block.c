@@ -2927,12 +2927,32 @@ static int notify_writes(BlockDriverState *bs, bool after, int64_t offset,
  * The one request path.  Every check that must hold for every consumer of
  * the block layer lives here and nowhere else.
  */
+/*
+ * Whether a write to @bs can be made stable by the node that writes the
+ * file, in the same request (BDRV_REQ_FUA): through nodes that forward
+ * the flag down to one that supports it, none of them with flushes off.
+ */
+static bool bdrv_can_fua(BlockDriverState *bs)
+{
+    for (; bs && bs->drv && !bs->no_flush; bs = bs->file) {
+        if (bs->drv->supported_write_flags & BDRV_REQ_FUA) {
+            return true;
+        }
+        if (!bs->drv->forwards_fua) {
+            return false;
+        }
+    }
+    return false;
+}
+
 static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
                                    int64_t offset, int64_t bytes, void *buf, int flags,
                                    bool *invalid, Error **errp)
 {
     BlockDriver *drv = bs->drv;
     BlockDriverState *keyless;
+    uint64_t gen_before;
+    bool flush_after;
     int ret;
 
     if (!drv) {
@@ -3084,6 +3104,18 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
          * after the read-modify-write of the blocks at their ends, as
          * QEMU's block layer does.
          */
+        /*
+         * Write-through where the file can make the write stable itself
+         * (file-posix: fdatasync in the worker that wrote): no separate
+         * flush request afterwards.  A flag from the parent is the same.
+         */
+        flush_after = type != BDRV_REQ_DISCARD && (bs->writethrough || (flags & BDRV_REQ_FUA));
+        flags &= ~BDRV_REQ_FUA;
+        if (flush_after && type == BDRV_REQ_WRITE && bdrv_can_fua(bs)) {
+            flags |= BDRV_REQ_FUA;
+            flush_after = false;
+        }
+        gen_before = bs->write_gen;
         bs->in_flight++;
         if (type == BDRV_REQ_WRITE) {
             ret = drv->bdrv_pwrite(bs, offset, bytes, buf, flags, errp);
@@ -3130,7 +3162,16 @@ write_zero_buffer:
          * the node the user writes has the flag; the flush covers its
          * children, so the format's own writes below need none each.
          */
-        if (ret >= 0 && bs->writethrough && type != BDRV_REQ_DISCARD) {
+        if (ret >= 0 && (flags & BDRV_REQ_FUA)) {
+            /*
+             * Its flush covered every write that had completed before this
+             * one began: when none completed meanwhile, nothing written to
+             * the node is left unflushed.
+             */
+            if (bs->write_gen == gen_before + 1) {
+                bs->flushed_gen = bs->write_gen;
+            }
+        } else if (ret >= 0 && flush_after) {
             ret = bdrv_flush(bs, errp);
         }
         return ret < 0 ? ret : 0;

@@ -220,6 +220,8 @@ static AioEngine *engine_new(BlockAioMode mode, Error **errp)
     g_source_add_unix_fd(&e->source->source, fd, G_IO_IN);
     /* Completions come before new work, as the worker pool's do. */
     g_source_set_priority(&e->source->source, G_PRIORITY_HIGH);
+    /* As the worker pool's (util/thread-pool.c): no fd juggling per dispatch. */
+    g_source_set_can_recurse(&e->source->source, TRUE);
     g_source_attach(&e->source->source, g_main_context_get_thread_default());
     return g_steal_pointer(&e);
 }

@@ -607,6 +607,13 @@ typedef struct FileWork {
     FileOp op;
     int64_t offset, bytes;
     uint8_t *buf;
+    /*
+     * A write: fdatasync after it, in the same call (BDRV_REQ_FUA).  The
+     * system calls are those of a write and a flush, without handing the
+     * flush back to the requesting thread and out to a worker again.
+     */
+    bool fua;
+    bool flush_failed;      /* the write went through, its flush did not */
 } FileWork;
 
 static int file_work(void *opaque)
@@ -620,11 +627,20 @@ static int file_work(void *opaque)
             return direct_rw(s, w->offset, w->bytes, w->buf, false);
         }
         return read_full(s, w->buf, w->bytes, w->offset);
-    case FILE_OP_WRITE:
+    case FILE_OP_WRITE: {
+        int ret;
+
         if (s->direct && !direct_aligned(s, w->offset, w->bytes, w->buf)) {
-            return direct_rw(s, w->offset, w->bytes, w->buf, true);
+            ret = direct_rw(s, w->offset, w->bytes, w->buf, true);
+        } else {
+            ret = write_full(s, w->buf, w->bytes, w->offset);
         }
-        return write_full(s, w->buf, w->bytes, w->offset);
+        if (ret >= 0 && w->fua && fdatasync(s->fd) < 0) {
+            w->flush_failed = true;
+            return -errno;
+        }
+        return ret;
+    }
     case FILE_OP_FLUSH:
         return fdatasync(s->fd) < 0 ? -errno : 0;
     }
@@ -703,20 +719,37 @@ static int file_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return ret;
 }
 
+static int file_flush(BlockDriverState *bs, Error **errp);
+
 static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        const void *buf, int flags, Error **errp)
 {
     BDRVRawState *s = bs->opaque;
     int ret;
 
+    FileWork w = { s, FILE_OP_WRITE, offset, bytes, (void *)buf };
+
     file_serialise_rmw(bs, offset, bytes);
-    ret = file_run(s, FILE_OP_WRITE, offset, bytes, (void *)buf);
+    /* A kernel engine's flush is a request of its own (file_dispatch()). */
+    w.fua = (flags & BDRV_REQ_FUA) && s->aio == BLOCK_AIO_THREADS;
+    ret = file_dispatch(&w);
+    if (ret < 0 && w.flush_failed) {
+        if (s->length >= 0 && offset + bytes > s->length) {
+            s->length = offset + bytes;
+        }
+        error_setg_errno(errp, -ret, "Could not flush '%s'", bs->filename);
+        return ret;
+    }
     if (ret < 0) {
         /* A part may have been written, past the end too. */
         s->length = -1;
         error_setg_errno(errp, -ret, "Could not write to '%s'", bs->filename);
+        return ret;
     } else if (s->length >= 0 && offset + bytes > s->length) {
         s->length = offset + bytes;
+    }
+    if ((flags & BDRV_REQ_FUA) && !w.fua) {
+        return file_flush(bs, errp);
     }
     return ret;
 }
@@ -1198,6 +1231,13 @@ static BlockDriver bdrv_file_driver = {
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
     .bdrv_pdiscard = file_pdiscard,
     .bdrv_flush = file_flush,
+    .supported_write_flags = BDRV_REQ_FUA,
+    /*
+     * fdatasync is QEMU's flush_to_disk: with nothing written since the
+     * last one that succeeded it is not made (a write-through copy would
+     * otherwise end with a flush per layer that has nothing to write).
+     */
+    .flush_needs_writes = true,
     .bdrv_start_writeback = file_start_writeback,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
@@ -1231,6 +1271,8 @@ static BlockDriver bdrv_host_device = {
     .bdrv_pwrite_zeroes = file_pwrite_zeroes,
     .bdrv_pdiscard = file_pdiscard,
     .bdrv_flush = file_flush,
+    .supported_write_flags = BDRV_REQ_FUA,
+    .flush_needs_writes = true,
     .bdrv_start_writeback = file_start_writeback,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
@@ -1259,6 +1301,8 @@ static BlockDriver bdrv_host_cdrom = {
     .bdrv_pread = file_pread,
     .bdrv_pwrite = file_pwrite,
     .bdrv_flush = file_flush,
+    .supported_write_flags = BDRV_REQ_FUA,
+    .flush_needs_writes = true,
     .bdrv_getlength = file_getlength,
     .bdrv_get_allocated_file_size = file_get_allocated_file_size,
 };

@@ -1519,12 +1519,80 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return 0;
 }
 
+/*
+ * One cluster (or the image's last, shorter one) of a compressed write.
+ * A compressed cluster is only ever written where the cluster has no host
+ * cluster (unallocated, or a zero cluster without one): QEMU 7.2 refuses
+ * the rest with EIO and so does this tree, unless the data does not
+ * compress and goes in as a normal write, which may overwrite.
+ * @out: room for the compressed cluster.  *@occupied: the refusal.
+ */
+static int write_compressed_cluster(BlockDriverState *bs, int64_t offset, int64_t len,
+                                    const uint8_t *buf, uint8_t *out, bool *occupied,
+                                    Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
+    int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
+    int64_t clen, coff, l2_off, nb;
+    uint64_t old, ne, *t;
+    int ret;
+
+    *occupied = false;
+    if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+        clen = block_zstd_compress_cluster(buf, len, s->cluster_size, out, errp);
+    } else {
+        clen = block_deflate_cluster(buf, len, s->cluster_size, out, errp);
+    }
+    if (clen < 0) {
+        return clen;
+    }
+    if (clen == 0) {
+        /* Incompressible: stored as a normal cluster. */
+        return qcow2_co_pwrite(bs, offset, len, buf, errp);
+    }
+    ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    old = be64toh(t[l2_idx * l2_entry_words(s)]);
+    if (old & L2E_OFFSET_MASK) {
+        /* The errno alone, as QEMU 7.2 reports it. */
+        *occupied = true;
+        error_setg(errp, "%s", g_strerror(EIO));
+        return -EIO;
+    }
+    coff = qcow2_alloc_bytes(bs, clen, errp);
+    if (coff < 0) {
+        return coff;
+    }
+    bdrv_debug_event(bs->file, BLKDBG_WRITE_COMPRESSED);
+    ret = bdrv_pwrite(bs->file, coff, clen, out, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->l2_cache->depends_on_flush = true;   /* the data first */
+    nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
+    ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
+    /* The old entry had no host cluster: nothing to free. */
+    return set_l2_entries(bs, l2_off, l2_idx, 1, ne, 0, errp);
+}
+
+/*
+ * QEMU 7.2 compresses the clusters of one request in up to this many
+ * tasks at once: when one cluster is refused, the tasks already started
+ * and the one that takes its place still write theirs.
+ */
+#define COMPRESSED_TASKS 8
+
 int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     g_autofree uint8_t *out = NULL;
+    Error *refused = NULL;
+    int after_refusal = 0;
     int err;
 
     if (s->data_file) {
@@ -1540,56 +1608,35 @@ int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
         return err;
     }
     out = g_malloc(cs);
-    while (bytes > 0) {
+    /*
+     * A cluster that already has a host cluster is refused, and the
+     * request fails, but (as in QEMU 7.2, where the clusters are tasks
+     * running side by side) the next COMPRESSED_TASKS clusters are still
+     * written.  Any other failure ends the request at once.
+     */
+    while (bytes > 0 && (!refused || after_refusal++ < COMPRESSED_TASKS)) {
         int64_t len = MIN(bytes, cs);
-        uint64_t l1_idx = offset >> (s->cluster_bits + s->l2_bits);
-        int l2_idx = (offset >> s->cluster_bits) & (s->l2_size - 1);
-        int64_t clen, coff, l2_off, nb;
-        uint64_t old, ne, *t;
-        int ret;
+        Error *local = NULL;
+        bool occupied;
+        int ret = write_compressed_cluster(bs, offset, len, buf, out, &occupied, &local);
 
-        if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
-            clen = block_zstd_compress_cluster(buf, len, cs, out, errp);
-        } else {
-            clen = block_deflate_cluster(buf, len, cs, out, errp);
-        }
-        if (clen < 0) {
-            return clen;
-        }
-        if (clen == 0) {
-            /* Incompressible: store it as a normal cluster. */
-            ret = qcow2_co_pwrite(bs, offset, len, buf, errp);
-            if (ret < 0) {
-                return ret;
-            }
-            goto next;
-        }
-        ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
-        if (ret < 0) {
+        if (ret < 0 && !occupied) {
+            error_free(refused);
+            error_propagate(errp, local);
             return ret;
         }
-        old = be64toh(t[l2_idx * l2_entry_words(s)]);
-        coff = qcow2_alloc_bytes(bs, clen, errp);
-        if (coff < 0) {
-            return coff;
+        if (ret < 0 && !refused) {
+            refused = local;
+        } else if (ret < 0) {
+            error_free(local);
         }
-        bdrv_debug_event(bs->file, BLKDBG_WRITE_COMPRESSED);
-        ret = bdrv_pwrite(bs->file, coff, clen, out, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->l2_cache->depends_on_flush = true;   /* the data first */
-        nb = ((coff + clen - 1) >> 9) - (coff >> 9) + 1;
-        ne = QCOW_OFLAG_COMPRESSED | ((uint64_t)(nb - 1) << csize_shift(s)) | coff;
-        ret = set_l2_entries(bs, l2_off, l2_idx, 1, ne, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        free_old_entry(bs, old, QCOW2_DISCARD_NEVER);
-next:
         offset += len;
         buf += len;
         bytes -= len;
+    }
+    if (refused) {
+        error_propagate(errp, refused);
+        return -EIO;
     }
     return 0;
 }

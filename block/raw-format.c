@@ -171,7 +171,7 @@ static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
     bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
     return bdrv_pwrite(bs->file, ((BDRVRawState *)bs->opaque)->offset + offset, bytes,
-                       buf, 0, errp);
+                       buf, flags & BDRV_REQ_FUA, errp);
 }
 
 static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -291,6 +291,7 @@ static BlockDriver bdrv_raw = {
     /* Requests only add the offset: nothing they share changes. */
     .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .data_unchanged_in_file = true,
+    .forwards_fua = true,
     .instance_size = sizeof(BDRVRawState),
     .bdrv_probe = raw_probe,
     .is_probe_fallback = true,

@@ -526,8 +526,21 @@ static void convert_co(void *opaque)
             s->ret = ret;
         }
         if (s->wr_in_order) {
+            bool waiters = !qemu_co_queue_empty(&s->write_turn);
+
             s->write_seq = seq + 1;
             qemu_co_queue_restart_all(&s->write_turn);
+            if (waiters && s->ret == 0) {
+                /*
+                 * The writes are the serial part of the copy: the chunk
+                 * whose turn it is now goes to the workers before this
+                 * coroutine's next read, or on a busy machine (one free
+                 * CPU) that read delays every write by its own length.
+                 * Woken after the waiters, this coroutine runs after them.
+                 */
+                qemu_coroutine_wake(qemu_coroutine_self());
+                qemu_coroutine_yield();
+            }
         }
     }
     free(buf);

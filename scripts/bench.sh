@@ -23,8 +23,8 @@
 #   -s MiB      size of the random data (default 1024)
 #   -w WRITES   number of 4 KiB random writes in the qemu-io rows (20000)
 #   -c COUNT    requests of the qemu-img bench rows (default 100000)
-#   -r REPEAT   runs per tool and row; the best time and the largest peak
-#               memory are reported (default 1)
+#   -r REPEAT   runs per tool and row, QEMU's and ours in turn; the best
+#               time and the largest peak memory are reported (default 1)
 #   -o ROWS     only these rows (names as printed by -l)
 #   -l          list the rows and exit
 #
@@ -303,44 +303,57 @@ run_timed()
     $TIME -f "%e %M %U %S" -o time.txt "${CMD[@]}" < "$INPUT" > /dev/null 2> run.log
 }
 
-# time_row ROW WHO: best seconds, peak KiB and the CPU seconds of the best
-# run over $repeat runs -> $t_sec $t_kib $t_cpu
-time_row()
+# time_once ROW WHO: one run of WHO's tools (ours or ref), keeping per tool
+# the best seconds, the CPU seconds of that run and the largest peak KiB in
+# best_sec[WHO], best_cpu[WHO], peak_kib[WHO]; best_sec[WHO]=FAIL if it failed.
+declare -A best_sec best_cpu peak_kib
+time_once()
 {
-    local row=$1 who=$2 img io out i ok
+    local row=$1 who=$2 img io out ok
     if [ "$who" = ours ]; then img=$OURS_IMG; io=$OURS_IO; else img=$REF_IMG; io=$REF_IO; fi
     out=out-$who.img
-    t_sec=""; t_kib=0; t_cpu=0
-    for ((i = 0; i < repeat; i++)); do
+    [ "${best_sec[$who]:-}" = FAIL ] && return 1
+    prepare_out "$row" "$out"
+    sync
+    # The sources stay in the page cache for both tools alike.
+    cat src.* > /dev/null 2>&1
+    row_cmd "$row" "$img" "$io" "$out"
+    ok=true
+    run_timed || ok=false
+    if ! $ok && [ "$who" = ref ] && grep -q 'Unable to get accurate CPU usage' run.log; then
+        # QEMU 7.2's PBKDF2 timing flake (see tests/qemu-iotests/qemu-img-ref):
+        # that run is repeated and its time not counted.
+        log "$row: QEMU 7.2 hit its LUKS timing flake; running it again"
         prepare_out "$row" "$out"
         sync
-        # The sources stay in the page cache for both tools alike.
-        cat src.* > /dev/null 2>&1
-        row_cmd "$row" "$img" "$io" "$out"
         ok=true
         run_timed || ok=false
-        if ! $ok && [ "$who" = ref ] && grep -q 'Unable to get accurate CPU usage' run.log; then
-            # QEMU 7.2's PBKDF2 timing flake (see tests/qemu-iotests/qemu-img-ref):
-            # that run is repeated and its time not counted.
-            log "$row: QEMU 7.2 hit its LUKS timing flake; running it again"
-            prepare_out "$row" "$out"
-            sync
-            ok=true
-            run_timed || ok=false
-        fi
-        if ! $ok; then
-            log "$row: $who failed: $(grep -v '^Command exited' run.log | tail -2 | tr '\n' ' ')"
-            t_sec=FAIL
-            return 1
-        fi
-        read -r sec kib usr sys < <(tail -1 time.txt)
-        if [ -z "$t_sec" ] || awk "BEGIN{exit !($sec < $t_sec)}"; then
-            t_sec=$sec
-            t_cpu=$(awk "BEGIN{printf \"%.2f\", $usr + $sys}")
-        fi
-        [ "$kib" -gt "$t_kib" ] && t_kib=$kib
-    done
+    fi
+    if ! $ok; then
+        log "$row: $who failed: $(grep -v '^Command exited' run.log | tail -2 | tr '\n' ' ')"
+        best_sec[$who]=FAIL
+        return 1
+    fi
+    read -r sec kib usr sys < <(tail -1 time.txt)
+    if [ -z "${best_sec[$who]:-}" ] || awk "BEGIN{exit !($sec < ${best_sec[$who]})}"; then
+        best_sec[$who]=$sec
+        best_cpu[$who]=$(awk "BEGIN{printf \"%.2f\", $usr + $sys}")
+    fi
+    [ "$kib" -gt "${peak_kib[$who]:-0}" ] && peak_kib[$who]=$kib
     return 0
+}
+
+# time_row ROW: $repeat runs of each tool, QEMU's and ours in turn, so that
+# a load that changes while the row runs (a shared machine) weighs on both
+# alike -> best_sec, best_cpu, peak_kib of ref and ours.
+time_row()
+{
+    local row=$1 i
+    best_sec=(); best_cpu=(); peak_kib=()
+    for ((i = 0; i < repeat; i++)); do
+        time_once "$row" ref
+        time_once "$row" ours
+    done
 }
 
 # The cache column: qemu-io's -t, or qemu-img convert's -t / -T.
@@ -361,13 +374,17 @@ for row in "${ROWS[@]}"; do
         continue
     fi
     log "$row"
-    time_row "$row" ref; ref_sec=$t_sec; ref_kib=$t_kib; ref_cpu=$t_cpu
-    [ -f out-ref.img ] && mv out-ref.img result-ref.img
-    if time_row "$row" ours; then
-        ours_sec=$t_sec; ours_kib=$t_kib; ours_cpu=$t_cpu
-        if same_result "$row" out-ours.img result-ref.img; then same=yes; else same=NO; fi
+    time_row "$row"
+    ref_sec=${best_sec[ref]:-FAIL}; ref_kib=${peak_kib[ref]:-0}; ref_cpu=${best_cpu[ref]:--}
+    ours_sec=${best_sec[ours]:-FAIL}; ours_kib=${peak_kib[ours]:-0}; ours_cpu=${best_cpu[ours]:--}
+    if [ "$ours_sec" = FAIL ]; then
+        same=-
+    elif [ "$ref_sec" = FAIL ]; then
+        same=-
+    elif same_result "$row" out-ours.img out-ref.img; then
+        same=yes
     else
-        ours_sec=FAIL; ours_kib=0; ours_cpu=-; same=-
+        same=NO
     fi
     if [ "$ours_sec" = FAIL ] || [ "$ref_sec" = FAIL ]; then
         ratio=-
@@ -377,5 +394,5 @@ for row in "${ROWS[@]}"; do
     printf "$FMT" "$row" "$CACHE_NAME" "$ours_sec" "$ref_sec" "$ratio" \
         "$(awk "BEGIN{printf \"%.1f\", $ours_kib/1024}")" \
         "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$ours_cpu" "$ref_cpu" "$same"
-    rm -f out-ours.img result-ref.img
+    rm -f out-ours.img out-ref.img
 done

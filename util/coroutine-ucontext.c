@@ -77,9 +77,29 @@ struct Coroutine {
 static __thread Coroutine leader;
 static __thread Coroutine *current;
 static __thread GQueue pool = G_QUEUE_INIT;
-/* Woken coroutines, entered from the main context in wake order. */
+/*
+ * Woken coroutines, entered from the main context in wake order.  A wake
+ * always comes from the thread whose list it is, so the thread's context
+ * needs no wake-up signal: a source that lives as long as the context
+ * finds the list non-empty when the context next prepares (rather than an
+ * idle source attached for each batch, whose attaching signals the
+ * context's eventfd: two system calls per batch).
+ */
+typedef struct WakeSource {
+    GSource source;
+    GMainContext *ctx;      /* attached to (the context holds the source) */
+} WakeSource;
+
 static __thread GQueue wake_list = G_QUEUE_INIT;
-static __thread GSource *wake_source;
+static __thread WakeSource *wake_source;    /* a reference of ours too */
+
+/* At thread exit: our reference (the context may still hold the source). */
+static void wake_source_release(gpointer p)
+{
+    g_source_unref(p);
+}
+
+static GPrivate wake_source_ref = G_PRIVATE_INIT(wake_source_release);
 /* The coroutine being started, for the trampoline (makecontext passes ints only). */
 static __thread Coroutine *starting;
 static __thread sigjmp_buf *start_return;
@@ -319,7 +339,18 @@ bool qemu_in_coroutine(void)
     return current != NULL;
 }
 
-static gboolean wake_dispatch(gpointer opaque)
+static gboolean wake_prepare(GSource *source, gint *timeout)
+{
+    *timeout = -1;
+    return !g_queue_is_empty(&wake_list);
+}
+
+static gboolean wake_check(GSource *source)
+{
+    return !g_queue_is_empty(&wake_list);
+}
+
+static gboolean wake_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     GQueue batch = G_QUEUE_INIT;
     Coroutine *co;
@@ -327,17 +358,23 @@ static gboolean wake_dispatch(gpointer opaque)
     /* Those woken while these run wait for the next dispatch. */
     batch = wake_list;
     g_queue_init(&wake_list);
-    g_source_unref(wake_source);
-    wake_source = NULL;
     while ((co = g_queue_pop_head(&batch))) {
         co->scheduled = false;
         qemu_coroutine_enter(co);
     }
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_CONTINUE;
 }
+
+static GSourceFuncs wake_funcs = {
+    .prepare = wake_prepare,
+    .check = wake_check,
+    .dispatch = wake_dispatch,
+};
 
 void qemu_coroutine_wake(Coroutine *co)
 {
+    GMainContext *ctx = g_main_context_get_thread_default();
+
     /* The running coroutine may wake itself just before it yields. */
     if (co->scheduled || (co->caller && co != current)) {
         fprintf(stderr, "coroutine: waking a coroutine that is running or already woken\n");
@@ -345,13 +382,27 @@ void qemu_coroutine_wake(Coroutine *co)
     }
     co->scheduled = true;
     g_queue_push_tail(&wake_list, co);
-    if (!wake_source) {
-        g_autoptr(GMainContext) ctx = g_main_context_ref_thread_default();
-
-        wake_source = g_idle_source_new();
-        g_source_set_priority(wake_source, G_PRIORITY_HIGH);
-        g_source_set_callback(wake_source, wake_dispatch, NULL, NULL);
-        g_source_attach(wake_source, ctx);
+    if (!ctx) {
+        ctx = g_main_context_default();
+    }
+    if (!wake_source || wake_source->ctx != ctx ||
+        g_source_is_destroyed(&wake_source->source)) {
+        /*
+         * First wake on this thread, in a context pushed since (an
+         * iothread's, once), or after the context went: the old source
+         * stays with its context, if any, and goes when the context does.
+         */
+        wake_source = (WakeSource *)g_source_new(&wake_funcs, sizeof(WakeSource));
+        wake_source->ctx = ctx;
+        g_source_set_priority(&wake_source->source, G_PRIORITY_HIGH);
+        /*
+         * A nested loop run while a batch is entered dispatches the wakes
+         * made meanwhile, as it would a new idle source's.
+         */
+        g_source_set_can_recurse(&wake_source->source, TRUE);
+        g_source_attach(&wake_source->source, ctx);
+        /* Drops the reference to the one before, if any. */
+        g_private_replace(&wake_source_ref, wake_source);
     }
 }
 

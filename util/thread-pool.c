@@ -194,6 +194,13 @@ static PoolCompletion *completion_get(void)
     g_source_add_unix_fd(&c->source, c->efd, G_IO_IN);
     /* Completions come before new work. */
     g_source_set_priority(&c->source, G_PRIORITY_HIGH);
+    /*
+     * The dispatch takes the list whole, so a nested loop may dispatch the
+     * source again; and GLib blocks a source that may not recurse around
+     * each dispatch, taking its fd out of the poll set and back, which
+     * signals the context's own eventfd twice per batch of completions.
+     */
+    g_source_set_can_recurse(&c->source, TRUE);
     g_source_attach(&c->source, ctx);
     /* The context keeps it; it goes when the context does. */
     g_source_unref(&c->source);

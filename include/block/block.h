@@ -39,6 +39,8 @@ typedef struct BlockDriverState BlockDriverState;
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero writes may deallocate */
+/* The data is on stable storage when the write completes (write-through) */
+#define BDRV_REQ_FUA              0x0010
 #define BDRV_REQ_WRITE_COMPRESSED 0x0020
 #define BDRV_REQ_NO_FALLBACK      0x0100  /* fail instead of writing zeroes as data */
 

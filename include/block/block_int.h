@@ -335,6 +335,11 @@ typedef struct BlockDriver {
     /* Flushes this node's own state; the core then flushes its children. */
     int (*bdrv_flush)(BlockDriverState *bs, Error **errp);
     /* Flags this driver honours in pwrite (BDRV_REQ_*). */
+    /*
+     * A write with BDRV_REQ_FUA goes to the file child with the flag (raw):
+     * the node supports it where its file does (bdrv_can_fua()).
+     */
+    bool forwards_fua;
     int supported_write_flags;
     /* How requests of one node may overlap in the driver (see BdrvThreadModel). */
     BdrvThreadModel thread_model;

@@ -117,16 +117,37 @@ static void run_layout(gconstpointer data)
                 shadow[i] = 0;
             }
         } else {
-            /* A compressed cluster. */
+            /*
+             * A compressed cluster.  It goes only where the cluster has no
+             * host cluster (as in QEMU 7.2; EIO otherwise): the cluster is
+             * discarded first, which frees it but for v2 over a backing
+             * file, where the discard keeps it and the write may be refused.
+             */
             int64_t c = QEMU_ALIGN_DOWN(off, cs);
             size_t n = MIN(cs, size - c);
+            bool keeps = l->backing && !strcmp(l->compat, "0.10");
             g_autofree uint8_t *d = g_malloc(n);
+            Error *err = NULL;
+            int ret;
+
             for (int64_t i = 0; i < n; i++) {
                 d[i] = (i / 100) & 0xff;
             }
-            g_assert_cmpint(bdrv_pwrite(bs, c, n, d, BDRV_REQ_WRITE_COMPRESSED,
-                                        &error_abort), ==, 0);
-            memcpy(shadow + c, d, n);
+            g_assert_cmpint(bdrv_pdiscard(bs, c, n, &error_abort), ==, 0);
+            if (!keeps) {
+                memset(shadow + c, 0, n);
+            }
+            ret = bdrv_pwrite(bs, c, n, d, BDRV_REQ_WRITE_COMPRESSED, &err);
+            if (ret == -EIO && keeps) {
+                error_free(err);
+            } else {
+                if (err) {
+                    g_error("compressed write at %" G_GINT64_FORMAT ": %s", c,
+                            error_get_pretty(err));
+                }
+                g_assert_cmpint(ret, ==, 0);
+                memcpy(shadow + c, d, n);
+            }
         }
         if (g_getenv("QCOW2_TEST_DEBUG")) {
             g_printerr("op %d kind %d off %" G_GINT64_FORMAT " len %" G_GINT64_FORMAT "\n",
