@@ -33,6 +33,7 @@
 #include "qemu/error-report.h"
 #include "system/bitmap-migration.h"
 #include "system/migration.h"
+#include "system/sandbox.h"
 #include "system/runstate.h"
 
 #define MIG_MAGIC "QBLKMIG"         /* 8 bytes with its NUL */
@@ -255,6 +256,11 @@ static int uri_open(const char *uri, bool incoming, bool *listening, GPid *child
     if (g_str_has_prefix(uri, "tcp:")) {
         *listening = incoming;
         return tcp_socket(uri + 4, incoming, errp);
+    }
+    if (g_str_has_prefix(uri, "exec:") && sandbox_spawn_denied()) {
+        error_setg(errp, "exec: migration starts a process, which -sandbox spawn=deny "
+                   "does not allow");
+        return -1;
     }
     if (g_str_has_prefix(uri, "exec:")) {
         const char *argv[] = { "/bin/sh", "-c", uri + 5, NULL };

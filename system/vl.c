@@ -28,6 +28,7 @@
 #include "system/blockdev.h"
 #include "system/blockdev-nbd.h"
 #include "system/qtest.h"
+#include "system/sandbox.h"
 #include "qemu/timer.h"
 #include "system/runstate.h"
 #include "system/migration.h"
@@ -87,6 +88,9 @@ static void usage(void)
            "-uuid UUID          checked, no effect: the guest's identity, and there is no guest\n"
            "-audiodev none,id=ID  accepted: there is no sound device, so no other driver\n"
            "-msg timestamp=on|off,guest-name=on|off  prefix error messages with the time/name\n"
+           "-sandbox on|off,...  no seccomp filter: elevateprivileges=deny|children sets\n"
+           "                    no_new_privs, spawn=deny refuses exec: migration; the rest\n"
+           "                    is checked and not enforced\n"
            "-pidfile FILE       write the process id to FILE (locked; removed at exit)\n"
            "-daemonize          run in the background once the machine is set up\n"
            "-version            print the version\n"
@@ -108,7 +112,7 @@ static bool takes_arg(const char *opt)
         "machine", "M", "display", "name", "monitor", "qmp", "drive", "device", "object",
         "blockdev", "accel", "m", "smp", "hda", "hdb", "hdc", "hdd", "chardev", "mon",
         "qtest", "vga", "serial", "incoming", "loadvm", "set", "add-fd", "pidfile",
-        "overcommit", "uuid", "rtc", "boot", "audiodev", "msg", NULL
+        "overcommit", "uuid", "rtc", "boot", "audiodev", "msg", "sandbox", NULL
     };
     for (int i = 0; with_arg[i]; i++) {
         if (!strcmp(opt, with_arg[i])) {
@@ -566,6 +570,8 @@ static bool check_guest_option(CmdOpt *o, Error **errp)
         return check_uuid(o->arg, errp);
     } else if (!strcmp(o->name, "audiodev")) {
         return check_audiodev(o->arg, errp);
+    } else if (!strcmp(o->name, "sandbox")) {
+        return sandbox_apply(o->arg, errp);
     } else {
         return true;
     }

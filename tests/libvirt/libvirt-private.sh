@@ -14,6 +14,8 @@
 # nor is seen, and the capability cache starts empty every run.
 # COMMAND runs in the same namespace, with virsh's default URI pointing at
 # the daemon (qemu:///system).  The exit status is COMMAND's.
+# LIBVIRT_PRIVATE_QEMU_CONF, if set, holds lines added to the daemon's
+# qemu.conf (e.g. 'seccomp_sandbox = 1').
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -70,6 +72,7 @@ security_driver = "none"
 cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
+${LIBVIRT_PRIVATE_QEMU_CONF:-}
 EOC
 
 /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirtd.pid &
