@@ -17,6 +17,7 @@
 #include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-events.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "system/blockdev-nbd.h"
@@ -70,13 +71,9 @@ static DriveInfo *media_drive(const QDict *args, bool id_only, const char **name
 
 static void tray_moved(DriveInfo *d, bool open)
 {
-    QDict *data = qdict_new();
-
     d->tray_open = open;
-    qdict_put_str(data, "device", d->anonymous ? "" : d->id);
-    qdict_put_bool(data, "tray-open", open);
-    qdict_put_str(data, "id", qdev_attached_name(d->dev));
-    qapi_event_emit("DEVICE_TRAY_MOVED", data);     /* takes @data */
+    qapi_event_send_device_tray_moved(d->anonymous ? "" : d->id, qdev_attached_name(d->dev),
+                                      open);
 }
 
 static bool open_tray(DriveInfo *d, const char *name, Error **errp)
@@ -366,7 +363,6 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
 /* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
 static void hmp_change(Monitor *mon, const QDict *qargs)
 {
-    static const char *const modes[] = { "retain", "read-only", "read-write", NULL };
     g_auto(GStrv) w = hmp_words(qargs);
     char **rest;
     guint n;
@@ -392,7 +388,7 @@ static void hmp_change(Monitor *mon, const QDict *qargs)
                      "Try \"help change\" for more information\n");
         return;
     }
-    if (n == 3 && !g_strv_contains(modes, rest[2])) {
+    if (n == 3 && qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "", rest[2], NULL) < 0) {
         monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
         return;
     }

@@ -14,6 +14,7 @@
 #include "nbd/nbd.h"
 #include "crypto/tlscreds.h"
 #include "system/blockdev.h"
+#include "qapi/qapi-events.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -75,12 +76,9 @@ bool blockdev_nbd_replace_node(BlockDriverState *old_bs, BlockDriverState *new_b
 /* @e's export is gone (no client is left): says so. */
 static void export_finish(BlockExport *e)
 {
-    QDict *data = qdict_new();
-
     exports = g_list_remove(exports, e);
     nbd_export_release(e->nbd);
-    qdict_put_str(data, "id", e->id);
-    qapi_event_emit("BLOCK_EXPORT_DELETED", data);
+    qapi_event_send_block_export_deleted(e->id);
     g_free(e->id);
     g_free(e->node_name);
     g_free(e);

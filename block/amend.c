@@ -94,7 +94,7 @@ static void amend_clean(BlockJob *job)
 }
 
 static const BlockJobDriver amend_job_driver = {
-    .type = "amend",
+    .type = JOB_TYPE_AMEND,
     .instance_size = sizeof(AmendJob),
     .step = amend_step,
     .clean = amend_clean,

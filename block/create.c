@@ -248,7 +248,7 @@ static void create_clean(BlockJob *job)
 }
 
 static const BlockJobDriver create_job_driver = {
-    .type = "create",
+    .type = JOB_TYPE_CREATE,
     .instance_size = sizeof(CreateJob),
     .step = create_step,
     .clean = create_clean,

@@ -868,14 +868,11 @@ static int graph_node(GraphDump *g, const void *key, const char *type, const cha
 /* QEMU's BlockPermission names, highest bit first as QEMU lists them. */
 static json_t *graph_perm_list(uint64_t perm)
 {
-    static const char *const names[BLK_PERM_COUNT] = {
-        "consistent-read", "write", "write-unchanged", "resize",
-    };
     json_t *list = json_array();
 
     for (int bit = BLK_PERM_COUNT - 1; bit >= 0; bit--) {
         if (perm & (1ULL << bit)) {
-            json_array_append_new(list, json_string(names[bit]));
+            json_array_append_new(list, json_string(BlockPermission_str(bit)));
         }
     }
     return list;

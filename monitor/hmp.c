@@ -458,7 +458,7 @@ static void hmp_info_status(Monitor *mon, const QDict *args)
     } else if (s == RUN_STATE_PAUSED) {
         monitor_puts(mon, "VM status: paused\n");
     } else {
-        monitor_printf(mon, "VM status: paused (%s)\n", runstate_name(s));
+        monitor_printf(mon, "VM status: paused (%s)\n", RunState_str(s));
     }
 }
 

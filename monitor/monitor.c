@@ -26,6 +26,7 @@
 #include <glib-unix.h>
 
 #include "block/blockjob.h"
+#include "qapi/event.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -282,9 +283,11 @@ static QObject *qmp_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
+/* At start-up: the monitor's own command, and the monitor as the event sink. */
 void monitor_register_qmp_capabilities(void)
 {
     qmp_register_command("qmp_capabilities", qmp_capabilities);
+    qapi_event_set_sink(monitor_qapi_event_emit);
 }
 
 /* Zeroes the values of password-like members before a request is freed. */

@@ -29,7 +29,7 @@ static QObject *qmp_query_status(QDict *args, Error **errp)
 {
     QDict *info = qdict_new();
 
-    qdict_put_str(info, "status", runstate_name(runstate_get()));
+    qdict_put_str(info, "status", RunState_str(runstate_get()));
     qdict_put_bool(info, "singlestep", false);
     qdict_put_bool(info, "running", runstate_is_running());
     return info;
@@ -70,7 +70,7 @@ static QObject *qmp_system_powerdown(QDict *args, Error **errp)
 
 static QObject *qmp_quit(QDict *args, Error **errp)
 {
-    qemu_system_shutdown_request("host-qmp-quit");
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
     /* QEMU ends its jobs before quit's reply: their events come first. */
     block_job_quit_all();
     blockdev_nbd_quit();

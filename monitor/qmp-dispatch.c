@@ -473,17 +473,6 @@ bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
     return check_args(data, gen, args, prefix, errp);
 }
 
-void qapi_event_emit(const char *event, QDict *data)
-{
-    json_t *def = schema_def(event, "event");
-
-    if (!def) {
-        fprintf(stderr, "QMP event '%s' is not declared in the schema\n", event);
-        abort();
-    }
-    monitor_qapi_event_emit(event, data);
-}
-
 void qmp_registry_cleanup(void)
 {
     if (schema) {

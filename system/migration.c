@@ -27,6 +27,7 @@
 #include "hw/qdev.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-events.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -46,28 +47,6 @@
 #define MIG_TICK_MS 100
 #define MIG_DEFAULT_BANDWIDTH (128LL * 1024 * 1024)
 
-typedef enum MigStatus {
-    MIG_NONE,
-    MIG_SETUP,
-    MIG_CANCELLING,
-    MIG_CANCELLED,
-    MIG_ACTIVE,
-    MIG_POSTCOPY_ACTIVE,
-    MIG_COMPLETED,
-    MIG_FAILED,
-} MigStatus;
-
-static const char *const status_names[] = {
-    [MIG_NONE] = "none",
-    [MIG_SETUP] = "setup",
-    [MIG_CANCELLING] = "cancelling",
-    [MIG_CANCELLED] = "cancelled",
-    [MIG_ACTIVE] = "active",
-    [MIG_POSTCOPY_ACTIVE] = "postcopy-active",
-    [MIG_COMPLETED] = "completed",
-    [MIG_FAILED] = "failed",
-};
-
 /* QEMU's capability names; only these are implemented. */
 static const char *const supported_caps[] = { "events", "postcopy-ram", "dirty-bitmaps" };
 static bool cap_state[G_N_ELEMENTS(supported_caps)];
@@ -82,7 +61,7 @@ static const char *const known_caps[] = {
 static int64_t max_bandwidth = MIG_DEFAULT_BANDWIDTH;
 
 /* The one status query-migrate shows: the outgoing or the incoming side's. */
-static MigStatus status;
+static MigrationStatus status;
 static char *error_desc;
 static int64_t start_ms, total_ms = -1;
 
@@ -121,20 +100,18 @@ static bool cap_enabled(const char *name)
     return false;
 }
 
-static void set_status(MigStatus s)
+static void set_status(MigrationStatus s)
 {
     status = s;
     if (cap_enabled("events")) {
-        QDict *data = qdict_new();
-        qdict_put_str(data, "status", status_names[s]);
-        qapi_event_emit("MIGRATION", data);
+        qapi_event_send_migration(s);
     }
 }
 
 bool migration_is_running(void)
 {
-    return status == MIG_SETUP || status == MIG_ACTIVE || status == MIG_POSTCOPY_ACTIVE ||
-           status == MIG_CANCELLING;
+    return status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE || status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+           status == MIGRATION_STATUS_CANCELLING;
 }
 
 bool migration_incoming_pending(void)
@@ -372,14 +349,14 @@ static void out_close(void)
 }
 
 /* The migration did not happen: the source keeps its images and runs on. */
-static void out_fail(Error *err, MigStatus final)
+static void out_fail(Error *err, MigrationStatus final)
 {
     Error *local = NULL;
 
     out_close();
     g_free(error_desc);
     error_desc = err ? g_strdup(error_get_pretty(err)) : NULL;
-    if (err && final == MIG_FAILED) {
+    if (err && final == MIGRATION_STATUS_FAILED) {
         error_report("%s", error_get_pretty(err));
     }
     error_free(err);
@@ -409,13 +386,13 @@ static void out_complete(void)
     out.was_running = runstate_is_running();
     vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
     if (out.postcopy) {
-        set_status(MIG_POSTCOPY_ACTIVE);
+        set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
     }
     /* The bitmaps as the stopped guest left them, before the images go. */
     if (cap_enabled("dirty-bitmaps")) {
         bitmaps = bitmap_mig_save(&err);
         if (!bitmaps) {
-            out_fail(err, MIG_FAILED);
+            out_fail(err, MIGRATION_STATUS_FAILED);
             return;
         }
         append_section(out.buf, MIG_SECTION_BITMAPS, bitmaps);
@@ -424,7 +401,7 @@ static void out_complete(void)
     /* Nothing may be written after this: the destination owns the images. */
     if (bdrv_inactivate_all(&err) < 0) {
         error_prepend(&err, "Could not inactivate the images: ");
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return;
     }
     state = qdict_new();
@@ -433,13 +410,13 @@ static void out_complete(void)
     qobject_unref(state);
     append_section(out.buf, MIG_SECTION_END, NULL);
     if (!write_all(out.fd, out.buf->data + out.sent, out.buf->len - out.sent, &err)) {
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return;
     }
     out_close();
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
     runstate_init(RUN_STATE_POSTMIGRATE);
-    set_status(MIG_COMPLETED);
+    set_status(MIGRATION_STATUS_COMPLETED);
 }
 
 /* Sends the configuration at most max-bandwidth per second. */
@@ -449,19 +426,19 @@ static gboolean out_tick(gpointer opaque)
     size_t chunk = MAX(1, max_bandwidth * MIG_TICK_MS / 1000);
     size_t left = out.buf->len - out.sent;
 
-    if (status == MIG_SETUP) {
-        set_status(MIG_ACTIVE);
+    if (status == MIGRATION_STATUS_SETUP) {
+        set_status(MIGRATION_STATUS_ACTIVE);
         /* As QEMU: bitmaps that cannot migrate fail it as it begins. */
         if (cap_enabled("dirty-bitmaps") && !bitmap_mig_check(&err)) {
             out.timer = 0;
-            out_fail(err, MIG_FAILED);
+            out_fail(err, MIGRATION_STATUS_FAILED);
             return G_SOURCE_REMOVE;
         }
     }
     chunk = MIN(chunk, left);
     if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
         out.timer = 0;
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return G_SOURCE_REMOVE;
     }
     out.sent += chunk;
@@ -506,11 +483,11 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     g_clear_pointer(&error_desc, g_free);
     total_ms = -1;
     start_ms = g_get_monotonic_time() / 1000;
-    set_status(MIG_SETUP);
+    set_status(MIGRATION_STATUS_SETUP);
     fd = uri_open(uri, false, &listening, &out.child, &err);
     if (fd < 0) {
         /* The command reports it; query-migrate keeps it. */
-        out_fail(NULL, MIG_FAILED);
+        out_fail(NULL, MIGRATION_STATUS_FAILED);
         error_desc = g_strdup(error_get_pretty(err));
         error_propagate(errp, err);
         return NULL;
@@ -525,9 +502,9 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
 
 static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
 {
-    if (status == MIG_SETUP || status == MIG_ACTIVE) {
-        set_status(MIG_CANCELLING);
-        out_fail(NULL, MIG_CANCELLED);
+    if (status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE) {
+        set_status(MIGRATION_STATUS_CANCELLING);
+        out_fail(NULL, MIGRATION_STATUS_CANCELLED);
     }
     return qdict_new();
 }
@@ -536,8 +513,8 @@ static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
 static gboolean out_switchover(gpointer opaque)
 {
     out.timer = 0;
-    if (status == MIG_SETUP) {
-        set_status(MIG_ACTIVE);
+    if (status == MIGRATION_STATUS_SETUP) {
+        set_status(MIGRATION_STATUS_ACTIVE);
     }
     out_complete();
     return G_SOURCE_REMOVE;
@@ -550,7 +527,7 @@ static QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
                    " the start of migration");
         return NULL;
     }
-    if (status != MIG_SETUP && status != MIG_ACTIVE) {
+    if (status != MIGRATION_STATUS_SETUP && status != MIGRATION_STATUS_ACTIVE) {
         error_setg(errp, "Postcopy must be started after migration has been started");
         return NULL;
     }
@@ -580,7 +557,7 @@ static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     error_report("load of migration failed: %s", msg);
-    set_status(MIG_FAILED);
+    set_status(MIGRATION_STATUS_FAILED);
     qemu_system_exit_failure();
     return false;
 }
@@ -697,7 +674,7 @@ static void in_finish(bool running)
         g_clear_pointer(&in.bitmaps, json_decref);
     }
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
-    set_status(MIG_COMPLETED);
+    set_status(MIGRATION_STATUS_COMPLETED);
     runstate_init(RUN_STATE_PAUSED);
     if (running && in.autostart) {
         vm_start(NULL);
@@ -805,10 +782,10 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
         in.watch = 0;
         return G_SOURCE_REMOVE;
     }
-    if (status != MIG_ACTIVE) {
+    if (status != MIGRATION_STATUS_ACTIVE) {
         /* As QEMU: active once the stream flows (exec: may wait for a writer). */
         start_ms = g_get_monotonic_time() / 1000;
-        set_status(MIG_ACTIVE);
+        set_status(MIGRATION_STATUS_ACTIVE);
     }
     g_byte_array_append(in.buf, chunk, n);
     switch (in_parse(&running)) {
@@ -906,13 +883,13 @@ static QObject *qmp_query_migrate(QDict *args, Error **errp)
 {
     QDict *info = qdict_new();
 
-    if (status != MIG_NONE) {
-        qdict_put_str(info, "status", status_names[status]);
+    if (status != MIGRATION_STATUS_NONE) {
+        qdict_put_str(info, "status", MigrationStatus_str(status));
     }
-    if (status == MIG_COMPLETED && total_ms >= 0) {
+    if (status == MIGRATION_STATUS_COMPLETED && total_ms >= 0) {
         qdict_put_int(info, "total-time", total_ms);
     }
-    if (status == MIG_FAILED && error_desc) {
+    if (status == MIGRATION_STATUS_FAILED && error_desc) {
         qdict_put_str(info, "error-desc", error_desc);
     }
     return info;
@@ -1071,7 +1048,7 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
     while (!detach && migration_is_running()) {
         g_main_context_iteration(NULL, TRUE);
     }
-    if (!detach && status == MIG_FAILED && error_desc) {
+    if (!detach && status == MIGRATION_STATUS_FAILED && error_desc) {
         monitor_printf(mon, "Error: %s\n", error_desc);
     }
 }
@@ -1171,14 +1148,14 @@ static void hmp_info_migrate(Monitor *mon, const QDict *qargs)
     if (any) {
         monitor_puts(mon, "\n");
     }
-    if (status != MIG_NONE) {
-        monitor_printf(mon, "Migration status: %s", status_names[status]);
-        if (status == MIG_FAILED && error_desc) {
+    if (status != MIGRATION_STATUS_NONE) {
+        monitor_printf(mon, "Migration status: %s", MigrationStatus_str(status));
+        if (status == MIGRATION_STATUS_FAILED && error_desc) {
             monitor_printf(mon, " (%s)", error_desc);
         }
         monitor_puts(mon, "\n");
     }
-    if (status == MIG_COMPLETED && total_ms >= 0) {
+    if (status == MIGRATION_STATUS_COMPLETED && total_ms >= 0) {
         monitor_printf(mon, "total time: %" PRId64 " ms\n", total_ms);
     }
 }

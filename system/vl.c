@@ -98,7 +98,7 @@ static gboolean on_signal(gpointer opaque)
     int sig = GPOINTER_TO_INT(opaque);
 
     error_report("terminating on signal %d", sig);
-    qemu_system_shutdown_request("host-signal");
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
     return G_SOURCE_CONTINUE;
 }
 

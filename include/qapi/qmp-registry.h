@@ -32,7 +32,5 @@ bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
  */
 json_t *qmp_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
 void qmp_json_forget_unsigned(void);
-/* Emits an event to every QMP monitor; @data is stolen (may be NULL). */
-void qapi_event_emit(const char *event, QDict *data);
 
 #endif

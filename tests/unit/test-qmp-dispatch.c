@@ -3,7 +3,7 @@
  * The schema-driven QMP dispatcher: argument checks (missing, unexpected,
  * wrongly typed, enum values, lists), commands passing extra arguments
  * ('gen': false), query-commands, and the rule that only schema-declared
- * commands and events exist.
+ * commands exist (events: test-qapi-gen.c).
  */
 #include <glib.h>
 #include <string.h>
@@ -11,15 +11,6 @@
 #include "qapi/qmp-registry.h"
 #include "monitor/monitor.h"
 #include "monitor/qmp-internal.h"
-
-/* The monitor layer is not linked: record what would be sent. */
-static GPtrArray *emitted;
-
-void monitor_qapi_event_emit(const char *event, json_t *data)
-{
-    g_ptr_array_add(emitted, g_strdup(event));
-    qobject_unref(data);
-}
 
 static int calls;
 static QObject *last_args;
@@ -49,7 +40,6 @@ static void register_once(void)
         qmp_register_command("device_add", record);
         qmp_register_command("device_del", fail);
         qmp_register_command("blockdev-create", record);
-        emitted = g_ptr_array_new_with_free_func(g_free);
         done = true;
     }
 }
@@ -187,18 +177,6 @@ static void test_query_commands(void)
     json_decref(list);
 }
 
-static void test_events(void)
-{
-    QDict *data = qdict_new();
-
-    register_once();
-    qdict_put_str(data, "path", "/machine/peripheral/x");
-    qapi_event_emit("DEVICE_DELETED", data);
-    qapi_event_emit("STOP", NULL);
-    g_assert_cmpuint(emitted->len, ==, 2);
-    g_assert_cmpstr(g_ptr_array_index(emitted, 0), ==, "DEVICE_DELETED");
-}
-
 static void test_undeclared(void)
 {
     if (g_test_subprocess()) {
@@ -210,17 +188,6 @@ static void test_undeclared(void)
     g_test_trap_assert_stderr("*'no-such-command' is not declared in the schema*");
 }
 
-static void test_undeclared_event(void)
-{
-    if (g_test_subprocess()) {
-        qapi_event_emit("NO_SUCH_EVENT", NULL);
-        return;
-    }
-    g_test_trap_subprocess(NULL, 0, 0);
-    g_test_trap_assert_failed();
-    g_test_trap_assert_stderr("*'NO_SUCH_EVENT' is not declared in the schema*");
-}
-
 int main(int argc, char **argv)
 {
     int ret;
@@ -229,14 +196,9 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-dispatch/arguments", test_arguments);
     g_test_add_func("/qmp-dispatch/unions", test_unions);
     g_test_add_func("/qmp-dispatch/query-commands", test_query_commands);
-    g_test_add_func("/qmp-dispatch/events", test_events);
     g_test_add_func("/qmp-dispatch/undeclared-command", test_undeclared);
-    g_test_add_func("/qmp-dispatch/undeclared-event", test_undeclared_event);
     ret = g_test_run();
     qobject_unref(last_args);
-    if (emitted) {
-        g_ptr_array_free(emitted, true);
-    }
     qmp_registry_cleanup();
     return ret;
 }
