@@ -18,6 +18,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "system/blockdev-nbd.h"
@@ -195,7 +196,7 @@ static bool node_in_drive(BlockDriverState *bs)
     return false;
 }
 
-static QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
+QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
 {
     const char *name;
     DriveInfo *d = media_drive(args, false, &name, errp);
@@ -203,7 +204,7 @@ static QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
     return d && open_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
+QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
 {
     const char *name;
     DriveInfo *d = media_drive(args, false, &name, errp);
@@ -211,7 +212,7 @@ static QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
     return d && close_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
 {
     const char *name;
     DriveInfo *d = media_drive(args, true, &name, errp);
@@ -219,7 +220,7 @@ static QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
     return d && remove_medium(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
 {
     const char *name, *node_name = qdict_get_try_str(args, "node-name");
     DriveInfo *d = media_drive(args, true, &name, errp);
@@ -240,7 +241,7 @@ static QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
     return insert_medium(d, bs, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_eject(QDict *args, Error **errp)
+QObject *qmp_eject(QDict *args, Error **errp)
 {
     const char *name;
     DriveInfo *d = media_drive(args, false, &name, errp);
@@ -249,7 +250,7 @@ static QObject *qmp_eject(QDict *args, Error **errp)
            ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
 {
     const char *name, *format = qdict_get_try_str(args, "format");
     const char *mode = qdict_get_try_str(args, "read-only-mode");
@@ -417,12 +418,12 @@ static const HMPCommand hmp_cmds[] = {
 
 void block_media_monitor_init(void)
 {
-    qmp_register_command("blockdev-open-tray", qmp_blockdev_open_tray);
-    qmp_register_command("blockdev-close-tray", qmp_blockdev_close_tray);
-    qmp_register_command("blockdev-remove-medium", qmp_blockdev_remove_medium);
-    qmp_register_command("blockdev-insert-medium", qmp_blockdev_insert_medium);
-    qmp_register_command("blockdev-change-medium", qmp_blockdev_change_medium);
-    qmp_register_command("eject", qmp_eject);
+    qmp_enable_command("blockdev-open-tray");
+    qmp_enable_command("blockdev-close-tray");
+    qmp_enable_command("blockdev-remove-medium");
+    qmp_enable_command("blockdev-insert-medium");
+    qmp_enable_command("blockdev-change-medium");
+    qmp_enable_command("eject");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }

@@ -15,6 +15,7 @@
 #include "crypto/tlscreds.h"
 #include "system/blockdev.h"
 #include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -125,7 +126,7 @@ static bool export_remove(BlockExport *e, const char *mode, Error **errp)
     return true;
 }
 
-static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
+QObject *qmp_nbd_server_start(QDict *args, Error **errp)
 {
     QDict *addr = json_object_get(args, "addr");
     QDict *data = json_object_get(addr, "data");
@@ -226,7 +227,7 @@ static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
     return true;
 }
 
-static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
+QObject *qmp_nbd_server_add(QDict *args, Error **errp)
 {
     const char *device = qdict_get_try_str(args, "device");
     const char *name = qdict_get_try_str(args, "name");
@@ -263,7 +264,7 @@ static QObject *export_del(QDict *args, const char *id_key, Error **errp)
     return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
 {
     return export_del(args, "name", errp);
 }
@@ -300,7 +301,7 @@ void blockdev_nbd_drive_medium_gone(DriveInfo *drive)
     }
 }
 
-static QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
+QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
 {
     if (!nbd_server) {
         error_setg(errp, "NBD server not running");
@@ -344,7 +345,7 @@ static bool export_move_to_iothread(BlockDriverState *bs, const char *id, bool f
     return true;
 }
 
-static QObject *qmp_block_export_add(QDict *args, Error **errp)
+QObject *qmp_block_export_add(QDict *args, Error **errp)
 {
     const char *type = qdict_get_try_str(args, "type");
     const char *id = qdict_get_try_str(args, "id");
@@ -389,12 +390,12 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
            ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_export_del(QDict *args, Error **errp)
+QObject *qmp_block_export_del(QDict *args, Error **errp)
 {
     return export_del(args, "id", errp);
 }
 
-static QObject *qmp_query_block_exports(QDict *args, Error **errp)
+QObject *qmp_query_block_exports(QDict *args, Error **errp)
 {
     QList *list = json_array();
 
@@ -593,11 +594,11 @@ void blockdev_nbd_register_commands(void)
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }
-    qmp_register_command("nbd-server-start", qmp_nbd_server_start);
-    qmp_register_command("nbd-server-add", qmp_nbd_server_add);
-    qmp_register_command("nbd-server-remove", qmp_nbd_server_remove);
-    qmp_register_command("nbd-server-stop", qmp_nbd_server_stop);
-    qmp_register_command("block-export-add", qmp_block_export_add);
-    qmp_register_command("block-export-del", qmp_block_export_del);
-    qmp_register_command("query-block-exports", qmp_query_block_exports);
+    qmp_enable_command("nbd-server-start");
+    qmp_enable_command("nbd-server-add");
+    qmp_enable_command("nbd-server-remove");
+    qmp_enable_command("nbd-server-stop");
+    qmp_enable_command("block-export-add");
+    qmp_enable_command("block-export-del");
+    qmp_enable_command("query-block-exports");
 }

@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 
@@ -101,7 +102,7 @@ static const BlockJobDriver amend_job_driver = {
     .generic = true,
 };
 
-static QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
 {
     const char *job_id = qdict_get_try_str(args, "job-id");
     const char *node_name = qdict_get_try_str(args, "node-name");
@@ -185,7 +186,7 @@ static bool node_has_parent(BlockDriverState *bs)
     return false;
 }
 
-static QObject *qmp_change_backing_file(QDict *args, Error **errp)
+QObject *qmp_change_backing_file(QDict *args, Error **errp)
 {
     const char *device = qdict_get_try_str(args, "device");
     const char *image_name = qdict_get_try_str(args, "image-node-name");
@@ -249,6 +250,6 @@ static QObject *qmp_change_backing_file(QDict *args, Error **errp)
 
 void block_amend_monitor_init(void)
 {
-    qmp_register_command("x-blockdev-amend", qmp_x_blockdev_amend);
-    qmp_register_command("change-backing-file", qmp_change_backing_file);
+    qmp_enable_command("x-blockdev-amend");
+    qmp_enable_command("change-backing-file");
 }

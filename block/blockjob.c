@@ -1373,11 +1373,12 @@ QList *job_query_all(void)
         BlockJob *job = l->data;
         QDict *info = qdict_new();
 
-        qdict_put_str(info, "id", job->id);
-        qdict_put_str(info, "type", JobType_str(job->driver->type));
-        qdict_put_str(info, "status", JobStatus_str(job->status));
+        /* In QEMU's order (its dictionary's), as query-block-jobs above. */
         qdict_put_int(info, "current-progress", job->offset);
+        qdict_put_str(info, "status", JobStatus_str(job->status));
         qdict_put_int(info, "total-progress", job->len);
+        qdict_put_str(info, "type", JobType_str(job->driver->type));
+        qdict_put_str(info, "id", job->id);
         if (job->error_msg) {
             qdict_put_str(info, "error", job->error_msg);
         }

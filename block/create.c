@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 
@@ -255,7 +256,7 @@ static const BlockJobDriver create_job_driver = {
     .generic = true,
 };
 
-static QObject *qmp_blockdev_create(QDict *args, Error **errp)
+QObject *qmp_blockdev_create(QDict *args, Error **errp)
 {
     const char *job_id = qdict_get_try_str(args, "job-id");
     QDict *options = json_object_get(args, "options");
@@ -282,5 +283,5 @@ static QObject *qmp_blockdev_create(QDict *args, Error **errp)
 
 void block_create_monitor_init(void)
 {
-    qmp_register_command("blockdev-create", qmp_blockdev_create);
+    qmp_enable_command("blockdev-create");
 }

@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
@@ -56,7 +57,7 @@ static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
 /* ------------------------------------------------------------------ */
 /* block_resize */
 
-static QObject *qmp_block_resize(QDict *args, Error **errp)
+QObject *qmp_block_resize(QDict *args, Error **errp)
 {
     int64_t size = json_integer_value(json_object_get(args, "size"));
     BlockDriverState *bs = lookup_bs(qdict_get_try_str(args, "device"),
@@ -322,7 +323,7 @@ void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay)
     bdrv_unref(overlay);
 }
 
-static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
 {
     const char *node_arg = qdict_get_try_str(args, "node");
     const char *overlay_arg = qdict_get_try_str(args, "overlay");
@@ -343,7 +344,7 @@ static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
 {
     const char *file = qdict_get_try_str(args, "snapshot-file");
     const char *new_name = qdict_get_try_str(args, "snapshot-node-name");
@@ -746,7 +747,7 @@ static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_set_backing_hd(bs, backing);
 }
 
-static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
+QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
 {
     json_t *list = json_object_get(args, "options");
     size_t n = json_array_size(list), i, j;
@@ -928,7 +929,7 @@ static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverSt
     }
 }
 
-static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
+QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
 {
     GraphDump g = {
         .nodes = json_array(), .edges = json_array(),
@@ -987,7 +988,7 @@ static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
  * child named @child, for the drivers that keep a list of children
  * (quorum).  The new child must be used by nothing else yet.
  */
-static QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
 {
     const char *parent = qdict_get_try_str(args, "parent");
     const char *child = qdict_get_try_str(args, "child");
@@ -1032,10 +1033,10 @@ static QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
 
 void block_graph_monitor_init(void)
 {
-    qmp_register_command("x-debug-query-block-graph", qmp_x_debug_query_block_graph);
-    qmp_register_command("x-blockdev-change", qmp_x_blockdev_change);
-    qmp_register_command("block_resize", qmp_block_resize);
-    qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
-    qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);
-    qmp_register_command("blockdev-reopen", qmp_blockdev_reopen);
+    qmp_enable_command("x-debug-query-block-graph");
+    qmp_enable_command("x-blockdev-change");
+    qmp_enable_command("block_resize");
+    qmp_enable_command("blockdev-snapshot");
+    qmp_enable_command("blockdev-snapshot-sync");
+    qmp_enable_command("blockdev-reopen");
 }

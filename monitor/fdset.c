@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/fdset.h"
@@ -261,7 +262,7 @@ static int take_sent_fd(Monitor **owner, Error **errp)
     return fd;
 }
 
-static QObject *qmp_add_fd(QDict *args, Error **errp)
+QObject *qmp_add_fd(QDict *args, Error **errp)
 {
     int64_t id = qdict_get_try_int(args, "fdset-id", -1);
     int fd = take_sent_fd(NULL, errp);
@@ -290,7 +291,7 @@ static QObject *qmp_add_fd(QDict *args, Error **errp)
     return ret;
 }
 
-static QObject *qmp_remove_fd(QDict *args, Error **errp)
+QObject *qmp_remove_fd(QDict *args, Error **errp)
 {
     int64_t id = qdict_get_try_int(args, "fdset-id", -1);
     bool has_fd = qdict_haskey(args, "fd");
@@ -319,7 +320,7 @@ static QObject *qmp_remove_fd(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_fdsets(QDict *args, Error **errp)
+QObject *qmp_query_fdsets(QDict *args, Error **errp)
 {
     json_t *list = json_array();
 
@@ -420,12 +421,12 @@ void monitor_named_fds_release(Monitor *mon)
     }
 }
 
-static QObject *qmp_getfd(QDict *args, Error **errp)
+QObject *qmp_getfd(QDict *args, Error **errp)
 {
     return getfd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_closefd(QDict *args, Error **errp)
+QObject *qmp_closefd(QDict *args, Error **errp)
 {
     return closefd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
 }
@@ -461,11 +462,11 @@ static const HMPCommand fd_cmds[] = {
 void fdset_register_commands(void)
 {
     qemu_fdset_set_ops(&fdset_ops);
-    qmp_register_command("add-fd", qmp_add_fd);
-    qmp_register_command("remove-fd", qmp_remove_fd);
-    qmp_register_command("query-fdsets", qmp_query_fdsets);
-    qmp_register_command("getfd", qmp_getfd);
-    qmp_register_command("closefd", qmp_closefd);
+    qmp_enable_command("add-fd");
+    qmp_enable_command("remove-fd");
+    qmp_enable_command("query-fdsets");
+    qmp_enable_command("getfd");
+    qmp_enable_command("closefd");
     for (size_t i = 0; i < G_N_ELEMENTS(fd_cmds); i++) {
         hmp_register_command(&fd_cmds[i]);
     }

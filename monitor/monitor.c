@@ -27,6 +27,7 @@
 
 #include "block/blockjob.h"
 #include "qapi/event.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -268,7 +269,7 @@ static void qmp_greet(Monitor *mon)
 }
 
 /* qmp_capabilities acts on the monitor it arrives on. */
-static QObject *qmp_capabilities(QDict *args, Error **errp)
+QObject *qmp_qmp_capabilities(QDict *args, Error **errp)
 {
     json_t *enable = json_object_get(args, "enable");
 
@@ -286,7 +287,7 @@ static QObject *qmp_capabilities(QDict *args, Error **errp)
 /* At start-up: the monitor's own command, and the monitor as the event sink. */
 void monitor_register_qmp_capabilities(void)
 {
-    qmp_register_command("qmp_capabilities", qmp_capabilities);
+    qmp_enable_command("qmp_capabilities");
     qapi_event_set_sink(monitor_qapi_event_emit);
 }
 

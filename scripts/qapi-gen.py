@@ -7,8 +7,10 @@
 #                  against it at run time) and the answer of query-qmp-schema
 #                  (QEMU's introspection format);
 #   --gen OUTDIR   C code compiled from the schema: qapi-types.h/.c (a C enum,
-#                  a name table and a parser for every enum) and
-#                  qapi-events.h/.c (one typed emitter per event);
+#                  a name table and a parser for every enum),
+#                  qapi-events.h/.c (one typed emitter per event) and
+#                  qapi-commands.h/.c (every command's handler prototype, the
+#                  marshalling into typed handlers, and the command table);
 #   --doc OUT.md   the QMP reference in Markdown.
 #
 #   qapi-gen.py --c OUT.c SCHEMA
@@ -169,7 +171,31 @@ def load(path, seen, exprs, sections):
         e['meta'] = meta
         e['name'] = e.pop(meta)
         e['where'] = '%s:%d' % (os.path.basename(path), line)
+        split_defaults(e)
         exprs.append(e)
+
+
+def split_defaults(e):
+    """An optional member may be written {'type': T, 'default': V}: the
+    value its handler sees when the client leaves it out.  The default goes
+    to e['defaults'] and the member keeps only its type, so the checks,
+    the introspection (which, as QEMU's, shows no defaults) and the run-time
+    table see plain types."""
+    data = e.get('data')
+    e['defaults'] = {}
+    if e['meta'] not in ('command', 'struct', 'event') or not isinstance(data, dict):
+        return
+    for key, t in list(data.items()):
+        if not isinstance(t, dict):
+            continue
+        if set(t) != {'type', 'default'}:
+            raise SchemaError('%s: member %s: a member object has exactly the keys '
+                              'type and default' % (e['where'], key))
+        if not key.startswith('*'):
+            raise SchemaError('%s: member %s: only an optional member has a default'
+                              % (e['where'], key))
+        data[key] = t['type']
+        e['defaults'][key[1:]] = t['default']
 
 
 
@@ -189,6 +215,23 @@ def check(exprs):
             check_type(t[0], where)
         elif not isinstance(t, str) or (t not in BUILTIN and t not in types):
             raise SchemaError('%s: unknown type %r' % (where, t))
+
+    def check_default(t, v, where):
+        ok = {'str': lambda: isinstance(v, str),
+              'bool': lambda: isinstance(v, bool),
+              'number': lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
+              'int': lambda: isinstance(v, int) and not isinstance(v, bool),
+              'size': lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+              'uint32': lambda: isinstance(v, int) and not isinstance(v, bool)
+                                and 0 <= v <= 0xffffffff}
+        if isinstance(t, str) and t in ok:
+            good = ok[t]()
+        elif isinstance(t, str) and types.get(t, {}).get('meta') == 'enum':
+            good = v in types[t]['data']
+        else:
+            raise SchemaError('%s: a default needs a scalar or enum type' % where)
+        if not good:
+            raise SchemaError('%s: %r is no %s' % (where, v, t))
 
     for e in exprs:
         where = e['where']
@@ -222,6 +265,8 @@ def check(exprs):
                 raise SchemaError('%s: data must be an object' % where)
             for k, t in data.items():
                 check_type(t, where)
+            for k, v in e.get('defaults', {}).items():
+                check_default(data['*' + k], v, '%s: default of %s' % (where, k))
             members = [k.lstrip('*') for k in data]
         if 'returns' in e:
             check_type(e['returns'], where)
@@ -297,6 +342,8 @@ def write_doc(exprs, sections, out):
             for k, t in e['data'].items():
                 name = k.lstrip('*')
                 opt = ', *optional*' if k.startswith('*') else ''
+                if name in e.get('defaults', {}):
+                    opt += ', default `%s`' % json.dumps(e['defaults'][name])
                 lines.append('- `%s` (`%s`%s): %s' % (name, type_text(t), opt, mem.get(name, '')))
             lines.append('')
         if e.get('features'):
@@ -590,9 +637,202 @@ def write_events(exprs, outdir):
             c.write('    qapi_event_deliver("%s", data);\n}\n\n' % e['name'])
 
 
+# Commands whose handler still takes the arguments as a dictionary:
+# QObject *qmp_NAME(QDict *args, Error **errp).  Every other command's
+# handler takes them typed (see command_params()).  A command leaves this
+# list when its handler is converted; this list is what is left to do.
+DICT_COMMANDS = {
+    # qmp_capabilities, query-*: control, run state, machine
+    'qmp_capabilities', 'query-version', 'query-commands', 'quit', 'query-status',
+    'query-name', 'stop', 'cont', 'system_reset', 'system_powerdown',
+    'human-monitor-command', 'query-target', 'query-kvm', 'query-machines',
+    'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
+    'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
+    'query-sev-capabilities', 'query-sgx-capabilities', 'query-command-line-options',
+    'query-qmp-schema', 'query-iothreads', 'x-blockdev-set-iothread',
+    # QOM and devices
+    'qom-list-types', 'device-list-properties', 'qom-list-properties', 'qom-list',
+    'qom-get', 'qom-set', 'object-add', 'object-del', 'device_add', 'device_del',
+    # chardevs and file descriptors
+    'query-chardev', 'add-fd', 'remove-fd', 'query-fdsets', 'getfd', 'closefd',
+    # the block graph
+    'query-block', 'query-named-block-nodes', 'query-blockstats', 'blockdev-add',
+    'blockdev-del', 'block_passwd', 'block_set_io_throttle', 'x-debug-query-block-graph',
+    'x-blockdev-change', 'block_resize', 'blockdev-snapshot', 'blockdev-snapshot-sync',
+    'blockdev-reopen', 'blockdev-create', 'x-blockdev-amend', 'change-backing-file',
+    'blockdev-snapshot-internal-sync', 'blockdev-snapshot-delete-internal-sync',
+    # removable media
+    'blockdev-open-tray', 'blockdev-close-tray', 'blockdev-remove-medium',
+    'blockdev-insert-medium', 'blockdev-change-medium', 'eject',
+    # jobs that start (transaction passes their arguments on as a dictionary)
+    'drive-backup', 'blockdev-backup', 'drive-mirror', 'blockdev-mirror', 'block-commit',
+    'block-stream',
+    # dirty bitmaps: merge's list of names or {node, name} objects; transaction
+    'block-dirty-bitmap-merge', 'transaction',
+    # exports
+    'nbd-server-start', 'nbd-server-add', 'nbd-server-remove', 'nbd-server-stop',
+    'block-export-add', 'block-export-del', 'query-block-exports',
+    # migration
+    'migrate', 'migrate-incoming', 'migrate_cancel', 'migrate-start-postcopy',
+    'query-migrate', 'migrate-set-capabilities', 'query-migrate-capabilities',
+    'migrate-set-parameters', 'query-migrate-parameters',
+}
+
+# How a typed argument of each type is declared, and read from the
+# (already checked) JSON value v.
+ARG_C_TYPE = {
+    'str': ('const char *', 'json_string_value(v)'),
+    'int': ('int64_t', 'json_integer_value(v)'),
+    'size': ('uint64_t', '(uint64_t)json_integer_value(v)'),
+    'uint32': ('uint32_t', '(uint32_t)json_integer_value(v)'),
+    'bool': ('bool', 'json_is_true(v)'),
+    'number': ('double', 'json_number_value(v)'),
+}
+
+
+def camel(name):
+    return ''.join(w[:1].upper() + w[1:] for w in re.split(r'[-_.]', name))
+
+
+def c_literal(t, v, types):
+    if types.get(t, {}).get('meta') == 'enum':
+        return enum_const(t, v)
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    if isinstance(v, str):
+        return json.dumps(v)
+    return repr(v)
+
+
+def command_params(e, types):
+    """(schema name, C name, C type, optional, C expression of v, default) per
+    argument of a typed command, in schema order."""
+    if e.get('boxed') or e.get('gen') is False:
+        raise SchemaError('%s: %s: a boxed or gen:false command keeps its dictionary'
+                          % (e['where'], e['name']))
+    params = []
+    for key, t in e.get('data', {}).items():
+        name = key.lstrip('*')
+        if isinstance(t, str) and t in ARG_C_TYPE:
+            ctype, expr = ARG_C_TYPE[t]
+        elif isinstance(t, str) and types.get(t, {}).get('meta') == 'enum':
+            ctype, expr = t, None
+        else:
+            raise SchemaError('%s: %s: argument %s of type %r has no C form yet; '
+                              'the command stays in DICT_COMMANDS'
+                              % (e['where'], e['name'], name, t))
+        default = e['defaults'].get(name)
+        params.append((name, c_name(name), ctype, key.startswith('*'), expr,
+                       None if default is None else c_literal(t, default, types), t))
+    return params
+
+
+def handler_prototype(e, params):
+    fn = 'qmp_%s' % c_name(e['name'])
+    if params is None:
+        return 'QObject *%s(QDict *args, Error **errp)' % fn
+    args = []
+    for name, cn, ctype, optional, expr, default, t in params:
+        if optional and ctype != 'const char *':
+            args.append('bool has_%s' % cn)
+        args.append('%s%s%s' % (ctype, '' if ctype.endswith('*') else ' ', cn))
+    args.append('Error **errp')
+    return 'QObject *%s(%s)' % (fn, ', '.join(args))
+
+
+def write_commands(exprs, outdir):
+    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
+    commands = [e for e in exprs if e['meta'] == 'command']
+    unknown = DICT_COMMANDS - {e['name'] for e in commands}
+    if unknown:
+        raise SchemaError('DICT_COMMANDS names no command: %s' % ', '.join(sorted(unknown)))
+    typed = [(e, None if e['name'] in DICT_COMMANDS else command_params(e, types))
+             for e in commands]
+    with open(os.path.join(outdir, 'qapi-commands.h'), 'w', encoding='utf-8') as h:
+        h.write(HEADER)
+        h.write('/*\n * The handler of every command of the schema.  The command table\n'
+                ' * (qapi-commands.c) names each, so a command without a handler\n'
+                ' * fails the link.  A typed handler gets its arguments as C values\n'
+                ' * (an absent optional string is NULL, any other optional argument\n'
+                ' * comes after a has_ flag and holds its schema default when absent);\n'
+                ' * the others still read a dictionary (DICT_COMMANDS in qapi-gen.py).\n'
+                ' */\n')
+        h.write('#ifndef QAPI_QAPI_COMMANDS_H\n#define QAPI_QAPI_COMMANDS_H\n\n')
+        h.write('#include "qapi/qapi-types.h"\n#include "qapi/qmp-registry.h"\n\n')
+        for e, params in typed:
+            h.write('%s;\n' % handler_prototype(e, params))
+        h.write('\n#endif\n')
+    with open(os.path.join(outdir, 'qapi-commands.c'), 'w', encoding='utf-8') as c:
+        c.write(HEADER)
+        c.write('#include "qapi/qapi-commands.h"\n\n')
+        for e, params in typed:
+            if params is None:
+                continue
+            cn = c_name(e['name'])
+            sname = 'Qmp%sArgs' % camel(e['name'])
+            if not params:
+                c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n'
+                        '    return qmp_%s(errp);\n}\n\n' % (cn, cn))
+                continue
+            c.write('/* %s\'s arguments, defaults applied. */\n' % e['name'])
+            c.write('typedef struct %s {\n' % sname)
+            for name, pn, ctype, optional, expr, default, t in params:
+                if optional and ctype != 'const char *':
+                    c.write('    bool has_%s;\n' % pn)
+                c.write('    %s%s%s;\n' % (ctype, '' if ctype.endswith('*') else ' ', pn))
+            c.write('} %s;\n\n' % sname)
+            c.write('/* The dispatcher checked @args against the schema. */\n')
+            c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
+            inits = ['.%s = %s' % (pn, default)
+                     for name, pn, ctype, optional, expr, default, t in params
+                     if default is not None]
+            c.write('    %s a = { %s };\n' % (sname, ', '.join(inits) or
+                                             '.%s = 0' % params[0][1]))
+            c.write('    json_t *v;\n')
+            if any(expr is None for p in params for expr in [p[4]]):
+                c.write('    int e;\n')
+            c.write('\n')
+            for name, pn, ctype, optional, expr, default, t in params:
+                c.write('    v = json_object_get(args, "%s");\n' % name)
+                body = []
+                if expr is None:
+                    body.append('e = qapi_enum_parse(&%s_lookup, "%s", json_string_value(v), '
+                                'errp);' % (t, name))
+                    body.append('if (e < 0) {')
+                    body.append('    return NULL;')
+                    body.append('}')
+                    body.append('a.%s = (%s)e;' % (pn, t))
+                else:
+                    body.append('a.%s = %s;' % (pn, expr))
+                if optional and ctype != 'const char *':
+                    body.insert(0, 'a.has_%s = true;' % pn)
+                if optional:
+                    c.write('    if (v) {\n')
+                    for l in body:
+                        c.write('        %s\n' % l)
+                    c.write('    }\n')
+                else:
+                    for l in body:
+                        c.write('    %s\n' % l)
+            call = []
+            for name, pn, ctype, optional, expr, default, t in params:
+                if optional and ctype != 'const char *':
+                    call.append('a.has_%s' % pn)
+                call.append('a.%s' % pn)
+            call.append('errp')
+            c.write('    return qmp_%s(%s);\n}\n\n' % (cn, ', '.join(call)))
+        c.write('const QmpCommandDef qmp_command_table[] = {\n')
+        for e, params in typed:
+            fn = 'qmp_%s' % c_name(e['name']) if params is None else \
+                 'qmp_marshal_%s' % c_name(e['name'])
+            c.write('    { "%s", %s },\n' % (e['name'], fn))
+        c.write('    { NULL, NULL },\n};\n')
+
+
 def write_gen(exprs, outdir):
     write_types(exprs, outdir)
     write_events(exprs, outdir)
+    write_commands(exprs, outdir)
 
 
 def main(argv):

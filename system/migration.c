@@ -28,6 +28,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -450,7 +451,7 @@ static gboolean out_tick(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static QObject *qmp_migrate(QDict *args, Error **errp)
+QObject *qmp_migrate(QDict *args, Error **errp)
 {
     const char *uri = qdict_get_try_str(args, "uri");
     Error *err = NULL;
@@ -500,7 +501,7 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
+QObject *qmp_migrate_cancel(QDict *args, Error **errp)
 {
     if (status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE) {
         set_status(MIGRATION_STATUS_CANCELLING);
@@ -520,7 +521,7 @@ static gboolean out_switchover(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
+QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
 {
     if (!cap_enabled("postcopy-ram")) {
         error_setg(errp, "Enable postcopy with migrate_set_capability before"
@@ -863,7 +864,7 @@ bool migration_incoming_start(Error **errp)
     return in_listen(in.cmdline_uri, errp);
 }
 
-static QObject *qmp_migrate_incoming(QDict *args, Error **errp)
+QObject *qmp_migrate_incoming(QDict *args, Error **errp)
 {
     if (!in.pending) {
         error_setg(errp, "'-incoming' was not specified on the command line");
@@ -879,7 +880,7 @@ static QObject *qmp_migrate_incoming(QDict *args, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Queries, capabilities, parameters */
 
-static QObject *qmp_query_migrate(QDict *args, Error **errp)
+QObject *qmp_query_migrate(QDict *args, Error **errp)
 {
     QDict *info = qdict_new();
 
@@ -912,7 +913,7 @@ static bool set_capability(const char *name, bool on, Error **errp)
     return false;
 }
 
-static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
+QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
 {
     json_t *caps = json_object_get(args, "capabilities");
     size_t i;
@@ -942,7 +943,7 @@ static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
 {
     json_t *list = json_array();
 
@@ -955,7 +956,7 @@ static QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
     return list;
 }
 
-static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
+QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
 {
     if (qdict_haskey(args, "max-bandwidth")) {
         int64_t bw = qdict_get_try_int(args, "max-bandwidth", -1);
@@ -973,7 +974,7 @@ static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
+QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
 {
     QDict *p = qdict_new();
     json_t *map = bitmap_mig_get_mapping();
@@ -1199,15 +1200,15 @@ static const HMPCommand hmp_infos[] = {
 
 void migration_register_commands(void)
 {
-    qmp_register_command("migrate", qmp_migrate);
-    qmp_register_command("migrate-incoming", qmp_migrate_incoming);
-    qmp_register_command("migrate_cancel", qmp_migrate_cancel);
-    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy);
-    qmp_register_command("query-migrate", qmp_query_migrate);
-    qmp_register_command("migrate-set-capabilities", qmp_migrate_set_capabilities);
-    qmp_register_command("query-migrate-capabilities", qmp_query_migrate_capabilities);
-    qmp_register_command("migrate-set-parameters", qmp_migrate_set_parameters);
-    qmp_register_command("query-migrate-parameters", qmp_query_migrate_parameters);
+    qmp_enable_command("migrate");
+    qmp_enable_command("migrate-incoming");
+    qmp_enable_command("migrate_cancel");
+    qmp_enable_command("migrate-start-postcopy");
+    qmp_enable_command("query-migrate");
+    qmp_enable_command("migrate-set-capabilities");
+    qmp_enable_command("query-migrate-capabilities");
+    qmp_enable_command("migrate-set-parameters");
+    qmp_enable_command("query-migrate-parameters");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }
