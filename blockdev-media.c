@@ -37,11 +37,9 @@ bool drive_has_tray(const DriveInfo *dinfo)
  * The drive named by @device (a drive's name) or @id (a device's id or QOM
  * path).  @name is set to the one given, for the messages.
  */
-static DriveInfo *media_drive(const QDict *args, bool id_only, const char **name,
+static DriveInfo *media_drive(const char *device, const char *id, const char **name,
                               Error **errp)
 {
-    const char *device = id_only ? NULL : qdict_get_try_str(args, "device");
-    const char *id = qdict_get_try_str(args, "id");
     DriveInfo *d = NULL;
 
     if (!device == !id) {
@@ -196,34 +194,40 @@ static bool node_in_drive(BlockDriverState *bs)
     return false;
 }
 
-QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
+/*
+ * The commands take typed arguments (qapi/qapi-commands.h).  @force of
+ * open-tray, eject and change-medium overrides a guest's tray lock, which
+ * no device here has: open_tray() never needs it.
+ */
+QObject *qmp_blockdev_open_tray(const char *device, const char *id, bool has_force, bool force,
+                                Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && open_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
+QObject *qmp_blockdev_close_tray(const char *device, const char *id, Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && close_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_remove_medium(const char *id, Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, true, &name, errp);
+    DriveInfo *d = media_drive(NULL, id, &name, errp);
 
     return d && remove_medium(d, name, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_insert_medium(const char *id, const char *node_name, Error **errp)
 {
-    const char *name, *node_name = qdict_get_try_str(args, "node-name");
-    DriveInfo *d = media_drive(args, true, &name, errp);
+    const char *name;
+    DriveInfo *d = media_drive(NULL, id, &name, errp);
     BlockDriverState *bs;
 
     if (!d) {
@@ -241,20 +245,23 @@ QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
     return insert_medium(d, bs, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_eject(QDict *args, Error **errp)
+QObject *qmp_eject(const char *device, const char *id, bool has_force, bool force,
+                   Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && open_tray(d, name, errp) && remove_medium(d, name, errp)
            ? qdict_new() : NULL;
 }
 
-QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_change_medium(const char *device, const char *id, const char *filename,
+                                    const char *format, bool has_force, bool force,
+                                    bool has_read_only_mode,
+                                    BlockdevChangeReadOnlyMode read_only_mode, Error **errp)
 {
-    const char *name, *format = qdict_get_try_str(args, "format");
-    const char *mode = qdict_get_try_str(args, "read-only-mode");
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    const char *name;
+    DriveInfo *d = media_drive(device, id, &name, errp);
     BlockDriverState *bs;
     QDict *options;
     bool ro, ok;
@@ -263,11 +270,11 @@ QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
     if (!d) {
         return NULL;
     }
-    if (!mode || !strcmp(mode, "retain")) {
+    if (read_only_mode == BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN) {
         /* As QEMU 7.2: what the medium inside is, or the last one was. */
         ro = d->bs ? bdrv_is_read_only(d->bs) : d->media_ro;
     } else {
-        ro = !strcmp(mode, "read-only");
+        ro = read_only_mode == BLOCKDEV_CHANGE_READ_ONLY_MODE_READ_ONLY;
     }
     /* The new medium first: when it cannot be opened, nothing moves. */
     options = qdict_new();
@@ -275,7 +282,7 @@ QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
         qdict_put_str(options, "driver", format);
     }
     flags = BDRV_O_NO_PROMPT | (ro ? 0 : BDRV_O_RDWR);
-    bs = bdrv_open(qdict_get_try_str(args, "filename"), options, flags, errp);
+    bs = bdrv_open(filename, options, flags, errp);
     if (!bs) {
         return NULL;
     }
@@ -324,13 +331,11 @@ static bool hmp_force_flag(Monitor *mon, const char *cmd, char ***p, bool *force
     return true;
 }
 
-static void hmp_media_run(Monitor *mon, const char *command, QDict *args)
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_media_done(Monitor *mon, QObject *ret, Error *err)
 {
-    Error *err = NULL;
-
-    qobject_unref(qmp_dispatch_command(command, args, &err));
+    qobject_unref(ret);
     hmp_handle_error(mon, err);
-    qobject_unref(args);
 }
 
 /* eject [-f] device: QMP's eject by drive name. */
@@ -339,7 +344,8 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
     g_auto(GStrv) w = hmp_words(qargs);
     char **p = w;
     bool force = false;
-    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!hmp_force_flag(mon, "eject", &p, &force)) {
         return;
@@ -353,12 +359,8 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
                      "Try \"help eject\" for more information\n");
         return;
     }
-    args = qdict_new();
-    qdict_put_str(args, "device", *p);
-    if (force) {
-        qdict_put_bool(args, "force", true);
-    }
-    hmp_media_run(mon, "eject", args);
+    ret = qmp_eject(*p, NULL, force, force, &err);
+    hmp_media_done(mon, ret, err);
 }
 
 /* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
@@ -368,7 +370,9 @@ static void hmp_change(Monitor *mon, const QDict *qargs)
     char **rest;
     guint n;
     bool force;
-    QDict *args;
+    int mode = BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!*w) {
         hmp_expected(mon, "change", "block device name");
@@ -389,23 +393,18 @@ static void hmp_change(Monitor *mon, const QDict *qargs)
                      "Try \"help change\" for more information\n");
         return;
     }
-    if (n == 3 && qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "", rest[2], NULL) < 0) {
-        monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
-        return;
-    }
-    args = qdict_new();
-    qdict_put_str(args, "device", w[0]);
-    qdict_put_str(args, "filename", rest[0]);
-    if (n >= 2) {
-        qdict_put_str(args, "format", rest[1]);
-    }
     if (n == 3) {
-        qdict_put_str(args, "read-only-mode", rest[2]);
+        mode = qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "read-only-mode", rest[2],
+                               NULL);
+        if (mode < 0) {
+            /* QEMU's HMP message, not QMP's. */
+            monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
+            return;
+        }
     }
-    if (force) {
-        qdict_put_bool(args, "force", true);
-    }
-    hmp_media_run(mon, "blockdev-change-medium", args);
+    ret = qmp_blockdev_change_medium(w[0], NULL, rest[0], n >= 2 ? rest[1] : NULL, force, force,
+                                     n == 3, mode, &err);
+    hmp_media_done(mon, ret, err);
 }
 
 static const HMPCommand hmp_cmds[] = {

@@ -81,7 +81,7 @@ static gboolean on_signal(gpointer opaque)
  * The daemon's quit (the machine has its own in system/vl.c): no machine to
  * shut down, quit just ends the process (no SHUTDOWN event).
  */
-QObject *qmp_quit(QDict *args, Error **errp)
+QObject *qmp_quit(Error **errp)
 {
     exit_requested = true;
     return qdict_new();

@@ -186,11 +186,9 @@ static bool node_has_parent(BlockDriverState *bs)
     return false;
 }
 
-QObject *qmp_change_backing_file(QDict *args, Error **errp)
+QObject *qmp_change_backing_file(const char *device, const char *image_name,
+                                 const char *backing_file, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *image_name = qdict_get_try_str(args, "image-node-name");
-    const char *backing_file = qdict_get_try_str(args, "backing-file");
     DriveInfo *d = drive_find(device);
     BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
     BlockDriverState *image, *b;

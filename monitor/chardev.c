@@ -462,7 +462,7 @@ static char *chardev_filename(Chardev *chr)
     }
 }
 
-QObject *qmp_query_chardev(QDict *args, Error **errp)
+QObject *qmp_query_chardev(Error **errp)
 {
     json_t *list = json_array();
     GList *all = g_list_concat(g_list_copy(chardevs), g_list_copy(legacy_chardevs));

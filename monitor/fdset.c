@@ -262,16 +262,16 @@ static int take_sent_fd(Monitor **owner, Error **errp)
     return fd;
 }
 
-QObject *qmp_add_fd(QDict *args, Error **errp)
+QObject *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, const char *opaque, Error **errp)
 {
-    int64_t id = qdict_get_try_int(args, "fdset-id", -1);
+    int64_t id = has_fdset_id ? fdset_id : -1;
     int fd = take_sent_fd(NULL, errp);
     QDict *ret;
 
     if (fd < 0) {
         return NULL;
     }
-    if (qdict_haskey(args, "fdset-id") && id < 0) {
+    if (has_fdset_id && id < 0) {
         close(fd);
         error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
         return NULL;
@@ -283,7 +283,7 @@ QObject *qmp_add_fd(QDict *args, Error **errp)
             id++;
         }
     }
-    fdset_add(id, fd, qdict_get_try_str(args, "opaque"));
+    fdset_add(id, fd, opaque);
     ret = qdict_new();
     /* QEMU 7.2's member order. */
     qdict_put_int(ret, "fd", fd);
@@ -291,11 +291,8 @@ QObject *qmp_add_fd(QDict *args, Error **errp)
     return ret;
 }
 
-QObject *qmp_remove_fd(QDict *args, Error **errp)
+QObject *qmp_remove_fd(int64_t id, bool has_fd, int64_t fd, Error **errp)
 {
-    int64_t id = qdict_get_try_int(args, "fdset-id", -1);
-    bool has_fd = qdict_haskey(args, "fd");
-    int64_t fd = qdict_get_try_int(args, "fd", -1);
     Fdset *set = fdset_find(id);
     bool found = false;
 
@@ -320,7 +317,7 @@ QObject *qmp_remove_fd(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_fdsets(QDict *args, Error **errp)
+QObject *qmp_query_fdsets(Error **errp)
 {
     json_t *list = json_array();
 
@@ -421,14 +418,14 @@ void monitor_named_fds_release(Monitor *mon)
     }
 }
 
-QObject *qmp_getfd(QDict *args, Error **errp)
+QObject *qmp_getfd(const char *fdname, Error **errp)
 {
-    return getfd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
+    return getfd(fdname, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_closefd(QDict *args, Error **errp)
+QObject *qmp_closefd(const char *fdname, Error **errp)
 {
-    return closefd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
+    return closefd(fdname, errp) ? qdict_new() : NULL;
 }
 
 static void hmp_named_fd(Monitor *mon, const QDict *qdict,

@@ -16,17 +16,17 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-QObject *qmp_query_version(QDict *args, Error **errp)
+QObject *qmp_query_version(Error **errp)
 {
     return qmp_version_info();
 }
 
-QObject *qmp_query_commands(QDict *args, Error **errp)
+QObject *qmp_query_commands(Error **errp)
 {
     return qmp_list_commands();
 }
 
-QObject *qmp_query_status(QDict *args, Error **errp)
+QObject *qmp_query_status(Error **errp)
 {
     QDict *info = qdict_new();
 
@@ -36,7 +36,7 @@ QObject *qmp_query_status(QDict *args, Error **errp)
     return info;
 }
 
-QObject *qmp_query_name(QDict *args, Error **errp)
+QObject *qmp_query_name(Error **errp)
 {
     QDict *info = qdict_new();
 
@@ -46,42 +46,43 @@ QObject *qmp_query_name(QDict *args, Error **errp)
     return info;
 }
 
-QObject *qmp_stop(QDict *args, Error **errp)
+QObject *qmp_stop(Error **errp)
 {
     vm_stop();
     return qdict_new();
 }
 
-QObject *qmp_cont(QDict *args, Error **errp)
+QObject *qmp_cont(Error **errp)
 {
     return vm_start(errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_system_reset(QDict *args, Error **errp)
+QObject *qmp_system_reset(Error **errp)
 {
     qemu_system_reset();
     return qdict_new();
 }
 
-QObject *qmp_system_powerdown(QDict *args, Error **errp)
+QObject *qmp_system_powerdown(Error **errp)
 {
     qemu_system_powerdown();
     return qdict_new();
 }
 
-QObject *qmp_query_block(QDict *args, Error **errp)
+QObject *qmp_query_block(Error **errp)
 {
     return qmp_query_block_list();
 }
 
-QObject *qmp_query_named_block_nodes(QDict *args, Error **errp)
+/* @flat: this tree's node entries have no backing chain inside to flatten. */
+QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
 {
     return qmp_query_named_block_nodes_list();
 }
 
-QObject *qmp_query_blockstats(QDict *args, Error **errp)
+QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
 {
-    return qmp_query_blockstats_list(qdict_get_try_bool(args, "query-nodes", false));
+    return qmp_query_blockstats_list(query_nodes);
 }
 
 QObject *qmp_blockdev_add(QDict *args, Error **errp)
@@ -89,16 +90,14 @@ QObject *qmp_blockdev_add(QDict *args, Error **errp)
     return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_blockdev_del(QDict *args, Error **errp)
+QObject *qmp_blockdev_del(const char *node_name, Error **errp)
 {
-    return blockdev_del(qdict_get_try_str(args, "node-name"), errp) ? qdict_new() : NULL;
+    return blockdev_del(node_name, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_block_passwd(QDict *args, Error **errp)
+QObject *qmp_block_passwd(const char *device, const char *node, const char *password,
+                          Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *node = qdict_get_try_str(args, "node-name");
-    const char *password = qdict_get_try_str(args, "password");
     BlockDriverState *bs, *target;
 
     if (!!device == !!node) {
@@ -143,9 +142,9 @@ QObject *qmp_device_add(QDict *args, Error **errp)
     return qdev_device_add(args, true, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_device_del(QDict *args, Error **errp)
+QObject *qmp_device_del(const char *id, Error **errp)
 {
-    return qdev_unplug(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+    return qdev_unplug(id, errp) ? qdict_new() : NULL;
 }
 
 QObject *qmp_object_add(QDict *args, Error **errp)
@@ -153,14 +152,16 @@ QObject *qmp_object_add(QDict *args, Error **errp)
     return user_creatable_add(args, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_object_del(QDict *args, Error **errp)
+QObject *qmp_object_del(const char *id, Error **errp)
 {
-    return user_creatable_del(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+    return user_creatable_del(id, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_human_monitor_command(QDict *args, Error **errp)
+/* @cpu_index: the machine has no CPU whose monitor context could differ. */
+QObject *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
+                                   int64_t cpu_index, Error **errp)
 {
-    g_autofree char *out = monitor_hmp_capture(qdict_get_try_str(args, "command-line"));
+    g_autofree char *out = monitor_hmp_capture(command_line);
 
     return json_string(out);
 }

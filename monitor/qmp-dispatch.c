@@ -433,6 +433,38 @@ static bool check_args(json_t *data, json_t *gen, QDict *args, const char *prefi
                 : check_no_members(args, errp);
 }
 
+/*
+ * With QMP_CHECK_RETURNS=1 in the environment (for tests) every value a
+ * handler returns is checked against the command's 'returns' in the
+ * schema, as arguments are: a value the schema does not declare (a
+ * missing or unknown member, a wrong JSON type, an enum name the enum
+ * lacks) stops the program, so a test catches the handler or the schema
+ * that is wrong.  A command without 'returns' must return {}.
+ */
+static bool check_returns_enabled(void)
+{
+    static int enabled = -1;
+
+    if (enabled < 0) {
+        enabled = !g_strcmp0(g_getenv("QMP_CHECK_RETURNS"), "1");
+    }
+    return enabled;
+}
+
+static void check_return_value(const char *name, json_t *def, QObject *ret)
+{
+    json_t *returns = json_object_get(def, "returns");
+    Error *err = NULL;
+
+    if (returns ? check_value(returns, ret, "return", &err)
+                : json_is_object(ret) && json_object_size(ret) == 0) {
+        return;
+    }
+    fprintf(stderr, "QMP command '%s' returned a value its schema does not declare: %s\n",
+            name, err ? error_get_pretty(err) : "expected {}");
+    abort();
+}
+
 QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
 {
     json_t *def = schema_def(name, "command");
@@ -456,6 +488,9 @@ QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
         return NULL;
     }
     ret = fn(args, errp);
+    if (ret && check_returns_enabled()) {
+        check_return_value(name, def, ret);
+    }
     qobject_unref(empty);
     return ret;
 }

@@ -642,40 +642,24 @@ def write_events(exprs, outdir):
 # handler takes them typed (see command_params()).  A command leaves this
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
-    # qmp_capabilities, query-*: control, run state, machine
-    'qmp_capabilities', 'query-version', 'query-commands', 'quit', 'query-status',
-    'query-name', 'stop', 'cont', 'system_reset', 'system_powerdown',
-    'human-monitor-command', 'query-target', 'query-kvm', 'query-machines',
-    'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
-    'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
-    'query-sev-capabilities', 'query-sgx-capabilities', 'query-command-line-options',
-    'query-qmp-schema', 'query-iothreads', 'x-blockdev-set-iothread',
-    # QOM and devices
-    'qom-list-types', 'device-list-properties', 'qom-list-properties', 'qom-list',
-    'qom-get', 'qom-set', 'object-add', 'object-del', 'device_add', 'device_del',
-    # chardevs and file descriptors
-    'query-chardev', 'add-fd', 'remove-fd', 'query-fdsets', 'getfd', 'closefd',
-    # the block graph
-    'query-block', 'query-named-block-nodes', 'query-blockstats', 'blockdev-add',
-    'blockdev-del', 'block_passwd', 'block_set_io_throttle', 'x-debug-query-block-graph',
-    'x-blockdev-change', 'block_resize', 'blockdev-snapshot', 'blockdev-snapshot-sync',
-    'blockdev-reopen', 'blockdev-create', 'x-blockdev-amend', 'change-backing-file',
-    'blockdev-snapshot-internal-sync', 'blockdev-snapshot-delete-internal-sync',
-    # removable media
-    'blockdev-open-tray', 'blockdev-close-tray', 'blockdev-remove-medium',
-    'blockdev-insert-medium', 'blockdev-change-medium', 'eject',
-    # jobs that start (transaction passes their arguments on as a dictionary)
-    'drive-backup', 'blockdev-backup', 'drive-mirror', 'blockdev-mirror', 'block-commit',
-    'block-stream',
-    # dirty bitmaps: merge's list of names or {node, name} objects; transaction
-    'block-dirty-bitmap-merge', 'transaction',
-    # exports
-    'nbd-server-start', 'nbd-server-add', 'nbd-server-remove', 'nbd-server-stop',
-    'block-export-add', 'block-export-del', 'query-block-exports',
-    # migration
-    'migrate', 'migrate-incoming', 'migrate_cancel', 'migrate-start-postcopy',
-    'query-migrate', 'migrate-set-capabilities', 'query-migrate-capabilities',
-    'migrate-set-parameters', 'query-migrate-parameters',
+    # Arguments with no C form yet (a struct, list, union or 'any'):
+    'qmp_capabilities',                 # enable: [QMPCapability]
+    'query-cpu-model-expansion',        # model: CpuModelInfo
+    'x-blockdev-set-iothread',          # iothread: str or null
+    'qom-set',                          # value: any
+    'blockdev-reopen',                  # options: [any]
+    'drive-backup', 'blockdev-backup',  # x-perf: BackupPerf
+    'blockdev-create', 'x-blockdev-amend',      # options: a union
+    'block-dirty-bitmap-merge',         # bitmaps: [str or {node, name}]
+    'transaction',                      # actions: [TransactionAction]
+    'migrate-set-capabilities',         # capabilities: [MigrationCapabilityStatus]
+    'migrate-set-parameters',           # block-bitmap-mapping: [...]
+    'nbd-server-start',                 # addr: SocketAddressLegacy
+    # 'gen': false or boxed: the handler passes the arguments on whole
+    'blockdev-add', 'device_add', 'object-add', 'block-export-add',
+    # Convertible (scalar and enum arguments), not converted yet:
+    'block_set_io_throttle', 'block-commit', 'block-stream', 'drive-mirror',
+    'blockdev-mirror',
 }
 
 # How a typed argument of each type is declared, and read from the

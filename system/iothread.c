@@ -169,7 +169,7 @@ const char *iothread_id(const IOThread *t)
     return t->id;
 }
 
-QObject *qmp_query_iothreads(QDict *args, Error **errp)
+QObject *qmp_query_iothreads(Error **errp)
 {
     json_t *list = json_array();
 

@@ -20,12 +20,12 @@
 
 extern const char qapi_introspection_json[];
 
-QObject *qmp_query_target(QDict *args, Error **errp)
+QObject *qmp_query_target(Error **errp)
 {
     return json_pack("{s:s}", "arch", "x86_64");
 }
 
-QObject *qmp_query_kvm(QDict *args, Error **errp)
+QObject *qmp_query_kvm(Error **errp)
 {
     return json_pack("{s:b,s:b}", "enabled", 0, "present", 0);
 }
@@ -43,7 +43,7 @@ static const struct {
     { "none", "empty machine", false },
 };
 
-QObject *qmp_query_machines(QDict *args, Error **errp)
+QObject *qmp_query_machines(Error **errp)
 {
     json_t *list = json_array();
 
@@ -59,7 +59,7 @@ QObject *qmp_query_machines(QDict *args, Error **errp)
     return list;
 }
 
-QObject *qmp_query_cpu_definitions(QDict *args, Error **errp)
+QObject *qmp_query_cpu_definitions(Error **errp)
 {
     /* No CPU is emulated: there is no model to offer. */
     return json_array();
@@ -74,36 +74,36 @@ QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
     return NULL;
 }
 
-QObject *qmp_query_cpus_fast(QDict *args, Error **errp)
+QObject *qmp_query_cpus_fast(Error **errp)
 {
     /* No CPU object, no vCPU thread: nothing to list (QEMU's "none" alike). */
     return json_array();
 }
 
-QObject *qmp_query_hotpluggable_cpus(QDict *args, Error **errp)
+QObject *qmp_query_hotpluggable_cpus(Error **errp)
 {
     /* QEMU's answer on a machine without hot-pluggable CPUs (all of ours). */
     error_setg(errp, "The feature 'query-hotpluggable-cpus' is not enabled");
     return NULL;
 }
 
-QObject *qmp_query_tpm_models(QDict *args, Error **errp)
+QObject *qmp_query_tpm_models(Error **errp)
 {
     return json_array();
 }
 
-QObject *qmp_query_tpm_types(QDict *args, Error **errp)
+QObject *qmp_query_tpm_types(Error **errp)
 {
     return json_array();
 }
 
-QObject *qmp_query_sev_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_sev_capabilities(Error **errp)
 {
     error_setg(errp, "SEV is not available (this machine emulates no CPU)");
     return NULL;
 }
 
-QObject *qmp_query_sgx_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_sgx_capabilities(Error **errp)
 {
     error_setg(errp, "SGX is not available (this machine emulates no CPU)");
     return NULL;
@@ -137,9 +137,8 @@ static const struct {
     { "mon", mon_params },
 };
 
-QObject *qmp_query_command_line_options(QDict *args, Error **errp)
+QObject *qmp_query_command_line_options(const char *option, Error **errp)
 {
-    const char *option = qdict_get_try_str(args, "option");
     json_t *list = json_array();
 
     for (size_t i = 0; i < G_N_ELEMENTS(cmdline_options); i++) {
@@ -278,12 +277,13 @@ static bool type_exists(const char *name)
     return !strcmp(name, "object") || type_parent(name, &is_abstract);
 }
 
-QObject *qmp_qom_list_types(QDict *args, Error **errp)
+QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abstract,
+                            Error **errp)
 {
     TypeListing tl = {
         .list = json_array(),
-        .implements = qdict_get_try_str(args, "implements"),
-        .abstract = qdict_get_try_bool(args, "abstract", false),
+        .implements = implements,
+        .abstract = abstract,
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(fixed_types); i++) {
@@ -342,9 +342,8 @@ static json_t *object_type_properties(const char *name)
     return list;
 }
 
-QObject *qmp_device_list_properties(QDict *args, Error **errp)
+QObject *qmp_device_list_properties(const char *name, Error **errp)
 {
-    const char *name = qdict_get_try_str(args, "typename");
     bool is_abstract;
     json_t *props;
 
@@ -361,9 +360,8 @@ QObject *qmp_device_list_properties(QDict *args, Error **errp)
     return props;
 }
 
-QObject *qmp_qom_list_properties(QDict *args, Error **errp)
+QObject *qmp_qom_list_properties(const char *name, Error **errp)
 {
-    const char *name = qdict_get_try_str(args, "typename");
     json_t *props;
 
     if (!type_exists(name)) {
@@ -379,15 +377,14 @@ QObject *qmp_qom_list_properties(QDict *args, Error **errp)
     return props;
 }
 
-QObject *qmp_qom_list(QDict *args, Error **errp)
+QObject *qmp_qom_list(const char *path, Error **errp)
 {
-    return qdev_qom_list(qdict_get_try_str(args, "path"), errp);
+    return qdev_qom_list(path, errp);
 }
 
-QObject *qmp_qom_get(QDict *args, Error **errp)
+QObject *qmp_qom_get(const char *path, const char *property, Error **errp)
 {
-    return qdev_qom_get(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
-                        errp);
+    return qdev_qom_get(path, property, errp);
 }
 
 QObject *qmp_qom_set(QDict *args, Error **errp)
@@ -399,7 +396,7 @@ QObject *qmp_qom_set(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
+QObject *qmp_query_qmp_schema(Error **errp)
 {
     json_error_t jerr;
     json_t *schema = json_loads(qapi_introspection_json, 0, &jerr);

@@ -451,19 +451,20 @@ static gboolean out_tick(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-QObject *qmp_migrate(QDict *args, Error **errp)
+/* @detach: QMP's migrate never waits, detached or not. */
+QObject *qmp_migrate(const char *uri, bool has_blk, bool blk, bool has_inc, bool inc,
+                     bool has_detach, bool detach, bool has_resume, bool resume, Error **errp)
 {
-    const char *uri = qdict_get_try_str(args, "uri");
     Error *err = NULL;
     bool listening;
     int fd;
 
-    if (qdict_get_try_bool(args, "blk", false) || qdict_get_try_bool(args, "inc", false)) {
+    if (blk || inc) {
         error_setg(errp, "Block migration is not supported: the disks must be shared "
                    "storage on this machine");
         return NULL;
     }
-    if (qdict_get_try_bool(args, "resume", false)) {
+    if (resume) {
         error_setg(errp, "Cannot resume if there is no paused migration");
         return NULL;
     }
@@ -501,7 +502,7 @@ QObject *qmp_migrate(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_migrate_cancel(QDict *args, Error **errp)
+QObject *qmp_migrate_cancel(Error **errp)
 {
     if (status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE) {
         set_status(MIGRATION_STATUS_CANCELLING);
@@ -521,7 +522,7 @@ static gboolean out_switchover(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
+QObject *qmp_migrate_start_postcopy(Error **errp)
 {
     if (!cap_enabled("postcopy-ram")) {
         error_setg(errp, "Enable postcopy with migrate_set_capability before"
@@ -864,7 +865,7 @@ bool migration_incoming_start(Error **errp)
     return in_listen(in.cmdline_uri, errp);
 }
 
-QObject *qmp_migrate_incoming(QDict *args, Error **errp)
+QObject *qmp_migrate_incoming(const char *uri, Error **errp)
 {
     if (!in.pending) {
         error_setg(errp, "'-incoming' was not specified on the command line");
@@ -874,13 +875,13 @@ QObject *qmp_migrate_incoming(QDict *args, Error **errp)
         error_setg(errp, "The incoming migration has already been started");
         return NULL;
     }
-    return in_listen(qdict_get_try_str(args, "uri"), errp) ? qdict_new() : NULL;
+    return in_listen(uri, errp) ? qdict_new() : NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Queries, capabilities, parameters */
 
-QObject *qmp_query_migrate(QDict *args, Error **errp)
+QObject *qmp_query_migrate(Error **errp)
 {
     QDict *info = qdict_new();
 
@@ -943,7 +944,7 @@ QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_migrate_capabilities(Error **errp)
 {
     json_t *list = json_array();
 
@@ -974,7 +975,7 @@ QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
+QObject *qmp_query_migrate_parameters(Error **errp)
 {
     QDict *p = qdict_new();
     json_t *map = bitmap_mig_get_mapping();
@@ -1002,7 +1003,7 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
 {
     const char *line = qdict_get_try_str(qargs, "uri");
     bool detach = false;
-    QDict *args;
+    g_autoptr(GString) uri = NULL;
     Error *err = NULL;
     QObject *ret;
 
@@ -1019,11 +1020,11 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
             line++;
         }
     }
-    args = qdict_new();
     if (line[0] == '"') {
         /* A quoted URI, as HMP's string arguments take it: "exec: cat > 'f'". */
-        g_autoptr(GString) uri = g_string_new(NULL);
         const char *p = line + 1;
+
+        uri = g_string_new(NULL);
         for (; *p && *p != '"'; p++) {
             if (*p == '\\' && p[1]) {
                 p++;
@@ -1031,16 +1032,13 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
             g_string_append_c(uri, *p);
         }
         if (*p != '"' || p[1]) {
-            qobject_unref(args);
             monitor_printf(mon, "Error: unterminated string literal\n");
             return;
         }
-        qdict_put_str(args, "uri", uri->str);
-    } else {
-        qdict_put_str(args, "uri", line);
     }
-    ret = qmp_dispatch_command("migrate", args, &err);
-    qobject_unref(args);
+    /* -d is HMP's own: whether this monitor waits for the end. */
+    ret = qmp_migrate(uri ? uri->str : line, false, false, false, false, false, false,
+                      false, false, &err);
     qobject_unref(ret);
     if (hmp_handle_error(mon, err)) {
         return;
@@ -1054,23 +1052,35 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
     }
 }
 
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
+{
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
 static void hmp_migrate_incoming(Monitor *mon, const QDict *qargs)
 {
-    QDict *args = qdict_new();
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_incoming(qdict_get_try_str(qargs, "uri"), &err);
 
-    qdict_put_str(args, "uri", qdict_get_try_str(qargs, "uri"));
-    hmp_run(mon, "migrate-incoming", args);
-    qobject_unref(args);
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_migrate_cancel(Monitor *mon, const QDict *qargs)
 {
-    hmp_run(mon, "migrate_cancel", NULL);
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_cancel(&err);
+
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_migrate_start_postcopy(Monitor *mon, const QDict *qargs)
 {
-    hmp_run(mon, "migrate-start-postcopy", NULL);
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_start_postcopy(&err);
+
+    hmp_typed_done(mon, ret, err);
 }
 
 static bool known_cap(const char *name)

@@ -463,10 +463,8 @@ static BlockDriverState *root_bs(const char *device, Error **errp)
     return bs;
 }
 
-QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot_internal_sync(const char *device, const char *name, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *name = qdict_get_try_str(args, "name");
     BlockDriverState *bs = root_bs(device, errp);
     QEMUSnapshotInfo sn;
 
@@ -501,11 +499,9 @@ QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_blockdev_snapshot_delete_internal_sync(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot_delete_internal_sync(const char *device, const char *id,
+                                                   const char *name, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *id = qdict_get_try_str(args, "id");
-    const char *name = qdict_get_try_str(args, "name");
     BlockDriverState *bs = root_bs(device, errp);
     g_autofree QEMUSnapshotInfo *sn = NULL;
     QEMUSnapshotInfo found;

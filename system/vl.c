@@ -107,7 +107,7 @@ static gboolean on_signal(gpointer opaque)
  * The machine's quit (the storage daemon has its own: each program links
  * the handler the generated command table names).
  */
-QObject *qmp_quit(QDict *args, Error **errp)
+QObject *qmp_quit(Error **errp)
 {
     qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
     /* QEMU ends its jobs before quit's reply: their events come first. */

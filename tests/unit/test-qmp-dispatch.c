@@ -201,6 +201,35 @@ static void test_undeclared(void)
     g_test_trap_assert_stderr("*'no-such-command' is not declared in the schema*");
 }
 
+/* With QMP_CHECK_RETURNS=1 (the iotests' setting) a return value is checked. */
+static void test_returns_checked(void)
+{
+    if (g_test_subprocess()) {
+        g_setenv("QMP_CHECK_RETURNS", "1", TRUE);
+        /* No 'returns': {} is right. */
+        g_assert_null(run("qmp_capabilities", NULL, NULL));
+        /* A list of BlockDeviceInfo declared, {} returned. */
+        run("query-named-block-nodes", NULL, NULL);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*QMP command 'query-named-block-nodes' returned a value its "
+                              "schema does not declare: Invalid parameter type for 'return', "
+                              "expected: array*");
+}
+
+static void test_returns_unchecked(void)
+{
+    if (g_test_subprocess()) {
+        g_unsetenv("QMP_CHECK_RETURNS");
+        g_assert_null(run("query-named-block-nodes", NULL, NULL));
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -210,6 +239,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-dispatch/unions", test_unions);
     g_test_add_func("/qmp-dispatch/query-commands", test_query_commands);
     g_test_add_func("/qmp-dispatch/undeclared-command", test_undeclared);
+    g_test_add_func("/qmp-dispatch/returns-checked", test_returns_checked);
+    g_test_add_func("/qmp-dispatch/returns-unchecked", test_returns_unchecked);
     ret = g_test_run();
     qobject_unref(last_args);
     qmp_registry_cleanup();
