@@ -187,16 +187,14 @@ const char *bdrv_get_format_name(BlockDriverState *bs)
 
 bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp)
 {
-    static const char *const names[] = { "off", "metadata", "falloc", "full" };
+    int v = qapi_enum_parse(&PreallocMode_lookup, "preallocation", s, NULL);
 
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        if (!strcmp(s, names[i])) {
-            *mode = (PreallocMode)i;
-            return true;
-        }
+    if (v < 0) {
+        error_setg(errp, "Invalid preallocation mode: '%s'", s);
+        return false;
     }
-    error_setg(errp, "Invalid preallocation mode: '%s'", s);
-    return false;
+    *mode = (PreallocMode)v;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

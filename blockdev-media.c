@@ -17,6 +17,8 @@
 #include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "system/blockdev-nbd.h"
@@ -35,11 +37,9 @@ bool drive_has_tray(const DriveInfo *dinfo)
  * The drive named by @device (a drive's name) or @id (a device's id or QOM
  * path).  @name is set to the one given, for the messages.
  */
-static DriveInfo *media_drive(const QDict *args, bool id_only, const char **name,
+static DriveInfo *media_drive(const char *device, const char *id, const char **name,
                               Error **errp)
 {
-    const char *device = id_only ? NULL : qdict_get_try_str(args, "device");
-    const char *id = qdict_get_try_str(args, "id");
     DriveInfo *d = NULL;
 
     if (!device == !id) {
@@ -70,13 +70,9 @@ static DriveInfo *media_drive(const QDict *args, bool id_only, const char **name
 
 static void tray_moved(DriveInfo *d, bool open)
 {
-    QDict *data = qdict_new();
-
     d->tray_open = open;
-    qdict_put_str(data, "device", d->anonymous ? "" : d->id);
-    qdict_put_bool(data, "tray-open", open);
-    qdict_put_str(data, "id", qdev_attached_name(d->dev));
-    qapi_event_emit("DEVICE_TRAY_MOVED", data);     /* takes @data */
+    qapi_event_send_device_tray_moved(d->anonymous ? "" : d->id, qdev_attached_name(d->dev),
+                                      open);
 }
 
 static bool open_tray(DriveInfo *d, const char *name, Error **errp)
@@ -198,34 +194,40 @@ static bool node_in_drive(BlockDriverState *bs)
     return false;
 }
 
-static QObject *qmp_blockdev_open_tray(QDict *args, Error **errp)
+/*
+ * The commands take typed arguments (qapi/qapi-commands.h).  @force of
+ * open-tray, eject and change-medium overrides a guest's tray lock, which
+ * no device here has: open_tray() never needs it.
+ */
+QObject *qmp_blockdev_open_tray(const char *device, const char *id, bool has_force, bool force,
+                                Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && open_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_close_tray(QDict *args, Error **errp)
+QObject *qmp_blockdev_close_tray(const char *device, const char *id, Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && close_tray(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_remove_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_remove_medium(const char *id, Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, true, &name, errp);
+    DriveInfo *d = media_drive(NULL, id, &name, errp);
 
     return d && remove_medium(d, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_insert_medium(const char *id, const char *node_name, Error **errp)
 {
-    const char *name, *node_name = qdict_get_try_str(args, "node-name");
-    DriveInfo *d = media_drive(args, true, &name, errp);
+    const char *name;
+    DriveInfo *d = media_drive(NULL, id, &name, errp);
     BlockDriverState *bs;
 
     if (!d) {
@@ -243,20 +245,23 @@ static QObject *qmp_blockdev_insert_medium(QDict *args, Error **errp)
     return insert_medium(d, bs, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_eject(QDict *args, Error **errp)
+QObject *qmp_eject(const char *device, const char *id, bool has_force, bool force,
+                   Error **errp)
 {
     const char *name;
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    DriveInfo *d = media_drive(device, id, &name, errp);
 
     return d && open_tray(d, name, errp) && remove_medium(d, name, errp)
            ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
+QObject *qmp_blockdev_change_medium(const char *device, const char *id, const char *filename,
+                                    const char *format, bool has_force, bool force,
+                                    bool has_read_only_mode,
+                                    BlockdevChangeReadOnlyMode read_only_mode, Error **errp)
 {
-    const char *name, *format = qdict_get_try_str(args, "format");
-    const char *mode = qdict_get_try_str(args, "read-only-mode");
-    DriveInfo *d = media_drive(args, false, &name, errp);
+    const char *name;
+    DriveInfo *d = media_drive(device, id, &name, errp);
     BlockDriverState *bs;
     QDict *options;
     bool ro, ok;
@@ -265,11 +270,11 @@ static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
     if (!d) {
         return NULL;
     }
-    if (!mode || !strcmp(mode, "retain")) {
+    if (read_only_mode == BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN) {
         /* As QEMU 7.2: what the medium inside is, or the last one was. */
         ro = d->bs ? bdrv_is_read_only(d->bs) : d->media_ro;
     } else {
-        ro = !strcmp(mode, "read-only");
+        ro = read_only_mode == BLOCKDEV_CHANGE_READ_ONLY_MODE_READ_ONLY;
     }
     /* The new medium first: when it cannot be opened, nothing moves. */
     options = qdict_new();
@@ -277,7 +282,7 @@ static QObject *qmp_blockdev_change_medium(QDict *args, Error **errp)
         qdict_put_str(options, "driver", format);
     }
     flags = BDRV_O_NO_PROMPT | (ro ? 0 : BDRV_O_RDWR);
-    bs = bdrv_open(qdict_get_try_str(args, "filename"), options, flags, errp);
+    bs = bdrv_open(filename, options, flags, errp);
     if (!bs) {
         return NULL;
     }
@@ -326,13 +331,11 @@ static bool hmp_force_flag(Monitor *mon, const char *cmd, char ***p, bool *force
     return true;
 }
 
-static void hmp_media_run(Monitor *mon, const char *command, QDict *args)
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_media_done(Monitor *mon, QObject *ret, Error *err)
 {
-    Error *err = NULL;
-
-    qobject_unref(qmp_dispatch_command(command, args, &err));
+    qobject_unref(ret);
     hmp_handle_error(mon, err);
-    qobject_unref(args);
 }
 
 /* eject [-f] device: QMP's eject by drive name. */
@@ -341,7 +344,8 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
     g_auto(GStrv) w = hmp_words(qargs);
     char **p = w;
     bool force = false;
-    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!hmp_force_flag(mon, "eject", &p, &force)) {
         return;
@@ -355,23 +359,20 @@ static void hmp_eject(Monitor *mon, const QDict *qargs)
                      "Try \"help eject\" for more information\n");
         return;
     }
-    args = qdict_new();
-    qdict_put_str(args, "device", *p);
-    if (force) {
-        qdict_put_bool(args, "force", true);
-    }
-    hmp_media_run(mon, "eject", args);
+    ret = qmp_eject(*p, NULL, force, force, &err);
+    hmp_media_done(mon, ret, err);
 }
 
 /* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
 static void hmp_change(Monitor *mon, const QDict *qargs)
 {
-    static const char *const modes[] = { "retain", "read-only", "read-write", NULL };
     g_auto(GStrv) w = hmp_words(qargs);
     char **rest;
     guint n;
     bool force;
-    QDict *args;
+    int mode = BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!*w) {
         hmp_expected(mon, "change", "block device name");
@@ -392,23 +393,18 @@ static void hmp_change(Monitor *mon, const QDict *qargs)
                      "Try \"help change\" for more information\n");
         return;
     }
-    if (n == 3 && !g_strv_contains(modes, rest[2])) {
-        monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
-        return;
-    }
-    args = qdict_new();
-    qdict_put_str(args, "device", w[0]);
-    qdict_put_str(args, "filename", rest[0]);
-    if (n >= 2) {
-        qdict_put_str(args, "format", rest[1]);
-    }
     if (n == 3) {
-        qdict_put_str(args, "read-only-mode", rest[2]);
+        mode = qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "read-only-mode", rest[2],
+                               NULL);
+        if (mode < 0) {
+            /* QEMU's HMP message, not QMP's. */
+            monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
+            return;
+        }
     }
-    if (force) {
-        qdict_put_bool(args, "force", true);
-    }
-    hmp_media_run(mon, "blockdev-change-medium", args);
+    ret = qmp_blockdev_change_medium(w[0], NULL, rest[0], n >= 2 ? rest[1] : NULL, force, force,
+                                     n == 3, mode, &err);
+    hmp_media_done(mon, ret, err);
 }
 
 static const HMPCommand hmp_cmds[] = {
@@ -421,12 +417,12 @@ static const HMPCommand hmp_cmds[] = {
 
 void block_media_monitor_init(void)
 {
-    qmp_register_command("blockdev-open-tray", qmp_blockdev_open_tray);
-    qmp_register_command("blockdev-close-tray", qmp_blockdev_close_tray);
-    qmp_register_command("blockdev-remove-medium", qmp_blockdev_remove_medium);
-    qmp_register_command("blockdev-insert-medium", qmp_blockdev_insert_medium);
-    qmp_register_command("blockdev-change-medium", qmp_blockdev_change_medium);
-    qmp_register_command("eject", qmp_eject);
+    qmp_enable_command("blockdev-open-tray");
+    qmp_enable_command("blockdev-close-tray");
+    qmp_enable_command("blockdev-remove-medium");
+    qmp_enable_command("blockdev-insert-medium");
+    qmp_enable_command("blockdev-change-medium");
+    qmp_enable_command("eject");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }

@@ -14,6 +14,8 @@
 #include "nbd/nbd.h"
 #include "crypto/tlscreds.h"
 #include "system/blockdev.h"
+#include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -75,12 +77,9 @@ bool blockdev_nbd_replace_node(BlockDriverState *old_bs, BlockDriverState *new_b
 /* @e's export is gone (no client is left): says so. */
 static void export_finish(BlockExport *e)
 {
-    QDict *data = qdict_new();
-
     exports = g_list_remove(exports, e);
     nbd_export_release(e->nbd);
-    qdict_put_str(data, "id", e->id);
-    qapi_event_emit("BLOCK_EXPORT_DELETED", data);
+    qapi_event_send_block_export_deleted(e->id);
     g_free(e->id);
     g_free(e->node_name);
     g_free(e);
@@ -113,13 +112,13 @@ static void client_closed(NBDServer *server, void *opaque)
     }
 }
 
-static bool export_remove(BlockExport *e, const char *mode, Error **errp)
+static bool export_remove(BlockExport *e, BlockExportRemoveMode mode, Error **errp)
 {
     if (e->shutting_down) {
         error_setg(errp, "Export '%s' is already shutting down", e->id);
         return false;
     }
-    if ((!mode || !strcmp(mode, "safe")) && nbd_server_export_clients(nbd_server, e->nbd)) {
+    if (mode == BLOCK_EXPORT_REMOVE_MODE_SAFE && nbd_server_export_clients(nbd_server, e->nbd)) {
         error_setg(errp, "export '%s' still in use", e->id);
         return false;
     }
@@ -127,7 +126,7 @@ static bool export_remove(BlockExport *e, const char *mode, Error **errp)
     return true;
 }
 
-static QObject *qmp_nbd_server_start(QDict *args, Error **errp)
+QObject *qmp_nbd_server_start(QDict *args, Error **errp)
 {
     QDict *addr = json_object_get(args, "addr");
     QDict *data = json_object_get(addr, "data");
@@ -228,11 +227,10 @@ static bool export_add(const char *id, BlockDriverState *bs, DriveInfo *drive,
     return true;
 }
 
-static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
+/* The commands but nbd-server-start and block-export-add take typed arguments. */
+QObject *qmp_nbd_server_add(const char *device, const char *name, const char *description,
+                            bool has_writable, bool writable, const char *bitmap, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *name = qdict_get_try_str(args, "name");
-    const char *bitmap = qdict_get_try_str(args, "bitmap");
     BlockDriverState *bs;
     DriveInfo *drive;
 
@@ -247,27 +245,27 @@ static QObject *qmp_nbd_server_add(QDict *args, Error **errp)
     /* The export's id is its name, as QEMU's. */
     name = name ? name : device;
     drive = drive_find(device);
-    return export_add(name, bs, drive && drive->bs == bs ? drive : NULL, name, qdict_get_try_str(args, "description"), bitmap,
-                      qdict_get_try_bool(args, "writable", false), false, false, errp)
+    return export_add(name, bs, drive && drive->bs == bs ? drive : NULL, name, description,
+                      bitmap, writable, false, false, errp)
            ? qdict_new() : NULL;
 }
 
 /* block-export-del, and nbd-server-remove (whose name is the id, as in QEMU). */
-static QObject *export_del(QDict *args, const char *id_key, Error **errp)
+static QObject *export_del(const char *id, BlockExportRemoveMode mode, Error **errp)
 {
-    const char *id = qdict_get_try_str(args, id_key);
     BlockExport *e = export_find(id);
 
     if (!e) {
         error_setg(errp, "Export '%s' is not found", id);
         return NULL;
     }
-    return export_remove(e, qdict_get_try_str(args, "mode"), errp) ? qdict_new() : NULL;
+    return export_remove(e, mode, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_nbd_server_remove(QDict *args, Error **errp)
+QObject *qmp_nbd_server_remove(const char *name, bool has_mode, BlockExportRemoveMode mode,
+                               Error **errp)
 {
-    return export_del(args, "name", errp);
+    return export_del(name, mode, errp);
 }
 
 /* Removes every export (oldest first, as QEMU's events come) and waits until they are gone. */
@@ -302,7 +300,7 @@ void blockdev_nbd_drive_medium_gone(DriveInfo *drive)
     }
 }
 
-static QObject *qmp_nbd_server_stop(QDict *args, Error **errp)
+QObject *qmp_nbd_server_stop(Error **errp)
 {
     if (!nbd_server) {
         error_setg(errp, "NBD server not running");
@@ -346,7 +344,7 @@ static bool export_move_to_iothread(BlockDriverState *bs, const char *id, bool f
     return true;
 }
 
-static QObject *qmp_block_export_add(QDict *args, Error **errp)
+QObject *qmp_block_export_add(QDict *args, Error **errp)
 {
     const char *type = qdict_get_try_str(args, "type");
     const char *id = qdict_get_try_str(args, "id");
@@ -391,12 +389,13 @@ static QObject *qmp_block_export_add(QDict *args, Error **errp)
            ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_export_del(QDict *args, Error **errp)
+QObject *qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMode mode,
+                              Error **errp)
 {
-    return export_del(args, "id", errp);
+    return export_del(id, mode, errp);
 }
 
-static QObject *qmp_query_block_exports(QDict *args, Error **errp)
+QObject *qmp_query_block_exports(Error **errp)
 {
     QList *list = json_array();
 
@@ -490,13 +489,10 @@ usage:
     return NULL;
 }
 
-/* Runs a QMP handler of this file for HMP: its error is printed, its reply dropped. */
-static void hmp_call(Monitor *mon, QObject *(*fn)(QDict *, Error **), QDict *args)
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
 {
-    Error *err = NULL;
-
-    qobject_unref(fn(args, &err));
-    qobject_unref(args);
+    qobject_unref(ret);
     hmp_handle_error(mon, err);
 }
 
@@ -525,11 +521,8 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
         DriveInfo *d = l->data;
 
         if (d->bs && *d->id) {
-            args = qdict_new();
-            qdict_put_str(args, "device", drive_name(d));
-            qdict_put_bool(args, "writable", seen[1]);
-            qobject_unref(qmp_nbd_server_add(args, &err));
-            qobject_unref(args);
+            qobject_unref(qmp_nbd_server_add(drive_name(d), NULL, NULL, true, seen[1], NULL,
+                                             &err));
             if (err) {
                 server_stop();
             }
@@ -543,18 +536,14 @@ static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
     bool writable = false;
     g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_add", "w", &writable, 1, 2,
                                     "block device name");
-    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!w) {
         return;
     }
-    args = qdict_new();
-    qdict_put_str(args, "device", w[0]);
-    if (w[1]) {
-        qdict_put_str(args, "name", w[1]);
-    }
-    qdict_put_bool(args, "writable", writable);
-    hmp_call(mon, qmp_nbd_server_add, args);
+    ret = qmp_nbd_server_add(w[0], w[1], NULL, true, writable, NULL, &err);
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
@@ -562,20 +551,23 @@ static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
     bool force = false;
     g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_remove", "f", &force, 1, 1,
                                     "string");
-    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
 
     if (!w) {
         return;
     }
-    args = qdict_new();
-    qdict_put_str(args, "name", w[0]);
-    qdict_put_str(args, "mode", force ? "hard" : "safe");
-    hmp_call(mon, qmp_nbd_server_remove, args);
+    ret = qmp_nbd_server_remove(w[0], true, force ? BLOCK_EXPORT_REMOVE_MODE_HARD
+                                                  : BLOCK_EXPORT_REMOVE_MODE_SAFE, &err);
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_nbd_server_stop(Monitor *mon, const QDict *qargs)
 {
-    hmp_call(mon, qmp_nbd_server_stop, qdict_new());
+    Error *err = NULL;
+    QObject *ret = qmp_nbd_server_stop(&err);
+
+    hmp_typed_done(mon, ret, err);
 }
 
 static const HMPCommand hmp_cmds[] = {
@@ -595,11 +587,11 @@ void blockdev_nbd_register_commands(void)
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }
-    qmp_register_command("nbd-server-start", qmp_nbd_server_start);
-    qmp_register_command("nbd-server-add", qmp_nbd_server_add);
-    qmp_register_command("nbd-server-remove", qmp_nbd_server_remove);
-    qmp_register_command("nbd-server-stop", qmp_nbd_server_stop);
-    qmp_register_command("block-export-add", qmp_block_export_add);
-    qmp_register_command("block-export-del", qmp_block_export_del);
-    qmp_register_command("query-block-exports", qmp_query_block_exports);
+    qmp_enable_command("nbd-server-start");
+    qmp_enable_command("nbd-server-add");
+    qmp_enable_command("nbd-server-remove");
+    qmp_enable_command("nbd-server-stop");
+    qmp_enable_command("block-export-add");
+    qmp_enable_command("block-export-del");
+    qmp_enable_command("query-block-exports");
 }

@@ -16,6 +16,7 @@
 #include "system/blockdev-nbd.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qapi/qapi-commands.h"
 #include "system/blockdev.h"
 #include "system/migration.h"
 #include "system/runstate.h"

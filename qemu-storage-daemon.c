@@ -19,6 +19,7 @@
 
 #include "block/block.h"
 #include "block/blockjob.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/daemon.h"
 #include "qemu/error-report.h"
@@ -76,8 +77,11 @@ static gboolean on_signal(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-/* The daemon has no machine to shut down: quit just ends the process (no SHUTDOWN event). */
-static QObject *qsd_quit(QDict *args, Error **errp)
+/*
+ * The daemon's quit (the machine has its own in system/vl.c): no machine to
+ * shut down, quit just ends the process (no SHUTDOWN event).
+ */
+QObject *qmp_quit(Error **errp)
 {
     exit_requested = true;
     return qdict_new();
@@ -521,7 +525,6 @@ int main(int argc, char **argv)
     }
     bdrv_init();
     qmp_register_storage_commands();
-    qmp_register_command("quit", qsd_quit);
     iothread_register_storage();
     savevm_register_commands();
     blockdev_nbd_register_commands();

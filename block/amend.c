@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 
@@ -94,14 +95,14 @@ static void amend_clean(BlockJob *job)
 }
 
 static const BlockJobDriver amend_job_driver = {
-    .type = "amend",
+    .type = JOB_TYPE_AMEND,
     .instance_size = sizeof(AmendJob),
     .step = amend_step,
     .clean = amend_clean,
     .generic = true,
 };
 
-static QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
 {
     const char *job_id = qdict_get_try_str(args, "job-id");
     const char *node_name = qdict_get_try_str(args, "node-name");
@@ -185,11 +186,9 @@ static bool node_has_parent(BlockDriverState *bs)
     return false;
 }
 
-static QObject *qmp_change_backing_file(QDict *args, Error **errp)
+QObject *qmp_change_backing_file(const char *device, const char *image_name,
+                                 const char *backing_file, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *image_name = qdict_get_try_str(args, "image-node-name");
-    const char *backing_file = qdict_get_try_str(args, "backing-file");
     DriveInfo *d = drive_find(device);
     BlockDriverState *bs = d ? d->bs : bdrv_find_node(device);
     BlockDriverState *image, *b;
@@ -249,6 +248,6 @@ static QObject *qmp_change_backing_file(QDict *args, Error **errp)
 
 void block_amend_monitor_init(void)
 {
-    qmp_register_command("x-blockdev-amend", qmp_x_blockdev_amend);
-    qmp_register_command("change-backing-file", qmp_change_backing_file);
+    qmp_enable_command("x-blockdev-amend");
+    qmp_enable_command("change-backing-file");
 }

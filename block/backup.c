@@ -269,7 +269,7 @@ static void backup_clean(BlockJob *job)
 }
 
 static const BlockJobDriver backup_driver = {
-    .type = "backup",
+    .type = JOB_TYPE_BACKUP,
     .instance_size = sizeof(BackupJob),
     .step = backup_step,
     .prepare = backup_prepare,

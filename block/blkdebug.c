@@ -759,10 +759,6 @@ static char *parse_prefix(const char *filename, QDict *opts, Error **errp)
  */
 static bool take_perm_list(QDict *options, const char *key, uint64_t *out, Error **errp)
 {
-    static const char *const names[BLK_PERM_COUNT] = {
-        "consistent-read", "write", "write-unchanged", "resize",
-    };
-
     *out = 0;
     if (qdict_haskey(options, key)) {
         error_setg(errp, "Invalid parameter type for '%s', expected: array", key);
@@ -776,14 +772,9 @@ static bool take_perm_list(QDict *options, const char *key, uint64_t *out, Error
         if (!qdict_haskey(options, k)) {
             return true;
         }
-        for (bit = 0; bit < BLK_PERM_COUNT; bit++) {
-            if (v && !strcmp(v, names[bit])) {
-                break;
-            }
-        }
-        if (bit == BLK_PERM_COUNT) {
-            /* QEMU 7.2's wording, 'null' included. */
-            error_setg(errp, "Parameter 'null' does not accept value '%s'", v ? v : "");
+        /* QEMU 7.2's wording, 'null' included. */
+        bit = qapi_enum_parse(&BlockPermission_lookup, "null", v ? v : "", errp);
+        if (bit < 0) {
             return false;
         }
         *out |= 1ULL << bit;

@@ -13,6 +13,7 @@
 #include "block/dirty-bitmap.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "system/blockdev.h"
@@ -188,7 +189,7 @@ static BackupOptions arg_copy_options(QDict *args)
     return o;
 }
 
-static QObject *qmp_drive_backup(QDict *args, Error **errp)
+QObject *qmp_drive_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
     int64_t chunk;
@@ -200,7 +201,7 @@ static QObject *qmp_drive_backup(QDict *args, Error **errp)
     return started_chunk(block_job_drive_backup(&o, errp), args, chunk);
 }
 
-static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
+QObject *qmp_blockdev_backup(QDict *args, Error **errp)
 {
     BackupOptions o = arg_copy_options(args);
     int64_t chunk;
@@ -215,7 +216,7 @@ static QObject *qmp_blockdev_backup(QDict *args, Error **errp)
     return started_chunk(block_job_blockdev_backup(&o, errp), args, chunk);
 }
 
-static QObject *qmp_drive_mirror(QDict *args, Error **errp)
+QObject *qmp_drive_mirror(QDict *args, Error **errp)
 {
     MirrorOptions o = arg_copy_options(args);
     int64_t chunk;
@@ -250,7 +251,7 @@ static bool mirror_refuse_unsupported(QDict *args, Error **errp)
     return true;
 }
 
-static QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
+QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
 {
     MirrorOptions o = arg_copy_options(args);
     int64_t chunk;
@@ -292,7 +293,7 @@ static bool one_of(QDict *args, const char *file_key, const char *node_key,
     return true;
 }
 
-static QObject *qmp_block_commit(QDict *args, Error **errp)
+QObject *qmp_block_commit(QDict *args, Error **errp)
 {
     CommitOptions o = {
         .job_id = qdict_get_try_str(args, "job-id"),
@@ -312,7 +313,7 @@ static QObject *qmp_block_commit(QDict *args, Error **errp)
     return started(block_job_commit(&o, errp), args);
 }
 
-static QObject *qmp_block_stream(QDict *args, Error **errp)
+QObject *qmp_block_stream(QDict *args, Error **errp)
 {
     StreamOptions o = {
         .job_id = qdict_get_try_str(args, "job-id"),
@@ -333,39 +334,36 @@ static QObject *qmp_block_stream(QDict *args, Error **errp)
     return started(block_job_stream(&o, errp), args);
 }
 
-static QObject *qmp_query_block_jobs(QDict *args, Error **errp)
+/* The job commands below take typed arguments (qapi/qapi-commands.h). */
+
+QObject *qmp_query_block_jobs(Error **errp)
 {
     return block_job_query_all();
 }
 
-static BlockJob *arg_job(QDict *args, Error **errp)
+QObject *qmp_block_job_set_speed(const char *device, int64_t speed, Error **errp)
 {
-    return block_job_find(qdict_get_try_str(args, "device"), errp);
+    BlockJob *job = block_job_find(device, errp);
+    return job && block_job_set_speed(job, speed, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_job_set_speed(QDict *args, Error **errp)
+QObject *qmp_block_job_cancel(const char *device, bool has_force, bool force, Error **errp)
 {
-    BlockJob *job = arg_job(args, errp);
-    return job && block_job_set_speed(job, arg_int(args, "speed", 0), errp) ? qdict_new() : NULL;
-}
-
-static QObject *qmp_block_job_cancel(QDict *args, Error **errp)
-{
-    BlockJob *job = arg_job(args, errp);
-    bool force = qdict_get_try_bool(args, "force", false);
+    BlockJob *job = block_job_find(device, errp);
     return job && block_job_cancel(job, force, errp) ? qdict_new() : NULL;
 }
 
 /*
  * The verbs that take nothing but the job.  block-job-* find it as QEMU
- * does: by "device" for the old ones, by "id" for finalize and dismiss;
+ * does: by "device" for the old ones, by "id" for finalize and dismiss
+ * (@key: the argument's name, as the schema has it);
  * the generic job-* commands work on any job (block jobs and
  * blockdev-create), found by "id" with QEMU's "Job not found".
  */
 #define JOB_VERB_COMMAND(name, find, key, verb)                         \
-    static QObject *name(QDict *args, Error **errp)                     \
+    QObject *name(const char *key, Error **errp)                        \
     {                                                                   \
-        BlockJob *job = find(qdict_get_try_str(args, key), errp);       \
+        BlockJob *job = find(key, errp);                                \
         return job && verb(job, errp) ? qdict_new() : NULL;             \
     }
 
@@ -375,20 +373,20 @@ static bool block_job_cancel_forced(BlockJob *job, Error **errp)
     return block_job_cancel(job, true, errp);
 }
 
-JOB_VERB_COMMAND(qmp_block_job_pause, block_job_find, "device", block_job_pause)
-JOB_VERB_COMMAND(qmp_block_job_resume, block_job_find, "device", block_job_resume)
-JOB_VERB_COMMAND(qmp_block_job_complete, block_job_find, "device",
+JOB_VERB_COMMAND(qmp_block_job_pause, block_job_find, device, block_job_pause)
+JOB_VERB_COMMAND(qmp_block_job_resume, block_job_find, device, block_job_resume)
+JOB_VERB_COMMAND(qmp_block_job_complete, block_job_find, device,
                  block_job_complete)
-JOB_VERB_COMMAND(qmp_block_job_finalize, block_job_find, "id", block_job_finalize)
-JOB_VERB_COMMAND(qmp_block_job_dismiss, block_job_find, "id", block_job_dismiss)
-JOB_VERB_COMMAND(qmp_job_pause, job_find, "id", block_job_pause)
-JOB_VERB_COMMAND(qmp_job_resume, job_find, "id", block_job_resume)
-JOB_VERB_COMMAND(qmp_job_cancel, job_find, "id", block_job_cancel_forced)
-JOB_VERB_COMMAND(qmp_job_complete, job_find, "id", block_job_complete)
-JOB_VERB_COMMAND(qmp_job_finalize, job_find, "id", block_job_finalize)
-JOB_VERB_COMMAND(qmp_job_dismiss, job_find, "id", block_job_dismiss)
+JOB_VERB_COMMAND(qmp_block_job_finalize, block_job_find, id, block_job_finalize)
+JOB_VERB_COMMAND(qmp_block_job_dismiss, block_job_find, id, block_job_dismiss)
+JOB_VERB_COMMAND(qmp_job_pause, job_find, id, block_job_pause)
+JOB_VERB_COMMAND(qmp_job_resume, job_find, id, block_job_resume)
+JOB_VERB_COMMAND(qmp_job_cancel, job_find, id, block_job_cancel_forced)
+JOB_VERB_COMMAND(qmp_job_complete, job_find, id, block_job_complete)
+JOB_VERB_COMMAND(qmp_job_finalize, job_find, id, block_job_finalize)
+JOB_VERB_COMMAND(qmp_job_dismiss, job_find, id, block_job_dismiss)
 
-static QObject *qmp_query_jobs(QDict *args, Error **errp)
+QObject *qmp_query_jobs(Error **errp)
 {
     return job_query_all();
 }
@@ -567,27 +565,29 @@ static void hmp_block_stream(Monitor *mon, const QDict *qargs)
     hmp_run(mon, "block-stream", args);
 }
 
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
+{
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
 static void hmp_block_job_set_speed(Monitor *mon, const QDict *qargs)
 {
+    const char *device = qdict_get_try_str(qargs, "device");
     const char *speed = qdict_get_try_str(qargs, "speed");
-    QDict *args;
+    Error *err = NULL;
+    QObject *ret;
     int64_t v;
 
     /* A leading '-' is what the user typed; say what QMP would say. */
     if (speed[0] == '-') {
-        args = qdict_new();
-        qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
-        qdict_put_int(args, "speed", -1);
-        hmp_run(mon, "block-job-set-speed", args);
+        v = -1;
+    } else if (!hmp_speed(mon, speed, &v)) {
         return;
     }
-    if (!hmp_speed(mon, speed, &v)) {
-        return;
-    }
-    args = qdict_new();
-    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
-    qdict_put_int(args, "speed", v);
-    hmp_run(mon, "block-job-set-speed", args);
+    ret = qmp_block_job_set_speed(device, v, &err);
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
@@ -595,7 +595,7 @@ static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
     bool seen[1] = { false };
     Error *err = NULL;
     g_auto(GStrv) w = hmp_split(qargs, "args", "f", seen, &err);
-    QDict *args;
+    QObject *ret;
 
     if (!w) {
         hmp_handle_error(mon, err);
@@ -605,36 +605,23 @@ static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
         monitor_printf(mon, "usage: block_job_cancel [-f] device\n");
         return;
     }
-    args = qdict_new();
-    qdict_put_str(args, "device", w[0]);
-    if (seen[0]) {
-        qdict_put_bool(args, "force", true);
+    ret = qmp_block_job_cancel(w[0], seen[0], seen[0], &err);
+    hmp_typed_done(mon, ret, err);
+}
+
+/* The verbs that take nothing but the job's "device". */
+#define HMP_JOB_VERB(name, qmp_fn)                                      \
+    static void name(Monitor *mon, const QDict *qargs)                  \
+    {                                                                   \
+        Error *err = NULL;                                              \
+        QObject *ret = qmp_fn(qdict_get_try_str(qargs, "device"), &err); \
+                                                                        \
+        hmp_typed_done(mon, ret, err);                                  \
     }
-    hmp_run(mon, "block-job-cancel", args);
-}
 
-static void hmp_job_verb(Monitor *mon, const QDict *qargs, const char *command)
-{
-    QDict *args = qdict_new();
-
-    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
-    hmp_run(mon, command, args);
-}
-
-static void hmp_block_job_pause(Monitor *mon, const QDict *qargs)
-{
-    hmp_job_verb(mon, qargs, "block-job-pause");
-}
-
-static void hmp_block_job_resume(Monitor *mon, const QDict *qargs)
-{
-    hmp_job_verb(mon, qargs, "block-job-resume");
-}
-
-static void hmp_block_job_complete(Monitor *mon, const QDict *qargs)
-{
-    hmp_job_verb(mon, qargs, "block-job-complete");
-}
+HMP_JOB_VERB(hmp_block_job_pause, qmp_block_job_pause)
+HMP_JOB_VERB(hmp_block_job_resume, qmp_block_job_resume)
+HMP_JOB_VERB(hmp_block_job_complete, qmp_block_job_complete)
 
 static void hmp_info_block_jobs(Monitor *mon, const QDict *qargs)
 {
@@ -682,27 +669,27 @@ void block_job_monitor_init(void)
         return;
     }
     done = true;
-    qmp_register_command("drive-backup", qmp_drive_backup);
-    qmp_register_command("blockdev-backup", qmp_blockdev_backup);
-    qmp_register_command("drive-mirror", qmp_drive_mirror);
-    qmp_register_command("blockdev-mirror", qmp_blockdev_mirror);
-    qmp_register_command("block-commit", qmp_block_commit);
-    qmp_register_command("block-stream", qmp_block_stream);
-    qmp_register_command("query-block-jobs", qmp_query_block_jobs);
-    qmp_register_command("block-job-set-speed", qmp_block_job_set_speed);
-    qmp_register_command("block-job-cancel", qmp_block_job_cancel);
-    qmp_register_command("block-job-pause", qmp_block_job_pause);
-    qmp_register_command("block-job-resume", qmp_block_job_resume);
-    qmp_register_command("block-job-complete", qmp_block_job_complete);
-    qmp_register_command("block-job-finalize", qmp_block_job_finalize);
-    qmp_register_command("block-job-dismiss", qmp_block_job_dismiss);
-    qmp_register_command("query-jobs", qmp_query_jobs);
-    qmp_register_command("job-pause", qmp_job_pause);
-    qmp_register_command("job-resume", qmp_job_resume);
-    qmp_register_command("job-cancel", qmp_job_cancel);
-    qmp_register_command("job-complete", qmp_job_complete);
-    qmp_register_command("job-finalize", qmp_job_finalize);
-    qmp_register_command("job-dismiss", qmp_job_dismiss);
+    qmp_enable_command("drive-backup");
+    qmp_enable_command("blockdev-backup");
+    qmp_enable_command("drive-mirror");
+    qmp_enable_command("blockdev-mirror");
+    qmp_enable_command("block-commit");
+    qmp_enable_command("block-stream");
+    qmp_enable_command("query-block-jobs");
+    qmp_enable_command("block-job-set-speed");
+    qmp_enable_command("block-job-cancel");
+    qmp_enable_command("block-job-pause");
+    qmp_enable_command("block-job-resume");
+    qmp_enable_command("block-job-complete");
+    qmp_enable_command("block-job-finalize");
+    qmp_enable_command("block-job-dismiss");
+    qmp_enable_command("query-jobs");
+    qmp_enable_command("job-pause");
+    qmp_enable_command("job-resume");
+    qmp_enable_command("job-cancel");
+    qmp_enable_command("job-complete");
+    qmp_enable_command("job-finalize");
+    qmp_enable_command("job-dismiss");
     for (size_t i = 0; i < ARRAY_SIZE(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }

@@ -12,19 +12,15 @@
 
 #include "block/blockjob_int.h"
 #include "block/dirty-bitmap.h"
-#include "qapi/qmp-registry.h"
+#include "qapi/qapi-events.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
 
-/* A program without a monitor has no QMP events to send. */
-#pragma weak qapi_event_emit
-/* Nor drives (only the machine has them). */
+/* A program without a machine has no drives (only the machine has them). */
 #pragma weak drive_find
 
 static GList *jobs;             /* BlockJob*, creation order */
-static BlockJobEventFn event_hook;
-static void *event_hook_opaque;
 static BlockJobReplaceRootFn replace_root_fn;
 
 /* Without a speed limit a job works this long per main loop iteration. */
@@ -38,134 +34,18 @@ static BlockJobReplaceRootFn replace_root_fn;
 /* A ready job with nothing to copy looks again after this long. */
 #define BLOCK_JOB_POLL_MS 50
 
-static const char *const status_names[] = {
-    [BLOCK_JOB_STATUS_UNDEFINED] = "undefined",
-    [BLOCK_JOB_STATUS_CREATED] = "created",
-    [BLOCK_JOB_STATUS_RUNNING] = "running",
-    [BLOCK_JOB_STATUS_PAUSED] = "paused",
-    [BLOCK_JOB_STATUS_READY] = "ready",
-    [BLOCK_JOB_STATUS_STANDBY] = "standby",
-    [BLOCK_JOB_STATUS_WAITING] = "waiting",
-    [BLOCK_JOB_STATUS_PENDING] = "pending",
-    [BLOCK_JOB_STATUS_ABORTING] = "aborting",
-    [BLOCK_JOB_STATUS_CONCLUDED] = "concluded",
-    [BLOCK_JOB_STATUS_NULL] = "null",
-};
-
-const char *block_job_status_str(BlockJobStatus s)
-{
-    return status_names[s];
-}
-
-static bool parse_enum(const char *what, const char *s, const char *const *names,
-                       int n, int *out, Error **errp)
-{
-    for (int i = 0; i < n; i++) {
-        if (names[i] && !strcmp(s, names[i])) {
-            *out = i;
-            return true;
-        }
-    }
-    error_setg(errp, "Parameter '%s' does not accept value '%s'", what, s);
-    return false;
-}
-
-bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp)
-{
-    static const char *const names[] = { "report", "ignore", "enospc", "stop", "auto" };
-    int v;
-
-    if (!parse_enum("on-error", s, names, ARRAY_SIZE(names), &v, errp)) {
-        return false;
-    }
-    *out = (BlockdevOnError)v;
-    return true;
-}
-
-bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp)
-{
-    static const char *const names[] = { "top", "full", "none", "incremental", "bitmap" };
-    int v;
-
-    if (!parse_enum("sync", s, names, ARRAY_SIZE(names), &v, errp)) {
-        return false;
-    }
-    *out = (MirrorSyncMode)v;
-    return true;
-}
-
-bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp)
-{
-    static const char *const names[] = { "on-success", "never", "always" };
-    int v;
-
-    if (!parse_enum("bitmap-mode", s, names, ARRAY_SIZE(names), &v, errp)) {
-        return false;
-    }
-    *out = (BitmapSyncMode)v;
-    return true;
-}
-
-bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp)
-{
-    static const char *const names[] = { "existing", "absolute-paths" };
-    int v;
-
-    if (!parse_enum("mode", s, names, ARRAY_SIZE(names), &v, errp)) {
-        return false;
-    }
-    *out = (NewImageMode)v;
-    return true;
-}
-
-void block_job_set_event_hook(BlockJobEventFn fn, void *opaque)
-{
-    event_hook = fn;
-    event_hook_opaque = opaque;
-}
-
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn)
 {
     replace_root_fn = fn;
 }
 
-static void emit(const char *event, QDict *data)
+static void set_status(BlockJob *job, JobStatus s)
 {
-    if (event_hook) {
-        event_hook(event_hook_opaque, event, data);
-    }
-    if (qapi_event_emit) {
-        qapi_event_emit(event, data);
-    } else {
-        qobject_unref(data);
-    }
-}
-
-static void set_status(BlockJob *job, BlockJobStatus s)
-{
-    QDict *data;
-
     if (job->status == s) {
         return;
     }
     job->status = s;
-    data = qdict_new();
-    qdict_put_str(data, "status", status_names[s]);
-    qdict_put_str(data, "id", job->id);
-    emit("JOB_STATUS_CHANGE", data);
-}
-
-/* The members BLOCK_JOB_COMPLETED/CANCELLED/READY share. */
-static QDict *job_event_data(BlockJob *job)
-{
-    QDict *data = qdict_new();
-
-    qdict_put_str(data, "device", job->id);
-    qdict_put_int(data, "len", job->len);
-    qdict_put_int(data, "offset", job->offset);
-    qdict_put_int(data, "speed", job->speed);
-    qdict_put_str(data, "type", job->driver->type);
-    return data;
+    qapi_event_send_job_status_change(job->id, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -239,8 +119,8 @@ GList *block_job_list(void)
 }
 
 const char *block_job_id(BlockJob *job) { return job->id; }
-const char *block_job_type(BlockJob *job) { return job->driver->type; }
-BlockJobStatus block_job_status(BlockJob *job) { return job->status; }
+const char *block_job_type(BlockJob *job) { return JobType_str(job->driver->type); }
+JobStatus block_job_status(BlockJob *job) { return job->status; }
 int64_t block_job_offset(BlockJob *job) { return job->offset; }
 int64_t block_job_len(BlockJob *job) { return job->len; }
 
@@ -337,7 +217,7 @@ bool block_job_check_nodes_free(BlockDriverState *const *nodes, int n,
         BlockJob *other = nodes[i] ? block_job_on_node(nodes[i]) : NULL;
         if (other) {
             error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
-                       node_display_name(nodes[i]), other->driver->type);
+                       node_display_name(nodes[i]), JobType_str(other->driver->type));
             return false;
         }
     }
@@ -391,7 +271,7 @@ void *block_job_create(const BlockJobDriver *driver, const char *job_id,
     job->bs = bs;
     job->speed = speed;
     job->io_status = "ok";
-    job->status = BLOCK_JOB_STATUS_UNDEFINED;
+    job->status = JOB_STATUS_UNDEFINED;
     job->auto_finalize = true;
     job->auto_dismiss = true;
     job->chunk = BLOCK_JOB_CHUNK;
@@ -414,7 +294,7 @@ void block_job_add_node(BlockJob *job, BlockDriverState *node)
         return;
     }
     g_assert(!bdrv_claim_owner(node));
-    name = g_strdup_printf("%s job '%s'", job->driver->type, job->id);
+    name = g_strdup_printf("%s job '%s'", JobType_str(job->driver->type), job->id);
     job->claims = g_slist_append(job->claims, bdrv_user_add_claim(node, name, job));
     bdrv_ref(node);
     job->nodes = g_slist_append(job->nodes, node);
@@ -517,8 +397,8 @@ static void job_free(BlockJob *job)
 void block_job_fail_created(BlockJob *job)
 {
     /* As a QEMU job that fails in its setup: it was there, briefly. */
-    set_status(job, BLOCK_JOB_STATUS_CREATED);
-    set_status(job, BLOCK_JOB_STATUS_NULL);
+    set_status(job, JOB_STATUS_CREATED);
+    set_status(job, JOB_STATUS_NULL);
     block_job_free_unstarted(job);
 }
 
@@ -625,8 +505,8 @@ void block_job_break(BlockJob *job, int ret)
 void block_job_start(BlockJob *job)
 {
     jobs = g_list_append(jobs, job);
-    set_status(job, BLOCK_JOB_STATUS_CREATED);
-    set_status(job, BLOCK_JOB_STATUS_RUNNING);
+    set_status(job, JOB_STATUS_CREATED);
+    set_status(job, JOB_STATUS_RUNNING);
     job->next_ns = g_get_monotonic_time() * 1000;
     job->first_slice_end_ns = job->next_ns + BLOCK_JOB_START_NS;
     /*
@@ -643,7 +523,7 @@ void block_job_start(BlockJob *job)
 /* Removes a concluded job: "null", out of the list, freed. */
 static void job_dismiss_do(BlockJob *job)
 {
-    set_status(job, BLOCK_JOB_STATUS_NULL);
+    set_status(job, JOB_STATUS_NULL);
     jobs = g_list_remove(jobs, job);
     job_free(job);
 }
@@ -658,7 +538,6 @@ static void job_finalize_do(BlockJob *job)
     int ret = job->ret;
     Error *err = job->err;
     bool cancelled = ret == -ECANCELED;
-    QDict *data;
 
     job->err = NULL;
     if (ret == 0 && job->driver->prepare && !job->prepared) {
@@ -666,7 +545,7 @@ static void job_finalize_do(BlockJob *job)
         job->io_error = false;
     }
     if (ret < 0) {
-        set_status(job, BLOCK_JOB_STATUS_ABORTING);
+        set_status(job, JOB_STATUS_ABORTING);
         if (job->driver->abort) {
             job->driver->abort(job);
         }
@@ -681,19 +560,19 @@ static void job_finalize_do(BlockJob *job)
                                                          : g_strerror(-ret));
     }
     if (!job->driver->generic) {
-        data = job_event_data(job);
+        const char *type = JobType_str(job->driver->type);
+
         if (cancelled) {
-            emit("BLOCK_JOB_CANCELLED", data);
+            qapi_event_send_block_job_cancelled(type, job->id, job->len, job->offset,
+                                                job->speed);
         } else {
-            if (ret < 0) {
-                qdict_put_str(data, "error", job->error_msg);
-            }
-            emit("BLOCK_JOB_COMPLETED", data);
+            qapi_event_send_block_job_completed(type, job->id, job->len, job->offset,
+                                                job->speed, ret < 0 ? job->error_msg : NULL);
         }
     }
     job->ret = ret;
     txn_del_job(job);
-    set_status(job, BLOCK_JOB_STATUS_CONCLUDED);
+    set_status(job, JOB_STATUS_CONCLUDED);
 
     if (job->sync_ret) {
         *job->sync_ret = ret;
@@ -724,13 +603,10 @@ static void job_finalize_do(BlockJob *job)
 /* Waiting -> pending; false when the job waits there for job-finalize. */
 static bool job_to_pending(BlockJob *job)
 {
-    set_status(job, BLOCK_JOB_STATUS_PENDING);
+    set_status(job, JOB_STATUS_PENDING);
     if (!job->auto_finalize) {
         if (!job->driver->generic) {
-            QDict *data = qdict_new();
-            qdict_put_str(data, "type", job->driver->type);
-            qdict_put_str(data, "id", job->id);
-            emit("BLOCK_JOB_PENDING", data);
+            qapi_event_send_block_job_pending(job->driver->type, job->id);
         }
         return false;
     }
@@ -813,7 +689,7 @@ static void txn_job_succeeded(BlockJob *job)
     bool auto_finalize = true;
     GList *l;
 
-    set_status(job, BLOCK_JOB_STATUS_WAITING);
+    set_status(job, JOB_STATUS_WAITING);
     for (l = txn->jobs; l; l = l->next) {
         if (!((BlockJob *)l->data)->finished) {
             return;
@@ -843,7 +719,7 @@ static void job_finish_full(BlockJob *job, int ret, Error *err, bool io_error)
         return;
     }
     if (ret == 0) {
-        set_status(job, BLOCK_JOB_STATUS_WAITING);
+        set_status(job, JOB_STATUS_WAITING);
         if (!job_to_pending(job)) {
             return;
         }
@@ -861,7 +737,6 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
 {
     BlockdevOnError policy = job->err_is_read ? job->on_source_error : job->on_target_error;
     const char *action;
-    QDict *data;
     bool nospace = ret == -ENOSPC;
 
     if (job->driver->generic) {
@@ -883,18 +758,14 @@ static bool handle_step_error(BlockJob *job, int ret, Error *err)
     default:
         action = "report";
     }
-    data = qdict_new();
-    qdict_put_str(data, "device", job->id);
-    qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
-    qdict_put_str(data, "action", action);
-    emit("BLOCK_JOB_ERROR", data);
+    qapi_event_send_block_job_error(job->id, job->err_is_read ? "read" : "write", action);
 
     if (!strcmp(action, "stop")) {
         /* The guest keeps running; the user fixes the cause and resumes. */
         job->io_status = nospace ? "nospace" : "failed";
         job->user_paused = true;
         job->pause_count++;
-        set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+        set_status(job, job->ready ? JOB_STATUS_STANDBY : JOB_STATUS_PAUSED);
         error_free(err);
         return false;
     }
@@ -915,10 +786,10 @@ static bool job_busy(BlockJob *job)
 /* A pause asked for while a step was in flight takes effect once it ends. */
 static void job_enter_pause(BlockJob *job)
 {
-    if (job->status == BLOCK_JOB_STATUS_RUNNING) {
-        set_status(job, BLOCK_JOB_STATUS_PAUSED);
-    } else if (job->status == BLOCK_JOB_STATUS_READY) {
-        set_status(job, BLOCK_JOB_STATUS_STANDBY);
+    if (job->status == JOB_STATUS_RUNNING) {
+        set_status(job, JOB_STATUS_PAUSED);
+    } else if (job->status == JOB_STATUS_READY) {
+        set_status(job, JOB_STATUS_STANDBY);
     }
 }
 
@@ -1092,8 +963,9 @@ static bool job_take_step(BlockJob *job)
         }
         if (!job->ready) {
             job->ready = true;
-            set_status(job, BLOCK_JOB_STATUS_READY);
-            emit("BLOCK_JOB_READY", job_event_data(job));
+            set_status(job, JOB_STATUS_READY);
+            qapi_event_send_block_job_ready(JobType_str(job->driver->type), job->id,
+                                            job->len, job->offset, job->speed);
         }
         if (job->complete_requested) {
             return true;   /* finish on the next round */
@@ -1130,11 +1002,8 @@ static void job_run(BlockJob *job)
     for (;;) {
         if (job->broken < 0) {
             /* A copy for a guest write failed: the job's result is lost. */
-            QDict *data = qdict_new();
-            qdict_put_str(data, "device", job->id);
-            qdict_put_str(data, "operation", job->err_is_read ? "read" : "write");
-            qdict_put_str(data, "action", "report");
-            emit("BLOCK_JOB_ERROR", data);
+            qapi_event_send_block_job_error(job->id, job->err_is_read ? "read" : "write",
+                                            "report");
             job_finish_full(job, job->broken, NULL, true);
             return;
         }
@@ -1202,7 +1071,7 @@ static bool job_verb_ok(BlockJob *job, const char *verb, bool ok, Error **errp)
 {
     if (!ok) {
         error_setg(errp, "Job '%s' in state '%s' cannot accept command verb '%s'",
-                   job->id, status_names[job->status], verb);
+                   job->id, JobStatus_str(job->status), verb);
     }
     return ok;
 }
@@ -1226,10 +1095,10 @@ bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 
 bool block_job_pause(BlockJob *job, Error **errp)
 {
-    if (!job_verb_ok(job, "pause", job->status == BLOCK_JOB_STATUS_RUNNING ||
-                     job->status == BLOCK_JOB_STATUS_READY ||
-                     job->status == BLOCK_JOB_STATUS_PAUSED ||
-                     job->status == BLOCK_JOB_STATUS_STANDBY, errp)) {
+    if (!job_verb_ok(job, "pause", job->status == JOB_STATUS_RUNNING ||
+                     job->status == JOB_STATUS_READY ||
+                     job->status == JOB_STATUS_PAUSED ||
+                     job->status == JOB_STATUS_STANDBY, errp)) {
         return false;
     }
     if (job->user_paused) {
@@ -1241,17 +1110,17 @@ bool block_job_pause(BlockJob *job, Error **errp)
     unschedule(job);
     if (!job_busy(job)) {
         /* Otherwise once the step in flight has ended, as in QEMU. */
-        set_status(job, job->ready ? BLOCK_JOB_STATUS_STANDBY : BLOCK_JOB_STATUS_PAUSED);
+        set_status(job, job->ready ? JOB_STATUS_STANDBY : JOB_STATUS_PAUSED);
     }
     return true;
 }
 
 bool block_job_resume(BlockJob *job, Error **errp)
 {
-    if (!job_verb_ok(job, "resume", job->status == BLOCK_JOB_STATUS_PAUSED ||
-                     job->status == BLOCK_JOB_STATUS_STANDBY ||
-                     job->status == BLOCK_JOB_STATUS_RUNNING ||
-                     job->status == BLOCK_JOB_STATUS_READY, errp)) {
+    if (!job_verb_ok(job, "resume", job->status == JOB_STATUS_PAUSED ||
+                     job->status == JOB_STATUS_STANDBY ||
+                     job->status == JOB_STATUS_RUNNING ||
+                     job->status == JOB_STATUS_READY, errp)) {
         return false;
     }
     if (!job->user_paused) {
@@ -1261,7 +1130,7 @@ bool block_job_resume(BlockJob *job, Error **errp)
     job->user_paused = false;
     job->pause_count = 0;
     job->io_status = "ok";
-    set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
+    set_status(job, job->ready ? JOB_STATUS_READY : JOB_STATUS_RUNNING);
     /* A pause is no way around the speed limit. */
     schedule_next(job);
     return true;
@@ -1269,7 +1138,7 @@ bool block_job_resume(BlockJob *job, Error **errp)
 
 bool block_job_complete(BlockJob *job, Error **errp)
 {
-    if (!job_verb_ok(job, "complete", job->status == BLOCK_JOB_STATUS_READY, errp)) {
+    if (!job_verb_ok(job, "complete", job->status == JOB_STATUS_READY, errp)) {
         return false;
     }
     if (job->cancelled) {
@@ -1283,8 +1152,8 @@ bool block_job_complete(BlockJob *job, Error **errp)
 
 static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
 {
-    if (!job_verb_ok(job, "cancel", job->status != BLOCK_JOB_STATUS_CONCLUDED &&
-                     job->status != BLOCK_JOB_STATUS_ABORTING, errp)) {
+    if (!job_verb_ok(job, "cancel", job->status != JOB_STATUS_CONCLUDED &&
+                     job->status != JOB_STATUS_ABORTING, errp)) {
         return false;
     }
     if (job->finished) {
@@ -1317,7 +1186,7 @@ static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
         job->pause_count = 0;
         job->user_paused = false;
         job->io_status = "ok";
-        set_status(job, job->ready ? BLOCK_JOB_STATUS_READY : BLOCK_JOB_STATUS_RUNNING);
+        set_status(job, job->ready ? JOB_STATUS_READY : JOB_STATUS_RUNNING);
         if (defer) {
             schedule_in(job, 0);
             return true;
@@ -1346,7 +1215,7 @@ bool block_job_cancel(BlockJob *job, bool force, Error **errp)
 
 bool block_job_finalize(BlockJob *job, Error **errp)
 {
-    if (!job_verb_ok(job, "finalize", job->status == BLOCK_JOB_STATUS_PENDING, errp)) {
+    if (!job_verb_ok(job, "finalize", job->status == JOB_STATUS_PENDING, errp)) {
         return false;
     }
     if (job->txn) {
@@ -1360,7 +1229,7 @@ bool block_job_finalize(BlockJob *job, Error **errp)
 
 bool block_job_dismiss(BlockJob *job, Error **errp)
 {
-    if (!job_verb_ok(job, "dismiss", job->status == BLOCK_JOB_STATUS_CONCLUDED, errp)) {
+    if (!job_verb_ok(job, "dismiss", job->status == JOB_STATUS_CONCLUDED, errp)) {
         return false;
     }
     job_dismiss_do(job);
@@ -1384,7 +1253,7 @@ void block_job_set_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss)
 static void job_cancel_sync(BlockJob *job)
 {
     job_wait_step(job);
-    if (job->status != BLOCK_JOB_STATUS_CONCLUDED) {
+    if (job->status != JOB_STATUS_CONCLUDED) {
         cancel_common(job, true, false, &error_abort);
     }
     if (g_list_find(jobs, job)) {
@@ -1411,10 +1280,10 @@ static void drain_begin(BlockJob *job)
     if (job->finished || job->pause_count) {
         return;
     }
-    if (job->status == BLOCK_JOB_STATUS_RUNNING) {
-        set_status(job, BLOCK_JOB_STATUS_PAUSED);
-    } else if (job->status == BLOCK_JOB_STATUS_READY) {
-        set_status(job, BLOCK_JOB_STATUS_STANDBY);
+    if (job->status == JOB_STATUS_RUNNING) {
+        set_status(job, JOB_STATUS_PAUSED);
+    } else if (job->status == JOB_STATUS_READY) {
+        set_status(job, JOB_STATUS_STANDBY);
     }
 }
 
@@ -1423,10 +1292,10 @@ static void drain_end(BlockJob *job)
     if (job->finished || job->pause_count) {
         return;
     }
-    if (job->status == BLOCK_JOB_STATUS_PAUSED) {
-        set_status(job, BLOCK_JOB_STATUS_RUNNING);
-    } else if (job->status == BLOCK_JOB_STATUS_STANDBY) {
-        set_status(job, BLOCK_JOB_STATUS_READY);
+    if (job->status == JOB_STATUS_PAUSED) {
+        set_status(job, JOB_STATUS_RUNNING);
+    } else if (job->status == JOB_STATUS_STANDBY) {
+        set_status(job, JOB_STATUS_READY);
     }
 }
 
@@ -1483,11 +1352,11 @@ QList *block_job_query_all(void)
         qdict_put_bool(info, "busy", job_busy(job));
         qdict_put_int(info, "len", job->len);
         qdict_put_int(info, "offset", job->offset);
-        qdict_put_str(info, "status", status_names[job->status]);
+        qdict_put_str(info, "status", JobStatus_str(job->status));
         qdict_put_bool(info, "paused", paused);
         qdict_put_int(info, "speed", job->speed);
         qdict_put_bool(info, "ready", job->ready);
-        qdict_put_str(info, "type", job->driver->type);
+        qdict_put_str(info, "type", JobType_str(job->driver->type));
         if (job->error_msg) {
             qdict_put_str(info, "error", job->error_msg);
         }
@@ -1504,11 +1373,12 @@ QList *job_query_all(void)
         BlockJob *job = l->data;
         QDict *info = qdict_new();
 
-        qdict_put_str(info, "id", job->id);
-        qdict_put_str(info, "type", job->driver->type);
-        qdict_put_str(info, "status", status_names[job->status]);
+        /* In QEMU's order (its dictionary's), as query-block-jobs above. */
         qdict_put_int(info, "current-progress", job->offset);
+        qdict_put_str(info, "status", JobStatus_str(job->status));
         qdict_put_int(info, "total-progress", job->len);
+        qdict_put_str(info, "type", JobType_str(job->driver->type));
+        qdict_put_str(info, "id", job->id);
         if (job->error_msg) {
             qdict_put_str(info, "error", job->error_msg);
         }
@@ -1529,10 +1399,10 @@ char *block_job_info_text(void)
         if (job->driver->generic) {
             continue;
         }
-        if (!strcmp(job->driver->type, "stream")) {
+        if (job->driver->type == JOB_TYPE_STREAM) {
             g_string_append(s, "Streaming");
         } else {
-            g_string_append_printf(s, "Type %s,", job->driver->type);
+            g_string_append_printf(s, "Type %s,", JobType_str(job->driver->type));
         }
         g_string_append_printf(s, " device %s: Completed %" PRId64 " of %" PRId64
                                " bytes, speed limit %" PRId64 " bytes/s\n",

@@ -284,7 +284,7 @@ static void copy_clean(BlockJob *job)
 }
 
 static const BlockJobDriver commit_driver = {
-    .type = "commit",
+    .type = JOB_TYPE_COMMIT,
     .instance_size = sizeof(CopyJob),
     .step = copy_step,
     .prepare = copy_prepare,
@@ -292,7 +292,7 @@ static const BlockJobDriver commit_driver = {
 };
 
 static const BlockJobDriver stream_driver = {
-    .type = "stream",
+    .type = JOB_TYPE_STREAM,
     .instance_size = sizeof(CopyJob),
     .step = copy_step,
     .prepare = copy_prepare,

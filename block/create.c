@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 
@@ -248,14 +249,14 @@ static void create_clean(BlockJob *job)
 }
 
 static const BlockJobDriver create_job_driver = {
-    .type = "create",
+    .type = JOB_TYPE_CREATE,
     .instance_size = sizeof(CreateJob),
     .step = create_step,
     .clean = create_clean,
     .generic = true,
 };
 
-static QObject *qmp_blockdev_create(QDict *args, Error **errp)
+QObject *qmp_blockdev_create(QDict *args, Error **errp)
 {
     const char *job_id = qdict_get_try_str(args, "job-id");
     QDict *options = json_object_get(args, "options");
@@ -282,5 +283,5 @@ static QObject *qmp_blockdev_create(QDict *args, Error **errp)
 
 void block_create_monitor_init(void)
 {
-    qmp_register_command("blockdev-create", qmp_blockdev_create);
+    qmp_enable_command("blockdev-create");
 }

@@ -18,6 +18,7 @@
 #include "block/block_int.h"
 #include "block/blockjob.h"
 #include "block/dirty-bitmap.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "system/blockdev.h"
@@ -26,79 +27,71 @@
 /* ------------------------------------------------------------------ */
 /* Commands */
 
-static BlockDriverState *arg_node(QDict *args, Error **errp)
-{
-    return block_job_find_device(qdict_get_try_str(args, "node"), true, errp);
-}
+/* The commands but merge and transaction take typed arguments (qapi/qapi-commands.h). */
 
-static QObject *qmp_block_dirty_bitmap_add(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_add(const char *node, const char *name, bool has_granularity,
+                                    uint32_t granularity, bool has_persistent, bool persistent,
+                                    bool has_disabled, bool disabled, Error **errp)
 {
-    BlockDriverState *bs = arg_node(args, errp);
-    int64_t gran = qdict_get_try_int(args, "granularity", 0);
+    BlockDriverState *bs = block_job_find_device(node, true, errp);
 
     if (!bs) {
         return NULL;
     }
-    if (qdict_haskey(args, "granularity") &&
-        !bdrv_dirty_bitmap_granularity_valid(gran < 0 ? 0 : gran, errp)) {
+    if (has_granularity && !bdrv_dirty_bitmap_granularity_valid(granularity, errp)) {
         return NULL;
     }
-    if (!bdrv_dirty_bitmap_add(bs, qdict_get_try_str(args, "name"), (uint32_t)gran,
-                               qdict_get_try_bool(args, "persistent", false),
-                               qdict_get_try_bool(args, "disabled", false), errp)) {
+    /* Without a granularity (0) the node's cluster size decides. */
+    if (!bdrv_dirty_bitmap_add(bs, name, has_granularity ? granularity : 0,
+                               persistent, disabled, errp)) {
         return NULL;
     }
     return qdict_new();
 }
 
 /* The node of a named bitmap, with QEMU's lookup errors. */
-static BlockDriverState *bitmap_node(QDict *args, const char *name_key, Error **errp)
+static BlockDriverState *bitmap_node(const char *node, const char *name, Error **errp)
 {
     BlockDriverState *bs;
 
-    if (!block_dirty_bitmap_lookup(qdict_get_try_str(args, "node"),
-                                   qdict_get_try_str(args, name_key), &bs, errp)) {
+    if (!block_dirty_bitmap_lookup(node, name, &bs, errp)) {
         return NULL;
     }
     return bs;
 }
 
-static QObject *qmp_block_dirty_bitmap_remove(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_remove(const char *node, const char *name, Error **errp)
 {
-    BlockDriverState *bs = bitmap_node(args, "name", errp);
+    BlockDriverState *bs = bitmap_node(node, name, errp);
 
-    return bs && bdrv_dirty_bitmap_remove(bs, qdict_get_try_str(args, "name"), errp)
-           ? qdict_new() : NULL;
+    return bs && bdrv_dirty_bitmap_remove(bs, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_dirty_bitmap_clear(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_clear(const char *node, const char *name, Error **errp)
 {
-    BlockDriverState *bs = bitmap_node(args, "name", errp);
+    BlockDriverState *bs = bitmap_node(node, name, errp);
 
-    return bs && bdrv_dirty_bitmap_clear_named(bs, qdict_get_try_str(args, "name"), errp)
-           ? qdict_new() : NULL;
+    return bs && bdrv_dirty_bitmap_clear_named(bs, name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *bitmap_enable(QDict *args, bool enable, Error **errp)
+static QObject *bitmap_enable(const char *node, const char *name, bool enable, Error **errp)
 {
-    BlockDriverState *bs = bitmap_node(args, "name", errp);
+    BlockDriverState *bs = bitmap_node(node, name, errp);
 
-    return bs && bdrv_dirty_bitmap_enable_named(bs, qdict_get_try_str(args, "name"), enable,
-                                                errp)
-           ? qdict_new() : NULL;
+    return bs && bdrv_dirty_bitmap_enable_named(bs, name, enable, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_dirty_bitmap_enable(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_enable(const char *node, const char *name, Error **errp)
 {
-    return bitmap_enable(args, true, errp);
+    return bitmap_enable(node, name, true, errp);
 }
 
-static QObject *qmp_block_dirty_bitmap_disable(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_disable(const char *node, const char *name, Error **errp)
 {
-    return bitmap_enable(args, false, errp);
+    return bitmap_enable(node, name, false, errp);
 }
 
-static QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
 {
     const char *node = qdict_get_try_str(args, "node");
     BlockDriverState *bs;
@@ -136,11 +129,10 @@ static QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
     return bdrv_dirty_bitmap_merge_all(target, srcs, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_x_debug_block_dirty_bitmap_sha256(QDict *args, Error **errp)
+QObject *qmp_x_debug_block_dirty_bitmap_sha256(const char *node, const char *name,
+                                               Error **errp)
 {
-    BdrvDirtyBitmap *bm = block_dirty_bitmap_lookup(qdict_get_try_str(args, "node"),
-                                                    qdict_get_try_str(args, "name"), NULL,
-                                                    errp);
+    BdrvDirtyBitmap *bm = block_dirty_bitmap_lookup(node, name, NULL, errp);
     uint64_t nb_bits, step = 1u << 20;
     g_autoptr(GChecksum) sum = NULL;
     g_autofree uint8_t *buf = NULL;
@@ -271,7 +263,7 @@ static void txn_undo_free(TxnUndo *u)
     g_free(u->name);
 }
 
-static QObject *qmp_transaction(QDict *args, Error **errp)
+QObject *qmp_transaction(QDict *args, Error **errp)
 {
     json_t *actions = json_object_get(args, "actions");
     QDict *props = json_object_get(args, "properties");
@@ -376,13 +368,12 @@ static QObject *qmp_transaction(QDict *args, Error **errp)
 
 void block_dirty_bitmap_monitor_init(void)
 {
-    qmp_register_command("block-dirty-bitmap-add", qmp_block_dirty_bitmap_add);
-    qmp_register_command("block-dirty-bitmap-remove", qmp_block_dirty_bitmap_remove);
-    qmp_register_command("block-dirty-bitmap-clear", qmp_block_dirty_bitmap_clear);
-    qmp_register_command("block-dirty-bitmap-enable", qmp_block_dirty_bitmap_enable);
-    qmp_register_command("block-dirty-bitmap-disable", qmp_block_dirty_bitmap_disable);
-    qmp_register_command("block-dirty-bitmap-merge", qmp_block_dirty_bitmap_merge);
-    qmp_register_command("transaction", qmp_transaction);
-    qmp_register_command("x-debug-block-dirty-bitmap-sha256",
-                         qmp_x_debug_block_dirty_bitmap_sha256);
+    qmp_enable_command("block-dirty-bitmap-add");
+    qmp_enable_command("block-dirty-bitmap-remove");
+    qmp_enable_command("block-dirty-bitmap-clear");
+    qmp_enable_command("block-dirty-bitmap-enable");
+    qmp_enable_command("block-dirty-bitmap-disable");
+    qmp_enable_command("block-dirty-bitmap-merge");
+    qmp_enable_command("transaction");
+    qmp_enable_command("x-debug-block-dirty-bitmap-sha256");
 }

@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 #include "hw/qdev.h"
@@ -56,11 +57,10 @@ static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
 /* ------------------------------------------------------------------ */
 /* block_resize */
 
-static QObject *qmp_block_resize(QDict *args, Error **errp)
+QObject *qmp_block_resize(const char *device, const char *node_name, int64_t size,
+                          Error **errp)
 {
-    int64_t size = json_integer_value(json_object_get(args, "size"));
-    BlockDriverState *bs = lookup_bs(qdict_get_try_str(args, "device"),
-                                     qdict_get_try_str(args, "node-name"), errp);
+    BlockDriverState *bs = lookup_bs(device, node_name, errp);
     BdrvUser *user;
     int ret;
 
@@ -322,10 +322,8 @@ void block_snapshot_undo(BlockDriverState *node, BlockDriverState *overlay)
     bdrv_unref(overlay);
 }
 
-static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot(const char *node_arg, const char *overlay_arg, Error **errp)
 {
-    const char *node_arg = qdict_get_try_str(args, "node");
-    const char *overlay_arg = qdict_get_try_str(args, "overlay");
     BlockDriverState *node, *overlay;
 
     node = lookup_bs(node_arg, node_arg, errp);
@@ -343,28 +341,21 @@ static QObject *qmp_blockdev_snapshot(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_blockdev_snapshot_sync(QDict *args, Error **errp)
+/* @format and @mode hold their schema defaults (qcow2, absolute-paths) when absent. */
+QObject *qmp_blockdev_snapshot_sync(const char *device, const char *node_name, const char *file,
+                                    const char *new_name, const char *format, bool has_mode,
+                                    NewImageMode mode, Error **errp)
 {
-    const char *file = qdict_get_try_str(args, "snapshot-file");
-    const char *new_name = qdict_get_try_str(args, "snapshot-node-name");
-    const char *format = qdict_get_try_str(args, "format");
-    const char *mode_arg = qdict_get_try_str(args, "mode");
-    NewImageMode mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
     BlockDriverState *node, *overlay;
     QDict *opts;
     bool ok;
 
-    node = lookup_bs(qdict_get_try_str(args, "device"), qdict_get_try_str(args, "node-name"),
-                     errp);
+    node = lookup_bs(device, node_name, errp);
     if (!node) {
         return NULL;
     }
-    if (!snapshot_node_check(node, errp) ||
-        (mode_arg && !block_job_parse_mode(mode_arg, &mode, errp))) {
+    if (!snapshot_node_check(node, errp)) {
         return NULL;
-    }
-    if (!format) {
-        format = "qcow2";
     }
     if (!bdrv_find_format(format)) {
         error_setg(errp, "Unknown file format '%s'", format);
@@ -746,7 +737,7 @@ static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_set_backing_hd(bs, backing);
 }
 
-static QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
+QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
 {
     json_t *list = json_object_get(args, "options");
     size_t n = json_array_size(list), i, j;
@@ -868,14 +859,11 @@ static int graph_node(GraphDump *g, const void *key, const char *type, const cha
 /* QEMU's BlockPermission names, highest bit first as QEMU lists them. */
 static json_t *graph_perm_list(uint64_t perm)
 {
-    static const char *const names[BLK_PERM_COUNT] = {
-        "consistent-read", "write", "write-unchanged", "resize",
-    };
     json_t *list = json_array();
 
     for (int bit = BLK_PERM_COUNT - 1; bit >= 0; bit--) {
         if (perm & (1ULL << bit)) {
-            json_array_append_new(list, json_string(names[bit]));
+            json_array_append_new(list, json_string(BlockPermission_str(bit)));
         }
     }
     return list;
@@ -931,7 +919,7 @@ static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverSt
     }
 }
 
-static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
+QObject *qmp_x_debug_query_block_graph(Error **errp)
 {
     GraphDump g = {
         .nodes = json_array(), .edges = json_array(),
@@ -990,11 +978,9 @@ static QObject *qmp_x_debug_query_block_graph(QDict *args, Error **errp)
  * child named @child, for the drivers that keep a list of children
  * (quorum).  The new child must be used by nothing else yet.
  */
-static QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_change(const char *parent, const char *child, const char *node,
+                               Error **errp)
 {
-    const char *parent = qdict_get_try_str(args, "parent");
-    const char *child = qdict_get_try_str(args, "child");
-    const char *node = qdict_get_try_str(args, "node");
     BlockDriverState *bs = lookup_bs(parent, parent, errp);
     BlockDriverState *new_bs;
     bool as_file = false;
@@ -1035,10 +1021,10 @@ static QObject *qmp_x_blockdev_change(QDict *args, Error **errp)
 
 void block_graph_monitor_init(void)
 {
-    qmp_register_command("x-debug-query-block-graph", qmp_x_debug_query_block_graph);
-    qmp_register_command("x-blockdev-change", qmp_x_blockdev_change);
-    qmp_register_command("block_resize", qmp_block_resize);
-    qmp_register_command("blockdev-snapshot", qmp_blockdev_snapshot);
-    qmp_register_command("blockdev-snapshot-sync", qmp_blockdev_snapshot_sync);
-    qmp_register_command("blockdev-reopen", qmp_blockdev_reopen);
+    qmp_enable_command("x-debug-query-block-graph");
+    qmp_enable_command("x-blockdev-change");
+    qmp_enable_command("block_resize");
+    qmp_enable_command("blockdev-snapshot");
+    qmp_enable_command("blockdev-snapshot-sync");
+    qmp_enable_command("blockdev-reopen");
 }

@@ -451,7 +451,7 @@ static void mirror_clean(BlockJob *job)
 }
 
 static const BlockJobDriver mirror_driver = {
-    .type = "mirror",
+    .type = JOB_TYPE_MIRROR,
     .instance_size = sizeof(MirrorJob),
     .needs_complete = true,
     .step = mirror_step,
@@ -461,7 +461,7 @@ static const BlockJobDriver mirror_driver = {
 };
 
 static const BlockJobDriver active_commit_driver = {
-    .type = "commit",
+    .type = JOB_TYPE_COMMIT,
     .instance_size = sizeof(MirrorJob),
     .needs_complete = true,
     .step = mirror_step,

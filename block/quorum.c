@@ -30,11 +30,8 @@
 #include <glib.h>
 
 #include "block/block_int.h"
-#include "qapi/qmp-registry.h"
+#include "qapi/qapi-events.h"
 #include "qemu/cutils.h"
-
-/* Only programs with a QMP monitor send events (qemu-img and qemu-io have none). */
-#pragma weak qapi_event_emit
 
 typedef struct BDRVQuorumState {
     BlockDriverState **children;
@@ -73,44 +70,30 @@ static bool take_bool(QDict *options, const char *key, bool *out, Error **errp)
 
 static int64_t quorum_getlength(BlockDriverState *bs);
 
-/* The range in 512-byte sectors, then the event goes (in QEMU's member order). */
-static void quorum_event(const char *event, QDict *data, int64_t offset, int64_t bytes,
-                         const char *type, int err)
+/* The events give a request's range in 512-byte sectors. */
+static int64_t quorum_sector(int64_t offset)
 {
-    int64_t sector = offset / 512;
+    return offset / 512;
+}
 
-    qdict_put_int(data, "sectors-count", DIV_ROUND_UP(offset + bytes, 512) - sector);
-    qdict_put_int(data, "sector-num", sector);
-    if (type) {
-        qdict_put_str(data, "type", type);
-    }
-    if (err < 0) {
-        qdict_put_str(data, "error", g_strerror(-err));
-    }
-    if (qapi_event_emit) {
-        qapi_event_emit(event, data);
-    } else {
-        qobject_unref(data);
-    }
+static int64_t quorum_sectors(int64_t offset, int64_t bytes)
+{
+    return DIV_ROUND_UP(offset + bytes, 512) - offset / 512;
 }
 
 /* @child failed a request of @type (@err < 0), or lost a read's vote (@err 0). */
 static void quorum_report_bad(const char *type, BlockDriverState *child, int64_t offset,
                               int64_t bytes, int err)
 {
-    QDict *data = qdict_new();
-
-    qdict_put_str(data, "node-name", child->node_name);
-    quorum_event("QUORUM_REPORT_BAD", data, offset, bytes, type, err);
+    qapi_event_send_quorum_report_bad(type, err < 0 ? g_strerror(-err) : NULL, child->node_name,
+                                      quorum_sector(offset), quorum_sectors(offset, bytes));
 }
 
 static void quorum_report_failure(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
-    QDict *data = qdict_new();
-
-    qdict_put_str(data, "reference", *bdrv_get_device_name(bs) ? bdrv_get_device_name(bs)
-                                                                : bs->node_name);
-    quorum_event("QUORUM_FAILURE", data, offset, bytes, NULL, 0);
+    qapi_event_send_quorum_failure(*bdrv_get_device_name(bs) ? bdrv_get_device_name(bs)
+                                                             : bs->node_name,
+                                   quorum_sector(offset), quorum_sectors(offset, bytes));
 }
 
 static int quorum_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)

@@ -794,6 +794,7 @@ QCryptoBlock *qcrypto_block_open(const uint8_t *password, size_t npassword,
     uint8_t raw[LUKS_HEADER_LEN];
     QCryptoBlock *b = g_new0(QCryptoBlock, 1);
 
+    b->format = QCRYPTO_BLOCK_FORMAT_LUKS;
     b->readfunc = readfunc;
     b->opaque = opaque;
     if (readfunc(b, 0, raw, sizeof(raw), opaque, errp) < 0) {
@@ -930,6 +931,8 @@ QCryptoBlock *qcrypto_block_create(const QCryptoBlockCreateOptions *opts,
     g_autofree uint8_t *mk = NULL;
     uint64_t iters, slot_sectors;
     size_t header_sectors = LUKS_ALIGN / SECTOR;
+
+    b->format = QCRYPTO_BLOCK_FORMAT_LUKS;
 
     if (!check_combination(opts->ivgen_alg, opts->ivgen_hash_alg, errp)) {
         goto fail;

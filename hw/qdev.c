@@ -9,7 +9,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "qapi/qmp-registry.h"
+#include "qapi/qapi-events.h"
 #include "qemu/cutils.h"
 #include "qemu/option.h"
 #include "system/blockdev.h"
@@ -845,7 +845,6 @@ static gboolean finish_unplug(gpointer opaque)
 {
     DeviceState *dev = opaque;
     DriveInfo *dinfo = dev->drive;
-    QDict *data;
 
     /* A controller goes with the devices on its bus, each with its event. */
     while (dev->buses) {
@@ -881,21 +880,12 @@ static gboolean finish_unplug(gpointer opaque)
         drive_del(dinfo);
     }
     if (dev->child_path) {
-        data = qdict_new();
-        qdict_put_str(data, "path", dev->child_path);
-        qapi_event_emit("DEVICE_DELETED", data);
+        qapi_event_send_device_deleted(NULL, dev->child_path);
     } else if (g_str_has_prefix(dev->type, "virtio-") && dev->backend_path) {
         /* As QEMU's: the virtio device inside the PCI proxy goes first. */
-        data = qdict_new();
-        qdict_put_str(data, "path", dev->backend_path);
-        qapi_event_emit("DEVICE_DELETED", data);
+        qapi_event_send_device_deleted(NULL, dev->backend_path);
     }
-    data = qdict_new();
-    if (dev->id) {
-        qdict_put_str(data, "device", dev->id);
-    }
-    qdict_put_str(data, "path", dev->path);
-    qapi_event_emit("DEVICE_DELETED", data);
+    qapi_event_send_device_deleted(dev->id, dev->path);
     device_free(dev);
     return G_SOURCE_REMOVE;
 }

@@ -18,6 +18,7 @@
 
 #include "qemu/cutils.h"
 #include "qemu/option.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "monitor/chardev.h"
 
@@ -461,7 +462,7 @@ static char *chardev_filename(Chardev *chr)
     }
 }
 
-static QObject *qmp_query_chardev(QDict *args, Error **errp)
+QObject *qmp_query_chardev(Error **errp)
 {
     json_t *list = json_array();
     GList *all = g_list_concat(g_list_copy(chardevs), g_list_copy(legacy_chardevs));
@@ -480,5 +481,5 @@ static QObject *qmp_query_chardev(QDict *args, Error **errp)
 
 void chardev_register_commands(void)
 {
-    qmp_register_command("query-chardev", qmp_query_chardev);
+    qmp_enable_command("query-chardev");
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/fdset.h"
@@ -261,16 +262,16 @@ static int take_sent_fd(Monitor **owner, Error **errp)
     return fd;
 }
 
-static QObject *qmp_add_fd(QDict *args, Error **errp)
+QObject *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, const char *opaque, Error **errp)
 {
-    int64_t id = qdict_get_try_int(args, "fdset-id", -1);
+    int64_t id = has_fdset_id ? fdset_id : -1;
     int fd = take_sent_fd(NULL, errp);
     QDict *ret;
 
     if (fd < 0) {
         return NULL;
     }
-    if (qdict_haskey(args, "fdset-id") && id < 0) {
+    if (has_fdset_id && id < 0) {
         close(fd);
         error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
         return NULL;
@@ -282,7 +283,7 @@ static QObject *qmp_add_fd(QDict *args, Error **errp)
             id++;
         }
     }
-    fdset_add(id, fd, qdict_get_try_str(args, "opaque"));
+    fdset_add(id, fd, opaque);
     ret = qdict_new();
     /* QEMU 7.2's member order. */
     qdict_put_int(ret, "fd", fd);
@@ -290,11 +291,8 @@ static QObject *qmp_add_fd(QDict *args, Error **errp)
     return ret;
 }
 
-static QObject *qmp_remove_fd(QDict *args, Error **errp)
+QObject *qmp_remove_fd(int64_t id, bool has_fd, int64_t fd, Error **errp)
 {
-    int64_t id = qdict_get_try_int(args, "fdset-id", -1);
-    bool has_fd = qdict_haskey(args, "fd");
-    int64_t fd = qdict_get_try_int(args, "fd", -1);
     Fdset *set = fdset_find(id);
     bool found = false;
 
@@ -319,7 +317,7 @@ static QObject *qmp_remove_fd(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_fdsets(QDict *args, Error **errp)
+QObject *qmp_query_fdsets(Error **errp)
 {
     json_t *list = json_array();
 
@@ -420,14 +418,14 @@ void monitor_named_fds_release(Monitor *mon)
     }
 }
 
-static QObject *qmp_getfd(QDict *args, Error **errp)
+QObject *qmp_getfd(const char *fdname, Error **errp)
 {
-    return getfd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
+    return getfd(fdname, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_closefd(QDict *args, Error **errp)
+QObject *qmp_closefd(const char *fdname, Error **errp)
 {
-    return closefd(qdict_get_try_str(args, "fdname"), errp) ? qdict_new() : NULL;
+    return closefd(fdname, errp) ? qdict_new() : NULL;
 }
 
 static void hmp_named_fd(Monitor *mon, const QDict *qdict,
@@ -461,11 +459,11 @@ static const HMPCommand fd_cmds[] = {
 void fdset_register_commands(void)
 {
     qemu_fdset_set_ops(&fdset_ops);
-    qmp_register_command("add-fd", qmp_add_fd);
-    qmp_register_command("remove-fd", qmp_remove_fd);
-    qmp_register_command("query-fdsets", qmp_query_fdsets);
-    qmp_register_command("getfd", qmp_getfd);
-    qmp_register_command("closefd", qmp_closefd);
+    qmp_enable_command("add-fd");
+    qmp_enable_command("remove-fd");
+    qmp_enable_command("query-fdsets");
+    qmp_enable_command("getfd");
+    qmp_enable_command("closefd");
     for (size_t i = 0; i < G_N_ELEMENTS(fd_cmds); i++) {
         hmp_register_command(&fd_cmds[i]);
     }

@@ -10,6 +10,7 @@
 
 #include "block/block.h"
 #include "block/blockjob.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -403,6 +404,7 @@ static void ask_keys(Monitor *mon, GPtrArray *drives, KeyDoneFn *done, void *opa
 /* ------------------------------------------------------------------ */
 /* Commands */
 
+/* Runs a QMP command that still takes a dictionary (DICT_COMMANDS). */
 static void run_qmp(Monitor *mon, const char *name, QDict *args)
 {
     Error *err = NULL;
@@ -411,6 +413,23 @@ static void run_qmp(Monitor *mon, const char *name, QDict *args)
     qobject_unref(ret);
     hmp_handle_error(mon, err);
 }
+
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void typed_done(Monitor *mon, QObject *ret, Error *err)
+{
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
+/* An HMP command that is QMP's @fn without arguments. */
+#define HMP_FRONT_NO_ARGS(name, fn)                                     \
+    static void name(Monitor *mon, const QDict *args)                   \
+    {                                                                   \
+        Error *err = NULL;                                              \
+        QObject *ret = fn(&err);                                        \
+                                                                        \
+        typed_done(mon, ret, err);                                      \
+    }
 
 static void hmp_help(Monitor *mon, const QDict *args)
 {
@@ -458,7 +477,7 @@ static void hmp_info_status(Monitor *mon, const QDict *args)
     } else if (s == RUN_STATE_PAUSED) {
         monitor_puts(mon, "VM status: paused\n");
     } else {
-        monitor_printf(mon, "VM status: paused (%s)\n", runstate_name(s));
+        monitor_printf(mon, "VM status: paused (%s)\n", RunState_str(s));
     }
 }
 
@@ -559,7 +578,10 @@ static void hmp_info_usb(Monitor *mon, const QDict *args)
 
 static void cont_finish(Monitor *mon, void *opaque)
 {
-    run_qmp(mon, "cont", NULL);
+    Error *err = NULL;
+    QObject *ret = qmp_cont(&err);
+
+    typed_done(mon, ret, err);
 }
 
 static GPtrArray *keyless_drives(void)
@@ -582,25 +604,10 @@ static void hmp_cont(Monitor *mon, const QDict *args)
              "The guest stays paused; 'cont' asks again for the keys still missing.");
 }
 
-static void hmp_stop(Monitor *mon, const QDict *args)
-{
-    run_qmp(mon, "stop", NULL);
-}
-
-static void hmp_quit(Monitor *mon, const QDict *args)
-{
-    run_qmp(mon, "quit", NULL);
-}
-
-static void hmp_system_reset(Monitor *mon, const QDict *args)
-{
-    run_qmp(mon, "system_reset", NULL);
-}
-
-static void hmp_system_powerdown(Monitor *mon, const QDict *args)
-{
-    run_qmp(mon, "system_powerdown", NULL);
-}
+HMP_FRONT_NO_ARGS(hmp_stop, qmp_stop)
+HMP_FRONT_NO_ARGS(hmp_quit, qmp_quit)
+HMP_FRONT_NO_ARGS(hmp_system_reset, qmp_system_reset)
+HMP_FRONT_NO_ARGS(hmp_system_powerdown, qmp_system_powerdown)
 
 static void hmp_drive_add(Monitor *mon, const QDict *args)
 {
@@ -698,11 +705,10 @@ static void hmp_device_add(Monitor *mon, const QDict *args)
 
 static void hmp_device_del(Monitor *mon, const QDict *args)
 {
-    QDict *a = qdict_new();
+    Error *err = NULL;
+    QObject *ret = qmp_device_del(qdict_get_try_str(args, "id"), &err);
 
-    qdict_put_str(a, "id", qdict_get_try_str(args, "id"));
-    run_qmp(mon, "device_del", a);
-    qobject_unref(a);
+    typed_done(mon, ret, err);
 }
 
 static void passwd_finish(Monitor *mon, void *opaque)
@@ -713,7 +719,9 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
 {
     const char *device = qdict_get_try_str(args, "device");
     const char *password = qdict_get_try_str(args, "password");
-    QDict *a;
+    Error *err = NULL;
+    QObject *ret;
+    bool is_drive;
 
     if (!password) {
         DriveInfo *d = drive_find(device);
@@ -735,12 +743,9 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
         monitor_printf(mon, "Device '%s' not found\n", device);
         return;
     }
-    a = qdict_new();
-    qdict_put_str(a, drive_find(device) ? "device" : "node-name", device);
-    qdict_put_str(a, "password", password);
-    run_qmp(mon, "block_passwd", a);
-    qemu_secure_zero((char *)qdict_get_try_str(a, "password"), strlen(password));
-    qobject_unref(a);
+    is_drive = drive_find(device) != NULL;
+    ret = qmp_block_passwd(is_drive ? device : NULL, is_drive ? NULL : device, password, &err);
+    typed_done(mon, ret, err);
 }
 
 /* block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP). */
@@ -748,18 +753,16 @@ static void hmp_block_resize(Monitor *mon, const QDict *args)
 {
     const char *size = qdict_get_try_str(args, "size");
     uint64_t bytes;
-    QDict *a;
+    Error *err = NULL;
+    QObject *ret;
 
     if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
         monitor_printf(mon, "invalid size\n");
         usage_hint(mon, "block_resize");
         return;
     }
-    a = qdict_new();
-    qdict_put_str(a, "device", qdict_get_try_str(args, "device"));
-    qdict_put_int(a, "size", (int64_t)bytes);
-    run_qmp(mon, "block_resize", a);
-    qobject_unref(a);
+    ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL, (int64_t)bytes, &err);
+    typed_done(mon, ret, err);
 }
 
 /* block_set_io_throttle DEVICE BPS BPS_RD BPS_WR IOPS IOPS_RD IOPS_WR: QMP's, by drive name. */
@@ -815,11 +818,10 @@ static void hmp_object_add(Monitor *mon, const QDict *args)
 
 static void hmp_object_del(Monitor *mon, const QDict *args)
 {
-    QDict *a = qdict_new();
+    Error *err = NULL;
+    QObject *ret = qmp_object_del(qdict_get_try_str(args, "id"), &err);
 
-    qdict_put_str(a, "id", qdict_get_try_str(args, "id"));
-    run_qmp(mon, "object-del", a);
-    qobject_unref(a);
+    typed_done(mon, ret, err);
 }
 
 /*

@@ -26,6 +26,8 @@
 #include <glib-unix.h>
 
 #include "block/blockjob.h"
+#include "qapi/event.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -267,7 +269,7 @@ static void qmp_greet(Monitor *mon)
 }
 
 /* qmp_capabilities acts on the monitor it arrives on. */
-static QObject *qmp_capabilities(QDict *args, Error **errp)
+QObject *qmp_qmp_capabilities(QDict *args, Error **errp)
 {
     json_t *enable = json_object_get(args, "enable");
 
@@ -282,9 +284,11 @@ static QObject *qmp_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
+/* At start-up: the monitor's own command, and the monitor as the event sink. */
 void monitor_register_qmp_capabilities(void)
 {
-    qmp_register_command("qmp_capabilities", qmp_capabilities);
+    qmp_enable_command("qmp_capabilities");
+    qapi_event_set_sink(monitor_qapi_event_emit);
 }
 
 /* Zeroes the values of password-like members before a request is freed. */

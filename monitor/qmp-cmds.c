@@ -5,6 +5,7 @@
 
 #include "block/block.h"
 #include "block/blockjob.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
@@ -15,27 +16,27 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-static QObject *qmp_query_version(QDict *args, Error **errp)
+QObject *qmp_query_version(Error **errp)
 {
     return qmp_version_info();
 }
 
-static QObject *qmp_query_commands(QDict *args, Error **errp)
+QObject *qmp_query_commands(Error **errp)
 {
     return qmp_list_commands();
 }
 
-static QObject *qmp_query_status(QDict *args, Error **errp)
+QObject *qmp_query_status(Error **errp)
 {
     QDict *info = qdict_new();
 
-    qdict_put_str(info, "status", runstate_name(runstate_get()));
+    qdict_put_str(info, "status", RunState_str(runstate_get()));
     qdict_put_bool(info, "singlestep", false);
     qdict_put_bool(info, "running", runstate_is_running());
     return info;
 }
 
-static QObject *qmp_query_name(QDict *args, Error **errp)
+QObject *qmp_query_name(Error **errp)
 {
     QDict *info = qdict_new();
 
@@ -45,68 +46,58 @@ static QObject *qmp_query_name(QDict *args, Error **errp)
     return info;
 }
 
-static QObject *qmp_stop(QDict *args, Error **errp)
+QObject *qmp_stop(Error **errp)
 {
     vm_stop();
     return qdict_new();
 }
 
-static QObject *qmp_cont(QDict *args, Error **errp)
+QObject *qmp_cont(Error **errp)
 {
     return vm_start(errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_system_reset(QDict *args, Error **errp)
+QObject *qmp_system_reset(Error **errp)
 {
     qemu_system_reset();
     return qdict_new();
 }
 
-static QObject *qmp_system_powerdown(QDict *args, Error **errp)
+QObject *qmp_system_powerdown(Error **errp)
 {
     qemu_system_powerdown();
     return qdict_new();
 }
 
-static QObject *qmp_quit(QDict *args, Error **errp)
-{
-    qemu_system_shutdown_request("host-qmp-quit");
-    /* QEMU ends its jobs before quit's reply: their events come first. */
-    block_job_quit_all();
-    blockdev_nbd_quit();
-    return qdict_new();
-}
-
-static QObject *qmp_query_block(QDict *args, Error **errp)
+QObject *qmp_query_block(Error **errp)
 {
     return qmp_query_block_list();
 }
 
-static QObject *qmp_query_named_block_nodes(QDict *args, Error **errp)
+/* @flat: this tree's node entries have no backing chain inside to flatten. */
+QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
 {
     return qmp_query_named_block_nodes_list();
 }
 
-static QObject *qmp_query_blockstats(QDict *args, Error **errp)
+QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
 {
-    return qmp_query_blockstats_list(qdict_get_try_bool(args, "query-nodes", false));
+    return qmp_query_blockstats_list(query_nodes);
 }
 
-static QObject *qmp_blockdev_add(QDict *args, Error **errp)
+QObject *qmp_blockdev_add(QDict *args, Error **errp)
 {
     return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_blockdev_del(QDict *args, Error **errp)
+QObject *qmp_blockdev_del(const char *node_name, Error **errp)
 {
-    return blockdev_del(qdict_get_try_str(args, "node-name"), errp) ? qdict_new() : NULL;
+    return blockdev_del(node_name, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_block_passwd(QDict *args, Error **errp)
+QObject *qmp_block_passwd(const char *device, const char *node, const char *password,
+                          Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *node = qdict_get_try_str(args, "node-name");
-    const char *password = qdict_get_try_str(args, "password");
     BlockDriverState *bs, *target;
 
     if (!!device == !!node) {
@@ -146,29 +137,31 @@ static QObject *qmp_block_passwd(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_device_add(QDict *args, Error **errp)
+QObject *qmp_device_add(QDict *args, Error **errp)
 {
     return qdev_device_add(args, true, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_device_del(QDict *args, Error **errp)
+QObject *qmp_device_del(const char *id, Error **errp)
 {
-    return qdev_unplug(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+    return qdev_unplug(id, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_object_add(QDict *args, Error **errp)
+QObject *qmp_object_add(QDict *args, Error **errp)
 {
     return user_creatable_add(args, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_object_del(QDict *args, Error **errp)
+QObject *qmp_object_del(const char *id, Error **errp)
 {
-    return user_creatable_del(qdict_get_try_str(args, "id"), errp) ? qdict_new() : NULL;
+    return user_creatable_del(id, errp) ? qdict_new() : NULL;
 }
 
-static QObject *qmp_human_monitor_command(QDict *args, Error **errp)
+/* @cpu_index: the machine has no CPU whose monitor context could differ. */
+QObject *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
+                                   int64_t cpu_index, Error **errp)
 {
-    g_autofree char *out = monitor_hmp_capture(qdict_get_try_str(args, "command-line"));
+    g_autofree char *out = monitor_hmp_capture(command_line);
 
     return json_string(out);
 }
@@ -180,30 +173,30 @@ static QObject *qmp_human_monitor_command(QDict *args, Error **errp)
 void qmp_register_storage_commands(void)
 {
     monitor_register_qmp_capabilities();
-    qmp_register_command("query-version", qmp_query_version);
-    qmp_register_command("query-commands", qmp_query_commands);
-    qmp_register_command("quit", qmp_quit);
-    qmp_register_command("query-block", qmp_query_block);
-    qmp_register_command("query-named-block-nodes", qmp_query_named_block_nodes);
-    qmp_register_command("query-blockstats", qmp_query_blockstats);
-    qmp_register_command("blockdev-add", qmp_blockdev_add);
-    qmp_register_command("blockdev-del", qmp_blockdev_del);
-    qmp_register_command("block_passwd", qmp_block_passwd);
-    qmp_register_command("object-add", qmp_object_add);
-    qmp_register_command("object-del", qmp_object_del);
+    qmp_enable_command("query-version");
+    qmp_enable_command("query-commands");
+    qmp_enable_command("quit");
+    qmp_enable_command("query-block");
+    qmp_enable_command("query-named-block-nodes");
+    qmp_enable_command("query-blockstats");
+    qmp_enable_command("blockdev-add");
+    qmp_enable_command("blockdev-del");
+    qmp_enable_command("block_passwd");
+    qmp_enable_command("object-add");
+    qmp_enable_command("object-del");
 }
 
 void qmp_register_builtin_commands(void)
 {
     qmp_register_storage_commands();
-    qmp_register_command("query-status", qmp_query_status);
-    qmp_register_command("query-name", qmp_query_name);
-    qmp_register_command("stop", qmp_stop);
-    qmp_register_command("cont", qmp_cont);
-    qmp_register_command("system_reset", qmp_system_reset);
-    qmp_register_command("system_powerdown", qmp_system_powerdown);
-    qmp_register_command("block_set_io_throttle", qmp_block_set_io_throttle);
-    qmp_register_command("device_add", qmp_device_add);
-    qmp_register_command("device_del", qmp_device_del);
-    qmp_register_command("human-monitor-command", qmp_human_monitor_command);
+    qmp_enable_command("query-status");
+    qmp_enable_command("query-name");
+    qmp_enable_command("stop");
+    qmp_enable_command("cont");
+    qmp_enable_command("system_reset");
+    qmp_enable_command("system_powerdown");
+    qmp_enable_command("block_set_io_throttle");
+    qmp_enable_command("device_add");
+    qmp_enable_command("device_del");
+    qmp_enable_command("human-monitor-command");
 }

@@ -3,7 +3,8 @@
  * The QMP command registry and the schema-driven argument check.  The
  * schema (the qapi/ JSON files, compiled into qapi_schema_json by qapi-gen.py) is
  * loaded once; every command's arguments are checked against it before its
- * handler runs, and query-commands lists what it declares.
+ * handler runs, and query-commands lists the commands the program offers.
+ * The handlers come from the generated table (qmp_command_table).
  */
 #include <string.h>
 #include <glib.h>
@@ -55,15 +56,20 @@ static json_t *schema_def(const char *name, const char *meta)
     return def;
 }
 
-void qmp_register_command(const char *name, QmpCommandFunc fn)
+void qmp_enable_command(const char *name)
 {
-    if (!schema_def(name, "command")) {
-        /* The schema is the single source of truth: a handler needs a declaration. */
-        fprintf(stderr, "QMP command '%s' is not declared in the schema\n", name);
-        abort();
+    const QmpCommandDef *c;
+
+    schema_load();
+    for (c = qmp_command_table; c->name; c++) {
+        if (!strcmp(c->name, name)) {
+            g_hash_table_insert(handlers, (gpointer)c->name, c->fn);
+            return;
+        }
     }
-    g_hash_table_insert(handlers, (gpointer)json_string_value(
-                            json_object_get(schema_def(name, NULL), "name")), fn);
+    /* The table is the schema's: a name it lacks is a bug in the program. */
+    fprintf(stderr, "QMP command '%s' is not declared in the schema\n", name);
+    abort();
 }
 
 bool qmp_command_exists(const char *name)
@@ -427,6 +433,38 @@ static bool check_args(json_t *data, json_t *gen, QDict *args, const char *prefi
                 : check_no_members(args, errp);
 }
 
+/*
+ * With QMP_CHECK_RETURNS=1 in the environment (for tests) every value a
+ * handler returns is checked against the command's 'returns' in the
+ * schema, as arguments are: a value the schema does not declare (a
+ * missing or unknown member, a wrong JSON type, an enum name the enum
+ * lacks) stops the program, so a test catches the handler or the schema
+ * that is wrong.  A command without 'returns' must return {}.
+ */
+static bool check_returns_enabled(void)
+{
+    static int enabled = -1;
+
+    if (enabled < 0) {
+        enabled = !g_strcmp0(g_getenv("QMP_CHECK_RETURNS"), "1");
+    }
+    return enabled;
+}
+
+static void check_return_value(const char *name, json_t *def, QObject *ret)
+{
+    json_t *returns = json_object_get(def, "returns");
+    Error *err = NULL;
+
+    if (returns ? check_value(returns, ret, "return", &err)
+                : json_is_object(ret) && json_object_size(ret) == 0) {
+        return;
+    }
+    fprintf(stderr, "QMP command '%s' returned a value its schema does not declare: %s\n",
+            name, err ? error_get_pretty(err) : "expected {}");
+    abort();
+}
+
 QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
 {
     json_t *def = schema_def(name, "command");
@@ -450,6 +488,9 @@ QObject *qmp_dispatch_command(const char *name, QDict *args, Error **errp)
         return NULL;
     }
     ret = fn(args, errp);
+    if (ret && check_returns_enabled()) {
+        check_return_value(name, def, ret);
+    }
     qobject_unref(empty);
     return ret;
 }
@@ -471,17 +512,6 @@ bool qmp_check_command_args(const char *name, QDict *args, const char *prefix,
         return false;
     }
     return check_args(data, gen, args, prefix, errp);
-}
-
-void qapi_event_emit(const char *event, QDict *data)
-{
-    json_t *def = schema_def(event, "event");
-
-    if (!def) {
-        fprintf(stderr, "QMP event '%s' is not declared in the schema\n", event);
-        abort();
-    }
-    monitor_qapi_event_emit(event, data);
 }
 
 void qmp_registry_cleanup(void)

@@ -12,6 +12,7 @@
 #include <glib.h>
 
 #include "block/block.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/thread.h"
@@ -169,7 +170,7 @@ const char *iothread_id(const IOThread *t)
     return t->id;
 }
 
-static QObject *qmp_query_iothreads(QDict *args, Error **errp)
+QObject *qmp_query_iothreads(Error **errp)
 {
     json_t *list = json_array();
 
@@ -208,7 +209,7 @@ bool iothread_node_has_drive(BlockDriverState *bs)
     return false;
 }
 
-static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
 {
     const char *node = qdict_get_try_str(args, "node-name");
     json_t *which = json_object_get(args, "iothread");
@@ -241,11 +242,11 @@ static QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
 void iothread_register_storage(void)
 {
     user_creatable_register_type(&iothread_type);
-    qmp_register_command("x-blockdev-set-iothread", qmp_x_blockdev_set_iothread);
+    qmp_enable_command("x-blockdev-set-iothread");
 }
 
 void iothread_register_commands(void)
 {
     iothread_register_storage();
-    qmp_register_command("query-iothreads", qmp_query_iothreads);
+    qmp_enable_command("query-iothreads");
 }

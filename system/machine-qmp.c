@@ -10,6 +10,7 @@
 #include <string.h>
 #include <glib.h>
 
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qom/object.h"
 #include "block/block.h"
@@ -19,12 +20,12 @@
 
 extern const char qapi_introspection_json[];
 
-static QObject *qmp_query_target(QDict *args, Error **errp)
+QObject *qmp_query_target(Error **errp)
 {
     return json_pack("{s:s}", "arch", "x86_64");
 }
 
-static QObject *qmp_query_kvm(QDict *args, Error **errp)
+QObject *qmp_query_kvm(Error **errp)
 {
     return json_pack("{s:b,s:b}", "enabled", 0, "present", 0);
 }
@@ -42,7 +43,7 @@ static const struct {
     { "none", "empty machine", false },
 };
 
-static QObject *qmp_query_machines(QDict *args, Error **errp)
+QObject *qmp_query_machines(Error **errp)
 {
     json_t *list = json_array();
 
@@ -58,13 +59,13 @@ static QObject *qmp_query_machines(QDict *args, Error **errp)
     return list;
 }
 
-static QObject *qmp_query_cpu_definitions(QDict *args, Error **errp)
+QObject *qmp_query_cpu_definitions(Error **errp)
 {
     /* No CPU is emulated: there is no model to offer. */
     return json_array();
 }
 
-static QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
+QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
 {
     json_t *model = json_object_get(args, "model");
 
@@ -73,36 +74,36 @@ static QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
     return NULL;
 }
 
-static QObject *qmp_query_cpus_fast(QDict *args, Error **errp)
+QObject *qmp_query_cpus_fast(Error **errp)
 {
     /* No CPU object, no vCPU thread: nothing to list (QEMU's "none" alike). */
     return json_array();
 }
 
-static QObject *qmp_query_hotpluggable_cpus(QDict *args, Error **errp)
+QObject *qmp_query_hotpluggable_cpus(Error **errp)
 {
     /* QEMU's answer on a machine without hot-pluggable CPUs (all of ours). */
     error_setg(errp, "The feature 'query-hotpluggable-cpus' is not enabled");
     return NULL;
 }
 
-static QObject *qmp_query_tpm_models(QDict *args, Error **errp)
+QObject *qmp_query_tpm_models(Error **errp)
 {
     return json_array();
 }
 
-static QObject *qmp_query_tpm_types(QDict *args, Error **errp)
+QObject *qmp_query_tpm_types(Error **errp)
 {
     return json_array();
 }
 
-static QObject *qmp_query_sev_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_sev_capabilities(Error **errp)
 {
     error_setg(errp, "SEV is not available (this machine emulates no CPU)");
     return NULL;
 }
 
-static QObject *qmp_query_sgx_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_sgx_capabilities(Error **errp)
 {
     error_setg(errp, "SGX is not available (this machine emulates no CPU)");
     return NULL;
@@ -136,9 +137,8 @@ static const struct {
     { "mon", mon_params },
 };
 
-static QObject *qmp_query_command_line_options(QDict *args, Error **errp)
+QObject *qmp_query_command_line_options(const char *option, Error **errp)
 {
-    const char *option = qdict_get_try_str(args, "option");
     json_t *list = json_array();
 
     for (size_t i = 0; i < G_N_ELEMENTS(cmdline_options); i++) {
@@ -277,12 +277,13 @@ static bool type_exists(const char *name)
     return !strcmp(name, "object") || type_parent(name, &is_abstract);
 }
 
-static QObject *qmp_qom_list_types(QDict *args, Error **errp)
+QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abstract,
+                            Error **errp)
 {
     TypeListing tl = {
         .list = json_array(),
-        .implements = qdict_get_try_str(args, "implements"),
-        .abstract = qdict_get_try_bool(args, "abstract", false),
+        .implements = implements,
+        .abstract = abstract,
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(fixed_types); i++) {
@@ -341,9 +342,8 @@ static json_t *object_type_properties(const char *name)
     return list;
 }
 
-static QObject *qmp_device_list_properties(QDict *args, Error **errp)
+QObject *qmp_device_list_properties(const char *name, Error **errp)
 {
-    const char *name = qdict_get_try_str(args, "typename");
     bool is_abstract;
     json_t *props;
 
@@ -360,9 +360,8 @@ static QObject *qmp_device_list_properties(QDict *args, Error **errp)
     return props;
 }
 
-static QObject *qmp_qom_list_properties(QDict *args, Error **errp)
+QObject *qmp_qom_list_properties(const char *name, Error **errp)
 {
-    const char *name = qdict_get_try_str(args, "typename");
     json_t *props;
 
     if (!type_exists(name)) {
@@ -378,18 +377,17 @@ static QObject *qmp_qom_list_properties(QDict *args, Error **errp)
     return props;
 }
 
-static QObject *qmp_qom_list(QDict *args, Error **errp)
+QObject *qmp_qom_list(const char *path, Error **errp)
 {
-    return qdev_qom_list(qdict_get_try_str(args, "path"), errp);
+    return qdev_qom_list(path, errp);
 }
 
-static QObject *qmp_qom_get(QDict *args, Error **errp)
+QObject *qmp_qom_get(const char *path, const char *property, Error **errp)
 {
-    return qdev_qom_get(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
-                        errp);
+    return qdev_qom_get(path, property, errp);
 }
 
-static QObject *qmp_qom_set(QDict *args, Error **errp)
+QObject *qmp_qom_set(QDict *args, Error **errp)
 {
     if (!qdev_qom_set(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
                       json_object_get(args, "value"), errp)) {
@@ -398,7 +396,7 @@ static QObject *qmp_qom_set(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
+QObject *qmp_query_qmp_schema(Error **errp)
 {
     json_error_t jerr;
     json_t *schema = json_loads(qapi_introspection_json, 0, &jerr);
@@ -411,23 +409,23 @@ static QObject *qmp_query_qmp_schema(QDict *args, Error **errp)
 void machine_qmp_register_commands(void)
 {
     hostmem_register_types();
-    qmp_register_command("query-target", qmp_query_target);
-    qmp_register_command("query-kvm", qmp_query_kvm);
-    qmp_register_command("query-machines", qmp_query_machines);
-    qmp_register_command("query-cpu-definitions", qmp_query_cpu_definitions);
-    qmp_register_command("query-cpu-model-expansion", qmp_query_cpu_model_expansion);
-    qmp_register_command("query-cpus-fast", qmp_query_cpus_fast);
-    qmp_register_command("query-hotpluggable-cpus", qmp_query_hotpluggable_cpus);
-    qmp_register_command("query-tpm-models", qmp_query_tpm_models);
-    qmp_register_command("query-tpm-types", qmp_query_tpm_types);
-    qmp_register_command("query-sev-capabilities", qmp_query_sev_capabilities);
-    qmp_register_command("query-sgx-capabilities", qmp_query_sgx_capabilities);
-    qmp_register_command("query-command-line-options", qmp_query_command_line_options);
-    qmp_register_command("qom-list-types", qmp_qom_list_types);
-    qmp_register_command("device-list-properties", qmp_device_list_properties);
-    qmp_register_command("qom-list-properties", qmp_qom_list_properties);
-    qmp_register_command("query-qmp-schema", qmp_query_qmp_schema);
-    qmp_register_command("qom-list", qmp_qom_list);
-    qmp_register_command("qom-get", qmp_qom_get);
-    qmp_register_command("qom-set", qmp_qom_set);
+    qmp_enable_command("query-target");
+    qmp_enable_command("query-kvm");
+    qmp_enable_command("query-machines");
+    qmp_enable_command("query-cpu-definitions");
+    qmp_enable_command("query-cpu-model-expansion");
+    qmp_enable_command("query-cpus-fast");
+    qmp_enable_command("query-hotpluggable-cpus");
+    qmp_enable_command("query-tpm-models");
+    qmp_enable_command("query-tpm-types");
+    qmp_enable_command("query-sev-capabilities");
+    qmp_enable_command("query-sgx-capabilities");
+    qmp_enable_command("query-command-line-options");
+    qmp_enable_command("qom-list-types");
+    qmp_enable_command("device-list-properties");
+    qmp_enable_command("qom-list-properties");
+    qmp_enable_command("query-qmp-schema");
+    qmp_enable_command("qom-list");
+    qmp_enable_command("qom-get");
+    qmp_enable_command("qom-set");
 }

@@ -27,6 +27,8 @@
 #include "hw/qdev.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-events.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
@@ -47,28 +49,6 @@
 #define MIG_TICK_MS 100
 #define MIG_DEFAULT_BANDWIDTH (128LL * 1024 * 1024)
 
-typedef enum MigStatus {
-    MIG_NONE,
-    MIG_SETUP,
-    MIG_CANCELLING,
-    MIG_CANCELLED,
-    MIG_ACTIVE,
-    MIG_POSTCOPY_ACTIVE,
-    MIG_COMPLETED,
-    MIG_FAILED,
-} MigStatus;
-
-static const char *const status_names[] = {
-    [MIG_NONE] = "none",
-    [MIG_SETUP] = "setup",
-    [MIG_CANCELLING] = "cancelling",
-    [MIG_CANCELLED] = "cancelled",
-    [MIG_ACTIVE] = "active",
-    [MIG_POSTCOPY_ACTIVE] = "postcopy-active",
-    [MIG_COMPLETED] = "completed",
-    [MIG_FAILED] = "failed",
-};
-
 /* QEMU's capability names; only these are implemented. */
 static const char *const supported_caps[] = { "events", "postcopy-ram", "dirty-bitmaps" };
 static bool cap_state[G_N_ELEMENTS(supported_caps)];
@@ -83,7 +63,7 @@ static const char *const known_caps[] = {
 static int64_t max_bandwidth = MIG_DEFAULT_BANDWIDTH;
 
 /* The one status query-migrate shows: the outgoing or the incoming side's. */
-static MigStatus status;
+static MigrationStatus status;
 static char *error_desc;
 static int64_t start_ms, total_ms = -1;
 
@@ -122,20 +102,18 @@ static bool cap_enabled(const char *name)
     return false;
 }
 
-static void set_status(MigStatus s)
+static void set_status(MigrationStatus s)
 {
     status = s;
     if (cap_enabled("events")) {
-        QDict *data = qdict_new();
-        qdict_put_str(data, "status", status_names[s]);
-        qapi_event_emit("MIGRATION", data);
+        qapi_event_send_migration(s);
     }
 }
 
 bool migration_is_running(void)
 {
-    return status == MIG_SETUP || status == MIG_ACTIVE || status == MIG_POSTCOPY_ACTIVE ||
-           status == MIG_CANCELLING;
+    return status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE || status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+           status == MIGRATION_STATUS_CANCELLING;
 }
 
 bool migration_incoming_pending(void)
@@ -378,14 +356,14 @@ static void out_close(void)
 }
 
 /* The migration did not happen: the source keeps its images and runs on. */
-static void out_fail(Error *err, MigStatus final)
+static void out_fail(Error *err, MigrationStatus final)
 {
     Error *local = NULL;
 
     out_close();
     g_free(error_desc);
     error_desc = err ? g_strdup(error_get_pretty(err)) : NULL;
-    if (err && final == MIG_FAILED) {
+    if (err && final == MIGRATION_STATUS_FAILED) {
         error_report("%s", error_get_pretty(err));
     }
     error_free(err);
@@ -415,13 +393,13 @@ static void out_complete(void)
     out.was_running = runstate_is_running();
     vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
     if (out.postcopy) {
-        set_status(MIG_POSTCOPY_ACTIVE);
+        set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
     }
     /* The bitmaps as the stopped guest left them, before the images go. */
     if (cap_enabled("dirty-bitmaps")) {
         bitmaps = bitmap_mig_save(&err);
         if (!bitmaps) {
-            out_fail(err, MIG_FAILED);
+            out_fail(err, MIGRATION_STATUS_FAILED);
             return;
         }
         append_section(out.buf, MIG_SECTION_BITMAPS, bitmaps);
@@ -430,7 +408,7 @@ static void out_complete(void)
     /* Nothing may be written after this: the destination owns the images. */
     if (bdrv_inactivate_all(&err) < 0) {
         error_prepend(&err, "Could not inactivate the images: ");
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return;
     }
     state = qdict_new();
@@ -439,13 +417,13 @@ static void out_complete(void)
     qobject_unref(state);
     append_section(out.buf, MIG_SECTION_END, NULL);
     if (!write_all(out.fd, out.buf->data + out.sent, out.buf->len - out.sent, &err)) {
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return;
     }
     out_close();
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
     runstate_init(RUN_STATE_POSTMIGRATE);
-    set_status(MIG_COMPLETED);
+    set_status(MIGRATION_STATUS_COMPLETED);
 }
 
 /* Sends the configuration at most max-bandwidth per second. */
@@ -455,19 +433,19 @@ static gboolean out_tick(gpointer opaque)
     size_t chunk = MAX(1, max_bandwidth * MIG_TICK_MS / 1000);
     size_t left = out.buf->len - out.sent;
 
-    if (status == MIG_SETUP) {
-        set_status(MIG_ACTIVE);
+    if (status == MIGRATION_STATUS_SETUP) {
+        set_status(MIGRATION_STATUS_ACTIVE);
         /* As QEMU: bitmaps that cannot migrate fail it as it begins. */
         if (cap_enabled("dirty-bitmaps") && !bitmap_mig_check(&err)) {
             out.timer = 0;
-            out_fail(err, MIG_FAILED);
+            out_fail(err, MIGRATION_STATUS_FAILED);
             return G_SOURCE_REMOVE;
         }
     }
     chunk = MIN(chunk, left);
     if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
         out.timer = 0;
-        out_fail(err, MIG_FAILED);
+        out_fail(err, MIGRATION_STATUS_FAILED);
         return G_SOURCE_REMOVE;
     }
     out.sent += chunk;
@@ -479,19 +457,20 @@ static gboolean out_tick(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static QObject *qmp_migrate(QDict *args, Error **errp)
+/* @detach: QMP's migrate never waits, detached or not. */
+QObject *qmp_migrate(const char *uri, bool has_blk, bool blk, bool has_inc, bool inc,
+                     bool has_detach, bool detach, bool has_resume, bool resume, Error **errp)
 {
-    const char *uri = qdict_get_try_str(args, "uri");
     Error *err = NULL;
     bool listening;
     int fd;
 
-    if (qdict_get_try_bool(args, "blk", false) || qdict_get_try_bool(args, "inc", false)) {
+    if (blk || inc) {
         error_setg(errp, "Block migration is not supported: the disks must be shared "
                    "storage on this machine");
         return NULL;
     }
-    if (qdict_get_try_bool(args, "resume", false)) {
+    if (resume) {
         error_setg(errp, "Cannot resume if there is no paused migration");
         return NULL;
     }
@@ -512,11 +491,11 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     g_clear_pointer(&error_desc, g_free);
     total_ms = -1;
     start_ms = g_get_monotonic_time() / 1000;
-    set_status(MIG_SETUP);
+    set_status(MIGRATION_STATUS_SETUP);
     fd = uri_open(uri, false, &listening, &out.child, &err);
     if (fd < 0) {
         /* The command reports it; query-migrate keeps it. */
-        out_fail(NULL, MIG_FAILED);
+        out_fail(NULL, MIGRATION_STATUS_FAILED);
         error_desc = g_strdup(error_get_pretty(err));
         error_propagate(errp, err);
         return NULL;
@@ -529,11 +508,11 @@ static QObject *qmp_migrate(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
+QObject *qmp_migrate_cancel(Error **errp)
 {
-    if (status == MIG_SETUP || status == MIG_ACTIVE) {
-        set_status(MIG_CANCELLING);
-        out_fail(NULL, MIG_CANCELLED);
+    if (status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE) {
+        set_status(MIGRATION_STATUS_CANCELLING);
+        out_fail(NULL, MIGRATION_STATUS_CANCELLED);
     }
     return qdict_new();
 }
@@ -542,21 +521,21 @@ static QObject *qmp_migrate_cancel(QDict *args, Error **errp)
 static gboolean out_switchover(gpointer opaque)
 {
     out.timer = 0;
-    if (status == MIG_SETUP) {
-        set_status(MIG_ACTIVE);
+    if (status == MIGRATION_STATUS_SETUP) {
+        set_status(MIGRATION_STATUS_ACTIVE);
     }
     out_complete();
     return G_SOURCE_REMOVE;
 }
 
-static QObject *qmp_migrate_start_postcopy(QDict *args, Error **errp)
+QObject *qmp_migrate_start_postcopy(Error **errp)
 {
     if (!cap_enabled("postcopy-ram")) {
         error_setg(errp, "Enable postcopy with migrate_set_capability before"
                    " the start of migration");
         return NULL;
     }
-    if (status != MIG_SETUP && status != MIG_ACTIVE) {
+    if (status != MIGRATION_STATUS_SETUP && status != MIGRATION_STATUS_ACTIVE) {
         error_setg(errp, "Postcopy must be started after migration has been started");
         return NULL;
     }
@@ -586,7 +565,7 @@ static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     error_report("load of migration failed: %s", msg);
-    set_status(MIG_FAILED);
+    set_status(MIGRATION_STATUS_FAILED);
     qemu_system_exit_failure();
     return false;
 }
@@ -703,7 +682,7 @@ static void in_finish(bool running)
         g_clear_pointer(&in.bitmaps, json_decref);
     }
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
-    set_status(MIG_COMPLETED);
+    set_status(MIGRATION_STATUS_COMPLETED);
     runstate_init(RUN_STATE_PAUSED);
     if (running && in.autostart) {
         vm_start(NULL);
@@ -811,10 +790,10 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
         in.watch = 0;
         return G_SOURCE_REMOVE;
     }
-    if (status != MIG_ACTIVE) {
+    if (status != MIGRATION_STATUS_ACTIVE) {
         /* As QEMU: active once the stream flows (exec: may wait for a writer). */
         start_ms = g_get_monotonic_time() / 1000;
-        set_status(MIG_ACTIVE);
+        set_status(MIGRATION_STATUS_ACTIVE);
     }
     g_byte_array_append(in.buf, chunk, n);
     switch (in_parse(&running)) {
@@ -892,7 +871,7 @@ bool migration_incoming_start(Error **errp)
     return in_listen(in.cmdline_uri, errp);
 }
 
-static QObject *qmp_migrate_incoming(QDict *args, Error **errp)
+QObject *qmp_migrate_incoming(const char *uri, Error **errp)
 {
     if (!in.pending) {
         error_setg(errp, "'-incoming' was not specified on the command line");
@@ -902,23 +881,23 @@ static QObject *qmp_migrate_incoming(QDict *args, Error **errp)
         error_setg(errp, "The incoming migration has already been started");
         return NULL;
     }
-    return in_listen(qdict_get_try_str(args, "uri"), errp) ? qdict_new() : NULL;
+    return in_listen(uri, errp) ? qdict_new() : NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Queries, capabilities, parameters */
 
-static QObject *qmp_query_migrate(QDict *args, Error **errp)
+QObject *qmp_query_migrate(Error **errp)
 {
     QDict *info = qdict_new();
 
-    if (status != MIG_NONE) {
-        qdict_put_str(info, "status", status_names[status]);
+    if (status != MIGRATION_STATUS_NONE) {
+        qdict_put_str(info, "status", MigrationStatus_str(status));
     }
-    if (status == MIG_COMPLETED && total_ms >= 0) {
+    if (status == MIGRATION_STATUS_COMPLETED && total_ms >= 0) {
         qdict_put_int(info, "total-time", total_ms);
     }
-    if (status == MIG_FAILED && error_desc) {
+    if (status == MIGRATION_STATUS_FAILED && error_desc) {
         qdict_put_str(info, "error-desc", error_desc);
     }
     return info;
@@ -941,7 +920,7 @@ static bool set_capability(const char *name, bool on, Error **errp)
     return false;
 }
 
-static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
+QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
 {
     json_t *caps = json_object_get(args, "capabilities");
     size_t i;
@@ -971,7 +950,7 @@ static QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
+QObject *qmp_query_migrate_capabilities(Error **errp)
 {
     json_t *list = json_array();
 
@@ -984,7 +963,7 @@ static QObject *qmp_query_migrate_capabilities(QDict *args, Error **errp)
     return list;
 }
 
-static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
+QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
 {
     if (qdict_haskey(args, "max-bandwidth")) {
         int64_t bw = qdict_get_try_int(args, "max-bandwidth", -1);
@@ -1002,7 +981,7 @@ static QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_query_migrate_parameters(QDict *args, Error **errp)
+QObject *qmp_query_migrate_parameters(Error **errp)
 {
     QDict *p = qdict_new();
     json_t *map = bitmap_mig_get_mapping();
@@ -1030,7 +1009,7 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
 {
     const char *line = qdict_get_try_str(qargs, "uri");
     bool detach = false;
-    QDict *args;
+    g_autoptr(GString) uri = NULL;
     Error *err = NULL;
     QObject *ret;
 
@@ -1047,11 +1026,11 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
             line++;
         }
     }
-    args = qdict_new();
     if (line[0] == '"') {
         /* A quoted URI, as HMP's string arguments take it: "exec: cat > 'f'". */
-        g_autoptr(GString) uri = g_string_new(NULL);
         const char *p = line + 1;
+
+        uri = g_string_new(NULL);
         for (; *p && *p != '"'; p++) {
             if (*p == '\\' && p[1]) {
                 p++;
@@ -1059,16 +1038,13 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
             g_string_append_c(uri, *p);
         }
         if (*p != '"' || p[1]) {
-            qobject_unref(args);
             monitor_printf(mon, "Error: unterminated string literal\n");
             return;
         }
-        qdict_put_str(args, "uri", uri->str);
-    } else {
-        qdict_put_str(args, "uri", line);
     }
-    ret = qmp_dispatch_command("migrate", args, &err);
-    qobject_unref(args);
+    /* -d is HMP's own: whether this monitor waits for the end. */
+    ret = qmp_migrate(uri ? uri->str : line, false, false, false, false, false, false,
+                      false, false, &err);
     qobject_unref(ret);
     if (hmp_handle_error(mon, err)) {
         return;
@@ -1077,28 +1053,40 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
     while (!detach && migration_is_running()) {
         g_main_context_iteration(NULL, TRUE);
     }
-    if (!detach && status == MIG_FAILED && error_desc) {
+    if (!detach && status == MIGRATION_STATUS_FAILED && error_desc) {
         monitor_printf(mon, "Error: %s\n", error_desc);
     }
 }
 
+/* The end of an HMP front of a typed QMP command: its error, if any. */
+static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
+{
+    qobject_unref(ret);
+    hmp_handle_error(mon, err);
+}
+
 static void hmp_migrate_incoming(Monitor *mon, const QDict *qargs)
 {
-    QDict *args = qdict_new();
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_incoming(qdict_get_try_str(qargs, "uri"), &err);
 
-    qdict_put_str(args, "uri", qdict_get_try_str(qargs, "uri"));
-    hmp_run(mon, "migrate-incoming", args);
-    qobject_unref(args);
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_migrate_cancel(Monitor *mon, const QDict *qargs)
 {
-    hmp_run(mon, "migrate_cancel", NULL);
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_cancel(&err);
+
+    hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_migrate_start_postcopy(Monitor *mon, const QDict *qargs)
 {
-    hmp_run(mon, "migrate-start-postcopy", NULL);
+    Error *err = NULL;
+    QObject *ret = qmp_migrate_start_postcopy(&err);
+
+    hmp_typed_done(mon, ret, err);
 }
 
 static bool known_cap(const char *name)
@@ -1177,14 +1165,14 @@ static void hmp_info_migrate(Monitor *mon, const QDict *qargs)
     if (any) {
         monitor_puts(mon, "\n");
     }
-    if (status != MIG_NONE) {
-        monitor_printf(mon, "Migration status: %s", status_names[status]);
-        if (status == MIG_FAILED && error_desc) {
+    if (status != MIGRATION_STATUS_NONE) {
+        monitor_printf(mon, "Migration status: %s", MigrationStatus_str(status));
+        if (status == MIGRATION_STATUS_FAILED && error_desc) {
             monitor_printf(mon, " (%s)", error_desc);
         }
         monitor_puts(mon, "\n");
     }
-    if (status == MIG_COMPLETED && total_ms >= 0) {
+    if (status == MIGRATION_STATUS_COMPLETED && total_ms >= 0) {
         monitor_printf(mon, "total time: %" PRId64 " ms\n", total_ms);
     }
 }
@@ -1228,15 +1216,15 @@ static const HMPCommand hmp_infos[] = {
 
 void migration_register_commands(void)
 {
-    qmp_register_command("migrate", qmp_migrate);
-    qmp_register_command("migrate-incoming", qmp_migrate_incoming);
-    qmp_register_command("migrate_cancel", qmp_migrate_cancel);
-    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy);
-    qmp_register_command("query-migrate", qmp_query_migrate);
-    qmp_register_command("migrate-set-capabilities", qmp_migrate_set_capabilities);
-    qmp_register_command("query-migrate-capabilities", qmp_query_migrate_capabilities);
-    qmp_register_command("migrate-set-parameters", qmp_migrate_set_parameters);
-    qmp_register_command("query-migrate-parameters", qmp_query_migrate_parameters);
+    qmp_enable_command("migrate");
+    qmp_enable_command("migrate-incoming");
+    qmp_enable_command("migrate_cancel");
+    qmp_enable_command("migrate-start-postcopy");
+    qmp_enable_command("query-migrate");
+    qmp_enable_command("migrate-set-capabilities");
+    qmp_enable_command("query-migrate-capabilities");
+    qmp_enable_command("migrate-set-parameters");
+    qmp_enable_command("query-migrate-parameters");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }

@@ -2,7 +2,7 @@
 /* Run states and the transitions QMP and HMP drive. */
 #include <glib.h>
 
-#include "qapi/qmp-registry.h"
+#include "qapi/qapi-events.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
 #include "system/bitmap-migration.h"
@@ -13,24 +13,9 @@ static RunState current = RUN_STATE_PRELAUNCH;
 static char *guest_name;
 static bool shutdown_requested;
 
-static const char *const names[] = {
-    [RUN_STATE_PRELAUNCH] = "prelaunch",
-    [RUN_STATE_RUNNING] = "running",
-    [RUN_STATE_PAUSED] = "paused",
-    [RUN_STATE_SHUTDOWN] = "shutdown",
-    [RUN_STATE_INMIGRATE] = "inmigrate",
-    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
-    [RUN_STATE_POSTMIGRATE] = "postmigrate",
-};
-
 RunState runstate_get(void)
 {
     return current;
-}
-
-const char *runstate_name(RunState s)
-{
-    return names[s];
 }
 
 bool runstate_is_running(void)
@@ -81,7 +66,7 @@ bool vm_start(Error **errp)
     /* Bitmaps that went with the migration are this side's to store again. */
     bitmap_mig_source_restore();
     current = RUN_STATE_RUNNING;
-    qapi_event_emit("RESUME", NULL);
+    qapi_event_send_resume();
     return true;
 }
 
@@ -91,7 +76,7 @@ void vm_stop(void)
         return;
     }
     current = RUN_STATE_PAUSED;
-    qapi_event_emit("STOP", NULL);
+    qapi_event_send_stop();
 }
 
 void vm_stop_force_state(RunState state)
@@ -100,23 +85,18 @@ void vm_stop_force_state(RunState state)
 
     current = state;
     if (was_running) {
-        qapi_event_emit("STOP", NULL);
+        qapi_event_send_stop();
     }
 }
 
-void qemu_system_shutdown_request(const char *reason)
+void qemu_system_shutdown_request(ShutdownCause reason)
 {
-    QDict *data;
-
     if (shutdown_requested) {
         return;
     }
     shutdown_requested = true;
-    data = qdict_new();
-    qdict_put_bool(data, "guest", false);
-    qdict_put_str(data, "reason", reason);
     current = RUN_STATE_SHUTDOWN;
-    qapi_event_emit("SHUTDOWN", data);
+    qapi_event_send_shutdown(false, reason);
 }
 
 bool qemu_shutdown_requested(void)
@@ -139,16 +119,12 @@ bool qemu_exit_failure_requested(void)
 
 void qemu_system_reset(void)
 {
-    QDict *data = qdict_new();
-
-    qdict_put_bool(data, "guest", false);
-    qdict_put_str(data, "reason", "host-qmp-system-reset");
-    qapi_event_emit("RESET", data);
+    qapi_event_send_reset(false, SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
 }
 
 void qemu_system_powerdown(void)
 {
-    qapi_event_emit("POWERDOWN", NULL);
+    qapi_event_send_powerdown();
 }
 
 void qemu_set_name(const char *name)

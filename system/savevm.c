@@ -22,6 +22,7 @@
 #include "block/block.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -462,10 +463,8 @@ static BlockDriverState *root_bs(const char *device, Error **errp)
     return bs;
 }
 
-static QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot_internal_sync(const char *device, const char *name, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *name = qdict_get_try_str(args, "name");
     BlockDriverState *bs = root_bs(device, errp);
     QEMUSnapshotInfo sn;
 
@@ -500,11 +499,9 @@ static QObject *qmp_blockdev_snapshot_internal_sync(QDict *args, Error **errp)
     return qdict_new();
 }
 
-static QObject *qmp_blockdev_snapshot_delete_internal_sync(QDict *args, Error **errp)
+QObject *qmp_blockdev_snapshot_delete_internal_sync(const char *device, const char *id,
+                                                   const char *name, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *id = qdict_get_try_str(args, "id");
-    const char *name = qdict_get_try_str(args, "name");
     BlockDriverState *bs = root_bs(device, errp);
     g_autofree QEMUSnapshotInfo *sn = NULL;
     QEMUSnapshotInfo found;
@@ -578,9 +575,8 @@ static const HMPCommand hmp_infos[] = {
 
 void savevm_register_commands(void)
 {
-    qmp_register_command("blockdev-snapshot-internal-sync", qmp_blockdev_snapshot_internal_sync);
-    qmp_register_command("blockdev-snapshot-delete-internal-sync",
-                         qmp_blockdev_snapshot_delete_internal_sync);
+    qmp_enable_command("blockdev-snapshot-internal-sync");
+    qmp_enable_command("blockdev-snapshot-delete-internal-sync");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         hmp_register_command(&hmp_cmds[i]);
     }

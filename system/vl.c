@@ -18,6 +18,7 @@
 
 #include "block/block.h"
 #include "block/blockjob.h"
+#include "qapi/qapi-commands.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/daemon.h"
 #include "qemu/error-report.h"
@@ -102,8 +103,21 @@ static gboolean on_signal(gpointer opaque)
     int sig = GPOINTER_TO_INT(opaque);
 
     error_report("terminating on signal %d", sig);
-    qemu_system_shutdown_request("host-signal");
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
     return G_SOURCE_CONTINUE;
+}
+
+/*
+ * The machine's quit (the storage daemon has its own: each program links
+ * the handler the generated command table names).
+ */
+QObject *qmp_quit(Error **errp)
+{
+    qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+    /* QEMU ends its jobs before quit's reply: their events come first. */
+    block_job_quit_all();
+    blockdev_nbd_quit();
+    return qdict_new();
 }
 
 static bool takes_arg(const char *opt)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <glib.h>
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 #include "qemu/error-report.h"
 
 struct Error {
@@ -18,18 +19,17 @@ struct Error {
 Error *error_abort;
 Error *error_fatal;
 
-static const char *const class_names[ERROR_CLASS__MAX] = {
-    [ERROR_CLASS_GENERIC_ERROR] = "GenericError",
-    [ERROR_CLASS_COMMAND_NOT_FOUND] = "CommandNotFound",
-    [ERROR_CLASS_DEVICE_NOT_ACTIVE] = "DeviceNotActive",
-    [ERROR_CLASS_DEVICE_NOT_FOUND] = "DeviceNotFound",
-    [ERROR_CLASS_KVM_MISSING_CAP] = "KVMMissingCap",
-    [ERROR_CLASS_DEVICE_ENCRYPTED] = "DeviceEncrypted",
-};
+/*
+ * ErrorClass (qapi/error.h, beneath the generated headers) is the schema's
+ * QapiErrorClass value for value; the names are the schema's.
+ */
+G_STATIC_ASSERT((int)ERROR_CLASS__MAX == (int)QAPI_ERROR_CLASS__MAX);
+G_STATIC_ASSERT((int)ERROR_CLASS_DEVICE_ENCRYPTED == (int)QAPI_ERROR_CLASS_DEVICE_ENCRYPTED);
 
 const char *error_class_name(ErrorClass cls)
 {
-    return cls < ERROR_CLASS__MAX ? class_names[cls] : "GenericError";
+    return QapiErrorClass_str(cls < ERROR_CLASS__MAX ? (QapiErrorClass)cls
+                                                     : QAPI_ERROR_CLASS_GENERIC_ERROR);
 }
 
 static void error_handle(Error **errp, Error *err)

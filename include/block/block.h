@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <glib.h>
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 #include "qobject/qdict.h"
 #include "qemu/option.h"
 
@@ -99,12 +100,7 @@ typedef struct QEMUSnapshotInfo {
     uint64_t icount;
 } QEMUSnapshotInfo;
 
-typedef enum PreallocMode {
-    PREALLOC_MODE_OFF = 0,
-    PREALLOC_MODE_METADATA,
-    PREALLOC_MODE_FALLOC,
-    PREALLOC_MODE_FULL,
-} PreallocMode;
+/* PreallocMode is the schema's; this parser gives qemu-img's message. */
 bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 
 /*
@@ -121,6 +117,9 @@ bool prealloc_mode_parse(const char *s, PreallocMode *mode, Error **errp);
 #define BLK_PERM_RESIZE          0x08
 #define BLK_PERM_ALL             0x0f
 #define BLK_PERM_COUNT           4
+/* Bit n is the schema's BlockPermission value n (BlockPermission_str() names it). */
+G_STATIC_ASSERT(BLK_PERM_COUNT == BLOCK_PERMISSION__MAX);
+G_STATIC_ASSERT(BLK_PERM_RESIZE == 1 << BLOCK_PERMISSION_RESIZE);
 /* "consistent read", "write", "write unchanged", "resize" */
 const char *bdrv_perm_name(int bit);
 

@@ -19,60 +19,36 @@
 #include <stdint.h>
 #include "block/block.h"
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 #include "qobject/qdict.h"
 
 typedef struct BlockJob BlockJob;
 
-/* QEMU's JobStatus, in its order. */
-typedef enum BlockJobStatus {
-    BLOCK_JOB_STATUS_UNDEFINED,
-    BLOCK_JOB_STATUS_CREATED,
-    BLOCK_JOB_STATUS_RUNNING,
-    BLOCK_JOB_STATUS_PAUSED,
-    BLOCK_JOB_STATUS_READY,
-    BLOCK_JOB_STATUS_STANDBY,
-    BLOCK_JOB_STATUS_WAITING,
-    BLOCK_JOB_STATUS_PENDING,
-    BLOCK_JOB_STATUS_ABORTING,
-    BLOCK_JOB_STATUS_CONCLUDED,
-    BLOCK_JOB_STATUS_NULL,
-} BlockJobStatus;
-
-/* QEMU's BlockdevOnError. */
-typedef enum BlockdevOnError {
-    BLOCKDEV_ON_ERROR_REPORT,
-    BLOCKDEV_ON_ERROR_IGNORE,
-    BLOCKDEV_ON_ERROR_ENOSPC,
-    BLOCKDEV_ON_ERROR_STOP,
-    BLOCKDEV_ON_ERROR_AUTO,
-} BlockdevOnError;
-
-typedef enum MirrorSyncMode {
-    MIRROR_SYNC_MODE_TOP,
-    MIRROR_SYNC_MODE_FULL,
-    MIRROR_SYNC_MODE_NONE,
-    MIRROR_SYNC_MODE_INCREMENTAL,   /* backup only: what a dirty bitmap marks */
-    MIRROR_SYNC_MODE_BITMAP,
-} MirrorSyncMode;
-
-/* QEMU's BitmapSyncMode: what a backup does to its bitmap at the end. */
-typedef enum BitmapSyncMode {
-    BITMAP_SYNC_MODE_ON_SUCCESS,
-    BITMAP_SYNC_MODE_NEVER,
-    BITMAP_SYNC_MODE_ALWAYS,
-} BitmapSyncMode;
-
-/* How drive-backup / drive-mirror get their target. */
-typedef enum NewImageMode {
-    NEW_IMAGE_MODE_EXISTING,
-    NEW_IMAGE_MODE_ABSOLUTE_PATHS,
-} NewImageMode;
-
-const char *block_job_status_str(BlockJobStatus s);
-bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp);
-bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp);
-bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp);
-bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out, Error **errp);
+/*
+ * JobStatus, BlockdevOnError, MirrorSyncMode, BitmapSyncMode and
+ * NewImageMode are the schema's (qapi/qapi-types.h).  MirrorSyncMode's
+ * "incremental" is backup's only; BitmapSyncMode says what a backup does
+ * to its bitmap at the end; NewImageMode how drive-backup and drive-mirror
+ * get their target.
+ */
+/* The job commands' enum arguments, parsed under their QMP member names. */
+static inline bool block_job_parse_on_error(const char *s, BlockdevOnError *out, Error **errp)
+{
+    return BlockdevOnError_parse("on-error", s, out, errp);
+}
+static inline bool block_job_parse_sync(const char *s, MirrorSyncMode *out, Error **errp)
+{
+    return MirrorSyncMode_parse("sync", s, out, errp);
+}
+static inline bool block_job_parse_mode(const char *s, NewImageMode *out, Error **errp)
+{
+    return NewImageMode_parse("mode", s, out, errp);
+}
+static inline bool block_job_parse_bitmap_mode(const char *s, BitmapSyncMode *out,
+                                               Error **errp)
+{
+    return BitmapSyncMode_parse("bitmap-mode", s, out, errp);
+}
 
 /*
  * Finds the root node of the drive called @device: a node holding
@@ -96,12 +72,10 @@ typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
 
 /*
- * Every job event goes to qapi_event_emit() when the program has a QMP
- * monitor (a weak reference), and to a hook if one is set (tests).
- * @data is borrowed by the hook.
+ * A job's events go out through the generated emitters
+ * (qapi/qapi-events.h) to whatever sink the program installed
+ * (qapi/event.h): the monitor's, or a test's.
  */
-typedef void (*BlockJobEventFn)(void *opaque, const char *event, QDict *data);
-void block_job_set_event_hook(BlockJobEventFn fn, void *opaque);
 
 /* ---- Starting jobs (each returns the job, or NULL with errp set) ---- */
 
@@ -191,7 +165,7 @@ void block_job_txn_add_job(BlockJobTxn *txn, BlockJob *job);
 void block_job_txn_unref(BlockJobTxn *txn);
 const char *block_job_id(BlockJob *job);
 const char *block_job_type(BlockJob *job);
-BlockJobStatus block_job_status(BlockJob *job);
+JobStatus block_job_status(BlockJob *job);
 int64_t block_job_offset(BlockJob *job);
 int64_t block_job_len(BlockJob *job);
 

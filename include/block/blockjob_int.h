@@ -20,7 +20,7 @@
 #define BLOCK_JOB_WRITEBACK_BYTES (16 * (int64_t)MiB)
 
 typedef struct BlockJobDriver {
-    const char *type;           /* QEMU's job type: backup, commit, stream, mirror */
+    JobType type;               /* what query-jobs and the events call the job */
     size_t instance_size;       /* the driver's struct, which starts with BlockJob */
     /*
      * Becomes READY (and emits BLOCK_JOB_READY) when step reports done,
@@ -68,7 +68,7 @@ struct BlockJob {
     GSList *claims;             /* BdrvUser: the claims on @nodes */
     GSList *frozen;             /* nodes whose backing link the job froze (referenced) */
 
-    BlockJobStatus status;
+    JobStatus status;
     int64_t len;
     int64_t offset;
     int64_t speed;

@@ -19,6 +19,7 @@
 #include "crypto/hash.h"
 #include "crypto/ivgen.h"
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 #include "qobject/qdict.h"
 
 #define QCRYPTO_BLOCK_SECTOR_SIZE 512
@@ -31,10 +32,7 @@
  */
 typedef struct QCryptoBlock QCryptoBlock;
 
-typedef enum QCryptoBlockFormat {
-    QCRYPTO_BLOCK_FORMAT_LUKS,
-    QCRYPTO_BLOCK_FORMAT_QCOW,
-} QCryptoBlockFormat;
+/* QCryptoBlockFormat is the schema's (qapi/qapi-types.h). */
 
 /*
  * A keyless legacy AES block; qcrypto_block_unlock() makes its key from a

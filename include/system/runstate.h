@@ -8,19 +8,15 @@
 
 #include <stdbool.h>
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 
-typedef enum RunState {
-    RUN_STATE_PRELAUNCH,
-    RUN_STATE_RUNNING,
-    RUN_STATE_PAUSED,
-    RUN_STATE_SHUTDOWN,
-    RUN_STATE_INMIGRATE,        /* waiting for an incoming migration */
-    RUN_STATE_FINISH_MIGRATE,   /* the source is finishing a migration */
-    RUN_STATE_POSTMIGRATE,      /* the source after a completed migration */
-} RunState;
-
+/*
+ * RunState is the schema's (RunState_str() names a state).  The machine
+ * enters prelaunch, running, paused, shutdown, inmigrate (waiting for an
+ * incoming migration), finish-migrate (the source finishing one) and
+ * postmigrate (the source after one completed); the others are never set.
+ */
 RunState runstate_get(void);
-const char *runstate_name(RunState s);
 bool runstate_is_running(void);
 void runstate_init(RunState initial);
 
@@ -31,7 +27,7 @@ void vm_stop(void);
 /* Stops the guest (STOP when it ran) and enters @state (migration's states). */
 void vm_stop_force_state(RunState state);
 /* Asks the main loop to exit after the current command; emits SHUTDOWN. */
-void qemu_system_shutdown_request(const char *reason);
+void qemu_system_shutdown_request(ShutdownCause reason);
 bool qemu_shutdown_requested(void);
 /*
  * Ends the main loop without a SHUTDOWN event; the process exits with

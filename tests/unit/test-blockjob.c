@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "block/blockjob_int.h"
+#include "qapi/event.h"
 #include "qemu/cutils.h"
 
 #define IMG_SIZE (4 * (int64_t)MiB)
@@ -21,14 +22,15 @@
 static char *tmpdir;
 static GPtrArray *events;       /* "EVENT {json}" strings */
 
-static void record_event(void *opaque, const char *event, QDict *data)
+/* The program's event sink: the generated emitters deliver here. */
+static void record_event(const char *event, QDict *data)
 {
     g_autofree char *json = qobject_to_json(data);
 
-    if (!strcmp(event, "JOB_STATUS_CHANGE")) {
-        return;
+    if (strcmp(event, "JOB_STATUS_CHANGE")) {
+        g_ptr_array_add(events, g_strdup_printf("%s %s", event, json));
     }
-    g_ptr_array_add(events, g_strdup_printf("%s %s", event, json));
+    qobject_unref(data);
 }
 
 static const char *last_event(void)
@@ -127,7 +129,7 @@ static void run_jobs(void)
 }
 
 /* Iterates until @cond holds for the only job. */
-static void run_until_status(BlockJobStatus want)
+static void run_until_status(JobStatus want)
 {
     gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
 
@@ -248,7 +250,7 @@ static void test_backup_cancel(void)
     job = block_job_drive_backup(&o, &error_abort);
     run_first_step(job);
     g_assert_true(block_job_pause(job, &error_abort));
-    g_assert_cmpint(block_job_status(job), ==, BLOCK_JOB_STATUS_PAUSED);
+    g_assert_cmpint(block_job_status(job), ==, JOB_STATUS_PAUSED);
     {
         Error *err = NULL;
         g_assert_false(block_job_complete(job, &err));
@@ -265,7 +267,7 @@ static void test_backup_cancel(void)
     }
     g_assert_true(block_job_cancel(job, true, &error_abort));
     /* As in QEMU, the paused job runs again and ends on its next step. */
-    g_assert_cmpint(block_job_status(job), ==, BLOCK_JOB_STATUS_RUNNING);
+    g_assert_cmpint(block_job_status(job), ==, JOB_STATUS_RUNNING);
     g_assert_cmpstr(last_event(), ==, "");
     while (block_job_list()) {
         g_main_context_iteration(NULL, TRUE);
@@ -434,7 +436,7 @@ static void test_mirror(void)
     make_raw("src.img", IMG_SIZE, 0x60);
     bs = open_drive("src.img", "drive0", "raw");
     job = block_job_drive_mirror(&m, &error_abort);
-    run_until_status(BLOCK_JOB_STATUS_READY);
+    run_until_status(JOB_STATUS_READY);
     g_assert_cmpstr(last_event(), ==,
                     "BLOCK_JOB_READY {\"device\":\"drive0\",\"len\":4194304,"
                     "\"offset\":4194304,\"speed\":0,\"type\":\"mirror\"}");
@@ -506,7 +508,7 @@ static void test_mirror_cancel_ready(void)
     make_raw("src.img", IMG_SIZE, 0x70);
     bs = open_drive("src.img", "drive0", "raw");
     job = block_job_drive_mirror(&m, &error_abort);
-    run_until_status(BLOCK_JOB_STATUS_READY);
+    run_until_status(JOB_STATUS_READY);
     memset(buf, 0x42, sizeof(buf));
     g_assert_cmpint(bdrv_pwrite(bs, 2 * MiB, sizeof(buf), buf, 0, &error_abort), ==, 0);
     g_assert_true(block_job_cancel(job, false, &error_abort));
@@ -554,7 +556,7 @@ static void test_io_errors(void)
         dst = open_blkdebug("dst.img", "target0", "enospc-after", "1536K");
         b.on_target_error = BLOCKDEV_ON_ERROR_ENOSPC;
         job = block_job_blockdev_backup(&b, &error_abort);
-        run_until_status(BLOCK_JOB_STATUS_PAUSED);
+        run_until_status(JOB_STATUS_PAUSED);
         g_assert_cmpstr(last_event(), ==,
                         "BLOCK_JOB_ERROR {\"device\":\"drive0\",\"operation\":\"write\","
                         "\"action\":\"stop\"}");
@@ -567,7 +569,7 @@ static void test_io_errors(void)
         }
         /* Resuming without fixing the cause stops again; cancel ends it. */
         g_assert_true(block_job_resume(job, &error_abort));
-        run_until_status(BLOCK_JOB_STATUS_PAUSED);
+        run_until_status(JOB_STATUS_PAUSED);
         g_assert_true(block_job_cancel(job, true, &error_abort));
         run_jobs();
         g_assert_true(g_str_has_prefix(last_event(), "BLOCK_JOB_CANCELLED"));
@@ -887,7 +889,7 @@ int main(int argc, char **argv)
     bdrv_init();
     tmpdir = g_dir_make_tmp("test-blockjob-XXXXXX", NULL);
     events = g_ptr_array_new_with_free_func(g_free);
-    block_job_set_event_hook(record_event, NULL);
+    qapi_event_set_sink(record_event);
 
     g_test_add_func("/blockjob/backup/full", test_backup_full);
     g_test_add_func("/blockjob/backup/point-in-time", test_backup_point_in_time);
