@@ -967,7 +967,7 @@ static int file_do_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     } else if (offset > cur && prealloc == PREALLOC_MODE_FULL) {
         g_autofree uint8_t *zero = g_malloc0(MiB);
         for (int64_t pos = cur; pos < offset;) {
-            int64_t n = MIN((int64_t)MiB, offset - pos);
+            int64_t n = MIN(MiB, offset - pos);
             int ret = file_pwrite(bs, pos, n, zero, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -1082,7 +1082,7 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     } else if (prealloc == PREALLOC_MODE_FULL && size > 0) {
         g_autofree uint8_t *zero = g_malloc0(MiB);
         for (int64_t pos = 0; pos < size && ret == 0;) {
-            int64_t n = MIN((int64_t)MiB, size - pos);
+            int64_t n = MIN(MiB, size - pos);
             if (pwrite(fd, zero, n, pos) != n) {
                 ret = -EIO;
                 error_setg(errp, "Could not preallocate data for '%s'", filename);
@@ -1104,12 +1104,13 @@ static int file_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 }
 
 static const QemuOptDesc file_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "nocow", QEMU_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)" },
-    { "preallocation", QEMU_OPT_STRING,
-      "Preallocation mode (allowed values: off, falloc, full)" },
-    { "extent_size_hint", QEMU_OPT_SIZE,
-      "Extent size hint for the image file, 0 to disable" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
+    { .name = "nocow", .type = QEMU_OPT_BOOL,
+      .help = "Turn off copy-on-write (valid only on btrfs)" },
+    { .name = "preallocation", .type = QEMU_OPT_STRING,
+      .help = "Preallocation mode (allowed values: off, falloc, full)" },
+    { .name = "extent_size_hint", .type = QEMU_OPT_SIZE,
+      .help = "Extent size hint for the image file, 0 to disable" },
     { NULL }
 };
 static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };

@@ -107,7 +107,7 @@ static int raw_read_window(BlockDriverState *bs, QDict *options, const BDRVRawSt
     }
     /* Checked after the file's bounds, as QEMU 7.2 does. */
     if (out->size >= 0 && out->size % BDRV_SECTOR_SIZE) {
-        error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
+        error_setg(errp, "Specified size is not multiple of %" PRId64, BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
     /* A window is a partition: probing protection is about sector 0 only. */
@@ -259,7 +259,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 
 /* The file protocol's options (preallocation, nocow) are accepted too. */
 static const QemuOptDesc raw_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
     { NULL }
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };

@@ -121,7 +121,7 @@ static void run_layout(gconstpointer data)
             int64_t c = QEMU_ALIGN_DOWN(off, cs);
             size_t n = MIN(cs, size - c);
             g_autofree uint8_t *d = g_malloc(n);
-            for (int64_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < n; i++) {
                 d[i] = (i / 100) & 0xff;
             }
             g_assert_cmpint(bdrv_pwrite(bs, c, n, d, BDRV_REQ_WRITE_COMPRESSED,
