@@ -456,10 +456,9 @@ static GThreadPool *crypt_pool(void)
     static GThreadPool *pool;
 
     if (g_once_init_enter(&pool)) {
-        GThreadPool *p = g_thread_pool_new(crypt_worker, NULL,
-                                           MAX(crypt_threads() - 1, 1), FALSE,
-                                           NULL);
-        g_once_init_leave(&pool, p);
+        // cppcheck-suppress leakNoVarFunctionCall ; kept in pool for the process's life
+        g_once_init_leave(&pool, g_thread_pool_new(crypt_worker, NULL,
+                                                   MAX(crypt_threads() - 1, 1), FALSE, NULL));
     }
     return pool;
 }

@@ -365,6 +365,8 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
         user_devices = g_list_append(user_devices, dev);
         return dev;
     }
+    /* Only a controller is made without a drive (a removable device gets an empty one). */
+    g_assert(dinfo);
     dev->drive = dinfo;
     dinfo->dev = dev;
     if (model->removable) {

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The whole test suite, from a fresh Debian 12 machine: installs the
 # packages, builds the tree twice (plain, and with AddressSanitizer +
-# UndefinedBehaviorSanitizer), and runs the unit tests and every iotest for
-# every format in both builds.  Any failure or sanitizer report fails the run.
+# UndefinedBehaviorSanitizer), both with -Werror, and runs the unit tests
+# and every iotest for every format in both builds, and cppcheck once.  Any
+# failure, warning or sanitizer report fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -73,6 +74,18 @@ suite_part()
         echo "$ok passed, $((bad > 0 ? bad : 1)) failed" > "$log/unit-$b.sum"
     fi
     cat "$log/unit-$b.sum"
+    if [ "$b" = build ]; then
+        # The static analyser, once (the sources are the same in both builds);
+        # it counts as one test.
+        stage "=== cppcheck [$SECONDS s]"
+        if scripts/cppcheck.sh "$b" > "$log/cppcheck" 2>&1; then
+            echo "1 passed, 0 failed" > "$log/cppcheck.sum"
+        else
+            cat "$log/cppcheck"
+            echo "0 passed, 1 failed" > "$log/cppcheck.sum"
+        fi
+        cat "$log/cppcheck.sum"
+    fi
     for fmt in raw qcow2 qcow luks; do
         stage "=== iotests -$fmt ($b) [$SECONDS s]"
         IOTESTS_SCRATCH=$root/tests/qemu-iotests/scratch/$b \
@@ -102,7 +115,7 @@ exec 3>&-
 for b in build build-san; do
     echo; echo "##### $b"; cat "$log/part-$b"
 done
-for f in "$log"/unit-*.sum "$log"/io-* "$log/conformance"; do
+for f in "$log"/unit-*.sum "$log/cppcheck.sum" "$log"/io-* "$log/conformance"; do
     tally "$f"
 done
 
