@@ -42,15 +42,10 @@ OURS_IMG=$build/qemu-img
 REF_NBD=${QEMU_NBD_REF:-/usr/bin/qemu-nbd}
 REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 TIME=/usr/bin/time
-for t in "$OURS_NBD" "$OURS_IMG" "$REF_NBD" "$REF_IMG" "$TIME" "$(command -v nbdcopy)"; do
-    [ -x "$t" ] || { echo "bench-nbd: ${t:-nbdcopy} not found (build the tree; scripts/install-deps.sh installs the rest)" >&2; exit 2; }
-done
-
-if [ -z "$scratch" ]; then
-    scratch=$(mktemp -d "${TMPDIR:-/tmp}/qemu-bench-nbd.XXXXXX") || exit 2
-else
-    mkdir -p "$scratch" && scratch=$(mktemp -d "$scratch/qemu-bench-nbd.XXXXXX") || exit 2
-fi
+BENCH_NAME=bench-nbd
+. "$here/scripts/bench-common.sh"
+bench_need "$OURS_NBD" "$OURS_IMG" "$REF_NBD" "$REF_IMG" "$TIME" "$(command -v nbdcopy || echo nbdcopy)"
+bench_scratch
 server=""
 cleanup()
 {
@@ -58,18 +53,7 @@ cleanup()
     rm -rf "$scratch"
 }
 trap cleanup EXIT
-cd "$scratch" || exit 2
-log() { echo "bench-nbd: $*" >&2; }
-
-printf 'bench-password' > password
-SECRET="--object secret,id=sec0,file=$scratch/password"
-# Key derivation timed to 100 ms on both sides (QEMU's default of 2 s per
-# open would dominate nothing here, but would slow every image creation).
-LUKS_Q="encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100"
-AES_Q="encrypt.format=aes,encrypt.key-secret=sec0"
-
-log "scratch $scratch; $size_mib MiB of random data"
-head -c $((size_mib * 1024 * 1024)) /dev/urandom > src.raw
+bench_inputs "$size_mib"
 # The sources are made once and served read-only by both servers.  The AES
 # one is made by this tree: it records a key check that QEMU ignores, and
 # without it this tree refuses a password under which random data decrypts
