@@ -1,9 +1,33 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The prologue scripts/bench.sh and scripts/bench-nbd.sh share: sourced
-# after their option parsing, with $BENCH_NAME set (the prefix of their
-# messages and of their scratch directory).
+# first, with $BENCH_NAME set (the prefix of their messages and of their
+# scratch directory) and $BENCH_USAGE (the lines of their header comment
+# that -h prints).
 
 log() { echo "$BENCH_NAME: $*" >&2; }
+
+# The options both take, and their defaults.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$here/build
+scratch=""
+size_mib=1024
+repeat=1
+only=""
+
+# bench_opt OPT: handles one of the shared options (-b -d -s -r -o -l)
+# that getopts returned, with $OPTARG; anything else prints the usage.
+bench_opt()
+{
+    case $1 in
+    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
+    d) scratch=$OPTARG ;;
+    s) size_mib=$OPTARG ;;
+    r) repeat=$OPTARG ;;
+    o) only=",$OPTARG," ;;
+    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
+    *) sed -n "${BENCH_USAGE}p" "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+}
 
 # bench_need TOOL...: every TOOL is an executable, or the run stops here.
 bench_need()

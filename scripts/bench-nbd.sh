@@ -16,25 +16,13 @@
 #   scripts/bench-nbd.sh [-b BUILD] [-d SCRATCH] [-s MiB] [-r REPEAT] [-o ROW[,ROW...]] [-l]
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-build=$here/build
-scratch=""
-size_mib=1024
-repeat=1
-only=""
+BENCH_NAME=bench-nbd BENCH_USAGE=3,16
+. "$(dirname "$0")/bench-common.sh"
 ROWS=(read-qcow2-c1 read-qcow2-c4 write-qcow2-c1 write-qcow2-c4
       read-luks-c1 read-luks-c4 write-luks-c1 write-luks-c4
       read-aes-c1 read-aes-c4 write-aes-c1 write-aes-c4)
 while getopts "b:d:s:r:o:lh" opt; do
-    case $opt in
-    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
-    d) scratch=$OPTARG ;;
-    s) size_mib=$OPTARG ;;
-    r) repeat=$OPTARG ;;
-    o) only=",$OPTARG," ;;
-    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
-    esac
+    bench_opt "$opt"
 done
 
 OURS_NBD=$build/qemu-nbd
@@ -42,8 +30,6 @@ OURS_IMG=$build/qemu-img
 REF_NBD=${QEMU_NBD_REF:-/usr/bin/qemu-nbd}
 REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 TIME=/usr/bin/time
-BENCH_NAME=bench-nbd
-. "$here/scripts/bench-common.sh"
 bench_need "$OURS_NBD" "$OURS_IMG" "$REF_NBD" "$REF_IMG" "$TIME" "$(command -v nbdcopy || echo nbdcopy)"
 bench_scratch
 server=""

@@ -33,14 +33,10 @@
 # tree does not have yet (a format, encryption) are shown as skipped.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-build=$here/build
-scratch=""
-size_mib=1024
+BENCH_NAME=bench BENCH_USAGE=3,30
+. "$(dirname "$0")/bench-common.sh"
 nwrites=20000
 nbench=100000
-repeat=1
-only=""
 
 ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
       convert-qcow2-raw-wt convert-raw-qcow2-wt convert-raw-raw-wt
@@ -57,15 +53,9 @@ ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
 
 while getopts "b:d:s:w:c:r:o:lh" opt; do
     case $opt in
-    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
-    d) scratch=$OPTARG ;;
-    s) size_mib=$OPTARG ;;
     w) nwrites=$OPTARG ;;
     c) nbench=$OPTARG ;;
-    r) repeat=$OPTARG ;;
-    o) only=",$OPTARG," ;;
-    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) bench_opt "$opt" ;;
     esac
 done
 
@@ -74,8 +64,6 @@ OURS_IO=$build/qemu-io
 REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 REF_IO=${QEMU_IO_REF:-/usr/bin/qemu-io}
 TIME=/usr/bin/time
-BENCH_NAME=bench
-. "$here/scripts/bench-common.sh"
 bench_need "$OURS_IMG" "$OURS_IO" "$REF_IMG" "$REF_IO" "$TIME"
 bench_scratch
 trap 'rm -rf "$scratch"' EXIT
