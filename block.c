@@ -3139,7 +3139,7 @@ static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
 write_zero_buffer:
             ret = 0;
             {
-                int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
+                int64_t chunk = MIN(bytes, 1 * MiB);
                 g_autofree void *zero = g_malloc0(chunk);
                 for (int64_t done = 0; done < bytes && ret >= 0; done += chunk) {
                     int64_t n = MIN(chunk, bytes - done);

@@ -55,6 +55,7 @@
 
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+#include "qemu/option.h"
 
 typedef struct BlkdebugRule {
     int err;                    /* 0: no rule */
@@ -161,25 +162,17 @@ static void breakpoint_free(gpointer p)
 static bool take_size(QDict *opts, const char *key, bool suffixes, int64_t *out,
                       Error **errp)
 {
-    json_t *v = json_object_get(opts, key);
-    uint64_t n;
+    static const QemuOptInt size = {
+        .text = QEMU_OPT_INT_SIZE, .min = 0, .max = INT64_MAX,
+        .bad_msg = "blkdebug: parameter '%s' expects a non-negative size",
+    };
+    static const QemuOptInt number = {
+        .text = QEMU_OPT_INT_DECIMAL, .min = 0, .max = INT64_MAX,
+        .bad_msg = "blkdebug: parameter '%s' expects a non-negative number",
+        .range_msg = "blkdebug: parameter '%s' expects a non-negative number",
+    };
 
-    if (!v) {
-        return true;
-    }
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        n = json_integer_value(v);
-    } else if (!json_is_string(v) ||
-               (suffixes ? qemu_strtosz(json_string_value(v), NULL, &n)
-                         : qemu_strtou64(json_string_value(v), NULL, 10, &n)) < 0 ||
-               n > INT64_MAX) {
-        error_setg(errp, "blkdebug: parameter '%s' expects a non-negative %s", key,
-                   suffixes ? "size" : "number");
-        return false;
-    }
-    *out = (int64_t)n;
-    qdict_del(opts, key);
-    return true;
+    return qemu_opt_take_int(opts, key, suffixes ? &size : &number, out, errp);
 }
 
 static bool take_bool(QDict *opts, const char *key, bool *out, Error **errp)
@@ -244,37 +237,13 @@ static bool take_rule(QDict *opts, const char *prefix, BlkdebugRule *r, Error **
 
 /* ---- QEMU's event rules ---- */
 
-/* An integer rule key (JSON number or text); false with @errp on bad input. */
+/* An integer rule key (JSON number or text, C's prefixes allowed). */
 static bool take_int(QDict *opts, const char *key, int64_t min, int64_t max,
                      int64_t *out, Error **errp)
 {
-    json_t *v = json_object_get(opts, key);
-    int64_t n;
+    const QemuOptInt spec = { .text = QEMU_OPT_INT_C, .min = min, .max = max };
 
-    if (!v) {
-        return true;
-    }
-    if (json_is_integer(v)) {
-        n = json_integer_value(v);
-    } else {
-        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
-        char *end = NULL;
-
-        errno = 0;
-        n = t ? g_ascii_strtoll(t, &end, 0) : 0;
-        if (!t || !*t || *end || errno) {
-            error_setg(errp, "Parameter '%s' expects a number", key);
-            return false;
-        }
-    }
-    if (n < min || n > max) {
-        error_setg(errp, "Parameter '%s' is out of range (%" PRId64 "..%" PRId64 ")",
-                   key, min, max);
-        return false;
-    }
-    *out = n;
-    qdict_del(opts, key);
-    return true;
+    return qemu_opt_take_int(opts, key, &spec, out, errp);
 }
 
 /* Builds one rule from its keys (all consumed); false with @errp on bad input. */

@@ -1415,6 +1415,7 @@ int block_job_run_sync(BlockJob *job, Error **errp)
 {
     int ret = -EINPROGRESS;
 
+    // cppcheck-suppress autoVariables ; the job clears sync_ret as it sets ret, ending the loop
     job->sync_ret = &ret;
     job->sync_err = errp;
     while (ret == -EINPROGRESS) {

@@ -35,7 +35,7 @@
 #include "qemu/cutils.h"
 
 /* Copies are made in pieces of at most this many bytes. */
-#define CBW_CHUNK (1 * (int64_t)MiB)
+#define CBW_CHUNK (1 * MiB)
 
 typedef struct BDRVCopyBeforeWriteState {
     BlockDriverState *target;

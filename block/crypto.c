@@ -366,26 +366,34 @@ static int luks_amend_options(BlockDriverState *bs, QDict *opts, bool force,
 }
 
 static const QemuOptDesc luks_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "key-secret", QEMU_OPT_STRING,
-      "ID of the secret that provides the keyslot passphrase" },
-    { "cipher-alg", QEMU_OPT_STRING, "Name of encryption cipher algorithm" },
-    { "cipher-mode", QEMU_OPT_STRING, "Name of encryption cipher mode" },
-    { "ivgen-alg", QEMU_OPT_STRING, "Name of IV generator algorithm" },
-    { "ivgen-hash-alg", QEMU_OPT_STRING, "Name of IV generator hash algorithm" },
-    { "hash-alg", QEMU_OPT_STRING, "Name of encryption hash algorithm" },
-    { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
+    { .name = "key-secret", .type = QEMU_OPT_STRING,
+      .help = "ID of the secret that provides the keyslot passphrase" },
+    { .name = "cipher-alg", .type = QEMU_OPT_STRING,
+      .help = "Name of encryption cipher algorithm" },
+    { .name = "cipher-mode", .type = QEMU_OPT_STRING, .help = "Name of encryption cipher mode" },
+    { .name = "ivgen-alg", .type = QEMU_OPT_STRING, .help = "Name of IV generator algorithm" },
+    { .name = "ivgen-hash-alg", .type = QEMU_OPT_STRING,
+      .help = "Name of IV generator hash algorithm" },
+    { .name = "hash-alg", .type = QEMU_OPT_STRING, .help = "Name of encryption hash algorithm" },
+    { .name = "iter-time", .type = QEMU_OPT_NUMBER,
+      .help = "Time to spend in PBKDF in milliseconds" },
     /* preallocation and nocow come from the file protocol's list, as in QEMU */
     { NULL }
 };
 static const QemuOptsList luks_create_opts = { "luks-create-opts", luks_create_desc };
 
 static const QemuOptDesc luks_amend_desc[] = {
-    { "state", QEMU_OPT_STRING, "Select new state of affected keyslots (active/inactive)" },
-    { "keyslot", QEMU_OPT_NUMBER, "Select a single keyslot to modify explicitly" },
-    { "old-secret", QEMU_OPT_STRING, "Select all keyslots that match this password" },
-    { "new-secret", QEMU_OPT_STRING, "New secret to set in the matching keyslots" },
-    { "iter-time", QEMU_OPT_NUMBER, "Time to spend in PBKDF in milliseconds" },
+    { .name = "state", .type = QEMU_OPT_STRING,
+      .help = "Select new state of affected keyslots (active/inactive)" },
+    { .name = "keyslot", .type = QEMU_OPT_NUMBER,
+      .help = "Select a single keyslot to modify explicitly" },
+    { .name = "old-secret", .type = QEMU_OPT_STRING,
+      .help = "Select all keyslots that match this password" },
+    { .name = "new-secret", .type = QEMU_OPT_STRING,
+      .help = "New secret to set in the matching keyslots" },
+    { .name = "iter-time", .type = QEMU_OPT_NUMBER,
+      .help = "Time to spend in PBKDF in milliseconds" },
     { NULL }
 };
 static const QemuOptsList luks_amend_opts = { "luks-amend-opts", luks_amend_desc };

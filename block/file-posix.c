@@ -671,7 +671,7 @@ static int file_dispatch(FileWork *w)
 
 static int file_run(BDRVRawState *s, FileOp op, int64_t offset, int64_t bytes, void *buf)
 {
-    FileWork w = { s, op, offset, bytes, buf };
+    FileWork w = { .s = s, .op = op, .offset = offset, .bytes = bytes, .buf = buf };
 
     return file_dispatch(&w);
 }
@@ -727,11 +727,13 @@ static int file_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVRawState *s = bs->opaque;
     int ret;
 
-    FileWork w = { s, FILE_OP_WRITE, offset, bytes, (void *)buf };
+    /* A kernel engine's flush is a request of its own (file_dispatch()). */
+    FileWork w = {
+        .s = s, .op = FILE_OP_WRITE, .offset = offset, .bytes = bytes, .buf = (void *)buf,
+        .fua = (flags & BDRV_REQ_FUA) && s->aio == BLOCK_AIO_THREADS,
+    };
 
     file_serialise_rmw(bs, offset, bytes);
-    /* A kernel engine's flush is a request of its own (file_dispatch()). */
-    w.fua = (flags & BDRV_REQ_FUA) && s->aio == BLOCK_AIO_THREADS;
     ret = file_dispatch(&w);
     if (ret < 0 && w.flush_failed) {
         if (s->length >= 0 && offset + bytes > s->length) {
@@ -1000,7 +1002,7 @@ static int file_do_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     } else if (offset > cur && prealloc == PREALLOC_MODE_FULL) {
         g_autofree uint8_t *zero = g_malloc0(MiB);
         for (int64_t pos = cur; pos < offset;) {
-            int64_t n = MIN((int64_t)MiB, offset - pos);
+            int64_t n = MIN(MiB, offset - pos);
             int ret = file_pwrite(bs, pos, n, zero, 0, errp);
             if (ret < 0) {
                 return ret;
@@ -1115,7 +1117,7 @@ static int file_create(const char *filename, QDict *opts, Error **errp)
     } else if (prealloc == PREALLOC_MODE_FULL && size > 0) {
         g_autofree uint8_t *zero = g_malloc0(MiB);
         for (int64_t pos = 0; pos < size && ret == 0;) {
-            int64_t n = MIN((int64_t)MiB, size - pos);
+            int64_t n = MIN(MiB, size - pos);
             if (pwrite(fd, zero, n, pos) != n) {
                 ret = -EIO;
                 error_setg(errp, "Could not preallocate data for '%s'", filename);
@@ -1137,12 +1139,13 @@ static int file_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 }
 
 static const QemuOptDesc file_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "nocow", QEMU_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)" },
-    { "preallocation", QEMU_OPT_STRING,
-      "Preallocation mode (allowed values: off, falloc, full)" },
-    { "extent_size_hint", QEMU_OPT_SIZE,
-      "Extent size hint for the image file, 0 to disable" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
+    { .name = "nocow", .type = QEMU_OPT_BOOL,
+      .help = "Turn off copy-on-write (valid only on btrfs)" },
+    { .name = "preallocation", .type = QEMU_OPT_STRING,
+      .help = "Preallocation mode (allowed values: off, falloc, full)" },
+    { .name = "extent_size_hint", .type = QEMU_OPT_SIZE,
+      .help = "Extent size hint for the image file, 0 to disable" },
     { NULL }
 };
 static const QemuOptsList file_create_opts = { "file-create-opts", file_create_desc };

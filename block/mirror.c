@@ -232,6 +232,7 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
     s->inflight_start = INT64_MAX;
     s->inflight_end = 0;
     qemu_co_queue_init(&batch.turn_waiters);
+    // cppcheck-suppress autoVariables ; cleared below before return, when no copy is in flight
     s->batch = &batch;
     while (n < max_ops && total < max_bytes) {
         int64_t start = dirty_map_next(s->dirty, s->cursor);

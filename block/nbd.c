@@ -37,6 +37,7 @@
 #include "qemu/coroutine.h"
 #include "qemu/thread-pool.h"
 #include "qemu/cutils.h"
+#include "qemu/option.h"
 #include "crypto/tlscreds.h"
 #include "block/nbd-client.h"
 
@@ -567,35 +568,18 @@ static char *nbd_take_str(QDict *opts, const char *key)
     return ret;
 }
 
-/* A number of seconds @key of @opts (JSON number or text), QEMU's uint32. */
-static bool nbd_take_seconds(QDict *opts, const char *key, uint32_t *out, Error **errp)
-{
-    json_t *v = json_object_get(opts, key);
-    int64_t n;
-
-    if (!v) {
-        return true;
-    }
-    if (json_is_integer(v)) {
-        n = json_integer_value(v);
-    } else if (!json_is_string(v) || qemu_strtoi64(json_string_value(v), NULL, 10, &n) < 0) {
-        error_setg(errp, "Parameter '%s' expects a number", key);
-        return false;
-    }
-    if (n < 0 || n > UINT32_MAX) {
-        error_setg(errp, "Parameter '%s' expects uint32_t", key);
-        return false;
-    }
-    *out = n;
-    qdict_del(opts, key);
-    return true;
-}
+/* A number of seconds (reconnect-delay, open-timeout): QEMU's uint32. */
+static const QemuOptInt nbd_seconds = {
+    .text = QEMU_OPT_INT_DECIMAL, .min = 0, .max = UINT32_MAX,
+    .range_msg = "Parameter '%s' expects uint32_t",
+};
 
 static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
 {
     const char *filename = qdict_get_try_str(opts, "filename");
     g_autofree char *type = NULL;
     g_autofree char *tls = NULL;
+    int64_t delay = s->reconnect_delay, timeout = s->open_timeout;
 
     qdict_flatten(opts);
     tls = nbd_take_str(opts, "tls-creds");
@@ -616,10 +600,12 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
                    "implemented)");
         return false;
     }
-    if (!nbd_take_seconds(opts, "reconnect-delay", &s->reconnect_delay, errp) ||
-        !nbd_take_seconds(opts, "open-timeout", &s->open_timeout, errp)) {
+    if (!qemu_opt_take_int(opts, "reconnect-delay", &nbd_seconds, &delay, errp) ||
+        !qemu_opt_take_int(opts, "open-timeout", &nbd_seconds, &timeout, errp)) {
         return false;
     }
+    s->reconnect_delay = delay;
+    s->open_timeout = timeout;
 
     /*
      * QEMU 7.2 still takes the older flat spelling: host/port (TCP) or path

@@ -19,6 +19,7 @@
 
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+#include "qemu/option.h"
 
 typedef struct BDRVNullState {
     int64_t length;
@@ -26,30 +27,14 @@ typedef struct BDRVNullState {
     bool read_zeroes;
 } BDRVNullState;
 
-/* A non-negative integer option (JSON number or text); false on bad input. */
-static bool null_take_number(QDict *opts, const char *key, bool size, int64_t *out,
-                             Error **errp)
-{
-    json_t *v = json_object_get(opts, key);
-    uint64_t n;
-
-    if (!v) {
-        return true;
-    }
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        n = json_integer_value(v);
-    } else if (!json_is_string(v) ||
-               (size ? qemu_strtosz(json_string_value(v), NULL, &n)
-                     : qemu_strtou64(json_string_value(v), NULL, 0, &n)) < 0 ||
-               n > INT64_MAX) {
-        error_setg(errp, size ? "Parameter '%s' expects a non-negative number below 2^63"
-                              : "Parameter '%s' expects a number", key);
-        return false;
-    }
-    *out = (int64_t)n;
-    qdict_del(opts, key);
-    return true;
-}
+static const QemuOptInt null_size_opt = {
+    .text = QEMU_OPT_INT_SIZE, .min = 0, .max = INT64_MAX,
+    .bad_msg = "Parameter '%s' expects a non-negative number below 2^63",
+};
+static const QemuOptInt null_latency_opt = {
+    .text = QEMU_OPT_INT_C, .min = 0, .max = INT64_MAX,
+    .range_msg = "Parameter '%s' expects a number",
+};
 
 static int null_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -65,8 +50,8 @@ static int null_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     qdict_del(options, "filename");
     s->length = 1LL << 30;
-    if (!null_take_number(options, "size", true, &s->length, errp) ||
-        !null_take_number(options, "latency-ns", false, &s->latency_ns, errp)) {
+    if (!qemu_opt_take_int(options, "size", &null_size_opt, &s->length, errp) ||
+        !qemu_opt_take_int(options, "latency-ns", &null_latency_opt, &s->latency_ns, errp)) {
         return -EINVAL;
     }
     if (rz) {

@@ -23,6 +23,7 @@
 
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+#include "qemu/option.h"
 
 typedef struct PreallocOpts {
     int64_t align;
@@ -37,32 +38,17 @@ typedef struct BDRVPreallocState {
     int64_t file_end;
 } BDRVPreallocState;
 
-static bool take_size(QDict *options, const char *key, int64_t *out, Error **errp)
-{
-    json_t *v = json_object_get(options, key);
-    uint64_t n;
-
-    if (!v) {
-        return true;
-    }
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        n = json_integer_value(v);
-    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0 ||
-               n > INT64_MAX) {
-        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64", key);
-        return false;
-    }
-    *out = (int64_t)n;
-    qdict_del(options, key);
-    return true;
-}
+static const QemuOptInt prealloc_size_opt = {
+    .text = QEMU_OPT_INT_SIZE, .min = 0, .max = INT64_MAX,
+    .bad_msg = "Parameter '%s' expects a non-negative number below 2^64",
+};
 
 static bool prealloc_parse(QDict *options, PreallocOpts *o, Error **errp)
 {
     o->align = 1024 * 1024;
     o->size = 128 * 1024 * 1024;
-    if (!take_size(options, "prealloc-align", &o->align, errp) ||
-        !take_size(options, "prealloc-size", &o->size, errp)) {
+    if (!qemu_opt_take_int(options, "prealloc-align", &prealloc_size_opt, &o->align, errp) ||
+        !qemu_opt_take_int(options, "prealloc-size", &prealloc_size_opt, &o->size, errp)) {
         return false;
     }
     if (o->align % 512) {

@@ -984,14 +984,15 @@ static int qcow_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
 /* Creation */
 
 static const QemuOptDesc qcow_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
-    { "backing_fmt", QEMU_OPT_STRING, "Format of the backing image" },
-    { "encryption", QEMU_OPT_BOOL,
-      "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
-    { "encrypt.format", QEMU_OPT_STRING, "Encrypt the image, format choices: 'aes'" },
-    { "encrypt.key-secret", QEMU_OPT_STRING,
-      "ID of the secret that provides the AES encryption key" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
+    { .name = "backing_file", .type = QEMU_OPT_STRING, .help = "File name of a base image" },
+    { .name = "backing_fmt", .type = QEMU_OPT_STRING, .help = "Format of the backing image" },
+    { .name = "encryption", .type = QEMU_OPT_BOOL,
+      .help = "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
+    { .name = "encrypt.format", .type = QEMU_OPT_STRING,
+      .help = "Encrypt the image, format choices: 'aes'" },
+    { .name = "encrypt.key-secret", .type = QEMU_OPT_STRING,
+      .help = "ID of the secret that provides the AES encryption key" },
     { NULL }
 };
 static const QemuOptsList qcow_create_opts = { "qcow-create-opts", qcow_create_desc };

@@ -923,7 +923,7 @@ static void free_old_entry(BlockDriverState *bs, uint64_t e, Qcow2DiscardType ty
              * the space is discarded there as QEMU 7.2 does (pass-discard-*).
              */
             if (s->data_file && type != QCOW2_DISCARD_NEVER && s->discard_passthrough[type] &&
-                (e & L2E_OFFSET_MASK) + s->cluster_size <= s->size) {
+                (int64_t)(e & L2E_OFFSET_MASK) + s->cluster_size <= s->size) {
                 bdrv_pdiscard(s->data_file, e & L2E_OFFSET_MASK, s->cluster_size, NULL);
             }
             break;
@@ -1121,7 +1121,7 @@ static int write_checked_data(BlockDriverState *bs, int64_t host, int64_t guest,
         return bdrv_pwrite(qcow2_data_bs(bs), host, bytes, buf, 0, errp);
     }
     {
-        int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
+        int64_t chunk = MIN(bytes, 1 * MiB);
         g_autofree uint8_t *bounce = g_malloc(chunk);
         for (int64_t done = 0; done < bytes; done += chunk) {
             int64_t n = MIN(chunk, bytes - done);
@@ -1162,7 +1162,7 @@ static int alloc_write_data(BlockDriverState *bs, const uint64_t *old, int64_t k
     int64_t tail = cstart + k * cs - tail_start;
     int ret;
 
-    if (s->crypt_method || ((head || tail) && k * cs <= 1 * (int64_t)MiB && !fresh)) {
+    if (s->crypt_method || ((head || tail) && k * cs <= 1 * MiB && !fresh)) {
         /* One buffer holding COW data and new data: a single write. */
         g_autofree uint8_t *b = g_malloc(k * cs);
         if (head && (ret = cow_read(bs, old[0], cstart, b, head, errp)) < 0) {
@@ -1402,7 +1402,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     /* Bounded so that the AES bounce buffer stays small. */
-    int64_t max_alloc = s->crypt_method ? MAX(cs, 4 * (int64_t)MiB) : 256 * (int64_t)MiB;
+    int64_t max_alloc = s->crypt_method ? MAX(cs, 4 * MiB) : 256 * MiB;
     int64_t next_host = 0;      /* where the host range so far ends */
 
     if (s->extended_l2) {
@@ -2804,7 +2804,7 @@ static int ext_zero_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
 static int ext_write_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  Error **errp)
 {
-    int64_t chunk = MIN(bytes, 1 * (int64_t)MiB);
+    int64_t chunk = MIN(bytes, 1 * MiB);
     g_autofree uint8_t *z = g_malloc0(chunk);
 
     for (int64_t done = 0; done < bytes; done += chunk) {

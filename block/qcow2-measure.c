@@ -111,11 +111,11 @@ bool qcow2_measure(QDict *opts, BlockDriverState *in, int64_t size,
     uint64_t luks = 0;
     int64_t meta, data = 0;
 
-    if (cs < 512 || cs > 2 * (int64_t)MiB || (cs & (cs - 1))) {
+    if (cs < 512 || cs > 2 * MiB || (cs & (cs - 1))) {
         error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
         return false;
     }
-    if (l2e_size == 16 && cs < 16 * (int64_t)KiB) {
+    if (l2e_size == 16 && cs < 16 * KiB) {
         error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
                    "least 16384 bytes");
         return false;
@@ -135,7 +135,7 @@ bool qcow2_measure(QDict *opts, BlockDriverState *in, int64_t size,
         return false;
     }
     /* QEMU refuses L1 tables larger than 32 MiB; so do we, to stay compatible. */
-    if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * (int64_t)MiB / 8) {
+    if (DIV_ROUND_UP(DIV_ROUND_UP(size, cs), cs / l2e_size) > 32 * MiB / 8) {
         error_setg(errp, "The image size is too large (try using a larger cluster size)");
         return false;
     }

@@ -792,6 +792,7 @@ static int refblock_unused(BlockDriverState *bs, uint64_t t, int64_t off, bool *
     BDRVQcow2State *s = bs->opaque;
     uint64_t own = (uint64_t)off >> s->cluster_bits;
     bool self = (own >> s->rb_bits) == t;
+    int own_idx = own & (s->rb_entries - 1);
     uint8_t *rb;
     int ret = qcow2_cache_get(bs, s->rb_cache, off, true, &rb, errp);
 
@@ -799,9 +800,8 @@ static int refblock_unused(BlockDriverState *bs, uint64_t t, int64_t off, bool *
         return ret;
     }
     *unused = true;
-    for (uint64_t i = 0; i < s->rb_entries; i++) {
-        if (qcow2_get_refcount_ro(rb, s->refcount_order, i) &&
-            !(self && i == (own & (s->rb_entries - 1)))) {
+    for (int i = 0; i < s->rb_entries; i++) {
+        if (qcow2_get_refcount_ro(rb, s->refcount_order, i) && !(self && i == own_idx)) {
             *unused = false;
             break;
         }
@@ -1306,7 +1306,8 @@ static int check_l1(CheckState *cs, int64_t l1_off, uint32_t l1_size, bool activ
             continue;
         }
         count_ref(cs, l2_off, s->cluster_size, "L2 table");
-        if (l2_off + s->cluster_size > QEMU_ALIGN_UP(cs->file_len, s->cluster_size)) {
+        /* file_len is non-negative: the check returns early on an error. */
+        if (l2_off + s->cluster_size > (uint64_t)QEMU_ALIGN_UP(cs->file_len, s->cluster_size)) {
             continue;
         }
         ret = check_l2(cs, l2_off, active, i, fix, errp);

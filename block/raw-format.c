@@ -11,6 +11,7 @@
 
 #include "block/block_int.h"
 #include "qemu/cutils.h"
+#include "qemu/option.h"
 
 /*
  * Raw is also what probing falls back to.  A guest that writes a format
@@ -40,35 +41,23 @@ typedef struct BDRVRawState {
     int64_t size;               /* -1: up to the end of the file */
 } BDRVRawState;
 
+/* offset= and size=, in QEMU 7.2's words for a malformed size option. */
+static const QemuOptInt raw_window_opt = {
+    .text = QEMU_OPT_INT_SIZE, .min = 0, .max = INT64_MAX,
+    .bad_msg = "Parameter '%s' expects a non-negative number below 2^64",
+    .bad_hint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, "
+                "giga-, tera-, peta-\nand exabytes, respectively.\n",
+};
+
 static bool raw_take_size(QDict *opts, const char *key, int64_t *out, Error **errp)
 {
-    json_t *v = json_object_get(opts, key);
-    uint64_t n;
-
-    if (!v) {
-        return true;
-    }
-    if (json_is_null(v)) {
+    if (json_is_null(json_object_get(opts, key))) {
         /* blockdev-reopen left it out: the default (reopen_resettable_opts). */
         *out = strcmp(key, "size") ? 0 : -1;
         qdict_del(opts, key);
         return true;
     }
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        n = json_integer_value(v);
-    } else if (!json_is_string(v) || qemu_strtosz(json_string_value(v), NULL, &n) < 0) {
-        /* QEMU 7.2's words for a malformed size option, hint included. */
-        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64", key);
-        error_append_hint(errp, "Optional suffix k, M, G, T, P or E means kilo-, mega-, "
-                          "giga-, tera-, peta-\nand exabytes, respectively.\n");
-        return false;
-    } else if (n > INT64_MAX) {
-        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^63", key);
-        return false;
-    }
-    *out = (int64_t)n;
-    qdict_del(opts, key);
-    return true;
+    return qemu_opt_take_int(opts, key, &raw_window_opt, out, errp);
 }
 
 /*
@@ -107,7 +96,7 @@ static int raw_read_window(BlockDriverState *bs, QDict *options, const BDRVRawSt
     }
     /* Checked after the file's bounds, as QEMU 7.2 does. */
     if (out->size >= 0 && out->size % BDRV_SECTOR_SIZE) {
-        error_setg(errp, "Specified size is not multiple of %llu", BDRV_SECTOR_SIZE);
+        error_setg(errp, "Specified size is not multiple of %" PRId64, BDRV_SECTOR_SIZE);
         return -EINVAL;
     }
     /* A window is a partition: probing protection is about sector 0 only. */
@@ -259,7 +248,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 
 /* The file protocol's options (preallocation, nocow) are accepted too. */
 static const QemuOptDesc raw_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
     { NULL }
 };
 static const QemuOptsList raw_create_opts = { "raw-create-opts", raw_create_desc };

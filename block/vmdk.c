@@ -1529,20 +1529,22 @@ static int vmdk_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode 
 /* Creation */
 
 static const QemuOptDesc vmdk_create_desc[] = {
-    { "size", QEMU_OPT_SIZE, "Virtual disk size" },
-    { "adapter_type", QEMU_OPT_STRING,
-      "Virtual adapter type, can be one of ide (default), lsilogic, buslogic or legacyESX" },
-    { "backing_file", QEMU_OPT_STRING, "File name of a base image" },
-    { "backing_fmt", QEMU_OPT_STRING, "Must be 'vmdk' if present" },
-    { "compat6", QEMU_OPT_BOOL, "VMDK version 6 image", "off" },
-    { "hwversion", QEMU_OPT_STRING, "VMDK hardware version", "undefined" },
-    { "toolsversion", QEMU_OPT_STRING, "VMware guest tools version" },
-    { "subformat", QEMU_OPT_STRING,
-      "VMDK flat extent format, can be one of {monolithicSparse (default) | "
+    { .name = "size", .type = QEMU_OPT_SIZE, .help = "Virtual disk size" },
+    { .name = "adapter_type", .type = QEMU_OPT_STRING,
+      .help = "Virtual adapter type, can be one of ide (default), lsilogic, buslogic or legacyESX" },
+    { .name = "backing_file", .type = QEMU_OPT_STRING, .help = "File name of a base image" },
+    { .name = "backing_fmt", .type = QEMU_OPT_STRING, .help = "Must be 'vmdk' if present" },
+    { .name = "compat6", .type = QEMU_OPT_BOOL,
+      .help = "VMDK version 6 image", .def_value_str = "off" },
+    { .name = "hwversion", .type = QEMU_OPT_STRING,
+      .help = "VMDK hardware version", .def_value_str = "undefined" },
+    { .name = "toolsversion", .type = QEMU_OPT_STRING, .help = "VMware guest tools version" },
+    { .name = "subformat", .type = QEMU_OPT_STRING,
+      .help = "VMDK flat extent format, can be one of {monolithicSparse (default) | "
       "monolithicFlat | streamOptimized} (twoGbMaxExtentSparse and twoGbMaxExtentFlat are "
       "not supported)" },
-    { "zeroed_grain", QEMU_OPT_BOOL,
-      "Enable efficient zero writes using the zeroed-grain GTE feature" },
+    { .name = "zeroed_grain", .type = QEMU_OPT_BOOL,
+      .help = "Enable efficient zero writes using the zeroed-grain GTE feature" },
     { NULL }
 };
 static const QemuOptsList vmdk_create_opts = { "vmdk-create-opts", vmdk_create_desc };

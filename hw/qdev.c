@@ -52,23 +52,28 @@ static const char *const bridge_props[] = { "addr", "chassis_nr", NULL };
 static const char *const floppy_props[] = { "unit", "write-cache", "share-rw", NULL };
 
 static const DeviceModel models[] = {
-    { "ide-hd", BUS_TYPE_IDE, "virtual IDE disk", ide_props },
+    { .name = "ide-hd", .bus_type = BUS_TYPE_IDE, .desc = "virtual IDE disk", .props = ide_props },
     /* QEMU gives these no description (-device help shows none). */
-    { "virtio-blk-pci", BUS_TYPE_PCI, NULL, pci_props },
-    { "usb-storage", BUS_TYPE_USB, NULL, usb_props },
-    { "scsi-hd", BUS_TYPE_SCSI, "virtual SCSI disk", scsi_props },
-    { "ide-cd", BUS_TYPE_IDE, "virtual IDE CD-ROM", ide_props, .removable = true },
-    { "scsi-cd", BUS_TYPE_SCSI, "virtual SCSI CD-ROM", scsi_props, .removable = true },
+    { .name = "virtio-blk-pci", .bus_type = BUS_TYPE_PCI, .desc = NULL, .props = pci_props },
+    { .name = "usb-storage", .bus_type = BUS_TYPE_USB, .desc = NULL, .props = usb_props },
+    { .name = "scsi-hd", .bus_type = BUS_TYPE_SCSI,
+      .desc = "virtual SCSI disk", .props = scsi_props },
+    { .name = "ide-cd", .bus_type = BUS_TYPE_IDE,
+      .desc = "virtual IDE CD-ROM", .props = ide_props, .removable = true },
+    { .name = "scsi-cd", .bus_type = BUS_TYPE_SCSI,
+      .desc = "virtual SCSI CD-ROM", .props = scsi_props, .removable = true },
     /* A floppy drive on the machine's floppy controller (isa-fdc). */
-    { "floppy", BUS_TYPE_FLOPPY, "virtual floppy drive", floppy_props, .removable = true },
+    { .name = "floppy", .bus_type = BUS_TYPE_FLOPPY,
+      .desc = "virtual floppy drive", .props = floppy_props, .removable = true },
     /*
      * The virtio SCSI controller; QEMU's PCI proxy holds a virtio device
      * that holds the SCSI bus: here the bus hangs off the proxy directly.
      */
-    { "virtio-scsi-pci", BUS_TYPE_PCI, NULL, controller_props,
+    { .name = "virtio-scsi-pci", .bus_type = BUS_TYPE_PCI, .desc = NULL, .props = controller_props,
       .controller = true, .child_bus_type = BUS_TYPE_SCSI, .child_bus_max = 256 },
     /* A PCI-PCI bridge: a second PCI bus of 32 slots, named by the bridge's id. */
-    { "pci-bridge", BUS_TYPE_PCI, "Standard PCI Bridge", bridge_props,
+    { .name = "pci-bridge", .bus_type = BUS_TYPE_PCI,
+      .desc = "Standard PCI Bridge", .props = bridge_props,
       .controller = true, .child_bus_type = BUS_TYPE_PCI, .child_bus_max = 32,
       .bus_named_by_id = true },
 };
@@ -360,6 +365,8 @@ static DeviceState *device_create(const DeviceModel *model, BusState *bus, const
         user_devices = g_list_append(user_devices, dev);
         return dev;
     }
+    /* Only a controller is made without a drive (a removable device gets an empty one). */
+    g_assert(dinfo);
     dev->drive = dinfo;
     dinfo->dev = dev;
     if (model->removable) {

@@ -178,9 +178,10 @@ static const FdsetOps fdset_ops = {
 };
 
 static const QemuOptDesc add_fd_desc[] = {
-    { "fd", QEMU_OPT_STRING, "file descriptor of which a duplicate is added to fd set" },
-    { "set", QEMU_OPT_STRING, "ID of the fd set to add fd to" },
-    { "opaque", QEMU_OPT_STRING, "free-form string used to describe fd" },
+    { .name = "fd", .type = QEMU_OPT_STRING,
+      .help = "file descriptor of which a duplicate is added to fd set" },
+    { .name = "set", .type = QEMU_OPT_STRING, .help = "ID of the fd set to add fd to" },
+    { .name = "opaque", .type = QEMU_OPT_STRING, .help = "free-form string used to describe fd" },
     { NULL }
 };
 static const QemuOptsList add_fd_opts = { "add-fd", add_fd_desc };

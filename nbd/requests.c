@@ -456,7 +456,8 @@ static int nbd_check_request(NBDRequest *req, const char **msg)
     if (req->type == NBD_CMD_FLUSH) {
         return 0;
     }
-    if (req->offset > exp->size || req->len > exp->size - req->offset) {
+    /* exp->size is never negative: the export is refused when its length is an error. */
+    if (req->offset > (uint64_t)exp->size || req->len > (uint64_t)exp->size - req->offset) {
         *msg = "request past the end of the export";
         return writes ? ENOSPC : EINVAL;
     }

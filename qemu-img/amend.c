@@ -27,8 +27,8 @@ static void amend_status(BlockDriverState *bs, int64_t done, int64_t total, void
 int img_amend(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":ho:f:t:pq",
-        "help object image-opts force"
+        .short_opts = ":ho:f:t:pq",
+        .long_opts = "help object image-opts force"
     };
     ImgCommonOpts o = { 0 };
     const char *filename = NULL;

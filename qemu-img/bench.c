@@ -144,8 +144,9 @@ static bool bench_int_arg(const char *arg, int min, int *out)
 int img_bench(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hc:d:f:ni:o:qs:S:t:wU",
-        "help flush-interval image-opts pattern no-drain force-share", "t"
+        .short_opts = ":hc:d:f:ni:o:qs:S:t:wU",
+        .long_opts = "help flush-interval image-opts pattern no-drain force-share",
+        .own = "t"
     };
     BenchState b = {
         .count = 75000, .depth = 64, .bufsize = 4096, .drain_on_flush = true,

@@ -31,8 +31,9 @@ static const char *bitmap_action_name(int kind)
 int img_bitmap(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":b:f:F:g:h",
-        "help object image-opts add remove clear enable disable merge granularity source-file source-format"
+        .short_opts = ":b:f:F:g:h",
+        .long_opts = "help object image-opts add remove clear enable disable merge granularity "
+                     "source-file source-format"
     };
     g_autoptr(GArray) actions = g_array_new(FALSE, FALSE, sizeof(BitmapAction));
     ImgCommonOpts o = { 0 };

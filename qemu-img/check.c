@@ -82,8 +82,8 @@ static void check_result_human(const BdrvCheckResult *r)
 int img_check(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:r:T:qU",
-        "help format repair output object image-opts force-share"
+        .short_opts = ":hf:r:T:qU",
+        .long_opts = "help format repair output object image-opts force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *filename;

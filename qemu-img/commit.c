@@ -85,8 +85,8 @@ static BlockDriverState *find_backing_image(BlockDriverState *bs, const char *na
 int img_commit(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":f:ht:b:dpqr:",
-        "help object image-opts"
+        .short_opts = ":f:ht:b:dpqr:",
+        .long_opts = "help object image-opts"
     };
     ImgCommonOpts o = { 0 };
     const char *base_name = NULL, *filename;

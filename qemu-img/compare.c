@@ -88,8 +88,8 @@ static int compare_rest_zero(BlockDriverState *bs, const char *name, int64_t off
 int img_compare(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:F:T:pqsU",
-        "help object image-opts force-share"
+        .short_opts = ":hf:F:T:pqsU",
+        .long_opts = "help object image-opts force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *fmt2 = NULL, *name1, *name2;

@@ -687,9 +687,9 @@ typedef struct ConvertArgs {
 static bool convert_parse_options(ConvertArgs *a, ConvertState *s, int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:O:B:F:Cco:l:S:pt:T:qnm:Wr:U",
-        "help object image-opts target-image-opts target-is-zero salvage bitmaps "
-        "skip-broken-bitmaps force-share"
+        .short_opts = ":hf:O:B:F:Cco:l:S:pt:T:qnm:Wr:U",
+        .long_opts = "help object image-opts target-image-opts target-is-zero salvage bitmaps "
+                     "skip-broken-bitmaps force-share"
     };
     int c;
 
@@ -718,9 +718,9 @@ static bool convert_parse_options(ConvertArgs *a, ConvertState *s, int argc, cha
             if (a->min_sparse < 0) {
                 return false;
             }
-            if (a->min_sparse % BDRV_SECTOR_SIZE || a->min_sparse > 16 * (int64_t)MiB) {
+            if (a->min_sparse % BDRV_SECTOR_SIZE || a->min_sparse > 16 * MiB) {
                 error_report("Invalid buffer size for sparse output specified. "
-                             "Valid sizes are multiples of %llu up to %llu. Select "
+                             "Valid sizes are multiples of %" PRId64 " up to %" PRId64 ". Select "
                              "0 to disable sparse detection (fully allocates output).",
                              BDRV_SECTOR_SIZE, 16 * MiB);
                 return false;

@@ -8,8 +8,8 @@
 int img_create(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":F:b:f:ho:qu",
-        "help object"
+        .short_opts = ":F:b:f:ho:qu",
+        .long_opts = "help object"
     };
     ImgCommonOpts o = { .fmt = "raw" };
     const char *fmt, *base = NULL, *base_fmt = NULL, *filename;

@@ -30,8 +30,8 @@ static bool dd_number(const char *name, const char *text, uint64_t *out)
 int img_dd(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:O:U",
-        "help object image-opts force-share"
+        .short_opts = ":hf:O:U",
+        .long_opts = "help object image-opts force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *out_fmt = "raw", *in_name = NULL, *out_name = NULL;
@@ -50,7 +50,7 @@ int img_dd(int argc, char **argv)
     }
     for (int i = optind; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
-        g_autofree char *key = g_strndup(argv[i], eq ? eq - argv[i] : strlen(argv[i]));
+        g_autofree char *key = g_strndup(argv[i], strcspn(argv[i], "="));
         const char *val = eq ? eq + 1 : NULL;
 
         if (!val) {

@@ -182,8 +182,8 @@ static QDict *collect_image_info(BlockDriverState *bs)
 int img_info(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":f:hU",
-        "help format output backing-chain object image-opts force-share"
+        .short_opts = ":f:hU",
+        .long_opts = "help format output backing-chain object image-opts force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *filename;

@@ -118,8 +118,8 @@ static int map_dump(const MapEntry *e, OutputFormat output, bool first)
 int img_map(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":f:hU",
-        "help format output object image-opts force-share start-offset max-length"
+        .short_opts = ":f:hU",
+        .long_opts = "help format output object image-opts force-share start-offset max-length"
     };
     ImgCommonOpts o = { 0 };
     const char *filename;

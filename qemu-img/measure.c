@@ -8,8 +8,8 @@
 int img_measure(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:O:o:l:U",
-        "help image-opts object output size force-share"
+        .short_opts = ":hf:O:o:l:U",
+        .long_opts = "help image-opts object output size force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *out_fmt = "raw", *filename = NULL;

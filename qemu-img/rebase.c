@@ -93,8 +93,8 @@ static int rebase_copy(BlockDriverState *bs, BlockDriverState *new_base, Error *
 int img_rebase(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":hf:F:b:upt:T:qU",
-        "help object image-opts force-share"
+        .short_opts = ":hf:F:b:upt:T:qU",
+        .long_opts = "help object image-opts force-share"
     };
     ImgCommonOpts o = { 0 };
     const char *filename;

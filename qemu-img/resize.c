@@ -8,8 +8,8 @@
 int img_resize(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":f:hq",
-        "help object image-opts preallocation shrink"
+        .short_opts = ":f:hq",
+        .long_opts = "help object image-opts preallocation shrink"
     };
     ImgCommonOpts o = { 0 };
     const char *size_arg, *filename, *p;

@@ -8,8 +8,8 @@
 int img_snapshot(int argc, char **argv)
 {
     static const ImgOptSpec spec = {
-        ":la:c:d:hqU",
-        "help object image-opts force-share"
+        .short_opts = ":la:c:d:hqU",
+        .long_opts = "help object image-opts force-share"
     };
     enum { SNAPSHOT_NONE, SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE,
            SNAPSHOT_DELETE } action = SNAPSHOT_NONE;

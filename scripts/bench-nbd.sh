@@ -16,25 +16,13 @@
 #   scripts/bench-nbd.sh [-b BUILD] [-d SCRATCH] [-s MiB] [-r REPEAT] [-o ROW[,ROW...]] [-l]
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-build=$here/build
-scratch=""
-size_mib=1024
-repeat=1
-only=""
+BENCH_NAME=bench-nbd BENCH_USAGE=3,16
+. "$(dirname "$0")/bench-common.sh"
 ROWS=(read-qcow2-c1 read-qcow2-c4 write-qcow2-c1 write-qcow2-c4
       read-luks-c1 read-luks-c4 write-luks-c1 write-luks-c4
       read-aes-c1 read-aes-c4 write-aes-c1 write-aes-c4)
 while getopts "b:d:s:r:o:lh" opt; do
-    case $opt in
-    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
-    d) scratch=$OPTARG ;;
-    s) size_mib=$OPTARG ;;
-    r) repeat=$OPTARG ;;
-    o) only=",$OPTARG," ;;
-    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
-    esac
+    bench_opt "$opt"
 done
 
 OURS_NBD=$build/qemu-nbd
@@ -42,15 +30,8 @@ OURS_IMG=$build/qemu-img
 REF_NBD=${QEMU_NBD_REF:-/usr/bin/qemu-nbd}
 REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 TIME=/usr/bin/time
-for t in "$OURS_NBD" "$OURS_IMG" "$REF_NBD" "$REF_IMG" "$TIME" "$(command -v nbdcopy)"; do
-    [ -x "$t" ] || { echo "bench-nbd: ${t:-nbdcopy} not found (build the tree; scripts/install-deps.sh installs the rest)" >&2; exit 2; }
-done
-
-if [ -z "$scratch" ]; then
-    scratch=$(mktemp -d "${TMPDIR:-/tmp}/qemu-bench-nbd.XXXXXX") || exit 2
-else
-    mkdir -p "$scratch" && scratch=$(mktemp -d "$scratch/qemu-bench-nbd.XXXXXX") || exit 2
-fi
+bench_need "$OURS_NBD" "$OURS_IMG" "$REF_NBD" "$REF_IMG" "$TIME" "$(command -v nbdcopy || echo nbdcopy)"
+bench_scratch
 server=""
 cleanup()
 {
@@ -58,18 +39,7 @@ cleanup()
     rm -rf "$scratch"
 }
 trap cleanup EXIT
-cd "$scratch" || exit 2
-log() { echo "bench-nbd: $*" >&2; }
-
-printf 'bench-password' > password
-SECRET="--object secret,id=sec0,file=$scratch/password"
-# Key derivation timed to 100 ms on both sides (QEMU's default of 2 s per
-# open would dominate nothing here, but would slow every image creation).
-LUKS_Q="encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100"
-AES_Q="encrypt.format=aes,encrypt.key-secret=sec0"
-
-log "scratch $scratch; $size_mib MiB of random data"
-head -c $((size_mib * 1024 * 1024)) /dev/urandom > src.raw
+bench_inputs "$size_mib"
 # The sources are made once and served read-only by both servers.  The AES
 # one is made by this tree: it records a key check that QEMU ignores, and
 # without it this tree refuses a password under which random data decrypts

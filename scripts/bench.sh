@@ -33,14 +33,10 @@
 # tree does not have yet (a format, encryption) are shown as skipped.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-build=$here/build
-scratch=""
-size_mib=1024
+BENCH_NAME=bench BENCH_USAGE=3,30
+. "$(dirname "$0")/bench-common.sh"
 nwrites=20000
 nbench=100000
-repeat=1
-only=""
 
 ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
       convert-qcow2-raw-wt convert-raw-qcow2-wt convert-raw-raw-wt
@@ -57,15 +53,9 @@ ROWS=(convert-qcow2-raw convert-raw-qcow2 convert-raw-raw
 
 while getopts "b:d:s:w:c:r:o:lh" opt; do
     case $opt in
-    b) build=$(cd "$OPTARG" && pwd) || exit 2 ;;
-    d) scratch=$OPTARG ;;
-    s) size_mib=$OPTARG ;;
     w) nwrites=$OPTARG ;;
     c) nbench=$OPTARG ;;
-    r) repeat=$OPTARG ;;
-    o) only=",$OPTARG," ;;
-    l) printf '%s\n' "${ROWS[@]}"; exit 0 ;;
-    *) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) bench_opt "$opt" ;;
     esac
 done
 
@@ -74,31 +64,14 @@ OURS_IO=$build/qemu-io
 REF_IMG=${QEMU_IMG_REF:-/usr/bin/qemu-img}
 REF_IO=${QEMU_IO_REF:-/usr/bin/qemu-io}
 TIME=/usr/bin/time
-for t in "$OURS_IMG" "$OURS_IO" "$REF_IMG" "$REF_IO" "$TIME"; do
-    [ -x "$t" ] || { echo "bench: $t not found (build the tree; scripts/install-deps.sh installs the rest)" >&2; exit 2; }
-done
-
-if [ -z "$scratch" ]; then
-    scratch=$(mktemp -d "${TMPDIR:-/tmp}/qemu-bench.XXXXXX") || exit 2
-else
-    mkdir -p "$scratch" || exit 2
-    scratch=$(mktemp -d "$scratch/qemu-bench.XXXXXX") || exit 2
-fi
+bench_need "$OURS_IMG" "$OURS_IO" "$REF_IMG" "$REF_IO" "$TIME"
+bench_scratch
 trap 'rm -rf "$scratch"' EXIT
-cd "$scratch" || exit 2
-
-# The password travels in a file: data= on a command line is readable by
-# other local users (and this tree warns about it).
-printf 'bench-password' > "$scratch/password"
-SECRET="--object secret,id=sec0,file=$scratch/password"
-
-log() { echo "bench: $*" >&2; }
 
 # ------------------------------------------------------------------
 # Inputs, made once with QEMU's tools so that both sides read the same files
 
-log "scratch $scratch; $size_mib MiB of random data"
-head -c $((size_mib * 1024 * 1024)) /dev/urandom > src.raw
+bench_inputs "$size_mib"
 "$REF_IMG" convert -f raw -O qcow2 src.raw src.qcow2 || exit 1
 
 # A fixed list of 4 KiB-aligned offsets (seeded), the same for every tool.
@@ -117,13 +90,7 @@ while IFS= read -r line; do
     WRITE_ARGS+=(-c "$line")
 done < writes.txt
 
-# LUKS key derivation is timed to take iter-time milliseconds; QEMU's default
-# (2 s per open and create) would drown the data rates the rows are about.
-# Both tools get the same value.
-ITER=100
-LUKS_Q="encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=$ITER"
 LUKS_R="key-secret=sec0,iter-time=$ITER"
-AES_Q="encrypt.format=aes,encrypt.key-secret=sec0"
 
 declare -A feature_cache
 have_feature()

@@ -12,6 +12,7 @@ PKGS=(
     qemu-utils qemu-system-x86 cryptsetup-bin
     python3 expect socat xxd jq time xz-utils strace
     libnbd-bin nbdkit libnbd-dev gnutls-bin
+    cppcheck
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 )
 

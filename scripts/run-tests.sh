@@ -2,21 +2,25 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The whole test suite, from a fresh Debian 12 machine: installs the
 # packages, builds the tree three times (plain, with AddressSanitizer +
-# UndefinedBehaviorSanitizer, and with ThreadSanitizer), runs the unit tests
-# and every iotest for every format in the first two builds, and the
-# concurrency tests in the third.  Any failure or sanitizer report fails the
-# run.
+# UndefinedBehaviorSanitizer, and with ThreadSanitizer), all with -Werror,
+# runs the unit tests and every iotest for every format in the first two
+# builds, the concurrency tests in the third, and cppcheck once.  Any
+# failure, warning or sanitizer report fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 bash scripts/install-deps.sh || { echo "dependency installation failed" >&2; exit 1; }
 
+# Both builds use -Werror, so a new warning fails the suite; a build
+# directory set up before that (or by hand without it) is switched over.
 build_tree()
 {
     local dir=$1; shift
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null || return 1
+        meson setup "$dir" -Dwerror=true "$@" >/dev/null || return 1
+    else
+        meson configure "$dir" -Dwerror=true "$@" >/dev/null || return 1
     fi
     ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
 }
@@ -121,6 +125,18 @@ suite_part()
         echo "$ok passed, $((bad > 0 ? bad : 1)) failed" > "$log/unit-$b.sum"
     fi
     cat "$log/unit-$b.sum"
+    if [ "$b" = build ]; then
+        # The static analyser, once (the sources are the same in both builds);
+        # it counts as one test.
+        stage "=== cppcheck [$SECONDS s]"
+        if scripts/cppcheck.sh "$b" > "$log/cppcheck" 2>&1; then
+            echo "1 passed, 0 failed" > "$log/cppcheck.sum"
+        else
+            cat "$log/cppcheck"
+            echo "0 passed, 1 failed" > "$log/cppcheck.sum"
+        fi
+        cat "$log/cppcheck.sum"
+    fi
     for fmt in raw qcow2 qcow luks; do
         stage "=== iotests -$fmt ($b) [$SECONDS s]"
         IOTESTS_SCRATCH=$root/tests/qemu-iotests/scratch/$b \
@@ -152,7 +168,7 @@ exec 3>&-
 for b in build build-san build-tsan; do
     echo; echo "##### $b"; cat "$log/part-$b"
 done
-for f in "$log"/unit-*.sum "$log"/io-* "$log/conformance" "$log/tsan-reports.sum"; do
+for f in "$log"/unit-*.sum "$log/cppcheck.sum" "$log"/io-* "$log/conformance" "$log/tsan-reports.sum"; do
     tally "$f"
 done
 

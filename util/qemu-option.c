@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Typed access to flat option dicts described by QemuOptsList. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <glib.h>
@@ -181,4 +182,52 @@ void qemu_opts_print_help(const QemuOptsList *const *lists)
             printf("\n");
         }
     }
+}
+
+bool qemu_opt_take_int(QDict *opts, const char *key, const QemuOptInt *spec, int64_t *out,
+                       Error **errp)
+{
+    json_t *v = json_object_get(opts, key);
+    const char *text = json_string_value(v);
+    int64_t n = 0;
+    bool ok;
+
+    if (!v) {
+        return true;
+    }
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+        /* A size has no sign: a negative one is as malformed as "-1" would be. */
+        ok = spec->text != QEMU_OPT_INT_SIZE || n >= 0;
+    } else if (!text) {
+        ok = false;
+    } else if (spec->text == QEMU_OPT_INT_SIZE) {
+        uint64_t u = 0;
+
+        /* It refuses a size past INT64_MAX (-ERANGE), so u fits. */
+        ok = qemu_strtosz(text, NULL, &u) == 0;
+        n = (int64_t)u;
+    } else {
+        ok = qemu_strtoi64(text, NULL, spec->text == QEMU_OPT_INT_DECIMAL ? 10 : 0, &n) == 0;
+    }
+    if (!ok) {
+        error_setg(errp, spec->bad_msg ? spec->bad_msg : "Parameter '%s' expects a number",
+                   key);
+        if (spec->bad_hint) {
+            error_append_hint(errp, "%s", spec->bad_hint);
+        }
+        return false;
+    }
+    if (n < spec->min || n > spec->max) {
+        if (spec->range_msg) {
+            error_setg(errp, spec->range_msg, key);
+        } else {
+            error_setg(errp, "Parameter '%s' is out of range (%" PRId64 "..%" PRId64 ")", key,
+                       spec->min, spec->max);
+        }
+        return false;
+    }
+    *out = n;
+    qdict_del(opts, key);
+    return true;
 }

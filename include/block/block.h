@@ -54,7 +54,8 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_BLOCK_COMPRESSED   0x40
 
 #define BDRV_SECTOR_BITS 9
-#define BDRV_SECTOR_SIZE (1ULL << BDRV_SECTOR_BITS)
+/* Signed for the same reason as KiB (qemu/cutils.h): offsets are int64_t. */
+#define BDRV_SECTOR_SIZE (INT64_C(1) << BDRV_SECTOR_BITS)
 
 /* Largest single request; larger ones are split by callers. */
 #define BDRV_REQUEST_MAX_BYTES (1LL << 30)

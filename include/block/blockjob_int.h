@@ -13,11 +13,11 @@
 #include "qemu/coroutine.h"
 
 /* Bytes a step copies at most; also QEMU's progress granularity for backup. */
-#define BLOCK_JOB_CHUNK (1 * (int64_t)MiB)
+#define BLOCK_JOB_CHUNK (1 * MiB)
 /* Granularity of copy-before-write and dirty tracking. */
-#define BLOCK_JOB_CLUSTER (64 * (int64_t)KiB)
+#define BLOCK_JOB_CLUSTER (64 * KiB)
 /* How much a job writes between two hints to start write-back. */
-#define BLOCK_JOB_WRITEBACK_BYTES (16 * (int64_t)MiB)
+#define BLOCK_JOB_WRITEBACK_BYTES (16 * MiB)
 
 typedef struct BlockJobDriver {
     JobType type;               /* what query-jobs and the events call the job */

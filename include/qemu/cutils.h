@@ -65,10 +65,14 @@ static inline bool buffer_is_zero(const void *buf, size_t len)
 #endif
 #define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
 
-#define KiB (1ULL << 10)
-#define MiB (1ULL << 20)
-#define GiB (1ULL << 30)
-#define TiB (1ULL << 40)
+/*
+ * Signed, like the block layer's byte counts (int64_t): an unsigned unit
+ * would turn a comparison or MIN() with an offset into an unsigned one.
+ */
+#define KiB (INT64_C(1) << 10)
+#define MiB (INT64_C(1) << 20)
+#define GiB (INT64_C(1) << 30)
+#define TiB (INT64_C(1) << 40)
 
 /* Overwrites memory in a way the compiler may not drop (key material). */
 void qemu_secure_zero(void *p, size_t len);

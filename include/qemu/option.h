@@ -62,6 +62,36 @@ bool qemu_opt_get_bool(const QDict *opts, const char *name, bool def);
 uint64_t qemu_opt_get_number(const QDict *opts, const char *name, uint64_t def);
 uint64_t qemu_opt_get_size(const QDict *opts, const char *name, uint64_t def);
 
+/* How an integer option's text reads (a JSON integer is taken as it is). */
+typedef enum QemuOptIntText {
+    QEMU_OPT_INT_DECIMAL,       /* base 10 */
+    QEMU_OPT_INT_C,             /* C's prefixes: 0x hexadecimal, 0 octal */
+    QEMU_OPT_INT_SIZE,          /* a size: suffix k, M, G, ...; 0 to INT64_MAX */
+} QemuOptIntText;
+
+/*
+ * An integer option of a driver's own (beside the QemuOptsList ones): its
+ * text, its range and the errors QEMU 7.2 gives for it, which differ from
+ * option to option.  A message is a format whose one %s is the key.
+ */
+typedef struct QemuOptInt {
+    QemuOptIntText text;
+    int64_t min, max;
+    /* Text that is no number (or a negative size); NULL: "expects a number". */
+    const char *bad_msg;
+    const char *bad_hint;       /* appended to bad_msg's error when set */
+    /* A value outside [min, max]; NULL: "is out of range (MIN..MAX)". */
+    const char *range_msg;
+} QemuOptInt;
+
+/*
+ * Takes option @key out of @opts (a QDict of -drive/blockdev-add options,
+ * where a number may be a JSON integer or its text) into *@out, checked
+ * against @spec, and deletes it.  Absent: true, *@out untouched.
+ */
+bool qemu_opt_take_int(QDict *opts, const char *key, const QemuOptInt *spec, int64_t *out,
+                       Error **errp);
+
 /* Prints "--help"-style lines for a list: "  name=<type>   - help". */
 void qemu_opts_print_help(const QemuOptsList *const *lists);
 

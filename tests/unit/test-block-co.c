@@ -19,6 +19,7 @@
 #include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
+#include "unit-helpers.h"
 
 #define N_REQ 8
 #define CHUNK (64 * 1024)
@@ -208,12 +209,7 @@ static void test_key_gate(void)
         g_test_skip("qcow2 is not built in");
         return;
     }
-    opts = qdict_new();
-    qdict_put_str(opts, "qom-type", "secret");
-    qdict_put_str(opts, "id", "s0");
-    qdict_put_str(opts, "data", "secret123");
-    g_assert_true(user_creatable_add(opts, &error_abort));
-    qobject_unref(opts);
+    unit_add_secret("s0", "secret123");
     opts = qdict_new();
     qdict_put_str(opts, "encrypt.format", "luks");
     qdict_put_str(opts, "encrypt.key-secret", "s0");

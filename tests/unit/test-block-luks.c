@@ -11,20 +11,10 @@
 #include "crypto/secret.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
+#include "unit-helpers.h"
 
 static char *dir;
 static char *img;
-
-static void add_secret(const char *id, const char *pw)
-{
-    QDict *d = qdict_new();
-
-    qdict_put_str(d, "qom-type", "secret");
-    qdict_put_str(d, "id", id);
-    qdict_put_str(d, "data", pw);
-    g_assert_true(user_creatable_add(d, &error_abort));
-    qobject_unref(d);
-}
 
 static BlockDriverState *open_luks(const char *secret, bool rw, Error **errp)
 {
@@ -209,9 +199,9 @@ int main(int argc, char **argv)
     bdrv_init();
     dir = g_dir_make_tmp("luks-XXXXXX", NULL);
     img = g_build_filename(dir, "t.luks", NULL);
-    add_secret("pw0", "secret0pw");
-    add_secret("pw1", "first other");
-    add_secret("pw2", "second other");
+    unit_add_secret("pw0", "secret0pw");
+    unit_add_secret("pw1", "first other");
+    unit_add_secret("pw2", "second other");
     g_test_add_func("/block/luks/keyless", test_keyless);
     g_test_add_func("/block/luks/amend", test_amend);
     ret = g_test_run();

@@ -17,7 +17,7 @@
 #include "qapi/event.h"
 #include "qemu/cutils.h"
 
-#define IMG_SIZE (4 * (int64_t)MiB)
+#define IMG_SIZE (4 * MiB)
 
 static char *tmpdir;
 static GPtrArray *events;       /* "EVENT {json}" strings */

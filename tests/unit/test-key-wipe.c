@@ -19,6 +19,7 @@
 #include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
+#include "unit-helpers.h"
 
 #define MAX_NEEDLES 4
 #define LARGE_IO (1 * MiB)
@@ -79,17 +80,6 @@ static int watch_aes_schedule(const char *pw)
     g_assert_cmpuint(strlen(pw), ==, 16);
     aes128_set_encrypt_key(&ctx, (const uint8_t *)pw);
     return watch_add(&ctx.keys[40], 16);
-}
-
-static void add_secret(const char *id, const char *pw)
-{
-    QDict *d = qdict_new();
-
-    qdict_put_str(d, "qom-type", "secret");
-    qdict_put_str(d, "id", id);
-    qdict_put_str(d, "data", pw);
-    g_assert_true(user_creatable_add(d, &error_abort));
-    qobject_unref(d);
 }
 
 static BlockDriverState *open_img(const char *path, const char *fmt, const char *opt,
@@ -225,9 +215,9 @@ int main(int argc, char **argv)
     }
     bdrv_init();
     dir = g_dir_make_tmp("test-key-wipe-XXXXXX", NULL);
-    add_secret("aes-right", "wipe-test-pass16");
-    add_secret("aes-wrong", "wrong-pass-16byt");
-    add_secret("luks-pass", "luks-wipe-pass");
+    unit_add_secret("aes-right", "wipe-test-pass16");
+    unit_add_secret("aes-wrong", "wrong-pass-16byt");
+    unit_add_secret("luks-pass", "luks-wipe-pass");
     g_test_add_func("/key-wipe/watch-sees-unwiped", test_watch_sees_unwiped);
     g_test_add_data_func("/key-wipe/legacy-aes/qcow2", "qcow2", test_legacy_aes);
     g_test_add_data_func("/key-wipe/legacy-aes/qcow", "qcow", test_legacy_aes);

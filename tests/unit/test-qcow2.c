@@ -130,7 +130,7 @@ static void run_layout(gconstpointer data)
             Error *err = NULL;
             int ret;
 
-            for (int64_t i = 0; i < n; i++) {
+            for (size_t i = 0; i < n; i++) {
                 d[i] = (i / 100) & 0xff;
             }
             g_assert_cmpint(bdrv_pdiscard(bs, c, n, &error_abort), ==, 0);
