@@ -18,6 +18,7 @@
 #   qapi-gen.py --doc OUT.md SCHEMA
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -565,12 +566,26 @@ def event_prototype(e, params):
                                             ', '.join(args) or 'void')
 
 
+
+@contextlib.contextmanager
+def generated(outdir, name, comment=''):
+    """Opens a generated file with the common header; a .h also gets its
+    comment and an include guard, closed when the caller is done."""
+    with open(os.path.join(outdir, name), 'w', encoding='utf-8') as f:
+        f.write(HEADER)
+        guard = None
+        if name.endswith('.h'):
+            guard = 'QAPI_' + re.sub(r'[^A-Za-z0-9]', '_', name).upper()
+            f.write(comment)
+            f.write('#ifndef %s\n#define %s\n\n' % (guard, guard))
+        yield f
+        if guard:
+            f.write('#endif\n')
+
 def write_types(exprs, outdir):
     enums = [e for e in exprs if e['meta'] == 'enum']
-    with open(os.path.join(outdir, 'qapi-types.h'), 'w', encoding='utf-8') as h:
-        h.write(HEADER)
-        h.write('/* The schema\'s enums: a C enum, its name table and a parser each. */\n')
-        h.write('#ifndef QAPI_QAPI_TYPES_H\n#define QAPI_QAPI_TYPES_H\n\n')
+    with generated(outdir, 'qapi-types.h',
+                   '/* The schema\'s enums: a C enum, its name table and a parser each. */\n') as h:
         h.write('#include "qapi/enum.h"\n\n')
         for e in enums:
             n = e['name']
@@ -588,9 +603,7 @@ def write_types(exprs, outdir):
                     '    int v = qapi_enum_parse(&%s_lookup, member, s, errp);\n\n'
                     '    if (v < 0) {\n        return false;\n    }\n'
                     '    *out = (%s)v;\n    return true;\n}\n\n' % (n, n, n, n))
-        h.write('#endif\n')
-    with open(os.path.join(outdir, 'qapi-types.c'), 'w', encoding='utf-8') as c:
-        c.write(HEADER)
+    with generated(outdir, 'qapi-types.c') as c:
         c.write('#include "qapi/qapi-types.h"\n\n')
         for e in enums:
             n = e['name']
@@ -605,18 +618,15 @@ def write_types(exprs, outdir):
 def write_events(exprs, outdir):
     types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
     events = [(e, event_params(e, types)) for e in exprs if e['meta'] == 'event']
-    with open(os.path.join(outdir, 'qapi-events.h'), 'w', encoding='utf-8') as h:
-        h.write(HEADER)
-        h.write('/*\n * One emitter per event of the schema.  Each builds the event\'s data\n'
-                ' * and hands it to the sink the monitor registered (qapi/event.h);\n'
-                ' * without one (qemu-img, qemu-io) the event goes nowhere.\n */\n')
-        h.write('#ifndef QAPI_QAPI_EVENTS_H\n#define QAPI_QAPI_EVENTS_H\n\n')
+    with generated(outdir, 'qapi-events.h',
+                   '/*\n * One emitter per event of the schema.  Each builds the event\'s data\n'
+                   ' * and hands it to the sink the monitor registered (qapi/event.h);\n'
+                   ' * without one (qemu-img, qemu-io) the event goes nowhere.\n */\n') as h:
         h.write('#include <stdbool.h>\n#include <stdint.h>\n#include "qapi/qapi-types.h"\n\n')
         for e, params in events:
             h.write('%s;\n' % event_prototype(e, params))
-        h.write('\n#endif\n')
-    with open(os.path.join(outdir, 'qapi-events.c'), 'w', encoding='utf-8') as c:
-        c.write(HEADER)
+        h.write('\n')
+    with generated(outdir, 'qapi-events.c') as c:
         c.write('#include "qapi/event.h"\n#include "qapi/qapi-events.h"\n'
                 '#include "qobject/qdict.h"\n\n')
         for e, params in events:
@@ -732,22 +742,19 @@ def write_commands(exprs, outdir):
         raise SchemaError('DICT_COMMANDS names no command: %s' % ', '.join(sorted(unknown)))
     typed = [(e, None if e['name'] in DICT_COMMANDS else command_params(e, types))
              for e in commands]
-    with open(os.path.join(outdir, 'qapi-commands.h'), 'w', encoding='utf-8') as h:
-        h.write(HEADER)
-        h.write('/*\n * The handler of every command of the schema.  The command table\n'
-                ' * (qapi-commands.c) names each, so a command without a handler\n'
-                ' * fails the link.  A typed handler gets its arguments as C values\n'
-                ' * (an absent optional string is NULL, any other optional argument\n'
-                ' * comes after a has_ flag and holds its schema default when absent);\n'
-                ' * the others still read a dictionary (DICT_COMMANDS in qapi-gen.py).\n'
-                ' */\n')
-        h.write('#ifndef QAPI_QAPI_COMMANDS_H\n#define QAPI_QAPI_COMMANDS_H\n\n')
+    with generated(outdir, 'qapi-commands.h',
+                   '/*\n * The handler of every command of the schema.  The command table\n'
+                   ' * (qapi-commands.c) names each, so a command without a handler\n'
+                   ' * fails the link.  A typed handler gets its arguments as C values\n'
+                   ' * (an absent optional string is NULL, any other optional argument\n'
+                   ' * comes after a has_ flag and holds its schema default when absent);\n'
+                   ' * the others still read a dictionary (DICT_COMMANDS in qapi-gen.py).\n'
+                   ' */\n') as h:
         h.write('#include "qapi/qapi-types.h"\n#include "qapi/qmp-registry.h"\n\n')
         for e, params in typed:
             h.write('%s;\n' % handler_prototype(e, params))
-        h.write('\n#endif\n')
-    with open(os.path.join(outdir, 'qapi-commands.c'), 'w', encoding='utf-8') as c:
-        c.write(HEADER)
+        h.write('\n')
+    with generated(outdir, 'qapi-commands.c') as c:
         c.write('#include "qapi/qapi-commands.h"\n\n')
         for e, params in typed:
             if params is None:
