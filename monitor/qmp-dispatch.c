@@ -117,9 +117,15 @@ static const char *json_type_word(json_t *type)
     } else if (!strcmp(t, "null")) {
         return "null";
     }
-    /* A type the schema defines: enums travel as strings, structs as objects. */
+    /*
+     * A type the schema defines: enums travel as strings, structs as
+     * objects; an alternate is named as itself (QEMU's message).
+     */
     def = schema_def(t, NULL);
     meta = def ? json_string_value(json_object_get(def, "meta")) : "";
+    if (!strcmp(meta, "alternate")) {
+        return t;
+    }
     return !strcmp(meta, "enum") ? "string" : "object";
 }
 
@@ -277,6 +283,44 @@ static bool check_union(json_t *def, json_t *value, const char *name, Error **er
     return ok;
 }
 
+/*
+ * The name QEMU gives a value whose enum name or alternate branch is
+ * wrong: a list element has none ("null"); a member, its own name
+ * without the path to it.
+ */
+static const char *leaf_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len && name[len - 1] == ']') {
+        return "null";
+    }
+    return strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
+}
+
+/* Whether @value has the JSON type of schema type @type (an alternate's branch). */
+static bool json_kind_matches(json_t *type, json_t *value)
+{
+    const char *t = json_string_value(type);
+    json_t *def;
+    const char *meta;
+
+    if (!strcmp(t, "str")) {
+        return json_is_string(value);
+    } else if (!strcmp(t, "int") || !strcmp(t, "size") || !strcmp(t, "uint32")) {
+        return json_is_integer(value);
+    } else if (!strcmp(t, "number")) {
+        return json_is_number(value);
+    } else if (!strcmp(t, "bool")) {
+        return json_is_boolean(value);
+    } else if (!strcmp(t, "null")) {
+        return json_is_null(value);
+    }
+    def = schema_def(t, NULL);
+    meta = json_string_value(json_object_get(def, "meta"));
+    return !strcmp(meta, "enum") ? json_is_string(value) : json_is_object(value);
+}
+
 static bool check_value(json_t *type, json_t *value, const char *name, Error **errp)
 {
     const char *t;
@@ -352,10 +396,21 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
                 return true;
             }
         }
-        /* As QEMU's: the member's own name, without the path to it. */
         error_setg(errp, "Parameter '%s' does not accept value '%s'",
-                   strrchr(name, '.') ? strrchr(name, '.') + 1 : name,
-                   json_string_value(value));
+                   leaf_name(name), json_string_value(value));
+        return false;
+    }
+    if (!strcmp(json_string_value(json_object_get(def, "meta")), "alternate")) {
+        const char *branch;
+        json_t *btype;
+
+        json_object_foreach(json_object_get(def, "data"), branch, btype) {
+            if (json_kind_matches(btype, value)) {
+                return check_value(btype, value, name, errp);
+            }
+        }
+        error_setg(errp, "Invalid parameter type for '%s', expected: %s",
+                   leaf_name(name), t);
         return false;
     }
     if (!json_is_object(value)) {

@@ -25,7 +25,9 @@ import re
 import sys
 
 BUILTIN = {'str', 'int', 'uint32', 'size', 'bool', 'number', 'any', 'null'}
-META = ('command', 'struct', 'union', 'enum', 'event', 'include')
+META = ('command', 'struct', 'union', 'alternate', 'enum', 'event', 'include')
+# The kinds of named types (the other metas are commands, events, includes).
+TYPE_METAS = ('struct', 'union', 'alternate', 'enum')
 ALLOWED = {
     # 'boxed': 'data' names a struct or union whose members are the arguments.
     # 'features': names a management application looks for in
@@ -35,6 +37,9 @@ ALLOWED = {
     # A flat union: the members of 'base', then those of the struct that
     # 'data' names for the value of the enum member 'discriminator'.
     'union': {'union', 'base', 'discriminator', 'data'},
+    # One of several types, told apart by the JSON type of the value:
+    # 'data' maps a branch name to a type; no two branches share a JSON type.
+    'alternate': {'alternate', 'data'},
     'enum': {'enum', 'data'},
     'event': {'event', 'data'},
     'include': {'include'},
@@ -207,7 +212,7 @@ def check(exprs):
             raise SchemaError('%s: %s already defined at %s' % (e['where'], e['name'],
                                                                names[e['name']]['where']))
         names[e['name']] = e
-    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
+    types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
 
     def check_type(t, where):
         if isinstance(t, list):
@@ -256,6 +261,22 @@ def check(exprs):
                 if types.get(t, {}).get('meta') != 'struct':
                     raise SchemaError('%s: branch %s must be a struct' % (where, k))
             members = [k.lstrip('*') for k in base]
+        elif e['meta'] == 'alternate':
+            data = e.get('data')
+            if not isinstance(data, dict) or len(data) < 2:
+                raise SchemaError('%s: an alternate has at least two branches' % where)
+            seen = {}
+            for k, t in data.items():
+                check_type(t, where)
+                kind = json_kind(t, types)
+                if kind is None:
+                    raise SchemaError('%s: branch %s: an alternate\'s branch is a scalar, '
+                                      'enum, struct or union' % (where, k))
+                if kind in seen:
+                    raise SchemaError('%s: branches %s and %s are both JSON %s'
+                                      % (where, seen[kind], k, kind))
+                seen[kind] = k
+            members = list(data)
         elif e.get('boxed'):
             if types.get(e.get('data'), {}).get('meta') not in ('struct', 'union'):
                 raise SchemaError('%s: a boxed command\'s data names a struct or union' % where)
@@ -286,6 +307,19 @@ def check(exprs):
                 raise SchemaError('%s: member %s of %s is not documented' % (where, m, e['name']))
         for m in documented - set(members):
             raise SchemaError('%s: documented member %s does not exist in %s' % (where, m, e['name']))
+
+
+def json_kind(t, types):
+    """The JSON type of a value of schema type @t, as an alternate tells
+    its branches apart; None for a type no alternate branch may have."""
+    if isinstance(t, list):
+        return None
+    kinds = {'str': 'string', 'int': 'number', 'size': 'number', 'uint32': 'number',
+             'number': 'number', 'bool': 'boolean', 'null': 'null'}
+    if t in kinds:
+        return kinds[t]
+    meta = types.get(t, {}).get('meta')
+    return {'enum': 'string', 'struct': 'object', 'union': 'object'}.get(meta)
 
 
 def type_text(t):
@@ -334,6 +368,11 @@ def write_doc(exprs, sections, out):
             for k, t in e['data'].items():
                 lines.append('- `%s`: the members of `%s`' % (k, t))
             lines.append('')
+        elif e['meta'] == 'alternate':
+            lines += ['One of (by the JSON type of the value):', '']
+            for k, t in e['data'].items():
+                lines.append('- `%s` (`%s`): %s' % (k, type_text(t), mem.get(k, '')))
+            lines.append('')
         elif e.get('boxed'):
             lines += ['Arguments: the members of `%s`.' % e['data'], '']
         elif e.get('data'):
@@ -377,7 +416,7 @@ EMPTY = 'q_empty'
 def introspect(exprs):
     """The schema as query-qmp-schema returns it: commands and events first,
     then every type they reach (and only those), each entry once."""
-    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
+    types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
     out = []
     done = set()
 
@@ -421,6 +460,11 @@ def introspect(exprs):
                         'members': [{'name': v} for v in e['data']]})
         elif e['meta'] == 'struct':
             emit_object(t, e.get('data', {}))
+        elif e['meta'] == 'alternate':
+            done.add(t)
+            entry = {'name': t, 'meta-type': 'alternate', 'members': []}
+            out.append(entry)
+            entry['members'] = [{'type': use(bt)} for bt in e['data'].values()]
         else:
             done.add(t)
             entry = {'name': t, 'meta-type': 'object', 'members': [],
@@ -582,11 +626,364 @@ def generated(outdir, name, comment=''):
         if guard:
             f.write('#endif\n')
 
+# ---------------------------------------------------------------------------
+# The schema's structs, unions, alternates and lists as C types
+#
+# Every struct, union and alternate a command argument reaches (and every
+# list type on the way) gets, in qapi-types.h/.c:
+#   - a C type: a struct has a member per schema member (an optional
+#     scalar or enum, or an optional list, comes after a has_ flag; any
+#     other optional member is a pointer that is NULL when absent); a flat
+#     union has its base's members and then 'u', a C union of its branch
+#     structs (by value) selected by the discriminator; an alternate has
+#     'type' (which branch, an enum NameKind) and 'u', a union of the
+#     branches' values; the list of T is TList, a linked list
+#     { TList *next; value }; 'any' is a json_t * the value owns a
+#     reference to;
+#   - void qapi_free_T(T *): frees the value and all it holds (NULL is
+#     fine), and g_autoptr(T) calls it;
+#   - bool qapi_from_json_T(json_t *v, const char *name, T **out, Error **):
+#     the C value of a JSON value the dispatcher already checked against
+#     the schema, with the schema's defaults of members left out.  It
+#     still checks the JSON types it reads, so a value that did not pass
+#     the check fails with an error (@name is the member's path, as in
+#     the checker's messages) instead of crashing.
+# Scalars convert with qapi_from_json_str() & co (qapi/qapi-json.h), enums
+# with the generated qapi_from_json_E().
+
+# C types of the builtin scalars, the name their list type and converter
+# use, and whether a value of the type is a pointer.
+BUILTIN_C = {
+    'str': ('char *', 'str'), 'int': ('int64_t', 'int'), 'size': ('uint64_t', 'size'),
+    'uint32': ('uint32_t', 'uint32'), 'bool': ('bool', 'bool'),
+    'number': ('double', 'number'), 'any': ('json_t *', 'any'),
+}
+
+# Schema types whose name a hand-written C type of the tree already has:
+# the generated type takes this name instead.
+C_TYPE_NAME = {
+    'QCryptoBlockCreateOptions': 'QapiCryptoBlockCreateOptions',
+}
+
+# Member names C cannot use as they are (keywords, GCC's predefined
+# macros): the C member gets a q_ prefix.
+C_RESERVED = {'unix', 'linux', 'default', 'int', 'char', 'long', 'short', 'double',
+              'float', 'signed', 'unsigned', 'struct', 'union', 'enum', 'if', 'else',
+              'for', 'while', 'do', 'switch', 'case', 'break', 'continue', 'return',
+              'goto', 'static', 'extern', 'const', 'volatile', 'register', 'auto',
+              'sizeof', 'typedef', 'void', 'bool', 'true', 'false', 'inline', 'restrict'}
+
+
+def c_member(name):
+    cn = c_name(name)
+    return 'q_' + cn if cn in C_RESERVED else cn
+
+
+def c_type_name(t):
+    """The C name of a schema type (a list: its element's name + 'List')."""
+    if isinstance(t, list):
+        return c_type_name(t[0]) + 'List'
+    if t in BUILTIN_C:
+        return BUILTIN_C[t][1]
+    return C_TYPE_NAME.get(t, t)
+
+
+def is_pointer(t, types):
+    """Whether a value of @t is held by pointer (and NULL when absent)."""
+    if isinstance(t, list) or t in ('str', 'any'):
+        return True
+    return types.get(t, {}).get('meta') in ('struct', 'union', 'alternate')
+
+
+def c_value_type(t, types):
+    """The C type of a member or list element of type @t."""
+    if isinstance(t, list):
+        return c_type_name(t) + ' *'
+    if t in BUILTIN_C:
+        return BUILTIN_C[t][0]
+    if types[t]['meta'] == 'enum':
+        return t
+    return c_type_name(t) + ' *'
+
+
+def c_decl(ctype, name):
+    return '%s%s%s' % (ctype, '' if ctype.endswith('*') else ' ', name)
+
+
+def has_flag(t, optional, types):
+    """An optional member has a has_ flag unless a NULL pointer says it is
+    absent; a list has one still (its NULL is also the empty list)."""
+    return optional and (isinstance(t, list) or not is_pointer(t, types))
+
+
+def free_call(t, expr, types):
+    """The statement that frees a member of type @t, or None."""
+    if isinstance(t, list) or types.get(t, {}).get('meta') in ('struct', 'union', 'alternate'):
+        return 'qapi_free_%s(%s);' % (c_type_name(t), expr)
+    if t == 'str':
+        return 'g_free(%s);' % expr
+    if t == 'any':
+        return 'json_decref(%s);' % expr
+    return None
+
+
+def struct_members(e):
+    """(schema name, C name, type, optional, default) of a struct's data or a
+    union's base."""
+    data = e['base'] if e['meta'] == 'union' else e.get('data', {})
+    return [(k.lstrip('*'), c_member(k.lstrip('*')), t, k.startswith('*'),
+             e['defaults'].get(k.lstrip('*'))) for k, t in data.items()]
+
+
+def gen_types_closure(exprs, types):
+    """The structs, unions, alternates and lists command arguments reach,
+    in schema order (lists in the order first met)."""
+    named, lists = set(), []
+
+    def walk(t):
+        if isinstance(t, list):
+            walk(t[0])
+            if t not in lists:
+                lists.append(t)
+            return
+        e = types.get(t)
+        if not e or e['meta'] == 'enum' or t in named:
+            return
+        named.add(t)
+        if e['meta'] == 'union':
+            for bt in list(e['base'].values()) + list(e['data'].values()):
+                walk(bt)
+        else:
+            for bt in e.get('data', {}).values():
+                walk(bt)
+
+    for e in exprs:
+        if e['meta'] != 'command' or e.get('gen') is False:
+            continue
+        data = e.get('data', {})
+        for t in [data] if isinstance(data, str) else data.values():
+            walk(t)
+    return [e for e in exprs if e['name'] in named], lists
+
+
+def gen_member_from_json(name, dst, t, types, indent):
+    """Lines converting the JSON value m into @dst (of type @t); @name is
+    the C expression of the member's path."""
+    fn = 'qapi_from_json_%s' % c_type_name(t)
+    pad = ' ' * indent
+    return [pad + 'if (!%s(m, %s, &%s, errp)) {' % (fn, name, dst),
+            pad + '    return false;',
+            pad + '}']
+
+
+def gen_members_from_json(cname, members, types, obj):
+    """Lines filling @obj's members from the JSON object v."""
+    lines = []
+    for name, cn, t, optional, default in members:
+        lines.append('    m = json_object_get(v, "%s");' % name)
+        lines.append('    if (m) {')
+        lines.append('        g_autofree char *n = qapi_json_path(name, "%s");' % name)
+        lines.append('')
+        if has_flag(t, optional, types):
+            lines.append('        %s->has_%s = true;' % (obj, cn))
+        lines += gen_member_from_json('n', '%s->%s' % (obj, cn), t, types, 8)
+        if not optional:
+            lines.append('    } else {')
+            lines.append('        return qapi_json_missing(name, "%s", errp);' % name)
+        elif default is not None:
+            lines.append('    } else {')
+            lines.append('        %s->%s = %s;' % (obj, cn, c_literal(t, default, types)))
+        lines.append('    }')
+    return lines
+
+
+def gen_free_members(members, types, obj):
+    lines = []
+    for name, cn, t, optional, default in members:
+        call = free_call(t, '%s->%s' % (obj, cn), types)
+        if call:
+            lines.append('    %s' % call)
+    return lines
+
+
+def write_struct_types(exprs, types, h, c):
+    named, lists = gen_types_closure(exprs, types)
+    if not named and not lists:
+        return
+    h.write('/* The structs, unions, alternates and lists of command arguments. */\n')
+    for e in named:
+        h.write('typedef struct %s %s;\n' % (c_type_name(e['name']), c_type_name(e['name'])))
+    for t in lists:
+        h.write('typedef struct %s %s;\n' % (c_type_name(t), c_type_name(t)))
+    h.write('\n')
+    # A union holds its branches by value: they are defined first.
+    done = set()
+
+    def define(e):
+        n = e['name']
+        if n in done:
+            return
+        done.add(n)
+        cn = c_type_name(n)
+        if e['meta'] == 'union':
+            for bt in e['data'].values():
+                define(types[bt])
+        if e['meta'] == 'alternate':
+            h.write('typedef enum %sKind {\n' % cn)
+            for k in e['data']:
+                h.write('    %s_KIND_%s,\n' % (upper_words(cn), upper_words(k)))
+            h.write('} %sKind;\n\n' % cn)
+            h.write('struct %s {\n    %sKind type;\n    union {\n' % (cn, cn))
+            for k, t in e['data'].items():
+                if t != 'null':
+                    h.write('        %s;\n' % c_decl(c_value_type(t, types), c_member(k)))
+            h.write('    } u;\n};\n\n')
+            return
+        h.write('struct %s {\n' % cn)
+        for name, mn, t, optional, default in struct_members(e):
+            if has_flag(t, optional, types):
+                h.write('    bool has_%s;\n' % mn)
+            h.write('    %s;\n' % c_decl(c_value_type(t, types), mn))
+        if e['meta'] == 'union' and e['data']:
+            h.write('    union {\n')
+            for k, bt in e['data'].items():
+                h.write('        %s %s;\n' % (c_type_name(bt), c_member(k)))
+            h.write('    } u;\n')
+        h.write('};\n\n')
+
+    for e in named:
+        define(e)
+    for t in lists:
+        cn = c_type_name(t)
+        h.write('struct %s {\n    %s *next;\n    %s;\n};\n\n'
+                % (cn, cn, c_decl(c_value_type(t[0], types), 'value')))
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('void qapi_free_%s(%s *obj);\n' % (cn, cn))
+        h.write('G_DEFINE_AUTOPTR_CLEANUP_FUNC(%s, qapi_free_%s)\n' % (cn, cn))
+        h.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp);\n'
+                % (cn, cn))
+    h.write('\n')
+
+    # Structs (as union branches too) fill and free their members in place.
+    c.write('/* Members of structs and union bases, read and freed in place. */\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        if e['meta'] == 'alternate':
+            continue
+        members = struct_members(e)
+        c.write('static bool %s_members_from_json(json_t *v, const char *name, %s *obj,\n'
+                '                                 Error **errp)\n{\n' % (cn, cn))
+        if members:
+            c.write('    json_t *m;\n\n')
+        c.write('    if (!json_is_object(v)) {\n'
+                '        return qapi_json_bad_type(name, "object", errp);\n    }\n')
+        for l in gen_members_from_json(cn, members, types, 'obj'):
+            c.write(l + '\n')
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (obj->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                c.write('    case %s:\n' % enum_const(denum, k))
+                c.write('        return %s_members_from_json(v, name, &obj->u.%s, errp);\n'
+                        % (c_type_name(bt), c_member(k)))
+            c.write('    default:\n        break;\n    }\n')
+        c.write('    return true;\n}\n\n')
+        c.write('static void %s_free_members(%s *obj)\n{\n' % (cn, cn))
+        for l in gen_free_members(members, types, 'obj'):
+            c.write(l + '\n')
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (obj->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                c.write('    case %s:\n        %s_free_members(&obj->u.%s);\n        break;\n'
+                        % (enum_const(denum, k), c_type_name(bt), c_member(k)))
+            c.write('    default:\n        break;\n    }\n')
+        c.write('}\n\n')
+
+    for e in named:
+        cn = c_type_name(e['name'])
+        if e['meta'] == 'alternate':
+            write_alternate_functions(e, cn, types, c)
+            continue
+        c.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp)\n'
+                '{\n    %s *obj = g_new0(%s, 1);\n\n'
+                '    if (!%s_members_from_json(v, name, obj, errp)) {\n'
+                '        qapi_free_%s(obj);\n        *out = NULL;\n        return false;\n'
+                '    }\n    *out = obj;\n    return true;\n}\n\n' % (cn, cn, cn, cn, cn, cn))
+        c.write('void qapi_free_%s(%s *obj)\n{\n    if (obj) {\n'
+                '        %s_free_members(obj);\n        g_free(obj);\n    }\n}\n\n'
+                % (cn, cn, cn))
+
+    for t in lists:
+        cn = c_type_name(t)
+        elem = t[0]
+        c.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp)\n'
+                '{\n    %s *head = NULL, **tail = &head;\n    size_t i;\n    json_t *m;\n\n'
+                '    *out = NULL;\n'
+                '    if (!json_is_array(v)) {\n'
+                '        return qapi_json_bad_type(name, "array", errp);\n    }\n'
+                '    json_array_foreach(v, i, m) {\n'
+                '        g_autofree char *n = g_strdup_printf("%%s[%%zu]", name, i);\n'
+                '        %s *node = g_new0(%s, 1);\n\n'
+                '        *tail = node;\n        tail = &node->next;\n'
+                '        if (!qapi_from_json_%s(m, n, &node->value, errp)) {\n'
+                '            qapi_free_%s(head);\n            return false;\n        }\n'
+                '    }\n    *out = head;\n    return true;\n}\n\n'
+                % (cn, cn, cn, cn, cn, c_type_name(elem), cn))
+        c.write('void qapi_free_%s(%s *obj)\n{\n    while (obj) {\n'
+                '        %s *next = obj->next;\n\n' % (cn, cn, cn))
+        call = free_call(elem, 'obj->value', types)
+        if call:
+            c.write('        %s\n' % call)
+        c.write('        g_free(obj);\n        obj = next;\n    }\n}\n\n')
+
+
+# How an alternate tells its branches apart: the jansson test of each
+# JSON type (an integer is also a 'number').
+JSON_KIND_TEST = {'string': 'json_is_string(v)', 'boolean': 'json_is_boolean(v)',
+                  'null': 'json_is_null(v)', 'object': 'json_is_object(v)'}
+
+
+def write_alternate_functions(e, cn, types, c):
+    c.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp)\n'
+            '{\n    g_autoptr(%s) obj = g_new0(%s, 1);\n    json_t *m = v;\n\n'
+            '    *out = NULL;\n' % (cn, cn, cn, cn))
+    first = True
+    for k, t in e['data'].items():
+        kind = json_kind(t, types)
+        if kind == 'number':
+            test = 'json_is_number(v)' if t == 'number' else 'json_is_integer(v)'
+        else:
+            test = JSON_KIND_TEST[kind]
+        c.write('    %sif (%s) {\n' % ('' if first else '} else ', test))
+        first = False
+        c.write('        obj->type = %s_KIND_%s;\n' % (upper_words(cn), upper_words(k)))
+        if t != 'null':
+            for l in gen_member_from_json('name', 'obj->u.%s' % c_member(k), t, types, 8):
+                c.write(l + '\n')
+    c.write('    } else {\n'
+            '        return qapi_json_bad_type(qapi_json_leaf(name), "%s", errp);\n    }\n'
+            '    *out = g_steal_pointer(&obj);\n    return true;\n}\n\n' % e['name'])
+    c.write('void qapi_free_%s(%s *obj)\n{\n    if (!obj) {\n        return;\n    }\n'
+            '    switch (obj->type) {\n' % (cn, cn))
+    for k, t in e['data'].items():
+        call = free_call(t, 'obj->u.%s' % c_member(k), types)
+        if call:
+            c.write('    case %s_KIND_%s:\n        %s\n        break;\n'
+                    % (upper_words(cn), upper_words(k), call))
+    c.write('    default:\n        break;\n    }\n    g_free(obj);\n}\n\n')
+
+
 def write_types(exprs, outdir):
+    types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
     enums = [e for e in exprs if e['meta'] == 'enum']
     with generated(outdir, 'qapi-types.h',
-                   '/* The schema\'s enums: a C enum, its name table and a parser each. */\n') as h:
-        h.write('#include "qapi/enum.h"\n\n')
+                   '/*\n * The schema\'s enums (a C enum, its name table and a parser each)\n'
+                   ' * and the C types of command arguments (see qapi-gen.py).\n */\n') as h, \
+            generated(outdir, 'qapi-types.c') as c:
+        h.write('#include "qapi/enum.h"\n#include "qapi/qapi-json.h"\n\n')
         for e in enums:
             n = e['name']
             h.write('typedef enum %s {\n' % n)
@@ -602,8 +999,13 @@ def write_types(exprs, outdir):
                     '                                 Error **errp)\n{\n'
                     '    int v = qapi_enum_parse(&%s_lookup, member, s, errp);\n\n'
                     '    if (v < 0) {\n        return false;\n    }\n'
-                    '    *out = (%s)v;\n    return true;\n}\n\n' % (n, n, n, n))
-    with generated(outdir, 'qapi-types.c') as c:
+                    '    *out = (%s)v;\n    return true;\n}\n' % (n, n, n, n))
+            h.write('static inline bool qapi_from_json_%s(json_t *v, const char *name, %s *out,\n'
+                    '                                     Error **errp)\n{\n'
+                    '    if (!json_is_string(v)) {\n'
+                    '        return qapi_json_bad_type(name, "string", errp);\n    }\n'
+                    '    return %s_parse(qapi_json_leaf(name), json_string_value(v), out, errp);\n'
+                    '}\n\n' % (n, n, n))
         c.write('#include "qapi/qapi-types.h"\n\n')
         for e in enums:
             n = e['name']
@@ -613,10 +1015,11 @@ def write_types(exprs, outdir):
             c.write('};\n')
             c.write('const QapiEnumLookup %s_lookup = { %s_names, %s__MAX };\n\n'
                     % (n, n, upper_words(n)))
+        write_struct_types(exprs, types, h, c)
 
 
 def write_events(exprs, outdir):
-    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
+    types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
     events = [(e, event_params(e, types)) for e in exprs if e['meta'] == 'event']
     with generated(outdir, 'qapi-events.h',
                    '/*\n * One emitter per event of the schema.  Each builds the event\'s data\n'
@@ -699,25 +1102,32 @@ def c_literal(t, v, types):
 
 
 def command_params(e, types):
-    """(schema name, C name, C type, optional, C expression of v, default) per
-    argument of a typed command, in schema order."""
+    """(schema name, C name, C type, optional, C expression of v, default,
+    type, has_ flag) per argument of a typed command, in schema order.  The
+    expression is None for an argument the marshaller converts with
+    qapi_from_json_T() (an enum, struct, union, alternate or list)."""
     if e.get('boxed') or e.get('gen') is False:
         raise SchemaError('%s: %s: a boxed or gen:false command keeps its dictionary'
                           % (e['where'], e['name']))
     params = []
     for key, t in e.get('data', {}).items():
         name = key.lstrip('*')
+        optional = key.startswith('*')
         if isinstance(t, str) and t in ARG_C_TYPE:
             ctype, expr = ARG_C_TYPE[t]
-        elif isinstance(t, str) and types.get(t, {}).get('meta') == 'enum':
-            ctype, expr = t, None
+        elif t == 'any':
+            # Borrowed from the arguments, which outlive the call.
+            ctype, expr = 'json_t *', 'v'
+        elif isinstance(t, list) or t in types:
+            ctype, expr = c_value_type(t, types), None
         else:
             raise SchemaError('%s: %s: argument %s of type %r has no C form yet; '
                               'the command stays in DICT_COMMANDS'
                               % (e['where'], e['name'], name, t))
         default = e['defaults'].get(name)
-        params.append((name, c_name(name), ctype, key.startswith('*'), expr,
-                       None if default is None else c_literal(t, default, types), t))
+        params.append((name, c_name(name), ctype, optional, expr,
+                       None if default is None else c_literal(t, default, types), t,
+                       has_flag(t, optional, types)))
     return params
 
 
@@ -726,16 +1136,80 @@ def handler_prototype(e, params):
     if params is None:
         return 'QObject *%s(QDict *args, Error **errp)' % fn
     args = []
-    for name, cn, ctype, optional, expr, default, t in params:
-        if optional and ctype != 'const char *':
+    for name, cn, ctype, optional, expr, default, t, has in params:
+        if has:
             args.append('bool has_%s' % cn)
-        args.append('%s%s%s' % (ctype, '' if ctype.endswith('*') else ' ', cn))
+        args.append(c_decl(ctype, cn))
     args.append('Error **errp')
     return 'QObject *%s(%s)' % (fn, ', '.join(args))
 
 
+def write_marshaller(e, params, types, c):
+    """The function that converts a command's checked arguments and calls
+    its typed handler; what the conversion allocated is freed after it."""
+    cn = c_name(e['name'])
+    sname = 'Qmp%sArgs' % camel(e['name'])
+    if not params:
+        c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n'
+                '    return qmp_%s(errp);\n}\n\n' % (cn, cn))
+        return
+    c.write('/* %s\'s arguments, defaults applied. */\n' % e['name'])
+    c.write('typedef struct %s {\n' % sname)
+    for name, pn, ctype, optional, expr, default, t, has in params:
+        if has:
+            c.write('    bool has_%s;\n' % pn)
+        c.write('    %s;\n' % c_decl(ctype, pn))
+    c.write('} %s;\n\n' % sname)
+    frees = [free_call(t, 'a.%s' % pn, types)
+             for name, pn, ctype, optional, expr, default, t, has in params
+             if expr is None and free_call(t, 'a.%s' % pn, types)]
+    fail = 'goto out;' if frees else 'return NULL;'
+    c.write('/* The dispatcher checked @args against the schema. */\n')
+    c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
+    inits = ['.%s = %s' % (pn, default)
+             for name, pn, ctype, optional, expr, default, t, has in params
+             if default is not None]
+    c.write('    %s a = { %s };\n' % (sname, ', '.join(inits) or '.%s = 0' % params[0][1]))
+    if frees:
+        c.write('    QObject *ret = NULL;\n')
+    c.write('    json_t *v;\n\n')
+    for name, pn, ctype, optional, expr, default, t, has in params:
+        c.write('    v = json_object_get(args, "%s");\n' % name)
+        body = []
+        if expr is None:
+            body.append('if (!qapi_from_json_%s(v, "%s", &a.%s, errp)) {'
+                        % (c_type_name(t), name, pn))
+            body.append('    %s' % fail)
+            body.append('}')
+        else:
+            body.append('a.%s = %s;' % (pn, expr))
+        if has:
+            body.insert(0, 'a.has_%s = true;' % pn)
+        if optional:
+            c.write('    if (v) {\n')
+            for l in body:
+                c.write('        %s\n' % l)
+            c.write('    }\n')
+        else:
+            for l in body:
+                c.write('    %s\n' % l)
+    call = []
+    for name, pn, ctype, optional, expr, default, t, has in params:
+        if has:
+            call.append('a.has_%s' % pn)
+        call.append('a.%s' % pn)
+    call.append('errp')
+    if not frees:
+        c.write('    return qmp_%s(%s);\n}\n\n' % (cn, ', '.join(call)))
+        return
+    c.write('    ret = qmp_%s(%s);\nout:\n' % (cn, ', '.join(call)))
+    for f in frees:
+        c.write('    %s\n' % f)
+    c.write('    return ret;\n}\n\n')
+
+
 def write_commands(exprs, outdir):
-    types = {e['name']: e for e in exprs if e['meta'] in ('struct', 'union', 'enum')}
+    types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
     commands = [e for e in exprs if e['meta'] == 'command']
     unknown = DICT_COMMANDS - {e['name'] for e in commands}
     if unknown:
@@ -746,9 +1220,11 @@ def write_commands(exprs, outdir):
                    '/*\n * The handler of every command of the schema.  The command table\n'
                    ' * (qapi-commands.c) names each, so a command without a handler\n'
                    ' * fails the link.  A typed handler gets its arguments as C values\n'
-                   ' * (an absent optional string is NULL, any other optional argument\n'
-                   ' * comes after a has_ flag and holds its schema default when absent);\n'
-                   ' * the others still read a dictionary (DICT_COMMANDS in qapi-gen.py).\n'
+                   ' * (an absent optional string, struct, union, alternate or \'any\' is\n'
+                   ' * NULL; any other optional argument comes after a has_ flag and\n'
+                   ' * holds its schema default when absent).  The marshaller frees what\n'
+                   ' * it converted after the call: a handler copies what it keeps.  The\n'
+                   ' * others still read a dictionary (DICT_COMMANDS in qapi-gen.py).\n'
                    ' */\n') as h:
         h.write('#include "qapi/qapi-types.h"\n#include "qapi/qmp-registry.h"\n\n')
         for e, params in typed:
@@ -757,61 +1233,8 @@ def write_commands(exprs, outdir):
     with generated(outdir, 'qapi-commands.c') as c:
         c.write('#include "qapi/qapi-commands.h"\n\n')
         for e, params in typed:
-            if params is None:
-                continue
-            cn = c_name(e['name'])
-            sname = 'Qmp%sArgs' % camel(e['name'])
-            if not params:
-                c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n'
-                        '    return qmp_%s(errp);\n}\n\n' % (cn, cn))
-                continue
-            c.write('/* %s\'s arguments, defaults applied. */\n' % e['name'])
-            c.write('typedef struct %s {\n' % sname)
-            for name, pn, ctype, optional, expr, default, t in params:
-                if optional and ctype != 'const char *':
-                    c.write('    bool has_%s;\n' % pn)
-                c.write('    %s%s%s;\n' % (ctype, '' if ctype.endswith('*') else ' ', pn))
-            c.write('} %s;\n\n' % sname)
-            c.write('/* The dispatcher checked @args against the schema. */\n')
-            c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
-            inits = ['.%s = %s' % (pn, default)
-                     for name, pn, ctype, optional, expr, default, t in params
-                     if default is not None]
-            c.write('    %s a = { %s };\n' % (sname, ', '.join(inits) or
-                                             '.%s = 0' % params[0][1]))
-            c.write('    json_t *v;\n')
-            if any(expr is None for p in params for expr in [p[4]]):
-                c.write('    int e;\n')
-            c.write('\n')
-            for name, pn, ctype, optional, expr, default, t in params:
-                c.write('    v = json_object_get(args, "%s");\n' % name)
-                body = []
-                if expr is None:
-                    body.append('e = qapi_enum_parse(&%s_lookup, "%s", json_string_value(v), '
-                                'errp);' % (t, name))
-                    body.append('if (e < 0) {')
-                    body.append('    return NULL;')
-                    body.append('}')
-                    body.append('a.%s = (%s)e;' % (pn, t))
-                else:
-                    body.append('a.%s = %s;' % (pn, expr))
-                if optional and ctype != 'const char *':
-                    body.insert(0, 'a.has_%s = true;' % pn)
-                if optional:
-                    c.write('    if (v) {\n')
-                    for l in body:
-                        c.write('        %s\n' % l)
-                    c.write('    }\n')
-                else:
-                    for l in body:
-                        c.write('    %s\n' % l)
-            call = []
-            for name, pn, ctype, optional, expr, default, t in params:
-                if optional and ctype != 'const char *':
-                    call.append('a.has_%s' % pn)
-                call.append('a.%s' % pn)
-            call.append('errp')
-            c.write('    return qmp_%s(%s);\n}\n\n' % (cn, ', '.join(call)))
+            if params is not None:
+                write_marshaller(e, params, types, c)
         c.write('const QmpCommandDef qmp_command_table[] = {\n')
         for e, params in typed:
             fn = 'qmp_%s' % c_name(e['name']) if params is None else \

@@ -40,6 +40,8 @@ const QmpCommandDef qmp_command_table[] = {
     { "device_add", record },
     { "device_del", fail },
     { "blockdev-create", record },
+    { "x-blockdev-set-iothread", record },
+    { "block-dirty-bitmap-merge", record },
     { NULL, NULL },
 };
 
@@ -53,6 +55,8 @@ static void register_once(void)
         qmp_enable_command("device_add");
         qmp_enable_command("device_del");
         qmp_enable_command("blockdev-create");
+        qmp_enable_command("x-blockdev-set-iothread");
+        qmp_enable_command("block-dirty-bitmap-merge");
         done = true;
     }
 }
@@ -112,9 +116,22 @@ static void test_arguments(void)
     check("qmp_capabilities", "{\"enable\": \"oob\"}",
           "Invalid parameter type for 'enable', expected: array");
     check("qmp_capabilities", "{\"enable\": [\"oob\", \"nosuch\"]}",
-          "Parameter 'enable[1]' does not accept value 'nosuch'");
+          "Parameter 'null' does not accept value 'nosuch'");
     check("qmp_capabilities", "{\"enable\": [5]}",
           "Invalid parameter type for 'enable[0]', expected: string");
+    /* Alternates: the JSON type picks the branch, which is checked as such. */
+    check("x-blockdev-set-iothread", "{\"node-name\": \"n\", \"iothread\": 5}",
+          "Invalid parameter type for 'iothread', expected: StrOrNull");
+    check("x-blockdev-set-iothread", "{\"node-name\": \"n\", \"iothread\": {}}",
+          "Invalid parameter type for 'iothread', expected: StrOrNull");
+    check("block-dirty-bitmap-merge", "{\"node\": \"n\", \"target\": \"t\", \"bitmaps\": [5]}",
+          "Invalid parameter type for 'null', expected: BlockDirtyBitmapOrStr");
+    check("block-dirty-bitmap-merge",
+          "{\"node\": \"n\", \"target\": \"t\", \"bitmaps\": [\"a\", {\"node\": \"a\"}]}",
+          "Parameter 'bitmaps[1].name' is missing");
+    check("block-dirty-bitmap-merge",
+          "{\"node\": \"n\", \"target\": \"t\", \"bitmaps\": [{\"node\": \"a\", \"name\": \"b\", \"x\": 1}]}",
+          "Parameter 'bitmaps[0].x' is unexpected");
     check("device_add", "{\"driver\": 5}", "Invalid parameter type for 'driver', expected: string");
     check("device_add", "{\"id\": \"x\"}", "Parameter 'driver' is missing");
     /* Rejected before the handler ran. */
@@ -123,7 +140,11 @@ static void test_arguments(void)
     check("query-named-block-nodes", NULL, NULL);
     check("query-named-block-nodes", "{\"flat\": true}", NULL);
     check("qmp_capabilities", "{\"enable\": [\"oob\"]}", NULL);
-    g_assert_cmpint(calls, ==, before + 3);
+    check("x-blockdev-set-iothread", "{\"node-name\": \"n\", \"iothread\": null}", NULL);
+    check("block-dirty-bitmap-merge",
+          "{\"node\": \"n\", \"target\": \"t\", \"bitmaps\": [\"a\", {\"node\": \"a\", \"name\": \"b\"}]}",
+          NULL);
+    g_assert_cmpint(calls, ==, before + 5);
 
     /* 'gen': false passes undeclared members on unchecked. */
     check("device_add", "{\"driver\": \"usb-storage\", \"drive\": \"d\", \"serial\": {\"a\": 1}}",
@@ -186,7 +207,7 @@ static void test_query_commands(void)
     }
     g_assert_true(caps);
     g_assert_false(quit);   /* declared but not registered here */
-    g_assert_cmpint(json_array_size(list), ==, 5);
+    g_assert_cmpint(json_array_size(list), ==, 7);
     json_decref(list);
 }
 

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The C types scripts/qapi-gen.py compiles from the schema's structs,
+ * unions, alternates and lists, and their conversion from JSON: each
+ * member lands where its type says, an absent one takes its schema
+ * default, and a value of the wrong shape (one the dispatcher's check
+ * would have refused) fails with QEMU's message rather than crashing.
+ * The checks themselves are tested in test-qmp-dispatch.
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "qapi/qapi-types.h"
+
+static json_t *parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+
+    g_assert_nonnull(v);
+    return v;
+}
+
+/* Converts @text with @conv and expects it to fail with @msg. */
+#define EXPECT_FAIL(type, text, name, msg) do {                          \
+        json_t *v_ = parse(text);                                        \
+        Error *err_ = NULL;                                              \
+        type *out_ = (type *)(uintptr_t)1;                               \
+        g_assert_false(qapi_from_json_##type(v_, name, &out_, &err_));  \
+        g_assert_null(out_);                                             \
+        g_assert_cmpstr(error_get_pretty(err_), ==, msg);                \
+        error_free(err_);                                                \
+        json_decref(v_);                                                 \
+    } while (0)
+
+static void test_struct_defaults(void)
+{
+    json_t *v = parse("{}");
+    g_autoptr(BackupPerf) perf = NULL;
+
+    /* Absent members: no has_ flag, the schema's default. */
+    g_assert_true(qapi_from_json_BackupPerf(v, "x-perf", &perf, &error_abort));
+    g_assert_false(perf->has_use_copy_range);
+    g_assert_false(perf->use_copy_range);
+    g_assert_false(perf->has_max_workers);
+    g_assert_cmpint(perf->max_workers, ==, 64);
+    g_assert_false(perf->has_max_chunk);
+    g_assert_cmpint(perf->max_chunk, ==, 0);
+    json_decref(v);
+    qapi_free_BackupPerf(g_steal_pointer(&perf));
+
+    v = parse("{\"max-workers\": 3, \"use-copy-range\": true}");
+    g_assert_true(qapi_from_json_BackupPerf(v, "x-perf", &perf, &error_abort));
+    g_assert_true(perf->has_max_workers);
+    g_assert_cmpint(perf->max_workers, ==, 3);
+    g_assert_true(perf->has_use_copy_range && perf->use_copy_range);
+    g_assert_cmpint(perf->max_chunk, ==, 0);
+    json_decref(v);
+}
+
+static void test_struct_bad(void)
+{
+    EXPECT_FAIL(BackupPerf, "5", "x-perf", "Invalid parameter type for 'x-perf', expected: object");
+    EXPECT_FAIL(BackupPerf, "{\"max-workers\": \"a\"}", "x-perf",
+                "Invalid parameter type for 'x-perf.max-workers', expected: integer");
+    EXPECT_FAIL(BackupPerf, "{\"use-copy-range\": 1}", "x-perf",
+                "Invalid parameter type for 'x-perf.use-copy-range', expected: boolean");
+    EXPECT_FAIL(MigrationCapabilityStatus, "{\"capability\": \"events\"}", "c",
+                "Parameter 'c.state' is missing");
+    EXPECT_FAIL(MigrationCapabilityStatus, "{\"capability\": \"nosuch\", \"state\": true}", "c",
+                "Parameter 'capability' does not accept value 'nosuch'");
+    /* A member a struct lacks is the checker's to refuse; conversion ignores it. */
+    {
+        json_t *v = parse("{\"max-chunk\": 65536, \"nosuch\": 1}");
+        g_autoptr(BackupPerf) perf = NULL;
+
+        g_assert_true(qapi_from_json_BackupPerf(v, NULL, &perf, &error_abort));
+        g_assert_cmpint(perf->max_chunk, ==, 65536);
+        json_decref(v);
+    }
+}
+
+/* Nested: a union's branch holds a struct, whose absent member takes its default. */
+static void test_nested(void)
+{
+    json_t *v = parse("{\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"f\"},"
+                      " \"size\": 1048576, \"encrypt\": {\"format\": \"luks\", \"key-secret\": \"s\"}}");
+    g_autoptr(BlockdevCreateOptions) o = NULL;
+    g_autoptr(TransactionProperties) props = NULL;
+
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    g_assert_cmpint(o->driver, ==, BLOCKDEV_DRIVER_QCOW2);
+    g_assert_cmpuint(o->u.qcow2.size, ==, 1048576);
+    /* 'any': the value itself, with a reference of its own. */
+    g_assert_true(o->u.qcow2.file == json_object_get(v, "file"));
+    g_assert_cmpint(o->u.qcow2.file->refcount, ==, 2);
+    g_assert_null(o->u.qcow2.data_file);
+    g_assert_false(o->u.qcow2.has_cluster_size);
+    g_assert_null(o->u.qcow2.backing_file);
+    g_assert_nonnull(o->u.qcow2.encrypt);
+    g_assert_cmpint(o->u.qcow2.encrypt->format, ==, QCRYPTO_BLOCK_FORMAT_LUKS);
+    g_assert_cmpstr(o->u.qcow2.encrypt->u.luks.key_secret, ==, "s");
+    qapi_free_BlockdevCreateOptions(g_steal_pointer(&o));
+    g_assert_cmpint(json_object_get(v, "file")->refcount, ==, 1);
+    json_decref(v);
+
+    v = parse("{\"completion-mode\": \"grouped\"}");
+    g_assert_true(qapi_from_json_TransactionProperties(v, "properties", &props, &error_abort));
+    g_assert_true(props->has_completion_mode);
+    g_assert_cmpint(props->completion_mode, ==, ACTION_COMPLETION_MODE_GROUPED);
+    json_decref(v);
+}
+
+static void test_union(void)
+{
+    json_t *v = parse("{\"type\": \"inet\", \"data\": {\"host\": \"h\", \"port\": \"10809\"}}");
+    g_autoptr(SocketAddressLegacy) a = NULL;
+    g_autoptr(BlockdevCreateOptions) o = NULL;
+
+    g_assert_true(qapi_from_json_SocketAddressLegacy(v, "addr", &a, &error_abort));
+    g_assert_cmpint(a->type, ==, SOCKET_ADDRESS_TYPE_INET);
+    g_assert_cmpstr(a->u.inet.data->host, ==, "h");
+    g_assert_cmpstr(a->u.inet.data->port, ==, "10809");
+    json_decref(v);
+    qapi_free_SocketAddressLegacy(g_steal_pointer(&a));
+
+    v = parse("{\"type\": \"unix\", \"data\": {\"path\": \"/p\"}}");
+    g_assert_true(qapi_from_json_SocketAddressLegacy(v, "addr", &a, &error_abort));
+    g_assert_cmpint(a->type, ==, SOCKET_ADDRESS_TYPE_UNIX);
+    g_assert_cmpstr(a->u.q_unix.data->path, ==, "/p");
+    json_decref(v);
+
+    /* A discriminator value without a branch: the base's members only. */
+    v = parse("{\"driver\": \"raw\"}");
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    g_assert_cmpint(o->driver, ==, BLOCKDEV_DRIVER_RAW);
+    json_decref(v);
+
+    EXPECT_FAIL(SocketAddressLegacy, "{\"data\": {}}", "addr", "Parameter 'addr.type' is missing");
+    EXPECT_FAIL(SocketAddressLegacy, "{\"type\": \"bogus\", \"data\": {}}", "addr",
+                "Parameter 'type' does not accept value 'bogus'");
+    EXPECT_FAIL(SocketAddressLegacy, "{\"type\": \"inet\", \"data\": {\"host\": \"a\"}}", "addr",
+                "Parameter 'addr.data.port' is missing");
+    EXPECT_FAIL(SocketAddressLegacy, "{\"type\": \"inet\", \"data\": []}", "addr",
+                "Invalid parameter type for 'addr.data', expected: object");
+    EXPECT_FAIL(BlockdevCreateOptions, "{\"driver\": \"file\", \"filename\": \"f\", \"size\": \"1\"}",
+                "options", "Parameter 'options.size' expects uint64");
+}
+
+static void test_alternate(void)
+{
+    json_t *v = parse("\"io1\"");
+    g_autoptr(StrOrNull) s = NULL;
+    g_autoptr(BlockDirtyBitmapOrStrList) list = NULL;
+
+    g_assert_true(qapi_from_json_StrOrNull(v, "iothread", &s, &error_abort));
+    g_assert_cmpint(s->type, ==, STR_OR_NULL_KIND_S);
+    g_assert_cmpstr(s->u.s, ==, "io1");
+    json_decref(v);
+    qapi_free_StrOrNull(g_steal_pointer(&s));
+
+    v = parse("null");
+    g_assert_true(qapi_from_json_StrOrNull(v, "iothread", &s, &error_abort));
+    g_assert_cmpint(s->type, ==, STR_OR_NULL_KIND_N);
+    json_decref(v);
+
+    EXPECT_FAIL(StrOrNull, "5", "iothread", "Invalid parameter type for 'iothread', expected: StrOrNull");
+    EXPECT_FAIL(StrOrNull, "{}", "iothread", "Invalid parameter type for 'iothread', expected: StrOrNull");
+
+    /* 'str or {node, name}', in a list. */
+    v = parse("[\"b0\", {\"node\": \"n\", \"name\": \"b1\"}]");
+    g_assert_true(qapi_from_json_BlockDirtyBitmapOrStrList(v, "bitmaps", &list, &error_abort));
+    g_assert_cmpint(list->value->type, ==, BLOCK_DIRTY_BITMAP_OR_STR_KIND_LOCAL);
+    g_assert_cmpstr(list->value->u.local, ==, "b0");
+    g_assert_cmpint(list->next->value->type, ==, BLOCK_DIRTY_BITMAP_OR_STR_KIND_EXTERNAL);
+    g_assert_cmpstr(list->next->value->u.external->node, ==, "n");
+    g_assert_cmpstr(list->next->value->u.external->name, ==, "b1");
+    g_assert_null(list->next->next);
+    json_decref(v);
+
+    /* QEMU names a list element's bad alternate 'null'. */
+    EXPECT_FAIL(BlockDirtyBitmapOrStrList, "[\"a\", 5]", "bitmaps",
+                "Invalid parameter type for 'null', expected: BlockDirtyBitmapOrStr");
+    EXPECT_FAIL(BlockDirtyBitmapOrStrList, "[{\"node\": \"a\"}]", "bitmaps",
+                "Parameter 'bitmaps[0].name' is missing");
+}
+
+static void test_list(void)
+{
+    json_t *v = parse("[{\"capability\": \"events\", \"state\": true},"
+                      " {\"capability\": \"dirty-bitmaps\", \"state\": false}]");
+    g_autoptr(MigrationCapabilityStatusList) caps = NULL;
+    g_autoptr(QMPCapabilityList) enable = NULL;
+    g_autoptr(anyList) anys = NULL;
+
+    g_assert_true(qapi_from_json_MigrationCapabilityStatusList(v, "capabilities", &caps,
+                                                               &error_abort));
+    g_assert_cmpint(caps->value->capability, ==, MIGRATION_CAPABILITY_EVENTS);
+    g_assert_true(caps->value->state);
+    g_assert_cmpint(caps->next->value->capability, ==, MIGRATION_CAPABILITY_DIRTY_BITMAPS);
+    g_assert_false(caps->next->value->state);
+    g_assert_null(caps->next->next);
+    json_decref(v);
+
+    /* The empty list is NULL (an optional list argument has a has_ flag for that). */
+    v = parse("[]");
+    g_assert_true(qapi_from_json_QMPCapabilityList(v, "enable", &enable, &error_abort));
+    g_assert_null(enable);
+    json_decref(v);
+    v = parse("[\"oob\"]");
+    g_assert_true(qapi_from_json_QMPCapabilityList(v, "enable", &enable, &error_abort));
+    g_assert_cmpint(enable->value, ==, QMP_CAPABILITY_OOB);
+    json_decref(v);
+
+    v = parse("[1, \"x\", {\"a\": []}]");
+    g_assert_true(qapi_from_json_anyList(v, "options", &anys, &error_abort));
+    g_assert_true(json_is_integer(anys->value));
+    g_assert_true(anys->next->next->value == json_array_get(v, 2));
+    json_decref(v);
+
+    EXPECT_FAIL(MigrationCapabilityStatusList, "{}", "capabilities",
+                "Invalid parameter type for 'capabilities', expected: array");
+    EXPECT_FAIL(MigrationCapabilityStatusList, "[5]", "capabilities",
+                "Invalid parameter type for 'capabilities[0]', expected: object");
+    EXPECT_FAIL(MigrationCapabilityStatusList,
+                "[{\"capability\": \"events\", \"state\": true}, {\"capability\": \"events\", \"state\": 1}]",
+                "capabilities", "Invalid parameter type for 'capabilities[1].state', expected: boolean");
+    EXPECT_FAIL(QMPCapabilityList, "[\"oob\", \"nosuch\"]", "enable",
+                "Parameter 'null' does not accept value 'nosuch'");
+    EXPECT_FAIL(QMPCapabilityList, "[5]", "enable",
+                "Invalid parameter type for 'enable[0]', expected: string");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/qapi-gen-types/struct-defaults", test_struct_defaults);
+    g_test_add_func("/qapi-gen-types/struct-bad", test_struct_bad);
+    g_test_add_func("/qapi-gen-types/nested", test_nested);
+    g_test_add_func("/qapi-gen-types/union", test_union);
+    g_test_add_func("/qapi-gen-types/alternate", test_alternate);
+    g_test_add_func("/qapi-gen-types/list", test_list);
+    return g_test_run();
+}
