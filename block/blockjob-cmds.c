@@ -120,38 +120,33 @@ static bool arg_granularity(QDict *args, int64_t *gran, Error **errp)
  * A backup's x-perf, checked as QEMU 7.2 checks it: max-chunk bounds what
  * a step copies (0: no limit of its own); this backup has one worker,
  * within any max-workers; it copies by reads and writes, so
- * use-copy-range=true is refused.
+ * use-copy-range=true is refused.  No x-perf: the schema's defaults.
  */
-static bool arg_x_perf(QDict *args, int64_t *chunk, Error **errp)
+static bool arg_x_perf(const BackupPerf *perf, int64_t *chunk, Error **errp)
 {
-    QDict *perf = json_object_get(args, "x-perf");
-    int64_t max_chunk, workers;
-
     *chunk = 0;
     if (!perf) {
         return true;
     }
-    if (qdict_get_try_bool(perf, "use-copy-range", false)) {
+    if (perf->use_copy_range) {
         error_setg(errp, "x-perf.use-copy-range=true is not supported: this backup copies "
                    "by reads and writes");
         return false;
     }
-    workers = arg_int(perf, "max-workers", 64);
-    if (workers < 1 || workers > INT32_MAX) {
+    if (perf->max_workers < 1 || perf->max_workers > INT32_MAX) {
         error_setg(errp, "max-workers must be between 1 and %d", INT32_MAX);
         return false;
     }
-    max_chunk = arg_int(perf, "max-chunk", 0);
-    if (max_chunk < 0) {
+    if (perf->max_chunk < 0) {
         error_setg(errp, "max-chunk must be zero (which means no limit) or positive");
         return false;
     }
-    if (max_chunk && max_chunk < BLOCK_JOB_CLUSTER) {
+    if (perf->max_chunk && perf->max_chunk < BLOCK_JOB_CLUSTER) {
         error_setg(errp, "Required max-chunk (%" PRId64 ") is less than backup cluster size "
-                   "(%" PRId64 ")", max_chunk, BLOCK_JOB_CLUSTER);
+                   "(%" PRId64 ")", perf->max_chunk, BLOCK_JOB_CLUSTER);
         return false;
     }
-    *chunk = max_chunk;
+    *chunk = perf->max_chunk;
     return true;
 }
 
@@ -189,31 +184,70 @@ static BackupOptions arg_copy_options(QDict *args)
     return o;
 }
 
-QObject *qmp_drive_backup(QDict *args, Error **errp)
+/* A backup job just started: its auto-finalize, auto-dismiss and step size. */
+static QObject *backup_started(BlockJob *job, bool auto_finalize, bool auto_dismiss,
+                               int64_t chunk)
 {
-    BackupOptions o = arg_copy_options(args);
-    int64_t chunk;
-
-    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
-    if (!arg_x_perf(args, &chunk, errp)) {
+    if (!job) {
         return NULL;
     }
-    return started_chunk(block_job_drive_backup(&o, errp), args, chunk);
+    block_job_set_chunk(job, chunk);
+    block_job_set_auto(job, auto_finalize, auto_dismiss);
+    return qdict_new();
 }
 
-QObject *qmp_blockdev_backup(QDict *args, Error **errp)
+QObject *qmp_drive_backup(const char *job_id, const char *device, const char *target,
+                          const char *format, MirrorSyncMode sync, bool has_mode,
+                          NewImageMode mode, bool has_speed, int64_t speed,
+                          const char *bitmap, bool has_bitmap_mode, BitmapSyncMode bitmap_mode,
+                          bool has_on_source_error, BlockdevOnError on_source_error,
+                          bool has_on_target_error, BlockdevOnError on_target_error,
+                          BackupPerf *x_perf, bool has_compress, bool compress,
+                          const char *filter_node_name, bool has_auto_finalize,
+                          bool auto_finalize, bool has_auto_dismiss, bool auto_dismiss,
+                          Error **errp)
 {
-    BackupOptions o = arg_copy_options(args);
+    BackupOptions o = {
+        .job_id = job_id, .device = device, .target = target, .format = format,
+        .sync = sync, .mode = mode, .speed = speed,
+        .on_source_error = on_source_error, .on_target_error = on_target_error,
+        .bitmap = bitmap, .has_bitmap_mode = has_bitmap_mode, .bitmap_mode = bitmap_mode,
+        .compress = compress, .filter_node_name = filter_node_name,
+    };
     int64_t chunk;
 
-    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
-    if (!arg_x_perf(args, &chunk, errp)) {
+    if (!arg_x_perf(x_perf, &chunk, errp)) {
         return NULL;
     }
+    return backup_started(block_job_drive_backup(&o, errp), auto_finalize, auto_dismiss,
+                          chunk);
+}
+
+QObject *qmp_blockdev_backup(const char *job_id, const char *device, const char *target,
+                             MirrorSyncMode sync, bool has_speed, int64_t speed,
+                             const char *bitmap, bool has_bitmap_mode,
+                             BitmapSyncMode bitmap_mode, bool has_on_source_error,
+                             BlockdevOnError on_source_error, bool has_on_target_error,
+                             BlockdevOnError on_target_error, BackupPerf *x_perf,
+                             bool has_compress, bool compress, const char *filter_node_name,
+                             bool has_auto_finalize, bool auto_finalize,
+                             bool has_auto_dismiss, bool auto_dismiss, Error **errp)
+{
     /* The target node exists: it is neither created nor opened. */
-    o.format = NULL;
-    o.mode = NEW_IMAGE_MODE_EXISTING;
-    return started_chunk(block_job_blockdev_backup(&o, errp), args, chunk);
+    BackupOptions o = {
+        .job_id = job_id, .device = device, .target = target,
+        .sync = sync, .mode = NEW_IMAGE_MODE_EXISTING, .speed = speed,
+        .on_source_error = on_source_error, .on_target_error = on_target_error,
+        .bitmap = bitmap, .has_bitmap_mode = has_bitmap_mode, .bitmap_mode = bitmap_mode,
+        .compress = compress, .filter_node_name = filter_node_name,
+    };
+    int64_t chunk;
+
+    if (!arg_x_perf(x_perf, &chunk, errp)) {
+        return NULL;
+    }
+    return backup_started(block_job_blockdev_backup(&o, errp), auto_finalize, auto_dismiss,
+                          chunk);
 }
 
 QObject *qmp_drive_mirror(QDict *args, Error **errp)

@@ -1061,7 +1061,6 @@ DICT_COMMANDS = {
     'x-blockdev-set-iothread',          # iothread: str or null
     'qom-set',                          # value: any
     'blockdev-reopen',                  # options: [any]
-    'drive-backup', 'blockdev-backup',  # x-perf: BackupPerf
     'blockdev-create', 'x-blockdev-amend',      # options: a union
     'block-dirty-bitmap-merge',         # bitmaps: [str or {node, name}]
     'transaction',                      # actions: [TransactionAction]
