@@ -91,42 +91,40 @@ QObject *qmp_block_dirty_bitmap_disable(const char *node, const char *name, Erro
     return bitmap_enable(node, name, false, errp);
 }
 
-QObject *qmp_block_dirty_bitmap_merge(QDict *args, Error **errp)
+QObject *qmp_block_dirty_bitmap_merge(const char *node, const char *target,
+                                      BlockDirtyBitmapOrStrList *bitmaps, Error **errp)
 {
-    const char *node = qdict_get_try_str(args, "node");
     BlockDriverState *bs;
-    BdrvDirtyBitmap *target = block_dirty_bitmap_lookup(node, qdict_get_try_str(args, "target"),
-                                                        &bs, errp);
-    json_t *list = json_object_get(args, "bitmaps");
+    BdrvDirtyBitmap *dst = block_dirty_bitmap_lookup(node, target, &bs, errp);
     g_autofree BdrvDirtyBitmap **srcs = NULL;
-    size_t i;
-    json_t *v;
+    size_t n = 0;
 
-    if (!target) {
+    if (!dst) {
         return NULL;
     }
-    srcs = g_new0(BdrvDirtyBitmap *, json_array_size(list) + 1);
-    json_array_foreach(list, i, v) {
-        if (json_is_string(v)) {
-            srcs[i] = bdrv_find_dirty_bitmap(bs, json_string_value(v));
-            if (!srcs[i]) {
-                error_setg(errp, "Dirty bitmap '%s' not found", json_string_value(v));
-                return NULL;
-            }
-        } else if (json_is_object(v) && json_is_string(json_object_get(v, "node")) &&
-                   json_is_string(json_object_get(v, "name")) && json_object_size(v) == 2) {
-            srcs[i] = block_dirty_bitmap_lookup(qdict_get_try_str(v, "node"),
-                                                qdict_get_try_str(v, "name"), NULL, errp);
-            if (!srcs[i]) {
+    for (BlockDirtyBitmapOrStrList *l = bitmaps; l; l = l->next) {
+        n++;
+    }
+    srcs = g_new0(BdrvDirtyBitmap *, n + 1);
+    n = 0;
+    for (BlockDirtyBitmapOrStrList *l = bitmaps; l; l = l->next, n++) {
+        BlockDirtyBitmapOrStr *b = l->value;
+
+        if (b->type == BLOCK_DIRTY_BITMAP_OR_STR_KIND_LOCAL) {
+            srcs[n] = bdrv_find_dirty_bitmap(bs, b->u.local);
+            if (!srcs[n]) {
+                error_setg(errp, "Dirty bitmap '%s' not found", b->u.local);
                 return NULL;
             }
         } else {
-            error_setg(errp, "Invalid parameter type for 'bitmaps[%zu]', expected: "
-                       "BlockDirtyBitmapOrStr", i);
-            return NULL;
+            srcs[n] = block_dirty_bitmap_lookup(b->u.external->node, b->u.external->name,
+                                                NULL, errp);
+            if (!srcs[n]) {
+                return NULL;
+            }
         }
     }
-    return bdrv_dirty_bitmap_merge_all(target, srcs, errp) ? qdict_new() : NULL;
+    return bdrv_dirty_bitmap_merge_all(dst, srcs, errp) ? qdict_new() : NULL;
 }
 
 QObject *qmp_x_debug_block_dirty_bitmap_sha256(const char *node, const char *name,

@@ -1062,7 +1062,6 @@ DICT_COMMANDS = {
     'qom-set',                          # value: any
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
-    'block-dirty-bitmap-merge',         # bitmaps: [str or {node, name}]
     'transaction',                      # actions: [TransactionAction]
     'migrate-set-capabilities',         # capabilities: [MigrationCapabilityStatus]
     'migrate-set-parameters',           # block-bitmap-mapping: [...]
