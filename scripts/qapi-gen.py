@@ -1063,7 +1063,6 @@ DICT_COMMANDS = {
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
     'transaction',                      # actions: [TransactionAction]
-    'migrate-set-capabilities',         # capabilities: [MigrationCapabilityStatus]
     'migrate-set-parameters',           # block-bitmap-mapping: [...]
     'nbd-server-start',                 # addr: SocketAddressLegacy
     # 'gen': false or boxed: the handler passes the arguments on whole

@@ -920,32 +920,28 @@ static bool set_capability(const char *name, bool on, Error **errp)
     return false;
 }
 
-QObject *qmp_migrate_set_capabilities(QDict *args, Error **errp)
+QObject *qmp_migrate_set_capabilities(MigrationCapabilityStatusList *capabilities,
+                                      Error **errp)
 {
-    json_t *caps = json_object_get(args, "capabilities");
-    size_t i;
-    json_t *c;
-
     /* The destination may set them while it waits: its side is not "running". */
     if (migration_is_running() && !in.pending) {
         error_setg(errp, "There's a migration process in progress");
         return NULL;
     }
     /* All or nothing: check every entry before changing any. */
-    json_array_foreach(caps, i, c) {
-        const char *name = qdict_get_try_str(c, "capability");
-        bool on = qdict_get_try_bool(c, "state", false);
+    for (MigrationCapabilityStatusList *l = capabilities; l; l = l->next) {
+        const char *name = MigrationCapability_str(l->value->capability);
         bool supported = false;
+
         for (size_t j = 0; j < G_N_ELEMENTS(supported_caps); j++) {
             supported |= !strcmp(supported_caps[j], name);
         }
-        if (on && !supported) {
-            return set_capability(name, on, errp) ? qdict_new() : NULL;
+        if (l->value->state && !supported) {
+            return set_capability(name, true, errp) ? qdict_new() : NULL;
         }
     }
-    json_array_foreach(caps, i, c) {
-        set_capability(qdict_get_try_str(c, "capability"),
-                       qdict_get_try_bool(c, "state", false), NULL);
+    for (MigrationCapabilityStatusList *l = capabilities; l; l = l->next) {
+        set_capability(MigrationCapability_str(l->value->capability), l->value->state, NULL);
     }
     return qdict_new();
 }
