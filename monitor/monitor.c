@@ -269,13 +269,10 @@ static void qmp_greet(Monitor *mon)
 }
 
 /* qmp_capabilities acts on the monitor it arrives on. */
-QObject *qmp_qmp_capabilities(QDict *args, Error **errp)
+QObject *qmp_qmp_capabilities(bool has_enable, QMPCapabilityList *enable, Error **errp)
 {
-    json_t *enable = json_object_get(args, "enable");
-
-    if (enable && json_array_size(enable)) {
-        error_setg(errp, "Capability '%s' not available",
-                   json_string_value(json_array_get(enable, 0)));
+    if (enable) {
+        error_setg(errp, "Capability '%s' not available", QMPCapability_str(enable->value));
         return NULL;
     }
     if (cur_qmp) {

@@ -1056,7 +1056,6 @@ def write_events(exprs, outdir):
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
     # Arguments with no C form yet (a struct, list, union or 'any'):
-    'qmp_capabilities',                 # enable: [QMPCapability]
     'query-cpu-model-expansion',        # model: CpuModelInfo
     'x-blockdev-set-iothread',          # iothread: str or null
     'qom-set',                          # value: any
