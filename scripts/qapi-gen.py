@@ -1057,7 +1057,6 @@ def write_events(exprs, outdir):
 DICT_COMMANDS = {
     # Arguments with no C form yet (a struct, list, union or 'any'):
     'query-cpu-model-expansion',        # model: CpuModelInfo
-    'x-blockdev-set-iothread',          # iothread: str or null
     'qom-set',                          # value: any
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union

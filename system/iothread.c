@@ -209,31 +209,27 @@ bool iothread_node_has_drive(BlockDriverState *bs)
     return false;
 }
 
-QObject *qmp_x_blockdev_set_iothread(QDict *args, Error **errp)
+QObject *qmp_x_blockdev_set_iothread(const char *node_name, StrOrNull *iothread,
+                                     bool has_force, bool force, Error **errp)
 {
-    const char *node = qdict_get_try_str(args, "node-name");
-    json_t *which = json_object_get(args, "iothread");
-    BlockDriverState *bs = bdrv_find_node(node);
+    BlockDriverState *bs = bdrv_find_node(node_name);
     IOThread *t = NULL;
 
     if (!bs) {
-        error_setg(errp, "Cannot find node %s", node);
+        error_setg(errp, "Cannot find node %s", node_name);
         return NULL;
     }
-    if (!qdict_get_try_bool(args, "force", false) && iothread_node_has_drive(bs)) {
+    if (!force && iothread_node_has_drive(bs)) {
         error_setg(errp, "Node %s is associated with a BlockBackend and could be in use "
-                   "(use force=true to override this check)", node);
+                   "(use force=true to override this check)", node_name);
         return NULL;
     }
-    if (json_is_string(which)) {
-        t = iothread_by_id(json_string_value(which));
+    if (iothread->type == STR_OR_NULL_KIND_S) {
+        t = iothread_by_id(iothread->u.s);
         if (!t) {
-            error_setg(errp, "Cannot find iothread %s", json_string_value(which));
+            error_setg(errp, "Cannot find iothread %s", iothread->u.s);
             return NULL;
         }
-    } else if (!json_is_null(which)) {
-        error_setg(errp, "Invalid parameter type for 'iothread', expected: string or null");
-        return NULL;
     }
     iothread_set_node_tree(bs, t);
     return qdict_new();
