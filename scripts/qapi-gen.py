@@ -1056,8 +1056,6 @@ def write_events(exprs, outdir):
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
     # Arguments with no C form yet (a struct, list, union or 'any'):
-    'query-cpu-model-expansion',        # model: CpuModelInfo
-    'qom-set',                          # value: any
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
     'transaction',                      # actions: [TransactionAction]

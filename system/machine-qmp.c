@@ -65,12 +65,10 @@ QObject *qmp_query_cpu_definitions(Error **errp)
     return json_array();
 }
 
-QObject *qmp_query_cpu_model_expansion(QDict *args, Error **errp)
+QObject *qmp_query_cpu_model_expansion(CpuModelExpansionType type, CpuModelInfo *model,
+                                       Error **errp)
 {
-    json_t *model = json_object_get(args, "model");
-
-    error_setg(errp, "CPU model '%s' not found (this machine emulates no CPU)",
-               json_string_value(json_object_get(model, "name")));
+    error_setg(errp, "CPU model '%s' not found (this machine emulates no CPU)", model->name);
     return NULL;
 }
 
@@ -387,10 +385,9 @@ QObject *qmp_qom_get(const char *path, const char *property, Error **errp)
     return qdev_qom_get(path, property, errp);
 }
 
-QObject *qmp_qom_set(QDict *args, Error **errp)
+QObject *qmp_qom_set(const char *path, const char *property, json_t *value, Error **errp)
 {
-    if (!qdev_qom_set(qdict_get_try_str(args, "path"), qdict_get_try_str(args, "property"),
-                      json_object_get(args, "value"), errp)) {
+    if (!qdev_qom_set(path, property, value, errp)) {
         return NULL;
     }
     return qdict_new();
