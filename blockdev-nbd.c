@@ -126,12 +126,10 @@ static bool export_remove(BlockExport *e, BlockExportRemoveMode mode, Error **er
     return true;
 }
 
-QObject *qmp_nbd_server_start(QDict *args, Error **errp)
+QObject *qmp_nbd_server_start(SocketAddressLegacy *addr, const char *tls_creds,
+                             const char *tls_authz, bool has_max_connections,
+                             uint32_t max_connections, Error **errp)
 {
-    QDict *addr = json_object_get(args, "addr");
-    QDict *data = json_object_get(addr, "data");
-    const char *type = qdict_get_try_str(addr, "type");
-    const char *creds = qdict_get_try_str(args, "tls-creds");
     QCryptoTLSCreds *tls = NULL;
     bool ok;
 
@@ -139,12 +137,12 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
         error_setg(errp, "NBD server already running");
         return NULL;
     }
-    if (creds) {
-        tls = qcrypto_tls_creds_find(creds, true, errp);
+    if (tls_creds) {
+        tls = qcrypto_tls_creds_find(tls_creds, true, errp);
         if (!tls) {
             return NULL;
         }
-        if (qdict_haskey(args, "tls-authz")) {
+        if (tls_authz) {
             error_setg(errp, "tls-authz is not supported (TLS authorization is not "
                        "implemented; any client the CA vouches for may connect)");
             return NULL;
@@ -154,18 +152,18 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
      * tls-authz alone is accepted, as by QEMU: it decides which TLS
      * clients may connect, and without tls-creds there are none.
      */
-    if (strcmp(type, "unix") && strcmp(type, "inet")) {
-        error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)", type);
+    if (addr->type != SOCKET_ADDRESS_TYPE_UNIX && addr->type != SOCKET_ADDRESS_TYPE_INET) {
+        error_setg(errp, "NBD server address type '%s' is not supported (unix or inet)",
+                   SocketAddressType_str(addr->type));
         return NULL;
     }
-    nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
-                                NULL);
+    nbd_server = nbd_server_new(max_connections, client_closed, NULL);
     nbd_server_set_tls_creds(nbd_server, tls);
-    if (!strcmp(type, "unix")) {
-        ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
+    if (addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
+        ok = nbd_server_listen_unix(nbd_server, addr->u.q_unix.data->path, errp);
     } else {
-        ok = nbd_server_listen_tcp(nbd_server, qdict_get_try_str(data, "host"),
-                                   qdict_get_try_str(data, "port"), errp);
+        ok = nbd_server_listen_tcp(nbd_server, addr->u.inet.data->host,
+                                   addr->u.inet.data->port, errp);
     }
     if (!ok) {
         nbd_server_free(nbd_server);
@@ -502,7 +500,8 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
     Error *err = NULL;
     g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_start", "aw", seen, 1, 1,
                                     "string");
-    QDict *args, *addr;
+    g_autoptr(SocketAddressLegacy) sa = NULL;
+    QDict *addr;
 
     if (!w) {
         return;
@@ -512,10 +511,10 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
         hmp_handle_error(mon, err);
         return;
     }
-    args = qdict_new();
-    qdict_put_obj(args, "addr", addr);
-    qobject_unref(qmp_nbd_server_start(args, &err));
-    qobject_unref(args);
+    if (qapi_from_json_SocketAddressLegacy(addr, "addr", &sa, &err)) {
+        qobject_unref(qmp_nbd_server_start(sa, NULL, NULL, false, 0, &err));
+    }
+    qobject_unref(addr);
     /* -a: every drive with a medium, under its own name. */
     for (GList *l = drive_list(); l && !err && seen[0]; l = l->next) {
         DriveInfo *d = l->data;
