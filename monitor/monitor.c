@@ -413,8 +413,18 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
         return;
     }
     if (mon->command_mode && !strcmp(cmd, "qmp_capabilities")) {
-        qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
-                       "Capabilities negotiation is already complete, command ignored", id);
+        /* As QEMU: bad arguments are reported before the repeated negotiation. */
+        json_t *none = args ? NULL : json_object();
+        Error *err = NULL;
+
+        if (!qmp_check_command_args(cmd, args ? args : none, NULL, &err)) {
+            qmp_send_error(mon, error_get_class(err), error_get_pretty(err), id);
+            error_free(err);
+        } else {
+            qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
+                           "Capabilities negotiation is already complete, command ignored", id);
+        }
+        json_decref(none);
         free_request(req);
         return;
     }
