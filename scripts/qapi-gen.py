@@ -1059,7 +1059,6 @@ DICT_COMMANDS = {
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
     'transaction',                      # actions: [TransactionAction]
-    'migrate-set-parameters',           # block-bitmap-mapping: [...]
     # 'gen': false or boxed: the handler passes the arguments on whole
     'blockdev-add', 'device_add', 'object-add', 'block-export-add',
     # Convertible (scalar and enum arguments), not converted yet:

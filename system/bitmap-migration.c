@@ -54,17 +54,14 @@ static bool alias_wellformed(const char *s)
     return true;
 }
 
-static bool check_mapping(json_t *map, Error **errp)
+static bool check_mapping(const BitmapMigrationNodeAliasList *map, Error **errp)
 {
     g_autoptr(GHashTable) node_names = g_hash_table_new(g_str_hash, g_str_equal);
     g_autoptr(GHashTable) node_aliases = g_hash_table_new(g_str_hash, g_str_equal);
-    size_t i, j;
-    json_t *n, *b;
 
-    json_array_foreach(map, i, n) {
-        const char *node = qdict_get_try_str(n, "node-name");
-        const char *alias = qdict_get_try_str(n, "alias");
-        json_t *bitmaps = json_object_get(n, "bitmaps");
+    for (const BitmapMigrationNodeAliasList *l = map; l; l = l->next) {
+        const char *node = l->value->node_name;
+        const char *alias = l->value->alias;
         g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
         g_autoptr(GHashTable) aliases = g_hash_table_new(g_str_hash, g_str_equal);
 
@@ -89,9 +86,9 @@ static bool check_mapping(json_t *map, Error **errp)
             error_setg(errp, "The node alias '%s' is used twice", alias);
             return false;
         }
-        json_array_foreach(bitmaps, j, b) {
-            const char *name = qdict_get_try_str(b, "name");
-            const char *balias = qdict_get_try_str(b, "alias");
+        for (const BitmapMigrationBitmapAliasList *b = l->value->bitmaps; b; b = b->next) {
+            const char *name = b->value->name;
+            const char *balias = b->value->alias;
 
             if (strlen(name) > BDRV_BITMAP_MAX_NAME_SIZE) {
                 error_setg(errp, "The bitmap name '%s' is longer than %d bytes", name,
@@ -116,14 +113,48 @@ static bool check_mapping(json_t *map, Error **errp)
     return true;
 }
 
-bool bitmap_mig_set_mapping(json_t *map, Error **errp)
+/*
+ * The mapping as JSON, the form the stream's lookups and
+ * query-migrate-parameters use: the schema's members, in its order.
+ */
+static json_t *mapping_to_json(const BitmapMigrationNodeAliasList *map)
+{
+    json_t *list = json_array();
+
+    for (const BitmapMigrationNodeAliasList *l = map; l; l = l->next) {
+        json_t *n = json_object(), *bitmaps = json_array();
+
+        qdict_put_str(n, "node-name", l->value->node_name);
+        qdict_put_str(n, "alias", l->value->alias);
+        for (const BitmapMigrationBitmapAliasList *b = l->value->bitmaps; b; b = b->next) {
+            json_t *e = json_object();
+
+            qdict_put_str(e, "name", b->value->name);
+            qdict_put_str(e, "alias", b->value->alias);
+            if (b->value->transform) {
+                json_t *t = json_object();
+
+                if (b->value->transform->has_persistent) {
+                    qdict_put_bool(t, "persistent", b->value->transform->persistent);
+                }
+                qdict_put_obj(e, "transform", t);
+            }
+            json_array_append_new(bitmaps, e);
+        }
+        qdict_put_obj(n, "bitmaps", bitmaps);
+        json_array_append_new(list, n);
+    }
+    return list;
+}
+
+bool bitmap_mig_set_mapping(const BitmapMigrationNodeAliasList *map, Error **errp)
 {
     if (!check_mapping(map, errp)) {
         error_prepend(errp, "Invalid mapping given for block-bitmap-mapping: ");
         return false;
     }
     json_decref(mapping);
-    mapping = json_deep_copy(map);
+    mapping = mapping_to_json(map);
     return true;
 }
 

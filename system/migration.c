@@ -959,19 +959,21 @@ QObject *qmp_query_migrate_capabilities(Error **errp)
     return list;
 }
 
-QObject *qmp_migrate_set_parameters(QDict *args, Error **errp)
+QObject *qmp_migrate_set_parameters(bool has_max_bandwidth, int64_t max_bandwidth_arg,
+                                    bool has_block_bitmap_mapping,
+                                    BitmapMigrationNodeAliasList *block_bitmap_mapping,
+                                    Error **errp)
 {
-    if (qdict_haskey(args, "max-bandwidth")) {
-        int64_t bw = qdict_get_try_int(args, "max-bandwidth", -1);
-        if (bw < 0) {
+    if (has_max_bandwidth) {
+        if (max_bandwidth_arg < 0) {
             error_setg(errp, "Parameter 'max_bandwidth' expects an integer in the range "
                        "of 0 to 2^63-1 bytes/second");
             return NULL;
         }
-        max_bandwidth = bw;
+        max_bandwidth = max_bandwidth_arg;
     }
-    if (qdict_haskey(args, "block-bitmap-mapping") &&
-        !bitmap_mig_set_mapping(json_object_get(args, "block-bitmap-mapping"), errp)) {
+    /* An empty list ([]) is given too: it takes the mapping away. */
+    if (has_block_bitmap_mapping && !bitmap_mig_set_mapping(block_bitmap_mapping, errp)) {
         return NULL;
     }
     return qdict_new();

@@ -21,9 +21,10 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "qapi/error.h"
+#include "qapi/qapi-types.h"
 
 /* migrate-set-parameters' block-bitmap-mapping: checked, then kept (a copy). */
-bool bitmap_mig_set_mapping(json_t *mapping, Error **errp);
+bool bitmap_mig_set_mapping(const BitmapMigrationNodeAliasList *mapping, Error **errp);
 /* The mapping set (a new reference), or NULL when none was. */
 json_t *bitmap_mig_get_mapping(void);
 /* HMP "info migrate_parameters"' lines for it ("" when none). Caller frees. */
