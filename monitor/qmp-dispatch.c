@@ -362,9 +362,16 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
         }
         return true;
     } else if (!strcmp(t, "uint32")) {
-        if (!json_is_integer(value) || json_integer_value(value) < 0 ||
-            json_integer_value(value) > UINT32_MAX) {
-            error_setg(errp, "Parameter '%s' expects uint32_t", name);
+        /*
+         * QEMU reads a uint64 first (its message, with the path), then
+         * checks the range (its message, with the member's own name).
+         */
+        if (!json_is_integer(value)) {
+            error_setg(errp, "Parameter '%s' expects uint64", name);
+            return false;
+        }
+        if (json_integer_value(value) < 0 || json_integer_value(value) > UINT32_MAX) {
+            error_setg(errp, "Parameter '%s' expects uint32_t", leaf_name(name));
             return false;
         }
         return true;

@@ -65,9 +65,12 @@ bool qapi_from_json_size(json_t *v, const char *name, uint64_t *out, Error **err
 
 bool qapi_from_json_uint32(json_t *v, const char *name, uint32_t *out, Error **errp)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        json_integer_value(v) > UINT32_MAX) {
-        error_setg(errp, "Parameter '%s' expects uint32_t", name ? name : "null");
+    if (!json_is_integer(v)) {
+        error_setg(errp, "Parameter '%s' expects uint64", name ? name : "null");
+        return false;
+    }
+    if (json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX) {
+        error_setg(errp, "Parameter '%s' expects uint32_t", qapi_json_leaf(name));
         return false;
     }
     *out = (uint32_t)json_integer_value(v);
