@@ -261,37 +261,54 @@ static void txn_undo_free(TxnUndo *u)
     g_free(u->name);
 }
 
-QObject *qmp_transaction(QDict *args, Error **errp)
+QObject *qmp_transaction(TransactionActionList *actions, TransactionProperties *properties,
+                         Error **errp)
 {
-    json_t *actions = json_object_get(args, "actions");
-    QDict *props = json_object_get(args, "properties");
-    size_t n = json_array_size(actions), done = 0, i;
-    g_autofree TxnUndo *undo = g_new0(TxnUndo, MAX(n, 1));
-    json_t *a;
+    size_t n = 0, done = 0, i;
+    g_autofree TxnUndo *undo = NULL;
+    TransactionActionList *l;
     bool ok = true;
     /* The backups' jobs succeed or fail together (QEMU: only backups can). */
-    bool grouped = props && !g_strcmp0(qdict_get_try_str(props, "completion-mode"), "grouped");
+    bool grouped = properties && properties->has_completion_mode &&
+                   properties->completion_mode == ACTION_COMPLETION_MODE_GROUPED;
+
+    for (l = actions; l; l = l->next) {
+        n++;
+    }
+    undo = g_new0(TxnUndo, MAX(n, 1));
     /* Every action's arguments first: a bad one fails before anything is done. */
-    json_array_foreach(actions, i, a) {
-        const char *type = qdict_get_try_str(a, "type");
+    for (l = actions, i = 0; l; l = l->next, i++) {
+        const char *type = TransactionActionKind_str(l->value->type);
         g_autofree char *prefix = g_strdup_printf("actions[%zu].data", i);
 
-        if (!strcmp(type, "abort")) {
+        if (l->value->type == TRANSACTION_ACTION_KIND_ABORT) {
+            /* QEMU's Abort takes no members. */
+            const char *key;
+            json_t *v;
+
+            if (!json_is_object(l->value->data)) {
+                error_setg(errp, "Invalid parameter type for '%s', expected: object", prefix);
+                return NULL;
+            }
+            json_object_foreach(l->value->data, key, v) {
+                error_setg(errp, "Parameter '%s.%s' is unexpected", prefix, key);
+                return NULL;
+            }
             continue;
         }
-        if (!qmp_check_command_args(type, json_object_get(a, "data"), prefix, errp)) {
+        if (!qmp_check_command_args(type, l->value->data, prefix, errp)) {
             return NULL;
         }
     }
     block_snapshot_defer_read_only(true);
-    json_array_foreach(actions, i, a) {
-        const char *type = qdict_get_try_str(a, "type");
-        QDict *data = json_object_get(a, "data");
+    for (l = actions, i = 0; l; l = l->next, i++) {
+        const char *type = TransactionActionKind_str(l->value->type);
+        QDict *data = l->value->data;
         TxnUndo *u = &undo[i];
         QObject *ret;
 
         u->type = type;
-        if (!strcmp(type, "abort")) {
+        if (l->value->type == TRANSACTION_ACTION_KIND_ABORT) {
             error_setg(errp, "Transaction aborted using Abort action");
             ok = false;
             break;

@@ -1058,7 +1058,6 @@ DICT_COMMANDS = {
     # Arguments with no C form yet (a struct, list, union or 'any'):
     'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
-    'transaction',                      # actions: [TransactionAction]
     # 'gen': false or boxed: the handler passes the arguments on whole
     'blockdev-add', 'device_add', 'object-add', 'block-export-add',
     # Convertible (scalar and enum arguments), not converted yet:
