@@ -737,21 +737,25 @@ static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_set_backing_hd(bs, backing);
 }
 
-QObject *qmp_blockdev_reopen(QDict *args, Error **errp)
+QObject *qmp_blockdev_reopen(anyList *options, Error **errp)
 {
-    json_t *list = json_object_get(args, "options");
-    size_t n = json_array_size(list), i, j;
-    g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    size_t n = 0, i, j;
+    g_autofree ReopenItem *items = NULL;
     g_autofree BlockDriverState **nodes = NULL, **files = NULL, **old_files = NULL;
+    anyList *l;
     bool ok = true;
 
+    for (l = options; l; l = l->next) {
+        n++;
+    }
+    items = g_new0(ReopenItem, n ? n : 1);
     if (!n) {
         error_setg(errp, "blockdev-reopen needs at least one node's options");
         return NULL;
     }
     /* Every element is checked before any node changes. */
-    for (i = 0; ok && i < n; i++) {
-        ok = reopen_item_parse(json_array_get(list, i), i, &items[i], errp);
+    for (i = 0, l = options; ok && i < n; i++, l = l->next) {
+        ok = reopen_item_parse(l->value, i, &items[i], errp);
         for (j = 0; ok && j < i; j++) {
             if (items[j].bs == items[i].bs) {
                 error_setg(errp, "Node '%s' appears twice in the reopen list",

@@ -1056,7 +1056,6 @@ def write_events(exprs, outdir):
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
     # Arguments with no C form yet (a struct, list, union or 'any'):
-    'blockdev-reopen',                  # options: [any]
     'blockdev-create', 'x-blockdev-amend',      # options: a union
     # 'gen': false or boxed: the handler passes the arguments on whole
     'blockdev-add', 'device_add', 'object-add', 'block-export-add',
