@@ -1055,8 +1055,11 @@ def write_events(exprs, outdir):
 # handler takes them typed (see command_params()).  A command leaves this
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
-    # Arguments with no C form yet (a struct, list, union or 'any'):
-    'blockdev-create', 'x-blockdev-amend',      # options: a union
+    # options: a union the job reads after the command returned, while the
+    # marshaller frees its arguments at the return: the handler needs a
+    # deep copy (no generated clone yet) or to translate the options at
+    # once, which would report at the command errors QEMU's job reports.
+    'blockdev-create', 'x-blockdev-amend',
     # 'gen': false or boxed: the handler passes the arguments on whole
     'blockdev-add', 'device_add', 'object-add', 'block-export-add',
     # Convertible (scalar and enum arguments), not converted yet:
