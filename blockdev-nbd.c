@@ -342,48 +342,46 @@ static bool export_move_to_iothread(BlockDriverState *bs, const char *id, bool f
     return true;
 }
 
-QObject *qmp_block_export_add(QDict *args, Error **errp)
+QObject *qmp_block_export_add(BlockExportOptions *arg, Error **errp)
 {
-    const char *type = qdict_get_try_str(args, "type");
-    const char *id = qdict_get_try_str(args, "id");
-    const char *node = qdict_get_try_str(args, "node-name");
-    const char *iothread = qdict_get_try_str(args, "iothread");
-    QList *bitmaps = json_object_get(args, "bitmaps");
+    BlockExportOptionsNbd *nbd = &arg->u.nbd;
     BlockDriverState *bs;
 
-    if (json_array_size(bitmaps) > 1) {
+    if (arg->type == BLOCK_EXPORT_TYPE_NBD && nbd->bitmaps && nbd->bitmaps->next) {
         error_setg(errp, "Exporting more than one dirty bitmap is not supported");
         return NULL;
     }
 
-    if (strcmp(type, "nbd")) {
-        error_setg(errp, "Block export type '%s' is not supported (only nbd)", type);
+    if (arg->type != BLOCK_EXPORT_TYPE_NBD) {
+        error_setg(errp, "Block export type '%s' is not supported (only nbd)",
+                   BlockExportType_str(arg->type));
         return NULL;
     }
-    if (!qemu_id_wellformed(id)) {
+    if (nbd->bitmaps && nbd->bitmaps->value->type != BLOCK_DIRTY_BITMAP_OR_STR_KIND_LOCAL) {
+        error_setg(errp, "Exporting a dirty bitmap given as {node, name} is not supported "
+                   "(name a bitmap of the exported node)");
+        return NULL;
+    }
+    if (!qemu_id_wellformed(arg->id)) {
         error_setg(errp, "Invalid block export id");
         return NULL;
     }
-    if (export_find(id)) {
-        error_setg(errp, "Block export id '%s' is already in use", id);
+    if (export_find(arg->id)) {
+        error_setg(errp, "Block export id '%s' is already in use", arg->id);
         return NULL;
     }
-    bs = bdrv_find_node(node);
+    bs = bdrv_find_node(arg->node_name);
     if (!bs) {
-        error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", arg->node_name);
         return NULL;
     }
-    if (iothread && !export_move_to_iothread(bs, iothread,
-                                             qdict_get_try_bool(args, "fixed-iothread", false),
-                                             errp)) {
+    if (arg->iothread && !export_move_to_iothread(bs, arg->iothread, arg->fixed_iothread,
+                                                  errp)) {
         return NULL;
     }
-    return export_add(id, bs, NULL, qdict_get_try_str(args, "name") ?: node,
-                      qdict_get_try_str(args, "description"),
-                      json_string_value(json_array_get(bitmaps, 0)),
-                      qdict_get_try_bool(args, "writable", false),
-                      qdict_get_try_bool(args, "writethrough", false),
-                      qdict_get_try_bool(args, "allocation-depth", false), errp)
+    return export_add(arg->id, bs, NULL, nbd->name ?: arg->node_name, nbd->description,
+                      nbd->bitmaps ? nbd->bitmaps->value->u.local : NULL, arg->writable,
+                      arg->writethrough, nbd->allocation_depth, errp)
            ? qdict_new() : NULL;
 }
 

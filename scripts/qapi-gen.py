@@ -1060,8 +1060,8 @@ DICT_COMMANDS = {
     # deep copy (no generated clone yet) or to translate the options at
     # once, which would report at the command errors QEMU's job reports.
     'blockdev-create', 'x-blockdev-amend',
-    # 'gen': false or boxed: the handler passes the arguments on whole
-    'blockdev-add', 'device_add', 'object-add', 'block-export-add',
+    # 'gen': false: members the schema does not declare are passed on
+    'blockdev-add', 'device_add', 'object-add',
     # Convertible (scalar and enum arguments), not converted yet:
     'block_set_io_throttle', 'block-commit', 'block-stream', 'drive-mirror',
     'blockdev-mirror',
@@ -1098,9 +1098,14 @@ def command_params(e, types):
     type, has_ flag) per argument of a typed command, in schema order.  The
     expression is None for an argument the marshaller converts with
     qapi_from_json_T() (an enum, struct, union, alternate or list)."""
-    if e.get('boxed') or e.get('gen') is False:
-        raise SchemaError('%s: %s: a boxed or gen:false command keeps its dictionary'
+    if e.get('gen') is False:
+        raise SchemaError('%s: %s: a gen:false command keeps its dictionary'
                           % (e['where'], e['name']))
+    if e.get('boxed'):
+        # One argument, the whole arguments as the struct or union 'data'
+        # names (schema name None: the marshaller converts @args itself).
+        return [(None, 'arg', c_value_type(e['data'], types), False, None, None,
+                 e['data'], False)]
     params = []
     for key, t in e.get('data', {}).items():
         name = key.lstrip('*')
@@ -1166,11 +1171,14 @@ def write_marshaller(e, params, types, c):
         c.write('    QObject *ret = NULL;\n')
     c.write('    json_t *v;\n\n')
     for name, pn, ctype, optional, expr, default, t, has in params:
-        c.write('    v = json_object_get(args, "%s");\n' % name)
+        if name is None:
+            c.write('    v = args;\n')
+        else:
+            c.write('    v = json_object_get(args, "%s");\n' % name)
         body = []
         if expr is None:
-            body.append('if (!qapi_from_json_%s(v, "%s", &a.%s, errp)) {'
-                        % (c_type_name(t), name, pn))
+            body.append('if (!qapi_from_json_%s(v, %s, &a.%s, errp)) {'
+                        % (c_type_name(t), 'NULL' if name is None else '"%s"' % name, pn))
             body.append('    %s' % fail)
             body.append('}')
         else:
