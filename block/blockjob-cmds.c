@@ -20,7 +20,8 @@
 #include "system/blockdev-nbd.h"
 
 /* ------------------------------------------------------------------ */
-/* Argument helpers (the dispatcher has checked presence and types) */
+/* Argument helpers of the dictionary commands (the dispatcher has checked
+ * presence and types) */
 
 static int64_t arg_int(QDict *args, const char *key, int64_t def)
 {
@@ -64,13 +65,12 @@ static NewImageMode arg_mode(QDict *args)
  * A job a command just started takes the command's auto-finalize and
  * auto-dismiss (QEMU's defaults: true) before its first step runs.
  */
-static QObject *started(BlockJob *job, QDict *args)
+static QObject *started_auto(BlockJob *job, bool auto_finalize, bool auto_dismiss)
 {
     if (!job) {
         return NULL;
     }
-    block_job_set_auto(job, qdict_get_try_bool(args, "auto-finalize", true),
-                       qdict_get_try_bool(args, "auto-dismiss", true));
+    block_job_set_auto(job, auto_finalize, auto_dismiss);
     return qdict_new();
 }
 
@@ -79,15 +79,12 @@ static QObject *started(BlockJob *job, QDict *args)
  * default).  Here it bounds what a step copies (rounded up to the 64 KiB
  * granularity; a step copies 1 MiB at most in any case).
  */
-static bool arg_buf_size(QDict *args, int64_t *chunk, Error **errp)
+static bool check_buf_size(int64_t v, Error **errp)
 {
-    int64_t v = arg_int(args, "buf-size", 0);
-
     if (v < 0) {
         error_setg(errp, "Invalid parameter 'buf-size'");
         return false;
     }
-    *chunk = v;
     return true;
 }
 
@@ -95,10 +92,8 @@ static bool arg_buf_size(QDict *args, int64_t *chunk, Error **errp)
  * A mirror's granularity, checked as QEMU 7.2 checks it (0: the default,
  * 64 KiB): a power of 2 from 512 B to 64 MiB.
  */
-static bool arg_granularity(QDict *args, int64_t *gran, Error **errp)
+static bool check_granularity(int64_t v, Error **errp)
 {
-    int64_t v = arg_int(args, "granularity", 0);
-
     if (v < 0 || v > UINT32_MAX) {
         /* QEMU's schema has it a uint32. */
         error_setg(errp, "Parameter 'granularity' expects uint32_t");
@@ -112,7 +107,6 @@ static bool arg_granularity(QDict *args, int64_t *gran, Error **errp)
         error_setg(errp, "Parameter 'granularity' expects a power of 2");
         return false;
     }
-    *gran = v;
     return true;
 }
 
@@ -155,16 +149,17 @@ static bool arg_x_perf(QDict *args, int64_t *chunk, Error **errp)
     return true;
 }
 
-/* started(), with the step size the command asked for. */
-static QObject *started_chunk(BlockJob *job, QDict *args, int64_t chunk)
+/* started_auto(), with the step size the command asked for. */
+static QObject *started_chunk(BlockJob *job, int64_t chunk, bool auto_finalize,
+                              bool auto_dismiss)
 {
     if (job) {
         block_job_set_chunk(job, chunk);
     }
-    return started(job, args);
+    return started_auto(job, auto_finalize, auto_dismiss);
 }
 
-/* drive-backup, blockdev-backup and drive-mirror take the same arguments. */
+/* drive-backup and blockdev-backup take the same arguments. */
 static BackupOptions arg_copy_options(QDict *args)
 {
     BackupOptions o = {
@@ -198,7 +193,9 @@ QObject *qmp_drive_backup(QDict *args, Error **errp)
     if (!arg_x_perf(args, &chunk, errp)) {
         return NULL;
     }
-    return started_chunk(block_job_drive_backup(&o, errp), args, chunk);
+    return started_chunk(block_job_drive_backup(&o, errp), chunk,
+                         qdict_get_try_bool(args, "auto-finalize", true),
+                         qdict_get_try_bool(args, "auto-dismiss", true));
 }
 
 QObject *qmp_blockdev_backup(QDict *args, Error **errp)
@@ -213,125 +210,167 @@ QObject *qmp_blockdev_backup(QDict *args, Error **errp)
     /* The target node exists: it is neither created nor opened. */
     o.format = NULL;
     o.mode = NEW_IMAGE_MODE_EXISTING;
-    return started_chunk(block_job_blockdev_backup(&o, errp), args, chunk);
+    return started_chunk(block_job_blockdev_backup(&o, errp), chunk,
+                         qdict_get_try_bool(args, "auto-finalize", true),
+                         qdict_get_try_bool(args, "auto-dismiss", true));
 }
 
-QObject *qmp_drive_mirror(QDict *args, Error **errp)
+/* QEMU's node replacement of both mirrors: refused by name rather than ignored. */
+static bool refuse_replaces(const char *replaces, Error **errp)
 {
-    MirrorOptions o = arg_copy_options(args);
-    int64_t chunk;
-
-    if (!arg_granularity(args, &o.granularity, errp) || !arg_buf_size(args, &chunk, errp)) {
-        return NULL;
-    }
-
-    if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
-        error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
-        return NULL;
-    }
-    return started_chunk(block_job_drive_mirror(&o, errp), args, chunk);
-}
-
-/*
- * QEMU's tunables and options of blockdev-mirror that this mirror has not:
- * refused by name rather than ignored.
- */
-static bool mirror_refuse_unsupported(QDict *args, Error **errp)
-{
-    static const char *const names[] = {
-        "replaces",
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-        if (qdict_haskey(args, names[i])) {
-            error_setg(errp, "Parameter '%s' is not supported by this block layer's mirror",
-                       names[i]);
-            return false;
-        }
+    if (replaces) {
+        error_setg(errp, "Parameter 'replaces' is not supported by this block layer's mirror");
+        return false;
     }
     return true;
 }
 
-QObject *qmp_blockdev_mirror(QDict *args, Error **errp)
+QObject *qmp_drive_mirror(const char *job_id, const char *device, const char *target,
+                          const char *format, const char *node_name, MirrorSyncMode sync,
+                          bool has_mode, NewImageMode mode, bool has_speed, int64_t speed,
+                          bool has_on_source_error, BlockdevOnError on_source_error,
+                          bool has_on_target_error, BlockdevOnError on_target_error,
+                          bool has_granularity, int64_t granularity,
+                          bool has_buf_size, int64_t buf_size, const char *replaces,
+                          bool has_copy_mode, MirrorCopyMode copy_mode,
+                          bool has_auto_finalize, bool auto_finalize,
+                          bool has_auto_dismiss, bool auto_dismiss, Error **errp)
 {
-    MirrorOptions o = arg_copy_options(args);
-    int64_t chunk;
+    MirrorOptions o = {
+        .job_id = job_id,
+        .device = device,
+        .target = target,
+        .format = format,
+        .node_name = node_name,
+        .sync = sync,
+        .mode = mode,
+        .speed = speed,
+        .on_source_error = on_source_error,
+        .on_target_error = on_target_error,
+        .granularity = granularity,
+        .write_blocking = copy_mode == MIRROR_COPY_MODE_WRITE_BLOCKING,
+    };
 
-    if (!mirror_refuse_unsupported(args, errp) ||
-        !arg_granularity(args, &o.granularity, errp) || !arg_buf_size(args, &chunk, errp)) {
+    if (!refuse_replaces(replaces, errp) ||
+        !check_granularity(granularity, errp) || !check_buf_size(buf_size, errp)) {
         return NULL;
     }
-    o.filter_node_name = qdict_get_try_str(args, "filter-node-name");
-    o.write_blocking = !g_strcmp0(qdict_get_try_str(args, "copy-mode"), "write-blocking");
-    o.format = NULL;
-    o.mode = NEW_IMAGE_MODE_EXISTING;
-    if (o.sync == MIRROR_SYNC_MODE_INCREMENTAL || o.sync == MIRROR_SYNC_MODE_BITMAP) {
-        error_setg(errp, "Sync mode '%s' not supported", qdict_get_try_str(args, "sync"));
+    if (sync == MIRROR_SYNC_MODE_INCREMENTAL || sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", MirrorSyncMode_str(sync));
         return NULL;
     }
-    return started_chunk(block_job_blockdev_mirror(&o, errp), args, chunk);
+    return started_chunk(block_job_drive_mirror(&o, errp), buf_size,
+                         auto_finalize, auto_dismiss);
+}
+
+QObject *qmp_blockdev_mirror(const char *job_id, const char *device, const char *target,
+                             const char *replaces, MirrorSyncMode sync,
+                             bool has_speed, int64_t speed,
+                             bool has_granularity, int64_t granularity,
+                             bool has_buf_size, int64_t buf_size,
+                             bool has_on_source_error, BlockdevOnError on_source_error,
+                             bool has_on_target_error, BlockdevOnError on_target_error,
+                             const char *filter_node_name,
+                             bool has_copy_mode, MirrorCopyMode copy_mode,
+                             bool has_auto_finalize, bool auto_finalize,
+                             bool has_auto_dismiss, bool auto_dismiss, Error **errp)
+{
+    /* The target node exists: it is neither created nor opened. */
+    MirrorOptions o = {
+        .job_id = job_id,
+        .device = device,
+        .target = target,
+        .mode = NEW_IMAGE_MODE_EXISTING,
+        .sync = sync,
+        .speed = speed,
+        .on_source_error = on_source_error,
+        .on_target_error = on_target_error,
+        .filter_node_name = filter_node_name,
+        .granularity = granularity,
+        .write_blocking = copy_mode == MIRROR_COPY_MODE_WRITE_BLOCKING,
+    };
+
+    if (!refuse_replaces(replaces, errp) ||
+        !check_granularity(granularity, errp) || !check_buf_size(buf_size, errp)) {
+        return NULL;
+    }
+    if (sync == MIRROR_SYNC_MODE_INCREMENTAL || sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", MirrorSyncMode_str(sync));
+        return NULL;
+    }
+    return started_chunk(block_job_blockdev_mirror(&o, errp), buf_size,
+                         auto_finalize, auto_dismiss);
 }
 
 /*
- * "base" and "base-node" (or "top" and "top-node") name one image; @is_node
- * tells which was given.  When both are, QEMU's message names them in
- * its command's order (@node_first) and ends in @clash.
+ * @file and @node name one image (as "base" and "base-node", or "top" and
+ * "top-node"); @is_node tells which was given.  When both are, QEMU's
+ * message names them in its command's order (@node_first) and ends in
+ * @clash.
  */
-static bool one_of(QDict *args, const char *file_key, const char *node_key,
-                   bool node_first, const char *clash, const char **out,
-                   bool *is_node, Error **errp)
+static bool one_of(const char *file, const char *node, const char *file_key,
+                   const char *node_key, bool node_first, const char *clash,
+                   const char **out, bool *is_node, Error **errp)
 {
-    const char *f = qdict_get_try_str(args, file_key);
-    const char *n = qdict_get_try_str(args, node_key);
-
-    if (f && n) {
+    if (file && node) {
         error_setg(errp, "'%s' and '%s' %s", node_first ? node_key : file_key,
                    node_first ? file_key : node_key, clash);
         return false;
     }
-    *out = f ? f : n;
-    *is_node = n != NULL;
+    *out = file ? file : node;
+    *is_node = node != NULL;
     return true;
 }
 
-QObject *qmp_block_commit(QDict *args, Error **errp)
+QObject *qmp_block_commit(const char *job_id, const char *device, const char *base_node,
+                          const char *base, const char *top_node, const char *top,
+                          const char *backing_file, bool has_speed, int64_t speed,
+                          bool has_on_error, BlockdevOnError on_error,
+                          const char *filter_node_name,
+                          bool has_auto_finalize, bool auto_finalize,
+                          bool has_auto_dismiss, bool auto_dismiss, Error **errp)
 {
     CommitOptions o = {
-        .job_id = qdict_get_try_str(args, "job-id"),
-        .device = qdict_get_try_str(args, "device"),
-        .backing_file = qdict_get_try_str(args, "backing-file"),
-        .filter_node_name = qdict_get_try_str(args, "filter-node-name"),
-        .speed = arg_int(args, "speed", 0),
-        .on_error = arg_on_error(args, "on-error"),
+        .job_id = job_id,
+        .device = device,
+        .backing_file = backing_file,
+        .filter_node_name = filter_node_name,
+        .speed = speed,
+        .on_error = on_error,
     };
 
-    if (!one_of(args, "top", "top-node", true, "are mutually exclusive",
+    if (!one_of(top, top_node, "top", "top-node", true, "are mutually exclusive",
                 &o.top, &o.top_is_node, errp) ||
-        !one_of(args, "base", "base-node", true, "are mutually exclusive",
+        !one_of(base, base_node, "base", "base-node", true, "are mutually exclusive",
                 &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
-    return started(block_job_commit(&o, errp), args);
+    return started_auto(block_job_commit(&o, errp), auto_finalize, auto_dismiss);
 }
 
-QObject *qmp_block_stream(QDict *args, Error **errp)
+QObject *qmp_block_stream(const char *job_id, const char *device, const char *base,
+                          const char *base_node, const char *backing_file,
+                          bool has_speed, int64_t speed,
+                          bool has_on_error, BlockdevOnError on_error,
+                          const char *filter_node_name,
+                          bool has_auto_finalize, bool auto_finalize,
+                          bool has_auto_dismiss, bool auto_dismiss, Error **errp)
 {
     StreamOptions o = {
-        .job_id = qdict_get_try_str(args, "job-id"),
-        .device = qdict_get_try_str(args, "device"),
-        .backing_file = qdict_get_try_str(args, "backing-file"),
-        .filter_node_name = qdict_get_try_str(args, "filter-node-name"),
-        .speed = arg_int(args, "speed", 0),
-        .on_error = arg_on_error(args, "on-error"),
+        .job_id = job_id,
+        .device = device,
+        .backing_file = backing_file,
+        .filter_node_name = filter_node_name,
+        .speed = speed,
+        .on_error = on_error,
     };
-
     bool base_is_node;
 
-    if (!one_of(args, "base", "base-node",
-                false, "cannot be specified at the same time",
-                &o.base, &base_is_node, errp)) {
+    if (!one_of(base, base_node, "base", "base-node", false,
+                "cannot be specified at the same time", &o.base, &base_is_node, errp)) {
         return NULL;
     }
-    return started(block_job_stream(&o, errp), args);
+    return started_auto(block_job_stream(&o, errp), auto_finalize, auto_dismiss);
 }
 
 /* The job commands below take typed arguments (qapi/qapi-commands.h). */
@@ -445,11 +484,14 @@ static void hmp_run(Monitor *mon, const char *name, QDict *args)
     hmp_handle_error(mon, c.err);
 }
 
-/* Splits "[-x] [-y] word word ..." into flags and words. */
-static char **hmp_split(const QDict *args, const char *key, const char *flags,
-                        bool *seen, Error **errp)
+/*
+ * Splits "[-x] [-y] word word ..." into flags and words; an unknown flag
+ * gets QEMU's message and NULL.
+ */
+static char **hmp_split(Monitor *mon, const QDict *args, const char *command,
+                        const char *flags, bool *seen)
 {
-    const char *line = qdict_get_try_str(args, key);
+    const char *line = qdict_get_try_str(args, "args");
     g_auto(GStrv) parts = NULL;
     GPtrArray *words = g_ptr_array_new();
     int n;
@@ -461,7 +503,8 @@ static char **hmp_split(const QDict *args, const char *key, const char *flags,
         if ((*p)[0] == '-' && (*p)[1] && !(*p)[2] && words->len == 0) {
             const char *f = strchr(flags, (*p)[1]);
             if (!f) {
-                error_setg(errp, "invalid option '%s'", *p);
+                monitor_printf(mon, "%s: unsupported option %s\n", command, *p);
+                hmp_usage_hint(mon, command);
                 g_ptr_array_free(words, TRUE);
                 return NULL;
             }
@@ -476,43 +519,86 @@ static char **hmp_split(const QDict *args, const char *key, const char *flags,
     return (char **)g_ptr_array_free(words, FALSE);
 }
 
-static void hmp_copy_job(Monitor *mon, const QDict *qargs, const char *command,
-                         const char *usage)
+/*
+ * Whether @words has @min to @max words; else QEMU's message for a missing
+ * device (or other string) or for too many words.
+ */
+static bool hmp_count(Monitor *mon, const char *command, char **words, guint min,
+                      guint max)
+{
+    guint n = g_strv_length(words);
+
+    if (n < min) {
+        monitor_printf(mon, "%s: %s expected\n", command,
+                       n ? "string" : "block device name");
+    } else if (n > max) {
+        monitor_printf(mon, "%s: extraneous characters at the end of line\n", command);
+    } else {
+        return true;
+    }
+    hmp_usage_hint(mon, command);
+    return false;
+}
+
+static void hmp_drive_backup(Monitor *mon, const QDict *qargs)
 {
     bool seen[2] = { false, false };    /* -n, -f */
-    Error *err = NULL;
-    g_auto(GStrv) w = hmp_split(qargs, "args", "nf", seen, &err);
+    g_auto(GStrv) w = hmp_split(mon, qargs, "drive_backup", "nf", seen);
     QDict *args;
-    guint n;
 
-    if (!w) {
-        hmp_handle_error(mon, err);
-        return;
-    }
-    n = g_strv_length(w);
-    if (n < 2 || n > 3) {
-        monitor_printf(mon, "usage: %s %s\n", command, usage);
+    if (!w || !hmp_count(mon, "drive_backup", w, 2, 3)) {
         return;
     }
     args = qdict_new();
     qdict_put_str(args, "device", w[0]);
     qdict_put_str(args, "target", w[1]);
-    if (n == 3) {
+    if (w[2]) {
         qdict_put_str(args, "format", w[2]);
     }
     qdict_put_str(args, "sync", seen[1] ? "full" : "top");
     qdict_put_str(args, "mode", seen[0] ? "existing" : "absolute-paths");
-    hmp_run(mon, !strcmp(command, "drive_backup") ? "drive-backup" : "drive-mirror", args);
+    hmp_run(mon, "drive-backup", args);
 }
 
-static void hmp_drive_backup(Monitor *mon, const QDict *qargs)
+/* drive-mirror's arguments, for its call under monitor_with_stdout(). */
+typedef struct HmpMirror {
+    char **w;                   /* device target [format] */
+    bool existing, full;
+    QObject *ret;
+    Error *err;
+} HmpMirror;
+
+static int hmp_drive_mirror_fn(void *opaque)
 {
-    hmp_copy_job(mon, qargs, "drive_backup", "[-n] [-f] device target [format]");
+    HmpMirror *m = opaque;
+
+    m->ret = qmp_drive_mirror(NULL, m->w[0], m->w[1], m->w[2], NULL,
+                              m->full ? MIRROR_SYNC_MODE_FULL : MIRROR_SYNC_MODE_TOP,
+                              true, m->existing ? NEW_IMAGE_MODE_EXISTING
+                                                : NEW_IMAGE_MODE_ABSOLUTE_PATHS,
+                              false, 0, false, BLOCKDEV_ON_ERROR_REPORT,
+                              false, BLOCKDEV_ON_ERROR_REPORT, false, 0, false, 0,
+                              NULL, false, MIRROR_COPY_MODE_BACKGROUND,
+                              false, true, false, true, &m->err);
+    return 0;
 }
 
 static void hmp_drive_mirror(Monitor *mon, const QDict *qargs)
 {
-    hmp_copy_job(mon, qargs, "drive_mirror", "[-n] [-f] device target [format]");
+    bool seen[2] = { false, false };    /* -n, -f */
+    g_auto(GStrv) w = hmp_split(mon, qargs, "drive_mirror", "nf", seen);
+    HmpMirror m = { .existing = seen[0], .full = seen[1] };
+
+    if (!w || !hmp_count(mon, "drive_mirror", w, 2, 3)) {
+        return;
+    }
+    m.w = w;
+    m.existing = seen[0];
+    m.full = seen[1];
+    /* "Formatting ..." goes to the monitor. */
+    monitor_with_stdout(mon, hmp_drive_mirror_fn, &m);
+    qobject_unref(m.ret);
+    hmp_handle_error(mon, m.err);
 }
 
 static void hmp_commit(Monitor *mon, const QDict *qargs)
@@ -531,40 +617,6 @@ static void hmp_commit(Monitor *mon, const QDict *qargs)
     hmp_handle_error(mon, err);
 }
 
-static bool hmp_speed(Monitor *mon, const char *s, int64_t *speed)
-{
-    uint64_t v;
-
-    /* As in QEMU's HMP, a number without a suffix is in MiB/s. */
-    if (qemu_strtosz_suffix(s, NULL, 'M', &v) < 0 || v > INT64_MAX) {
-        monitor_printf(mon, "invalid speed '%s'\n", s);
-        return false;
-    }
-    *speed = (int64_t)v;
-    return true;
-}
-
-static void hmp_block_stream(Monitor *mon, const QDict *qargs)
-{
-    const char *speed = qdict_get_try_str(qargs, "speed");
-    const char *base = qdict_get_try_str(qargs, "base");
-    QDict *args = qdict_new();
-    int64_t v;
-
-    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
-    if (speed) {
-        if (!hmp_speed(mon, speed, &v)) {
-            qobject_unref(args);
-            return;
-        }
-        qdict_put_int(args, "speed", v);
-    }
-    if (base) {
-        qdict_put_str(args, "base", base);
-    }
-    hmp_run(mon, "block-stream", args);
-}
-
 /* The end of an HMP front of a typed QMP command: its error, if any. */
 static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
 {
@@ -572,37 +624,37 @@ static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
     hmp_handle_error(mon, err);
 }
 
-static void hmp_block_job_set_speed(Monitor *mon, const QDict *qargs)
+static void hmp_block_stream(Monitor *mon, const QDict *qargs)
 {
-    const char *device = qdict_get_try_str(qargs, "device");
-    const char *speed = qdict_get_try_str(qargs, "speed");
     Error *err = NULL;
     QObject *ret;
-    int64_t v;
 
-    /* A leading '-' is what the user typed; say what QMP would say. */
-    if (speed[0] == '-') {
-        v = -1;
-    } else if (!hmp_speed(mon, speed, &v)) {
-        return;
-    }
-    ret = qmp_block_job_set_speed(device, v, &err);
+    ret = qmp_block_stream(NULL, qdict_get_try_str(qargs, "device"),
+                           qdict_get_try_str(qargs, "base"), NULL, NULL,
+                           qdict_haskey(qargs, "speed"), qdict_get_try_int(qargs, "speed", 0),
+                           false, BLOCKDEV_ON_ERROR_REPORT, NULL, false, true, false, true,
+                           &err);
+    hmp_typed_done(mon, ret, err);
+}
+
+static void hmp_block_job_set_speed(Monitor *mon, const QDict *qargs)
+{
+    Error *err = NULL;
+    QObject *ret;
+
+    ret = qmp_block_job_set_speed(qdict_get_try_str(qargs, "device"),
+                                  qdict_get_try_int(qargs, "speed", 0), &err);
     hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
 {
     bool seen[1] = { false };
+    g_auto(GStrv) w = hmp_split(mon, qargs, "block_job_cancel", "f", seen);
     Error *err = NULL;
-    g_auto(GStrv) w = hmp_split(qargs, "args", "f", seen, &err);
     QObject *ret;
 
-    if (!w) {
-        hmp_handle_error(mon, err);
-        return;
-    }
-    if (g_strv_length(w) != 1) {
-        monitor_printf(mon, "usage: block_job_cancel [-f] device\n");
+    if (!w || !hmp_count(mon, "block_job_cancel", w, 1, 1)) {
         return;
     }
     ret = qmp_block_job_cancel(w[0], seen[0], seen[0], &err);
@@ -638,21 +690,21 @@ static const HMPCommand hmp_cmds[] = {
     { "drive_mirror", "args:S?", "[-n] [-f] device target [format]",
       "mirrors a device into target (-n: target exists, -f: the full chain)",
       hmp_drive_mirror },
-    { "commit", "device:s", "device|all",
+    { "commit", "device:B", "device|all",
       "commits the active layer of a device (or of all devices) into its backing file",
       hmp_commit },
-    { "block_stream", "device:s,speed:s?,base:s?", "device [speed [base]]",
+    { "block_stream", "device:B,speed:o?,base:s?", "device [speed [base]]",
       "copies data from a backing file into a block device (speed: as block_job_set_speed)",
       hmp_block_stream },
-    { "block_job_set_speed", "device:s,speed:s", "device speed",
+    { "block_job_set_speed", "device:B,speed:o", "device speed",
       "sets the speed limit of a block job in bytes per second (no suffix: MiB/s; B/K/M/G suffixes)",
       hmp_block_job_set_speed },
     { "block_job_cancel", "args:S?", "[-f] device",
       "stops a block job (-f: a ready mirror too, without syncing)", hmp_block_job_cancel },
-    { "block_job_complete", "device:s", "device", "completes a ready block job",
+    { "block_job_complete", "device:B", "device", "completes a ready block job",
       hmp_block_job_complete },
-    { "block_job_pause", "device:s", "device", "pauses a block job", hmp_block_job_pause },
-    { "block_job_resume", "device:s", "device", "resumes a paused block job",
+    { "block_job_pause", "device:B", "device", "pauses a block job", hmp_block_job_pause },
+    { "block_job_resume", "device:B", "device", "resumes a paused block job",
       hmp_block_job_resume },
 };
 

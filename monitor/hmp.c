@@ -131,7 +131,7 @@ static char *next_word(const char **p, bool *bad)
     return g_string_free(w, false);
 }
 
-static void usage_hint(Monitor *mon, const char *name)
+void hmp_usage_hint(Monitor *mon, const char *name)
 {
     g_autofree char *first = g_strndup(name, strcspn(name, "|"));
     monitor_printf(mon, "Try \"help %s\" for more information\n", first);
@@ -156,7 +156,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             g_autofree char *all = g_strstrip(g_strdup(p));
             if (!*all && !optional) {
                 monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-                usage_hint(mon, cmd->name);
+                hmp_usage_hint(mon, cmd->name);
                 return false;
             }
             if (*all) {
@@ -170,12 +170,35 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             monitor_printf(mon, "%s: unterminated string\n", cmdname);
             return false;
         }
-        if (!word) {
-            if (optional) {
-                continue;
+        if (!word && optional) {
+            continue;
+        }
+        if (type[0] == 'o') {
+            g_autofree char *w = word;
+            const char *end;
+            uint64_t v;
+
+            /* As QEMU's: no suffix is MiB; what follows the size is left over. */
+            if (!w || qemu_strtosz_suffix(w, &end, 'M', &v) < 0 || v > INT64_MAX) {
+                monitor_printf(mon, "invalid size\n");
+                hmp_usage_hint(mon, cmd->name);
+                return false;
             }
-            monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-            usage_hint(mon, cmd->name);
+            if (*end) {
+                monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmdname);
+                hmp_usage_hint(mon, cmd->name);
+                return false;
+            }
+            qdict_put_int(args, nt[0], (int64_t)v);
+            continue;
+        }
+        if (!word) {
+            if (type[0] == 'B') {
+                monitor_printf(mon, "%s: block device name expected\n", cmdname);
+            } else {
+                monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
+            }
+            hmp_usage_hint(mon, cmd->name);
             return false;
         }
         qdict_put_str(args, nt[0], word);
@@ -187,7 +210,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
     }
     if (*p) {
         monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmdname);
-        usage_hint(mon, cmd->name);
+        hmp_usage_hint(mon, cmd->name);
         return false;
     }
     return true;
@@ -758,7 +781,7 @@ static void hmp_block_resize(Monitor *mon, const QDict *args)
 
     if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
         monitor_printf(mon, "invalid size\n");
-        usage_hint(mon, "block_resize");
+        hmp_usage_hint(mon, "block_resize");
         return;
     }
     ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL, (int64_t)bytes, &err);
@@ -769,29 +792,37 @@ static void hmp_block_resize(Monitor *mon, const QDict *args)
 static void hmp_block_set_io_throttle(Monitor *mon, const QDict *args)
 {
     static const char *const keys[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr" };
-    QDict *a = qdict_new();
+    int64_t n[G_N_ELEMENTS(keys)];
+    Error *err = NULL;
+    QObject *ret;
 
-    qdict_put_str(a, "device", qdict_get_try_str(args, "device"));
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
         const char *v = qdict_get_try_str(args, keys[i]);
         const char *end;
-        int64_t n;
 
-        if (qemu_strtoi64(v, &end, 0, &n) < 0 || *end) {
+        if (!v) {
+            /* The limits are optional words only to get QEMU's message here. */
+            monitor_printf(mon, "unexpected end of expression\n");
+            hmp_usage_hint(mon, "block_set_io_throttle");
+            return;
+        }
+        if (qemu_strtoi64(v, &end, 0, &n[i]) < 0 || *end) {
             const char *bad = v;
 
             while (*bad == '-' || g_ascii_isdigit(*bad)) {
                 bad++;
             }
             monitor_printf(mon, "invalid char '%c' in expression\n", *bad ? *bad : *v);
-            usage_hint(mon, "block_set_io_throttle");
-            qobject_unref(a);
+            hmp_usage_hint(mon, "block_set_io_throttle");
             return;
         }
-        qdict_put_int(a, keys[i], n);
     }
-    run_qmp(mon, "block_set_io_throttle", a);
-    qobject_unref(a);
+    ret = qmp_block_set_io_throttle(qdict_get_try_str(args, "device"), NULL,
+                                    n[0], n[1], n[2], n[3], n[4], n[5],
+                                    false, 0, false, 0, false, 0, false, 0, false, 0, false, 0,
+                                    false, 0, false, 0, false, 0, false, 0, false, 0, false, 0,
+                                    false, 0, NULL, &err);
+    typed_done(mon, ret, err);
 }
 
 static void hmp_object_add(Monitor *mon, const QDict *args)
@@ -915,7 +946,7 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         bs = d->bs;
     } else if (qdict_get_try_str(args, "extra")) {
         monitor_printf(mon, "qemu-io: extraneous characters at the end of line\n");
-        usage_hint(mon, "qemu-io");
+        hmp_usage_hint(mon, "qemu-io");
         return;
     } else {
         d = drive_find(device);
@@ -1023,7 +1054,8 @@ static const HMPCommand builtin_cmds[] = {
       hmp_block_passwd },
     { "block_resize", "device:s,size:s", "device size", "resize a block image",
       hmp_block_resize },
-    { "block_set_io_throttle", "device:s,bps:s,bps_rd:s,bps_wr:s,iops:s,iops_rd:s,iops_wr:s",
+    { "block_set_io_throttle",
+      "device:B,bps:s?,bps_rd:s?,bps_wr:s?,iops:s?,iops_rd:s?,iops_wr:s?",
       "device bps bps_rd bps_wr iops iops_rd iops_wr",
       "change I/O throttle limits for a block drive", hmp_block_set_io_throttle },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",

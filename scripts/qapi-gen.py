@@ -667,9 +667,6 @@ DICT_COMMANDS = {
     'nbd-server-start',                 # addr: SocketAddressLegacy
     # 'gen': false or boxed: the handler passes the arguments on whole
     'blockdev-add', 'device_add', 'object-add', 'block-export-add',
-    # Convertible (scalar and enum arguments), not converted yet:
-    'block_set_io_throttle', 'block-commit', 'block-stream', 'drive-mirror',
-    'blockdev-mirror',
 }
 
 # How a typed argument of each type is declared, and read from the

@@ -94,8 +94,6 @@ void block_media_monitor_init(void);
 ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
 /* HMP info block's "I/O throttling" text (QEMU's), NULL without limits. Caller frees. */
 char *drive_throttle_text(const DriveInfo *d);
-/* block_set_io_throttle */
-QObject *qmp_block_set_io_throttle(QDict *args, Error **errp);
 /* query-block / query-named-block-nodes */
 json_t *qmp_query_block_list(void);
 json_t *qmp_query_named_block_nodes_list(void);
