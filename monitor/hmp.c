@@ -771,60 +771,6 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
     typed_done(mon, ret, err);
 }
 
-/* block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP). */
-static void hmp_block_resize(Monitor *mon, const QDict *args)
-{
-    const char *size = qdict_get_try_str(args, "size");
-    uint64_t bytes;
-    Error *err = NULL;
-    QObject *ret;
-
-    if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
-        monitor_printf(mon, "invalid size\n");
-        hmp_usage_hint(mon, "block_resize");
-        return;
-    }
-    ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL, (int64_t)bytes, &err);
-    typed_done(mon, ret, err);
-}
-
-/* block_set_io_throttle DEVICE BPS BPS_RD BPS_WR IOPS IOPS_RD IOPS_WR: QMP's, by drive name. */
-static void hmp_block_set_io_throttle(Monitor *mon, const QDict *args)
-{
-    static const char *const keys[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr" };
-    int64_t n[G_N_ELEMENTS(keys)];
-    Error *err = NULL;
-    QObject *ret;
-
-    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
-        const char *v = qdict_get_try_str(args, keys[i]);
-        const char *end;
-
-        if (!v) {
-            /* The limits are optional words only to get QEMU's message here. */
-            monitor_printf(mon, "unexpected end of expression\n");
-            hmp_usage_hint(mon, "block_set_io_throttle");
-            return;
-        }
-        if (qemu_strtoi64(v, &end, 0, &n[i]) < 0 || *end) {
-            const char *bad = v;
-
-            while (*bad == '-' || g_ascii_isdigit(*bad)) {
-                bad++;
-            }
-            monitor_printf(mon, "invalid char '%c' in expression\n", *bad ? *bad : *v);
-            hmp_usage_hint(mon, "block_set_io_throttle");
-            return;
-        }
-    }
-    ret = qmp_block_set_io_throttle(qdict_get_try_str(args, "device"), NULL,
-                                    n[0], n[1], n[2], n[3], n[4], n[5],
-                                    false, 0, false, 0, false, 0, false, 0, false, 0, false, 0,
-                                    false, 0, false, 0, false, 0, false, 0, false, 0, false, 0,
-                                    false, 0, NULL, &err);
-    typed_done(mon, ret, err);
-}
-
 static void hmp_object_add(Monitor *mon, const QDict *args)
 {
     Error *err = NULL;
@@ -1052,12 +998,6 @@ static const HMPCommand builtin_cmds[] = {
     { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
-    { "block_resize", "device:s,size:s", "device size", "resize a block image",
-      hmp_block_resize },
-    { "block_set_io_throttle",
-      "device:B,bps:s?,bps_rd:s?,bps_wr:s?,iops:s?,iops_rd:s?,iops_wr:s?",
-      "device bps bps_rd bps_wr iops iops_rd iops_wr",
-      "change I/O throttle limits for a block drive", hmp_block_set_io_throttle },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },

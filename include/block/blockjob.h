@@ -21,6 +21,13 @@
 #include "qapi/error.h"
 #include "qapi/qapi-types.h"
 #include "qobject/qdict.h"
+#include "qemu/cutils.h"
+
+/*
+ * Granularity of copy-before-write and dirty tracking (a backup's
+ * x-perf.max-chunk is at least this).
+ */
+#define BLOCK_JOB_CLUSTER (64 * KiB)
 
 typedef struct BlockJob BlockJob;
 
@@ -70,6 +77,15 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
 typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
                                       BlockDriverState *new_root, Error **errp);
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
+
+/*
+ * How the job core learns of the machine's drives, which it does not own:
+ * the monitor side passes the lookup in (block_job_monitor_init()).  It
+ * returns whether @name is a drive and sets *root to its root node (NULL
+ * for a drive without a medium).  Without one, no name is a drive.
+ */
+typedef bool (*BlockJobDriveLookupFn)(const char *name, BlockDriverState **root);
+void block_job_set_drive_lookup_fn(BlockJobDriveLookupFn fn);
 
 /*
  * A job's events go out through the generated emitters
@@ -248,12 +264,6 @@ char *block_job_info_text(void);
  */
 int block_job_run_sync(BlockJob *job, Error **errp);
 
-/*
- * Registers the QMP commands (schema: qapi/block-job.json), the HMP
- * commands and the drive pivot with the monitors; the machine calls it once
- * at start-up.  Only in programs with monitors (block/blockjob-cmds.c).
- */
-void block_job_monitor_init(void);
 /* blockdev-create (block/create.c); block_job_monitor_init() calls it. */
 void block_create_monitor_init(void);
 /* x-blockdev-amend (block/amend.c); block_job_monitor_init() calls it. */

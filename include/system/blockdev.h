@@ -55,6 +55,15 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
 void drive_set_default_snapshot(bool on);
 void drive_del(DriveInfo *dinfo);
 DriveInfo *drive_find(const char *id);
+
+/*
+ * Registers the block job commands (QMP, schema: qapi/block-job.json; HMP)
+ * and the drive lookups and pivot the job core uses; the machine and the
+ * storage daemon call it once at start-up (blockdev-jobs.c).
+ */
+void block_job_monitor_init(void);
+/* The HMP fronts of the block commands (block/monitor/block-hmp-cmds.c). */
+void block_hmp_register(void);
 /* A drive by name, or an anonymous drive for a node name (device_add drive=NODE). */
 DriveInfo *drive_lookup_for_device(const char *name, Error **errp);
 /* An empty anonymous drive for a removable device given no drive (-device ide-cd). */
