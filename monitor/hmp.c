@@ -178,16 +178,23 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             const char *end;
             uint64_t v;
 
-            /* As QEMU's: no suffix is MiB; what follows the size is left over. */
+            /*
+             * As QEMU's: no suffix is MiB, and the size ends where its
+             * number does: the rest of the word is the next argument's.
+             */
             if (!w || qemu_strtosz_suffix(w, &end, 'M', &v) < 0 || v > INT64_MAX) {
                 monitor_printf(mon, "invalid size\n");
                 hmp_usage_hint(mon, cmd->name);
                 return false;
             }
             if (*end) {
-                monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmdname);
-                hmp_usage_hint(mon, cmd->name);
-                return false;
+                if (p[-1] == '"') {
+                    monitor_printf(mon, "%s: extraneous characters at the end of line\n",
+                                   cmdname);
+                    hmp_usage_hint(mon, cmd->name);
+                    return false;
+                }
+                p -= strlen(end);
             }
             qdict_put_int(args, nt[0], (int64_t)v);
             continue;
