@@ -74,36 +74,13 @@ static QObject *started_auto(BlockJob *job, bool auto_finalize, bool auto_dismis
 }
 
 /*
- * A mirror's buf-size: the most it has in flight, as QEMU's (0: the
- * default).  Here it bounds what a step copies (rounded up to the 64 KiB
- * granularity; a step copies 1 MiB at most in any case).
- */
-static bool check_buf_size(int64_t v, Error **errp)
-{
-    if (v < 0) {
-        error_setg(errp, "Invalid parameter 'buf-size'");
-        return false;
-    }
-    return true;
-}
-
-/*
- * A mirror's granularity, checked as QEMU 7.2 checks it (0: the default,
- * 64 KiB): a power of 2 from 512 B to 64 MiB.
+ * A mirror's granularity is a uint32 in QEMU's schema, checked before
+ * anything else; the rest of its checks are the job core's.
  */
 static bool check_granularity(int64_t v, Error **errp)
 {
     if (v < 0 || v > UINT32_MAX) {
-        /* QEMU's schema has it a uint32. */
         error_setg(errp, "Parameter 'granularity' expects uint32_t");
-        return false;
-    }
-    if (v && (v < 512 || v > 64 * MiB)) {
-        error_setg(errp, "Parameter 'granularity' expects a value in range [512B, 64MB]");
-        return false;
-    }
-    if (v & (v - 1)) {
-        error_setg(errp, "Parameter 'granularity' expects a power of 2");
         return false;
     }
     return true;
@@ -248,14 +225,10 @@ QObject *qmp_drive_mirror(const char *job_id, const char *device, const char *ta
         .on_target_error = on_target_error,
         .granularity = granularity,
         .write_blocking = copy_mode == MIRROR_COPY_MODE_WRITE_BLOCKING,
+        .buf_size = buf_size,
     };
 
-    if (!refuse_replaces(replaces, errp) ||
-        !check_granularity(granularity, errp) || !check_buf_size(buf_size, errp)) {
-        return NULL;
-    }
-    if (sync == MIRROR_SYNC_MODE_INCREMENTAL || sync == MIRROR_SYNC_MODE_BITMAP) {
-        error_setg(errp, "Sync mode '%s' not supported", MirrorSyncMode_str(sync));
+    if (!refuse_replaces(replaces, errp) || !check_granularity(granularity, errp)) {
         return NULL;
     }
     return started_chunk(block_job_drive_mirror(&o, errp), buf_size,
@@ -287,14 +260,10 @@ QObject *qmp_blockdev_mirror(const char *job_id, const char *device, const char 
         .filter_node_name = filter_node_name,
         .granularity = granularity,
         .write_blocking = copy_mode == MIRROR_COPY_MODE_WRITE_BLOCKING,
+        .buf_size = buf_size,
     };
 
-    if (!refuse_replaces(replaces, errp) ||
-        !check_granularity(granularity, errp) || !check_buf_size(buf_size, errp)) {
-        return NULL;
-    }
-    if (sync == MIRROR_SYNC_MODE_INCREMENTAL || sync == MIRROR_SYNC_MODE_BITMAP) {
-        error_setg(errp, "Sync mode '%s' not supported", MirrorSyncMode_str(sync));
+    if (!refuse_replaces(replaces, errp) || !check_granularity(granularity, errp)) {
         return NULL;
     }
     return started_chunk(block_job_blockdev_mirror(&o, errp), buf_size,

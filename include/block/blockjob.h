@@ -114,6 +114,7 @@ typedef struct BackupOptions {
     const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
     int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
     bool write_blocking;        /* mirror: copy-mode write-blocking */
+    int64_t buf_size;           /* mirror: checked (not below 0) once the target is known */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
@@ -146,7 +147,12 @@ typedef struct StreamOptions {
 
 BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
 
-/* drive-mirror takes drive-backup's arguments. */
+/*
+ * drive-mirror takes drive-backup's arguments.  As in QEMU 7.2, both
+ * mirrors check granularity (0, or a power of 2 from 512 B to 64 MiB),
+ * buf-size, sync (not incremental or bitmap), the job id and the speed
+ * only once the target is known: drive-mirror has created it by then.
+ */
 typedef BackupOptions MirrorOptions;
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
