@@ -151,8 +151,6 @@ static void hmp_drive_mirror(Monitor *mon, const QDict *qargs)
         return;
     }
     m.w = w;
-    m.existing = seen[0];
-    m.full = seen[1];
     /* "Formatting ..." goes to the monitor. */
     monitor_with_stdout(mon, hmp_drive_mirror_fn, &m);
     qobject_unref(m.ret);
