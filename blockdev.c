@@ -923,10 +923,37 @@ static DriveInfo *drive_of_device(const char *id, Error **errp)
     return dev->drive;
 }
 
-QObject *qmp_block_set_io_throttle(QDict *args, Error **errp)
+QObject *qmp_block_set_io_throttle(const char *device, const char *id, int64_t bps,
+                                   int64_t bps_rd, int64_t bps_wr, int64_t iops,
+                                   int64_t iops_rd, int64_t iops_wr,
+                                   bool has_bps_max, int64_t bps_max,
+                                   bool has_bps_rd_max, int64_t bps_rd_max,
+                                   bool has_bps_wr_max, int64_t bps_wr_max,
+                                   bool has_iops_max, int64_t iops_max,
+                                   bool has_iops_rd_max, int64_t iops_rd_max,
+                                   bool has_iops_wr_max, int64_t iops_wr_max,
+                                   bool has_bps_max_length, int64_t bps_max_length,
+                                   bool has_bps_rd_max_length, int64_t bps_rd_max_length,
+                                   bool has_bps_wr_max_length, int64_t bps_wr_max_length,
+                                   bool has_iops_max_length, int64_t iops_max_length,
+                                   bool has_iops_rd_max_length, int64_t iops_rd_max_length,
+                                   bool has_iops_wr_max_length, int64_t iops_wr_max_length,
+                                   bool has_iops_size, int64_t iops_size,
+                                   const char *group, Error **errp)
 {
-    const char *device = qdict_get_try_str(args, "device");
-    const char *id = qdict_get_try_str(args, "id");
+    /* Per bucket, in the order of throttle_qmp_names. */
+    const int64_t avg[THROTTLE_BUCKETS] = { bps, bps_rd, bps_wr, iops, iops_rd, iops_wr };
+    const int64_t max[THROTTLE_BUCKETS] = {
+        bps_max, bps_rd_max, bps_wr_max, iops_max, iops_rd_max, iops_wr_max,
+    };
+    const bool has_len[THROTTLE_BUCKETS] = {
+        has_bps_max_length, has_bps_rd_max_length, has_bps_wr_max_length,
+        has_iops_max_length, has_iops_rd_max_length, has_iops_wr_max_length,
+    };
+    const int64_t len[THROTTLE_BUCKETS] = {
+        bps_max_length, bps_rd_max_length, bps_wr_max_length,
+        iops_max_length, iops_rd_max_length, iops_wr_max_length,
+    };
     ThrottleLimits l;
     DriveInfo *d;
 
@@ -949,24 +976,18 @@ QObject *qmp_block_set_io_throttle(QDict *args, Error **errp)
     }
     throttle_limits_init(&l);
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {
-        g_autofree char *max = g_strdup_printf("%s_max", throttle_qmp_names[i]);
-        g_autofree char *len = g_strdup_printf("%s_max_length", throttle_qmp_names[i]);
-
-        l.avg[i] = qdict_get_try_int(args, throttle_qmp_names[i], 0);
-        l.max[i] = qdict_get_try_int(args, max, 0);
-        if (qdict_haskey(args, len)) {
+        l.avg[i] = avg[i];
+        l.max[i] = max[i];
+        if (has_len[i]) {
             /* -1 given is no "not given": any negative is a huge length to QEMU. */
-            l.max_length[i] = qdict_get_try_int(args, len, 1);
-            if (l.max_length[i] == -1) {
-                l.max_length[i] = -2;
-            }
+            l.max_length[i] = len[i] == -1 ? -2 : len[i];
         }
     }
-    l.iops_size = qdict_get_try_int(args, "iops_size", 0);
+    l.iops_size = iops_size;
     if (!throttle_limits_check(&l, errp)) {
         return NULL;
     }
-    drive_set_throttle(d, qdict_get_try_str(args, "group"), &l);
+    drive_set_throttle(d, group, &l);
     return qdict_new();
 }
 

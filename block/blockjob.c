@@ -15,13 +15,11 @@
 #include "qapi/qapi-events.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
-#include "system/blockdev.h"
-
-/* A program without a machine has no drives (only the machine has them). */
-#pragma weak drive_find
 
 static GList *jobs;             /* BlockJob*, creation order */
 static BlockJobReplaceRootFn replace_root_fn;
+/* The monitor side's drives; a program without a machine has none. */
+static BlockJobDriveLookupFn drive_lookup_fn;
 
 /* Without a speed limit a job works this long per main loop iteration. */
 #define BLOCK_JOB_SLICE_NS (20 * 1000 * 1000LL)
@@ -37,6 +35,19 @@ static BlockJobReplaceRootFn replace_root_fn;
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn)
 {
     replace_root_fn = fn;
+}
+
+void block_job_set_drive_lookup_fn(BlockJobDriveLookupFn fn)
+{
+    drive_lookup_fn = fn;
+}
+
+/* Whether @name is a drive; *root: its root node (NULL: no medium). */
+static bool drive_lookup(const char *name, BlockDriverState **root)
+{
+    BlockDriverState *unused;
+
+    return drive_lookup_fn && drive_lookup_fn(name, root ? root : &unused);
 }
 
 static void set_status(BlockJob *job, JobStatus s)
@@ -59,7 +70,7 @@ bool block_job_name_exists(const char *name)
             return true;
         }
     }
-    return bdrv_find_node(name) || (drive_find && drive_find(name));
+    return bdrv_find_node(name) || drive_lookup(name, NULL);
 }
 
 BlockDriverState *block_job_find_device(const char *device, bool allow_node,
@@ -77,9 +88,10 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
             return bs;
         }
     }
-    if (drive_find) {
-        DriveInfo *d = drive_find(device);
-        if (d && !d->bs) {
+    {
+        BlockDriverState *root;
+
+        if (drive_lookup(device, &root) && !root) {
             /* An empty drive (a CD-ROM without a disc). */
             error_setg(errp, "Device '%s' has no medium", device);
             return NULL;
@@ -1763,7 +1775,7 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
     if (node_name && !bdrv_node_name_valid(node_name, errp)) {
         return NULL;
     }
-    if (node_name && drive_find(node_name)) {
+    if (node_name && drive_lookup(node_name, NULL)) {
         error_setg(errp, "node-name=%s is conflicting with a device id", node_name);
         return NULL;
     }

@@ -559,6 +559,30 @@ static MirrorJob *mirror_create(const MirrorOptions *opts, BlockDriverState *bs,
     return s;
 }
 
+/* The options both mirrors check once the target is known (see MirrorOptions). */
+static bool mirror_check_options(const MirrorOptions *opts, Error **errp)
+{
+    int64_t g = opts->granularity;
+
+    if (g && (g < 512 || g > 64 * MiB)) {
+        error_setg(errp, "Parameter 'granularity' expects a value in range [512B, 64MB]");
+        return false;
+    }
+    if (g & (g - 1)) {
+        error_setg(errp, "Parameter 'granularity' expects a power of 2");
+        return false;
+    }
+    if (opts->buf_size < 0) {
+        error_setg(errp, "Invalid parameter 'buf-size'");
+        return false;
+    }
+    if (opts->sync == MIRROR_SYNC_MODE_INCREMENTAL || opts->sync == MIRROR_SYNC_MODE_BITMAP) {
+        error_setg(errp, "Sync mode '%s' not supported", MirrorSyncMode_str(opts->sync));
+        return false;
+    }
+    return true;
+}
+
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
 {
     BlockDriverState *bs, *target, *backing = NULL;
@@ -566,7 +590,7 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     MirrorJob *s;
 
     bs = block_job_find_source(opts->device, errp);
-    if (!bs) {
+    if (!bs || !block_job_check_nodes_free(&bs, 1, opts->device, errp)) {
         return NULL;
     }
     if (opts->sync == MIRROR_SYNC_MODE_NONE) {
@@ -575,14 +599,14 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     } else if (opts->sync == MIRROR_SYNC_MODE_TOP) {
         backing = bs->backing;
     }
-    s = mirror_create(opts, bs, errp);
-    if (!s) {
-        return NULL;
-    }
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
                                    opts->node_name, opts->quiet, errp);
     if (!target) {
-        block_job_free_unstarted(&s->common);
+        return NULL;
+    }
+    s = mirror_check_options(opts, errp) ? mirror_create(opts, bs, errp) : NULL;
+    if (!s) {
+        bdrv_unref(target);
         return NULL;
     }
     nodes[0] = target;
@@ -608,7 +632,8 @@ BlockJob *block_job_blockdev_mirror(const MirrorOptions *opts, Error **errp)
     BlockDriverState *nodes[1];
     MirrorJob *s;
 
-    if (!block_job_find_source_and_target(opts->device, opts->target, &bs, &target, errp)) {
+    if (!block_job_find_source_and_target(opts->device, opts->target, &bs, &target, errp) ||
+        !mirror_check_options(opts, errp)) {
         return NULL;
     }
     if (target == bs) {

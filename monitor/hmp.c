@@ -131,7 +131,7 @@ static char *next_word(const char **p, bool *bad)
     return g_string_free(w, false);
 }
 
-static void usage_hint(Monitor *mon, const char *name)
+void hmp_usage_hint(Monitor *mon, const char *name)
 {
     g_autofree char *first = g_strndup(name, strcspn(name, "|"));
     monitor_printf(mon, "Try \"help %s\" for more information\n", first);
@@ -156,7 +156,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             g_autofree char *all = g_strstrip(g_strdup(p));
             if (!*all && !optional) {
                 monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-                usage_hint(mon, cmd->name);
+                hmp_usage_hint(mon, cmd->name);
                 return false;
             }
             if (*all) {
@@ -170,12 +170,42 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             monitor_printf(mon, "%s: unterminated string\n", cmdname);
             return false;
         }
-        if (!word) {
-            if (optional) {
-                continue;
+        if (!word && optional) {
+            continue;
+        }
+        if (type[0] == 'o') {
+            g_autofree char *w = word;
+            const char *end;
+            uint64_t v;
+
+            /*
+             * As QEMU's: no suffix is MiB, and the size ends where its
+             * number does: the rest of the word is the next argument's.
+             */
+            if (!w || qemu_strtosz_suffix(w, &end, 'M', &v) < 0 || v > INT64_MAX) {
+                monitor_printf(mon, "invalid size\n");
+                hmp_usage_hint(mon, cmd->name);
+                return false;
             }
-            monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-            usage_hint(mon, cmd->name);
+            if (*end) {
+                if (p[-1] == '"') {
+                    monitor_printf(mon, "%s: extraneous characters at the end of line\n",
+                                   cmdname);
+                    hmp_usage_hint(mon, cmd->name);
+                    return false;
+                }
+                p -= strlen(end);
+            }
+            qdict_put_int(args, nt[0], (int64_t)v);
+            continue;
+        }
+        if (!word) {
+            if (type[0] == 'B') {
+                monitor_printf(mon, "%s: block device name expected\n", cmdname);
+            } else {
+                monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
+            }
+            hmp_usage_hint(mon, cmd->name);
             return false;
         }
         qdict_put_str(args, nt[0], word);
@@ -187,7 +217,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
     }
     if (*p) {
         monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmdname);
-        usage_hint(mon, cmd->name);
+        hmp_usage_hint(mon, cmd->name);
         return false;
     }
     return true;
@@ -748,52 +778,6 @@ static void hmp_block_passwd(Monitor *mon, const QDict *args)
     typed_done(mon, ret, err);
 }
 
-/* block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP). */
-static void hmp_block_resize(Monitor *mon, const QDict *args)
-{
-    const char *size = qdict_get_try_str(args, "size");
-    uint64_t bytes;
-    Error *err = NULL;
-    QObject *ret;
-
-    if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
-        monitor_printf(mon, "invalid size\n");
-        usage_hint(mon, "block_resize");
-        return;
-    }
-    ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL, (int64_t)bytes, &err);
-    typed_done(mon, ret, err);
-}
-
-/* block_set_io_throttle DEVICE BPS BPS_RD BPS_WR IOPS IOPS_RD IOPS_WR: QMP's, by drive name. */
-static void hmp_block_set_io_throttle(Monitor *mon, const QDict *args)
-{
-    static const char *const keys[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr" };
-    QDict *a = qdict_new();
-
-    qdict_put_str(a, "device", qdict_get_try_str(args, "device"));
-    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
-        const char *v = qdict_get_try_str(args, keys[i]);
-        const char *end;
-        int64_t n;
-
-        if (qemu_strtoi64(v, &end, 0, &n) < 0 || *end) {
-            const char *bad = v;
-
-            while (*bad == '-' || g_ascii_isdigit(*bad)) {
-                bad++;
-            }
-            monitor_printf(mon, "invalid char '%c' in expression\n", *bad ? *bad : *v);
-            usage_hint(mon, "block_set_io_throttle");
-            qobject_unref(a);
-            return;
-        }
-        qdict_put_int(a, keys[i], n);
-    }
-    run_qmp(mon, "block_set_io_throttle", a);
-    qobject_unref(a);
-}
-
 static void hmp_object_add(Monitor *mon, const QDict *args)
 {
     Error *err = NULL;
@@ -915,7 +899,7 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
         bs = d->bs;
     } else if (qdict_get_try_str(args, "extra")) {
         monitor_printf(mon, "qemu-io: extraneous characters at the end of line\n");
-        usage_hint(mon, "qemu-io");
+        hmp_usage_hint(mon, "qemu-io");
         return;
     } else {
         d = drive_find(device);
@@ -1021,11 +1005,6 @@ static const HMPCommand builtin_cmds[] = {
     { "block_passwd", "device:s,password:s?", "device [password]",
       "set the password of an encrypted block device (asks for it when omitted)",
       hmp_block_passwd },
-    { "block_resize", "device:s,size:s", "device size", "resize a block image",
-      hmp_block_resize },
-    { "block_set_io_throttle", "device:s,bps:s,bps_rd:s,bps_wr:s,iops:s,iops_rd:s,iops_wr:s",
-      "device bps bps_rd bps_wr iops iops_rd iops_wr",
-      "change I/O throttle limits for a block drive", hmp_block_set_io_throttle },
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },

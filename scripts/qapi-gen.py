@@ -1062,9 +1062,6 @@ DICT_COMMANDS = {
     'blockdev-create', 'x-blockdev-amend',
     # 'gen': false: members the schema does not declare are passed on
     'blockdev-add', 'device_add', 'object-add',
-    # Convertible (scalar and enum arguments), not converted yet:
-    'block_set_io_throttle', 'block-commit', 'block-stream', 'drive-mirror',
-    'blockdev-mirror',
 }
 
 # How a typed argument of each type is declared, and read from the

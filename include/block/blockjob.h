@@ -21,6 +21,13 @@
 #include "qapi/error.h"
 #include "qapi/qapi-types.h"
 #include "qobject/qdict.h"
+#include "qemu/cutils.h"
+
+/*
+ * Granularity of copy-before-write and dirty tracking (a backup's
+ * x-perf.max-chunk is at least this).
+ */
+#define BLOCK_JOB_CLUSTER (64 * KiB)
 
 typedef struct BlockJob BlockJob;
 
@@ -72,6 +79,15 @@ typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
 
 /*
+ * How the job core learns of the machine's drives, which it does not own:
+ * the monitor side passes the lookup in (block_job_monitor_init()).  It
+ * returns whether @name is a drive and sets *root to its root node (NULL
+ * for a drive without a medium).  Without one, no name is a drive.
+ */
+typedef bool (*BlockJobDriveLookupFn)(const char *name, BlockDriverState **root);
+void block_job_set_drive_lookup_fn(BlockJobDriveLookupFn fn);
+
+/*
  * A job's events go out through the generated emitters
  * (qapi/qapi-events.h) to whatever sink the program installed
  * (qapi/event.h): the monitor's, or a test's.
@@ -98,6 +114,7 @@ typedef struct BackupOptions {
     const char *filter_node_name; /* backup, mirror: its filter node's name; NULL: automatic */
     int64_t granularity;        /* mirror: dirty tracking granularity; 0: 64 KiB */
     bool write_blocking;        /* mirror: copy-mode write-blocking */
+    int64_t buf_size;           /* mirror: checked (not below 0) once the target is known */
 } BackupOptions;
 
 BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp);
@@ -130,7 +147,12 @@ typedef struct StreamOptions {
 
 BlockJob *block_job_stream(const StreamOptions *opts, Error **errp);
 
-/* drive-mirror takes drive-backup's arguments. */
+/*
+ * drive-mirror takes drive-backup's arguments.  As in QEMU 7.2, both
+ * mirrors check granularity (0, or a power of 2 from 512 B to 64 MiB),
+ * buf-size, sync (not incremental or bitmap), the job id and the speed
+ * only once the target is known: drive-mirror has created it by then.
+ */
 typedef BackupOptions MirrorOptions;
 
 BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp);
@@ -248,12 +270,6 @@ char *block_job_info_text(void);
  */
 int block_job_run_sync(BlockJob *job, Error **errp);
 
-/*
- * Registers the QMP commands (schema: qapi/block-job.json), the HMP
- * commands and the drive pivot with the monitors; the machine calls it once
- * at start-up.  Only in programs with monitors (block/blockjob-cmds.c).
- */
-void block_job_monitor_init(void);
 /* blockdev-create (block/create.c); block_job_monitor_init() calls it. */
 void block_create_monitor_init(void);
 /* x-blockdev-amend (block/amend.c); block_job_monitor_init() calls it. */

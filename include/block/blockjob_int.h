@@ -14,8 +14,6 @@
 
 /* Bytes a step copies at most; also QEMU's progress granularity for backup. */
 #define BLOCK_JOB_CHUNK (1 * MiB)
-/* Granularity of copy-before-write and dirty tracking. */
-#define BLOCK_JOB_CLUSTER (64 * KiB)
 /* How much a job writes between two hints to start write-back. */
 #define BLOCK_JOB_WRITEBACK_BYTES (16 * MiB)
 

@@ -6,9 +6,11 @@
  * "help" and "info" list whatever is registered.
  *
  * Argument syntax (@args_type): a comma-separated list of NAME:TYPE, where
- * TYPE is 's' (a word or a "quoted string"), 'S' (the rest of the line),
- * and a trailing '?' makes the argument optional.  The handler gets the
- * parsed arguments in a QDict of strings keyed by NAME.
+ * TYPE is 's' (a word or a "quoted string"), 'B' (the same, a block device
+ * name: QEMU's message when it is missing), 'o' (a size, MiB without a
+ * suffix: an integer in the QDict) or 'S' (the rest of the line), and a
+ * trailing '?' makes the argument optional.  The handler gets the parsed
+ * arguments in a QDict keyed by NAME (strings but for 'o').
  */
 #ifndef MONITOR_HMP_H
 #define MONITOR_HMP_H
@@ -36,6 +38,9 @@ void hmp_register_builtin_commands(void);
 
 /* A copy of an HMP line or option string with passwords and secret data as '*'. */
 char *hmp_mask_secrets(const char *line);
+
+/* QEMU's pointer to "help NAME" after an argument error (@name: the command's, aliases too). */
+void hmp_usage_hint(Monitor *mon, const char *name);
 
 /* Prints @err on @mon ("msg" and hint) and frees it; returns true if there was one. */
 bool hmp_handle_error(Monitor *mon, Error *err);

@@ -55,6 +55,15 @@ DriveInfo *drive_new(const char *optstr, BlockInterfaceType default_if, Error **
 void drive_set_default_snapshot(bool on);
 void drive_del(DriveInfo *dinfo);
 DriveInfo *drive_find(const char *id);
+
+/*
+ * Registers the block job commands (QMP, schema: qapi/block-job.json; HMP)
+ * and the drive lookups and pivot the job core uses; the machine and the
+ * storage daemon call it once at start-up (blockdev-jobs.c).
+ */
+void block_job_monitor_init(void);
+/* The HMP fronts of the block commands (block/monitor/block-hmp-cmds.c). */
+void block_hmp_register(void);
 /* A drive by name, or an anonymous drive for a node name (device_add drive=NODE). */
 DriveInfo *drive_lookup_for_device(const char *name, Error **errp);
 /* An empty anonymous drive for a removable device given no drive (-device ide-cd). */
@@ -94,8 +103,6 @@ void block_media_monitor_init(void);
 ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
 /* HMP info block's "I/O throttling" text (QEMU's), NULL without limits. Caller frees. */
 char *drive_throttle_text(const DriveInfo *d);
-/* block_set_io_throttle */
-QObject *qmp_block_set_io_throttle(QDict *args, Error **errp);
 /* query-block / query-named-block-nodes */
 json_t *qmp_query_block_list(void);
 json_t *qmp_query_named_block_nodes_list(void);
