@@ -197,7 +197,8 @@ static bool node_in_drive(BlockDriverState *bs)
 /*
  * The commands take typed arguments (qapi/qapi-commands.h).  @force of
  * open-tray, eject and change-medium overrides a guest's tray lock, which
- * no device here has: open_tray() never needs it.
+ * no device here has: open_tray() never needs it (iotest 605: QEMU 7.2
+ * answers the same with and without it on a tray no guest locked).
  */
 QObject *qmp_blockdev_open_tray(const char *device, const char *id, bool has_force, bool force,
                                 Error **errp)

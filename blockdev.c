@@ -768,8 +768,12 @@ static void put_snapshots(QDict *image, BlockDriverState *bs)
     }
 }
 
-/* ImageInfo of @bs with its backing chain nested as "backing-image", as QEMU's query-block. */
-static QDict *image_info_chain(BlockDriverState *bs)
+/*
+ * ImageInfo of @bs with its backing chain nested as "backing-image", as
+ * QEMU's query-block; @flat leaves the chain out (query-named-block-nodes'
+ * flat, where each node of the chain has its own entry).
+ */
+static QDict *image_info_chain(BlockDriverState *bs, bool flat)
 {
     QDict *image = bdrv_query_image_info(bs, false, NULL);
 
@@ -777,9 +781,10 @@ static QDict *image_info_chain(BlockDriverState *bs)
         put_snapshots(image, bs);
     }
 
-    if (image && bdrv_backing(bs)) {
+    if (image && !flat && bdrv_backing(bs)) {
         /* A job's implicit filter node is looked through, as in QEMU. */
-        QDict *backing = image_info_chain(bdrv_skip_implicit_filters(bdrv_backing(bs)));
+        QDict *backing = image_info_chain(bdrv_skip_implicit_filters(bdrv_backing(bs)),
+                                          false);
         if (backing) {
             qdict_put_obj(image, "backing-image", backing);
         }
@@ -787,13 +792,14 @@ static QDict *image_info_chain(BlockDriverState *bs)
     return image;
 }
 
-json_t *block_device_info(BlockDriverState *bs)
+json_t *block_device_info(BlockDriverState *bs, bool flat)
 {
     QDict *info = qdict_new();
     QDict *image;
     int depth = 0;
 
-    for (BlockDriverState *b = bdrv_skip_implicit_filters(bdrv_backing(bs)); b;
+    /* As QEMU's: the depth is counted along the chain that @flat leaves out. */
+    for (BlockDriverState *b = flat ? NULL : bdrv_skip_implicit_filters(bdrv_backing(bs)); b;
          b = bdrv_skip_implicit_filters(bdrv_backing(b))) {
         depth++;
     }
@@ -825,7 +831,7 @@ json_t *block_device_info(BlockDriverState *bs)
         qdict_put_bool(cache, "no-flush", bdrv_get_no_flush(bs));
         qdict_put_obj(info, "cache", cache);
     }
-    image = image_info_chain(bs);
+    image = image_info_chain(bs, flat);
     if (image) {
         qdict_put_obj(info, "image", image);
     }
@@ -1014,7 +1020,7 @@ json_t *qmp_query_block_list(void)
             qdict_put_bool(info, "tray_open", d->tray_open);
         }
         if (d->bs) {
-            QDict *inserted = block_device_info(d->bs);
+            QDict *inserted = block_device_info(d->bs, false);
 
             put_throttle_info(inserted, d);
             qdict_put_obj(info, "inserted", inserted);
@@ -1024,13 +1030,13 @@ json_t *qmp_query_block_list(void)
     return list;
 }
 
-json_t *qmp_query_named_block_nodes_list(void)
+json_t *qmp_query_named_block_nodes_list(bool flat)
 {
     json_t *list = json_array();
     GList *nodes = bdrv_all_nodes();
 
     for (GList *l = nodes; l; l = l->next) {
-        json_array_append_new(list, block_device_info(l->data));
+        json_array_append_new(list, block_device_info(l->data, flat));
     }
     return list;
 }

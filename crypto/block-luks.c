@@ -74,7 +74,7 @@ struct QCryptoBlock {
 
     LuksHeader hdr;
     QCryptoCipherAlg cipher_alg;
-    QCryptoCipherMode cipher_mode;
+    QCryptoCipherModeId cipher_mode;
     QCryptoIVGenAlg ivgen_alg;
     QCryptoHashAlg ivgen_hash_alg;
     QCryptoHashAlg hash_alg;
@@ -176,7 +176,7 @@ bool qcrypto_block_has_format(const uint8_t *buf, size_t len)
 /* ---- algorithm names ---- */
 
 /* "xts-plain64", "cbc-essiv:sha256" */
-static bool parse_cipher_mode(const char *text, QCryptoCipherMode *mode,
+static bool parse_cipher_mode(const char *text, QCryptoCipherModeId *mode,
                               QCryptoIVGenAlg *ivgen, QCryptoHashAlg *ivhash,
                               Error **errp)
 {
@@ -226,7 +226,7 @@ static bool parse_cipher_mode(const char *text, QCryptoCipherMode *mode,
     return true;
 }
 
-static char *format_cipher_mode(QCryptoCipherMode mode, QCryptoIVGenAlg ivgen,
+static char *format_cipher_mode(QCryptoCipherModeId mode, QCryptoIVGenAlg ivgen,
                                 QCryptoHashAlg ivhash)
 {
     if (ivgen == QCRYPTO_IVGEN_ALG_ESSIV) {

@@ -26,7 +26,7 @@ typedef union AESCtx {
 
 struct QCryptoCipher {
     QCryptoCipherAlg alg;
-    QCryptoCipherMode mode;
+    QCryptoCipherModeId mode;
     AESCtx enc, dec;
     AESCtx tweak;               /* XTS only: the second key half */
     nettle_cipher_func *encf, *decf;
@@ -43,7 +43,7 @@ struct QCryptoCipher {
 };
 
 static gnutls_cipher_algorithm_t gnutls_alg(QCryptoCipherAlg alg,
-                                            QCryptoCipherMode mode)
+                                            QCryptoCipherModeId mode)
 {
     static const gnutls_cipher_algorithm_t cbc[] = {
         GNUTLS_CIPHER_AES_128_CBC, GNUTLS_CIPHER_AES_192_CBC,
@@ -109,7 +109,7 @@ int qcrypto_cipher_alg_lookup(const char *name)
     return qcrypto_name_lookup(alg_names, QCRYPTO_CIPHER_ALG__MAX, name);
 }
 
-const char *qcrypto_cipher_mode_name(QCryptoCipherMode mode)
+const char *qcrypto_cipher_mode_name(QCryptoCipherModeId mode)
 {
     return qcrypto_name_of(mode_names, QCRYPTO_CIPHER_MODE__MAX, mode);
 }
@@ -133,7 +133,7 @@ size_t qcrypto_cipher_get_key_len(QCryptoCipherAlg alg)
     }
 }
 
-size_t qcrypto_cipher_get_mode_key_len(QCryptoCipherAlg alg, QCryptoCipherMode mode)
+size_t qcrypto_cipher_get_mode_key_len(QCryptoCipherAlg alg, QCryptoCipherModeId mode)
 {
     size_t len = qcrypto_cipher_get_key_len(alg);
     return mode == QCRYPTO_CIPHER_MODE_XTS ? len * 2 : len;
@@ -174,7 +174,7 @@ static void aes_set_keys(QCryptoCipherAlg alg, AESCtx *enc, AESCtx *dec,
     }
 }
 
-QCryptoCipher *qcrypto_cipher_new(QCryptoCipherAlg alg, QCryptoCipherMode mode,
+QCryptoCipher *qcrypto_cipher_new(QCryptoCipherAlg alg, QCryptoCipherModeId mode,
                                   const uint8_t *key, size_t nkey, Error **errp)
 {
     QCryptoCipher *c;

@@ -74,10 +74,9 @@ QObject *qmp_query_block(Error **errp)
     return qmp_query_block_list();
 }
 
-/* @flat: this tree's node entries have no backing chain inside to flatten. */
 QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
 {
-    return qmp_query_named_block_nodes_list();
+    return qmp_query_named_block_nodes_list(has_flat && flat);
 }
 
 QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)

@@ -501,7 +501,10 @@ static bool check_args(json_t *data, json_t *gen, QDict *args, const char *prefi
  * schema, as arguments are: a value the schema does not declare (a
  * missing or unknown member, a wrong JSON type, an enum name the enum
  * lacks) stops the program, so a test catches the handler or the schema
- * that is wrong.  A command without 'returns' must return {}.
+ * that is wrong.  A command without 'returns' must return {}.  With
+ * QMP_CHECK_RETURNS_FAILURES=FILE the message is also appended to FILE,
+ * which the test runners (tests/qemu-iotests/check, the conformance run)
+ * read to fail the test.
  */
 static bool check_returns_enabled(void)
 {
@@ -522,8 +525,24 @@ static void check_return_value(const char *name, json_t *def, QObject *ret)
                 : json_is_object(ret) && json_object_size(ret) == 0) {
         return;
     }
-    fprintf(stderr, "QMP command '%s' returned a value its schema does not declare: %s\n",
-            name, err ? error_get_pretty(err) : "expected {}");
+    g_autofree char *msg =
+        g_strdup_printf("QMP command '%s' returned a value its schema does not declare: %s\n",
+                        name, err ? error_get_pretty(err) : "expected {}");
+    const char *record = g_getenv("QMP_CHECK_RETURNS_FAILURES");
+
+    fputs(msg, stderr);
+    /*
+     * A test may hide a program's stderr or expect it to die: the test
+     * runner reads this file after each test and fails the test, whatever
+     * the test's own verdict.
+     */
+    if (record && *record) {
+        FILE *f = fopen(record, "a");
+        if (f) {
+            fputs(msg, f);
+            fclose(f);
+        }
+    }
     abort();
 }
 

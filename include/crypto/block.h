@@ -55,7 +55,7 @@ typedef int (*QCryptoBlockWriteFunc)(QCryptoBlock *block, size_t offset,
 
 typedef struct QCryptoBlockCreateOptions {
     QCryptoCipherAlg cipher_alg;        /* default aes-256 */
-    QCryptoCipherMode cipher_mode;      /* default xts */
+    QCryptoCipherModeId cipher_mode;      /* default xts */
     QCryptoIVGenAlg ivgen_alg;          /* default plain64 */
     QCryptoHashAlg ivgen_hash_alg;      /* default sha256 (essiv only) */
     bool has_ivgen_hash_alg;

@@ -20,12 +20,13 @@ typedef enum QCryptoCipherAlg {
     QCRYPTO_CIPHER_ALG__MAX,
 } QCryptoCipherAlg;
 
-typedef enum QCryptoCipherMode {
+/* Not QCryptoCipherMode: that is the schema's enum of QEMU's mode names (qapi/block.json). */
+typedef enum QCryptoCipherModeId {
     QCRYPTO_CIPHER_MODE_ECB,
     QCRYPTO_CIPHER_MODE_CBC,
     QCRYPTO_CIPHER_MODE_XTS,
     QCRYPTO_CIPHER_MODE__MAX,
-} QCryptoCipherMode;
+} QCryptoCipherModeId;
 
 #define QCRYPTO_CIPHER_BLOCK_LEN 16
 
@@ -34,16 +35,16 @@ typedef struct QCryptoCipher QCryptoCipher;
 /* "aes-128" / "ecb" ...; lookups return -1 for unknown names. */
 const char *qcrypto_cipher_alg_name(QCryptoCipherAlg alg);
 int qcrypto_cipher_alg_lookup(const char *name);
-const char *qcrypto_cipher_mode_name(QCryptoCipherMode mode);
+const char *qcrypto_cipher_mode_name(QCryptoCipherModeId mode);
 int qcrypto_cipher_mode_lookup(const char *name);
 
 /* The AES key length of @alg (16, 24, 32); XTS needs twice that. */
 size_t qcrypto_cipher_get_key_len(QCryptoCipherAlg alg);
-size_t qcrypto_cipher_get_mode_key_len(QCryptoCipherAlg alg, QCryptoCipherMode mode);
+size_t qcrypto_cipher_get_mode_key_len(QCryptoCipherAlg alg, QCryptoCipherModeId mode);
 /* The algorithm whose AES key is @key_len bytes, or -1. */
 int qcrypto_cipher_alg_for_key_len(size_t key_len);
 
-QCryptoCipher *qcrypto_cipher_new(QCryptoCipherAlg alg, QCryptoCipherMode mode,
+QCryptoCipher *qcrypto_cipher_new(QCryptoCipherAlg alg, QCryptoCipherModeId mode,
                                   const uint8_t *key, size_t nkey, Error **errp);
 /* Wipes the key schedule. */
 void qcrypto_cipher_free(QCryptoCipher *cipher);

@@ -105,8 +105,8 @@ ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
 char *drive_throttle_text(const DriveInfo *d);
 /* query-block / query-named-block-nodes */
 json_t *qmp_query_block_list(void);
-json_t *qmp_query_named_block_nodes_list(void);
-json_t *block_device_info(BlockDriverState *bs);
+json_t *qmp_query_named_block_nodes_list(bool flat);
+json_t *block_device_info(BlockDriverState *bs, bool flat);
 /* query-blockstats: the drives with their chains, or (@query_nodes) every node. */
 json_t *qmp_query_blockstats_list(bool query_nodes);
 /* HMP "info blockstats": one line of counters per drive.  Caller frees. */

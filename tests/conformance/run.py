@@ -36,6 +36,10 @@ reference output, the test passes.
 
 --all runs every test of the formats (not only the listed ones) and prints
 a proposed expectation line for each, for widening the list.
+
+This tree's programs run with QMP_CHECK_RETURNS=1: a QMP answer that the
+schema's 'returns' does not declare aborts the program and fails the run,
+whatever the verdict expected of the test that made it.
 """
 
 import argparse
@@ -362,6 +366,15 @@ def main():
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix='qb-conformance-'))
     workdir.mkdir(parents=True, exist_ok=True)
+    # Every QMP answer of this tree's programs is checked against the
+    # schema's 'returns' (monitor/qmp-dispatch.c): one the schema does not
+    # declare aborts the program and is recorded in this file, which fails
+    # the run whatever the tests' verdicts (a test expected to fail, or one
+    # that hides the program's stderr, cannot swallow it).
+    returns_log = workdir / 'qmp-returns.txt'
+    if not args.oracle:
+        returns_log.unlink(missing_ok=True)
+        env.update(QMP_CHECK_RETURNS='1', QMP_CHECK_RETURNS_FAILURES=str(returns_log))
     passed = failed = 0
     retry = []
     flaky = []
@@ -436,6 +449,10 @@ def main():
                     show_failure(rlog, name)
         retry = []
 
+    if not args.oracle and returns_log.exists() and returns_log.stat().st_size:
+        failed += 1
+        for line in returns_log.read_text(errors='replace').splitlines():
+            regressions.append(f'(return-value check) {line}')
     if proposals:
         print('\n'.join(proposals))
     for r in regressions:

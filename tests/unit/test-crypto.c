@@ -35,7 +35,7 @@ static char *tohex(const uint8_t *b, size_t len)
 typedef struct CipherVector {
     const char *name;
     QCryptoCipherAlg alg;
-    QCryptoCipherMode mode;
+    QCryptoCipherModeId mode;
     const char *key, *iv, *plain, *cipher;
 } CipherVector;
 

@@ -7,6 +7,7 @@
  */
 #include <glib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qapi/qmp-registry.h"
 #include "monitor/monitor.h"
@@ -233,11 +234,25 @@ static void test_returns_checked(void)
         g_free(run("query-named-block-nodes", NULL, NULL));
         return;
     }
+    g_autofree char *record = NULL;
+    g_autofree char *recorded = NULL;
+    int fd = g_file_open_tmp("test-qmp-returns-XXXXXX", &record, NULL);
+
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    /* The subprocess inherits it: the message is also appended to the file. */
+    g_setenv("QMP_CHECK_RETURNS_FAILURES", record, TRUE);
     g_test_trap_subprocess(NULL, 0, 0);
+    g_unsetenv("QMP_CHECK_RETURNS_FAILURES");
     g_test_trap_assert_failed();
     g_test_trap_assert_stderr("*QMP command 'query-named-block-nodes' returned a value its "
                               "schema does not declare: Invalid parameter type for 'return', "
                               "expected: array*");
+    g_assert_true(g_file_get_contents(record, &recorded, NULL, NULL));
+    g_assert_cmpstr(recorded, ==, "QMP command 'query-named-block-nodes' returned a value its "
+                    "schema does not declare: Invalid parameter type for 'return', "
+                    "expected: array\n");
+    unlink(record);
 }
 
 static void test_returns_unchecked(void)
