@@ -21,7 +21,8 @@
 
 #define HMP_MAX_LINE  (64 * 1024)
 
-Monitor *cur_hmp;
+/* The monitor running the current HMP command line, or NULL. */
+static Monitor *cur_hmp;
 
 Monitor *monitor_cur(void)
 {
@@ -143,6 +144,13 @@ static void hmp_line_complete(Monitor *mon)
     if (!qemu_shutdown_requested()) {
         monitor_resume(mon);
     }
+}
+
+void hmp_session_reset(Monitor *mon)
+{
+    qemu_secure_zero(mon->buf->str, mon->buf->len);
+    g_string_truncate(mon->buf, 0);
+    mon->discarding = false;
 }
 
 /* Consumes input up to and including one line; returns the bytes used. */

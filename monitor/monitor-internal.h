@@ -66,10 +66,6 @@ struct Monitor {
 
 /* monitor.c: every monitor created, in creation order. */
 extern GList *monitors;
-/* hmp-input.c: the monitor running the current HMP command line, or NULL. */
-extern Monitor *cur_hmp;
-/* qmp-protocol.c: the monitor running the current QMP command, or NULL. */
-extern Monitor *cur_qmp;
 
 /* monitor.c: queues output for the peer (or the capture buffer). */
 void monitor_write(Monitor *mon, const char *data, size_t len);
@@ -77,10 +73,16 @@ void monitor_write(Monitor *mon, const char *data, size_t len);
 /* qmp-protocol.c */
 void qmp_greet(Monitor *mon);
 size_t qmp_feed(Monitor *mon, const char *data, size_t len);
+/* The client went: forgets its partial message and its negotiation. */
+void qmp_session_reset(Monitor *mon);
+/* The monitor running the current QMP command, or NULL. */
+Monitor *monitor_cur_qmp(void);
 
 /* hmp-input.c */
 void hmp_greet(Monitor *mon);
 size_t hmp_feed(Monitor *mon, const char *data, size_t len);
+/* The client went: forgets its partial line. */
+void hmp_session_reset(Monitor *mon);
 void hmp_run_password(Monitor *mon, const char *password);
 
 #endif

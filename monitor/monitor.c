@@ -222,7 +222,9 @@ int monitor_take_received_fd(Monitor **owner)
 Monitor *monitor_cur_any(void)
 {
     /* human-monitor-command runs HMP on a capture monitor, which has no fds. */
-    return cur_hmp ? cur_hmp : cur_qmp;
+    Monitor *hmp = monitor_cur();
+
+    return hmp ? hmp : monitor_cur_qmp();
 }
 
 int monitor_count_connected(void)
@@ -260,12 +262,11 @@ static void monitor_disconnect(Monitor *mon)
     mon->held_back = false;
     qemu_secure_zero(mon->pending->str, mon->pending->len);
     g_string_truncate(mon->pending, 0);
-    qemu_secure_zero(mon->buf->str, mon->buf->len);
-    g_string_truncate(mon->buf, 0);
-    mon->discarding = false;
-    mon->depth = 0;
-    mon->in_str = mon->escape = false;
-    mon->command_mode = false;
+    if (mon->qmp) {
+        qmp_session_reset(mon);
+    } else {
+        hmp_session_reset(mon);
+    }
     if (mon->is_stdio) {
         /* QEMU keeps running when its stdio monitor reaches end of file. */
         mon->in_fd = -1;

@@ -26,7 +26,13 @@
 
 #define QMP_MAX_INPUT (1024 * 1024)
 
-Monitor *cur_qmp;
+/* The monitor running the current QMP command, or NULL. */
+static Monitor *cur_qmp;
+
+Monitor *monitor_cur_qmp(void)
+{
+    return cur_qmp;
+}
 
 static void qmp_send(Monitor *mon, json_t *msg)
 {
@@ -264,6 +270,13 @@ static void qmp_reset_framing(Monitor *mon)
     mon->depth = 0;
     mon->in_str = mon->escape = false;
     mon->quote = 0;
+}
+
+void qmp_session_reset(Monitor *mon)
+{
+    qmp_reset_framing(mon);
+    mon->discarding = false;
+    mon->command_mode = false;
 }
 
 /* Consumes input up to and including one complete message; returns the bytes used. */
