@@ -24,7 +24,7 @@
 /* The monitor running the current HMP command line, or NULL. */
 static Monitor *cur_hmp;
 
-Monitor *monitor_cur(void)
+Monitor *monitor_cur_hmp(void)
 {
     return cur_hmp;
 }
@@ -88,7 +88,7 @@ void monitor_resume(Monitor *mon)
     }
 }
 
-void hmp_run_password(Monitor *mon, const char *password)
+void hmp_deliver_password(Monitor *mon, const char *password)
 {
     MonitorPasswordCB *cb = mon->pw_cb;
     void *opaque = mon->pw_opaque;
@@ -131,7 +131,7 @@ static void hmp_line_complete(Monitor *mon)
             g_autofree char *stars = g_strnfill(strlen(line), '*');
             monitor_printf(mon, "%s\n", stars);
         }
-        hmp_run_password(mon, line);
+        hmp_deliver_password(mon, line);
         qemu_secure_zero(line, strlen(line));
     } else {
         if (!mon->tty) {
@@ -173,7 +173,7 @@ size_t hmp_feed(Monitor *mon, const char *data, size_t len)
                 monitor_printf(mon, "Input line too long (more than %d bytes), ignored\n",
                                HMP_MAX_LINE);
                 if (mon->pw_cb) {
-                    hmp_run_password(mon, NULL);
+                    hmp_deliver_password(mon, NULL);
                 }
                 monitor_resume(mon);
                 return i + 1;

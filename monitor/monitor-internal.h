@@ -83,6 +83,9 @@ void hmp_greet(Monitor *mon);
 size_t hmp_feed(Monitor *mon, const char *data, size_t len);
 /* The client went: forgets its partial line. */
 void hmp_session_reset(Monitor *mon);
-void hmp_run_password(Monitor *mon, const char *password);
+/* Hands @password (NULL: none will come) to the callback waiting for it. */
+void hmp_deliver_password(Monitor *mon, const char *password);
+/* The monitor running the current HMP command line, or NULL. */
+Monitor *monitor_cur_hmp(void);
 
 #endif

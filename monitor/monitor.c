@@ -184,7 +184,7 @@ int monitor_with_stdout(Monitor *mon, int (*fn)(void *opaque), void *opaque)
 
 static gboolean monitor_accept(GIOChannel *chan, GIOCondition cond, gpointer opaque);
 
-static void monitor_listen_again(Monitor *mon)
+static void monitor_watch_listener(Monitor *mon)
 {
     GIOChannel *chan = g_io_channel_unix_new(mon->listen_fd);
 
@@ -222,7 +222,7 @@ int monitor_take_received_fd(Monitor **owner)
 Monitor *monitor_cur_any(void)
 {
     /* human-monitor-command runs HMP on a capture monitor, which has no fds. */
-    Monitor *hmp = monitor_cur();
+    Monitor *hmp = monitor_cur_hmp();
 
     return hmp ? hmp : monitor_cur_qmp();
 }
@@ -243,7 +243,7 @@ static void monitor_disconnect(Monitor *mon)
     monitor_drop_received_fds(mon);
     if (mon->pw_cb) {
         /* A password prompt that nobody will answer: let its owner clean up. */
-        hmp_run_password(mon, NULL);
+        hmp_deliver_password(mon, NULL);
     }
     if (mon->in_watch) {
         g_source_remove(mon->in_watch);
@@ -280,7 +280,7 @@ static void monitor_disconnect(Monitor *mon)
     fdset_cleanup_all();
     mon->broken = false;
     if (mon->listen_fd >= 0) {
-        monitor_listen_again(mon);
+        monitor_watch_listener(mon);
     }
     /* A client (server=off) does not reconnect: the monitor stays closed. */
 }
@@ -391,7 +391,8 @@ static void monitor_watch_input(Monitor *mon)
     g_io_channel_unref(chan);
 }
 
-static void monitor_connected(Monitor *mon)
+/* A client is there: greets it and reads what it sends. */
+static void monitor_start_session(Monitor *mon)
 {
     if (mon->qmp) {
         qmp_greet(mon);
@@ -422,7 +423,7 @@ static gboolean monitor_accept(GIOChannel *chan, GIOCondition cond, gpointer opa
     /* One client at a time, as QEMU's socket character devices do. */
     mon->listen_watch = 0;
     monitor_take_client(mon, fd);
-    monitor_connected(mon);
+    monitor_start_session(mon);
     return G_SOURCE_REMOVE;
 }
 
@@ -599,9 +600,9 @@ void monitor_start_all(void)
     for (GList *l = monitors; l; l = l->next) {
         Monitor *mon = l->data;
         if (mon->in_fd >= 0) {
-            monitor_connected(mon);
+            monitor_start_session(mon);
         } else if (mon->listen_fd >= 0) {
-            monitor_listen_again(mon);
+            monitor_watch_listener(mon);
         }
     }
 }
@@ -612,7 +613,7 @@ void monitor_cleanup_all(void)
         Monitor *mon = monitors->data;
         monitors = g_list_delete_link(monitors, monitors);
         if (mon->pw_cb) {
-            hmp_run_password(mon, NULL);
+            hmp_deliver_password(mon, NULL);
         }
         if (mon->in_watch) {
             g_source_remove(mon->in_watch);

@@ -359,7 +359,7 @@ size_t qmp_feed(Monitor *mon, const char *data, size_t len)
     return i;
 }
 
-static void monitor_event_send(json_t *msg)
+static void qmp_event_broadcast(json_t *msg)
 {
     for (GList *l = monitors; l; l = l->next) {
         Monitor *mon = l->data;
@@ -399,7 +399,7 @@ static void event_throttle_expired(void *opaque)
     EventThrottle *t = opaque;
 
     if (t->pending) {
-        monitor_event_send(t->pending);
+        qmp_event_broadcast(t->pending);
         json_decref(t->pending);
         t->pending = NULL;
         event_throttle_arm(t);
@@ -463,6 +463,6 @@ void monitor_qapi_event_emit(const char *event, json_t *data)
         g_hash_table_insert(event_throttles, t->key, t);
         event_throttle_arm(t);
     }
-    monitor_event_send(msg);
+    qmp_event_broadcast(msg);
     json_decref(msg);
 }

@@ -560,7 +560,11 @@ static bool check_audiodev(const char *arg, Error **errp)
 
 static bool msg_guest_name;
 
-static bool check_guest_option(CmdOpt *o, Error **errp)
+/*
+ * Checks the value of an option that takes a fixed set of parameters;
+ * -msg and -sandbox also take effect here.
+ */
+static bool check_option_value(CmdOpt *o, Error **errp)
 {
     QDict *d = NULL;
 
@@ -671,7 +675,7 @@ static bool apply_set_and_check_options(GArray *opts, GPtrArray *set_args)
 
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
-        if (!check_guest_option(o, &err)) {
+        if (!check_option_value(o, &err)) {
             error_prepend(&err, "-%s %s: ", o->name, o->arg);
             error_report_err(err);
             return false;
