@@ -448,6 +448,43 @@ static void monitor_free(Monitor *mon)
     g_free(mon);
 }
 
+/* stdin, and a copy of stdout; a terminal goes into raw mode for HMP. */
+static bool monitor_open_stdio(Monitor *mon, Error **errp)
+{
+    for (GList *l = monitors; l; l = l->next) {
+        if (((Monitor *)l->data)->is_stdio) {
+            error_setg(errp, "cannot use stdio by multiple character devices");
+            return false;
+        }
+    }
+    mon->is_stdio = true;
+    mon->in_fd = STDIN_FILENO;
+    /*
+     * A private copy of fd 1: monitor_with_stdout() points fd 1 at a
+     * capture file while a command runs, and events or replies sent
+     * meanwhile must still reach the real stdout, not the capture.
+     */
+    mon->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (mon->out_fd < 0) {
+        error_setg_errno(errp, errno, "cannot duplicate stdout");
+        return false;
+    }
+    mon->tty = isatty(STDIN_FILENO);
+    if (mon->tty && !mon->qmp) {
+        struct termios t;
+        /* HMP does its own echo (and '*' for passwords): line editing is ours. */
+        tcgetattr(STDIN_FILENO, &saved_termios);
+        t = saved_termios;
+        t.c_lflag &= ~(ICANON | ECHO);
+        t.c_cc[VMIN] = 1;
+        t.c_cc[VTIME] = 0;
+        tcsetattr(STDIN_FILENO, TCSANOW, &t);
+        stdio_tty_raw = true;
+        atexit(restore_terminal);
+    }
+    return true;
+}
+
 /*
  * Creates a monitor on @chr.  A legacy -monitor/-qmp argument's device is
  * the monitor's own (@own); a -chardev one stays on the -chardev list.
@@ -475,36 +512,8 @@ static bool monitor_new(Chardev *chr, bool own, bool qmp, Error **errp)
     mon->listen_fd = mon->in_fd = mon->out_fd = -1;
 
     if (chr->kind == CHARDEV_STDIO) {
-        for (GList *l = monitors; l; l = l->next) {
-            if (((Monitor *)l->data)->is_stdio) {
-                error_setg(errp, "cannot use stdio by multiple character devices");
-                goto fail;
-            }
-        }
-        mon->is_stdio = true;
-        mon->in_fd = STDIN_FILENO;
-        /*
-         * A private copy of fd 1: monitor_with_stdout() points fd 1 at a
-         * capture file while a command runs, and events or replies sent
-         * meanwhile must still reach the real stdout, not the capture.
-         */
-        mon->out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-        if (mon->out_fd < 0) {
-            error_setg_errno(errp, errno, "cannot duplicate stdout");
+        if (!monitor_open_stdio(mon, errp)) {
             goto fail;
-        }
-        mon->tty = isatty(STDIN_FILENO);
-        if (mon->tty && !qmp) {
-            struct termios t;
-            /* HMP does its own echo (and '*' for passwords): line editing is ours. */
-            tcgetattr(STDIN_FILENO, &saved_termios);
-            t = saved_termios;
-            t.c_lflag &= ~(ICANON | ECHO);
-            t.c_cc[VMIN] = 1;
-            t.c_cc[VTIME] = 0;
-            tcsetattr(STDIN_FILENO, TCSANOW, &t);
-            stdio_tty_raw = true;
-            atexit(restore_terminal);
         }
     } else if (chr->kind != CHARDEV_NULL) {
         if (!chardev_open_socket(chr, &mon->listen_fd, &fd, errp)) {

@@ -167,68 +167,62 @@ static GString *qmp_requote(const char *text, size_t len)
     return out;
 }
 
-static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
+/*
+ * Checks a request's envelope: an object with a string 'execute', an
+ * object 'arguments' and an 'id', nothing else, and the negotiation done
+ * (or being done).  On success *@cmd and *@args point into @req; else the
+ * error is sent.
+ */
+static bool qmp_check_request(Monitor *mon, json_t *req, json_t *id, const char **cmd,
+                              json_t **args)
 {
-    json_error_t jerr;
-    GString *std = qmp_requote(text, len);
-    json_t *req = qmp_json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
-    json_t *id = NULL, *args = NULL, *value;
-    const char *cmd = NULL, *key;
-    bool drained;
-    Error *err = NULL;
-    QObject *ret;
+    const char *key;
+    json_t *value;
 
-    qemu_secure_zero(std->str, std->len);
-    g_string_free(std, true);
-    if (!req) {
-        g_autofree char *desc = g_strdup_printf("JSON parse error, %s", jerr.text);
-        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
-        return;
-    }
-    if (!json_is_object(req)) {
-        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input must be a JSON object", NULL);
-        free_request(req);
-        return;
-    }
-    id = json_object_get(req, "id");
     json_object_foreach(req, key, value) {
         g_autofree char *desc = NULL;
         if (!strcmp(key, "execute")) {
             if (!json_is_string(value)) {
                 desc = g_strdup("QMP input member 'execute' must be a string");
             }
-            cmd = json_string_value(value);
+            *cmd = json_string_value(value);
         } else if (!strcmp(key, "arguments")) {
             if (!json_is_object(value)) {
                 desc = g_strdup("QMP input member 'arguments' must be an object");
             }
-            args = value;
+            *args = value;
         } else if (strcmp(key, "id")) {
             desc = g_strdup_printf("QMP input member '%s' is unexpected", key);
         }
         if (desc) {
             qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, id);
-            free_request(req);
-            return;
+            return false;
         }
     }
-    if (!cmd) {
+    if (!*cmd) {
         qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input lacks member 'execute'", id);
-        free_request(req);
-        return;
+        return false;
     }
-    if (!mon->command_mode && strcmp(cmd, "qmp_capabilities")) {
+    if (!mon->command_mode && strcmp(*cmd, "qmp_capabilities")) {
         qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
                        "Expecting capabilities negotiation with 'qmp_capabilities'", id);
-        free_request(req);
-        return;
+        return false;
     }
-    if (mon->command_mode && !strcmp(cmd, "qmp_capabilities")) {
+    if (mon->command_mode && !strcmp(*cmd, "qmp_capabilities")) {
         qmp_send_error(mon, ERROR_CLASS_COMMAND_NOT_FOUND,
                        "Capabilities negotiation is already complete, command ignored", id);
-        free_request(req);
-        return;
+        return false;
     }
+    return true;
+}
+
+/* Runs @cmd and sends its reply (with @id, if any). */
+static void qmp_run_command(Monitor *mon, const char *cmd, json_t *args, json_t *id)
+{
+    bool drained;
+    Error *err = NULL;
+    QObject *ret;
+
     /*
      * A job's step in flight must not have what it works on changed or
      * closed under it: commands wait for it, except those that only look
@@ -259,6 +253,32 @@ static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
         }
         qmp_send(mon, resp);
         json_decref(resp);
+    }
+}
+
+static void qmp_handle_message(Monitor *mon, const char *text, size_t len)
+{
+    json_error_t jerr;
+    GString *std = qmp_requote(text, len);
+    json_t *req = qmp_json_loadb(std->str, std->len, JSON_DECODE_ANY, &jerr);
+    json_t *id, *args = NULL;
+    const char *cmd = NULL;
+
+    qemu_secure_zero(std->str, std->len);
+    g_string_free(std, true);
+    if (!req) {
+        g_autofree char *desc = g_strdup_printf("JSON parse error, %s", jerr.text);
+        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
+        return;
+    }
+    if (!json_is_object(req)) {
+        qmp_send_error(mon, ERROR_CLASS_GENERIC_ERROR, "QMP input must be a JSON object", NULL);
+        free_request(req);
+        return;
+    }
+    id = json_object_get(req, "id");
+    if (qmp_check_request(mon, req, id, &cmd, &args)) {
+        qmp_run_command(mon, cmd, args, id);
     }
     free_request(req);
 }
