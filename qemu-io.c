@@ -453,38 +453,41 @@ static void usage(const char *name)
 "lists the commands.\n", name);
 }
 
-int main(int argc, char **argv)
+enum { OPTION_OBJECT = 256, OPTION_IMAGE_OPTS };
+
+static const struct option long_options[] = {
+    { "cmd", required_argument, NULL, 'c' },
+    { "format", required_argument, NULL, 'f' },
+    { "read-only", no_argument, NULL, 'r' },
+    { "snapshot", no_argument, NULL, 's' },
+    { "nocache", no_argument, NULL, 'n' },
+    { "copy-on-read", no_argument, NULL, 'C' },
+    { "misalign", no_argument, NULL, 'm' },
+    { "native-aio", no_argument, NULL, 'k' },
+    { "discard", required_argument, NULL, 'd' },
+    { "trace", required_argument, NULL, 'T' },
+    { "force-share", no_argument, NULL, 'U' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "object", required_argument, NULL, OPTION_OBJECT },
+    { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+    { "cache", required_argument, NULL, 't' },
+    { "aio", required_argument, NULL, 'i' },
+    { NULL, 0, NULL, 0 },
+};
+
+/*
+ * Reads the options: how to open the image into @p and @opts, the -c
+ * commands into @cmds.  False when the process ends here, with *@exit_code
+ * set: 0 after --help or --version, 1 after an error.
+ */
+static bool parse_options(int argc, char **argv, OpenParams *p, QDict *opts,
+                          GPtrArray *cmds, int *exit_code)
 {
-    enum { OPTION_OBJECT = 256, OPTION_IMAGE_OPTS };
-    static const struct option long_options[] = {
-        { "cmd", required_argument, NULL, 'c' },
-        { "format", required_argument, NULL, 'f' },
-        { "read-only", no_argument, NULL, 'r' },
-        { "snapshot", no_argument, NULL, 's' },
-        { "nocache", no_argument, NULL, 'n' },
-        { "copy-on-read", no_argument, NULL, 'C' },
-        { "misalign", no_argument, NULL, 'm' },
-        { "native-aio", no_argument, NULL, 'k' },
-        { "discard", required_argument, NULL, 'd' },
-        { "trace", required_argument, NULL, 'T' },
-        { "force-share", no_argument, NULL, 'U' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { "object", required_argument, NULL, OPTION_OBJECT },
-        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
-        { "cache", required_argument, NULL, 't' },
-        { "aio", required_argument, NULL, 'i' },
-        { NULL, 0, NULL, 0 },
-    };
-    /* As QEMU's qemu-io: write-through unless told otherwise. */
-    OpenParams p = { .flags = BDRV_O_RDWR, .writethrough = true };
-    g_autoptr(GPtrArray) cmds = g_ptr_array_new();
-    QDict *opts = qdict_new();
     Error *err = NULL;
     int c;
 
-    error_set_progname(argv[0]);
-    bdrv_init();
+    *exit_code = 1;
     while ((c = getopt_long(argc, argv, "c:f:rsnCmkd:T:UhVt:i:", long_options,
                             NULL)) != -1) {
         switch (c) {
@@ -492,62 +495,62 @@ int main(int argc, char **argv)
             g_ptr_array_add(cmds, optarg);
             break;
         case 'f':
-            p.fmt = optarg;
+            p->fmt = optarg;
             break;
         case 'r':
-            p.flags &= ~BDRV_O_RDWR;
+            p->flags &= ~BDRV_O_RDWR;
             break;
         case 's':
-            p.snapshot = true;
+            p->snapshot = true;
             break;
         case 'n':
-            if (!parse_cache_mode("none", opts, &p)) {
-                goto fail;
+            if (!parse_cache_mode("none", opts, p)) {
+                return false;
             }
             break;
         case 'C':
-            p.copy_on_read = true;
+            p->copy_on_read = true;
             break;
         case 'm':
             qemuio_misalign = true;
             break;
         case 'k':
-            p.flags |= BDRV_O_NATIVE_AIO;
+            p->flags |= BDRV_O_NATIVE_AIO;
             break;
         case 'd':
             if (!parse_discard_mode(optarg, opts)) {
-                goto fail;
+                return false;
             }
             break;
         case 'T':
             error_report("Tracing (-T %s) is not supported: this build has no trace events",
                          optarg);
-            goto fail;
+            return false;
         case 'U':
             qdict_put_bool(opts, "force-share", true);
             break;
         case 't':
-            if (!parse_cache_mode(optarg, opts, &p)) {
-                goto fail;
+            if (!parse_cache_mode(optarg, opts, p)) {
+                return false;
             }
             break;
         case 'i':
-            if (!parse_aio_mode(optarg, &p)) {
-                goto fail;
+            if (!parse_aio_mode(optarg, p)) {
+                return false;
             }
             break;
         case 'h':
             usage(argv[0]);
-            qobject_unref(opts);
-            return 0;
+            *exit_code = 0;
+            return false;
         case 'V':
             printf("%s version " QEMU_VERSION "\n", error_get_progname());
-            qobject_unref(opts);
-            return 0;
+            *exit_code = 0;
+            return false;
         case OPTION_OBJECT:
             if (!user_creatable_add_cmdline(optarg, &err)) {
                 error_report_err(err);
-                goto fail;
+                return false;
             }
             break;
         case OPTION_IMAGE_OPTS:
@@ -555,16 +558,57 @@ int main(int argc, char **argv)
             break;
         default:
             usage(argv[0]);
-            goto fail;
+            return false;
         }
     }
     if (argc - optind > 1) {
         usage(argv[0]);
-        goto fail;
+        return false;
     }
-    if (image_opts_mode && p.fmt) {
+    if (image_opts_mode && p->fmt) {
         error_report("--image-opts and -f are mutually exclusive");
-        goto fail;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Ends the session: waits for the aio requests in flight and closes the
+ * image.  Returns the exit code.
+ */
+static int finish_session(void)
+{
+    /* The last aio requests end (and print) before the image closes. */
+    qemuio_drain();
+    if (qemuio_aio_in_flight()) {
+        /* QEMU's would wait forever for them. */
+        error_report("%d aio requests never completed: stopped at blkdebug breakpoints "
+                     "that no resume command named", qemuio_aio_in_flight());
+        failed = true;
+    }
+    /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
+    if (qemuio_bs) {
+        bdrv_user_remove(qemuio_user);
+        bdrv_unref(qemuio_bs);
+    }
+    fflush(stdout);
+    user_creatable_cleanup();
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* As QEMU's qemu-io: write-through unless told otherwise. */
+    OpenParams p = { .flags = BDRV_O_RDWR, .writethrough = true };
+    g_autoptr(GPtrArray) cmds = g_ptr_array_new();
+    QDict *opts = qdict_new();
+    int exit_code;
+
+    error_set_progname(argv[0]);
+    bdrv_init();
+    if (!parse_options(argc, argv, &p, opts, cmds, &exit_code)) {
+        qobject_unref(opts);
+        return exit_code;
     }
 
     qemuio_add_command(&open_cmd);
@@ -591,25 +635,5 @@ int main(int argc, char **argv)
     } else {
         command_loop();
     }
-
-    /* The last aio requests end (and print) before the image closes. */
-    qemuio_drain();
-    if (qemuio_aio_in_flight()) {
-        /* QEMU's would wait forever for them. */
-        error_report("%d aio requests never completed: stopped at blkdebug breakpoints "
-                     "that no resume command named", qemuio_aio_in_flight());
-        failed = true;
-    }
-    /* After the close, whose complaints come first as in QEMU 7.2 (iotest 080). */
-    if (qemuio_bs) {
-        bdrv_user_remove(qemuio_user);
-        bdrv_unref(qemuio_bs);
-    }
-    fflush(stdout);
-    user_creatable_cleanup();
-    return failed ? 1 : 0;
-
-fail:
-    qobject_unref(opts);
-    return 1;
+    return finish_session();
 }

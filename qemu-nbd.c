@@ -133,82 +133,86 @@ static void refuse(const char *what)
     exit(1);
 }
 
-int main(int argc, char **argv)
-{
-    enum {
-        OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_CACHE, OPT_AIO, OPT_DISCARD,
-        OPT_DETECT_ZEROES, OPT_FORK, OPT_PID_FILE, OPT_TLS_CREDS, OPT_TLS_AUTHZ,
-        OPT_TLS_HOSTNAME, OPT_SELINUX,
-    };
-    static const struct option long_options[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { "bind", required_argument, NULL, 'b' },
-        { "port", required_argument, NULL, 'p' },
-        { "socket", required_argument, NULL, 'k' },
-        { "offset", required_argument, NULL, 'o' },
-        { "read-only", no_argument, NULL, 'r' },
-        { "allocation-depth", no_argument, NULL, 'A' },
-        { "bitmap", required_argument, NULL, 'B' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disconnect", no_argument, NULL, 'd' },
-        { "list", no_argument, NULL, 'L' },
-        { "snapshot", no_argument, NULL, 's' },
-        { "load-snapshot", required_argument, NULL, 'l' },
-        { "nocache", no_argument, NULL, 'n' },
-        { "cache", required_argument, NULL, OPT_CACHE },
-        { "aio", required_argument, NULL, OPT_AIO },
-        { "discard", required_argument, NULL, OPT_DISCARD },
-        { "detect-zeroes", required_argument, NULL, OPT_DETECT_ZEROES },
-        { "shared", required_argument, NULL, 'e' },
-        { "format", required_argument, NULL, 'f' },
-        { "persistent", no_argument, NULL, 't' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "object", required_argument, NULL, OPT_OBJECT },
-        { "export-name", required_argument, NULL, 'x' },
-        { "description", required_argument, NULL, 'D' },
-        { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
-        { "tls-authz", required_argument, NULL, OPT_TLS_AUTHZ },
-        { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "trace", required_argument, NULL, 'T' },
-        { "fork", no_argument, NULL, OPT_FORK },
-        { "pid-file", required_argument, NULL, OPT_PID_FILE },
-        { "selinux-label", required_argument, NULL, OPT_SELINUX },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *bindto = NULL, *port = NULL, *sockpath = NULL, *fmt = NULL;
-    const char *export_name = NULL, *description = NULL, *pid_file = NULL;
-    const char *discard = NULL, *detect_zeroes = NULL;
-    const char *tls_creds_id = NULL, *tls_authz = NULL, *tls_hostname = NULL;
-    QCryptoTLSCreds *tls_creds = NULL;
-    bool readonly = false, snapshot = false, image_opts = false, list = false;
-    bool allocation_depth = false, do_fork = false, writethrough = false;
-    bool device_opts = false;
-    int shared = 1;
-    int fork_fd = -1;
-    QDict *opts = base_opts = qdict_new();
-    BlockDriverState *bs;
-    NBDServer *server;
-    NBDExport *exp;
-    Error *err = NULL;
-    int flags, c;
+enum {
+    OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_CACHE, OPT_AIO, OPT_DISCARD,
+    OPT_DETECT_ZEROES, OPT_FORK, OPT_PID_FILE, OPT_TLS_CREDS, OPT_TLS_AUTHZ,
+    OPT_TLS_HOSTNAME, OPT_SELINUX,
+};
 
-    error_set_progname(argv[0]);
-    atexit(free_base_opts);
-    signal(SIGPIPE, SIG_IGN);
-    bdrv_init();
-    while ((c = getopt_long(argc, argv, "hVb:p:k:o:rAB:c:dLsl:nf:te:vx:D:T:",
-                            long_options, NULL)) != -1) {
-        switch (c) {
+static const struct option long_options[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "bind", required_argument, NULL, 'b' },
+    { "port", required_argument, NULL, 'p' },
+    { "socket", required_argument, NULL, 'k' },
+    { "offset", required_argument, NULL, 'o' },
+    { "read-only", no_argument, NULL, 'r' },
+    { "allocation-depth", no_argument, NULL, 'A' },
+    { "bitmap", required_argument, NULL, 'B' },
+    { "connect", required_argument, NULL, 'c' },
+    { "disconnect", no_argument, NULL, 'd' },
+    { "list", no_argument, NULL, 'L' },
+    { "snapshot", no_argument, NULL, 's' },
+    { "load-snapshot", required_argument, NULL, 'l' },
+    { "nocache", no_argument, NULL, 'n' },
+    { "cache", required_argument, NULL, OPT_CACHE },
+    { "aio", required_argument, NULL, OPT_AIO },
+    { "discard", required_argument, NULL, OPT_DISCARD },
+    { "detect-zeroes", required_argument, NULL, OPT_DETECT_ZEROES },
+    { "shared", required_argument, NULL, 'e' },
+    { "format", required_argument, NULL, 'f' },
+    { "persistent", no_argument, NULL, 't' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "object", required_argument, NULL, OPT_OBJECT },
+    { "export-name", required_argument, NULL, 'x' },
+    { "description", required_argument, NULL, 'D' },
+    { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+    { "tls-authz", required_argument, NULL, OPT_TLS_AUTHZ },
+    { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
+    { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+    { "trace", required_argument, NULL, 'T' },
+    { "fork", no_argument, NULL, OPT_FORK },
+    { "pid-file", required_argument, NULL, OPT_PID_FILE },
+    { "selinux-label", required_argument, NULL, OPT_SELINUX },
+    { NULL, 0, NULL, 0 },
+};
+
+/* The command line's settings (--persistent is the global persistent). */
+typedef struct NbdConfig {
+    const char *bindto, *port, *sockpath, *fmt;
+    const char *export_name, *description, *pid_file;
+    const char *discard, *detect_zeroes;
+    const char *tls_creds_id, *tls_authz, *tls_hostname;
+    bool readonly, snapshot, image_opts, list;
+    bool allocation_depth, do_fork, writethrough;
+    bool device_opts;           /* an option about the exported image was given */
+    int shared;
+    QDict *opts;                /* the image's open options so far */
+} NbdConfig;
+
+/*
+ * Reads the options into @c.  False when the process ends here, with
+ * *@exit_code set: 0 after --help or --version, 1 after an error.
+ */
+static bool parse_options(int argc, char **argv, NbdConfig *c, int *exit_code)
+{
+    Error *err = NULL;
+    int ch;
+
+    *exit_code = 1;
+    while ((ch = getopt_long(argc, argv, "hVb:p:k:o:rAB:c:dLsl:nf:te:vx:D:T:",
+                             long_options, NULL)) != -1) {
+        switch (ch) {
         case 'h':
             usage(argv[0]);
-            return 0;
+            *exit_code = 0;
+            return false;
         case 'V':
             printf("%s " QEMU_VERSION "\n", error_get_progname());
-            return 0;
+            *exit_code = 0;
+            return false;
         case 'b':
-            bindto = optarg;
+            c->bindto = optarg;
             break;
         case 'p': {
             char *end;
@@ -216,73 +220,73 @@ int main(int argc, char **argv)
 
             if (*optarg == '\0' || *end || v < 0 || v > 65535) {
                 error_report("Invalid port number `%s'", optarg);
-                return 1;
+                return false;
             }
-            port = optarg;
+            c->port = optarg;
             break;
         }
         case 'k':
-            sockpath = optarg;
-            if (sockpath[0] != '/') {
+            c->sockpath = optarg;
+            if (c->sockpath[0] != '/') {
                 error_report("socket path must be absolute");
-                return 1;
+                return false;
             }
             break;
         case 'r':
-            readonly = true;
-            device_opts = true;
+            c->readonly = true;
+            c->device_opts = true;
             break;
         case 'A':
-            allocation_depth = true;
-            device_opts = true;
+            c->allocation_depth = true;
+            c->device_opts = true;
             break;
         case 'L':
-            list = true;
+            c->list = true;
             break;
         case 's':
-            snapshot = true;
-            device_opts = true;
+            c->snapshot = true;
+            c->device_opts = true;
             break;
         case 'n':
-            if (!parse_cache("none", opts, &writethrough)) {
-                return 1;
+            if (!parse_cache("none", c->opts, &c->writethrough)) {
+                return false;
             }
-            device_opts = true;
+            c->device_opts = true;
             break;
         case OPT_CACHE:
-            if (!parse_cache(optarg, opts, &writethrough)) {
-                return 1;
+            if (!parse_cache(optarg, c->opts, &c->writethrough)) {
+                return false;
             }
-            device_opts = true;
+            c->device_opts = true;
             break;
         case OPT_AIO:
             if (!strcmp(optarg, "native") || !strcmp(optarg, "io_uring")) {
                 error_report("aio mode '%s' is not supported yet (only 'threads')", optarg);
-                return 1;
+                return false;
             }
             if (strcmp(optarg, "threads")) {
                 error_report("Invalid aio mode '%s'", optarg);
-                return 1;
+                return false;
             }
-            device_opts = true;
+            c->device_opts = true;
             break;
         case OPT_DISCARD:
             if (strcmp(optarg, "ignore") && strcmp(optarg, "off") &&
                 strcmp(optarg, "unmap") && strcmp(optarg, "on")) {
                 error_report("Invalid discard mode `%s'", optarg);
-                return 1;
+                return false;
             }
-            discard = optarg;
-            device_opts = true;
+            c->discard = optarg;
+            c->device_opts = true;
             break;
         case OPT_DETECT_ZEROES:
             if (strcmp(optarg, "off") && strcmp(optarg, "on") && strcmp(optarg, "unmap")) {
                 error_report("Failed to parse detect_zeroes mode: invalid parameter value: %s",
                              optarg);
-                return 1;
+                return false;
             }
-            detect_zeroes = optarg;
-            device_opts = true;
+            c->detect_zeroes = optarg;
+            c->device_opts = true;
             break;
         case 'e': {
             char *end;
@@ -290,39 +294,39 @@ int main(int argc, char **argv)
 
             if (*optarg == '\0' || *end || v < 0 || v > INT_MAX) {
                 error_report("Invalid shared device number '%s'", optarg);
-                return 1;
+                return false;
             }
-            shared = v;
+            c->shared = v;
             break;
         }
         case 'f':
-            fmt = optarg;
-            device_opts = true;
+            c->fmt = optarg;
+            c->device_opts = true;
             break;
         case 't':
             persistent = true;
             break;
         case 'x':
             /* Its length (and -D's) is nbd_export_new()'s to check. */
-            export_name = optarg;
+            c->export_name = optarg;
             break;
         case 'D':
-            description = optarg;
+            c->description = optarg;
             break;
         case OPT_OBJECT:
             if (!user_creatable_add_cmdline(optarg, &err)) {
                 error_report_err(err);
-                return 1;
+                return false;
             }
             break;
         case OPT_IMAGE_OPTS:
-            image_opts = true;
+            c->image_opts = true;
             break;
         case OPT_FORK:
-            do_fork = true;
+            c->do_fork = true;
             break;
         case OPT_PID_FILE:
-            pid_file = optarg;
+            c->pid_file = optarg;
             break;
         case 'o':
             refuse("--offset (exporting part of an image)");
@@ -338,13 +342,13 @@ int main(int argc, char **argv)
             refuse("--load-snapshot");
             break;
         case OPT_TLS_CREDS:
-            tls_creds_id = optarg;
+            c->tls_creds_id = optarg;
             break;
         case OPT_TLS_AUTHZ:
-            tls_authz = optarg;
+            c->tls_authz = optarg;
             break;
         case OPT_TLS_HOSTNAME:
-            tls_hostname = optarg;
+            c->tls_hostname = optarg;
             break;
         case 'v':
             refuse("--verbose");
@@ -357,139 +361,165 @@ int main(int argc, char **argv)
             break;
         default:
             error_printf("Try `%s --help' for more information.\n", argv[0]);
-            return 1;
+            return false;
         }
     }
+    return true;
+}
 
-    if (tls_creds_id) {
-        if (list && tls_authz) {
+/*
+ * Checks the TLS options against the mode and finds the credentials
+ * (*@creds stays NULL without --tls-creds).  False on error (reported).
+ */
+static bool find_tls_creds(NbdConfig *c, QCryptoTLSCreds **creds)
+{
+    Error *err = NULL;
+
+    if (c->tls_creds_id) {
+        if (c->list && c->tls_authz) {
             error_report("TLS authorization is incompatible with export list");
-            return 1;
+            return false;
         }
-        if (!list && tls_hostname) {
+        if (!c->list && c->tls_hostname) {
             error_report("TLS hostname is only supported with export list");
-            return 1;
+            return false;
         }
-        tls_creds = qcrypto_tls_creds_find(tls_creds_id, !list, &err);
-        if (!tls_creds) {
+        *creds = qcrypto_tls_creds_find(c->tls_creds_id, !c->list, &err);
+        if (!*creds) {
             error_report("Failed to get TLS creds: %s", error_get_pretty(err));
             error_free(err);
-            return 1;
+            return false;
         }
-        if (tls_authz) {
+        if (c->tls_authz) {
             refuse("--tls-authz (TLS authorization)");
         }
-    } else if (tls_authz) {
+    } else if (c->tls_authz) {
         error_report("--tls-authz is not permitted without --tls-creds");
-        return 1;
-    } else if (tls_hostname) {
+        return false;
+    } else if (c->tls_hostname) {
         error_report("--tls-hostname is not permitted without --tls-creds");
+        return false;
+    }
+    return true;
+}
+
+/* --list: asks the server for its exports; returns the exit code. */
+static int run_list_mode(NbdConfig *c, int argc, QCryptoTLSCreds *tls_creds)
+{
+    if (argc != optind) {
+        error_report("List mode is incompatible with a file name");
         return 1;
     }
-
-    if (list) {
-        if (argc != optind) {
-            error_report("List mode is incompatible with a file name");
-            return 1;
-        }
-        if (do_fork) {
-            error_report("List mode is incompatible with forking");
-            return 1;
-        }
-        /*
-         * QEMU 7.2 lets some of these (-r, -s, -t, -e, --pid-file) pass
-         * and ignores them; here none is ignored.
-         */
-        if (export_name || description || device_opts || image_opts || persistent ||
-            shared != 1 || pid_file) {
-            error_report("List mode is incompatible with per-device settings");
-            return 1;
-        }
-        return qemu_nbd_list(sockpath, bindto, port, tls_creds, tls_hostname);
+    if (c->do_fork) {
+        error_report("List mode is incompatible with forking");
+        return 1;
     }
+    /*
+     * QEMU 7.2 lets some of these (-r, -s, -t, -e, --pid-file) pass
+     * and ignores them; here none is ignored.
+     */
+    if (c->export_name || c->description || c->device_opts || c->image_opts || persistent ||
+        c->shared != 1 || c->pid_file) {
+        error_report("List mode is incompatible with per-device settings");
+        return 1;
+    }
+    return qemu_nbd_list(c->sockpath, c->bindto, c->port, tls_creds, c->tls_hostname);
+}
+
+/* The checks between the options of an export; false on error (reported). */
+static bool check_export_options(NbdConfig *c, int argc, char **argv)
+{
     if (argc - optind != 1) {
         error_report("Invalid number of arguments");
         error_printf("Try `%s --help' for more information.\n", argv[0]);
-        return 1;
+        return false;
     }
-    if (image_opts && fmt) {
+    if (c->image_opts && c->fmt) {
         error_report("--image-opts and -f are mutually exclusive");
-        return 1;
+        return false;
     }
-    if (sockpath && (port || bindto)) {
+    if (c->sockpath && (c->port || c->bindto)) {
         error_report("-k and -p / -b are mutually exclusive");
-        return 1;
+        return false;
     }
-    if (detect_zeroes && !strcmp(detect_zeroes, "unmap") &&
-        !(discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on")))) {
+    if (c->detect_zeroes && !strcmp(c->detect_zeroes, "unmap") &&
+        !(c->discard && (!strcmp(c->discard, "unmap") || !strcmp(c->discard, "on")))) {
         error_report("setting detect-zeroes to unmap is not allowed without setting "
                      "discard operation to unmap");
-        return 1;
+        return false;
     }
-    if (discard) {
-        qdict_put_str(opts, "discard", discard);
+    if (c->discard) {
+        qdict_put_str(c->opts, "discard", c->discard);
     }
-    if (detect_zeroes) {
-        qdict_put_str(opts, "detect-zeroes", detect_zeroes);
+    if (c->detect_zeroes) {
+        qdict_put_str(c->opts, "detect-zeroes", c->detect_zeroes);
     }
+    return true;
+}
 
-    if (do_fork) {
-        fork_fd = daemon_fork_and_wait();
-    }
-
+/* Opens @arg (a file name, or with --image-opts an option string); NULL on error (reported). */
+static BlockDriverState *open_image(NbdConfig *c, const char *arg)
+{
     /* qemu-nbd never asks for a password: keys come as secrets (--object). */
-    flags = BDRV_O_NO_PROMPT | (readonly || snapshot ? 0 : BDRV_O_RDWR);
+    int flags = BDRV_O_NO_PROMPT | (c->readonly || c->snapshot ? 0 : BDRV_O_RDWR);
+    BlockDriverState *bs;
+    Error *err = NULL;
     {
-        const char *filename = argv[optind];
-        QDict *o = qdict_clone_shallow(opts);
+        const char *filename = arg;
+        QDict *o = qdict_clone_shallow(c->opts);
 
-        if (image_opts) {
-            if (!keyval_parse_into(&o, argv[optind], NULL, false, &err)) {
+        if (c->image_opts) {
+            if (!keyval_parse_into(&o, arg, NULL, false, &err)) {
                 error_report_err(err);
                 qobject_unref(o);
-                return 1;
+                return NULL;
             }
             filename = NULL;
-        } else if (fmt) {
-            qdict_put_str(o, "driver", fmt);
+        } else if (c->fmt) {
+            qdict_put_str(o, "driver", c->fmt);
         }
         bs = bdrv_open(filename, o, flags, &err);
     }
-    if (bs && snapshot) {
+    if (bs && c->snapshot) {
         BlockDriverState *top = bdrv_open_temp_overlay(bs, "qemu-nbd-snapshot-",
-                                                       readonly ? 0 : BDRV_O_RDWR, &err);
+                                                       c->readonly ? 0 : BDRV_O_RDWR, &err);
         bdrv_unref(bs);
         bs = top;
     }
     if (!bs) {
-        error_prepend(&err, "Failed to blk_new_open '%s': ", argv[optind]);
+        error_prepend(&err, "Failed to blk_new_open '%s': ", arg);
         error_report_err(err);
-        return 1;
+        return NULL;
     }
-    bdrv_set_writethrough(bs, writethrough);
+    bdrv_set_writethrough(bs, c->writethrough);
+    return bs;
+}
 
-    exp = nbd_export_new(bs, export_name ? export_name : "", description, !readonly,
-                         allocation_depth, &err);
-    bdrv_unref(bs);     /* the export holds its own reference */
-    if (!exp) {
-        error_report_err(err);
-        return 1;
-    }
+/*
+ * Serves @exp: listens, writes the pid file and runs the main loop until
+ * the last client leaves (without --persistent) or a signal; false if it
+ * could not start (reported).
+ */
+static bool serve_export(NbdConfig *c, NBDExport *exp, QCryptoTLSCreds *tls_creds, int fork_fd)
+{
+    NBDServer *server;
+    Error *err = NULL;
+
     main_loop = g_main_loop_new(NULL, FALSE);
-    server = nbd_server_new(shared, client_closed, NULL);
+    server = nbd_server_new(c->shared, client_closed, NULL);
     nbd_server_set_tls_creds(server, tls_creds);
     nbd_server_add_export(server, exp, &error_abort);
-    if (sockpath ? !nbd_server_listen_unix(server, sockpath, &err)
-                 : !nbd_server_listen_tcp(server, bindto ? bindto : "0.0.0.0",
-                                          port ? port : "10809", &err)) {
+    if (c->sockpath ? !nbd_server_listen_unix(server, c->sockpath, &err)
+                    : !nbd_server_listen_tcp(server, c->bindto ? c->bindto : "0.0.0.0",
+                                             c->port ? c->port : "10809", &err)) {
         error_report_err(err);
         nbd_server_free(server);
-        return 1;
+        return false;
     }
-    if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
+    if (c->pid_file && !daemon_write_pid_file(c->pid_file, &err)) {
         error_report_err(err);
         nbd_server_free(server);
-        return 1;
+        return false;
     }
     g_unix_signal_add(SIGTERM, on_signal, NULL);
     g_unix_signal_add(SIGINT, on_signal, NULL);
@@ -502,10 +532,60 @@ int main(int argc, char **argv)
 
     nbd_server_free(server);
     bdrv_drain_all();
-    if (pid_file) {
-        unlink(pid_file);
+    if (c->pid_file) {
+        unlink(c->pid_file);
     }
     g_main_loop_unref(main_loop);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    NbdConfig c = {
+        .shared = 1,
+        .opts = base_opts = qdict_new(),
+    };
+    QCryptoTLSCreds *tls_creds = NULL;
+    int fork_fd = -1;
+    BlockDriverState *bs;
+    NBDExport *exp;
+    Error *err = NULL;
+    int exit_code;
+
+    error_set_progname(argv[0]);
+    atexit(free_base_opts);
+    signal(SIGPIPE, SIG_IGN);
+    bdrv_init();
+    if (!parse_options(argc, argv, &c, &exit_code)) {
+        return exit_code;
+    }
+    if (!find_tls_creds(&c, &tls_creds)) {
+        return 1;
+    }
+    if (c.list) {
+        return run_list_mode(&c, argc, tls_creds);
+    }
+    if (!check_export_options(&c, argc, argv)) {
+        return 1;
+    }
+
+    if (c.do_fork) {
+        fork_fd = daemon_fork_and_wait();
+    }
+    bs = open_image(&c, argv[optind]);
+    if (!bs) {
+        return 1;
+    }
+    exp = nbd_export_new(bs, c.export_name ? c.export_name : "", c.description, !c.readonly,
+                         c.allocation_depth, &err);
+    bdrv_unref(bs);     /* the export holds its own reference */
+    if (!exp) {
+        error_report_err(err);
+        return 1;
+    }
+    if (!serve_export(&c, exp, tls_creds, fork_fd)) {
+        return 1;
+    }
     user_creatable_cleanup();
     return exit_status;
 }

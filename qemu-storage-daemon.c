@@ -503,14 +503,58 @@ static bool second_pass(int argc, char **argv)
     return true;
 }
 
+/* The block layer and the QMP commands the daemon offers. */
+static void init_subsystems(void)
+{
+    bdrv_init();
+    qmp_register_storage_commands();
+    iothread_register_storage();
+    savevm_register_commands();
+    blockdev_nbd_register_commands();
+    block_job_monitor_init();
+    block_graph_monitor_init();
+}
+
+/* Serves the monitors and exports until a signal or quit. */
+static void run_main_loop(int ready_fd)
+{
+    guint sigs[3];
+
+    sigs[0] = g_unix_signal_add(SIGINT, on_signal, NULL);
+    sigs[1] = g_unix_signal_add(SIGTERM, on_signal, NULL);
+    sigs[2] = g_unix_signal_add(SIGHUP, on_signal, NULL);
+    monitor_start_all();
+    if (ready_fd >= 0) {
+        daemon_ready(ready_fd);
+    }
+    while (!exit_requested) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    for (int i = 0; i < 3; i++) {
+        g_source_remove(sigs[i]);
+    }
+}
+
+/* Ends the jobs and exports and frees everything; @pid_file (if any) goes. */
+static void clean_up(const char *pid_file)
+{
+    block_job_quit_all();
+    blockdev_nbd_quit();
+    monitor_cleanup_all();
+    chardev_cleanup_all();
+    drive_cleanup_all();
+    user_creatable_cleanup();
+    if (pid_file) {
+        unlink(pid_file);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *pid_file = NULL;
     Error *err = NULL;
     bool daemonize = false;
     int ready_fd = -1;
-    int exit_code = 0;
-    guint sigs[3];
 
     error_set_progname(argv[0]);
     signal(SIGPIPE, SIG_IGN);
@@ -523,50 +567,20 @@ int main(int argc, char **argv)
     if (daemonize) {
         ready_fd = daemon_fork_and_wait();
     }
-    bdrv_init();
-    qmp_register_storage_commands();
-    iothread_register_storage();
-    savevm_register_commands();
-    blockdev_nbd_register_commands();
-    block_job_monitor_init();
-    block_graph_monitor_init();
+    init_subsystems();
 
     if (!second_pass(argc, argv)) {
-        exit_code = 1;
-        goto out;
+        clean_up(pid_file);
+        return 1;
     }
     if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
         error_prepend(&err, "cannot create PID file: ");
         error_report_err(err);
-        g_clear_pointer(&pid_file, g_free);
-        exit_code = 1;
-        goto out;
+        /* Not ours to remove: it may be another daemon's. */
+        clean_up(NULL);
+        return 1;
     }
-
-    sigs[0] = g_unix_signal_add(SIGINT, on_signal, NULL);
-    sigs[1] = g_unix_signal_add(SIGTERM, on_signal, NULL);
-    sigs[2] = g_unix_signal_add(SIGHUP, on_signal, NULL);
-    monitor_start_all();
-    if (ready_fd >= 0) {
-        daemon_ready(ready_fd);
-        ready_fd = -1;
-    }
-    while (!exit_requested) {
-        g_main_context_iteration(NULL, TRUE);
-    }
-    for (int i = 0; i < 3; i++) {
-        g_source_remove(sigs[i]);
-    }
-
-out:
-    block_job_quit_all();
-    blockdev_nbd_quit();
-    monitor_cleanup_all();
-    chardev_cleanup_all();
-    drive_cleanup_all();
-    user_creatable_cleanup();
-    if (pid_file) {
-        unlink(pid_file);
-    }
-    return exit_code;
+    run_main_loop(ready_fd);
+    clean_up(pid_file);
+    return 0;
 }

@@ -86,7 +86,7 @@ static void qtest_command(const char *line)
     }
 }
 
-static void qtest_listen_again(void)
+static void qtest_watch_listener(void)
 {
     GIOChannel *chan = g_io_channel_unix_new(qtest_listen_fd);
 
@@ -103,7 +103,7 @@ static void qtest_close(void)
     g_string_truncate(qtest_buf, 0);
     qtest_discarding = false;
     if (qtest_listen_fd >= 0) {
-        qtest_listen_again();
+        qtest_watch_listener();
     } else {
         qtest_watch = 0;
     }
@@ -192,7 +192,7 @@ bool qtest_init(const char *spec, Error **errp)
     if (qtest_fd >= 0) {
         qtest_watch_input();
     } else {
-        qtest_listen_again();
+        qtest_watch_listener();
     }
     return true;
 }

@@ -560,7 +560,11 @@ static bool check_audiodev(const char *arg, Error **errp)
 
 static bool msg_guest_name;
 
-static bool check_guest_option(CmdOpt *o, Error **errp)
+/*
+ * Checks the value of an option that takes a fixed set of parameters;
+ * -msg and -sandbox also take effect here.
+ */
+static bool check_option_value(CmdOpt *o, Error **errp)
 {
     QDict *d = NULL;
 
@@ -608,24 +612,24 @@ static bool drive_asks_format_help(const char *arg)
     return help;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for beyond the list of options itself. */
+typedef struct SystemConfig {
+    GArray *opts;               /* CmdOpt, in command line order */
+    const char *loadvm;
+    const char *machine;
+    bool autostart, usb;
+    bool nodefaults, nographic, have_monitor;
+    const char *incoming;
+    const char *pidfile;
+    bool daemonize;
+} SystemConfig;
+
+/*
+ * Splits argv into options: a bare argument is the first IDE disk.  False
+ * (with the error reported) for an unknown option or a missing argument.
+ */
+static bool collect_options(int argc, char **argv, GArray *opts)
 {
-    g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
-    g_autoptr(GPtrArray) set_args = g_ptr_array_new_with_free_func(g_free);
-    const char *loadvm = NULL;
-    const char *machine = "pc";
-    bool autostart = true, usb = false;
-    bool nodefaults = false, nographic = false, have_monitor = false;
-    const char *incoming = NULL;
-    const char *pidfile = NULL;
-    bool daemonize = false;
-    int exit_code = 0;
-    Error *err = NULL;
-    guint sigs[3];
-
-    error_set_progname(argv[0]);
-    signal(SIGPIPE, SIG_IGN);
-
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         CmdOpt o = { NULL, NULL };
@@ -640,7 +644,7 @@ int main(int argc, char **argv)
         if (takes_arg(a)) {
             if (i + 1 >= argc) {
                 error_report("%s: requires an argument", argv[i]);
-                return 1;
+                return false;
             }
             o.name = a;
             o.arg = argv[++i];
@@ -648,29 +652,48 @@ int main(int argc, char **argv)
             o.name = a;
         } else {
             error_report("%s: invalid option", argv[i]);
-            return 1;
+            return false;
         }
         g_array_append_val(opts, o);
     }
+    return true;
+}
+
+/* -set rewrites the options it names; then each option's value is checked. */
+static bool apply_set_and_check_options(GArray *opts, GPtrArray *set_args)
+{
+    Error *err = NULL;
 
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "set") && !apply_set(opts, o->arg, set_args, &err)) {
             error_prepend(&err, "-set %s: ", o->arg);
             error_report_err(err);
-            return 1;
+            return false;
         }
     }
 
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
-        if (!check_guest_option(o, &err)) {
+        if (!check_option_value(o, &err)) {
             error_prepend(&err, "-%s %s: ", o->name, o->arg);
             error_report_err(err);
-            return 1;
+            return false;
         }
     }
+    return true;
+}
 
+/*
+ * Reads the options that set up the process or answer a question (-version,
+ * -help, ... =help) into @c.  False when the process ends here, with
+ * *@exit_code set: 0 after an answer, 1 after an error.
+ */
+static bool read_process_options(SystemConfig *c, int *exit_code)
+{
+    GArray *opts = c->opts;
+
+    *exit_code = 0;
     /*
      * "-drive format=help" answers before anything else is looked at, as in
      * QEMU (iotests' _require_drivers reads this list, whatever else the
@@ -684,7 +707,7 @@ int main(int argc, char **argv)
             printf("\nSupported formats (read-only):");
             bdrv_iterate_format(print_format_name, NULL);
             printf("\n");
-            return 0;
+            return false;
         }
     }
     for (guint i = 0; i < opts->len; i++) {
@@ -692,35 +715,36 @@ int main(int argc, char **argv)
         if (!strcmp(o->name, "version")) {
             printf("QEMU emulator version %s (block layer reimplementation, no CPU emulation)\n",
                    QEMU_VERSION);
-            return 0;
+            return false;
         } else if (!strcmp(o->name, "help") || !strcmp(o->name, "h")) {
             usage();
-            return 0;
+            return false;
         } else if (!strcmp(o->name, "machine") || !strcmp(o->name, "M")) {
             g_autofree char *type = g_strndup(o->arg, strcspn(o->arg, ","));
             if (!strcmp(type, "help") || !strcmp(type, "?")) {
                 printf("Supported machines are:\n"
                        "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n"
                        "none                 empty machine\n");
-                return 0;
+                return false;
             }
-            machine = o->arg;
+            c->machine = o->arg;
         } else if (!strcmp(o->name, "device") &&
                    (!strcmp(o->arg, "help") || !strcmp(o->arg, "?"))) {
             g_autoptr(GString) out = g_string_new(NULL);
             qdev_print_models(out);
             fputs(out->str, stdout);
-            return 0;
+            return false;
         } else if (!strcmp(o->name, "display") && strcmp(o->arg, "none")) {
             error_report("-display %s: only 'none' is available (there is no guest display)",
                          o->arg);
-            return 1;
+            *exit_code = 1;
+            return false;
         } else if (!strcmp(o->name, "name")) {
             qemu_set_name(o->arg);
         } else if (!strcmp(o->name, "S")) {
-            autostart = false;
+            c->autostart = false;
         } else if (!strcmp(o->name, "usb")) {
-            usb = true;
+            c->usb = true;
         } else if (!strcmp(o->name, "accel") && !accel_ok(o->arg)) {
             const char *next = next_accel(opts, i);
 
@@ -732,64 +756,79 @@ int main(int argc, char **argv)
             if (!next) {
                 error_report("-accel %s: no such accelerator (only tcg and qtest are accepted; "
                              "this machine runs no guest code)", o->arg);
-                return 1;
+                *exit_code = 1;
+                return false;
             }
             warn_report("-accel %s: not available (this machine runs no guest code); "
                         "falling back to %s", o->arg, next);
         } else if (!strcmp(o->name, "vga") && strcmp(o->arg, "none")) {
             error_report("-vga %s: this machine has no display adapter (only 'none')",
                          o->arg);
-            return 1;
+            *exit_code = 1;
+            return false;
         } else if (!strcmp(o->name, "serial") && strcmp(o->arg, "none")) {
             error_report("-serial %s: this machine has no serial port (only 'none')", o->arg);
-            return 1;
+            *exit_code = 1;
+            return false;
         } else if (!strcmp(o->name, "nodefaults")) {
-            nodefaults = true;
+            c->nodefaults = true;
         } else if (!strcmp(o->name, "incoming")) {
-            incoming = o->arg;
+            c->incoming = o->arg;
         } else if (!strcmp(o->name, "loadvm")) {
-            loadvm = o->arg;
+            c->loadvm = o->arg;
         } else if (!strcmp(o->name, "nographic")) {
-            nographic = true;
+            c->nographic = true;
         } else if (!strcmp(o->name, "snapshot")) {
             drive_set_default_snapshot(true);
         } else if (!strcmp(o->name, "pidfile")) {
-            pidfile = o->arg;
+            c->pidfile = o->arg;
         } else if (!strcmp(o->name, "daemonize")) {
-            daemonize = true;
+            c->daemonize = true;
         } else if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp") ||
                    !strcmp(o->name, "mon")) {
-            have_monitor = true;
+            c->have_monitor = true;
         }
     }
+    return true;
+}
+
+/* The guest name in messages, -daemonize and -pidfile; false on error (reported). */
+static bool set_up_process(SystemConfig *c)
+{
+    Error *err = NULL;
 
     if (msg_guest_name && qemu_get_name() && *qemu_get_name()) {
         error_set_message_guest_name(qemu_get_name());
     }
-    if (daemonize) {
-        if (nographic && !nodefaults && !have_monitor) {
+    if (c->daemonize) {
+        if (c->nographic && !c->nodefaults && !c->have_monitor) {
             error_report("-nographic cannot be used with -daemonize "
                          "(its default monitor is on stdio)");
-            return 1;
+            return false;
         }
-        for (guint i = 0; i < opts->len; i++) {
-            CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+        for (guint i = 0; i < c->opts->len; i++) {
+            CmdOpt *o = &g_array_index(c->opts, CmdOpt, i);
             if (o->arg && uses_stdio(o->name, o->arg)) {
                 error_report("-%s %s: stdio cannot be used with -daemonize", o->name, o->arg);
-                return 1;
+                return false;
             }
         }
         /* Before any thread exists: fork() keeps only the calling one. */
         daemon_pipe = daemon_fork_and_wait();
     }
-    if (pidfile && !pidfile_create(pidfile, &err)) {
-        error_prepend(&err, "-pidfile %s: ", pidfile);
+    if (c->pidfile && !pidfile_create(c->pidfile, &err)) {
+        error_prepend(&err, "-pidfile %s: ", c->pidfile);
         error_report_err(err);
-        return 1;
+        return false;
     }
+    return true;
+}
 
+/* The block layer, the clocks and every QMP and HMP command. */
+static void init_subsystems(SystemConfig *c)
+{
     /* Before anything picks a clock (throttle groups, the monitor's rate limits). */
-    if (!strcmp(chosen_accel(opts, machine), "qtest")) {
+    if (!strcmp(chosen_accel(c->opts, c->machine), "qtest")) {
         qemu_clock_virtual_take_manual();
     }
     bdrv_init();
@@ -805,13 +844,17 @@ int main(int argc, char **argv)
     block_job_monitor_init();
     block_graph_monitor_init();
     block_media_monitor_init();
+}
 
+/* -add-fd and -object, before anything opens "/dev/fdset/N" or names a secret. */
+static bool add_fdsets_and_objects(GArray *opts, Error **errp)
+{
     /* fd sets before anything opens "/dev/fdset/N" (or takes a free fd number). */
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
-        if (!strcmp(o->name, "add-fd") && !fdset_add_cmdline(o->arg, &err)) {
-            error_prepend(&err, "-add-fd %s: ", o->arg);
-            goto fail;
+        if (!strcmp(o->name, "add-fd") && !fdset_add_cmdline(o->arg, errp)) {
+            error_prepend(errp, "-add-fd %s: ", o->arg);
+            return false;
         }
     }
     /* Objects first: drives name their secrets. */
@@ -820,145 +863,197 @@ int main(int argc, char **argv)
         if (!strcmp(o->name, "object")) {
             /* Never echo secret data in an error message. */
             g_autofree char *shown = hmp_mask_secrets(o->arg);
-            if (!user_creatable_add_cmdline(o->arg, &err)) {
-                error_prepend(&err, "-object %s: ", shown);
-                goto fail;
+            if (!user_creatable_add_cmdline(o->arg, errp)) {
+                error_prepend(errp, "-object %s: ", shown);
+                return false;
             }
         }
     }
-    /* Before any drive: on a destination they open inactive. */
-    if (incoming && !migration_incoming_init(incoming, autostart, &err)) {
-        error_prepend(&err, "-incoming %s: ", incoming);
-        goto fail;
-    }
-    {
-        g_autofree char *type = NULL;
-        if (!parse_machine(machine, &type, &usb, &err) || !machine_init(type, usb, &err)) {
-            error_prepend(&err, "-machine %s: ", machine);
-            goto fail;
+    return true;
+}
+
+static bool add_blockdev_option(CmdOpt *o, Error **errp)
+{
+    QDict *bopts = NULL;
+    json_error_t jerr;
+
+    if (o->arg[0] == '{') {
+        bopts = json_loads(o->arg, 0, &jerr);
+        if (!bopts || !json_is_object(bopts)) {
+            qobject_unref(bopts);
+            error_setg(errp, "JSON parse error, %s", jerr.text);
+        }
+    } else {
+        bopts = keyval_parse(o->arg, "driver", errp);
+        if (bopts && !blockdev_keyval_types(bopts, errp)) {
+            qobject_unref(bopts);
+            bopts = NULL;
         }
     }
-    for (guint i = 0; i < opts->len; i++) {
-        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
-        if (!strcmp(o->name, "chardev") && !chardev_add_cmdline(o->arg, &err)) {
-            error_prepend(&err, "-chardev %s: ", o->arg);
-            goto fail;
-        }
+    if (!bopts || !blockdev_add(bopts, errp)) {
+        error_prepend(errp, "-blockdev %s: ", o->arg);
+        return false;
     }
+    return true;
+}
+
+/* -drive, -hdX or a bare image argument. */
+static bool add_drive_option(CmdOpt *o, Error **errp)
+{
+    g_autofree char *optstr = NULL;
+
+    if (!strcmp(o->name, "drive")) {
+        optstr = g_strdup(o->arg);
+    } else {
+        /* A plain image argument is -hda: the first IDE disk. */
+        g_autoptr(GString) esc = g_string_new(NULL);
+        int index = !strcmp(o->name, "hda-plain") ? 0 : o->name[2] - 'a';
+        for (const char *p = o->arg; *p; p++) {
+            g_string_append_c(esc, *p);
+            if (*p == ',') {
+                g_string_append_c(esc, ',');
+            }
+        }
+        optstr = g_strdup_printf("if=ide,index=%d,file=%s", index, esc->str);
+    }
+    if (!drive_new(optstr, IF_IDE, errp)) {
+        if (!strcmp(o->name, "drive")) {
+            error_prepend(errp, "-drive %s: ", o->arg);
+        } else {
+            error_prepend(errp, "%s: ", o->arg);
+        }
+        return false;
+    }
+    return true;
+}
+
+/* -blockdev and the drives, in command line order. */
+static bool add_block_devices(GArray *opts, Error **errp)
+{
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "blockdev")) {
-            QDict *bopts = NULL;
-            json_error_t jerr;
-            if (o->arg[0] == '{') {
-                bopts = json_loads(o->arg, 0, &jerr);
-                if (!bopts || !json_is_object(bopts)) {
-                    qobject_unref(bopts);
-                    error_setg(&err, "JSON parse error, %s", jerr.text);
-                }
-            } else {
-                bopts = keyval_parse(o->arg, "driver", &err);
-                if (bopts && !blockdev_keyval_types(bopts, &err)) {
-                    qobject_unref(bopts);
-                    bopts = NULL;
-                }
-            }
-            if (!bopts || !blockdev_add(bopts, &err)) {
-                error_prepend(&err, "-blockdev %s: ", o->arg);
-                goto fail;
+            if (!add_blockdev_option(o, errp)) {
+                return false;
             }
         } else if (!strcmp(o->name, "drive") || !strcmp(o->name, "hda-plain") ||
                    g_str_has_prefix(o->name, "hd")) {
-            g_autofree char *optstr = NULL;
-            if (!strcmp(o->name, "drive")) {
-                optstr = g_strdup(o->arg);
-            } else {
-                /* A plain image argument is -hda: the first IDE disk. */
-                g_autoptr(GString) esc = g_string_new(NULL);
-                int index = !strcmp(o->name, "hda-plain") ? 0 : o->name[2] - 'a';
-                for (const char *p = o->arg; *p; p++) {
-                    g_string_append_c(esc, *p);
-                    if (*p == ',') {
-                        g_string_append_c(esc, ',');
-                    }
-                }
-                optstr = g_strdup_printf("if=ide,index=%d,file=%s", index, esc->str);
-            }
-            if (!drive_new(optstr, IF_IDE, &err)) {
-                if (!strcmp(o->name, "drive")) {
-                    error_prepend(&err, "-drive %s: ", o->arg);
-                } else {
-                    error_prepend(&err, "%s: ", o->arg);
-                }
-                goto fail;
+            if (!add_drive_option(o, errp)) {
+                return false;
             }
         }
     }
+    return true;
+}
+
+static bool add_devices(GArray *opts, Error **errp)
+{
     for (guint i = 0; i < opts->len; i++) {
         CmdOpt *o = &g_array_index(opts, CmdOpt, i);
         if (!strcmp(o->name, "device")) {
-            QDict *props = device_cmdline_props(o->arg, &err);
-            if (!props || !qdev_device_add(props, false, &err)) {
+            QDict *props = device_cmdline_props(o->arg, errp);
+            if (!props || !qdev_device_add(props, false, errp)) {
                 qobject_unref(props);
-                error_prepend(&err, "-device %s: ", o->arg);
-                goto fail;
+                error_prepend(errp, "-device %s: ", o->arg);
+                return false;
             }
             qobject_unref(props);
         }
     }
-    for (guint i = 0; i < opts->len; i++) {
-        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
+    return true;
+}
+
+/* -monitor, -qmp, -mon and the default monitor of -nographic. */
+static bool add_monitors(SystemConfig *c, Error **errp)
+{
+    for (guint i = 0; i < c->opts->len; i++) {
+        CmdOpt *o = &g_array_index(c->opts, CmdOpt, i);
         if ((!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) &&
             !strcmp(o->arg, "none")) {
             /* "none": no monitor here, and no default one (-nographic) either. */
             continue;
         }
         if (!strcmp(o->name, "monitor") || !strcmp(o->name, "qmp")) {
-            if (!monitor_new_from_spec(o->arg, !strcmp(o->name, "qmp"), &err)) {
-                error_prepend(&err, "-%s %s: ", o->name, o->arg);
-                goto fail;
+            if (!monitor_new_from_spec(o->arg, !strcmp(o->name, "qmp"), errp)) {
+                error_prepend(errp, "-%s %s: ", o->name, o->arg);
+                return false;
             }
-        } else if (!strcmp(o->name, "mon") && !monitor_new_from_mon_opts(o->arg, &err)) {
-            error_prepend(&err, "-mon %s: ", o->arg);
-            goto fail;
+        } else if (!strcmp(o->name, "mon") && !monitor_new_from_mon_opts(o->arg, errp)) {
+            error_prepend(errp, "-mon %s: ", o->arg);
+            return false;
         }
     }
-    if (nographic && !nodefaults && !have_monitor &&
-        !monitor_new_from_spec("stdio", false, &err)) {
+    if (c->nographic && !c->nodefaults && !c->have_monitor &&
+        !monitor_new_from_spec("stdio", false, errp)) {
         /* QEMU's default monitor with -nographic: HMP on stdio. */
-        error_prepend(&err, "-nographic: ");
-        goto fail;
+        error_prepend(errp, "-nographic: ");
+        return false;
     }
-    for (guint i = 0; i < opts->len; i++) {
-        CmdOpt *o = &g_array_index(opts, CmdOpt, i);
-        if (!strcmp(o->name, "qtest") && !qtest_init(o->arg, &err)) {
-            error_prepend(&err, "-qtest %s: ", o->arg);
-            goto fail;
+    return true;
+}
+
+/* Everything the options create, in the order their references need. */
+static bool create_machine(SystemConfig *c, Error **errp)
+{
+    if (!add_fdsets_and_objects(c->opts, errp)) {
+        return false;
+    }
+    /* Before any drive: on a destination they open inactive. */
+    if (c->incoming && !migration_incoming_init(c->incoming, c->autostart, errp)) {
+        error_prepend(errp, "-incoming %s: ", c->incoming);
+        return false;
+    }
+    {
+        g_autofree char *type = NULL;
+        if (!parse_machine(c->machine, &type, &c->usb, errp) ||
+            !machine_init(type, c->usb, errp)) {
+            error_prepend(errp, "-machine %s: ", c->machine);
+            return false;
         }
     }
-    if (!chardev_check_all_used(&err)) {
-        goto fail;
+    for (guint i = 0; i < c->opts->len; i++) {
+        CmdOpt *o = &g_array_index(c->opts, CmdOpt, i);
+        if (!strcmp(o->name, "chardev") && !chardev_add_cmdline(o->arg, errp)) {
+            error_prepend(errp, "-chardev %s: ", o->arg);
+            return false;
+        }
     }
+    if (!add_block_devices(c->opts, errp) || !add_devices(c->opts, errp) ||
+        !add_monitors(c, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < c->opts->len; i++) {
+        CmdOpt *o = &g_array_index(c->opts, CmdOpt, i);
+        if (!strcmp(o->name, "qtest") && !qtest_init(o->arg, errp)) {
+            error_prepend(errp, "-qtest %s: ", o->arg);
+            return false;
+        }
+    }
+    return chardev_check_all_used(errp);
+}
 
+/* -loadvm, -incoming or autostart: the state the guest begins in. */
+static bool start_guest(SystemConfig *c, Error **errp)
+{
     /* A guest must not start on a drive it cannot read: wait for keys in prelaunch. */
     runstate_init(RUN_STATE_PRELAUNCH);
-    if (loadvm && incoming) {
+    if (c->loadvm && c->incoming) {
         /* The drives are inactive until the migration's state arrived. */
-        error_setg(&err, "-loadvm %s: not with -incoming (the migration brings the state)",
-                   loadvm);
-        goto fail;
+        error_setg(errp, "-loadvm %s: not with -incoming (the migration brings the state)",
+                   c->loadvm);
+        return false;
     }
-    if (loadvm && !load_snapshot(loadvm, &err)) {
-        goto fail;
+    if (c->loadvm && !load_snapshot(c->loadvm, errp)) {
+        return false;
     }
-    if (incoming) {
+    if (c->incoming) {
         /* The state comes from the source; autostart applies once it did. */
         runstate_init(RUN_STATE_INMIGRATE);
-        if (!migration_incoming_start(&err)) {
-            error_prepend(&err, "-incoming %s: ", incoming);
-            goto fail;
+        if (!migration_incoming_start(errp)) {
+            error_prepend(errp, "-incoming %s: ", c->incoming);
+            return false;
         }
-    } else if (autostart) {
+    } else if (c->autostart) {
         bool keyless = false;
         for (GList *l = drive_list(); l; l = l->next) {
             keyless |= drive_key_missing(l->data) != NULL;
@@ -967,6 +1062,13 @@ int main(int argc, char **argv)
             runstate_init(RUN_STATE_RUNNING);
         }
     }
+    return true;
+}
+
+/* Serves the monitors and everything else until shutdown; returns the exit code. */
+static int run_main_loop(void)
+{
+    guint sigs[3];
 
     sigs[0] = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
     sigs[1] = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
@@ -982,15 +1084,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         g_source_remove(sigs[i]);
     }
-    if (qemu_exit_failure_requested()) {
-        exit_code = 1;
-    }
-    goto out;
+    return qemu_exit_failure_requested() ? 1 : 0;
+}
 
-fail:
-    error_report_err(err);
-    exit_code = 1;
-out:
+static void clean_up(void)
+{
     block_job_quit_all();
     blockdev_nbd_quit();
     migration_cleanup();
@@ -1002,5 +1100,39 @@ out:
     user_creatable_cleanup();
     qemu_set_name("");
     pidfile_remove();
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GArray) opts = g_array_new(false, false, sizeof(CmdOpt));
+    g_autoptr(GPtrArray) set_args = g_ptr_array_new_with_free_func(g_free);
+    SystemConfig c = {
+        .opts = opts,
+        .machine = "pc",
+        .autostart = true,
+    };
+    int exit_code = 0;
+    Error *err = NULL;
+
+    error_set_progname(argv[0]);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!collect_options(argc, argv, opts) || !apply_set_and_check_options(opts, set_args)) {
+        return 1;
+    }
+    if (!read_process_options(&c, &exit_code)) {
+        return exit_code;
+    }
+    if (!set_up_process(&c)) {
+        return 1;
+    }
+    init_subsystems(&c);
+    if (create_machine(&c, &err) && start_guest(&c, &err)) {
+        exit_code = run_main_loop();
+    } else {
+        error_report_err(err);
+        exit_code = 1;
+    }
+    clean_up();
     return exit_code;
 }

@@ -30,8 +30,6 @@ void monitor_cleanup_all(void);
 
 void monitor_printf(Monitor *mon, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void monitor_puts(Monitor *mon, const char *text);
-/* The HMP monitor whose command is running, or NULL. */
-Monitor *monitor_cur(void);
 
 /*
  * Asks the user of @mon for a password: prints @prompt and hands the next
