@@ -99,16 +99,7 @@ static uint64_t entry_size(size_t name_size, uint32_t extra_size)
 /* The bitmaps extension among the kept extensions, or NULL. */
 static Qcow2UnknownExt *find_ext(BDRVQcow2State *s, guint *index)
 {
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == QCOW2_EXT_BITMAPS) {
-            if (index) {
-                *index = i;
-            }
-            return e;
-        }
-    }
-    return NULL;
+    return qcow2_find_ext(s->unknown_exts, QCOW2_EXT_BITMAPS, index);
 }
 
 /* Sets the extension (nb > 0) or drops it, with autoclear bit 0 to match. */
@@ -129,12 +120,11 @@ static void set_ext(BDRVQcow2State *s, uint32_t nb, uint64_t dir_size, uint64_t 
         e->magic = QCOW2_EXT_BITMAPS;
         g_ptr_array_add(s->unknown_exts, e);
     }
-    g_free(e->data);
-    e->len = 24;
-    e->data = g_malloc0(24);
-    stl_be_p(e->data, nb);
-    stq_be_p(e->data + 8, dir_size);
-    stq_be_p(e->data + 16, dir_off);
+    qcow2_bitmaps_ext_encode(&(Qcow2BitmapsExt) {
+                                 .nb_bitmaps = nb,
+                                 .dir_size = dir_size,
+                                 .dir_offset = dir_off,
+                             }, e);
     s->autoclear |= QCOW2_AUTOCLEAR_BITMAPS;
 }
 
@@ -315,6 +305,7 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
     Qcow2UnknownExt *ext = find_ext(s, NULL);
     int64_t file_len = bdrv_getlength_exact(bs->file);
     g_autofree uint8_t *dir = NULL;
+    Qcow2BitmapsExt bx;
     uint32_t nb;
     uint64_t dir_size, dir_off;
     int ret;
@@ -346,14 +337,14 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
         s->bm_ext_dropped = true;
         return 0;
     }
-    if (ext->len < 24) {
+    if (!qcow2_bitmaps_ext_decode(ext, &bx)) {
         error_setg(errp, "bitmaps_ext: Invalid extension length");
         return -EINVAL;
     }
-    nb = ldl_be_p(ext->data);
-    dir_size = ldq_be_p(ext->data + 8);
-    dir_off = ldq_be_p(ext->data + 16);
-    if (ldl_be_p(ext->data + 4)) {
+    nb = bx.nb_bitmaps;
+    dir_size = bx.dir_size;
+    dir_off = bx.dir_offset;
+    if (bx.reserved) {
         error_setg(errp, "bitmaps_ext: Reserved field is not zero");
         return -EINVAL;
     }

@@ -431,7 +431,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     g_autofree uint64_t *buf = NULL;
     int64_t old_off = s->l1_table_offset;
     int64_t old_bytes = (int64_t)s->l1_size * 8;
-    uint8_t hdr[12];
+    Qcow2Header hdr;
     int ret;
 
     if (min_size <= s->l1_size) {
@@ -473,10 +473,11 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     if (ret < 0) {
         goto fail;
     }
-    stl_be_p(hdr, min_size);
-    stq_be_p(hdr + 4, new_off);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.l1_size = min_size;
+    hdr.l1_table_offset = new_off;
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
-    ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_L1_SIZE, QCOW2_HF_L1_TABLE_OFFSET, errp);
     if (ret < 0) {
         /*
          * The header may point at the new table now or not: it stays
@@ -783,7 +784,7 @@ static void decrypt_sectors(BDRVQcow2State *s, int64_t guest, int64_t host, uint
                           &error_abort);
 }
 
-int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+int qcow2_guest_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
                    Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -986,15 +987,15 @@ static bool overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
 
 static bool overlap_bitmap_dir(BDRVQcow2State *s, int64_t off, int64_t len)
 {
-    if (!(s->autoclear & 1) || !s->unknown_exts) {
+    if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) || !s->unknown_exts) {
         return false;
     }
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+        Qcow2BitmapsExt bx;
 
-        if (e->magic == 0x23852875 && e->len >= 24 &&
-            overlap(off, len, ldq_be_p(e->data + 16),
-                    MIN(ldq_be_p(e->data + 8), (uint64_t)INT64_MAX / 2))) {
+        if (e->magic == QCOW2_EXT_BITMAPS && qcow2_bitmaps_ext_decode(e, &bx) &&
+            overlap(off, len, bx.dir_offset, MIN(bx.dir_size, (uint64_t)INT64_MAX / 2))) {
             return true;
         }
     }
@@ -1396,7 +1397,7 @@ static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
     return map_host_run(bs, l2_off, l2_idx, run, host, errp);
 }
 
-int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+int qcow2_guest_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1549,7 +1550,7 @@ static int write_compressed_cluster(BlockDriverState *bs, int64_t offset, int64_
     }
     if (clen == 0) {
         /* Incompressible: stored as a normal cluster. */
-        return qcow2_co_pwrite(bs, offset, len, buf, errp);
+        return qcow2_guest_pwrite(bs, offset, len, buf, errp);
     }
     ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
     if (ret < 0) {
@@ -1712,7 +1713,7 @@ static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Err
             }
         } else if (!cluster_reads_zero(bs, e)) {
             g_autofree uint8_t *z = g_malloc0(n);
-            ret = qcow2_co_pwrite(bs, offset, n, z, errp);
+            ret = qcow2_guest_pwrite(bs, offset, n, z, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1816,7 +1817,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 ne = 0;
             } else {
                 g_autofree uint8_t *z = g_malloc0(cs);
-                ret = qcow2_co_pwrite(bs, off, MIN(cs, s->size - off), z, errp);
+                ret = qcow2_guest_pwrite(bs, off, MIN(cs, s->size - off), z, errp);
                 if (ret < 0) {
                     return ret;
                 }
@@ -2216,7 +2217,7 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
             case QCOW2_CLUSTER_ZERO_PLAIN:
                 if (has_backing(bs) && guest < s->size) {
                     g_autofree uint8_t *z = g_malloc0(cs);
-                    ret = qcow2_co_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
+                    ret = qcow2_guest_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
                     if (ret < 0) {
                         return ret;
                     }
@@ -2702,7 +2703,7 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             /*
              * Contiguous with the host range before it where the clusters
              * there are free, as QEMU 7.2 continues a request's range
-             * (qcow2_co_pwrite() does the same).
+             * (qcow2_guest_pwrite() does the same).
              */
             if (next_host > 0 && !qcow2_has_data_file(s)) {
                 int64_t m = qcow2_alloc_clusters_at(bs, next_host, k, errp);

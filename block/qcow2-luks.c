@@ -92,13 +92,7 @@ static int fde_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
 
 static Qcow2UnknownExt *find_fde_ext(BDRVQcow2State *s)
 {
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == QCOW2_EXT_MAGIC_CRYPTO_HEADER) {
-            return e;
-        }
-    }
-    return NULL;
+    return qcow2_find_ext(s->unknown_exts, QCOW2_EXT_MAGIC_CRYPTO_HEADER, NULL);
 }
 
 static void set_fde_ext(BDRVQcow2State *s)
@@ -108,13 +102,10 @@ static void set_fde_ext(BDRVQcow2State *s)
     if (!e) {
         e = g_new0(Qcow2UnknownExt, 1);
         e->magic = QCOW2_EXT_MAGIC_CRYPTO_HEADER;
-        e->len = 16;
-        e->data = g_malloc0(16);
         /* First, like QEMU: readers meet it before anything unknown. */
         g_ptr_array_insert(s->unknown_exts, 0, e);
     }
-    stq_be_p(e->data, s->fde_offset);
-    stq_be_p(e->data + 8, s->fde_length);
+    qcow2_fde_ext_encode(s->fde_offset, s->fde_length, e);
 }
 
 /* The extension must name clusters that exist and hold nothing else we know of. */
@@ -192,13 +183,11 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
                    "encryption header extension", bs->filename);
         return -EINVAL;
     }
-    if (e->len != 16) {
+    if (!qcow2_fde_ext_decode(e, &s->fde_offset, &s->fde_length)) {
         error_setg(errp, "Full disk encryption header extension of '%s' has "
-                   "%u bytes instead of 16", bs->filename, e->len);
+                   "%u bytes instead of %d", bs->filename, e->len, QCOW2_FDE_EXT_LEN);
         return -EINVAL;
     }
-    s->fde_offset = ldq_be_p(e->data);
-    s->fde_length = ldq_be_p(e->data + 8);
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }

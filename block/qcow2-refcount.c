@@ -214,7 +214,7 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     int64_t old_off = s->refcount_table_offset;
     uint32_t old_clusters = s->refcount_table_clusters;
     g_autofree uint8_t *buf = NULL;
-    uint8_t hdr[12];
+    Qcow2Header hdr;
     int ret;
 
     while (used && !(s->refcount_table[used - 1] & REFT_OFFSET_MASK)) {
@@ -279,10 +279,12 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(hdr, (meta + nb_new) << s->cluster_bits);
-    stl_be_p(hdr + 8, nb_table);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.refcount_table_offset = (meta + nb_new) << s->cluster_bits;
+    hdr.refcount_table_clusters = nb_table;
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
-    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_REFCOUNT_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret < 0) {
         return ret;
     }
@@ -911,7 +913,7 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     int64_t l1c = DIV_ROUND_UP((int64_t)s->l1_size * 8, cs);
-    uint8_t hdr[20];
+    Qcow2Header hdr;
     uint8_t be[8];
     int ret;
 
@@ -919,12 +921,8 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
         3 + l1c > s->rb_entries) {
         return 1;
     }
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-
-        if (e->magic == 0x23852875) {   /* the bitmaps extension */
-            return 1;       /* persistent bitmaps keep their clusters */
-        }
+    if (qcow2_find_ext(s->unknown_exts, QCOW2_EXT_BITMAPS, NULL)) {
+        return 1;       /* persistent bitmaps keep their clusters */
     }
     ret = qcow2_cache_flush(bs, s->l2_cache, errp);
     if (ret == 0) {
@@ -964,10 +962,12 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_UPDATE);
-    stq_be_p(hdr, 3 * cs);              /* l1_table_offset */
-    stq_be_p(hdr + 8, cs);              /* refcount_table_offset */
-    stl_be_p(hdr + 16, 1);              /* refcount_table_clusters */
-    ret = bdrv_pwrite(bs->file, 40, sizeof(hdr), hdr, 0, errp);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.l1_table_offset = 3 * cs;
+    hdr.refcount_table_offset = cs;
+    hdr.refcount_table_clusters = 1;
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_L1_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret == 0) {
         ret = bdrv_flush(bs->file, errp);
     }
@@ -1452,7 +1452,7 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     g_autofree uint8_t *rb = g_malloc(s->cluster_size);
     g_autofree uint64_t *table = NULL;
     g_autofree uint64_t *be_table = NULL;
-    uint8_t hdr[12];
+    Qcow2Header hdr;
     int ret;
 
     check_msg(cs, "Rebuilding refcount structure\n");
@@ -1562,10 +1562,12 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(hdr, rt_pos << s->cluster_bits);
-    stl_be_p(hdr + 8, nrt);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.refcount_table_offset = rt_pos << s->cluster_bits;
+    hdr.refcount_table_clusters = nrt;
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
-    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_REFCOUNT_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1640,27 +1642,30 @@ static int check_bitmaps(CheckState *cs, Error **errp)
 {
     BlockDriverState *bs = cs->bs;
     BDRVQcow2State *s = bs->opaque;
-    const Qcow2UnknownExt *ext = NULL;
+    Qcow2BitmapsExt bx;
+    bool found = false;
     g_autofree uint8_t *dir = NULL;
     uint64_t dir_size, dir_off;
     uint32_t nb;
     int ret;
 
-    if (!(s->autoclear & 1) || !s->unknown_exts) {
+    if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) || !s->unknown_exts) {
         return 0;
     }
+    /* The last well-formed one counts: the check reads what a repair would keep. */
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == 0x23852875 && e->len >= 24) {
-            ext = e;
+
+        if (e->magic == QCOW2_EXT_BITMAPS && qcow2_bitmaps_ext_decode(e, &bx)) {
+            found = true;
         }
     }
-    if (!ext) {
+    if (!found) {
         return 0;
     }
-    nb = ldl_be_p(ext->data);
-    dir_size = ldq_be_p(ext->data + 8);
-    dir_off = ldq_be_p(ext->data + 16);
+    nb = bx.nb_bitmaps;
+    dir_size = bx.dir_size;
+    dir_off = bx.dir_offset;
     if (!nb || nb > 65535 || dir_size > 64 * MiB || dir_off >= (uint64_t)cs->file_len ||
         dir_size > (uint64_t)cs->file_len - dir_off) {
         check_msg(cs, "ERROR bitmap directory is invalid\n");
@@ -1796,6 +1801,155 @@ static int count_references(CheckState *cs, BdrvCheckMode fix, Error **errp)
     return 0;
 }
 
+/*
+ * Check step: the caches written (the check reads refcounts from the
+ * file's point of view), the file's size and one reference counter per
+ * host cluster.
+ */
+static int check_prepare(CheckState *cs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (!bs->read_only) {
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    cs->file_len = bdrv_getlength_exact(bs->file);
+    if (cs->file_len < 0) {
+        error_setg(errp, "Could not get the size of '%s'", bs->filename);
+        return cs->file_len;
+    }
+    cs->nb_clusters = DIV_ROUND_UP(cs->file_len, s->cluster_size);
+    if (cs->nb_clusters > (1 << 28)) {
+        /* One counter per host cluster: refuse rather than allocate gigabytes. */
+        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
+                   bs->filename, cs->nb_clusters);
+        return -EFBIG;
+    }
+    /* Refcount blocks may legitimately count clusters beyond the file end. */
+    cs->refs = g_try_new0(uint32_t, cs->nb_clusters + 2);
+    if (!cs->refs) {
+        error_setg(errp, "Not enough memory to check '%s'", bs->filename);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * Check step: each cluster's stored refcount against the references
+ * counted.  Mismatches are reported as found; those to repair go to
+ * @repairs, and *@rebuild says a missing refcount block needs the whole
+ * structure rebuilt.  *@highest: the last cluster in use.
+ */
+static int check_compare_refcounts(CheckState *cs, BdrvCheckMode fix, GArray *repairs,
+                                   bool *rebuild, int64_t *highest, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BdrvCheckResult *res = cs->res;
+    /*
+     * Only clusters inside the file are compared (as QEMU does): counts
+     * beyond its end describe nothing, and scanning every block the
+     * table could name would be unbounded work on a damaged image;
+     * besides the one cluster past the end that a reference may reach.
+     */
+    int64_t cmp_end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
+    int ret;
+
+    for (int64_t c = 0; c < cmp_end; c++) {
+        uint64_t rc;
+        uint64_t want = cs->refs[c];
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            return ret;
+        }
+        if (rc || want) {
+            *highest = c;
+        }
+        if (rc == want) {
+            continue;
+        }
+        if (rc > want) {
+            /*
+             * As QEMU does: every mismatch is first reported as found, and
+             * the repairs follow, each reported again.
+             */
+            check_msg(cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->leaks++;
+            if (fix & BDRV_FIX_LEAKS) {
+                g_array_append_val(repairs, c);
+            }
+        } else if (!rc && (fix & BDRV_FIX_ERRORS)) {
+            /* Possibly no refcount block at all: rebuilt, as QEMU does. */
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+            *rebuild = true;
+        } else if (rc && (fix & BDRV_FIX_ERRORS)) {
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+            g_array_append_val(repairs, c);
+        } else {
+            /* Not repaired: both kinds of repair were handled above. */
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+        }
+    }
+    return 0;
+}
+
+/* Check step: each cluster in @repairs gets the refcount its references need. */
+static int check_repair_refcounts(CheckState *cs, GArray *repairs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    BdrvCheckResult *res = cs->res;
+    int ret;
+
+    for (guint i = 0; i < repairs->len; i++) {
+        int64_t c = g_array_index(repairs, int64_t, i);
+        uint64_t rc, want = MIN(cs->refs[c], s->refcount_max);
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            return ret;
+        }
+        check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
+                  "\n", c, rc, (uint64_t)cs->refs[c]);
+        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1, (int64_t)want - (int64_t)rc,
+                                    errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (want == 0 && s->discard_passthrough[QCOW2_DISCARD_ALWAYS]) {
+            /* A leak repaired gives its space back to the file, as in QEMU 7.2. */
+            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+        }
+        if (rc > want) {
+            res->leaks_fixed++;
+        } else {
+            res->corruptions_fixed++;
+        }
+    }
+    return 0;
+}
+
+/*
+ * qemu-img check: count every reference the metadata makes (L1/L2 tables
+ * of the image and its snapshots, snapshot table, bitmaps, refcount
+ * structures), compare with the stored refcounts, repair as @fix allows,
+ * then the COPIED flags, which depend on the repaired refcounts.
+ */
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp)
 {
@@ -1811,29 +1965,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         return -EACCES;
     }
     fix &= BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
-    if (!bs->read_only) {
-        ret = qcow2_flush_caches(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    cs.file_len = bdrv_getlength_exact(bs->file);
-    if (cs.file_len < 0) {
-        error_setg(errp, "Could not get the size of '%s'", bs->filename);
-        return cs.file_len;
-    }
-    cs.nb_clusters = DIV_ROUND_UP(cs.file_len, s->cluster_size);
-    if (cs.nb_clusters > (1 << 28)) {
-        /* One counter per host cluster: refuse rather than allocate gigabytes. */
-        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
-                   bs->filename, cs.nb_clusters);
-        return -EFBIG;
-    }
-    /* Refcount blocks may legitimately count clusters beyond the file end. */
-    cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 2);
-    if (!cs.refs) {
-        error_setg(errp, "Not enough memory to check '%s'", bs->filename);
-        return -ENOMEM;
+    ret = check_prepare(&cs, errp);
+    if (ret < 0) {
+        g_free(cs.refs);
+        return ret;
     }
     res->bfi.total_clusters = DIV_ROUND_UP(s->size, s->cluster_size);
 
@@ -1841,63 +1976,11 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     if (ret < 0) {
         goto out;
     }
-
     /* Allocations made while repairing must not land on clusters in use. */
     s->free_cluster_index = MAX(s->free_cluster_index, cs.nb_clusters);
-
-    {
-        /*
-         * Only clusters inside the file are compared (as QEMU does): counts
-         * beyond its end describe nothing, and scanning every block the
-         * table could name would be unbounded work on a damaged image.
-         */
-        /* ... and the one cluster past the end that a reference may reach. */
-        int64_t cmp_end = cs.nb_clusters + (cs.refs[cs.nb_clusters] ? 1 : 0);
-
-        for (int64_t c = 0; c < cmp_end; c++) {
-            uint64_t rc;
-            uint64_t want = cs.refs[c];
-
-            ret = qcow2_get_refcount(bs, c, &rc, errp);
-            if (ret < 0) {
-                res->check_errors++;
-                goto out;
-            }
-            if (rc || want) {
-                highest = c;
-            }
-            if (rc == want) {
-                continue;
-            }
-            if (rc > want) {
-                /*
-                 * As QEMU does: every mismatch is first reported as found, and
-                 * the repairs follow, each reported again.
-                 */
-                check_msg(&cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->leaks++;
-                if (fix & BDRV_FIX_LEAKS) {
-                    g_array_append_val(repairs, c);
-                }
-            } else if (!rc && (fix & BDRV_FIX_ERRORS)) {
-                /* Possibly no refcount block at all: rebuilt below, as QEMU does. */
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-                rebuild = true;
-            } else if (rc && (fix & BDRV_FIX_ERRORS)) {
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-                g_array_append_val(repairs, c);
-            } else {
-                /* Not repaired: both kinds of repair were handled above. */
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-            }
-        }
+    ret = check_compare_refcounts(&cs, fix, repairs, &rebuild, &highest, errp);
+    if (ret < 0) {
+        goto out;
     }
     if (rebuild) {
         /* The new structure holds every computed count: all is fixed. */
@@ -1910,32 +1993,9 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         res->leaks_fixed = res->leaks;
         g_array_set_size(repairs, 0);
     }
-    for (guint i = 0; i < repairs->len; i++) {
-        int64_t c = g_array_index(repairs, int64_t, i);
-        uint64_t rc, want = MIN(cs.refs[c], s->refcount_max);
-
-        ret = qcow2_get_refcount(bs, c, &rc, errp);
-        if (ret < 0) {
-            res->check_errors++;
-            goto out;
-        }
-        check_msg(&cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
-                  "\n", c, rc, (uint64_t)cs.refs[c]);
-        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1, (int64_t)want - (int64_t)rc,
-                                    errp);
-        if (ret < 0) {
-            goto out;
-        }
-        if (want == 0 && s->discard_passthrough[QCOW2_DISCARD_ALWAYS]) {
-            /* A leak repaired gives its space back to the file, as in QEMU 7.2. */
-            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
-            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
-        }
-        if (rc > want) {
-            res->leaks_fixed++;
-        } else {
-            res->corruptions_fixed++;
-        }
+    ret = check_repair_refcounts(&cs, repairs, errp);
+    if (ret < 0) {
+        goto out;
     }
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
