@@ -16,6 +16,25 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
+/*
+ * The metadata caches (s->l2_cache, s->rb_cache) hold L2 tables and
+ * refcount blocks in memory, write-back.  Lifetime of a cached table:
+ *
+ * - Nobody holds a reference.  A pointer from qcow2_cache_get() is valid
+ *   until the next qcow2_cache_get() or _get_slice() on the same cache,
+ *   which may evict any entry (the least recently used) to make room:
+ *   code that loads another table of the same cache, or calls anything
+ *   that may, fetches its table again afterwards.  (An allocation goes
+ *   through the refcount block cache, so an L2 table pointer survives it
+ *   unless the allocation itself changes L2 tables.)
+ * - A dirty entry is written before it is evicted, dropped or the cache
+ *   flushed, and never before what it depends on (c->depends, the flush
+ *   flag): eviction is a write-back like any other, in the same order.
+ * - qcow2_cache_discard() forgets a table whose cluster is being freed,
+ *   dirty or not: writing it later could land on the cluster's next user.
+ * - In coroutines all of this happens under the metadata lock (s->lock),
+ *   so no other request can evict a table between a get and its use.
+ */
 /* ------------------------------------------------------------------ */
 /* Metadata cache */
 
@@ -45,6 +64,7 @@ void qcow2_cache_free(Qcow2Cache *c)
     g_free(c);
 }
 
+/* The entry index of the table (or slice) at host @offset, or -1. */
 static int cache_find(Qcow2Cache *c, int64_t offset)
 {
     gpointer v = g_hash_table_lookup(c->index, &offset);
@@ -58,6 +78,13 @@ uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset)
     return i >= 0 && c->entry_size == c->table_size ? c->entries[i].table : NULL;
 }
 
+/*
+ * Writes entry @i back if dirty.  The ordering rules of docs/qcow2.md
+ * ("Write ordering", rules 1 and 3) are enforced here, at the one place
+ * tables reach the disk, rather than at each caller: an L2 table is only
+ * written after the refcount blocks it relies on and after a flush, and
+ * after a flush when data it points at may still be in flight.
+ */
 static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -129,6 +156,11 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     return 0;
 }
 
+/*
+ * Writes every dirty entry back (each after what it depends on); the
+ * entries stay cached and clean.  Not a flush of the file: callers that
+ * need the tables on disk flush it (qcow2_flush_caches()).
+ */
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
 {
     for (int i = 0; i < c->size; i++) {
@@ -156,6 +188,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         *table = c->entries[i].table;
         return 0;
     }
+    /*
+     * A miss: a free slot, else the least recently used entry, written
+     * back first.  No entry is pinned: see the lifetime rules above.
+     */
     for (i = 0; i < c->size; i++) {
         if (!c->entries[i].offset) {
             victim = i;
@@ -189,6 +225,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
     } else {
         memset(c->entries[i].table, 0, c->entry_size);
     }
+    /*
+     * Only now is the entry indexed: a failed read leaves a free slot,
+     * never a table with stale or partial contents.
+     */
     c->entries[i].offset = offset;
     c->entries[i].dirty = false;
     c->entries[i].lru = ++c->lru_counter;
@@ -260,6 +300,11 @@ static void cache_put_whole(Qcow2Cache *c, int64_t offset, bool dirty)
     }
 }
 
+/*
+ * For callers that wrote the table themselves (with its own ordering):
+ * the cached copy takes the change without becoming dirty, so it is not
+ * written twice.
+ */
 void qcow2_cache_update(Qcow2Cache *c, int64_t offset)
 {
     if (c->entry_size != c->table_size) {
@@ -267,6 +312,11 @@ void qcow2_cache_update(Qcow2Cache *c, int64_t offset)
     }
 }
 
+/*
+ * Must follow the qcow2_cache_get() of @offset with no other get on this
+ * cache in between: that is what keeps the entry (or the whole-table
+ * copy) the caller changed in the cache.
+ */
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset)
 {
     int i;
@@ -300,6 +350,12 @@ void qcow2_cache_discard(Qcow2Cache *c, int64_t offset)
     }
 }
 
+/*
+ * The cache-clean-interval timer: clean entries untouched since the
+ * previous run go, and their memory with them.  Dirty ones stay: dropping
+ * them would lose metadata, writing them here would break the ordering
+ * the flush path keeps.
+ */
 void qcow2_cache_clean_unused(Qcow2Cache *c)
 {
     for (int i = 0; i < c->size; i++) {
@@ -318,6 +374,12 @@ void qcow2_cache_clean_unused(Qcow2Cache *c)
     c->lru_at_clean = c->lru_counter;
 }
 
+/*
+ * Forgets everything, dirty entries included: for callers that have just
+ * rewritten or abandoned the metadata wholesale (emptying the image,
+ * switching refcount structures), where the cached tables describe
+ * clusters that are no longer what they were.
+ */
 void qcow2_cache_drop_all(Qcow2Cache *c)
 {
     c->whole_offset = 0;

@@ -62,6 +62,10 @@ static const struct {
     { 2, 1, "raw external data" },
 };
 
+/*
+ * Written into every v3 header so that an older reader that meets a bit
+ * it does not know can still name it (see unsupported_features()).
+ */
 uint8_t *qcow2_feature_table(size_t *len)
 {
     uint8_t *table = g_malloc0(ARRAY_SIZE(feature_names) * 48);
@@ -75,6 +79,11 @@ uint8_t *qcow2_feature_table(size_t *len)
     return table;
 }
 
+/*
+ * One field of the fixed header from @buf, which holds the header from
+ * byte 0.  All reads of fixed fields go through here and field_layout[],
+ * so the offsets exist once.
+ */
 static uint64_t get_field(const uint8_t *buf, Qcow2HeaderField f)
 {
     const uint8_t *p = buf + field_layout[f].off;
@@ -89,6 +98,7 @@ static uint64_t get_field(const uint8_t *buf, Qcow2HeaderField f)
     }
 }
 
+/* The counterpart of get_field(): values wider than the field are cut, as on disk. */
 static void put_field(uint8_t *buf, Qcow2HeaderField f, uint64_t v)
 {
     uint8_t *p = buf + field_layout[f].off;
@@ -133,6 +143,11 @@ static uint64_t field_value(const Qcow2Header *h, Qcow2HeaderField f)
     }
 }
 
+/*
+ * In-place updates write a run of adjacent fields (an L1 table's size and
+ * offset, a refcount table's offset and size): the run must be contiguous
+ * in the file, which the enum's file order guarantees.
+ */
 void qcow2_header_field_span(Qcow2HeaderField first, Qcow2HeaderField last,
                              int64_t *offset, int64_t *bytes)
 {
@@ -154,6 +169,13 @@ void qcow2_header_encode_fields(const Qcow2Header *h, Qcow2HeaderField first,
     memcpy(buf, all + base, len);
 }
 
+/*
+ * Format probing sees only the first bytes of the file: the magic and a
+ * version we open are enough to claim it.  Everything else (cluster
+ * size, tables, extensions) is left to the decode, which names what is
+ * wrong, rather than the probe turning the file down and letting it be
+ * opened as raw.
+ */
 bool qcow2_header_probe(const uint8_t *buf, int buf_size)
 {
     if (buf_size < 8) {
@@ -173,6 +195,10 @@ void qcow2_unknown_ext_free(gpointer p)
     g_free(e);
 }
 
+/*
+ * Only for headers that own their pointers (from qcow2_header_decode()):
+ * one built from the open state borrows them from BDRVQcow2State.
+ */
 void qcow2_header_clear(Qcow2Header *h)
 {
     g_free(h->tail);
@@ -583,6 +609,14 @@ static int decode_fixed(Qcow2HeaderReader read, void *opaque, int64_t file_len,
     return 0;
 }
 
+/*
+ * The decode is also the validation: everything the driver later trusts
+ * without looking again (table offsets within the file, sizes within the
+ * limits that bound our allocations, no overlap between the header and
+ * the tables) is checked here, once, before anything is allocated from
+ * it.  The file is read through @read so that the unit test can feed
+ * bytes without an image, and so that only the bytes needed are read.
+ */
 int qcow2_header_decode(Qcow2HeaderReader read, void *opaque, int64_t file_len,
                         Qcow2Header *h, Error **errp)
 {
@@ -679,6 +713,11 @@ static size_t encode_rest(const Qcow2Header *h, uint8_t *buf)
     return pos;
 }
 
+/*
+ * The backing file name goes last, after the end-of-extensions marker, as
+ * QEMU writes it: its offset is then the end of the extension area, which
+ * is how a reader finds where the extensions stop.
+ */
 uint8_t *qcow2_header_encode(const Qcow2Header *h, size_t *len)
 {
     size_t n = encode_rest(h, NULL);
@@ -700,6 +739,12 @@ uint8_t *qcow2_header_encode(const Qcow2Header *h, size_t *len)
     return buf;
 }
 
+/*
+ * The extensions the driver keeps as bytes (bitmaps, LUKS, unknown ones)
+ * stay in file order in one array, because the header writer writes them
+ * back in that order: an unknown extension must survive a header update
+ * unchanged, position included.
+ */
 Qcow2UnknownExt *qcow2_find_ext(GPtrArray *exts, uint32_t magic, guint *index)
 {
     for (guint i = 0; exts && i < exts->len; i++) {
@@ -715,6 +760,10 @@ Qcow2UnknownExt *qcow2_find_ext(GPtrArray *exts, uint32_t magic, guint *index)
     return NULL;
 }
 
+/*
+ * The bitmaps extension's payload: its first 24 bytes are the defined
+ * fields.  A shorter payload is the caller's error to report, in its words.
+ */
 bool qcow2_bitmaps_ext_decode(const Qcow2UnknownExt *e, Qcow2BitmapsExt *out)
 {
     if (e->len < QCOW2_BITMAPS_EXT_LEN) {
@@ -738,6 +787,10 @@ void qcow2_bitmaps_ext_encode(const Qcow2BitmapsExt *in, Qcow2UnknownExt *e)
     stq_be_p(e->data + 16, in->dir_offset);
 }
 
+/*
+ * The LUKS header's place in the file.  Exactly 16 bytes: the spec gives
+ * no room for growth here, and a different length means a damaged image.
+ */
 bool qcow2_fde_ext_decode(const Qcow2UnknownExt *e, uint64_t *offset, uint64_t *length)
 {
     if (e->len != QCOW2_FDE_EXT_LEN) {

@@ -21,6 +21,13 @@ static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
     return qcow2_header_probe(buf, buf_size) ? 100 : 0;
 }
 
+/*
+ * Metadata found inconsistent while serving a request.  On a writable
+ * image the corrupt bit is set (v3): any further write could spread the
+ * damage (an allocation trusting bad refcounts overwrites live data), so
+ * the image refuses writes until qemu-img check -r repairs it.  A
+ * read-only image only reports.  The caller fails its request with EIO.
+ */
 void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt, ...)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -54,6 +61,12 @@ void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt
     error_setg(errp, "%s", strerror(EIO));
 }
 
+/*
+ * Writes the incompatible feature bits alone, between two flushes (rule 5
+ * of docs/qcow2.md): setting the dirty or corrupt bit must reach the disk
+ * before the writes it covers, and clearing the dirty bit only after the
+ * refcount blocks it covered.  v2 headers have no such field: a no-op.
+ */
 int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -88,6 +101,12 @@ int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
     return bdrv_flush(bs->file, errp);
 }
 
+/*
+ * Lazy refcounts: before the first refcount change of a session the
+ * dirty bit goes to disk, after which refcount blocks may be written late
+ * (qcow2_refcounts_deferred()); a crash then ends in a repair at the next
+ * read-write open instead of in wrong refcounts.
+ */
 int qcow2_mark_dirty(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -131,6 +150,12 @@ void qcow2_header_from_state(BlockDriverState *bs, Qcow2Header *h)
     };
 }
 
+/*
+ * The in-place header updates (L1 growth, refcount table moves, size,
+ * feature bits) write only the fields they change, all within the first
+ * sector: a sector write is atomic on the disks we care about, so the
+ * fields that must change together (a table's offset and size) do.
+ */
 int qcow2_write_header_fields(BlockDriverState *bs, const Qcow2Header *h,
                               Qcow2HeaderField first, Qcow2HeaderField last, Error **errp)
 {
@@ -179,6 +204,11 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     return bdrv_pwrite(bs->file, 0, len, buf, 0, errp);
 }
 
+/*
+ * Frees everything open built, also after a failed open halfway through
+ * (every field may still be NULL), and leaves @s so that a second call
+ * is harmless.
+ */
 static void qcow2_free_state(BDRVQcow2State *s)
 {
     if (s->cache_clean_timer) {
@@ -220,6 +250,13 @@ static void qcow2_free_state(BDRVQcow2State *s)
     s->hdr_tail = NULL;
 }
 
+/*
+ * The metadata lock (s->lock, see BDRVQcow2State).  Outside coroutines
+ * (qemu-img, a synchronous request) nothing else runs in between, so
+ * there is nothing to lock.  Reentrant for its holder: metadata helpers
+ * take it themselves and are called both from locked request paths and
+ * from unlocked ones (open, amend, snapshots).
+ */
 void qcow2_lock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -713,6 +750,13 @@ static const char *const qcow2_resettable_opts[] = {
     "refcount-cache-size", "cache-clean-interval", NULL
 };
 
+/*
+ * Reopen is transactional (block.c's reopen queue): prepare checks the
+ * new options and does what cannot be undone only if it is harmless
+ * either way (writing the caches back, clearing a dirty bit the new
+ * options no longer cover); commit applies; abort drops the prepared
+ * state, leaving the node as it was.
+ */
 static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                                 Error **errp)
 {
@@ -1042,6 +1086,11 @@ fail:
     return ret < 0 ? ret : -EINVAL;
 }
 
+/*
+ * The core's key lifecycle (block.c, "Keys"): the key material goes, the
+ * cipher object stays (its header knowledge is needed for info and for a
+ * later set_key), and bdrv_holds_key() turns every request away.
+ */
 static void qcow2_wipe_key(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1051,6 +1100,15 @@ static void qcow2_wipe_key(BlockDriverState *bs)
     }
 }
 
+/*
+ * The core hands the key over here (block.c, "Keys"); it keeps no copy.
+ * Legacy AES has no key slot to verify against, only the optional key
+ * check extension: without it a wrong password is caught by sampling
+ * sectors (a wrong key turns data into noise), and an image with no data
+ * yet gets the extension made from this key, so that later opens are
+ * checked exactly.  The new cipher replaces the old one only once it has
+ * passed: a wrong second key does not lock out a right first one.
+ */
 static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                          Error **errp)
 {
@@ -1146,6 +1204,13 @@ static int close_flush_cache(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
     return ret < 0 ? ret : bdrv_flush(bs->file, errp);
 }
 
+/*
+ * Close stores bitmaps first (they allocate, which may dirty caches),
+ * then writes back each cache, then clears the dirty bit: clearing it
+ * while a cache held unwritten refcounts would let a crash leave wrong
+ * refcounts behind a clean header.  Failures are reported, never fatal:
+ * the image stays dirty and the next open repairs it.
+ */
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1249,6 +1314,7 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
     return ret;
 }
 
+/* The data file is a child of its own: the graph shows it, permissions cover it. */
 static BlockDriverState *qcow2_extra_child(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1323,6 +1389,13 @@ static int bitmaps_writable(BlockDriverState *bs, Error **errp)
     return prepare_write(bs, errp);
 }
 
+/*
+ * The gate of every write-like request: the image must be repairable by
+ * us (not broken by a failed emptying, not marked corrupt unless check
+ * opened it) and keyed if encrypted, and prepare_write() runs once before
+ * the first change.  Metadata-only paths (bitmaps, snapshots) have gates
+ * of their own that do not need the key.
+ */
 static int check_writable(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1347,6 +1420,10 @@ static int check_writable(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * Encrypted data is ciphered in whole 512-byte sectors (the IV is the
+ * sector number), so an unaligned read reads the sectors around it.
+ */
 static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                               Error **errp)
 {
@@ -1384,6 +1461,13 @@ static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void
     return ret;
 }
 
+/*
+ * Under the lock, after serialisation when the write may change
+ * metadata.  Unaligned encrypted writes become read-modify-write of whole
+ * sectors, which the serialisation on the clusters keeps atomic against
+ * other writers.  Pending frees are settled first when they would free a
+ * cluster, so that the allocation that follows may reuse it safely.
+ */
 static int qcow2_pwrite_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                const void *buf, int flags, Error **errp)
 {
@@ -1466,6 +1550,7 @@ static int qcow2_pwrite_zeroes_locked(BlockDriverState *bs, int64_t offset, int6
     return qcow2_zero_or_discard(bs, offset, bytes, false, flags & BDRV_REQ_MAY_UNMAP, errp);
 }
 
+/* Zero writes change entries (zero flag, freed clusters): always serialised. */
 static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                int flags, Error **errp)
 {
@@ -1478,6 +1563,11 @@ static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byt
     return ret;
 }
 
+/*
+ * A discard frees clusters: serialised on them first, so that no read in
+ * flight reads a cluster that is freed and then reused under it.  The
+ * freed clusters go through the deferred queue (rule 4 of docs/qcow2.md).
+ */
 static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
     int ret;
@@ -1527,6 +1617,10 @@ static int qcow2_rw_vmstate_locked(BlockDriverState *bs, int64_t pos, int64_t by
     return qcow2_pwrite_locked(bs, offset, bytes, buf, 0, errp);
 }
 
+/*
+ * Not serialised: the VM state area is past the guest-visible disk, so no
+ * guest request overlaps it; the lock orders its metadata changes.
+ */
 static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
                             void *buf, bool write, Error **errp)
 {
@@ -1559,6 +1653,11 @@ static int snapshot_writable(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * The snapshot entry points of the core: each passes snapshot_writable()
+ * first, the gate of metadata-only changes (sound image, no key needed),
+ * so that the snapshot code itself can assume a writable, sound image.
+ */
 static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Error **errp)
 {
     int ret = snapshot_writable(bs, errp);
@@ -1605,6 +1704,11 @@ static int qcow2_snapshot_delete_drv(BlockDriverState *bs, const char *name, Err
     return ret < 0 ? ret : qcow2_snapshot_delete(bs, name, errp);
 }
 
+/*
+ * Under the metadata lock: the walk reads L2 tables through the cache,
+ * which a request changing the mapping could otherwise evict or rewrite
+ * half-way through (an NBD client's block status runs in a coroutine).
+ */
 static int qcow2_block_status_drv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
@@ -1626,6 +1730,14 @@ static int64_t qcow2_get_allocated_file_size(BlockDriverState *bs)
     return bdrv_get_allocated_file_size(bs->file);
 }
 
+/*
+ * Resize.  Growing: the L1 table first (on disk, flushed), then the size
+ * field, so that a crash never leaves a size the L1 table cannot map;
+ * the new area is zeroed as QEMU 7.2 zeroes it.  Shrinking: the clusters
+ * past the new end are unmapped first, then the size field, then the L2
+ * tables and refcount blocks no longer needed go and the file is cut, so
+ * a crash leaves leaks at worst, never a size that maps freed clusters.
+ */
 static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                           PreallocMode prealloc, Error **errp)
 {
@@ -1772,6 +1884,13 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 /* ------------------------------------------------------------------ */
 /* Snapshots (listing only) */
 
+/*
+ * Reads the snapshot table, checking that every entry lies in the file
+ * and that its extra data stays small (the L1 table an entry names is
+ * checked when it is read: qcow2_read_snapshot_l1()).  The table is as
+ * untrusted as the header, and every snapshot operation starts here, so
+ * one broken entry fails them all with the same error.
+ */
 int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
                          int64_t *table_len, Error **errp)
 {
@@ -1862,6 +1981,11 @@ static int qcow2_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info
 /* ------------------------------------------------------------------ */
 /* Info */
 
+/*
+ * The VM state offset is the first guest offset past the last L1 entry
+ * the disk needs: VM state lives in clusters the guest cannot address,
+ * mapped by the same tables, so a snapshot's L1 copy carries it along.
+ */
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1874,6 +1998,11 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+/*
+ * The format-specific part of qemu-img info and query-block, with QEMU
+ * 7.2's members in its order: iotests and management compare the output
+ * member by member.
+ */
 static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1913,6 +2042,11 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     return spec;
 }
 
+/*
+ * After a repair, the dirty and corrupt bits go only when the repair
+ * fixed everything it found: a bit cleared over a remaining error would
+ * let the image be written as if sound.
+ */
 static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                            Error **errp)
 {
@@ -1937,6 +2071,10 @@ static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheck
 /* ------------------------------------------------------------------ */
 /* Backing file, amend */
 
+/*
+ * Everything derived from the refcount width in one place: open, create
+ * and amend's width change must never disagree on a block's geometry.
+ */
 void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
 {
     s->refcount_order = order;
@@ -1946,6 +2084,11 @@ void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
     s->rb_entries = 1 << s->rb_bits;
 }
 
+/*
+ * qemu-img rebase -u and the jobs that change a chain: only the names in
+ * the header change.  The node's names are restored when the header write
+ * fails, so memory and disk keep agreeing.
+ */
 static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
                                      const char *backing_fmt, Error **errp)
 {
@@ -1975,23 +2118,31 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
     return ret;
 }
 
-static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
-                       Error **errp)
+/* What an amend asks for (amend_parse_options()). */
+typedef struct Qcow2AmendPlan {
+    int new_version;
+    int lazy;                   /* -1: unchanged */
+    int new_order;
+    bool have_size;
+    uint64_t new_size;
+    bool have_backing;
+    bool luks_amend;
+    const char *new_data_file;
+} Qcow2AmendPlan;
+
+/* Amend step: every option known and well-formed. */
+static int amend_parse_options(BlockDriverState *bs, QDict *opts, Qcow2AmendPlan *p,
+                               Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     const char *key;
     json_t *value;
-    int new_version = s->version;
-    int lazy = -1;      /* -1: unchanged */
-    int new_order = s->refcount_order;
-    bool have_size = false, have_backing = false, luks_amend = false;
-    const char *new_data_file = NULL;
-    uint64_t new_size = 0;
-    int ret = prepare_write(bs, errp);
 
-    if (ret < 0) {
-        return ret;
-    }
+    *p = (Qcow2AmendPlan) {
+        .new_version = s->version,
+        .lazy = -1,
+        .new_order = s->refcount_order,
+    };
     json_object_foreach(opts, key, value) {
         if (!strcmp(key, "compat")) {
             const char *v = qemu_opt_get(opts, key);
@@ -1999,27 +2150,27 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                 continue;
             }
             if (!strcmp(v, "0.10") || !strcmp(v, "v2")) {
-                new_version = 2;
+                p->new_version = 2;
             } else if (!strcmp(v, "1.1") || !strcmp(v, "v3")) {
-                new_version = 3;
+                p->new_version = 3;
             } else {
                 error_setg(errp, "Unknown compatibility level %s", v);
                 return -EINVAL;
             }
         } else if (!strcmp(key, "lazy_refcounts")) {
-            lazy = qemu_opt_get_bool(opts, key, false);
+            p->lazy = qemu_opt_get_bool(opts, key, false);
         } else if (!strcmp(key, "size")) {
-            have_size = true;
-            new_size = qemu_opt_get_size(opts, key, 0);
+            p->have_size = true;
+            p->new_size = qemu_opt_get_size(opts, key, 0);
         } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
-            have_backing = true;
+            p->have_backing = true;
         } else if (!strcmp(key, "data_file")) {
             if (!qcow2_has_data_file(s)) {
                 error_setg(errp, "data-file can only be set for images that use an external "
                            "data file");
                 return -EINVAL;
             }
-            new_data_file = qemu_opt_get(opts, key);
+            p->new_data_file = qemu_opt_get(opts, key);
         } else if (!strcmp(key, "data_file_raw")) {
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
@@ -2031,15 +2182,29 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                            "exceed 64 bits");
                 return -EINVAL;
             }
-            new_order = __builtin_ctzll(bits);
+            p->new_order = __builtin_ctzll(bits);
         } else if (qcow2_luks_amend_key(key)) {
-            luks_amend = true;
+            p->luks_amend = true;
         } else {
             error_setg(errp, "Invalid parameter '%s'", key);
             return -EINVAL;
         }
     }
-    if (have_backing) {
+    return 0;
+}
+
+/*
+ * Amend step: every change is checked before the first one is made, as
+ * far as possible without writing (the snapshot table's conversion runs
+ * dry): a refused amend leaves the image untouched.
+ */
+static int amend_check(BlockDriverState *bs, QDict *opts, const Qcow2AmendPlan *p,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (p->have_backing) {
         /* As QEMU 7.2: only the pair the image has already (both named) passes. */
         const char *bf = qemu_opt_get(opts, "backing_file");
         const char *bfmt = qemu_opt_get(opts, "backing_fmt");
@@ -2051,13 +2216,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return -EINVAL;
         }
     }
-    if (lazy == 1 && new_version < 3) {
+    if (p->lazy == 1 && p->new_version < 3) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
                    "above (use compat=1.1 or greater)");
         return -EINVAL;
     }
-    if (new_version < 3 && new_order != 4) {
-        if (new_order != s->refcount_order) {
+    if (p->new_version < 3 && p->new_order != 4) {
+        if (p->new_order != s->refcount_order) {
             error_setg(errp, "Refcount widths other than 16 bits require compatibility "
                        "level 1.1 or above (use compat=1.1 or greater)");
             return -EINVAL;
@@ -2065,11 +2230,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
-    if (new_version < s->version && qcow2_has_data_file(s)) {
+    if (p->new_version < s->version && qcow2_has_data_file(s)) {
         error_setg(errp, "Cannot downgrade an image with a data file");
         return -ENOTSUP;
     }
-    if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
+    if (p->new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
         /* Version 2 L2 entries cannot hold subcluster bitmaps. */
         uint64_t left = s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION);
 
@@ -2077,7 +2242,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                    " set", left);
         return -ENOTSUP;
     }
-    if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
+    if (p->new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
         /* Version 2 has no compression type: only zlib, so zstd data must not exist. */
         int err;
         if (qcow2_has_compressed(bs, errp, &err)) {
@@ -2089,48 +2254,51 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return err;
         }
     }
-    if (new_version < s->version && s->nb_snapshots) {
-        ret = qcow2_snapshot_table_for_version(bs, new_version,
-                                               have_size ? (int64_t)new_size : s->size,
+    if (p->new_version < s->version && s->nb_snapshots) {
+        ret = qcow2_snapshot_table_for_version(bs, p->new_version,
+                                               p->have_size ? (int64_t)p->new_size : s->size,
                                                true, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (luks_amend) {
-        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    ret = qcow2_flush_caches(bs, errp);
+    return 0;
+}
+
+/* Amend step: compat=1.1 on a v2 image. */
+static int amend_upgrade(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    /* Version 3 snapshot entries carry their disk size: the current one. */
+    ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
     if (ret < 0) {
         return ret;
     }
-    if (new_version > s->version) {
-        /* Version 3 snapshot entries carry their disk size: the current one. */
-        ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->version = 3;
-        s->header_length = QCOW2_V3_HEADER_LEN_FULL;
-        s->compression_type = 0;
-        g_free(s->hdr_tail);
-        s->hdr_tail = NULL;
-        ret = qcow2_update_header(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    if (lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+    s->version = 3;
+    s->header_length = QCOW2_V3_HEADER_LEN_FULL;
+    s->compression_type = 0;
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
+    return qcow2_update_header(bs, errp);
+}
+
+/* Amend step: lazy_refcounts on or off (off with a downgrade too). */
+static int amend_lazy_refcounts(BlockDriverState *bs, const Qcow2AmendPlan *p, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (p->lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         s->compat |= QCOW2_COMPAT_LAZY_REFCOUNTS;
         s->use_lazy_refcounts = true;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
         }
-    } else if ((lazy == 0 || new_version < 3) && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+    } else if ((p->lazy == 0 || p->new_version < 3) &&
+               (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         /* The dirty bit goes: the refcounts it covered must be on disk first. */
         ret = qcow2_cache_flush(bs, s->rb_cache, errp);
         if (ret < 0) {
@@ -2145,62 +2313,129 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return ret;
         }
     }
-    if (new_order != s->refcount_order) {
-        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
-        ret = qcow2_change_refcount_order(bs, new_order, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    if (new_version < s->version) {
-        /* Resized first: a version 2 image with snapshots cannot be. */
-        if (have_size && new_size != (uint64_t)s->size) {
-            ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-        {
-            Error *err = NULL;
+    return 0;
+}
 
-            ret = qcow2_expand_zero_clusters(bs, &err);
-            if (ret >= 0) {
-                ret = qcow2_snapshot_expand_zero(bs, &err);
-            }
-            if (ret < 0) {
-                /* The cause, then the step that failed: QEMU 7.2's two lines (080). */
-                error_report_err(err);
-                error_setg(errp, "Failed to turn zero into data clusters: %s",
-                           strerror(-ret));
-                return ret;
-            }
-        }
-        ret = qcow2_flush_caches(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->version = 2;
-        s->header_length = QCOW2_V2_HEADER_LEN;
-        g_free(s->hdr_tail);
-        s->hdr_tail = NULL;
-        s->incompat = s->compat = s->autoclear = 0;
-        s->compression_type = QCOW2_COMPRESSION_ZLIB;
-        ret = qcow2_update_header(bs, errp);
+/*
+ * Amend step: compat=0.10.  Version 2 has no zero clusters, feature bits
+ * or snapshot disk sizes: zero clusters become data clusters first, and
+ * the header is rewritten last, once nothing version 3 is left for it to
+ * describe.
+ */
+static int amend_downgrade(BlockDriverState *bs, const Qcow2AmendPlan *p, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    /* Resized first: a version 2 image with snapshots cannot be. */
+    if (p->have_size && p->new_size != (uint64_t)s->size) {
+        ret = qcow2_truncate(bs, p->new_size, false, PREALLOC_MODE_OFF, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (have_size && new_size != (uint64_t)s->size) {
-        ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
+    {
+        Error *err = NULL;
+
+        ret = qcow2_expand_zero_clusters(bs, &err);
+        if (ret >= 0) {
+            ret = qcow2_snapshot_expand_zero(bs, &err);
+        }
+        if (ret < 0) {
+            /* The cause, then the step that failed: QEMU 7.2's two lines (080). */
+            error_report_err(err);
+            error_setg(errp, "Failed to turn zero into data clusters: %s",
+                       strerror(-ret));
+            return ret;
+        }
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->version = 2;
+    s->header_length = QCOW2_V2_HEADER_LEN;
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
+    s->incompat = s->compat = s->autoclear = 0;
+    s->compression_type = QCOW2_COMPRESSION_ZLIB;
+    ret = qcow2_update_header(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return 0;
+}
+
+/*
+ * qemu-img amend: parsed and checked whole first, then applied in the
+ * order the steps need (each step's header update flushes before it
+ * writes): an upgrade before what needs v3, a refcount width change
+ * before a downgrade (which needs 16 bits) and after an upgrade (which
+ * allows others), a resize before a downgrade (a v2 image with snapshots
+ * cannot be resized).
+ */
+static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2AmendPlan p;
+    int ret = prepare_write(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = amend_parse_options(bs, opts, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = amend_check(bs, opts, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.luks_amend) {
+        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (new_data_file) {
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.new_version > s->version) {
+        ret = amend_upgrade(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = amend_lazy_refcounts(bs, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.new_order != s->refcount_order) {
+        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
+        ret = qcow2_change_refcount_order(bs, p.new_order, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.new_version < s->version) {
+        ret = amend_downgrade(bs, &p, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.have_size && p.new_size != (uint64_t)s->size) {
+        ret = qcow2_truncate(bs, p.new_size, false, PREALLOC_MODE_OFF, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.new_data_file) {
         /* Only the name changes: the file it names is opened next time (QEMU 7.2). */
         g_autofree char *old = s->data_file_name;
 
-        s->data_file_name = g_strdup(new_data_file);
+        s->data_file_name = g_strdup(p.new_data_file);
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             g_free(s->data_file_name);
@@ -2277,12 +2512,13 @@ static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
 static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
 /*
- * The create options of QEMU's qcow2 that name features this driver does
- * not have (no external data files), and the compression types: zlib, and
- * zstd on version 3 only (its header field and incompatible bit).  Asking
- * for what is missing fails by name instead of being ignored.
+ * The create options that need version 3 or another option: a compression
+ * type (zlib, or zstd, which needs v3's header field and incompatible
+ * bit), an external data file (an incompatible bit, so v3 only) and
+ * data_file_raw (meaningless without a data file).  Each fails by name,
+ * in QEMU 7.2's words, instead of being ignored.
  */
-static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
+static bool create_check_feature_options(const QDict *opts, int version, Error **errp)
 {
     const char *ctype = qemu_opt_get(opts, "compression_type");
 
@@ -2393,7 +2629,7 @@ static int create_parse_options(const char *filename, QDict *opts, Qcow2CreatePa
         error_setg(errp, "Parameter 'version' does not accept value '%s'", compat);
         return -EINVAL;
     }
-    if (!qcow2_create_check_unsupported(opts, p->version, errp)) {
+    if (!create_check_feature_options(opts, p->version, errp)) {
         return -ENOTSUP;
     }
     if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
@@ -2575,7 +2811,7 @@ static int create_initial_image(const char *filename, const Qcow2CreateParams *p
     memcpy(buf, hdr_bytes, hdr_len);
     stq_be_p(buf + cs, 2 * cs);
     for (int i = 0; i < 3; i++) {
-        qcow2_set_refcount_ro(buf + 2 * cs, p->refcount_order, i, 1);
+        qcow2_refblock_set(buf + 2 * cs, p->refcount_order, i, 1);
     }
     ret = bdrv_pwrite(file, 0, 3 * cs, buf, 0, errp);
     bdrv_unref(file);
@@ -2701,6 +2937,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/* Emptying rewrites every table: the full write gate, key included. */
 static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
 {
     int ret = check_writable(bs, errp);

@@ -539,8 +539,13 @@ int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t 
 
 /* qcow2-refcount.c */
 int qcow2_refcount_init(BlockDriverState *bs, Error **errp);
-uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
-void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
+/*
+ * Entry @idx of the refcount block bytes @rb, entries 2^@order bits wide:
+ * pure accessors of a buffer (no cache, no I/O), for code that holds a
+ * block itself (create, the check's rebuild, a width change).
+ */
+uint64_t qcow2_refblock_get(const uint8_t *rb, int order, uint64_t idx);
+void qcow2_refblock_set(uint8_t *rb, int order, uint64_t idx, uint64_t v);
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
 /*
