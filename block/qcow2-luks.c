@@ -25,6 +25,12 @@
  */
 #define QCOW2_FDE_MAX_LENGTH (64 * MiB)
 
+/*
+ * The LUKS library reads and writes its header through these callbacks,
+ * at offsets inside the area the extension names: every access is
+ * checked against that area, because the extension is as untrusted as
+ * the header and the clusters around the area belong to other metadata.
+ */
 static int fde_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
                          size_t len, void *opaque, Error **errp)
 {
@@ -90,6 +96,10 @@ static int fde_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * The extension stays in s->unknown_exts (its place in the file kept by
+ * the header writer); only its payload is this file's business.
+ */
 static Qcow2UnknownExt *find_fde_ext(BDRVQcow2State *s)
 {
     return qcow2_find_ext(s->unknown_exts, QCOW2_EXT_MAGIC_CRYPTO_HEADER, NULL);
@@ -196,6 +206,11 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
     return s->crypto ? 0 : -EINVAL;
 }
 
+/*
+ * The key slot verifies the passphrase; the core marks the node keyed
+ * only when this succeeds.  The container keeps the derived master key,
+ * the passphrase itself stays the caller's (block.c, "Keys").
+ */
 int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                        Error **errp)
 {
@@ -228,6 +243,12 @@ bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
     return *pw != NULL;
 }
 
+/*
+ * At create, on the empty image: the header clusters are allocated and
+ * written (each write flushed) before the extension names them, and the
+ * extension reaches the disk with the next header update, so no header
+ * ever points at a LUKS area that is not complete.
+ */
 int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,
                       const uint8_t *pw, size_t npw, Error **errp)
 {
