@@ -91,6 +91,10 @@ static BlockDriver *probe_device_driver(const char *filename)
     return NULL;
 }
 
+/*
+ * Formats and protocols are separate namespaces (bdrv_init() only refuses
+ * a name twice within one), so the lookup says which one it means.
+ */
 static BlockDriver *find_driver(const char *name, bool protocol)
 {
     for (GList *l = drivers; l; l = l->next) {
@@ -334,6 +338,11 @@ bool bdrv_is_inactive(BlockDriverState *bs)
     return bs->inactive;
 }
 
+/*
+ * Before a driver reopen: the driver loads its persistent bitmaps again
+ * from the image, so the in-memory copies of the old open go first
+ * (there would otherwise be two bitmaps of one name).
+ */
 static void release_persistent_bitmaps(BlockDriverState *bs)
 {
     BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL);
@@ -536,6 +545,11 @@ static bool node_in_subtree(BlockDriverState *bs, BlockDriverState *node)
                   node_in_subtree(bdrv_backing(bs), node));
 }
 
+/*
+ * After an incoming migration: the nodes of @bs's subtree take their
+ * images back (activate_nodes(): the locks first, then what the host and
+ * the drivers cached of the images while the other side wrote them goes).
+ */
 int bdrv_activate(BlockDriverState *bs, Error **errp)
 {
     GList *nodes = NULL;
@@ -587,11 +601,28 @@ bool bdrv_has_zero_init(BlockDriverState *bs)
     return true;
 }
 
+/*
+ * Node lifetime.  A node lives while anyone holds a reference: the
+ * monitor (a -blockdev / blockdev-add node), its parents (bs->file,
+ * bs->backing, a driver's extra children), block jobs, and every request
+ * in a coroutine (bdrv_co_request_begin()), so a node cannot be closed
+ * under a request that yielded inside it.  Users (BdrvUser) do not hold
+ * references: they hold permissions, and are removed before the last
+ * unref.  Everything here runs in the main thread.
+ */
 void bdrv_ref(BlockDriverState *bs)
 {
     bs->refcnt++;
 }
 
+/*
+ * The order matters: the final flush needs the driver and its key; the
+ * key goes before the driver's close so that no path in close can use
+ * it; the driver's close may still write metadata (qcow2 stores bitmaps,
+ * writes back its caches), so the children are released only after it;
+ * they are detached before their unref, which recomputes permissions
+ * for a graph that no longer contains this node.
+ */
 static void bdrv_close(BlockDriverState *bs)
 {
     /* Requests in coroutines hold a reference: none can be left here. */
@@ -636,6 +667,11 @@ static void bdrv_close(BlockDriverState *bs)
 
 static void bdrv_user_free(gpointer p);
 
+/*
+ * The last reference closes the node and frees it.  Callers must not use
+ * @bs afterwards even when they do not know whether theirs was the last:
+ * that is the point of counting.
+ */
 void bdrv_unref(BlockDriverState *bs)
 {
     if (!bs) {
@@ -654,6 +690,11 @@ void bdrv_unref(BlockDriverState *bs)
     bdrv_refresh_perms(NULL);
 }
 
+/*
+ * The new backing node is referenced before the old one is released: when
+ * they are the same node (or the old one holds the only reference to the
+ * new one), releasing first could free it.
+ */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
 {
     BlockDriverState *old = bs->backing;
@@ -669,6 +710,12 @@ void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing)
     bdrv_refresh_perms(NULL);
 }
 
+/*
+ * Swaps the file children of several nodes as one transaction
+ * (blockdev-reopen's file=): the permission check judges the graph with
+ * every swap made, and a refusal restores every link, so no caller sees
+ * a half-swapped graph.
+ */
 bool bdrv_replace_files(BlockDriverState *const *nodes, BlockDriverState *const *files,
                         size_t n, Error **errp)
 {
@@ -753,6 +800,12 @@ static void perm_edge_free(gpointer p)
     g_free(e);
 }
 
+/*
+ * Records one parent's use of @bs for the conflict check.  A parent that
+ * reaches the node twice in one role (through two paths of the graph) is
+ * one edge: its needs are merged (it needs all of them, shares only what
+ * both paths share), so it never conflicts with itself.
+ */
 static void perm_edge_record(GHashTable *edges, BlockDriverState *bs, const void *key,
                              const char *parent_desc, const char *role, uint64_t seq,
                              bool filter, uint64_t perm, uint64_t shared)
@@ -890,6 +943,12 @@ static void perm_propagate(GHashTable *edges, BlockDriverState *bs, const void *
     }
 }
 
+/*
+ * Whether another node uses @bs as a child.  A raw node that stands in
+ * for another node's file may then grow like a file (the request path's
+ * end-of-image check); the test walks the graph because nodes do not keep
+ * a list of their parents.
+ */
 static bool node_is_child(BlockDriverState *bs)
 {
     for (GList *l = all_nodes; l; l = l->next) {
@@ -1038,6 +1097,18 @@ static void perm_collect(GHashTable *edges)
     }
 }
 
+/*
+ * Recomputes the permissions of the whole graph and applies them to the
+ * drivers that act on them (file-posix turns them into lock bytes).
+ * Whole-graph rather than per node: a change at one node (a new user, a
+ * new child, a node gone) changes what every node below it needs, and a
+ * conflict may only appear between parents far apart.  Two phases: the
+ * check judges the new state before any driver is told, then the drivers
+ * are updated one by one, and a driver's failure (another process holds
+ * a lock) rolls the ones already updated back, so the graph never keeps
+ * half of a change.  Called without @errp for changes that only give
+ * permissions back, which cannot conflict.
+ */
 int bdrv_refresh_perms(Error **errp)
 {
     GList *done = NULL;
@@ -1368,6 +1439,11 @@ static void json_flatten_into(QDict *dst, const char *prefix, json_t *v)
     }
 }
 
+/*
+ * Nested option objects become dotted keys ("file": {"filename": ...}
+ * becomes "file.filename"): drivers and the core consume options by
+ * their flat names, whichever form -blockdev, -drive or json: used.
+ */
 void bdrv_flatten_options(QDict *options)
 {
     QDict *flat = qdict_new();
@@ -1378,6 +1454,11 @@ void bdrv_flatten_options(QDict *options)
     qobject_unref(flat);
 }
 
+/*
+ * A "json:{...}" file name, as QEMU writes them for nodes whose options
+ * a plain file name cannot express.  Duplicate keys are refused: which
+ * one won would otherwise be the parser's choice, not the user's.
+ */
 QDict *bdrv_parse_json_filename(const char *filename, Error **errp)
 {
     g_autofree char *text = NULL;
@@ -1578,6 +1659,12 @@ static int child_flags(BlockDriverState *bs, int flags)
 /* The node blockdev-create writes into, while its create callback runs. */
 static BlockDriverState *create_node;
 
+/*
+ * blockdev-create runs a driver's create on a node that already exists;
+ * the driver then opens "its file" by name like any create does, and this
+ * hands it that node instead of opening the file a second time (which
+ * would take a second set of locks on it and conflict with the first).
+ */
 static bool is_create_node(const char *filename)
 {
     return create_node && filename && !strcmp(filename, create_node->filename);
@@ -1710,6 +1797,13 @@ static char *file_identity(const char *path)
 static BlockDriverState *bdrv_open_inherit(const char *filename, QDict *options,
                                            int flags, GSList *chain, Error **errp);
 
+/*
+ * Opens @bs's backing file.  @chain holds the files already open on the
+ * way down (device and inode): a chain that comes back to one of them
+ * would recurse forever, so it is refused.  Backing files are read-only:
+ * writes reach them only through jobs that reopen them writable, and a
+ * shared read-only backing file may be opened by many images at once.
+ */
 static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
                         GSList *chain, Error **errp)
 {
@@ -2396,6 +2490,13 @@ static bool reopen_check_writers(GArray *states, Error **errp)
     return true;
 }
 
+/*
+ * Reopen is a transaction over the node and the children its options
+ * name: every state is checked (bdrv_reopen_check(), the drivers'
+ * reopen_prepare) before anything changes, so that a refused option
+ * leaves every node as it was; only what cannot be checked beforehand
+ * (another process's image locks) can fail later, and is undone then.
+ */
 int bdrv_reopen(BlockDriverState *bs, QDict *opts, Error **errp)
 {
     g_autoptr(GArray) states = g_array_new(false, false, sizeof(ReopenState));
@@ -2516,6 +2617,11 @@ int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
     return ret;
 }
 
+/*
+ * The drivers create their images themselves (header layout is theirs);
+ * the core only checks that the driver can, so that every program and
+ * blockdev-create give the same error.
+ */
 int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts, Error **errp)
 {
     if (!drv->bdrv_create) {
@@ -2765,6 +2871,11 @@ static void bdrv_key_installed(BlockDriverState *bs)
     bs->has_key = true;
 }
 
+/*
+ * The driver wipes its key material first, then the node is marked
+ * keyless: in between nothing can run (main thread, no yield), so no
+ * request sees has_key set with the key gone.
+ */
 void bdrv_drop_key(BlockDriverState *bs)
 {
     if (bs->drv && bs->drv->bdrv_wipe_key) {
@@ -2773,6 +2884,11 @@ void bdrv_drop_key(BlockDriverState *bs)
     bs->has_key = false;
 }
 
+/*
+ * The node counts as keyed only once the driver accepted the key (it
+ * verifies it: key slot, key check or plausibility): a wrong key never
+ * opens the gate of the request path.  The caller owns and wipes @secret.
+ */
 static int bdrv_install_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                             Error **errp)
 {
@@ -3221,6 +3337,12 @@ static BdrvTrackedRequest *tracked_conflict(BlockDriverState *bs, BdrvTrackedReq
     return NULL;
 }
 
+/*
+ * Waits until no conflicting request overlaps @req, looking again after
+ * each wake-up: the request that ended may have let in another that
+ * conflicts too.  Only requests in coroutines are tracked, so only they
+ * wait here; a synchronous request runs to completion without yielding.
+ */
 static void tracked_wait(BlockDriverState *bs, BdrvTrackedRequest *req)
 {
     BdrvTrackedRequest *r;
@@ -3232,6 +3354,10 @@ static void tracked_wait(BlockDriverState *bs, BdrvTrackedRequest *req)
     }
 }
 
+/*
+ * @req lives on the request's coroutine stack, which stays valid until
+ * tracked_end(): the list links stack frames of yielded coroutines.
+ */
 static void tracked_begin(BlockDriverState *bs, BdrvTrackedRequest *req, int64_t offset,
                           int64_t bytes)
 {
@@ -3246,6 +3372,7 @@ static void tracked_begin(BlockDriverState *bs, BdrvTrackedRequest *req, int64_t
     tracked_wait(bs, req);
 }
 
+/* Every waiter looks again: the one that ended may not have been the last conflict. */
 static void tracked_end(BlockDriverState *bs, BdrvTrackedRequest *req)
 {
     for (BdrvTrackedRequest **p = &bs->tracked_requests; *p; p = &(*p)->next) {
@@ -3260,6 +3387,14 @@ static void tracked_end(BlockDriverState *bs, BdrvTrackedRequest *req)
     qemu_co_queue_restart_all(&req->waiters);
 }
 
+/*
+ * Called by a driver from inside its callback when the request is about
+ * to change more than it was asked to (a read-modify-write, a cluster
+ * allocation): the request's tracked range grows to cover what it changes,
+ * and it waits for every request overlapping that range; later requests
+ * overlapping it wait for it in turn.  A synchronous caller has no
+ * tracked request: nothing to do.
+ */
 void bdrv_serialise_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     Coroutine *co = qemu_coroutine_self();
@@ -3319,6 +3454,11 @@ static int bdrv_co_request_begin(BlockDriverState *bs)
     return taken;
 }
 
+/*
+ * Releases in the reverse order of bdrv_co_request_begin(): the request
+ * lock while the node is still referenced, then the reference, which may
+ * be the last and close the node.
+ */
 static void bdrv_co_request_end(BlockDriverState *bs, int taken)
 {
     if ((taken & REQ_SERIAL) && --bs->request_lock_depth == 0) {
@@ -3414,11 +3554,22 @@ static void sync_request_co(void *opaque)
 static int sync_wait_depth;
 static int background_coroutines;
 
+/*
+ * Whether a synchronous caller is waiting for its request coroutine (it
+ * runs the main loop meanwhile): a job's step is not started inside that
+ * wait, where it would run nested in someone else's request, but soon
+ * after it.
+ */
 bool bdrv_in_sync_wait(void)
 {
     return sync_wait_depth > 0;
 }
 
+/*
+ * Counted by those who start coroutine requests that outlive the call
+ * that started them (job steps, NBD exports): only while any exists can a
+ * synchronous request meet one of them inside a node.
+ */
 void bdrv_background_coroutine_begin(void)
 {
     background_coroutines++;
@@ -3493,6 +3644,12 @@ void bdrv_quiesce_request_end(void)
     quiesce_requests--;
 }
 
+/*
+ * Stage 1 of the request path (docs/architecture.md, "The request path"):
+ * a synchronous caller is made a coroutine while background coroutines
+ * have requests in flight, the only case in which a synchronous request
+ * could meet a lock or a serialising request held by a yielded one.
+ */
 static int bdrv_do_request(BlockDriverState *bs, BdrvRequestType type,
                            int64_t offset, int64_t bytes, void *buf, int flags,
                            Error **errp)
@@ -3624,6 +3781,10 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **e
     return bdrv_do_request(bs, BDRV_REQ_DISCARD, offset, bytes, NULL, 0, errp);
 }
 
+/*
+ * A read-only node takes no writes (the request path refuses them): it
+ * has nothing of its own for a flush to make stable.
+ */
 int bdrv_flush(BlockDriverState *bs, Error **errp)
 {
     if (bs->read_only) {
@@ -4377,6 +4538,10 @@ QDict *bdrv_query_image_info(BlockDriverState *bs, bool flat, Error **errp)
     return info;
 }
 
+/*
+ * The result is zeroed here, not by each driver: a driver that fails
+ * half-way still leaves counts the caller may print.
+ */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                Error **errp)
 {
@@ -4388,6 +4553,14 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     return bs->drv->bdrv_check(bs, res, fix, errp);
 }
 
+/*
+ * A format whose permissions on its file follow its users (perm_follows_users)
+ * holds write permission only while someone writes through it; amend
+ * rewrites metadata without a writing user, so it takes the permission
+ * (and the image lock) for its duration, counted so that it goes back
+ * with the last release.  Taken before the first metadata write, so that
+ * another process holding the image is refused up front.
+ */
 int bdrv_amend_hold(BlockDriverState *bs, Error **errp)
 {
     if (!bs->drv || !bs->drv->perm_follows_users) {
@@ -4453,6 +4626,11 @@ void bdrv_amend_status(BlockDriverState *bs, int64_t done, int64_t total)
     }
 }
 
+/*
+ * The driver writes the new names into its header; only when that
+ * succeeded does the node's view change, so the node never names a
+ * backing file the image does not.
+ */
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp)
 {
@@ -4480,6 +4658,11 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     return ret;
 }
 
+/*
+ * After a commit: the image's own data is dropped so that it reads as its
+ * backing file.  The driver decides how, and checks what it needs
+ * (qcow2: its write gate, then it resets its tables).
+ */
 int bdrv_make_empty(BlockDriverState *bs, Error **errp)
 {
     if (!bs->drv->bdrv_make_empty) {
@@ -4489,6 +4672,11 @@ int bdrv_make_empty(BlockDriverState *bs, Error **errp)
     return bs->drv->bdrv_make_empty(bs, errp);
 }
 
+/*
+ * Snapshot operations change metadata, not guest data: they pass neither
+ * the request path nor its key gate (a snapshot of an encrypted image
+ * needs no key), so the checks every writer needs are made here.
+ */
 static int snapshot_op(BlockDriverState *bs, const char *name, Error **errp,
                        int (*fn)(BlockDriverState *, const char *, Error **))
 {

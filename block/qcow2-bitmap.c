@@ -16,7 +16,13 @@
  * inconsistent, with no data, and kept on disk as it is until removed.
  *
  * The extension itself is kept among s->unknown_exts (the header writer
- * writes those back as they are); this file replaces its payload.
+ * writes those back as they are); this file replaces its payload, through
+ * qcow2_bitmaps_ext_encode() (block/qcow2-header.c).
+ *
+ * Why the extension is only trusted with autoclear bit 0: a program that
+ * does not know bitmaps clears every autoclear bit it does not know when
+ * it writes, so a cleared bit means the data may have changed behind the
+ * bitmaps' back.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -81,6 +87,10 @@ void qcow2_bitmaps_free(BDRVQcow2State *s)
     }
 }
 
+/*
+ * A deep copy: an inconsistent bitmap's entry moves into the new
+ * directory while the old directory is still freed entry by entry.
+ */
 static Qcow2BitmapEntry *entry_copy(const Qcow2BitmapEntry *o)
 {
     Qcow2BitmapEntry *e = g_memdup2(o, sizeof(*o));
@@ -99,16 +109,7 @@ static uint64_t entry_size(size_t name_size, uint32_t extra_size)
 /* The bitmaps extension among the kept extensions, or NULL. */
 static Qcow2UnknownExt *find_ext(BDRVQcow2State *s, guint *index)
 {
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == QCOW2_EXT_BITMAPS) {
-            if (index) {
-                *index = i;
-            }
-            return e;
-        }
-    }
-    return NULL;
+    return qcow2_find_ext(s->unknown_exts, QCOW2_EXT_BITMAPS, index);
 }
 
 /* Sets the extension (nb > 0) or drops it, with autoclear bit 0 to match. */
@@ -129,12 +130,11 @@ static void set_ext(BDRVQcow2State *s, uint32_t nb, uint64_t dir_size, uint64_t 
         e->magic = QCOW2_EXT_BITMAPS;
         g_ptr_array_add(s->unknown_exts, e);
     }
-    g_free(e->data);
-    e->len = 24;
-    e->data = g_malloc0(24);
-    stl_be_p(e->data, nb);
-    stq_be_p(e->data + 8, dir_size);
-    stq_be_p(e->data + 16, dir_off);
+    qcow2_bitmaps_ext_encode(&(Qcow2BitmapsExt) {
+                                 .nb_bitmaps = nb,
+                                 .dir_size = dir_size,
+                                 .dir_offset = dir_off,
+                             }, e);
     s->autoclear |= QCOW2_AUTOCLEAR_BITMAPS;
 }
 
@@ -145,6 +145,12 @@ static uint64_t table_entries(BDRVQcow2State *s, int64_t size, int gran_bits)
     return DIV_ROUND_UP(DIV_ROUND_UP(bits, 8), (uint64_t)s->cluster_size);
 }
 
+/*
+ * The limits QEMU 7.2 puts on a directory entry: anything outside them
+ * QEMU refuses to load, so we refuse it too, rather than load a bitmap
+ * that QEMU would then reject in the same image.  The table must also lie
+ * inside the file and match the bitmap's size and granularity.
+ */
 static bool entry_constraints_ok(BlockDriverState *bs, const Qcow2BitmapEntry *e,
                                  int64_t file_len)
 {
@@ -219,6 +225,11 @@ static GPtrArray *parse_dir(BlockDriverState *bs, const uint8_t *dir, uint64_t l
     return g_steal_pointer(&entries);
 }
 
+/*
+ * The directory's bytes for @entries (*@len: its size).  Each entry is
+ * padded to 8 bytes, as the spec requires, so that the next entry's
+ * fields stay aligned.
+ */
 static uint8_t *encode_dir(GPtrArray *entries, uint64_t *len)
 {
     uint64_t total = 0, pos = 0;
@@ -250,6 +261,12 @@ static uint8_t *encode_dir(GPtrArray *entries, uint64_t *len)
     return dir;
 }
 
+/*
+ * Reads a bitmap's table into e->table (host order).  Every entry is
+ * checked (reserved bits, alignment, the all-ones flag only without an
+ * offset) before the caller reads any data cluster through the table:
+ * a bad entry must not make us read other metadata as bitmap data.
+ */
 static int read_table(BlockDriverState *bs, Qcow2BitmapEntry *e, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -315,6 +332,7 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
     Qcow2UnknownExt *ext = find_ext(s, NULL);
     int64_t file_len = bdrv_getlength_exact(bs->file);
     g_autofree uint8_t *dir = NULL;
+    Qcow2BitmapsExt bx;
     uint32_t nb;
     uint64_t dir_size, dir_off;
     int ret;
@@ -346,14 +364,14 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
         s->bm_ext_dropped = true;
         return 0;
     }
-    if (ext->len < 24) {
+    if (!qcow2_bitmaps_ext_decode(ext, &bx)) {
         error_setg(errp, "bitmaps_ext: Invalid extension length");
         return -EINVAL;
     }
-    nb = ldl_be_p(ext->data);
-    dir_size = ldq_be_p(ext->data + 8);
-    dir_off = ldq_be_p(ext->data + 16);
-    if (ldl_be_p(ext->data + 4)) {
+    nb = bx.nb_bitmaps;
+    dir_size = bx.dir_size;
+    dir_off = bx.dir_offset;
+    if (bx.reserved) {
         error_setg(errp, "bitmaps_ext: Reserved field is not zero");
         return -EINVAL;
     }
@@ -441,6 +459,13 @@ static int write_dir_in_place(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : bdrv_flush(bs->file, errp);
 }
 
+/*
+ * From a read-write open on the memory copies are the truth and the disk
+ * copies go stale with the first write: the in-use flag, flushed before
+ * any guest write can happen, makes a crash leave bitmaps that the next
+ * open treats as inconsistent rather than as valid but wrong.  Rewritten
+ * in place: only the flags change, and the directory's size with them not.
+ */
 int qcow2_bitmaps_mark_in_use(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -464,6 +489,7 @@ int qcow2_bitmaps_mark_in_use(BlockDriverState *bs, Error **errp)
     return changed ? write_dir_in_place(bs, errp) : 0;
 }
 
+/* Close and inactivation store only when there is something to store or drop. */
 bool qcow2_bitmaps_need_store(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -480,6 +506,10 @@ bool qcow2_bitmaps_need_store(BlockDriverState *bs)
     return false;
 }
 
+/*
+ * Frees a stored bitmap's table and data clusters, through the deferred
+ * queue: the new directory is on disk but the file not flushed yet.
+ */
 static void free_entry_clusters(BlockDriverState *bs, Qcow2BitmapEntry *e)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -562,6 +592,13 @@ static int store_one(BlockDriverState *bs, BdrvDirtyBitmap *bm, Qcow2BitmapEntry
     return bdrv_pwrite(bs->file, off, (int64_t)e->table_size * 8, be, 0, errp);
 }
 
+/*
+ * Stores every persistent bitmap anew, never in place: new data and
+ * tables, the new directory, a flush, then the header switches to the new
+ * directory, and only then are the old clusters freed.  A crash at any
+ * point leaves either the old bitmaps or the new ones valid on disk, plus
+ * leaked clusters at worst.
+ */
 int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -681,6 +718,12 @@ fail:
     return ret;
 }
 
+/*
+ * Asked when a persistent bitmap is added (block-dirty-bitmap-add), not
+ * at close: the limits are QEMU's (count, directory size, data size), so a
+ * bitmap we accept is one that can be stored and that QEMU can load; the
+ * error then reaches the command, not a close that cannot fail usefully.
+ */
 bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
                                       uint32_t granularity, Error **errp)
 {
@@ -721,6 +764,11 @@ fail:
     return false;
 }
 
+/*
+ * What the directory on disk says, not the in-memory bitmaps: qemu-img
+ * info reports the image, and an "in-use" flag is exactly what a user
+ * looking at a crashed image needs to see.
+ */
 json_t *qcow2_bitmaps_info(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;

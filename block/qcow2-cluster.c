@@ -16,6 +16,25 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
+/*
+ * The metadata caches (s->l2_cache, s->rb_cache) hold L2 tables and
+ * refcount blocks in memory, write-back.  Lifetime of a cached table:
+ *
+ * - Nobody holds a reference.  A pointer from qcow2_cache_get() is valid
+ *   until the next qcow2_cache_get() or _get_slice() on the same cache,
+ *   which may evict any entry (the least recently used) to make room:
+ *   code that loads another table of the same cache, or calls anything
+ *   that may, fetches its table again afterwards.  (An allocation goes
+ *   through the refcount block cache, so an L2 table pointer survives it
+ *   unless the allocation itself changes L2 tables.)
+ * - A dirty entry is written before it is evicted, dropped or the cache
+ *   flushed, and never before what it depends on (c->depends, the flush
+ *   flag): eviction is a write-back like any other, in the same order.
+ * - qcow2_cache_discard() forgets a table whose cluster is being freed,
+ *   dirty or not: writing it later could land on the cluster's next user.
+ * - In coroutines all of this happens under the metadata lock (s->lock),
+ *   so no other request can evict a table between a get and its use.
+ */
 /* ------------------------------------------------------------------ */
 /* Metadata cache */
 
@@ -45,6 +64,7 @@ void qcow2_cache_free(Qcow2Cache *c)
     g_free(c);
 }
 
+/* The entry index of the table (or slice) at host @offset, or -1. */
 static int cache_find(Qcow2Cache *c, int64_t offset)
 {
     gpointer v = g_hash_table_lookup(c->index, &offset);
@@ -58,6 +78,13 @@ uint8_t *qcow2_cache_peek(Qcow2Cache *c, int64_t offset)
     return i >= 0 && c->entry_size == c->table_size ? c->entries[i].table : NULL;
 }
 
+/*
+ * Writes entry @i back if dirty.  The ordering rules of docs/qcow2.md
+ * ("Write ordering", rules 1 and 3) are enforced here, at the one place
+ * tables reach the disk, rather than at each caller: an L2 table is only
+ * written after the refcount blocks it relies on and after a flush, and
+ * after a flush when data it points at may still be in flight.
+ */
 static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -129,6 +156,11 @@ static int cache_write_entry(BlockDriverState *bs, Qcow2Cache *c, int i, Error *
     return 0;
 }
 
+/*
+ * Writes every dirty entry back (each after what it depends on); the
+ * entries stay cached and clean.  Not a flush of the file: callers that
+ * need the tables on disk flush it (qcow2_flush_caches()).
+ */
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
 {
     for (int i = 0; i < c->size; i++) {
@@ -156,6 +188,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
         *table = c->entries[i].table;
         return 0;
     }
+    /*
+     * A miss: a free slot, else the least recently used entry, written
+     * back first.  No entry is pinned: see the lifetime rules above.
+     */
     for (i = 0; i < c->size; i++) {
         if (!c->entries[i].offset) {
             victim = i;
@@ -189,6 +225,10 @@ static int cache_get_entry(BlockDriverState *bs, Qcow2Cache *c, int64_t offset,
     } else {
         memset(c->entries[i].table, 0, c->entry_size);
     }
+    /*
+     * Only now is the entry indexed: a failed read leaves a free slot,
+     * never a table with stale or partial contents.
+     */
     c->entries[i].offset = offset;
     c->entries[i].dirty = false;
     c->entries[i].lru = ++c->lru_counter;
@@ -260,6 +300,11 @@ static void cache_put_whole(Qcow2Cache *c, int64_t offset, bool dirty)
     }
 }
 
+/*
+ * For callers that wrote the table themselves (with its own ordering):
+ * the cached copy takes the change without becoming dirty, so it is not
+ * written twice.
+ */
 void qcow2_cache_update(Qcow2Cache *c, int64_t offset)
 {
     if (c->entry_size != c->table_size) {
@@ -267,6 +312,11 @@ void qcow2_cache_update(Qcow2Cache *c, int64_t offset)
     }
 }
 
+/*
+ * Must follow the qcow2_cache_get() of @offset with no other get on this
+ * cache in between: that is what keeps the entry (or the whole-table
+ * copy) the caller changed in the cache.
+ */
 void qcow2_cache_mark_dirty(Qcow2Cache *c, int64_t offset)
 {
     int i;
@@ -300,6 +350,12 @@ void qcow2_cache_discard(Qcow2Cache *c, int64_t offset)
     }
 }
 
+/*
+ * The cache-clean-interval timer: clean entries untouched since the
+ * previous run go, and their memory with them.  Dirty ones stay: dropping
+ * them would lose metadata, writing them here would break the ordering
+ * the flush path keeps.
+ */
 void qcow2_cache_clean_unused(Qcow2Cache *c)
 {
     for (int i = 0; i < c->size; i++) {
@@ -318,6 +374,12 @@ void qcow2_cache_clean_unused(Qcow2Cache *c)
     c->lru_at_clean = c->lru_counter;
 }
 
+/*
+ * Forgets everything, dirty entries included: for callers that have just
+ * rewritten or abandoned the metadata wholesale (emptying the image,
+ * switching refcount structures), where the cached tables describe
+ * clusters that are no longer what they were.
+ */
 void qcow2_cache_drop_all(Qcow2Cache *c)
 {
     c->whole_offset = 0;
@@ -431,7 +493,7 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     g_autofree uint64_t *buf = NULL;
     int64_t old_off = s->l1_table_offset;
     int64_t old_bytes = (int64_t)s->l1_size * 8;
-    uint8_t hdr[12];
+    Qcow2Header hdr;
     int ret;
 
     if (min_size <= s->l1_size) {
@@ -473,10 +535,11 @@ int qcow2_grow_l1(BlockDriverState *bs, uint64_t min_size, Error **errp)
     if (ret < 0) {
         goto fail;
     }
-    stl_be_p(hdr, min_size);
-    stq_be_p(hdr + 4, new_off);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.l1_size = min_size;
+    hdr.l1_table_offset = new_off;
     bdrv_debug_event(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
-    ret = bdrv_pwrite(bs->file, 36, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_L1_SIZE, QCOW2_HF_L1_TABLE_OFFSET, errp);
     if (ret < 0) {
         /*
          * The header may point at the new table now or not: it stays
@@ -783,7 +846,7 @@ static void decrypt_sectors(BDRVQcow2State *s, int64_t guest, int64_t host, uint
                           &error_abort);
 }
 
-int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+int qcow2_guest_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
                    Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -986,15 +1049,15 @@ static bool overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
 
 static bool overlap_bitmap_dir(BDRVQcow2State *s, int64_t off, int64_t len)
 {
-    if (!(s->autoclear & 1) || !s->unknown_exts) {
+    if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) || !s->unknown_exts) {
         return false;
     }
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
+        Qcow2BitmapsExt bx;
 
-        if (e->magic == 0x23852875 && e->len >= 24 &&
-            overlap(off, len, ldq_be_p(e->data + 16),
-                    MIN(ldq_be_p(e->data + 8), (uint64_t)INT64_MAX / 2))) {
+        if (e->magic == QCOW2_EXT_BITMAPS && qcow2_bitmaps_ext_decode(e, &bx) &&
+            overlap(off, len, bx.dir_offset, MIN(bx.dir_size, (uint64_t)INT64_MAX / 2))) {
             return true;
         }
     }
@@ -1396,7 +1459,7 @@ static int write_in_place(BlockDriverState *bs, int64_t l2_off, int l2_idx, int6
     return map_host_run(bs, l2_off, l2_idx, run, host, errp);
 }
 
-int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+int qcow2_guest_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const uint8_t *buf, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1549,7 +1612,7 @@ static int write_compressed_cluster(BlockDriverState *bs, int64_t offset, int64_
     }
     if (clen == 0) {
         /* Incompressible: stored as a normal cluster. */
-        return qcow2_co_pwrite(bs, offset, len, buf, errp);
+        return qcow2_guest_pwrite(bs, offset, len, buf, errp);
     }
     ret = l2_table_for_write(bs, l1_idx, &l2_off, &t, errp);
     if (ret < 0) {
@@ -1712,7 +1775,7 @@ static int zero_partial(BlockDriverState *bs, int64_t offset, int64_t bytes, Err
             }
         } else if (!cluster_reads_zero(bs, e)) {
             g_autofree uint8_t *z = g_malloc0(n);
-            ret = qcow2_co_pwrite(bs, offset, n, z, errp);
+            ret = qcow2_guest_pwrite(bs, offset, n, z, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -1816,7 +1879,7 @@ int qcow2_zero_or_discard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 ne = 0;
             } else {
                 g_autofree uint8_t *z = g_malloc0(cs);
-                ret = qcow2_co_pwrite(bs, off, MIN(cs, s->size - off), z, errp);
+                ret = qcow2_guest_pwrite(bs, off, MIN(cs, s->size - off), z, errp);
                 if (ret < 0) {
                     return ret;
                 }
@@ -2216,7 +2279,7 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs, Error **errp)
             case QCOW2_CLUSTER_ZERO_PLAIN:
                 if (has_backing(bs) && guest < s->size) {
                     g_autofree uint8_t *z = g_malloc0(cs);
-                    ret = qcow2_co_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
+                    ret = qcow2_guest_pwrite(bs, guest, MIN(cs, s->size - guest), z, errp);
                     if (ret < 0) {
                         return ret;
                     }
@@ -2702,7 +2765,7 @@ static int ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             /*
              * Contiguous with the host range before it where the clusters
              * there are free, as QEMU 7.2 continues a request's range
-             * (qcow2_co_pwrite() does the same).
+             * (qcow2_guest_pwrite() does the same).
              */
             if (next_host > 0 && !qcow2_has_data_file(s)) {
                 int64_t m = qcow2_alloc_clusters_at(bs, next_host, k, errp);

@@ -25,6 +25,12 @@
  */
 #define QCOW2_FDE_MAX_LENGTH (64 * MiB)
 
+/*
+ * The LUKS library reads and writes its header through these callbacks,
+ * at offsets inside the area the extension names: every access is
+ * checked against that area, because the extension is as untrusted as
+ * the header and the clusters around the area belong to other metadata.
+ */
 static int fde_read_func(QCryptoBlock *block, size_t offset, uint8_t *buf,
                          size_t len, void *opaque, Error **errp)
 {
@@ -90,15 +96,13 @@ static int fde_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * The extension stays in s->unknown_exts (its place in the file kept by
+ * the header writer); only its payload is this file's business.
+ */
 static Qcow2UnknownExt *find_fde_ext(BDRVQcow2State *s)
 {
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == QCOW2_EXT_MAGIC_CRYPTO_HEADER) {
-            return e;
-        }
-    }
-    return NULL;
+    return qcow2_find_ext(s->unknown_exts, QCOW2_EXT_MAGIC_CRYPTO_HEADER, NULL);
 }
 
 static void set_fde_ext(BDRVQcow2State *s)
@@ -108,13 +112,10 @@ static void set_fde_ext(BDRVQcow2State *s)
     if (!e) {
         e = g_new0(Qcow2UnknownExt, 1);
         e->magic = QCOW2_EXT_MAGIC_CRYPTO_HEADER;
-        e->len = 16;
-        e->data = g_malloc0(16);
         /* First, like QEMU: readers meet it before anything unknown. */
         g_ptr_array_insert(s->unknown_exts, 0, e);
     }
-    stq_be_p(e->data, s->fde_offset);
-    stq_be_p(e->data + 8, s->fde_length);
+    qcow2_fde_ext_encode(s->fde_offset, s->fde_length, e);
 }
 
 /* The extension must name clusters that exist and hold nothing else we know of. */
@@ -192,13 +193,11 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
                    "encryption header extension", bs->filename);
         return -EINVAL;
     }
-    if (e->len != 16) {
+    if (!qcow2_fde_ext_decode(e, &s->fde_offset, &s->fde_length)) {
         error_setg(errp, "Full disk encryption header extension of '%s' has "
-                   "%u bytes instead of 16", bs->filename, e->len);
+                   "%u bytes instead of %d", bs->filename, e->len, QCOW2_FDE_EXT_LEN);
         return -EINVAL;
     }
-    s->fde_offset = ldq_be_p(e->data);
-    s->fde_length = ldq_be_p(e->data + 8);
     if (!check_fde_area(bs, errp)) {
         return -EINVAL;
     }
@@ -207,6 +206,11 @@ int qcow2_luks_open(BlockDriverState *bs, Error **errp)
     return s->crypto ? 0 : -EINVAL;
 }
 
+/*
+ * The key slot verifies the passphrase; the core marks the node keyed
+ * only when this succeeds.  The container keeps the derived master key,
+ * the passphrase itself stays the caller's (block.c, "Keys").
+ */
 int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                        Error **errp)
 {
@@ -239,6 +243,12 @@ bool qcow2_luks_parse_create(QDict *opts, QCryptoBlockCreateOptions *copts,
     return *pw != NULL;
 }
 
+/*
+ * At create, on the empty image: the header clusters are allocated and
+ * written (each write flushed) before the extension names them, and the
+ * extension reaches the disk with the next header update, so no header
+ * ever points at a LUKS area that is not complete.
+ */
 int qcow2_luks_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *copts,
                       const uint8_t *pw, size_t npw, Error **errp)
 {

@@ -15,7 +15,7 @@
 #include "qemu/error-report.h"
 
 /* Entries narrower than a byte are packed least significant bits first. */
-uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx)
+uint64_t qcow2_refblock_get(const uint8_t *rb, int order, uint64_t idx)
 {
     switch (order) {
     case 0: case 1: case 2: {
@@ -35,7 +35,7 @@ uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx)
     }
 }
 
-void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v)
+void qcow2_refblock_set(uint8_t *rb, int order, uint64_t idx, uint64_t v)
 {
     switch (order) {
     case 0: case 1: case 2: {
@@ -60,6 +60,14 @@ void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v)
     }
 }
 
+/*
+ * Loads the refcount table, which lives in memory (host byte order) for
+ * as long as the image is open: every allocation consults it, and its
+ * on-disk copy is only ever changed entry by entry (set_reftable_entry())
+ * or replaced whole (relocate_reftable()).  The header's limits
+ * (QCOW2_MAX_REFTABLE_BYTES) bound the allocation; g_try_new0() still
+ * turns a failure into an error rather than an abort.
+ */
 int qcow2_refcount_init(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -83,6 +91,14 @@ int qcow2_refcount_init(BlockDriverState *bs, Error **errp)
     return 0;
 }
 
+/*
+ * The refcount of host cluster @cluster.  A cluster no refcount block
+ * covers reads as 0 (free), as the spec has it; an unaligned block offset
+ * is corruption, reported once and turned into EIO, because following it
+ * would read or later write a cluster that is not a refcount block.
+ * Loads the block through s->rb_cache: a refcount block pointer a caller
+ * holds from that cache is stale afterwards.
+ */
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -109,7 +125,7 @@ int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Erro
     if (ret < 0) {
         return ret;
     }
-    *rc = qcow2_get_refcount_ro(rb, s->refcount_order, cluster & (s->rb_entries - 1));
+    *rc = qcow2_refblock_get(rb, s->refcount_order, cluster & (s->rb_entries - 1));
     return 0;
 }
 
@@ -174,7 +190,7 @@ static int alloc_refblock(BlockDriverState *bs, uint64_t t, Error **errp)
     }
     memset(rb, 0, s->cluster_size);
     if ((uint64_t)(n >> s->rb_bits) == t) {
-        qcow2_set_refcount_ro(rb, s->refcount_order, n & (s->rb_entries - 1), 1);
+        qcow2_refblock_set(rb, s->refcount_order, n & (s->rb_entries - 1), 1);
     }
     qcow2_cache_mark_dirty(s->rb_cache, off);
     s->alloc_end = MAX(s->alloc_end, off + s->cluster_size);
@@ -214,7 +230,7 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     int64_t old_off = s->refcount_table_offset;
     uint32_t old_clusters = s->refcount_table_clusters;
     g_autofree uint8_t *buf = NULL;
-    uint8_t hdr[12];
+    Qcow2Header hdr;
     int ret;
 
     while (used && !(s->refcount_table[used - 1] & REFT_OFFSET_MASK)) {
@@ -248,7 +264,7 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     for (uint64_t c = meta; c < meta + nb_new + nb_table; c++) {
         uint8_t *rb = buf + (((c >> s->rb_bits) - used) << s->cluster_bits);
 
-        qcow2_set_refcount_ro(rb, s->refcount_order, c & (s->rb_entries - 1), 1);
+        qcow2_refblock_set(rb, s->refcount_order, c & (s->rb_entries - 1), 1);
     }
     if (new_entries > s->refcount_table_size) {
         s->refcount_table = g_renew(uint64_t, s->refcount_table, new_entries);
@@ -279,10 +295,12 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(hdr, (meta + nb_new) << s->cluster_bits);
-    stl_be_p(hdr + 8, nb_table);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.refcount_table_offset = (meta + nb_new) << s->cluster_bits;
+    hdr.refcount_table_clusters = nb_table;
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
-    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_REFCOUNT_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret < 0) {
         return ret;
     }
@@ -303,6 +321,12 @@ static int relocate_reftable(BlockDriverState *bs, Error **errp)
     return 0;
 }
 
+/*
+ * Points refcount table entry @t at a new refcount block @off, which the
+ * caller has written and flushed first (rule 2 of docs/qcow2.md: a new
+ * table's contents before the pointer to it).  An index past the table's
+ * clusters cannot be written in place: the whole table moves then.
+ */
 static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -325,6 +349,15 @@ static int set_reftable_entry(BlockDriverState *bs, uint64_t t, uint64_t off, Er
     return bdrv_pwrite(bs->file, s->refcount_table_offset + t * 8, 8, be, 0, errp);
 }
 
+/*
+ * Adds @addend to the refcount of every cluster of [@offset, +@length),
+ * in the refcount block cache (written back later, before any L2 table
+ * that relies on it: the L2 cache depends on this one).  Missing refcount
+ * blocks are allocated on the way.  A count that would leave its range
+ * (below 0, above refcount_max) stops the update at that cluster: a
+ * wrapped count would free a cluster still in use, while the clusters
+ * already changed are leaks at worst.
+ */
 int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                           int64_t addend, Error **errp)
 {
@@ -369,7 +402,7 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
         }
         for (; c <= last && c < block_end; c++) {
             uint64_t i = c & (s->rb_entries - 1);
-            uint64_t rc = qcow2_get_refcount_ro(rb, s->refcount_order, i);
+            uint64_t rc = qcow2_refblock_get(rb, s->refcount_order, i);
 
             if (addend < 0 && rc < (uint64_t)-addend) {
                 qcow2_cache_mark_dirty(s->rb_cache, boff);
@@ -390,7 +423,7 @@ int qcow2_update_refcount(BlockDriverState *bs, int64_t offset, int64_t length,
                 return -EINVAL;
             }
             rc += addend;
-            qcow2_set_refcount_ro(rb, s->refcount_order, i, rc);
+            qcow2_refblock_set(rb, s->refcount_order, i, rc);
             if (addend < 0 && s->freed_shared && !s->freed_reusable) {
                 /* The queued decrements of a shared cluster may now free it. */
                 gpointer v;
@@ -438,6 +471,14 @@ int qcow2_update_refcount_in_use(BlockDriverState *bs, int64_t offset, int64_t l
     return qcow2_update_refcount(bs, offset, length, addend, errp);
 }
 
+/*
+ * Allocates @nb contiguous clusters in the image file and counts them;
+ * returns the host offset.  Under the metadata lock in coroutines (the
+ * search and the count must not interleave with another allocation).
+ * Settles the deferred frees first when one of them would free a cluster
+ * (rule 4), and sets the dirty bit first with lazy refcounts, so that
+ * refcount blocks written late are covered by a repair.
+ */
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -547,6 +588,13 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, int64_t off, int64_t nb, E
     return m;
 }
 
+/*
+ * Allocates @size bytes for a compressed cluster, packed after the last
+ * one (free_byte_offset) while the current cluster has room: compressed
+ * data need not be cluster aligned, and a host cluster holding parts of
+ * several compressed clusters is counted once for each of them, as the
+ * spec requires.
+ */
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int64_t size, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -610,7 +658,7 @@ static void note_queued_free(BlockDriverState *bs, int64_t offset, int64_t lengt
         gpointer v = NULL;
 
         if (rb) {
-            rc = qcow2_get_refcount_ro(rb, s->refcount_order, c & (s->rb_entries - 1));
+            rc = qcow2_refblock_get(rb, s->refcount_order, c & (s->rb_entries - 1));
         }
         if (s->freed_shared && g_hash_table_lookup_extended(s->freed_shared, &c, NULL, &v)) {
             queued = GPOINTER_TO_UINT(v);
@@ -776,6 +824,12 @@ static void free_clusters_collect(BlockDriverState *bs, int64_t offset, int64_t 
     }
 }
 
+/*
+ * Lowers the refcounts at once, bypassing the deferred queue: only for
+ * callers that made sure no metadata on disk points at the range any more
+ * (the pointer's removal written and flushed), or the cluster could be
+ * reused while an old L2 entry still maps it.
+ */
 void qcow2_free_clusters_now(BlockDriverState *bs, int64_t offset, int64_t length,
                              Qcow2DiscardType type)
 {
@@ -801,7 +855,7 @@ static int refblock_unused(BlockDriverState *bs, uint64_t t, int64_t off, bool *
     }
     *unused = true;
     for (int i = 0; i < s->rb_entries; i++) {
-        if (qcow2_get_refcount_ro(rb, s->refcount_order, i) && !(self && i == own_idx)) {
+        if (qcow2_refblock_get(rb, s->refcount_order, i) && !(self && i == own_idx)) {
             *unused = false;
             break;
         }
@@ -877,7 +931,7 @@ int qcow2_shrink_file(BlockDriverState *bs, Error **errp)
             return ret;
         }
         for (uint64_t i = s->rb_entries; i-- > 0;) {
-            if (qcow2_get_refcount_ro(rb, s->refcount_order, i)) {
+            if (qcow2_refblock_get(rb, s->refcount_order, i)) {
                 last = (int64_t)(t << s->rb_bits) + i;
                 break;
             }
@@ -911,7 +965,7 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
     int64_t l1c = DIV_ROUND_UP((int64_t)s->l1_size * 8, cs);
-    uint8_t hdr[20];
+    Qcow2Header hdr;
     uint8_t be[8];
     int ret;
 
@@ -919,12 +973,8 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
         3 + l1c > s->rb_entries) {
         return 1;
     }
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-
-        if (e->magic == 0x23852875) {   /* the bitmaps extension */
-            return 1;       /* persistent bitmaps keep their clusters */
-        }
+    if (qcow2_find_ext(s->unknown_exts, QCOW2_EXT_BITMAPS, NULL)) {
+        return 1;       /* persistent bitmaps keep their clusters */
     }
     ret = qcow2_cache_flush(bs, s->l2_cache, errp);
     if (ret == 0) {
@@ -964,10 +1014,12 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     }
     bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_UPDATE);
-    stq_be_p(hdr, 3 * cs);              /* l1_table_offset */
-    stq_be_p(hdr + 8, cs);              /* refcount_table_offset */
-    stl_be_p(hdr + 16, 1);              /* refcount_table_clusters */
-    ret = bdrv_pwrite(bs->file, 40, sizeof(hdr), hdr, 0, errp);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.l1_table_offset = 3 * cs;
+    hdr.refcount_table_offset = cs;
+    hdr.refcount_table_clusters = 1;
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_L1_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret == 0) {
         ret = bdrv_flush(bs->file, errp);
     }
@@ -1009,6 +1061,13 @@ int qcow2_make_completely_empty(BlockDriverState *bs, Error **errp)
     return bdrv_truncate(bs->file, (3 + l1c) * cs, true, PREALLOC_MODE_OFF, errp);
 }
 
+/*
+ * The metadata flush: L2 tables (after the refcount blocks they depend
+ * on), then the refcount blocks unless lazy refcounts keep them back,
+ * then the file is flushed; only after that are the queued frees applied
+ * (their refcounts lowered, space discarded), because only now is the
+ * metadata that dropped the pointers on disk (docs/qcow2.md, rule 4).
+ */
 int qcow2_flush_caches(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1082,6 +1141,11 @@ typedef struct CheckState {
     int64_t last_data_cluster;
 } CheckState;
 
+/*
+ * qemu-img check's report goes to stderr in QEMU 7.2's words and order,
+ * one line per finding as it is made, not collected: iotests compare the
+ * lines.
+ */
 static void check_msg(CheckState *cs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void check_msg(CheckState *cs, const char *fmt, ...)
 {
@@ -1092,6 +1156,11 @@ static void check_msg(CheckState *cs, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * Counts one reference from metadata to every cluster of the range.
+ * The counters saturate rather than wrap: a wrapped counter would make
+ * a cluster in use look free to the comparison, and the repair free it.
+ */
 static void count_ref(CheckState *cs, int64_t offset, int64_t length, const char *what)
 {
     BDRVQcow2State *s = cs->bs->opaque;
@@ -1263,6 +1332,11 @@ static int check_l2(CheckState *cs, int64_t l2_off, bool active, uint64_t l1_idx
     return 0;
 }
 
+/*
+ * Counts an L1 table (the active one or a snapshot's), its L2 tables and
+ * what they map.  @active: the table whose COPIED flags the write path
+ * trusts; snapshot tables are only counted.
+ */
 static int check_l1(CheckState *cs, int64_t l1_off, uint32_t l1_size, bool active,
                     BdrvCheckMode fix, Error **errp)
 {
@@ -1439,23 +1513,25 @@ static uint64_t new_structure_at(const int64_t *rb_pos, int64_t nrb, int64_t rt_
  */
 static int count_references(CheckState *cs, BdrvCheckMode fix, Error **errp);
 
-static int rebuild_refcounts(CheckState *cs, Error **errp)
-{
-    BlockDriverState *bs = cs->bs;
-    BDRVQcow2State *s = bs->opaque;
-    uint64_t per_rb = 1ULL << s->rb_bits;
-    uint64_t per_rt = s->cluster_size / 8;
-    int64_t end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
-    int64_t nrb, nrt, total, rt_pos = 0;
-    g_autofree int64_t *rb_pos = NULL;
-    g_autoptr(GArray) old = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    g_autofree uint8_t *rb = g_malloc(s->cluster_size);
-    g_autofree uint64_t *table = NULL;
-    g_autofree uint64_t *be_table = NULL;
-    uint8_t hdr[12];
-    int ret;
+/* Where a rebuild puts the new refcount structure (rebuild_place()). */
+typedef struct RebuildPlan {
+    int64_t *rb_pos;            /* cluster index of each new refcount block */
+    int64_t nrb;
+    int64_t rt_pos;             /* first cluster of the new table */
+    int64_t nrt;
+    int64_t total;              /* clusters the new structure covers */
+} RebuildPlan;
 
-    check_msg(cs, "Rebuilding refcount structure\n");
+/*
+ * Rebuild step: the clusters of the old structure (blocks inside the
+ * file, the table), to be freed once the new one is in place.  The old
+ * blocks leave the cache: nothing may write them back over whatever the
+ * clusters hold next.
+ */
+static void rebuild_collect_old(CheckState *cs, GArray *old)
+{
+    BDRVQcow2State *s = cs->bs->opaque;
+
     for (uint64_t t = 0; t < s->refcount_table_size; t++) {
         uint64_t off = s->refcount_table[t] & REFT_OFFSET_MASK;
 
@@ -1474,71 +1550,101 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
             g_array_append_val(old, c);
         }
     }
+}
 
-    /*
-     * Place the new blocks, then the table, in the first clusters nothing
-     * refers to (the old structure still counts as used: it stays valid
-     * until the header switches); the structure must cover itself, so
-     * repeat until its size agrees with where it went.
-     */
-    nrb = DIV_ROUND_UP(end, (int64_t)per_rb);
-    nrt = DIV_ROUND_UP(nrb, (int64_t)per_rt);
+/*
+ * Rebuild step: places the new blocks, then the table, in the first
+ * clusters nothing refers to (the old structure still counts as used: it
+ * stays valid until the header switches); the structure must cover
+ * itself, so the placement repeats until its size agrees with where it
+ * went.  The clusters taken are counted in cs->refs.
+ */
+static int rebuild_place(CheckState *cs, RebuildPlan *p, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_rb = 1ULL << s->rb_bits;
+    uint64_t per_rt = s->cluster_size / 8;
+    int64_t end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
+
+    p->nrb = DIV_ROUND_UP(end, (int64_t)per_rb);
+    p->nrt = DIV_ROUND_UP(p->nrb, (int64_t)per_rt);
     for (;;) {
         int64_t want_rb, want_rt, c = 0, top = end;
 
-        g_free(rb_pos);
-        rb_pos = g_new(int64_t, nrb);
-        for (int64_t b = 0; b < nrb; b++, c++) {
+        g_free(p->rb_pos);
+        p->rb_pos = g_new(int64_t, p->nrb);
+        for (int64_t b = 0; b < p->nrb; b++, c++) {
             while (c < end && cs->refs[c]) {
                 c++;
             }
-            rb_pos[b] = c;
+            p->rb_pos[b] = c;
         }
         /* The table: nrt free clusters in a row, after the last block. */
-        for (int64_t run = 0; run < nrt; c++) {
+        for (int64_t run = 0; run < p->nrt; c++) {
             run = c < end && cs->refs[c] ? 0 : run + 1;
-            rt_pos = c - run + 1;
+            p->rt_pos = c - run + 1;
         }
-        top = MAX(top, MAX(c, nrb ? rb_pos[nrb - 1] + 1 : 0));
-        total = top;
-        want_rb = DIV_ROUND_UP(total, (int64_t)per_rb);
+        top = MAX(top, MAX(c, p->nrb ? p->rb_pos[p->nrb - 1] + 1 : 0));
+        p->total = top;
+        want_rb = DIV_ROUND_UP(p->total, (int64_t)per_rb);
         want_rt = DIV_ROUND_UP(want_rb, (int64_t)per_rt);
-        if (want_rb <= nrb && want_rt <= nrt) {
+        if (want_rb <= p->nrb && want_rt <= p->nrt) {
             break;
         }
-        nrb = MAX(nrb, want_rb);
-        nrt = MAX(nrt, want_rt);
+        p->nrb = MAX(p->nrb, want_rb);
+        p->nrt = MAX(p->nrt, want_rt);
     }
-    if ((uint64_t)nrt * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
+    if ((uint64_t)p->nrt * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
         error_setg(errp, "Cannot rebuild the refcount structure of '%s': its table "
                    "would be too large", bs->filename);
         return -EFBIG;
     }
-    for (int64_t b = 0; b < nrb; b++) {
-        if (rb_pos[b] < end) {
-            cs->refs[rb_pos[b]] = 1;
+    for (int64_t b = 0; b < p->nrb; b++) {
+        if (p->rb_pos[b] < end) {
+            cs->refs[p->rb_pos[b]] = 1;
         }
     }
-    for (int64_t k = 0; k < nrt; k++) {
-        if (rt_pos + k < end) {
-            cs->refs[rt_pos + k] = 1;
+    for (int64_t k = 0; k < p->nrt; k++) {
+        if (p->rt_pos + k < end) {
+            cs->refs[p->rt_pos + k] = 1;
         }
     }
+    return 0;
+}
 
-    table = g_new0(uint64_t, nrt * per_rt);
-    for (int64_t b = 0; b < nrb; b++) {
-        int64_t off = rb_pos[b] << s->cluster_bits;
+/*
+ * Rebuild step: the new blocks and table are written and flushed, then
+ * one header write switches to them (rule 2 of docs/qcow2.md: the new
+ * structure whole before the pointer to it), and the open state follows.
+ */
+static int rebuild_write(CheckState *cs, RebuildPlan *p, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_rb = 1ULL << s->rb_bits;
+    uint64_t per_rt = s->cluster_size / 8;
+    int64_t end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
+    g_autofree uint8_t *rb = g_malloc(s->cluster_size);
+    g_autofree uint64_t *table = g_new0(uint64_t, p->nrt * per_rt);
+    g_autofree uint64_t *be_table = NULL;
+    Qcow2Header hdr;
+    int ret;
+
+    for (int64_t b = 0; b < p->nrb; b++) {
+        int64_t off = p->rb_pos[b] << s->cluster_bits;
 
         memset(rb, 0, s->cluster_size);
         for (uint64_t i = 0; i < per_rb; i++) {
             int64_t c = b * per_rb + i;
             uint64_t v;
 
-            if (c >= total) {
+            if (c >= p->total) {
                 break;
             }
-            v = c < end ? cs->refs[c] : new_structure_at(rb_pos, nrb, rt_pos, nrt, c);
-            qcow2_set_refcount_ro(rb, s->refcount_order, i, MIN(v, s->refcount_max));
+            v = c < end ? cs->refs[c] : new_structure_at(p->rb_pos, p->nrb, p->rt_pos, p->nrt,
+                                                         c);
+            qcow2_refblock_set(rb, s->refcount_order, i, MIN(v, s->refcount_max));
         }
         bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
         ret = bdrv_pwrite(bs->file, off, s->cluster_size, rb, 0, errp);
@@ -1547,13 +1653,13 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
         }
         table[b] = off;
     }
-    be_table = g_new0(uint64_t, nrt * per_rt);
-    for (uint64_t i = 0; i < nrt * per_rt; i++) {
+    be_table = g_new0(uint64_t, p->nrt * per_rt);
+    for (uint64_t i = 0; i < p->nrt * per_rt; i++) {
         be_table[i] = htobe64(table[i]);
     }
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
-    ret = bdrv_pwrite(bs->file, rt_pos << s->cluster_bits,
-                      nrt * s->cluster_size, be_table, 0, errp);
+    ret = bdrv_pwrite(bs->file, p->rt_pos << s->cluster_bits,
+                      p->nrt * s->cluster_size, be_table, 0, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1562,50 +1668,69 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(hdr, rt_pos << s->cluster_bits);
-    stl_be_p(hdr + 8, nrt);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.refcount_table_offset = p->rt_pos << s->cluster_bits;
+    hdr.refcount_table_clusters = p->nrt;
     bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
-    ret = bdrv_pwrite(bs->file, 48, sizeof(hdr), hdr, 0, errp);
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_REFCOUNT_TABLE_OFFSET,
+                                    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS, errp);
     if (ret < 0) {
         return ret;
     }
     g_free(s->refcount_table);
     s->refcount_table = g_steal_pointer(&table);
-    s->refcount_table_size = nrt * per_rt;
-    s->refcount_table_offset = rt_pos << s->cluster_bits;
-    s->refcount_table_clusters = nrt;
-    s->file_end = MAX(s->file_end, total << s->cluster_bits);
-    s->alloc_end = MAX(s->alloc_end, total << s->cluster_bits);
-    s->free_cluster_index = MAX(s->free_cluster_index, total);
+    s->refcount_table_size = p->nrt * per_rt;
+    s->refcount_table_offset = p->rt_pos << s->cluster_bits;
+    s->refcount_table_clusters = p->nrt;
+    s->file_end = MAX(s->file_end, p->total << s->cluster_bits);
+    s->alloc_end = MAX(s->alloc_end, p->total << s->cluster_bits);
+    s->free_cluster_index = MAX(s->free_cluster_index, p->total);
+    return 0;
+}
 
-    /*
-     * As QEMU: the references are counted anew against the new structure
-     * (what is wrong in the tables is reported again, and left as it is);
-     * the old table and blocks are then referenced no more.
-     */
-    {
-        BdrvCheckResult saved = *cs->res;
-        int64_t saved_last = cs->last_data_cluster;
-        int64_t len = bdrv_getlength_exact(bs->file);
+/*
+ * Rebuild step, as QEMU: the references are counted anew against the new
+ * structure (what is wrong in the tables is reported again, and left as
+ * it is); the result of the first count is kept, only the corruptions
+ * found again are noted (cs->recount_corruptions).
+ */
+static int rebuild_recount(CheckState *cs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    BdrvCheckResult saved = *cs->res;
+    int64_t saved_last = cs->last_data_cluster;
+    int64_t len = bdrv_getlength_exact(bs->file);
+    int ret;
 
-        if (len < 0) {
-            error_setg(errp, "Could not get the size of '%s'", bs->filename);
-            return len;
-        }
-        /* The new structure may lie past the old end of the file. */
-        cs->file_len = MAX(cs->file_len, len);
-        cs->nb_clusters = MAX(cs->nb_clusters, DIV_ROUND_UP(cs->file_len, s->cluster_size));
-        g_free(cs->refs);
-        cs->refs = g_new0(uint32_t, cs->nb_clusters + 2);
-        cs->last_data_cluster = -1;
-        ret = count_references(cs, 0, errp);
-        cs->recount_corruptions = cs->res->corruptions - saved.corruptions;
-        *cs->res = saved;
-        cs->last_data_cluster = saved_last;
-        if (ret < 0) {
-            return ret;
-        }
+    if (len < 0) {
+        error_setg(errp, "Could not get the size of '%s'", bs->filename);
+        return len;
     }
+    /* The new structure may lie past the old end of the file. */
+    cs->file_len = MAX(cs->file_len, len);
+    cs->nb_clusters = MAX(cs->nb_clusters, DIV_ROUND_UP(cs->file_len, s->cluster_size));
+    g_free(cs->refs);
+    cs->refs = g_new0(uint32_t, cs->nb_clusters + 2);
+    cs->last_data_cluster = -1;
+    ret = count_references(cs, 0, errp);
+    cs->recount_corruptions = cs->res->corruptions - saved.corruptions;
+    *cs->res = saved;
+    cs->last_data_cluster = saved_last;
+    return ret;
+}
+
+/*
+ * Rebuild step: the old table and blocks, referenced no more, get the
+ * refcounts the recount found for them (0, unless something else lives
+ * there), each reported as QEMU reports it.
+ */
+static int rebuild_free_old(CheckState *cs, GArray *old, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
     g_array_sort(old, cmp_int64);
     for (guint i = 0; i < old->len; i++) {
         int64_t c = g_array_index(old, int64_t, i);
@@ -1632,6 +1757,28 @@ static int rebuild_refcounts(CheckState *cs, Error **errp)
     return qcow2_cache_flush(bs, s->rb_cache, errp);
 }
 
+static int rebuild_refcounts(CheckState *cs, Error **errp)
+{
+    g_autoptr(GArray) old = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    RebuildPlan plan = { 0 };
+    int ret;
+
+    check_msg(cs, "Rebuilding refcount structure\n");
+    rebuild_collect_old(cs, old);
+    ret = rebuild_place(cs, &plan, errp);
+    if (ret >= 0) {
+        ret = rebuild_write(cs, &plan, errp);
+    }
+    g_free(plan.rb_pos);
+    if (ret >= 0) {
+        ret = rebuild_recount(cs, errp);
+    }
+    if (ret >= 0) {
+        ret = rebuild_free_old(cs, old, errp);
+    }
+    return ret;
+}
+
 /*
  * Clusters of consistent persistent bitmaps (autoclear bit 0 with the
  * bitmaps extension): the directory, each bitmap table and its data.
@@ -1640,27 +1787,30 @@ static int check_bitmaps(CheckState *cs, Error **errp)
 {
     BlockDriverState *bs = cs->bs;
     BDRVQcow2State *s = bs->opaque;
-    const Qcow2UnknownExt *ext = NULL;
+    Qcow2BitmapsExt bx;
+    bool found = false;
     g_autofree uint8_t *dir = NULL;
     uint64_t dir_size, dir_off;
     uint32_t nb;
     int ret;
 
-    if (!(s->autoclear & 1) || !s->unknown_exts) {
+    if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) || !s->unknown_exts) {
         return 0;
     }
+    /* The last well-formed one counts: the check reads what a repair would keep. */
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        if (e->magic == 0x23852875 && e->len >= 24) {
-            ext = e;
+
+        if (e->magic == QCOW2_EXT_BITMAPS && qcow2_bitmaps_ext_decode(e, &bx)) {
+            found = true;
         }
     }
-    if (!ext) {
+    if (!found) {
         return 0;
     }
-    nb = ldl_be_p(ext->data);
-    dir_size = ldq_be_p(ext->data + 8);
-    dir_off = ldq_be_p(ext->data + 16);
+    nb = bx.nb_bitmaps;
+    dir_size = bx.dir_size;
+    dir_off = bx.dir_offset;
     if (!nb || nb > 65535 || dir_size > 64 * MiB || dir_off >= (uint64_t)cs->file_len ||
         dir_size > (uint64_t)cs->file_len - dir_off) {
         check_msg(cs, "ERROR bitmap directory is invalid\n");
@@ -1796,6 +1946,155 @@ static int count_references(CheckState *cs, BdrvCheckMode fix, Error **errp)
     return 0;
 }
 
+/*
+ * Check step: the caches written (the check reads refcounts from the
+ * file's point of view), the file's size and one reference counter per
+ * host cluster.
+ */
+static int check_prepare(CheckState *cs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (!bs->read_only) {
+        ret = qcow2_flush_caches(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    cs->file_len = bdrv_getlength_exact(bs->file);
+    if (cs->file_len < 0) {
+        error_setg(errp, "Could not get the size of '%s'", bs->filename);
+        return cs->file_len;
+    }
+    cs->nb_clusters = DIV_ROUND_UP(cs->file_len, s->cluster_size);
+    if (cs->nb_clusters > (1 << 28)) {
+        /* One counter per host cluster: refuse rather than allocate gigabytes. */
+        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
+                   bs->filename, cs->nb_clusters);
+        return -EFBIG;
+    }
+    /* Refcount blocks may legitimately count clusters beyond the file end. */
+    cs->refs = g_try_new0(uint32_t, cs->nb_clusters + 2);
+    if (!cs->refs) {
+        error_setg(errp, "Not enough memory to check '%s'", bs->filename);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * Check step: each cluster's stored refcount against the references
+ * counted.  Mismatches are reported as found; those to repair go to
+ * @repairs, and *@rebuild says a missing refcount block needs the whole
+ * structure rebuilt.  *@highest: the last cluster in use.
+ */
+static int check_compare_refcounts(CheckState *cs, BdrvCheckMode fix, GArray *repairs,
+                                   bool *rebuild, int64_t *highest, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BdrvCheckResult *res = cs->res;
+    /*
+     * Only clusters inside the file are compared (as QEMU does): counts
+     * beyond its end describe nothing, and scanning every block the
+     * table could name would be unbounded work on a damaged image;
+     * besides the one cluster past the end that a reference may reach.
+     */
+    int64_t cmp_end = cs->nb_clusters + (cs->refs[cs->nb_clusters] ? 1 : 0);
+    int ret;
+
+    for (int64_t c = 0; c < cmp_end; c++) {
+        uint64_t rc;
+        uint64_t want = cs->refs[c];
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            return ret;
+        }
+        if (rc || want) {
+            *highest = c;
+        }
+        if (rc == want) {
+            continue;
+        }
+        if (rc > want) {
+            /*
+             * As QEMU does: every mismatch is first reported as found, and
+             * the repairs follow, each reported again.
+             */
+            check_msg(cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->leaks++;
+            if (fix & BDRV_FIX_LEAKS) {
+                g_array_append_val(repairs, c);
+            }
+        } else if (!rc && (fix & BDRV_FIX_ERRORS)) {
+            /* Possibly no refcount block at all: rebuilt, as QEMU does. */
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+            *rebuild = true;
+        } else if (rc && (fix & BDRV_FIX_ERRORS)) {
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+            g_array_append_val(repairs, c);
+        } else {
+            /* Not repaired: both kinds of repair were handled above. */
+            check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
+                      PRIu64 "\n", c, rc, want);
+            res->corruptions++;
+        }
+    }
+    return 0;
+}
+
+/* Check step: each cluster in @repairs gets the refcount its references need. */
+static int check_repair_refcounts(CheckState *cs, GArray *repairs, Error **errp)
+{
+    BlockDriverState *bs = cs->bs;
+    BDRVQcow2State *s = bs->opaque;
+    BdrvCheckResult *res = cs->res;
+    int ret;
+
+    for (guint i = 0; i < repairs->len; i++) {
+        int64_t c = g_array_index(repairs, int64_t, i);
+        uint64_t rc, want = MIN(cs->refs[c], s->refcount_max);
+
+        ret = qcow2_get_refcount(bs, c, &rc, errp);
+        if (ret < 0) {
+            res->check_errors++;
+            return ret;
+        }
+        check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
+                  "\n", c, rc, (uint64_t)cs->refs[c]);
+        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1, (int64_t)want - (int64_t)rc,
+                                    errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (want == 0 && s->discard_passthrough[QCOW2_DISCARD_ALWAYS]) {
+            /* A leak repaired gives its space back to the file, as in QEMU 7.2. */
+            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
+        }
+        if (rc > want) {
+            res->leaks_fixed++;
+        } else {
+            res->corruptions_fixed++;
+        }
+    }
+    return 0;
+}
+
+/*
+ * qemu-img check: count every reference the metadata makes (L1/L2 tables
+ * of the image and its snapshots, snapshot table, bitmaps, refcount
+ * structures), compare with the stored refcounts, repair as @fix allows,
+ * then the COPIED flags, which depend on the repaired refcounts.
+ */
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                 Error **errp)
 {
@@ -1811,29 +2110,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         return -EACCES;
     }
     fix &= BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
-    if (!bs->read_only) {
-        ret = qcow2_flush_caches(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    cs.file_len = bdrv_getlength_exact(bs->file);
-    if (cs.file_len < 0) {
-        error_setg(errp, "Could not get the size of '%s'", bs->filename);
-        return cs.file_len;
-    }
-    cs.nb_clusters = DIV_ROUND_UP(cs.file_len, s->cluster_size);
-    if (cs.nb_clusters > (1 << 28)) {
-        /* One counter per host cluster: refuse rather than allocate gigabytes. */
-        error_setg(errp, "Cannot check '%s': its file has too many clusters (%" PRId64 ")",
-                   bs->filename, cs.nb_clusters);
-        return -EFBIG;
-    }
-    /* Refcount blocks may legitimately count clusters beyond the file end. */
-    cs.refs = g_try_new0(uint32_t, cs.nb_clusters + 2);
-    if (!cs.refs) {
-        error_setg(errp, "Not enough memory to check '%s'", bs->filename);
-        return -ENOMEM;
+    ret = check_prepare(&cs, errp);
+    if (ret < 0) {
+        g_free(cs.refs);
+        return ret;
     }
     res->bfi.total_clusters = DIV_ROUND_UP(s->size, s->cluster_size);
 
@@ -1841,63 +2121,11 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
     if (ret < 0) {
         goto out;
     }
-
     /* Allocations made while repairing must not land on clusters in use. */
     s->free_cluster_index = MAX(s->free_cluster_index, cs.nb_clusters);
-
-    {
-        /*
-         * Only clusters inside the file are compared (as QEMU does): counts
-         * beyond its end describe nothing, and scanning every block the
-         * table could name would be unbounded work on a damaged image.
-         */
-        /* ... and the one cluster past the end that a reference may reach. */
-        int64_t cmp_end = cs.nb_clusters + (cs.refs[cs.nb_clusters] ? 1 : 0);
-
-        for (int64_t c = 0; c < cmp_end; c++) {
-            uint64_t rc;
-            uint64_t want = cs.refs[c];
-
-            ret = qcow2_get_refcount(bs, c, &rc, errp);
-            if (ret < 0) {
-                res->check_errors++;
-                goto out;
-            }
-            if (rc || want) {
-                highest = c;
-            }
-            if (rc == want) {
-                continue;
-            }
-            if (rc > want) {
-                /*
-                 * As QEMU does: every mismatch is first reported as found, and
-                 * the repairs follow, each reported again.
-                 */
-                check_msg(&cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->leaks++;
-                if (fix & BDRV_FIX_LEAKS) {
-                    g_array_append_val(repairs, c);
-                }
-            } else if (!rc && (fix & BDRV_FIX_ERRORS)) {
-                /* Possibly no refcount block at all: rebuilt below, as QEMU does. */
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-                rebuild = true;
-            } else if (rc && (fix & BDRV_FIX_ERRORS)) {
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-                g_array_append_val(repairs, c);
-            } else {
-                /* Not repaired: both kinds of repair were handled above. */
-                check_msg(&cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64 " reference=%"
-                          PRIu64 "\n", c, rc, want);
-                res->corruptions++;
-            }
-        }
+    ret = check_compare_refcounts(&cs, fix, repairs, &rebuild, &highest, errp);
+    if (ret < 0) {
+        goto out;
     }
     if (rebuild) {
         /* The new structure holds every computed count: all is fixed. */
@@ -1910,32 +2138,9 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
         res->leaks_fixed = res->leaks;
         g_array_set_size(repairs, 0);
     }
-    for (guint i = 0; i < repairs->len; i++) {
-        int64_t c = g_array_index(repairs, int64_t, i);
-        uint64_t rc, want = MIN(cs.refs[c], s->refcount_max);
-
-        ret = qcow2_get_refcount(bs, c, &rc, errp);
-        if (ret < 0) {
-            res->check_errors++;
-            goto out;
-        }
-        check_msg(&cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64 " reference=%" PRIu64
-                  "\n", c, rc, (uint64_t)cs.refs[c]);
-        ret = qcow2_update_refcount(bs, c << s->cluster_bits, 1, (int64_t)want - (int64_t)rc,
-                                    errp);
-        if (ret < 0) {
-            goto out;
-        }
-        if (want == 0 && s->discard_passthrough[QCOW2_DISCARD_ALWAYS]) {
-            /* A leak repaired gives its space back to the file, as in QEMU 7.2. */
-            qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
-            bdrv_pdiscard(bs->file, c << s->cluster_bits, s->cluster_size, NULL);
-        }
-        if (rc > want) {
-            res->leaks_fixed++;
-        } else {
-            res->corruptions_fixed++;
-        }
+    ret = check_repair_refcounts(&cs, repairs, errp);
+    if (ret < 0) {
+        goto out;
     }
     ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     if (ret < 0) {
@@ -1983,20 +2188,117 @@ static void width_status(BlockDriverState *bs, int walk, int walks, uint64_t t, 
  * Progress: one unit per entry of the current table per walk; the walks
  * are counted as QEMU's (at least three: two allocating, one writing).
  */
-int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **errp)
+/* A refcount width change in progress (qcow2_change_refcount_order()). */
+typedef struct WidthChange {
+    int new_order;
+    int new_bits;
+    uint64_t new_max;
+    int new_rb_bits;
+    uint64_t *new_rt;           /* new block offsets, host order */
+    uint64_t new_rt_len;        /* entries in new_rt */
+    int64_t rt_off;             /* the new table, 0: none yet */
+    int64_t rt_clusters;
+    int walk;                   /* progress: walks of the old table done */
+} WidthChange;
+
+/*
+ * Width change step 1: new refcount blocks and a new table, allocated as
+ * ordinary clusters and so counted by the old structures; the walk over
+ * the old table repeats until one allocates nothing, because the new
+ * blocks and table must count themselves too.
+ */
+static int width_allocate(BlockDriverState *bs, WidthChange *w, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t cs = s->cluster_size;
-    int new_bits = 1 << new_order;
-    uint64_t new_max = new_bits == 64 ? UINT64_MAX : (1ULL << new_bits) - 1;
-    int new_rb_bits = s->cluster_bits + 3 - new_order;
-    g_autofree uint64_t *new_rt = NULL;    /* new block offsets, host order */
-    g_autofree uint8_t *buf = NULL;
-    uint64_t new_rt_len = 0;               /* entries in new_rt */
-    uint64_t old_size;
-    int64_t rt_off = 0, rt_clusters = 0;
-    int walk = 0, walks;
+    int walks;
     bool changed;
+
+    do {
+        walks = MAX(w->walk + 2, 3);
+        changed = false;
+        for (uint64_t t = 0; t < s->refcount_table_size; t++) {
+            int64_t first = (int64_t)t << s->rb_bits;
+
+            width_status(bs, w->walk, walks, t, s->refcount_table_size);
+            if (!(s->refcount_table[t] & REFT_OFFSET_MASK)) {
+                continue;
+            }
+            for (int64_t c = first; c < first + s->rb_entries; c++) {
+                uint64_t rc, j = (uint64_t)c >> w->new_rb_bits;
+
+                if (qcow2_get_refcount(bs, c, &rc, errp) < 0) {
+                    return -EIO;
+                }
+                if (rc > w->new_max) {
+                    error_setg(errp, "Cannot decrease refcount entry width to %d bits: "
+                               "Cluster at offset %#" PRIx64 " has a refcount of %" PRIu64,
+                               w->new_bits, (uint64_t)c << s->cluster_bits, rc);
+                    return -EINVAL;
+                }
+                if (!rc || (j < w->new_rt_len && w->new_rt[j])) {
+                    continue;
+                }
+                if (j >= w->new_rt_len) {
+                    uint64_t n = MAX(j + 1, w->new_rt_len * 2);
+
+                    w->new_rt = g_renew(uint64_t, w->new_rt, n);
+                    memset(w->new_rt + w->new_rt_len, 0, (n - w->new_rt_len) * 8);
+                    w->new_rt_len = n;
+                }
+                {
+                    int64_t off = qcow2_alloc_clusters(bs, 1, errp);
+
+                    if (off < 0) {
+                        return off;
+                    }
+                    w->new_rt[j] = off;
+                }
+                changed = true;
+            }
+        }
+        width_status(bs, w->walk, walks, s->refcount_table_size, s->refcount_table_size);
+        w->walk++;
+        {
+            uint64_t used = w->new_rt_len;
+            int64_t need;
+
+            while (used && !w->new_rt[used - 1]) {
+                used--;
+            }
+            need = MAX(DIV_ROUND_UP(used * 8, cs), 1);
+            if (changed || need > w->rt_clusters) {
+                int64_t off;
+
+                if (w->rt_off) {
+                    qcow2_free_clusters_now(bs, w->rt_off, w->rt_clusters * cs,
+                                            QCOW2_DISCARD_NEVER);
+                    w->rt_off = 0;
+                }
+                off = qcow2_alloc_clusters(bs, need, errp);
+                if (off < 0) {
+                    return off;
+                }
+                w->rt_off = off;
+                w->rt_clusters = need;
+                changed = true;
+            }
+        }
+    } while (changed);
+    return 0;
+}
+
+/*
+ * Width change step 2: the new blocks, copying the counts of the old
+ * structures (flushed first, so the copy is of what is on disk), and the
+ * new table, all flushed before the header may name them.
+ */
+static int width_write(BlockDriverState *bs, WidthChange *w, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    g_autofree uint8_t *buf = NULL;
+    uint64_t old_size;
     int ret;
 
     ret = qcow2_flush_caches(bs, errp);
@@ -2006,192 +2308,146 @@ int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **err
     if (ret < 0) {
         return ret;
     }
-
-    /* 1: allocate until stable. */
-    do {
-        walks = MAX(walk + 2, 3);
-        changed = false;
-        for (uint64_t t = 0; t < s->refcount_table_size; t++) {
-            int64_t first = (int64_t)t << s->rb_bits;
-
-            width_status(bs, walk, walks, t, s->refcount_table_size);
-            if (!(s->refcount_table[t] & REFT_OFFSET_MASK)) {
-                continue;
-            }
-            for (int64_t c = first; c < first + s->rb_entries; c++) {
-                uint64_t rc, j = (uint64_t)c >> new_rb_bits;
-
-                if (qcow2_get_refcount(bs, c, &rc, errp) < 0) {
-                    ret = -EIO;
-                    goto fail;
-                }
-                if (rc > new_max) {
-                    error_setg(errp, "Cannot decrease refcount entry width to %d bits: "
-                               "Cluster at offset %#" PRIx64 " has a refcount of %" PRIu64,
-                               new_bits, (uint64_t)c << s->cluster_bits, rc);
-                    ret = -EINVAL;
-                    goto fail;
-                }
-                if (!rc || (j < new_rt_len && new_rt[j])) {
-                    continue;
-                }
-                if (j >= new_rt_len) {
-                    uint64_t n = MAX(j + 1, new_rt_len * 2);
-
-                    new_rt = g_renew(uint64_t, new_rt, n);
-                    memset(new_rt + new_rt_len, 0, (n - new_rt_len) * 8);
-                    new_rt_len = n;
-                }
-                {
-                    int64_t off = qcow2_alloc_clusters(bs, 1, errp);
-
-                    if (off < 0) {
-                        ret = off;
-                        goto fail;
-                    }
-                    new_rt[j] = off;
-                }
-                changed = true;
-            }
-        }
-        width_status(bs, walk, walks, s->refcount_table_size, s->refcount_table_size);
-        walk++;
-        {
-            uint64_t used = new_rt_len;
-            int64_t need;
-
-            while (used && !new_rt[used - 1]) {
-                used--;
-            }
-            need = MAX(DIV_ROUND_UP(used * 8, cs), 1);
-            if (changed || need > rt_clusters) {
-                int64_t off;
-
-                if (rt_off) {
-                    qcow2_free_clusters_now(bs, rt_off, rt_clusters * cs, QCOW2_DISCARD_NEVER);
-                    rt_off = 0;
-                }
-                off = qcow2_alloc_clusters(bs, need, errp);
-                if (off < 0) {
-                    ret = off;
-                    goto fail;
-                }
-                rt_off = off;
-                rt_clusters = need;
-                changed = true;
-            }
-        }
-    } while (changed);
-
-    /* 2: write the new blocks and table, after the counts they copy. */
-    ret = qcow2_flush_caches(bs, errp);
-    if (ret == 0) {
-        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
-    }
-    if (ret < 0) {
-        goto fail;
-    }
     old_size = s->refcount_table_size;
     buf = g_malloc(cs);
-    for (uint64_t j = 0; j < new_rt_len; j++) {
-        int64_t first = (int64_t)j << new_rb_bits;
+    for (uint64_t j = 0; j < w->new_rt_len; j++) {
+        int64_t first = (int64_t)j << w->new_rb_bits;
 
-        width_status(bs, walk, walk + 1, MIN((uint64_t)first >> s->rb_bits, old_size),
+        width_status(bs, w->walk, w->walk + 1, MIN((uint64_t)first >> s->rb_bits, old_size),
                      old_size);
-        if (!new_rt[j]) {
+        if (!w->new_rt[j]) {
             continue;
         }
         memset(buf, 0, cs);
-        for (int64_t i = 0; i < ((int64_t)1 << new_rb_bits); i++) {
+        for (int64_t i = 0; i < ((int64_t)1 << w->new_rb_bits); i++) {
             uint64_t rc;
 
             if (((uint64_t)(first + i) >> s->rb_bits) >= old_size) {
                 break;
             }
             if (qcow2_get_refcount(bs, first + i, &rc, errp) < 0) {
-                ret = -EIO;
-                goto fail;
+                return -EIO;
             }
-            qcow2_set_refcount_ro(buf, new_order, i, rc);
+            qcow2_refblock_set(buf, w->new_order, i, rc);
         }
         bdrv_debug_event(bs->file, BLKDBG_REFBLOCK_UPDATE);
-        ret = bdrv_pwrite(bs->file, new_rt[j], cs, buf, 0, errp);
+        ret = bdrv_pwrite(bs->file, w->new_rt[j], cs, buf, 0, errp);
         if (ret < 0) {
-            goto fail;
+            return ret;
         }
     }
     {
-        g_autofree uint64_t *be = g_new0(uint64_t, rt_clusters * cs / 8);
+        g_autofree uint64_t *be = g_new0(uint64_t, w->rt_clusters * cs / 8);
 
-        for (uint64_t j = 0; j < new_rt_len && j < (uint64_t)(rt_clusters * cs / 8); j++) {
-            be[j] = htobe64(new_rt[j]);
+        for (uint64_t j = 0; j < w->new_rt_len && j < (uint64_t)(w->rt_clusters * cs / 8); j++) {
+            be[j] = htobe64(w->new_rt[j]);
         }
         bdrv_debug_event(bs->file, BLKDBG_REFTABLE_UPDATE);
-        ret = bdrv_pwrite(bs->file, rt_off, rt_clusters * cs, be, 0, errp);
+        ret = bdrv_pwrite(bs->file, w->rt_off, w->rt_clusters * cs, be, 0, errp);
     }
     if (ret == 0) {
         ret = bdrv_flush(bs->file, errp);
     }
     if (ret < 0) {
-        goto fail;
+        return ret;
     }
-    width_status(bs, walk, walk + 1, old_size, old_size);
+    width_status(bs, w->walk, w->walk + 1, old_size, old_size);
+    return 0;
+}
 
-    /* 3: switch. */
-    {
-        uint64_t *old_rt = s->refcount_table;
-        uint64_t old_rt_size = s->refcount_table_size;
-        int64_t old_rt_off = s->refcount_table_offset;
-        uint32_t old_rt_clusters = s->refcount_table_clusters;
-        int old_order = s->refcount_order;
-        uint64_t n = rt_clusters * cs / 8;
+/*
+ * Width change steps 3 and 4: one header write (flushed) switches width,
+ * table offset and size together; only then are the old blocks and table
+ * freed, in the new structures.  A failed header write returns to the old
+ * structures in memory, which the header on disk still names.
+ */
+static int width_switch(BlockDriverState *bs, WidthChange *w, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    uint64_t *old_rt = s->refcount_table;
+    uint64_t old_rt_size = s->refcount_table_size;
+    int64_t old_rt_off = s->refcount_table_offset;
+    uint32_t old_rt_clusters = s->refcount_table_clusters;
+    int old_order = s->refcount_order;
+    uint64_t n = w->rt_clusters * cs / 8;
+    int ret;
 
+    qcow2_cache_drop_all(s->rb_cache);
+    s->refcount_table = g_new0(uint64_t, n);
+    memcpy(s->refcount_table, w->new_rt, MIN(n, w->new_rt_len) * 8);
+    s->refcount_table_size = n;
+    s->refcount_table_offset = w->rt_off;
+    s->refcount_table_clusters = w->rt_clusters;
+    qcow2_set_refcount_order(s, w->new_order);
+    ret = qcow2_update_header(bs, errp);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file, errp);
+    }
+    if (ret < 0) {
+        /* The header still names the old structures: back to them. */
         qcow2_cache_drop_all(s->rb_cache);
-        s->refcount_table = g_new0(uint64_t, n);
-        memcpy(s->refcount_table, new_rt, MIN(n, new_rt_len) * 8);
-        s->refcount_table_size = n;
-        s->refcount_table_offset = rt_off;
-        s->refcount_table_clusters = rt_clusters;
-        qcow2_set_refcount_order(s, new_order);
-        ret = qcow2_update_header(bs, errp);
-        if (ret == 0) {
-            ret = bdrv_flush(bs->file, errp);
-        }
-        if (ret < 0) {
-            /* The header still names the old structures: back to them. */
-            qcow2_cache_drop_all(s->rb_cache);
-            g_free(s->refcount_table);
-            s->refcount_table = old_rt;
-            s->refcount_table_size = old_rt_size;
-            s->refcount_table_offset = old_rt_off;
-            s->refcount_table_clusters = old_rt_clusters;
-            qcow2_set_refcount_order(s, old_order);
-            return ret;
-        }
-
-        /* 4: the old structures are free. */
-        for (uint64_t t = 0; t < old_rt_size; t++) {
-            if (old_rt[t] & REFT_OFFSET_MASK) {
-                qcow2_free_clusters_now(bs, old_rt[t] & REFT_OFFSET_MASK, cs,
-                                        QCOW2_DISCARD_NEVER);
-            }
-        }
-        qcow2_free_clusters_now(bs, old_rt_off, (int64_t)old_rt_clusters * cs,
-                                QCOW2_DISCARD_NEVER);
-        g_free(old_rt);
+        g_free(s->refcount_table);
+        s->refcount_table = old_rt;
+        s->refcount_table_size = old_rt_size;
+        s->refcount_table_offset = old_rt_off;
+        s->refcount_table_clusters = old_rt_clusters;
+        qcow2_set_refcount_order(s, old_order);
+        return ret;
     }
+    for (uint64_t t = 0; t < old_rt_size; t++) {
+        if (old_rt[t] & REFT_OFFSET_MASK) {
+            qcow2_free_clusters_now(bs, old_rt[t] & REFT_OFFSET_MASK, cs,
+                                    QCOW2_DISCARD_NEVER);
+        }
+    }
+    qcow2_free_clusters_now(bs, old_rt_off, (int64_t)old_rt_clusters * cs,
+                            QCOW2_DISCARD_NEVER);
+    g_free(old_rt);
     return qcow2_flush_caches(bs, errp);
+}
 
-fail:
-    /* Nothing points at what was allocated: it goes back. */
-    if (rt_off) {
-        qcow2_free_clusters_now(bs, rt_off, rt_clusters * cs, QCOW2_DISCARD_NEVER);
+int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int new_bits = 1 << new_order;
+    WidthChange w = {
+        .new_order = new_order,
+        .new_bits = new_bits,
+        .new_max = new_bits == 64 ? UINT64_MAX : (1ULL << new_bits) - 1,
+        .new_rb_bits = s->cluster_bits + 3 - new_order,
+    };
+    int ret;
+
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
     }
-    for (uint64_t j = 0; j < new_rt_len; j++) {
-        if (new_rt[j]) {
-            qcow2_free_clusters_now(bs, new_rt[j], cs, QCOW2_DISCARD_NEVER);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = width_allocate(bs, &w, errp);
+    if (ret >= 0) {
+        ret = width_write(bs, &w, errp);
+    }
+    if (ret >= 0) {
+        /* From the switch on, the new structures may be in use: no rollback below. */
+        ret = width_switch(bs, &w, errp);
+        g_free(w.new_rt);
+        return ret;
+    }
+
+    /* Nothing points at what was allocated: it goes back. */
+    if (w.rt_off) {
+        qcow2_free_clusters_now(bs, w.rt_off, w.rt_clusters * cs, QCOW2_DISCARD_NEVER);
+    }
+    for (uint64_t j = 0; j < w.new_rt_len; j++) {
+        if (w.new_rt[j]) {
+            qcow2_free_clusters_now(bs, w.new_rt[j], cs, QCOW2_DISCARD_NEVER);
         }
     }
     qcow2_flush_caches(bs, NULL);
+    g_free(w.new_rt);
     return ret;
 }

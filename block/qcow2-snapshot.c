@@ -85,6 +85,11 @@ static int l1_refcounts(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_si
             uint64_t e;
             int64_t off = 0, len = 0;
 
+            /*
+             * Fetched again for every entry: add_ref() below may load
+             * refcount blocks and free tables, and a cached table pointer
+             * is only valid until the next load (qcow2-cluster.c, cache).
+             */
             ret = qcow2_cache_get(bs, s->l2_cache, l2_off, true, (uint8_t **)&t, errp);
             if (ret < 0) {
                 return ret;
@@ -117,6 +122,12 @@ static int l1_refcounts(BlockDriverState *bs, const uint64_t *l1, uint32_t l1_si
     return 0;
 }
 
+/*
+ * Whether the cluster at @off is referred to exactly once: the condition
+ * for QCOW_OFLAG_COPIED, which lets the write path change a cluster in
+ * place.  A wrong "yes" would let a write reach a snapshot's data, so a
+ * refcount that cannot be read (*@err < 0) counts as "no".
+ */
 static bool refcount_is_one(BlockDriverState *bs, int64_t off, Error **errp, int *err)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -126,7 +137,12 @@ static bool refcount_is_one(BlockDriverState *bs, int64_t off, Error **errp, int
     return rc == 1;
 }
 
-/* Sets QCOW_OFLAG_COPIED in the active L1 and L2 tables exactly where the refcount is 1. */
+/*
+ * Sets QCOW_OFLAG_COPIED in the active L1 and L2 tables exactly where the
+ * refcount is 1.  Recomputed from the refcounts rather than adjusted:
+ * after a snapshot operation any entry may have changed sides, and a flag
+ * left set on a shared cluster would let a write change a snapshot's data.
+ */
 static int fix_copied_flags(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -203,6 +219,11 @@ static uint64_t file_failures(BlockDriverState *bs)
     return n;
 }
 
+/*
+ * Opens the window described above.  *@marked: this command set the dirty
+ * bit, so refcounts_settled() may clear it; an image that was dirty
+ * already stays dirty (its repair is due at the next read-write open).
+ */
 static int refcounts_unsettled(BlockDriverState *bs, bool *marked, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -257,6 +278,11 @@ static void refcounts_abandoned(BlockDriverState *bs, bool marked)
 }
 
 /* Writes @n entries of @l1 (host byte order) at @off. */
+/*
+ * Writes a whole L1 table (host byte order in @l1) at @off.  Whole, not
+ * entry by entry: snapshot operations change many entries at once and
+ * flush around this write, so one write keeps the ordering simple.
+ */
 static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint32_t n,
                     Error **errp)
 {
@@ -272,6 +298,11 @@ static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint3
 }
 
 /* The entries of the snapshot table, each as its bytes on disk (padding included). */
+/*
+ * Entries are kept as their bytes: an operation changes one entry and
+ * writes the others back exactly as they were, extra data of newer
+ * writers included.
+ */
 static int read_table(BlockDriverState *bs, GPtrArray **entries, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -304,7 +335,15 @@ static int read_table(BlockDriverState *bs, GPtrArray **entries, Error **errp)
     return 0;
 }
 
-/* Writes @entries as the new snapshot table and frees the old one. */
+/*
+ * Writes @entries as the new snapshot table and frees the old one.  The
+ * table is never rewritten in place: a crash during the write would lose
+ * every snapshot.  New clusters, their refcounts flushed, then the header
+ * switches (qcow2_update_header() flushes first), then the old clusters go
+ * through the deferred free queue (rule 4 of docs/qcow2.md).  On a failed
+ * header write the in-memory state keeps the old table, which the disk
+ * may still hold.
+ */
 static int write_table(BlockDriverState *bs, GPtrArray *entries, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -376,6 +415,11 @@ static int find_snapshot(QEMUSnapshotInfo *sn, int nb, const char *name)
     return -1;
 }
 
+/*
+ * A snapshot's L1 table, checked before use: the snapshot table is as
+ * untrusted as the header, and a bad offset or size must end in an error,
+ * not in reading (or later freeing) clusters that belong to something else.
+ */
 int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t **table,
                            Error **errp)
 {
@@ -406,6 +450,13 @@ int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t 
     return 0;
 }
 
+/*
+ * The order of a snapshot's creation is the rule-2 order of docs/qcow2.md:
+ * the copied L1 table and every raised refcount reach the disk, flushed,
+ * before the active L1 table loses its COPIED flags (after which writes
+ * copy shared clusters), and before the snapshot table that names the
+ * copy.  A crash before the table write leaves leaked clusters only.
+ */
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_state_size,
                           uint64_t vm_clock_nsec, uint64_t icount, Error **errp)
 {
@@ -526,6 +577,13 @@ fail:
     return ret;
 }
 
+/*
+ * Applying a snapshot swaps the active L1 table's contents.  The new
+ * references are taken first and the old ones dropped only once the
+ * new L1 table is on disk: a cluster shared by both sides never has its
+ * refcount pass through 0 (where it could be freed and reused while
+ * still mapped), and a crash leaves leaks at worst.
+ */
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -629,6 +687,12 @@ fail:
     return ret;
 }
 
+/*
+ * Deleting a snapshot: the snapshot table without the entry goes to disk
+ * (flushed) before any refcount drops, so no metadata on disk points at a
+ * cluster whose refcount is already lower (rule 4); the snapshot's L1
+ * table itself is freed through the deferred queue for the same reason.
+ */
 int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;

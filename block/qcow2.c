@@ -16,30 +16,18 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-static const struct {
-    uint8_t type;
-    uint8_t bit;
-    const char *name;
-} feature_names[] = {
-    { 0, 0, "dirty bit" },
-    { 0, 1, "corrupt bit" },
-    { 0, 2, "external data file" },
-    { 0, 3, "compression type" },
-    { 0, 4, "extended L2 entries" },
-    { 1, 0, "lazy refcounts" },
-    { 2, 0, "bitmaps" },
-    { 2, 1, "raw external data" },
-};
-
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    if (buf_size >= 8 && ldl_be_p(buf) == QCOW2_MAGIC &&
-        (ldl_be_p(buf + 4) == 2 || ldl_be_p(buf + 4) == 3)) {
-        return 100;
-    }
-    return 0;
+    return qcow2_header_probe(buf, buf_size) ? 100 : 0;
 }
 
+/*
+ * Metadata found inconsistent while serving a request.  On a writable
+ * image the corrupt bit is set (v3): any further write could spread the
+ * damage (an allocation trusting bad refcounts overwrites live data), so
+ * the image refuses writes until qemu-img check -r repairs it.  A
+ * read-only image only reports.  The caller fails its request with EIO.
+ */
 void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt, ...)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -73,10 +61,16 @@ void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt
     error_setg(errp, "%s", strerror(EIO));
 }
 
+/*
+ * Writes the incompatible feature bits alone, between two flushes (rule 5
+ * of docs/qcow2.md): setting the dirty or corrupt bit must reach the disk
+ * before the writes it covers, and clearing the dirty bit only after the
+ * refcount blocks it covered.  v2 headers have no such field: a no-op.
+ */
 int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint8_t be[8];
+    Qcow2Header h;
     int ret;
 
     if (s->version < 3) {
@@ -94,8 +88,9 @@ int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    stq_be_p(be, incompat);
-    ret = bdrv_pwrite(bs->file, 72, 8, be, 0, errp);
+    qcow2_header_from_state(bs, &h);
+    h.incompat = incompat;
+    ret = qcow2_write_header_fields(bs, &h, QCOW2_HF_INCOMPAT, QCOW2_HF_INCOMPAT, errp);
     if (ret < 0) {
         return ret;
     }
@@ -106,6 +101,12 @@ int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp)
     return bdrv_flush(bs->file, errp);
 }
 
+/*
+ * Lazy refcounts: before the first refcount change of a session the
+ * dirty bit goes to disk, after which refcount blocks may be written late
+ * (qcow2_refcounts_deferred()); a crash then ends in a repair at the next
+ * read-write open instead of in wrong refcounts.
+ */
 int qcow2_mark_dirty(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -118,106 +119,81 @@ int qcow2_mark_dirty(BlockDriverState *bs, Error **errp)
     return qcow2_write_incompat(bs, s->incompat | QCOW2_INCOMPAT_DIRTY, errp);
 }
 
-static void put_ext(uint8_t *buf, size_t *pos, uint32_t magic, const void *data, uint32_t len)
+void qcow2_header_from_state(BlockDriverState *bs, Qcow2Header *h)
 {
-    stl_be_p(buf + *pos, magic);
-    stl_be_p(buf + *pos + 4, len);
-    memcpy(buf + *pos + 8, data, len);
-    memset(buf + *pos + 8 + len, 0, QEMU_ALIGN_UP(len, 8) - len);
-    *pos += 8 + QEMU_ALIGN_UP(len, 8);
+    BDRVQcow2State *s = bs->opaque;
+
+    *h = (Qcow2Header) {
+        .version = s->version,
+        .cluster_bits = s->cluster_bits,
+        .size = s->size,
+        .crypt_method = s->crypt_method,
+        .l1_size = s->l1_size,
+        .l1_table_offset = s->l1_table_offset,
+        .refcount_table_offset = s->refcount_table_offset,
+        .refcount_table_clusters = s->refcount_table_clusters,
+        .nb_snapshots = s->nb_snapshots,
+        .snapshots_offset = s->snapshots_offset,
+        .incompat = s->incompat,
+        .compat = s->compat,
+        .autoclear = s->autoclear,
+        .refcount_order = s->refcount_order,
+        .header_length = s->version >= 3 ? s->header_length : QCOW2_V2_HEADER_LEN,
+        .compression_type = s->compression_type,
+        .tail = s->hdr_tail,
+        .backing_file = bs->backing_file[0] ? bs->backing_file : NULL,
+        .backing_format = bs->backing_format,
+        .data_file_name = s->data_file_name,
+        .keycheck = s->keycheck,
+        .keycheck_len = s->keycheck_len,
+        .unknown_exts = s->unknown_exts,
+    };
+}
+
+/*
+ * The in-place header updates (L1 growth, refcount table moves, size,
+ * feature bits) write only the fields they change, all within the first
+ * sector: a sector write is atomic on the disks we care about, so the
+ * fields that must change together (a table's offset and size) do.
+ */
+int qcow2_write_header_fields(BlockDriverState *bs, const Qcow2Header *h,
+                              Qcow2HeaderField first, Qcow2HeaderField last, Error **errp)
+{
+    uint8_t buf[QCOW2_V3_HEADER_LEN_FULL];
+    int64_t off, len;
+
+    qcow2_header_field_span(first, last, &off, &len);
+    qcow2_header_encode_fields(h, first, last, buf);
+    return bdrv_pwrite(bs->file, off, len, buf, 0, errp);
 }
 
 /* Rewrites cluster 0: header, extensions (unknown ones as they were), backing name. */
 int qcow2_update_header(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    size_t need = s->version >= 3 ? s->header_length : QCOW2_V2_HEADER_LEN;
-    size_t blen = strlen(bs->backing_file);
+    g_autofree uint8_t *ftable = NULL;
     g_autofree uint8_t *buf = NULL;
-    size_t pos, cap = s->cluster_size;
-    bool with_ftable = s->version >= 3;
+    size_t len, ftable_len, cap = s->cluster_size;
+    Qcow2Header h;
     int ret;
 
-    /* Upper bound of everything we are about to write. */
-    need += 16 + strlen(bs->backing_format) + 8 + sizeof(feature_names) * 48 / sizeof(feature_names[0]) +
-            16 + s->keycheck_len + 16 + blen;
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        need += 16 + ((Qcow2UnknownExt *)g_ptr_array_index(s->unknown_exts, i))->len;
-    }
-    buf = g_malloc0(MAX(need, cap));
-
-again:
-    memset(buf, 0, MAX(need, cap));
-    stl_be_p(buf, QCOW2_MAGIC);
-    stl_be_p(buf + 4, s->version);
-    stl_be_p(buf + 20, s->cluster_bits);
-    stq_be_p(buf + 24, s->size);
-    stl_be_p(buf + 32, s->crypt_method);
-    stl_be_p(buf + 36, s->l1_size);
-    stq_be_p(buf + 40, s->l1_table_offset);
-    stq_be_p(buf + 48, s->refcount_table_offset);
-    stl_be_p(buf + 56, s->refcount_table_clusters);
-    stl_be_p(buf + 60, s->nb_snapshots);
-    stq_be_p(buf + 64, s->snapshots_offset);
+    qcow2_header_from_state(bs, &h);
     if (s->version >= 3) {
-        stq_be_p(buf + 72, s->incompat);
-        stq_be_p(buf + 80, s->compat);
-        stq_be_p(buf + 88, s->autoclear);
-        stl_be_p(buf + 96, s->refcount_order);
-        stl_be_p(buf + 100, s->header_length);
-        if (s->hdr_tail) {
-            memcpy(buf + QCOW2_V3_HEADER_LEN, s->hdr_tail,
-                   s->header_length - QCOW2_V3_HEADER_LEN);
-        }
-        if (s->header_length > QCOW2_V3_HEADER_LEN) {
-            buf[104] = s->compression_type;
-        }
-        pos = s->header_length;
-    } else {
-        pos = QCOW2_V2_HEADER_LEN;
+        ftable = qcow2_feature_table(&ftable_len);
+        h.has_feature_table = true;
+        h.feature_table = ftable;
+        h.feature_table_len = ftable_len;
     }
-
-    if (blen && bs->backing_format[0]) {
-        put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, bs->backing_format,
-                strlen(bs->backing_format));
-    }
-    if (s->data_file_name) {
-        put_ext(buf, &pos, QCOW2_EXT_DATA_FILE, s->data_file_name, strlen(s->data_file_name));
-    }
-    if (with_ftable) {
-        uint8_t table[ARRAY_SIZE(feature_names) * 48];
-        memset(table, 0, sizeof(table));
-        for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
-            table[i * 48] = feature_names[i].type;
-            table[i * 48 + 1] = feature_names[i].bit;
-            memcpy(table + i * 48 + 2, feature_names[i].name, strlen(feature_names[i].name));
-        }
-        put_ext(buf, &pos, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
-    }
-    if (s->keycheck) {
-        put_ext(buf, &pos, QCOW2_EXT_MAGIC_AES_KEYCHECK, s->keycheck, s->keycheck_len);
-    }
-    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
-        Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-        put_ext(buf, &pos, e->magic, e->data, e->len);
-    }
-    stl_be_p(buf + pos, QCOW2_EXT_END);
-    stl_be_p(buf + pos + 4, 0);
-    pos += 8;
-    if (blen) {
-        stq_be_p(buf + 8, pos);
-        stl_be_p(buf + 16, blen);
-        memcpy(buf + pos, bs->backing_file, blen);
-        pos += blen;
-    }
-    if (pos > cap && with_ftable) {
+    buf = qcow2_header_encode(&h, &len);
+    if (len > cap && h.has_feature_table) {
         /* The feature name table is optional: small clusters go without it. */
-        with_ftable = false;
-        goto again;
+        h.has_feature_table = false;
+        g_free(buf);
+        buf = qcow2_header_encode(&h, &len);
     }
-    if (pos > cap) {
+    if (len > cap) {
         error_setg(errp, "The header extensions and backing file name of '%s' do not fit "
-                   "into its first cluster (%zu > %zu bytes)", bs->filename, pos, cap);
+                   "into its first cluster (%zu > %zu bytes)", bs->filename, len, cap);
         return -ENOSPC;
     }
     /* The header goes last: what it points at is on disk first (docs/qcow2.md). */
@@ -225,16 +201,14 @@ again:
     if (ret < 0) {
         return ret;
     }
-    return bdrv_pwrite(bs->file, 0, pos, buf, 0, errp);
+    return bdrv_pwrite(bs->file, 0, len, buf, 0, errp);
 }
 
-static void free_unknown_ext(gpointer p)
-{
-    Qcow2UnknownExt *e = p;
-    g_free(e->data);
-    g_free(e);
-}
-
+/*
+ * Frees everything open built, also after a failed open halfway through
+ * (every field may still be NULL), and leaves @s so that a second call
+ * is harmless.
+ */
 static void qcow2_free_state(BDRVQcow2State *s)
 {
     if (s->cache_clean_timer) {
@@ -276,6 +250,13 @@ static void qcow2_free_state(BDRVQcow2State *s)
     s->hdr_tail = NULL;
 }
 
+/*
+ * The metadata lock (s->lock, see BDRVQcow2State).  Outside coroutines
+ * (qemu-img, a synchronous request) nothing else runs in between, so
+ * there is nothing to lock.  Reentrant for its holder: metadata helpers
+ * take it themselves and are called both from locked request paths and
+ * from unlocked ones (open, amend, snapshots).
+ */
 void qcow2_lock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -322,49 +303,6 @@ static void serialise_clusters(BlockDriverState *bs, int64_t offset, int64_t byt
 
     bdrv_serialise_request(bs, start,
                            QEMU_ALIGN_UP(offset + bytes, s->cluster_size) - start);
-}
-
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return alen && blen && a < b + blen && b < a + alen;
-}
-
-/* Names of set incompatible bits we cannot handle, from the image's own table. */
-/*
- * Names the incompatible feature bits @bits we cannot handle: first those the
- * image's own feature name table names (in table order), then those the spec
- * names, then the rest as one hexadecimal mask.
- */
-static char *unsupported_features(uint64_t bits, const uint8_t *table, size_t table_len)
-{
-    GString *s = g_string_new(NULL);
-
-    /* A name is up to 46 bytes; an entry cut short by the extension end still counts. */
-    for (size_t i = 0; i < table_len; i += 48) {
-        char name[47] = "";
-        uint8_t type = table[i];
-        uint8_t bit = i + 1 < table_len ? table[i + 1] : 0;
-
-        if (i + 2 < table_len) {
-            memcpy(name, table + i + 2, MIN(46, table_len - i - 2));
-        }
-        if (type != 0 || bit >= 64 || !(bits & (1ULL << bit)) || !name[0]) {
-            continue;
-        }
-        g_string_append_printf(s, "%s%s", s->len ? ", " : "", name);
-        bits &= ~(1ULL << bit);
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
-        if (feature_names[i].type == 0 && (bits & (1ULL << feature_names[i].bit))) {
-            g_string_append_printf(s, "%s%s", s->len ? ", " : "", feature_names[i].name);
-            bits &= ~(1ULL << feature_names[i].bit);
-        }
-    }
-    if (bits) {
-        g_string_append_printf(s, "%sUnknown incompatible feature: %" PRIx64,
-                               s->len ? ", " : "", bits);
-    }
-    return g_string_free(s, FALSE);
 }
 
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
@@ -812,6 +750,13 @@ static const char *const qcow2_resettable_opts[] = {
     "refcount-cache-size", "cache-clean-interval", NULL
 };
 
+/*
+ * Reopen is transactional (block.c's reopen queue): prepare checks the
+ * new options and does what cannot be undone only if it is harmless
+ * either way (writing the caches back, clearing a dirty bit the new
+ * options no longer cover); commit applies; abort drops the prepared
+ * state, leaving the node as it was.
+ */
 static int qcow2_reopen_prepare(BlockDriverState *bs, QDict *opts, void **state,
                                 Error **errp)
 {
@@ -936,435 +881,94 @@ static int open_data_file(BlockDriverState *bs, QDict *options, int flags, Error
     return 0;
 }
 
-/*
- * Reads the header extension area @ext (at @ext_start in the file, @avail
- * bytes of it in the file) up to @upto, from where *@have says it was
- * read so far.
- */
-static int qcow2_ext_fill(BlockDriverState *bs, uint8_t *ext, int64_t ext_start, int64_t avail,
-                          int64_t *have, int64_t upto, Error **errp)
+static int read_image_file(void *opaque, int64_t offset, int64_t bytes, uint8_t *buf,
+                           Error **errp)
 {
-    int64_t end = MIN(upto, avail);
+    BlockDriverState *bs = opaque;
+
+    return bdrv_pread(bs->file, offset, bytes, buf, 0, errp);
+}
+
+/* Open step: cluster 0 decoded and checked (qcow2-header.c), then kept in @s and @bs. */
+static int open_header(BlockDriverState *bs, int64_t file_len, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2Header h;
     int ret;
 
-    if (end <= *have) {
-        return 0;
-    }
-    ret = bdrv_pread(bs->file, ext_start + *have, end - *have, ext + *have, 0, errp);
+    ret = qcow2_header_decode(read_image_file, bs, file_len, &h, errp);
     if (ret < 0) {
         return ret;
     }
-    *have = end;
-    return 0;
-}
-
-static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
-{
-    BDRVQcow2State *s = bs->opaque;
-    const char *fn = bs->filename;
-    uint8_t hdr[QCOW2_V3_HEADER_LEN_FULL];
-    int64_t file_len = bdrv_getlength_exact(bs->file);
-    int64_t n, ext_start, ext_end;
-    uint64_t backing_off, l1_needed;
-    uint32_t backing_len;
-    g_autofree uint8_t *ext = NULL;
-    g_autofree uint8_t *ftable = NULL;
-    size_t ftable_len = 0;
-    const char *efmt;
-    int ret = -EINVAL;
-
-    qemu_co_mutex_init(&s->lock);
-    s->lock_depth = 0;
-    if (file_len < 0) {
-        error_setg_errno(errp, -file_len, "Could not get the size of '%s'", fn);
-        return (int)file_len;
-    }
-    s->metadata_prealloc = -1;
-    memset(hdr, 0, sizeof(hdr));
-    n = MIN(file_len, (int64_t)sizeof(hdr));
-    if (n > 0 && (ret = bdrv_pread(bs->file, 0, n, hdr, 0, errp)) < 0) {
-        return ret;
-    }
-    if (n < 4 || ldl_be_p(hdr) != QCOW2_MAGIC) {
-        error_setg(errp, "Image is not in qcow2 format");
-        return -EINVAL;
-    }
-    if (n < QCOW2_V2_HEADER_LEN) {
-        error_setg(errp, "Image is truncated: the file has %" PRId64
-                   " bytes, the qcow2 header needs %d", file_len, QCOW2_V2_HEADER_LEN);
-        return -EINVAL;
-    }
-    s->version = ldl_be_p(hdr + 4);
-    if (s->version != 2 && s->version != 3) {
-        error_setg(errp, "Unsupported qcow2 version %d", s->version);
-        return -ENOTSUP;
-    }
-    s->cluster_bits = ldl_be_p(hdr + 20);
-    if ((uint32_t)s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        (uint32_t)s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        error_setg(errp, "Unsupported cluster size: 2^%u "
-                   "(cluster_bits must be between %d and %d)", (uint32_t)s->cluster_bits,
-                   QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS);
-        return -EINVAL;
-    }
+    s->version = h.version;
+    s->cluster_bits = h.cluster_bits;
     s->cluster_size = 1 << s->cluster_bits;
-    s->l2_bits = s->cluster_bits - 3;
+    s->incompat = h.incompat;
+    s->compat = h.compat;
+    s->autoclear = h.autoclear;
+    s->header_length = h.header_length;
+    s->compression_type = h.compression_type;
+    s->extended_l2 = (s->incompat & QCOW2_INCOMPAT_EXTL2) != 0;
+    /* An L2 entry is 8 bytes, 16 with the subcluster bitmap. */
+    s->l2_bits = s->cluster_bits - (s->extended_l2 ? 4 : 3);
     s->l2_size = 1 << s->l2_bits;
-    if (s->version >= 3) {
-        if (file_len < QCOW2_V3_HEADER_LEN) {
-            error_setg(errp, "Image is truncated: the file has %" PRId64
-                       " bytes, the qcow2 v3 header needs %d", file_len,
-                       QCOW2_V3_HEADER_LEN);
-            return -EINVAL;
-        }
-        s->incompat = ldq_be_p(hdr + 72);
-        s->compat = ldq_be_p(hdr + 80);
-        s->autoclear = ldq_be_p(hdr + 88);
-        s->refcount_order = ldl_be_p(hdr + 96);
-        s->header_length = ldl_be_p(hdr + 100);
-        if (s->header_length < QCOW2_V3_HEADER_LEN) {
-            error_setg(errp, "qcow2 header too short");
-            return -EINVAL;
-        }
-        if (s->header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "qcow2 header exceeds cluster size");
-            return -EINVAL;
-        }
-        if (s->header_length > file_len) {
-            error_setg(errp, "Image is truncated within its header");
-            return -EINVAL;
-        }
-        s->compression_type = s->header_length > QCOW2_V3_HEADER_LEN ? hdr[104] : 0;
-        s->extended_l2 = (s->incompat & QCOW2_INCOMPAT_EXTL2) != 0;
-        if (s->extended_l2) {
-            /* Subclusters of less than 512 bytes cannot be addressed. */
-            if (s->cluster_bits - 5 < 9) {
-                error_setg(errp, "Unsupported subcluster size: %d",
-                           1 << (s->cluster_bits - 5));
-                return -EINVAL;
-            }
-            s->l2_bits = s->cluster_bits - 4;
-            s->l2_size = 1 << s->l2_bits;
-        }
-        if (s->header_length > QCOW2_V3_HEADER_LEN) {
-            /* Fields we do not know are kept as they are when the header is rewritten. */
-            s->hdr_tail = g_malloc(s->header_length - QCOW2_V3_HEADER_LEN);
-            ret = bdrv_pread(bs->file, QCOW2_V3_HEADER_LEN,
-                             s->header_length - QCOW2_V3_HEADER_LEN, s->hdr_tail, 0, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
-        /* Unsigned: a huge order must not turn negative and slip through. */
-        if ((uint32_t)s->refcount_order > 6) {
-            error_setg(errp, "Reference count entry width too large; may not exceed 64 bits");
-            ret = -EINVAL;
-            goto fail;
-        }
-    } else {
-        s->refcount_order = 4;
-        s->header_length = QCOW2_V2_HEADER_LEN;
-    }
-    qcow2_set_refcount_order(s, s->refcount_order);
-
-    backing_off = ldq_be_p(hdr + 8);
-    backing_len = ldl_be_p(hdr + 16);
-    s->size = ldq_be_p(hdr + 24);
-    s->crypt_method = ldl_be_p(hdr + 32);
-    s->l1_size = ldl_be_p(hdr + 36);
-    s->l1_table_offset = ldq_be_p(hdr + 40);
-    s->refcount_table_offset = ldq_be_p(hdr + 48);
-    s->refcount_table_clusters = ldl_be_p(hdr + 56);
-    s->nb_snapshots = ldl_be_p(hdr + 60);
-    s->snapshots_offset = ldq_be_p(hdr + 64);
-
-    /*
-     * The backing file name lives in the first cluster, after the header
-     * extensions; so the extensions end where it starts, or at the cluster end.
-     */
-    if (backing_off > (uint64_t)s->cluster_size) {
-        error_setg(errp, "Invalid backing file offset");
-        ret = -EINVAL;
-        goto fail;
-    }
-    ext_start = s->header_length;
-    ext_end = backing_off ? (int64_t)backing_off : s->cluster_size;
-    s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
-    if (ext_end > ext_start) {
-        int64_t off = 0, len = ext_end - ext_start, have = 0;
-        int64_t avail = MAX(0, MIN(file_len, ext_end) - ext_start);
-
-        /*
-         * Bytes past the end of the file read as zeros (an end marker).
-         * Each extension's header, then its data, is read as it comes, as
-         * QEMU reads them: not the rest of the cluster at once, which
-         * would count against a throttle above the file (QEMU's
-         * stream-error-on-reset opens through one).
-         */
-        ext = g_malloc0(len);
-        while (off < len) {
-            uint32_t magic, elen;
-            const uint8_t *data;
-
-            ret = qcow2_ext_fill(bs, ext, ext_start, avail, &have, MIN(len, off + 8), errp);
-            if (ret < 0) {
-                goto fail;
-            }
-            /* Neither the extension header nor its data may cross ext_end. */
-            if (len - off < 8 || ldl_be_p(ext + off + 4) > len - off - 8) {
-                error_setg(errp, "Header extension too large");
-                ret = -EINVAL;
-                goto fail;
-            }
-            magic = ldl_be_p(ext + off);
-            elen = ldl_be_p(ext + off + 4);
-            data = ext + off + 8;
-            if (magic == QCOW2_EXT_END) {
-                break;
-            }
-            ret = qcow2_ext_fill(bs, ext, ext_start, avail, &have, off + 8 + elen, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-            switch (magic) {
-            case QCOW2_EXT_BACKING_FORMAT:
-                if (elen >= sizeof(bs->backing_format)) {
-                    error_setg(errp, "Backing file format name is too "
-                               "long (%u bytes)", elen);
-                    ret = -EINVAL;
-                    goto fail;
-                }
-                memcpy(bs->backing_format, data, elen);
-                bs->backing_format[elen] = '\0';
-                break;
-            case QCOW2_EXT_FEATURE_TABLE:
-                g_free(ftable);
-                ftable = g_memdup2(data, elen);
-                ftable_len = elen;
-                s->had_feature_table = true;
-                break;
-            case QCOW2_EXT_DATA_FILE:
-                g_free(s->data_file_name);
-                s->data_file_name = g_strndup((const char *)data, elen);
-                break;
-            case QCOW2_EXT_MAGIC_AES_KEYCHECK:
-                g_free(s->keycheck);
-                s->keycheck = g_memdup2(data, elen);
-                s->keycheck_len = elen;
-                break;
-            default: {
-                Qcow2UnknownExt *u = g_new0(Qcow2UnknownExt, 1);
-                u->magic = magic;
-                u->len = elen;
-                u->data = g_memdup2(data, elen);
-                g_ptr_array_add(s->unknown_exts, u);
-            }
-            }
-            off += 8 + QEMU_ALIGN_UP((int64_t)elen, 8);
-        }
-    }
-
-    if (s->incompat & ~QCOW2_INCOMPAT_KNOWN) {
-        g_autofree char *names = unsupported_features(s->incompat & ~QCOW2_INCOMPAT_KNOWN,
-                                                      ftable, ftable_len);
-        error_setg(errp, "Unsupported qcow2 feature(s): %s", names);
-        ret = -ENOTSUP;
-        goto fail;
-    }
-    /* The incompatible bit keeps readers that know only zlib away from zstd. */
-    if (s->compression_type > QCOW2_COMPRESSION_ZSTD) {
-        error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
-        ret = -ENOTSUP;
-        goto fail;
-    }
-    if (s->compression_type != QCOW2_COMPRESSION_ZLIB &&
-        !(s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
-        error_setg(errp, "qcow2: Compression type incompatible feature bit must be set");
-        ret = -EINVAL;
-        goto fail;
-    }
-    if (s->compression_type == QCOW2_COMPRESSION_ZLIB &&
-        (s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
-        error_setg(errp, "qcow2: Compression type incompatible feature bit must not be set");
-        ret = -EINVAL;
-        goto fail;
-    }
-    if (s->crypt_method > QCOW2_CRYPT_LUKS) {
-        error_setg(errp, "Unsupported encryption method %u",
-                   s->crypt_method);
-        ret = -EINVAL;
-        goto fail;
-    }
-    if (s->size < 0 || (uint64_t)s->size > (1ULL << 61)) {
-        error_setg(errp, "Image size %" PRIu64 " is too large",
-                   (uint64_t)s->size);
-        ret = -EFBIG;
-        goto fail;
-    }
-
-    /* Active L1 table */
-    if ((uint64_t)s->l1_size > QCOW2_MAX_L1_BYTES / 8) {
-        error_setg(errp, "Active L1 table too large");
-        ret = -EFBIG;
-        goto fail;
-    }
-    l1_needed = DIV_ROUND_UP((uint64_t)s->size, (uint64_t)s->cluster_size << s->l2_bits);
-    if (l1_needed > INT_MAX) {
-        /* QEMU 7.2 indexes L1 with an int: it cannot open such an image. */
-        error_setg(errp, "Image is too big");
-        ret = -EFBIG;
-        goto fail;
-    }
-    if (s->l1_size < l1_needed) {
-        error_setg(errp, "L1 table is too small");
-        ret = -EINVAL;
-        goto fail;
-    }
-    if (s->l1_size) {
-        if ((s->l1_table_offset & (s->cluster_size - 1)) ||
-            (uint64_t)s->l1_table_offset > INT64_MAX - (uint64_t)s->l1_size * 8) {
-            error_setg(errp, "Active L1 table offset invalid");
-            ret = -EINVAL;
-            goto fail;
-        }
-        if ((uint64_t)s->l1_table_offset > (uint64_t)file_len ||
-            (uint64_t)s->l1_size * 8 > (uint64_t)file_len - s->l1_table_offset) {
-            error_setg(errp, "Active L1 table (offset %#" PRIx64
-                       ", %u entries) lies beyond the end of the file",
-                       (uint64_t)s->l1_table_offset, s->l1_size);
-            ret = -EINVAL;
-            goto fail;
-        }
-    }
-    /* Refcount table */
-    if (!s->refcount_table_clusters) {
-        error_setg(errp, "Image does not contain a reference count "
-                   "table");
-        ret = -EINVAL;
-        goto fail;
-    }
-    if ((uint64_t)s->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
-        error_setg(errp, "Reference count table too large");
-        ret = -EFBIG;
-        goto fail;
-    }
-    if ((s->refcount_table_offset & (s->cluster_size - 1)) ||
-        (uint64_t)s->refcount_table_offset >
-        INT64_MAX - (uint64_t)s->refcount_table_clusters * s->cluster_size) {
-        error_setg(errp, "Reference count table offset invalid");
-        ret = -EINVAL;
-        goto fail;
-    }
-    if ((uint64_t)s->refcount_table_offset > (uint64_t)file_len ||
-        (uint64_t)s->refcount_table_clusters * s->cluster_size >
-        (uint64_t)file_len - s->refcount_table_offset) {
-        error_setg(errp, "Reference count table (offset %#" PRIx64
-                   ", %u clusters) lies beyond the end of the file",
-                   (uint64_t)s->refcount_table_offset, s->refcount_table_clusters);
-        ret = -EINVAL;
-        goto fail;
-    }
-    /* Snapshot table */
-    if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Snapshot table too large");
-        ret = -EFBIG;
-        goto fail;
-    }
-    if ((s->snapshots_offset & (s->cluster_size - 1)) ||
-        (uint64_t)s->snapshots_offset >
-        INT64_MAX - (uint64_t)s->nb_snapshots * QCOW2_SNAPSHOT_MIN_ENTRY) {
-        error_setg(errp, "Snapshot table offset invalid");
-        ret = -EINVAL;
-        goto fail;
-    }
-    /* A table beyond the end of the file is reported when the table is read. */
-    /* Overlapping metadata */
-    {
-        uint64_t l1len = (uint64_t)s->l1_size * 8;
-        uint64_t rtlen = (uint64_t)s->refcount_table_clusters * s->cluster_size;
-        const char *what = NULL;
-
-        if (ranges_overlap(0, s->cluster_size, s->l1_table_offset, l1len)) {
-            what = "the active L1 table overlaps the image header";
-        } else if (ranges_overlap(0, s->cluster_size, s->refcount_table_offset, rtlen)) {
-            what = "the refcount table overlaps the image header";
-        } else if (ranges_overlap(s->l1_table_offset, l1len, s->refcount_table_offset, rtlen)) {
-            what = "the active L1 table overlaps the refcount table";
-        } else if (s->nb_snapshots &&
-                   (ranges_overlap(s->snapshots_offset, 1, s->l1_table_offset, l1len) ||
-                    ranges_overlap(s->snapshots_offset, 1, s->refcount_table_offset, rtlen) ||
-                    s->snapshots_offset < s->cluster_size)) {
-            what = "the snapshot table overlaps other metadata";
-        }
-        if (what) {
-            error_setg(errp, "Metadata overlap: %s", what);
-            ret = -EINVAL;
-            goto fail;
-        }
-    }
-    /* Backing file name */
-    if (backing_off) {
-        if (backing_len > QCOW2_MAX_BACKING_NAME) {
-            error_setg(errp, "Backing file name too long");
-            ret = -EINVAL;
-            goto fail;
-        }
-        if (backing_off > (uint64_t)file_len || backing_len > (uint64_t)file_len - backing_off) {
-            error_setg(errp, "Backing file name lies beyond the end "
-                       "of the file");
-            ret = -EINVAL;
-            goto fail;
-        }
-        ret = bdrv_pread(bs->file, backing_off, backing_len, bs->backing_file, 0, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-        bs->backing_file[backing_len] = '\0';
-        if (strlen(bs->backing_file) != backing_len) {
-            error_setg(errp, "Backing file name contains a NUL byte");
-            ret = -EINVAL;
-            goto fail;
+    s->hdr_tail = g_steal_pointer(&h.tail);
+    qcow2_set_refcount_order(s, h.refcount_order);
+    s->size = h.size;
+    s->crypt_method = h.crypt_method;
+    s->l1_size = h.l1_size;
+    s->l1_table_offset = h.l1_table_offset;
+    s->refcount_table_offset = h.refcount_table_offset;
+    s->refcount_table_clusters = h.refcount_table_clusters;
+    s->nb_snapshots = h.nb_snapshots;
+    s->snapshots_offset = h.snapshots_offset;
+    s->data_file_name = g_steal_pointer(&h.data_file_name);
+    s->keycheck = g_steal_pointer(&h.keycheck);
+    s->keycheck_len = h.keycheck_len;
+    s->unknown_exts = g_steal_pointer(&h.unknown_exts);
+    if (h.backing_file) {
+        g_strlcpy(bs->backing_file, h.backing_file, sizeof(bs->backing_file));
+        if (h.backing_format) {
+            g_strlcpy(bs->backing_format, h.backing_format, sizeof(bs->backing_format));
         }
     } else {
         bs->backing_format[0] = '\0';
     }
+    qcow2_header_clear(&h);
+    return 0;
+}
 
-    /* Tables */
+/* Open step: the active L1 table (host byte order from here on) and the refcounts. */
+static int open_tables(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
     s->l1_table = g_new0(uint64_t, MAX(s->l1_size, 1));
     if (s->l1_size) {
         ret = bdrv_pread(bs->file, s->l1_table_offset, (int64_t)s->l1_size * 8, s->l1_table,
                          0, errp);
         if (ret < 0) {
-            goto fail;
+            return ret;
         }
         for (uint32_t i = 0; i < s->l1_size; i++) {
             s->l1_table[i] = be64toh(s->l1_table[i]);
         }
     }
-    ret = qcow2_refcount_init(bs, errp);
-    if (ret < 0) {
-        goto fail;
-    }
-    {
-        /* The defaults; the options may change them. */
-        Qcow2RuntimeOpts o;
+    return qcow2_refcount_init(bs, errp);
+}
 
-        qcow2_default_runtime_opts(bs, &o);
-        ret = qcow2_take_runtime_opts(bs, options, &o, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-        qcow2_apply_runtime_opts(bs, &o);
-    }
-    s->file_end = file_len;
+/* Open step: the encrypt.* options, which must agree with the header. */
+static int open_encrypt_options(BlockDriverState *bs, QDict *options, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    const char *efmt = qdict_get_try_str(options, "encrypt.format");
 
-    efmt = qdict_get_try_str(options, "encrypt.format");
     if (qdict_haskey(options, "encrypt.skip-key-check")) {
         const char *v = qdict_get_try_str(options, "encrypt.skip-key-check");
         if (v) {
             if (!qemu_parse_bool("encrypt.skip-key-check", v, &s->skip_key_check, errp)) {
-                ret = -EINVAL;
-                goto fail;
+                return -EINVAL;
             }
         } else {
             s->skip_key_check = qdict_get_try_bool(options, "encrypt.skip-key-check", false);
@@ -1378,53 +982,102 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     if (efmt && !s->crypt_method) {
         error_setg(errp, "No encryption in image header, but options specified format '%s'",
                    efmt);
-        ret = -EINVAL;
-        goto fail;
+        return -EINVAL;
     }
     if (efmt && strcmp(efmt, s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes")) {
         error_setg(errp, "Header reported '%s' encryption format but options specify '%s'",
                    s->crypt_method == QCOW2_CRYPT_LUKS ? "luks" : "aes", efmt);
-        ret = -EINVAL;
-        goto fail;
+        return -EINVAL;
     }
     qdict_del(options, "encrypt.format");
     qdict_del(options, "encrypt.skip-key-check");
+    return 0;
+}
 
-    ret = open_data_file(bs, options, flags, errp);
-    if (ret < 0) {
-        goto fail;
+/*
+ * Open step, read-write only: a corrupt image is refused (only check's
+ * repair opens it), a dirty one repaired, autoclear bits dealt with.
+ */
+static int open_for_writing(BlockDriverState *bs, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (bs->read_only) {
+        return 0;
     }
-
-    ret = qcow2_load_bitmaps(bs, errp);
-    if (ret < 0) {
-        goto fail;
+    if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
+        /* 'qemu-img check -r all' repairs it (it opens with BDRV_O_CHECK). */
+        error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
+        return -EACCES;
     }
+    return prepare_write(bs, errp);
+}
 
-    /* Dirty and corrupt images, autoclear bits */
-    if (!bs->read_only) {
-        if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(flags & BDRV_O_CHECK)) {
-            /* 'qemu-img check -r all' repairs it (it opens with BDRV_O_CHECK). */
-            error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
-            ret = -EACCES;
-            goto fail;
-        }
-        ret = prepare_write(bs, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-    }
+/* Open step: the cipher; the key, if one was named, comes later from the core. */
+static int open_encryption(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
 
-    /* The key, if one was named, comes from the core (qcow2_set_key()). */
     if (s->crypt_method == QCOW2_CRYPT_LUKS) {
-        ret = qcow2_luks_open(bs, errp);
-        if (ret < 0) {
-            goto fail;
-        }
+        return qcow2_luks_open(bs, errp);
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         bs->encrypted = true;
         bs->key_kind = BDRV_KEY_PASSWORD;
         legacy_aes_warn_deprecated(bs);
+    }
+    return 0;
+}
+
+static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t file_len = bdrv_getlength_exact(bs->file);
+    Qcow2RuntimeOpts o;
+    int ret;
+
+    qemu_co_mutex_init(&s->lock);
+    s->lock_depth = 0;
+    if (file_len < 0) {
+        error_setg_errno(errp, -file_len, "Could not get the size of '%s'", bs->filename);
+        return (int)file_len;
+    }
+    s->metadata_prealloc = -1;
+    ret = open_header(bs, file_len, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = open_tables(bs, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    /* The defaults; the options may change them. */
+    qcow2_default_runtime_opts(bs, &o);
+    ret = qcow2_take_runtime_opts(bs, options, &o, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    qcow2_apply_runtime_opts(bs, &o);
+    s->file_end = file_len;
+    ret = open_encrypt_options(bs, options, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = open_data_file(bs, options, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = qcow2_load_bitmaps(bs, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = open_for_writing(bs, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = open_encryption(bs, errp);
+    if (ret < 0) {
+        goto fail;
     }
     return 0;
 
@@ -1433,6 +1086,11 @@ fail:
     return ret < 0 ? ret : -EINVAL;
 }
 
+/*
+ * The core's key lifecycle (block.c, "Keys"): the key material goes, the
+ * cipher object stays (its header knowledge is needed for info and for a
+ * later set_key), and bdrv_holds_key() turns every request away.
+ */
 static void qcow2_wipe_key(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1442,6 +1100,15 @@ static void qcow2_wipe_key(BlockDriverState *bs)
     }
 }
 
+/*
+ * The core hands the key over here (block.c, "Keys"); it keeps no copy.
+ * Legacy AES has no key slot to verify against, only the optional key
+ * check extension: without it a wrong password is caught by sampling
+ * sectors (a wrong key turns data into noise), and an image with no data
+ * yet gets the extension made from this key, so that later opens are
+ * checked exactly.  The new cipher replaces the old one only once it has
+ * passed: a wrong second key does not lock out a right first one.
+ */
 static int qcow2_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                          Error **errp)
 {
@@ -1537,6 +1204,13 @@ static int close_flush_cache(BlockDriverState *bs, Qcow2Cache *c, Error **errp)
     return ret < 0 ? ret : bdrv_flush(bs->file, errp);
 }
 
+/*
+ * Close stores bitmaps first (they allocate, which may dirty caches),
+ * then writes back each cache, then clears the dirty bit: clearing it
+ * while a cache held unwritten refcounts would let a crash leave wrong
+ * refcounts behind a clean header.  Failures are reported, never fatal:
+ * the image stays dirty and the next open repairs it.
+ */
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1640,6 +1314,7 @@ static int qcow2_flush(BlockDriverState *bs, Error **errp)
     return ret;
 }
 
+/* The data file is a child of its own: the graph shows it, permissions cover it. */
 static BlockDriverState *qcow2_extra_child(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1714,6 +1389,13 @@ static int bitmaps_writable(BlockDriverState *bs, Error **errp)
     return prepare_write(bs, errp);
 }
 
+/*
+ * The gate of every write-like request: the image must be repairable by
+ * us (not broken by a failed emptying, not marked corrupt unless check
+ * opened it) and keyed if encrypted, and prepare_write() runs once before
+ * the first change.  Metadata-only paths (bitmaps, snapshots) have gates
+ * of their own that do not need the key.
+ */
 static int check_writable(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1738,6 +1420,10 @@ static int check_writable(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * Encrypted data is ciphered in whole 512-byte sectors (the IV is the
+ * sector number), so an unaligned read reads the sectors around it.
+ */
 static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                               Error **errp)
 {
@@ -1753,17 +1439,17 @@ static int qcow2_pread_locked(BlockDriverState *bs, int64_t offset, int64_t byte
         int64_t a = QEMU_ALIGN_DOWN(offset, 512);
         int64_t e = QEMU_ALIGN_UP(offset + bytes, 512);
         g_autofree uint8_t *b = g_malloc(e - a);
-        int ret = qcow2_co_pread(bs, a, e - a, b, errp);
+        int ret = qcow2_guest_pread(bs, a, e - a, b, errp);
         if (ret < 0) {
             return ret;
         }
         memcpy(buf, b + (offset - a), bytes);
         return 0;
     }
-    return qcow2_co_pread(bs, offset, bytes, buf, errp);
+    return qcow2_guest_pread(bs, offset, bytes, buf, errp);
 }
 
-/* The data of allocated clusters is read with the lock dropped (qcow2_co_pread). */
+/* The data of allocated clusters is read with the lock dropped (qcow2_guest_pread). */
 static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                        int flags, Error **errp)
 {
@@ -1775,6 +1461,13 @@ static int qcow2_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void
     return ret;
 }
 
+/*
+ * Under the lock, after serialisation when the write may change
+ * metadata.  Unaligned encrypted writes become read-modify-write of whole
+ * sectors, which the serialisation on the clusters keeps atomic against
+ * other writers.  Pending frees are settled first when they would free a
+ * cluster, so that the allocation that follows may reuse it safely.
+ */
 static int qcow2_pwrite_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                const void *buf, int flags, Error **errp)
 {
@@ -1796,14 +1489,14 @@ static int qcow2_pwrite_locked(BlockDriverState *bs, int64_t offset, int64_t byt
         int64_t a = QEMU_ALIGN_DOWN(offset, 512);
         int64_t e = QEMU_ALIGN_UP(offset + bytes, 512);
         g_autofree uint8_t *b = g_malloc(e - a);
-        ret = qcow2_co_pread(bs, a, e - a, b, errp);
+        ret = qcow2_guest_pread(bs, a, e - a, b, errp);
         if (ret < 0) {
             return ret;
         }
         memcpy(b + (offset - a), buf, bytes);
-        return qcow2_co_pwrite(bs, a, e - a, b, errp);
+        return qcow2_guest_pwrite(bs, a, e - a, b, errp);
     }
-    return qcow2_co_pwrite(bs, offset, bytes, buf, errp);
+    return qcow2_guest_pwrite(bs, offset, bytes, buf, errp);
 }
 
 /*
@@ -1857,6 +1550,7 @@ static int qcow2_pwrite_zeroes_locked(BlockDriverState *bs, int64_t offset, int6
     return qcow2_zero_or_discard(bs, offset, bytes, false, flags & BDRV_REQ_MAY_UNMAP, errp);
 }
 
+/* Zero writes change entries (zero flag, freed clusters): always serialised. */
 static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                int flags, Error **errp)
 {
@@ -1869,6 +1563,11 @@ static int qcow2_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t byt
     return ret;
 }
 
+/*
+ * A discard frees clusters: serialised on them first, so that no read in
+ * flight reads a cluster that is freed and then reused under it.  The
+ * freed clusters go through the deferred queue (rule 4 of docs/qcow2.md).
+ */
 static int qcow2_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **errp)
 {
     int ret;
@@ -1918,6 +1617,10 @@ static int qcow2_rw_vmstate_locked(BlockDriverState *bs, int64_t pos, int64_t by
     return qcow2_pwrite_locked(bs, offset, bytes, buf, 0, errp);
 }
 
+/*
+ * Not serialised: the VM state area is past the guest-visible disk, so no
+ * guest request overlaps it; the lock orders its metadata changes.
+ */
 static int qcow2_rw_vmstate(BlockDriverState *bs, int64_t pos, int64_t bytes,
                             void *buf, bool write, Error **errp)
 {
@@ -1950,6 +1653,11 @@ static int snapshot_writable(BlockDriverState *bs, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * The snapshot entry points of the core: each passes snapshot_writable()
+ * first, the gate of metadata-only changes (sound image, no key needed),
+ * so that the snapshot code itself can assume a writable, sound image.
+ */
 static int qcow2_snapshot_create_drv(BlockDriverState *bs, const char *name, Error **errp)
 {
     int ret = snapshot_writable(bs, errp);
@@ -1996,6 +1704,11 @@ static int qcow2_snapshot_delete_drv(BlockDriverState *bs, const char *name, Err
     return ret < 0 ? ret : qcow2_snapshot_delete(bs, name, errp);
 }
 
+/*
+ * Under the metadata lock: the walk reads L2 tables through the cache,
+ * which a request changing the mapping could otherwise evict or rewrite
+ * half-way through (an NBD client's block status runs in a coroutine).
+ */
 static int qcow2_block_status_drv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
@@ -2017,13 +1730,21 @@ static int64_t qcow2_get_allocated_file_size(BlockDriverState *bs)
     return bdrv_get_allocated_file_size(bs->file);
 }
 
+/*
+ * Resize.  Growing: the L1 table first (on disk, flushed), then the size
+ * field, so that a crash never leaves a size the L1 table cannot map;
+ * the new area is zeroed as QEMU 7.2 zeroes it.  Shrinking: the clusters
+ * past the new end are unmapped first, then the size field, then the L2
+ * tables and refcount blocks no longer needed go and the file is cut, so
+ * a crash leaves leaks at worst, never a size that maps freed clusters.
+ */
 static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                           PreallocMode prealloc, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t l1_needed;
     int64_t old_size, zero_end, zero_head;
-    uint8_t be[8];
+    Qcow2Header hdr;
     int ret = check_writable(bs, errp);
 
     if (ret < 0) {
@@ -2097,8 +1818,9 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             return ret;
         }
     }
-    stq_be_p(be, offset);
-    ret = bdrv_pwrite(bs->file, 24, 8, be, 0, errp);
+    qcow2_header_from_state(bs, &hdr);
+    hdr.size = offset;
+    ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_SIZE, QCOW2_HF_SIZE, errp);
     if (ret < 0) {
         return ret;
     }
@@ -2162,6 +1884,13 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 /* ------------------------------------------------------------------ */
 /* Snapshots (listing only) */
 
+/*
+ * Reads the snapshot table, checking that every entry lies in the file
+ * and that its extra data stays small (the L1 table an entry names is
+ * checked when it is read: qcow2_read_snapshot_l1()).  The table is as
+ * untrusted as the header, and every snapshot operation starts here, so
+ * one broken entry fails them all with the same error.
+ */
 int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
                          int64_t *table_len, Error **errp)
 {
@@ -2252,6 +1981,11 @@ static int qcow2_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info
 /* ------------------------------------------------------------------ */
 /* Info */
 
+/*
+ * The VM state offset is the first guest offset past the last L1 entry
+ * the disk needs: VM state lives in clusters the guest cannot address,
+ * mapped by the same tables, so a snapshot's L1 copy carries it along.
+ */
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -2264,6 +1998,11 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+/*
+ * The format-specific part of qemu-img info and query-block, with QEMU
+ * 7.2's members in its order: iotests and management compare the output
+ * member by member.
+ */
 static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -2303,6 +2042,11 @@ static QDict *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
     return spec;
 }
 
+/*
+ * After a repair, the dirty and corrupt bits go only when the repair
+ * fixed everything it found: a bit cleared over a remaining error would
+ * let the image be written as if sound.
+ */
 static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                            Error **errp)
 {
@@ -2327,6 +2071,10 @@ static int qcow2_check_drv(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheck
 /* ------------------------------------------------------------------ */
 /* Backing file, amend */
 
+/*
+ * Everything derived from the refcount width in one place: open, create
+ * and amend's width change must never disagree on a block's geometry.
+ */
 void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
 {
     s->refcount_order = order;
@@ -2336,6 +2084,11 @@ void qcow2_set_refcount_order(BDRVQcow2State *s, int order)
     s->rb_entries = 1 << s->rb_bits;
 }
 
+/*
+ * qemu-img rebase -u and the jobs that change a chain: only the names in
+ * the header change.  The node's names are restored when the header write
+ * fails, so memory and disk keep agreeing.
+ */
 static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
                                      const char *backing_fmt, Error **errp)
 {
@@ -2365,23 +2118,31 @@ static int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_f
     return ret;
 }
 
-static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
-                       Error **errp)
+/* What an amend asks for (amend_parse_options()). */
+typedef struct Qcow2AmendPlan {
+    int new_version;
+    int lazy;                   /* -1: unchanged */
+    int new_order;
+    bool have_size;
+    uint64_t new_size;
+    bool have_backing;
+    bool luks_amend;
+    const char *new_data_file;
+} Qcow2AmendPlan;
+
+/* Amend step: every option known and well-formed. */
+static int amend_parse_options(BlockDriverState *bs, QDict *opts, Qcow2AmendPlan *p,
+                               Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     const char *key;
     json_t *value;
-    int new_version = s->version;
-    int lazy = -1;      /* -1: unchanged */
-    int new_order = s->refcount_order;
-    bool have_size = false, have_backing = false, luks_amend = false;
-    const char *new_data_file = NULL;
-    uint64_t new_size = 0;
-    int ret = prepare_write(bs, errp);
 
-    if (ret < 0) {
-        return ret;
-    }
+    *p = (Qcow2AmendPlan) {
+        .new_version = s->version,
+        .lazy = -1,
+        .new_order = s->refcount_order,
+    };
     json_object_foreach(opts, key, value) {
         if (!strcmp(key, "compat")) {
             const char *v = qemu_opt_get(opts, key);
@@ -2389,27 +2150,27 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                 continue;
             }
             if (!strcmp(v, "0.10") || !strcmp(v, "v2")) {
-                new_version = 2;
+                p->new_version = 2;
             } else if (!strcmp(v, "1.1") || !strcmp(v, "v3")) {
-                new_version = 3;
+                p->new_version = 3;
             } else {
                 error_setg(errp, "Unknown compatibility level %s", v);
                 return -EINVAL;
             }
         } else if (!strcmp(key, "lazy_refcounts")) {
-            lazy = qemu_opt_get_bool(opts, key, false);
+            p->lazy = qemu_opt_get_bool(opts, key, false);
         } else if (!strcmp(key, "size")) {
-            have_size = true;
-            new_size = qemu_opt_get_size(opts, key, 0);
+            p->have_size = true;
+            p->new_size = qemu_opt_get_size(opts, key, 0);
         } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
-            have_backing = true;
+            p->have_backing = true;
         } else if (!strcmp(key, "data_file")) {
             if (!qcow2_has_data_file(s)) {
                 error_setg(errp, "data-file can only be set for images that use an external "
                            "data file");
                 return -EINVAL;
             }
-            new_data_file = qemu_opt_get(opts, key);
+            p->new_data_file = qemu_opt_get(opts, key);
         } else if (!strcmp(key, "data_file_raw")) {
             error_setg(errp, "data-file-raw cannot be set on existing images");
             return -EINVAL;
@@ -2421,15 +2182,29 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                            "exceed 64 bits");
                 return -EINVAL;
             }
-            new_order = __builtin_ctzll(bits);
+            p->new_order = __builtin_ctzll(bits);
         } else if (qcow2_luks_amend_key(key)) {
-            luks_amend = true;
+            p->luks_amend = true;
         } else {
             error_setg(errp, "Invalid parameter '%s'", key);
             return -EINVAL;
         }
     }
-    if (have_backing) {
+    return 0;
+}
+
+/*
+ * Amend step: every change is checked before the first one is made, as
+ * far as possible without writing (the snapshot table's conversion runs
+ * dry): a refused amend leaves the image untouched.
+ */
+static int amend_check(BlockDriverState *bs, QDict *opts, const Qcow2AmendPlan *p,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (p->have_backing) {
         /* As QEMU 7.2: only the pair the image has already (both named) passes. */
         const char *bf = qemu_opt_get(opts, "backing_file");
         const char *bfmt = qemu_opt_get(opts, "backing_fmt");
@@ -2441,13 +2216,13 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return -EINVAL;
         }
     }
-    if (lazy == 1 && new_version < 3) {
+    if (p->lazy == 1 && p->new_version < 3) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
                    "above (use compat=1.1 or greater)");
         return -EINVAL;
     }
-    if (new_version < 3 && new_order != 4) {
-        if (new_order != s->refcount_order) {
+    if (p->new_version < 3 && p->new_order != 4) {
+        if (p->new_order != s->refcount_order) {
             error_setg(errp, "Refcount widths other than 16 bits require compatibility "
                        "level 1.1 or above (use compat=1.1 or greater)");
             return -EINVAL;
@@ -2455,11 +2230,11 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -ENOTSUP;
     }
-    if (new_version < s->version && qcow2_has_data_file(s)) {
+    if (p->new_version < s->version && qcow2_has_data_file(s)) {
         error_setg(errp, "Cannot downgrade an image with a data file");
         return -ENOTSUP;
     }
-    if (new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
+    if (p->new_version < s->version && (s->incompat & QCOW2_INCOMPAT_EXTL2)) {
         /* Version 2 L2 entries cannot hold subcluster bitmaps. */
         uint64_t left = s->incompat & ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_COMPRESSION);
 
@@ -2467,7 +2242,7 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
                    " set", left);
         return -ENOTSUP;
     }
-    if (new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
+    if (p->new_version < s->version && s->compression_type != QCOW2_COMPRESSION_ZLIB) {
         /* Version 2 has no compression type: only zlib, so zstd data must not exist. */
         int err;
         if (qcow2_has_compressed(bs, errp, &err)) {
@@ -2479,48 +2254,51 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return err;
         }
     }
-    if (new_version < s->version && s->nb_snapshots) {
-        ret = qcow2_snapshot_table_for_version(bs, new_version,
-                                               have_size ? (int64_t)new_size : s->size,
+    if (p->new_version < s->version && s->nb_snapshots) {
+        ret = qcow2_snapshot_table_for_version(bs, p->new_version,
+                                               p->have_size ? (int64_t)p->new_size : s->size,
                                                true, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (luks_amend) {
-        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    ret = qcow2_flush_caches(bs, errp);
+    return 0;
+}
+
+/* Amend step: compat=1.1 on a v2 image. */
+static int amend_upgrade(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    /* Version 3 snapshot entries carry their disk size: the current one. */
+    ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
     if (ret < 0) {
         return ret;
     }
-    if (new_version > s->version) {
-        /* Version 3 snapshot entries carry their disk size: the current one. */
-        ret = qcow2_snapshot_table_for_version(bs, 3, s->size, false, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->version = 3;
-        s->header_length = QCOW2_V3_HEADER_LEN_FULL;
-        s->compression_type = 0;
-        g_free(s->hdr_tail);
-        s->hdr_tail = NULL;
-        ret = qcow2_update_header(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    if (lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+    s->version = 3;
+    s->header_length = QCOW2_V3_HEADER_LEN_FULL;
+    s->compression_type = 0;
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
+    return qcow2_update_header(bs, errp);
+}
+
+/* Amend step: lazy_refcounts on or off (off with a downgrade too). */
+static int amend_lazy_refcounts(BlockDriverState *bs, const Qcow2AmendPlan *p, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (p->lazy == 1 && !(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         s->compat |= QCOW2_COMPAT_LAZY_REFCOUNTS;
         s->use_lazy_refcounts = true;
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             return ret;
         }
-    } else if ((lazy == 0 || new_version < 3) && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
+    } else if ((p->lazy == 0 || p->new_version < 3) &&
+               (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         /* The dirty bit goes: the refcounts it covered must be on disk first. */
         ret = qcow2_cache_flush(bs, s->rb_cache, errp);
         if (ret < 0) {
@@ -2535,62 +2313,129 @@ static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_
             return ret;
         }
     }
-    if (new_order != s->refcount_order) {
-        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
-        ret = qcow2_change_refcount_order(bs, new_order, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    if (new_version < s->version) {
-        /* Resized first: a version 2 image with snapshots cannot be. */
-        if (have_size && new_size != (uint64_t)s->size) {
-            ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-        {
-            Error *err = NULL;
+    return 0;
+}
 
-            ret = qcow2_expand_zero_clusters(bs, &err);
-            if (ret >= 0) {
-                ret = qcow2_snapshot_expand_zero(bs, &err);
-            }
-            if (ret < 0) {
-                /* The cause, then the step that failed: QEMU 7.2's two lines (080). */
-                error_report_err(err);
-                error_setg(errp, "Failed to turn zero into data clusters: %s",
-                           strerror(-ret));
-                return ret;
-            }
-        }
-        ret = qcow2_flush_caches(bs, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        s->version = 2;
-        s->header_length = QCOW2_V2_HEADER_LEN;
-        g_free(s->hdr_tail);
-        s->hdr_tail = NULL;
-        s->incompat = s->compat = s->autoclear = 0;
-        s->compression_type = QCOW2_COMPRESSION_ZLIB;
-        ret = qcow2_update_header(bs, errp);
+/*
+ * Amend step: compat=0.10.  Version 2 has no zero clusters, feature bits
+ * or snapshot disk sizes: zero clusters become data clusters first, and
+ * the header is rewritten last, once nothing version 3 is left for it to
+ * describe.
+ */
+static int amend_downgrade(BlockDriverState *bs, const Qcow2AmendPlan *p, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    /* Resized first: a version 2 image with snapshots cannot be. */
+    if (p->have_size && p->new_size != (uint64_t)s->size) {
+        ret = qcow2_truncate(bs, p->new_size, false, PREALLOC_MODE_OFF, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (have_size && new_size != (uint64_t)s->size) {
-        ret = qcow2_truncate(bs, new_size, false, PREALLOC_MODE_OFF, errp);
+    {
+        Error *err = NULL;
+
+        ret = qcow2_expand_zero_clusters(bs, &err);
+        if (ret >= 0) {
+            ret = qcow2_snapshot_expand_zero(bs, &err);
+        }
+        if (ret < 0) {
+            /* The cause, then the step that failed: QEMU 7.2's two lines (080). */
+            error_report_err(err);
+            error_setg(errp, "Failed to turn zero into data clusters: %s",
+                       strerror(-ret));
+            return ret;
+        }
+    }
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->version = 2;
+    s->header_length = QCOW2_V2_HEADER_LEN;
+    g_free(s->hdr_tail);
+    s->hdr_tail = NULL;
+    s->incompat = s->compat = s->autoclear = 0;
+    s->compression_type = QCOW2_COMPRESSION_ZLIB;
+    ret = qcow2_update_header(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return 0;
+}
+
+/*
+ * qemu-img amend: parsed and checked whole first, then applied in the
+ * order the steps need (each step's header update flushes before it
+ * writes): an upgrade before what needs v3, a refcount width change
+ * before a downgrade (which needs 16 bits) and after an upgrade (which
+ * allows others), a resize before a downgrade (a v2 image with snapshots
+ * cannot be resized).
+ */
+static int qcow2_amend(BlockDriverState *bs, QDict *opts, bool force, bool *key_installed,
+                       Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2AmendPlan p;
+    int ret = prepare_write(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = amend_parse_options(bs, opts, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = amend_check(bs, opts, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.luks_amend) {
+        ret = qcow2_luks_amend(bs, opts, force, key_installed, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    if (new_data_file) {
+    ret = qcow2_flush_caches(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.new_version > s->version) {
+        ret = amend_upgrade(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = amend_lazy_refcounts(bs, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p.new_order != s->refcount_order) {
+        /* Before a downgrade, which needs 16 bits; after an upgrade, which allows others. */
+        ret = qcow2_change_refcount_order(bs, p.new_order, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.new_version < s->version) {
+        ret = amend_downgrade(bs, &p, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.have_size && p.new_size != (uint64_t)s->size) {
+        ret = qcow2_truncate(bs, p.new_size, false, PREALLOC_MODE_OFF, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (p.new_data_file) {
         /* Only the name changes: the file it names is opened next time (QEMU 7.2). */
         g_autofree char *old = s->data_file_name;
 
-        s->data_file_name = g_strdup(new_data_file);
+        s->data_file_name = g_strdup(p.new_data_file);
         ret = qcow2_update_header(bs, errp);
         if (ret < 0) {
             g_free(s->data_file_name);
@@ -2667,12 +2512,13 @@ static QemuOptDesc qcow2_amend_desc[ARRAY_SIZE(qcow2_create_desc) + 4] = {
 static const QemuOptsList qcow2_amend_opts = { "qcow2-amend-opts", qcow2_amend_desc };
 
 /*
- * The create options of QEMU's qcow2 that name features this driver does
- * not have (no external data files), and the compression types: zlib, and
- * zstd on version 3 only (its header field and incompatible bit).  Asking
- * for what is missing fails by name instead of being ignored.
+ * The create options that need version 3 or another option: a compression
+ * type (zlib, or zstd, which needs v3's header field and incompatible
+ * bit), an external data file (an incompatible bit, so v3 only) and
+ * data_file_raw (meaningless without a data file).  Each fails by name,
+ * in QEMU 7.2's words, instead of being ignored.
  */
-static bool qcow2_create_check_unsupported(const QDict *opts, int version, Error **errp)
+static bool create_check_feature_options(const QDict *opts, int version, Error **errp)
 {
     const char *ctype = qemu_opt_get(opts, "compression_type");
 
@@ -2724,109 +2570,124 @@ static int qcow2_create_check_resize(uint64_t size, bool too_large, Error **errp
     return 0;
 }
 
-static int qcow2_create(const char *filename, QDict *opts, Error **errp)
+/* What qemu-img create's options ask for, checked (create_parse_options()). */
+typedef struct Qcow2CreateParams {
+    uint64_t size;
+    int version;
+    int cluster_bits;
+    int refcount_order;
+    uint64_t l2_span;           /* guest bytes one L2 table maps */
+    bool lazy;
+    bool zstd;
+    bool extl2;
+    int crypt;                  /* QCOW2_CRYPT_* */
+    PreallocMode prealloc;
+    const char *backing_file;
+    const char *backing_fmt;
+    const char *data_file;
+    bool data_raw;
+    const char *key_secret;
+    bool on_node;               /* blockdev-create on an existing node */
+    bool too_large;
+} Qcow2CreateParams;
+
+/* Create step: the format options, every one checked before a file is touched. */
+static int create_parse_options(const char *filename, QDict *opts, Qcow2CreateParams *p,
+                                Error **errp)
 {
-    uint64_t size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512);
     const char *compat = qemu_opt_get(opts, "compat");
-    const char *backing_file = qemu_opt_get(opts, "backing_file");
-    const char *backing_fmt = qemu_opt_get(opts, "backing_fmt");
     const char *efmt = qemu_opt_get(opts, "encrypt.format");
-    const char *key_secret = qemu_opt_get(opts, "encrypt.key-secret");
     const char *prealloc_str = qemu_opt_get(opts, "preallocation");
     bool encryption = qemu_opt_get_bool(opts, "encryption", false);
-    bool lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false);
     const char *ctype = qemu_opt_get(opts, "compression_type");
-    bool zstd = ctype && !strcmp(ctype, "zstd");
-    bool extl2 = qemu_opt_get_bool(opts, "extended_l2", false);
     uint64_t cluster_size = qemu_opt_get_size(opts, "cluster_size", 65536);
     uint64_t refcount_bits = qemu_opt_get_number(opts, "refcount_bits", 16);
-    const char *data_file = qemu_opt_get(opts, "data_file");
-    bool data_raw = qemu_opt_get_bool(opts, "data_file_raw", false);
-    PreallocMode prealloc = PREALLOC_MODE_OFF;
-    int version = 3, cluster_bits, refcount_order, crypt = 0;
-    uint64_t l2_span;
-    QCryptoBlockCreateOptions luks_opts;
-    uint8_t *luks_pw = NULL;     /* wiped by qcrypto_secret_free() */
-    size_t luks_npw = 0;
-    g_autofree uint8_t *keycheck = NULL;
-    size_t keycheck_len = 0;
-    g_autofree uint8_t *buf = NULL;
-    BlockDriverState *file, *bs;
-    BDRVQcow2State *s;
-    QDict *o;
-    bool on_node = bdrv_create_is_on_node(filename), too_large;
-    int ret;
+
+    *p = (Qcow2CreateParams) {
+        .size = QEMU_ALIGN_UP(qemu_opt_get_size(opts, "size", 0), 512),
+        .version = 3,
+        .lazy = qemu_opt_get_bool(opts, "lazy_refcounts", false),
+        .zstd = ctype && !strcmp(ctype, "zstd"),
+        .extl2 = qemu_opt_get_bool(opts, "extended_l2", false),
+        .prealloc = PREALLOC_MODE_OFF,
+        .backing_file = qemu_opt_get(opts, "backing_file"),
+        .backing_fmt = qemu_opt_get(opts, "backing_fmt"),
+        .data_file = qemu_opt_get(opts, "data_file"),
+        .data_raw = qemu_opt_get_bool(opts, "data_file_raw", false),
+        .key_secret = qemu_opt_get(opts, "encrypt.key-secret"),
+        .on_node = bdrv_create_is_on_node(filename),
+    };
 
     /* Reachable with -u only: otherwise opening the backing file failed first. */
-    if (backing_fmt && !bdrv_find_format(backing_fmt)) {
-        error_setg(errp, "Parameter 'backing-fmt' does not accept value '%s'", backing_fmt);
+    if (p->backing_fmt && !bdrv_find_format(p->backing_fmt)) {
+        error_setg(errp, "Parameter 'backing-fmt' does not accept value '%s'", p->backing_fmt);
         return -EINVAL;
     }
     if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))) {
-        version = 2;
+        p->version = 2;
     } else if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3")) {
         error_setg(errp, "Parameter 'version' does not accept value '%s'", compat);
         return -EINVAL;
     }
-    if (!qcow2_create_check_unsupported(opts, version, errp)) {
+    if (!create_check_feature_options(opts, p->version, errp)) {
         return -ENOTSUP;
     }
     if (cluster_size < 512 || cluster_size > 2 * MiB || (cluster_size & (cluster_size - 1))) {
         error_setg(errp, "Cluster size must be a power of two between 512 and 2048k");
         return -EINVAL;
     }
-    cluster_bits = __builtin_ctzll(cluster_size);
-    if (extl2 && version < 3) {
+    p->cluster_bits = __builtin_ctzll(cluster_size);
+    if (p->extl2 && p->version < 3) {
         error_setg(errp, "Extended L2 entries are only supported with compatibility level "
                    "1.1 and above (use version=v3 or greater)");
         return -EINVAL;
     }
-    if (extl2 && cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
+    if (p->extl2 && p->cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
         error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
                    "least %d bytes", 1 << QCOW2_EXTL2_MIN_CLUSTER_BITS);
         return -EINVAL;
     }
     /* Guest bytes one L2 table maps: its entries are 16 bytes with extended L2. */
-    l2_span = cluster_size << (cluster_bits - (extl2 ? 4 : 3));
+    p->l2_span = cluster_size << (p->cluster_bits - (p->extl2 ? 4 : 3));
     if (!refcount_bits || refcount_bits > 64 || (refcount_bits & (refcount_bits - 1))) {
         error_setg(errp, "Refcount width must be a power of two and may not exceed 64 bits");
         return -EINVAL;
     }
-    refcount_order = __builtin_ctzll(refcount_bits);
-    if (version < 3 && refcount_bits != 16) {
+    p->refcount_order = __builtin_ctzll(refcount_bits);
+    if (p->version < 3 && refcount_bits != 16) {
         error_setg(errp, "Different refcount widths than 16 bits require compatibility "
                    "level 1.1 or above (use version=v3 or greater)");
         return -EINVAL;
     }
-    if (version < 3 && lazy) {
+    if (p->version < 3 && p->lazy) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
                    "above (use version=v3 or greater)");
         return -EINVAL;
     }
     if (efmt) {
         if (!strcmp(efmt, "aes")) {
-            crypt = QCOW2_CRYPT_AES;
+            p->crypt = QCOW2_CRYPT_AES;
         } else if (!strcmp(efmt, "luks")) {
-            crypt = QCOW2_CRYPT_LUKS;
+            p->crypt = QCOW2_CRYPT_LUKS;
         } else {
             error_setg(errp, "Parameter 'format' does not accept value '%s'", efmt);
             return -EINVAL;
         }
     }
-    if (crypt == QCOW2_CRYPT_AES && qdict_haskey(opts, "encryption") && !encryption) {
+    if (p->crypt == QCOW2_CRYPT_AES && qdict_haskey(opts, "encryption") && !encryption) {
         /* QEMU 7.2 quietly encrypts here; an explicit "off" deserves better. */
         error_setg(errp, "encryption=off contradicts encrypt.format=aes");
         return -EINVAL;
     }
     if (encryption) {
-        if (crypt == QCOW2_CRYPT_LUKS) {
+        if (p->crypt == QCOW2_CRYPT_LUKS) {
             error_setg(errp, "'encrypt.format' and its alias 'encryption' can't be used "
                        "at the same time");
             return -EINVAL;
         }
-        crypt = QCOW2_CRYPT_AES;
+        p->crypt = QCOW2_CRYPT_AES;
     }
-    if (key_secret && !crypt) {
+    if (p->key_secret && !p->crypt) {
         error_setg(errp, "encrypt.key-secret was given, but no encryption: add "
                    "encrypt.format=luks");
         return -EINVAL;
@@ -2839,168 +2700,191 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
                                    !qcow2_luks_amend_key(key);
             if (g_str_has_prefix(key, "encrypt.") && strcmp(key, "encrypt.format") &&
                 strcmp(key, "encrypt.key-secret") &&
-                (crypt != QCOW2_CRYPT_LUKS || !luks_create_key)) {
+                (p->crypt != QCOW2_CRYPT_LUKS || !luks_create_key)) {
                 error_setg(errp, "Option '%s' %s", key,
-                           crypt == QCOW2_CRYPT_LUKS ? "is only for 'qemu-img amend'" :
+                           p->crypt == QCOW2_CRYPT_LUKS ? "is only for 'qemu-img amend'" :
                            "needs encrypt.format=luks");
                 return -EINVAL;
             }
         }
     }
 
-    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &prealloc, NULL)) {
+    if (prealloc_str && !prealloc_mode_parse(prealloc_str, &p->prealloc, NULL)) {
         error_setg(errp, "Parameter 'preallocation' does not accept value '%s'", prealloc_str);
         return -EINVAL;
     }
-    if (backing_fmt && !backing_file) {
+    if (p->backing_fmt && !p->backing_file) {
         error_setg(errp, "Backing format cannot be used without backing file");
         return -EINVAL;
     }
-    if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
+    if (p->backing_file && strlen(p->backing_file) > QCOW2_MAX_BACKING_NAME) {
         error_setg(errp, "Backing file name too long (at most %d bytes)",
                    QCOW2_MAX_BACKING_NAME);
         return -EINVAL;
     }
-    if (backing_fmt && strlen(backing_fmt) >= 16) {
-        error_setg(errp, "Backing file format name too long: '%s'", backing_fmt);
+    if (p->backing_fmt && strlen(p->backing_fmt) >= QCOW2_MAX_BACKING_FMT) {
+        error_setg(errp, "Backing file format name too long: '%s'", p->backing_fmt);
         return -EINVAL;
     }
     /* Preallocated subclusters can still show the backing file, whole clusters not. */
-    if (backing_file && prealloc != PREALLOC_MODE_OFF && !extl2) {
+    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF && !p->extl2) {
         error_setg(errp, "Backing file and preallocation can only be used at the same time "
                    "if extended_l2 is on");
         return -EINVAL;
     }
-    too_large = size > (1ULL << 61) || DIV_ROUND_UP(size, l2_span) * 8 > QCOW2_MAX_L1_BYTES;
-    if (too_large && !on_node) {
+    p->too_large = p->size > (1ULL << 61) ||
+                   DIV_ROUND_UP(p->size, p->l2_span) * 8 > QCOW2_MAX_L1_BYTES;
+    if (p->too_large && !p->on_node) {
         error_setg(errp, "The image size is too large for file format 'qcow2' "
                    "(try using a larger cluster size)");
         return -EFBIG;
     }
-    if (crypt == QCOW2_CRYPT_AES) {
-        legacy_aes_warn_create();
-        if (key_secret) {
-            char *pw = legacy_aes_create_password(key_secret, errp);
+    return 0;
+}
 
-            if (!pw) {
-                return -EINVAL;
-            }
-            keycheck = qcrypto_qcow_keycheck_make((const uint8_t *)pw, strlen(pw),
-                                                  &keycheck_len, errp);
-            qcrypto_secret_free(pw);
-            if (!keycheck) {
-                return -EINVAL;
-            }
-        }
+/*
+ * Create step: the legacy AES key check made from the secret, if one was
+ * named (*@keycheck, NULL otherwise).
+ */
+static int create_aes_keycheck(const Qcow2CreateParams *p, uint8_t **keycheck,
+                               size_t *keycheck_len, Error **errp)
+{
+    char *pw;
+
+    *keycheck = NULL;
+    if (p->crypt != QCOW2_CRYPT_AES) {
+        return 0;
     }
-
-    /* The last check before the file is touched: the secret must exist. */
-    if (crypt == QCOW2_CRYPT_LUKS &&
-        !qcow2_luks_parse_create(opts, &luks_opts, &luks_pw, &luks_npw, errp)) {
+    legacy_aes_warn_create();
+    if (!p->key_secret) {
+        return 0;
+    }
+    pw = legacy_aes_create_password(p->key_secret, errp);
+    if (!pw) {
         return -EINVAL;
     }
+    *keycheck = qcrypto_qcow_keycheck_make((const uint8_t *)pw, strlen(pw), keycheck_len,
+                                           errp);
+    qcrypto_secret_free(pw);
+    return *keycheck ? 0 : -EINVAL;
+}
 
-    /* The file starts empty: its preallocation comes once the metadata exists. */
-    ret = 0;
-    if (data_file) {
-        /* The data file first (it gets the disk's size at the end): no image without it. */
-        ret = bdrv_create_file(data_file, opts, errp);
-    }
-    if (ret >= 0) {
-        ret = bdrv_create_file(filename, opts, errp);
-    }
-    if (ret < 0) {
-        qcrypto_secret_free(luks_pw);
-        return ret;
+/*
+ * Create step: the smallest valid image, written at once: the header, a
+ * one-cluster refcount table and one refcount block that counts these
+ * three clusters.  Everything else is allocated through the driver, so
+ * that the image is valid (and checkable) after every later step.
+ */
+static int create_initial_image(const char *filename, const Qcow2CreateParams *p,
+                                Error **errp)
+{
+    uint64_t cs = 1ULL << p->cluster_bits;
+    g_autofree uint8_t *buf = NULL;
+    g_autofree uint8_t *hdr_bytes = NULL;
+    size_t hdr_len;
+    BlockDriverState *file;
+    Qcow2Header hdr = {
+        .version = p->version,
+        .cluster_bits = p->cluster_bits,
+        /* Size 0 until the L1 table exists. */
+        .refcount_table_offset = cs,
+        .refcount_table_clusters = 1,
+        .refcount_order = p->version >= 3 ? p->refcount_order : 4,
+        .header_length = p->version >= 3 ? QCOW2_V3_HEADER_LEN_FULL : QCOW2_V2_HEADER_LEN,
+    };
+    int ret;
+
+    if (p->version >= 3) {
+        hdr.incompat = (p->zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                       (p->extl2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+                       (p->data_file ? QCOW2_INCOMPAT_DATA_FILE : 0);
+        hdr.autoclear = p->data_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
+        hdr.compat = p->lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
+        hdr.compression_type = p->zstd ? QCOW2_COMPRESSION_ZSTD : QCOW2_COMPRESSION_ZLIB;
     }
     file = bdrv_open_file(filename, NULL, BDRV_O_RDWR, errp);
     if (!file) {
-        qcrypto_secret_free(luks_pw);
         return -EIO;
     }
-    /* Header, refcount table and one refcount block; the rest is allocated normally. */
-    buf = g_malloc0(3 * cluster_size);
-    stl_be_p(buf, QCOW2_MAGIC);
-    stl_be_p(buf + 4, version);
-    stl_be_p(buf + 20, cluster_bits);
-    /* Size 0 until the L1 table exists: the image is valid at every step. */
-    stq_be_p(buf + 48, cluster_size);
-    stl_be_p(buf + 56, 1);
-    if (version >= 3) {
-        stq_be_p(buf + 72, (zstd ? QCOW2_INCOMPAT_COMPRESSION : 0) |
-                           (extl2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
-                           (data_file ? QCOW2_INCOMPAT_DATA_FILE : 0));
-        stq_be_p(buf + 88, data_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0);
-        stq_be_p(buf + 80, lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
-        stl_be_p(buf + 96, refcount_order);
-        stl_be_p(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
-        buf[104] = zstd ? QCOW2_COMPRESSION_ZSTD : QCOW2_COMPRESSION_ZLIB;
-    }
-    stq_be_p(buf + cluster_size, 2 * cluster_size);
+    buf = g_malloc0(3 * cs);
+    hdr_bytes = qcow2_header_encode(&hdr, &hdr_len);
+    memcpy(buf, hdr_bytes, hdr_len);
+    stq_be_p(buf + cs, 2 * cs);
     for (int i = 0; i < 3; i++) {
-        qcow2_set_refcount_ro(buf + 2 * cluster_size, refcount_order, i, 1);
+        qcow2_refblock_set(buf + 2 * cs, p->refcount_order, i, 1);
     }
-    ret = bdrv_pwrite(file, 0, 3 * cluster_size, buf, 0, errp);
+    ret = bdrv_pwrite(file, 0, 3 * cs, buf, 0, errp);
     bdrv_unref(file);
-    if (ret < 0) {
-        qcrypto_secret_free(luks_pw);
-        return ret;
-    }
+    return ret;
+}
 
-    o = qdict_new();
+/*
+ * Create step: the empty image opened and given what the options ask for,
+ * through the driver's own code: the L1 table, the LUKS header, the names
+ * in the header, preallocation, the data file's size.
+ */
+static int create_fill_image(const char *filename, Qcow2CreateParams *p,
+                             uint8_t **keycheck, size_t keycheck_len,
+                             const QCryptoBlockCreateOptions *luks_opts,
+                             const uint8_t *luks_pw, size_t luks_npw, Error **errp)
+{
+    BlockDriverState *bs;
+    BDRVQcow2State *s;
+    QDict *o = qdict_new();
+    int ret;
+
     qdict_put_str(o, "driver", "qcow2");
-    if (data_file) {
+    if (p->data_file) {
         /* The header names it only from the next header update on. */
-        qdict_put_str(o, "data-file.filename", data_file);
+        qdict_put_str(o, "data-file.filename", p->data_file);
     }
     bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | BDRV_O_NO_IO |
                    BDRV_O_NO_PROMPT, errp);
     if (!bs) {
-        qcrypto_secret_free(luks_pw);
         return -EIO;
     }
     s = bs->opaque;
-    s->data_file_name = g_strdup(data_file);
-    if (data_raw && prealloc == PREALLOC_MODE_OFF) {
+    s->data_file_name = g_strdup(p->data_file);
+    if (p->data_raw && p->prealloc == PREALLOC_MODE_OFF) {
         /* A raw data file is the disk: every cluster maps to its own offset there. */
-        prealloc = PREALLOC_MODE_METADATA;
+        p->prealloc = PREALLOC_MODE_METADATA;
     }
-    s->crypt_method = crypt;
-    if (keycheck) {
-        s->keycheck = g_steal_pointer(&keycheck);
+    s->crypt_method = p->crypt;
+    if (*keycheck) {
+        s->keycheck = g_steal_pointer(keycheck);
         s->keycheck_len = keycheck_len;
     }
-    g_strlcpy(bs->backing_file, backing_file ? backing_file : "", sizeof(bs->backing_file));
-    g_strlcpy(bs->backing_format, backing_fmt ? backing_fmt : "", sizeof(bs->backing_format));
-    if (on_node) {
+    g_strlcpy(bs->backing_file, p->backing_file ? p->backing_file : "",
+              sizeof(bs->backing_file));
+    g_strlcpy(bs->backing_format, p->backing_fmt ? p->backing_fmt : "",
+              sizeof(bs->backing_format));
+    if (p->on_node) {
         /* blockdev-create: the empty image exists; a bad size fails its resize. */
-        ret = qcow2_create_check_resize(size, too_large, errp);
+        ret = qcow2_create_check_resize(p->size, p->too_large, errp);
         if (ret < 0) {
-            qcrypto_secret_free(luks_pw);
             bdrv_unref(bs);
             return ret;
         }
     }
-    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(size, l2_span), errp);
-    if (ret >= 0 && crypt == QCOW2_CRYPT_LUKS) {
-        ret = qcow2_luks_create(bs, &luks_opts, luks_pw, luks_npw, errp);
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP(p->size, p->l2_span), errp);
+    if (ret >= 0 && p->crypt == QCOW2_CRYPT_LUKS) {
+        ret = qcow2_luks_create(bs, luks_opts, luks_pw, luks_npw, errp);
     }
-    qcrypto_secret_free(luks_pw);
     if (ret >= 0) {
-        s->size = size;
+        s->size = p->size;
         ret = qcow2_update_header(bs, errp);
     }
-    if (ret >= 0 && prealloc != PREALLOC_MODE_OFF) {
+    if (ret >= 0 && p->prealloc != PREALLOC_MODE_OFF) {
         ret = qcow2_preallocate(bs, errp);
-        if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file) {
-            ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
+        if (ret >= 0 && p->prealloc != PREALLOC_MODE_METADATA && !s->data_file) {
+            ret = bdrv_truncate(bs->file, s->alloc_end, false, p->prealloc, errp);
         }
     }
     if (ret >= 0 && s->data_file) {
         /* As QEMU 7.2: the data file has the disk's size, falloc/full reserve it. */
-        ret = bdrv_truncate(s->data_file, size, false,
-                            prealloc == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : prealloc,
-                            errp);
+        ret = bdrv_truncate(s->data_file, p->size, false,
+                            p->prealloc == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF :
+                            p->prealloc, errp);
     }
     if (ret >= 0) {
         ret = qcow2_flush_caches(bs, errp);
@@ -3009,6 +2893,51 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+static int qcow2_create(const char *filename, QDict *opts, Error **errp)
+{
+    Qcow2CreateParams p;
+    QCryptoBlockCreateOptions luks_opts;
+    uint8_t *luks_pw = NULL;     /* wiped by qcrypto_secret_free() */
+    size_t luks_npw = 0;
+    g_autofree uint8_t *keycheck = NULL;
+    size_t keycheck_len = 0;
+    int ret;
+
+    ret = create_parse_options(filename, opts, &p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = create_aes_keycheck(&p, &keycheck, &keycheck_len, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* The last check before the file is touched: the secret must exist. */
+    if (p.crypt == QCOW2_CRYPT_LUKS &&
+        !qcow2_luks_parse_create(opts, &luks_opts, &luks_pw, &luks_npw, errp)) {
+        return -EINVAL;
+    }
+
+    /* The file starts empty: its preallocation comes once the metadata exists. */
+    ret = 0;
+    if (p.data_file) {
+        /* The data file first (it gets the disk's size at the end): no image without it. */
+        ret = bdrv_create_file(p.data_file, opts, errp);
+    }
+    if (ret >= 0) {
+        ret = bdrv_create_file(filename, opts, errp);
+    }
+    if (ret >= 0) {
+        ret = create_initial_image(filename, &p, errp);
+    }
+    if (ret >= 0) {
+        ret = create_fill_image(filename, &p, &keycheck, keycheck_len, &luks_opts, luks_pw,
+                                luks_npw, errp);
+    }
+    qcrypto_secret_free(luks_pw);
+    return ret < 0 ? ret : 0;
+}
+
+/* Emptying rewrites every table: the full write gate, key included. */
 static int qcow2_make_empty_drv(BlockDriverState *bs, Error **errp)
 {
     int ret = check_writable(bs, errp);

@@ -95,6 +95,123 @@ typedef struct Qcow2UnknownExt {
     uint8_t *data;
 } Qcow2UnknownExt;
 
+/* The backing format extension's limit: bs->backing_format's size, QEMU's too. */
+#define QCOW2_MAX_BACKING_FMT 16
+/* Payload sizes of the extensions the driver interprets. */
+#define QCOW2_BITMAPS_EXT_LEN 24
+#define QCOW2_FDE_EXT_LEN 16
+
+/*
+ * The fixed header fields, in file order: qcow2-header.c holds their
+ * offsets and widths, and is the only code that does.
+ */
+typedef enum Qcow2HeaderField {
+    QCOW2_HF_MAGIC,
+    QCOW2_HF_VERSION,
+    QCOW2_HF_BACKING_FILE_OFFSET,
+    QCOW2_HF_BACKING_FILE_SIZE,
+    QCOW2_HF_CLUSTER_BITS,
+    QCOW2_HF_SIZE,
+    QCOW2_HF_CRYPT_METHOD,
+    QCOW2_HF_L1_SIZE,
+    QCOW2_HF_L1_TABLE_OFFSET,
+    QCOW2_HF_REFCOUNT_TABLE_OFFSET,
+    QCOW2_HF_REFCOUNT_TABLE_CLUSTERS,
+    QCOW2_HF_NB_SNAPSHOTS,
+    QCOW2_HF_SNAPSHOTS_OFFSET,
+    /* v3 only */
+    QCOW2_HF_INCOMPAT,
+    QCOW2_HF_COMPAT,
+    QCOW2_HF_AUTOCLEAR,
+    QCOW2_HF_REFCOUNT_ORDER,
+    QCOW2_HF_HEADER_LENGTH,
+    /* v3 with header_length > 104 */
+    QCOW2_HF_COMPRESSION_TYPE,
+    QCOW2_HF__MAX
+} Qcow2HeaderField;
+
+/*
+ * Cluster 0 decoded: the header fields in host byte order, the extensions
+ * and the backing file name.  qcow2_header_decode() fills one (owning its
+ * pointers; qcow2_header_clear() frees them), qcow2_header_encode() writes
+ * one back.  A header built from the open state (qcow2_header_from_state())
+ * borrows its pointers and is not cleared.
+ */
+typedef struct Qcow2Header {
+    uint32_t version;
+    /* Where the backing file name is: set by decode, computed by encode. */
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    /* v3 (a v2 header decodes as refcount order 4, header length 72) */
+    uint64_t incompat;
+    uint64_t compat;
+    uint64_t autoclear;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    uint8_t compression_type;
+    /* Bytes 104 to header_length as read (newer fields kept), or NULL. */
+    uint8_t *tail;
+
+    char *backing_file;         /* NULL: none */
+    char *backing_format;       /* written only with a backing file */
+    char *data_file_name;
+    bool has_feature_table;
+    uint8_t *feature_table;
+    uint32_t feature_table_len;
+    uint8_t *keycheck;          /* legacy AES key check */
+    uint32_t keycheck_len;
+    GPtrArray *unknown_exts;    /* Qcow2UnknownExt*, in file order */
+} Qcow2Header;
+
+/* Reads @bytes at @offset of the image file (bdrv_pread()'s contract). */
+typedef int (*Qcow2HeaderReader)(void *opaque, int64_t offset, int64_t bytes, uint8_t *buf,
+                                 Error **errp);
+
+/*
+ * Decodes cluster 0 of an image file of @file_len bytes read through
+ * @read, with every check opening makes (QEMU 7.2's messages, in its
+ * order); on failure @h is left empty.
+ */
+int qcow2_header_decode(Qcow2HeaderReader read, void *opaque, int64_t file_len,
+                        Qcow2Header *h, Error **errp);
+/* Cluster 0's bytes for @h (its length in *@len); the caller checks it fits. */
+uint8_t *qcow2_header_encode(const Qcow2Header *h, size_t *len);
+/* The fixed fields @first to @last of @h as they are on disk, into @buf. */
+void qcow2_header_encode_fields(const Qcow2Header *h, Qcow2HeaderField first,
+                                Qcow2HeaderField last, uint8_t *buf);
+/* The file range the fields @first to @last occupy. */
+void qcow2_header_field_span(Qcow2HeaderField first, Qcow2HeaderField last,
+                             int64_t *offset, int64_t *bytes);
+void qcow2_header_clear(Qcow2Header *h);
+bool qcow2_header_probe(const uint8_t *buf, int buf_size);
+/* Our feature name table extension's payload (g_free() it). */
+uint8_t *qcow2_feature_table(size_t *len);
+void qcow2_unknown_ext_free(gpointer p);
+Qcow2UnknownExt *qcow2_find_ext(GPtrArray *exts, uint32_t magic, guint *index);
+
+/* The bitmaps extension's payload. */
+typedef struct Qcow2BitmapsExt {
+    uint32_t nb_bitmaps;
+    uint32_t reserved;
+    uint64_t dir_size;
+    uint64_t dir_offset;
+} Qcow2BitmapsExt;
+/* False when the extension is too short to hold the payload. */
+bool qcow2_bitmaps_ext_decode(const Qcow2UnknownExt *e, Qcow2BitmapsExt *out);
+void qcow2_bitmaps_ext_encode(const Qcow2BitmapsExt *in, Qcow2UnknownExt *e);
+/* The full disk encryption (LUKS) extension: false unless exactly 16 bytes. */
+bool qcow2_fde_ext_decode(const Qcow2UnknownExt *e, uint64_t *offset, uint64_t *length);
+void qcow2_fde_ext_encode(uint64_t offset, uint64_t length, Qcow2UnknownExt *e);
+
 typedef struct Qcow2BitmapEntry Qcow2BitmapEntry;
 
 typedef struct Qcow2CacheEntry {
@@ -222,7 +339,6 @@ typedef struct BDRVQcow2State {
     GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
     uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
     uint32_t keycheck_len;
-    bool had_feature_table;
 
     bool skip_key_check;
     bool dirty_marked;          /* we set the dirty bit in this session */
@@ -317,6 +433,14 @@ int qcow2_read_snapshot_l1(BlockDriverState *bs, const SnapshotL1 *l1, uint64_t 
 int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
                          int64_t *table_len, Error **errp);
 int qcow2_update_header(BlockDriverState *bs, Error **errp);
+/* The fixed header fields of the open image, pointers borrowed (not cleared). */
+void qcow2_header_from_state(BlockDriverState *bs, Qcow2Header *h);
+/*
+ * Writes fields @first to @last of @h in place (the header the open image
+ * has, with the fields a metadata update changes set by the caller).
+ */
+int qcow2_write_header_fields(BlockDriverState *bs, const Qcow2Header *h,
+                              Qcow2HeaderField first, Qcow2HeaderField last, Error **errp);
 int qcow2_write_incompat(BlockDriverState *bs, uint64_t incompat, Error **errp);
 int qcow2_mark_dirty(BlockDriverState *bs, Error **errp);
 void qcow2_signal_corruption(BlockDriverState *bs, Error **errp, const char *fmt, ...)
@@ -377,9 +501,14 @@ void qcow2_compressed_span(BDRVQcow2State *s, uint64_t l2e, int64_t *off, int64_
 int qcow2_read_compressed(BlockDriverState *bs, uint64_t l2e, uint8_t *out, Error **errp);
 /* Whether the active or any snapshot's L2 tables map a compressed cluster. */
 bool qcow2_has_compressed(BlockDriverState *bs, Error **errp, int *err);
-int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
+/*
+ * Guest reads and writes through the L1/L2 mapping, under the metadata lock
+ * when in a coroutine (the caller's): plain functions, called in and out of
+ * coroutines alike.
+ */
+int qcow2_guest_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf,
                    Error **errp);
-int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+int qcow2_guest_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const uint8_t *buf, Error **errp);
 int qcow2_write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const uint8_t *buf, Error **errp);
@@ -410,8 +539,13 @@ int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t 
 
 /* qcow2-refcount.c */
 int qcow2_refcount_init(BlockDriverState *bs, Error **errp);
-uint64_t qcow2_get_refcount_ro(const uint8_t *rb, int order, uint64_t idx);
-void qcow2_set_refcount_ro(uint8_t *rb, int order, uint64_t idx, uint64_t v);
+/*
+ * Entry @idx of the refcount block bytes @rb, entries 2^@order bits wide:
+ * pure accessors of a buffer (no cache, no I/O), for code that holds a
+ * block itself (create, the check's rebuild, a width change).
+ */
+uint64_t qcow2_refblock_get(const uint8_t *rb, int order, uint64_t idx);
+void qcow2_refblock_set(uint8_t *rb, int order, uint64_t idx, uint64_t v);
 int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster, uint64_t *rc, Error **errp);
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, int64_t nb, Error **errp);
 /*
