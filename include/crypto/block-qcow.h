@@ -38,6 +38,13 @@ bool qcrypto_qcow_key_is_wiped(const QCryptoQcowKey *key);
  */
 void qcrypto_qcow_crypt(const QCryptoQcowKey *key, int64_t sector_num, uint8_t *buf,
                         int64_t nb_sectors, bool encrypt);
+/*
+ * Whether keys made from now on encrypt with the processor's AES
+ * instructions (crypto/aes-lanes.h) rather than nettle's one chain at a
+ * time: @enable 1 or 0 sets it (the unit tests compare the two; 1 only
+ * where the processor has them), -1 only asks.
+ */
+bool qcrypto_qcow_lanes(int enable);
 
 /*
  * The key check that this tree stores in a qcow2 header extension of its
