@@ -12,6 +12,7 @@
 #include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "nbd/nbd.h"
+#include "crypto/authz.h"
 #include "crypto/tlscreds.h"
 #include "system/blockdev.h"
 #include "qapi/qapi-events.h"
@@ -132,7 +133,9 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     QDict *data = json_object_get(addr, "data");
     const char *type = qdict_get_try_str(addr, "type");
     const char *creds = qdict_get_try_str(args, "tls-creds");
+    const char *authz_id = qdict_get_try_str(args, "tls-authz");
     QCryptoTLSCreds *tls = NULL;
+    QAuthZ *authz = NULL;
     bool ok;
 
     if (nbd_server) {
@@ -144,10 +147,17 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
         if (!tls) {
             return NULL;
         }
-        if (qdict_haskey(args, "tls-authz")) {
-            error_setg(errp, "tls-authz is not supported (TLS authorization is not "
-                       "implemented; any client the CA vouches for may connect)");
-            return NULL;
+        if (authz_id) {
+            authz = qauthz_find(authz_id, errp);
+            if (!authz) {
+                return NULL;
+            }
+            /* Without the peer's certificate checked there is no name to authorize. */
+            if (!qcrypto_tls_creds_verify_peer(tls)) {
+                error_setg(errp, "tls-authz needs TLS credentials with verify-peer=on "
+                           "('%s' does not ask clients for a certificate)", creds);
+                return NULL;
+            }
         }
     }
     /*
@@ -161,6 +171,7 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
                                 NULL);
     nbd_server_set_tls_creds(nbd_server, tls);
+    nbd_server_set_tls_authz(nbd_server, authz);
     if (!strcmp(type, "unix")) {
         ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
     } else {

@@ -23,6 +23,7 @@
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "qemu-nbd-list.h"
+#include "crypto/authz.h"
 #include "crypto/tlscreds.h"
 
 static GMainLoop *main_loop;
@@ -84,8 +85,10 @@ static void usage(const char *name)
 "                            (server endpoint; with -L: client endpoint)\n"
 "      --tls-hostname=NAME   with -L: the name the server's certificate must\n"
 "                            carry (default: the -b host)\n"
+"      --tls-authz=ID        only clients whose certificate's distinguished name\n"
+"                            the authz-simple object ID allows\n"
 "\n"
-"Not supported (refused): --tls-authz, --bitmap, --offset, --load-snapshot,\n"
+"Not supported (refused): --bitmap, --offset, --load-snapshot,\n"
 "the kernel client (-c, -d), -v, -T, --selinux-label.\n",
            name, name);
 }
@@ -182,6 +185,7 @@ int main(int argc, char **argv)
     const char *discard = NULL, *detect_zeroes = NULL;
     const char *tls_creds_id = NULL, *tls_authz = NULL, *tls_hostname = NULL;
     QCryptoTLSCreds *tls_creds = NULL;
+    QAuthZ *tls_authz_obj = NULL;
     bool readonly = false, snapshot = false, image_opts = false, list = false;
     bool allocation_depth = false, do_fork = false, writethrough = false;
     bool device_opts = false;
@@ -377,7 +381,17 @@ int main(int argc, char **argv)
             return 1;
         }
         if (tls_authz) {
-            refuse("--tls-authz (TLS authorization)");
+            tls_authz_obj = qauthz_find(tls_authz, &err);
+            if (!tls_authz_obj) {
+                error_report("Failed to get TLS authz: %s", error_get_pretty(err));
+                error_free(err);
+                return 1;
+            }
+            /* No certificate asked for: no name to authorize. */
+            if (!qcrypto_tls_creds_verify_peer(tls_creds)) {
+                error_report("--tls-authz needs TLS credentials with verify-peer=on");
+                return 1;
+            }
         }
     } else if (tls_authz) {
         error_report("--tls-authz is not permitted without --tls-creds");
@@ -478,6 +492,7 @@ int main(int argc, char **argv)
     main_loop = g_main_loop_new(NULL, FALSE);
     server = nbd_server_new(shared, client_closed, NULL);
     nbd_server_set_tls_creds(server, tls_creds);
+    nbd_server_set_tls_authz(server, tls_authz_obj);
     nbd_server_add_export(server, exp, &error_abort);
     if (sockpath ? !nbd_server_listen_unix(server, sockpath, &err)
                  : !nbd_server_listen_tcp(server, bindto ? bindto : "0.0.0.0",

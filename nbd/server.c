@@ -196,6 +196,17 @@ void nbd_server_set_tls_creds(NBDServer *server, QCryptoTLSCreds *creds)
     server->tls_creds = creds;
 }
 
+void nbd_server_set_tls_authz(NBDServer *server, QAuthZ *authz)
+{
+    if (authz) {
+        qauthz_ref(authz);
+    }
+    if (server->tls_authz) {
+        qauthz_unref(server->tls_authz);
+    }
+    server->tls_authz = authz;
+}
+
 NBDExport *nbd_server_find_export(NBDServer *server, const char *name)
 {
     for (guint i = 0; i < server->exports->len; i++) {
@@ -349,6 +360,9 @@ void nbd_server_free(NBDServer *server)
     g_ptr_array_free(server->exports, TRUE);
     if (server->tls_creds) {
         qcrypto_tls_creds_unref(server->tls_creds);
+    }
+    if (server->tls_authz) {
+        qauthz_unref(server->tls_authz);
     }
     g_free(server);
 }

@@ -178,6 +178,14 @@ NBDServer *nbd_server_new(int max_clients, NBDClientClosedFn *client_closed, voi
  */
 struct QCryptoTLSCreds;
 void nbd_server_set_tls_creds(NBDServer *server, struct QCryptoTLSCreds *creds);
+/*
+ * Of the TLS clients, only those whose certificate's distinguished name
+ * @authz allows (NULL: any the CA vouches for) get past the handshake;
+ * the others are logged and disconnected.  Needs credentials that verify
+ * the peer (the caller checks).  Holds a reference on @authz.
+ */
+struct QAuthZ;
+void nbd_server_set_tls_authz(NBDServer *server, struct QAuthZ *authz);
 /* The server owns @exp from now on.  Fails when the name is taken. */
 bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp);
 /*
