@@ -135,7 +135,6 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     const char *creds = qdict_get_try_str(args, "tls-creds");
     const char *authz_id = qdict_get_try_str(args, "tls-authz");
     QCryptoTLSCreds *tls = NULL;
-    QAuthZ *authz = NULL;
     bool ok;
 
     if (nbd_server) {
@@ -148,8 +147,7 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
             return NULL;
         }
         if (authz_id) {
-            authz = qauthz_find(authz_id, errp);
-            if (!authz) {
+            if (!qauthz_find(authz_id, errp)) {
                 return NULL;
             }
             /* Without the peer's certificate checked there is no name to authorize. */
@@ -171,7 +169,7 @@ QObject *qmp_nbd_server_start(QDict *args, Error **errp)
     nbd_server = nbd_server_new(qdict_get_try_int(args, "max-connections", 0), client_closed,
                                 NULL);
     nbd_server_set_tls_creds(nbd_server, tls);
-    nbd_server_set_tls_authz(nbd_server, authz);
+    nbd_server_set_tls_authz(nbd_server, tls ? authz_id : NULL);
     if (!strcmp(type, "unix")) {
         ok = nbd_server_listen_unix(nbd_server, qdict_get_try_str(data, "path"), errp);
     } else {

@@ -185,7 +185,6 @@ int main(int argc, char **argv)
     const char *discard = NULL, *detect_zeroes = NULL;
     const char *tls_creds_id = NULL, *tls_authz = NULL, *tls_hostname = NULL;
     QCryptoTLSCreds *tls_creds = NULL;
-    QAuthZ *tls_authz_obj = NULL;
     bool readonly = false, snapshot = false, image_opts = false, list = false;
     bool allocation_depth = false, do_fork = false, writethrough = false;
     bool device_opts = false;
@@ -381,8 +380,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (tls_authz) {
-            tls_authz_obj = qauthz_find(tls_authz, &err);
-            if (!tls_authz_obj) {
+            if (!qauthz_find(tls_authz, &err)) {
                 error_report("Failed to get TLS authz: %s", error_get_pretty(err));
                 error_free(err);
                 return 1;
@@ -492,7 +490,7 @@ int main(int argc, char **argv)
     main_loop = g_main_loop_new(NULL, FALSE);
     server = nbd_server_new(shared, client_closed, NULL);
     nbd_server_set_tls_creds(server, tls_creds);
-    nbd_server_set_tls_authz(server, tls_authz_obj);
+    nbd_server_set_tls_authz(server, tls_creds ? tls_authz : NULL);
     nbd_server_add_export(server, exp, &error_abort);
     if (sockpath ? !nbd_server_listen_unix(server, sockpath, &err)
                  : !nbd_server_listen_tcp(server, bindto ? bindto : "0.0.0.0",

@@ -12,7 +12,6 @@
 struct QAuthZ {
     char *id;
     char *identity;
-    int users;
 };
 
 static void *simple_create(const char *id, const QDict *props, Error **errp)
@@ -42,11 +41,6 @@ static void *simple_create(const char *id, const QDict *props, Error **errp)
     return a;
 }
 
-static bool simple_in_use(void *state)
-{
-    return ((QAuthZ *)state)->users > 0;
-}
-
 static void simple_destroy(void *state)
 {
     QAuthZ *a = state;
@@ -66,7 +60,6 @@ static json_t *simple_prop_get(void *state, const char *name, Error **errp)
 const UserCreatableType qauthz_simple_type = {
     .name = "authz-simple",
     .create = simple_create,
-    .in_use = simple_in_use,
     .destroy = simple_destroy,
     .prop_get = simple_prop_get,
 };
@@ -94,14 +87,4 @@ const char *qauthz_id(QAuthZ *authz)
 bool qauthz_is_allowed(QAuthZ *authz, const char *identity)
 {
     return identity && !strcmp(authz->identity, identity);
-}
-
-void qauthz_ref(QAuthZ *authz)
-{
-    authz->users++;
-}
-
-void qauthz_unref(QAuthZ *authz)
-{
-    authz->users--;
 }

@@ -43,7 +43,7 @@ struct NBDServer {
     NBDClientClosedFn *client_closed;
     void *opaque;
     QCryptoTLSCreds *tls_creds;  /* TLS required (STARTTLS first), or NULL */
-    QAuthZ *tls_authz;          /* which certificates may connect, or NULL: all */
+    char *tls_authz;            /* the authz object's id, or NULL: every certificate */
 };
 
 /* Meta context ids this server hands out (any number is fine by proto.md). */

@@ -196,15 +196,10 @@ void nbd_server_set_tls_creds(NBDServer *server, QCryptoTLSCreds *creds)
     server->tls_creds = creds;
 }
 
-void nbd_server_set_tls_authz(NBDServer *server, QAuthZ *authz)
+void nbd_server_set_tls_authz(NBDServer *server, const char *authz_id)
 {
-    if (authz) {
-        qauthz_ref(authz);
-    }
-    if (server->tls_authz) {
-        qauthz_unref(server->tls_authz);
-    }
-    server->tls_authz = authz;
+    g_free(server->tls_authz);
+    server->tls_authz = g_strdup(authz_id);
 }
 
 NBDExport *nbd_server_find_export(NBDServer *server, const char *name)
@@ -361,8 +356,6 @@ void nbd_server_free(NBDServer *server)
     if (server->tls_creds) {
         qcrypto_tls_creds_unref(server->tls_creds);
     }
-    if (server->tls_authz) {
-        qauthz_unref(server->tls_authz);
-    }
+    g_free(server->tls_authz);
     g_free(server);
 }

@@ -61,8 +61,15 @@ static bool tls_authorized(NBDClient *client)
     const gnutls_datum_t *certs = gnutls_certificate_get_peers(client->tls, &n);
     gnutls_x509_crt_t crt;
     gnutls_datum_t dn = { NULL, 0 };
+    QAuthZ *authz = qauthz_find(client->server->tls_authz, NULL);
     bool ok = false;
 
+    if (!authz) {
+        /* Deleted since the server started: nobody is let in (QEMU's words). */
+        error_report("option negotiation failed: Cannot find QAuthZ object ID %s",
+                     client->server->tls_authz);
+        return false;
+    }
     if (!certs || n == 0) {
         error_report("option negotiation failed: TLS x509 authz check: the client "
                      "has no certificate");
@@ -76,7 +83,7 @@ static bool tls_authorized(NBDClient *client)
         error_report("option negotiation failed: TLS x509 authz check: cannot read "
                      "the client's certificate");
     } else {
-        ok = qauthz_is_allowed(client->server->tls_authz, (const char *)dn.data);
+        ok = qauthz_is_allowed(authz, (const char *)dn.data);
         if (!ok) {
             error_report("option negotiation failed: TLS x509 authz check for %s is denied",
                          (const char *)dn.data);

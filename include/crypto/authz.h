@@ -20,8 +20,5 @@ const char *qauthz_id(QAuthZ *authz);
 /* Whether @identity (a distinguished name, as gnutls prints it) may connect. */
 bool qauthz_is_allowed(QAuthZ *authz, const char *identity);
 
-/* Held by a server while it uses the object: object-del then refuses. */
-void qauthz_ref(QAuthZ *authz);
-void qauthz_unref(QAuthZ *authz);
 
 #endif
