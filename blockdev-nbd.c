@@ -12,6 +12,7 @@
 #include "block/blockjob.h"
 #include "monitor/hmp.h"
 #include "nbd/nbd.h"
+#include "crypto/authz.h"
 #include "crypto/tlscreds.h"
 #include "system/blockdev.h"
 #include "qapi/qapi-events.h"
@@ -143,9 +144,15 @@ QObject *qmp_nbd_server_start(SocketAddressLegacy *addr, const char *tls_creds,
             return NULL;
         }
         if (tls_authz) {
-            error_setg(errp, "tls-authz is not supported (TLS authorization is not "
-                       "implemented; any client the CA vouches for may connect)");
-            return NULL;
+            if (!qauthz_find(tls_authz, errp)) {
+                return NULL;
+            }
+            /* Without the peer's certificate checked there is no name to authorize. */
+            if (!qcrypto_tls_creds_verify_peer(tls)) {
+                error_setg(errp, "tls-authz needs TLS credentials with verify-peer=on "
+                           "('%s' does not ask clients for a certificate)", tls_creds);
+                return NULL;
+            }
         }
     }
     /*
@@ -159,6 +166,7 @@ QObject *qmp_nbd_server_start(SocketAddressLegacy *addr, const char *tls_creds,
     }
     nbd_server = nbd_server_new(max_connections, client_closed, NULL);
     nbd_server_set_tls_creds(nbd_server, tls);
+    nbd_server_set_tls_authz(nbd_server, tls ? tls_authz : NULL);
     if (addr->type == SOCKET_ADDRESS_TYPE_UNIX) {
         ok = nbd_server_listen_unix(nbd_server, addr->u.q_unix.data->path, errp);
     } else {

@@ -23,6 +23,7 @@
 #include "qemu/error-report.h"
 #include "qom/object.h"
 #include "qemu-nbd-list.h"
+#include "crypto/authz.h"
 #include "crypto/tlscreds.h"
 
 static GMainLoop *main_loop;
@@ -84,8 +85,10 @@ static void usage(const char *name)
 "                            (server endpoint; with -L: client endpoint)\n"
 "      --tls-hostname=NAME   with -L: the name the server's certificate must\n"
 "                            carry (default: the -b host)\n"
+"      --tls-authz=ID        only clients whose certificate's distinguished name\n"
+"                            the authz-simple object ID allows\n"
 "\n"
-"Not supported (refused): --tls-authz, --bitmap, --offset, --load-snapshot,\n"
+"Not supported (refused): --bitmap, --offset, --load-snapshot,\n"
 "the kernel client (-c, -d), -v, -T, --selinux-label.\n",
            name, name);
 }
@@ -391,7 +394,16 @@ static bool find_tls_creds(NbdConfig *c, QCryptoTLSCreds **creds)
             return false;
         }
         if (c->tls_authz) {
-            refuse("--tls-authz (TLS authorization)");
+            if (!qauthz_find(c->tls_authz, &err)) {
+                error_report("Failed to get TLS authz: %s", error_get_pretty(err));
+                error_free(err);
+                return false;
+            }
+            /* No certificate asked for: no name to authorize. */
+            if (!qcrypto_tls_creds_verify_peer(*creds)) {
+                error_report("--tls-authz needs TLS credentials with verify-peer=on");
+                return false;
+            }
         }
     } else if (c->tls_authz) {
         error_report("--tls-authz is not permitted without --tls-creds");
@@ -508,6 +520,7 @@ static bool serve_export(NbdConfig *c, NBDExport *exp, QCryptoTLSCreds *tls_cred
     main_loop = g_main_loop_new(NULL, FALSE);
     server = nbd_server_new(c->shared, client_closed, NULL);
     nbd_server_set_tls_creds(server, tls_creds);
+    nbd_server_set_tls_authz(server, tls_creds ? c->tls_authz : NULL);
     nbd_server_add_export(server, exp, &error_abort);
     if (c->sockpath ? !nbd_server_listen_unix(server, c->sockpath, &err)
                     : !nbd_server_listen_tcp(server, c->bindto ? c->bindto : "0.0.0.0",

@@ -514,7 +514,8 @@ static int mirror_init_dirty(MirrorJob *s, bool top_only, Error **errp)
 /*
  * Starts the job once its target is known and claimed: sync=none copies
  * only what the guest writes from now on, sync=top only what the source's
- * top layer holds (with a backing file), full everything.
+ * top layer holds (as QEMU, also without a backing file: an empty qcow2
+ * copies nothing, a raw file everything), full everything.
  */
 static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSyncMode sync,
                               Error **errp)
@@ -533,7 +534,7 @@ static BlockJob *mirror_start(MirrorJob *s, BlockDriverState *target, MirrorSync
     s->buf = g_malloc(BLOCK_JOB_CHUNK);
     s->common.before_copy_write = mirror_before_copy_write;
     if (sync != MIRROR_SYNC_MODE_NONE &&
-        mirror_init_dirty(s, sync == MIRROR_SYNC_MODE_TOP && job->bs->backing, errp) < 0) {
+        mirror_init_dirty(s, sync == MIRROR_SYNC_MODE_TOP, errp) < 0) {
         block_job_free_unstarted(job);
         return NULL;
     }

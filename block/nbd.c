@@ -596,8 +596,8 @@ static bool nbd_take_options(BDRVNBDState *s, QDict *opts, Error **errp)
         return false;
     }
     if (qdict_haskey(opts, "tls-authz")) {
-        error_setg(errp, "nbd: tls-authz is not supported (TLS authorization is not "
-                   "implemented)");
+        error_setg(errp, "nbd: tls-authz is not supported by the NBD client (the "
+                   "server's certificate is checked against the CA and the host name)");
         return false;
     }
     if (!qemu_opt_take_int(opts, "reconnect-delay", &nbd_seconds, &delay, errp) ||

@@ -4,8 +4,9 @@
  * ca-crl.pem, server-cert.pem + server-key.pem or client-cert.pem +
  * client-key.pem), checked and loaded into gnutls credentials when the
  * object is created.  The other TLS object types QEMU has (tls-creds-psk,
- * tls-creds-anon, authz-*) are known by name and refused, so that a user
- * learns they are missing rather than mistyped.
+ * tls-creds-anon, and authz-* but authz-simple: crypto/authz.c) are known
+ * by name and refused, so that a user learns they are missing rather than
+ * mistyped.
  */
 #include <errno.h>
 #include <string.h>
@@ -251,7 +252,7 @@ const UserCreatableType qcrypto_tls_creds_x509_type = {
 static void *unsupported_create(const char *type, Error **errp)
 {
     error_setg(errp, "Object type '%s' is not supported (of TLS credentials only "
-               "tls-creds-x509 is; TLS authorization (authz-*) is not implemented)", type);
+               "tls-creds-x509 is, of TLS authorization only authz-simple)", type);
     return NULL;
 }
 
@@ -263,11 +264,6 @@ static void *psk_create(const char *id, const QDict *props, Error **errp)
 static void *anon_create(const char *id, const QDict *props, Error **errp)
 {
     return unsupported_create("tls-creds-anon", errp);
-}
-
-static void *authz_simple_create(const char *id, const QDict *props, Error **errp)
-{
-    return unsupported_create("authz-simple", errp);
 }
 
 static void *authz_list_create(const char *id, const QDict *props, Error **errp)
@@ -292,7 +288,6 @@ static void never_destroy(void *state)
 const UserCreatableType qcrypto_tls_unsupported_types[] = {
     { .name = "tls-creds-psk", .create = psk_create, .destroy = never_destroy },
     { .name = "tls-creds-anon", .create = anon_create, .destroy = never_destroy },
-    { .name = "authz-simple", .create = authz_simple_create, .destroy = never_destroy },
     { .name = "authz-list", .create = authz_list_create, .destroy = never_destroy },
     { .name = "authz-list-file", .create = authz_listfile_create, .destroy = never_destroy },
     { .name = "authz-pam", .create = authz_pam_create, .destroy = never_destroy },

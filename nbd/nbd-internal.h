@@ -10,6 +10,7 @@
 #include "nbd/nbd.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/coroutine.h"
+#include "crypto/authz.h"
 #include "crypto/tlscreds.h"
 
 struct NBDExport {
@@ -42,6 +43,7 @@ struct NBDServer {
     NBDClientClosedFn *client_closed;
     void *opaque;
     QCryptoTLSCreds *tls_creds;  /* TLS required (STARTTLS first), or NULL */
+    char *tls_authz;            /* the authz object's id, or NULL: every certificate */
 };
 
 /* Meta context ids this server hands out (any number is fine by proto.md). */

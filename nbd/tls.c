@@ -12,7 +12,10 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <gnutls/x509.h>
+
 #include "nbd-internal.h"
+#include "qemu/error-report.h"
 
 /* Replies up to this size are copied into one record rather than sent piecewise. */
 #define TLS_COALESCE_MAX (64 * 1024)
@@ -46,6 +49,51 @@ static void tls_wait(NBDClient *client)
     nbd_co_wait_fd(client->fd, gnutls_record_get_direction(client->tls) ? G_IO_OUT : G_IO_IN);
 }
 
+/*
+ * The client's certificate (the handshake checked that our CA signed it)
+ * names someone the server's authz object allows.  A refusal is logged
+ * with the name, as QEMU's server logs it; the client only sees the
+ * connection end.
+ */
+static bool tls_authorized(NBDClient *client)
+{
+    unsigned int n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(client->tls, &n);
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t dn = { NULL, 0 };
+    QAuthZ *authz = qauthz_find(client->server->tls_authz, NULL);
+    bool ok = false;
+
+    if (!authz) {
+        /* Deleted since the server started: nobody is let in (QEMU's words). */
+        error_report("option negotiation failed: Cannot find QAuthZ object ID %s",
+                     client->server->tls_authz);
+        return false;
+    }
+    if (!certs || n == 0) {
+        error_report("option negotiation failed: TLS x509 authz check: the client "
+                     "has no certificate");
+        return false;
+    }
+    if (gnutls_x509_crt_init(&crt) < 0) {
+        return false;
+    }
+    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) < 0 ||
+        gnutls_x509_crt_get_dn2(crt, &dn) < 0) {
+        error_report("option negotiation failed: TLS x509 authz check: cannot read "
+                     "the client's certificate");
+    } else {
+        ok = qauthz_is_allowed(authz, (const char *)dn.data);
+        if (!ok) {
+            error_report("option negotiation failed: TLS x509 authz check for %s is denied",
+                         (const char *)dn.data);
+        }
+    }
+    gnutls_free(dn.data);
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
 int nbd_client_starttls(NBDClient *client, QCryptoTLSCreds *creds)
 {
     gnutls_session_t session = qcrypto_tls_server_session_new(creds, NULL);
@@ -73,6 +121,11 @@ int nbd_client_starttls(NBDClient *client, QCryptoTLSCreds *creds)
             client->tls = NULL;
             return -1;
         }
+    }
+    if (client->server->tls_authz && !tls_authorized(client)) {
+        gnutls_deinit(session);
+        client->tls = NULL;
+        return -1;
     }
     return 0;
 }

@@ -22,6 +22,7 @@ static const UserCreatableType *const object_types[] = {
     &qcrypto_secret_type,
     &throttle_group_type,
     &qcrypto_tls_creds_x509_type,
+    &qauthz_simple_type,
     NULL,
 };
 

@@ -89,6 +89,9 @@ void vm_stop_force_state(RunState state)
     }
 }
 
+static ShutdownCause shutdown_reason;
+static bool shutdown_pending_event;
+
 void qemu_system_shutdown_request(ShutdownCause reason)
 {
     if (shutdown_requested) {
@@ -96,7 +99,16 @@ void qemu_system_shutdown_request(ShutdownCause reason)
     }
     shutdown_requested = true;
     current = RUN_STATE_SHUTDOWN;
-    qapi_event_send_shutdown(false, reason);
+    shutdown_reason = reason;
+    shutdown_pending_event = true;
+}
+
+void qemu_system_shutdown_announce(void)
+{
+    if (shutdown_pending_event) {
+        shutdown_pending_event = false;
+        qapi_event_send_shutdown(false, shutdown_reason);
+    }
 }
 
 bool qemu_shutdown_requested(void)

@@ -27,6 +27,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "system/blockdev.h"
+#include "system/blockdev-nbd.h"
 #include "system/migration.h"
 #include "system/runstate.h"
 #include "system/savevm.h"
@@ -66,9 +67,11 @@ static void add_dev(GList **list, BlockDriverState *bs, const char *name, const 
 }
 
 /*
- * QEMU's set: the writable drives with a medium (a device's drive given
- * as a node goes by the node's name), then the writable nodes of
- * -blockdev/blockdev-add that nothing uses.  Read-only ones are left alone.
+ * QEMU's set: the writable nodes in use by a drive (a device's drive given
+ * as a node goes by the node's name) or an export (QEMU's nameless
+ * BlockBackends: an NBD export of a backing node snapshots that node too),
+ * then the writable nodes of -blockdev/blockdev-add that nothing uses.
+ * Read-only ones are left alone.
  */
 static GList *snapshot_drives(void)
 {
@@ -84,17 +87,23 @@ static GList *snapshot_drives(void)
                     named ? drive_name(d) : "");
         }
     }
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *bs = l->data;
-        bool is_drive = false;
+    /* Users first, as QEMU's walk takes its BlockBackends before the bare nodes. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+            BlockDriverState *bs = l->data;
+            bool is_drive = false;
+            bool exported = blockdev_nbd_node_exported(bs);
 
-        for (GList *d = drive_list(); d; d = d->next) {
-            is_drive |= ((DriveInfo *)d->data)->bs == bs;
-        }
-        if (!is_drive && bdrv_get_driver(bs) && !bdrv_is_read_only(bs) &&
-            !bdrv_node_name_is_auto(bs) &&
-            !bdrv_has_parent_node(bs)) {
-            add_dev(&list, bs, bdrv_get_node_name(bs), "");
+            for (GList *d = drive_list(); d; d = d->next) {
+                is_drive |= ((DriveInfo *)d->data)->bs == bs;
+            }
+            if (is_drive || !bdrv_get_driver(bs) || bdrv_is_read_only(bs) ||
+                bdrv_node_name_is_auto(bs)) {
+                continue;
+            }
+            if (pass == 0 ? exported : !exported && !bdrv_has_parent_node(bs)) {
+                add_dev(&list, bs, bdrv_get_node_name(bs), "");
+            }
         }
     }
     return list;

@@ -178,6 +178,15 @@ NBDServer *nbd_server_new(int max_clients, NBDClientClosedFn *client_closed, voi
  */
 struct QCryptoTLSCreds;
 void nbd_server_set_tls_creds(NBDServer *server, struct QCryptoTLSCreds *creds);
+/*
+ * Of the TLS clients, only those whose certificate's distinguished name
+ * the authz object @authz_id allows (NULL: any the CA vouches for) get
+ * past the handshake; the others are logged and disconnected.  Needs
+ * credentials that verify the peer (the caller checks).  The object is
+ * looked up at each handshake, as QEMU does: it may be deleted (then every
+ * TLS client is refused) or replaced meanwhile.
+ */
+void nbd_server_set_tls_authz(NBDServer *server, const char *authz_id);
 /* The server owns @exp from now on.  Fails when the name is taken. */
 bool nbd_server_add_export(NBDServer *server, NBDExport *exp, Error **errp);
 /*

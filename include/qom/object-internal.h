@@ -34,6 +34,7 @@ typedef struct UserCreatableType {
 extern const UserCreatableType qcrypto_secret_type;
 extern const UserCreatableType throttle_group_type;
 extern const UserCreatableType qcrypto_tls_creds_x509_type;
+extern const UserCreatableType qauthz_simple_type;
 /* Known by name, refused on creation (crypto/tlscreds.c); ends with a NULL name. */
 extern const UserCreatableType qcrypto_tls_unsupported_types[];
 /* Adds a type only this program has (the machine's "iothread"). */

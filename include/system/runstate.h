@@ -27,7 +27,13 @@ void vm_stop(void);
 /* Stops the guest (STOP when it ran) and enters @state (migration's states). */
 void vm_stop_force_state(RunState state);
 /* Asks the main loop to exit after the current command; emits SHUTDOWN. */
+/*
+ * Asks the main loop to end; the SHUTDOWN event waits for
+ * qemu_system_shutdown_announce(), which the main loop calls once it has
+ * ended: as QEMU's, the event follows the reply of the quit that asked.
+ */
 void qemu_system_shutdown_request(ShutdownCause reason);
+void qemu_system_shutdown_announce(void);
 bool qemu_shutdown_requested(void);
 /*
  * Ends the main loop without a SHUTDOWN event; the process exits with
