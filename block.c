@@ -3059,6 +3059,8 @@ static bool bdrv_can_fua(BlockDriverState *bs)
     return false;
 }
 
+static int bdrv_flush_flags(BlockDriverState *bs, int flags, Error **errp);
+
 static int bdrv_do_request_checked(BlockDriverState *bs, BdrvRequestType type,
                                    int64_t offset, int64_t bytes, void *buf, int flags,
                                    bool *invalid, Error **errp)
@@ -3286,7 +3288,12 @@ write_zero_buffer:
                 bs->flushed_gen = bs->write_gen;
             }
         } else if (ret >= 0 && flush_after) {
-            ret = bdrv_flush(bs, errp);
+            /*
+             * The write's own, counted with it: a device sees one write
+             * (QEMU 7.2 counts none of the flushes that write-through
+             * adds), though the children count the flush made to them.
+             */
+            ret = bdrv_flush_flags(bs, BDRV_REQ_NO_ACCOUNT, errp);
         }
         return ret < 0 ? ret : 0;
     default:
@@ -3488,8 +3495,11 @@ static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
     BlockAcctType k = kind[type];
     int64_t start = bdrv_acct_clock_ns();
     bool invalid = false;
+    bool account = !(flags & BDRV_REQ_NO_ACCOUNT);
     int ret = 0;
     int64_t now;
+
+    flags &= ~BDRV_REQ_NO_ACCOUNT;
 
     /* A drive's limits hold its requests back, not what they cause below. */
     if (front_throttle && request_depth == 0 &&
@@ -3511,6 +3521,13 @@ static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
         }
         request_depth--;
         bdrv_co_request_end(bs, taken);
+    }
+    if (!account) {
+        if (ret >= 0 && type != BDRV_REQ_READ && type != BDRV_REQ_FLUSH) {
+            bs->stats.wr_highest_offset = MAX(bs->stats.wr_highest_offset,
+                                              (uint64_t)(offset + bytes));
+        }
+        return ret;
     }
     now = bdrv_acct_clock_ns();
 
@@ -3755,7 +3772,7 @@ int bdrv_copy_range(BlockDriverState *src, int64_t src_off, BlockDriverState *ds
         dst->stats.nr_bytes[BLOCK_ACCT_WRITE] += bytes;
     }
     if (ret >= 0 && dst->writethrough) {
-        ret = bdrv_flush(dst, errp);
+        ret = bdrv_flush_flags(dst, BDRV_REQ_NO_ACCOUNT, errp);
     }
     return ret;
 }
@@ -3785,12 +3802,17 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, Error **e
  * A read-only node takes no writes (the request path refuses them): it
  * has nothing of its own for a flush to make stable.
  */
-int bdrv_flush(BlockDriverState *bs, Error **errp)
+static int bdrv_flush_flags(BlockDriverState *bs, int flags, Error **errp)
 {
     if (bs->read_only) {
         return 0;   /* nothing of ours can be dirty */
     }
-    return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, 0, errp);
+    return bdrv_do_request(bs, BDRV_REQ_FLUSH, 0, 0, NULL, flags, errp);
+}
+
+int bdrv_flush(BlockDriverState *bs, Error **errp)
+{
+    return bdrv_flush_flags(bs, 0, errp);
 }
 
 /*
@@ -5154,6 +5176,15 @@ void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type)
 {
     bs->stats.invalid_ops[type]++;
     bs->stats.last_access_ns = bdrv_acct_clock_ns();
+}
+
+void bdrv_account_done(BlockDriverState *bs, BlockAcctType type, int64_t start_ns)
+{
+    int64_t now = bdrv_acct_clock_ns();
+
+    bs->stats.nr_ops[type]++;
+    bs->stats.total_time_ns[type] += MAX(now - start_ns, 1);
+    bs->stats.last_access_ns = now;
 }
 
 void *bdrv_get_iothread(BlockDriverState *bs)

@@ -1408,6 +1408,10 @@ static int aio_write_f(BlockDriverState *bs, int argc, char **argv)
     if (uflag) {
         r->flags |= BDRV_REQ_MAY_UNMAP;
     }
+    if (zflag) {
+        /* QEMU 7.2 counts aio_write's data writes for query-blockstats, not its -z. */
+        r->flags |= BDRV_REQ_NO_ACCOUNT;
+    }
     aio_request_start(r);
     return 0;
 }
@@ -1502,19 +1506,24 @@ static const QemuIOCommand flush_cmd = {
 };
 
 /*
- * Every request here, aio_read's and aio_write's included, completes
- * before its command returns, so there is never anything outstanding to
- * wait for.
+ * It waits for the aio requests in flight, no more (QEMU 7.2 neither
+ * flushes), but counts that wait as a flush of the node, as QEMU does
+ * (query-blockstats' flush_operations, iotest 136).
  */
-/* qemuio_command() has waited for the aio requests: that is all it does, as in QEMU. */
 static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
 {
+    int64_t start = bdrv_acct_clock_ns();
+
+    qemuio_drain();
+    bdrv_account_done(bs, BLOCK_ACCT_FLUSH, start);
     return 0;
 }
 
 static const QemuIOCommand aio_flush_cmd = {
     .name = "aio_flush",
     .func = aio_flush_f,
+    /* Not waited for before it starts: the wait is what it counts. */
+    .flags = QEMUIO_CMD_ASYNC,
     .argmin = 0,
     .argmax = 0,
     .oneline = "completes all outstanding aio requests",

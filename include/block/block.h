@@ -44,6 +44,13 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_REQ_FUA              0x0010
 #define BDRV_REQ_WRITE_COMPRESSED 0x0020
 #define BDRV_REQ_NO_FALLBACK      0x0100  /* fail instead of writing zeroes as data */
+/*
+ * Not counted in the node's query-blockstats operations (the highest
+ * offset written still is): a write-through write's flush, part of the
+ * write; qemu-io's aio_write -z, which QEMU 7.2 does not count either.
+ * The node's own: its driver and children never see it.
+ */
+#define BDRV_REQ_NO_ACCOUNT       0x0200
 
 /* bdrv_block_status() result bits */
 #define BDRV_BLOCK_DATA         0x01  /* reads return data from this layer's file */
@@ -624,6 +631,12 @@ void bdrv_quiesce_request_begin(void);
 void bdrv_quiesce_request_end(void);
 /* Counts a request of @type refused before it was made (qemu-io's -i). */
 void bdrv_account_invalid(BlockDriverState *bs, BlockAcctType type);
+/*
+ * Counts a completed operation of @type and no bytes that began at
+ * @start_ns (bdrv_acct_clock_ns()) without a request: qemu-io's aio_flush,
+ * which QEMU 7.2 counts as a flush of its drive although it only waits.
+ */
+void bdrv_account_done(BlockDriverState *bs, BlockAcctType type, int64_t start_ns);
 /* The iothread (system/iothread.c) the node is in, NULL: the main loop. */
 void *bdrv_get_iothread(BlockDriverState *bs);
 void bdrv_set_iothread(BlockDriverState *bs, void *iothread);
