@@ -633,6 +633,33 @@ bool bdrv_node_name_is_auto(BlockDriverState *bs);
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* Another node uses @bs as its file, backing or extra child. */
 bool bdrv_has_parent_node(BlockDriverState *bs);
+/* @bs is @top or below it, through any child link. */
+bool bdrv_in_subtree(BlockDriverState *top, BlockDriverState *bs);
+/* The node is open and not being closed: part of the graph (block/graph.c). */
+bool bdrv_in_graph(BlockDriverState *bs);
+/*
+ * @node is only read from now on (the old top of a snapshot): it goes
+ * read-only, or stays so when activated if it is inactive; a failure is
+ * ignored, as in QEMU 7.2.
+ */
+void bdrv_settle_read_only(BlockDriverState *node);
+/*
+ * Reopens the nodes named by @elems (each a node's options, as
+ * blockdev-add takes them; errors name element i as "options[i]"), all
+ * checked before any changes, file children swapped together.
+ * @join_iothreads checks (@apply false) or makes (true) a new backing
+ * node share its parent's iothread (qdev_join_iothreads()).
+ */
+typedef bool BdrvJoinIothreadsFn(BlockDriverState *parent, BlockDriverState *child, bool apply,
+                                 Error **errp);
+bool bdrv_reopen_list(QDict *const *elems, size_t n, BdrvJoinIothreadsFn *join_iothreads,
+                      Error **errp);
+/*
+ * Adds @child (used by nothing yet) to @bs's list of children, or removes
+ * the child named @child, for drivers that keep a list (quorum).
+ */
+int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **errp);
+int bdrv_del_child_node(BlockDriverState *bs, const char *child, Error **errp);
 /* The format can keep VM state in a snapshot (savevm). */
 bool bdrv_can_snapshot_vm(BlockDriverState *bs);
 /*

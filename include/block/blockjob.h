@@ -77,6 +77,9 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
 typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
                                       BlockDriverState *new_root, Error **errp);
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
+/* Makes the drive whose root is @old_root use @new_root (through that function). */
+bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
+                            Error **errp);
 
 /*
  * How the job core learns of the machine's drives, which it does not own:
@@ -186,6 +189,8 @@ void block_job_txn_add_job(BlockJobTxn *txn, BlockJob *job);
 /* Drops the creator's reference: the txn lives as long as its jobs. */
 void block_job_txn_unref(BlockJobTxn *txn);
 const char *block_job_id(BlockJob *job);
+/* The device's root node when the job began (its main node). */
+BlockDriverState *block_job_main_node(BlockJob *job);
 const char *block_job_type(BlockJob *job);
 JobStatus block_job_status(BlockJob *job);
 int64_t block_job_offset(BlockJob *job);

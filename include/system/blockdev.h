@@ -136,7 +136,7 @@ void drive_refresh_device_perms(DriveInfo *dinfo);
  */
 void block_create_monitor_init(void);
 void block_dirty_bitmap_monitor_init(void);
-/* block_resize, blockdev-snapshot(-sync), blockdev-reopen (block/graph-cmds.c). */
+/* block_resize, blockdev-snapshot(-sync), blockdev-reopen, ... (blockdev-graph.c). */
 void block_graph_monitor_init(void);
 /*
  * For transactions: the node a blockdev-snapshot(-sync) action with
