@@ -386,19 +386,101 @@ QObject *qmp_blockdev_snapshot_sync(const char *device, const char *node_name, c
 /* ------------------------------------------------------------------ */
 /* blockdev-reopen */
 
+/*
+ * What QEMU's schema checks of the children in element @i, given for
+ * driver @drv, before the node is looked up: the driver's file child
+ * ("file", blkdebug's "image") must be given, and a child name that is
+ * another driver's and not @drv's ("backing" for a filter, "file" for
+ * blkdebug) is refused.
+ */
+static bool reopen_check_child_names(json_t *elem, size_t i, const BlockDriver *drv,
+                                     Error **errp)
+{
+    const char *file_name = bdrv_drv_file_child_name(drv);
+    const char *key;
+    json_t *value;
+
+    if (file_name && !json_object_get(elem, file_name)) {
+        error_setg(errp, "Parameter 'options[%zu].%s' is missing", i, file_name);
+        return false;
+    }
+    json_object_foreach(elem, key, value) {
+        if (!bdrv_drv_has_child(drv, key) && bdrv_is_child_name(key)) {
+            error_setg(errp, "Parameter 'options[%zu].%s' is unexpected", i, key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * What QEMU's schema checks of element @i of blockdev-reopen (types, the
+ * driver and the children it names), before the node is looked up.
+ */
+static bool reopen_check_element(json_t *elem, size_t i, Error **errp)
+{
+    const char *drvname;
+    BlockDriver *drv;
+
+    if (!json_is_object(elem)) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
+        return false;
+    }
+    /* QEMU's schema checks the types first, with its words. */
+    if (json_object_get(elem, "node-name") && !json_is_string(json_object_get(elem, "node-name"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].node-name', expected: string",
+                   i);
+        return false;
+    }
+    if (json_object_get(elem, "driver") && !json_is_string(json_object_get(elem, "driver"))) {
+        error_setg(errp, "Invalid parameter type for 'options[%zu].driver', expected: string", i);
+        return false;
+    }
+    if (json_is_null(json_object_get(elem, "file"))) {
+        error_setg(errp, "Invalid parameter type for 'file', expected: BlockdevRef");
+        return false;
+    }
+    if (json_is_object(json_object_get(elem, "file"))) {
+        json_t *fn = json_object_get(json_object_get(elem, "file"), "filename");
+
+        if (fn && !json_is_string(fn)) {
+            error_setg(errp, "Invalid parameter type for 'options[%zu].file.filename', "
+                       "expected: string", i);
+            return false;
+        }
+    }
+    /* The driver and what its schema says first, then the node, as in QEMU. */
+    drvname = qdict_get_try_str(elem, "driver");
+    if (!drvname) {
+        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
+        return false;
+    }
+    drv = bdrv_find_format(drvname);
+    if (!drv || bdrv_driver_is_internal(drv)) {
+        error_setg(errp, "Parameter 'driver' does not accept value '%s'", drvname);
+        return false;
+    }
+    return reopen_check_child_names(elem, i, drv, errp);
+}
+
 QObject *qmp_blockdev_reopen(anyList *options, Error **errp)
 {
-    g_autoptr(GPtrArray) elems = g_ptr_array_new();
+    BdrvReopenQueue *q;
+    size_t i = 0;
+    bool ok = true;
 
-    for (anyList *l = options; l; l = l->next) {
-        g_ptr_array_add(elems, l->value);
-    }
-    if (!elems->len) {
+    if (!options) {
         error_setg(errp, "blockdev-reopen needs at least one node's options");
         return NULL;
     }
-    return bdrv_reopen_list((QDict *const *)elems->pdata, elems->len, qdev_join_iothreads,
-                            errp) ? qdict_new() : NULL;
+    /* Element by element, as QEMU: the schema's checks, then the node's. */
+    q = bdrv_reopen_queue_new(qdev_join_iothreads);
+    for (anyList *l = options; ok && l; l = l->next, i++) {
+        ok = reopen_check_element(l->value, i, errp) && bdrv_reopen_queue_add(q, l->value, errp);
+    }
+    ok = ok && bdrv_reopen_queue_run(q, errp);
+    bdrv_reopen_queue_free(q);
+    return ok ? qdict_new() : NULL;
 }
 
 /* ------------------------------------------------------------------ */

@@ -15,7 +15,7 @@
  * The devices' iothreads are not the block layer's: the caller of
  * bdrv_reopen_list() passes how a new backing node joins its parent's.
  */
-static BdrvJoinIothreadsFn *reopen_join_iothreads;
+static BdrvJoinIothreadsFn *reopen_join_iothreads;   /* set while a queue works */
 
 bool bdrv_in_subtree(BlockDriverState *top, BlockDriverState *bs)
 {
@@ -201,80 +201,11 @@ static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *ch
     return true;
 }
 
-/*
- * What QEMU's schema checks of the children in element @i, given for
- * driver @drv, before the node is looked up: the driver's file child
- * ("file", blkdebug's "image") must be given, and a child name that is
- * another driver's and not @drv's ("backing" for a filter, "file" for
- * blkdebug) is refused.
- */
-static bool reopen_check_child_names(json_t *elem, size_t i, const BlockDriver *drv,
-                                     Error **errp)
-{
-    const char *file_name = bdrv_drv_file_child_name(drv);
-    const char *key;
-    json_t *value;
-
-    if (file_name && !json_object_get(elem, file_name)) {
-        error_setg(errp, "Parameter 'options[%zu].%s' is missing", i, file_name);
-        return false;
-    }
-    json_object_foreach(elem, key, value) {
-        if (!bdrv_drv_has_child(drv, key) && bdrv_is_child_name(key)) {
-            error_setg(errp, "Parameter 'options[%zu].%s' is unexpected", i, key);
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool reopen_item_parse(json_t *elem, size_t i, ReopenItem *it, Error **errp)
+static bool reopen_item_parse(json_t *elem, ReopenItem *it, Error **errp)
 {
     json_t *file, *backing;
-    const char *name, *drvname, *file_name;
-    BlockDriver *drv;
+    const char *name, *file_name;
 
-    if (!json_is_object(elem)) {
-        error_setg(errp, "Invalid parameter type for 'options[%zu]', expected: object", i);
-        return false;
-    }
-    /* QEMU's schema checks the types first, with its words. */
-    if (json_object_get(elem, "node-name") && !json_is_string(json_object_get(elem, "node-name"))) {
-        error_setg(errp, "Invalid parameter type for 'options[%zu].node-name', expected: string",
-                   i);
-        return false;
-    }
-    if (json_object_get(elem, "driver") && !json_is_string(json_object_get(elem, "driver"))) {
-        error_setg(errp, "Invalid parameter type for 'options[%zu].driver', expected: string", i);
-        return false;
-    }
-    if (json_is_null(json_object_get(elem, "file"))) {
-        error_setg(errp, "Invalid parameter type for 'file', expected: BlockdevRef");
-        return false;
-    }
-    if (json_is_object(json_object_get(elem, "file"))) {
-        json_t *fn = json_object_get(json_object_get(elem, "file"), "filename");
-
-        if (fn && !json_is_string(fn)) {
-            error_setg(errp, "Invalid parameter type for 'options[%zu].file.filename', "
-                       "expected: string", i);
-            return false;
-        }
-    }
-    /* The driver and what its schema says first, then the node, as in QEMU. */
-    drvname = qdict_get_try_str(elem, "driver");
-    if (!drvname) {
-        error_setg(errp, "Parameter 'options[%zu].driver' is missing", i);
-        return false;
-    }
-    drv = bdrv_find_format(drvname);
-    if (!drv || drv->is_internal) {
-        error_setg(errp, "Parameter 'driver' does not accept value '%s'", drvname);
-        return false;
-    }
-    if (!reopen_check_child_names(elem, i, drv, errp)) {
-        return false;
-    }
     name = qdict_get_try_str(elem, "node-name");
     if (!name) {
         error_setg(errp, "node-name not specified");
@@ -365,33 +296,71 @@ static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
 }
 
 
-bool bdrv_reopen_list(QDict *const *elems, size_t n, BdrvJoinIothreadsFn *join_iothreads,
-                      Error **errp)
+struct BdrvReopenQueue {
+    GArray *items;              /* ReopenItem */
+    BdrvJoinIothreadsFn *join_iothreads;
+};
+
+BdrvReopenQueue *bdrv_reopen_queue_new(BdrvJoinIothreadsFn *join_iothreads)
 {
-    size_t i, j;
-    g_autofree ReopenItem *items = g_new0(ReopenItem, n ? n : 1);
+    BdrvReopenQueue *q = g_new0(BdrvReopenQueue, 1);
+
+    q->items = g_array_new(false, true, sizeof(ReopenItem));
+    q->join_iothreads = join_iothreads;
+    return q;
+}
+
+void bdrv_reopen_queue_free(BdrvReopenQueue *q)
+{
+    for (guint i = 0; i < q->items->len; i++) {
+        ReopenItem *it = &g_array_index(q->items, ReopenItem, i);
+
+        if (it->opts) {
+            json_decref(it->opts);
+        }
+        if (it->nested) {
+            g_array_free(it->nested, true);
+        }
+    }
+    g_array_free(q->items, true);
+    g_free(q);
+}
+
+bool bdrv_reopen_queue_add(BdrvReopenQueue *q, QDict *opts, Error **errp)
+{
+    ReopenItem it = { 0 };
+    bool ok;
+
+    reopen_join_iothreads = q->join_iothreads;
+    ok = reopen_item_parse(opts, &it, errp);
+    reopen_join_iothreads = NULL;
+    /* Kept also on failure: the queue frees what the item holds. */
+    g_array_append_val(q->items, it);
+    for (guint j = 0; ok && j + 1 < q->items->len; j++) {
+        if (g_array_index(q->items, ReopenItem, j).bs == it.bs) {
+            error_setg(errp, "Node '%s' appears twice in the reopen list", it.bs->node_name);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+bool bdrv_reopen_queue_run(BdrvReopenQueue *q, Error **errp)
+{
+    size_t n = q->items->len, i, j;
+    ReopenItem *items = (ReopenItem *)q->items->data;
     g_autofree BlockDriverState **nodes = NULL, **files = NULL, **old_files = NULL;
     bool ok = true;
 
-    reopen_join_iothreads = join_iothreads;
-    /* Every element is checked before any node changes. */
-    for (i = 0; ok && i < n; i++) {
-        ok = reopen_item_parse(elems[i], i, &items[i], errp);
-        for (j = 0; ok && j < i; j++) {
-            if (items[j].bs == items[i].bs) {
-                error_setg(errp, "Node '%s' appears twice in the reopen list",
-                           items[i].bs->node_name);
-                ok = false;
-            }
-        }
-    }
+    reopen_join_iothreads = q->join_iothreads;
     /*
-     * Then the file children change, all together (two nodes may swap
-     * theirs), and the nodes' options in list order; a failure stops
+     * Every element was checked before any node changes.  The file
+     * children change first, all together (two nodes may swap theirs),
+     * then the nodes' options in list order; a failure stops
      * there: the nodes before it keep their new options and files, those
      * from it on get their old files back.
      */
-    if (ok) {
+    {
         nodes = g_new0(BlockDriverState *, n);
         files = g_new0(BlockDriverState *, n);
         old_files = g_new0(BlockDriverState *, n);
@@ -443,14 +412,6 @@ bool bdrv_reopen_list(QDict *const *elems, size_t n, BdrvJoinIothreadsFn *join_i
             BackingChange *c = &g_array_index(it->nested, BackingChange, j);
 
             reopen_set_backing(c->bs, c->backing);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (items[i].opts) {
-            json_decref(items[i].opts);
-        }
-        if (items[i].nested) {
-            g_array_free(items[i].nested, true);
         }
     }
     reopen_join_iothreads = NULL;
