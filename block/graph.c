@@ -13,7 +13,7 @@
 
 /*
  * The devices' iothreads are not the block layer's: the caller of
- * bdrv_reopen_list() passes how a new backing node joins its parent's.
+ * bdrv_reopen_queue_new() passes how a new backing node joins its parent's.
  */
 static BdrvJoinIothreadsFn *reopen_join_iothreads;   /* set while a queue works */
 
