@@ -5280,6 +5280,11 @@ bool bdrv_driver_supports_backing(const BlockDriver *drv)
     return drv->supports_backing;
 }
 
+bool bdrv_driver_is_internal(const BlockDriver *drv)
+{
+    return drv->is_internal;
+}
+
 bool bdrv_driver_supports_compressed_writes(const BlockDriver *drv)
 {
     return drv->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED;

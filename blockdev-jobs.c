@@ -421,7 +421,6 @@ void block_job_monitor_init(void)
     block_job_set_replace_root_fn(replace_drive_root);
     block_job_set_drive_lookup_fn(lookup_drive);
     block_create_monitor_init();
-    block_amend_monitor_init();
     /* Transactions start backups: their commands come with the jobs'. */
     block_dirty_bitmap_monitor_init();
 }

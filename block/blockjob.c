@@ -131,6 +131,7 @@ GList *block_job_list(void)
 }
 
 const char *block_job_id(BlockJob *job) { return job->id; }
+BlockDriverState *block_job_main_node(BlockJob *job) { return job->bs; }
 const char *block_job_type(BlockJob *job) { return JobType_str(job->driver->type); }
 JobStatus block_job_status(BlockJob *job) { return job->status; }
 int64_t block_job_offset(BlockJob *job) { return job->offset; }

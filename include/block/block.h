@@ -646,6 +646,49 @@ bool bdrv_node_name_is_auto(BlockDriverState *bs);
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* Another node uses @bs as its file, backing or extra child. */
 bool bdrv_has_parent_node(BlockDriverState *bs);
+/* @bs is @top or below it, through any child link. */
+bool bdrv_in_subtree(BlockDriverState *top, BlockDriverState *bs);
+/* The node is open and not being closed: part of the graph (block/graph.c). */
+bool bdrv_in_graph(BlockDriverState *bs);
+/*
+ * @node is only read from now on (the old top of a snapshot): it goes
+ * read-only, or stays so when activated if it is inactive; a failure is
+ * ignored, as in QEMU 7.2.
+ */
+void bdrv_settle_read_only(BlockDriverState *node);
+/*
+ * Reopening several nodes at once with new options (block/graph.c):
+ * each bdrv_reopen_queue_add() checks one node's options (as blockdev-add
+ * takes them, their types already checked) against the node; then
+ * bdrv_reopen_queue_run() swaps the new file children together and
+ * reopens the nodes in order.  @join_iothreads checks (@apply false) or
+ * makes (true) a new backing node share its parent's iothread
+ * (qdev_join_iothreads()): the devices' iothreads are not the block
+ * layer's.
+ */
+typedef struct BdrvReopenQueue BdrvReopenQueue;
+typedef bool BdrvJoinIothreadsFn(BlockDriverState *parent, BlockDriverState *child, bool apply,
+                                 Error **errp);
+BdrvReopenQueue *bdrv_reopen_queue_new(BdrvJoinIothreadsFn *join_iothreads);
+bool bdrv_reopen_queue_add(BdrvReopenQueue *q, QDict *opts, Error **errp);
+bool bdrv_reopen_queue_run(BdrvReopenQueue *q, Error **errp);
+void bdrv_reopen_queue_free(BdrvReopenQueue *q);
+/*
+ * What a driver's options name as children: its file child ("file",
+ * blkdebug's "image", blkverify's "test"; NULL: none), whether it takes
+ * a child @name, whether @name is a child in some driver's options.
+ */
+const char *bdrv_drv_file_child_name(const BlockDriver *drv);
+bool bdrv_drv_has_child(const BlockDriver *drv, const char *name);
+bool bdrv_is_child_name(const char *name);
+/* The driver is the block layer's own (a job's filter): not for users. */
+bool bdrv_driver_is_internal(const BlockDriver *drv);
+/*
+ * Adds @child (used by nothing yet) to @bs's list of children, or removes
+ * the child named @child, for drivers that keep a list (quorum).
+ */
+int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **errp);
+int bdrv_del_child_node(BlockDriverState *bs, const char *child, Error **errp);
 /* The format can keep VM state in a snapshot (savevm). */
 bool bdrv_can_snapshot_vm(BlockDriverState *bs);
 /*

@@ -630,16 +630,7 @@ void bdrv_register(BlockDriver *drv);
  */
 #define BLOCK_DRIVER_INIT(fn) \
     static void __attribute__((constructor)) fn(void)
-/*
- * The name under which nodes of @drv take their bs->file child in options
- * ("file"; blkdebug's "image", blkverify's "test"), or NULL when they have
- * none (a protocol node opens a file name, not a child).
- */
-const char *bdrv_drv_file_child_name(const BlockDriver *drv);
-/* Whether nodes of @drv take a child named @name in their options. */
-bool bdrv_drv_has_child(const BlockDriver *drv, const char *name);
-/* Whether @name names a child in some (non-internal) driver's options. */
-bool bdrv_is_child_name(const char *name);
+/* bdrv_drv_file_child_name(), bdrv_drv_has_child(), bdrv_is_child_name(): block.h */
 
 /*
  * For drivers: opens the protocol node for @filename with @options (the

@@ -77,6 +77,9 @@ BlockDriverState *block_job_find_device(const char *device, bool allow_node,
 typedef bool (*BlockJobReplaceRootFn)(BlockDriverState *old_root,
                                       BlockDriverState *new_root, Error **errp);
 void block_job_set_replace_root_fn(BlockJobReplaceRootFn fn);
+/* Makes the drive whose root is @old_root use @new_root (through that function). */
+bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
+                            Error **errp);
 
 /*
  * How the job core learns of the machine's drives, which it does not own:
@@ -186,6 +189,8 @@ void block_job_txn_add_job(BlockJobTxn *txn, BlockJob *job);
 /* Drops the creator's reference: the txn lives as long as its jobs. */
 void block_job_txn_unref(BlockJobTxn *txn);
 const char *block_job_id(BlockJob *job);
+/* The device's root node when the job began (its main node). */
+BlockDriverState *block_job_main_node(BlockJob *job);
 const char *block_job_type(BlockJob *job);
 JobStatus block_job_status(BlockJob *job);
 int64_t block_job_offset(BlockJob *job);
@@ -270,10 +275,26 @@ char *block_job_info_text(void);
  */
 int block_job_run_sync(BlockJob *job, Error **errp);
 
-/* blockdev-create (block/create.c); block_job_monitor_init() calls it. */
-void block_create_monitor_init(void);
-/* x-blockdev-amend (block/amend.c); block_job_monitor_init() calls it. */
-void block_amend_monitor_init(void);
+/*
+ * The create job (block/create.c): its one step calls @prepare for the
+ * driver, its create options (a new reference) and either the file name
+ * to create or the open node to write the image into (a new reference);
+ * NULL with @errp set fails the job.  @free_opaque frees @opaque when the
+ * job ends, or at once when the job cannot be created (false, @errp set).
+ */
+typedef QDict *BlockCreatePrepareFn(void *opaque, BlockDriver **drv, const char **filename,
+                                    BlockDriverState **node, Error **errp);
+bool block_create_job_start(const char *job_id, BlockCreatePrepareFn *prepare, void *opaque,
+                            GDestroyNotify free_opaque, Error **errp);
+/*
+ * The amend job (block/amend.c): runs @bs's driver amend callback with
+ * @opts (taken over, also on failure).  The permissions it needs are
+ * taken now: a conflict fails this call.
+ */
+bool bdrv_amend_job_start(const char *job_id, BlockDriverState *bs, QDict *opts, bool force,
+                          Error **errp);
+/* A string option @bs was opened with (NULL: none), e.g. a LUKS key-secret. */
+const char *bdrv_open_option_str(BlockDriverState *bs, const char *key);
 
 /* ---- Synchronous commits (HMP "commit", qemu-img commit) ---- */
 

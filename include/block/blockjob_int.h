@@ -263,9 +263,6 @@ int block_job_copy_range(BlockJob *job, BlockDriverState *base, BlockDriverState
 int block_job_copy_range_bitmap(BlockJob *job, BlockDriverState *base, BlockDriverState *dst,
                                 int64_t offset, int64_t bytes, BlockJobCopyFlags flags,
                                 struct BdrvDirtyBitmap *todo, uint8_t *buf, Error **errp);
-/* Makes the drive whose root is @old_root use @new_root (see block_job_set_replace_root_fn). */
-bool block_job_replace_root(BlockDriverState *old_root, BlockDriverState *new_root,
-                            Error **errp);
 BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *name);
 /*
  * Opens or creates a drive-backup / drive-mirror target as @mode and

@@ -153,12 +153,6 @@ bool bdrv_dirty_bitmap_enable_named(BlockDriverState *bs, const char *name, bool
 bool bdrv_dirty_bitmap_merge_all(BdrvDirtyBitmap *target, BdrvDirtyBitmap *const *srcs,
                                  Error **errp);
 
-/*
- * Registers the QMP commands block-dirty-bitmap-* and transaction
- * (block/dirty-bitmap-cmds.c; only in programs with monitors).
- */
-void block_dirty_bitmap_monitor_init(void);
-
 /* Monitor output: the bitmaps of @bs, newest first, as QEMU's BlockDirtyInfo list. */
 json_t *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
 

@@ -129,7 +129,14 @@ void drive_incoming_ended(void);
 /* After a job replaced the drive's node: the device's needs move along. */
 void drive_refresh_device_perms(DriveInfo *dinfo);
 
-/* block_resize, blockdev-snapshot(-sync), blockdev-reopen (block/graph-cmds.c). */
+/*
+ * Enable the QMP commands of blockdev-create.c (blockdev-create,
+ * x-blockdev-amend, change-backing-file) and blockdev-bitmaps.c
+ * (block-dirty-bitmap-*, transaction); block_job_monitor_init() calls them.
+ */
+void block_create_monitor_init(void);
+void block_dirty_bitmap_monitor_init(void);
+/* block_resize, blockdev-snapshot(-sync), blockdev-reopen, ... (blockdev-graph.c). */
 void block_graph_monitor_init(void);
 /*
  * For transactions: the node a blockdev-snapshot(-sync) action with

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <glib.h>
 
-#include "block/block_int.h"
+#include "block/block.h"
 #include "block/blockjob.h"
 #include "block/dirty-bitmap.h"
 #include "qapi/qapi-commands.h"
