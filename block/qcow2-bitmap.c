@@ -16,7 +16,7 @@
  * inconsistent, with no data, and kept on disk as it is until removed.
  *
  * The extension itself is kept among s->unknown_exts (the header writer
- * writes those back as they are); this file replaces its payload, through
+ * gives it its place); this file replaces its payload, through
  * qcow2_bitmaps_ext_encode() (block/qcow2-header.c).
  *
  * Why the extension is only trusted with autoclear bit 0: a program that

@@ -675,13 +675,31 @@ static void put_ext(uint8_t *buf, size_t *pos, uint32_t magic, const void *data,
     *pos += 8 + QEMU_ALIGN_UP(len, 8);
 }
 
-/* Writes (or with a NULL @buf only measures) everything after the fixed fields. */
+/* Appends the kept extension with @magic, if @exts holds one. */
+static void put_kept_ext(uint8_t *buf, size_t *pos, GPtrArray *exts, uint32_t magic)
+{
+    const Qcow2UnknownExt *e = qcow2_find_ext(exts, magic, NULL);
+
+    if (e) {
+        put_ext(buf, pos, e->magic, e->data, e->len);
+    }
+}
+
+/*
+ * Writes (or with a NULL @buf only measures) everything after the fixed
+ * fields.  The extensions go in QEMU 7.2's order, so that an image
+ * rewritten by either has the same first cluster: backing format, data
+ * file name, LUKS header location, feature name table, bitmaps, then
+ * what QEMU does not know (our AES key check, then the unknown ones in
+ * array order).  The LUKS and bitmaps extensions live among the kept
+ * extensions, so they are picked out of @h->unknown_exts by magic; the
+ * order they arrived in does not matter.
+ */
 static size_t encode_rest(const Qcow2Header *h, uint8_t *buf)
 {
     size_t pos = h->version >= 3 ? h->header_length : QCOW2_V2_HEADER_LEN;
     size_t blen = h->backing_file ? strlen(h->backing_file) : 0;
 
-    /* The extensions in the order QEMU writes the ones it knows. */
     if (blen && h->backing_format && h->backing_format[0]) {
         put_ext(buf, &pos, QCOW2_EXT_BACKING_FORMAT, h->backing_format,
                 strlen(h->backing_format));
@@ -690,16 +708,20 @@ static size_t encode_rest(const Qcow2Header *h, uint8_t *buf)
         put_ext(buf, &pos, QCOW2_EXT_DATA_FILE, h->data_file_name,
                 strlen(h->data_file_name));
     }
+    put_kept_ext(buf, &pos, h->unknown_exts, QCOW2_EXT_MAGIC_CRYPTO_HEADER);
     if (h->has_feature_table) {
         put_ext(buf, &pos, QCOW2_EXT_FEATURE_TABLE, h->feature_table, h->feature_table_len);
     }
+    put_kept_ext(buf, &pos, h->unknown_exts, QCOW2_EXT_BITMAPS);
     if (h->keycheck) {
         put_ext(buf, &pos, QCOW2_EXT_MAGIC_AES_KEYCHECK, h->keycheck, h->keycheck_len);
     }
     for (guint i = 0; h->unknown_exts && i < h->unknown_exts->len; i++) {
         const Qcow2UnknownExt *e = g_ptr_array_index(h->unknown_exts, i);
 
-        put_ext(buf, &pos, e->magic, e->data, e->len);
+        if (e->magic != QCOW2_EXT_MAGIC_CRYPTO_HEADER && e->magic != QCOW2_EXT_BITMAPS) {
+            put_ext(buf, &pos, e->magic, e->data, e->len);
+        }
     }
     put_ext(buf, &pos, QCOW2_EXT_END, NULL, 0);
     if (blen) {
@@ -741,9 +763,8 @@ uint8_t *qcow2_header_encode(const Qcow2Header *h, size_t *len)
 
 /*
  * The extensions the driver keeps as bytes (bitmaps, LUKS, unknown ones)
- * stay in file order in one array, because the header writer writes them
- * back in that order: an unknown extension must survive a header update
- * unchanged, position included.
+ * share one array; the header writer places the bitmaps and LUKS ones by
+ * their magic and writes the rest unchanged in array order.
  */
 Qcow2UnknownExt *qcow2_find_ext(GPtrArray *exts, uint32_t magic, guint *index)
 {

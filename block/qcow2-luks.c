@@ -97,8 +97,8 @@ static int fde_init_func(QCryptoBlock *block, size_t headerlen, void *opaque,
 }
 
 /*
- * The extension stays in s->unknown_exts (its place in the file kept by
- * the header writer); only its payload is this file's business.
+ * The extension stays in s->unknown_exts (the header writer gives it its
+ * place in the file); only its payload is this file's business.
  */
 static Qcow2UnknownExt *find_fde_ext(BDRVQcow2State *s)
 {
@@ -112,8 +112,7 @@ static void set_fde_ext(BDRVQcow2State *s)
     if (!e) {
         e = g_new0(Qcow2UnknownExt, 1);
         e->magic = QCOW2_EXT_MAGIC_CRYPTO_HEADER;
-        /* First, like QEMU: readers meet it before anything unknown. */
-        g_ptr_array_insert(s->unknown_exts, 0, e);
+        g_ptr_array_add(s->unknown_exts, e);
     }
     qcow2_fde_ext_encode(s->fde_offset, s->fde_length, e);
 }

@@ -173,6 +173,7 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *ftable = NULL;
     g_autofree uint8_t *buf = NULL;
+    g_autofree uint8_t *full = NULL;
     size_t len, ftable_len, cap = s->cluster_size;
     Qcow2Header h;
     int ret;
@@ -196,12 +197,19 @@ int qcow2_update_header(BlockDriverState *bs, Error **errp)
                    "into its first cluster (%zu > %zu bytes)", bs->filename, len, cap);
         return -ENOSPC;
     }
+    /*
+     * The whole cluster, zeroes after what the header needs, as QEMU 7.2
+     * writes it: a header that got shorter (a downgrade to version 2, a
+     * shorter name) leaves none of its old bytes behind.
+     */
+    full = g_malloc0(cap);
+    memcpy(full, buf, len);
     /* The header goes last: what it points at is on disk first (docs/qcow2.md). */
     ret = bdrv_flush(bs->file, errp);
     if (ret < 0) {
         return ret;
     }
-    return bdrv_pwrite(bs->file, 0, len, buf, 0, errp);
+    return bdrv_pwrite(bs->file, 0, cap, full, 0, errp);
 }
 
 /*
@@ -926,6 +934,18 @@ static int open_header(BlockDriverState *bs, int64_t file_len, Error **errp)
     s->keycheck = g_steal_pointer(&h.keycheck);
     s->keycheck_len = h.keycheck_len;
     s->unknown_exts = g_steal_pointer(&h.unknown_exts);
+    /*
+     * QEMU 7.2 writes the extensions it does not know in the reverse of
+     * the order it read them in, so each open and header rewrite by it
+     * flips them; kept the same way here, the first cluster comes out as
+     * QEMU's would after the same commands (iotest 637).
+     */
+    for (guint i = 0, n = s->unknown_exts->len; i < n / 2; i++) {
+        gpointer t = s->unknown_exts->pdata[i];
+
+        s->unknown_exts->pdata[i] = s->unknown_exts->pdata[n - 1 - i];
+        s->unknown_exts->pdata[n - 1 - i] = t;
+    }
     if (h.backing_file) {
         g_strlcpy(bs->backing_file, h.backing_file, sizeof(bs->backing_file));
         if (h.backing_format) {

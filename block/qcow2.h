@@ -336,7 +336,8 @@ typedef struct BDRVQcow2State {
      */
     bool freed_reusable;
 
-    GPtrArray *unknown_exts;    /* Qcow2UnknownExt* */
+    /* Qcow2UnknownExt*; the unknown ones in reverse file order (open_header()) */
+    GPtrArray *unknown_exts;
     uint8_t *keycheck;          /* AES key-check extension payload, or NULL */
     uint32_t keycheck_len;
 
@@ -606,8 +607,8 @@ bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
 /* The "bitmaps" list of qemu-img info (the directory as stored). */
 json_t *qcow2_bitmaps_info(BlockDriverState *bs);
 
-/* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension keeps its place
- * among s->unknown_exts, which the header writer preserves) */
+/* qcow2-luks.c: LUKS inside qcow2 (the FDE header extension is kept among
+ * s->unknown_exts; the header writer gives it its place) */
 int qcow2_luks_open(BlockDriverState *bs, Error **errp);
 int qcow2_luks_set_key(BlockDriverState *bs, const uint8_t *secret, size_t len,
                        Error **errp);

@@ -408,6 +408,50 @@ static void test_ext_payloads(void)
     g_free(e.data);
 }
 
+/* A kept extension with @magic and a @len-byte payload of @fill. */
+static void add_kept(GPtrArray *exts, uint32_t magic, uint32_t len, uint8_t fill)
+{
+    Qcow2UnknownExt *e = g_new0(Qcow2UnknownExt, 1);
+
+    e->magic = magic;
+    e->len = len;
+    e->data = g_malloc(len);
+    memset(e->data, fill, len);
+    g_ptr_array_add(exts, e);
+}
+
+/*
+ * QEMU 7.2's order of the extensions, whatever order the kept ones are
+ * in: backing format, data file, LUKS, feature table, bitmaps, then what
+ * QEMU does not know (the AES key check, the unknown ones in array order).
+ */
+static void test_ext_order(void)
+{
+    g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func(qcow2_unknown_ext_free);
+    g_autofree uint8_t *img = NULL;
+    static const uint32_t want[] = {
+        QCOW2_EXT_BACKING_FORMAT, QCOW2_EXT_DATA_FILE, QCOW2_EXT_MAGIC_CRYPTO_HEADER,
+        QCOW2_EXT_FEATURE_TABLE, QCOW2_EXT_BITMAPS, QCOW2_EXT_MAGIC_AES_KEYCHECK,
+        0x12345678, 0x7e57ab1e, QCOW2_EXT_END,
+    };
+    Qcow2Header h;
+    int64_t off = QCOW2_V3_HEADER_LEN_FULL;
+
+    valid_header(&h, kept);
+    h.data_file_name = (char *)"data.raw";
+    add_kept(kept, QCOW2_EXT_BITMAPS, 24, 0xb1);
+    add_kept(kept, 0x7e57ab1e, 3, 0xee);
+    add_kept(kept, QCOW2_EXT_MAGIC_CRYPTO_HEADER, 16, 0xc7);
+    img = encode_image(&h);
+    g_free(h.feature_table);
+    for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
+        g_assert_cmphex(ldl_be_p(img + off), ==, want[i]);
+        off += 8 + QEMU_ALIGN_UP(ldl_be_p(img + off + 4), 8);
+    }
+    g_assert_cmpuint(ldq_be_p(img + 8), ==, off);
+    g_assert_cmpmem(img + off, 8, "base.img", 8);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -416,6 +460,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2-header/tail-kept", test_tail_kept);
     g_test_add_func("/qcow2-header/fields", test_fields);
     g_test_add_func("/qcow2-header/ext-payloads", test_ext_payloads);
+    g_test_add_func("/qcow2-header/ext-order", test_ext_order);
     for (size_t i = 0; i < G_N_ELEMENTS(rejects); i++) {
         g_autofree char *name = g_strdup_printf("/qcow2-header/reject/%s", rejects[i].name);
 
