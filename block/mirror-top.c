@@ -57,8 +57,17 @@ static bool mirror_top_takes_over_parents(BlockDriverState *bs)
     return true;
 }
 
-/* What both job filters are: internal pass-through nodes over "backing". */
+/*
+ * What both job filters are: internal pass-through nodes over "backing".
+ * They keep no state of their own, so nothing is gained by running their
+ * requests one at a time, and much is lost: a request waiting in a
+ * throttle below (on the qtest clock, which only the test steps) would
+ * hold the node, and every later request above it would wait for the
+ * node instead of queueing in the throttle (conformance 255 hung in HMP
+ * qemu-io, which waits for all but the throttle-held requests).
+ */
 #define JOB_FILTER_DRIVER \
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL, \
     .is_internal = true, \
     .is_passthrough = true, \
     .is_filter = true, \
@@ -75,17 +84,8 @@ static BlockDriver bdrv_mirror_top = {
     JOB_FILTER_DRIVER,
 };
 
-/*
- * It keeps no state of its own, so nothing is gained by running its
- * requests one at a time, and much is lost: a request waiting in a
- * throttle below (on the qtest clock, which only the test steps) would
- * hold the node, and every later request above it would wait for the
- * node instead of queueing in the throttle (conformance 255 hung in HMP
- * qemu-io, which waits for all but the throttle-held requests).
- */
 static BlockDriver bdrv_commit_top = {
     .format_name = "commit_top",
-    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     JOB_FILTER_DRIVER,
 };
 
