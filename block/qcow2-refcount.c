@@ -2289,6 +2289,19 @@ static int width_allocate(BlockDriverState *bs, WidthChange *w, Error **errp)
 }
 
 /*
+ * Puts every table and every refcount block on disk, the refcount blocks
+ * too when lazy refcounts defer them (qcow2_flush_caches leaves them
+ * then): the width change reads its counts from the file.
+ */
+static int width_flush_counts(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = qcow2_flush_caches(bs, errp);
+
+    return ret < 0 ? ret : qcow2_cache_flush(bs, s->rb_cache, errp);
+}
+
+/*
  * Width change step 2: the new blocks, copying the counts of the old
  * structures (flushed first, so the copy is of what is on disk), and the
  * new table, all flushed before the header may name them.
@@ -2301,10 +2314,7 @@ static int width_write(BlockDriverState *bs, WidthChange *w, Error **errp)
     uint64_t old_size;
     int ret;
 
-    ret = qcow2_flush_caches(bs, errp);
-    if (ret == 0) {
-        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
-    }
+    ret = width_flush_counts(bs, errp);
     if (ret < 0) {
         return ret;
     }
@@ -2420,10 +2430,7 @@ int qcow2_change_refcount_order(BlockDriverState *bs, int new_order, Error **err
     };
     int ret;
 
-    ret = qcow2_flush_caches(bs, errp);
-    if (ret == 0) {
-        ret = qcow2_cache_flush(bs, s->rb_cache, errp);
-    }
+    ret = width_flush_counts(bs, errp);
     if (ret < 0) {
         return ret;
     }
