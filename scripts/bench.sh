@@ -28,6 +28,10 @@
 #   -o ROWS     only these rows (names as printed by -l)
 #   -l          list the rows and exit
 #
+# After the table, the depth-32 O_DIRECT bench rows are run once more beside
+# fio (io_uring, O_DIRECT, the same requests on the same file): issue 13's
+# "at least 80 % of the disk's own limit".
+#
 # Every row checks that both tools produced the same data (cmp for raw
 # results, "qemu-img compare" otherwise).  Rows that need a feature this
 # tree does not have yet (a format, encryption) are shown as skipped.
@@ -362,4 +366,84 @@ for row in "${ROWS[@]}"; do
         "$(awk "BEGIN{printf \"%.1f\", $ours_kib/1024}")" \
         "$(awk "BEGIN{printf \"%.1f\", $ref_kib/1024}")" "$ours_cpu" "$ref_cpu" "$same"
     rm -f out-ours.img out-ref.img
+done
+
+# ------------------------------------------------------------------
+# The disk's own limit.  Issue 13 asks the depth-32 O_DIRECT bench rows to
+# reach at least 80 % of what fio gets from the same file with io_uring and
+# O_DIRECT: the same requests (4 KiB, sequential from offset 0, 32 in
+# flight, as many as the bench row sends; writes with the same pattern),
+# run in turn with this tree's qemu-img bench.  Rates are each tool's own
+# measure of its I/O phase (qemu-img bench's "Run completed in", fio's
+# IOPS), so fio's start-up (it costs fio more than qemu-img) is left out
+# on both sides.  "ours/fio" is the share of fio's rate.
+FIO_ROWS=(bench-read-d32-none bench-write-d32-none)
+fio_selected=()
+for row in "${FIO_ROWS[@]}"; do
+    if [ -z "$only" ] || [[ $only == *",$row,"* ]]; then
+        fio_selected+=("$row")
+    fi
+done
+[ ${#fio_selected[@]} -eq 0 ] && exit 0
+FIO=$(command -v fio) || {
+    log "fio is not installed: the fio table needs it (scripts/install-deps.sh installs it)"
+    exit 1
+}
+
+# fio_iops ROW OUT: runs fio for ROW's requests on OUT, prints its IOPS.
+fio_iops()
+{
+    local rw=read extra=()
+    case $1 in
+    bench-write-*) rw=write; extra=(--buffer_pattern=0x5a) ;;
+    esac
+    "$FIO" --name=bench --filename="$2" --ioengine=io_uring --direct=1 \
+        --rw=$rw --bs=4k --iodepth=32 --size="$img_bytes" --io_size=$((nbench * 4))k \
+        "${extra[@]}" --output-format=json > fio.json 2> run.log || return 1
+    jq -r ".jobs[0].$rw.iops" fio.json
+}
+
+# ours_iops ROW OUT: this tree's qemu-img bench for ROW on OUT, prints its IOPS.
+ours_iops()
+{
+    local sec
+    row_cmd "$1" "$OURS_IMG" "$OURS_IO" "$2"
+    "${CMD[@]}" < /dev/null > bench.out 2> run.log || return 1
+    sec=$(sed -n 's/^Run completed in \([0-9.]*\) seconds\.$/\1/p' bench.out)
+    [ -n "$sec" ] || { echo "no 'Run completed' line" > run.log; return 1; }
+    awk "BEGIN{ printf \"%.0f\", ($sec > 0) ? $nbench / $sec : 0 }"
+}
+
+echo
+FIO_FMT='%-29s %10s %10s %9s  %s\n'
+printf "$FIO_FMT" row "ours IOPS" "fio IOPS" "ours/fio" "same data"
+printf "$FIO_FMT" ----------------------------- ---------- ---------- --------- ---------
+for row in "${fio_selected[@]}"; do
+    log "$row against fio"
+    best_fio=0 best_ours=0 ok=true
+    for ((i = 0; i < repeat; i++)); do
+        for who in fio ours; do
+            prepare_out "$row" out-$who.img
+            sync
+            if ! iops=$(${who}_iops "$row" out-$who.img); then
+                log "$row: $who failed: $(tail -2 run.log | tr '\n' ' ')"
+                ok=false
+                break 2
+            fi
+            if [ $who = fio ]; then
+                awk "BEGIN{exit !($iops > $best_fio)}" && best_fio=$iops
+            else
+                awk "BEGIN{exit !($iops > $best_ours)}" && best_ours=$iops
+            fi
+        done
+    done
+    if ! $ok; then
+        printf "$FIO_FMT" "$row" - - - "failed"
+        continue
+    fi
+    same=NO
+    cmp -s out-ours.img out-fio.img && same=yes
+    printf "$FIO_FMT" "$row" "$best_ours" "$(printf %.0f "$best_fio")" \
+        "$(awk "BEGIN{ printf \"%.0f %%\", ($best_fio > 0) ? 100 * $best_ours / $best_fio : 0 }")" "$same"
+    rm -f out-ours.img out-fio.img
 done

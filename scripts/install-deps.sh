@@ -10,7 +10,7 @@ PKGS=(
     libglib2.0-dev zlib1g-dev libzstd-dev nettle-dev libgnutls28-dev libjansson-dev
     liburing-dev libaio-dev
     qemu-utils qemu-system-x86 cryptsetup-bin
-    python3 expect socat xxd jq time xz-utils strace
+    python3 expect socat xxd jq time xz-utils strace fio
     libnbd-bin nbdkit libnbd-dev gnutls-bin
     cppcheck
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
