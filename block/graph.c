@@ -437,15 +437,7 @@ int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **e
         error_setg(errp, "The node %s does not support adding a child", bs->node_name);
         return -ENOTSUP;
     }
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-
-        if (p->file == child || p->backing == child) {
-            error_setg(errp, "The node %s already has a parent", child->node_name);
-            return -EBUSY;
-        }
-    }
-    if (*bdrv_get_device_name(child)) {
+    if (bdrv_parent_of(child, NULL) || *bdrv_get_device_name(child)) {
         error_setg(errp, "The node %s already has a parent", child->node_name);
         return -EBUSY;
     }
@@ -454,6 +446,21 @@ int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **e
 
 /* ------------------------------------------------------------------ */
 /* Where a node stands */
+
+BlockDriverState *bdrv_parent_of(BlockDriverState *bs, bool *as_file)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->file == bs || p->backing == bs) {
+            if (as_file) {
+                *as_file = p->file == bs;
+            }
+            return p;
+        }
+    }
+    return NULL;
+}
 
 bool bdrv_in_graph(BlockDriverState *bs)
 {
