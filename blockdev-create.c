@@ -72,13 +72,11 @@ static BlockDriverState *create_file_node(QDict *options, Error **errp)
                    "only in 'file' nodes here", name, bdrv_get_format_name(bs));
         return NULL;
     }
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-        if (bdrv_file(p) == bs || bdrv_backing(p) == bs) {
-            error_setg(errp, "blockdev-create: node '%s' is in use by node '%s'",
-                       name, bdrv_get_node_name(p));
-            return NULL;
-        }
+    BlockDriverState *parent = bdrv_parent_of(bs, NULL);
+    if (parent) {
+        error_setg(errp, "blockdev-create: node '%s' is in use by node '%s'",
+                   name, bdrv_get_node_name(parent));
+        return NULL;
     }
     for (GList *l = drive_list(); l; l = l->next) {
         DriveInfo *d = l->data;
@@ -337,19 +335,6 @@ QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
     return qdict_new();
 }
 
-/* Whether a node (file or backing child) uses @bs. */
-static bool node_has_parent(BlockDriverState *bs)
-{
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-
-        if (bdrv_file(p) == bs || bdrv_backing(p) == bs) {
-            return true;
-        }
-    }
-    return false;
-}
-
 QObject *qmp_change_backing_file(const char *device, const char *image_name,
                                  const char *backing_file, Error **errp)
 {
@@ -367,7 +352,7 @@ QObject *qmp_change_backing_file(const char *device, const char *image_name,
         }
         return NULL;
     }
-    if (!d && node_has_parent(bs)) {
+    if (!d && bdrv_parent_of(bs, NULL)) {
         error_setg(errp, "Need a root block node");
         return NULL;
     }

@@ -44,19 +44,6 @@ static BlockDriverState *lookup_bs(const char *device, const char *node_name, Er
     return NULL;
 }
 
-/* The node that has @bs as its file or backing node, if any. */
-static BlockDriverState *parent_of(BlockDriverState *bs, bool *as_file)
-{
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-        if (bdrv_file(p) == bs || bdrv_backing(p) == bs) {
-            *as_file = bdrv_file(p) == bs;
-            return p;
-        }
-    }
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ */
 /* block_resize */
 
@@ -84,7 +71,7 @@ QObject *qmp_block_resize(const char *device, const char *node_name, int64_t siz
      */
     {
         bool as_file = false;
-        BlockDriverState *parent = parent_of(bs, &as_file);
+        BlockDriverState *parent = bdrv_parent_of(bs, &as_file);
 
         if (parent) {
             error_setg(errp, "Node '%s' is in use: it is the %s node of '%s'",
@@ -152,7 +139,7 @@ static bool is_drive_root(BlockDriverState *bs)
 static bool snapshot_node_check(BlockDriverState *node, Error **errp)
 {
     bool as_file = false;
-    BlockDriverState *parent = parent_of(node, &as_file);
+    BlockDriverState *parent = bdrv_parent_of(node, &as_file);
 
     /* A job's node stays where the job found it (QEMU: busy). */
     if (!block_job_check_node_free(node, errp)) {

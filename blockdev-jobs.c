@@ -293,8 +293,6 @@ QObject *qmp_block_stream(const char *job_id, const char *device, const char *ba
     return started_auto(block_job_stream(&o, errp), auto_finalize, auto_dismiss);
 }
 
-/* The job commands below take typed arguments (qapi/qapi-commands.h). */
-
 QObject *qmp_query_block_jobs(Error **errp)
 {
     return block_job_query_all();

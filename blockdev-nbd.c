@@ -144,7 +144,7 @@ QObject *qmp_nbd_server_start(SocketAddressLegacy *addr, const char *tls_creds,
             return NULL;
         }
         if (tls_authz) {
-            if (!qauthz_find(tls_authz, errp)) {
+            if (!qauthz_check_id(tls_authz, errp)) {
                 return NULL;
             }
             /* Without the peer's certificate checked there is no name to authorize. */

@@ -798,7 +798,7 @@ json_t *block_device_info(BlockDriverState *bs, bool flat)
     QDict *image;
     int depth = 0;
 
-    /* As QEMU's: the depth is counted along the chain that @flat leaves out. */
+    /* The backing chain's length below @bs; 0 with @flat, which leaves the chain out (as QEMU). */
     for (BlockDriverState *b = flat ? NULL : bdrv_skip_implicit_filters(bdrv_backing(bs)); b;
          b = bdrv_skip_implicit_filters(bdrv_backing(b))) {
         depth++;

@@ -394,7 +394,7 @@ static bool find_tls_creds(NbdConfig *c, QCryptoTLSCreds **creds)
             return false;
         }
         if (c->tls_authz) {
-            if (!qauthz_find(c->tls_authz, &err)) {
+            if (!qauthz_check_id(c->tls_authz, &err)) {
                 error_report("Failed to get TLS authz: %s", error_get_pretty(err));
                 error_free(err);
                 return false;
@@ -545,9 +545,7 @@ static bool serve_export(NbdConfig *c, NBDExport *exp, QCryptoTLSCreds *tls_cred
 
     nbd_server_free(server);
     bdrv_drain_all();
-    if (c->pid_file) {
-        unlink(c->pid_file);
-    }
+    daemon_remove_pid_file();
     g_main_loop_unref(main_loop);
     return true;
 }

@@ -535,8 +535,8 @@ static void run_main_loop(int ready_fd)
     }
 }
 
-/* Ends the jobs and exports and frees everything; @pid_file (if any) goes. */
-static void clean_up(const char *pid_file)
+/* Ends the jobs and exports and frees everything; our pid file (if any) goes. */
+static void clean_up(void)
 {
     block_job_quit_all();
     blockdev_nbd_quit();
@@ -544,9 +544,7 @@ static void clean_up(const char *pid_file)
     chardev_cleanup_all();
     drive_cleanup_all();
     user_creatable_cleanup();
-    if (pid_file) {
-        unlink(pid_file);
-    }
+    daemon_remove_pid_file();
 }
 
 int main(int argc, char **argv)
@@ -570,17 +568,16 @@ int main(int argc, char **argv)
     init_subsystems();
 
     if (!second_pass(argc, argv)) {
-        clean_up(pid_file);
+        clean_up();
         return 1;
     }
     if (pid_file && !daemon_write_pid_file(pid_file, &err)) {
         error_prepend(&err, "cannot create PID file: ");
         error_report_err(err);
-        /* Not ours to remove: it may be another daemon's. */
-        clean_up(NULL);
+        clean_up();
         return 1;
     }
     run_main_loop(ready_fd);
-    clean_up(pid_file);
+    clean_up();
     return 0;
 }

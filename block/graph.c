@@ -15,7 +15,6 @@
  * The devices' iothreads are not the block layer's: the caller of
  * bdrv_reopen_queue_new() passes how a new backing node joins its parent's.
  */
-static BdrvJoinIothreadsFn *reopen_join_iothreads;   /* set while a queue works */
 
 bool bdrv_in_subtree(BlockDriverState *top, BlockDriverState *bs)
 {
@@ -138,7 +137,7 @@ static BlockDriverState *reopen_find_child(BlockDriverState *bs, const char *ref
  * and against a frozen link.
  */
 static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverState **out,
-                               Error **errp)
+                               BdrvJoinIothreadsFn *join, Error **errp)
 {
     *out = NULL;
     if (json_is_string(ref)) {
@@ -162,7 +161,7 @@ static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverSta
                    bs->drv->format_name, bs->node_name);
         return false;
     }
-    return !*out || reopen_join_iothreads(bs, *out, false, errp);
+    return !*out || join(bs, *out, false, errp);
 }
 
 /*
@@ -173,7 +172,7 @@ static bool reopen_backing_ref(BlockDriverState *bs, json_t *ref, BlockDriverSta
  * against the node itself (and refused).
  */
 static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *changes,
-                                  Error **errp)
+                                  BdrvJoinIothreadsFn *join, Error **errp)
 {
     json_t *backing;
     BackingChange c;
@@ -185,13 +184,13 @@ static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *ch
     bs = bs->backing;
     backing = json_object_get(opts, "backing");
     if (json_is_object(backing)) {
-        return reopen_nested_backing(bs, backing, changes, errp);
+        return reopen_nested_backing(bs, backing, changes, join, errp);
     }
     if (!json_is_null(backing) && !json_is_string(backing)) {
         return true;
     }
     c.bs = bs;
-    if (!reopen_backing_ref(bs, backing, &c.backing, errp)) {
+    if (!reopen_backing_ref(bs, backing, &c.backing, join, errp)) {
         return false;
     }
     if (c.backing != bs->backing) {
@@ -201,7 +200,8 @@ static bool reopen_nested_backing(BlockDriverState *bs, json_t *opts, GArray *ch
     return true;
 }
 
-static bool reopen_item_parse(json_t *elem, ReopenItem *it, Error **errp)
+static bool reopen_item_parse(json_t *elem, ReopenItem *it, BdrvJoinIothreadsFn *join,
+                              Error **errp)
 {
     json_t *file, *backing;
     const char *name, *file_name;
@@ -255,11 +255,11 @@ static bool reopen_item_parse(json_t *elem, ReopenItem *it, Error **errp)
         }
     } else if (json_is_null(backing) || json_is_string(backing)) {
         it->change_backing = true;
-        if (!reopen_backing_ref(it->bs, backing, &it->backing, errp)) {
+        if (!reopen_backing_ref(it->bs, backing, &it->backing, join, errp)) {
             return false;
         }
         json_object_del(it->opts, "backing");
-    } else if (!reopen_nested_backing(it->bs, backing, it->nested, errp)) {
+    } else if (!reopen_nested_backing(it->bs, backing, it->nested, join, errp)) {
         return false;
     }
     /* A reference to "file" was deleted above. */
@@ -287,10 +287,11 @@ static bool reopen_item_parse(json_t *elem, ReopenItem *it, Error **errp)
 }
 
 /* The new backing node joins @bs's iothread, or @bs its (checked before). */
-static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing)
+static void reopen_set_backing(BlockDriverState *bs, BlockDriverState *backing,
+                               BdrvJoinIothreadsFn *join)
 {
     if (backing) {
-        reopen_join_iothreads(bs, backing, true, NULL);
+        join(bs, backing, true, NULL);
     }
     bdrv_set_backing_hd(bs, backing);
 }
@@ -331,9 +332,7 @@ bool bdrv_reopen_queue_add(BdrvReopenQueue *q, QDict *opts, Error **errp)
     ReopenItem it = { 0 };
     bool ok;
 
-    reopen_join_iothreads = q->join_iothreads;
-    ok = reopen_item_parse(opts, &it, errp);
-    reopen_join_iothreads = NULL;
+    ok = reopen_item_parse(opts, &it, q->join_iothreads, errp);
     /* Kept also on failure: the queue frees what the item holds. */
     g_array_append_val(q->items, it);
     for (guint j = 0; ok && j + 1 < q->items->len; j++) {
@@ -352,7 +351,6 @@ bool bdrv_reopen_queue_run(BdrvReopenQueue *q, Error **errp)
     g_autofree BlockDriverState **nodes = NULL, **files = NULL, **old_files = NULL;
     bool ok = true;
 
-    reopen_join_iothreads = q->join_iothreads;
     /*
      * Every element was checked before any node changes.  The file
      * children change first, all together (two nodes may swap theirs),
@@ -360,19 +358,17 @@ bool bdrv_reopen_queue_run(BdrvReopenQueue *q, Error **errp)
      * there: the nodes before it keep their new options and files, those
      * from it on get their old files back.
      */
-    {
-        nodes = g_new0(BlockDriverState *, n);
-        files = g_new0(BlockDriverState *, n);
-        old_files = g_new0(BlockDriverState *, n);
-        for (i = 0; ok && i < n; i++) {
-            nodes[i] = items[i].bs;
-            files[i] = items[i].new_file;
-            old_files[i] = items[i].new_file ? items[i].bs->file : NULL;
-            /* What the node has cached for its old file goes there first. */
-            ok = !files[i] || bdrv_flush(nodes[i], errp) >= 0;
-        }
-        ok = ok && bdrv_replace_files(nodes, files, n, errp);
+    nodes = g_new0(BlockDriverState *, n);
+    files = g_new0(BlockDriverState *, n);
+    old_files = g_new0(BlockDriverState *, n);
+    for (i = 0; ok && i < n; i++) {
+        nodes[i] = items[i].bs;
+        files[i] = items[i].new_file;
+        old_files[i] = items[i].new_file ? items[i].bs->file : NULL;
+        /* What the node has cached for its old file goes there first. */
+        ok = !files[i] || bdrv_flush(nodes[i], errp) >= 0;
     }
+    ok = ok && bdrv_replace_files(nodes, files, n, errp);
     for (i = 0; ok && i < n; i++) {
         ReopenItem *it = &items[i];
 
@@ -406,15 +402,14 @@ bool bdrv_reopen_queue_run(BdrvReopenQueue *q, Error **errp)
             old_files[i] = NULL;
         }
         if (it->change_backing && it->backing != it->bs->backing) {
-            reopen_set_backing(it->bs, it->backing);
+            reopen_set_backing(it->bs, it->backing, q->join_iothreads);
         }
         for (j = 0; j < it->nested->len; j++) {
             BackingChange *c = &g_array_index(it->nested, BackingChange, j);
 
-            reopen_set_backing(c->bs, c->backing);
+            reopen_set_backing(c->bs, c->backing, q->join_iothreads);
         }
     }
-    reopen_join_iothreads = NULL;
     return ok;
 }
 
@@ -437,15 +432,7 @@ int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **e
         error_setg(errp, "The node %s does not support adding a child", bs->node_name);
         return -ENOTSUP;
     }
-    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
-        BlockDriverState *p = l->data;
-
-        if (p->file == child || p->backing == child) {
-            error_setg(errp, "The node %s already has a parent", child->node_name);
-            return -EBUSY;
-        }
-    }
-    if (*bdrv_get_device_name(child)) {
+    if (bdrv_parent_of(child, NULL) || *bdrv_get_device_name(child)) {
         error_setg(errp, "The node %s already has a parent", child->node_name);
         return -EBUSY;
     }
@@ -454,6 +441,21 @@ int bdrv_add_child_node(BlockDriverState *bs, BlockDriverState *child, Error **e
 
 /* ------------------------------------------------------------------ */
 /* Where a node stands */
+
+BlockDriverState *bdrv_parent_of(BlockDriverState *bs, bool *as_file)
+{
+    for (GList *l = bdrv_all_nodes(); l; l = l->next) {
+        BlockDriverState *p = l->data;
+
+        if (p->file == bs || p->backing == bs) {
+            if (as_file) {
+                *as_file = p->file == bs;
+            }
+            return p;
+        }
+    }
+    return NULL;
+}
 
 bool bdrv_in_graph(BlockDriverState *bs)
 {

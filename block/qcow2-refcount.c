@@ -1787,8 +1787,8 @@ static int check_bitmaps(CheckState *cs, Error **errp)
 {
     BlockDriverState *bs = cs->bs;
     BDRVQcow2State *s = bs->opaque;
+    const Qcow2UnknownExt *ext;
     Qcow2BitmapsExt bx;
-    bool found = false;
     g_autofree uint8_t *dir = NULL;
     uint64_t dir_size, dir_off;
     uint32_t nb;
@@ -1797,15 +1797,14 @@ static int check_bitmaps(CheckState *cs, Error **errp)
     if (!(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) || !s->unknown_exts) {
         return 0;
     }
-    /* The last well-formed one counts: the check reads what a repair would keep. */
-    for (guint i = 0; i < s->unknown_exts->len; i++) {
-        const Qcow2UnknownExt *e = g_ptr_array_index(s->unknown_exts, i);
-
-        if (e->magic == QCOW2_EXT_BITMAPS && qcow2_bitmaps_ext_decode(e, &bx)) {
-            found = true;
-        }
-    }
-    if (!found) {
+    /*
+     * The extension the loader (qcow2_load_bitmaps) and the header writer
+     * use, not any other one the file may repeat: counting another one's
+     * directory as referenced would let `check -r leaks` free the live
+     * directory and its tables.
+     */
+    ext = qcow2_find_ext(s->unknown_exts, QCOW2_EXT_BITMAPS, NULL);
+    if (!ext || !qcow2_bitmaps_ext_decode(ext, &bx)) {
         return 0;
     }
     nb = bx.nb_bitmaps;

@@ -79,6 +79,16 @@ QAuthZ *qauthz_find(const char *id, Error **errp)
     return a;
 }
 
+bool qauthz_check_id(const char *id, Error **errp)
+{
+    if (user_creatable_exists(id) && !user_creatable_find(id, "authz-simple")) {
+        error_setg(errp, "Object with id '%s' is not an authorization object "
+                   "(authz-simple)", id);
+        return false;
+    }
+    return true;
+}
+
 const char *qauthz_id(QAuthZ *authz)
 {
     return authz->id;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <glib.h>
 
+#include "qapi/qapi-json.h"
 #include "qapi/qmp-registry.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -283,21 +284,6 @@ static bool check_union(json_t *def, json_t *value, const char *name, Error **er
     return ok;
 }
 
-/*
- * The name QEMU gives a value whose enum name or alternate branch is
- * wrong: a list element has none ("null"); a member, its own name
- * without the path to it.
- */
-static const char *leaf_name(const char *name)
-{
-    size_t len = strlen(name);
-
-    if (len && name[len - 1] == ']') {
-        return "null";
-    }
-    return strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
-}
-
 /* Whether @value has the JSON type of schema type @type (an alternate's branch). */
 static bool json_kind_matches(json_t *type, json_t *value)
 {
@@ -371,7 +357,7 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             return false;
         }
         if (json_integer_value(value) < 0 || json_integer_value(value) > UINT32_MAX) {
-            error_setg(errp, "Parameter '%s' expects uint32_t", leaf_name(name));
+            error_setg(errp, "Parameter '%s' expects uint32_t", qapi_json_leaf(name));
             return false;
         }
         return true;
@@ -404,7 +390,7 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             }
         }
         error_setg(errp, "Parameter '%s' does not accept value '%s'",
-                   leaf_name(name), json_string_value(value));
+                   qapi_json_leaf(name), json_string_value(value));
         return false;
     }
     if (!strcmp(json_string_value(json_object_get(def, "meta")), "alternate")) {
@@ -417,7 +403,7 @@ static bool check_value(json_t *type, json_t *value, const char *name, Error **e
             }
         }
         error_setg(errp, "Invalid parameter type for '%s', expected: %s",
-                   leaf_name(name), t);
+                   qapi_json_leaf(name), t);
         return false;
     }
     if (!json_is_object(value)) {

@@ -338,48 +338,6 @@ static bool apply_set(GArray *opts, const char *arg, GPtrArray *keep, Error **er
  */
 static int daemon_pipe = -1;
 
-/*
- * -pidfile: created (or reused) and locked, so that a second instance
- * naming the same file fails instead of overwriting a live one's pid.
- */
-static char *pidfile_path;
-static int pidfile_fd = -1;
-
-static bool pidfile_create(const char *path, Error **errp)
-{
-    g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot create PID file '%s'", path);
-        return false;
-    }
-    if (lockf(fd, F_TLOCK, 0) < 0) {
-        error_setg_errno(errp, errno, "cannot lock PID file '%s'", path);
-        close(fd);
-        return false;
-    }
-    if (ftruncate(fd, 0) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
-        error_setg_errno(errp, errno, "cannot write PID file '%s'", path);
-        close(fd);
-        unlink(path);
-        return false;
-    }
-    pidfile_fd = fd;
-    pidfile_path = g_strdup(path);
-    return true;
-}
-
-static void pidfile_remove(void)
-{
-    if (pidfile_fd >= 0) {
-        unlink(pidfile_path);
-        close(pidfile_fd);
-        pidfile_fd = -1;
-        g_clear_pointer(&pidfile_path, g_free);
-    }
-}
-
 /* A daemon has no terminal: nothing may ask for stdio. */
 static bool uses_stdio(const char *name, const char *arg)
 {
@@ -828,8 +786,8 @@ static bool set_up_process(SystemConfig *c)
         /* Before any thread exists: fork() keeps only the calling one. */
         daemon_pipe = daemon_fork_and_wait();
     }
-    if (c->pidfile && !pidfile_create(c->pidfile, &err)) {
-        error_prepend(&err, "-pidfile %s: ", c->pidfile);
+    if (c->pidfile && !daemon_write_pid_file(c->pidfile, &err)) {
+        error_prepend(&err, "cannot create PID file: ");
         error_report_err(err);
         return false;
     }
@@ -1113,7 +1071,7 @@ static void clean_up(void)
     drive_cleanup_all();
     user_creatable_cleanup();
     qemu_set_name("");
-    pidfile_remove();
+    daemon_remove_pid_file();
 }
 
 int main(int argc, char **argv)

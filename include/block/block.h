@@ -750,6 +750,12 @@ BlockDriverState *bdrv_filter_or_cow_bs(BlockDriverState *bs);
 BlockDriverState *bdrv_skip_filters(BlockDriverState *bs);
 /* Every node that exists, in creation order. */
 GList *bdrv_all_nodes(void);
+/*
+ * The first node (in creation order) that has @bs as its file or backing
+ * child, or NULL; *@as_file (if given) says which.  Nodes keep no list of
+ * their parents, so this walks every node.
+ */
+BlockDriverState *bdrv_parent_of(BlockDriverState *bs, bool *as_file);
 
 /*
  * Write notifiers: called before (and after) every write, zero-write and

@@ -15,6 +15,13 @@ typedef struct QAuthZ QAuthZ;
 
 /* The authorization object @id; an error when there is none (or it is no authz). */
 QAuthZ *qauthz_find(const char *id, Error **errp);
+/*
+ * For a server's tls-authz: false (with @errp) only when @id names an
+ * object of another type.  A missing one is accepted, as by QEMU: servers
+ * look the object up at each handshake, so it may be created later, and
+ * until then every TLS client is refused.
+ */
+bool qauthz_check_id(const char *id, Error **errp);
 /* The object's id, for messages. */
 const char *qauthz_id(QAuthZ *authz);
 /* Whether @identity (a distinguished name, as gnutls prints it) may connect. */

@@ -17,7 +17,13 @@
 int daemon_fork_and_wait(void);
 /* Tells the waiting parent that start-up is done, and leaves the terminal. */
 void daemon_ready(int fd);
-/* Writes the pid of this process to @path. */
+/*
+ * Writes the pid of this process to @path and keeps the file locked until
+ * the process ends (QEMU's rule: a path another live process holds is
+ * refused, "Cannot lock pid file").
+ */
 bool daemon_write_pid_file(const char *path, Error **errp);
+/* Removes the pid file daemon_write_pid_file() wrote, if it did. */
+void daemon_remove_pid_file(void);
 
 #endif
