@@ -583,7 +583,8 @@ QObject *qmp_migrate_start_postcopy(Error **errp)
                    " the start of migration");
         return NULL;
     }
-    if (status == MIGRATION_STATUS_NONE) {
+    /* The destination's own status is not an outgoing migration's. */
+    if (status == MIGRATION_STATUS_NONE || status_incoming) {
         error_setg(errp, "Postcopy must be started after migration has been started");
         return NULL;
     }
@@ -627,6 +628,10 @@ static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
     if (in.switched) {
         bitmap_mig_incoming_cancel();
         g_clear_pointer(&in.bitmaps, json_decref);
+        /* Its callers drop the watch; nothing more is read. */
+        close(in.fd);
+        in.fd = -1;
+        reap_child(&in.child);
         return false;
     }
     qemu_system_exit_failure();
