@@ -427,8 +427,27 @@ static BdrvDirtyBitmap *load_one(json_t *d, Error **errp)
  */
 static GSList *loaded;
 
+static BdrvDirtyBitmap *loaded_bitmap(SavedBitmap *s)
+{
+    BlockDriverState *bs = bdrv_find_node(s->node);
+
+    return bs ? bdrv_find_dirty_bitmap(bs, s->name) : NULL;
+}
+
+void bitmap_mig_incoming_set_busy(bool busy)
+{
+    for (GSList *l = loaded; l; l = l->next) {
+        BdrvDirtyBitmap *bm = loaded_bitmap(l->data);
+
+        if (bm) {
+            bdrv_dirty_bitmap_set_busy_recording(bm, busy);
+        }
+    }
+}
+
 static void loaded_clear(void)
 {
+    bitmap_mig_incoming_set_busy(false);
     g_slist_free_full(loaded, saved_free);
     loaded = NULL;
 }
@@ -477,7 +496,9 @@ void bitmap_mig_load(json_t *section)
     if (qdict_get_try_bool(section, "postcopy-data", false)) {
         json_array_foreach(list, i, d) {
             if (!merge_one(d, &err)) {
+                /* The rest lacks the source's bits: dropped, as on a cut stream. */
                 error_report_err(err);
+                bitmap_mig_incoming_cancel();
                 return;
             }
         }
@@ -511,11 +532,11 @@ void bitmap_mig_load(json_t *section)
 
 void bitmap_mig_incoming_cancel(void)
 {
+    bitmap_mig_incoming_set_busy(false);
     for (GSList *l = loaded; l; l = l->next) {
-        SavedBitmap *s = l->data;
-        BlockDriverState *bs = bdrv_find_node(s->node);
-        BdrvDirtyBitmap *bm = bs ? bdrv_find_dirty_bitmap(bs, s->name) : NULL;
+        BdrvDirtyBitmap *bm = loaded_bitmap(l->data);
 
+        /* Busy now only for another user (an export of it): that one keeps it. */
         if (bm && !bdrv_dirty_bitmap_busy(bm)) {
             bdrv_release_dirty_bitmap(bm);
         }

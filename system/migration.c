@@ -756,6 +756,7 @@ static void in_postcopy_start(bool running)
     set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
     in.switched = true;
     running = in_take_images(running);
+    bitmap_mig_incoming_set_busy(true);
     runstate_init(RUN_STATE_PAUSED);
     if (running && in.autostart) {
         vm_start(NULL);

@@ -61,6 +61,12 @@ void bitmap_mig_source_restore(void);
  * it cannot place is reported, and the bitmaps keep what they have.
  */
 void bitmap_mig_load(json_t *section);
+/*
+ * The destination, postcopy: the bitmaps the last section created are busy
+ * (QEMU's "in use by another operation" for the user) yet record the
+ * guest's writes until their contents came.
+ */
+void bitmap_mig_incoming_set_busy(bool busy);
 /* The destination, a postcopy stream cut short: drops the bitmaps it created. */
 void bitmap_mig_incoming_cancel(void);
 /* The source, in postcopy: @section as the two parts above (new references). */
