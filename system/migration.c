@@ -488,7 +488,7 @@ static gboolean out_tick(gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     if (opaque == NULL) {
-        /* The first tick ran at once (the status follows the reply); the next windows are paced. */
+        /* The first tick ran at once (the status follows the reply); then a window each. */
         out.timer = g_timeout_add(MIG_TICK_MS, out_tick, GINT_TO_POINTER(1));
         return G_SOURCE_REMOVE;
     }
