@@ -368,6 +368,18 @@ static BlockDriverState *map_incoming(json_t *d, const char **name, json_t **bma
     return block_job_find_device(qdict_get_try_str(node_entry, "node-name"), true, errp);
 }
 
+/* Marks the ranges of @dirty, a list of [offset, bytes], in @bm. */
+static void set_ranges(BdrvDirtyBitmap *bm, json_t *dirty)
+{
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(dirty, i, r) {
+        bdrv_set_dirty_bitmap(bm, json_integer_value(json_array_get(r, 0)),
+                              json_integer_value(json_array_get(r, 1)));
+    }
+}
+
 static BdrvDirtyBitmap *load_one(json_t *d, Error **errp)
 {
     const char *name;
@@ -376,8 +388,6 @@ static BdrvDirtyBitmap *load_one(json_t *d, Error **errp)
     int64_t gran = qdict_get_try_int(d, "granularity", 0);
     json_t *dirty = json_object_get(d, "dirty");
     BdrvDirtyBitmap *bm, *old;
-    size_t i;
-    json_t *r;
 
     if (!bs) {
         return NULL;
@@ -403,14 +413,76 @@ static BdrvDirtyBitmap *load_one(json_t *d, Error **errp)
     if (!bm) {
         return NULL;
     }
-    json_array_foreach(dirty, i, r) {
-        bdrv_set_dirty_bitmap(bm, json_integer_value(json_array_get(r, 0)),
-                              json_integer_value(json_array_get(r, 1)));
-    }
+    set_ranges(bm, dirty);
     bdrv_dirty_bitmap_set_persistence(bm, transformed_persistence(
         bmap_entry, qdict_get_try_bool(d, "persistent", false)));
     bdrv_dirty_bitmap_set_enabled(bm, qdict_get_try_bool(d, "enabled", true));
     return bm;
+}
+
+/*
+ * The bitmaps the last section created, by node and name: the ranges that
+ * follow a postcopy switch-over go to these and no other (a bitmap the
+ * user made since is not the source's).
+ */
+static GSList *loaded;
+
+static BdrvDirtyBitmap *loaded_bitmap(SavedBitmap *s)
+{
+    BlockDriverState *bs = bdrv_find_node(s->node);
+
+    return bs ? bdrv_find_dirty_bitmap(bs, s->name) : NULL;
+}
+
+void bitmap_mig_incoming_set_busy(bool busy)
+{
+    for (GSList *l = loaded; l; l = l->next) {
+        BdrvDirtyBitmap *bm = loaded_bitmap(l->data);
+
+        if (bm) {
+            bdrv_dirty_bitmap_set_busy_recording(bm, busy);
+        }
+    }
+}
+
+static void loaded_clear(void)
+{
+    bitmap_mig_incoming_set_busy(false);
+    g_slist_free_full(loaded, saved_free);
+    loaded = NULL;
+}
+
+static bool was_loaded(BlockDriverState *bs, const char *name)
+{
+    for (GSList *l = loaded; l; l = l->next) {
+        SavedBitmap *s = l->data;
+
+        if (!strcmp(s->node, bdrv_get_node_name(bs)) && !strcmp(s->name, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The ranges sent after the switch-over, added to what the guest dirtied since. */
+static bool merge_one(json_t *d, Error **errp)
+{
+    const char *name;
+    json_t *bmap_entry;
+    BlockDriverState *bs = map_incoming(d, &name, &bmap_entry, errp);
+    json_t *dirty = json_object_get(d, "dirty");
+    BdrvDirtyBitmap *bm;
+
+    if (!bs) {
+        return false;
+    }
+    bm = was_loaded(bs, name) ? bdrv_find_dirty_bitmap(bs, name) : NULL;
+    if (!bm || !json_is_array(dirty)) {
+        error_setg(errp, "The migration stream's bitmap '%s' is malformed", name);
+        return false;
+    }
+    set_ranges(bm, dirty);
+    return true;
 }
 
 void bitmap_mig_load(json_t *section)
@@ -421,6 +493,19 @@ void bitmap_mig_load(json_t *section)
     size_t i;
     json_t *d;
 
+    if (qdict_get_try_bool(section, "postcopy-data", false)) {
+        json_array_foreach(list, i, d) {
+            if (!merge_one(d, &err)) {
+                /* The rest lacks the source's bits: dropped, as on a cut stream. */
+                error_report_err(err);
+                bitmap_mig_incoming_cancel();
+                return;
+            }
+        }
+        loaded_clear();
+        return;
+    }
+    loaded_clear();
     json_array_foreach(list, i, d) {
         BdrvDirtyBitmap *bm = load_one(d, &err);
 
@@ -430,14 +515,60 @@ void bitmap_mig_load(json_t *section)
             for (guint k = 0; k < made->len; k++) {
                 bdrv_release_dirty_bitmap(g_ptr_array_index(made, k));
             }
+            loaded_clear();
             return;
         }
         g_ptr_array_add(made, bm);
     }
+    for (guint k = 0; k < made->len; k++) {
+        BdrvDirtyBitmap *bm = g_ptr_array_index(made, k);
+        SavedBitmap *s = g_new0(SavedBitmap, 1);
+
+        s->node = g_strdup(bdrv_get_node_name(bdrv_dirty_bitmap_bs(bm)));
+        s->name = g_strdup(bdrv_dirty_bitmap_name(bm));
+        loaded = g_slist_prepend(loaded, s);
+    }
+}
+
+void bitmap_mig_incoming_cancel(void)
+{
+    bitmap_mig_incoming_set_busy(false);
+    for (GSList *l = loaded; l; l = l->next) {
+        BdrvDirtyBitmap *bm = loaded_bitmap(l->data);
+
+        /* Busy now only for another user (an export of it): that one keeps it. */
+        if (bm && !bdrv_dirty_bitmap_busy(bm)) {
+            bdrv_release_dirty_bitmap(bm);
+        }
+    }
+    loaded_clear();
+}
+
+void bitmap_mig_split_postcopy(json_t *section, json_t **meta, json_t **data)
+{
+    json_t *list = json_object_get(section, "bitmaps");
+    json_t *mlist = json_array(), *dlist = json_array();
+    size_t i;
+    json_t *d;
+
+    json_array_foreach(list, i, d) {
+        json_t *m = json_deep_copy(d);
+        json_t *r = json_object();
+
+        json_object_set_new(m, "dirty", json_array());
+        json_array_append_new(mlist, m);
+        json_object_set(r, "node", json_object_get(d, "node"));
+        json_object_set(r, "name", json_object_get(d, "name"));
+        json_object_set(r, "dirty", json_object_get(d, "dirty"));
+        json_array_append_new(dlist, r);
+    }
+    *meta = json_pack("{so}", "bitmaps", mlist);
+    *data = json_pack("{sosb}", "bitmaps", dlist, "postcopy-data", 1);
 }
 
 void bitmap_mig_cleanup(void)
 {
+    loaded_clear();
     json_decref(mapping);
     mapping = NULL;
     g_slist_free_full(saved, saved_free);

@@ -64,6 +64,7 @@ static int64_t max_bandwidth = MIG_DEFAULT_BANDWIDTH;
 
 /* The one status query-migrate shows: the outgoing or the incoming side's. */
 static MigrationStatus status;
+static bool status_incoming;    /* @status is the destination's */
 static char *error_desc;
 static int64_t start_ms, total_ms = -1;
 
@@ -90,6 +91,7 @@ static struct {
     bool header_ok;
     QDict *config;
     QDict *bitmaps;         /* the BITMAPS section, applied once active */
+    bool switched;          /* postcopy: the machine took over before the end */
 } in = { .listen_fd = -1, .fd = -1 };
 
 static bool cap_enabled(const char *name)
@@ -110,10 +112,18 @@ static void set_status(MigrationStatus s)
     }
 }
 
+/* A migration, outgoing or incoming, is between its start and its end. */
+static bool status_running(void)
+{
+    return status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE ||
+           status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+           status == MIGRATION_STATUS_CANCELLING;
+}
+
 bool migration_is_running(void)
 {
-    return status == MIGRATION_STATUS_SETUP || status == MIGRATION_STATUS_ACTIVE || status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
-           status == MIGRATION_STATUS_CANCELLING;
+    /* A destination in postcopy runs its guest while the rest comes. */
+    return status_running() && !status_incoming;
 }
 
 bool migration_incoming_pending(void)
@@ -384,7 +394,7 @@ static void out_fail(Error *err, MigrationStatus final)
 static void out_complete(void)
 {
     Error *err = NULL;
-    QDict *state, *bitmaps = NULL;
+    QDict *state, *bitmaps = NULL, *bitmap_meta = NULL, *bitmap_data = NULL;
 
     if (out.timer) {
         g_source_remove(out.timer);
@@ -402,19 +412,34 @@ static void out_complete(void)
             out_fail(err, MIGRATION_STATUS_FAILED);
             return;
         }
+        if (out.postcopy) {
+            /* Their names now, their contents once the destination runs. */
+            bitmap_mig_split_postcopy(bitmaps, &bitmap_meta, &bitmap_data);
+            qobject_unref(bitmaps);
+            bitmaps = bitmap_meta;
+        }
         append_section(out.buf, MIG_SECTION_BITMAPS, bitmaps);
         qobject_unref(bitmaps);
     }
     /* Nothing may be written after this: the destination owns the images. */
     if (bdrv_inactivate_all(&err) < 0) {
         error_prepend(&err, "Could not inactivate the images: ");
+        qobject_unref(bitmap_data);
         out_fail(err, MIGRATION_STATUS_FAILED);
         return;
     }
     state = qdict_new();
     qdict_put_bool(state, "running", out.was_running);
+    if (out.postcopy) {
+        /* The destination runs on this, before the rest has come. */
+        qdict_put_bool(state, "postcopy", true);
+    }
     append_section(out.buf, MIG_SECTION_STATE, state);
     qobject_unref(state);
+    if (bitmap_data) {
+        append_section(out.buf, MIG_SECTION_BITMAPS, bitmap_data);
+        qobject_unref(bitmap_data);
+    }
     append_section(out.buf, MIG_SECTION_END, NULL);
     if (!write_all(out.fd, out.buf->data + out.sent, out.buf->len - out.sent, &err)) {
         out_fail(err, MIGRATION_STATUS_FAILED);
@@ -426,7 +451,14 @@ static void out_complete(void)
     set_status(MIGRATION_STATUS_COMPLETED);
 }
 
-/* Sends the configuration at most max-bandwidth per second. */
+/*
+ * Sends the configuration at most max-bandwidth per second, a window of
+ * MIG_TICK_MS at a time.  As in QEMU, the switch-over is decided at the
+ * end of a window, and not before the first has ended: only then is the
+ * bandwidth measured that says whether the rest fits in the downtime
+ * (QEMU's threshold is 0 until then, so it goes on iterating).  That
+ * window is also when migrate-start-postcopy takes effect.
+ */
 static gboolean out_tick(gpointer opaque)
 {
     Error *err = NULL;
@@ -443,15 +475,21 @@ static gboolean out_tick(gpointer opaque)
         }
     }
     chunk = MIN(chunk, left);
-    if (!write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
+    if (chunk && !write_all(out.fd, out.buf->data + out.sent, chunk, &err)) {
         out.timer = 0;
         out_fail(err, MIGRATION_STATUS_FAILED);
         return G_SOURCE_REMOVE;
     }
     out.sent += chunk;
-    if (out.sent == out.buf->len) {
+    if (out.sent == out.buf->len &&
+        g_get_monotonic_time() / 1000 - start_ms >= MIG_TICK_MS) {
         out.timer = 0;
         out_complete();
+        return G_SOURCE_REMOVE;
+    }
+    if (opaque == NULL) {
+        /* The first tick ran at once (the status follows the reply); then a window each. */
+        out.timer = g_timeout_add(MIG_TICK_MS, out_tick, GINT_TO_POINTER(1));
         return G_SOURCE_REMOVE;
     }
     return G_SOURCE_CONTINUE;
@@ -478,7 +516,7 @@ QObject *qmp_migrate(const char *uri, bool has_blk, bool blk, bool has_inc, bool
         error_setg(errp, "Guest is waiting for an incoming migration");
         return NULL;
     }
-    if (migration_is_running()) {
+    if (status_running()) {
         error_setg(errp, "There's a migration process in progress");
         return NULL;
     }
@@ -488,6 +526,7 @@ QObject *qmp_migrate(const char *uri, bool has_blk, bool blk, bool has_inc, bool
         return NULL;
     }
     out.postcopy = false;
+    status_incoming = false;
     g_clear_pointer(&error_desc, g_free);
     total_ms = -1;
     start_ms = g_get_monotonic_time() / 1000;
@@ -528,16 +567,33 @@ static gboolean out_switchover(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * As QEMU: a postcopy phase exists with either capability, since the dirty
+ * bitmaps are state that may follow the switch-over.
+ */
+static bool postcopy_possible(void)
+{
+    return cap_enabled("postcopy-ram") || cap_enabled("dirty-bitmaps");
+}
+
 QObject *qmp_migrate_start_postcopy(Error **errp)
 {
-    if (!cap_enabled("postcopy-ram")) {
+    if (!postcopy_possible()) {
         error_setg(errp, "Enable postcopy with migrate_set_capability before"
                    " the start of migration");
         return NULL;
     }
-    if (status != MIGRATION_STATUS_SETUP && status != MIGRATION_STATUS_ACTIVE) {
+    /* The destination's own status is not an outgoing migration's. */
+    if (status == MIGRATION_STATUS_NONE || status_incoming) {
         error_setg(errp, "Postcopy must be started after migration has been started");
         return NULL;
+    }
+    /*
+     * As QEMU: a migration that has ended (or switched already) makes this
+     * a no-op, not an error, since the command races that end.
+     */
+    if (status != MIGRATION_STATUS_SETUP && status != MIGRATION_STATUS_ACTIVE) {
+        return qdict_new();
     }
     /* No RAM to fetch later: the switch-over happens right away. */
     out.postcopy = true;
@@ -554,7 +610,10 @@ QObject *qmp_migrate_start_postcopy(Error **errp)
 /*
  * As QEMU: a destination whose load failed has nothing to run; it exits
  * with status 1 (through the main loop, so that everything is closed).
- * Returns false for its callers to return.
+ * After a postcopy switch-over it has: the machine runs on, and only the
+ * bitmaps whose contents did not all come are dropped (QEMU drops the
+ * incoming bitmaps too), since a bitmap missing the source's bits would
+ * lie about what changed.  Returns false for its callers to return.
  */
 static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
 {
@@ -566,6 +625,15 @@ static bool G_GNUC_PRINTF(1, 2) in_fail(const char *fmt, ...)
     va_end(ap);
     error_report("load of migration failed: %s", msg);
     set_status(MIGRATION_STATUS_FAILED);
+    if (in.switched) {
+        bitmap_mig_incoming_cancel();
+        g_clear_pointer(&in.bitmaps, json_decref);
+        /* Its callers drop the watch; nothing more is read. */
+        close(in.fd);
+        in.fd = -1;
+        reap_child(&in.child);
+        return false;
+    }
     qemu_system_exit_failure();
     return false;
 }
@@ -655,24 +723,17 @@ static bool in_check_config(QDict *config)
     return true;
 }
 
-static void in_finish(bool running)
+/*
+ * The source has flushed and let go: read what it wrote, then own it.
+ * As in QEMU, the migration itself goes on when that fails (the images
+ * are the source's no more): the machine stays paused, its nodes inactive
+ * until cont activates them.  Returns whether the guest may run.
+ */
+static bool in_take_images(bool running)
 {
     Error *err = NULL;
 
-    if (in.watch) {
-        g_source_remove(in.watch);
-        in.watch = 0;
-    }
-    close(in.fd);
-    in.fd = -1;
-    reap_child(&in.child);
     in.pending = false;
-    /*
-     * The source has flushed and let go: read what it wrote, then own it.
-     * As in QEMU, the migration itself has completed when that fails (the
-     * images are the source's no more): the machine stays paused, its
-     * nodes inactive until cont activates them.
-     */
     if (bdrv_activate_all(&err) < 0) {
         error_report_err(err);
         running = false;
@@ -681,6 +742,46 @@ static void in_finish(bool running)
         bitmap_mig_load(in.bitmaps);
         g_clear_pointer(&in.bitmaps, json_decref);
     }
+    return running;
+}
+
+/*
+ * Postcopy: the state arrived before the rest (the dirty bitmaps'
+ * contents), and the machine runs on it now, as QEMU's destination does
+ * once it is told to; the bitmaps were created just before, so that they
+ * record the guest's writes until their contents come.
+ */
+static void in_postcopy_start(bool running)
+{
+    set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    in.switched = true;
+    running = in_take_images(running);
+    bitmap_mig_incoming_set_busy(true);
+    runstate_init(RUN_STATE_PAUSED);
+    if (running && in.autostart) {
+        vm_start(NULL);
+    }
+}
+
+static void in_finish(bool running)
+{
+    if (in.watch) {
+        g_source_remove(in.watch);
+        in.watch = 0;
+    }
+    close(in.fd);
+    in.fd = -1;
+    reap_child(&in.child);
+    if (in.switched) {
+        if (in.bitmaps) {
+            bitmap_mig_load(in.bitmaps);
+            g_clear_pointer(&in.bitmaps, json_decref);
+        }
+        total_ms = g_get_monotonic_time() / 1000 - start_ms;
+        set_status(MIGRATION_STATUS_COMPLETED);
+        return;
+    }
+    running = in_take_images(running);
     total_ms = g_get_monotonic_time() / 1000 - start_ms;
     set_status(MIGRATION_STATUS_COMPLETED);
     runstate_init(RUN_STATE_PAUSED);
@@ -767,6 +868,12 @@ static int in_parse(bool *running)
                 return -1;
             }
             *running = qdict_get_try_bool(payload, "running", false);
+            if (qdict_get_try_bool(payload, "postcopy", false) && !in.switched) {
+                json_decref(payload);
+                g_byte_array_remove_range(in.buf, 0, 5 + len);
+                in_postcopy_start(*running);
+                continue;
+            }
             json_decref(payload);
         }
         g_byte_array_remove_range(in.buf, 0, 5 + len);
@@ -790,9 +897,10 @@ static gboolean in_readable(gint fd, GIOCondition cond, gpointer opaque)
         in.watch = 0;
         return G_SOURCE_REMOVE;
     }
-    if (status != MIGRATION_STATUS_ACTIVE) {
+    if (!status_incoming) {
         /* As QEMU: active once the stream flows (exec: may wait for a writer). */
         start_ms = g_get_monotonic_time() / 1000;
+        status_incoming = true;
         set_status(MIGRATION_STATUS_ACTIVE);
     }
     g_byte_array_append(in.buf, chunk, n);
@@ -924,7 +1032,7 @@ QObject *qmp_migrate_set_capabilities(MigrationCapabilityStatusList *capabilitie
                                       Error **errp)
 {
     /* The destination may set them while it waits: its side is not "running". */
-    if (migration_is_running() && !in.pending) {
+    if (status_running() && !in.pending) {
         error_setg(errp, "There's a migration process in progress");
         return NULL;
     }
@@ -1048,7 +1156,7 @@ static void hmp_migrate(Monitor *mon, const QDict *qargs)
         return;
     }
     /* Without -d the monitor waits for the end, as QEMU's does. */
-    while (!detach && migration_is_running()) {
+    while (!detach && status_running()) {
         g_main_context_iteration(NULL, TRUE);
     }
     if (!detach && status == MIGRATION_STATUS_FAILED && error_desc) {

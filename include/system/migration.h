@@ -13,6 +13,14 @@
  *                                         flushed and inactivated)
  *     0 END     length 0
  *
+ * After migrate-start-postcopy the STATE section says "postcopy": true,
+ * and the destination runs on it at once; the BITMAPS section then comes
+ * in two parts, the bitmaps' descriptions before STATE and their
+ * contents after it (see system/bitmap-migration.h).
+ *
+ * The source decides on the switch-over at the end of a 100 ms window
+ * (the pacing step), never before the first has ended, as QEMU does.
+ *
  * A stream that does not start with the magic (QEMU's own starts with
  * "QEVM") or has another version is refused with an error naming why.
  */
