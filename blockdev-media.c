@@ -295,43 +295,6 @@ QObject *qmp_blockdev_change_medium(const char *device, const char *id, const ch
 }
 
 /* The words of an HMP argument line ("-f device"). */
-static char **hmp_words(const QDict *args)
-{
-    const char *line = qdict_get_try_str(args, "args");
-    g_auto(GStrv) all = g_strsplit_set(line ? line : "", " \t", -1);
-    GPtrArray *words = g_ptr_array_new();
-
-    for (char **p = all; *p; p++) {
-        if (**p) {
-            g_ptr_array_add(words, g_strdup(*p));
-        }
-    }
-    g_ptr_array_add(words, NULL);
-    return (char **)g_ptr_array_free(words, FALSE);
-}
-
-static void hmp_expected(Monitor *mon, const char *cmd, const char *what)
-{
-    monitor_printf(mon, "%s: %s expected\n", cmd, what);
-    monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
-}
-
-/* QEMU's "-f" at *@p (the only option there); anything else "-X" is refused. */
-static bool hmp_force_flag(Monitor *mon, const char *cmd, char ***p, bool *force)
-{
-    *force = false;
-    if (**p && (**p)[0] == '-' && (**p)[1]) {
-        if (strcmp(**p, "-f") != 0) {
-            monitor_printf(mon, "%s: unsupported option %s\n", cmd, **p);
-            monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
-            return false;
-        }
-        *force = true;
-        (*p)++;
-    }
-    return true;
-}
-
 /* The end of an HMP front of a typed QMP command: its error, if any. */
 static void hmp_media_done(Monitor *mon, QObject *ret, Error *err)
 {
@@ -342,76 +305,44 @@ static void hmp_media_done(Monitor *mon, QObject *ret, Error *err)
 /* eject [-f] device: QMP's eject by drive name. */
 static void hmp_eject(Monitor *mon, const QDict *qargs)
 {
-    g_auto(GStrv) w = hmp_words(qargs);
-    char **p = w;
-    bool force = false;
+    bool force = qdict_get_try_bool(qargs, "force", false);
     Error *err = NULL;
     QObject *ret;
 
-    if (!hmp_force_flag(mon, "eject", &p, &force)) {
-        return;
-    }
-    if (!*p) {
-        hmp_expected(mon, "eject", "block device name");
-        return;
-    }
-    if (p[1]) {
-        monitor_puts(mon, "eject: extraneous characters at the end of line\n"
-                     "Try \"help eject\" for more information\n");
-        return;
-    }
-    ret = qmp_eject(*p, NULL, force, force, &err);
+    ret = qmp_eject(qdict_get_try_str(qargs, "device"), NULL, force, force, &err);
     hmp_media_done(mon, ret, err);
 }
 
 /* change device [-f] filename [format [read-only-mode]]: QMP's blockdev-change-medium. */
 static void hmp_change(Monitor *mon, const QDict *qargs)
 {
-    g_auto(GStrv) w = hmp_words(qargs);
-    char **rest;
-    guint n;
-    bool force;
+    const char *format = qdict_get_try_str(qargs, "arg");
+    const char *mode_name = qdict_get_try_str(qargs, "read-only-mode");
+    bool force = qdict_get_try_bool(qargs, "force", false);
     int mode = BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN;
     Error *err = NULL;
     QObject *ret;
 
-    if (!*w) {
-        hmp_expected(mon, "change", "block device name");
-        return;
-    }
-    /* "-f" comes after the device name; then filename, format, mode. */
-    rest = w + 1;
-    if (!hmp_force_flag(mon, "change", &rest, &force)) {
-        return;
-    }
-    n = g_strv_length(rest);
-    if (n < 1) {
-        hmp_expected(mon, "change", "filename");
-        return;
-    }
-    if (n > 3) {
-        monitor_puts(mon, "change: extraneous characters at the end of line\n"
-                     "Try \"help change\" for more information\n");
-        return;
-    }
-    if (n == 3) {
-        mode = qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "read-only-mode", rest[2],
-                               NULL);
+    if (mode_name) {
+        mode = qapi_enum_parse(&BlockdevChangeReadOnlyMode_lookup, "read-only-mode",
+                               mode_name, NULL);
         if (mode < 0) {
             /* QEMU's HMP message, not QMP's. */
-            monitor_printf(mon, "Error: invalid parameter value: %s\n", rest[2]);
+            monitor_printf(mon, "Error: invalid parameter value: %s\n", mode_name);
             return;
         }
     }
-    ret = qmp_blockdev_change_medium(w[0], NULL, rest[0], n >= 2 ? rest[1] : NULL, force, force,
-                                     n == 3, mode, &err);
+    ret = qmp_blockdev_change_medium(qdict_get_try_str(qargs, "device"), NULL,
+                                     qdict_get_try_str(qargs, "target"), format, force, force,
+                                     mode_name != NULL, mode, &err);
     hmp_media_done(mon, ret, err);
 }
 
 static const HMPCommand hmp_cmds[] = {
-    { "eject", "args:S?", "[-f] device", "eject a removable medium (use -f to force it)",
+    { "eject", "force:-f,device:B", "[-f] device", "eject a removable medium (use -f to force it)",
       hmp_eject },
-    { "change", "args:S?", "device [-f] filename [format [read-only-mode]]",
+    { "change", "device:B,force:-f,target:F,arg:s?,read-only-mode:s?",
+      "device [-f] filename [format [read-only-mode]]",
       "change a removable medium, optional format, use -f to force the operation",
       hmp_change },
 };

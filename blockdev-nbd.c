@@ -447,52 +447,6 @@ static QDict *hmp_socket_address(const char *str, Error **errp)
     return addr;
 }
 
-/*
- * The words of an HMP command line "[-f]... WORD...": QEMU's flags come
- * first.  Between @min and @max words (the first named @what when
- * missing), else QEMU's usage message and NULL.
- */
-static char **hmp_nbd_words(Monitor *mon, const QDict *qargs, const char *cmd,
-                            const char *flags, bool *seen, int min, int max,
-                            const char *what)
-{
-    const char *line = qdict_get_try_str(qargs, "args");
-    g_auto(GStrv) parts = NULL;
-    char **p;
-    int n = 0;
-
-    if (line && *line && !g_shell_parse_argv(line, NULL, &parts, NULL)) {
-        monitor_printf(mon, "%s: unterminated string\n", cmd);
-        return NULL;
-    }
-    if (!parts) {
-        parts = g_new0(char *, 1);
-    }
-    for (p = parts; *p && (*p)[0] == '-' && (*p)[1]; p++) {
-        for (const char *c = *p + 1; *c; c++) {
-            if (!strchr(flags, *c)) {
-                monitor_printf(mon, "%s: unsupported option -%c\n", cmd, *c);
-                goto usage;
-            }
-            seen[strchr(flags, *c) - flags] = true;
-        }
-    }
-    n = g_strv_length(p);
-    if (n < min) {
-        monitor_printf(mon, "%s: %s expected\n", cmd, n ? "string" : what);
-        goto usage;
-    }
-    if (n > max) {
-        monitor_printf(mon, "%s: extraneous characters at the end of line\n", cmd);
-        goto usage;
-    }
-    return g_strdupv(p);
-
-usage:
-    monitor_printf(mon, "Try \"help %s\" for more information\n", cmd);
-    return NULL;
-}
-
 /* The end of an HMP front of a typed QMP command: its error, if any. */
 static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
 {
@@ -502,17 +456,13 @@ static void hmp_typed_done(Monitor *mon, QObject *ret, Error *err)
 
 static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
 {
-    bool seen[2] = { false, false };    /* -a, -w */
+    bool all = qdict_get_try_bool(qargs, "all", false);
+    bool writable = qdict_get_try_bool(qargs, "writable", false);
     Error *err = NULL;
-    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_start", "aw", seen, 1, 1,
-                                    "string");
     g_autoptr(SocketAddressLegacy) sa = NULL;
     QDict *addr;
 
-    if (!w) {
-        return;
-    }
-    addr = hmp_socket_address(w[0], &err);
+    addr = hmp_socket_address(qdict_get_try_str(qargs, "uri"), &err);
     if (!addr) {
         hmp_handle_error(mon, err);
         return;
@@ -522,11 +472,11 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
     }
     qobject_unref(addr);
     /* -a: every drive with a medium, under its own name. */
-    for (GList *l = drive_list(); l && !err && seen[0]; l = l->next) {
+    for (GList *l = drive_list(); l && !err && all; l = l->next) {
         DriveInfo *d = l->data;
 
         if (d->bs && *d->id) {
-            qobject_unref(qmp_nbd_server_add(drive_name(d), NULL, NULL, true, seen[1], NULL,
+            qobject_unref(qmp_nbd_server_add(drive_name(d), NULL, NULL, true, writable, NULL,
                                              &err));
             if (err) {
                 server_stop();
@@ -538,32 +488,24 @@ static void hmp_nbd_server_start(Monitor *mon, const QDict *qargs)
 
 static void hmp_nbd_server_add(Monitor *mon, const QDict *qargs)
 {
-    bool writable = false;
-    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_add", "w", &writable, 1, 2,
-                                    "block device name");
     Error *err = NULL;
     QObject *ret;
 
-    if (!w) {
-        return;
-    }
-    ret = qmp_nbd_server_add(w[0], w[1], NULL, true, writable, NULL, &err);
+    ret = qmp_nbd_server_add(qdict_get_try_str(qargs, "device"),
+                             qdict_get_try_str(qargs, "name"), NULL, true,
+                             qdict_get_try_bool(qargs, "writable", false), NULL, &err);
     hmp_typed_done(mon, ret, err);
 }
 
 static void hmp_nbd_server_remove(Monitor *mon, const QDict *qargs)
 {
-    bool force = false;
-    g_auto(GStrv) w = hmp_nbd_words(mon, qargs, "nbd_server_remove", "f", &force, 1, 1,
-                                    "string");
+    bool force = qdict_get_try_bool(qargs, "force", false);
     Error *err = NULL;
     QObject *ret;
 
-    if (!w) {
-        return;
-    }
-    ret = qmp_nbd_server_remove(w[0], true, force ? BLOCK_EXPORT_REMOVE_MODE_HARD
-                                                  : BLOCK_EXPORT_REMOVE_MODE_SAFE, &err);
+    ret = qmp_nbd_server_remove(qdict_get_try_str(qargs, "name"), true,
+                                force ? BLOCK_EXPORT_REMOVE_MODE_HARD
+                                      : BLOCK_EXPORT_REMOVE_MODE_SAFE, &err);
     hmp_typed_done(mon, ret, err);
 }
 
@@ -576,12 +518,12 @@ static void hmp_nbd_server_stop(Monitor *mon, const QDict *qargs)
 }
 
 static const HMPCommand hmp_cmds[] = {
-    { "nbd_server_start", "args:S?", "[-a] [-w] host:port",
+    { "nbd_server_start", "all:-a,writable:-w,uri:s", "[-a] [-w] host:port",
       "serve block devices on the given host and port (-a: every drive, -w: writable)",
       hmp_nbd_server_start },
-    { "nbd_server_add", "args:S?", "[-w] device [name]",
+    { "nbd_server_add", "writable:-w,device:B,name:s?", "[-w] device [name]",
       "export a block device over NBD (-w: writable)", hmp_nbd_server_add },
-    { "nbd_server_remove", "args:S?", "[-f] name",
+    { "nbd_server_remove", "force:-f,name:s", "[-f] name",
       "remove an export (-f: disconnect its clients)", hmp_nbd_server_remove },
     { "nbd_server_stop", "", "", "stop serving block devices using the NBD protocol",
       hmp_nbd_server_stop },

@@ -137,7 +137,51 @@ void hmp_usage_hint(Monitor *mon, const char *name)
     monitor_printf(mon, "Try \"help %s\" for more information\n", first);
 }
 
-/* Parses @rest per @cmd->args_type into @args; prints the problem on failure. */
+/* Whether a flag spec ("name:-c") after @specs[@i] takes the letter @c. */
+static bool later_flag(char **specs, int i, char c)
+{
+    for (int j = i + 1; specs[j]; j++) {
+        const char *type = strchr(specs[j], ':');
+
+        if (type && type[1] == '-' && type[2] == c) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * What QEMU says when the argument of type @type is missing (or, after
+ * "unterminated string", unreadable).
+ */
+static void missing_arg(Monitor *mon, const HMPCommand *cmd, const char *cmdname, char type)
+{
+    switch (type) {
+    case 'B':
+        monitor_printf(mon, "%s: block device name expected\n", cmdname);
+        break;
+    case 'o':
+        monitor_printf(mon, "invalid size\n");
+        break;
+    case 'F':
+        monitor_printf(mon, "%s: filename expected\n", cmdname);
+        break;
+    default:
+        monitor_printf(mon, "%s: string expected\n", cmdname);
+        break;
+    }
+    hmp_usage_hint(mon, cmd->name);
+}
+
+/*
+ * Parses @rest per @cmd->args_type into @args; prints the problem on failure.
+ * The types: s and F (a word; F a file name), B (a block device's name), S (the
+ * rest of the line), o (a size: MiB without suffix), and -c, QEMU's flag:
+ * "-c" at that place sets the argument true.  As in QEMU, flags are read
+ * one letter at a time in the order of the specs (so "-nf" is -n and then
+ * the word "f"), and a flag word whose letter is not this spec's is left
+ * to a later flag spec that takes it, or refused as an unsupported option.
+ */
 static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
                        const char *rest, QDict *args)
 {
@@ -152,11 +196,26 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
         bool bad = false;
         char *word;
 
+        if (type[0] == '-') {
+            while (*p == ' ' || *p == '\t') {
+                p++;
+            }
+            if (p[0] == '-' && p[1] && p[1] != ' ' && p[1] != '\t') {
+                if (p[1] == type[1]) {
+                    qdict_put_bool(args, nt[0], true);
+                    p += 2;
+                } else if (!later_flag(specs, i, p[1])) {
+                    monitor_printf(mon, "%s: unsupported option -%c\n", cmdname, p[1]);
+                    hmp_usage_hint(mon, cmd->name);
+                    return false;
+                }
+            }
+            continue;
+        }
         if (type[0] == 'S') {
             g_autofree char *all = g_strstrip(g_strdup(p));
             if (!*all && !optional) {
-                monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-                hmp_usage_hint(mon, cmd->name);
+                missing_arg(mon, cmd, cmdname, 'S');
                 return false;
             }
             if (*all) {
@@ -167,7 +226,8 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
         }
         word = next_word(&p, &bad);
         if (bad) {
-            monitor_printf(mon, "%s: unterminated string\n", cmdname);
+            monitor_printf(mon, "unterminated string\n");
+            missing_arg(mon, cmd, cmdname, type[0]);
             return false;
         }
         if (!word && optional) {
@@ -183,8 +243,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
              * number does: the rest of the word is the next argument's.
              */
             if (!w || qemu_strtosz_suffix(w, &end, 'M', &v) < 0 || v > INT64_MAX) {
-                monitor_printf(mon, "invalid size\n");
-                hmp_usage_hint(mon, cmd->name);
+                missing_arg(mon, cmd, cmdname, 'o');
                 return false;
             }
             if (*end) {
@@ -200,12 +259,7 @@ static bool parse_args(Monitor *mon, const HMPCommand *cmd, const char *cmdname,
             continue;
         }
         if (!word) {
-            if (type[0] == 'B') {
-                monitor_printf(mon, "%s: block device name expected\n", cmdname);
-            } else {
-                monitor_printf(mon, "%s: missing argument '%s'\n", cmdname, nt[0]);
-            }
-            hmp_usage_hint(mon, cmd->name);
+            missing_arg(mon, cmd, cmdname, type[0]);
             return false;
         }
         qdict_put_str(args, nt[0], word);
@@ -860,21 +914,16 @@ static void hmp_qemu_io(Monitor *mon, const QDict *args)
     void *old_opaque;
     BdrvUser *user = NULL;
 
-    if (!strcmp(device, "-d")) {
+    if (qdict_get_try_bool(args, "qdev", false)) {
         /*
          * qemu-io -d QDEV "command": the drive of a guest device, by its id
          * or by the path of its inner device (virtio-blk's "ID/virtio-backend").
          */
-        const char *qdev = cmd;
+        const char *qdev = device;
         g_autofree char *outer = g_strdup(qdev);
         DeviceState *dev = qdev_find(qdev);
         char *slash = strrchr(outer, '/');
 
-        cmd = qdict_get_try_str(args, "extra");
-        if (!cmd) {
-            monitor_printf(mon, "qemu-io: missing argument 'command'\n");
-            return;
-        }
         if (dev && dev->backend_path) {
             /* The drive is held by its inner device, which -d must name. */
             monitor_printf(mon, "Error: Device does not have a block device backend\n");
@@ -998,7 +1047,7 @@ static const HMPCommand builtin_cmds[] = {
     { "system_powerdown", "", "", "send system power down event", hmp_system_powerdown },
     { "drive_add", "pci_addr:s,opts:s", "\"\" [if=none][,id=name][,file=file][,format=f][,encrypt.key-secret=id]",
       "add drive to PCI storage controller (use \"\" and if=none)", hmp_drive_add },
-    { "drive_del", "id:s", "device", "remove host block device", hmp_drive_del },
+    { "drive_del", "id:B", "device", "remove host block device", hmp_drive_del },
     { "device_add", "device:S", "driver[,prop=value][,...]",
       "add device, like -device on the command line", hmp_device_add },
     { "device_del", "id:s", "device", "remove device", hmp_device_del },
@@ -1008,7 +1057,7 @@ static const HMPCommand builtin_cmds[] = {
     { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]", "create QOM object",
       hmp_object_add },
     { "object_del", "id:s", "id", "destroy QOM object", hmp_object_del },
-    { "qemu-io", "device:s,command:s,extra:s?", "[-d] device \"command\"",
+    { "qemu-io", "qdev:-d,device:B,command:s", "[-d] device \"command\"",
       "run a qemu-io command on a block device", hmp_qemu_io },
 };
 

@@ -42,85 +42,28 @@ static void hmp_run(Monitor *mon, const char *name, QDict *args)
     hmp_handle_error(mon, c.err);
 }
 
-/*
- * Splits "[-x] [-y] word word ..." into flags and words; an unknown flag
- * gets QEMU's message and NULL.
- */
-static char **hmp_split(Monitor *mon, const QDict *args, const char *command,
-                        const char *flags, bool *seen)
-{
-    const char *line = qdict_get_try_str(args, "args");
-    g_auto(GStrv) parts = NULL;
-    GPtrArray *words = g_ptr_array_new();
-    int n;
-
-    if (!g_shell_parse_argv(line && *line ? line : "\"\"", &n, &parts, NULL)) {
-        parts = g_new0(char *, 1);
-    }
-    for (char **p = parts; *p; p++) {
-        if ((*p)[0] == '-' && (*p)[1] && !(*p)[2] && words->len == 0) {
-            const char *f = strchr(flags, (*p)[1]);
-            if (!f) {
-                monitor_printf(mon, "%s: unsupported option %s\n", command, *p);
-                hmp_usage_hint(mon, command);
-                g_ptr_array_free(words, TRUE);
-                return NULL;
-            }
-            seen[f - flags] = true;
-            continue;
-        }
-        if (**p) {
-            g_ptr_array_add(words, g_strdup(*p));
-        }
-    }
-    g_ptr_array_add(words, NULL);
-    return (char **)g_ptr_array_free(words, FALSE);
-}
-
-/*
- * Whether @words has @min to @max words; else QEMU's message for a missing
- * device (or other string) or for too many words.
- */
-static bool hmp_count(Monitor *mon, const char *command, char **words, guint min,
-                      guint max)
-{
-    guint n = g_strv_length(words);
-
-    if (n < min) {
-        monitor_printf(mon, "%s: %s expected\n", command,
-                       n ? "string" : "block device name");
-    } else if (n > max) {
-        monitor_printf(mon, "%s: extraneous characters at the end of line\n", command);
-    } else {
-        return true;
-    }
-    hmp_usage_hint(mon, command);
-    return false;
-}
-
 static void hmp_drive_backup(Monitor *mon, const QDict *qargs)
 {
-    bool seen[2] = { false, false };    /* -n, -f */
-    g_auto(GStrv) w = hmp_split(mon, qargs, "drive_backup", "nf", seen);
-    QDict *args;
+    const char *format = qdict_get_try_str(qargs, "format");
+    QDict *args = qdict_new();
 
-    if (!w || !hmp_count(mon, "drive_backup", w, 2, 3)) {
-        return;
+    qdict_put_str(args, "device", qdict_get_try_str(qargs, "device"));
+    qdict_put_str(args, "target", qdict_get_try_str(qargs, "target"));
+    if (format) {
+        qdict_put_str(args, "format", format);
     }
-    args = qdict_new();
-    qdict_put_str(args, "device", w[0]);
-    qdict_put_str(args, "target", w[1]);
-    if (w[2]) {
-        qdict_put_str(args, "format", w[2]);
+    qdict_put_str(args, "sync", qdict_get_try_bool(qargs, "full", false) ? "full" : "top");
+    qdict_put_str(args, "mode", qdict_get_try_bool(qargs, "reuse", false)
+                                ? "existing" : "absolute-paths");
+    if (qdict_get_try_bool(qargs, "compress", false)) {
+        qdict_put_bool(args, "compress", true);
     }
-    qdict_put_str(args, "sync", seen[1] ? "full" : "top");
-    qdict_put_str(args, "mode", seen[0] ? "existing" : "absolute-paths");
     hmp_run(mon, "drive-backup", args);
 }
 
 /* drive-mirror's arguments, for its call under monitor_with_stdout(). */
 typedef struct HmpMirror {
-    char **w;                   /* device target [format] */
+    const char *device, *target, *format;
     bool existing, full;
     QObject *ret;
     Error *err;
@@ -130,7 +73,7 @@ static int hmp_drive_mirror_fn(void *opaque)
 {
     HmpMirror *m = opaque;
 
-    m->ret = qmp_drive_mirror(NULL, m->w[0], m->w[1], m->w[2], NULL,
+    m->ret = qmp_drive_mirror(NULL, m->device, m->target, m->format, NULL,
                               m->full ? MIRROR_SYNC_MODE_FULL : MIRROR_SYNC_MODE_TOP,
                               true, m->existing ? NEW_IMAGE_MODE_EXISTING
                                                 : NEW_IMAGE_MODE_ABSOLUTE_PATHS,
@@ -143,14 +86,14 @@ static int hmp_drive_mirror_fn(void *opaque)
 
 static void hmp_drive_mirror(Monitor *mon, const QDict *qargs)
 {
-    bool seen[2] = { false, false };    /* -n, -f */
-    g_auto(GStrv) w = hmp_split(mon, qargs, "drive_mirror", "nf", seen);
-    HmpMirror m = { .existing = seen[0], .full = seen[1] };
+    HmpMirror m = {
+        .device = qdict_get_try_str(qargs, "device"),
+        .target = qdict_get_try_str(qargs, "target"),
+        .format = qdict_get_try_str(qargs, "format"),
+        .existing = qdict_get_try_bool(qargs, "reuse", false),
+        .full = qdict_get_try_bool(qargs, "full", false),
+    };
 
-    if (!w || !hmp_count(mon, "drive_mirror", w, 2, 3)) {
-        return;
-    }
-    m.w = w;
     /* "Formatting ..." goes to the monitor. */
     monitor_with_stdout(mon, hmp_drive_mirror_fn, &m);
     qobject_unref(m.ret);
@@ -205,15 +148,11 @@ static void hmp_block_job_set_speed(Monitor *mon, const QDict *qargs)
 
 static void hmp_block_job_cancel(Monitor *mon, const QDict *qargs)
 {
-    bool seen[1] = { false };
-    g_auto(GStrv) w = hmp_split(mon, qargs, "block_job_cancel", "f", seen);
+    bool force = qdict_get_try_bool(qargs, "force", false);
     Error *err = NULL;
     QObject *ret;
 
-    if (!w || !hmp_count(mon, "block_job_cancel", w, 1, 1)) {
-        return;
-    }
-    ret = qmp_block_job_cancel(w[0], seen[0], seen[0], &err);
+    ret = qmp_block_job_cancel(qdict_get_try_str(qargs, "device"), force, force, &err);
     hmp_typed_done(mon, ret, err);
 }
 
@@ -231,20 +170,17 @@ HMP_JOB_VERB(hmp_block_job_pause, qmp_block_job_pause)
 HMP_JOB_VERB(hmp_block_job_resume, qmp_block_job_resume)
 HMP_JOB_VERB(hmp_block_job_complete, qmp_block_job_complete)
 
-/* block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP). */
+/*
+ * block_resize DEVICE SIZE: QMP's, for the drive only (as QEMU's HMP); the
+ * size is an HMP size (no suffix: MiB).
+ */
 static void hmp_block_resize(Monitor *mon, const QDict *args)
 {
-    const char *size = qdict_get_try_str(args, "size");
-    uint64_t bytes;
     Error *err = NULL;
     QObject *ret;
 
-    if (qemu_strtosz(size, NULL, &bytes) < 0 || bytes > INT64_MAX) {
-        monitor_printf(mon, "invalid size\n");
-        hmp_usage_hint(mon, "block_resize");
-        return;
-    }
-    ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL, (int64_t)bytes, &err);
+    ret = qmp_block_resize(qdict_get_try_str(args, "device"), NULL,
+                           qdict_get_try_int(args, "size", 0), &err);
     hmp_typed_done(mon, ret, err);
 }
 
@@ -293,17 +229,20 @@ static void hmp_info_block_jobs(Monitor *mon, const QDict *qargs)
 }
 
 static const HMPCommand hmp_cmds[] = {
-    { "block_resize", "device:s,size:s", "device size", "resize a block image",
+    { "block_resize", "device:B,size:o", "device size", "resize a block image",
       hmp_block_resize },
     { "block_set_io_throttle",
       "device:B,bps:s?,bps_rd:s?,bps_wr:s?,iops:s?,iops_rd:s?,iops_wr:s?",
       "device bps bps_rd bps_wr iops iops_rd iops_wr",
       "change I/O throttle limits for a block drive", hmp_block_set_io_throttle },
-    { "drive_backup", "args:S?", "[-n] [-f] device target [format]",
+    { "drive_backup", "reuse:-n,full:-f,compress:-c,device:B,target:s,format:s?",
+      "[-n] [-f] [-c] device target [format]",
       "initiates a point-in-time copy of a device into target (-n: target exists, "
-      "-f: the full chain, not only the top layer; format defaults to the device's)",
+      "-f: the full chain, not only the top layer, -c: compressed; format defaults "
+      "to the device's)",
       hmp_drive_backup },
-    { "drive_mirror", "args:S?", "[-n] [-f] device target [format]",
+    { "drive_mirror", "reuse:-n,full:-f,device:B,target:s,format:s?",
+      "[-n] [-f] device target [format]",
       "mirrors a device into target (-n: target exists, -f: the full chain)",
       hmp_drive_mirror },
     { "commit", "device:B", "device|all",
@@ -315,7 +254,7 @@ static const HMPCommand hmp_cmds[] = {
     { "block_job_set_speed", "device:B,speed:o", "device speed",
       "sets the speed limit of a block job in bytes per second (no suffix: MiB/s; B/K/M/G suffixes)",
       hmp_block_job_set_speed },
-    { "block_job_cancel", "args:S?", "[-f] device",
+    { "block_job_cancel", "force:-f,device:B", "[-f] device",
       "stops a block job (-f: a ready mirror too, without syncing)", hmp_block_job_cancel },
     { "block_job_complete", "device:B", "device", "completes a ready block job",
       hmp_block_job_complete },
