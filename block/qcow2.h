@@ -30,6 +30,12 @@
 #define QCOW2_MAX_SNAPSHOTS 65536
 /* The fixed part of a snapshot table entry, before its extra data, ID and name. */
 #define QCOW2_SNAPSHOT_MIN_ENTRY 40
+/* More extra data than any writer puts there: refused, so no reader allocates it. */
+#define QCOW2_SNAPSHOT_MAX_EXTRA 1024
+/* The extra data a version 3 entry must have (64-bit VM state size, disk size). */
+#define QCOW2_SNAPSHOT_EXTRA_V3 16
+/* What we write: VM state size, disk size, icount. */
+#define QCOW2_SNAPSHOT_EXTRA_OURS 24
 #define QCOW2_MAX_BACKING_NAME 1023
 
 /* Extended L2 entries: subclusters per cluster, and the smallest cluster size. */
@@ -94,6 +100,20 @@ typedef struct Qcow2UnknownExt {
     uint32_t len;
     uint8_t *data;
 } Qcow2UnknownExt;
+
+/*
+ * Where a fixed-width big-endian field lives inside an on-disk structure
+ * (its offset from the structure's start, its width: 1, 2, 4 or 8).  The
+ * header, snapshot table entries and bitmap directory entries each keep
+ * one table of these, the only place their offsets are written down.
+ */
+typedef struct Qcow2FieldLayout {
+    uint16_t off;
+    uint8_t len;
+} Qcow2FieldLayout;
+
+uint64_t qcow2_field_get(const uint8_t *base, Qcow2FieldLayout f);
+void qcow2_field_put(uint8_t *base, Qcow2FieldLayout f, uint64_t v);
 
 /* The backing format extension's limit: bs->backing_format's size, QEMU's too. */
 #define QCOW2_MAX_BACKING_FMT 16
@@ -420,6 +440,66 @@ static inline bool qcow2_has_data_file(const BDRVQcow2State *s)
 {
     return (s->incompat & QCOW2_INCOMPAT_DATA_FILE) != 0;
 }
+
+/*
+ * One entry of the snapshot table, decoded (block/qcow2-snapshot-table.c
+ * holds its layout).  The strings own their bytes and keep their on-disk
+ * lengths (NUL bytes inside included); the extra data is kept whole, and
+ * the known fields in it are decoded besides: vm_state_size falls back to
+ * the 32-bit field, disk_size to 0 and icount to -1 where the writer's
+ * extra data was too short to hold them.
+ */
+typedef struct Qcow2SnapshotEntry {
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint32_t vm_state_size_32;
+    uint32_t extra_size;
+    uint8_t *extra;
+    uint64_t vm_state_size;
+    uint64_t disk_size;
+    uint64_t icount;
+    uint16_t id_len;
+    uint16_t name_len;
+    char *id_str;
+    char *name;
+} Qcow2SnapshotEntry;
+
+/*
+ * How many bytes from @buf the entry there needs before it can be decoded,
+ * given @avail bytes are there: the fixed part first, then the whole entry
+ * (without its padding).
+ */
+size_t qcow2_snapshot_entry_need(const uint8_t *buf, size_t avail);
+/*
+ * Decodes entry @index (for messages, with the image's @filename) from the
+ * @avail bytes at @buf; *@len: its length with padding, where the next
+ * entry starts.  An entry that does not fit in @avail bytes, or has too
+ * much extra data, is refused with QEMU 7.2's message.
+ */
+int qcow2_snapshot_entry_decode(const uint8_t *buf, size_t avail, const char *filename,
+                                uint32_t index, Qcow2SnapshotEntry *e, size_t *len,
+                                Error **errp);
+size_t qcow2_snapshot_entry_encoded_len(const Qcow2SnapshotEntry *e);
+/* Writes @e's qcow2_snapshot_entry_encoded_len() bytes (padding zeroed) at @buf. */
+void qcow2_snapshot_entry_encode(const Qcow2SnapshotEntry *e, uint8_t *buf);
+/* The table's bytes for @entries (Qcow2SnapshotEntry*), its length in *@len. */
+uint8_t *qcow2_snapshot_table_encode(GPtrArray *entries, size_t *len);
+/* Whether the entry recorded the disk size (version 3 entries do). */
+bool qcow2_snapshot_entry_has_disk_size(const Qcow2SnapshotEntry *e);
+/* Grows (zero-filled) or cuts the extra data. */
+void qcow2_snapshot_entry_set_extra_size(Qcow2SnapshotEntry *e, uint32_t extra_size);
+void qcow2_snapshot_entry_info(const Qcow2SnapshotEntry *e, QEMUSnapshotInfo *info);
+void qcow2_snapshot_entry_free(gpointer e);
+/*
+ * Reads and decodes the whole snapshot table (@entries and @table_len may
+ * be NULL): the table is as untrusted as the header, and every snapshot
+ * operation starts here, so one broken entry fails them all alike.
+ */
+int qcow2_read_snapshot_table(BlockDriverState *bs, GPtrArray **entries, int64_t *table_len,
+                              Error **errp);
 
 typedef struct SnapshotL1 {
     int64_t l1_offset;
