@@ -232,7 +232,55 @@ void qcow2_bitmaps_ext_encode(const Qcow2BitmapsExt *in, Qcow2UnknownExt *e);
 bool qcow2_fde_ext_decode(const Qcow2UnknownExt *e, uint64_t *offset, uint64_t *length);
 void qcow2_fde_ext_encode(uint64_t offset, uint64_t length, Qcow2UnknownExt *e);
 
-typedef struct Qcow2BitmapEntry Qcow2BitmapEntry;
+/* The fixed part of a bitmap directory entry, before its extra data and name. */
+#define QCOW2_BME_ENTRY_HDR 24
+/* Bitmap directory entry flags. */
+#define QCOW2_BME_FLAG_IN_USE (1u << 0)
+#define QCOW2_BME_FLAG_AUTO (1u << 1)
+
+/*
+ * One entry of the bitmap directory, decoded (block/qcow2-bitmap-dir.c
+ * holds its layout), with the bitmap's table once it is read.
+ */
+typedef struct Qcow2BitmapEntry {
+    uint64_t table_offset;
+    uint32_t table_size;
+    uint32_t flags;
+    uint8_t type;
+    uint8_t gran_bits;
+    char *name;
+    uint8_t *extra;
+    uint32_t extra_size;
+    uint64_t *table;            /* host order, table_size entries (NULL: not read) */
+    bool keep;                  /* while storing: stays in the new directory */
+} Qcow2BitmapEntry;
+
+/* An entry's size in the directory, padding included. */
+uint64_t qcow2_bitmap_entry_size(size_t name_size, uint32_t extra_size);
+/*
+ * The fixed part of the entry at @buf (QCOW2_BME_ENTRY_HDR bytes, not
+ * checked) into @e, its name's size into *@name_size; returns the entry's
+ * size, where the next one starts.  For the check, which walks a broken
+ * directory as far as it can.
+ */
+uint64_t qcow2_bitmap_entry_decode_fixed(const uint8_t *buf, Qcow2BitmapEntry *e,
+                                         uint16_t *name_size);
+/*
+ * The @nb entries of the directory in @len bytes at @dir, or NULL with
+ * QEMU 7.2's refusal: an entry past the end, a name empty, too long, with
+ * a NUL or twice, a size that disagrees with the entries.
+ */
+GPtrArray *qcow2_bitmap_dir_decode(const uint8_t *dir, uint64_t len, uint32_t nb,
+                                   Error **errp);
+/* The directory's bytes for @entries (*@len: its size). */
+uint8_t *qcow2_bitmap_dir_encode(GPtrArray *entries, uint64_t *len);
+void qcow2_bitmap_entry_free(gpointer e);
+/* A bitmap table entry (host order): the data cluster, 0 for none. */
+uint64_t qcow2_bitmap_table_offset(uint64_t entry);
+/* No data cluster, and the bitmap's bits there are all set. */
+bool qcow2_bitmap_table_all_ones(uint64_t entry);
+/* No reserved bit, an aligned offset, the all-ones bit only without one. */
+bool qcow2_bitmap_table_entry_valid(uint64_t entry, uint32_t cluster_size);
 
 typedef struct Qcow2CacheEntry {
     int64_t offset;     /* 0: free slot */
