@@ -303,7 +303,7 @@ int qcow2_read_snapshot_table(BlockDriverState *bs, GPtrArray **entries, int64_t
     uint64_t in_file = file_len > s->snapshots_offset ? file_len - s->snapshots_offset : 0;
     g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_entry_free);
     g_autofree uint8_t *raw = g_malloc(1);
-    uint64_t have = 0, pos = 0;
+    uint64_t have = 0, pos = 0, cap = 1;
     int ret;
 
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
@@ -324,7 +324,11 @@ int qcow2_read_snapshot_table(BlockDriverState *bs, GPtrArray **entries, int64_t
                 break;
             }
             need = MIN(need, in_file);
-            raw = g_realloc(raw, need);
+            if (need > cap) {
+                /* Doubling: a table of many small entries is not copied once per entry. */
+                cap = MAX(need, MIN(cap * 2, in_file));
+                raw = g_realloc(raw, cap);
+            }
             ret = bdrv_pread(bs->file, s->snapshots_offset + have, need - have, raw + have, 0,
                              errp);
             if (ret < 0) {
