@@ -194,175 +194,240 @@ typedef struct NbdConfig {
 } NbdConfig;
 
 /*
+ * The option parsers below each take one group of options and answer
+ * OPT_TAKEN, OPT_NOT_MINE (another group's, or unknown) or OPT_FAILED
+ * (the error is reported).  getopt_long() hands options over one at a
+ * time, in command line order, so errors come out in that order whatever
+ * group an option belongs to.
+ */
+typedef enum OptResult {
+    OPT_FAILED = -1,
+    OPT_NOT_MINE,
+    OPT_TAKEN,
+} OptResult;
+
+/* A decimal number in [0, @max], all of @arg; false for anything else. */
+static bool parse_bounded(const char *arg, long max, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 0 || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/*
+ * Options we know but do not implement end the process at once: exit 1
+ * with a message naming the option, never a silently ignored setting.
+ */
+static void refuse_unsupported(int ch)
+{
+    switch (ch) {
+    case 'o':
+        refuse("--offset (exporting part of an image)");
+        break;
+    case 'B':
+        refuse("--bitmap (exporting a dirty bitmap)");
+        break;
+    case 'c':
+    case 'd':
+        refuse("The kernel NBD client (-c, -d)");
+        break;
+    case 'l':
+        refuse("--load-snapshot");
+        break;
+    case 'v':
+        refuse("--verbose");
+        break;
+    case 'T':
+        refuse("Tracing (-T)");
+        break;
+    case OPT_SELINUX:
+        refuse("--selinux-label");
+        break;
+    }
+}
+
+/* The modes of --aio, --discard and --detect-zeroes, checked against QEMU's values. */
+static OptResult parse_io_mode(int ch, const char *arg, NbdConfig *c)
+{
+    switch (ch) {
+    case OPT_AIO:
+        if (!strcmp(arg, "native") || !strcmp(arg, "io_uring")) {
+            error_report("aio mode '%s' is not supported yet (only 'threads')", arg);
+            return OPT_FAILED;
+        }
+        if (strcmp(arg, "threads")) {
+            error_report("Invalid aio mode '%s'", arg);
+            return OPT_FAILED;
+        }
+        return OPT_TAKEN;
+    case OPT_DISCARD:
+        if (strcmp(arg, "ignore") && strcmp(arg, "off") &&
+            strcmp(arg, "unmap") && strcmp(arg, "on")) {
+            error_report("Invalid discard mode `%s'", arg);
+            return OPT_FAILED;
+        }
+        c->discard = arg;
+        return OPT_TAKEN;
+    case OPT_DETECT_ZEROES:
+        if (strcmp(arg, "off") && strcmp(arg, "on") && strcmp(arg, "unmap")) {
+            error_report("Failed to parse detect_zeroes mode: invalid parameter value: %s",
+                         arg);
+            return OPT_FAILED;
+        }
+        c->detect_zeroes = arg;
+        return OPT_TAKEN;
+    }
+    return OPT_NOT_MINE;
+}
+
+/*
+ * Options about the exported image.  Each one sets c->device_opts, which
+ * list mode (-L, no image) uses to refuse them.
+ */
+static OptResult parse_image_option(int ch, const char *arg, NbdConfig *c)
+{
+    OptResult r = OPT_TAKEN;
+
+    switch (ch) {
+    case 'r':
+        c->readonly = true;
+        break;
+    case 'A':
+        c->allocation_depth = true;
+        break;
+    case 's':
+        c->snapshot = true;
+        break;
+    case 'n':
+        r = parse_cache("none", c->opts, &c->writethrough) ? OPT_TAKEN : OPT_FAILED;
+        break;
+    case OPT_CACHE:
+        r = parse_cache(arg, c->opts, &c->writethrough) ? OPT_TAKEN : OPT_FAILED;
+        break;
+    case 'f':
+        c->fmt = arg;
+        break;
+    default:
+        r = parse_io_mode(ch, arg, c);
+        break;
+    }
+    if (r == OPT_TAKEN) {
+        c->device_opts = true;
+    }
+    return r;
+}
+
+/* Where and how the server listens, and what it does around serving. */
+static OptResult parse_server_option(int ch, const char *arg, NbdConfig *c)
+{
+    Error *err = NULL;
+    long v;
+
+    switch (ch) {
+    case 'b':
+        c->bindto = arg;
+        break;
+    case 'p':
+        if (!parse_bounded(arg, 65535, &v)) {
+            error_report("Invalid port number `%s'", arg);
+            return OPT_FAILED;
+        }
+        c->port = arg;
+        break;
+    case 'k':
+        c->sockpath = arg;
+        if (c->sockpath[0] != '/') {
+            error_report("socket path must be absolute");
+            return OPT_FAILED;
+        }
+        break;
+    case 'L':
+        c->list = true;
+        break;
+    case 'e':
+        if (!parse_bounded(arg, INT_MAX, &v)) {
+            error_report("Invalid shared device number '%s'", arg);
+            return OPT_FAILED;
+        }
+        c->shared = v;
+        break;
+    case 't':
+        persistent = true;
+        break;
+    case 'x':
+        /* Its length (and -D's) is nbd_export_new()'s to check. */
+        c->export_name = arg;
+        break;
+    case 'D':
+        c->description = arg;
+        break;
+    case OPT_OBJECT:
+        if (!user_creatable_add_cmdline(arg, &err)) {
+            error_report_err(err);
+            return OPT_FAILED;
+        }
+        break;
+    case OPT_IMAGE_OPTS:
+        c->image_opts = true;
+        break;
+    case OPT_FORK:
+        c->do_fork = true;
+        break;
+    case OPT_PID_FILE:
+        c->pid_file = arg;
+        break;
+    case OPT_TLS_CREDS:
+        c->tls_creds_id = arg;
+        break;
+    case OPT_TLS_AUTHZ:
+        c->tls_authz = arg;
+        break;
+    case OPT_TLS_HOSTNAME:
+        c->tls_hostname = arg;
+        break;
+    default:
+        return OPT_NOT_MINE;
+    }
+    return OPT_TAKEN;
+}
+
+/*
  * Reads the options into @c.  False when the process ends here, with
  * *@exit_code set: 0 after --help or --version, 1 after an error.
  */
 static bool parse_options(int argc, char **argv, NbdConfig *c, int *exit_code)
 {
-    Error *err = NULL;
     int ch;
 
     *exit_code = 1;
     while ((ch = getopt_long(argc, argv, "hVb:p:k:o:rAB:c:dLsl:nf:te:vx:D:T:",
                              long_options, NULL)) != -1) {
-        switch (ch) {
-        case 'h':
-            usage(argv[0]);
+        OptResult r;
+
+        if (ch == 'h' || ch == 'V') {
+            if (ch == 'h') {
+                usage(argv[0]);
+            } else {
+                printf("%s " QEMU_VERSION "\n", error_get_progname());
+            }
             *exit_code = 0;
             return false;
-        case 'V':
-            printf("%s " QEMU_VERSION "\n", error_get_progname());
-            *exit_code = 0;
+        }
+        refuse_unsupported(ch);
+        r = parse_image_option(ch, optarg, c);
+        if (r == OPT_NOT_MINE) {
+            r = parse_server_option(ch, optarg, c);
+        }
+        if (r == OPT_FAILED) {
             return false;
-        case 'b':
-            c->bindto = optarg;
-            break;
-        case 'p': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-
-            if (*optarg == '\0' || *end || v < 0 || v > 65535) {
-                error_report("Invalid port number `%s'", optarg);
-                return false;
-            }
-            c->port = optarg;
-            break;
         }
-        case 'k':
-            c->sockpath = optarg;
-            if (c->sockpath[0] != '/') {
-                error_report("socket path must be absolute");
-                return false;
-            }
-            break;
-        case 'r':
-            c->readonly = true;
-            c->device_opts = true;
-            break;
-        case 'A':
-            c->allocation_depth = true;
-            c->device_opts = true;
-            break;
-        case 'L':
-            c->list = true;
-            break;
-        case 's':
-            c->snapshot = true;
-            c->device_opts = true;
-            break;
-        case 'n':
-            if (!parse_cache("none", c->opts, &c->writethrough)) {
-                return false;
-            }
-            c->device_opts = true;
-            break;
-        case OPT_CACHE:
-            if (!parse_cache(optarg, c->opts, &c->writethrough)) {
-                return false;
-            }
-            c->device_opts = true;
-            break;
-        case OPT_AIO:
-            if (!strcmp(optarg, "native") || !strcmp(optarg, "io_uring")) {
-                error_report("aio mode '%s' is not supported yet (only 'threads')", optarg);
-                return false;
-            }
-            if (strcmp(optarg, "threads")) {
-                error_report("Invalid aio mode '%s'", optarg);
-                return false;
-            }
-            c->device_opts = true;
-            break;
-        case OPT_DISCARD:
-            if (strcmp(optarg, "ignore") && strcmp(optarg, "off") &&
-                strcmp(optarg, "unmap") && strcmp(optarg, "on")) {
-                error_report("Invalid discard mode `%s'", optarg);
-                return false;
-            }
-            c->discard = optarg;
-            c->device_opts = true;
-            break;
-        case OPT_DETECT_ZEROES:
-            if (strcmp(optarg, "off") && strcmp(optarg, "on") && strcmp(optarg, "unmap")) {
-                error_report("Failed to parse detect_zeroes mode: invalid parameter value: %s",
-                             optarg);
-                return false;
-            }
-            c->detect_zeroes = optarg;
-            c->device_opts = true;
-            break;
-        case 'e': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-
-            if (*optarg == '\0' || *end || v < 0 || v > INT_MAX) {
-                error_report("Invalid shared device number '%s'", optarg);
-                return false;
-            }
-            c->shared = v;
-            break;
-        }
-        case 'f':
-            c->fmt = optarg;
-            c->device_opts = true;
-            break;
-        case 't':
-            persistent = true;
-            break;
-        case 'x':
-            /* Its length (and -D's) is nbd_export_new()'s to check. */
-            c->export_name = optarg;
-            break;
-        case 'D':
-            c->description = optarg;
-            break;
-        case OPT_OBJECT:
-            if (!user_creatable_add_cmdline(optarg, &err)) {
-                error_report_err(err);
-                return false;
-            }
-            break;
-        case OPT_IMAGE_OPTS:
-            c->image_opts = true;
-            break;
-        case OPT_FORK:
-            c->do_fork = true;
-            break;
-        case OPT_PID_FILE:
-            c->pid_file = optarg;
-            break;
-        case 'o':
-            refuse("--offset (exporting part of an image)");
-            break;
-        case 'B':
-            refuse("--bitmap (exporting a dirty bitmap)");
-            break;
-        case 'c':
-        case 'd':
-            refuse("The kernel NBD client (-c, -d)");
-            break;
-        case 'l':
-            refuse("--load-snapshot");
-            break;
-        case OPT_TLS_CREDS:
-            c->tls_creds_id = optarg;
-            break;
-        case OPT_TLS_AUTHZ:
-            c->tls_authz = optarg;
-            break;
-        case OPT_TLS_HOSTNAME:
-            c->tls_hostname = optarg;
-            break;
-        case 'v':
-            refuse("--verbose");
-            break;
-        case 'T':
-            refuse("Tracing (-T)");
-            break;
-        case OPT_SELINUX:
-            refuse("--selinux-label");
-            break;
-        default:
+        if (r == OPT_NOT_MINE) {
+            /* getopt_long() has named the unknown option or the missing argument. */
             error_printf("Try `%s --help' for more information.\n", argv[0]);
             return false;
         }

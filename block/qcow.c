@@ -111,51 +111,14 @@ static bool take_bool_option(QDict *options, const char *key, bool *out, Error *
     return true;
 }
 
-static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+/*
+ * The size and table geometry the header gave @s, checked, and the
+ * values derived from them.  The limits are QEMU 7.2's: an image it
+ * refuses, we refuse.
+ */
+static int check_geometry(BDRVQcowState *s, Error **errp)
 {
-    BDRVQcowState *s = bs->opaque;
-    const char *fn = bs->filename;
-    uint8_t h[QCOW_HEADER_SIZE];
-    int64_t file_len = bdrv_getlength_exact(bs->file);
-    uint64_t backing_offset, l1_bytes, shift_size;
-    uint32_t version, backing_len;
-    g_autofree char *efmt = NULL;
-    int ret;
-
-    if (file_len < 0) {
-        error_setg_errno(errp, (int)-file_len, "Could not get the size of '%s'", fn);
-        return (int)file_len;
-    }
-    if (file_len < QCOW_HEADER_SIZE) {
-        error_setg(errp, "Could not open '%s': the file is too short (%" PRId64
-                   " bytes) to hold a qcow header", fn, file_len);
-        return -EINVAL;
-    }
-    ret = bdrv_pread(bs->file, 0, QCOW_HEADER_SIZE, h, 0, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    /* The header checks below fail in QEMU 7.2's words. */
-    if (ldl_be_p(h) != QCOW_MAGIC) {
-        error_setg(errp, "Image not in qcow format");
-        return -EINVAL;
-    }
-    version = ldl_be_p(h + 4);
-    if (version != QCOW_VERSION) {
-        error_setg(errp, "qcow (v%d) does not support qcow version %" PRIu32,
-                   QCOW_VERSION, version);
-        if (version == 2 || version == 3) {
-            error_append_hint(errp, "Try the 'qcow2' driver instead.\n");
-        }
-        return -ENOTSUP;
-    }
-    backing_offset = ldq_be_p(h + 8);
-    backing_len = ldl_be_p(h + 16);
-    s->size = ldq_be_p(h + 24);
-    s->cluster_bits = h[32];
-    s->l2_bits = h[33];
-    s->crypt_method = ldl_be_p(h + 36);
-    s->l1_table_offset = ldq_be_p(h + 40);
+    uint64_t shift_size;
 
     if (s->size <= 1) {
         error_setg(errp, "Image size is too small (must be at least 2 bytes)");
@@ -177,94 +140,195 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     s->l2_size = 1 << s->l2_bits;
     s->cluster_offset_mask = (1ULL << (63 - s->cluster_bits)) - 1;
     shift_size = 1ULL << (s->cluster_bits + s->l2_bits);
+    /* The L1 size computed from it (l1_table_bytes()) must not overflow. */
     if (s->size > (uint64_t)INT64_MAX - shift_size) {
         error_setg(errp, "Image too large");
         return -EFBIG;
     }
-    l1_bytes = DIV_ROUND_UP(s->size, shift_size) * sizeof(uint64_t);
-    /* The L1 table must lie in the file; that also bounds what we allocate. */
+    return 0;
+}
+
+/* Wide: a corrupt size asks for more than 32 bits of entries, refused by load_l1_table(). */
+static uint64_t l1_table_bytes(const BDRVQcowState *s)
+{
+    return DIV_ROUND_UP(s->size, 1ULL << (s->cluster_bits + s->l2_bits)) * sizeof(uint64_t);
+}
+
+/*
+ * The L1 table, into host order.  It must lie in the file: that also
+ * bounds what a corrupt header can make us allocate.
+ */
+static int load_l1_table(BlockDriverState *bs, int64_t file_len, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint64_t l1_bytes = l1_table_bytes(s);
+    int ret;
+
     if (s->l1_table_offset > (uint64_t)file_len ||
         l1_bytes > (uint64_t)file_len - s->l1_table_offset) {
         error_setg(errp, "Could not open '%s': the L1 table (offset %" PRIu64 ", %" PRIu64
                    " bytes) extends beyond the end of the file (%" PRId64 " bytes); "
                    "the image is truncated or its header is corrupt",
-                   fn, s->l1_table_offset, l1_bytes, file_len);
+                   bs->filename, s->l1_table_offset, l1_bytes, file_len);
         return -EINVAL;
     }
     s->l1_size = (uint32_t)(l1_bytes / sizeof(uint64_t));
     s->l1_table = g_try_malloc0(MAX(l1_bytes, 1));
     if (!s->l1_table) {
-        error_setg(errp, "Could not open '%s': cannot allocate the L1 table", fn);
+        error_setg(errp, "Could not open '%s': cannot allocate the L1 table", bs->filename);
         return -ENOMEM;
     }
     if (l1_bytes) {
         ret = bdrv_pread(bs->file, s->l1_table_offset, l1_bytes, s->l1_table, 0, errp);
         if (ret < 0) {
-            goto fail;
+            return ret;
         }
     }
     for (uint32_t i = 0; i < s->l1_size; i++) {
         s->l1_table[i] = be64toh(s->l1_table[i]);
     }
+    return 0;
+}
 
-    if (backing_offset) {
-        if (backing_len > QCOW_BACKING_NAME_MAX) {
-            error_setg(errp, "Backing file name too long");
-            ret = -EINVAL;
-            goto fail;
-        }
-        if (backing_offset > (uint64_t)file_len ||
-            backing_len > (uint64_t)file_len - backing_offset) {
-            error_setg(errp, "Could not open '%s': the backing file name lies beyond the end "
-                       "of the file", fn);
-            ret = -EINVAL;
-            goto fail;
-        }
-        if (backing_len) {
-            ret = bdrv_pread(bs->file, backing_offset, backing_len, bs->backing_file, 0, errp);
-            if (ret < 0) {
-                goto fail;
-            }
-        }
-        bs->backing_file[backing_len] = 0;
-        if (memchr(bs->backing_file, 0, backing_len)) {
-            error_setg(errp, "Could not open '%s': the backing file name contains a NUL byte",
-                       fn);
-            ret = -EINVAL;
-            goto fail;
+/* The backing file name, if the header names one; it must lie in the file. */
+static int load_backing_name(BlockDriverState *bs, uint64_t offset, uint32_t len,
+                             int64_t file_len, Error **errp)
+{
+    int ret;
+
+    if (!offset) {
+        return 0;
+    }
+    if (len > QCOW_BACKING_NAME_MAX) {
+        error_setg(errp, "Backing file name too long");
+        return -EINVAL;
+    }
+    if (offset > (uint64_t)file_len || len > (uint64_t)file_len - offset) {
+        error_setg(errp, "Could not open '%s': the backing file name lies beyond the end "
+                   "of the file", bs->filename);
+        return -EINVAL;
+    }
+    if (len) {
+        ret = bdrv_pread(bs->file, offset, len, bs->backing_file, 0, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
+    bs->backing_file[len] = 0;
+    /* A name cut at a NUL would open some other file as the backing file. */
+    if (memchr(bs->backing_file, 0, len)) {
+        error_setg(errp, "Could not open '%s': the backing file name contains a NUL byte",
+                   bs->filename);
+        return -EINVAL;
+    }
+    return 0;
+}
 
-    s->cluster_buf = g_malloc(s->cluster_size);
-    s->cdata = g_malloc(s->cluster_size);
-    s->file_end = file_len;
+/*
+ * The encrypt.* open options.  As in QEMU 7.2 they say how to unlock the
+ * image if it is encrypted (one --image-opts spec serves plain images
+ * too); a format given must match the header's.  The key itself comes
+ * later, from the core (qcow_set_key()).
+ */
+static int take_encrypt_options(BlockDriverState *bs, QDict *options, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    g_autofree char *efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
 
-    /* Options */
-    efmt = g_strdup(qdict_get_try_str(options, "encrypt.format"));
     if (!take_bool_option(options, "encrypt.skip-key-check", &s->skip_key_check, errp)) {
-        ret = -EINVAL;
-        goto fail;
+        return -EINVAL;
     }
     qdict_del(options, "encrypt.format");
-    /*
-     * As in QEMU 7.2, the key options say how to unlock the image if it is
-     * encrypted (one --image-opts spec serves plain images too); a format
-     * must match.
-     */
     if (efmt && s->crypt_method != QCOW_CRYPT_AES) {
         error_setg(errp, "No encryption in image header, but options specified format '%s'",
                    efmt);
-        ret = -EINVAL;
-        goto fail;
+        return -EINVAL;
     }
     if (efmt && strcmp(efmt, "aes")) {
         error_setg(errp, "Header reported 'aes' encryption format but options specify '%s'",
                    efmt);
-        ret = -EINVAL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Reads the header and checks it, in QEMU 7.2's words and order; fills
+ * the geometry of @s and the backing file name's place.  Everything later
+ * (the L1 table's size, the cluster masks) is derived from fields checked
+ * here, so nothing after this step sees an untrusted size.
+ */
+static int read_header(BlockDriverState *bs, int64_t file_len, uint64_t *backing_offset,
+                       uint32_t *backing_len, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    uint8_t h[QCOW_HEADER_SIZE];
+    uint32_t version;
+    int ret;
+
+    if (file_len < QCOW_HEADER_SIZE) {
+        error_setg(errp, "Could not open '%s': the file is too short (%" PRId64
+                   " bytes) to hold a qcow header", bs->filename, file_len);
+        return -EINVAL;
+    }
+    ret = bdrv_pread(bs->file, 0, QCOW_HEADER_SIZE, h, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ldl_be_p(h) != QCOW_MAGIC) {
+        error_setg(errp, "Image not in qcow format");
+        return -EINVAL;
+    }
+    version = ldl_be_p(h + 4);
+    if (version != QCOW_VERSION) {
+        error_setg(errp, "qcow (v%d) does not support qcow version %" PRIu32,
+                   QCOW_VERSION, version);
+        if (version == 2 || version == 3) {
+            error_append_hint(errp, "Try the 'qcow2' driver instead.\n");
+        }
+        return -ENOTSUP;
+    }
+    *backing_offset = ldq_be_p(h + 8);
+    *backing_len = ldl_be_p(h + 16);
+    s->size = ldq_be_p(h + 24);
+    s->cluster_bits = h[32];
+    s->l2_bits = h[33];
+    s->crypt_method = ldl_be_p(h + 36);
+    s->l1_table_offset = ldq_be_p(h + 40);
+    return check_geometry(s, errp);
+}
+
+static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
+    int64_t file_len = bdrv_getlength_exact(bs->file);
+    uint64_t backing_offset;
+    uint32_t backing_len;
+    int ret;
+
+    if (file_len < 0) {
+        error_setg_errno(errp, (int)-file_len, "Could not get the size of '%s'", bs->filename);
+        return (int)file_len;
+    }
+    ret = read_header(bs, file_len, &backing_offset, &backing_len, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = load_l1_table(bs, file_len, errp);
+    if (ret < 0) {
         goto fail;
     }
-
-    /* The key, if one was named, comes from the core (qcow_set_key()). */
+    ret = load_backing_name(bs, backing_offset, backing_len, file_len, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    s->cluster_buf = g_malloc(s->cluster_size);
+    s->cdata = g_malloc(s->cluster_size);
+    s->file_end = file_len;
+    ret = take_encrypt_options(bs, options, errp);
+    if (ret < 0) {
+        goto fail;
+    }
     if (s->crypt_method == QCOW_CRYPT_AES) {
         bs->encrypted = true;
         bs->key_kind = BDRV_KEY_PASSWORD;
@@ -274,7 +338,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
 
 fail:
     qcow_free_state(s);
-    return ret < 0 ? ret : -EINVAL;
+    return ret;
 }
 
 static void qcow_close(BlockDriverState *bs)

@@ -35,8 +35,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-#define BME_FLAG_IN_USE (1u << 0)
-#define BME_FLAG_AUTO (1u << 1)
 /*
  * Bit 2 (extra_data_compatible) is in the spec, but QEMU 7.2 refuses it as
  * reserved, as it refuses extra data: so do we (iotest 242).
@@ -50,34 +48,6 @@
 #define BME_MAX_DIR_SIZE (64 * MiB)
 #define BME_MAX_TABLE_SIZE 0x8000000u
 #define BME_MAX_PHYS_SIZE (512 * MiB)
-#define BME_TABLE_RESERVED_MASK 0xff000000000001feULL
-#define BME_TABLE_OFFSET_MASK 0x00fffffffffffe00ULL
-
-/* The fixed part of a directory entry. */
-#define BME_ENTRY_HDR 24
-
-struct Qcow2BitmapEntry {
-    uint64_t table_offset;
-    uint32_t table_size;
-    uint32_t flags;
-    uint8_t type;
-    uint8_t gran_bits;
-    char *name;
-    uint8_t *extra;
-    uint32_t extra_size;
-    uint64_t *table;            /* host order, table_size entries (NULL: not read) */
-    bool keep;                  /* while storing: stays in the new directory */
-};
-
-static void entry_free(gpointer p)
-{
-    Qcow2BitmapEntry *e = p;
-
-    g_free(e->name);
-    g_free(e->extra);
-    g_free(e->table);
-    g_free(e);
-}
 
 void qcow2_bitmaps_free(BDRVQcow2State *s)
 {
@@ -99,11 +69,6 @@ static Qcow2BitmapEntry *entry_copy(const Qcow2BitmapEntry *o)
     e->extra = g_memdup2(o->extra, o->extra_size);
     e->table = o->table ? g_memdup2(o->table, (size_t)MAX(o->table_size, 1) * 8) : NULL;
     return e;
-}
-
-static uint64_t entry_size(size_t name_size, uint32_t extra_size)
-{
-    return QEMU_ALIGN_UP(BME_ENTRY_HDR + (uint64_t)extra_size + name_size, 8);
 }
 
 /* The bitmaps extension among the kept extensions, or NULL. */
@@ -170,97 +135,6 @@ static bool entry_constraints_ok(BlockDriverState *bs, const Qcow2BitmapEntry *e
            !e->extra_size;
 }
 
-/* Parses the directory (@nb entries in @len bytes of @dir). */
-static GPtrArray *parse_dir(BlockDriverState *bs, const uint8_t *dir, uint64_t len,
-                            uint32_t nb, Error **errp)
-{
-    g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(entry_free);
-    uint64_t pos = 0;
-
-    for (uint32_t i = 0; i < nb; i++) {
-        Qcow2BitmapEntry *e;
-        uint16_t name_size;
-        uint64_t esize;
-
-        if (len - pos < BME_ENTRY_HDR) {
-            error_setg(errp, "Bitmap directory is too short for its %u bitmaps", nb);
-            return NULL;
-        }
-        name_size = ldw_be_p(dir + pos + 18);
-        esize = entry_size(name_size, ldl_be_p(dir + pos + 20));
-        if (name_size == 0 || name_size > BDRV_BITMAP_MAX_NAME_SIZE ||
-            esize > len - pos) {
-            error_setg(errp, "Bitmap directory entry %u is invalid", i);
-            return NULL;
-        }
-        e = g_new0(Qcow2BitmapEntry, 1);
-        e->table_offset = ldq_be_p(dir + pos);
-        e->table_size = ldl_be_p(dir + pos + 8);
-        e->flags = ldl_be_p(dir + pos + 12);
-        e->type = dir[pos + 16];
-        e->gran_bits = dir[pos + 17];
-        e->extra_size = ldl_be_p(dir + pos + 20);
-        e->extra = g_memdup2(dir + pos + BME_ENTRY_HDR, e->extra_size);
-        e->name = g_strndup((const char *)dir + pos + BME_ENTRY_HDR + e->extra_size,
-                            name_size);
-        g_ptr_array_add(entries, e);
-        if (strlen(e->name) != name_size) {
-            error_setg(errp, "Bitmap name contains a NUL byte");
-            return NULL;
-        }
-        for (uint32_t j = 0; j < i; j++) {
-            if (!strcmp(((Qcow2BitmapEntry *)g_ptr_array_index(entries, j))->name,
-                        e->name)) {
-                error_setg(errp, "Duplicate bitmap name '%s' in the bitmap directory",
-                           e->name);
-                return NULL;
-            }
-        }
-        pos += esize;
-    }
-    if (pos != len) {
-        error_setg(errp, "Bitmap directory size does not match its entries");
-        return NULL;
-    }
-    return g_steal_pointer(&entries);
-}
-
-/*
- * The directory's bytes for @entries (*@len: its size).  Each entry is
- * padded to 8 bytes, as the spec requires, so that the next entry's
- * fields stay aligned.
- */
-static uint8_t *encode_dir(GPtrArray *entries, uint64_t *len)
-{
-    uint64_t total = 0, pos = 0;
-    uint8_t *dir;
-
-    for (guint i = 0; i < entries->len; i++) {
-        Qcow2BitmapEntry *e = g_ptr_array_index(entries, i);
-        total += entry_size(strlen(e->name), e->extra_size);
-    }
-    dir = g_malloc0(MAX(total, 1));
-    for (guint i = 0; i < entries->len; i++) {
-        Qcow2BitmapEntry *e = g_ptr_array_index(entries, i);
-        size_t nl = strlen(e->name);
-
-        stq_be_p(dir + pos, e->table_offset);
-        stl_be_p(dir + pos + 8, e->table_size);
-        stl_be_p(dir + pos + 12, e->flags);
-        dir[pos + 16] = e->type;
-        dir[pos + 17] = e->gran_bits;
-        stw_be_p(dir + pos + 18, nl);
-        stl_be_p(dir + pos + 20, e->extra_size);
-        if (e->extra_size) {
-            memcpy(dir + pos + BME_ENTRY_HDR, e->extra, e->extra_size);
-        }
-        memcpy(dir + pos + BME_ENTRY_HDR + e->extra_size, e->name, nl);
-        pos += entry_size(nl, e->extra_size);
-    }
-    *len = total;
-    return dir;
-}
-
 /*
  * Reads a bitmap's table into e->table (host order).  Every entry is
  * checked (reserved bits, alignment, the all-ones flag only without an
@@ -283,11 +157,9 @@ static int read_table(BlockDriverState *bs, Qcow2BitmapEntry *e, Error **errp)
     }
     for (uint32_t i = 0; i < e->table_size; i++) {
         uint64_t v = be64toh(e->table[i]);
-        uint64_t off = v & BME_TABLE_OFFSET_MASK;
 
         e->table[i] = v;
-        if ((v & BME_TABLE_RESERVED_MASK) || (off & (s->cluster_size - 1)) ||
-            (off && (v & 1))) {
+        if (!qcow2_bitmap_table_entry_valid(v, s->cluster_size)) {
             error_setg(errp, "Bitmap '%s': bitmap table entry %u is invalid", e->name, i);
             return -EINVAL;
         }
@@ -307,11 +179,11 @@ static int load_data(BlockDriverState *bs, Qcow2BitmapEntry *e, BdrvDirtyBitmap 
     for (uint32_t i = 0; i < e->table_size; i++) {
         uint64_t first = i * bits_per_cluster;
         uint64_t n = MIN(bits_per_cluster, nb_bits - MIN(first, nb_bits));
-        uint64_t off = e->table[i] & BME_TABLE_OFFSET_MASK;
+        uint64_t off = qcow2_bitmap_table_offset(e->table[i]);
         int ret;
 
         if (!off) {
-            if (e->table[i] & 1) {
+            if (qcow2_bitmap_table_all_ones(e->table[i])) {
                 bdrv_dirty_bitmap_fill_bits(bm, first, n);
             }
             continue;
@@ -380,7 +252,7 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
                    nb ? "more than the maximum of 65535" : "invalid");
         return -EINVAL;
     }
-    if (dir_size > BME_MAX_DIR_SIZE || dir_size < BME_ENTRY_HDR) {
+    if (dir_size > BME_MAX_DIR_SIZE || dir_size < QCOW2_BME_ENTRY_HDR) {
         error_setg(errp, "bitmaps_ext: Bitmap directory size (%" PRIu64 ") is invalid",
                    dir_size);
         return -EINVAL;
@@ -396,7 +268,7 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
         error_prepend(errp, "Could not read the bitmap directory: ");
         return ret;
     }
-    s->bm_entries = parse_dir(bs, dir, dir_size, nb, errp);
+    s->bm_entries = qcow2_bitmap_dir_decode(dir, dir_size, nb, errp);
     if (!s->bm_entries) {
         return -EINVAL;
     }
@@ -428,12 +300,12 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
             return -EINVAL;
         }
         bdrv_dirty_bitmap_set_persistence(bm, true);
-        if (e->flags & BME_FLAG_IN_USE) {
+        if (e->flags & QCOW2_BME_FLAG_IN_USE) {
             /* Its last writer did not store it: what it holds is unknown. */
             bdrv_dirty_bitmap_set_inconsistent(bm);
             bdrv_dirty_bitmap_set_enabled(bm, false);
         } else {
-            bdrv_dirty_bitmap_set_enabled(bm, (e->flags & BME_FLAG_AUTO) != 0);
+            bdrv_dirty_bitmap_set_enabled(bm, (e->flags & QCOW2_BME_FLAG_AUTO) != 0);
             ret = load_data(bs, e, bm, errp);
             if (ret < 0) {
                 return ret;
@@ -451,7 +323,7 @@ static int write_dir_in_place(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t len;
-    g_autofree uint8_t *dir = encode_dir(s->bm_entries, &len);
+    g_autofree uint8_t *dir = qcow2_bitmap_dir_encode(s->bm_entries, &len);
     int ret;
 
     g_assert(len == s->bm_dir_size);
@@ -481,8 +353,8 @@ int qcow2_bitmaps_mark_in_use(BlockDriverState *bs, Error **errp)
         if (bm) {
             bdrv_dirty_bitmap_set_readonly(bm, false);
         }
-        if (!(e->flags & BME_FLAG_IN_USE)) {
-            e->flags |= BME_FLAG_IN_USE;
+        if (!(e->flags & QCOW2_BME_FLAG_IN_USE)) {
+            e->flags |= QCOW2_BME_FLAG_IN_USE;
             changed = true;
         }
     }
@@ -515,7 +387,7 @@ static void free_entry_clusters(BlockDriverState *bs, Qcow2BitmapEntry *e)
     BDRVQcow2State *s = bs->opaque;
 
     for (uint32_t i = 0; e->table && i < e->table_size; i++) {
-        uint64_t off = e->table[i] & BME_TABLE_OFFSET_MASK;
+        uint64_t off = qcow2_bitmap_table_offset(e->table[i]);
         if (off) {
             qcow2_free_clusters(bs, off, s->cluster_size, QCOW2_DISCARD_ALWAYS);
         }
@@ -552,7 +424,7 @@ static int store_one(BlockDriverState *bs, BdrvDirtyBitmap *bm, Qcow2BitmapEntry
     e->type = BME_TYPE_DIRTY_TRACKING;
     e->gran_bits = __builtin_ctz(bdrv_dirty_bitmap_granularity(bm));
     e->name = g_strdup(bdrv_dirty_bitmap_name(bm));
-    e->flags = bdrv_dirty_bitmap_enabled(bm) ? BME_FLAG_AUTO : 0;
+    e->flags = bdrv_dirty_bitmap_enabled(bm) ? QCOW2_BME_FLAG_AUTO : 0;
     e->table_size = table_entries(s, s->size, e->gran_bits);
     e->table = g_new0(uint64_t, MAX(e->table_size, 1));
 
@@ -602,7 +474,7 @@ static int store_one(BlockDriverState *bs, BdrvDirtyBitmap *bm, Qcow2BitmapEntry
 int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(entry_free);
+    g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
     g_autoptr(GPtrArray) old = s->bm_entries;
     g_autoptr(GPtrArray) order = g_ptr_array_new();   /* BdrvDirtyBitmap*, as stored */
     g_autoptr(GPtrArray) fresh = g_ptr_array_new();
@@ -662,7 +534,7 @@ int qcow2_store_bitmaps(BlockDriverState *bs, Error **errp)
         }
     }
     if (entries->len) {
-        g_autofree uint8_t *dir = encode_dir(entries, &dir_len);
+        g_autofree uint8_t *dir = qcow2_bitmap_dir_encode(entries, &dir_len);
 
         dir_off = qcow2_alloc_clusters(bs, DIV_ROUND_UP(dir_len, s->cluster_size), errp);
         if (dir_off < 0) {
@@ -739,14 +611,14 @@ bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
          bm = bdrv_dirty_bitmap_next(bs, bm)) {
         if (bdrv_dirty_bitmap_get_persistence(bm) && bdrv_dirty_bitmap_name(bm)) {
             nb++;
-            dir += entry_size(strlen(bdrv_dirty_bitmap_name(bm)), 0);
+            dir += qcow2_bitmap_entry_size(strlen(bdrv_dirty_bitmap_name(bm)), 0);
         }
     }
     if (nb >= BME_MAX_BITMAPS) {
         error_setg(errp, "Maximum number of persistent bitmaps is already reached");
         goto fail;
     }
-    if (dir + entry_size(strlen(name), 0) > BME_MAX_DIR_SIZE) {
+    if (dir + qcow2_bitmap_entry_size(strlen(name), 0) > BME_MAX_DIR_SIZE) {
         error_setg(errp, "Not enough space in the bitmap directory");
         goto fail;
     }
@@ -779,10 +651,10 @@ json_t *qcow2_bitmaps_info(BlockDriverState *bs)
         QDict *info = qdict_new();
         json_t *flags = json_array();
 
-        if (e->flags & BME_FLAG_IN_USE) {
+        if (e->flags & QCOW2_BME_FLAG_IN_USE) {
             json_array_append_new(flags, json_string("in-use"));
         }
-        if (e->flags & BME_FLAG_AUTO) {
+        if (e->flags & QCOW2_BME_FLAG_AUTO) {
             json_array_append_new(flags, json_string("auto"));
         }
         qdict_put_obj(info, "flags", flags);

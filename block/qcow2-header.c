@@ -21,10 +21,7 @@
  * Where each fixed field lives (docs/qcow2.md; the spec's table).  Widths
  * are 1, 4 or 8 bytes; all big-endian.
  */
-static const struct {
-    uint8_t off;
-    uint8_t len;
-} field_layout[QCOW2_HF__MAX] = {
+static const Qcow2FieldLayout field_layout[QCOW2_HF__MAX] = {
     [QCOW2_HF_MAGIC]                   = { 0, 4 },
     [QCOW2_HF_VERSION]                 = { 4, 4 },
     [QCOW2_HF_BACKING_FILE_OFFSET]     = { 8, 8 },
@@ -80,17 +77,19 @@ uint8_t *qcow2_feature_table(size_t *len)
 }
 
 /*
- * One field of the fixed header from @buf, which holds the header from
- * byte 0.  All reads of fixed fields go through here and field_layout[],
- * so the offsets exist once.
+ * Every on-disk structure the driver decodes through a layout table (this
+ * header, snapshot table entries, bitmap directory entries) reads and
+ * writes its fields through these two: widths 1, 2, 4 or 8, big-endian.
  */
-static uint64_t get_field(const uint8_t *buf, Qcow2HeaderField f)
+uint64_t qcow2_field_get(const uint8_t *base, Qcow2FieldLayout f)
 {
-    const uint8_t *p = buf + field_layout[f].off;
+    const uint8_t *p = base + f.off;
 
-    switch (field_layout[f].len) {
+    switch (f.len) {
     case 1:
         return *p;
+    case 2:
+        return ldw_be_p(p);
     case 4:
         return ldl_be_p(p);
     default:
@@ -98,14 +97,17 @@ static uint64_t get_field(const uint8_t *buf, Qcow2HeaderField f)
     }
 }
 
-/* The counterpart of get_field(): values wider than the field are cut, as on disk. */
-static void put_field(uint8_t *buf, Qcow2HeaderField f, uint64_t v)
+/* The counterpart of qcow2_field_get(): values wider than the field are cut, as on disk. */
+void qcow2_field_put(uint8_t *base, Qcow2FieldLayout f, uint64_t v)
 {
-    uint8_t *p = buf + field_layout[f].off;
+    uint8_t *p = base + f.off;
 
-    switch (field_layout[f].len) {
+    switch (f.len) {
     case 1:
         *p = v;
+        break;
+    case 2:
+        stw_be_p(p, v);
         break;
     case 4:
         stl_be_p(p, v);
@@ -114,6 +116,21 @@ static void put_field(uint8_t *buf, Qcow2HeaderField f, uint64_t v)
         stq_be_p(p, v);
         break;
     }
+}
+
+/*
+ * One field of the fixed header from @buf, which holds the header from
+ * byte 0.  All reads of fixed fields go through here and field_layout[],
+ * so the offsets exist once.
+ */
+static uint64_t get_field(const uint8_t *buf, Qcow2HeaderField f)
+{
+    return qcow2_field_get(buf, field_layout[f]);
+}
+
+static void put_field(uint8_t *buf, Qcow2HeaderField f, uint64_t v)
+{
+    qcow2_field_put(buf, field_layout[f], v);
 }
 
 /* The value @h holds for field @f. */

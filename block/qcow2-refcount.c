@@ -1823,14 +1823,17 @@ static int check_bitmaps(CheckState *cs, Error **errp)
         cs->res->check_errors++;
         return ret;
     }
-    for (uint64_t pos = 0; nb > 0 && pos + 24 <= dir_size; nb--) {
-        uint64_t toff = ldq_be_p(dir + pos);
-        uint32_t tsize = ldl_be_p(dir + pos + 8);
-        uint16_t name_size = ldw_be_p(dir + pos + 18);
-        uint32_t extra = ldl_be_p(dir + pos + 20);
+    /* Only the fixed parts: a directory too broken to load still has tables to count. */
+    for (uint64_t pos = 0; nb > 0 && pos + QCOW2_BME_ENTRY_HDR <= dir_size; nb--) {
+        Qcow2BitmapEntry e;
+        uint16_t name_size;
+        uint64_t toff;
+        uint32_t tsize;
         g_autofree uint64_t *table = NULL;
 
-        pos = QEMU_ALIGN_UP(pos + 24 + (uint64_t)extra + name_size, 8);
+        pos += qcow2_bitmap_entry_decode_fixed(dir + pos, &e, &name_size);
+        toff = e.table_offset;
+        tsize = e.table_size;
         if ((uint64_t)tsize * 8 > 64 * MiB || toff >= (uint64_t)cs->file_len ||
             (uint64_t)tsize * 8 > (uint64_t)cs->file_len - toff) {
             check_msg(cs, "ERROR bitmap table at %#" PRIx64 " is invalid\n", toff);
@@ -1845,7 +1848,7 @@ static int check_bitmaps(CheckState *cs, Error **errp)
             return ret;
         }
         for (uint32_t i = 0; i < tsize; i++) {
-            uint64_t off = be64toh(table[i]) & L2E_OFFSET_MASK;
+            uint64_t off = qcow2_bitmap_table_offset(be64toh(table[i]));
             if (off) {
                 count_ref(cs, off, s->cluster_size, "bitmap data");
             }

@@ -22,9 +22,6 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 
-/* What a snapshot entry needs beyond its fixed part: vm state size, disk size, icount. */
-#define SNAPSHOT_EXTRA_LEN 24
-
 /*
  * Adds @addend (+1 or -1) to the refcounts of [off, off+len); clusters that
  * become free are forgotten by the caches, which may hold them as tables.
@@ -297,40 +294,89 @@ static int write_l1(BlockDriverState *bs, int64_t off, const uint64_t *l1, uint3
     return bdrv_pwrite(bs->file, off, (int64_t)n * 8, be, 0, errp);
 }
 
-/* The entries of the snapshot table, each as its bytes on disk (padding included). */
-/*
- * Entries are kept as their bytes: an operation changes one entry and
- * writes the others back exactly as they were, extra data of newer
- * writers included.
- */
-static int read_table(BlockDriverState *bs, GPtrArray **entries, Error **errp)
+int qcow2_read_snapshot_table(BlockDriverState *bs, GPtrArray **entries, int64_t *table_len,
+                              Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    g_autofree uint8_t *raw = NULL;
-    int64_t len = 0, pos = 0;
+    int64_t file_len = bdrv_getlength_exact(bs->file);
+    /* What the file holds of the table: the decoder refuses an entry past it. */
+    uint64_t in_file = file_len > s->snapshots_offset ? file_len - s->snapshots_offset : 0;
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_entry_free);
+    g_autofree uint8_t *raw = g_malloc(1);
+    uint64_t have = 0, pos = 0, cap = 1;
     int ret;
 
-    *entries = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    if (!s->nb_snapshots) {
-        return 0;
-    }
-    ret = qcow2_read_snapshots(bs, NULL, NULL, &len, errp);
-    if (ret < 0) {
-        return ret;
-    }
-    raw = g_malloc(len);
-    ret = bdrv_pread(bs->file, s->snapshots_offset, len, raw, 0, errp);
-    if (ret < 0) {
-        return ret;
-    }
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        /* Lengths were validated by qcow2_read_snapshots(). */
-        int64_t n = QCOW2_SNAPSHOT_MIN_ENTRY + ldl_be_p(raw + pos + 36) +
-                    ldw_be_p(raw + pos + 12) + ldw_be_p(raw + pos + 14);
+        Qcow2SnapshotEntry *e = g_new0(Qcow2SnapshotEntry, 1);
+        size_t avail, len;
 
-        n = MIN(QEMU_ALIGN_UP(n, 8), len - pos);
-        g_ptr_array_add(*entries, g_bytes_new(raw + pos, n));
-        pos += n;
+        g_ptr_array_add(list, e);
+        /*
+         * Read as the entry asks, fixed part then the rest: the sizes in
+         * the fixed part are untrusted until the decoder has seen them.
+         */
+        for (;;) {
+            uint64_t need;
+
+            avail = have > pos ? have - pos : 0;
+            need = pos + qcow2_snapshot_entry_need(raw + MIN(pos, have), avail);
+            if (need <= have || have >= in_file) {
+                break;
+            }
+            need = MIN(need, in_file);
+            if (need > cap) {
+                /* Doubling: a table of many small entries is not copied once per entry. */
+                cap = MAX(need, MIN(cap * 2, in_file));
+                raw = g_realloc(raw, cap);
+            }
+            ret = bdrv_pread(bs->file, s->snapshots_offset + have, need - have, raw + have, 0,
+                             errp);
+            if (ret < 0) {
+                return ret;
+            }
+            have = need;
+        }
+        ret = qcow2_snapshot_entry_decode(raw + MIN(pos, have), avail, bs->filename, i, e,
+                                          &len, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        pos += len;
+    }
+    if (table_len) {
+        *table_len = pos;
+    }
+    if (entries) {
+        *entries = g_steal_pointer(&list);
+    }
+    return 0;
+}
+
+int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
+                         int64_t *table_len, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) entries = NULL;
+    int ret = qcow2_read_snapshot_table(bs, &entries, table_len, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (infos) {
+        *infos = g_new0(QEMUSnapshotInfo, MAX(s->nb_snapshots, 1));
+    }
+    if (l1s) {
+        *l1s = g_new0(SnapshotL1, MAX(s->nb_snapshots, 1));
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        const Qcow2SnapshotEntry *e = g_ptr_array_index(entries, i);
+
+        if (infos) {
+            qcow2_snapshot_entry_info(e, &(*infos)[i]);
+        }
+        if (l1s) {
+            (*l1s)[i] = (SnapshotL1) { .l1_offset = e->l1_table_offset, .l1_size = e->l1_size };
+        }
     }
     return 0;
 }
@@ -347,30 +393,20 @@ static int read_table(BlockDriverState *bs, GPtrArray **entries, Error **errp)
 static int write_table(BlockDriverState *bs, GPtrArray *entries, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t old_off = s->snapshots_offset, old_len = 0, len = 0, off = 0;
+    int64_t old_off = s->snapshots_offset, old_len = 0, off = 0;
+    size_t len;
     uint32_t old_nb = s->nb_snapshots;
     g_autofree uint8_t *buf = NULL;
     int ret;
 
     if (old_nb) {
-        ret = qcow2_read_snapshots(bs, NULL, NULL, &old_len, errp);
+        ret = qcow2_read_snapshot_table(bs, NULL, &old_len, errp);
         if (ret < 0) {
             return ret;
         }
     }
-    for (guint i = 0; i < entries->len; i++) {
-        len += g_bytes_get_size(entries->pdata[i]);
-    }
+    buf = qcow2_snapshot_table_encode(entries, &len);
     if (len) {
-        int64_t pos = 0;
-
-        buf = g_malloc0(len);
-        for (guint i = 0; i < entries->len; i++) {
-            gsize n;
-            const void *d = g_bytes_get_data(entries->pdata[i], &n);
-            memcpy(buf + pos, d, n);
-            pos += n;
-        }
         off = qcow2_alloc_clusters(bs, DIV_ROUND_UP(len, s->cluster_size), errp);
         if (off < 0) {
             return off;
@@ -461,12 +497,10 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_st
                           uint64_t vm_clock_nsec, uint64_t icount, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    g_autofree QEMUSnapshotInfo *sn = NULL;
     g_autoptr(GPtrArray) entries = NULL;
-    g_autofree uint8_t *e = NULL;
-    char id[24];
+    Qcow2SnapshotEntry *e;
     uint64_t max_id = 0;
-    size_t name_len = strlen(name), id_len, elen;
+    size_t name_len = strlen(name);
     int64_t l1_off = 0;
     struct timespec now;
     bool marked;
@@ -485,18 +519,16 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_st
         error_setg(errp, "Snapshot name too long");
         return -EINVAL;
     }
-    if (s->nb_snapshots) {
-        ret = qcow2_read_snapshots(bs, &sn, NULL, NULL, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-            max_id = MAX(max_id, g_ascii_strtoull(sn[i].id_str, NULL, 10));
-        }
-    }
-    ret = read_table(bs, &entries, errp);
+    ret = qcow2_read_snapshot_table(bs, &entries, NULL, errp);
     if (ret < 0) {
         return ret;
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        QEMUSnapshotInfo info;
+
+        /* IDs compare as listed (cut at 127 bytes), as before the codec. */
+        qcow2_snapshot_entry_info(g_ptr_array_index(entries, i), &info);
+        max_id = MAX(max_id, g_ascii_strtoull(info.id_str, NULL, 10));
     }
     ret = refcounts_unsettled(bs, &marked, errp);
     if (ret < 0) {
@@ -544,27 +576,24 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name, uint64_t vm_st
     }
 
     /* The new table entry. */
-    snprintf(id, sizeof(id), "%" PRIu64, max_id + 1);
-    id_len = strlen(id);
-    elen = QEMU_ALIGN_UP(QCOW2_SNAPSHOT_MIN_ENTRY + SNAPSHOT_EXTRA_LEN + id_len + name_len, 8);
-    e = g_malloc0(elen);
     clock_gettime(CLOCK_REALTIME, &now);
-    stq_be_p(e, l1_off);
-    stl_be_p(e + 8, s->l1_size);
-    stw_be_p(e + 12, id_len);
-    stw_be_p(e + 14, name_len);
-    stl_be_p(e + 16, now.tv_sec);
-    stl_be_p(e + 20, now.tv_nsec);
+    e = g_new0(Qcow2SnapshotEntry, 1);
+    g_ptr_array_add(entries, e);
+    e->l1_table_offset = l1_off;
+    e->l1_size = s->l1_size;
+    e->id_str = g_strdup_printf("%" PRIu64, max_id + 1);
+    e->id_len = strlen(e->id_str);
+    e->name = g_strdup(name);
+    e->name_len = name_len;
+    e->date_sec = now.tv_sec;
+    e->date_nsec = now.tv_nsec;
     /* The VM state's clusters are in the copied L1 table (the area after the disk). */
-    stq_be_p(e + 24, vm_clock_nsec);
-    stl_be_p(e + 32, MIN(vm_state_size, UINT32_MAX));
-    stq_be_p(e + 40, vm_state_size);    /* the 64-bit size of version 3 entries */
-    stl_be_p(e + 36, SNAPSHOT_EXTRA_LEN);
-    stq_be_p(e + 48, s->size);          /* disk size */
-    stq_be_p(e + 56, icount);
-    memcpy(e + 40 + SNAPSHOT_EXTRA_LEN, id, id_len);
-    memcpy(e + 40 + SNAPSHOT_EXTRA_LEN + id_len, name, name_len);
-    g_ptr_array_add(entries, g_bytes_new(e, elen));
+    e->vm_clock_nsec = vm_clock_nsec;
+    e->vm_state_size_32 = MIN(vm_state_size, UINT32_MAX);
+    qcow2_snapshot_entry_set_extra_size(e, QCOW2_SNAPSHOT_EXTRA_OURS);
+    e->vm_state_size = vm_state_size;
+    e->disk_size = s->size;
+    e->icount = icount;
 
     ret = write_table(bs, entries, errp);
     if (ret < 0) {
@@ -616,18 +645,13 @@ int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, Error **errp)
         error_setg(errp, "Failed to load snapshot: %s", strerror(-ret));
         return ret;
     }
-    ret = read_table(bs, &entries, errp);
+    ret = qcow2_read_snapshot_table(bs, &entries, NULL, errp);
     if (ret < 0) {
         return ret;
     }
-    {
-        gsize n;
-        const uint8_t *d = g_bytes_get_data(entries->pdata[idx], &n);
-
-        /* Version 3 entries record the disk size at snapshot time. */
-        if (ldl_be_p(d + 36) >= 16) {
-            disk_size = ldq_be_p(d + 48);
-        }
+    /* Version 3 entries record the disk size at snapshot time. */
+    if (qcow2_snapshot_entry_has_disk_size(g_ptr_array_index(entries, idx))) {
+        disk_size = ((Qcow2SnapshotEntry *)g_ptr_array_index(entries, idx))->disk_size;
     }
     if (l1s[idx].l1_size > s->l1_size) {
         ret = qcow2_grow_l1(bs, l1s[idx].l1_size, errp);
@@ -720,7 +744,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, Error **errp)
     if (ret < 0) {
         return ret;
     }
-    ret = read_table(bs, &entries, errp);
+    ret = qcow2_read_snapshot_table(bs, &entries, NULL, errp);
     if (ret < 0) {
         return ret;
     }
@@ -869,32 +893,24 @@ int qcow2_snapshot_table_for_version(BlockDriverState *bs, int version, int64_t 
     if (!s->nb_snapshots) {
         return 0;
     }
-    ret = read_table(bs, &entries, errp);
+    ret = qcow2_read_snapshot_table(bs, &entries, NULL, errp);
     if (ret < 0) {
         return ret;
     }
     for (guint i = 0; i < entries->len; i++) {
-        gsize n;
-        const uint8_t *d = g_bytes_get_data(entries->pdata[i], &n);
-        uint32_t extra = ldl_be_p(d + 36);
+        Qcow2SnapshotEntry *e = g_ptr_array_index(entries, i);
 
         if (version < 3) {
-            if (extra >= 16 && (int64_t)ldq_be_p(d + 48) != new_size) {
+            if (qcow2_snapshot_entry_has_disk_size(e) && (int64_t)e->disk_size != new_size) {
                 error_setg(errp, "Internal snapshots prevent downgrade of image");
                 return -ENOTSUP;
             }
-        } else if (extra < 16) {
-            uint32_t id_len = ldw_be_p(d + 12), name_len = ldw_be_p(d + 14);
-            size_t len = QEMU_ALIGN_UP(QCOW2_SNAPSHOT_MIN_ENTRY + 16 + id_len + name_len, 8);
-            g_autofree uint8_t *e = g_malloc0(len);
-
-            memcpy(e, d, QCOW2_SNAPSHOT_MIN_ENTRY);
-            stl_be_p(e + 36, 16);
-            stq_be_p(e + 40, ldl_be_p(d + 32));     /* the VM state size, 64 bits wide */
-            stq_be_p(e + 48, new_size);             /* v2 kept none: the current size */
-            memcpy(e + 56, d + QCOW2_SNAPSHOT_MIN_ENTRY + extra, id_len + name_len);
-            g_bytes_unref(entries->pdata[i]);
-            entries->pdata[i] = g_bytes_new(e, len);
+        } else if (e->extra_size < QCOW2_SNAPSHOT_EXTRA_V3) {
+            /* Whatever shorter extra data there was gives way to the two v3 fields. */
+            qcow2_snapshot_entry_set_extra_size(e, 0);
+            qcow2_snapshot_entry_set_extra_size(e, QCOW2_SNAPSHOT_EXTRA_V3);
+            e->vm_state_size = e->vm_state_size_32;
+            e->disk_size = new_size;            /* v2 kept none: the current size */
             changed = true;
         }
     }
@@ -942,18 +958,13 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
     if (ret < 0) {
         return ret;
     }
-    ret = read_table(bs, &entries, errp);
+    ret = qcow2_read_snapshot_table(bs, &entries, NULL, errp);
     if (ret < 0) {
         g_free(l1);
         return ret;
     }
-    {
-        gsize n;
-        const uint8_t *d = g_bytes_get_data(entries->pdata[idx], &n);
-
-        if (ldl_be_p(d + 36) >= 16) {
-            s->size = ldq_be_p(d + 48);
-        }
+    if (qcow2_snapshot_entry_has_disk_size(g_ptr_array_index(entries, idx))) {
+        s->size = ((Qcow2SnapshotEntry *)g_ptr_array_index(entries, idx))->disk_size;
     }
     g_free(s->l1_table);
     s->l1_table = l1;

@@ -1750,26 +1750,12 @@ static int64_t qcow2_get_allocated_file_size(BlockDriverState *bs)
     return bdrv_get_allocated_file_size(bs->file);
 }
 
-/*
- * Resize.  Growing: the L1 table first (on disk, flushed), then the size
- * field, so that a crash never leaves a size the L1 table cannot map;
- * the new area is zeroed as QEMU 7.2 zeroes it.  Shrinking: the clusters
- * past the new end are unmapped first, then the size field, then the L2
- * tables and refcount blocks no longer needed go and the file is cut, so
- * a crash leaves leaks at worst, never a size that maps freed clusters.
- */
-static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
-                          PreallocMode prealloc, Error **errp)
+/* The resizes this image cannot do, refused before anything changes. */
+static int truncate_allowed(BlockDriverState *bs, int64_t offset, PreallocMode prealloc,
+                            Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t l1_needed;
-    int64_t old_size, zero_end, zero_head;
-    Qcow2Header hdr;
-    int ret = check_writable(bs, errp);
 
-    if (ret < 0) {
-        return ret;
-    }
     if (offset & 511) {
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;
@@ -1788,30 +1774,39 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                    "images");
         return -ENOTSUP;
     }
-    /*
-     * A grown area must read as zeroes: not as what a partial last cluster
-     * held before an earlier shrink, nor as a longer backing file.  Over a
-     * backing file longer than the image, QEMU 7.2 gives the whole grown
-     * area zero clusters (v3), also beyond the backing file's end; the
-     * clusters falloc and full reserve read as zeroes already and stay
-     * data clusters there.
-     */
-    zero_end = QEMU_ALIGN_UP(s->size, s->cluster_size);
+    return 0;
+}
+
+/*
+ * Where the zeroes of a resize to @offset end (*@zero_end; they start at
+ * the old size).  A grown area must read as zeroes: not as what a partial
+ * last cluster held before an earlier shrink, nor as a longer backing
+ * file.  Over a backing file longer than the image, QEMU 7.2 gives the
+ * whole grown area zero clusters (v3), also beyond the backing file's end;
+ * the clusters falloc and full reserve read as zeroes already and stay
+ * data clusters there.
+ */
+static int grown_zero_end(BlockDriverState *bs, int64_t offset, PreallocMode prealloc,
+                          int64_t *zero_end, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t end = QEMU_ALIGN_UP(s->size, s->cluster_size);
+
     if (offset > s->size && (bs->backing || bs->backing_file[0])) {
         int64_t backing_len = bs->backing ? bdrv_getlength(bs->backing) : 0;
 
         if (bs->backing && s->version < 3) {
             /* Zeroes are written: not beyond the backing file's end. */
-            zero_end = MAX(zero_end, backing_len);
+            end = MAX(end, backing_len);
         } else if (bs->backing) {
             /* Extended L2: reserved clusters with empty bitmaps show the backing file. */
             if (backing_len > s->size && (prealloc == PREALLOC_MODE_OFF ||
                                           prealloc == PREALLOC_MODE_METADATA ||
                                           s->extended_l2)) {
-                zero_end = offset;
+                end = offset;
             }
         } else if (s->version >= 3) {
-            zero_end = offset;
+            end = offset;
         } else {
             error_setg(errp, "Cannot grow '%s': it is a compat=0.10 image with a backing "
                        "file that is not open, so the new area cannot be zeroed",
@@ -1819,64 +1814,73 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             return -ENOTSUP;
         }
     }
-    zero_end = MIN(zero_end, offset);
+    *zero_end = MIN(end, offset);
+    return 0;
+}
+
+/*
+ * The mapping made ready for the new size, before the size field says it:
+ * shrinking unmaps every cluster wholly beyond the new end (the L1 table
+ * may stay larger); growing grows the L1 table and flushes it, so a crash
+ * never leaves a size the L1 table cannot map.
+ */
+static int truncate_prepare_mapping(BlockDriverState *bs, int64_t offset, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
     if (offset < s->size) {
-        /* Drop every cluster wholly beyond the new end; the L1 table may stay larger. */
-        ret = qcow2_unmap_range(bs, QEMU_ALIGN_UP(offset, s->cluster_size), s->size, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    } else {
-        l1_needed = DIV_ROUND_UP((uint64_t)offset, (uint64_t)s->cluster_size << s->l2_bits);
-        ret = qcow2_grow_l1(bs, l1_needed, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        /* The grown L1 table is in the header before the size needs it. */
-        ret = bdrv_flush(bs->file, errp);
-        if (ret < 0) {
-            return ret;
-        }
+        return qcow2_unmap_range(bs, QEMU_ALIGN_UP(offset, s->cluster_size), s->size, errp);
     }
+    ret = qcow2_grow_l1(bs, DIV_ROUND_UP((uint64_t)offset,
+                                         (uint64_t)s->cluster_size << s->l2_bits), errp);
+    return ret < 0 ? ret : bdrv_flush(bs->file, errp);
+}
+
+/*
+ * The size field, then the state.  After a shrink, only once the size
+ * is on disk do the L2 tables and refcount blocks past it go and the file
+ * get cut: a crash before leaves leaks at worst, never a size that maps
+ * freed clusters.
+ */
+static int truncate_commit_size(BlockDriverState *bs, int64_t offset, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t old_size = s->size;
+    Qcow2Header hdr;
+    int ret;
+
     qcow2_header_from_state(bs, &hdr);
     hdr.size = offset;
     ret = qcow2_write_header_fields(bs, &hdr, QCOW2_HF_SIZE, QCOW2_HF_SIZE, errp);
     if (ret < 0) {
         return ret;
     }
-    old_size = s->size;
     s->size = offset;
-    if (offset < old_size) {
-        ret = qcow2_drop_l2_beyond(bs, offset, errp);
-        if (ret >= 0) {
-            ret = qcow2_shrink_file(bs, errp);
-        }
-        if (ret < 0) {
-            return ret;
-        }
+    if (offset >= old_size) {
+        return 0;
     }
-    /*
-     * Host clusters first, then the zeroes, which keep them (zero flag):
-     * QEMU 7.2's order, which lays each L2 table before its data clusters.
-     * A partial last cluster gets its zeroes first, copying the rest of
-     * it from the backing file before it is given a host cluster.
-     */
-    zero_head = MIN(QEMU_ALIGN_UP(old_size, s->cluster_size), zero_end);
-    if (zero_head > old_size) {
-        ret = qcow2_zero_or_discard(bs, old_size, zero_head - old_size, false, false, errp);
-        if (ret < 0) {
-            return ret;
-        }
-    }
+    ret = qcow2_drop_l2_beyond(bs, offset, errp);
+    return ret < 0 ? ret : qcow2_shrink_file(bs, errp);
+}
+
+/*
+ * Host clusters for the grown area [@old_size, @offset) with @prealloc:
+ * falloc and full also reserve them in the file, before the caches are
+ * flushed (which would grow the file to the new clusters' end without
+ * reserving them).  An external data file follows the disk's size, as in
+ * QEMU.
+ */
+static int truncate_preallocate(BlockDriverState *bs, int64_t old_size, int64_t offset,
+                                PreallocMode prealloc, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
     if (prealloc != PREALLOC_MODE_OFF && offset > old_size) {
-        /* Host clusters for the grown area; falloc and full reserve them in the file. */
         ret = qcow2_preallocate_range(bs, old_size, offset, errp);
         if (ret >= 0 && prealloc != PREALLOC_MODE_METADATA && !s->data_file &&
             bdrv_getlength_exact(bs->file) < s->alloc_end) {
-            /*
-             * Before the caches are flushed, which would grow the file to
-             * the new clusters' end without reserving them.
-             */
             ret = bdrv_truncate(bs->file, s->alloc_end, false, prealloc, errp);
         }
         if (ret < 0) {
@@ -1884,101 +1888,75 @@ static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         }
     }
     if (s->data_file) {
-        /* The data file follows the disk's size (falloc and full reserve it), as in QEMU. */
-        ret = bdrv_truncate(s->data_file, offset, true,
-                            prealloc == PREALLOC_MODE_FALLOC || prealloc == PREALLOC_MODE_FULL ?
-                            prealloc : PREALLOC_MODE_OFF, errp);
-        if (ret < 0) {
-            return ret;
-        }
+        return bdrv_truncate(s->data_file, offset, true,
+                             prealloc == PREALLOC_MODE_FALLOC || prealloc == PREALLOC_MODE_FULL ?
+                             prealloc : PREALLOC_MODE_OFF, errp);
     }
-    if (zero_end > zero_head) {
-        ret = qcow2_zero_or_discard(bs, zero_head, zero_end - zero_head, false, false, errp);
-        if (ret < 0) {
-            return ret;
-        }
+    return 0;
+}
+
+/* Zeroes [@start, @end) of the guest view, if the range is not empty. */
+static int truncate_zero(BlockDriverState *bs, int64_t start, int64_t end, Error **errp)
+{
+    if (end <= start) {
+        return 0;
+    }
+    return qcow2_zero_or_discard(bs, start, end - start, false, false, errp);
+}
+
+/*
+ * Resize, in the steps above: refusals, the mapping, the size, then the
+ * grown area's clusters and zeroes.  Host clusters come first, then the
+ * zeroes, which keep them (zero flag): QEMU 7.2's order, which lays each
+ * L2 table before its data clusters.  A partial last cluster gets its
+ * zeroes first, copying the rest of it from the backing file before it is
+ * given a host cluster.
+ */
+static int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                          PreallocMode prealloc, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t old_size, zero_end, zero_head;
+    int ret = check_writable(bs, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = truncate_allowed(bs, offset, prealloc, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = grown_zero_end(bs, offset, prealloc, &zero_end, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = truncate_prepare_mapping(bs, offset, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    old_size = s->size;
+    ret = truncate_commit_size(bs, offset, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    zero_head = MIN(QEMU_ALIGN_UP(old_size, s->cluster_size), zero_end);
+    ret = truncate_zero(bs, old_size, zero_head, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = truncate_preallocate(bs, old_size, offset, prealloc, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = truncate_zero(bs, zero_head, zero_end, errp);
+    if (ret < 0) {
+        return ret;
     }
     return qcow2_flush_caches(bs, errp);
 }
 
 /* ------------------------------------------------------------------ */
 /* Snapshots (listing only) */
-
-/*
- * Reads the snapshot table, checking that every entry lies in the file
- * and that its extra data stays small (the L1 table an entry names is
- * checked when it is read: qcow2_read_snapshot_l1()).  The table is as
- * untrusted as the header, and every snapshot operation starts here, so
- * one broken entry fails them all with the same error.
- */
-int qcow2_read_snapshots(BlockDriverState *bs, QEMUSnapshotInfo **infos, SnapshotL1 **l1s,
-                         int64_t *table_len, Error **errp)
-{
-    BDRVQcow2State *s = bs->opaque;
-    int64_t file_len = bdrv_getlength_exact(bs->file);
-    int64_t off = s->snapshots_offset;
-    g_autofree QEMUSnapshotInfo *inf = g_new0(QEMUSnapshotInfo, MAX(s->nb_snapshots, 1));
-    g_autofree SnapshotL1 *l1 = g_new0(SnapshotL1, MAX(s->nb_snapshots, 1));
-    int ret;
-
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        uint8_t h[40];
-        uint32_t extra, id_len, name_len;
-        g_autofree uint8_t *var = NULL;
-
-        if (off + 40 > file_len) {
-            goto beyond;
-        }
-        ret = bdrv_pread(bs->file, off, 40, h, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        l1[i].l1_offset = ldq_be_p(h);
-        l1[i].l1_size = ldl_be_p(h + 8);
-        id_len = ldw_be_p(h + 12);
-        name_len = ldw_be_p(h + 14);
-        inf[i].date_sec = ldl_be_p(h + 16);
-        inf[i].date_nsec = ldl_be_p(h + 20);
-        inf[i].vm_clock_nsec = ldq_be_p(h + 24);
-        inf[i].vm_state_size = ldl_be_p(h + 32);
-        extra = ldl_be_p(h + 36);
-        if (extra > 1024) {
-            error_setg(errp, "Snapshot %u of '%s' has too much extra data (%u bytes)",
-                       i, bs->filename, extra);
-            return -EFBIG;
-        }
-        off += 40;
-        if (off + extra + id_len + name_len > file_len) {
-            goto beyond;
-        }
-        var = g_malloc(extra + id_len + name_len + 1);
-        ret = bdrv_pread(bs->file, off, extra + id_len + name_len, var, 0, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        if (extra >= 8) {
-            inf[i].vm_state_size = ldq_be_p(var);
-        }
-        inf[i].icount = extra >= 24 ? ldq_be_p(var + 16) : (uint64_t)-1;
-        memcpy(inf[i].id_str, var + extra, MIN(id_len, sizeof(inf[i].id_str) - 1));
-        memcpy(inf[i].name, var + extra + id_len, MIN(name_len, sizeof(inf[i].name) - 1));
-        off = QEMU_ALIGN_UP(off + extra + id_len + name_len, 8);
-    }
-    if (table_len) {
-        *table_len = off - s->snapshots_offset;
-    }
-    if (infos) {
-        *infos = g_steal_pointer(&inf);
-    }
-    if (l1s) {
-        *l1s = g_steal_pointer(&l1);
-    }
-    return 0;
-beyond:
-    error_setg(errp, "The snapshot table of '%s' lies beyond the end of the file",
-               bs->filename);
-    return -EINVAL;
-}
 
 static int qcow2_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_info)
 {

@@ -30,6 +30,12 @@
 #define QCOW2_MAX_SNAPSHOTS 65536
 /* The fixed part of a snapshot table entry, before its extra data, ID and name. */
 #define QCOW2_SNAPSHOT_MIN_ENTRY 40
+/* More extra data than any writer puts there: refused, so no reader allocates it. */
+#define QCOW2_SNAPSHOT_MAX_EXTRA 1024
+/* The extra data a version 3 entry must have (64-bit VM state size, disk size). */
+#define QCOW2_SNAPSHOT_EXTRA_V3 16
+/* What we write: VM state size, disk size, icount. */
+#define QCOW2_SNAPSHOT_EXTRA_OURS 24
 #define QCOW2_MAX_BACKING_NAME 1023
 
 /* Extended L2 entries: subclusters per cluster, and the smallest cluster size. */
@@ -94,6 +100,20 @@ typedef struct Qcow2UnknownExt {
     uint32_t len;
     uint8_t *data;
 } Qcow2UnknownExt;
+
+/*
+ * Where a fixed-width big-endian field lives inside an on-disk structure
+ * (its offset from the structure's start, its width: 1, 2, 4 or 8).  The
+ * header, snapshot table entries and bitmap directory entries each keep
+ * one table of these, the only place their offsets are written down.
+ */
+typedef struct Qcow2FieldLayout {
+    uint16_t off;
+    uint8_t len;
+} Qcow2FieldLayout;
+
+uint64_t qcow2_field_get(const uint8_t *base, Qcow2FieldLayout f);
+void qcow2_field_put(uint8_t *base, Qcow2FieldLayout f, uint64_t v);
 
 /* The backing format extension's limit: bs->backing_format's size, QEMU's too. */
 #define QCOW2_MAX_BACKING_FMT 16
@@ -212,7 +232,55 @@ void qcow2_bitmaps_ext_encode(const Qcow2BitmapsExt *in, Qcow2UnknownExt *e);
 bool qcow2_fde_ext_decode(const Qcow2UnknownExt *e, uint64_t *offset, uint64_t *length);
 void qcow2_fde_ext_encode(uint64_t offset, uint64_t length, Qcow2UnknownExt *e);
 
-typedef struct Qcow2BitmapEntry Qcow2BitmapEntry;
+/* The fixed part of a bitmap directory entry, before its extra data and name. */
+#define QCOW2_BME_ENTRY_HDR 24
+/* Bitmap directory entry flags. */
+#define QCOW2_BME_FLAG_IN_USE (1u << 0)
+#define QCOW2_BME_FLAG_AUTO (1u << 1)
+
+/*
+ * One entry of the bitmap directory, decoded (block/qcow2-bitmap-dir.c
+ * holds its layout), with the bitmap's table once it is read.
+ */
+typedef struct Qcow2BitmapEntry {
+    uint64_t table_offset;
+    uint32_t table_size;
+    uint32_t flags;
+    uint8_t type;
+    uint8_t gran_bits;
+    char *name;
+    uint8_t *extra;
+    uint32_t extra_size;
+    uint64_t *table;            /* host order, table_size entries (NULL: not read) */
+    bool keep;                  /* while storing: stays in the new directory */
+} Qcow2BitmapEntry;
+
+/* An entry's size in the directory, padding included. */
+uint64_t qcow2_bitmap_entry_size(size_t name_size, uint32_t extra_size);
+/*
+ * The fixed part of the entry at @buf (QCOW2_BME_ENTRY_HDR bytes, not
+ * checked) into @e, its name's size into *@name_size; returns the entry's
+ * size, where the next one starts.  For the check, which walks a broken
+ * directory as far as it can.
+ */
+uint64_t qcow2_bitmap_entry_decode_fixed(const uint8_t *buf, Qcow2BitmapEntry *e,
+                                         uint16_t *name_size);
+/*
+ * The @nb entries of the directory in @len bytes at @dir, or NULL with
+ * QEMU 7.2's refusal: an entry past the end, a name empty, too long, with
+ * a NUL or twice, a size that disagrees with the entries.
+ */
+GPtrArray *qcow2_bitmap_dir_decode(const uint8_t *dir, uint64_t len, uint32_t nb,
+                                   Error **errp);
+/* The directory's bytes for @entries (*@len: its size). */
+uint8_t *qcow2_bitmap_dir_encode(GPtrArray *entries, uint64_t *len);
+void qcow2_bitmap_entry_free(gpointer e);
+/* A bitmap table entry (host order): the data cluster, 0 for none. */
+uint64_t qcow2_bitmap_table_offset(uint64_t entry);
+/* No data cluster, and the bitmap's bits there are all set. */
+bool qcow2_bitmap_table_all_ones(uint64_t entry);
+/* No reserved bit, an aligned offset, the all-ones bit only without one. */
+bool qcow2_bitmap_table_entry_valid(uint64_t entry, uint32_t cluster_size);
 
 typedef struct Qcow2CacheEntry {
     int64_t offset;     /* 0: free slot */
@@ -420,6 +488,66 @@ static inline bool qcow2_has_data_file(const BDRVQcow2State *s)
 {
     return (s->incompat & QCOW2_INCOMPAT_DATA_FILE) != 0;
 }
+
+/*
+ * One entry of the snapshot table, decoded (block/qcow2-snapshot-table.c
+ * holds its layout).  The strings own their bytes and keep their on-disk
+ * lengths (NUL bytes inside included); the extra data is kept whole, and
+ * the known fields in it are decoded besides: vm_state_size falls back to
+ * the 32-bit field, disk_size to 0 and icount to -1 where the writer's
+ * extra data was too short to hold them.
+ */
+typedef struct Qcow2SnapshotEntry {
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint32_t vm_state_size_32;
+    uint32_t extra_size;
+    uint8_t *extra;
+    uint64_t vm_state_size;
+    uint64_t disk_size;
+    uint64_t icount;
+    uint16_t id_len;
+    uint16_t name_len;
+    char *id_str;
+    char *name;
+} Qcow2SnapshotEntry;
+
+/*
+ * How many bytes from @buf the entry there needs before it can be decoded,
+ * given @avail bytes are there: the fixed part first, then the whole entry
+ * (without its padding).
+ */
+size_t qcow2_snapshot_entry_need(const uint8_t *buf, size_t avail);
+/*
+ * Decodes entry @index (for messages, with the image's @filename) from the
+ * @avail bytes at @buf; *@len: its length with padding, where the next
+ * entry starts.  An entry that does not fit in @avail bytes, or has too
+ * much extra data, is refused with QEMU 7.2's message.
+ */
+int qcow2_snapshot_entry_decode(const uint8_t *buf, size_t avail, const char *filename,
+                                uint32_t index, Qcow2SnapshotEntry *e, size_t *len,
+                                Error **errp);
+size_t qcow2_snapshot_entry_encoded_len(const Qcow2SnapshotEntry *e);
+/* Writes @e's qcow2_snapshot_entry_encoded_len() bytes (padding zeroed) at @buf. */
+void qcow2_snapshot_entry_encode(const Qcow2SnapshotEntry *e, uint8_t *buf);
+/* The table's bytes for @entries (Qcow2SnapshotEntry*), its length in *@len. */
+uint8_t *qcow2_snapshot_table_encode(GPtrArray *entries, size_t *len);
+/* Whether the entry recorded the disk size (version 3 entries do). */
+bool qcow2_snapshot_entry_has_disk_size(const Qcow2SnapshotEntry *e);
+/* Grows (zero-filled) or cuts the extra data. */
+void qcow2_snapshot_entry_set_extra_size(Qcow2SnapshotEntry *e, uint32_t extra_size);
+void qcow2_snapshot_entry_info(const Qcow2SnapshotEntry *e, QEMUSnapshotInfo *info);
+void qcow2_snapshot_entry_free(gpointer e);
+/*
+ * Reads and decodes the whole snapshot table (@entries and @table_len may
+ * be NULL): the table is as untrusted as the header, and every snapshot
+ * operation starts here, so one broken entry fails them all alike.
+ */
+int qcow2_read_snapshot_table(BlockDriverState *bs, GPtrArray **entries, int64_t *table_len,
+                              Error **errp);
 
 typedef struct SnapshotL1 {
     int64_t l1_offset;
