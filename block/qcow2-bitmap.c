@@ -44,8 +44,6 @@
 #define BME_MIN_GRANULARITY_BITS 9
 #define BME_MAX_GRANULARITY_BITS 31
 /* QEMU's limits, so that what we write QEMU can read back. */
-#define BME_MAX_BITMAPS 65535
-#define BME_MAX_DIR_SIZE (64 * MiB)
 #define BME_MAX_TABLE_SIZE 0x8000000u
 #define BME_MAX_PHYS_SIZE (512 * MiB)
 
@@ -247,12 +245,12 @@ int qcow2_load_bitmaps(BlockDriverState *bs, Error **errp)
         error_setg(errp, "bitmaps_ext: Reserved field is not zero");
         return -EINVAL;
     }
-    if (nb == 0 || nb > BME_MAX_BITMAPS) {
+    if (nb == 0 || nb > QCOW2_BME_MAX_BITMAPS) {
         error_setg(errp, "bitmaps_ext: Image has %u bitmaps, which is %s", nb,
                    nb ? "more than the maximum of 65535" : "invalid");
         return -EINVAL;
     }
-    if (dir_size > BME_MAX_DIR_SIZE || dir_size < QCOW2_BME_ENTRY_HDR) {
+    if (dir_size > QCOW2_BME_MAX_DIR_SIZE || dir_size < QCOW2_BME_ENTRY_HDR) {
         error_setg(errp, "bitmaps_ext: Bitmap directory size (%" PRIu64 ") is invalid",
                    dir_size);
         return -EINVAL;
@@ -614,11 +612,11 @@ bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
             dir += qcow2_bitmap_entry_size(strlen(bdrv_dirty_bitmap_name(bm)), 0);
         }
     }
-    if (nb >= BME_MAX_BITMAPS) {
+    if (nb >= QCOW2_BME_MAX_BITMAPS) {
         error_setg(errp, "Maximum number of persistent bitmaps is already reached");
         goto fail;
     }
-    if (dir + qcow2_bitmap_entry_size(strlen(name), 0) > BME_MAX_DIR_SIZE) {
+    if (dir + qcow2_bitmap_entry_size(strlen(name), 0) > QCOW2_BME_MAX_DIR_SIZE) {
         error_setg(errp, "Not enough space in the bitmap directory");
         goto fail;
     }

@@ -1810,7 +1810,8 @@ static int check_bitmaps(CheckState *cs, Error **errp)
     nb = bx.nb_bitmaps;
     dir_size = bx.dir_size;
     dir_off = bx.dir_offset;
-    if (!nb || nb > 65535 || dir_size > 64 * MiB || dir_off >= (uint64_t)cs->file_len ||
+    if (!nb || nb > QCOW2_BME_MAX_BITMAPS || dir_size > QCOW2_BME_MAX_DIR_SIZE ||
+        dir_off >= (uint64_t)cs->file_len ||
         dir_size > (uint64_t)cs->file_len - dir_off) {
         check_msg(cs, "ERROR bitmap directory is invalid\n");
         cs->res->corruptions++;

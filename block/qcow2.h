@@ -234,6 +234,9 @@ void qcow2_fde_ext_encode(uint64_t offset, uint64_t length, Qcow2UnknownExt *e);
 
 /* The fixed part of a bitmap directory entry, before its extra data and name. */
 #define QCOW2_BME_ENTRY_HDR 24
+/* The limits QEMU sets on a bitmaps extension (the loader and check refuse past them). */
+#define QCOW2_BME_MAX_BITMAPS 65535
+#define QCOW2_BME_MAX_DIR_SIZE (64 * MiB)
 /* Bitmap directory entry flags. */
 #define QCOW2_BME_FLAG_IN_USE (1u << 0)
 #define QCOW2_BME_FLAG_AUTO (1u << 1)
