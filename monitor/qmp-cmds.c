@@ -84,9 +84,13 @@ QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **er
     return qmp_query_blockstats_list(query_nodes);
 }
 
-QObject *qmp_blockdev_add(QDict *args, Error **errp)
+QObject *qmp_blockdev_add(BlockdevOptions *arg, Error **errp)
 {
-    return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
+    /*
+     * The schema checked the options; the block layer opens nodes from a
+     * dictionary, which the checked value becomes again.
+     */
+    return blockdev_add(qapi_to_json_BlockdevOptions(arg), errp) ? qdict_new() : NULL;
 }
 
 QObject *qmp_blockdev_del(const char *node_name, Error **errp)
