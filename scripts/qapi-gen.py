@@ -664,6 +664,7 @@ BUILTIN_C = {
 # the generated type takes this name instead.
 C_TYPE_NAME = {
     'QCryptoBlockCreateOptions': 'QapiCryptoBlockCreateOptions',
+    'ThrottleLimits': 'QapiThrottleLimits',
 }
 
 # Member names C cannot use as they are (keywords, GCC's predefined
@@ -1154,8 +1155,9 @@ DICT_COMMANDS = {
     # deep copy (no generated clone yet) or to translate the options at
     # once, which would report at the command errors QEMU's job reports.
     'blockdev-create', 'x-blockdev-amend',
-    # 'gen': false: members the schema does not declare are passed on
-    'device_add', 'object-add',
+    # 'gen': false, as in QEMU 7.2: a device's properties are the device
+    # type's, not the schema's; the handler checks them against the type
+    'device_add',
 }
 
 # How a typed argument of each type is declared, and read from the
