@@ -16,6 +16,7 @@
 #include "qemu/error-report.h"
 #include "qemu/option.h"
 #include "monitor/hmp.h"
+#include "qom/object.h"
 #include "monitor/monitor.h"
 #include "system/blockdev.h"
 #include "system/runstate.h"
@@ -846,7 +847,13 @@ static void hmp_object_add(Monitor *mon, const QDict *args)
         qobject_unref(props);
         return;
     }
-    run_qmp(mon, "object-add", props);
+    /*
+     * As QEMU's: the values are keyval text, which the object type reads
+     * as --object's are (object-add's schema wants JSON types).
+     */
+    if (!user_creatable_add(props, &err)) {
+        hmp_handle_error(mon, err);
+    }
     if (qdict_get_try_str(props, "data")) {
         const char *d = qdict_get_try_str(props, "data");
         qemu_secure_zero((char *)d, strlen(d));

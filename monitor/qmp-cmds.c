@@ -84,9 +84,13 @@ QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **er
     return qmp_query_blockstats_list(query_nodes);
 }
 
-QObject *qmp_blockdev_add(QDict *args, Error **errp)
+QObject *qmp_blockdev_add(BlockdevOptions *arg, Error **errp)
 {
-    return blockdev_add(json_deep_copy(args), errp) ? qdict_new() : NULL;
+    /*
+     * The schema checked the options; the block layer opens nodes from a
+     * dictionary, which the checked value becomes again.
+     */
+    return blockdev_add(qapi_to_json_BlockdevOptions(arg), errp) ? qdict_new() : NULL;
 }
 
 QObject *qmp_blockdev_del(const char *node_name, Error **errp)
@@ -146,9 +150,34 @@ QObject *qmp_device_del(const char *id, Error **errp)
     return qdev_unplug(id, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_object_add(QDict *args, Error **errp)
+/* Wipes a string a client sent: it may be a secret's data. */
+static void wipe_str(char *s)
 {
-    return user_creatable_add(args, errp) ? qdict_new() : NULL;
+    if (s) {
+        qemu_secure_zero(s, strlen(s));
+    }
+}
+
+QObject *qmp_object_add(ObjectOptions *arg, Error **errp)
+{
+    /*
+     * The schema checked the type's properties; the object types read
+     * them from a dictionary, which the checked value becomes again.
+     */
+    QDict *props = qapi_to_json_ObjectOptions(arg);
+    bool ok = user_creatable_add(props, errp);
+
+    if (arg->qom_type == OBJECT_TYPE_SECRET) {
+        json_t *data = json_object_get(props, "data");
+
+        wipe_str(arg->u.secret.data);
+        if (data) {
+            /* jansson's copy; the object took its own. */
+            qemu_secure_zero((char *)json_string_value(data), json_string_length(data));
+        }
+    }
+    qobject_unref(props);
+    return ok ? qdict_new() : NULL;
 }
 
 QObject *qmp_object_del(const char *id, Error **errp)

@@ -533,6 +533,7 @@ HEADER = ('/* SPDX-License-Identifier: GPL-2.0-or-later */\n'
 ENUM_PREFIX = {
     'QCryptoBlockFormat': 'QCRYPTO_BLOCK_FORMAT',
     'QCryptoBlockLUKSKeyslotState': 'QCRYPTO_BLOCK_LUKS_KEYSLOT_STATE',
+    'BlkdebugEvent': 'BLKDBG',
 }
 
 
@@ -663,11 +664,12 @@ BUILTIN_C = {
 # the generated type takes this name instead.
 C_TYPE_NAME = {
     'QCryptoBlockCreateOptions': 'QapiCryptoBlockCreateOptions',
+    'ThrottleLimits': 'QapiThrottleLimits',
 }
 
 # Member names C cannot use as they are (keywords, GCC's predefined
-# macros): the C member gets a q_ prefix.
-C_RESERVED = {'unix', 'linux', 'default', 'int', 'char', 'long', 'short', 'double',
+# macros, errno): the C member gets a q_ prefix.
+C_RESERVED = {'unix', 'linux', 'errno', 'default', 'int', 'char', 'long', 'short', 'double',
               'float', 'signed', 'unsigned', 'struct', 'union', 'enum', 'if', 'else',
               'for', 'while', 'do', 'switch', 'case', 'break', 'continue', 'return',
               'goto', 'static', 'extern', 'const', 'volatile', 'register', 'auto',
@@ -976,6 +978,98 @@ def write_alternate_functions(e, cn, types, c):
     c.write('    default:\n        break;\n    }\n    g_free(obj);\n}\n\n')
 
 
+# ---------------------------------------------------------------------------
+# C values back to JSON
+#
+# json_t *qapi_to_json_T(const T *obj) for every struct, union, alternate
+# and list of the closure above: the JSON value (a new reference) with the
+# members in schema order, an absent optional member left out.  A boxed
+# handler that hands its options to code reading a dictionary (blockdev-add,
+# object-add) rebuilds it with this from the checked, typed value.
+
+# The jansson constructor of each builtin scalar's C value.
+TO_JSON_BUILTIN = {
+    'str': 'json_string(%s)', 'int': 'json_integer(%s)',
+    'size': 'json_integer((json_int_t)%s)', 'uint32': 'json_integer(%s)',
+    'bool': 'json_boolean(%s)', 'number': 'json_real(%s)', 'any': 'json_incref(%s)',
+}
+
+
+def to_json_expr(t, expr, types):
+    """The C expression of the JSON value of @expr, of schema type @t."""
+    if isinstance(t, list):
+        return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
+    if t in TO_JSON_BUILTIN:
+        return TO_JSON_BUILTIN[t] % expr
+    if t == 'null':
+        return 'json_null()'
+    if types[t]['meta'] == 'enum':
+        return 'json_string(%s_str(%s))' % (t, expr)
+    return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
+
+
+def gen_members_to_json(members, types, obj):
+    """Lines putting @obj's members into the JSON object d."""
+    lines = []
+    for name, cn, t, optional, default in members:
+        put = 'json_object_set_new(d, "%s", %s);' % (
+            name, to_json_expr(t, '%s->%s' % (obj, cn), types))
+        if not optional:
+            lines.append('    ' + put)
+            continue
+        cond = ('%s->has_%s' % (obj, cn) if has_flag(t, optional, types)
+                else '%s->%s' % (obj, cn))
+        lines += ['    if (%s) {' % cond, '        ' + put, '    }']
+    return lines
+
+
+def write_to_json_functions(exprs, types, h, c):
+    named, lists = gen_types_closure(exprs, types)
+    if not named and not lists:
+        return
+    h.write('/* C values back to JSON (see qapi-gen.py). */\n')
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('json_t *qapi_to_json_%s(const %s *obj);\n' % (cn, cn))
+    h.write('\n')
+    c.write('/* Members of structs and union bases, put into an object. */\n')
+    for e in named:
+        if e['meta'] == 'alternate':
+            continue
+        cn = c_type_name(e['name'])
+        c.write('static void %s_members_to_json(const %s *obj, json_t *d)\n{\n' % (cn, cn))
+        for l in gen_members_to_json(struct_members(e), types, 'obj'):
+            c.write(l + '\n')
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (obj->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                c.write('    case %s:\n        %s_members_to_json(&obj->u.%s, d);\n'
+                        '        break;\n' % (enum_const(denum, k), c_type_name(bt), c_member(k)))
+            c.write('    default:\n        break;\n    }\n')
+        c.write('}\n\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        c.write('json_t *qapi_to_json_%s(const %s *obj)\n{\n' % (cn, cn))
+        if e['meta'] != 'alternate':
+            c.write('    json_t *d = json_object();\n\n'
+                    '    %s_members_to_json(obj, d);\n    return d;\n}\n\n' % cn)
+            continue
+        c.write('    switch (obj->type) {\n')
+        for k, t in e['data'].items():
+            c.write('    case %s_KIND_%s:\n        return %s;\n'
+                    % (upper_words(cn), upper_words(k),
+                       to_json_expr(t, 'obj->u.%s' % c_member(k), types)))
+        c.write("    default:\n        g_assert_not_reached();\n    }\n}\n\n")
+    for t in lists:
+        cn = c_type_name(t)
+        c.write('json_t *qapi_to_json_%s(const %s *obj)\n{\n'
+                '    json_t *a = json_array();\n\n'
+                '    for (; obj; obj = obj->next) {\n'
+                '        json_array_append_new(a, %s);\n    }\n    return a;\n}\n\n'
+                % (cn, cn, to_json_expr(t[0], 'obj->value', types)))
+
+
 def write_types(exprs, outdir):
     types = {e['name']: e for e in exprs if e['meta'] in TYPE_METAS}
     enums = [e for e in exprs if e['meta'] == 'enum']
@@ -1016,6 +1110,7 @@ def write_types(exprs, outdir):
             c.write('const QapiEnumLookup %s_lookup = { %s_names, %s__MAX };\n\n'
                     % (n, n, upper_words(n)))
         write_struct_types(exprs, types, h, c)
+        write_to_json_functions(exprs, types, h, c)
 
 
 def write_events(exprs, outdir):
@@ -1060,8 +1155,9 @@ DICT_COMMANDS = {
     # deep copy (no generated clone yet) or to translate the options at
     # once, which would report at the command errors QEMU's job reports.
     'blockdev-create', 'x-blockdev-amend',
-    # 'gen': false: members the schema does not declare are passed on
-    'blockdev-add', 'device_add', 'object-add',
+    # 'gen': false, as in QEMU 7.2: a device's properties are the device
+    # type's, not the schema's; the handler checks them against the type
+    'device_add',
 }
 
 # How a typed argument of each type is declared, and read from the
