@@ -63,7 +63,7 @@ log=$(mktemp -d)
 # monitor answering while a mirror copies.
 tsan_iotests_qcow2="310 421 503 505 507 535 570 594 595 596 597 598 599 600 601 609 618 627"
 tsan_iotests_raw="469 506 602 640"
-tsan_iotests_qcow="656"
+tsan_iotests_qcow="627 656"
 tsan_part()
 {
     local b=build-tsan reports=$log/tsan-reports
