@@ -1252,7 +1252,8 @@ bool block_job_dismiss(BlockJob *job, Error **errp)
 void block_job_set_chunk(BlockJob *job, int64_t bytes)
 {
     if (bytes > 0) {
-        job->chunk = MIN(QEMU_ALIGN_UP(bytes, BLOCK_JOB_CLUSTER), BLOCK_JOB_CHUNK);
+        /* Bounded before rounding: a max-chunk near INT64_MAX must not wrap. */
+        job->chunk = QEMU_ALIGN_UP(MIN(bytes, BLOCK_JOB_CHUNK), BLOCK_JOB_CLUSTER);
     }
 }
 

@@ -195,6 +195,14 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int ret;
 
     g_assert(bs->has_key);      /* the core's I/O gate */
+    if (start != offset || end != offset + bytes) {
+        /*
+         * The partial sectors at the edges are read, patched and written
+         * back whole: nothing else may write them meanwhile, nor read them
+         * half written (docs/concurrency.md, rule 5).
+         */
+        bdrv_serialise_request(bs, start, end - start);
+    }
     for (int64_t pos = start; pos < end; pos += LUKS_CHUNK) {
         int64_t len = MIN(end - pos, LUKS_CHUNK);
         int64_t from = MAX(pos, offset), to = MIN(pos + len, offset + bytes);
@@ -426,6 +434,12 @@ static BlockDriver bdrv_luks = {
     .format_name = "luks",
     .perm_follows_users = true,
     .instance_size = sizeof(BlockCrypto),
+    /*
+     * No state changes after open: the cipher is used by many requests at
+     * once (as qcow2's LUKS does), data I/O and en/decryption need no lock;
+     * only a read-modify-write of partial sectors serialises.
+     */
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .bdrv_probe = luks_probe,
     .bdrv_open = luks_open,
     .bdrv_close = luks_close,

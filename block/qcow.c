@@ -56,7 +56,61 @@ typedef struct BDRVQcowState {
     uint8_t *cdata;             /* compressed bytes of one cluster */
     QCryptoBlock *crypto;       /* the AES cipher, only while keyed */
     bool skip_key_check;
+    /*
+     * Requests run in parallel (docs/concurrency.md, "qcow"): the lock
+     * covers the L1 table, the L2 cache, file_end and the decompressed
+     * cluster cache; guest data is read and written with it dropped.
+     */
+    CoMutex lock;
+    int lock_depth;
 } BDRVQcowState;
+
+/* Taken again without waiting by its holder; a no-op outside coroutines. */
+static void qcow_lock(BlockDriverState *bs)
+{
+    BDRVQcowState *s = bs->opaque;
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    if (s->lock.holder == co) {
+        s->lock_depth++;
+        return;
+    }
+    qemu_co_mutex_lock(&s->lock);
+    s->lock_depth = 1;
+}
+
+static void qcow_unlock(BlockDriverState *bs)
+{
+    BDRVQcowState *s = bs->opaque;
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    g_assert(s->lock.holder == co && s->lock_depth > 0);
+    if (--s->lock_depth == 0) {
+        qemu_co_mutex_unlock(&s->lock);
+    }
+}
+
+/*
+ * A write that changes what a cluster's entry says (an allocation, a
+ * compressed write) or rewrites bytes it was not asked to (an encrypted
+ * partial sector) covers its whole clusters as a serialising request:
+ * requests in flight on them finish first, later ones wait for it.  Called
+ * with the lock dropped, so that waiting can never deadlock with it.
+ */
+static void serialise_clusters(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVQcowState *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+
+    bdrv_serialise_request(bs, start,
+                           QEMU_ALIGN_UP(offset + bytes, s->cluster_size) - start);
+}
 
 
 static int qcow_probe(const uint8_t *buf, int buf_size, const char *filename)
@@ -324,6 +378,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     s->cluster_buf = g_malloc(s->cluster_size);
     s->cdata = g_malloc(s->cluster_size);
+    qemu_co_mutex_init(&s->lock);
     s->file_end = file_len;
     ret = take_encrypt_options(bs, options, errp);
     if (ret < 0) {
@@ -601,12 +656,20 @@ static int decompress_cluster(BlockDriverState *bs, uint64_t entry, Error **errp
 /* ------------------------------------------------------------------ */
 /* Data */
 
+/*
+ * Each cluster is looked up under the lock; its data is read with the lock
+ * dropped, except a compressed cluster's (it goes through the shared
+ * decompressed-cluster cache).  An allocated cluster never moves (qcow
+ * frees nothing while open), and whatever changes the entry of a cluster
+ * this read covers serialises on it and so waits for the read.
+ */
 static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *vbuf,
                       int flags, Error **errp)
 {
     BDRVQcowState *s = bs->opaque;
     uint8_t *buf = vbuf;
-    int ret;
+    g_autofree uint8_t *scratch = NULL;
+    int ret = 0;
 
     if (!bdrv_holds_key(bs)) {
         error_setg(errp, "Key missing for '%s'", bs->filename);
@@ -617,23 +680,28 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
         uint64_t n = MIN((uint64_t)bytes, s->cluster_size - in);
         uint64_t entry;
 
+        qcow_lock(bs);
         ret = get_entry(bs, offset, &entry, errp);
         if (ret < 0) {
+            qcow_unlock(bs);
             return ret;
         }
         if (!entry) {
+            qcow_unlock(bs);
             ret = bdrv_read_backing_or_zeroes(bs, offset, n, buf, errp);
         } else if (entry & QCOW_OFLAG_COMPRESSED) {
             ret = decompress_cluster(bs, entry, errp);
             if (ret == 0) {
                 memcpy(buf, s->cluster_buf + in, n);
             }
+            qcow_unlock(bs);
         } else if (!bs->encrypted) {
             /* Coalesce a run of clusters that are contiguous in the file too. */
             while (n < (uint64_t)bytes) {
                 uint64_t next;
                 ret = get_entry(bs, offset + n, &next, errp);
                 if (ret < 0) {
+                    qcow_unlock(bs);
                     return ret;
                 }
                 if (next != entry + in + n) {
@@ -641,6 +709,7 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
                 }
                 n += MIN((uint64_t)bytes - n, (uint64_t)s->cluster_size);
             }
+            qcow_unlock(bs);
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, entry + in, n, buf, 0, errp);
         } else {
@@ -650,8 +719,13 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             uint8_t *tmp = buf;
             bool bounce = s0 != in || e0 != in + n;
 
+            qcow_unlock(bs);
             if (bounce) {
-                tmp = s->cdata;     /* scratch; it holds no cached state */
+                /* the request's own: other requests run meanwhile */
+                if (!scratch) {
+                    scratch = g_malloc(s->cluster_size);
+                }
+                tmp = scratch;
             }
             bdrv_debug_event(bs->file, BLKDBG_READ_AIO);
             ret = bdrv_pread(bs->file, entry + s0, e0 - s0, tmp, 0, errp);
@@ -663,13 +737,16 @@ static int qcow_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
             }
         }
         if (ret < 0) {
-            return ret;
+            break;
         }
         offset += n;
         buf += n;
         bytes -= n;
     }
-    return 0;
+    if (scratch) {
+        qemu_secure_zero(scratch, s->cluster_size);
+    }
+    return ret < 0 ? ret : 0;
 }
 
 /* Writes [in, in+n) of the allocated, uncompressed cluster at @entry. */
@@ -712,8 +789,8 @@ static int write_allocated(BlockDriverState *bs, uint64_t cluster_start, uint64_
     return ret;
 }
 
-static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                       const void *vbuf, int flags, Error **errp);
+static int qcow_do_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         const uint8_t *buf, bool serialised, Error **errp);
 
 /*
  * Compressed writes (qemu-img convert -c): each whole cluster is deflated
@@ -749,7 +826,7 @@ static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t b
         }
         if (clen == 0) {
             /* incompressible: an ordinary cluster */
-            ret = qcow_pwrite(bs, offset, len, buf, 0, errp);
+            ret = qcow_do_write(bs, offset, len, buf, true, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -785,22 +862,47 @@ static int qcow_write_compressed(BlockDriverState *bs, int64_t offset, int64_t b
     return 0;
 }
 
-static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
-                       int flags, Error **errp)
+/*
+ * True when a write needs no serialisation: its clusters are all allocated
+ * and uncompressed, so it writes in place and changes no entry (an
+ * encrypted one also covers whole sectors: no read-modify-write).  Such a
+ * cluster stays so while the write is in flight, since whatever would
+ * change it serialises and so waits for the write.
+ */
+static bool qcow_write_in_place(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
-
     BDRVQcowState *s = bs->opaque;
-    const uint8_t *buf = vbuf;
+    int64_t end = offset + bytes;
+    bool in_place = !(bs->encrypted && ((offset | bytes) & (BDRV_SECTOR_SIZE - 1)));
+
+    qcow_lock(bs);
+    for (int64_t pos = offset; in_place && pos < end;
+         pos = QEMU_ALIGN_DOWN(pos, s->cluster_size) + s->cluster_size) {
+        uint64_t entry;
+
+        if (get_entry(bs, pos, &entry, NULL) < 0 || !entry ||
+            (entry & QCOW_OFLAG_COMPRESSED)) {
+            in_place = false;
+        }
+    }
+    qcow_unlock(bs);
+    return in_place;
+}
+
+/*
+ * Per cluster: the lookup, the L2 table, the allocation and the new entry
+ * under the lock; the copy of what the write keeps (from the backing file),
+ * the encryption and the data write with it dropped.  @serialised: the
+ * request already covers its clusters (serialise_clusters()); an
+ * allocation needs it.
+ */
+static int qcow_do_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         const uint8_t *buf, bool serialised, Error **errp)
+{
+    BDRVQcowState *s = bs->opaque;
     g_autofree uint8_t *cbuf = NULL;
     int ret = 0;
 
-    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
-        return qcow_write_compressed(bs, offset, bytes, buf, errp);
-    }
-    if (!bdrv_holds_key(bs)) {
-        error_setg(errp, "Key missing for '%s'", bs->filename);
-        return -ENOKEY;
-    }
     cbuf = g_malloc(s->cluster_size);
 
     while (bytes > 0) {
@@ -810,30 +912,42 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
         uint64_t entry;
         int64_t host;
 
+        qcow_lock(bs);
         ret = get_entry(bs, offset, &entry, errp);
         if (ret < 0) {
+            qcow_unlock(bs);
             break;
         }
         if (entry && !(entry & QCOW_OFLAG_COMPRESSED)) {
+            qcow_unlock(bs);
             ret = write_allocated(bs, cluster_start, entry, in, n, buf, errp);
             if (ret < 0) {
                 break;
             }
         } else {
+            if (!serialised) {
+                /* qcow_write_in_place() said otherwise: cannot happen, yet be safe */
+                qcow_unlock(bs);
+                serialise_clusters(bs, offset, bytes);
+                serialised = true;
+                continue;
+            }
             /* New cluster: what is not overwritten keeps its current content. */
-            if (n < (uint64_t)s->cluster_size) {
-                if (entry) {
-                    ret = decompress_cluster(bs, entry, errp);
-                    if (ret < 0) {
-                        break;
-                    }
+            if (n < (uint64_t)s->cluster_size && entry) {
+                ret = decompress_cluster(bs, entry, errp);
+                if (ret == 0) {
                     memcpy(cbuf, s->cluster_buf, s->cluster_size);
-                } else {
-                    ret = bdrv_read_backing_or_zeroes(bs, cluster_start, s->cluster_size,
-                                                      cbuf, errp);
-                    if (ret < 0) {
-                        break;
-                    }
+                }
+            }
+            qcow_unlock(bs);
+            if (ret < 0) {
+                break;
+            }
+            if (n < (uint64_t)s->cluster_size && !entry) {
+                ret = bdrv_read_backing_or_zeroes(bs, cluster_start, s->cluster_size,
+                                                  cbuf, errp);
+                if (ret < 0) {
+                    break;
                 }
             }
             memcpy(cbuf + in, buf, n);
@@ -841,11 +955,13 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
                 encrypt_sectors(s, cluster_start, cbuf, s->cluster_size);
             }
             /* L2 table first, so that consecutive data clusters stay contiguous */
+            qcow_lock(bs);
             ret = ensure_l2(bs, cluster_start, errp);
+            host = ret < 0 ? 0 : alloc_bytes(bs, s->cluster_size);
+            qcow_unlock(bs);
             if (ret < 0) {
                 break;
             }
-            host = alloc_bytes(bs, s->cluster_size);
             bdrv_debug_event(bs->file, BLKDBG_WRITE_AIO);
             ret = bdrv_pwrite(bs->file, host, s->cluster_size, cbuf, 0, errp);
             if (ret < 0) {
@@ -859,12 +975,14 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
                 (ret = bdrv_flush(bs->file, errp)) < 0) {
                 break;
             }
+            qcow_lock(bs);
             ret = set_entry(bs, cluster_start, (uint64_t)host, errp);
+            if (ret == 0 && entry && entry == s->cluster_buf_entry) {
+                s->cluster_buf_entry = 0;
+            }
+            qcow_unlock(bs);
             if (ret < 0) {
                 break;
-            }
-            if (entry == s->cluster_buf_entry) {
-                s->cluster_buf_entry = 0;
             }
         }
         offset += n;
@@ -875,8 +993,32 @@ static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, cons
     return ret < 0 ? ret : 0;
 }
 
-static int qcow_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+static int qcow_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *vbuf,
+                       int flags, Error **errp)
+{
+    int ret;
+
+    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
+        /* Rare (qemu-img convert -c): the whole request under the lock. */
+        serialise_clusters(bs, offset, bytes);
+        qcow_lock(bs);
+        ret = qcow_write_compressed(bs, offset, bytes, vbuf, errp);
+        qcow_unlock(bs);
+        return ret;
+    }
+    if (!bdrv_holds_key(bs)) {
+        error_setg(errp, "Key missing for '%s'", bs->filename);
+        return -ENOKEY;
+    }
+    if (!qcow_write_in_place(bs, offset, bytes)) {
+        serialise_clusters(bs, offset, bytes);
+        return qcow_do_write(bs, offset, bytes, vbuf, true, errp);
+    }
+    return qcow_do_write(bs, offset, bytes, vbuf, false, errp);
+}
+
+static int qcow_block_status_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                    int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
     BDRVQcowState *s = bs->opaque;
     uint64_t in = offset & (s->cluster_size - 1);
@@ -930,6 +1072,17 @@ static int qcow_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes
     return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
 }
 
+static int qcow_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int ret;
+
+    qcow_lock(bs);
+    ret = qcow_block_status_locked(bs, offset, bytes, pnum, map, file);
+    qcow_unlock(bs);
+    return ret;
+}
+
 static int qcow_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcowState *s = bs->opaque;
@@ -939,7 +1092,7 @@ static int qcow_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 }
 
 /* Empties the image (for commit): every cluster unallocated again. */
-static int qcow_make_empty(BlockDriverState *bs, Error **errp)
+static int qcow_make_empty_locked(BlockDriverState *bs, Error **errp)
 {
     BDRVQcowState *s = bs->opaque;
     size_t l1_bytes = (size_t)s->l1_size * sizeof(uint64_t);
@@ -962,6 +1115,16 @@ static int qcow_make_empty(BlockDriverState *bs, Error **errp)
     }
     s->file_end = end;
     return 0;
+}
+
+static int qcow_make_empty(BlockDriverState *bs, Error **errp)
+{
+    int ret;
+
+    qcow_lock(bs);
+    ret = qcow_make_empty_locked(bs, errp);
+    qcow_unlock(bs);
+    return ret;
 }
 
 static gint cmp_u64(gconstpointer a, gconstpointer b)
@@ -1200,6 +1363,8 @@ static BlockDriver bdrv_qcow = {
     .strong_opts = qcow_strong_opts,
     .format_name = "qcow",
     .instance_size = sizeof(BDRVQcowState),
+    /* its own metadata lock, data I/O outside it (BDRVQcowState.lock) */
+    .thread_model = BDRV_THREAD_MODEL_PARALLEL,
     .supports_backing = true,
     .bdrv_probe = qcow_probe,
     .bdrv_open = qcow_open,

@@ -56,11 +56,14 @@ log=$(mktemp -d)
 # of threads and of coroutines (docs/concurrency.md, "ThreadSanitizer"):
 # the unit tests of suite 'concurrency', and these iotests: qemu-io's aio
 # commands, the AIO engines, requests that fail alone, serialising
-# requests, qcow2 (plain, backing file, compressed, LUKS and legacy AES)
+# requests, qcow2 (plain, backing file, compressed, LUKS and legacy AES),
+# the luks format and qcow (plain, backing file, compressed, legacy AES)
 # under many writers and readers, convert -m/-W, bench, the NBD server
-# with many clients and in the machine, iothreads, a job's copy.
+# with many clients and in the machine, iothreads, a job's copy, the
+# monitor answering while a mirror copies.
 tsan_iotests_qcow2="310 421 503 505 507 535 570 594 595 596 597 598 599 600 601 609 618 627"
-tsan_iotests_raw="469 506 640"
+tsan_iotests_raw="469 506 602 640"
+tsan_iotests_qcow="627 656"
 tsan_part()
 {
     local b=build-tsan reports=$log/tsan-reports
@@ -81,7 +84,7 @@ tsan_part()
     [ "$bad" -gt 0 ] && cat "$log/unit-$b"
     echo "$ok passed, $bad failed" > "$log/unit-$b.sum"
     cat "$log/unit-$b.sum"
-    for fmt in qcow2 raw; do
+    for fmt in qcow2 raw qcow; do
         local list=tsan_iotests_$fmt
         stage "=== iotests -$fmt, concurrency ($b) [$SECONDS s]"
         TSAN_OPTIONS="$opts:log_path=$reports/report" \

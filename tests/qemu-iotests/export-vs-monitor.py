@@ -23,8 +23,8 @@ def run(*argv):
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
 
-run(qemu_img, 'create', '-q', '-f', 'qcow', d + '/v1.img', '4M')
-run(qemu_io, '-f', 'qcow', '-c', 'write -P 0x5a 0 64k', d + '/v1.img')
+run(qemu_img, 'create', '-q', '-f', 'vmdk', d + '/v1.img', '4M')
+run(qemu_io, '-f', 'vmdk', '-c', 'write -P 0x5a 0 64k', d + '/v1.img')
 run(qemu_img, 'create', '-q', '-f', 'qcow2', d + '/v2.img', '4M')
 run(qemu_io, '-f', 'qcow2', '-c', 'write -P 0xa5 0 4M', d + '/v2.img')
 
@@ -32,7 +32,7 @@ m1, m2 = d + '/m1.sock', d + '/m2.sock'
 nbd = d + '/nbd.sock'
 proc = subprocess.Popen([qemu_system(), '-nodefaults', '-display', 'none',
                          '-object', 'throttle-group,id=tg,x-bps-read=65536',
-                         '-blockdev', 'driver=qcow,node-name=v1,file.driver=blkdebug,'
+                         '-blockdev', 'driver=vmdk,node-name=v1,file.driver=blkdebug,'
                          'file.image.driver=file,file.image.filename=' + d + '/v1.img',
                          '-blockdev', 'driver=qcow2,node-name=v2,file.driver=file,'
                          'file.filename=' + d + '/v2.img',
