@@ -455,10 +455,81 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     }
 }
 
-/* When the speed limit allows the job's next step (real time). */
+/*
+ * The speed limit works as QEMU 7.2's block jobs' does, so that a job
+ * under a limit has copied as much as QEMU's would have at any moment (the
+ * offsets QEMU's tests print at a quit or a cancel follow from it).  Time
+ * runs in slices of 100 ms, each with a quota of speed / 10 bytes (at
+ * least 1).  Within a slice a job starts steps freely until what its steps
+ * charged reaches the quota; then it waits until the slice, stretched to
+ * as many slices as the charge fills, is over.  The next charge or check
+ * after that starts a new slice.  So the first step always runs whole,
+ * however low the limit (commit and stream copy 512 KiB, a mirror its
+ * first run of dirty clusters up to its buffer size, a backup one chunk),
+ * and the wait after a step is that step's bytes at the given speed.
+ */
+#define BLOCK_JOB_RATELIMIT_SLICE_NS (100 * 1000 * 1000LL)
+
+static int64_t ratelimit_quota(BlockJob *job)
+{
+    double quota = (double)job->speed * BLOCK_JOB_RATELIMIT_SLICE_NS / 1e9;
+
+    return quota < 1 ? 1 : (int64_t)quota;
+}
+
+/* Charges @bytes at @now; returns how long the job must wait (0: not at all). */
+static int64_t ratelimit_charge(BlockJob *job, int64_t bytes, int64_t now)
+{
+    int64_t quota;
+
+    if (job->speed <= 0) {
+        return 0;
+    }
+    quota = ratelimit_quota(job);
+    if (job->rl_slice_end_ns < now) {
+        /* The last slice (stretched or not) is over: a new one starts. */
+        job->rl_slice_start_ns = now;
+        job->rl_slice_end_ns = now + BLOCK_JOB_RATELIMIT_SLICE_NS;
+        job->rl_dispatched = 0;
+    }
+    job->rl_dispatched += bytes;
+    if (job->rl_dispatched < quota) {
+        return 0;
+    }
+    job->rl_slice_end_ns = job->rl_slice_start_ns +
+        (int64_t)((double)job->rl_dispatched / quota * BLOCK_JOB_RATELIMIT_SLICE_NS);
+    return job->rl_slice_end_ns - now;
+}
+
+void block_job_ratelimit_processed(BlockJob *job, int64_t bytes)
+{
+    if (bytes > 0) {
+        ratelimit_charge(job, bytes, g_get_monotonic_time() * 1000);
+    }
+}
+
+/*
+ * Whether the speed limit holds the job's next step back: not once the job
+ * is ready.  QEMU's ready mirror copies what the guest writes without
+ * waiting for the limit, and completes (or is cancelled) at once when
+ * nothing is dirty; its finishing step copies what is left in one go here.
+ */
+static bool ratelimit_applies(BlockJob *job)
+{
+    return job->speed > 0 && !job->ready;
+}
+
+/* When the speed limit allows the job's next step (real time; 0: now). */
 static int64_t next_step_ns(BlockJob *job)
 {
-    return job->speed > 0 ? job->next_ns : 0;
+    int64_t now, delay;
+
+    if (!ratelimit_applies(job)) {
+        return 0;
+    }
+    now = g_get_monotonic_time() * 1000;
+    delay = ratelimit_charge(job, 0, now);
+    return delay > 0 ? now + delay : 0;
 }
 
 /* Whether the throttles the job's I/O went through still hold its next step back. */
@@ -520,8 +591,7 @@ void block_job_start(BlockJob *job)
     jobs = g_list_append(jobs, job);
     set_status(job, JOB_STATUS_CREATED);
     set_status(job, JOB_STATUS_RUNNING);
-    job->next_ns = g_get_monotonic_time() * 1000;
-    job->first_slice_end_ns = job->next_ns + BLOCK_JOB_START_NS;
+    job->first_slice_end_ns = g_get_monotonic_time() * 1000 + BLOCK_JOB_START_NS;
     /*
      * The first step comes before the monitor reads its next command (as a
      * QEMU job starts at once); later ones only when the monitors are idle.
@@ -964,14 +1034,18 @@ static bool job_take_step(BlockJob *job)
         }
         n = 0;
     }
-    if (job->speed > 0 && n > 0) {
-        int64_t now = g_get_monotonic_time() * 1000;
-        job->next_ns = MAX(job->next_ns, now - BLOCK_JOB_SLICE_NS) +
-                       (int64_t)((double)n * 1e9 / job->speed);
-    }
     if (done) {
         if (finishing || !job->driver->needs_complete) {
             job_finish(job, 0, NULL);
+            return false;
+        }
+        if (!job->ready && next_step_ns(job) > 0) {
+            /*
+             * In sync, but as QEMU's mirror the job is ready only once the
+             * speed limit lets it go on: the step runs again then (and
+             * copies what was written meanwhile).
+             */
+            schedule_next(job);
             return false;
         }
         if (!job->ready) {
@@ -1026,6 +1100,11 @@ static void job_run(BlockJob *job)
         }
         if (job->pause_count > 0) {
             job_enter_pause(job);
+            return;
+        }
+        if (next_step_ns(job) > 0) {
+            /* Woken before the speed limit's wait is over (a lowered speed). */
+            schedule_next(job);
             return;
         }
         /*
@@ -1091,6 +1170,8 @@ static bool job_verb_ok(BlockJob *job, const char *verb, bool ok, Error **errp)
 
 bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 {
+    int64_t old_speed;
+
     if (!job_verb_ok(job, "set-speed", !job->finished, errp)) {
         return false;
     }
@@ -1098,10 +1179,17 @@ bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return false;
     }
+    /*
+     * As in QEMU, the new speed sets the quota of the slices to come and
+     * recomputes a wait that is going on from what was charged; only a
+     * job whose limit is raised or lifted is woken for that, one whose
+     * limit is lowered finishes its current wait first.
+     */
+    old_speed = job->speed;
     job->speed = speed;
-    job->next_ns = g_get_monotonic_time() * 1000;
-    if (job->pause_count == 0 && !job->finished) {
-        schedule_in(job, 0);
+    if (job->pause_count == 0 && !job->finished && !job_busy(job) &&
+        (speed == 0 || speed > old_speed)) {
+        schedule_next(job);
     }
     return true;
 }

@@ -22,6 +22,13 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   int64_t speed, BlockdevOnError on_error,
                                   const char *filter_node_name, Error **errp);
 
+/*
+ * What a step of commit or stream copies at most: QEMU 7.2's buffer size
+ * for both.  Under a speed limit the first step runs whole before the job
+ * waits, so the progress a limited job shows at first is this.
+ */
+#define COPY_JOB_CHUNK (512 * KiB)
+
 typedef struct CopyJob {
     BlockJob common;
     BlockDriverState *top;      /* commit: the top layer; stream: the active layer */
@@ -107,7 +114,7 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         *done = true;
         return 0;
     }
-    chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
+    chunk = MIN(MIN(job->len - off, COPY_JOB_CHUNK), max_bytes);
     /*
      * on-error=ignore means "try again" for commit and stream, as in QEMU:
      * the chunk that failed is copied anew (an error that persists keeps
@@ -142,11 +149,11 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     s->cursor = off + n;
     job->offset = s->cursor;
     *done = s->cursor >= job->len;
-    /*
-     * The rate limit charges what was copied; a run that needs no copy
-     * costs only its status query, charged as one cluster.
-     */
-    return copied ? n : MIN(n, BLOCK_JOB_CLUSTER);
+    /* As in QEMU, the speed limit charges what was copied, not what was passed over. */
+    if (copied) {
+        block_job_ratelimit_processed(job, n);
+    }
+    return n;
 }
 
 /* Makes the nodes above @from (as backing node, or as a filter's file) use @to. */

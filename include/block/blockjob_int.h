@@ -121,7 +121,15 @@ struct BlockJob {
      * yield): a driver with several copies in flight orders their writes.
      */
     void (*before_copy_write)(BlockJob *job);
-    int64_t next_ns;            /* the speed limit allows the next step at */
+    /*
+     * The speed limit's accounting, QEMU 7.2's: bytes dispatched in the
+     * current time slice, which starts at rl_slice_start_ns and, once the
+     * slice's quota is used up, ends (stretched) at rl_slice_end_ns (real
+     * time).  See block_job_ratelimit_processed().
+     */
+    int64_t rl_slice_start_ns;
+    int64_t rl_slice_end_ns;
+    int64_t rl_dispatched;
     /*
      * A throttle on its nodes allows the next step at throttled_ns on the
      * clock of throttle_timer (NULL: never throttled yet), which then
@@ -176,6 +184,15 @@ void block_job_free_unstarted(BlockJob *job);
  * which side failed.
  */
 void block_job_break(BlockJob *job, int ret);
+/*
+ * The speed limit: a step charges the @bytes it has just copied (only what
+ * QEMU 7.2's job charges: commit and stream what they copy, not the runs
+ * they pass over; mirror and backup every range they take on).  The
+ * framework checks the limit before each step: a job that has used up its
+ * time slice's quota waits until the slice, stretched by what was charged
+ * beyond it, is over.
+ */
+void block_job_ratelimit_processed(BlockJob *job, int64_t bytes);
 /* A step may call this to be woken up again soon (e.g. after a guest write). */
 void block_job_kick(BlockJob *job);
 
