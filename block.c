@@ -2728,7 +2728,12 @@ int bdrv_img_create(const char *filename, const char *fmt,
     QDict *o;
     int ret = -EINVAL;
 
-    if (!drv || drv->is_protocol) {
+    /*
+     * As in QEMU, a protocol driver that creates images is a format here
+     * too: "-f file" (or drive-backup's format "file") makes a plain file
+     * of the size, which reads as raw.
+     */
+    if (!drv || (drv->is_protocol && !drv->bdrv_create)) {
         error_setg(errp, "Unknown file format '%s'", fmt);
         return -EINVAL;
     }

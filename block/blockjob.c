@@ -1898,8 +1898,12 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
     if (node_name) {
         qdict_put_str(opts, "node-name", node_name);
     }
-    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
-        /* The new image's backing file is read through the source's nodes. */
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS &&
+        !(format && bdrv_find_format(format) && bdrv_find_format(format)->is_protocol)) {
+        /*
+         * The new image's backing file is read through the source's nodes.
+         * A protocol (format "file") has no backing option to give.
+         */
         if (backing) {
             qdict_put_str(opts, "backing", backing->node_name);
         } else {
