@@ -284,10 +284,8 @@ QObject *qmp_block_stream(const char *job_id, const char *device, const char *ba
         .speed = speed,
         .on_error = on_error,
     };
-    bool base_is_node;
-
     if (!one_of(base, base_node, "base", "base-node", false,
-                "cannot be specified at the same time", &o.base, &base_is_node, errp)) {
+                "cannot be specified at the same time", &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
     return started_auto(block_job_stream(&o, errp), auto_finalize, auto_dismiss);

@@ -1036,7 +1036,11 @@ static bool job_take_step(BlockJob *job)
     }
     if (done) {
         if (finishing || !job->driver->needs_complete) {
-            job_finish(job, 0, NULL);
+            if (job->deferred_ret < 0) {
+                job_finish_full(job, job->deferred_ret, NULL, true);
+            } else {
+                job_finish(job, 0, NULL);
+            }
             return false;
         }
         if (!job->ready && next_step_ns(job) > 0) {

@@ -67,6 +67,9 @@ typedef struct CopyJob {
      */
     GSList *intermediate_users;
     int64_t cursor;
+    /* The run at the cursor whose copy failed last (for on-error=ignore). */
+    int64_t failed_len;
+    int failed_ret;
     uint8_t *buf;
 } CopyJob;
 
@@ -116,11 +119,21 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     }
     chunk = MIN(MIN(job->len - off, COPY_JOB_CHUNK), max_bytes);
     /*
-     * on-error=ignore means "try again" for commit and stream, as in QEMU:
-     * the chunk that failed is copied anew (an error that persists keeps
-     * the job retrying until it is cancelled).
+     * on-error=ignore, as in QEMU: a commit copies the chunk that failed
+     * anew (an error that persists keeps it retrying until it is
+     * cancelled); a stream passes over it, counted as done, and fails
+     * with the first such error once it has gone through the rest.
      */
-    block_job_take_skip(job);
+    if (block_job_take_skip(job) && s->is_stream) {
+        if (job->deferred_ret == 0) {
+            job->deferred_ret = s->failed_ret;
+        }
+        s->cursor = off + s->failed_len;
+        job->offset = s->cursor;
+        *done = s->cursor >= job->len;
+        return s->failed_len;
+    }
+    s->failed_len = chunk;
     if (s->is_stream) {
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);
@@ -136,6 +149,7 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         job->err_is_read = true;
         error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
                          s->top->filename);
+        s->failed_ret = ret;
         return ret;
     }
     n = MAX(MIN(n, chunk), 1);
@@ -143,6 +157,8 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     if (copied) {
         ret = block_job_copy_chunk(job, s->top, dst, off, n, false, false, s->buf, errp);
         if (ret < 0) {
+            s->failed_len = n;
+            s->failed_ret = ret;
             return ret;
         }
     }
@@ -501,7 +517,19 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
     if (!bs) {
         return NULL;
     }
-    if (opts->base) {
+    if (opts->base && opts->base_is_node) {
+        /* A node name, looked up among all nodes first, as QEMU does. */
+        base = bdrv_find_node(opts->base);
+        if (!base) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->base);
+            return NULL;
+        }
+        if (base == bs || !chain_contains(bs, base)) {
+            error_setg(errp, "Node '%s' is not a backing image of '%s'", opts->base,
+                       opts->device);
+            return NULL;
+        }
+    } else if (opts->base) {
         base = block_job_find_in_chain(bs->backing, opts->base);
         if (!base) {
             error_setg(errp, "Can't find '%s' in the backing chain", opts->base);

@@ -90,6 +90,12 @@ struct BlockJob {
      * it would copy (the one that failed) instead of retrying it.
      */
     bool skip_chunk;
+    /*
+     * An error the job passed over (stream's on-error=ignore, as QEMU's):
+     * the job goes on, and fails with the first such error (as an I/O
+     * error, by its strerror() text) once its work is done.
+     */
+    int deferred_ret;
     const char *io_status;      /* "ok", "failed", "nospace" */
 
     guint source_id;
