@@ -139,24 +139,30 @@ int64_t block_job_len(BlockJob *job) { return job->len; }
 
 BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *name)
 {
-    for (BlockDriverState *p = top; p; p = p->backing) {
-        if (!strcmp(p->node_name, name) || !strcmp(p->filename, name)) {
+    /*
+     * As QEMU, the chain goes through filter nodes (a running stream's or
+     * commit's filter) to the images below them.  A filter is found by its
+     * node name only: its file name is its image's, which is found itself.
+     */
+    for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
+        if (!strcmp(p->node_name, name) || (!bdrv_is_filter(p) && !strcmp(p->filename, name))) {
             return p;
         }
     }
     /* A node whose options make its name json:{...} is found by that name. */
-    for (BlockDriverState *p = top; g_str_has_prefix(name, "json:") && p; p = p->backing) {
+    for (BlockDriverState *p = top; g_str_has_prefix(name, "json:") && p;
+         p = bdrv_filter_or_cow_bs(p)) {
         g_autofree char *display = bdrv_display_filename(p);
 
-        if (!strcmp(display, name)) {
+        if (!bdrv_is_filter(p) && !strcmp(display, name)) {
             return p;
         }
     }
     /* "base.img" names the same file as "./base.img" or an absolute path. */
     {
         g_autofree char *want = realpath(name, NULL);
-        for (BlockDriverState *p = top; want && p; p = p->backing) {
-            g_autofree char *have = realpath(p->filename, NULL);
+        for (BlockDriverState *p = top; want && p; p = bdrv_filter_or_cow_bs(p)) {
+            g_autofree char *have = bdrv_is_filter(p) ? NULL : realpath(p->filename, NULL);
             if (have && !strcmp(have, want)) {
                 return p;
             }
@@ -167,13 +173,15 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
      * directory of the image above it ("../mid.img" from dir/top.img).
      */
     if (!g_path_is_absolute(name)) {
-        for (BlockDriverState *p = top; p && p->backing; p = p->backing) {
+        for (BlockDriverState *p = bdrv_skip_filters(top); p && bdrv_filter_or_cow_bs(p);
+             p = bdrv_skip_filters(bdrv_filter_or_cow_bs(p))) {
+            BlockDriverState *below = bdrv_skip_filters(bdrv_filter_or_cow_bs(p));
             g_autofree char *dir = g_path_get_dirname(p->filename);
             g_autofree char *joined = g_build_filename(dir, name, NULL);
             g_autofree char *want = realpath(joined, NULL);
-            g_autofree char *have = realpath(p->backing->filename, NULL);
+            g_autofree char *have = below ? realpath(below->filename, NULL) : NULL;
             if (want && have && !strcmp(want, have)) {
-                return p->backing;
+                return below;
             }
         }
     }
