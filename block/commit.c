@@ -327,6 +327,19 @@ static const BlockJobDriver stream_driver = {
  * when the job writes it (commit), not when it only reads down to it
  * (stream, as QEMU's, which leaves its base to others).
  */
+/* An intermediate commit's filter node (see claim_chain()). */
+static bool is_commit_filter(BlockDriverState *bs)
+{
+    return bs && bs->drv && !strcmp(bs->drv->format_name, "commit_top");
+}
+
+/*
+ * Checks that no other job uses the nodes from @top down to @base (@base
+ * too when @with_base), then that the job can freeze the links between
+ * them.  As in QEMU, another commit's filter in the chain is not busy (QEMU
+ * does not block it), but a link to it can never be frozen: the job is
+ * refused with "Cannot freeze" once the nodes are found free.
+ */
 static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with_base,
                         const char *device, Error **errp)
 {
@@ -336,11 +349,21 @@ static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with
         if (p == base && !with_base) {
             break;
         }
-        if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
+        if (!is_commit_filter(p) && !block_job_check_nodes_free(nodes, 1, device, errp)) {
             return false;
         }
         if (p == base) {
             break;
+        }
+    }
+    for (BlockDriverState *p = top; p && p != base; p = bdrv_filter_or_cow_bs(p)) {
+        BlockDriverState *next = bdrv_filter_or_cow_bs(p);
+
+        /* A stream leaves the link into its base unfrozen. */
+        if (is_commit_filter(next) && (next != base || with_base)) {
+            error_setg(errp, "Cannot freeze '%s' link to '%s'",
+                       p->backing == next ? "backing" : "file", bdrv_get_node_name(next));
+            return false;
         }
     }
     return true;
@@ -467,6 +490,14 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     }
     for (overlay = bs; bdrv_filter_or_cow_bs(overlay) != top;
          overlay = bdrv_filter_or_cow_bs(overlay)) {
+    }
+    /*
+     * The layer above top gets base as its backing file: as in QEMU,
+     * another job that uses it (a stream through it) refuses the commit.
+     */
+    if (!is_commit_filter(overlay) &&
+        !block_job_check_nodes_free(&overlay, 1, opts->device, errp)) {
+        return NULL;
     }
     s = copy_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed,
                         opts->on_error, opts->backing_file, top, base, errp);
