@@ -566,6 +566,25 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
             error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
             return NULL;
         }
+    } else if (opts->bottom) {
+        /* The base is what lies below the bottom node (as the job ends, too). */
+        BlockDriverState *bottom = bdrv_find_node(opts->bottom);
+
+        if (!bottom) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->bottom);
+            return NULL;
+        }
+        if (bdrv_is_filter(bottom)) {
+            error_setg(errp, "Node '%s' is a filter, use a non-filter node as 'bottom'",
+                       opts->bottom);
+            return NULL;
+        }
+        if (!chain_contains(bs, bottom)) {
+            error_setg(errp, "Node '%s' is not in a chain starting from '%s'", opts->bottom,
+                       opts->device);
+            return NULL;
+        }
+        base = bdrv_filter_or_cow_bs(bottom);
     }
     if (!claim_chain(bs, base, false, opts->device, errp)) {
         return NULL;
