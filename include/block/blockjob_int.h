@@ -26,8 +26,10 @@ typedef struct BlockJobDriver {
      */
     bool needs_complete;
     /*
-     * Does at most @max_bytes of copying.  Returns the number of bytes of
-     * I/O done (for the speed limit), sets *done when nothing is left right
+     * Does at most @max_bytes of copying, charging what it copies to the
+     * speed limit (block_job_ratelimit_processed()).  Returns how many
+     * bytes it got through (0: nothing to do for now, the job looks again
+     * later), sets *done when nothing is left right
      * now.  On failure returns -errno with errp set and job->err_is_read
      * telling whether reading the source (true) or writing the target
      * failed; the step must not have advanced its progress then, so that
