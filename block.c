@@ -2140,6 +2140,23 @@ static int reopen_set_read_only(BlockDriverState *bs, bool read_only, Error **er
     if (bs->read_only == read_only) {
         return 0;
     }
+    if (read_only && bs->drv) {
+        /*
+         * A read-only node is never flushed again (not on close either), so
+         * what its driver still holds in memory (qcow2's L2 and refcount
+         * caches after a write) goes out now, as QEMU flushes every node
+         * it reopens.  Without it the old top of a snapshot loses its
+         * last writes' metadata.
+         */
+        Error *local_err = NULL;
+        int ret = bdrv_flush(bs, &local_err);
+
+        if (ret < 0) {
+            error_free(local_err);
+            error_setg_errno(errp, -ret, "Error flushing drive");
+            return ret;
+        }
+    }
     if (read_only && bs->drv && bs->drv->bdrv_switch_read_only) {
         int ret = bs->drv->bdrv_switch_read_only(bs, true, errp);
         if (ret < 0) {
@@ -2711,7 +2728,12 @@ int bdrv_img_create(const char *filename, const char *fmt,
     QDict *o;
     int ret = -EINVAL;
 
-    if (!drv || drv->is_protocol) {
+    /*
+     * As in QEMU, a protocol driver that creates images is a format here
+     * too: "-f file" (or drive-backup's format "file") makes a plain file
+     * of the size, which reads as raw.
+     */
+    if (!drv || (drv->is_protocol && !drv->bdrv_create)) {
         error_setg(errp, "Unknown file format '%s'", fmt);
         return -EINVAL;
     }

@@ -270,7 +270,7 @@ QObject *qmp_block_commit(const char *job_id, const char *device, const char *ba
 
 QObject *qmp_block_stream(const char *job_id, const char *device, const char *base,
                           const char *base_node, const char *backing_file,
-                          bool has_speed, int64_t speed,
+                          const char *bottom, bool has_speed, int64_t speed,
                           bool has_on_error, BlockdevOnError on_error,
                           const char *filter_node_name,
                           bool has_auto_finalize, bool auto_finalize,
@@ -284,12 +284,20 @@ QObject *qmp_block_stream(const char *job_id, const char *device, const char *ba
         .speed = speed,
         .on_error = on_error,
     };
-    bool base_is_node;
-
     if (!one_of(base, base_node, "base", "base-node", false,
-                "cannot be specified at the same time", &o.base, &base_is_node, errp)) {
+                "cannot be specified at the same time", &o.base, &o.base_is_node, errp)) {
         return NULL;
     }
+    /* In QEMU's order and words. */
+    if (base && bottom) {
+        error_setg(errp, "'base' and 'bottom' cannot be specified at the same time");
+        return NULL;
+    }
+    if (bottom && base_node) {
+        error_setg(errp, "'bottom' and 'base-node' cannot be specified at the same time");
+        return NULL;
+    }
+    o.bottom = bottom;
     return started_auto(block_job_stream(&o, errp), auto_finalize, auto_dismiss);
 }
 

@@ -185,6 +185,8 @@ static int64_t backup_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
     }
     s->inflight_start = start;
     s->inflight_end = end;
+    /* Charged as the copy starts, as QEMU's block-copy charges a task. */
+    block_job_ratelimit_processed(job, MIN(end, s->size) - start);
     ret = backup_copy_range(s, start, end - start, s->buf, errp);
     s->inflight_start = s->inflight_end = 0;
     qemu_co_queue_restart_all(&s->inflight_waiters);

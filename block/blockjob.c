@@ -139,24 +139,30 @@ int64_t block_job_len(BlockJob *job) { return job->len; }
 
 BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *name)
 {
-    for (BlockDriverState *p = top; p; p = p->backing) {
-        if (!strcmp(p->node_name, name) || !strcmp(p->filename, name)) {
+    /*
+     * As QEMU, the chain goes through filter nodes (a running stream's or
+     * commit's filter) to the images below them.  A filter is found by its
+     * node name only: its file name is its image's, which is found itself.
+     */
+    for (BlockDriverState *p = top; p; p = bdrv_filter_or_cow_bs(p)) {
+        if (!strcmp(p->node_name, name) || (!bdrv_is_filter(p) && !strcmp(p->filename, name))) {
             return p;
         }
     }
     /* A node whose options make its name json:{...} is found by that name. */
-    for (BlockDriverState *p = top; g_str_has_prefix(name, "json:") && p; p = p->backing) {
+    for (BlockDriverState *p = top; g_str_has_prefix(name, "json:") && p;
+         p = bdrv_filter_or_cow_bs(p)) {
         g_autofree char *display = bdrv_display_filename(p);
 
-        if (!strcmp(display, name)) {
+        if (!bdrv_is_filter(p) && !strcmp(display, name)) {
             return p;
         }
     }
     /* "base.img" names the same file as "./base.img" or an absolute path. */
     {
         g_autofree char *want = realpath(name, NULL);
-        for (BlockDriverState *p = top; want && p; p = p->backing) {
-            g_autofree char *have = realpath(p->filename, NULL);
+        for (BlockDriverState *p = top; want && p; p = bdrv_filter_or_cow_bs(p)) {
+            g_autofree char *have = bdrv_is_filter(p) ? NULL : realpath(p->filename, NULL);
             if (have && !strcmp(have, want)) {
                 return p;
             }
@@ -167,13 +173,15 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
      * directory of the image above it ("../mid.img" from dir/top.img).
      */
     if (!g_path_is_absolute(name)) {
-        for (BlockDriverState *p = top; p && p->backing; p = p->backing) {
+        for (BlockDriverState *p = bdrv_skip_filters(top); p && bdrv_filter_or_cow_bs(p);
+             p = bdrv_skip_filters(bdrv_filter_or_cow_bs(p))) {
+            BlockDriverState *below = bdrv_skip_filters(bdrv_filter_or_cow_bs(p));
             g_autofree char *dir = g_path_get_dirname(p->filename);
             g_autofree char *joined = g_build_filename(dir, name, NULL);
             g_autofree char *want = realpath(joined, NULL);
-            g_autofree char *have = realpath(p->backing->filename, NULL);
+            g_autofree char *have = below ? realpath(below->filename, NULL) : NULL;
             if (want && have && !strcmp(want, have)) {
-                return p->backing;
+                return below;
             }
         }
     }
@@ -455,10 +463,81 @@ static void schedule_in(BlockJob *job, int64_t delay_ms)
     }
 }
 
-/* When the speed limit allows the job's next step (real time). */
+/*
+ * The speed limit works as QEMU 7.2's block jobs' does, so that a job
+ * under a limit has copied as much as QEMU's would have at any moment (the
+ * offsets QEMU's tests print at a quit or a cancel follow from it).  Time
+ * runs in slices of 100 ms, each with a quota of speed / 10 bytes (at
+ * least 1).  Within a slice a job starts steps freely until what its steps
+ * charged reaches the quota; then it waits until the slice, stretched to
+ * as many slices as the charge fills, is over.  The next charge or check
+ * after that starts a new slice.  So the first step always runs whole,
+ * however low the limit (commit and stream copy 512 KiB, a mirror its
+ * first run of dirty clusters up to its buffer size, a backup one chunk),
+ * and the wait after a step is that step's bytes at the given speed.
+ */
+#define BLOCK_JOB_RATELIMIT_SLICE_NS (100 * 1000 * 1000LL)
+
+static int64_t ratelimit_quota(BlockJob *job)
+{
+    double quota = (double)job->speed * BLOCK_JOB_RATELIMIT_SLICE_NS / 1e9;
+
+    return quota < 1 ? 1 : (int64_t)quota;
+}
+
+/* Charges @bytes at @now; returns how long the job must wait (0: not at all). */
+static int64_t ratelimit_charge(BlockJob *job, int64_t bytes, int64_t now)
+{
+    int64_t quota;
+
+    if (job->speed <= 0) {
+        return 0;
+    }
+    quota = ratelimit_quota(job);
+    if (job->rl_slice_end_ns < now) {
+        /* The last slice (stretched or not) is over: a new one starts. */
+        job->rl_slice_start_ns = now;
+        job->rl_slice_end_ns = now + BLOCK_JOB_RATELIMIT_SLICE_NS;
+        job->rl_dispatched = 0;
+    }
+    job->rl_dispatched += bytes;
+    if (job->rl_dispatched < quota) {
+        return 0;
+    }
+    job->rl_slice_end_ns = job->rl_slice_start_ns +
+        (int64_t)((double)job->rl_dispatched / quota * BLOCK_JOB_RATELIMIT_SLICE_NS);
+    return job->rl_slice_end_ns - now;
+}
+
+void block_job_ratelimit_processed(BlockJob *job, int64_t bytes)
+{
+    if (bytes > 0) {
+        ratelimit_charge(job, bytes, g_get_monotonic_time() * 1000);
+    }
+}
+
+/*
+ * Whether the speed limit holds the job's next step back: not once the job
+ * is ready.  QEMU's ready mirror copies what the guest writes without
+ * waiting for the limit, and completes (or is cancelled) at once when
+ * nothing is dirty; its finishing step copies what is left in one go here.
+ */
+static bool ratelimit_applies(BlockJob *job)
+{
+    return job->speed > 0 && !job->ready;
+}
+
+/* When the speed limit allows the job's next step (real time; 0: now). */
 static int64_t next_step_ns(BlockJob *job)
 {
-    return job->speed > 0 ? job->next_ns : 0;
+    int64_t now, delay;
+
+    if (!ratelimit_applies(job)) {
+        return 0;
+    }
+    now = g_get_monotonic_time() * 1000;
+    delay = ratelimit_charge(job, 0, now);
+    return delay > 0 ? now + delay : 0;
 }
 
 /* Whether the throttles the job's I/O went through still hold its next step back. */
@@ -520,8 +599,7 @@ void block_job_start(BlockJob *job)
     jobs = g_list_append(jobs, job);
     set_status(job, JOB_STATUS_CREATED);
     set_status(job, JOB_STATUS_RUNNING);
-    job->next_ns = g_get_monotonic_time() * 1000;
-    job->first_slice_end_ns = job->next_ns + BLOCK_JOB_START_NS;
+    job->first_slice_end_ns = g_get_monotonic_time() * 1000 + BLOCK_JOB_START_NS;
     /*
      * The first step comes before the monitor reads its next command (as a
      * QEMU job starts at once); later ones only when the monitors are idle.
@@ -964,14 +1042,22 @@ static bool job_take_step(BlockJob *job)
         }
         n = 0;
     }
-    if (job->speed > 0 && n > 0) {
-        int64_t now = g_get_monotonic_time() * 1000;
-        job->next_ns = MAX(job->next_ns, now - BLOCK_JOB_SLICE_NS) +
-                       (int64_t)((double)n * 1e9 / job->speed);
-    }
     if (done) {
         if (finishing || !job->driver->needs_complete) {
-            job_finish(job, 0, NULL);
+            if (job->deferred_ret < 0) {
+                job_finish_full(job, job->deferred_ret, NULL, true);
+            } else {
+                job_finish(job, 0, NULL);
+            }
+            return false;
+        }
+        if (!job->ready && next_step_ns(job) > 0) {
+            /*
+             * In sync, but as QEMU's mirror the job is ready only once the
+             * speed limit lets it go on: the step runs again then (and
+             * copies what was written meanwhile).
+             */
+            schedule_next(job);
             return false;
         }
         if (!job->ready) {
@@ -1026,6 +1112,11 @@ static void job_run(BlockJob *job)
         }
         if (job->pause_count > 0) {
             job_enter_pause(job);
+            return;
+        }
+        if (next_step_ns(job) > 0) {
+            /* Woken before the speed limit's wait is over (a lowered speed). */
+            schedule_next(job);
             return;
         }
         /*
@@ -1091,6 +1182,8 @@ static bool job_verb_ok(BlockJob *job, const char *verb, bool ok, Error **errp)
 
 bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
 {
+    int64_t old_speed;
+
     if (!job_verb_ok(job, "set-speed", !job->finished, errp)) {
         return false;
     }
@@ -1098,10 +1191,17 @@ bool block_job_set_speed(BlockJob *job, int64_t speed, Error **errp)
         error_setg(errp, "Parameter 'speed' expects a non-negative value");
         return false;
     }
+    /*
+     * As in QEMU, the new speed sets the quota of the slices to come and
+     * recomputes a wait that is going on from what was charged; only a
+     * job whose limit is raised or lifted is woken for that, one whose
+     * limit is lowered finishes its current wait first.
+     */
+    old_speed = job->speed;
     job->speed = speed;
-    job->next_ns = g_get_monotonic_time() * 1000;
-    if (job->pause_count == 0 && !job->finished) {
-        schedule_in(job, 0);
+    if (job->pause_count == 0 && !job->finished && !job_busy(job) &&
+        (speed == 0 || speed > old_speed)) {
+        schedule_next(job);
     }
     return true;
 }
@@ -1811,8 +1911,12 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
     if (node_name) {
         qdict_put_str(opts, "node-name", node_name);
     }
-    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS) {
-        /* The new image's backing file is read through the source's nodes. */
+    if (mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS &&
+        !(format && bdrv_find_format(format) && bdrv_find_format(format)->is_protocol)) {
+        /*
+         * The new image's backing file is read through the source's nodes.
+         * A protocol (format "file") has no backing option to give.
+         */
         if (backing) {
             qdict_put_str(opts, "backing", backing->node_name);
         } else {

@@ -22,6 +22,13 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
                                   int64_t speed, BlockdevOnError on_error,
                                   const char *filter_node_name, Error **errp);
 
+/*
+ * What a step of commit or stream copies at most: QEMU 7.2's buffer size
+ * for both.  Under a speed limit the first step runs whole before the job
+ * waits, so the progress a limited job shows at first is this.
+ */
+#define COPY_JOB_CHUNK (512 * KiB)
+
 typedef struct CopyJob {
     BlockJob common;
     BlockDriverState *top;      /* commit: the top layer; stream: the active layer */
@@ -60,6 +67,9 @@ typedef struct CopyJob {
      */
     GSList *intermediate_users;
     int64_t cursor;
+    /* The run at the cursor whose copy failed last (for on-error=ignore). */
+    int64_t failed_len;
+    int failed_ret;
     uint8_t *buf;
 } CopyJob;
 
@@ -107,13 +117,23 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         *done = true;
         return 0;
     }
-    chunk = MIN(MIN(job->len - off, BLOCK_JOB_CHUNK), max_bytes);
+    chunk = MIN(MIN(job->len - off, COPY_JOB_CHUNK), max_bytes);
     /*
-     * on-error=ignore means "try again" for commit and stream, as in QEMU:
-     * the chunk that failed is copied anew (an error that persists keeps
-     * the job retrying until it is cancelled).
+     * on-error=ignore, as in QEMU: a commit copies the chunk that failed
+     * anew (an error that persists keeps it retrying until it is
+     * cancelled); a stream passes over it, counted as done, and fails
+     * with the first such error once it has gone through the rest.
      */
-    block_job_take_skip(job);
+    if (block_job_take_skip(job) && s->is_stream) {
+        if (job->deferred_ret == 0) {
+            job->deferred_ret = s->failed_ret;
+        }
+        s->cursor = off + s->failed_len;
+        job->offset = s->cursor;
+        *done = s->cursor >= job->len;
+        return s->failed_len;
+    }
+    s->failed_len = chunk;
     if (s->is_stream) {
         /* Only what the active layer lacks and the chain above base holds. */
         ret = bdrv_is_allocated(s->top, off, chunk, &n);
@@ -129,6 +149,7 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
         job->err_is_read = true;
         error_setg_errno(errp, -ret, "Could not read the allocation status of '%s'",
                          s->top->filename);
+        s->failed_ret = ret;
         return ret;
     }
     n = MAX(MIN(n, chunk), 1);
@@ -136,17 +157,19 @@ static int64_t copy_step(BlockJob *job, int64_t max_bytes, bool *done, Error **e
     if (copied) {
         ret = block_job_copy_chunk(job, s->top, dst, off, n, false, false, s->buf, errp);
         if (ret < 0) {
+            s->failed_len = n;
+            s->failed_ret = ret;
             return ret;
         }
     }
     s->cursor = off + n;
     job->offset = s->cursor;
     *done = s->cursor >= job->len;
-    /*
-     * The rate limit charges what was copied; a run that needs no copy
-     * costs only its status query, charged as one cluster.
-     */
-    return copied ? n : MIN(n, BLOCK_JOB_CLUSTER);
+    /* As in QEMU, the speed limit charges what was copied, not what was passed over. */
+    if (copied) {
+        block_job_ratelimit_processed(job, n);
+    }
+    return n;
 }
 
 /* Makes the nodes above @from (as backing node, or as a filter's file) use @to. */
@@ -304,6 +327,19 @@ static const BlockJobDriver stream_driver = {
  * when the job writes it (commit), not when it only reads down to it
  * (stream, as QEMU's, which leaves its base to others).
  */
+/* An intermediate commit's filter node (see claim_chain()). */
+static bool is_commit_filter(BlockDriverState *bs)
+{
+    return bs && bs->drv && !strcmp(bs->drv->format_name, "commit_top");
+}
+
+/*
+ * Checks that no other job uses the nodes from @top down to @base (@base
+ * too when @with_base), then that the job can freeze the links between
+ * them.  As in QEMU, another commit's filter in the chain is not busy (QEMU
+ * does not block it), but a link to it can never be frozen: the job is
+ * refused with "Cannot freeze" once the nodes are found free.
+ */
 static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with_base,
                         const char *device, Error **errp)
 {
@@ -313,11 +349,21 @@ static bool claim_chain(BlockDriverState *top, BlockDriverState *base, bool with
         if (p == base && !with_base) {
             break;
         }
-        if (!block_job_check_nodes_free(nodes, 1, device, errp)) {
+        if (!is_commit_filter(p) && !block_job_check_nodes_free(nodes, 1, device, errp)) {
             return false;
         }
         if (p == base) {
             break;
+        }
+    }
+    for (BlockDriverState *p = top; p && p != base; p = bdrv_filter_or_cow_bs(p)) {
+        BlockDriverState *next = bdrv_filter_or_cow_bs(p);
+
+        /* A stream leaves the link into its base unfrozen. */
+        if (is_commit_filter(next) && (next != base || with_base)) {
+            error_setg(errp, "Cannot freeze '%s' link to '%s'",
+                       p->backing == next ? "backing" : "file", bdrv_get_node_name(next));
+            return false;
         }
     }
     return true;
@@ -445,6 +491,14 @@ BlockJob *block_job_commit(const CommitOptions *opts, Error **errp)
     for (overlay = bs; bdrv_filter_or_cow_bs(overlay) != top;
          overlay = bdrv_filter_or_cow_bs(overlay)) {
     }
+    /*
+     * The layer above top gets base as its backing file: as in QEMU,
+     * another job that uses it (a stream through it) refuses the commit.
+     */
+    if (!is_commit_filter(overlay) &&
+        !block_job_check_nodes_free(&overlay, 1, opts->device, errp)) {
+        return NULL;
+    }
     s = copy_job_create(&commit_driver, opts->job_id, opts->device, bs, opts->speed,
                         opts->on_error, opts->backing_file, top, base, errp);
     if (!s) {
@@ -494,12 +548,43 @@ BlockJob *block_job_stream(const StreamOptions *opts, Error **errp)
     if (!bs) {
         return NULL;
     }
-    if (opts->base) {
+    if (opts->base && opts->base_is_node) {
+        /* A node name, looked up among all nodes first, as QEMU does. */
+        base = bdrv_find_node(opts->base);
+        if (!base) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->base);
+            return NULL;
+        }
+        if (base == bs || !chain_contains(bs, base)) {
+            error_setg(errp, "Node '%s' is not a backing image of '%s'", opts->base,
+                       opts->device);
+            return NULL;
+        }
+    } else if (opts->base) {
         base = block_job_find_in_chain(bs->backing, opts->base);
         if (!base) {
             error_setg(errp, "Can't find '%s' in the backing chain", opts->base);
             return NULL;
         }
+    } else if (opts->bottom) {
+        /* The base is what lies below the bottom node (as the job ends, too). */
+        BlockDriverState *bottom = bdrv_find_node(opts->bottom);
+
+        if (!bottom) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", opts->bottom);
+            return NULL;
+        }
+        if (bdrv_is_filter(bottom)) {
+            error_setg(errp, "Node '%s' is a filter, use a non-filter node as 'bottom'",
+                       opts->bottom);
+            return NULL;
+        }
+        if (!chain_contains(bs, bottom)) {
+            error_setg(errp, "Node '%s' is not in a chain starting from '%s'", opts->bottom,
+                       opts->device);
+            return NULL;
+        }
+        base = bdrv_filter_or_cow_bs(bottom);
     }
     if (!claim_chain(bs, base, false, opts->device, errp)) {
         return NULL;

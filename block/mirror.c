@@ -27,6 +27,12 @@ typedef struct MirrorJob {
     bool notifier_added;
     int64_t gran;               /* what a bit of @dirty stands for */
     /*
+     * buf-size (QEMU's default 16 MiB, rounded up to @gran): under a
+     * speed limit a step copies one run of dirty clusters up to this
+     * long, as QEMU's mirror iteration does (see mirror_step()).
+     */
+    int64_t buf_size;
+    /*
      * The mirror's claims, as QEMU's: its mirror_top filter node above the
      * source (takes over the source's users; named by filter-node-name),
      * the job's own use of the source (lets nobody resize it), and of the
@@ -131,6 +137,9 @@ static int mirror_after_write(void *opaque, BlockDriverState *bs, int64_t offset
  * (QEMU's mirror keeps up to 16 operations in flight by default).
  */
 #define MIRROR_MAX_IN_FLIGHT 16
+/* QEMU's buf-size when none is given, and the least it splits a run into. */
+#define MIRROR_DEFAULT_BUF_SIZE (16 * MiB)
+#define MIRROR_MIN_OP_BYTES (1 * MiB)
 
 typedef struct MirrorOp MirrorOp;
 
@@ -215,14 +224,17 @@ static void mirror_op_co(void *opaque)
 
 /*
  * Copies up to @max_ops dirty ranges of at most @chunk bytes each (and
- * @max_bytes in all), all in flight together.  Each range is clean before
+ * @max_bytes in all), all in flight together; @contiguous: the ranges are
+ * one run of dirty clusters (the batch stops at the first clean one).
+ * Each range is charged to the speed limit as its copy starts, as QEMU's
+ * mirror charges its operations.  Each range is clean before
  * its copy starts: a guest write while the copy waits for I/O dirties it
  * again, and it is copied once more (ranges of one batch never overlap,
  * and batches follow one another).  Returns the bytes copied, or the
  * first failure's -errno (the failed ranges stay dirty).
  */
 static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk, int max_ops,
-                                 Error **errp)
+                                 bool contiguous, Error **errp)
 {
     MirrorOp ops[MIRROR_MAX_IN_FLIGHT];
     MirrorBatch batch = { .ops = ops };
@@ -239,10 +251,10 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
         int64_t end;
         uint64_t debts = bdrv_throttle_debt_count();
 
-        if (start < 0) {
+        if (start < 0 && (n == 0 || !contiguous)) {
             start = dirty_map_next(s->dirty, 0);
         }
-        if (start < 0) {
+        if (start < 0 || (contiguous && n > 0 && start != s->cursor)) {
             break;
         }
         end = start;
@@ -259,6 +271,7 @@ static int64_t mirror_copy_batch(MirrorJob *s, int64_t max_bytes, int64_t chunk,
                               .len = end - start };
         ops[n].co = qemu_coroutine_create(mirror_op_co, &ops[n]);
         total += end - start;
+        block_job_ratelimit_processed(&s->common, end - start);
         batch.in_flight++;
         batch.n = ++n;
         qemu_coroutine_enter(ops[n - 1].co);
@@ -309,11 +322,6 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
 {
     MirrorJob *s = (MirrorJob *)job;
     int64_t total = 0;
-    /*
-     * With a speed limit one range per step, so the limit stays fine
-     * grained; otherwise several in flight.
-     */
-    int max_ops = job->speed > 0 ? 1 : MIRROR_MAX_IN_FLIGHT;
     int64_t chunk = MIN(BLOCK_JOB_CHUNK, max_bytes);
 
     /*
@@ -321,10 +329,28 @@ static int64_t mirror_step(BlockJob *job, int64_t max_bytes, bool *done, Error *
      * QEMU's mirror does (an error that persists keeps it retrying).
      */
     block_job_take_skip(job);
+    if (job->speed > 0 && max_bytes != INT64_MAX && s->dirty->count > 0) {
+        /*
+         * Under a speed limit a step is one of QEMU's mirror iterations,
+         * so that the job waits for the limit where QEMU's does: the run
+         * of dirty clusters at the cursor, up to buf-size long, in
+         * operations of buf-size / 16 (1 MiB at least) all in flight.
+         * QEMU's tests rely on it: a 4 MiB run is copied whole before the
+         * first wait at any speed.
+         */
+        total = mirror_copy_batch(s, s->buf_size,
+                                  MAX(s->buf_size / MIRROR_MAX_IN_FLIGHT, MIRROR_MIN_OP_BYTES),
+                                  MIRROR_MAX_IN_FLIGHT, true, errp);
+        if (total < 0) {
+            mirror_update_progress(s);
+            return total;
+        }
+        max_bytes = 0;  /* the run was the step's work */
+    }
     while (total < max_bytes && s->dirty->count > 0) {
         int64_t n = mirror_copy_batch(s, max_bytes == INT64_MAX ? INT64_MAX
-                                                                : max_bytes * max_ops,
-                                      chunk, max_ops, errp);
+                                                                : max_bytes * MIRROR_MAX_IN_FLIGHT,
+                                      chunk, MIRROR_MAX_IN_FLIGHT, false, errp);
 
         if (n < 0) {
             mirror_update_progress(s);
@@ -555,6 +581,8 @@ static MirrorJob *mirror_create(const MirrorOptions *opts, BlockDriverState *bs,
         s->common.on_source_error = opts->on_source_error;
         s->common.on_target_error = opts->on_target_error;
         s->gran = opts->granularity ? opts->granularity : BLOCK_JOB_CLUSTER;
+        s->buf_size = QEMU_ALIGN_UP(opts->buf_size ? opts->buf_size : MIRROR_DEFAULT_BUF_SIZE,
+                                    s->gran);
         s->write_blocking = opts->write_blocking;
     }
     return s;
@@ -729,5 +757,6 @@ BlockJob *block_job_active_commit(const char *job_id, const char *device,
     }
     bdrv_ref(base);
     s->gran = BLOCK_JOB_CLUSTER;
+    s->buf_size = MIRROR_DEFAULT_BUF_SIZE;
     return mirror_start(s, base, MIRROR_SYNC_MODE_FULL, errp);
 }

@@ -129,7 +129,7 @@ static void hmp_block_stream(Monitor *mon, const QDict *qargs)
     QObject *ret;
 
     ret = qmp_block_stream(NULL, qdict_get_try_str(qargs, "device"),
-                           qdict_get_try_str(qargs, "base"), NULL, NULL,
+                           qdict_get_try_str(qargs, "base"), NULL, NULL, NULL,
                            qdict_haskey(qargs, "speed"), qdict_get_try_int(qargs, "speed", 0),
                            false, BLOCKDEV_ON_ERROR_REPORT, NULL, false, true, false, true,
                            &err);

@@ -142,6 +142,9 @@ typedef struct StreamOptions {
     const char *job_id;
     const char *device;
     const char *base;           /* file name or node name; NULL: copy everything */
+    bool base_is_node;          /* @base came as base-node: a node name only */
+    /* The lowest node streamed from (not with @base); the base is below it. */
+    const char *bottom;
     const char *backing_file;
     const char *filter_node_name;   /* NULL: an implicit filter node */
     int64_t speed;

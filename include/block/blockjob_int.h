@@ -26,8 +26,10 @@ typedef struct BlockJobDriver {
      */
     bool needs_complete;
     /*
-     * Does at most @max_bytes of copying.  Returns the number of bytes of
-     * I/O done (for the speed limit), sets *done when nothing is left right
+     * Does at most @max_bytes of copying, charging what it copies to the
+     * speed limit (block_job_ratelimit_processed()).  Returns how many
+     * bytes it got through (0: nothing to do for now, the job looks again
+     * later), sets *done when nothing is left right
      * now.  On failure returns -errno with errp set and job->err_is_read
      * telling whether reading the source (true) or writing the target
      * failed; the step must not have advanced its progress then, so that
@@ -90,6 +92,12 @@ struct BlockJob {
      * it would copy (the one that failed) instead of retrying it.
      */
     bool skip_chunk;
+    /*
+     * An error the job passed over (stream's on-error=ignore, as QEMU's):
+     * the job goes on, and fails with the first such error (as an I/O
+     * error, by its strerror() text) once its work is done.
+     */
+    int deferred_ret;
     const char *io_status;      /* "ok", "failed", "nospace" */
 
     guint source_id;
@@ -121,7 +129,15 @@ struct BlockJob {
      * yield): a driver with several copies in flight orders their writes.
      */
     void (*before_copy_write)(BlockJob *job);
-    int64_t next_ns;            /* the speed limit allows the next step at */
+    /*
+     * The speed limit's accounting, QEMU 7.2's: bytes dispatched in the
+     * current time slice, which starts at rl_slice_start_ns and, once the
+     * slice's quota is used up, ends (stretched) at rl_slice_end_ns (real
+     * time).  See block_job_ratelimit_processed().
+     */
+    int64_t rl_slice_start_ns;
+    int64_t rl_slice_end_ns;
+    int64_t rl_dispatched;
     /*
      * A throttle on its nodes allows the next step at throttled_ns on the
      * clock of throttle_timer (NULL: never throttled yet), which then
@@ -176,6 +192,15 @@ void block_job_free_unstarted(BlockJob *job);
  * which side failed.
  */
 void block_job_break(BlockJob *job, int ret);
+/*
+ * The speed limit: a step charges the @bytes it has just copied (only what
+ * QEMU 7.2's job charges: commit and stream what they copy, not the runs
+ * they pass over; mirror and backup every range they take on).  The
+ * framework checks the limit before each step: a job that has used up its
+ * time slice's quota waits until the slice, stretched by what was charged
+ * beyond it, is over.
+ */
+void block_job_ratelimit_processed(BlockJob *job, int64_t bytes);
 /* A step may call this to be woken up again soon (e.g. after a guest write). */
 void block_job_kick(BlockJob *job);
 

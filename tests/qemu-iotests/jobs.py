@@ -17,6 +17,8 @@
 #   wait-status ID ST    wait until query-jobs shows job ID in status ST (prints
 #                        nothing; QEMU pauses a job at its next yield, not at
 #                        job-pause's reply)
+#   wait-progress ID     wait until query-jobs shows job ID with some progress
+#                        (current-progress above 0; prints nothing)
 #   events               print and forget the events received so far
 #   drop-events          forget them silently
 #   sh COMMAND           run a shell command, print its output
@@ -175,6 +177,15 @@ def main():
                     print('timeout waiting for job %s to be %s' % (job_id, status))
                     break
                 time.sleep(0.05)
+        elif line.startswith('wait-progress '):
+            job_id = line[14:].strip()
+            deadline = time.monotonic() + TIMEOUT
+            while not any(j['id'] == job_id and j['current-progress'] > 0
+                          for j in q.command({'execute': 'query-jobs'}).get('return', [])):
+                if time.monotonic() > deadline:
+                    print('timeout waiting for job %s to make progress' % job_id)
+                    break
+                time.sleep(0.02)
         elif line.startswith('wait '):
             name = line[5:].strip()
             ev = q.wait_event(name)
