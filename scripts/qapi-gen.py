@@ -863,6 +863,7 @@ def write_struct_types(exprs, types, h, c):
         h.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp);\n'
                 % (cn, cn))
     h.write('\n')
+    write_clone_decls(named, lists, h)
 
     # Structs (as union branches too) fill and free their members in place.
     c.write('/* Members of structs and union bases, read and freed in place. */\n')
@@ -938,6 +939,82 @@ def write_struct_types(exprs, types, h, c):
         if call:
             c.write('        %s\n' % call)
         c.write('        g_free(obj);\n        obj = next;\n    }\n}\n\n')
+    write_clone_functions(named, lists, types, c)
+
+
+# ---------------------------------------------------------------------------
+# Deep copies: T *qapi_clone_T(const T *src) for every generated type.  A
+# clone owns all it holds (strings, nested values, lists and 'any' values
+# are copied, not shared), so it outlives the value it was made from: a
+# job keeps a clone of its command's arguments, which the marshaller frees
+# when the handler returns.  NULL clones to NULL (the empty list too).
+
+def clone_call(t, expr, types):
+    """The C expression that copies a member of type @t held in @expr, or
+    None for a value the struct copy already copied (scalars, enums)."""
+    if isinstance(t, list) or types.get(t, {}).get('meta') in ('struct', 'union', 'alternate'):
+        return 'qapi_clone_%s(%s)' % (c_type_name(t), expr)
+    if t == 'str':
+        return 'g_strdup(%s)' % expr
+    if t == 'any':
+        return '(%s ? json_deep_copy(%s) : NULL)' % (expr, expr)
+    return None
+
+
+def write_clone_decls(named, lists, h):
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('%s *qapi_clone_%s(const %s *src);\n' % (cn, cn, cn))
+    h.write('\n')
+
+
+def write_clone_functions(named, lists, types, c):
+    c.write('/* Deep copies: the members of structs and union bases, copied in place. */\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        if e['meta'] == 'alternate':
+            continue
+        c.write('static void %s_clone_members(const %s *src, %s *dst)\n{\n' % (cn, cn, cn))
+        c.write('    *dst = *src;\n')
+        for name, mn, t, optional, default in struct_members(e):
+            call = clone_call(t, 'src->%s' % mn, types)
+            if call:
+                c.write('    dst->%s = %s;\n' % (mn, call))
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (src->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                c.write('    case %s:\n        %s_clone_members(&src->u.%s, &dst->u.%s);\n'
+                        '        break;\n'
+                        % (enum_const(denum, k), c_type_name(bt), c_member(k), c_member(k)))
+            c.write('    default:\n        break;\n    }\n')
+        c.write('}\n\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        c.write('%s *qapi_clone_%s(const %s *src)\n{\n    %s *dst;\n\n'
+                '    if (!src) {\n        return NULL;\n    }\n'
+                '    dst = g_new(%s, 1);\n' % (cn, cn, cn, cn, cn))
+        if e['meta'] == 'alternate':
+            c.write('    *dst = *src;\n    switch (src->type) {\n')
+            for k, t in e['data'].items():
+                call = clone_call(t, 'src->u.%s' % c_member(k), types)
+                if call:
+                    c.write('    case %s_KIND_%s:\n        dst->u.%s = %s;\n        break;\n'
+                            % (upper_words(cn), upper_words(k), c_member(k), call))
+            c.write('    default:\n        break;\n    }\n')
+        else:
+            c.write('    %s_clone_members(src, dst);\n' % cn)
+        c.write('    return dst;\n}\n\n')
+    for t in lists:
+        cn = c_type_name(t)
+        call = clone_call(t[0], 'src->value', types) or 'src->value'
+        c.write('%s *qapi_clone_%s(const %s *src)\n{\n'
+                '    %s *head = NULL, **tail = &head;\n\n'
+                '    for (; src; src = src->next) {\n'
+                '        %s *node = g_new0(%s, 1);\n\n'
+                '        node->value = %s;\n'
+                '        *tail = node;\n        tail = &node->next;\n    }\n'
+                '    return head;\n}\n\n' % (cn, cn, cn, cn, cn, cn, call))
 
 
 # How an alternate tells its branches apart: the jansson test of each
@@ -1055,11 +1132,6 @@ def write_events(exprs, outdir):
 # handler takes them typed (see command_params()).  A command leaves this
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
-    # options: a union the job reads after the command returned, while the
-    # marshaller frees its arguments at the return: the handler needs a
-    # deep copy (no generated clone yet) or to translate the options at
-    # once, which would report at the command errors QEMU's job reports.
-    'blockdev-create', 'x-blockdev-amend',
     # 'gen': false: members the schema does not declare are passed on
     'blockdev-add', 'device_add', 'object-add',
 }
