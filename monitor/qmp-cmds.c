@@ -26,22 +26,22 @@ QObject *qmp_query_commands(Error **errp)
     return qmp_list_commands();
 }
 
-QObject *qmp_query_status(Error **errp)
+StatusInfo *qmp_query_status(Error **errp)
 {
-    QDict *info = qdict_new();
+    StatusInfo *info = g_new0(StatusInfo, 1);
 
-    qdict_put_str(info, "status", RunState_str(runstate_get()));
-    qdict_put_bool(info, "singlestep", false);
-    qdict_put_bool(info, "running", runstate_is_running());
+    info->status = runstate_get();
+    info->singlestep = false;
+    info->running = runstate_is_running();
     return info;
 }
 
-QObject *qmp_query_name(Error **errp)
+NameInfo *qmp_query_name(Error **errp)
 {
-    QDict *info = qdict_new();
+    NameInfo *info = g_new0(NameInfo, 1);
 
     if (qemu_get_name() && *qemu_get_name()) {
-        qdict_put_str(info, "name", qemu_get_name());
+        info->name = g_strdup(qemu_get_name());
     }
     return info;
 }
@@ -157,12 +157,10 @@ QObject *qmp_object_del(const char *id, Error **errp)
 }
 
 /* @cpu_index: the machine has no CPU whose monitor context could differ. */
-QObject *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
-                                   int64_t cpu_index, Error **errp)
+char *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
+                                int64_t cpu_index, Error **errp)
 {
-    g_autofree char *out = monitor_hmp_capture(command_line);
-
-    return json_string(out);
+    return monitor_hmp_capture(command_line);
 }
 
 /*

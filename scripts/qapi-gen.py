@@ -807,7 +807,7 @@ def gen_free_members(members, types, obj):
 
 
 def write_struct_types(exprs, types, h, c):
-    named, lists = gen_types_closure(exprs, types)
+    named, lists = types_closure_with_returns(exprs, types)
     if not named and not lists:
         return
     h.write('/* The structs, unions, alternates and lists of command arguments. */\n')
@@ -864,6 +864,7 @@ def write_struct_types(exprs, types, h, c):
                 % (cn, cn))
     h.write('\n')
     write_clone_decls(named, lists, h)
+    write_to_json_decls(named, lists, h)
 
     # Structs (as union branches too) fill and free their members in place.
     c.write('/* Members of structs and union bases, read and freed in place. */\n')
@@ -940,6 +941,7 @@ def write_struct_types(exprs, types, h, c):
             c.write('        %s\n' % call)
         c.write('        g_free(obj);\n        obj = next;\n    }\n}\n\n')
     write_clone_functions(named, lists, types, c)
+    write_to_json_functions(named, lists, types, c)
 
 
 # ---------------------------------------------------------------------------
@@ -1015,6 +1017,132 @@ def write_clone_functions(named, lists, types, c):
                 '        node->value = %s;\n'
                 '        *tail = node;\n        tail = &node->next;\n    }\n'
                 '    return head;\n}\n\n' % (cn, cn, cn, cn, cn, cn, call))
+
+
+# ---------------------------------------------------------------------------
+# Output marshalling: json_t *qapi_to_json_T(const T *v) for every generated
+# type, the JSON a command answers with.  The monitor sends an object's
+# members in insertion order, so they are put in the order QEMU 7.2 sends
+# them (its dictionary's, not the schema's); an absent optional member
+# (has_ flag false, or a NULL pointer) is left out.  A list is an array, an
+# alternate the value of its branch.
+
+def to_json_expr(t, expr, types):
+    """The C expression of the new JSON value of @expr, of type @t."""
+    if isinstance(t, list) or types.get(t, {}).get('meta') in ('struct', 'union', 'alternate'):
+        return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
+    if types.get(t, {}).get('meta') == 'enum':
+        return 'json_string(%s_str(%s))' % (t, expr)
+    return {'str': 'json_string(%s)', 'int': 'json_integer(%s)',
+            'size': 'json_integer((json_int_t)%s)', 'uint32': 'json_integer(%s)',
+            'bool': 'json_boolean(%s)', 'number': 'json_real(%s)',
+            'any': 'json_incref(%s)', 'null': 'json_null()%.0s'}[t] % expr
+
+
+def write_to_json_decls(named, lists, h):
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('json_t *qapi_to_json_%s(const %s *v);\n' % (cn, cn))
+    h.write('\n')
+
+
+def qemu_member_order(members):
+    """@members ((schema name, ...) in schema order, as QEMU's output visitor
+    adds them to its dictionary) in the order QEMU 7.2 sends them: by
+    bucket of its dictionary, the later member first within one."""
+    return [m for i, m in sorted(enumerate(members),
+                                 key=lambda im: (qemu_bucket(im[1][0]), -im[0]))]
+
+
+def gen_members_to_json(members, types, pad):
+    """Lines putting @members ((schema name, C expression, type, optional))
+    into the JSON object obj, in QEMU's order."""
+    lines = []
+    for name, expr, t, optional in qemu_member_order(members):
+        put = 'json_object_set_new(obj, "%s", %s);' % (name, to_json_expr(t, expr, types))
+        if has_flag(t, optional, types):
+            cut = max(expr.rfind('.'), expr.rfind('>')) + 1
+            cond = expr[:cut] + 'has_' + expr[cut:]
+            lines += [pad + 'if (%s) {' % cond, pad + '    ' + put, pad + '}']
+        elif optional:
+            lines += [pad + 'if (%s) {' % expr, pad + '    ' + put, pad + '}']
+        else:
+            lines.append(pad + put)
+    return lines
+
+
+def write_to_json_functions(named, lists, types, c):
+    """A struct's or union's members are put in QEMU's order (see
+    qemu_member_order()); a union's base and branch members share one
+    dictionary, so each branch has its own sequence."""
+    for e in named:
+        cn = c_type_name(e['name'])
+        c.write('json_t *qapi_to_json_%s(const %s *v)\n{\n' % (cn, cn))
+        if e['meta'] == 'alternate':
+            c.write('    switch (v->type) {\n')
+            for k, t in e['data'].items():
+                c.write('    case %s_KIND_%s:\n        return %s;\n'
+                        % (upper_words(cn), upper_words(k),
+                           to_json_expr(t, 'v->u.%s' % c_member(k), types)))
+            c.write('    default:\n        g_assert_not_reached();\n    }\n}\n\n')
+            continue
+        c.write('    json_t *obj = json_object();\n\n')
+        base = [(name, 'v->%s' % mn, t, optional)
+                for name, mn, t, optional, default in struct_members(e)]
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (v->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                branch = [(name, 'v->u.%s.%s' % (c_member(k), mn), t, optional)
+                          for name, mn, t, optional, default in struct_members(types[bt])]
+                c.write('    case %s:\n' % enum_const(denum, k))
+                for l in gen_members_to_json(base + branch, types, '        '):
+                    c.write(l + '\n')
+                c.write('        break;\n')
+            c.write('    default:\n')
+            for l in gen_members_to_json(base, types, '        '):
+                c.write(l + '\n')
+            c.write('        break;\n    }\n')
+        else:
+            for l in gen_members_to_json(base, types, '    '):
+                c.write(l + '\n')
+        c.write('    return obj;\n}\n\n')
+    for t in lists:
+        cn = c_type_name(t)
+        c.write('json_t *qapi_to_json_%s(const %s *v)\n{\n'
+                '    json_t *arr = json_array();\n\n'
+                '    for (; v; v = v->next) {\n'
+                '        json_array_append_new(arr, %s);\n    }\n'
+                '    return arr;\n}\n\n' % (cn, cn, to_json_expr(t[0], 'v->value', types)))
+
+
+def types_closure_with_returns(exprs, types):
+    """gen_types_closure()'s types plus those the typed return values of
+    commands (the commands outside RAW_RETURN_COMMANDS) reach."""
+    named, lists = gen_types_closure(exprs, types)
+    names = {e['name'] for e in named}
+
+    def walk(t):
+        if isinstance(t, list):
+            walk(t[0])
+            if t not in lists:
+                lists.append(t)
+            return
+        e = types.get(t)
+        if not e or e['meta'] == 'enum' or t in names:
+            return
+        names.add(t)
+        if e['meta'] == 'union':
+            for bt in list(e['base'].values()) + list(e['data'].values()):
+                walk(bt)
+        else:
+            for bt in e.get('data', {}).values():
+                walk(bt)
+
+    for e in exprs:
+        if e['meta'] == 'command' and 'returns' in e and e['name'] not in RAW_RETURN_COMMANDS:
+            walk(e['returns'])
+    return [e for e in exprs if e['name'] in names], lists
 
 
 # How an alternate tells its branches apart: the jansson test of each
@@ -1136,6 +1264,60 @@ DICT_COMMANDS = {
     'blockdev-add', 'device_add', 'object-add',
 }
 
+# Commands with a 'returns' whose handler still builds its answer by hand
+# and returns it as a QObject * (checked against the schema only at run
+# time, with QMP_CHECK_RETURNS=1).  Every other such command's handler
+# returns the C type of its 'returns' (a struct, union or alternate
+# pointer, a list, a builtin), which the generated marshaller turns into
+# JSON with qapi_to_json_T() and frees: an answer the schema does not
+# declare fails to compile.  A command leaves this list when its handler
+# is converted; this list is what is left to do.
+RAW_RETURN_COMMANDS = {
+    'query-block-exports', 'query-block-jobs', 'query-jobs', 'query-block',
+    'query-named-block-nodes', 'query-blockstats', 'blockdev-snapshot-delete-internal-sync',
+    'x-debug-query-block-graph', 'query-version', 'query-commands',
+    'x-debug-block-dirty-bitmap-sha256', 'query-target', 'query-kvm', 'query-machines',
+    'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
+    'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
+    'query-sev-capabilities', 'query-sgx-capabilities', 'query-command-line-options',
+    'qom-list-types', 'qom-list-properties', 'device-list-properties', 'query-qmp-schema',
+    'qom-list', 'qom-get', 'query-migrate', 'query-migrate-capabilities',
+    'query-migrate-parameters', 'query-iothreads',
+    'add-fd', 'query-fdsets', 'query-chardev',
+}
+
+
+def typed_return(e):
+    """The schema type a command's handler returns typed, or None."""
+    if 'returns' not in e or e['name'] in RAW_RETURN_COMMANDS or e['name'] in DICT_COMMANDS:
+        return None
+    return e['returns']
+
+
+def handler_return_type(e, params, types):
+    t = typed_return(e)
+    if params is None or t is None:
+        return 'QObject *'
+    return c_value_type(t, types)
+
+
+def write_typed_call(e, call, types, c):
+    """Calls the handler of @e, which returns its typed answer, and puts
+    that answer as JSON into ret (declared, NULL) unless it failed."""
+    t = typed_return(e)
+    cn = c_name(e['name'])
+    c.write('    {\n        Error *err = NULL;\n        %s = qmp_%s(%s);\n\n'
+            % (c_decl(c_value_type(t, types), 'r'), cn,
+               ', '.join(call[:-1] + ['&err'])))
+    c.write('        if (err) {\n            error_propagate(errp, err);\n'
+            '        } else {\n            ret = %s;\n        }\n'
+            % to_json_expr(t, 'r', types))
+    free = free_call(t, 'r', types)
+    if free:
+        c.write('        %s\n' % free)
+    c.write('    }\n')
+
+
 # How a typed argument of each type is declared, and read from the
 # (already checked) JSON value v.
 ARG_C_TYPE = {
@@ -1197,7 +1379,7 @@ def command_params(e, types):
     return params
 
 
-def handler_prototype(e, params):
+def handler_prototype(e, params, types):
     fn = 'qmp_%s' % c_name(e['name'])
     if params is None:
         return 'QObject *%s(QDict *args, Error **errp)' % fn
@@ -1207,7 +1389,7 @@ def handler_prototype(e, params):
             args.append('bool has_%s' % cn)
         args.append(c_decl(ctype, cn))
     args.append('Error **errp')
-    return 'QObject *%s(%s)' % (fn, ', '.join(args))
+    return '%s(%s)' % (c_decl(handler_return_type(e, params, types), fn), ', '.join(args))
 
 
 def write_marshaller(e, params, types, c):
@@ -1216,8 +1398,13 @@ def write_marshaller(e, params, types, c):
     cn = c_name(e['name'])
     sname = 'Qmp%sArgs' % camel(e['name'])
     if not params:
-        c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n'
-                '    return qmp_%s(errp);\n}\n\n' % (cn, cn))
+        c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
+        if typed_return(e):
+            c.write('    QObject *ret = NULL;\n\n')
+            write_typed_call(e, ['errp'], types, c)
+            c.write('    return ret;\n}\n\n')
+        else:
+            c.write('    return qmp_%s(errp);\n}\n\n' % cn)
         return
     c.write('/* %s\'s arguments, defaults applied. */\n' % e['name'])
     c.write('typedef struct %s {\n' % sname)
@@ -1230,13 +1417,14 @@ def write_marshaller(e, params, types, c):
              for name, pn, ctype, optional, expr, default, t, has in params
              if expr is None and free_call(t, 'a.%s' % pn, types)]
     fail = 'goto out;' if frees else 'return NULL;'
+    tret = typed_return(e)
     c.write('/* The dispatcher checked @args against the schema. */\n')
     c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
     inits = ['.%s = %s' % (pn, default)
              for name, pn, ctype, optional, expr, default, t, has in params
              if default is not None]
     c.write('    %s a = { %s };\n' % (sname, ', '.join(inits) or '.%s = 0' % params[0][1]))
-    if frees:
+    if frees or tret:
         c.write('    QObject *ret = NULL;\n')
     c.write('    json_t *v;\n\n')
     for name, pn, ctype, optional, expr, default, t, has in params:
@@ -1268,10 +1456,15 @@ def write_marshaller(e, params, types, c):
             call.append('a.has_%s' % pn)
         call.append('a.%s' % pn)
     call.append('errp')
-    if not frees:
+    if tret:
+        write_typed_call(e, call, types, c)
+        if frees:
+            c.write('out:\n')
+    elif not frees:
         c.write('    return qmp_%s(%s);\n}\n\n' % (cn, ', '.join(call)))
         return
-    c.write('    ret = qmp_%s(%s);\nout:\n' % (cn, ', '.join(call)))
+    else:
+        c.write('    ret = qmp_%s(%s);\nout:\n' % (cn, ', '.join(call)))
     for f in frees:
         c.write('    %s\n' % f)
     c.write('    return ret;\n}\n\n')
@@ -1283,6 +1476,10 @@ def write_commands(exprs, outdir):
     unknown = DICT_COMMANDS - {e['name'] for e in commands}
     if unknown:
         raise SchemaError('DICT_COMMANDS names no command: %s' % ', '.join(sorted(unknown)))
+    unknown = RAW_RETURN_COMMANDS - {e['name'] for e in commands if 'returns' in e}
+    if unknown:
+        raise SchemaError('RAW_RETURN_COMMANDS names no command with a return value: %s'
+                          % ', '.join(sorted(unknown)))
     typed = [(e, None if e['name'] in DICT_COMMANDS else command_params(e, types))
              for e in commands]
     with generated(outdir, 'qapi-commands.h',
@@ -1297,7 +1494,7 @@ def write_commands(exprs, outdir):
                    ' */\n') as h:
         h.write('#include "qapi/qapi-types.h"\n#include "qapi/qmp-registry.h"\n\n')
         for e, params in typed:
-            h.write('%s;\n' % handler_prototype(e, params))
+            h.write('%s;\n' % handler_prototype(e, params, types))
         h.write('\n')
     with generated(outdir, 'qapi-commands.c') as c:
         c.write('#include "qapi/qapi-commands.h"\n\n')
