@@ -1273,7 +1273,7 @@ DICT_COMMANDS = {
 # declare fails to compile.  A command leaves this list when its handler
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
-    'query-block-exports', 'query-block-jobs', 'query-jobs', 'query-block',
+    'query-block-exports', 'query-block',
     'query-named-block-nodes', 'query-blockstats', 'blockdev-snapshot-delete-internal-sync',
     'x-debug-query-block-graph', 'query-version', 'query-commands',
     'x-debug-block-dirty-bitmap-sha256', 'query-target', 'query-kvm', 'query-machines',
