@@ -1273,10 +1273,10 @@ DICT_COMMANDS = {
 # declare fails to compile.  A command leaves this list when its handler
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
-    'query-block-exports', 'query-block',
-    'query-named-block-nodes', 'query-blockstats', 'blockdev-snapshot-delete-internal-sync',
+    'query-block',
+    'query-named-block-nodes', 'query-blockstats',
     'x-debug-query-block-graph', 'query-version', 'query-commands',
-    'x-debug-block-dirty-bitmap-sha256', 'query-target', 'query-kvm', 'query-machines',
+    'query-target', 'query-kvm', 'query-machines',
     'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
     'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
     'query-sev-capabilities', 'query-sgx-capabilities', 'query-command-line-options',
