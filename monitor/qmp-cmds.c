@@ -16,12 +16,12 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-QObject *qmp_query_version(Error **errp)
+VersionInfo *qmp_query_version(Error **errp)
 {
     return qmp_version_info();
 }
 
-QObject *qmp_query_commands(Error **errp)
+CommandInfoList *qmp_query_commands(Error **errp)
 {
     return qmp_list_commands();
 }

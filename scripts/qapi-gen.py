@@ -1275,7 +1275,7 @@ DICT_COMMANDS = {
 RAW_RETURN_COMMANDS = {
     'query-block',
     'query-named-block-nodes', 'query-blockstats',
-    'x-debug-query-block-graph', 'query-version', 'query-commands',
+    'x-debug-query-block-graph',
     'query-target', 'query-kvm', 'query-machines',
     'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
     'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
