@@ -1041,48 +1041,45 @@ json_t *qmp_query_named_block_nodes_list(bool flat)
     return list;
 }
 
-/* BlockDeviceStats of @bs (QEMU's member names and order). */
-static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
+/* BlockDeviceStats of @bs (none: a drive without a medium). */
+static BlockDeviceStats *block_device_stats(BlockDriverState *bs, bool is_drive)
 {
     static const BlockAcctStats none;
     const BlockAcctStats *st = bs ? bdrv_get_stats(bs) : &none;
-    QDict *d = qdict_new();
+    BlockDeviceStats *d = g_new0(BlockDeviceStats, 1);
 
-    qdict_put_int(d, "rd_bytes", st->nr_bytes[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_bytes", st->nr_bytes[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "unmap_bytes", st->nr_bytes[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "rd_operations", st->nr_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_operations", st->nr_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "flush_operations", st->nr_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "unmap_operations", st->nr_ops[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "rd_total_time_ns", st->total_time_ns[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_total_time_ns", st->total_time_ns[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "flush_total_time_ns", st->total_time_ns[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "unmap_total_time_ns", st->total_time_ns[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "wr_highest_offset", st->wr_highest_offset);
-    /* Requests are never merged here. */
-    qdict_put_int(d, "rd_merged", 0);
-    qdict_put_int(d, "wr_merged", 0);
-    qdict_put_int(d, "unmap_merged", 0);
+    d->rd_bytes = st->nr_bytes[BLOCK_ACCT_READ];
+    d->wr_bytes = st->nr_bytes[BLOCK_ACCT_WRITE];
+    d->unmap_bytes = st->nr_bytes[BLOCK_ACCT_UNMAP];
+    d->rd_operations = st->nr_ops[BLOCK_ACCT_READ];
+    d->wr_operations = st->nr_ops[BLOCK_ACCT_WRITE];
+    d->flush_operations = st->nr_ops[BLOCK_ACCT_FLUSH];
+    d->unmap_operations = st->nr_ops[BLOCK_ACCT_UNMAP];
+    d->rd_total_time_ns = st->total_time_ns[BLOCK_ACCT_READ];
+    d->wr_total_time_ns = st->total_time_ns[BLOCK_ACCT_WRITE];
+    d->flush_total_time_ns = st->total_time_ns[BLOCK_ACCT_FLUSH];
+    d->unmap_total_time_ns = st->total_time_ns[BLOCK_ACCT_UNMAP];
+    d->wr_highest_offset = st->wr_highest_offset;
+    /* Requests are never merged here: rd_merged & co stay 0. */
     if (st->last_access_ns) {
-        qdict_put_int(d, "idle_time_ns", bdrv_acct_clock_ns() - st->last_access_ns);
+        d->has_idle_time_ns = true;
+        d->idle_time_ns = bdrv_acct_clock_ns() - st->last_access_ns;
     }
-    qdict_put_int(d, "failed_rd_operations", st->failed_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "failed_wr_operations", st->failed_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "failed_flush_operations", st->failed_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "failed_unmap_operations", st->failed_ops[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "invalid_rd_operations", st->invalid_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "invalid_wr_operations", st->invalid_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "invalid_flush_operations", st->invalid_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "invalid_unmap_operations", st->invalid_ops[BLOCK_ACCT_UNMAP]);
+    d->failed_rd_operations = st->failed_ops[BLOCK_ACCT_READ];
+    d->failed_wr_operations = st->failed_ops[BLOCK_ACCT_WRITE];
+    d->failed_flush_operations = st->failed_ops[BLOCK_ACCT_FLUSH];
+    d->failed_unmap_operations = st->failed_ops[BLOCK_ACCT_UNMAP];
+    d->invalid_rd_operations = st->invalid_ops[BLOCK_ACCT_READ];
+    d->invalid_wr_operations = st->invalid_ops[BLOCK_ACCT_WRITE];
+    d->invalid_flush_operations = st->invalid_ops[BLOCK_ACCT_FLUSH];
+    d->invalid_unmap_operations = st->invalid_ops[BLOCK_ACCT_UNMAP];
     /*
      * As QEMU: a drive's root reports that failed and invalid requests are
      * accounted (they are counted for every node here alike); no interval
-     * statistics are configured.
+     * statistics are configured (timed_stats: the empty list).
      */
-    qdict_put_bool(d, "account_invalid", is_drive);
-    qdict_put_bool(d, "account_failed", is_drive);
-    qdict_put_obj(d, "timed_stats", json_array());
+    d->account_invalid = is_drive;
+    d->account_failed = is_drive;
     return d;
 }
 
@@ -1091,59 +1088,62 @@ static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
  * unless @query_nodes, the next node down its chain as "backing" (a
  * filter's file, as QEMU).
  */
-static QDict *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
+static BlockStats *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
 {
-    QDict *d = qdict_new();
+    BlockStats *d = g_new0(BlockStats, 1);
     BlockDriverState *next;
 
-    qdict_put_str(d, "node-name", bdrv_get_node_name(bs));
-    qdict_put_obj(d, "stats", block_device_stats(bs, is_drive));
+    d->node_name = g_strdup(bdrv_get_node_name(bs));
+    d->stats = block_device_stats(bs, is_drive);
     if (bdrv_get_driver(bs) && !strcmp(bdrv_get_format_name(bs), "file")) {
-        QDict *spec = qdict_new();
         const BlockAcctStats *st = bdrv_get_stats(bs);
 
-        qdict_put_str(spec, "driver", "file");
-        qdict_put_int(spec, "discard-nb-ok", st->discard_nb_ok);
-        qdict_put_int(spec, "discard-nb-failed", st->discard_nb_failed);
-        qdict_put_int(spec, "discard-bytes-ok", st->discard_bytes_ok);
-        qdict_put_obj(d, "driver-specific", spec);
+        d->driver_specific = g_new0(BlockStatsSpecific, 1);
+        d->driver_specific->driver = BLOCKDEV_DRIVER_FILE;
+        d->driver_specific->u.file.discard_nb_ok = st->discard_nb_ok;
+        d->driver_specific->u.file.discard_nb_failed = st->discard_nb_failed;
+        d->driver_specific->u.file.discard_bytes_ok = st->discard_bytes_ok;
     }
     if (bdrv_file(bs)) {
-        qdict_put_obj(d, "parent", block_stats(bdrv_file(bs), false, query_nodes));
+        d->parent = block_stats(bdrv_file(bs), false, query_nodes);
     }
     next = bdrv_skip_implicit_filters(bdrv_filter_or_cow_bs(bs));
     if (!query_nodes && next) {
-        qdict_put_obj(d, "backing", block_stats(next, false, query_nodes));
+        d->backing = block_stats(next, false, query_nodes);
     }
     return d;
 }
 
-json_t *qmp_query_blockstats_list(bool query_nodes)
+BlockStatsList *qmp_query_blockstats_list(bool query_nodes)
 {
-    json_t *list = json_array();
+    BlockStatsList *head = NULL, **tail = &head;
 
     if (query_nodes) {
         GList *nodes = bdrv_all_nodes();
 
         for (GList *l = nodes; l; l = l->next) {
-            json_array_append_new(list, block_stats(l->data, false, true));
+            *tail = g_new0(BlockStatsList, 1);
+            (*tail)->value = block_stats(l->data, false, true);
+            tail = &(*tail)->next;
         }
-        return list;
+        return head;
     }
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
-        QDict *info = d->bs ? block_stats(d->bs, true, false) : qdict_new();
+        BlockStats *info = d->bs ? block_stats(d->bs, true, false) : g_new0(BlockStats, 1);
 
-        qdict_put_str(info, "device", d->id);
+        info->device = g_strdup(d->id);
         if (d->dev) {
-            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
+            info->qdev = g_strdup(qdev_attached_name(d->dev));
         }
         if (!d->bs) {
-            qdict_put_obj(info, "stats", block_device_stats(NULL, true));
+            info->stats = block_device_stats(NULL, true);
         }
-        json_array_append_new(list, info);
+        *tail = g_new0(BlockStatsList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 /* HMP "info blockstats": the drives' own counters, one line each. */

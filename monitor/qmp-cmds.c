@@ -79,7 +79,7 @@ QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
     return qmp_query_named_block_nodes_list(has_flat && flat);
 }
 
-QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
+BlockStatsList *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
 {
     return qmp_query_blockstats_list(query_nodes);
 }

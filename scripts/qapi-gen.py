@@ -1274,7 +1274,7 @@ DICT_COMMANDS = {
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
     'query-block',
-    'query-named-block-nodes', 'query-blockstats',
+    'query-named-block-nodes',
     'x-debug-query-block-graph',
     'query-target', 'query-kvm', 'query-machines',
     'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
