@@ -69,14 +69,14 @@ QObject *qmp_system_powerdown(Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_block(Error **errp)
+BlockInfoList *qmp_query_block(Error **errp)
 {
-    return qmp_query_block_list();
+    return qmp_query_block_list(errp);
 }
 
-QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
+BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
 {
-    return qmp_query_named_block_nodes_list(has_flat && flat);
+    return qmp_query_named_block_nodes_list(has_flat && flat, errp);
 }
 
 BlockStatsList *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)

@@ -867,7 +867,17 @@ def write_struct_types(exprs, types, h, c):
     write_to_json_decls(named, lists, h)
 
     # Structs (as union branches too) fill and free their members in place.
+    # A union may come before its branch structs in the schema: every
+    # helper is declared first.
     c.write('/* Members of structs and union bases, read and freed in place. */\n')
+    for e in named:
+        if e['meta'] != 'alternate':
+            cn = c_type_name(e['name'])
+            c.write('static bool %s_members_from_json(json_t *v, const char *name, %s *obj,\n'
+                    '                                 Error **errp);\n' % (cn, cn))
+            c.write('static void %s_free_members(%s *obj);\n' % (cn, cn))
+            c.write('static void %s_clone_members(const %s *src, %s *dst);\n' % (cn, cn, cn))
+    c.write('\n')
     for e in named:
         cn = c_type_name(e['name'])
         if e['meta'] == 'alternate':
@@ -1273,8 +1283,6 @@ DICT_COMMANDS = {
 # declare fails to compile.  A command leaves this list when its handler
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
-    'query-block',
-    'query-named-block-nodes',
     'x-debug-query-block-graph',
     'query-target', 'query-kvm', 'query-machines',
     'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
