@@ -1283,7 +1283,6 @@ DICT_COMMANDS = {
 # declare fails to compile.  A command leaves this list when its handler
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
-    'x-debug-query-block-graph',
     'query-target', 'query-kvm', 'query-machines',
     'query-cpu-definitions', 'query-cpu-model-expansion', 'query-cpus-fast',
     'query-hotpluggable-cpus', 'query-tpm-models', 'query-tpm-types',
