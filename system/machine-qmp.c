@@ -20,14 +20,18 @@
 
 extern const char qapi_introspection_json[];
 
-QObject *qmp_query_target(Error **errp)
+TargetInfo *qmp_query_target(Error **errp)
 {
-    return json_pack("{s:s}", "arch", "x86_64");
+    TargetInfo *info = g_new0(TargetInfo, 1);
+
+    info->arch = SYS_EMU_TARGET_X86_64;
+    return info;
 }
 
-QObject *qmp_query_kvm(Error **errp)
+KvmInfo *qmp_query_kvm(Error **errp)
 {
-    return json_pack("{s:b,s:b}", "enabled", 0, "present", 0);
+    /* enabled and present: false */
+    return g_new0(KvmInfo, 1);
 }
 
 /*
@@ -43,65 +47,70 @@ static const struct {
     { "none", "empty machine", false },
 };
 
-QObject *qmp_query_machines(Error **errp)
+MachineInfoList *qmp_query_machines(Error **errp)
 {
-    json_t *list = json_array();
+    MachineInfoList *head = NULL, **tail = &head;
 
     for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
-        json_t *m = json_pack("{s:s,s:i,s:b,s:b,s:b}", "name", machines[i].name,
-                              "cpu-max", 1, "hotpluggable-cpus", 0,
-                              "numa-mem-supported", 0, "deprecated", 0);
+        MachineInfo *m = g_new0(MachineInfo, 1);
+
+        m->name = g_strdup(machines[i].name);
+        m->cpu_max = 1;
+        /* hotpluggable-cpus, numa-mem-supported, deprecated: false */
         if (machines[i].is_default) {
-            json_object_set_new(m, "is-default", json_true());
+            m->has_is_default = true;
+            m->is_default = true;
         }
-        json_array_append_new(list, m);
+        *tail = g_new0(MachineInfoList, 1);
+        (*tail)->value = m;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
-QObject *qmp_query_cpu_definitions(Error **errp)
+CpuDefinitionInfoList *qmp_query_cpu_definitions(Error **errp)
 {
     /* No CPU is emulated: there is no model to offer. */
-    return json_array();
+    return NULL;
 }
 
-QObject *qmp_query_cpu_model_expansion(CpuModelExpansionType type, CpuModelInfo *model,
-                                       Error **errp)
+CpuModelExpansionInfo *qmp_query_cpu_model_expansion(CpuModelExpansionType type,
+                                                     CpuModelInfo *model, Error **errp)
 {
     error_setg(errp, "CPU model '%s' not found (this machine emulates no CPU)", model->name);
     return NULL;
 }
 
-QObject *qmp_query_cpus_fast(Error **errp)
+CpuInfoFastList *qmp_query_cpus_fast(Error **errp)
 {
     /* No CPU object, no vCPU thread: nothing to list (QEMU's "none" alike). */
-    return json_array();
+    return NULL;
 }
 
-QObject *qmp_query_hotpluggable_cpus(Error **errp)
+HotpluggableCPUList *qmp_query_hotpluggable_cpus(Error **errp)
 {
     /* QEMU's answer on a machine without hot-pluggable CPUs (all of ours). */
     error_setg(errp, "The feature 'query-hotpluggable-cpus' is not enabled");
     return NULL;
 }
 
-QObject *qmp_query_tpm_models(Error **errp)
+TpmModelList *qmp_query_tpm_models(Error **errp)
 {
-    return json_array();
+    return NULL;    /* no TPM device */
 }
 
-QObject *qmp_query_tpm_types(Error **errp)
+TpmTypeList *qmp_query_tpm_types(Error **errp)
 {
-    return json_array();
+    return NULL;    /* no TPM backend */
 }
 
-QObject *qmp_query_sev_capabilities(Error **errp)
+SevCapability *qmp_query_sev_capabilities(Error **errp)
 {
     error_setg(errp, "SEV is not available (this machine emulates no CPU)");
     return NULL;
 }
 
-QObject *qmp_query_sgx_capabilities(Error **errp)
+SgxInfo *qmp_query_sgx_capabilities(Error **errp)
 {
     error_setg(errp, "SGX is not available (this machine emulates no CPU)");
     return NULL;
@@ -380,7 +389,7 @@ QObject *qmp_qom_list(const char *path, Error **errp)
     return qdev_qom_list(path, errp);
 }
 
-QObject *qmp_qom_get(const char *path, const char *property, Error **errp)
+json_t *qmp_qom_get(const char *path, const char *property, Error **errp)
 {
     return qdev_qom_get(path, property, errp);
 }
