@@ -1290,7 +1290,6 @@ RAW_RETURN_COMMANDS = {
     'device-list-properties', 'query-command-line-options',
     # not converted yet
     'query-migrate', 'query-migrate-capabilities', 'query-migrate-parameters',
-    'query-iothreads', 'add-fd', 'query-fdsets', 'query-chardev',
 }
 
 
