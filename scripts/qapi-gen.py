@@ -1288,8 +1288,6 @@ RAW_RETURN_COMMANDS = {
     # union per meta-type, kept as the generated JSON), QOM property lists
     'query-qmp-schema', 'qom-list', 'qom-list-types', 'qom-list-properties',
     'device-list-properties', 'query-command-line-options',
-    # not converted yet
-    'query-migrate', 'query-migrate-capabilities', 'query-migrate-parameters',
 }
 
 
