@@ -254,6 +254,11 @@ static void test_clone(void)
 
     g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
     c = qapi_clone_BlockdevCreateOptions(o);
+    /* Nothing shared, even where a plain build would not notice. */
+    g_assert_true(c->u.qcow2.backing_file != o->u.qcow2.backing_file);
+    g_assert_true(c->u.qcow2.encrypt != o->u.qcow2.encrypt);
+    g_assert_true(c->u.qcow2.encrypt->u.luks.key_secret != o->u.qcow2.encrypt->u.luks.key_secret);
+    g_assert_true(c->u.qcow2.data_file != o->u.qcow2.data_file);
     qapi_free_BlockdevCreateOptions(o);
     g_assert_cmpint(json_object_get(v, "file")->refcount, ==, 1);
     g_assert_cmpint(c->driver, ==, BLOCKDEV_DRIVER_QCOW2);
@@ -328,6 +333,9 @@ static void test_clone_list(void)
     g_assert_true(qapi_from_json_BlockDirtyBitmapOrStrList(v, "bitmaps", &list, &error_abort));
     json_decref(v);
     lc = qapi_clone_BlockDirtyBitmapOrStrList(list);
+    g_assert_true(lc != list && lc->value != list->value);
+    g_assert_true(lc->value->u.local != list->value->u.local);
+    g_assert_true(lc->next->value->u.external != list->next->value->u.external);
     qapi_free_BlockDirtyBitmapOrStrList(list);
     g_assert_cmpint(lc->value->type, ==, BLOCK_DIRTY_BITMAP_OR_STR_KIND_LOCAL);
     g_assert_cmpstr(lc->value->u.local, ==, "b0");
@@ -375,6 +383,54 @@ static void test_clone_list(void)
     g_assert_cmpint(sc->type, ==, STR_OR_NULL_KIND_N);
 }
 
+/*
+ * qapi_to_json_T(): absent optional members are left out, a union's base
+ * and branch members share one object, and members come in the order
+ * QEMU 7.2 sends them (not the schema's).
+ */
+static void test_to_json(void)
+{
+    json_t *v = parse("{\"driver\": \"qcow2\", \"file\": \"f\", \"size\": 65536,"
+                      " \"encrypt\": {\"format\": \"luks\", \"key-secret\": \"s\"},"
+                      " \"lazy-refcounts\": true}");
+    g_autoptr(BlockdevCreateOptions) o = NULL;
+    g_autoptr(StatusInfo) st = g_new0(StatusInfo, 1);
+    g_autoptr(MigrationInfo) mi = g_new0(MigrationInfo, 1);
+    g_autoptr(BlockJobInfoList) jobs = NULL;
+    json_t *out;
+    char *text;
+
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    out = qapi_to_json_BlockdevCreateOptions(o);
+    g_assert_true(json_equal(out, v));
+    json_decref(out);
+    json_decref(v);
+
+    st->running = true;
+    st->status = RUN_STATE_RUNNING;
+    out = qapi_to_json_StatusInfo(st);
+    text = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    g_assert_cmpstr(text, ==, "{\"status\":\"running\",\"singlestep\":false,\"running\":true}");
+    free(text);
+    json_decref(out);
+
+    out = qapi_to_json_MigrationInfo(mi);
+    g_assert_cmpint(json_object_size(out), ==, 0);
+    json_decref(out);
+    mi->has_total_time = true;
+    mi->error_desc = g_strdup("e");
+    out = qapi_to_json_MigrationInfo(mi);
+    text = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    g_assert_cmpstr(text, ==, "{\"error-desc\":\"e\",\"total-time\":0}");
+    free(text);
+    json_decref(out);
+
+    /* The empty list is an empty array. */
+    out = qapi_to_json_BlockJobInfoList(jobs);
+    g_assert_true(json_is_array(out) && json_array_size(out) == 0);
+    json_decref(out);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -386,5 +442,6 @@ int main(int argc, char **argv)
     g_test_add_func("/qapi-gen-types/list", test_list);
     g_test_add_func("/qapi-gen-types/clone", test_clone);
     g_test_add_func("/qapi-gen-types/clone-list", test_clone_list);
+    g_test_add_func("/qapi-gen-types/to-json", test_to_json);
     return g_test_run();
 }
