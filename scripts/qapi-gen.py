@@ -1283,11 +1283,13 @@ DICT_COMMANDS = {
 # declare fails to compile.  A command leaves this list when its handler
 # is converted; this list is what is left to do.
 RAW_RETURN_COMMANDS = {
-    # answers built by shared code or at run time that the schema's C
-    # types do not describe yet: the introspected schema (SchemaInfo, a
-    # union per meta-type, kept as the generated JSON), QOM property lists
-    'query-qmp-schema', 'qom-list', 'qom-list-types', 'qom-list-properties',
-    'device-list-properties', 'query-command-line-options',
+    # the answer is the introspection JSON this generator writes
+    # (qapi_introspection_json); SchemaInfo, a union per meta-type, would
+    # only be parsed back into C to be printed again
+    'query-qmp-schema',
+    # QOM property lists (ObjectPropertyInfo, its default-value an 'any'),
+    # built as JSON by hw/qdev.c and this file's helpers: not converted yet
+    'qom-list', 'qom-list-properties', 'device-list-properties',
 }
 
 

@@ -121,19 +121,24 @@ SgxInfo *qmp_query_sgx_capabilities(Error **errp)
  * monitor/chardev.c and monitor/monitor.c parse them.
  */
 typedef struct CmdlineParam {
-    const char *name, *type;
+    const char *name;
+    CommandLineParameterType type;
 } CmdlineParam;
 
+#define STRING COMMAND_LINE_PARAMETER_TYPE_STRING
+#define BOOLEAN COMMAND_LINE_PARAMETER_TYPE_BOOLEAN
 static const CmdlineParam machine_params[] = {
-    { "type", "string" }, { "accel", "string" }, { NULL },
+    { "type", STRING }, { "accel", STRING }, { NULL },
 };
 static const CmdlineParam chardev_params[] = {
-    { "backend", "string" }, { "id", "string" }, { "path", "string" }, { "host", "string" },
-    { "port", "string" }, { "server", "boolean" }, { "wait", "boolean" }, { NULL },
+    { "backend", STRING }, { "id", STRING }, { "path", STRING }, { "host", STRING },
+    { "port", STRING }, { "server", BOOLEAN }, { "wait", BOOLEAN }, { NULL },
 };
 static const CmdlineParam mon_params[] = {
-    { "chardev", "string" }, { "mode", "string" }, { "pretty", "boolean" }, { NULL },
+    { "chardev", STRING }, { "mode", STRING }, { "pretty", BOOLEAN }, { NULL },
 };
+#undef STRING
+#undef BOOLEAN
 
 static const struct {
     const char *option;
@@ -144,30 +149,37 @@ static const struct {
     { "mon", mon_params },
 };
 
-QObject *qmp_query_command_line_options(const char *option, Error **errp)
+CommandLineOptionInfoList *qmp_query_command_line_options(const char *option, Error **errp)
 {
-    json_t *list = json_array();
+    g_autoptr(CommandLineOptionInfoList) head = NULL;
+    CommandLineOptionInfoList **tail = &head;
 
     for (size_t i = 0; i < G_N_ELEMENTS(cmdline_options); i++) {
-        json_t *params = json_array();
+        CommandLineOptionInfo *info;
+        CommandLineParameterInfoList **ptail;
 
         if (option && strcmp(option, cmdline_options[i].option)) {
-            json_decref(params);
             continue;
         }
+        info = g_new0(CommandLineOptionInfo, 1);
+        info->option = g_strdup(cmdline_options[i].option);
+        ptail = &info->parameters;
         for (const CmdlineParam *p = cmdline_options[i].params; p->name; p++) {
-            json_array_append_new(params, json_pack("{s:s,s:s}", "name", p->name,
-                                                    "type", p->type));
+            *ptail = g_new0(CommandLineParameterInfoList, 1);
+            (*ptail)->value = g_new0(CommandLineParameterInfo, 1);
+            (*ptail)->value->name = g_strdup(p->name);
+            (*ptail)->value->type = p->type;
+            ptail = &(*ptail)->next;
         }
-        json_array_append_new(list, json_pack("{s:s,s:o}", "option", cmdline_options[i].option,
-                                              "parameters", params));
+        *tail = g_new0(CommandLineOptionInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    if (option && !json_array_size(list)) {
-        json_decref(list);
+    if (option && !head) {
         error_setg(errp, "invalid option name: %s", option);
         return NULL;
     }
-    return list;
+    return g_steal_pointer(&head);
 }
 
 /*
@@ -175,7 +187,7 @@ QObject *qmp_query_command_line_options(const char *option, Error **errp)
  * and the user-creatable object types (qom/object.c).
  */
 typedef struct TypeListing {
-    json_t *list;
+    ObjectTypeInfoList **tail;      /* where the next type goes */
     const char *implements;
     bool abstract;
 } TypeListing;
@@ -197,20 +209,20 @@ static bool type_implements(const char *name, const char *ancestor)
 static void list_one_type(void *opaque, const char *name, const char *parent, bool is_abstract)
 {
     TypeListing *tl = opaque;
-    json_t *t;
+    ObjectTypeInfo *t;
 
     if ((is_abstract && !tl->abstract) ||
         (tl->implements && !type_implements(name, tl->implements))) {
         return;
     }
-    t = json_pack("{s:s}", "name", name);
-    if (is_abstract) {
-        json_object_set_new(t, "abstract", json_true());
-    }
-    if (parent) {
-        json_object_set_new(t, "parent", json_string(parent));
-    }
-    json_array_append_new(tl->list, t);
+    t = g_new0(ObjectTypeInfo, 1);
+    t->name = g_strdup(name);
+    /* "abstract" only when true, as QEMU */
+    t->has_abstract = t->abstract = is_abstract;
+    t->parent = g_strdup(parent);
+    *tl->tail = g_new0(ObjectTypeInfoList, 1);
+    (*tl->tail)->value = t;
+    tl->tail = &(*tl->tail)->next;
 }
 
 /*
@@ -284,11 +296,12 @@ static bool type_exists(const char *name)
     return !strcmp(name, "object") || type_parent(name, &is_abstract);
 }
 
-QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abstract,
-                            Error **errp)
+ObjectTypeInfoList *qmp_qom_list_types(const char *implements, bool has_abstract,
+                                       bool abstract, Error **errp)
 {
+    ObjectTypeInfoList *head = NULL;
     TypeListing tl = {
-        .list = json_array(),
+        .tail = &head,
         .implements = implements,
         .abstract = abstract,
     };
@@ -303,7 +316,7 @@ QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abst
     }
     qdev_list_types(list_one_type, &tl);
     user_creatable_list_types(list_object_type, &tl);
-    return tl.list;
+    return head;
 }
 
 static json_t *prop(const char *name, const char *type, const char *desc)
