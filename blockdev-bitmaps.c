@@ -127,14 +127,14 @@ QObject *qmp_block_dirty_bitmap_merge(const char *node, const char *target,
     return bdrv_dirty_bitmap_merge_all(dst, srcs, errp) ? qdict_new() : NULL;
 }
 
-QObject *qmp_x_debug_block_dirty_bitmap_sha256(const char *node, const char *name,
-                                               Error **errp)
+BlockDirtyBitmapSha256 *qmp_x_debug_block_dirty_bitmap_sha256(const char *node,
+                                                              const char *name, Error **errp)
 {
     BdrvDirtyBitmap *bm = block_dirty_bitmap_lookup(node, name, NULL, errp);
     uint64_t nb_bits, step = 1u << 20;
     g_autoptr(GChecksum) sum = NULL;
     g_autofree uint8_t *buf = NULL;
-    QDict *ret;
+    BlockDirtyBitmapSha256 *ret;
 
     if (!bm) {
         return NULL;
@@ -149,8 +149,8 @@ QObject *qmp_x_debug_block_dirty_bitmap_sha256(const char *node, const char *nam
         bdrv_dirty_bitmap_serialize(bm, b, n, buf);
         g_checksum_update(sum, buf, n / 8);
     }
-    ret = qdict_new();
-    qdict_put_str(ret, "sha256", g_checksum_get_string(sum));
+    ret = g_new0(BlockDirtyBitmapSha256, 1);
+    ret->sha256 = g_strdup(g_checksum_get_string(sum));
     return ret;
 }
 

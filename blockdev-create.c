@@ -13,6 +13,7 @@
  * callback runs with that node in place of the file it would create.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <glib.h>
 
@@ -22,25 +23,54 @@
 #include "qapi/qmp-registry.h"
 #include "system/blockdev.h"
 
-/* Copies @from of @src into @dst as @to when present. */
-static void copy_opt(QDict *dst, const char *to, QDict *src, const char *from)
+/*
+ * The members of the typed options as the drivers' create options, with
+ * the JSON types the drivers read (numbers as integers, enums as their
+ * names); an absent optional member is left out.
+ */
+static void put_str(QDict *o, const char *key, const char *v)
 {
-    json_t *v = json_object_get(src, from);
-
     if (v) {
-        json_object_set(dst, to, v);
+        qdict_put_str(o, key, v);
+    }
+}
+
+static void put_int(QDict *o, const char *key, bool has, int64_t v)
+{
+    if (has) {
+        qdict_put_int(o, key, v);
+    }
+}
+
+static void put_size(QDict *o, const char *key, bool has, uint64_t v)
+{
+    if (has) {
+        qdict_put_obj(o, key, json_integer((json_int_t)v));
+    }
+}
+
+static void put_bool(QDict *o, const char *key, bool has, bool v)
+{
+    if (has) {
+        qdict_put_bool(o, key, v);
+    }
+}
+
+static void put_enum(QDict *o, const char *key, bool has, const char *name)
+{
+    if (has) {
+        qdict_put_str(o, key, name);
     }
 }
 
 /*
  * The node a format image is written into (a new reference): a host file
  * node that no other node, drive or job uses, named by its node name, or
- * opened here from an inline definition (QEMU's BlockdevRef) for the
- * time of the creation.
+ * opened here from an inline definition (QEMU's BlockdevRef, @ref) for
+ * the time of the creation.
  */
-static BlockDriverState *create_file_node(QDict *options, Error **errp)
+static BlockDriverState *create_file_node(json_t *ref, Error **errp)
 {
-    json_t *ref = json_object_get(options, "file");
     const char *name;
     BlockDriverState *bs;
 
@@ -97,22 +127,39 @@ static BlockDriverState *create_file_node(QDict *options, Error **errp)
     return bs;
 }
 
+/* The LUKS options (of a luks image or a LUKS-encrypted one) under @prefix. */
+static void luks_create_opts(QDict *o, const char *prefix, const char *key_secret,
+                             const char *cipher_alg, const char *cipher_mode,
+                             const char *ivgen_alg, const char *ivgen_hash_alg,
+                             const char *hash_alg, bool has_iter_time, int64_t iter_time)
+{
+    const struct { const char *key; const char *v; } strs[] = {
+        { "key-secret", key_secret }, { "cipher-alg", cipher_alg },
+        { "cipher-mode", cipher_mode }, { "ivgen-alg", ivgen_alg },
+        { "ivgen-hash-alg", ivgen_hash_alg }, { "hash-alg", hash_alg },
+    };
+    g_autofree char *it = g_strconcat(prefix, "iter-time", NULL);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
+        g_autofree char *key = g_strconcat(prefix, strs[i].key, NULL);
+        put_str(o, key, strs[i].v);
+    }
+    put_int(o, it, has_iter_time, iter_time);
+}
+
 /*
  * An "encrypt" member (QCryptoBlockCreateOptions) as the qcow/qcow2
  * create options "encrypt.*"; legacy AES is QEMU's format "qcow", the
  * create options' "aes".
  */
-static bool create_encrypt_opts(QDict *o, QDict *enc, bool luks_ok, Error **errp)
+static bool create_encrypt_opts(QDict *o, const QapiCryptoBlockCreateOptions *enc,
+                                bool luks_ok, Error **errp)
 {
-    const char *format = qdict_get_try_str(enc, "format");
-    static const char *const luks_keys[] = {
-        "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg", "ivgen-hash-alg",
-        "hash-alg", "iter-time",
-    };
+    const QCryptoBlockCreateOptionsLUKS *l = &enc->u.luks;
 
-    if (!strcmp(format, "qcow")) {
+    if (enc->format == QCRYPTO_BLOCK_FORMAT_QCOW) {
         qdict_put_str(o, "encrypt.format", "aes");
-        copy_opt(o, "encrypt.key-secret", enc, "key-secret");
+        put_str(o, "encrypt.key-secret", enc->u.qcow.key_secret);
         return true;
     }
     if (!luks_ok) {
@@ -120,10 +167,9 @@ static bool create_encrypt_opts(QDict *o, QDict *enc, bool luks_ok, Error **errp
         return false;
     }
     qdict_put_str(o, "encrypt.format", "luks");
-    for (size_t i = 0; i < G_N_ELEMENTS(luks_keys); i++) {
-        g_autofree char *to = g_strdup_printf("encrypt.%s", luks_keys[i]);
-        copy_opt(o, to, enc, luks_keys[i]);
-    }
+    luks_create_opts(o, "encrypt.", l->key_secret, l->cipher_alg, l->cipher_mode,
+                     l->ivgen_alg, l->ivgen_hash_alg, l->hash_alg, l->has_iter_time,
+                     l->iter_time);
     return true;
 }
 
@@ -131,48 +177,54 @@ static bool create_encrypt_opts(QDict *o, QDict *enc, bool luks_ok, Error **errp
  * The driver's create options for @options; *filename: the file it
  * creates, or *node: the node it writes into.
  */
-static QDict *create_opts(QDict *options, const char **filename, BlockDriverState **node,
-                          Error **errp)
+static QDict *create_opts(const BlockdevCreateOptions *options, const char **filename,
+                          BlockDriverState **node, Error **errp)
 {
-    const char *driver = qdict_get_try_str(options, "driver");
     QDict *o = qdict_new();
+    json_t *file;
 
-    copy_opt(o, "size", options, "size");
-    if (!strcmp(driver, "file")) {
-        *filename = qdict_get_try_str(options, "filename");
-        copy_opt(o, "preallocation", options, "preallocation");
-        copy_opt(o, "nocow", options, "nocow");
-        copy_opt(o, "extent_size_hint", options, "extent-size-hint");
+    if (options->driver == BLOCKDEV_DRIVER_FILE) {
+        const BlockdevCreateOptionsFile *f = &options->u.file;
+
+        put_size(o, "size", true, f->size);
+        *filename = f->filename;
+        put_enum(o, "preallocation", f->has_preallocation, PreallocMode_str(f->preallocation));
+        put_bool(o, "nocow", f->has_nocow, f->nocow);
+        put_size(o, "extent_size_hint", f->has_extent_size_hint, f->extent_size_hint);
         return o;
     }
 
     /* Options first: a bad one must not leave an inline node open. */
-    if (!strcmp(driver, "luks")) {
-        static const char *const keys[] = {
-            "preallocation", "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg",
-            "ivgen-hash-alg", "hash-alg", "iter-time",
-        };
-        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
-            copy_opt(o, keys[i], options, keys[i]);
-        }
-    } else if (!strcmp(driver, "qcow")) {
-        copy_opt(o, "backing_file", options, "backing-file");
-        if (qdict_haskey(options, "encrypt") &&
-            !create_encrypt_opts(o, json_object_get(options, "encrypt"), false, errp)) {
+    if (options->driver == BLOCKDEV_DRIVER_LUKS) {
+        const BlockdevCreateOptionsLUKS *l = &options->u.luks;
+
+        put_size(o, "size", true, l->size);
+        put_enum(o, "preallocation", l->has_preallocation, PreallocMode_str(l->preallocation));
+        luks_create_opts(o, "", l->key_secret, l->cipher_alg, l->cipher_mode, l->ivgen_alg,
+                         l->ivgen_hash_alg, l->hash_alg, l->has_iter_time, l->iter_time);
+        file = l->file;
+    } else if (options->driver == BLOCKDEV_DRIVER_QCOW) {
+        const BlockdevCreateOptionsQcow *q = &options->u.qcow;
+
+        put_size(o, "size", true, q->size);
+        put_str(o, "backing_file", q->backing_file);
+        if (q->encrypt && !create_encrypt_opts(o, q->encrypt, false, errp)) {
             qobject_unref(o);
             return NULL;
         }
+        file = q->file;
     } else {
-        json_t *data_file = json_object_get(options, "data-file");
+        const BlockdevCreateOptionsQcow2 *q = &options->u.qcow2;
 
-        g_assert(!strcmp(driver, "qcow2"));
+        g_assert(options->driver == BLOCKDEV_DRIVER_QCOW2);
+        put_size(o, "size", true, q->size);
         /* qemu-img create rounds the size up; QEMU's blockdev-create refuses. */
-        if (qdict_get_try_int(options, "size", 0) % 512) {
+        if (q->size % 512) {
             error_setg(errp, "Image size must be a multiple of 512 bytes");
             qobject_unref(o);
             return NULL;
         }
-        if (data_file || qdict_haskey(options, "data-file-raw")) {
+        if (q->data_file || q->has_data_file_raw) {
             /*
              * QEMU's takes a node there; the driver's data_file option is a
              * file name, which it creates: not the same thing.
@@ -182,22 +234,23 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
             qobject_unref(o);
             return NULL;
         }
-        copy_opt(o, "extended_l2", options, "extended-l2");
-        copy_opt(o, "compat", options, "version");
-        copy_opt(o, "cluster_size", options, "cluster-size");
-        copy_opt(o, "preallocation", options, "preallocation");
-        copy_opt(o, "lazy_refcounts", options, "lazy-refcounts");
-        copy_opt(o, "refcount_bits", options, "refcount-bits");
-        copy_opt(o, "backing_file", options, "backing-file");
-        copy_opt(o, "backing_fmt", options, "backing-fmt");
-        copy_opt(o, "compression_type", options, "compression-type");
-        if (qdict_haskey(options, "encrypt") &&
-            !create_encrypt_opts(o, json_object_get(options, "encrypt"), true, errp)) {
+        put_bool(o, "extended_l2", q->has_extended_l2, q->extended_l2);
+        put_enum(o, "compat", q->has_version, BlockdevQcow2Version_str(q->version));
+        put_size(o, "cluster_size", q->has_cluster_size, q->cluster_size);
+        put_enum(o, "preallocation", q->has_preallocation, PreallocMode_str(q->preallocation));
+        put_bool(o, "lazy_refcounts", q->has_lazy_refcounts, q->lazy_refcounts);
+        put_int(o, "refcount_bits", q->has_refcount_bits, q->refcount_bits);
+        put_str(o, "backing_file", q->backing_file);
+        put_enum(o, "backing_fmt", q->has_backing_fmt, BlockdevDriver_str(q->backing_fmt));
+        put_enum(o, "compression_type", q->has_compression_type,
+                 Qcow2CompressionType_str(q->compression_type));
+        if (q->encrypt && !create_encrypt_opts(o, q->encrypt, true, errp)) {
             qobject_unref(o);
             return NULL;
         }
+        file = q->file;
     }
-    *node = create_file_node(options, errp);
+    *node = create_file_node(file, errp);
     if (!*node) {
         qobject_unref(o);
         return NULL;
@@ -207,36 +260,39 @@ static QDict *create_opts(QDict *options, const char **filename, BlockDriverStat
 
 /*
  * Runs as the job's step: the driver, its create options and where the
- * image goes, from the BlockdevCreateOptions @opaque.
+ * image goes, from @opaque, the job's own copy of the command's
+ * BlockdevCreateOptions (the marshaller frees the command's at its return).
  */
 static QDict *create_prepare(void *opaque, BlockDriver **drv, const char **filename,
                              BlockDriverState **node, Error **errp)
 {
-    QDict *options = opaque;
-    const char *driver = qdict_get_try_str(options, "driver");
+    const BlockdevCreateOptions *options = opaque;
 
-    *drv = strcmp(driver, "file") ? bdrv_find_format(driver) : bdrv_find_protocol("file");
+    *drv = options->driver == BLOCKDEV_DRIVER_FILE ? bdrv_find_protocol("file") :
+           bdrv_find_format(BlockdevDriver_str(options->driver));
     return create_opts(options, filename, node, errp);
 }
 
 static void create_options_free(void *opaque)
 {
-    qobject_unref((QDict *)opaque);
+    qapi_free_BlockdevCreateOptions(opaque);
 }
 
-QObject *qmp_blockdev_create(QDict *args, Error **errp)
+QObject *qmp_blockdev_create(const char *job_id, BlockdevCreateOptions *options, Error **errp)
 {
-    const char *job_id = qdict_get_try_str(args, "job-id");
-    QDict *options = json_object_get(args, "options");
-    const char *driver = qdict_get_try_str(options, "driver");
-
     /* The drivers the schema has a branch for, and this block layer has. */
-    if (strcmp(driver, "file") && strcmp(driver, "qcow2") && strcmp(driver, "qcow") &&
-        strcmp(driver, "luks")) {
+    switch (options->driver) {
+    case BLOCKDEV_DRIVER_FILE:
+    case BLOCKDEV_DRIVER_QCOW2:
+    case BLOCKDEV_DRIVER_QCOW:
+    case BLOCKDEV_DRIVER_LUKS:
+        break;
+    default:
         error_setg(errp, "Driver does not support blockdev-create");
         return NULL;
     }
-    if (!block_create_job_start(job_id, create_prepare, qobject_ref(options),
+    if (!block_create_job_start(job_id, create_prepare,
+                                qapi_clone_BlockdevCreateOptions(options),
                                 create_options_free, errp)) {
         return NULL;
     }
@@ -246,28 +302,32 @@ QObject *qmp_blockdev_create(QDict *args, Error **errp)
 /* ------------------------------------------------------------------ */
 /* x-blockdev-amend */
 
-static const char *const amend_luks_keys[] = {
-    "state", "new-secret", "old-secret", "keyslot", "iter-time", "secret",
-};
-
 /*
  * QCryptoBlockAmendOptionsLUKS @luks as amend options named @prefix + key;
  * the numbers become the strings qemu-img's -o would have given.
  */
-static void luks_amend_opts(QDict *o, const char *prefix, QDict *luks)
+static void luks_amend_opts(QDict *o, const char *prefix,
+                            const QCryptoBlockAmendOptionsLUKS *luks)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(amend_luks_keys); i++) {
-        json_t *v = json_object_get(luks, amend_luks_keys[i]);
-        g_autofree char *key = g_strconcat(prefix, amend_luks_keys[i], NULL);
+    g_autofree char *state = g_strconcat(prefix, "state", NULL);
+    g_autofree char *new_secret = g_strconcat(prefix, "new-secret", NULL);
+    g_autofree char *old_secret = g_strconcat(prefix, "old-secret", NULL);
+    g_autofree char *keyslot = g_strconcat(prefix, "keyslot", NULL);
+    g_autofree char *iter_time = g_strconcat(prefix, "iter-time", NULL);
+    g_autofree char *secret = g_strconcat(prefix, "secret", NULL);
 
-        if (json_is_integer(v)) {
-            g_autofree char *s = g_strdup_printf("%" JSON_INTEGER_FORMAT,
-                                                 json_integer_value(v));
-            qdict_put_str(o, key, s);
-        } else if (v) {
-            json_object_set(o, key, v);
-        }
+    qdict_put_str(o, state, QCryptoBlockLUKSKeyslotState_str(luks->state));
+    put_str(o, new_secret, luks->new_secret);
+    put_str(o, old_secret, luks->old_secret);
+    if (luks->has_keyslot) {
+        g_autofree char *s = g_strdup_printf("%" PRId64, luks->keyslot);
+        qdict_put_str(o, keyslot, s);
     }
+    if (luks->has_iter_time) {
+        g_autofree char *s = g_strdup_printf("%" PRId64, luks->iter_time);
+        qdict_put_str(o, iter_time, s);
+    }
+    put_str(o, secret, luks->secret);
 }
 
 /*
@@ -281,12 +341,15 @@ static const char *open_key_secret(BlockDriverState *bs, const char *prefix)
     return bdrv_open_option_str(bs, key);
 }
 
-QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
+/*
+ * The options are translated into the amend job's at once, so the job
+ * keeps no reference to the typed ones.
+ */
+QObject *qmp_x_blockdev_amend(const char *job_id, const char *node_name,
+                              BlockdevAmendOptions *options, bool has_force, bool force,
+                              Error **errp)
 {
-    const char *job_id = qdict_get_try_str(args, "job-id");
-    const char *node_name = qdict_get_try_str(args, "node-name");
-    QDict *options = json_object_get(args, "options");
-    const char *driver = qdict_get_try_str(options, "driver");
+    const char *driver = BlockdevDriver_str(options->driver);
     BlockDriverState *bs = bdrv_find_node(node_name);
     QDict *o;
 
@@ -299,7 +362,7 @@ QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
         return NULL;
     }
     /* The drivers the schema has a branch for, and with key slots to change. */
-    if (strcmp(driver, "luks") && strcmp(driver, "qcow2")) {
+    if (options->driver != BLOCKDEV_DRIVER_LUKS && options->driver != BLOCKDEV_DRIVER_QCOW2) {
         error_setg(errp, "Driver does not support x-blockdev-amend");
         return NULL;
     }
@@ -308,28 +371,28 @@ QObject *qmp_x_blockdev_amend(QDict *args, Error **errp)
         return NULL;
     }
     o = qdict_new();
-    if (!strcmp(driver, "luks")) {
-        luks_amend_opts(o, "", options);
+    if (options->driver == BLOCKDEV_DRIVER_LUKS) {
+        luks_amend_opts(o, "", &options->u.luks);
         if (!qdict_haskey(o, "secret") && open_key_secret(bs, "")) {
             qdict_put_str(o, "secret", open_key_secret(bs, ""));
         }
     } else {
-        QDict *enc = json_object_get(options, "encrypt");
+        const QCryptoBlockAmendOptions *enc = options->u.qcow2.encrypt;
 
-        if (enc && strcmp(qdict_get_try_str(enc, "format"), "luks")) {
+        if (enc && enc->format != QCRYPTO_BLOCK_FORMAT_LUKS) {
             error_setg(errp, "Only LUKS encryption options can be amended");
             qobject_unref(o);
             return NULL;
         }
         if (enc) {
-            luks_amend_opts(o, "encrypt.", enc);
+            luks_amend_opts(o, "encrypt.", &enc->u.luks);
             if (!qdict_haskey(o, "encrypt.secret") && open_key_secret(bs, "encrypt.")) {
                 qdict_put_str(o, "encrypt.secret", open_key_secret(bs, "encrypt."));
             }
         }
     }
     /* The permissions the change needs are taken now: a conflict fails the command. */
-    if (!bdrv_amend_job_start(job_id, bs, o, qdict_get_try_bool(args, "force", false), errp)) {
+    if (!bdrv_amend_job_start(job_id, bs, o, has_force && force, errp)) {
         return NULL;
     }
     return qdict_new();

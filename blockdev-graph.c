@@ -474,7 +474,8 @@ QObject *qmp_blockdev_reopen(anyList *options, Error **errp)
 /* x-debug-query-block-graph */
 
 typedef struct GraphDump {
-    json_t *nodes, *edges;
+    XDbgBlockGraphNodeList **node_tail;      /* where the next node goes */
+    XDbgBlockGraphEdgeList **edge_tail;
     GHashTable *ids;            /* drive, job, node or other user -> id */
     int next_id;
     /* What the device on each drive needs of its root (DriveInfo -> perms). */
@@ -482,50 +483,65 @@ typedef struct GraphDump {
     GPtrArray *roots;           /* pairs: DriveInfo, root node */
 } GraphDump;
 
-static int graph_node(GraphDump *g, const void *key, const char *type, const char *name)
+static int graph_node(GraphDump *g, const void *key, XDbgBlockGraphNodeType type,
+                      const char *name)
 {
     int id = GPOINTER_TO_INT(g_hash_table_lookup(g->ids, key));
 
     if (!id) {
+        XDbgBlockGraphNode *n = g_new0(XDbgBlockGraphNode, 1);
+
         id = ++g->next_id;
         g_hash_table_insert(g->ids, (gpointer)key, GINT_TO_POINTER(id));
-        json_array_append_new(g->nodes, json_pack("{s:i, s:s, s:s}", "id", id,
-                                                  "type", type, "name", name));
+        n->id = id;
+        n->type = type;
+        n->name = g_strdup(name);
+        *g->node_tail = g_new0(XDbgBlockGraphNodeList, 1);
+        (*g->node_tail)->value = n;
+        g->node_tail = &(*g->node_tail)->next;
     }
     return id;
 }
 
 /* QEMU's BlockPermission names, highest bit first as QEMU lists them. */
-static json_t *graph_perm_list(uint64_t perm)
+static BlockPermissionList *graph_perm_list(uint64_t perm)
 {
-    json_t *list = json_array();
+    BlockPermissionList *head = NULL, **tail = &head;
 
     for (int bit = BLK_PERM_COUNT - 1; bit >= 0; bit--) {
         if (perm & (1ULL << bit)) {
-            json_array_append_new(list, json_string(BlockPermission_str(bit)));
+            *tail = g_new0(BlockPermissionList, 1);
+            (*tail)->value = (BlockPermission)bit;
+            tail = &(*tail)->next;
         }
     }
-    return list;
+    return head;
 }
 
 static void graph_edge(GraphDump *g, int parent, int child, const char *role, uint64_t perm,
                        uint64_t shared)
 {
-    json_array_append_new(g->edges, json_pack("{s:i, s:i, s:s, s:o, s:o}", "parent", parent,
-                                              "child", child, "name", role,
-                                              "perm", graph_perm_list(perm),
-                                              "shared-perm", graph_perm_list(shared)));
+    XDbgBlockGraphEdge *e = g_new0(XDbgBlockGraphEdge, 1);
+
+    e->parent = parent;
+    e->child = child;
+    e->name = g_strdup(role);
+    e->perm = graph_perm_list(perm);
+    e->shared_perm = graph_perm_list(shared);
+    *g->edge_tail = g_new0(XDbgBlockGraphEdgeList, 1);
+    (*g->edge_tail)->value = e;
+    g->edge_tail = &(*g->edge_tail)->next;
 }
 
 static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverState *parent,
                             BdrvUser *user, const char *role, uint64_t perm, uint64_t shared)
 {
     GraphDump *g = opaque;
-    int child_id = graph_node(g, child, "block-driver", bdrv_get_node_name(child));
+    int child_id = graph_node(g, child, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_DRIVER, bdrv_get_node_name(child));
     BlockJob *job = user ? bdrv_user_owner(user) : NULL;
 
     if (parent) {
-        graph_edge(g, graph_node(g, parent, "block-driver", bdrv_get_node_name(parent)), child_id,
+        graph_edge(g, graph_node(g, parent, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_DRIVER, bdrv_get_node_name(parent)), child_id,
                    role, perm, shared);
         return;
     }
@@ -550,41 +566,41 @@ static void graph_dump_edge(void *opaque, BlockDriverState *child, BlockDriverSt
         }
     }
     if (job) {
-        graph_edge(g, graph_node(g, job, "block-job", block_job_id(job)), child_id,
+        graph_edge(g, graph_node(g, job, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_JOB, block_job_id(job)), child_id,
                    child == block_job_main_node(job) ? "main node" : "intermediate node", perm, shared);
     } else {
         /* A tool's or a job's own handle: an unnamed block backend. */
-        graph_edge(g, graph_node(g, user, "block-backend", ""), child_id, role, perm, shared);
+        graph_edge(g, graph_node(g, user, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_BACKEND, ""), child_id, role, perm, shared);
     }
 }
 
-QObject *qmp_x_debug_query_block_graph(Error **errp)
+XDbgBlockGraph *qmp_x_debug_query_block_graph(Error **errp)
 {
+    XDbgBlockGraph *ret = g_new0(XDbgBlockGraph, 1);
     GraphDump g = {
-        .nodes = json_array(), .edges = json_array(),
+        .node_tail = &ret->nodes, .edge_tail = &ret->edges,
         .ids = g_hash_table_new(NULL, NULL),
         .device_perm = g_hash_table_new(NULL, NULL),
         .device_shared = g_hash_table_new(NULL, NULL),
         .roots = g_ptr_array_new(),
     };
-    QDict *ret;
 
     /* QEMU's order of ids: the block backends, the jobs, then the nodes. */
     for (GList *l = drive_list(); l; l = l->next) {
         DriveInfo *d = l->data;
 
         /* A drive without a name is named by its device, as in QEMU. */
-        graph_node(&g, d, "block-backend",
+        graph_node(&g, d, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_BACKEND,
                    !d->id[0] && d->dev ? qdev_attached_name(d->dev) : d->id);
     }
     for (GList *l = block_job_list(); l; l = l->next) {
-        graph_node(&g, l->data, "block-job", block_job_id(l->data));
+        graph_node(&g, l->data, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_JOB, block_job_id(l->data));
     }
     for (GList *l = bdrv_all_nodes(); l; l = l->next) {
         BlockDriverState *bs = l->data;
 
         if (bdrv_in_graph(bs)) {
-            graph_node(&g, bs, "block-driver", bdrv_get_node_name(bs));
+            graph_node(&g, bs, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_DRIVER, bdrv_get_node_name(bs));
         }
     }
     bdrv_foreach_graph_edge(graph_dump_edge, &g);
@@ -593,15 +609,12 @@ QObject *qmp_x_debug_query_block_graph(Error **errp)
         gpointer shared;
         bool has_device = g_hash_table_lookup_extended(g.device_shared, d, NULL, &shared);
 
-        graph_edge(&g, graph_node(&g, d, "block-backend", ""),
-                   graph_node(&g, g_ptr_array_index(g.roots, i + 1), "block-driver",
+        graph_edge(&g, graph_node(&g, d, X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_BACKEND, ""),
+                   graph_node(&g, g_ptr_array_index(g.roots, i + 1), X_DBG_BLOCK_GRAPH_NODE_TYPE_BLOCK_DRIVER,
                               bdrv_get_node_name(g_ptr_array_index(g.roots, i + 1))),
                    "root", GPOINTER_TO_SIZE(g_hash_table_lookup(g.device_perm, d)),
                    has_device ? GPOINTER_TO_SIZE(shared) : BLK_PERM_ALL);
     }
-    ret = qdict_new();
-    json_object_set_new(ret, "nodes", g.nodes);
-    json_object_set_new(ret, "edges", g.edges);
     g_hash_table_destroy(g.ids);
     g_hash_table_destroy(g.device_perm);
     g_hash_table_destroy(g.device_shared);

@@ -301,7 +301,7 @@ QObject *qmp_block_stream(const char *job_id, const char *device, const char *ba
     return started_auto(block_job_stream(&o, errp), auto_finalize, auto_dismiss);
 }
 
-QObject *qmp_query_block_jobs(Error **errp)
+BlockJobInfoList *qmp_query_block_jobs(Error **errp)
 {
     return block_job_query_all();
 }
@@ -351,7 +351,7 @@ JOB_VERB_COMMAND(qmp_job_complete, job_find, id, block_job_complete)
 JOB_VERB_COMMAND(qmp_job_finalize, job_find, id, block_job_finalize)
 JOB_VERB_COMMAND(qmp_job_dismiss, job_find, id, block_job_dismiss)
 
-QObject *qmp_query_jobs(Error **errp)
+JobInfoList *qmp_query_jobs(Error **errp)
 {
     return job_query_all();
 }

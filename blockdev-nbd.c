@@ -399,21 +399,23 @@ QObject *qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMo
     return export_del(id, mode, errp);
 }
 
-QObject *qmp_query_block_exports(Error **errp)
+BlockExportInfoList *qmp_query_block_exports(Error **errp)
 {
-    QList *list = json_array();
+    BlockExportInfoList *head = NULL, **tail = &head;
 
     for (GList *l = exports; l; l = l->next) {
         BlockExport *e = l->data;
-        QDict *info = qdict_new();
+        BlockExportInfo *info = g_new0(BlockExportInfo, 1);
 
-        qdict_put_str(info, "node-name", e->node_name);
-        qdict_put_bool(info, "shutting-down", e->shutting_down);
-        qdict_put_str(info, "type", "nbd");
-        qdict_put_str(info, "id", e->id);
-        json_array_append_new(list, info);
+        info->id = g_strdup(e->id);
+        info->type = BLOCK_EXPORT_TYPE_NBD;
+        info->node_name = g_strdup(e->node_name);
+        info->shutting_down = e->shutting_down;
+        *tail = g_new0(BlockExportInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 /* HMP's address forms: "unix:PATH", "HOST:PORT" ("[V6ADDR]:PORT"). */

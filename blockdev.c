@@ -792,9 +792,9 @@ static QDict *image_info_chain(BlockDriverState *bs, bool flat)
     return image;
 }
 
-json_t *block_device_info(BlockDriverState *bs, bool flat)
+BlockDeviceInfo *block_device_info(BlockDriverState *bs, bool flat, Error **errp)
 {
-    QDict *info = qdict_new();
+    g_autoptr(BlockDeviceInfo) info = g_new0(BlockDeviceInfo, 1);
     QDict *image;
     int depth = 0;
 
@@ -803,47 +803,76 @@ json_t *block_device_info(BlockDriverState *bs, bool flat)
          b = bdrv_skip_implicit_filters(bdrv_backing(b))) {
         depth++;
     }
-    {
-        /* QEMU's name for the node: plain, or json:{...} when options make it. */
-        g_autofree char *name = bdrv_display_filename(bs);
-        qdict_put_str(info, "file", name);
-    }
-    qdict_put_str(info, "node-name", bdrv_get_node_name(bs));
+    /* QEMU's name for the node: plain, or json:{...} when options make it. */
+    info->file = bdrv_display_filename(bs);
+    info->node_name = g_strdup(bdrv_get_node_name(bs));
     /* An inactive node (migration) reports what it becomes, as in QEMU. */
-    qdict_put_bool(info, "ro", bdrv_is_read_only_as_opened(bs));
-    qdict_put_str(info, "drv", bdrv_get_format_name(bs));
+    info->ro = bdrv_is_read_only_as_opened(bs);
+    info->drv = g_strdup(bdrv_get_format_name(bs));
     if (bdrv_get_backing_filename(bs)[0]) {
-        qdict_put_str(info, "backing_file", bdrv_get_backing_filename(bs));
+        info->backing_file = g_strdup(bdrv_get_backing_filename(bs));
     }
-    qdict_put_int(info, "backing_file_depth", depth);
-    qdict_put_bool(info, "encrypted", bdrv_is_encrypted(bs));
-    qdict_put_bool(info, "encryption_key_missing", bdrv_key_missing_node(bs) != NULL);
-    qdict_put_str(info, "detect_zeroes", bdrv_get_detect_zeroes(bs));
-    /* A node has no limits of its own; query-block adds its drive's. */
-    for (int i = 0; i < THROTTLE_BUCKETS; i++) {
-        qdict_put_int(info, throttle_qmp_names[i], 0);
-    }
-    {
-        QDict *cache = qdict_new();
-
-        qdict_put_bool(cache, "writeback", !bdrv_get_writethrough(bs));
-        qdict_put_bool(cache, "direct", bdrv_get_cache_direct(bs));
-        qdict_put_bool(cache, "no-flush", bdrv_get_no_flush(bs));
-        qdict_put_obj(info, "cache", cache);
-    }
+    info->backing_file_depth = depth;
+    info->encrypted = bdrv_is_encrypted(bs);
+    info->encryption_key_missing = bdrv_key_missing_node(bs) != NULL;
+    info->detect_zeroes = qapi_enum_parse(&BlockdevDetectZeroesOptions_lookup, "detect_zeroes",
+                                          bdrv_get_detect_zeroes(bs), &error_abort);
+    /* A node has no limits of its own (bps & co stay 0); query-block adds its drive's. */
+    info->cache = g_new0(BlockdevCacheInfo, 1);
+    info->cache->writeback = !bdrv_get_writethrough(bs);
+    info->cache->direct = bdrv_get_cache_direct(bs);
+    info->cache->no_flush = bdrv_get_no_flush(bs);
+    /*
+     * The image info is the dictionary qemu-img info also prints; the
+     * schema's conversion makes it the typed member (a mismatch is an error).
+     */
     image = image_info_chain(bs, flat);
     if (image) {
-        qdict_put_obj(info, "image", image);
+        bool ok = qapi_from_json_ImageInfo(image, "image", &info->image, errp);
+
+        qobject_unref(image);
+        if (!ok) {
+            return NULL;
+        }
     }
     if (bdrv_dirty_bitmap_next(bs, NULL)) {
-        qdict_put_obj(info, "dirty-bitmaps", bdrv_query_dirty_bitmaps(bs));
+        json_t *bitmaps = bdrv_query_dirty_bitmaps(bs);
+        bool ok = qapi_from_json_BlockDirtyInfoList(bitmaps, "dirty-bitmaps",
+                                                    &info->dirty_bitmaps, errp);
+
+        qobject_unref(bitmaps);
+        if (!ok) {
+            return NULL;
+        }
+        info->has_dirty_bitmaps = true;
     }
-    return info;
+    return g_steal_pointer(&info);
 }
 
 /* The drive's limits among its inserted fields, as QEMU shows them. */
-static void put_throttle_info(QDict *info, const DriveInfo *d)
+static void put_throttle_info(BlockDeviceInfo *info, const DriveInfo *d)
 {
+    /* Per bucket, in the order of throttle_qmp_names. */
+    int64_t *const avg[THROTTLE_BUCKETS] = {
+        &info->bps, &info->bps_rd, &info->bps_wr, &info->iops, &info->iops_rd, &info->iops_wr,
+    };
+    bool *const has_max[THROTTLE_BUCKETS] = {
+        &info->has_bps_max, &info->has_bps_rd_max, &info->has_bps_wr_max,
+        &info->has_iops_max, &info->has_iops_rd_max, &info->has_iops_wr_max,
+    };
+    int64_t *const max[THROTTLE_BUCKETS] = {
+        &info->bps_max, &info->bps_rd_max, &info->bps_wr_max,
+        &info->iops_max, &info->iops_rd_max, &info->iops_wr_max,
+    };
+    bool *const has_len[THROTTLE_BUCKETS] = {
+        &info->has_bps_max_length, &info->has_bps_rd_max_length, &info->has_bps_wr_max_length,
+        &info->has_iops_max_length, &info->has_iops_rd_max_length,
+        &info->has_iops_wr_max_length,
+    };
+    int64_t *const len[THROTTLE_BUCKETS] = {
+        &info->bps_max_length, &info->bps_rd_max_length, &info->bps_wr_max_length,
+        &info->iops_max_length, &info->iops_rd_max_length, &info->iops_wr_max_length,
+    };
     ThrottleLimits l;
 
     if (!d->throttle) {
@@ -851,19 +880,18 @@ static void put_throttle_info(QDict *info, const DriveInfo *d)
     }
     throttle_group_get_limits(d->throttle, &l);
     for (int i = 0; i < THROTTLE_BUCKETS; i++) {
-        g_autofree char *max = g_strdup_printf("%s_max", throttle_qmp_names[i]);
-        g_autofree char *len = g_strdup_printf("%s_max_length", throttle_qmp_names[i]);
-
-        qdict_put_int(info, throttle_qmp_names[i], l.avg[i]);
+        *avg[i] = l.avg[i];
         if (l.max[i]) {
-            qdict_put_int(info, max, l.max[i]);
-            qdict_put_int(info, len, l.max_length[i] > 0 ? l.max_length[i] : 1);
+            *has_max[i] = *has_len[i] = true;
+            *max[i] = l.max[i];
+            *len[i] = l.max_length[i] > 0 ? l.max_length[i] : 1;
         }
     }
     if (l.iops_size) {
-        qdict_put_int(info, "iops_size", l.iops_size);
+        info->has_iops_size = true;
+        info->iops_size = l.iops_size;
     }
-    qdict_put_str(info, "group", d->throttle_group);
+    info->group = g_strdup(d->throttle_group);
 }
 
 /*
@@ -997,92 +1025,101 @@ QObject *qmp_block_set_io_throttle(const char *device, const char *id, int64_t b
     return qdict_new();
 }
 
-json_t *qmp_query_block_list(void)
+BlockInfoList *qmp_query_block_list(Error **errp)
 {
-    json_t *list = json_array();
+    g_autoptr(BlockInfoList) head = NULL;
+    BlockInfoList **tail = &head;
 
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
-        QDict *info = qdict_new();
+        BlockInfo *info = g_new0(BlockInfo, 1);
 
-        qdict_put_str(info, "device", d->id);
+        *tail = g_new0(BlockInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+        info->device = g_strdup(d->id);
         if (d->dev) {
-            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
+            info->qdev = g_strdup(qdev_attached_name(d->dev));
             /* As QEMU's: a floppy drive reports no I/O status. */
             if (strcmp(d->dev->type, "floppy") != 0) {
-                qdict_put_str(info, "io-status", "ok");
+                info->has_io_status = true;
+                info->io_status = BLOCK_DEVICE_IO_STATUS_OK;
             }
         }
-        qdict_put_str(info, "type", "unknown");
-        qdict_put_bool(info, "removable", drive_is_removable(d));
-        qdict_put_bool(info, "locked", false);
+        info->type = g_strdup("unknown");
+        info->removable = drive_is_removable(d);
+        info->locked = false;
         if (drive_has_tray(d)) {
-            qdict_put_bool(info, "tray_open", d->tray_open);
+            info->has_tray_open = true;
+            info->tray_open = d->tray_open;
         }
         if (d->bs) {
-            QDict *inserted = block_device_info(d->bs, false);
-
-            put_throttle_info(inserted, d);
-            qdict_put_obj(info, "inserted", inserted);
+            info->inserted = block_device_info(d->bs, false, errp);
+            if (!info->inserted) {
+                return NULL;
+            }
+            put_throttle_info(info->inserted, d);
         }
-        json_array_append_new(list, info);
     }
-    return list;
+    return g_steal_pointer(&head);
 }
 
-json_t *qmp_query_named_block_nodes_list(bool flat)
+BlockDeviceInfoList *qmp_query_named_block_nodes_list(bool flat, Error **errp)
 {
-    json_t *list = json_array();
+    g_autoptr(BlockDeviceInfoList) head = NULL;
+    BlockDeviceInfoList **tail = &head;
     GList *nodes = bdrv_all_nodes();
 
     for (GList *l = nodes; l; l = l->next) {
-        json_array_append_new(list, block_device_info(l->data, flat));
+        *tail = g_new0(BlockDeviceInfoList, 1);
+        (*tail)->value = block_device_info(l->data, flat, errp);
+        if (!(*tail)->value) {
+            return NULL;
+        }
+        tail = &(*tail)->next;
     }
-    return list;
+    return g_steal_pointer(&head);
 }
 
-/* BlockDeviceStats of @bs (QEMU's member names and order). */
-static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
+/* BlockDeviceStats of @bs (none: a drive without a medium). */
+static BlockDeviceStats *block_device_stats(BlockDriverState *bs, bool is_drive)
 {
     static const BlockAcctStats none;
     const BlockAcctStats *st = bs ? bdrv_get_stats(bs) : &none;
-    QDict *d = qdict_new();
+    BlockDeviceStats *d = g_new0(BlockDeviceStats, 1);
 
-    qdict_put_int(d, "rd_bytes", st->nr_bytes[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_bytes", st->nr_bytes[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "unmap_bytes", st->nr_bytes[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "rd_operations", st->nr_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_operations", st->nr_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "flush_operations", st->nr_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "unmap_operations", st->nr_ops[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "rd_total_time_ns", st->total_time_ns[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "wr_total_time_ns", st->total_time_ns[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "flush_total_time_ns", st->total_time_ns[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "unmap_total_time_ns", st->total_time_ns[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "wr_highest_offset", st->wr_highest_offset);
-    /* Requests are never merged here. */
-    qdict_put_int(d, "rd_merged", 0);
-    qdict_put_int(d, "wr_merged", 0);
-    qdict_put_int(d, "unmap_merged", 0);
+    d->rd_bytes = st->nr_bytes[BLOCK_ACCT_READ];
+    d->wr_bytes = st->nr_bytes[BLOCK_ACCT_WRITE];
+    d->unmap_bytes = st->nr_bytes[BLOCK_ACCT_UNMAP];
+    d->rd_operations = st->nr_ops[BLOCK_ACCT_READ];
+    d->wr_operations = st->nr_ops[BLOCK_ACCT_WRITE];
+    d->flush_operations = st->nr_ops[BLOCK_ACCT_FLUSH];
+    d->unmap_operations = st->nr_ops[BLOCK_ACCT_UNMAP];
+    d->rd_total_time_ns = st->total_time_ns[BLOCK_ACCT_READ];
+    d->wr_total_time_ns = st->total_time_ns[BLOCK_ACCT_WRITE];
+    d->flush_total_time_ns = st->total_time_ns[BLOCK_ACCT_FLUSH];
+    d->unmap_total_time_ns = st->total_time_ns[BLOCK_ACCT_UNMAP];
+    d->wr_highest_offset = st->wr_highest_offset;
+    /* Requests are never merged here: rd_merged & co stay 0. */
     if (st->last_access_ns) {
-        qdict_put_int(d, "idle_time_ns", bdrv_acct_clock_ns() - st->last_access_ns);
+        d->has_idle_time_ns = true;
+        d->idle_time_ns = bdrv_acct_clock_ns() - st->last_access_ns;
     }
-    qdict_put_int(d, "failed_rd_operations", st->failed_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "failed_wr_operations", st->failed_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "failed_flush_operations", st->failed_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "failed_unmap_operations", st->failed_ops[BLOCK_ACCT_UNMAP]);
-    qdict_put_int(d, "invalid_rd_operations", st->invalid_ops[BLOCK_ACCT_READ]);
-    qdict_put_int(d, "invalid_wr_operations", st->invalid_ops[BLOCK_ACCT_WRITE]);
-    qdict_put_int(d, "invalid_flush_operations", st->invalid_ops[BLOCK_ACCT_FLUSH]);
-    qdict_put_int(d, "invalid_unmap_operations", st->invalid_ops[BLOCK_ACCT_UNMAP]);
+    d->failed_rd_operations = st->failed_ops[BLOCK_ACCT_READ];
+    d->failed_wr_operations = st->failed_ops[BLOCK_ACCT_WRITE];
+    d->failed_flush_operations = st->failed_ops[BLOCK_ACCT_FLUSH];
+    d->failed_unmap_operations = st->failed_ops[BLOCK_ACCT_UNMAP];
+    d->invalid_rd_operations = st->invalid_ops[BLOCK_ACCT_READ];
+    d->invalid_wr_operations = st->invalid_ops[BLOCK_ACCT_WRITE];
+    d->invalid_flush_operations = st->invalid_ops[BLOCK_ACCT_FLUSH];
+    d->invalid_unmap_operations = st->invalid_ops[BLOCK_ACCT_UNMAP];
     /*
      * As QEMU: a drive's root reports that failed and invalid requests are
      * accounted (they are counted for every node here alike); no interval
-     * statistics are configured.
+     * statistics are configured (timed_stats: the empty list).
      */
-    qdict_put_bool(d, "account_invalid", is_drive);
-    qdict_put_bool(d, "account_failed", is_drive);
-    qdict_put_obj(d, "timed_stats", json_array());
+    d->account_invalid = is_drive;
+    d->account_failed = is_drive;
     return d;
 }
 
@@ -1091,59 +1128,62 @@ static QDict *block_device_stats(BlockDriverState *bs, bool is_drive)
  * unless @query_nodes, the next node down its chain as "backing" (a
  * filter's file, as QEMU).
  */
-static QDict *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
+static BlockStats *block_stats(BlockDriverState *bs, bool is_drive, bool query_nodes)
 {
-    QDict *d = qdict_new();
+    BlockStats *d = g_new0(BlockStats, 1);
     BlockDriverState *next;
 
-    qdict_put_str(d, "node-name", bdrv_get_node_name(bs));
-    qdict_put_obj(d, "stats", block_device_stats(bs, is_drive));
+    d->node_name = g_strdup(bdrv_get_node_name(bs));
+    d->stats = block_device_stats(bs, is_drive);
     if (bdrv_get_driver(bs) && !strcmp(bdrv_get_format_name(bs), "file")) {
-        QDict *spec = qdict_new();
         const BlockAcctStats *st = bdrv_get_stats(bs);
 
-        qdict_put_str(spec, "driver", "file");
-        qdict_put_int(spec, "discard-nb-ok", st->discard_nb_ok);
-        qdict_put_int(spec, "discard-nb-failed", st->discard_nb_failed);
-        qdict_put_int(spec, "discard-bytes-ok", st->discard_bytes_ok);
-        qdict_put_obj(d, "driver-specific", spec);
+        d->driver_specific = g_new0(BlockStatsSpecific, 1);
+        d->driver_specific->driver = BLOCKDEV_DRIVER_FILE;
+        d->driver_specific->u.file.discard_nb_ok = st->discard_nb_ok;
+        d->driver_specific->u.file.discard_nb_failed = st->discard_nb_failed;
+        d->driver_specific->u.file.discard_bytes_ok = st->discard_bytes_ok;
     }
     if (bdrv_file(bs)) {
-        qdict_put_obj(d, "parent", block_stats(bdrv_file(bs), false, query_nodes));
+        d->parent = block_stats(bdrv_file(bs), false, query_nodes);
     }
     next = bdrv_skip_implicit_filters(bdrv_filter_or_cow_bs(bs));
     if (!query_nodes && next) {
-        qdict_put_obj(d, "backing", block_stats(next, false, query_nodes));
+        d->backing = block_stats(next, false, query_nodes);
     }
     return d;
 }
 
-json_t *qmp_query_blockstats_list(bool query_nodes)
+BlockStatsList *qmp_query_blockstats_list(bool query_nodes)
 {
-    json_t *list = json_array();
+    BlockStatsList *head = NULL, **tail = &head;
 
     if (query_nodes) {
         GList *nodes = bdrv_all_nodes();
 
         for (GList *l = nodes; l; l = l->next) {
-            json_array_append_new(list, block_stats(l->data, false, true));
+            *tail = g_new0(BlockStatsList, 1);
+            (*tail)->value = block_stats(l->data, false, true);
+            tail = &(*tail)->next;
         }
-        return list;
+        return head;
     }
     for (GList *l = drives; l; l = l->next) {
         DriveInfo *d = l->data;
-        QDict *info = d->bs ? block_stats(d->bs, true, false) : qdict_new();
+        BlockStats *info = d->bs ? block_stats(d->bs, true, false) : g_new0(BlockStats, 1);
 
-        qdict_put_str(info, "device", d->id);
+        info->device = g_strdup(d->id);
         if (d->dev) {
-            qdict_put_str(info, "qdev", qdev_attached_name(d->dev));
+            info->qdev = g_strdup(qdev_attached_name(d->dev));
         }
         if (!d->bs) {
-            qdict_put_obj(info, "stats", block_device_stats(NULL, true));
+            info->stats = block_device_stats(NULL, true);
         }
-        json_array_append_new(list, info);
+        *tail = g_new0(BlockStatsList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 /* HMP "info blockstats": the drives' own counters, one line each. */

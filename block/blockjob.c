@@ -1446,59 +1446,58 @@ void block_job_quit_all(void)
 /* Queries */
 
 /* The queries list the newest job first, as QEMU's. */
-QList *block_job_query_all(void)
+BlockJobInfoList *block_job_query_all(void)
 {
-    QList *list = json_array();
+    BlockJobInfoList *head = NULL, **tail = &head;
 
     for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
-        QDict *info;
-        bool paused = job->pause_count > 0 && !job_busy(job);
+        BlockJobInfo *info;
 
         if (job->driver->generic) {
             continue;
         }
-        info = qdict_new();
-        qdict_put_bool(info, "auto-finalize", job->auto_finalize);
-        qdict_put_str(info, "io-status", job->io_status);
-        qdict_put_str(info, "device", job->id);
-        qdict_put_bool(info, "auto-dismiss", job->auto_dismiss);
-        qdict_put_bool(info, "busy", job_busy(job));
-        qdict_put_int(info, "len", job->len);
-        qdict_put_int(info, "offset", job->offset);
-        qdict_put_str(info, "status", JobStatus_str(job->status));
-        qdict_put_bool(info, "paused", paused);
-        qdict_put_int(info, "speed", job->speed);
-        qdict_put_bool(info, "ready", job->ready);
-        qdict_put_str(info, "type", JobType_str(job->driver->type));
-        if (job->error_msg) {
-            qdict_put_str(info, "error", job->error_msg);
-        }
-        json_array_append_new(list, info);
+        info = g_new0(BlockJobInfo, 1);
+        info->type = g_strdup(JobType_str(job->driver->type));
+        info->device = g_strdup(job->id);
+        info->len = job->len;
+        info->offset = job->offset;
+        info->busy = job_busy(job);
+        info->paused = job->pause_count > 0 && !job_busy(job);
+        info->speed = job->speed;
+        info->io_status = qapi_enum_parse(&BlockDeviceIoStatus_lookup, "io-status",
+                                          job->io_status, &error_abort);
+        info->ready = job->ready;
+        info->status = job->status;
+        info->auto_finalize = job->auto_finalize;
+        info->auto_dismiss = job->auto_dismiss;
+        info->error = g_strdup(job->error_msg);
+        *tail = g_new0(BlockJobInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
-QList *job_query_all(void)
+JobInfoList *job_query_all(void)
 {
-    QList *list = json_array();
+    JobInfoList *head = NULL, **tail = &head;
 
     for (GList *l = g_list_last(jobs); l; l = l->prev) {
         BlockJob *job = l->data;
-        QDict *info = qdict_new();
+        JobInfo *info = g_new0(JobInfo, 1);
 
-        /* In QEMU's order (its dictionary's), as query-block-jobs above. */
-        qdict_put_int(info, "current-progress", job->offset);
-        qdict_put_str(info, "status", JobStatus_str(job->status));
-        qdict_put_int(info, "total-progress", job->len);
-        qdict_put_str(info, "type", JobType_str(job->driver->type));
-        qdict_put_str(info, "id", job->id);
-        if (job->error_msg) {
-            qdict_put_str(info, "error", job->error_msg);
-        }
-        json_array_append_new(list, info);
+        info->id = g_strdup(job->id);
+        info->type = job->driver->type;
+        info->status = job->status;
+        info->current_progress = job->offset;
+        info->total_progress = job->len;
+        info->error = g_strdup(job->error_msg);
+        *tail = g_new0(JobInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 char *block_job_info_text(void)

@@ -462,21 +462,24 @@ static char *chardev_filename(Chardev *chr)
     }
 }
 
-QObject *qmp_query_chardev(Error **errp)
+ChardevInfoList *qmp_query_chardev(Error **errp)
 {
-    json_t *list = json_array();
+    ChardevInfoList *head = NULL, **tail = &head;
     GList *all = g_list_concat(g_list_copy(chardevs), g_list_copy(legacy_chardevs));
 
     for (GList *l = all; l; l = l->next) {
         Chardev *chr = l->data;
-        g_autofree char *filename = chardev_filename(chr);
+        ChardevInfo *info = g_new0(ChardevInfo, 1);
 
-        json_array_append_new(list, json_pack("{s:s,s:s,s:b}", "label", chr->id,
-                                              "filename", filename,
-                                              "frontend-open", chr->used));
+        info->label = g_strdup(chr->id);
+        info->filename = chardev_filename(chr);
+        info->frontend_open = chr->used;
+        *tail = g_new0(ChardevInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
     g_list_free(all);
-    return list;
+    return head;
 }
 
 void chardev_register_commands(void)

@@ -263,11 +263,11 @@ static int take_sent_fd(Monitor **owner, Error **errp)
     return fd;
 }
 
-QObject *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, const char *opaque, Error **errp)
+AddfdInfo *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, const char *opaque, Error **errp)
 {
     int64_t id = has_fdset_id ? fdset_id : -1;
     int fd = take_sent_fd(NULL, errp);
-    QDict *ret;
+    AddfdInfo *ret;
 
     if (fd < 0) {
         return NULL;
@@ -285,10 +285,9 @@ QObject *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, const char *opaque, Err
         }
     }
     fdset_add(id, fd, opaque);
-    ret = qdict_new();
-    /* QEMU 7.2's member order. */
-    qdict_put_int(ret, "fd", fd);
-    qdict_put_int(ret, "fdset-id", id);
+    ret = g_new0(AddfdInfo, 1);
+    ret->fd = fd;
+    ret->fdset_id = id;
     return ret;
 }
 
@@ -318,30 +317,30 @@ QObject *qmp_remove_fd(int64_t id, bool has_fd, int64_t fd, Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_fdsets(Error **errp)
+FdsetInfoList *qmp_query_fdsets(Error **errp)
 {
-    json_t *list = json_array();
+    FdsetInfoList *head = NULL, **tail = &head;
 
     for (GList *l = fdsets; l; l = l->next) {
         Fdset *set = l->data;
-        json_t *fds = json_array();
-        QDict *info = qdict_new();
+        FdsetInfo *info = g_new0(FdsetInfo, 1);
+        FdsetFdInfoList **fd_tail = &info->fds;
 
+        info->fdset_id = set->id;
         for (GList *m = set->fds; m; m = m->next) {
             FdsetFd *f = m->data;
-            QDict *fi = qdict_new();
 
-            qdict_put_int(fi, "fd", f->fd);
-            if (f->opaque) {
-                qdict_put_str(fi, "opaque", f->opaque);
-            }
-            json_array_append_new(fds, fi);
+            *fd_tail = g_new0(FdsetFdInfoList, 1);
+            (*fd_tail)->value = g_new0(FdsetFdInfo, 1);
+            (*fd_tail)->value->fd = f->fd;
+            (*fd_tail)->value->opaque = g_strdup(f->opaque);
+            fd_tail = &(*fd_tail)->next;
         }
-        json_object_set_new(info, "fds", fds);
-        qdict_put_int(info, "fdset-id", set->id);
-        json_array_append_new(list, info);
+        *tail = g_new0(FdsetInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 static NamedFd *named_fd_find(Monitor *mon, const char *name)

@@ -16,32 +16,32 @@
 #include "system/runstate.h"
 #include "hw/qdev.h"
 
-QObject *qmp_query_version(Error **errp)
+VersionInfo *qmp_query_version(Error **errp)
 {
     return qmp_version_info();
 }
 
-QObject *qmp_query_commands(Error **errp)
+CommandInfoList *qmp_query_commands(Error **errp)
 {
     return qmp_list_commands();
 }
 
-QObject *qmp_query_status(Error **errp)
+StatusInfo *qmp_query_status(Error **errp)
 {
-    QDict *info = qdict_new();
+    StatusInfo *info = g_new0(StatusInfo, 1);
 
-    qdict_put_str(info, "status", RunState_str(runstate_get()));
-    qdict_put_bool(info, "singlestep", false);
-    qdict_put_bool(info, "running", runstate_is_running());
+    info->status = runstate_get();
+    info->singlestep = false;
+    info->running = runstate_is_running();
     return info;
 }
 
-QObject *qmp_query_name(Error **errp)
+NameInfo *qmp_query_name(Error **errp)
 {
-    QDict *info = qdict_new();
+    NameInfo *info = g_new0(NameInfo, 1);
 
     if (qemu_get_name() && *qemu_get_name()) {
-        qdict_put_str(info, "name", qemu_get_name());
+        info->name = g_strdup(qemu_get_name());
     }
     return info;
 }
@@ -69,17 +69,17 @@ QObject *qmp_system_powerdown(Error **errp)
     return qdict_new();
 }
 
-QObject *qmp_query_block(Error **errp)
+BlockInfoList *qmp_query_block(Error **errp)
 {
-    return qmp_query_block_list();
+    return qmp_query_block_list(errp);
 }
 
-QObject *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
+BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
 {
-    return qmp_query_named_block_nodes_list(has_flat && flat);
+    return qmp_query_named_block_nodes_list(has_flat && flat, errp);
 }
 
-QObject *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
+BlockStatsList *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
 {
     return qmp_query_blockstats_list(query_nodes);
 }
@@ -186,12 +186,10 @@ QObject *qmp_object_del(const char *id, Error **errp)
 }
 
 /* @cpu_index: the machine has no CPU whose monitor context could differ. */
-QObject *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
-                                   int64_t cpu_index, Error **errp)
+char *qmp_human_monitor_command(const char *command_line, bool has_cpu_index,
+                                int64_t cpu_index, Error **errp)
 {
-    g_autofree char *out = monitor_hmp_capture(command_line);
-
-    return json_string(out);
+    return monitor_hmp_capture(command_line);
 }
 
 /*

@@ -79,9 +79,9 @@ bool qmp_command_exists(const char *name)
     return g_hash_table_lookup(handlers, name) != NULL;
 }
 
-json_t *qmp_list_commands(void)
+CommandInfoList *qmp_list_commands(void)
 {
-    json_t *list = json_array();
+    CommandInfoList *head = NULL, **tail = &head;
     json_t *def;
     size_t i;
 
@@ -90,12 +90,13 @@ json_t *qmp_list_commands(void)
         const char *name = json_string_value(json_object_get(def, "name"));
         if (!strcmp(json_string_value(json_object_get(def, "meta")), "command") &&
             g_hash_table_lookup(handlers, name)) {
-            json_t *info = json_object();
-            json_object_set_new(info, "name", json_string(name));
-            json_array_append_new(list, info);
+            *tail = g_new0(CommandInfoList, 1);
+            (*tail)->value = g_new0(CommandInfo, 1);
+            (*tail)->value->name = g_strdup(name);
+            tail = &(*tail)->next;
         }
     }
-    return list;
+    return head;
 }
 
 static const char *json_type_word(json_t *type)

@@ -5,17 +5,18 @@
 
 #include <stdbool.h>
 #include "qobject/qdict.h"
+#include "qapi/qapi-types.h"
 #include "monitor/monitor.h"
 
 bool qmp_command_exists(const char *name);
-/* [{"name": ...}] for every command declared and registered. */
-json_t *qmp_list_commands(void);
+/* Every command declared and registered (query-commands). */
+CommandInfoList *qmp_list_commands(void);
 void qmp_registry_cleanup(void);
 void qmp_register_builtin_commands(void);
 /* The part of them a process without a machine has (the storage daemon). */
 void qmp_register_storage_commands(void);
 /* query-version's value, also in the greeting. */
-json_t *qmp_version_info(void);
+VersionInfo *qmp_version_info(void);
 /* qmp_capabilities acts on the monitor a request arrived on: monitor.c owns it. */
 void monitor_register_qmp_capabilities(void);
 

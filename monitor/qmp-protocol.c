@@ -58,19 +58,25 @@ static void qmp_send_error(Monitor *mon, ErrorClass cls, const char *desc, json_
     json_decref(resp);
 }
 
-json_t *qmp_version_info(void)
+VersionInfo *qmp_version_info(void)
 {
     unsigned major = 0, minor = 0, micro = 0;
+    VersionInfo *info = g_new0(VersionInfo, 1);
 
     sscanf(QEMU_VERSION, "%u.%u.%u", &major, &minor, &micro);
-    return json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "micro", micro, "minor", minor,
-                     "major", major, "package", "");
+    info->qemu = g_new0(VersionTriple, 1);
+    info->qemu->major = major;
+    info->qemu->minor = minor;
+    info->qemu->micro = micro;
+    info->package = g_strdup("");
+    return info;
 }
 
 void qmp_greet(Monitor *mon)
 {
-    json_t *greeting = json_pack("{s:{s:o,s:[]}}", "QMP", "version", qmp_version_info(),
-                                 "capabilities");
+    g_autoptr(VersionInfo) version = qmp_version_info();
+    json_t *greeting = json_pack("{s:{s:o,s:[]}}", "QMP", "version",
+                                 qapi_to_json_VersionInfo(version), "capabilities");
 
     qmp_send(mon, greeting);
     json_decref(greeting);

@@ -809,7 +809,7 @@ def gen_free_members(members, types, obj):
 
 
 def write_struct_types(exprs, types, h, c):
-    named, lists = gen_types_closure(exprs, types)
+    named, lists = types_closure_with_returns(exprs, types)
     if not named and not lists:
         return
     h.write('/* The structs, unions, alternates and lists of command arguments. */\n')
@@ -865,9 +865,21 @@ def write_struct_types(exprs, types, h, c):
         h.write('bool qapi_from_json_%s(json_t *v, const char *name, %s **out, Error **errp);\n'
                 % (cn, cn))
     h.write('\n')
+    write_clone_decls(named, lists, h)
+    write_to_json_decls(named, lists, h)
 
     # Structs (as union branches too) fill and free their members in place.
+    # A union may come before its branch structs in the schema: every
+    # helper is declared first.
     c.write('/* Members of structs and union bases, read and freed in place. */\n')
+    for e in named:
+        if e['meta'] != 'alternate':
+            cn = c_type_name(e['name'])
+            c.write('static bool %s_members_from_json(json_t *v, const char *name, %s *obj,\n'
+                    '                                 Error **errp);\n' % (cn, cn))
+            c.write('static void %s_free_members(%s *obj);\n' % (cn, cn))
+            c.write('static void %s_clone_members(const %s *src, %s *dst);\n' % (cn, cn, cn))
+    c.write('\n')
     for e in named:
         cn = c_type_name(e['name'])
         if e['meta'] == 'alternate':
@@ -940,6 +952,209 @@ def write_struct_types(exprs, types, h, c):
         if call:
             c.write('        %s\n' % call)
         c.write('        g_free(obj);\n        obj = next;\n    }\n}\n\n')
+    write_clone_functions(named, lists, types, c)
+    write_to_json_functions(named, lists, types, c)
+
+
+# ---------------------------------------------------------------------------
+# Deep copies: T *qapi_clone_T(const T *src) for every generated type.  A
+# clone owns all it holds (strings, nested values, lists and 'any' values
+# are copied, not shared), so it outlives the value it was made from: a
+# job keeps a clone of its command's arguments, which the marshaller frees
+# when the handler returns.  NULL clones to NULL (the empty list too).
+
+def clone_call(t, expr, types):
+    """The C expression that copies a member of type @t held in @expr, or
+    None for a value the struct copy already copied (scalars, enums)."""
+    if isinstance(t, list) or types.get(t, {}).get('meta') in ('struct', 'union', 'alternate'):
+        return 'qapi_clone_%s(%s)' % (c_type_name(t), expr)
+    if t == 'str':
+        return 'g_strdup(%s)' % expr
+    if t == 'any':
+        return '(%s ? json_deep_copy(%s) : NULL)' % (expr, expr)
+    return None
+
+
+def write_clone_decls(named, lists, h):
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('%s *qapi_clone_%s(const %s *src);\n' % (cn, cn, cn))
+    h.write('\n')
+
+
+def write_clone_functions(named, lists, types, c):
+    c.write('/* Deep copies: the members of structs and union bases, copied in place. */\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        if e['meta'] == 'alternate':
+            continue
+        c.write('static void %s_clone_members(const %s *src, %s *dst)\n{\n' % (cn, cn, cn))
+        c.write('    *dst = *src;\n')
+        for name, mn, t, optional, default in struct_members(e):
+            call = clone_call(t, 'src->%s' % mn, types)
+            if call:
+                c.write('    dst->%s = %s;\n' % (mn, call))
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (src->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                c.write('    case %s:\n        %s_clone_members(&src->u.%s, &dst->u.%s);\n'
+                        '        break;\n'
+                        % (enum_const(denum, k), c_type_name(bt), c_member(k), c_member(k)))
+            c.write('    default:\n        break;\n    }\n')
+        c.write('}\n\n')
+    for e in named:
+        cn = c_type_name(e['name'])
+        c.write('%s *qapi_clone_%s(const %s *src)\n{\n    %s *dst;\n\n'
+                '    if (!src) {\n        return NULL;\n    }\n'
+                '    dst = g_new(%s, 1);\n' % (cn, cn, cn, cn, cn))
+        if e['meta'] == 'alternate':
+            c.write('    *dst = *src;\n    switch (src->type) {\n')
+            for k, t in e['data'].items():
+                call = clone_call(t, 'src->u.%s' % c_member(k), types)
+                if call:
+                    c.write('    case %s_KIND_%s:\n        dst->u.%s = %s;\n        break;\n'
+                            % (upper_words(cn), upper_words(k), c_member(k), call))
+            c.write('    default:\n        break;\n    }\n')
+        else:
+            c.write('    %s_clone_members(src, dst);\n' % cn)
+        c.write('    return dst;\n}\n\n')
+    for t in lists:
+        cn = c_type_name(t)
+        call = clone_call(t[0], 'src->value', types) or 'src->value'
+        c.write('%s *qapi_clone_%s(const %s *src)\n{\n'
+                '    %s *head = NULL, **tail = &head;\n\n'
+                '    for (; src; src = src->next) {\n'
+                '        %s *node = g_new0(%s, 1);\n\n'
+                '        node->value = %s;\n'
+                '        *tail = node;\n        tail = &node->next;\n    }\n'
+                '    return head;\n}\n\n' % (cn, cn, cn, cn, cn, cn, call))
+
+
+# ---------------------------------------------------------------------------
+# Output marshalling: json_t *qapi_to_json_T(const T *v) for every generated
+# type, the JSON a command answers with.  The monitor sends an object's
+# members in insertion order, so they are put in the order QEMU 7.2 sends
+# them (its dictionary's, not the schema's); an absent optional member
+# (has_ flag false, or a NULL pointer) is left out.  A list is an array, an
+# alternate the value of its branch.
+
+def to_json_expr(t, expr, types):
+    """The C expression of the new JSON value of @expr, of type @t."""
+    if isinstance(t, list) or types.get(t, {}).get('meta') in ('struct', 'union', 'alternate'):
+        return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
+    if types.get(t, {}).get('meta') == 'enum':
+        return 'json_string(%s_str(%s))' % (t, expr)
+    return {'str': 'json_string(%s)', 'int': 'json_integer(%s)',
+            'size': 'json_integer((json_int_t)%s)', 'uint32': 'json_integer(%s)',
+            'bool': 'json_boolean(%s)', 'number': 'json_real(%s)',
+            'any': 'json_incref(%s)', 'null': 'json_null()%.0s'}[t] % expr
+
+
+def write_to_json_decls(named, lists, h):
+    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
+        h.write('json_t *qapi_to_json_%s(const %s *v);\n' % (cn, cn))
+    h.write('\n')
+
+
+def qemu_member_order(members):
+    """@members ((schema name, ...) in schema order, as QEMU's output visitor
+    adds them to its dictionary) in the order QEMU 7.2 sends them: by
+    bucket of its dictionary, the later member first within one."""
+    return [m for i, m in sorted(enumerate(members),
+                                 key=lambda im: (qemu_bucket(im[1][0]), -im[0]))]
+
+
+def gen_members_to_json(members, types, pad):
+    """Lines putting @members ((schema name, C expression, type, optional))
+    into the JSON object obj, in QEMU's order."""
+    lines = []
+    for name, expr, t, optional in qemu_member_order(members):
+        put = 'json_object_set_new(obj, "%s", %s);' % (name, to_json_expr(t, expr, types))
+        if has_flag(t, optional, types):
+            cut = max(expr.rfind('.'), expr.rfind('>')) + 1
+            cond = expr[:cut] + 'has_' + expr[cut:]
+            lines += [pad + 'if (%s) {' % cond, pad + '    ' + put, pad + '}']
+        elif optional:
+            lines += [pad + 'if (%s) {' % expr, pad + '    ' + put, pad + '}']
+        else:
+            lines.append(pad + put)
+    return lines
+
+
+def write_to_json_functions(named, lists, types, c):
+    """A struct's or union's members are put in QEMU's order (see
+    qemu_member_order()); a union's base and branch members share one
+    dictionary, so each branch has its own sequence."""
+    for e in named:
+        cn = c_type_name(e['name'])
+        c.write('json_t *qapi_to_json_%s(const %s *v)\n{\n' % (cn, cn))
+        if e['meta'] == 'alternate':
+            c.write('    switch (v->type) {\n')
+            for k, t in e['data'].items():
+                c.write('    case %s_KIND_%s:\n        return %s;\n'
+                        % (upper_words(cn), upper_words(k),
+                           to_json_expr(t, 'v->u.%s' % c_member(k), types)))
+            c.write('    default:\n        g_assert_not_reached();\n    }\n}\n\n')
+            continue
+        c.write('    json_t *obj = json_object();\n\n')
+        base = [(name, 'v->%s' % mn, t, optional)
+                for name, mn, t, optional, default in struct_members(e)]
+        if e['meta'] == 'union' and e['data']:
+            disc = c_member(e['discriminator'])
+            denum = e['base'][e['discriminator']]
+            c.write('    switch (v->%s) {\n' % disc)
+            for k, bt in e['data'].items():
+                branch = [(name, 'v->u.%s.%s' % (c_member(k), mn), t, optional)
+                          for name, mn, t, optional, default in struct_members(types[bt])]
+                c.write('    case %s:\n' % enum_const(denum, k))
+                for l in gen_members_to_json(base + branch, types, '        '):
+                    c.write(l + '\n')
+                c.write('        break;\n')
+            c.write('    default:\n')
+            for l in gen_members_to_json(base, types, '        '):
+                c.write(l + '\n')
+            c.write('        break;\n    }\n')
+        else:
+            for l in gen_members_to_json(base, types, '    '):
+                c.write(l + '\n')
+        c.write('    return obj;\n}\n\n')
+    for t in lists:
+        cn = c_type_name(t)
+        c.write('json_t *qapi_to_json_%s(const %s *v)\n{\n'
+                '    json_t *arr = json_array();\n\n'
+                '    for (; v; v = v->next) {\n'
+                '        json_array_append_new(arr, %s);\n    }\n'
+                '    return arr;\n}\n\n' % (cn, cn, to_json_expr(t[0], 'v->value', types)))
+
+
+def types_closure_with_returns(exprs, types):
+    """gen_types_closure()'s types plus those the typed return values of
+    commands (the commands outside RAW_RETURN_COMMANDS) reach."""
+    named, lists = gen_types_closure(exprs, types)
+    names = {e['name'] for e in named}
+
+    def walk(t):
+        if isinstance(t, list):
+            walk(t[0])
+            if t not in lists:
+                lists.append(t)
+            return
+        e = types.get(t)
+        if not e or e['meta'] == 'enum' or t in names:
+            return
+        names.add(t)
+        if e['meta'] == 'union':
+            for bt in list(e['base'].values()) + list(e['data'].values()):
+                walk(bt)
+        else:
+            for bt in e.get('data', {}).values():
+                walk(bt)
+
+    for e in exprs:
+        if e['meta'] == 'command' and 'returns' in e and e['name'] not in RAW_RETURN_COMMANDS:
+            walk(e['returns'])
+    return [e for e in exprs if e['name'] in names], lists
 
 
 # How an alternate tells its branches apart: the jansson test of each
@@ -976,98 +1191,6 @@ def write_alternate_functions(e, cn, types, c):
             c.write('    case %s_KIND_%s:\n        %s\n        break;\n'
                     % (upper_words(cn), upper_words(k), call))
     c.write('    default:\n        break;\n    }\n    g_free(obj);\n}\n\n')
-
-
-# ---------------------------------------------------------------------------
-# C values back to JSON
-#
-# json_t *qapi_to_json_T(const T *obj) for every struct, union, alternate
-# and list of the closure above: the JSON value (a new reference) with the
-# members in schema order, an absent optional member left out.  A boxed
-# handler that hands its options to code reading a dictionary (blockdev-add,
-# object-add) rebuilds it with this from the checked, typed value.
-
-# The jansson constructor of each builtin scalar's C value.
-TO_JSON_BUILTIN = {
-    'str': 'json_string(%s)', 'int': 'json_integer(%s)',
-    'size': 'json_integer((json_int_t)%s)', 'uint32': 'json_integer(%s)',
-    'bool': 'json_boolean(%s)', 'number': 'json_real(%s)', 'any': 'json_incref(%s)',
-}
-
-
-def to_json_expr(t, expr, types):
-    """The C expression of the JSON value of @expr, of schema type @t."""
-    if isinstance(t, list):
-        return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
-    if t in TO_JSON_BUILTIN:
-        return TO_JSON_BUILTIN[t] % expr
-    if t == 'null':
-        return 'json_null()'
-    if types[t]['meta'] == 'enum':
-        return 'json_string(%s_str(%s))' % (t, expr)
-    return 'qapi_to_json_%s(%s)' % (c_type_name(t), expr)
-
-
-def gen_members_to_json(members, types, obj):
-    """Lines putting @obj's members into the JSON object d."""
-    lines = []
-    for name, cn, t, optional, default in members:
-        put = 'json_object_set_new(d, "%s", %s);' % (
-            name, to_json_expr(t, '%s->%s' % (obj, cn), types))
-        if not optional:
-            lines.append('    ' + put)
-            continue
-        cond = ('%s->has_%s' % (obj, cn) if has_flag(t, optional, types)
-                else '%s->%s' % (obj, cn))
-        lines += ['    if (%s) {' % cond, '        ' + put, '    }']
-    return lines
-
-
-def write_to_json_functions(exprs, types, h, c):
-    named, lists = gen_types_closure(exprs, types)
-    if not named and not lists:
-        return
-    h.write('/* C values back to JSON (see qapi-gen.py). */\n')
-    for cn in [c_type_name(e['name']) for e in named] + [c_type_name(t) for t in lists]:
-        h.write('json_t *qapi_to_json_%s(const %s *obj);\n' % (cn, cn))
-    h.write('\n')
-    c.write('/* Members of structs and union bases, put into an object. */\n')
-    for e in named:
-        if e['meta'] == 'alternate':
-            continue
-        cn = c_type_name(e['name'])
-        c.write('static void %s_members_to_json(const %s *obj, json_t *d)\n{\n' % (cn, cn))
-        for l in gen_members_to_json(struct_members(e), types, 'obj'):
-            c.write(l + '\n')
-        if e['meta'] == 'union' and e['data']:
-            disc = c_member(e['discriminator'])
-            denum = e['base'][e['discriminator']]
-            c.write('    switch (obj->%s) {\n' % disc)
-            for k, bt in e['data'].items():
-                c.write('    case %s:\n        %s_members_to_json(&obj->u.%s, d);\n'
-                        '        break;\n' % (enum_const(denum, k), c_type_name(bt), c_member(k)))
-            c.write('    default:\n        break;\n    }\n')
-        c.write('}\n\n')
-    for e in named:
-        cn = c_type_name(e['name'])
-        c.write('json_t *qapi_to_json_%s(const %s *obj)\n{\n' % (cn, cn))
-        if e['meta'] != 'alternate':
-            c.write('    json_t *d = json_object();\n\n'
-                    '    %s_members_to_json(obj, d);\n    return d;\n}\n\n' % cn)
-            continue
-        c.write('    switch (obj->type) {\n')
-        for k, t in e['data'].items():
-            c.write('    case %s_KIND_%s:\n        return %s;\n'
-                    % (upper_words(cn), upper_words(k),
-                       to_json_expr(t, 'obj->u.%s' % c_member(k), types)))
-        c.write("    default:\n        g_assert_not_reached();\n    }\n}\n\n")
-    for t in lists:
-        cn = c_type_name(t)
-        c.write('json_t *qapi_to_json_%s(const %s *obj)\n{\n'
-                '    json_t *a = json_array();\n\n'
-                '    for (; obj; obj = obj->next) {\n'
-                '        json_array_append_new(a, %s);\n    }\n    return a;\n}\n\n'
-                % (cn, cn, to_json_expr(t[0], 'obj->value', types)))
 
 
 def write_types(exprs, outdir):
@@ -1110,7 +1233,6 @@ def write_types(exprs, outdir):
             c.write('const QapiEnumLookup %s_lookup = { %s_names, %s__MAX };\n\n'
                     % (n, n, upper_words(n)))
         write_struct_types(exprs, types, h, c)
-        write_to_json_functions(exprs, types, h, c)
 
 
 def write_events(exprs, outdir):
@@ -1150,15 +1272,60 @@ def write_events(exprs, outdir):
 # handler takes them typed (see command_params()).  A command leaves this
 # list when its handler is converted; this list is what is left to do.
 DICT_COMMANDS = {
-    # options: a union the job reads after the command returned, while the
-    # marshaller frees its arguments at the return: the handler needs a
-    # deep copy (no generated clone yet) or to translate the options at
-    # once, which would report at the command errors QEMU's job reports.
-    'blockdev-create', 'x-blockdev-amend',
     # 'gen': false, as in QEMU 7.2: a device's properties are the device
     # type's, not the schema's; the handler checks them against the type
     'device_add',
 }
+
+# Commands with a 'returns' whose handler still builds its answer by hand
+# and returns it as a QObject * (checked against the schema only at run
+# time, with QMP_CHECK_RETURNS=1).  Every other such command's handler
+# returns the C type of its 'returns' (a struct, union or alternate
+# pointer, a list, a builtin), which the generated marshaller turns into
+# JSON with qapi_to_json_T() and frees: an answer the schema does not
+# declare fails to compile.  A command leaves this list when its handler
+# is converted; this list is what is left to do.
+RAW_RETURN_COMMANDS = {
+    # the answer is the introspection JSON this generator writes
+    # (qapi_introspection_json); SchemaInfo, a union per meta-type, would
+    # only be parsed back into C to be printed again
+    'query-qmp-schema',
+    # QOM property lists (ObjectPropertyInfo, its default-value an 'any'),
+    # built as JSON by hw/qdev.c and this file's helpers: not converted yet
+    'qom-list', 'qom-list-properties', 'device-list-properties',
+}
+
+
+def typed_return(e):
+    """The schema type a command's handler returns typed, or None."""
+    if 'returns' not in e or e['name'] in RAW_RETURN_COMMANDS or e['name'] in DICT_COMMANDS:
+        return None
+    return e['returns']
+
+
+def handler_return_type(e, params, types):
+    t = typed_return(e)
+    if params is None or t is None:
+        return 'QObject *'
+    return c_value_type(t, types)
+
+
+def write_typed_call(e, call, types, c):
+    """Calls the handler of @e, which returns its typed answer, and puts
+    that answer as JSON into ret (declared, NULL) unless it failed."""
+    t = typed_return(e)
+    cn = c_name(e['name'])
+    c.write('    {\n        Error *err = NULL;\n        %s = qmp_%s(%s);\n\n'
+            % (c_decl(c_value_type(t, types), 'r'), cn,
+               ', '.join(call[:-1] + ['&err'])))
+    c.write('        if (err) {\n            error_propagate(errp, err);\n'
+            '        } else {\n            ret = %s;\n        }\n'
+            % to_json_expr(t, 'r', types))
+    free = free_call(t, 'r', types)
+    if free:
+        c.write('        %s\n' % free)
+    c.write('    }\n')
+
 
 # How a typed argument of each type is declared, and read from the
 # (already checked) JSON value v.
@@ -1221,7 +1388,7 @@ def command_params(e, types):
     return params
 
 
-def handler_prototype(e, params):
+def handler_prototype(e, params, types):
     fn = 'qmp_%s' % c_name(e['name'])
     if params is None:
         return 'QObject *%s(QDict *args, Error **errp)' % fn
@@ -1231,7 +1398,7 @@ def handler_prototype(e, params):
             args.append('bool has_%s' % cn)
         args.append(c_decl(ctype, cn))
     args.append('Error **errp')
-    return 'QObject *%s(%s)' % (fn, ', '.join(args))
+    return '%s(%s)' % (c_decl(handler_return_type(e, params, types), fn), ', '.join(args))
 
 
 def write_marshaller(e, params, types, c):
@@ -1240,8 +1407,13 @@ def write_marshaller(e, params, types, c):
     cn = c_name(e['name'])
     sname = 'Qmp%sArgs' % camel(e['name'])
     if not params:
-        c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n'
-                '    return qmp_%s(errp);\n}\n\n' % (cn, cn))
+        c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
+        if typed_return(e):
+            c.write('    QObject *ret = NULL;\n\n')
+            write_typed_call(e, ['errp'], types, c)
+            c.write('    return ret;\n}\n\n')
+        else:
+            c.write('    return qmp_%s(errp);\n}\n\n' % cn)
         return
     c.write('/* %s\'s arguments, defaults applied. */\n' % e['name'])
     c.write('typedef struct %s {\n' % sname)
@@ -1254,13 +1426,14 @@ def write_marshaller(e, params, types, c):
              for name, pn, ctype, optional, expr, default, t, has in params
              if expr is None and free_call(t, 'a.%s' % pn, types)]
     fail = 'goto out;' if frees else 'return NULL;'
+    tret = typed_return(e)
     c.write('/* The dispatcher checked @args against the schema. */\n')
     c.write('static QObject *qmp_marshal_%s(QDict *args, Error **errp)\n{\n' % cn)
     inits = ['.%s = %s' % (pn, default)
              for name, pn, ctype, optional, expr, default, t, has in params
              if default is not None]
     c.write('    %s a = { %s };\n' % (sname, ', '.join(inits) or '.%s = 0' % params[0][1]))
-    if frees:
+    if frees or tret:
         c.write('    QObject *ret = NULL;\n')
     c.write('    json_t *v;\n\n')
     for name, pn, ctype, optional, expr, default, t, has in params:
@@ -1292,10 +1465,15 @@ def write_marshaller(e, params, types, c):
             call.append('a.has_%s' % pn)
         call.append('a.%s' % pn)
     call.append('errp')
-    if not frees:
+    if tret:
+        write_typed_call(e, call, types, c)
+        if frees:
+            c.write('out:\n')
+    elif not frees:
         c.write('    return qmp_%s(%s);\n}\n\n' % (cn, ', '.join(call)))
         return
-    c.write('    ret = qmp_%s(%s);\nout:\n' % (cn, ', '.join(call)))
+    else:
+        c.write('    ret = qmp_%s(%s);\nout:\n' % (cn, ', '.join(call)))
     for f in frees:
         c.write('    %s\n' % f)
     c.write('    return ret;\n}\n\n')
@@ -1307,6 +1485,10 @@ def write_commands(exprs, outdir):
     unknown = DICT_COMMANDS - {e['name'] for e in commands}
     if unknown:
         raise SchemaError('DICT_COMMANDS names no command: %s' % ', '.join(sorted(unknown)))
+    unknown = RAW_RETURN_COMMANDS - {e['name'] for e in commands if 'returns' in e}
+    if unknown:
+        raise SchemaError('RAW_RETURN_COMMANDS names no command with a return value: %s'
+                          % ', '.join(sorted(unknown)))
     typed = [(e, None if e['name'] in DICT_COMMANDS else command_params(e, types))
              for e in commands]
     with generated(outdir, 'qapi-commands.h',
@@ -1321,7 +1503,7 @@ def write_commands(exprs, outdir):
                    ' */\n') as h:
         h.write('#include "qapi/qapi-types.h"\n#include "qapi/qmp-registry.h"\n\n')
         for e, params in typed:
-            h.write('%s;\n' % handler_prototype(e, params))
+            h.write('%s;\n' % handler_prototype(e, params, types))
         h.write('\n')
     with generated(outdir, 'qapi-commands.c') as c:
         c.write('#include "qapi/qapi-commands.h"\n\n')

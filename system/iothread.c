@@ -170,23 +170,25 @@ const char *iothread_id(const IOThread *t)
     return t->id;
 }
 
-QObject *qmp_query_iothreads(Error **errp)
+IOThreadInfoList *qmp_query_iothreads(Error **errp)
 {
-    json_t *list = json_array();
+    IOThreadInfoList *head = NULL, **tail = &head;
 
     for (GList *l = iothreads; l; l = l->next) {
         IOThread *t = l->data;
-        QDict *info = qdict_new();
+        IOThreadInfo *info = g_new0(IOThreadInfo, 1);
 
-        qdict_put_str(info, "id", t->id);
-        qdict_put_int(info, "thread-id", t->thread_id);
-        qdict_put_int(info, "poll-max-ns", t->poll_max_ns);
-        qdict_put_int(info, "poll-grow", t->poll_grow);
-        qdict_put_int(info, "poll-shrink", t->poll_shrink);
-        qdict_put_int(info, "aio-max-batch", t->aio_max_batch);
-        json_array_append_new(list, info);
+        info->id = g_strdup(t->id);
+        info->thread_id = t->thread_id;
+        info->poll_max_ns = t->poll_max_ns;
+        info->poll_grow = t->poll_grow;
+        info->poll_shrink = t->poll_shrink;
+        info->aio_max_batch = t->aio_max_batch;
+        *tail = g_new0(IOThreadInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 void iothread_set_node_tree(BlockDriverState *bs, IOThread *t)

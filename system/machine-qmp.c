@@ -20,14 +20,18 @@
 
 extern const char qapi_introspection_json[];
 
-QObject *qmp_query_target(Error **errp)
+TargetInfo *qmp_query_target(Error **errp)
 {
-    return json_pack("{s:s}", "arch", "x86_64");
+    TargetInfo *info = g_new0(TargetInfo, 1);
+
+    info->arch = SYS_EMU_TARGET_X86_64;
+    return info;
 }
 
-QObject *qmp_query_kvm(Error **errp)
+KvmInfo *qmp_query_kvm(Error **errp)
 {
-    return json_pack("{s:b,s:b}", "enabled", 0, "present", 0);
+    /* enabled and present: false */
+    return g_new0(KvmInfo, 1);
 }
 
 /*
@@ -43,65 +47,70 @@ static const struct {
     { "none", "empty machine", false },
 };
 
-QObject *qmp_query_machines(Error **errp)
+MachineInfoList *qmp_query_machines(Error **errp)
 {
-    json_t *list = json_array();
+    MachineInfoList *head = NULL, **tail = &head;
 
     for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
-        json_t *m = json_pack("{s:s,s:i,s:b,s:b,s:b}", "name", machines[i].name,
-                              "cpu-max", 1, "hotpluggable-cpus", 0,
-                              "numa-mem-supported", 0, "deprecated", 0);
+        MachineInfo *m = g_new0(MachineInfo, 1);
+
+        m->name = g_strdup(machines[i].name);
+        m->cpu_max = 1;
+        /* hotpluggable-cpus, numa-mem-supported, deprecated: false */
         if (machines[i].is_default) {
-            json_object_set_new(m, "is-default", json_true());
+            m->has_is_default = true;
+            m->is_default = true;
         }
-        json_array_append_new(list, m);
+        *tail = g_new0(MachineInfoList, 1);
+        (*tail)->value = m;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
-QObject *qmp_query_cpu_definitions(Error **errp)
+CpuDefinitionInfoList *qmp_query_cpu_definitions(Error **errp)
 {
     /* No CPU is emulated: there is no model to offer. */
-    return json_array();
+    return NULL;
 }
 
-QObject *qmp_query_cpu_model_expansion(CpuModelExpansionType type, CpuModelInfo *model,
-                                       Error **errp)
+CpuModelExpansionInfo *qmp_query_cpu_model_expansion(CpuModelExpansionType type,
+                                                     CpuModelInfo *model, Error **errp)
 {
     error_setg(errp, "CPU model '%s' not found (this machine emulates no CPU)", model->name);
     return NULL;
 }
 
-QObject *qmp_query_cpus_fast(Error **errp)
+CpuInfoFastList *qmp_query_cpus_fast(Error **errp)
 {
     /* No CPU object, no vCPU thread: nothing to list (QEMU's "none" alike). */
-    return json_array();
+    return NULL;
 }
 
-QObject *qmp_query_hotpluggable_cpus(Error **errp)
+HotpluggableCPUList *qmp_query_hotpluggable_cpus(Error **errp)
 {
     /* QEMU's answer on a machine without hot-pluggable CPUs (all of ours). */
     error_setg(errp, "The feature 'query-hotpluggable-cpus' is not enabled");
     return NULL;
 }
 
-QObject *qmp_query_tpm_models(Error **errp)
+TpmModelList *qmp_query_tpm_models(Error **errp)
 {
-    return json_array();
+    return NULL;    /* no TPM device */
 }
 
-QObject *qmp_query_tpm_types(Error **errp)
+TpmTypeList *qmp_query_tpm_types(Error **errp)
 {
-    return json_array();
+    return NULL;    /* no TPM backend */
 }
 
-QObject *qmp_query_sev_capabilities(Error **errp)
+SevCapability *qmp_query_sev_capabilities(Error **errp)
 {
     error_setg(errp, "SEV is not available (this machine emulates no CPU)");
     return NULL;
 }
 
-QObject *qmp_query_sgx_capabilities(Error **errp)
+SgxInfo *qmp_query_sgx_capabilities(Error **errp)
 {
     error_setg(errp, "SGX is not available (this machine emulates no CPU)");
     return NULL;
@@ -112,19 +121,24 @@ QObject *qmp_query_sgx_capabilities(Error **errp)
  * monitor/chardev.c and monitor/monitor.c parse them.
  */
 typedef struct CmdlineParam {
-    const char *name, *type;
+    const char *name;
+    CommandLineParameterType type;
 } CmdlineParam;
 
+#define STRING COMMAND_LINE_PARAMETER_TYPE_STRING
+#define BOOLEAN COMMAND_LINE_PARAMETER_TYPE_BOOLEAN
 static const CmdlineParam machine_params[] = {
-    { "type", "string" }, { "accel", "string" }, { NULL },
+    { "type", STRING }, { "accel", STRING }, { NULL },
 };
 static const CmdlineParam chardev_params[] = {
-    { "backend", "string" }, { "id", "string" }, { "path", "string" }, { "host", "string" },
-    { "port", "string" }, { "server", "boolean" }, { "wait", "boolean" }, { NULL },
+    { "backend", STRING }, { "id", STRING }, { "path", STRING }, { "host", STRING },
+    { "port", STRING }, { "server", BOOLEAN }, { "wait", BOOLEAN }, { NULL },
 };
 static const CmdlineParam mon_params[] = {
-    { "chardev", "string" }, { "mode", "string" }, { "pretty", "boolean" }, { NULL },
+    { "chardev", STRING }, { "mode", STRING }, { "pretty", BOOLEAN }, { NULL },
 };
+#undef STRING
+#undef BOOLEAN
 
 static const struct {
     const char *option;
@@ -135,30 +149,37 @@ static const struct {
     { "mon", mon_params },
 };
 
-QObject *qmp_query_command_line_options(const char *option, Error **errp)
+CommandLineOptionInfoList *qmp_query_command_line_options(const char *option, Error **errp)
 {
-    json_t *list = json_array();
+    g_autoptr(CommandLineOptionInfoList) head = NULL;
+    CommandLineOptionInfoList **tail = &head;
 
     for (size_t i = 0; i < G_N_ELEMENTS(cmdline_options); i++) {
-        json_t *params = json_array();
+        CommandLineOptionInfo *info;
+        CommandLineParameterInfoList **ptail;
 
         if (option && strcmp(option, cmdline_options[i].option)) {
-            json_decref(params);
             continue;
         }
+        info = g_new0(CommandLineOptionInfo, 1);
+        info->option = g_strdup(cmdline_options[i].option);
+        ptail = &info->parameters;
         for (const CmdlineParam *p = cmdline_options[i].params; p->name; p++) {
-            json_array_append_new(params, json_pack("{s:s,s:s}", "name", p->name,
-                                                    "type", p->type));
+            *ptail = g_new0(CommandLineParameterInfoList, 1);
+            (*ptail)->value = g_new0(CommandLineParameterInfo, 1);
+            (*ptail)->value->name = g_strdup(p->name);
+            (*ptail)->value->type = p->type;
+            ptail = &(*ptail)->next;
         }
-        json_array_append_new(list, json_pack("{s:s,s:o}", "option", cmdline_options[i].option,
-                                              "parameters", params));
+        *tail = g_new0(CommandLineOptionInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
     }
-    if (option && !json_array_size(list)) {
-        json_decref(list);
+    if (option && !head) {
         error_setg(errp, "invalid option name: %s", option);
         return NULL;
     }
-    return list;
+    return g_steal_pointer(&head);
 }
 
 /*
@@ -166,7 +187,7 @@ QObject *qmp_query_command_line_options(const char *option, Error **errp)
  * and the user-creatable object types (qom/object.c).
  */
 typedef struct TypeListing {
-    json_t *list;
+    ObjectTypeInfoList **tail;      /* where the next type goes */
     const char *implements;
     bool abstract;
 } TypeListing;
@@ -188,20 +209,20 @@ static bool type_implements(const char *name, const char *ancestor)
 static void list_one_type(void *opaque, const char *name, const char *parent, bool is_abstract)
 {
     TypeListing *tl = opaque;
-    json_t *t;
+    ObjectTypeInfo *t;
 
     if ((is_abstract && !tl->abstract) ||
         (tl->implements && !type_implements(name, tl->implements))) {
         return;
     }
-    t = json_pack("{s:s}", "name", name);
-    if (is_abstract) {
-        json_object_set_new(t, "abstract", json_true());
-    }
-    if (parent) {
-        json_object_set_new(t, "parent", json_string(parent));
-    }
-    json_array_append_new(tl->list, t);
+    t = g_new0(ObjectTypeInfo, 1);
+    t->name = g_strdup(name);
+    /* "abstract" only when true, as QEMU */
+    t->has_abstract = t->abstract = is_abstract;
+    t->parent = g_strdup(parent);
+    *tl->tail = g_new0(ObjectTypeInfoList, 1);
+    (*tl->tail)->value = t;
+    tl->tail = &(*tl->tail)->next;
 }
 
 /*
@@ -275,11 +296,12 @@ static bool type_exists(const char *name)
     return !strcmp(name, "object") || type_parent(name, &is_abstract);
 }
 
-QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abstract,
-                            Error **errp)
+ObjectTypeInfoList *qmp_qom_list_types(const char *implements, bool has_abstract,
+                                       bool abstract, Error **errp)
 {
+    ObjectTypeInfoList *head = NULL;
     TypeListing tl = {
-        .list = json_array(),
+        .tail = &head,
         .implements = implements,
         .abstract = abstract,
     };
@@ -294,7 +316,7 @@ QObject *qmp_qom_list_types(const char *implements, bool has_abstract, bool abst
     }
     qdev_list_types(list_one_type, &tl);
     user_creatable_list_types(list_object_type, &tl);
-    return tl.list;
+    return head;
 }
 
 static json_t *prop(const char *name, const char *type, const char *desc)
@@ -380,7 +402,7 @@ QObject *qmp_qom_list(const char *path, Error **errp)
     return qdev_qom_list(path, errp);
 }
 
-QObject *qmp_qom_get(const char *path, const char *property, Error **errp)
+json_t *qmp_qom_get(const char *path, const char *property, Error **errp)
 {
     return qdev_qom_get(path, property, errp);
 }

@@ -995,18 +995,20 @@ QObject *qmp_migrate_incoming(const char *uri, Error **errp)
 /* ------------------------------------------------------------------ */
 /* Queries, capabilities, parameters */
 
-QObject *qmp_query_migrate(Error **errp)
+MigrationInfo *qmp_query_migrate(Error **errp)
 {
-    QDict *info = qdict_new();
+    MigrationInfo *info = g_new0(MigrationInfo, 1);
 
     if (status != MIGRATION_STATUS_NONE) {
-        qdict_put_str(info, "status", MigrationStatus_str(status));
+        info->has_status = true;
+        info->status = status;
     }
     if (status == MIGRATION_STATUS_COMPLETED && total_ms >= 0) {
-        qdict_put_int(info, "total-time", total_ms);
+        info->has_total_time = true;
+        info->total_time = total_ms;
     }
     if (status == MIGRATION_STATUS_FAILED && error_desc) {
-        qdict_put_str(info, "error-desc", error_desc);
+        info->error_desc = g_strdup(error_desc);
     }
     return info;
 }
@@ -1054,17 +1056,21 @@ QObject *qmp_migrate_set_capabilities(MigrationCapabilityStatusList *capabilitie
     return qdict_new();
 }
 
-QObject *qmp_query_migrate_capabilities(Error **errp)
+MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
 {
-    json_t *list = json_array();
+    MigrationCapabilityStatusList *head = NULL, **tail = &head;
 
     for (size_t i = 0; i < G_N_ELEMENTS(known_caps); i++) {
-        QDict *c = qdict_new();
-        qdict_put_str(c, "capability", known_caps[i]);
-        qdict_put_bool(c, "state", cap_enabled(known_caps[i]));
-        json_array_append_new(list, c);
+        MigrationCapabilityStatus *c = g_new0(MigrationCapabilityStatus, 1);
+
+        c->capability = qapi_enum_parse(&MigrationCapability_lookup, "capability",
+                                        known_caps[i], &error_abort);
+        c->state = cap_enabled(known_caps[i]);
+        *tail = g_new0(MigrationCapabilityStatusList, 1);
+        (*tail)->value = c;
+        tail = &(*tail)->next;
     }
-    return list;
+    return head;
 }
 
 QObject *qmp_migrate_set_parameters(bool has_max_bandwidth, int64_t max_bandwidth_arg,
@@ -1087,16 +1093,24 @@ QObject *qmp_migrate_set_parameters(bool has_max_bandwidth, int64_t max_bandwidt
     return qdict_new();
 }
 
-QObject *qmp_query_migrate_parameters(Error **errp)
+MigrationParameters *qmp_query_migrate_parameters(Error **errp)
 {
-    QDict *p = qdict_new();
+    g_autoptr(MigrationParameters) p = g_new0(MigrationParameters, 1);
     json_t *map = bitmap_mig_get_mapping();
 
-    qdict_put_int(p, "max-bandwidth", max_bandwidth);
+    p->max_bandwidth = max_bandwidth;
     if (map) {
-        qdict_put_obj(p, "block-bitmap-mapping", map);
+        /* The mapping as given (and checked) at migrate-set-parameters. */
+        bool ok = qapi_from_json_BitmapMigrationNodeAliasList(map, "block-bitmap-mapping",
+                                                              &p->block_bitmap_mapping, errp);
+
+        json_decref(map);
+        if (!ok) {
+            return NULL;
+        }
+        p->has_block_bitmap_mapping = true;
     }
-    return p;
+    return g_steal_pointer(&p);
 }
 
 /* ------------------------------------------------------------------ */

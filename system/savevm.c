@@ -508,13 +508,13 @@ QObject *qmp_blockdev_snapshot_internal_sync(const char *device, const char *nam
     return qdict_new();
 }
 
-QObject *qmp_blockdev_snapshot_delete_internal_sync(const char *device, const char *id,
-                                                   const char *name, Error **errp)
+SnapshotInfo *qmp_blockdev_snapshot_delete_internal_sync(const char *device, const char *id,
+                                                        const char *name, Error **errp)
 {
     BlockDriverState *bs = root_bs(device, errp);
     g_autofree QEMUSnapshotInfo *sn = NULL;
     QEMUSnapshotInfo found;
-    QDict *ret;
+    SnapshotInfo *ret;
     int nb, i;
 
     if (!bs) {
@@ -548,16 +548,17 @@ QObject *qmp_blockdev_snapshot_delete_internal_sync(const char *device, const ch
     if (bdrv_snapshot_delete(bs, found.id_str, errp) < 0) {
         return NULL;
     }
-    ret = qdict_new();
-    qdict_put_str(ret, "id", found.id_str);
-    qdict_put_str(ret, "name", found.name);
-    qdict_put_int(ret, "vm-state-size", found.vm_state_size);
-    qdict_put_int(ret, "date-sec", found.date_sec);
-    qdict_put_int(ret, "date-nsec", found.date_nsec);
-    qdict_put_int(ret, "vm-clock-sec", found.vm_clock_nsec / 1000000000ULL);
-    qdict_put_int(ret, "vm-clock-nsec", found.vm_clock_nsec % 1000000000ULL);
+    ret = g_new0(SnapshotInfo, 1);
+    ret->id = g_strdup(found.id_str);
+    ret->name = g_strdup(found.name);
+    ret->vm_state_size = found.vm_state_size;
+    ret->date_sec = found.date_sec;
+    ret->date_nsec = found.date_nsec;
+    ret->vm_clock_sec = found.vm_clock_nsec / 1000000000ULL;
+    ret->vm_clock_nsec = found.vm_clock_nsec % 1000000000ULL;
     if (found.icount != UINT64_MAX) {
-        qdict_put_int(ret, "icount", found.icount);
+        ret->has_icount = true;
+        ret->icount = found.icount;
     }
     return ret;
 }

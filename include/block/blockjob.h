@@ -232,8 +232,8 @@ void block_job_set_chunk(BlockJob *job, int64_t bytes);
  * QEMU's "Job not found" otherwise.
  */
 BlockJob *job_find(const char *id, Error **errp);
-/* query-jobs' list (JobInfo objects). */
-QList *job_query_all(void);
+/* query-jobs' answer. */
+JobInfoList *job_query_all(void);
 
 /*
  * Cancels every job at once (force), for the machine's shutdown: targets
@@ -265,8 +265,8 @@ void block_job_drain_one(BlockJob *job);
 /* At quit: drain every job, then force-cancel them, newest first, as QEMU. */
 void block_job_quit_all(void);
 
-/* query-block-jobs' list (BlockJobInfo objects). */
-QList *block_job_query_all(void);
+/* query-block-jobs' answer. */
+BlockJobInfoList *block_job_query_all(void);
 /* "info block-jobs" text. */
 char *block_job_info_text(void);
 

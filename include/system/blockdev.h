@@ -12,6 +12,7 @@
 #include "block/block.h"
 #include "hw/qdev.h"
 #include "qemu/throttle.h"
+#include "qapi/qapi-types.h"
 
 typedef enum BlockInterfaceType {
     IF_NONE,
@@ -104,11 +105,11 @@ ThrottleGroup *drive_enter_io(const DriveInfo *dinfo);
 /* HMP info block's "I/O throttling" text (QEMU's), NULL without limits. Caller frees. */
 char *drive_throttle_text(const DriveInfo *d);
 /* query-block / query-named-block-nodes */
-json_t *qmp_query_block_list(void);
-json_t *qmp_query_named_block_nodes_list(bool flat);
-json_t *block_device_info(BlockDriverState *bs, bool flat);
+BlockInfoList *qmp_query_block_list(Error **errp);
+BlockDeviceInfoList *qmp_query_named_block_nodes_list(bool flat, Error **errp);
+BlockDeviceInfo *block_device_info(BlockDriverState *bs, bool flat, Error **errp);
 /* query-blockstats: the drives with their chains, or (@query_nodes) every node. */
-json_t *qmp_query_blockstats_list(bool query_nodes);
+BlockStatsList *qmp_query_blockstats_list(bool query_nodes);
 /* HMP "info blockstats": one line of counters per drive.  Caller frees. */
 char *hmp_blockstats_text(void);
 

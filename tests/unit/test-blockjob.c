@@ -561,11 +561,11 @@ static void test_io_errors(void)
                         "BLOCK_JOB_ERROR {\"device\":\"drive0\",\"operation\":\"write\","
                         "\"action\":\"stop\"}");
         {
-            QList *l = block_job_query_all();
-            g_autofree char *j = qobject_to_json(l);
-            g_assert_nonnull(strstr(j, "\"io-status\":\"nospace\""));
-            g_assert_nonnull(strstr(j, "\"offset\":1048576"));
-            qobject_unref(l);
+            g_autoptr(BlockJobInfoList) l = block_job_query_all();
+
+            g_assert_cmpint(l->value->io_status, ==, BLOCK_DEVICE_IO_STATUS_NOSPACE);
+            g_assert_cmpint(l->value->offset, ==, 1048576);
+            g_assert_null(l->next);
         }
         /* Resuming without fixing the cause stops again; cancel ends it. */
         g_assert_true(block_job_resume(job, &error_abort));

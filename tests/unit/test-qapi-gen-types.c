@@ -231,6 +231,206 @@ static void test_list(void)
                 "Invalid parameter type for 'enable[0]', expected: string");
 }
 
+/*
+ * qapi_clone_T(): the clone owns copies of everything (strings, nested
+ * unions, 'any' values, lists), so it stays whole after its source is
+ * freed; run under ASan or valgrind, a shared pointer shows as a
+ * use-after-free or a double free.
+ */
+static void test_clone(void)
+{
+    json_t *v = parse("{\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"f\"},"
+                      " \"data-file\": \"df\", \"data-file-raw\": true, \"extended-l2\": false,"
+                      " \"size\": 1048576, \"version\": \"v3\", \"cluster-size\": 65536,"
+                      " \"preallocation\": \"metadata\", \"lazy-refcounts\": true,"
+                      " \"refcount-bits\": 16, \"backing-file\": \"b.img\", \"backing-fmt\": \"raw\","
+                      " \"encrypt\": {\"format\": \"luks\", \"key-secret\": \"s\","
+                      "  \"cipher-alg\": \"aes-256\", \"iter-time\": 10},"
+                      " \"compression-type\": \"zlib\"}");
+    BlockdevCreateOptions *o = NULL;
+    g_autoptr(BlockdevCreateOptions) c = NULL;
+    BlockdevCreateOptionsQcow2 *q;
+    QCryptoBlockCreateOptionsLUKS *luks;
+
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    c = qapi_clone_BlockdevCreateOptions(o);
+    /* Nothing shared, even where a plain build would not notice. */
+    g_assert_true(c->u.qcow2.backing_file != o->u.qcow2.backing_file);
+    g_assert_true(c->u.qcow2.encrypt != o->u.qcow2.encrypt);
+    g_assert_true(c->u.qcow2.encrypt->u.luks.key_secret != o->u.qcow2.encrypt->u.luks.key_secret);
+    g_assert_true(c->u.qcow2.data_file != o->u.qcow2.data_file);
+    qapi_free_BlockdevCreateOptions(o);
+    g_assert_cmpint(json_object_get(v, "file")->refcount, ==, 1);
+    g_assert_cmpint(c->driver, ==, BLOCKDEV_DRIVER_QCOW2);
+    q = &c->u.qcow2;
+    /* 'any': a copy of its own, equal to the original. */
+    g_assert_true(q->file != json_object_get(v, "file"));
+    g_assert_cmpint(q->file->refcount, ==, 1);
+    g_assert_true(json_equal(q->file, json_object_get(v, "file")));
+    g_assert_true(json_is_string(q->data_file));
+    g_assert_cmpstr(json_string_value(q->data_file), ==, "df");
+    g_assert_true(q->has_data_file_raw && q->data_file_raw);
+    g_assert_true(q->has_extended_l2 && !q->extended_l2);
+    g_assert_cmpuint(q->size, ==, 1048576);
+    g_assert_true(q->has_version);
+    g_assert_cmpint(q->version, ==, BLOCKDEV_QCOW2_VERSION_V3);
+    g_assert_true(q->has_cluster_size);
+    g_assert_cmpuint(q->cluster_size, ==, 65536);
+    g_assert_true(q->has_preallocation);
+    g_assert_cmpint(q->preallocation, ==, PREALLOC_MODE_METADATA);
+    g_assert_true(q->has_lazy_refcounts && q->lazy_refcounts);
+    g_assert_true(q->has_refcount_bits);
+    g_assert_cmpint(q->refcount_bits, ==, 16);
+    g_assert_cmpstr(q->backing_file, ==, "b.img");
+    g_assert_true(q->has_backing_fmt);
+    g_assert_cmpint(q->backing_fmt, ==, BLOCKDEV_DRIVER_RAW);
+    g_assert_true(q->has_compression_type);
+    g_assert_cmpint(q->compression_type, ==, QCOW2_COMPRESSION_TYPE_ZLIB);
+    g_assert_nonnull(q->encrypt);
+    g_assert_cmpint(q->encrypt->format, ==, QCRYPTO_BLOCK_FORMAT_LUKS);
+    luks = &q->encrypt->u.luks;
+    g_assert_cmpstr(luks->key_secret, ==, "s");
+    g_assert_cmpstr(luks->cipher_alg, ==, "aes-256");
+    g_assert_null(luks->cipher_mode);
+    g_assert_null(luks->ivgen_alg);
+    g_assert_null(luks->ivgen_hash_alg);
+    g_assert_null(luks->hash_alg);
+    g_assert_true(luks->has_iter_time);
+    g_assert_cmpint(luks->iter_time, ==, 10);
+    json_decref(v);
+    qapi_free_BlockdevCreateOptions(g_steal_pointer(&c));
+
+    /* Another branch; absent members stay absent in the clone. */
+    v = parse("{\"driver\": \"file\", \"filename\": \"f.img\", \"size\": 512}");
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    json_decref(v);
+    c = qapi_clone_BlockdevCreateOptions(o);
+    qapi_free_BlockdevCreateOptions(o);
+    g_assert_cmpint(c->driver, ==, BLOCKDEV_DRIVER_FILE);
+    g_assert_cmpstr(c->u.file.filename, ==, "f.img");
+    g_assert_cmpuint(c->u.file.size, ==, 512);
+    g_assert_false(c->u.file.has_preallocation);
+    g_assert_false(c->u.file.has_nocow);
+    g_assert_false(c->u.file.has_extent_size_hint);
+
+    g_assert_null(qapi_clone_BlockdevCreateOptions(NULL));
+    g_assert_null(qapi_clone_anyList(NULL));
+}
+
+/* Clones of lists (of structs, alternates, 'any') and alternates. */
+static void test_clone_list(void)
+{
+    json_t *v = parse("[\"b0\", {\"node\": \"n\", \"name\": \"b1\"}]");
+    BlockDirtyBitmapOrStrList *list = NULL;
+    g_autoptr(BlockDirtyBitmapOrStrList) lc = NULL;
+    MigrationCapabilityStatusList *caps = NULL;
+    g_autoptr(MigrationCapabilityStatusList) cc = NULL;
+    anyList *anys = NULL;
+    g_autoptr(anyList) ac = NULL;
+    StrOrNull *s = NULL;
+    g_autoptr(StrOrNull) sc = NULL;
+
+    g_assert_true(qapi_from_json_BlockDirtyBitmapOrStrList(v, "bitmaps", &list, &error_abort));
+    json_decref(v);
+    lc = qapi_clone_BlockDirtyBitmapOrStrList(list);
+    g_assert_true(lc != list && lc->value != list->value);
+    g_assert_true(lc->value->u.local != list->value->u.local);
+    g_assert_true(lc->next->value->u.external != list->next->value->u.external);
+    qapi_free_BlockDirtyBitmapOrStrList(list);
+    g_assert_cmpint(lc->value->type, ==, BLOCK_DIRTY_BITMAP_OR_STR_KIND_LOCAL);
+    g_assert_cmpstr(lc->value->u.local, ==, "b0");
+    g_assert_cmpint(lc->next->value->type, ==, BLOCK_DIRTY_BITMAP_OR_STR_KIND_EXTERNAL);
+    g_assert_cmpstr(lc->next->value->u.external->node, ==, "n");
+    g_assert_cmpstr(lc->next->value->u.external->name, ==, "b1");
+    g_assert_null(lc->next->next);
+
+    v = parse("[{\"capability\": \"events\", \"state\": true},"
+              " {\"capability\": \"dirty-bitmaps\", \"state\": false}]");
+    g_assert_true(qapi_from_json_MigrationCapabilityStatusList(v, "c", &caps, &error_abort));
+    json_decref(v);
+    cc = qapi_clone_MigrationCapabilityStatusList(caps);
+    qapi_free_MigrationCapabilityStatusList(caps);
+    g_assert_cmpint(cc->value->capability, ==, MIGRATION_CAPABILITY_EVENTS);
+    g_assert_true(cc->value->state);
+    g_assert_cmpint(cc->next->value->capability, ==, MIGRATION_CAPABILITY_DIRTY_BITMAPS);
+    g_assert_false(cc->next->value->state);
+    g_assert_null(cc->next->next);
+
+    v = parse("[1, \"x\", {\"a\": [2]}]");
+    g_assert_true(qapi_from_json_anyList(v, "options", &anys, &error_abort));
+    ac = qapi_clone_anyList(anys);
+    qapi_free_anyList(anys);
+    g_assert_cmpint(json_integer_value(ac->value), ==, 1);
+    g_assert_cmpstr(json_string_value(ac->next->value), ==, "x");
+    g_assert_true(ac->next->next->value != json_array_get(v, 2));
+    g_assert_true(json_equal(ac->next->next->value, json_array_get(v, 2)));
+    g_assert_null(ac->next->next->next);
+    json_decref(v);
+
+    v = parse("\"io1\"");
+    g_assert_true(qapi_from_json_StrOrNull(v, "iothread", &s, &error_abort));
+    json_decref(v);
+    sc = qapi_clone_StrOrNull(s);
+    qapi_free_StrOrNull(s);
+    g_assert_cmpint(sc->type, ==, STR_OR_NULL_KIND_S);
+    g_assert_cmpstr(sc->u.s, ==, "io1");
+    qapi_free_StrOrNull(g_steal_pointer(&sc));
+    v = parse("null");
+    g_assert_true(qapi_from_json_StrOrNull(v, "iothread", &s, &error_abort));
+    json_decref(v);
+    sc = qapi_clone_StrOrNull(s);
+    qapi_free_StrOrNull(s);
+    g_assert_cmpint(sc->type, ==, STR_OR_NULL_KIND_N);
+}
+
+/*
+ * qapi_to_json_T(): absent optional members are left out, a union's base
+ * and branch members share one object, and members come in the order
+ * QEMU 7.2 sends them (not the schema's).
+ */
+static void test_to_json(void)
+{
+    json_t *v = parse("{\"driver\": \"qcow2\", \"file\": \"f\", \"size\": 65536,"
+                      " \"encrypt\": {\"format\": \"luks\", \"key-secret\": \"s\"},"
+                      " \"lazy-refcounts\": true}");
+    g_autoptr(BlockdevCreateOptions) o = NULL;
+    g_autoptr(StatusInfo) st = g_new0(StatusInfo, 1);
+    g_autoptr(MigrationInfo) mi = g_new0(MigrationInfo, 1);
+    g_autoptr(BlockJobInfoList) jobs = NULL;
+    json_t *out;
+    char *text;
+
+    g_assert_true(qapi_from_json_BlockdevCreateOptions(v, "options", &o, &error_abort));
+    out = qapi_to_json_BlockdevCreateOptions(o);
+    g_assert_true(json_equal(out, v));
+    json_decref(out);
+    json_decref(v);
+
+    st->running = true;
+    st->status = RUN_STATE_RUNNING;
+    out = qapi_to_json_StatusInfo(st);
+    text = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    g_assert_cmpstr(text, ==, "{\"status\":\"running\",\"singlestep\":false,\"running\":true}");
+    free(text);
+    json_decref(out);
+
+    out = qapi_to_json_MigrationInfo(mi);
+    g_assert_cmpint(json_object_size(out), ==, 0);
+    json_decref(out);
+    mi->has_total_time = true;
+    mi->error_desc = g_strdup("e");
+    out = qapi_to_json_MigrationInfo(mi);
+    text = json_dumps(out, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    g_assert_cmpstr(text, ==, "{\"error-desc\":\"e\",\"total-time\":0}");
+    free(text);
+    json_decref(out);
+
+    /* The empty list is an empty array. */
+    out = qapi_to_json_BlockJobInfoList(jobs);
+    g_assert_true(json_is_array(out) && json_array_size(out) == 0);
+    json_decref(out);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -240,5 +440,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qapi-gen-types/union", test_union);
     g_test_add_func("/qapi-gen-types/alternate", test_alternate);
     g_test_add_func("/qapi-gen-types/list", test_list);
+    g_test_add_func("/qapi-gen-types/clone", test_clone);
+    g_test_add_func("/qapi-gen-types/clone-list", test_clone_list);
+    g_test_add_func("/qapi-gen-types/to-json", test_to_json);
     return g_test_run();
 }
