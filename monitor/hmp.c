@@ -244,7 +244,9 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
     if (!*prefix) {
         block_job_wait_starting();
     }
-    drained = !*prefix && strcmp(word, "info") && strcmp(word, "qemu-io");
+    /* block_set_io_throttle drains its drive alone, as in QMP. */
+    drained = !*prefix && strcmp(word, "info") && strcmp(word, "qemu-io") &&
+              strcmp(word, "block_set_io_throttle");
     if (drained) {
         /* As QMP does (monitor.c): wait for the jobs' steps in flight. */
         block_job_wait_steps();

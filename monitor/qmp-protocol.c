@@ -237,7 +237,13 @@ static void qmp_run_command(Monitor *mon, const char *cmd, json_t *args, json_t 
      * that a job pauses or ends before their reply, between two steps.
      */
     block_job_wait_starting();
-    drained = !g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command");
+    /*
+     * block_set_io_throttle drains the drive it changes, and only that
+     * (blockdev.c): a drained section of all nodes would let the other
+     * drives' throttled requests through as well (block.h).
+     */
+    drained = !g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command") &&
+              strcmp(cmd, "block_set_io_throttle");
     if (drained) {
         block_job_wait_steps();
         /* Nor may an export's request be in the middle of it (block.h). */
