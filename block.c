@@ -3663,6 +3663,17 @@ void bdrv_drained_node_begin(BlockDriverState *bs)
     drained_poll(false);
 }
 
+void bdrv_cancel_in_flight(BlockDriverState *bs)
+{
+    while (bs && bs->drv) {
+        if (bs->drv->bdrv_cancel_in_flight) {
+            bs->drv->bdrv_cancel_in_flight(bs);
+            return;
+        }
+        bs = bs->drv->is_passthrough ? bs->file : NULL;
+    }
+}
+
 void bdrv_drained_node_end(BlockDriverState *bs)
 {
     g_assert(bs->drained > 0);

@@ -636,6 +636,13 @@ void bdrv_drained_all_end(void);
  * group); it does not stop the exports.
  */
 void bdrv_drained_node_begin(BlockDriverState *bs);
+/*
+ * What a job's force cancel does to its target, as QEMU 7.2: the node's
+ * requests that wait for a lost NBD connection to come back fail at once
+ * (the driver's bdrv_cancel_in_flight, reached through passthrough nodes
+ * such as raw), so the cancel does not wait for reconnect-delay.
+ */
+void bdrv_cancel_in_flight(BlockDriverState *bs);
 void bdrv_drained_node_end(BlockDriverState *bs);
 bool bdrv_drained(void);
 bool bdrv_co_wait_undrained(const bool *give_up);

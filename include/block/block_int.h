@@ -324,6 +324,12 @@ typedef struct BlockDriver {
      */
     int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags, Error **errp);
     void (*bdrv_close)(BlockDriverState *bs);
+    /*
+     * Makes the node's requests that wait for something that may not come
+     * soon (an NBD server reconnecting) fail now, and later ones not wait
+     * for it either until it has come (QEMU's bdrv_cancel_in_flight).
+     */
+    void (*bdrv_cancel_in_flight)(BlockDriverState *bs);
 
     int (*bdrv_pread)(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp);
