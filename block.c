@@ -3518,6 +3518,7 @@ static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
     int64_t start = bdrv_acct_clock_ns();
     bool invalid = false;
     bool account = !(flags & BDRV_REQ_NO_ACCOUNT);
+    bool released = false;
     int ret = 0;
     int64_t now;
 
@@ -3526,7 +3527,9 @@ static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
     /* A drive's limits hold its requests back, not what they cause below. */
     if (front_throttle && request_depth == 0 &&
         (type == BDRV_REQ_READ || type == BDRV_REQ_WRITE || type == BDRV_REQ_ZEROES)) {
-        ret = bdrv_throttle_wait(front_throttle, type != BDRV_REQ_READ, bytes, errp);
+        ret = bdrv_throttle_wait(front_throttle, bs, type != BDRV_REQ_READ, bytes, errp);
+        released = ret > 0;
+        ret = MIN(ret, 0);
     }
     if (ret == 0) {
         int taken = bdrv_co_request_begin(bs);
@@ -3543,6 +3546,9 @@ static int bdrv_do_request_here(BlockDriverState *bs, BdrvRequestType type,
         }
         request_depth--;
         bdrv_co_request_end(bs, taken);
+    }
+    if (released) {
+        bdrv_throttle_released_end();
     }
     if (!account) {
         if (ret >= 0 && type != BDRV_REQ_READ && type != BDRV_REQ_FLUSH) {
@@ -3636,13 +3642,31 @@ static int drained_depth;
 static int quiesce_requests;    /* exports' requests in the block layer */
 static CoQueue drain_queue = { G_QUEUE_INIT };
 
+static bool throttle_draining(void);
+static void throttle_kick_exempt(void);
+static void throttle_run_wakes(void);
+
+/*
+ * What a drained section waits for: the exports' requests in the block
+ * layer (all-nodes sections only) and the throttled requests it lets
+ * through, until they end.  Not those stopped at a blkdebug breakpoint
+ * (they would wait for ever, as a user must resume them).
+ */
+static void drained_poll(bool exports)
+{
+    throttle_kick_exempt();
+    throttle_run_wakes();
+    while (((exports && quiesce_requests > 0) || throttle_draining()) &&
+           !bdrv_debug_suspended_requests()) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+}
+
 void bdrv_drained_all_begin(void)
 {
     g_assert(!qemu_in_coroutine());
     drained_depth++;
-    while (quiesce_requests > 0 && !bdrv_debug_suspended_requests()) {
-        g_main_context_iteration(NULL, TRUE);
-    }
+    drained_poll(true);
 }
 
 void bdrv_drained_all_end(void)
@@ -3651,6 +3675,32 @@ void bdrv_drained_all_end(void)
     if (--drained_depth == 0) {
         qemu_co_queue_restart_all(&drain_queue);
     }
+}
+
+void bdrv_drained_node_begin(BlockDriverState *bs)
+{
+    g_assert(!qemu_in_coroutine());
+    bdrv_ref(bs);
+    bs->drained++;
+    drained_poll(false);
+}
+
+void bdrv_cancel_in_flight(BlockDriverState *bs)
+{
+    while (bs && bs->drv) {
+        if (bs->drv->bdrv_cancel_in_flight) {
+            bs->drv->bdrv_cancel_in_flight(bs);
+            return;
+        }
+        bs = bs->drv->is_passthrough ? bs->file : NULL;
+    }
+}
+
+void bdrv_drained_node_end(BlockDriverState *bs)
+{
+    g_assert(bs->drained > 0);
+    bs->drained--;
+    bdrv_unref(bs);
 }
 
 bool bdrv_drained(void)
@@ -4349,15 +4399,122 @@ void bdrv_throttle_defer_add(int64_t debt_ns, QEMUClockType clock)
     }
 }
 
-static gboolean throttle_co_wake(gpointer opaque)
+/*
+ * A request waiting in a throttle's queue (coroutines only).  @owner is
+ * the node whose drained section lets it through: the throttle filter
+ * node, or the root of the drive whose limits hold it.
+ */
+typedef struct ThrottleWaiter {
+    Coroutine *co;
+    BlockDriverState *owner;
+    bool test_clock;            /* on the virtual clock only a qtest steps */
+    guint wake;                 /* a pending wake-up, 0: none */
+} ThrottleWaiter;
+
+/* Every queued waiter, for a drained section to find and wake. */
+static GList *throttle_waiters;
+/* Requests a drained section let through that have not ended yet. */
+static int throttle_released;
+
+/*
+ * The drain rule (block.h, "Drained sections"; docs/concurrency.md): a
+ * throttle holds back no request while a drained section covers it,
+ * neither those already queued nor new ones; they are still counted, so
+ * the requests that follow the section wait for them.  The all-nodes
+ * section covers every throttle, a node's section those of that node.
+ */
+static bool throttle_exempt(BlockDriverState *owner)
 {
-    qemu_coroutine_enter(opaque);
+    return drained_depth > 0 || (owner && owner->drained > 0);
+}
+
+/* The waiters woken and not run yet, in the order they were woken. */
+static GQueue throttle_wakes = G_QUEUE_INIT;
+
+static void throttle_waiter_run(ThrottleWaiter *w)
+{
+    g_source_remove(w->wake);
+    w->wake = 0;
+    g_queue_remove(&throttle_wakes, w);
+    qemu_coroutine_enter(w->co);
+}
+
+static gboolean throttle_waiter_wake_cb(gpointer opaque)
+{
+    ThrottleWaiter *w = opaque;
+
+    g_queue_remove(&throttle_wakes, w);
+    w->wake = 0;
+    qemu_coroutine_enter(w->co);
     return G_SOURCE_REMOVE;
+}
+
+/*
+ * Wakes @w soon, once: at the latest from the main loop, before its other
+ * sources, or earlier from throttle_run_wakes().
+ */
+static void throttle_waiter_wake(ThrottleWaiter *w)
+{
+    if (!w->wake) {
+        w->wake = g_idle_add_full(G_PRIORITY_HIGH, throttle_waiter_wake_cb, w, NULL);
+        g_queue_push_tail(&throttle_wakes, w);
+    }
+}
+
+/*
+ * Runs the woken waiters now, each until it waits again or its request
+ * ends, and those they wake in turn (outside coroutines).  A throttle's
+ * timer does so, for a qtest clock_step to see the whole chain of
+ * requests that its time lets go: each waiter arms its timer within the
+ * step, as in QEMU, instead of after the clock has jumped to the step's
+ * end (when only the first of them would go).
+ */
+static void throttle_run_wakes(void)
+{
+    ThrottleWaiter *w;
+
+    g_assert(!qemu_in_coroutine());
+    while ((w = g_queue_peek_head(&throttle_wakes))) {
+        throttle_waiter_run(w);
+    }
+}
+
+/* Wakes the queued waiters a drained section now covers. */
+static void throttle_kick_exempt(void)
+{
+    for (GList *l = throttle_waiters; l; l = l->next) {
+        ThrottleWaiter *w = l->data;
+
+        if (throttle_exempt(w->owner)) {
+            throttle_waiter_wake(w);
+        }
+    }
+}
+
+/* Whether a drained section still has throttled requests to see through. */
+static bool throttle_draining(void)
+{
+    if (throttle_released > 0) {
+        return true;
+    }
+    for (GList *l = throttle_waiters; l; l = l->next) {
+        if (throttle_exempt(((ThrottleWaiter *)l->data)->owner)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void bdrv_throttle_released_end(void)
+{
+    g_assert(throttle_released > 0);
+    throttle_released--;
 }
 
 static void throttle_timer_wake(void *opaque)
 {
     qemu_coroutine_enter(opaque);
+    throttle_run_wakes();
 }
 
 static void throttle_timer_nop(void *opaque)
@@ -4366,13 +4523,15 @@ static void throttle_timer_nop(void *opaque)
 
 /*
  * Sleeps until @clock reaches @until, or fails (false) when the request's
- * real-time @deadline (0: none) comes first.  Inside a coroutine the
- * coroutine yields; outside, a wait on the real clock blocks the thread
- * (as such a request blocks its caller anyway), while a wait on a virtual
- * clock runs the main loop, for only the test's clock_step, which comes
- * through it, can end the wait.
+ * real-time @deadline (0: none) comes first; returns true early when a
+ * drained section comes to cover @owner.  Inside a coroutine the coroutine
+ * yields; outside, a wait on the real clock blocks the thread (as such a
+ * request blocks its caller anyway), while a wait on a virtual clock runs
+ * the main loop, for only the test's clock_step, which comes through it,
+ * can end the wait.
  */
-static bool throttle_sleep(QEMUClockType clock, int64_t until, int64_t deadline)
+static bool throttle_sleep(QEMUClockType clock, int64_t until, int64_t deadline,
+                           BlockDriverState *owner)
 {
     bool co = qemu_in_coroutine();
     QEMUTimerCB *cb = co ? throttle_timer_wake : throttle_timer_nop;
@@ -4401,7 +4560,7 @@ static bool throttle_sleep(QEMUClockType clock, int64_t until, int64_t deadline)
         qemu_timer_arm(expire, deadline);
     }
     for (;;) {
-        reached = qemu_clock_now_ns(clock) >= until;
+        reached = qemu_clock_now_ns(clock) >= until || throttle_exempt(owner);
         if (reached || (deadline && qemu_clock_now_ns(QEMU_CLOCK_REALTIME) >= deadline)) {
             break;
         }
@@ -4416,15 +4575,16 @@ static bool throttle_sleep(QEMUClockType clock, int64_t until, int64_t deadline)
     return reached;
 }
 
-/*
- * The coroutines whose requests wait in a throttle's queue on a virtual
- * clock that only a test steps: nothing else will let them go.
- */
-static GHashTable *test_clock_waiters;
-
 bool bdrv_throttle_held_by_test_clock(Coroutine *co)
 {
-    return test_clock_waiters && g_hash_table_contains(test_clock_waiters, co);
+    for (GList *l = throttle_waiters; l; l = l->next) {
+        ThrottleWaiter *w = l->data;
+
+        if (w->co == co) {
+            return w->test_clock && !throttle_exempt(w->owner);
+        }
+    }
+    return false;
 }
 
 /*
@@ -4433,30 +4593,36 @@ bool bdrv_throttle_held_by_test_clock(Coroutine *co)
  * then wakes the next.  Without the line, a request woken by its timer
  * competes with every request that came after it, and one that keeps
  * losing (a mirror's copy among a guest's stream of writes: conformance
- * 151's testUnderLoad) never goes; QEMU's throttle groups queue too.
+ * 151's testUnderLoad) never goes; QEMU's throttle groups queue too.  A
+ * drained section that covers the request's owner takes it out of the
+ * line wherever it stands.  Returns 1 when a drained section let it
+ * through (the caller calls bdrv_throttle_released_end() when the
+ * request has ended), 0 when the limits did, negative on error.
  */
-static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
+static int throttle_co_wait(ThrottleGroup *tg, BlockDriverState *owner, bool is_write,
+                            int64_t bytes, Error **errp)
 {
     GQueue *q = throttle_group_waiters(tg, is_write);
     QEMUClockType clock = throttle_group_clock(tg);
-    Coroutine *self = qemu_coroutine_self();
+    ThrottleWaiter w = { .co = qemu_coroutine_self(), .owner = owner };
+    bool released = false;
     int ret = 0;
 
     if (g_queue_is_empty(q) && throttle_group_wait_ns(tg, is_write, bytes) <= 0) {
         throttle_group_account(tg, is_write, bytes);
         return 0;
     }
-    g_queue_push_tail(q, self);
-    if (clock == QEMU_CLOCK_VIRTUAL && qemu_clock_virtual_is_manual()) {
-        if (!test_clock_waiters) {
-            test_clock_waiters = g_hash_table_new(NULL, NULL);
-        }
-        g_hash_table_add(test_clock_waiters, self);
-    }
+    w.test_clock = clock == QEMU_CLOCK_VIRTUAL && qemu_clock_virtual_is_manual();
+    g_queue_push_tail(q, &w);
+    throttle_waiters = g_list_prepend(throttle_waiters, &w);
     for (;;) {
         int64_t wait;
 
-        if (g_queue_peek_head(q) != self) {
+        if (throttle_exempt(owner)) {
+            released = true;
+            break;
+        }
+        if (g_queue_peek_head(q) != &w) {
             qemu_coroutine_yield();     /* the one before wakes us when it goes */
             continue;
         }
@@ -4464,32 +4630,51 @@ static int throttle_co_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Err
         if (wait <= 0) {
             break;
         }
-        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline)) {
+        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline, owner)) {
             /* It cannot go in time: it fails at its deadline. */
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             ret = -ETIMEDOUT;
             break;
         }
     }
-    g_queue_pop_head(q);
-    if (test_clock_waiters) {
-        g_hash_table_remove(test_clock_waiters, self);
+    if (w.wake) {
+        g_source_remove(w.wake);
+        g_queue_remove(&throttle_wakes, &w);
     }
-    if (!g_queue_is_empty(q)) {
-        g_idle_add(throttle_co_wake, g_queue_peek_head(q));
+    throttle_waiters = g_list_remove(throttle_waiters, &w);
+    if (g_queue_peek_head(q) == &w) {
+        g_queue_pop_head(q);
+        if (!g_queue_is_empty(q)) {
+            throttle_waiter_wake(g_queue_peek_head(q));
+        }
+    } else {
+        g_queue_remove(q, &w);
     }
     if (ret == 0) {
         throttle_group_account(tg, is_write, bytes);
     }
+    if (released) {
+        throttle_released++;
+        return 1;
+    }
     return ret;
 }
 
-int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp)
+int bdrv_throttle_wait(ThrottleGroup *tg, BlockDriverState *owner, bool is_write,
+                       int64_t bytes, Error **errp)
 {
     ThrottleDefer *d = throttle_defer_find();
     QEMUClockType clock = throttle_group_clock(tg);
     int64_t wait;
 
+    if (throttle_exempt(owner)) {
+        throttle_group_account(tg, is_write, bytes);
+        if (qemu_in_coroutine()) {
+            throttle_released++;
+            return 1;
+        }
+        return 0;
+    }
     if (d) {
         int64_t debt;
 
@@ -4500,10 +4685,10 @@ int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **
         return 0;
     }
     if (qemu_in_coroutine()) {
-        return throttle_co_wait(tg, is_write, bytes, errp);
+        return throttle_co_wait(tg, owner, is_write, bytes, errp);
     }
-    while ((wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
-        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline)) {
+    while (!throttle_exempt(owner) && (wait = throttle_group_wait_ns(tg, is_write, bytes)) > 0) {
+        if (!throttle_sleep(clock, qemu_clock_now_ns(clock) + wait, request_deadline, owner)) {
             error_setg(errp, "%s", g_strerror(ETIMEDOUT));
             return -ETIMEDOUT;
         }

@@ -315,6 +315,8 @@ QObject *qmp_block_job_set_speed(const char *device, int64_t speed, Error **errp
 QObject *qmp_block_job_cancel(const char *device, bool has_force, bool force, Error **errp)
 {
     BlockJob *job = block_job_find(device, errp);
+
+    job = job ? block_job_before_cancel(job, force, errp) : NULL;
     return job && block_job_cancel(job, force, errp) ? qdict_new() : NULL;
 }
 
@@ -335,7 +337,8 @@ QObject *qmp_block_job_cancel(const char *device, bool has_force, bool force, Er
 /* As QEMU's job-cancel: a ready mirror stops without syncing (force). */
 static bool block_job_cancel_forced(BlockJob *job, Error **errp)
 {
-    return block_job_cancel(job, true, errp);
+    job = block_job_before_cancel(job, true, errp);
+    return job && block_job_cancel(job, true, errp);
 }
 
 JOB_VERB_COMMAND(qmp_block_job_pause, block_job_find, device, block_job_pause)

@@ -900,13 +900,32 @@ static void put_throttle_info(BlockDeviceInfo *info, const DriveInfo *d)
  */
 static void drive_set_throttle(DriveInfo *d, const char *group, const ThrottleLimits *l)
 {
+    const char *name = group ? group : drive_name(d);
+    bool enable = throttle_limits_enabled(l);
+
+    if (d->throttle && enable && !strcmp(d->throttle_group, name)) {
+        /* New limits, same group: joined before left, so the group lives on. */
+        throttle_group_leave(throttle_group_join(name, l));
+        return;
+    }
     if (d->throttle) {
+        /*
+         * The drive's requests queued in the group it leaves go through
+         * first, as QEMU drains the drive (and only it) there: the other
+         * drives' requests stay held.
+         */
+        if (d->bs) {
+            bdrv_drained_node_begin(d->bs);
+        }
         throttle_group_leave(d->throttle);
         d->throttle = NULL;
         g_clear_pointer(&d->throttle_group, g_free);
+        if (d->bs) {
+            bdrv_drained_node_end(d->bs);
+        }
     }
-    if (throttle_limits_enabled(l)) {
-        d->throttle_group = g_strdup(group ? group : drive_name(d));
+    if (enable) {
+        d->throttle_group = g_strdup(name);
         d->throttle = throttle_group_join(d->throttle_group, l);
     }
 }

@@ -1235,6 +1235,21 @@ static int aio_held_by_test_clock(void)
     return n;
 }
 
+/*
+ * qemuio_drain() waits for the aio requests; it is no drained section:
+ * QEMU's qemu-io neither drains after a command (HMP's qemu-io on a drive
+ * returns with its requests still queued in the drive's throttle, iotest
+ * 093).  What drains in QEMU (aio_flush, the end of a session) calls
+ * qemuio_drain_all(), in a drained section (block.h): the throttles let
+ * the requests through at once.
+ */
+void qemuio_drain_all(void)
+{
+    bdrv_drained_all_begin();
+    qemuio_drain();
+    bdrv_drained_all_end();
+}
+
 void qemuio_drain(void)
 {
     /*
@@ -1506,7 +1521,8 @@ static const QemuIOCommand flush_cmd = {
 };
 
 /*
- * It waits for the aio requests in flight, no more (QEMU 7.2 neither
+ * It waits for the aio requests in flight, in a drained section as QEMU's
+ * (blk_drain_all: throttled requests go at once), no more (QEMU 7.2 neither
  * flushes), but counts that wait as a flush of the node, as QEMU does
  * (query-blockstats' flush_operations, iotest 136).
  */
@@ -1514,7 +1530,7 @@ static int aio_flush_f(BlockDriverState *bs, int argc, char **argv)
 {
     int64_t start = bdrv_acct_clock_ns();
 
-    qemuio_drain();
+    qemuio_drain_all();
     bdrv_account_done(bs, BLOCK_ACCT_FLUSH, start);
     return 0;
 }

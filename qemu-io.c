@@ -578,8 +578,11 @@ static bool parse_options(int argc, char **argv, OpenParams *p, QDict *opts,
  */
 static int finish_session(void)
 {
-    /* The last aio requests end (and print) before the image closes. */
-    qemuio_drain();
+    /*
+     * The last aio requests end (and print) before the image closes; the
+     * close drains, so a throttle holds them no longer.
+     */
+    qemuio_drain_all();
     if (qemuio_aio_in_flight()) {
         /* QEMU's would wait forever for them. */
         error_report("%d aio requests never completed: stopped at blkdebug breakpoints "

@@ -33,8 +33,13 @@ typedef void (*QemuIOOutputFn)(void *opaque, bool is_error, const char *text);
 void qemuio_set_output(QemuIOOutputFn fn, void *opaque);
 void qemuio_get_output(QemuIOOutputFn *fn, void **opaque);
 
-/* Waits until the aio requests in flight have ended (their lines printed). */
+/*
+ * Waits until the aio requests in flight have ended (their lines printed),
+ * but for those a throttle holds on a qtest's virtual clock; _all() does so
+ * in a drained section, where throttles hold nothing back (block.h).
+ */
 void qemuio_drain(void);
+void qemuio_drain_all(void);
 /* How many aio requests are in flight. */
 int qemuio_aio_in_flight(void);
 /*

@@ -270,6 +270,15 @@ static void backup_clean(BlockJob *job)
     }
 }
 
+static void backup_cancel_in_flight(BlockJob *job)
+{
+    BackupJob *s = (BackupJob *)job;
+
+    if (s->target) {
+        bdrv_cancel_in_flight(s->target);
+    }
+}
+
 static const BlockJobDriver backup_driver = {
     .type = JOB_TYPE_BACKUP,
     .instance_size = sizeof(BackupJob),
@@ -277,6 +286,7 @@ static const BlockJobDriver backup_driver = {
     .prepare = backup_prepare,
     .abort = backup_abort,
     .clean = backup_clean,
+    .cancel_in_flight = backup_cancel_in_flight,
 };
 
 /* The bitmap arguments, with QEMU's checks; finds s->bitmap. */

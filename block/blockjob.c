@@ -1321,6 +1321,21 @@ static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
     return true;
 }
 
+BlockJob *block_job_before_cancel(BlockJob *job, bool force, Error **errp)
+{
+    if (job->ready && !force) {
+        g_autofree char *id = g_strdup(job->id);
+        bool generic = job->driver->generic;
+
+        block_job_wait_steps();
+        return generic ? job_find(id, errp) : block_job_find(id, errp);
+    }
+    if (job_busy(job) && job->driver->cancel_in_flight) {
+        job->driver->cancel_in_flight(job);
+    }
+    return job;
+}
+
 bool block_job_cancel(BlockJob *job, bool force, Error **errp)
 {
     return cancel_common(job, force, true, errp);

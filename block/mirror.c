@@ -477,6 +477,15 @@ static void mirror_clean(BlockJob *job)
     }
 }
 
+static void mirror_cancel_in_flight(BlockJob *job)
+{
+    MirrorJob *s = (MirrorJob *)job;
+
+    if (s->target) {
+        bdrv_cancel_in_flight(s->target);
+    }
+}
+
 static const BlockJobDriver mirror_driver = {
     .type = JOB_TYPE_MIRROR,
     .instance_size = sizeof(MirrorJob),
@@ -485,6 +494,7 @@ static const BlockJobDriver mirror_driver = {
     .prepare = mirror_prepare,
     .abort = mirror_abort,
     .clean = mirror_clean,
+    .cancel_in_flight = mirror_cancel_in_flight,
 };
 
 static const BlockJobDriver active_commit_driver = {
@@ -495,6 +505,7 @@ static const BlockJobDriver active_commit_driver = {
     .prepare = mirror_prepare,
     .abort = mirror_abort,
     .clean = mirror_clean,
+    .cancel_in_flight = mirror_cancel_in_flight,
 };
 
 /* Marks what the job must copy at first. */

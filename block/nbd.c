@@ -77,6 +77,12 @@ typedef struct BDRVNBDState {
     int64_t lost_since;
     CoMutex reconnect_lock;
     bool reconnecting;
+    /*
+     * A job's cancel gave up on the lost connection (nbd_cancel_in_flight):
+     * requests try to connect once, without waiting, until one succeeds.
+     * Read by the reconnecting worker thread too.
+     */
+    gint wait_cancelled;
 } BDRVNBDState;
 
 /* ------------------------------------------------------------------ */
@@ -902,7 +908,7 @@ static int nbd_reconnect_work(void *opaque)
             nbd_close(r->h);
             r->h = NULL;
         }
-        if (g_get_monotonic_time() >= r->deadline) {
+        if (g_get_monotonic_time() >= r->deadline || g_atomic_int_get(&r->s->wait_cancelled)) {
             return -EIO;
         }
         g_usleep(100 * 1000);
@@ -942,6 +948,9 @@ static bool nbd_reconnect(BlockDriverState *bs, uint64_t generation)
         s->lost_since = g_get_monotonic_time();
     }
     r.deadline = s->lost_since + (int64_t)s->reconnect_delay * G_USEC_PER_SEC;
+    if (g_atomic_int_get(&s->wait_cancelled)) {
+        r.deadline = 0;         /* one attempt: nothing waits any more */
+    }
     s->reconnecting = true;
     ok = thread_pool_run(nbd_reconnect_work, &r) == 0;
     s->reconnecting = false;
@@ -952,6 +961,7 @@ static bool nbd_reconnect(BlockDriverState *bs, uint64_t generation)
         s->nbd = r.h;
         s->generation++;
         s->lost_since = 0;
+        g_atomic_int_set(&s->wait_cancelled, 0);
     }
 out:
     if (in_co) {
@@ -1035,6 +1045,17 @@ static int nbd_bdrv_create(const char *filename, QDict *opts, Error **errp)
     return ret < 0 ? ret : 0;
 }
 
+/*
+ * Requests waiting for a lost connection give up (the worker looks at the
+ * flag between its attempts, every 0.1 s), as QEMU's do on a job's cancel.
+ */
+static void nbd_cancel_in_flight(BlockDriverState *bs)
+{
+    BDRVNBDState *s = bs->opaque;
+
+    g_atomic_int_set(&s->wait_cancelled, 1);
+}
+
 static BlockDriver bdrv_nbd = {
     .format_name = "nbd",
     .protocol_names = (const char *const[]) { "nbd", "nbd+tcp", "nbd+unix", NULL },
@@ -1044,6 +1065,7 @@ static BlockDriver bdrv_nbd = {
     .no_reopen = true,
     .bdrv_open = nbd_bdrv_open,
     .bdrv_close = nbd_bdrv_close,
+    .bdrv_cancel_in_flight = nbd_cancel_in_flight,
     .bdrv_pread = nbd_bdrv_pread,
     .bdrv_pwrite = nbd_bdrv_pwrite,
     .bdrv_pwrite_zeroes = nbd_bdrv_pwrite_zeroes,

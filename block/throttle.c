@@ -103,44 +103,62 @@ static void throttle_close(BlockDriverState *bs)
     }
 }
 
-static int throttle_wait(BlockDriverState *bs, bool is_write, int64_t bytes,
-                         Error **errp)
+typedef enum ThrottleOp { THROTTLE_READ, THROTTLE_WRITE, THROTTLE_ZEROES, THROTTLE_DISCARD } ThrottleOp;
+
+/* Waits as the group says, then passes the request to the file child. */
+static int throttle_request(BlockDriverState *bs, ThrottleOp op, int64_t offset, int64_t bytes,
+                            void *buf, int flags, Error **errp)
 {
     BDRVThrottleState *s = bs->opaque;
+    int ret = bdrv_throttle_wait(s->tg, bs, op != THROTTLE_READ, bytes, errp);
+    bool released = ret > 0;
 
-    return bdrv_throttle_wait(s->tg, is_write, bytes, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    switch (op) {
+    case THROTTLE_READ:
+        ret = bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+        break;
+    case THROTTLE_WRITE:
+        ret = bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+        break;
+    case THROTTLE_ZEROES:
+        ret = bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+        break;
+    case THROTTLE_DISCARD:
+        ret = bdrv_pdiscard(bs->file, offset, bytes, errp);
+        break;
+    }
+    if (released) {
+        /* A drained section let it through: it waits for the end. */
+        bdrv_throttle_released_end();
+    }
+    return ret;
 }
 
 static int throttle_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
                           int flags, Error **errp)
 {
-    int ret = throttle_wait(bs, false, bytes, errp);
-
-    return ret < 0 ? ret : bdrv_pread(bs->file, offset, bytes, buf, flags, errp);
+    return throttle_request(bs, THROTTLE_READ, offset, bytes, buf, flags, errp);
 }
 
 static int throttle_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            const void *buf, int flags, Error **errp)
 {
-    int ret = throttle_wait(bs, true, bytes, errp);
-
-    return ret < 0 ? ret : bdrv_pwrite(bs->file, offset, bytes, buf, flags, errp);
+    return throttle_request(bs, THROTTLE_WRITE, offset, bytes, (void *)buf, flags, errp);
 }
 
 static int throttle_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int flags, Error **errp)
 {
-    int ret = throttle_wait(bs, true, bytes, errp);
-
-    return ret < 0 ? ret : bdrv_pwrite_zeroes(bs->file, offset, bytes, flags, errp);
+    return throttle_request(bs, THROTTLE_ZEROES, offset, bytes, NULL, flags, errp);
 }
 
 static int throttle_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes,
                              Error **errp)
 {
-    int ret = throttle_wait(bs, true, bytes, errp);
-
-    return ret < 0 ? ret : bdrv_pdiscard(bs->file, offset, bytes, errp);
+    return throttle_request(bs, THROTTLE_DISCARD, offset, bytes, NULL, 0, errp);
 }
 
 static BlockDriver bdrv_throttle = {

@@ -285,7 +285,7 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
     g_autofree char *word = next_word(&p, &bad);
     const HMPCommand *cmd;
     QDict *args;
-    bool drained;
+    bool drained, cancel;
 
     if (!word) {
         return;
@@ -299,16 +299,25 @@ static void run_cmd(Monitor *mon, GPtrArray *table, const char *line, const char
     if (!*prefix) {
         block_job_wait_starting();
     }
-    drained = !*prefix && strcmp(word, "info") && strcmp(word, "qemu-io");
+    /* block_set_io_throttle drains its drive alone, as in QMP. */
+    drained = !*prefix && strcmp(word, "info") && strcmp(word, "qemu-io") &&
+              strcmp(word, "block_set_io_throttle");
+    /* As QMP does (qmp-protocol.c): the cancel waits after its work. */
+    cancel = !strcmp(word, "block_job_cancel");
     if (drained) {
         /* As QMP does (monitor.c): wait for the jobs' steps in flight. */
-        block_job_wait_steps();
+        if (!cancel) {
+            block_job_wait_steps();
+        }
         bdrv_drained_all_begin();
     }
     if (parse_args(mon, cmd, word, p, args)) {
         cmd->handler(mon, args);
     }
     if (drained) {
+        if (cancel) {
+            block_job_wait_steps();
+        }
         bdrv_drained_all_end();
     }
     /* Arguments may hold a password: wipe string values before freeing. */

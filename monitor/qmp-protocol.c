@@ -232,7 +232,7 @@ static bool qmp_check_request(Monitor *mon, json_t *req, json_t *id, const char 
 /* Runs @cmd and sends its reply (with @id, if any). */
 static void qmp_run_command(Monitor *mon, const char *cmd, json_t *args, json_t *id)
 {
-    bool drained;
+    bool drained, cancel;
     Error *err = NULL;
     QObject *ret;
 
@@ -243,9 +243,19 @@ static void qmp_run_command(Monitor *mon, const char *cmd, json_t *args, json_t 
      * that a job pauses or ends before their reply, between two steps.
      */
     block_job_wait_starting();
-    drained = !g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command");
+    /*
+     * block_set_io_throttle drains the drive it changes, and only that
+     * (blockdev.c): a drained section of all nodes would let the other
+     * drives' throttled requests through as well (block.h).
+     */
+    drained = !g_str_has_prefix(cmd, "query-") && strcmp(cmd, "human-monitor-command") &&
+              strcmp(cmd, "block_set_io_throttle");
+    /* The cancels wait after their work instead (block_job_before_cancel()). */
+    cancel = !strcmp(cmd, "block-job-cancel") || !strcmp(cmd, "job-cancel");
     if (drained) {
-        block_job_wait_steps();
+        if (!cancel) {
+            block_job_wait_steps();
+        }
         /* Nor may an export's request be in the middle of it (block.h). */
         bdrv_drained_all_begin();
     }
@@ -253,6 +263,9 @@ static void qmp_run_command(Monitor *mon, const char *cmd, json_t *args, json_t 
     ret = qmp_dispatch_command(cmd, args, &err);
     cur_qmp = NULL;
     if (drained) {
+        if (cancel) {
+            block_job_wait_steps();
+        }
         bdrv_drained_all_end();
     }
     if (err) {

@@ -624,6 +624,26 @@ bool bdrv_in_sync_wait(void);
  */
 void bdrv_drained_all_begin(void);
 void bdrv_drained_all_end(void);
+/*
+ * Throttles (block_int.h, bdrv_throttle_wait()) hold back no request in a
+ * drained section, as in QEMU 7.2: begin lets the queued ones through at
+ * once and returns when they have ended, and new ones are not held until
+ * the end; all are still counted, so later requests wait for them.  The
+ * all-nodes section covers every throttle.  A node's section
+ * (bdrv_drained_node_begin/end) covers only the throttles of that node:
+ * QEMU's drain of one node, for what drains one node and must leave the
+ * others throttled (block_set_io_throttle taking a drive out of its
+ * group); it does not stop the exports.
+ */
+void bdrv_drained_node_begin(BlockDriverState *bs);
+/*
+ * What a job's force cancel does to its target, as QEMU 7.2: the node's
+ * requests that wait for a lost NBD connection to come back fail at once
+ * (the driver's bdrv_cancel_in_flight, reached through passthrough nodes
+ * such as raw), so the cancel does not wait for reconnect-delay.
+ */
+void bdrv_cancel_in_flight(BlockDriverState *bs);
+void bdrv_drained_node_end(BlockDriverState *bs);
 bool bdrv_drained(void);
 bool bdrv_co_wait_undrained(const bool *give_up);
 void bdrv_drain_kick(void);

@@ -122,6 +122,8 @@ struct BlockDriverState {
      * node (a format reading its own VM state, a notifier).
      */
     int co_in_flight;
+    /* Drained sections of this node alone (bdrv_drained_node_begin()). */
+    int drained;
     CoMutex request_lock;
     int request_lock_depth;
     /*
@@ -322,6 +324,12 @@ typedef struct BlockDriver {
      */
     int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags, Error **errp);
     void (*bdrv_close)(BlockDriverState *bs);
+    /*
+     * Makes the node's requests that wait for something that may not come
+     * soon (an NBD server reconnecting) fail now, and later ones not wait
+     * for it either until it has come (QEMU's bdrv_cancel_in_flight).
+     */
+    void (*bdrv_cancel_in_flight)(BlockDriverState *bs);
 
     int (*bdrv_pread)(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       void *buf, int flags, Error **errp);
@@ -839,7 +847,16 @@ typedef struct ThrottleGroup ThrottleGroup;
  * request, the caller waiting that out without blocking (as QEMU queues a
  * throttled request and lets its loop run meanwhile).
  */
-int bdrv_throttle_wait(ThrottleGroup *tg, bool is_write, int64_t bytes, Error **errp);
+int bdrv_throttle_wait(ThrottleGroup *tg, BlockDriverState *owner, bool is_write, int64_t bytes,
+                       Error **errp);
+/*
+ * A drained section (block.h) that covers @owner (the throttle filter
+ * node, or the root of the drive whose limits apply) lets the request
+ * through at once, still counted: bdrv_throttle_wait() returns 1 then,
+ * and the caller calls bdrv_throttle_released_end() once the request has
+ * ended, for the section waits for it.
+ */
+void bdrv_throttle_released_end(void);
 void bdrv_throttle_defer_begin(void);
 int64_t bdrv_throttle_defer_end(QEMUClockType *clock);
 /*

@@ -210,6 +210,17 @@ bool block_job_complete(BlockJob *job, Error **errp);
  * stops at once and emits BLOCK_JOB_CANCELLED.
  */
 bool block_job_cancel(BlockJob *job, bool force, Error **errp);
+/*
+ * The monitor runs the cancel commands without waiting for the jobs'
+ * steps first (block_job_wait_steps(); it waits after them, before the
+ * reply): a cancel that ends @job makes its step's long waits end now
+ * (BlockJobDriver.cancel_in_flight: an NBD target reconnecting, QEMU's
+ * iotest 264), where waiting first would wait them out.  A ready job's
+ * cancel without @force (it syncs to the end) waits for the steps as
+ * other commands do.  Returns the job to cancel, NULL with @errp set when
+ * it ended meanwhile.
+ */
+BlockJob *block_job_before_cancel(BlockJob *job, bool force, Error **errp);
 /* The job that claims @bs ("Node ... is busy"), or NULL. */
 BlockJob *block_job_on_node(BlockDriverState *bs);
 /* A pending job (auto-finalize off): make its result visible (or undo it). */

@@ -51,6 +51,11 @@ typedef struct BlockJobDriver {
     /* Always, last: drop notifiers and nodes. */
     void (*clean)(BlockJob *job);
     /*
+     * A cancel that ends the job came while a step is in flight: make the
+     * step's requests that may wait long (bdrv_cancel_in_flight()) end now.
+     */
+    void (*cancel_in_flight)(BlockJob *job);
+    /*
      * A job of QEMU's generic kind (blockdev-create), not a block job: it
      * has no node of its own, sends no BLOCK_JOB_* events, is not listed
      * by query-block-jobs and block-job-* commands do not find it; only
