@@ -345,6 +345,12 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
         }
     }
     s->backing_file = g_strdup(backing_file);
+    /*
+     * QEMU's commit and stream copy at most 512 KiB at a time, and the
+     * speed limit is charged per copy: at a low speed, what is copied
+     * before the first wait (the offset a cancel reports) is one such copy.
+     */
+    block_job_set_chunk(&s->common, 512 * KiB);
     s->common.on_source_error = on_error;
     s->common.on_target_error = on_error;
     return s;
