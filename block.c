@@ -1844,6 +1844,32 @@ static int open_backing(BlockDriverState *bs, QDict *backing_opts, int flags,
     return 0;
 }
 
+int bdrv_open_backing_file(BlockDriverState *bs, Error **errp)
+{
+    g_autofree char *identity = NULL;
+    GSList *chain;
+    int ret;
+
+    if (bs->backing || !bs->backing_file[0]) {
+        return 0;
+    }
+    identity = file_identity((bs->file ? bs->file : bs)->filename);
+    chain = g_slist_prepend(NULL, identity);
+    ret = open_backing(bs, qdict_new(), bs->open_flags & ~BDRV_O_NO_BACKING, chain, errp);
+    g_slist_free(chain);
+    if (ret < 0) {
+        return ret;
+    }
+    if (bs->backing) {
+        g_autofree char *name = bdrv_display_filename(bs->backing);
+
+        g_strlcpy(bs->auto_backing_file, name, sizeof(bs->auto_backing_file));
+    }
+    /* A backing node is only read, sharing everything: this cannot conflict. */
+    bdrv_refresh_perms(NULL);
+    return 0;
+}
+
 /*
  * As in QEMU, a node's children (its file and backing nodes) use its host
  * cache mode unless they are given one of their own: O_DIRECT on a format

@@ -702,11 +702,23 @@ BlockDriverState *blockdev_add(QDict *options, Error **errp)
     return bs;
 }
 
-bool blockdev_check_node_free(BlockDriverState *bs, Error **errp)
+/*
+ * Whether @bs is held by its backup job only through the job's filter
+ * above it: QEMU puts that job's blockers on the filter, not on the
+ * source, so deleting the source meets its other users first.
+ */
+static bool blockdev_backup_source_only(BlockDriverState *bs)
+{
+    BlockJob *job = block_job_on_node(bs);
+
+    return job && !strcmp(block_job_type(job), "backup") && block_job_main_node(job) == bs;
+}
+
+static bool check_node_free(BlockDriverState *bs, bool job_blocks, Error **errp)
 {
     GList *nodes;
 
-    if (!block_job_check_node_free(bs, errp)) {
+    if (job_blocks && !block_job_check_node_free(bs, errp)) {
         return false;
     }
     nodes = bdrv_all_nodes();
@@ -719,6 +731,11 @@ bool blockdev_check_node_free(BlockDriverState *bs, Error **errp)
         }
     }
     return true;
+}
+
+bool blockdev_check_node_free(BlockDriverState *bs, Error **errp)
+{
+    return check_node_free(bs, true, errp);
 }
 
 bool blockdev_del(const char *node_name, Error **errp)
@@ -744,7 +761,7 @@ bool blockdev_del(const char *node_name, Error **errp)
         error_setg(errp, "Node %s is in use", node_name);
         return false;
     }
-    if (!blockdev_check_node_free(bs, errp)) {
+    if (!check_node_free(bs, !blockdev_backup_source_only(bs), errp)) {
         return false;
     }
     /* Another node's file child, or held otherwise (an export, a job's target). */

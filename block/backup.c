@@ -418,6 +418,8 @@ static BlockJob *backup_start(BackupJob *s, BlockDriverState *target, bool fresh
     s->target = target;
     block_job_add_node(job, target);
     s->sync = opts->sync;
+    /* sync=none has no background copy: QEMU's job just waits, cancel wakes it. */
+    job->cancel_ends_at_once = opts->sync != MIRROR_SYNC_MODE_NONE;
     /*
      * As QEMU's: the copy's unit is the target's cluster when larger than
      * the job's (the filter's copy bitmap has it as granularity).  A target
@@ -524,7 +526,7 @@ BlockJob *block_job_drive_backup(const BackupOptions *opts, Error **errp)
         return NULL;
     }
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
-                                   NULL, opts->quiet, errp);
+                                   NULL, opts->quiet, false, errp);
     if (!target) {
         block_job_free_unstarted(&s->common);
         return NULL;

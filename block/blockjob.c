@@ -1310,11 +1310,20 @@ static bool cancel_common(BlockJob *job, bool force, bool defer, Error **errp)
             /* It ends once the step in flight has ended. */
             return true;
         }
+        if (!defer || job->cancel_ends_at_once) {
+            /* Between two steps nothing is half done: it can end right here. */
+            job_finish(job, -ECANCELED, NULL);
+            return true;
+        }
         /*
-         * Between two steps nothing is half done: the job can end right
-         * here, and the event comes before the command's reply.
+         * Most QEMU jobs end only after the command's reply (their end
+         * runs in the main loop once the command has returned): management
+         * sees the reply before "aborting".  At high priority, so that it
+         * ends before the monitor reads the next command.
          */
-        job_finish(job, -ECANCELED, NULL);
+        unschedule(job);
+        job->source_idle = true;
+        job->source_id = g_idle_add_full(G_PRIORITY_HIGH, job_iterate, job, NULL);
         return true;
     }
     schedule_in(job, 0);
@@ -1874,7 +1883,7 @@ static bool target_not_open(const char *target, Error **errp)
 BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
                                         const char *format, NewImageMode mode,
                                         BlockDriverState *backing, const char *node_name,
-                                        bool quiet, Error **errp)
+                                        bool quiet, bool existing_no_backing, Error **errp)
 {
     int64_t size = bdrv_getlength(src);
     QDict *opts;
@@ -1937,8 +1946,8 @@ BlockDriverState *block_job_open_target(BlockDriverState *src, const char *targe
             qdict_put_obj(opts, "backing", json_null());
         }
     }
-    bs = bdrv_open(target, opts, BDRV_O_RDWR | BDRV_O_NO_PROMPT | BDRV_O_PROBE_QUIET,
-                   errp);
+    bs = bdrv_open(target, opts, BDRV_O_RDWR | BDRV_O_NO_PROMPT | BDRV_O_PROBE_QUIET |
+                   (existing_no_backing ? BDRV_O_NO_BACKING : 0), errp);
     if (!bs) {
         return NULL;
     }

@@ -391,6 +391,8 @@ static CopyJob *copy_job_create(const BlockJobDriver *driver, const char *job_id
         }
     }
     s->backing_file = g_strdup(backing_file);
+    /* The job's chunk too, so that whatever reads it sees QEMU's copy size. */
+    block_job_set_chunk(&s->common, COPY_JOB_CHUNK);
     s->common.on_source_error = on_error;
     s->common.on_target_error = on_error;
     return s;

@@ -50,6 +50,8 @@ typedef struct MirrorJob {
     /* The range the step in flight copies (empty: none). */
     int64_t inflight_start, inflight_end;
     struct MirrorBatch *batch;  /* the step's copies in flight, or NULL */
+    /* drive-mirror mode=existing: the target's backing chain opens at the end. */
+    bool open_target_backing;
 } MirrorJob;
 
 static void mirror_update_progress(MirrorJob *s)
@@ -430,7 +432,25 @@ static int mirror_prepare(BlockJob *job, Error **errp)
      * completing job then leaves the drive on its source.
      */
     ret = bdrv_flush(s->target, errp);
-    if (ret < 0 || job->cancelled) {
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->open_target_backing) {
+        Error *local_err = NULL;
+
+        /*
+         * As QEMU 7.2, completed or cancelled when ready: a backing chain
+         * that does not open is reported on stderr and fails the job
+         * ("Invalid argument"), but a completing target takes the
+         * source's place all the same, without a backing node.
+         */
+        s->open_target_backing = false;
+        if (bdrv_open_backing_file(s->target, &local_err) < 0) {
+            error_report_err(local_err);
+            ret = -EINVAL;
+        }
+    }
+    if (job->cancelled) {
         return ret;
     }
     if (s->notifier_added) {
@@ -446,7 +466,7 @@ static int mirror_prepare(BlockJob *job, Error **errp)
         /* The base is the drive's active layer now and stays writable. */
         s->base_was_ro = false;
     }
-    return 0;
+    return ret;
 }
 
 static void mirror_abort(BlockJob *job)
@@ -639,8 +659,14 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
     } else if (opts->sync == MIRROR_SYNC_MODE_TOP) {
         backing = bs->backing;
     }
+    /*
+     * As QEMU's drive-mirror: an existing target is opened without its
+     * backing chain, which need not exist yet; the chain its header names
+     * is opened when the job completes (mirror_prepare()).
+     */
     target = block_job_open_target(bs, opts->target, opts->format, opts->mode, backing,
-                                   opts->node_name, opts->quiet, errp);
+                                   opts->node_name, opts->quiet,
+                                   opts->mode == NEW_IMAGE_MODE_EXISTING, errp);
     if (!target) {
         return NULL;
     }
@@ -658,6 +684,7 @@ BlockJob *block_job_drive_mirror(const MirrorOptions *opts, Error **errp)
         return NULL;
     }
     s->target_is_zero = opts->mode == NEW_IMAGE_MODE_ABSOLUTE_PATHS && !target->backing;
+    s->open_target_backing = opts->mode == NEW_IMAGE_MODE_EXISTING;
     return mirror_start(s, target, opts->sync, errp);
 }
 

@@ -488,6 +488,11 @@ int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *nam
 /* Attaches (or with NULL detaches) @backing as @bs's backing node in memory. */
 void bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing);
 /*
+ * Opens the backing chain @bs's image names, for a node opened without it
+ * (nothing to do when it has a backing node or names none).  0 or -errno.
+ */
+int bdrv_open_backing_file(BlockDriverState *bs, Error **errp);
+/*
  * Makes @files[i] the file child of @nodes[i] (for the non-NULL ones) in
  * place of the present ones (which keep their references: the caller
  * drops them or puts them back), after checking the permissions of the

@@ -89,6 +89,12 @@ struct BlockJob {
     bool user_paused;
     bool cancelled;
     bool force_cancel;
+    /*
+     * A cancel between two steps ends the job before the command's reply
+     * (its events come first), as QEMU's backup with a copy under way,
+     * whose cancel completes the job at once; other jobs end after it.
+     */
+    bool cancel_ends_at_once;
     bool ready;
     bool complete_requested;
     bool err_is_read;           /* set by step on failure */
@@ -297,11 +303,13 @@ BlockDriverState *block_job_find_in_chain(BlockDriverState *top, const char *nam
 /*
  * Opens or creates a drive-backup / drive-mirror target as @mode and
  * @format say.  @backing: the backing file for the new image (NULL: none).
+ * @existing_no_backing: an existing image is opened without its backing
+ * chain (drive-mirror's, opened only when the job completes).
  */
 BlockDriverState *block_job_open_target(BlockDriverState *src, const char *target,
                                         const char *format, NewImageMode mode,
                                         BlockDriverState *backing, const char *node_name,
-                                        bool quiet, Error **errp);
+                                        bool quiet, bool existing_no_backing, Error **errp);
 
 /*
  * Freezes the backing links from @top down to @base (the link into @base
