@@ -211,7 +211,7 @@ static BlockDriverState *bdrv_new(void)
     bs->refcnt = 1;
     bs->shared_perm = BLK_PERM_ALL;     /* no locks held */
     bs->perm_seq = ++perm_seq_counter;
-    qemu_co_mutex_init(&bs->request_lock);
+    qemu_co_rec_mutex_init(&bs->request_lock);
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
 }
@@ -3498,12 +3498,7 @@ static int bdrv_co_request_begin(BlockDriverState *bs)
         taken |= REQ_REF;
     }
     if (serial) {
-        if (bs->request_lock.holder == co) {
-            bs->request_lock_depth++;
-        } else {
-            qemu_co_mutex_lock(&bs->request_lock);
-            bs->request_lock_depth = 1;
-        }
+        qemu_co_rec_mutex_lock(&bs->request_lock);
         taken |= REQ_SERIAL;
     }
     return taken;
@@ -3516,8 +3511,8 @@ static int bdrv_co_request_begin(BlockDriverState *bs)
  */
 static void bdrv_co_request_end(BlockDriverState *bs, int taken)
 {
-    if ((taken & REQ_SERIAL) && --bs->request_lock_depth == 0) {
-        qemu_co_mutex_unlock(&bs->request_lock);
+    if (taken & REQ_SERIAL) {
+        qemu_co_rec_mutex_unlock(&bs->request_lock);
     }
     if (taken & REQ_REF) {
         bs->co_in_flight--;

@@ -108,7 +108,7 @@ static int backup_before_write(void *opaque, BlockDriverState *bs, int64_t offse
      */
     while (start < s->inflight_end && s->inflight_start < end &&
            !(qemu_in_coroutine() &&
-             s->common.bs->request_lock.holder == qemu_coroutine_self())) {
+             s->common.bs->request_lock.mutex.holder == qemu_coroutine_self())) {
         if (qemu_in_coroutine()) {
             qemu_co_queue_wait(&s->inflight_waiters, NULL);
         } else {

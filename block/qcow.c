@@ -61,39 +61,22 @@ typedef struct BDRVQcowState {
      * covers the L1 table, the L2 cache, file_end and the decompressed
      * cluster cache; guest data is read and written with it dropped.
      */
-    CoMutex lock;
-    int lock_depth;
+    CoRecMutex lock;
 } BDRVQcowState;
 
 /* Taken again without waiting by its holder; a no-op outside coroutines. */
 static void qcow_lock(BlockDriverState *bs)
 {
     BDRVQcowState *s = bs->opaque;
-    Coroutine *co = qemu_coroutine_self();
 
-    if (!co) {
-        return;
-    }
-    if (s->lock.holder == co) {
-        s->lock_depth++;
-        return;
-    }
-    qemu_co_mutex_lock(&s->lock);
-    s->lock_depth = 1;
+    qemu_co_rec_mutex_lock(&s->lock);
 }
 
 static void qcow_unlock(BlockDriverState *bs)
 {
     BDRVQcowState *s = bs->opaque;
-    Coroutine *co = qemu_coroutine_self();
 
-    if (!co) {
-        return;
-    }
-    g_assert(s->lock.holder == co && s->lock_depth > 0);
-    if (--s->lock_depth == 0) {
-        qemu_co_mutex_unlock(&s->lock);
-    }
+    qemu_co_rec_mutex_unlock(&s->lock);
 }
 
 /*
@@ -378,7 +361,7 @@ static int qcow_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     }
     s->cluster_buf = g_malloc(s->cluster_size);
     s->cdata = g_malloc(s->cluster_size);
-    qemu_co_mutex_init(&s->lock);
+    qemu_co_rec_mutex_init(&s->lock);
     s->file_end = file_len;
     ret = take_encrypt_options(bs, options, errp);
     if (ret < 0) {

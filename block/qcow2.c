@@ -268,32 +268,15 @@ static void qcow2_free_state(BDRVQcow2State *s)
 void qcow2_lock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    Coroutine *co = qemu_coroutine_self();
 
-    if (!co) {
-        return;
-    }
-    if (s->lock.holder == co) {
-        s->lock_depth++;
-        return;
-    }
-    qemu_co_mutex_lock(&s->lock);
-    s->lock_depth = 1;
+    qemu_co_rec_mutex_lock(&s->lock);
 }
 
 void qcow2_unlock(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    Coroutine *co = qemu_coroutine_self();
 
-    if (!co) {
-        return;
-    }
-    /* Dropping a lock not held would let two requests change metadata at once. */
-    g_assert(s->lock.holder == co && s->lock_depth > 0);
-    if (--s->lock_depth == 0) {
-        qemu_co_mutex_unlock(&s->lock);
-    }
+    qemu_co_rec_mutex_unlock(&s->lock);
 }
 
 /*
@@ -615,7 +598,7 @@ static gboolean cache_clean_timer_cb(gpointer opaque)
      * holding the metadata lock may be using a table, so the pass waits
      * for the next tick then; otherwise no table is in use.
      */
-    if (s->lock.holder) {
+    if (qemu_co_rec_mutex_held(&s->lock)) {
         return G_SOURCE_CONTINUE;
     }
     qcow2_cache_clean_unused(s->l2_cache);
@@ -1056,8 +1039,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags, Error **e
     Qcow2RuntimeOpts o;
     int ret;
 
-    qemu_co_mutex_init(&s->lock);
-    s->lock_depth = 0;
+    qemu_co_rec_mutex_init(&s->lock);
     if (file_len < 0) {
         error_setg_errno(errp, -file_len, "Could not get the size of '%s'", bs->filename);
         return (int)file_len;

@@ -450,11 +450,10 @@ typedef struct BDRVQcow2State {
      * or change the L1/L2 tables, refcounts, caches, header and
      * allocations, and drop it around the data I/O of clusters they own
      * (reads of allocated clusters, writes in place).  Taken again, not
-     * waited for, by its holder (lock_depth counts).  Outside coroutines
-     * requests run to completion and take no lock.
+     * waited for, by its holder.  Outside coroutines requests run to
+     * completion and take no lock.
      */
-    CoMutex lock;
-    int lock_depth;
+    CoRecMutex lock;
 } BDRVQcow2State;
 
 void qcow2_lock(BlockDriverState *bs);

@@ -100,3 +100,43 @@ bool qemu_co_queue_empty(const CoQueue *q)
 {
     return g_queue_is_empty((GQueue *)&q->waiters);
 }
+
+void qemu_co_rec_mutex_init(CoRecMutex *m)
+{
+    qemu_co_mutex_init(&m->mutex);
+    m->depth = 0;
+}
+
+void qemu_co_rec_mutex_lock(CoRecMutex *m)
+{
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    if (m->mutex.holder == co) {
+        m->depth++;
+        return;
+    }
+    qemu_co_mutex_lock(&m->mutex);
+    m->depth = 1;
+}
+
+void qemu_co_rec_mutex_unlock(CoRecMutex *m)
+{
+    Coroutine *co = qemu_coroutine_self();
+
+    if (!co) {
+        return;
+    }
+    /* Dropping a lock not held would let two requests change metadata at once. */
+    g_assert(m->mutex.holder == co && m->depth > 0);
+    if (--m->depth == 0) {
+        qemu_co_mutex_unlock(&m->mutex);
+    }
+}
+
+bool qemu_co_rec_mutex_held(const CoRecMutex *m)
+{
+    return m->mutex.holder != NULL;
+}

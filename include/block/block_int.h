@@ -124,8 +124,7 @@ struct BlockDriverState {
     int co_in_flight;
     /* Drained sections of this node alone (bdrv_drained_node_begin()). */
     int drained;
-    CoMutex request_lock;
-    int request_lock_depth;
+    CoRecMutex request_lock;
     /*
      * The reads, writes, zero-writes and discards in coroutines that are
      * in flight on this node, newest first (BdrvTrackedRequest): who

@@ -73,6 +73,24 @@ void qemu_co_mutex_init(CoMutex *m);
 void qemu_co_mutex_lock(CoMutex *m);
 void qemu_co_mutex_unlock(CoMutex *m);
 
+/*
+ * A format driver's metadata lock: a CoMutex its holder takes again
+ * without waiting (each lock matched by an unlock; @depth counts), so
+ * that helpers which lock for themselves can be called from paths that
+ * already hold it.  Outside coroutines requests run to completion, one at
+ * a time: lock and unlock do nothing there.
+ */
+typedef struct CoRecMutex {
+    CoMutex mutex;
+    int depth;
+} CoRecMutex;
+
+void qemu_co_rec_mutex_init(CoRecMutex *m);
+void qemu_co_rec_mutex_lock(CoRecMutex *m);
+void qemu_co_rec_mutex_unlock(CoRecMutex *m);
+/* Whether a coroutine holds @m (one may be using what it covers). */
+bool qemu_co_rec_mutex_held(const CoRecMutex *m);
+
 /* Coroutines waiting for a condition that others announce. */
 typedef struct CoQueue {
     GQueue waiters;

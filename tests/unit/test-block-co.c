@@ -99,8 +99,8 @@ static void test_raw_concurrent(void)
     Req reqs[N_REQ];
 
     /* raw and file take concurrent requests: nobody waits for the node. */
-    g_assert_cmpint(run_requests(bs, true, reqs, &bs->request_lock), ==, 0);
-    g_assert_cmpint(run_requests(bs, false, reqs, &bs->request_lock), ==, 0);
+    g_assert_cmpint(run_requests(bs, true, reqs, &bs->request_lock.mutex), ==, 0);
+    g_assert_cmpint(run_requests(bs, false, reqs, &bs->request_lock.mutex), ==, 0);
     bdrv_unref(bs);
 }
 
@@ -122,10 +122,10 @@ static void test_qcow2_concurrent(void)
      * request lock): one allocates (metadata I/O under the lock), the
      * others queue on the lock, in order.
      */
-    g_assert_cmpint(run_requests(bs, true, reqs, &s->lock), ==, N_REQ - 1);
+    g_assert_cmpint(run_requests(bs, true, reqs, &s->lock.mutex), ==, N_REQ - 1);
     /* Reads of allocated clusters and writes in place: all in the file at once. */
-    g_assert_cmpint(run_requests(bs, false, reqs, &s->lock), ==, 0);
-    g_assert_cmpint(run_requests(bs, true, reqs, &s->lock), ==, 0);
+    g_assert_cmpint(run_requests(bs, false, reqs, &s->lock.mutex), ==, 0);
+    g_assert_cmpint(run_requests(bs, true, reqs, &s->lock.mutex), ==, 0);
     g_assert_cmpint(bdrv_check(bs, &res, 0, &error_abort), ==, 0);
     g_assert_cmpint(res.corruptions, ==, 0);
     g_assert_cmpint(res.leaks, ==, 0);
@@ -172,7 +172,7 @@ static void test_qcow2_status_waits(void)
      * write, it may see the cluster either way, but whole.
      */
     g_assert_false(st.done);
-    g_assert_cmpint(g_queue_get_length(&((BDRVQcow2State *)bs->opaque)->lock.waiters), ==, 1);
+    g_assert_cmpint(g_queue_get_length(&((BDRVQcow2State *)bs->opaque)->lock.mutex.waiters), ==, 1);
     bdrv_drain_all();
     while (!st.done) {
         g_main_context_iteration(NULL, TRUE);
