@@ -1091,7 +1091,7 @@ static void perm_collect(GHashTable *edges)
         if (only_extras) {
             perm_propagate(edges, bs, NULL, NULL, NULL, 0, false,
                            (bs->open_flags & BDRV_O_NO_IO ? 0 : BLK_PERM_CONSISTENT_READ) |
-                           (bs->read_only ? 0 : BLK_PERM_WRITE),
+                           (bs->read_only || bs->auto_ro_fallen_back ? 0 : BLK_PERM_WRITE),
                            0, BLK_PERM_ALL, false);
         }
     }
@@ -1598,9 +1598,6 @@ static bool take_detect_zeroes(QDict *opts, bool discard_ignore, BdrvDetectZeroe
  */
 static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **errp)
 {
-    static const char *const ignored[] = {
-        "auto-read-only",
-    };
     const char *node_name = qdict_get_try_str(opts, "node-name");
 
     if (node_name) {
@@ -1617,7 +1614,8 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     bs->cache_direct = (bs->open_flags & BDRV_O_NOCACHE) != 0;
     if (!take_bool_opt(opts, "cache.no-flush", &bs->no_flush, errp) ||
         !take_bool_opt(opts, "cache.direct", &bs->cache_direct, errp) ||
-        !take_bool_opt(opts, "force-share", &bs->force_share, errp)) {
+        !take_bool_opt(opts, "force-share", &bs->force_share, errp) ||
+        !take_bool_opt(opts, "auto-read-only", &bs->auto_read_only, errp)) {
         return false;
     }
     if (bs->force_share && (bs->open_flags & BDRV_O_RDWR)) {
@@ -1637,9 +1635,6 @@ static bool bdrv_take_common_opts(BlockDriverState *bs, QDict *opts, Error **err
     }
     if (!take_detect_zeroes(opts, bs->discard_ignore, &bs->detect_zeroes, errp)) {
         return false;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(ignored); i++) {
-        qdict_del(opts, ignored[i]);
     }
     return true;
 }

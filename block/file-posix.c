@@ -66,6 +66,13 @@ typedef struct BDRVRawState {
      * file_work(), whose reads and writes go to the engine).
      */
     BlockAioMode aio;
+    /*
+     * auto-read-only=on: opening the file for writing failed with this
+     * errno, so the descriptor is read-only although the node is not; the
+     * first user that writes makes the node try again (file_set_perm()).
+     * 0: the descriptor is what the node asked for.
+     */
+    int rw_errno;
 } BDRVRawState;
 
 /*
@@ -127,6 +134,32 @@ static int apply_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared)
     return 0;
 }
 
+/*
+ * A writer came to a node whose file could only be opened read-only
+ * (auto-read-only=on): the file is opened for writing now, and the new
+ * descriptor takes the old one's place (and, by file_set_perm(), its
+ * locks: the old descriptor's go with it).
+ */
+static int file_reopen_rw(BlockDriverState *bs, Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int fd = open(bs->filename, O_RDWR | O_CLOEXEC | (s->direct ? O_DIRECT : 0));
+
+    if (fd < 0) {
+        int err = errno;
+
+        error_setg_errno(errp, err, "Could not open '%s'", bs->filename);
+        return -err;
+    }
+    qemu_fdset_close(s->fd);
+    s->fd = fd;
+    s->rw_errno = 0;
+    bs->auto_ro_fallen_back = false;
+    s->locked_perm = 0;
+    s->locked_unshared = 0;
+    return 0;
+}
+
 static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
                          Error **errp)
 {
@@ -140,6 +173,14 @@ static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
      * node was inactive, during a migration): the length is asked again.
      */
     s->length = -1;
+    if (s->rw_errno && (perm & (BLK_PERM_WRITE | BLK_PERM_RESIZE))) {
+        ret = file_reopen_rw(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        old_perm = s->locked_perm;
+        old_unshared = s->locked_unshared;
+    }
     if (!s->use_lock || s->fd < 0) {
         return 0;
     }
@@ -398,6 +439,23 @@ static int file_open(BlockDriverState *bs, QDict *options, int flags, Error **er
     } else {
         s->fd = open(filename, ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
                      (s->direct ? O_DIRECT : 0));
+        /*
+         * auto-read-only=on: a file this process may not write is used
+         * read-only until a user wants to write (the node still reads as
+         * writable in queries, as QEMU's does).
+         */
+        if (s->fd < 0 && (flags & BDRV_O_RDWR) && bs->auto_read_only &&
+            (errno == EACCES || errno == EROFS || errno == EPERM)) {
+            int err = errno;
+
+            s->fd = open(filename, O_RDONLY | O_CLOEXEC | (s->direct ? O_DIRECT : 0));
+            if (s->fd >= 0) {
+                s->rw_errno = err;
+                bs->auto_ro_fallen_back = true;
+            } else {
+                errno = err;
+            }
+        }
     }
     if (s->fd < 0) {
         int err = errno;

@@ -70,6 +70,13 @@ struct BlockDriverState {
     void *opaque;               /* driver state, drv->instance_size bytes */
     int open_flags;
     bool read_only;
+    /*
+     * "auto-read-only": a writable node's protocol driver may keep the
+     * image open read-only while no user writes (file-posix does when
+     * the file cannot be opened for writing).  @auto_ro_fallen_back: it
+     * does so now, so the node's own use (with no user) asks no write.
+     */
+    bool auto_read_only, auto_ro_fallen_back;
     int refcnt;
     /* The driver's open succeeded: closing flushes what was written. */
     bool open_done;
