@@ -742,30 +742,33 @@ def gen_types_closure(exprs, types):
     in schema order (lists in the order first met)."""
     named, lists = set(), []
 
-    def walk(t):
-        if isinstance(t, list):
-            walk(t[0])
-            if t not in lists:
-                lists.append(t)
-            return
-        e = types.get(t)
-        if not e or e['meta'] == 'enum' or t in named:
-            return
-        named.add(t)
-        if e['meta'] == 'union':
-            for bt in list(e['base'].values()) + list(e['data'].values()):
-                walk(bt)
-        else:
-            for bt in e.get('data', {}).values():
-                walk(bt)
-
     for e in exprs:
         if e['meta'] != 'command' or e.get('gen') is False:
             continue
         data = e.get('data', {})
         for t in [data] if isinstance(data, str) else data.values():
-            walk(t)
+            walk_type(t, types, named, lists)
     return [e for e in exprs if e['name'] in named], lists
+
+
+def walk_type(t, types, named, lists):
+    """Adds to @named the struct, union and alternate names @t reaches,
+    and to @lists (in the order first met) the list types."""
+    if isinstance(t, list):
+        walk_type(t[0], types, named, lists)
+        if t not in lists:
+            lists.append(t)
+        return
+    e = types.get(t)
+    if not e or e['meta'] == 'enum' or t in named:
+        return
+    named.add(t)
+    if e['meta'] == 'union':
+        for bt in list(e['base'].values()) + list(e['data'].values()):
+            walk_type(bt, types, named, lists)
+    else:
+        for bt in e.get('data', {}).values():
+            walk_type(bt, types, named, lists)
 
 
 def gen_member_from_json(name, dst, t, types, indent):
@@ -1134,26 +1137,9 @@ def types_closure_with_returns(exprs, types):
     named, lists = gen_types_closure(exprs, types)
     names = {e['name'] for e in named}
 
-    def walk(t):
-        if isinstance(t, list):
-            walk(t[0])
-            if t not in lists:
-                lists.append(t)
-            return
-        e = types.get(t)
-        if not e or e['meta'] == 'enum' or t in names:
-            return
-        names.add(t)
-        if e['meta'] == 'union':
-            for bt in list(e['base'].values()) + list(e['data'].values()):
-                walk(bt)
-        else:
-            for bt in e.get('data', {}).values():
-                walk(bt)
-
     for e in exprs:
         if e['meta'] == 'command' and 'returns' in e and e['name'] not in RAW_RETURN_COMMANDS:
-            walk(e['returns'])
+            walk_type(e['returns'], types, names, lists)
     return [e for e in exprs if e['name'] in names], lists
 
 
